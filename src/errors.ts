@@ -1,0 +1,165 @@
+/**
+ * Every rejection Lanyard makes is a typed error with a stable `code` that callers can branch on,
+ * and exactly one gRPC status so the server and the verifier helpers report the same reason the same way.
+ */
+
+/** gRPC status codes (numeric values from the gRPC spec) so this module does not depend on grpc-js. */
+export const GrpcStatus = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
+
+/** Stable error codes. Adding a code is fine; renaming one breaks callers. */
+export const ErrorCode = {
+  // SPIFFE ID and trust domain syntax
+  INVALID_SPIFFE_ID: 'ERR_INVALID_SPIFFE_ID',
+  INVALID_TRUST_DOMAIN: 'ERR_INVALID_TRUST_DOMAIN',
+  // bundles
+  INVALID_BUNDLE: 'ERR_INVALID_BUNDLE',
+  BUNDLE_NOT_FOUND: 'ERR_BUNDLE_NOT_FOUND',
+  // certificates, CSRs, keys
+  MALFORMED_CERTIFICATE: 'ERR_MALFORMED_CERTIFICATE',
+  MALFORMED_CSR: 'ERR_MALFORMED_CSR',
+  CSR_SIGNATURE_INVALID: 'ERR_CSR_SIGNATURE_INVALID',
+  UNSUPPORTED_KEY: 'ERR_UNSUPPORTED_KEY',
+  UNSUPPORTED_ALGORITHM: 'ERR_UNSUPPORTED_ALGORITHM',
+  MALFORMED_PEM: 'ERR_MALFORMED_PEM',
+  // agent-context extension
+  MALFORMED_AGENT_CONTEXT: 'ERR_MALFORMED_AGENT_CONTEXT',
+  AGENT_CONTEXT_TOO_LARGE: 'ERR_AGENT_CONTEXT_TOO_LARGE',
+  UNSUPPORTED_AGENT_CONTEXT_VERSION: 'ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION',
+  // path validation (RFC 5280)
+  CHAIN_EMPTY: 'ERR_CHAIN_EMPTY',
+  CHAIN_TOO_LONG: 'ERR_CHAIN_TOO_LONG',
+  UNKNOWN_AUTHORITY: 'ERR_UNKNOWN_AUTHORITY',
+  SIGNATURE_INVALID: 'ERR_SIGNATURE_INVALID',
+  CERT_EXPIRED: 'ERR_CERT_EXPIRED',
+  CERT_NOT_YET_VALID: 'ERR_CERT_NOT_YET_VALID',
+  NOT_A_CA: 'ERR_NOT_A_CA',
+  PATH_LEN_EXCEEDED: 'ERR_PATH_LEN_EXCEEDED',
+  KEY_USAGE_INVALID: 'ERR_KEY_USAGE_INVALID',
+  UNKNOWN_CRITICAL_EXTENSION: 'ERR_UNKNOWN_CRITICAL_EXTENSION',
+  NAME_CONSTRAINTS_VIOLATED: 'ERR_NAME_CONSTRAINTS_VIOLATED',
+  // SVID rules
+  SVID_INVALID: 'ERR_SVID_INVALID',
+  SVID_EXPIRED: 'ERR_SVID_EXPIRED',
+  WRONG_TRUST_DOMAIN: 'ERR_WRONG_TRUST_DOMAIN',
+  // agent-context rules along the delegation chain
+  SCOPE_ESCALATION: 'ERR_SCOPE_ESCALATION',
+  LIFETIME_ESCALATION: 'ERR_LIFETIME_ESCALATION',
+  DELEGATION_TOO_DEEP: 'ERR_DELEGATION_TOO_DEEP',
+  ROOT_CHANGED: 'ERR_ROOT_CHANGED',
+  DELEGATION_LINK_INVALID: 'ERR_DELEGATION_LINK_INVALID',
+  DELEGATION_SIGNATURE_INVALID: 'ERR_DELEGATION_SIGNATURE_INVALID',
+  // revocation and authorization
+  REVOKED: 'ERR_REVOKED',
+  UNAUTHORIZED: 'ERR_UNAUTHORIZED',
+  // operational
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  IO: 'ERR_IO',
+} as const;
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
+  ERR_INVALID_SPIFFE_ID: GrpcStatus.INVALID_ARGUMENT,
+  ERR_INVALID_TRUST_DOMAIN: GrpcStatus.INVALID_ARGUMENT,
+  ERR_INVALID_BUNDLE: GrpcStatus.INVALID_ARGUMENT,
+  ERR_BUNDLE_NOT_FOUND: GrpcStatus.UNAUTHENTICATED,
+  ERR_MALFORMED_CERTIFICATE: GrpcStatus.INVALID_ARGUMENT,
+  ERR_MALFORMED_CSR: GrpcStatus.INVALID_ARGUMENT,
+  ERR_CSR_SIGNATURE_INVALID: GrpcStatus.INVALID_ARGUMENT,
+  ERR_UNSUPPORTED_KEY: GrpcStatus.INVALID_ARGUMENT,
+  ERR_UNSUPPORTED_ALGORITHM: GrpcStatus.INVALID_ARGUMENT,
+  ERR_MALFORMED_PEM: GrpcStatus.INVALID_ARGUMENT,
+  ERR_MALFORMED_AGENT_CONTEXT: GrpcStatus.INVALID_ARGUMENT,
+  ERR_AGENT_CONTEXT_TOO_LARGE: GrpcStatus.INVALID_ARGUMENT,
+  ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION: GrpcStatus.INVALID_ARGUMENT,
+  ERR_CHAIN_EMPTY: GrpcStatus.UNAUTHENTICATED,
+  ERR_CHAIN_TOO_LONG: GrpcStatus.UNAUTHENTICATED,
+  ERR_UNKNOWN_AUTHORITY: GrpcStatus.UNAUTHENTICATED,
+  ERR_SIGNATURE_INVALID: GrpcStatus.UNAUTHENTICATED,
+  ERR_CERT_EXPIRED: GrpcStatus.UNAUTHENTICATED,
+  ERR_CERT_NOT_YET_VALID: GrpcStatus.UNAUTHENTICATED,
+  ERR_NOT_A_CA: GrpcStatus.UNAUTHENTICATED,
+  ERR_PATH_LEN_EXCEEDED: GrpcStatus.UNAUTHENTICATED,
+  ERR_KEY_USAGE_INVALID: GrpcStatus.UNAUTHENTICATED,
+  ERR_UNKNOWN_CRITICAL_EXTENSION: GrpcStatus.UNAUTHENTICATED,
+  ERR_NAME_CONSTRAINTS_VIOLATED: GrpcStatus.UNAUTHENTICATED,
+  ERR_SVID_INVALID: GrpcStatus.UNAUTHENTICATED,
+  ERR_SVID_EXPIRED: GrpcStatus.UNAUTHENTICATED,
+  ERR_WRONG_TRUST_DOMAIN: GrpcStatus.UNAUTHENTICATED,
+  ERR_SCOPE_ESCALATION: GrpcStatus.PERMISSION_DENIED,
+  ERR_LIFETIME_ESCALATION: GrpcStatus.PERMISSION_DENIED,
+  ERR_DELEGATION_TOO_DEEP: GrpcStatus.PERMISSION_DENIED,
+  ERR_ROOT_CHANGED: GrpcStatus.PERMISSION_DENIED,
+  ERR_DELEGATION_LINK_INVALID: GrpcStatus.UNAUTHENTICATED,
+  ERR_DELEGATION_SIGNATURE_INVALID: GrpcStatus.UNAUTHENTICATED,
+  ERR_REVOKED: GrpcStatus.UNAUTHENTICATED,
+  ERR_UNAUTHORIZED: GrpcStatus.PERMISSION_DENIED,
+  ERR_INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
+  ERR_IO: GrpcStatus.UNAVAILABLE,
+};
+
+/** Base class of every error Lanyard throws on purpose. */
+export class LanyardError extends Error {
+  readonly code: ErrorCodeValue;
+  readonly grpcStatus: GrpcStatusCode;
+
+  constructor(code: ErrorCodeValue, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.grpcStatus = statusByCode[code];
+    this.name = new.target.name;
+  }
+}
+
+/** A SPIFFE ID broke a rule of the SPIFFE-ID standard; the message names the rule. */
+export class InvalidSpiffeIdError extends LanyardError {}
+/** A trust domain name broke a rule of the SPIFFE-ID standard. */
+export class InvalidTrustDomainError extends LanyardError {
+  constructor(message: string) {
+    super(ErrorCode.INVALID_TRUST_DOMAIN, message);
+  }
+}
+/** A bundle (PEM or SPIFFE JWKS) could not be read, or none exists for a trust domain. */
+export class BundleError extends LanyardError {}
+/** DER/PEM/CSR/key input that cannot be parsed or uses something we refuse. */
+export class MalformedInputError extends LanyardError {}
+/** The agent-context extension is malformed, oversized, or of an unknown version. */
+export class AgentContextError extends LanyardError {}
+/** The certification path does not validate (RFC 5280). */
+export class PathValidationError extends LanyardError {}
+/** The leaf is not a valid X.509-SVID, or its context breaks a delegation rule. */
+export class SvidVerificationError extends LanyardError {}
+/** The SVID, its session, or its root session has been revoked. */
+export class RevokedError extends LanyardError {
+  constructor(message: string) {
+    super(ErrorCode.REVOKED, message);
+  }
+}
+/** A verified peer is not allowed by an authorizer. */
+export class AuthorizationError extends LanyardError {
+  constructor(message: string) {
+    super(ErrorCode.UNAUTHORIZED, message);
+  }
+}
+
+export function isLanyardError(e: unknown): e is LanyardError {
+  return e instanceof LanyardError;
+}

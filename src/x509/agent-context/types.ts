@@ -1,0 +1,114 @@
+/**
+ * The agent context carried, signed by the CA, in every Lanyard SVID (see README "The agent-context extension").
+ * These are the decoded, typed values; the ASN.1 schema lives in schema.ts and the DER codec in codec.ts.
+ */
+
+/** OID of the extension: 2.25.<UUID 17db4173-427f-4a87-85b6-f66173f04d14 as an integer> (ITU-T X.667). */
+export const AGENT_CONTEXT_OID = '2.25.31710684403515015008777295008216665364';
+
+/** The only version this code writes and reads. Decoding any other version fails closed. */
+export const AGENT_CONTEXT_VERSION = 1;
+
+/** How the originating principal was established. */
+export type PrincipalProvenance = 'verified' | 'workload' | `asserted-by:${string}`;
+
+export interface Principal {
+  /** Subject of the principal, e.g. an OIDC `sub` or a user id asserted by a trusted entry. */
+  id: string;
+  /** Who vouches for `id`: the OIDC issuer URL, or the SPIFFE ID that asserted it. */
+  issuer: string;
+  provenance: PrincipalProvenance;
+}
+
+/** Where the SVID's authority came from: how the workload was attested and by which server. */
+export interface TokenProvenance {
+  /** Attestation method, e.g. `join_token`, `k8s_psat`, `x509pop`, `renew`, `delegation`. */
+  method: string;
+  /** SHA-256 of the attestation evidence (never the evidence itself: data minimisation). 32 bytes. */
+  evidenceSha256: Uint8Array;
+  /** SPIFFE ID of the issuing server. */
+  issuer: string;
+  issuedAt: Date;
+}
+
+/**
+ * What a parent hop signed with its own SVID key when it delegated to a child.
+ * DER of this structure is the signed message, so every field is covered by the parent's signature.
+ */
+export interface DelegationBinding {
+  /** SHA-256 of the parent's SVID certificate (DER). 32 bytes. */
+  parentCertSha256: Uint8Array;
+  /** SPIFFE ID the delegation is for. */
+  childId: string;
+  /** SHA-256 of the child's SubjectPublicKeyInfo when known at signing time. 32 bytes. */
+  childKeySha256?: Uint8Array;
+  /** Scopes granted to the child: a subset of the parent's scopes. */
+  scopes: string[];
+  /** Latest expiry of any SVID issued from this delegation: not after the parent's own expiry. */
+  notAfter: Date;
+  /** The grant must be redeemed before this time (server-side check; signed so it cannot be extended). */
+  redeemBy: Date;
+  /** Fresh random bytes from the parent: makes each grant single-use and unlinkable. 16..64 bytes. */
+  nonce: Uint8Array;
+  /** Root session of the chain, unchanged along it. */
+  rootSessionId: string;
+  /** Originating principal, unchanged along the chain. */
+  principalId: string;
+  principalIssuer: string;
+  /** SHA-256 of the DER of the previous link in the chain; empty for the first link. */
+  prevLinkSha256: Uint8Array;
+}
+
+/** One parent hop in the delegation chain, root first. */
+export interface DelegationLink {
+  /** SPIFFE ID of the parent hop. */
+  spiffeId: string;
+  agentId: string;
+  sessionId: string;
+  /** The parent's own scopes. */
+  scopes: string[];
+  /** Expiry of the parent's SVID. */
+  notAfter: Date;
+  /** SHA-256 of the parent's SVID certificate (DER). 32 bytes. */
+  certSha256: Uint8Array;
+  /** The parent's SubjectPublicKeyInfo (DER): verifies `signature` offline. */
+  publicKey: Uint8Array;
+  binding: DelegationBinding;
+  /**
+   * Signature by the parent's SVID key over DER(binding). The algorithm follows from the key:
+   * ECDSA P-256/SHA-256, P-384/SHA-384 (DER-encoded r,s), RSA PKCS#1 v1.5/SHA-256, Ed25519.
+   */
+  signature: Uint8Array;
+}
+
+export interface AgentContext {
+  version: typeof AGENT_CONTEXT_VERSION;
+  agentId: string;
+  sessionId: string;
+  /** The first session of the delegation chain (equals sessionId when there is no delegation). */
+  rootSessionId: string;
+  principal: Principal;
+  /** Short task intent. Never a prompt or payload. */
+  intent: string;
+  scopes: string[];
+  /** Policy version in force at issuance (content hash of the policy set). */
+  policyVersion: string;
+  provenance: TokenProvenance;
+  /** Parent hops, root first. Empty for a session that was not delegated. */
+  delegation: DelegationLink[];
+}
+
+/** Decoder limits: anything past them is rejected (ERR_AGENT_CONTEXT_TOO_LARGE), never parsed further. */
+export const AGENT_CONTEXT_LIMITS = {
+  maxEncodedBytes: 32 * 1024,
+  maxDelegationDepth: 16,
+  maxScopes: 64,
+  maxScopeLength: 128,
+  maxIdLength: 2048,
+  maxShortStringLength: 256,
+  maxIntentLength: 256,
+  maxPublicKeyBytes: 1024,
+  maxSignatureBytes: 1024,
+  minNonceBytes: 16,
+  maxNonceBytes: 64,
+} as const;
