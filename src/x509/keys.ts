@@ -1,0 +1,123 @@
+import { createPublicKey, generateKeyPairSync, KeyObject, sign, verify } from 'node:crypto';
+import { ErrorCode, MalformedInputError } from '../errors';
+
+/** Key types Lanyard accepts anywhere (CSR, CA, delegation link). Everything else is refused. */
+export type KeyAlgorithm = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096' | 'ed25519';
+
+export interface KeyDescription {
+  kind: 'ec' | 'rsa' | 'ed25519';
+  curve?: 'P-256' | 'P-384';
+  bits?: number;
+}
+
+/** The signature scheme a key signs with; the AlgorithmIdentifier follows from it (RFC 5758, RFC 4055, RFC 8410). */
+export interface SignatureScheme {
+  /** Digest passed to node:crypto sign/verify; null for Ed25519 (pure EdDSA). */
+  hash: 'sha256' | 'sha384' | null;
+  /** signatureAlgorithm OID for certificates signed with this key. */
+  oid: string;
+  /** RSA PKCS#1 v1.5 AlgorithmIdentifiers carry an explicit NULL parameter; ECDSA and Ed25519 carry none. */
+  nullParams: boolean;
+}
+
+export const SIG_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
+export const SIG_ECDSA_SHA384 = '1.2.840.10045.4.3.3';
+export const SIG_RSA_SHA256 = '1.2.840.113549.1.1.11';
+export const SIG_ED25519 = '1.3.101.112';
+
+export function generateKeyPair(alg: KeyAlgorithm = 'ec-p256'): { privateKey: KeyObject; publicKey: KeyObject } {
+  switch (alg) {
+    case 'ec-p256':
+      return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    case 'ec-p384':
+      return generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    case 'rsa-2048':
+      return generateKeyPairSync('rsa', { modulusLength: 2048 });
+    case 'rsa-3072':
+      return generateKeyPairSync('rsa', { modulusLength: 3072 });
+    case 'rsa-4096':
+      return generateKeyPairSync('rsa', { modulusLength: 4096 });
+    case 'ed25519':
+      return generateKeyPairSync('ed25519');
+  }
+}
+
+/** Describe a key, refusing anything outside the accepted set with ERR_UNSUPPORTED_KEY. */
+export function describeKey(key: KeyObject): KeyDescription {
+  const type = key.asymmetricKeyType;
+  const details = key.asymmetricKeyDetails ?? {};
+  if (type === 'ec') {
+    if (details.namedCurve === 'prime256v1') return { kind: 'ec', curve: 'P-256' };
+    if (details.namedCurve === 'secp384r1') return { kind: 'ec', curve: 'P-384' };
+    throw new MalformedInputError(
+      ErrorCode.UNSUPPORTED_KEY,
+      `EC curve ${details.namedCurve ?? 'unknown'} is not accepted (P-256 or P-384 only)`,
+    );
+  }
+  if (type === 'rsa') {
+    const bits = details.modulusLength ?? 0;
+    if (bits < 2048) {
+      throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `RSA key of ${bits} bits is too short (>= 2048)`);
+    }
+    if (bits > 8192) {
+      throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `RSA key of ${bits} bits is too long (<= 8192)`);
+    }
+    return { kind: 'rsa', bits };
+  }
+  if (type === 'ed25519') return { kind: 'ed25519' };
+  throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `key type ${type ?? 'unknown'} is not accepted`);
+}
+
+/** The one scheme each accepted key signs with. Fixing it per key type rules out algorithm confusion. */
+export function signatureSchemeFor(key: KeyObject): SignatureScheme {
+  const d = describeKey(key);
+  switch (d.kind) {
+    case 'ec':
+      return d.curve === 'P-384'
+        ? { hash: 'sha384', oid: SIG_ECDSA_SHA384, nullParams: false }
+        : { hash: 'sha256', oid: SIG_ECDSA_SHA256, nullParams: false };
+    case 'rsa':
+      return { hash: 'sha256', oid: SIG_RSA_SHA256, nullParams: true };
+    case 'ed25519':
+      return { hash: null, oid: SIG_ED25519, nullParams: false };
+  }
+}
+
+/** Sign with the key's fixed scheme. ECDSA signatures are DER (r,s) as X.509 expects. */
+export function signWithKey(data: Uint8Array, privateKey: KeyObject): Uint8Array {
+  const scheme = signatureSchemeFor(privateKey);
+  return new Uint8Array(sign(scheme.hash, data, privateKey));
+}
+
+/** Verify with the key's fixed scheme. Never throws for a bad signature: returns false. */
+export function verifyWithKey(data: Uint8Array, signature: Uint8Array, publicKey: KeyObject): boolean {
+  let scheme: SignatureScheme;
+  try {
+    scheme = signatureSchemeFor(publicKey);
+  } catch {
+    return false;
+  }
+  try {
+    return verify(scheme.hash, data, publicKey, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** Public key from SubjectPublicKeyInfo DER, refused unless it is an accepted key type. */
+export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  } catch (e) {
+    throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, 'not a valid SubjectPublicKeyInfo', { cause: e });
+  }
+  describeKey(key);
+  return key;
+}
+
+/** SubjectPublicKeyInfo DER of a public (or private) key. */
+export function spkiDer(key: KeyObject): Uint8Array {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  return new Uint8Array(pub.export({ format: 'der', type: 'spki' }));
+}
