@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 'use strict';
-// Prefer the compiled CLI; fall back to running the TypeScript sources through tsx in a checkout.
+// Runs the compiled CLI (npm run build). In a checkout without dist/, runs the TypeScript sources through tsx.
 const path = require('node:path');
 const fs = require('node:fs');
 const compiled = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+let cli;
 if (fs.existsSync(compiled)) {
-  require(compiled).main(process.argv);
+  cli = require(compiled);
 } else {
   require('tsx/cjs');
-  require(path.join(__dirname, '..', 'src', 'cli', 'main.ts')).main(process.argv);
+  cli = require(path.join(__dirname, '..', 'src', 'cli', 'main.ts'));
 }
+cli.main(process.argv).catch((e) => {
+  process.stderr.write(`lanyard: ${e && e.message ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
