@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import { ParsedCertificate } from '../x509/certificate';
+import { Lru } from './lru';
+
+/** Counters for one kind of cached fact. */
+export interface CacheCounters {
+  hits: number;
+  misses: number;
+  size: number;
+  evictions: number;
+}
+
+export interface VerificationCacheStats {
+  /** "certificate X is signed by the key of certificate Y", keyed by (X hash, Y hash). */
+  signatures: CacheCounters;
+  /** "delegation link L carries a valid signature by its parent's key", keyed by the link hash. */
+  links: CacheCounters;
+  /** Decoded CA certificates, keyed by the hash of their DER. */
+  certificates: CacheCounters;
+}
+
+export interface VerificationCacheOptions {
+  /** Bound for each of the three maps. Default 1024. */
+  maxEntries?: number;
+}
+
+/**
+ * What a busy verifier remembers between calls so that a chain whose CA certificates it has already seen
+ * costs about one signature check (the leaf's).
+ *
+ * Only facts that are pure functions of immutable bytes are stored: a signature either verifies over a given
+ * DER under a given key or it does not, forever. Everything that depends on time, on the current bundle, or on
+ * revocation (validity, CA flags against the path, name constraints, revocation lists) is re-evaluated on
+ * every call, so a cache hit can never turn a rejection into an acceptance: an expired or revoked chain is
+ * rejected exactly as it would be without the cache. Failures are never stored; callers insert only facts
+ * from a chain that passed as a whole, so a peer cannot fill the cache with its own junk certificates.
+ */
+export class VerificationCache {
+  private readonly signatures: Lru<true>;
+  private readonly links: Lru<true>;
+  private readonly certificates: Lru<ParsedCertificate>;
+  private readonly counters = {
+    signatures: { hits: 0, misses: 0 },
+    links: { hits: 0, misses: 0 },
+    certificates: { hits: 0, misses: 0 },
+  };
+
+  constructor(options: VerificationCacheOptions = {}) {
+    const max = options.maxEntries ?? 1024;
+    this.signatures = new Lru(max);
+    this.links = new Lru(max);
+    this.certificates = new Lru(max);
+  }
+
+  /** True when `child` was earlier proven to be signed by `issuer`'s key. */
+  hasSignature(child: ParsedCertificate, issuer: ParsedCertificate): boolean {
+    return this.lookup(this.signatures, this.counters.signatures, edgeKey(child, issuer)) !== undefined;
+  }
+
+  rememberSignature(child: ParsedCertificate, issuer: ParsedCertificate): void {
+    this.signatures.set(edgeKey(child, issuer), true);
+  }
+
+  /** True when the delegation link with this SHA-256 (hex) was earlier proven to carry a valid signature. */
+  hasLinkSignature(linkSha256Hex: string): boolean {
+    return this.lookup(this.links, this.counters.links, linkSha256Hex) !== undefined;
+  }
+
+  rememberLinkSignature(linkSha256Hex: string): void {
+    this.links.set(linkSha256Hex, true);
+  }
+
+  /**
+   * Decode a CA certificate, reusing an earlier decoding of identical bytes. Parsing is deterministic, so the
+   * same DER always yields the same (immutable) object; a malformed DER throws and is not remembered.
+   */
+  parseCertificate(der: Uint8Array): ParsedCertificate {
+    const key = createHash('sha256').update(der).digest('hex');
+    const cached = this.lookup(this.certificates, this.counters.certificates, key);
+    if (cached !== undefined) return cached;
+    const cert = ParsedCertificate.fromDer(der);
+    this.certificates.set(key, cert);
+    return cert;
+  }
+
+  stats(): VerificationCacheStats {
+    return {
+      signatures: this.snapshot(this.signatures, this.counters.signatures),
+      links: this.snapshot(this.links, this.counters.links),
+      certificates: this.snapshot(this.certificates, this.counters.certificates),
+    };
+  }
+
+  clear(): void {
+    this.signatures.clear();
+    this.links.clear();
+    this.certificates.clear();
+  }
+
+  private lookup<V>(lru: Lru<V>, counter: { hits: number; misses: number }, key: string): V | undefined {
+    const value = lru.get(key);
+    if (value === undefined) counter.misses++;
+    else counter.hits++;
+    return value;
+  }
+
+  private snapshot<V>(lru: Lru<V>, counter: { hits: number; misses: number }): CacheCounters {
+    return { hits: counter.hits, misses: counter.misses, size: lru.size, evictions: lru.evictions };
+  }
+}
+
+function edgeKey(child: ParsedCertificate, issuer: ParsedCertificate): string {
+  return `${child.sha256Hex}:${issuer.sha256Hex}`;
+}
+
+/** Shared by verifyX509Svid calls that do not bring their own cache: one process, one set of known CAs. */
+export const defaultVerificationCache = new VerificationCache();

@@ -1,0 +1,46 @@
+/**
+ * A bounded least-recently-used map. A Map iterates in insertion order, so re-inserting on every hit
+ * keeps the oldest entry first and eviction is O(1). Bounded so that a peer presenting endless
+ * distinct chains cannot grow a verifier's memory.
+ */
+export class Lru<V> {
+  private readonly entries = new Map<string, V>();
+  private evicted = 0;
+
+  constructor(readonly maxEntries: number) {
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
+    }
+  }
+
+  get(key: string): V | undefined {
+    const value = this.entries.get(key);
+    if (value === undefined) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    return value;
+  }
+
+  set(key: string, value: V): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done === true) break;
+      this.entries.delete(oldest.value);
+      this.evicted++;
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get evictions(): number {
+    return this.evicted;
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,224 @@
+import { ErrorCode, PathValidationError } from '../errors';
+import { ParsedCertificate } from '../x509/certificate';
+import { VerificationCache } from './cache';
+import { checkPath, describe } from './path-rules';
+
+export interface PathValidationOptions {
+  /** Verification time. Default: now. */
+  at?: Date;
+  /** Most certificates in a path, leaf and trust anchor included. Default 8, at least 2. */
+  maxDepth?: number;
+  /** Remembers CA signatures already proven, so repeat chains cost about one leaf signature check. */
+  cache?: VerificationCache;
+}
+
+export interface ValidatedPath {
+  /** Leaf first, the trust anchor (a certificate from `roots`) last. */
+  readonly path: readonly ParsedCertificate[];
+}
+
+export const DEFAULT_MAX_PATH_DEPTH = 8;
+/** More presented certificates than this is not a chain but an attempt to make us work. */
+export const MAX_PRESENTED_CERTIFICATES = 32;
+/** Bound on signature checks (cache misses) per validation, as Go's x509 does, against crafted fan-out. */
+export const MAX_SIGNATURE_CHECKS = 64;
+
+/**
+ * RFC 5280 §6 path validation for one leaf: build a path from `leafAndIntermediates[0]` through any of the
+ * other presented certificates (in any order; unused ones are ignored) to one of `roots`, then apply every rule
+ * of checkPath. Issuers are found by subject/issuer DER match, the authority/subject key identifiers break ties,
+ * and alternatives are tried depth-first within a bounded search until one path passes.
+ *
+ * A certificate in `roots` is a trust anchor: no signature on it is checked, but its validity and CA rules are.
+ * When no path passes, the error is the most specific one seen: a rule broken by a complete path beats a bad
+ * signature, which beats a path over the depth bound, which beats ERR_UNKNOWN_AUTHORITY.
+ */
+export function validateCertPath(
+  leafAndIntermediates: readonly ParsedCertificate[],
+  roots: readonly ParsedCertificate[],
+  options: PathValidationOptions = {},
+): ValidatedPath {
+  const at = options.at ?? new Date();
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
+    throw new PathValidationError(ErrorCode.INVALID_ARGUMENT, 'options.at must be a valid Date');
+  }
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_PATH_DEPTH;
+  if (!Number.isInteger(maxDepth) || maxDepth < 2) {
+    throw new PathValidationError(ErrorCode.INVALID_ARGUMENT, 'options.maxDepth must be an integer >= 2');
+  }
+  const leaf = leafAndIntermediates[0];
+  if (leaf === undefined) throw new PathValidationError(ErrorCode.CHAIN_EMPTY, 'no certificate presented');
+  if (leafAndIntermediates.length > MAX_PRESENTED_CERTIFICATES) {
+    throw new PathValidationError(
+      ErrorCode.CHAIN_TOO_LONG,
+      `${leafAndIntermediates.length} certificates presented, at most ${MAX_PRESENTED_CERTIFICATES} are considered`,
+    );
+  }
+  if (roots.length === 0) {
+    throw new PathValidationError(
+      ErrorCode.UNKNOWN_AUTHORITY,
+      'no trust anchors: every certificate is untrusted',
+    );
+  }
+
+  const rootHashes = new Set(roots.map((r) => r.sha256Hex));
+  const intermediates = uniqueByHash(leafAndIntermediates.slice(1)).filter(
+    (c) => !rootHashes.has(c.sha256Hex) && c.sha256Hex !== leaf.sha256Hex,
+  );
+  const search = new PathSearch(uniqueByHash(roots), intermediates, at, maxDepth, options.cache);
+  const path = search.run(leaf);
+  if (path !== undefined) {
+    search.rememberSignatures(path);
+    return Object.freeze({ path: Object.freeze(path) });
+  }
+  throw search.failure(leaf);
+}
+
+/** Failure kinds in increasing order of how much they tell the caller. */
+const Rank = { noIssuer: 0, tooLong: 1, badSignature: 2, pathRule: 3 } as const;
+
+class PathSearch {
+  private signatureChecks = 0;
+  private best: { rank: number; error: PathValidationError } | undefined;
+
+  constructor(
+    private readonly roots: readonly ParsedCertificate[],
+    private readonly intermediates: readonly ParsedCertificate[],
+    private readonly at: Date,
+    private readonly maxDepth: number,
+    private readonly cache: VerificationCache | undefined,
+  ) {}
+
+  run(leaf: ParsedCertificate): ParsedCertificate[] | undefined {
+    return this.extend([leaf]);
+  }
+
+  /** Depth-first: the first issuer candidate that leads to a passing path wins. */
+  private extend(path: ParsedCertificate[]): ParsedCertificate[] | undefined {
+    const child = path[path.length - 1]!;
+    const inPath = new Set(path.map((c) => c.sha256Hex));
+    const candidates = [
+      ...this.issuersOf(child, this.roots).map((c) => ({ cert: c, anchor: true })),
+      ...this.issuersOf(child, this.intermediates).map((c) => ({ cert: c, anchor: false })),
+    ].filter((c) => !inPath.has(c.cert.sha256Hex));
+
+    for (const { cert: issuer, anchor } of candidates) {
+      // Even the anchor must fit: path + issuer, and for an intermediate, one more certificate above it.
+      const needed = path.length + (anchor ? 1 : 2);
+      if (needed > this.maxDepth) {
+        this.record(
+          Rank.tooLong,
+          new PathValidationError(
+            ErrorCode.CHAIN_TOO_LONG,
+            `no path to a trust anchor within ${this.maxDepth} certificates (options.maxDepth)`,
+          ),
+        );
+        continue;
+      }
+      const signed = this.verifySignature(child, issuer, path.length - 1);
+      if (signed === 'budget') return undefined;
+      if (!signed) {
+        this.record(
+          Rank.badSignature,
+          new PathValidationError(
+            ErrorCode.SIGNATURE_INVALID,
+            `${describe(child)} names ${describe(issuer)} as issuer but its signature does not verify with that key`,
+          ),
+        );
+        continue;
+      }
+      const next = [...path, issuer];
+      if (anchor) {
+        try {
+          checkPath(next, this.at);
+          return next;
+        } catch (e) {
+          if (!(e instanceof PathValidationError)) throw e;
+          this.record(Rank.pathRule, e);
+          continue;
+        }
+      }
+      const found = this.extend(next);
+      if (found !== undefined) return found;
+      if (this.signatureChecks >= MAX_SIGNATURE_CHECKS) return undefined;
+    }
+    return undefined;
+  }
+
+  /**
+   * Certificates whose subject is `child`'s issuer, best first: a matching AKI/SKI before an unknown one before a
+   * mismatch (still tried: key identifiers are hints, the signature decides), then valid at `at` before not.
+   */
+  private issuersOf(child: ParsedCertificate, pool: readonly ParsedCertificate[]): ParsedCertificate[] {
+    const at = this.at.getTime();
+    const score = (c: ParsedCertificate): number => {
+      let s = 0;
+      if (child.authorityKeyId !== undefined && c.subjectKeyId !== undefined) {
+        s += bytesEqual(child.authorityKeyId, c.subjectKeyId) ? 0 : 4;
+      } else {
+        s += 2;
+      }
+      if (at < c.notBefore.getTime() || at > c.notAfter.getTime()) s += 1;
+      return s;
+    };
+    return pool
+      .filter((c) => bytesEqual(c.subjectDer, child.issuerDer))
+      .map((c) => ({ c, s: score(c) }))
+      .sort((a, b) => a.s - b.s)
+      .map((x) => x.c);
+  }
+
+  /**
+   * Signature of `child` (at `childIndex` in the path, 0 = leaf) under `issuer`'s key. Only CA-to-CA edges are
+   * looked up in the cache: leaves change with every peer, and the leaf signature is the one check a repeat
+   * verification must always pay.
+   */
+  private verifySignature(
+    child: ParsedCertificate,
+    issuer: ParsedCertificate,
+    childIndex: number,
+  ): boolean | 'budget' {
+    if (childIndex > 0 && this.cache?.hasSignature(child, issuer) === true) return true;
+    if (this.signatureChecks >= MAX_SIGNATURE_CHECKS) {
+      this.record(
+        Rank.noIssuer,
+        new PathValidationError(
+          ErrorCode.UNKNOWN_AUTHORITY,
+          `gave up after ${MAX_SIGNATURE_CHECKS} signature checks without finding a valid path`,
+        ),
+      );
+      return 'budget';
+    }
+    this.signatureChecks++;
+    return child.isSignedBy(issuer);
+  }
+
+  /** After success only: remember the path's CA-to-CA signatures (never the leaf's, never a failure). */
+  rememberSignatures(path: readonly ParsedCertificate[]): void {
+    if (this.cache === undefined) return;
+    for (let i = 1; i < path.length - 1; i++) this.cache.rememberSignature(path[i]!, path[i + 1]!);
+  }
+
+  private record(rank: number, error: PathValidationError): void {
+    if (this.best === undefined || rank > this.best.rank) this.best = { rank, error };
+  }
+
+  failure(leaf: ParsedCertificate): PathValidationError {
+    return (
+      this.best?.error ??
+      new PathValidationError(
+        ErrorCode.UNKNOWN_AUTHORITY,
+        `${describe(leaf)} does not chain to any trust anchor (issuer not found among the presented certificates and roots)`,
+      )
+    );
+  }
+}
+
+function uniqueByHash(certs: readonly ParsedCertificate[]): ParsedCertificate[] {
+  const seen = new Set<string>();
+  return certs.filter((c) => (seen.has(c.sha256Hex) ? false : (seen.add(c.sha256Hex), true)));
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
