@@ -1,0 +1,23 @@
+import assert from 'node:assert/strict';
+import { ErrorCode, InvalidSpiffeIdError, InvalidTrustDomainError } from '../../src/errors';
+import type { SpiffeIdRuleMessage } from '../../src/spiffe';
+
+/** Assert that `fn` throws InvalidSpiffeIdError (ERR_INVALID_SPIFFE_ID) whose message names `rule`. */
+export function assertIdRule(fn: () => unknown, rule: SpiffeIdRuleMessage): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof InvalidSpiffeIdError, `expected InvalidSpiffeIdError, got ${String(e)}`);
+    assert.equal(e.code, ErrorCode.INVALID_SPIFFE_ID);
+    assert.ok(e.message.endsWith(`: ${rule}`), `expected rule "${rule}" in "${e.message}"`);
+    return true;
+  });
+}
+
+/** Assert that `fn` throws InvalidTrustDomainError (ERR_INVALID_TRUST_DOMAIN) whose message names `rule`. */
+export function assertTrustDomainRule(fn: () => unknown, rule: SpiffeIdRuleMessage): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof InvalidTrustDomainError, `expected InvalidTrustDomainError, got ${String(e)}`);
+    assert.equal(e.code, ErrorCode.INVALID_TRUST_DOMAIN);
+    assert.ok(e.message.endsWith(`: ${rule}`), `expected rule "${rule}" in "${e.message}"`);
+    return true;
+  });
+}
