@@ -73,6 +73,18 @@ export const ErrorCode = {
   // operational
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
   IO: 'ERR_IO',
+  INTERNAL: 'ERR_INTERNAL',
+  INVALID_CONFIG: 'ERR_INVALID_CONFIG',
+  // stored state (registration entries, join tokens, CA state)
+  NOT_FOUND: 'ERR_NOT_FOUND',
+  ALREADY_EXISTS: 'ERR_ALREADY_EXISTS',
+  REVISION_CONFLICT: 'ERR_REVISION_CONFLICT',
+  STORE_CLOSED: 'ERR_STORE_CLOSED',
+  STORE_SCHEMA_TOO_NEW: 'ERR_STORE_SCHEMA_TOO_NEW',
+  // join tokens (attestation evidence)
+  TOKEN_INVALID: 'ERR_TOKEN_INVALID',
+  TOKEN_EXPIRED: 'ERR_TOKEN_EXPIRED',
+  TOKEN_SPENT: 'ERR_TOKEN_SPENT',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -114,6 +126,19 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_UNAUTHORIZED: GrpcStatus.PERMISSION_DENIED,
   ERR_INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
   ERR_IO: GrpcStatus.UNAVAILABLE,
+  ERR_INTERNAL: GrpcStatus.INTERNAL,
+  ERR_INVALID_CONFIG: GrpcStatus.INVALID_ARGUMENT,
+  ERR_NOT_FOUND: GrpcStatus.NOT_FOUND,
+  ERR_ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
+  // ABORTED, not FAILED_PRECONDITION: gRPC reserves ABORTED for a failed test-and-set that the client should
+  // retry by re-reading (read-modify-write), which is exactly a stale revision.
+  ERR_REVISION_CONFLICT: GrpcStatus.ABORTED,
+  ERR_STORE_CLOSED: GrpcStatus.UNAVAILABLE,
+  ERR_STORE_SCHEMA_TOO_NEW: GrpcStatus.FAILED_PRECONDITION,
+  // A bad join token is failed authentication of the attesting runtime, whatever the reason.
+  ERR_TOKEN_INVALID: GrpcStatus.UNAUTHENTICATED,
+  ERR_TOKEN_EXPIRED: GrpcStatus.UNAUTHENTICATED,
+  ERR_TOKEN_SPENT: GrpcStatus.UNAUTHENTICATED,
 };
 
 /** Base class of every error Lanyard throws on purpose. */
@@ -159,6 +184,37 @@ export class AuthorizationError extends LanyardError {
     super(ErrorCode.UNAUTHORIZED, message);
   }
 }
+
+/** A stored object (entry, join token, CA record) does not exist. */
+export class NotFoundError extends LanyardError {
+  constructor(message: string) {
+    super(ErrorCode.NOT_FOUND, message);
+  }
+}
+/** A stored object with the same identity (id, or SPIFFE ID + parent + selector set) already exists. */
+export class AlreadyExistsError extends LanyardError {
+  constructor(message: string) {
+    super(ErrorCode.ALREADY_EXISTS, message);
+  }
+}
+/** Optimistic concurrency: the caller's revision is not the stored one. Re-read and retry. */
+export class RevisionConflictError extends LanyardError {
+  readonly currentRevision: number;
+  constructor(message: string, currentRevision: number) {
+    super(ErrorCode.REVISION_CONFLICT, message);
+    this.currentRevision = currentRevision;
+  }
+}
+/** A join token is unknown, expired or already used. The message never contains the token. */
+export class JoinTokenError extends LanyardError {}
+/** The configuration file or flags are invalid; the message names the field. */
+export class ConfigError extends LanyardError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.INVALID_CONFIG, message, options);
+  }
+}
+/** The store cannot serve: closed, or its database was written by a newer Lanyard. */
+export class StoreError extends LanyardError {}
 
 export function isLanyardError(e: unknown): e is LanyardError {
   return e instanceof LanyardError;
