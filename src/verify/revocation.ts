@@ -1,0 +1,115 @@
+/**
+ * Revocation on top of short TTLs: a verifier asks a RevocationChecker about every SVID it has otherwise
+ * accepted. Sessions end explicitly and the end cascades, so a session anywhere up the delegation chain being
+ * revoked revokes the leaf: the query carries the leaf's session, its root session, and every parent session.
+ */
+
+/** What a verifier asks about one SVID whose path, leaf rules and context rules already passed. */
+export interface RevocationQuery {
+  /** Leaf serial number, lower-case hex without leading zeros (as ParsedCertificate.serialHex). */
+  serialHex: string;
+  /** SHA-256 (hex) of the certificate that issued the leaf: serials are unique per issuer only. */
+  issuerSha256Hex?: string;
+  /** SHA-256 (hex) of the leaf's DER. */
+  certSha256Hex: string;
+  /** The leaf's SPIFFE ID. */
+  spiffeId: string;
+  /** From the agent context, when the SVID has one. */
+  sessionId?: string;
+  rootSessionId?: string;
+  /** Session IDs of the parent hops, root first (empty when not delegated). */
+  delegationSessionIds: readonly string[];
+}
+
+/** Why an SVID is revoked. */
+export interface RevocationReason {
+  /** What was revoked: the certificate itself, or a session it belongs to. */
+  kind: 'certificate' | 'session';
+  /** The revoked serial (hex) or session ID. */
+  id: string;
+  /** For a session: where it sits relative to the leaf. */
+  relation?: 'own' | 'root' | 'ancestor';
+  /** Free text from the revoker (e.g. "task ended"), for logs. */
+  detail?: string;
+}
+
+/**
+ * A source of revocation state. Return `false` when the SVID is not revoked; `true` or a reason when it is.
+ * The verifier treats anything other than `false` as revoked, and lets a throw propagate: a checker that cannot
+ * answer fails closed. Implementations must answer synchronously from local state (a verifier is on the hot path
+ * of every handshake); the streamed RevocationCache keeps such state up to date.
+ */
+export interface RevocationChecker {
+  isRevoked(query: RevocationQuery): boolean | RevocationReason;
+}
+
+/** A fixed, in-memory revocation list for tests, the CLI, and static deployments. */
+export class StaticRevocationList implements RevocationChecker {
+  /** serial hex -> issuer hashes it is revoked under ('*' = under any issuer). */
+  private readonly serials = new Map<string, Set<string>>();
+  private readonly sessions = new Map<string, string | undefined>();
+
+  constructor(init: { serials?: Iterable<string>; sessions?: Iterable<string> } = {}) {
+    for (const s of init.serials ?? []) this.revokeSerial(s);
+    for (const s of init.sessions ?? []) this.revokeSession(s);
+  }
+
+  /**
+   * Revoke a certificate by serial. With `issuerSha256Hex`, only the certificate of that issuer; without it,
+   * every certificate with the serial (safe, since a false revocation only costs a re-issue).
+   */
+  revokeSerial(serialHex: string, issuerSha256Hex?: string): this {
+    const key = normaliseSerial(serialHex);
+    const issuers = this.serials.get(key) ?? new Set<string>();
+    issuers.add(issuerSha256Hex?.toLowerCase() ?? '*');
+    this.serials.set(key, issuers);
+    return this;
+  }
+
+  /** Revoke a session: its own SVIDs and every SVID delegated from it, transitively. */
+  revokeSession(sessionId: string, detail?: string): this {
+    this.sessions.set(sessionId, detail);
+    return this;
+  }
+
+  isRevoked(q: RevocationQuery): false | RevocationReason {
+    const issuers = this.serials.get(normaliseSerial(q.serialHex));
+    if (
+      issuers !== undefined &&
+      (issuers.has('*') || (q.issuerSha256Hex !== undefined && issuers.has(q.issuerSha256Hex.toLowerCase())))
+    ) {
+      return { kind: 'certificate', id: normaliseSerial(q.serialHex) };
+    }
+    const candidates: [string | undefined, RevocationReason['relation']][] = [
+      [q.sessionId, 'own'],
+      [q.rootSessionId, 'root'],
+      ...q.delegationSessionIds.map((s): [string, 'ancestor'] => [s, 'ancestor']),
+    ];
+    for (const [id, relation] of candidates) {
+      if (id !== undefined && this.sessions.has(id)) {
+        const detail = this.sessions.get(id);
+        return { kind: 'session', id, relation, ...(detail !== undefined ? { detail } : {}) };
+      }
+    }
+    return false;
+  }
+}
+
+/** Serial numbers compare as integers: case and leading zeros do not matter. */
+function normaliseSerial(hex: string): string {
+  const s = hex.toLowerCase().replace(/[:\s]/g, '').replace(/^0+/, '');
+  return s === '' ? '0' : s;
+}
+
+/** A one-line description of a checker's answer for the RevokedError message. */
+export function describeRevocation(answer: true | RevocationReason): string {
+  if (answer === true) return 'the SVID is revoked';
+  if (answer.kind === 'certificate') return `certificate serial ${answer.id} is revoked`;
+  const where =
+    answer.relation === 'root'
+      ? 'root session'
+      : answer.relation === 'ancestor'
+        ? 'parent session'
+        : 'session';
+  return `${where} ${answer.id} has ended${answer.detail !== undefined ? ` (${answer.detail})` : ''}`;
+}

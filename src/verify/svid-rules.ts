@@ -1,0 +1,65 @@
+import { ErrorCode, SvidVerificationError } from '../errors';
+import { SpiffeId } from '../spiffe';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, ParsedCertificate } from '../x509/certificate';
+
+/**
+ * The SPIFFE ID of an X509-SVID leaf (X509-SVID §2, §3.1, §5.2): exactly one URI SAN, which is a valid SPIFFE ID
+ * with a non-root path. Other SAN types (DNS names) are allowed by the standard and ignored here.
+ * Read before path validation because the ID's trust domain selects the bundle to validate against.
+ * @throws SvidVerificationError (ERR_SVID_INVALID) naming the broken rule.
+ */
+export function spiffeIdOfLeaf(leaf: ParsedCertificate): SpiffeId {
+  if (leaf.uriSans.length !== 1) {
+    throw invalid(`the leaf must have exactly one URI SAN, it has ${leaf.uriSans.length}`);
+  }
+  const uri = leaf.uriSans[0]!;
+  let id: SpiffeId;
+  try {
+    id = SpiffeId.parse(uri);
+  } catch (e) {
+    throw new SvidVerificationError(
+      ErrorCode.SVID_INVALID,
+      `X509-SVID: the URI SAN is not a valid SPIFFE ID: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
+  }
+  if (id.isTrustDomainId()) {
+    throw invalid(`the leaf's SPIFFE ID "${uri}" has no path; that is the ID of a signing authority`);
+  }
+  return id;
+}
+
+/**
+ * The X509-SVID leaf rules beyond the ID (X509-SVID §4.1, §4.3, §4.4, §5.2).
+ *
+ * - Not a CA: cA must not be true. An absent basicConstraints extension means "not a CA" (RFC 5280 §4.2.1.9,
+ *   cA DEFAULT FALSE), so it is accepted, as go-spiffe does; only a leaf that claims to be a CA is refused.
+ * - keyUsage must be present with digitalSignature, and without keyCertSign or cRLSign.
+ * - extKeyUsage, when present, must list both serverAuth and clientAuth: an SVID authenticates either side of
+ *   mutual TLS, and anyExtendedKeyUsage is not accepted in their place.
+ * Whether keyUsage is marked critical is an issuance requirement the validation section does not ask
+ * verifiers to enforce, and it is not enforced here.
+ * @throws SvidVerificationError (ERR_SVID_INVALID) naming the broken rule.
+ */
+export function checkSvidLeaf(leaf: ParsedCertificate): void {
+  if (leaf.basicConstraints?.ca === true)
+    throw invalid('the leaf is a CA certificate (basicConstraints cA=true)');
+  const ku = leaf.keyUsage;
+  if (ku === undefined) throw invalid('the leaf has no keyUsage extension (digitalSignature is required)');
+  if (!ku.digitalSignature) throw invalid('the leaf keyUsage lacks digitalSignature');
+  if (ku.keyCertSign)
+    throw invalid('the leaf keyUsage has keyCertSign, which only signing certificates may set');
+  if (ku.cRLSign) throw invalid('the leaf keyUsage has cRLSign, which only signing certificates may set');
+  const eku = leaf.extKeyUsage;
+  if (eku !== undefined) {
+    const missing = [
+      ...(eku.includes(EKU_SERVER_AUTH) ? [] : ['serverAuth']),
+      ...(eku.includes(EKU_CLIENT_AUTH) ? [] : ['clientAuth']),
+    ];
+    if (missing.length > 0) throw invalid(`the leaf extKeyUsage lacks ${missing.join(' and ')}`);
+  }
+}
+
+function invalid(rule: string): SvidVerificationError {
+  return new SvidVerificationError(ErrorCode.SVID_INVALID, `X509-SVID: ${rule}`);
+}

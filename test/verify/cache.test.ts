@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { VerificationCache } from '../../src/verify/cache';
+import { canonicalOid } from '../../src/verify/oid';
+import { Lru } from '../../src/verify/lru';
+import { makeRoot } from './helpers/certs';
+import { expectCode } from './helpers/expect';
+
+describe('Lru', () => {
+  it('evicts the least recently used entry and counts evictions', () => {
+    const lru = new Lru<number>(2);
+    lru.set('a', 1);
+    lru.set('b', 2);
+    assert.equal(lru.get('a'), 1); // a is now the most recent
+    lru.set('c', 3);
+    assert.equal(lru.get('b'), undefined);
+    assert.equal(lru.get('a'), 1);
+    assert.equal(lru.size, 2);
+    assert.equal(lru.evictions, 1);
+  });
+
+  it('refuses a non-positive bound', () => {
+    assert.throws(() => new Lru(0), RangeError);
+  });
+});
+
+describe('VerificationCache', () => {
+  it('parses identical CA DER once and never remembers malformed input', () => {
+    const cache = new VerificationCache();
+    const root = makeRoot('example.org');
+    const a = cache.parseCertificate(root.cert.der);
+    const b = cache.parseCertificate(new Uint8Array(root.cert.der));
+    assert.equal(a, b);
+    assert.deepEqual(cache.stats().certificates, { hits: 1, misses: 1, size: 1, evictions: 0 });
+    expectCode(() => cache.parseCertificate(new Uint8Array([1, 2, 3])), 'ERR_MALFORMED_CERTIFICATE');
+    assert.equal(cache.stats().certificates.size, 1);
+  });
+
+  it('clear() forgets everything', () => {
+    const cache = new VerificationCache();
+    cache.rememberLinkSignature('ab');
+    assert.ok(cache.hasLinkSignature('ab'));
+    cache.clear();
+    assert.ok(!cache.hasLinkSignature('ab'));
+  });
+});
+
+describe('canonicalOid', () => {
+  it('turns the ASN.1 parser\'s "{hex}" rendering of a huge arc back into decimal', () => {
+    // 0x17db4173427f4a8785b6f66173f04d14 in base-128 digits, one byte per digit.
+    const digits = '2f5b205c68277a2a0f055b3d4c171f411a14';
+    assert.equal(canonicalOid(`2.25.{${digits}}`), '2.25.31710684403515015008777295008216665364');
+  });
+
+  it('leaves ordinary OIDs alone', () => {
+    assert.equal(canonicalOid('2.5.29.19'), '2.5.29.19');
+  });
+});
