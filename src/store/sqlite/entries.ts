@@ -1,0 +1,329 @@
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import {
+  AlreadyExistsError,
+  ErrorCode,
+  LanyardError,
+  NotFoundError,
+  RevisionConflictError,
+} from '../../errors';
+import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
+import { canonicalSelectors, selectorSetKey } from '../selectors';
+import { MAX_PAGE_SIZE } from '../store';
+import type { Entry, EntryFields, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
+import { fromMs, isConstraintError, optionalFromMs, stringsFromJson, stringsToJson, toMs } from './codec';
+
+interface EntryRow {
+  id: string;
+  spiffe_id: string;
+  parent_id: string;
+  x509_svid_ttl_seconds: number;
+  allowed_scopes: string;
+  max_delegation_depth: number;
+  allowed_delegates: string;
+  admin: number;
+  dns_names: string;
+  expires_at: number | null;
+  can_assert_principal: number;
+  created_at: number;
+  updated_at: number;
+  revision: number;
+}
+
+interface SelectorRow {
+  entry_id: string;
+  type: string;
+  value: string;
+}
+
+/**
+ * Registration entries on one SQLite connection. Methods are synchronous and each runs in its own
+ * transaction (a savepoint when the caller already opened one), so a failure leaves nothing behind.
+ * Writes begin IMMEDIATE: a deferred transaction that reads first and then writes fails with SQLITE_BUSY
+ * (no retry) in WAL mode when another connection committed in between.
+ */
+export class SqliteEntries {
+  private readonly insertEntry: Database.Statement;
+  private readonly insertSelector: Database.Statement;
+  private readonly deleteSelectors: Database.Statement;
+  private readonly selectById: Database.Statement<[string], EntryRow>;
+  private readonly selectSelectors: Database.Statement<[string], SelectorRow>;
+  private readonly selectDuplicate: Database.Statement<[string, string, string], { id: string }>;
+  private readonly updateRow: Database.Statement;
+  private readonly deleteRow: Database.Statement;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => Date,
+  ) {
+    this.insertEntry = db.prepare(`INSERT INTO entries (
+        id, spiffe_id, parent_id, selectors_key, x509_svid_ttl_seconds, allowed_scopes, max_delegation_depth,
+        allowed_delegates, admin, dns_names, expires_at, can_assert_principal, created_at, updated_at, revision)
+      VALUES (@id, @spiffe_id, @parent_id, @selectors_key, @x509_svid_ttl_seconds, @allowed_scopes,
+        @max_delegation_depth, @allowed_delegates, @admin, @dns_names, @expires_at, @can_assert_principal,
+        @created_at, @updated_at, @revision)`);
+    this.insertSelector = db.prepare('INSERT INTO entry_selectors (entry_id, type, value) VALUES (?, ?, ?)');
+    this.deleteSelectors = db.prepare('DELETE FROM entry_selectors WHERE entry_id = ?');
+    this.selectById = db.prepare('SELECT * FROM entries WHERE id = ?');
+    this.selectSelectors = db.prepare(
+      'SELECT entry_id, type, value FROM entry_selectors WHERE entry_id = ? ORDER BY type, value',
+    );
+    this.selectDuplicate = db.prepare(
+      'SELECT id FROM entries WHERE spiffe_id = ? AND parent_id = ? AND selectors_key = ?',
+    );
+    this.updateRow = db.prepare(`UPDATE entries SET
+        spiffe_id = @spiffe_id, parent_id = @parent_id, selectors_key = @selectors_key,
+        x509_svid_ttl_seconds = @x509_svid_ttl_seconds, allowed_scopes = @allowed_scopes,
+        max_delegation_depth = @max_delegation_depth, allowed_delegates = @allowed_delegates, admin = @admin,
+        dns_names = @dns_names, expires_at = @expires_at, can_assert_principal = @can_assert_principal,
+        updated_at = @updated_at, revision = @revision
+      WHERE id = @id AND revision = @expected_revision`);
+    this.deleteRow = db.prepare('DELETE FROM entries WHERE id = ?');
+  }
+
+  create(input: NewEntry): Entry {
+    return this.db
+      .transaction((): Entry => {
+        const now = this.now();
+        const entry: Entry = {
+          ...normalise(input),
+          id: input.id ?? randomUUID(),
+          createdAt: now,
+          updatedAt: now,
+          revision: 1,
+        };
+        if (this.selectById.get(entry.id)) {
+          throw new AlreadyExistsError(`an entry with id ${JSON.stringify(entry.id)} already exists`);
+        }
+        this.assertNoDuplicate(entry);
+        this.insertEntry.run(toRow(entry));
+        this.writeSelectors(entry);
+        return entry;
+      })
+      .immediate();
+  }
+
+  get(id: string): Entry {
+    const row = this.selectById.get(id);
+    if (!row) throw notFound(id);
+    return this.fromRow(row);
+  }
+
+  update(id: string, patch: EntryPatch, expectedRevision: number): Entry {
+    return this.db
+      .transaction((): Entry => {
+        const current = this.get(id);
+        if (current.revision !== expectedRevision) {
+          throw new RevisionConflictError(
+            `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
+            current.revision,
+          );
+        }
+        const next: Entry = {
+          id: current.id,
+          createdAt: current.createdAt,
+          ...normalise(applyPatch(current, patch)),
+          updatedAt: this.now(),
+          revision: current.revision + 1,
+        };
+        this.assertNoDuplicate(next);
+        const result = this.updateRow.run({ ...toRow(next), expected_revision: expectedRevision });
+        // The revision check above ran in this transaction, so this can only fail if the row vanished.
+        if (result.changes !== 1) throw notFound(id);
+        this.deleteSelectors.run(id);
+        this.writeSelectors(next);
+        return next;
+      })
+      .immediate();
+  }
+
+  delete(id: string, expectedRevision?: number): void {
+    this.db
+      .transaction(() => {
+        const current = this.get(id);
+        if (expectedRevision !== undefined && current.revision !== expectedRevision) {
+          throw new RevisionConflictError(
+            `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
+            current.revision,
+          );
+        }
+        this.deleteRow.run(id);
+      })
+      .immediate();
+  }
+
+  list(filter: EntryFilter, page: PageRequest): EntryPage {
+    if (!Number.isInteger(page.pageSize) || page.pageSize < 1) {
+      throw new LanyardError(
+        ErrorCode.INVALID_ARGUMENT,
+        `page size must be a positive integer, got ${page.pageSize}`,
+      );
+    }
+    const limit = Math.min(page.pageSize, MAX_PAGE_SIZE);
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: limit + 1 };
+    let cte = '';
+
+    if (filter.spiffeIdPrefix) {
+      // substr() rather than LIKE: a prefix containing % or _ must not act as a wildcard.
+      where.push('substr(e.spiffe_id, 1, length(@prefix)) = @prefix');
+      params.prefix = filter.spiffeIdPrefix;
+    }
+    if (filter.parentId !== undefined) {
+      where.push('e.parent_id = @parent_id');
+      params.parent_id = filter.parentId;
+    }
+    if (filter.notExpiredAt) {
+      where.push('(e.expires_at IS NULL OR e.expires_at > @not_expired_at)');
+      params.not_expired_at = toMs(filter.notExpiredAt);
+    }
+    if (filter.selectors) {
+      const wanted = canonicalSelectors(filter.selectors.selectors);
+      params.wanted = JSON.stringify(wanted.map((s) => [s.type, s.value]));
+      params.wanted_count = wanted.length;
+      params.wanted_key = selectorSetKey(wanted);
+      cte = `WITH wanted (type, value) AS (
+          SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(@wanted))`;
+      where.push(selectorCondition(filter.selectors.match));
+    }
+    if (page.pageToken) {
+      const after = decodeEntryCursor(page.pageToken);
+      where.push('(e.spiffe_id, e.id) > (@after_spiffe_id, @after_id)');
+      params.after_spiffe_id = after.spiffeId;
+      params.after_id = after.id;
+    }
+
+    const sql = `${cte} SELECT e.* FROM entries e
+      ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY e.spiffe_id, e.id LIMIT @limit`;
+    // One read transaction, so the page and its selectors come from the same snapshot.
+    return this.db.transaction((): EntryPage => {
+      const rows = this.db.prepare<[Record<string, string | number>], EntryRow>(sql).all(params);
+      const more = rows.length > limit;
+      const entries = rows.slice(0, limit).map((r) => this.fromRow(r));
+      const last = entries[entries.length - 1];
+      return { entries, nextPageToken: more && last ? encodeEntryCursor(last) : '' };
+    })();
+  }
+
+  private assertNoDuplicate(entry: Entry): void {
+    const other = this.selectDuplicate.get(
+      entry.spiffeId,
+      entry.parentId ?? '',
+      selectorSetKey(entry.selectors),
+    );
+    if (other && other.id !== entry.id) {
+      throw new AlreadyExistsError(
+        `entry ${JSON.stringify(other.id)} already has SPIFFE ID ${entry.spiffeId}` +
+          `${entry.parentId ? `, parent ${entry.parentId}` : ''} and the same selectors`,
+      );
+    }
+  }
+
+  private writeSelectors(entry: Entry): void {
+    for (const s of entry.selectors) {
+      try {
+        this.insertSelector.run(entry.id, s.type, s.value);
+      } catch (e) {
+        // Selectors are de-duplicated by normalise(), so this is a bug, not bad input.
+        if (isConstraintError(e))
+          throw new Error(`duplicate selector row for entry ${entry.id}`, { cause: e });
+        throw e;
+      }
+    }
+  }
+
+  private fromRow(row: EntryRow): Entry {
+    const entry: Entry = {
+      id: row.id,
+      spiffeId: row.spiffe_id,
+      selectors: this.selectSelectors.all(row.id).map((s) => ({ type: s.type, value: s.value })),
+      x509SvidTtlSeconds: row.x509_svid_ttl_seconds,
+      allowedScopes: stringsFromJson(row.allowed_scopes),
+      maxDelegationDepth: row.max_delegation_depth,
+      allowedDelegates: stringsFromJson(row.allowed_delegates),
+      admin: row.admin !== 0,
+      dnsNames: stringsFromJson(row.dns_names),
+      canAssertPrincipal: row.can_assert_principal !== 0,
+      createdAt: fromMs(row.created_at),
+      updatedAt: fromMs(row.updated_at),
+      revision: row.revision,
+    };
+    if (row.parent_id !== '') entry.parentId = row.parent_id;
+    const expiresAt = optionalFromMs(row.expires_at);
+    if (expiresAt) entry.expiresAt = expiresAt;
+    return entry;
+  }
+}
+
+/** S is the entry's selector set, F the filter's (the `wanted` CTE). */
+function selectorCondition(match: 'exact' | 'subset' | 'superset' | 'any'): string {
+  const inWanted = 'EXISTS (SELECT 1 FROM wanted w WHERE w.type = s.type AND w.value = s.value)';
+  const anyMatch = `EXISTS (SELECT 1 FROM entry_selectors s WHERE s.entry_id = e.id AND ${inWanted})`;
+  const subset = `NOT EXISTS (SELECT 1 FROM entry_selectors s WHERE s.entry_id = e.id AND NOT ${inWanted})`;
+  const superset = `(SELECT COUNT(*) FROM entry_selectors s WHERE s.entry_id = e.id AND ${inWanted}) = @wanted_count`;
+  switch (match) {
+    case 'exact':
+      return 'e.selectors_key = @wanted_key';
+    case 'subset':
+      // anyMatch first: it can use the selector index, and an entry never has an empty selector set.
+      return `${anyMatch} AND ${subset}`;
+    case 'superset':
+      return superset;
+    case 'any':
+      return anyMatch;
+  }
+}
+
+function applyPatch(current: Entry, patch: EntryPatch): EntryFields {
+  const { parentId, expiresAt, ...rest } = patch;
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  const next: EntryFields = { ...current, ...defined };
+  if (parentId === null) delete next.parentId;
+  else if (parentId !== undefined) next.parentId = parentId;
+  if (expiresAt === null) delete next.expiresAt;
+  else if (expiresAt !== undefined) next.expiresAt = expiresAt;
+  return next;
+}
+
+/** Copies the caller's fields, so later changes to their arrays do not reach a returned Entry. */
+function normalise(fields: EntryFields): EntryFields {
+  const out: EntryFields = {
+    spiffeId: fields.spiffeId,
+    selectors: canonicalSelectors(fields.selectors),
+    x509SvidTtlSeconds: fields.x509SvidTtlSeconds,
+    allowedScopes: [...fields.allowedScopes],
+    maxDelegationDepth: fields.maxDelegationDepth,
+    allowedDelegates: [...fields.allowedDelegates],
+    admin: fields.admin,
+    dnsNames: [...fields.dnsNames],
+    canAssertPrincipal: fields.canAssertPrincipal,
+  };
+  if (fields.parentId) out.parentId = fields.parentId;
+  if (fields.expiresAt) out.expiresAt = new Date(fields.expiresAt.getTime());
+  return out;
+}
+
+function toRow(e: Entry): Record<string, string | number | null> {
+  return {
+    id: e.id,
+    spiffe_id: e.spiffeId,
+    parent_id: e.parentId ?? '',
+    selectors_key: selectorSetKey(e.selectors),
+    x509_svid_ttl_seconds: e.x509SvidTtlSeconds,
+    allowed_scopes: stringsToJson(e.allowedScopes),
+    max_delegation_depth: e.maxDelegationDepth,
+    allowed_delegates: stringsToJson(e.allowedDelegates),
+    admin: e.admin ? 1 : 0,
+    dns_names: stringsToJson(e.dnsNames),
+    expires_at: e.expiresAt ? toMs(e.expiresAt) : null,
+    can_assert_principal: e.canAssertPrincipal ? 1 : 0,
+    created_at: toMs(e.createdAt),
+    updated_at: toMs(e.updatedAt),
+    revision: e.revision,
+  };
+}
+
+function notFound(id: string): NotFoundError {
+  return new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
+}

@@ -1,0 +1,96 @@
+import type Database from 'better-sqlite3';
+import { AlreadyExistsError, ErrorCode, JoinTokenError } from '../../errors';
+import type { JoinTokenRecord, NewJoinToken } from '../types';
+import { fromMs, isConstraintError, optionalFromMs, toMs } from './codec';
+
+interface JoinTokenRow {
+  id: string;
+  spiffe_id: string;
+  created_at: number;
+  expires_at: number;
+  spent_at: number | null;
+}
+
+/** Join tokens on one SQLite connection: only hashes are stored, and each token is consumed at most once. */
+export class SqliteJoinTokens {
+  private readonly insert: Database.Statement;
+  private readonly selectByHash: Database.Statement<[Buffer], JoinTokenRow>;
+  private readonly markSpent: Database.Statement<[number, string]>;
+  private readonly deleteExpired: Database.Statement<[number]>;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => Date,
+  ) {
+    this.insert = db.prepare(
+      'INSERT INTO join_tokens (id, token_hash, spiffe_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.selectByHash = db.prepare(
+      'SELECT id, spiffe_id, created_at, expires_at, spent_at FROM join_tokens WHERE token_hash = ?',
+    );
+    // "AND spent_at IS NULL" makes the write itself the single-use check, independent of the read before it.
+    this.markSpent = db.prepare('UPDATE join_tokens SET spent_at = ? WHERE id = ? AND spent_at IS NULL');
+    this.deleteExpired = db.prepare('DELETE FROM join_tokens WHERE expires_at < ?');
+  }
+
+  create(token: NewJoinToken): JoinTokenRecord {
+    const createdAt = this.now();
+    try {
+      this.insert.run(token.id, token.tokenHash, token.spiffeId, toMs(createdAt), toMs(token.expiresAt));
+    } catch (e) {
+      if (isConstraintError(e))
+        throw new AlreadyExistsError(`join token ${token.id} (or its hash) already exists`);
+      throw e;
+    }
+    return {
+      id: token.id,
+      spiffeId: token.spiffeId,
+      createdAt,
+      expiresAt: new Date(token.expiresAt.getTime()),
+    };
+  }
+
+  consume(tokenHash: Buffer, now: Date): JoinTokenRecord {
+    // IMMEDIATE takes the write lock before the read, so no other connection can consume between the two.
+    return this.db
+      .transaction((): JoinTokenRecord => {
+        const row = this.selectByHash.get(tokenHash);
+        if (!row) throw new JoinTokenError(ErrorCode.TOKEN_INVALID, 'join token is not valid');
+        const record = fromRow(row);
+        if (record.spentAt) {
+          throw new JoinTokenError(
+            ErrorCode.TOKEN_SPENT,
+            `join token ${record.id} was already used at ${record.spentAt.toISOString()}`,
+          );
+        }
+        if (record.expiresAt.getTime() <= now.getTime()) {
+          throw new JoinTokenError(
+            ErrorCode.TOKEN_EXPIRED,
+            `join token ${record.id} expired at ${record.expiresAt.toISOString()}`,
+          );
+        }
+        const result = this.markSpent.run(toMs(now), record.id);
+        if (result.changes !== 1) {
+          throw new JoinTokenError(ErrorCode.TOKEN_SPENT, `join token ${record.id} was already used`);
+        }
+        return { ...record, spentAt: now };
+      })
+      .immediate();
+  }
+
+  prune(before: Date): number {
+    return this.deleteExpired.run(toMs(before)).changes;
+  }
+}
+
+function fromRow(row: JoinTokenRow): JoinTokenRecord {
+  const record: JoinTokenRecord = {
+    id: row.id,
+    spiffeId: row.spiffe_id,
+    createdAt: fromMs(row.created_at),
+    expiresAt: fromMs(row.expires_at),
+  };
+  const spentAt = optionalFromMs(row.spent_at);
+  if (spentAt) record.spentAt = spentAt;
+  return record;
+}

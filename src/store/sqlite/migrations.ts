@@ -1,0 +1,129 @@
+import type Database from 'better-sqlite3';
+import { ErrorCode, StoreError } from '../../errors';
+
+/**
+ * Schema migrations, applied in order, each exactly once. A migration is never edited after it shipped:
+ * a change to the schema is a new migration at the end. Later issues (sessions, delegation grants,
+ * revocations, audit) add their tables here.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'registration entries, join tokens, CA authorities, bundles',
+    sql: `
+      CREATE TABLE entries (
+        id TEXT PRIMARY KEY,
+        spiffe_id TEXT NOT NULL,
+        -- '' = no parent, so the uniqueness rule below also holds for entries without one.
+        parent_id TEXT NOT NULL DEFAULT '',
+        -- Canonical JSON of the selector set (src/store/selectors.ts): part of the uniqueness rule.
+        selectors_key TEXT NOT NULL,
+        x509_svid_ttl_seconds INTEGER NOT NULL,
+        allowed_scopes TEXT NOT NULL,      -- JSON array of strings
+        max_delegation_depth INTEGER NOT NULL,
+        allowed_delegates TEXT NOT NULL,   -- JSON array of strings
+        admin INTEGER NOT NULL,
+        dns_names TEXT NOT NULL,           -- JSON array of strings
+        expires_at INTEGER,                -- ms since the epoch; NULL = never
+        can_assert_principal INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        revision INTEGER NOT NULL,
+        UNIQUE (spiffe_id, parent_id, selectors_key)
+      );
+      -- List order and keyset pagination.
+      CREATE INDEX entries_by_spiffe_id ON entries (spiffe_id, id);
+      CREATE INDEX entries_by_parent_id ON entries (parent_id);
+
+      -- The selectors again, one row each, so selector filters can use an index.
+      CREATE TABLE entry_selectors (
+        entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (entry_id, type, value)
+      ) WITHOUT ROWID;
+      CREATE INDEX entry_selectors_by_selector ON entry_selectors (type, value);
+
+      CREATE TABLE join_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,   -- SHA-256 of the token; the token itself is never stored
+        spiffe_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        spent_at INTEGER
+      );
+      CREATE INDEX join_tokens_by_expiry ON join_tokens (expires_at);
+
+      CREATE TABLE ca_authorities (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('prepared', 'active', 'retired')),
+        cert_der BLOB NOT NULL,
+        upstream_chain_der TEXT NOT NULL,  -- JSON array of base64 DER
+        key_ref TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        activated_at INTEGER
+      );
+      -- Two active CAs would make "which key signs" ambiguous.
+      CREATE UNIQUE INDEX ca_authorities_one_active ON ca_authorities (status) WHERE status = 'active';
+
+      CREATE TABLE bundles (
+        trust_domain TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL,
+        x509_authorities_der TEXT NOT NULL, -- JSON array of base64 DER
+        refresh_hint_seconds INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+/**
+ * Brings the database to LATEST_SCHEMA_VERSION in one transaction: a crash mid-way leaves the old schema.
+ * Returns the versions applied.
+ * @throws StoreError(ERR_STORE_SCHEMA_TOO_NEW) when a newer Lanyard wrote the database: running older code
+ *   on it could silently drop what the newer schema means.
+ */
+export function migrate(db: Database.Database, now: () => Date): number[] {
+  const run = db.transaction((): number[] => {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY,
+      description TEXT NOT NULL,
+      applied_at INTEGER NOT NULL
+    )`);
+    const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+    const current = row.v ?? 0;
+    if (current > LATEST_SCHEMA_VERSION) {
+      throw new StoreError(
+        ErrorCode.STORE_SCHEMA_TOO_NEW,
+        `database schema version ${current} is newer than this Lanyard supports (${LATEST_SCHEMA_VERSION}): upgrade Lanyard`,
+      );
+    }
+    const record = db.prepare(
+      'INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)',
+    );
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      db.exec(m.sql);
+      record.run(m.version, m.description, now().getTime());
+      applied.push(m.version);
+    }
+    return applied;
+  });
+  return run.immediate();
+}
+
+export function schemaVersion(db: Database.Database): number {
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  return row.v ?? 0;
+}

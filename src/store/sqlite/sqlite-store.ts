@@ -1,0 +1,229 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { ErrorCode, StoreError } from '../../errors';
+import { AsyncMutex } from '../async-mutex';
+import type { Store, StoreOps } from '../store';
+import type {
+  BundleRecord,
+  BundleUpdate,
+  CaAuthorityRecord,
+  Entry,
+  EntryFilter,
+  EntryPage,
+  EntryPatch,
+  JoinTokenRecord,
+  NewEntry,
+  NewJoinToken,
+  PageRequest,
+} from '../types';
+import { SqliteCaState } from './ca-state';
+import { SqliteEntries } from './entries';
+import { SqliteJoinTokens } from './join-tokens';
+import { migrate, schemaVersion } from './migrations';
+
+/** The database file's name inside the data dir. */
+export const SQLITE_FILE_NAME = 'lanyard.db';
+
+export interface SqliteStoreOptions {
+  /** The database file; created (mode 0600) when missing. */
+  file: string;
+  /** Source of createdAt/updatedAt; tests pass a fake clock. */
+  clock?: () => Date;
+  /** How long a write waits for another connection's write lock before failing. Default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+/** The synchronous operations of one connection; SqliteStore gives them the async StoreOps shape. */
+class SyncOps {
+  readonly entries: SqliteEntries;
+  readonly joinTokens: SqliteJoinTokens;
+  readonly ca: SqliteCaState;
+
+  constructor(db: Database.Database, clock: () => Date) {
+    this.entries = new SqliteEntries(db, clock);
+    this.joinTokens = new SqliteJoinTokens(db, clock);
+    this.ca = new SqliteCaState(db, clock);
+  }
+}
+
+/**
+ * The async StoreOps over SyncOps. `guard` runs before each call: the store uses it to take its lock, a
+ * transaction handle to check that its transaction is still open.
+ */
+class AsyncOps implements StoreOps {
+  constructor(
+    protected readonly sync: SyncOps,
+    private readonly guard: <T>(op: () => T) => Promise<T>,
+  ) {}
+
+  createEntry(entry: NewEntry): Promise<Entry> {
+    return this.guard(() => this.sync.entries.create(entry));
+  }
+  getEntry(id: string): Promise<Entry> {
+    return this.guard(() => this.sync.entries.get(id));
+  }
+  listEntries(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
+    return this.guard(() => this.sync.entries.list(filter, page));
+  }
+  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
+    return this.guard(() => this.sync.entries.update(id, patch, expectedRevision));
+  }
+  deleteEntry(id: string, expectedRevision?: number): Promise<void> {
+    return this.guard(() => this.sync.entries.delete(id, expectedRevision));
+  }
+  createJoinToken(token: NewJoinToken): Promise<JoinTokenRecord> {
+    return this.guard(() => this.sync.joinTokens.create(token));
+  }
+  consumeJoinToken(tokenHash: Buffer, now: Date): Promise<JoinTokenRecord> {
+    return this.guard(() => this.sync.joinTokens.consume(tokenHash, now));
+  }
+  pruneJoinTokens(before: Date): Promise<number> {
+    return this.guard(() => this.sync.joinTokens.prune(before));
+  }
+  putCaAuthority(record: CaAuthorityRecord): Promise<void> {
+    return this.guard(() => this.sync.ca.putAuthority(record));
+  }
+  getCaAuthority(id: string): Promise<CaAuthorityRecord> {
+    return this.guard(() => this.sync.ca.getAuthority(id));
+  }
+  listCaAuthorities(): Promise<CaAuthorityRecord[]> {
+    return this.guard(() => this.sync.ca.listAuthorities());
+  }
+  deleteCaAuthority(id: string): Promise<void> {
+    return this.guard(() => this.sync.ca.deleteAuthority(id));
+  }
+  getBundle(trustDomain: string): Promise<BundleRecord | undefined> {
+    return this.guard(() => this.sync.ca.getBundle(trustDomain));
+  }
+  setBundle(trustDomain: string, update: BundleUpdate): Promise<BundleRecord> {
+    return this.guard(() => this.sync.ca.setBundle(trustDomain, update));
+  }
+}
+
+/**
+ * The embedded store: one SQLite file in the data dir, one connection per SqliteStore.
+ *
+ * Durability: WAL with synchronous=FULL, so a commit is on disk (the WAL is fsynced) before the call
+ * returns. Atomicity: every write method is one transaction; `transaction(fn)` wraps several. Several
+ * processes may open the same file: writers take SQLite's write lock up front (BEGIN IMMEDIATE) and wait up
+ * to busyTimeoutMs for it.
+ */
+export class SqliteStore extends AsyncOps implements Store {
+  readonly kind = 'sqlite';
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly mutex = new AsyncMutex();
+  /** Marks the async context of a running transaction callback, to refuse re-entrant calls. */
+  private readonly inTransaction = new AsyncLocalStorage<true>();
+  private closed = false;
+
+  private constructor(file: string, db: Database.Database, clock: () => Date) {
+    const sync = new SyncOps(db, clock);
+    // A method reference cannot be passed before super(); this closure reads `this` only when called.
+    super(sync, (op) => this.exclusive(op));
+    this.file = file;
+    this.db = db;
+  }
+
+  /** Opens (creating when needed) the database and brings its schema up to date. */
+  // async although nothing is awaited: a failure must arrive as a rejection, not a synchronous throw.
+  static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
+    const clock = options.clock ?? (() => new Date());
+    fs.mkdirSync(path.dirname(options.file), { recursive: true, mode: 0o700 });
+    // Create the file ourselves so it is 0600 from the first byte; SQLite gives -wal and -shm the same mode.
+    fs.closeSync(fs.openSync(options.file, 'a', 0o600));
+    fs.chmodSync(options.file, 0o600);
+    const db = new Database(options.file, { timeout: options.busyTimeoutMs ?? 5000 });
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db, clock);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    return new SqliteStore(options.file, db, clock);
+  }
+
+  async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+    this.refuseReentry();
+    return this.mutex.run(async () => {
+      this.assertOpen();
+      let open = true;
+      const tx = new AsyncOps(this.sync, (op) => {
+        if (!open) {
+          return Promise.reject(
+            new StoreError(ErrorCode.INTERNAL, 'transaction handle used after its transaction ended'),
+          );
+        }
+        try {
+          return Promise.resolve(op());
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      });
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await this.inTransaction.run(true, () => fn(tx));
+        open = false;
+        this.db.exec('COMMIT');
+        return result;
+      } catch (e) {
+        open = false;
+        // A failed COMMIT may already have rolled back; ROLLBACK without a transaction would throw.
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw e;
+      }
+    });
+  }
+
+  /** What the connection actually runs with, for the start-up log line and tests. */
+  diagnostics(): {
+    file: string;
+    journalMode: string;
+    synchronous: 'off' | 'normal' | 'full' | 'extra';
+    schemaVersion: number;
+  } {
+    const sync = this.db.pragma('synchronous', { simple: true }) as number;
+    return {
+      file: this.file,
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      synchronous: (['off', 'normal', 'full', 'extra'] as const)[sync] ?? 'off',
+      schemaVersion: schemaVersion(this.db),
+    };
+  }
+
+  close(): Promise<void> {
+    return this.mutex.run(() => {
+      if (this.closed) return;
+      this.closed = true;
+      this.db.close();
+    });
+  }
+
+  /** Runs one operation under the connection lock, after any running transaction. */
+  private exclusive<T>(op: () => T): Promise<T> {
+    this.refuseReentry();
+    return this.mutex.run(() => {
+      this.assertOpen();
+      return op();
+    });
+  }
+
+  private refuseReentry(): void {
+    // Waiting for the lock from inside the transaction that holds it would hang forever; fail loudly instead.
+    if (this.inTransaction.getStore()) {
+      throw new StoreError(
+        ErrorCode.INTERNAL,
+        'store called from inside its own transaction: use the `tx` handle passed to the callback',
+      );
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreError(ErrorCode.STORE_CLOSED, 'the store is closed');
+  }
+}

@@ -1,0 +1,85 @@
+import type {
+  BundleRecord,
+  BundleUpdate,
+  CaAuthorityRecord,
+  Entry,
+  EntryFilter,
+  EntryPage,
+  EntryPatch,
+  JoinTokenRecord,
+  NewEntry,
+  NewJoinToken,
+  PageRequest,
+} from './types';
+
+/** Page size used when a caller asks for more. */
+export const MAX_PAGE_SIZE = 1000;
+
+/**
+ * Everything the server persists. Each method that changes state is atomic on its own: when it throws,
+ * nothing changed. Several methods that must succeed or fail together go through `Store.transaction`.
+ *
+ * Errors are typed (src/errors.ts): NotFoundError, AlreadyExistsError, RevisionConflictError,
+ * JoinTokenError (ERR_TOKEN_INVALID / ERR_TOKEN_EXPIRED / ERR_TOKEN_SPENT), LanyardError(ERR_INVALID_ARGUMENT)
+ * for a malformed page token, StoreError(ERR_STORE_CLOSED) after close.
+ *
+ * The store checks only what it needs for its own invariants (uniqueness, revisions, single use); the
+ * syntax of SPIFFE IDs, selectors and scopes is the caller's job.
+ */
+export interface StoreOps {
+  // --- registration entries ---
+  /** @throws AlreadyExistsError for a taken id, or the same SPIFFE ID + parent ID + selector set. */
+  createEntry(entry: NewEntry): Promise<Entry>;
+  /** @throws NotFoundError */
+  getEntry(id: string): Promise<Entry>;
+  listEntries(filter: EntryFilter, page: PageRequest): Promise<EntryPage>;
+  /**
+   * Applies `patch` when the stored revision equals `expectedRevision`; the result has revision + 1.
+   * @throws NotFoundError, RevisionConflictError, AlreadyExistsError (the patch collides with another entry)
+   */
+  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry>;
+  /**
+   * @param expectedRevision when given, deletes only at that revision.
+   * @throws NotFoundError, RevisionConflictError
+   */
+  deleteEntry(id: string, expectedRevision?: number): Promise<void>;
+
+  // --- join tokens (only the SHA-256 of the secret reaches the store) ---
+  /** @throws AlreadyExistsError when the id or hash is taken. */
+  createJoinToken(token: NewJoinToken): Promise<JoinTokenRecord>;
+  /**
+   * Marks the token spent and returns it, atomically: of several concurrent calls for one token, across
+   * connections and processes, exactly one succeeds.
+   * @throws JoinTokenError ERR_TOKEN_INVALID (unknown), ERR_TOKEN_SPENT (checked first: a replay is reported
+   *   as a replay even after expiry), ERR_TOKEN_EXPIRED (expiresAt <= now)
+   */
+  consumeJoinToken(tokenHash: Buffer, now: Date): Promise<JoinTokenRecord>;
+  /** Deletes tokens that expired before `before` (spent or not). Returns how many. */
+  pruneJoinTokens(before: Date): Promise<number>;
+
+  // --- CA state (the CA engine owns the semantics; the store keeps the records) ---
+  /** Inserts or replaces by id. At most one authority is 'active': @throws AlreadyExistsError otherwise. */
+  putCaAuthority(record: CaAuthorityRecord): Promise<void>;
+  /** @throws NotFoundError */
+  getCaAuthority(id: string): Promise<CaAuthorityRecord>;
+  /** Ordered by notBefore, then id. */
+  listCaAuthorities(): Promise<CaAuthorityRecord[]>;
+  /** @throws NotFoundError */
+  deleteCaAuthority(id: string): Promise<void>;
+  getBundle(trustDomain: string): Promise<BundleRecord | undefined>;
+  /** Replaces the bundle and increments its sequence (1 for the first), in one step. */
+  setBundle(trustDomain: string, update: BundleUpdate): Promise<BundleRecord>;
+}
+
+export interface Store extends StoreOps {
+  /** 'sqlite' or, later, 'postgres': for logs and diagnostics. */
+  readonly kind: string;
+  /**
+   * Runs `fn` in one transaction: every write through `tx` commits together when `fn` resolves, or none does
+   * when it throws (the error is rethrown). Use `tx`, not the store, inside `fn`: the store refuses calls
+   * made from inside its own transaction rather than deadlock. Keep `fn` short: it holds the write lock.
+   */
+  transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  /** Waits for running calls, then closes. Later calls fail with ERR_STORE_CLOSED. Idempotent. */
+  close(): Promise<void>;
+}

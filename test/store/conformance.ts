@@ -1,0 +1,633 @@
+/**
+ * The behaviour every Store must have, written once so the SQLite store and a later PostgreSQL store are
+ * held to the same contract: `runStoreConformance('postgres', makePostgresHarness)`.
+ */
+import * as assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, isLanyardError, RevisionConflictError } from '../../src/errors';
+import { hashJoinToken } from '../../src/store/join-token-hash';
+import type { Store } from '../../src/store/store';
+import type { CaAuthorityRecord, Entry, NewEntry, Selector } from '../../src/store/types';
+
+/** One database that can be opened several times: each open() is a new connection to the same data. */
+export interface StoreHarness {
+  open(options?: { clock?: () => Date }): Promise<Store>;
+  /** Closes what open() returned and deletes the data. */
+  destroy(): Promise<void>;
+}
+
+export type MakeStoreHarness = () => Promise<StoreHarness>;
+
+const TD = 'spiffe://lanyard.local';
+
+export function newEntry(overrides: Partial<NewEntry> = {}): NewEntry {
+  return {
+    spiffeId: `${TD}/agents/planner`,
+    selectors: [{ type: 'k8s', value: 'ns:agents' }],
+    x509SvidTtlSeconds: 0,
+    allowedScopes: [],
+    maxDelegationDepth: 0,
+    allowedDelegates: [],
+    admin: false,
+    dnsNames: [],
+    canAssertPrincipal: false,
+    ...overrides,
+  };
+}
+
+/** Asserts that `p` rejects with a LanyardError of `code`, and returns the error. */
+export async function rejectsWithCode(p: Promise<unknown>, code: string): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(isLanyardError(e), `expected a LanyardError ${code}, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return e;
+  }
+  assert.fail(`expected rejection with ${code}`);
+}
+
+/** A clock the tests move by hand. */
+export class FakeClock {
+  constructor(private ms = Date.UTC(2030, 0, 1)) {}
+  now = (): Date => new Date(this.ms);
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+export function runStoreConformance(name: string, makeHarness: MakeStoreHarness): void {
+  describe(`Store conformance: ${name}`, () => {
+    let harness: StoreHarness;
+    let clock: FakeClock;
+    let store: Store;
+
+    beforeEach(async () => {
+      harness = await makeHarness();
+      clock = new FakeClock();
+      store = await harness.open({ clock: clock.now });
+    });
+    afterEach(async () => {
+      await harness.destroy();
+    });
+
+    describe('entries', () => {
+      it('creates an entry with a generated id, revision 1 and timestamps, and reads it back', async () => {
+        const created = await store.createEntry(newEntry({ allowedScopes: ['tickets:read'], admin: true }));
+        assert.match(created.id, /^[0-9a-f-]{36}$/);
+        assert.equal(created.revision, 1);
+        assert.deepEqual(created.createdAt, clock.now());
+        assert.deepEqual(created.updatedAt, clock.now());
+        assert.deepEqual(await store.getEntry(created.id), created);
+      });
+
+      it('keeps every field, including optional ones, exactly', async () => {
+        const input = newEntry({
+          id: 'entry-1',
+          parentId: `${TD}/node/a`,
+          selectors: [
+            { type: 'unix', value: 'uid:1000' },
+            { type: 'k8s', value: 'sa:planner' },
+          ],
+          x509SvidTtlSeconds: 600,
+          allowedScopes: ['a:read', 'b:write'],
+          maxDelegationDepth: 3,
+          allowedDelegates: [`${TD}/agents/tool-runner`],
+          admin: true,
+          dnsNames: ['planner.internal'],
+          expiresAt: new Date(Date.UTC(2031, 5, 1)),
+          canAssertPrincipal: true,
+        });
+        const created = await store.createEntry(input);
+        const { id: _id, ...fields } = input;
+        assert.deepEqual(created, {
+          ...fields,
+          id: 'entry-1',
+          // canonical order: by type, then value
+          selectors: [
+            { type: 'k8s', value: 'sa:planner' },
+            { type: 'unix', value: 'uid:1000' },
+          ],
+          createdAt: clock.now(),
+          updatedAt: clock.now(),
+          revision: 1,
+        });
+        assert.deepEqual(await store.getEntry('entry-1'), created);
+      });
+
+      it('refuses a second entry with the same id', async () => {
+        await store.createEntry(newEntry({ id: 'dup' }));
+        await rejectsWithCode(
+          store.createEntry(newEntry({ id: 'dup', spiffeId: `${TD}/other` })),
+          ErrorCode.ALREADY_EXISTS,
+        );
+      });
+
+      it('refuses the same SPIFFE ID with the same selector set, in any order', async () => {
+        const selectors: Selector[] = [
+          { type: 'k8s', value: 'ns:a' },
+          { type: 'k8s', value: 'sa:b' },
+        ];
+        const first = await store.createEntry(newEntry({ selectors }));
+        const err = await rejectsWithCode(
+          store.createEntry(newEntry({ selectors: [...selectors].reverse() })),
+          ErrorCode.ALREADY_EXISTS,
+        );
+        assert.match(err.message, new RegExp(first.id));
+      });
+
+      it('allows the same SPIFFE ID with other selectors or another parent', async () => {
+        await store.createEntry(newEntry());
+        await store.createEntry(newEntry({ selectors: [{ type: 'k8s', value: 'ns:other' }] }));
+        await store.createEntry(newEntry({ parentId: `${TD}/node/a` }));
+        const page = await store.listEntries({}, { pageSize: 10 });
+        assert.equal(page.entries.length, 3);
+      });
+
+      it('reports a missing entry as NOT_FOUND', async () => {
+        await rejectsWithCode(store.getEntry('nope'), ErrorCode.NOT_FOUND);
+        await rejectsWithCode(store.updateEntry('nope', { admin: true }, 1), ErrorCode.NOT_FOUND);
+        await rejectsWithCode(store.deleteEntry('nope'), ErrorCode.NOT_FOUND);
+      });
+
+      it('updates at the current revision: revision + 1, updatedAt moves, createdAt stays', async () => {
+        const created = await store.createEntry(newEntry());
+        clock.advance(1000);
+        const updated = await store.updateEntry(created.id, { allowedScopes: ['x:y'], admin: true }, 1);
+        assert.equal(updated.revision, 2);
+        assert.deepEqual(updated.allowedScopes, ['x:y']);
+        assert.equal(updated.admin, true);
+        assert.deepEqual(updated.createdAt, created.createdAt);
+        assert.deepEqual(updated.updatedAt, clock.now());
+        assert.deepEqual(updated.selectors, created.selectors);
+        assert.deepEqual(await store.getEntry(created.id), updated);
+      });
+
+      it('refuses an update at a stale revision and changes nothing', async () => {
+        const created = await store.createEntry(newEntry());
+        await store.updateEntry(created.id, { admin: true }, 1);
+        const err = await rejectsWithCode(
+          store.updateEntry(created.id, { maxDelegationDepth: 5 }, 1),
+          ErrorCode.REVISION_CONFLICT,
+        );
+        assert.ok(err instanceof RevisionConflictError);
+        assert.equal(err.currentRevision, 2);
+        const now = await store.getEntry(created.id);
+        assert.equal(now.maxDelegationDepth, 0);
+        assert.equal(now.revision, 2);
+      });
+
+      it('replaces selectors on update and finds the entry by its new selectors only', async () => {
+        const created = await store.createEntry(newEntry());
+        const next = [{ type: 'unix', value: 'uid:1' }];
+        await store.updateEntry(created.id, { selectors: next }, 1);
+        const byNew = await store.listEntries(
+          { selectors: { selectors: next, match: 'exact' } },
+          { pageSize: 10 },
+        );
+        assert.deepEqual(
+          byNew.entries.map((e) => e.id),
+          [created.id],
+        );
+        const byOld = await store.listEntries(
+          { selectors: { selectors: created.selectors, match: 'any' } },
+          { pageSize: 10 },
+        );
+        assert.equal(byOld.entries.length, 0);
+      });
+
+      it('refuses an update that would duplicate another entry, and changes nothing', async () => {
+        const a = await store.createEntry(newEntry());
+        const b = await store.createEntry(newEntry({ selectors: [{ type: 'k8s', value: 'ns:b' }] }));
+        await rejectsWithCode(
+          store.updateEntry(b.id, { selectors: a.selectors }, 1),
+          ErrorCode.ALREADY_EXISTS,
+        );
+        assert.deepEqual(await store.getEntry(b.id), b);
+      });
+
+      it('clears optional fields with null and leaves absent keys alone', async () => {
+        const created = await store.createEntry(
+          newEntry({ parentId: `${TD}/node/a`, expiresAt: new Date(Date.UTC(2031, 0, 1)) }),
+        );
+        const updated = await store.updateEntry(created.id, { parentId: null, expiresAt: null }, 1);
+        assert.equal(updated.parentId, undefined);
+        assert.equal(updated.expiresAt, undefined);
+        assert.equal('parentId' in updated, false);
+        assert.deepEqual(await store.getEntry(created.id), updated);
+      });
+
+      it('deletes, optionally only at a given revision', async () => {
+        const a = await store.createEntry(newEntry());
+        await rejectsWithCode(store.deleteEntry(a.id, 7), ErrorCode.REVISION_CONFLICT);
+        await store.getEntry(a.id);
+        await store.deleteEntry(a.id, 1);
+        await rejectsWithCode(store.getEntry(a.id), ErrorCode.NOT_FOUND);
+        const b = await store.createEntry(newEntry());
+        await store.deleteEntry(b.id);
+        await rejectsWithCode(store.getEntry(b.id), ErrorCode.NOT_FOUND);
+      });
+
+      it('returns copies: changing a returned entry does not change the stored one', async () => {
+        const input = newEntry({ allowedScopes: ['a'] });
+        const created = await store.createEntry(input);
+        input.allowedScopes.push('b');
+        created.allowedScopes.push('c');
+        assert.deepEqual((await store.getEntry(created.id)).allowedScopes, ['a']);
+      });
+    });
+
+    describe('listing entries', () => {
+      const k8s = (value: string): Selector => ({ type: 'k8s', value });
+      let e1: Entry, e2: Entry, e3: Entry, e4: Entry;
+
+      beforeEach(async () => {
+        e1 = await store.createEntry(newEntry({ spiffeId: `${TD}/agents/a`, selectors: [k8s('ns:x')] }));
+        e2 = await store.createEntry(
+          newEntry({ spiffeId: `${TD}/agents/b`, selectors: [k8s('ns:x'), k8s('sa:b')] }),
+        );
+        e3 = await store.createEntry(
+          newEntry({ spiffeId: `${TD}/tools/c`, selectors: [k8s('ns:y')], parentId: `${TD}/node/1` }),
+        );
+        e4 = await store.createEntry(
+          newEntry({
+            spiffeId: `${TD}/agents_d`,
+            selectors: [k8s('sa:b')],
+            expiresAt: new Date(clock.now().getTime() + 1000),
+          }),
+        );
+      });
+
+      const ids = (entries: Entry[]): string[] => entries.map((e) => e.id);
+      const list = async (filter: Parameters<Store['listEntries']>[0]): Promise<string[]> =>
+        ids((await store.listEntries(filter, { pageSize: 100 })).entries);
+
+      it('lists everything ordered by SPIFFE ID', async () => {
+        assert.deepEqual(await list({}), ids([e1, e2, e4, e3]));
+      });
+
+      it('filters by SPIFFE ID prefix, treating % and _ literally', async () => {
+        assert.deepEqual(await list({ spiffeIdPrefix: `${TD}/agents/` }), ids([e1, e2]));
+        assert.deepEqual(await list({ spiffeIdPrefix: `${TD}/agents_` }), ids([e4]));
+        assert.deepEqual(await list({ spiffeIdPrefix: `${TD}/agents%` }), []);
+      });
+
+      it('filters by parent ID', async () => {
+        assert.deepEqual(await list({ parentId: `${TD}/node/1` }), ids([e3]));
+      });
+
+      it('filters out expired entries when asked', async () => {
+        clock.advance(2000);
+        assert.deepEqual(await list({ notExpiredAt: clock.now() }), ids([e1, e2, e3]));
+      });
+
+      it('matches selectors exactly, as subset, as superset and by any', async () => {
+        const sel = (match: 'exact' | 'subset' | 'superset' | 'any', ...s: Selector[]) => ({
+          selectors: { selectors: s, match },
+        });
+        assert.deepEqual(await list(sel('exact', k8s('ns:x'))), ids([e1]));
+        assert.deepEqual(await list(sel('exact', k8s('sa:b'), k8s('ns:x'))), ids([e2]));
+        // subset: the entries a workload attested with exactly these selectors matches
+        assert.deepEqual(await list(sel('subset', k8s('ns:x'), k8s('sa:b'))), ids([e1, e2, e4]));
+        assert.deepEqual(await list(sel('subset', k8s('ns:x'))), ids([e1]));
+        assert.deepEqual(await list(sel('superset', k8s('ns:x'))), ids([e1, e2]));
+        assert.deepEqual(await list(sel('superset', k8s('ns:x'), k8s('sa:b'))), ids([e2]));
+        assert.deepEqual(await list(sel('any', k8s('sa:b'), k8s('ns:y'))), ids([e2, e4, e3]));
+        assert.deepEqual(await list(sel('any', k8s('nothing'))), []);
+      });
+
+      it('combines filters with AND', async () => {
+        assert.deepEqual(
+          await list({
+            spiffeIdPrefix: `${TD}/agents/`,
+            selectors: { selectors: [k8s('sa:b')], match: 'superset' },
+          }),
+          ids([e2]),
+        );
+      });
+
+      it('paginates: every entry exactly once, in order, and an empty token on the last page', async () => {
+        for (let i = 0; i < 7; i++) {
+          await store.createEntry(newEntry({ spiffeId: `${TD}/agents/a`, selectors: [k8s(`pod:${i}`)] }));
+        }
+        const all = await list({});
+        const seen: string[] = [];
+        let token = '';
+        let pages = 0;
+        do {
+          const page = await store.listEntries({}, { pageSize: 3, pageToken: token });
+          assert.ok(page.entries.length <= 3);
+          seen.push(...ids(page.entries));
+          token = page.nextPageToken;
+          pages++;
+        } while (token !== '');
+        assert.deepEqual(seen, all);
+        assert.equal(pages, Math.ceil(all.length / 3));
+      });
+
+      it('continues correctly when entries change between pages', async () => {
+        const first = await store.listEntries({}, { pageSize: 2 });
+        await store.deleteEntry(e1.id);
+        await store.createEntry(newEntry({ spiffeId: `${TD}/zzz` }));
+        const rest = await store.listEntries({}, { pageSize: 100, pageToken: first.nextPageToken });
+        assert.deepEqual(ids(first.entries), ids([e1, e2]));
+        assert.deepEqual(ids(rest.entries).slice(0, 2), ids([e4, e3]));
+      });
+
+      it('refuses a malformed page token and a non-positive page size', async () => {
+        await rejectsWithCode(
+          store.listEntries({}, { pageSize: 10, pageToken: 'garbage!' }),
+          ErrorCode.INVALID_ARGUMENT,
+        );
+        await rejectsWithCode(store.listEntries({}, { pageSize: 0 }), ErrorCode.INVALID_ARGUMENT);
+      });
+    });
+
+    describe('join tokens', () => {
+      const expiresIn = (ms: number): Date => new Date(clock.now().getTime() + ms);
+      const newToken = (secret: string, ms = 60_000) => ({
+        id: `jt-${secret}`,
+        tokenHash: hashJoinToken(secret),
+        spiffeId: `${TD}/agents/a`,
+        expiresAt: expiresIn(ms),
+      });
+
+      it('consumes a token once: the second use is ERR_TOKEN_SPENT', async () => {
+        const created = await store.createJoinToken(newToken('s1'));
+        assert.equal(created.spentAt, undefined);
+        const used = await store.consumeJoinToken(hashJoinToken('s1'), clock.now());
+        assert.equal(used.spiffeId, `${TD}/agents/a`);
+        assert.deepEqual(used.spentAt, clock.now());
+        await rejectsWithCode(
+          store.consumeJoinToken(hashJoinToken('s1'), clock.now()),
+          ErrorCode.TOKEN_SPENT,
+        );
+      });
+
+      it('refuses an unknown token and an expired one', async () => {
+        await rejectsWithCode(
+          store.consumeJoinToken(hashJoinToken('never'), clock.now()),
+          ErrorCode.TOKEN_INVALID,
+        );
+        await store.createJoinToken(newToken('s2', 1000));
+        clock.advance(1000);
+        await rejectsWithCode(
+          store.consumeJoinToken(hashJoinToken('s2'), clock.now()),
+          ErrorCode.TOKEN_EXPIRED,
+        );
+      });
+
+      it('never puts the token in an error message', async () => {
+        const secret = randomBytes(16).toString('hex');
+        const err = await rejectsWithCode(
+          store.consumeJoinToken(hashJoinToken(secret), clock.now()),
+          ErrorCode.TOKEN_INVALID,
+        );
+        assert.ok(!err.message.includes(secret));
+      });
+
+      it('lets exactly one of many concurrent consumers win', async () => {
+        await store.createJoinToken(newToken('race'));
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, () => store.consumeJoinToken(hashJoinToken('race'), clock.now())),
+        );
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      });
+
+      it('lets exactly one consumer win across separate connections', async () => {
+        await store.createJoinToken(newToken('race2'));
+        const other = await harness.open({ clock: clock.now });
+        const results = await Promise.allSettled([
+          store.consumeJoinToken(hashJoinToken('race2'), clock.now()),
+          other.consumeJoinToken(hashJoinToken('race2'), clock.now()),
+          store.consumeJoinToken(hashJoinToken('race2'), clock.now()),
+          other.consumeJoinToken(hashJoinToken('race2'), clock.now()),
+        ]);
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+        for (const r of results) {
+          if (r.status === 'rejected')
+            assert.equal((r.reason as { code: string }).code, ErrorCode.TOKEN_SPENT);
+        }
+      });
+
+      it('refuses a second token with the same hash', async () => {
+        await store.createJoinToken(newToken('same'));
+        await rejectsWithCode(
+          store.createJoinToken({ ...newToken('same'), id: 'another-id' }),
+          ErrorCode.ALREADY_EXISTS,
+        );
+      });
+
+      it('prunes only tokens that expired before the given instant', async () => {
+        await store.createJoinToken(newToken('short', 1000));
+        await store.createJoinToken(newToken('long', 100_000));
+        clock.advance(5000);
+        assert.equal(await store.pruneJoinTokens(clock.now()), 1);
+        await rejectsWithCode(
+          store.consumeJoinToken(hashJoinToken('short'), clock.now()),
+          ErrorCode.TOKEN_INVALID,
+        );
+        await store.consumeJoinToken(hashJoinToken('long'), clock.now());
+      });
+    });
+
+    describe('CA state', () => {
+      const authority = (id: string, status: CaAuthorityRecord['status']): CaAuthorityRecord => ({
+        id,
+        status,
+        certDer: randomBytes(64),
+        upstreamChainDer: [randomBytes(32)],
+        keyRef: `disk:${id}`,
+        notBefore: clock.now(),
+        notAfter: new Date(clock.now().getTime() + 86_400_000),
+        createdAt: clock.now(),
+      });
+
+      it('puts, replaces, lists, gets and deletes CA authorities', async () => {
+        const a = authority('a', 'active');
+        await store.putCaAuthority(a);
+        clock.advance(1);
+        const b = authority('b', 'prepared');
+        await store.putCaAuthority(b);
+        assert.deepEqual(await store.listCaAuthorities(), [a, b]);
+        const retired = { ...a, status: 'retired' as const };
+        await store.putCaAuthority(retired);
+        const activated = { ...b, status: 'active' as const, activatedAt: clock.now() };
+        await store.putCaAuthority(activated);
+        assert.deepEqual(await store.getCaAuthority('b'), activated);
+        await store.deleteCaAuthority('a');
+        assert.deepEqual(await store.listCaAuthorities(), [activated]);
+        await rejectsWithCode(store.getCaAuthority('a'), ErrorCode.NOT_FOUND);
+        await rejectsWithCode(store.deleteCaAuthority('a'), ErrorCode.NOT_FOUND);
+      });
+
+      it('refuses a second active authority', async () => {
+        await store.putCaAuthority(authority('a', 'active'));
+        await rejectsWithCode(store.putCaAuthority(authority('b', 'active')), ErrorCode.ALREADY_EXISTS);
+        assert.equal((await store.listCaAuthorities()).length, 1);
+      });
+
+      it('increments the bundle sequence on every change', async () => {
+        assert.equal(await store.getBundle('lanyard.local'), undefined);
+        const roots = [randomBytes(40)];
+        const first = await store.setBundle('lanyard.local', {
+          x509AuthoritiesDer: roots,
+          refreshHintSeconds: 300,
+        });
+        assert.equal(first.sequence, 1);
+        const second = await store.setBundle('lanyard.local', {
+          x509AuthoritiesDer: [...roots, randomBytes(40)],
+          refreshHintSeconds: 300,
+        });
+        assert.equal(second.sequence, 2);
+        assert.deepEqual(await store.getBundle('lanyard.local'), second);
+        assert.equal(await store.getBundle('other.td'), undefined);
+      });
+    });
+
+    describe('transactions', () => {
+      it('commits every write of the callback together', async () => {
+        const ids = await store.transaction(async (tx) => {
+          const a = await tx.createEntry(newEntry({ spiffeId: `${TD}/a` }));
+          const b = await tx.createEntry(newEntry({ spiffeId: `${TD}/b` }));
+          return [a.id, b.id];
+        });
+        for (const id of ids) await store.getEntry(id);
+      });
+
+      it('leaves nothing behind when the callback throws', async () => {
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.createEntry(newEntry({ id: 'tx-a', spiffeId: `${TD}/a` }));
+            await tx.createJoinToken({
+              id: 'tx-token',
+              tokenHash: hashJoinToken('tx'),
+              spiffeId: `${TD}/a`,
+              expiresAt: new Date(clock.now().getTime() + 60_000),
+            });
+            await tx.setBundle('lanyard.local', {
+              x509AuthoritiesDer: [randomBytes(8)],
+              refreshHintSeconds: 1,
+            });
+            throw new Error('boom');
+          }),
+          /boom/,
+        );
+        await rejectsWithCode(store.getEntry('tx-a'), ErrorCode.NOT_FOUND);
+        await rejectsWithCode(
+          store.consumeJoinToken(hashJoinToken('tx'), clock.now()),
+          ErrorCode.TOKEN_INVALID,
+        );
+        assert.equal(await store.getBundle('lanyard.local'), undefined);
+      });
+
+      it('rolls back a batch when its last write fails on a constraint', async () => {
+        await store.createEntry(newEntry({ id: 'existing', spiffeId: `${TD}/x` }));
+        await rejectsWithCode(
+          store.transaction(async (tx) => {
+            await tx.createEntry(newEntry({ id: 'batch-1', spiffeId: `${TD}/b1` }));
+            await tx.createEntry(newEntry({ id: 'existing', spiffeId: `${TD}/b2` }));
+          }),
+          ErrorCode.ALREADY_EXISTS,
+        );
+        await rejectsWithCode(store.getEntry('batch-1'), ErrorCode.NOT_FOUND);
+      });
+
+      it('keeps a caught failure inside the transaction from undoing earlier writes', async () => {
+        await store.createEntry(newEntry({ id: 'existing', spiffeId: `${TD}/x` }));
+        await store.transaction(async (tx) => {
+          await tx.createEntry(newEntry({ id: 'kept', spiffeId: `${TD}/k` }));
+          await rejectsWithCode(tx.createEntry(newEntry({ id: 'existing' })), ErrorCode.ALREADY_EXISTS);
+        });
+        await store.getEntry('kept');
+      });
+
+      it('refuses to be called from inside its own transaction instead of hanging', async () => {
+        await assert.rejects(
+          store.transaction(async () => {
+            await store.getEntry('x');
+          }),
+          (e: unknown) => isLanyardError(e) && e.code === ErrorCode.INTERNAL,
+        );
+      });
+
+      it('refuses the transaction handle after the transaction ended', async () => {
+        const leaked = await store.transaction(async (tx) => tx);
+        await rejectsWithCode(leaked.getEntry('x'), ErrorCode.INTERNAL);
+      });
+
+      it('isolates: calls from outside wait for the transaction and see only committed state', async () => {
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let entered!: () => void;
+        const inside = new Promise<void>((r) => (entered = r));
+        const tx = store.transaction(async (t) => {
+          await t.createEntry(newEntry({ id: 'slow', spiffeId: `${TD}/slow` }));
+          entered();
+          await gate;
+          throw new Error('abort');
+        });
+        await inside;
+        const outside = store.getEntry('slow');
+        release();
+        await assert.rejects(tx, /abort/);
+        await rejectsWithCode(outside, ErrorCode.NOT_FOUND);
+      });
+    });
+
+    describe('persistence', () => {
+      it('keeps entries, spent tokens, CA state and bundle across close and reopen', async () => {
+        const entry = await store.createEntry(newEntry({ allowedScopes: ['a'] }));
+        await store.updateEntry(entry.id, { maxDelegationDepth: 2 }, 1);
+        await store.createJoinToken({
+          id: 'jt',
+          tokenHash: hashJoinToken('persist'),
+          spiffeId: `${TD}/agents/a`,
+          expiresAt: new Date(clock.now().getTime() + 60_000),
+        });
+        await store.consumeJoinToken(hashJoinToken('persist'), clock.now());
+        const ca: CaAuthorityRecord = {
+          id: 'ca1',
+          status: 'active',
+          certDer: randomBytes(50),
+          upstreamChainDer: [],
+          keyRef: 'k',
+          notBefore: clock.now(),
+          notAfter: clock.now(),
+          createdAt: clock.now(),
+        };
+        await store.putCaAuthority(ca);
+        const bundle = await store.setBundle('lanyard.local', {
+          x509AuthoritiesDer: [randomBytes(30)],
+          refreshHintSeconds: 60,
+        });
+        const before = await store.getEntry(entry.id);
+        await store.close();
+
+        const reopened = await harness.open({ clock: clock.now });
+        assert.deepEqual(await reopened.getEntry(entry.id), before);
+        await rejectsWithCode(
+          reopened.consumeJoinToken(hashJoinToken('persist'), clock.now()),
+          ErrorCode.TOKEN_SPENT,
+        );
+        assert.deepEqual(await reopened.listCaAuthorities(), [ca]);
+        assert.deepEqual(await reopened.getBundle('lanyard.local'), bundle);
+        const next = await reopened.setBundle('lanyard.local', {
+          x509AuthoritiesDer: [],
+          refreshHintSeconds: 60,
+        });
+        assert.equal(next.sequence, bundle.sequence + 1);
+      });
+
+      it('refuses calls after close, and close twice is fine', async () => {
+        await store.close();
+        await store.close();
+        await rejectsWithCode(store.getEntry('x'), ErrorCode.STORE_CLOSED);
+        await rejectsWithCode(
+          store.transaction(async () => undefined),
+          ErrorCode.STORE_CLOSED,
+        );
+      });
+    });
+  });
+}
