@@ -15,7 +15,7 @@ export interface VerificationCacheStats {
   signatures: CacheCounters;
   /** "delegation link L carries a valid signature by its parent's key", keyed by the link hash. */
   links: CacheCounters;
-  /** Decoded CA certificates, keyed by the hash of their DER. */
+  /** Decoded certificates of chains that verified, keyed by the SHA-256 of their DER. */
   certificates: CacheCounters;
 }
 
@@ -29,11 +29,12 @@ export interface VerificationCacheOptions {
  * costs about one signature check (the leaf's).
  *
  * Only facts that are pure functions of immutable bytes are stored: a signature either verifies over a given
- * DER under a given key or it does not, forever. Everything that depends on time, on the current bundle, or on
+ * DER under a given key or it does not, forever; a DER always decodes to the same certificate. Everything that depends on time, on the current bundle, or on
  * revocation (validity, CA flags against the path, name constraints, revocation lists) is re-evaluated on
  * every call, so a cache hit can never turn a rejection into an acceptance: an expired or revoked chain is
- * rejected exactly as it would be without the cache. Failures are never stored; callers insert only facts
- * from a chain that passed as a whole, so a peer cannot fill the cache with its own junk certificates.
+ * rejected exactly as it would be without the cache. The leaf's signature is never cached either, so every
+ * verification proves the leaf afresh. Failures are never stored; callers insert only facts from a chain
+ * that passed as a whole, so a peer cannot fill the cache with its own junk certificates.
  */
 export class VerificationCache {
   private readonly signatures: Lru<true>;
@@ -71,16 +72,17 @@ export class VerificationCache {
   }
 
   /**
-   * Decode a CA certificate, reusing an earlier decoding of identical bytes. Parsing is deterministic, so the
-   * same DER always yields the same (immutable) object; a malformed DER throws and is not remembered.
+   * A certificate decoded earlier from identical DER, if any. Decoding is deterministic and costs far more than a
+   * signature check (node:crypto's X509Certificate alone is ~0.4 ms), so a peer that reconnects with the same
+   * SVID should not pay it again.
    */
-  parseCertificate(der: Uint8Array): ParsedCertificate {
-    const key = createHash('sha256').update(der).digest('hex');
-    const cached = this.lookup(this.certificates, this.counters.certificates, key);
-    if (cached !== undefined) return cached;
-    const cert = ParsedCertificate.fromDer(der);
-    this.certificates.set(key, cert);
-    return cert;
+  certificate(der: Uint8Array): ParsedCertificate | undefined {
+    return this.lookup(this.certificates, this.counters.certificates, sha256Hex(der));
+  }
+
+  /** Remember certificates of a chain that verified; callers never add certificates from a rejected chain. */
+  rememberCertificate(cert: ParsedCertificate): void {
+    this.certificates.set(cert.sha256Hex, cert);
   }
 
   stats(): VerificationCacheStats {
@@ -107,6 +109,10 @@ export class VerificationCache {
   private snapshot<V>(lru: Lru<V>, counter: { hits: number; misses: number }): CacheCounters {
     return { hits: counter.hits, misses: counter.misses, size: lru.size, evictions: lru.evictions };
   }
+}
+
+function sha256Hex(der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('hex');
 }
 
 function edgeKey(child: ParsedCertificate, issuer: ParsedCertificate): string {

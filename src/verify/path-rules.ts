@@ -9,6 +9,7 @@ import {
 } from '@peculiar/asn1-x509';
 import { ErrorCode, ErrorCodeValue, PathValidationError } from '../errors';
 import { ParsedCertificate, ParsedNameConstraints } from '../x509/certificate';
+import { describeKey } from '../x509/keys';
 import { nameConstraintViolation } from './name-constraints';
 import { canonicalOid } from './oid';
 
@@ -26,6 +27,21 @@ export const ENFORCED_EXTENSIONS: ReadonlySet<string> = new Set([
   id_ce_nameConstraints,
   id_ce_subjectKeyIdentifier,
   id_ce_authorityKeyIdentifier,
+]);
+
+/**
+ * Signature algorithms accepted on certificates whose signature the path relies on (every one but the anchor).
+ * MD5 and SHA-1 are refused as Go and the CA/Browser Forum do; RSASSA-PSS is left out because its parameters
+ * default to SHA-1 and no Lanyard key signs with it; Ed448 keys are not accepted anywhere in Lanyard.
+ */
+export const ACCEPTED_SIGNATURE_ALGORITHMS: ReadonlySet<string> = new Set([
+  '1.2.840.10045.4.3.2', // ecdsa-with-SHA256
+  '1.2.840.10045.4.3.3', // ecdsa-with-SHA384
+  '1.2.840.10045.4.3.4', // ecdsa-with-SHA512
+  '1.2.840.113549.1.1.11', // sha256WithRSAEncryption
+  '1.2.840.113549.1.1.12', // sha384WithRSAEncryption
+  '1.2.840.113549.1.1.13', // sha512WithRSAEncryption
+  '1.3.101.112', // Ed25519
 ]);
 
 /**
@@ -58,6 +74,7 @@ export function checkPath(path: readonly ParsedCertificate[], at: Date): void {
     const cert = path[i]!;
     checkValidity(cert, i, at);
     checkCriticalExtensions(cert, i);
+    checkKeyAndAlgorithm(cert, i, i === path.length - 1);
     if (i > 0) checkIssuerRole(path, i);
     // §6.1.3 (b)/(c): name constraints do not apply to self-issued intermediates, only to the final cert and to
     // certificates issued to a different subject.
@@ -104,6 +121,33 @@ function checkCriticalExtensions(cert: ParsedCertificate, i: number): void {
     throw fail(
       ErrorCode.UNKNOWN_CRITICAL_EXTENSION,
       `${describe(cert)} carries the critical extension ${canonicalOid(unknown.oid)}, which this validator does not process`,
+      i,
+      cert,
+    );
+  }
+}
+
+/**
+ * Every key in the path must be of a type Lanyard accepts anywhere (x509/keys.ts: EC P-256/P-384, RSA >= 2048,
+ * Ed25519), and every signature the path relies on must use an accepted algorithm. The anchor's own signature
+ * is not relied on, so its algorithm does not matter; its key does, since it verifies the next certificate.
+ */
+function checkKeyAndAlgorithm(cert: ParsedCertificate, i: number, anchor: boolean): void {
+  try {
+    describeKey(cert.publicKey);
+  } catch (e) {
+    throw fail(
+      ErrorCode.UNSUPPORTED_KEY,
+      `${describe(cert)} has a key Lanyard does not accept: ${e instanceof Error ? e.message : String(e)}`,
+      i,
+      cert,
+    );
+  }
+  const alg = cert.asn.signatureAlgorithm.algorithm;
+  if (!anchor && !ACCEPTED_SIGNATURE_ALGORITHMS.has(alg)) {
+    throw fail(
+      ErrorCode.UNSUPPORTED_ALGORITHM,
+      `${describe(cert)} is signed with the refused algorithm ${alg}`,
       i,
       cert,
     );

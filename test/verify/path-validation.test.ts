@@ -328,6 +328,39 @@ describe('validateCertPath', () => {
     });
   });
 
+  describe('keys and signature algorithms', () => {
+    it('rejects a certificate signed with ECDSA over SHA-1 (ERR_UNSUPPORTED_ALGORITHM)', () => {
+      const root = makeRoot(TD);
+      const int = makeIntermediate(TD, root, { signatureHash: 'sha1' });
+      const err = expectCode(
+        () => validateCertPath([makeLeaf(ID, int).cert, int.cert], [root.cert], { at }),
+        ErrorCode.UNSUPPORTED_ALGORITHM,
+        /1\.2\.840\.10045\.4\.1/,
+      );
+      assert.equal((err as CertificatePathError).certIndex, 1);
+    });
+
+    it('accepts ECDSA over SHA-384, and does not care how the trust anchor signed itself', () => {
+      const root = makeRoot(TD, { signatureHash: 'sha1' });
+      const int = makeIntermediate(TD, root, { signatureHash: 'sha384' });
+      validateCertPath([makeLeaf(ID, int).cert, int.cert], [root.cert], { at });
+    });
+
+    it('rejects a key type Lanyard does not accept, at any level (ERR_UNSUPPORTED_KEY)', () => {
+      const root = makeRoot(TD);
+      expectCode(
+        () => validateCertPath([makeLeaf(ID, root, { key: newKey('P-521') }).cert], [root.cert], { at }),
+        ErrorCode.UNSUPPORTED_KEY,
+      );
+      const weakRoot = makeRoot(TD, { key: newKey('P-521') });
+      expectCode(
+        () => validateCertPath([makeLeaf(ID, weakRoot).cert], [weakRoot.cert], { at }),
+        ErrorCode.UNSUPPORTED_KEY,
+      );
+      validateCertPath([makeLeaf(ID, root, { key: newKey('P-384') }).cert], [root.cert], { at });
+    });
+  });
+
   describe('name constraints', () => {
     function pathUnder(
       constraints: Parameters<typeof makeIntermediate>[2],

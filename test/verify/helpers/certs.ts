@@ -51,6 +51,8 @@ export interface CertSpec {
   subjectKeyId?: boolean;
   /** Override the AKI (default: the issuer's SKI). null: none. */
   authorityKeyId?: Uint8Array | null;
+  /** Digest of the ECDSA signature (default sha256), to make certificates with weak signature algorithms. */
+  signatureHash?: 'sha1' | 'sha256' | 'sha384';
 }
 
 export const HOUR = 3600_000;
@@ -58,11 +60,15 @@ export const DAY = 24 * HOUR;
 /** A fixed "now" so that validity tests do not depend on the clock. */
 export const NOW = new Date('2030-01-01T00:00:00Z');
 
-export function newKey(): KeyPair {
-  return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+export function newKey(namedCurve: 'P-256' | 'P-384' | 'P-521' = 'P-256'): KeyPair {
+  return generateKeyPairSync('ec', { namedCurve });
 }
 
-const ECDSA_SHA256 = '1.2.840.10045.4.3.2';
+const ECDSA_BY_HASH = {
+  sha1: '1.2.840.10045.4.1',
+  sha256: '1.2.840.10045.4.3.2',
+  sha384: '1.2.840.10045.4.3.3',
+} as const;
 const KU_BITS: Record<KeyUsageName, number> = {
   digitalSignature: asn.KeyUsageFlags.digitalSignature,
   keyEncipherment: asn.KeyUsageFlags.keyEncipherment,
@@ -135,6 +141,8 @@ export function makeCert(spec: CertSpec): Issued {
     );
   }
 
+  const hash = spec.signatureHash ?? 'sha256';
+  const ECDSA_SHA256 = ECDSA_BY_HASH[hash];
   const serial = spec.serial ?? positiveSerial();
   const tbs = new asn.TBSCertificate({
     version: asn.Version.v3,
@@ -153,7 +161,7 @@ export function makeCert(spec: CertSpec): Issued {
     ...(exts.length > 0 ? { extensions: new asn.Extensions(exts) } : {}),
   });
   const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
-  const signature = sign('sha256', tbsDer, signer.privateKey);
+  const signature = sign(hash, tbsDer, signer.privateKey);
   const cert = new asn.Certificate({
     tbsCertificate: tbs,
     signatureAlgorithm: new asn.AlgorithmIdentifier({ algorithm: ECDSA_SHA256 }),
