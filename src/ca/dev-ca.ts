@@ -1,0 +1,270 @@
+import { createPrivateKey, createPublicKey, KeyObject, randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { AlreadyExistsError, ErrorCode, LanyardError } from '../errors';
+import { ParsedCertificate } from '../x509/certificate';
+import { describeKey, generateKeyPair, KeyAlgorithm } from '../x509/keys';
+import { trustDomainName } from '../x509/names';
+import { decodePemBlocks, encodePem } from '../x509/pem';
+import { createRootCa, Issuer, issueX509Svid } from '../x509/profiles';
+
+/**
+ * The development CA behind `lanyard ca init` and `lanyard svid mint`: a self-signed root whose key sits in
+ * a directory on disk. For tests and local use; the server's CA (src/ca, issue 3) manages rotation itself.
+ */
+
+export const CA_CERT_FILE = 'ca.pem';
+export const CA_KEY_FILE = 'ca_key.pem';
+export const SVID_FILE = 'svid.pem';
+export const SVID_KEY_FILE = 'svid_key.pem';
+export const BUNDLE_FILE = 'bundle.pem';
+
+export const DEV_CA_DEFAULT_TTL_SECONDS = 365 * 24 * 60 * 60;
+/** DESIGN.md: workload SVIDs default to one hour. */
+export const DEV_SVID_DEFAULT_TTL_SECONDS = 60 * 60;
+
+export interface DevCa extends Issuer {
+  dir: string;
+  trustDomain: string;
+  /** True when the key file is readable or writable by group or others (only possible with allowInsecureKeyFile). */
+  keyFileInsecure: boolean;
+}
+
+export interface InitDevCaOptions {
+  trustDomain: string;
+  dir: string;
+  /** Default one year. */
+  ttlSeconds?: number;
+  /** Default ec-p256. */
+  keyAlgorithm?: KeyAlgorithm;
+  /** Replace an existing CA in `dir`. Without it, an existing ca.pem or ca_key.pem is never touched. */
+  force?: boolean;
+  now?: Date;
+}
+
+export interface LoadDevCaOptions {
+  /** Load even when the key file is open to group or others, reporting it in `keyFileInsecure`. */
+  allowInsecureKeyFile?: boolean;
+}
+
+export interface MintSvidOptions {
+  spiffeId: string;
+  /** Default one hour; never past the CA's own expiry. */
+  ttlSeconds?: number;
+  agentContextDer?: Uint8Array;
+  /** The workload key's type; default ec-p256. */
+  keyAlgorithm?: KeyAlgorithm;
+  dnsNames?: string[];
+  now?: Date;
+}
+
+export interface MintedSvid {
+  cert: ParsedCertificate;
+  /** The leaf alone. */
+  certPem: string;
+  /** PKCS#8. */
+  keyPem: string;
+  /** Leaf first, then any intermediates (none for the dev CA): what a TLS peer presents. */
+  chainPem: string;
+  /** The trust anchors of the trust domain. */
+  bundlePem: string;
+}
+
+export interface SvidFiles {
+  svid: string;
+  key: string;
+  bundle: string;
+}
+
+export function initDevCa(opts: InitDevCaOptions): DevCa {
+  const certPath = join(opts.dir, CA_CERT_FILE);
+  const keyPath = join(opts.dir, CA_KEY_FILE);
+  const force = opts.force === true;
+  if (!force && (existsSync(certPath) || existsSync(keyPath))) {
+    throw new AlreadyExistsError(`a CA already exists in ${opts.dir} (force to replace it)`);
+  }
+  const { privateKey } = generateKeyPair(opts.keyAlgorithm ?? 'ec-p256');
+  const root = createRootCa({
+    trustDomain: opts.trustDomain,
+    key: privateKey,
+    ttlSeconds: opts.ttlSeconds ?? DEV_CA_DEFAULT_TTL_SECONDS,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+
+  ioStep(`cannot create ${opts.dir}`, () => mkdirSync(opts.dir, { recursive: true, mode: 0o700 }));
+  const staged: string[] = [];
+  try {
+    staged.push(stage(keyPath, keyPem, 0o600));
+    staged.push(stage(certPath, encodePem('CERTIFICATE', root.der), 0o644));
+    publish(staged[0]!, keyPath, force);
+    try {
+      publish(staged[1]!, certPath, force);
+    } catch (e) {
+      // Without force nothing was there before: take the key back out rather than leave half a CA.
+      if (!force) rmSync(keyPath, { force: true });
+      throw e;
+    }
+  } finally {
+    for (const file of staged) rmSync(file, { force: true });
+  }
+  return {
+    dir: opts.dir,
+    trustDomain: trustDomainName(opts.trustDomain),
+    cert: root.cert,
+    key: privateKey,
+    keyFileInsecure: false,
+  };
+}
+
+export function loadDevCa(dir: string, opts: LoadDevCaOptions = {}): DevCa {
+  const certPath = join(dir, CA_CERT_FILE);
+  const keyPath = join(dir, CA_KEY_FILE);
+  const certPem = ioStep(`cannot read ${certPath}`, () => readFileSync(certPath, 'utf8'));
+  const ders = decodePemBlocks(certPem, 'CERTIFICATE');
+  if (ders.length !== 1) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${certPath} must hold exactly one certificate`);
+  }
+  const cert = ParsedCertificate.fromDer(ders[0]!);
+  if (!cert.isCa || !cert.selfIssued || !cert.isSignedBy(cert)) {
+    throw new LanyardError(ErrorCode.NOT_A_CA, `${certPath} is not a self-signed CA certificate`);
+  }
+  if (cert.uriSans.length !== 1) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${certPath} does not name exactly one trust domain`);
+  }
+  const trustDomain = trustDomainName(cert.uriSans[0]!);
+
+  // Like OpenSSH with private keys: a CA key that others can read is refused unless the caller opts in.
+  const mode = ioStep(`cannot read ${keyPath}`, () => statSync(keyPath).mode);
+  const keyFileInsecure = process.platform !== 'win32' && (mode & 0o077) !== 0;
+  if (keyFileInsecure && opts.allowInsecureKeyFile !== true) {
+    throw new LanyardError(
+      ErrorCode.INVALID_ARGUMENT,
+      `${keyPath} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`,
+    );
+  }
+  const keyText = ioStep(`cannot read ${keyPath}`, () => readFileSync(keyPath, 'utf8'));
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: keyText, format: 'pem' });
+  } catch {
+    // No cause attached: the parser's error is about the key's bytes, which stay out of errors and logs.
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${keyPath} is not an unencrypted PEM private key`);
+  }
+  describeKey(key);
+  if (!cert.publicKey.equals(createPublicKey(key))) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${keyPath} does not belong to ${certPath}`);
+  }
+  return { dir, trustDomain, cert, key, keyFileInsecure };
+}
+
+/** Generates the workload key here, as a workload would, and has the dev CA sign it. */
+export function mintSvid(ca: DevCa, opts: MintSvidOptions): MintedSvid {
+  const { privateKey, publicKey } = generateKeyPair(opts.keyAlgorithm ?? 'ec-p256');
+  const leaf = issueX509Svid({
+    spiffeId: opts.spiffeId,
+    publicKey,
+    issuer: { cert: ca.cert, key: ca.key },
+    ttlSeconds: opts.ttlSeconds ?? DEV_SVID_DEFAULT_TTL_SECONDS,
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.dnsNames ? { dnsNames: opts.dnsNames } : {}),
+    ...(opts.agentContextDer ? { agentContextDer: opts.agentContextDer } : {}),
+  });
+  const certPem = encodePem('CERTIFICATE', leaf.der);
+  return {
+    cert: leaf.cert,
+    certPem,
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    chainPem: certPem,
+    bundlePem: encodePem('CERTIFICATE', ca.cert.der),
+  };
+}
+
+/**
+ * Writes svid.pem (the chain), svid_key.pem (0600) and bundle.pem into `dir`, each atomically, replacing
+ * earlier ones: re-minting into the same directory is the normal rotation. The key goes before the
+ * certificate so that a reader that reloads on a new svid.pem finds the matching key already in place.
+ */
+export function writeSvidFiles(dir: string, svid: MintedSvid): SvidFiles {
+  ioStep(`cannot create ${dir}`, () => mkdirSync(dir, { recursive: true }));
+  const files: SvidFiles = {
+    svid: join(dir, SVID_FILE),
+    key: join(dir, SVID_KEY_FILE),
+    bundle: join(dir, BUNDLE_FILE),
+  };
+  writeAtomic(files.bundle, svid.bundlePem, 0o644);
+  writeAtomic(files.key, svid.keyPem, 0o600);
+  writeAtomic(files.svid, svid.chainPem, 0o644);
+  return files;
+}
+
+function writeAtomic(path: string, data: string, mode: number): void {
+  const staged = stage(path, data, mode);
+  try {
+    publish(staged, path, true);
+  } finally {
+    rmSync(staged, { force: true });
+  }
+}
+
+/**
+ * Writes `data` to a fresh temp file beside `path`, created with `mode` from the start (so a key is never
+ * readable by others, even for a moment) and synced, and returns its name.
+ */
+function stage(path: string, data: string, mode: number): string {
+  const staged = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  ioStep(`cannot write ${path}`, () => {
+    const fd = openSync(staged, 'wx', mode);
+    try {
+      // The umask may have narrowed `mode`; set it exactly (0644 stays 0644 under umask 077).
+      fchmodSync(fd, mode);
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } catch (e) {
+      rmSync(staged, { force: true });
+      throw e;
+    } finally {
+      closeSync(fd);
+    }
+  });
+  return staged;
+}
+
+/** Moves a staged file into place. Without overwrite a hard link is used, which fails rather than replace. */
+function publish(staged: string, path: string, overwrite: boolean): void {
+  try {
+    if (overwrite) renameSync(staged, path);
+    else linkSync(staged, path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new AlreadyExistsError(`${path} already exists`);
+    }
+    throw ioError(`cannot write ${path}`, e);
+  }
+}
+
+function ioStep<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw ioError(what, e);
+  }
+}
+
+function ioError(what: string, e: unknown): LanyardError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new LanyardError(ErrorCode.IO, `${what}${code ? ` (${code})` : ''}`, { cause: e });
+}

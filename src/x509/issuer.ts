@@ -1,0 +1,89 @@
+import { createPublicKey, KeyObject } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Name } from '@peculiar/asn1-x509';
+import { ErrorCode, LanyardError } from '../errors';
+import { ParsedCertificate } from './certificate';
+import { DerFramingError, readChildren, readSingleTlv, TAG_CONTEXT_0_CONSTRUCTED, tlvBytes } from './der';
+
+/** A CA certificate and its private key: what signs intermediates and SVIDs. */
+export interface Issuer {
+  cert: ParsedCertificate;
+  key: KeyObject;
+}
+
+/**
+ * Returns the issuer's key identifier, which becomes the authorityKeyIdentifier of what it signs.
+ * Refuses to sign with anything that a verifier would not accept as an issuer, so a misconfigured CA fails
+ * at issuance with a clear reason rather than producing certificates that fail somewhere else later.
+ */
+export function checkIssuer(issuer: Issuer, now: Date, issuingCa: boolean): { keyId: Uint8Array } {
+  const { cert, key } = issuer;
+  if (!cert.isCa) {
+    throw new LanyardError(
+      ErrorCode.NOT_A_CA,
+      'issuer certificate is not a CA (basicConstraints cA is not true)',
+    );
+  }
+  if (cert.keyUsage && !cert.keyUsage.keyCertSign) {
+    throw new LanyardError(ErrorCode.KEY_USAGE_INVALID, 'issuer certificate keyUsage lacks keyCertSign');
+  }
+  if (issuingCa && cert.basicConstraints?.pathLen === 0) {
+    throw new LanyardError(
+      ErrorCode.PATH_LEN_EXCEEDED,
+      'issuer has pathLenConstraint 0: it may not sign a CA',
+    );
+  }
+  if (cert.notAfter.getTime() <= now.getTime()) {
+    throw new LanyardError(
+      ErrorCode.CERT_EXPIRED,
+      `issuer certificate expired at ${cert.notAfter.toISOString()}`,
+    );
+  }
+  if (cert.subjectKeyId === undefined) {
+    // Without it the new certificate could carry no authorityKeyIdentifier, which RFC 5280 requires.
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer certificate has no subjectKeyIdentifier');
+  }
+  if (key.type !== 'private') {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer key must be a private key');
+  }
+  if (!cert.publicKey.equals(createPublicKey(key))) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer key does not match the issuer certificate');
+  }
+  return { keyId: cert.subjectKeyId };
+}
+
+/**
+ * The issuer field of a certificate signed by `cert`: its subject, byte for byte. Path builders compare
+ * names, and a re-encoding that changed a string type would silently break chains to upstream CAs,
+ * so a subject that does not survive the schema round trip is refused.
+ */
+export function issuerNameOf(cert: ParsedCertificate): Name {
+  const name = cert.asn.tbsCertificate.subject;
+  const encoded = new Uint8Array(AsnConvert.serialize(name));
+  if (!Buffer.from(encoded).equals(Buffer.from(rawSubject(cert.der)))) {
+    throw new LanyardError(
+      ErrorCode.INVALID_ARGUMENT,
+      'issuer subject name cannot be reproduced byte for byte (non-DER encoding in the issuer certificate)',
+    );
+  }
+  return name;
+}
+
+/** Certificate -> tbsCertificate -> [version] serial signature issuer validity subject. */
+function rawSubject(der: Uint8Array): Uint8Array {
+  try {
+    const tbs = readChildren(der, readSingleTlv(der))[0];
+    const fields = tbs ? readChildren(der, tbs) : [];
+    const subject = fields[fields[0]?.tag === TAG_CONTEXT_0_CONSTRUCTED ? 5 : 4];
+    if (!subject) throw new DerFramingError('tbsCertificate has no subject');
+    return tlvBytes(der, subject);
+  } catch (e) {
+    if (!(e instanceof DerFramingError)) throw e;
+    throw new LanyardError(ErrorCode.MALFORMED_CERTIFICATE, `issuer certificate is not DER: ${e.message}`);
+  }
+}
+
+/** notAfter of a certificate the issuer signs: never past the issuer's own notAfter. */
+export function capNotAfter(requested: Date, issuer: ParsedCertificate): Date {
+  return requested.getTime() > issuer.notAfter.getTime() ? issuer.notAfter : requested;
+}

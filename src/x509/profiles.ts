@@ -1,0 +1,307 @@
+import { KeyObject } from 'node:crypto';
+import { Extension, Name } from '@peculiar/asn1-x509';
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, ParsedCertificate } from './certificate';
+import { AgentContextError, ErrorCode, LanyardError } from '../errors';
+import { AGENT_CONTEXT_LIMITS, AGENT_CONTEXT_OID } from './agent-context/types';
+import { buildName, randomSerial, signCertificate, spkiOf, wholeSeconds } from './build';
+import { DerFramingError, readSingleTlv, TAG_SEQUENCE } from './der';
+import {
+  authorityKeyIdExt,
+  basicConstraintsExt,
+  computeSubjectKeyId,
+  extKeyUsageExt,
+  keyUsageExt,
+  KeyUsageName,
+  NameConstraintsSpec,
+  nameConstraintsExt,
+  rawExtension,
+  subjectAltNameExt,
+  subjectKeyIdExt,
+} from './extensions';
+import { capNotAfter, checkIssuer, Issuer, issuerNameOf } from './issuer';
+import { describeKey } from './keys';
+import { checkDnsName, leafTrustDomain, trustDomainName } from './names';
+
+/**
+ * The three certificate profiles Lanyard issues: a self-signed root CA, an intermediate CA, and the
+ * X.509-SVID leaf, each exactly as the SPIFFE X509-SVID standard and RFC 5280 describe them.
+ */
+
+export type { Issuer } from './issuer';
+export type { NameConstraintsSpec, NameSubtreeSpec } from './extensions';
+
+export interface IssuedCertificate {
+  cert: ParsedCertificate;
+  der: Uint8Array;
+}
+
+export interface CaSubject {
+  /** Default "Lanyard". */
+  organization?: string;
+  /** Default "Lanyard root CA" or "Lanyard intermediate CA". */
+  commonName?: string;
+}
+
+export interface CaOptions {
+  /** Trust domain name (e.g. `example.org`); the CA carries `spiffe://<trustDomain>` as its URI SAN. */
+  trustDomain: string;
+  ttlSeconds: number;
+  /** Issuance time; default now. */
+  now?: Date;
+  subject?: CaSubject;
+  /** basicConstraints pathLenConstraint; absent means unlimited. */
+  pathLen?: number;
+  nameConstraints?: NameConstraintsSpec;
+  /** How far notBefore is set before `now`, to absorb clock skew. Default 10. */
+  backdateSeconds?: number;
+}
+
+export interface RootCaOptions extends CaOptions {
+  /** The root's private key: it signs itself. */
+  key: KeyObject;
+}
+
+export interface IntermediateCaOptions extends CaOptions {
+  /** The intermediate's public key (a private key is accepted and only its public half is used). */
+  publicKey: KeyObject;
+  issuer: Issuer;
+}
+
+export interface SvidOptions {
+  spiffeId: string;
+  /** The workload's public key, from its CSR. */
+  publicKey: KeyObject;
+  issuer: Issuer;
+  ttlSeconds: number;
+  now?: Date;
+  dnsNames?: string[];
+  /** DER of the agent-context extension value (see agent-context/codec.ts); carried non-critical. */
+  agentContextDer?: Uint8Array;
+  /** Default 10. */
+  backdateSeconds?: number;
+}
+
+export const DEFAULT_BACKDATE_SECONDS = 10;
+/** The leaf subject: fixed and minimal. The identity is the URI SAN, never the subject. */
+export const SVID_SUBJECT_ORGANIZATION = 'SPIFFE';
+const MAX_BACKDATE_SECONDS = 3600;
+/** ub-organization-name and ub-common-name (RFC 5280 Appendix A). */
+const MAX_DN_STRING = 64;
+
+export function createRootCa(opts: RootCaOptions): IssuedCertificate {
+  checkCaOptions(opts);
+  if (opts.key?.type !== 'private') {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'a root CA needs its private key (it signs itself)');
+  }
+  const { notBefore, notAfter } = validity(opts);
+  const spki = spkiOf(opts.key);
+  const name = caName(opts.subject, 'Lanyard root CA');
+  const der = signCertificate({
+    serial: randomSerial(),
+    issuer: name,
+    subject: name,
+    notBefore,
+    notAfter,
+    subjectPublicKeyInfo: spki,
+    // RFC 5280 §4.2.1.1 lets a self-signed certificate omit the authorityKeyIdentifier.
+    extensions: caExtensions(opts, computeSubjectKeyId(spki)),
+    signingKey: opts.key,
+  });
+  return issued(der);
+}
+
+export function createIntermediateCa(opts: IntermediateCaOptions): IssuedCertificate {
+  checkCaOptions(opts);
+  const { now, notBefore, notAfter: requested } = validity(opts);
+  const { keyId: issuerKeyId } = checkIssuer(opts.issuer, now, true);
+  const parentPathLen = opts.issuer.cert.basicConstraints?.pathLen;
+  if (parentPathLen !== undefined && opts.pathLen !== undefined && opts.pathLen >= parentPathLen) {
+    throw new LanyardError(
+      ErrorCode.PATH_LEN_EXCEEDED,
+      `pathLen ${opts.pathLen} is not below the issuer's pathLenConstraint ${parentPathLen}`,
+    );
+  }
+  describeKey(opts.publicKey);
+  const spki = spkiOf(opts.publicKey);
+  const der = signCertificate({
+    serial: randomSerial(),
+    issuer: issuerNameOf(opts.issuer.cert),
+    subject: caName(opts.subject, 'Lanyard intermediate CA'),
+    notBefore,
+    notAfter: capNotAfter(requested, opts.issuer.cert),
+    subjectPublicKeyInfo: spki,
+    extensions: [...caExtensions(opts, computeSubjectKeyId(spki)), authorityKeyIdExt(issuerKeyId)],
+    signingKey: opts.issuer.key,
+  });
+  return issued(der);
+}
+
+export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
+  const trustDomain = leafTrustDomain(opts.spiffeId);
+  const dnsNames = opts.dnsNames ?? [];
+  dnsNames.forEach(checkDnsName);
+  if (new Set(dnsNames).size !== dnsNames.length) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'duplicate DNS name');
+  }
+  if (opts.agentContextDer !== undefined) checkAgentContextDer(opts.agentContextDer);
+  const { now, notBefore, notAfter: requested } = validity(opts);
+  const { keyId: issuerKeyId } = checkIssuer(opts.issuer, now, false);
+  const issuerTrustDomains = opts.issuer.cert.uriSans
+    .filter((u) => u.startsWith('spiffe://'))
+    .map((u) => u.slice('spiffe://'.length));
+  if (issuerTrustDomains.length > 0 && !issuerTrustDomains.includes(trustDomain)) {
+    // A verifier looks up the bundle of the leaf's trust domain; a leaf signed by another domain's CA fails there.
+    throw new LanyardError(
+      ErrorCode.WRONG_TRUST_DOMAIN,
+      `issuer belongs to trust domain ${issuerTrustDomains.join(', ')}, not ${trustDomain}`,
+    );
+  }
+
+  const key = describeKey(opts.publicKey);
+  // keyEncipherment only matters for RSA key transport (TLS 1.2 RSA kex); keyAgreement is never set.
+  const usages: KeyUsageName[] =
+    key.kind === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'];
+  const spki = spkiOf(opts.publicKey);
+  const extensions = [
+    basicConstraintsExt(false),
+    keyUsageExt(usages),
+    extKeyUsageExt([EKU_SERVER_AUTH, EKU_CLIENT_AUTH]),
+    subjectKeyIdExt(computeSubjectKeyId(spki)),
+    authorityKeyIdExt(issuerKeyId),
+    subjectAltNameExt({ uris: [opts.spiffeId], dnsNames }),
+  ];
+  if (opts.agentContextDer !== undefined) {
+    // Non-critical so that OpenSSL, Go, Envoy and nginx, which do not know it, still accept the certificate.
+    extensions.push(rawExtension(AGENT_CONTEXT_OID, false, opts.agentContextDer));
+  }
+  const der = signCertificate({
+    serial: randomSerial(),
+    issuer: issuerNameOf(opts.issuer.cert),
+    subject: buildName({ organization: SVID_SUBJECT_ORGANIZATION }),
+    notBefore,
+    notAfter: capNotAfter(requested, opts.issuer.cert),
+    subjectPublicKeyInfo: spki,
+    extensions,
+    signingKey: opts.issuer.key,
+  });
+  return issued(der);
+}
+
+function issued(der: Uint8Array): IssuedCertificate {
+  return { cert: ParsedCertificate.fromDer(der), der };
+}
+
+interface ValidityInput {
+  ttlSeconds: number;
+  now?: Date;
+  backdateSeconds?: number;
+}
+
+function validity(opts: ValidityInput): { now: Date; notBefore: Date; notAfter: Date } {
+  const now = opts.now ?? new Date();
+  if (!(now instanceof Date) || Number.isNaN(now.getTime())) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, '`now` is not a valid date');
+  }
+  if (typeof opts.ttlSeconds !== 'number' || !Number.isFinite(opts.ttlSeconds) || opts.ttlSeconds < 1) {
+    throw new LanyardError(
+      ErrorCode.INVALID_ARGUMENT,
+      `ttlSeconds must be a number >= 1, got ${opts.ttlSeconds}`,
+    );
+  }
+  const backdate = opts.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS;
+  if (!Number.isInteger(backdate) || backdate < 0 || backdate > MAX_BACKDATE_SECONDS) {
+    throw new LanyardError(
+      ErrorCode.INVALID_ARGUMENT,
+      `backdateSeconds must be an integer in 0..${MAX_BACKDATE_SECONDS}, got ${backdate}`,
+    );
+  }
+  return {
+    now,
+    notBefore: wholeSeconds(new Date(now.getTime() - backdate * 1000)),
+    notAfter: wholeSeconds(new Date(now.getTime() + opts.ttlSeconds * 1000)),
+  };
+}
+
+function checkCaOptions(opts: CaOptions): void {
+  trustDomainName(opts.trustDomain);
+  if (
+    opts.pathLen !== undefined &&
+    (!Number.isInteger(opts.pathLen) || opts.pathLen < 0 || opts.pathLen > 16)
+  ) {
+    throw new LanyardError(
+      ErrorCode.INVALID_ARGUMENT,
+      `pathLen must be an integer in 0..16, got ${opts.pathLen}`,
+    );
+  }
+  for (const value of [opts.subject?.organization, opts.subject?.commonName]) {
+    if (value !== undefined && (value.length === 0 || value.length > MAX_DN_STRING)) {
+      throw new LanyardError(
+        ErrorCode.INVALID_ARGUMENT,
+        `subject attributes must be 1..${MAX_DN_STRING} characters`,
+      );
+    }
+  }
+  const subtrees = [...(opts.nameConstraints?.permitted ?? []), ...(opts.nameConstraints?.excluded ?? [])];
+  if (opts.nameConstraints !== undefined && subtrees.length === 0) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'nameConstraints needs at least one subtree');
+  }
+  for (const subtree of subtrees) {
+    // A leading "." means "any subdomain of" (RFC 5280 §4.2.1.10); the rest must be a plain host name.
+    const host = subtree.value.startsWith('.') ? subtree.value.slice(1) : subtree.value;
+    try {
+      if (subtree.kind === 'uri') {
+        // A URI constraint names a host, which for SPIFFE IDs is the trust domain; never a whole URI.
+        if (host.includes(':')) throw new Error('give the trust domain name, not a URI');
+        trustDomainName(host);
+      } else if (subtree.kind === 'dns') checkDnsName(host);
+      else throw new Error(`unknown kind ${String(subtree.kind)}`);
+    } catch (e) {
+      throw new LanyardError(
+        ErrorCode.INVALID_ARGUMENT,
+        `bad name constraint ${String(subtree.kind)}:${subtree.value}: ${(e as Error).message}`,
+      );
+    }
+  }
+}
+
+function caName(subject: CaSubject | undefined, defaultCommonName: string): Name {
+  return buildName({
+    organization: subject?.organization ?? 'Lanyard',
+    commonName: subject?.commonName ?? defaultCommonName,
+  });
+}
+
+function caExtensions(opts: CaOptions, subjectKeyId: Uint8Array): Extension[] {
+  const extensions = [
+    basicConstraintsExt(true, opts.pathLen),
+    // X509-SVID §4.3: keyCertSign is required, cRLSign allowed (Lanyard serves CRLs); digitalSignature is
+    // reserved for leaves ("if and only if").
+    keyUsageExt(['keyCertSign', 'cRLSign']),
+    subjectKeyIdExt(subjectKeyId),
+    subjectAltNameExt({ uris: [`spiffe://${trustDomainName(opts.trustDomain)}`] }),
+  ];
+  if (opts.nameConstraints !== undefined) extensions.push(nameConstraintsExt(opts.nameConstraints));
+  return extensions;
+}
+
+/** The value must be exactly one DER SEQUENCE within the size limit; its content is the codec's business. */
+function checkAgentContextDer(der: Uint8Array): void {
+  if (!(der instanceof Uint8Array) || der.length === 0) {
+    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'agent context is empty');
+  }
+  if (der.length > AGENT_CONTEXT_LIMITS.maxEncodedBytes) {
+    throw new AgentContextError(
+      ErrorCode.AGENT_CONTEXT_TOO_LARGE,
+      `agent context is ${der.length} bytes, limit ${AGENT_CONTEXT_LIMITS.maxEncodedBytes}`,
+    );
+  }
+  try {
+    if (readSingleTlv(der).tag !== TAG_SEQUENCE) throw new DerFramingError('not a SEQUENCE');
+  } catch (e) {
+    if (!(e instanceof DerFramingError)) throw e;
+    throw new AgentContextError(
+      ErrorCode.MALFORMED_AGENT_CONTEXT,
+      `agent context is not one DER SEQUENCE: ${e.message}`,
+    );
+  }
+}
