@@ -9,6 +9,12 @@ export const AGENT_CONTEXT_OID = '2.25.31710684403515015008777295008216665364';
 /** The only version this code writes and reads. Decoding any other version fails closed. */
 export const AGENT_CONTEXT_VERSION = 1;
 
+/**
+ * Version of the DelegationBinding structure. It is the first field of the signed DER, so a parent's
+ * signature over one binding version can never be read as a signature over another.
+ */
+export const DELEGATION_BINDING_VERSION = 1;
+
 /** How the originating principal was established. */
 export type PrincipalProvenance = 'verified' | 'workload' | `asserted-by:${string}`;
 
@@ -55,7 +61,7 @@ export interface DelegationBinding {
   /** Originating principal, unchanged along the chain. */
   principalId: string;
   principalIssuer: string;
-  /** SHA-256 of the DER of the previous link in the chain; empty for the first link. */
+  /** SHA-256 of the DER of the previous link in the chain (see delegationLinkSha256); empty for the first link. */
   prevLinkSha256: Uint8Array;
 }
 
@@ -107,7 +113,9 @@ export const AGENT_CONTEXT_LIMITS = {
   maxIdLength: 2048,
   maxShortStringLength: 256,
   maxIntentLength: 256,
-  maxPublicKeyBytes: 1024,
+  /** Fits the SubjectPublicKeyInfo of an RSA-8192 key (1062 bytes), the largest key x509/keys.ts accepts. */
+  maxPublicKeyBytes: 1100,
+  /** An RSA-8192 signature is 1024 bytes; ECDSA and Ed25519 signatures are far smaller. */
   maxSignatureBytes: 1024,
   minNonceBytes: 16,
   maxNonceBytes: 64,
