@@ -20,6 +20,7 @@ import {
   SubjectKeyIdentifier,
 } from '@peculiar/asn1-x509';
 import { ErrorCode, MalformedInputError } from '../errors';
+import { canonicalOid } from './oid';
 
 /** The keyUsage bits a verifier cares about, as booleans. */
 export interface KeyUsageBits {
@@ -121,13 +122,14 @@ export class ParsedCertificate {
     let dnsSans: string[] = [];
     let sanCount = 0;
     for (const ext of tbs.extensions ?? []) {
-      if (seen.has(ext.extnID)) {
+      const oid = canonicalOid(ext.extnID);
+      if (seen.has(oid)) {
         // RFC 5280 §4.2: a certificate MUST NOT include more than one instance of an extension.
-        throw new MalformedInputError(ErrorCode.MALFORMED_CERTIFICATE, `duplicate extension ${ext.extnID}`);
+        throw new MalformedInputError(ErrorCode.MALFORMED_CERTIFICATE, `duplicate extension ${oid}`);
       }
-      seen.add(ext.extnID);
+      seen.add(oid);
       const value = new Uint8Array(ext.extnValue.buffer);
-      exts.push({ oid: ext.extnID, critical: ext.critical, value });
+      exts.push({ oid, critical: ext.critical, value });
       try {
         switch (ext.extnID) {
           case id_ce_basicConstraints: {
@@ -152,14 +154,15 @@ export class ParsedCertificate {
           }
           case id_ce_extKeyUsage: {
             const eku = AsnConvert.parse(value, ExtendedKeyUsage);
-            (this as { extKeyUsage?: string[] }).extKeyUsage = eku.map((x) => String(x));
+            (this as { extKeyUsage?: string[] }).extKeyUsage = Array.from(eku, (x) => String(x));
             break;
           }
           case id_ce_subjectAltName: {
             const san = AsnConvert.parse(value, SubjectAlternativeName);
-            sanCount = san.length;
-            uriSans = san.filter((g) => g.uniformResourceIdentifier !== undefined).map((g) => g.uniformResourceIdentifier!);
-            dnsSans = san.filter((g) => g.dNSName !== undefined).map((g) => g.dNSName!);
+            const names = Array.from(san);
+            sanCount = names.length;
+            uriSans = names.flatMap((g) => (g.uniformResourceIdentifier !== undefined ? [g.uniformResourceIdentifier] : []));
+            dnsSans = names.flatMap((g) => (g.dNSName !== undefined ? [g.dNSName] : []));
             break;
           }
           case id_ce_subjectKeyIdentifier: {
@@ -177,8 +180,8 @@ export class ParsedCertificate {
           case id_ce_nameConstraints: {
             const nc = AsnConvert.parse(value, NameConstraints);
             (this as { nameConstraints?: ParsedNameConstraints }).nameConstraints = {
-              permitted: (nc.permittedSubtrees ?? []).map((s) => toSubtree(s.base)),
-              excluded: (nc.excludedSubtrees ?? []).map((s) => toSubtree(s.base)),
+              permitted: Array.from(nc.permittedSubtrees ?? [], (s) => toSubtree(s.base)),
+              excluded: Array.from(nc.excludedSubtrees ?? [], (s) => toSubtree(s.base)),
             };
             break;
           }
