@@ -1,0 +1,314 @@
+/**
+ * The server's configuration: one schema, every default in CONFIG_DEFAULTS, validated at start-up.
+ *
+ * The file is YAML (JSON is valid YAML) with snake_case keys. Unknown keys are errors, so a typo cannot
+ * silently leave a default in force. Every error names the field. Relative paths in the file are resolved
+ * against the file's own directory, so the server reads the same files whatever directory it starts in.
+ *
+ * Where a value comes from, strongest first: command-line flag, config file, environment
+ * (LANYARD_DATA_DIR), built-in default.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors';
+import { TrustDomain } from '../spiffe';
+
+/** Every default, documented in one place. Durations are seconds. */
+export const CONFIG_DEFAULTS = {
+  /** Trust domain of every SPIFFE ID this server issues. */
+  trust_domain: 'lanyard.local',
+  /** Data dir (SQLite database, CA keys, admin socket) when neither flag, file nor LANYARD_DATA_DIR sets one. */
+  data_dir: './.lanyard',
+  /** TLS listener for attestation and the bundle (host:port; port 0 picks a free port). */
+  listen_address: '127.0.0.1:8081',
+  /** Admin socket (registration API for the CLI); default `<data_dir>/admin.sock`. */
+  admin_socket_path: 'admin.sock',
+  /** Lifetime of each CA certificate; rotation prepares the next at 1/2 and activates it at 5/6 of it. */
+  ca_ttl: 24 * 3600,
+  /** Lifetime of a workload X.509-SVID when its entry does not set one. */
+  svid_default_ttl: 3600,
+  log_level: 'info',
+  /** How long graceful shutdown waits for in-flight calls before cancelling them. */
+  shutdown_grace: 10,
+  /** Largest gRPC message accepted or sent, bytes. */
+  max_message_bytes: 4 * 1024 * 1024,
+  /** Audience a Kubernetes projected service-account token must carry for k8s_psat. */
+  k8s_psat_audience: 'lanyard',
+} as const;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Linux limits a Unix socket path to 107 bytes (108 with the terminating NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** "90s", "15m", "1h", "7d", or a plain number of seconds. */
+const duration = z.union([z.number(), z.string()]).transform((v, ctx): number => {
+  if (typeof v === 'number') {
+    if (Number.isInteger(v) && v > 0) return v;
+  } else {
+    const m = /^(\d+)(s|m|h|d)$/.exec(v.trim());
+    const n = m ? Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1) : NaN;
+    if (Number.isSafeInteger(n) && n > 0) return n;
+  }
+  ctx.addIssue({
+    code: 'custom',
+    message: `expected a positive duration like "90s", "15m", "1h", "7d" or seconds`,
+  });
+  return z.NEVER;
+});
+
+const nonEmpty = z
+  .string({ error: (issue) => (issue.input === undefined ? 'required' : undefined) })
+  .min(1, 'must not be empty');
+
+const k8sCluster = z.strictObject({
+  /** Name used in selectors and logs; each cluster's tokens are checked only against its own keys. */
+  name: nonEmpty,
+  audience: nonEmpty.default(CONFIG_DEFAULTS.k8s_psat_audience),
+  /** JWKS of the cluster's service-account token issuer, as a file. */
+  jwks_file: nonEmpty,
+  /** Expected `iss` claim; when absent any issuer signed by the JWKS is accepted. */
+  issuer: nonEmpty.optional(),
+  /** "namespace:serviceaccount" pairs allowed to attest; when absent, every service account. */
+  allowed_service_accounts: z.array(nonEmpty).optional(),
+});
+
+const fileSchema = z.strictObject({
+  trust_domain: z
+    .string()
+    .default(CONFIG_DEFAULTS.trust_domain)
+    .superRefine((v, ctx) => {
+      try {
+        TrustDomain.parse(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
+      }
+    }),
+  data_dir: nonEmpty.optional(),
+  listen_address: z
+    .string()
+    .default(CONFIG_DEFAULTS.listen_address)
+    .refine(
+      (v) => parseHostPort(v) !== undefined,
+      'expected host:port, e.g. "127.0.0.1:8081" or "[::1]:8081"',
+    ),
+  admin: z.strictObject({ socket_path: nonEmpty.optional() }).prefault({}),
+  ca: z.strictObject({ ttl: duration.default(CONFIG_DEFAULTS.ca_ttl) }).prefault({}),
+  svid: z.strictObject({ default_ttl: duration.default(CONFIG_DEFAULTS.svid_default_ttl) }).prefault({}),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.log_level) }).prefault({}),
+  shutdown_grace: duration.default(CONFIG_DEFAULTS.shutdown_grace),
+  max_message_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(CONFIG_DEFAULTS.max_message_bytes),
+  attestors: z
+    .strictObject({
+      /** Present (the default) = enabled. `join_token: null` is not allowed; omit the whole block instead. */
+      join_token: z.strictObject({}).optional(),
+      k8s_psat: z
+        .strictObject({ clusters: z.array(k8sCluster).min(1, 'needs at least one cluster') })
+        .optional(),
+      x509pop: z.strictObject({ ca_bundle_file: nonEmpty }).optional(),
+    })
+    .default({ join_token: {} }),
+});
+
+export type ConfigFile = z.input<typeof fileSchema>;
+
+export interface K8sPsatCluster {
+  name: string;
+  audience: string;
+  jwksFile: string;
+  issuer?: string;
+  allowedServiceAccounts?: string[];
+}
+
+/** The resolved configuration: absolute paths, durations in seconds. */
+export interface ServerConfig {
+  trustDomain: string;
+  dataDir: string;
+  listenAddress: { host: string; port: number };
+  adminSocketPath: string;
+  caTtlSeconds: number;
+  svidDefaultTtlSeconds: number;
+  logLevel: LogLevel;
+  shutdownGraceSeconds: number;
+  maxMessageBytes: number;
+  attestors: {
+    joinToken?: Record<string, never>;
+    k8sPsat?: { clusters: K8sPsatCluster[] };
+    x509pop?: { caBundleFile: string };
+  };
+  /** The file the configuration came from, when there was one. */
+  configFile?: string;
+}
+
+export interface LoadConfigOptions {
+  /** --config */
+  configFile?: string;
+  /** --data-dir: wins over the file and the environment. */
+  dataDir?: string;
+  /** --log-level */
+  logLevel?: LogLevel;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Reads, validates and resolves the configuration. @throws ConfigError naming the file and field. */
+export function loadConfig(options: LoadConfigOptions = {}): ServerConfig {
+  const cwd = options.cwd ?? process.cwd();
+  let raw: unknown = {};
+  let baseDir = cwd;
+  let source = 'defaults';
+  if (options.configFile) {
+    const file = path.resolve(cwd, options.configFile);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`, { cause: e });
+    }
+    raw = parseYaml(text, file);
+    baseDir = path.dirname(file);
+    source = file;
+  }
+  return resolveConfig(raw, { ...options, cwd, baseDir, source });
+}
+
+/**
+ * Validates an already-parsed document (the contents of a config file) and resolves it.
+ * @param ctx.baseDir directory that relative paths in the document are relative to.
+ */
+export function resolveConfig(
+  raw: unknown,
+  ctx: LoadConfigOptions & { baseDir: string; source: string; cwd: string },
+): ServerConfig {
+  const parsed = fileSchema.safeParse(raw ?? {});
+  if (!parsed.success) throw new ConfigError(`${ctx.source}: ${formatIssues(parsed.error.issues)}`);
+  const f = parsed.data;
+  const env = ctx.env ?? process.env;
+
+  const dataDir = ctx.dataDir
+    ? path.resolve(ctx.cwd, ctx.dataDir)
+    : f.data_dir
+      ? path.resolve(ctx.baseDir, f.data_dir)
+      : path.resolve(ctx.cwd, env.LANYARD_DATA_DIR || CONFIG_DEFAULTS.data_dir);
+  const adminSocketPath = f.admin.socket_path
+    ? path.resolve(ctx.baseDir, f.admin.socket_path)
+    : path.join(dataDir, CONFIG_DEFAULTS.admin_socket_path);
+  if (Buffer.byteLength(adminSocketPath) > MAX_SOCKET_PATH_BYTES) {
+    const field = f.admin.socket_path ? 'admin.socket_path' : 'data_dir';
+    throw new ConfigError(
+      `${ctx.source}: ${field}: the admin socket path ${adminSocketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes, the Unix socket limit; choose a shorter path`,
+    );
+  }
+  if (f.svid.default_ttl >= f.ca.ttl) {
+    throw new ConfigError(
+      `${ctx.source}: svid.default_ttl: ${f.svid.default_ttl}s must be shorter than ca.ttl (${f.ca.ttl}s): an SVID cannot outlive its CA`,
+    );
+  }
+
+  const attestors: ServerConfig['attestors'] = {};
+  if (f.attestors.join_token) attestors.joinToken = {};
+  if (f.attestors.k8s_psat) {
+    attestors.k8sPsat = {
+      clusters: f.attestors.k8s_psat.clusters.map((c, i) => {
+        const cluster: K8sPsatCluster = {
+          name: c.name,
+          audience: c.audience,
+          jwksFile: readableFile(ctx, `attestors.k8s_psat.clusters[${i}].jwks_file`, c.jwks_file),
+        };
+        if (c.issuer !== undefined) cluster.issuer = c.issuer;
+        if (c.allowed_service_accounts !== undefined)
+          cluster.allowedServiceAccounts = c.allowed_service_accounts;
+        return cluster;
+      }),
+    };
+    const names = attestors.k8sPsat.clusters.map((c) => c.name);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined) {
+      throw new ConfigError(
+        `${ctx.source}: attestors.k8s_psat.clusters: cluster name "${dup}" is used twice`,
+      );
+    }
+  }
+  if (f.attestors.x509pop) {
+    attestors.x509pop = {
+      caBundleFile: readableFile(ctx, 'attestors.x509pop.ca_bundle_file', f.attestors.x509pop.ca_bundle_file),
+    };
+  }
+
+  const config: ServerConfig = {
+    trustDomain: f.trust_domain,
+    dataDir,
+    // Checked by the schema's refine, so parseHostPort cannot fail here.
+    listenAddress: parseHostPort(f.listen_address) ?? { host: '127.0.0.1', port: 8081 },
+    adminSocketPath,
+    caTtlSeconds: f.ca.ttl,
+    svidDefaultTtlSeconds: f.svid.default_ttl,
+    logLevel: ctx.logLevel ?? f.log.level,
+    shutdownGraceSeconds: f.shutdown_grace,
+    maxMessageBytes: f.max_message_bytes,
+    attestors,
+  };
+  if (ctx.source !== 'defaults') config.configFile = ctx.source;
+  return config;
+}
+
+/** "host:port" or "[v6]:port" -> parts; undefined when malformed. */
+export function parseHostPort(s: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+/** host:port as grpc-js and people write it, bracketing IPv6. */
+export function formatHostPort(a: { host: string; port: number }): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+function readableFile(ctx: { baseDir: string; source: string }, field: string, p: string): string {
+  const file = path.resolve(ctx.baseDir, p);
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch {
+    throw new ConfigError(`${ctx.source}: ${field}: cannot read ${file}`);
+  }
+  return file;
+}
+
+function parseYaml(text: string, file: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(`${file}: not valid YAML/JSON: ${doc.errors.map((e) => e.message).join('; ')}`);
+  }
+  return doc.toJS() as unknown;
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => {
+      const where = formatPath(issue.path);
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown field`).join('; ');
+      }
+      return `${where || '(top level)'}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+function formatPath(p: readonly PropertyKey[]): string {
+  return p.reduce<string>(
+    (acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)),
+    '',
+  );
+}

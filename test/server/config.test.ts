@@ -1,0 +1,160 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ErrorCode, isLanyardError } from '../../src/errors';
+import { CONFIG_DEFAULTS, loadConfig } from '../../src/server/config';
+
+describe('server config', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-config-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const write = (name: string, text: string): string => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+  /** Asserts a ConfigError whose message contains every fragment. */
+  const fails = (fn: () => unknown, ...fragments: string[]): void => {
+    assert.throws(fn, (e: unknown) => {
+      assert.ok(isLanyardError(e));
+      assert.equal(e.code, ErrorCode.INVALID_CONFIG);
+      for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" lacks "${f}"`);
+      return true;
+    });
+  };
+
+  it('runs with no file and no environment on the documented defaults', () => {
+    const config = loadConfig({ cwd: dir, env: {} });
+    assert.deepEqual(config, {
+      trustDomain: CONFIG_DEFAULTS.trust_domain,
+      dataDir: path.join(dir, '.lanyard'),
+      listenAddress: { host: '127.0.0.1', port: 8081 },
+      adminSocketPath: path.join(dir, '.lanyard', 'admin.sock'),
+      caTtlSeconds: 86400,
+      svidDefaultTtlSeconds: 3600,
+      logLevel: 'info',
+      shutdownGraceSeconds: 10,
+      maxMessageBytes: 4 * 1024 * 1024,
+      attestors: { joinToken: {} },
+    });
+  });
+
+  it('takes the data dir from the flag, then the file, then LANYARD_DATA_DIR', () => {
+    const env = { LANYARD_DATA_DIR: path.join(dir, 'env') };
+    assert.equal(loadConfig({ cwd: dir, env }).dataDir, path.join(dir, 'env'));
+    const file = write('c.yaml', 'data_dir: from-file\n');
+    assert.equal(loadConfig({ cwd: '/', env, configFile: file }).dataDir, path.join(dir, 'from-file'));
+    assert.equal(
+      loadConfig({ cwd: dir, env, configFile: file, dataDir: 'flag' }).dataDir,
+      path.join(dir, 'flag'),
+    );
+  });
+
+  it('reads a full YAML file, durations with units, paths relative to the file', () => {
+    write('jwks.json', '{"keys":[]}');
+    write('pop.pem', '');
+    const file = write(
+      'server.yaml',
+      `trust_domain: agents.example
+listen_address: "[::1]:0"
+admin:
+  socket_path: sock/admin.sock
+ca: { ttl: 2d }
+svid: { default_ttl: 15m }
+log: { level: debug }
+shutdown_grace: 3
+attestors:
+  join_token: {}
+  k8s_psat:
+    clusters:
+      - name: prod
+        jwks_file: jwks.json
+        issuer: https://kubernetes.default.svc
+  x509pop:
+    ca_bundle_file: pop.pem
+`,
+    );
+    const c = loadConfig({ cwd: '/', env: {}, configFile: file });
+    assert.equal(c.trustDomain, 'agents.example');
+    assert.deepEqual(c.listenAddress, { host: '::1', port: 0 });
+    assert.equal(c.adminSocketPath, path.join(dir, 'sock', 'admin.sock'));
+    assert.equal(c.caTtlSeconds, 2 * 86400);
+    assert.equal(c.svidDefaultTtlSeconds, 900);
+    assert.equal(c.logLevel, 'debug');
+    assert.equal(c.shutdownGraceSeconds, 3);
+    assert.deepEqual(c.attestors, {
+      joinToken: {},
+      k8sPsat: {
+        clusters: [
+          {
+            name: 'prod',
+            audience: 'lanyard',
+            jwksFile: path.join(dir, 'jwks.json'),
+            issuer: 'https://kubernetes.default.svc',
+          },
+        ],
+      },
+      x509pop: { caBundleFile: path.join(dir, 'pop.pem') },
+    });
+    assert.equal(c.configFile, file);
+  });
+
+  it('reads JSON too', () => {
+    const file = write('c.json', '{"trust_domain": "json.example"}');
+    assert.equal(loadConfig({ env: {}, configFile: file }).trustDomain, 'json.example');
+  });
+
+  describe('a bad config stops start-up with a message naming the field', () => {
+    const cases: [string, string, string[]][] = [
+      ['unknown top-level field', 'trust_domian: x\n', ['trust_domian: unknown field']],
+      ['unknown nested field', 'log: { lvl: debug }\n', ['log.lvl: unknown field']],
+      ['bad trust domain', 'trust_domain: Not_Valid\n', ['trust_domain:', 'lowercase']],
+      ['bad log level', 'log: { level: loud }\n', ['log.level']],
+      ['bad duration', 'ca: { ttl: soon }\n', ['ca.ttl', 'duration']],
+      ['negative duration', 'shutdown_grace: -1\n', ['shutdown_grace']],
+      [
+        'SVID outliving its CA',
+        'ca: { ttl: 1h }\nsvid: { default_ttl: 2h }\n',
+        ['svid.default_ttl', 'ca.ttl'],
+      ],
+      ['bad listen address', 'listen_address: localhost\n', ['listen_address', 'host:port']],
+      [
+        'missing required nested field',
+        'attestors: { k8s_psat: { clusters: [ { name: a } ] } }\n',
+        ['attestors.k8s_psat.clusters[0].jwks_file: required'],
+      ],
+      [
+        'unreadable file',
+        'attestors: { x509pop: { ca_bundle_file: nope.pem } }\n',
+        ['attestors.x509pop.ca_bundle_file', 'cannot read'],
+      ],
+      ['not YAML', 'a: [\n', ['not valid YAML']],
+      ['too small message limit', 'max_message_bytes: 10\n', ['max_message_bytes']],
+    ];
+    for (const [name, text, fragments] of cases) {
+      it(name, () => {
+        const file = write('bad.yaml', text);
+        fails(() => loadConfig({ env: {}, configFile: file }), file, ...fragments);
+      });
+    }
+
+    it('an admin socket path too long for a Unix socket', () => {
+      fails(
+        () => loadConfig({ env: {}, dataDir: path.join(dir, 'x'.repeat(120)) }),
+        'data_dir',
+        'Unix socket',
+      );
+    });
+
+    it('a config file that does not exist', () => {
+      fails(
+        () => loadConfig({ env: {}, configFile: path.join(dir, 'missing.yaml') }),
+        'cannot read config file',
+      );
+    });
+  });
+});
