@@ -8,6 +8,8 @@ let cli;
 if (fs.existsSync(compiled)) {
   cli = require(compiled);
 } else {
+  // tsx finds tsconfig.json from the working directory; point it at ours so decorators compile the same way.
+  process.env.TSX_TSCONFIG_PATH = path.join(__dirname, '..', 'tsconfig.json');
   require('tsx/cjs');
   cli = require(path.join(__dirname, '..', 'src', 'cli', 'main.ts'));
 }

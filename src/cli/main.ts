@@ -7,7 +7,9 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('lanyard')
-    .description('Workload identity for AI agents: SPIFFE X.509-SVIDs carrying the agent run, principal and scope')
+    .description(
+      'Workload identity for AI agents: SPIFFE X.509-SVIDs carrying the agent run, principal and scope',
+    )
     .showHelpAfterError()
     .exitOverride();
   registerCommands(program);

@@ -28,3 +28,10 @@ export {
   verifyDelegationLinkSignature,
   type DelegationLinkParams,
 } from './delegation-signature';
+export {
+  agentContextFromJson,
+  agentContextToJson,
+  type AgentContextJson,
+  type DelegationBindingJson,
+  type DelegationLinkJson,
+} from './json';
