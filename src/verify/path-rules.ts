@@ -11,7 +11,6 @@ import { ErrorCode, ErrorCodeValue, PathValidationError } from '../errors';
 import { ParsedCertificate, ParsedNameConstraints } from '../x509/certificate';
 import { describeKey } from '../x509/keys';
 import { nameConstraintViolation } from './name-constraints';
-import { canonicalOid } from './oid';
 
 /**
  * Extensions whose semantics this validator enforces, so they may be critical. Everything else marked critical
@@ -120,7 +119,7 @@ function checkCriticalExtensions(cert: ParsedCertificate, i: number): void {
   if (unknown !== undefined) {
     throw fail(
       ErrorCode.UNKNOWN_CRITICAL_EXTENSION,
-      `${describe(cert)} carries the critical extension ${canonicalOid(unknown.oid)}, which this validator does not process`,
+      `${describe(cert)} carries the critical extension ${unknown.oid}, which this validator does not process`,
       i,
       cert,
     );

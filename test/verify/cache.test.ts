@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { VerificationCache } from '../../src/verify/cache';
-import { canonicalOid } from '../../src/verify/oid';
 import { Lru } from '../../src/verify/lru';
 import { makeRoot } from './helpers/certs';
 
@@ -38,17 +37,5 @@ describe('VerificationCache', () => {
     assert.ok(cache.hasLinkSignature('ab'));
     cache.clear();
     assert.ok(!cache.hasLinkSignature('ab'));
-  });
-});
-
-describe('canonicalOid', () => {
-  it('turns the ASN.1 parser\'s "{hex}" rendering of a huge arc back into decimal', () => {
-    // 0x17db4173427f4a8785b6f66173f04d14 in base-128 digits, one byte per digit.
-    const digits = '2f5b205c68277a2a0f055b3d4c171f411a14';
-    assert.equal(canonicalOid(`2.25.{${digits}}`), '2.25.31710684403515015008777295008216665364');
-  });
-
-  it('leaves ordinary OIDs alone', () => {
-    assert.equal(canonicalOid('2.5.29.19'), '2.5.29.19');
   });
 });

@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import { ErrorCode, ErrorCodeValue, SvidVerificationError } from '../errors';
+import { SpiffeId } from '../spiffe';
+import { ParsedCertificate } from '../x509/certificate';
+import { decodeAgentContext, delegationLinkSha256 } from '../x509/agent-context/codec';
+import { verifyDelegationLinkSignature } from '../x509/agent-context/delegation-signature';
+import { AGENT_CONTEXT_OID, AgentContext, DelegationLink } from '../x509/agent-context/types';
+import { VerificationCache } from './cache';
+
+export const DEFAULT_MAX_DELEGATION_DEPTH = 8;
+
+export interface ContextRuleOptions {
+  /** Most parent hops (delegation links) accepted. Default 8. */
+  maxDelegationDepth?: number;
+  /** Remembers delegation links whose signature was proven, keyed by the link's hash. */
+  cache?: VerificationCache;
+}
+
+/** The hop a binding delegates to: the next link's parent, or finally the leaf itself. */
+interface Hop {
+  what: string;
+  spiffeId: string;
+  scopes: readonly string[];
+  notAfter: Date;
+  spkiDer: Uint8Array;
+}
+
+/**
+ * The agent context of an already path-validated SVID leaf, decoded strictly and checked against the delegation
+ * rules; undefined when the leaf carries no context. Any broken rule rejects the whole SVID: a context is never
+ * returned half-checked.
+ *
+ * Along the chain (links root first, then the leaf): every link's signature by the parent's key verifies over its
+ * binding; each binding names its own link's certificate and the previous link's hash (so links cannot be
+ * reordered, dropped or swapped between chains); scopes only narrow and expiry only shrinks from a parent to its
+ * binding and from a binding to the next hop; the next hop is the child the binding names (and holds the key it
+ * names, when it names one); root session and principal never change; depth is bounded.
+ *
+ * @throws AgentContextError from the decoder for malformed or oversized DER
+ * @throws SvidVerificationError with ERR_DELEGATION_TOO_DEEP, ERR_DELEGATION_SIGNATURE_INVALID,
+ *   ERR_DELEGATION_LINK_INVALID, ERR_ROOT_CHANGED, ERR_SCOPE_ESCALATION or ERR_LIFETIME_ESCALATION
+ */
+export function verifyAgentContext(
+  leaf: ParsedCertificate,
+  leafId: SpiffeId,
+  options: ContextRuleOptions = {},
+): AgentContext | undefined {
+  const ext = leaf.extension(AGENT_CONTEXT_OID);
+  if (ext === undefined) return undefined;
+  const context = decodeAgentContext(ext.value);
+  checkDelegationChain(
+    context,
+    {
+      what: `the leaf ${leafId.toString()}`,
+      spiffeId: leafId.toString(),
+      scopes: context.scopes,
+      notAfter: leaf.notAfter,
+      spkiDer: leaf.spkiDer,
+    },
+    options,
+  );
+  return context;
+}
+
+function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRuleOptions): void {
+  const maxDepth = options.maxDelegationDepth ?? DEFAULT_MAX_DELEGATION_DEPTH;
+  if (!Number.isInteger(maxDepth) || maxDepth < 0) {
+    throw new SvidVerificationError(ErrorCode.INVALID_ARGUMENT, 'maxDelegationDepth must be an integer >= 0');
+  }
+  const links = ctx.delegation;
+  // Depth first: it bounds every other piece of work below.
+  if (links.length > maxDepth) {
+    throw reject(
+      ErrorCode.DELEGATION_TOO_DEEP,
+      `the delegation chain has ${links.length} hops, at most ${maxDepth} are accepted`,
+    );
+  }
+  const expectedRoot = links[0]?.sessionId ?? ctx.sessionId;
+  if (ctx.rootSessionId !== expectedRoot) {
+    throw reject(
+      ErrorCode.ROOT_CHANGED,
+      links.length > 0
+        ? `root session "${ctx.rootSessionId}" is not the first hop's session "${expectedRoot}"`
+        : `root session "${ctx.rootSessionId}" differs from the session "${ctx.sessionId}" of an undelegated SVID`,
+    );
+  }
+
+  const hashes = links.map((l) => delegationLinkSha256(l));
+  const proven: string[] = [];
+  links.forEach((link, i) => {
+    const at = `delegation link ${i} (${link.spiffeId})`;
+    const b = link.binding;
+    const hashHex = hex(hashes[i]!);
+
+    if (options.cache?.hasLinkSignature(hashHex) !== true) {
+      if (!signatureVerifies(link)) {
+        throw reject(
+          ErrorCode.DELEGATION_SIGNATURE_INVALID,
+          `${at}: the parent's signature over the binding does not verify`,
+        );
+      }
+      proven.push(hashHex);
+    }
+    if (!bytesEqual(b.parentCertSha256, link.certSha256)) {
+      throw reject(ErrorCode.DELEGATION_LINK_INVALID, `${at}: the binding names another parent certificate`);
+    }
+    const prev = i === 0 ? new Uint8Array(0) : hashes[i - 1]!;
+    if (!bytesEqual(b.prevLinkSha256, prev)) {
+      throw reject(
+        ErrorCode.DELEGATION_LINK_INVALID,
+        i === 0
+          ? `${at}: the first link refers to a previous link (a link was removed in front of it)`
+          : `${at}: the binding does not refer to link ${i - 1} (links were reordered, removed or replaced)`,
+      );
+    }
+    if (b.rootSessionId !== ctx.rootSessionId) {
+      throw reject(
+        ErrorCode.ROOT_CHANGED,
+        `${at}: root session "${b.rootSessionId}" differs from the SVID's "${ctx.rootSessionId}"`,
+      );
+    }
+    if (b.principalId !== ctx.principal.id || b.principalIssuer !== ctx.principal.issuer) {
+      throw reject(
+        ErrorCode.ROOT_CHANGED,
+        `${at}: principal "${b.principalId}" (issuer "${b.principalIssuer}") differs from the SVID's ` +
+          `"${ctx.principal.id}" (issuer "${ctx.principal.issuer}")`,
+      );
+    }
+    checkNarrowing(
+      `${at}: the binding`,
+      b.scopes,
+      b.notAfter,
+      `the parent's own`,
+      link.scopes,
+      link.notAfter,
+    );
+
+    const next: Hop =
+      i + 1 < links.length
+        ? {
+            what: `delegation link ${i + 1} (${links[i + 1]!.spiffeId})`,
+            spiffeId: links[i + 1]!.spiffeId,
+            scopes: links[i + 1]!.scopes,
+            notAfter: links[i + 1]!.notAfter,
+            spkiDer: links[i + 1]!.publicKey,
+          }
+        : leaf;
+    if (next.spiffeId !== b.childId) {
+      throw reject(
+        ErrorCode.DELEGATION_LINK_INVALID,
+        `${at}: delegates to "${b.childId}", but the next hop is ${next.what}`,
+      );
+    }
+    if (b.childKeySha256 !== undefined && !bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
+      throw reject(
+        ErrorCode.DELEGATION_LINK_INVALID,
+        `${at}: delegates to another key than the one ${next.what} holds`,
+      );
+    }
+    checkNarrowing(next.what, next.scopes, next.notAfter, `${at}'s binding`, b.scopes, b.notAfter);
+  });
+
+  // Only a chain that passed as a whole contributes to the cache.
+  for (const h of proven) options.cache?.rememberLinkSignature(h);
+}
+
+/** `child` scopes must be a subset of `parent` scopes, and its expiry no later. */
+function checkNarrowing(
+  child: string,
+  childScopes: readonly string[],
+  childNotAfter: Date,
+  parent: string,
+  parentScopes: readonly string[],
+  parentNotAfter: Date,
+): void {
+  const allowed = new Set(parentScopes);
+  const extra = childScopes.filter((s) => !allowed.has(s));
+  if (extra.length > 0) {
+    throw reject(
+      ErrorCode.SCOPE_ESCALATION,
+      `${child} has scopes ${extra.map((s) => `"${s}"`).join(', ')} beyond ${parent} scopes`,
+    );
+  }
+  if (childNotAfter.getTime() > parentNotAfter.getTime()) {
+    throw reject(
+      ErrorCode.LIFETIME_ESCALATION,
+      `${child} expires at ${childNotAfter.toISOString()}, after ${parent} expiry ${parentNotAfter.toISOString()}`,
+    );
+  }
+}
+
+/** A key the signature module cannot use counts as a failed signature: the link proves nothing. */
+function signatureVerifies(link: DelegationLink): boolean {
+  try {
+    return verifyDelegationLinkSignature(link) === true;
+  } catch {
+    return false;
+  }
+}
+
+function reject(code: ErrorCodeValue, message: string): SvidVerificationError {
+  return new SvidVerificationError(code, `agent context: ${message}`);
+}
+
+function sha256(data: Uint8Array): Uint8Array {
+  return createHash('sha256').update(data).digest();
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}

@@ -1,0 +1,151 @@
+import { ErrorCode, PathValidationError, RevokedError, SvidVerificationError } from '../errors';
+import { requireX509Bundle, type X509BundleSource } from '../bundle';
+import { SpiffeId, TrustDomain } from '../spiffe';
+import { ParsedCertificate } from '../x509/certificate';
+import { AgentContext } from '../x509/agent-context/types';
+import { defaultVerificationCache, VerificationCache } from './cache';
+import { verifyAgentContext } from './context-rules';
+import { CertificatePathError } from './path-rules';
+import { MAX_PRESENTED_CERTIFICATES, validateCertPath } from './path-validation';
+import { describeRevocation, RevocationChecker } from './revocation';
+import { checkSvidLeaf, spiffeIdOfLeaf } from './svid-rules';
+
+export interface VerifyX509SvidOptions {
+  /** Verification time for every validity check. Default: now. */
+  at?: Date;
+  /** Only accept SVIDs of this trust domain (ERR_WRONG_TRUST_DOMAIN otherwise), whatever the source holds. */
+  trustDomain?: TrustDomain | string;
+  /** Most certificates in the path, leaf and root included. Default 8. */
+  maxPathDepth?: number;
+  /** Most delegation hops in the agent context. Default 8. */
+  maxDelegationDepth?: number;
+  /** Consulted after every other check passed; anything but `false` rejects with ERR_REVOKED. */
+  revocation?: RevocationChecker;
+  /** Default: one cache shared by the process. `null`: no caching at all. */
+  cache?: VerificationCache | null;
+}
+
+/** A verified X509-SVID. Frozen: authorizers and handlers read it, nobody edits it. */
+export interface VerifiedSvid {
+  readonly id: SpiffeId;
+  /** The decoded and checked agent context, when the SVID carries one. */
+  readonly context?: Readonly<AgentContext>;
+  /** The validated path: the leaf first, the trust anchor from the bundle last. */
+  readonly chain: readonly ParsedCertificate[];
+}
+
+/**
+ * Verify an X509-SVID chain (the leaf first, then intermediates in any order) against the bundle of the leaf's
+ * trust domain, in this order:
+ *  1. the leaf's SPIFFE ID (exactly one URI SAN) picks the trust domain, and with it the bundle: a CA of one trust
+ *     domain never vouches for an ID of another; an empty bundle trusts nothing;
+ *  2. RFC 5280 path validation to one of that bundle's X.509 authorities (an expired leaf is ERR_SVID_EXPIRED);
+ *  3. the X509-SVID leaf rules;
+ *  4. the agent-context rules, when the leaf carries the extension;
+ *  5. revocation, when a checker is given.
+ * @throws a LanyardError subclass with a stable code for every rejection.
+ */
+export function verifyX509Svid(
+  chain: readonly ParsedCertificate[] | readonly Uint8Array[],
+  bundleSource: X509BundleSource,
+  options: VerifyX509SvidOptions = {},
+): VerifiedSvid {
+  const cache = options.cache === null ? undefined : (options.cache ?? defaultVerificationCache);
+  const at = options.at ?? new Date();
+  const certs = toCertificates(chain, cache);
+  const leaf = certs[0]!;
+
+  const id = spiffeIdOfLeaf(leaf);
+  if (options.trustDomain !== undefined) {
+    const allowed =
+      options.trustDomain instanceof TrustDomain
+        ? options.trustDomain
+        : TrustDomain.parse(options.trustDomain);
+    if (!id.memberOf(allowed)) {
+      throw new SvidVerificationError(
+        ErrorCode.WRONG_TRUST_DOMAIN,
+        `SVID ${id.toString()} is not of the accepted trust domain "${allowed.name}"`,
+      );
+    }
+  }
+  const bundle = requireX509Bundle(bundleSource, id.trustDomain);
+  if (bundle.x509Authorities.length === 0) {
+    throw new PathValidationError(
+      ErrorCode.UNKNOWN_AUTHORITY,
+      `the bundle of trust domain "${id.trustDomain.name}" has no X.509 authorities, so none of its SVIDs is valid`,
+    );
+  }
+
+  let path: readonly ParsedCertificate[];
+  try {
+    path = validateCertPath(certs, bundle.x509Authorities, {
+      at,
+      ...(options.maxPathDepth !== undefined ? { maxDepth: options.maxPathDepth } : {}),
+      ...(cache !== undefined ? { cache } : {}),
+    }).path;
+  } catch (e) {
+    if (e instanceof CertificatePathError && e.certIndex === 0 && e.code === ErrorCode.CERT_EXPIRED) {
+      throw new SvidVerificationError(ErrorCode.SVID_EXPIRED, `X509-SVID ${id.toString()}: ${e.message}`, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
+
+  checkSvidLeaf(leaf);
+  const context = verifyAgentContext(leaf, id, {
+    ...(options.maxDelegationDepth !== undefined ? { maxDelegationDepth: options.maxDelegationDepth } : {}),
+    ...(cache !== undefined ? { cache } : {}),
+  });
+
+  if (options.revocation !== undefined) {
+    const answer = options.revocation.isRevoked({
+      serialHex: leaf.serialHex,
+      issuerSha256Hex: path[1]!.sha256Hex,
+      certSha256Hex: leaf.sha256Hex,
+      spiffeId: id.toString(),
+      ...(context !== undefined
+        ? { sessionId: context.sessionId, rootSessionId: context.rootSessionId }
+        : {}),
+      delegationSessionIds: context?.delegation.map((l) => l.sessionId) ?? [],
+    });
+    if (answer !== false) throw new RevokedError(`X509-SVID ${id.toString()}: ${describeRevocation(answer)}`);
+  }
+
+  if (cache !== undefined) for (const c of path) cache.rememberCertificate(c);
+  return Object.freeze({
+    id,
+    ...(context !== undefined ? { context: deepFreeze(context) } : {}),
+    chain: Object.freeze([...path]),
+  });
+}
+
+/** Parse DER input, reusing certificates decoded for an earlier chain that verified. */
+function toCertificates(
+  chain: readonly ParsedCertificate[] | readonly Uint8Array[],
+  cache: VerificationCache | undefined,
+): ParsedCertificate[] {
+  if (!Array.isArray(chain) || chain.length === 0) {
+    throw new PathValidationError(ErrorCode.CHAIN_EMPTY, 'no certificate presented');
+  }
+  // Refuse before parsing anything: the bound exists so that a peer cannot make us decode without limit.
+  if (chain.length > MAX_PRESENTED_CERTIFICATES) {
+    throw new PathValidationError(
+      ErrorCode.CHAIN_TOO_LONG,
+      `${chain.length} certificates presented, at most ${MAX_PRESENTED_CERTIFICATES} are considered`,
+    );
+  }
+  return (chain as readonly (ParsedCertificate | Uint8Array)[]).map((c) => {
+    if (c instanceof ParsedCertificate) return c;
+    return cache?.certificate(c) ?? ParsedCertificate.fromDer(c);
+  });
+}
+
+/** Freeze plain data all the way down; byte arrays and Dates cannot be frozen and are left as they are. */
+function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date) {
+    return value;
+  }
+  for (const v of Object.values(value)) deepFreeze(v);
+  return Object.freeze(value);
+}

@@ -1,0 +1,487 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { X509Bundle } from '../../src/bundle';
+import { ErrorCode } from '../../src/errors';
+import { TrustDomain } from '../../src/spiffe';
+import {
+  StaticRevocationList,
+  VerificationCache,
+  verifyX509Svid,
+  VerifyX509SvidOptions,
+} from '../../src/verify';
+import type { AgentContext } from '../../src/x509/agent-context/types';
+import { AGENT_CONTEXT_OID } from '../../src/x509/agent-context/types';
+import { generateKeyPair } from '../../src/x509/keys';
+import { ParsedCertificate } from '../../src/x509/certificate';
+import { makeLeaf, makeRoot, NOW } from './helpers/certs';
+import {
+  baseContext,
+  buildChain,
+  Ca,
+  delegate,
+  Hop,
+  issueSvid,
+  newCa,
+  plannerChain,
+  seconds,
+  TD,
+} from './helpers/delegation';
+import { expectCode } from './helpers/expect';
+
+describe('agent-context rules', () => {
+  let ca: Ca;
+  /** A second CA key of the same trust domain, also in the bundle: re-signing with it must not help a forger. */
+  let ca2: Ca;
+  let bundle: X509Bundle;
+  let hops: Hop[];
+  let planner: Hop, toolRunner: Hop, retrieval: Hop;
+
+  before(() => {
+    ca = newCa();
+    ca2 = newCa();
+    bundle = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [ca.cert, ca2.cert] });
+    hops = plannerChain(ca);
+    [planner, toolRunner, retrieval] = hops as [Hop, Hop, Hop];
+  });
+
+  const verify = (cert: ParsedCertificate, options: VerifyX509SvidOptions = {}) =>
+    verifyX509Svid([cert], bundle, { cache: null, ...options });
+
+  /** The retrieval hop's context, edited, in a fresh SVID for the same key, issued by `issuer`. */
+  function reissued(
+    edit: (ctx: AgentContext) => void,
+    issuer: Ca = ca,
+    id = retrieval.id,
+  ): ParsedCertificate {
+    const ctx = structuredClone(retrieval.context);
+    edit(ctx);
+    return issueSvid(issuer, id, retrieval.key.publicKey, ctx, 600);
+  }
+
+  describe('accepted chains', () => {
+    it('an SVID without the extension has no context', () => {
+      const key = generateKeyPair().publicKey;
+      assert.equal(verify(issueSvid(ca, `spiffe://${TD}/plain`, key, undefined, 600)).context, undefined);
+    });
+
+    it('an undelegated session: no links, root session = session', () => {
+      const { context } = verify(planner.cert);
+      assert.equal(context?.delegation.length, 0);
+      assert.equal(context?.rootSessionId, context?.sessionId);
+      assert.deepEqual(context?.principal, planner.context.principal);
+    });
+
+    it('a real 2-link chain (planner -> tool-runner -> retrieval), every link signature checked', () => {
+      const cache = new VerificationCache();
+      const { context } = verify(retrieval.cert, { cache });
+      assert.deepEqual(
+        context?.delegation.map((l) => l.spiffeId),
+        [planner.id, toolRunner.id],
+      );
+      assert.deepEqual(context?.scopes, ['docs:read']);
+      assert.equal(cache.stats().links.misses, 2, 'both link signatures were verified');
+      assert.ok(
+        Object.isFrozen(context) && Object.isFrozen(context.delegation) && Object.isFrozen(context.scopes),
+      );
+    });
+
+    it('a real 3-link chain', () => {
+      const chain = buildChain({
+        ca,
+        hops: [
+          { name: 'planner', scopes: ['a', 'b', 'c'], ttlSeconds: 3600 },
+          { name: 'tool-runner', scopes: ['a', 'b'], ttlSeconds: 3000 },
+          { name: 'service-a', scopes: ['a', 'b'], ttlSeconds: 2000 },
+          { name: 'service-b', scopes: ['a'], ttlSeconds: 1000 },
+        ],
+      });
+      const { context } = verify(chain[3]!.cert);
+      assert.equal(context?.delegation.length, 3);
+    });
+
+    it('repeat verification takes link signatures from the cache', () => {
+      const cache = new VerificationCache();
+      verify(retrieval.cert, { cache });
+      verify(retrieval.cert, { cache });
+      assert.equal(cache.stats().links.hits, 2);
+    });
+
+    it('the same context re-issued by the second CA key verifies (control for the tampering tests)', () => {
+      assert.equal(verify(reissued(() => {}, ca2)).context?.delegation.length, 2);
+    });
+  });
+
+  describe('depth', () => {
+    it('accepts a chain at maxDelegationDepth and rejects one past it (ERR_DELEGATION_TOO_DEEP)', () => {
+      verify(retrieval.cert, { maxDelegationDepth: 2 });
+      expectCode(() => verify(retrieval.cert, { maxDelegationDepth: 1 }), ErrorCode.DELEGATION_TOO_DEEP);
+      verify(planner.cert, { maxDelegationDepth: 0 });
+    });
+
+    it('rejects 9 links under the default bound of 8', () => {
+      const chain = buildChain({
+        ca,
+        hops: Array.from({ length: 10 }, (_, i) => ({
+          name: `hop${i}`,
+          scopes: ['s'],
+          ttlSeconds: 3600 - i * 10,
+        })),
+      });
+      verify(chain[8]!.cert);
+      expectCode(() => verify(chain[9]!.cert), ErrorCode.DELEGATION_TOO_DEEP, /9 hops, at most 8/);
+    });
+  });
+
+  describe('root session and principal', () => {
+    it('rejects an undelegated context whose root session is not its session', () => {
+      const key = generateKeyPair().publicKey;
+      const ctx = baseContext({ sessionId: 's1', rootSessionId: 's0', scopes: ['x'] });
+      expectCode(() => verify(issueSvid(ca, `spiffe://${TD}/a`, key, ctx, 600)), ErrorCode.ROOT_CHANGED);
+    });
+
+    it("rejects a delegated context whose root session is not the first hop's session", () => {
+      expectCode(
+        () => verify(reissued((c) => (c.rootSessionId = 'another-session'))),
+        ErrorCode.ROOT_CHANGED,
+      );
+    });
+
+    it("rejects a binding whose root session differs from the SVID's", () => {
+      const link = delegate(
+        planner,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+        {
+          binding: { rootSessionId: 'other-root' },
+        },
+      );
+      const cert = reissued((c) => (c.delegation = [link]));
+      expectCode(() => verify(cert), ErrorCode.ROOT_CHANGED, /root session "other-root"/);
+    });
+
+    it("rejects a binding whose principal differs from the SVID's", () => {
+      const link = delegate(
+        planner,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+        {
+          binding: { principalId: 'mallory' },
+        },
+      );
+      expectCode(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.ROOT_CHANGED, /mallory/);
+    });
+
+    it('rejects an SVID whose own principal was swapped while the signed links name the original', () => {
+      expectCode(
+        () => verify(reissued((c) => (c.principal = { ...c.principal, id: 'mallory' }))),
+        ErrorCode.ROOT_CHANGED,
+      );
+      expectCode(
+        () => verify(reissued((c) => (c.principal = { ...c.principal, issuer: 'https://evil.example' }))),
+        ErrorCode.ROOT_CHANGED,
+      );
+    });
+
+    it('accepts a one-link chain built directly from the root session (control)', () => {
+      const link = delegate(
+        planner,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+      );
+      verify(reissued((c) => (c.delegation = [link])));
+    });
+  });
+
+  describe('link signatures and binding references', () => {
+    it('rejects a link whose signature bytes were altered (ERR_DELEGATION_SIGNATURE_INVALID)', () => {
+      const cert = reissued((c) => {
+        const sig = c.delegation[1]!.signature;
+        sig[sig.length - 1] = sig[sig.length - 1]! ^ 0x01;
+      });
+      expectCode(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID, /link 1/);
+    });
+
+    it('rejects a link signed by a key other than the one it carries', () => {
+      const cert = reissued((c) => (c.delegation[0]!.publicKey = c.delegation[1]!.publicKey));
+      expectCode(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID, /link 0/);
+    });
+
+    it('rejects a binding that names another parent certificate than its link (ERR_DELEGATION_LINK_INVALID)', () => {
+      const link = delegate(
+        planner,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+        {
+          binding: { parentCertSha256: toolRunner.cert.sha256 },
+        },
+      );
+      expectCode(
+        () => verify(reissued((c) => (c.delegation = [link]))),
+        ErrorCode.DELEGATION_LINK_INVALID,
+        /another parent certificate/,
+      );
+    });
+
+    it('rejects a first link that refers to a previous link', () => {
+      const link = delegate(
+        planner,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+        {
+          binding: { prevLinkSha256: new Uint8Array(randomBytes(32)) },
+        },
+      );
+      expectCode(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.DELEGATION_LINK_INVALID);
+    });
+
+    it('rejects a later link whose binding does not refer to the link before it', () => {
+      const link1 = delegate(
+        toolRunner,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+        { binding: { prevLinkSha256: new Uint8Array(randomBytes(32)) } },
+      );
+      expectCode(
+        () => verify(reissued((c) => (c.delegation[1] = link1))),
+        ErrorCode.DELEGATION_LINK_INVALID,
+        /does not refer to link 0/,
+      );
+    });
+  });
+
+  describe('the next hop is the child the binding names', () => {
+    it('rejects a leaf whose SPIFFE ID is not the last binding.childId', () => {
+      expectCode(
+        () => verify(reissued(() => {}, ca, `spiffe://${TD}/someone-else`)),
+        ErrorCode.DELEGATION_LINK_INVALID,
+        /delegates to "spiffe:\/\/example\.org\/retrieval"/,
+      );
+    });
+
+    it('rejects a middle link whose SPIFFE ID is not the previous binding.childId', () => {
+      expectCode(
+        () => verify(reissued((c) => (c.delegation[1]!.spiffeId = `spiffe://${TD}/impostor`))),
+        ErrorCode.DELEGATION_LINK_INVALID,
+      );
+    });
+
+    it('rejects a leaf holding another key than the binding names (childKeySha256)', () => {
+      const otherKey = generateKeyPair().publicKey;
+      const cert = issueSvid(ca, retrieval.id, otherKey, retrieval.context, 600);
+      expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID, /another key/);
+    });
+
+    it('accepts any key for the child when the binding names none', () => {
+      const link = delegate(planner, retrieval.id, undefined, ['docs:read'], retrieval.cert.notAfter);
+      const ctx = structuredClone(retrieval.context);
+      ctx.delegation = [link];
+      verify(issueSvid(ca, retrieval.id, generateKeyPair().publicKey, ctx, 600));
+    });
+
+    it('rejects a middle link whose key is not the one the previous binding names', () => {
+      expectCode(
+        () => verify(reissued((c) => (c.delegation[1]!.publicKey = c.delegation[0]!.publicKey))),
+        ErrorCode.DELEGATION_LINK_INVALID,
+        /delegation link 0 .*another key than the one delegation link 1/,
+      );
+    });
+  });
+
+  describe('scopes only narrow', () => {
+    it("rejects a binding granting scopes beyond the parent's own (ERR_SCOPE_ESCALATION)", () => {
+      const link = delegate(
+        planner,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read', 'admin'],
+        retrieval.cert.notAfter,
+      );
+      expectCode(
+        () => verify(reissued((c) => (c.delegation = [link]))),
+        ErrorCode.SCOPE_ESCALATION,
+        /"admin" beyond the parent's own scopes/,
+      );
+    });
+
+    it("rejects a leaf whose scopes exceed the last binding's", () => {
+      expectCode(
+        () => verify(reissued((c) => c.scopes.push('docs:write'))),
+        ErrorCode.SCOPE_ESCALATION,
+        /docs:write/,
+      );
+    });
+
+    it('rejects a middle hop whose own scopes exceed the binding that delegated to it', () => {
+      expectCode(
+        () => verify(reissued((c) => c.delegation[1]!.scopes.push('admin'))),
+        ErrorCode.SCOPE_ESCALATION,
+        /delegation link 1/,
+      );
+    });
+
+    it('accepts a leaf with fewer scopes than its binding', () => {
+      verify(reissued((c) => (c.scopes = [])));
+    });
+  });
+
+  describe('expiry only shrinks', () => {
+    it("rejects a binding that outlives the parent's SVID (ERR_LIFETIME_ESCALATION)", () => {
+      const late = new Date(planner.cert.notAfter.getTime() + 3600_000);
+      const link = delegate(planner, retrieval.id, retrieval.key.publicKey, ['docs:read'], late);
+      expectCode(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.LIFETIME_ESCALATION);
+    });
+
+    it('rejects a leaf that outlives its binding', () => {
+      const cert = issueSvid(ca, retrieval.id, retrieval.key.publicKey, retrieval.context, 3 * 3600);
+      expectCode(() => verify(cert), ErrorCode.LIFETIME_ESCALATION, /the leaf/);
+    });
+
+    it('rejects a middle hop whose SVID outlives the binding that delegated to it', () => {
+      expectCode(
+        () =>
+          verify(
+            reissued(
+              (c) => (c.delegation[1]!.notAfter = seconds(c.delegation[1]!.notAfter.getTime() + 3600_000)),
+            ),
+          ),
+        ErrorCode.LIFETIME_ESCALATION,
+      );
+    });
+  });
+
+  describe('tampering, even when the leaf is re-signed by another CA key in the bundle', () => {
+    it('an edited link: parent scopes widened (breaks the next binding reference)', () => {
+      expectCode(
+        () => verify(reissued((c) => c.delegation[0]!.scopes.push('admin'), ca2)),
+        ErrorCode.DELEGATION_LINK_INVALID,
+      );
+    });
+
+    it('an edited link: binding scopes widened (breaks its signature)', () => {
+      expectCode(
+        () => verify(reissued((c) => c.delegation[1]!.binding.scopes.push('docs:write'), ca2)),
+        ErrorCode.DELEGATION_SIGNATURE_INVALID,
+      );
+    });
+
+    it('an edited link: binding expiry extended (breaks its signature)', () => {
+      const cert = reissued((c) => {
+        const b = c.delegation[0]!.binding;
+        b.notAfter = seconds(b.notAfter.getTime() + 60_000);
+      }, ca2);
+      expectCode(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID);
+    });
+
+    it('reordered links', () => {
+      expectCode(() => verify(reissued((c) => c.delegation.reverse(), ca2)), ErrorCode.ROOT_CHANGED);
+      // Even with the root session rewritten to match the new first link, the hash chain breaks.
+      const cert = reissued((c) => {
+        c.delegation.reverse();
+        c.rootSessionId = c.delegation[0]!.sessionId;
+      }, ca2);
+      expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
+    });
+
+    it('the first link removed', () => {
+      const cert = reissued((c) => {
+        c.delegation.shift();
+        c.rootSessionId = c.delegation[0]!.sessionId;
+      }, ca2);
+      expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
+    });
+
+    it('the last link removed', () => {
+      expectCode(() => verify(reissued((c) => c.delegation.pop(), ca2)), ErrorCode.DELEGATION_LINK_INVALID);
+    });
+
+    it('all links removed (claiming to be a root session)', () => {
+      const cert = reissued((c) => {
+        c.delegation = [];
+        c.rootSessionId = c.sessionId;
+      }, ca2);
+      // Without links the context makes no delegation claim: the SVID is then an undelegated session, and
+      // nothing offline can tell that a chain existed. It does not inherit any parent's authority, though.
+      const { context } = verify(cert);
+      assert.equal(context?.delegation.length, 0);
+    });
+
+    it('a link spliced in from another chain with the same identities', () => {
+      const other = plannerChain(ca);
+      const cert = reissued((c) => (c.delegation[0] = other[2]!.context.delegation[0]!), ca2);
+      expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
+    });
+  });
+
+  describe('malformed extension', () => {
+    const withContextBytes = (value: Uint8Array) => {
+      const root = makeRoot(TD);
+      const leaf = makeLeaf(`spiffe://${TD}/w`, root, {
+        extra: [{ oid: AGENT_CONTEXT_OID, critical: false, value }],
+      });
+      const b = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [root.cert] });
+      return () => verifyX509Svid([leaf.cert], b, { at: NOW, cache: null });
+    };
+
+    it('rejects an SVID whose agent-context extension is not valid DER (ERR_MALFORMED_AGENT_CONTEXT)', () => {
+      expectCode(
+        withContextBytes(new Uint8Array([0x30, 0x05, 0x02, 0x01])),
+        ErrorCode.MALFORMED_AGENT_CONTEXT,
+      );
+      expectCode(withContextBytes(new Uint8Array([0x04, 0x01, 0x00])), ErrorCode.MALFORMED_AGENT_CONTEXT);
+    });
+
+    it('rejects an agent context of an unknown version', () => {
+      expectCode(
+        withContextBytes(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x05])),
+        ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
+      );
+    });
+
+    it('rejects an agent-context extension marked critical (not a processed critical extension)', () => {
+      const root = makeRoot(TD);
+      const leaf = makeLeaf(`spiffe://${TD}/w`, root, {
+        extra: [{ oid: AGENT_CONTEXT_OID, critical: true, value: new Uint8Array([0x30, 0x00]) }],
+      });
+      const b = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [root.cert] });
+      expectCode(
+        () => verifyX509Svid([leaf.cert], b, { at: NOW, cache: null }),
+        ErrorCode.UNKNOWN_CRITICAL_EXTENSION,
+        /2\.25\.31710684403515015008777295008216665364/,
+      );
+    });
+  });
+
+  describe('revocation along the chain', () => {
+    const cases = [
+      ['its own session', () => retrieval.context.sessionId],
+      ['the parent session', () => toolRunner.context.sessionId],
+      ['the root session', () => planner.context.sessionId],
+    ] as const;
+    for (const [what, session] of cases) {
+      it(`rejects the leaf when ${what} is revoked`, () => {
+        const revocation = new StaticRevocationList().revokeSession(session(), 'task ended');
+        expectCode(() => verify(retrieval.cert, { revocation }), ErrorCode.REVOKED, /task ended/);
+      });
+    }
+
+    it('accepts the leaf when an unrelated session is revoked, and a parent when only its child is revoked', () => {
+      const revocation = new StaticRevocationList()
+        .revokeSession('unrelated')
+        .revokeSession(retrieval.context.sessionId);
+      verify(toolRunner.cert, { revocation });
+      verify(planner.cert, { revocation });
+    });
+  });
+});
