@@ -1,0 +1,103 @@
+/**
+ * A promise-based client for the registration API on the local admin socket, used by the CLI and tests.
+ * Errors arrive as AdminCallError carrying the gRPC status and the stable Lanyard error code.
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  BatchCreateEntryRequest,
+  type BatchCreateEntryResponse,
+  CreateEntryRequest,
+  type CreateEntryResponse,
+  CreateJoinTokenRequest,
+  type CreateJoinTokenResponse,
+  type DeepPartial,
+  DeleteEntryRequest,
+  type DeleteEntryResponse,
+  GetEntryRequest,
+  type GetEntryResponse,
+  ListEntriesRequest,
+  type ListEntriesResponse,
+  RegistrationServiceClient,
+  UpdateEntryRequest,
+  type UpdateEntryResponse,
+} from '../gen/lanyard/v1/registration';
+import { ERROR_CODE_METADATA_KEY } from './grpc-call';
+
+/** A failed call: `code` is the gRPC status, `lanyardCode` the stable error code when the server sent one. */
+export class AdminCallError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    readonly details: string,
+    readonly lanyardCode: string | undefined,
+  ) {
+    super(`${grpc.status[code] ?? code}: ${details}`);
+    this.name = 'AdminCallError';
+  }
+
+  static from(e: grpc.ServiceError): AdminCallError {
+    const raw = e.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
+    return new AdminCallError(e.code, e.details, typeof raw === 'string' ? raw : undefined);
+  }
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  callback: (error: grpc.ServiceError | null, response: Res) => void,
+) => grpc.ClientUnaryCall;
+
+export interface AdminClientOptions {
+  /** Per-call deadline. Default 10 s. */
+  timeoutMs?: number;
+}
+
+export class AdminClient {
+  readonly socketPath: string;
+  private readonly client: RegistrationServiceClient;
+  private readonly timeoutMs: number;
+
+  constructor(socketPath: string, options: AdminClientOptions = {}) {
+    this.socketPath = socketPath;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.client = new RegistrationServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
+  }
+
+  createEntry(req: DeepPartial<CreateEntryRequest>): Promise<CreateEntryResponse> {
+    return this.unary(this.client.createEntry, CreateEntryRequest.fromPartial(req));
+  }
+  batchCreateEntry(req: DeepPartial<BatchCreateEntryRequest>): Promise<BatchCreateEntryResponse> {
+    return this.unary(this.client.batchCreateEntry, BatchCreateEntryRequest.fromPartial(req));
+  }
+  getEntry(req: DeepPartial<GetEntryRequest>): Promise<GetEntryResponse> {
+    return this.unary(this.client.getEntry, GetEntryRequest.fromPartial(req));
+  }
+  listEntries(req: DeepPartial<ListEntriesRequest>): Promise<ListEntriesResponse> {
+    return this.unary(this.client.listEntries, ListEntriesRequest.fromPartial(req));
+  }
+  updateEntry(req: DeepPartial<UpdateEntryRequest>): Promise<UpdateEntryResponse> {
+    return this.unary(this.client.updateEntry, UpdateEntryRequest.fromPartial(req));
+  }
+  deleteEntry(req: DeepPartial<DeleteEntryRequest>): Promise<DeleteEntryResponse> {
+    return this.unary(this.client.deleteEntry, DeleteEntryRequest.fromPartial(req));
+  }
+  createJoinToken(req: DeepPartial<CreateJoinTokenRequest>): Promise<CreateJoinTokenResponse> {
+    return this.unary(this.client.createJoinToken, CreateJoinTokenRequest.fromPartial(req));
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      method.call(
+        this.client,
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + this.timeoutMs },
+        (err, response) => (err ? reject(AdminCallError.from(err)) : resolve(response)),
+      );
+    });
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The gRPC server shell: several listeners (each its own grpc-js Server, because which services a caller
+ * may reach depends on how it connected), each with health checking and reflection, and a lifecycle of
+ * start -> serving -> close (stop accepting, drain in-flight calls up to a grace period, run close hooks).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Logger } from './logging';
+import { HEALTH_SERVICE_NAME, reflectionPackageDefinition } from './proto-descriptors';
+
+/** One gRPC service ready to be added to a listener. */
+export interface ServiceRegistration {
+  /** Fully qualified, e.g. "lanyard.v1.RegistrationService": the health and reflection name. */
+  name: string;
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+  /** Called when close starts: end long-lived streams here so draining does not wait for the grace period. */
+  onClosing?: () => void;
+}
+
+export interface ListenerSpec {
+  /** For logs: "admin", "public". */
+  name: string;
+  /** grpc-js bind target: "unix:///abs/path" or "host:port". */
+  address: string;
+  credentials: grpc.ServerCredentials;
+  services: ServiceRegistration[];
+  /** Binds; defaults to a plain bindAsync. The admin socket wraps it to create the socket privately. */
+  bind?: (doBind: () => Promise<number>) => Promise<number>;
+  beforeBind?: () => Promise<void>;
+  afterClose?: () => void;
+}
+
+export interface BoundListener {
+  name: string;
+  /** The address as bound; for "host:0" the port the OS picked. */
+  address: string;
+  port: number;
+}
+
+export interface LanyardServerOptions {
+  listeners: ListenerSpec[];
+  logger: Logger;
+  maxMessageBytes: number;
+  /** After this long, close cancels calls still running. */
+  shutdownGraceMs: number;
+  /** Runs once after every listener closed, e.g. closing the store. */
+  onClosed?: () => Promise<void>;
+}
+
+export type ServerState = 'new' | 'starting' | 'serving' | 'closing' | 'closed';
+
+interface RunningListener {
+  spec: ListenerSpec;
+  server: grpc.Server;
+  health: HealthImplementation;
+}
+
+export class LanyardServer {
+  private state_: ServerState = 'new';
+  private readonly running: RunningListener[] = [];
+  private closePromise: Promise<void> | undefined;
+
+  constructor(private readonly options: LanyardServerOptions) {}
+
+  get state(): ServerState {
+    return this.state_;
+  }
+
+  /** Binds every listener; when one fails, the ones already bound are closed again and the error thrown. */
+  async start(): Promise<BoundListener[]> {
+    if (this.state_ !== 'new') throw new Error(`cannot start a server that is ${this.state_}`);
+    this.state_ = 'starting';
+    const bound: BoundListener[] = [];
+    try {
+      for (const spec of this.options.listeners) bound.push(await this.startListener(spec));
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    this.state_ = 'serving';
+    return bound;
+  }
+
+  /**
+   * Graceful close: health turns NOT_SERVING, listeners stop accepting, running calls finish (or are
+   * cancelled after the grace period), then onClosed runs. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.closePromise ??= this.doClose();
+    return this.closePromise;
+  }
+
+  private async startListener(spec: ListenerSpec): Promise<BoundListener> {
+    const { logger, maxMessageBytes } = this.options;
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': maxMessageBytes,
+    });
+    const names = spec.services.map((s) => s.name);
+    const health = new HealthImplementation(
+      Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as const])),
+    );
+    for (const s of spec.services) server.addService(s.definition, s.implementation);
+    health.addToServer(server);
+    new ReflectionService(reflectionPackageDefinition(), {
+      services: [...names, HEALTH_SERVICE_NAME],
+    }).addToServer(server);
+
+    await spec.beforeBind?.();
+    const doBind = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        server.bindAsync(spec.address, spec.credentials, (err, port) => (err ? reject(err) : resolve(port)));
+      });
+    const port = await (spec.bind ? spec.bind(doBind) : doBind());
+    this.running.push({ spec, server, health });
+    const address = spec.address.startsWith('unix:') ? spec.address : spec.address.replace(/:0$/, `:${port}`);
+    logger.info({ listener: spec.name, address, services: names }, 'listening');
+    return { name: spec.name, address, port };
+  }
+
+  private async doClose(): Promise<void> {
+    const { logger, shutdownGraceMs, onClosed } = this.options;
+    this.state_ = 'closing';
+    logger.info({ graceMs: shutdownGraceMs }, 'shutting down: draining in-flight calls');
+    for (const l of this.running) {
+      for (const n of ['', ...l.spec.services.map((s) => s.name)]) l.health.setStatus(n, 'NOT_SERVING');
+      for (const s of l.spec.services) s.onClosing?.();
+    }
+    await Promise.all(this.running.map((l) => this.drain(l)));
+    for (const l of this.running) l.spec.afterClose?.();
+    try {
+      await onClosed?.();
+    } finally {
+      this.state_ = 'closed';
+      logger.info('shut down');
+    }
+  }
+
+  private drain(l: RunningListener): Promise<void> {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.options.logger.warn(
+          { listener: l.spec.name },
+          'grace period over: cancelling calls still running',
+        );
+        l.server.forceShutdown();
+        finish();
+      }, this.options.shutdownGraceMs);
+      l.server.tryShutdown(finish);
+    });
+  }
+}

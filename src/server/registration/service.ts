@@ -1,0 +1,125 @@
+/**
+ * RegistrationService over the Store. Each handler validates all input first (so a refused call never
+ * reaches the store) and then makes exactly one store call or one store transaction.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  RegistrationServiceService,
+  type RegistrationServiceServer,
+} from '../../gen/lanyard/v1/registration';
+import { isLanyardError, LanyardError } from '../../errors';
+import type { TrustDomain } from '../../spiffe';
+import { generateJoinToken, hashJoinToken } from '../../store/join-token-secret';
+import type { Store } from '../../store/store';
+import type { NewEntry } from '../../store/types';
+import { unaryHandler } from '../grpc-call';
+import type { ServiceRegistration } from '../grpc-server';
+import type { Logger } from '../logging';
+import { entryToProto } from './mapping';
+import {
+  invalid,
+  validateEntryId,
+  validateEntryPatch,
+  validateJoinTokenTtl,
+  validateListRequest,
+  validateNewEntry,
+  validateRevision,
+  validateWorkloadId,
+  type ValidationContext,
+} from './validate';
+
+export const REGISTRATION_SERVICE_NAME = 'lanyard.v1.RegistrationService';
+/** More entries than this in one BatchCreateEntry is refused: one transaction should stay short. */
+export const MAX_BATCH_SIZE = 1000;
+
+export interface RegistrationDeps {
+  store: Store;
+  trustDomain: TrustDomain;
+  logger: Logger;
+  clock?: () => Date;
+}
+
+export function createRegistrationService(deps: RegistrationDeps): ServiceRegistration {
+  const { store, logger } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const log = logger.child({ service: REGISTRATION_SERVICE_NAME });
+  const ctx = (): ValidationContext => ({ trustDomain: deps.trustDomain, now: clock() });
+
+  const implementation: RegistrationServiceServer = {
+    createEntry: unaryHandler('CreateEntry', log, async (req) => {
+      const input = validateNewEntry('entry', req.entry, ctx());
+      return { entry: entryToProto(await store.createEntry(input)) };
+    }),
+
+    batchCreateEntry: unaryHandler('BatchCreateEntry', log, async (req) => {
+      if (req.entries.length === 0) throw invalid('entries', 'at least one entry is required');
+      if (req.entries.length > MAX_BATCH_SIZE)
+        throw invalid('entries', `at most ${MAX_BATCH_SIZE} entries per call`);
+      const c = ctx();
+      const inputs: NewEntry[] = req.entries.map((e, i) => validateNewEntry(`entries[${i}]`, e, c));
+      const created = await store.transaction(async (tx) => {
+        const out = [];
+        for (const [i, input] of inputs.entries()) {
+          try {
+            out.push(await tx.createEntry(input));
+          } catch (e) {
+            // Same status and code, but the message says which entry: the whole batch is rolled back.
+            if (isLanyardError(e))
+              throw new LanyardError(e.code, `entries[${i}]: ${e.message}`, { cause: e });
+            throw e;
+          }
+        }
+        return out;
+      });
+      return { entries: created.map(entryToProto) };
+    }),
+
+    getEntry: unaryHandler(
+      'GetEntry',
+      log,
+      async (req) => ({ entry: entryToProto(await store.getEntry(validateEntryId('id', req.id))) }),
+      { okLevel: 'debug' },
+    ),
+
+    listEntries: unaryHandler(
+      'ListEntries',
+      log,
+      async (req) => {
+        const { filter, pageSize, pageToken } = validateListRequest(req);
+        const page = await store.listEntries(filter, { pageSize, pageToken });
+        return { entries: page.entries.map(entryToProto), nextPageToken: page.nextPageToken };
+      },
+      { okLevel: 'debug' },
+    ),
+
+    updateEntry: unaryHandler('UpdateEntry', log, async (req) => {
+      if (!req.entry) throw invalid('entry', 'required');
+      const id = validateEntryId('entry.id', req.entry.id);
+      const revision = validateRevision('entry.revision', req.entry.revision, true) ?? 0;
+      const patch = validateEntryPatch('entry', req.entry, req.updateMask ?? [], ctx());
+      return { entry: entryToProto(await store.updateEntry(id, patch, revision)) };
+    }),
+
+    deleteEntry: unaryHandler('DeleteEntry', log, async (req) => {
+      const id = validateEntryId('id', req.id);
+      await store.deleteEntry(id, validateRevision('revision', req.revision, false));
+      return {};
+    }),
+
+    createJoinToken: unaryHandler('CreateJoinToken', log, async (req) => {
+      const spiffeId = validateWorkloadId('spiffe_id', req.spiffeId, ctx());
+      const ttlSeconds = validateJoinTokenTtl('ttl_seconds', req.ttlSeconds);
+      const token = generateJoinToken();
+      const record = await store.createJoinToken({
+        id: `jt-${randomBytes(8).toString('hex')}`,
+        tokenHash: hashJoinToken(token),
+        spiffeId,
+        expiresAt: new Date(clock().getTime() + ttlSeconds * 1000),
+      });
+      log.info({ tokenId: record.id, spiffeId, expiresAt: record.expiresAt }, 'join token created');
+      return { token, tokenId: record.id, spiffeId, expiresAt: record.expiresAt };
+    }),
+  };
+
+  return { name: REGISTRATION_SERVICE_NAME, definition: RegistrationServiceService, implementation };
+}
