@@ -25,7 +25,10 @@ export const SIG_ECDSA_SHA384 = '1.2.840.10045.4.3.3';
 export const SIG_RSA_SHA256 = '1.2.840.113549.1.1.11';
 export const SIG_ED25519 = '1.3.101.112';
 
-export function generateKeyPair(alg: KeyAlgorithm = 'ec-p256'): { privateKey: KeyObject; publicKey: KeyObject } {
+export function generateKeyPair(alg: KeyAlgorithm = 'ec-p256'): {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+} {
   switch (alg) {
     case 'ec-p256':
       return generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -57,10 +60,16 @@ export function describeKey(key: KeyObject): KeyDescription {
   if (type === 'rsa') {
     const bits = details.modulusLength ?? 0;
     if (bits < 2048) {
-      throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `RSA key of ${bits} bits is too short (>= 2048)`);
+      throw new MalformedInputError(
+        ErrorCode.UNSUPPORTED_KEY,
+        `RSA key of ${bits} bits is too short (>= 2048)`,
+      );
     }
     if (bits > 8192) {
-      throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `RSA key of ${bits} bits is too long (<= 8192)`);
+      throw new MalformedInputError(
+        ErrorCode.UNSUPPORTED_KEY,
+        `RSA key of ${bits} bits is too long (<= 8192)`,
+      );
     }
     return { kind: 'rsa', bits };
   }
@@ -110,7 +119,9 @@ export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
   try {
     key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
   } catch (e) {
-    throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, 'not a valid SubjectPublicKeyInfo', { cause: e });
+    throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, 'not a valid SubjectPublicKeyInfo', {
+      cause: e,
+    });
   }
   describeKey(key);
   return key;
