@@ -5,7 +5,8 @@ const path = require('node:path');
 const fs = require('node:fs');
 const compiled = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 let cli;
-if (fs.existsSync(compiled)) {
+// LANYARD_FROM_SOURCE=1 forces the sources (tests set it, so a stale dist/ never answers for src/).
+if (fs.existsSync(compiled) && process.env.LANYARD_FROM_SOURCE !== '1') {
   cli = require(compiled);
 } else {
   // tsx finds tsconfig.json from the working directory; point it at ours so decorators compile the same way.

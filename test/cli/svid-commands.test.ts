@@ -10,7 +10,11 @@ const BIN = join(__dirname, '..', '..', 'bin', 'lanyard.js');
 
 function lanyard(cwd: string, ...args: string[]): { status: number; stdout: string; stderr: string } {
   // Run from a directory outside the repository: the CLI must not depend on the caller's working directory.
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
+  });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

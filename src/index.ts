@@ -1,0 +1,18 @@
+/**
+ * Lanyard's library: everything a workload or an mTLS-terminating service needs without the server or a
+ * database — SPIFFE IDs, bundles, X.509-SVIDs with the agent-context extension, and the verifier.
+ */
+export * from './errors';
+export * from './spiffe';
+export * from './bundle';
+export * from './x509';
+export * from './verify';
+export { initDevCa, loadDevCa, mintSvid, writeSvidFiles } from './ca/dev-ca';
+export type {
+  DevCa,
+  InitDevCaOptions,
+  LoadDevCaOptions,
+  MintSvidOptions,
+  MintedSvid,
+  SvidFiles,
+} from './ca/dev-ca';
