@@ -1,9 +1,15 @@
 import type { Command } from 'commander';
 import { registerCaCommands } from './ca';
+import { registerEntryCommands } from './entry';
+import { registerServerCommands } from './server';
 import { registerSvidCommands } from './svid';
+import { registerTokenCommands } from './token';
 
 /** Every command group registers itself here; one module per group keeps main.ts stable. */
 export function registerCommands(program: Command): void {
   registerCaCommands(program);
   registerSvidCommands(program);
+  registerServerCommands(program);
+  registerEntryCommands(program);
+  registerTokenCommands(program);
 }

@@ -1,0 +1,88 @@
+/**
+ * How CLI commands reach a running server: the admin Unix socket, found from --socket, or from
+ * --config / --data-dir / $LANYARD_DATA_DIR the same way `lanyard server run` finds it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Command } from 'commander';
+import { AdminCallError, AdminClient } from '../../server/admin-client';
+import { loadConfig } from '../../server/config';
+import { CliError, usageError } from '../cli-error';
+import { EXIT_REJECTED, EXIT_USAGE } from '../exit-codes';
+
+export interface AdminConnectionOptions {
+  socket?: string;
+  dataDir?: string;
+  config?: string;
+  json?: boolean;
+}
+
+/** Adds --socket, --data-dir, --config and --json to a command that talks to the server. */
+export function withAdminOptions(cmd: Command): Command {
+  return cmd
+    .option('--socket <path>', 'admin socket of the server (default: <data dir>/admin.sock)')
+    .option('--data-dir <dir>', 'data dir of the server (default: $LANYARD_DATA_DIR or ./.lanyard)')
+    .option('--config <file>', 'the server config file, to find its admin socket')
+    .option('--json', 'print JSON instead of text');
+}
+
+export function resolveSocketPath(opts: AdminConnectionOptions): string {
+  if (opts.socket) return opts.socket;
+  try {
+    const config: { configFile?: string; dataDir?: string } = {};
+    if (opts.config) config.configFile = opts.config;
+    if (opts.dataDir) config.dataDir = opts.dataDir;
+    return loadConfig(config).adminSocketPath;
+  } catch (e) {
+    throw usageError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** Runs `fn` with a client on the admin socket and turns call failures into CLI errors. */
+export async function withAdminClient<T>(
+  opts: AdminConnectionOptions,
+  fn: (client: AdminClient) => Promise<T>,
+): Promise<T> {
+  const socketPath = resolveSocketPath(opts);
+  const client = new AdminClient(socketPath);
+  try {
+    return await fn(client);
+  } catch (e) {
+    if (e instanceof AdminCallError) throw toCliError(e, socketPath);
+    throw e;
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * INVALID_ARGUMENT means the command was not runnable as asked (exit 2, like a bad flag); every other
+ * refusal or failure is exit 1. The message keeps the server's words and the stable error code.
+ */
+function toCliError(e: AdminCallError, socketPath: string): CliError {
+  if (e.code === grpc.status.UNAVAILABLE) {
+    return new CliError(
+      `cannot reach the Lanyard server at ${socketPath} (is \`lanyard server run\` running with this data dir?): ${e.details}`,
+      EXIT_REJECTED,
+    );
+  }
+  const code = e.lanyardCode ? `${e.lanyardCode}: ` : '';
+  return new CliError(
+    `${code}${e.details} (${grpc.status[e.code] ?? e.code})`,
+    e.code === grpc.status.INVALID_ARGUMENT ? EXIT_USAGE : EXIT_REJECTED,
+  );
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Left-aligned columns separated by two spaces. */
+export function renderTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}

@@ -1,0 +1,81 @@
+/** `lanyard server run`: the server in the foreground until SIGTERM or SIGINT. */
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { isLanyardError } from '../../errors';
+import {
+  formatHostPort,
+  LOG_LEVELS,
+  type LogLevel,
+  loadConfig,
+  type ServerConfig,
+} from '../../server/config';
+import { closeOnSignals, startServer } from '../../server/run';
+import { CliError, usageError } from '../cli-error';
+import { EXIT_REJECTED } from '../exit-codes';
+import { runAction } from '../run-action';
+
+export function registerServerCommands(program: Command): void {
+  const server = program.command('server').description('the Lanyard server');
+  server
+    .command('run')
+    .description('run the server in the foreground; works with no config at all (defaults in ./.lanyard)')
+    .option('--config <file>', 'YAML or JSON config file')
+    .option('--data-dir <dir>', 'data dir (default: the config file, $LANYARD_DATA_DIR, or ./.lanyard)')
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`)
+    .action(
+      runAction(async (opts: { config?: string; dataDir?: string; logLevel?: string }) => {
+        if (opts.logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
+          throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+        }
+        let config: ServerConfig;
+        try {
+          config = loadConfig({
+            ...(opts.config !== undefined && { configFile: opts.config }),
+            ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
+            ...(opts.logLevel !== undefined && { logLevel: opts.logLevel as LogLevel }),
+          });
+        } catch (e) {
+          throw usageError(e instanceof Error ? e.message : String(e));
+        }
+        let running;
+        try {
+          running = await startServer(config);
+        } catch (e) {
+          throw new CliError(
+            `server did not start: ${isLanyardError(e) ? `${e.code}: ` : ''}${errorText(e)}`,
+            EXIT_REJECTED,
+          );
+        }
+        process.stderr.write(banner(config));
+        process.exitCode = await closeOnSignals(running);
+      }),
+    );
+}
+
+/** What a person needs right after start: where it listens and how to register a first workload. */
+function banner(config: ServerConfig): string {
+  const defaultSocket = path.join(config.dataDir, 'admin.sock');
+  const target =
+    config.adminSocketPath === defaultSocket
+      ? `--data-dir ${config.dataDir}`
+      : `--socket ${config.adminSocketPath}`;
+  const id = `spiffe://${config.trustDomain}/agents/demo`;
+  return [
+    `Lanyard server running, trust domain ${config.trustDomain}`,
+    `  admin socket (registration API): ${config.adminSocketPath}`,
+    `  data dir:                        ${config.dataDir}`,
+    `  attestation/bundle (TLS):        ${formatHostPort(config.listenAddress)} (not served yet: arrives with the CA)`,
+    '',
+    'Register a first workload:',
+    `  lanyard entry create ${target} --spiffe-id ${id} --selector unix:uid:${process.getuid?.() ?? 1000}`,
+    `  lanyard token create ${target} --spiffe-id ${id}`,
+    `  lanyard entry list ${target}`,
+    '',
+    'Stop with Ctrl-C or SIGTERM (in-flight calls are drained first).',
+    '',
+  ].join('\n');
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

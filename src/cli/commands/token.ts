@@ -1,0 +1,35 @@
+/** `lanyard token ...`: single-use join tokens for attestation. */
+import type { Command } from 'commander';
+import { parseDuration } from '../input';
+import { runAction } from '../run-action';
+import { type AdminConnectionOptions, printJson, withAdminClient, withAdminOptions } from './server-admin';
+
+export function registerTokenCommands(program: Command): void {
+  const token = program.command('token').description('join tokens: single-use attestation secrets');
+
+  withAdminOptions(
+    token
+      .command('create')
+      .description('create a join token bound to a SPIFFE ID; it is shown once and cannot be shown again')
+      .requiredOption('--spiffe-id <id>', 'the identity a workload attesting with this token receives')
+      .option('--ttl <duration>', 'how long the token can be used, e.g. 10m (default: 10m)'),
+  ).action(
+    runAction(async (opts: AdminConnectionOptions & { spiffeId: string; ttl?: string }) => {
+      const ttlSeconds = opts.ttl !== undefined ? parseDuration(opts.ttl, '--ttl') : 0;
+      const res = await withAdminClient(opts, (c) =>
+        c.createJoinToken({ spiffeId: opts.spiffeId, ttlSeconds }),
+      );
+      const expiresAt = res.expiresAt?.toISOString() ?? '';
+      if (opts.json) {
+        printJson({ token: res.token, tokenId: res.tokenId, spiffeId: res.spiffeId, expiresAt });
+        return;
+      }
+      // The token alone on stdout, so `TOKEN=$(lanyard token create ...)` works; the rest on stderr.
+      process.stdout.write(`${res.token}\n`);
+      process.stderr.write(
+        `join token ${res.tokenId} for ${res.spiffeId}, single use, expires ${expiresAt}\n` +
+          'it is shown only now: the server keeps only its hash\n',
+      );
+    }),
+  );
+}

@@ -1,0 +1,70 @@
+/** A real server for tests: temp data dir, real SQLite, admin socket, logs captured in memory. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import * as assert from 'node:assert/strict';
+import { AdminCallError, AdminClient } from '../../src/server/admin-client';
+import { loadConfig, type ServerConfig } from '../../src/server/config';
+import { createLogger } from '../../src/server/logging';
+import { type RunningServer, type StartOptions, startServer } from '../../src/server/run';
+
+export interface TestServer {
+  dir: string;
+  config: ServerConfig;
+  running: RunningServer;
+  client: AdminClient;
+  /** Every log line so far, raw JSON text. */
+  logs: string[];
+  /** Closes client and server; keeps the data dir (restart tests reuse it). */
+  stop(): Promise<void>;
+}
+
+export function tempDataDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-server-'));
+}
+
+export async function startTestServer(
+  options: { dir?: string; config?: Partial<ServerConfig>; start?: StartOptions } = {},
+): Promise<TestServer> {
+  const dir = options.dir ?? tempDataDir();
+  const config: ServerConfig = { ...loadConfig({ dataDir: dir, env: {} }), ...options.config };
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger = createLogger({ level: 'debug', destination });
+  const running = await startServer(config, { logger, ...options.start });
+  const client = new AdminClient(config.adminSocketPath);
+  return {
+    dir,
+    config,
+    running,
+    client,
+    logs,
+    async stop() {
+      client.close();
+      await running.close();
+    },
+  };
+}
+
+/** Asserts that `p` fails with gRPC status `code` and that the details mention every fragment. */
+export async function rejectsWithStatus(
+  p: Promise<unknown>,
+  code: number,
+  ...fragments: string[]
+): Promise<AdminCallError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof AdminCallError, `expected AdminCallError, got ${String(e)}`);
+    assert.equal(e.code, code, `status ${e.code} (${e.details})`);
+    for (const f of fragments) assert.ok(e.details.includes(f), `"${e.details}" lacks "${f}"`);
+    return e;
+  }
+  assert.fail(`expected gRPC status ${code}`);
+}
