@@ -1,0 +1,172 @@
+/**
+ * `npm run bench`: throughput of the hot paths, each beside the raw node:crypto (OpenSSL) rate measured in the
+ * same run, plus `openssl speed` when the CLI is present. Figures, not assertions: tests never time anything.
+ *
+ *   npm run bench               # about 1 s per figure
+ *   npm run bench -- --seconds 3
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes, sign, verify } from 'node:crypto';
+import { X509Bundle } from '../src/bundle';
+import { TrustDomain } from '../src/spiffe';
+import { ParsedCertificate } from '../src/x509/certificate';
+import { createCsr, parseCsr } from '../src/x509/csr';
+import { generateKeyPair } from '../src/x509/keys';
+import { createIntermediateCa, issueX509Svid } from '../src/x509/profiles';
+import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-context';
+import { VerificationCache, verifyX509Svid } from '../src/verify';
+import { newCa, plannerChain, TD } from '../test/verify/helpers/delegation';
+
+const secondsArg = process.argv.indexOf('--seconds');
+const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
+
+interface Figure {
+  name: string;
+  opsPerSec: number;
+}
+
+/** Runs `fn` repeatedly for SECONDS (after a short warm-up) and returns operations per second. */
+function measure(name: string, fn: () => void): Figure {
+  const warmUntil = process.hrtime.bigint() + 100_000_000n;
+  while (process.hrtime.bigint() < warmUntil) fn();
+  const budget = BigInt(Math.round(SECONDS * 1e9));
+  const start = process.hrtime.bigint();
+  let ops = 0;
+  let now = start;
+  while (now - start < budget) {
+    for (let i = 0; i < 8; i++) fn();
+    ops += 8;
+    now = process.hrtime.bigint();
+  }
+  const fig = { name, opsPerSec: ops / (Number(now - start) / 1e9) };
+  process.stdout.write(`  ${name.padEnd(58)} ${fmt(fig.opsPerSec).padStart(10)} /s\n`);
+  return fig;
+}
+
+function fmt(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
+}
+
+function opensslSpeed(): { sign: number; verify: number } | undefined {
+  try {
+    const out = execFileSync(
+      'openssl',
+      ['speed', '-seconds', String(Math.max(1, Math.round(SECONDS))), 'ecdsap256'],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    // "256 bits ecdsa (nistp256)   0.0000s   0.0001s  41234.5  12345.6"
+    const m = /256 bits ecdsa \(nistp256\)\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)/.exec(out);
+    return m ? { sign: Number(m[1]), verify: Number(m[2]) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function main(): void {
+  process.stdout.write(
+    `Lanyard benchmark (node ${process.version}, ${SECONDS}s per figure, single thread)\n\n`,
+  );
+
+  // --- baseline: raw OpenSSL through node:crypto over a certificate-sized message
+  const p256 = generateKeyPair('ec-p256');
+  const message = randomBytes(400);
+  const sig = sign('sha256', message, p256.privateKey);
+  process.stdout.write('Baseline\n');
+  const rawSign = measure('node:crypto ECDSA P-256 sign', () => sign('sha256', message, p256.privateKey));
+  const rawVerify = measure('node:crypto ECDSA P-256 verify', () => {
+    if (!verify('sha256', message, p256.publicKey, sig)) throw new Error('baseline verify failed');
+  });
+  const speed = opensslSpeed();
+  if (speed) {
+    process.stdout.write(
+      `  ${'openssl speed ecdsap256 sign'.padEnd(58)} ${fmt(speed.sign).padStart(10)} /s\n`,
+    );
+    process.stdout.write(
+      `  ${'openssl speed ecdsap256 verify'.padEnd(58)} ${fmt(speed.verify).padStart(10)} /s\n`,
+    );
+  }
+
+  // --- PKI: root -> intermediate -> 3-hop delegation chain (planner -> tool-runner -> retrieval)
+  const root = newCa(TD);
+  const interKey = generateKeyPair('ec-p256');
+  const inter = createIntermediateCa({
+    trustDomain: TD,
+    publicKey: interKey.publicKey,
+    issuer: root,
+    ttlSeconds: 12 * 3600,
+  }).cert;
+  const hops = plannerChain({ cert: inter, key: interKey.privateKey });
+  const leaf = hops[2]!.cert;
+  const chainDer = [leaf.der, inter.der];
+  const bundle = X509Bundle.fromDer(TrustDomain.parse(TD), [root.cert.der]);
+  const plainLeaf = issueX509Svid({
+    spiffeId: `spiffe://${TD}/plain`,
+    publicKey: generateKeyPair('ec-p256').publicKey,
+    issuer: { cert: inter, key: interKey.privateKey },
+    ttlSeconds: 3600,
+  }).cert;
+
+  process.stdout.write('\nVerification (leaf with a 2-link delegation chain, via an intermediate)\n');
+  const cold = measure('verifyX509Svid cold (no cache: parse + 3 sigs + 2 links)', () => {
+    verifyX509Svid(chainDer, bundle, { cache: null });
+  });
+  const warmCache = new VerificationCache();
+  verifyX509Svid(chainDer, bundle, { cache: warmCache });
+  const cached = measure('verifyX509Svid cached (same chain again)', () => {
+    verifyX509Svid(chainDer, bundle, { cache: warmCache });
+  });
+  const plainCache = new VerificationCache();
+  const plainChain = [plainLeaf.der, inter.der];
+  verifyX509Svid(plainChain, bundle, { cache: plainCache });
+  const cachedPlain = measure('verifyX509Svid cached, leaf without agent context', () => {
+    verifyX509Svid(plainChain, bundle, { cache: plainCache });
+  });
+  const parse = measure('ParsedCertificate.fromDer (leaf with context)', () => {
+    ParsedCertificate.fromDer(leaf.der);
+  });
+  const ctxExt = leaf.extensions.find((e) => e.oid.startsWith('2.25.'))!;
+  const decode = measure('decodeAgentContext (2 links)', () => {
+    decodeAgentContext(ctxExt.value);
+  });
+
+  process.stdout.write('\nIssuance\n');
+  const ctxDer = encodeAgentContext(hops[0]!.context);
+  const workload = generateKeyPair('ec-p256');
+  const csrDer = createCsr(workload.privateKey).der;
+  const issuer = { cert: inter, key: interKey.privateKey };
+  const mint = measure('issueX509Svid (P-256, with agent context)', () => {
+    issueX509Svid({
+      spiffeId: `spiffe://${TD}/agent`,
+      publicKey: workload.publicKey,
+      issuer,
+      ttlSeconds: 3600,
+      agentContextDer: ctxDer,
+    });
+  });
+  const mintFromCsr = measure('parseCsr + issueX509Svid (what Attest/Renew do)', () => {
+    const csr = parseCsr(csrDer);
+    issueX509Svid({ spiffeId: `spiffe://${TD}/agent`, publicKey: csr.publicKey, issuer, ttlSeconds: 3600 });
+  });
+
+  process.stdout.write('\nRatios (same run)\n');
+  const ratio = (a: Figure, b: Figure, text: string): void => {
+    process.stdout.write(`  ${text.padEnd(58)} ${(a.opsPerSec / b.opsPerSec).toFixed(2).padStart(10)}\n`);
+  };
+  ratio(cached, rawVerify, 'cached verify / raw P-256 verify');
+  ratio(cachedPlain, rawVerify, 'cached verify (no context) / raw P-256 verify');
+  ratio(cold, rawVerify, 'cold verify / raw P-256 verify');
+  ratio(parse, rawVerify, 'certificate parse / raw P-256 verify');
+  ratio(decode, rawVerify, 'context decode / raw P-256 verify');
+  ratio(mint, rawSign, 'mint / raw P-256 sign');
+  ratio(mintFromCsr, rawSign, 'CSR -> SVID / raw P-256 sign');
+  if (speed) {
+    process.stdout.write(
+      `  ${'raw node:crypto verify / openssl speed verify'.padEnd(58)} ${(rawVerify.opsPerSec / speed.verify).toFixed(2).padStart(10)}\n`,
+    );
+  }
+}
+
+main();
