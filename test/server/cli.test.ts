@@ -1,0 +1,318 @@
+/**
+ * The CLI end to end: `node bin/lanyard.js ...` as a person types it, against a real server on a temp
+ * admin socket. Commands are spawned asynchronously, because the server under test runs in this process.
+ */
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../src/cli/exit-codes';
+import { startTestServer, tempDataDir, type TestServer } from './helpers';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
+const TD = 'spiffe://lanyard.local';
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function lanyard(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: path.dirname(BIN),
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const ok = (r: Result): Result => {
+  assert.equal(r.code, EXIT_OK, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+};
+
+describe('lanyard entry / token against a running server', function () {
+  this.timeout(120_000);
+  let t: TestServer;
+  let conn: string[];
+  before(async () => {
+    t = await startTestServer();
+    conn = ['--socket', t.config.adminSocketPath];
+  });
+  after(async () => {
+    await t.stop();
+    fs.rmSync(t.dir, { recursive: true, force: true });
+  });
+
+  it('creates, shows, lists, updates and deletes an entry', async () => {
+    const created = JSON.parse(
+      ok(
+        await lanyard([
+          'entry',
+          'create',
+          ...conn,
+          '--json',
+          '--spiffe-id',
+          `${TD}/agents/planner`,
+          '--selector',
+          'k8s:ns:agents',
+          '--selector',
+          'k8s:sa:planner',
+          '--ttl',
+          '30m',
+          '--scope',
+          'tickets:read',
+          '--max-delegation-depth',
+          '2',
+          '--delegate',
+          `${TD}/agents/tool-runner`,
+          '--dns-name',
+          'planner.internal',
+        ]),
+      ).stdout,
+    ) as Record<string, unknown>;
+    assert.equal(created.spiffeId, `${TD}/agents/planner`);
+    assert.deepEqual(created.selectors, [
+      { type: 'k8s', value: 'ns:agents' },
+      { type: 'k8s', value: 'sa:planner' },
+    ]);
+    assert.equal(created.x509SvidTtlSeconds, 1800);
+    assert.equal(created.revision, 1);
+    assert.equal(created.parentId, null);
+    const id = String(created.id);
+
+    const shown = ok(await lanyard(['entry', 'show', id, ...conn])).stdout;
+    assert.match(shown, /SPIFFE ID:\s+spiffe:\/\/lanyard\.local\/agents\/planner/);
+    assert.match(shown, /Allowed scopes:\s+tickets:read/);
+
+    const table = ok(await lanyard(['entry', 'list', ...conn])).stdout;
+    assert.match(table, /^ID\s+SPIFFE ID\s+SELECTORS\s+TTL\s+REV$/m);
+    assert.ok(table.includes(id));
+
+    const updated = JSON.parse(
+      ok(
+        await lanyard([
+          'entry',
+          'update',
+          id,
+          ...conn,
+          '--json',
+          '--scope',
+          'a:b',
+          '--scope',
+          'c:d',
+          '--admin',
+        ]),
+      ).stdout,
+    ) as Record<string, unknown>;
+    assert.deepEqual(updated.allowedScopes, ['a:b', 'c:d']);
+    assert.equal(updated.admin, true);
+    assert.equal(updated.revision, 2);
+    assert.equal(updated.x509SvidTtlSeconds, 1800, 'fields without a flag stay');
+
+    const cleared = JSON.parse(
+      ok(await lanyard(['entry', 'update', id, ...conn, '--json', '--no-admin', '--clear', 'allowed_scopes']))
+        .stdout,
+    ) as Record<string, unknown>;
+    assert.equal(cleared.admin, false);
+    assert.deepEqual(cleared.allowedScopes, []);
+
+    const stale = await lanyard(['entry', 'update', id, ...conn, '--revision', '1', '--admin']);
+    assert.equal(stale.code, EXIT_REJECTED);
+    assert.match(stale.stderr, /ERR_REVISION_CONFLICT.*ABORTED/);
+
+    ok(await lanyard(['entry', 'delete', id, ...conn]));
+    const gone = await lanyard(['entry', 'show', id, ...conn]);
+    assert.equal(gone.code, EXIT_REJECTED);
+    assert.match(gone.stderr, /ERR_NOT_FOUND/);
+  });
+
+  it('filters the list by selector and SPIFFE ID prefix, and pages', async () => {
+    for (const name of ['x1', 'x2', 'x3']) {
+      ok(
+        await lanyard([
+          'entry',
+          'create',
+          ...conn,
+          '--spiffe-id',
+          `${TD}/list/${name}`,
+          '--selector',
+          `unix:uid:${name}`,
+        ]),
+      );
+    }
+    const bySelector = JSON.parse(
+      ok(await lanyard(['entry', 'list', ...conn, '--json', '--selector', 'unix:uid:x2'])).stdout,
+    ) as { entries: { spiffeId: string }[] };
+    assert.deepEqual(
+      bySelector.entries.map((e) => e.spiffeId),
+      [`${TD}/list/x2`],
+    );
+    const page = JSON.parse(
+      ok(
+        await lanyard([
+          'entry',
+          'list',
+          ...conn,
+          '--json',
+          '--spiffe-id-prefix',
+          `${TD}/list/`,
+          '--page-size',
+          '2',
+        ]),
+      ).stdout,
+    ) as { entries: unknown[]; nextPageToken: string };
+    assert.equal(page.entries.length, 2);
+    const rest = JSON.parse(
+      ok(
+        await lanyard([
+          'entry',
+          'list',
+          ...conn,
+          '--json',
+          '--spiffe-id-prefix',
+          `${TD}/list/`,
+          '--page-token',
+          page.nextPageToken,
+        ]),
+      ).stdout,
+    ) as { entries: { spiffeId: string }[]; nextPageToken: string };
+    assert.deepEqual(
+      rest.entries.map((e) => e.spiffeId),
+      [`${TD}/list/x3`],
+    );
+    assert.equal(rest.nextPageToken, '');
+  });
+
+  it('creates many entries from a file in one call, and `entry list --json` output feeds back in', async () => {
+    const file = path.join(t.dir, 'entries.yaml');
+    fs.writeFileSync(
+      file,
+      `- spiffeId: ${TD}/file/a\n  selectors: ["k8s:ns:a"]\n- spiffeId: ${TD}/file/b\n  selectors: [{ type: k8s, value: "ns:b" }]\n  allowedScopes: [x]\n`,
+    );
+    const res = ok(await lanyard(['entry', 'create', ...conn, '--file', file]));
+    assert.match(res.stdout, /created 2 entries/);
+
+    const exported = ok(
+      await lanyard(['entry', 'list', ...conn, '--json', '--spiffe-id-prefix', `${TD}/file/`]),
+    ).stdout;
+    fs.writeFileSync(file, exported);
+    const again = await lanyard(['entry', 'create', ...conn, '--file', file]);
+    assert.equal(again.code, EXIT_REJECTED, 'same ids again: refused, nothing created');
+    assert.match(again.stderr, /entries\[0\].*ALREADY_EXISTS/);
+  });
+
+  it('prints a join token alone on stdout, or as JSON', async () => {
+    const plain = ok(
+      await lanyard(['token', 'create', ...conn, '--spiffe-id', `${TD}/agents/a`, '--ttl', '5m']),
+    );
+    assert.match(plain.stdout, /^lanyard_jt_[A-Za-z0-9_-]{43}\n$/);
+    assert.match(plain.stderr, /single use, expires/);
+    const json = JSON.parse(
+      ok(await lanyard(['token', 'create', ...conn, '--json', '--spiffe-id', `${TD}/agents/a`])).stdout,
+    ) as Record<string, string>;
+    assert.match(json.token ?? '', /^lanyard_jt_/);
+    assert.match(json.tokenId ?? '', /^jt-/);
+    assert.ok(!t.logs.join('').includes(json.token ?? '?'));
+  });
+
+  it('exits 2 for bad flags and for input the server refuses as invalid, 1 when the server is unreachable', async () => {
+    const badSelector = await lanyard([
+      'entry',
+      'create',
+      ...conn,
+      '--spiffe-id',
+      `${TD}/a`,
+      '--selector',
+      'nocolon',
+    ]);
+    assert.equal(badSelector.code, EXIT_USAGE);
+    assert.match(badSelector.stderr, /selector must be type:value/);
+
+    const invalid = await lanyard([
+      'entry',
+      'create',
+      ...conn,
+      '--spiffe-id',
+      'spiffe://other.org/a',
+      '--selector',
+      'a:b',
+    ]);
+    assert.equal(invalid.code, EXIT_USAGE);
+    assert.match(invalid.stderr, /entry\.spiffe_id: must be in trust domain lanyard\.local/);
+
+    const missing = await lanyard(['entry', 'list', '--socket', path.join(t.dir, 'nobody-here.sock')]);
+    assert.equal(missing.code, EXIT_REJECTED);
+    assert.match(missing.stderr, /cannot reach the Lanyard server/);
+  });
+
+  it('finds the socket from --data-dir and from LANYARD_DATA_DIR', async () => {
+    ok(await lanyard(['entry', 'list', '--data-dir', t.dir]));
+    ok(await lanyard(['entry', 'list'], { LANYARD_DATA_DIR: t.dir }));
+  });
+});
+
+describe('lanyard server run', function () {
+  this.timeout(60_000);
+
+  it('starts with no config, prints where it listens and how to register, and exits 0 on SIGTERM', async () => {
+    const dir = tempDataDir();
+    try {
+      const child = spawn(process.execPath, [BIN, 'server', 'run', '--data-dir', dir], {
+        env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await new Promise<void>((resolve, reject) => {
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('Stop with')) resolve();
+        });
+        child.on('close', () => reject(new Error(`server exited early: ${stderr}`)));
+      });
+      assert.ok(stderr.includes(`admin socket (registration API): ${path.join(dir, 'admin.sock')}`), stderr);
+      assert.ok(stderr.includes(`lanyard entry create --data-dir ${dir}`), stderr);
+      assert.ok(stderr.includes('lanyard token create'), stderr);
+
+      const token = ok(
+        await lanyard(['token', 'create', '--data-dir', dir, '--spiffe-id', `${TD}/agents/demo`]),
+      ).stdout.trim();
+
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.equal(fs.existsSync(path.join(dir, 'admin.sock')), false);
+      // Logs are JSON lines, and the token is in none of them.
+      const lines = stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg?: string });
+      assert.ok(lines.some((l) => l.msg === 'lanyard server ready'));
+      assert.ok(lines.some((l) => l.msg === 'shut down'));
+      assert.ok(!stdout.includes(token));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops at start-up on a bad config with a message naming the field', async () => {
+    const dir = tempDataDir();
+    try {
+      const file = path.join(dir, 'server.yaml');
+      fs.writeFileSync(file, 'svid:\n  default_ttl: forever\n');
+      const r = await lanyard(['server', 'run', '--config', file]);
+      assert.equal(r.code, EXIT_USAGE);
+      assert.match(r.stderr, /svid\.default_ttl/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
