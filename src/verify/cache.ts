@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ParsedCertificate } from '../x509/certificate';
+import type { AgentContext } from '../x509/agent-context/types';
 import { Lru } from './lru';
 
 /** Counters for one kind of cached fact. */
@@ -17,10 +18,12 @@ export interface VerificationCacheStats {
   links: CacheCounters;
   /** Decoded certificates of chains that verified, keyed by the SHA-256 of their DER. */
   certificates: CacheCounters;
+  /** Agent contexts that passed every delegation rule, keyed by the SHA-256 of the leaf that carries them. */
+  contexts: CacheCounters;
 }
 
 export interface VerificationCacheOptions {
-  /** Bound for each of the three maps. Default 1024. */
+  /** Bound for each of the maps. Default 1024. */
   maxEntries?: number;
 }
 
@@ -40,7 +43,9 @@ export class VerificationCache {
   private readonly signatures: Lru<true>;
   private readonly links: Lru<true>;
   private readonly certificates: Lru<ParsedCertificate>;
+  private readonly contexts: Lru<AgentContext>;
   private readonly counters = {
+    contexts: { hits: 0, misses: 0 },
     signatures: { hits: 0, misses: 0 },
     links: { hits: 0, misses: 0 },
     certificates: { hits: 0, misses: 0 },
@@ -51,6 +56,7 @@ export class VerificationCache {
     this.signatures = new Lru(max);
     this.links = new Lru(max);
     this.certificates = new Lru(max);
+    this.contexts = new Lru(max);
   }
 
   /** True when `child` was earlier proven to be signed by `issuer`'s key. */
@@ -85,11 +91,25 @@ export class VerificationCache {
     this.certificates.set(cert.sha256Hex, cert);
   }
 
+  /**
+   * The agent context of this leaf (by its SHA-256, hex) as it was when every delegation rule passed. The rules
+   * read only the leaf's own bytes (links, signatures, expiries), never the clock, so the answer cannot change;
+   * decoding and re-hashing the links costs several signature checks, which is why it is worth keeping.
+   */
+  context(leafSha256Hex: string): AgentContext | undefined {
+    return this.lookup(this.contexts, this.counters.contexts, leafSha256Hex);
+  }
+
+  rememberContext(leafSha256Hex: string, context: AgentContext): void {
+    this.contexts.set(leafSha256Hex, context);
+  }
+
   stats(): VerificationCacheStats {
     return {
       signatures: this.snapshot(this.signatures, this.counters.signatures),
       links: this.snapshot(this.links, this.counters.links),
       certificates: this.snapshot(this.certificates, this.counters.certificates),
+      contexts: this.snapshot(this.contexts, this.counters.contexts),
     };
   }
 
@@ -97,6 +117,7 @@ export class VerificationCache {
     this.signatures.clear();
     this.links.clear();
     this.certificates.clear();
+    this.contexts.clear();
   }
 
   private lookup<V>(lru: Lru<V>, counter: { hits: number; misses: number }, key: string): V | undefined {

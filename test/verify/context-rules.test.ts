@@ -99,10 +99,18 @@ describe('agent-context rules', () => {
       assert.equal(context?.delegation.length, 3);
     });
 
-    it('repeat verification takes link signatures from the cache', () => {
+    it('repeat verification of a leaf takes its checked context from the cache', () => {
       const cache = new VerificationCache();
       verify(retrieval.cert, { cache });
       verify(retrieval.cert, { cache });
+      assert.equal(cache.stats().contexts.hits, 1);
+    });
+
+    it('another certificate carrying the same links (a renewal) takes link signatures from the cache', () => {
+      const cache = new VerificationCache();
+      verify(retrieval.cert, { cache });
+      verify(reissued(() => {}, ca2), { cache });
+      assert.equal(cache.stats().contexts.hits, 0);
       assert.equal(cache.stats().links.hits, 2);
     });
 

@@ -5,6 +5,7 @@ import { TrustDomain } from '../../src/spiffe';
 import { RevocationQuery, StaticRevocationList, VerificationCache, verifyX509Svid } from '../../src/verify';
 import { DAY, HOUR, makeIntermediate, makeLeaf, makeRoot, NOW } from './helpers/certs';
 import { expectCode } from './helpers/expect';
+import { issueSvid, newCa, plannerChain } from './helpers/delegation';
 
 const TD = 'example.org';
 const ID = 'spiffe://example.org/workload';
@@ -276,6 +277,61 @@ describe('verifyX509Svid', () => {
           }),
         ErrorCode.CERT_EXPIRED,
       );
+    });
+
+    it('keeps the checked agent context of a leaf, so a repeat does not decode or re-check the links', () => {
+      const ca = newCa(TD);
+      const hops = plannerChain(ca);
+      const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
+      const cache = new VerificationCache();
+      const leaf = hops[2]!.cert;
+      const first = verifyX509Svid([leaf.der], caBundle, { cache });
+      assert.equal(cache.stats().contexts.misses, 1);
+      const second = verifyX509Svid([leaf.der], caBundle, { cache });
+      assert.equal(cache.stats().contexts.hits, 1);
+      assert.deepEqual(second.context, first.context);
+    });
+
+    it("re-applies the caller's depth bound to a cached context", () => {
+      const ca = newCa(TD);
+      const leaf = plannerChain(ca)[2]!.cert;
+      const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
+      const cache = new VerificationCache();
+      verifyX509Svid([leaf.der], caBundle, { cache });
+      expectCode(
+        () => verifyX509Svid([leaf.der], caBundle, { cache, maxDelegationDepth: 1 }),
+        ErrorCode.DELEGATION_TOO_DEEP,
+      );
+    });
+
+    it('hands out copies: a caller editing its context cannot change what the cache proves', () => {
+      const ca = newCa(TD);
+      const leaf = plannerChain(ca)[2]!.cert;
+      const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
+      const cache = new VerificationCache();
+      const first = verifyX509Svid([leaf.der], caBundle, { cache });
+      first.context!.delegation[0]!.certSha256.fill(0);
+      const second = verifyX509Svid([leaf.der], caBundle, { cache });
+      assert.notDeepEqual(second.context!.delegation[0]!.certSha256, new Uint8Array(32));
+    });
+
+    it('never caches a context that failed a rule', () => {
+      const ca = newCa(TD);
+      const hops = plannerChain(ca);
+      const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
+      const cache = new VerificationCache();
+      // The retrieval hop claims a scope its parent never granted: re-issued by the same CA, so only the
+      // context rule can catch it.
+      const forged = issueSvid(
+        ca,
+        hops[2]!.id,
+        hops[2]!.key.publicKey,
+        { ...hops[2]!.context, scopes: ['docs:read', 'docs:write'] },
+        900,
+      );
+      expectCode(() => verifyX509Svid([forged.der], caBundle, { cache }), ErrorCode.SCOPE_ESCALATION);
+      expectCode(() => verifyX509Svid([forged.der], caBundle, { cache }), ErrorCode.SCOPE_ESCALATION);
+      assert.equal(cache.stats().contexts.size, 0);
     });
 
     it('can be switched off with cache: null', () => {
