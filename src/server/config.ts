@@ -66,6 +66,14 @@ const nonEmpty = z
   .string({ error: (issue) => (issue.input === undefined ? 'required' : undefined) })
   .min(1, 'must not be empty');
 
+/**
+ * A YAML block left with only comments under it (`admin:`) parses as null: read it as an empty block, as a
+ * person writing it means. An absent block with defaults becomes {} so its defaults apply.
+ */
+const block = <T extends z.ZodType>(schema: T) => z.preprocess((v) => v ?? {}, schema);
+const optionalBlock = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (v === null ? {} : v), schema.optional());
+
 const k8sCluster = z.strictObject({
   /** Name used in selectors and logs; each cluster's tokens are checked only against its own keys. */
   name: nonEmpty,
@@ -97,10 +105,10 @@ const fileSchema = z.strictObject({
       (v) => parseHostPort(v) !== undefined,
       'expected host:port, e.g. "127.0.0.1:8081" or "[::1]:8081"',
     ),
-  admin: z.strictObject({ socket_path: nonEmpty.optional() }).prefault({}),
-  ca: z.strictObject({ ttl: duration.default(CONFIG_DEFAULTS.ca_ttl) }).prefault({}),
-  svid: z.strictObject({ default_ttl: duration.default(CONFIG_DEFAULTS.svid_default_ttl) }).prefault({}),
-  log: z.strictObject({ level: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.log_level) }).prefault({}),
+  admin: block(z.strictObject({ socket_path: nonEmpty.optional() })),
+  ca: block(z.strictObject({ ttl: duration.default(CONFIG_DEFAULTS.ca_ttl) })),
+  svid: block(z.strictObject({ default_ttl: duration.default(CONFIG_DEFAULTS.svid_default_ttl) })),
+  log: block(z.strictObject({ level: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.log_level) })),
   shutdown_grace: duration.default(CONFIG_DEFAULTS.shutdown_grace),
   max_message_bytes: z
     .number()
@@ -110,17 +118,16 @@ const fileSchema = z.strictObject({
     .default(CONFIG_DEFAULTS.max_message_bytes),
   attestors: z
     .strictObject({
-      /** Present (the default) = enabled. `join_token: null` is not allowed; omit the whole block instead. */
-      join_token: z.strictObject({}).optional(),
-      k8s_psat: z
-        .strictObject({ clusters: z.array(k8sCluster).min(1, 'needs at least one cluster') })
-        .optional(),
-      x509pop: z.strictObject({ ca_bundle_file: nonEmpty }).optional(),
+      /** Present (the default) = enabled. */
+      join_token: optionalBlock(z.strictObject({})),
+      k8s_psat: optionalBlock(
+        z.strictObject({ clusters: z.array(k8sCluster).min(1, 'needs at least one cluster') }),
+      ),
+      x509pop: optionalBlock(z.strictObject({ ca_bundle_file: nonEmpty })),
     })
     .default({ join_token: {} }),
 });
 
-export type ConfigFile = z.input<typeof fileSchema>;
 
 export interface K8sPsatCluster {
   name: string;

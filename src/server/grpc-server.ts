@@ -55,6 +55,8 @@ interface RunningListener {
   spec: ListenerSpec;
   server: grpc.Server;
   health: HealthImplementation;
+  /** Open health Watch streams: ended on close, or they would hold the drain until the grace period. */
+  healthWatches: Set<grpc.ServerWritableStream<unknown, unknown>>;
 }
 
 export class LanyardServer {
@@ -103,7 +105,8 @@ export class LanyardServer {
       Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as const])),
     );
     for (const s of spec.services) server.addService(s.definition, s.implementation);
-    health.addToServer(server);
+    const healthWatches = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+    addHealthService(server, health, healthWatches);
     new ReflectionService(reflectionPackageDefinition(), {
       services: [...names, HEALTH_SERVICE_NAME],
     }).addToServer(server);
@@ -114,7 +117,7 @@ export class LanyardServer {
         server.bindAsync(spec.address, spec.credentials, (err, port) => (err ? reject(err) : resolve(port)));
       });
     const port = await (spec.bind ? spec.bind(doBind) : doBind());
-    this.running.push({ spec, server, health });
+    this.running.push({ spec, server, health, healthWatches });
     const address = spec.address.startsWith('unix:') ? spec.address : spec.address.replace(/:0$/, `:${port}`);
     logger.info({ listener: spec.name, address, services: names }, 'listening');
     return { name: spec.name, address, port };
@@ -125,7 +128,9 @@ export class LanyardServer {
     this.state_ = 'closing';
     logger.info({ graceMs: shutdownGraceMs }, 'shutting down: draining in-flight calls');
     for (const l of this.running) {
+      // Watchers see NOT_SERVING first (so load balancers move away), then their stream ends.
       for (const n of ['', ...l.spec.services.map((s) => s.name)]) l.health.setStatus(n, 'NOT_SERVING');
+      for (const w of l.healthWatches) w.end();
       for (const s of l.spec.services) s.onClosing?.();
     }
     await Promise.all(this.running.map((l) => this.drain(l)));
@@ -158,4 +163,33 @@ export class LanyardServer {
       l.server.tryShutdown(finish);
     });
   }
+}
+
+/**
+ * Adds grpc.health.v1.Health from grpc-health-check, wrapping its Watch handler to keep track of open
+ * streams (the library does not expose them).
+ */
+function addHealthService(
+  server: grpc.Server,
+  health: HealthImplementation,
+  watches: Set<grpc.ServerWritableStream<unknown, unknown>>,
+): void {
+  health.addToServer({
+    addService(definition, implementation) {
+      const watch = implementation.watch as grpc.handleServerStreamingCall<unknown, unknown> | undefined;
+      const wrapped: grpc.UntypedServiceImplementation = { ...implementation };
+      if (watch) {
+        wrapped.watch = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+          watches.add(call);
+          const forget = (): void => {
+            watches.delete(call);
+          };
+          call.on('cancelled', forget);
+          call.on('finish', forget);
+          watch(call);
+        };
+      }
+      server.addService(definition as grpc.ServiceDefinition, wrapped);
+    },
+  });
 }

@@ -43,6 +43,14 @@ describe('server config', () => {
     });
   });
 
+  it('ships an example file whose every value is the default', () => {
+    const example = path.join(__dirname, '..', '..', 'src', 'server', 'config.example.yaml');
+    const fromExample = loadConfig({ cwd: dir, env: {}, configFile: example });
+    const { configFile, ...rest } = fromExample;
+    assert.equal(configFile, example);
+    assert.deepEqual(rest, loadConfig({ cwd: dir, env: {} }));
+  });
+
   it('takes the data dir from the flag, then the file, then LANYARD_DATA_DIR', () => {
     const env = { LANYARD_DATA_DIR: path.join(dir, 'env') };
     assert.equal(loadConfig({ cwd: dir, env }).dataDir, path.join(dir, 'env'));

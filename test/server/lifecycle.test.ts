@@ -15,19 +15,24 @@ import { rejectsWithStatus, startTestServer, tempDataDir, type TestServer } from
 const TD = 'spiffe://lanyard.local';
 const ENTRY = { spiffeId: `${TD}/agents/a`, selectors: [{ type: 'unix', value: 'uid:1000' }] };
 
+type HealthWatch = (req: { service: string }) => grpc.ClientReadableStream<{ status: string }>;
 type HealthCheck = (
   req: { service: string },
   cb: (err: grpc.ServiceError | null, res: { status: string }) => void,
 ) => void;
 
-function healthClient(socketPath: string): grpc.Client & { Check: HealthCheck } {
+function healthClient(socketPath: string): grpc.Client & { Check: HealthCheck; Watch: HealthWatch } {
   const Ctor = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'Health');
   return new Ctor(`unix://${socketPath}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     Check: HealthCheck;
+    Watch: HealthWatch;
   };
 }
 
-function check(client: grpc.Client & { Check: HealthCheck }, service: string): Promise<string> {
+function check(
+  client: grpc.Client & { Check: HealthCheck; Watch: HealthWatch },
+  service: string,
+): Promise<string> {
   return new Promise((resolve, reject) =>
     client.Check({ service }, (err, res) => (err ? reject(err) : resolve(res.status))),
   );
@@ -110,6 +115,28 @@ describe('server lifecycle', () => {
         check(h, 'no.such.Service'),
         (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND,
       );
+    } finally {
+      h.close();
+    }
+  });
+
+  it('tells health watchers NOT_SERVING on close, then ends their stream instead of waiting out the grace period', async () => {
+    const t = await start({ config: { shutdownGraceSeconds: 30 } });
+    const h = healthClient(t.config.adminSocketPath);
+    try {
+      const seen: string[] = [];
+      const stream = h.Watch({ service: '' });
+      const ended = new Promise<void>((resolve) => {
+        stream.on('data', (m: { status: string }) => seen.push(m.status));
+        stream.on('end', resolve);
+        stream.on('error', () => resolve());
+      });
+      while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+      const started = Date.now();
+      await t.running.close();
+      await ended;
+      assert.ok(Date.now() - started < 5000, 'closed without waiting for the grace period');
+      assert.deepEqual(seen, ['SERVING', 'NOT_SERVING']);
     } finally {
       h.close();
     }
