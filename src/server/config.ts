@@ -128,7 +128,6 @@ const fileSchema = z.strictObject({
     .default({ join_token: {} }),
 });
 
-
 export interface K8sPsatCluster {
   name: string;
   audience: string;
