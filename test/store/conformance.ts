@@ -545,7 +545,9 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       it('refuses to be called from inside its own transaction instead of hanging', async () => {
         await assert.rejects(
           store.transaction(async () => {
-            await store.getEntry('x');
+            const inner = store.getEntry('x');
+            assert.ok(inner instanceof Promise, 'rejects rather than throwing synchronously');
+            await inner;
           }),
           (e: unknown) => isLanyardError(e) && e.code === ErrorCode.INTERNAL,
         );

@@ -206,7 +206,12 @@ export class SqliteStore extends AsyncOps implements Store {
 
   /** Runs one operation under the connection lock, after any running transaction. */
   private exclusive<T>(op: () => T): Promise<T> {
-    this.refuseReentry();
+    try {
+      this.refuseReentry();
+    } catch (e) {
+      // A rejection, not a synchronous throw: callers of an async API expect one.
+      return Promise.reject(e);
+    }
     return this.mutex.run(() => {
       this.assertOpen();
       return op();
