@@ -1,25 +1,13 @@
-import { createPrivateKey, createPublicKey, KeyObject, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fchmodSync,
-  fsyncSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { AlreadyExistsError, ErrorCode, LanyardError } from '../errors';
 import { ParsedCertificate } from '../x509/certificate';
 import { describeKey, generateKeyPair, KeyAlgorithm } from '../x509/keys';
 import { trustDomainName } from '../x509/names';
 import { decodePemBlocks, encodePem } from '../x509/pem';
 import { createRootCa, Issuer, issueX509Svid } from '../x509/profiles';
+import { fileAccess, ioStep, makeDir, publishFile, stageFile, writeFileAtomic } from './secure-file';
 
 /**
  * The development CA behind `lanyard ca init` and `lanyard svid mint`: a self-signed root whose key sits in
@@ -105,14 +93,14 @@ export function initDevCa(opts: InitDevCaOptions): DevCa {
   });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
-  ioStep(`cannot create ${opts.dir}`, () => mkdirSync(opts.dir, { recursive: true, mode: 0o700 }));
+  makeDir(opts.dir, 0o700);
   const staged: string[] = [];
   try {
-    staged.push(stage(keyPath, keyPem, 0o600));
-    staged.push(stage(certPath, encodePem('CERTIFICATE', root.der), 0o644));
-    publish(staged[0]!, keyPath, force);
+    staged.push(stageFile(keyPath, keyPem, 0o600));
+    staged.push(stageFile(certPath, encodePem('CERTIFICATE', root.der), 0o644));
+    publishFile(staged[0]!, keyPath, force);
     try {
-      publish(staged[1]!, certPath, force);
+      publishFile(staged[1]!, certPath, force);
     } catch (e) {
       // Without force nothing was there before: take the key back out rather than leave half a CA.
       if (!force) rmSync(keyPath, { force: true });
@@ -148,12 +136,11 @@ export function loadDevCa(dir: string, opts: LoadDevCaOptions = {}): DevCa {
   const trustDomain = trustDomainName(cert.uriSans[0]!);
 
   // Like OpenSSH with private keys: a CA key that others can read is refused unless the caller opts in.
-  const mode = ioStep(`cannot read ${keyPath}`, () => statSync(keyPath).mode);
-  const keyFileInsecure = process.platform !== 'win32' && (mode & 0o077) !== 0;
+  const { mode, openToOthers: keyFileInsecure } = fileAccess(keyPath);
   if (keyFileInsecure && opts.allowInsecureKeyFile !== true) {
     throw new LanyardError(
       ErrorCode.INVALID_ARGUMENT,
-      `${keyPath} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`,
+      `${keyPath} is accessible by group or others (mode ${mode.toString(8)}); chmod 600 it`,
     );
   }
   const keyText = ioStep(`cannot read ${keyPath}`, () => readFileSync(keyPath, 'utf8'));
@@ -199,72 +186,14 @@ export function mintSvid(ca: DevCa, opts: MintSvidOptions): MintedSvid {
  * certificate so that a reader that reloads on a new svid.pem finds the matching key already in place.
  */
 export function writeSvidFiles(dir: string, svid: MintedSvid): SvidFiles {
-  ioStep(`cannot create ${dir}`, () => mkdirSync(dir, { recursive: true }));
+  makeDir(dir, 0o777);
   const files: SvidFiles = {
     svid: join(dir, SVID_FILE),
     key: join(dir, SVID_KEY_FILE),
     bundle: join(dir, BUNDLE_FILE),
   };
-  writeAtomic(files.bundle, svid.bundlePem, 0o644);
-  writeAtomic(files.key, svid.keyPem, 0o600);
-  writeAtomic(files.svid, svid.chainPem, 0o644);
+  writeFileAtomic(files.bundle, svid.bundlePem, 0o644);
+  writeFileAtomic(files.key, svid.keyPem, 0o600);
+  writeFileAtomic(files.svid, svid.chainPem, 0o644);
   return files;
-}
-
-function writeAtomic(path: string, data: string, mode: number): void {
-  const staged = stage(path, data, mode);
-  try {
-    publish(staged, path, true);
-  } finally {
-    rmSync(staged, { force: true });
-  }
-}
-
-/**
- * Writes `data` to a fresh temp file beside `path`, created with `mode` from the start (so a key is never
- * readable by others, even for a moment) and synced, and returns its name.
- */
-function stage(path: string, data: string, mode: number): string {
-  const staged = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  ioStep(`cannot write ${path}`, () => {
-    const fd = openSync(staged, 'wx', mode);
-    try {
-      // The umask may have narrowed `mode`; set it exactly (0644 stays 0644 under umask 077).
-      fchmodSync(fd, mode);
-      writeFileSync(fd, data);
-      fsyncSync(fd);
-    } catch (e) {
-      rmSync(staged, { force: true });
-      throw e;
-    } finally {
-      closeSync(fd);
-    }
-  });
-  return staged;
-}
-
-/** Moves a staged file into place. Without overwrite a hard link is used, which fails rather than replace. */
-function publish(staged: string, path: string, overwrite: boolean): void {
-  try {
-    if (overwrite) renameSync(staged, path);
-    else linkSync(staged, path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new AlreadyExistsError(`${path} already exists`);
-    }
-    throw ioError(`cannot write ${path}`, e);
-  }
-}
-
-function ioStep<T>(what: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw ioError(what, e);
-  }
-}
-
-function ioError(what: string, e: unknown): LanyardError {
-  const code = (e as NodeJS.ErrnoException).code;
-  return new LanyardError(ErrorCode.IO, `${what}${code ? ` (${code})` : ''}`, { cause: e });
 }
