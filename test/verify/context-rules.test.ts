@@ -109,7 +109,10 @@ describe('agent-context rules', () => {
     it('another certificate carrying the same links (a renewal) takes link signatures from the cache', () => {
       const cache = new VerificationCache();
       verify(retrieval.cert, { cache });
-      verify(reissued(() => {}, ca2), { cache });
+      verify(
+        reissued(() => {}, ca2),
+        { cache },
+      );
       assert.equal(cache.stats().contexts.hits, 0);
       assert.equal(cache.stats().links.hits, 2);
     });
