@@ -85,6 +85,14 @@ export const ErrorCode = {
   TOKEN_INVALID: 'ERR_TOKEN_INVALID',
   TOKEN_EXPIRED: 'ERR_TOKEN_EXPIRED',
   TOKEN_SPENT: 'ERR_TOKEN_SPENT',
+  // attestation (src/attest): evidence, JWT claims, proof-of-possession challenges
+  ATTESTOR_UNKNOWN: 'ERR_ATTESTOR_UNKNOWN',
+  MALFORMED_EVIDENCE: 'ERR_MALFORMED_EVIDENCE',
+  TOKEN_NOT_YET_VALID: 'ERR_TOKEN_NOT_YET_VALID',
+  TOKEN_AUDIENCE_MISMATCH: 'ERR_TOKEN_AUDIENCE_MISMATCH',
+  TOKEN_ISSUER_MISMATCH: 'ERR_TOKEN_ISSUER_MISMATCH',
+  CHALLENGE_FAILED: 'ERR_CHALLENGE_FAILED',
+  CHALLENGE_TIMEOUT: 'ERR_CHALLENGE_TIMEOUT',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -139,6 +147,15 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_TOKEN_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_TOKEN_EXPIRED: GrpcStatus.UNAUTHENTICATED,
   ERR_TOKEN_SPENT: GrpcStatus.UNAUTHENTICATED,
+  // An attestor this server does not know or has not enabled: the service does not offer that method.
+  ERR_ATTESTOR_UNKNOWN: GrpcStatus.UNIMPLEMENTED,
+  ERR_MALFORMED_EVIDENCE: GrpcStatus.INVALID_ARGUMENT,
+  // Evidence that parses but does not authenticate the runtime, like a bad join token.
+  ERR_TOKEN_NOT_YET_VALID: GrpcStatus.UNAUTHENTICATED,
+  ERR_TOKEN_AUDIENCE_MISMATCH: GrpcStatus.UNAUTHENTICATED,
+  ERR_TOKEN_ISSUER_MISMATCH: GrpcStatus.UNAUTHENTICATED,
+  ERR_CHALLENGE_FAILED: GrpcStatus.UNAUTHENTICATED,
+  ERR_CHALLENGE_TIMEOUT: GrpcStatus.DEADLINE_EXCEEDED,
 };
 
 /** Base class of every error Lanyard throws on purpose. */
