@@ -85,6 +85,12 @@ export const ErrorCode = {
   TOKEN_INVALID: 'ERR_TOKEN_INVALID',
   TOKEN_EXPIRED: 'ERR_TOKEN_EXPIRED',
   TOKEN_SPENT: 'ERR_TOKEN_SPENT',
+  // the server's CA and its keys
+  CA_NOT_READY: 'ERR_CA_NOT_READY',
+  CA_NOT_PREPARED: 'ERR_CA_NOT_PREPARED',
+  CA_SELF_TEST_FAILED: 'ERR_CA_SELF_TEST_FAILED',
+  KEY_FILE_INSECURE: 'ERR_KEY_FILE_INSECURE',
+  KEY_UNREADABLE: 'ERR_KEY_UNREADABLE',
   // attestation (src/attest): evidence, JWT claims, proof-of-possession challenges
   ATTESTOR_UNKNOWN: 'ERR_ATTESTOR_UNKNOWN',
   MALFORMED_EVIDENCE: 'ERR_MALFORMED_EVIDENCE',
@@ -147,6 +153,13 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_TOKEN_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_TOKEN_EXPIRED: GrpcStatus.UNAUTHENTICATED,
   ERR_TOKEN_SPENT: GrpcStatus.UNAUTHENTICATED,
+  // Not started, closed, or no usable signing CA: a retry later (or on another server) may succeed.
+  ERR_CA_NOT_READY: GrpcStatus.UNAVAILABLE,
+  // `activate` without a prepared CA: the operator runs `prepare` first.
+  ERR_CA_NOT_PREPARED: GrpcStatus.FAILED_PRECONDITION,
+  ERR_CA_SELF_TEST_FAILED: GrpcStatus.INTERNAL,
+  ERR_KEY_FILE_INSECURE: GrpcStatus.FAILED_PRECONDITION,
+  ERR_KEY_UNREADABLE: GrpcStatus.DATA_LOSS,
   // An attestor this server does not know or has not enabled: the service does not offer that method.
   ERR_ATTESTOR_UNKNOWN: GrpcStatus.UNIMPLEMENTED,
   ERR_MALFORMED_EVIDENCE: GrpcStatus.INVALID_ARGUMENT,
@@ -232,6 +245,14 @@ export class ConfigError extends LanyardError {
 }
 /** The store cannot serve: closed, or its database was written by a newer Lanyard. */
 export class StoreError extends LanyardError {}
+
+/** The CA cannot sign (not ready), has nothing to activate, or a new CA failed its self-test. */
+export class CaError extends LanyardError {}
+/**
+ * A key manager could not create, load or delete a key. The message names the key id and, for disk keys,
+ * the file; never any key material.
+ */
+export class KeyManagerError extends LanyardError {}
 
 export function isLanyardError(e: unknown): e is LanyardError {
   return e instanceof LanyardError;

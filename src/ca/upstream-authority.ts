@@ -1,0 +1,145 @@
+import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ConfigError, isLanyardError } from '../errors';
+import { validateCertPath } from '../verify/path-validation';
+import { ParsedCertificate } from '../x509/certificate';
+import type { Issuer } from '../x509/issuer';
+import { describeKey } from '../x509/keys';
+import { decodePem } from '../x509/pem';
+import { fileAccess } from './secure-file';
+
+/**
+ * An organisation's CA that Lanyard's CAs are signed by, instead of being self-signed roots (SPIRE's
+ * "UpstreamAuthority", disk flavour). The organisation hands over an intermediate certificate and its key;
+ * at every rotation Lanyard makes a fresh key and has that intermediate sign a CA certificate for it. So
+ * rotation works exactly as with self-signed roots, workloads receive the chain
+ * `leaf, Lanyard CA, org intermediate(s)`, and the bundle holds the organisation's root(s), which do not
+ * change when Lanyard rotates.
+ */
+export interface UpstreamAuthority {
+  /** The organisation intermediate and its key: signs each Lanyard CA. */
+  readonly issuer: Issuer;
+  /** `issuer.cert`, then any certificates above it, up to and not including a root. */
+  readonly chain: readonly ParsedCertificate[];
+  /** The organisation's roots: the trust domain's bundle. */
+  readonly roots: readonly ParsedCertificate[];
+}
+
+export interface UpstreamAuthorityFiles {
+  /** PEM: the intermediate whose key is `keyFile` first, then any intermediates above it (no root). */
+  certFile: string;
+  /** PEM, unencrypted PKCS#8 (or PKCS#1/SEC1); must not be accessible by group or others. */
+  keyFile: string;
+  /** PEM: the organisation's root certificate(s). */
+  bundleFile: string;
+}
+
+/**
+ * Reads and checks the upstream files: the key matches the certificate, the certificate may sign a CA
+ * (basicConstraints cA, no pathLenConstraint 0), and the chain validates to one of the roots at `now`.
+ * @throws ConfigError naming the file and what is wrong with it (never the key's content).
+ */
+export function loadUpstreamAuthority(
+  files: UpstreamAuthorityFiles,
+  options: { now?: Date } = {},
+): UpstreamAuthority {
+  const now = options.now ?? new Date();
+  const chain = readCertificates(files.certFile, 'certificate');
+  const roots = readCertificates(files.bundleFile, 'bundle');
+  const cert = chain[0]!;
+  const key = readKey(files.keyFile);
+
+  if (!cert.publicKey.equals(createPublicKey(key))) {
+    throw new ConfigError(`${files.keyFile} is not the key of the first certificate in ${files.certFile}`);
+  }
+  if (!cert.isCa) throw new ConfigError(`${files.certFile}: the first certificate is not a CA`);
+  if (cert.keyUsage !== undefined && !cert.keyUsage.keyCertSign) {
+    throw new ConfigError(`${files.certFile}: the first certificate's keyUsage lacks keyCertSign`);
+  }
+  if (cert.basicConstraints?.pathLen === 0) {
+    // Lanyard signs SVIDs with a CA of its own below this one, so one more CA level must be allowed.
+    throw new ConfigError(
+      `${files.certFile}: the upstream CA has pathLenConstraint 0, so it cannot sign Lanyard's CA; it needs at least 1`,
+    );
+  }
+  for (const root of roots) {
+    if (!root.isCa || !root.selfIssued) {
+      throw new ConfigError(`${files.bundleFile}: every certificate must be a self-issued CA (a root)`);
+    }
+  }
+  try {
+    validateCertPath(chain, roots, { at: now });
+  } catch (e) {
+    if (!isLanyardError(e)) throw e;
+    throw new ConfigError(
+      `${files.certFile} does not chain to a root in ${files.bundleFile}: ${e.code}: ${e.message}`,
+    );
+  }
+  return Object.freeze({
+    issuer: Object.freeze({ cert, key }),
+    chain: Object.freeze([...chain]),
+    roots: Object.freeze([...roots]),
+  });
+}
+
+function readCertificates(file: string, what: string): ParsedCertificate[] {
+  const text = readText(file);
+  let ders: Uint8Array[];
+  try {
+    const blocks = decodePem(text);
+    if (blocks.some((b) => b.label.includes('PRIVATE KEY'))) {
+      throw new ConfigError(`${file}: the upstream ${what} file must not contain a private key`);
+    }
+    ders = blocks.filter((b) => b.label === 'CERTIFICATE').map((b) => b.der);
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`${file}: unreadable PEM`);
+  }
+  if (ders.length === 0) throw new ConfigError(`${file}: no CERTIFICATE PEM block`);
+  return ders.map((der, i) => {
+    try {
+      return ParsedCertificate.fromDer(der);
+    } catch (e) {
+      throw new ConfigError(
+        `${file}: certificate ${i} is not valid X.509: ${isLanyardError(e) ? e.message : 'parse error'}`,
+      );
+    }
+  });
+}
+
+function readKey(file: string): KeyObject {
+  let access: ReturnType<typeof fileAccess>;
+  try {
+    access = fileAccess(file);
+  } catch {
+    throw new ConfigError(`cannot read ${file}`);
+  }
+  if (access.openToOthers) {
+    throw new ConfigError(
+      `${file} is accessible by group or others (mode ${access.mode.toString(8)}); chmod 600 it`,
+    );
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: readText(file), format: 'pem' });
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    // No cause and no parser message: they describe the key's bytes.
+    throw new ConfigError(`${file} is not an unencrypted PEM private key`);
+  }
+  try {
+    describeKey(key);
+  } catch (e) {
+    throw new ConfigError(`${file}: ${(e as Error).message}`);
+  }
+  return key;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError(`cannot read ${file}${code ? ` (${code})` : ''}`);
+  }
+}
