@@ -1,0 +1,73 @@
+import { ErrorCode, type LanyardError } from '../errors';
+import type { ChallengeChannel } from './attestor';
+import { AttestationError } from './errors';
+
+/**
+ * The ChallengeChannel of one Attest stream, independent of grpc-js: the server hands `send` (write an
+ * AttestResponse.challenge), calls `respond` for every AttestRequest.challenge_response, and `close` when the
+ * stream ends or the attestation is over.
+ *
+ * At most one challenge is outstanding; an answer is delivered once, to the challenge it answers. An answer
+ * with no challenge outstanding is a protocol error for the stream (the server ends it with that error), and
+ * so is a second answer: nothing the client sends can be taken as the answer to a later challenge.
+ */
+export class StreamChallengeChannel implements ChallengeChannel {
+  private pending: { resolve: (r: Uint8Array) => void; reject: (e: Error) => void } | undefined;
+  private closedWith: Error | undefined;
+
+  constructor(private readonly send: (challenge: Uint8Array) => void | Promise<void>) {}
+
+  challenge(challenge: Uint8Array): Promise<Uint8Array> {
+    if (this.closedWith !== undefined) return Promise.reject(this.closedWith);
+    if (this.pending !== undefined) {
+      return Promise.reject(
+        new AttestationError(ErrorCode.INTERNAL, 'a challenge is already outstanding on this stream'),
+      );
+    }
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.pending = { resolve, reject };
+      Promise.resolve()
+        .then(() => this.send(challenge))
+        .catch((e: unknown) => this.settle((p) => p.reject(e instanceof Error ? e : new Error(String(e)))));
+    });
+  }
+
+  /**
+   * A challenge_response arrived.
+   * @throws AttestationError(ERR_INVALID_ARGUMENT) when no challenge is outstanding.
+   */
+  respond(response: Uint8Array): void {
+    if (this.pending === undefined) {
+      throw new AttestationError(
+        ErrorCode.INVALID_ARGUMENT,
+        'challenge_response without an outstanding challenge: send AttestParams first and answer each challenge once',
+      );
+    }
+    this.settle((p) => p.resolve(new Uint8Array(response)));
+  }
+
+  /**
+   * The stream ended (client gone, cancelled, deadline) or the attestation finished. A pending challenge
+   * rejects with `reason`; later challenges reject at once. Idempotent.
+   */
+  close(reason?: LanyardError): void {
+    if (this.closedWith !== undefined) return;
+    this.closedWith =
+      reason ??
+      new AttestationError(ErrorCode.INVALID_ARGUMENT, 'the stream ended before the challenge was answered');
+    const closedWith = this.closedWith;
+    this.settle((p) => p.reject(closedWith));
+  }
+
+  private settle(fn: (p: { resolve: (r: Uint8Array) => void; reject: (e: Error) => void }) => void): void {
+    const p = this.pending;
+    this.pending = undefined;
+    if (p !== undefined) fn(p);
+  }
+}
+
+/** For attestations that must not challenge (and tests): every challenge fails. */
+export const NO_CHALLENGES: ChallengeChannel = {
+  challenge: () =>
+    Promise.reject(new AttestationError(ErrorCode.INTERNAL, 'this attestation cannot send challenges')),
+};
