@@ -24,7 +24,7 @@ interface Loaded {
  */
 export class JwksFile {
   private loaded: Loaded;
-  private lastForcedReload = 0;
+  private lastForcedReload = Number.NEGATIVE_INFINITY;
 
   private constructor(
     readonly file: string,
