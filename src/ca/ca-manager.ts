@@ -223,6 +223,11 @@ export class CaManager {
     return new Date(Math.min(...times));
   }
 
+  /** Milliseconds from the manager's clock until `nextCheckAt()`; 0 when overdue. What a timer sleeps. */
+  msUntilNextCheck(): number {
+    return Math.max(0, this.nextCheckAt().getTime() - this.clock().getTime());
+  }
+
   /** Called after every bundle change (the new bundle has a higher sequence). Returns an unsubscribe. */
   onBundleChange(listener: Listener<X509Bundle>): () => void {
     this.bundleListeners.add(listener);

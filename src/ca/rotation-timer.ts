@@ -16,7 +16,7 @@ export interface RotationTimer {
 }
 
 /**
- * Drives `ca.tick()` for a server: sleeps until `ca.nextCheckAt()` (bounded by min/max interval), ticks,
+ * Drives `ca.tick()` for a server: sleeps until `ca.nextCheckAt()` (by the CA's clock) (bounded by min/max interval), ticks,
  * repeats. Unref'd, so it never keeps the process alive on its own; the server stops it before closing
  * the CA and the store.
  */
@@ -31,7 +31,7 @@ export function startRotationTimer(ca: CaManager, options: RotationTimerOptions 
     if (stopped) return;
     let due: number;
     try {
-      due = ca.nextCheckAt().getTime() - Date.now();
+      due = ca.msUntilNextCheck();
     } catch {
       due = maxMs;
     }

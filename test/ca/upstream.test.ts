@@ -1,0 +1,252 @@
+import assert from 'node:assert/strict';
+import { KeyObject } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadUpstreamAuthority, rotationTimes, UpstreamAuthorityFiles } from '../../src/ca';
+import { ConfigError, ErrorCode } from '../../src/errors';
+import { verifyX509Svid } from '../../src/verify';
+import { ParsedCertificate } from '../../src/x509/certificate';
+import { generateKeyPair } from '../../src/x509/keys';
+import { encodePem } from '../../src/x509/pem';
+import { createIntermediateCa, createRootCa } from '../../src/x509/profiles';
+import { assertLanyardError, removeDir, tempDir } from '../x509/fixtures';
+import { addSeconds, assertNoSecrets, DataDir, errorText, secretFragments, T0, TD } from './helpers';
+
+interface Org {
+  root: ParsedCertificate;
+  intermediate: ParsedCertificate;
+  intermediateKey: KeyObject;
+  files: UpstreamAuthorityFiles;
+}
+
+/** An organisation PKI: a root (10 years) and an intermediate (1 year) handed to Lanyard as files. */
+function makeOrg(parent: string, opts: { intermediatePathLen?: number; keyMode?: number } = {}): Org {
+  const dir = mkdtempSync(join(parent, 'org-'));
+  const rootKey = generateKeyPair('ec-p384').privateKey;
+  const root = createRootCa({
+    trustDomain: TD,
+    key: rootKey,
+    ttlSeconds: 10 * 365 * 86400,
+    now: addSeconds(T0, -86400),
+    subject: { organization: 'Example Org', commonName: 'Example Org Root' },
+  });
+  const { privateKey: intermediateKey } = generateKeyPair('ec-p256');
+  const intermediate = createIntermediateCa({
+    trustDomain: TD,
+    publicKey: intermediateKey,
+    issuer: { cert: root.cert, key: rootKey },
+    ttlSeconds: 365 * 86400,
+    now: addSeconds(T0, -3600),
+    subject: { organization: 'Example Org', commonName: 'Example Org Workload CA' },
+    ...(opts.intermediatePathLen !== undefined ? { pathLen: opts.intermediatePathLen } : {}),
+  });
+  const files = {
+    certFile: join(dir, 'upstream.pem'),
+    keyFile: join(dir, 'upstream_key.pem'),
+    bundleFile: join(dir, 'org_root.pem'),
+  };
+  writeFileSync(files.certFile, encodePem('CERTIFICATE', intermediate.der));
+  writeFileSync(files.keyFile, intermediateKey.export({ type: 'pkcs8', format: 'pem' }), {
+    mode: opts.keyMode ?? 0o600,
+  });
+  writeFileSync(files.bundleFile, encodePem('CERTIFICATE', root.der));
+  return { root: root.cert, intermediate: intermediate.cert, intermediateKey, files };
+}
+
+describe('CaManager with an upstream authority', () => {
+  let dir: string;
+  let d: DataDir;
+  beforeEach(() => {
+    dir = tempDir('ca-upstream');
+    d = new DataDir(join(dir, 'data'));
+  });
+  afterEach(async () => {
+    await d.stop();
+    removeDir(dir);
+  });
+
+  it('serves chains leaf -> Lanyard CA -> org intermediate that verify to the org root, the only bundle entry', async () => {
+    const org = makeOrg(dir);
+    const upstream = loadUpstreamAuthority(org.files, { now: T0 });
+    const { ca, store } = await d.start({ upstream });
+
+    assert.deepEqual(
+      ca.bundle().x509Authorities.map((c) => c.sha256Hex),
+      [org.root.sha256Hex],
+    );
+    assert.equal(ca.bundle().sequence, 1);
+    const [a] = ca.authorities();
+    assert.equal(a!.selfSigned, false);
+    const records = await store.listCaAuthorities();
+    assert.deepEqual(
+      records[0]!.upstreamChainDer.map((b) => b.toString('hex')),
+      [Buffer.from(org.intermediate.der).toString('hex')],
+    );
+
+    const svid = await ca.signX509Svid({
+      spiffeId: `spiffe://${TD}/agent`,
+      publicKey: generateKeyPair().publicKey,
+      ttlSeconds: 300,
+      now: T0,
+    });
+    assert.equal(svid.chain.length, 3);
+    const lanyardCa = ParsedCertificate.fromDer(svid.chain[1]!);
+    assert.ok(lanyardCa.isSignedBy(org.intermediate));
+    assert.deepEqual(svid.chain[2], org.intermediate.der);
+    const verified = verifyX509Svid(svid.chain, ca.bundle(), { at: T0, cache: null });
+    assert.deepEqual(
+      verified.chain.map((c) => c.sha256Hex),
+      [svid.cert.sha256Hex, lanyardCa.sha256Hex, org.intermediate.sha256Hex, org.root.sha256Hex],
+    );
+    // The server's own SVID chains the same way.
+    assert.equal(ca.serverSvid().chain.length, 3);
+    verifyX509Svid(ca.serverSvid().chain, ca.bundle(), { at: T0, cache: null });
+  });
+
+  it('rotates its own CA under the same intermediate without touching the bundle', async () => {
+    const org = makeOrg(dir);
+    const { ca } = await d.start({ upstream: loadUpstreamAuthority(org.files, { now: T0 }) });
+    const t = rotationTimes(ca.authorities()[0]!);
+    const before = await ca.signX509Svid({
+      spiffeId: `spiffe://${TD}/agent`,
+      publicKey: generateKeyPair().publicKey,
+      ttlSeconds: 3600,
+      now: addSeconds(t.activateAt, -1),
+    });
+    await ca.tick(t.prepareAt);
+    await ca.tick(t.activateAt);
+    assert.deepEqual(
+      ca.authorities().map((a) => a.state),
+      ['old', 'active'],
+    );
+    assert.equal(ca.bundle().sequence, 1, 'the org root did not change');
+    verifyX509Svid(before.chain, ca.bundle(), { at: t.activateAt, cache: null });
+  });
+
+  it('restarts on the same data dir with the same CA', async () => {
+    const org = makeOrg(dir);
+    const upstream = loadUpstreamAuthority(org.files, { now: T0 });
+    const first = (await d.start({ upstream })).ca.authorities();
+    await d.stop();
+    const { ca } = await d.start({ upstream: loadUpstreamAuthority(org.files, { now: T0 }) });
+    assert.deepEqual(
+      ca.authorities().map((a) => a.id),
+      first.map((a) => a.id),
+    );
+    assert.equal(ca.bundle().sequence, 1);
+  });
+
+  it('switching a self-signed data dir to upstream retires the self-signed CA but keeps its root until it expires', async () => {
+    const { ca: selfSigned } = await d.start();
+    const oldRoot = selfSigned.authorities()[0]!;
+    const old = await selfSigned.signX509Svid({
+      spiffeId: `spiffe://${TD}/agent`,
+      publicKey: generateKeyPair().publicKey,
+      ttlSeconds: 300,
+      now: T0,
+    });
+    await d.stop();
+    const org = makeOrg(dir);
+    const { ca } = await d.start({ upstream: loadUpstreamAuthority(org.files, { now: T0 }) });
+    assert.deepEqual(
+      ca.authorities().map((a) => [a.selfSigned, a.state]),
+      [
+        [true, 'old'],
+        [false, 'active'],
+      ],
+    );
+    assert.deepEqual(
+      new Set(ca.bundle().x509Authorities.map((c) => c.sha256Hex)),
+      new Set([org.root.sha256Hex, oldRoot.sha256Hex]),
+    );
+    verifyX509Svid(old.chain, ca.bundle(), { at: T0, cache: null });
+    await ca.tick(oldRoot.notAfter);
+    assert.deepEqual(
+      ca.bundle().x509Authorities.map((c) => c.sha256Hex),
+      [org.root.sha256Hex],
+    );
+  });
+
+  describe('loadUpstreamAuthority refuses bad files with ConfigError naming the file', () => {
+    it('an intermediate that may not sign a CA (pathLenConstraint 0)', () => {
+      const org = makeOrg(dir, { intermediatePathLen: 0 });
+      assertLanyardError(
+        () => loadUpstreamAuthority(org.files, { now: T0 }),
+        ConfigError,
+        ErrorCode.INVALID_CONFIG,
+        /upstream\.pem: the upstream CA has pathLenConstraint 0/,
+      );
+    });
+
+    it('a key that is not the certificate’s, a key file open to others, a bundle of another root', () => {
+      const org = makeOrg(dir);
+      const other = generateKeyPair('ec-p256').privateKey;
+      writeFileSync(org.files.keyFile, other.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      assertLanyardError(
+        () => loadUpstreamAuthority(org.files, { now: T0 }),
+        ConfigError,
+        ErrorCode.INVALID_CONFIG,
+        /upstream_key\.pem is not the key of the first certificate in .*upstream\.pem/,
+      );
+
+      const open = makeOrg(dir, { keyMode: 0o644 });
+      assertLanyardError(
+        () => loadUpstreamAuthority(open.files, { now: T0 }),
+        ConfigError,
+        ErrorCode.INVALID_CONFIG,
+        /upstream_key\.pem is accessible by group or others \(mode 644\)/,
+      );
+
+      const a = makeOrg(dir);
+      const foreignRoot = createRootCa({
+        trustDomain: TD,
+        key: generateKeyPair().privateKey,
+        ttlSeconds: 86400,
+      });
+      writeFileSync(a.files.bundleFile, encodePem('CERTIFICATE', foreignRoot.der));
+      assertLanyardError(
+        () => loadUpstreamAuthority(a.files, { now: T0 }),
+        ConfigError,
+        ErrorCode.INVALID_CONFIG,
+        /upstream\.pem does not chain to a root in .*org_root\.pem: ERR_UNKNOWN_AUTHORITY/,
+      );
+    });
+
+    it('an unreadable key, without quoting it', () => {
+      const org = makeOrg(dir);
+      const pem = org.intermediateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+      writeFileSync(org.files.keyFile, pem.slice(0, -60), { mode: 0o600 });
+      let caught: unknown;
+      try {
+        loadUpstreamAuthority(org.files, { now: T0 });
+      } catch (e) {
+        caught = e;
+      }
+      assert.ok(caught instanceof ConfigError);
+      assert.match(caught.message, /upstream_key\.pem is not an unencrypted PEM private key/);
+      assertNoSecrets(errorText(caught), secretFragments([org.intermediateKey]), 'error');
+    });
+
+    it('a private key in the certificate file', () => {
+      const org = makeOrg(dir);
+      writeFileSync(
+        org.files.certFile,
+        encodePem('CERTIFICATE', org.intermediate.der) +
+          (org.intermediateKey.export({ type: 'pkcs8', format: 'pem' }) as string),
+      );
+      let caught: unknown;
+      try {
+        loadUpstreamAuthority(org.files, { now: T0 });
+      } catch (e) {
+        caught = e;
+      }
+      assert.ok(caught instanceof ConfigError);
+      assert.match(caught.message, /must not contain a private key/);
+      assertNoSecrets(
+        errorText(caught).replace('PRIVATE KEY', ''),
+        secretFragments([org.intermediateKey]).slice(1),
+        'error',
+      );
+    });
+  });
+});
