@@ -337,7 +337,15 @@ export class CaManager {
     this.snapshot = { authorities: loaded, bundle: this.bundleOf(stored) };
     await this.repair(now);
     await this.sweepOrphanKeys();
-    const result = await this.step(now);
+    let result: TickResult;
+    try {
+      result = await this.step(now);
+    } catch (e) {
+      // A rotation step that failed (say, preparing the next CA) must not keep a server with a working CA
+      // from starting: the timer retries. Without a CA that can sign, though, there is nothing to serve.
+      if (usableActive(this.state().authorities, now) === undefined || !this.currentServerSvid) throw e;
+      result = { removed: [], serverSvidRenewed: true };
+    }
     this.log.info(
       {
         trustDomain: this.trustDomain.name,
@@ -363,13 +371,23 @@ export class CaManager {
    */
   private async repair(now: Date): Promise<void> {
     const current = this.state().authorities;
-    const roots = rootsThatMatter(current, this.upstream?.roots ?? [], this.state().bundle.x509Authorities);
-    const next: CaAuthority[] = [];
-    for (const a of current) {
+    const ownId = `spiffe://${this.trustDomain.name}`;
+    const live = current.filter((a) => {
       if (isExpired(a.cert, now)) {
         this.log.info({ authorityId: a.id, state: a.state }, 'CA expired; removed');
-        continue;
+        return false;
       }
+      if (!a.cert.uriSans.includes(ownId)) {
+        // The data dir was used for another trust domain: those CAs can sign nothing here, and their roots
+        // must not enter this trust domain's bundle.
+        this.log.warn({ authorityId: a.id, uriSans: a.cert.uriSans }, 'CA of another trust domain; removed');
+        return false;
+      }
+      return true;
+    });
+    const roots = this.rootsFor(live);
+    const next: CaAuthority[] = [];
+    for (const a of live) {
       if (a.state === 'old') {
         next.push(a);
         continue;

@@ -208,6 +208,41 @@ describe('CaManager', () => {
       assert.equal((await store.getBundle(TD))?.sequence, 2);
       assert.equal(d.keyFileContents().length, 1, 'the expired key was deleted');
     });
+    it('starts with its working CA when a rotation step due at start fails, and retries on the next tick', async () => {
+      const swapping = new SwappingKeyManager(DiskKeyManager.inDataDir(dir));
+      const first = await d.start({ keyManager: swapping });
+      const active = activeOf(first.ca);
+      await d.stop();
+      d.clock.set(rotationTimes(active).prepareAt);
+      swapping.refuseNewKeys = true;
+      const { ca } = await d.start({ keyManager: swapping });
+      assert.equal(activeOf(ca).id, active.id);
+      assert.deepEqual(
+        ca.authorities().map((a) => a.state),
+        ['active'],
+      );
+      assert.ok(d.log.raw.some((l) => l.includes('CA rotation step failed') && l.includes('ENOSPC')));
+      swapping.refuseNewKeys = false;
+      assert.ok((await ca.tick()).prepared);
+    });
+
+    it('on a data dir used for another trust domain, removes those CAs and keeps their roots out', async () => {
+      const first = await d.start();
+      const foreign = activeOf(first.ca);
+      await d.stop();
+      const { ca, store } = await d.start({ trustDomain: 'other.example' });
+      assert.equal(ca.authorities().length, 1);
+      assert.notEqual(activeOf(ca).id, foreign.id);
+      assert.ok(!rootsOf(ca.bundle()).includes(foreign.sha256Hex));
+      assert.equal(ca.bundle().sequence, 1);
+      assert.equal((await store.getBundle('other.example'))?.sequence, 1);
+      const svid = await ca.signX509Svid({
+        spiffeId: 'spiffe://other.example/agent',
+        publicKey: generateKeyPair().publicKey,
+        ttlSeconds: 60,
+      });
+      verifies(svid.chain, ca.bundle(), T0);
+    });
   });
 
   describe('rotation driven by tick(now)', () => {

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { CaManager, CaManagerOptions, DiskKeyManager, KeyManager, ManagedKey } from '../../src/ca';
-import { isLanyardError, LanyardError } from '../../src/errors';
+import { ErrorCode, isLanyardError, LanyardError } from '../../src/errors';
 import { createLogger } from '../../src/server/logging';
 import { SQLITE_FILE_NAME, SqliteStore } from '../../src/store';
 import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
@@ -156,12 +156,17 @@ export async function rejectsWith(
 export class SwappingKeyManager implements KeyManager {
   readonly kind = 'swapping';
   broken = false;
+  /** Fail every generateKey, as a full disk would. */
+  refuseNewKeys = false;
   /** The wrong keys it handed out, so the test can look for them in messages too. */
   readonly impostors: KeyObject[] = [];
 
   constructor(private readonly inner: KeyManager) {}
 
   generateKey(id: string, algorithm: KeyAlgorithm): Promise<ManagedKey> {
+    if (this.refuseNewKeys) {
+      return Promise.reject(new LanyardError(ErrorCode.IO, `cannot write key ${id} (ENOSPC)`));
+    }
     return this.inner.generateKey(id, algorithm);
   }
   async getKey(id: string): Promise<ManagedKey> {
