@@ -220,7 +220,8 @@ export class CaManager {
     }
     for (const a of authorities) times.push(a.cert.notAfter.getTime());
     if (this.currentServerSvid !== undefined) times.push(this.currentServerSvid.renewAt.getTime());
-    return new Date(Math.min(...times));
+    // Nothing scheduled only happens when no CA exists (a start that failed); check again soon.
+    return new Date(times.length > 0 ? Math.min(...times) : this.clock().getTime() + 60_000);
   }
 
   /** Milliseconds from the manager's clock until `nextCheckAt()`; 0 when overdue. What a timer sleeps. */
