@@ -25,6 +25,7 @@ import {
   errorText,
   rejectsWith,
   secretFragments,
+  storeFailingMidCommit,
   SwappingKeyManager,
   T0,
   TD,
@@ -378,6 +379,38 @@ describe('CaManager', () => {
       assert.ok(!rootsOf(ca.bundle()).includes(p1.sha256Hex));
       assert.equal(ca.bundle().sequence, 3);
       assert.ok(!(await keys.listKeys()).includes(`x509-ca-${p1.id}`));
+    });
+  });
+
+  describe('a failed commit changes nothing', () => {
+    it('rolls back the CA record with the bundle, deletes the new key, and keeps memory as it was', async () => {
+      const store = storeFailingMidCommit(await d.openStore());
+      const keys = DiskKeyManager.inDataDir(dir);
+      const ca = await CaManager.open({
+        trustDomain: TD,
+        store,
+        keyManager: keys,
+        caTtlSeconds: CA_TTL,
+        clock: d.clock.read,
+      });
+      try {
+        const before = ca.authorities();
+        store.failBundleWrites = true;
+        await rejectsWith(ca.prepare(), LanyardError, ErrorCode.IO, /simulated/);
+        assert.deepEqual(ca.authorities(), before);
+        assert.equal(ca.bundle().sequence, 1);
+        assert.deepEqual(
+          (await store.listCaAuthorities()).map((r) => r.id),
+          before.map((a) => a.id),
+        );
+        assert.equal((await store.getBundle(TD))?.sequence, 1);
+        assert.deepEqual(await keys.listKeys(), [`x509-ca-${before[0]!.id}`]);
+        store.failBundleWrites = false;
+        await ca.prepare();
+        assert.equal(ca.bundle().sequence, 2);
+      } finally {
+        await ca.close();
+      }
     });
   });
 

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { CaManager, CaManagerOptions, DiskKeyManager, KeyManager, ManagedKey } from '../../src/ca';
 import { ErrorCode, isLanyardError, LanyardError } from '../../src/errors';
 import { createLogger } from '../../src/server/logging';
-import { SQLITE_FILE_NAME, SqliteStore } from '../../src/store';
+import { SQLITE_FILE_NAME, SqliteStore, Store, StoreOps } from '../../src/store';
 import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
 
 export const TD = 'example.org';
@@ -186,4 +186,21 @@ export class SwappingKeyManager implements KeyManager {
 
 export function addSeconds(t: Date, s: number): Date {
   return new Date(t.getTime() + s * 1000);
+}
+
+/**
+ * The real store, except that while `failBundleWrites` is set, setBundle inside a transaction throws after
+ * the CA records were written in it: a crash in the middle of a commit. The transaction must roll back.
+ */
+export function storeFailingMidCommit(store: Store): Store & { failBundleWrites: boolean } {
+  const wrapped = Object.create(store) as Store & { failBundleWrites: boolean };
+  wrapped.failBundleWrites = false;
+  wrapped.transaction = <T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> =>
+    store.transaction((tx) => {
+      if (!wrapped.failBundleWrites) return fn(tx);
+      const failing: StoreOps = Object.create(tx) as StoreOps;
+      failing.setBundle = () => Promise.reject(new LanyardError(ErrorCode.IO, 'disk I/O error (simulated)'));
+      return fn(failing);
+    });
+  return wrapped;
 }
