@@ -51,7 +51,7 @@ export class JwksFile {
   async keysFor(kid: string | undefined): Promise<JwkKey[]> {
     await this.refresh(false);
     let found = select(this.loaded.keys, kid);
-    if (found.length === 0 && kid !== undefined) {
+    if (kid !== undefined && !this.loaded.keys.some((k) => k.kid === kid)) {
       const now = this.clockMs();
       if (now - this.lastForcedReload >= UNKNOWN_KID_RELOAD_INTERVAL_MS) {
         this.lastForcedReload = now;

@@ -262,8 +262,8 @@ describe('x509pop attestor', () => {
 });
 
 describe('x509pop attestor with an OpenSSL-made provisioning PKI (plain CN, DNS SAN)', () => {
-  // OpenSSL starts validity at the current whole second: attest a little after it.
-  const LATER = new Date(Date.now() + 5000);
+  // OpenSSL starts validity at the current whole second: attest a little after the moment of the call.
+  const soon = () => new Date(Date.now() + 2000);
   let dir: string;
   let caFile: string;
   let leafPem: string;
@@ -356,7 +356,7 @@ describe('x509pop attestor with an OpenSSL-made provisioning PKI (plain CN, DNS 
 
   it('success: subject CN, DNS SAN, serial and the root fingerprint; CA bundle read from the file', async () => {
     const attestor = await X509PopAttestor.fromFile(caFile);
-    const r = await attestor.attest(enc(leafPem), new AnsweringRuntime(leafKey), LATER);
+    const r = await attestor.attest(enc(leafPem), new AnsweringRuntime(leafKey), soon());
     const caDer = Buffer.from(
       fs.readFileSync(caFile, 'utf8').split('-----')[2]!.replace(/\s+/g, ''),
       'base64',
@@ -374,7 +374,7 @@ describe('x509pop attestor with an OpenSSL-made provisioning PKI (plain CN, DNS 
     const noSign = issueLeaf('nosign', 'keyEncipherment', ['-newkey', 'rsa:2048']);
     const runtime = new AnsweringRuntime(noSign.key);
     await rejectsWithCode(
-      attestor.attest(enc(noSign.certPem), runtime, LATER),
+      attestor.attest(enc(noSign.certPem), runtime, soon()),
       ErrorCode.KEY_USAGE_INVALID,
       /digitalSignature/,
     );
