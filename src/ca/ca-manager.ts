@@ -339,13 +339,15 @@ export class CaManager {
     await this.repair(now);
     await this.sweepOrphanKeys();
     let result: TickResult;
+    let rotationStepFailed = false;
     try {
       result = await this.step(now);
     } catch (e) {
       // A rotation step that failed (say, preparing the next CA) must not keep a server with a working CA
       // from starting: the timer retries. Without a CA that can sign, though, there is nothing to serve.
       if (usableActive(this.state().authorities, now) === undefined || !this.currentServerSvid) throw e;
-      result = { removed: [], serverSvidRenewed: true };
+      result = { removed: [], serverSvidRenewed: false };
+      rotationStepFailed = true;
     }
     this.log.info(
       {
@@ -359,6 +361,7 @@ export class CaManager {
         })),
         bundleSequence: this.state().bundle.sequence,
         ...result,
+        rotationStepFailed,
       },
       'CA ready',
     );
@@ -367,8 +370,8 @@ export class CaManager {
   /**
    * Start-up only: sets aside what cannot be used. A prepared CA without a working key is dropped (nothing
    * depends on it); an active one is demoted to old, so its root stays in the bundle until its SVIDs have
-   * expired, and `step` makes a new active CA; an active CA of the other mode (self-signed vs upstream)
-   * is demoted the same way, so a configuration change takes effect at once.
+   * expired, and `step` makes a new active CA. A CA of the other mode (self-signed vs upstream) is treated
+   * the same way, so a configuration change takes effect at once.
    */
   private async repair(now: Date): Promise<void> {
     const current = this.state().authorities;
@@ -396,7 +399,7 @@ export class CaManager {
       const problem =
         a.key === undefined
           ? 'its key cannot be loaded'
-          : a.state === 'active' && isSelfSigned(a) === (this.upstream !== undefined)
+          : isSelfSigned(a) === (this.upstream !== undefined)
             ? `it is ${isSelfSigned(a) ? 'self-signed' : 'signed upstream'} but the configuration says otherwise`
             : this.selfTestProblem(a, roots, now);
       if (problem === undefined) {
