@@ -99,6 +99,10 @@ export const ErrorCode = {
   TOKEN_ISSUER_MISMATCH: 'ERR_TOKEN_ISSUER_MISMATCH',
   CHALLENGE_FAILED: 'ERR_CHALLENGE_FAILED',
   CHALLENGE_TIMEOUT: 'ERR_CHALLENGE_TIMEOUT',
+  // issuance (src/server/attestation): which entry an attested runtime gets, and who may call what
+  NO_MATCHING_ENTRY: 'ERR_NO_MATCHING_ENTRY',
+  ENTRY_AMBIGUOUS: 'ERR_ENTRY_AMBIGUOUS',
+  CLIENT_CERT_REQUIRED: 'ERR_CLIENT_CERT_REQUIRED',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -169,6 +173,12 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_TOKEN_ISSUER_MISMATCH: GrpcStatus.UNAUTHENTICATED,
   ERR_CHALLENGE_FAILED: GrpcStatus.UNAUTHENTICATED,
   ERR_CHALLENGE_TIMEOUT: GrpcStatus.DEADLINE_EXCEEDED,
+  // Attested, but no registration entry grants this runtime an identity (or its entry is gone).
+  ERR_NO_MATCHING_ENTRY: GrpcStatus.PERMISSION_DENIED,
+  // Several entries match and the caller did not say which one (AttestParams.spiffe_id): it must choose.
+  ERR_ENTRY_AMBIGUOUS: GrpcStatus.FAILED_PRECONDITION,
+  // An mTLS-only call (Renew, remote admin) arrived without a client certificate.
+  ERR_CLIENT_CERT_REQUIRED: GrpcStatus.UNAUTHENTICATED,
 };
 
 /** Base class of every error Lanyard throws on purpose. */
@@ -245,6 +255,9 @@ export class ConfigError extends LanyardError {
 }
 /** The store cannot serve: closed, or its database was written by a newer Lanyard. */
 export class StoreError extends LanyardError {}
+
+/** Issuance refused after the evidence was checked: no entry, several entries, or no client certificate. */
+export class IssuanceError extends LanyardError {}
 
 /** The CA cannot sign (not ready), has nothing to activate, or a new CA failed its self-test. */
 export class CaError extends LanyardError {}

@@ -3,6 +3,8 @@
  * `lanyard server run` and by tests that need a real server.
  */
 import * as path from 'node:path';
+import { Attestors } from '../attest';
+import { CaManager, DiskKeyManager, startRotationTimer, type RotationTimer } from '../ca';
 import { TrustDomain } from '../spiffe';
 import { SQLITE_FILE_NAME, SqliteStore } from '../store/sqlite/sqlite-store';
 import type { Store } from '../store/store';
@@ -11,12 +13,17 @@ import type { ServerConfig } from './config';
 import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from './logging';
 import { buildListeners } from './services';
+import { CaCertificateProvider } from './tls/svid-credentials';
 
 export interface StartOptions {
   logger?: Logger;
   clock?: () => Date;
   /** Opens the store; the default is SQLite in the data dir. Tests wrap it to observe or slow calls. */
   openStore?: (config: ServerConfig) => Promise<Store>;
+  /** false: no rotation timer (tests drive `ca.tick()` themselves). Default true. */
+  rotationTimer?: boolean;
+  /** Lifetime of the server's own SVID; default the CA's default (one hour, capped by the CA). */
+  serverSvidTtlSeconds?: number;
 }
 
 export interface RunningServer {
@@ -24,6 +31,10 @@ export interface RunningServer {
   server: LanyardServer;
   store: Store;
   listeners: BoundListener[];
+  /** host:port the public TLS listener is bound to (the real port when the config said 0). */
+  publicAddress: string;
+  ca: CaManager;
+  attestors: Attestors;
   logger: Logger;
   /** Graceful close, then the store. */
   close(): Promise<void>;
@@ -44,17 +55,83 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const store = await (options.openStore ?? openDefaultStore)(config);
   if (store instanceof SqliteStore) logger.info({ store: store.diagnostics() }, 'store open');
 
-  const server = new LanyardServer({
-    listeners: buildListeners({ config, trustDomain, store, logger, clock }),
-    logger,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceSeconds * 1000,
-    onClosed: () => store.close(),
-  });
-  // On a failed start the server closes what it bound and, through onClosed, the store.
+  let ca: CaManager | undefined;
+  let timer: RotationTimer | undefined;
+  const certificates: { provider?: CaCertificateProvider } = {};
+  // Stops, in order, what runs on top of the store; then the store. Runs once, on close or a failed start.
+  const teardown = async (): Promise<void> => {
+    try {
+      await timer?.stop();
+      certificates.provider?.stop();
+      await ca?.close();
+    } finally {
+      await store.close();
+    }
+  };
+
+  let server: LanyardServer;
+  let attestors: Attestors;
+  try {
+    ca = await CaManager.open({
+      trustDomain,
+      store,
+      keyManager: DiskKeyManager.inDataDir(config.dataDir),
+      caTtlSeconds: config.caTtlSeconds,
+      ...(options.serverSvidTtlSeconds !== undefined && {
+        serverSvidTtlSeconds: options.serverSvidTtlSeconds,
+      }),
+      clock,
+      logger: logger.child({ component: 'ca' }),
+    });
+    if (options.rotationTimer !== false) {
+      const caLog = logger.child({ component: 'ca-timer' });
+      timer = startRotationTimer(ca, {
+        // The CA logged the failure with its details; the timer retries.
+        onError: (e) => caLog.warn({ err: e }, 'CA rotation tick failed; retrying'),
+      });
+    }
+    attestors = await Attestors.fromConfig(config.attestors, { store });
+    logger.info({ attestors: attestors.types }, 'attestors ready');
+    certificates.provider = new CaCertificateProvider(ca);
+    certificates.provider.start();
+    server = new LanyardServer({
+      listeners: buildListeners({
+        config,
+        trustDomain,
+        store,
+        logger,
+        clock,
+        ca,
+        attestors,
+        certificates: certificates.provider,
+      }),
+      logger,
+      maxMessageBytes: config.maxMessageBytes,
+      shutdownGraceMs: config.shutdownGraceSeconds * 1000,
+      onClosed: teardown,
+    });
+  } catch (e) {
+    await teardown();
+    throw e;
+  }
+  // On a failed start the server closes what it bound and, through onClosed, the CA and the store.
   const listeners = await server.start();
-  logger.info({ trustDomain: config.trustDomain, dataDir: config.dataDir }, 'lanyard server ready');
-  return { config, server, store, listeners, logger, close: () => server.close() };
+  const publicAddress = listeners.find((l) => l.name === 'public')?.address ?? '';
+  logger.info(
+    { trustDomain: config.trustDomain, dataDir: config.dataDir, publicAddress },
+    'lanyard server ready',
+  );
+  return {
+    config,
+    server,
+    store,
+    listeners,
+    publicAddress,
+    ca,
+    attestors,
+    logger,
+    close: () => server.close(),
+  };
 }
 
 /**

@@ -1,16 +1,23 @@
 /**
  * The one place that decides which services each listener serves. Add a service here, not in the server
  * shell: the admin socket carries the registration API (guarded by file permissions); the public TLS
- * listener (attestation, bundle, later sessions) joins here with the CA work of issue 3.
+ * listener carries attestation and the bundle to anyone, and the registration API to admin SVIDs only.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Attestors } from '../attest';
+import type { CaManager } from '../ca';
 import type { TrustDomain } from '../spiffe';
 import type { Store } from '../store/store';
 import { bindPrivately, clearStaleSocket, removeSocket } from './admin-socket';
-import type { ServerConfig } from './config';
+import { createAttestationService } from './attestation/service';
+import { createBundleService } from './bundle/service';
+import { formatHostPort, type ServerConfig } from './config';
 import type { ListenerSpec } from './grpc-server';
 import type { Logger } from './logging';
 import { createRegistrationService } from './registration/service';
+import { guardAdmin } from './tls/admin-guard';
+import type { CaCertificateProvider } from './tls/svid-credentials';
+import { publicListenerCredentials } from './tls/svid-credentials';
 
 export interface ServerContext {
   config: ServerConfig;
@@ -18,15 +25,44 @@ export interface ServerContext {
   store: Store;
   logger: Logger;
   clock: () => Date;
+  ca: CaManager;
+  attestors: Attestors;
+  /** The server SVID and bundle for the public listener's TLS, following rotation. */
+  certificates: CaCertificateProvider;
 }
 
 export function buildListeners(ctx: ServerContext): ListenerSpec[] {
-  return [
-    adminListener(ctx),
-    // Issue 3: the public listener on ctx.config.listenAddress with TLS credentials from the server's own
-    // SVID, serving AttestationService and BundleService (and, over mTLS, RegistrationService for callers
-    // whose entry is admin).
-  ];
+  return [adminListener(ctx), publicListener(ctx)];
+}
+
+/**
+ * The public listener: TLS with the server's SVID. Attest and the bundle need only server-authenticated
+ * TLS; Renew and the registration API verify the caller's client SVID per call (tls/peer-svid.ts).
+ */
+export function publicListener(ctx: ServerContext): ListenerSpec {
+  const registration = createRegistrationService({
+    store: ctx.store,
+    trustDomain: ctx.trustDomain,
+    logger: ctx.logger.child({ listener: 'public' }),
+    clock: ctx.clock,
+  });
+  return {
+    name: 'public',
+    address: formatHostPort(ctx.config.listenAddress),
+    credentials: publicListenerCredentials(ctx.certificates),
+    services: [
+      createAttestationService({
+        store: ctx.store,
+        ca: ctx.ca,
+        attestors: ctx.attestors,
+        defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
+        clock: ctx.clock,
+        logger: ctx.logger,
+      }),
+      createBundleService({ ca: ctx.ca, logger: ctx.logger }),
+      guardAdmin(registration, { ca: ctx.ca, store: ctx.store, clock: ctx.clock, logger: ctx.logger }),
+    ],
+  };
 }
 
 /** The local admin socket: insecure credentials, because only the socket's owner can connect at all. */
@@ -43,6 +79,8 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
         logger: ctx.logger,
         clock: ctx.clock,
       }),
+      // For `lanyard bundle show` on the server host.
+      createBundleService({ ca: ctx.ca, logger: ctx.logger }),
     ],
     beforeBind: () => clearStaleSocket(socketPath),
     bind: (doBind) => bindPrivately(socketPath, doBind),

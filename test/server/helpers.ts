@@ -28,7 +28,12 @@ export async function startTestServer(
   options: { dir?: string; config?: Partial<ServerConfig>; start?: StartOptions } = {},
 ): Promise<TestServer> {
   const dir = options.dir ?? tempDataDir();
-  const config: ServerConfig = { ...loadConfig({ dataDir: dir, env: {} }), ...options.config };
+  const config: ServerConfig = {
+    ...loadConfig({ dataDir: dir, env: {} }),
+    // A free port for the public TLS listener, so tests never collide with each other or a dev server.
+    listenAddress: { host: '127.0.0.1', port: 0 },
+    ...options.config,
+  };
   const logs: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {

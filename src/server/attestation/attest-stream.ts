@@ -1,0 +1,173 @@
+/**
+ * One Attest stream: AttestParams first, then as many challenge/challenge_response rounds as the attestor
+ * asks for, then exactly one AttestResult or an error status.
+ *
+ * Order of checks, cheapest and stateless first: the CSR (proof of possession of the new key), the
+ * attestor type, then the evidence. State changes happen in one transaction at the end: for join_token the
+ * token is spent in the same transaction that matches the entry and signs the SVID, so a refusal after the
+ * token check (no entry, CA not ready) leaves the token unspent. x509pop never holds a transaction while
+ * it waits for the runtime's answer: a slow client would block every other writer.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Attestors, AttestationResult } from '../../attest';
+import { JOIN_TOKEN_ATTESTOR, StreamChallengeChannel } from '../../attest';
+import type { CaManager, SignedX509Svid } from '../../ca';
+import { ErrorCode, isLanyardError, LanyardError } from '../../errors';
+import type { AttestParams, AttestRequest, AttestResponse } from '../../gen/lanyard/v1/attestation';
+import type { Store, StoreOps } from '../../store/store';
+import type { Entry } from '../../store/types';
+import { parseCsr } from '../../x509/csr';
+import { toStatus } from '../grpc-call';
+import type { Logger } from '../logging';
+import { bundleToProto } from '../bundle/to-proto';
+import { matchEntry } from './entry-match';
+import { issueWorkloadSvid, svidToProto } from './issue';
+import { newWorkloadContext } from './workload-context';
+
+export interface AttestDeps {
+  store: Store;
+  ca: CaManager;
+  attestors: Attestors;
+  defaultTtlSeconds: number;
+  clock: () => Date;
+  logger: Logger;
+}
+
+type AttestCall = grpc.ServerDuplexStream<AttestRequest, AttestResponse>;
+
+function protocolError(message: string): LanyardError {
+  return new LanyardError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+export function createAttestHandler(
+  deps: AttestDeps,
+): grpc.handleBidiStreamingCall<AttestRequest, AttestResponse> {
+  return (call: AttestCall) => {
+    const started = process.hrtime.bigint();
+    let finished = false;
+    let begun = false;
+    const channel = new StreamChallengeChannel((challenge) => {
+      call.write({ step: { $case: 'challenge', value: { challenge: Buffer.from(challenge) } } });
+    });
+    const logFields = (): Record<string, unknown> => ({
+      method: 'Attest',
+      durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      peer: call.getPeer(),
+    });
+    const fail = (e: unknown): void => {
+      channel.close(isLanyardError(e) ? e : undefined);
+      if (finished) return;
+      finished = true;
+      const status = toStatus(e);
+      const fields = { ...logFields(), errorCode: isLanyardError(e) ? e.code : undefined };
+      if (isLanyardError(e) && e.grpcStatus !== 13) deps.logger.warn(fields, status.details ?? '');
+      else deps.logger.error({ ...fields, err: e }, 'attest failed');
+      call.emit('error', status);
+    };
+
+    call.on('data', (req: AttestRequest) => {
+      try {
+        const step = req.step;
+        if (step === undefined) throw protocolError('AttestRequest without params or challenge_response');
+        if (step.$case === 'params') {
+          if (begun) throw protocolError('AttestParams sent twice: one attestation per stream');
+          begun = true;
+          attest(deps, step.value, channel).then((result) => {
+            if (finished) return;
+            finished = true;
+            channel.close();
+            call.write({ step: { $case: 'result', value: result.response } });
+            call.end();
+            deps.logger.info(
+              {
+                ...logFields(),
+                code: 'OK',
+                attestor: step.value.attestorType,
+                spiffeId: result.entry.spiffeId,
+                entryId: result.entry.id,
+              },
+              'attested',
+            );
+          }, fail);
+        } else {
+          if (!begun) throw protocolError('challenge_response before AttestParams');
+          channel.respond(step.value);
+        }
+      } catch (e) {
+        fail(e);
+      }
+    });
+    call.on('end', () => {
+      if (!begun) fail(protocolError('the stream ended before AttestParams was sent'));
+      // Otherwise a pending challenge fails through the channel; a finished one is unaffected.
+      else channel.close();
+    });
+    call.on('cancelled', () => {
+      // The client is gone: nothing can be sent; the attestation (and its transaction) is abandoned.
+      finished = true;
+      channel.close(new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the client cancelled the attestation'));
+    });
+    call.on('error', () => channel.close());
+  };
+}
+
+interface Attested {
+  entry: Entry;
+  response: { svid: ReturnType<typeof svidToProto>; bundle: ReturnType<typeof bundleToProto> };
+}
+
+async function attest(
+  deps: AttestDeps,
+  params: AttestParams,
+  channel: StreamChallengeChannel,
+): Promise<Attested> {
+  const { ca, store } = deps;
+  // Proof of possession of the new key first: no evidence is spent on a request that cannot be signed.
+  const csr = parseCsr(params.csr);
+  const attestor = deps.attestors.get(params.attestorType);
+  const now = deps.clock();
+
+  const issue = async (
+    result: AttestationResult,
+    ops: Pick<StoreOps, 'listEntries'>,
+  ): Promise<{ entry: Entry; signed: SignedX509Svid }> => {
+    const entry = await matchEntry(ops, {
+      selectors: result.selectors,
+      ...(result.boundSpiffeId !== undefined ? { boundSpiffeId: result.boundSpiffeId } : {}),
+      requestedSpiffeId: params.spiffeId,
+      now,
+    });
+    const context = newWorkloadContext(entry, {
+      method: attestor.type,
+      evidenceSha256: result.evidenceSha256,
+      issuer: ca.serverSvid().spiffeId,
+      issuedAt: now,
+    });
+    const signed = await issueWorkloadSvid(ca, {
+      entry,
+      publicKey: csr.publicKey,
+      context,
+      defaultTtlSeconds: deps.defaultTtlSeconds,
+      now,
+    });
+    return { entry, signed };
+  };
+
+  let outcome: { entry: Entry; signed: SignedX509Svid };
+  if (attestor.type === JOIN_TOKEN_ATTESTOR) {
+    outcome = await store.transaction(async (tx) => {
+      const result = await attestor.attest(params.evidence, channel, now, { store: tx });
+      return issue(result, tx);
+    });
+  } else {
+    const result = await attestor.attest(params.evidence, channel, now);
+    outcome = await issue(result, store);
+  }
+  return {
+    entry: outcome.entry,
+    response: {
+      svid: svidToProto(outcome.signed, outcome.entry),
+      bundle: bundleToProto(outcome.signed.bundle),
+    },
+  };
+}

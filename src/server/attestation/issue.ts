@@ -1,0 +1,44 @@
+/** Signing a workload SVID for an entry and packing it as the wire's X509Svid + Bundle. */
+import { createHash, type KeyObject } from 'node:crypto';
+import type { CaManager, SignedX509Svid } from '../../ca';
+import type { X509Svid } from '../../gen/lanyard/v1/types';
+import type { Entry } from '../../store/types';
+import { encodeAgentContext } from '../../x509/agent-context/codec';
+import type { AgentContext } from '../../x509/agent-context/types';
+
+export interface IssueRequest {
+  entry: Entry;
+  publicKey: KeyObject;
+  context: AgentContext;
+  /** Used when the entry sets no TTL (x509_svid_ttl_seconds = 0). */
+  defaultTtlSeconds: number;
+  now: Date;
+}
+
+export function svidTtlSeconds(entry: Entry, defaultTtlSeconds: number): number {
+  return entry.x509SvidTtlSeconds > 0 ? entry.x509SvidTtlSeconds : defaultTtlSeconds;
+}
+
+export function issueWorkloadSvid(ca: CaManager, req: IssueRequest): Promise<SignedX509Svid> {
+  return ca.signX509Svid({
+    spiffeId: req.entry.spiffeId,
+    publicKey: req.publicKey,
+    ttlSeconds: svidTtlSeconds(req.entry, req.defaultTtlSeconds),
+    ...(req.entry.dnsNames.length > 0 ? { dnsNames: [...req.entry.dnsNames] } : {}),
+    agentContextDer: encodeAgentContext(req.context),
+    now: req.now,
+  });
+}
+
+export function svidToProto(signed: SignedX509Svid, entry: Entry): X509Svid {
+  return {
+    spiffeId: entry.spiffeId,
+    certChain: signed.chain.map((der) => Buffer.from(der)),
+    expiresAt: signed.cert.notAfter,
+    entryId: entry.id,
+  };
+}
+
+export function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(bytes).digest());
+}

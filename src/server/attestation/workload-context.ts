@@ -1,0 +1,56 @@
+/**
+ * The agent context of a workload SVID (issued by Attest or Renew, as opposed to a task session's SVID).
+ *
+ * - agentId: the registration entry's id — stable across re-attestation and renewal, and how Renew finds
+ *   the entry again (so deleting the entry stops renewal).
+ * - sessionId = rootSessionId: fresh random per attestation; this is the workload's own scope, not a task
+ *   session, and it is kept across renewals so one attestation's SVIDs can be told apart from another's.
+ * - principal: the workload itself (provenance 'workload'): no human or upstream principal is involved.
+ * - scopes: the entry's allowed_scopes. policyVersion: 'none' until a policy engine exists.
+ * - provenance: how this SVID was obtained (attestor type, or 'renew'), the evidence digest, this server.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Entry } from '../../store/types';
+import {
+  AGENT_CONTEXT_VERSION,
+  type AgentContext,
+  type TokenProvenance,
+} from '../../x509/agent-context/types';
+
+/** policyVersion until policies exist: says plainly that no policy was evaluated. */
+export const NO_POLICY_VERSION = 'none';
+export const RENEW_METHOD = 'renew';
+
+export function newWorkloadContext(entry: Entry, provenance: TokenProvenance): AgentContext {
+  const sessionId = `ws-${randomBytes(16).toString('hex')}`;
+  return {
+    version: AGENT_CONTEXT_VERSION,
+    agentId: entry.id,
+    sessionId,
+    rootSessionId: sessionId,
+    principal: { id: entry.spiffeId, issuer: provenance.issuer, provenance: 'workload' },
+    intent: '',
+    scopes: [...entry.allowedScopes],
+    policyVersion: NO_POLICY_VERSION,
+    provenance,
+    delegation: [],
+  };
+}
+
+/**
+ * The context of a renewed SVID: the same agent, session and principal as before, scopes as the entry
+ * allows them now (an operator who narrowed them wants that to apply at the next renewal), fresh provenance.
+ */
+export function renewedWorkloadContext(
+  previous: Readonly<AgentContext>,
+  entry: Entry,
+  provenance: TokenProvenance,
+): AgentContext {
+  return {
+    ...previous,
+    principal: { ...previous.principal },
+    scopes: [...entry.allowedScopes],
+    provenance,
+    delegation: [],
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * TLS credentials of the public listener, fed from the CA: the server's own SVID as identity and the trust
+ * bundle as the CAs whose client certificates are requested.
+ *
+ * Why grpc-js's certificate-provider credentials (experimental.createCertificateProviderServerCredentials,
+ * present in 1.14): the server reacts to every provider update with `setSecureContext`, so a renewed server
+ * SVID or a rotated bundle applies to new connections without re-binding the port; open connections keep
+ * the context they were made with, as TLS requires.
+ *
+ * Client certificates are requested but not required, and not checked by the TLS stack
+ * (rejectUnauthorized=false): Attest runs over server-authenticated TLS, while Renew and remote admin
+ * calls verify the presented SVID themselves with verifyX509Svid (see peer-svid.ts) — the same verifier
+ * users get, with SPIFFE rules OpenSSL does not know.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { CaManager } from '../../ca';
+import type { X509Bundle } from '../../bundle/x509-bundle';
+import type { ServerSvid } from '../../ca';
+
+type CaListener = (update: { caCertificate: Buffer } | null) => void;
+type IdentityListener = (update: { certificate: Buffer; privateKey: Buffer } | null) => void;
+
+/** A grpc-js CertificateProvider that follows the CA's server SVID and bundle. */
+export class CaCertificateProvider implements grpc.experimental.CertificateProvider {
+  private readonly caListeners = new Set<CaListener>();
+  private readonly identityListeners = new Set<IdentityListener>();
+  private unsubscribe: (() => void)[] = [];
+
+  constructor(private readonly ca: CaManager) {}
+
+  /** Subscribes to the CA's change events; call once the CA is open. */
+  start(): void {
+    this.unsubscribe = [
+      this.ca.onServerSvidChange((svid) => this.emitIdentity(svid)),
+      this.ca.onBundleChange((bundle) => this.emitCa(bundle)),
+    ];
+  }
+
+  stop(): void {
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe = [];
+  }
+
+  addCaCertificateListener(listener: CaListener): void {
+    this.caListeners.add(listener);
+    listener(caUpdate(this.ca.bundle()));
+  }
+  removeCaCertificateListener(listener: CaListener): void {
+    this.caListeners.delete(listener);
+  }
+  addIdentityCertificateListener(listener: IdentityListener): void {
+    this.identityListeners.add(listener);
+    listener(identityUpdate(this.ca.serverSvid()));
+  }
+  removeIdentityCertificateListener(listener: IdentityListener): void {
+    this.identityListeners.delete(listener);
+  }
+
+  private emitIdentity(svid: ServerSvid): void {
+    const update = identityUpdate(svid);
+    for (const l of this.identityListeners) l(update);
+  }
+  private emitCa(bundle: X509Bundle): void {
+    const update = caUpdate(bundle);
+    for (const l of this.caListeners) l(update);
+  }
+}
+
+function identityUpdate(svid: ServerSvid): { certificate: Buffer; privateKey: Buffer } {
+  // The key is exported only to hand it to the TLS stack; it never leaves the process.
+  const pem = svid.privateKey.export({ type: 'pkcs8', format: 'pem' });
+  return { certificate: Buffer.from(svid.chainPem), privateKey: Buffer.from(pem) };
+}
+
+function caUpdate(bundle: X509Bundle): { caCertificate: Buffer } {
+  return { caCertificate: Buffer.from(bundle.toPem()) };
+}
+
+/**
+ * The public listener's credentials. grpc-js's declaration names the first parameter
+ * `caCertificateProvider` but passes it on as the identity provider (1.14 implementation); the same object
+ * serves both roles here, so the mix-up cannot bite.
+ */
+export function publicListenerCredentials(provider: CaCertificateProvider): grpc.ServerCredentials {
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+}
