@@ -22,7 +22,7 @@ import type { Logger } from '../logging';
 import { bundleToProto } from '../bundle/to-proto';
 import { matchEntry } from './entry-match';
 import { issueWorkloadSvid, svidToProto } from './issue';
-import { newWorkloadContext } from './workload-context';
+import { newWorkloadContext, wholeSeconds } from './workload-context';
 
 export interface AttestDeps {
   store: Store;
@@ -141,7 +141,7 @@ async function attest(
       method: attestor.type,
       evidenceSha256: result.evidenceSha256,
       issuer: ca.serverSvid().spiffeId,
-      issuedAt: now,
+      issuedAt: wholeSeconds(now),
     });
     const signed = await issueWorkloadSvid(ca, {
       entry,

@@ -13,7 +13,7 @@ import { parseCsr } from '../../x509/csr';
 import { bundleToProto } from '../bundle/to-proto';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 import { issueWorkloadSvid, sha256, svidToProto } from './issue';
-import { RENEW_METHOD, renewedWorkloadContext } from './workload-context';
+import { RENEW_METHOD, renewedWorkloadContext, wholeSeconds } from './workload-context';
 
 export interface RenewDeps {
   store: Store;
@@ -45,7 +45,7 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
       // The evidence of a renewal is the SVID presented for it.
       evidenceSha256: leaf !== undefined ? sha256(leaf.der) : new Uint8Array(32),
       issuer: deps.ca.serverSvid().spiffeId,
-      issuedAt: now,
+      issuedAt: wholeSeconds(now),
     }),
     defaultTtlSeconds: deps.defaultTtlSeconds,
     now,

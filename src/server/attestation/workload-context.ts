@@ -54,3 +54,8 @@ export function renewedWorkloadContext(
     delegation: [],
   };
 }
+
+/** The context encodes times as whole seconds (as X.509 validity does): drop the milliseconds. */
+export function wholeSeconds(d: Date): Date {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000);
+}

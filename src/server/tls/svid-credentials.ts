@@ -20,7 +20,13 @@ import type { ServerSvid } from '../../ca';
 type CaListener = (update: { caCertificate: Buffer } | null) => void;
 type IdentityListener = (update: { certificate: Buffer; privateKey: Buffer } | null) => void;
 
-/** A grpc-js CertificateProvider that follows the CA's server SVID and bundle. */
+/**
+ * A grpc-js CertificateProvider that follows the CA's server SVID and bundle.
+ *
+ * The first update after a listener is added is delivered in a microtask, not synchronously: grpc-js
+ * 1.14 subscribes to the provider before it registers the server's watcher, so a synchronous first update
+ * would be lost and the listener would drop every connection ("credentials not loaded").
+ */
 export class CaCertificateProvider implements grpc.experimental.CertificateProvider {
   private readonly caListeners = new Set<CaListener>();
   private readonly identityListeners = new Set<IdentityListener>();
@@ -43,14 +49,16 @@ export class CaCertificateProvider implements grpc.experimental.CertificateProvi
 
   addCaCertificateListener(listener: CaListener): void {
     this.caListeners.add(listener);
-    listener(caUpdate(this.ca.bundle()));
+    const update = caUpdate(this.ca.bundle());
+    queueMicrotask(() => this.caListeners.has(listener) && listener(update));
   }
   removeCaCertificateListener(listener: CaListener): void {
     this.caListeners.delete(listener);
   }
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.add(listener);
-    listener(identityUpdate(this.ca.serverSvid()));
+    const update = identityUpdate(this.ca.serverSvid());
+    queueMicrotask(() => this.identityListeners.has(listener) && listener(update));
   }
   removeIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.delete(listener);
