@@ -21,6 +21,7 @@ import {
   UpdateEntryRequest,
   type UpdateEntryResponse,
 } from '../gen/lanyard/v1/registration';
+import { BundleServiceClient, GetBundleRequest, type GetBundleResponse } from '../gen/lanyard/v1/bundle';
 import { ERROR_CODE_METADATA_KEY } from './grpc-call';
 
 /** A failed call: `code` is the gRPC status, `lanyardCode` the stable error code when the server sent one. */
@@ -55,12 +56,18 @@ export interface AdminClientOptions {
 export class AdminClient {
   readonly socketPath: string;
   private readonly client: RegistrationServiceClient;
+  private readonly bundleClient: BundleServiceClient;
   private readonly timeoutMs: number;
 
   constructor(socketPath: string, options: AdminClientOptions = {}) {
     this.socketPath = socketPath;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.client = new RegistrationServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
+    this.bundleClient = new BundleServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
+  }
+
+  getBundle(req: DeepPartial<GetBundleRequest> = {}): Promise<GetBundleResponse> {
+    return this.unary(this.bundleClient.getBundle, GetBundleRequest.fromPartial(req), this.bundleClient);
   }
 
   createEntry(req: DeepPartial<CreateEntryRequest>): Promise<CreateEntryResponse> {
@@ -87,12 +94,17 @@ export class AdminClient {
 
   close(): void {
     this.client.close();
+    this.bundleClient.close();
   }
 
-  private unary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req): Promise<Res> {
+  private unary<Req, Res>(
+    method: UnaryMethod<Req, Res>,
+    request: Req,
+    client: grpc.Client = this.client,
+  ): Promise<Res> {
     return new Promise((resolve, reject) => {
       method.call(
-        this.client,
+        client,
         request,
         new grpc.Metadata(),
         { deadline: Date.now() + this.timeoutMs },

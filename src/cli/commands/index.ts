@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
 import { registerEntryCommands } from './entry';
 import { registerServerCommands } from './server';
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerServerCommands(program);
   registerEntryCommands(program);
   registerTokenCommands(program);
+  registerBundleCommands(program);
 }

@@ -46,14 +46,14 @@ export function registerServerCommands(program: Command): void {
             EXIT_REJECTED,
           );
         }
-        process.stderr.write(banner(config));
+        process.stderr.write(banner(config, running.publicAddress));
         process.exitCode = await closeOnSignals(running);
       }),
     );
 }
 
 /** What a person needs right after start: where it listens and how to register a first workload. */
-function banner(config: ServerConfig): string {
+function banner(config: ServerConfig, publicAddress: string): string {
   const defaultSocket = path.join(config.dataDir, 'admin.sock');
   const target =
     config.adminSocketPath === defaultSocket
@@ -64,12 +64,15 @@ function banner(config: ServerConfig): string {
     `Lanyard server running, trust domain ${config.trustDomain}`,
     `  admin socket (registration API): ${config.adminSocketPath}`,
     `  data dir:                        ${config.dataDir}`,
-    `  attestation/bundle (TLS):        ${formatHostPort(config.listenAddress)} (not served yet: arrives with the CA)`,
+    `  attestation/bundle (TLS):        ${publicAddress || formatHostPort(config.listenAddress)}`,
+    `  server identity:                 spiffe://${config.trustDomain}/lanyard/server`,
     '',
-    'Register a first workload:',
+    'Register a first workload and get it an SVID:',
     `  lanyard entry create ${target} --spiffe-id ${id} --selector unix:uid:${process.getuid?.() ?? 1000}`,
-    `  lanyard token create ${target} --spiffe-id ${id}`,
-    `  lanyard entry list ${target}`,
+    `  TOKEN=$(lanyard token create ${target} --spiffe-id ${id})`,
+    `  lanyard bundle show ${target} > bundle.pem`,
+    `  then call lanyard.v1.AttestationService/Attest on ${publicAddress || formatHostPort(config.listenAddress)} over TLS`,
+    '  trusting bundle.pem, with attestor_type "join_token", evidence $TOKEN and a PKCS#10 CSR (see README).',
     '',
     'Stop with Ctrl-C or SIGTERM (in-flight calls are drained first).',
     '',
