@@ -46,6 +46,7 @@ export function createAttestHandler(
     const started = process.hrtime.bigint();
     let finished = false;
     let begun = false;
+    let cancelled = false;
     const channel = new StreamChallengeChannel((challenge) => {
       call.write({ step: { $case: 'challenge', value: { challenge: Buffer.from(challenge) } } });
     });
@@ -72,7 +73,7 @@ export function createAttestHandler(
         if (step.$case === 'params') {
           if (begun) throw protocolError('AttestParams sent twice: one attestation per stream');
           begun = true;
-          attest(deps, step.value, channel).then((result) => {
+          attest(deps, step.value, channel, () => cancelled).then((result) => {
             if (finished) return;
             finished = true;
             channel.close();
@@ -105,6 +106,7 @@ export function createAttestHandler(
     call.on('cancelled', () => {
       // The client is gone: nothing can be sent; the attestation (and its transaction) is abandoned.
       finished = true;
+      cancelled = true;
       channel.close(new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the client cancelled the attestation'));
     });
     call.on('error', () => channel.close());
@@ -120,6 +122,7 @@ async function attest(
   deps: AttestDeps,
   params: AttestParams,
   channel: StreamChallengeChannel,
+  isCancelled: () => boolean,
 ): Promise<Attested> {
   const { ca, store } = deps;
   // Proof of possession of the new key first: no evidence is spent on a request that cannot be signed.
@@ -157,7 +160,12 @@ async function attest(
   if (attestor.type === JOIN_TOKEN_ATTESTOR) {
     outcome = await store.transaction(async (tx) => {
       const result = await attestor.attest(params.evidence, channel, now, { store: tx });
-      return issue(result, tx);
+      const issued = await issue(result, tx);
+      // A client that left cannot receive the SVID: roll back so its token stays unspent.
+      if (isCancelled()) {
+        throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the client cancelled the attestation');
+      }
+      return issued;
     });
   } else {
     const result = await attestor.attest(params.evidence, channel, now);
