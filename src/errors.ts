@@ -103,6 +103,20 @@ export const ErrorCode = {
   NO_MATCHING_ENTRY: 'ERR_NO_MATCHING_ENTRY',
   ENTRY_AMBIGUOUS: 'ERR_ENTRY_AMBIGUOUS',
   CLIENT_CERT_REQUIRED: 'ERR_CLIENT_CERT_REQUIRED',
+  // sessions, delegation grants and revocation (src/server/sessions). Scope, lifetime and depth refusals at
+  // grant time reuse ERR_SCOPE_ESCALATION, ERR_LIFETIME_ESCALATION and ERR_DELEGATION_TOO_DEEP: the same rule
+  // the verifier enforces, refused earlier.
+  PRINCIPAL_ISSUER_UNKNOWN: 'ERR_PRINCIPAL_ISSUER_UNKNOWN',
+  PRINCIPAL_ASSERTION_NOT_ALLOWED: 'ERR_PRINCIPAL_ASSERTION_NOT_ALLOWED',
+  NOT_A_SESSION: 'ERR_NOT_A_SESSION',
+  SESSION_ENDED: 'ERR_SESSION_ENDED',
+  SESSION_EXPIRED: 'ERR_SESSION_EXPIRED',
+  DELEGATE_NOT_ALLOWED: 'ERR_DELEGATE_NOT_ALLOWED',
+  GRANT_BINDING_INVALID: 'ERR_GRANT_BINDING_INVALID',
+  GRANT_NOT_FOUND: 'ERR_GRANT_NOT_FOUND',
+  GRANT_WRONG_REDEEMER: 'ERR_GRANT_WRONG_REDEEMER',
+  GRANT_REPLAYED: 'ERR_GRANT_REPLAYED',
+  GRANT_EXPIRED: 'ERR_GRANT_EXPIRED',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -179,6 +193,21 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_ENTRY_AMBIGUOUS: GrpcStatus.FAILED_PRECONDITION,
   // An mTLS-only call (Renew, remote admin) arrived without a client certificate.
   ERR_CLIENT_CERT_REQUIRED: GrpcStatus.UNAUTHENTICATED,
+  // A principal token from an issuer this server was not configured to trust: it authenticates nobody.
+  ERR_PRINCIPAL_ISSUER_UNKNOWN: GrpcStatus.UNAUTHENTICATED,
+  // The caller's entry lacks can_assert_principal.
+  ERR_PRINCIPAL_ASSERTION_NOT_ALLOWED: GrpcStatus.PERMISSION_DENIED,
+  // Delegation needs a session SVID (from StartSession or RedeemGrant), not a workload SVID.
+  ERR_NOT_A_SESSION: GrpcStatus.FAILED_PRECONDITION,
+  ERR_SESSION_ENDED: GrpcStatus.PERMISSION_DENIED,
+  ERR_SESSION_EXPIRED: GrpcStatus.PERMISSION_DENIED,
+  ERR_DELEGATE_NOT_ALLOWED: GrpcStatus.PERMISSION_DENIED,
+  // The binding does not decode, is not signed by the caller's key, or does not match the caller's session.
+  ERR_GRANT_BINDING_INVALID: GrpcStatus.INVALID_ARGUMENT,
+  ERR_GRANT_NOT_FOUND: GrpcStatus.NOT_FOUND,
+  ERR_GRANT_WRONG_REDEEMER: GrpcStatus.PERMISSION_DENIED,
+  ERR_GRANT_REPLAYED: GrpcStatus.PERMISSION_DENIED,
+  ERR_GRANT_EXPIRED: GrpcStatus.PERMISSION_DENIED,
 };
 
 /** Base class of every error Lanyard throws on purpose. */
@@ -258,6 +287,9 @@ export class StoreError extends LanyardError {}
 
 /** Issuance refused after the evidence was checked: no entry, several entries, or no client certificate. */
 export class IssuanceError extends LanyardError {}
+
+/** A session, grant or revocation call was refused (sessions and delegation). */
+export class SessionError extends LanyardError {}
 
 /** The CA cannot sign (not ready), has nothing to activate, or a new CA failed its self-test. */
 export class CaError extends LanyardError {}

@@ -6,10 +6,17 @@ import type {
   EntryFilter,
   EntryPage,
   EntryPatch,
+  GrantRecord,
   JoinTokenRecord,
   NewEntry,
+  NewGrant,
   NewJoinToken,
+  NewRevocation,
+  NewSession,
   PageRequest,
+  RevocationKind,
+  RevocationRecord,
+  SessionRecord,
 } from './types';
 
 /** Page size used when a caller asks for more. */
@@ -69,6 +76,42 @@ export interface StoreOps {
   getBundle(trustDomain: string): Promise<BundleRecord | undefined>;
   /** Replaces the bundle and increments its sequence (1 for the first), in one step. */
   setBundle(trustDomain: string, update: BundleUpdate): Promise<BundleRecord>;
+
+  // --- task sessions, delegation grants, revocations ---
+  /** @throws AlreadyExistsError for a taken id or a parentSessionId that does not exist. */
+  createSession(session: NewSession): Promise<SessionRecord>;
+  /** @throws NotFoundError */
+  getSession(id: string): Promise<SessionRecord>;
+  /** Records the serial of an SVID issued for the session (a serial recorded twice is kept once). */
+  addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void>;
+  /**
+   * Ends the session and every session delegated from it, transitively, and records one session revocation
+   * for each session it ended (expiring with the session), atomically. Already-ended sessions are not ended
+   * again. @throws NotFoundError
+   */
+  endSessionTree(
+    id: string,
+    now: Date,
+    reason: string,
+  ): Promise<{ ended: SessionRecord[]; revocations: RevocationRecord[] }>;
+  /** @throws AlreadyExistsError when the id (nonce hash) was used before; a nonce is single use forever. */
+  createGrant(grant: NewGrant): Promise<GrantRecord>;
+  /** @throws SessionError(ERR_GRANT_NOT_FOUND) */
+  getGrant(id: string): Promise<GrantRecord>;
+  /**
+   * Marks the grant redeemed by `sessionId`, atomically: of concurrent calls exactly one succeeds.
+   * @throws SessionError(ERR_GRANT_NOT_FOUND), SessionError(ERR_GRANT_REPLAYED)
+   */
+  markGrantRedeemed(id: string, now: Date, sessionId: string): Promise<GrantRecord>;
+  /** Records a revocation with the next sequence; revoking the same target again returns the first record. */
+  addRevocation(revocation: NewRevocation, now: Date): Promise<RevocationRecord>;
+  getRevocation(kind: RevocationKind, id: string): Promise<RevocationRecord | undefined>;
+  /** Revocations with a sequence above `afterSequence`, in sequence order. */
+  listRevocations(afterSequence: number): Promise<RevocationRecord[]>;
+  /** The highest sequence ever assigned (0 before the first), even when that record was pruned since. */
+  lastRevocationSequence(): Promise<number>;
+  /** Drops revocations whose expiresAt is before `before`. Returns how many. */
+  pruneRevocations(before: Date): Promise<number>;
 }
 
 export interface Store extends StoreOps {

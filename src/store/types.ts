@@ -133,3 +133,86 @@ export interface BundleUpdate {
   x509AuthoritiesDer: Buffer[];
   refreshHintSeconds: number;
 }
+
+/** How the originating principal of a session was established (as in the agent context). */
+export interface SessionPrincipal {
+  id: string;
+  issuer: string;
+  /** 'verified' | 'workload' | 'asserted-by:<spiffe id>' */
+  provenance: string;
+}
+
+/** A task session: started by StartSession (a root) or by redeeming a grant (delegated from a parent). */
+export interface NewSession {
+  /** Fresh and unguessable; the session SVIDs carry it as sessionId. */
+  id: string;
+  /** Registration entry of the agent that holds the session (agentId of its SVIDs). */
+  entryId: string;
+  spiffeId: string;
+  /** Equals id for a root session. */
+  rootSessionId: string;
+  /** The session this one was delegated from; undefined for a root session. */
+  parentSessionId?: string;
+  principal: SessionPrincipal;
+  intent: string;
+  scopes: string[];
+  /** Delegation hops above this session: 0 for a root session. */
+  depth: number;
+  /** Deepest chain this session may still delegate to (the smaller of the limits of every delegator so far). */
+  depthLimit: number;
+  /** No SVID of the session outlives this; renewal stops here. */
+  expiresAt: Date;
+}
+
+export interface SessionRecord extends NewSession {
+  createdAt: Date;
+  /** Set once, when the session (or one it was delegated from) ended. */
+  endedAt?: Date;
+  endReason?: string;
+  /** Serials (hex) of every SVID issued for the session, in issuance order. */
+  certSerials: string[];
+}
+
+/** A single-use delegation grant, as CreateGrant stored it. */
+export interface NewGrant {
+  /** SHA-256 (hex) of the binding's nonce. */
+  id: string;
+  parentSessionId: string;
+  childSpiffeId: string;
+  scopes: string[];
+  notAfter: Date;
+  redeemBy: Date;
+  /** The DelegationBinding DER the parent signed, its signature, and the parent certificate it names. */
+  bindingDer: Buffer;
+  signature: Buffer;
+  parentCertDer: Buffer;
+}
+
+export interface GrantRecord extends NewGrant {
+  createdAt: Date;
+  redeemedAt?: Date;
+  /** The session the redemption created. */
+  redeemedSessionId?: string;
+}
+
+export type RevocationKind = 'certificate' | 'session';
+
+/** One revoked certificate (by serial) or session. Kept until what it names has expired. */
+export interface RevocationRecord {
+  /** Grows by one for every revocation ever recorded, never reused (also after pruning). */
+  sequence: number;
+  kind: RevocationKind;
+  /** Serial (lower-case hex, no leading zeros) or session id. */
+  id: string;
+  reason: string;
+  revokedAt: Date;
+  /** After this instant nothing it names is valid any more, so the record can be dropped. */
+  expiresAt: Date;
+}
+
+export interface NewRevocation {
+  kind: RevocationKind;
+  id: string;
+  reason: string;
+  expiresAt: Date;
+}

@@ -7,7 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCode, isLanyardError, RevisionConflictError } from '../../src/errors';
 import { hashJoinToken } from '../../src/store/join-token-secret';
 import type { Store } from '../../src/store/store';
-import type { CaAuthorityRecord, Entry, NewEntry, Selector } from '../../src/store/types';
+import type {
+  CaAuthorityRecord,
+  Entry,
+  NewEntry,
+  NewGrant,
+  NewSession,
+  Selector,
+} from '../../src/store/types';
 
 /** One database that can be opened several times: each open() is a new connection to the same data. */
 export interface StoreHarness {
@@ -574,6 +581,183 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         release();
         await assert.rejects(tx, /abort/);
         await rejectsWithCode(outside, ErrorCode.NOT_FOUND);
+      });
+    });
+
+    describe('sessions, grants, revocations', () => {
+      const session = (id: string, overrides: Partial<NewSession> = {}): NewSession => ({
+        id,
+        entryId: 'entry-1',
+        spiffeId: `${TD}/agents/planner`,
+        rootSessionId: overrides.parentSessionId === undefined ? id : 'root',
+        principal: { id: 'alice', issuer: 'https://idp.example', provenance: 'verified' },
+        intent: 'summarise tickets',
+        scopes: ['tickets:read'],
+        depth: 0,
+        depthLimit: 2,
+        expiresAt: new Date(clock.now().getTime() + 3600_000),
+        ...overrides,
+      });
+      const grant = (id: string, overrides: Partial<NewGrant> = {}): NewGrant => ({
+        id,
+        parentSessionId: 'root',
+        childSpiffeId: `${TD}/agents/tool-runner`,
+        scopes: ['tickets:read'],
+        notAfter: new Date(clock.now().getTime() + 1800_000),
+        redeemBy: new Date(clock.now().getTime() + 60_000),
+        bindingDer: randomBytes(40),
+        signature: randomBytes(64),
+        parentCertDer: randomBytes(300),
+        ...overrides,
+      });
+
+      it('creates a root session and reads it back with its certificate serials in issuance order', async () => {
+        const created = await store.createSession(session('root'));
+        assert.deepEqual(created.createdAt, clock.now());
+        assert.equal(created.parentSessionId, undefined);
+        assert.equal(created.endedAt, undefined);
+        assert.deepEqual(created.certSerials, []);
+        await store.addSessionCertificate('root', 'b1', clock.now());
+        await store.addSessionCertificate('root', 'a2', clock.now());
+        await store.addSessionCertificate('root', 'b1', clock.now());
+        const read = await store.getSession('root');
+        assert.deepEqual(read.certSerials, ['b1', 'a2']);
+        assert.deepEqual(read.principal, {
+          id: 'alice',
+          issuer: 'https://idp.example',
+          provenance: 'verified',
+        });
+        await rejectsWithCode(store.createSession(session('root')), ErrorCode.ALREADY_EXISTS);
+        await rejectsWithCode(store.getSession('nope'), ErrorCode.NOT_FOUND);
+        await rejectsWithCode(store.addSessionCertificate('nope', '1', clock.now()), ErrorCode.NOT_FOUND);
+      });
+
+      it('refuses a delegated session whose parent does not exist', async () => {
+        await rejectsWithCode(
+          store.createSession(session('child', { parentSessionId: 'missing', depth: 1 })),
+          ErrorCode.ALREADY_EXISTS,
+        );
+      });
+
+      it('ends a session tree transitively, once, with one revocation per session and growing sequences', async () => {
+        await store.createSession(session('root'));
+        await store.createSession(session('a', { parentSessionId: 'root', depth: 1 }));
+        await store.createSession(session('a1', { parentSessionId: 'a', depth: 2 }));
+        await store.createSession(session('b', { parentSessionId: 'root', depth: 1 }));
+        await store.createSession(session('other'));
+        const { ended, revocations } = await store.endSessionTree('a', clock.now(), 'task done');
+        assert.deepEqual(
+          ended.map((s) => s.id),
+          ['a', 'a1'],
+        );
+        assert.ok(
+          ended.every((s) => s.endedAt?.getTime() === clock.now().getTime() && s.endReason === 'task done'),
+        );
+        assert.deepEqual(
+          revocations.map((r) => [r.kind, r.id, r.sequence]),
+          [
+            ['session', 'a', 1],
+            ['session', 'a1', 2],
+          ],
+        );
+        assert.equal((await store.getSession('b')).endedAt, undefined);
+        clock.advance(1000);
+        const all = await store.endSessionTree('root', clock.now(), 'user logged out');
+        assert.deepEqual(
+          all.ended.map((s) => s.id),
+          ['root', 'b'],
+        );
+        assert.equal((await store.getSession('a')).endReason, 'task done');
+        assert.deepEqual(
+          (await store.listRevocations(0)).map((r) => r.id),
+          ['a', 'a1', 'root', 'b'],
+        );
+        assert.deepEqual(
+          (await store.listRevocations(2)).map((r) => r.id),
+          ['root', 'b'],
+        );
+        assert.equal((await store.getSession('other')).endedAt, undefined);
+        await rejectsWithCode(store.endSessionTree('nope', clock.now(), ''), ErrorCode.NOT_FOUND);
+      });
+
+      it('stores a grant single use: a second redemption is a replay, an unknown grant is not found', async () => {
+        await store.createSession(session('root'));
+        const g = await store.createGrant(grant('g1'));
+        assert.equal(g.redeemedAt, undefined);
+        await rejectsWithCode(store.createGrant(grant('g1')), ErrorCode.ALREADY_EXISTS);
+        await rejectsWithCode(
+          store.createGrant(grant('g2', { parentSessionId: 'nope' })),
+          ErrorCode.ALREADY_EXISTS,
+        );
+        const redeemed = await store.markGrantRedeemed('g1', clock.now(), 'child-session');
+        assert.deepEqual(redeemed.redeemedAt, clock.now());
+        assert.equal(redeemed.redeemedSessionId, 'child-session');
+        assert.deepEqual(redeemed.bindingDer, g.bindingDer);
+        await rejectsWithCode(store.markGrantRedeemed('g1', clock.now(), 'again'), ErrorCode.GRANT_REPLAYED);
+        await rejectsWithCode(store.markGrantRedeemed('nope', clock.now(), 'x'), ErrorCode.GRANT_NOT_FOUND);
+        await rejectsWithCode(store.getGrant('nope'), ErrorCode.GRANT_NOT_FOUND);
+      });
+
+      it('records revocations idempotently; pruning keeps the sequence growing', async () => {
+        const first = await store.addRevocation(
+          { kind: 'certificate', id: 'abc', reason: 'key leaked', expiresAt: clock.now() },
+          clock.now(),
+        );
+        assert.equal(first.sequence, 1);
+        const again = await store.addRevocation(
+          { kind: 'certificate', id: 'abc', reason: 'twice', expiresAt: clock.now() },
+          clock.now(),
+        );
+        assert.deepEqual(again, first);
+        assert.deepEqual(await store.getRevocation('certificate', 'abc'), first);
+        assert.equal(await store.getRevocation('session', 'abc'), undefined);
+        assert.equal(await store.lastRevocationSequence(), 1);
+        clock.advance(1000);
+        assert.equal(await store.pruneRevocations(clock.now()), 1);
+        assert.deepEqual(await store.listRevocations(0), []);
+        assert.equal(await store.lastRevocationSequence(), 1);
+        const next = await store.addRevocation(
+          { kind: 'certificate', id: 'def', reason: '', expiresAt: clock.now() },
+          clock.now(),
+        );
+        assert.equal(next.sequence, 2);
+      });
+
+      it('keeps sessions, grants and revocations across close and reopen', async () => {
+        await store.createSession(session('root'));
+        await store.addSessionCertificate('root', '1f', clock.now());
+        await store.createGrant(grant('g1'));
+        await store.markGrantRedeemed('g1', clock.now(), 'c');
+        await store.createGrant(grant('g2'));
+        await store.endSessionTree('root', clock.now(), 'done');
+        const before = await store.getSession('root');
+        await store.close();
+        const reopened = await harness.open({ clock: clock.now });
+        assert.deepEqual(await reopened.getSession('root'), before);
+        await rejectsWithCode(reopened.markGrantRedeemed('g1', clock.now(), 'x'), ErrorCode.GRANT_REPLAYED);
+        assert.equal((await reopened.getGrant('g2')).redeemedAt, undefined);
+        assert.deepEqual(
+          (await reopened.listRevocations(0)).map((r) => r.id),
+          ['root'],
+        );
+      });
+
+      it('rolls back a session and its grant together when the transaction fails', async () => {
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.createSession(session('root'));
+            await tx.createGrant(grant('g1'));
+            await tx.addRevocation(
+              { kind: 'session', id: 'root', reason: '', expiresAt: clock.now() },
+              clock.now(),
+            );
+            throw new Error('boom');
+          }),
+          /boom/,
+        );
+        await rejectsWithCode(store.getSession('root'), ErrorCode.NOT_FOUND);
+        await rejectsWithCode(store.getGrant('g1'), ErrorCode.GRANT_NOT_FOUND);
+        assert.deepEqual(await store.listRevocations(0), []);
       });
     });
 

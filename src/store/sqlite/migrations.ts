@@ -83,6 +83,69 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'task sessions, delegation grants, revocations',
+    sql: `
+      CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        entry_id TEXT NOT NULL,            -- no foreign key: a deleted entry must not erase session history
+        spiffe_id TEXT NOT NULL,
+        root_session_id TEXT NOT NULL,
+        parent_session_id TEXT REFERENCES sessions (id),
+        principal_id TEXT NOT NULL,
+        principal_issuer TEXT NOT NULL,
+        principal_provenance TEXT NOT NULL,
+        intent TEXT NOT NULL,
+        scopes TEXT NOT NULL,              -- JSON array of strings
+        depth INTEGER NOT NULL,
+        depth_limit INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        end_reason TEXT
+      );
+      -- The cascade of EndSession walks children by parent.
+      CREATE INDEX sessions_by_parent ON sessions (parent_session_id);
+
+      CREATE TABLE session_certificates (
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        serial_hex TEXT NOT NULL,
+        not_after INTEGER NOT NULL,
+        seq INTEGER NOT NULL,              -- issuance order within the session
+        PRIMARY KEY (session_id, serial_hex)
+      ) WITHOUT ROWID;
+      CREATE INDEX session_certificates_by_serial ON session_certificates (serial_hex);
+
+      CREATE TABLE grants (
+        id TEXT PRIMARY KEY,               -- SHA-256 (hex) of the binding's nonce
+        parent_session_id TEXT NOT NULL REFERENCES sessions (id),
+        child_spiffe_id TEXT NOT NULL,
+        scopes TEXT NOT NULL,              -- JSON array of strings
+        not_after INTEGER NOT NULL,
+        redeem_by INTEGER NOT NULL,
+        binding_der BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        parent_cert_der BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        redeemed_at INTEGER,
+        redeemed_session_id TEXT
+      );
+
+      -- AUTOINCREMENT: a sequence number is never handed out twice, even after old rows are pruned, so a
+      -- watcher resuming from a sequence can never miss a revocation that reused a number.
+      CREATE TABLE revocations (
+        sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('certificate', 'session')),
+        target_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        UNIQUE (kind, target_id)
+      );
+      CREATE INDEX revocations_by_expiry ON revocations (expires_at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

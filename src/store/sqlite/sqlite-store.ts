@@ -13,15 +13,23 @@ import type {
   EntryFilter,
   EntryPage,
   EntryPatch,
+  GrantRecord,
   JoinTokenRecord,
   NewEntry,
+  NewGrant,
   NewJoinToken,
+  NewRevocation,
+  NewSession,
   PageRequest,
+  RevocationKind,
+  RevocationRecord,
+  SessionRecord,
 } from '../types';
 import { SqliteCaState } from './ca-state';
 import { SqliteEntries } from './entries';
 import { SqliteJoinTokens } from './join-tokens';
 import { migrate, schemaVersion } from './migrations';
+import { SqliteSessions } from './sessions';
 
 /** The database file's name inside the data dir. */
 export const SQLITE_FILE_NAME = 'lanyard.db';
@@ -40,8 +48,10 @@ class SyncOps {
   readonly entries: SqliteEntries;
   readonly joinTokens: SqliteJoinTokens;
   readonly ca: SqliteCaState;
+  readonly sessions: SqliteSessions;
 
   constructor(db: Database.Database, clock: () => Date) {
+    this.sessions = new SqliteSessions(db, clock);
     this.entries = new SqliteEntries(db, clock);
     this.joinTokens = new SqliteJoinTokens(db, clock);
     this.ca = new SqliteCaState(db, clock);
@@ -99,6 +109,46 @@ class AsyncOps implements StoreOps {
   }
   setBundle(trustDomain: string, update: BundleUpdate): Promise<BundleRecord> {
     return this.guard(() => this.sync.ca.setBundle(trustDomain, update));
+  }
+  createSession(session: NewSession): Promise<SessionRecord> {
+    return this.guard(() => this.sync.sessions.createSession(session));
+  }
+  getSession(id: string): Promise<SessionRecord> {
+    return this.guard(() => this.sync.sessions.getSession(id));
+  }
+  addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void> {
+    return this.guard(() => this.sync.sessions.addSessionCertificate(sessionId, serialHex, notAfter));
+  }
+  endSessionTree(
+    id: string,
+    now: Date,
+    reason: string,
+  ): Promise<{ ended: SessionRecord[]; revocations: RevocationRecord[] }> {
+    return this.guard(() => this.sync.sessions.endSessionTree(id, now, reason));
+  }
+  createGrant(grant: NewGrant): Promise<GrantRecord> {
+    return this.guard(() => this.sync.sessions.createGrant(grant));
+  }
+  getGrant(id: string): Promise<GrantRecord> {
+    return this.guard(() => this.sync.sessions.getGrant(id));
+  }
+  markGrantRedeemed(id: string, now: Date, sessionId: string): Promise<GrantRecord> {
+    return this.guard(() => this.sync.sessions.markGrantRedeemed(id, now, sessionId));
+  }
+  addRevocation(revocation: NewRevocation, now: Date): Promise<RevocationRecord> {
+    return this.guard(() => this.sync.sessions.addRevocation(revocation, now));
+  }
+  getRevocation(kind: RevocationKind, id: string): Promise<RevocationRecord | undefined> {
+    return this.guard(() => this.sync.sessions.getRevocation(kind, id));
+  }
+  listRevocations(afterSequence: number): Promise<RevocationRecord[]> {
+    return this.guard(() => this.sync.sessions.listRevocations(afterSequence));
+  }
+  lastRevocationSequence(): Promise<number> {
+    return this.guard(() => this.sync.sessions.lastRevocationSequence());
+  }
+  pruneRevocations(before: Date): Promise<number> {
+    return this.guard(() => this.sync.sessions.pruneRevocations(before));
   }
 }
 

@@ -1,0 +1,326 @@
+import type Database from 'better-sqlite3';
+import { AlreadyExistsError, ErrorCode, NotFoundError, SessionError } from '../../errors';
+import type {
+  GrantRecord,
+  NewGrant,
+  NewRevocation,
+  NewSession,
+  RevocationKind,
+  RevocationRecord,
+  SessionRecord,
+} from '../types';
+import { fromMs, isConstraintError, optionalFromMs, stringsFromJson, stringsToJson, toMs } from './codec';
+
+interface SessionRow {
+  id: string;
+  entry_id: string;
+  spiffe_id: string;
+  root_session_id: string;
+  parent_session_id: string | null;
+  principal_id: string;
+  principal_issuer: string;
+  principal_provenance: string;
+  intent: string;
+  scopes: string;
+  depth: number;
+  depth_limit: number;
+  created_at: number;
+  expires_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
+}
+
+interface GrantRow {
+  id: string;
+  parent_session_id: string;
+  child_spiffe_id: string;
+  scopes: string;
+  not_after: number;
+  redeem_by: number;
+  binding_der: Buffer;
+  signature: Buffer;
+  parent_cert_der: Buffer;
+  created_at: number;
+  redeemed_at: number | null;
+  redeemed_session_id: string | null;
+}
+
+interface RevocationRow {
+  sequence: number;
+  kind: RevocationKind;
+  target_id: string;
+  reason: string;
+  revoked_at: number;
+  expires_at: number;
+}
+
+const REVOCATION_COLUMNS = 'sequence, kind, target_id, reason, revoked_at, expires_at';
+
+/**
+ * Sessions, grants and revocations on one SQLite connection. Every method runs inside the caller's
+ * connection lock; the ones that write several rows use a nested better-sqlite3 transaction (a savepoint
+ * inside Store.transaction), so each is atomic on its own too.
+ */
+export class SqliteSessions {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => Date,
+  ) {}
+
+  createSession(s: NewSession): SessionRecord {
+    const createdAt = this.now();
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO sessions (id, entry_id, spiffe_id, root_session_id, parent_session_id, principal_id,
+             principal_issuer, principal_provenance, intent, scopes, depth, depth_limit, created_at, expires_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          s.id,
+          s.entryId,
+          s.spiffeId,
+          s.rootSessionId,
+          s.parentSessionId ?? null,
+          s.principal.id,
+          s.principal.issuer,
+          s.principal.provenance,
+          s.intent,
+          stringsToJson(s.scopes),
+          s.depth,
+          s.depthLimit,
+          toMs(createdAt),
+          toMs(s.expiresAt),
+        );
+    } catch (e) {
+      if (isConstraintError(e)) {
+        throw new AlreadyExistsError(`session ${s.id} already exists (or its parent does not)`);
+      }
+      throw e;
+    }
+    return this.getSession(s.id);
+  }
+
+  getSession(id: string): SessionRecord {
+    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    if (row === undefined) throw new NotFoundError(`session ${id} does not exist`);
+    const serials = this.db
+      .prepare('SELECT serial_hex FROM session_certificates WHERE session_id = ? ORDER BY seq')
+      .pluck()
+      .all(id) as string[];
+    return sessionFromRow(row, serials);
+  }
+
+  addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): void {
+    this.db
+      .transaction(() => {
+        this.getSession(sessionId);
+        const next = this.db
+          .prepare('SELECT COALESCE(MAX(seq), 0) + 1 FROM session_certificates WHERE session_id = ?')
+          .pluck()
+          .get(sessionId) as number;
+        this.db
+          .prepare(
+            `INSERT OR IGNORE INTO session_certificates (session_id, serial_hex, not_after, seq)
+             VALUES (?, ?, ?, ?)`,
+          )
+          .run(sessionId, serialHex, toMs(notAfter), next);
+      })
+      .immediate();
+  }
+
+  /**
+   * Ends the session and, transitively, every session delegated from it that has not ended yet, and records
+   * a session revocation for each, all at once. Sessions already ended are walked through (their
+   * descendants ended with them) but not recorded again.
+   */
+  endSessionTree(
+    id: string,
+    now: Date,
+    reason: string,
+  ): { ended: SessionRecord[]; revocations: RevocationRecord[] } {
+    return this.db
+      .transaction(() => {
+        this.getSession(id);
+        const tree = this.db
+          .prepare(
+            `WITH RECURSIVE tree(id) AS (
+               SELECT ? UNION ALL SELECT s.id FROM sessions s JOIN tree t ON s.parent_session_id = t.id
+             )
+             SELECT s.* FROM sessions s JOIN tree t ON s.id = t.id WHERE s.ended_at IS NULL ORDER BY s.depth, s.id`,
+          )
+          .all(id) as SessionRow[];
+        const end = this.db.prepare(
+          'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL',
+        );
+        const ended: SessionRecord[] = [];
+        const revocations: RevocationRecord[] = [];
+        for (const row of tree) {
+          end.run(toMs(now), reason, row.id);
+          ended.push(this.getSession(row.id));
+          // Every SVID of a session expires by the session's end, so the revocation can go then.
+          revocations.push(
+            this.addRevocation(
+              { kind: 'session', id: row.id, reason, expiresAt: fromMs(row.expires_at) },
+              now,
+            ),
+          );
+        }
+        return { ended, revocations };
+      })
+      .immediate();
+  }
+
+  createGrant(g: NewGrant): GrantRecord {
+    const createdAt = this.now();
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO grants (id, parent_session_id, child_spiffe_id, scopes, not_after, redeem_by, binding_der,
+             signature, parent_cert_der, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          g.id,
+          g.parentSessionId,
+          g.childSpiffeId,
+          stringsToJson(g.scopes),
+          toMs(g.notAfter),
+          toMs(g.redeemBy),
+          g.bindingDer,
+          g.signature,
+          g.parentCertDer,
+          toMs(createdAt),
+        );
+    } catch (e) {
+      if (isConstraintError(e)) {
+        throw new AlreadyExistsError(
+          `grant ${g.id} already exists (a nonce is single use) or its session does not`,
+        );
+      }
+      throw e;
+    }
+    return this.getGrant(g.id);
+  }
+
+  getGrant(id: string): GrantRecord {
+    const row = this.db.prepare('SELECT * FROM grants WHERE id = ?').get(id) as GrantRow | undefined;
+    if (row === undefined) throw new SessionError(ErrorCode.GRANT_NOT_FOUND, `grant ${id} does not exist`);
+    return grantFromRow(row);
+  }
+
+  /** The single-use step: "AND redeemed_at IS NULL" makes the write itself the check. */
+  markGrantRedeemed(id: string, now: Date, sessionId: string): GrantRecord {
+    return this.db
+      .transaction(() => {
+        const changes = this.db
+          .prepare(
+            'UPDATE grants SET redeemed_at = ?, redeemed_session_id = ? WHERE id = ? AND redeemed_at IS NULL',
+          )
+          .run(toMs(now), sessionId, id).changes;
+        if (changes !== 1) {
+          this.getGrant(id);
+          throw new SessionError(ErrorCode.GRANT_REPLAYED, `grant ${id} was already redeemed`);
+        }
+        return this.getGrant(id);
+      })
+      .immediate();
+  }
+
+  /** Idempotent: revoking what is already revoked returns the existing record with its sequence. */
+  addRevocation(r: NewRevocation, now: Date): RevocationRecord {
+    const existing = this.getRevocation(r.kind, r.id);
+    if (existing !== undefined) return existing;
+    const info = this.db
+      .prepare(
+        'INSERT INTO revocations (kind, target_id, reason, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(r.kind, r.id, r.reason, toMs(now), toMs(r.expiresAt));
+    return {
+      sequence: Number(info.lastInsertRowid),
+      kind: r.kind,
+      id: r.id,
+      reason: r.reason,
+      revokedAt: now,
+      expiresAt: new Date(r.expiresAt.getTime()),
+    };
+  }
+
+  getRevocation(kind: RevocationKind, id: string): RevocationRecord | undefined {
+    const row = this.db
+      .prepare(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE kind = ? AND target_id = ?`)
+      .get(kind, id) as RevocationRow | undefined;
+    return row === undefined ? undefined : revocationFromRow(row);
+  }
+
+  listRevocations(afterSequence: number): RevocationRecord[] {
+    const rows = this.db
+      .prepare(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE sequence > ? ORDER BY sequence`)
+      .all(afterSequence) as RevocationRow[];
+    return rows.map(revocationFromRow);
+  }
+
+  /** The highest sequence ever handed out (0 before the first), also when its row was pruned. */
+  lastRevocationSequence(): number {
+    const seq = this.db
+      .prepare("SELECT seq FROM sqlite_sequence WHERE name = 'revocations'")
+      .pluck()
+      .get() as number | undefined;
+    return seq ?? 0;
+  }
+
+  pruneRevocations(before: Date): number {
+    return this.db.prepare('DELETE FROM revocations WHERE expires_at < ?').run(toMs(before)).changes;
+  }
+}
+
+function sessionFromRow(row: SessionRow, certSerials: string[]): SessionRecord {
+  const s: SessionRecord = {
+    id: row.id,
+    entryId: row.entry_id,
+    spiffeId: row.spiffe_id,
+    rootSessionId: row.root_session_id,
+    principal: { id: row.principal_id, issuer: row.principal_issuer, provenance: row.principal_provenance },
+    intent: row.intent,
+    scopes: stringsFromJson(row.scopes),
+    depth: row.depth,
+    depthLimit: row.depth_limit,
+    expiresAt: fromMs(row.expires_at),
+    createdAt: fromMs(row.created_at),
+    certSerials,
+  };
+  if (row.parent_session_id !== null) s.parentSessionId = row.parent_session_id;
+  const endedAt = optionalFromMs(row.ended_at);
+  if (endedAt !== undefined) s.endedAt = endedAt;
+  if (row.end_reason !== null) s.endReason = row.end_reason;
+  return s;
+}
+
+function grantFromRow(row: GrantRow): GrantRecord {
+  const g: GrantRecord = {
+    id: row.id,
+    parentSessionId: row.parent_session_id,
+    childSpiffeId: row.child_spiffe_id,
+    scopes: stringsFromJson(row.scopes),
+    notAfter: fromMs(row.not_after),
+    redeemBy: fromMs(row.redeem_by),
+    bindingDer: row.binding_der,
+    signature: row.signature,
+    parentCertDer: row.parent_cert_der,
+    createdAt: fromMs(row.created_at),
+  };
+  const redeemedAt = optionalFromMs(row.redeemed_at);
+  if (redeemedAt !== undefined) g.redeemedAt = redeemedAt;
+  if (row.redeemed_session_id !== null) g.redeemedSessionId = row.redeemed_session_id;
+  return g;
+}
+
+function revocationFromRow(row: RevocationRow): RevocationRecord {
+  return {
+    sequence: row.sequence,
+    kind: row.kind,
+    id: row.target_id,
+    reason: row.reason,
+    revokedAt: fromMs(row.revoked_at),
+    expiresAt: fromMs(row.expires_at),
+  };
+}
