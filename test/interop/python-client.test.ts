@@ -118,6 +118,7 @@ describe('interop: a Python gRPC client (Debian python3-grpcio) attests with a j
 
   after(async () => {
     await s?.stop();
+    if (s) fs.rmSync(s.dir, { recursive: true, force: true });
     fs.rmSync(files, { recursive: true, force: true });
   });
 
