@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
 import { BundleError, ErrorCode, isLanyardError } from '../../errors';
 import { X509Bundle, parseSpiffeBundle } from '../../bundle';
-import { DEV_SVID_DEFAULT_TTL_SECONDS, loadDevCa, mintSvid, writeSvidFiles } from '../../ca/dev-ca';
+import {
+  DEV_SVID_DEFAULT_TTL_SECONDS,
+  loadDevCa,
+  mintSvid,
+  writeSvidFiles,
+  type MintedSvid,
+} from '../../ca/dev-ca';
 import { SpiffeId, TrustDomain } from '../../spiffe';
 import { ParsedCertificate } from '../../x509/certificate';
 import {
@@ -13,7 +19,9 @@ import {
   encodeAgentContext,
   type AgentContext,
 } from '../../x509/agent-context';
-import { decodePemBlocks } from '../../x509/pem';
+import { decodePemBlocks, encodePem } from '../../x509/pem';
+import { status as Status } from '@grpc/grpc-js';
+import { attestToServer, type AttestedSvid } from '../../client/attest';
 import { verifyX509Svid } from '../../verify';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED } from '../exit-codes';
@@ -55,6 +63,54 @@ export function registerSvidCommands(program: Command): void {
           const files = writeSvidFiles(opts.out, minted);
           process.stdout.write(
             `minted ${opts.id} (serial ${minted.cert.serialHex}, until ${isoSeconds(minted.cert.notAfter)})\n` +
+              `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
+          );
+        },
+      ),
+    );
+
+  svid
+    .command('fetch')
+    .description(
+      'attest to a Lanyard server with a join token and write svid.pem, svid_key.pem (0600), bundle.pem; the key is generated here',
+    )
+    .requiredOption('--server <host:port>', "the server's TLS listener, e.g. 127.0.0.1:8081")
+    .requiredOption('--bundle <file>', 'trust bundle to bootstrap with (lanyard bundle show > bundle.pem)')
+    .requiredOption('--out <dir>', 'directory for svid.pem, svid_key.pem and bundle.pem')
+    .option('--join-token-file <file>', 'file holding the join token (keeps it out of the process list)')
+    .option(
+      '--join-token <token>',
+      'the join token itself (visible to other local users in ps: prefer the file)',
+    )
+    .option('--spiffe-id <id>', 'when several entries match, the SPIFFE ID to get')
+    .action(
+      runAction(
+        async (opts: {
+          server: string;
+          bundle: string;
+          out: string;
+          joinToken?: string;
+          joinTokenFile?: string;
+          spiffeId?: string;
+        }) => {
+          const token =
+            opts.joinTokenFile !== undefined
+              ? readInputFile(opts.joinTokenFile, 'join token file').trim()
+              : (opts.joinToken ?? process.env.LANYARD_JOIN_TOKEN);
+          if (token === undefined || token === '') {
+            throw usageError('a join token is needed: --join-token-file, --join-token or LANYARD_JOIN_TOKEN');
+          }
+          const bundleText = readInputFile(opts.bundle, 'bundle');
+          const trustDomain = trustDomainOfBundle(bundleText);
+          const svid = await fetchWithJoinToken(
+            opts.server,
+            readBundle(trustDomain, bundleText),
+            token,
+            opts.spiffeId,
+          );
+          const files = writeSvidFiles(opts.out, svid);
+          process.stdout.write(
+            `got ${svid.cert.uriSans[0] ?? '?'} (serial ${svid.cert.serialHex}, until ${isoSeconds(svid.cert.notAfter)})\n` +
               `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
           );
         },
@@ -130,6 +186,61 @@ export function registerSvidCommands(program: Command): void {
         },
       ),
     );
+}
+
+async function fetchWithJoinToken(
+  server: string,
+  bundle: X509Bundle,
+  token: string,
+  spiffeId: string | undefined,
+): Promise<MintedSvid> {
+  let got: AttestedSvid;
+  try {
+    got = await attestToServer({
+      server,
+      bundle,
+      attestorType: 'join_token',
+      evidence: Buffer.from(token, 'utf8'),
+      ...(spiffeId !== undefined ? { spiffeId } : {}),
+    });
+  } catch (e) {
+    if (isServiceError(e))
+      throw new CliError(`attestation refused: ${Status[e.code] ?? e.code}: ${e.details}`);
+    throw e;
+  }
+  const chainPem = got.chain.map((d) => encodePem('CERTIFICATE', d)).join('');
+  return {
+    cert: ParsedCertificate.fromDer(got.chain[0]!),
+    certPem: encodePem('CERTIFICATE', got.chain[0]!),
+    keyPem: got.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    chainPem,
+    bundlePem: got.bundle.toPem(),
+  };
+}
+
+function isServiceError(e: unknown): e is { code: number; details: string } {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as { code?: unknown }).code === 'number' &&
+    'details' in e
+  );
+}
+
+/** The trust domain named by the bundle's first CA (its URI SAN), or by the SPIFFE bundle's certificates. */
+function trustDomainOfBundle(text: string): string {
+  const pem = text.trimStart().startsWith('{') ? undefined : text;
+  const ders =
+    pem !== undefined
+      ? decodePemBlocks(pem, 'CERTIFICATE')
+      : ((JSON.parse(text) as { keys?: { x5c?: string[] }[] }).keys ?? []).flatMap((k) =>
+          (k.x5c ?? []).slice(0, 1).map((b) => new Uint8Array(Buffer.from(b, 'base64'))),
+        );
+  for (const der of ders) {
+    const uri = ParsedCertificate.fromDer(der).uriSans[0];
+    if (uri !== undefined) return SpiffeId.parse(uri).trustDomain.name;
+  }
+  throw usageError('the bundle names no trust domain (no CA with a spiffe:// URI SAN)');
 }
 
 function readChain(file: string): ParsedCertificate[] {

@@ -1,0 +1,115 @@
+import * as grpc from '@grpc/grpc-js';
+import type { KeyObject } from 'node:crypto';
+import { X509Bundle } from '../bundle';
+import { ErrorCode, LanyardError } from '../errors';
+import {
+  AttestationServiceClient,
+  type AttestResponse,
+  type AttestResult,
+} from '../gen/lanyard/v1/attestation';
+import { TrustDomain } from '../spiffe';
+import { createCsr } from '../x509/csr';
+import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
+import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from './server-credentials';
+
+export interface AttestOptions {
+  /** host:port of the server's TLS listener. */
+  server: string;
+  /** The trust bundle the client bootstraps with (e.g. from `lanyard bundle show`). */
+  bundle: X509Bundle;
+  attestorType: string;
+  evidence: Uint8Array;
+  /** Answers an attestor's challenge (x509pop); without it a challenge fails the attestation. */
+  answerChallenge?: (challenge: Uint8Array) => Uint8Array;
+  /** When several entries match: the SPIFFE ID to get. */
+  spiffeId?: string;
+  keyAlgorithm?: KeyAlgorithm;
+  deadlineMs?: number;
+}
+
+export interface AttestedSvid {
+  spiffeId: string;
+  /** DER, leaf first. */
+  chain: Uint8Array[];
+  /** Generated here; never sent anywhere. */
+  privateKey: KeyObject;
+  bundle: X509Bundle;
+}
+
+/**
+ * Attest to a Lanyard server and get an SVID: the key is generated here and only a CSR leaves the process.
+ * Rejects with the server's gRPC error (status code and message) when attestation is refused.
+ */
+export async function attestToServer(opts: AttestOptions): Promise<AttestedSvid> {
+  const { privateKey } = generateKeyPair(opts.keyAlgorithm ?? 'ec-p256');
+  const csr = Buffer.from(createCsr(privateKey).der);
+  const client = new AttestationServiceClient(
+    opts.server,
+    lanyardChannelCredentials(opts.bundle),
+    LANYARD_CHANNEL_OPTIONS,
+  );
+  try {
+    const result = await runAttestStream(client, opts, csr);
+    const svid = result.svid;
+    if (svid === undefined || svid.certChain.length === 0 || result.bundle === undefined) {
+      throw new LanyardError(ErrorCode.INTERNAL, 'the server answered without an SVID or bundle');
+    }
+    const bundle = X509Bundle.fromDer(
+      TrustDomain.parse(result.bundle.trustDomain || opts.bundle.trustDomain.name),
+      result.bundle.x509Authorities.map((b) => new Uint8Array(b)),
+    );
+    return {
+      spiffeId: svid.spiffeId,
+      chain: svid.certChain.map((b) => new Uint8Array(b)),
+      privateKey,
+      bundle,
+    };
+  } finally {
+    client.close();
+  }
+}
+
+function runAttestStream(
+  client: AttestationServiceClient,
+  opts: AttestOptions,
+  csr: Buffer,
+): Promise<AttestResult> {
+  return new Promise((resolve, reject) => {
+    const call = client.attest({ deadline: Date.now() + (opts.deadlineMs ?? 30_000) });
+    let result: AttestResult | undefined;
+    call.on('data', (res: AttestResponse) => {
+      if (res.step?.$case === 'challenge') {
+        if (opts.answerChallenge === undefined) {
+          call.cancel();
+          reject(
+            new LanyardError(ErrorCode.INVALID_ARGUMENT, `attestor ${opts.attestorType} sent a challenge`),
+          );
+          return;
+        }
+        const answer = opts.answerChallenge(new Uint8Array(res.step.value.challenge));
+        call.write({ step: { $case: 'challengeResponse', value: Buffer.from(answer) } });
+        call.end();
+      } else if (res.step?.$case === 'result') {
+        result = res.step.value;
+      }
+    });
+    call.on('error', (e: grpc.ServiceError) => reject(e));
+    call.on('end', () =>
+      result !== undefined
+        ? resolve(result)
+        : reject(new Error('the attestation stream ended without a result')),
+    );
+    call.write({
+      step: {
+        $case: 'params',
+        value: {
+          attestorType: opts.attestorType,
+          evidence: Buffer.from(opts.evidence),
+          csr,
+          spiffeId: opts.spiffeId ?? '',
+        },
+      },
+    });
+    if (opts.answerChallenge === undefined) call.end();
+  });
+}

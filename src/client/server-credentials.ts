@@ -1,0 +1,63 @@
+import * as grpc from '@grpc/grpc-js';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
+import type { KeyObject } from 'node:crypto';
+import { X509Bundle } from '../bundle';
+import { SpiffeId } from '../spiffe';
+import { authorizeId, verifyX509Svid } from '../verify';
+import { encodePem } from '../x509/pem';
+
+/** Path of the server's own SPIFFE ID in its trust domain (see src/ca/server-svid.ts). */
+export const SERVER_ID_PATH = '/lanyard/server';
+
+export interface ClientSvid {
+  privateKey: KeyObject;
+  /** DER, leaf first. */
+  chain: readonly Uint8Array[];
+}
+
+/**
+ * Channel credentials for a Lanyard server: TLS that trusts only the bundle, and instead of a host-name check the
+ * server's chain goes through our own verifier and must carry `spiffe://<td>/lanyard/server`. With `svid`, the
+ * client presents it (mTLS: Renew and other calls that need the caller's identity).
+ */
+export function lanyardChannelCredentials(bundle: X509Bundle, svid?: ClientSvid): grpc.ChannelCredentials {
+  const serverId = SpiffeId.fromPath(bundle.trustDomain, SERVER_ID_PATH);
+  const authorize = authorizeId(serverId);
+  return grpc.credentials.createSsl(
+    Buffer.from(bundle.toPem()),
+    svid ? Buffer.from(svid.privateKey.export({ type: 'pkcs8', format: 'pem' })) : null,
+    svid ? Buffer.from(svid.chain.map((d) => encodePem('CERTIFICATE', d)).join('')) : null,
+    {
+      checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
+        try {
+          authorize(verifyX509Svid(peerChain(cert), bundle, { trustDomain: bundle.trustDomain }));
+          return undefined;
+        } catch (e) {
+          return e instanceof Error ? e : new Error(String(e));
+        }
+      },
+    },
+  );
+}
+
+/**
+ * gRPC channel options for the credentials above. The SNI name is a fixed label: an IP address is not allowed as
+ * SNI (RFC 6066) and the server's identity is checked by SPIFFE ID, never by name.
+ */
+export const LANYARD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.ssl_target_name_override': 'lanyard-server',
+};
+
+/** DER chain, leaf first, from Node's detailed peer certificate (stops at the self-signed root). */
+function peerChain(cert: PeerCertificate): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let c: PeerCertificate | undefined = cert;
+  const seen = new Set<string>();
+  while (c !== undefined && c.raw !== undefined && !seen.has(c.fingerprint256)) {
+    seen.add(c.fingerprint256);
+    out.push(new Uint8Array(c.raw));
+    const next: PeerCertificate | undefined = (c as DetailedPeerCertificate).issuerCertificate;
+    c = next;
+  }
+  return out;
+}
