@@ -86,6 +86,15 @@ const k8sCluster = z.strictObject({
   allowed_service_accounts: z.array(nonEmpty).optional(),
 });
 
+const principalIssuer = z.strictObject({
+  /** Expected `iss` claim; also how a token finds its issuer's keys. */
+  issuer: nonEmpty,
+  /** Must be one of the token's `aud` values: a token minted for another service is not ours to accept. */
+  audience: nonEmpty,
+  /** The issuer's JWKS, as a file (re-read when it changes). */
+  jwks_file: nonEmpty,
+});
+
 const fileSchema = z.strictObject({
   trust_domain: z
     .string()
@@ -126,6 +135,8 @@ const fileSchema = z.strictObject({
       x509pop: optionalBlock(z.strictObject({ ca_bundle_file: nonEmpty })),
     })
     .default({ join_token: {} }),
+  /** Issuers whose OIDC ID tokens / JWT access tokens establish a session's principal (provenance verified). */
+  principal_issuers: z.array(principalIssuer).default([]),
 });
 
 export interface K8sPsatCluster {
@@ -134,6 +145,12 @@ export interface K8sPsatCluster {
   jwksFile: string;
   issuer?: string;
   allowedServiceAccounts?: string[];
+}
+
+export interface PrincipalIssuerConfig {
+  issuer: string;
+  audience: string;
+  jwksFile: string;
 }
 
 /** The resolved configuration: absolute paths, durations in seconds. */
@@ -152,6 +169,8 @@ export interface ServerConfig {
     k8sPsat?: { clusters: K8sPsatCluster[] };
     x509pop?: { caBundleFile: string };
   };
+  /** Trusted issuers of principal tokens for StartSession; empty = only asserted or workload principals. */
+  principalIssuers: PrincipalIssuerConfig[];
   /** The file the configuration came from, when there was one. */
   configFile?: string;
 }
@@ -251,6 +270,17 @@ export function resolveConfig(
     };
   }
 
+  const principalIssuers = f.principal_issuers.map((p, i): PrincipalIssuerConfig => ({
+    issuer: p.issuer,
+    audience: p.audience,
+    jwksFile: readableFile(ctx, `principal_issuers[${i}].jwks_file`, p.jwks_file),
+  }));
+  const issuers = principalIssuers.map((p) => p.issuer);
+  const dupIssuer = issuers.find((n, i) => issuers.indexOf(n) !== i);
+  if (dupIssuer !== undefined) {
+    throw new ConfigError(`${ctx.source}: principal_issuers: issuer "${dupIssuer}" is listed twice`);
+  }
+
   const config: ServerConfig = {
     trustDomain: f.trust_domain,
     dataDir,
@@ -263,6 +293,7 @@ export function resolveConfig(
     shutdownGraceSeconds: f.shutdown_grace,
     maxMessageBytes: f.max_message_bytes,
     attestors,
+    principalIssuers,
   };
   if (ctx.source !== 'defaults') config.configFile = ctx.source;
   return config;

@@ -13,6 +13,8 @@ import type { ServerConfig } from './config';
 import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from './logging';
 import { buildListeners } from './services';
+import { PrincipalVerifier } from './sessions/principal';
+import { RevocationFeed } from './sessions/revocation-feed';
 import { CaCertificateProvider } from './tls/svid-credentials';
 
 export interface StartOptions {
@@ -92,6 +94,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     }
     attestors = await Attestors.fromConfig(config.attestors, { store });
     logger.info({ attestors: attestors.types }, 'attestors ready');
+    const principals = await PrincipalVerifier.fromConfig(config.principalIssuers);
     certificates.provider = new CaCertificateProvider(ca);
     certificates.provider.start();
     server = new LanyardServer({
@@ -104,6 +107,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         ca,
         attestors,
         certificates: certificates.provider,
+        principals,
+        revocations: new RevocationFeed(),
       }),
       logger,
       maxMessageBytes: config.maxMessageBytes,

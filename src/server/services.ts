@@ -15,6 +15,9 @@ import { formatHostPort, type ServerConfig } from './config';
 import type { ListenerSpec } from './grpc-server';
 import type { Logger } from './logging';
 import { createRegistrationService } from './registration/service';
+import type { PrincipalVerifier } from './sessions/principal';
+import type { RevocationFeed } from './sessions/revocation-feed';
+import { createSessionService } from './sessions/service';
 import { guardAdmin } from './tls/admin-guard';
 import type { CaCertificateProvider } from './tls/svid-credentials';
 import { publicListenerCredentials } from './tls/svid-credentials';
@@ -29,6 +32,10 @@ export interface ServerContext {
   attestors: Attestors;
   /** The server SVID and bundle for the public listener's TLS, following rotation. */
   certificates: CaCertificateProvider;
+  /** Trusted issuers of principal tokens (StartSession). */
+  principals: PrincipalVerifier;
+  /** Committed revocations, to WatchRevocations streams. */
+  revocations: RevocationFeed;
 }
 
 export function buildListeners(ctx: ServerContext): ListenerSpec[] {
@@ -60,6 +67,16 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         logger: ctx.logger,
       }),
       createBundleService({ ca: ctx.ca, logger: ctx.logger }),
+      createSessionService({
+        store: ctx.store,
+        ca: ctx.ca,
+        clock: ctx.clock,
+        logger: ctx.logger,
+        defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
+        caTtlSeconds: ctx.config.caTtlSeconds,
+        principals: ctx.principals,
+        revocations: ctx.revocations,
+      }),
       guardAdmin(registration, { ca: ctx.ca, store: ctx.store, clock: ctx.clock, logger: ctx.logger }),
     ],
   };

@@ -8,6 +8,8 @@ export { spiffeIdOfLeaf, checkSvidLeaf } from './svid-rules';
 export { verifyAgentContext, DEFAULT_MAX_DELEGATION_DEPTH } from './context-rules';
 export type { ContextRuleOptions } from './context-rules';
 export { StaticRevocationList } from './revocation';
+export { RevocationCache } from './revocation-cache';
+export type { RevocationCacheEntry } from './revocation-cache';
 export type { RevocationChecker, RevocationQuery, RevocationReason } from './revocation';
 export { VerificationCache, defaultVerificationCache } from './cache';
 export type { CacheCounters, VerificationCacheOptions, VerificationCacheStats } from './cache';

@@ -40,6 +40,7 @@ describe('server config', () => {
       shutdownGraceSeconds: 10,
       maxMessageBytes: 4 * 1024 * 1024,
       attestors: { joinToken: {} },
+      principalIssuers: [],
     });
   });
 

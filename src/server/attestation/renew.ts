@@ -4,15 +4,18 @@
  * context names the entry (agentId), which must still exist, be unexpired and carry the same SPIFFE ID —
  * deleting or expiring an entry is how an operator revokes a workload (PERMISSION_DENIED).
  */
-import type { CaManager } from '../../ca';
-import { ErrorCode, IssuanceError, isLanyardError } from '../../errors';
+import type { CaManager, SignedX509Svid } from '../../ca';
+import { ErrorCode, IssuanceError, isLanyardError, RevokedError, SessionError } from '../../errors';
 import type { RenewRequest, RenewResponse } from '../../gen/lanyard/v1/attestation';
 import type { Store } from '../../store/store';
-import type { Entry } from '../../store/types';
-import { parseCsr } from '../../x509/csr';
+import type { Entry, SessionRecord } from '../../store/types';
+import type { AgentContext } from '../../x509/agent-context/types';
+import { parseCsr, type ParsedCsr } from '../../x509/csr';
 import { bundleToProto } from '../bundle/to-proto';
+import { assertLive, sessionOf } from '../sessions/caller';
+import { secondsUntil, signSessionSvid } from '../sessions/issue';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
-import { issueWorkloadSvid, sha256, svidToProto } from './issue';
+import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from './issue';
 import { RENEW_METHOD, renewedWorkloadContext, wholeSeconds } from './workload-context';
 
 export interface RenewDeps {
@@ -35,25 +38,94 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
       `${spiffeId} is not a workload SVID issued by Attest (it has no agent context); attest instead`,
     );
   }
+  const leaf = peer.chain[0]!;
+  if ((await deps.store.getRevocation('certificate', leaf.serialHex)) !== undefined) {
+    throw new RevokedError(`${spiffeId}: certificate serial ${leaf.serialHex} is revoked: renewal refused`);
+  }
   const entry = await currentEntry(deps.store, previous.agentId, spiffeId, now);
-  const leaf = peer.chain[0];
-  const signed = await issueWorkloadSvid(deps.ca, {
-    entry,
-    publicKey: csr.publicKey,
-    context: renewedWorkloadContext(previous, entry, {
-      method: RENEW_METHOD,
-      // The evidence of a renewal is the SVID presented for it.
-      evidenceSha256: leaf !== undefined ? sha256(leaf.der) : new Uint8Array(32),
-      issuer: deps.ca.serverSvid().spiffeId,
-      issuedAt: wholeSeconds(now),
-    }),
-    defaultTtlSeconds: deps.defaultTtlSeconds,
-    now,
-  });
+  const provenance = {
+    method: RENEW_METHOD,
+    // The evidence of a renewal is the SVID presented for it.
+    evidenceSha256: sha256(leaf.der),
+    issuer: deps.ca.serverSvid().spiffeId,
+    issuedAt: wholeSeconds(now),
+  };
+  const session = await sessionOf(deps.store, previous);
+  const signed =
+    session === undefined
+      ? await issueWorkloadSvid(deps.ca, {
+          entry,
+          publicKey: csr.publicKey,
+          context: renewedWorkloadContext(previous, entry, provenance),
+          defaultTtlSeconds: deps.defaultTtlSeconds,
+          now,
+        })
+      : await renewSession(deps, { session, previous, leafSpki: leaf.spkiDer, entry, csr, provenance, now });
   return { svid: svidToProto(signed, entry), bundle: bundleToProto(signed.bundle) };
 }
 
-async function currentEntry(store: Store, entryId: string, spiffeId: string, now: Date): Promise<Entry> {
+/**
+ * A task session's SVID renews into the same session (retries and background completion stay attributed to
+ * it): same context and delegation chain, scopes narrowed to what the entry still allows, never past the
+ * session's end; an ended session (or one whose ancestor ended) is refused.
+ */
+async function renewSession(
+  deps: RenewDeps,
+  r: {
+    session: SessionRecord;
+    previous: Readonly<AgentContext>;
+    leafSpki: Uint8Array;
+    entry: Entry;
+    csr: ParsedCsr;
+    provenance: AgentContext['provenance'];
+    now: Date;
+  },
+): Promise<SignedX509Svid> {
+  assertLive(r.session, r.now);
+  const last = r.previous.delegation[r.previous.delegation.length - 1];
+  // A grant that named the child's key binds the session to that key: the chain would not verify otherwise.
+  if (
+    last?.binding.childKeySha256 !== undefined &&
+    !Buffer.from(r.csr.spki).equals(Buffer.from(r.leafSpki))
+  ) {
+    throw new SessionError(
+      ErrorCode.INVALID_ARGUMENT,
+      `session ${r.session.id} was delegated to this key: renew with a CSR for the same key`,
+    );
+  }
+  const allowed = new Set(r.entry.allowedScopes);
+  const context: AgentContext = {
+    ...r.previous,
+    principal: { ...r.previous.principal },
+    // A root session narrows to what its entry still allows; a delegated one holds what its parent granted
+    // (the grant, not the child's entry, is the source of those scopes).
+    scopes: r.previous.scopes.filter((s) => r.previous.delegation.length > 0 || allowed.has(s)),
+    provenance: r.provenance,
+    delegation: [...r.previous.delegation],
+  };
+  const ttlSeconds = secondsUntil(
+    r.now,
+    r.session.expiresAt,
+    svidTtlSeconds(r.entry, deps.defaultTtlSeconds),
+    `session ${r.session.id}`,
+  );
+  const signed = await signSessionSvid(deps.ca, {
+    entry: r.entry,
+    publicKey: r.csr.publicKey,
+    context,
+    ttlSeconds,
+    now: r.now,
+  });
+  await deps.store.addSessionCertificate(r.session.id, signed.cert.serialHex, signed.cert.notAfter);
+  return signed;
+}
+
+export async function currentEntry(
+  store: Store,
+  entryId: string,
+  spiffeId: string,
+  now: Date,
+): Promise<Entry> {
   let entry: Entry;
   try {
     entry = await store.getEntry(entryId);

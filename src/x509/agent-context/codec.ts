@@ -8,8 +8,8 @@ import { AsnParser, AsnSerializer } from '@peculiar/asn1-schema';
 import { AgentContextError, ErrorCode } from '../../errors';
 import { checkOuterFrame } from './der-frame';
 import { malformed, tooLarge } from './field-rules';
-import { bindingToAsn, contextFromAsn, contextToAsn, linkToAsn } from './mapping';
-import { AgentContextAsn } from './schema';
+import { bindingFromAsn, bindingToAsn, contextFromAsn, contextToAsn, linkToAsn } from './mapping';
+import { AgentContextAsn, DelegationBindingAsn } from './schema';
 import {
   AGENT_CONTEXT_LIMITS,
   type AgentContext,
@@ -123,4 +123,38 @@ export function encodeDelegationLink(link: DelegationLink): Uint8Array {
 /** SHA-256 of the DER of one link: the next link's binding.prevLinkSha256. */
 export function delegationLinkSha256(link: DelegationLink): Uint8Array {
   return new Uint8Array(createHash('sha256').update(encodeDelegationLink(link)).digest());
+}
+
+/** Largest DER binding accepted: 64 scopes of 128 bytes, an ID, a nonce and three short strings fit easily. */
+const MAX_BINDING_BYTES = 16 * 1024;
+
+/**
+ * Strict decoder of a DelegationBinding sent on its own (a parent's grant before it becomes a link): exactly
+ * the DER encodeDelegationBinding produces for a valid binding, nothing else. Throws AgentContextError.
+ */
+export function decodeDelegationBinding(der: Uint8Array): DelegationBinding {
+  if (!(der instanceof Uint8Array)) malformed('binding', 'expected bytes (Uint8Array)');
+  if (der.length > MAX_BINDING_BYTES)
+    tooLarge('binding', `${der.length} bytes, at most ${MAX_BINDING_BYTES}`);
+  let value: unknown;
+  try {
+    value = bindingFromAsn(
+      AsnParser.parse(der, DelegationBindingAsn, {
+        berOptions: { ...BER_OPTIONS, maxDepth: 2, maxNodes: NODES_PER_BINDING + 2 },
+      }),
+      'binding',
+    );
+  } catch (e) {
+    if (e instanceof AgentContextError) throw e;
+    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'delegation binding: cannot be decoded', {
+      cause: e,
+    });
+  }
+  assertValidDelegationBinding(value, 'binding');
+  // Same rule as for the context: only the one DER encoding is accepted, so the signed bytes are unambiguous.
+  const canonical = serialize(bindingToAsn(value), 'binding');
+  if (canonical.length !== der.length || firstDifference(canonical, der) !== der.length) {
+    malformed('binding', 'not DER: the canonical encoding differs');
+  }
+  return value;
 }

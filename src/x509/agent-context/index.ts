@@ -16,6 +16,7 @@ export {
 } from './types';
 export {
   decodeAgentContext,
+  decodeDelegationBinding,
   delegationLinkSha256,
   encodeAgentContext,
   encodeDelegationBinding,

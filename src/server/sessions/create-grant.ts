@@ -1,0 +1,139 @@
+/**
+ * CreateGrant: a parent, over mTLS with its session SVID, hands part of its session to a named child. The
+ * parent signs the DelegationBinding itself with its SVID key (the server never holds that key, so even the
+ * server cannot invent a delegation); the server checks the signature and every rule the verifier will check
+ * later, refusing early with a distinct code, and stores the grant for single use.
+ */
+import { createHash } from 'node:crypto';
+import { AgentContextError, ErrorCode, isLanyardError, SessionError } from '../../errors';
+import type { CreateGrantRequest, CreateGrantResponse } from '../../gen/lanyard/v1/session';
+import { decodeDelegationBinding, delegationLinkSha256 } from '../../x509/agent-context/codec';
+import { AGENT_CONTEXT_LIMITS, type DelegationBinding } from '../../x509/agent-context/types';
+import { publicKeyFromSpki, verifyWithKey } from '../../x509/keys';
+import { currentEntry } from '../attestation/renew';
+import type { PeerCall } from '../tls/peer-svid';
+import { callerSession, verifyCaller, type Caller } from './caller';
+import type { SessionDeps } from './deps';
+
+/** A grant must be redeemed within this long of its creation: it is a handoff, not a standing permission. */
+export const MAX_REDEEM_WINDOW_SECONDS = 60;
+
+export async function createGrant(
+  deps: SessionDeps,
+  req: CreateGrantRequest,
+  call: PeerCall,
+): Promise<CreateGrantResponse> {
+  const now = deps.clock();
+  const caller = await verifyCaller(deps, call, now);
+  const session = await callerSession(deps.store, caller, now);
+  const entry = await currentEntry(deps.store, caller.context.agentId, caller.id, now);
+  const binding = checkedBinding(req, caller);
+  const leaf = caller.peer.chain[0]!;
+
+  if (!entry.allowedDelegates.includes(binding.childId)) {
+    throw new SessionError(
+      ErrorCode.DELEGATE_NOT_ALLOWED,
+      `${caller.id} may not delegate to ${binding.childId}: not in its entry's allowed_delegates`,
+    );
+  }
+  const own = new Set(caller.context.scopes.filter((s) => session.scopes.includes(s)));
+  const extra = binding.scopes.filter((s) => !own.has(s));
+  if (extra.length > 0) {
+    throw new SessionError(
+      ErrorCode.SCOPE_ESCALATION,
+      `the grant asks for scopes ${extra.join(', ')} that the session of ${caller.id} does not hold`,
+    );
+  }
+  const parentEnd = Math.min(leaf.notAfter.getTime(), session.expiresAt.getTime());
+  if (binding.notAfter.getTime() > parentEnd) {
+    throw new SessionError(
+      ErrorCode.LIFETIME_ESCALATION,
+      `the grant lasts until ${binding.notAfter.toISOString()}, past the parent's end ${new Date(parentEnd).toISOString()}`,
+    );
+  }
+  if (binding.notAfter.getTime() <= now.getTime()) {
+    throw new SessionError(ErrorCode.GRANT_EXPIRED, 'the grant ends before it could be redeemed');
+  }
+  const redeemWindow = binding.redeemBy.getTime() - now.getTime();
+  if (redeemWindow <= 0 || redeemWindow > MAX_REDEEM_WINDOW_SECONDS * 1000) {
+    throw new SessionError(
+      ErrorCode.GRANT_BINDING_INVALID,
+      `redeemBy must be in the future and at most ${MAX_REDEEM_WINDOW_SECONDS} s ahead`,
+    );
+  }
+  const depth = caller.context.delegation.length + 1;
+  // The smaller of the limits of every delegator so far and of this entry's own (further hops from here).
+  const limit = Math.min(
+    session.depthLimit,
+    session.depth + entry.maxDelegationDepth,
+    AGENT_CONTEXT_LIMITS.maxDelegationDepth,
+  );
+  if (depth > limit) {
+    throw new SessionError(
+      ErrorCode.DELEGATION_TOO_DEEP,
+      `delegating from ${caller.id} would make a chain of ${depth} hops; at most ${limit} are allowed here`,
+    );
+  }
+
+  const id = createHash('sha256').update(binding.nonce).digest('hex');
+  try {
+    const grant = await deps.store.createGrant({
+      id,
+      parentSessionId: session.id,
+      childSpiffeId: binding.childId,
+      scopes: [...binding.scopes],
+      notAfter: binding.notAfter,
+      redeemBy: binding.redeemBy,
+      bindingDer: Buffer.from(req.binding),
+      signature: Buffer.from(req.signature),
+      parentCertDer: Buffer.from(leaf.der),
+    });
+    return { grantId: grant.id, redeemBy: grant.redeemBy };
+  } catch (e) {
+    if (isLanyardError(e) && e.code === ErrorCode.ALREADY_EXISTS) {
+      throw new SessionError(
+        ErrorCode.GRANT_REPLAYED,
+        'this binding nonce was used before: sign a fresh binding',
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * Decodes the binding and checks that it is the caller's: signed by the key of the certificate it presents,
+ * naming that certificate, the chain's root session and principal, and the caller's last link.
+ */
+function checkedBinding(req: CreateGrantRequest, caller: Caller): DelegationBinding {
+  let binding: DelegationBinding;
+  try {
+    binding = decodeDelegationBinding(req.binding);
+  } catch (e) {
+    if (e instanceof AgentContextError) {
+      throw new SessionError(ErrorCode.GRANT_BINDING_INVALID, `binding: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
+  const leaf = caller.peer.chain[0]!;
+  const invalid = (why: string): SessionError => new SessionError(ErrorCode.GRANT_BINDING_INVALID, why);
+  if (!verifyWithKey(req.binding, req.signature, publicKeyFromSpki(leaf.spkiDer))) {
+    throw invalid('the signature over the binding is not by the key of the client certificate');
+  }
+  if (!Buffer.from(binding.parentCertSha256).equals(Buffer.from(leaf.sha256))) {
+    throw invalid('the binding names another parent certificate than the one presented');
+  }
+  const ctx = caller.context;
+  if (
+    binding.rootSessionId !== ctx.rootSessionId ||
+    binding.principalId !== ctx.principal.id ||
+    binding.principalIssuer !== ctx.principal.issuer
+  ) {
+    throw invalid("the binding's root session or principal is not the caller's");
+  }
+  const last = ctx.delegation[ctx.delegation.length - 1];
+  const prev = last === undefined ? new Uint8Array(0) : delegationLinkSha256(last);
+  if (!Buffer.from(binding.prevLinkSha256).equals(Buffer.from(prev))) {
+    throw invalid("the binding does not refer to the caller's last delegation link");
+  }
+  return binding;
+}

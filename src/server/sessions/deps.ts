@@ -1,0 +1,19 @@
+/** What every session call needs; built once per listener in services.ts. */
+import type { CaManager } from '../../ca';
+import type { Store } from '../../store/store';
+import type { Logger } from '../logging';
+import type { PrincipalVerifier } from './principal';
+import type { RevocationFeed } from './revocation-feed';
+
+export interface SessionDeps {
+  store: Store;
+  ca: CaManager;
+  clock: () => Date;
+  logger: Logger;
+  /** SVID lifetime for entries that set none (the server's svid.default_ttl). */
+  defaultTtlSeconds: number;
+  /** Bounds the life of any SVID this server signed: how long a revocation of an unknown serial is kept. */
+  caTtlSeconds: number;
+  principals: PrincipalVerifier;
+  revocations: RevocationFeed;
+}

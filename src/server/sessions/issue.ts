@@ -1,0 +1,33 @@
+/** Signing a session SVID whose notAfter never passes a given instant (the session's or the grant's end). */
+import { randomBytes, type KeyObject } from 'node:crypto';
+import type { CaManager, SignedX509Svid } from '../../ca';
+import { ErrorCode, SessionError } from '../../errors';
+import type { Entry } from '../../store/types';
+import { encodeAgentContext } from '../../x509/agent-context/codec';
+import type { AgentContext } from '../../x509/agent-context/types';
+
+/** 128 random bits: a session id is a bearer of nothing, but it must not be guessable or enumerable. */
+export function newSessionId(): string {
+  return `s-${randomBytes(16).toString('hex')}`;
+}
+
+/** Whole seconds from `now` to `until`, at most `maxSeconds`. Refuses when nothing is left. */
+export function secondsUntil(now: Date, until: Date, maxSeconds: number, what: string): number {
+  const left = Math.floor((until.getTime() - now.getTime()) / 1000);
+  if (left < 1) throw new SessionError(ErrorCode.SESSION_EXPIRED, `${what} has no lifetime left`);
+  return Math.min(left, maxSeconds);
+}
+
+export function signSessionSvid(
+  ca: CaManager,
+  req: { entry: Entry; publicKey: KeyObject; context: AgentContext; ttlSeconds: number; now: Date },
+): Promise<SignedX509Svid> {
+  return ca.signX509Svid({
+    spiffeId: req.entry.spiffeId,
+    publicKey: req.publicKey,
+    ttlSeconds: req.ttlSeconds,
+    ...(req.entry.dnsNames.length > 0 ? { dnsNames: [...req.entry.dnsNames] } : {}),
+    agentContextDer: encodeAgentContext(req.context),
+    now: req.now,
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * RedeemGrant: the child, over mTLS with its own workload SVID (so it proves what it is), turns a grant into
+ * a delegated SVID. The new context keeps the principal, root session, intent and policy version, gets its
+ * own session id, and appends the link built from the parent's certificate and the parent-signed binding.
+ * Everything (checks, signing, the new session, the grant's single use) happens in one transaction.
+ */
+import { createHash } from 'node:crypto';
+import { ErrorCode, RevokedError, SessionError } from '../../errors';
+import type { RedeemGrantRequest, RedeemGrantResponse } from '../../gen/lanyard/v1/session';
+import { decodeAgentContext, decodeDelegationBinding } from '../../x509/agent-context/codec';
+import { verifyDelegationLinkSignature } from '../../x509/agent-context/delegation-signature';
+import { AGENT_CONTEXT_OID, type AgentContext, type DelegationLink } from '../../x509/agent-context/types';
+import { ParsedCertificate } from '../../x509/certificate';
+import { parseCsr } from '../../x509/csr';
+import { svidToProto, svidTtlSeconds } from '../attestation/issue';
+import { currentEntry } from '../attestation/renew';
+import { wholeSeconds } from '../attestation/workload-context';
+import { bundleToProto } from '../bundle/to-proto';
+import type { PeerCall } from '../tls/peer-svid';
+import { assertLive, verifyCaller } from './caller';
+import type { SessionDeps } from './deps';
+import { newSessionId, secondsUntil, signSessionSvid } from './issue';
+
+export const DELEGATION_METHOD = 'delegation';
+
+export async function redeemGrant(
+  deps: SessionDeps,
+  req: RedeemGrantRequest,
+  call: PeerCall,
+): Promise<RedeemGrantResponse> {
+  const now = deps.clock();
+  const caller = await verifyCaller(deps, call, now);
+  const entry = await currentEntry(deps.store, caller.context.agentId, caller.id, now);
+  const csr = parseCsr(req.csr);
+  const serverId = deps.ca.serverSvid().spiffeId;
+
+  return deps.store.transaction(async (tx) => {
+    const grant = await tx.getGrant(req.grantId);
+    // Replay first: a used grant is reported as used, whoever presents it and whenever.
+    if (grant.redeemedAt !== undefined) {
+      throw new SessionError(ErrorCode.GRANT_REPLAYED, `grant ${grant.id} was already redeemed`);
+    }
+    // Refused without spending the grant: a wrong caller must not be able to burn the real child's grant.
+    if (grant.childSpiffeId !== caller.id) {
+      throw new SessionError(
+        ErrorCode.GRANT_WRONG_REDEEMER,
+        `grant ${grant.id} is for ${grant.childSpiffeId}, not for ${caller.id}`,
+      );
+    }
+    if (grant.redeemBy.getTime() <= now.getTime()) {
+      throw new SessionError(
+        ErrorCode.GRANT_EXPIRED,
+        `grant ${grant.id} had to be redeemed by ${grant.redeemBy.toISOString()}`,
+      );
+    }
+    const parent = await tx.getSession(grant.parentSessionId);
+    assertLive(parent, now);
+    const parentCert = ParsedCertificate.fromDer(grant.parentCertDer);
+    if ((await tx.getRevocation('certificate', parentCert.serialHex)) !== undefined) {
+      throw new RevokedError(
+        `the parent certificate (serial ${parentCert.serialHex}) of grant ${grant.id} is revoked`,
+      );
+    }
+    const binding = decodeDelegationBinding(grant.bindingDer);
+    if (binding.childKeySha256 !== undefined && !sameBytes(binding.childKeySha256, sha256(csr.spki))) {
+      throw new SessionError(
+        ErrorCode.GRANT_WRONG_REDEEMER,
+        `grant ${grant.id} names the child's key, and the CSR is for another key`,
+      );
+    }
+    const parentContext = contextOf(parentCert);
+    const depth = parentContext.delegation.length + 1;
+    if (depth > parent.depthLimit) {
+      throw new SessionError(
+        ErrorCode.DELEGATION_TOO_DEEP,
+        `a chain of ${depth} hops exceeds the limit ${parent.depthLimit}`,
+      );
+    }
+    const link: DelegationLink = {
+      spiffeId: parent.spiffeId,
+      agentId: parentContext.agentId,
+      sessionId: parentContext.sessionId,
+      scopes: [...parentContext.scopes],
+      notAfter: parentCert.notAfter,
+      certSha256: parentCert.sha256,
+      publicKey: parentCert.spkiDer,
+      binding,
+      signature: new Uint8Array(grant.signature),
+    };
+    // CreateGrant checked it already; a stored grant is still re-proven before the CA vouches for it.
+    if (!verifyDelegationLinkSignature(link)) {
+      throw new SessionError(
+        ErrorCode.GRANT_BINDING_INVALID,
+        `grant ${grant.id}: the parent's signature does not verify`,
+      );
+    }
+    const sessionId = newSessionId();
+    const context: AgentContext = {
+      ...parentContext,
+      agentId: entry.id,
+      sessionId,
+      scopes: [...binding.scopes],
+      provenance: {
+        method: DELEGATION_METHOD,
+        evidenceSha256: sha256(grant.bindingDer),
+        issuer: serverId,
+        issuedAt: wholeSeconds(now),
+      },
+      delegation: [...parentContext.delegation, link],
+    };
+    const ttlSeconds = secondsUntil(
+      now,
+      binding.notAfter,
+      svidTtlSeconds(entry, deps.defaultTtlSeconds),
+      `grant ${grant.id}`,
+    );
+    const signed = await signSessionSvid(deps.ca, {
+      entry,
+      publicKey: csr.publicKey,
+      context,
+      ttlSeconds,
+      now,
+    });
+    await tx.createSession({
+      id: sessionId,
+      entryId: entry.id,
+      spiffeId: entry.spiffeId,
+      rootSessionId: parentContext.rootSessionId,
+      parentSessionId: parent.id,
+      principal: { ...parentContext.principal },
+      intent: parentContext.intent,
+      scopes: [...binding.scopes],
+      depth,
+      depthLimit: Math.min(parent.depthLimit, depth + entry.maxDelegationDepth),
+      // A delegated session ends with its grant; its renewals stay within it.
+      expiresAt: binding.notAfter,
+    });
+    await tx.addSessionCertificate(sessionId, signed.cert.serialHex, signed.cert.notAfter);
+    await tx.markGrantRedeemed(grant.id, now, sessionId);
+    return {
+      svid: svidToProto(signed, entry),
+      bundle: bundleToProto(signed.bundle),
+      sessionId,
+      expiresAt: signed.cert.notAfter,
+    };
+  });
+}
+
+function contextOf(cert: ParsedCertificate): AgentContext {
+  const ext = cert.extension(AGENT_CONTEXT_OID);
+  if (ext === undefined)
+    throw new SessionError(ErrorCode.NOT_A_SESSION, 'the parent certificate has no agent context');
+  return decodeAgentContext(ext.value);
+}
+
+function sha256(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(b).digest());
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a).equals(Buffer.from(b));
+}

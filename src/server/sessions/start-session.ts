@@ -1,0 +1,116 @@
+/**
+ * StartSession: an attested agent, over mTLS with its workload SVID, opens a task session for a principal.
+ * The session SVID carries a fresh session id (= root session id), the principal, the intent, and the scopes
+ * requested AND allowed by the entry; it lives no longer than the entry's SVID TTL and the CA, and the
+ * session ends when it does (renewals stay within it).
+ */
+import { createHash } from 'node:crypto';
+import { ErrorCode, SessionError } from '../../errors';
+import type { StartSessionRequest, StartSessionResponse } from '../../gen/lanyard/v1/session';
+import {
+  AGENT_CONTEXT_LIMITS,
+  AGENT_CONTEXT_VERSION,
+  type AgentContext,
+} from '../../x509/agent-context/types';
+import { parseCsr } from '../../x509/csr';
+import { svidToProto, svidTtlSeconds } from '../attestation/issue';
+import { currentEntry } from '../attestation/renew';
+import { NO_POLICY_VERSION, wholeSeconds } from '../attestation/workload-context';
+import { bundleToProto } from '../bundle/to-proto';
+import type { PeerCall } from '../tls/peer-svid';
+import { sessionOf, verifyCaller } from './caller';
+import type { SessionDeps } from './deps';
+import { newSessionId, signSessionSvid } from './issue';
+
+export const START_SESSION_METHOD = 'start_session';
+
+export async function startSession(
+  deps: SessionDeps,
+  req: StartSessionRequest,
+  call: PeerCall,
+): Promise<StartSessionResponse> {
+  const now = deps.clock();
+  const caller = await verifyCaller(deps, call, now);
+  // A session SVID may not open a fresh root session: that would shed its principal and delegation limits.
+  if (caller.context.delegation.length > 0 || (await sessionOf(deps.store, caller.context)) !== undefined) {
+    throw new SessionError(
+      ErrorCode.UNAUTHORIZED,
+      `StartSession takes the workload SVID of ${caller.id}, not a session SVID`,
+    );
+  }
+  const entry = await currentEntry(deps.store, caller.context.agentId, caller.id, now);
+  const csr = parseCsr(req.csr);
+  if (Buffer.byteLength(req.intent) > AGENT_CONTEXT_LIMITS.maxIntentLength) {
+    throw new SessionError(
+      ErrorCode.INVALID_ARGUMENT,
+      `intent is longer than ${AGENT_CONTEXT_LIMITS.maxIntentLength} bytes: a short task description, not a prompt`,
+    );
+  }
+  if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 0) {
+    throw new SessionError(ErrorCode.INVALID_ARGUMENT, 'ttl_seconds must be >= 0');
+  }
+  const allowed = new Set(entry.allowedScopes);
+  const scopes = [...new Set(req.scopes)].filter((s) => allowed.has(s));
+  const maxTtl = svidTtlSeconds(entry, deps.defaultTtlSeconds);
+  const ttlSeconds = req.ttlSeconds > 0 ? Math.min(req.ttlSeconds, maxTtl) : maxTtl;
+
+  const serverId = deps.ca.serverSvid().spiffeId;
+  const principal = await deps.principals.principalFor(req.principal, entry, caller.id, serverId, now);
+  const evidence = req.principal?.evidence;
+  const sessionId = newSessionId();
+  const context: AgentContext = {
+    version: AGENT_CONTEXT_VERSION,
+    agentId: entry.id,
+    sessionId,
+    rootSessionId: sessionId,
+    principal,
+    intent: req.intent,
+    scopes,
+    policyVersion: NO_POLICY_VERSION,
+    provenance: {
+      method: START_SESSION_METHOD,
+      // The principal's token when there is one, else the workload SVID that opened the session.
+      evidenceSha256: sha256(
+        evidence?.$case === 'token' ? Buffer.from(evidence.value) : caller.peer.chain[0]!.der,
+      ),
+      issuer: serverId,
+      issuedAt: wholeSeconds(now),
+    },
+    delegation: [],
+  };
+  const signed = await signSessionSvid(deps.ca, {
+    entry,
+    publicKey: csr.publicKey,
+    context,
+    ttlSeconds,
+    now,
+  });
+  // The session ends with its first SVID, which the CA may have cut short: renewal never extends it.
+  const expiresAt = signed.cert.notAfter;
+  await deps.store.transaction(async (tx) => {
+    await tx.createSession({
+      id: sessionId,
+      entryId: entry.id,
+      spiffeId: entry.spiffeId,
+      rootSessionId: sessionId,
+      principal,
+      intent: req.intent,
+      scopes,
+      depth: 0,
+      depthLimit: entry.maxDelegationDepth,
+      expiresAt,
+    });
+    await tx.addSessionCertificate(sessionId, signed.cert.serialHex, signed.cert.notAfter);
+  });
+  return {
+    svid: svidToProto(signed, entry),
+    bundle: bundleToProto(signed.bundle),
+    sessionId,
+    expiresAt,
+    scopes,
+  };
+}
+
+function sha256(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(b).digest());
+}
