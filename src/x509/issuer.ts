@@ -87,3 +87,11 @@ function rawSubject(der: Uint8Array): Uint8Array {
 export function capNotAfter(requested: Date, issuer: ParsedCertificate): Date {
   return requested.getTime() > issuer.notAfter.getTime() ? issuer.notAfter : requested;
 }
+
+/**
+ * A certificate is never valid before its issuer: backdating (or a `now` before the issuer's own start) would
+ * otherwise yield a window in which the certificate looks valid but its path is not.
+ */
+export function clampNotBefore(requested: Date, issuer: ParsedCertificate): Date {
+  return requested.getTime() < issuer.notBefore.getTime() ? issuer.notBefore : requested;
+}

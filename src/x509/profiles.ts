@@ -18,7 +18,7 @@ import {
   subjectAltNameExt,
   subjectKeyIdExt,
 } from './extensions';
-import { capNotAfter, checkIssuer, Issuer, issuerNameOf } from './issuer';
+import { capNotAfter, checkIssuer, clampNotBefore, Issuer, issuerNameOf } from './issuer';
 import { describeKey } from './keys';
 import { checkDnsName, leafTrustDomain, trustDomainName } from './names';
 
@@ -127,7 +127,7 @@ export function createIntermediateCa(opts: IntermediateCaOptions): IssuedCertifi
     serial: randomSerial(),
     issuer: issuerNameOf(opts.issuer.cert),
     subject: caName(opts.subject, 'Lanyard intermediate CA'),
-    notBefore,
+    notBefore: clampNotBefore(notBefore, opts.issuer.cert),
     notAfter: capNotAfter(requested, opts.issuer.cert),
     subjectPublicKeyInfo: spki,
     extensions: [...caExtensions(opts, computeSubjectKeyId(spki)), authorityKeyIdExt(issuerKeyId)],
@@ -178,7 +178,7 @@ export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
     serial: randomSerial(),
     issuer: issuerNameOf(opts.issuer.cert),
     subject: buildName({ organization: SVID_SUBJECT_ORGANIZATION }),
-    notBefore,
+    notBefore: clampNotBefore(notBefore, opts.issuer.cert),
     notAfter: capNotAfter(requested, opts.issuer.cert),
     subjectPublicKeyInfo: spki,
     extensions,

@@ -452,6 +452,20 @@ describe('x509 profiles', () => {
       assert.equal(noBackdate.notAfter.getTime(), NOW_S + 60_000);
     });
 
+    it("never starts before its issuer: a backdated notBefore is clamped to the issuer's notBefore", () => {
+      const r = root('ec-p256');
+      const issuer = issuerOf(r, testKey('ec-p256').privateKey);
+      // Issued the moment the CA was made, with the default 10 s backdate that the CA itself also has.
+      const early = svid({
+        issuer,
+        now: new Date(r.cert.notBefore.getTime() + 5_000),
+        backdateSeconds: 60,
+      }).cert;
+      assert.equal(early.notBefore.getTime(), r.cert.notBefore.getTime());
+      const later = svid({ issuer, now: new Date(NOW_S + 3_600_000) }).cert;
+      assert.equal(later.notBefore.getTime(), NOW_S + 3_600_000 - 10_000);
+    });
+
     for (const issuerAlg of KEY_ALGORITHMS) {
       for (const leafAlg of KEY_ALGORITHMS) {
         it(`a ${issuerAlg} CA signs a ${leafAlg} SVID`, () => {
