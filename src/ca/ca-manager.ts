@@ -92,6 +92,16 @@ export interface SignedX509Svid {
   authorityId: string;
 }
 
+/** A manual rotation step (`lanyard ca rotate --prepare | --activate`). */
+export type RotationStep = 'prepare' | 'activate';
+
+export interface RotationStepResult {
+  /** What was done: for 'next', the step it chose. */
+  step: RotationStep;
+  /** The CA that was prepared or activated. */
+  authority: CaAuthorityInfo;
+}
+
 /** What one `tick` did, for logs and tests. */
 export interface TickResult {
   /** Ids of CAs removed because they expired. */
@@ -289,10 +299,7 @@ export class CaManager {
    * prepared is replaced: nothing can have been signed by it.
    */
   async prepare(now: Date = this.clock()): Promise<CaAuthorityInfo> {
-    return this.mutex.run(async () => {
-      this.state();
-      return infoOf(await this.createAuthority(now, 'prepared'));
-    });
+    return (await this.rotate('prepare', now)).authority;
   }
 
   /**
@@ -302,11 +309,25 @@ export class CaManager {
    *   prepared CA does not work (it is then discarded; the active CA stays).
    */
   async activate(now: Date = this.clock()): Promise<CaAuthorityInfo> {
+    return (await this.rotate('activate', now)).authority;
+  }
+
+  /**
+   * One manual rotation step. 'next' prepares when no CA is prepared and activates otherwise; the choice is
+   * made under the same lock as the step, so two operators running `lanyard ca rotate` at once get a
+   * prepare and then an activation, never two prepares.
+   * @throws as prepare() and activate().
+   */
+  async rotate(step: RotationStep | 'next', now: Date = this.clock()): Promise<RotationStepResult> {
     return this.mutex.run(async () => {
-      this.state();
+      const hasPrepared = this.state().authorities.some((a) => a.state === 'prepared');
+      const chosen: RotationStep = step !== 'next' ? step : hasPrepared ? 'activate' : 'prepare';
+      if (chosen === 'prepare') {
+        return { step: chosen, authority: infoOf(await this.createAuthority(now, 'prepared')) };
+      }
       const activated = await this.activatePrepared(now);
       await this.renewServerSvid(now, true);
-      return infoOf(activated);
+      return { step: chosen, authority: infoOf(activated) };
     });
   }
 

@@ -6,6 +6,8 @@ export { CaManager, CA_KEY_ID_PREFIX, CA_MANAGER_DEFAULTS } from './ca-manager';
 export type {
   CaLogger,
   CaManagerOptions,
+  RotationStep,
+  RotationStepResult,
   SignedX509Svid,
   SignX509SvidRequest,
   TickResult,

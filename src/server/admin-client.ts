@@ -1,5 +1,5 @@
 /**
- * A promise-based client for the registration API on the local admin socket, used by the CLI and tests.
+ * A promise-based client for the admin socket's APIs (registration, bundle, CA), used by the CLI and tests.
  * Errors arrive as AdminCallError carrying the gRPC status and the stable Lanyard error code.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -22,6 +22,13 @@ import {
   type UpdateEntryResponse,
 } from '../gen/lanyard/v1/registration';
 import { BundleServiceClient, GetBundleRequest, type GetBundleResponse } from '../gen/lanyard/v1/bundle';
+import {
+  AdminServiceClient,
+  GetCaRequest,
+  type GetCaResponse,
+  RotateCaRequest,
+  type RotateCaResponse,
+} from '../gen/lanyard/v1/admin';
 import { ERROR_CODE_METADATA_KEY } from './grpc-call';
 
 /** A failed call: `code` is the gRPC status, `lanyardCode` the stable error code when the server sent one. */
@@ -57,6 +64,7 @@ export class AdminClient {
   readonly socketPath: string;
   private readonly client: RegistrationServiceClient;
   private readonly bundleClient: BundleServiceClient;
+  private readonly adminClient: AdminServiceClient;
   private readonly timeoutMs: number;
 
   constructor(socketPath: string, options: AdminClientOptions = {}) {
@@ -64,10 +72,19 @@ export class AdminClient {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.client = new RegistrationServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
     this.bundleClient = new BundleServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
+    this.adminClient = new AdminServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
   }
 
   getBundle(req: DeepPartial<GetBundleRequest> = {}): Promise<GetBundleResponse> {
     return this.unary(this.bundleClient.getBundle, GetBundleRequest.fromPartial(req), this.bundleClient);
+  }
+
+  /** One CA rotation step; step UNSPECIFIED (the default) prepares when nothing is prepared, else activates. */
+  rotateCa(req: DeepPartial<RotateCaRequest> = {}): Promise<RotateCaResponse> {
+    return this.unary(this.adminClient.rotateCa, RotateCaRequest.fromPartial(req), this.adminClient);
+  }
+  getCa(): Promise<GetCaResponse> {
+    return this.unary(this.adminClient.getCa, GetCaRequest.fromPartial({}), this.adminClient);
   }
 
   createEntry(req: DeepPartial<CreateEntryRequest>): Promise<CreateEntryResponse> {
@@ -95,6 +112,7 @@ export class AdminClient {
   close(): void {
     this.client.close();
     this.bundleClient.close();
+    this.adminClient.close();
   }
 
   private unary<Req, Res>(

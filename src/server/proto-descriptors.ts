@@ -13,6 +13,7 @@ export const LANYARD_PROTO_FILES = [
   'lanyard/v1/registration.proto',
   'lanyard/v1/attestation.proto',
   'lanyard/v1/bundle.proto',
+  'lanyard/v1/admin.proto',
   'lanyard/v1/session.proto',
 ];
 

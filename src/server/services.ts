@@ -1,13 +1,14 @@
 /**
  * The one place that decides which services each listener serves. Add a service here, not in the server
- * shell: the admin socket carries the registration API (guarded by file permissions); the public TLS
- * listener carries attestation and the bundle to anyone, and the registration API to admin SVIDs only.
+ * shell: the admin socket carries the registration and CA admin APIs (guarded by file permissions); the
+ * public TLS listener carries attestation and the bundle to anyone, and those admin APIs to admin SVIDs only.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Attestors } from '../attest';
 import type { CaManager } from '../ca';
 import type { TrustDomain } from '../spiffe';
 import type { Store } from '../store/store';
+import { createAdminService } from './admin/service';
 import { bindPrivately, clearStaleSocket, removeSocket } from './admin-socket';
 import { createAttestationService } from './attestation/service';
 import { createBundleService } from './bundle/service';
@@ -53,6 +54,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
     logger: ctx.logger.child({ listener: 'public' }),
     clock: ctx.clock,
   });
+  const adminGuard = { ca: ctx.ca, store: ctx.store, clock: ctx.clock, logger: ctx.logger };
   return {
     name: 'public',
     address: formatHostPort(ctx.config.listenAddress),
@@ -77,7 +79,11 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         principals: ctx.principals,
         revocations: ctx.revocations,
       }),
-      guardAdmin(registration, { ca: ctx.ca, store: ctx.store, clock: ctx.clock, logger: ctx.logger }),
+      guardAdmin(registration, adminGuard),
+      guardAdmin(
+        createAdminService({ ca: ctx.ca, logger: ctx.logger.child({ listener: 'public' }) }),
+        adminGuard,
+      ),
     ],
   };
 }
@@ -98,6 +104,8 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
       }),
       // For `lanyard bundle show` on the server host.
       createBundleService({ ca: ctx.ca, logger: ctx.logger }),
+      // `lanyard ca rotate` and `lanyard ca show`.
+      createAdminService({ ca: ctx.ca, logger: ctx.logger }),
     ],
     beforeBind: () => clearStaleSocket(socketPath),
     bind: (doBind) => bindPrivately(socketPath, doBind),

@@ -259,6 +259,68 @@ describe('lanyard entry / token against a running server', function () {
   });
 });
 
+describe('lanyard ca rotate / ca show against a running server', function () {
+  this.timeout(120_000);
+  let t: TestServer;
+  let conn: string[];
+  before(async () => {
+    t = await startTestServer({ start: { rotationTimer: false } });
+    conn = ['--socket', t.config.adminSocketPath];
+  });
+  after(async () => {
+    await t.stop();
+    fs.rmSync(t.dir, { recursive: true, force: true });
+  });
+
+  interface CaJson {
+    authorities: { id: string; state: string; notBefore: string; notAfter: string; sha256: string }[];
+    bundle: { sequence: number; roots: number };
+  }
+  const show = async (): Promise<CaJson> =>
+    JSON.parse(ok(await lanyard(['ca', 'show', ...conn, '--json'])).stdout) as CaJson;
+
+  it('ca show prints the CAs with state and validity, and the bundle sequence', async () => {
+    const text = ok(await lanyard(['ca', 'show', ...conn])).stdout;
+    assert.match(text, /^ID\s+STATE\s+NOT BEFORE\s+NOT AFTER/);
+    assert.match(text, /\bactive\b/);
+    assert.match(text, /bundle of lanyard\.local: sequence 1, 1 root/);
+    const json = await show();
+    assert.deepEqual(
+      json.authorities.map((a) => a.state),
+      ['active'],
+    );
+    assert.ok(Date.parse(json.authorities[0]!.notAfter) > Date.now());
+    assert.equal(json.bundle.sequence, 1);
+  });
+
+  it('ca rotate --activate with nothing prepared exits 1 with ERR_CA_NOT_PREPARED', async () => {
+    const r = await lanyard(['ca', 'rotate', ...conn, '--activate']);
+    assert.equal(r.code, EXIT_REJECTED);
+    assert.match(r.stderr, /ERR_CA_NOT_PREPARED.*FAILED_PRECONDITION/);
+  });
+
+  it('ca rotate prepares, then activates; --prepare and --activate together is a usage error', async () => {
+    const prepared = ok(await lanyard(['ca', 'rotate', ...conn])).stdout;
+    assert.match(prepared, /^prepared CA \S+: its root is in the bundle/);
+    assert.match(prepared, /sequence 2, 2 root/);
+    const mid = await show();
+    assert.deepEqual(mid.authorities.map((a) => a.state).sort(), ['active', 'prepared']);
+
+    const activated = JSON.parse(ok(await lanyard(['ca', 'rotate', ...conn, '--json'])).stdout) as {
+      step: string;
+      authority: { id: string; state: string };
+    };
+    assert.equal(activated.step, 'activate');
+    assert.equal(activated.authority.state, 'active');
+    assert.equal(activated.authority.id, mid.authorities.find((a) => a.state === 'prepared')!.id);
+    assert.deepEqual((await show()).authorities.map((a) => a.state).sort(), ['active', 'old']);
+
+    const both = await lanyard(['ca', 'rotate', ...conn, '--prepare', '--activate']);
+    assert.equal(both.code, EXIT_USAGE);
+    assert.match(both.stderr, /exclude each other/);
+  });
+});
+
 describe('lanyard server run', function () {
   this.timeout(60_000);
 

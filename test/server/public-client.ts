@@ -35,14 +35,14 @@ export interface PublicClients {
   close(): void;
 }
 
-export function connectPublic(
-  address: string,
+/** TLS trusting `bundlePem` and checking the server's SPIFFE ID; with `identity`, mTLS. */
+export function publicCredentials(
   bundlePem: string,
   trustDomain: string,
   identity?: ClientIdentity,
-): PublicClients {
+): grpc.ChannelCredentials {
   const serverId = `URI:spiffe://${trustDomain}/lanyard/server`;
-  const creds = grpc.credentials.createSsl(
+  return grpc.credentials.createSsl(
     Buffer.from(bundlePem),
     identity ? Buffer.from(identity.key.export({ type: 'pkcs8', format: 'pem' })) : null,
     identity ? Buffer.from(identity.chain.map((d) => encodePem('CERTIFICATE', d)).join('')) : null,
@@ -54,8 +54,19 @@ export function connectPublic(
           : new Error(`server is not ${serverId}: ${cert.subjectaltname ?? 'no SAN'}`),
     },
   );
-  // SNI with a name, not the IP address (RFC 6066); the server's identity is checked above anyway.
-  const options = { 'grpc.ssl_target_name_override': 'lanyard-server' };
+}
+
+/** SNI with a name, not the IP address (RFC 6066); the server's identity is checked by publicCredentials. */
+export const PUBLIC_CHANNEL_OPTIONS = { 'grpc.ssl_target_name_override': 'lanyard-server' };
+
+export function connectPublic(
+  address: string,
+  bundlePem: string,
+  trustDomain: string,
+  identity?: ClientIdentity,
+): PublicClients {
+  const creds = publicCredentials(bundlePem, trustDomain, identity);
+  const options = PUBLIC_CHANNEL_OPTIONS;
   const attestation = new AttestationServiceClient(address, creds, options);
   const bundle = new BundleServiceClient(address, creds, options);
   const registration = new RegistrationServiceClient(address, creds, options);

@@ -4,6 +4,7 @@ import { type KeyAlgorithm } from '../../x509/keys';
 import { usageError } from '../cli-error';
 import { parseDuration } from '../input';
 import { runAction } from '../run-action';
+import { registerCaServerCommands } from './ca-server';
 import { join } from 'node:path';
 
 const KEY_ALGORITHMS: readonly KeyAlgorithm[] = [
@@ -15,9 +16,14 @@ const KEY_ALGORITHMS: readonly KeyAlgorithm[] = [
   'ed25519',
 ];
 
-/** `lanyard ca ...`: the development CA on disk (the server manages its own CA). */
+/**
+ * `lanyard ca ...`: `init` makes a development CA on disk; `rotate` and `show` act on a running server's CA
+ * over its admin socket (ca-server.ts).
+ */
 export function registerCaCommands(program: Command): void {
-  const ca = program.command('ca').description('development certificate authority');
+  const ca = program
+    .command('ca')
+    .description("certificate authorities: a development CA on disk (init), the server's CA (rotate, show)");
   ca.command('init')
     .description('create a self-signed dev root CA: ca.pem and ca_key.pem (0600) in --out')
     .requiredOption('--trust-domain <td>', 'trust domain, e.g. example.org')
@@ -46,4 +52,5 @@ export function registerCaCommands(program: Command): void {
         );
       }),
     );
+  registerCaServerCommands(ca);
 }
