@@ -2,8 +2,9 @@
  * `npm run bench`: throughput of the hot paths, each beside the raw node:crypto (OpenSSL) rate measured in the
  * same run, plus `openssl speed` when the CLI is present. Figures, not assertions: tests never time anything.
  *
- *   npm run bench               # about 1 s per figure
+ *   npm run bench               # about 1 s per figure, then end-to-end issuance over gRPC
  *   npm run bench -- --seconds 3
+ *   npm run bench -- --ops 64   # calls per client in the gRPC part (scripts/bench-issuance.ts)
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, sign, verify } from 'node:crypto';
@@ -16,6 +17,7 @@ import { createIntermediateCa, issueX509Svid } from '../src/x509/profiles';
 import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-context';
 import { VerificationCache, verifyX509Svid } from '../src/verify';
 import { newCa, plannerChain, TD } from '../test/verify/helpers/delegation';
+import { issuanceOptionsFromArgv, runIssuanceBench } from './bench-issuance';
 
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
@@ -65,7 +67,8 @@ function opensslSpeed(): { sign: number; verify: number } | undefined {
   }
 }
 
-function main(): void {
+/** Returns the raw sign rate, for the gRPC part's ratios. */
+function main(): number {
   process.stdout.write(
     `Lanyard benchmark (node ${process.version}, ${SECONDS}s per figure, single thread)\n\n`,
   );
@@ -167,6 +170,12 @@ function main(): void {
       `  ${'raw node:crypto verify / openssl speed verify'.padEnd(58)} ${(rawVerify.opsPerSec / speed.verify).toFixed(2).padStart(10)}\n`,
     );
   }
+  return rawSign.opsPerSec;
 }
 
-main();
+const rawSignPerSec = main();
+// End to end: Attest and Renew against a real server on loopback, beside the raw sign rate measured above.
+runIssuanceBench({ ...issuanceOptionsFromArgv(), rawSignPerSec }).catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,187 @@
+/**
+ * The client side of `scripts/bench-issuance.ts`, run in a worker thread so that client work (TLS, protobuf,
+ * key generation) does not share the server's event loop. N clients, each on its own connection, first
+ * Attest with their pre-made join tokens one after another, then Renew over mTLS with the SVID they got.
+ * Keys and CSRs are made before the clock starts: the figures are the server's, not the client's keygen.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as grpc from '@grpc/grpc-js';
+import { X509Bundle } from '../src/bundle';
+import { lanyardChannelCredentials, type ClientSvid } from '../src/client';
+import {
+  AttestationServiceClient,
+  type AttestResponse,
+  type AttestResult,
+  type RenewResponse,
+} from '../src/gen/lanyard/v1/attestation';
+import { TrustDomain } from '../src/spiffe';
+import { createCsr } from '../src/x509/csr';
+import { generateKeyPair } from '../src/x509/keys';
+
+export interface ClientsJob {
+  address: string;
+  trustDomain: string;
+  bundlePem: string;
+  /** One list of join tokens per client; its length is that client's number of Attest calls. */
+  tokens: string[][];
+  renewsPerClient: number;
+  /** A phase stops starting calls after this long (the bench is bounded in time, not only in count). */
+  phaseBudgetMs: number;
+}
+
+export interface PhaseResult {
+  ops: number;
+  errors: number;
+  firstError?: string;
+  elapsedMs: number;
+  /** Latency of each successful call, ms, sorted. */
+  latenciesMs: number[];
+}
+
+export interface ClientsResult {
+  attest: PhaseResult;
+  renew: PhaseResult;
+}
+
+interface Pending {
+  key: ClientSvid['privateKey'];
+  csr: Buffer;
+}
+
+/** Separate connections per client: grpc-js would otherwise share one subchannel between equal channels. */
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.ssl_target_name_override': 'lanyard-server',
+  'grpc.use_local_subchannel_pool': 1,
+};
+const CALL_DEADLINE_MS = 30_000;
+
+function freshCsrs(count: number): Pending[] {
+  return Array.from({ length: count }, () => {
+    const { privateKey } = generateKeyPair('ec-p256');
+    return { key: privateKey, csr: Buffer.from(createCsr(privateKey).der) };
+  });
+}
+
+function waitForReady(client: grpc.Client): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.waitForReady(Date.now() + CALL_DEADLINE_MS, (e) => (e ? reject(e) : resolve())),
+  );
+}
+
+function attestOnce(client: AttestationServiceClient, token: string, csr: Buffer): Promise<AttestResult> {
+  return new Promise((resolve, reject) => {
+    const call = client.attest({ deadline: Date.now() + CALL_DEADLINE_MS });
+    let result: AttestResult | undefined;
+    call.on('data', (res: AttestResponse) => {
+      if (res.step?.$case === 'result') result = res.step.value;
+    });
+    call.on('error', reject);
+    call.on('end', () => (result ? resolve(result) : reject(new Error('stream ended without a result'))));
+    call.write({
+      step: {
+        $case: 'params',
+        value: { attestorType: 'join_token', evidence: Buffer.from(token), csr, spiffeId: '' },
+      },
+    });
+    call.end();
+  });
+}
+
+function renewOnce(client: AttestationServiceClient, csr: Buffer): Promise<RenewResponse> {
+  return new Promise((resolve, reject) =>
+    client.renew({ csr }, new grpc.Metadata(), { deadline: Date.now() + CALL_DEADLINE_MS }, (e, res) =>
+      e ? reject(e) : resolve(res),
+    ),
+  );
+}
+
+/** Runs every client's calls concurrently (each client one call at a time) and times the whole phase. */
+async function phase<T>(
+  perClient: { calls: (() => Promise<T>)[] }[],
+  budgetMs: number,
+): Promise<{ result: PhaseResult; last: (T | undefined)[] }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const started = performance.now();
+  const stopAt = started + budgetMs;
+  const last = await Promise.all(
+    perClient.map(async ({ calls }) => {
+      let latest: T | undefined;
+      for (const call of calls) {
+        if (performance.now() > stopAt) break;
+        const t0 = performance.now();
+        try {
+          latest = await call();
+          latencies.push(performance.now() - t0);
+        } catch (e) {
+          errors++;
+          firstError ??= e instanceof Error ? e.message : String(e);
+        }
+      }
+      return latest;
+    }),
+  );
+  const elapsedMs = performance.now() - started;
+  latencies.sort((a, b) => a - b);
+  return {
+    result: {
+      ops: latencies.length,
+      errors,
+      ...(firstError !== undefined ? { firstError } : {}),
+      elapsedMs,
+      latenciesMs: latencies,
+    },
+    last,
+  };
+}
+
+async function run(job: ClientsJob): Promise<ClientsResult> {
+  const bundle = X509Bundle.fromPem(TrustDomain.parse(job.trustDomain), job.bundlePem);
+  const attestCsrs = job.tokens.map((t) => freshCsrs(t.length));
+  const renewCsrs = job.tokens.map(() => freshCsrs(job.renewsPerClient));
+  const clients = job.tokens.map(
+    () => new AttestationServiceClient(job.address, lanyardChannelCredentials(bundle), CHANNEL_OPTIONS),
+  );
+  const mtlsClients: AttestationServiceClient[] = [];
+  try {
+    // Connections (TLS handshakes) are made before the clock starts: steady-state issuance is measured.
+    await Promise.all(clients.map(waitForReady));
+    const attest = await phase(
+      clients.map((c, i) => ({
+        calls: job.tokens[i]!.map((token, j) => async () => {
+          const pending = attestCsrs[i]![j]!;
+          const r = await attestOnce(c, token, pending.csr);
+          return { privateKey: pending.key, chain: r.svid!.certChain } satisfies ClientSvid;
+        }),
+      })),
+      job.phaseBudgetMs,
+    );
+    // Each client renews with the SVID its last attestation gave it, over its own mTLS connection.
+    for (const svid of attest.last) {
+      if (svid === undefined)
+        throw new Error(`a client got no SVID to renew with: ${attest.result.firstError}`);
+      mtlsClients.push(
+        new AttestationServiceClient(job.address, lanyardChannelCredentials(bundle, svid), CHANNEL_OPTIONS),
+      );
+    }
+    await Promise.all(mtlsClients.map(waitForReady));
+    const renew = await phase(
+      mtlsClients.map((c, i) => ({
+        calls: renewCsrs[i]!.map((pending) => () => renewOnce(c, pending.csr)),
+      })),
+      job.phaseBudgetMs,
+    );
+    return { attest: attest.result, renew: renew.result };
+  } finally {
+    for (const c of [...clients, ...mtlsClients]) c.close();
+  }
+}
+
+if (parentPort !== null) {
+  const port = parentPort;
+  run(workerData as ClientsJob).then(
+    (result) => port.postMessage({ ok: true, result }),
+    (e: unknown) => port.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e) }),
+  );
+}

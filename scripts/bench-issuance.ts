@@ -1,0 +1,182 @@
+/**
+ * End-to-end issuance over gRPC: a real server (SQLite in a temp data dir, TLS on 127.0.0.1:0), one
+ * registration entry, then N = 1, 4, 16 concurrent clients (worker thread, one connection each) doing Attest
+ * with pre-made join tokens, then Renew over mTLS. Printed beside the raw P-256 sign rate of the same run.
+ * Bounded: a fixed number of calls per client, and each phase stops starting calls after --budget seconds.
+ * Everything is on loopback; the data dir is removed at the end.
+ *
+ *   npx tsx scripts/bench-issuance.ts [--ops 32] [--budget 60] [--seconds 1]
+ *   (npm run bench runs it after scripts/bench.ts)
+ */
+import { randomBytes, sign } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { AdminClient } from '../src/server/admin-client';
+import { loadConfig } from '../src/server/config';
+import { createLogger } from '../src/server/logging';
+import { startServer } from '../src/server/run';
+import { generateKeyPair } from '../src/x509/keys';
+import type { ClientsJob, ClientsResult, PhaseResult } from './bench-issuance-clients';
+
+const CONCURRENCY = [1, 4, 16] as const;
+const TRUST_DOMAIN = 'bench.lanyard.local';
+
+export interface IssuanceBenchOptions {
+  /** Attest calls per client, and as many Renew calls. Default 32. */
+  opsPerClient?: number;
+  /** Each phase stops starting calls after this many seconds. Default 60. */
+  phaseBudgetSeconds?: number;
+  /** Seconds for the raw sign baseline when none is passed in. Default 1. */
+  baselineSeconds?: number;
+  /** The raw P-256 sign rate when the caller measured it in this run already (scripts/bench.ts). */
+  rawSignPerSec?: number;
+}
+
+function arg(name: string): number | undefined {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number`);
+  return v;
+}
+
+/** node:crypto ECDSA P-256 signatures per second over a certificate-sized message (as scripts/bench.ts). */
+function rawSignRate(seconds: number): number {
+  const { privateKey } = generateKeyPair('ec-p256');
+  const message = randomBytes(400);
+  for (let i = 0; i < 200; i++) sign('sha256', message, privateKey);
+  const budget = seconds * 1e9;
+  const start = process.hrtime.bigint();
+  let ops = 0;
+  let elapsed = 0;
+  while (elapsed < budget) {
+    for (let i = 0; i < 8; i++) sign('sha256', message, privateKey);
+    ops += 8;
+    elapsed = Number(process.hrtime.bigint() - start);
+  }
+  return ops / (elapsed / 1e9);
+}
+
+function fmt(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function runClients(job: ClientsJob): Promise<ClientsResult> {
+  return new Promise((resolve, reject) => {
+    // tsx's loader does not follow into worker threads: the worker registers tsx's require hook itself.
+    const file = path.join(__dirname, 'bench-issuance-clients.ts');
+    const worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, {
+      eval: true,
+      workerData: job,
+    });
+    worker.once('message', (m: { ok: true; result: ClientsResult } | { ok: false; error: string }) => {
+      void worker.terminate();
+      if (m.ok) resolve(m.result);
+      else reject(new Error(`bench clients failed: ${m.error}`));
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0 && code !== 1) reject(new Error(`bench worker exited with ${code}`));
+    });
+  });
+}
+
+/** Join tokens for every planned Attest, made ahead over the admin socket (not timed). */
+async function makeTokens(admin: AdminClient, spiffeId: string, clients: number, each: number) {
+  const tokens: string[][] = [];
+  for (let c = 0; c < clients; c++) {
+    tokens.push(
+      await Promise.all(
+        Array.from({ length: each }, async () => (await admin.createJoinToken({ spiffeId })).token),
+      ),
+    );
+  }
+  return tokens;
+}
+
+export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Promise<void> {
+  const opsPerClient = options.opsPerClient ?? 32;
+  const budgetMs = (options.phaseBudgetSeconds ?? 60) * 1000;
+  const out = (s: string): boolean => process.stdout.write(s);
+  out(
+    `\nEnd-to-end issuance over gRPC (TLS on loopback, SQLite; ${opsPerClient} Attest then ` +
+      `${opsPerClient} Renew per client; clients in a worker thread, ${os.cpus().length} CPUs)\n`,
+  );
+  const rawSign = options.rawSignPerSec ?? rawSignRate(options.baselineSeconds ?? 1);
+  out(`  ${'node:crypto ECDSA P-256 sign (baseline)'.padEnd(58)} ${fmt(rawSign).padStart(10)} /s\n`);
+
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-'));
+  const config = {
+    ...loadConfig({ dataDir, env: {} }),
+    trustDomain: TRUST_DOMAIN,
+    listenAddress: { host: '127.0.0.1', port: 0 },
+    logLevel: 'error' as const,
+  };
+  // Errors only, to stderr: a bench must not measure log formatting, but a failure must not go unseen.
+  const logger = createLogger({ level: 'error', destination: process.stderr });
+  const running = await startServer(config, { logger, rotationTimer: false });
+  const admin = new AdminClient(config.adminSocketPath, { timeoutMs: 60_000 });
+  try {
+    const spiffeId = `spiffe://${TRUST_DOMAIN}/bench/agent`;
+    await admin.createEntry({
+      entry: { spiffeId, selectors: [{ type: 'bench', value: 'agent' }], allowedScopes: ['bench:run'] },
+    });
+    const rows: string[] = [];
+    for (const n of CONCURRENCY) {
+      const result = await runClients({
+        address: running.publicAddress,
+        trustDomain: TRUST_DOMAIN,
+        bundlePem: running.ca.bundle().toPem(),
+        tokens: await makeTokens(admin, spiffeId, n, opsPerClient),
+        renewsPerClient: opsPerClient,
+        phaseBudgetMs: budgetMs,
+      });
+      for (const [name, r] of [
+        ['Attest', result.attest],
+        ['Renew', result.renew],
+      ] as [string, PhaseResult][]) {
+        const rate = r.ops / (r.elapsedMs / 1000);
+        const label = `${name} (${name === 'Renew' ? 'mTLS' : 'join_token'}), N=${n} concurrent`;
+        out(
+          `  ${label.padEnd(58)} ${fmt(rate).padStart(10)} /s` +
+            `   p50 ${percentile(r.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(1)} ms` +
+            `, ${r.ops} ok${r.errors > 0 ? `, ${r.errors} FAILED (${r.firstError ?? '?'})` : ''}\n`,
+        );
+        rows.push(
+          `  ${`${name}/s, N=${n} / raw P-256 sign`.padEnd(58)} ${(rate / rawSign).toFixed(3).padStart(10)}`,
+        );
+      }
+    }
+    out('\nRatios (same run)\n' + rows.join('\n') + '\n');
+  } finally {
+    admin.close();
+    await running.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** --ops, --budget and --seconds from the command line (also when scripts/bench.ts runs this). */
+export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
+  const ops = arg('--ops');
+  const budget = arg('--budget');
+  const seconds = arg('--seconds');
+  return {
+    ...(ops !== undefined && { opsPerClient: Math.ceil(ops) }),
+    ...(budget !== undefined && { phaseBudgetSeconds: budget }),
+    ...(seconds !== undefined && { baselineSeconds: seconds }),
+  };
+}
+
+if (require.main === module) {
+  runIssuanceBench(issuanceOptionsFromArgv()).catch((e: unknown) => {
+    process.stderr.write(`bench-issuance: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exitCode = 1;
+  });
+}
