@@ -11,6 +11,7 @@ import { issueX509Svid } from '../x509/profiles';
 import {
   CaAuthority,
   CaAuthorityInfo,
+  type CaAuthorityState,
   chainAbove,
   fromRecord,
   infoOf,
@@ -19,6 +20,7 @@ import {
   withState,
 } from './authority';
 import { rootsThatMatter, sameRoots } from './bundle-roots';
+import { signCrl, type CrlContent } from './crl';
 import type { KeyManager } from './key-manager';
 import { mintCaCertificate } from './mint-authority';
 import { isExpired, rotationTimes } from './rotation-schedule';
@@ -100,6 +102,14 @@ export interface RotationStepResult {
   step: RotationStep;
   /** The CA that was prepared or activated. */
   authority: CaAuthorityInfo;
+}
+
+/** A CRL and the CA that signed it. */
+export interface SignedCrl {
+  authorityId: string;
+  state: CaAuthorityState;
+  issuer: ParsedCertificate;
+  der: Uint8Array;
 }
 
 /** What one `tick` did, for logs and tests. */
@@ -280,6 +290,23 @@ export class CaManager {
       bundle: snapshot.bundle,
       authorityId: active.id,
     };
+  }
+
+  /**
+   * One CRL per CA that holds its key (prepared, active, old), each listing `content.revoked`. The store
+   * does not record which CA signed a serial, and none needs to: serials are random 127-bit numbers, so a
+   * CRL listing another CA's serials revokes nothing of its own. The prepared CA gets one too, so a CRL
+   * exists the moment it activates. A CA whose key could not be loaded (old, kept for its root) has none.
+   */
+  signCrls(content: CrlContent): SignedCrl[] {
+    return this.state()
+      .authorities.filter((a) => a.key !== undefined)
+      .map((a) => ({
+        authorityId: a.id,
+        state: a.state,
+        issuer: a.cert,
+        der: signCrl({ cert: a.cert, key: a.key! }, content),
+      }));
   }
 
   // --- changing ---

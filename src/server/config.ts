@@ -34,6 +34,11 @@ export const CONFIG_DEFAULTS = {
   shutdown_grace: 10,
   /** Largest gRPC message accepted or sent, bytes. */
   max_message_bytes: 4 * 1024 * 1024,
+  /**
+   * Plain-HTTP listener for the signed CRLs (`/crl/<trust_domain>.crl` and `.pem`); absent = no listener.
+   * The documented value is 127.0.0.1:8082: loopback, for an nginx or OpenSSL on the same host.
+   */
+  crl_listen_address: undefined,
   /** Audience a Kubernetes projected service-account token must carry for k8s_psat. */
   k8s_psat_audience: 'lanyard',
 } as const;
@@ -137,6 +142,14 @@ const fileSchema = z.strictObject({
     .default({ join_token: {} }),
   /** Issuers whose OIDC ID tokens / JWT access tokens establish a session's principal (provenance verified). */
   principal_issuers: z.array(principalIssuer).default([]),
+  crl: block(
+    z.strictObject({
+      listen_address: z
+        .string()
+        .refine((v) => parseHostPort(v) !== undefined, 'expected host:port, e.g. "127.0.0.1:8082"')
+        .optional(),
+    }),
+  ),
 });
 
 export interface K8sPsatCluster {
@@ -171,6 +184,8 @@ export interface ServerConfig {
   };
   /** Trusted issuers of principal tokens for StartSession; empty = only asserted or workload principals. */
   principalIssuers: PrincipalIssuerConfig[];
+  /** Where the CRLs are served over HTTP; absent = not served. */
+  crlListenAddress?: { host: string; port: number };
   /** The file the configuration came from, when there was one. */
   configFile?: string;
 }
@@ -295,6 +310,8 @@ export function resolveConfig(
     attestors,
     principalIssuers,
   };
+  const crlListen = f.crl.listen_address === undefined ? undefined : parseHostPort(f.crl.listen_address);
+  if (crlListen !== undefined) config.crlListenAddress = crlListen;
   if (ctx.source !== 'defaults') config.configFile = ctx.source;
   return config;
 }

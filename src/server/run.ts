@@ -14,6 +14,9 @@ import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from './logging';
 import { buildListeners } from './services';
 import { PrincipalVerifier } from './sessions/principal';
+import { type CrlHttpServer, startCrlHttpServer } from './revocation/crl-http';
+import { CrlPublisher } from './revocation/crl-publisher';
+import { type PruneTimer, startPruneTimer } from './revocation/prune-timer';
 import { RevocationFeed } from './sessions/revocation-feed';
 import { CaCertificateProvider } from './tls/svid-credentials';
 
@@ -26,6 +29,8 @@ export interface StartOptions {
   rotationTimer?: boolean;
   /** Lifetime of the server's own SVID; default the CA's default (one hour, capped by the CA). */
   serverSvidTtlSeconds?: number;
+  /** How often expired revocations and grants are pruned; default PRUNE_DEFAULTS.intervalSeconds. */
+  pruneIntervalSeconds?: number;
 }
 
 export interface RunningServer {
@@ -38,6 +43,10 @@ export interface RunningServer {
   ca: CaManager;
   attestors: Attestors;
   logger: Logger;
+  /** The signed CRLs, current after every revocation. */
+  crl: CrlPublisher;
+  /** host:port of the CRL HTTP listener, when crl.listen_address is set. */
+  crlAddress?: string;
   /** Graceful close, then the store. */
   close(): Promise<void>;
 }
@@ -60,10 +69,17 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let ca: CaManager | undefined;
   let timer: RotationTimer | undefined;
   const certificates: { provider?: CaCertificateProvider } = {};
+  const revocations = new RevocationFeed();
+  let crl: CrlPublisher | undefined;
+  let crlHttp: CrlHttpServer | undefined;
+  let pruner: PruneTimer | undefined;
   // Stops, in order, what runs on top of the store; then the store. Runs once, on close or a failed start.
   const teardown = async (): Promise<void> => {
     try {
       await timer?.stop();
+      await pruner?.stop();
+      await crlHttp?.close();
+      crl?.stop();
       certificates.provider?.stop();
       await ca?.close();
     } finally {
@@ -95,6 +111,30 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     attestors = await Attestors.fromConfig(config.attestors, { store });
     logger.info({ attestors: attestors.types }, 'attestors ready');
     const principals = await PrincipalVerifier.fromConfig(config.principalIssuers);
+    crl = new CrlPublisher({
+      store,
+      ca,
+      feed: revocations,
+      clock,
+      logger: logger.child({ component: 'crl' }),
+    });
+    await crl.start();
+    const publisher = crl;
+    pruner = startPruneTimer({
+      store,
+      clock,
+      logger: logger.child({ component: 'prune' }),
+      ...(options.pruneIntervalSeconds !== undefined && { intervalSeconds: options.pruneIntervalSeconds }),
+      onPruned: () => void publisher.refresh().catch(() => {}),
+    });
+    if (config.crlListenAddress !== undefined) {
+      crlHttp = await startCrlHttpServer({
+        listen: config.crlListenAddress,
+        trustDomain: config.trustDomain,
+        publisher,
+      });
+      logger.info({ crlAddress: crlHttp.address }, 'CRL served over HTTP');
+    }
     certificates.provider = new CaCertificateProvider(ca);
     certificates.provider.start();
     server = new LanyardServer({
@@ -108,7 +148,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         attestors,
         certificates: certificates.provider,
         principals,
-        revocations: new RevocationFeed(),
+        revocations,
       }),
       logger,
       maxMessageBytes: config.maxMessageBytes,
@@ -135,6 +175,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     ca,
     attestors,
     logger,
+    crl,
+    ...(crlHttp !== undefined && { crlAddress: crlHttp.address }),
     close: () => server.close(),
   };
 }

@@ -16,6 +16,7 @@ import type {
   PageRequest,
   RevocationKind,
   RevocationRecord,
+  RevokedSerialRecord,
   SessionRecord,
 } from './types';
 
@@ -112,6 +113,18 @@ export interface StoreOps {
   lastRevocationSequence(): Promise<number>;
   /** Drops revocations whose expiresAt is before `before`. Returns how many. */
   pruneRevocations(before: Date): Promise<number>;
+  /**
+   * Every serial a CRL must list at `now`: certificate revocations, and each recorded certificate of a
+   * revoked session, that have not expired yet. A serial listed both ways appears once, with the earlier
+   * revocation time. Ordered by serial.
+   */
+  listRevokedSerials(now: Date): Promise<RevokedSerialRecord[]>;
+  /**
+   * Drops grants that can no longer be redeemed: their redeemBy is before `before`. Safe for replay
+   * protection because CreateGrant refuses a binding whose redeemBy has passed, so a pruned nonce cannot
+   * come back. Returns how many.
+   */
+  pruneGrants(before: Date): Promise<number>;
 }
 
 export interface Store extends StoreOps {

@@ -216,3 +216,12 @@ export interface NewRevocation {
   reason: string;
   expiresAt: Date;
 }
+
+/** A certificate serial that a CRL must list: revoked by itself, or issued to a session that ended. */
+export interface RevokedSerialRecord {
+  /** Lower-case hex, no leading zeros. */
+  serialHex: string;
+  revokedAt: Date;
+  /** When the entry may leave the CRL: the certificate's notAfter, or the revocation's expiry. */
+  expiresAt: Date;
+}

@@ -70,7 +70,8 @@ export function spkiOf(key: KeyObject): SubjectPublicKeyInfo {
   return AsnConvert.parse(spkiDer(key), SubjectPublicKeyInfo);
 }
 
-function signatureAlgorithm(signingKey: KeyObject): AlgorithmIdentifier {
+/** The AlgorithmIdentifier of the one scheme `signingKey` signs with (also used inside the signed part). */
+export function signatureAlgorithm(signingKey: KeyObject): AlgorithmIdentifier {
   const scheme = signatureSchemeFor(signingKey);
   const alg = new AlgorithmIdentifier({ algorithm: scheme.oid });
   // null serialises as an explicit ASN.1 NULL (RSA, RFC 4055); leaving it unset omits the field (ECDSA, Ed25519).
@@ -97,14 +98,21 @@ export function signCertificate(fields: CertificateFields): Uint8Array {
     subjectPublicKeyInfo: fields.subjectPublicKeyInfo,
     extensions: new Extensions(fields.extensions),
   });
-  const tbsDer = new Uint8Array(AsnConvert.serialize(tbs));
-  const signature = signWithKey(tbsDer, fields.signingKey);
+  return signAndFrame(new Uint8Array(AsnConvert.serialize(tbs)), algorithm, fields.signingKey);
+}
+
+/**
+ * SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }: the shape of a Certificate and of a
+ * CertificateList alike. Framed by hand so the signed bytes are exactly the embedded ones.
+ */
+export function signAndFrame(tbsDer: Uint8Array, algorithm: AlgorithmIdentifier, key: KeyObject): Uint8Array {
+  const signature = signWithKey(tbsDer, key);
   const algDer = new Uint8Array(AsnConvert.serialize(algorithm));
   const sigBits = encodeTlv(TAG_BIT_STRING, concatBytes([new Uint8Array([0]), signature]));
   return encodeTlv(TAG_SEQUENCE, concatBytes([tbsDer, algDer, sigBits]));
 }
 
-function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   const copy = new Uint8Array(bytes.length);
   copy.set(bytes);
   return copy.buffer;

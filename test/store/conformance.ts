@@ -723,6 +723,97 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.equal(next.sequence, 2);
       });
 
+      it('prunes only expired revocations; the sequence never goes back, also after reopening', async () => {
+        const at = (ms: number): Date => new Date(clock.now().getTime() + ms);
+        await store.addRevocation(
+          { kind: 'certificate', id: 'a1', reason: '', expiresAt: at(1000) },
+          clock.now(),
+        );
+        await store.addRevocation(
+          { kind: 'certificate', id: 'b2', reason: '', expiresAt: at(5000) },
+          clock.now(),
+        );
+        await store.createSession(session('s', { expiresAt: at(9000) }));
+        await store.endSessionTree('s', clock.now(), 'done');
+        clock.advance(2000);
+        assert.equal(await store.pruneRevocations(clock.now()), 1);
+        assert.deepEqual(
+          (await store.listRevocations(0)).map((r) => [r.sequence, r.id]),
+          [
+            [2, 'b2'],
+            [3, 's'],
+          ],
+        );
+        // Nothing at or before the instant's own expiry is dropped: "before" is strict.
+        assert.equal(await store.pruneRevocations(at(3000)), 0);
+        clock.advance(10_000);
+        assert.equal(await store.pruneRevocations(clock.now()), 2);
+        assert.deepEqual(await store.listRevocations(0), []);
+        assert.equal(await store.lastRevocationSequence(), 3);
+        await store.close();
+        store = await harness.open({ clock: clock.now });
+        assert.equal(await store.lastRevocationSequence(), 3);
+        const next = await store.addRevocation(
+          { kind: 'certificate', id: 'a1', reason: 'again', expiresAt: at(1000) },
+          clock.now(),
+        );
+        assert.equal(next.sequence, 4);
+      });
+
+      it('lists the serials a CRL needs: revoked certificates and the certificates of ended sessions', async () => {
+        const at = (ms: number): Date => new Date(clock.now().getTime() + ms);
+        const t0 = clock.now();
+        await store.createSession(session('root', { expiresAt: at(9000) }));
+        await store.createSession(
+          session('child', { parentSessionId: 'root', depth: 1, expiresAt: at(9000) }),
+        );
+        await store.createSession(session('live'));
+        await store.addSessionCertificate('root', 'a1', at(2000));
+        await store.addSessionCertificate('root', 'a2', at(8000));
+        await store.addSessionCertificate('child', 'c1', at(8000));
+        await store.addSessionCertificate('live', 'ff', at(8000));
+        await store.addRevocation({ kind: 'certificate', id: 'c1', reason: '', expiresAt: at(5000) }, t0);
+        await store.addRevocation({ kind: 'certificate', id: 'dd', reason: '', expiresAt: at(5000) }, t0);
+        assert.deepEqual(
+          (await store.listRevokedSerials(clock.now())).map((r) => r.serialHex),
+          ['c1', 'dd'],
+        );
+        clock.advance(1000);
+        await store.endSessionTree('root', clock.now(), 'done');
+        const listed = await store.listRevokedSerials(clock.now());
+        assert.deepEqual(
+          listed.map((r) => [r.serialHex, r.revokedAt.getTime() - t0.getTime()]),
+          [
+            ['a1', 1000],
+            ['a2', 1000],
+            ['c1', 0],
+            ['dd', 0],
+          ],
+        );
+        // An expired certificate leaves the list even while its session's revocation is kept.
+        clock.advance(2000);
+        assert.deepEqual(
+          (await store.listRevokedSerials(clock.now())).map((r) => r.serialHex),
+          ['a2', 'c1', 'dd'],
+        );
+        clock.advance(3000);
+        assert.deepEqual(
+          (await store.listRevokedSerials(clock.now())).map((r) => r.serialHex),
+          ['a2', 'c1'],
+        );
+      });
+
+      it('prunes grants only once they can no longer be redeemed', async () => {
+        await store.createSession(session('root'));
+        await store.createGrant(grant('spent'));
+        await store.markGrantRedeemed('spent', clock.now(), 'c');
+        await store.createGrant(grant('late', { redeemBy: new Date(clock.now().getTime() + 120_000) }));
+        clock.advance(61_000);
+        assert.equal(await store.pruneGrants(clock.now()), 1);
+        await rejectsWithCode(store.getGrant('spent'), ErrorCode.GRANT_NOT_FOUND);
+        assert.equal((await store.getGrant('late')).redeemedAt, undefined);
+      });
+
       it('keeps sessions, grants and revocations across close and reopen', async () => {
         await store.createSession(session('root'));
         await store.addSessionCertificate('root', '1f', clock.now());

@@ -7,6 +7,7 @@ import type {
   NewSession,
   RevocationKind,
   RevocationRecord,
+  RevokedSerialRecord,
   SessionRecord,
 } from '../types';
 import { fromMs, isConstraintError, optionalFromMs, stringsFromJson, stringsToJson, toMs } from './codec';
@@ -270,6 +271,30 @@ export class SqliteSessions {
 
   pruneRevocations(before: Date): number {
     return this.db.prepare('DELETE FROM revocations WHERE expires_at < ?').run(toMs(before)).changes;
+  }
+
+  listRevokedSerials(now: Date): RevokedSerialRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT serial_hex, MIN(revoked_at) AS revoked_at, MAX(expires_at) AS expires_at FROM (
+           SELECT target_id AS serial_hex, revoked_at, expires_at FROM revocations
+             WHERE kind = 'certificate' AND expires_at > @now
+           UNION ALL
+           SELECT c.serial_hex, r.revoked_at, c.not_after AS expires_at
+             FROM revocations r JOIN session_certificates c ON c.session_id = r.target_id
+             WHERE r.kind = 'session' AND c.not_after > @now
+         ) GROUP BY serial_hex ORDER BY serial_hex`,
+      )
+      .all({ now: toMs(now) }) as { serial_hex: string; revoked_at: number; expires_at: number }[];
+    return rows.map((r) => ({
+      serialHex: r.serial_hex,
+      revokedAt: fromMs(r.revoked_at),
+      expiresAt: fromMs(r.expires_at),
+    }));
+  }
+
+  pruneGrants(before: Date): number {
+    return this.db.prepare('DELETE FROM grants WHERE redeem_by < ?').run(toMs(before)).changes;
   }
 }
 

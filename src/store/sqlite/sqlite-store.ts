@@ -23,6 +23,7 @@ import type {
   PageRequest,
   RevocationKind,
   RevocationRecord,
+  RevokedSerialRecord,
   SessionRecord,
 } from '../types';
 import { SqliteCaState } from './ca-state';
@@ -149,6 +150,12 @@ class AsyncOps implements StoreOps {
   }
   pruneRevocations(before: Date): Promise<number> {
     return this.guard(() => this.sync.sessions.pruneRevocations(before));
+  }
+  listRevokedSerials(now: Date): Promise<RevokedSerialRecord[]> {
+    return this.guard(() => this.sync.sessions.listRevokedSerials(now));
+  }
+  pruneGrants(before: Date): Promise<number> {
+    return this.guard(() => this.sync.sessions.pruneGrants(before));
   }
 }
 

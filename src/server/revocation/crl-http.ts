@@ -1,0 +1,74 @@
+/**
+ * The CRLs over plain HTTP, where nginx, OpenSSL and curl look for them. Plain HTTP is the norm for CRLs
+ * (RFC 5280 §4.2.1.13): the content is public and signed, so the transport adds nothing to its integrity.
+ * Only two paths exist; everything else is 404, anything but GET/HEAD is 405, and requests must arrive
+ * quickly (the listener is unauthenticated, so it must not let slow clients hold sockets).
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { formatHostPort } from '../config';
+import type { CrlPublisher } from './crl-publisher';
+
+export interface CrlHttpServer {
+  /** host:port actually bound (the real port when the config said 0). */
+  address: string;
+  close(): Promise<void>;
+}
+
+/** `/crl/<trust-domain>.crl` (DER, the active CA) and `/crl/<trust-domain>.pem` (every CA's CRL). */
+export function crlPaths(trustDomain: string): { der: string; pem: string } {
+  return { der: `/crl/${trustDomain}.crl`, pem: `/crl/${trustDomain}.pem` };
+}
+
+export async function startCrlHttpServer(opts: {
+  listen: { host: string; port: number };
+  trustDomain: string;
+  publisher: CrlPublisher;
+}): Promise<CrlHttpServer> {
+  const paths = crlPaths(opts.trustDomain);
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    const path = (req.url ?? '').split('?')[0];
+    const crls = opts.publisher.published();
+    if (path !== paths.der && path !== paths.pem) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    if (crls === undefined) {
+      res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '5' }).end('no CRL yet\n');
+      return;
+    }
+    const body = path === paths.der ? Buffer.from(crls.activeDer) : Buffer.from(crls.pem);
+    res.writeHead(200, {
+      // RFC 2585 §4.2 for DER; PEM has no registered type.
+      'Content-Type': path === paths.der ? 'application/pkix-crl' : 'application/x-pem-file',
+      'Content-Length': body.length,
+      'Last-Modified': crls.thisUpdate.toUTCString(),
+      // A CRL changes on every revocation: caches may keep it briefly, never past nextUpdate.
+      'Cache-Control': `max-age=${Math.max(0, Math.min(60, Math.floor((crls.nextUpdate.getTime() - Date.now()) / 1000)))}`,
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  server.headersTimeout = 5_000;
+  server.requestTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.listen.port, opts.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  return {
+    address: formatHostPort({ host: bound.address, port: bound.port }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

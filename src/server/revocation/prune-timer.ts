@@ -1,0 +1,70 @@
+/**
+ * Housekeeping: drops revocations once every certificate they name has expired (a verifier rejects an
+ * expired certificate anyway, so keeping them only grows the CRL and the WatchRevocations full state) and
+ * grants that can no longer be redeemed. Pruning never lowers the revocation sequence (the store keeps the
+ * highest ever assigned), so resuming watchers stay correct.
+ */
+import type { Store } from '../../store/store';
+import type { Logger } from '../logging';
+
+export const PRUNE_DEFAULTS = Object.freeze({
+  intervalSeconds: 600,
+  /**
+   * Grants are kept this long past their redeem-by time, so a late replay is still reported as a replay
+   * (ERR_GRANT_REPLAYED / ERR_GRANT_EXPIRED) rather than as an unknown grant, and clock steps stay harmless.
+   */
+  grantGraceSeconds: 3600,
+});
+
+export interface PruneResult {
+  revocations: number;
+  grants: number;
+}
+
+export async function pruneOnce(
+  store: Store,
+  now: Date,
+  grantGraceSeconds: number = PRUNE_DEFAULTS.grantGraceSeconds,
+): Promise<PruneResult> {
+  const revocations = await store.pruneRevocations(now);
+  const grants = await store.pruneGrants(new Date(now.getTime() - grantGraceSeconds * 1000));
+  return { revocations, grants };
+}
+
+export interface PruneTimer {
+  /** Stops the timer and waits for a run in progress. */
+  stop(): Promise<void>;
+}
+
+/** Prunes every `intervalSeconds` (unref'd: it never keeps the process alive). */
+export function startPruneTimer(opts: {
+  store: Store;
+  clock: () => Date;
+  logger: Logger;
+  intervalSeconds?: number;
+  /** Called after a run that removed something (the CRL publisher refreshes). */
+  onPruned?: (result: PruneResult) => void;
+}): PruneTimer {
+  let running: Promise<void> | undefined;
+  const run = (): void => {
+    if (running !== undefined) return;
+    running = pruneOnce(opts.store, opts.clock())
+      .then((r) => {
+        if (r.revocations + r.grants === 0) return;
+        opts.logger.info({ ...r }, 'pruned expired revocations and grants');
+        opts.onPruned?.(r);
+      })
+      .catch((e: unknown) => opts.logger.warn({ err: e }, 'pruning failed; retrying at the next interval'))
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = setInterval(run, (opts.intervalSeconds ?? PRUNE_DEFAULTS.intervalSeconds) * 1000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
