@@ -46,7 +46,8 @@ export function createAttestHandler(
     const started = process.hrtime.bigint();
     let finished = false;
     let begun = false;
-    let cancelled = false;
+    // Set once the call failed or was cancelled: an attestation still running must then change nothing.
+    let abandoned = false;
     const channel = new StreamChallengeChannel((challenge) => {
       call.write({ step: { $case: 'challenge', value: { challenge: Buffer.from(challenge) } } });
     });
@@ -56,6 +57,7 @@ export function createAttestHandler(
       peer: call.getPeer(),
     });
     const fail = (e: unknown): void => {
+      abandoned = true;
       channel.close(isLanyardError(e) ? e : undefined);
       if (finished) return;
       finished = true;
@@ -73,7 +75,7 @@ export function createAttestHandler(
         if (step.$case === 'params') {
           if (begun) throw protocolError('AttestParams sent twice: one attestation per stream');
           begun = true;
-          attest(deps, step.value, channel, () => cancelled).then((result) => {
+          attest(deps, step.value, channel, () => abandoned).then((result) => {
             if (finished) return;
             finished = true;
             channel.close();
@@ -104,9 +106,16 @@ export function createAttestHandler(
       else channel.close();
     });
     call.on('cancelled', () => {
-      // The client is gone: nothing can be sent; the attestation (and its transaction) is abandoned.
+      // The client is gone, or grpc-js ended the call itself (an undecodable frame): nothing can be sent;
+      // the attestation (and its transaction) is abandoned. Logged, because every call gets a line.
+      if (!finished) {
+        deps.logger.info(
+          { ...logFields(), code: 'CANCELLED', begun },
+          'attestation abandoned: the call was cancelled',
+        );
+      }
       finished = true;
-      cancelled = true;
+      abandoned = true;
       channel.close(new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the client cancelled the attestation'));
     });
     call.on('error', () => channel.close());
@@ -122,7 +131,7 @@ async function attest(
   deps: AttestDeps,
   params: AttestParams,
   channel: StreamChallengeChannel,
-  isCancelled: () => boolean,
+  isAbandoned: () => boolean,
 ): Promise<Attested> {
   const { ca, store } = deps;
   // Proof of possession of the new key first: no evidence is spent on a request that cannot be signed.
@@ -161,9 +170,10 @@ async function attest(
     outcome = await store.transaction(async (tx) => {
       const result = await attestor.attest(params.evidence, channel, now, { store: tx });
       const issued = await issue(result, tx);
-      // A client that left cannot receive the SVID: roll back so its token stays unspent.
-      if (isCancelled()) {
-        throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the client cancelled the attestation');
+      // A client that left, or a call already failed (say, params sent twice), cannot receive the SVID:
+      // roll back so the token stays unspent.
+      if (isAbandoned()) {
+        throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the attestation was abandoned');
       }
       return issued;
     });
