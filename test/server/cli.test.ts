@@ -18,10 +18,10 @@ interface Result {
   stderr: string;
 }
 
-function lanyard(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+function lanyard(args: string[], env: NodeJS.ProcessEnv = {}, cwd = path.dirname(BIN)): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: path.dirname(BIN),
+      cwd,
       env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '', ...env },
     });
     let stdout = '';
@@ -326,10 +326,10 @@ describe('lanyard server run', function () {
 
   it('starts with no config, prints where it listens and how to register, and exits 0 on SIGTERM', async () => {
     const dir = tempDataDir();
+    const child = spawn(process.execPath, [BIN, 'server', 'run', '--data-dir', dir], {
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
+    });
     try {
-      const child = spawn(process.execPath, [BIN, 'server', 'run', '--data-dir', dir], {
-        env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
-      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -341,13 +341,33 @@ describe('lanyard server run', function () {
         });
         child.on('close', () => reject(new Error(`server exited early: ${stderr}`)));
       });
-      assert.ok(stderr.includes(`admin socket (registration API): ${path.join(dir, 'admin.sock')}`), stderr);
-      assert.ok(stderr.includes(`lanyard entry create --data-dir ${dir}`), stderr);
-      assert.ok(stderr.includes('lanyard token create'), stderr);
+      assert.ok(stderr.includes(`admin socket (registration, CA): ${path.join(dir, 'admin.sock')}`), stderr);
+      assert.ok(stderr.includes(`\`lanyard\` is \`node ${BIN}\``), stderr);
 
-      const token = ok(
-        await lanyard(['token', 'create', '--data-dir', dir, '--spiffe-id', `${TD}/agents/demo`]),
-      ).stdout.trim();
+      // Follow the printed steps as a person would: entry, token, bundle, svid fetch, svid inspect.
+      const work = path.join(dir, 'work');
+      fs.mkdirSync(work);
+      const steps = stderr.split('\n').filter((l) => /^ {2}(\(umask 077; )?lanyard /.test(l));
+      assert.deepEqual(
+        steps.map((l) => /lanyard (\w+ \w+)/.exec(l)?.[1]),
+        ['entry create', 'token create', 'bundle show', 'svid fetch', 'svid inspect'],
+      );
+      let inspected = '';
+      for (const line of steps) {
+        const [command = '', redirect] = line
+          .replace(/#.*$/, '')
+          .replace(/^\s*\(umask 077; /, '')
+          .replace(/\)\s*$/, '')
+          .trim()
+          .split(' > ');
+        const r = ok(await lanyard(command.split(/\s+/).slice(1), {}, work));
+        if (redirect !== undefined)
+          fs.writeFileSync(path.join(work, redirect.trim()), r.stdout, { mode: 0o600 });
+        inspected = r.stdout;
+      }
+      assert.match(inspected, /SPIFFE ID:\s+spiffe:\/\/lanyard\.local\/agents\/demo/);
+      const token = fs.readFileSync(path.join(work, 'token'), 'utf8').trim();
+      assert.match(token, /^lanyard_jt_/);
 
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
@@ -361,6 +381,8 @@ describe('lanyard server run', function () {
       assert.ok(lines.some((l) => l.msg === 'shut down'));
       assert.ok(!stdout.includes(token));
     } finally {
+      // A failed assertion must not leave the server holding port 8081 for the next run.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

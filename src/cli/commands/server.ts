@@ -52,7 +52,7 @@ export function registerServerCommands(program: Command): void {
     );
 }
 
-/** What a person needs right after start: where it listens and how to register a first workload. */
+/** What a person needs right after start: where it listens and how to get a first workload its SVID. */
 function banner(config: ServerConfig, publicAddress: string): string {
   const defaultSocket = path.join(config.dataDir, 'admin.sock');
   const target =
@@ -60,23 +60,34 @@ function banner(config: ServerConfig, publicAddress: string): string {
       ? `--data-dir ${config.dataDir}`
       : `--socket ${config.adminSocketPath}`;
   const id = `spiffe://${config.trustDomain}/agents/demo`;
+  const listening = publicAddress || formatHostPort(config.listenAddress);
+  // This file is src/cli/commands/server.ts or dist/cli/commands/server.js: bin/ is three levels up.
+  const bin = path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
   return [
     `Lanyard server running, trust domain ${config.trustDomain}`,
-    `  admin socket (registration API): ${config.adminSocketPath}`,
+    `  admin socket (registration, CA): ${config.adminSocketPath}`,
     `  data dir:                        ${config.dataDir}`,
-    `  attestation/bundle (TLS):        ${publicAddress || formatHostPort(config.listenAddress)}`,
+    `  attestation/bundle (TLS):        ${listening}`,
     `  server identity:                 spiffe://${config.trustDomain}/lanyard/server`,
     '',
-    'Register a first workload and get it an SVID:',
+    `Register a first workload and get it an SVID (\`lanyard\` is \`node ${bin}\` unless it is on your PATH):`,
     `  lanyard entry create ${target} --spiffe-id ${id} --selector unix:uid:${process.getuid?.() ?? 1000}`,
-    `  TOKEN=$(lanyard token create ${target} --spiffe-id ${id})`,
+    `  (umask 077; lanyard token create ${target} --spiffe-id ${id} > token)   # single use, 10 minutes`,
     `  lanyard bundle show ${target} > bundle.pem`,
-    `  then call lanyard.v1.AttestationService/Attest on ${publicAddress || formatHostPort(config.listenAddress)} over TLS`,
-    '  trusting bundle.pem, with attestor_type "join_token", evidence $TOKEN and a PKCS#10 CSR (see README).',
+    `  lanyard svid fetch --server ${connectAddress(config, listening)} --bundle bundle.pem --join-token-file token --out svid/`,
+    '  lanyard svid inspect svid/svid.pem',
     '',
+    `The CA: lanyard ca show ${target}; rotate by hand with lanyard ca rotate (see README).`,
     'Stop with Ctrl-C or SIGTERM (in-flight calls are drained first).',
     '',
   ].join('\n');
+}
+
+/** Where a client on this host connects: a wildcard listen address is not a destination. */
+function connectAddress(config: ServerConfig, listening: string): string {
+  const { host } = config.listenAddress;
+  if (host !== '0.0.0.0' && host !== '::') return listening;
+  return listening.replace(host === '::' ? '[::]' : '0.0.0.0', host === '::' ? '[::1]' : '127.0.0.1');
 }
 
 function errorText(e: unknown): string {
