@@ -29,6 +29,13 @@ import {
   RotateCaRequest,
   type RotateCaResponse,
 } from '../gen/lanyard/v1/admin';
+import {
+  EndSessionRequest,
+  type EndSessionResponse,
+  RevokeSvidRequest,
+  type RevokeSvidResponse,
+  SessionServiceClient,
+} from '../gen/lanyard/v1/session';
 import { ERROR_CODE_METADATA_KEY } from './grpc-call';
 
 /** A failed call: `code` is the gRPC status, `lanyardCode` the stable error code when the server sent one. */
@@ -65,6 +72,7 @@ export class AdminClient {
   private readonly client: RegistrationServiceClient;
   private readonly bundleClient: BundleServiceClient;
   private readonly adminClient: AdminServiceClient;
+  private readonly sessionClient: SessionServiceClient;
   private readonly timeoutMs: number;
 
   constructor(socketPath: string, options: AdminClientOptions = {}) {
@@ -73,6 +81,15 @@ export class AdminClient {
     this.client = new RegistrationServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
     this.bundleClient = new BundleServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
     this.adminClient = new AdminServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
+    this.sessionClient = new SessionServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
+  }
+
+  /** Ends a session and, transitively, every session delegated from it. */
+  endSession(req: DeepPartial<EndSessionRequest>): Promise<EndSessionResponse> {
+    return this.unary(this.sessionClient.endSession, EndSessionRequest.fromPartial(req), this.sessionClient);
+  }
+  revokeSvid(req: DeepPartial<RevokeSvidRequest>): Promise<RevokeSvidResponse> {
+    return this.unary(this.sessionClient.revokeSvid, RevokeSvidRequest.fromPartial(req), this.sessionClient);
   }
 
   getBundle(req: DeepPartial<GetBundleRequest> = {}): Promise<GetBundleResponse> {
@@ -113,6 +130,7 @@ export class AdminClient {
     this.client.close();
     this.bundleClient.close();
     this.adminClient.close();
+    this.sessionClient.close();
   }
 
   private unary<Req, Res>(

@@ -18,6 +18,8 @@ import type { Logger } from './logging';
 import { createRegistrationService } from './registration/service';
 import type { PrincipalVerifier } from './sessions/principal';
 import type { RevocationFeed } from './sessions/revocation-feed';
+import { createSessionAdminService } from './sessions/admin-service';
+import type { SessionDeps } from './sessions/deps';
 import { createSessionService } from './sessions/service';
 import { guardAdmin } from './tls/admin-guard';
 import type { CaCertificateProvider } from './tls/svid-credentials';
@@ -69,16 +71,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         logger: ctx.logger,
       }),
       createBundleService({ ca: ctx.ca, logger: ctx.logger }),
-      createSessionService({
-        store: ctx.store,
-        ca: ctx.ca,
-        clock: ctx.clock,
-        logger: ctx.logger,
-        defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
-        caTtlSeconds: ctx.config.caTtlSeconds,
-        principals: ctx.principals,
-        revocations: ctx.revocations,
-      }),
+      createSessionService(sessionDeps(ctx)),
       guardAdmin(registration, adminGuard),
       guardAdmin(
         createAdminService({ ca: ctx.ca, logger: ctx.logger.child({ listener: 'public' }) }),
@@ -106,9 +99,24 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
       createBundleService({ ca: ctx.ca, logger: ctx.logger }),
       // `lanyard ca rotate` and `lanyard ca show`.
       createAdminService({ ca: ctx.ca, logger: ctx.logger }),
+      // `lanyard session end` and `lanyard svid revoke`.
+      createSessionAdminService(sessionDeps(ctx)),
     ],
     beforeBind: () => clearStaleSocket(socketPath),
     bind: (doBind) => bindPrivately(socketPath, doBind),
     afterClose: () => removeSocket(socketPath),
+  };
+}
+
+function sessionDeps(ctx: ServerContext): SessionDeps {
+  return {
+    store: ctx.store,
+    ca: ctx.ca,
+    clock: ctx.clock,
+    logger: ctx.logger,
+    defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
+    caTtlSeconds: ctx.config.caTtlSeconds,
+    principals: ctx.principals,
+    revocations: ctx.revocations,
   };
 }

@@ -3,6 +3,7 @@ import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
 import { registerEntryCommands } from './entry';
 import { registerServerCommands } from './server';
+import { registerSessionCommands } from './session';
 import { registerSvidCommands } from './svid';
 import { registerTokenCommands } from './token';
 
@@ -14,4 +15,5 @@ export function registerCommands(program: Command): void {
   registerEntryCommands(program);
   registerTokenCommands(program);
   registerBundleCommands(program);
+  registerSessionCommands(program);
 }

@@ -28,6 +28,7 @@ import { EXIT_REJECTED } from '../exit-codes';
 import { describeSvidText, isoSeconds } from '../format/svid-text';
 import { parseDuration, parseIsoTime, readInputFile } from '../input';
 import { runAction } from '../run-action';
+import { registerSvidRevokeCommand } from './session';
 
 /** `lanyard svid ...`: mint (dev CA), inspect and verify X.509-SVIDs. */
 export function registerSvidCommands(program: Command): void {
@@ -186,6 +187,7 @@ export function registerSvidCommands(program: Command): void {
         },
       ),
     );
+  registerSvidRevokeCommand(svid);
 }
 
 async function fetchWithJoinToken(

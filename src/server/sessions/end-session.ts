@@ -1,7 +1,8 @@
 /**
  * EndSession and RevokeSvid. Ending a session ends every session delegated from it, transitively, in one
  * transaction, and publishes one revocation per ended session to watchers after it committed. The session's
- * own agent (an SVID of the same entry) may end it; anyone else must be an admin.
+ * own agent (an SVID of the same entry) may end it; anyone else must be an admin: an admin SVID on the public
+ * listener, or anyone who can open the admin socket (file permissions are that socket's guard).
  */
 import { ErrorCode, SessionError } from '../../errors';
 import type {
@@ -29,13 +30,24 @@ export async function endSession(
   const session = await deps.store.getSession(req.sessionId);
   const ownAgent = caller.context.agentId === session.entryId && caller.id === session.spiffeId;
   if (!ownAgent) await requireAdmin(deps, call);
+  return endSessionAs(deps, req, caller.id, now);
+}
+
+/** Ends the session tree once the caller was authorised; `by` names the caller in the reason and the log. */
+export async function endSessionAs(
+  deps: SessionDeps,
+  req: EndSessionRequest,
+  by: string,
+  now: Date = deps.clock(),
+): Promise<EndSessionResponse> {
+  checkReason(req.reason);
   const { ended, revocations } = await deps.store.endSessionTree(
-    session.id,
+    req.sessionId,
     now,
-    req.reason || `ended by ${caller.id}`,
+    req.reason || `ended by ${by}`,
   );
   deps.revocations.publish(revocations);
-  deps.logger.info({ sessionId: session.id, ended: ended.length, by: caller.id }, 'session ended');
+  deps.logger.info({ sessionId: req.sessionId, ended: ended.length, by }, 'session ended');
   return { endedSessionIds: ended.map((s) => s.id) };
 }
 
@@ -44,17 +56,28 @@ export async function revokeSvid(
   req: RevokeSvidRequest,
   call: PeerCall,
 ): Promise<RevokeSvidResponse> {
+  checkReason(req.reason);
+  const by = await requireAdmin(deps, call);
+  return revokeSvidAs(deps, req, by);
+}
+
+/** Revokes one serial once the caller was authorised as an admin. */
+export async function revokeSvidAs(
+  deps: SessionDeps,
+  req: RevokeSvidRequest,
+  by: string,
+): Promise<RevokeSvidResponse> {
   const now = deps.clock();
   checkReason(req.reason);
-  await requireAdmin(deps, call);
   const serial = normaliseSerial(req.serialHex);
   // No record maps every serial to its expiry, but no SVID outlives the CA lifetime from now.
   const expiresAt = new Date(now.getTime() + deps.caTtlSeconds * 1000);
   const revocation = await deps.store.addRevocation(
-    { kind: 'certificate', id: serial, reason: req.reason || 'revoked by an admin', expiresAt },
+    { kind: 'certificate', id: serial, reason: req.reason || `revoked by ${by}`, expiresAt },
     now,
   );
   deps.revocations.publish([revocation]);
+  deps.logger.info({ serial, by }, 'certificate revoked');
   return { revocation: revocationToProto(revocation) };
 }
 

@@ -1,0 +1,48 @@
+/**
+ * SessionService on the local admin socket, for `lanyard session end` and `lanyard svid revoke`. Whoever can
+ * open the socket is an admin (it is 0600 in a 0700 data dir), so EndSession and RevokeSvid need no SVID
+ * here; WatchRevocations works as on the public listener. The calls that act as an agent (StartSession,
+ * CreateGrant, RedeemGrant) need the agent's own mTLS identity and are refused: the socket has none.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { SessionServiceService, type SessionServiceServer } from '../../gen/lanyard/v1/session';
+import { unaryHandler } from '../grpc-call';
+import type { ServiceRegistration } from '../grpc-server';
+import type { SessionDeps } from './deps';
+import { endSessionAs, revokeSvidAs } from './end-session';
+import { SESSION_SERVICE_NAME } from './service';
+import { watchRevocations, type RevocationWatch } from './watch-revocations';
+
+/** How the admin socket appears in end reasons and logs. */
+export const ADMIN_SOCKET_ACTOR = 'the admin socket';
+
+export function createSessionAdminService(deps: SessionDeps): ServiceRegistration {
+  const log = deps.logger.child({ service: SESSION_SERVICE_NAME, listener: 'admin' });
+  const d = { ...deps, logger: log };
+  const watches = new Set<RevocationWatch>();
+  const agentOnly = (
+    _call: grpc.ServerUnaryCall<unknown, unknown>,
+    callback: grpc.sendUnaryData<never>,
+  ): void =>
+    callback({
+      code: grpc.status.UNIMPLEMENTED,
+      details: 'an agent call: use the public listener with the agent SVID',
+    });
+  const implementation: SessionServiceServer = {
+    startSession: agentOnly,
+    createGrant: agentOnly,
+    redeemGrant: agentOnly,
+    endSession: unaryHandler('EndSession', log, (req) => endSessionAs(d, req, ADMIN_SOCKET_ACTOR)),
+    revokeSvid: unaryHandler('RevokeSvid', log, (req) => revokeSvidAs(d, req, ADMIN_SOCKET_ACTOR)),
+    watchRevocations: (call) => watchRevocations(d, call, watches),
+  };
+  return {
+    name: SESSION_SERVICE_NAME,
+    definition: SessionServiceService,
+    implementation,
+    onClosing: () => {
+      for (const w of watches) w.end();
+      watches.clear();
+    },
+  };
+}

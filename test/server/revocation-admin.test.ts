@@ -1,0 +1,197 @@
+/**
+ * Revocation by an admin: `lanyard session end` and `lanyard svid revoke` over the admin socket (the CLI as a
+ * child process), RevokeSvid reaching a streamed RevocationCache, and the public listener's admin check.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { X509Bundle } from '../../src/bundle/x509-bundle';
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../src/cli/exit-codes';
+import { signGrant } from '../../src/client/delegation';
+import { watchRevocationsInto } from '../../src/client/revocation-watch';
+import { SessionServiceClient, StartSessionRequest } from '../../src/gen/lanyard/v1/session';
+import { TrustDomain } from '../../src/spiffe';
+import { RevocationCache, verifyX509Svid } from '../../src/verify';
+import { ParsedCertificate } from '../../src/x509/certificate';
+import { createCsr } from '../../src/x509/csr';
+import { generateKeyPair } from '../../src/x509/keys';
+import { startTestServer, type TestServer } from './helpers';
+import { newKey, rejectsGrpc } from './public-client';
+import { type Agent, id, register, sessionClient, startSession, TD, unary } from './session-fixture';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
+
+function lanyard(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: path.dirname(BIN),
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const isCode = (code: string) => (e: unknown) => (e as { code?: string }).code === code;
+
+describe('revocation by an admin', function () {
+  this.timeout(60_000);
+  let s: TestServer;
+  let planner: Agent;
+  let tool: Agent;
+  let adminWl: Agent;
+  let strangerWl: Agent;
+  const bundle = (): X509Bundle => X509Bundle.fromPem(TrustDomain.parse(TD), s.running.ca.bundle().toPem());
+
+  before(async () => {
+    s = await startTestServer();
+    planner = await register(s, 'planner', {
+      allowedScopes: ['docs:read'],
+      maxDelegationDepth: 1,
+      allowedDelegates: [id('tool-runner')],
+    });
+    tool = await register(s, 'tool-runner', { allowedScopes: ['docs:read'] });
+    adminWl = await register(s, 'ops', { admin: true });
+    strangerWl = await register(s, 'stranger');
+  });
+  after(() => s.stop());
+
+  /** planner session -> tool-runner delegated session. */
+  const chain = async (): Promise<{ root: Agent; rootId: string; child: Agent; childId: string }> => {
+    const root = await startSession(s, planner, { scopes: ['docs:read'] });
+    const signed = signGrant({
+      parentCert: root.agent.chain[0]!,
+      parentKey: root.agent.key,
+      childId: id('tool-runner'),
+      scopes: ['docs:read'],
+    });
+    const pc = sessionClient(s, root.agent);
+    const g = await unary(pc.createGrant.bind(pc), {
+      binding: Buffer.from(signed.bindingDer),
+      signature: Buffer.from(signed.signature),
+    });
+    pc.close();
+    const key = generateKeyPair('ec-p256').privateKey;
+    const cc = sessionClient(s, tool);
+    const r = await unary(cc.redeemGrant.bind(cc), {
+      grantId: g.grantId,
+      csr: Buffer.from(createCsr(key).der),
+    });
+    cc.close();
+    const child = { ...tool, key, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
+    return { root: root.agent, rootId: root.res.sessionId, child, childId: r.sessionId };
+  };
+
+  it("`lanyard session end` ends someone else's session and, transitively, its delegated sessions", async () => {
+    const c = await chain();
+    const r = await lanyard(['session', 'end', c.rootId, '--socket', s.config.adminSocketPath, '--json']);
+    assert.equal(r.code, EXIT_OK, r.stderr);
+    const out = JSON.parse(r.stdout) as { endedSessionIds: string[] };
+    assert.deepEqual(out.endedSessionIds, [c.rootId, c.childId]);
+    const child = await s.running.store.getSession(c.childId);
+    assert.match(child.endReason ?? '', /admin socket/);
+    const again = await lanyard(['session', 'end', c.rootId, '--socket', s.config.adminSocketPath]);
+    assert.equal(again.code, EXIT_OK, again.stderr);
+    assert.match(again.stdout, /already ended/);
+    const missing = await lanyard(['session', 'end', 's-nope', '--socket', s.config.adminSocketPath]);
+    assert.equal(missing.code, EXIT_REJECTED);
+    assert.match(missing.stderr, /ERR_NOT_FOUND/);
+  });
+
+  it('`lanyard svid revoke` reaches a streamed RevocationCache: that SVID fails ERR_REVOKED, a sibling verifies', async () => {
+    const a = await startSession(s, planner, { scopes: ['docs:read'] });
+    const sibling = await startSession(s, planner, { scopes: ['docs:read'] });
+    const cache = new RevocationCache();
+    const watcher = sessionClient(s);
+    const watch = watchRevocationsInto(watcher, cache, { retryMs: 100 });
+    try {
+      await watch.ready;
+      verifyX509Svid(a.agent.chain, bundle(), { revocation: cache });
+      const delivered = new Promise<void>((resolve) => cache.onChange(() => resolve()));
+      const serial = ParsedCertificate.fromDer(a.agent.chain[0]!).serialHex;
+      // As openssl prints it: upper case with colons.
+      const printed = serial
+        .toUpperCase()
+        .padStart(serial.length + (serial.length % 2), '0')
+        .match(/../g)!
+        .join(':');
+      const r = await lanyard([
+        'svid',
+        'revoke',
+        printed,
+        '--reason',
+        'key leaked',
+        '--socket',
+        s.config.adminSocketPath,
+      ]);
+      assert.equal(r.code, EXIT_OK, r.stderr);
+      assert.match(r.stdout, new RegExp(`revoked serial ${serial}`));
+      await delivered;
+      assert.throws(
+        () => verifyX509Svid(a.agent.chain, bundle(), { revocation: cache }),
+        isCode('ERR_REVOKED'),
+      );
+      verifyX509Svid(sibling.agent.chain, bundle(), { revocation: cache });
+      // The revoked certificate can no longer call the server either.
+      const rc = sessionClient(s, a.agent);
+      await assert.rejects(
+        unary(rc.endSession.bind(rc), { sessionId: a.res.sessionId, reason: '' }),
+        (e: grpc.ServiceError) =>
+          e.code === grpc.status.UNAUTHENTICATED || e.code === grpc.status.PERMISSION_DENIED,
+      );
+      rc.close();
+    } finally {
+      watch.close();
+      watcher.close();
+    }
+    const bad = await lanyard(['svid', 'revoke', 'not-hex', '--socket', s.config.adminSocketPath]);
+    assert.equal(bad.code, EXIT_USAGE);
+    assert.match(bad.stderr, /ERR_INVALID_ARGUMENT/);
+  });
+
+  it("over the public listener: RevokeSvid and ending others' sessions need an admin SVID", async () => {
+    const victim = await startSession(s, planner, { scopes: ['docs:read'] });
+    const serial = ParsedCertificate.fromDer(victim.agent.chain[0]!).serialHex;
+    const stranger = sessionClient(s, strangerWl);
+    await rejectsGrpc(
+      unary(stranger.revokeSvid.bind(stranger), { serialHex: serial, reason: '' }),
+      grpc.status.PERMISSION_DENIED,
+    );
+    // A session SVID of the victim's own agent is not an admin either.
+    const own = sessionClient(s, victim.agent);
+    await rejectsGrpc(
+      unary(own.revokeSvid.bind(own), { serialHex: serial, reason: '' }),
+      grpc.status.PERMISSION_DENIED,
+    );
+    own.close();
+    stranger.close();
+    assert.equal(await s.running.store.getRevocation('certificate', serial), undefined);
+
+    const ops = sessionClient(s, adminWl);
+    const ended = await unary(ops.endSession.bind(ops), {
+      sessionId: victim.res.sessionId,
+      reason: 'incident',
+    });
+    assert.deepEqual(ended.endedSessionIds, [victim.res.sessionId]);
+    const revoked = await unary(ops.revokeSvid.bind(ops), { serialHex: serial, reason: 'incident' });
+    assert.equal(revoked.revocation!.id, serial);
+    ops.close();
+  });
+
+  it('the admin socket refuses the calls that act as an agent', async () => {
+    const c = new SessionServiceClient(
+      `unix://${s.config.adminSocketPath}`,
+      grpc.credentials.createInsecure(),
+    );
+    await rejectsGrpc(
+      unary(c.startSession.bind(c), StartSessionRequest.fromPartial({ csr: newKey().csr })),
+      grpc.status.UNIMPLEMENTED,
+    );
+    c.close();
+  });
+});
