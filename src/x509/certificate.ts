@@ -95,15 +95,22 @@ export class ParsedCertificate {
       asn = AsnConvert.parse(der, Certificate);
       node = new X509Certificate(der);
     } catch (e) {
-      throw new MalformedInputError(ErrorCode.MALFORMED_CERTIFICATE, `not a DER X.509 certificate: ${errMsg(e)}`, {
-        cause: e,
-      });
+      throw new MalformedInputError(
+        ErrorCode.MALFORMED_CERTIFICATE,
+        `not a DER X.509 certificate: ${errMsg(e)}`,
+        {
+          cause: e,
+        },
+      );
     }
     this.asn = asn;
     this.node = node;
     const tbs = asn.tbsCertificate;
     if (tbs.version !== 2) {
-      throw new MalformedInputError(ErrorCode.MALFORMED_CERTIFICATE, 'only X.509 v3 certificates are accepted');
+      throw new MalformedInputError(
+        ErrorCode.MALFORMED_CERTIFICATE,
+        'only X.509 v3 certificates are accepted',
+      );
     }
     this.sha256 = createHash('sha256').update(der).digest();
     this.sha256Hex = Buffer.from(this.sha256).toString('hex');
@@ -161,7 +168,9 @@ export class ParsedCertificate {
             const san = AsnConvert.parse(value, SubjectAlternativeName);
             const names = Array.from(san);
             sanCount = names.length;
-            uriSans = names.flatMap((g) => (g.uniformResourceIdentifier !== undefined ? [g.uniformResourceIdentifier] : []));
+            uriSans = names.flatMap((g) =>
+              g.uniformResourceIdentifier !== undefined ? [g.uniformResourceIdentifier] : [],
+            );
             dnsSans = names.flatMap((g) => (g.dNSName !== undefined ? [g.dNSName] : []));
             break;
           }
@@ -173,7 +182,9 @@ export class ParsedCertificate {
           case id_ce_authorityKeyIdentifier: {
             const aki = AsnConvert.parse(value, AuthorityKeyIdentifier);
             if (aki.keyIdentifier) {
-              (this as { authorityKeyId?: Uint8Array }).authorityKeyId = new Uint8Array(aki.keyIdentifier.buffer);
+              (this as { authorityKeyId?: Uint8Array }).authorityKeyId = new Uint8Array(
+                aki.keyIdentifier.buffer,
+              );
             }
             break;
           }
