@@ -1,12 +1,21 @@
 /**
  * Strict DER framing: tag, definite minimal length, exact extent. The schema library parses BER leniently and
  * ignores trailing bytes, so input that must be exactly one DER element (a CSR, a certificate field we copy
- * verbatim, an extension value handed to us) is framed here first. Content is left to the schema classes.
+ * verbatim, an extension value handed to us) is framed here first. The primitive readers further down decode
+ * the universal types X.509 needs (BOOLEAN, INTEGER, BIT STRING, OBJECT IDENTIFIER) with the DER rules for
+ * their contents, for callers that walk a structure themselves instead of using the schema classes.
  */
 
+export const TAG_BOOLEAN = 0x01;
 export const TAG_INTEGER = 0x02;
 export const TAG_BIT_STRING = 0x03;
+export const TAG_OCTET_STRING = 0x04;
+export const TAG_NULL = 0x05;
+export const TAG_OID = 0x06;
+export const TAG_UTC_TIME = 0x17;
+export const TAG_GENERALIZED_TIME = 0x18;
 export const TAG_SEQUENCE = 0x30;
+export const TAG_SET = 0x31;
 export const TAG_CONTEXT_0_CONSTRUCTED = 0xa0;
 
 /** One element: `start` is where its tag is, `contentStart..end` its contents. */
@@ -101,4 +110,116 @@ export function concatBytes(parts: Uint8Array[]): Uint8Array {
     offset += p.length;
   }
   return out;
+}
+
+/** The contents of `tlv` (a view into `buf`, not a copy). */
+export function contentOf(buf: Uint8Array, tlv: Tlv): Uint8Array {
+  return buf.subarray(tlv.contentStart, tlv.end);
+}
+
+/** `tlv` if it carries `tag`, else a framing error naming `what`. */
+export function expectTag(tlv: Tlv | undefined, tag: number, what: string): Tlv {
+  if (tlv === undefined) throw new DerFramingError(`${what} is missing`);
+  if (tlv.tag !== tag) {
+    throw new DerFramingError(
+      `${what}: expected tag ${hexByte(tag)}, found ${hexByte(tlv.tag)} at offset ${tlv.start}`,
+    );
+  }
+  return tlv;
+}
+
+/** BOOLEAN contents in DER: exactly one octet, 0x00 or 0xFF. */
+export function readBoolean(buf: Uint8Array, tlv: Tlv): boolean {
+  const v = buf[tlv.contentStart];
+  if (tlv.end - tlv.contentStart !== 1 || (v !== 0x00 && v !== 0xff)) {
+    throw new DerFramingError(`BOOLEAN at offset ${tlv.start} is not DER (one octet, 00 or FF)`);
+  }
+  return v === 0xff;
+}
+
+/** INTEGER contents in DER: at least one octet, minimal two's complement. Returns the contents (a view). */
+export function readIntegerBytes(buf: Uint8Array, tlv: Tlv): Uint8Array {
+  const n = tlv.end - tlv.contentStart;
+  if (n === 0) throw new DerFramingError(`empty INTEGER at offset ${tlv.start}`);
+  if (n > 1) {
+    const b0 = buf[tlv.contentStart]!;
+    const b1 = buf[tlv.contentStart + 1]!;
+    if ((b0 === 0x00 && b1 < 0x80) || (b0 === 0xff && b1 >= 0x80)) {
+      throw new DerFramingError(`INTEGER at offset ${tlv.start} is not minimally encoded`);
+    }
+  }
+  return contentOf(buf, tlv);
+}
+
+/** A non-negative INTEGER no larger than Number.MAX_SAFE_INTEGER. */
+export function readUnsignedNumber(buf: Uint8Array, tlv: Tlv): number {
+  const bytes = readIntegerBytes(buf, tlv);
+  if (bytes[0]! >= 0x80) throw new DerFramingError(`negative INTEGER at offset ${tlv.start}`);
+  let v = 0;
+  for (const b of bytes) {
+    v = v * 256 + b;
+    if (v > Number.MAX_SAFE_INTEGER) throw new DerFramingError(`INTEGER at offset ${tlv.start} is too large`);
+  }
+  return v;
+}
+
+/**
+ * BIT STRING contents in DER: the unused-bit count (0..7, 0 when empty) and the bytes, whose unused bits must
+ * be zero. Trailing zero bits of a named bit list are not required to be removed (Go and OpenSSL accept them).
+ */
+export function readBitString(buf: Uint8Array, tlv: Tlv): { unusedBits: number; bytes: Uint8Array } {
+  const n = tlv.end - tlv.contentStart;
+  if (n === 0) throw new DerFramingError(`BIT STRING at offset ${tlv.start} has no unused-bits octet`);
+  const unusedBits = buf[tlv.contentStart]!;
+  const bytes = buf.subarray(tlv.contentStart + 1, tlv.end);
+  if (unusedBits > 7 || (bytes.length === 0 && unusedBits !== 0)) {
+    throw new DerFramingError(`BIT STRING at offset ${tlv.start} has an invalid unused-bits count`);
+  }
+  if (unusedBits > 0 && (bytes[bytes.length - 1]! & ((1 << unusedBits) - 1)) !== 0) {
+    throw new DerFramingError(`BIT STRING at offset ${tlv.start} has non-zero unused bits`);
+  }
+  return { unusedBits, bytes };
+}
+
+/** Largest value that can take one more base-128 digit without leaving the exact range of a double. */
+const OID_ARC_SAFE = Math.floor((Number.MAX_SAFE_INTEGER - 127) / 128);
+
+/**
+ * OBJECT IDENTIFIER contents in DER, as dotted decimal. Arcs of any size are exact (UUID-based OIDs under
+ * 2.25 carry 128-bit arcs); sub-identifiers must be minimal (no leading 0x80 octet) and the last one complete.
+ */
+export function readOid(buf: Uint8Array, tlv: Tlv): string {
+  if (tlv.end === tlv.contentStart)
+    throw new DerFramingError(`empty OBJECT IDENTIFIER at offset ${tlv.start}`);
+  if ((buf[tlv.end - 1]! & 0x80) !== 0) {
+    throw new DerFramingError(`OBJECT IDENTIFIER at offset ${tlv.start} ends inside a sub-identifier`);
+  }
+  let out = '';
+  let i = tlv.contentStart;
+  while (i < tlv.end) {
+    if (buf[i] === 0x80) {
+      throw new DerFramingError(`OBJECT IDENTIFIER at offset ${tlv.start} has a non-minimal sub-identifier`);
+    }
+    let small = 0;
+    let big: bigint | undefined;
+    for (;;) {
+      const b = buf[i++]!;
+      if (big === undefined && small > OID_ARC_SAFE) big = BigInt(small);
+      if (big === undefined) small = small * 128 + (b & 0x7f);
+      else big = (big << 7n) | BigInt(b & 0x7f);
+      if ((b & 0x80) === 0) break;
+    }
+    if (out === '') {
+      // The first sub-identifier packs two arcs: 40 * first + second, where first is 0, 1 or 2.
+      if (big === undefined && small < 80) out = `${Math.floor(small / 40)}.${small % 40}`;
+      else out = `2.${big === undefined ? small - 80 : (big - 80n).toString()}`;
+    } else {
+      out += `.${big === undefined ? small : big.toString()}`;
+    }
+  }
+  return out;
+}
+
+function hexByte(b: number): string {
+  return `0x${b.toString(16).padStart(2, '0')}`;
 }

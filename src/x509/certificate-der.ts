@@ -1,0 +1,607 @@
+import { isUtf8 } from 'node:buffer';
+import {
+  contentOf,
+  DerFramingError,
+  expectTag,
+  readBitString,
+  readBoolean,
+  readChildren,
+  readIntegerBytes,
+  readOid,
+  readSingleTlv,
+  readUnsignedNumber,
+  TAG_BIT_STRING,
+  TAG_BOOLEAN,
+  TAG_CONTEXT_0_CONSTRUCTED,
+  TAG_GENERALIZED_TIME,
+  TAG_INTEGER,
+  TAG_NULL,
+  TAG_OCTET_STRING,
+  TAG_OID,
+  TAG_SEQUENCE,
+  TAG_SET,
+  TAG_UTC_TIME,
+  Tlv,
+} from './der';
+
+/**
+ * One pass over the DER of an X.509 certificate (RFC 5280 §4.1) with the strict reader of der.ts, extracting
+ * what ParsedCertificate exposes and decoding only the extensions the verifier reads. Every deviation from
+ * DER or from the certificate grammar throws DerFramingError; certificate.ts turns it into a typed error.
+ *
+ * What is checked: framing and minimal lengths everywhere, field order and tags, v3, INTEGER minimality,
+ * RFC 5280 time forms (UTCTime YYMMDDHHMMSSZ, GeneralizedTime YYYYMMDDHHMMSSZ, real calendar dates), DEFAULT
+ * values left out (an explicit critical FALSE is not DER), unique extensions, and the contents of the decoded
+ * extensions. Not checked: SIZE (1..MAX) lower bounds and the DER ordering of SET OF in names, which Go and
+ * OpenSSL do not enforce either; contents of unknown extensions (their own decoders are strict).
+ */
+
+/** The keyUsage bits a verifier cares about, as booleans. */
+export interface KeyUsageBits {
+  digitalSignature: boolean;
+  keyEncipherment: boolean;
+  keyAgreement: boolean;
+  keyCertSign: boolean;
+  cRLSign: boolean;
+}
+
+export interface NameSubtree {
+  kind: 'uri' | 'dns' | 'other';
+  /** The base value for uri/dns (RFC 5280 §4.2.1.10 semantics), empty for other kinds. */
+  value: string;
+}
+
+export interface ParsedNameConstraints {
+  permitted: NameSubtree[];
+  excluded: NameSubtree[];
+}
+
+export interface ParsedExtension {
+  /** Dotted decimal, exact for arcs of any size. */
+  oid: string;
+  critical: boolean;
+  /** extnValue contents (the DER of the extension's own value). */
+  value: Uint8Array;
+}
+
+export interface AlgorithmIdentifierParts {
+  oid: string;
+  /** The whole AlgorithmIdentifier element. */
+  der: Uint8Array;
+  /** The parameters element, when present. */
+  params?: Uint8Array;
+}
+
+/** Everything read from the certificate. Byte fields are copies, except `tbs`, `signature`, `spkiKey` (views). */
+export interface CertificateFields {
+  tbs: Uint8Array;
+  signatureAlgorithm: AlgorithmIdentifierParts;
+  tbsSignatureAlgorithm: AlgorithmIdentifierParts;
+  /** The signature BIT STRING's bytes (whole octets). */
+  signature: Uint8Array;
+  serial: Uint8Array;
+  notBefore: Date;
+  notAfter: Date;
+  issuer: Uint8Array;
+  subject: Uint8Array;
+  spki: Uint8Array;
+  spkiAlgorithm: AlgorithmIdentifierParts;
+  /** The subjectPublicKey BIT STRING's bytes (whole octets). */
+  spkiKey: Uint8Array;
+  extensions: ParsedExtension[];
+  basicConstraints?: { ca: boolean; pathLen?: number };
+  keyUsage?: KeyUsageBits;
+  extKeyUsage?: string[];
+  uriSans: string[];
+  dnsSans: string[];
+  sanCount: number;
+  subjectKeyId?: Uint8Array;
+  authorityKeyId?: Uint8Array;
+  nameConstraints?: ParsedNameConstraints;
+}
+
+export const OID_BASIC_CONSTRAINTS = '2.5.29.19';
+export const OID_KEY_USAGE = '2.5.29.15';
+export const OID_EXT_KEY_USAGE = '2.5.29.37';
+export const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+export const OID_SUBJECT_KEY_ID = '2.5.29.14';
+export const OID_AUTHORITY_KEY_ID = '2.5.29.35';
+export const OID_NAME_CONSTRAINTS = '2.5.29.30';
+
+export const OID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';
+export const OID_RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
+export const OID_ED25519 = '1.3.101.112';
+const OID_P256 = '1.2.840.10045.3.1.7';
+const OID_P384 = '1.3.132.0.34';
+const EC_FIELD_BYTES: Record<string, number> = { [OID_P256]: 32, [OID_P384]: 48 };
+
+/** The whole encoding of NULL: the parameters of RSA PKCS#1 v1.5 AlgorithmIdentifiers (RFC 4055). */
+export const DER_NULL = Uint8Array.of(TAG_NULL, 0x00);
+/** The whole encoding of the prime256v1 OID: the parameters of a P-256 key's AlgorithmIdentifier. */
+export const DER_P256 = Uint8Array.of(TAG_OID, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07);
+
+const TAG_CTX_1_PRIMITIVE = 0x81;
+const TAG_CTX_2_PRIMITIVE = 0x82;
+const TAG_CTX_3_CONSTRUCTED = 0xa3;
+
+/** Parses the whole certificate; `der` must be exactly one element. */
+export function parseCertificateDer(der: Uint8Array): CertificateFields {
+  const outer = expectTag(readSingleTlv(der), TAG_SEQUENCE, 'Certificate');
+  const top = readChildren(der, outer);
+  if (top.length !== 3) throw new DerFramingError(`Certificate has ${top.length} elements, expected 3`);
+  const tbsTlv = expectTag(top[0], TAG_SEQUENCE, 'tbsCertificate');
+  const signatureAlgorithm = readAlgorithmIdentifier(der, top[1], 'signatureAlgorithm');
+  const signature = wholeOctets(der, expectTag(top[2], TAG_BIT_STRING, 'signatureValue'), 'signatureValue');
+
+  const fields = readChildren(der, tbsTlv);
+  let i = 0;
+  const next = (): Tlv | undefined => fields[i];
+  const versionTlv = next();
+  if (versionTlv?.tag !== TAG_CONTEXT_0_CONSTRUCTED) {
+    throw new DerFramingError('only X.509 v3 certificates are accepted (version field absent: v1)');
+  }
+  const versionChildren = readChildren(der, versionTlv);
+  const versionInt = expectTag(versionChildren[0], TAG_INTEGER, 'version');
+  if (versionChildren.length !== 1) throw new DerFramingError('version [0] holds more than one element');
+  const version = readIntegerBytes(der, versionInt);
+  if (version.length !== 1 || version[0] !== 2) {
+    throw new DerFramingError('only X.509 v3 certificates are accepted');
+  }
+  i++;
+  const serial = readIntegerBytes(der, expectTag(fields[i++], TAG_INTEGER, 'serialNumber')).slice();
+  const tbsSignatureAlgorithm = readAlgorithmIdentifier(der, fields[i++], 'tbsCertificate.signature');
+  const issuerTlv = fields[i++];
+  checkName(der, issuerTlv, 'issuer');
+  const validity = readChildren(der, expectTag(fields[i++], TAG_SEQUENCE, 'validity'));
+  if (validity.length !== 2)
+    throw new DerFramingError(`validity has ${validity.length} elements, expected 2`);
+  const notBefore = readTime(der, validity[0]!, 'notBefore');
+  const notAfter = readTime(der, validity[1]!, 'notAfter');
+  const subjectTlv = fields[i++];
+  checkName(der, subjectTlv, 'subject');
+  const spkiTlv = expectTag(fields[i++], TAG_SEQUENCE, 'subjectPublicKeyInfo');
+  const spkiParts = readChildren(der, spkiTlv);
+  if (spkiParts.length !== 2)
+    throw new DerFramingError('subjectPublicKeyInfo is not { algorithm, subjectPublicKey }');
+  const spkiAlgorithm = readAlgorithmIdentifier(der, spkiParts[0], 'subjectPublicKeyInfo.algorithm');
+  const spkiKey = wholeOctets(
+    der,
+    expectTag(spkiParts[1], TAG_BIT_STRING, 'subjectPublicKey'),
+    'subjectPublicKey',
+  );
+  checkKnownKey(spkiAlgorithm, spkiKey);
+
+  // issuerUniqueID [1], subjectUniqueID [2] (IMPLICIT BIT STRING; obsolete but legal), extensions [3].
+  if (next()?.tag === TAG_CTX_1_PRIMITIVE) readBitString(der, fields[i++]!);
+  if (next()?.tag === TAG_CTX_2_PRIMITIVE) readBitString(der, fields[i++]!);
+  const out: CertificateFields = {
+    tbs: der.subarray(tbsTlv.start, tbsTlv.end),
+    signatureAlgorithm,
+    tbsSignatureAlgorithm,
+    signature,
+    serial,
+    notBefore,
+    notAfter,
+    issuer: der.slice(issuerTlv!.start, issuerTlv!.end),
+    subject: der.slice(subjectTlv!.start, subjectTlv!.end),
+    spki: der.slice(spkiTlv.start, spkiTlv.end),
+    spkiAlgorithm,
+    spkiKey,
+    extensions: [],
+    uriSans: [],
+    dnsSans: [],
+    sanCount: 0,
+  };
+  if (next()?.tag === TAG_CTX_3_CONSTRUCTED) {
+    const wrapper = readChildren(der, fields[i++]!);
+    if (wrapper.length !== 1) throw new DerFramingError('extensions [3] holds more than one element');
+    readExtensions(der, expectTag(wrapper[0], TAG_SEQUENCE, 'extensions'), out);
+  }
+  if (i !== fields.length) {
+    throw new DerFramingError(`unexpected element (tag 0x${fields[i]!.tag.toString(16)}) in tbsCertificate`);
+  }
+  return out;
+}
+
+function readAlgorithmIdentifier(
+  der: Uint8Array,
+  tlv: Tlv | undefined,
+  what: string,
+): AlgorithmIdentifierParts {
+  const parts = readChildren(der, expectTag(tlv, TAG_SEQUENCE, what));
+  if (parts.length < 1 || parts.length > 2)
+    throw new DerFramingError(`${what} is not { algorithm, parameters }`);
+  const oid = readOid(der, expectTag(parts[0], TAG_OID, `${what}.algorithm`));
+  const params = parts[1];
+  if (params !== undefined) checkAnyValue(der, params, `${what}.parameters`);
+  return {
+    oid,
+    der: der.slice(tlv!.start, tlv!.end),
+    ...(params !== undefined ? { params: der.slice(params.start, params.end) } : {}),
+  };
+}
+
+/** A BIT STRING that holds whole octets (signatures, keys); a view into `der`. */
+function wholeOctets(der: Uint8Array, tlv: Tlv, what: string): Uint8Array {
+  const { unusedBits, bytes } = readBitString(der, tlv);
+  if (unusedBits !== 0) throw new DerFramingError(`${what} BIT STRING has unused bits`);
+  return bytes;
+}
+
+/**
+ * The shape of the key types Lanyard signs and verifies with, so that a certificate we accept carries a key
+ * node:crypto can import; whether an EC point lies on its curve is left to OpenSSL (publicKey, on first use).
+ */
+function checkKnownKey(alg: AlgorithmIdentifierParts, key: Uint8Array): void {
+  if (alg.oid === OID_RSA_ENCRYPTION) {
+    const seq = readSingleTlv(key);
+    const ints = readChildren(key, expectTag(seq, TAG_SEQUENCE, 'RSAPublicKey'));
+    if (ints.length !== 2) throw new DerFramingError('RSAPublicKey is not { modulus, publicExponent }');
+    for (const t of ints) {
+      const v = readIntegerBytes(key, expectTag(t, TAG_INTEGER, 'RSAPublicKey'));
+      if (v[0]! >= 0x80 || (v.length === 1 && v[0] === 0))
+        throw new DerFramingError('RSA key integer is not positive');
+    }
+  } else if (alg.oid === OID_EC_PUBLIC_KEY) {
+    if (alg.params === undefined) throw new DerFramingError('EC key without curve parameters');
+    const curve = readSingleTlv(alg.params);
+    // ECParameters ::= CHOICE { namedCurve OID, implicitCurve NULL, specifiedCurve SEQUENCE } (RFC 3279, 5480).
+    if (curve.tag === TAG_NULL || curve.tag === TAG_SEQUENCE) return; // not a named curve: OpenSSL decides
+    if (curve.tag !== TAG_OID) throw new DerFramingError('EC key parameters are not ECParameters');
+    const size = EC_FIELD_BYTES[readOid(alg.params, curve)];
+    if (size === undefined) return;
+    const ok =
+      (key[0] === 0x04 && key.length === 1 + 2 * size) ||
+      ((key[0] === 0x02 || key[0] === 0x03) && key.length === 1 + size);
+    if (!ok) throw new DerFramingError('EC public key is not a point encoding of its curve');
+  } else if (alg.oid === OID_ED25519) {
+    if (alg.params !== undefined || key.length !== 32) {
+      throw new DerFramingError('Ed25519 key must be 32 bytes without parameters (RFC 8410)');
+    }
+  }
+}
+
+/**
+ * Name ::= SEQUENCE OF SET OF SEQUENCE { type OID, value }; kept as bytes, but checked. Values are limited to
+ * what the attribute types in use carry (the directory string types, IA5String, NumericString, BIT STRING, or a
+ * SEQUENCE) and must hold what their type says: OpenSSL refuses a certificate whose name has, say, invalid
+ * UTF-8 or a VisibleString, and a certificate we accept must be one OpenSSL reads too.
+ */
+function checkName(der: Uint8Array, tlv: Tlv | undefined, what: string): void {
+  for (const rdn of readChildren(der, expectTag(tlv, TAG_SEQUENCE, what))) {
+    for (const atv of readChildren(der, expectTag(rdn, TAG_SET, `${what} RDN`))) {
+      const parts = readChildren(der, expectTag(atv, TAG_SEQUENCE, `${what} attribute`));
+      if (parts.length !== 2) throw new DerFramingError(`${what} attribute is not { type, value }`);
+      readOid(der, expectTag(parts[0], TAG_OID, `${what} attribute type`));
+      const value = parts[1]!;
+      if (!NAME_VALUE_TAGS.has(value.tag)) {
+        throw new DerFramingError(
+          `${what} attribute value of tag 0x${value.tag.toString(16)} is not accepted`,
+        );
+      }
+      checkAnyValue(der, value, `${what} attribute value`);
+    }
+  }
+}
+
+const NAME_VALUE_TAGS: ReadonlySet<number> = new Set([
+  TAG_BIT_STRING,
+  0x0c, // UTF8String
+  0x12, // NumericString
+  0x13, // PrintableString
+  0x14, // TeletexString
+  0x16, // IA5String
+  0x1c, // UniversalString
+  0x1e, // BMPString
+  TAG_SEQUENCE,
+]);
+
+const MAX_ANY_DEPTH = 32;
+
+/**
+ * A value of type ANY (algorithm parameters, attribute values, otherName values): framed as DER all the way
+ * down, and every universal element in it with contents its type allows (as OpenSSL's and asn1js's decoders
+ * check them, so that both read what we accept): BOOLEAN 00/FF, minimal
+ * INTEGER and ENUMERATED, empty NULL, a valid OID or BIT STRING, well-formed UTF8String, BMPString and
+ * UniversalString; SEQUENCE and SET constructed, every other universal type primitive (DER has no constructed
+ * strings). Universal types that have no place in a certificate (end-of-contents, REAL, EXTERNAL, EMBEDDED PDV,
+ * RELATIVE-OID, TIME, CHARACTER STRING, ObjectDescriptor, the reserved 15) are refused.
+ */
+function checkAnyValue(der: Uint8Array, tlv: Tlv, what: string, depth = 0): void {
+  if (depth > MAX_ANY_DEPTH) throw new DerFramingError(`${what}: elements nested too deeply`);
+  const constructed = (tlv.tag & 0x20) !== 0;
+  const universal = (tlv.tag & 0xc0) === 0;
+  const number = tlv.tag & 0x1f;
+  if (universal && constructed !== (number === 0x10 || number === 0x11)) {
+    throw new DerFramingError(
+      constructed
+        ? `${what}: constructed form of a primitive type`
+        : `${what}: SEQUENCE or SET in primitive form`,
+    );
+  }
+  if (constructed) {
+    for (const child of readChildren(der, tlv)) checkAnyValue(der, child, what, depth + 1);
+    return;
+  }
+  if (!universal) return;
+  const content = contentOf(der, tlv);
+  let ok = true;
+  switch (number) {
+    case 0x00: // end-of-contents
+    case 0x07: // ObjectDescriptor
+    case 0x08: // EXTERNAL
+    case 0x09: // REAL
+    case 0x0b: // EMBEDDED PDV
+    case 0x0d: // RELATIVE-OID
+    case 0x0e: // TIME
+    case 0x0f: // reserved
+    case 0x1d: // CHARACTER STRING
+      ok = false;
+      break;
+    case 0x01:
+      readBoolean(der, tlv);
+      break;
+    case 0x02:
+    case 0x0a:
+      readIntegerBytes(der, tlv);
+      break;
+    case 0x03:
+      readBitString(der, tlv);
+      break;
+    case 0x05:
+      ok = content.length === 0;
+      break;
+    case 0x06:
+      readOid(der, tlv);
+      break;
+    case 0x0c:
+      ok = isUtf8(content);
+      break;
+    case 0x1c:
+      ok = content.length % 4 === 0 && codePointsValid(content, 4);
+      break;
+    case 0x1e:
+      ok = content.length % 2 === 0 && codePointsValid(content, 2);
+      break;
+    case TAG_UTC_TIME:
+    case TAG_GENERALIZED_TIME:
+      readTime(der, tlv, what);
+      break;
+  }
+  if (!ok) throw new DerFramingError(`${what}: invalid contents for tag 0x${tlv.tag.toString(16)}`);
+}
+
+/** UCS-4 or UCS-2 big-endian units: Unicode scalar values only (no surrogates, nothing above U+10FFFF). */
+function codePointsValid(bytes: Uint8Array, width: 2 | 4): boolean {
+  for (let i = 0; i < bytes.length; i += width) {
+    let v = 0;
+    for (let j = 0; j < width; j++) v = v * 256 + bytes[i + j]!;
+    if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return false;
+  }
+  return true;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * RFC 5280 §4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY >= 50 is 19YY, else 20YY) or GeneralizedTime YYYYMMDDHHMMSSZ,
+ * always UTC with seconds and without fractions. A GeneralizedTime before 2050 is accepted (CAs must not issue
+ * it, but RFC 5280 asks relying parties to process both forms, as Go and OpenSSL do).
+ */
+function readTime(der: Uint8Array, tlv: Tlv, what: string): Date {
+  const n = tlv.end - tlv.contentStart;
+  const utc = tlv.tag === TAG_UTC_TIME;
+  const digits = utc ? 12 : 14;
+  if ((!utc && tlv.tag !== TAG_GENERALIZED_TIME) || n !== digits + 1 || der[tlv.end - 1] !== 0x5a /* Z */) {
+    throw new DerFramingError(`${what} is not a UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ`);
+  }
+  let p = tlv.contentStart;
+  const two = (): number => {
+    const a = der[p]! - 0x30;
+    const b = der[p + 1]! - 0x30;
+    p += 2;
+    if (a < 0 || a > 9 || b < 0 || b > 9) {
+      throw new DerFramingError(`${what} is not a UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ`);
+    }
+    return a * 10 + b;
+  };
+  let year = two();
+  if (utc) year += year >= 50 ? 1900 : 2000;
+  else year = year * 100 + two();
+  const month = two();
+  const day = two();
+  const hour = two();
+  const minute = two();
+  const second = two();
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const monthDays = month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1];
+  if (monthDays === undefined || day < 1 || day > monthDays || hour > 23 || minute > 59 || second > 59) {
+    throw new DerFramingError(`${what} is not a valid date and time`);
+  }
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  d.setUTCHours(hour, minute, second, 0);
+  return d;
+}
+
+function readExtensions(der: Uint8Array, seq: Tlv, out: CertificateFields): void {
+  const seen = new Set<string>();
+  for (const extTlv of readChildren(der, seq)) {
+    const parts = readChildren(der, expectTag(extTlv, TAG_SEQUENCE, 'Extension'));
+    const oid = readOid(der, expectTag(parts[0], TAG_OID, 'extnID'));
+    let critical = false;
+    let k = 1;
+    if (parts[k]?.tag === TAG_BOOLEAN) {
+      critical = readBoolean(der, parts[k]!);
+      // DER (X.690 §11.5): a value equal to the DEFAULT is left out, so an explicit FALSE is not DER.
+      if (!critical) throw new DerFramingError(`extension ${oid} encodes critical FALSE, the DEFAULT`);
+      k++;
+    }
+    const valueTlv = expectTag(parts[k], TAG_OCTET_STRING, `extension ${oid} extnValue`);
+    if (parts.length !== k + 1) throw new DerFramingError(`extension ${oid} has extra elements`);
+    if (seen.has(oid)) {
+      // RFC 5280 §4.2: a certificate MUST NOT include more than one instance of an extension.
+      throw new DerFramingError(`duplicate extension ${oid}`);
+    }
+    seen.add(oid);
+    const value = der.slice(valueTlv.contentStart, valueTlv.end);
+    out.extensions.push({ oid, critical, value });
+    try {
+      decodeKnownExtension(oid, value, out);
+    } catch (e) {
+      if (!(e instanceof DerFramingError)) throw e;
+      throw new DerFramingError(`malformed extension ${oid}: ${e.message}`);
+    }
+  }
+}
+
+function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields): void {
+  switch (oid) {
+    case OID_BASIC_CONSTRAINTS: {
+      const parts = readChildren(v, expectTag(readSingleTlv(v), TAG_SEQUENCE, 'BasicConstraints'));
+      let k = 0;
+      let ca = false;
+      if (parts[k]?.tag === TAG_BOOLEAN) {
+        ca = readBoolean(v, parts[k]!);
+        if (!ca) throw new DerFramingError('cA encodes FALSE, the DEFAULT');
+        k++;
+      }
+      let pathLen: number | undefined;
+      if (parts[k] !== undefined)
+        pathLen = readUnsignedNumber(v, expectTag(parts[k++], TAG_INTEGER, 'pathLenConstraint'));
+      if (k !== parts.length) throw new DerFramingError('BasicConstraints has extra elements');
+      out.basicConstraints = { ca, ...(pathLen !== undefined ? { pathLen } : {}) };
+      return;
+    }
+    case OID_KEY_USAGE: {
+      const { bytes } = readBitString(v, expectTag(readSingleTlv(v), TAG_BIT_STRING, 'KeyUsage'));
+      const bit = (n: number): boolean => ((bytes[n >> 3] ?? 0) & (0x80 >> (n & 7))) !== 0;
+      out.keyUsage = {
+        digitalSignature: bit(0),
+        keyEncipherment: bit(2),
+        keyAgreement: bit(4),
+        keyCertSign: bit(5),
+        cRLSign: bit(6),
+      };
+      return;
+    }
+    case OID_EXT_KEY_USAGE: {
+      const items = readChildren(v, expectTag(readSingleTlv(v), TAG_SEQUENCE, 'ExtKeyUsageSyntax'));
+      out.extKeyUsage = items.map((t) => readOid(v, expectTag(t, TAG_OID, 'KeyPurposeId')));
+      return;
+    }
+    case OID_SUBJECT_ALT_NAME: {
+      const names = readGeneralNames(v, readSingleTlv(v));
+      out.sanCount = names.length;
+      out.uriSans = names.flatMap((g) => (g.kind === 'uri' ? [g.value] : []));
+      out.dnsSans = names.flatMap((g) => (g.kind === 'dns' ? [g.value] : []));
+      return;
+    }
+    case OID_SUBJECT_KEY_ID: {
+      out.subjectKeyId = contentOf(
+        v,
+        expectTag(readSingleTlv(v), TAG_OCTET_STRING, 'SubjectKeyIdentifier'),
+      ).slice();
+      return;
+    }
+    case OID_AUTHORITY_KEY_ID: {
+      const parts = readChildren(v, expectTag(readSingleTlv(v), TAG_SEQUENCE, 'AuthorityKeyIdentifier'));
+      let k = 0;
+      if (parts[k]?.tag === 0x80) out.authorityKeyId = contentOf(v, parts[k++]!).slice();
+      if (parts[k]?.tag === 0xa1) readGeneralNames(v, parts[k++]!);
+      if (parts[k]?.tag === TAG_CTX_2_PRIMITIVE) readIntegerBytes(v, parts[k++]!);
+      if (k !== parts.length) throw new DerFramingError('AuthorityKeyIdentifier has unexpected elements');
+      return;
+    }
+    case OID_NAME_CONSTRAINTS: {
+      const parts = readChildren(v, expectTag(readSingleTlv(v), TAG_SEQUENCE, 'NameConstraints'));
+      let k = 0;
+      const permitted = parts[k]?.tag === TAG_CONTEXT_0_CONSTRUCTED ? readSubtrees(v, parts[k++]!) : [];
+      const excluded = parts[k]?.tag === 0xa1 ? readSubtrees(v, parts[k++]!) : [];
+      if (k !== parts.length) throw new DerFramingError('NameConstraints has unexpected elements');
+      out.nameConstraints = { permitted, excluded };
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/** GeneralSubtrees ::= SEQUENCE OF GeneralSubtree { base, [0] minimum DEFAULT 0, [1] maximum OPTIONAL }. */
+function readSubtrees(v: Uint8Array, tlv: Tlv): NameSubtree[] {
+  return readChildren(v, tlv).map((st) => {
+    const parts = readChildren(v, expectTag(st, TAG_SEQUENCE, 'GeneralSubtree'));
+    const base = readGeneralName(v, parts[0]);
+    let k = 1;
+    if (parts[k]?.tag === 0x80) {
+      if (readUnsignedNumber(v, parts[k++]!) === 0)
+        throw new DerFramingError('minimum encodes 0, the DEFAULT');
+    }
+    if (parts[k]?.tag === TAG_CTX_1_PRIMITIVE) readUnsignedNumber(v, parts[k++]!);
+    if (k !== parts.length) throw new DerFramingError('GeneralSubtree has unexpected elements');
+    return base.kind === 'uri' || base.kind === 'dns' ? base : { kind: 'other', value: '' };
+  });
+}
+
+function readGeneralNames(v: Uint8Array, tlv: Tlv): NameSubtree[] {
+  if (tlv.tag !== TAG_SEQUENCE && tlv.tag !== 0xa1) {
+    throw new DerFramingError(`GeneralNames: unexpected tag 0x${tlv.tag.toString(16)}`);
+  }
+  return readChildren(v, tlv).map((g) => readGeneralName(v, g));
+}
+
+/** GeneralName (RFC 5280 §4.2.1.6), every alternative checked; uri and dns decoded, the rest counted only. */
+function readGeneralName(v: Uint8Array, g: Tlv | undefined): NameSubtree {
+  if (g === undefined) throw new DerFramingError('GeneralName is missing');
+  switch (g.tag) {
+    case 0x86:
+      return { kind: 'uri', value: ia5(v, g) };
+    case 0x82:
+      return { kind: 'dns', value: ia5(v, g) };
+    case 0x81: // rfc822Name
+      ia5(v, g);
+      break;
+    case 0x87: // iPAddress
+      break;
+    case 0x88: // registeredID
+      readOid(v, g);
+      break;
+    case 0xa0: {
+      // otherName ::= SEQUENCE { type-id OID, value [0] EXPLICIT ANY }
+      const parts = readChildren(v, g);
+      readOid(v, expectTag(parts[0], TAG_OID, 'otherName type-id'));
+      const value = readChildren(v, expectTag(parts[1], TAG_CONTEXT_0_CONSTRUCTED, 'otherName value'));
+      if (parts.length !== 2 || value.length !== 1)
+        throw new DerFramingError('otherName is not { type-id, [0] value }');
+      checkAnyValue(v, value[0]!, 'otherName value');
+      break;
+    }
+    case 0xa4: {
+      // directoryName [4] EXPLICIT Name
+      const inner = readChildren(v, g);
+      if (inner.length !== 1) throw new DerFramingError('directoryName holds more than one element');
+      checkName(v, inner[0], 'directoryName');
+      break;
+    }
+    case 0xa3:
+    case 0xa5:
+      // Refused as the schema parser used before always did: nothing Lanyard meets uses them.
+      throw new DerFramingError(
+        `GeneralName ${g.tag === 0xa3 ? 'x400Address' : 'ediPartyName'} is not supported`,
+      );
+    default:
+      throw new DerFramingError(`GeneralName: unexpected tag 0x${g.tag.toString(16)}`);
+  }
+  return { kind: 'other', value: '' };
+}
+
+function ia5(v: Uint8Array, tlv: Tlv): string {
+  const bytes = contentOf(v, tlv);
+  for (const b of bytes)
+    if (b >= 0x80) throw new DerFramingError(`IA5String at offset ${tlv.start} is not ASCII`);
+  return latin1(bytes);
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
