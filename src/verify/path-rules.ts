@@ -142,7 +142,7 @@ function checkKeyAndAlgorithm(cert: ParsedCertificate, i: number, anchor: boolea
       cert,
     );
   }
-  const alg = cert.asn.signatureAlgorithm.algorithm;
+  const alg = cert.signatureAlgorithmOid;
   if (!anchor && !ACCEPTED_SIGNATURE_ALGORITHMS.has(alg)) {
     throw fail(
       ErrorCode.UNSUPPORTED_ALGORITHM,
