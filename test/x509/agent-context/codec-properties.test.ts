@@ -40,6 +40,9 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 
 function mutate(der: Uint8Array, m: Mutation): Uint8Array {
   const out = [...der];
+  // Inserting into an empty buffer is the only mutation that means anything there;
+  // every index-based one would otherwise compute `at % 0`.
+  if (out.length === 0) return m.kind === 'insert' ? Uint8Array.from(m.bytes) : der;
   const i = m.at % out.length;
   switch (m.kind) {
     case 'flip':
