@@ -29,7 +29,7 @@ export interface StartOptions {
   rotationTimer?: boolean;
   /** Lifetime of the server's own SVID; default the CA's default (one hour, capped by the CA). */
   serverSvidTtlSeconds?: number;
-  /** How often expired revocations and grants are pruned; default PRUNE_DEFAULTS.intervalSeconds. */
+  /** How often expired revocations, grants and sessions are pruned; default PRUNE_DEFAULTS.intervalSeconds. */
   pruneIntervalSeconds?: number;
 }
 

@@ -125,6 +125,16 @@ export interface StoreOps {
    * come back. Returns how many.
    */
   pruneGrants(before: Date): Promise<number>;
+  /**
+   * Drops sessions that expired before `expiredBefore`, with their recorded serials and grants, keeping any
+   * session with a certificate still valid at `now` and every ancestor of a kept session. Returns how many.
+   */
+  pruneSessions(expiredBefore: Date, now: Date): Promise<number>;
+  /**
+   * The next cRLNumber (RFC 5280 §5.2.3), persisted before it is returned: it grows with every call, across
+   * restarts and CA rotations, and is never handed out twice.
+   */
+  nextCrlNumber(): Promise<bigint>;
 }
 
 export interface Store extends StoreOps {

@@ -18,7 +18,7 @@ export const CRL_DEFAULTS = Object.freeze({
 });
 
 export interface PublishedCrls {
-  /** Grows with every publication, across restarts (see nextCrlNumber). */
+  /** Grows with every publication, across restarts and CA rotations (a counter in the store). */
   crlNumber: bigint;
   thisUpdate: Date;
   nextUpdate: Date;
@@ -43,7 +43,6 @@ export interface CrlPublisherOptions {
 
 export class CrlPublisher {
   private current: PublishedCrls | undefined;
-  private lastNumber = 0n;
   private running: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -105,12 +104,13 @@ export class CrlPublisher {
     const thisUpdate = clock();
     try {
       const revoked = await store.listRevokedSerials(thisUpdate);
-      const crlNumber = nextCrlNumber(this.lastNumber, thisUpdate);
+      // Taken from the store before signing: a failure below leaves a gap, which RFC 5280 allows; a
+      // number used twice, or one that goes back after a restart, it does not.
+      const crlNumber = await store.nextCrlNumber();
       const nextUpdate = new Date(thisUpdate.getTime() + this.validityMs);
       const crls = ca.signCrls({ crlNumber, thisUpdate, nextUpdate, revoked });
       const active = crls.find((c) => c.state === 'active');
       if (active === undefined) throw new Error('no active CA holds a key to sign the CRL');
-      this.lastNumber = crlNumber;
       this.current = {
         crlNumber,
         thisUpdate,
@@ -129,13 +129,4 @@ export class CrlPublisher {
       throw e;
     }
   }
-}
-
-/**
- * The CRL number: milliseconds since the epoch, or one more than the last when the clock has not moved on.
- * Time-based so it keeps growing across restarts without being stored (a restart takes longer than 1 ms).
- */
-export function nextCrlNumber(last: bigint, now: Date): bigint {
-  const byTime = BigInt(Math.max(0, now.getTime()));
-  return byTime > last ? byTime : last + 1n;
 }

@@ -1,8 +1,9 @@
 /**
  * Housekeeping: drops revocations once every certificate they name has expired (a verifier rejects an
- * expired certificate anyway, so keeping them only grows the CRL and the WatchRevocations full state) and
- * grants that can no longer be redeemed. Pruning never lowers the revocation sequence (the store keeps the
- * highest ever assigned), so resuming watchers stay correct.
+ * expired certificate anyway, so keeping them only grows the CRL and the WatchRevocations full state),
+ * grants that can no longer be redeemed, and sessions that have expired (with the serials recorded for the
+ * CRL). Pruning never lowers the revocation sequence (the store keeps the highest ever assigned), so resuming
+ * watchers stay correct.
  */
 import type { Store } from '../../store/store';
 import type { Logger } from '../logging';
@@ -10,25 +11,30 @@ import type { Logger } from '../logging';
 export const PRUNE_DEFAULTS = Object.freeze({
   intervalSeconds: 600,
   /**
-   * Grants are kept this long past their redeem-by time, so a late replay is still reported as a replay
-   * (ERR_GRANT_REPLAYED / ERR_GRANT_EXPIRED) rather than as an unknown grant, and clock steps stay harmless.
+   * Grants are kept this long past their redeem-by time, and sessions past their expiry, so a late replay or
+   * a late call on an old session is still reported as such (ERR_GRANT_REPLAYED, ERR_SESSION_EXPIRED) rather
+   * than as unknown, and clock steps stay harmless.
    */
-  grantGraceSeconds: 3600,
+  graceSeconds: 3600,
 });
 
 export interface PruneResult {
   revocations: number;
   grants: number;
+  sessions: number;
 }
 
 export async function pruneOnce(
   store: Store,
   now: Date,
-  grantGraceSeconds: number = PRUNE_DEFAULTS.grantGraceSeconds,
+  graceSeconds: number = PRUNE_DEFAULTS.graceSeconds,
 ): Promise<PruneResult> {
   const revocations = await store.pruneRevocations(now);
-  const grants = await store.pruneGrants(new Date(now.getTime() - grantGraceSeconds * 1000));
-  return { revocations, grants };
+  const graceStart = new Date(now.getTime() - graceSeconds * 1000);
+  const grants = await store.pruneGrants(graceStart);
+  // The store still keeps a session that a valid certificate names, or that a kept session descends from.
+  const sessions = await store.pruneSessions(graceStart, now);
+  return { revocations, grants, sessions };
 }
 
 export interface PruneTimer {
@@ -50,8 +56,8 @@ export function startPruneTimer(opts: {
     if (running !== undefined) return;
     running = pruneOnce(opts.store, opts.clock())
       .then((r) => {
-        if (r.revocations + r.grants === 0) return;
-        opts.logger.info({ ...r }, 'pruned expired revocations and grants');
+        if (r.revocations + r.grants + r.sessions === 0) return;
+        opts.logger.info({ ...r }, 'pruned expired revocations, grants and sessions');
         opts.onPruned?.(r);
       })
       .catch((e: unknown) => opts.logger.warn({ err: e }, 'pruning failed; retrying at the next interval'))

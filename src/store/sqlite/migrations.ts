@@ -146,6 +146,28 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX revocations_by_expiry ON revocations (expires_at);
     `,
   },
+  {
+    version: 3,
+    description: 'persisted CRL number; indexes for pruning sessions',
+    sql: `
+      -- RFC 5280 §5.2.3: a CRL issuer's cRLNumber must grow with every CRL. One counter for every CA key of
+      -- the server, so a CA rotated in never publishes a number its predecessor already used.
+      CREATE TABLE crl_number (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL
+      );
+      -- Before this counter, cRLNumber was the publication time in ms since the epoch. A database that
+      -- already has a CA may have published such numbers, so its counter starts above any of them (now plus a
+      -- day for clock skew); a fresh database starts at 0.
+      INSERT INTO crl_number (id, last) VALUES (1, CASE
+        WHEN EXISTS (SELECT 1 FROM ca_authorities)
+        THEN CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) + 86400000
+        ELSE 0 END);
+
+      CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+      CREATE INDEX grants_by_parent ON grants (parent_session_id);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { AlreadyExistsError, ErrorCode, NotFoundError, SessionError } from '../../errors';
+import { AlreadyExistsError, ErrorCode, NotFoundError, SessionError, StoreError } from '../../errors';
 import type {
   GrantRecord,
   NewGrant,
@@ -295,6 +295,51 @@ export class SqliteSessions {
 
   pruneGrants(before: Date): number {
     return this.db.prepare('DELETE FROM grants WHERE redeem_by < ?').run(toMs(before)).changes;
+  }
+
+  /**
+   * Drops sessions that expired before `expiredBefore`, with their certificate serials and grants, unless
+   * something may still need them: a certificate of the session valid at `now`, or a session delegated from
+   * it that is kept (its ancestors stay, so a kept chain never loses a link). Returns how many sessions went.
+   */
+  pruneSessions(expiredBefore: Date, now: Date): number {
+    return this.db
+      .transaction(() => {
+        const ids = this.db
+          .prepare(
+            `WITH RECURSIVE kept(id) AS (
+               SELECT s.id FROM sessions s
+                 WHERE s.expires_at >= @expiredBefore
+                    OR EXISTS (SELECT 1 FROM session_certificates c
+                                 WHERE c.session_id = s.id AND c.not_after >= @now)
+               UNION
+               SELECT s.parent_session_id FROM sessions s JOIN kept k ON s.id = k.id
+                 WHERE s.parent_session_id IS NOT NULL
+             )
+             SELECT id FROM sessions WHERE expires_at < @expiredBefore AND id NOT IN (SELECT id FROM kept)`,
+          )
+          .pluck()
+          .all({ expiredBefore: toMs(expiredBefore), now: toMs(now) }) as string[];
+        if (ids.length === 0) return 0;
+        const json = JSON.stringify(ids);
+        const inIds = 'IN (SELECT value FROM json_each(?))';
+        this.db.prepare(`DELETE FROM session_certificates WHERE session_id ${inIds}`).run(json);
+        this.db.prepare(`DELETE FROM grants WHERE parent_session_id ${inIds}`).run(json);
+        // One statement for parents and children: SQLite checks the foreign keys at its end.
+        return this.db.prepare(`DELETE FROM sessions WHERE id ${inIds}`).run(json).changes;
+      })
+      .immediate();
+  }
+
+  /** The next cRLNumber: one more than the last ever handed out, persisted before it is returned. */
+  nextCrlNumber(): bigint {
+    const last = this.db
+      .prepare('UPDATE crl_number SET last = last + 1 WHERE id = 1 RETURNING last')
+      .safeIntegers()
+      .pluck()
+      .get() as bigint | undefined;
+    if (last === undefined) throw new StoreError(ErrorCode.INTERNAL, 'the CRL number counter is missing');
+    return last;
   }
 }
 

@@ -157,6 +157,12 @@ class AsyncOps implements StoreOps {
   pruneGrants(before: Date): Promise<number> {
     return this.guard(() => this.sync.sessions.pruneGrants(before));
   }
+  pruneSessions(expiredBefore: Date, now: Date): Promise<number> {
+    return this.guard(() => this.sync.sessions.pruneSessions(expiredBefore, now));
+  }
+  nextCrlNumber(): Promise<bigint> {
+    return this.guard(() => this.sync.sessions.nextCrlNumber());
+  }
 }
 
 /**
