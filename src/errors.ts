@@ -117,6 +117,27 @@ export const ErrorCode = {
   GRANT_WRONG_REDEEMER: 'ERR_GRANT_WRONG_REDEEMER',
   GRANT_REPLAYED: 'ERR_GRANT_REPLAYED',
   GRANT_EXPIRED: 'ERR_GRANT_EXPIRED',
+  // X509Source (src/client): the workload has no current SVID to present (not fetched yet, expired without
+  // renewal, or the source was closed).
+  SOURCE_NOT_READY: 'ERR_SOURCE_NOT_READY',
+  // Cedar policy (src/policy): a policy file that does not parse or validate against the Lanyard schema, and
+  // a request the policy set did not permit (deny by default).
+  POLICY_INVALID: 'ERR_POLICY_INVALID',
+  POLICY_DENIED: 'ERR_POLICY_DENIED',
+  // audit trail (src/audit): a record or line that is not a valid audit record, a chain that does not verify,
+  // and a record that could not be made durable (the action it describes is then not acknowledged)
+  AUDIT_RECORD_INVALID: 'ERR_AUDIT_RECORD_INVALID',
+  AUDIT_CHAIN_BROKEN: 'ERR_AUDIT_CHAIN_BROKEN',
+  AUDIT_WRITE_FAILED: 'ERR_AUDIT_WRITE_FAILED',
+  // node agent and the SPIFFE Workload API (src/agent, src/server/node): a caller asking for an identity that
+  // is not its own (an agent for an entry not under it, a local workload for nothing), a Workload API call
+  // without the `workload.spiffe.io: true` header, a JWT-SVID that does not validate, an agent with nothing
+  // cached yet and no server, and a local caller whose process could not be attested.
+  NOT_ENTITLED: 'ERR_NOT_ENTITLED',
+  SECURITY_HEADER_MISSING: 'ERR_SECURITY_HEADER_MISSING',
+  JWT_SVID_INVALID: 'ERR_JWT_SVID_INVALID',
+  AGENT_NOT_READY: 'ERR_AGENT_NOT_READY',
+  WORKLOAD_ATTESTATION_FAILED: 'ERR_WORKLOAD_ATTESTATION_FAILED',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -208,6 +229,25 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_GRANT_WRONG_REDEEMER: GrpcStatus.PERMISSION_DENIED,
   ERR_GRANT_REPLAYED: GrpcStatus.PERMISSION_DENIED,
   ERR_GRANT_EXPIRED: GrpcStatus.PERMISSION_DENIED,
+  // A retry once the source has fetched or renewed its SVID may succeed.
+  ERR_SOURCE_NOT_READY: GrpcStatus.UNAVAILABLE,
+  // Like a bad config: the operator fixes the file; the server keeps the last good set on a reload.
+  ERR_POLICY_INVALID: GrpcStatus.FAILED_PRECONDITION,
+  ERR_POLICY_DENIED: GrpcStatus.PERMISSION_DENIED,
+  ERR_AUDIT_RECORD_INVALID: GrpcStatus.INVALID_ARGUMENT,
+  // A chain that fails verification has lost integrity: DATA_LOSS, gRPC's status for unrecoverable corruption.
+  ERR_AUDIT_CHAIN_BROKEN: GrpcStatus.DATA_LOSS,
+  // The trail could not be written: the action it describes was not acknowledged; a retry later may succeed.
+  ERR_AUDIT_WRITE_FAILED: GrpcStatus.UNAVAILABLE,
+  // The Workload API standard: PermissionDenied for a caller entitled to nothing, InvalidArgument for a
+  // missing security header or a JWT-SVID that fails validation.
+  ERR_NOT_ENTITLED: GrpcStatus.PERMISSION_DENIED,
+  ERR_SECURITY_HEADER_MISSING: GrpcStatus.INVALID_ARGUMENT,
+  ERR_JWT_SVID_INVALID: GrpcStatus.INVALID_ARGUMENT,
+  // Nothing cached yet and the server not reached: a retry later may succeed.
+  ERR_AGENT_NOT_READY: GrpcStatus.UNAVAILABLE,
+  // The peer's process vanished or changed while it was being attested: fail closed.
+  ERR_WORKLOAD_ATTESTATION_FAILED: GrpcStatus.PERMISSION_DENIED,
 };
 
 /** Base class of every error Lanyard throws on purpose. */
@@ -298,6 +338,12 @@ export class CaError extends LanyardError {}
  * the file; never any key material.
  */
 export class KeyManagerError extends LanyardError {}
+
+/** A policy file is unreadable, does not parse or does not validate (the message names the file), or the policy denied. */
+export class PolicyError extends LanyardError {}
+
+/** An audit record or line is malformed, a chain does not verify, or a record could not be written. */
+export class AuditError extends LanyardError {}
 
 export function isLanyardError(e: unknown): e is LanyardError {
   return e instanceof LanyardError;

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Attestors } from '../attest';
-import type { CaManager } from '../ca';
+import { DiskKeyManager, type CaManager } from '../ca';
 import type { TrustDomain } from '../spiffe';
 import type { Store } from '../store/store';
 import { createAdminService } from './admin/service';
@@ -13,6 +13,8 @@ import { bindPrivately, clearStaleSocket, removeSocket } from './admin-socket';
 import { createAttestationService } from './attestation/service';
 import { createBundleService } from './bundle/service';
 import { formatHostPort, type ServerConfig } from './config';
+import { JwtAuthority } from './node/jwt-authority';
+import { createNodeService } from './node/service';
 import type { ListenerSpec } from './grpc-server';
 import type { Logger } from './logging';
 import { createRegistrationService } from './registration/service';
@@ -72,6 +74,15 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
       }),
       createBundleService({ ca: ctx.ca, logger: ctx.logger }),
       createSessionService(sessionDeps(ctx)),
+      // Node agents, over mTLS with their own SVID: only the entries whose parent_id is the agent.
+      createNodeService({
+        store: ctx.store,
+        ca: ctx.ca,
+        jwt: JwtAuthority.open(DiskKeyManager.inDataDir(ctx.config.dataDir)),
+        defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
+        clock: ctx.clock,
+        logger: ctx.logger,
+      }),
       guardAdmin(registration, adminGuard),
       guardAdmin(
         createAdminService({ ca: ctx.ca, logger: ctx.logger.child({ listener: 'public' }) }),

@@ -80,7 +80,9 @@ async function listAll(
   let pageToken = '';
   do {
     const page = await store.listEntries(filter, { pageSize: PAGE_SIZE, pageToken });
-    out.push(...page.entries);
+    // An entry with a parent_id is issued only through that node agent (NodeService), which attests the
+    // local workload itself: attesting to the server directly must not reach it.
+    out.push(...page.entries.filter((e) => e.parentId === undefined));
     pageToken = page.nextPageToken;
   } while (pageToken !== '');
   return out;

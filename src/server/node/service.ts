@@ -1,0 +1,163 @@
+/**
+ * NodeService on the public listener (mTLS with the node agent's own SVID): the entries under the agent,
+ * X.509-SVIDs for them from CSRs whose keys the agent generated, and JWT-SVIDs. See entitlement.ts for the
+ * one rule that bounds all of it.
+ */
+import type { CaManager } from '../../ca';
+import { ErrorCode, LanyardError } from '../../errors';
+import {
+  NodeServiceService,
+  type BatchNewX509SvidRequest,
+  type BatchNewX509SvidResponse,
+  type FetchEntriesResponse,
+  type NewJwtSvidRequest,
+  type NewJwtSvidResponse,
+  type NodeServiceServer,
+} from '../../gen/lanyard/v1/node';
+import type { Store } from '../../store/store';
+import type { Entry } from '../../store/types';
+import { parseCsr } from '../../x509/csr';
+import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from '../attestation/issue';
+import { newWorkloadContext, wholeSeconds } from '../attestation/workload-context';
+import { bundleToProto } from '../bundle/to-proto';
+import { unaryHandler } from '../grpc-call';
+import type { ServiceRegistration } from '../grpc-server';
+import type { Logger } from '../logging';
+import type { PeerCall } from '../tls/peer-svid';
+import { authenticateNode } from './caller';
+import { entitledEntry, entriesUnder } from './entitlement';
+import type { JwtAuthority } from './jwt-authority';
+
+export const NODE_SERVICE_NAME = 'lanyard.v1.NodeService';
+/** Provenance method of SVIDs an agent obtained for a local workload. */
+export const NODE_AGENT_METHOD = 'node-agent';
+/** Most CSRs in one BatchNewX509Svid: bounds the work one call can ask for. */
+export const MAX_BATCH = 64;
+/** JWT-SVIDs are bearer tokens: short-lived (JWT-SVID §5 advises short lifetimes). */
+export const JWT_SVID_TTL_SECONDS = 300;
+const MAX_AUDIENCES = 16;
+const MAX_AUDIENCE_CHARS = 512;
+
+export interface NodeDeps {
+  store: Store;
+  ca: CaManager;
+  jwt: Promise<JwtAuthority>;
+  defaultTtlSeconds: number;
+  clock: () => Date;
+  logger: Logger;
+}
+
+export function createNodeService(deps: NodeDeps): ServiceRegistration {
+  const log = deps.logger.child({ service: NODE_SERVICE_NAME });
+  // A failed key load is reported per call, not as an unhandled rejection.
+  deps.jwt.catch(() => {});
+  const implementation: NodeServiceServer = {
+    fetchEntries: unaryHandler('FetchEntries', log, (_req, call) => fetchEntries(deps, call), {
+      okLevel: 'debug',
+    }),
+    batchNewX509Svid: unaryHandler('BatchNewX509Svid', log, (req, call) => batchNewX509Svid(deps, req, call)),
+    newJwtSvid: unaryHandler('NewJwtSvid', log, (req, call) => newJwtSvid(deps, req, call)),
+  };
+  return { name: NODE_SERVICE_NAME, definition: NodeServiceService, implementation };
+}
+
+export async function fetchEntries(deps: NodeDeps, call: PeerCall): Promise<FetchEntriesResponse> {
+  const now = deps.clock();
+  const agent = await authenticateNode(deps, call, now);
+  const [entries, jwt] = await Promise.all([entriesUnder(deps.store, agent.spiffeId, now), deps.jwt]);
+  return {
+    entries: entries.map((e) => ({
+      id: e.id,
+      spiffeId: e.spiffeId,
+      selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
+      revision: e.revision,
+      x509SvidTtlSeconds: e.x509SvidTtlSeconds,
+    })),
+    bundle: bundleToProto(deps.ca.bundle()),
+    jwtAuthorities: [
+      {
+        keyId: jwt.keyId,
+        publicKey: jwt.publicKey.export({ format: 'der', type: 'spki' }),
+        expiresAt: jwt.expiresAt,
+      },
+    ],
+  };
+}
+
+export async function batchNewX509Svid(
+  deps: NodeDeps,
+  req: BatchNewX509SvidRequest,
+  call: PeerCall,
+): Promise<BatchNewX509SvidResponse> {
+  const now = deps.clock();
+  const agent = await authenticateNode(deps, call, now);
+  if (req.params.length === 0 || req.params.length > MAX_BATCH) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `params: 1 to ${MAX_BATCH} CSRs per call`);
+  }
+  // Everything is checked before anything is signed: one refused entry refuses the whole batch.
+  const checked: { entry: Entry; csr: ReturnType<typeof parseCsr> }[] = [];
+  for (const p of req.params) {
+    const entry = await entitledEntry(deps.store, agent.spiffeId, p.entryId, now);
+    checked.push({ entry, csr: parseCsr(p.csr) });
+  }
+  const provenance = {
+    method: NODE_AGENT_METHOD,
+    // What the server relied on: the agent's SVID, which vouches for the workload on its node.
+    evidenceSha256: sha256(agent.leafDer),
+    issuer: deps.ca.serverSvid().spiffeId,
+    issuedAt: wholeSeconds(now),
+  };
+  const svids = [];
+  let bundle = deps.ca.bundle();
+  for (const { entry, csr } of checked) {
+    const signed = await issueWorkloadSvid(deps.ca, {
+      entry,
+      publicKey: csr.publicKey,
+      context: newWorkloadContext(entry, provenance),
+      defaultTtlSeconds: deps.defaultTtlSeconds,
+      now,
+    });
+    bundle = signed.bundle;
+    svids.push(svidToProto(signed, entry));
+  }
+  deps.logger.info(
+    { agent: agent.spiffeId, entries: checked.map((c) => c.entry.id) },
+    'node agent SVIDs issued',
+  );
+  return { svids, bundle: bundleToProto(bundle) };
+}
+
+export async function newJwtSvid(
+  deps: NodeDeps,
+  req: NewJwtSvidRequest,
+  call: PeerCall,
+): Promise<NewJwtSvidResponse> {
+  const now = deps.clock();
+  const agent = await authenticateNode(deps, call, now);
+  const audience = checkAudience(req.audience);
+  const entry = await entitledEntry(deps.store, agent.spiffeId, req.entryId, now);
+  const jwt = await deps.jwt;
+  const iat = Math.floor(now.getTime() / 1000);
+  const ttl = Math.min(JWT_SVID_TTL_SECONDS, svidTtlSeconds(entry, deps.defaultTtlSeconds));
+  const exp = iat + ttl;
+  const token = jwt.sign({ sub: entry.spiffeId, aud: audience, exp, iat });
+  return { spiffeId: entry.spiffeId, token, expiresAt: new Date(exp * 1000) };
+}
+
+function checkAudience(audience: string[]): string[] {
+  if (audience.length === 0) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'audience is required (JWT-SVID: aud must be set)');
+  }
+  if (audience.length > MAX_AUDIENCES) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `at most ${MAX_AUDIENCES} audiences`);
+  }
+  for (const a of audience) {
+    if (a === '' || a.length > MAX_AUDIENCE_CHARS) {
+      throw new LanyardError(
+        ErrorCode.INVALID_ARGUMENT,
+        `each audience must be 1-${MAX_AUDIENCE_CHARS} characters`,
+      );
+    }
+  }
+  return [...new Set(audience)];
+}
