@@ -6,7 +6,7 @@
  * against the file's own directory, so the server reads the same files whatever directory it starts in.
  *
  * Where a value comes from, strongest first: command-line flag, config file, environment
- * (LANYARD_DATA_DIR), built-in default.
+ * (LANYARD_DATA_DIR, LANYARD_LISTEN_ADDRESS), built-in default.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,7 +21,10 @@ export const CONFIG_DEFAULTS = {
   trust_domain: 'lanyard.local',
   /** Data dir (SQLite database, CA keys, admin socket) when neither flag, file nor LANYARD_DATA_DIR sets one. */
   data_dir: './.lanyard',
-  /** TLS listener for attestation and the bundle (host:port; port 0 picks a free port). */
+  /**
+   * TLS listener for attestation and the bundle (host:port; port 0 picks a free port), when neither the file
+   * nor LANYARD_LISTEN_ADDRESS sets one.
+   */
   listen_address: '127.0.0.1:8081',
   /** Admin socket (registration API for the CLI); default `<data_dir>/admin.sock`. */
   admin_socket_path: 'admin.sock',
@@ -35,10 +38,12 @@ export const CONFIG_DEFAULTS = {
   /** Largest gRPC message accepted or sent, bytes. */
   max_message_bytes: 4 * 1024 * 1024,
   /**
-   * Plain-HTTP listener for the signed CRLs (`/crl/<trust_domain>.crl` and `.pem`); absent = no listener.
-   * The documented value is 127.0.0.1:8082: loopback, for an nginx or OpenSSL on the same host.
+   * Plain-HTTP listener for the signed CRLs (`/crl/<trust_domain>.crl` and `.pem`): off unless `crl.enabled`
+   * is true or `crl.listen_address` is set. Its default address is loopback, for an nginx or OpenSSL on the
+   * same host; any other address must be configured explicitly, and the server warns when it binds one.
    */
-  crl_listen_address: undefined,
+  crl_enabled: false,
+  crl_listen_address: '127.0.0.1:8082',
   /** Audience a Kubernetes projected service-account token must carry for k8s_psat. */
   k8s_psat_audience: 'lanyard',
 } as const;
@@ -144,6 +149,7 @@ const fileSchema = z.strictObject({
   principal_issuers: z.array(principalIssuer).default([]),
   crl: block(
     z.strictObject({
+      enabled: z.boolean().optional(),
       listen_address: z
         .string()
         .refine((v) => parseHostPort(v) !== undefined, 'expected host:port, e.g. "127.0.0.1:8082"')
@@ -184,7 +190,7 @@ export interface ServerConfig {
   };
   /** Trusted issuers of principal tokens for StartSession; empty = only asserted or workload principals. */
   principalIssuers: PrincipalIssuerConfig[];
-  /** Where the CRLs are served over HTTP; absent = not served. */
+  /** Where the CRLs are served over HTTP (crl.enabled or crl.listen_address); absent = not served. */
   crlListenAddress?: { host: string; port: number };
   /** The file the configuration came from, when there was one. */
   configFile?: string;
@@ -299,8 +305,7 @@ export function resolveConfig(
   const config: ServerConfig = {
     trustDomain: f.trust_domain,
     dataDir,
-    // Checked by the schema's refine, so parseHostPort cannot fail here.
-    listenAddress: parseHostPort(f.listen_address) ?? { host: '127.0.0.1', port: 8081 },
+    listenAddress: listenAddressOf(f.listen_address, raw, env, ctx.source),
     adminSocketPath,
     caTtlSeconds: f.ca.ttl,
     svidDefaultTtlSeconds: f.svid.default_ttl,
@@ -310,10 +315,40 @@ export function resolveConfig(
     attestors,
     principalIssuers,
   };
-  const crlListen = f.crl.listen_address === undefined ? undefined : parseHostPort(f.crl.listen_address);
-  if (crlListen !== undefined) config.crlListenAddress = crlListen;
+  // Setting an address turns the listener on; `enabled: false` keeps it off even then.
+  if (f.crl.enabled ?? f.crl.listen_address !== undefined) {
+    const crlListen = parseHostPort(f.crl.listen_address ?? CONFIG_DEFAULTS.crl_listen_address);
+    if (crlListen !== undefined) config.crlListenAddress = crlListen;
+  }
   if (ctx.source !== 'defaults') config.configFile = ctx.source;
   return config;
+}
+
+/**
+ * The public listener's address: the file's listen_address when it has one, else LANYARD_LISTEN_ADDRESS (so a
+ * server run without a file, a test for one, can move off the default port), else the default.
+ */
+function listenAddressOf(
+  fromFile: string,
+  raw: unknown,
+  env: NodeJS.ProcessEnv,
+  source: string,
+): { host: string; port: number } {
+  const inFile = typeof raw === 'object' && raw !== null && 'listen_address' in raw;
+  const fromEnv = env.LANYARD_LISTEN_ADDRESS;
+  if (!inFile && fromEnv) {
+    const parsed = parseHostPort(fromEnv);
+    if (parsed === undefined) {
+      throw new ConfigError(
+        `LANYARD_LISTEN_ADDRESS: expected host:port, e.g. "127.0.0.1:8081" or "[::1]:8081", got "${fromEnv}"`,
+      );
+    }
+    return parsed;
+  }
+  // Checked by the schema's refine, so parseHostPort cannot fail here.
+  const parsed = parseHostPort(fromFile);
+  if (parsed === undefined) throw new ConfigError(`${source}: listen_address: expected host:port`);
+  return parsed;
 }
 
 /** "host:port" or "[v6]:port" -> parts; undefined when malformed. */

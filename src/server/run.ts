@@ -132,6 +132,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         listen: config.crlListenAddress,
         trustDomain: config.trustDomain,
         publisher,
+        logger,
       });
       logger.info({ crlAddress: crlHttp.address }, 'CRL served over HTTP');
     }

@@ -326,8 +326,10 @@ describe('lanyard server run', function () {
 
   it('starts with no config, prints where it listens and how to register, and exits 0 on SIGTERM', async () => {
     const dir = tempDataDir();
+    // Still no config file: the environment moves the listener to a free port, so the test never collides
+    // with a dev server (or another run) on the default 127.0.0.1:8081.
     const child = spawn(process.execPath, [BIN, 'server', 'run', '--data-dir', dir], {
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_LISTEN_ADDRESS: '127.0.0.1:0' },
     });
     try {
       let stdout = '';
@@ -343,6 +345,10 @@ describe('lanyard server run', function () {
       });
       assert.ok(stderr.includes(`admin socket (registration, CA): ${path.join(dir, 'admin.sock')}`), stderr);
       assert.ok(stderr.includes(`\`lanyard\` is \`node ${BIN}\``), stderr);
+      // It prints the port it really bound, and the printed svid fetch step connects there.
+      const listening = /attestation\/bundle \(TLS\):\s+(127\.0\.0\.1:(\d+))/.exec(stderr);
+      assert.ok(listening && Number(listening[2]) > 0, stderr);
+      assert.ok(stderr.includes(`svid fetch --server ${listening[1]} `), stderr);
 
       // Follow the printed steps as a person would: entry, token, bundle, svid fetch, svid inspect.
       const work = path.join(dir, 'work');
@@ -381,7 +387,7 @@ describe('lanyard server run', function () {
       assert.ok(lines.some((l) => l.msg === 'shut down'));
       assert.ok(!stdout.includes(token));
     } finally {
-      // A failed assertion must not leave the server holding port 8081 for the next run.
+      // A failed assertion must not leave the server running (and its data dir behind).
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -52,6 +52,35 @@ describe('server config', () => {
     assert.deepEqual(rest, loadConfig({ cwd: dir, env: {} }));
   });
 
+  it('takes the listen address from the file, then LANYARD_LISTEN_ADDRESS, then the default', () => {
+    const env = { LANYARD_LISTEN_ADDRESS: '127.0.0.1:0' };
+    assert.deepEqual(loadConfig({ cwd: dir, env }).listenAddress, { host: '127.0.0.1', port: 0 });
+    assert.deepEqual(loadConfig({ cwd: dir, env: { LANYARD_LISTEN_ADDRESS: '[::1]:9' } }).listenAddress, {
+      host: '::1',
+      port: 9,
+    });
+    const file = write('l.yaml', 'listen_address: 127.0.0.2:7000\n');
+    assert.deepEqual(loadConfig({ cwd: dir, env, configFile: file }).listenAddress, {
+      host: '127.0.0.2',
+      port: 7000,
+    });
+    // A file without the key leaves the environment in force.
+    const other = write('o.yaml', 'trust_domain: env.example\n');
+    assert.deepEqual(loadConfig({ cwd: dir, env, configFile: other }).listenAddress, {
+      host: '127.0.0.1',
+      port: 0,
+    });
+    fails(
+      () => loadConfig({ cwd: dir, env: { LANYARD_LISTEN_ADDRESS: '8081' } }),
+      'LANYARD_LISTEN_ADDRESS',
+      'host:port',
+    );
+    fails(
+      () => loadConfig({ cwd: dir, env: { LANYARD_LISTEN_ADDRESS: 'h:99999' } }),
+      'LANYARD_LISTEN_ADDRESS',
+    );
+  });
+
   it('takes the data dir from the flag, then the file, then LANYARD_DATA_DIR', () => {
     const env = { LANYARD_DATA_DIR: path.join(dir, 'env') };
     assert.equal(loadConfig({ cwd: dir, env }).dataDir, path.join(dir, 'env'));

@@ -5,8 +5,9 @@
  * quickly (the listener is unauthenticated, so it must not let slow clients hold sockets).
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, BlockList, isIPv4, isIPv6 } from 'node:net';
 import { formatHostPort } from '../config';
+import type { Logger } from '../logging';
 import type { CrlPublisher } from './crl-publisher';
 
 export interface CrlHttpServer {
@@ -24,6 +25,8 @@ export async function startCrlHttpServer(opts: {
   listen: { host: string; port: number };
   trustDomain: string;
   publisher: CrlPublisher;
+  /** Warned when the bound address is not loopback. */
+  logger?: Logger;
 }): Promise<CrlHttpServer> {
   const paths = crlPaths(opts.trustDomain);
   const server = http.createServer((req, res) => {
@@ -63,12 +66,37 @@ export async function startCrlHttpServer(opts: {
     });
   });
   const bound = server.address() as AddressInfo;
+  const address = formatHostPort({ host: bound.address, port: bound.port });
+  // Judged on the address actually bound, so a host name that resolves to a public address is caught too.
+  if (opts.logger !== undefined) warnIfNotLoopback(bound.address, address, opts.logger);
   return {
-    address: formatHostPort({ host: bound.address, port: bound.port }),
+    address,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
+}
+
+/** Logs a warning when `ip` (the bound address) is not loopback. Returns whether it warned. */
+export function warnIfNotLoopback(ip: string, address: string, logger: Logger): boolean {
+  if (isLoopbackAddress(ip)) return false;
+  logger.warn(
+    { crlAddress: address },
+    'the CRL HTTP listener is bound to a non-loopback address: anyone who can reach it can read the CRLs',
+  );
+  return true;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** 127.0.0.0/8, ::1 and IPv4-mapped loopback (::ffff:127.x.y.z). The wildcards 0.0.0.0 and :: are not. */
+export function isLoopbackAddress(ip: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return isIPv4(mapped[1]!) && LOOPBACK.check(mapped[1]!, 'ipv4');
+  if (isIPv4(ip)) return LOOPBACK.check(ip, 'ipv4');
+  return isIPv6(ip) && LOOPBACK.check(ip, 'ipv6');
 }
