@@ -1,3 +1,4 @@
+import type { AuditStore } from '../audit/log';
 import type {
   BundleRecord,
   BundleUpdate,
@@ -140,6 +141,11 @@ export interface StoreOps {
 export interface Store extends StoreOps {
   /** 'sqlite' or, later, 'postgres': for logs and diagnostics. */
   readonly kind: string;
+  /**
+   * The audit trail's chains (src/audit). Appends are their own durable transactions, made after the state
+   * change they describe committed and before the caller is answered; not usable inside `transaction`.
+   */
+  readonly audit: AuditStore;
   /**
    * Runs `fn` in one transaction: every write through `tx` commits together when `fn` resolves, or none does
    * when it throws (the error is rethrown). Use `tx`, not the store, inside `fn`: the store refuses calls

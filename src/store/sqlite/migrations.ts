@@ -168,6 +168,53 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX grants_by_parent ON grants (parent_session_id);
     `,
   },
+  {
+    version: 4,
+    description: 'audit trail: hash-chained records, signed checkpoints, pinned keys of shipped chains',
+    sql: `
+      -- One row per record. body = the canonical JSON the hash covers (src/audit/chain.ts), so the stored
+      -- record is verifiable as is; the key columns are copies of body fields for the indexes below. No
+      -- foreign keys: the trail outlives the sessions, entries and CAs it describes (they are pruned).
+      CREATE TABLE audit_records (
+        chain TEXT NOT NULL,               -- the server's SPIFFE ID, or a shipper's for a shipped chain
+        seq INTEGER NOT NULL,              -- storage position; the body holds the record's own seq
+        time TEXT NOT NULL,                -- ISO 8601 UTC with ms: sorts as text
+        event TEXT NOT NULL,
+        session_id TEXT,
+        root_session_id TEXT,
+        serial TEXT,
+        principal TEXT,
+        agent_id TEXT,
+        body TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (chain, seq)
+      ) WITHOUT ROWID;
+      -- The investigator's keys (lanyard audit trace, AuditService.Query), in result order.
+      CREATE INDEX audit_by_session ON audit_records (session_id, time, chain, seq) WHERE session_id IS NOT NULL;
+      CREATE INDEX audit_by_root_session ON audit_records (root_session_id, time, chain, seq)
+        WHERE root_session_id IS NOT NULL;
+      CREATE INDEX audit_by_serial ON audit_records (serial, time, chain, seq) WHERE serial IS NOT NULL;
+      CREATE INDEX audit_by_principal ON audit_records (principal, time, chain, seq) WHERE principal IS NOT NULL;
+      CREATE INDEX audit_by_agent ON audit_records (agent_id, time, chain, seq) WHERE agent_id IS NOT NULL;
+
+      CREATE TABLE audit_checkpoints (
+        chain TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        head_hash TEXT NOT NULL,
+        time TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        PRIMARY KEY (chain, seq, time)
+      ) WITHOUT ROWID;
+
+      -- The audit key of each shipped chain, pinned at its first ingest: later shipments must be signed by it.
+      CREATE TABLE audit_chain_keys (
+        chain TEXT PRIMARY KEY,
+        public_jwk TEXT NOT NULL,
+        pinned_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

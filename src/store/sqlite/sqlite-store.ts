@@ -26,6 +26,8 @@ import type {
   RevokedSerialRecord,
   SessionRecord,
 } from '../types';
+import type { AuditStore } from '../../audit/log';
+import { SqliteAudit } from './audit';
 import { SqliteCaState } from './ca-state';
 import { SqliteEntries } from './entries';
 import { SqliteJoinTokens } from './join-tokens';
@@ -176,6 +178,7 @@ class AsyncOps implements StoreOps {
 export class SqliteStore extends AsyncOps implements Store {
   readonly kind = 'sqlite';
   readonly file: string;
+  readonly audit: AuditStore;
   private readonly db: Database.Database;
   private readonly mutex = new AsyncMutex();
   /** Marks the async context of a running transaction callback, to refuse re-entrant calls. */
@@ -188,6 +191,19 @@ export class SqliteStore extends AsyncOps implements Store {
     super(sync, (op) => this.exclusive(op));
     this.file = file;
     this.db = db;
+    const audit = new SqliteAudit(db);
+    const guard = <T>(op: () => T): Promise<T> => this.exclusive(op);
+    this.audit = {
+      append: (chain, event, now) => guard(() => audit.append(chain, event, now)),
+      appendRecords: (chain, records, checkpoints) => guard(() => audit.appendRecords(chain, records, checkpoints)),
+      head: (chain) => guard(() => audit.head(chain)),
+      addCheckpoint: (c) => guard(() => audit.addCheckpoint(c)),
+      checkpoints: (chain) => guard(() => audit.checkpoints(chain)),
+      readRecords: (chain, afterSeq, limit) => guard(() => audit.readRecords(chain, afterSeq, limit)),
+      query: (q) => guard(() => audit.query(q)),
+      chains: () => guard(() => audit.chains()),
+      pinChainKey: (chain, jwk, now) => guard(() => audit.pinChainKey(chain, jwk, now)),
+    };
   }
 
   /** Opens (creating when needed) the database and brings its schema up to date. */

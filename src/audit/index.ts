@@ -1,0 +1,42 @@
+export { AUDIT_KEY_USE, AuditPublicKey, AuditSigningKey, type AuditPublicJwk } from './audit-key';
+export { canonicalJson, sha256Hex } from './canonical';
+export { emptyHead, genesisHash, nextRecord, recordHash, recordLine, type ChainHead } from './chain';
+export {
+  checkpointLine,
+  checkpointSignatureValid,
+  parseCheckpoint,
+  signCheckpoint,
+  type AuditCheckpoint,
+} from './checkpoint';
+export { FileAuditLog, type FileAuditLogOptions } from './file-log';
+export { auditHopDecisions, hopDecisionEvent, type HopAuditOptions } from './hop';
+export { chainLines, parseChainText, type ParsedChain } from './jsonl';
+export {
+  AUDIT_QUERY_KEYS,
+  MAX_AUDIT_PAGE,
+  storeAuditLog,
+  type AuditChainInfo,
+  type AuditLog,
+  type AuditPage,
+  type AuditQuery,
+  type AuditQueryKey,
+  type AuditStore,
+} from './log';
+export {
+  AUDIT_EVENT_TYPES,
+  checkEvent,
+  parseRecord,
+  type AuditDecision,
+  type AuditEvent,
+  type AuditEventType,
+  type AuditRecord,
+} from './record';
+export {
+  buildTrace,
+  renderTraceText,
+  type Trace,
+  type TraceEvent,
+  type TracePrincipal,
+  type TraceSession,
+} from './trace';
+export { verifyChain, type ChainBreak, type ChainBreakKind, type ChainVerification } from './verify-chain';

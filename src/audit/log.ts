@@ -1,0 +1,105 @@
+/**
+ * Where a chain lives. Two implementations: the server's store (src/store/sqlite/audit.ts) and a local file
+ * (file-log.ts) for services that use the hop helpers. `append` resolves only once the record is durable:
+ * the caller may acknowledge the action it describes after that, and not before.
+ */
+import type { ChainHead } from './chain';
+import type { AuditCheckpoint } from './checkpoint';
+import type { AuditEvent, AuditRecord } from './record';
+
+/** The keys an investigator searches by; each has an index in the store. */
+export type AuditQueryKey = 'sessionId' | 'rootSessionId' | 'serial' | 'principal' | 'agentId';
+
+export const AUDIT_QUERY_KEYS: readonly AuditQueryKey[] = [
+  'sessionId',
+  'rootSessionId',
+  'serial',
+  'principal',
+  'agentId',
+];
+
+export interface AuditQuery {
+  key: AuditQueryKey;
+  value: string;
+  /** Only this chain; every chain (the server's and the shipped ones) when absent. */
+  chain?: string;
+  /** At most this many records (capped at MAX_AUDIT_PAGE). */
+  pageSize?: number;
+  /** From a previous page's nextPageToken. */
+  pageToken?: string;
+}
+
+export const MAX_AUDIT_PAGE = 1000;
+
+export interface AuditPage {
+  /** In time order, then chain and sequence. */
+  records: AuditRecord[];
+  /** Empty when this was the last page. */
+  nextPageToken: string;
+}
+
+export interface AuditLog {
+  /** The chain's name (the server's SPIFFE ID, or a service's for a file chain). */
+  readonly chain: string;
+  /** Appends one record after the current head; resolves once it is durable. */
+  append(event: AuditEvent): Promise<AuditRecord>;
+  head(): Promise<ChainHead>;
+  /** Stores a checkpoint of this chain (signed by the caller). */
+  addCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
+  checkpoints(): Promise<AuditCheckpoint[]>;
+  /** Records with seq > afterSeq in storage order, at most `limit`. */
+  readRecords(afterSeq: number, limit: number): Promise<AuditRecord[]>;
+}
+
+/** A chain's name, its head, and the public key pinned for it (shipped chains). */
+export interface AuditChainInfo {
+  chain: string;
+  headSeq: number;
+  /** The shipper's audit public key (JWK JSON) pinned at its first ingest; undefined for the server's chain. */
+  publicJwk?: string;
+}
+
+/**
+ * The audit part of a Store: several chains (the server's own and one per shipper), each appended under the
+ * store's write lock with a durable commit, plus indexed queries across all of them.
+ */
+export interface AuditStore {
+  /** Appends after the chain's current head, in one transaction; resolves once committed (durable). */
+  append(chain: string, event: AuditEvent, now: Date): Promise<AuditRecord>;
+  /**
+   * Appends records verified by the caller, in one transaction. The first must follow the stored head (seq
+   * and prevHash); records at or below the head must be the stored ones (a re-shipped prefix).
+   * @throws AuditError(ERR_AUDIT_CHAIN_BROKEN) when they diverge from what is stored
+   */
+  appendRecords(
+    chain: string,
+    records: readonly AuditRecord[],
+    checkpoints: readonly AuditCheckpoint[],
+  ): Promise<number>;
+  head(chain: string): Promise<ChainHead>;
+  addCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
+  checkpoints(chain: string): Promise<AuditCheckpoint[]>;
+  /** Records with storage position > afterSeq, in storage order, at most `limit`. */
+  readRecords(chain: string, afterSeq: number, limit: number): Promise<AuditRecord[]>;
+  /** @throws LanyardError(ERR_INVALID_ARGUMENT) for a malformed page token */
+  query(q: AuditQuery): Promise<AuditPage>;
+  chains(): Promise<AuditChainInfo[]>;
+  /** Pins `publicJwk` for `chain` unless one is pinned already; returns the pinned one. */
+  pinChainKey(chain: string, publicJwk: string, now: Date): Promise<string>;
+}
+
+/** One chain of an AuditStore as an AuditLog. */
+export function storeAuditLog(
+  store: AuditStore,
+  chain: string,
+  clock: () => Date = () => new Date(),
+): AuditLog {
+  return {
+    chain,
+    append: (event) => store.append(chain, event, clock()),
+    head: () => store.head(chain),
+    addCheckpoint: (c) => store.addCheckpoint(c),
+    checkpoints: () => store.checkpoints(chain),
+    readRecords: (afterSeq, limit) => store.readRecords(chain, afterSeq, limit),
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * One audit record: who did what to which identity, for whom, under which policy and scope, and what was
+ * decided. Identifiers only (data minimisation): never a prompt, payload, token, key or certificate body.
+ */
+import { AuditError, ErrorCode } from '../errors';
+
+/** What happened. New types may be added; a type is never renamed (investigators search by it). */
+export const AUDIT_EVENT_TYPES = [
+  'svid.attest',
+  'svid.renew',
+  'svid.revoke',
+  'session.start',
+  'session.end',
+  'grant.create',
+  'grant.redeem',
+  'entry.create',
+  'entry.update',
+  'entry.delete',
+  'join_token.create',
+  'ca.rotate',
+  'hop.decision',
+  'audit.ingest',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export type AuditDecision = 'allow' | 'deny';
+
+/** What a caller records; the chain adds `chain`, `seq`, `prevHash` and `hash`. */
+export interface AuditEvent {
+  /** When it happened; the recorder's clock when absent. */
+  time?: Date;
+  event: AuditEventType;
+  decision: AuditDecision;
+  /** A stable error code or policy reason for a refusal; a short note (never a secret) for an allowed action. */
+  reason?: string;
+  /** Who acted: a SPIFFE ID, or `admin-socket` for the local admin socket. On a refusal, as presented. */
+  actor?: string;
+  /** What was acted on: the SPIFFE ID issued, the entry id, the grant id, the revoked serial. */
+  subject?: string;
+  /** The registration entry (agent) of the session or SVID concerned. */
+  agentId?: string;
+  sessionId?: string;
+  rootSessionId?: string;
+  /** For a delegated session: the session it was delegated from. */
+  parentSessionId?: string;
+  /** The originating principal's id and issuer. */
+  principal?: string;
+  principalIssuer?: string;
+  scopes?: string[];
+  policyVersion?: string;
+  /** Serial of the certificate concerned, lowercase hex without leading zeros. */
+  serial?: string;
+  /** SHA-256 (hex) of the parent's certificate for a delegated SVID. */
+  parentCertSha256?: string;
+  /** The gRPC method or HTTP route of a hop decision; the attestor type of an attestation. */
+  action?: string;
+  /** The service that recorded a hop decision. */
+  service?: string;
+}
+
+/** An event as chained: every field of the event plus its place in the chain. */
+export interface AuditRecord extends Omit<AuditEvent, 'time'> {
+  /** Which chain: the server's own, or a shipped one named by its shipper. */
+  chain: string;
+  /** 1 for the first record of a chain, then +1 each. */
+  seq: number;
+  /** ISO 8601 with milliseconds, UTC. */
+  time: string;
+  /** `hash` of the record before, or the chain's genesis hash for seq 1 (hex). */
+  prevHash: string;
+  /** SHA-256 (hex) of the canonical form of every other field (canonical.ts). */
+  hash: string;
+}
+
+/** Longest string field accepted; identifiers only, so this is generous. */
+const MAX_FIELD_BYTES = 2048;
+const MAX_SCOPES = 64;
+
+const STRING_FIELDS = [
+  'reason',
+  'actor',
+  'subject',
+  'agentId',
+  'sessionId',
+  'rootSessionId',
+  'parentSessionId',
+  'principal',
+  'principalIssuer',
+  'policyVersion',
+  'serial',
+  'parentCertSha256',
+  'action',
+  'service',
+] as const satisfies readonly (keyof AuditEvent)[];
+
+function invalid(message: string): AuditError {
+  return new AuditError(ErrorCode.AUDIT_RECORD_INVALID, message);
+}
+
+/** Fails closed on anything that is not a well-formed event; returns a copy without empty optional fields. */
+export function checkEvent(e: AuditEvent): AuditEvent {
+  if (!(AUDIT_EVENT_TYPES as readonly string[]).includes(e.event)) {
+    throw invalid(`unknown audit event type ${JSON.stringify(String(e.event).slice(0, 64))}`);
+  }
+  if (e.decision !== 'allow' && e.decision !== 'deny') throw invalid('decision must be "allow" or "deny"');
+  const out: AuditEvent = { event: e.event, decision: e.decision };
+  if (e.time !== undefined) {
+    if (!(e.time instanceof Date) || Number.isNaN(e.time.getTime()))
+      throw invalid('time is not a valid date');
+    out.time = e.time;
+  }
+  for (const f of STRING_FIELDS) {
+    const v = e[f];
+    if (v === undefined || v === '') continue;
+    if (typeof v !== 'string') throw invalid(`${f} must be a string`);
+    if (Buffer.byteLength(v) > MAX_FIELD_BYTES) throw invalid(`${f} is longer than ${MAX_FIELD_BYTES} bytes`);
+    out[f] = v;
+  }
+  if (e.scopes !== undefined) {
+    if (!Array.isArray(e.scopes) || e.scopes.length > MAX_SCOPES)
+      throw invalid(`scopes: at most ${MAX_SCOPES}`);
+    for (const s of e.scopes) {
+      if (typeof s !== 'string' || Buffer.byteLength(s) > MAX_FIELD_BYTES) throw invalid('scopes: bad scope');
+    }
+    out.scopes = [...e.scopes];
+  }
+  return out;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * Parses a record from untrusted JSON (a shipped or exported chain): every field typed, nothing unknown.
+ * It does not check the hash; verify-chain.ts does.
+ */
+export function parseRecord(value: unknown): AuditRecord {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid('record is not an object');
+  const o = value as Record<string, unknown>;
+  const known = new Set<string>([
+    ...STRING_FIELDS,
+    'event',
+    'decision',
+    'scopes',
+    'chain',
+    'seq',
+    'time',
+    'prevHash',
+    'hash',
+  ]);
+  for (const k of Object.keys(o))
+    if (!known.has(k)) throw invalid(`unknown record field "${k.slice(0, 64)}"`);
+  const { chain, seq, time, prevHash, hash } = o;
+  if (typeof chain !== 'string' || chain === '' || Buffer.byteLength(chain) > MAX_FIELD_BYTES) {
+    throw invalid('chain must be a non-empty string');
+  }
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1)
+    throw invalid('seq must be an integer >= 1');
+  if (typeof time !== 'string' || Number.isNaN(Date.parse(time)))
+    throw invalid(`record ${seq}: time is not a date`);
+  if (typeof prevHash !== 'string' || !HEX64.test(prevHash))
+    throw invalid(`record ${seq}: prevHash is not SHA-256 hex`);
+  if (typeof hash !== 'string' || !HEX64.test(hash)) throw invalid(`record ${seq}: hash is not SHA-256 hex`);
+  let event: AuditEvent;
+  try {
+    event = checkEvent(o as unknown as AuditEvent);
+  } catch (e) {
+    throw invalid(`record ${seq}: ${(e as Error).message}`);
+  }
+  const { time: _t, ...fields } = event;
+  return { ...fields, chain, seq, time, prevHash, hash };
+}

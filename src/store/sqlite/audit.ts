@@ -1,0 +1,256 @@
+/**
+ * Audit chains in SQLite (migration 4). Each record is one row: the canonical body exactly as hashed (so a
+ * verifier recomputes the hash from what is stored), its hash, and copies of the query keys for the indexes.
+ * `seq` in the row is the storage position; the body carries the record's own seq, which is what verification
+ * trusts. Appends read the head and insert inside one IMMEDIATE transaction, so concurrent writers (also other
+ * processes on the same file) serialise and the chain never forks.
+ */
+import type Database from 'better-sqlite3';
+import { emptyHead, nextRecord, recordBody, type ChainHead } from '../../audit/chain';
+import type { AuditCheckpoint } from '../../audit/checkpoint';
+import {
+  MAX_AUDIT_PAGE,
+  type AuditChainInfo,
+  type AuditPage,
+  type AuditQuery,
+  type AuditQueryKey,
+} from '../../audit/log';
+import { parseRecord, type AuditEvent, type AuditRecord } from '../../audit/record';
+import { AuditError, ErrorCode, LanyardError } from '../../errors';
+
+const KEY_COLUMN: Record<AuditQueryKey, string> = {
+  sessionId: 'session_id',
+  rootSessionId: 'root_session_id',
+  serial: 'serial',
+  principal: 'principal',
+  agentId: 'agent_id',
+};
+
+interface RecordRow {
+  chain: string;
+  seq: number;
+  time: string;
+  body: string;
+  hash: string;
+}
+
+interface CheckpointRow {
+  chain: string;
+  seq: number;
+  head_hash: string;
+  time: string;
+  key_id: string;
+  signature: string;
+}
+
+function rowToRecord(row: RecordRow): AuditRecord {
+  let body: unknown;
+  try {
+    body = JSON.parse(row.body);
+  } catch {
+    throw new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, `audit record at ${row.chain}#${row.seq} is not JSON`);
+  }
+  return parseRecord({ ...(body as object), hash: row.hash });
+}
+
+function rowToCheckpoint(row: CheckpointRow): AuditCheckpoint {
+  return {
+    chain: row.chain,
+    seq: row.seq,
+    headHash: row.head_hash,
+    time: row.time,
+    keyId: row.key_id,
+    signature: row.signature,
+  };
+}
+
+export class SqliteAudit {
+  constructor(private readonly db: Database.Database) {}
+
+  append(chain: string, event: AuditEvent, now: Date): AuditRecord {
+    const run = this.db.transaction(() => {
+      const record = nextRecord(this.head(chain), event, now);
+      this.insert(record);
+      return record;
+    });
+    return this.inTransaction(run);
+  }
+
+  appendRecords(
+    chain: string,
+    records: readonly AuditRecord[],
+    checkpoints: readonly AuditCheckpoint[],
+  ): number {
+    const run = this.db.transaction(() => {
+      const head = this.head(chain);
+      let added = 0;
+      let prev = head;
+      for (const r of records) {
+        if (r.chain !== chain) throw broken(`record ${r.seq} is of chain "${r.chain}", not "${chain}"`);
+        if (r.seq <= head.seq) {
+          const stored = this.db
+            .prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?')
+            .get(chain, r.seq) as { hash: string } | undefined;
+          if (stored?.hash !== r.hash) throw broken(`record ${r.seq} differs from the one stored before`);
+          continue;
+        }
+        if (r.seq !== prev.seq + 1 || r.prevHash !== prev.hash) {
+          throw broken(`record ${r.seq} does not follow the stored head ${prev.seq}`);
+        }
+        this.insert(r);
+        prev = { chain, seq: r.seq, hash: r.hash };
+        added++;
+      }
+      for (const c of checkpoints) this.addCheckpoint(c);
+      return added;
+    });
+    return this.inTransaction(run);
+  }
+
+  head(chain: string): ChainHead {
+    const row = this.db
+      .prepare('SELECT seq, hash FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1')
+      .get(chain) as { seq: number; hash: string } | undefined;
+    return row === undefined ? emptyHead(chain) : { chain, seq: row.seq, hash: row.hash };
+  }
+
+  addCheckpoint(c: AuditCheckpoint): void {
+    this.db
+      .prepare(
+        `INSERT OR IGNORE INTO audit_checkpoints (chain, seq, head_hash, time, key_id, signature)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      )
+      .run(c.chain, c.seq, c.headHash, c.time, c.keyId, c.signature);
+  }
+
+  checkpoints(chain: string): AuditCheckpoint[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM audit_checkpoints WHERE chain = ? ORDER BY seq, time')
+        .all(chain) as CheckpointRow[]
+    ).map(rowToCheckpoint);
+  }
+
+  readRecords(chain: string, afterSeq: number, limit: number): AuditRecord[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?')
+        .all(chain, afterSeq, Math.max(1, Math.min(limit, 100_000))) as RecordRow[]
+    ).map(rowToRecord);
+  }
+
+  query(q: AuditQuery): AuditPage {
+    const column = KEY_COLUMN[q.key];
+    if (column === undefined)
+      throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `cannot query audit records by ${String(q.key)}`);
+    const size = Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE));
+    const after = q.pageToken ? decodeCursor(q.pageToken) : undefined;
+    const where = [`${column} = @value`];
+    if (q.chain !== undefined) where.push('chain = @chain');
+    if (after !== undefined) where.push('(time, chain, seq) > (@t, @c, @s)');
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM audit_records WHERE ${where.join(' AND ')} ORDER BY time, chain, seq LIMIT @limit`,
+      )
+      .all({
+        value: q.value,
+        ...(q.chain !== undefined && { chain: q.chain }),
+        ...(after !== undefined && { t: after[0], c: after[1], s: after[2] }),
+        limit: size + 1,
+      }) as RecordRow[];
+    const more = rows.length > size;
+    const page = rows.slice(0, size);
+    const last = page[page.length - 1];
+    return {
+      records: page.map(rowToRecord),
+      nextPageToken: more && last !== undefined ? encodeCursor([last.time, last.chain, last.seq]) : '',
+    };
+  }
+
+  chains(): AuditChainInfo[] {
+    const rows = this.db
+      .prepare(
+        `SELECT c.chain AS chain, COALESCE(MAX(r.seq), 0) AS head, k.public_jwk AS jwk
+         FROM (SELECT DISTINCT chain FROM audit_records UNION SELECT chain FROM audit_chain_keys) c
+         LEFT JOIN audit_records r ON r.chain = c.chain
+         LEFT JOIN audit_chain_keys k ON k.chain = c.chain
+         GROUP BY c.chain ORDER BY c.chain`,
+      )
+      .all() as { chain: string; head: number; jwk: string | null }[];
+    return rows.map((r) => ({
+      chain: r.chain,
+      headSeq: r.head,
+      ...(r.jwk !== null && { publicJwk: r.jwk }),
+    }));
+  }
+
+  pinChainKey(chain: string, publicJwk: string, now: Date): string {
+    const run = this.db.transaction(() => {
+      this.db
+        .prepare('INSERT OR IGNORE INTO audit_chain_keys (chain, public_jwk, pinned_at) VALUES (?, ?, ?)')
+        .run(chain, publicJwk, now.getTime());
+      return (
+        this.db.prepare('SELECT public_jwk FROM audit_chain_keys WHERE chain = ?').get(chain) as {
+          public_jwk: string;
+        }
+      ).public_jwk;
+    });
+    return this.inTransaction(run);
+  }
+
+  private insert(r: AuditRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO audit_records (chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id, body, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        r.chain,
+        r.seq,
+        r.time,
+        r.event,
+        r.sessionId ?? null,
+        r.rootSessionId ?? null,
+        r.serial ?? null,
+        r.principal ?? null,
+        r.agentId ?? null,
+        recordBody(r),
+        r.hash,
+      );
+  }
+
+  /** Inside the store's own transaction (`Store.transaction`) a nested one is a savepoint; else IMMEDIATE. */
+  private inTransaction<T>(run: Database.Transaction<() => T>): T {
+    return this.db.inTransaction ? run() : run.immediate();
+  }
+}
+
+function broken(message: string): AuditError {
+  return new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, message);
+}
+
+function encodeCursor(c: [string, string, number]): string {
+  return Buffer.from(JSON.stringify(c), 'utf8').toString('base64url');
+}
+
+function decodeCursor(token: string): [string, string, number] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== 3 ||
+    typeof parsed[0] !== 'string' ||
+    typeof parsed[1] !== 'string' ||
+    typeof parsed[2] !== 'number'
+  ) {
+    throw new LanyardError(
+      ErrorCode.INVALID_ARGUMENT,
+      'page_token is malformed: pass next_page_token unchanged',
+    );
+  }
+  return [parsed[0], parsed[1], parsed[2]];
+}
