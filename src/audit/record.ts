@@ -163,7 +163,7 @@ export function parseRecord(value: unknown): AuditRecord {
   if (typeof hash !== 'string' || !HEX64.test(hash)) throw invalid(`record ${seq}: hash is not SHA-256 hex`);
   let event: AuditEvent;
   try {
-    event = checkEvent(o as unknown as AuditEvent);
+    event = checkEvent({ ...o, time: undefined } as unknown as AuditEvent);
   } catch (e) {
     throw invalid(`record ${seq}: ${(e as Error).message}`);
   }
