@@ -16,8 +16,22 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that stops early (`lanyard svid inspect ... | head -1`) closes the pipe, and the next write to it
+ * fails with EPIPE, which Node raises as an unhandled 'error' event: a stack trace and exit 1 for what is
+ * a normal end. Exit quietly instead, as cat and grep do under a shell: with 0, or with the failure code a
+ * command already set (the reader missing output does not turn a failure into a success).
+ */
+export function exitQuietlyOnEpipe(stream: NodeJS.WritableStream & NodeJS.EventEmitter): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+}
+
 /** Entry point used by bin/lanyard.js. Usage errors exit 2; command failures set their own exit code. */
 export async function main(argv: string[]): Promise<void> {
+  exitQuietlyOnEpipe(process.stdout);
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
