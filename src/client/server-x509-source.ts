@@ -1,0 +1,365 @@
+/**
+ * An X509Source backed by a Lanyard server: attests once (any configured attestor), then keeps the SVID fresh
+ * with the Renew RPC at about half its lifetime (with jitter, so a fleet started together does not renew
+ * together), follows WatchBundle and WatchRevocations, and retries with exponential back-off and jitter while
+ * the server is away. The current SVID keeps serving until it expires; only then do the getters throw.
+ */
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import type { KeyObject } from 'node:crypto';
+import { X509Bundle } from '../bundle';
+import { ErrorCode, LanyardError } from '../errors';
+import { AttestationServiceClient, RenewRequest, type RenewResponse } from '../gen/lanyard/v1/attestation';
+import { BundleServiceClient, type WatchBundleResponse } from '../gen/lanyard/v1/bundle';
+import { SessionServiceClient } from '../gen/lanyard/v1/session';
+import type { Bundle as BundleProto } from '../gen/lanyard/v1/types';
+import { SpiffeId, TrustDomain } from '../spiffe';
+import { authorizeId } from '../verify/authorize';
+import { RevocationCache } from '../verify/revocation-cache';
+import { verifyX509Svid } from '../verify/verify-x509-svid';
+import { createCsr } from '../x509/csr';
+import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
+import { X509SourceCertificateProvider } from '../hop/certificate-provider';
+import type { HopLogger } from '../hop/peer';
+import { peerChainOf } from '../hop/peer-chain';
+import { attestToServer } from './attest';
+import { watchRevocationsInto, type RevocationWatchHandle } from './revocation-watch';
+import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials, SERVER_ID_PATH } from './server-credentials';
+import { notReady, toX509Svid } from './static-x509-source';
+import type { X509Source, X509SourceEvents, X509Svid } from './x509-source';
+
+export interface RetryOptions {
+  /** First delay after a failure. Default 500 ms. */
+  initialMs?: number;
+  /** Cap on the delay. Default 30 s. */
+  maxMs?: number;
+}
+
+interface CommonOptions {
+  /** host:port of the server's TLS listener. */
+  server: string;
+  /** The bundle to bootstrap with; replaced by the server's as it changes. */
+  bundle: X509Bundle;
+  keyAlgorithm?: KeyAlgorithm;
+  /** Renew at this fraction of the SVID's lifetime. Default 0.5. */
+  renewFraction?: number;
+  /** Spread of the renewal point, as a fraction of the lifetime (± half of it). Default 0.1. */
+  jitterFraction?: number;
+  retry?: RetryOptions;
+  /** Follow WatchBundle. Default true. */
+  watchBundle?: boolean;
+  /** Feed `revocations` from WatchRevocations. Default true. */
+  watchRevocations?: boolean;
+  logger?: HopLogger;
+  /** Per-call deadline for Attest and Renew. Default 15 s. */
+  deadlineMs?: number;
+}
+
+export interface ServerX509SourceOptions extends CommonOptions {
+  attestorType: string;
+  /**
+   * Attestation evidence. A function is called for every attestation, so a source whose SVID expired while
+   * the server was away can attest again with fresh evidence (a re-read PSAT); fixed bytes (a single-use
+   * join token) are used once.
+   */
+  evidence: Uint8Array | (() => Uint8Array | Promise<Uint8Array>);
+  answerChallenge?: (challenge: Uint8Array) => Uint8Array;
+  spiffeId?: string;
+}
+
+export interface ExistingSvidOptions extends CommonOptions {
+  /** An SVID obtained some other way (StartSession, a redeemed grant): kept fresh with Renew. */
+  svid: { chain: readonly Uint8Array[]; privateKey: KeyObject };
+}
+
+export class ServerX509Source extends EventEmitter implements X509Source {
+  /** Revocations streamed from the server: pass it as `revocation` to the hop helpers. */
+  readonly revocations = new RevocationCache();
+  private svid: X509Svid | undefined;
+  private bundle: X509Bundle;
+  private closed = false;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private bundleTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private bundleCall: grpc.ClientReadableStream<WatchBundleResponse> | undefined;
+  private revocationWatch: RevocationWatchHandle | undefined;
+  private readonly watchClients: grpc.Client[] = [];
+  private readonly serverId: SpiffeId;
+
+  private constructor(
+    private readonly options: CommonOptions,
+    private readonly attestation: Omit<ServerX509SourceOptions, keyof CommonOptions> | undefined,
+  ) {
+    super();
+    this.bundle = options.bundle;
+    this.serverId = SpiffeId.fromPath(options.bundle.trustDomain, SERVER_ID_PATH);
+  }
+
+  /** Attests, then renews and watches in the background. Rejects when the first attestation is refused. */
+  static async start(options: ServerX509SourceOptions): Promise<ServerX509Source> {
+    const source = new ServerX509Source(options, {
+      attestorType: options.attestorType,
+      evidence: options.evidence,
+      ...(options.answerChallenge !== undefined ? { answerChallenge: options.answerChallenge } : {}),
+      ...(options.spiffeId !== undefined ? { spiffeId: options.spiffeId } : {}),
+    });
+    try {
+      await source.attest();
+    } catch (e) {
+      await source.close();
+      throw e;
+    }
+    source.startWatches();
+    return source;
+  }
+
+  /** Keeps an SVID obtained elsewhere fresh (Renew) and follows the bundle and revocations. */
+  static async fromSvid(options: ExistingSvidOptions): Promise<ServerX509Source> {
+    const source = new ServerX509Source(options, undefined);
+    source.accept(toX509Svid(options.svid.chain, options.svid.privateKey));
+    source.startWatches();
+    return Promise.resolve(source);
+  }
+
+  getX509Svid(): X509Svid {
+    if (this.closed) throw notReady('the source is closed');
+    const svid = this.svid;
+    if (svid === undefined) throw notReady('no SVID yet');
+    if (svid.notAfter.getTime() <= Date.now()) {
+      throw notReady(
+        `the SVID of ${svid.id.toString()} expired at ${svid.notAfter.toISOString()} without renewal`,
+      );
+    }
+    return svid;
+  }
+
+  getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
+    if (this.closed) return undefined;
+    return td.equals(this.bundle.trustDomain) ? this.bundle : undefined;
+  }
+
+  override on<E extends keyof X509SourceEvents>(
+    event: E,
+    listener: (...args: X509SourceEvents[E]) => void,
+  ): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+
+  override off<E extends keyof X509SourceEvents>(
+    event: E,
+    listener: (...args: X509SourceEvents[E]) => void,
+  ): this {
+    return super.off(event, listener as (...args: unknown[]) => void);
+  }
+
+  /** Renews now (tests, or after an operator changed the entry); resolves once the new SVID is current. */
+  async renewNow(): Promise<void> {
+    clearTimeout(this.renewTimer);
+    await this.renew();
+    this.scheduleRenewal();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.bundleTimer);
+    this.bundleCall?.cancel();
+    this.revocationWatch?.close();
+    for (const c of this.watchClients) c.close();
+    this.svid = undefined;
+    this.removeAllListeners();
+    return Promise.resolve();
+  }
+
+  private async attest(): Promise<void> {
+    const a = this.attestation;
+    if (a === undefined) throw notReady('this source has no attestor: its SVID can only be renewed');
+    const evidence = typeof a.evidence === 'function' ? await a.evidence() : a.evidence;
+    const result = await attestToServer({
+      server: this.options.server,
+      bundle: this.bundle,
+      attestorType: a.attestorType,
+      evidence,
+      ...(a.answerChallenge !== undefined ? { answerChallenge: a.answerChallenge } : {}),
+      ...(a.spiffeId !== undefined ? { spiffeId: a.spiffeId } : {}),
+      ...(this.options.keyAlgorithm !== undefined ? { keyAlgorithm: this.options.keyAlgorithm } : {}),
+      deadlineMs: this.options.deadlineMs ?? 15_000,
+    });
+    if (this.closed) return;
+    this.setBundle(result.bundle, false);
+    this.accept(toX509Svid(result.chain, result.privateKey));
+  }
+
+  private async renew(): Promise<void> {
+    const current = this.svid;
+    if (current === undefined) throw notReady('no SVID to renew');
+    const { privateKey } = generateKeyPair(this.options.keyAlgorithm ?? 'ec-p256');
+    const client = new AttestationServiceClient(
+      this.options.server,
+      lanyardChannelCredentials(this.bundle, {
+        privateKey: current.privateKey,
+        chain: current.chain.map((c) => c.der),
+      }),
+      LANYARD_CHANNEL_OPTIONS,
+    );
+    try {
+      const res = await new Promise<RenewResponse>((resolve, reject) => {
+        client.renew(
+          RenewRequest.fromPartial({ csr: Buffer.from(createCsr(privateKey).der) }),
+          new grpc.Metadata(),
+          { deadline: Date.now() + (this.options.deadlineMs ?? 15_000) },
+          (e, r) => (e ? reject(e) : resolve(r)),
+        );
+      });
+      if (this.closed) return;
+      if (res.svid === undefined || res.svid.certChain.length === 0) {
+        throw new LanyardError(ErrorCode.INTERNAL, 'Renew answered without an SVID');
+      }
+      if (res.bundle !== undefined)
+        this.setBundle(bundleFromProto(res.bundle, this.bundle.trustDomain), false);
+      this.accept(
+        toX509Svid(
+          res.svid.certChain.map((b) => new Uint8Array(b)),
+          privateKey,
+        ),
+      );
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Makes `svid` current, emits update, and schedules its renewal. */
+  private accept(svid: X509Svid): void {
+    this.svid = svid;
+    this.failures = 0;
+    this.options.logger?.debug(
+      {
+        spiffeId: svid.id.toString(),
+        notAfter: svid.notAfter.toISOString(),
+        serial: svid.chain[0]!.serialHex,
+      },
+      'x509 source: SVID current',
+    );
+    this.emit('update');
+    this.scheduleRenewal();
+  }
+
+  private scheduleRenewal(): void {
+    if (this.closed || this.svid === undefined) return;
+    clearTimeout(this.renewTimer);
+    const leaf = this.svid.chain[0]!;
+    const start = leaf.notBefore.getTime();
+    const lifetime = Math.max(1000, leaf.notAfter.getTime() - start);
+    const fraction = this.options.renewFraction ?? 0.5;
+    const jitter = (Math.random() - 0.5) * (this.options.jitterFraction ?? 0.1);
+    const at = start + lifetime * Math.min(0.95, Math.max(0.05, fraction + jitter));
+    this.renewTimer = setTimeout(() => void this.refresh(), Math.max(0, at - Date.now()));
+    this.renewTimer.unref();
+  }
+
+  /** One renewal attempt; on failure a retry after back-off. Attests again once the SVID has expired. */
+  private async refresh(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const expired = this.svid === undefined || this.svid.notAfter.getTime() <= Date.now();
+      if (expired && typeof this.attestation?.evidence === 'function') await this.attest();
+      else await this.renew();
+    } catch (e) {
+      if (this.closed) return;
+      this.failures += 1;
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.options.logger?.warn({ err: err.message, failures: this.failures }, 'x509 source: refresh failed');
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      clearTimeout(this.renewTimer);
+      this.renewTimer = setTimeout(() => void this.refresh(), this.backoff(this.failures));
+      this.renewTimer.unref();
+    }
+  }
+
+  /** Exponential with "equal jitter": half the delay fixed, half random, so retries spread out. */
+  private backoff(attempt: number): number {
+    const initial = this.options.retry?.initialMs ?? 500;
+    const max = this.options.retry?.maxMs ?? 30_000;
+    const d = Math.min(max, initial * 2 ** Math.min(attempt - 1, 20));
+    return d / 2 + Math.random() * (d / 2);
+  }
+
+  private startWatches(): void {
+    if (this.closed) return;
+    if (this.options.watchBundle === false && this.options.watchRevocations === false) return;
+    // Server-authenticated TLS that follows the bundle as it rotates; the server is checked by SPIFFE ID.
+    const provider = new X509SourceCertificateProvider(this, [this.bundle.trustDomain]);
+    const authorize = authorizeId(this.serverId);
+    const creds = grpc.experimental.createCertificateProviderChannelCredentials(provider, null, {
+      checkServerIdentity: (_host, cert) => {
+        try {
+          authorize(verifyX509Svid(peerChainOf(cert), this, { trustDomain: this.bundle.trustDomain }));
+          return undefined;
+        } catch (e) {
+          return e instanceof Error ? e : new Error(String(e));
+        }
+      },
+    });
+    if (this.options.watchBundle !== false) {
+      const client = new BundleServiceClient(this.options.server, creds, LANYARD_CHANNEL_OPTIONS);
+      this.watchClients.push(client);
+      this.watchBundle(client, 0);
+    }
+    if (this.options.watchRevocations !== false) {
+      const client = new SessionServiceClient(this.options.server, creds, LANYARD_CHANNEL_OPTIONS);
+      this.watchClients.push(client);
+      this.revocationWatch = watchRevocationsInto(client, this.revocations, {
+        retryMs: this.options.retry?.initialMs ?? 500,
+        onError: (e) =>
+          this.options.logger?.debug({ err: e.message }, 'x509 source: revocation stream broke'),
+      });
+    }
+  }
+
+  private watchBundle(client: BundleServiceClient, attempt: number): void {
+    if (this.closed) return;
+    const call = client.watchBundle({ trustDomain: '' });
+    this.bundleCall = call;
+    let retried = false;
+    const retry = (): void => {
+      if (this.closed || retried) return;
+      retried = true;
+      this.bundleTimer = setTimeout(() => this.watchBundle(client, attempt + 1), this.backoff(attempt + 1));
+      this.bundleTimer.unref();
+    };
+    call.on('data', (m: WatchBundleResponse) => {
+      attempt = 0;
+      if (m.bundle !== undefined) this.setBundle(bundleFromProto(m.bundle, this.bundle.trustDomain), true);
+    });
+    call.on('error', (e: grpc.ServiceError) => {
+      if (!this.closed) this.options.logger?.debug({ err: e.message }, 'x509 source: bundle stream broke');
+      retry();
+    });
+    call.on('end', retry);
+  }
+
+  private setBundle(bundle: X509Bundle, emit: boolean): void {
+    if (sameRoots(bundle, this.bundle)) return;
+    this.bundle = bundle;
+    this.options.logger?.debug(
+      { trustDomain: bundle.trustDomain.name, roots: bundle.x509Authorities.length },
+      'x509 source: bundle changed',
+    );
+    if (emit) this.emit('update');
+  }
+}
+
+function bundleFromProto(b: BundleProto, fallback: TrustDomain): X509Bundle {
+  return X509Bundle.fromDer(
+    b.trustDomain ? TrustDomain.parse(b.trustDomain) : fallback,
+    b.x509Authorities.map((d) => new Uint8Array(d)),
+  );
+}
+
+function sameRoots(a: X509Bundle, b: X509Bundle): boolean {
+  if (!a.trustDomain.equals(b.trustDomain) || a.x509Authorities.length !== b.x509Authorities.length)
+    return false;
+  const known = new Set(b.x509Authorities.map((c) => c.sha256Hex));
+  return a.x509Authorities.every((c) => known.has(c.sha256Hex));
+}

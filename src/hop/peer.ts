@@ -1,0 +1,257 @@
+/**
+ * The one verification path every hop helper runs: the peer's certificate chain through verifyX509Svid (trust
+ * domain, revocation), then the authorizer or policy, then a HopDecision to `onDecision` and a log line, for an
+ * accept and for every refusal. Nothing here knows about sockets or frameworks.
+ */
+import { ErrorCode, LanyardError, isLanyardError } from '../errors';
+import type { X509BundleSource } from '../bundle';
+import type { SpiffeId, TrustDomain } from '../spiffe';
+import { verifyX509Svid, type VerifiedSvid } from '../verify/verify-x509-svid';
+import type { RevocationChecker } from '../verify/revocation';
+import { spiffeIdOfLeaf } from '../verify/svid-rules';
+import type { VerificationCache } from '../verify/cache';
+import type { AgentContext } from '../x509/agent-context/types';
+import { ParsedCertificate } from '../x509/certificate';
+import type { HopDecision, HopDecisionListener, HopTransport } from './decision';
+import { runAuthorize, type HopAuthorize, PolicyDeniedError } from './policy';
+
+/** The verified peer a helper hands to the application (`req.agent`, `peerOf(socket)`, `agentOf(call)`). */
+export interface HopPeer {
+  /** The peer's SPIFFE ID as a string, e.g. `spiffe://lanyard.local/agents/planner`. */
+  readonly spiffeId: string;
+  readonly id: SpiffeId;
+  /** Who acts, for whom, with which scopes, and through which delegation chain. */
+  readonly context?: Readonly<AgentContext>;
+  /** The validated path, the leaf first and the bundle's root last. */
+  readonly chain: readonly ParsedCertificate[];
+  /** Serial of the peer's leaf, lowercase hex. */
+  readonly serialHex: string;
+  /** The policy set version that allowed this request, when a policy decided. */
+  readonly policyVersion?: string;
+}
+
+/** The part of a pino logger the helpers use; any pino Logger fits. */
+export interface HopLogger {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface HopVerifyOptions {
+  /** Where peers' trust bundles come from: usually the service's own X509Source. */
+  bundles: X509BundleSource;
+  /**
+   * Decides about each verified peer. Required so that "anyone with an SVID" is a visible choice:
+   * pass `authorizeAny()` or `authorizeMemberOf(td)` for that.
+   */
+  authorize: HopAuthorize;
+  /** Only peers of this trust domain (ERR_WRONG_TRUST_DOMAIN otherwise); default: any domain `bundles` holds. */
+  trustDomain?: TrustDomain | string;
+  /** Consulted for every peer, e.g. a ServerX509Source's `revocations`, fed by the server's stream. */
+  revocation?: RevocationChecker;
+  /** Name of this service in decisions and policy requests; default the SPIFFE ID of `source`. */
+  service?: string;
+  /** The service's own X509Source: names the service when `service` is not given. */
+  source?: { getX509Svid(): { id: SpiffeId } };
+  onDecision?: HopDecisionListener;
+  logger?: HopLogger;
+  /** Default: the verifier's process-wide cache; null: none. */
+  cache?: VerificationCache | null;
+}
+
+/** Refused before a certificate was seen: ERR_CLIENT_CERT_REQUIRED (UNAUTHENTICATED, HTTP 401). */
+export function noPeerCertificate(): LanyardError {
+  return new LanyardError(
+    ErrorCode.CLIENT_CERT_REQUIRED,
+    'no peer certificate: connect with an X509-SVID as the TLS certificate',
+  );
+}
+
+/**
+ * Verifies `chain` (DER, leaf first; undefined or empty when the peer presented none) and authorizes it for
+ * `request`. Reports the decision either way.
+ * @throws LanyardError with the refusal's stable code.
+ */
+export async function verifyHopPeer(
+  chain: readonly Uint8Array[] | undefined,
+  options: HopVerifyOptions,
+  request: { transport: HopTransport; action?: string },
+): Promise<HopPeer> {
+  const service = serviceName(options);
+  let svid: VerifiedSvid | undefined;
+  try {
+    svid = verifyChain(chain, options);
+    const { policyVersion } = await runAuthorize(options.authorize, svid, {
+      transport: request.transport,
+      service,
+      ...(request.action !== undefined ? { action: request.action } : {}),
+    });
+    return allowed(options, service, request, svid, policyVersion);
+  } catch (e) {
+    throw denied(options, service, request, chain, svid, e);
+  }
+}
+
+/**
+ * The same, for places that must answer synchronously (a TLS client's checkServerIdentity): `authorize`
+ * must be an Authorizer; a HopPolicy that returns a decision is refused (fails closed) with ERR_INVALID_ARGUMENT.
+ */
+export function verifyHopPeerSync(
+  chain: readonly Uint8Array[] | undefined,
+  options: HopVerifyOptions,
+  request: { transport: HopTransport; action?: string },
+): HopPeer {
+  const service = serviceName(options);
+  let svid: VerifiedSvid | undefined;
+  try {
+    svid = verifyChain(chain, options);
+    const answer = (options.authorize as (p: VerifiedSvid, r: unknown) => unknown)(svid, {
+      transport: request.transport,
+      service,
+      ...(request.action !== undefined ? { action: request.action } : {}),
+    });
+    if (answer !== undefined) {
+      if (answer instanceof Promise) answer.catch(() => undefined);
+      throw new LanyardError(
+        ErrorCode.INVALID_ARGUMENT,
+        'this check runs inside the TLS handshake and takes a synchronous Authorizer, not an async policy',
+      );
+    }
+    return allowed(options, service, request, svid, undefined);
+  } catch (e) {
+    throw denied(options, service, request, chain, svid, e);
+  }
+}
+
+function verifyChain(chain: readonly Uint8Array[] | undefined, options: HopVerifyOptions): VerifiedSvid {
+  if (chain === undefined || chain.length === 0) throw noPeerCertificate();
+  return verifyX509Svid(chain, options.bundles, {
+    ...(options.trustDomain !== undefined ? { trustDomain: options.trustDomain } : {}),
+    ...(options.revocation !== undefined ? { revocation: options.revocation } : {}),
+    ...(options.cache !== undefined ? { cache: options.cache } : {}),
+  });
+}
+
+function allowed(
+  options: HopVerifyOptions,
+  service: string,
+  request: { transport: HopTransport; action?: string },
+  svid: VerifiedSvid,
+  policyVersion: string | undefined,
+): HopPeer {
+  const peer: HopPeer = Object.freeze({
+    spiffeId: svid.id.toString(),
+    id: svid.id,
+    ...(svid.context !== undefined ? { context: svid.context } : {}),
+    chain: svid.chain,
+    serialHex: svid.chain[0]!.serialHex,
+    ...(policyVersion !== undefined ? { policyVersion } : {}),
+  });
+  report(options, {
+    at: new Date(),
+    transport: request.transport,
+    service,
+    ...(request.action !== undefined ? { action: request.action } : {}),
+    decision: 'allow',
+    peerId: peer.spiffeId,
+    peerSerial: peer.serialHex,
+    ...(peer.context !== undefined ? { context: peer.context } : {}),
+    ...(policyVersion !== undefined ? { policyVersion } : {}),
+  });
+  return peer;
+}
+
+function denied(
+  options: HopVerifyOptions,
+  service: string,
+  request: { transport: HopTransport; action?: string },
+  chain: readonly Uint8Array[] | undefined,
+  svid: VerifiedSvid | undefined,
+  e: unknown,
+): LanyardError {
+  const err = isLanyardError(e)
+    ? e
+    : new LanyardError(
+        ErrorCode.INTERNAL,
+        `peer check failed: ${e instanceof Error ? e.message : String(e)}`,
+        {
+          cause: e,
+        },
+      );
+  const policy = err instanceof PolicyDeniedError ? err : undefined;
+  const peerInfo =
+    svid !== undefined ? { id: svid.id, serialHex: svid.chain[0]!.serialHex } : peekPeer(chain);
+  report(
+    options,
+    {
+      at: new Date(),
+      transport: request.transport,
+      service,
+      ...(request.action !== undefined ? { action: request.action } : {}),
+      decision: 'deny',
+      reason: policy?.policyReason ?? err.code,
+      ...(peerInfo?.id !== undefined ? { peerId: peerInfo.id.toString() } : {}),
+      ...(peerInfo?.serialHex !== undefined ? { peerSerial: peerInfo.serialHex } : {}),
+      ...(svid?.context !== undefined ? { context: svid.context } : {}),
+      ...(policy?.policyVersion !== undefined ? { policyVersion: policy.policyVersion } : {}),
+    },
+    err.message,
+  );
+  return err;
+}
+
+function serviceName(options: HopVerifyOptions): string {
+  if (options.service !== undefined) return options.service;
+  const source = options.source ?? (options.bundles as Partial<{ getX509Svid(): { id: SpiffeId } }>);
+  if (typeof source.getX509Svid === 'function') {
+    try {
+      return source.getX509Svid().id.toString();
+    } catch {
+      // No current SVID: the decision still needs a name.
+    }
+  }
+  return 'unknown';
+}
+
+/** Identifiers of a peer that failed verification, for the record; never trusted for anything else. */
+function peekPeer(
+  chain: readonly Uint8Array[] | undefined,
+): { id?: SpiffeId; serialHex?: string } | undefined {
+  if (chain === undefined || chain.length === 0) return undefined;
+  try {
+    const leaf = ParsedCertificate.fromDer(chain[0]!);
+    let id: SpiffeId | undefined;
+    try {
+      id = spiffeIdOfLeaf(leaf);
+    } catch {
+      id = undefined;
+    }
+    return { serialHex: leaf.serialHex, ...(id !== undefined ? { id } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+function report(options: HopVerifyOptions, decision: HopDecision, message?: string): void {
+  const line = {
+    message,
+    transport: decision.transport,
+    service: decision.service,
+    action: decision.action,
+    peer: decision.peerId,
+    serial: decision.peerSerial,
+    decision: decision.decision,
+    reason: decision.reason,
+    policyVersion: decision.policyVersion,
+  };
+  if (decision.decision === 'allow') options.logger?.debug(line, 'hop: peer allowed');
+  else options.logger?.warn(line, 'hop: peer refused');
+  try {
+    options.onDecision?.(decision);
+  } catch (e) {
+    // A failing listener must not turn a refusal into an accept or the reverse; it only loses its record.
+    options.logger?.warn(
+      { err: e instanceof Error ? e.message : String(e) },
+      'hop: onDecision listener threw',
+    );
+  }
+}
