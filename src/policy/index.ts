@@ -20,3 +20,8 @@ export {
   type HopPolicyOptions,
   type HopPolicyRequest,
 } from './hop-policy';
+export {
+  applyIssuancePolicy,
+  NO_POLICY_VERSION,
+  type IssuancePolicySource,
+} from './issuance';

@@ -46,6 +46,16 @@ export const CONFIG_DEFAULTS = {
   crl_listen_address: '127.0.0.1:8082',
   /** Audience a Kubernetes projected service-account token must carry for k8s_psat. */
   k8s_psat_audience: 'lanyard',
+  /**
+   * Seconds between signed audit checkpoints (`audit.checkpoint_interval`); one is also signed on graceful
+   * shutdown. A checkpoint is only signed when records were added since the last one.
+   */
+  audit_checkpoint_interval: 300,
+  /**
+   * Cedar policy files or directories of `*.cedar` deciding which scopes issuance may grant (`policy.files`).
+   * Absent: no policy, every scope the entry allows is granted and SVIDs carry policyVersion "none".
+   */
+  policy_files: undefined,
 } as const;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -129,6 +139,9 @@ const fileSchema = z.strictObject({
   svid: block(z.strictObject({ default_ttl: duration.default(CONFIG_DEFAULTS.svid_default_ttl) })),
   log: block(z.strictObject({ level: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.log_level) })),
   shutdown_grace: duration.default(CONFIG_DEFAULTS.shutdown_grace),
+  audit: optionalBlock(
+    z.strictObject({ checkpoint_interval: duration.default(CONFIG_DEFAULTS.audit_checkpoint_interval) }),
+  ),
   max_message_bytes: z
     .number()
     .int()
@@ -147,6 +160,9 @@ const fileSchema = z.strictObject({
     .default({ join_token: {} }),
   /** Issuers whose OIDC ID tokens / JWT access tokens establish a session's principal (provenance verified). */
   principal_issuers: z.array(principalIssuer).default([]),
+  policy: optionalBlock(
+    z.strictObject({ files: z.array(nonEmpty).min(1, 'needs at least one file or directory') }),
+  ),
   crl: block(
     z.strictObject({
       enabled: z.boolean().optional(),
@@ -182,6 +198,8 @@ export interface ServerConfig {
   svidDefaultTtlSeconds: number;
   logLevel: LogLevel;
   shutdownGraceSeconds: number;
+  /** Seconds between audit checkpoints when the file sets audit.checkpoint_interval; else the default. */
+  auditCheckpointIntervalSeconds?: number;
   maxMessageBytes: number;
   attestors: {
     joinToken?: Record<string, never>;
@@ -192,6 +210,8 @@ export interface ServerConfig {
   principalIssuers: PrincipalIssuerConfig[];
   /** Where the CRLs are served over HTTP (crl.enabled or crl.listen_address); absent = not served. */
   crlListenAddress?: { host: string; port: number };
+  /** Cedar policy files/directories for issuance (absolute); absent = no policy (policyVersion "none"). */
+  policyFiles?: string[];
   /** The file the configuration came from, when there was one. */
   configFile?: string;
 }
@@ -315,6 +335,10 @@ export function resolveConfig(
     attestors,
     principalIssuers,
   };
+  if (f.audit !== undefined) config.auditCheckpointIntervalSeconds = f.audit.checkpoint_interval;
+  if (f.policy !== undefined) {
+    config.policyFiles = f.policy.files.map((p, i) => readableFile(ctx, `policy.files[${i}]`, p));
+  }
   // Setting an address turns the listener on; `enabled: false` keeps it off even then.
   if (f.crl.enabled ?? f.crl.listen_address !== undefined) {
     const crlListen = parseHostPort(f.crl.listen_address ?? CONFIG_DEFAULTS.crl_listen_address);

@@ -12,6 +12,7 @@ import { prepareDataDir } from './admin-socket';
 import type { ServerConfig } from './config';
 import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from './logging';
+import { PolicyEngine } from '../policy';
 import { buildListeners } from './services';
 import { PrincipalVerifier } from './sessions/principal';
 import { type CrlHttpServer, startCrlHttpServer } from './revocation/crl-http';
@@ -47,6 +48,8 @@ export interface RunningServer {
   crl: CrlPublisher;
   /** host:port of the CRL HTTP listener, when crl.listen_address is set. */
   crlAddress?: string;
+  /** The issuance policy engine, when policy.files is set (its version goes into every SVID). */
+  policy?: PolicyEngine;
   /** Graceful close, then the store. */
   close(): Promise<void>;
 }
@@ -73,9 +76,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let crl: CrlPublisher | undefined;
   let crlHttp: CrlHttpServer | undefined;
   let pruner: PruneTimer | undefined;
+  let policy: PolicyEngine | undefined;
   // Stops, in order, what runs on top of the store; then the store. Runs once, on close or a failed start.
   const teardown = async (): Promise<void> => {
     try {
+      policy?.close();
       await timer?.stop();
       await pruner?.stop();
       await crlHttp?.close();
@@ -90,6 +95,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let server: LanyardServer;
   let attestors: Attestors;
   try {
+    // First: a policy the server cannot enforce stops the start-up before anything else runs.
+    if (config.policyFiles !== undefined) {
+      policy = PolicyEngine.load({
+        sources: config.policyFiles,
+        logger: logger.child({ component: 'policy' }),
+      });
+    }
     ca = await CaManager.open({
       trustDomain,
       store,
@@ -150,6 +162,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         certificates: certificates.provider,
         principals,
         revocations,
+        ...(policy !== undefined && { policy }),
       }),
       logger,
       maxMessageBytes: config.maxMessageBytes,
@@ -178,6 +191,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger,
     crl,
     ...(crlHttp !== undefined && { crlAddress: crlHttp.address }),
+    ...(policy !== undefined && { policy }),
     close: () => server.close(),
   };
 }

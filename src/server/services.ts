@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Attestors } from '../attest';
+import type { IssuancePolicySource } from '../policy';
 import { DiskKeyManager, type CaManager } from '../ca';
 import type { TrustDomain } from '../spiffe';
 import type { Store } from '../store/store';
@@ -41,6 +42,8 @@ export interface ServerContext {
   principals: PrincipalVerifier;
   /** Committed revocations, to WatchRevocations streams. */
   revocations: RevocationFeed;
+  /** The issuance policy engine when policy.files is set. */
+  policy?: IssuancePolicySource;
 }
 
 export function buildListeners(ctx: ServerContext): ListenerSpec[] {
@@ -71,6 +74,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
         clock: ctx.clock,
         logger: ctx.logger,
+        ...(ctx.policy !== undefined && { policy: ctx.policy }),
       }),
       createBundleService({ ca: ctx.ca, logger: ctx.logger }),
       createSessionService(sessionDeps(ctx)),
@@ -129,5 +133,6 @@ function sessionDeps(ctx: ServerContext): SessionDeps {
     caTtlSeconds: ctx.config.caTtlSeconds,
     principals: ctx.principals,
     revocations: ctx.revocations,
+    ...(ctx.policy !== undefined && { policy: ctx.policy }),
   };
 }

@@ -23,6 +23,7 @@ import { bundleToProto } from '../bundle/to-proto';
 import { matchEntry } from './entry-match';
 import { issueWorkloadSvid, svidToProto } from './issue';
 import { newWorkloadContext, wholeSeconds } from './workload-context';
+import type { IssuancePolicySource } from '../../policy';
 
 export interface AttestDeps {
   store: Store;
@@ -31,6 +32,8 @@ export interface AttestDeps {
   defaultTtlSeconds: number;
   clock: () => Date;
   logger: Logger;
+  /** Issuance policy (policy.files): narrows the entry's scopes; absent = none, policyVersion "none". */
+  policy?: IssuancePolicySource;
 }
 
 type AttestCall = grpc.ServerDuplexStream<AttestRequest, AttestResponse>;
@@ -149,12 +152,16 @@ async function attest(
       requestedSpiffeId: params.spiffeId,
       now,
     });
-    const context = newWorkloadContext(entry, {
-      method: attestor.type,
-      evidenceSha256: result.evidenceSha256,
-      issuer: ca.serverSvid().spiffeId,
-      issuedAt: wholeSeconds(now),
-    });
+    const context = newWorkloadContext(
+      entry,
+      {
+        method: attestor.type,
+        evidenceSha256: result.evidenceSha256,
+        issuer: ca.serverSvid().spiffeId,
+        issuedAt: wholeSeconds(now),
+      },
+      deps.policy,
+    );
     const signed = await issueWorkloadSvid(ca, {
       entry,
       publicKey: csr.publicKey,

@@ -5,6 +5,7 @@
  * deleting or expiring an entry is how an operator revokes a workload (PERMISSION_DENIED).
  */
 import type { CaManager, SignedX509Svid } from '../../ca';
+import type { IssuancePolicySource } from '../../policy';
 import { ErrorCode, IssuanceError, isLanyardError, RevokedError, SessionError } from '../../errors';
 import type { RenewRequest, RenewResponse } from '../../gen/lanyard/v1/attestation';
 import type { Store } from '../../store/store';
@@ -23,6 +24,8 @@ export interface RenewDeps {
   ca: CaManager;
   defaultTtlSeconds: number;
   clock: () => Date;
+  /** Issuance policy: a renewed workload SVID gets the scopes it permits now, and its version. */
+  policy?: IssuancePolicySource;
 }
 
 export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall): Promise<RenewResponse> {
@@ -56,7 +59,7 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
       ? await issueWorkloadSvid(deps.ca, {
           entry,
           publicKey: csr.publicKey,
-          context: renewedWorkloadContext(previous, entry, provenance),
+          context: renewedWorkloadContext(previous, entry, provenance, deps.policy),
           defaultTtlSeconds: deps.defaultTtlSeconds,
           now,
         })

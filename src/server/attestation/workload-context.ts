@@ -6,10 +6,12 @@
  * - sessionId = rootSessionId: fresh random per attestation; this is the workload's own scope, not a task
  *   session, and it is kept across renewals so one attestation's SVIDs can be told apart from another's.
  * - principal: the workload itself (provenance 'workload'): no human or upstream principal is involved.
- * - scopes: the entry's allowed_scopes. policyVersion: 'none' until a policy engine exists.
+ * - scopes: the entry's allowed_scopes, narrowed by the issuance policy when one is configured (policy.files);
+ *   policyVersion: the deciding policy set's version, or 'none' without a policy.
  * - provenance: how this SVID was obtained (attestor type, or 'renew'), the evidence digest, this server.
  */
 import { randomBytes } from 'node:crypto';
+import { applyIssuancePolicy, NO_POLICY_VERSION, type IssuancePolicySource } from '../../policy';
 import type { Entry } from '../../store/types';
 import {
   AGENT_CONTEXT_VERSION,
@@ -17,42 +19,57 @@ import {
   type TokenProvenance,
 } from '../../x509/agent-context/types';
 
-/** policyVersion until policies exist: says plainly that no policy was evaluated. */
-export const NO_POLICY_VERSION = 'none';
+export { NO_POLICY_VERSION };
 export const RENEW_METHOD = 'renew';
 
-export function newWorkloadContext(entry: Entry, provenance: TokenProvenance): AgentContext {
+export function newWorkloadContext(
+  entry: Entry,
+  provenance: TokenProvenance,
+  policy?: IssuancePolicySource,
+): AgentContext {
   const sessionId = `ws-${randomBytes(16).toString('hex')}`;
-  return {
-    version: AGENT_CONTEXT_VERSION,
-    agentId: entry.id,
-    sessionId,
-    rootSessionId: sessionId,
-    principal: { id: entry.spiffeId, issuer: provenance.issuer, provenance: 'workload' },
-    intent: '',
-    scopes: [...entry.allowedScopes],
-    policyVersion: NO_POLICY_VERSION,
-    provenance,
-    delegation: [],
-  };
+  return applyIssuancePolicy(
+    policy,
+    entry.spiffeId,
+    {
+      version: AGENT_CONTEXT_VERSION,
+      agentId: entry.id,
+      sessionId,
+      rootSessionId: sessionId,
+      principal: { id: entry.spiffeId, issuer: provenance.issuer, provenance: 'workload' },
+      intent: '',
+      scopes: [...entry.allowedScopes],
+      policyVersion: NO_POLICY_VERSION,
+      provenance,
+      delegation: [],
+    },
+    'workload',
+  );
 }
 
 /**
  * The context of a renewed SVID: the same agent, session and principal as before, scopes as the entry
- * allows them now (an operator who narrowed them wants that to apply at the next renewal), fresh provenance.
+ * allows them now (an operator who narrowed them wants that to apply at the next renewal) and the issuance
+ * policy in force now permits (with its version), fresh provenance.
  */
 export function renewedWorkloadContext(
   previous: Readonly<AgentContext>,
   entry: Entry,
   provenance: TokenProvenance,
+  policy?: IssuancePolicySource,
 ): AgentContext {
-  return {
-    ...previous,
-    principal: { ...previous.principal },
-    scopes: [...entry.allowedScopes],
-    provenance,
-    delegation: [],
-  };
+  return applyIssuancePolicy(
+    policy,
+    entry.spiffeId,
+    {
+      ...previous,
+      principal: { ...previous.principal },
+      scopes: [...entry.allowedScopes],
+      provenance,
+      delegation: [],
+    },
+    'workload',
+  );
 }
 
 /** The context encodes times as whole seconds (as X.509 validity does): drop the milliseconds. */

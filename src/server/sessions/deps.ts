@@ -1,5 +1,6 @@
 /** What every session call needs; built once per listener in services.ts. */
 import type { CaManager } from '../../ca';
+import type { IssuancePolicySource } from '../../policy';
 import type { Store } from '../../store/store';
 import type { Logger } from '../logging';
 import type { PrincipalVerifier } from './principal';
@@ -16,4 +17,6 @@ export interface SessionDeps {
   caTtlSeconds: number;
   principals: PrincipalVerifier;
   revocations: RevocationFeed;
+  /** Issuance policy (policy.files): narrows session and delegated scopes; absent = none. */
+  policy?: IssuancePolicySource;
 }

@@ -1,7 +1,9 @@
 /**
  * RedeemGrant: the child, over mTLS with its own workload SVID (so it proves what it is), turns a grant into
- * a delegated SVID. The new context keeps the principal, root session, intent and policy version, gets its
- * own session id, and appends the link built from the parent's certificate and the parent-signed binding.
+ * a delegated SVID. The new context keeps the principal, root session and intent, gets its own session id,
+ * and appends the link built from the parent's certificate and the parent-signed binding. Its scopes are the
+ * grant's, narrowed by the issuance policy when one is configured (kind "delegation"; the verifier accepts a
+ * child narrower than its binding), and its policyVersion is the deciding set's ("none" without a policy).
  * Everything (checks, signing, the new session, the grant's single use) happens in one transaction.
  */
 import { createHash } from 'node:crypto';
@@ -15,6 +17,7 @@ import { parseCsr } from '../../x509/csr';
 import { svidToProto, svidTtlSeconds } from '../attestation/issue';
 import { currentEntry } from '../attestation/renew';
 import { wholeSeconds } from '../attestation/workload-context';
+import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
 import type { PeerCall } from '../tls/peer-svid';
 import { assertLive, verifyCaller } from './caller';
@@ -95,19 +98,24 @@ export async function redeemGrant(
       );
     }
     const sessionId = newSessionId();
-    const context: AgentContext = {
-      ...parentContext,
-      agentId: entry.id,
-      sessionId,
-      scopes: [...binding.scopes],
-      provenance: {
-        method: DELEGATION_METHOD,
-        evidenceSha256: sha256(grant.bindingDer),
-        issuer: serverId,
-        issuedAt: wholeSeconds(now),
+    const context: AgentContext = applyIssuancePolicy(
+      deps.policy,
+      entry.spiffeId,
+      {
+        ...parentContext,
+        agentId: entry.id,
+        sessionId,
+        scopes: [...binding.scopes],
+        provenance: {
+          method: DELEGATION_METHOD,
+          evidenceSha256: sha256(grant.bindingDer),
+          issuer: serverId,
+          issuedAt: wholeSeconds(now),
+        },
+        delegation: [...parentContext.delegation, link],
       },
-      delegation: [...parentContext.delegation, link],
-    };
+      'delegation',
+    );
     const ttlSeconds = secondsUntil(
       now,
       binding.notAfter,
@@ -129,7 +137,7 @@ export async function redeemGrant(
       parentSessionId: parent.id,
       principal: { ...parentContext.principal },
       intent: parentContext.intent,
-      scopes: [...binding.scopes],
+      scopes: [...context.scopes],
       depth,
       depthLimit: Math.min(parent.depthLimit, depth + entry.maxDelegationDepth),
       // A delegated session ends with its grant; its renewals stay within it.

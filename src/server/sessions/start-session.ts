@@ -1,7 +1,9 @@
 /**
  * StartSession: an attested agent, over mTLS with its workload SVID, opens a task session for a principal.
  * The session SVID carries a fresh session id (= root session id), the principal, the intent, and the scopes
- * requested AND allowed by the entry; it lives no longer than the entry's SVID TTL and the CA, and the
+ * requested AND allowed by the entry AND permitted by the issuance policy when one is configured (each scope an
+ * `issue` request of kind "session" for the session as it would be issued: its principal, intent, agent), with
+ * that policy's version; it lives no longer than the entry's SVID TTL and the CA, and the
  * session ends when it does (renewals stay within it).
  */
 import { createHash } from 'node:crypto';
@@ -16,6 +18,7 @@ import { parseCsr } from '../../x509/csr';
 import { svidToProto, svidTtlSeconds } from '../attestation/issue';
 import { currentEntry } from '../attestation/renew';
 import { NO_POLICY_VERSION, wholeSeconds } from '../attestation/workload-context';
+import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
 import type { PeerCall } from '../tls/peer-svid';
 import { sessionOf, verifyCaller } from './caller';
@@ -50,7 +53,7 @@ export async function startSession(
     throw new SessionError(ErrorCode.INVALID_ARGUMENT, 'ttl_seconds must be >= 0');
   }
   const allowed = new Set(entry.allowedScopes);
-  const scopes = [...new Set(req.scopes)].filter((s) => allowed.has(s));
+  const entryScopes = [...new Set(req.scopes)].filter((s) => allowed.has(s));
   const maxTtl = svidTtlSeconds(entry, deps.defaultTtlSeconds);
   const ttlSeconds = req.ttlSeconds > 0 ? Math.min(req.ttlSeconds, maxTtl) : maxTtl;
 
@@ -58,26 +61,32 @@ export async function startSession(
   const principal = await deps.principals.principalFor(req.principal, entry, caller.id, serverId, now);
   const evidence = req.principal?.evidence;
   const sessionId = newSessionId();
-  const context: AgentContext = {
-    version: AGENT_CONTEXT_VERSION,
-    agentId: entry.id,
-    sessionId,
-    rootSessionId: sessionId,
-    principal,
-    intent: req.intent,
-    scopes,
-    policyVersion: NO_POLICY_VERSION,
-    provenance: {
-      method: START_SESSION_METHOD,
-      // The principal's token when there is one, else the workload SVID that opened the session.
-      evidenceSha256: sha256(
-        evidence?.$case === 'token' ? Buffer.from(evidence.value) : caller.peer.chain[0]!.der,
-      ),
-      issuer: serverId,
-      issuedAt: wholeSeconds(now),
+  const context: AgentContext = applyIssuancePolicy(
+    deps.policy,
+    entry.spiffeId,
+    {
+      version: AGENT_CONTEXT_VERSION,
+      agentId: entry.id,
+      sessionId,
+      rootSessionId: sessionId,
+      principal,
+      intent: req.intent,
+      scopes: entryScopes,
+      policyVersion: NO_POLICY_VERSION,
+      provenance: {
+        method: START_SESSION_METHOD,
+        // The principal's token when there is one, else the workload SVID that opened the session.
+        evidenceSha256: sha256(
+          evidence?.$case === 'token' ? Buffer.from(evidence.value) : caller.peer.chain[0]!.der,
+        ),
+        issuer: serverId,
+        issuedAt: wholeSeconds(now),
+      },
+      delegation: [],
     },
-    delegation: [],
-  };
+    'session',
+  );
+  const scopes = context.scopes;
   const signed = await signSessionSvid(deps.ca, {
     entry,
     publicKey: csr.publicKey,
