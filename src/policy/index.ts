@@ -20,8 +20,4 @@ export {
   type HopPolicyOptions,
   type HopPolicyRequest,
 } from './hop-policy';
-export {
-  applyIssuancePolicy,
-  NO_POLICY_VERSION,
-  type IssuancePolicySource,
-} from './issuance';
+export { applyIssuancePolicy, NO_POLICY_VERSION, type IssuancePolicySource } from './issuance';
