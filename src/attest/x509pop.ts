@@ -18,7 +18,6 @@ export const X509POP_SELECTOR_TYPE = 'x509pop';
 export const DEFAULT_X509POP_CHALLENGE_TIMEOUT_MS = 30_000;
 /** An RSA-8192 signature is 1024 bytes; no accepted key makes a longer one. */
 const MAX_RESPONSE_BYTES = 1024;
-const OID_COMMON_NAME = '2.5.4.3';
 
 export interface X509PopOptions {
   challengeTimeoutMs?: number;
@@ -147,23 +146,10 @@ export class X509PopAttestor implements Attestor {
 function selectorsOf(path: readonly ParsedCertificate[]): Selector[] {
   const leaf = path[0]!;
   const values: string[] = [];
-  for (const cn of commonNames(leaf)) values.push(`subject:cn:${cn}`);
+  for (const cn of leaf.subjectCommonNames) if (cn !== '') values.push(`subject:cn:${cn}`);
   values.push(`serialnumber:${leaf.serialHex}`);
   for (const uri of leaf.uriSans) values.push(`san:uri:${uri}`);
   for (const dns of leaf.dnsSans) values.push(`san:dns:${dns}`);
   for (const ca of path.slice(1)) values.push(`ca:fingerprint:${ca.sha256Hex}`);
   return values.map((value) => ({ type: X509POP_SELECTOR_TYPE, value }));
-}
-
-/** Every commonName attribute of the subject, as text. */
-function commonNames(cert: ParsedCertificate): string[] {
-  const out: string[] = [];
-  for (const rdn of cert.asn.tbsCertificate.subject) {
-    for (const atv of rdn) {
-      if (atv.type !== OID_COMMON_NAME) continue;
-      const text = atv.value.toString();
-      if (text !== '') out.push(text);
-    }
-  }
-  return out;
 }

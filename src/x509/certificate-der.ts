@@ -595,6 +595,52 @@ function readGeneralName(v: Uint8Array, g: Tlv | undefined): NameSubtree {
   return { kind: 'other', value: '' };
 }
 
+/**
+ * The text of every attribute of type `oid` in a Name (the DER of a subject or issuer, already checked by
+ * checkName), in order. String types only: UTF8String; PrintableString, IA5String and NumericString (ASCII);
+ * TeletexString as Latin-1, as OpenSSL shows it; BMPString (UCS-2) and UniversalString (UCS-4). A value of any
+ * other type (BIT STRING, SEQUENCE) is skipped: it has no text to compare.
+ */
+export function nameAttributeStrings(name: Uint8Array, oid: string): string[] {
+  const out: string[] = [];
+  for (const rdn of readChildren(name, expectTag(readSingleTlv(name), TAG_SEQUENCE, 'name'))) {
+    for (const atv of readChildren(name, expectTag(rdn, TAG_SET, 'name RDN'))) {
+      const [type, value] = readChildren(name, expectTag(atv, TAG_SEQUENCE, 'name attribute'));
+      if (type === undefined || value === undefined || readOid(name, type) !== oid) continue;
+      const text = directoryStringText(value.tag, contentOf(name, value));
+      if (text !== undefined) out.push(text);
+    }
+  }
+  return out;
+}
+
+function directoryStringText(tag: number, bytes: Uint8Array): string | undefined {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  switch (tag) {
+    case 0x0c: // UTF8String
+      return buf.toString('utf8');
+    case 0x12: // NumericString
+    case 0x13: // PrintableString
+    case 0x14: // TeletexString
+    case 0x16: // IA5String
+      return buf.toString('latin1');
+    case 0x1e: {
+      // BMPString: UTF-16BE (checkName has ruled out surrogates).
+      const le = Buffer.from(buf);
+      le.swap16();
+      return le.toString('utf16le');
+    }
+    case 0x1c: {
+      // UniversalString: UCS-4BE.
+      let text = '';
+      for (let i = 0; i < buf.length; i += 4) text += String.fromCodePoint(buf.readUInt32BE(i));
+      return text;
+    }
+    default:
+      return undefined;
+  }
+}
+
 function ia5(v: Uint8Array, tlv: Tlv): string {
   const bytes = contentOf(v, tlv);
   for (const b of bytes)

@@ -13,6 +13,7 @@ import {
   OID_RSA_ENCRYPTION,
   ParsedExtension,
   ParsedNameConstraints,
+  nameAttributeStrings,
   parseCertificateDer,
 } from './certificate-der';
 
@@ -21,6 +22,8 @@ export type { KeyUsageBits, NameSubtree, ParsedExtension, ParsedNameConstraints 
 /** OIDs for EKU purposes used by the SVID profile. */
 export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+/** id-at-commonName. */
+export const OID_COMMON_NAME = '2.5.4.3';
 
 interface SignatureScheme {
   /** Digest for node:crypto verify; null for Ed25519 (pure EdDSA). */
@@ -94,6 +97,7 @@ export class ParsedCertificate {
   #cryptoCheckedWith: ParsedCertificate | undefined;
   #nodeUnavailable = false;
   #asn: Certificate | undefined;
+  #subjectCommonNames: readonly string[] | undefined;
 
   private constructor(der: Uint8Array) {
     let f: CertificateFields;
@@ -202,6 +206,15 @@ export class ParsedCertificate {
       }
     }
     return this.#asn;
+  }
+
+  /**
+   * The text of every commonName attribute of the subject, in order (string types only; see
+   * nameAttributeStrings), read from `subjectDer` on first use: no schema decoder involved.
+   */
+  get subjectCommonNames(): readonly string[] {
+    this.#subjectCommonNames ??= Object.freeze(nameAttributeStrings(this.subjectDer, OID_COMMON_NAME));
+    return this.#subjectCommonNames;
   }
 
   get isCa(): boolean {

@@ -3,7 +3,6 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { Name } from '@peculiar/asn1-x509';
 import { ErrorCode, LanyardError } from '../errors';
 import { ParsedCertificate } from './certificate';
-import { DerFramingError, readChildren, readSingleTlv, TAG_CONTEXT_0_CONSTRUCTED, tlvBytes } from './der';
 
 /** A CA certificate and its private key: what signs intermediates and SVIDs. */
 export interface Issuer {
@@ -53,34 +52,38 @@ export function checkIssuer(issuer: Issuer, now: Date, issuingCa: boolean): { ke
 }
 
 /**
+ * Decoded subject names of issuer certificates: a CA signs many certificates with one ParsedCertificate, so
+ * its name is decoded once. Keyed weakly, so a retired CA's entry goes with it.
+ */
+const issuerNames = new WeakMap<ParsedCertificate, Name>();
+
+/**
  * The issuer field of a certificate signed by `cert`: its subject, byte for byte. Path builders compare
  * names, and a re-encoding that changed a string type would silently break chains to upstream CAs,
- * so a subject that does not survive the schema round trip is refused.
+ * so a subject that does not survive the schema round trip is refused. Only the subject's own bytes
+ * (`subjectDer`, from the fast parser) go through the schema decoder, never the whole certificate.
  */
 export function issuerNameOf(cert: ParsedCertificate): Name {
-  const name = cert.asn.tbsCertificate.subject;
+  const cached = issuerNames.get(cert);
+  if (cached !== undefined) return cached;
+  let name: Name;
+  try {
+    name = AsnConvert.parse(cert.subjectDer, Name);
+  } catch (e) {
+    throw new LanyardError(
+      ErrorCode.MALFORMED_CERTIFICATE,
+      `issuer subject name cannot be decoded: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
   const encoded = new Uint8Array(AsnConvert.serialize(name));
-  if (!Buffer.from(encoded).equals(Buffer.from(rawSubject(cert.der)))) {
+  if (!Buffer.from(encoded).equals(Buffer.from(cert.subjectDer))) {
     throw new LanyardError(
       ErrorCode.INVALID_ARGUMENT,
       'issuer subject name cannot be reproduced byte for byte (non-DER encoding in the issuer certificate)',
     );
   }
+  issuerNames.set(cert, name);
   return name;
-}
-
-/** Certificate -> tbsCertificate -> [version] serial signature issuer validity subject. */
-function rawSubject(der: Uint8Array): Uint8Array {
-  try {
-    const tbs = readChildren(der, readSingleTlv(der))[0];
-    const fields = tbs ? readChildren(der, tbs) : [];
-    const subject = fields[fields[0]?.tag === TAG_CONTEXT_0_CONSTRUCTED ? 5 : 4];
-    if (!subject) throw new DerFramingError('tbsCertificate has no subject');
-    return tlvBytes(der, subject);
-  } catch (e) {
-    if (!(e instanceof DerFramingError)) throw e;
-    throw new LanyardError(ErrorCode.MALFORMED_CERTIFICATE, `issuer certificate is not DER: ${e.message}`);
-  }
 }
 
 /** notAfter of a certificate the issuer signs: never past the issuer's own notAfter. */
