@@ -1,0 +1,94 @@
+/**
+ * The node agent: attests itself to the server as a node, keeps the entries under it and their SVIDs in
+ * a cache (synced and rotated by ServerSync), and serves the SPIFFE Workload API on a Unix socket to local
+ * workloads, each attested from the kernel (SO_PEERCRED) and /proc.
+ */
+import type { X509Bundle } from '../bundle';
+import { createLogger, type Logger } from '../server/logging';
+import { AgentCache } from './cache';
+import { NodeIdentity, type NodeAttestation } from './node-identity';
+import { ServerSync } from './server-sync';
+import { WorkloadEndpoint } from './workload-api/endpoint';
+import { workloadApiService } from './workload-api/service';
+
+export interface AgentOptions {
+  /** host:port of the server's TLS listener. */
+  server: string;
+  /** Bootstrap trust bundle for the server. */
+  bundle: X509Bundle;
+  /** Path of the Workload API socket. */
+  socketPath: string;
+  attestation: NodeAttestation;
+  /** Keeps the agent's own SVID across agent restarts (key 0600). */
+  dataDir?: string;
+  /** How often the agent syncs with the server; default 5 s. */
+  syncIntervalMs?: number;
+  /** Cap of the retry backoff while the server is unreachable; default 30 s. */
+  maxBackoffMs?: number;
+  logger?: Logger;
+  clock?: () => Date;
+}
+
+export interface RunningAgent {
+  socketPath: string;
+  cache: AgentCache;
+  sync: ServerSync;
+  identity: NodeIdentity;
+  close(): Promise<void>;
+}
+
+export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const logger = opts.logger ?? createLogger({ level: 'info' });
+  const clock = opts.clock ?? (() => new Date());
+  const cache = new AgentCache();
+  // The identity trusts the newest bundle the sync has seen; the sync needs the identity: a late binding.
+  const ref: { sync?: ServerSync } = {};
+  const identity = new NodeIdentity({
+    server: opts.server,
+    bundle: () => ref.sync?.trustBundle() ?? opts.bundle,
+    attestation: opts.attestation,
+    ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
+    clock,
+  });
+  const s = new ServerSync({
+    server: opts.server,
+    identity,
+    cache,
+    bootstrapBundle: opts.bundle,
+    clock,
+    logger: logger.child({ component: 'sync' }),
+    ...(opts.syncIntervalMs !== undefined && { intervalMs: opts.syncIntervalMs }),
+    ...(opts.maxBackoffMs !== undefined && { maxBackoffMs: opts.maxBackoffMs }),
+  });
+  ref.sync = s;
+  const endpoint = await WorkloadEndpoint.listen({
+    socketPath: opts.socketPath,
+    logger: logger.child({ component: 'workload-api' }),
+    services: (peerOf) => [
+      workloadApiService(
+        {
+          cache,
+          newJwtSvid: (entryId, audience) => s.newJwtSvid(entryId, audience),
+          clock,
+          logger,
+        },
+        peerOf,
+      ),
+    ],
+  });
+  await s.start();
+  logger.info(
+    { socketPath: opts.socketPath, server: opts.server, node: identity.current()?.spiffeId },
+    'lanyard agent serving the Workload API',
+  );
+  return {
+    socketPath: opts.socketPath,
+    cache,
+    sync: s,
+    identity,
+    async close() {
+      await endpoint.close();
+      await s.close();
+    },
+  };
+}

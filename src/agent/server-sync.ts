@@ -1,0 +1,227 @@
+/**
+ * Keeps the agent's cache in step with the server: fetches the entries under the agent, obtains an SVID for
+ * each entry that has none, whose entry changed, or that is past half its lifetime (one fresh key per SVID,
+ * generated here; only CSRs leave the agent), and refreshes the bundle and JWT keys. Runs every
+ * `intervalMs`; after a failure it retries with exponential backoff (capped), while the cache keeps serving
+ * what it holds until it expires. grpc-js reconnects the channel by itself; a new agent SVID gets a new one.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { createPublicKey } from 'node:crypto';
+import { X509Bundle } from '../bundle';
+import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
+import { ErrorCode, LanyardError } from '../errors';
+import {
+  NodeServiceClient,
+  type BatchNewX509SvidResponse,
+  type FetchEntriesResponse,
+  type NewJwtSvidResponse,
+} from '../gen/lanyard/v1/node';
+import type { Bundle } from '../gen/lanyard/v1/types';
+import type { Logger } from '../server/logging';
+import { TrustDomain } from '../spiffe';
+import { ParsedCertificate } from '../x509/certificate';
+import { createCsr } from '../x509/csr';
+import { generateKeyPair } from '../x509/keys';
+import type { AgentCache, CachedEntry, CachedJwt, CachedSvid } from './cache';
+import type { NodeIdentity, NodeSvid } from './node-identity';
+
+export const SYNC_DEFAULTS = Object.freeze({ intervalMs: 5_000, minBackoffMs: 250, maxBackoffMs: 30_000 });
+const CALL_DEADLINE_MS = 15_000;
+const MAX_BATCH = 64;
+
+export interface SyncOptions {
+  server: string;
+  identity: NodeIdentity;
+  cache: AgentCache;
+  /** The bundle the agent was started with: trusted until the server's own arrives. */
+  bootstrapBundle: X509Bundle;
+  clock: () => Date;
+  logger: Logger;
+  intervalMs?: number;
+  maxBackoffMs?: number;
+}
+
+export class ServerSync {
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private failures = 0;
+  private client: { svid: NodeSvid; client: NodeServiceClient } | undefined;
+  private running: Promise<void> | undefined;
+  /** The last sync's failure, until one succeeds. */
+  lastError: Error | undefined;
+
+  constructor(private readonly opts: SyncOptions) {}
+
+  /** The bundle to trust for the server: the newest one it sent, else the bootstrap bundle. */
+  trustBundle(): X509Bundle {
+    return this.opts.cache.bundle() ?? this.opts.bootstrapBundle;
+  }
+
+  /** Runs the first sync now and schedules the rest. Resolves after the first attempt (even a failed one). */
+  async start(): Promise<void> {
+    await this.runOnce();
+  }
+
+  /** One sync now (tests, or a workload waiting for an SVID). Concurrent calls share one run. */
+  syncNow(): Promise<void> {
+    return this.runOnce();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    await this.running?.catch(() => {});
+    this.client?.client.close();
+    this.client = undefined;
+  }
+
+  /** A JWT-SVID for an entry under the agent, from the server. */
+  async newJwtSvid(entryId: string, audience: string[]): Promise<CachedJwt> {
+    const client = await this.nodeClient();
+    const res = await unary<NewJwtSvidResponse>((md, o, cb) =>
+      client.newJwtSvid({ entryId, audience }, md, o, cb),
+    );
+    return { token: res.token, issuedAt: this.opts.clock(), expiresAt: res.expiresAt ?? this.opts.clock() };
+  }
+
+  private runOnce(): Promise<void> {
+    if (this.running !== undefined) return this.running;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.running = this.sync()
+      .then(
+        () => {
+          this.failures = 0;
+          this.lastError = undefined;
+        },
+        (e: unknown) => {
+          this.failures++;
+          this.lastError = e instanceof Error ? e : new Error(String(e));
+          this.opts.logger.warn(
+            { err: describe(e), failures: this.failures },
+            'sync with the server failed; serving cached SVIDs',
+          );
+        },
+      )
+      .finally(() => {
+        this.running = undefined;
+        this.schedule();
+      });
+    return this.running;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    const interval = this.opts.intervalMs ?? SYNC_DEFAULTS.intervalMs;
+    const delay =
+      this.failures === 0
+        ? interval
+        : Math.min(
+            this.opts.maxBackoffMs ?? SYNC_DEFAULTS.maxBackoffMs,
+            SYNC_DEFAULTS.minBackoffMs * 2 ** Math.min(this.failures - 1, 16),
+          );
+    this.timer = setTimeout(() => void this.runOnce(), delay);
+    this.timer.unref();
+  }
+
+  private async nodeClient(): Promise<NodeServiceClient> {
+    const svid = await this.opts.identity.ensure();
+    if (this.client?.svid === svid) return this.client.client;
+    this.client?.client.close();
+    const client = new NodeServiceClient(
+      this.opts.server,
+      lanyardChannelCredentials(this.trustBundle(), { privateKey: svid.privateKey, chain: svid.chain }),
+      LANYARD_CHANNEL_OPTIONS,
+    );
+    this.client = { svid, client };
+    return client;
+  }
+
+  private async sync(): Promise<void> {
+    const client = await this.nodeClient();
+    const res = await unary<FetchEntriesResponse>((md, o, cb) => client.fetchEntries({}, md, o, cb));
+    if (this.closed) return;
+    const { cache, clock } = this.opts;
+    if (res.bundle !== undefined) cache.setBundle(bundleFromProto(res.bundle, res.jwtAuthorities));
+    const entries: CachedEntry[] = res.entries.map((e) => ({
+      id: e.id,
+      spiffeId: e.spiffeId,
+      selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
+      revision: Number(e.revision),
+    }));
+    cache.setEntries(entries);
+    const now = clock().getTime();
+    const due = entries.filter((e) => {
+      const s = cache.svid(e.id);
+      if (s === undefined || s.revision !== e.revision || s.spiffeId !== e.spiffeId) return true;
+      return now >= s.receivedAt.getTime() + (s.notAfter.getTime() - s.receivedAt.getTime()) / 2;
+    });
+    for (let i = 0; i < due.length; i += MAX_BATCH) {
+      const batch = due.slice(i, i + MAX_BATCH).map((entry) => ({ entry, ...generateKeyPair('ec-p256') }));
+      const out = await unary<BatchNewX509SvidResponse>((md, o, cb) =>
+        client.batchNewX509Svid(
+          {
+            params: batch.map((b) => ({
+              entryId: b.entry.id,
+              csr: Buffer.from(createCsr(b.privateKey).der),
+            })),
+          },
+          md,
+          o,
+          cb,
+        ),
+      );
+      if (this.closed) return;
+      const svids: CachedSvid[] = out.svids.map((s, j) => {
+        const b = batch[j];
+        if (b === undefined || s.entryId !== b.entry.id || s.certChain.length === 0) {
+          throw new LanyardError(ErrorCode.INTERNAL, 'BatchNewX509Svid answered out of order');
+        }
+        const leaf = ParsedCertificate.fromDer(new Uint8Array(s.certChain[0]!));
+        return {
+          entryId: b.entry.id,
+          spiffeId: s.spiffeId,
+          revision: b.entry.revision,
+          chain: s.certChain.map((c) => new Uint8Array(c)),
+          privateKey: b.privateKey,
+          notBefore: leaf.notBefore,
+          notAfter: leaf.notAfter,
+          receivedAt: clock(),
+        };
+      });
+      cache.putSvids(svids);
+      this.opts.logger.info({ entries: svids.map((s) => s.spiffeId) }, 'workload SVIDs obtained');
+    }
+  }
+}
+
+function bundleFromProto(b: Bundle, jwt: FetchEntriesResponse['jwtAuthorities']): X509Bundle {
+  return new X509Bundle(TrustDomain.parse(b.trustDomain), {
+    x509Authorities: b.x509Authorities.map((d) => ParsedCertificate.fromDer(new Uint8Array(d))),
+    jwtAuthorities: jwt.map(
+      (k) =>
+        [k.keyId, createPublicKey({ key: Buffer.from(k.publicKey), format: 'der', type: 'spki' })] as const,
+    ),
+    sequence: Number(b.sequence),
+    ...(Number(b.refreshHintSeconds) > 0 && { refreshHint: Number(b.refreshHintSeconds) }),
+  });
+}
+
+type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
+
+function unary<T>(
+  call: (md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<T>) => unknown,
+): Promise<T> {
+  return new Promise((resolve, reject) =>
+    call(new grpc.Metadata(), { deadline: Date.now() + CALL_DEADLINE_MS }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    ),
+  );
+}
+
+function describe(e: unknown): string {
+  if (typeof e === 'object' && e !== null && 'details' in e && 'code' in e) {
+    const se = e as grpc.ServiceError;
+    return `${grpc.status[se.code] ?? se.code}: ${se.details}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,301 @@
+/**
+ * `SpiffeWorkloadAPI` as the Workload API and Workload Endpoint standards define it, served from the
+ * agent's cache to the attested local caller:
+ * - every call needs metadata `workload.spiffe.io: true`, else INVALID_ARGUMENT;
+ * - FetchX509SVID / FetchX509Bundles / FetchJWTBundles stream the full state at once and again on every
+ *   change (rotation, bundle change, entitlement change); a caller entitled to nothing gets PERMISSION_DENIED,
+ *   and an agent that has never reached its server UNAVAILABLE;
+ * - FetchJWTSVID needs an audience and mints through the server (cached until half its lifetime);
+ *   ValidateJWTSVID checks a token against the JWT keys of the bundle;
+ * - the WIT-SVID calls answer UNIMPLEMENTED (the standard's answer for an endpoint without that profile).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ErrorCode, LanyardError, isLanyardError } from '../../errors';
+import {
+  SpiffeWorkloadAPIService,
+  type JWTBundlesResponse,
+  type JWTSVIDRequest,
+  type JWTSVIDResponse,
+  type SpiffeWorkloadAPIServer,
+  type ValidateJWTSVIDRequest,
+  type ValidateJWTSVIDResponse,
+  type X509BundlesResponse,
+  type X509SVIDResponse,
+} from '../../gen/spiffe/workload/workload';
+import { toStatus } from '../../server/grpc-call';
+import type { Logger } from '../../server/logging';
+import type { Selector } from '../../store/types';
+import type { AgentCache, CachedEntry, Entitlement } from '../cache';
+import { validateJwtSvid } from '../jwt-svid';
+import type { AttestedPeer, ServiceSpec } from './endpoint';
+
+export const WORKLOAD_API_HEADER = 'workload.spiffe.io';
+
+export interface WorkloadApiDeps {
+  cache: AgentCache;
+  /** Mints a JWT-SVID for an entry under the agent (NodeService.NewJwtSvid). */
+  newJwtSvid: (
+    entryId: string,
+    audience: string[],
+  ) => Promise<{ token: string; issuedAt: Date; expiresAt: Date }>;
+  clock: () => Date;
+  logger: Logger;
+}
+
+type PeerOf = (call: { getPeer(): string }) => AttestedPeer;
+type Stream<Req, Res> = grpc.ServerWritableStream<Req, Res>;
+
+export function workloadApiService(deps: WorkloadApiDeps, peerOf: PeerOf): ServiceSpec {
+  const log = deps.logger.child({ service: 'SpiffeWorkloadAPI' });
+  const implementation: SpiffeWorkloadAPIServer = {
+    fetchX509Svid: (call) =>
+      watch(deps, log, peerOf, call, 'FetchX509SVID', (selectors, now) =>
+        x509SvidResponse(deps, selectors, now),
+      ),
+    fetchX509Bundles: (call) =>
+      watch(deps, log, peerOf, call, 'FetchX509Bundles', (selectors) => x509BundlesResponse(deps, selectors)),
+    fetchJwtBundles: (call) =>
+      watch(deps, log, peerOf, call, 'FetchJWTBundles', (selectors) => jwtBundlesResponse(deps, selectors)),
+    fetchJwtsvid: (call, callback) =>
+      unary(log, call, callback, 'FetchJWTSVID', async () =>
+        fetchJwtSvid(deps, await selectorsOf(peerOf, call), call.request),
+      ),
+    validateJwtsvid: (call, callback) =>
+      unary(log, call, callback, 'ValidateJWTSVID', async () => {
+        await selectorsOf(peerOf, call);
+        return validate(deps, call.request);
+      }),
+    fetchWitsvid: (call) => call.emit('error', unimplemented('FetchWITSVID')),
+    fetchWitBundles: (call) => call.emit('error', unimplemented('FetchWITBundles')),
+  };
+  return {
+    definition: SpiffeWorkloadAPIService,
+    implementation: implementation as unknown as grpc.UntypedServiceImplementation,
+  };
+}
+
+function unimplemented(method: string): Partial<grpc.StatusObject> {
+  return { code: grpc.status.UNIMPLEMENTED, details: `${method}: the WIT-SVID profile is not supported` };
+}
+
+/** The security header (Workload Endpoint standard §4), then the caller's selectors from attestation. */
+async function selectorsOf(
+  peerOf: PeerOf,
+  call: { metadata: grpc.Metadata; getPeer(): string },
+): Promise<Selector[]> {
+  const values = call.metadata.get(WORKLOAD_API_HEADER);
+  if (values.length !== 1 || values[0] !== 'true') {
+    throw new LanyardError(
+      ErrorCode.SECURITY_HEADER_MISSING,
+      `the Workload API needs the metadata ${WORKLOAD_API_HEADER}: true`,
+    );
+  }
+  return (await peerOf(call).attestation).selectors;
+}
+
+function unary<Req, Res>(
+  log: Logger,
+  call: grpc.ServerUnaryCall<Req, Res>,
+  callback: grpc.sendUnaryData<Res>,
+  method: string,
+  fn: () => Promise<Res>,
+): void {
+  fn().then(
+    (res) => callback(null, res),
+    (e: unknown) => {
+      logFailure(log, method, call.getPeer(), e);
+      callback(toStatus(e) as grpc.ServerErrorResponse);
+    },
+  );
+}
+
+function logFailure(log: Logger, method: string, peer: string, e: unknown): void {
+  if (isLanyardError(e)) log.warn({ method, peer, errorCode: e.code }, e.message);
+  else log.error({ method, peer, err: e }, 'call failed');
+}
+
+/** undefined: nothing to send yet (entries match but their SVIDs are still being obtained). */
+type Snapshot<Res> = { message: Res; fingerprint: string } | undefined;
+
+/**
+ * A streaming call: the current state at once, then again whenever the cache changes it (compared by a
+ * fingerprint, so unrelated cache updates send nothing), and at the next SVID expiry. Ends with the error
+ * when the caller stops being entitled.
+ */
+function watch<Req, Res>(
+  deps: WorkloadApiDeps,
+  log: Logger,
+  peerOf: PeerOf,
+  call: Stream<Req, Res>,
+  method: string,
+  snapshot: (selectors: Selector[], now: Date) => Snapshot<Res>,
+): void {
+  let last = '';
+  let done = false;
+  let expiry: NodeJS.Timeout | undefined;
+  let selectors: Selector[] | undefined;
+  const stop = (): void => {
+    done = true;
+    deps.cache.off('update', push);
+    if (expiry !== undefined) clearTimeout(expiry);
+  };
+  const fail = (e: unknown): void => {
+    if (done) return;
+    stop();
+    logFailure(log, method, call.getPeer(), e);
+    call.emit('error', toStatus(e));
+  };
+  function push(): void {
+    if (done || selectors === undefined) return;
+    try {
+      const now = deps.clock();
+      const snap = snapshot(selectors, now);
+      scheduleExpiry(now);
+      if (snap === undefined || snap.fingerprint === last) return;
+      last = snap.fingerprint;
+      call.write(snap.message);
+    } catch (e) {
+      fail(e);
+    }
+  }
+  function scheduleExpiry(now: Date): void {
+    if (expiry !== undefined) clearTimeout(expiry);
+    const next = Math.min(...deps.cache.entitled(selectors ?? [], now).map((e) => e.svid.notAfter.getTime()));
+    if (Number.isFinite(next)) {
+      expiry = setTimeout(push, Math.max(0, next - now.getTime()) + 10);
+      expiry.unref();
+    }
+  }
+  call.on('cancelled', stop);
+  call.on('close', stop);
+  deps.cache.on('update', push);
+  selectorsOf(peerOf, call).then((s) => {
+    selectors = s;
+    push();
+  }, fail);
+}
+
+function requireSynced(deps: WorkloadApiDeps): void {
+  if (deps.cache.bundle() === undefined) {
+    throw new LanyardError(ErrorCode.AGENT_NOT_READY, 'the agent has not reached its server yet: retry');
+  }
+}
+
+function notEntitled(): LanyardError {
+  return new LanyardError(
+    ErrorCode.NOT_ENTITLED,
+    'no identity is registered for this workload on this agent',
+  );
+}
+
+/** Entries the caller matches; PERMISSION_DENIED when there are none. */
+function matching(deps: WorkloadApiDeps, selectors: Selector[]): CachedEntry[] {
+  requireSynced(deps);
+  const entries = deps.cache.matchingEntries(selectors);
+  if (entries.length === 0) throw notEntitled();
+  return entries;
+}
+
+function bundleDer(deps: WorkloadApiDeps): { td: string; der: Buffer; sequence: number } {
+  const b = deps.cache.bundle()!;
+  return {
+    td: b.trustDomain.idString(),
+    der: Buffer.concat(b.x509Authorities.map((c) => c.der)),
+    sequence: b.sequence ?? 0,
+  };
+}
+
+function x509SvidResponse(
+  deps: WorkloadApiDeps,
+  selectors: Selector[],
+  now: Date,
+): Snapshot<X509SVIDResponse> {
+  matching(deps, selectors);
+  const entitled: Entitlement[] = deps.cache.entitled(selectors, now);
+  if (entitled.length === 0) return undefined;
+  const bundle = bundleDer(deps);
+  return {
+    fingerprint: `${bundle.der.toString('base64')}|${entitled.map((e) => Buffer.from(e.svid.chain[0]!).toString('base64')).join(',')}`,
+    message: {
+      svids: entitled.map((e) => ({
+        spiffeId: e.svid.spiffeId,
+        x509Svid: Buffer.concat(e.svid.chain),
+        x509SvidKey: e.svid.privateKey.export({ format: 'der', type: 'pkcs8' }),
+        bundle: bundle.der,
+        hint: '',
+      })),
+      crl: [],
+      federatedBundles: {},
+    },
+  };
+}
+
+function x509BundlesResponse(deps: WorkloadApiDeps, selectors: Selector[]): Snapshot<X509BundlesResponse> {
+  matching(deps, selectors);
+  const bundle = bundleDer(deps);
+  return {
+    fingerprint: bundle.der.toString('base64'),
+    message: { crl: [], bundles: { [bundle.td]: bundle.der } },
+  };
+}
+
+function jwtBundlesResponse(deps: WorkloadApiDeps, selectors: Selector[]): Snapshot<JWTBundlesResponse> {
+  matching(deps, selectors);
+  const b = deps.cache.bundle()!;
+  const keys = [...b.jwtAuthorities].map(([kid, key]) => ({
+    ...key.export({ format: 'jwk' }),
+    use: 'jwt-svid',
+    kid,
+  }));
+  const json = JSON.stringify({ keys });
+  return { fingerprint: json, message: { bundles: { [b.trustDomain.idString()]: Buffer.from(json) } } };
+}
+
+async function fetchJwtSvid(
+  deps: WorkloadApiDeps,
+  selectors: Selector[],
+  req: JWTSVIDRequest,
+): Promise<JWTSVIDResponse> {
+  if (req.audience.length === 0 || req.audience.some((a) => a === '')) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'audience is required');
+  }
+  let entries = matching(deps, selectors);
+  if (req.spiffeId !== '') {
+    entries = entries.filter((e) => e.spiffeId === req.spiffeId);
+    if (entries.length === 0) throw notEntitled();
+  }
+  const now = deps.clock().getTime();
+  const svids = [];
+  for (const entry of entries) {
+    let jwt = deps.cache.jwt(entry.id, req.audience);
+    const half = jwt && jwt.issuedAt.getTime() + (jwt.expiresAt.getTime() - jwt.issuedAt.getTime()) / 2;
+    if (jwt === undefined || half === undefined || now >= half) {
+      try {
+        jwt = await deps.newJwtSvid(entry.id, req.audience);
+      } catch (e) {
+        if (isLanyardError(e)) throw e;
+        throw new LanyardError(
+          ErrorCode.AGENT_NOT_READY,
+          `the server could not mint a JWT-SVID: ${(e as { details?: string }).details ?? String(e)}`,
+        );
+      }
+      deps.cache.putJwt(entry.id, req.audience, jwt);
+    }
+    svids.push({ spiffeId: entry.spiffeId, svid: jwt.token, hint: '' });
+  }
+  return { svids };
+}
+
+function validate(deps: WorkloadApiDeps, req: ValidateJWTSVIDRequest): ValidateJWTSVIDResponse {
+  if (req.audience === '') throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'audience is required');
+  if (req.svid === '') throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'svid is required');
+  requireSynced(deps);
+  const bundle = deps.cache.bundle()!;
+  const v = validateJwtSvid(
+    req.svid,
+    req.audience,
+    (td) => (td.name === bundle.trustDomain.name ? bundle : undefined),
+    deps.clock(),
+  );
+  return { spiffeId: v.spiffeId.toString(), claims: v.claims };
+}
