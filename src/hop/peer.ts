@@ -59,11 +59,18 @@ export interface HopVerifyOptions {
 }
 
 /** Refused before a certificate was seen: ERR_CLIENT_CERT_REQUIRED (UNAUTHENTICATED, HTTP 401). */
-export function noPeerCertificate(): LanyardError {
-  return new LanyardError(
-    ErrorCode.CLIENT_CERT_REQUIRED,
-    'no peer certificate: connect with an X509-SVID as the TLS certificate',
-  );
+export function noPeerCertificate(
+  message = 'no peer certificate: connect with an X509-SVID as the TLS certificate',
+): LanyardError {
+  return new LanyardError(ErrorCode.CLIENT_CERT_REQUIRED, message);
+}
+
+/** What a helper tells verifyHopPeer about the request besides the chain. */
+export interface HopRequestInfo {
+  transport: HopTransport;
+  action?: string;
+  /** The refusal message when there is no chain (a transport may know more about why). */
+  noCertificateMessage?: string;
 }
 
 /**
@@ -74,12 +81,12 @@ export function noPeerCertificate(): LanyardError {
 export async function verifyHopPeer(
   chain: readonly Uint8Array[] | undefined,
   options: HopVerifyOptions,
-  request: { transport: HopTransport; action?: string },
+  request: HopRequestInfo,
 ): Promise<HopPeer> {
   const service = serviceName(options);
   let svid: VerifiedSvid | undefined;
   try {
-    svid = verifyChain(chain, options);
+    svid = verifyChain(chain, options, request);
     const { policyVersion } = await runAuthorize(options.authorize, svid, {
       transport: request.transport,
       service,
@@ -98,12 +105,12 @@ export async function verifyHopPeer(
 export function verifyHopPeerSync(
   chain: readonly Uint8Array[] | undefined,
   options: HopVerifyOptions,
-  request: { transport: HopTransport; action?: string },
+  request: HopRequestInfo,
 ): HopPeer {
   const service = serviceName(options);
   let svid: VerifiedSvid | undefined;
   try {
-    svid = verifyChain(chain, options);
+    svid = verifyChain(chain, options, request);
     const answer = (options.authorize as (p: VerifiedSvid, r: unknown) => unknown)(svid, {
       transport: request.transport,
       service,
@@ -122,8 +129,12 @@ export function verifyHopPeerSync(
   }
 }
 
-function verifyChain(chain: readonly Uint8Array[] | undefined, options: HopVerifyOptions): VerifiedSvid {
-  if (chain === undefined || chain.length === 0) throw noPeerCertificate();
+function verifyChain(
+  chain: readonly Uint8Array[] | undefined,
+  options: HopVerifyOptions,
+  request: HopRequestInfo,
+): VerifiedSvid {
+  if (chain === undefined || chain.length === 0) throw noPeerCertificate(request.noCertificateMessage);
   return verifyX509Svid(chain, options.bundles, {
     ...(options.trustDomain !== undefined ? { trustDomain: options.trustDomain } : {}),
     ...(options.revocation !== undefined ? { revocation: options.revocation } : {}),
@@ -134,7 +145,7 @@ function verifyChain(chain: readonly Uint8Array[] | undefined, options: HopVerif
 function allowed(
   options: HopVerifyOptions,
   service: string,
-  request: { transport: HopTransport; action?: string },
+  request: HopRequestInfo,
   svid: VerifiedSvid,
   policyVersion: string | undefined,
 ): HopPeer {
@@ -163,7 +174,7 @@ function allowed(
 function denied(
   options: HopVerifyOptions,
   service: string,
-  request: { transport: HopTransport; action?: string },
+  request: HopRequestInfo,
   chain: readonly Uint8Array[] | undefined,
   svid: VerifiedSvid | undefined,
   e: unknown,
