@@ -79,8 +79,15 @@ export interface AuditStore {
   head(chain: string): Promise<ChainHead>;
   addCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
   checkpoints(chain: string): Promise<AuditCheckpoint[]>;
-  /** Records with storage position > afterSeq, in storage order, at most `limit`. */
-  readRecords(chain: string, afterSeq: number, limit: number): Promise<AuditRecord[]>;
+  /**
+   * Records stored after `afterPosition` (0 = from the start), in storage order, at most `limit`, and the
+   * position to continue from. Positions, not the records' own seq: a tampered record cannot skew paging.
+   */
+  readRecords(
+    chain: string,
+    afterPosition: number,
+    limit: number,
+  ): Promise<{ records: AuditRecord[]; nextPosition: number }>;
   /** @throws LanyardError(ERR_INVALID_ARGUMENT) for a malformed page token */
   query(q: AuditQuery): Promise<AuditPage>;
   chains(): Promise<AuditChainInfo[]>;
@@ -100,6 +107,9 @@ export function storeAuditLog(
     head: () => store.head(chain),
     addCheckpoint: (c) => store.addCheckpoint(c),
     checkpoints: () => store.checkpoints(chain),
-    readRecords: (afterSeq, limit) => store.readRecords(chain, afterSeq, limit),
+    readRecords: async (afterSeq, limit) => {
+      const { records } = await store.readRecords(chain, afterSeq, limit);
+      return records;
+    },
   };
 }

@@ -20,6 +20,8 @@ export const AUDIT_EVENT_TYPES = [
   'ca.rotate',
   'hop.decision',
   'audit.ingest',
+  'svid.issue',
+  'jwt_svid.issue',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

@@ -12,6 +12,10 @@ import { prepareDataDir } from './admin-socket';
 import type { ServerConfig } from './config';
 import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from './logging';
+import { AuditSigningKey } from '../audit/audit-key';
+import { SERVER_SPIFFE_PATH } from '../ca/server-svid';
+import { AUDIT_KEY_FILE, AuditRecorder } from './audit/recorder';
+import { CONFIG_DEFAULTS } from './config';
 import { PolicyEngine } from '../policy';
 import { buildListeners } from './services';
 import { PrincipalVerifier } from './sessions/principal';
@@ -50,6 +54,8 @@ export interface RunningServer {
   crlAddress?: string;
   /** The issuance policy engine, when policy.files is set (its version goes into every SVID). */
   policy?: PolicyEngine;
+  /** The audit trail's recorder (its key, its chain, checkpoints). */
+  audit: AuditRecorder;
   /** Graceful close, then the store. */
   close(): Promise<void>;
 }
@@ -76,10 +82,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let crl: CrlPublisher | undefined;
   let crlHttp: CrlHttpServer | undefined;
   let pruner: PruneTimer | undefined;
+  let audit: AuditRecorder | undefined;
   let policy: PolicyEngine | undefined;
   // Stops, in order, what runs on top of the store; then the store. Runs once, on close or a failed start.
   const teardown = async (): Promise<void> => {
     try {
+      // The last checkpoint signs everything recorded, including the calls drained just now.
+      await audit?.stop();
       policy?.close();
       await timer?.stop();
       await pruner?.stop();
@@ -102,6 +111,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         logger: logger.child({ component: 'policy' }),
       });
     }
+    audit = new AuditRecorder({
+      store,
+      key: AuditSigningKey.loadOrCreate(path.join(config.dataDir, AUDIT_KEY_FILE)),
+      chain: `spiffe://${trustDomain.name}${SERVER_SPIFFE_PATH}`,
+      clock,
+      logger: logger.child({ component: 'audit' }),
+      checkpointIntervalSeconds:
+        config.auditCheckpointIntervalSeconds ?? CONFIG_DEFAULTS.audit_checkpoint_interval,
+    });
+    audit.start();
     ca = await CaManager.open({
       trustDomain,
       store,
@@ -162,6 +181,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         certificates: certificates.provider,
         principals,
         revocations,
+        audit,
         ...(policy !== undefined && { policy }),
       }),
       logger,
@@ -192,6 +212,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     crl,
     ...(crlHttp !== undefined && { crlAddress: crlHttp.address }),
     ...(policy !== undefined && { policy }),
+    audit: audit!,
     close: () => server.close(),
   };
 }

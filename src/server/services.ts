@@ -10,6 +10,8 @@ import { DiskKeyManager, type CaManager } from '../ca';
 import type { TrustDomain } from '../spiffe';
 import type { Store } from '../store/store';
 import { createAdminService } from './admin/service';
+import { auditListener } from './audit/listener';
+import type { AuditRecorder } from './audit/recorder';
 import { bindPrivately, clearStaleSocket, removeSocket } from './admin-socket';
 import { createAttestationService } from './attestation/service';
 import { createBundleService } from './bundle/service';
@@ -42,12 +44,15 @@ export interface ServerContext {
   principals: PrincipalVerifier;
   /** Committed revocations, to WatchRevocations streams. */
   revocations: RevocationFeed;
+  /** The audit trail: records every attestation, issuance, session, grant, revocation and admin change. */
+  audit: AuditRecorder;
   /** The issuance policy engine when policy.files is set. */
   policy?: IssuancePolicySource;
 }
 
 export function buildListeners(ctx: ServerContext): ListenerSpec[] {
-  return [adminListener(ctx), publicListener(ctx)];
+  // Every state-changing call on either listener is audited, and both serve the AuditService (admin only).
+  return [auditListener(ctx, adminListener(ctx), 'admin'), auditListener(ctx, publicListener(ctx), 'public')];
 }
 
 /**

@@ -198,7 +198,7 @@ describe('audit tamper evidence: SQLite store', () => {
   const verifyStored = async (): Promise<ReturnType<typeof verifyChain>> =>
     verifyChain(
       CHAIN,
-      await store.audit.readRecords(CHAIN, 0, 1000),
+      (await store.audit.readRecords(CHAIN, 0, 1000)).records,
       await store.audit.checkpoints(CHAIN),
       key.publicKey,
     );
@@ -252,7 +252,7 @@ describe('audit tamper evidence: SQLite store', () => {
   });
 
   it('inserted: later rows shifted up and a forged record 7 put in the gap', async () => {
-    const before = (await store.audit.readRecords(CHAIN, 5, 1))[0]!;
+    const before = (await store.audit.readRecords(CHAIN, 5, 1)).records[0]!;
     const forged = nextRecord(
       { chain: CHAIN, seq: 6, hash: before.hash },
       { ...sampleEvent(50), decision: 'allow' },

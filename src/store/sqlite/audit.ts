@@ -131,12 +131,15 @@ export class SqliteAudit {
     ).map(rowToCheckpoint);
   }
 
-  readRecords(chain: string, afterSeq: number, limit: number): AuditRecord[] {
-    return (
-      this.db
-        .prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?')
-        .all(chain, afterSeq, Math.max(1, Math.min(limit, 100_000))) as RecordRow[]
-    ).map(rowToRecord);
+  readRecords(
+    chain: string,
+    afterPosition: number,
+    limit: number,
+  ): { records: AuditRecord[]; nextPosition: number } {
+    const rows = this.db
+      .prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?')
+      .all(chain, afterPosition, Math.max(1, Math.min(limit, 100_000))) as RecordRow[];
+    return { records: rows.map(rowToRecord), nextPosition: rows[rows.length - 1]?.seq ?? afterPosition };
   }
 
   query(q: AuditQuery): AuditPage {

@@ -1,0 +1,90 @@
+/**
+ * Auditing the Attest stream (bidirectional, so the unary wrapper does not apply) from outside the handler:
+ * the attestor type is read from the params message as it arrives; the result message is held until its
+ * record is durable; an error status is sent after its deny record. A call the client cancelled gets no
+ * record: nothing is sent to it, and a join-token transaction still open rolls back.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { AttestRequest, AttestResponse } from '../../gen/lanyard/v1/attestation';
+import { toStatus } from '../grpc-call';
+import type { Logger } from '../logging';
+import { errorCodeOf } from './audited-service';
+import type { AuditRecorder } from './recorder';
+import { svidFields } from './svid-fields';
+
+type AttestCall = grpc.ServerDuplexStream<AttestRequest, AttestResponse>;
+
+export function auditAttest(
+  handler: grpc.handleBidiStreamingCall<AttestRequest, AttestResponse>,
+  recorder: AuditRecorder,
+  logger: Logger,
+): grpc.handleBidiStreamingCall<AttestRequest, AttestResponse> {
+  return (call: AttestCall) => {
+    let attestor: string | undefined;
+    let requested: string | undefined;
+    // Registered before the handler's own listener, so the params are known when it decides.
+    call.on('data', (req: AttestRequest) => {
+      if (req.step?.$case === 'params' && attestor === undefined) {
+        attestor = req.step.value.attestorType.slice(0, 64);
+        requested = req.step.value.spiffeId.slice(0, 2048);
+      }
+    });
+    let pending: Promise<void> = Promise.resolve();
+    let failed = false;
+    const write = call.write.bind(call);
+    const end = call.end.bind(call);
+    const emit = call.emit.bind(call);
+    const base = (): { action?: string } => (attestor !== undefined ? { action: attestor } : {});
+
+    call.write = ((msg: AttestResponse, ...rest: unknown[]): boolean => {
+      if (msg.step?.$case !== 'result') return (write as (...a: unknown[]) => boolean)(msg, ...rest);
+      const leaf = msg.step.value.svid?.certChain[0];
+      pending = pending.then(() =>
+        recorder
+          .record({
+            event: 'svid.attest',
+            decision: 'allow',
+            ...base(),
+            ...svidFields(leaf !== undefined ? new Uint8Array(leaf) : undefined),
+          })
+          .then(
+            () => void (write as (...a: unknown[]) => boolean)(msg, ...rest),
+            (e: unknown) => {
+              failed = true;
+              emit('error', toStatus(e));
+            },
+          ),
+      );
+      return true;
+    }) as typeof call.write;
+
+    call.end = ((...args: unknown[]) => {
+      pending = pending.then(() => {
+        if (!failed) (end as (...a: unknown[]) => void)(...args);
+      });
+      return call;
+    }) as typeof call.end;
+
+    call.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+      if (event !== 'error') return emit(event, ...args);
+      const status = args[0] as Partial<grpc.StatusObject>;
+      pending = pending.then(() =>
+        recorder
+          .record({
+            event: 'svid.attest',
+            decision: 'deny',
+            reason: errorCodeOf(status),
+            ...base(),
+            ...(requested !== undefined && requested !== '' && { subject: requested }),
+          })
+          .catch((e: unknown) =>
+            logger.error({ err: e }, 'refused attestation not recorded in the audit trail'),
+          )
+          .then(() => void emit('error', ...args)),
+      );
+      return true;
+    }) as typeof call.emit;
+
+    handler(call);
+  };
+}

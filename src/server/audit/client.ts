@@ -1,0 +1,92 @@
+/** A promise-based AuditService client on the admin socket, for `lanyard audit` and tests. */
+import * as grpc from '@grpc/grpc-js';
+import {
+  AuditServiceClient,
+  type GetAuditHeadResponse,
+  type IngestAuditChainResponse,
+  QueryAuditRecordsRequest,
+} from '../../gen/lanyard/v1/audit';
+import type { AuditQueryKey } from '../../audit/log';
+import { AdminCallError } from '../admin-client';
+
+const CASE: Record<AuditQueryKey, NonNullable<QueryAuditRecordsRequest['key']>['$case']> = {
+  sessionId: 'sessionId',
+  rootSessionId: 'rootSessionId',
+  serial: 'serialHex',
+  principal: 'principal',
+  agentId: 'agentId',
+};
+
+export class AuditAdminClient {
+  private readonly client: AuditServiceClient;
+  private readonly timeoutMs: number;
+
+  constructor(socketPath: string, options: { timeoutMs?: number } = {}) {
+    this.client = new AuditServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+  }
+
+  /** Every record (all pages) whose `key` equals `value`, as JSON lines. */
+  async query(key: AuditQueryKey, value: string, chain = ''): Promise<string[]> {
+    const out: string[] = [];
+    let pageToken = '';
+    do {
+      const req = QueryAuditRecordsRequest.fromPartial({
+        key: { $case: CASE[key], value } as QueryAuditRecordsRequest['key'],
+        chain,
+        pageSize: 1000,
+        pageToken,
+      });
+      const res = await this.unary<
+        QueryAuditRecordsRequest,
+        { records: { json: string }[]; nextPageToken: string }
+      >((r, md, o, cb) => this.client.queryAuditRecords(r, md, o, cb), req);
+      out.push(...res.records.map((r) => r.json));
+      pageToken = res.nextPageToken;
+    } while (pageToken !== '');
+    return out;
+  }
+
+  /** A whole chain as JSON lines (the server's own when `chain` is empty). */
+  export(chain = ''): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const lines: string[] = [];
+      const stream = this.client.exportAudit({ chain }, new grpc.Metadata(), {
+        deadline: Date.now() + this.timeoutMs,
+      });
+      stream.on('data', (m: { lines: string[] }) => lines.push(...m.lines));
+      stream.on('error', (e: grpc.ServiceError) => reject(AdminCallError.from(e)));
+      stream.on('end', () => resolve(lines));
+    });
+  }
+
+  head(chain = ''): Promise<GetAuditHeadResponse> {
+    return this.unary((r, md, o, cb) => this.client.getAuditHead(r, md, o, cb), { chain });
+  }
+
+  ingest(jsonl: string): Promise<IngestAuditChainResponse> {
+    return this.unary((r, md, o, cb) => this.client.ingestAuditChain(r, md, o, cb), {
+      jsonl: Buffer.from(jsonl),
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<Req, Res>(
+    method: (
+      req: Req,
+      md: grpc.Metadata,
+      options: Partial<grpc.CallOptions>,
+      cb: (e: grpc.ServiceError | null, r: Res) => void,
+    ) => grpc.ClientUnaryCall,
+    request: Req,
+  ): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      method(request, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (e, r) =>
+        e ? reject(AdminCallError.from(e)) : resolve(r),
+      );
+    });
+  }
+}

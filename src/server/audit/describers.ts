@@ -1,0 +1,236 @@
+/**
+ * What each audited method records. Allowed issuance reads everything from the SVID it issued (subject,
+ * serial, agent, sessions, principal, scopes, policy version, parent link); refusals carry the caller's own
+ * verified SVID fields (wrapper) plus what was asked for. Never a token, key, CSR or binding body.
+ */
+import type { AuditEvent } from '../../audit/record';
+import type {
+  CreateJoinTokenRequest,
+  CreateJoinTokenResponse,
+  DeleteEntryRequest,
+  UpdateEntryRequest,
+} from '../../gen/lanyard/v1/registration';
+import {
+  caRotationStepToJSON,
+  type RotateCaRequest,
+  type RotateCaResponse,
+} from '../../gen/lanyard/v1/admin';
+import type { RenewResponse } from '../../gen/lanyard/v1/attestation';
+import type {
+  BatchNewX509SvidResponse,
+  NewJwtSvidRequest,
+  NewJwtSvidResponse,
+} from '../../gen/lanyard/v1/node';
+import type {
+  CreateGrantRequest,
+  CreateGrantResponse,
+  EndSessionRequest,
+  EndSessionResponse,
+  RedeemGrantRequest,
+  RedeemGrantResponse,
+  RevokeSvidRequest,
+  RevokeSvidResponse,
+  StartSessionResponse,
+} from '../../gen/lanyard/v1/session';
+import type { Entry, X509Svid } from '../../gen/lanyard/v1/types';
+import type { Store } from '../../store/store';
+import { decodeDelegationBinding } from '../../x509/agent-context';
+import type { AuditCaller, MethodAudit } from './audited-service';
+import { svidFields } from './svid-fields';
+
+const leafOf = (svid: X509Svid | undefined): Uint8Array | undefined =>
+  svid?.certChain[0] !== undefined ? new Uint8Array(svid.certChain[0]) : undefined;
+
+/** The caller's own identifiers, without the SVID fields that describe the thing acted on. */
+const actorOnly = (c: AuditCaller): Partial<AuditEvent> => (c.actor !== undefined ? { actor: c.actor } : {});
+
+function issued(event: AuditEvent['event'], svid: X509Svid | undefined, caller: AuditCaller): AuditEvent {
+  return { event, decision: 'allow', ...actorOnly(caller), ...svidFields(leafOf(svid)) };
+}
+
+/** The child SPIFFE ID and scopes a grant binding names; nothing when it does not decode. */
+function bindingFields(binding: Uint8Array): Partial<AuditEvent> {
+  try {
+    const b = decodeDelegationBinding(binding);
+    return { subject: b.childId, scopes: [...b.scopes] };
+  } catch {
+    return {};
+  }
+}
+
+export function sessionMethods(store: Store): Record<string, MethodAudit> {
+  return {
+    startSession: {
+      event: 'session.start',
+      allowed: (_req: never, res: StartSessionResponse, caller) => [
+        issued('session.start', res.svid, caller),
+      ],
+    },
+    createGrant: {
+      event: 'grant.create',
+      allowed: (req: CreateGrantRequest, res: CreateGrantResponse, caller) => [
+        {
+          ...caller,
+          event: 'grant.create',
+          decision: 'allow',
+          ...bindingFields(req.binding),
+          reason: `grant ${res.grantId}`,
+        },
+      ],
+      denied: (req: CreateGrantRequest) => bindingFields(req.binding),
+    },
+    redeemGrant: {
+      event: 'grant.redeem',
+      allowed: (req: RedeemGrantRequest, res: RedeemGrantResponse, caller) => [
+        { ...issued('grant.redeem', res.svid, caller), reason: `grant ${req.grantId}` },
+      ],
+      denied: (req: RedeemGrantRequest) => ({ reason: `grant ${req.grantId}` }),
+    },
+    endSession: {
+      event: 'session.end',
+      // One record per ended session (the cascade), each under its own session and root.
+      allowed: async (req: EndSessionRequest, res: EndSessionResponse, caller) => {
+        const out: AuditEvent[] = [];
+        for (const id of res.endedSessionIds) {
+          const s = await store.getSession(id).catch(() => undefined);
+          out.push({
+            event: 'session.end',
+            decision: 'allow',
+            ...actorOnly(caller),
+            subject: id,
+            sessionId: id,
+            ...(s !== undefined && {
+              rootSessionId: s.rootSessionId,
+              agentId: s.entryId,
+              principal: s.principal.id,
+              principalIssuer: s.principal.issuer,
+              ...(s.parentSessionId !== undefined && { parentSessionId: s.parentSessionId }),
+            }),
+            ...(id !== req.sessionId && { reason: `cascade from ${req.sessionId}` }),
+            ...(id === req.sessionId && req.reason !== '' && { reason: req.reason.slice(0, 256) }),
+          });
+        }
+        return out;
+      },
+      denied: (req: EndSessionRequest) => ({ subject: req.sessionId.slice(0, 256) }),
+    },
+    revokeSvid: {
+      event: 'svid.revoke',
+      allowed: (req: RevokeSvidRequest, res: RevokeSvidResponse) => [
+        {
+          event: 'svid.revoke',
+          decision: 'allow',
+          subject: res.revocation?.id ?? '',
+          serial: res.revocation?.id ?? '',
+          ...(req.reason !== '' && { reason: req.reason.slice(0, 256) }),
+        },
+      ],
+      denied: (req: RevokeSvidRequest) => ({ subject: req.serialHex.slice(0, 128) }),
+    },
+  };
+}
+
+export const SESSION_READ_ONLY = ['watchRevocations'];
+
+export const attestationMethods: Record<string, MethodAudit> = {
+  renew: {
+    event: 'svid.renew',
+    allowed: (_req: never, res: RenewResponse, caller) => [issued('svid.renew', res.svid, caller)],
+  },
+};
+
+const entryFields = (e: Entry | undefined): Partial<AuditEvent> =>
+  e === undefined ? {} : { subject: e.spiffeId, agentId: e.id, scopes: [...e.allowedScopes] };
+
+export const registrationMethods: Record<string, MethodAudit> = {
+  createEntry: {
+    event: 'entry.create',
+    allowed: (_req: never, res: { entry?: Entry }, caller) => [
+      { event: 'entry.create', decision: 'allow', ...actorOnly(caller), ...entryFields(res.entry) },
+    ],
+    denied: (req: { entry?: Entry }) => ({ subject: req.entry?.spiffeId.slice(0, 2048) ?? '' }),
+  },
+  batchCreateEntry: {
+    event: 'entry.create',
+    allowed: (_req: never, res: { entries: Entry[] }, caller) =>
+      res.entries.map((e) => ({
+        event: 'entry.create' as const,
+        decision: 'allow' as const,
+        ...actorOnly(caller),
+        ...entryFields(e),
+      })),
+  },
+  updateEntry: {
+    event: 'entry.update',
+    allowed: (_req: never, res: { entry?: Entry }, caller) => [
+      { event: 'entry.update', decision: 'allow', ...actorOnly(caller), ...entryFields(res.entry) },
+    ],
+    denied: (req: UpdateEntryRequest) => ({ agentId: req.entry?.id.slice(0, 256) ?? '' }),
+  },
+  deleteEntry: {
+    event: 'entry.delete',
+    allowed: (req: DeleteEntryRequest, _res: never, caller) => [
+      { event: 'entry.delete', decision: 'allow', ...actorOnly(caller), agentId: req.id },
+    ],
+    denied: (req: DeleteEntryRequest) => ({ agentId: req.id.slice(0, 256) }),
+  },
+  createJoinToken: {
+    event: 'join_token.create',
+    // The token id, never the token: the secret is shown once, to the caller, and nowhere else.
+    allowed: (_req: never, res: CreateJoinTokenResponse, caller) => [
+      {
+        event: 'join_token.create',
+        decision: 'allow',
+        ...actorOnly(caller),
+        subject: res.spiffeId,
+        reason: `token ${res.tokenId}`,
+      },
+    ],
+    denied: (req: CreateJoinTokenRequest) => ({ subject: req.spiffeId.slice(0, 2048) }),
+  },
+};
+
+export const REGISTRATION_READ_ONLY = ['getEntry', 'listEntries'];
+
+export const adminMethods: Record<string, MethodAudit> = {
+  rotateCa: {
+    event: 'ca.rotate',
+    allowed: (_req: never, res: RotateCaResponse, caller) => [
+      {
+        event: 'ca.rotate',
+        decision: 'allow',
+        ...actorOnly(caller),
+        subject: res.authority?.id ?? '',
+        action: caRotationStepToJSON(res.step),
+      },
+    ],
+    denied: (req: RotateCaRequest) => ({ action: caRotationStepToJSON(req.step) }),
+  },
+};
+
+export const ADMIN_READ_ONLY = ['getCa'];
+
+export const nodeMethods: Record<string, MethodAudit> = {
+  batchNewX509Svid: {
+    event: 'svid.issue',
+    allowed: (_req: never, res: BatchNewX509SvidResponse, caller) =>
+      res.svids.map((s) => ({ ...issued('svid.issue', s, caller), action: 'node agent' })),
+  },
+  newJwtSvid: {
+    event: 'jwt_svid.issue',
+    // The SPIFFE ID and audiences; never the token.
+    allowed: (req: NewJwtSvidRequest, res: NewJwtSvidResponse, caller) => [
+      {
+        event: 'jwt_svid.issue',
+        decision: 'allow',
+        ...actorOnly(caller),
+        subject: res.spiffeId,
+        agentId: req.entryId,
+        action: `aud ${req.audience.join(' ')}`.slice(0, 1024),
+      },
+    ],
+    denied: (req: NewJwtSvidRequest) => ({ agentId: req.entryId.slice(0, 256) }),
+  },
+};
+
+export const NODE_READ_ONLY = ['fetchEntries'];

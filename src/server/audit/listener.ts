@@ -1,0 +1,119 @@
+/**
+ * Puts the audit trail on a server's listeners: every state-changing service is wrapped (audited-service.ts,
+ * attest-audit.ts) and the AuditService is added, admin only. Services are matched by name, so the table
+ * below is the one place that says what is audited.
+ */
+import type { CaManager } from '../../ca';
+import type { Store } from '../../store/store';
+import { ADMIN_SERVICE_NAME } from '../admin/service';
+import { ATTESTATION_SERVICE_NAME } from '../attestation/service';
+import type { ListenerSpec, ServiceRegistration } from '../grpc-server';
+import type { Logger } from '../logging';
+import { NODE_SERVICE_NAME } from '../node/service';
+import { REGISTRATION_SERVICE_NAME } from '../registration/service';
+import { SESSION_SERVICE_NAME } from '../sessions/service';
+import { guardAdmin } from '../tls/admin-guard';
+import { auditAttest } from './attest-audit';
+import { auditService, type MethodAudit } from './audited-service';
+import {
+  ADMIN_READ_ONLY,
+  adminMethods,
+  attestationMethods,
+  NODE_READ_ONLY,
+  nodeMethods,
+  REGISTRATION_READ_ONLY,
+  registrationMethods,
+  SESSION_READ_ONLY,
+  sessionMethods,
+} from './describers';
+import type { AuditRecorder } from './recorder';
+import { createAuditService } from './service';
+
+/** How the admin socket is named as the actor: whoever can open it is an admin. */
+export const ADMIN_SOCKET_ACTOR = 'admin-socket';
+
+export interface AuditListenerDeps {
+  store: Store;
+  ca: CaManager;
+  clock: () => Date;
+  logger: Logger;
+  audit: AuditRecorder;
+}
+
+function table(
+  store: Store,
+): Record<string, { methods: Record<string, MethodAudit>; readOnly: readonly string[] }> {
+  return {
+    [SESSION_SERVICE_NAME]: { methods: sessionMethods(store), readOnly: SESSION_READ_ONLY },
+    [REGISTRATION_SERVICE_NAME]: { methods: registrationMethods, readOnly: REGISTRATION_READ_ONLY },
+    [ADMIN_SERVICE_NAME]: { methods: adminMethods, readOnly: ADMIN_READ_ONLY },
+    [NODE_SERVICE_NAME]: { methods: nodeMethods, readOnly: NODE_READ_ONLY },
+    [ATTESTATION_SERVICE_NAME]: { methods: attestationMethods, readOnly: [] },
+  };
+}
+
+export function auditListener(
+  deps: AuditListenerDeps,
+  spec: ListenerSpec,
+  kind: 'admin' | 'public',
+): ListenerSpec {
+  const audited = table(deps.store);
+  const logger = deps.logger.child({ component: 'audit', listener: kind });
+  const wrap = (s: ServiceRegistration): ServiceRegistration => {
+    const t = audited[s.name];
+    if (t === undefined) return s;
+    let wrapped = auditService(s, {
+      recorder: deps.audit,
+      logger,
+      clock: deps.clock,
+      methods: t.methods,
+      readOnly: t.readOnly,
+      ...(kind === 'public' ? { ca: deps.ca } : { defaultActor: ADMIN_SOCKET_ACTOR }),
+    });
+    if (s.name === ATTESTATION_SERVICE_NAME && typeof wrapped.implementation.attest === 'function') {
+      wrapped = {
+        ...wrapped,
+        implementation: {
+          ...wrapped.implementation,
+          attest: auditAttest(
+            wrapped.implementation.attest as Parameters<typeof auditAttest>[0],
+            deps.audit,
+            logger,
+          ),
+        },
+      };
+    }
+    return wrapped;
+  };
+  const auditApi = createAuditService({
+    store: deps.store,
+    recorder: deps.audit,
+    logger: deps.logger,
+    clock: deps.clock,
+  });
+  const ingestAudited = auditService(auditApi, {
+    recorder: deps.audit,
+    logger,
+    clock: deps.clock,
+    ...(kind === 'public' ? { ca: deps.ca } : { defaultActor: ADMIN_SOCKET_ACTOR }),
+    methods: {
+      ingestAuditChain: {
+        event: 'audit.ingest',
+        allowed: (_req: never, res: { chain: string; added: number; headSeq: number }) => [
+          {
+            event: 'audit.ingest',
+            decision: 'allow',
+            subject: res.chain,
+            reason: `${res.added} records, head ${res.headSeq}`,
+          },
+        ],
+      },
+    },
+    readOnly: ['queryAuditRecords', 'getAuditHead'],
+  });
+  const api =
+    kind === 'public'
+      ? guardAdmin(ingestAudited, { ca: deps.ca, store: deps.store, clock: deps.clock, logger: deps.logger })
+      : ingestAudited;
+  return { ...spec, services: [...spec.services.map(wrap), api] };
+}

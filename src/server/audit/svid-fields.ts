@@ -1,0 +1,63 @@
+/**
+ * Audit fields read from a certificate: the issued SVID of an allowed call, or the caller's verified SVID.
+ * Identifiers only: SPIFFE ID, serial, agent, sessions, principal, scopes, policy version, parent link hash.
+ */
+import type { AuditEvent } from '../../audit/record';
+import { AGENT_CONTEXT_OID, type AgentContext } from '../../x509/agent-context/types';
+import { decodeAgentContext } from '../../x509/agent-context';
+import { ParsedCertificate } from '../../x509/certificate';
+
+export type SvidFields = Pick<
+  AuditEvent,
+  | 'subject'
+  | 'serial'
+  | 'agentId'
+  | 'sessionId'
+  | 'rootSessionId'
+  | 'parentSessionId'
+  | 'principal'
+  | 'principalIssuer'
+  | 'scopes'
+  | 'policyVersion'
+  | 'parentCertSha256'
+>;
+
+export function contextFields(c: Readonly<AgentContext>): SvidFields {
+  const last = c.delegation[c.delegation.length - 1];
+  return {
+    agentId: c.agentId,
+    sessionId: c.sessionId,
+    rootSessionId: c.rootSessionId,
+    principal: c.principal.id,
+    principalIssuer: c.principal.issuer,
+    scopes: [...c.scopes],
+    policyVersion: c.policyVersion,
+    ...(last !== undefined && {
+      parentSessionId: last.sessionId,
+      parentCertSha256: Buffer.from(last.certSha256).toString('hex'),
+    }),
+  };
+}
+
+/** The fields of a certificate this server issued (so it parses); {} for bytes that do not. */
+export function svidFields(der: Uint8Array | undefined): SvidFields {
+  if (der === undefined || der.length === 0) return {};
+  let cert: ParsedCertificate;
+  try {
+    cert = ParsedCertificate.fromDer(der);
+  } catch {
+    return {};
+  }
+  const out: SvidFields = { serial: cert.serialHex };
+  const uri = cert.uriSans[0];
+  if (uri !== undefined) out.subject = uri;
+  const ext = cert.extension(AGENT_CONTEXT_OID);
+  if (ext !== undefined) {
+    try {
+      Object.assign(out, contextFields(decodeAgentContext(ext.value)));
+    } catch {
+      // An SVID without a readable context is still recorded by its SPIFFE ID and serial.
+    }
+  }
+  return out;
+}
