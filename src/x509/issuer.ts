@@ -45,11 +45,23 @@ export function checkIssuer(issuer: Issuer, now: Date, issuingCa: boolean): { ke
   if (key.type !== 'private') {
     throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer key must be a private key');
   }
-  if (!cert.publicKey.equals(createPublicKey(key))) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer key does not match the issuer certificate');
+  if (!matchedKeys.get(key)?.has(cert)) {
+    if (!cert.publicKey.equals(createPublicKey(key))) {
+      throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer key does not match the issuer certificate');
+    }
+    const certs = matchedKeys.get(key) ?? new WeakSet<ParsedCertificate>();
+    certs.add(cert);
+    matchedKeys.set(key, certs);
   }
   return { keyId: cert.subjectKeyId };
 }
+
+/**
+ * Issuer key/certificate pairs already found to match. Deriving and comparing the public key costs about a
+ * third of a P-256 signature, on every certificate a CA signs; both objects are immutable, so once per pair is
+ * enough. Weak on both sides, so a retired CA's entries go with it.
+ */
+const matchedKeys = new WeakMap<KeyObject, WeakSet<ParsedCertificate>>();
 
 /**
  * Decoded subject names of issuer certificates: a CA signs many certificates with one ParsedCertificate, so
