@@ -8,6 +8,7 @@ import { startAgent, type RunningAgent } from '../../src/agent/agent';
 import { WORKLOAD_API_HEADER } from '../../src/agent/workload-api/service';
 import { SpiffeWorkloadAPIClient, type X509SVIDResponse } from '../../src/gen/spiffe/workload/workload';
 import { createLogger } from '../../src/server/logging';
+import { readTlv } from '../../src/x509/der';
 import type { TestServer } from '../server/helpers';
 
 export const TD = 'lanyard.local';
@@ -121,4 +122,16 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** DER certificates back to back (the Workload API's chain and bundle encoding) -> one DER each. */
+export function splitDer(buf: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let off = 0;
+  while (off < buf.length) {
+    const tlv = readTlv(buf, off);
+    out.push(buf.subarray(off, tlv.end));
+    off = tlv.end;
+  }
+  return out;
 }

@@ -14,13 +14,13 @@ import { verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { createCsr } from '../../src/x509/csr';
 import { generateKeyPair } from '../../src/x509/keys';
-import { readTlv } from '../../src/x509/der';
 import { startTestServer, type TestServer } from '../server/helpers';
 import {
   AGENT_ID,
   TD,
   X509Stream,
   header,
+  splitDer,
   startAgentFor,
   waitFor,
   workloadClient,
@@ -29,18 +29,6 @@ import {
 
 const UID = process.getuid!();
 const WORKLOAD_ID = `spiffe://${TD}/workload/tool-runner`;
-
-/** DER certificates back to back (the Workload API's chain and bundle encoding) -> one DER each. */
-export function splitDer(buf: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let off = 0;
-  while (off < buf.length) {
-    const tlv = readTlv(buf, off);
-    out.push(buf.subarray(off, tlv.end));
-    off = tlv.end;
-  }
-  return out;
-}
 
 function statusOf(p: Promise<unknown>): Promise<grpc.ServiceError> {
   return p.then(
