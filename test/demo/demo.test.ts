@@ -1,0 +1,82 @@
+/**
+ * `npm run demo` as a person runs it: a child process, everything on 127.0.0.1. It must exit 0 and print each
+ * step it checked; with policies that refuse the hop it must exit 1 naming the failed step.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+function runDemo(args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--require', 'tsx/cjs', path.join(ROOT, 'scripts', 'demo.ts'), ...args],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('demo: npm run demo', function () {
+  this.timeout(120_000);
+
+  it('runs every step on loopback and exits 0', async () => {
+    const { code, stdout, stderr } = await runDemo();
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    const version = /policy (sha256:[0-9a-f]{32}) \(/.exec(stdout)?.[1];
+    assert.ok(version, stdout);
+    for (const line of [
+      / ✔ server started/,
+      / ✔ planner started a task session for alice/,
+      /scopes \[tickets:read, tools:run\]; payments:refund withheld by policy no-refunds-in-sessions/,
+      /service-b: POST \/tickets\/summary from spiffe:\/\/lanyard\.local\/services\/service-a/,
+      /chain: {2}alice \(verified by https:\/\/idp\.demo\.local\) -> planner \(session s-[0-9a-f]+…\) -> tool-runner \(session s-[0-9a-f]+…\) -> service-a \(session s-[0-9a-f]+…\)/,
+      new RegExp(`policy: allow by service-b-serves-a-on-behalf-of-tool-runner \\(${version}\\)`),
+      / ✔ planner ended the session/,
+      /refused: UNAUTHENTICATED ERR_REVOKED: .*has ended \(task done\)/,
+      / ✔ the next call to service-a is refused/,
+      /principal alice \(https:\/\/idp\.demo\.local\)/,
+      /hop\.decision {2}DENY ERR_REVOKED {2}at spiffe:\/\/lanyard\.local\/services\/service-a/,
+      /Demo passed: every step behaved as expected\./,
+    ]) {
+      assert.match(stdout, line);
+    }
+    assert.doesNotMatch(stdout, /✘/);
+    // The temp dir it named is gone.
+    const dir = /files in (\S+)/.exec(stdout)?.[1];
+    assert.ok(dir !== undefined && !fs.existsSync(dir), `${dir} left behind`);
+  });
+
+  it('exits 1 naming the step when the policies refuse the hop', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-demo-policy-'));
+    try {
+      // Issuance as in the example, but no permit for any call: service A refuses the tool-runner.
+      fs.copyFileSync(
+        path.join(ROOT, 'examples', 'policy', 'issuance.cedar'),
+        path.join(dir, 'issuance.cedar'),
+      );
+      const { code, stdout } = await runDemo(['--policy-dir', dir]);
+      assert.equal(code, 1, stdout);
+      assert.match(stdout, / ✘ tool-runner called service-a over mTLS gRPC/);
+      assert.match(
+        stdout,
+        /Demo FAILED: tool-runner called service-a .*: PERMISSION_DENIED ERR_POLICY_DENIED: policy denied spiffe:\/\/lanyard\.local\/agents\/tool-runner for \/lanyard\.demo\.ToolService\/Run: no policy permits it/,
+      );
+      assert.doesNotMatch(stdout, /Demo passed/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
