@@ -91,6 +91,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
         clock: ctx.clock,
         logger: ctx.logger,
+        ...(ctx.policy !== undefined && { policy: ctx.policy }),
       }),
       guardAdmin(registration, adminGuard),
       guardAdmin(

@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
 import { signGrant } from '../../src/client/delegation';
+import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../src/client/server-credentials';
+import { NodeServiceClient } from '../../src/gen/lanyard/v1/node';
 import { ErrorCode, LanyardError } from '../../src/errors';
 import { StartSessionRequest } from '../../src/gen/lanyard/v1/session';
 import { loadConfig } from '../../src/server/config';
@@ -148,6 +150,36 @@ describe('policy: issuance on a real server (policy.files)', function () {
     assert.deepEqual(child.context!.scopes, ['tools:run']);
     assert.deepEqual(child.context!.delegation[0]!.binding.scopes, ['docs:read', 'tools:run']);
     assert.equal(child.context!.policyVersion, s.running.policy!.version);
+  });
+
+  it('a node agent gets workload SVIDs for its entries under the same policy (BatchNewX509Svid)', async () => {
+    const node = await register(s, 'node-1');
+    await s.client.createEntry({
+      entry: {
+        spiffeId: id('workload/web'),
+        parentId: node.spiffeId,
+        selectors: [{ type: 'unix', value: 'uid:1000' }],
+        allowedScopes: ['docs:read', 'docs:write'],
+      },
+    });
+    const listed = await s.client.listEntries({ filter: { spiffeIdPrefix: id('workload/') } });
+    const nodeClient = new NodeServiceClient(
+      s.running.publicAddress,
+      lanyardChannelCredentials(s.running.ca.bundle(), { privateKey: node.key, chain: node.chain }),
+      LANYARD_CHANNEL_OPTIONS,
+    );
+    try {
+      const { privateKey } = generateKeyPair('ec-p256');
+      const res = await unary(nodeClient.batchNewX509Svid.bind(nodeClient), {
+        params: [{ entryId: listed.entries[0]!.id, csr: Buffer.from(createCsr(privateKey).der) }],
+      });
+      const v = verify(res.svids[0]!.certChain.map((b) => new Uint8Array(b)));
+      assert.equal(v.id.toString(), id('workload/web'));
+      assert.deepEqual(v.context!.scopes, ['docs:read']);
+      assert.equal(v.context!.policyVersion, s.running.policy!.version);
+    } finally {
+      nodeClient.close();
+    }
   });
 
   it('an edit on disk changes the next issuance and the version in the SVID', async () => {

@@ -19,6 +19,7 @@ import type { Entry } from '../../store/types';
 import { parseCsr } from '../../x509/csr';
 import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from '../attestation/issue';
 import { newWorkloadContext, wholeSeconds } from '../attestation/workload-context';
+import type { IssuancePolicySource } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
 import { unaryHandler } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
@@ -45,6 +46,8 @@ export interface NodeDeps {
   defaultTtlSeconds: number;
   clock: () => Date;
   logger: Logger;
+  /** Issuance policy (policy.files): narrows each workload SVID's scopes, as for Attest; absent = none. */
+  policy?: IssuancePolicySource;
 }
 
 export function createNodeService(deps: NodeDeps): ServiceRegistration {
@@ -113,7 +116,7 @@ export async function batchNewX509Svid(
     const signed = await issueWorkloadSvid(deps.ca, {
       entry,
       publicKey: csr.publicKey,
-      context: newWorkloadContext(entry, provenance),
+      context: newWorkloadContext(entry, provenance, deps.policy),
       defaultTtlSeconds: deps.defaultTtlSeconds,
       now,
     });
