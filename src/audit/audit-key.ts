@@ -14,13 +14,14 @@ import { canonicalJson, sha256Hex } from './canonical';
 /** The JWK `use` under which the audit key is published in the SPIFFE bundle; other consumers ignore it. */
 export const AUDIT_KEY_USE = 'lanyard-audit';
 
-export interface AuditPublicJwk {
+// A type alias, not an interface, so it is assignable to the bundle's open-ended JWK type.
+export type AuditPublicJwk = {
   kty: 'OKP';
   crv: 'Ed25519';
   x: string;
   use: typeof AUDIT_KEY_USE;
   kid: string;
-}
+};
 
 /** The public half of an audit key, as checkpoints are verified with it. */
 export class AuditPublicKey {

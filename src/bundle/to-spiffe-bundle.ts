@@ -9,7 +9,14 @@ import type { X509Bundle } from './x509-bundle';
  * Serialise it with JSON.stringify; the trust domain is not part of the document and must travel beside it.
  * @throws BundleError (ERR_INVALID_BUNDLE) when a key cannot be expressed as a JWK (e.g. RSA-PSS).
  */
-export function toSpiffeBundle(bundle: X509Bundle): SpiffeBundleDocument {
+export function toSpiffeBundle(
+  bundle: X509Bundle,
+  /**
+   * More public keys to publish beside the SVID authorities, each under its own `use` (e.g. the audit key,
+   * use "lanyard-audit"): SPIFFE consumers ignore entries whose `use` they do not know (bundle spec §4.2.2).
+   */
+  extraKeys: readonly SpiffeBundleJwk[] = [],
+): SpiffeBundleDocument {
   const keys: SpiffeBundleJwk[] = [];
   bundle.x509Authorities.forEach((cert, i) => {
     const { kty, ...params } = publicJwk(cert.publicKey, `X.509 authority ${i}`);
@@ -20,6 +27,7 @@ export function toSpiffeBundle(bundle: X509Bundle): SpiffeBundleDocument {
     const { kty, ...params } = publicJwk(key, `JWT authority "${kid}"`);
     keys.push({ kty, ...params, use: JWT_SVID_USE, kid });
   }
+  for (const k of extraKeys) keys.push({ ...k });
   // Both counters are optional in the format; omitted rather than invented when the bundle has none.
   return {
     ...(bundle.sequence !== undefined ? { spiffe_sequence: bundle.sequence } : {}),

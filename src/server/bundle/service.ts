@@ -15,6 +15,7 @@ import {
 import { toStatus, unaryHandler } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../logging';
+import type { SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import { bundleToProto } from './to-proto';
 
 export const BUNDLE_SERVICE_NAME = 'lanyard.v1.BundleService';
@@ -22,6 +23,8 @@ export const BUNDLE_SERVICE_NAME = 'lanyard.v1.BundleService';
 export interface BundleServiceDeps {
   ca: CaManager;
   logger: Logger;
+  /** Keys published beside the CA roots in the SPIFFE bundle document: the audit key (use "lanyard-audit"). */
+  extraKeys?: () => readonly SpiffeBundleJwk[];
 }
 
 export function createBundleService(deps: BundleServiceDeps): ServiceRegistration {
@@ -44,7 +47,7 @@ export function createBundleService(deps: BundleServiceDeps): ServiceRegistratio
       log,
       (req) => {
         checkTrustDomain(req.trustDomain);
-        return Promise.resolve({ bundle: bundleToProto(ca.bundle()) });
+        return Promise.resolve({ bundle: bundleToProto(ca.bundle(), deps.extraKeys?.()) });
       },
       { okLevel: 'debug' },
     ),
@@ -52,13 +55,13 @@ export function createBundleService(deps: BundleServiceDeps): ServiceRegistratio
     watchBundle: (call) => {
       try {
         checkTrustDomain(call.request.trustDomain);
-        call.write({ bundle: bundleToProto(ca.bundle()) });
+        call.write({ bundle: bundleToProto(ca.bundle(), deps.extraKeys?.()) });
       } catch (e) {
         call.emit('error', toStatus(e));
         return;
       }
       const unsubscribe = ca.onBundleChange((bundle) => {
-        call.write({ bundle: bundleToProto(bundle) });
+        call.write({ bundle: bundleToProto(bundle, deps.extraKeys?.()) });
       });
       watches.add(call);
       const forget = (): void => {

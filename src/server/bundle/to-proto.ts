@@ -1,15 +1,17 @@
 /** The CA's X509Bundle as the wire's Bundle message: DER, PEM and the SPIFFE bundle document at once. */
 import { toSpiffeBundle } from '../../bundle/to-spiffe-bundle';
+import type { SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import type { X509Bundle } from '../../bundle/x509-bundle';
 import type { Bundle } from '../../gen/lanyard/v1/types';
 
-export function bundleToProto(bundle: X509Bundle): Bundle {
+/** `extraKeys`: more keys for the SPIFFE bundle document (the audit key on the BundleService). */
+export function bundleToProto(bundle: X509Bundle, extraKeys: readonly SpiffeBundleJwk[] = []): Bundle {
   return {
     trustDomain: bundle.trustDomain.name,
     sequence: bundle.sequence ?? 0,
     x509Authorities: bundle.x509Authorities.map((c) => Buffer.from(c.der)),
     x509AuthoritiesPem: bundle.toPem(),
-    spiffeBundleJson: JSON.stringify(toSpiffeBundle(bundle)),
+    spiffeBundleJson: JSON.stringify(toSpiffeBundle(bundle, extraKeys)),
     refreshHintSeconds: bundle.refreshHint ?? 0,
   };
 }
