@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAgentCommands } from './agent';
 import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
 import { registerEntryCommands } from './entry';
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   registerTokenCommands(program);
   registerBundleCommands(program);
   registerSessionCommands(program);
+  registerAgentCommands(program);
 }
