@@ -1,0 +1,207 @@
+/**
+ * `lanyard agent run`: the node agent in the foreground (SPIFFE Workload API on a Unix socket).
+ * `lanyard agent fetch x509`: SVID, key and bundle from a Workload API socket into files, kept fresh with
+ * --watch (like spiffe-helper), for programs that only read files.
+ */
+import { createPrivateKey } from 'node:crypto';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { startAgent } from '../../agent/agent';
+import type { NodeAttestation } from '../../agent/node-identity';
+import { answerX509PopChallenge } from '../../attest/x509pop-challenge';
+import { X509Bundle } from '../../bundle';
+import { makeDir, writeFileAtomic } from '../../ca/secure-file';
+import { WorkloadApiX509Source } from '../../client/workload-api-source';
+import { LOG_LEVELS, type LogLevel } from '../../server/config';
+import { createLogger } from '../../server/logging';
+import { SpiffeId, TrustDomain } from '../../spiffe';
+import { ParsedCertificate } from '../../x509/certificate';
+import { decodePemBlocks, encodePem } from '../../x509/pem';
+import { usageError } from '../cli-error';
+import { parseDuration, readInputFile } from '../input';
+import { runAction } from '../run-action';
+
+const ATTESTORS = ['join_token', 'k8s_psat', 'x509pop'] as const;
+
+interface RunOpts {
+  server: string;
+  bundle: string;
+  socket: string;
+  attestor: string;
+  joinToken?: string;
+  joinTokenFile?: string;
+  psatTokenFile?: string;
+  x509popCert?: string;
+  x509popKey?: string;
+  spiffeId?: string;
+  dataDir?: string;
+  syncInterval: string;
+  logLevel: string;
+}
+
+export function registerAgentCommands(program: Command): void {
+  const agent = program.command('agent').description('the node agent and its SPIFFE Workload API');
+
+  agent
+    .command('run')
+    .description('attest this node to the server and serve the SPIFFE Workload API on a Unix socket')
+    .requiredOption('--server <host:port>', "the server's TLS listener")
+    .requiredOption('--bundle <file>', 'trust bundle (PEM) to bootstrap with (lanyard bundle show)')
+    .requiredOption('--socket <path>', 'Workload API socket to create')
+    .option('--attestor <type>', `node attestor: ${ATTESTORS.join(', ')}`, 'join_token')
+    .option('--join-token <token>', 'join_token: the token (prefer --join-token-file: argv is visible)')
+    .option('--join-token-file <file>', 'join_token: file holding the token')
+    .option('--psat-token-file <file>', 'k8s_psat: projected service-account token file')
+    .option('--x509pop-cert <file>', 'x509pop: provisioning certificate chain (PEM)')
+    .option('--x509pop-key <file>', 'x509pop: its private key (PEM)')
+    .option('--spiffe-id <id>', "the agent's SPIFFE ID when its selectors match several entries")
+    .option('--data-dir <dir>', "keeps the agent's own SVID across restarts (key 0600)")
+    .option('--sync-interval <duration>', 'how often to sync with the server', '5s')
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .action(
+      runAction(async (opts: RunOpts) => {
+        if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
+          throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+        }
+        const attestation = nodeAttestation(opts);
+        const bundle = readBundleFile(opts.bundle);
+        const logger = createLogger({ level: opts.logLevel as LogLevel });
+        const running = await startAgent({
+          server: opts.server,
+          bundle,
+          socketPath: path.resolve(opts.socket),
+          attestation,
+          ...(opts.dataDir !== undefined && { dataDir: path.resolve(opts.dataDir) }),
+          syncIntervalMs: parseDuration(opts.syncInterval, '--sync-interval') * 1000,
+          logger,
+        });
+        process.stderr.write(
+          `Lanyard agent running: Workload API on ${running.socketPath}\n` +
+            `  node identity: ${running.identity.current()?.spiffeId ?? '(not attested yet: retrying)'}\n` +
+            `  fetch: lanyard agent fetch x509 --socket ${running.socketPath} --write svid/\n`,
+        );
+        await new Promise<void>((resolve) => {
+          const stop = (): void => {
+            process.off('SIGTERM', stop);
+            process.off('SIGINT', stop);
+            void running.close().then(resolve);
+          };
+          process.on('SIGTERM', stop);
+          process.on('SIGINT', stop);
+        });
+      }),
+    );
+
+  const fetch = agent.command('fetch').description('read from a Workload API socket');
+  fetch
+    .command('x509')
+    .description(
+      'write svid.pem, svid_key.pem (0600) and bundle.pem from the Workload API; --watch keeps them fresh',
+    )
+    .requiredOption('--socket <path>', 'Workload API socket')
+    .requiredOption('--write <dir>', 'directory for the files (created 0700 when missing)')
+    .option('--spiffe-id <id>', 'which SVID, when the workload has several')
+    .option('--watch', 'keep running and rewrite the files on every rotation', false)
+    .option('--timeout <duration>', 'how long to wait for the first SVID', '30s')
+    .action(
+      runAction(
+        async (opts: {
+          socket: string;
+          write: string;
+          spiffeId?: string;
+          watch: boolean;
+          timeout: string;
+        }) => {
+          if (opts.spiffeId !== undefined) SpiffeId.parse(opts.spiffeId);
+          const source = await WorkloadApiX509Source.connect({
+            socketPath: opts.socket,
+            ...(opts.spiffeId !== undefined && { spiffeId: opts.spiffeId }),
+            timeoutMs: parseDuration(opts.timeout, '--timeout') * 1000,
+          });
+          const dir = path.resolve(opts.write);
+          makeDir(dir, 0o700);
+          const write = (): void => {
+            const svid = source.getX509Svid();
+            const bundle = source.getX509BundleForTrustDomain(svid.id.trustDomain);
+            // Key first: a reader that sees the new certificate finds its key already in place.
+            writeFileAtomic(
+              path.join(dir, 'svid_key.pem'),
+              svid.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+              0o600,
+            );
+            writeFileAtomic(
+              path.join(dir, 'svid.pem'),
+              svid.chain.map((c) => encodePem('CERTIFICATE', c.der)).join(''),
+              0o644,
+            );
+            writeFileAtomic(path.join(dir, 'bundle.pem'), bundle?.toPem() ?? '', 0o644);
+            process.stdout.write(
+              `${JSON.stringify({ spiffeId: svid.id.toString(), notAfter: svid.notAfter.toISOString(), dir })}\n`,
+            );
+          };
+          write();
+          if (!opts.watch) {
+            await source.close();
+            return;
+          }
+          source.on('update', write);
+          source.on('error', (e) => process.stderr.write(`lanyard: Workload API: ${e.message}\n`));
+          await new Promise<void>((resolve) => {
+            const stop = (): void => {
+              void source.close().then(resolve);
+            };
+            process.once('SIGTERM', stop);
+            process.once('SIGINT', stop);
+          });
+        },
+      ),
+    );
+}
+
+function nodeAttestation(opts: RunOpts): NodeAttestation {
+  const spiffe = opts.spiffeId !== undefined ? { spiffeId: SpiffeId.parse(opts.spiffeId).toString() } : {};
+  switch (opts.attestor) {
+    case 'join_token': {
+      const token =
+        opts.joinToken ??
+        (opts.joinTokenFile !== undefined
+          ? readInputFile(opts.joinTokenFile, 'join token file').trim()
+          : undefined);
+      if (token === undefined || token === '')
+        throw usageError('join_token needs --join-token-file or --join-token');
+      return { attestorType: 'join_token', evidence: Buffer.from(token, 'utf8'), ...spiffe };
+    }
+    case 'k8s_psat': {
+      if (opts.psatTokenFile === undefined) throw usageError('k8s_psat needs --psat-token-file');
+      const token = readInputFile(opts.psatTokenFile, 'PSAT file').trim();
+      return { attestorType: 'k8s_psat', evidence: Buffer.from(token, 'utf8'), ...spiffe };
+    }
+    case 'x509pop': {
+      if (opts.x509popCert === undefined || opts.x509popKey === undefined) {
+        throw usageError('x509pop needs --x509pop-cert and --x509pop-key');
+      }
+      const chain = readInputFile(opts.x509popCert, 'x509pop certificate file');
+      const key = createPrivateKey(readInputFile(opts.x509popKey, 'x509pop key file'));
+      return {
+        attestorType: 'x509pop',
+        evidence: Buffer.from(chain, 'utf8'),
+        answerChallenge: (c) => answerX509PopChallenge(c, key),
+        ...spiffe,
+      };
+    }
+    default:
+      throw usageError(`--attestor must be one of ${ATTESTORS.join(', ')}`);
+  }
+}
+
+/** A PEM bundle; its trust domain is the one its first CA names (URI SAN spiffe://<td>). */
+function readBundleFile(file: string): X509Bundle {
+  const text = readInputFile(file, 'bundle file');
+  const ders = decodePemBlocks(text, 'CERTIFICATE');
+  for (const der of ders) {
+    const uri = ParsedCertificate.fromDer(der).uriSans[0];
+    if (uri !== undefined)
+      return X509Bundle.fromPem(TrustDomain.parse(SpiffeId.parse(uri).trustDomain.name), text);
+  }
+  throw usageError(`${file}: no CA certificate naming a trust domain (spiffe:// URI SAN)`);
+}
