@@ -81,7 +81,11 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         logger: ctx.logger,
         ...(ctx.policy !== undefined && { policy: ctx.policy }),
       }),
-      createBundleService({ ca: ctx.ca, logger: ctx.logger }),
+      createBundleService({
+        ca: ctx.ca,
+        logger: ctx.logger,
+        extraKeys: () => [ctx.audit.key.publicKey.jwk()],
+      }),
       createSessionService(sessionDeps(ctx)),
       // Node agents, over mTLS with their own SVID: only the entries whose parent_id is the agent.
       createNodeService({
@@ -117,7 +121,11 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
         clock: ctx.clock,
       }),
       // For `lanyard bundle show` on the server host.
-      createBundleService({ ca: ctx.ca, logger: ctx.logger }),
+      createBundleService({
+        ca: ctx.ca,
+        logger: ctx.logger,
+        extraKeys: () => [ctx.audit.key.publicKey.jwk()],
+      }),
       // `lanyard ca rotate` and `lanyard ca show`.
       createAdminService({ ca: ctx.ca, logger: ctx.logger }),
       // `lanyard session end` and `lanyard svid revoke`.

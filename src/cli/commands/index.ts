@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerAgentCommands } from './agent';
+import { registerAuditCommands } from './audit';
 import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
 import { registerEntryCommands } from './entry';
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerBundleCommands(program);
   registerSessionCommands(program);
   registerAgentCommands(program);
+  registerAuditCommands(program);
 }
