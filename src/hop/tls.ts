@@ -21,6 +21,7 @@ import type { Authorizer } from '../verify/authorize';
 import { encodePem } from '../x509/pem';
 import { rootsPem } from './certificate-provider';
 import { httpRefusal } from './http-refusal';
+import { verifyHttpPeer } from './http-peer';
 import { type HopPeer, type HopVerifyOptions, verifyHopPeer, verifyHopPeerSync } from './peer';
 import { socketPeerChain, peerChainOf } from './peer-chain';
 
@@ -152,17 +153,15 @@ export function createHopHttpsServer(
   followSource(server, options.source, options);
   const verify = verifyOptions(options);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket as tls.TLSSocket;
     const action = `${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]}`;
-    verifyHopPeer(socketPeerChain(socket), verify, { transport: 'http', action }).then(
+    verifyHttpPeer(req.socket, verify, action).then(
       (peer) => {
         peers.set(req, peer);
-        peers.set(socket, peer);
         handler(req, res, peer);
       },
       (e: unknown) => {
         const r = httpRefusal(e);
-        res.writeHead(r.status, { 'content-type': 'application/json' });
+        res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8' });
         res.end(JSON.stringify(r.body));
       },
     );

@@ -1,0 +1,52 @@
+/**
+ * Fastify plugin (entry point `lanyard/hop/fastify`; fastify is imported for types only): an onRequest hook
+ * that verifies the TLS peer of every request, authorizes it for `METHOD /route` (the route pattern, so a policy
+ * sees `/docs/:id`, not every id), and sets `request.agent`. Refuses with 401/403/503 and a JSON body
+ * `{error: {code, message}}`. Registered without encapsulation, so it guards every route of the instance.
+ *
+ * Create the instance with `fastify({ https: tlsServerOptions(source) })` and `followSource(app.server, source)`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { httpRefusal } from './http-refusal';
+import { httpVerifyOptions, type HopHttpOptions, verifyHttpPeer } from './http-peer';
+import type { HopPeer } from './peer';
+import { rememberPeer } from './tls';
+
+export type { HopHttpOptions } from './http-peer';
+export type { HopPeer } from './peer';
+
+export interface HopFastifyOptions extends HopHttpOptions {
+  /** The action a policy sees; default `METHOD /route-pattern`. */
+  action?: (request: FastifyRequest) => string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by lanyardFastify for every request it let through. */
+    agent?: HopPeer;
+  }
+}
+
+async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise<void> {
+  const verify = httpVerifyOptions(options);
+  app.decorateRequest('agent', undefined);
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    const route = request.routeOptions.url ?? request.url.split('?')[0];
+    const action = options.action?.(request) ?? `${request.method} ${route}`;
+    try {
+      const peer = await verifyHttpPeer(request.raw.socket, verify, action);
+      request.agent = peer;
+      rememberPeer(request.raw, peer);
+    } catch (e) {
+      const r = httpRefusal(e);
+      return reply.code(r.status).type('application/json; charset=utf-8').send(r.body);
+    }
+    return undefined;
+  });
+}
+
+// What fastify-plugin does: skip encapsulation, so the hook applies to routes registered outside the plugin.
+(plugin as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;
+(plugin as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')] = 'lanyard';
+
+export const lanyardFastify: (app: FastifyInstance, options: HopFastifyOptions) => Promise<void> = plugin;

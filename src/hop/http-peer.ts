@@ -1,0 +1,35 @@
+/** The verification step shared by the HTTP helpers (https server, express, fastify): per request, not per connection. */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { X509BundleSource } from '../bundle';
+import type { X509Source } from '../client/x509-source';
+import { type HopPeer, type HopVerifyOptions, verifyHopPeer } from './peer';
+import { socketPeerChain } from './peer-chain';
+
+/** Options of the HTTP middlewares: `bundles` defaults to the source. */
+export interface HopHttpOptions extends Omit<HopVerifyOptions, 'bundles'> {
+  source: X509Source;
+  bundles?: X509BundleSource;
+}
+
+export function httpVerifyOptions(o: HopHttpOptions): HopVerifyOptions {
+  return { ...o, bundles: o.bundles ?? o.source };
+}
+
+/**
+ * Verifies the peer of the connection `socket` for `action`. A plain-TCP socket (no TLS) has no certificate
+ * and is refused like a TLS peer that sent none. Re-run for every request, so that a revocation or an expiry
+ * applies to the next request on a kept-alive connection.
+ */
+export function verifyHttpPeer(socket: Socket, options: HopVerifyOptions, action: string): Promise<HopPeer> {
+  const tlsSocket = socket as Partial<TLSSocket>;
+  const chain =
+    typeof tlsSocket.getPeerCertificate === 'function' ? socketPeerChain(socket as TLSSocket) : [];
+  return verifyHopPeer(chain, options, {
+    transport: 'http',
+    action,
+    ...(typeof tlsSocket.getPeerCertificate !== 'function'
+      ? { noCertificateMessage: 'not a TLS connection: this service needs mutual TLS with an X509-SVID' }
+      : {}),
+  });
+}
