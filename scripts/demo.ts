@@ -12,23 +12,16 @@
  * Every step checks what it got; the script exits 0 only when every step behaved as expected, 1 otherwise,
  * naming the step. Nothing but loopback traffic; the temp dir is removed at the end (--keep keeps it).
  */
+import { execFile } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import {
-  auditHopDecisions,
-  AuditPublicKey,
-  buildTrace,
-  FileAuditLog,
-  parseChainText,
-  renderTraceText,
-  verifyChain,
-} from '../src/audit';
-import type { AuditRecord } from '../src/audit/record';
+import { auditHopDecisions, AuditPublicKey, FileAuditLog, parseChainText, verifyChain } from '../src/audit';
 import { X509Bundle } from '../src/bundle';
 import { signGrant } from '../src/client/delegation';
 import {
@@ -62,6 +55,7 @@ import type { AgentContext } from '../src/x509/agent-context/types';
 import { createCsr } from '../src/x509/csr';
 import { generateKeyPair } from '../src/x509/keys';
 
+const execFileAsync = promisify(execFile);
 const TD = 'lanyard.local';
 const IDP = 'https://idp.demo.local';
 /** The Cedar policies the server and both services load; `--policy-dir <dir>` tries others. */
@@ -555,6 +549,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
     toX509Svid(toolSession.svid.chain, toolSession.svid.privateKey),
     sources.toolRunner,
   );
+  const toolSerial = toolSource.getX509Svid().chain[0]!.serialHex;
   cleanups.push(() => toolSource.close());
   const clientA = new grpc.Client(
     `127.0.0.1:${aPort}`,
@@ -647,12 +642,12 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
     );
   }
 
-  await step("audit trail: hop chains verified and traced with the server's records", async () => {
+  out();
+  await step('services shipped their hop chains to the server (lanyard audit ship)', async () => {
     await a.settled();
     await b.settled();
-    const records: AuditRecord[] = [];
     for (const file of [a.file, b.file]) {
-      // Each service's chain checks out on its own: hashes link, checkpoints verify with the key it names.
+      // Each service's chain checks out on its own first: hashes link, checkpoints verify with its key.
       const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
       const verified = verifyChain(
         parsed.chain,
@@ -661,18 +656,76 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
         AuditPublicKey.fromJwk(parsed.publicJwk),
       );
       expect(verified.ok, `${file} to verify, got ${verified.break?.kind} at ${verified.break?.seq}`);
-      records.push(...parsed.records);
+      const shipped = await lanyard([
+        'audit',
+        'ship',
+        '--file',
+        file,
+        '--socket',
+        server.config.adminSocketPath,
+      ]);
+      out(`     ${shipped.trim()}`);
     }
-    const server_ = await server.store.audit.query({ key: 'rootSessionId', value: plannerSession.sessionId });
-    records.push(...server_.records);
-    expect(
-      records.some((r) => r.decision === 'deny'),
-      'the refusal to be on record',
-    );
-    out();
-    out(`Audit trail of alice's task (root session ${plannerSession.sessionId}):`);
-    out(renderTraceText(buildTrace(records)).replace(/^/gm, '  '));
   });
+
+  await step('every chain on the server verifies (lanyard audit verify --server)', async () => {
+    const verified = await lanyard([
+      'audit',
+      'verify',
+      '--server',
+      '--socket',
+      server.config.adminSocketPath,
+    ]);
+    out(verified.trimEnd().replace(/^/gm, '     '));
+  });
+
+  const trace = await step("the audit trail of alice's task (lanyard audit trace)", async () => {
+    // By the tool-runner's certificate serial: the refused call names no session (its SVID was revoked
+    // before its context could be trusted), only the serial; the trace adds the whole tree of its root.
+    const text = await lanyard([
+      'audit',
+      'trace',
+      '--serial',
+      toolSerial,
+      '--socket',
+      server.config.adminSocketPath,
+    ]);
+    for (const [what, re] of [
+      ['alice as the principal', /^principal alice \(https:\/\/idp\.demo\.local\)/m],
+      [
+        "B's accepting hop decision",
+        /hop\.decision {2}allow {2}at spiffe:\/\/lanyard\.local\/services\/service-b/,
+      ],
+      [
+        "A's refusal",
+        /hop\.decision {2}DENY ERR_REVOKED {2}at spiffe:\/\/lanyard\.local\/services\/service-a/,
+      ],
+      ['the session end', /session\.end {2}allow/],
+    ] as const) {
+      expect(re.test(text), `${what} in the trace`);
+    }
+    return text;
+  });
+  out();
+  out(`$ lanyard audit trace --serial ${toolSerial}`);
+  out(trace.trimEnd().replace(/^/gm, '  '));
+}
+
+/** The lanyard CLI as a person runs it, against this server's admin socket. Async: the server is in-process. */
+async function lanyard(args: string[]): Promise<string> {
+  const bin = path.join(__dirname, '..', 'bin', 'lanyard.js');
+  try {
+    const { stdout } = await execFileAsync(process.execPath, [bin, ...args], {
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
+      timeout: 60_000,
+    });
+    return stdout;
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    throw new Error(
+      `lanyard ${args.slice(0, 2).join(' ')} exited ${String(err.code)}: ${err.stderr ?? ''}${err.stdout ?? ''}`,
+    );
+  }
 }
 
 main().then(
