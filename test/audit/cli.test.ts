@@ -1,0 +1,165 @@
+/**
+ * `lanyard audit` as a person runs it (node bin/lanyard.js, from source) against a real server on a temp
+ * admin socket: verify --server, export then verify --file with the key from the SPIFFE bundle, a tampered
+ * export and a forged key fail with exit 1 naming the break, ship a service chain, trace it as JSON and text,
+ * and usage errors exit 2.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FileAuditLog } from '../../src/audit/file-log';
+import type { Trace } from '../../src/audit/trace';
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../src/cli/exit-codes';
+import { startTestServer, type TestServer } from '../server/helpers';
+import { tempDir } from './helpers';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
+const SERVICE = 'spiffe://lanyard.local/services/search';
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function lanyard(args: string[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: path.dirname(BIN),
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const expectExit = (r: Result, code: number): Result => {
+  assert.equal(r.code, code, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+};
+
+describe('lanyard audit against a running server', function () {
+  this.timeout(120_000);
+  const files = tempDir();
+  let s: TestServer;
+  let socket: string[];
+  let bundleFile: string;
+  let hopFile: string;
+
+  before(async () => {
+    s = await startTestServer();
+    socket = ['--socket', s.config.adminSocketPath];
+    await s.client.createEntry({
+      entry: {
+        spiffeId: 'spiffe://lanyard.local/agents/demo',
+        selectors: [{ type: 'unix', value: 'uid:1000' }],
+      },
+    });
+    await s.client.createJoinToken({ spiffeId: 'spiffe://lanyard.local/agents/demo' });
+    bundleFile = path.join(files, 'bundle.json');
+    fs.writeFileSync(bundleFile, (await s.client.getBundle()).bundle!.spiffeBundleJson);
+    hopFile = path.join(files, 'search.jsonl');
+    const log = await FileAuditLog.open({ file: hopFile, chain: SERVICE });
+    const ctx = { sessionId: 's-carol', rootSessionId: 's-carol', principal: 'carol', agentId: 'e-1' };
+    await log.append({
+      event: 'hop.decision',
+      decision: 'allow',
+      service: SERVICE,
+      action: 'http GET /search',
+      ...ctx,
+    });
+    await log.append({
+      event: 'hop.decision',
+      decision: 'deny',
+      reason: 'ERR_SCOPE_ESCALATION',
+      service: SERVICE,
+      action: 'http POST /index',
+      ...ctx,
+    });
+    await log.close();
+  });
+  after(async () => {
+    await s.stop();
+    fs.rmSync(s.dir, { recursive: true, force: true });
+    fs.rmSync(files, { recursive: true, force: true });
+  });
+
+  it('verify --server: the server chain is intact', async () => {
+    await s.running.audit.checkpoint();
+    const r = expectExit(await lanyard(['audit', 'verify', '--server', ...socket]), EXIT_OK);
+    assert.match(
+      r.stdout,
+      /chain spiffe:\/\/lanyard\.local\/lanyard\/server: OK, \d+ records, 1 checkpoints/,
+    );
+  });
+
+  it('export --out, then verify --file with the audit key from the SPIFFE bundle; a deleted line is exit 1 naming its sequence number', async () => {
+    const out = path.join(files, 'export.jsonl');
+    expectExit(await lanyard(['audit', 'export', '--out', out, ...socket]), EXIT_OK);
+    assert.equal(fs.statSync(out).mode & 0o777, 0o600);
+    const ok = expectExit(await lanyard(['audit', 'verify', '--file', out, '--bundle', bundleFile]), EXIT_OK);
+    assert.match(ok.stdout, new RegExp(`OK, .* \\(key from ${bundleFile.replace(/[/.]/g, '\\$&')}\\)`));
+
+    const lines = fs.readFileSync(out, 'utf8').trimEnd().split('\n');
+    const i = lines.findIndex((l) => l.includes('"seq":1,'));
+    assert.ok(i > 0);
+    const tampered = path.join(files, 'tampered.jsonl');
+    fs.writeFileSync(tampered, [...lines.slice(0, i), ...lines.slice(i + 1)].join('\n') + '\n');
+    const bad = expectExit(
+      await lanyard(['audit', 'verify', '--file', tampered, '--bundle', bundleFile]),
+      EXIT_REJECTED,
+    );
+    assert.match(bad.stdout, /BROKEN at 1: deleted: record 1 is missing/);
+
+    // A checkpoint checked against another key than the server's is a break too.
+    const otherKey = path.join(files, 'other.pem');
+    fs.writeFileSync(
+      otherKey,
+      generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }),
+    );
+    const forged = expectExit(
+      await lanyard(['audit', 'verify', '--file', out, '--key', otherKey, '--json']),
+      EXIT_REJECTED,
+    );
+    const [result] = JSON.parse(forged.stdout) as { ok: boolean; break: { kind: string } }[];
+    assert.equal(result?.break.kind, 'checkpoint_signature');
+  });
+
+  it('ship a service chain, then trace its principal as JSON and its session as text', async () => {
+    const shipped = expectExit(await lanyard(['audit', 'ship', '--file', hopFile, ...socket]), EXIT_OK);
+    assert.match(shipped.stdout, new RegExp(`chain ${SERVICE}: 2 new records stored, head 2`));
+    const json = expectExit(
+      await lanyard(['audit', 'trace', '--principal', 'carol', '--json', ...socket]),
+      EXIT_OK,
+    );
+    const trace = JSON.parse(json.stdout) as Trace;
+    assert.equal(trace.principals[0]?.principal, 'carol');
+    assert.deepEqual(
+      trace.principals[0]?.sessions[0]?.events.map((e) => [e.decision, e.action]),
+      [
+        ['allow', 'http GET /search'],
+        ['deny', 'http POST /index'],
+      ],
+    );
+    const text = expectExit(await lanyard(['audit', 'trace', '--session', 's-carol', ...socket]), EXIT_OK);
+    assert.match(text.stdout, /principal carol\n {2}session s-carol/);
+    assert.match(
+      text.stdout,
+      /hop\.decision {2}DENY ERR_SCOPE_ESCALATION {2}at spiffe:\/\/lanyard\.local\/services\/search/,
+    );
+    // The server's chain records the shipment and still verifies, as does the shipped chain.
+    const v = expectExit(await lanyard(['audit', 'verify', '--server', ...socket]), EXIT_OK);
+    assert.match(v.stdout, new RegExp(`chain ${SERVICE}: OK, 2 records`));
+  });
+
+  it('usage errors exit 2', async () => {
+    const r = expectExit(await lanyard(['audit', 'verify', ...socket]), EXIT_USAGE);
+    assert.match(r.stderr, /exactly one of --file or --server/);
+  });
+});
