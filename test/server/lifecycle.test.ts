@@ -135,7 +135,8 @@ describe('server lifecycle', () => {
       const started = Date.now();
       await t.running.close();
       await ended;
-      assert.ok(Date.now() - started < 5000, 'closed without waiting for the grace period');
+      // Semantics, not speed: far below the 30 s grace period even on a loaded machine.
+      assert.ok(Date.now() - started < 20_000, 'closed without waiting for the grace period');
       assert.deepEqual(seen, ['SERVING', 'NOT_SERVING']);
     } finally {
       h.close();
@@ -224,7 +225,9 @@ describe('server lifecycle', () => {
     const started = Date.now();
     await t.running.close();
     const took = Date.now() - started;
-    assert.ok(took >= 900 && took < 5000, `close took ${took} ms`);
+    // It waited for the 1 s grace period, then cancelled instead of waiting for the gated call (which never
+    // ends on its own); the upper bound is only there to name that failure before mocha's timeout does.
+    assert.ok(took >= 900 && took < 20_000, `close took ${took} ms`);
     await assert.rejects(inFlight);
     gated.open();
   });

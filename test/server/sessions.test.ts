@@ -28,6 +28,7 @@ import { createCsr } from '../../src/x509/csr';
 import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { issuerKey, jwksOf, signJwt } from '../attest/helpers/jwt';
+import { eventually } from '../hop/helpers';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
 import { attest, connectPublic, newKey, renewCall, type ClientIdentity } from './public-client';
 
@@ -357,15 +358,25 @@ describe('sessions, delegation and revocation over mTLS', function () {
     verifyX509Svid(retrieval.chain, bundle(), { revocation: cache });
 
     const plannerSession = verifyX509Svid(planner.chain, bundle()).context!.sessionId;
-    const delivered = new Promise<void>((resolve) => cache.onChange(() => resolve()));
     const c = sessionClient(planner);
     const ended = await call(c.endSession.bind(c), { sessionId: plannerSession, reason: 'task done' });
     c.close();
     assert.equal(ended.endedSessionIds[0], plannerSession);
     assert.ok(ended.endedSessionIds.length >= 3);
-    const t0 = Date.now();
-    await delivered;
-    assert.ok(Date.now() - t0 < 1000);
+    // The feed is asynchronous: poll until the cache refuses the chain. The bound is generous on purpose; how
+    // fast revocation arrives is a benchmark's question, not a test's.
+    await eventually(
+      () => {
+        try {
+          verifyX509Svid(retrieval.chain, bundle(), { revocation: cache });
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      10_000,
+      'the streamed revocation reaching the cache',
+    );
     assert.throws(
       () => verifyX509Svid(retrieval.chain, bundle(), { revocation: cache }),
       (e: unknown) => (e as { code?: string }).code === 'ERR_REVOKED',
