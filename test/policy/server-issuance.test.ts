@@ -5,6 +5,7 @@
  * set; a broken policy at start stops the start naming the file.
  */
 import assert from 'node:assert/strict';
+import type { KeyObject } from 'node:crypto';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,11 +22,16 @@ import { createCsr } from '../../src/x509/csr';
 import { generateKeyPair } from '../../src/x509/keys';
 import { issuerKey, jwksOf, signJwt } from '../attest/helpers/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../server/helpers';
-import { newKey } from '../server/public-client';
+import { connectPublic, newKey, renewCall } from '../server/public-client';
 import { type Agent, id, register, sessionClient, TD, unary } from '../server/session-fixture';
 import { removeDir, writeAtomically } from './helpers';
 
 const IDP = 'https://idp.example.com';
+
+/** A CSR for an existing key (a session renews with its own key). */
+function newKeyFor(key: KeyObject): { csr: Buffer } {
+  return { csr: Buffer.from(createCsr(key).der) };
+}
 
 const POLICY = `
 @id("workloads-read-docs")
@@ -209,6 +215,27 @@ describe('policy: issuance on a real server (policy.files)', function () {
     assert.deepEqual(alice.scopes, ['docs:read', 'docs:write']);
     assert.equal(alice.svid.context!.policyVersion, current);
     assert.ok(s.logs.some((l) => l.includes('policy reload failed') && l.includes(policyFile)));
+  });
+
+  it('renewing a session applies the policy in force: a withdrawn scope goes, with the new version', async () => {
+    const alice = await startSession(planner, 'alice', ['docs:read', 'docs:write']);
+    assert.deepEqual(alice.scopes, ['docs:read', 'docs:write']);
+    const before = s.running.policy!.version;
+    const reloaded = once(s.running.policy!, 'reload');
+    writeAtomically(policyFile, POLICY);
+    await reloaded;
+    assert.notEqual(s.running.policy!.version, before);
+    const pub = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), TD, alice.agent);
+    try {
+      const { csr } = newKeyFor(alice.agent.key);
+      const renewed = await renewCall(pub, csr);
+      const v = verify(renewed.svid!.certChain.map((b) => new Uint8Array(b)));
+      assert.equal(v.context!.sessionId, alice.svid.context!.sessionId);
+      assert.deepEqual(v.context!.scopes, ['docs:read']);
+      assert.equal(v.context!.policyVersion, s.running.policy!.version);
+    } finally {
+      pub.close();
+    }
   });
 
   it('a malformed policy at start fails the start-up naming the file, and leaves no server behind', async () => {

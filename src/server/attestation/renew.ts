@@ -5,7 +5,7 @@
  * deleting or expiring an entry is how an operator revokes a workload (PERMISSION_DENIED).
  */
 import type { CaManager, SignedX509Svid } from '../../ca';
-import type { IssuancePolicySource } from '../../policy';
+import { applyIssuancePolicy, type IssuancePolicySource } from '../../policy';
 import { ErrorCode, IssuanceError, isLanyardError, RevokedError, SessionError } from '../../errors';
 import type { RenewRequest, RenewResponse } from '../../gen/lanyard/v1/attestation';
 import type { Store } from '../../store/store';
@@ -69,8 +69,8 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
 
 /**
  * A task session's SVID renews into the same session (retries and background completion stay attributed to
- * it): same context and delegation chain, scopes narrowed to what the entry still allows, never past the
- * session's end; an ended session (or one whose ancestor ended) is refused.
+ * it): same context and delegation chain, scopes narrowed to what the entry still allows and the issuance
+ * policy now permits, never past the session's end; an ended session (or one whose ancestor ended) is refused.
  */
 async function renewSession(
   deps: RenewDeps,
@@ -97,15 +97,23 @@ async function renewSession(
     );
   }
   const allowed = new Set(r.entry.allowedScopes);
-  const context: AgentContext = {
-    ...r.previous,
-    principal: { ...r.previous.principal },
-    // A root session narrows to what its entry still allows; a delegated one holds what its parent granted
-    // (the grant, not the child's entry, is the source of those scopes).
-    scopes: r.previous.scopes.filter((s) => r.previous.delegation.length > 0 || allowed.has(s)),
-    provenance: r.provenance,
-    delegation: [...r.previous.delegation],
-  };
+  const delegated = r.previous.delegation.length > 0;
+  // The issuance policy in force now applies too (a withdrawn scope goes at the next renewal, with the new
+  // policy version); scopes only ever narrow here, so a renewal cannot widen what the session was given.
+  const context: AgentContext = applyIssuancePolicy(
+    deps.policy,
+    r.entry.spiffeId,
+    {
+      ...r.previous,
+      principal: { ...r.previous.principal },
+      // A root session narrows to what its entry still allows; a delegated one holds what its parent granted
+      // (the grant, not the child's entry, is the source of those scopes).
+      scopes: r.previous.scopes.filter((s) => delegated || allowed.has(s)),
+      provenance: r.provenance,
+      delegation: [...r.previous.delegation],
+    },
+    delegated ? 'delegation' : 'session',
+  );
   const ttlSeconds = secondsUntil(
     r.now,
     r.session.expiresAt,
