@@ -10,6 +10,7 @@ import { NodeIdentity, type NodeAttestation } from './node-identity';
 import { ServerSync } from './server-sync';
 import { WorkloadEndpoint } from './workload-api/endpoint';
 import { workloadApiService } from './workload-api/service';
+import { agentSessionService } from './workload-api/session-service';
 
 export interface AgentOptions {
   /** host:port of the server's TLS listener. */
@@ -74,6 +75,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         },
         peerOf,
       ),
+      agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
     ],
   });
   await s.start();

@@ -28,6 +28,7 @@ import type { Selector } from '../../store/types';
 import type { AgentCache, CachedEntry, Entitlement } from '../cache';
 import { validateJwtSvid } from '../jwt-svid';
 import type { AttestedPeer, ServiceSpec } from './endpoint';
+import { ForwardedStatus } from './forwarded-status';
 
 export const WORKLOAD_API_HEADER = 'workload.spiffe.io';
 
@@ -42,7 +43,7 @@ export interface WorkloadApiDeps {
   logger: Logger;
 }
 
-type PeerOf = (call: { getPeer(): string }) => AttestedPeer;
+export type PeerOf = (call: { getPeer(): string }) => AttestedPeer;
 type Stream<Req, Res> = grpc.ServerWritableStream<Req, Res>;
 
 export function workloadApiService(deps: WorkloadApiDeps, peerOf: PeerOf): ServiceSpec {
@@ -79,7 +80,7 @@ function unimplemented(method: string): Partial<grpc.StatusObject> {
 }
 
 /** The security header (Workload Endpoint standard §4), then the caller's selectors from attestation. */
-async function selectorsOf(
+export async function selectorsOf(
   peerOf: PeerOf,
   call: { metadata: grpc.Metadata; getPeer(): string },
 ): Promise<Selector[]> {
@@ -93,7 +94,7 @@ async function selectorsOf(
   return (await peerOf(call).attestation).selectors;
 }
 
-function unary<Req, Res>(
+export function unary<Req, Res>(
   log: Logger,
   call: grpc.ServerUnaryCall<Req, Res>,
   callback: grpc.sendUnaryData<Res>,
@@ -104,13 +105,15 @@ function unary<Req, Res>(
     (res) => callback(null, res),
     (e: unknown) => {
       logFailure(log, method, call.getPeer(), e);
-      callback(toStatus(e) as grpc.ServerErrorResponse);
+      const status = e instanceof ForwardedStatus ? e.toStatus() : toStatus(e);
+      callback(status as grpc.ServerErrorResponse);
     },
   );
 }
 
 function logFailure(log: Logger, method: string, peer: string, e: unknown): void {
   if (isLanyardError(e)) log.warn({ method, peer, errorCode: e.code }, e.message);
+  else if (e instanceof ForwardedStatus) log.warn({ method, peer, errorCode: e.errorCode }, e.details);
   else log.error({ method, peer, err: e }, 'call failed');
 }
 
