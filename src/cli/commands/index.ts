@@ -4,6 +4,7 @@ import { registerAuditCommands } from './audit';
 import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
 import { registerEntryCommands } from './entry';
+import { registerPolicyCommands } from './policy';
 import { registerServerCommands } from './server';
 import { registerSessionCommands } from './session';
 import { registerSvidCommands } from './svid';
@@ -20,4 +21,5 @@ export function registerCommands(program: Command): void {
   registerSessionCommands(program);
   registerAgentCommands(program);
   registerAuditCommands(program);
+  registerPolicyCommands(program);
 }
