@@ -7,6 +7,10 @@ export * from './spiffe';
 export * from './bundle';
 export * from './x509';
 export * from './verify';
+// The workload side (X509Sources, attestation, sessions and handoff) and the hop helpers (tls/https, grpc-js).
+// express and fastify helpers are separate entry points: lanyard/hop/express, lanyard/hop/fastify.
+export * from './client';
+export * from './hop';
 export { initDevCa, loadDevCa, mintSvid, writeSvidFiles } from './ca/dev-ca';
 export type {
   DevCa,

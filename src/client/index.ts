@@ -3,3 +3,23 @@ export { attestToServer } from './attest';
 export type { AttestOptions, AttestedSvid } from './attest';
 export { lanyardChannelCredentials, LANYARD_CHANNEL_OPTIONS, SERVER_ID_PATH } from './server-credentials';
 export type { ClientSvid } from './server-credentials';
+/** X509Sources: what the hop helpers read the workload's SVID and bundles from. */
+export type { X509Source, X509SourceEvents, X509Svid } from './x509-source';
+export { ServerX509Source } from './server-x509-source';
+export type { ExistingSvidOptions, RetryOptions, ServerX509SourceOptions } from './server-x509-source';
+export { StaticX509Source, toX509Svid } from './static-x509-source';
+export type { StaticX509SourceFiles } from './static-x509-source';
+/** Sessions and handoff: a session SVID to start a chain, a grant by the caller, its redemption by the service. */
+export { grantFor, redeemGrant, startSession } from './handoff';
+export type {
+  GrantForOptions,
+  HandoffCaller,
+  HandoffGrant,
+  HandoffServer,
+  RedeemGrantOptions,
+  StartSessionOptions,
+} from './handoff';
+export { signGrant } from './delegation';
+export type { GrantParams, SignedGrant } from './delegation';
+export { watchRevocationsInto } from './revocation-watch';
+export type { RevocationWatchHandle, RevocationWatchOptions } from './revocation-watch';

@@ -1,0 +1,234 @@
+/**
+ * Handing work to the next hop, in one call on each side:
+ *  - the caller (it holds its session SVID's key) signs a grant for the service locally and registers it with
+ *    CreateGrant: `grantFor`;
+ *  - the service redeems it with its own workload SVID and gets a delegated SVID for itself: `redeemGrant`.
+ *    Given the caller's verified peer (`req.agent`, `agentOf(call)`), it also checks that the grant was signed
+ *    with the very certificate that authenticated the request, so a grant id relayed by someone else is refused.
+ * The next hop then sees principal -> ... -> caller -> this service in the SVID's delegation chain.
+ *
+ * `startSession` (StartSession) gives an agent the session SVID a chain starts from.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { timingSafeEqual } from 'node:crypto';
+import { X509Bundle } from '../bundle';
+import { AuthorizationError, ErrorCode, type ErrorCodeValue, LanyardError } from '../errors';
+import {
+  SessionServiceClient,
+  type PrincipalEvidence,
+  type RedeemGrantResponse,
+  StartSessionRequest,
+  type StartSessionResponse,
+} from '../gen/lanyard/v1/session';
+import type { Bundle as BundleProto } from '../gen/lanyard/v1/types';
+import { TrustDomain } from '../spiffe';
+import { verifyX509Svid } from '../verify/verify-x509-svid';
+import { createCsr } from '../x509/csr';
+import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
+import type { ParsedCertificate } from '../x509/certificate';
+import { signGrant } from './delegation';
+import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from './server-credentials';
+import { notReady, StaticX509Source, toX509Svid } from './static-x509-source';
+import type { X509Source, X509Svid } from './x509-source';
+
+export interface HandoffServer {
+  /** host:port of the Lanyard server's TLS listener. */
+  server: string;
+  deadlineMs?: number;
+}
+
+export interface GrantForOptions extends HandoffServer {
+  /** The caller's source; its current SVID must be a session SVID (StartSession or a redeemed grant). */
+  source: X509Source;
+  /** SPIFFE ID of the service that will redeem. */
+  childId: string;
+  /** A subset of the caller's scopes. */
+  scopes: string[];
+  /** Lifetime of the delegated SVIDs; default (and at most) the caller SVID's remaining lifetime. */
+  ttlSeconds?: number;
+}
+
+export interface HandoffGrant {
+  /** What the service redeems; pass it along with the request (e.g. the `lanyard-grant` header). */
+  grantId: string;
+  redeemBy: Date;
+}
+
+/** Caller side: signs a grant for `childId` with the caller's own session key and registers it. */
+export async function grantFor(options: GrantForOptions): Promise<HandoffGrant> {
+  const svid = options.source.getX509Svid();
+  const notAfter =
+    options.ttlSeconds !== undefined
+      ? new Date(Math.min(svid.notAfter.getTime(), Date.now() + options.ttlSeconds * 1000))
+      : svid.notAfter;
+  const signed = signGrant({
+    parentCert: svid.chain[0]!,
+    parentKey: svid.privateKey,
+    childId: options.childId,
+    scopes: options.scopes,
+    notAfter,
+  });
+  const client = sessionClient(options, options.source, svid);
+  try {
+    const res = await unary<{ grantId: string; redeemBy?: Date }>((cb) =>
+      client.createGrant(
+        { binding: Buffer.from(signed.bindingDer), signature: Buffer.from(signed.signature) },
+        new grpc.Metadata(),
+        { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
+        cb,
+      ),
+    );
+    return { grantId: res.grantId, redeemBy: res.redeemBy ?? signed.binding.redeemBy };
+  } finally {
+    client.close();
+  }
+}
+
+/** The verified caller, as a hop helper hands it over (`HopPeer` fits). */
+export interface HandoffCaller {
+  spiffeId: string;
+  chain: readonly ParsedCertificate[];
+}
+
+export interface RedeemGrantOptions extends HandoffServer {
+  /** The service's own source (its workload SVID redeems). */
+  source: X509Source;
+  grantId: string;
+  /**
+   * The verified caller that sent the grant id. When given, the delegated SVID's last link must name the
+   * caller's SPIFFE ID and the certificate the caller authenticated with; otherwise ERR_UNAUTHORIZED.
+   */
+  caller?: HandoffCaller;
+  keyAlgorithm?: KeyAlgorithm;
+}
+
+/**
+ * Service side: redeems the grant and returns the delegated SVID as a source (close it when the task is done).
+ * @throws the server's gRPC error (ERR_GRANT_* codes in `lanyard-error-code`), or AuthorizationError when the
+ *   grant does not come from `caller`.
+ */
+export async function redeemGrant(options: RedeemGrantOptions): Promise<StaticX509Source> {
+  const own = options.source.getX509Svid();
+  const { privateKey } = generateKeyPair(options.keyAlgorithm ?? 'ec-p256');
+  const client = sessionClient(options, options.source, own);
+  let res: RedeemGrantResponse;
+  try {
+    res = await unary<RedeemGrantResponse>((cb) =>
+      client.redeemGrant(
+        { grantId: options.grantId, csr: Buffer.from(createCsr(privateKey).der) },
+        new grpc.Metadata(),
+        { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
+        cb,
+      ),
+    );
+  } finally {
+    client.close();
+  }
+  return toSource(res, own, privateKey, options.caller);
+}
+
+export interface StartSessionOptions extends HandoffServer {
+  /** The agent's workload source. */
+  source: X509Source;
+  /** Absent: the agent itself is the principal. */
+  principal?: PrincipalEvidence;
+  intent?: string;
+  scopes?: string[];
+  ttlSeconds?: number;
+  keyAlgorithm?: KeyAlgorithm;
+}
+
+/** StartSession: a session SVID for the agent, as a source (the start of a delegation chain). */
+export async function startSession(
+  options: StartSessionOptions,
+): Promise<StaticX509Source & { sessionId: string }> {
+  const own = options.source.getX509Svid();
+  const { privateKey } = generateKeyPair(options.keyAlgorithm ?? 'ec-p256');
+  const client = sessionClient(options, options.source, own);
+  let res: StartSessionResponse;
+  try {
+    res = await unary<StartSessionResponse>((cb) =>
+      client.startSession(
+        StartSessionRequest.fromPartial({
+          csr: Buffer.from(createCsr(privateKey).der),
+          ...(options.principal !== undefined ? { principal: options.principal } : {}),
+          intent: options.intent ?? '',
+          scopes: options.scopes ?? [],
+          ttlSeconds: options.ttlSeconds ?? 0,
+        }),
+        new grpc.Metadata(),
+        { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
+        cb,
+      ),
+    );
+  } finally {
+    client.close();
+  }
+  const source = toSource(res, own, privateKey, undefined);
+  return Object.assign(source, { sessionId: res.sessionId });
+}
+
+function toSource(
+  res: { svid?: { certChain: Buffer[] }; bundle?: BundleProto },
+  own: X509Svid,
+  privateKey: import('node:crypto').KeyObject,
+  caller: HandoffCaller | undefined,
+): StaticX509Source {
+  if (res.svid === undefined || res.svid.certChain.length === 0) {
+    throw new LanyardError(ErrorCode.INTERNAL, 'the server answered without an SVID');
+  }
+  const td = own.id.trustDomain;
+  const bundle =
+    res.bundle !== undefined && res.bundle.x509Authorities.length > 0
+      ? X509Bundle.fromDer(
+          res.bundle.trustDomain ? TrustDomain.parse(res.bundle.trustDomain) : td,
+          res.bundle.x509Authorities.map((b) => new Uint8Array(b)),
+        )
+      : undefined;
+  const chain = res.svid.certChain.map((b) => new Uint8Array(b));
+  // Checked like any peer would check it: an answer that does not verify is not used.
+  const verified = verifyX509Svid(chain, bundle ?? new X509Bundle(td), { trustDomain: td, cache: null });
+  if (caller !== undefined) {
+    const last = verified.context?.delegation.at(-1);
+    const callerLeaf = caller.chain[0];
+    if (
+      last === undefined ||
+      callerLeaf === undefined ||
+      last.spiffeId !== caller.spiffeId ||
+      !timingSafeEqual(Buffer.from(last.certSha256), Buffer.from(callerLeaf.sha256))
+    ) {
+      throw new AuthorizationError(
+        `the redeemed grant was not signed by the caller ${caller.spiffeId} with the certificate it called with`,
+      );
+    }
+  }
+  if (bundle === undefined) throw notReady('the server answered without a bundle');
+  return new StaticX509Source(toX509Svid(chain, privateKey), bundle);
+}
+
+function sessionClient(server: HandoffServer, source: X509Source, svid: X509Svid): SessionServiceClient {
+  const bundle = source.getX509BundleForTrustDomain(svid.id.trustDomain);
+  if (bundle === undefined) throw notReady(`no bundle for ${svid.id.trustDomain.name}`);
+  return new SessionServiceClient(
+    server.server,
+    lanyardChannelCredentials(bundle, { privateKey: svid.privateKey, chain: svid.chain.map((c) => c.der) }),
+    LANYARD_CHANNEL_OPTIONS,
+  );
+}
+
+function unary<T>(start: (cb: (e: grpc.ServiceError | null, r?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) =>
+    start((e, r) => (e ? reject(fromServiceError(e)) : resolve(r as T))),
+  );
+}
+
+const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
+
+/** The server's refusal as a LanyardError with its stable code (from the `lanyard-error-code` trailer). */
+function fromServiceError(e: grpc.ServiceError): Error {
+  const code = e.metadata?.get('lanyard-error-code')[0];
+  if (typeof code === 'string' && KNOWN_CODES.has(code)) {
+    return new LanyardError(code as ErrorCodeValue, e.details, { cause: e });
+  }
+  return e;
+}

@@ -1,0 +1,34 @@
+/**
+ * Verifying at every hop: Node tls/https, grpc-js, handoff, and the policy hook. The express and fastify helpers
+ * have their own entry points (`lanyard/hop/express`, `lanyard/hop/fastify`) so that neither is loaded here.
+ */
+export type { HopDecision, HopDecisionListener, HopTransport } from './decision';
+export { PolicyDeniedError, runAuthorize } from './policy';
+export type { HopAuthorize, HopPolicy, HopRequest, PolicyDecision } from './policy';
+export { noPeerCertificate, verifyHopPeer, verifyHopPeerSync } from './peer';
+export type { HopLogger, HopPeer, HopRequestInfo, HopVerifyOptions } from './peer';
+export { peerChainOf, socketPeerChain } from './peer-chain';
+export { httpRefusal } from './http-refusal';
+export type { HttpRefusal } from './http-refusal';
+export type { HopHttpOptions } from './http-peer';
+export { rootsPem, X509SourceCertificateProvider } from './certificate-provider';
+export {
+  createHopHttpsServer,
+  createHopTlsServer,
+  followSource,
+  HopHttpsAgent,
+  peerOf,
+  tlsClientOptions,
+  tlsServerOptions,
+} from './tls';
+export type { HopClientOptions, HopServerOptions } from './tls';
+export {
+  agentOf,
+  HOP_CHANNEL_OPTIONS,
+  HOP_ERROR_CODE_METADATA_KEY,
+  hopChannelCredentials,
+  hopServerCredentials,
+  hopService,
+} from './grpc';
+export type { HopChannelOptions, HopGrpcServiceOptions } from './grpc';
+export { HANDOFF_GRANT_HEADER, redeemFromCaller } from './handoff';
