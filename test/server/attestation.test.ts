@@ -103,7 +103,10 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     assert.equal(bundle.x509Authorities.length, s.running.ca.bundle().x509Authorities.length);
     const jwks = JSON.parse(bundle.spiffeBundleJson) as { keys: { use: string }[]; spiffe_sequence: number };
     assert.equal(jwks.spiffe_sequence, bundle.sequence);
-    assert.ok(jwks.keys.every((k) => k.use === 'x509-svid'));
+    // x509-svid entries for the CAs, jwt-svid for JWT-SVIDs, and the audit key (use lanyard-audit), which
+    // SPIFFE consumers ignore.
+    assert.ok(jwks.keys.every((k) => ['x509-svid', 'jwt-svid', 'lanyard-audit'].includes(k.use)));
+    assert.equal(jwks.keys.filter((k) => k.use === 'lanyard-audit').length, 1);
   });
 
   it('join_token: register, attest, verify with the core verifier against GetBundle', async () => {

@@ -1,7 +1,7 @@
 /**
  * Auditing the Attest stream (bidirectional, so the unary wrapper does not apply) from outside the handler:
  * the attestor type is read from the params message as it arrives; the result message is held until its
- * record is durable; an error status is sent after its deny record. A call the client cancelled gets no
+ * record is durable; a refusal's deny record is queued and the error sent without waiting for it. A call the client cancelled gets no
  * record: nothing is sent to it, and a join-token transaction still open rolls back.
  */
 import type * as grpc from '@grpc/grpc-js';
@@ -68,20 +68,20 @@ export function auditAttest(
     call.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
       if (event !== 'error') return emit(event, ...args);
       const status = args[0] as Partial<grpc.StatusObject>;
-      pending = pending.then(() =>
-        recorder
-          .record({
-            event: 'svid.attest',
-            decision: 'deny',
-            reason: errorCodeOf(status),
-            ...base(),
-            ...(requested !== undefined && requested !== '' && { subject: requested }),
-          })
-          .catch((e: unknown) =>
-            logger.error({ err: e }, 'refused attestation not recorded in the audit trail'),
-          )
-          .then(() => void emit('error', ...args)),
-      );
+      // Queued, not awaited: the failed attestation may still hold a store transaction (a join token) that
+      // rolls back only after the error went out. A result already pending is sent (or failed) first.
+      recorder
+        .record({
+          event: 'svid.attest',
+          decision: 'deny',
+          reason: errorCodeOf(status),
+          ...base(),
+          ...(requested !== undefined && requested !== '' && { subject: requested }),
+        })
+        .catch((e: unknown) =>
+          logger.error({ err: e }, 'refused attestation not recorded in the audit trail'),
+        );
+      pending = pending.then(() => void emit('error', ...args));
       return true;
     }) as typeof call.emit;
 

@@ -6,8 +6,8 @@
  * refuses to build: a method added later cannot silently go unaudited.
  *
  * Allowed: the records are appended (durably) and then the response is sent; if appending fails the caller
- * gets UNAVAILABLE (ERR_AUDIT_WRITE_FAILED) instead of an acknowledgement. Refused: the deny record is
- * appended, then the error is sent (a failure to record a refusal is logged; the refusal still goes out).
+ * gets UNAVAILABLE (ERR_AUDIT_WRITE_FAILED) instead of an acknowledgement. Refused: the deny record is queued
+ * and the error sent at once (a refusal acknowledges nothing; a failure to record it is logged).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
@@ -114,13 +114,14 @@ export function auditService(
             decision: 'deny',
             reason: errorCodeOf(err),
           };
-          options.recorder.record(denied).then(
-            () => callback(err, response, trailer, flags),
-            (e: unknown) => {
-              options.logger.error({ err: e, method: name }, 'refusal not recorded in the audit trail');
-              callback(err, response, trailer, flags);
-            },
-          );
+          // Queued (the store serialises appends, so it lands before any later call's records), not awaited:
+          // the refused call may still hold a store transaction that ends only once the caller has its answer.
+          options.recorder
+            .record(denied)
+            .catch((e: unknown) =>
+              options.logger.error({ err: e, method: name }, 'refusal not recorded in the audit trail'),
+            );
+          callback(err, response, trailer, flags);
           return;
         }
         Promise.resolve()

@@ -65,7 +65,21 @@ function rowToCheckpoint(row: CheckpointRow): AuditCheckpoint {
 }
 
 export class SqliteAudit {
-  constructor(private readonly db: Database.Database) {}
+  // Prepared once: appends are the hot path (every audited call), and preparing costs more than the insert.
+  private readonly headStmt: Database.Statement;
+  private readonly insertStmt: Database.Statement;
+  private readonly storedHashStmt: Database.Statement;
+
+  constructor(private readonly db: Database.Database) {
+    this.headStmt = db.prepare(
+      'SELECT seq, hash FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1',
+    );
+    this.insertStmt = db.prepare(
+      `INSERT INTO audit_records (chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id, body, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.storedHashStmt = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?');
+  }
 
   append(chain: string, event: AuditEvent, now: Date): AuditRecord {
     const run = this.db.transaction(() => {
@@ -88,9 +102,7 @@ export class SqliteAudit {
       for (const r of records) {
         if (r.chain !== chain) throw broken(`record ${r.seq} is of chain "${r.chain}", not "${chain}"`);
         if (r.seq <= head.seq) {
-          const stored = this.db
-            .prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?')
-            .get(chain, r.seq) as { hash: string } | undefined;
+          const stored = this.storedHashStmt.get(chain, r.seq) as { hash: string } | undefined;
           if (stored?.hash !== r.hash) throw broken(`record ${r.seq} differs from the one stored before`);
           continue;
         }
@@ -108,9 +120,7 @@ export class SqliteAudit {
   }
 
   head(chain: string): ChainHead {
-    const row = this.db
-      .prepare('SELECT seq, hash FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1')
-      .get(chain) as { seq: number; hash: string } | undefined;
+    const row = this.headStmt.get(chain) as { seq: number; hash: string } | undefined;
     return row === undefined ? emptyHead(chain) : { chain, seq: row.seq, hash: row.hash };
   }
 
@@ -202,24 +212,19 @@ export class SqliteAudit {
   }
 
   private insert(r: AuditRecord): void {
-    this.db
-      .prepare(
-        `INSERT INTO audit_records (chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id, body, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        r.chain,
-        r.seq,
-        r.time,
-        r.event,
-        r.sessionId ?? null,
-        r.rootSessionId ?? null,
-        r.serial ?? null,
-        r.principal ?? null,
-        r.agentId ?? null,
-        recordBody(r),
-        r.hash,
-      );
+    this.insertStmt.run(
+      r.chain,
+      r.seq,
+      r.time,
+      r.event,
+      r.sessionId ?? null,
+      r.rootSessionId ?? null,
+      r.serial ?? null,
+      r.principal ?? null,
+      r.agentId ?? null,
+      recordBody(r),
+      r.hash,
+    );
   }
 
   /** Inside the store's own transaction (`Store.transaction`) a nested one is a savepoint; else IMMEDIATE. */
