@@ -121,6 +121,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         config.auditCheckpointIntervalSeconds ?? CONFIG_DEFAULTS.audit_checkpoint_interval,
     });
     audit.start();
+    const recorder = audit;
     ca = await CaManager.open({
       trustDomain,
       store,
@@ -137,6 +138,25 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       timer = startRotationTimer(ca, {
         // The CA logged the failure with its details; the timer retries.
         onError: (e) => caLog.warn({ err: e }, 'CA rotation tick failed; retrying'),
+        // Automatic rotation steps go into the audit trail like the manual ones (lanyard ca rotate).
+        onTick: (r) => {
+          const steps: [string, string][] = [
+            ...(r.prepared !== undefined
+              ? [['CA_ROTATION_STEP_PREPARE', r.prepared] as [string, string]]
+              : []),
+            ...(r.activated !== undefined
+              ? [['CA_ROTATION_STEP_ACTIVATE', r.activated] as [string, string]]
+              : []),
+            ...r.removed.map((id): [string, string] => ['expired', id]),
+          ];
+          for (const [action, subject] of steps) {
+            recorder
+              .record({ event: 'ca.rotate', decision: 'allow', actor: 'rotation-timer', subject, action })
+              .catch((e: unknown) =>
+                caLog.error({ err: e }, 'CA rotation step not recorded in the audit trail'),
+              );
+          }
+        },
       });
     }
     attestors = await Attestors.fromConfig(config.attestors, { store });
