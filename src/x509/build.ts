@@ -1,25 +1,26 @@
 import { KeyObject, randomBytes } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
+import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
+import { signatureSchemeFor, signWithKey } from './keys';
+import { concatBytes, encodeTlv, TAG_SEQUENCE } from './der';
 import {
-  AlgorithmIdentifier,
-  AttributeTypeAndValue,
-  AttributeValue,
-  Extension,
-  Extensions,
-  Name,
-  RelativeDistinguishedName,
-  SubjectPublicKeyInfo,
-  TBSCertificate,
-  Validity,
-  Version,
-} from '@peculiar/asn1-x509';
-import { signatureSchemeFor, signWithKey, spkiDer } from './keys';
-import { concatBytes, encodeTlv, TAG_BIT_STRING, TAG_SEQUENCE } from './der';
+  DER_NULL_ELEMENT,
+  derBitString,
+  derContextConstructed,
+  derOid,
+  derSequence,
+  derSetOf,
+  derSmallInteger,
+  derTime,
+  derUnsignedInteger,
+  derUtf8String,
+} from './der-writer';
 
 /**
- * Assembles and signs one certificate. The TBSCertificate is built with the schema classes and signed with
- * node:crypto; the outer SEQUENCE is framed by hand around those exact bytes, so what is signed is, byte for
- * byte, what is embedded. Profiles decide the fields; this module only encodes them.
+ * Assembles and signs one certificate. The TBSCertificate is written directly as DER (der-writer.ts) from
+ * fields that are DER already (names, key, extensions) and signed with node:crypto; the outer SEQUENCE is
+ * framed around those exact bytes, so what is signed is, byte for byte, what is embedded. Profiles decide the
+ * fields; this module only encodes them.
  */
 
 export const OID_ORGANIZATION = '2.5.4.10';
@@ -27,12 +28,16 @@ export const OID_COMMON_NAME = '2.5.4.3';
 
 export interface CertificateFields {
   serial: Uint8Array;
-  issuer: Name;
-  subject: Name;
+  /** The issuer Name's DER: the issuing certificate's subject, byte for byte (a root: its own subject). */
+  issuer: Uint8Array;
+  /** The subject Name's DER. */
+  subject: Uint8Array;
   notBefore: Date;
   notAfter: Date;
-  subjectPublicKeyInfo: SubjectPublicKeyInfo;
-  extensions: Extension[];
+  /** SubjectPublicKeyInfo DER, as node:crypto exports it. */
+  spki: Uint8Array;
+  /** Each one whole Extension element (der-extensions.ts). */
+  extensions: Uint8Array[];
   /** The issuer's private key; also decides the signature algorithm. */
   signingKey: KeyObject;
 }
@@ -50,27 +55,28 @@ export function randomSerial(): Uint8Array {
   }
 }
 
-/** O and CN as UTF8String attributes, each in its own RDN, in that order. */
-export function buildName(attrs: { organization?: string; commonName?: string }): Name {
-  const rdns: RelativeDistinguishedName[] = [];
+/** O and CN as UTF8String attributes, each in its own RDN, in that order; the Name's DER. */
+export function buildName(attrs: { organization?: string; commonName?: string }): Uint8Array {
+  const rdns: Uint8Array[] = [];
   const add = (oid: string, value: string | undefined): void => {
     if (value === undefined) return;
-    rdns.push(
-      new RelativeDistinguishedName([
-        new AttributeTypeAndValue({ type: oid, value: new AttributeValue({ utf8String: value }) }),
-      ]),
-    );
+    rdns.push(derSetOf([derSequence(derOid(oid), derUtf8String(value))]));
   };
   add(OID_ORGANIZATION, attrs.organization);
   add(OID_COMMON_NAME, attrs.commonName);
-  return new Name(rdns);
+  return derSequence(...rdns);
 }
 
-export function spkiOf(key: KeyObject): SubjectPublicKeyInfo {
-  return AsnConvert.parse(spkiDer(key), SubjectPublicKeyInfo);
+/** The AlgorithmIdentifier DER of the one scheme `signingKey` signs with (also inside the signed part). */
+export function signatureAlgorithmDer(signingKey: KeyObject): Uint8Array {
+  const scheme = signatureSchemeFor(signingKey);
+  // RSA carries an explicit NULL (RFC 4055); ECDSA and Ed25519 leave the parameters out (RFC 5758, RFC 8410).
+  return scheme.nullParams
+    ? derSequence(derOid(scheme.oid), DER_NULL_ELEMENT)
+    : derSequence(derOid(scheme.oid));
 }
 
-/** The AlgorithmIdentifier of the one scheme `signingKey` signs with (also used inside the signed part). */
+/** The same as a schema object, for the CRL (src/ca/crl.ts), which is still built with the schema classes. */
 export function signatureAlgorithm(signingKey: KeyObject): AlgorithmIdentifier {
   const scheme = signatureSchemeFor(signingKey);
   const alg = new AlgorithmIdentifier({ algorithm: scheme.oid });
@@ -84,21 +90,25 @@ export function wholeSeconds(d: Date): Date {
   return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }
 
+const DER_VERSION_3 = derContextConstructed(0, derSmallInteger(2));
+
 /** Builds, signs and DER-encodes the certificate. */
 export function signCertificate(fields: CertificateFields): Uint8Array {
-  const algorithm = signatureAlgorithm(fields.signingKey);
-  const tbs = new TBSCertificate({
-    version: Version.v3,
-    serialNumber: toArrayBuffer(fields.serial),
-    signature: algorithm,
-    issuer: fields.issuer,
-    // Validity picks UTCTime through 2049 and GeneralizedTime after, as RFC 5280 §4.1.2.5 requires.
-    validity: new Validity({ notBefore: fields.notBefore, notAfter: fields.notAfter }),
-    subject: fields.subject,
-    subjectPublicKeyInfo: fields.subjectPublicKeyInfo,
-    extensions: new Extensions(fields.extensions),
-  });
-  return signAndFrame(new Uint8Array(AsnConvert.serialize(tbs)), algorithm, fields.signingKey);
+  const algorithm = signatureAlgorithmDer(fields.signingKey);
+  const parts = [
+    DER_VERSION_3,
+    derUnsignedInteger(fields.serial),
+    algorithm,
+    fields.issuer,
+    // derTime picks UTCTime through 2049 and GeneralizedTime after, as RFC 5280 §4.1.2.5 requires.
+    derSequence(derTime(fields.notBefore), derTime(fields.notAfter)),
+    fields.subject,
+    fields.spki,
+  ];
+  if (fields.extensions.length > 0) {
+    parts.push(derContextConstructed(3, derSequence(...fields.extensions)));
+  }
+  return frameSigned(derSequence(...parts), algorithm, fields.signingKey);
 }
 
 /**
@@ -106,10 +116,12 @@ export function signCertificate(fields: CertificateFields): Uint8Array {
  * CertificateList alike. Framed by hand so the signed bytes are exactly the embedded ones.
  */
 export function signAndFrame(tbsDer: Uint8Array, algorithm: AlgorithmIdentifier, key: KeyObject): Uint8Array {
+  return frameSigned(tbsDer, new Uint8Array(AsnConvert.serialize(algorithm)), key);
+}
+
+function frameSigned(tbsDer: Uint8Array, algorithmDer: Uint8Array, key: KeyObject): Uint8Array {
   const signature = signWithKey(tbsDer, key);
-  const algDer = new Uint8Array(AsnConvert.serialize(algorithm));
-  const sigBits = encodeTlv(TAG_BIT_STRING, concatBytes([new Uint8Array([0]), signature]));
-  return encodeTlv(TAG_SEQUENCE, concatBytes([tbsDer, algDer, sigBits]));
+  return encodeTlv(TAG_SEQUENCE, concatBytes([tbsDer, algorithmDer, derBitString(signature)]));
 }
 
 export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {

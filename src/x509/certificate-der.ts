@@ -203,7 +203,7 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   return out;
 }
 
-function readAlgorithmIdentifier(
+export function readAlgorithmIdentifier(
   der: Uint8Array,
   tlv: Tlv | undefined,
   what: string,
@@ -222,7 +222,7 @@ function readAlgorithmIdentifier(
 }
 
 /** A BIT STRING that holds whole octets (signatures, keys); a view into `der`. */
-function wholeOctets(der: Uint8Array, tlv: Tlv, what: string): Uint8Array {
+export function wholeOctets(der: Uint8Array, tlv: Tlv, what: string): Uint8Array {
   const { unusedBits, bytes } = readBitString(der, tlv);
   if (unusedBits !== 0) throw new DerFramingError(`${what} BIT STRING has unused bits`);
   return bytes;
@@ -232,7 +232,7 @@ function wholeOctets(der: Uint8Array, tlv: Tlv, what: string): Uint8Array {
  * The shape of the key types Lanyard signs and verifies with, so that a certificate we accept carries a key
  * node:crypto can import; whether an EC point lies on its curve is left to OpenSSL (publicKey, on first use).
  */
-function checkKnownKey(alg: AlgorithmIdentifierParts, key: Uint8Array): void {
+export function checkKnownKey(alg: AlgorithmIdentifierParts, key: Uint8Array): void {
   if (alg.oid === OID_RSA_ENCRYPTION) {
     const seq = readSingleTlv(key);
     const ints = readChildren(key, expectTag(seq, TAG_SEQUENCE, 'RSAPublicKey'));
@@ -267,7 +267,7 @@ function checkKnownKey(alg: AlgorithmIdentifierParts, key: Uint8Array): void {
  * SEQUENCE) and must hold what their type says: OpenSSL refuses a certificate whose name has, say, invalid
  * UTF-8 or a VisibleString, and a certificate we accept must be one OpenSSL reads too.
  */
-function checkName(der: Uint8Array, tlv: Tlv | undefined, what: string): void {
+export function checkName(der: Uint8Array, tlv: Tlv | undefined, what: string): void {
   for (const rdn of readChildren(der, expectTag(tlv, TAG_SEQUENCE, what))) {
     for (const atv of readChildren(der, expectTag(rdn, TAG_SET, `${what} RDN`))) {
       const parts = readChildren(der, expectTag(atv, TAG_SEQUENCE, `${what} attribute`));
@@ -307,7 +307,7 @@ const MAX_ANY_DEPTH = 32;
  * strings). Universal types that have no place in a certificate (end-of-contents, REAL, EXTERNAL, EMBEDDED PDV,
  * RELATIVE-OID, TIME, CHARACTER STRING, ObjectDescriptor, the reserved 15) are refused.
  */
-function checkAnyValue(der: Uint8Array, tlv: Tlv, what: string, depth = 0): void {
+export function checkAnyValue(der: Uint8Array, tlv: Tlv, what: string, depth = 0): void {
   if (depth > MAX_ANY_DEPTH) throw new DerFramingError(`${what}: elements nested too deeply`);
   const constructed = (tlv.tag & 0x20) !== 0;
   const universal = (tlv.tag & 0xc0) === 0;
@@ -425,7 +425,24 @@ function readTime(der: Uint8Array, tlv: Tlv, what: string): Date {
 }
 
 function readExtensions(der: Uint8Array, seq: Tlv, out: CertificateFields): void {
+  for (const ext of readExtensionList(der, seq)) {
+    out.extensions.push(ext);
+    try {
+      decodeKnownExtension(ext.oid, ext.value, out);
+    } catch (e) {
+      if (!(e instanceof DerFramingError)) throw e;
+      throw new DerFramingError(`malformed extension ${ext.oid}: ${e.message}`);
+    }
+  }
+}
+
+/**
+ * Extensions ::= SEQUENCE OF Extension, framed and checked (no explicit critical FALSE, no duplicates) but
+ * not decoded; also the shape of a PKCS#10 extensionRequest.
+ */
+export function readExtensionList(der: Uint8Array, seq: Tlv): ParsedExtension[] {
   const seen = new Set<string>();
+  const out: ParsedExtension[] = [];
   for (const extTlv of readChildren(der, seq)) {
     const parts = readChildren(der, expectTag(extTlv, TAG_SEQUENCE, 'Extension'));
     const oid = readOid(der, expectTag(parts[0], TAG_OID, 'extnID'));
@@ -444,15 +461,9 @@ function readExtensions(der: Uint8Array, seq: Tlv, out: CertificateFields): void
       throw new DerFramingError(`duplicate extension ${oid}`);
     }
     seen.add(oid);
-    const value = der.slice(valueTlv.contentStart, valueTlv.end);
-    out.extensions.push({ oid, critical, value });
-    try {
-      decodeKnownExtension(oid, value, out);
-    } catch (e) {
-      if (!(e instanceof DerFramingError)) throw e;
-      throw new DerFramingError(`malformed extension ${oid}: ${e.message}`);
-    }
+    out.push({ oid, critical, value: der.slice(valueTlv.contentStart, valueTlv.end) });
   }
+  return out;
 }
 
 function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields): void {

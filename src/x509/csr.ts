@@ -1,22 +1,11 @@
 import { createPublicKey, KeyObject, verify } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { Attributes, CertificationRequestInfo } from '@peculiar/asn1-csr';
-import { AlgorithmIdentifier, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { ErrorCode, MalformedInputError } from '../errors';
-import { spkiOf } from './build';
-import {
-  concatBytes,
-  DerFramingError,
-  encodeTlv,
-  readChildren,
-  readSingleTlv,
-  TAG_BIT_STRING,
-  TAG_CONTEXT_0_CONSTRUCTED,
-  TAG_INTEGER,
-  TAG_SEQUENCE,
-  tlvBytes,
-} from './der';
-import { describeKey, signatureSchemeFor, signWithKey, spkiDer } from './keys';
+import { signatureAlgorithmDer } from './build';
+import { DER_NULL } from './certificate-der';
+import { CsrFields, parseCsrDer } from './csr-der';
+import { DerFramingError } from './der';
+import { derBitString, derContextConstructed, derSequence, derSmallInteger } from './der-writer';
+import { describeKey, signWithKey, spkiDer } from './keys';
 import { decodePem, encodePem } from './pem';
 
 /**
@@ -59,32 +48,29 @@ export function parseCsr(input: Uint8Array | string): ParsedCsr {
     throw malformed(`CSR is ${der.length} bytes, limit ${MAX_CSR_BYTES}`);
   }
   const parts = frame(der);
-  const publicKey = requestedKey(parts.spki);
+  const publicKey = requestedKey(parts);
   const { kind } = describeKey(publicKey);
 
-  let algorithm: AlgorithmIdentifier;
-  try {
-    algorithm = AsnConvert.parse(parts.signatureAlgorithm, AlgorithmIdentifier);
-  } catch (e) {
-    throw malformed('signatureAlgorithm is not an AlgorithmIdentifier', e);
-  }
-  const pop = POP_ALGORITHMS[algorithm.algorithm];
+  const algorithm = parts.signatureAlgorithm;
+  const pop = POP_ALGORITHMS[algorithm.oid];
   if (!pop) {
     throw new MalformedInputError(
       ErrorCode.UNSUPPORTED_ALGORITHM,
-      `CSR signature algorithm ${algorithm.algorithm} is not accepted`,
+      `CSR signature algorithm ${algorithm.oid} is not accepted`,
     );
   }
   if (pop.kind !== kind) {
     throw new MalformedInputError(
       ErrorCode.CSR_SIGNATURE_INVALID,
-      `CSR signature algorithm ${algorithm.algorithm} does not match its ${kind} key`,
+      `CSR signature algorithm ${algorithm.oid} does not match its ${kind} key`,
     );
   }
   // RFC 5758 and RFC 8410 forbid parameters for ECDSA and Ed25519; RSA PKCS#1 v1.5 has NULL (or, loosely, none).
-  const params = algorithm.parameters;
-  if (pop.kind === 'rsa' ? params !== undefined && params !== null : params !== undefined) {
-    throw malformed(`unexpected parameters for signature algorithm ${algorithm.algorithm}`);
+  const params = algorithm.params;
+  if (
+    pop.kind === 'rsa' ? params !== undefined && !Buffer.from(params).equals(DER_NULL) : params !== undefined
+  ) {
+    throw malformed(`unexpected parameters for signature algorithm ${algorithm.oid}`);
   }
 
   let ok: boolean;
@@ -107,27 +93,19 @@ export function createCsr(privateKey: KeyObject): { der: Uint8Array; pem: string
   if (privateKey.type !== 'private') {
     throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, 'createCsr needs a private key');
   }
-  const scheme = signatureSchemeFor(privateKey);
-  const info = new CertificationRequestInfo({
-    version: 0,
-    subject: new Name(),
-    subjectPKInfo: spkiOf(privateKey),
-    attributes: new Attributes(),
-  });
-  const infoDer = new Uint8Array(AsnConvert.serialize(info));
-  const algorithm = new AlgorithmIdentifier({ algorithm: scheme.oid });
-  if (scheme.nullParams) algorithm.parameters = null;
-  const signature = signWithKey(infoDer, privateKey);
-  const der = encodeTlv(
-    TAG_SEQUENCE,
-    concatBytes([
-      infoDer,
-      new Uint8Array(AsnConvert.serialize(algorithm)),
-      encodeTlv(TAG_BIT_STRING, concatBytes([new Uint8Array([0]), signature])),
-    ]),
+  const algorithm = signatureAlgorithmDer(privateKey);
+  const info = derSequence(
+    derSmallInteger(0),
+    EMPTY_NAME,
+    spkiDer(privateKey),
+    // attributes [0] IMPLICIT SET OF Attribute, empty.
+    derContextConstructed(0, new Uint8Array(0)),
   );
+  const der = derSequence(info, algorithm, derBitString(signWithKey(info, privateKey)));
   return { der, pem: encodePem('CERTIFICATE REQUEST', der) };
 }
+
+const EMPTY_NAME = derSequence();
 
 function toDer(input: Uint8Array | string): Uint8Array {
   if (typeof input === 'string') {
@@ -147,78 +125,25 @@ function toDer(input: Uint8Array | string): Uint8Array {
   throw malformed('CSR must be DER bytes or PEM text');
 }
 
-interface CsrParts {
-  /** certificationRequestInfo exactly as received: the bytes the signature covers. */
-  info: Uint8Array;
-  spki: Uint8Array;
-  signatureAlgorithm: Uint8Array;
-  signature: Uint8Array;
-}
-
-/**
- * Splits the request along strict DER boundaries and checks the shape RFC 2986 gives it. The contents of the
- * info are also decoded with the schema classes so that a request we accept is one any tool would read alike.
- */
-function frame(der: Uint8Array): CsrParts {
+/** The request read by the strict DER walker (csr-der.ts); any framing or grammar violation is ERR_MALFORMED_CSR. */
+function frame(der: Uint8Array): CsrFields {
   try {
-    const outer = readSingleTlv(der);
-    if (outer.tag !== TAG_SEQUENCE) throw new DerFramingError('not a SEQUENCE');
-    const top = readChildren(der, outer);
-    const [info, alg, sig] = top;
-    if (
-      top.length !== 3 ||
-      info?.tag !== TAG_SEQUENCE ||
-      alg?.tag !== TAG_SEQUENCE ||
-      sig?.tag !== TAG_BIT_STRING
-    ) {
-      throw new DerFramingError('expected SEQUENCE { info, signatureAlgorithm, BIT STRING }');
-    }
-    const fields = readChildren(der, info);
-    const [version, subject, spki, attributes] = fields;
-    if (
-      version?.tag !== TAG_INTEGER ||
-      subject?.tag !== TAG_SEQUENCE ||
-      spki?.tag !== TAG_SEQUENCE ||
-      (attributes !== undefined && attributes.tag !== TAG_CONTEXT_0_CONSTRUCTED) ||
-      fields.length > 4
-    ) {
-      throw new DerFramingError('certificationRequestInfo is not { version, subject, spki, [0] attributes }');
-    }
-    // The first content byte of a BIT STRING counts unused bits; a signature is whole bytes.
-    if (sig.end - sig.contentStart < 2 || der[sig.contentStart] !== 0) {
-      throw new DerFramingError('signature BIT STRING is empty or has unused bits');
-    }
-    const infoBytes = tlvBytes(der, info);
-    const decoded = AsnConvert.parse(infoBytes, CertificationRequestInfo);
-    if (decoded.version !== 0) throw new DerFramingError(`version ${decoded.version} (only v1 = 0 exists)`);
-    return {
-      info: infoBytes,
-      spki: tlvBytes(der, spki),
-      signatureAlgorithm: tlvBytes(der, alg),
-      signature: der.subarray(sig.contentStart + 1, sig.end),
-    };
+    return parseCsrDer(der);
   } catch (e) {
-    throw malformed(`not a PKCS#10 request: ${e instanceof Error ? e.message : String(e)}`, e);
+    if (!(e instanceof DerFramingError)) throw e;
+    throw malformed(`not a PKCS#10 request: ${e.message}`, e);
   }
 }
 
 /** The key node:crypto reads from the SPKI; an algorithm it cannot read at all is unsupported, not malformed. */
-function requestedKey(spki: Uint8Array): KeyObject {
+function requestedKey(parts: CsrFields): KeyObject {
   try {
-    return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    return createPublicKey({ key: Buffer.from(parts.spki), format: 'der', type: 'spki' });
   } catch (e) {
-    let oid: string;
-    try {
-      oid = AsnConvert.parse(spki, SubjectPublicKeyInfo).algorithm.algorithm;
-    } catch {
-      throw malformed('subjectPublicKeyInfo is malformed', e);
-    }
     throw new MalformedInputError(
       ErrorCode.UNSUPPORTED_KEY,
-      `public key (algorithm ${oid}) is not accepted`,
-      {
-        cause: e,
-      },
+      `public key (algorithm ${parts.spkiAlgorithm.oid}) is not accepted`,
+      { cause: e },
     );
   }
 }

@@ -1,25 +1,24 @@
 import { KeyObject } from 'node:crypto';
-import { Extension, Name } from '@peculiar/asn1-x509';
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, ParsedCertificate } from './certificate';
 import { AgentContextError, ErrorCode, LanyardError } from '../errors';
 import { AGENT_CONTEXT_LIMITS, AGENT_CONTEXT_OID } from './agent-context/types';
-import { buildName, randomSerial, signCertificate, spkiOf, wholeSeconds } from './build';
+import { buildName, randomSerial, signCertificate, wholeSeconds } from './build';
 import { DerFramingError, readSingleTlv, TAG_SEQUENCE } from './der';
 import {
-  authorityKeyIdExt,
-  basicConstraintsExt,
-  computeSubjectKeyId,
-  extKeyUsageExt,
-  keyUsageExt,
+  authorityKeyIdExtDer,
+  basicConstraintsExtDer,
+  extensionDer,
+  extKeyUsageExtDer,
+  keyUsageExtDer,
   KeyUsageName,
   NameConstraintsSpec,
-  nameConstraintsExt,
-  rawExtension,
-  subjectAltNameExt,
-  subjectKeyIdExt,
-} from './extensions';
+  nameConstraintsExtDer,
+  subjectAltNameExtDer,
+  subjectKeyIdExtDer,
+  subjectKeyIdOf,
+} from './der-extensions';
 import { capNotAfter, checkIssuer, clampNotBefore, Issuer, issuerNameOf } from './issuer';
-import { describeKey } from './keys';
+import { describeKey, spkiDer } from './keys';
 import { checkDnsName, leafTrustDomain, trustDomainName } from './names';
 
 /**
@@ -28,7 +27,7 @@ import { checkDnsName, leafTrustDomain, trustDomainName } from './names';
  */
 
 export type { Issuer } from './issuer';
-export type { NameConstraintsSpec, NameSubtreeSpec } from './extensions';
+export type { NameConstraintsSpec, NameSubtreeSpec } from './der-extensions';
 
 export interface IssuedCertificate {
   cert: ParsedCertificate;
@@ -94,7 +93,7 @@ export function createRootCa(opts: RootCaOptions): IssuedCertificate {
     throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'a root CA needs its private key (it signs itself)');
   }
   const { notBefore, notAfter } = validity(opts);
-  const spki = spkiOf(opts.key);
+  const spki = spkiDer(opts.key);
   const name = caName(opts.subject, 'Lanyard root CA');
   const der = signCertificate({
     serial: randomSerial(),
@@ -102,9 +101,9 @@ export function createRootCa(opts: RootCaOptions): IssuedCertificate {
     subject: name,
     notBefore,
     notAfter,
-    subjectPublicKeyInfo: spki,
+    spki,
     // RFC 5280 §4.2.1.1 lets a self-signed certificate omit the authorityKeyIdentifier.
-    extensions: caExtensions(opts, computeSubjectKeyId(spki)),
+    extensions: caExtensions(opts, subjectKeyIdOf(spki)),
     signingKey: opts.key,
   });
   return issued(der);
@@ -122,15 +121,15 @@ export function createIntermediateCa(opts: IntermediateCaOptions): IssuedCertifi
     );
   }
   describeKey(opts.publicKey);
-  const spki = spkiOf(opts.publicKey);
+  const spki = spkiDer(opts.publicKey);
   const der = signCertificate({
     serial: randomSerial(),
-    issuer: issuerNameOf(opts.issuer.cert),
+    issuer: issuerNameDer(opts.issuer.cert),
     subject: caName(opts.subject, 'Lanyard intermediate CA'),
     notBefore: clampNotBefore(notBefore, opts.issuer.cert),
     notAfter: capNotAfter(requested, opts.issuer.cert),
-    subjectPublicKeyInfo: spki,
-    extensions: [...caExtensions(opts, computeSubjectKeyId(spki)), authorityKeyIdExt(issuerKeyId)],
+    spki,
+    extensions: [...caExtensions(opts, subjectKeyIdOf(spki)), authorityKeyIdExtDer(issuerKeyId)],
     signingKey: opts.issuer.key,
   });
   return issued(der);
@@ -161,30 +160,41 @@ export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
   // keyEncipherment only matters for RSA key transport (TLS 1.2 RSA kex); keyAgreement is never set.
   const usages: KeyUsageName[] =
     key.kind === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'];
-  const spki = spkiOf(opts.publicKey);
+  const spki = spkiDer(opts.publicKey);
   const extensions = [
-    basicConstraintsExt(false),
-    keyUsageExt(usages),
-    extKeyUsageExt([EKU_SERVER_AUTH, EKU_CLIENT_AUTH]),
-    subjectKeyIdExt(computeSubjectKeyId(spki)),
-    authorityKeyIdExt(issuerKeyId),
-    subjectAltNameExt({ uris: [opts.spiffeId], dnsNames }),
+    basicConstraintsExtDer(false),
+    keyUsageExtDer(usages),
+    extKeyUsageExtDer([EKU_SERVER_AUTH, EKU_CLIENT_AUTH]),
+    subjectKeyIdExtDer(subjectKeyIdOf(spki)),
+    authorityKeyIdExtDer(issuerKeyId),
+    subjectAltNameExtDer({ uris: [opts.spiffeId], dnsNames }),
   ];
   if (opts.agentContextDer !== undefined) {
     // Non-critical so that OpenSSL, Go, Envoy and nginx, which do not know it, still accept the certificate.
-    extensions.push(rawExtension(AGENT_CONTEXT_OID, false, opts.agentContextDer));
+    extensions.push(extensionDer(AGENT_CONTEXT_OID, false, opts.agentContextDer));
   }
   const der = signCertificate({
     serial: randomSerial(),
-    issuer: issuerNameOf(opts.issuer.cert),
-    subject: buildName({ organization: SVID_SUBJECT_ORGANIZATION }),
+    issuer: issuerNameDer(opts.issuer.cert),
+    subject: SVID_SUBJECT,
     notBefore: clampNotBefore(notBefore, opts.issuer.cert),
     notAfter: capNotAfter(requested, opts.issuer.cert),
-    subjectPublicKeyInfo: spki,
+    spki,
     extensions,
     signingKey: opts.issuer.key,
   });
   return issued(der);
+}
+
+const SVID_SUBJECT = buildName({ organization: SVID_SUBJECT_ORGANIZATION });
+
+/**
+ * The issuer field: the issuing certificate's subject, byte for byte (path builders compare names).
+ * issuerNameOf still vets it once per issuer certificate, refusing a subject that is not DER.
+ */
+function issuerNameDer(cert: ParsedCertificate): Uint8Array {
+  issuerNameOf(cert);
+  return cert.subjectDer;
 }
 
 function issued(der: Uint8Array): IssuedCertificate {
@@ -264,23 +274,23 @@ function checkCaOptions(opts: CaOptions): void {
   }
 }
 
-function caName(subject: CaSubject | undefined, defaultCommonName: string): Name {
+function caName(subject: CaSubject | undefined, defaultCommonName: string): Uint8Array {
   return buildName({
     organization: subject?.organization ?? 'Lanyard',
     commonName: subject?.commonName ?? defaultCommonName,
   });
 }
 
-function caExtensions(opts: CaOptions, subjectKeyId: Uint8Array): Extension[] {
+function caExtensions(opts: CaOptions, subjectKeyId: Uint8Array): Uint8Array[] {
   const extensions = [
-    basicConstraintsExt(true, opts.pathLen),
+    basicConstraintsExtDer(true, opts.pathLen),
     // X509-SVID §4.3: keyCertSign is required, cRLSign allowed (Lanyard serves CRLs); digitalSignature is
     // reserved for leaves ("if and only if").
-    keyUsageExt(['keyCertSign', 'cRLSign']),
-    subjectKeyIdExt(subjectKeyId),
-    subjectAltNameExt({ uris: [`spiffe://${trustDomainName(opts.trustDomain)}`] }),
+    keyUsageExtDer(['keyCertSign', 'cRLSign']),
+    subjectKeyIdExtDer(subjectKeyId),
+    subjectAltNameExtDer({ uris: [`spiffe://${trustDomainName(opts.trustDomain)}`] }),
   ];
-  if (opts.nameConstraints !== undefined) extensions.push(nameConstraintsExt(opts.nameConstraints));
+  if (opts.nameConstraints !== undefined) extensions.push(nameConstraintsExtDer(opts.nameConstraints));
   return extensions;
 }
 
