@@ -11,6 +11,8 @@ export * from './verify';
 // express and fastify helpers are separate entry points: lanyard/hop/express, lanyard/hop/fastify.
 export * from './client';
 export * from './hop';
+// The audit trail a service keeps for its hop decisions (file chain), and verification and trace of any chain.
+export * from './audit';
 export { initDevCa, loadDevCa, mintSvid, writeSvidFiles } from './ca/dev-ca';
 export type {
   DevCa,
