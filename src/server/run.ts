@@ -17,6 +17,7 @@ import { SERVER_SPIFFE_PATH } from '../ca/server-svid';
 import { AUDIT_KEY_FILE, AuditRecorder } from './audit/recorder';
 import { CONFIG_DEFAULTS } from './config';
 import { PolicyEngine } from '../policy';
+import { JwtAuthority } from './node/jwt-authority';
 import { buildListeners } from './services';
 import { PrincipalVerifier } from './sessions/principal';
 import { type CrlHttpServer, startCrlHttpServer } from './revocation/crl-http';
@@ -133,6 +134,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       clock,
       logger: logger.child({ component: 'ca' }),
     });
+    const jwt = await JwtAuthority.open(DiskKeyManager.inDataDir(config.dataDir));
     if (options.rotationTimer !== false) {
       const caLog = logger.child({ component: 'ca-timer' });
       timer = startRotationTimer(ca, {
@@ -203,6 +205,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         revocations,
         audit,
         ...(policy !== undefined && { policy }),
+        jwt,
       }),
       logger,
       maxMessageBytes: config.maxMessageBytes,

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Attestors } from '../attest';
 import type { IssuancePolicySource } from '../policy';
-import { DiskKeyManager, type CaManager } from '../ca';
+import type { CaManager } from '../ca';
 import type { TrustDomain } from '../spiffe';
 import type { Store } from '../store/store';
 import { createAdminService } from './admin/service';
@@ -16,7 +16,7 @@ import { bindPrivately, clearStaleSocket, removeSocket } from './admin-socket';
 import { createAttestationService } from './attestation/service';
 import { createBundleService } from './bundle/service';
 import { formatHostPort, type ServerConfig } from './config';
-import { JwtAuthority } from './node/jwt-authority';
+import type { JwtAuthority } from './node/jwt-authority';
 import { createNodeService } from './node/service';
 import type { ListenerSpec } from './grpc-server';
 import type { Logger } from './logging';
@@ -48,6 +48,8 @@ export interface ServerContext {
   audit: AuditRecorder;
   /** The issuance policy engine when policy.files is set. */
   policy?: IssuancePolicySource;
+  /** Signs JWT-SVIDs (NodeService.NewJwtSvid); its public key is in the bundle as a jwt-svid key. */
+  jwt: JwtAuthority;
 }
 
 export function buildListeners(ctx: ServerContext): ListenerSpec[] {
@@ -84,14 +86,14 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
       createBundleService({
         ca: ctx.ca,
         logger: ctx.logger,
-        extraKeys: () => [ctx.audit.key.publicKey.jwk()],
+        extraKeys: () => [ctx.audit.key.publicKey.jwk(), ctx.jwt.jwk()],
       }),
       createSessionService(sessionDeps(ctx)),
       // Node agents, over mTLS with their own SVID: only the entries whose parent_id is the agent.
       createNodeService({
         store: ctx.store,
         ca: ctx.ca,
-        jwt: JwtAuthority.open(DiskKeyManager.inDataDir(ctx.config.dataDir)),
+        jwt: ctx.jwt,
         defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
         clock: ctx.clock,
         logger: ctx.logger,
@@ -124,7 +126,7 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
       createBundleService({
         ca: ctx.ca,
         logger: ctx.logger,
-        extraKeys: () => [ctx.audit.key.publicKey.jwk()],
+        extraKeys: () => [ctx.audit.key.publicKey.jwk(), ctx.jwt.jwk()],
       }),
       // `lanyard ca rotate` and `lanyard ca show`.
       createAdminService({ ca: ctx.ca, logger: ctx.logger }),

@@ -185,6 +185,10 @@ describe('node agent: the SPIFFE Workload API on a Unix socket', function () {
       keys: { kid: string; use: string }[];
     };
     assert.ok(jwks.keys.some((k) => k.kid === hdr.kid && k.use === 'jwt-svid'));
+    // The server publishes the same key in its SPIFFE bundle (BundleService), so verifiers off the node agree.
+    const { bundle: served } = await s.client.getBundle({});
+    const doc = JSON.parse(served!.spiffeBundleJson) as { keys: { kid?: string; use: string }[] };
+    assert.ok(doc.keys.some((k) => k.kid === hdr.kid && k.use === 'jwt-svid'));
 
     const ok = await unary<{ spiffeId: string; claims: { [k: string]: unknown } | undefined }>((cb) =>
       client.validateJwtsvid({ audience: 'tickets-api', svid: token }, header(), cb),

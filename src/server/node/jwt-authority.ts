@@ -9,6 +9,7 @@
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import { isLanyardError, ErrorCode } from '../../errors';
 import type { KeyManager } from '../../ca';
+import { JWT_SVID_USE, type SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 
 /** The key manager's id of the JWT-SVID signing key. */
 export const JWT_KEY_ID = 'jwt-svid-es256-1';
@@ -46,6 +47,12 @@ export class JwtAuthority {
     }
     const k = await keys.generateKey(JWT_KEY_ID, 'ec-p256');
     return new JwtAuthority(k.privateKey, k.publicKey);
+  }
+
+  /** The key's entry in the SPIFFE bundle document: use jwt-svid, with its kid (JWT-SVID §3). */
+  jwk(): SpiffeBundleJwk {
+    const { kty, ...params } = this.publicKey.export({ format: 'jwk' });
+    return { kty: String(kty), ...params, use: JWT_SVID_USE, kid: this.keyId };
   }
 
   /** A compact JWS (header.payload.signature), ES256, with this key's `kid`. */

@@ -42,7 +42,7 @@ const MAX_AUDIENCE_CHARS = 512;
 export interface NodeDeps {
   store: Store;
   ca: CaManager;
-  jwt: Promise<JwtAuthority>;
+  jwt: JwtAuthority;
   defaultTtlSeconds: number;
   clock: () => Date;
   logger: Logger;
@@ -52,8 +52,6 @@ export interface NodeDeps {
 
 export function createNodeService(deps: NodeDeps): ServiceRegistration {
   const log = deps.logger.child({ service: NODE_SERVICE_NAME });
-  // A failed key load is reported per call, not as an unhandled rejection.
-  deps.jwt.catch(() => {});
   const implementation: NodeServiceServer = {
     fetchEntries: unaryHandler('FetchEntries', log, (_req, call) => fetchEntries(deps, call), {
       okLevel: 'debug',
@@ -67,7 +65,8 @@ export function createNodeService(deps: NodeDeps): ServiceRegistration {
 export async function fetchEntries(deps: NodeDeps, call: PeerCall): Promise<FetchEntriesResponse> {
   const now = deps.clock();
   const agent = await authenticateNode(deps, call, now);
-  const [entries, jwt] = await Promise.all([entriesUnder(deps.store, agent.spiffeId, now), deps.jwt]);
+  const entries = await entriesUnder(deps.store, agent.spiffeId, now);
+  const jwt = deps.jwt;
   return {
     entries: entries.map((e) => ({
       id: e.id,
@@ -139,7 +138,7 @@ export async function newJwtSvid(
   const agent = await authenticateNode(deps, call, now);
   const audience = checkAudience(req.audience);
   const entry = await entitledEntry(deps.store, agent.spiffeId, req.entryId, now);
-  const jwt = await deps.jwt;
+  const jwt = deps.jwt;
   const iat = Math.floor(now.getTime() / 1000);
   const ttl = Math.min(JWT_SVID_TTL_SECONDS, svidTtlSeconds(entry, deps.defaultTtlSeconds));
   const exp = iat + ttl;
