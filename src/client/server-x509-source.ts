@@ -81,6 +81,7 @@ export class ServerX509Source extends EventEmitter implements X509Source {
   private renewTimer: NodeJS.Timeout | undefined;
   private bundleTimer: NodeJS.Timeout | undefined;
   private failures = 0;
+  private acceptedAt = 0;
   private bundleCall: grpc.ClientReadableStream<WatchBundleResponse> | undefined;
   private revocationWatch: RevocationWatchHandle | undefined;
   private readonly watchClients: grpc.Client[] = [];
@@ -232,6 +233,7 @@ export class ServerX509Source extends EventEmitter implements X509Source {
   /** Makes `svid` current, emits update, and schedules its renewal. */
   private accept(svid: X509Svid): void {
     this.svid = svid;
+    this.acceptedAt = Date.now();
     this.failures = 0;
     this.options.logger?.debug(
       {
@@ -248,9 +250,10 @@ export class ServerX509Source extends EventEmitter implements X509Source {
   private scheduleRenewal(): void {
     if (this.closed || this.svid === undefined) return;
     clearTimeout(this.renewTimer);
-    const leaf = this.svid.chain[0]!;
-    const start = leaf.notBefore.getTime();
-    const lifetime = Math.max(1000, leaf.notAfter.getTime() - start);
+    // From when the SVID arrived, not its notBefore: issuers backdate notBefore, and half of a backdated lifetime
+    // can already be over on arrival (a renewal storm).
+    const start = Math.max(this.svid.chain[0]!.notBefore.getTime(), this.acceptedAt);
+    const lifetime = Math.max(1000, this.svid.notAfter.getTime() - start);
     const fraction = this.options.renewFraction ?? 0.5;
     const jitter = (Math.random() - 0.5) * (this.options.jitterFraction ?? 0.1);
     const at = start + lifetime * Math.min(0.95, Math.max(0.05, fraction + jitter));
