@@ -150,6 +150,10 @@ describe('X509Sources', function () {
       attestorType: 'join_token',
       evidence: await token('closer'),
     });
+    const renewCalls = (): number => s.logs.filter((l) => l.includes('"method":"Renew"')).length;
+    const initial = renewCalls();
+    await source.renewNow();
+    assert.equal(renewCalls(), initial + 1, 'the server logs each Renew');
     let updates = 0;
     source.on('update', () => (updates += 1));
     await source.close();
@@ -166,8 +170,10 @@ describe('X509Sources', function () {
       'ERR_SOURCE_NOT_READY',
     );
     assert.equal(source.getX509BundleForTrustDomain(serverBundle(s).trustDomain), undefined);
-    // Past the point where a renewal would have run: nothing happened.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Past the point where a renewal would have run: no Renew reached the server, and no event fired.
+    const before = renewCalls();
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(renewCalls(), before);
     assert.equal(updates, 0);
   });
 
