@@ -15,6 +15,7 @@ export const LANYARD_PROTO_FILES = [
   'lanyard/v1/bundle.proto',
   'lanyard/v1/admin.proto',
   'lanyard/v1/session.proto',
+  'lanyard/v1/audit.proto',
 ];
 
 export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
