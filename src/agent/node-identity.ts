@@ -4,7 +4,7 @@
  * written atomically) so an agent restart does not need a new single-use join token while the SVID lives.
  */
 import * as grpc from '@grpc/grpc-js';
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { X509Bundle } from '../bundle';
@@ -128,6 +128,9 @@ export class NodeIdentity {
       const leaf = ParsedCertificate.fromDer(chain[0]!);
       const id = leaf.uriSans[0];
       if (id === undefined) return undefined;
+      // A crash between writing the key and the certificate could pair them wrongly: then attest afresh.
+      const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
+      if (!spki.equals(Buffer.from(leaf.spkiDer))) return undefined;
       // Loaded from disk: when it was received is unknown, so count from its notBefore (renews sooner, never later).
       return toNodeSvid(id, chain, key, leaf.notBefore);
     } catch {

@@ -292,4 +292,44 @@ describe('node agent: the SPIFFE Workload API on a Unix socket', function () {
       nodeClient.close();
     }
   });
+  it("an open stream ends with PERMISSION_DENIED once the caller's entry is deleted, and the agent drops its SVID", async () => {
+    const extra = `spiffe://${TD}/workload/short-lived`;
+    const { entry } = await s.client.createEntry({
+      entry: {
+        spiffeId: extra,
+        parentId: AGENT_ID,
+        selectors: [
+          { type: 'unix', value: `uid:${UID}` },
+          { type: 'unix', value: `gid:${process.getgid!()}` },
+        ],
+      },
+    });
+    await a.agent.sync.syncNow();
+    await waitFor(() => a.agent.cache.svid(entry!.id) !== undefined);
+    const stream = new X509Stream(client);
+    try {
+      const got = await stream.next();
+      assert.ok(got.svids.some((v) => v.spiffeId === extra));
+      // Deleting the other entry too leaves this caller entitled to nothing on this agent.
+      const listed = await s.client.listEntries({ filter: { parentId: AGENT_ID } });
+      const keep = listed.entries.filter((e) => e.spiffeId !== extra);
+      await s.client.deleteEntry({ id: entry!.id });
+      await a.agent.sync.syncNow();
+      const after = await stream.next();
+      assert.ok(
+        after.svids.every((v) => v.spiffeId !== extra),
+        'the deleted identity is no longer served',
+      );
+      assert.equal(a.agent.cache.svid(entry!.id), undefined);
+      for (const e of keep) await s.client.deleteEntry({ id: e.id });
+      await a.agent.sync.syncNow();
+      const end = await stream.next().then(
+        () => assert.fail('the stream kept going'),
+        (e: grpc.ServiceError) => e,
+      );
+      assert.equal(end.code, grpc.status.PERMISSION_DENIED);
+    } finally {
+      stream.cancel();
+    }
+  });
 });
