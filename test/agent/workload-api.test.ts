@@ -315,11 +315,10 @@ describe('node agent: the SPIFFE Workload API on a Unix socket', function () {
       const keep = listed.entries.filter((e) => e.spiffeId !== extra);
       await s.client.deleteEntry({ id: entry!.id });
       await a.agent.sync.syncNow();
-      const after = await stream.next();
-      assert.ok(
-        after.svids.every((v) => v.spiffeId !== extra),
-        'the deleted identity is no longer served',
-      );
+      // A rotation queued before the deletion may come first; the next state without it must follow.
+      let after = await stream.next();
+      while (after.svids.some((v) => v.spiffeId === extra)) after = await stream.next();
+      assert.ok(after.svids.length > 0, 'the remaining identity is still served');
       assert.equal(a.agent.cache.svid(entry!.id), undefined);
       for (const e of keep) await s.client.deleteEntry({ id: e.id });
       await a.agent.sync.syncNow();
