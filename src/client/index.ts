@@ -9,6 +9,8 @@ export { ServerX509Source } from './server-x509-source';
 export type { ExistingSvidOptions, RetryOptions, ServerX509SourceOptions } from './server-x509-source';
 export { StaticX509Source, toX509Svid } from './static-x509-source';
 export type { StaticX509SourceFiles } from './static-x509-source';
+export { WorkloadApiX509Source, WORKLOAD_API_HEADER } from './workload-api-source';
+export type { WorkloadApiX509SourceOptions } from './workload-api-source';
 /** Sessions and handoff: a session SVID to start a chain, a grant by the caller, its redemption by the service. */
 export { grantFor, redeemGrant, startSession } from './handoff';
 export type {
