@@ -21,6 +21,7 @@ import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-contex
 import { VerificationCache, verifyX509Svid } from '../src/verify';
 import { newCa, plannerChain, TD } from '../test/verify/helpers/delegation';
 import { issuanceOptionsFromArgv, runIssuanceBench } from './bench-issuance';
+import { runPolicyBench } from './bench-policy';
 
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
@@ -190,7 +191,10 @@ function main(): number {
 
 const rawSignPerSec = main();
 // End to end: Attest and Renew against a real server on loopback, beside the raw sign rate measured above.
-runIssuanceBench({ ...issuanceOptionsFromArgv(), rawSignPerSec }).catch((e: unknown) => {
-  process.stderr.write(`bench: ${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exitCode = 1;
-});
+runIssuanceBench({ ...issuanceOptionsFromArgv(), rawSignPerSec })
+  // Cedar at a hop and at issuance, beside the authorizers and the cached verify of its own run.
+  .then(() => runPolicyBench(SECONDS))
+  .catch((e: unknown) => {
+    process.stderr.write(`bench: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exitCode = 1;
+  });

@@ -4,7 +4,17 @@ export type { PolicySubject } from './entities';
 export { workloadEntity } from './entities';
 export { compilePolicies, POLICY_VERSION_PREFIX, type CompiledPolicySet } from './compile';
 export { listPolicyFiles, readPolicyFiles, POLICY_FILE_EXTENSION, type PolicyFile } from './policy-files';
-export { PolicySet, type PolicyDecision, type CallRequest, type IssueRequest } from './policy-set';
+export {
+  PolicySet,
+  DEFAULT_DECISION_CACHE_SIZE,
+  type PolicySetOptions,
+  callRequest,
+  issueRequest,
+  type CedarRequest,
+  type PolicyDecision,
+  type CallRequest,
+  type IssueRequest,
+} from './policy-set';
 export {
   PolicyEngine,
   POLICY_ENGINE_DEFAULTS,

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compilePolicies } from './compile';
 import { readPolicyFiles, type PolicyFile } from './policy-files';
-import { type CallRequest, type PolicyDecision, PolicySet } from './policy-set';
+import { type CallRequest, type PolicyDecision, PolicySet, type PolicySetOptions } from './policy-set';
 
 /** What the engine logs through; a pino logger fits. */
 export interface PolicyLogger {
@@ -32,6 +32,8 @@ export interface PolicyEngineOptions {
   pollIntervalMs?: number;
   /** Use fs.watch events (default true); false leaves only the poll, for file systems without events. */
   fsEvents?: boolean;
+  /** Decisions each loaded set remembers (PolicySetOptions); default 4096, 0 = none. */
+  decisionCacheSize?: number;
   logger?: PolicyLogger;
 }
 
@@ -53,11 +55,13 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
   private debounce: NodeJS.Timeout | undefined;
   private poll: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly setOptions: PolicySetOptions;
 
   private constructor(options: PolicyEngineOptions, set: PolicySet, fingerprint: string) {
     super();
     this.sources = options.sources.map((s) => path.resolve(s));
     this.logger = options.logger;
+    this.setOptions = setOptionsOf(options);
     this.current = set;
     this.fingerprint = fingerprint;
   }
@@ -65,7 +69,11 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
   /** Reads, validates and loads the policies. @throws PolicyError naming the file and the error. */
   static load(options: PolicyEngineOptions): PolicyEngine {
     const files = readPolicyFiles(options.sources);
-    const engine = new PolicyEngine(options, new PolicySet(compilePolicies(files)), fingerprintOf(files));
+    const engine = new PolicyEngine(
+      options,
+      new PolicySet(compilePolicies(files), setOptionsOf(options)),
+      fingerprintOf(files),
+    );
     engine.logger?.info(
       { policyVersion: engine.version, files: engine.current.compiled.files },
       'policies loaded',
@@ -105,7 +113,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     }
     let next: PolicySet;
     try {
-      next = new PolicySet(compilePolicies(files));
+      next = new PolicySet(compilePolicies(files), this.setOptions);
     } catch (e) {
       return this.failed(e, fingerprint);
     }
@@ -183,6 +191,10 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
       this.poll.unref();
     }
   }
+}
+
+function setOptionsOf(options: PolicyEngineOptions): PolicySetOptions {
+  return options.decisionCacheSize !== undefined ? { decisionCacheSize: options.decisionCacheSize } : {};
 }
 
 function isDirectory(p: string): boolean {

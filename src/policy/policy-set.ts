@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { Lru } from '../verify/lru';
 import type { CompiledPolicySet } from './compile';
 import { type PolicySubject, workloadEntity, workloadUid } from './entities';
 import {
@@ -15,7 +16,6 @@ import {
   CALL_ACTION,
   ISSUE_ACTION,
   type IssuanceKind,
-  LANYARD_CEDAR_SCHEMA,
   SCOPE_TYPE,
   SERVICE_TYPE,
 } from './schema';
@@ -47,24 +47,66 @@ export interface IssueRequest {
   kind: IssuanceKind;
 }
 
-// The schema is the same for every policy set in the process: parse it once into Cedar's cache.
-const SCHEMA_NAME = 'lanyard-v1';
-let schemaReady = false;
+/** One Cedar request with the entities it needs: what `PolicySet` evaluates, built in the schema's shape. */
+export interface CedarRequest {
+  principal: cedar.TypeAndId;
+  action: cedar.TypeAndId;
+  resource: cedar.TypeAndId;
+  context: cedar.Context;
+  entities: cedar.EntityJson[];
+}
+
+export function callRequest(req: CallRequest): CedarRequest {
+  return {
+    principal: workloadUid(req.peer),
+    action: { type: ACTION_TYPE, id: CALL_ACTION },
+    resource: { type: SERVICE_TYPE, id: req.service },
+    context: { transport: req.transport ?? 'tls', operation: req.action },
+    entities: [workloadEntity(req.peer)],
+  };
+}
+
+export function issueRequest(req: IssueRequest): CedarRequest {
+  return {
+    principal: workloadUid(req.subject),
+    action: { type: ACTION_TYPE, id: ISSUE_ACTION },
+    resource: { type: SCOPE_TYPE, id: req.scope },
+    context: { kind: req.kind },
+    entities: [workloadEntity(req.subject)],
+  };
+}
+
+/*
+ * Evaluation runs without the schema. The policies were validated against it in strict mode when they were
+ * loaded, and requests are built only by the two functions above, in exactly the schema's shape (a test
+ * validates what they build against it); having Cedar re-validate every request and its entity costs about
+ * ten times the decision itself.
+ */
+/** Decisions remembered per policy set; 0 turns the cache off. */
+export const DEFAULT_DECISION_CACHE_SIZE = 4096;
+
+export interface PolicySetOptions {
+  /** Most decisions remembered (least recently used dropped first). Default 4096; 0 = none. */
+  decisionCacheSize?: number;
+}
 
 export class PolicySet {
   readonly version: string;
   readonly compiled: CompiledPolicySet;
   private readonly cacheId: string;
+  /*
+   * A decision is a pure function of the policy set and the request (the peer's attributes come from its
+   * immutable certificate; Cedar has no clock or I/O), so a set can remember them: the same peer calling the
+   * same operation again costs a lookup. Keyed by the whole request, entity attributes included; a reload
+   * makes a new set with an empty cache. Bounded, so endless distinct peers cannot grow memory.
+   */
+  private readonly decisions: Lru<PolicyDecision> | undefined;
 
-  constructor(compiled: CompiledPolicySet) {
+  constructor(compiled: CompiledPolicySet, options: PolicySetOptions = {}) {
     this.compiled = compiled;
     this.version = compiled.version;
-    if (!schemaReady) {
-      const s = cedar.preparseSchema(SCHEMA_NAME, LANYARD_CEDAR_SCHEMA);
-      if (s.type === 'failure')
-        throw new Error(`the built-in Lanyard schema does not parse: ${s.errors[0]?.message}`);
-      schemaReady = true;
-    }
+    const size = options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE;
+    this.decisions = size > 0 ? new Lru<PolicyDecision>(size) : undefined;
     // Cedar's preparsed sets live in a process-wide cache keyed by id; the full hash of the policies keys it, so
     // two engines with the same policies share an entry and different policies never collide.
     this.cacheId = `lanyard:${createHash('sha256').update(JSON.stringify(compiled.policies)).digest('hex')}`;
@@ -74,21 +116,11 @@ export class PolicySet {
   }
 
   evaluateCall(req: CallRequest): PolicyDecision {
-    return this.authorize(
-      req.peer,
-      { type: ACTION_TYPE, id: CALL_ACTION },
-      { type: SERVICE_TYPE, id: req.service },
-      { transport: req.transport ?? 'tls', operation: req.action },
-    );
+    return this.authorize(callRequest(req));
   }
 
   evaluateIssue(req: IssueRequest): PolicyDecision {
-    return this.authorize(
-      req.subject,
-      { type: ACTION_TYPE, id: ISSUE_ACTION },
-      { type: SCOPE_TYPE, id: req.scope },
-      { kind: req.kind },
-    );
+    return this.authorize(issueRequest(req));
   }
 
   /** The scopes among `scopes` that the policy permits for `subject`, in their order. */
@@ -96,12 +128,19 @@ export class PolicySet {
     return scopes.filter((scope) => this.evaluateIssue({ subject, scope, kind }).decision === 'allow');
   }
 
-  private authorize(
-    subject: PolicySubject,
-    action: cedar.TypeAndId,
-    resource: cedar.TypeAndId,
-    context: cedar.Context,
-  ): PolicyDecision {
+  private authorize(request: CedarRequest): PolicyDecision {
+    if (this.decisions === undefined) return this.decide(request);
+    const key = JSON.stringify(request);
+    let d = this.decisions.get(key);
+    if (d === undefined) {
+      d = this.decide(request);
+      // Only clean decisions: an error might not repeat (an exception inside the engine, say).
+      if (d.errors.length === 0) this.decisions.set(key, d);
+    }
+    return { ...d, reasons: [...d.reasons], errors: [...d.errors] };
+  }
+
+  private decide(request: CedarRequest): PolicyDecision {
     const deny = (errors: string[]): PolicyDecision => ({
       decision: 'deny',
       reasons: [],
@@ -110,16 +149,7 @@ export class PolicySet {
     });
     let answer: cedar.AuthorizationAnswer;
     try {
-      answer = cedar.statefulIsAuthorized({
-        principal: workloadUid(subject),
-        action,
-        resource,
-        context,
-        preparsedSchemaName: SCHEMA_NAME,
-        validateRequest: true,
-        preparsedPolicySetId: this.cacheId,
-        entities: [workloadEntity(subject)],
-      });
+      answer = cedar.statefulIsAuthorized({ ...request, preparsedPolicySetId: this.cacheId });
     } catch (e) {
       return deny([`evaluation failed: ${e instanceof Error ? e.message : String(e)}`]);
     }

@@ -3,7 +3,16 @@
  * wins over a permit, an error in any policy denies, and issuance keeps only the scopes a policy permits.
  */
 import assert from 'node:assert/strict';
-import { compilePolicies, PolicySet, readPolicyFiles } from '../../src/policy';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import {
+  callRequest,
+  compilePolicies,
+  issueRequest,
+  LANYARD_CEDAR_SCHEMA,
+  PolicySet,
+  readPolicyFiles,
+  type CedarRequest,
+} from '../../src/policy';
 import { SpiffeId } from '../../src/spiffe';
 import type { VerifiedSvid } from '../../src/verify';
 import { removeDir, tempPolicyDir, verifiedPeers } from './helpers';
@@ -99,6 +108,24 @@ describe('policy: evaluating requests at a hop and at issuance', () => {
     );
   });
 
+  it('remembered decisions equal fresh ones, and a caller cannot alter what is remembered', () => {
+    const uncached = new PolicySet(set.compiled, { decisionCacheSize: 0 });
+    const requests = [
+      { peer: toolRunner, action: '/demo.ToolService/Run', service: 'service-a', transport: 'grpc' },
+      { peer: planner, action: '/demo.ToolService/Run', service: 'service-a', transport: 'grpc' },
+      { peer: toolRunner, action: '/demo.ToolService/AdminReset', service: 'service-a' },
+      { peer: toolRunner, action: '/x', service: 'service-b' },
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const req of requests) assert.deepEqual(set.evaluateCall(req), uncached.evaluateCall(req));
+    }
+    const first = set.evaluateCall(requests[0]!);
+    first.reasons.push('tampered');
+    first.decision = 'deny';
+    assert.deepEqual(set.evaluateCall(requests[0]!).reasons, ['runner-calls-a-for-alice']);
+    assert.equal(set.evaluateCall(requests[0]!).decision, 'allow');
+  });
+
   it('issuance keeps only the scopes a policy permits, per kind and principal', () => {
     assert.deepEqual(set.permittedScopes(planner, ['docs:read', 'tools:run', 'docs:read'], 'session'), [
       'docs:read',
@@ -112,5 +139,58 @@ describe('policy: evaluating requests at a hop and at issuance', () => {
     assert.deepEqual(set.permittedScopes(bob, ['docs:read'], 'session'), []);
     const issue = set.evaluateIssue({ subject: planner, scope: 'docs:read', kind: 'session' });
     assert.deepEqual(issue.reasons, ['alice-may-read-docs']);
+  });
+});
+
+describe('policy: what the engine builds for Cedar matches the schema', () => {
+  // Evaluation skips Cedar's per-request schema validation (policies are validated at load); this proves the
+  // requests and entities it builds would pass it, for peers with and without a context.
+  const { planner, toolRunner } = verifiedPeers();
+  const bare = { id: SpiffeId.parse('spiffe://example.org/agent/bare') };
+  const allowAll = {
+    staticPolicies: { all: 'permit (principal, action, resource);' },
+  };
+
+  it('every call and issue request validates against LANYARD_CEDAR_SCHEMA', () => {
+    const requests: CedarRequest[] = [];
+    for (const peer of [planner, toolRunner, bare]) {
+      requests.push(
+        callRequest({ peer, action: '/x.Y/Z', service: 'spiffe://example.org/s', transport: 'grpc' }),
+      );
+      requests.push(callRequest({ peer, action: '', service: 'svc' }));
+      for (const kind of ['workload', 'session', 'delegation'] as const) {
+        requests.push(issueRequest({ subject: peer, scope: 'docs:read', kind }));
+      }
+    }
+    for (const r of requests) {
+      const answer = cedar.isAuthorized({
+        ...r,
+        schema: LANYARD_CEDAR_SCHEMA,
+        validateRequest: true,
+        policies: allowAll,
+      });
+      assert.equal(answer.type, 'success', JSON.stringify(answer));
+      assert.equal(answer.type === 'success' && answer.response.decision, 'allow');
+      assert.deepEqual(cedar.checkParseEntities({ entities: r.entities, schema: LANYARD_CEDAR_SCHEMA }), {
+        type: 'success',
+      });
+    }
+  });
+
+  it('a request off the schema would be refused by that validation (the check has teeth)', () => {
+    const r = callRequest({ peer: toolRunner, action: '/x', service: 's' });
+    const broken = { ...r, context: { transport: 'grpc' } };
+    const answer = cedar.isAuthorized({
+      ...broken,
+      schema: LANYARD_CEDAR_SCHEMA,
+      validateRequest: true,
+      policies: allowAll,
+    });
+    assert.equal(answer.type, 'failure');
+    const entity = { ...r.entities[0]!, attrs: { ...r.entities[0]!.attrs, delegationDepth: '1' } };
+    assert.equal(
+      cedar.checkParseEntities({ entities: [entity], schema: LANYARD_CEDAR_SCHEMA }).type,
+      'failure',
+    );
   });
 });
