@@ -4,6 +4,7 @@
  * agent reconnects with its own SVID and rotation resumes on the open stream.
  */
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { startTestServer, type TestServer } from '../server/helpers';
 import {
@@ -70,6 +71,37 @@ describe('node agent: the server stops and restarts', function () {
     } finally {
       stream.cancel();
       client.close();
+    }
+  });
+});
+
+describe('node agent: close', function () {
+  this.timeout(30_000);
+
+  it('closes while a workload holds a stream open: the stream ends, the socket file is removed', async () => {
+    const s = await startTestServer();
+    try {
+      await s.client.createEntry({
+        entry: {
+          spiffeId: WORKLOAD_ID,
+          parentId: AGENT_ID,
+          selectors: [{ type: 'unix', value: `uid:${process.getuid!()}` }],
+        },
+      });
+      const a = await startAgentFor(s);
+      const client = workloadClient(a.socketPath);
+      const stream = new X509Stream(client);
+      await stream.next();
+      const ended = new Promise<void>((resolve) => {
+        stream.call.on('error', () => resolve());
+        stream.call.on('end', () => resolve());
+      });
+      await a.close();
+      await ended;
+      assert.equal(fs.existsSync(a.socketPath), false);
+      client.close();
+    } finally {
+      await s.stop();
     }
   });
 });

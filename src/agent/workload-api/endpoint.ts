@@ -83,12 +83,15 @@ export class WorkloadEndpoint {
     return peer;
   }
 
+  /** Stops accepting, ends open calls and connections (streams never end on their own), removes the socket. */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.net.close(() => resolve()));
+    // net.Server.close calls back only once every connection is gone: end them first, then wait.
+    const closed = new Promise<void>((resolve) => this.net.close(() => resolve()));
     this.injector.drain(0);
     this.injector.destroy();
     this.grpc.forceShutdown();
     for (const s of this.sockets) s.destroy();
+    await closed;
     removeSocket(this.socketPath);
   }
 
