@@ -21,6 +21,7 @@ import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-contex
 import { VerificationCache, verifyX509Svid } from '../src/verify';
 import { newCa, plannerChain, TD } from '../test/verify/helpers/delegation';
 import { issuanceOptionsFromArgv, runIssuanceBench } from './bench-issuance';
+import { hopOptionsFromArgv, runHopBench } from './bench-hop';
 import { runPolicyBench } from './bench-policy';
 
 const secondsArg = process.argv.indexOf('--seconds');
@@ -194,6 +195,8 @@ const rawSignPerSec = main();
 runIssuanceBench({ ...issuanceOptionsFromArgv(), rawSignPerSec })
   // Cedar at a hop and at issuance, beside the authorizers and the cached verify of its own run.
   .then(() => runPolicyBench(SECONDS))
+  // The cost of Lanyard at a hop: mTLS handshakes and express requests, each beside its plain baseline.
+  .then(() => runHopBench(hopOptionsFromArgv()))
   .catch((e: unknown) => {
     process.stderr.write(`bench: ${e instanceof Error ? e.stack : String(e)}\n`);
     process.exitCode = 1;

@@ -16,6 +16,23 @@ export function httpVerifyOptions(o: HopHttpOptions): HopVerifyOptions {
   return { ...o, bundles: o.bundles ?? o.source };
 }
 
+const chains = new WeakMap<object, Uint8Array[]>();
+
+/**
+ * The peer's chain, read once per connection: Node builds the detailed certificate objects anew on every call,
+ * which costs more than the (cached) verification. Renegotiation is switched off first, because it is the one
+ * way a peer's certificate could change within a connection (TLS 1.3 has none anyway).
+ */
+function connectionChain(socket: TLSSocket): Uint8Array[] {
+  let chain = chains.get(socket);
+  if (chain === undefined) {
+    socket.disableRenegotiation();
+    chain = socketPeerChain(socket);
+    chains.set(socket, chain);
+  }
+  return chain;
+}
+
 /**
  * Verifies the peer of the connection `socket` for `action`. A plain-TCP socket (no TLS) has no certificate
  * and is refused like a TLS peer that sent none. Re-run for every request, so that a revocation or an expiry
@@ -24,7 +41,7 @@ export function httpVerifyOptions(o: HopHttpOptions): HopVerifyOptions {
 export function verifyHttpPeer(socket: Socket, options: HopVerifyOptions, action: string): Promise<HopPeer> {
   const tlsSocket = socket as Partial<TLSSocket>;
   const chain =
-    typeof tlsSocket.getPeerCertificate === 'function' ? socketPeerChain(socket as TLSSocket) : [];
+    typeof tlsSocket.getPeerCertificate === 'function' ? connectionChain(socket as TLSSocket) : [];
   return verifyHopPeer(chain, options, {
     transport: 'http',
     action,
