@@ -1,8 +1,8 @@
 /**
  * `lanyard audit` as a person runs it (node bin/lanyard.js, from source) against a real server on a temp
  * admin socket: verify --server, export then verify --file with the key from the SPIFFE bundle, a tampered
- * export and a forged key fail with exit 1 naming the break, ship a service chain, trace it as JSON and text,
- * and usage errors exit 2.
+ * export and a forged key fail with exit 1 naming the break, ship a service chain, trace it as JSON and text
+ * (and offline from the file), and usage errors exit 2.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -153,6 +153,12 @@ describe('lanyard audit against a running server', function () {
       text.stdout,
       /hop\.decision {2}DENY ERR_SCOPE_ESCALATION {2}at spiffe:\/\/lanyard\.local\/services\/search/,
     );
+    // Offline, from the service's own file: the same tree without the server.
+    const offline = expectExit(
+      await lanyard(['audit', 'trace', '--principal', 'carol', '--file', hopFile]),
+      EXIT_OK,
+    );
+    assert.match(offline.stdout, /principal carol\n {2}session s-carol/);
     // The server's chain records the shipment and still verifies, as does the shipped chain.
     const v = expectExit(await lanyard(['audit', 'verify', '--server', ...socket]), EXIT_OK);
     assert.match(v.stdout, new RegExp(`chain ${SERVICE}: OK, 2 records`));

@@ -32,6 +32,7 @@ interface VerifyOptions extends AdminConnectionOptions {
 }
 
 interface TraceOptions extends AdminConnectionOptions {
+  file?: string[];
   session?: string;
   serial?: string;
   principal?: string;
@@ -114,6 +115,29 @@ function recordsOf(lines: string[]): AuditRecord[] {
   });
 }
 
+/** The records of the given chain files that match, plus every record of their root sessions. */
+function traceFromFiles(files: string[], key: AuditQueryKey, value: string): AuditRecord[] {
+  const all = files.flatMap(
+    (f) =>
+      parseLines(
+        readInputFile(f, 'audit chain')
+          .split('\n')
+          .filter((l) => l !== ''),
+        f,
+      ).records,
+  );
+  const wanted =
+    key === 'serial'
+      ? value
+          .toLowerCase()
+          .replace(/[:\s]/g, '')
+          .replace(/^0+(?=.)/, '')
+      : value;
+  const first = all.filter((r) => r[key] === wanted);
+  const roots = new Set(first.map((r) => r.rootSessionId).filter((r): r is string => r !== undefined));
+  return [...first, ...all.filter((r) => r.rootSessionId !== undefined && roots.has(r.rootSessionId))];
+}
+
 export function registerAuditCommands(program: Command): void {
   const audit = program
     .command('audit')
@@ -184,7 +208,12 @@ export function registerAuditCommands(program: Command): void {
       .option('--session <id>', 'a session id (the whole tree of its root session is shown)')
       .option('--root-session <id>', 'a root session id')
       .option('--serial <hex>', 'a certificate serial (hex; colons allowed)')
-      .option('--principal <id>', 'an originating principal, e.g. alice'),
+      .option('--principal <id>', 'an originating principal, e.g. alice')
+      .option(
+        '--file <file>',
+        'trace offline from exported or shipped chains (JSON lines; repeat for several) instead of the server',
+        (v: string, prev: string[] = []) => [...prev, v],
+      ),
   ).action(
     runAction(async (opts: TraceOptions) => {
       const given: [AuditQueryKey, string | undefined][] = [
@@ -197,14 +226,19 @@ export function registerAuditCommands(program: Command): void {
       if (set.length !== 1)
         throw usageError('give exactly one of --session, --root-session, --serial or --principal');
       const [key, value] = set[0]!;
-      const records = await withAuditClient(opts, async (c) => {
-        const first = recordsOf(await c.query(key, value));
-        const all = [...first];
-        // The whole tree of every root session the matches belong to: delegations and hops included.
-        const roots = new Set(first.map((r) => r.rootSessionId).filter((r): r is string => r !== undefined));
-        for (const root of roots) all.push(...recordsOf(await c.query('rootSessionId', root)));
-        return all;
-      });
+      const records =
+        opts.file !== undefined
+          ? traceFromFiles(opts.file, key, value)
+          : await withAuditClient(opts, async (c) => {
+              const first = recordsOf(await c.query(key, value));
+              const all = [...first];
+              // The whole tree of every root session the matches belong to: delegations and hops included.
+              const roots = new Set(
+                first.map((r) => r.rootSessionId).filter((r): r is string => r !== undefined),
+              );
+              for (const root of roots) all.push(...recordsOf(await c.query('rootSessionId', root)));
+              return all;
+            });
       const trace = buildTrace(records);
       if (opts.json) printJson(trace);
       else process.stdout.write(renderTraceText(trace));
