@@ -4,13 +4,15 @@
  */
 import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { X509Bundle } from '../../src/bundle';
 import {
   AgentSessionServiceClient,
   type AgentSessionServiceStartSessionResponse,
 } from '../../src/gen/lanyard/v1/agent_session';
 import type { StartSessionRequest } from '../../src/gen/lanyard/v1/session';
+import { AttestationServiceClient, type RenewResponse } from '../../src/gen/lanyard/v1/attestation';
+import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../src/client/server-credentials';
 import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid } from '../../src/verify';
 import { createCsr } from '../../src/x509/csr';
@@ -92,6 +94,32 @@ describe('node agent: task sessions through AgentSessionService', function () {
         Buffer.from(createPublicKey(privateKey).export({ format: 'der', type: 'spki' })),
       ),
     );
+  });
+
+  it('a session SVID started through the agent renews directly with the server; the agent-issued workload SVID does not', async () => {
+    const { privateKey } = generateKeyPair('ec-p256');
+    const res = await start({ scopes: ['tickets:read'], csr: Buffer.from(createCsr(privateKey).der) });
+    const sessionChain = res.session!.svid!.certChain.map((b) => new Uint8Array(b));
+    const renewWith = (key: KeyObject, chain: Uint8Array[]): Promise<RenewResponse> => {
+      const c = new AttestationServiceClient(
+        s.running.publicAddress,
+        lanyardChannelCredentials(s.running.ca.bundle(), { privateKey: key, chain }),
+        LANYARD_CHANNEL_OPTIONS,
+      );
+      const next = generateKeyPair('ec-p256').privateKey;
+      return new Promise<RenewResponse>((resolve, reject) =>
+        c.renew({ csr: Buffer.from(createCsr(next).der) }, (e, r) => (e ? reject(e) : resolve(r))),
+      ).finally(() => c.close());
+    };
+    const renewed = await renewWith(privateKey, sessionChain);
+    assert.equal(renewed.svid!.spiffeId, WORKLOAD_ID);
+
+    const held = a.agent.cache.entries().map((e) => a.agent.cache.svid(e.id)!)[0]!;
+    const refused = (await renewWith(held.privateKey, held.chain).catch(
+      (e: grpc.ServiceError) => e,
+    )) as grpc.ServiceError;
+    assert.equal(refused.code, grpc.status.PERMISSION_DENIED);
+    assert.match(refused.details, /node agent/);
   });
 
   it("refuses without the header, for an identity the caller is not entitled to, and relays the server's refusals", async () => {

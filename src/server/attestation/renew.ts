@@ -54,6 +54,15 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
     issuedAt: wholeSeconds(now),
   };
   const session = await sessionOf(deps.store, previous);
+  if (session === undefined && entry.parentId !== undefined) {
+    // An entry under a node agent is issued only through that agent, which attests the workload each time:
+    // renewing directly would let an SVID holder keep the identity after leaving the node (or the entry's
+    // selectors). Session SVIDs started through the agent still renew here: the session bounds them.
+    throw new IssuanceError(
+      ErrorCode.NO_MATCHING_ENTRY,
+      `${spiffeId} is issued through its node agent (${entry.parentId}): get it from the agent, not Renew`,
+    );
+  }
   const signed =
     session === undefined
       ? await issueWorkloadSvid(deps.ca, {
