@@ -4,10 +4,11 @@
  *   a server (SQLite, its own CA, a local OIDC issuer trusted for principals, the Cedar policies of
  *   examples/policy/) -> four entries -> each workload attests with a join token -> the planner opens a task
  *   session for alice (an ID token signed by a locally generated issuer key) -> delegates to the tool-runner
- *   -> the tool-runner calls service A over mutual TLS (gRPC) and hands it a grant -> A redeems it and calls
- *   service B over https with the delegated SVID -> B's handler prints the chain it reconstructed from the
- *   SVID and the Cedar decision -> the planner ends the session -> the next call to A is refused -> the audit
- *   trail of the run is printed.
+ *   -> the tool-runner calls service A over mutual TLS (gRPC) with a grant beside the call -> A redeems it
+ *   (src/hop/handoff.ts) and calls service B over https with the delegated SVID -> B's handler prints the
+ *   chain it reconstructed from the SVID and the Cedar decision -> the planner ends the session -> the next
+ *   call to A is refused -> A and B ship their hop-decision chains to the server, and `lanyard audit verify
+ *   --server` and `lanyard audit trace` print the audit trail of the run.
  *
  * Every step checks what it got; the script exits 0 only when every step behaved as expected, 1 otherwise,
  * naming the step. Nothing but loopback traffic; the temp dir is removed at the end (--keep keeps it).
@@ -23,16 +24,15 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { auditHopDecisions, AuditPublicKey, FileAuditLog, parseChainText, verifyChain } from '../src/audit';
 import { X509Bundle } from '../src/bundle';
-import { signGrant } from '../src/client/delegation';
+import { grantFor, redeemGrant, startSession } from '../src/client/handoff';
 import {
   LANYARD_CHANNEL_OPTIONS,
   lanyardChannelCredentials,
   type ClientSvid,
 } from '../src/client/server-credentials';
 import { ServerX509Source } from '../src/client/server-x509-source';
-import { StaticX509Source, toX509Svid } from '../src/client/static-x509-source';
 import type { X509Source } from '../src/client/x509-source';
-import { SessionServiceClient, StartSessionRequest } from '../src/gen/lanyard/v1/session';
+import { SessionServiceClient } from '../src/gen/lanyard/v1/session';
 import type { HopDecision } from '../src/hop/decision';
 import {
   agentOf,
@@ -42,6 +42,7 @@ import {
   hopServerCredentials,
   hopService,
 } from '../src/hop/grpc';
+import { HANDOFF_GRANT_HEADER, redeemFromCaller } from '../src/hop/handoff';
 import type { HopPeer } from '../src/hop/peer';
 import { createHopHttpsServer, HopHttpsAgent } from '../src/hop/tls';
 import { cedarHopPolicy, PolicyEngine, type PolicyDecision } from '../src/policy';
@@ -52,8 +53,6 @@ import { type RunningServer, startServer } from '../src/server/run';
 import { TrustDomain } from '../src/spiffe';
 import { authorizeId } from '../src/verify';
 import type { AgentContext } from '../src/x509/agent-context/types';
-import { createCsr } from '../src/x509/csr';
-import { generateKeyPair } from '../src/x509/keys';
 
 const execFileAsync = promisify(execFile);
 const TD = 'lanyard.local';
@@ -70,9 +69,8 @@ const ID = {
 const RUN_METHOD = '/lanyard.demo.ToolService/Run';
 const B_ROUTE = '/tickets/summary';
 
+/** The grant A redeems to act for its caller travels beside it, in the `lanyard-grant` metadata key. */
 interface RunRequest {
-  /** The grant A redeems to act for the caller (the handoff); empty when the caller has none. */
-  grantId: string;
   task: string;
 }
 interface RunReply {
@@ -212,47 +210,6 @@ function sessionClient(server: RunningServer, bundle: X509Bundle, who: ClientSvi
     lanyardChannelCredentials(bundle, who),
     LANYARD_CHANNEL_OPTIONS,
   );
-}
-
-/** Redeems a grant with the redeemer's own SVID: a delegated SVID whose key never left this process. */
-async function redeem(
-  server: RunningServer,
-  bundle: X509Bundle,
-  redeemer: X509Source,
-  grantId: string,
-): Promise<{ svid: ClientSvid; sessionId: string }> {
-  const key = generateKeyPair('ec-p256').privateKey;
-  const c = sessionClient(server, bundle, svidOf(redeemer));
-  try {
-    const res = await unary(c.redeemGrant.bind(c), { grantId, csr: Buffer.from(createCsr(key).der) });
-    return {
-      svid: { privateKey: key, chain: res.svid!.certChain.map((b) => new Uint8Array(b)) },
-      sessionId: res.sessionId,
-    };
-  } finally {
-    c.close();
-  }
-}
-
-/** The parent signs a grant for `childId` with its session key; the server records it. */
-async function grant(
-  server: RunningServer,
-  bundle: X509Bundle,
-  parent: ClientSvid,
-  childId: string,
-  scopes: string[],
-): Promise<string> {
-  const signed = signGrant({ parentCert: parent.chain[0]!, parentKey: parent.privateKey, childId, scopes });
-  const c = sessionClient(server, bundle, parent);
-  try {
-    const res = await unary(c.createGrant.bind(c), {
-      binding: Buffer.from(signed.bindingDer),
-      signature: Buffer.from(signed.signature),
-    });
-    return res.grantId;
-  } finally {
-    c.close();
-  }
 }
 
 function listen(server: {
@@ -435,12 +392,13 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
   // calls B with the delegated SVID, so B sees alice -> planner -> tool-runner -> A.
   const grpcA = new grpc.Server();
   cleanups.push(() => new Promise<void>((r) => grpcA.tryShutdown(() => r())));
-  const handOffToB = async (grantId: string, task: string): Promise<RunReply> => {
-    const delegated = await redeem(server, bundle, sources.serviceA, grantId);
-    const actingSource = new StaticX509Source(
-      toX509Svid(delegated.svid.chain, delegated.svid.privateKey),
-      sources.serviceA,
-    );
+  const handOffToB = async (caller: HopPeer, grantId: string, task: string): Promise<RunReply> => {
+    // One call: redeem the grant with A's own SVID, checking that the caller signed it with the very
+    // certificate it called with; the result is A's delegated SVID, as a source.
+    const actingSource = await redeemFromCaller(caller, grantId, {
+      server: server.publicAddress,
+      source: sources.serviceA,
+    });
     const agent = new HopHttpsAgent({ source: actingSource, authorize: authorizeId(ID.serviceB) });
     try {
       return await new Promise<RunReply>((resolve, reject) => {
@@ -481,7 +439,8 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
           out(
             `     service-a: ${RUN_METHOD} from ${peer.spiffeId} (policy ${peer.policyVersion}); handing off to service-b`,
           );
-          handOffToB(call.request.grantId, call.request.task).then(
+          const grantId = String(call.metadata.get(HANDOFF_GRANT_HEADER)[0] ?? '');
+          handOffToB(peer, grantId, call.request.task).then(
             (reply) => callback(null, reply),
             (e: unknown) =>
               callback({ code: grpc.status.FAILED_PRECONDITION, details: (e as Error).message }),
@@ -507,64 +466,65 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
   const plannerSession = await step(
     'planner started a task session for alice (OIDC ID token from the local issuer)',
     async () => {
-      const key = generateKeyPair('ec-p256').privateKey;
-      const c = sessionClient(server, bundle, svidOf(sources.planner));
-      try {
-        const res = await unary(
-          c.startSession.bind(c),
-          StartSessionRequest.fromPartial({
-            csr: Buffer.from(createCsr(key).der),
-            intent: 'summarise open tickets',
-            scopes: ['tickets:read', 'tools:run', 'payments:refund'],
-            ttlSeconds: 600,
-            principal: { evidence: { $case: 'token', value: idToken(issuer, 'alice') } },
-          }),
-        );
-        expect(
-          res.scopes.join() === 'tickets:read,tools:run',
-          `scopes tickets:read, tools:run (payments:refund withheld by policy), got [${res.scopes.join(', ')}]`,
-        );
-        return {
-          svid: { privateKey: key, chain: res.svid!.certChain.map((x) => new Uint8Array(x)) },
-          sessionId: res.sessionId,
-          scopes: res.scopes,
-        };
-      } finally {
-        c.close();
-      }
+      const session = await startSession({
+        server: server.publicAddress,
+        source: sources.planner,
+        principal: { evidence: { $case: 'token', value: idToken(issuer, 'alice') } },
+        intent: 'summarise open tickets',
+        scopes: ['tickets:read', 'tools:run', 'payments:refund'],
+        ttlSeconds: 600,
+      });
+      cleanups.push(() => session.close());
+      const scopes = session.getX509Svid().context?.scopes ?? [];
+      expect(
+        scopes.join() === 'tickets:read,tools:run',
+        `scopes tickets:read, tools:run (payments:refund withheld by policy), got [${scopes.join(', ')}]`,
+      );
+      return session;
     },
   );
   out(
-    `     session ${plannerSession.sessionId}: scopes [${plannerSession.scopes.join(', ')}]; payments:refund withheld by policy no-refunds-in-sessions`,
+    `     session ${plannerSession.sessionId}: scopes [${plannerSession
+      .getX509Svid()
+      .context!.scopes.join(', ')}]; payments:refund withheld by policy no-refunds-in-sessions`,
   );
 
-  const toolSession = await step(
+  const toolSource = await step(
     'planner delegated tools:run to the tool-runner (signed grant, redeemed by the tool-runner)',
     async () => {
-      const g = await grant(server, bundle, plannerSession.svid, ID.toolRunner, ['tools:run']);
-      return redeem(server, bundle, sources.toolRunner, g);
+      const { grantId } = await grantFor({
+        server: server.publicAddress,
+        source: plannerSession,
+        childId: ID.toolRunner,
+        scopes: ['tools:run'],
+      });
+      const session = await redeemGrant({
+        server: server.publicAddress,
+        source: sources.toolRunner,
+        grantId,
+      });
+      cleanups.push(() => session.close());
+      return session;
     },
   );
-  const toolSource = new StaticX509Source(
-    toX509Svid(toolSession.svid.chain, toolSession.svid.privateKey),
-    sources.toolRunner,
-  );
+  const toolSessionId = toolSource.getX509Svid().context!.sessionId;
   const toolSerial = toolSource.getX509Svid().chain[0]!.serialHex;
-  cleanups.push(() => toolSource.close());
   const clientA = new grpc.Client(
     `127.0.0.1:${aPort}`,
     hopChannelCredentials({ source: toolSource, authorize: authorizeId(ID.serviceA) }),
     HOP_CHANNEL_OPTIONS,
   );
   cleanups.push(() => clientA.close());
-  const callA = (req: RunRequest): Promise<RunReply> =>
+  const callA = (req: RunRequest, grantId?: string): Promise<RunReply> =>
     new Promise((resolve, reject) => {
+      const metadata = new grpc.Metadata();
+      if (grantId !== undefined) metadata.set(HANDOFF_GRANT_HEADER, grantId);
       clientA.makeUnaryRequest(
         RUN_METHOD,
         json.serialize,
         (b: Buffer) => json.deserialize<RunReply>(b),
         req,
-        new grpc.Metadata(),
+        metadata,
         { deadline: Date.now() + 15_000 },
         (e, r) => (e ? reject(e) : resolve(r!)),
       );
@@ -573,8 +533,13 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
   await step(
     'tool-runner called service-a over mTLS gRPC; A handed off to service-b over https',
     async () => {
-      const g = await grant(server, bundle, toolSession.svid, ID.serviceA, ['tools:run']);
-      const reply = await callA({ grantId: g, task: 'summarise open tickets' });
+      const { grantId } = await grantFor({
+        server: server.publicAddress,
+        source: toolSource,
+        childId: ID.serviceA,
+        scopes: ['tools:run'],
+      });
+      const reply = await callA({ task: 'summarise open tickets' }, grantId);
       const names = reply.chain.map((c) => c.split(' ')[0]);
       expect(
         names.join(' -> ') === 'alice -> planner -> tool-runner -> service-a',
@@ -593,20 +558,20 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
         5000,
       );
       const stop = sources.serviceA.revocations.onChange((entries) => {
-        if (entries.some((e) => e.id === toolSession.sessionId || e.id === plannerSession.sessionId)) {
+        if (entries.some((e) => e.id === toolSessionId || e.id === plannerSession.sessionId)) {
           clearTimeout(timer);
           stop();
           resolve();
         }
       });
     });
-    const c = sessionClient(server, bundle, plannerSession.svid);
+    const c = sessionClient(server, bundle, svidOf(plannerSession));
     try {
       const res = await unary(c.endSession.bind(c), {
         sessionId: plannerSession.sessionId,
         reason: 'task done',
       });
-      expect(res.endedSessionIds.includes(toolSession.sessionId), 'the tool-runner session to end with it');
+      expect(res.endedSessionIds.includes(toolSessionId), 'the tool-runner session to end with it');
       out(
         `     ended ${res.endedSessionIds.length} sessions; service-a learned it from its WatchRevocations stream`,
       );
@@ -618,7 +583,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
 
   await step('the next call to service-a is refused', async () => {
     try {
-      await callA({ grantId: '', task: 'one more thing' });
+      await callA({ task: 'one more thing' });
     } catch (e) {
       const err = e as grpc.ServiceError;
       const code = err.metadata?.get(HOP_ERROR_CODE_METADATA_KEY)[0];
