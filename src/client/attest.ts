@@ -4,6 +4,7 @@ import { X509Bundle } from '../bundle';
 import { ErrorCode, LanyardError } from '../errors';
 import {
   AttestationServiceClient,
+  type AttestParams,
   type AttestResponse,
   type AttestResult,
 } from '../gen/lanyard/v1/attestation';
@@ -49,7 +50,16 @@ export async function attestToServer(opts: AttestOptions): Promise<AttestedSvid>
     LANYARD_CHANNEL_OPTIONS,
   );
   try {
-    const result = await runAttestStream(client, opts, csr);
+    const result = await runAttestStream(client, {
+      params: {
+        attestorType: opts.attestorType,
+        evidence: Buffer.from(opts.evidence),
+        csr,
+        spiffeId: opts.spiffeId ?? '',
+      },
+      ...(opts.answerChallenge !== undefined ? { answerChallenge: opts.answerChallenge } : {}),
+      ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}),
+    });
     const svid = result.svid;
     if (svid === undefined || svid.certChain.length === 0 || result.bundle === undefined) {
       throw new LanyardError(ErrorCode.INTERNAL, 'the server answered without an SVID or bundle');
@@ -69,11 +79,24 @@ export async function attestToServer(opts: AttestOptions): Promise<AttestedSvid>
   }
 }
 
-function runAttestStream(
+export interface AttestStreamOptions {
+  /** Sent as they are: the caller made the CSR (and owns its key). */
+  params: AttestParams;
+  /** Answers an attestor's challenge (x509pop); without it a challenge fails the attestation. */
+  answerChallenge?: (challenge: Uint8Array) => Uint8Array;
+  /** Default 30 s. */
+  deadlineMs?: number;
+}
+
+/**
+ * One Attest stream on a client the caller holds (its own channel, credentials and key): params, then at most
+ * one challenge answered. Resolves with the raw result; rejects with the server's gRPC error.
+ */
+export function runAttestStream(
   client: AttestationServiceClient,
-  opts: AttestOptions,
-  csr: Buffer,
+  opts: AttestStreamOptions,
 ): Promise<AttestResult> {
+  const { attestorType } = opts.params;
   return new Promise((resolve, reject) => {
     const call = client.attest({ deadline: Date.now() + (opts.deadlineMs ?? 30_000) });
     let result: AttestResult | undefined;
@@ -81,9 +104,7 @@ function runAttestStream(
       if (res.step?.$case === 'challenge') {
         if (opts.answerChallenge === undefined) {
           call.cancel();
-          reject(
-            new LanyardError(ErrorCode.INVALID_ARGUMENT, `attestor ${opts.attestorType} sent a challenge`),
-          );
+          reject(new LanyardError(ErrorCode.INVALID_ARGUMENT, `attestor ${attestorType} sent a challenge`));
           return;
         }
         const answer = opts.answerChallenge(new Uint8Array(res.step.value.challenge));
@@ -99,17 +120,7 @@ function runAttestStream(
         ? resolve(result)
         : reject(new Error('the attestation stream ended without a result')),
     );
-    call.write({
-      step: {
-        $case: 'params',
-        value: {
-          attestorType: opts.attestorType,
-          evidence: Buffer.from(opts.evidence),
-          csr,
-          spiffeId: opts.spiffeId ?? '',
-        },
-      },
-    });
+    call.write({ step: { $case: 'params', value: opts.params } });
     if (opts.answerChallenge === undefined) call.end();
   });
 }

@@ -127,8 +127,20 @@ export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
   return key;
 }
 
-/** SubjectPublicKeyInfo DER of a public (or private) key. */
+/**
+ * SPKI exports already made, per key. node:crypto's export goes through OpenSSL 3's encoder and costs about two
+ * P-256 signatures; issuance asks for the same key's SPKI twice (CSR check, certificate). KeyObjects are
+ * immutable, and weak keys let a key's entry go with it.
+ */
+const exportedSpki = new WeakMap<KeyObject, Uint8Array>();
+
+/** SubjectPublicKeyInfo DER of a public (or private) key; a fresh copy each time. */
 export function spkiDer(key: KeyObject): Uint8Array {
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return new Uint8Array(pub.export({ format: 'der', type: 'spki' }));
+  let der = exportedSpki.get(key);
+  if (der === undefined) {
+    const pub = key.type === 'private' ? createPublicKey(key) : key;
+    der = new Uint8Array(pub.export({ format: 'der', type: 'spki' }));
+    exportedSpki.set(key, der);
+  }
+  return der.slice();
 }

@@ -1,14 +1,16 @@
 /**
- * A workload's side of the public listener for tests: TLS that trusts the bundle and checks the server's
- * SPIFFE ID (no DNS name), optionally with a client SVID for mTLS; Attest as a promise.
+ * A workload's side of the public listener for tests, on the library's own client pieces: the channel
+ * credentials of src/client/server-credentials.ts (trust the bundle, verify the server's SVID and its SPIFFE
+ * ID; with an identity, mTLS) and the Attest stream of src/client/attest.ts, with test defaults.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { KeyObject } from 'node:crypto';
+import { X509Bundle } from '../../src/bundle';
+import { runAttestStream } from '../../src/client/attest';
+import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../src/client/server-credentials';
 import {
   AttestationServiceClient,
-  type AttestParams,
-  type AttestRequest,
-  type AttestResponse,
+  AttestParams,
   type AttestResult,
   RenewRequest,
   type RenewResponse,
@@ -20,8 +22,8 @@ import {
 } from '../../src/gen/lanyard/v1/bundle';
 import { RegistrationServiceClient } from '../../src/gen/lanyard/v1/registration';
 import { createCsr } from '../../src/x509/csr';
+import { TrustDomain } from '../../src/spiffe';
 import { generateKeyPair } from '../../src/x509/keys';
-import { encodePem } from '../../src/x509/pem';
 
 export interface ClientIdentity {
   key: KeyObject;
@@ -35,29 +37,17 @@ export interface PublicClients {
   close(): void;
 }
 
-/** TLS trusting `bundlePem` and checking the server's SPIFFE ID; with `identity`, mTLS. */
+/** TLS trusting `bundlePem` and verifying the server's SVID (its SPIFFE ID, not a host name); with `identity`, mTLS. */
 export function publicCredentials(
   bundlePem: string,
   trustDomain: string,
   identity?: ClientIdentity,
 ): grpc.ChannelCredentials {
-  const serverId = `URI:spiffe://${trustDomain}/lanyard/server`;
-  return grpc.credentials.createSsl(
-    Buffer.from(bundlePem),
-    identity ? Buffer.from(identity.key.export({ type: 'pkcs8', format: 'pem' })) : null,
-    identity ? Buffer.from(identity.chain.map((d) => encodePem('CERTIFICATE', d)).join('')) : null,
-    {
-      // The server SVID has a SPIFFE ID, not a host name: check that instead.
-      checkServerIdentity: (_host, cert) =>
-        (cert.subjectaltname ?? '').split(', ').includes(serverId)
-          ? undefined
-          : new Error(`server is not ${serverId}: ${cert.subjectaltname ?? 'no SAN'}`),
-    },
-  );
+  const bundle = X509Bundle.fromPem(TrustDomain.parse(trustDomain), bundlePem);
+  return lanyardChannelCredentials(bundle, identity && { privateKey: identity.key, chain: identity.chain });
 }
 
-/** SNI with a name, not the IP address (RFC 6066); the server's identity is checked by publicCredentials. */
-export const PUBLIC_CHANNEL_OPTIONS = { 'grpc.ssl_target_name_override': 'lanyard-server' };
+export const PUBLIC_CHANNEL_OPTIONS = LANYARD_CHANNEL_OPTIONS;
 
 export function connectPublic(
   address: string,
@@ -89,35 +79,18 @@ export function newKey(): { key: KeyObject; csr: Buffer } {
 }
 
 /**
- * Runs one Attest stream: sends params (and `extra` raw requests after them), answers challenges with
- * `answer`, resolves with the result or rejects with the ServiceError.
+ * One Attest stream (src/client/attest.ts) with the fields a test leaves out empty, so that bad input reaches
+ * the server as written; a challenge is answered with `answer`.
  */
 export function attest(
   client: AttestationServiceClient,
   params: Partial<AttestParams>,
-  answer?: (challenge: Buffer) => Buffer,
-  extra: AttestRequest[] = [],
+  answer?: (challenge: Uint8Array) => Uint8Array,
 ): Promise<AttestResult> {
-  return new Promise((resolve, reject) => {
-    const call = client.attest({ deadline: Date.now() + 15_000 });
-    let result: AttestResult | undefined;
-    call.on('data', (res: AttestResponse) => {
-      if (res.step?.$case === 'challenge' && answer) {
-        call.write({ step: { $case: 'challengeResponse', value: answer(res.step.value.challenge) } });
-      } else if (res.step?.$case === 'result') {
-        result = res.step.value;
-      }
-    });
-    call.on('error', reject);
-    call.on('end', () => (result ? resolve(result) : reject(new Error('stream ended without a result'))));
-    call.write({
-      step: {
-        $case: 'params',
-        value: { attestorType: '', evidence: Buffer.alloc(0), csr: Buffer.alloc(0), spiffeId: '', ...params },
-      },
-    });
-    for (const r of extra) call.write(r);
-    if (!answer) call.end();
+  return runAttestStream(client, {
+    params: AttestParams.fromPartial(params),
+    ...(answer !== undefined ? { answerChallenge: answer } : {}),
+    deadlineMs: 15_000,
   });
 }
 
