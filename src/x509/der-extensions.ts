@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
 import {
+  OID_AUTHORITY_KEY_ID,
+  OID_BASIC_CONSTRAINTS,
+  OID_EXT_KEY_USAGE,
+  OID_KEY_USAGE,
+  OID_NAME_CONSTRAINTS,
+  OID_SUBJECT_ALT_NAME,
+  OID_SUBJECT_KEY_ID,
+} from './certificate-der';
+import {
   concatBytes,
   DerFramingError,
   expectTag,
@@ -26,14 +35,6 @@ import {
  * decided by the profile that calls them, so each builder takes it explicitly rather than hiding a default.
  * (The CRL's two extensions still come from extensions.ts as schema objects; CRLs are not on the hot path.)
  */
-
-const OID_BASIC_CONSTRAINTS = '2.5.29.19';
-const OID_KEY_USAGE = '2.5.29.15';
-const OID_EXT_KEY_USAGE = '2.5.29.37';
-const OID_SUBJECT_ALT_NAME = '2.5.29.17';
-const OID_SUBJECT_KEY_ID = '2.5.29.14';
-const OID_AUTHORITY_KEY_ID = '2.5.29.35';
-const OID_NAME_CONSTRAINTS = '2.5.29.30';
 
 /** Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE (left out when false), extnValue }. */
 export function extensionDer(oid: string, critical: boolean, valueDer: Uint8Array): Uint8Array {

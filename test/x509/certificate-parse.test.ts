@@ -14,6 +14,7 @@ import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x50
 import { makeCert, makeIntermediate, makeLeaf, makeRoot } from '../verify/helpers/certs';
 import { newCa, plannerChain } from '../verify/helpers/delegation';
 import { KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey, writeTemp } from './fixtures';
+import { mutate, mutation } from './mutations';
 
 /**
  * ParsedCertificate walks the DER itself (src/x509/certificate-der.ts). These tests hold it against an
@@ -1362,56 +1363,6 @@ describe('ParsedCertificate parsing', function () {
   });
 
   describe('mutations of valid certificates (fast-check)', () => {
-    type Mutation =
-      | { kind: 'set'; at: number; byte: number }
-      | { kind: 'flip'; at: number; bit: number }
-      | { kind: 'insert'; at: number; bytes: Uint8Array }
-      | { kind: 'delete'; at: number; n: number }
-      | { kind: 'truncate'; at: number }
-      | { kind: 'append'; bytes: Uint8Array };
-    const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-      fc.record({ kind: fc.constant('set' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
-      fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-      fc.record({
-        kind: fc.constant('insert' as const),
-        at: fc.nat(),
-        bytes: fc.uint8Array({ minLength: 1, maxLength: 4 }),
-      }),
-      fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), n: fc.integer({ min: 1, max: 4 }) }),
-      fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
-      fc.record({
-        kind: fc.constant('append' as const),
-        bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
-      }),
-    );
-    const apply = (der: Uint8Array, ms: Mutation[]): Uint8Array => {
-      let b = Buffer.from(der);
-      for (const m of ms) {
-        const at = 'at' in m ? m.at % Math.max(1, b.length) : 0;
-        switch (m.kind) {
-          case 'set':
-            b[at] = m.byte;
-            break;
-          case 'flip':
-            b[at] = b[at]! ^ (1 << m.bit);
-            break;
-          case 'insert':
-            b = Buffer.concat([b.subarray(0, at), m.bytes, b.subarray(at)]);
-            break;
-          case 'delete':
-            b = Buffer.concat([b.subarray(0, at), b.subarray(at + m.n)]);
-            break;
-          case 'truncate':
-            b = b.subarray(0, at);
-            break;
-          case 'append':
-            b = Buffer.concat([b, m.bytes]);
-            break;
-        }
-      }
-      return new Uint8Array(b);
-    };
-
     const SEEDS: [string, string][] = [
       ['context leaf 2', 'context ca'],
       ['ec-p256 constrained root', 'ec-p256 constrained root'],
@@ -1426,7 +1377,7 @@ describe('ParsedCertificate parsing', function () {
         let accepted = 0;
         fc.assert(
           fc.property(fc.array(mutation, { minLength: 1, maxLength: 3 }), (ms) => {
-            const mutated = apply(der, ms);
+            const mutated = ms.reduce(mutate, der);
             let cert: ParsedCertificate;
             try {
               cert = ParsedCertificate.fromDer(mutated);

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 
 /**
  * Byte-level mutations of a valid encoding, for properties that a decoder given anything near a valid input
- * either returns something sound or throws its typed error (agent-context codec, CSR parser).
+ * either returns something sound or throws its typed error (certificate parser, agent-context codec, CSR parser).
  */
 
 export type Mutation =
@@ -10,7 +10,8 @@ export type Mutation =
   | { kind: 'set'; at: number; value: number }
   | { kind: 'insert'; at: number; bytes: Uint8Array }
   | { kind: 'delete'; at: number; count: number }
-  | { kind: 'truncate'; at: number };
+  | { kind: 'truncate'; at: number }
+  | { kind: 'append'; bytes: Uint8Array };
 
 export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
@@ -22,10 +23,13 @@ export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   }),
   fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 8 }) }),
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+  // Trailing bytes after a complete element: what a lenient BER reader silently ignores.
+  fc.record({ kind: fc.constant('append' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
 );
 
 export function mutate(der: Uint8Array, m: Mutation): Uint8Array {
   const out = [...der];
+  if (m.kind === 'append') return Uint8Array.from([...out, ...m.bytes]);
   // Inserting into an empty buffer is the only mutation that means anything there;
   // every index-based one would otherwise compute `at % 0`.
   if (out.length === 0) return m.kind === 'insert' ? Uint8Array.from(m.bytes) : der;
