@@ -9,7 +9,7 @@ import { answerX509PopChallenge } from '../../src/attest';
 import { ServerX509Source } from '../../src/client/server-x509-source';
 import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x509/profiles';
+import { createRootCa, issueX509Svid } from '../../src/x509/profiles';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../attest/helpers/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../server/helpers';
 import { id, serverBundle } from './helpers';
