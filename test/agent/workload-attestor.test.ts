@@ -34,12 +34,14 @@ describe('node agent: unix workload attestation', () => {
   });
 
   it('selectors of a live process: uid, gid, exe path and the SHA-256 of that executable', async () => {
-    const a = await attestUnixPeer({ pid: process.pid, uid: 1234, gid: 5678 });
+    const uid = process.getuid!();
+    const gid = process.getgid!();
+    const a = await attestUnixPeer({ pid: process.pid, uid, gid }, { connectedAt: new Date() });
     const exe = fs.readlinkSync('/proc/self/exe');
     const digest = createHash('sha256').update(fs.readFileSync(exe)).digest('hex');
     assert.deepEqual(a.selectors, [
-      { type: 'unix', value: 'uid:1234' },
-      { type: 'unix', value: 'gid:5678' },
+      { type: 'unix', value: `uid:${uid}` },
+      { type: 'unix', value: `gid:${gid}` },
       { type: 'unix', value: `path:${exe}` },
       { type: 'unix', value: `sha256:${digest}` },
     ]);
@@ -63,10 +65,11 @@ describe('node agent: unix workload attestation', () => {
     const stat = (start: number): string =>
       `4242 (some tool) S ${Array.from({ length: 18 }, (_, i) => String(i + 1)).join(' ')} ${start} 0 0\n`;
     fs.writeFileSync(path.join(pidDir, 'stat'), stat(1000));
+    fs.writeFileSync(path.join(pidDir, 'status'), 'Name:\tsome tool\nUid:\t0\t0\t0\t0\n');
     const fifo = path.join(proc, 'exe-fifo');
     execFileSync('mkfifo', [fifo]);
     fs.symlinkSync(fifo, path.join(pidDir, 'exe'));
-    const pending = attestUnixPeer({ pid: 4242, uid: 0, gid: 0 }, proc);
+    const pending = attestUnixPeer({ pid: 4242, uid: 0, gid: 0 }, { procRoot: proc });
     await new Promise((r) => setTimeout(r, 100));
     fs.writeFileSync(path.join(pidDir, 'stat'), stat(2000));
     const w = fs.openSync(fifo, 'w');
@@ -76,6 +79,50 @@ describe('node agent: unix workload attestation', () => {
       assert.equal(e.code, 'ERR_WORKLOAD_ATTESTATION_FAILED');
       assert.match(e.message, /pid reuse/);
       return true;
+    });
+  });
+
+  describe('a pid that changed hands before it was looked at', () => {
+    /** A /proc stand-in: boot `bootAgoS` seconds ago, pid 77 started `startS` s after boot, running as `uid`. */
+    const fakeProc = (o: { bootAgoS: number; startS: number; uid: number }): string => {
+      const proc = tempDir();
+      const bootTime = Math.floor(Date.now() / 1000) - o.bootAgoS;
+      fs.writeFileSync(path.join(proc, 'stat'), `cpu  1 2 3\nbtime ${bootTime}\nprocesses 9\n`);
+      const pidDir = path.join(proc, '77');
+      fs.mkdirSync(pidDir);
+      const fields = Array.from({ length: 18 }, (_, i) => String(i + 1)).join(' ');
+      fs.writeFileSync(path.join(pidDir, 'stat'), `77 (tool) S ${fields} ${o.startS * 100} 0 0\n`);
+      fs.writeFileSync(
+        path.join(pidDir, 'status'),
+        `Name:\ttool\nUid:\t${o.uid}\t${o.uid}\t${o.uid}\t${o.uid}\n`,
+      );
+      fs.writeFileSync(path.join(proc, 'tool-binary'), 'binary');
+      fs.symlinkSync(path.join(proc, 'tool-binary'), path.join(pidDir, 'exe'));
+      return proc;
+    };
+    const cred = { pid: 77, uid: 1000, gid: 1000 };
+
+    it("accepts a process of the peer's uid that started before the connection", async () => {
+      const procRoot = fakeProc({ bootAgoS: 3600, startS: 60, uid: 1000 });
+      const a = await attestUnixPeer(cred, { procRoot, connectedAt: new Date() });
+      assert.ok(a.selectors.some((sel) => sel.value === `path:${path.join(procRoot, 'tool-binary')}`));
+    });
+
+    it('refuses a process of another uid', async () => {
+      const procRoot = fakeProc({ bootAgoS: 3600, startS: 60, uid: 0 });
+      await assert.rejects(
+        attestUnixPeer(cred, { procRoot, connectedAt: new Date() }),
+        /no longer runs as uid 1000/,
+      );
+    });
+
+    it('refuses a process that started after the connection was accepted', async () => {
+      // Booted an hour ago, started 3590 s after boot = 10 s ago; the connection was accepted a minute ago.
+      const procRoot = fakeProc({ bootAgoS: 3600, startS: 3590, uid: 1000 });
+      await assert.rejects(
+        attestUnixPeer(cred, { procRoot, connectedAt: new Date(Date.now() - 60_000) }),
+        /started after the connection/,
+      );
     });
   });
 });

@@ -105,7 +105,7 @@ export class WorkloadEndpoint {
       return;
     }
     const label = `${PEER_PREFIX}${this.nextId++}`;
-    const attestation = attestUnixPeer(cred);
+    const attestation = attestUnixPeer(cred, { connectedAt: new Date() });
     // Rejections are reported to the calls that await it; never unhandled.
     attestation.catch(() => {});
     this.peers.set(label, { cred, attestation });

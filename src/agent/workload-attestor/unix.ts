@@ -5,9 +5,9 @@
  *   unix:path:<p>                   /proc/<pid>/exe
  *   unix:sha256:<hex>               SHA-256 of that executable, read through /proc/<pid>/exe
  *
- * Pid reuse: the process start time (field 22 of /proc/<pid>/stat) is read before and after everything
- * else; if the process it names changed (the peer exited and another took its pid), the attestation fails
- * closed. The executable is hashed through the /proc link, so a file replaced on disk meanwhile does not
+ * Pid reuse (the peer exits and another process takes its pid before we look): the process found must run
+ * as the peer's uid and must have started before the connection was accepted, and its start time (field 22
+ * of /proc/<pid>/stat) is read again after everything else: if it changed, the attestation fails closed. The executable is hashed through the /proc link, so a file replaced on disk meanwhile does not
  * count, and hashes are cached by (device, inode, size, mtime) so a busy agent does not reread binaries.
  */
 import { createHash } from 'node:crypto';
@@ -27,13 +27,39 @@ export interface UnixAttestation {
   exePath?: string;
 }
 
-export async function attestUnixPeer(cred: PeerCredentials, procRoot = '/proc'): Promise<UnixAttestation> {
+/** Linux reports process start times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
+const USER_HZ = 100;
+
+export interface UnixAttestOptions {
+  /** Where /proc is (tests point this at a stand-in). */
+  procRoot?: string;
+  /** When the connection was accepted: a process that started later cannot be the one that connected. */
+  connectedAt?: Date;
+}
+
+export async function attestUnixPeer(
+  cred: PeerCredentials,
+  options: UnixAttestOptions = {},
+): Promise<UnixAttestation> {
+  const procRoot = options.procRoot ?? '/proc';
   const selectors: Selector[] = [
     { type: UNIX_SELECTOR_TYPE, value: `uid:${cred.uid}` },
     { type: UNIX_SELECTOR_TYPE, value: `gid:${cred.gid}` },
   ];
   const dir = `${procRoot}/${cred.pid}`;
   const before = startTime(dir);
+  // The pid may already belong to another process (the peer exited before we looked): the process found must
+  // run as the peer's user and must have existed when the connection was accepted.
+  if (effectiveUid(dir) !== cred.uid) {
+    throw failed(`pid ${cred.pid} no longer runs as uid ${cred.uid} (pid reuse)`);
+  }
+  if (options.connectedAt !== undefined) {
+    // btime has whole-second resolution: allow one second of slack.
+    const startedMs = (bootTime(procRoot) + Number(before) / USER_HZ) * 1000;
+    if (startedMs > options.connectedAt.getTime() + 1000) {
+      throw failed(`pid ${cred.pid} started after the connection was accepted (pid reuse)`);
+    }
+  }
   let exePath: string;
   let digest: string;
   try {
@@ -51,6 +77,26 @@ export async function attestUnixPeer(cred: PeerCredentials, procRoot = '/proc'):
   selectors.push({ type: UNIX_SELECTOR_TYPE, value: `path:${exePath}` });
   selectors.push({ type: UNIX_SELECTOR_TYPE, value: `sha256:${digest}` });
   return { selectors, exePath };
+}
+
+/** The effective uid (second field of the Uid: line) of /proc/<pid>/status. */
+function effectiveUid(dir: string): number {
+  let status: string;
+  try {
+    status = fs.readFileSync(`${dir}/status`, 'utf8');
+  } catch (e) {
+    throw failed(`the process ${dir} is gone`, e);
+  }
+  const m = /^Uid:\s+\d+\s+(\d+)/m.exec(status);
+  if (m === null) throw failed(`cannot read the uid in ${dir}/status`);
+  return Number(m[1]);
+}
+
+/** Boot time, seconds since the epoch (btime in /proc/stat). */
+function bootTime(procRoot: string): number {
+  const m = /^btime\s+(\d+)$/m.exec(fs.readFileSync(`${procRoot}/stat`, 'utf8'));
+  if (m === null) throw failed(`cannot read btime in ${procRoot}/stat`);
+  return Number(m[1]);
 }
 
 /** Field 22 (starttime, in clock ticks since boot) of /proc/<pid>/stat; the comm field may hold spaces. */
