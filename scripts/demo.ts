@@ -45,7 +45,7 @@ import {
 import { HANDOFF_GRANT_HEADER, redeemFromCaller } from '../src/hop/handoff';
 import type { HopPeer } from '../src/hop/peer';
 import { createHopHttpsServer, HopHttpsAgent } from '../src/hop/tls';
-import { cedarHopPolicy, PolicyEngine, type PolicyDecision } from '../src/policy';
+import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../src/policy';
 import { AdminClient } from '../src/server/admin-client';
 import { loadConfig } from '../src/server/config';
 import { createLogger } from '../src/server/logging';
@@ -364,7 +364,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[]): Prom
   const b = await service(ID.serviceB);
 
   // Service B: https, mutual TLS; the handler prints what it learned from the peer's SVID alone.
-  const bDecisions = new Map<string, PolicyDecision>();
+  const bDecisions = new Map<string, CedarDecision>();
   const httpsB = createHopHttpsServer(
     {
       source: sources.serviceB,

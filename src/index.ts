@@ -13,6 +13,25 @@ export * from './client';
 export * from './hop';
 // The audit trail a service keeps for its hop decisions (file chain), and verification and trace of any chain.
 export * from './audit';
+// Cedar policy for a service's hops: the engine (files, reload, version), the hop helpers' hook, the schema.
+export {
+  cedarHopPolicy,
+  compilePolicies,
+  denyReason,
+  LANYARD_CEDAR_SCHEMA,
+  PolicyEngine,
+  PolicySet,
+  readPolicyFiles,
+} from './policy';
+export type {
+  CallRequest,
+  CedarDecision,
+  CompiledPolicySet,
+  HopPolicyOptions,
+  PolicyEngineOptions,
+  PolicyLogger,
+  PolicySubject,
+} from './policy';
 export { initDevCa, loadDevCa, mintSvid, writeSvidFiles } from './ca/dev-ca';
 export type {
   DevCa,

@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type * as CedarTypes from '@cedar-policy/cedar-wasm/nodejs';
+import { cedar } from './cedar';
 import { ErrorCode, PolicyError } from '../errors';
 import type { PolicyFile } from './policy-files';
 import { LANYARD_CEDAR_SCHEMA } from './schema';
@@ -52,7 +53,7 @@ export function compilePolicies(files: readonly PolicyFile[]): CompiledPolicySet
     policies[p.id] = p.text;
     origins[p.id] = p.file.path;
   }
-  const answer = cedar.validate({
+  const answer = cedar().validate({
     schema: LANYARD_CEDAR_SCHEMA,
     policies: { staticPolicies: policies },
     validationSettings: { mode: 'strict' },
@@ -94,7 +95,7 @@ function policyVersion(policies: readonly Located[]): string {
 }
 
 function splitFile(file: PolicyFile): Located[] {
-  const parts = cedar.policySetTextToParts(file.text);
+  const parts = cedar().policySetTextToParts(file.text);
   if (parts.type === 'failure') {
     const e = parts.errors[0];
     throw invalid(
@@ -112,10 +113,10 @@ function splitFile(file: PolicyFile): Located[] {
     const found = file.text.indexOf(text, searchFrom);
     const offset = found >= 0 ? found : 0;
     if (found >= 0) searchFrom = found + text.length;
-    const json = cedar.policyToJson(text);
+    const json = cedar().policyToJson(text);
     if (json.type === 'failure') throw invalid(file, offset, json.errors.map(describe).join('; '));
     // Cedar's formatter, not a JSON round trip: JSON numbers lose Cedar's 64-bit integers.
-    const canonical = cedar.formatPolicies({ policyText: text });
+    const canonical = cedar().formatPolicies({ policyText: text });
     if (canonical.type === 'failure') throw invalid(file, offset, canonical.errors.map(describe).join('; '));
     // `@id("...")` names a policy in decisions and logs; otherwise its file and position do.
     const id = json.json.annotations?.['id'] ?? `${stem}#${i + 1}`;
@@ -134,6 +135,6 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
   return { line: lines.length, column: (lines[lines.length - 1]?.length ?? 0) + 1 };
 }
 
-function describe(e: cedar.DetailedError): string {
+function describe(e: CedarTypes.DetailedError): string {
   return e.help ? `${e.message} (${e.help})` : e.message;
 }

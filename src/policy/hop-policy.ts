@@ -5,7 +5,7 @@
  * HopDecision. The types are declared structurally here so src/policy does not depend on src/hop.
  */
 import type { PolicySubject } from './entities';
-import type { PolicyDecision } from './policy-set';
+import type { CedarDecision } from './policy-set';
 import type { CallRequest } from './policy-set';
 
 export interface HopPolicyRequest {
@@ -23,14 +23,14 @@ export interface HopPolicyAnswer {
 
 /** Anything that evaluates a call under its current policies: a PolicyEngine or one PolicySet. */
 export interface CallEvaluator {
-  evaluate(req: CallRequest): PolicyDecision;
+  evaluate(req: CallRequest): CedarDecision;
 }
 
 export interface HopPolicyOptions {
   /** Overrides the service name the helper passes, e.g. to use one name for several replicas. */
   service?: string;
   /** Every decision with its reasons and errors, e.g. to print or collect it. */
-  onDecision?: (decision: PolicyDecision, request: CallRequest) => void;
+  onDecision?: (decision: CedarDecision, request: CallRequest) => void;
 }
 
 export function cedarHopPolicy(
@@ -55,7 +55,7 @@ export function cedarHopPolicy(
 }
 
 /** A refusal's reason for logs and the audit record: the forbids that matched, the errors, or no permit. */
-export function denyReason(decision: PolicyDecision): string {
+export function denyReason(decision: CedarDecision): string {
   if (decision.errors.length > 0) return `policy error: ${decision.errors.join('; ')}`;
   if (decision.reasons.length > 0) return `forbidden by ${decision.reasons.join(', ')}`;
   return 'no policy permits it';

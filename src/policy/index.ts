@@ -11,7 +11,7 @@ export {
   callRequest,
   issueRequest,
   type CedarRequest,
-  type PolicyDecision,
+  type CedarDecision,
   type CallRequest,
   type IssueRequest,
 } from './policy-set';

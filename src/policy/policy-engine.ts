@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compilePolicies } from './compile';
 import { readPolicyFiles, type PolicyFile } from './policy-files';
-import { type CallRequest, type PolicyDecision, PolicySet, type PolicySetOptions } from './policy-set';
+import { type CallRequest, type CedarDecision, PolicySet, type PolicySetOptions } from './policy-set';
 
 /** What the engine logs through; a pino logger fits. */
 export interface PolicyLogger {
@@ -92,7 +92,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
   }
 
   /** A request at a hop, under the current set. */
-  evaluate(req: CallRequest): PolicyDecision {
+  evaluate(req: CallRequest): CedarDecision {
     return this.current.evaluateCall(req);
   }
 

@@ -7,7 +7,8 @@
  * let a request through when the erroring policy was a forbid.
  */
 import { createHash } from 'node:crypto';
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type * as CedarTypes from '@cedar-policy/cedar-wasm/nodejs';
+import { cedar } from './cedar';
 import { Lru } from '../verify/lru';
 import type { CompiledPolicySet } from './compile';
 import { type PolicySubject, workloadEntity, workloadUid } from './entities';
@@ -20,7 +21,7 @@ import {
   SERVICE_TYPE,
 } from './schema';
 
-export interface PolicyDecision {
+export interface CedarDecision {
   decision: 'allow' | 'deny';
   /** Ids of the policies that determined the decision (the permits for allow, the forbids for deny). */
   reasons: string[];
@@ -49,11 +50,11 @@ export interface IssueRequest {
 
 /** One Cedar request with the entities it needs: what `PolicySet` evaluates, built in the schema's shape. */
 export interface CedarRequest {
-  principal: cedar.TypeAndId;
-  action: cedar.TypeAndId;
-  resource: cedar.TypeAndId;
-  context: cedar.Context;
-  entities: cedar.EntityJson[];
+  principal: CedarTypes.TypeAndId;
+  action: CedarTypes.TypeAndId;
+  resource: CedarTypes.TypeAndId;
+  context: CedarTypes.Context;
+  entities: CedarTypes.EntityJson[];
 }
 
 export function callRequest(req: CallRequest): CedarRequest {
@@ -100,26 +101,26 @@ export class PolicySet {
    * same operation again costs a lookup. Keyed by the whole request, entity attributes included; a reload
    * makes a new set with an empty cache. Bounded, so endless distinct peers cannot grow memory.
    */
-  private readonly decisions: Lru<PolicyDecision> | undefined;
+  private readonly decisions: Lru<CedarDecision> | undefined;
 
   constructor(compiled: CompiledPolicySet, options: PolicySetOptions = {}) {
     this.compiled = compiled;
     this.version = compiled.version;
     const size = options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE;
-    this.decisions = size > 0 ? new Lru<PolicyDecision>(size) : undefined;
+    this.decisions = size > 0 ? new Lru<CedarDecision>(size) : undefined;
     // Cedar's preparsed sets live in a process-wide cache keyed by id; the full hash of the policies keys it, so
     // two engines with the same policies share an entry and different policies never collide.
     this.cacheId = `lanyard:${createHash('sha256').update(JSON.stringify(compiled.policies)).digest('hex')}`;
-    const p = cedar.preparsePolicySet(this.cacheId, { staticPolicies: { ...compiled.policies } });
+    const p = cedar().preparsePolicySet(this.cacheId, { staticPolicies: { ...compiled.policies } });
     if (p.type === 'failure')
       throw new Error(`a validated policy set does not parse: ${p.errors[0]?.message}`);
   }
 
-  evaluateCall(req: CallRequest): PolicyDecision {
+  evaluateCall(req: CallRequest): CedarDecision {
     return this.authorize(callRequest(req));
   }
 
-  evaluateIssue(req: IssueRequest): PolicyDecision {
+  evaluateIssue(req: IssueRequest): CedarDecision {
     return this.authorize(issueRequest(req));
   }
 
@@ -128,7 +129,7 @@ export class PolicySet {
     return scopes.filter((scope) => this.evaluateIssue({ subject, scope, kind }).decision === 'allow');
   }
 
-  private authorize(request: CedarRequest): PolicyDecision {
+  private authorize(request: CedarRequest): CedarDecision {
     if (this.decisions === undefined) return this.decide(request);
     const key = JSON.stringify(request);
     let d = this.decisions.get(key);
@@ -140,16 +141,16 @@ export class PolicySet {
     return { ...d, reasons: [...d.reasons], errors: [...d.errors] };
   }
 
-  private decide(request: CedarRequest): PolicyDecision {
-    const deny = (errors: string[]): PolicyDecision => ({
+  private decide(request: CedarRequest): CedarDecision {
+    const deny = (errors: string[]): CedarDecision => ({
       decision: 'deny',
       reasons: [],
       errors,
       policyVersion: this.version,
     });
-    let answer: cedar.AuthorizationAnswer;
+    let answer: CedarTypes.AuthorizationAnswer;
     try {
-      answer = cedar.statefulIsAuthorized({ ...request, preparsedPolicySetId: this.cacheId });
+      answer = cedar().statefulIsAuthorized({ ...request, preparsedPolicySetId: this.cacheId });
     } catch (e) {
       return deny([`evaluation failed: ${e instanceof Error ? e.message : String(e)}`]);
     }

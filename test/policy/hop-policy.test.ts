@@ -9,7 +9,7 @@ import { ErrorCode, LanyardError } from '../../src/errors';
 import type { HopDecision } from '../../src/hop/decision';
 import { verifyHopPeer } from '../../src/hop/peer';
 import type { HopPolicy } from '../../src/hop/policy';
-import { cedarHopPolicy, PolicyEngine, type PolicyDecision } from '../../src/policy';
+import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../../src/policy';
 import { createPki, delegatedPair } from '../interop/helpers/pki';
 import { removeDir, tempPolicyDir } from './helpers';
 
@@ -38,7 +38,7 @@ describe('policy: the Cedar engine behind the hop helpers (HopPolicy)', () => {
   let dir: string;
   let engine: PolicyEngine;
   const decisions: HopDecision[] = [];
-  const evaluated: PolicyDecision[] = [];
+  const evaluated: CedarDecision[] = [];
   let hook: HopPolicy;
 
   before(() => {
