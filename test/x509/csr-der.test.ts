@@ -134,6 +134,7 @@ describe('x509 CSR: the strict DER reader', () => {
       assertAgreesWithSchema(csr.der);
       const parsed = parseCsr(csr.der);
       assert.ok(parsed.publicKey.equals(testKey(csr.alg, 3).publicKey), csr.name);
+      assert.deepEqual(parsed.spki, spkiDer(testKey(csr.alg, 3).publicKey), csr.name);
     }
     const full = parseCsrDer(made.find((c) => c.name === 'ec-p256 full')!.der);
     assert.deepEqual(
