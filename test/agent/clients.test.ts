@@ -134,6 +134,7 @@ describe('node agent: standard-proto clients in other processes', function () {
     before(function () {
       if (process.getuid!() !== 0) {
         // Creating a user needs root; CI and the dev machines run as root.
+        process.stderr.write('      skipped: the second-user test needs root to create a user (useradd)\n');
         this.skip();
       }
       user = `lanyard-t-${randomBytes(3).toString('hex')}`;
