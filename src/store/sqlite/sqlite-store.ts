@@ -195,7 +195,8 @@ export class SqliteStore extends AsyncOps implements Store {
     const guard = <T>(op: () => T): Promise<T> => this.exclusive(op);
     this.audit = {
       append: (chain, event, now) => guard(() => audit.append(chain, event, now)),
-      appendRecords: (chain, records, checkpoints) => guard(() => audit.appendRecords(chain, records, checkpoints)),
+      appendRecords: (chain, records, checkpoints) =>
+        guard(() => audit.appendRecords(chain, records, checkpoints)),
       head: (chain) => guard(() => audit.head(chain)),
       addCheckpoint: (c) => guard(() => audit.addCheckpoint(c)),
       checkpoints: (chain) => guard(() => audit.checkpoints(chain)),
