@@ -23,7 +23,10 @@ export function hopDecisionEvent(d: HopDecision): AuditEvent {
     service: d.service,
     action: d.action !== undefined ? `${d.transport} ${d.action}` : d.transport,
     ...(d.reason !== undefined && { reason: d.reason }),
-    ...(d.peerId !== undefined && { actor: d.peerId }),
+    // A refused peer without a verified context only claimed its ID: say so, as the server's records do.
+    ...(d.peerId !== undefined && {
+      actor: d.decision === 'allow' || c !== undefined ? d.peerId : `unverified:${d.peerId}`,
+    }),
     ...(d.peerSerial !== undefined && { serial: d.peerSerial }),
     ...(c !== undefined && {
       agentId: c.agentId,
