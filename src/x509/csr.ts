@@ -1,11 +1,11 @@
 import { createPublicKey, KeyObject, verify } from 'node:crypto';
 import { ErrorCode, MalformedInputError } from '../errors';
 import { signatureAlgorithmDer } from './build';
-import { DER_NULL } from './certificate-der';
+import { DER_NULL, OID_RSA_ENCRYPTION } from './certificate-der';
 import { CsrFields, parseCsrDer } from './csr-der';
 import { DerFramingError } from './der';
 import { derBitString, derContextConstructed, derSequence, derSmallInteger } from './der-writer';
-import { describeKey, signWithKey, spkiDer } from './keys';
+import { describeKey, rememberSpkiExport, signWithKey, spkiDer } from './keys';
 import { decodePem, encodePem } from './pem';
 
 /**
@@ -137,8 +137,9 @@ function frame(der: Uint8Array): CsrFields {
 
 /** The key node:crypto reads from the SPKI; an algorithm it cannot read at all is unsupported, not malformed. */
 function requestedKey(parts: CsrFields): KeyObject {
+  let key: KeyObject;
   try {
-    return createPublicKey({ key: Buffer.from(parts.spki), format: 'der', type: 'spki' });
+    key = createPublicKey({ key: Buffer.from(parts.spki), format: 'der', type: 'spki' });
   } catch (e) {
     throw new MalformedInputError(
       ErrorCode.UNSUPPORTED_KEY,
@@ -146,6 +147,12 @@ function requestedKey(parts: CsrFields): KeyObject {
       { cause: e },
     );
   }
+  // Exporting costs as much as importing (OpenSSL 3's encoder); the strict DER we just read is that export,
+  // except for an RSA key without the NULL parameters, which node:crypto writes back with them.
+  const rsaWithoutNull =
+    parts.spkiAlgorithm.oid === OID_RSA_ENCRYPTION && parts.spkiAlgorithm.params === undefined;
+  if (!rsaWithoutNull) rememberSpkiExport(key, parts.spki);
+  return key;
 }
 
 function malformed(message: string, cause?: unknown): MalformedInputError {

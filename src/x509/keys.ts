@@ -134,6 +134,15 @@ export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
  */
 const exportedSpki = new WeakMap<KeyObject, Uint8Array>();
 
+/**
+ * Records `spki` as the export of `key`, which the caller has just imported from exactly these bytes and knows to
+ * be in node:crypto's own encoding (csr.ts: strict DER of a named-curve EC, Ed25519 or RSA-with-NULL key, which
+ * OpenSSL writes back unchanged; test/x509/csr-der.test.ts holds it to that).
+ */
+export function rememberSpkiExport(key: KeyObject, spki: Uint8Array): void {
+  if (key.type === 'public' && !exportedSpki.has(key)) exportedSpki.set(key, spki.slice());
+}
+
 /** SubjectPublicKeyInfo DER of a public (or private) key; a fresh copy each time. */
 export function spkiDer(key: KeyObject): Uint8Array {
   let der = exportedSpki.get(key);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createPublicKey, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -151,6 +152,59 @@ describe('x509 CSR: the strict DER reader', () => {
     );
     const bare = parseCsrDer(made.find((c) => c.name === 'ec-p256 bare')!.der);
     assert.deepEqual(bare.requestedExtensions, []);
+  });
+
+  it("returns the key's SPKI as node:crypto exports it: a compressed EC point stays, RSA gains its NULL", () => {
+    const p256 = testKey('ec-p256', 3).privateKey.export({ format: 'pem', type: 'sec1' }).toString();
+    const compressedKey = join(dir, 'compressed.key');
+    const c = openssl(['ec', '-conv_form', 'compressed', '-out', compressedKey], p256);
+    assert.ok(c.ok, c.output);
+    const out = join(dir, 'compressed.der');
+    const r = openssl([
+      'req',
+      '-new',
+      '-key',
+      compressedKey,
+      '-subj',
+      '/CN=c',
+      '-outform',
+      'DER',
+      '-out',
+      out,
+    ]);
+    assert.ok(r.ok, r.output);
+    const compressed = new Uint8Array(readFileSync(out));
+    const fields = parseCsrDer(compressed);
+    assert.equal(fields.spki.length, 59, 'OpenSSL wrote the compressed point');
+    const parsed = parseCsr(compressed);
+    assert.deepEqual(parsed.spki, fields.spki);
+    // An independent import and export of the same bytes agrees.
+    const fresh = createPublicKey({ key: Buffer.from(fields.spki), format: 'der', type: 'spki' });
+    assert.deepEqual(parsed.spki, new Uint8Array(fresh.export({ format: 'der', type: 'spki' })));
+    assert.ok(parsed.publicKey.equals(testKey('ec-p256', 3).publicKey));
+
+    // RSA with the AlgorithmIdentifier's NULL left out (BER-era encoders do): accepted, returned with it.
+    const rsa = testKey('rsa-2048', 1);
+    const withNull = spkiDer(rsa.publicKey);
+    const nullAlg = '300d06092a864886f70d0101010500';
+    const h = Buffer.from(withNull).toString('hex');
+    assert.equal(h.indexOf(nullAlg), 8);
+    const body = h.slice(8).replace(nullAlg, '300b06092a864886f70d010101');
+    const withoutNull = derSequence(Buffer.from(body, 'hex'));
+    const info = derSequence(
+      derSmallInteger(0),
+      derSequence(),
+      withoutNull,
+      derContextConstructed(0, new Uint8Array(0)),
+    );
+    const csr = derSequence(
+      info,
+      derSequence(derOid('1.2.840.113549.1.1.11'), Uint8Array.of(0x05, 0x00)),
+      derBitString(new Uint8Array(sign('sha256', info, rsa.privateKey))),
+    );
+    const parsedRsa = parseCsr(csr);
+    assert.deepEqual(parsedRsa.spki, withNull);
+    assert.ok(parsedRsa.publicKey.equals(rsa.publicKey));
   });
 
   it('reads our own createCsr requests as the schema decoder does', () => {
