@@ -11,6 +11,9 @@ import type { KeyObject } from 'node:crypto';
 import type { X509Bundle } from '../bundle';
 import type { Selector } from '../store/types';
 
+/** JWT-SVIDs kept for reuse (by entry and audience set) before the cache is pruned. */
+const MAX_CACHED_JWTS = 1024;
+
 export interface CachedEntry {
   id: string;
   spiffeId: string;
@@ -50,6 +53,12 @@ export class AgentCache extends EventEmitter<{ update: [] }> {
   private jwts = new Map<string, CachedJwt>();
   private currentBundle: X509Bundle | undefined;
   private v = 0;
+
+  constructor() {
+    super();
+    // One listener per open Workload API stream: many is normal, not a leak.
+    this.setMaxListeners(0);
+  }
 
   get version(): number {
     return this.v;
@@ -127,6 +136,12 @@ export class AgentCache extends EventEmitter<{ update: [] }> {
   }
 
   putJwt(entryId: string, audience: string[], jwt: CachedJwt): void {
+    // Audiences are chosen by local callers: bound the cache so no caller can grow it without limit.
+    if (this.jwts.size >= MAX_CACHED_JWTS) {
+      const now = Date.now();
+      for (const [k, v] of this.jwts) if (v.expiresAt.getTime() <= now) this.jwts.delete(k);
+      if (this.jwts.size >= MAX_CACHED_JWTS) this.jwts.clear();
+    }
     this.jwts.set(jwtKey(entryId, audience), jwt);
   }
 
