@@ -18,7 +18,8 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { FileAuditLog } from '../src/audit/file-log';
 import type { AuditQueryKey } from '../src/audit/log';
-import type { AuditEvent } from '../src/audit/record';
+import { emptyHead, nextRecord } from '../src/audit/chain';
+import type { AuditEvent, AuditRecord } from '../src/audit/record';
 import { buildTrace } from '../src/audit/trace';
 import { SqliteAudit } from '../src/store/sqlite/audit';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store';
@@ -118,10 +119,18 @@ async function queryBench(dir: string): Promise<void> {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     const audit = new SqliteAudit(db);
-    const batch = db.transaction((from: number, to: number) => {
-      for (let i = from; i < to; i++) audit.append(CHAIN, event(i), new Date());
-    });
-    for (let i = 0; i < RECORDS; i += 10_000) batch(i, Math.min(RECORDS, i + 10_000));
+    // The records are chained in memory (hash and link, as append does) and stored 10,000 per transaction
+    // through appendRecords, which checks each link against the stored head.
+    let head = emptyHead(CHAIN);
+    for (let from = 0; from < RECORDS; from += 10_000) {
+      const batch: AuditRecord[] = [];
+      for (let i = from; i < Math.min(RECORDS, from + 10_000); i++) {
+        const r = nextRecord(head, event(i), new Date());
+        batch.push(r);
+        head = { chain: CHAIN, seq: r.seq, hash: r.hash };
+      }
+      audit.appendRecords(CHAIN, batch, []);
+    }
     db.close();
   }
   const loadSeconds = (Date.now() - started) / 1000;
