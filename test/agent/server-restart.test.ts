@@ -5,6 +5,7 @@
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { startTestServer, type TestServer } from '../server/helpers';
 import {
@@ -102,6 +103,53 @@ describe('node agent: close', function () {
       client.close();
     } finally {
       await s.stop();
+    }
+  });
+});
+
+describe('node agent: SVIDs expire while the server is away', function () {
+  this.timeout(30_000);
+
+  it('stops serving an expired SVID: the open stream and a new caller get UNAVAILABLE', async () => {
+    const s = await startTestServer();
+    let a: AgentFixture | undefined;
+    let stopped = false;
+    try {
+      await s.client.createEntry({
+        entry: {
+          spiffeId: `spiffe://${TD}/workload/brief`,
+          parentId: AGENT_ID,
+          selectors: [{ type: 'unix', value: `uid:${process.getuid!()}` }],
+          x509SvidTtlSeconds: 3,
+        },
+      });
+      a = await startAgentFor(s);
+      const client = workloadClient(a.socketPath);
+      const open = new X509Stream(client);
+      const first = (await open.next()).svids[0]!;
+      stopped = true;
+      await s.stop();
+      const notAfter = ParsedCertificate.fromDer(splitDer(first.x509Svid)[0]!).notAfter;
+      // Whatever rotations arrived before the stop, the stream must end once the last SVID has expired.
+      let err: grpc.ServiceError | undefined;
+      while (err === undefined) {
+        err = await open.next(10_000).then(
+          () => undefined,
+          (e: grpc.ServiceError) => e,
+        );
+      }
+      assert.equal(err.code, grpc.status.UNAVAILABLE);
+      assert.ok(Date.now() >= notAfter.getTime());
+      const late = new X509Stream(client);
+      const lateErr = await late.next().then(
+        () => assert.fail('an expired SVID was served'),
+        (e: grpc.ServiceError) => e,
+      );
+      assert.equal(lateErr.code, grpc.status.UNAVAILABLE);
+      client.close();
+    } finally {
+      await a?.close();
+      if (!stopped) await s.stop();
     }
   });
 });

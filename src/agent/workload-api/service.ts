@@ -213,9 +213,19 @@ function x509SvidResponse(
   selectors: Selector[],
   now: Date,
 ): Snapshot<X509SVIDResponse> {
-  matching(deps, selectors);
+  const entries = matching(deps, selectors);
   const entitled: Entitlement[] = deps.cache.entitled(selectors, now);
-  if (entitled.length === 0) return undefined;
+  if (entitled.length === 0) {
+    // Every SVID it would get has expired (the server has been unreachable for a whole lifetime): say so
+    // rather than leave the caller waiting; one still being obtained for the first time is worth the wait.
+    if (entries.every((e) => deps.cache.svid(e.id) !== undefined)) {
+      throw new LanyardError(
+        ErrorCode.AGENT_NOT_READY,
+        'the SVIDs for this workload expired and the agent cannot reach its server: retry',
+      );
+    }
+    return undefined;
+  }
   const bundle = bundleDer(deps);
   return {
     fingerprint: `${bundle.der.toString('base64')}|${entitled.map((e) => Buffer.from(e.svid.chain[0]!).toString('base64')).join(',')}`,
