@@ -125,7 +125,10 @@ export function createHopTlsServer(
   followSource(server, options.source, options);
   const verify = verifyOptions(options);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
-    socket.on('error', () => undefined);
+    // The peer is verified once per connection: a TLS 1.2 renegotiation must not swap its certificate later.
+    // Node reports an attempt as an 'error' and would carry on; the connection ends instead.
+    socket.disableRenegotiation();
+    socket.on('error', () => socket.destroy());
     verifyHopPeer(socketPeerChain(socket), verify, { transport: 'tls' }).then(
       (peer) => {
         if (socket.destroyed) return;

@@ -304,6 +304,34 @@ describe('hop: Node tls server and client with X509Sources', function () {
     }
   });
 
+  it('a TLS 1.2 client cannot renegotiate (and so cannot swap its certificate) after it was verified', async () => {
+    const svid = client.getX509Svid();
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      maxVersion: 'TLSv1.2',
+      key: svid.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      cert: svid.chain.map((c) => c.node.toString()).join('\n'),
+      ca: serverBundle(s).toPem(),
+      checkServerIdentity: () => undefined,
+    });
+    socket.setEncoding('utf8');
+    await new Promise((r) => socket.once('secureConnect', r));
+    const first = new Promise<string>((r) => socket.once('data', (d: string) => r(d)));
+    socket.write('one\n');
+    assert.match(await first, /one/);
+    const outcome = await new Promise<string>((resolve) => {
+      socket.once('error', (e) => resolve(`error: ${e.message}`));
+      socket.once('close', () => resolve('closed'));
+      socket.renegotiate({}, (err) => {
+        if (err) resolve(`refused: ${err.message}`);
+        else resolve('renegotiated');
+      });
+    });
+    assert.notEqual(outcome, 'renegotiated');
+    socket.destroy();
+  });
+
   it('requireScopes composes: a client without the scope is refused', async () => {
     const server3 = createHopTlsServer(
       {
