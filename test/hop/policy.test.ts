@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { BundleSet } from '../../src/bundle';
 import type { HopDecision } from '../../src/hop/decision';
 import { verifyHopPeer, verifyHopPeerSync } from '../../src/hop/peer';
 import { runAuthorize, type HopPolicy } from '../../src/hop/policy';
@@ -119,6 +120,21 @@ describe('hop: authorizers, policy hooks and decisions', () => {
     // A peer that verifies and is allowed is logged at debug, once.
     await verifyHopPeer(chain, { ...options, authorize: authorizeAny() }, request);
     assert.ok(lines.some((l) => l.includes('hop: peer allowed')));
+  });
+
+  it('trustDomain restricts a federated bundle set: a partner SVID is ERR_WRONG_TRUST_DOMAIN', async () => {
+    const partner = createPki('partner.test');
+    const other = issueSvid(partner, 'spiffe://partner.test/agent').chain.map((c) => c.der);
+    const bundles = new BundleSet([pki.bundle, partner.bundle]);
+    const accepted = await verifyHopPeer(other, { bundles, authorize: authorizeAny() }, request);
+    assert.equal(accepted.spiffeId, 'spiffe://partner.test/agent');
+    await assert.rejects(
+      verifyHopPeer(other, { bundles, authorize: authorizeAny(), trustDomain: 'example.org' }, request),
+      (e) => {
+        assertCode(e, 'ERR_WRONG_TRUST_DOMAIN');
+        return true;
+      },
+    );
   });
 
   it('no chain at all: ERR_CLIENT_CERT_REQUIRED, recorded without a peer', async () => {
