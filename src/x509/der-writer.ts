@@ -158,6 +158,32 @@ export function derTime(date: Date): Uint8Array {
   return encodeTlv(utc ? TAG_UTC_TIME : TAG_GENERALIZED_TIME, new Uint8Array(Buffer.from(text, 'latin1')));
 }
 
+/**
+ * GeneralizedTime "YYYYMMDDHHMMSSZ" for any year 0..9999, whatever the year (for structures that, unlike
+ * X.509 validity, always use GeneralizedTime); whole seconds, fractions cut.
+ */
+export function derGeneralizedTime(date: Date): Uint8Array {
+  const ms = date.getTime();
+  if (!Number.isFinite(ms)) throw new DerWriteError('invalid date');
+  const year = date.getUTCFullYear();
+  if (year < 0 || year > 9999) throw new DerWriteError(`year ${year} cannot be encoded`);
+  const out = new Uint8Array(17);
+  out[0] = TAG_GENERALIZED_TIME;
+  out[1] = 15;
+  putDigits(out, 2, year, 4);
+  putDigits(out, 6, date.getUTCMonth() + 1, 2);
+  putDigits(out, 8, date.getUTCDate(), 2);
+  putDigits(out, 10, date.getUTCHours(), 2);
+  putDigits(out, 12, date.getUTCMinutes(), 2);
+  putDigits(out, 14, date.getUTCSeconds(), 2);
+  out[16] = 0x5a; // 'Z'
+  return out;
+}
+
+function putDigits(out: Uint8Array, at: number, value: number, width: number): void {
+  for (let i = width - 1, v = value; i >= 0; i--, v = Math.floor(v / 10)) out[at + i] = 0x30 + (v % 10);
+}
+
 function contextTag(n: number, constructed: boolean): number {
   if (!Number.isInteger(n) || n < 0 || n > 30) throw new DerWriteError(`context tag [${n}] out of range`);
   return (constructed ? TAG_CONTEXT_0_CONSTRUCTED : 0x80) | n;

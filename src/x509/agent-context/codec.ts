@@ -2,14 +2,19 @@
  * DER encoding and strict decoding of the agent-context extension value, plus the two encodings the
  * delegation chain is built on: the bytes a parent signs (DelegationBinding) and the hash that links a hop
  * to the one before it (DelegationLink).
+ *
+ * Both directions run on every issuance, verification and grant redemption, so they write and read DER
+ * directly (context-der-writer.ts, context-der-reader.ts) rather than through asn1-schema object graphs.
+ * schema.ts and mapping.ts remain as the reference definition the tests compare these against.
  */
 import { createHash } from 'node:crypto';
-import { AsnParser, AsnSerializer } from '@peculiar/asn1-schema';
 import { AgentContextError, ErrorCode } from '../../errors';
+import { DerFramingError, readSingleTlv, readTlv } from '../der';
+import { DerWriteError } from '../der-writer';
+import { readAgentContext, readDelegationBinding } from './context-der-reader';
+import { bindingDer, contextDer, linkDer } from './context-der-writer';
 import { checkOuterFrame } from './der-frame';
 import { malformed, tooLarge } from './field-rules';
-import { bindingFromAsn, bindingToAsn, contextFromAsn, contextToAsn, linkToAsn } from './mapping';
-import { AgentContextAsn, DelegationBindingAsn } from './schema';
 import {
   AGENT_CONTEXT_LIMITS,
   type AgentContext,
@@ -18,26 +23,12 @@ import {
 } from './types';
 import { assertValidAgentContext, assertValidDelegationBinding, assertValidDelegationLink } from './validate';
 
-const NODES_PER_SCOPES = 1 + AGENT_CONTEXT_LIMITS.maxScopes;
-const NODES_PER_BINDING = 13 + NODES_PER_SCOPES;
-const NODES_PER_LINK = 9 + NODES_PER_SCOPES + NODES_PER_BINDING;
-/**
- * Parser resource bounds, derived from the schema so a valid context always fits and garbage is cut off early.
- * Depth: AgentContext(0) > delegation(1) > link(2) > binding(3) > scopes(4) > scope(5).
- * parseEmbedded off: OCTET STRING contents (digests, keys, nonces) are opaque, never parsed as ASN.1.
- */
-const BER_OPTIONS = {
-  maxDepth: 5,
-  maxNodes: 20 + NODES_PER_SCOPES + AGENT_CONTEXT_LIMITS.maxDelegationDepth * NODES_PER_LINK,
-  maxContentLength: AGENT_CONTEXT_LIMITS.maxEncodedBytes,
-  parseEmbedded: false,
-};
-
-function serialize(value: object, what: string): Uint8Array {
+function write(encode: () => Uint8Array, what: string): Uint8Array {
   try {
-    return new Uint8Array(AsnSerializer.serialize(value));
+    return encode();
   } catch (e) {
     // Validation runs first, so this is a bug rather than bad input; still a typed error, never a raw one.
+    if (!(e instanceof DerWriteError)) throw e;
     throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, `agent context ${what}: cannot encode`, {
       cause: e,
     });
@@ -47,7 +38,7 @@ function serialize(value: object, what: string): Uint8Array {
 /** DER of the AgentContext. Validates first: whatever this returns, decodeAgentContext accepts. */
 export function encodeAgentContext(ctx: AgentContext): Uint8Array {
   assertValidAgentContext(ctx);
-  const der = serialize(contextToAsn(ctx), 'value');
+  const der = write(() => contextDer(ctx), 'value');
   if (der.length > AGENT_CONTEXT_LIMITS.maxEncodedBytes) {
     tooLarge(
       'value',
@@ -57,38 +48,18 @@ export function encodeAgentContext(ctx: AgentContext): Uint8Array {
   return der;
 }
 
-function firstDifference(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return n;
-}
-
-function decodeStrict(der: Uint8Array): AgentContext {
-  if (der.length > AGENT_CONTEXT_LIMITS.maxEncodedBytes) {
-    tooLarge('input', `${der.length} bytes, at most ${AGENT_CONTEXT_LIMITS.maxEncodedBytes} allowed`);
-  }
-  checkOuterFrame(der);
-  let asn: AgentContextAsn;
+/** Runs a reader, turning a framing error (bad length, element past its container) into a typed rejection. */
+function read<T>(field: string, what: string, fn: () => T): T {
   try {
-    asn = AsnParser.parse(der, AgentContextAsn, { berOptions: BER_OPTIONS });
+    return fn();
   } catch (e) {
-    const reason = e instanceof Error ? e.message : String(e);
-    throw new AgentContextError(
-      ErrorCode.MALFORMED_AGENT_CONTEXT,
-      `agent context input: does not match the AgentContext ASN.1 schema (${reason})`,
-      { cause: e },
-    );
+    if (e instanceof AgentContextError) throw e;
+    if (e instanceof DerFramingError) malformed(field, `not DER: ${e.message}`);
+    // Last line of defence: nothing but AgentContextError may leave the decoder on hostile input.
+    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, `${what}: cannot be decoded`, {
+      cause: e,
+    });
   }
-  const ctx = contextFromAsn(asn);
-  assertValidAgentContext(ctx);
-  // DER has exactly one encoding per value. Re-encoding the decoded value and demanding the same bytes
-  // rejects every BER liberty (long or indefinite lengths, constructed strings, non-minimal integers, time
-  // formats, extra or unknown elements) without a rule for each one.
-  const canonical = serialize(contextToAsn(ctx), 'value');
-  if (canonical.length !== der.length || firstDifference(canonical, der) !== der.length) {
-    malformed('input', `not DER: canonical encoding differs at byte ${firstDifference(canonical, der)}`);
-  }
-  return ctx;
 }
 
 /**
@@ -97,27 +68,27 @@ function decodeStrict(der: Uint8Array): AgentContext {
  */
 export function decodeAgentContext(der: Uint8Array): AgentContext {
   if (!(der instanceof Uint8Array)) malformed('input', 'expected bytes (Uint8Array)');
-  try {
-    return decodeStrict(der);
-  } catch (e) {
-    if (e instanceof AgentContextError) throw e;
-    // Last line of defence: a library exception on hostile input must still surface as a typed rejection.
-    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'agent context input: cannot be decoded', {
-      cause: e,
-    });
+  if (der.length > AGENT_CONTEXT_LIMITS.maxEncodedBytes) {
+    tooLarge('input', `${der.length} bytes, at most ${AGENT_CONTEXT_LIMITS.maxEncodedBytes} allowed`);
   }
+  // Outer frame and version first, so a future version is reported as unsupported whatever its body.
+  checkOuterFrame(der);
+  const ctx = read('input', 'agent context input', () => readAgentContext(der, readTlv(der, 0)));
+  // The reader accepts only DER, so a value that passes here is the one whose encoding is the input.
+  assertValidAgentContext(ctx);
+  return ctx;
 }
 
 /** The exact bytes a parent signs when it delegates: DER of the DelegationBinding (binding version 1). */
 export function encodeDelegationBinding(binding: DelegationBinding): Uint8Array {
   assertValidDelegationBinding(binding);
-  return serialize(bindingToAsn(binding), 'binding');
+  return write(() => bindingDer(binding), 'binding');
 }
 
 /** DER of one DelegationLink, byte for byte as it appears inside the encoded context. */
 export function encodeDelegationLink(link: DelegationLink): Uint8Array {
   assertValidDelegationLink(link);
-  return serialize(linkToAsn(link), 'link');
+  return write(() => linkDer(link), 'link');
 }
 
 /** SHA-256 of the DER of one link: the next link's binding.prevLinkSha256. */
@@ -136,25 +107,10 @@ export function decodeDelegationBinding(der: Uint8Array): DelegationBinding {
   if (!(der instanceof Uint8Array)) malformed('binding', 'expected bytes (Uint8Array)');
   if (der.length > MAX_BINDING_BYTES)
     tooLarge('binding', `${der.length} bytes, at most ${MAX_BINDING_BYTES}`);
-  let value: unknown;
-  try {
-    value = bindingFromAsn(
-      AsnParser.parse(der, DelegationBindingAsn, {
-        berOptions: { ...BER_OPTIONS, maxDepth: 2, maxNodes: NODES_PER_BINDING + 2 },
-      }),
-      'binding',
-    );
-  } catch (e) {
-    if (e instanceof AgentContextError) throw e;
-    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'delegation binding: cannot be decoded', {
-      cause: e,
-    });
-  }
+  const value = read('binding', 'delegation binding', () =>
+    readDelegationBinding(der, readSingleTlv(der), 'binding'),
+  );
+  // Only the one DER encoding is read, so the signed bytes are unambiguous.
   assertValidDelegationBinding(value, 'binding');
-  // Same rule as for the context: only the one DER encoding is accepted, so the signed bytes are unambiguous.
-  const canonical = serialize(bindingToAsn(value), 'binding');
-  if (canonical.length !== der.length || firstDifference(canonical, der) !== der.length) {
-    malformed('binding', 'not DER: the canonical encoding differs');
-  }
   return value;
 }
