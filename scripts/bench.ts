@@ -20,6 +20,7 @@ import { createIntermediateCa, issueX509Svid } from '../src/x509/profiles';
 import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-context';
 import { VerificationCache, verifyX509Svid } from '../src/verify';
 import { newCa, plannerChain, TD } from '../test/verify/helpers/delegation';
+import { referenceDecode, referenceEncode } from '../test/x509/agent-context/reference-codec';
 import { issuanceOptionsFromArgv, runIssuanceBench } from './bench-issuance';
 import { hopOptionsFromArgv, runHopBench } from './bench-hop';
 import { runPolicyBench } from './bench-policy';
@@ -140,6 +141,20 @@ function main(): number {
     decodeAgentContext(ctxExt.value);
   });
 
+  // The codec alone, direct DER beside the asn1-schema reference it replaced (test/x509/agent-context/reference-codec.ts).
+  process.stdout.write('\nAgent-context codec (direct DER vs the asn1-schema reference)\n');
+  const ctx0 = hops[0]!.context;
+  const ctx2 = hops[2]!.context;
+  const der0 = encodeAgentContext(ctx0);
+  const der2 = encodeAgentContext(ctx2);
+  const codec = {
+    encode2: measure('encodeAgentContext (2 links)', () => encodeAgentContext(ctx2)),
+    encode2Ref: measure('  asn1-schema reference encode (2 links)', () => referenceEncode(ctx2)),
+    decode0: measure('decodeAgentContext (no links)', () => decodeAgentContext(der0)),
+    decode0Ref: measure('  asn1-schema reference decode (no links)', () => referenceDecode(der0)),
+    decode2Ref: measure('  asn1-schema reference decode (2 links)', () => referenceDecode(der2)),
+  };
+
   process.stdout.write('\nIssuance\n');
   const ctxDer = encodeAgentContext(hops[0]!.context);
   const workload = generateKeyPair('ec-p256');
@@ -179,6 +194,9 @@ function main(): number {
   ratio(cold, rawVerify, 'cold verify / raw P-256 verify');
   ratio(parse, rawVerify, 'certificate parse / raw P-256 verify');
   ratio(decode, rawVerify, 'context decode / raw P-256 verify');
+  ratio(codec.encode2, codec.encode2Ref, 'context encode (2 links): direct DER / asn1-schema');
+  ratio(codec.decode0, codec.decode0Ref, 'context decode (no links): direct DER / asn1-schema');
+  ratio(decode, codec.decode2Ref, 'context decode (2 links): direct DER / asn1-schema');
   ratio(mint, rawSign, 'mint / raw P-256 sign');
   ratio(mintFromCsr, rawSign, 'CSR -> SVID / raw P-256 sign');
   ratio(fastNames, slowNames, 'subject CNs: subjectDer / full certificate parse');

@@ -1,17 +1,12 @@
 /**
- * The agent-context ASN.1 module (schema.ts) written straight to DER with the shared writer, without building
- * asn1-schema object graphs: issuance and delegation encode on every call. The bytes are those of the schema
- * classes, element for element (the differential property test holds the two to that). Callers validate first;
- * nothing here checks a rule.
+ * The agent-context ASN.1 module (schema.ts) written straight to DER, without building asn1-schema object
+ * graphs: issuance and delegation encode on every call. The bytes are those of the schema classes, element
+ * for element (the differential property test holds the two to that). Callers validate first; nothing here
+ * checks a rule.
  */
-import {
-  derGeneralizedTime,
-  derImplicitPrimitive,
-  derOctetString,
-  derSequence,
-  derSmallInteger,
-  derUtf8String,
-} from '../der-writer';
+import { TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE } from '../der';
+import { derGeneralizedTime } from '../der-writer';
+import { bytesNode, constructedNode, type DerNode, textNode, writeDer } from './der-two-pass-writer';
 import {
   DELEGATION_BINDING_VERSION,
   type AgentContext,
@@ -19,65 +14,82 @@ import {
   type DelegationLink,
 } from './types';
 
-function scopesDer(scopes: readonly string[]): Uint8Array {
-  return derSequence(...scopes.map(derUtf8String));
+const TAG_UTF8_STRING = 0x0c;
+/** childKeySha256 [0] IMPLICIT OCTET STRING: context-specific, primitive. */
+const TAG_CHILD_KEY = 0x80;
+
+const utf8 = (s: string): DerNode => textNode(TAG_UTF8_STRING, s);
+const octets = (b: Uint8Array): DerNode => bytesNode(TAG_OCTET_STRING, b);
+const sequence = (...children: DerNode[]): DerNode => constructedNode(TAG_SEQUENCE, children);
+// Both versions are 1, so the INTEGER is one content octet.
+const version = (v: number): DerNode => bytesNode(TAG_INTEGER, Uint8Array.of(v));
+
+function time(date: Date): DerNode {
+  // derGeneralizedTime returns the whole element; its 15 content octets follow tag and length.
+  return bytesNode(TAG_GENERALIZED_TIME, derGeneralizedTime(date).subarray(2));
+}
+
+function scopes(list: readonly string[]): DerNode {
+  return constructedNode(TAG_SEQUENCE, list.map(utf8));
+}
+
+function bindingNode(b: DelegationBinding): DerNode {
+  const parts = [version(DELEGATION_BINDING_VERSION), octets(b.parentCertSha256), utf8(b.childId)];
+  // childKeySha256 [0] IMPLICIT OCTET STRING OPTIONAL: absent means no element at all.
+  if (b.childKeySha256 !== undefined) parts.push(bytesNode(TAG_CHILD_KEY, b.childKeySha256));
+  parts.push(
+    scopes(b.scopes),
+    time(b.notAfter),
+    time(b.redeemBy),
+    octets(b.nonce),
+    utf8(b.rootSessionId),
+    utf8(b.principalId),
+    utf8(b.principalIssuer),
+    octets(b.prevLinkSha256),
+  );
+  return constructedNode(TAG_SEQUENCE, parts);
+}
+
+function linkNode(l: DelegationLink): DerNode {
+  return sequence(
+    utf8(l.spiffeId),
+    utf8(l.agentId),
+    utf8(l.sessionId),
+    scopes(l.scopes),
+    time(l.notAfter),
+    octets(l.certSha256),
+    octets(l.publicKey),
+    bindingNode(l.binding),
+    octets(l.signature),
+  );
 }
 
 export function bindingDer(b: DelegationBinding): Uint8Array {
-  const parts = [
-    derSmallInteger(DELEGATION_BINDING_VERSION),
-    derOctetString(b.parentCertSha256),
-    derUtf8String(b.childId),
-  ];
-  // childKeySha256 [0] IMPLICIT OCTET STRING OPTIONAL: absent means no element at all.
-  if (b.childKeySha256 !== undefined) parts.push(derImplicitPrimitive(0, b.childKeySha256));
-  parts.push(
-    scopesDer(b.scopes),
-    derGeneralizedTime(b.notAfter),
-    derGeneralizedTime(b.redeemBy),
-    derOctetString(b.nonce),
-    derUtf8String(b.rootSessionId),
-    derUtf8String(b.principalId),
-    derUtf8String(b.principalIssuer),
-    derOctetString(b.prevLinkSha256),
-  );
-  return derSequence(...parts);
+  return writeDer(bindingNode(b));
 }
 
 export function linkDer(l: DelegationLink): Uint8Array {
-  return derSequence(
-    derUtf8String(l.spiffeId),
-    derUtf8String(l.agentId),
-    derUtf8String(l.sessionId),
-    scopesDer(l.scopes),
-    derGeneralizedTime(l.notAfter),
-    derOctetString(l.certSha256),
-    derOctetString(l.publicKey),
-    bindingDer(l.binding),
-    derOctetString(l.signature),
-  );
+  return writeDer(linkNode(l));
 }
 
 export function contextDer(c: AgentContext): Uint8Array {
-  return derSequence(
-    derSmallInteger(c.version),
-    derUtf8String(c.agentId),
-    derUtf8String(c.sessionId),
-    derUtf8String(c.rootSessionId),
-    derSequence(
-      derUtf8String(c.principal.id),
-      derUtf8String(c.principal.issuer),
-      derUtf8String(c.principal.provenance),
+  return writeDer(
+    sequence(
+      version(c.version),
+      utf8(c.agentId),
+      utf8(c.sessionId),
+      utf8(c.rootSessionId),
+      sequence(utf8(c.principal.id), utf8(c.principal.issuer), utf8(c.principal.provenance)),
+      utf8(c.intent),
+      scopes(c.scopes),
+      utf8(c.policyVersion),
+      sequence(
+        utf8(c.provenance.method),
+        octets(c.provenance.evidenceSha256),
+        utf8(c.provenance.issuer),
+        time(c.provenance.issuedAt),
+      ),
+      constructedNode(TAG_SEQUENCE, c.delegation.map(linkNode)),
     ),
-    derUtf8String(c.intent),
-    scopesDer(c.scopes),
-    derUtf8String(c.policyVersion),
-    derSequence(
-      derUtf8String(c.provenance.method),
-      derOctetString(c.provenance.evidenceSha256),
-      derUtf8String(c.provenance.issuer),
-      derGeneralizedTime(c.provenance.issuedAt),
-    ),
-    derSequence(...c.delegation.map(linkDer)),
   );
 }

@@ -1,8 +1,8 @@
 /**
- * Reads the outermost TLV of an encoded AgentContext before the schema parser sees it, for two reasons:
- * the ASN.1 library ignores bytes after the first element (so trailing data must be caught here), and the
- * version has to be read before the body is interpreted, so that a future version with a different body is
- * reported as ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION rather than as malformed.
+ * Reads the outermost TLV of an encoded AgentContext before its body is read, for two reasons: trailing data
+ * after the element must be refused (the asn1-schema reference parser would ignore it), and the version has to
+ * be read before the body is interpreted, so that a future version with a different body is reported as
+ * ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION rather than as malformed.
  */
 import { ErrorCode } from '../../errors';
 import { fail, malformed } from './field-rules';

@@ -1,6 +1,8 @@
 /**
- * Moves values between the typed AgentContext and the ASN.1 schema classes. No rules here: callers validate
- * (validate.ts) before toAsn and after fromAsn. Bytes are always copied, so a decoded context never aliases the
+ * Moves values between the typed AgentContext and the ASN.1 schema classes: the reference encoding the direct
+ * DER codec (context-der-writer.ts, context-der-reader.ts) is tested against, and how tests produce encodings
+ * of invalid values. Production code does not use it. No rules here: callers validate (validate.ts) before
+ * toAsn and after fromAsn. Bytes are always copied, so a decoded context never aliases the
  * input buffer and an encoded one never aliases the caller's arrays.
  */
 import { ErrorCode } from '../../errors';

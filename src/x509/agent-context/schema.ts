@@ -1,6 +1,7 @@
 /*
  * ASN.1 module of the agent-context extension (extnValue of a non-critical extension, DER).
- * This text is the specification; the classes below implement it and codec.ts enforces the constraints.
+ * This text is the specification. The classes below are its reference implementation (used by tests and the
+ * "before" benchmark); codec.ts reads and writes it directly as DER and enforces the constraints.
  *
  * LanyardAgentContext-v1 DEFINITIONS IMPLICIT TAGS ::= BEGIN
  *
