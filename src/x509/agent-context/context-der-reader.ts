@@ -47,6 +47,8 @@ class ElementReader {
     start: number,
     private readonly end: number,
     private readonly path: string,
+    /** The same bytes as a Buffer, for its string decoding. */
+    private readonly text: Buffer = Buffer.from(buf.buffer, buf.byteOffset, buf.length),
   ) {
     this.offset = start;
   }
@@ -75,13 +77,23 @@ class ElementReader {
 
   sequence(name: string | number): ElementReader {
     const tlv = this.next(TAG_SEQUENCE, name);
-    return new ElementReader(this.buf, tlv.contentStart, tlv.end, this.field(name));
+    return new ElementReader(this.buf, tlv.contentStart, tlv.end, this.field(name), this.text);
   }
 
   utf8(name: string | number): string {
     const tlv = this.next(TAG_UTF8_STRING, name);
+    const buf = this.buf;
+    let ascii = true;
+    for (let i = tlv.contentStart; i < tlv.end; i++) {
+      if (buf[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    // Nearly every field is ASCII, which is valid UTF-8 as it stands; TextDecoder costs more to call.
+    if (ascii) return this.text.toString('latin1', tlv.contentStart, tlv.end);
     try {
-      return utf8.decode(this.buf.subarray(tlv.contentStart, tlv.end));
+      return utf8.decode(buf.subarray(tlv.contentStart, tlv.end));
     } catch {
       return malformed(this.field(name), 'not well-formed UTF-8');
     }
