@@ -22,7 +22,7 @@ import { encodePem } from '../../src/x509/pem';
 import { startTestServer, type TestServer } from '../server/helpers';
 import { createPki, issueSvid } from '../interop/helpers/pki';
 import { DecisionLog, eventually, id, pkiSource, serverBundle, TD, workloadSource } from './helpers';
-import { startNginx, type RunningNginx } from './nginx';
+import { ensureNginx, startNginx, type RunningNginx } from './nginx';
 
 /** PEM files of a source's current SVID, key 0600. */
 function writeSvid(dir: string, name: string, source: X509Source): { cert: string; key: string } {
@@ -67,7 +67,10 @@ describe('hop interop: nginx with the bundle and the CRL, openssl s_server and s
   let victim: ServerX509Source;
   const agents: https.Agent[] = [];
 
-  before(async () => {
+  before(async function () {
+    // A bare machine installs nginx here first (Debian package, minutes), like the Python interop tests.
+    this.timeout(15 * 60_000);
+    ensureNginx();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-hop-interop-'));
     s = await startTestServer({ config: { crlListenAddress: { host: '127.0.0.1', port: 0 } } });
     proxy = await workloadSource(s, 'edge-proxy');

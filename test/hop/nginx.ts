@@ -2,13 +2,29 @@
  * nginx from Debian for the interop tests, run as the current user in a temp prefix (its own config, pid, logs
  * and temp dirs; one process, no daemon), listening on a Unix socket in that prefix. Never the system service.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find((p) =>
-  fs.existsSync(p),
-);
+const CANDIDATES = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'];
+const INSTALL = path.join(__dirname, '..', '..', 'scripts', 'install-nginx.sh');
+
+/**
+ * The nginx binary, installed from Debian by the project's own script when missing, so the README's test
+ * command works on a bare machine like the Python interop tests do. apt-get can take minutes: call this from a
+ * before() hook with a long timeout.
+ */
+export function ensureNginx(): string {
+  const found = (): string | undefined => CANDIDATES.find((p) => fs.existsSync(p));
+  const existing = found();
+  if (existing !== undefined) return existing;
+  const r = spawnSync(INSTALL, [], { encoding: 'utf8', timeout: 14 * 60_000 });
+  const installed = found();
+  if (r.status !== 0 || installed === undefined) {
+    throw new Error(`scripts/install-nginx.sh failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+  }
+  return installed;
+}
 
 export interface NginxFiles {
   certPem: string;
@@ -29,9 +45,7 @@ export async function startNginx(
   files: NginxFiles,
   upstreamPort: number,
 ): Promise<RunningNginx> {
-  if (NGINX === undefined) {
-    throw new Error('nginx is not installed: run scripts/install-nginx.sh (the CI script does)');
-  }
+  const NGINX = ensureNginx();
   const write = (name: string, text: string, mode = 0o600): string => {
     const f = path.join(dir, name);
     fs.writeFileSync(f, text, { mode });
