@@ -21,7 +21,11 @@ export interface HopDecision {
   peerId?: string;
   /** Serial of the peer's leaf certificate, lowercase hex. */
   peerSerial?: string;
-  /** The peer's verified agent context, when its SVID carried one and verification passed. */
+  /**
+   * The peer's verified agent context, when its SVID carried one and passed path validation, the SVID rules and
+   * the context rules: on an accept, on a policy refusal, and on a revocation refusal (the context is proven
+   * by the CA's signature; only its freshness failed). Never from an SVID that failed any other check.
+   */
   context?: Readonly<AgentContext>;
   /** Content hash of the policy set that decided, when a policy was evaluated. */
   policyVersion?: string;

@@ -189,8 +189,9 @@ function denied(
         },
       );
   const policy = err instanceof PolicyDeniedError ? err : undefined;
+  const proven = svid ?? provenButRevoked(chain, options, err);
   const peerInfo =
-    svid !== undefined ? { id: svid.id, serialHex: svid.chain[0]!.serialHex } : peekPeer(chain);
+    proven !== undefined ? { id: proven.id, serialHex: proven.chain[0]!.serialHex } : peekPeer(chain);
   report(
     options,
     {
@@ -202,12 +203,33 @@ function denied(
       reason: policy?.policyReason ?? err.code,
       ...(peerInfo?.id !== undefined ? { peerId: peerInfo.id.toString() } : {}),
       ...(peerInfo?.serialHex !== undefined ? { peerSerial: peerInfo.serialHex } : {}),
-      ...(svid?.context !== undefined ? { context: svid.context } : {}),
+      ...(proven?.context !== undefined ? { context: proven.context } : {}),
       ...(policy?.policyVersion !== undefined ? { policyVersion: policy.policyVersion } : {}),
     },
     err.message,
   );
   return err;
+}
+
+/**
+ * For a revoked peer, the SVID as verified without the revocation check, so the refusal can name the session
+ * it belongs to: the CA's signature proves the context, only its freshness failed. The whole verification runs
+ * again and must pass on its own; a chain that fails anything besides revocation yields nothing.
+ */
+function provenButRevoked(
+  chain: readonly Uint8Array[] | undefined,
+  options: HopVerifyOptions,
+  err: LanyardError,
+): VerifiedSvid | undefined {
+  if (err.code !== ErrorCode.REVOKED || chain === undefined || chain.length === 0) return undefined;
+  try {
+    return verifyX509Svid(chain, options.bundles, {
+      ...(options.trustDomain !== undefined ? { trustDomain: options.trustDomain } : {}),
+      ...(options.cache !== undefined ? { cache: options.cache } : {}),
+    });
+  } catch {
+    return undefined;
+  }
 }
 
 function serviceName(options: HopVerifyOptions): string {
