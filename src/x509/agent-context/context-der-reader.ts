@@ -38,7 +38,7 @@ const TYPE_NAMES: Record<number, string> = {
   [TAG_CHILD_KEY]: 'a [0] OCTET STRING',
 };
 
-/** The elements of one constructed element, read in order. Field names are only built when something fails. */
+/** The elements of one constructed element, read in order. A leaf's field name is built only when it fails. */
 class ElementReader {
   private offset: number;
 
@@ -121,7 +121,7 @@ class ElementReader {
     try {
       bytes = readIntegerBytes(this.buf, tlv);
     } catch {
-      return malformed(this.field(name), 'INTEGER not minimally encoded (BER, not DER)');
+      return malformed(this.field(name), 'not a DER INTEGER (empty or not minimally encoded)');
     }
     if (bytes.length !== 1 || bytes[0] !== supported) {
       const shown = bytes.length <= 6 ? String(signed(bytes)) : 'a large value';
