@@ -22,6 +22,7 @@ export const AUDIT_EVENT_TYPES = [
   'audit.ingest',
   'svid.issue',
   'jwt_svid.issue',
+  'policy.reload',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

@@ -38,8 +38,8 @@ export interface PolicyEngineOptions {
 }
 
 export interface PolicyEngineEvents {
-  /** A new policy set is current. */
-  reload: [version: string, previous: string];
+  /** A new policy set is current, loaded from `files`. */
+  reload: [version: string, previous: string, files: readonly string[]];
   /** A reload failed; the previous set stays current. */
   reloadFailed: [err: Error];
 }
@@ -122,7 +122,7 @@ export class PolicyEngine extends EventEmitter<PolicyEngineEvents> {
     this.current = next;
     if (next.version !== previous) {
       this.logger?.info({ policyVersion: next.version, previous }, 'policies reloaded');
-      this.emit('reload', next.version, previous);
+      this.emit('reload', next.version, previous, next.compiled.files);
     }
     return next.version !== previous;
   }

@@ -15,6 +15,7 @@ import { createLogger, type Logger } from './logging';
 import { AuditSigningKey } from '../audit/audit-key';
 import { SERVER_SPIFFE_PATH } from '../ca/server-svid';
 import { AUDIT_KEY_FILE, AuditRecorder } from './audit/recorder';
+import { auditPolicyReloads } from './audit/policy-audit';
 import { CONFIG_DEFAULTS } from './config';
 import { PolicyEngine } from '../policy';
 import { JwtAuthority } from './node/jwt-authority';
@@ -123,6 +124,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     });
     audit.start();
     const recorder = audit;
+    // Reloads change what later decisions mean: each one, and each refused one, goes into the trail.
+    if (policy !== undefined && config.policyFiles !== undefined) {
+      auditPolicyReloads(policy, recorder, {
+        actor: recorder.chain,
+        sources: config.policyFiles,
+        logger: logger.child({ component: 'policy' }),
+      });
+    }
     ca = await CaManager.open({
       trustDomain,
       store,
