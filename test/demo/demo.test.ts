@@ -1,6 +1,8 @@
 /**
- * `npm run demo` as a person runs it: a child process, everything on 127.0.0.1. It must exit 0 and print each
- * step it checked; with policies that refuse the hop it must exit 1 naming the failed step.
+ * The demo as a person runs it, through both entry points to its one implementation (src/demo/run-demo.ts):
+ * `lanyard demo` must exit 0 and print each step it checked; `npm run demo` (scripts/demo.ts) with policies
+ * that refuse the hop must exit 1 naming the failed step. A child process each, everything on 127.0.0.1; the
+ * demo is slow, so it runs twice in the suite and no more.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,16 +12,22 @@ import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-function runDemo(args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+type Entry = 'npm run demo' | 'lanyard demo';
+
+function runDemo(
+  entry: Entry,
+  args: string[] = [],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--require', 'tsx/cjs', path.join(ROOT, 'scripts', 'demo.ts'), ...args],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const argv =
+      entry === 'npm run demo'
+        ? ['--require', 'tsx/cjs', path.join(ROOT, 'scripts', 'demo.ts'), ...args]
+        : [path.join(ROOT, 'bin', 'lanyard.js'), 'demo', ...args];
+    const child = spawn(process.execPath, argv, {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -29,11 +37,21 @@ function runDemo(args: string[] = []): Promise<{ code: number | null; stdout: st
   });
 }
 
-describe('demo: npm run demo', function () {
+describe('demo: lanyard demo and npm run demo', function () {
   this.timeout(120_000);
 
-  it('runs every step on loopback and exits 0', async () => {
-    const { code, stdout, stderr } = await runDemo();
+  it('lanyard demo --help explains what it runs', async () => {
+    const { code, stdout } = await runDemo('lanyard demo', ['--help']);
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /Usage: lanyard demo \[options\]/);
+    assert.match(stdout, /--policy-dir <dir>/);
+    assert.match(stdout, /--keep/);
+    assert.match(stdout, /alice -> planner -> tool-runner -> service-a/);
+    assert.match(stdout, /Nothing but loopback traffic/);
+  });
+
+  it('lanyard demo runs every step on loopback and exits 0', async () => {
+    const { code, stdout, stderr } = await runDemo('lanyard demo');
     assert.equal(code, 0, `${stdout}\n${stderr}`);
     const version = /policy (sha256:[0-9a-f]{32}) \(/.exec(stdout)?.[1];
     assert.ok(version, stdout);
@@ -50,7 +68,7 @@ describe('demo: npm run demo', function () {
       /chain spiffe:\/\/lanyard\.local\/services\/service-a: 2 new records stored/,
       /chain spiffe:\/\/lanyard\.local\/lanyard\/server: OK, \d+ records/,
       /chain spiffe:\/\/lanyard\.local\/services\/service-b: OK, 1 records/,
-      /\$ lanyard audit trace --serial [0-9a-f]+/,
+      /\$ lanyard audit trace --session s-[0-9a-f]+/,
       /principal alice \(https:\/\/idp\.demo\.local\)/,
       /hop\.decision {2}DENY ERR_REVOKED {2}at spiffe:\/\/lanyard\.local\/services\/service-a/,
       /Demo passed: every step behaved as expected\./,
@@ -63,7 +81,7 @@ describe('demo: npm run demo', function () {
     assert.ok(dir !== undefined && !fs.existsSync(dir), `${dir} left behind`);
   });
 
-  it('exits 1 naming the step when the policies refuse the hop', async () => {
+  it('npm run demo exits 1 naming the step when the policies refuse the hop', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-demo-policy-'));
     try {
       // Issuance as in the example, but no permit for any call: service A refuses the tool-runner.
@@ -71,7 +89,7 @@ describe('demo: npm run demo', function () {
         path.join(ROOT, 'examples', 'policy', 'issuance.cedar'),
         path.join(dir, 'issuance.cedar'),
       );
-      const { code, stdout } = await runDemo(['--policy-dir', dir]);
+      const { code, stdout } = await runDemo('npm run demo', ['--policy-dir', dir]);
       assert.equal(code, 1, stdout);
       assert.match(stdout, / ✘ tool-runner called service-a over mTLS gRPC/);
       assert.match(

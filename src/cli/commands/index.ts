@@ -3,6 +3,7 @@ import { registerAgentCommands } from './agent';
 import { registerAuditCommands } from './audit';
 import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
+import { registerDemoCommands } from './demo';
 import { registerEntryCommands } from './entry';
 import { registerPolicyCommands } from './policy';
 import { registerServerCommands } from './server';
@@ -22,4 +23,5 @@ export function registerCommands(program: Command): void {
   registerAgentCommands(program);
   registerAuditCommands(program);
   registerPolicyCommands(program);
+  registerDemoCommands(program);
 }
