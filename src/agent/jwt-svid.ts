@@ -4,7 +4,7 @@
  * found among the JWT authorities of the subject's trust domain; `sub` a SPIFFE ID of that trust domain;
  * `aud` containing the validator's audience; `exp` required and in the future. Signatures through node:crypto.
  */
-import { verify, type KeyObject } from 'node:crypto';
+import { constants, verify, type KeyObject } from 'node:crypto';
 import type { X509Bundle } from '../bundle';
 import { ErrorCode, LanyardError } from '../errors';
 import { SpiffeId } from '../spiffe';
@@ -70,7 +70,11 @@ export function validateJwtSvid(
     {
       key,
       ...(spec.p1363 && { dsaEncoding: 'ieee-p1363' as const }),
-      ...(spec.pss && { padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 }),
+      // RFC 7518 §3.5: the PSS salt is as long as the hash (32, 48, 64 bytes for PS256/384/512).
+      ...(spec.pss && {
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+      }),
     },
     Buffer.from(s, 'base64url'),
   );

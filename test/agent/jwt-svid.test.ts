@@ -1,6 +1,6 @@
 /** JWT-SVIDs: what the server's JWT authority signs, and every rule ValidateJWTSVID enforces (negative cases). */
 import * as assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { constants, generateKeyPairSync, sign } from 'node:crypto';
 import { validateJwtSvid } from '../../src/agent/jwt-svid';
 import { X509Bundle } from '../../src/bundle';
 import { MemoryKeyManager } from '../../src/ca';
@@ -85,5 +85,37 @@ describe('node agent: JWT-SVID signing and validation', () => {
     refused(`${b64({ alg: 'ES256' })}.${p}.AAAA`, 'api', /kid is required/);
     refused('a.b', 'api', /three/);
     refused(`${h}.${p}.${'A'.repeat(20_000)}`, 'api', /too long/);
+  });
+  it('PS384/PS512: accepts the RFC 7518 salt (the hash length) and refuses a 32-byte salt', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const rsaBundle = new X509Bundle(TD, { jwtAuthorities: [['rsa-1', rsa.publicKey]] });
+    const payload = b64({ sub: 'spiffe://lanyard.local/workload/a', aud: ['api'], iat, exp: iat + 300 });
+    const signed = (alg: string, hash: string, saltLength: number): string => {
+      const h = b64({ alg, kid: 'rsa-1', typ: 'JWT' });
+      const sig = sign(hash, Buffer.from(`${h}.${payload}`), {
+        key: rsa.privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength,
+      });
+      return `${h}.${payload}.${sig.toString('base64url')}`;
+    };
+    const forRsa = (td: TrustDomain): X509Bundle | undefined => (td.name === TD.name ? rsaBundle : undefined);
+    for (const [alg, hash, len] of [
+      ['PS256', 'sha256', 32],
+      ['PS384', 'sha384', 48],
+      ['PS512', 'sha512', 64],
+    ] as const) {
+      const v = validateJwtSvid(signed(alg, hash, len), 'api', forRsa, NOW);
+      assert.equal(v.spiffeId.toString(), 'spiffe://lanyard.local/workload/a');
+    }
+    for (const [alg, hash] of [
+      ['PS384', 'sha384'],
+      ['PS512', 'sha512'],
+    ] as const) {
+      assert.throws(() => validateJwtSvid(signed(alg, hash, 32), 'api', forRsa, NOW), {
+        code: 'ERR_JWT_SVID_INVALID',
+        message: /signature/,
+      });
+    }
   });
 });
