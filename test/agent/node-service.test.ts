@@ -10,7 +10,7 @@ import { ParsedCertificate } from '../../src/x509/certificate';
 import { createCsr } from '../../src/x509/csr';
 import { generateKeyPair } from '../../src/x509/keys';
 import { startTestServer, type TestServer } from '../server/helpers';
-import { id, register, type Agent } from '../server/session-fixture';
+import { id, register, sessionClient, startSession, unary, type Agent } from '../server/session-fixture';
 
 function nodeClient(s: TestServer, who: Agent): NodeServiceClient {
   return new NodeServiceClient(
@@ -108,6 +108,37 @@ describe('node agent: NodeService refusals on the server', function () {
       assert.equal(ok.svids[0]!.spiffeId, id('workload/w1'));
     } finally {
       c.close();
+    }
+  });
+
+  it("a task session's SVID with the agent's SPIFFE ID is refused (live, and after the session ended)", async () => {
+    const { agent: session, res } = await startSession(s, node);
+    assert.equal(session.spiffeId, node.spiffeId);
+    const c = nodeClient(s, session);
+    try {
+      assert.deepEqual(await code(call((cb) => c.fetchEntries({}, new grpc.Metadata(), cb))), [
+        grpc.status.PERMISSION_DENIED,
+        'ERR_NO_MATCHING_ENTRY',
+      ]);
+      const sc = sessionClient(s, session);
+      await unary(sc.endSession.bind(sc), { sessionId: res.sessionId, reason: 'task done' });
+      sc.close();
+      assert.deepEqual(
+        await code(
+          call((cb) => c.batchNewX509Svid({ params: [{ entryId, csr: csr() }] }, new grpc.Metadata(), cb)),
+        ),
+        [grpc.status.PERMISSION_DENIED, 'ERR_NO_MATCHING_ENTRY'],
+      );
+    } finally {
+      c.close();
+    }
+    // The plain agent SVID still works.
+    const plain = nodeClient(s, node);
+    try {
+      const ok = await call<{ entries: unknown[] }>((cb) => plain.fetchEntries({}, new grpc.Metadata(), cb));
+      assert.equal(ok.entries.length, 1);
+    } finally {
+      plain.close();
     }
   });
 

@@ -1,13 +1,14 @@
 /**
  * Who a NodeService caller is: a node agent authenticated by its own SVID over mTLS, verified like any
- * Renew caller (verifier library, current bundle, revocation by serial), whose registration entry still
- * exists and still issues that SPIFFE ID. The agent's SPIFFE ID is then the only parent it may act for.
+ * Renew caller (verifier library, current bundle, revocation by serial), not a task session's or delegated
+ * SVID, whose registration entry still exists and still issues that SPIFFE ID. The agent's SPIFFE ID is then the only parent it may act for.
  */
 import type { CaManager } from '../../ca';
 import { ErrorCode, IssuanceError, RevokedError } from '../../errors';
 import type { Store } from '../../store/store';
 import type { Entry } from '../../store/types';
 import { currentEntry } from '../attestation/renew';
+import { sessionOf } from '../sessions/caller';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 
 export interface NodeCaller {
@@ -31,6 +32,14 @@ export async function authenticateNode(
     throw new IssuanceError(
       ErrorCode.NO_MATCHING_ENTRY,
       `${spiffeId} has no agent context: a node agent calls with the SVID it got from Attest`,
+    );
+  }
+  // Only the plain SVID from Attest/Renew speaks for a node agent. A task session's SVID carries the same
+  // SPIFFE ID, but it is bounded by its session: accepting it here would let it outlive the session's end.
+  if (peer.context.delegation.length > 0 || (await sessionOf(deps.store, peer.context)) !== undefined) {
+    throw new IssuanceError(
+      ErrorCode.NO_MATCHING_ENTRY,
+      `${spiffeId} called with a task session's SVID: a node agent calls with the SVID it got from Attest`,
     );
   }
   if ((await deps.store.getRevocation('certificate', leaf.serialHex)) !== undefined) {
