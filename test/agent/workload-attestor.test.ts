@@ -98,6 +98,9 @@ describe('node agent: unix workload attestation', () => {
       );
       fs.writeFileSync(path.join(proc, 'tool-binary'), 'binary');
       fs.symlinkSync(path.join(proc, 'tool-binary'), path.join(pidDir, 'exe'));
+      // The stand-in process shares the agent's mount namespace (the link's text is all that is compared).
+      fs.mkdirSync(path.join(pidDir, 'ns'));
+      fs.symlinkSync(fs.readlinkSync('/proc/self/ns/mnt'), path.join(pidDir, 'ns', 'mnt'));
       return proc;
     };
     const cred = { pid: 77, uid: 1000, gid: 1000 };
@@ -123,6 +126,120 @@ describe('node agent: unix workload attestation', () => {
         attestUnixPeer(cred, { procRoot, connectedAt: new Date(Date.now() - 60_000) }),
         /started after the connection/,
       );
+    });
+  });
+  describe('what the executable really is', function () {
+    this.timeout(20_000);
+    const sha = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    const selector = (a: { selectors: { value: string }[] }, kind: string): string | undefined =>
+      a.selectors.find((sel) => sel.value.startsWith(`${kind}:`))?.value.slice(kind.length + 1);
+    /** A copy of sleep(1) with one byte of its help text changed: same size, runs the same, hashes differently. */
+    const variant = (file: string, from: string, to: string): void => {
+      const buf = fs.readFileSync('/bin/sleep');
+      const at = buf.indexOf(Buffer.from(from));
+      assert.ok(at >= 0, `no ${from} in /bin/sleep`);
+      buf.write(to, at);
+      fs.writeFileSync(file, buf, { mode: 0o755 });
+    };
+    /** Waits until `pid` runs `exe` (after the exec of a wrapper such as unshare). */
+    const runs = async (pid: number, exe: string): Promise<void> => {
+      for (let i = 0; i < 100; i++) {
+        try {
+          if (fs.readlinkSync(`/proc/${pid}/exe`) === exe) return;
+        } catch {
+          // not there yet
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.fail(`pid ${pid} never ran ${exe}`);
+    };
+    const attestChild = async (
+      argv: string[],
+      exe: string,
+    ): Promise<Awaited<ReturnType<typeof attestUnixPeer>>> => {
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        await runs(child.pid!, exe);
+        return await attestUnixPeer(
+          { pid: child.pid!, uid: process.getuid!(), gid: process.getgid!() },
+          { connectedAt: new Date() },
+        );
+      } finally {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    };
+
+    it('a file patched in place with its mtime reset (touch -r) hashes anew, not from the cache', async () => {
+      const dir = tempDir();
+      const bin = path.join(dir, 'tool');
+      variant(bin, 'Pause for NUMBER', 'Pause for NUMBER');
+      // Let its ctime settle so the first hash is cached (a file changed just now is never cached).
+      await new Promise((r) => setTimeout(r, 2_100));
+      const first = await attestChild([bin, '30'], bin);
+      assert.equal(selector(first, 'sha256'), sha(bin));
+      const ref = path.join(dir, 'ref');
+      fs.copyFileSync(bin, ref);
+      execFileSync('touch', ['-r', bin, ref]);
+      const fd = fs.openSync(bin, 'r+');
+      const at = fs.readFileSync(bin).indexOf(Buffer.from('Pause for NUMBER'));
+      fs.writeSync(fd, Buffer.from('X'), 0, 1, at);
+      fs.closeSync(fd);
+      execFileSync('touch', ['-r', ref, bin]);
+      assert.equal(fs.statSync(bin).mtimeMs, fs.statSync(ref).mtimeMs);
+      const second = await attestChild([bin, '30'], bin);
+      assert.notEqual(sha(bin), sha(ref));
+      assert.equal(selector(second, 'sha256'), sha(bin));
+    });
+
+    it('a process in its own mount namespace running another file bind-mounted over a trusted path gets no unix:path', async () => {
+      const dir = tempDir();
+      const legit = path.join(dir, 'legit');
+      const evil = path.join(dir, 'evil');
+      variant(legit, 'Pause for NUMBER', 'Pause for NUMBER');
+      variant(evil, 'Pause for NUMBER', 'Evil! for NUMBER');
+      // As root a mount namespace alone; otherwise a user namespace too (unprivileged, where the kernel allows).
+      const flags = process.getuid!() === 0 ? ['-m'] : ['-Urm'];
+      const script = `mount --bind ${evil} ${legit} && exec ${legit} 30`;
+      const inNs = await attestChild(
+        ['unshare', ...flags, '--propagation', 'private', 'sh', '-c', script],
+        legit,
+      );
+      assert.equal(selector(inNs, 'path'), undefined);
+      assert.match(inNs.pathWithheld ?? '', /another mount namespace/);
+      assert.equal(selector(inNs, 'sha256'), sha(evil));
+
+      // The same file run normally, in the agent's namespace, is named by its path.
+      const normal = await attestChild([legit, '30'], legit);
+      assert.equal(selector(normal, 'path'), legit);
+      assert.equal(selector(normal, 'sha256'), sha(legit));
+    });
+
+    it('no unix:path when the path now holds another file than the one running (replaced after exec)', async () => {
+      const dir = tempDir();
+      const bin = path.join(dir, 'tool');
+      const other = path.join(dir, 'other');
+      variant(bin, 'Pause for NUMBER', 'Pause for NUMBER');
+      variant(other, 'Pause for NUMBER', 'Other for NUMBER');
+      fs.copyFileSync(bin, path.join(dir, 'copy'));
+      const child = spawn(bin, ['30'], { stdio: 'ignore' });
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        await runs(child.pid!, bin);
+        fs.renameSync(other, bin);
+        const a = await attestUnixPeer(
+          { pid: child.pid!, uid: process.getuid!(), gid: process.getgid!() },
+          { connectedAt: new Date() },
+        );
+        assert.equal(selector(a, 'path'), undefined);
+        // The kernel marks the link "(deleted)" once the name went to another file: either way, no path.
+        assert.match(a.pathWithheld ?? '', /\(deleted\) cannot be looked up|not the file the process runs/);
+        assert.equal(selector(a, 'sha256'), sha(path.join(dir, 'copy')));
+      } finally {
+        child.kill('SIGKILL');
+        await exited;
+      }
     });
   });
 });

@@ -2,13 +2,23 @@
  * The unix workload attestor: selectors for a local process from its kernel credentials and /proc.
  *
  *   unix:uid:<n>  unix:gid:<n>      from SO_PEERCRED (taken at connect time)
- *   unix:path:<p>                   /proc/<pid>/exe
- *   unix:sha256:<hex>               SHA-256 of that executable, read through /proc/<pid>/exe
+ *   unix:path:<p>                   /proc/<pid>/exe, only when it provably names the running file (below)
+ *   unix:sha256:<hex>               SHA-256 of the running executable, read through /proc/<pid>/exe
  *
  * Pid reuse (the peer exits and another process takes its pid before we look): the process found must run
  * as the peer's uid and must have started before the connection was accepted, and its start time (field 22
- * of /proc/<pid>/stat) is read again after everything else: if it changed, the attestation fails closed. The executable is hashed through the /proc link, so a file replaced on disk meanwhile does not
- * count, and hashes are cached by (device, inode, size, mtime) so a busy agent does not reread binaries.
+ * of /proc/<pid>/stat) is read again after everything else: if it changed, the attestation fails closed.
+ *
+ * The executable is opened once through the /proc link (the kernel hands out the file the process runs, not
+ * whatever sits at its path now), fstat'ed and hashed from that one descriptor. Hashes are cached by device,
+ * inode, size, mtime and ctime: the owner can reset mtime after patching a file in place (touch -r), but
+ * not ctime, and a file whose ctime is too recent to be told apart at the filesystem's clock granularity is
+ * not cached at all.
+ *
+ * The link's text is the path as the process's own mount namespace sees it: a process in a namespace of its
+ * own can bind-mount anything over a trusted path and run it. So unix:path is emitted only when the process
+ * shares the agent's mount namespace and the path, looked up by the agent, is the very file being run
+ * (same device and inode); otherwise the selector is withheld and the attestation says why.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -25,6 +35,11 @@ export interface UnixAttestation {
   selectors: Selector[];
   /** For logs. */
   exePath?: string;
+  /** Why unix:path was withheld (for debug logs); undefined when it was emitted. */
+  pathWithheld?: string;
+  /** The running executable (device and inode) and the start time: a later call must find the same. */
+  exe: { dev: bigint; ino: bigint };
+  startTime: string;
 }
 
 /** Linux reports process start times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
@@ -60,23 +75,62 @@ export async function attestUnixPeer(
       throw failed(`pid ${cred.pid} started after the connection was accepted (pid reuse)`);
     }
   }
-  let exePath: string;
-  let digest: string;
+  let exe: ExeFile;
   try {
-    exePath = fs.readlinkSync(`${dir}/exe`);
-    digest = await exeSha256(`${dir}/exe`);
+    exe = await openExe(`${dir}/exe`);
   } catch (e) {
     throw failed(
       `cannot read the executable of pid ${cred.pid}: ${(e as NodeJS.ErrnoException).code ?? e}`,
       e,
     );
   }
+  const seen = pathSeen(dir, exe.stat);
   if (startTime(dir) !== before) {
     throw failed(`pid ${cred.pid} changed while it was being attested (pid reuse)`);
   }
-  selectors.push({ type: UNIX_SELECTOR_TYPE, value: `path:${exePath}` });
-  selectors.push({ type: UNIX_SELECTOR_TYPE, value: `sha256:${digest}` });
-  return { selectors, exePath };
+  if (seen.path !== undefined) selectors.push({ type: UNIX_SELECTOR_TYPE, value: `path:${seen.path}` });
+  selectors.push({ type: UNIX_SELECTOR_TYPE, value: `sha256:${exe.digest}` });
+  return {
+    selectors,
+    ...(seen.path !== undefined && { exePath: seen.path }),
+    ...(seen.withheld !== undefined && { pathWithheld: seen.withheld }),
+    exe: { dev: exe.stat.dev, ino: exe.stat.ino },
+    startTime: before,
+  };
+}
+
+/**
+ * The exe link's text, when it names the running file for the agent too: same mount namespace as the agent,
+ * and the path, resolved by the agent, is the same device and inode as the file opened through the link.
+ */
+function pathSeen(dir: string, running: fs.BigIntStats): { path?: string; withheld?: string } {
+  let linkText: string;
+  try {
+    linkText = fs.readlinkSync(`${dir}/exe`);
+  } catch (e) {
+    return { withheld: `the exe link cannot be read: ${(e as NodeJS.ErrnoException).code ?? e}` };
+  }
+  let theirs: string;
+  let ours: string;
+  try {
+    theirs = fs.readlinkSync(`${dir}/ns/mnt`);
+    ours = fs.readlinkSync('/proc/self/ns/mnt');
+  } catch (e) {
+    return { withheld: `mount namespaces cannot be compared: ${(e as NodeJS.ErrnoException).code ?? e}` };
+  }
+  if (theirs !== ours) {
+    return { withheld: `the process runs in another mount namespace (${theirs}, the agent's is ${ours})` };
+  }
+  let atPath: fs.BigIntStats;
+  try {
+    atPath = fs.statSync(linkText, { bigint: true });
+  } catch (e) {
+    return { withheld: `${linkText} cannot be looked up: ${(e as NodeJS.ErrnoException).code ?? e}` };
+  }
+  if (atPath.dev !== running.dev || atPath.ino !== running.ino) {
+    return { withheld: `${linkText} is not the file the process runs (replaced or mounted over)` };
+  }
+  return { path: linkText };
 }
 
 /** The effective uid (second field of the Uid: line) of /proc/<pid>/status. */
@@ -114,22 +168,46 @@ function startTime(dir: string): string {
   return value;
 }
 
-async function exeSha256(link: string): Promise<string> {
-  const st = fs.statSync(link);
-  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-  const cached = hashCache.get(key);
-  if (cached !== undefined) return cached;
-  const hash = createHash('sha256');
-  await new Promise<void>((resolve, reject) => {
-    fs.createReadStream(link)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('end', () => resolve())
-      .on('error', reject);
-  });
-  const digest = hash.digest('hex');
-  if (hashCache.size >= MAX_CACHED_HASHES) hashCache.clear();
-  hashCache.set(key, digest);
-  return digest;
+interface ExeFile {
+  stat: fs.BigIntStats;
+  digest: string;
+}
+
+/** How recent a ctime must not be to be cached: several ticks of the coarsest kernel file clock (10 ms). */
+const CTIME_SETTLE_NS = 2_000_000_000n;
+
+/** Opens the executable once; its identity and its hash both come from that descriptor. */
+async function openExe(link: string): Promise<ExeFile> {
+  const handle = await fs.promises.open(link, fs.constants.O_RDONLY);
+  try {
+    const stat = await handle.stat({ bigint: true });
+    const key = cacheKey(stat);
+    const cached = hashCache.get(key);
+    if (cached !== undefined) return { stat, digest: cached };
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+    const digest = hash.digest('hex');
+    // Cache only what was stable while it was read, and not a file changed just now: a write in the same
+    // clock tick as the ctime we saw would leave ctime as it was.
+    const after = await handle.stat({ bigint: true });
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    if (cacheKey(after) === key && nowNs - stat.ctimeNs > CTIME_SETTLE_NS) {
+      if (hashCache.size >= MAX_CACHED_HASHES) hashCache.clear();
+      hashCache.set(key, digest);
+    }
+    return { stat, digest };
+  } finally {
+    await handle.close();
+  }
+}
+
+function cacheKey(st: fs.BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
 function failed(message: string, cause?: unknown): LanyardError {
