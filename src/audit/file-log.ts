@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { ioStep } from '../ca/secure-file';
 import { AuditError, ErrorCode } from '../errors';
 import { AsyncMutex } from '../store/async-mutex';
-import { AuditSigningKey } from './audit-key';
+import { AuditPublicKey, AuditSigningKey } from './audit-key';
 import { emptyHead, nextRecord, recordLine, type ChainHead } from './chain';
 import { checkpointLine, signCheckpoint, type AuditCheckpoint } from './checkpoint';
 import { chainLines, headerLine, parseChainText } from './jsonl';
@@ -141,6 +141,66 @@ export class FileAuditLog implements AuditLog {
   async exportLines(): Promise<string[]> {
     const { records, checkpoints } = await this.readAll();
     return chainLines(this.chain, records, checkpoints, this.key.publicKey.jwk());
+  }
+
+  /**
+   * The chain ready to ship: a checkpoint over the current head is written first, because the server only
+   * accepts a shipment whose last record a checkpoint signed with this chain's key covers.
+   */
+  async shipmentLines(): Promise<string[]> {
+    await this.checkpoint();
+    return this.exportLines();
+  }
+
+  /**
+   * For `lanyard audit ship` while the service may still have the file open: signs the head of the file as
+   * it stands and appends that checkpoint (one O_APPEND write, so it cannot interleave inside the service's
+   * own lines). Refuses a torn or broken file rather than repairing it under a live writer.
+   * @returns the checkpoint, or undefined when the last record already has one
+   */
+  static async checkpointFile(file: string, keyFile = `${file}.key`): Promise<AuditCheckpoint | undefined> {
+    const parsed = parseChainText(await fsp.readFile(file, 'utf8'));
+    if (parsed.tornTail) {
+      throw new AuditError(
+        ErrorCode.AUDIT_WRITE_FAILED,
+        `${file} ends in a partial line (being written, or torn by a crash): retry, or let the service reopen it`,
+      );
+    }
+    if (parsed.publicJwk === undefined) {
+      throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `${file}: the header names no audit public key`);
+    }
+    const publicKey = AuditPublicKey.fromJwk(parsed.publicJwk);
+    const result = verifyChain(parsed.chain, parsed.records, parsed.checkpoints, publicKey);
+    if (!result.ok) {
+      throw new AuditError(
+        ErrorCode.AUDIT_CHAIN_BROKEN,
+        `${file}: ${result.break!.kind} at ${result.break!.seq}: ${result.break!.message}`,
+      );
+    }
+    if (result.checkpointedSeq === result.headSeq) return undefined;
+    if (!fs.existsSync(keyFile)) {
+      throw new AuditError(
+        ErrorCode.AUDIT_WRITE_FAILED,
+        `${file} has no checkpoint over its last record and there is no audit key at ${keyFile} to sign one`,
+      );
+    }
+    const key = AuditSigningKey.loadOrCreate(keyFile);
+    if (key.publicKey.keyId !== publicKey.keyId) {
+      throw new AuditError(
+        ErrorCode.AUDIT_CHAIN_BROKEN,
+        `${keyFile} is not the audit key named in the header of ${file}`,
+      );
+    }
+    const head = { chain: parsed.chain, seq: result.headSeq, hash: result.headHash };
+    const c = signCheckpoint(head, key, new Date());
+    const fh = await fsp.open(file, 'a');
+    try {
+      await fh.write(`${checkpointLine(c)}\n`);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    return c;
   }
 
   /** Writes a final checkpoint and closes the file. Idempotent. */

@@ -35,7 +35,7 @@ describe('audit: shipping chains and the checkpoint interval', function () {
   const chainText = async (file: string, keyFile: string, n: number): Promise<string> => {
     const log = await FileAuditLog.open({ file, chain: SERVICE, keyFile });
     for (let i = 0; i < n; i++) await log.append(sampleEvent(i + 1));
-    const text = (await log.exportLines()).join('\n') + '\n';
+    const text = (await log.shipmentLines()).join('\n') + '\n';
     await log.close();
     return text;
   };

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { AuditPublicKey } from '../../audit/audit-key';
+import { FileAuditLog } from '../../audit/file-log';
 import { parseChainText, type ParsedChain } from '../../audit/jsonl';
 import type { AuditQueryKey } from '../../audit/log';
 import { parseRecord, type AuditRecord } from '../../audit/record';
@@ -278,9 +279,15 @@ export function registerAuditCommands(program: Command): void {
       .description(
         "send a service's local audit chain (FileAuditLog) to the server, which verifies and stores it",
       )
-      .requiredOption('--file <file>', 'the chain file'),
+      .requiredOption('--file <file>', 'the chain file')
+      .option(
+        '--key-file <file>',
+        "the chain's audit key, to sign a checkpoint over its last record first (default <file>.key)",
+      ),
   ).action(
-    runAction(async (opts: AdminConnectionOptions & { file: string }) => {
+    runAction(async (opts: AdminConnectionOptions & { file: string; keyFile?: string }) => {
+      // The server takes only shipments whose last record a checkpoint signed by the chain's key covers.
+      await FileAuditLog.checkpointFile(opts.file, opts.keyFile);
       const text = readInputFile(opts.file, 'audit chain');
       const res = await withAuditClient(opts, (c) => c.ingest(text));
       if (opts.json) printJson(res);

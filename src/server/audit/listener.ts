@@ -13,6 +13,7 @@ import { NODE_SERVICE_NAME } from '../node/service';
 import { REGISTRATION_SERVICE_NAME } from '../registration/service';
 import { SESSION_SERVICE_NAME } from '../sessions/service';
 import { guardAdmin } from '../tls/admin-guard';
+import { verifyPeerSvid } from '../tls/peer-svid';
 import { auditAttest } from './attest-audit';
 import { auditService, type MethodAudit } from './audited-service';
 import {
@@ -90,6 +91,10 @@ export function auditListener(
     recorder: deps.audit,
     logger: deps.logger,
     clock: deps.clock,
+    // On the public listener a service ships its own chain with its own SVID (no admin right needed).
+    ...(kind === 'public' && {
+      callerId: (call) => verifyPeerSvid(call, deps.ca, deps.clock()).id.toString(),
+    }),
   });
   const ingestAudited = auditService(auditApi, {
     recorder: deps.audit,
@@ -111,9 +116,30 @@ export function auditListener(
     },
     readOnly: ['queryAuditRecords', 'getAuditHead'],
   });
+  // Queries and export stay admin only; ingest checks the caller itself (the chain must be the caller's).
   const api =
     kind === 'public'
-      ? guardAdmin(ingestAudited, { ca: deps.ca, store: deps.store, clock: deps.clock, logger: deps.logger })
+      ? withUnguarded(
+          guardAdmin(ingestAudited, {
+            ca: deps.ca,
+            store: deps.store,
+            clock: deps.clock,
+            logger: deps.logger,
+          }),
+          ingestAudited,
+          'ingestAuditChain',
+        )
       : ingestAudited;
   return { ...spec, services: [...spec.services.map(wrap), api] };
+}
+
+function withUnguarded(
+  guarded: ServiceRegistration,
+  original: ServiceRegistration,
+  method: string,
+): ServiceRegistration {
+  return {
+    ...guarded,
+    implementation: { ...guarded.implementation, [method]: original.implementation[method]! },
+  };
 }

@@ -11,7 +11,7 @@ import { checkpointLine, type AuditCheckpoint } from '../../audit/checkpoint';
 import { headerLine, parseChainText } from '../../audit/jsonl';
 import type { AuditQueryKey } from '../../audit/log';
 import { verifyChain } from '../../audit/verify-chain';
-import { AuditError, ErrorCode, LanyardError } from '../../errors';
+import { AuditError, AuthorizationError, ErrorCode, LanyardError } from '../../errors';
 import {
   AuditServiceService,
   type AuditServiceServer,
@@ -35,6 +35,11 @@ export interface AuditServiceDeps {
   recorder: AuditRecorder;
   logger: Logger;
   clock: () => Date;
+  /**
+   * Who is calling, for IngestAuditChain: the verified SPIFFE ID of the caller's SVID (public listener; throws
+   * when there is none). Absent on the admin socket, whose only callers are the server's owner.
+   */
+  callerId?: (call: grpc.ServerUnaryCall<unknown, unknown>) => string;
 }
 
 const KEYS: Record<NonNullable<QueryAuditRecordsRequest['key']>['$case'], AuditQueryKey> = {
@@ -122,7 +127,10 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
       { okLevel: 'debug' },
     ),
 
-    ingestAuditChain: unaryHandler('IngestAuditChain', log, async (req) => {
+    ingestAuditChain: unaryHandler('IngestAuditChain', log, async (req, call) => {
+      // Who ships: on the public listener only the service whose chain it is (its verified SVID names the
+      // chain); on the admin socket the server's owner, who may ship any chain.
+      const caller = deps.callerId?.(call as grpc.ServerUnaryCall<unknown, unknown>);
       const parsed = parseChainText(Buffer.from(req.jsonl).toString('utf8'));
       const chain = parsed.chain;
       if (chain === recorder.chain) {
@@ -131,10 +139,21 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
           "the server's own chain cannot be shipped to it",
         );
       }
+      if (caller !== undefined && caller !== chain) {
+        throw new AuthorizationError(`${caller} may ship only its own audit chain, not "${chain}"`);
+      }
       if (parsed.publicJwk === undefined) {
         throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, 'the header names no audit public key');
       }
       const key = AuditPublicKey.fromJwk(parsed.publicJwk);
+      const jwk = canonicalJson({ kty: 'OKP', crv: 'Ed25519', x: key.jwk().x });
+      const pinnedBefore = (await store.audit.chains()).find((c) => c.chain === chain)?.publicJwk;
+      if (pinnedBefore !== undefined && pinnedBefore !== jwk) {
+        throw new AuditError(
+          ErrorCode.AUDIT_CHAIN_BROKEN,
+          `chain "${chain}" is pinned to another audit key than the one this shipment is signed with`,
+        );
+      }
       const result = verifyChain(chain, parsed.records, parsed.checkpoints, key);
       if (!result.ok) {
         const b = result.break!;
@@ -143,13 +162,25 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
           `shipped chain "${chain}": ${b.kind} at ${b.seq}: ${b.message}`,
         );
       }
-      const jwk = canonicalJson({ kty: 'OKP', crv: 'Ed25519', x: key.jwk().x });
-      const pinned = await store.audit.pinChainKey(chain, jwk, deps.clock());
-      if (pinned !== jwk) {
+      // Hash links alone prove nothing about who wrote a record: anyone holding the (public) head can extend
+      // it. Only a checkpoint signed with the chain's key over the last record makes the shipment its owner's.
+      if (result.checkpointedSeq !== result.headSeq) {
         throw new AuditError(
           ErrorCode.AUDIT_CHAIN_BROKEN,
-          `chain "${chain}" is pinned to another audit key than the one this shipment is signed with`,
+          `shipped chain "${chain}" ends at record ${result.headSeq} but its last signed checkpoint covers ` +
+            `${result.checkpointedSeq}: write a checkpoint before shipping (lanyard audit ship does)`,
         );
+      }
+      if (pinnedBefore === undefined) {
+        // First use: on the public listener the caller proved it is the chain's service (checked above), so
+        // only B can pin B's key; on the admin socket the owner pins it.
+        const pinned = await store.audit.pinChainKey(chain, jwk, deps.clock());
+        if (pinned !== jwk) {
+          throw new AuditError(
+            ErrorCode.AUDIT_CHAIN_BROKEN,
+            `chain "${chain}" is pinned to another audit key than the one this shipment is signed with`,
+          );
+        }
       }
       const added = await store.audit.appendRecords(chain, parsed.records, parsed.checkpoints);
       return { chain, added, headSeq: (await store.audit.head(chain)).seq };
