@@ -17,12 +17,18 @@ import type { Logger } from '../../server/logging';
 import { ErrorCode, LanyardError } from '../../errors';
 import { peerCredentials, type PeerCredentials } from '../workload-attestor/peercred';
 import { attestUnixPeer, type UnixAttestation } from '../workload-attestor/unix';
+import { prepareWorkloadSocketDir } from './socket-dir';
 
 const PEER_PREFIX = 'lanyard-workload-peer:';
 
 export interface AttestedPeer {
   cred: PeerCredentials;
-  attestation: Promise<UnixAttestation>;
+  /**
+   * Attests the caller again, for the call at hand: the process behind the connection may have exec'd
+   * another binary since it connected. Refuses (PERMISSION_DENIED) when it no longer runs the executable,
+   * or is no longer the process (start time), that was attested when the connection was accepted.
+   */
+  attest(): Promise<UnixAttestation>;
 }
 
 export interface ServiceSpec {
@@ -44,13 +50,15 @@ export class WorkloadEndpoint {
 
   /**
    * Listens on `socketPath` (mode 0777: which workload gets what is decided per call by attestation, not by
-   * who may connect). A stale socket left by a dead agent is replaced; a live one is refused.
+   * who may connect), in a directory workloads can traverse (see socket-dir.ts). A stale socket left by a
+   * dead agent is replaced; a live one is refused.
    */
   static async listen(opts: {
     socketPath: string;
     services: (peerOf: (call: { getPeer(): string }) => AttestedPeer) => ServiceSpec[];
     logger: Logger;
   }): Promise<WorkloadEndpoint> {
+    prepareWorkloadSocketDir(opts.socketPath);
     await clearStaleSocket(opts.socketPath);
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
@@ -105,10 +113,11 @@ export class WorkloadEndpoint {
       return;
     }
     const label = `${PEER_PREFIX}${this.nextId++}`;
-    const attestation = attestUnixPeer(cred, { connectedAt: new Date() });
+    const connectedAt = new Date();
+    const atAccept = attestUnixPeer(cred, { connectedAt });
     // Rejections are reported to the calls that await it; never unhandled.
-    attestation.catch(() => {});
-    this.peers.set(label, { cred, attestation });
+    atAccept.catch(() => {});
+    this.peers.set(label, { cred, attest: () => reattest(cred, connectedAt, atAccept, logger) });
     this.sockets.add(socket);
     socket.once('close', () => {
       this.peers.delete(label);
@@ -117,4 +126,35 @@ export class WorkloadEndpoint {
     Object.defineProperty(socket, 'remoteAddress', { value: label, configurable: true });
     this.injector.injectConnection(socket);
   }
+}
+
+/**
+ * SO_PEERCRED is fixed at connect, but what runs under that pid is not: a process can connect, then exec
+ * another binary and keep the connection. Each call reads /proc again and must find the same process
+ * (start time) running the same file (device and inode) as at accept.
+ */
+async function reattest(
+  cred: PeerCredentials,
+  connectedAt: Date,
+  atAccept: Promise<UnixAttestation>,
+  logger: Logger,
+): Promise<UnixAttestation> {
+  const first = await atAccept;
+  const now = await attestUnixPeer(cred, { connectedAt });
+  if (now.startTime !== first.startTime) {
+    throw new LanyardError(
+      ErrorCode.WORKLOAD_ATTESTATION_FAILED,
+      `pid ${cred.pid} is no longer the process that opened this connection: reconnect`,
+    );
+  }
+  if (now.exe.dev !== first.exe.dev || now.exe.ino !== first.exe.ino) {
+    throw new LanyardError(
+      ErrorCode.WORKLOAD_ATTESTATION_FAILED,
+      `pid ${cred.pid} runs another executable than when it connected (exec after connect): reconnect`,
+    );
+  }
+  if (now.pathWithheld !== undefined) {
+    logger.debug({ pid: cred.pid, reason: now.pathWithheld }, 'unix:path withheld for a workload');
+  }
+  return now;
 }

@@ -91,7 +91,8 @@ export async function selectorsOf(
       `the Workload API needs the metadata ${WORKLOAD_API_HEADER}: true`,
     );
   }
-  return (await peerOf(call).attestation).selectors;
+  // Attested again for every call and stream start, not once per connection (see endpoint.ts).
+  return (await peerOf(call).attest()).selectors;
 }
 
 export function unary<Req, Res>(
