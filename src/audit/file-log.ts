@@ -28,6 +28,20 @@ export interface FileAuditLogOptions {
   /** The audit key file (created 0600 when missing); default `<file>.key`. */
   keyFile?: string;
   clock?: () => Date;
+  /**
+   * Opens the chain file for appending; default `fs.promises.open`. For fault injection in tests (a disk that
+   * fills up); production code leaves it alone.
+   */
+  openForAppend?: (file: string) => Promise<AppendHandle>;
+}
+
+/** What the log needs of an open file: a FileHandle, or a test's wrapper around one. */
+export interface AppendHandle {
+  write(data: string): Promise<unknown>;
+  datasync(): Promise<void>;
+  sync(): Promise<void>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
 }
 
 export class FileAuditLog implements AuditLog {
@@ -38,20 +52,28 @@ export class FileAuditLog implements AuditLog {
   private readonly mutex = new AsyncMutex();
   private current: ChainHead;
   private closed = false;
+  /** A write failed: the file may end in a partial line, so it is repaired before the next append. */
+  private damaged = false;
 
   private constructor(
     file: string,
     chain: string,
     key: AuditSigningKey,
     head: ChainHead,
-    private readonly fh: fsp.FileHandle,
+    private fh: AppendHandle,
     clock: () => Date,
+    private readonly openForAppend: (file: string) => Promise<AppendHandle>,
   ) {
     this.file = file;
     this.chain = chain;
     this.key = key;
     this.current = head;
     this.clock = clock;
+  }
+
+  /** False from a failed write until the next append has repaired the file and succeeded. */
+  get healthy(): boolean {
+    return !this.damaged && !this.closed;
   }
 
   static async open(options: FileAuditLogOptions): Promise<FileAuditLog> {
@@ -84,7 +106,8 @@ export class FileAuditLog implements AuditLog {
       }
       head = { chain, seq: result.headSeq, hash: result.headHash };
     }
-    const fh = await fsp.open(file, 'a', 0o600);
+    const openForAppend = options.openForAppend ?? ((f: string) => fsp.open(f, 'a', 0o600));
+    const fh = await openForAppend(file);
     try {
       if (!exists || (await fh.stat()).size === 0) {
         await fh.write(`${headerLine(chain, key.publicKey.jwk())}\n`);
@@ -95,12 +118,12 @@ export class FileAuditLog implements AuditLog {
       await fh.close();
       throw e;
     }
-    return new FileAuditLog(file, chain, key, head, fh, options.clock ?? (() => new Date()));
+    return new FileAuditLog(file, chain, key, head, fh, options.clock ?? (() => new Date()), openForAppend);
   }
 
   append(event: AuditEvent): Promise<AuditRecord> {
     return this.mutex.run(async () => {
-      this.assertOpen();
+      await this.ready();
       const record = nextRecord(this.current, event, this.clock());
       await this.writeLine(recordLine(record));
       this.current = { chain: this.chain, seq: record.seq, hash: record.hash };
@@ -115,7 +138,7 @@ export class FileAuditLog implements AuditLog {
   /** Signs the current head with this chain's key and appends the checkpoint. */
   checkpoint(): Promise<AuditCheckpoint> {
     return this.mutex.run(async () => {
-      this.assertOpen();
+      await this.ready();
       const c = signCheckpoint(this.current, this.key, this.clock());
       await this.writeLine(checkpointLine(c));
       return c;
@@ -124,7 +147,7 @@ export class FileAuditLog implements AuditLog {
 
   addCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
     return this.mutex.run(async () => {
-      this.assertOpen();
+      await this.ready();
       await this.writeLine(checkpointLine(checkpoint));
     });
   }
@@ -206,11 +229,15 @@ export class FileAuditLog implements AuditLog {
   /** Writes a final checkpoint and closes the file. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.checkpoint();
-    await this.mutex.run(async () => {
-      this.closed = true;
-      await this.fh.close();
-    });
+    try {
+      await this.checkpoint();
+    } finally {
+      await this.mutex.run(async () => {
+        if (this.closed) return;
+        this.closed = true;
+        await this.fh.close().catch(() => undefined);
+      });
+    }
   }
 
   private async readAll(): Promise<{ records: AuditRecord[]; checkpoints: AuditCheckpoint[] }> {
@@ -222,15 +249,53 @@ export class FileAuditLog implements AuditLog {
       await this.fh.write(`${line}\n`);
       await this.fh.datasync();
     } catch (e) {
-      // A line may be half written: appending after it would corrupt the chain. Reopening repairs the tail.
-      this.closed = true;
+      // A line may be half written: appending after it would corrupt the chain. The next append repairs
+      // the tail first (ready()), so one full disk or I/O error does not silence the log for good.
+      this.damaged = true;
       throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot append to ${this.file}`, { cause: e });
     }
   }
 
-  private assertOpen(): void {
+  private async ready(): Promise<void> {
     if (this.closed)
       throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `${this.file}: the audit log is closed`);
+    if (this.damaged) await this.repair();
+  }
+
+  /**
+   * After a failed write: cut the file back to its last complete line (the failed append was never
+   * acknowledged), check that what remains is this chain and verifies, take its head, and reopen. Stays
+   * damaged (and every append fails) while the file cannot be read, cut or verified.
+   */
+  private async repair(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+    let text: string;
+    try {
+      text = await fsp.readFile(this.file, 'utf8');
+      if (!text.endsWith('\n')) {
+        text = text.slice(0, text.lastIndexOf('\n') + 1);
+        await fsp.truncate(this.file, Buffer.byteLength(text, 'utf8'));
+      }
+    } catch (e) {
+      throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot repair ${this.file}`, { cause: e });
+    }
+    const parsed = parseChainText(text);
+    const result = verifyChain(this.chain, parsed.records, parsed.checkpoints, this.key.publicKey);
+    if (parsed.chain !== this.chain || !result.ok) {
+      throw new AuditError(
+        ErrorCode.AUDIT_CHAIN_BROKEN,
+        `${this.file} does not verify after a failed write` +
+          (result.break !== undefined ? `: ${result.break.kind} at ${result.break.seq}` : '') +
+          '; not appending to a broken chain',
+      );
+    }
+    try {
+      this.fh = await this.openForAppend(this.file);
+    } catch (e) {
+      throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot reopen ${this.file}`, { cause: e });
+    }
+    this.current = { chain: this.chain, seq: result.headSeq, hash: result.headHash };
+    this.damaged = false;
   }
 }
 

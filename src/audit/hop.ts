@@ -2,14 +2,36 @@
  * Hop decisions (src/hop/decision.ts) into an audit chain: the listener the TLS/gRPC/HTTP hop helpers call
  * with every accept and refusal. Helpers call it synchronously after deciding, so the append runs in the
  * background; appends stay in decision order (the log serialises them) and a failure goes to `onError`
- * (default: stderr), never into the helper's connection handling.
+ * (default: stderr, every time), never into the helper's connection handling.
+ *
+ * Fail-open by default: while the log cannot be written, traffic continues unrecorded (and each lost record
+ * is reported). A service that must not serve what it cannot record passes `failClosed: true` and wraps its
+ * authorize with `gate()`: from a failed append until an append succeeds again, every peer is refused with
+ * ERR_AUDIT_WRITE_FAILED (UNAVAILABLE, HTTP 503). The refusal is itself a decision to record, and that append
+ * is what repairs the file log (FileAuditLog reopens and cuts a torn tail), so the gate reopens by itself.
  */
 import type { HopDecision, HopDecisionListener } from '../hop/decision';
+import type { HopAuthorize, HopPolicy } from '../hop/policy';
+import { AuditError, ErrorCode } from '../errors';
 import type { AuditLog } from './log';
 import type { AuditEvent } from './record';
 
 export interface HopAuditOptions {
   onError?: (error: unknown, decision: HopDecision) => void;
+  /** Refuse peers (through `gate()`) while the last append failed. Default false: fail open, loudly. */
+  failClosed?: boolean;
+}
+
+export interface HopAuditListener extends HopDecisionListener {
+  /** Waits for the appends started so far. */
+  settled(): Promise<void>;
+  /** False from a failed append until one succeeds again. */
+  healthy(): boolean;
+  /**
+   * `authorize` for the hop helpers, refusing every peer while the log is unhealthy when `failClosed` is set;
+   * `authorize` itself, unchanged, otherwise.
+   */
+  gate(authorize: HopAuthorize): HopAuthorize;
 }
 
 /** The audit event for one hop decision: identifiers of the peer and its context, never payloads. */
@@ -46,24 +68,49 @@ export function hopDecisionEvent(d: HopDecision): AuditEvent {
   };
 }
 
-/** A listener that records every hop decision in `log`. `settled()` waits for the appends started so far. */
-export function auditHopDecisions(
-  log: AuditLog,
-  options: HopAuditOptions = {},
-): HopDecisionListener & { settled(): Promise<void> } {
+/** A listener that records every hop decision in `log`. */
+export function auditHopDecisions(log: AuditLog, options: HopAuditOptions = {}): HopAuditListener {
   let pending: Promise<void> = Promise.resolve();
+  let healthy = true;
+  const mode =
+    options.failClosed === true ? 'fail-closed: peers are refused' : 'fail-open: traffic continues';
   const onError =
     options.onError ??
     ((e: unknown, d: HopDecision) =>
       process.stderr.write(
-        `lanyard audit: hop decision at ${d.service} not recorded: ${(e as Error).message}\n`,
+        `lanyard audit: hop decision at ${d.service} NOT RECORDED (${mode} until the log recovers): ${
+          (e as Error).message
+        }\n`,
       ));
   const listener = (d: HopDecision): void => {
     const p = log.append(hopDecisionEvent(d)).then(
-      () => undefined,
-      (e: unknown) => onError(e, d),
+      () => {
+        healthy = true;
+      },
+      (e: unknown) => {
+        healthy = false;
+        onError(e, d);
+      },
     );
     pending = pending.then(() => p);
   };
-  return Object.assign(listener, { settled: () => pending });
+  const gate = (authorize: HopAuthorize): HopAuthorize => {
+    if (options.failClosed !== true) return authorize;
+    const gated: HopPolicy = async (peer, request) => {
+      if (!healthy) {
+        throw new AuditError(
+          ErrorCode.AUDIT_WRITE_FAILED,
+          `${request.service} cannot record its decisions (audit log unhealthy): refusing until it recovers`,
+        );
+      }
+      const answer = (authorize as (...a: Parameters<HopPolicy>) => ReturnType<HopPolicy> | void)(
+        peer,
+        request,
+      );
+      // An Authorizer returns nothing (a throw refused): as a policy, that is an allow.
+      return answer === undefined ? { allow: true } : answer;
+    };
+    return gated;
+  };
+  return Object.assign(listener, { settled: () => pending, healthy: () => healthy, gate });
 }
