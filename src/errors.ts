@@ -138,6 +138,9 @@ export const ErrorCode = {
   JWT_SVID_INVALID: 'ERR_JWT_SVID_INVALID',
   AGENT_NOT_READY: 'ERR_AGENT_NOT_READY',
   WORKLOAD_ATTESTATION_FAILED: 'ERR_WORKLOAD_ATTESTATION_FAILED',
+  // hop HTTP helpers (src/hop): a request target whose path has no one meaning (dot segments, encoded '/',
+  // absolute-form, ...), refused with HTTP 400 before any policy sees it
+  INVALID_REQUEST_TARGET: 'ERR_INVALID_REQUEST_TARGET',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -248,6 +251,7 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_AGENT_NOT_READY: GrpcStatus.UNAVAILABLE,
   // The peer's process vanished or changed while it was being attested: fail closed.
   ERR_WORKLOAD_ATTESTATION_FAILED: GrpcStatus.PERMISSION_DENIED,
+  ERR_INVALID_REQUEST_TARGET: GrpcStatus.INVALID_ARGUMENT,
 };
 
 /** Base class of every error Lanyard throws on purpose. */

@@ -1,12 +1,14 @@
 /**
  * Express middleware (entry point `lanyard/hop/express`; not exported from the package root, and express is
- * never imported at runtime): verifies the TLS peer of every request, authorizes it for `METHOD /path`, and sets
- * `req.agent`. Refuses with 401 (no or invalid certificate), 403 (authorizer or policy denied) or 503 (this
+ * never imported at runtime): verifies the TLS peer of every request, authorizes it for `METHOD /path` (the route
+ * pattern on a route, else the canonical path), and sets `req.agent`. Refuses with 400 (request target with no
+ * one meaning), 401 (no or invalid certificate), 403 (authorizer or policy denied) or 503 (this
  * service has no SVID yet) and a JSON body `{error: {code, message}}`.
  *
  * Serve the app with `https.createServer(tlsServerOptions(source), app)` and `followSource(server, source)`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { canonicalHttpAction, canonicalRequestPath } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { httpVerifyOptions, type HopHttpOptions, verifyHttpPeer } from './http-peer';
 import type { HopPeer } from './peer';
@@ -17,14 +19,34 @@ export type { HopPeer } from './peer';
 
 /** What the middleware needs of an express request; express's Request fits. */
 export interface HopExpressRequest extends IncomingMessage {
-  /** Express's path (without the query string); falls back to the URL. */
-  path?: string;
+  /** The whole request target, also under a mounted router (where `url` and `path` are relative). */
+  originalUrl?: string;
+  /** Where a router this middleware runs in is mounted. */
+  baseUrl?: string;
+  /** The matched route, set when the middleware runs as route middleware (`app.delete(path, mw, handler)`). */
+  route?: { path?: unknown };
   agent?: HopPeer;
 }
 
 export interface HopExpressOptions extends HopHttpOptions {
-  /** The action a policy sees; default `METHOD /path`. */
+  /**
+   * The action a policy sees. Default `METHOD /route-pattern` when the middleware runs on a route, otherwise
+   * `METHOD /canonical/path` of the whole target (see canonicalRequestPath; `caseSensitive` should match the
+   * app's router). A target with no one meaning is refused with 400 (ERR_INVALID_REQUEST_TARGET).
+   */
   action?: (req: HopExpressRequest) => string;
+}
+
+function defaultAction(req: HopExpressRequest, options: HopExpressOptions): string {
+  const method = (req.method ?? 'GET').toUpperCase();
+  const routePath = req.route?.path;
+  if (typeof routePath === 'string') {
+    // The router already decided which handler runs: the policy sees that handler's pattern.
+    const base =
+      req.baseUrl !== undefined && req.baseUrl !== '' ? canonicalRequestPath(req.baseUrl, options) : '';
+    return `${method} ${base}${routePath}`;
+  }
+  return canonicalHttpAction(method, req.originalUrl ?? req.url, options);
 }
 
 export type HopExpressMiddleware = (
@@ -36,22 +58,29 @@ export type HopExpressMiddleware = (
 export function lanyardExpress(options: HopExpressOptions): HopExpressMiddleware {
   const verify = httpVerifyOptions(options);
   return (req, res, next) => {
-    const action =
-      options.action?.(req) ?? `${req.method ?? 'GET'} ${req.path ?? (req.url ?? '/').split('?')[0]}`;
+    let action: string;
+    try {
+      action = options.action?.(req) ?? defaultAction(req, options);
+    } catch (e) {
+      refuse(res, e);
+      return;
+    }
     verifyHttpPeer(req.socket, verify, action).then(
       (peer) => {
         req.agent = peer;
         rememberPeer(req, peer);
         next();
       },
-      (e: unknown) => {
-        const r = httpRefusal(e);
-        res.statusCode = r.status;
-        res.setHeader('content-type', 'application/json; charset=utf-8');
-        res.end(JSON.stringify(r.body));
-      },
+      (e: unknown) => refuse(res, e),
     );
   };
+}
+
+function refuse(res: ServerResponse, e: unknown): void {
+  const r = httpRefusal(e);
+  res.statusCode = r.status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify(r.body));
 }
 
 declare global {

@@ -7,6 +7,7 @@
  * Create the instance with `fastify({ https: tlsServerOptions(source) })` and `followSource(app.server, source)`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { canonicalHttpAction } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { httpVerifyOptions, type HopHttpOptions, verifyHttpPeer } from './http-peer';
 import type { HopPeer } from './peer';
@@ -16,7 +17,10 @@ export type { HopHttpOptions } from './http-peer';
 export type { HopPeer } from './peer';
 
 export interface HopFastifyOptions extends HopHttpOptions {
-  /** The action a policy sees; default `METHOD /route-pattern`. */
+  /**
+   * The action a policy sees; default `METHOD /route-pattern`, or `METHOD /canonical/path` when no route
+   * matched (a target with no one meaning is then refused with 400, ERR_INVALID_REQUEST_TARGET).
+   */
   action?: (request: FastifyRequest) => string;
 }
 
@@ -31,9 +35,17 @@ async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise
   const verify = httpVerifyOptions(options);
   app.decorateRequest('agent', undefined);
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const route = request.routeOptions.url ?? request.url.split('?')[0];
-    const action = options.action?.(request) ?? `${request.method} ${route}`;
     try {
+      // The route pattern when the router matched one; otherwise (a 404) the canonical path, with fastify's
+      // case-sensitive routing as the default.
+      const route = request.routeOptions.url;
+      const action =
+        options.action?.(request) ??
+        (route !== undefined
+          ? `${request.method} ${route}`
+          : canonicalHttpAction(request.method, request.url, {
+              caseSensitive: options.caseSensitive ?? true,
+            }));
       const peer = await verifyHttpPeer(request.raw.socket, verify, action);
       request.agent = peer;
       rememberPeer(request.raw, peer);

@@ -4,16 +4,28 @@ import type { TLSSocket } from 'node:tls';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { type HopPeer, type HopVerifyOptions, verifyHopPeer } from './peer';
-import { socketPeerChain } from './peer-chain';
+import type { HttpActionOptions } from './http-action';
+import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from './peer-chain';
 
 /** Options of the HTTP middlewares: `bundles` defaults to the source. */
-export interface HopHttpOptions extends Omit<HopVerifyOptions, 'bundles'> {
+export interface HopHttpOptions extends Omit<HopVerifyOptions, 'bundles'>, HttpActionOptions {
   source: X509Source;
   bundles?: X509BundleSource;
+  /**
+   * DER intermediates to complete a peer's chain with, besides the source SVID's own: a client resuming a TLS
+   * session presents only its leaf.
+   */
+  intermediates?: readonly Uint8Array[];
 }
 
-export function httpVerifyOptions(o: HopHttpOptions): HopVerifyOptions {
-  return { ...o, bundles: o.bundles ?? o.source };
+/** What verifyHttpPeer needs: the verifier's options and how to complete a leaf-only chain. */
+export interface HttpVerifyOptions extends HopVerifyOptions {
+  chainSource?: OwnChainSource;
+  intermediates?: readonly Uint8Array[];
+}
+
+export function httpVerifyOptions(o: HopHttpOptions): HttpVerifyOptions {
+  return { ...o, bundles: o.bundles ?? o.source, chainSource: o.source };
 }
 
 const chains = new WeakMap<object, Uint8Array[]>();
@@ -38,10 +50,16 @@ function connectionChain(socket: TLSSocket): Uint8Array[] {
  * and is refused like a TLS peer that sent none. Re-run for every request, so that a revocation or an expiry
  * applies to the next request on a kept-alive connection.
  */
-export function verifyHttpPeer(socket: Socket, options: HopVerifyOptions, action: string): Promise<HopPeer> {
+export function verifyHttpPeer(socket: Socket, options: HttpVerifyOptions, action: string): Promise<HopPeer> {
   const tlsSocket = socket as Partial<TLSSocket>;
   const chain =
-    typeof tlsSocket.getPeerCertificate === 'function' ? connectionChain(socket as TLSSocket) : [];
+    typeof tlsSocket.getPeerCertificate === 'function'
+      ? withKnownIntermediates(
+          connectionChain(socket as TLSSocket),
+          options.chainSource,
+          options.intermediates,
+        )
+      : [];
   return verifyHopPeer(chain, options, {
     transport: 'http',
     action,

@@ -8,6 +8,7 @@
  * open connections keep their context); clients build their context from the source's current SVID for each
  * new connection.
  */
+import { randomBytes } from 'node:crypto';
 import * as https from 'node:https';
 import { isIP } from 'node:net';
 import type * as http from 'node:http';
@@ -18,17 +19,24 @@ import type { X509BundleSource } from '../bundle';
 import type { X509Source, X509Svid } from '../client/x509-source';
 import { ErrorCode, LanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
+import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { encodePem } from '../x509/pem';
 import { rootsPem } from './certificate-provider';
+import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { httpRefusal } from './http-refusal';
-import { verifyHttpPeer } from './http-peer';
+import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
 import { type HopPeer, type HopVerifyOptions, verifyHopPeer, verifyHopPeerSync } from './peer';
-import { socketPeerChain, peerChainOf } from './peer-chain';
+import { peerChainOf, socketPeerChain, withKnownIntermediates } from './peer-chain';
 
 /** Options of every hop server helper: `bundles` defaults to the source itself. */
-export interface HopServerOptions extends Omit<HopVerifyOptions, 'bundles'> {
+export interface HopServerOptions extends Omit<HopVerifyOptions, 'bundles'>, HttpActionOptions {
   source: X509Source;
   bundles?: X509BundleSource;
+  /**
+   * DER intermediates to complete a peer's chain with, besides the source SVID's own: a client resuming a TLS
+   * session presents only its leaf.
+   */
+  intermediates?: readonly Uint8Array[];
   /** Trust domains whose roots the server names in its certificate request; default the source's own. */
   caTrustDomains?: readonly string[];
   /** Extra Node TLS options (e.g. `minVersion`); key, cert, ca, requestCert and rejectUnauthorized are ours. */
@@ -109,8 +117,8 @@ export function followSource(
   return stop;
 }
 
-function verifyOptions(o: HopServerOptions): HopVerifyOptions {
-  return { ...o, bundles: o.bundles ?? o.source };
+function verifyOptions(o: HopServerOptions): HttpVerifyOptions {
+  return { ...o, bundles: o.bundles ?? o.source, chainSource: o.source };
 }
 
 /**
@@ -129,7 +137,8 @@ export function createHopTlsServer(
     // Node reports an attempt as an 'error' and would carry on; the connection ends instead.
     socket.disableRenegotiation();
     socket.on('error', () => socket.destroy());
-    verifyHopPeer(socketPeerChain(socket), verify, { transport: 'tls' }).then(
+    const chain = withKnownIntermediates(socketPeerChain(socket), options.source, options.intermediates);
+    verifyHopPeer(chain, verify, { transport: 'tls' }).then(
       (peer) => {
         if (socket.destroyed) return;
         peers.set(socket, peer);
@@ -144,8 +153,9 @@ export function createHopTlsServer(
 }
 
 /**
- * An https server whose every request is verified and authorized (action `METHOD /path`) before `handler`
- * runs; refused requests get 401/403 with `{error: {code, message}}`. The peer is re-checked per request, so a
+ * An https server whose every request is verified and authorized (action `METHOD /canonical/path`, see
+ * canonicalRequestPath; `caseSensitive` should say how `handler` routes) before `handler` runs; refused requests
+ * get 400/401/403 with `{error: {code, message}}`. The peer is re-checked per request, so a
  * revocation applies to the next request on a kept-alive connection.
  */
 export function createHopHttpsServer(
@@ -156,18 +166,22 @@ export function createHopHttpsServer(
   followSource(server, options.source, options);
   const verify = verifyOptions(options);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const action = `${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]}`;
-    verifyHttpPeer(req.socket, verify, action).then(
-      (peer) => {
-        peers.set(req, peer);
-        handler(req, res, peer);
-      },
-      (e: unknown) => {
-        const r = httpRefusal(e);
-        res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8' });
-        res.end(JSON.stringify(r.body));
-      },
-    );
+    const refuse = (e: unknown): void => {
+      const r = httpRefusal(e);
+      res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify(r.body));
+    };
+    let action: string;
+    try {
+      action = canonicalHttpAction(req.method, req.url, options);
+    } catch (e) {
+      refuse(e);
+      return;
+    }
+    verifyHttpPeer(req.socket, verify, action).then((peer) => {
+      peers.set(req, peer);
+      handler(req, res, peer);
+    }, refuse);
   });
   return server;
 }
@@ -184,12 +198,18 @@ export interface HopClientOptions extends Omit<HopVerifyOptions, 'bundles' | 'au
 }
 
 /**
- * Options for `tls.connect` / `https.request` from the source's current SVID (call it per connection to follow
- * rotation, or use `HopHttpsAgent`): the client certificate, the bundle roots, and `checkServerIdentity`
- * replaced by verifyX509Svid + `authorize` (Node runs it during the handshake; an error aborts the connection
- * before any data is sent). Set `servername` yourself when the server needs SNI.
+ * Options for `https.request` / `tls.connect` from the source's current SVID (call it per request to follow
+ * rotation, or use `HopHttpsAgent` to keep connections alive): the client certificate, the bundle roots, and
+ * `checkServerIdentity` replaced by verifyX509Svid + `authorize` (Node runs it during the handshake; an error
+ * aborts the connection before any data is sent). Set `servername` yourself when the server needs SNI.
+ *
+ * Every use is a fresh, fully checked handshake: `agent: false` keeps `https.request` off Node's global agent
+ * (which pools sockets by host and port only, so a request checked for one server identity would ride a socket
+ * another check accepted), `session: undefined` stops any agent from resuming a TLS session (Node skips
+ * `checkServerIdentity` on a resumed one), and a per-call `sessionIdContext` (part of an agent's pool key, unused
+ * by TLS clients) keeps even a caller-supplied agent from sharing sockets or sessions between calls.
  */
-export function tlsClientOptions(options: HopClientOptions): tls.ConnectionOptions {
+export function tlsClientOptions(options: HopClientOptions): HopTlsClientOptions {
   const svid = options.source.getX509Svid();
   const caPem = rootsPem(options.source, options.caTrustDomains);
   if (caPem === '') {
@@ -198,16 +218,17 @@ export function tlsClientOptions(options: HopClientOptions): tls.ConnectionOptio
       'the source has no bundle to check the server against',
     );
   }
-  const verify: HopVerifyOptions = {
-    ...options,
-    bundles: options.bundles ?? options.source,
-  };
+  const verify = clientVerifyOptions(options);
   return {
     secureContext: tls.createSecureContext(svidContextOptions(svid, caPem)),
     rejectUnauthorized: true,
+    agent: false,
+    session: undefined,
+    sessionIdContext: randomBytes(16).toString('hex'),
     checkServerIdentity: (_host: string, cert: tls.PeerCertificate): Error | undefined => {
       try {
-        const peer = verifyHopPeerSync(peerChainOf(cert), verify, { transport: 'tls' });
+        const chain = withKnownIntermediates(peerChainOf(cert), options.source);
+        const peer = verifyHopPeerSync(chain, verify, { transport: 'tls' });
         options.onServer?.(peer);
         return undefined;
       } catch (e) {
@@ -217,24 +238,52 @@ export function tlsClientOptions(options: HopClientOptions): tls.ConnectionOptio
   };
 }
 
+/** What tlsClientOptions returns: Node's connection options, never pooled and never resumed. */
+export type HopTlsClientOptions = tls.ConnectionOptions & {
+  agent: false;
+  session: undefined;
+  sessionIdContext: string;
+};
+
+function clientVerifyOptions(options: HopClientOptions): HopVerifyOptions {
+  return { ...options, bundles: options.bundles ?? options.source };
+}
+
+/** The parts of Node's http.Agent this agent relies on that @types/node does not declare. */
+interface AgentInternals {
+  addRequest(req: http.ClientRequest, options: http.RequestOptions): void;
+  removeSocket(socket: Duplex, options: http.RequestOptions): void;
+}
+
 /**
- * An https.Agent for calls to Lanyard-protected services: every new connection takes the source's current SVID
- * and checks the server as `tlsClientOptions` does. TLS session caching is off so that every handshake runs the
- * check (Node skips checkServerIdentity on a resumed session).
+ * An https.Agent for calls to Lanyard-protected services, with kept-alive connections: every new connection
+ * takes the source's current SVID and checks the server as `tlsClientOptions` does. The pool is this agent's
+ * own, so every pooled connection was checked with this agent's `authorize`; use one agent per server identity
+ * you authorize. TLS sessions are never resumed (Node skips checkServerIdentity on a resumed session; should one
+ * be resumed anyway, the server is checked on 'secureConnect' and the connection ends if it fails).
+ *
+ * Before every request, each kept-alive connection waiting in the pool has its server's chain verified again
+ * (expiry, trust bundle, revocation); one that fails is closed, so the request opens a new connection and
+ * goes through the full check, and a revoked or expired server is refused from the next request on.
  */
 export class HopHttpsAgent extends https.Agent {
+  private readonly verify: HopVerifyOptions;
+  private readonly serverChains = new WeakMap<Duplex, Uint8Array[]>();
+  private readonly connectOptions = new WeakMap<Duplex, http.RequestOptions>();
+
   constructor(
     private readonly hop: HopClientOptions,
     agentOptions: https.AgentOptions = {},
   ) {
     super({ keepAlive: true, ...agentOptions, maxCachedSessions: 0 });
+    this.verify = clientVerifyOptions(hop);
   }
 
   override createConnection(
     options: http.RequestOptions & tls.ConnectionOptions,
     callback?: (err: Error | null, stream: Duplex) => void,
   ): Duplex | null | undefined {
-    let ours: tls.ConnectionOptions;
+    let ours: HopTlsClientOptions;
     try {
       ours = tlsClientOptions(this.hop);
     } catch (e) {
@@ -242,9 +291,54 @@ export class HopHttpsAgent extends https.Agent {
       callback?.(e instanceof Error ? e : new Error(String(e)), undefined as unknown as Duplex);
       return undefined;
     }
+    const { agent: _agent, sessionIdContext: _context, ...client } = ours;
     const { servername, ...rest } = options;
     // An IP address is not a valid SNI name (RFC 6066); the server is identified by SPIFFE ID anyway.
     const sni = servername !== undefined && servername !== '' && isIP(servername) === 0 ? { servername } : {};
-    return tls.connect({ ...(rest as tls.ConnectionOptions), ...ours, ...sni });
+    const socket = tls.connect({ ...(rest as tls.ConnectionOptions), ...client, ...sni });
+    this.connectOptions.set(socket, options);
+    socket.once('secureConnect', () => {
+      const chain = withKnownIntermediates(socketPeerChain(socket), this.hop.source);
+      this.serverChains.set(socket, chain);
+      if (!socket.isSessionReused()) return;
+      try {
+        verifyHopPeerSync(chain, this.verify, { transport: 'tls' });
+      } catch (e) {
+        socket.destroy(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+    return socket;
+  }
+
+  /** Node's Agent runs this for every request, before it takes a pooled connection. */
+  addRequest(req: http.ClientRequest, options: http.RequestOptions): void {
+    this.closeStaleConnections();
+    (https.Agent.prototype as unknown as AgentInternals).addRequest.call(this, req, options);
+  }
+
+  private closeStaleConnections(): void {
+    for (const list of Object.values(this.freeSockets)) {
+      for (const socket of [...(list ?? [])]) {
+        if (this.stillValid(socket)) continue;
+        socket.destroy();
+        // Out of the pool now, not at 'close': the request being added must not be handed this socket.
+        (this as unknown as AgentInternals).removeSocket(socket, this.connectOptions.get(socket) ?? {});
+      }
+    }
+  }
+
+  private stillValid(socket: Duplex): boolean {
+    const chain = this.serverChains.get(socket);
+    if (chain === undefined || socket.destroyed) return false;
+    try {
+      verifyX509Svid(chain, this.verify.bundles, {
+        ...(this.verify.trustDomain !== undefined ? { trustDomain: this.verify.trustDomain } : {}),
+        ...(this.verify.revocation !== undefined ? { revocation: this.verify.revocation } : {}),
+        ...(this.verify.cache !== undefined ? { cache: this.verify.cache } : {}),
+      });
+      return true;
+    } catch {
+      return false;
+    }
   }
 }
