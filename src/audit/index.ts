@@ -8,8 +8,8 @@ export {
   signCheckpoint,
   type AuditCheckpoint,
 } from './checkpoint';
-export { FileAuditLog, type FileAuditLogOptions } from './file-log';
-export { auditHopDecisions, hopDecisionEvent, type HopAuditOptions } from './hop';
+export { type AppendHandle, FileAuditLog, type FileAuditLogOptions } from './file-log';
+export { auditHopDecisions, hopDecisionEvent, type HopAuditListener, type HopAuditOptions } from './hop';
 export { chainLines, parseChainText, type ParsedChain } from './jsonl';
 export {
   AUDIT_QUERY_KEYS,
