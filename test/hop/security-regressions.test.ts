@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type * as tls from 'node:tls';
+import * as tls from 'node:tls';
 import express from 'express';
 import Fastify from 'fastify';
 import type { StaticX509Source } from '../../src/client/static-x509-source';
@@ -21,6 +21,7 @@ import { canonicalRequestPath } from '../../src/hop/http-action';
 import type { HopPolicy } from '../../src/hop/policy';
 import {
   createHopHttpsServer,
+  createHopTlsServer,
   followSource,
   HopHttpsAgent,
   tlsClientOptions,
@@ -355,6 +356,60 @@ describe('hop security regressions', () => {
   });
 
   describe('LOW: a resumed client session (only the leaf presented)', () => {
+    it('createHopTlsServer accepts a resumed session and still refuses it once revoked', async () => {
+      const revocation = new StaticRevocationList();
+      const src = source('api');
+      const server = createHopTlsServer(
+        { source: src, authorize: authorizeAny(), revocation },
+        (socket, peer) => socket.end(`hello ${peer.spiffeId}\n`),
+      );
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+      const port = (server.address() as AddressInfo).port;
+      const client = issueSvid(pki, sid('client'));
+      const connect = (session?: Buffer): Promise<{ reply: string; reused: boolean; session?: Buffer }> =>
+        new Promise((resolve) => {
+          const socket = tls.connect({
+            host: '127.0.0.1',
+            port,
+            key: keyPem(client.key.privateKey),
+            cert: certsPem(client.chain),
+            ca: pki.bundle.toPem(),
+            checkServerIdentity: () => undefined,
+            ...(session !== undefined ? { session } : {}),
+          });
+          let reply = '';
+          let ticket: Buffer | undefined;
+          // Asked at secureConnect: after 'close' the TLS handle is gone and Node answers null.
+          let reused = false;
+          socket.once('secureConnect', () => (reused = socket.isSessionReused()));
+          socket.setEncoding('utf8');
+          socket.on('session', (t: Buffer) => (ticket = t));
+          socket.on('data', (d: string) => (reply += d));
+          socket.on('error', () => undefined);
+          socket.on('close', () =>
+            resolve({
+              reply,
+              reused,
+              ...(ticket !== undefined ? { session: ticket } : {}),
+            }),
+          );
+        });
+      try {
+        const first = await connect();
+        assert.equal(first.reply, `hello ${sid('client')}\n`);
+        assert.ok(first.session !== undefined, 'the server issued no session ticket');
+        const resumed = await connect(first.session);
+        assert.equal(resumed.reused, true, 'the session was not resumed');
+        assert.equal(resumed.reply, `hello ${sid('client')}\n`);
+        revocation.revokeSerial(client.cert.serialHex);
+        const revoked = await connect(first.session);
+        assert.equal(revoked.reused, true);
+        assert.equal(revoked.reply, '', 'a revoked client was served');
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
     it('is accepted with the service intermediates; a revoked one is still refused', async () => {
       const revocation = new StaticRevocationList();
       const decisions = new DecisionLog();
