@@ -86,7 +86,10 @@ export class FileAuditLog implements AuditLog {
     const exists = fs.existsSync(file);
     if (exists) {
       const text = await fsp.readFile(file, 'utf8');
-      const parsed = parseChainText(text);
+      // Only complete lines count: an unterminated last line (even one that parses) was never acknowledged,
+      // and the next append would run on from it.
+      const kept = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
+      const parsed = parseChainText(kept);
       if (parsed.chain !== chain) {
         throw new AuditError(
           ErrorCode.AUDIT_CHAIN_BROKEN,
@@ -100,9 +103,10 @@ export class FileAuditLog implements AuditLog {
           `${file}: ${result.break!.kind} at ${result.break!.seq}: ${result.break!.message}; not appending to a broken chain`,
         );
       }
-      if (parsed.tornTail) {
-        // The last append never completed (so was never acknowledged): drop its partial line.
-        await fsp.truncate(file, text.lastIndexOf('\n') + 1);
+      if (kept !== text) {
+        // The last append never completed (so was never acknowledged): drop its partial line. In bytes: the
+        // records may hold non-ASCII text.
+        await fsp.truncate(file, Buffer.byteLength(kept, 'utf8'));
       }
       head = { chain, seq: result.headSeq, hash: result.headHash };
     }

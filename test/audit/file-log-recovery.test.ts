@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileAuditLog, type AppendHandle } from '../../src/audit/file-log';
 import { auditHopDecisions } from '../../src/audit/hop';
+import { nextRecord, recordLine } from '../../src/audit/chain';
 import { parseChainText } from '../../src/audit/jsonl';
 import { verifyChain } from '../../src/audit/verify-chain';
 import { isLanyardError } from '../../src/errors';
@@ -94,6 +95,32 @@ describe('audit: a file chain recovers from a failed write', function () {
       parsed.checkpoints.map((c) => c.seq),
       [2],
     );
+  });
+
+  it('reopening after a crash drops an unterminated last line, also a complete one, counting bytes', async () => {
+    for (const tail of ['complete', 'torn'] as const) {
+      const file = path.join(dir, `crash-${tail}.jsonl`);
+      const log = await FileAuditLog.open({ file, chain: CHAIN });
+      // Non-ASCII text: a cut computed in characters instead of bytes would land inside a good record.
+      await log.append({ ...sampleEvent(1), principal: 'ålice ✓ 名前' });
+      await log.append({ ...sampleEvent(2), principal: 'bøb' });
+      const head = await log.head();
+      await log.close();
+      const next = recordLine(nextRecord(head, { ...sampleEvent(3), principal: 'çarol' }, new Date()));
+      fs.appendFileSync(file, tail === 'complete' ? next : next.slice(0, 40));
+
+      const again = await FileAuditLog.open({ file, chain: CHAIN });
+      assert.equal((await again.head()).seq, 2, tail);
+      assert.equal((await again.append(sampleEvent(4))).seq, 3);
+      await again.close();
+      const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
+      const result = verifyChain(CHAIN, parsed.records, parsed.checkpoints, again.key.publicKey);
+      assert.equal(result.ok, true, `${tail}: ${result.break?.message}`);
+      assert.deepEqual(
+        parsed.records.map((r) => r.principal),
+        ['ålice ✓ 名前', 'bøb', sampleEvent(4).principal],
+      );
+    }
   });
 
   describe('hop decisions', () => {
