@@ -7,7 +7,10 @@ export { PolicyDeniedError, runAuthorize } from './policy';
 export type { HopAuthorize, HopPolicy, HopRequest, PolicyDecision } from './policy';
 export { noPeerCertificate, verifyHopPeer, verifyHopPeerSync } from './peer';
 export type { HopLogger, HopPeer, HopRequestInfo, HopVerifyOptions } from './peer';
-export { peerChainOf, socketPeerChain } from './peer-chain';
+export { peerChainOf, socketPeerChain, withKnownIntermediates } from './peer-chain';
+export type { OwnChainSource } from './peer-chain';
+export { canonicalHttpAction, canonicalRequestPath } from './http-action';
+export type { HttpActionOptions } from './http-action';
 export { httpRefusal } from './http-refusal';
 export type { HttpRefusal } from './http-refusal';
 export type { HopHttpOptions } from './http-peer';
@@ -21,7 +24,7 @@ export {
   tlsClientOptions,
   tlsServerOptions,
 } from './tls';
-export type { HopClientOptions, HopServerOptions } from './tls';
+export type { HopClientOptions, HopServerOptions, HopTlsClientOptions } from './tls';
 export {
   agentOf,
   HOP_CHANNEL_OPTIONS,
