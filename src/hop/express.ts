@@ -8,7 +8,7 @@
  * Serve the app with `https.createServer(tlsServerOptions(source), app)` and `followSource(server, source)`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { canonicalHttpAction, canonicalRequestPath } from './http-action';
+import { actionMethod, canonicalHttpAction, canonicalRequestPath } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { httpVerifyOptions, type HopHttpOptions, verifyHttpPeer } from './http-peer';
 import type { HopPeer } from './peer';
@@ -38,7 +38,7 @@ export interface HopExpressOptions extends HopHttpOptions {
 }
 
 function defaultAction(req: HopExpressRequest, options: HopExpressOptions): string {
-  const method = (req.method ?? 'GET').toUpperCase();
+  const method = actionMethod(req.method);
   const routePath = req.route?.path;
   if (typeof routePath === 'string') {
     // The router already decided which handler runs: the policy sees that handler's pattern.

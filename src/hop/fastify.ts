@@ -7,7 +7,7 @@
  * Create the instance with `fastify({ https: tlsServerOptions(source) })` and `followSource(app.server, source)`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { canonicalHttpAction } from './http-action';
+import { actionMethod, canonicalHttpAction } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { httpVerifyOptions, type HopHttpOptions, verifyHttpPeer } from './http-peer';
 import type { HopPeer } from './peer';
@@ -42,7 +42,7 @@ async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise
       const action =
         options.action?.(request) ??
         (route !== undefined
-          ? `${request.method} ${route}`
+          ? `${actionMethod(request.method)} ${route}`
           : canonicalHttpAction(request.method, request.url, {
               caseSensitive: options.caseSensitive ?? true,
             }));

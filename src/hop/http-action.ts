@@ -54,11 +54,20 @@ export function canonicalRequestPath(target: string, options: HttpActionOptions 
   return options.caseSensitive === true ? path : path.toLowerCase();
 }
 
+/**
+ * The method a policy sees: upper case, and HEAD as GET, since express and fastify answer HEAD with the GET
+ * handler (a policy that forbids `GET /x` must not let `HEAD /x` run it).
+ */
+export function actionMethod(method: string | undefined): string {
+  const m = (method ?? 'GET').toUpperCase();
+  return m === 'HEAD' ? 'GET' : m;
+}
+
 /** `METHOD /canonical/path` for a request without a known route pattern. */
 export function canonicalHttpAction(
   method: string | undefined,
   target: string | undefined,
   options: HttpActionOptions = {},
 ): string {
-  return `${(method ?? 'GET').toUpperCase()} ${canonicalRequestPath(target ?? '/', options)}`;
+  return `${actionMethod(method)} ${canonicalRequestPath(target ?? '/', options)}`;
 }

@@ -192,7 +192,7 @@ describe('hop security regressions', () => {
 
   describe('MEDIUM: the policy action is the route a router dispatches to', () => {
     const forbidAdmin: HopPolicy = (_peer, request) => ({
-      allow: request.action !== 'DELETE /admin/users',
+      allow: request.action !== 'DELETE /admin/users' && request.action !== 'GET /secret',
       reason: 'admin is forbidden',
     });
 
@@ -208,6 +208,7 @@ describe('hop security regressions', () => {
       const app = express();
       app.use(lanyardExpress({ source: src, authorize: forbidAdmin }));
       app.delete('/admin/users', (_req, res) => res.send('ALL USERS DELETED'));
+      app.get('/secret', (_req, res) => res.send('the secret'));
       app.use((_req, res) => res.send('other'));
       const port = await serve(app, src);
       const agent = new HopHttpsAgent({ source: source('intern'), authorize: authorizeAny() });
@@ -234,6 +235,9 @@ describe('hop security regressions', () => {
           assert.equal(r.status, 400, `${path}: ${r.status} ${r.body}`);
           assert.equal(codeOf(r), ErrorCode.INVALID_REQUEST_TARGET);
         }
+        // express answers HEAD with the GET handler: the policy sees GET.
+        const head = await send(port, { agent, method: 'HEAD', path: '/Secret' });
+        assert.equal(head.status, 403);
         const other = await send(port, { agent, method: 'DELETE', path: '/admin/groups' });
         assert.equal(other.status, 200);
       } finally {
