@@ -36,6 +36,13 @@ export const MAX_PAGE_SIZE = 1000;
  * syntax of SPIFFE IDs, selectors and scopes is the caller's job.
  */
 export interface StoreOps {
+  /**
+   * Audit appends. On the store, each append is its own durable transaction. On a `transaction` handle the
+   * record is written inside that transaction (head read and insert there too, so the chain stays linear):
+   * it commits with the state change it describes, or neither does.
+   */
+  readonly audit: Pick<AuditStore, 'append'>;
+
   // --- registration entries ---
   /** @throws AlreadyExistsError for a taken id, or the same SPIFFE ID + parent ID + selector set. */
   createEntry(entry: NewEntry): Promise<Entry>;
@@ -142,8 +149,8 @@ export interface Store extends StoreOps {
   /** 'sqlite' or, later, 'postgres': for logs and diagnostics. */
   readonly kind: string;
   /**
-   * The audit trail's chains (src/audit). Appends are their own durable transactions, made after the state
-   * change they describe committed and before the caller is answered; not usable inside `transaction`.
+   * The audit trail's chains (src/audit). Appends here are their own durable transactions; not usable
+   * inside `transaction` (use `tx.audit.append` there, which commits with the transaction).
    */
   readonly audit: AuditStore;
   /**

@@ -9,7 +9,7 @@ import { ErrorCode, isLanyardError } from '../../src/errors';
 import { AdminClient } from '../../src/server/admin-client';
 import { openDefaultStore } from '../../src/server/run';
 import { hashJoinToken } from '../../src/store/join-token-secret';
-import type { Store } from '../../src/store/store';
+import type { Store, StoreOps } from '../../src/store/store';
 import { rejectsWithStatus, startTestServer, tempDataDir, type TestServer } from './helpers';
 
 const TD = 'spiffe://lanyard.local';
@@ -69,26 +69,31 @@ async function reflectedServices(socketPath: string): Promise<string[]> {
   }
 }
 
-/** A store whose createEntry waits at a gate, to hold a call in flight. */
-function gatedStore(inner: Store): { store: Store; entered: Promise<void>; open(): void } {
+/**
+ * A store whose next transaction, once armed, waits at a gate before it takes the store's lock, to hold a
+ * call in flight (CreateEntry runs in a transaction, with its audit record). Armed by the test once the
+ * server is up, so start-up's own transactions pass.
+ */
+function gatedStore(inner: Store): { store: Store; entered: Promise<void>; open(): void; arm(): void } {
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
   let entered!: () => void;
   const enteredP = new Promise<void>((r) => (entered = r));
+  let armed = false;
   const store = new Proxy(inner, {
     get(target, prop) {
-      if (prop === 'createEntry') {
-        return async (...args: Parameters<Store['createEntry']>) => {
+      if (prop === 'transaction' && armed) {
+        return async <R>(fn: (tx: StoreOps) => Promise<R>) => {
           entered();
           await gate;
-          return target.createEntry(...args);
+          return target.transaction(fn);
         };
       }
       const v: unknown = Reflect.get(target, prop, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
-  return { store, entered: enteredP, open };
+  return { store, entered: enteredP, open, arm: () => (armed = true) };
 }
 
 describe('server lifecycle', () => {
@@ -174,6 +179,7 @@ describe('server lifecycle', () => {
         },
       },
     });
+    gated.arm();
     const inFlight = t.client.createEntry({ entry: ENTRY });
     await gated.entered;
 
@@ -220,6 +226,7 @@ describe('server lifecycle', () => {
         },
       },
     });
+    gated.arm();
     const inFlight = t.client.createEntry({ entry: ENTRY });
     await gated.entered;
     const started = Date.now();

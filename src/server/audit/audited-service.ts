@@ -6,7 +6,8 @@
  * refuses to build: a method added later cannot silently go unaudited.
  *
  * Allowed: the records are appended (durably) and then the response is sent; if appending fails the caller
- * gets UNAVAILABLE (ERR_AUDIT_WRITE_FAILED) instead of an acknowledgement. Refused: the deny record is queued
+ * gets UNAVAILABLE (ERR_AUDIT_WRITE_FAILED) instead of an acknowledgement. For `inTransaction` methods the
+ * handler appends them inside its own transaction, so a failed append also rolls the state change back. Refused: the deny record is queued
  * and the error sent at once (a refusal acknowledges nothing; a failure to record it is logged).
  */
 import * as grpc from '@grpc/grpc-js';
@@ -16,6 +17,8 @@ import { toStatus, ERROR_CODE_METADATA_KEY } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../logging';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
+import type { StoreOps } from '../../store/store';
+import { withTransactionalAudit } from './in-transaction';
 import type { AuditRecorder } from './recorder';
 import { contextFields, svidFields, type SvidFields } from './svid-fields';
 
@@ -26,8 +29,21 @@ export interface AuditCaller extends SvidFields {
 
 export interface MethodAudit {
   event: AuditEventType;
-  /** Records for an allowed call (several for a cascade or a batch). */
-  allowed(request: never, response: never, caller: AuditCaller): AuditEvent[] | Promise<AuditEvent[]>;
+  /**
+   * Records for an allowed call (several for a cascade or a batch). `tx` is the handler's transaction when
+   * they are written inside it (read through it, not the store, which refuses calls from inside).
+   */
+  allowed(
+    request: never,
+    response: never,
+    caller: AuditCaller,
+    tx?: StoreOps,
+  ): AuditEvent[] | Promise<AuditEvent[]>;
+  /**
+   * The handler writes the allow records inside its own store transaction (in-transaction.ts), so they commit
+   * with the state change; the wrapper then appends none of its own.
+   */
+  inTransaction?: boolean;
   /** Fields of a refused call beyond event, decision, reason and the caller (e.g. the subject asked for). */
   denied?(request: never, caller: AuditCaller): Partial<AuditEvent>;
 }
@@ -105,7 +121,9 @@ export function auditService(
     ): void => {
       const caller = auditCaller(call as unknown as PeerCall, options);
       const base = { event: audit.event, ...(caller.actor !== undefined && { actor: caller.actor }) };
-      unary(call, (err, response, trailer, flags) => {
+      // Set once the handler's transaction wrote the allow records; a rolled-back one ends in `err` anyway.
+      let recordedInTransaction = false;
+      const done: grpc.sendUnaryData<unknown> = (err, response, trailer, flags) => {
         if (err) {
           const denied: AuditEvent = {
             ...caller,
@@ -124,6 +142,10 @@ export function auditService(
           callback(err, response, trailer, flags);
           return;
         }
+        if (recordedInTransaction) {
+          callback(null, response, trailer, flags);
+          return;
+        }
         Promise.resolve()
           .then(() => audit.allowed(call.request as never, response as never, caller))
           .then(async (events) => {
@@ -133,7 +155,21 @@ export function auditService(
             () => callback(null, response, trailer, flags),
             (e: unknown) => callback(toStatus(e)),
           );
-      });
+      };
+      if (audit.inTransaction !== true) {
+        unary(call, done);
+        return;
+      }
+      withTransactionalAudit(
+        {
+          record: async (tx, response) => {
+            const events = await audit.allowed(call.request as never, response as never, caller, tx);
+            for (const e of events) await options.recorder.recordIn(tx, { ...base, ...e, decision: 'allow' });
+            recordedInTransaction = true;
+          },
+        },
+        () => unary(call, done),
+      );
     };
   }
   return { ...service, implementation };

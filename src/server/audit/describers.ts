@@ -62,12 +62,14 @@ export function sessionMethods(store: Store): Record<string, MethodAudit> {
   return {
     startSession: {
       event: 'session.start',
+      inTransaction: true,
       allowed: (_req: never, res: StartSessionResponse, caller) => [
         issued('session.start', res.svid, caller),
       ],
     },
     createGrant: {
       event: 'grant.create',
+      inTransaction: true,
       allowed: (req: CreateGrantRequest, res: CreateGrantResponse, caller) => [
         {
           ...caller,
@@ -81,6 +83,7 @@ export function sessionMethods(store: Store): Record<string, MethodAudit> {
     },
     redeemGrant: {
       event: 'grant.redeem',
+      inTransaction: true,
       allowed: (req: RedeemGrantRequest, res: RedeemGrantResponse, caller) => [
         { ...issued('grant.redeem', res.svid, caller), reason: `grant ${req.grantId}` },
       ],
@@ -88,11 +91,12 @@ export function sessionMethods(store: Store): Record<string, MethodAudit> {
     },
     endSession: {
       event: 'session.end',
+      inTransaction: true,
       // One record per ended session (the cascade), each under its own session and root.
-      allowed: async (req: EndSessionRequest, res: EndSessionResponse, caller) => {
+      allowed: async (req: EndSessionRequest, res: EndSessionResponse, caller, tx) => {
         const out: AuditEvent[] = [];
         for (const id of res.endedSessionIds) {
-          const s = await store.getSession(id).catch(() => undefined);
+          const s = await (tx ?? store).getSession(id).catch(() => undefined);
           out.push({
             event: 'session.end',
             decision: 'allow',
@@ -116,6 +120,7 @@ export function sessionMethods(store: Store): Record<string, MethodAudit> {
     },
     revokeSvid: {
       event: 'svid.revoke',
+      inTransaction: true,
       allowed: (req: RevokeSvidRequest, res: RevokeSvidResponse) => [
         {
           event: 'svid.revoke',
@@ -145,6 +150,7 @@ const entryFields = (e: Entry | undefined): Partial<AuditEvent> =>
 export const registrationMethods: Record<string, MethodAudit> = {
   createEntry: {
     event: 'entry.create',
+    inTransaction: true,
     allowed: (_req: never, res: { entry?: Entry }, caller) => [
       { event: 'entry.create', decision: 'allow', ...actorOnly(caller), ...entryFields(res.entry) },
     ],
@@ -152,6 +158,7 @@ export const registrationMethods: Record<string, MethodAudit> = {
   },
   batchCreateEntry: {
     event: 'entry.create',
+    inTransaction: true,
     allowed: (_req: never, res: { entries: Entry[] }, caller) =>
       res.entries.map((e) => ({
         event: 'entry.create' as const,
@@ -162,6 +169,7 @@ export const registrationMethods: Record<string, MethodAudit> = {
   },
   updateEntry: {
     event: 'entry.update',
+    inTransaction: true,
     allowed: (_req: never, res: { entry?: Entry }, caller) => [
       { event: 'entry.update', decision: 'allow', ...actorOnly(caller), ...entryFields(res.entry) },
     ],
@@ -169,6 +177,7 @@ export const registrationMethods: Record<string, MethodAudit> = {
   },
   deleteEntry: {
     event: 'entry.delete',
+    inTransaction: true,
     allowed: (req: DeleteEntryRequest, _res: never, caller) => [
       { event: 'entry.delete', decision: 'allow', ...actorOnly(caller), agentId: req.id },
     ],
@@ -176,6 +185,7 @@ export const registrationMethods: Record<string, MethodAudit> = {
   },
   createJoinToken: {
     event: 'join_token.create',
+    inTransaction: true,
     // The token id, never the token: the secret is shown once, to the caller, and nowhere else.
     allowed: (_req: never, res: CreateJoinTokenResponse, caller) => [
       {

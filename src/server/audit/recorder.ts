@@ -1,8 +1,8 @@
 /**
  * The server's AuditRecorder: appends to the server's own chain in the store (durable before it resolves)
  * and signs a checkpoint of the head at a fixed interval and on shutdown, with the audit key from the data
- * dir (`audit/audit-key.pem`, 0600). Handlers record after their state change committed and before they
- * answer; when recording fails the call fails (ERR_AUDIT_WRITE_FAILED) instead of acknowledging an
+ * dir (`audit/audit-key.pem`, 0600). Handlers record inside the transaction of their state change (`recordIn`)
+ * or, for the rest, after it committed and before they answer; when recording fails the call fails (ERR_AUDIT_WRITE_FAILED) instead of acknowledging an
  * unrecorded action.
  */
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import type { AuditSigningKey } from '../../audit/audit-key';
 import { signCheckpoint, type AuditCheckpoint } from '../../audit/checkpoint';
 import type { AuditEvent, AuditRecord } from '../../audit/record';
 import { AuditError, ErrorCode, isLanyardError } from '../../errors';
-import type { Store } from '../../store/store';
+import type { Store, StoreOps } from '../../store/store';
 import type { Logger } from '../logging';
 
 /** The audit key's file inside the data dir. */
@@ -43,9 +43,21 @@ export class AuditRecorder {
   }
 
   /** Appends one record to the server's chain; resolves once it is committed. */
-  async record(event: AuditEvent): Promise<AuditRecord> {
+  record(event: AuditEvent): Promise<AuditRecord> {
+    return this.appendThrough(this.options.store, event);
+  }
+
+  /**
+   * Appends one record through a store transaction handle: it commits with that transaction. The store reads
+   * the chain head inside the transaction, so this and `record` share one chain and one source of seq/prevHash.
+   */
+  recordIn(tx: Pick<StoreOps, 'audit'>, event: AuditEvent): Promise<AuditRecord> {
+    return this.appendThrough(tx, event);
+  }
+
+  private async appendThrough(target: Pick<StoreOps, 'audit'>, event: AuditEvent): Promise<AuditRecord> {
     try {
-      return await this.options.store.audit.append(this.chain, event, this.options.clock());
+      return await target.audit.append(this.chain, event, this.options.clock());
     } catch (e) {
       if (isLanyardError(e) && e.code === ErrorCode.AUDIT_RECORD_INVALID) throw e;
       this.options.logger.error({ err: e, event: event.event }, 'audit record could not be written');

@@ -1,6 +1,7 @@
 /**
  * RegistrationService over the Store. Each handler validates all input first (so a refused call never
- * reaches the store) and then makes exactly one store call or one store transaction.
+ * reaches the store) and then makes one store transaction, which also writes the call's audit records when
+ * the service is audited (audit/in-transaction.ts): the change and its record commit together.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -12,6 +13,7 @@ import type { TrustDomain } from '../../spiffe';
 import { generateJoinToken, hashJoinToken } from '../../store/join-token-secret';
 import type { Store } from '../../store/store';
 import type { NewEntry } from '../../store/types';
+import { auditedTransaction } from '../audit/in-transaction';
 import { unaryHandler } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../logging';
@@ -48,7 +50,7 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
   const implementation: RegistrationServiceServer = {
     createEntry: unaryHandler('CreateEntry', log, async (req) => {
       const input = validateNewEntry('entry', req.entry, ctx());
-      return { entry: entryToProto(await store.createEntry(input)) };
+      return auditedTransaction(store, async (tx) => ({ entry: entryToProto(await tx.createEntry(input)) }));
     }),
 
     batchCreateEntry: unaryHandler('BatchCreateEntry', log, async (req) => {
@@ -57,7 +59,7 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
         throw invalid('entries', `at most ${MAX_BATCH_SIZE} entries per call`);
       const c = ctx();
       const inputs: NewEntry[] = req.entries.map((e, i) => validateNewEntry(`entries[${i}]`, e, c));
-      const created = await store.transaction(async (tx) => {
+      return auditedTransaction(store, async (tx) => {
         const out = [];
         for (const [i, input] of inputs.entries()) {
           try {
@@ -69,9 +71,8 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
             throw e;
           }
         }
-        return out;
+        return { entries: out.map(entryToProto) };
       });
-      return { entries: created.map(entryToProto) };
     }),
 
     getEntry: unaryHandler(
@@ -97,27 +98,35 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
       const id = validateEntryId('entry.id', req.entry.id);
       const revision = validateRevision('entry.revision', req.entry.revision, true) ?? 0;
       const patch = validateEntryPatch('entry', req.entry, req.updateMask ?? [], ctx());
-      return { entry: entryToProto(await store.updateEntry(id, patch, revision)) };
+      return auditedTransaction(store, async (tx) => ({
+        entry: entryToProto(await tx.updateEntry(id, patch, revision)),
+      }));
     }),
 
     deleteEntry: unaryHandler('DeleteEntry', log, async (req) => {
       const id = validateEntryId('id', req.id);
-      await store.deleteEntry(id, validateRevision('revision', req.revision, false));
-      return {};
+      const revision = validateRevision('revision', req.revision, false);
+      return auditedTransaction(store, async (tx) => {
+        await tx.deleteEntry(id, revision);
+        return {};
+      });
     }),
 
     createJoinToken: unaryHandler('CreateJoinToken', log, async (req) => {
       const spiffeId = validateWorkloadId('spiffe_id', req.spiffeId, ctx());
       const ttlSeconds = validateJoinTokenTtl('ttl_seconds', req.ttlSeconds);
       const token = generateJoinToken();
-      const record = await store.createJoinToken({
-        id: `jt-${randomBytes(8).toString('hex')}`,
-        tokenHash: hashJoinToken(token),
-        spiffeId,
-        expiresAt: new Date(clock().getTime() + ttlSeconds * 1000),
+      const response = await auditedTransaction(store, async (tx) => {
+        const record = await tx.createJoinToken({
+          id: `jt-${randomBytes(8).toString('hex')}`,
+          tokenHash: hashJoinToken(token),
+          spiffeId,
+          expiresAt: new Date(clock().getTime() + ttlSeconds * 1000),
+        });
+        return { token, tokenId: record.id, spiffeId, expiresAt: record.expiresAt };
       });
-      log.info({ tokenId: record.id, spiffeId, expiresAt: record.expiresAt }, 'join token created');
-      return { token, tokenId: record.id, spiffeId, expiresAt: record.expiresAt };
+      log.info({ tokenId: response.tokenId, spiffeId, expiresAt: response.expiresAt }, 'join token created');
+      return response;
     }),
   };
 

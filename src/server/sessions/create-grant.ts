@@ -11,6 +11,7 @@ import { decodeDelegationBinding, delegationLinkSha256 } from '../../x509/agent-
 import { AGENT_CONTEXT_LIMITS, type DelegationBinding } from '../../x509/agent-context/types';
 import { publicKeyFromSpki, verifyWithKey } from '../../x509/keys';
 import { currentEntry } from '../attestation/renew';
+import { auditedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
 import { callerSession, verifyCaller, type Caller } from './caller';
 import type { SessionDeps } from './deps';
@@ -77,18 +78,21 @@ export async function createGrant(
 
   const id = createHash('sha256').update(binding.nonce).digest('hex');
   try {
-    const grant = await deps.store.createGrant({
-      id,
-      parentSessionId: session.id,
-      childSpiffeId: binding.childId,
-      scopes: [...binding.scopes],
-      notAfter: binding.notAfter,
-      redeemBy: binding.redeemBy,
-      bindingDer: Buffer.from(req.binding),
-      signature: Buffer.from(req.signature),
-      parentCertDer: Buffer.from(leaf.der),
+    // The grant and its audit record commit together.
+    return await auditedTransaction(deps.store, async (tx): Promise<CreateGrantResponse> => {
+      const grant = await tx.createGrant({
+        id,
+        parentSessionId: session.id,
+        childSpiffeId: binding.childId,
+        scopes: [...binding.scopes],
+        notAfter: binding.notAfter,
+        redeemBy: binding.redeemBy,
+        bindingDer: Buffer.from(req.binding),
+        signature: Buffer.from(req.signature),
+        parentCertDer: Buffer.from(leaf.der),
+      });
+      return { grantId: grant.id, redeemBy: grant.redeemBy };
     });
-    return { grantId: grant.id, redeemBy: grant.redeemBy };
   } catch (e) {
     if (isLanyardError(e) && e.code === ErrorCode.ALREADY_EXISTS) {
       throw new SessionError(

@@ -1,6 +1,7 @@
 /**
  * EndSession and RevokeSvid. Ending a session ends every session delegated from it, transitively, in one
- * transaction, and publishes one revocation per ended session to watchers after it committed. The session's
+ * transaction with its audit records, and publishes one revocation per ended session to watchers after it
+ * committed. The session's
  * own agent (an SVID of the same entry) may end it; anyone else must be an admin: an admin SVID on the public
  * listener, or anyone who can open the admin socket (file permissions are that socket's guard).
  */
@@ -11,6 +12,7 @@ import type {
   RevokeSvidRequest,
   RevokeSvidResponse,
 } from '../../gen/lanyard/v1/session';
+import { recordInTransaction } from '../audit/in-transaction';
 import { requireAdmin } from '../tls/admin-guard';
 import type { PeerCall } from '../tls/peer-svid';
 import { verifyCaller } from './caller';
@@ -41,14 +43,20 @@ export async function endSessionAs(
   now: Date = deps.clock(),
 ): Promise<EndSessionResponse> {
   checkReason(req.reason);
-  const { ended, revocations } = await deps.store.endSessionTree(
-    req.sessionId,
-    now,
-    req.reason || `ended by ${by}`,
-  );
+  // The audit records (one per ended session) commit with the cascade, or nothing does.
+  const { response, revocations } = await deps.store.transaction(async (tx) => {
+    const { ended, revocations } = await tx.endSessionTree(
+      req.sessionId,
+      now,
+      req.reason || `ended by ${by}`,
+    );
+    const response: EndSessionResponse = { endedSessionIds: ended.map((s) => s.id) };
+    await recordInTransaction(tx, response);
+    return { response, revocations };
+  });
   deps.revocations.publish(revocations);
-  deps.logger.info({ sessionId: req.sessionId, ended: ended.length, by }, 'session ended');
-  return { endedSessionIds: ended.map((s) => s.id) };
+  deps.logger.info({ sessionId: req.sessionId, ended: response.endedSessionIds.length, by }, 'session ended');
+  return response;
 }
 
 export async function revokeSvid(
@@ -72,13 +80,18 @@ export async function revokeSvidAs(
   const serial = normaliseSerial(req.serialHex);
   // No record maps every serial to its expiry, but no SVID outlives the CA lifetime from now.
   const expiresAt = new Date(now.getTime() + deps.caTtlSeconds * 1000);
-  const revocation = await deps.store.addRevocation(
-    { kind: 'certificate', id: serial, reason: req.reason || `revoked by ${by}`, expiresAt },
-    now,
-  );
+  const { revocation, response } = await deps.store.transaction(async (tx) => {
+    const revocation = await tx.addRevocation(
+      { kind: 'certificate', id: serial, reason: req.reason || `revoked by ${by}`, expiresAt },
+      now,
+    );
+    const response: RevokeSvidResponse = { revocation: revocationToProto(revocation) };
+    await recordInTransaction(tx, response);
+    return { revocation, response };
+  });
   deps.revocations.publish([revocation]);
   deps.logger.info({ serial, by }, 'certificate revoked');
-  return { revocation: revocationToProto(revocation) };
+  return response;
 }
 
 function checkReason(reason: string): void {

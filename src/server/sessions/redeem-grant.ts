@@ -19,6 +19,7 @@ import { currentEntry } from '../attestation/renew';
 import { wholeSeconds } from '../attestation/workload-context';
 import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
+import { auditedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
 import { assertLive, verifyCaller } from './caller';
 import type { SessionDeps } from './deps';
@@ -37,7 +38,8 @@ export async function redeemGrant(
   const csr = parseCsr(req.csr);
   const serverId = deps.ca.serverSvid().spiffeId;
 
-  return deps.store.transaction(async (tx) => {
+  // Its audit record commits in the same transaction.
+  return auditedTransaction(deps.store, async (tx): Promise<RedeemGrantResponse> => {
     const grant = await tx.getGrant(req.grantId);
     // Replay first: a used grant is reported as used, whoever presents it and whenever.
     if (grant.redeemedAt !== undefined) {

@@ -16,6 +16,7 @@ import {
 } from '../../x509/agent-context/types';
 import { parseCsr } from '../../x509/csr';
 import { svidToProto, svidTtlSeconds } from '../attestation/issue';
+import { auditedTransaction } from '../audit/in-transaction';
 import { currentEntry } from '../attestation/renew';
 import { NO_POLICY_VERSION, wholeSeconds } from '../attestation/workload-context';
 import { applyIssuancePolicy } from '../../policy';
@@ -96,7 +97,8 @@ export async function startSession(
   });
   // The session ends with its first SVID, which the CA may have cut short: renewal never extends it.
   const expiresAt = signed.cert.notAfter;
-  await deps.store.transaction(async (tx) => {
+  // The session, its first serial and its audit record commit together.
+  return auditedTransaction(deps.store, async (tx): Promise<StartSessionResponse> => {
     await tx.createSession({
       id: sessionId,
       entryId: entry.id,
@@ -110,14 +112,14 @@ export async function startSession(
       expiresAt,
     });
     await tx.addSessionCertificate(sessionId, signed.cert.serialHex, signed.cert.notAfter);
+    return {
+      svid: svidToProto(signed, entry),
+      bundle: bundleToProto(signed.bundle),
+      sessionId,
+      expiresAt,
+      scopes,
+    };
   });
-  return {
-    svid: svidToProto(signed, entry),
-    bundle: bundleToProto(signed.bundle),
-    sessionId,
-    expiresAt,
-    scopes,
-  };
 }
 
 function sha256(b: Uint8Array): Uint8Array {

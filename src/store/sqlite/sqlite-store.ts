@@ -52,8 +52,10 @@ class SyncOps {
   readonly joinTokens: SqliteJoinTokens;
   readonly ca: SqliteCaState;
   readonly sessions: SqliteSessions;
+  readonly audit: SqliteAudit;
 
   constructor(db: Database.Database, clock: () => Date) {
+    this.audit = new SqliteAudit(db);
     this.sessions = new SqliteSessions(db, clock);
     this.entries = new SqliteEntries(db, clock);
     this.joinTokens = new SqliteJoinTokens(db, clock);
@@ -66,10 +68,15 @@ class SyncOps {
  * transaction handle to check that its transaction is still open.
  */
 class AsyncOps implements StoreOps {
+  readonly audit: Pick<AuditStore, 'append'>;
+
   constructor(
     protected readonly sync: SyncOps,
     private readonly guard: <T>(op: () => T) => Promise<T>,
-  ) {}
+  ) {
+    // Inside a transaction SqliteAudit.append nests as a savepoint: the record commits with the transaction.
+    this.audit = { append: (chain, event, now) => guard(() => sync.audit.append(chain, event, now)) };
+  }
 
   createEntry(entry: NewEntry): Promise<Entry> {
     return this.guard(() => this.sync.entries.create(entry));
@@ -178,7 +185,7 @@ class AsyncOps implements StoreOps {
 export class SqliteStore extends AsyncOps implements Store {
   readonly kind = 'sqlite';
   readonly file: string;
-  readonly audit: AuditStore;
+  declare readonly audit: AuditStore;
   private readonly db: Database.Database;
   private readonly mutex = new AsyncMutex();
   /** Marks the async context of a running transaction callback, to refuse re-entrant calls. */
@@ -191,7 +198,7 @@ export class SqliteStore extends AsyncOps implements Store {
     super(sync, (op) => this.exclusive(op));
     this.file = file;
     this.db = db;
-    const audit = new SqliteAudit(db);
+    const audit = sync.audit;
     const guard = <T>(op: () => T): Promise<T> => this.exclusive(op);
     this.audit = {
       append: (chain, event, now) => guard(() => audit.append(chain, event, now)),

@@ -1,0 +1,37 @@
+/**
+ * Allow records written inside the handler's own store transaction, so the state change and its record
+ * commit together (or neither does). The audit wrapper (audited-service.ts) opens a context for the methods
+ * it marks `inTransaction`; the handler calls `recordInTransaction` with its transaction handle and the
+ * response it is about to send, after the state change and before the transaction ends. Without a context
+ * (a service not wrapped for audit) the call does nothing.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Store, StoreOps } from '../../store/store';
+
+export interface TransactionalAudit {
+  /** Appends the allow records for `response` through `tx`. */
+  record(tx: StoreOps, response: unknown): Promise<void>;
+}
+
+const current = new AsyncLocalStorage<TransactionalAudit>();
+
+/** Runs `fn` (a handler invocation) with `audit` as the context `recordInTransaction` writes through. */
+export function withTransactionalAudit<T>(audit: TransactionalAudit, fn: () => T): T {
+  return current.run(audit, fn);
+}
+
+/** Writes the running call's allow records inside `tx`; a no-op when the call is not audited this way. */
+export async function recordInTransaction(tx: StoreOps, response: unknown): Promise<void> {
+  const audit = current.getStore();
+  if (audit === undefined) return;
+  await audit.record(tx, response);
+}
+
+/** One store transaction whose result is the response, recorded in the same transaction. */
+export function auditedTransaction<R>(store: Store, fn: (tx: StoreOps) => Promise<R>): Promise<R> {
+  return store.transaction(async (tx) => {
+    const response = await fn(tx);
+    await recordInTransaction(tx, response);
+    return response;
+  });
+}
