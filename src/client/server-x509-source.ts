@@ -4,7 +4,6 @@
  * together), follows WatchBundle and WatchRevocations, and retries with exponential back-off and jitter while
  * the server is away. The current SVID keeps serving until it expires; only then do the getters throw.
  */
-import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle';
@@ -26,7 +25,8 @@ import { attestToServer } from './attest';
 import { watchRevocationsInto, type RevocationWatchHandle } from './revocation-watch';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials, SERVER_ID_PATH } from './server-credentials';
 import { notReady, toX509Svid } from './static-x509-source';
-import type { X509Source, X509SourceEvents, X509Svid } from './x509-source';
+import type { X509Source, X509Svid } from './x509-source';
+import { X509SourceEmitter } from './x509-source-events';
 
 export interface RetryOptions {
   /** First delay after a failure. Default 500 ms. */
@@ -72,7 +72,7 @@ export interface ExistingSvidOptions extends CommonOptions {
   svid: { chain: readonly Uint8Array[]; privateKey: KeyObject };
 }
 
-export class ServerX509Source extends EventEmitter implements X509Source {
+export class ServerX509Source extends X509SourceEmitter implements X509Source {
   /** Revocations streamed from the server: pass it as `revocation` to the hop helpers. */
   readonly revocations = new RevocationCache();
   private svid: X509Svid | undefined;
@@ -137,20 +137,6 @@ export class ServerX509Source extends EventEmitter implements X509Source {
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
     if (this.closed) return undefined;
     return td.equals(this.bundle.trustDomain) ? this.bundle : undefined;
-  }
-
-  override on<E extends keyof X509SourceEvents>(
-    event: E,
-    listener: (...args: X509SourceEvents[E]) => void,
-  ): this {
-    return super.on(event, listener as (...args: unknown[]) => void);
-  }
-
-  override off<E extends keyof X509SourceEvents>(
-    event: E,
-    listener: (...args: X509SourceEvents[E]) => void,
-  ): this {
-    return super.off(event, listener as (...args: unknown[]) => void);
   }
 
   /** Renews now (tests, or after an operator changed the entry); resolves once the new SVID is current. */

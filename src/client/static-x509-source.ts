@@ -3,7 +3,6 @@
  * else writes the SVID), from memory (tests, a redeemed handoff SVID). `set()` replaces them and emits
  * `update`, so the hop helpers rotate exactly as they do with a server-backed source.
  */
-import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { BundleSet, X509Bundle, type X509BundleSource } from '../bundle';
@@ -14,7 +13,8 @@ import { decodeAgentContext } from '../x509/agent-context/codec';
 import { AGENT_CONTEXT_OID } from '../x509/agent-context/types';
 import { ParsedCertificate } from '../x509/certificate';
 import { decodePemBlocks } from '../x509/pem';
-import type { X509Source, X509SourceEvents, X509Svid } from './x509-source';
+import type { X509Source, X509Svid } from './x509-source';
+import { X509SourceEmitter } from './x509-source-events';
 
 /**
  * An X509Svid from a DER chain (leaf first) and its key. The agent context is decoded, not verified: this is
@@ -56,7 +56,7 @@ export interface StaticX509SourceFiles {
   trustDomain?: string;
 }
 
-export class StaticX509Source extends EventEmitter implements X509Source {
+export class StaticX509Source extends X509SourceEmitter implements X509Source {
   private svid: X509Svid | undefined;
   private bundles: X509BundleSource;
   private closed = false;
@@ -97,20 +97,6 @@ export class StaticX509Source extends EventEmitter implements X509Source {
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
     if (this.closed) return undefined;
     return this.bundles.getX509BundleForTrustDomain(td);
-  }
-
-  override on<E extends keyof X509SourceEvents>(
-    event: E,
-    listener: (...args: X509SourceEvents[E]) => void,
-  ): this {
-    return super.on(event, listener as (...args: unknown[]) => void);
-  }
-
-  override off<E extends keyof X509SourceEvents>(
-    event: E,
-    listener: (...args: X509SourceEvents[E]) => void,
-  ): this {
-    return super.off(event, listener as (...args: unknown[]) => void);
   }
 
   close(): Promise<void> {

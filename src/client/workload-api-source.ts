@@ -6,14 +6,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { createPrivateKey } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { X509Bundle } from '../bundle';
 import { ErrorCode, LanyardError } from '../errors';
 import { SpiffeWorkloadAPIClient, type X509SVIDResponse } from '../gen/spiffe/workload/workload';
 import { TrustDomain } from '../spiffe';
 import { readTlv } from '../x509/der';
 import { notReady, toX509Svid } from './static-x509-source';
-import type { X509Source, X509SourceEvents, X509Svid } from './x509-source';
+import type { X509Source, X509Svid } from './x509-source';
+import { X509SourceEmitter } from './x509-source-events';
 
 /** The Workload Endpoint standard's security header. */
 export const WORKLOAD_API_HEADER = 'workload.spiffe.io';
@@ -30,7 +30,7 @@ export interface WorkloadApiX509SourceOptions {
 const MIN_BACKOFF_MS = 200;
 const MAX_BACKOFF_MS = 10_000;
 
-export class WorkloadApiX509Source extends EventEmitter implements X509Source {
+export class WorkloadApiX509Source extends X509SourceEmitter implements X509Source {
   private svid: X509Svid | undefined;
   private bundles = new Map<string, X509Bundle>();
   private call: grpc.ClientReadableStream<X509SVIDResponse> | undefined;
@@ -75,20 +75,6 @@ export class WorkloadApiX509Source extends EventEmitter implements X509Source {
 
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
     return this.closed ? undefined : this.bundles.get(td.name);
-  }
-
-  override on<E extends keyof X509SourceEvents>(
-    event: E,
-    listener: (...args: X509SourceEvents[E]) => void,
-  ): this {
-    return super.on(event, listener as (...args: unknown[]) => void);
-  }
-
-  override off<E extends keyof X509SourceEvents>(
-    event: E,
-    listener: (...args: X509SourceEvents[E]) => void,
-  ): this {
-    return super.off(event, listener as (...args: unknown[]) => void);
   }
 
   close(): Promise<void> {
