@@ -17,6 +17,7 @@ import {
 } from '../../audit/log';
 import { parseRecord, type AuditEvent, type AuditRecord } from '../../audit/record';
 import { AuditError, ErrorCode, LanyardError } from '../../errors';
+import { decodePageToken, encodePageToken } from '../page-token';
 
 const KEY_COLUMN: Record<AuditQueryKey, string> = {
   sessionId: 'session_id',
@@ -157,7 +158,9 @@ export class SqliteAudit {
     if (column === undefined)
       throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `cannot query audit records by ${String(q.key)}`);
     const size = Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE));
-    const after = q.pageToken ? decodeCursor(q.pageToken) : undefined;
+    const after = q.pageToken
+      ? decodePageToken(q.pageToken, ['string', 'string', 'number'] as const)
+      : undefined;
     const where = [`${column} = @value`];
     if (q.chain !== undefined) where.push('chain = @chain');
     if (after !== undefined) where.push('(time, chain, seq) > (@t, @c, @s)');
@@ -176,7 +179,7 @@ export class SqliteAudit {
     const last = page[page.length - 1];
     return {
       records: page.map(rowToRecord),
-      nextPageToken: more && last !== undefined ? encodeCursor([last.time, last.chain, last.seq]) : '',
+      nextPageToken: more && last !== undefined ? encodePageToken([last.time, last.chain, last.seq]) : '',
     };
   }
 
@@ -235,30 +238,4 @@ export class SqliteAudit {
 
 function broken(message: string): AuditError {
   return new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, message);
-}
-
-function encodeCursor(c: [string, string, number]): string {
-  return Buffer.from(JSON.stringify(c), 'utf8').toString('base64url');
-}
-
-function decodeCursor(token: string): [string, string, number] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  if (
-    !Array.isArray(parsed) ||
-    parsed.length !== 3 ||
-    typeof parsed[0] !== 'string' ||
-    typeof parsed[1] !== 'string' ||
-    typeof parsed[2] !== 'number'
-  ) {
-    throw new LanyardError(
-      ErrorCode.INVALID_ARGUMENT,
-      'page_token is malformed: pass next_page_token unchanged',
-    );
-  }
-  return [parsed[0], parsed[1], parsed[2]];
 }
