@@ -141,6 +141,9 @@ export const ErrorCode = {
   // hop HTTP helpers (src/hop): a request target whose path has no one meaning (dot segments, encoded '/',
   // absolute-form, ...), refused with HTTP 400 before any policy sees it
   INVALID_REQUEST_TARGET: 'ERR_INVALID_REQUEST_TARGET',
+  // public listener mTLS (src/server/tls): the TLS stack refused the client certificate the caller sent and
+  // the SVID verifier could not name a reason of its own (or the reason could not be read)
+  CLIENT_CERT_REJECTED: 'ERR_CLIENT_CERT_REJECTED',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -252,6 +255,7 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   // The peer's process vanished or changed while it was being attested: fail closed.
   ERR_WORKLOAD_ATTESTATION_FAILED: GrpcStatus.PERMISSION_DENIED,
   ERR_INVALID_REQUEST_TARGET: GrpcStatus.INVALID_ARGUMENT,
+  ERR_CLIENT_CERT_REJECTED: GrpcStatus.UNAUTHENTICATED,
 };
 
 /** Base class of every error Lanyard throws on purpose. */

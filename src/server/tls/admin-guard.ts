@@ -1,7 +1,12 @@
 /**
- * Remote admin: the RegistrationService on the public listener, for callers whose mTLS SVID verifies and
- * whose registration entry (named by the SVID's agent context) has admin=true. Every unary method is
- * wrapped, so a method added to the service later is guarded too; anything not unary is refused.
+ * Remote admin: the RegistrationService on the public listener, for callers whose mTLS SVID verifies, was
+ * not revoked by serial, is a workload SVID (not a task session's), and whose registration entry (named by
+ * the SVID's agent context) has admin=true. Every unary method is wrapped, so a method added to the service
+ * later is guarded too; anything not unary is refused.
+ *
+ * Why session SVIDs never carry admin rights: a session is scoped, delegable task authority; admin rights
+ * are not scoped, so a delegated or long-forgotten session of an admin entry would hand them on unbounded.
+ * An ended or expired session is named as such; a live one is refused as a session.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
@@ -10,7 +15,8 @@ import type { Store } from '../../store/store';
 import { toStatus } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../logging';
-import { verifyPeerSvid, type PeerCall } from './peer-svid';
+import { assertLive, sessionOf, verifyCaller } from '../sessions/caller';
+import type { PeerCall } from './peer-svid';
 
 export interface AdminGuardDeps {
   ca: CaManager;
@@ -19,16 +25,24 @@ export interface AdminGuardDeps {
   logger: Logger;
 }
 
-/** Resolves when the caller is an admin; rejects with UNAUTHENTICATED or PERMISSION_DENIED otherwise. */
+/**
+ * Resolves with the caller's SPIFFE ID when it is an admin; rejects with UNAUTHENTICATED (no, invalid or
+ * revoked SVID) or PERMISSION_DENIED (not an admin, a session SVID, an ended session) otherwise.
+ */
 export async function requireAdmin(deps: AdminGuardDeps, call: PeerCall): Promise<string> {
   const now = deps.clock();
-  const peer = verifyPeerSvid(call, deps.ca, now);
-  const id = peer.id.toString();
-  const entryId = peer.context?.agentId;
-  if (entryId === undefined) throw new AuthorizationError(`${id} is not a workload SVID: no admin rights`);
+  const caller = await verifyCaller(deps, call, now);
+  const { id, context } = caller;
+  const session = await sessionOf(deps.store, context);
+  if (session !== undefined) {
+    assertLive(session, now);
+    throw new AuthorizationError(
+      `${id} presented the SVID of session ${session.id}: admin calls need the entry's workload SVID`,
+    );
+  }
   let admin = false;
   try {
-    const entry = await deps.store.getEntry(entryId);
+    const entry = await deps.store.getEntry(context.agentId);
     admin =
       entry.admin &&
       entry.spiffeId === id &&

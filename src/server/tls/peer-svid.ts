@@ -6,10 +6,17 @@
  * `getPeerCertificate()` of the session's socket): the leaf only, not the intermediates the client sent.
  * A Lanyard SVID is signed directly by a Lanyard CA, so the leaf is completed with the certificates of the
  * CA's own non-root authorities (upstream mode); with self-signed CAs the leaf alone chains to the bundle.
+ *
+ * grpc-js hides the certificate when OpenSSL did not authorize it (expired, another CA, another trust
+ * domain): the auth context is then empty, exactly as without a certificate. To tell the caller what was
+ * wrong, the certificate is read from the call's TLS socket (see tls-socket.ts) and run through the same
+ * verifier, whose error names the reason. It is only ever used to explain a refusal: a call whose
+ * certificate the TLS stack refused is never accepted, even when the verifier would have taken it.
  */
 import type { CaManager } from '../../ca';
-import { ErrorCode, IssuanceError } from '../../errors';
+import { ErrorCode, IssuanceError, LanyardError } from '../../errors';
 import { verifyX509Svid, type VerifiedSvid } from '../../verify';
+import { tlsPeerOf } from './tls-socket';
 
 /** The part of a grpc-js server call this needs (grpc-js does not export its AuthContext type). */
 export interface PeerCall {
@@ -18,16 +25,17 @@ export interface PeerCall {
 
 /**
  * @throws IssuanceError(ERR_CLIENT_CERT_REQUIRED) without a client certificate; the verifier's errors
- *   (ERR_SVID_EXPIRED, ERR_UNKNOWN_AUTHORITY, ERR_WRONG_TRUST_DOMAIN, ...) for one that is not a valid SVID.
+ *   (ERR_SVID_EXPIRED, ERR_UNKNOWN_AUTHORITY, ERR_WRONG_TRUST_DOMAIN, ...) for one that is not a valid SVID,
+ *   also when the TLS stack already refused it; ERR_CLIENT_CERT_REJECTED when the TLS stack refused it and
+ *   the verifier names no reason of its own.
  */
 export function verifyPeerSvid(call: PeerCall, ca: CaManager, now: Date): VerifiedSvid {
   const raw = call.getAuthContext().sslPeerCertificate?.raw;
-  if (raw === undefined || raw.length === 0) {
-    throw new IssuanceError(
-      ErrorCode.CLIENT_CERT_REQUIRED,
-      'this call needs mTLS: connect with your current X509-SVID as the client certificate',
-    );
-  }
+  if (raw === undefined || raw.length === 0) throw refusedPeer(call, ca, now);
+  return verifyLeaf(raw, ca, now);
+}
+
+function verifyLeaf(raw: Buffer, ca: CaManager, now: Date): VerifiedSvid {
   const intermediates = ca
     .authorities()
     .filter((a) => !a.selfSigned)
@@ -36,4 +44,34 @@ export function verifyPeerSvid(call: PeerCall, ca: CaManager, now: Date): Verifi
     at: now,
     trustDomain: ca.trustDomain,
   });
+}
+
+/** Why no authorized client certificate: none sent, or the verifier's reason for the one that was refused. */
+function refusedPeer(call: PeerCall, ca: CaManager, now: Date): LanyardError {
+  const tls = tlsPeerOf(call);
+  if (tls === undefined) {
+    // The socket could not be read (a grpc-js change): no cert and a refused cert look the same.
+    return new LanyardError(
+      ErrorCode.CLIENT_CERT_REJECTED,
+      'this call needs mTLS and no client certificate was accepted: none was sent, or it is expired, not ' +
+        "issued by this trust domain's CA, or altered; connect with your current X509-SVID",
+    );
+  }
+  if (tls.raw === undefined) {
+    return new IssuanceError(
+      ErrorCode.CLIENT_CERT_REQUIRED,
+      'this call needs mTLS: connect with your current X509-SVID as the client certificate (none was sent)',
+    );
+  }
+  try {
+    verifyLeaf(tls.raw, ca, now);
+  } catch (e) {
+    if (e instanceof LanyardError) return e;
+    throw e;
+  }
+  return new LanyardError(
+    ErrorCode.CLIENT_CERT_REJECTED,
+    `the TLS handshake refused the client certificate (${tls.authorizationError ?? 'no reason given'}); ` +
+      'connect with your current X509-SVID and its chain',
+  );
 }
