@@ -62,6 +62,7 @@ export function signGrant(p: GrantParams): SignedGrant {
     rootSessionId: ctx.rootSessionId,
     principalId: ctx.principal.id,
     principalIssuer: ctx.principal.issuer,
+    principalProvenance: ctx.principal.provenance,
     prevLinkSha256: last === undefined ? new Uint8Array(0) : delegationLinkSha256(last),
   };
   return {

@@ -167,11 +167,17 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
         `${at}: root session "${b.rootSessionId}" differs from the SVID's "${ctx.rootSessionId}"`,
       );
     }
-    if (b.principalId !== ctx.principal.id || b.principalIssuer !== ctx.principal.issuer) {
+    // All three fields: an authorizer may decide on provenance alone (requirePrincipal({provenance})).
+    if (
+      b.principalId !== ctx.principal.id ||
+      b.principalIssuer !== ctx.principal.issuer ||
+      b.principalProvenance !== ctx.principal.provenance
+    ) {
       throw reject(
         ErrorCode.ROOT_CHANGED,
-        `${at}: principal "${b.principalId}" (issuer "${b.principalIssuer}") differs from the SVID's ` +
-          `"${ctx.principal.id}" (issuer "${ctx.principal.issuer}")`,
+        `${at}: principal "${b.principalId}" (issuer "${b.principalIssuer}", provenance ` +
+          `"${b.principalProvenance}") differs from the SVID's "${ctx.principal.id}" (issuer ` +
+          `"${ctx.principal.issuer}", provenance "${ctx.principal.provenance}")`,
       );
     }
     checkNarrowing(

@@ -24,6 +24,11 @@ import {
 import { TrustDomain } from '../../src/spiffe';
 import { RevocationCache, verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
+import {
+  encodeDelegationBinding,
+  signDelegationBinding,
+  type DelegationBinding,
+} from '../../src/x509/agent-context';
 import { createCsr } from '../../src/x509/csr';
 import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
@@ -287,6 +292,39 @@ describe('sessions, delegation and revocation over mTLS', function () {
       createGrant(plannerWl, { childId: id('tool-runner'), scopes: [] }),
       'ERR_NOT_A_SESSION',
     );
+  });
+
+  it("refuses a binding, signed by the parent's own key, that names another principal or provenance", async () => {
+    // The parent signs what it likes; the server only turns into a link a binding that carries the caller's
+    // own principal, all three fields (the verifier compares them along the chain again).
+    const edited = async (edit: Partial<DelegationBinding>): Promise<CreateGrantResponse> => {
+      const base = signGrant({
+        parentCert: planner.chain[0]!,
+        parentKey: planner.key,
+        childId: id('tool-runner'),
+        scopes: [],
+      });
+      const binding: DelegationBinding = { ...base.binding, ...edit };
+      const c = sessionClient(planner);
+      try {
+        return await call(c.createGrant.bind(c), {
+          binding: Buffer.from(encodeDelegationBinding(binding)),
+          signature: Buffer.from(signDelegationBinding(binding, planner.key)),
+        });
+      } finally {
+        c.close();
+      }
+    };
+    for (const edit of [
+      { principalProvenance: 'asserted-by:spiffe://example.org/gateway' as const },
+      { principalProvenance: 'workload' as const },
+      { principalId: 'mallory' },
+      { principalIssuer: 'https://evil.example' },
+    ]) {
+      await rejectsCode(edited(edit), 'ERR_GRANT_BINDING_INVALID');
+    }
+    // Control: the unedited binding, signed the same way, is accepted.
+    assert.ok((await edited({})).grantId.length > 0);
   });
 
   it('refuses a grant redeemed by another identity, replayed, or expired', async () => {

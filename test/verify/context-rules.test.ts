@@ -15,6 +15,7 @@ import { generateKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { makeLeaf, makeRoot, NOW } from './helpers/certs';
 import {
+  ALICE,
   baseContext,
   buildChain,
   Ca,
@@ -197,6 +198,61 @@ describe('agent-context rules', () => {
       );
     });
 
+    it('rejects an SVID whose principal provenance changed while the signed links name the original', () => {
+      // The chain was rooted in a verified principal; a re-issued leaf cannot downgrade or relabel it.
+      for (const provenance of ['asserted-by:spiffe://example.org/x', 'workload'] as const) {
+        expectCode(
+          () => verify(reissued((c) => (c.principal = { ...c.principal, provenance }))),
+          ErrorCode.ROOT_CHANGED,
+          /link 0 .*provenance "verified"\) differs .*provenance "[^"]+"\)/,
+        );
+      }
+    });
+
+    it("rejects a binding, genuinely signed by the parent, whose principal provenance differs from the SVID's", () => {
+      // A chain rooted in an asserted principal cannot be relabelled as verified by the CA alone: the parent
+      // signed the provenance it held.
+      const asserted = { ...ALICE, provenance: 'asserted-by:spiffe://example.org/gateway' as const };
+      const root = { ...planner, context: { ...planner.context, principal: asserted } };
+      const link = delegate(
+        root,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+      );
+      assert.equal(link.binding.principalProvenance, asserted.provenance);
+      expectCode(
+        () => verify(reissued((c) => (c.delegation = [link]))),
+        ErrorCode.ROOT_CHANGED,
+        /provenance "asserted-by:spiffe:\/\/example\.org\/gateway"\) differs/,
+      );
+      // Control: the same link under a leaf that carries the signed provenance verifies, and says so.
+      const ok = verify(
+        reissued((c) => {
+          c.delegation = [link];
+          c.principal = asserted;
+        }),
+      );
+      assert.deepEqual(ok.context?.principal, asserted);
+    });
+
+    it('rejects a middle binding whose principal provenance differs, even with the leaf and first link consistent', () => {
+      const link1 = delegate(
+        toolRunner,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+        { binding: { principalProvenance: 'workload' } },
+      );
+      expectCode(
+        () => verify(reissued((c) => (c.delegation[1] = link1))),
+        ErrorCode.ROOT_CHANGED,
+        /delegation link 1 .*provenance "workload"/,
+      );
+    });
+
     it('accepts a one-link chain built directly from the root session (control)', () => {
       const link = delegate(
         planner,
@@ -307,6 +363,95 @@ describe('agent-context rules', () => {
         ErrorCode.DELEGATION_LINK_INVALID,
         /delegation link 0 .*another key than the one delegation link 1/,
       );
+    });
+
+    it('rejects a middle hop the CA re-created with a fresh key, although that hop signed its own binding', () => {
+      // What a rogue CA can do without the tool-runner's key: mint it a new SVID and key, and sign link 1 with
+      // that key. Link 1 is genuinely signed by the key it carries, so only the planner's signed childKeySha256
+      // (link 0) tells the keys apart.
+      const fakeKey = generateKeyPair('ec-p256');
+      const fakeCert = issueSvid(ca, toolRunner.id, fakeKey.publicKey, toolRunner.context, 1800);
+      const fake: Hop = { ...toolRunner, key: fakeKey, cert: fakeCert };
+      const link1 = delegate(
+        fake,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+      );
+      expectCode(
+        () => verify(reissued((c) => (c.delegation[1] = link1))),
+        ErrorCode.DELEGATION_LINK_INVALID,
+        /delegation link 0 .*another key than the one delegation link 1/,
+      );
+      // The binding names the key, not the certificate: the real key under another certificate hash still
+      // fails, because certSha256 is signed into link 1's binding and must match link 1.
+      const wrongCert = reissued(
+        (c) => (c.delegation[1] = { ...c.delegation[1]!, certSha256: fakeCert.sha256 }),
+      );
+      expectCode(() => verify(wrongCert), ErrorCode.DELEGATION_LINK_INVALID);
+    });
+
+    it('checks key continuity at every hop of a 3-link chain: each binding names the next hop key', () => {
+      const chain = buildChain({
+        ca,
+        hops: [
+          { name: 'a', scopes: ['x'], ttlSeconds: 3600 },
+          { name: 'b', scopes: ['x'], ttlSeconds: 3000 },
+          { name: 'c', scopes: ['x'], ttlSeconds: 2400 },
+          { name: 'd', scopes: ['x'], ttlSeconds: 1800 },
+        ],
+      });
+      const leaf = chain[3]!;
+      verify(leaf.cert);
+      for (const i of [1, 2]) {
+        const ctx = structuredClone(leaf.context);
+        // Swap link i's key for a fresh one and re-sign its binding with it: link i's own signature verifies.
+        const fresh = generateKeyPair('ec-p256');
+        const parent = { ...chain[i]!, key: fresh };
+        const original = ctx.delegation[i]!;
+        ctx.delegation[i] = delegate(
+          parent,
+          original.binding.childId,
+          chain[i + 1]!.key.publicKey,
+          ['x'],
+          original.binding.notAfter,
+          {
+            binding: { prevLinkSha256: original.binding.prevLinkSha256 },
+          },
+        );
+        expectCode(
+          () => verify(issueSvid(ca, leaf.id, leaf.key.publicKey, ctx, 600)),
+          ErrorCode.DELEGATION_LINK_INVALID,
+          new RegExp(`delegation link ${i - 1} .*another key than the one delegation link ${i}`),
+        );
+      }
+      // The last binding names the leaf's key: a leaf for a fresh key is refused.
+      expectCode(
+        () => verify(issueSvid(ca, leaf.id, generateKeyPair('ec-p256').publicKey, leaf.context, 600)),
+        ErrorCode.DELEGATION_LINK_INVALID,
+        /delegation link 2 .*another key than the one the leaf/,
+      );
+    });
+
+    it("trust boundary: the first link's key is vouched for by the CA alone (README, offline provability)", () => {
+      // Nothing the verifier sees ties link 0's key to the planner's SPIFFE ID: certSha256 names a certificate
+      // the verifier never gets. So a CA-made link 0 signed by a key the planner never held verifies; an
+      // investigator matches certSha256 against the issuance audit trail. This pins what the README claims.
+      const fakeKey = generateKeyPair('ec-p256');
+      const fakeCert = issueSvid(ca, planner.id, fakeKey.publicKey, planner.context, 3600);
+      const fake: Hop = { ...planner, key: fakeKey, cert: fakeCert };
+      const link = delegate(
+        fake,
+        retrieval.id,
+        retrieval.key.publicKey,
+        ['docs:read'],
+        retrieval.cert.notAfter,
+      );
+      const ok = verify(reissued((c) => (c.delegation = [link])));
+      const named = Buffer.from(ok.context!.delegation[0]!.certSha256);
+      assert.ok(named.equals(Buffer.from(fakeCert.sha256)));
+      assert.ok(!named.equals(Buffer.from(planner.cert.sha256)));
     });
   });
 

@@ -130,7 +130,8 @@ function checkedBinding(req: CreateGrantRequest, caller: Caller): DelegationBind
   if (
     binding.rootSessionId !== ctx.rootSessionId ||
     binding.principalId !== ctx.principal.id ||
-    binding.principalIssuer !== ctx.principal.issuer
+    binding.principalIssuer !== ctx.principal.issuer ||
+    binding.principalProvenance !== ctx.principal.provenance
   ) {
     throw invalid("the binding's root session or principal is not the caller's");
   }

@@ -202,6 +202,7 @@ function readBinding(r: ElementReader): Record<string, unknown> {
   b.rootSessionId = r.utf8('rootSessionId');
   b.principalId = r.utf8('principalId');
   b.principalIssuer = r.utf8('principalIssuer');
+  b.principalProvenance = r.utf8('principalProvenance');
   b.prevLinkSha256 = r.octets('prevLinkSha256');
   r.done();
   return b;

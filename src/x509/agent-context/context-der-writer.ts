@@ -21,7 +21,7 @@ const TAG_CHILD_KEY = 0x80;
 const utf8 = (s: string): DerNode => textNode(TAG_UTF8_STRING, s);
 const octets = (b: Uint8Array): DerNode => bytesNode(TAG_OCTET_STRING, b);
 const sequence = (...children: DerNode[]): DerNode => constructedNode(TAG_SEQUENCE, children);
-// Both versions are 1, so the INTEGER is one content octet.
+// Both versions (context 1, binding 2) are below 128, so the INTEGER is one content octet.
 const version = (v: number): DerNode => bytesNode(TAG_INTEGER, Uint8Array.of(v));
 
 function time(date: Date): DerNode {
@@ -45,6 +45,7 @@ function bindingNode(b: DelegationBinding): DerNode {
     utf8(b.rootSessionId),
     utf8(b.principalId),
     utf8(b.principalIssuer),
+    utf8(b.principalProvenance),
     octets(b.prevLinkSha256),
   );
   return constructedNode(TAG_SEQUENCE, parts);

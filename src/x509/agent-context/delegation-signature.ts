@@ -98,6 +98,7 @@ function copyLink(l: DelegationLink): DelegationLink {
       rootSessionId: b.rootSessionId,
       principalId: b.principalId,
       principalIssuer: b.principalIssuer,
+      principalProvenance: b.principalProvenance,
       prevLinkSha256: Uint8Array.from(b.prevLinkSha256),
     },
     signature: Uint8Array.from(l.signature),

@@ -18,6 +18,7 @@ export interface DelegationBindingJson {
   rootSessionId: string;
   principalId: string;
   principalIssuer: string;
+  principalProvenance: string;
   prevLinkSha256: string;
 }
 
@@ -61,6 +62,7 @@ function bindingToJson(b: DelegationBinding): DelegationBindingJson {
     rootSessionId: b.rootSessionId,
     principalId: b.principalId,
     principalIssuer: b.principalIssuer,
+    principalProvenance: b.principalProvenance,
     prevLinkSha256: hex(b.prevLinkSha256),
   };
 }

@@ -44,6 +44,7 @@ export function bindingToAsn(b: DelegationBinding): DelegationBindingAsn {
   asn.rootSessionId = b.rootSessionId;
   asn.principalId = b.principalId;
   asn.principalIssuer = b.principalIssuer;
+  asn.principalProvenance = b.principalProvenance;
   asn.prevLinkSha256 = toBuffer(b.prevLinkSha256);
   return asn;
 }
@@ -108,6 +109,7 @@ export function bindingFromAsn(asn: DelegationBindingAsn, field: string): unknow
     rootSessionId: asn.rootSessionId,
     principalId: asn.principalId,
     principalIssuer: asn.principalIssuer,
+    principalProvenance: asn.principalProvenance,
     prevLinkSha256: fromBuffer(asn.prevLinkSha256),
   });
 }

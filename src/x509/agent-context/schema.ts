@@ -57,7 +57,7 @@
  * }
  *
  * DelegationBinding ::= SEQUENCE {
- *   version           INTEGER { v1(1) },
+ *   version           INTEGER { v2(2) },   -- v1 lacked principalProvenance; any other value is refused
  *   parentCertSha256  Sha256,
  *   childId           SpiffeId,
  *   childKeySha256    [0] Sha256 OPTIONAL,   -- of the child's SubjectPublicKeyInfo (DER)
@@ -68,6 +68,7 @@
  *   rootSessionId     UTF8String (SIZE (1..256)),
  *   principalId       UTF8String (SIZE (1..2048)),
  *   principalIssuer   UTF8String (SIZE (1..2048)),
+ *   principalProvenance UTF8String (SIZE (1..2060)), -- as Principal.provenance
  *   prevLinkSha256    OCTET STRING (SIZE (0 | 32)) -- SHA-256 of the previous DelegationLink (DER), empty for the first
  * }
  *
@@ -142,6 +143,9 @@ export class DelegationBindingAsn {
 
   @AsnProp({ type: AsnPropTypes.Utf8String })
   principalIssuer = '';
+
+  @AsnProp({ type: AsnPropTypes.Utf8String })
+  principalProvenance = '';
 
   @AsnProp({ type: AsnPropTypes.OctetString })
   prevLinkSha256 = new ArrayBuffer(0);

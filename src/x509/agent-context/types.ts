@@ -11,9 +11,10 @@ export const AGENT_CONTEXT_VERSION = 1;
 
 /**
  * Version of the DelegationBinding structure. It is the first field of the signed DER, so a parent's
- * signature over one binding version can never be read as a signature over another.
+ * signature over one binding version can never be read as a signature over another. Version 2 added
+ * principalProvenance; version 1 bindings (which left it unsigned) are refused, never read as version 2.
  */
-export const DELEGATION_BINDING_VERSION = 1;
+export const DELEGATION_BINDING_VERSION = 2;
 
 /** How the originating principal was established. */
 export type PrincipalProvenance = 'verified' | 'workload' | `asserted-by:${string}`;
@@ -58,9 +59,10 @@ export interface DelegationBinding {
   nonce: Uint8Array;
   /** Root session of the chain, unchanged along it. */
   rootSessionId: string;
-  /** Originating principal, unchanged along the chain. */
+  /** Originating principal, unchanged along the chain: all three Principal fields are signed. */
   principalId: string;
   principalIssuer: string;
+  principalProvenance: PrincipalProvenance;
   /** SHA-256 of the DER of the previous link in the chain (see delegationLinkSha256); empty for the first link. */
   prevLinkSha256: Uint8Array;
 }

@@ -45,6 +45,7 @@ export function assertValidDelegationBinding(
   checkText(b.rootSessionId, `${field}.rootSessionId`, 1, SHORT);
   checkText(b.principalId, `${field}.principalId`, 1, ID);
   checkText(b.principalIssuer, `${field}.principalIssuer`, 1, ID);
+  checkPrincipalProvenance(b.principalProvenance, `${field}.principalProvenance`);
   // Empty marks the first link; anything else must be a whole digest.
   const prev = checkBytes(b.prevLinkSha256, `${field}.prevLinkSha256`, 0, 32);
   if (prev.length !== 0 && prev.length !== 32) {

@@ -113,6 +113,7 @@ export function delegate(
     rootSessionId: parent.context.rootSessionId,
     principalId: parent.context.principal.id,
     principalIssuer: parent.context.principal.issuer,
+    principalProvenance: parent.context.principal.provenance,
     prevLinkSha256: prev === undefined ? new Uint8Array(0) : delegationLinkSha256(prev),
     ...overrides.binding,
   };

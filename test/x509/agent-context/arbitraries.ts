@@ -52,6 +52,7 @@ export const binding: fc.Arbitrary<DelegationBinding> = fc.record(
     rootSessionId: text(1, 20),
     principalId: text(1, 20),
     principalIssuer: text(1, 20),
+    principalProvenance: provenanceWord,
     prevLinkSha256: fc.oneof(fc.constant(new Uint8Array(0)), sha256),
   },
   // childKeySha256 is optional: absent, never `undefined`. Plain prototypes, as decoded values have.
@@ -67,6 +68,7 @@ export const binding: fc.Arbitrary<DelegationBinding> = fc.record(
       'rootSessionId',
       'principalId',
       'principalIssuer',
+      'principalProvenance',
       'prevLinkSha256',
     ],
   },

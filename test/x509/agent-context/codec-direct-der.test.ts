@@ -111,14 +111,59 @@ describe('agent-context codec: decodeDelegationBinding', () => {
     );
   });
 
-  it('refuses another binding version as unsupported, an invalid field by name, and oversized input first', () => {
-    const v2 = parseTlv(encodeDelegationBinding(sampleBinding()));
-    v2.children![BINDING.version] = primitive(0x02, Uint8Array.of(2));
+  it('keeps the principal provenance of every kind', () => {
+    for (const principalProvenance of [
+      'verified',
+      'workload',
+      'asserted-by:spiffe://example.org/gw',
+    ] as const) {
+      const b = sampleBinding({ principalProvenance });
+      assert.deepStrictEqual(decodeDelegationBinding(encodeDelegationBinding(b)), b);
+    }
+  });
+
+  it('refuses a version 1 binding (the layout without principalProvenance) as unsupported', () => {
+    // Exactly what a version 1 writer produced: version 1, and no principalProvenance element.
+    const v1 = parseTlv(encodeDelegationBinding(sampleBinding()));
+    v1.children![BINDING.version] = primitive(0x02, Uint8Array.of(1));
+    v1.children!.splice(BINDING.principalProvenance, 1);
     expectAgentContextError(
-      () => decodeDelegationBinding(writeTlv(v2)),
+      () => decodeDelegationBinding(writeTlv(v1)),
       ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
       'binding.version',
     );
+    // Version 2 without the element is malformed, not silently read with a default.
+    const missing = parseTlv(encodeDelegationBinding(sampleBinding()));
+    missing.children!.splice(BINDING.principalProvenance, 1);
+    expectAgentContextError(() => decodeDelegationBinding(writeTlv(missing)), MALFORMED, 'binding');
+  });
+
+  it('refuses a principal provenance that is not verified, workload or asserted-by:<SPIFFE ID>', () => {
+    for (const bad of ['Verified', 'asserted-by:', 'asserted-by:https://example.org', 'unknown']) {
+      const t = parseTlv(encodeDelegationBinding(sampleBinding()));
+      t.children![BINDING.principalProvenance] = primitive(0x0c, bad);
+      expectAgentContextError(
+        () => decodeDelegationBinding(writeTlv(t)),
+        MALFORMED,
+        'binding.principalProvenance',
+      );
+    }
+    assert.throws(
+      () => encodeDelegationBinding(sampleBinding({ principalProvenance: 'root' as 'verified' })),
+      /binding\.principalProvenance/,
+    );
+  });
+
+  it('refuses another binding version as unsupported, an invalid field by name, and oversized input first', () => {
+    for (const v of [1, 3]) {
+      const other = parseTlv(encodeDelegationBinding(sampleBinding()));
+      other.children![BINDING.version] = primitive(0x02, Uint8Array.of(v));
+      expectAgentContextError(
+        () => decodeDelegationBinding(writeTlv(other)),
+        ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
+        'binding.version',
+      );
+    }
     const badChild = parseTlv(encodeDelegationBinding(sampleBinding()));
     badChild.children![BINDING.childId] = primitive(0x0c, 'https://example.org/child');
     expectAgentContextError(() => decodeDelegationBinding(writeTlv(badChild)), MALFORMED, 'binding.childId');

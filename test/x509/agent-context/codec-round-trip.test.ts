@@ -96,11 +96,14 @@ describe('agent-context codec: round trip', () => {
     assert.ok(indexOfBytes(der, Buffer.from('\x18\x0f20250601120000Z', 'latin1')) > 0);
   });
 
-  it('encodes a binding deterministically, with version 1 first and [0] for childKeySha256', () => {
+  it('encodes a binding deterministically, with version 2 first and [0] for childKeySha256', () => {
     const der = encodeDelegationBinding(sampleBinding());
     assert.deepStrictEqual(der, encodeDelegationBinding(sampleBinding()));
     const start = contentStart(der);
-    assert.deepStrictEqual([...der.subarray(start, start + 3)], [0x02, 0x01, 0x01]);
+    assert.deepStrictEqual([...der.subarray(start, start + 3)], [0x02, 0x01, 0x02]);
+    // principalProvenance is signed: its UTF8String sits between principalIssuer and prevLinkSha256.
+    const issuer = Buffer.from('\x0c\x17https://idp.example.org\x0c\x08verified\x04\x00', 'latin1');
+    assert.ok(indexOfBytes(der, issuer) > 0);
     assert.ok(indexOfBytes(der, Buffer.concat([Buffer.from([0x80, 0x20]), bytes(32, 0x22)])) > 0);
     const { childKeySha256: _omitted, ...withoutChildKey } = sampleBinding();
     assert.equal(indexOfBytes(encodeDelegationBinding(withoutChildKey), Buffer.from([0x80, 0x20])), -1);

@@ -60,13 +60,15 @@ describe('agent-context codec: strict DER', () => {
     });
 
     it('refuses a binding of another version as unsupported', () => {
-      const root = tree();
-      binding(root).children![BINDING.version] = primitive(0x02, Uint8Array.of(2));
-      expectAgentContextError(
-        () => decodeAgentContext(writeTlv(root)),
-        UNSUPPORTED,
-        'delegation[0].binding.version',
-      );
+      for (const v of [1, 3]) {
+        const root = tree();
+        binding(root).children![BINDING.version] = primitive(0x02, Uint8Array.of(v));
+        expectAgentContextError(
+          () => decodeAgentContext(writeTlv(root)),
+          UNSUPPORTED,
+          'delegation[0].binding.version',
+        );
+      }
     });
   });
 

@@ -59,6 +59,7 @@ const bindingChanges: [string, (b: DelegationBinding) => DelegationBinding][] = 
   ['rootSessionId', (b) => ({ ...b, rootSessionId: 'sess-root-9999' })],
   ['principalId', (b) => ({ ...b, principalId: 'mallory' })],
   ['principalIssuer', (b) => ({ ...b, principalIssuer: 'https://evil.example' })],
+  ['principalProvenance', (b) => ({ ...b, principalProvenance: 'asserted-by:spiffe://example.org/gw' })],
   ['prevLinkSha256', (b) => ({ ...b, prevLinkSha256: bytes(32, 0x77) })],
 ];
 

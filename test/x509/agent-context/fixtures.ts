@@ -24,6 +24,7 @@ export function sampleBinding(overrides: Partial<DelegationBinding> = {}): Deleg
     rootSessionId: 'sess-root-0001',
     principalId: 'alice',
     principalIssuer: 'https://idp.example.org',
+    principalProvenance: 'verified',
     prevLinkSha256: new Uint8Array(0),
     ...overrides,
   };

@@ -97,4 +97,5 @@ export const BINDING = {
   scopes: 4,
   notAfter: 5,
   nonce: 7,
+  principalProvenance: 11,
 } as const;
