@@ -41,37 +41,48 @@ export interface UpstreamAuthorityFiles {
  */
 export function loadUpstreamAuthority(
   files: UpstreamAuthorityFiles,
-  options: { now?: Date } = {},
+  options: {
+    now?: Date;
+    /**
+     * Where each file was configured (e.g. `ca.upstream.key_file`): each error then starts with the field
+     * of the file at fault, so the person fixing it knows which setting to change.
+     */
+    fields?: Readonly<Record<keyof UpstreamAuthorityFiles, string>>;
+  } = {},
 ): UpstreamAuthority {
   const now = options.now ?? new Date();
-  const chain = readCertificates(files.certFile, 'certificate');
-  const roots = readCertificates(files.bundleFile, 'bundle');
+  const fail = (which: keyof UpstreamAuthorityFiles, message: string): ConfigError =>
+    new ConfigError(options.fields ? `${options.fields[which]}: ${message}` : message);
+  const chain = readCertificates(files.certFile, 'certificate', (m) => fail('certFile', m));
+  const roots = readCertificates(files.bundleFile, 'bundle', (m) => fail('bundleFile', m));
   const cert = chain[0]!;
-  const key = readKey(files.keyFile);
+  const key = readKey(files.keyFile, (m) => fail('keyFile', m));
 
   if (!cert.publicKey.equals(createPublicKey(key))) {
-    throw new ConfigError(`${files.keyFile} is not the key of the first certificate in ${files.certFile}`);
+    throw fail('keyFile', `${files.keyFile} is not the key of the first certificate in ${files.certFile}`);
   }
-  if (!cert.isCa) throw new ConfigError(`${files.certFile}: the first certificate is not a CA`);
+  if (!cert.isCa) throw fail('certFile', `${files.certFile}: the first certificate is not a CA`);
   if (cert.keyUsage !== undefined && !cert.keyUsage.keyCertSign) {
-    throw new ConfigError(`${files.certFile}: the first certificate's keyUsage lacks keyCertSign`);
+    throw fail('certFile', `${files.certFile}: the first certificate's keyUsage lacks keyCertSign`);
   }
   if (cert.basicConstraints?.pathLen === 0) {
     // Lanyard signs SVIDs with a CA of its own below this one, so one more CA level must be allowed.
-    throw new ConfigError(
+    throw fail(
+      'certFile',
       `${files.certFile}: the upstream CA has pathLenConstraint 0, so it cannot sign Lanyard's CA; it needs at least 1`,
     );
   }
   for (const root of roots) {
     if (!root.isCa || !root.selfIssued) {
-      throw new ConfigError(`${files.bundleFile}: every certificate must be a self-issued CA (a root)`);
+      throw fail('bundleFile', `${files.bundleFile}: every certificate must be a self-issued CA (a root)`);
     }
   }
   try {
     validateCertPath(chain, roots, { at: now });
   } catch (e) {
     if (!isLanyardError(e)) throw e;
-    throw new ConfigError(
+    throw fail(
+      'certFile',
       `${files.certFile} does not chain to a root in ${files.bundleFile}: ${e.code}: ${e.message}`,
     );
   }
@@ -82,64 +93,64 @@ export function loadUpstreamAuthority(
   });
 }
 
-function readCertificates(file: string, what: string): ParsedCertificate[] {
-  const text = readText(file);
+type Fail = (message: string) => ConfigError;
+
+function readCertificates(file: string, what: string, fail: Fail): ParsedCertificate[] {
+  const text = readText(file, fail);
   let ders: Uint8Array[];
   try {
     const blocks = decodePem(text);
     if (blocks.some((b) => b.label.includes('PRIVATE KEY'))) {
-      throw new ConfigError(`${file}: the upstream ${what} file must not contain a private key`);
+      throw fail(`${file}: the upstream ${what} file must not contain a private key`);
     }
     ders = blocks.filter((b) => b.label === 'CERTIFICATE').map((b) => b.der);
   } catch (e) {
     if (e instanceof ConfigError) throw e;
-    throw new ConfigError(`${file}: unreadable PEM`);
+    throw fail(`${file}: unreadable PEM`);
   }
-  if (ders.length === 0) throw new ConfigError(`${file}: no CERTIFICATE PEM block`);
+  if (ders.length === 0) throw fail(`${file}: no CERTIFICATE PEM block`);
   return ders.map((der, i) => {
     try {
       return ParsedCertificate.fromDer(der);
     } catch (e) {
-      throw new ConfigError(
+      throw fail(
         `${file}: certificate ${i} is not valid X.509: ${isLanyardError(e) ? e.message : 'parse error'}`,
       );
     }
   });
 }
 
-function readKey(file: string): KeyObject {
+function readKey(file: string, fail: Fail): KeyObject {
   let access: ReturnType<typeof fileAccess>;
   try {
     access = fileAccess(file);
   } catch {
-    throw new ConfigError(`cannot read ${file}`);
+    throw fail(`cannot read ${file}`);
   }
   if (access.openToOthers) {
-    throw new ConfigError(
-      `${file} is accessible by group or others (mode ${access.mode.toString(8)}); chmod 600 it`,
-    );
+    throw fail(`${file} is accessible by group or others (mode ${access.mode.toString(8)}); chmod 600 it`);
   }
   let key: KeyObject;
   try {
-    key = createPrivateKey({ key: readText(file), format: 'pem' });
+    key = createPrivateKey({ key: readText(file, fail), format: 'pem' });
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     // No cause and no parser message: they describe the key's bytes.
-    throw new ConfigError(`${file} is not an unencrypted PEM private key`);
+    throw fail(`${file} is not an unencrypted PEM private key`);
   }
   try {
     describeKey(key);
   } catch (e) {
-    throw new ConfigError(`${file}: ${(e as Error).message}`);
+    throw fail(`${file}: ${(e as Error).message}`);
   }
   return key;
 }
 
-function readText(file: string): string {
+function readText(file: string, fail: Fail): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(`cannot read ${file}${code ? ` (${code})` : ''}`);
+    throw fail(`cannot read ${file}${code ? ` (${code})` : ''}`);
   }
 }

@@ -135,7 +135,25 @@ const fileSchema = z.strictObject({
       'expected host:port, e.g. "127.0.0.1:8081" or "[::1]:8081"',
     ),
   admin: block(z.strictObject({ socket_path: nonEmpty.optional() })),
-  ca: block(z.strictObject({ ttl: duration.default(CONFIG_DEFAULTS.ca_ttl) })),
+  ca: block(
+    z.strictObject({
+      ttl: duration.default(CONFIG_DEFAULTS.ca_ttl),
+      /**
+       * An organisation CA that signs Lanyard's CAs instead of self-signed roots; the bundle then holds the
+       * organisation's root(s). Absent: self-signed roots.
+       */
+      upstream: optionalBlock(
+        z.strictObject({
+          /** PEM: the intermediate whose key is key_file, then any intermediates above it (no root). */
+          cert_file: nonEmpty,
+          /** PEM private key of the first certificate in cert_file; must be 0600 (no group/other access). */
+          key_file: nonEmpty,
+          /** PEM: the organisation's root certificate(s), the trust domain's bundle. */
+          bundle_file: nonEmpty,
+        }),
+      ),
+    }),
+  ),
   svid: block(z.strictObject({ default_ttl: duration.default(CONFIG_DEFAULTS.svid_default_ttl) })),
   log: block(z.strictObject({ level: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.log_level) })),
   shutdown_grace: duration.default(CONFIG_DEFAULTS.shutdown_grace),
@@ -188,6 +206,20 @@ export interface PrincipalIssuerConfig {
   jwksFile: string;
 }
 
+/** ca.upstream, resolved: absolute paths, each checked readable (the contents are checked at start-up). */
+export interface CaUpstreamConfig {
+  certFile: string;
+  keyFile: string;
+  bundleFile: string;
+}
+
+/** Config field of each upstream file, for start-up errors that name what to fix. */
+export const CA_UPSTREAM_FIELDS: Readonly<Record<keyof CaUpstreamConfig, string>> = Object.freeze({
+  certFile: 'ca.upstream.cert_file',
+  keyFile: 'ca.upstream.key_file',
+  bundleFile: 'ca.upstream.bundle_file',
+});
+
 /** The resolved configuration: absolute paths, durations in seconds. */
 export interface ServerConfig {
   trustDomain: string;
@@ -195,6 +227,8 @@ export interface ServerConfig {
   listenAddress: { host: string; port: number };
   adminSocketPath: string;
   caTtlSeconds: number;
+  /** ca.upstream: sign Lanyard's CAs with this organisation CA; absent = self-signed roots. */
+  caUpstream?: CaUpstreamConfig;
   svidDefaultTtlSeconds: number;
   logLevel: LogLevel;
   shutdownGraceSeconds: number;
@@ -335,6 +369,14 @@ export function resolveConfig(
     attestors,
     principalIssuers,
   };
+  if (f.ca.upstream !== undefined) {
+    const u = f.ca.upstream;
+    config.caUpstream = {
+      certFile: readableFile(ctx, CA_UPSTREAM_FIELDS.certFile, u.cert_file),
+      keyFile: readableFile(ctx, CA_UPSTREAM_FIELDS.keyFile, u.key_file),
+      bundleFile: readableFile(ctx, CA_UPSTREAM_FIELDS.bundleFile, u.bundle_file),
+    };
+  }
   if (f.audit !== undefined) config.auditCheckpointIntervalSeconds = f.audit.checkpoint_interval;
   if (f.policy !== undefined) {
     config.policyFiles = f.policy.files.map((p, i) => readableFile(ctx, `policy.files[${i}]`, p));

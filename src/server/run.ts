@@ -4,12 +4,20 @@
  */
 import * as path from 'node:path';
 import { Attestors } from '../attest';
-import { CaManager, DiskKeyManager, startRotationTimer, type RotationTimer } from '../ca';
+import {
+  CaManager,
+  DiskKeyManager,
+  loadUpstreamAuthority,
+  startRotationTimer,
+  type RotationTimer,
+  type UpstreamAuthority,
+} from '../ca';
+import { ConfigError } from '../errors';
 import { TrustDomain } from '../spiffe';
 import { SQLITE_FILE_NAME, SqliteStore } from '../store/sqlite/sqlite-store';
 import type { Store } from '../store/store';
 import { prepareDataDir } from './admin-socket';
-import type { ServerConfig } from './config';
+import { CA_UPSTREAM_FIELDS, type ServerConfig } from './config';
 import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from './logging';
 import { AuditSigningKey } from '../audit/audit-key';
@@ -70,6 +78,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const clock = options.clock ?? (() => new Date());
   const trustDomain = TrustDomain.parse(config.trustDomain);
+  // Before the data dir is touched: an upstream CA that cannot be used stops the start-up with nothing written.
+  const upstream = loadConfiguredUpstream(config, clock());
 
   if (prepareDataDir(config.dataDir)) {
     logger.warn({ dataDir: config.dataDir }, 'data dir was readable by others: tightened to 0700');
@@ -137,6 +147,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       store,
       keyManager: DiskKeyManager.inDataDir(config.dataDir),
       caTtlSeconds: config.caTtlSeconds,
+      ...(upstream !== undefined && { upstream }),
       ...(options.serverSvidTtlSeconds !== undefined && {
         serverSvidTtlSeconds: options.serverSvidTtlSeconds,
       }),
@@ -247,6 +258,22 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     audit: audit!,
     close: () => server.close(),
   };
+}
+
+/**
+ * ca.upstream read and checked (key 0600 and matching, chain to the bundle's roots at `now`).
+ * @throws ConfigError starting with the config file and the field at fault.
+ */
+function loadConfiguredUpstream(config: ServerConfig, now: Date): UpstreamAuthority | undefined {
+  if (config.caUpstream === undefined) return undefined;
+  try {
+    return loadUpstreamAuthority(config.caUpstream, { now, fields: CA_UPSTREAM_FIELDS });
+  } catch (e) {
+    if (e instanceof ConfigError && config.configFile !== undefined) {
+      throw new ConfigError(`${config.configFile}: ${e.message}`);
+    }
+    throw e;
+  }
 }
 
 /**

@@ -1,0 +1,113 @@
+/**
+ * `lanyard server run` as a real child process (`node bin/lanyard.js`, from source), for tests of what only a
+ * process shows: signals, exit codes, what it prints.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as path from 'node:path';
+
+export const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
+
+export interface ServerProcess {
+  child: ChildProcessWithoutNullStreams;
+  /** JSON log lines so far. */
+  stdout(): string;
+  /** The banner and CLI errors so far. */
+  stderr(): string;
+  /** Resolves with the public TLS address once the banner is printed; rejects when the process exits first. */
+  ready: Promise<string>;
+  /** The exit code (null when killed by a signal). */
+  exited: Promise<number | null>;
+  /** Resolves when stdout has a JSON log line with this `msg`. */
+  logged(msg: string): Promise<void>;
+  /** SIGKILL when still running: a failed assertion must not leave the server behind. */
+  kill(): void;
+}
+
+export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): ServerProcess {
+  const child = spawn(process.execPath, [BIN, 'server', 'run', ...args], {
+    env: {
+      ...process.env,
+      LANYARD_FROM_SOURCE: '1',
+      LANYARD_DATA_DIR: '',
+      // A free port, so a test never collides with a dev server (or another run) on the default 127.0.0.1:8081.
+      LANYARD_LISTEN_ADDRESS: '127.0.0.1:0',
+      ...env,
+    },
+  });
+  let out = '';
+  let err = '';
+  const waiters: (() => void)[] = [];
+  const poke = (): void => {
+    for (const w of waiters.splice(0)) w();
+  };
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    poke();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+    poke();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  let done = false;
+  void exited.then(() => {
+    done = true;
+    poke();
+  });
+  const until = <T>(test: () => T | undefined, what: string): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const v = test();
+        if (v !== undefined) resolve(v);
+        else if (done) reject(new Error(`server exited before ${what}\nstderr: ${err}\nstdout: ${out}`));
+        else waiters.push(check);
+      };
+      check();
+    });
+  const ready = until(() => {
+    const m = /attestation\/bundle \(TLS\):\s+(\S+)/.exec(err);
+    return m && err.includes('Stop with') ? m[1] : undefined;
+  }, 'the banner');
+  // Callers that only wait for the exit must not see an unhandled rejection.
+  ready.catch(() => undefined);
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    ready,
+    exited,
+    logged: (msg) =>
+      until(() => (logLines(out).some((l) => l.msg === msg) ? true : undefined), `logging "${msg}"`).then(
+        () => undefined,
+      ),
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** The JSON log lines of `stdout` (pino), skipping anything that is not one. */
+export function logLines(stdout: string): { msg?: string; [k: string]: unknown }[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string });
+}
+
+/** One CLI command, `node bin/lanyard.js <args>`, run to completion. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
