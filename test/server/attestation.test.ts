@@ -1,18 +1,28 @@
 /**
  * The public listener end to end: a real server on 127.0.0.1:0, real SQLite, real crypto. Register ->
  * attest (join_token, k8s_psat, x509pop) -> verify with the core verifier against GetBundle -> Renew over
- * mTLS -> restart on the same data dir; every refusal with its gRPC status.
+ * mTLS -> restart on the same data dir -> every SVID (original and renewed) still verifies; every refusal
+ * with its gRPC status and its lanyard-error-code.
  */
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { answerX509PopChallenge } from '../../src/attest';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
+import { ErrorCode, isLanyardError } from '../../src/errors';
+import { verifyPeerSvid } from '../../src/server/tls/peer-svid';
 import { TrustDomain } from '../../src/spiffe';
-import { verifyX509Svid } from '../../src/verify';
-import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x509/profiles';
+import { verifyX509Svid, type VerifiedSvid } from '../../src/verify';
+import { ParsedCertificate } from '../../src/x509/certificate';
+import {
+  createIntermediateCa,
+  createRootCa,
+  DEFAULT_BACKDATE_SECONDS,
+  issueX509Svid,
+} from '../../src/x509/profiles';
 import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../attest/helpers/jwt';
@@ -24,8 +34,10 @@ import {
   newKey,
   rejectsGrpc,
   renewCall,
+  type ClientIdentity,
   type PublicClients,
 } from './public-client';
+import { register, startSession } from './session-fixture';
 
 const TD = 'lanyard.local';
 const td = TrustDomain.parse(TD);
@@ -33,6 +45,83 @@ const td = TrustDomain.parse(TD);
 function bundleOf(pem: string): X509Bundle {
   return X509Bundle.fromPem(td, pem);
 }
+
+/** Asserts a gRPC failure with `status` and the stable `lanyard-error-code`, details mentioning every fragment. */
+async function rejectsCode(
+  p: Promise<unknown>,
+  status: grpc.status,
+  code: string,
+  ...fragments: string[]
+): Promise<grpc.ServiceError> {
+  const err = await rejectsGrpc(p, status, ...fragments);
+  assert.deepEqual(err.metadata.get('lanyard-error-code'), [code], err.details);
+  return err;
+}
+
+/**
+ * A CSR made by openssl that asks for another identity: subject CN/O and URI, DNS and IP SANs. The server
+ * must take only the key from it.
+ */
+function greedyCsr(dir: string): { key: KeyObject; csr: Buffer } {
+  const keyFile = path.join(dir, `greedy-${process.hrtime.bigint()}.key`);
+  const csrFile = `${keyFile}.csr`;
+  const r = spawnSync('openssl', [
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    csrFile,
+    '-outform',
+    'DER',
+    '-subj',
+    '/CN=evil/O=evil',
+    '-addext',
+    `subjectAltName=URI:spiffe://evil/x,URI:spiffe://${TD}/ops/admin,DNS:evil.example,IP:1.2.3.4`,
+  ]);
+  assert.equal(r.status, 0, String(r.stderr));
+  return { key: createPrivateKey(fs.readFileSync(keyFile)), csr: fs.readFileSync(csrFile) };
+}
+
+/** A root CA of `trustDomain` that is not this server's, and an SVID it signed for `spiffeId`. */
+function foreignSvid(trustDomain: string, spiffeId: string): ClientIdentity {
+  const rootKey = generateKeyPair('ec-p256');
+  const root = createRootCa({ trustDomain, ttlSeconds: 3600, key: rootKey.privateKey });
+  const k = generateKeyPair('ec-p256');
+  const leaf = issueX509Svid({
+    spiffeId,
+    publicKey: k.publicKey,
+    issuer: { cert: root.cert, key: rootKey.privateKey },
+    ttlSeconds: 600,
+  });
+  return { key: k.privateKey, chain: [leaf.der] };
+}
+
+function listEntries(c: PublicClients): Promise<{ entries: unknown[] }> {
+  return new Promise((resolve, reject) =>
+    c.registration.listEntries({ filter: undefined, pageSize: 10, pageToken: '' }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    ),
+  );
+}
+
+/** An SVID a test attested and keeps: renewed, then checked again after the restart. */
+interface Held {
+  spiffeId: string;
+  entryId: string;
+  ttlSeconds: number;
+  chain: Buffer[];
+  key: KeyObject;
+  renewed?: { chain: Buffer[]; key: KeyObject };
+}
+
+const ATTESTORS = ['join_token', 'k8s_psat', 'x509pop'] as const;
+type Attestor = (typeof ATTESTORS)[number];
 
 describe('public listener: attestation, renewal, bundle, remote admin', function () {
   this.timeout(60_000);
@@ -93,7 +182,16 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
   const demoId = `spiffe://${TD}/agents/demo`;
   let demoEntryId = '';
   let spentToken = '';
-  let firstSvid: { chain: Buffer[]; key: ReturnType<typeof newKey>['key'] } | undefined;
+  const held: Partial<Record<Attestor, Held>> = {};
+  const heldOf = (a: Attestor): Held => {
+    const h = held[a];
+    assert.ok(h, `${a} was not attested`);
+    return h;
+  };
+  const currentBundle = async (): Promise<X509Bundle> => {
+    const { bundle } = await getBundle(pub);
+    return bundleOf(bundle!.x509AuthoritiesPem);
+  };
 
   it('GetBundle returns PEM, DER and a SPIFFE JWKS with a sequence', async () => {
     const { bundle } = await getBundle(pub);
@@ -110,8 +208,14 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
   });
 
   it('join_token: register, attest, verify with the core verifier against GetBundle', async () => {
+    const ttlSeconds = 300;
     const { entry } = await s.client.createEntry({
-      entry: { spiffeId: demoId, selectors: [{ type: 'unix', value: 'uid:1000' }], allowedScopes: ['read'] },
+      entry: {
+        spiffeId: demoId,
+        selectors: [{ type: 'unix', value: 'uid:1000' }],
+        allowedScopes: ['read'],
+        x509SvidTtlSeconds: ttlSeconds,
+      },
     });
     demoEntryId = entry!.id;
     const { token } = await s.client.createJoinToken({ spiffeId: demoId });
@@ -124,8 +228,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     });
     assert.equal(result.svid?.spiffeId, demoId);
     assert.equal(result.svid?.entryId, demoEntryId);
-    const { bundle } = await getBundle(pub);
-    const verified = verifyX509Svid(result.svid!.certChain, bundleOf(bundle!.x509AuthoritiesPem));
+    const verified = verifyX509Svid(result.svid!.certChain, await currentBundle());
     assert.equal(verified.id.toString(), demoId);
     const ctx = verified.context!;
     assert.equal(ctx.agentId, demoEntryId);
@@ -134,98 +237,52 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     assert.equal(ctx.provenance.method, 'join_token');
     assert.equal(ctx.provenance.issuer, `spiffe://${TD}/lanyard/server`);
     assert.deepEqual(Buffer.from(ctx.provenance.evidenceSha256), createHash('sha256').update(token).digest());
-    firstSvid = { chain: result.svid!.certChain, key };
+    held.join_token = {
+      spiffeId: demoId,
+      entryId: demoEntryId,
+      ttlSeconds,
+      chain: result.svid!.certChain,
+      key,
+    };
   });
 
-  it('a replayed join token is UNAUTHENTICATED; the token never appears in the logs', async () => {
-    await rejectsGrpc(
+  it('a replayed join token is UNAUTHENTICATED ERR_TOKEN_SPENT; the token never appears in the logs', async () => {
+    await rejectsCode(
       attest(pub.attestation, {
         attestorType: 'join_token',
         evidence: Buffer.from(spentToken),
         csr: newKey().csr,
       }),
       grpc.status.UNAUTHENTICATED,
+      ErrorCode.TOKEN_SPENT,
     );
     assert.ok(!s.logs.join('').includes(spentToken));
   });
 
-  it('Renew over mTLS: same SPIFFE ID and session, fresh provenance "renew", entry TTL', async () => {
-    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, firstSvid);
-    try {
-      const { csr } = newKey();
-      const res = await renewCall(mtls, csr);
-      const renewed = verifyX509Svid(res.svid!.certChain, bundleOf(res.bundle!.x509AuthoritiesPem));
-      const before = verifyX509Svid(firstSvid!.chain, bundleOf(res.bundle!.x509AuthoritiesPem));
-      assert.equal(renewed.id.toString(), demoId);
-      assert.equal(renewed.context!.sessionId, before.context!.sessionId);
-      assert.equal(renewed.context!.provenance.method, 'renew');
-    } finally {
-      mtls.close();
-    }
-  });
-
-  it('Renew without a client certificate is UNAUTHENTICATED', async () => {
-    await rejectsGrpc(renewCall(pub, newKey().csr), grpc.status.UNAUTHENTICATED, 'mTLS');
-  });
-
-  it('Renew with a foreign SVID (same trust domain name, other CA) is UNAUTHENTICATED', async () => {
-    const rootKey = generateKeyPair('ec-p256');
-    const root = createRootCa({ trustDomain: TD, ttlSeconds: 3600, key: rootKey.privateKey });
-    const k = generateKeyPair('ec-p256');
-    const leaf = issueX509Svid({
-      spiffeId: demoId,
-      publicKey: k.publicKey,
-      issuer: { cert: root.cert, key: rootKey.privateKey },
-      ttlSeconds: 600,
-    });
-    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, {
-      key: k.privateKey,
-      chain: [leaf.der],
-    });
-    try {
-      await rejectsGrpc(renewCall(mtls, newKey().csr), grpc.status.UNAUTHENTICATED);
-    } finally {
-      mtls.close();
-    }
-  });
-
-  it('Renew with an expired SVID of this CA is UNAUTHENTICATED', async () => {
-    const k = newKey();
-    // Signed by this CA for k's key, but a minute ago with a one-second lifetime.
-    const expired = await s.running.ca.signX509Svid({
-      spiffeId: demoId,
-      publicKey: createPublicKey(k.key),
-      ttlSeconds: 1,
-      now: new Date(Date.now() - 60_000),
-    });
-    assert.ok(expired.cert.notAfter.getTime() < Date.now());
-    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, { key: k.key, chain: expired.chain });
-    try {
-      await rejectsGrpc(renewCall(mtls, newKey().csr), grpc.status.UNAUTHENTICATED);
-    } finally {
-      mtls.close();
-    }
-  });
-
-  it('k8s_psat: a projected token from the local issuer earns the matching entry', async () => {
-    await s.client.createEntry({
+  it('k8s_psat: a projected token from the local issuer earns the matching entry; the SVID verifies', async () => {
+    const spiffeId = `spiffe://${TD}/ns/payments/sa/api`;
+    const ttlSeconds = 600;
+    const { entry } = await s.client.createEntry({
       entry: {
-        spiffeId: `spiffe://${TD}/ns/payments/sa/api`,
+        spiffeId,
         selectors: [
           { type: 'k8s', value: 'ns:payments' },
           { type: 'k8s', value: 'sa:api' },
         ],
+        allowedScopes: ['payments:read'],
+        x509SvidTtlSeconds: ttlSeconds,
       },
     });
     const jwt = signJwt(psatClaims(Math.floor(Date.now() / 1000)), k8sKey);
-    const r = await attest(pub.attestation, {
-      attestorType: 'k8s_psat',
-      evidence: Buffer.from(jwt),
-      csr: newKey().csr,
-    });
-    assert.equal(r.svid?.spiffeId, `spiffe://${TD}/ns/payments/sa/api`);
-    const v = verifyX509Svid(r.svid!.certChain, bundleOf(r.bundle!.x509AuthoritiesPem));
+    const { key, csr } = newKey();
+    const r = await attest(pub.attestation, { attestorType: 'k8s_psat', evidence: Buffer.from(jwt), csr });
+    assert.equal(r.svid?.spiffeId, spiffeId);
+    const v = verifyX509Svid(r.svid!.certChain, await currentBundle());
+    assert.equal(v.id.toString(), spiffeId);
+    assert.equal(v.context!.agentId, entry!.id);
     assert.equal(v.context!.provenance.method, 'k8s_psat');
+    assert.deepEqual(v.context!.scopes, ['payments:read']);
+    held.k8s_psat = { spiffeId, entryId: entry!.id, ttlSeconds, chain: r.svid!.certChain, key };
   });
 
   it('k8s_psat for a namespace no entry covers is PERMISSION_DENIED', async () => {
@@ -240,23 +297,149 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     );
   });
 
-  it('x509pop: challenge-response over the stream with the device key', async () => {
-    const id = `spiffe://${TD}/devices/gpu-node-7`;
-    await s.client.createEntry({
+  it('x509pop: challenge-response over the stream with the device key; the SVID verifies', async () => {
+    const spiffeId = `spiffe://${TD}/devices/gpu-node-7`;
+    const ttlSeconds = 900;
+    const { entry } = await s.client.createEntry({
       entry: {
-        spiffeId: id,
+        spiffeId,
         selectors: [{ type: 'x509pop', value: 'san:uri:spiffe://provisioning.example/device/gpu-node-7' }],
+        x509SvidTtlSeconds: ttlSeconds,
       },
     });
     const evidence = Buffer.from(
       encodePem('CERTIFICATE', device.der) + encodePem('CERTIFICATE', provInter.der),
     );
-    const r = await attest(
-      pub.attestation,
-      { attestorType: 'x509pop', evidence, csr: newKey().csr },
-      (challenge) => Buffer.from(answerX509PopChallenge(challenge, deviceKey.privateKey)),
+    const { key, csr } = newKey();
+    const r = await attest(pub.attestation, { attestorType: 'x509pop', evidence, csr }, (challenge) =>
+      Buffer.from(answerX509PopChallenge(challenge, deviceKey.privateKey)),
     );
-    assert.equal(r.svid?.spiffeId, id);
+    assert.equal(r.svid?.spiffeId, spiffeId);
+    const v = verifyX509Svid(r.svid!.certChain, await currentBundle());
+    assert.equal(v.id.toString(), spiffeId);
+    assert.equal(v.context!.agentId, entry!.id);
+    assert.equal(v.context!.provenance.method, 'x509pop');
+    held.x509pop = { spiffeId, entryId: entry!.id, ttlSeconds, chain: r.svid!.certChain, key };
+  });
+
+  for (const attestor of ATTESTORS) {
+    it(`Renew over mTLS (${attestor}): same SPIFFE ID and agent context, provenance "renew", the entry's TTL, the CSR's names ignored`, async () => {
+      const h = heldOf(attestor);
+      const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, h);
+      try {
+        // The CSR asks for spiffe://evil/x, an admin ID, DNS and IP names and a subject: only its key counts.
+        const greedy = greedyCsr(files);
+        const res = await renewCall(mtls, greedy.csr);
+        assert.equal(res.svid?.spiffeId, h.spiffeId);
+        assert.equal(res.svid?.entryId, h.entryId);
+        const bundle = await currentBundle();
+        const before = verifyX509Svid(h.chain, bundle);
+        const renewed = verifyX509Svid(res.svid!.certChain, bundle);
+        verifyX509Svid(res.svid!.certChain, bundleOf(res.bundle!.x509AuthoritiesPem));
+        assert.equal(renewed.id.toString(), h.spiffeId);
+        assertSameContext(renewed, before);
+        assert.equal(renewed.context!.provenance.method, 'renew');
+        assert.deepEqual(
+          Buffer.from(renewed.context!.provenance.evidenceSha256),
+          createHash('sha256').update(h.chain[0]!).digest(),
+          'the evidence of a renewal is the SVID presented for it',
+        );
+        const leaf = ParsedCertificate.fromDer(res.svid!.certChain[0]!);
+        const oldLeaf = ParsedCertificate.fromDer(h.chain[0]!);
+        assert.deepEqual(leaf.uriSans, [h.spiffeId]);
+        assert.deepEqual(leaf.dnsSans, []);
+        assert.deepEqual(leaf.subjectCommonNames, oldLeaf.subjectCommonNames);
+        assert.deepEqual(Buffer.from(leaf.subjectDer), Buffer.from(oldLeaf.subjectDer));
+        assert.ok(!leaf.subjectCommonNames.includes('evil'));
+        assert.deepEqual(
+          Buffer.from(leaf.spkiDer),
+          Buffer.from(createPublicKey(greedy.key).export({ type: 'spki', format: 'der' })),
+          'the renewed SVID certifies the CSR key',
+        );
+        assert.equal(
+          (leaf.notAfter.getTime() - leaf.notBefore.getTime()) / 1000,
+          h.ttlSeconds + DEFAULT_BACKDATE_SECONDS,
+          'TTL from the entry (plus the backdating of notBefore)',
+        );
+        h.renewed = { chain: res.svid!.certChain, key: greedy.key };
+      } finally {
+        mtls.close();
+      }
+    });
+  }
+
+  it('Renew without a client certificate is UNAUTHENTICATED ERR_CLIENT_CERT_REQUIRED', async () => {
+    await rejectsCode(
+      renewCall(pub, newKey().csr),
+      grpc.status.UNAUTHENTICATED,
+      ErrorCode.CLIENT_CERT_REQUIRED,
+      'none was sent',
+    );
+  });
+
+  it('Renew with an SVID of another CA (same trust domain name) is UNAUTHENTICATED ERR_UNKNOWN_AUTHORITY', async () => {
+    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, foreignSvid(TD, demoId));
+    try {
+      await rejectsCode(
+        renewCall(mtls, newKey().csr),
+        grpc.status.UNAUTHENTICATED,
+        ErrorCode.UNKNOWN_AUTHORITY,
+        'does not chain',
+      );
+    } finally {
+      mtls.close();
+    }
+  });
+
+  it('Renew with an SVID of another trust domain is UNAUTHENTICATED ERR_WRONG_TRUST_DOMAIN', async () => {
+    const other = foreignSvid('other.example', 'spiffe://other.example/agents/demo');
+    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, other);
+    try {
+      await rejectsCode(
+        renewCall(mtls, newKey().csr),
+        grpc.status.UNAUTHENTICATED,
+        ErrorCode.WRONG_TRUST_DOMAIN,
+        'other.example',
+      );
+    } finally {
+      mtls.close();
+    }
+  });
+
+  it('Renew with an expired SVID of this CA is UNAUTHENTICATED ERR_SVID_EXPIRED', async () => {
+    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, await expiredSvid());
+    try {
+      await rejectsCode(
+        renewCall(mtls, newKey().csr),
+        grpc.status.UNAUTHENTICATED,
+        ErrorCode.SVID_EXPIRED,
+        'expired',
+      );
+    } finally {
+      mtls.close();
+    }
+  });
+
+  it('Renew with an SVID revoked by serial (RevokeSvid) is UNAUTHENTICATED ERR_REVOKED; an unrevoked one renews', async () => {
+    const revoked = await register(s, 'agents/revoked-renewer');
+    const sibling = await register(s, 'agents/revoked-renewer-sibling');
+    const serialHex = ParsedCertificate.fromDer(revoked.chain[0]!).serialHex;
+    await s.client.revokeSvid({ serialHex, reason: 'key leaked' });
+    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, revoked);
+    const ok = connectPublic(s.running.publicAddress, bundlePem, TD, sibling);
+    try {
+      await rejectsCode(
+        renewCall(mtls, newKey().csr),
+        grpc.status.UNAUTHENTICATED,
+        ErrorCode.REVOKED,
+        serialHex,
+      );
+      const res = await renewCall(ok, newKey().csr);
+      assert.equal(res.svid?.spiffeId, sibling.spiffeId);
+    } finally {
+      mtls.close();
+      ok.close();
+    }
   });
 
   it('several matching entries: FAILED_PRECONDITION listing them, unless spiffe_id chooses', async () => {
@@ -306,6 +489,19 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     assert.equal(ok.svid?.spiffeId, demoId);
   });
 
+  it('Attest with a CSR carrying a subject and SANs issues only the entry identity', async () => {
+    const { token } = await s.client.createJoinToken({ spiffeId: demoId });
+    const r = await attest(pub.attestation, {
+      attestorType: 'join_token',
+      evidence: Buffer.from(token),
+      csr: greedyCsr(files).csr,
+    });
+    const leaf = ParsedCertificate.fromDer(r.svid!.certChain[0]!);
+    assert.deepEqual(leaf.uriSans, [demoId]);
+    assert.deepEqual(leaf.dnsSans, []);
+    assert.ok(!leaf.subjectCommonNames.includes('evil'));
+  });
+
   it('unknown attestor is UNIMPLEMENTED', async () => {
     await rejectsGrpc(
       attest(pub.attestation, { attestorType: 'tpm_magic', evidence: Buffer.from('x'), csr: newKey().csr }),
@@ -335,41 +531,85 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     assert.equal(r.svid?.spiffeId, id);
   });
 
-  it('remote admin: a non-admin SVID is PERMISSION_DENIED, no certificate UNAUTHENTICATED, an admin SVID works', async () => {
-    const list = (c: PublicClients): Promise<unknown> =>
-      new Promise((resolve, reject) =>
-        c.registration.listEntries({ filter: undefined, pageSize: 10, pageToken: '' }, (err, res) =>
-          err ? reject(err) : resolve(res),
-        ),
+  describe('remote admin (RegistrationService on the public listener)', () => {
+    const asAdminCaller = async (
+      who: ClientIdentity | undefined,
+      expect: (p: Promise<unknown>) => Promise<unknown>,
+    ): Promise<void> => {
+      const c = who === undefined ? pub : connectPublic(s.running.publicAddress, bundlePem, TD, who);
+      try {
+        await expect(listEntries(c));
+      } finally {
+        if (c !== pub) c.close();
+      }
+    };
+
+    it('an admin SVID lists entries; a non-admin SVID is PERMISSION_DENIED ERR_UNAUTHORIZED', async () => {
+      const admin = await register(s, 'ops/admin', { admin: true });
+      await asAdminCaller(admin, async (p) => {
+        const res = (await p) as { entries: unknown[] };
+        assert.ok(res.entries.length >= 2);
+      });
+      await asAdminCaller(heldOf('join_token'), (p) =>
+        rejectsCode(p, grpc.status.PERMISSION_DENIED, ErrorCode.UNAUTHORIZED, 'not an admin'),
       );
-    await rejectsGrpc(list(pub), grpc.status.UNAUTHENTICATED);
-    const nonAdmin = connectPublic(s.running.publicAddress, bundlePem, TD, firstSvid);
-    try {
-      await rejectsGrpc(list(nonAdmin), grpc.status.PERMISSION_DENIED, 'not an admin');
-    } finally {
-      nonAdmin.close();
-    }
-    const adminId = `spiffe://${TD}/ops/admin`;
-    await s.client.createEntry({
-      entry: { spiffeId: adminId, selectors: [{ type: 'unix', value: 'uid:0' }], admin: true },
     });
-    const { token } = await s.client.createJoinToken({ spiffeId: adminId });
-    const k = newKey();
-    const r = await attest(pub.attestation, {
-      attestorType: 'join_token',
-      evidence: Buffer.from(token),
-      csr: k.csr,
+
+    it('no client certificate is UNAUTHENTICATED ERR_CLIENT_CERT_REQUIRED', async () => {
+      await asAdminCaller(undefined, (p) =>
+        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.CLIENT_CERT_REQUIRED, 'none was sent'),
+      );
     });
-    const admin = connectPublic(s.running.publicAddress, bundlePem, TD, {
-      key: k.key,
-      chain: r.svid!.certChain,
+
+    it('an admin SVID revoked by serial is UNAUTHENTICATED ERR_REVOKED; a fresh SVID of the same entry works', async () => {
+      const admin = await register(s, 'ops/revoked-admin', { admin: true });
+      const serialHex = ParsedCertificate.fromDer(admin.chain[0]!).serialHex;
+      await s.client.revokeSvid({ serialHex, reason: 'laptop stolen' });
+      await asAdminCaller(admin, (p) =>
+        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.REVOKED, serialHex),
+      );
+      const { token } = await s.client.createJoinToken({ spiffeId: admin.spiffeId });
+      const k = newKey();
+      const r = await attest(pub.attestation, {
+        attestorType: 'join_token',
+        evidence: Buffer.from(token),
+        csr: k.csr,
+      });
+      await asAdminCaller({ key: k.key, chain: r.svid!.certChain }, async (p) => {
+        assert.ok(((await p) as { entries: unknown[] }).entries.length >= 1);
+      });
     });
-    try {
-      const res = (await list(admin)) as { entries: unknown[] };
-      assert.ok(res.entries.length >= 2);
-    } finally {
-      admin.close();
-    }
+
+    it('a session SVID of an admin entry is PERMISSION_DENIED: live ERR_UNAUTHORIZED, ended ERR_SESSION_ENDED', async () => {
+      const admin = await register(s, 'ops/session-admin', { admin: true, allowedScopes: ['ops'] });
+      const { agent: session, res } = await startSession(s, admin, { scopes: ['ops'] });
+      await asAdminCaller(session, (p) =>
+        rejectsCode(p, grpc.status.PERMISSION_DENIED, ErrorCode.UNAUTHORIZED, res.sessionId, 'workload SVID'),
+      );
+      await s.client.endSession({ sessionId: res.sessionId, reason: 'task done' });
+      await asAdminCaller(session, (p) =>
+        rejectsCode(p, grpc.status.PERMISSION_DENIED, ErrorCode.SESSION_ENDED, res.sessionId),
+      );
+      // The entry's workload SVID keeps its admin rights.
+      await asAdminCaller(admin, async (p) => {
+        assert.ok(((await p) as { entries: unknown[] }).entries.length >= 1);
+      });
+    });
+
+    it('an SVID of another trust domain is UNAUTHENTICATED ERR_WRONG_TRUST_DOMAIN, of another CA ERR_UNKNOWN_AUTHORITY', async () => {
+      await asAdminCaller(foreignSvid('other.example', 'spiffe://other.example/ops/admin'), (p) =>
+        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.WRONG_TRUST_DOMAIN, 'other.example'),
+      );
+      await asAdminCaller(foreignSvid(TD, `spiffe://${TD}/ops/admin`), (p) =>
+        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.UNKNOWN_AUTHORITY),
+      );
+    });
+
+    it('an expired SVID of this CA is UNAUTHENTICATED ERR_SVID_EXPIRED', async () => {
+      await asAdminCaller(await expiredSvid(`spiffe://${TD}/ops/admin`), (p) =>
+        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.SVID_EXPIRED),
+      );
+    });
   });
 
   it('a deleted entry stops renewal (PERMISSION_DENIED)', async () => {
@@ -396,7 +636,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     }
   });
 
-  it('after a restart on the same data dir: entries, CA, bundle and spent tokens persist; old SVIDs verify', async () => {
+  it('after a restart on the same data dir: entries, CA, bundle and spent tokens persist; every SVID verifies and renews', async () => {
     const bundleBefore = s.running.ca.bundle();
     await stop();
     await start();
@@ -406,25 +646,77 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
       bundleAfter.x509Authorities.map((c) => c.sha256Hex),
       bundleBefore.x509Authorities.map((c) => c.sha256Hex),
     );
-    const { entry } = await s.client.getEntry({ id: demoEntryId });
-    assert.equal(entry?.spiffeId, demoId);
-    const { bundle } = await getBundle(pub);
-    verifyX509Svid(firstSvid!.chain, bundleOf(bundle!.x509AuthoritiesPem));
-    await rejectsGrpc(
+    const reloaded = await currentBundle();
+    for (const attestor of ATTESTORS) {
+      const h = heldOf(attestor);
+      assert.ok(h.renewed, `${attestor} was not renewed`);
+      const { entry } = await s.client.getEntry({ id: h.entryId });
+      assert.equal(entry?.spiffeId, h.spiffeId);
+      assert.equal(entry?.x509SvidTtlSeconds, h.ttlSeconds);
+      for (const [what, chain] of [
+        ['original', h.chain],
+        ['renewed', h.renewed.chain],
+      ] as const) {
+        const v = verifyX509Svid(chain, reloaded);
+        assert.equal(v.id.toString(), h.spiffeId, `${attestor} ${what}`);
+      }
+      // Both still renew over mTLS against the restarted server.
+      for (const identity of [h, h.renewed]) {
+        const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, identity);
+        try {
+          const res = await renewCall(mtls, newKey().csr);
+          assert.equal(res.svid?.spiffeId, h.spiffeId);
+          verifyX509Svid(res.svid!.certChain, reloaded);
+        } finally {
+          mtls.close();
+        }
+      }
+    }
+    await rejectsCode(
       attest(pub.attestation, {
         attestorType: 'join_token',
         evidence: Buffer.from(spentToken),
         csr: newKey().csr,
       }),
       grpc.status.UNAUTHENTICATED,
+      ErrorCode.TOKEN_SPENT,
     );
-    // And the old SVID still renews over mTLS against the restarted server.
-    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, firstSvid);
-    try {
-      const res = await renewCall(mtls, newKey().csr);
-      assert.equal(res.svid?.spiffeId, demoId);
-    } finally {
-      mtls.close();
-    }
+  });
+
+  /** An SVID signed by this CA for a fresh key a minute ago, with a one-second lifetime. */
+  async function expiredSvid(spiffeId = demoId): Promise<ClientIdentity> {
+    const k = newKey();
+    const expired = await s.running.ca.signX509Svid({
+      spiffeId,
+      publicKey: createPublicKey(k.key),
+      ttlSeconds: 1,
+      now: new Date(Date.now() - 60_000),
+    });
+    assert.ok(expired.cert.notAfter.getTime() < Date.now());
+    return { key: k.key, chain: expired.chain };
+  }
+});
+
+/** Everything in the agent context but provenance (a renewal records its own) is carried over. */
+function assertSameContext(renewed: VerifiedSvid, before: VerifiedSvid): void {
+  const { provenance: p1, ...a } = renewed.context!;
+  const { provenance: p0, ...b } = before.context!;
+  assert.ok(p1 && p0);
+  assert.deepEqual(a, b);
+}
+
+describe('verifyPeerSvid without a readable TLS socket', () => {
+  it('refuses with ERR_CLIENT_CERT_REJECTED and a message covering both "none sent" and "refused"', () => {
+    // A call object that is not a grpc-js call: the socket cannot be found, so the refusal cannot be precise.
+    const call = { getAuthContext: () => ({}) };
+    const ca = undefined as unknown as Parameters<typeof verifyPeerSvid>[1];
+    assert.throws(
+      () => verifyPeerSvid(call, ca, new Date()),
+      (e: unknown) =>
+        isLanyardError(e) &&
+        e.code === ErrorCode.CLIENT_CERT_REJECTED &&
+        e.message.includes('none was sent') &&
+        e.message.includes('expired'),
+    );
   });
 });
