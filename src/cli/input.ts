@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { isLanyardError } from '../errors';
+import { SpiffeId, TrustDomain } from '../spiffe';
 import { usageError } from './cli-error';
 
 /** Read a file the user named on the command line; a missing or unreadable file is a usage error (exit 2). */
@@ -29,10 +31,60 @@ export function parseDuration(value: string, flag: string): number {
   return seconds;
 }
 
+// Date and time are required, seconds and fractions optional, and the zone must be named: a time without
+// one would mean the local zone of whoever runs the command, which a script cannot see.
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A strict ISO 8601 time such as 2026-11-30T04:30:00Z or 2026-11-30T05:30+01:00. `new Date()` alone rolls
+ * impossible dates over (2026-02-30 becomes March 2), so the fields must survive a round trip unchanged.
+ */
 export function parseIsoTime(value: string, flag: string): Date {
-  const d = new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(d.getTime())) {
-    throw usageError(`${flag} must be an ISO 8601 time, got "${value}"`);
+  const refuse = (why: string) =>
+    usageError(`${flag} must be an ISO 8601 time like 2026-11-30T04:30:00Z, got "${value}"${why}`);
+  const m = ISO_8601.exec(value);
+  if (m === null) throw refuse('');
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(
+    Number,
+  ) as [number, number, number, number, number, number];
+  const wall = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  wall.setUTCFullYear(year); // Date.UTC maps years 0-99 to 1900-1999
+  if (
+    wall.getUTCFullYear() !== year ||
+    wall.getUTCMonth() !== month - 1 ||
+    wall.getUTCDate() !== day ||
+    wall.getUTCHours() !== hour ||
+    wall.getUTCMinutes() !== minute ||
+    wall.getUTCSeconds() !== second
+  ) {
+    throw refuse(': no such date or time');
   }
-  return d;
+  const zone = m[8]!;
+  let offsetMinutes = 0;
+  if (zone !== 'Z') {
+    const [oh, om] = zone.slice(1).split(':').map(Number) as [number, number];
+    if (oh > 23 || om > 59) throw refuse(': no such zone offset');
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (oh * 60 + om);
+  }
+  const millis = m[7] !== undefined ? Math.floor(Number(m[7]) * 1000) : 0;
+  return new Date(wall.getTime() + millis - offsetMinutes * 60_000);
+}
+
+/** A --trust-domain value; a malformed name is a usage error (exit 2), not a rejection. */
+export function parseTrustDomainFlag(value: string, flag: string): TrustDomain {
+  return asUsageError(() => TrustDomain.parse(value), flag);
+}
+
+/** A SPIFFE ID flag value; a malformed ID is a usage error (exit 2), not a rejection. */
+export function parseSpiffeIdFlag(value: string, flag: string): SpiffeId {
+  return asUsageError(() => SpiffeId.parse(value), flag);
+}
+
+function asUsageError<T>(parse: () => T, flag: string): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (isLanyardError(e)) throw usageError(`${flag}: ${e.message}`);
+    throw e;
+  }
 }

@@ -3,8 +3,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createPublicKey } from 'node:crypto';
 import { toSpiffeBundle, X509Bundle } from '../../src/bundle';
+import { loadDevCa } from '../../src/ca/dev-ca';
 import { TrustDomain } from '../../src/spiffe';
+import { encodePem } from '../../src/x509/pem';
+import { HOUR, makeLeaf, makeRoot } from '../verify/helpers/certs';
 
 const BIN = join(__dirname, '..', '..', 'bin', 'lanyard.js');
 
@@ -108,8 +112,106 @@ describe('lanyard ca / svid commands (dev CA end to end)', function () {
     assert.equal(r.status, 1);
     const j = JSON.parse(r.stdout) as { valid: boolean; code: string };
     assert.equal(j.valid, false);
-    // Both dev roots share a subject name, so the path is built and the signature check is what fails.
-    assert.ok(['ERR_UNKNOWN_AUTHORITY', 'ERR_SIGNATURE_INVALID'].includes(j.code), j.code);
+    // The bundle names other.org, so the example.org SVID is refused for its trust domain first.
+    assert.equal(j.code, 'ERR_WRONG_TRUST_DOMAIN');
+    // Told to treat other.org's CA as example.org's, the path is built (both dev roots share a subject
+    // name) and the signature check is what fails.
+    const forced = lanyard(
+      dir,
+      'svid',
+      'verify',
+      '--chain',
+      'w/svid.pem',
+      '--bundle',
+      'other/ca.pem',
+      '--trust-domain',
+      'example.org',
+      '--json',
+    );
+    assert.equal(forced.status, 1);
+    const code = (JSON.parse(forced.stdout) as { code: string }).code;
+    assert.ok(['ERR_UNKNOWN_AUTHORITY', 'ERR_SIGNATURE_INVALID'].includes(code), code);
+  });
+
+  describe('the trust domain comes from the bundle, never from the SVID', () => {
+    before(() => {
+      // A leaf claiming other.org, signed by example.org's CA: the dev mint refuses it, so forge it directly.
+      const ca = loadDevCa(join(dir, 'ca'));
+      const now = Date.now();
+      const evil = makeLeaf(
+        'spiffe://other.org/agent/evil',
+        {
+          cert: ca.cert,
+          key: { privateKey: ca.key, publicKey: createPublicKey(ca.key) },
+        },
+        { notBefore: new Date(now - 60_000), notAfter: new Date(now + HOUR) },
+      );
+      writeFileSync(join(dir, 'evil.pem'), encodePem('CERTIFICATE', evil.cert.der));
+      const exampleOrg = X509Bundle.fromPem(
+        TrustDomain.parse('example.org'),
+        readFileSync(join(dir, 'ca', 'ca.pem'), 'utf8'),
+      );
+      writeFileSync(join(dir, 'example.jwks'), JSON.stringify(toSpiffeBundle(exampleOrg)));
+      writeFileSync(
+        join(dir, 'two-domains.pem'),
+        readFileSync(join(dir, 'ca', 'ca.pem'), 'utf8') + readFileSync(join(dir, 'other', 'ca.pem'), 'utf8'),
+      );
+      writeFileSync(join(dir, 'unnamed.pem'), encodePem('CERTIFICATE', makeRoot('x', { uris: [] }).cert.der));
+      writeFileSync(join(dir, 'empty.jwks'), '{"keys":[]}');
+    });
+
+    for (const bundle of ['ca/ca.pem', 'example.jwks']) {
+      it(`refuses a leaf claiming another trust domain, signed by example.org's CA (${bundle})`, () => {
+        const r = lanyard(dir, 'svid', 'verify', '--chain', 'evil.pem', '--bundle', bundle, '--json');
+        assert.equal(r.status, 1, r.stdout + r.stderr);
+        const j = JSON.parse(r.stdout) as { valid: boolean; code: string; message: string };
+        assert.equal(j.valid, false);
+        assert.equal(j.code, 'ERR_WRONG_TRUST_DOMAIN');
+        const text = lanyard(dir, 'svid', 'verify', '--chain', 'evil.pem', '--bundle', bundle);
+        assert.equal(text.status, 1);
+        assert.match(text.stdout, /^REJECTED: ERR_WRONG_TRUST_DOMAIN/);
+        assert.doesNotMatch(text.stdout, /OK/);
+      });
+
+      it(`still accepts the genuine example.org SVID with ${bundle} and no --trust-domain`, () => {
+        const r = lanyard(dir, 'svid', 'verify', '--chain', 'w/svid.pem', '--bundle', bundle);
+        assert.equal(r.status, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /^OK: spiffe:\/\/example.org\/agent\/planner/);
+      });
+    }
+
+    it('asks for --trust-domain (exit 2) when the bundle names several trust domains or none', () => {
+      const two = lanyard(dir, 'svid', 'verify', '--chain', 'w/svid.pem', '--bundle', 'two-domains.pem');
+      assert.equal(two.status, 2);
+      assert.match(two.stderr, /several trust domains \(example.org, other.org\): pass --trust-domain/);
+      const none = lanyard(dir, 'svid', 'verify', '--chain', 'w/svid.pem', '--bundle', 'unnamed.pem');
+      assert.equal(none.status, 2);
+      assert.match(none.stderr, /names no trust domain.*--trust-domain/);
+      const empty = lanyard(dir, 'svid', 'verify', '--chain', 'w/svid.pem', '--bundle', 'empty.jwks');
+      assert.equal(empty.status, 2);
+      assert.match(empty.stderr, /--trust-domain/);
+    });
+
+    it('with --trust-domain, only CAs of that domain count: a mixed bundle passes, foreign CAs and an empty JWKS refuse', () => {
+      const args = ['svid', 'verify', '--chain', 'w/svid.pem', '--trust-domain', 'example.org', '--bundle'];
+      assert.equal(lanyard(dir, ...args, 'two-domains.pem').status, 0);
+      const empty = lanyard(dir, ...args, 'empty.jwks', '--json');
+      assert.equal(empty.status, 1);
+      assert.equal((JSON.parse(empty.stdout) as { code: string }).code, 'ERR_UNKNOWN_AUTHORITY');
+      const evil = lanyard(
+        dir,
+        'svid',
+        'verify',
+        '--chain',
+        'evil.pem',
+        '--trust-domain',
+        'other.org',
+        '--bundle',
+        'ca/ca.pem',
+      );
+      assert.equal(evil.status, 1, "example.org's CA never vouches for other.org");
+      assert.match(evil.stdout, /REJECTED: ERR_UNKNOWN_AUTHORITY/);
+    });
   });
 
   it('verify rejects the SVID after it expired (--at) with exit 1', () => {
@@ -130,6 +232,77 @@ describe('lanyard ca / svid commands (dev CA end to end)', function () {
     const r = lanyard(dir, 'svid', 'verify', '--chain', 'tampered.pem', '--bundle', 'w/bundle.pem', '--json');
     assert.equal(r.status, 1);
     assert.notEqual((JSON.parse(r.stdout) as { code: string }).code, undefined);
+  });
+
+  it('verify --json reports a CERTIFICATE block that is not a certificate as JSON, exit 1', () => {
+    writeFileSync(
+      join(dir, 'badcert.pem'),
+      `-----BEGIN CERTIFICATE-----\n${Buffer.from('not a certificate').toString('base64')}\n-----END CERTIFICATE-----\n`,
+    );
+    const r = lanyard(dir, 'svid', 'verify', '--chain', 'badcert.pem', '--bundle', 'w/bundle.pem', '--json');
+    assert.equal(r.status, 1, r.stderr);
+    const j = JSON.parse(r.stdout) as { valid: boolean; code: string; message: string };
+    assert.equal(j.valid, false);
+    assert.match(j.code, /^ERR_/);
+    assert.ok(j.message.length > 0);
+  });
+
+  it('--at refuses impossible dates, a missing zone and non-ISO text (exit 2), and honours offsets', () => {
+    const verifyAt = (at: string) =>
+      lanyard(dir, 'svid', 'verify', '--chain', 'w/svid.pem', '--bundle', 'w/bundle.pem', '--at', at);
+    for (const bad of [
+      '2026-11-31T04:30:00Z',
+      '2026-02-30T00:00:00Z',
+      '2026-02-29T00:00:00Z',
+      '2026-11-30T24:00:00Z',
+      '2026-11-30T04:60:00Z',
+      '2026-11-30T04:30:00',
+      '2026-11-30',
+      '2026-11-30 04:30:00Z',
+      'Mon, 30 Nov 2026 04:30:00 GMT',
+      '1700000000',
+      '2026-11-30T04:30:00+25:00',
+    ]) {
+      const r = verifyAt(bad);
+      assert.equal(r.status, 2, `${bad}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /--at must be an ISO 8601 time/);
+    }
+    // The SVID lives an hour from mint; one hour and one minute later, written with a +02:00 offset, it has
+    // expired, and 30 minutes later in -05:00 it has not.
+    const zoned = (ms: number, offsetHours: number) => {
+      const local = new Date(ms + offsetHours * HOUR).toISOString().slice(0, 19);
+      const sign = offsetHours < 0 ? '-' : '+';
+      return `${local}${sign}${String(Math.abs(offsetHours)).padStart(2, '0')}:00`;
+    };
+    assert.equal(verifyAt(zoned(Date.now() + 30 * 60_000, -5)).status, 0);
+    assert.equal(verifyAt(zoned(Date.now() + 61 * 60_000, 2)).status, 1);
+    assert.equal(
+      verifyAt('2028-02-29T12:00:00.5Z').status,
+      1,
+      'a real leap day parses (and is after expiry)',
+    );
+  });
+
+  it('malformed flag values are usage errors (exit 2) naming the flag', () => {
+    const cases: [string[], RegExp][] = [
+      [['ca', 'init', '--trust-domain', 'Example.org', '--out', 'bad-ca'], /--trust-domain/],
+      [['svid', 'mint', '--ca', 'ca', '--id', 'SPIFFE://example.org/a', '--out', 'x'], /--id/],
+      [['svid', 'mint', '--ca', 'nope', '--id', 'spiffe://example.org/a', '--out', 'x'], /--ca nope/],
+      [['svid', 'mint', '--ca', 'w', '--id', 'spiffe://example.org/a', '--out', 'x'], /no ca\.pem/],
+      [['svid', 'mint', '--ca', 'ca', '--id', 'spiffe://example.org/a', '--out', 'x', '--ttl', '0'], /--ttl/],
+      [['ca', 'init', '--trust-domain', 'example.org', '--out', 'bad-ca', '--ttl', '-1d'], /--ttl/],
+      [
+        ['svid', 'verify', '--chain', 'w/svid.pem', '--bundle', 'w/bundle.pem', '--trust-domain', 'BAD'],
+        /--trust-domain/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = lanyard(dir, ...args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stdout, /REJECTED/);
+    }
+    assert.throws(() => statSync(join(dir, 'bad-ca')), 'nothing written for a refused ca init');
   });
 
   it('usage errors exit 2: missing flags, unreadable files, bad times', () => {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { initDevCa } from '../../ca/dev-ca';
 import { type KeyAlgorithm } from '../../x509/keys';
 import { usageError } from '../cli-error';
-import { parseDuration } from '../input';
+import { parseDuration, parseTrustDomainFlag } from '../input';
 import { runAction } from '../run-action';
 import { registerCaServerCommands } from './ca-server';
 import { join } from 'node:path';
@@ -36,6 +36,7 @@ export function registerCaCommands(program: Command): void {
         if (!KEY_ALGORITHMS.includes(opts.key as KeyAlgorithm)) {
           throw usageError(`--key must be one of ${KEY_ALGORITHMS.join(', ')}`);
         }
+        parseTrustDomainFlag(opts.trustDomain, '--trust-domain');
         const ttlSeconds = parseDuration(opts.ttl, '--ttl');
         const dev = initDevCa({
           trustDomain: opts.trustDomain,

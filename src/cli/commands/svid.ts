@@ -1,15 +1,17 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
-import { BundleError, ErrorCode, isLanyardError } from '../../errors';
-import { X509Bundle, parseSpiffeBundle } from '../../bundle';
+import { isLanyardError } from '../../errors';
+import type { X509Bundle } from '../../bundle';
 import {
+  CA_CERT_FILE,
   DEV_SVID_DEFAULT_TTL_SECONDS,
   loadDevCa,
   mintSvid,
   writeSvidFiles,
   type MintedSvid,
 } from '../../ca/dev-ca';
-import { SpiffeId, TrustDomain } from '../../spiffe';
 import { ParsedCertificate } from '../../x509/certificate';
 import {
   AGENT_CONTEXT_OID,
@@ -26,7 +28,14 @@ import { verifyX509Svid } from '../../verify';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED } from '../exit-codes';
 import { describeSvidText, isoSeconds } from '../format/svid-text';
-import { parseDuration, parseIsoTime, readInputFile } from '../input';
+import { readBundleFile } from '../bundle-file';
+import {
+  parseDuration,
+  parseIsoTime,
+  parseSpiffeIdFlag,
+  parseTrustDomainFlag,
+  readInputFile,
+} from '../input';
 import { runAction } from '../run-action';
 import { registerSvidRevokeCommand } from './session';
 
@@ -49,7 +58,8 @@ export function registerSvidCommands(program: Command): void {
       runAction(
         (opts: { ca: string; id: string; out: string; ttl: string; context?: string; dns?: string[] }) => {
           const ttlSeconds = parseDuration(opts.ttl, '--ttl');
-          SpiffeId.parse(opts.id);
+          parseSpiffeIdFlag(opts.id, '--id');
+          requireDevCaDir(opts.ca);
           const ca = loadDevCa(opts.ca);
           const contextDer =
             opts.context !== undefined
@@ -101,14 +111,8 @@ export function registerSvidCommands(program: Command): void {
           if (token === undefined || token === '') {
             throw usageError('a join token is needed: --join-token-file, --join-token or LANYARD_JOIN_TOKEN');
           }
-          const bundleText = readInputFile(opts.bundle, 'bundle');
-          const trustDomain = trustDomainOfBundle(bundleText);
-          const svid = await fetchWithJoinToken(
-            opts.server,
-            readBundle(trustDomain, bundleText),
-            token,
-            opts.spiffeId,
-          );
+          const bundle = readBundleFile(readInputFile(opts.bundle, 'bundle'), undefined);
+          const svid = await fetchWithJoinToken(opts.server, bundle, token, opts.spiffeId);
           const files = writeSvidFiles(opts.out, svid);
           process.stdout.write(
             `got ${svid.cert.uriSans[0] ?? '?'} (serial ${svid.cert.serialHex}, until ${isoSeconds(svid.cert.notAfter)})\n` +
@@ -151,20 +155,27 @@ export function registerSvidCommands(program: Command): void {
     )
     .requiredOption('--chain <file>', 'PEM file: the SVID first, then any intermediates')
     .requiredOption('--bundle <file>', 'trust bundle: PEM certificates or a SPIFFE bundle (JWKS)')
-    .option('--trust-domain <td>', 'trust domain of the bundle (default: that of the SVID)')
+    .option(
+      '--trust-domain <td>',
+      "trust domain of the bundle (default: the one its CA certificates name; never the SVID's own claim)",
+    )
     .option('--at <time>', 'verify as of this ISO 8601 time (default now)')
     .option('--json', 'print JSON')
     .action(
       runAction(
         (opts: { chain: string; bundle: string; trustDomain?: string; at?: string; json?: boolean }) => {
           const at = opts.at !== undefined ? parseIsoTime(opts.at, '--at') : new Date();
-          const chain = readChain(opts.chain);
+          const trustDomain =
+            opts.trustDomain !== undefined
+              ? parseTrustDomainFlag(opts.trustDomain, '--trust-domain')
+              : undefined;
+          const chainText = readInputFile(opts.chain, 'certificate file');
           const bundleText = readInputFile(opts.bundle, 'bundle');
           try {
-            const leafId = SpiffeId.parse(chain[0]!.uriSans[0] ?? '');
-            const td = opts.trustDomain ?? leafId.trustDomain.name;
-            const bundle = readBundle(td, bundleText);
-            const result = verifyX509Svid(chain, bundle, { at, trustDomain: td });
+            // Inside the try: a certificate that is not DER is a rejection, reported like any other.
+            const chain = parseChain(opts.chain, chainText);
+            const bundle = readBundleFile(bundleText, trustDomain);
+            const result = verifyX509Svid(chain, bundle, { at, trustDomain: bundle.trustDomain });
             if (opts.json === true) {
               printJson({
                 valid: true,
@@ -229,24 +240,12 @@ function isServiceError(e: unknown): e is { code: number; details: string } {
   );
 }
 
-/** The trust domain named by the bundle's first CA (its URI SAN), or by the SPIFFE bundle's certificates. */
-function trustDomainOfBundle(text: string): string {
-  const pem = text.trimStart().startsWith('{') ? undefined : text;
-  const ders =
-    pem !== undefined
-      ? decodePemBlocks(pem, 'CERTIFICATE')
-      : ((JSON.parse(text) as { keys?: { x5c?: string[] }[] }).keys ?? []).flatMap((k) =>
-          (k.x5c ?? []).slice(0, 1).map((b) => new Uint8Array(Buffer.from(b, 'base64'))),
-        );
-  for (const der of ders) {
-    const uri = ParsedCertificate.fromDer(der).uriSans[0];
-    if (uri !== undefined) return SpiffeId.parse(uri).trustDomain.name;
-  }
-  throw usageError('the bundle names no trust domain (no CA with a spiffe:// URI SAN)');
+function readChain(file: string): ParsedCertificate[] {
+  return parseChain(file, readInputFile(file, 'certificate file'));
 }
 
-function readChain(file: string): ParsedCertificate[] {
-  const text = readInputFile(file, 'certificate file');
+/** Text that is not PEM is a usage error; a CERTIFICATE block that is not a certificate is a typed error. */
+function parseChain(file: string, text: string): ParsedCertificate[] {
   let ders: Uint8Array[];
   try {
     ders = decodePemBlocks(text, 'CERTIFICATE');
@@ -256,12 +255,11 @@ function readChain(file: string): ParsedCertificate[] {
   return ders.map((der) => ParsedCertificate.fromDer(der));
 }
 
-/** A bundle file is either PEM certificates or a SPIFFE bundle document (JSON); the first byte tells which. */
-function readBundle(trustDomainName: string, text: string): X509Bundle {
-  const trustDomain = TrustDomain.parse(trustDomainName);
-  if (text.trimStart().startsWith('{')) return parseSpiffeBundle(trustDomain, text);
-  if (text.includes('-----BEGIN')) return X509Bundle.fromPem(trustDomain, text);
-  throw new BundleError(ErrorCode.INVALID_BUNDLE, 'bundle file is neither PEM nor a SPIFFE bundle (JSON)');
+/** The dev CA directory must exist and hold ca.pem: naming the wrong directory is a usage error (exit 2). */
+function requireDevCaDir(dir: string): void {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw usageError(`--ca ${dir}: no such directory`);
+  if (!existsSync(join(dir, CA_CERT_FILE)))
+    throw usageError(`--ca ${dir}: no ${CA_CERT_FILE} there (lanyard ca init)`);
 }
 
 function contextOf(cert: ParsedCertificate): AgentContext | undefined {
