@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from './logging';
-import { HEALTH_SERVICE_NAME, reflectionPackageDefinition } from './proto-descriptors';
+import { reflectedServiceNames, reflectionPackageDefinition } from './proto-descriptors';
 
 /** One gRPC service ready to be added to a listener. */
 export interface ServiceRegistration {
@@ -108,7 +108,7 @@ export class LanyardServer {
     const healthWatches = new Set<grpc.ServerWritableStream<unknown, unknown>>();
     addHealthService(server, health, healthWatches);
     new ReflectionService(reflectionPackageDefinition(), {
-      services: [...names, HEALTH_SERVICE_NAME],
+      services: reflectedServiceNames(names),
     }).addToServer(server);
 
     await spec.beforeBind?.();
