@@ -5,6 +5,7 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../src/cli/exit-codes';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
@@ -23,6 +24,22 @@ function lanyard(args: string[], env: NodeJS.ProcessEnv = {}, cwd = path.dirname
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd,
       env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** One line as a person pastes it: through sh, in `cwd`, with nothing rewritten. */
+function sh(line: string, cwd: string): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', line], {
+      cwd,
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '' },
     });
     let stdout = '';
     let stderr = '';
@@ -328,6 +345,7 @@ describe('lanyard server run', function () {
     const dir = tempDataDir();
     // Still no config file: the environment moves the listener to a free port, so the test never collides
     // with a dev server (or another run) on the default 127.0.0.1:8081.
+    let logsMustNotHold = '?';
     const child = spawn(process.execPath, [BIN, 'server', 'run', '--data-dir', dir], {
       env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_LISTEN_ADDRESS: '127.0.0.1:0' },
     });
@@ -344,36 +362,50 @@ describe('lanyard server run', function () {
         child.on('close', () => reject(new Error(`server exited early: ${stderr}`)));
       });
       assert.ok(stderr.includes(`admin socket (registration, CA): ${path.join(dir, 'admin.sock')}`), stderr);
-      assert.ok(stderr.includes(`\`lanyard\` is \`node ${BIN}\``), stderr);
+      assert.ok(stderr.includes('paste these lines into a shell, in any directory'), stderr);
       // It prints the port it really bound, and the printed svid fetch step connects there.
       const listening = /attestation\/bundle \(TLS\):\s+(127\.0\.0\.1:(\d+))/.exec(stderr);
       assert.ok(listening && Number(listening[2]) > 0, stderr);
       assert.ok(stderr.includes(`svid fetch --server ${listening[1]} `), stderr);
 
-      // Follow the printed steps as a person would: entry, token, bundle, svid fetch, svid inspect.
-      const work = path.join(dir, 'work');
-      fs.mkdirSync(work);
-      const steps = stderr.split('\n').filter((l) => /^ {2}(\(umask 077; )?lanyard /.test(l));
+      // Follow the printed steps as a person would: paste each line, verbatim, into sh in a fresh directory.
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-first-steps-'));
+      const steps = stderr.split('\n').filter((l) => l.startsWith('  ') && l.includes(` ${BIN} `));
       assert.deepEqual(
-        steps.map((l) => /lanyard (\w+ \w+)/.exec(l)?.[1]),
+        steps.map((l) =>
+          l
+            .slice(l.indexOf(BIN) + BIN.length)
+            .trim()
+            .split(' ')
+            .slice(0, 2)
+            .join(' '),
+        ),
         ['entry create', 'token create', 'bundle show', 'svid fetch', 'svid inspect'],
       );
+      const caShow = /^The CA: (.*); rotate/m.exec(stderr)?.[1];
+      assert.ok(caShow !== undefined, stderr);
       let inspected = '';
-      for (const line of steps) {
-        const [command = '', redirect] = line
-          .replace(/#.*$/, '')
-          .replace(/^\s*\(umask 077; /, '')
-          .replace(/\)\s*$/, '')
-          .trim()
-          .split(' > ');
-        const r = ok(await lanyard(command.split(/\s+/).slice(1), {}, work));
-        if (redirect !== undefined)
-          fs.writeFileSync(path.join(work, redirect.trim()), r.stdout, { mode: 0o600 });
-        inspected = r.stdout;
+      try {
+        for (const line of [...steps, caShow]) {
+          inspected = ok(await sh(line, work)).stdout;
+        }
+        assert.match(inspected, /bundle of lanyard\.local: sequence 1/, 'ca show ran');
+        const token = fs.readFileSync(path.join(work, 'token'), 'utf8').trim();
+        assert.match(token, /^lanyard_jt_/);
+        assert.equal(fs.statSync(path.join(work, 'token')).mode & 0o077, 0, 'the token file is private');
+        // The SVID the steps got verifies against the bundle they fetched, as the demo workload.
+        const verified = ok(
+          await lanyard(
+            ['svid', 'verify', '--chain', 'svid/svid.pem', '--bundle', 'bundle.pem', '--json'],
+            {},
+            work,
+          ),
+        );
+        assert.equal((JSON.parse(verified.stdout) as { id: string }).id, `${TD}/agents/demo`);
+        logsMustNotHold = token;
+      } finally {
+        fs.rmSync(work, { recursive: true, force: true });
       }
-      assert.match(inspected, /SPIFFE ID:\s+spiffe:\/\/lanyard\.local\/agents\/demo/);
-      const token = fs.readFileSync(path.join(work, 'token'), 'utf8').trim();
-      assert.match(token, /^lanyard_jt_/);
 
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
@@ -385,7 +417,7 @@ describe('lanyard server run', function () {
         .map((l) => JSON.parse(l) as { msg?: string });
       assert.ok(lines.some((l) => l.msg === 'lanyard server ready'));
       assert.ok(lines.some((l) => l.msg === 'shut down'));
-      assert.ok(!stdout.includes(token));
+      assert.ok(!stdout.includes(logsMustNotHold));
     } finally {
       // A failed assertion must not leave the server running (and its data dir behind).
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

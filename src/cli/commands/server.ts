@@ -57,12 +57,14 @@ function banner(config: ServerConfig, publicAddress: string): string {
   const defaultSocket = path.join(config.dataDir, 'admin.sock');
   const target =
     config.adminSocketPath === defaultSocket
-      ? `--data-dir ${config.dataDir}`
-      : `--socket ${config.adminSocketPath}`;
+      ? `--data-dir ${shellWord(path.resolve(config.dataDir))}`
+      : `--socket ${shellWord(path.resolve(config.adminSocketPath))}`;
   const id = `spiffe://${config.trustDomain}/agents/demo`;
   const listening = publicAddress || formatHostPort(config.listenAddress);
   // This file is src/cli/commands/server.ts or dist/cli/commands/server.js: bin/ is three levels up.
-  const bin = path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
+  // Nothing puts `lanyard` on PATH after `npm ci` (and `npx lanyard` would ask the registry), so the steps
+  // name the script itself: each line then runs as pasted, from any directory.
+  const lanyard = `node ${shellWord(path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js'))}`;
   return [
     `Lanyard server running, trust domain ${config.trustDomain}`,
     `  admin socket (registration, CA): ${config.adminSocketPath}`,
@@ -70,14 +72,14 @@ function banner(config: ServerConfig, publicAddress: string): string {
     `  attestation/bundle (TLS):        ${listening}`,
     `  server identity:                 spiffe://${config.trustDomain}/lanyard/server`,
     '',
-    `Register a first workload and get it an SVID (\`lanyard\` is \`node ${bin}\` unless it is on your PATH):`,
-    `  lanyard entry create ${target} --spiffe-id ${id} --selector unix:uid:${process.getuid?.() ?? 1000}`,
-    `  (umask 077; lanyard token create ${target} --spiffe-id ${id} > token)   # single use, 10 minutes`,
-    `  lanyard bundle show ${target} > bundle.pem`,
-    `  lanyard svid fetch --server ${connectAddress(config, listening)} --bundle bundle.pem --join-token-file token --out svid/`,
-    '  lanyard svid inspect svid/svid.pem',
+    'Register a first workload and get it an SVID (paste these lines into a shell, in any directory):',
+    `  ${lanyard} entry create ${target} --spiffe-id ${id} --selector unix:uid:${process.getuid?.() ?? 1000}`,
+    `  (umask 077; ${lanyard} token create ${target} --spiffe-id ${id} > token)   # single use, 10 minutes`,
+    `  ${lanyard} bundle show ${target} > bundle.pem`,
+    `  ${lanyard} svid fetch --server ${connectAddress(config, listening)} --bundle bundle.pem --join-token-file token --out svid/`,
+    `  ${lanyard} svid inspect svid/svid.pem`,
     '',
-    `The CA: lanyard ca show ${target}; rotate by hand with lanyard ca rotate (see README).`,
+    `The CA: ${lanyard} ca show ${target}; rotate it by hand with \`ca rotate\` (see README).`,
     'Stop with Ctrl-C or SIGTERM (in-flight calls are drained first).',
     '',
   ].join('\n');
@@ -88,6 +90,11 @@ function connectAddress(config: ServerConfig, listening: string): string {
   const { host } = config.listenAddress;
   if (host !== '0.0.0.0' && host !== '::') return listening;
   return listening.replace(host === '::' ? '[::]' : '0.0.0.0', host === '::' ? '[::1]' : '127.0.0.1');
+}
+
+/** A path as one sh word: bare when it holds only safe characters, else single-quoted. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 function errorText(e: unknown): string {
