@@ -530,6 +530,9 @@ function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields
       const permitted = parts[k]?.tag === TAG_CONTEXT_0_CONSTRUCTED ? readSubtrees(v, parts[k++]!) : [];
       const excluded = parts[k]?.tag === 0xa1 ? readSubtrees(v, parts[k++]!) : [];
       if (k !== parts.length) throw new DerFramingError('NameConstraints has unexpected elements');
+      // RFC 5280 §4.2.1.10: "conforming CAs MUST NOT issue certificates where name constraints is an empty
+      // sequence"; refused rather than read as "no constraint", so a CA's mistake never passes silently.
+      if (k === 0) throw new DerFramingError('NameConstraints is empty (neither permitted nor excluded)');
       out.nameConstraints = { permitted, excluded };
       return;
     }
@@ -538,17 +541,31 @@ function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields
   }
 }
 
-/** GeneralSubtrees ::= SEQUENCE OF GeneralSubtree { base, [0] minimum DEFAULT 0, [1] maximum OPTIONAL }. */
+/**
+ * GeneralSubtrees ::= SEQUENCE OF GeneralSubtree { base, [0] minimum DEFAULT 0, [1] maximum OPTIONAL }.
+ * RFC 5280 §4.2.1.10: within this profile minimum MUST be zero and maximum MUST be absent. DER omits a zero
+ * minimum, so neither field may appear at all. The matcher ignores both; reading a subtree with minimum 1 as
+ * if it were 0 would widen a permitted set, so a certificate that carries either is refused instead.
+ */
 function readSubtrees(v: Uint8Array, tlv: Tlv): NameSubtree[] {
-  return readChildren(v, tlv).map((st) => {
+  const subtrees = readChildren(v, tlv);
+  if (subtrees.length === 0) throw new DerFramingError('GeneralSubtrees is empty (SIZE (1..MAX))');
+  return subtrees.map((st) => {
     const parts = readChildren(v, expectTag(st, TAG_SEQUENCE, 'GeneralSubtree'));
     const base = readGeneralName(v, parts[0]);
     let k = 1;
     if (parts[k]?.tag === 0x80) {
-      if (readUnsignedNumber(v, parts[k++]!) === 0)
-        throw new DerFramingError('minimum encodes 0, the DEFAULT');
+      const minimum = readUnsignedNumber(v, parts[k++]!);
+      throw new DerFramingError(
+        minimum === 0
+          ? 'GeneralSubtree minimum encodes 0, the DEFAULT'
+          : `GeneralSubtree minimum is ${minimum}; RFC 5280 requires 0 (absent)`,
+      );
     }
-    if (parts[k]?.tag === TAG_CTX_1_PRIMITIVE) readUnsignedNumber(v, parts[k++]!);
+    if (parts[k]?.tag === TAG_CTX_1_PRIMITIVE) {
+      readUnsignedNumber(v, parts[k++]!);
+      throw new DerFramingError('GeneralSubtree maximum is present; RFC 5280 requires it absent');
+    }
     if (k !== parts.length) throw new DerFramingError('GeneralSubtree has unexpected elements');
     return base.kind === 'uri' || base.kind === 'dns' ? base : { kind: 'other', value: '' };
   });

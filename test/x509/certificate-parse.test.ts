@@ -1128,6 +1128,53 @@ describe('ParsedCertificate parsing', function () {
         /DEFAULT/,
       ],
       [
+        'name constraints with a minimum of 1 (RFC 5280: MUST be 0; ignoring it would widen the permitted set)',
+        () =>
+          certDer({
+            extensions: [
+              ext('2.5.29.30', t(0x30, t(0xa0, t(0x30, t(0x82, ascii('a.b')), t(0x80, bytes(1))))), TRUE),
+            ],
+          }),
+        /minimum is 1; RFC 5280 requires 0/,
+      ],
+      [
+        'name constraints with a maximum (RFC 5280: MUST be absent)',
+        () =>
+          certDer({
+            extensions: [
+              ext('2.5.29.30', t(0x30, t(0xa1, t(0x30, t(0x82, ascii('a.b')), t(0x81, bytes(0))))), TRUE),
+            ],
+          }),
+        /maximum is present/,
+      ],
+      [
+        'name constraints with a minimum and a maximum',
+        () =>
+          certDer({
+            extensions: [
+              ext(
+                '2.5.29.30',
+                t(
+                  0x30,
+                  t(0xa0, t(0x30, t(0x86, ascii('example.org')), t(0x80, bytes(2)), t(0x81, bytes(5)))),
+                ),
+                TRUE,
+              ),
+            ],
+          }),
+        /minimum is 2/,
+      ],
+      [
+        'empty name constraints (neither permitted nor excluded)',
+        () => certDer({ extensions: [ext('2.5.29.30', t(0x30), TRUE)] }),
+        /NameConstraints is empty/,
+      ],
+      [
+        'name constraints with an empty permitted list',
+        () => certDer({ extensions: [ext('2.5.29.30', t(0x30, t(0xa0)), TRUE)] }),
+        /GeneralSubtrees is empty/,
+      ],
+      [
         'name constraints with excluded before permitted',
         () =>
           certDer({

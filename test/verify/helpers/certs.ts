@@ -78,6 +78,12 @@ const KU_BITS: Record<KeyUsageName, number> = {
 };
 
 export function makeCert(spec: CertSpec): Issued {
+  const { der, key } = makeCertDer(spec);
+  return { cert: ParsedCertificate.fromDer(der), key };
+}
+
+/** The signed DER of the certificate makeCert would parse: for certificates the parser must refuse. */
+export function makeCertDer(spec: CertSpec): { der: Uint8Array; key: KeyPair } {
   const key = spec.key ?? newKey();
   const spkiDer = key.publicKey.export({ type: 'spki', format: 'der' });
   const ski = createHash('sha1').update(spkiDer).digest();
@@ -167,7 +173,7 @@ export function makeCert(spec: CertSpec): Issued {
     signatureAlgorithm: new asn.AlgorithmIdentifier({ algorithm: ECDSA_SHA256 }),
     signatureValue: signature.buffer.slice(signature.byteOffset, signature.byteOffset + signature.byteLength),
   });
-  return { cert: ParsedCertificate.fromDer(new Uint8Array(AsnConvert.serialize(cert))), key };
+  return { der: new Uint8Array(AsnConvert.serialize(cert)), key };
 }
 
 /** A root CA of trust domain `td` in the X509-SVID profile. */
