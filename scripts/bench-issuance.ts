@@ -129,6 +129,7 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
       entry: { spiffeId, selectors: [{ type: 'bench', value: 'agent' }], allowedScopes: ['bench:run'] },
     });
     const rows: string[] = [];
+    let failed = 0;
     for (const n of CONCURRENCY) {
       const result = await runClients({
         address: running.publicAddress,
@@ -142,6 +143,7 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
         ['Attest', result.attest],
         ['Renew', result.renew],
       ] as [string, PhaseResult][]) {
+        failed += r.errors;
         const rate = r.ops / (r.elapsedMs / 1000);
         const label = `${name} (${name === 'Renew' ? 'mTLS' : 'join_token'}), N=${n} concurrent`;
         out(
@@ -155,6 +157,11 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
       }
     }
     out('\nRatios (same run)\n' + rows.join('\n') + '\n');
+    if (failed > 0) {
+      // A rate measured over failing calls is no figure: the run fails (scripts/bench.ts too).
+      process.stderr.write(`bench-issuance: ${failed} calls FAILED\n`);
+      process.exitCode = 1;
+    }
   } finally {
     admin.close();
     await running.close();
