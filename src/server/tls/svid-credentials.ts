@@ -7,10 +7,10 @@
  * SVID or a rotated bundle applies to new connections without re-binding the port; open connections keep
  * the context they were made with, as TLS requires.
  *
- * Client certificates are requested but not required, and not checked by the TLS stack
- * (rejectUnauthorized=false): Attest runs over server-authenticated TLS, while Renew and remote admin
- * calls verify the presented SVID themselves with verifyX509Svid (see peer-svid.ts) — the same verifier
- * users get, with SPIFFE rules OpenSSL does not know.
+ * Client certificates are requested but not required (rejectUnauthorized=false keeps the connection up when
+ * OpenSSL refuses one against the bundle): Attest runs over server-authenticated TLS, while Renew and remote
+ * admin calls verify the presented SVID again with verifyX509Svid (see peer-svid.ts) — the same verifier
+ * users get, with SPIFFE rules OpenSSL does not know. A certificate OpenSSL refused is never accepted.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
