@@ -2,6 +2,8 @@
  * Every rejection Lanyard makes is a typed error with a stable `code` that callers can branch on,
  * and exactly one gRPC status so the server and the verifier helpers report the same reason the same way.
  */
+// Type-only: rules.ts imports nothing, so this adds no runtime dependency or cycle.
+import type { SpiffeIdRuleName } from './spiffe/rules';
 
 /** gRPC status codes (numeric values from the gRPC spec) so this module does not depend on grpc-js. */
 export const GrpcStatus = {
@@ -271,12 +273,26 @@ export class LanyardError extends Error {
   }
 }
 
-/** A SPIFFE ID broke a rule of the SPIFFE-ID standard; the message names the rule. */
-export class InvalidSpiffeIdError extends LanyardError {}
-/** A trust domain name broke a rule of the SPIFFE-ID standard. */
-export class InvalidTrustDomainError extends LanyardError {
-  constructor(message: string) {
-    super(ErrorCode.INVALID_TRUST_DOMAIN, message);
+/**
+ * A SPIFFE ID broke a rule of the SPIFFE-ID standard; the message names the rule, and `rule` carries its
+ * SpiffeIdRule key when the rule is one of the standard's syntax rules.
+ */
+export class InvalidSpiffeIdError extends LanyardError {
+  readonly rule?: SpiffeIdRuleName;
+
+  constructor(code: ErrorCodeValue, message: string, options?: { cause?: unknown; rule?: SpiffeIdRuleName }) {
+    super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    if (options?.rule !== undefined) this.rule = options.rule;
+  }
+}
+/**
+ * A trust domain name broke a rule of the SPIFFE-ID standard. A subclass of InvalidSpiffeIdError, so one
+ * `instanceof InvalidSpiffeIdError` catches every ID and trust-domain parse failure; its code stays
+ * ERR_INVALID_TRUST_DOMAIN.
+ */
+export class InvalidTrustDomainError extends InvalidSpiffeIdError {
+  constructor(message: string, rule?: SpiffeIdRuleName) {
+    super(ErrorCode.INVALID_TRUST_DOMAIN, message, rule !== undefined ? { rule } : undefined);
   }
 }
 /** A bundle (PEM or SPIFFE JWKS) could not be read, or none exists for a trust domain. */

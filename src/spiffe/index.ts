@@ -4,4 +4,4 @@ export { SpiffeId } from './spiffe-id';
 export type { Matcher } from './match';
 export { matchAny, matchId, matchMemberOf, matchOneOf } from './match';
 export { MAX_SPIFFE_ID_BYTES, MAX_TRUST_DOMAIN_BYTES, SPIFFE_SCHEME_PREFIX, SpiffeIdRule } from './rules';
-export type { SpiffeIdRuleMessage } from './rules';
+export type { SpiffeIdRuleMessage, SpiffeIdRuleName } from './rules';

@@ -32,6 +32,17 @@ export const SpiffeIdRule = {
     'path segment characters are limited to letters, numbers, dots, dashes, and underscores',
 } as const;
 export type SpiffeIdRuleMessage = (typeof SpiffeIdRule)[keyof typeof SpiffeIdRule];
+/** The stable key of a rule (`TRUST_DOMAIN_CHARS`): what InvalidSpiffeIdError.rule carries. */
+export type SpiffeIdRuleName = keyof typeof SpiffeIdRule;
+
+const RULE_NAMES = new Map<string, SpiffeIdRuleName>(
+  Object.entries(SpiffeIdRule).map(([name, message]) => [message, name as SpiffeIdRuleName]),
+);
+
+/** The key of a rule, from the message the checks below return. */
+export function ruleName(message: SpiffeIdRuleMessage): SpiffeIdRuleName {
+  return RULE_NAMES.get(message)!;
+}
 
 export const SPIFFE_SCHEME_PREFIX = 'spiffe://';
 /** §2.3: implementations must support IDs up to 2048 bytes; we accept nothing longer. */

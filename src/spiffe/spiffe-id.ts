@@ -4,6 +4,7 @@ import {
   pathSegmentViolation,
   pathViolation,
   quoteInput,
+  ruleName,
   splitSpiffeId,
   SpiffeIdRule,
   type SpiffeIdRuleMessage,
@@ -30,7 +31,8 @@ export class SpiffeId {
 
   /**
    * Parse a SPIFFE ID string, exactly as the standard writes it: no normalisation of case, escapes or dots.
-   * @throws InvalidSpiffeIdError (ERR_INVALID_SPIFFE_ID) whose message names the broken rule.
+   * @throws InvalidSpiffeIdError (ERR_INVALID_SPIFFE_ID) whose message names the broken rule and whose `rule`
+   *   field carries its SpiffeIdRule key.
    */
   static parse(s: string): SpiffeId {
     const parts = splitSpiffeId(s);
@@ -49,6 +51,7 @@ export class SpiffeId {
       throw new InvalidSpiffeIdError(
         ErrorCode.INVALID_SPIFFE_ID,
         `invalid path ${quoteInput(path)}: ${violation}`,
+        { rule: ruleName(violation) },
       );
     }
     return withinLength(new SpiffeId(td, path));
@@ -68,6 +71,7 @@ export class SpiffeId {
         throw new InvalidSpiffeIdError(
           ErrorCode.INVALID_SPIFFE_ID,
           `invalid path segment ${quoteInput(segment)}: ${violation}`,
+          { rule: ruleName(violation) },
         );
       }
     }
@@ -114,5 +118,6 @@ function invalidId(input: unknown, rule: SpiffeIdRuleMessage): InvalidSpiffeIdEr
   return new InvalidSpiffeIdError(
     ErrorCode.INVALID_SPIFFE_ID,
     `invalid SPIFFE ID ${quoteInput(input)}: ${rule}`,
+    { rule: ruleName(rule) },
   );
 }

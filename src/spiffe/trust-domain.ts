@@ -1,9 +1,11 @@
 import { InvalidTrustDomainError } from '../errors';
 import {
   quoteInput,
+  ruleName,
   SPIFFE_SCHEME_PREFIX,
   splitSpiffeId,
   SpiffeIdRule,
+  type SpiffeIdRuleMessage,
   trustDomainNameViolation,
 } from './rules';
 
@@ -27,7 +29,8 @@ export class TrustDomain {
    * value meant to name one workload must not silently widen to the whole trust domain. Callers that do want
    * the trust domain of a workload ID write `SpiffeId.parse(s).trustDomain`.
    *
-   * @throws InvalidTrustDomainError (ERR_INVALID_TRUST_DOMAIN) naming the broken rule.
+   * @throws InvalidTrustDomainError (ERR_INVALID_TRUST_DOMAIN, a subclass of InvalidSpiffeIdError) naming the
+   *   broken rule in its message and its `rule` field.
    */
   static parse(s: string): TrustDomain {
     if (typeof s !== 'string') throw invalid(s, SpiffeIdRule.NOT_A_STRING);
@@ -63,6 +66,6 @@ export class TrustDomain {
   }
 }
 
-function invalid(input: unknown, rule: string): InvalidTrustDomainError {
-  return new InvalidTrustDomainError(`invalid trust domain ${quoteInput(input)}: ${rule}`);
+function invalid(input: unknown, rule: SpiffeIdRuleMessage): InvalidTrustDomainError {
+  return new InvalidTrustDomainError(`invalid trust domain ${quoteInput(input)}: ${rule}`, ruleName(rule));
 }

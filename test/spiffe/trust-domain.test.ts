@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { GrpcStatus, InvalidTrustDomainError } from '../../src/errors';
-import { SpiffeIdRule, TrustDomain } from '../../src/spiffe';
+import { GrpcStatus, InvalidSpiffeIdError, InvalidTrustDomainError, LanyardError } from '../../src/errors';
+import { SpiffeId, SpiffeIdRule, TrustDomain } from '../../src/spiffe';
 import { assertTrustDomainRule } from './assert-rule';
 
 const R = SpiffeIdRule;
@@ -74,8 +74,65 @@ describe('TrustDomain.parse', () => {
       assert.ok(e instanceof InvalidTrustDomainError);
       assert.equal(e.code, 'ERR_INVALID_TRUST_DOMAIN');
       assert.equal(e.grpcStatus, GrpcStatus.INVALID_ARGUMENT);
+      assert.equal(e.name, 'InvalidTrustDomainError');
       assert.equal(e.message, `invalid trust domain "Example.org": ${R.TRUST_DOMAIN_CHARS}`);
+      assert.equal(e.rule, 'TRUST_DOMAIN_CHARS');
     }
+  });
+
+  it('is an InvalidSpiffeIdError too, so one instanceof catches every ID and trust-domain parse failure', () => {
+    const failures: [string, () => unknown, string, string][] = [
+      [
+        'TrustDomain.parse',
+        () => TrustDomain.parse('Example.org'),
+        'ERR_INVALID_TRUST_DOMAIN',
+        'TRUST_DOMAIN_CHARS',
+      ],
+      [
+        'TrustDomain.parse (URI form)',
+        () => TrustDomain.parse('spiffe://example.org/w'),
+        'ERR_INVALID_TRUST_DOMAIN',
+        'TRUST_DOMAIN_WITH_PATH',
+      ],
+      [
+        'SpiffeId.fromPath (bad trust domain)',
+        () => SpiffeId.fromPath('a:b', '/w'),
+        'ERR_INVALID_TRUST_DOMAIN',
+        'TRUST_DOMAIN_PORT',
+      ],
+      [
+        'SpiffeId.fromSegments (bad trust domain)',
+        () => SpiffeId.fromSegments('', 'w'),
+        'ERR_INVALID_TRUST_DOMAIN',
+        'TRUST_DOMAIN_MISSING',
+      ],
+      [
+        'SpiffeId.parse',
+        () => SpiffeId.parse('spiffe://Example.org/w'),
+        'ERR_INVALID_SPIFFE_ID',
+        'TRUST_DOMAIN_CHARS',
+      ],
+      [
+        'SpiffeId.fromPath (bad path)',
+        () => SpiffeId.fromPath('example.org', 'w'),
+        'ERR_INVALID_SPIFFE_ID',
+        'PATH_LEADING_SLASH',
+      ],
+    ];
+    for (const [what, fn, code, rule] of failures) {
+      assert.throws(fn, (e: unknown) => {
+        assert.ok(
+          e instanceof InvalidSpiffeIdError,
+          `${what}: expected an InvalidSpiffeIdError, got ${String(e)}`,
+        );
+        assert.equal(e.code, code, what);
+        assert.equal(e.rule, rule, what);
+        return true;
+      });
+    }
+    // A valid trust domain still parses (control), and an unrelated LanyardError is not caught by it.
+    assert.equal(TrustDomain.parse('example.org').name, 'example.org');
+    assert.ok(!(new LanyardError('ERR_INVALID_ARGUMENT', 'x') instanceof InvalidSpiffeIdError));
   });
 });
 
