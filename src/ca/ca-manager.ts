@@ -112,6 +112,9 @@ export interface SignedCrl {
   der: Uint8Array;
 }
 
+/** CaManager.readiness: can the server issue now, and until when; or why not. */
+export type CaReadiness = { ready: true; until: Date } | { ready: false; reason: string };
+
 /** What one `tick` did, for logs and tests. */
 export interface TickResult {
   /** Ids of CAs removed because they expired. */
@@ -223,6 +226,28 @@ export class CaManager {
       throw new CaError(ErrorCode.CA_NOT_READY, 'the server SVID has not been issued');
     }
     return this.currentServerSvid;
+  }
+
+  /**
+   * Whether the server can issue right now: an active CA that holds its key and has not expired, and an
+   * unexpired server SVID (without it no TLS client accepts the listener). When ready, `until` is when that
+   * stops being so unless rotation or renewal runs first. For health checks: never throws.
+   */
+  readiness(now: Date = this.clock()): CaReadiness {
+    if (this.closed) return { ready: false, reason: 'the CA is closed' };
+    if (this.snapshot === undefined) return { ready: false, reason: 'the CA has not started' };
+    const active = usableActive(this.snapshot.authorities, now);
+    if (active === undefined) {
+      return { ready: false, reason: 'no active CA can sign (expired, or its key is unavailable)' };
+    }
+    const svid = this.currentServerSvid;
+    if (svid === undefined || now.getTime() >= svid.notAfter.getTime()) {
+      return { ready: false, reason: 'the server SVID has expired' };
+    }
+    return {
+      ready: true,
+      until: new Date(Math.min(active.cert.notAfter.getTime(), svid.notAfter.getTime())),
+    };
   }
 
   /**

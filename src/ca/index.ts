@@ -6,6 +6,7 @@ export { CaManager, CA_KEY_ID_PREFIX, CA_MANAGER_DEFAULTS } from './ca-manager';
 export type {
   CaLogger,
   CaManagerOptions,
+  CaReadiness,
   RotationStep,
   RotationStepResult,
   SignedX509Svid,

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from './logging';
+import { answerMalformedRequests } from './malformed-request';
 import { reflectedServiceNames, reflectionPackageDefinition } from './proto-descriptors';
 
 /** One gRPC service ready to be added to a listener. */
@@ -94,6 +95,18 @@ export class LanyardServer {
     return this.closePromise;
   }
 
+  /**
+   * Sets the health status of `names` ('' is the server as a whole) on every listener that reports them.
+   * Ignored unless serving: once close has begun, everything stays NOT_SERVING.
+   */
+  setHealth(names: readonly string[], status: 'SERVING' | 'NOT_SERVING'): void {
+    if (this.state_ !== 'serving') return;
+    for (const l of this.running) {
+      const reported = new Set(['', ...l.spec.services.map((s) => s.name)]);
+      for (const n of names) if (reported.has(n)) l.health.setStatus(n, status);
+    }
+  }
+
   private async startListener(spec: ListenerSpec): Promise<BoundListener> {
     const { logger, maxMessageBytes } = this.options;
     const server = new grpc.Server({
@@ -104,7 +117,10 @@ export class LanyardServer {
     const health = new HealthImplementation(
       Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as const])),
     );
-    for (const s of spec.services) server.addService(s.definition, s.implementation);
+    for (const s of spec.services) {
+      const wrapped = answerMalformedRequests(s.definition, s.implementation, logger);
+      server.addService(wrapped.definition, wrapped.implementation);
+    }
     const healthWatches = new Set<grpc.ServerWritableStream<unknown, unknown>>();
     addHealthService(server, health, healthWatches);
     new ReflectionService(reflectionPackageDefinition(), {

@@ -18,6 +18,7 @@ import { SQLITE_FILE_NAME, SqliteStore } from '../store/sqlite/sqlite-store';
 import type { Store } from '../store/store';
 import { prepareDataDir } from './admin-socket';
 import { CA_UPSTREAM_FIELDS, type ServerConfig } from './config';
+import { type CaHealthMonitor, CA_DEPENDENT_HEALTH_NAMES, watchCaHealth } from './ca-health';
 import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from './logging';
 import { AuditSigningKey } from '../audit/audit-key';
@@ -96,12 +97,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let pruner: PruneTimer | undefined;
   let audit: AuditRecorder | undefined;
   let policy: PolicyEngine | undefined;
+  // Started once the listeners are up; the rotation timer (made before) re-checks it after each tick.
+  const health: { monitor?: CaHealthMonitor } = {};
   // Stops, in order, what runs on top of the store; then the store. Runs once, on close or a failed start.
   const teardown = async (): Promise<void> => {
     try {
       // The last checkpoint signs everything recorded, including the calls drained just now.
       await audit?.stop();
       policy?.close();
+      health.monitor?.stop();
       await timer?.stop();
       await pruner?.stop();
       await crlHttp?.close();
@@ -159,9 +163,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       const caLog = logger.child({ component: 'ca-timer' });
       timer = startRotationTimer(ca, {
         // The CA logged the failure with its details; the timer retries.
-        onError: (e) => caLog.warn({ err: e }, 'CA rotation tick failed; retrying'),
+        onError: (e) => {
+          caLog.warn({ err: e }, 'CA rotation tick failed; retrying');
+          health.monitor?.check();
+        },
         // Automatic rotation steps go into the audit trail like the manual ones (lanyard ca rotate).
         onTick: (r) => {
+          health.monitor?.check();
           const steps: [string, string][] = [
             ...(r.prepared !== undefined
               ? [['CA_ROTATION_STEP_PREPARE', r.prepared] as [string, string]]
@@ -238,6 +246,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   }
   // On a failed start the server closes what it bound and, through onClosed, the CA and the store.
   const listeners = await server.start();
+  const serving = server;
+  health.monitor = watchCaHealth({
+    ca: ca!,
+    clock,
+    logger: logger.child({ component: 'health' }),
+    onChange: (ok) => serving.setHealth(CA_DEPENDENT_HEALTH_NAMES, ok ? 'SERVING' : 'NOT_SERVING'),
+  });
   const publicAddress = listeners.find((l) => l.name === 'public')?.address ?? '';
   logger.info(
     { trustDomain: config.trustDomain, dataDir: config.dataDir, publicAddress },
