@@ -146,6 +146,8 @@ export const ErrorCode = {
   // public listener mTLS (src/server/tls): the TLS stack refused the client certificate the caller sent and
   // the SVID verifier could not name a reason of its own (or the reason could not be read)
   CLIENT_CERT_REJECTED: 'ERR_CLIENT_CERT_REJECTED',
+  // gRPC servers: request bytes that do not decode as the method's protobuf message
+  MALFORMED_REQUEST: 'ERR_MALFORMED_REQUEST',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -258,6 +260,7 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_WORKLOAD_ATTESTATION_FAILED: GrpcStatus.PERMISSION_DENIED,
   ERR_INVALID_REQUEST_TARGET: GrpcStatus.INVALID_ARGUMENT,
   ERR_CLIENT_CERT_REJECTED: GrpcStatus.UNAUTHENTICATED,
+  ERR_MALFORMED_REQUEST: GrpcStatus.INVALID_ARGUMENT,
 };
 
 /** Base class of every error Lanyard throws on purpose. */

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { answerX509PopChallenge } from '../../src/attest';
 import { AttestRequest, type AttestResponse } from '../../src/gen/lanyard/v1/attestation';
+import { GetBundleRequest, GetBundleResponse } from '../../src/gen/lanyard/v1/bundle';
 import { ErrorCode } from '../../src/errors';
 import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
 import { openDefaultStore } from '../../src/server/run';
@@ -21,7 +22,6 @@ import { startTestServer, tempDataDir, type TestServer } from './helpers';
 import {
   attest,
   connectPublic,
-  getBundle,
   newKey,
   PUBLIC_CHANNEL_OPTIONS,
   publicCredentials,
@@ -396,17 +396,49 @@ describe('public listener: bad input and clients that go away', function () {
       await stillServes();
     });
 
-    it('on Renew and GetBundle (unary): INTERNAL before any handler runs; the server serves', async () => {
-      for (const method of ['/lanyard.v1.AttestationService/Renew', '/lanyard.v1.BundleService/GetBundle']) {
+    it('on unary methods (Renew, GetBundle, remote ListEntries): INVALID_ARGUMENT ERR_MALFORMED_REQUEST before any handler runs', async () => {
+      const before = await snapshot();
+      for (const method of [
+        '/lanyard.v1.AttestationService/Renew',
+        '/lanyard.v1.BundleService/GetBundle',
+        '/lanyard.v1.RegistrationService/ListEntries',
+      ]) {
         const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
           raw.makeUnaryRequest(method, identity, identity, NOT_PROTOBUF, (e) =>
             e ? resolve(e) : reject(new Error(`${method} accepted garbage`)),
           ),
         );
-        assert.equal(err.code, grpc.status.INTERNAL, `${method}: ${err.details}`);
-        assert.match(err.details, /Error deserializing request/);
+        assert.equal(err.code, grpc.status.INVALID_ARGUMENT, `${method}: ${err.details}`);
+        assert.deepEqual(err.metadata.get(ERROR_CODE_METADATA_KEY), [ErrorCode.MALFORMED_REQUEST]);
+        assert.match(err.details, /not a valid .* message \(protobuf decoding failed/);
+        assert.ok(err.details.includes(method), err.details);
       }
-      assert.ok((await getBundle(pub)).bundle);
+      // The same raw client with well-formed bytes is served: only the decoding failure is refused.
+      const ok = await new Promise<Buffer>((resolve, reject) =>
+        raw.makeUnaryRequest(
+          '/lanyard.v1.BundleService/GetBundle',
+          identity,
+          identity,
+          Buffer.from(GetBundleRequest.encode({ trustDomain: '' }).finish()),
+          (e, r) => (e ? reject(e) : resolve(r!)),
+        ),
+      );
+      assert.ok(GetBundleResponse.decode(ok).bundle?.x509Authorities.length);
+      assert.deepEqual(await snapshot(), before);
+      await stillServes();
+    });
+
+    it('on a server stream (WatchBundle): INVALID_ARGUMENT ERR_MALFORMED_REQUEST, no message sent', async () => {
+      const call = raw.makeServerStreamRequest<Buffer, Buffer>(
+        '/lanyard.v1.BundleService/WatchBundle',
+        identity,
+        identity,
+        NOT_PROTOBUF,
+      );
+      call.on('data', () => assert.fail('no bundle expected'));
+      const err = await new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+      assert.equal(err.code, grpc.status.INVALID_ARGUMENT, err.details);
+      assert.deepEqual(err.metadata.get(ERROR_CODE_METADATA_KEY), [ErrorCode.MALFORMED_REQUEST]);
       await stillServes();
     });
   });
