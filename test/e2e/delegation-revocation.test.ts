@@ -250,7 +250,7 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
     );
   });
 
-  it('a chain the CA itself re-signs with a forged, reordered or removed link is refused (the CA cannot invent a delegation)', async () => {
+  it('a chain the CA itself re-signs with a forged, reordered or removed link is refused (the CA cannot edit a hop its parent signed)', async () => {
     const ctx = verifyX509Svid(retrieval.chain, offlineBundle()).context!;
     const forgedSig = new Uint8Array(ctx.delegation[1]!.signature);
     forgedSig[forgedSig.length - 1]! ^= 1;

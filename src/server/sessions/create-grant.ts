@@ -1,7 +1,7 @@
 /**
  * CreateGrant: a parent, over mTLS with its session SVID, hands part of its session to a named child. The
- * parent signs the DelegationBinding itself with its SVID key (the server never holds that key, so even the
- * server cannot invent a delegation); the server checks the signature and every rule the verifier will check
+ * parent signs the DelegationBinding itself with its SVID key (the server never holds that key, so it cannot
+ * alter what the parent granted); the server checks the signature and every rule the verifier will check
  * later, refusing early with a distinct code, and stores the grant for single use.
  */
 import { createHash } from 'node:crypto';
