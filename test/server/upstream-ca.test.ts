@@ -184,6 +184,59 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
       );
     });
 
+    it('with two org intermediates in cert_file, workloads get both, below the Lanyard CA', async () => {
+      // root -> regional CA -> workload CA (Lanyard's signer); cert_file = workload CA, then regional CA.
+      const { privateKey: regionalKey } = generateKeyPair('ec-p256');
+      const regional = createIntermediateCa({
+        trustDomain: TD,
+        publicKey: regionalKey,
+        issuer: { cert: org.root, key: org.rootKey },
+        ttlSeconds: 365 * 86400,
+        pathLen: 2,
+        subject: { organization: 'Example Org', commonName: 'Regional CA' },
+      });
+      const { privateKey: signerKey } = generateKeyPair('ec-p256');
+      const signer = createIntermediateCa({
+        trustDomain: TD,
+        publicKey: signerKey,
+        issuer: { cert: regional.cert, key: regionalKey },
+        ttlSeconds: 180 * 86400,
+        pathLen: 1,
+        subject: { organization: 'Example Org', commonName: 'Workload CA' },
+      });
+      fs.writeFileSync(path.join(org.dir, 'chain.pem'), pemOf(signer.cert) + pemOf(regional.cert));
+      fs.writeFileSync(path.join(org.dir, 'signer.key'), signerKey.export({ type: 'pkcs8', format: 'pem' }), {
+        mode: 0o600,
+      });
+      const configFile = writeConfig(work, {
+        cert: 'org/chain.pem',
+        key: 'org/signer.key',
+        bundle: 'org/root.pem',
+      });
+      s = await startTestServer({
+        config: { caUpstream: loadConfig({ configFile, env: {} }).caUpstream!, configFile },
+      });
+      pub = connectPublic(s.running.publicAddress, pemOf(org.root), TD);
+      const id = `spiffe://${TD}/agents/deep`;
+      await s.client.createEntry({ entry: { spiffeId: id, selectors: [{ type: 'unix', value: 'uid:1' }] } });
+      const { token } = await s.client.createJoinToken({ spiffeId: id });
+      const result = await attest(pub.attestation, {
+        attestorType: 'join_token',
+        evidence: Buffer.from(token),
+        csr: newKey().csr,
+      });
+      const chain = result.svid!.certChain.map((d) => Buffer.from(d).toString('hex'));
+      assert.equal(chain.length, 4);
+      assert.deepEqual(
+        chain.slice(2),
+        [signer.der, regional.der].map((d) => Buffer.from(d).toString('hex')),
+      );
+      const orgBundle = X509Bundle.fromPem(td, pemOf(org.root));
+      assert.equal(verifyX509Svid(result.svid!.certChain, orgBundle).id.toString(), id);
+      // Without the regional CA the chain does not reach the root.
+      assert.throws(() => verifyX509Svid(result.svid!.certChain.slice(0, 3), orgBundle));
+    });
+
     it('`lanyard server run --config` with ca.upstream: `lanyard bundle show` prints the org root alone', async () => {
       const configFile = writeConfig(work, {
         cert: 'org/int.pem',
