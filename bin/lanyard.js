@@ -1,20 +1,49 @@
 #!/usr/bin/env node
 'use strict';
-// Runs the compiled CLI (npm run build). In a checkout without dist/, runs the TypeScript sources through tsx.
+// Runs the compiled CLI (npm run build) when it is current; otherwise the TypeScript sources through tsx.
 const path = require('node:path');
 const fs = require('node:fs');
-const compiled = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+const root = path.join(__dirname, '..');
+const compiled = path.join(root, 'dist', 'cli', 'main.js');
 let cli;
-// LANYARD_FROM_SOURCE=1 forces the sources (tests set it, so a stale dist/ never answers for src/).
-if (fs.existsSync(compiled) && process.env.LANYARD_FROM_SOURCE !== '1') {
+// LANYARD_FROM_SOURCE=1 forces the sources (tests set it, so dist/ never answers for src/).
+if (process.env.LANYARD_FROM_SOURCE !== '1' && distIsCurrent()) {
   cli = require(compiled);
 } else {
   // tsx finds tsconfig.json from the working directory; point it at ours so decorators compile the same way.
-  process.env.TSX_TSCONFIG_PATH = path.join(__dirname, '..', 'tsconfig.json');
+  process.env.TSX_TSCONFIG_PATH = path.join(root, 'tsconfig.json');
   require('tsx/cjs');
-  cli = require(path.join(__dirname, '..', 'src', 'cli', 'main.ts'));
+  cli = require(path.join(root, 'src', 'cli', 'main.ts'));
 }
 cli.main(process.argv).catch((e) => {
   process.stderr.write(`lanyard: ${e && e.message ? e.message : String(e)}\n`);
   process.exitCode = 1;
 });
+
+/**
+ * dist/ answers only when the build stamp (scripts/stamp-dist.js, the last step of npm run build) is newer
+ * than every file under src/: a git pull or an edit after the last build must not leave yesterday's code
+ * running. An installed package ships no src/, so its dist/ is current by definition. About 250 stats.
+ */
+function distIsCurrent() {
+  let builtAt;
+  try {
+    builtAt = fs.statSync(path.join(root, 'dist', '.build-stamp')).mtimeMs;
+  } catch {
+    return false;
+  }
+  if (!fs.existsSync(compiled)) return false;
+  const newer = (dir) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    return entries.some((e) => {
+      const p = path.join(dir, e.name);
+      return e.isDirectory() ? newer(p) : fs.statSync(p).mtimeMs > builtAt;
+    });
+  };
+  return !newer(path.join(root, 'src'));
+}

@@ -4,10 +4,14 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createPublicKey, type JsonWebKey, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../src/cli/exit-codes';
+import { TrustDomain } from '../../src/spiffe';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
@@ -336,6 +340,36 @@ describe('lanyard ca rotate / ca show against a running server', function () {
     assert.equal(both.code, EXIT_USAGE);
     assert.match(both.stderr, /exclude each other/);
   });
+
+  it('bundle show --format jwks prints a valid SPIFFE bundle whose x509-svid keys are the PEM roots', async () => {
+    const pem = ok(await lanyard(['bundle', 'show', ...conn])).stdout;
+    const jwksText = ok(await lanyard(['bundle', 'show', ...conn, '--format', 'jwks'])).stdout;
+    const td = TrustDomain.parse('lanyard.local');
+    const fromPem = X509Bundle.fromPem(td, pem);
+    const fromJwks = parseSpiffeBundle(td, jwksText);
+    assert.ok(fromPem.x509Authorities.length >= 1);
+    assert.deepEqual(
+      fromJwks.x509Authorities.map((c) => c.sha256Hex).sort(),
+      fromPem.x509Authorities.map((c) => c.sha256Hex).sort(),
+    );
+    assert.equal(fromJwks.sequence, (await show()).bundle.sequence);
+
+    // Each x509-svid key is the public key of its one x5c certificate (SPIFFE Trust Domain and Bundle §4.2.1).
+    const doc = JSON.parse(jwksText) as { keys: (JsonWebKey & { use?: string; x5c?: string[] })[] };
+    const x509Keys = doc.keys.filter((k) => k.use === 'x509-svid');
+    assert.equal(x509Keys.length, fromPem.x509Authorities.length);
+    for (const key of x509Keys) {
+      assert.equal(key.x5c?.length, 1);
+      const cert = new X509Certificate(Buffer.from(key.x5c![0]!, 'base64'));
+      assert.ok(cert.ca);
+      const { x5c: _x5c, use: _use, ...jwk } = key;
+      assert.deepEqual(
+        createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'der' }),
+        cert.publicKey.export({ type: 'spki', format: 'der' }),
+      );
+    }
+    assert.ok(!/"d"|PRIVATE/.test(jwksText), 'no private key material');
+  });
 });
 
 describe('lanyard server run', function () {
@@ -438,3 +472,102 @@ describe('lanyard server run', function () {
     }
   });
 });
+
+describe('npm start', function () {
+  this.timeout(120_000);
+
+  it('hands SIGTERM to the server: signalled through npm, it drains and exits, and nothing is left behind', async () => {
+    const dir = tempDataDir();
+    const npm = spawn('npm', ['start'], {
+      // Its own process group, so clean-up reaches whatever npm started even if the signal did not.
+      detached: true,
+      cwd: path.join(__dirname, '..', '..'),
+      env: {
+        ...process.env,
+        LANYARD_FROM_SOURCE: '1',
+        LANYARD_DATA_DIR: dir,
+        LANYARD_LISTEN_ADDRESS: '127.0.0.1:0',
+      },
+    });
+    let serverPid: number | undefined;
+    try {
+      let stdout = '';
+      let stderr = '';
+      npm.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const npmExited = new Promise<void>((resolve) => npm.on('exit', () => resolve()));
+      // The server writes to the same pipe: it closes only when npm and the server have both let go of it.
+      const outputClosed = new Promise<void>((resolve) => npm.stdout.on('close', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        npm.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('Stop with')) resolve();
+        });
+        npm.on('exit', () => reject(new Error(`npm start exited early: ${stderr}`)));
+      });
+      const port = Number(/attestation\/bundle \(TLS\):\s+127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]);
+      assert.ok(port > 0, stderr);
+      // With `exec`, npm's child is the server itself, not a shell that would die and orphan it.
+      const children = fs
+        .readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return (
+              /^\d+ \(.*\) \S (\d+)/.exec(fs.readFileSync(`/proc/${p}/stat`, 'utf8'))?.[1] === String(npm.pid)
+            );
+          } catch {
+            return false; // gone while listing
+          }
+        })
+        .map(Number);
+      assert.equal(children.length, 1, `children of npm: ${children.join(', ')}`);
+      serverPid = children[0]!;
+      assert.match(fs.readFileSync(`/proc/${serverPid}/cmdline`, 'utf8'), /bin\/lanyard\.js\0server\0run/);
+
+      npm.kill('SIGTERM');
+      await npmExited;
+      // The server shuts down in its own time; wait for it to be gone (an orphan would hang here), not for a
+      // duration. Once the pipe closes it has exited; the pid lingers only until it is reaped.
+      await outputClosed;
+      while (isRunning(serverPid)) await new Promise((r) => setTimeout(r, 100));
+      const lines = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg?: string });
+      assert.ok(lines.some((l) => l.msg === 'lanyard server ready'), stdout);
+      assert.ok(
+        lines.some((l) => l.msg === 'shut down'),
+        stdout,
+      );
+      assert.equal(fs.existsSync(path.join(dir, 'admin.sock')), false, 'the admin socket is removed');
+      await assert.rejects(connectOnce(port), /ECONNREFUSED/, 'the port is closed');
+    } finally {
+      try {
+        process.kill(-npm.pid!, 'SIGKILL');
+      } catch {
+        // the group is empty: everything exited
+      }
+      if (serverPid !== undefined && isRunning(serverPid)) process.kill(serverPid, 'SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function connectOnce(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.on('error', reject);
+  });
+}
