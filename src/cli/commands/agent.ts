@@ -13,6 +13,7 @@ import { X509Bundle } from '../../bundle';
 import { makeDir, writeFileAtomic } from '../../ca/secure-file';
 import { WorkloadApiX509Source } from '../../client/workload-api-source';
 import { LOG_LEVELS, type LogLevel } from '../../server/config';
+import { routeGrpcLogs } from '../../server/grpc-log';
 import { createLogger } from '../../server/logging';
 import { SpiffeId, TrustDomain } from '../../spiffe';
 import { ParsedCertificate } from '../../x509/certificate';
@@ -66,6 +67,7 @@ export function registerAgentCommands(program: Command): void {
         const attestation = nodeAttestation(opts);
         const bundle = readBundleFile(opts.bundle);
         const logger = createLogger({ level: opts.logLevel as LogLevel });
+        routeGrpcLogs(logger);
         const running = await startAgent({
           server: opts.server,
           bundle,

@@ -9,6 +9,8 @@ import {
   loadConfig,
   type ServerConfig,
 } from '../../server/config';
+import { routeGrpcLogs } from '../../server/grpc-log';
+import { createLogger } from '../../server/logging';
 import { closeOnSignals, startServer } from '../../server/run';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED } from '../exit-codes';
@@ -37,9 +39,11 @@ export function registerServerCommands(program: Command): void {
         } catch (e) {
           throw usageError(e instanceof Error ? e.message : String(e));
         }
+        const logger = createLogger({ level: config.logLevel });
+        routeGrpcLogs(logger);
         let running;
         try {
-          running = await startServer(config);
+          running = await startServer(config, { logger });
         } catch (e) {
           throw new CliError(
             `server did not start: ${isLanyardError(e) ? `${e.code}: ` : ''}${errorText(e)}`,
