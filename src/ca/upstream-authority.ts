@@ -4,8 +4,12 @@ import { ConfigError, isLanyardError } from '../errors';
 import { validateCertPath } from '../verify/path-validation';
 import { ParsedCertificate } from '../x509/certificate';
 import type { Issuer } from '../x509/issuer';
-import { describeKey } from '../x509/keys';
+import { describeKey, generateKeyPair } from '../x509/keys';
 import { decodePem } from '../x509/pem';
+import { issueX509Svid } from '../x509/profiles';
+import { CA_MANAGER_DEFAULTS } from './ca-manager';
+import { mintCaCertificate } from './mint-authority';
+import { SELF_TEST_SPIFFE_PATH } from './self-test';
 import { fileAccess } from './secure-file';
 
 /**
@@ -36,19 +40,24 @@ export interface UpstreamAuthorityFiles {
 
 /**
  * Reads and checks the upstream files: the key matches the certificate, the certificate may sign a CA
- * (basicConstraints cA, no pathLenConstraint 0), and the chain validates to one of the roots at `now`.
+ * (basicConstraints cA, no pathLenConstraint 0), the chain validates to one of the roots at `now`, and so does
+ * a throwaway CA certificate of the shape Lanyard will issue for itself under it. The last check covers every
+ * certificate of the chain, not only the first: a pathLenConstraint, name constraint or keyUsage further up
+ * that leaves no room for Lanyard's CA is refused here, naming the file, rather than at the CA self-test.
  * @throws ConfigError naming the file and what is wrong with it (never the key's content).
  */
 export function loadUpstreamAuthority(
   files: UpstreamAuthorityFiles,
   options: {
+    /** The trust domain Lanyard's CA will name (its URI SAN), which URI name constraints upstream must permit. */
+    trustDomain: string;
     now?: Date;
     /**
      * Where each file was configured (e.g. `ca.upstream.key_file`): each error then starts with the field
      * of the file at fault, so the person fixing it knows which setting to change.
      */
     fields?: Readonly<Record<keyof UpstreamAuthorityFiles, string>>;
-  } = {},
+  },
 ): UpstreamAuthority {
   const now = options.now ?? new Date();
   const fail = (which: keyof UpstreamAuthorityFiles, message: string): ConfigError =>
@@ -86,11 +95,49 @@ export function loadUpstreamAuthority(
       `${files.certFile} does not chain to a root in ${files.bundleFile}: ${e.code}: ${e.message}`,
     );
   }
-  return Object.freeze({
+  const upstream: UpstreamAuthority = Object.freeze({
     issuer: Object.freeze({ cert, key }),
     chain: Object.freeze([...chain]),
     roots: Object.freeze([...roots]),
   });
+  try {
+    checkRoomForLanyardCa(upstream, options.trustDomain, now);
+  } catch (e) {
+    if (!isLanyardError(e)) throw e;
+    throw fail(
+      'certFile',
+      `${files.certFile} cannot sign Lanyard's CA: an SVID of a CA it signs would not validate to a root in ${files.bundleFile}: ${e.code}: ${e.message}`,
+    );
+  }
+  return upstream;
+}
+
+/**
+ * Mints, with the same profile and trust domain as CaManager, a CA certificate under `upstream` for a fresh key,
+ * has it sign a throwaway SVID, and validates `[SVID, that CA, ...chain]` to the roots with the path validator
+ * workloads use; nothing is kept. The SVID matters: RFC 5280 does not count the leaf against pathLenConstraint,
+ * so only with it below does Lanyard's CA count as the intermediate it will be.
+ */
+function checkRoomForLanyardCa(upstream: UpstreamAuthority, trustDomain: string, now: Date): void {
+  const ca = generateKeyPair('ec-p256');
+  const minted = mintCaCertificate({
+    trustDomain,
+    id: 'upstream-check',
+    privateKey: ca.privateKey,
+    publicKey: ca.publicKey,
+    ttlSeconds: 60,
+    now,
+    organization: CA_MANAGER_DEFAULTS.organization,
+    upstream,
+  });
+  const leaf = issueX509Svid({
+    spiffeId: `spiffe://${trustDomain}${SELF_TEST_SPIFFE_PATH}`,
+    publicKey: generateKeyPair('ec-p256').publicKey,
+    issuer: { cert: minted.cert, key: ca.privateKey },
+    ttlSeconds: 60,
+    now,
+  });
+  validateCertPath([leaf.cert, minted.cert, ...minted.upstreamChain], upstream.roots, { at: now });
 }
 
 type Fail = (message: string) => ConfigError;

@@ -276,13 +276,18 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 }
 
 /**
- * ca.upstream read and checked (key 0600 and matching, chain to the bundle's roots at `now`).
+ * ca.upstream read and checked (key 0600 and matching; the chain, with a CA of Lanyard's shape below it,
+ * validates to the bundle's roots at `now`).
  * @throws ConfigError starting with the config file and the field at fault.
  */
 function loadConfiguredUpstream(config: ServerConfig, now: Date): UpstreamAuthority | undefined {
   if (config.caUpstream === undefined) return undefined;
   try {
-    return loadUpstreamAuthority(config.caUpstream, { now, fields: CA_UPSTREAM_FIELDS });
+    return loadUpstreamAuthority(config.caUpstream, {
+      trustDomain: config.trustDomain,
+      now,
+      fields: CA_UPSTREAM_FIELDS,
+    });
   } catch (e) {
     if (e instanceof ConfigError && config.configFile !== undefined) {
       throw new ConfigError(`${config.configFile}: ${e.message}`);

@@ -8,7 +8,8 @@ import { verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { createIntermediateCa, createRootCa } from '../../src/x509/profiles';
+import { validateCertPath } from '../../src/verify/path-validation';
+import { createIntermediateCa, createRootCa, type NameConstraintsSpec } from '../../src/x509/profiles';
 import { assertLanyardError, removeDir, tempDir } from '../x509/fixtures';
 import { addSeconds, assertNoSecrets, DataDir, errorText, secretFragments, T0, TD } from './helpers';
 
@@ -53,6 +54,57 @@ function makeOrg(parent: string, opts: { intermediatePathLen?: number; keyMode?:
   return { root: root.cert, intermediate: intermediate.cert, intermediateKey, files };
 }
 
+interface OrgLevel {
+  pathLen?: number;
+  nameConstraints?: NameConstraintsSpec;
+}
+
+/**
+ * An organisation PKI with `levels.length` intermediates below its root, top first; the last one (the signer)
+ * is handed to Lanyard, and cert_file holds the signer first, then the ones above it, as the README asks.
+ */
+function makeChainOrg(
+  parent: string,
+  levels: readonly OrgLevel[],
+): { root: ParsedCertificate; chain: ParsedCertificate[]; files: UpstreamAuthorityFiles } {
+  const dir = mkdtempSync(join(parent, 'org-'));
+  const rootKey = generateKeyPair('ec-p256').privateKey;
+  const root = createRootCa({
+    trustDomain: TD,
+    key: rootKey,
+    ttlSeconds: 10 * 365 * 86400,
+    now: addSeconds(T0, -86400),
+    subject: { organization: 'Example Org', commonName: 'Example Org Root' },
+  }).cert;
+  let issuer = { cert: root, key: rootKey };
+  const topDown: ParsedCertificate[] = [];
+  levels.forEach((level, i) => {
+    const { privateKey } = generateKeyPair('ec-p256');
+    const cert = createIntermediateCa({
+      trustDomain: TD,
+      publicKey: privateKey,
+      issuer,
+      ttlSeconds: 365 * 86400,
+      now: addSeconds(T0, -3600),
+      subject: { organization: 'Example Org', commonName: `Example Org CA level ${i + 1}` },
+      ...(level.pathLen !== undefined ? { pathLen: level.pathLen } : {}),
+      ...(level.nameConstraints !== undefined ? { nameConstraints: level.nameConstraints } : {}),
+    }).cert;
+    topDown.push(cert);
+    issuer = { cert, key: privateKey };
+  });
+  const chain = topDown.reverse();
+  const files = {
+    certFile: join(dir, 'upstream.pem'),
+    keyFile: join(dir, 'upstream_key.pem'),
+    bundleFile: join(dir, 'org_root.pem'),
+  };
+  writeFileSync(files.certFile, chain.map((c) => encodePem('CERTIFICATE', c.der)).join(''));
+  writeFileSync(files.keyFile, issuer.key.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  writeFileSync(files.bundleFile, encodePem('CERTIFICATE', root.der));
+  return { root, chain, files };
+}
+
 describe('CaManager with an upstream authority', () => {
   let dir: string;
   let d: DataDir;
@@ -67,7 +119,7 @@ describe('CaManager with an upstream authority', () => {
 
   it('serves chains leaf -> Lanyard CA -> org intermediate that verify to the org root, the only bundle entry', async () => {
     const org = makeOrg(dir);
-    const upstream = loadUpstreamAuthority(org.files, { now: T0 });
+    const upstream = loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 });
     const { ca, store } = await d.start({ upstream });
 
     assert.deepEqual(
@@ -105,7 +157,9 @@ describe('CaManager with an upstream authority', () => {
 
   it('rotates its own CA under the same intermediate without touching the bundle', async () => {
     const org = makeOrg(dir);
-    const { ca } = await d.start({ upstream: loadUpstreamAuthority(org.files, { now: T0 }) });
+    const { ca } = await d.start({
+      upstream: loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
+    });
     const t = rotationTimes(ca.authorities()[0]!);
     const before = await ca.signX509Svid({
       spiffeId: `spiffe://${TD}/agent`,
@@ -125,10 +179,12 @@ describe('CaManager with an upstream authority', () => {
 
   it('restarts on the same data dir with the same CA', async () => {
     const org = makeOrg(dir);
-    const upstream = loadUpstreamAuthority(org.files, { now: T0 });
+    const upstream = loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 });
     const first = (await d.start({ upstream })).ca.authorities();
     await d.stop();
-    const { ca } = await d.start({ upstream: loadUpstreamAuthority(org.files, { now: T0 }) });
+    const { ca } = await d.start({
+      upstream: loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
+    });
     assert.deepEqual(
       ca.authorities().map((a) => a.id),
       first.map((a) => a.id),
@@ -147,7 +203,9 @@ describe('CaManager with an upstream authority', () => {
     });
     await d.stop();
     const org = makeOrg(dir);
-    const { ca } = await d.start({ upstream: loadUpstreamAuthority(org.files, { now: T0 }) });
+    const { ca } = await d.start({
+      upstream: loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
+    });
     assert.deepEqual(
       ca.authorities().map((a) => [a.selfSigned, a.state]),
       [
@@ -167,11 +225,39 @@ describe('CaManager with an upstream authority', () => {
     );
   });
 
+  describe('accepts deeper org chains whose every constraint leaves room for Lanyard’s CA', () => {
+    for (const [what, levels] of [
+      ['regional pathLen 2 above a signer with pathLen 1', [{ pathLen: 2 }, { pathLen: 1 }]],
+      ['regional pathLen 2 above a signer with no pathLen', [{ pathLen: 2 }, {}]],
+      [
+        'name constraints permitting the trust domain',
+        [{ nameConstraints: { permitted: [{ kind: 'uri', value: TD }] } }, {}],
+      ],
+      ['five org intermediates, the most the default depth allows', [{}, {}, {}, {}, {}]],
+    ] as [string, OrgLevel[]][]) {
+      it(`${what}: SVIDs of the CA it signs verify to the org root`, async () => {
+        const org = makeChainOrg(dir, levels);
+        const { ca } = await d.start({
+          upstream: loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
+        });
+        const svid = await ca.signX509Svid({
+          spiffeId: `spiffe://${TD}/agent`,
+          publicKey: generateKeyPair().publicKey,
+          ttlSeconds: 300,
+          now: T0,
+        });
+        assert.equal(svid.chain.length, 2 + levels.length);
+        const verified = verifyX509Svid(svid.chain, ca.bundle(), { at: T0, cache: null });
+        assert.equal(verified.chain[verified.chain.length - 1]!.sha256Hex, org.root.sha256Hex);
+      });
+    }
+  });
+
   describe('loadUpstreamAuthority refuses bad files with ConfigError naming the file', () => {
     it('an intermediate that may not sign a CA (pathLenConstraint 0)', () => {
       const org = makeOrg(dir, { intermediatePathLen: 0 });
       assertLanyardError(
-        () => loadUpstreamAuthority(org.files, { now: T0 }),
+        () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
         /upstream\.pem: the upstream CA has pathLenConstraint 0/,
@@ -183,7 +269,7 @@ describe('CaManager with an upstream authority', () => {
       const other = generateKeyPair('ec-p256').privateKey;
       writeFileSync(org.files.keyFile, other.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
       assertLanyardError(
-        () => loadUpstreamAuthority(org.files, { now: T0 }),
+        () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
         /upstream_key\.pem is not the key of the first certificate in .*upstream\.pem/,
@@ -191,7 +277,7 @@ describe('CaManager with an upstream authority', () => {
 
       const open = makeOrg(dir, { keyMode: 0o644 });
       assertLanyardError(
-        () => loadUpstreamAuthority(open.files, { now: T0 }),
+        () => loadUpstreamAuthority(open.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
         /upstream_key\.pem is accessible by group or others \(mode 644\)/,
@@ -205,10 +291,60 @@ describe('CaManager with an upstream authority', () => {
       });
       writeFileSync(a.files.bundleFile, encodePem('CERTIFICATE', foreignRoot.der));
       assertLanyardError(
-        () => loadUpstreamAuthority(a.files, { now: T0 }),
+        () => loadUpstreamAuthority(a.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
         /upstream\.pem does not chain to a root in .*org_root\.pem: ERR_UNKNOWN_AUTHORITY/,
+      );
+    });
+
+    it('a CA further up whose pathLenConstraint leaves no room for Lanyard’s CA, naming the field', () => {
+      // root -> regional (pathLen 1) -> signer (no pathLen): the chain itself is valid, but Lanyard's CA below
+      // the signer would be a second intermediate under the regional CA.
+      const org = makeChainOrg(dir, [{ pathLen: 1 }, {}]);
+      validateCertPath(org.chain, [org.root], { at: T0 });
+      const regional = org.chain[1]!;
+      assertLanyardError(
+        () =>
+          loadUpstreamAuthority(org.files, {
+            trustDomain: TD,
+            now: T0,
+            fields: { certFile: 'ca.upstream.cert_file', keyFile: 'k', bundleFile: 'b' },
+          }),
+        ConfigError,
+        ErrorCode.INVALID_CONFIG,
+        new RegExp(
+          `^ca\\.upstream\\.cert_file: .*upstream\\.pem cannot sign Lanyard's CA: .*org_root\\.pem: ` +
+            `ERR_PATH_LEN_EXCEEDED: .*serial ${regional.serialHex}\\) allows 1 intermediate CA\\(s\\) below it, the path has 2`,
+        ),
+      );
+    });
+
+    it('name constraints upstream that exclude the trust domain Lanyard’s CA names', () => {
+      const org = makeChainOrg(dir, [
+        {},
+        { nameConstraints: { permitted: [{ kind: 'uri', value: 'other.example' }] } },
+      ]);
+      validateCertPath(org.chain, [org.root], { at: T0 });
+      assertLanyardError(
+        () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
+        ConfigError,
+        ErrorCode.INVALID_CONFIG,
+        /upstream\.pem cannot sign Lanyard's CA: .*ERR_NAME_CONSTRAINTS_VIOLATED: .*spiffe:\/\/example\.org/,
+      );
+      // The check is against the configured trust domain: the one the constraints permit passes.
+      loadUpstreamAuthority(org.files, { trustDomain: 'other.example', now: T0 });
+    });
+
+    it('a chain too deep for an SVID below Lanyard’s CA to fit the verifier’s depth', () => {
+      // Default depth 8 = leaf + Lanyard CA + org intermediates + root: 6 org intermediates are one too many.
+      const org = makeChainOrg(dir, [{}, {}, {}, {}, {}, {}]);
+      validateCertPath(org.chain, [org.root], { at: T0 });
+      assertLanyardError(
+        () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
+        ConfigError,
+        ErrorCode.INVALID_CONFIG,
+        /upstream\.pem cannot sign Lanyard's CA: .*ERR_CHAIN_TOO_LONG/,
       );
     });
 
@@ -218,7 +354,7 @@ describe('CaManager with an upstream authority', () => {
       writeFileSync(org.files.keyFile, pem.slice(0, -60), { mode: 0o600 });
       let caught: unknown;
       try {
-        loadUpstreamAuthority(org.files, { now: T0 });
+        loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 });
       } catch (e) {
         caught = e;
       }
@@ -236,7 +372,7 @@ describe('CaManager with an upstream authority', () => {
       );
       let caught: unknown;
       try {
-        loadUpstreamAuthority(org.files, { now: T0 });
+        loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 });
       } catch (e) {
         caught = e;
       }

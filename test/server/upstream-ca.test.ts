@@ -303,6 +303,44 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
       await refused(file, 'ca.upstream.bundle_file: ', 'self-issued CA');
     });
 
+    it('a CA above the signer whose pathLenConstraint leaves no room for Lanyard’s CA', async () => {
+      // root -> regional (pathLen 1) -> signer (no pathLen): valid as a chain, but with Lanyard's CA below the
+      // signer the regional CA would have two intermediates under it.
+      const { privateKey: regionalKey } = generateKeyPair('ec-p256');
+      const regional = createIntermediateCa({
+        trustDomain: TD,
+        publicKey: regionalKey,
+        issuer: { cert: org.root, key: org.rootKey },
+        ttlSeconds: 365 * 86400,
+        pathLen: 1,
+        subject: { organization: 'Example Org', commonName: 'Regional CA' },
+      });
+      const { privateKey: signerKey } = generateKeyPair('ec-p256');
+      const signer = createIntermediateCa({
+        trustDomain: TD,
+        publicKey: signerKey,
+        issuer: { cert: regional.cert, key: regionalKey },
+        ttlSeconds: 180 * 86400,
+        subject: { organization: 'Example Org', commonName: 'Workload CA' },
+      });
+      fs.writeFileSync(path.join(org.dir, 'chain.pem'), pemOf(signer.cert) + pemOf(regional.cert));
+      fs.writeFileSync(path.join(org.dir, 'signer.key'), signerKey.export({ type: 'pkcs8', format: 'pem' }), {
+        mode: 0o600,
+      });
+      const file = writeConfig(work, {
+        cert: 'org/chain.pem',
+        key: 'org/signer.key',
+        bundle: 'org/root.pem',
+      });
+      await refused(
+        file,
+        'ca.upstream.cert_file: ',
+        "cannot sign Lanyard's CA",
+        'ERR_PATH_LEN_EXCEEDED',
+        `serial ${regional.cert.serialHex}`,
+      );
+    });
+
     it('by the CLI: exit 1, the field on stderr, no data dir', async () => {
       fs.chmodSync(path.join(org.dir, 'int.key'), 0o644);
       const file = writeConfig(work, { cert: 'org/int.pem', key: 'org/int.key', bundle: 'org/root.pem' });
