@@ -21,11 +21,18 @@ cli.main(process.argv).catch((e) => {
 });
 
 /**
- * dist/ answers only when the build stamp (scripts/stamp-dist.js, the last step of npm run build) is newer
- * than every file under src/: a git pull or an edit after the last build must not leave yesterday's code
- * running. An installed package ships no src/, so its dist/ is current by definition. About 250 stats.
+ * dist/ answers only when the build stamp (scripts/stamp-dist.ts: taken when npm run build starts, published
+ * when it ends) is newer than every file under src/: a git pull or an edit after the last build, or during
+ * it, must not leave yesterday's code running. About 250 stats.
  */
 function distIsCurrent() {
+  // Without tsx (an installed package: it is a devDependency) the sources cannot run, and npm does not keep
+  // file times on install, so the stamp proves nothing there: dist/ is what was shipped.
+  try {
+    require.resolve('tsx/cjs');
+  } catch {
+    return fs.existsSync(compiled);
+  }
   let builtAt;
   try {
     builtAt = fs.statSync(path.join(root, 'dist', '.build-stamp')).mtimeMs;

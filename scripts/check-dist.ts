@@ -1,12 +1,14 @@
 /**
- * Proves the built package (CI runs it after npm run build): what a consumer gets from `lanyard` and its
- * subpath exports, and what `lanyard` the command runs, is dist/ and matches the sources. Tests import
+ * Proves the built package (CI runs it after npm ci, whose prepare step builds dist/): what a consumer gets
+ * from `lanyard` and its subpath exports, and what `lanyard` the command runs, is dist/ and matches the
+ * sources; then the same once more from a tarball (npm pack) installed into an empty project, as a user gets it. Tests import
  * ../src and force LANYARD_FROM_SOURCE, so nothing else exercises main/exports/types or bin-over-dist.
  * Exits 1 naming every failed check.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as source from '../src';
 import { buildProgram } from '../src/cli/main';
@@ -94,6 +96,59 @@ check(
   groups.length > 0 && listed.length === groups.length,
   `bin/lanyard.js --help lists every command group (${groups.filter((g) => !listed.includes(g)).join(', ') || groups.join(', ')})`,
 );
+
+// The package as a consumer installs it: only what "files" ships, no devDependencies (no tsx), file times
+// set by npm, and the native addon compiled by the install.
+const scratch = mkdtempSync(join(tmpdir(), 'lanyard-pack-'));
+try {
+  const npm = (args: string[], cwd: string) =>
+    spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...env, npm_config_fund: 'false' } });
+  const packed = npm(['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], root);
+  const tarball =
+    packed.status === 0 ? (JSON.parse(packed.stdout) as { filename: string }[])[0]?.filename : undefined;
+  check(
+    tarball !== undefined,
+    `npm pack (exit ${packed.status}) ${tarball === undefined ? packed.stderr : ''}`,
+  );
+  if (tarball !== undefined) {
+    const consumer = join(scratch, 'consumer');
+    spawnSync('mkdir', [consumer]);
+    writeFileSync(
+      join(consumer, 'package.json'),
+      '{ "name": "consumer", "version": "1.0.0", "private": true }\n',
+    );
+    // --prefer-offline: npm ci just filled the cache with every dependency.
+    const installed = npm(['install', '--prefer-offline', '--no-audit', join(scratch, tarball)], consumer);
+    check(
+      installed.status === 0,
+      `npm install of the tarball (exit ${installed.status}) ${installed.status === 0 ? '' : installed.stderr}`,
+    );
+    const help = spawnSync(join(consumer, 'node_modules', '.bin', 'lanyard'), ['--help'], {
+      cwd: consumer,
+      env,
+      encoding: 'utf8',
+    });
+    const listedThere = groups.filter((name) => new RegExp(`^  ${name}\\b`, 'm').test(help.stdout));
+    check(
+      help.status === 0 && listedThere.length === groups.length,
+      `installed: lanyard --help lists every command group (exit ${help.status}) ${help.status === 0 ? '' : help.stderr}`,
+    );
+    const api = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        "const l = require('lanyard'); require('lanyard/hop/express'); process.exit(typeof l.verifyX509Svid === 'function' ? 0 : 1)",
+      ],
+      { cwd: consumer, env, encoding: 'utf8' },
+    );
+    check(
+      api.status === 0,
+      `installed: require('lanyard') and 'lanyard/hop/express' load (exit ${api.status}) ${api.stderr}`,
+    );
+  }
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
 
 if (failures.length > 0) {
   console.error(`check-dist: ${failures.length} check(s) failed`);

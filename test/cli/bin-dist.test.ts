@@ -78,6 +78,14 @@ describe('bin/lanyard.js: dist/ only when it is current', function () {
     assert.equal(run({ LANYARD_FROM_SOURCE: '1' }), 'src x');
   });
 
+  it('runs dist/ where tsx is not installed (a consumer install), even when src/ looks newer than the stamp', () => {
+    // npm does not keep file times on install, so shipped sources can be younger than the stamp.
+    rmSync(join(pkg, 'node_modules'));
+    mkdirSync(join(pkg, 'node_modules'));
+    setTime(join(pkg, 'src', 'x509', 'pem.ts'), 1);
+    assert.equal(run(), 'dist x');
+  });
+
   it('runs dist/ in an installed package, which ships no src/', () => {
     rmSync(join(pkg, 'src'), { recursive: true });
     assert.equal(run(), 'dist x');
