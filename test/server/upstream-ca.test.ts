@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import type { KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
@@ -18,71 +17,14 @@ import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { generateKeyPair } from '../../src/x509/keys';
-import { encodePem } from '../../src/x509/pem';
-import { createIntermediateCa, createRootCa } from '../../src/x509/profiles';
+import { createIntermediateCa } from '../../src/x509/profiles';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
 import { attest, connectPublic, getBundle, newKey, type PublicClients } from './public-client';
 import { runCli, spawnServer } from './server-process';
+import { ORG_TD, makeOrg, pemOf, writeConfig, type Org } from './upstream-org';
 
-const TD = 'lanyard.local';
+const TD = ORG_TD;
 const td = TrustDomain.parse(TD);
-
-interface Org {
-  root: ParsedCertificate;
-  rootKey: KeyObject;
-  intermediate: ParsedCertificate;
-  dir: string;
-}
-
-/** An organisation PKI: a root and an intermediate (pathLen 1: it signs Lanyard's CA, which signs SVIDs). */
-function makeOrg(parent: string, name: string): Org {
-  const dir = path.join(parent, name);
-  fs.mkdirSync(dir);
-  const rootKey = generateKeyPair('ec-p384').privateKey;
-  const root = createRootCa({
-    trustDomain: TD,
-    key: rootKey,
-    ttlSeconds: 10 * 365 * 86400,
-    subject: { organization: 'Example Org', commonName: `${name} Root` },
-  });
-  const { privateKey: intermediateKey } = generateKeyPair('ec-p256');
-  const intermediate = createIntermediateCa({
-    trustDomain: TD,
-    publicKey: intermediateKey,
-    issuer: { cert: root.cert, key: rootKey },
-    ttlSeconds: 365 * 86400,
-    pathLen: 1,
-    subject: { organization: 'Example Org', commonName: `${name} Workload CA` },
-  });
-  fs.writeFileSync(path.join(dir, 'int.pem'), encodePem('CERTIFICATE', intermediate.der));
-  fs.writeFileSync(path.join(dir, 'int.key'), intermediateKey.export({ type: 'pkcs8', format: 'pem' }), {
-    mode: 0o600,
-  });
-  fs.writeFileSync(path.join(dir, 'root.pem'), encodePem('CERTIFICATE', root.der));
-  return { root: root.cert, rootKey, intermediate: intermediate.cert, dir };
-}
-
-/** A config file in `dir` naming the upstream files relative to itself, as a person would write it. */
-function writeConfig(dir: string, upstream: { cert: string; key: string; bundle: string }): string {
-  const file = path.join(dir, 'server.yaml');
-  fs.writeFileSync(
-    file,
-    [
-      'listen_address: 127.0.0.1:0',
-      'ca:',
-      '  ttl: 24h',
-      '  upstream:',
-      `    cert_file: ${upstream.cert}`,
-      `    key_file: ${upstream.key}`,
-      `    bundle_file: ${upstream.bundle}`,
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
-
-const pemOf = (c: ParsedCertificate | Uint8Array): string =>
-  encodePem('CERTIFICATE', c instanceof ParsedCertificate ? c.der : c);
 
 describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', function () {
   this.timeout(60_000);

@@ -9,17 +9,16 @@ import type { Command } from 'commander';
 import { startAgent } from '../../agent/agent';
 import type { NodeAttestation } from '../../agent/node-identity';
 import { answerX509PopChallenge } from '../../attest/x509pop-challenge';
-import { X509Bundle } from '../../bundle';
 import { makeDir, writeFileAtomic } from '../../ca/secure-file';
 import { WorkloadApiX509Source } from '../../client/workload-api-source';
 import { LOG_LEVELS, type LogLevel } from '../../server/config';
 import { routeGrpcLogs } from '../../server/grpc-log';
 import { createLogger } from '../../server/logging';
-import { SpiffeId, TrustDomain } from '../../spiffe';
-import { ParsedCertificate } from '../../x509/certificate';
-import { decodePemBlocks, encodePem } from '../../x509/pem';
+import { SpiffeId } from '../../spiffe';
+import { encodePem } from '../../x509/pem';
+import { readBundleFile } from '../bundle-file';
 import { usageError } from '../cli-error';
-import { parseDuration, readInputFile } from '../input';
+import { parseDuration, parseTrustDomainFlag, readInputFile } from '../input';
 import { runAction } from '../run-action';
 
 const ATTESTORS = ['join_token', 'k8s_psat', 'x509pop'] as const;
@@ -27,6 +26,7 @@ const ATTESTORS = ['join_token', 'k8s_psat', 'x509pop'] as const;
 interface RunOpts {
   server: string;
   bundle: string;
+  trustDomain?: string;
   socket: string;
   attestor: string;
   joinToken?: string;
@@ -47,8 +47,15 @@ export function registerAgentCommands(program: Command): void {
     .command('run')
     .description('attest this node to the server and serve the SPIFFE Workload API on a Unix socket')
     .requiredOption('--server <host:port>', "the server's TLS listener")
-    .requiredOption('--bundle <file>', 'trust bundle (PEM) to bootstrap with (lanyard bundle show)')
+    .requiredOption(
+      '--bundle <file>',
+      'trust bundle to bootstrap with (lanyard bundle show): PEM certificates or a SPIFFE bundle (JWKS)',
+    )
     .requiredOption('--socket <path>', 'Workload API socket to create')
+    .option(
+      '--trust-domain <td>',
+      "the server's trust domain (default: the one the bundle's CAs name; needed when they name none, as an organisation root does)",
+    )
     .option('--attestor <type>', `node attestor: ${ATTESTORS.join(', ')}`, 'join_token')
     .option('--join-token <token>', 'join_token: the token (prefer --join-token-file: argv is visible)')
     .option('--join-token-file <file>', 'join_token: file holding the token')
@@ -65,7 +72,11 @@ export function registerAgentCommands(program: Command): void {
           throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
         }
         const attestation = nodeAttestation(opts);
-        const bundle = readBundleFile(opts.bundle);
+        const trustDomain =
+          opts.trustDomain !== undefined
+            ? parseTrustDomainFlag(opts.trustDomain, '--trust-domain')
+            : undefined;
+        const bundle = readBundleFile(readInputFile(opts.bundle, 'bundle'), trustDomain);
         const logger = createLogger({ level: opts.logLevel as LogLevel });
         routeGrpcLogs(logger);
         const running = await startAgent({
@@ -194,16 +205,4 @@ function nodeAttestation(opts: RunOpts): NodeAttestation {
     default:
       throw usageError(`--attestor must be one of ${ATTESTORS.join(', ')}`);
   }
-}
-
-/** A PEM bundle; its trust domain is the one its first CA names (URI SAN spiffe://<td>). */
-function readBundleFile(file: string): X509Bundle {
-  const text = readInputFile(file, 'bundle file');
-  const ders = decodePemBlocks(text, 'CERTIFICATE');
-  for (const der of ders) {
-    const uri = ParsedCertificate.fromDer(der).uriSans[0];
-    if (uri !== undefined)
-      return X509Bundle.fromPem(TrustDomain.parse(SpiffeId.parse(uri).trustDomain.name), text);
-  }
-  throw usageError(`${file}: no CA certificate naming a trust domain (spiffe:// URI SAN)`);
 }

@@ -69,6 +69,8 @@ function banner(config: ServerConfig, publicAddress: string): string {
   // Nothing puts `lanyard` on PATH after `npm ci` (and `npx lanyard` would ask the registry), so the steps
   // name the script itself: each line then runs as pasted, from any directory.
   const lanyard = `node ${shellWord(path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js'))}`;
+  // With an upstream CA the bundle is the organisation's root, which names no trust domain: say it.
+  const trustDomainFlag = config.caUpstream !== undefined ? ` --trust-domain ${config.trustDomain}` : '';
   return [
     `Lanyard server running, trust domain ${config.trustDomain}`,
     `  admin socket (registration, CA): ${config.adminSocketPath}`,
@@ -80,7 +82,7 @@ function banner(config: ServerConfig, publicAddress: string): string {
     `  ${lanyard} entry create ${target} --spiffe-id ${id} --selector unix:uid:${process.getuid?.() ?? 1000}`,
     `  (umask 077; ${lanyard} token create ${target} --spiffe-id ${id} > token)   # single use, 10 minutes`,
     `  ${lanyard} bundle show ${target} > bundle.pem`,
-    `  ${lanyard} svid fetch --server ${connectAddress(config, listening)} --bundle bundle.pem --join-token-file token --out svid/`,
+    `  ${lanyard} svid fetch --server ${connectAddress(config, listening)} --bundle bundle.pem${trustDomainFlag} --join-token-file token --out svid/`,
     `  ${lanyard} svid inspect svid/svid.pem`,
     '',
     `The CA: ${lanyard} ca show ${target}; rotate it by hand with \`ca rotate\` (see README).`,

@@ -88,6 +88,10 @@ export function registerSvidCommands(program: Command): void {
     .requiredOption('--server <host:port>', "the server's TLS listener, e.g. 127.0.0.1:8081")
     .requiredOption('--bundle <file>', 'trust bundle to bootstrap with (lanyard bundle show > bundle.pem)')
     .requiredOption('--out <dir>', 'directory for svid.pem, svid_key.pem and bundle.pem')
+    .option(
+      '--trust-domain <td>',
+      "the server's trust domain (default: the one the bundle's CAs name; needed when they name none, as an organisation root does)",
+    )
     .option('--join-token-file <file>', 'file holding the join token (keeps it out of the process list)')
     .option(
       '--join-token <token>',
@@ -100,10 +104,15 @@ export function registerSvidCommands(program: Command): void {
           server: string;
           bundle: string;
           out: string;
+          trustDomain?: string;
           joinToken?: string;
           joinTokenFile?: string;
           spiffeId?: string;
         }) => {
+          const trustDomain =
+            opts.trustDomain !== undefined
+              ? parseTrustDomainFlag(opts.trustDomain, '--trust-domain')
+              : undefined;
           const token =
             opts.joinTokenFile !== undefined
               ? readInputFile(opts.joinTokenFile, 'join token file').trim()
@@ -111,7 +120,7 @@ export function registerSvidCommands(program: Command): void {
           if (token === undefined || token === '') {
             throw usageError('a join token is needed: --join-token-file, --join-token or LANYARD_JOIN_TOKEN');
           }
-          const bundle = readBundleFile(readInputFile(opts.bundle, 'bundle'), undefined);
+          const bundle = readBundleFile(readInputFile(opts.bundle, 'bundle'), trustDomain);
           const svid = await fetchWithJoinToken(opts.server, bundle, token, opts.spiffeId);
           const files = writeSvidFiles(opts.out, svid);
           process.stdout.write(
