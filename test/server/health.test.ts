@@ -49,6 +49,14 @@ function watch(client: HealthClient, service: string): { seen: Status[]; until(s
 }
 
 const TD = 'lanyard.local';
+/**
+ * Expiries happen in real time: the TLS clients check certificates against the real clock, so an injected
+ * server clock cannot move past them. What must happen before the expiry (start-up, the first TLS checks, the
+ * watches opened) takes well under a second on an idle machine; the lifetimes leave an order of magnitude more
+ * for a loaded one, and the tests wait for each expiry with a Watch, never for a fixed time.
+ */
+const CA_TTL_SECONDS = 16;
+const SERVER_SVID_TTL_SECONDS = 6;
 const ISSUING = ['', 'lanyard.v1.AttestationService', 'lanyard.v1.NodeService', 'lanyard.v1.SessionService'];
 
 describe('health follows the CA', function () {
@@ -92,7 +100,7 @@ describe('health follows the CA', function () {
 
   it('the active CA expires: NOT_SERVING on both listeners (Check and Watch); a new CA: SERVING again', async () => {
     t = await startTestServer({
-      config: { caTtlSeconds: 4, svidDefaultTtlSeconds: 2 },
+      config: { caTtlSeconds: CA_TTL_SECONDS, svidDefaultTtlSeconds: 2 },
       start: { rotationTimer: false },
     });
     const s = t;
@@ -145,7 +153,9 @@ describe('health follows the CA', function () {
   });
 
   it('the server SVID expires under a valid CA: NOT_SERVING until it is renewed', async () => {
-    t = await startTestServer({ start: { rotationTimer: false, serverSvidTtlSeconds: 2 } });
+    t = await startTestServer({
+      start: { rotationTimer: false, serverSvidTtlSeconds: SERVER_SVID_TTL_SECONDS },
+    });
     const s = t;
     const a = admin(s);
     const w = watch(a, '');

@@ -3,10 +3,13 @@
  * property: an SVID signed by a CA keeps verifying, against the bundle WatchBundle delivered last, after a
  * newer CA took over signing, until it expires; once the old CA expired its root leaves the watched bundle.
  *
- * Timing: the CA lives 12 s (next CA prepared half-way, activated when 1/6 = 2 s remain) and SVIDs 3 s
- * (capped at their CA's end), so an SVID signed just before an activation stays valid for up to 2 s after
- * it. The loop attests every few hundred milliseconds and checks every SVID still valid right after each
- * Attest; nothing is timed, every wait is a poll with a generous limit.
+ * Timing: the CA is asked for 24 s and, backdated 10 s, lives 34 s; the next CA is prepared half-way and
+ * activated when 1/6 (about 5.7 s) remains. SVIDs live 6 s, capped at their CA's end, so an SVID signed just
+ * before an activation stays valid for about 5.7 s after it: the window in which one loop pass (a join token,
+ * an Attest, the checks) must run to see the crossing. A pass takes tens of milliseconds on an idle machine and
+ * rarely a second on a loaded one. The window cannot be stretched with an injected server clock: the TLS
+ * clients check the server's certificates against the real one. Nothing is timed; every wait is a poll with a
+ * generous limit. Three activations take about 37 s.
  */
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
@@ -21,8 +24,8 @@ import { attest, connectPublic, newKey, renewCall, watchBundle, type PublicClien
 
 const TD = 'lanyard.local';
 const td = TrustDomain.parse(TD);
-const CA_TTL_SECONDS = 12;
-const SVID_TTL_SECONDS = 3;
+const CA_TTL_SECONDS = 24;
+const SVID_TTL_SECONDS = 6;
 /** Activations to see: each one must show an older CA's SVID verifying under the newer CA. */
 const ACTIVATIONS = 3;
 const LOOP_LIMIT_MS = 70_000;
@@ -63,7 +66,7 @@ describe('CA rotation seen through WatchBundle', function () {
   before(async () => {
     s = await startTestServer({
       config: { caTtlSeconds: CA_TTL_SECONDS, svidDefaultTtlSeconds: SVID_TTL_SECONDS },
-      start: { serverSvidTtlSeconds: 4 },
+      start: { serverSvidTtlSeconds: 8 },
     });
     pub = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), TD);
   });
