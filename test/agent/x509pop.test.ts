@@ -7,9 +7,11 @@ import * as assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x509/profiles';
-import { generateKeyPair } from '../../src/x509/keys';
-import { encodePem } from '../../src/x509/pem';
+import {
+  provisioningEvidencePem,
+  provisioningPki,
+  writeProvisioningCaFile,
+} from '../attest/helpers/x509pop-pki';
 import { startTestServer, type TestServer } from '../server/helpers';
 import { AGENT_ID, TD, X509Stream, tempDir, waitFor, workloadClient } from './helpers';
 
@@ -25,34 +27,12 @@ describe('node agent: x509pop node attestation through the CLI', function () {
 
   before(async () => {
     dir = tempDir();
-    const rootKey = generateKeyPair('ec-p256');
-    const root = createRootCa({
-      trustDomain: 'provisioning.example',
-      ttlSeconds: 86400,
-      key: rootKey.privateKey,
-    });
-    const interKey = generateKeyPair('ec-p256');
-    const inter = createIntermediateCa({
-      trustDomain: 'provisioning.example',
-      ttlSeconds: 86400,
-      publicKey: interKey.publicKey,
-      issuer: { cert: root.cert, key: rootKey.privateKey },
-    });
-    const deviceKey = generateKeyPair('ec-p256');
-    const device = issueX509Svid({
-      spiffeId: DEVICE,
-      publicKey: deviceKey.publicKey,
-      issuer: { cert: inter.cert, key: interKey.privateKey },
-      ttlSeconds: 3600,
-    });
-    fs.writeFileSync(path.join(dir, 'prov-ca.pem'), encodePem('CERTIFICATE', root.der));
-    fs.writeFileSync(
-      path.join(dir, 'device.pem'),
-      encodePem('CERTIFICATE', device.der) + encodePem('CERTIFICATE', inter.der),
-    );
+    const pki = provisioningPki(DEVICE);
+    writeProvisioningCaFile(pki, path.join(dir, 'prov-ca.pem'));
+    fs.writeFileSync(path.join(dir, 'device.pem'), provisioningEvidencePem(pki));
     fs.writeFileSync(
       path.join(dir, 'device-key.pem'),
-      deviceKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      pki.deviceKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
       { mode: 0o600 },
     );
     s = await startTestServer({

@@ -11,16 +11,12 @@ import {
 import { ErrorCode, GrpcStatus } from '../../src/errors';
 import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import {
-  createIntermediateCa,
-  createRootCa,
-  issueX509Svid,
-  type IssuedCertificate,
-} from '../../src/x509/profiles';
+import { createRootCa, type IssuedCertificate } from '../../src/x509/profiles';
 import { verifyWithKey } from '../../src/x509/keys';
 import { openssl, removeDir, tempDir, writeTemp } from '../x509/fixtures';
 import { AnsweringRuntime, fixedAnswer, silentRuntime } from './helpers/channels';
 import { rejectsWithCode } from './helpers/expect';
+import { provisioningPki } from './helpers/x509pop-pki';
 
 const NOW = new Date();
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -30,50 +26,25 @@ const sha256 = (der: Uint8Array) => createHash('sha256').update(der).digest('hex
 const values = (r: { selectors: { type: string; value: string }[] }) =>
   r.selectors.map((s) => `${s.type}:${s.value}`);
 
-/** A provisioning PKI built with our own profiles: root -> intermediate -> SPIFFE-style device certificate. */
-function profilePki() {
-  const rootKey = generateKeyPair('ec-p256');
-  const root = createRootCa({
-    trustDomain: 'provisioning.example',
-    ttlSeconds: 86400,
-    key: rootKey.privateKey,
-  });
-  const interKey = generateKeyPair('ec-p256');
-  const inter = createIntermediateCa({
-    trustDomain: 'provisioning.example',
-    ttlSeconds: 86400,
-    publicKey: interKey.publicKey,
-    issuer: { cert: root.cert, key: rootKey.privateKey },
-  });
-  const leafKey = generateKeyPair('ec-p256');
-  const leaf = issueX509Svid({
-    spiffeId: 'spiffe://provisioning.example/device/gpu-node-7',
-    publicKey: leafKey.publicKey,
-    issuer: { cert: inter.cert, key: interKey.privateKey },
-    ttlSeconds: 3600,
-  });
-  return { root, inter, interKey, leaf, leafKey };
-}
-
 describe('x509pop attestor', () => {
-  const pki = profilePki();
+  const pki = provisioningPki();
   const attestor = new X509PopAttestor([pki.root.cert]);
 
   it('success (SPIFFE-style certificate from our profiles): serial, URI SAN, both CA fingerprints', async () => {
-    const runtime = new AnsweringRuntime(pki.leafKey.privateKey);
-    const r = await attestor.attest(pem(pki.leaf, pki.inter), runtime, NOW);
+    const runtime = new AnsweringRuntime(pki.deviceKey.privateKey);
+    const r = await attestor.attest(pem(pki.device, pki.inter), runtime, NOW);
     assert.deepEqual(values(r), [
-      `x509pop:serialnumber:${pki.leaf.cert.serialHex}`,
+      `x509pop:serialnumber:${pki.device.cert.serialHex}`,
       'x509pop:san:uri:spiffe://provisioning.example/device/gpu-node-7',
       `x509pop:ca:fingerprint:${sha256(pki.inter.der)}`,
       `x509pop:ca:fingerprint:${sha256(pki.root.der)}`,
     ]);
-    assert.match(pki.leaf.cert.serialHex, /^[0-9a-f]+$/);
-    assert.equal(r.agentIdHint, `x509pop/${sha256(pki.leaf.der)}`);
+    assert.match(pki.device.cert.serialHex, /^[0-9a-f]+$/);
+    assert.equal(r.agentIdHint, `x509pop/${sha256(pki.device.der)}`);
     assert.equal(r.canReattest, true);
     assert.deepEqual(
       Buffer.from(r.evidenceSha256),
-      createHash('sha256').update(pem(pki.leaf, pki.inter)).digest(),
+      createHash('sha256').update(pem(pki.device, pki.inter)).digest(),
     );
     // One challenge: a fresh 32-byte nonce.
     assert.equal(runtime.challenges.length, 1);
@@ -81,13 +52,13 @@ describe('x509pop attestor', () => {
   });
 
   it('accepts the chain as concatenated DER as well as PEM', async () => {
-    const der = Buffer.concat([pki.leaf.der, pki.inter.der]);
-    const r = await attestor.attest(der, new AnsweringRuntime(pki.leafKey.privateKey), NOW);
+    const der = Buffer.concat([pki.device.der, pki.inter.der]);
+    const r = await attestor.attest(der, new AnsweringRuntime(pki.deviceKey.privateKey), NOW);
     assert.ok(values(r).includes(`x509pop:ca:fingerprint:${sha256(pki.root.der)}`));
   });
 
   it('wrong CA: a chain to another provisioning root is refused (UNAUTHENTICATED) and never challenged', async () => {
-    const runtime = new AnsweringRuntime(pki.leafKey.privateKey);
+    const runtime = new AnsweringRuntime(pki.deviceKey.privateKey);
     const otherKey = generateKeyPair('ec-p256').privateKey;
     const otherRoot = createRootCa({
       trustDomain: 'other.example',
@@ -96,13 +67,13 @@ describe('x509pop attestor', () => {
       subject: { commonName: 'Other provisioning CA' },
     });
     const e = await rejectsWithCode(
-      new X509PopAttestor([otherRoot.cert]).attest(pem(pki.leaf, pki.inter), runtime, NOW),
+      new X509PopAttestor([otherRoot.cert]).attest(pem(pki.device, pki.inter), runtime, NOW),
       ErrorCode.UNKNOWN_AUTHORITY,
     );
     assert.equal(e.grpcStatus, GrpcStatus.UNAUTHENTICATED);
     // A root with the very same name but another key: the issuer is found by name, its signature fails.
     await rejectsWithCode(
-      new X509PopAttestor([profilePki().root.cert]).attest(pem(pki.leaf, pki.inter), runtime, NOW),
+      new X509PopAttestor([provisioningPki().root.cert]).attest(pem(pki.device, pki.inter), runtime, NOW),
       ErrorCode.SIGNATURE_INVALID,
     );
     assert.equal(runtime.challenges.length, 0);
@@ -111,7 +82,7 @@ describe('x509pop attestor', () => {
   it('a response signed by another key is ERR_CHALLENGE_FAILED (UNAUTHENTICATED)', async () => {
     const e = await rejectsWithCode(
       attestor.attest(
-        pem(pki.leaf, pki.inter),
+        pem(pki.device, pki.inter),
         new AnsweringRuntime(generateKeyPair('ec-p256').privateKey),
         NOW,
       ),
@@ -121,32 +92,35 @@ describe('x509pop attestor', () => {
     assert.equal(e.grpcStatus, GrpcStatus.UNAUTHENTICATED);
     // Nor does the CA's key stand in for the leaf's.
     await rejectsWithCode(
-      attestor.attest(pem(pki.leaf, pki.inter), new AnsweringRuntime(pki.interKey.privateKey), NOW),
+      attestor.attest(pem(pki.device, pki.inter), new AnsweringRuntime(pki.interKey.privateKey), NOW),
       ErrorCode.CHALLENGE_FAILED,
     );
   });
 
   it('reused nonce: a valid answer captured on one stream fails on the next (each stream gets its own nonce)', async () => {
-    const honest = new AnsweringRuntime(pki.leafKey.privateKey);
-    await attestor.attest(pem(pki.leaf, pki.inter), honest, NOW);
+    const honest = new AnsweringRuntime(pki.deviceKey.privateKey);
+    await attestor.attest(pem(pki.device, pki.inter), honest, NOW);
     const replay = fixedAnswer(honest.answers[0]!);
-    await rejectsWithCode(attestor.attest(pem(pki.leaf, pki.inter), replay, NOW), ErrorCode.CHALLENGE_FAILED);
+    await rejectsWithCode(
+      attestor.attest(pem(pki.device, pki.inter), replay, NOW),
+      ErrorCode.CHALLENGE_FAILED,
+    );
     assert.notDeepEqual(Buffer.from(replay.challenges[0]!), Buffer.from(honest.challenges[0]!));
   });
 
   it('garbage responses: ERR_CHALLENGE_FAILED; empty or oversized ones ERR_MALFORMED_EVIDENCE', async () => {
     for (const garbage of [Uint8Array.of(0x30, 0x00), new Uint8Array(64).fill(7), enc('not a signature')]) {
       await rejectsWithCode(
-        attestor.attest(pem(pki.leaf, pki.inter), fixedAnswer(garbage), NOW),
+        attestor.attest(pem(pki.device, pki.inter), fixedAnswer(garbage), NOW),
         ErrorCode.CHALLENGE_FAILED,
       );
     }
     await rejectsWithCode(
-      attestor.attest(pem(pki.leaf, pki.inter), fixedAnswer(new Uint8Array(0)), NOW),
+      attestor.attest(pem(pki.device, pki.inter), fixedAnswer(new Uint8Array(0)), NOW),
       ErrorCode.MALFORMED_EVIDENCE,
     );
     await rejectsWithCode(
-      attestor.attest(pem(pki.leaf, pki.inter), fixedAnswer(new Uint8Array(2000)), NOW),
+      attestor.attest(pem(pki.device, pki.inter), fixedAnswer(new Uint8Array(2000)), NOW),
       ErrorCode.MALFORMED_EVIDENCE,
       /at most 1024/,
     );
@@ -155,7 +129,7 @@ describe('x509pop attestor', () => {
   it('a runtime that does not answer in time: ERR_CHALLENGE_TIMEOUT (DEADLINE_EXCEEDED)', async () => {
     const impatient = new X509PopAttestor([pki.root.cert], { challengeTimeoutMs: 50 });
     const e = await rejectsWithCode(
-      impatient.attest(pem(pki.leaf, pki.inter), silentRuntime, NOW),
+      impatient.attest(pem(pki.device, pki.inter), silentRuntime, NOW),
       ErrorCode.CHALLENGE_TIMEOUT,
       /within 50 ms/,
     );
@@ -165,14 +139,14 @@ describe('x509pop attestor', () => {
   it('certificate problems come from path validation: expired, missing intermediate', async () => {
     await rejectsWithCode(
       attestor.attest(
-        pem(pki.leaf, pki.inter),
-        new AnsweringRuntime(pki.leafKey.privateKey),
+        pem(pki.device, pki.inter),
+        new AnsweringRuntime(pki.deviceKey.privateKey),
         new Date(NOW.getTime() + 2 * 3600_000),
       ),
       ErrorCode.CERT_EXPIRED,
     );
     await rejectsWithCode(
-      attestor.attest(pem(pki.leaf), new AnsweringRuntime(pki.leafKey.privateKey), NOW),
+      attestor.attest(pem(pki.device), new AnsweringRuntime(pki.deviceKey.privateKey), NOW),
       ErrorCode.UNKNOWN_AUTHORITY,
     );
   });
@@ -186,7 +160,7 @@ describe('x509pop attestor', () => {
   });
 
   it('malformed evidence: ERR_MALFORMED_EVIDENCE, and a private key in it is refused without echo', async () => {
-    const keyPem = pki.leafKey.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const keyPem = pki.deviceKey.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     for (const [evidence, message] of [
       [enc('hello'), /holds no certificate/],
       [enc('-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n'), /not valid PEM/],
@@ -196,13 +170,13 @@ describe('x509pop attestor', () => {
         /certificate 0 of the evidence/,
       ],
       [Uint8Array.of(0x30, 0x82, 0x01), /neither PEM nor DER/],
-      [Buffer.concat([pki.leaf.der, Uint8Array.of(0x02, 0x01, 0x00)]), /expected a certificate at offset/],
+      [Buffer.concat([pki.device.der, Uint8Array.of(0x02, 0x01, 0x00)]), /expected a certificate at offset/],
       [new Uint8Array(0), /empty/],
       [new Uint8Array(70 * 1024).fill(0x41), /more than the 65536/],
-      [enc(`${encodePem('CERTIFICATE', pki.leaf.der)}${keyPem}`), /contains a private key/],
+      [enc(`${encodePem('CERTIFICATE', pki.device.der)}${keyPem}`), /contains a private key/],
     ] as const) {
       const e = await rejectsWithCode(
-        attestor.attest(evidence, new AnsweringRuntime(pki.leafKey.privateKey), NOW),
+        attestor.attest(evidence, new AnsweringRuntime(pki.deviceKey.privateKey), NOW),
         ErrorCode.MALFORMED_EVIDENCE,
         message,
       );
@@ -212,12 +186,18 @@ describe('x509pop attestor', () => {
 
   it('the signed message is context || 0x00 || nonce, and the client refuses anything but a 32-byte nonce', () => {
     const nonce = new Uint8Array(32).fill(9);
-    const sig = answerX509PopChallenge(nonce, pki.leafKey.privateKey);
+    const sig = answerX509PopChallenge(nonce, pki.deviceKey.privateKey);
     const message = Buffer.concat([Buffer.from(`${X509POP_CONTEXT}\0`), nonce]);
-    assert.ok(verifyWithKey(message, sig, pki.leafKey.publicKey));
-    assert.throws(() => answerX509PopChallenge(new Uint8Array(31), pki.leafKey.privateKey), /32-byte nonce/);
-    assert.throws(() => answerX509PopChallenge(new Uint8Array(64), pki.leafKey.privateKey), /32-byte nonce/);
-    assert.throws(() => answerX509PopChallenge(nonce, pki.leafKey.publicKey), /private key/);
+    assert.ok(verifyWithKey(message, sig, pki.deviceKey.publicKey));
+    assert.throws(
+      () => answerX509PopChallenge(new Uint8Array(31), pki.deviceKey.privateKey),
+      /32-byte nonce/,
+    );
+    assert.throws(
+      () => answerX509PopChallenge(new Uint8Array(64), pki.deviceKey.privateKey),
+      /32-byte nonce/,
+    );
+    assert.throws(() => answerX509PopChallenge(nonce, pki.deviceKey.publicKey), /private key/);
   });
 
   describe('over a StreamChallengeChannel (the server side of the Attest stream, without gRPC)', () => {
@@ -226,9 +206,9 @@ describe('x509pop attestor', () => {
       const channel = new StreamChallengeChannel((c) => {
         sent.push(c);
         // The client answers asynchronously, as a stream message would arrive.
-        setImmediate(() => channel.respond(answerX509PopChallenge(c, pki.leafKey.privateKey)));
+        setImmediate(() => channel.respond(answerX509PopChallenge(c, pki.deviceKey.privateKey)));
       });
-      const r = await attestor.attest(pem(pki.leaf, pki.inter), channel, NOW);
+      const r = await attestor.attest(pem(pki.device, pki.inter), channel, NOW);
       assert.equal(sent.length, 1);
       assert.ok(r.selectors.length > 0);
       // The attestation is over: a late or second answer is a protocol error, never taken for a new challenge.
@@ -243,7 +223,7 @@ describe('x509pop attestor', () => {
         setImmediate(() => channel.close());
       });
       await rejectsWithCode(
-        attestor.attest(pem(pki.leaf, pki.inter), channel, NOW),
+        attestor.attest(pem(pki.device, pki.inter), channel, NOW),
         ErrorCode.INVALID_ARGUMENT,
         /stream ended/,
       );

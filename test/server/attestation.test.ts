@@ -17,15 +17,14 @@ import { verifyPeerSvid } from '../../src/server/tls/peer-svid';
 import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid, type VerifiedSvid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import {
-  createIntermediateCa,
-  createRootCa,
-  DEFAULT_BACKDATE_SECONDS,
-  issueX509Svid,
-} from '../../src/x509/profiles';
+import { createRootCa, DEFAULT_BACKDATE_SECONDS, issueX509Svid } from '../../src/x509/profiles';
 import { generateKeyPair } from '../../src/x509/keys';
-import { encodePem } from '../../src/x509/pem';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../attest/helpers/jwt';
+import {
+  provisioningEvidencePem,
+  provisioningPki,
+  writeProvisioningCaFile,
+} from '../attest/helpers/x509pop-pki';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
 import {
   attest,
@@ -131,28 +130,8 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
   const jwksFile = path.join(files, 'jwks.json');
   fs.writeFileSync(jwksFile, jwksOf(k8sKey));
   // A provisioning PKI for x509pop: root -> intermediate -> device certificate.
-  const provRootKey = generateKeyPair('ec-p256');
-  const provRoot = createRootCa({
-    trustDomain: 'provisioning.example',
-    ttlSeconds: 86400,
-    key: provRootKey.privateKey,
-  });
-  const provInterKey = generateKeyPair('ec-p256');
-  const provInter = createIntermediateCa({
-    trustDomain: 'provisioning.example',
-    ttlSeconds: 86400,
-    publicKey: provInterKey.publicKey,
-    issuer: { cert: provRoot.cert, key: provRootKey.privateKey },
-  });
-  const deviceKey = generateKeyPair('ec-p256');
-  const device = issueX509Svid({
-    spiffeId: 'spiffe://provisioning.example/device/gpu-node-7',
-    publicKey: deviceKey.publicKey,
-    issuer: { cert: provInter.cert, key: provInterKey.privateKey },
-    ttlSeconds: 3600,
-  });
-  const caBundleFile = path.join(files, 'prov-ca.pem');
-  fs.writeFileSync(caBundleFile, encodePem('CERTIFICATE', provRoot.der));
+  const prov = provisioningPki();
+  const caBundleFile = writeProvisioningCaFile(prov, path.join(files, 'prov-ca.pem'));
 
   let s: TestServer;
   let pub: PublicClients;
@@ -307,12 +286,10 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
         x509SvidTtlSeconds: ttlSeconds,
       },
     });
-    const evidence = Buffer.from(
-      encodePem('CERTIFICATE', device.der) + encodePem('CERTIFICATE', provInter.der),
-    );
+    const evidence = Buffer.from(provisioningEvidencePem(prov));
     const { key, csr } = newKey();
     const r = await attest(pub.attestation, { attestorType: 'x509pop', evidence, csr }, (challenge) =>
-      Buffer.from(answerX509PopChallenge(challenge, deviceKey.privateKey)),
+      Buffer.from(answerX509PopChallenge(challenge, prov.deviceKey.privateKey)),
     );
     assert.equal(r.svid?.spiffeId, spiffeId);
     const v = verifyX509Svid(r.svid!.certChain, await currentBundle());

@@ -15,9 +15,12 @@ import { AdminClient } from '../../src/server/admin-client';
 import { TrustDomain } from '../../src/spiffe';
 import { SQLITE_FILE_NAME, SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { verifyX509Svid } from '../../src/verify';
-import { generateKeyPair } from '../../src/x509/keys';
-import { encodePem } from '../../src/x509/pem';
-import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x509/profiles';
+import {
+  provisioningEvidencePem,
+  provisioningPki,
+  writeProvisioningCaFile,
+  type ProvisioningPki,
+} from '../attest/helpers/x509pop-pki';
 import { tempDataDir } from './helpers';
 import { connectPublic, getBundle, newKey, rejectsGrpc } from './public-client';
 import { logLines, spawnServer } from './server-process';
@@ -29,32 +32,12 @@ const SERVER_CHAIN = `spiffe://${TD}/lanyard/server`;
 function provisioning(dir: string): {
   caFile: string;
   evidence: Buffer;
-  deviceKey: ReturnType<typeof generateKeyPair>;
+  deviceKey: ProvisioningPki['deviceKey'];
 } {
-  const rootKey = generateKeyPair('ec-p256');
-  const root = createRootCa({
-    trustDomain: 'provisioning.example',
-    ttlSeconds: 86400,
-    key: rootKey.privateKey,
-  });
-  const interKey = generateKeyPair('ec-p256');
-  const inter = createIntermediateCa({
-    trustDomain: 'provisioning.example',
-    ttlSeconds: 86400,
-    publicKey: interKey.publicKey,
-    issuer: { cert: root.cert, key: rootKey.privateKey },
-  });
-  const deviceKey = generateKeyPair('ec-p256');
-  const device = issueX509Svid({
-    spiffeId: 'spiffe://provisioning.example/device/d1',
-    publicKey: deviceKey.publicKey,
-    issuer: { cert: inter.cert, key: interKey.privateKey },
-    ttlSeconds: 3600,
-  });
-  const caFile = path.join(dir, 'prov-ca.pem');
-  fs.writeFileSync(caFile, encodePem('CERTIFICATE', root.der));
-  const evidence = Buffer.from(encodePem('CERTIFICATE', device.der) + encodePem('CERTIFICATE', inter.der));
-  return { caFile, evidence, deviceKey };
+  const pki = provisioningPki('spiffe://provisioning.example/device/d1');
+  const caFile = writeProvisioningCaFile(pki, path.join(dir, 'prov-ca.pem'));
+  const evidence = Buffer.from(provisioningEvidencePem(pki));
+  return { caFile, evidence, deviceKey: pki.deviceKey };
 }
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
