@@ -5,7 +5,6 @@
  * (and offline from the file), and usage errors exit 2.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,31 +12,14 @@ import { FileAuditLog } from '../../src/audit/file-log';
 import type { Trace } from '../../src/audit/trace';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../src/cli/exit-codes';
 import { startTestServer, type TestServer } from '../server/helpers';
+import { BIN, runCli, type CliResult } from '../server/server-process';
 import { tempDir } from './helpers';
 
-const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
 const SERVICE = 'spiffe://lanyard.local/services/search';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
-function lanyard(args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: path.dirname(BIN),
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lanyard = (args: string[]): Promise<Result> => runCli(args, {}, path.dirname(BIN));
 
 const expectExit = (r: Result, code: number): Result => {
   assert.equal(r.code, code, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);

@@ -5,35 +5,24 @@
  * demo is slow, so it runs twice in the suite and no more.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { runProcess, type CliResult } from '../server/server-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
 type Entry = 'npm run demo' | 'lanyard demo';
 
-function runDemo(
-  entry: Entry,
-  args: string[] = [],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const argv =
-      entry === 'npm run demo'
-        ? ['--require', 'tsx/cjs', path.join(ROOT, 'scripts', 'demo.ts'), ...args]
-        : [path.join(ROOT, 'bin', 'lanyard.js'), 'demo', ...args];
-    const child = spawn(process.execPath, argv, {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+function runDemo(entry: Entry, args: string[] = []): Promise<CliResult> {
+  const argv =
+    entry === 'npm run demo'
+      ? ['--require', 'tsx/cjs', path.join(ROOT, 'scripts', 'demo.ts'), ...args]
+      : [path.join(ROOT, 'bin', 'lanyard.js'), 'demo', ...args];
+  return runProcess(process.execPath, argv, {
+    cwd: ROOT,
+    ignoreStdin: true,
+    env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
   });
 }
 

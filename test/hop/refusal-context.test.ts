@@ -6,7 +6,6 @@
  * `lanyard audit trace` as a person runs it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -31,23 +30,11 @@ import {
   type Ca,
   type Hop,
 } from '../verify/helpers/delegation';
+import { runCli, type CliResult } from '../server/server-process';
 
 const SERVICE = `spiffe://${TD}/services/docs`;
-const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
 
-function lanyard(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lanyard = (args: string[]): Promise<CliResult> => runCli(args);
 
 describe('hop refusals: which context a deny decision carries', function () {
   this.timeout(60_000);

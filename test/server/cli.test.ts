@@ -13,46 +13,15 @@ import { parseSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../src/cli/exit-codes';
 import { TrustDomain } from '../../src/spiffe';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
+import { BIN, runCli, runSh, type CliResult } from './server-process';
 
-const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
 const TD = 'spiffe://lanyard.local';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
-function lanyard(args: string[], env: NodeJS.ProcessEnv = {}, cwd = path.dirname(BIN)): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd,
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** One line as a person pastes it: through sh, in `cwd`, with nothing rewritten. */
-function sh(line: string, cwd: string): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', line], {
-      cwd,
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lanyard = (args: string[], env: NodeJS.ProcessEnv = {}, cwd = path.dirname(BIN)): Promise<Result> =>
+  runCli(args, env, cwd);
+const sh = runSh;
 
 const ok = (r: Result): Result => {
   assert.equal(r.code, EXIT_OK, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);

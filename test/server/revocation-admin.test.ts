@@ -3,7 +3,6 @@
  * child process), RevokeSvid reaching a streamed RevocationCache, and the public listener's admin check.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
@@ -18,24 +17,10 @@ import { createCsr } from '../../src/x509/csr';
 import { generateKeyPair } from '../../src/x509/keys';
 import { startTestServer, type TestServer } from './helpers';
 import { newKey, rejectsGrpc } from './public-client';
+import { BIN, runCli, type CliResult } from './server-process';
 import { type Agent, id, register, sessionClient, startSession, TD, unary } from './session-fixture';
 
-const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
-
-function lanyard(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: path.dirname(BIN),
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const lanyard = (args: string[]): Promise<CliResult> => runCli(args, {}, path.dirname(BIN));
 
 const isCode = (code: string) => (e: unknown) => (e as { code?: string }).code === code;
 

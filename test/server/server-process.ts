@@ -94,20 +94,49 @@ export function logLines(stdout: string): { msg?: string; [k: string]: unknown }
     .map((l) => JSON.parse(l) as { msg?: string });
 }
 
-/** One CLI command, `node bin/lanyard.js <args>`, run to completion. */
-export function runCli(
+/** How a child process exited (null: killed by a signal) and what it printed. */
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `command` to its exit, collecting what it prints; a non-zero exit resolves, only a failed spawn rejects. */
+export function runProcess(
+  command: string,
   args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; ignoreStdin?: boolean } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '', ...env },
+    const stdin: 'ignore' | 'pipe' = options.ignoreStdin ? 'ignore' : 'pipe';
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      stdio: [stdin, 'pipe', 'pipe'],
+      env: options.env ?? process.env,
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The environment a CLI child runs in: from source, with no data dir inherited from the developer's shell. */
+const cliEnv = (env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  ...process.env,
+  LANYARD_FROM_SOURCE: '1',
+  LANYARD_DATA_DIR: '',
+  ...env,
+});
+
+/** `node bin/lanyard.js ...args` (in `cwd` when given), as a person types it. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<CliResult> {
+  return runProcess(process.execPath, [BIN, ...args], { cwd, env: cliEnv(env) });
+}
+
+/** One line as a person pastes it: through sh, in `cwd`, with nothing rewritten. */
+export function runSh(line: string, cwd: string): Promise<CliResult> {
+  return runProcess('sh', ['-c', line], { cwd, env: cliEnv() });
 }

@@ -15,26 +15,13 @@ import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid } from '../../src/verify';
 import { decodePemBlocks } from '../../src/x509/pem';
 import { tempDataDir } from './helpers';
-import { BIN, runCli, spawnServer, type ServerProcess } from './server-process';
+import { BIN, runCli, runSh, spawnServer, type ServerProcess } from './server-process';
 import { ORG_TD, makeOrg, pemOf, writeConfig, type Org } from './upstream-org';
 
 const td = TrustDomain.parse(ORG_TD);
 
 /** A line the banner printed, run by sh in `cwd` as a person pastes it. */
-function sh(line: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', line], {
-      cwd,
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1', LANYARD_DATA_DIR: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const sh = runSh;
 
 describe('ca.upstream: workloads and agents bootstrap from the org root with --trust-domain', function () {
   this.timeout(90_000);
