@@ -17,7 +17,7 @@ import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { generateKeyPair } from '../../src/x509/keys';
-import { createIntermediateCa } from '../../src/x509/profiles';
+import { createIntermediateCa, type IssuedCertificate } from '../../src/x509/profiles';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
 import { attest, connectPublic, getBundle, newKey, type PublicClients } from './public-client';
 import { runCli, spawnServer } from './server-process';
@@ -25,6 +25,45 @@ import { ORG_TD, makeOrg, pemOf, writeConfig, type Org } from './upstream-org';
 
 const TD = ORG_TD;
 const td = TrustDomain.parse(TD);
+
+/**
+ * Two org intermediates, root -> regional CA -> workload CA (Lanyard's signer), written under org.dir as
+ * chain.pem (signer, then regional) and signer.key, with a config file naming them.
+ */
+function twoOrgIntermediates(
+  org: Org,
+  work: string,
+  pathLen: { regional: number; signer?: number },
+): { regional: IssuedCertificate; signer: IssuedCertificate; configFile: string } {
+  const { privateKey: regionalKey } = generateKeyPair('ec-p256');
+  const regional = createIntermediateCa({
+    trustDomain: TD,
+    publicKey: regionalKey,
+    issuer: { cert: org.root, key: org.rootKey },
+    ttlSeconds: 365 * 86400,
+    pathLen: pathLen.regional,
+    subject: { organization: 'Example Org', commonName: 'Regional CA' },
+  });
+  const { privateKey: signerKey } = generateKeyPair('ec-p256');
+  const signer = createIntermediateCa({
+    trustDomain: TD,
+    publicKey: signerKey,
+    issuer: { cert: regional.cert, key: regionalKey },
+    ttlSeconds: 180 * 86400,
+    ...(pathLen.signer !== undefined ? { pathLen: pathLen.signer } : {}),
+    subject: { organization: 'Example Org', commonName: 'Workload CA' },
+  });
+  fs.writeFileSync(path.join(org.dir, 'chain.pem'), pemOf(signer.cert) + pemOf(regional.cert));
+  fs.writeFileSync(path.join(org.dir, 'signer.key'), signerKey.export({ type: 'pkcs8', format: 'pem' }), {
+    mode: 0o600,
+  });
+  const configFile = writeConfig(work, {
+    cert: 'org/chain.pem',
+    key: 'org/signer.key',
+    bundle: 'org/root.pem',
+  });
+  return { regional, signer, configFile };
+}
 
 describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', function () {
   this.timeout(60_000);
@@ -128,33 +167,7 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
 
     it('with two org intermediates in cert_file, workloads get both, below the Lanyard CA', async () => {
       // root -> regional CA -> workload CA (Lanyard's signer); cert_file = workload CA, then regional CA.
-      const { privateKey: regionalKey } = generateKeyPair('ec-p256');
-      const regional = createIntermediateCa({
-        trustDomain: TD,
-        publicKey: regionalKey,
-        issuer: { cert: org.root, key: org.rootKey },
-        ttlSeconds: 365 * 86400,
-        pathLen: 2,
-        subject: { organization: 'Example Org', commonName: 'Regional CA' },
-      });
-      const { privateKey: signerKey } = generateKeyPair('ec-p256');
-      const signer = createIntermediateCa({
-        trustDomain: TD,
-        publicKey: signerKey,
-        issuer: { cert: regional.cert, key: regionalKey },
-        ttlSeconds: 180 * 86400,
-        pathLen: 1,
-        subject: { organization: 'Example Org', commonName: 'Workload CA' },
-      });
-      fs.writeFileSync(path.join(org.dir, 'chain.pem'), pemOf(signer.cert) + pemOf(regional.cert));
-      fs.writeFileSync(path.join(org.dir, 'signer.key'), signerKey.export({ type: 'pkcs8', format: 'pem' }), {
-        mode: 0o600,
-      });
-      const configFile = writeConfig(work, {
-        cert: 'org/chain.pem',
-        key: 'org/signer.key',
-        bundle: 'org/root.pem',
-      });
+      const { regional, signer, configFile } = twoOrgIntermediates(org, work, { regional: 2, signer: 1 });
       s = await startTestServer({
         config: { caUpstream: loadConfig({ configFile, env: {} }).caUpstream!, configFile },
       });
@@ -248,32 +261,7 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
     it('a CA above the signer whose pathLenConstraint leaves no room for Lanyard’s CA', async () => {
       // root -> regional (pathLen 1) -> signer (no pathLen): valid as a chain, but with Lanyard's CA below the
       // signer the regional CA would have two intermediates under it.
-      const { privateKey: regionalKey } = generateKeyPair('ec-p256');
-      const regional = createIntermediateCa({
-        trustDomain: TD,
-        publicKey: regionalKey,
-        issuer: { cert: org.root, key: org.rootKey },
-        ttlSeconds: 365 * 86400,
-        pathLen: 1,
-        subject: { organization: 'Example Org', commonName: 'Regional CA' },
-      });
-      const { privateKey: signerKey } = generateKeyPair('ec-p256');
-      const signer = createIntermediateCa({
-        trustDomain: TD,
-        publicKey: signerKey,
-        issuer: { cert: regional.cert, key: regionalKey },
-        ttlSeconds: 180 * 86400,
-        subject: { organization: 'Example Org', commonName: 'Workload CA' },
-      });
-      fs.writeFileSync(path.join(org.dir, 'chain.pem'), pemOf(signer.cert) + pemOf(regional.cert));
-      fs.writeFileSync(path.join(org.dir, 'signer.key'), signerKey.export({ type: 'pkcs8', format: 'pem' }), {
-        mode: 0o600,
-      });
-      const file = writeConfig(work, {
-        cert: 'org/chain.pem',
-        key: 'org/signer.key',
-        bundle: 'org/root.pem',
-      });
+      const { regional, configFile: file } = twoOrgIntermediates(org, work, { regional: 1 });
       await refused(
         file,
         'ca.upstream.cert_file: ',
