@@ -355,46 +355,16 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
   });
 
   it('Renew with an SVID of another CA (same trust domain name) is UNAUTHENTICATED ERR_UNKNOWN_AUTHORITY', async () => {
-    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, foreignSvid(TD, demoId));
-    try {
-      await rejectsCode(
-        renewCall(mtls, newKey().csr),
-        grpc.status.UNAUTHENTICATED,
-        ErrorCode.UNKNOWN_AUTHORITY,
-        'does not chain',
-      );
-    } finally {
-      mtls.close();
-    }
+    await renewUnauthenticated(foreignSvid(TD, demoId), ErrorCode.UNKNOWN_AUTHORITY, 'does not chain');
   });
 
   it('Renew with an SVID of another trust domain is UNAUTHENTICATED ERR_WRONG_TRUST_DOMAIN', async () => {
     const other = foreignSvid('other.example', 'spiffe://other.example/agents/demo');
-    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, other);
-    try {
-      await rejectsCode(
-        renewCall(mtls, newKey().csr),
-        grpc.status.UNAUTHENTICATED,
-        ErrorCode.WRONG_TRUST_DOMAIN,
-        'other.example',
-      );
-    } finally {
-      mtls.close();
-    }
+    await renewUnauthenticated(other, ErrorCode.WRONG_TRUST_DOMAIN, 'other.example');
   });
 
   it('Renew with an expired SVID of this CA is UNAUTHENTICATED ERR_SVID_EXPIRED', async () => {
-    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, await expiredSvid());
-    try {
-      await rejectsCode(
-        renewCall(mtls, newKey().csr),
-        grpc.status.UNAUTHENTICATED,
-        ErrorCode.SVID_EXPIRED,
-        'expired',
-      );
-    } finally {
-      mtls.close();
-    }
+    await renewUnauthenticated(await expiredSvid(), ErrorCode.SVID_EXPIRED, 'expired');
   });
 
   it('Renew with an SVID revoked by serial (RevokeSvid) is UNAUTHENTICATED ERR_REVOKED; an unrevoked one renews', async () => {
@@ -659,6 +629,20 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
       ErrorCode.TOKEN_SPENT,
     );
   });
+
+  /** Renew over mTLS as `identity` is refused UNAUTHENTICATED with `code` and a message holding `fragment`. */
+  async function renewUnauthenticated(
+    identity: ClientIdentity,
+    code: string,
+    fragment: string,
+  ): Promise<void> {
+    const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, identity);
+    try {
+      await rejectsCode(renewCall(mtls, newKey().csr), grpc.status.UNAUTHENTICATED, code, fragment);
+    } finally {
+      mtls.close();
+    }
+  }
 
   /** An SVID signed by this CA for a fresh key a minute ago, with a one-second lifetime. */
   async function expiredSvid(spiffeId = demoId): Promise<ClientIdentity> {
