@@ -9,7 +9,7 @@ import {
   verifyX509Svid,
   VerifyX509SvidOptions,
 } from '../../src/verify';
-import type { AgentContext } from '../../src/x509/agent-context/types';
+import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/types';
 import { AGENT_CONTEXT_OID } from '../../src/x509/agent-context/types';
 import { generateKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
@@ -57,6 +57,24 @@ describe('agent-context rules', () => {
     const ctx = structuredClone(retrieval.context);
     edit(ctx);
     return issueSvid(issuer, id, retrieval.key.publicKey, ctx, 600);
+  }
+
+  /**
+   * What a rogue CA can make for `hop` without its key: a new SVID for a fresh key (living `ttlSeconds`), and
+   * a docs:read link to the retrieval hop signed with that key.
+   */
+  function impostorLink(hop: Hop, ttlSeconds: number): { fakeCert: ParsedCertificate; link: DelegationLink } {
+    const fakeKey = generateKeyPair('ec-p256');
+    const fakeCert = issueSvid(ca, hop.id, fakeKey.publicKey, hop.context, ttlSeconds);
+    const fake: Hop = { ...hop, key: fakeKey, cert: fakeCert };
+    const link = delegate(
+      fake,
+      retrieval.id,
+      retrieval.key.publicKey,
+      ['docs:read'],
+      retrieval.cert.notAfter,
+    );
+    return { fakeCert, link };
   }
 
   describe('accepted chains', () => {
@@ -369,16 +387,7 @@ describe('agent-context rules', () => {
       // What a rogue CA can do without the tool-runner's key: mint it a new SVID and key, and sign link 1 with
       // that key. Link 1 is genuinely signed by the key it carries, so only the planner's signed childKeySha256
       // (link 0) tells the keys apart.
-      const fakeKey = generateKeyPair('ec-p256');
-      const fakeCert = issueSvid(ca, toolRunner.id, fakeKey.publicKey, toolRunner.context, 1800);
-      const fake: Hop = { ...toolRunner, key: fakeKey, cert: fakeCert };
-      const link1 = delegate(
-        fake,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-      );
+      const { fakeCert, link: link1 } = impostorLink(toolRunner, 1800);
       expectCode(
         () => verify(reissued((c) => (c.delegation[1] = link1))),
         ErrorCode.DELEGATION_LINK_INVALID,
@@ -438,16 +447,7 @@ describe('agent-context rules', () => {
       // Nothing the verifier sees ties link 0's key to the planner's SPIFFE ID: certSha256 names a certificate
       // the verifier never gets. So a CA-made link 0 signed by a key the planner never held verifies; an
       // investigator matches certSha256 against the issuance audit trail. This pins what the README claims.
-      const fakeKey = generateKeyPair('ec-p256');
-      const fakeCert = issueSvid(ca, planner.id, fakeKey.publicKey, planner.context, 3600);
-      const fake: Hop = { ...planner, key: fakeKey, cert: fakeCert };
-      const link = delegate(
-        fake,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-      );
+      const { fakeCert, link } = impostorLink(planner, 3600);
       const ok = verify(reissued((c) => (c.delegation = [link])));
       const named = Buffer.from(ok.context!.delegation[0]!.certSha256);
       assert.ok(named.equals(Buffer.from(fakeCert.sha256)));
