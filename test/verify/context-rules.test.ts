@@ -59,6 +59,17 @@ describe('agent-context rules', () => {
     return issueSvid(issuer, id, retrieval.key.publicKey, ctx, 600);
   }
 
+  /** A docs:read link from `parent` to the retrieval hop's key, until the retrieval SVID's notAfter. */
+  const linkToRetrieval = (parent: Hop, overrides?: Parameters<typeof delegate>[5]): DelegationLink =>
+    delegate(
+      parent,
+      retrieval.id,
+      retrieval.key.publicKey,
+      ['docs:read'],
+      retrieval.cert.notAfter,
+      overrides,
+    );
+
   /**
    * What a rogue CA can make for `hop` without its key: a new SVID for a fresh key (living `ttlSeconds`), and
    * a docs:read link to the retrieval hop signed with that key.
@@ -67,13 +78,7 @@ describe('agent-context rules', () => {
     const fakeKey = generateKeyPair('ec-p256');
     const fakeCert = issueSvid(ca, hop.id, fakeKey.publicKey, hop.context, ttlSeconds);
     const fake: Hop = { ...hop, key: fakeKey, cert: fakeCert };
-    const link = delegate(
-      fake,
-      retrieval.id,
-      retrieval.key.publicKey,
-      ['docs:read'],
-      retrieval.cert.notAfter,
-    );
+    const link = linkToRetrieval(fake);
     return { fakeCert, link };
   }
 
@@ -177,31 +182,17 @@ describe('agent-context rules', () => {
     });
 
     it("rejects a binding whose root session differs from the SVID's", () => {
-      const link = delegate(
-        planner,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-        {
-          binding: { rootSessionId: 'other-root' },
-        },
-      );
+      const link = linkToRetrieval(planner, {
+        binding: { rootSessionId: 'other-root' },
+      });
       const cert = reissued((c) => (c.delegation = [link]));
       expectCode(() => verify(cert), ErrorCode.ROOT_CHANGED, /root session "other-root"/);
     });
 
     it("rejects a binding whose principal differs from the SVID's", () => {
-      const link = delegate(
-        planner,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-        {
-          binding: { principalId: 'mallory' },
-        },
-      );
+      const link = linkToRetrieval(planner, {
+        binding: { principalId: 'mallory' },
+      });
       expectCode(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.ROOT_CHANGED, /mallory/);
     });
 
@@ -232,13 +223,7 @@ describe('agent-context rules', () => {
       // signed the provenance it held.
       const asserted = { ...ALICE, provenance: 'asserted-by:spiffe://example.org/gateway' as const };
       const root = { ...planner, context: { ...planner.context, principal: asserted } };
-      const link = delegate(
-        root,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-      );
+      const link = linkToRetrieval(root);
       assert.equal(link.binding.principalProvenance, asserted.provenance);
       expectCode(
         () => verify(reissued((c) => (c.delegation = [link]))),
@@ -256,14 +241,7 @@ describe('agent-context rules', () => {
     });
 
     it('rejects a middle binding whose principal provenance differs, even with the leaf and first link consistent', () => {
-      const link1 = delegate(
-        toolRunner,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-        { binding: { principalProvenance: 'workload' } },
-      );
+      const link1 = linkToRetrieval(toolRunner, { binding: { principalProvenance: 'workload' } });
       expectCode(
         () => verify(reissued((c) => (c.delegation[1] = link1))),
         ErrorCode.ROOT_CHANGED,
@@ -272,13 +250,7 @@ describe('agent-context rules', () => {
     });
 
     it('accepts a one-link chain built directly from the root session (control)', () => {
-      const link = delegate(
-        planner,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-      );
+      const link = linkToRetrieval(planner);
       verify(reissued((c) => (c.delegation = [link])));
     });
   });
@@ -298,16 +270,9 @@ describe('agent-context rules', () => {
     });
 
     it('rejects a binding that names another parent certificate than its link (ERR_DELEGATION_LINK_INVALID)', () => {
-      const link = delegate(
-        planner,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-        {
-          binding: { parentCertSha256: toolRunner.cert.sha256 },
-        },
-      );
+      const link = linkToRetrieval(planner, {
+        binding: { parentCertSha256: toolRunner.cert.sha256 },
+      });
       expectCode(
         () => verify(reissued((c) => (c.delegation = [link]))),
         ErrorCode.DELEGATION_LINK_INVALID,
@@ -316,28 +281,16 @@ describe('agent-context rules', () => {
     });
 
     it('rejects a first link that refers to a previous link', () => {
-      const link = delegate(
-        planner,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-        {
-          binding: { prevLinkSha256: new Uint8Array(randomBytes(32)) },
-        },
-      );
+      const link = linkToRetrieval(planner, {
+        binding: { prevLinkSha256: new Uint8Array(randomBytes(32)) },
+      });
       expectCode(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.DELEGATION_LINK_INVALID);
     });
 
     it('rejects a later link whose binding does not refer to the link before it', () => {
-      const link1 = delegate(
-        toolRunner,
-        retrieval.id,
-        retrieval.key.publicKey,
-        ['docs:read'],
-        retrieval.cert.notAfter,
-        { binding: { prevLinkSha256: new Uint8Array(randomBytes(32)) } },
-      );
+      const link1 = linkToRetrieval(toolRunner, {
+        binding: { prevLinkSha256: new Uint8Array(randomBytes(32)) },
+      });
       expectCode(
         () => verify(reissued((c) => (c.delegation[1] = link1))),
         ErrorCode.DELEGATION_LINK_INVALID,
