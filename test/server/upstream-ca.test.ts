@@ -65,6 +65,23 @@ function twoOrgIntermediates(
   return { regional, signer, configFile };
 }
 
+/** Registers `spiffe://<TD>/agents/<name>` (selector unix:uid:1) and attests it with a fresh join token. */
+async function attestAgent(
+  s: TestServer,
+  pub: PublicClients,
+  name: string,
+): Promise<{ id: string; result: Awaited<ReturnType<typeof attest>> }> {
+  const id = `spiffe://${TD}/agents/${name}`;
+  await s.client.createEntry({ entry: { spiffeId: id, selectors: [{ type: 'unix', value: 'uid:1' }] } });
+  const { token } = await s.client.createJoinToken({ spiffeId: id });
+  const result = await attest(pub.attestation, {
+    attestorType: 'join_token',
+    evidence: Buffer.from(token),
+    csr: newKey().csr,
+  });
+  return { id, result };
+}
+
 describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', function () {
   this.timeout(60_000);
   let work: string;
@@ -109,14 +126,7 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
       const admin = await s.client.getBundle({});
       assert.equal(admin.bundle!.x509AuthoritiesPem, pemOf(org.root));
 
-      const id = `spiffe://${TD}/agents/upstream`;
-      await s.client.createEntry({ entry: { spiffeId: id, selectors: [{ type: 'unix', value: 'uid:1' }] } });
-      const { token } = await s.client.createJoinToken({ spiffeId: id });
-      const result = await attest(pub.attestation, {
-        attestorType: 'join_token',
-        evidence: Buffer.from(token),
-        csr: newKey().csr,
-      });
+      const { id, result } = await attestAgent(s, pub, 'upstream');
       const chain = result.svid!.certChain.map((d) => ParsedCertificate.fromDer(d));
       assert.equal(chain.length, 3);
       const [leaf, lanyardCa, orgIntermediate] = chain as [
@@ -172,14 +182,7 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
         config: { caUpstream: loadConfig({ configFile, env: {} }).caUpstream!, configFile },
       });
       pub = connectPublic(s.running.publicAddress, pemOf(org.root), TD);
-      const id = `spiffe://${TD}/agents/deep`;
-      await s.client.createEntry({ entry: { spiffeId: id, selectors: [{ type: 'unix', value: 'uid:1' }] } });
-      const { token } = await s.client.createJoinToken({ spiffeId: id });
-      const result = await attest(pub.attestation, {
-        attestorType: 'join_token',
-        evidence: Buffer.from(token),
-        csr: newKey().csr,
-      });
+      const { id, result } = await attestAgent(s, pub, 'deep');
       const chain = result.svid!.certChain.map((d) => Buffer.from(d).toString('hex'));
       assert.equal(chain.length, 4);
       assert.deepEqual(
