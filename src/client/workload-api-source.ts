@@ -25,6 +25,8 @@ export interface WorkloadApiX509SourceOptions {
   spiffeId?: string;
   /** How long `connect` waits for the first SVID; default 30 s. */
   timeoutMs?: number;
+  /** OID of the agent-context extension: the issuing server's `agent_context.oid`. Default 1.3.6.1.4.1.262144.1.1. */
+  agentContextOid?: string;
 }
 
 const MIN_BACKOFF_MS = 200;
@@ -133,7 +135,7 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
       );
     }
     const key = createPrivateKey({ key: Buffer.from(chosen.x509SvidKey), format: 'der', type: 'pkcs8' });
-    const svid = toX509Svid(splitDer(chosen.x509Svid), key);
+    const svid = toX509Svid(splitDer(chosen.x509Svid), key, this.opts);
     const bundles = new Map<string, X509Bundle>();
     const own = svid.id.trustDomain;
     bundles.set(own.name, X509Bundle.fromDer(own, splitDer(chosen.bundle)));

@@ -25,7 +25,13 @@ import { rootsPem } from './certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
-import { type HopPeer, type HopVerifyOptions, verifyHopPeer, verifyHopPeerSync } from './peer';
+import {
+  checkHopVerifyOptions,
+  type HopPeer,
+  type HopVerifyOptions,
+  verifyHopPeer,
+  verifyHopPeerSync,
+} from './peer';
 import { peerChainOf, socketPeerChain, withKnownIntermediates } from './peer-chain';
 
 /** Options of every hop server helper: `bundles` defaults to the source itself. */
@@ -118,7 +124,7 @@ export function followSource(
 }
 
 function verifyOptions(o: HopServerOptions): HttpVerifyOptions {
-  return { ...o, bundles: o.bundles ?? o.source, chainSource: o.source };
+  return checkHopVerifyOptions({ ...o, bundles: o.bundles ?? o.source, chainSource: o.source });
 }
 
 /**
@@ -246,7 +252,7 @@ export type HopTlsClientOptions = tls.ConnectionOptions & {
 };
 
 function clientVerifyOptions(options: HopClientOptions): HopVerifyOptions {
-  return { ...options, bundles: options.bundles ?? options.source };
+  return checkHopVerifyOptions({ ...options, bundles: options.bundles ?? options.source });
 }
 
 /** The parts of Node's http.Agent this agent relies on that @types/node does not declare. */
@@ -335,6 +341,9 @@ export class HopHttpsAgent extends https.Agent {
         ...(this.verify.trustDomain !== undefined ? { trustDomain: this.verify.trustDomain } : {}),
         ...(this.verify.revocation !== undefined ? { revocation: this.verify.revocation } : {}),
         ...(this.verify.cache !== undefined ? { cache: this.verify.cache } : {}),
+        ...(this.verify.agentContextOid !== undefined
+          ? { agentContextOid: this.verify.agentContextOid }
+          : {}),
       });
       return true;
     } catch {

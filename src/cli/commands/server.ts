@@ -24,8 +24,12 @@ export function registerServerCommands(program: Command): void {
     .option('--config <file>', 'YAML or JSON config file')
     .option('--data-dir <dir>', 'data dir (default: the config file, $LANYARD_DATA_DIR, or ./.lanyard)')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`)
+    .option(
+      '--agent-context-oid <oid>',
+      'OID of the agent-context extension in every SVID (wins over agent_context.oid and $LANYARD_AGENT_CONTEXT_OID)',
+    )
     .action(
-      runAction(async (opts: { config?: string; dataDir?: string; logLevel?: string }) => {
+      runAction(async (opts: { config?: string; dataDir?: string; logLevel?: string; agentContextOid?: string }) => {
         if (opts.logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
           throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
         }
@@ -35,6 +39,7 @@ export function registerServerCommands(program: Command): void {
             ...(opts.config !== undefined && { configFile: opts.config }),
             ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
             ...(opts.logLevel !== undefined && { logLevel: opts.logLevel as LogLevel }),
+            ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
           });
         } catch (e) {
           throw usageError(e instanceof Error ? e.message : String(e));
