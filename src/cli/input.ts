@@ -101,7 +101,8 @@ export const AGENT_CONTEXT_OID_OPTION = [
  * an arc of 2^28 or more) is a usage error (exit 2).
  */
 export function agentContextOidFlag(value: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  if (value !== undefined) return asUsageError(() => resolveAgentContextOid(value, 'the OID'), '--agent-context-oid');
+  if (value !== undefined)
+    return asUsageError(() => resolveAgentContextOid(value, 'the OID'), '--agent-context-oid');
   const fromEnv = env.LANYARD_AGENT_CONTEXT_OID;
   if (fromEnv !== undefined && fromEnv !== '') {
     return asUsageError(() => resolveAgentContextOid(fromEnv, 'the OID'), 'LANYARD_AGENT_CONTEXT_OID');

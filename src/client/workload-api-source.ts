@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createPrivateKey } from 'node:crypto';
 import { X509Bundle } from '../bundle';
-import { ErrorCode, LanyardError } from '../errors';
+import { AgentContextOidMismatchError, ErrorCode, LanyardError } from '../errors';
 import { SpiffeWorkloadAPIClient, type X509SVIDResponse } from '../gen/spiffe/workload/workload';
 import { TrustDomain } from '../spiffe';
 import { readTlv } from '../x509/der';
@@ -61,8 +61,14 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
         resolve(source);
       };
       source.on('update', onUpdate);
-      // Until the first SVID arrives, errors only lead to retries; after it, listeners see them.
-      source.on('error', () => {});
+      // Until the first SVID arrives, errors only lead to retries; after it, listeners see them. A context under
+      // another OID is this side's configuration, which no retry changes: refused at once, naming both OIDs.
+      source.on('error', (e) => {
+        if (!(e instanceof AgentContextOidMismatchError)) return;
+        clearTimeout(timer);
+        void source.close();
+        reject(e);
+      });
       source.open();
     });
   }

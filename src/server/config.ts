@@ -114,10 +114,16 @@ const k8sCluster = z.strictObject({
 });
 
 /** An OID Lanyard may write (x509/oid.ts); the message says what is wrong with it. */
-const agentContextOid = z.string().superRefine((v, ctx) => {
-  const problem = oidWriteProblem(v);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `"${v}": ${problem}` });
-});
+const agentContextOid = z
+  .string({
+    // YAML reads a two-arc OID such as 1.3 as a number.
+    error: (issue) =>
+      issue.input === undefined ? 'required' : 'expected an OID in quotes, e.g. "1.3.6.1.4.1.262144.1.1"',
+  })
+  .superRefine((v, ctx) => {
+    const problem = oidWriteProblem(v);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `"${v}": ${problem}` });
+  });
 
 const principalIssuer = z.strictObject({
   /** Expected `iss` claim; also how a token finds its issuer's keys. */
