@@ -135,9 +135,10 @@ export function createHopTlsServer(
   options: HopServerOptions,
   listener: (socket: tls.TLSSocket, peer: HopPeer) => void,
 ): tls.Server {
+  // Options first: a bad one must not leave a listener on the source.
+  const verify = verifyOptions(options);
   const server = tls.createServer(tlsServerOptions(options.source, options));
   followSource(server, options.source, options);
-  const verify = verifyOptions(options);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     // The peer is verified once per connection: a TLS 1.2 renegotiation must not swap its certificate later.
     // Node reports an attempt as an 'error' and would carry on; the connection ends instead.
@@ -168,9 +169,10 @@ export function createHopHttpsServer(
   options: HopServerOptions,
   handler: (req: IncomingMessage, res: ServerResponse, peer: HopPeer) => void,
 ): https.Server {
+  // Options first: a bad one must not leave a listener on the source.
+  const verify = verifyOptions(options);
   const server = https.createServer(tlsServerOptions(options.source, options));
   followSource(server, options.source, options);
-  const verify = verifyOptions(options);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const refuse = (e: unknown): void => {
       const r = httpRefusal(e);
