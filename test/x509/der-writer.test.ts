@@ -98,11 +98,14 @@ describe('x509 DER writer', () => {
       // The first sub-identifier is 40 * 2 + the second arc.
       `2.${OID_ARC_LIMIT - 80}.1`,
     ]) {
-      assert.throws(() => derOid(bad), (e: unknown) => {
-        assert.ok(e instanceof DerWriteError, String(e));
-        assert.match(e.message, /below 2\^28/);
-        return true;
-      });
+      assert.throws(
+        () => derOid(bad),
+        (e: unknown) => {
+          assert.ok(e instanceof DerWriteError, String(e));
+          assert.match(e.message, /below 2\^28/);
+          return true;
+        },
+      );
     }
     const highest = derOid(`2.${OID_ARC_LIMIT - 81}.1`);
     assert.equal(readOid(highest, readSingleTlv(highest)), `2.${OID_ARC_LIMIT - 81}.1`);
