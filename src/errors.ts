@@ -46,6 +46,10 @@ export const ErrorCode = {
   MALFORMED_AGENT_CONTEXT: 'ERR_MALFORMED_AGENT_CONTEXT',
   AGENT_CONTEXT_TOO_LARGE: 'ERR_AGENT_CONTEXT_TOO_LARGE',
   UNSUPPORTED_AGENT_CONTEXT_VERSION: 'ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION',
+  // the agent context sits under another OID than the one this side reads (server `agent_context.oid`, the
+  // verifier's `agentContextOid`); a configured OID that is not one Lanyard may write
+  AGENT_CONTEXT_OID_MISMATCH: 'ERR_AGENT_CONTEXT_OID_MISMATCH',
+  INVALID_AGENT_CONTEXT_OID: 'ERR_INVALID_AGENT_CONTEXT_OID',
   // path validation (RFC 5280)
   CHAIN_EMPTY: 'ERR_CHAIN_EMPTY',
   CHAIN_TOO_LONG: 'ERR_CHAIN_TOO_LONG',
@@ -165,6 +169,9 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_MALFORMED_AGENT_CONTEXT: GrpcStatus.INVALID_ARGUMENT,
   ERR_AGENT_CONTEXT_TOO_LARGE: GrpcStatus.INVALID_ARGUMENT,
   ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION: GrpcStatus.INVALID_ARGUMENT,
+  // The peer's certificate is not one this side can accept as it is configured, like ERR_SVID_INVALID.
+  ERR_AGENT_CONTEXT_OID_MISMATCH: GrpcStatus.UNAUTHENTICATED,
+  ERR_INVALID_AGENT_CONTEXT_OID: GrpcStatus.INVALID_ARGUMENT,
   ERR_CHAIN_EMPTY: GrpcStatus.UNAUTHENTICATED,
   ERR_CHAIN_TOO_LONG: GrpcStatus.UNAUTHENTICATED,
   ERR_UNKNOWN_AUTHORITY: GrpcStatus.UNAUTHENTICATED,
@@ -304,6 +311,22 @@ export class BundleError extends LanyardError {}
 export class MalformedInputError extends LanyardError {}
 /** The agent-context extension is malformed, oversized, or of an unknown version. */
 export class AgentContextError extends LanyardError {}
+/**
+ * A certificate carries a Lanyard agent context under another OID than the one this side reads: the issuing
+ * server's `agent_context.oid` and this verifier's `agentContextOid` differ. Never read as "no context".
+ */
+export class AgentContextOidMismatchError extends AgentContextError {
+  /** The OID this side reads the agent context under. */
+  readonly expectedOid: string;
+  /** The OID the certificate carries it under. */
+  readonly foundOid: string;
+
+  constructor(expectedOid: string, foundOid: string, message: string) {
+    super(ErrorCode.AGENT_CONTEXT_OID_MISMATCH, message);
+    this.expectedOid = expectedOid;
+    this.foundOid = foundOid;
+  }
+}
 /** The certification path does not validate (RFC 5280). */
 export class PathValidationError extends LanyardError {}
 /** The leaf is not a valid X.509-SVID, or its context breaks a delegation rule. */

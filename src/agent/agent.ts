@@ -28,6 +28,11 @@ export interface AgentOptions {
   maxBackoffMs?: number;
   logger?: Logger;
   clock?: () => Date;
+  /**
+   * OID the server writes agent contexts under (its `agent_context.oid`); SVIDs with the context under another
+   * OID are refused, never served. Default 1.3.6.1.4.1.262144.1.1.
+   */
+  agentContextOid?: string;
 }
 
 export interface RunningAgent {
@@ -60,6 +65,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     logger: logger.child({ component: 'sync' }),
     ...(opts.syncIntervalMs !== undefined && { intervalMs: opts.syncIntervalMs }),
     ...(opts.maxBackoffMs !== undefined && { maxBackoffMs: opts.maxBackoffMs }),
+    ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
   });
   ref.sync = s;
   const endpoint = await WorkloadEndpoint.listen({

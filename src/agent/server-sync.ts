@@ -19,6 +19,7 @@ import {
 import type { Bundle } from '../gen/lanyard/v1/types';
 import type { Logger } from '../server/logging';
 import { TrustDomain } from '../spiffe';
+import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
 import { createCsr } from '../x509/csr';
 import { generateKeyPair } from '../x509/keys';
@@ -39,6 +40,12 @@ export interface SyncOptions {
   logger: Logger;
   intervalMs?: number;
   maxBackoffMs?: number;
+  /**
+   * OID the server writes agent contexts under (its `agent_context.oid`), checked by resolveAgentContextOid.
+   * An SVID whose context sits under another OID fails the sync (ERR_AGENT_CONTEXT_OID_MISMATCH) and is never
+   * served: workloads and their peers, configured like this agent, would refuse it. Default the default OID.
+   */
+  agentContextOid?: string;
 }
 
 export class ServerSync {
@@ -49,8 +56,11 @@ export class ServerSync {
   private running: Promise<void> | undefined;
   /** The last sync's failure, until one succeeds. */
   lastError: Error | undefined;
+  private readonly agentContextOid: string;
 
-  constructor(private readonly opts: SyncOptions) {}
+  constructor(private readonly opts: SyncOptions) {
+    this.agentContextOid = resolveAgentContextOid(opts.agentContextOid);
+  }
 
   /** The bundle to trust for the server: the newest one it sent, else the bootstrap bundle. */
   trustBundle(): X509Bundle {
@@ -126,6 +136,8 @@ export class ServerSync {
   private async nodeClient(): Promise<NodeServiceClient> {
     const svid = await this.opts.identity.ensure();
     if (this.client?.svid === svid) return this.client.client;
+    // The agent's own SVID comes from the same server: a context under another OID means the two disagree.
+    agentContextExtension(ParsedCertificate.fromDer(svid.chain[0]!), this.agentContextOid);
     this.client?.client.close();
     const client = new NodeServiceClient(
       this.opts.server,
@@ -177,6 +189,7 @@ export class ServerSync {
           throw new LanyardError(ErrorCode.INTERNAL, 'BatchNewX509Svid answered out of order');
         }
         const leaf = ParsedCertificate.fromDer(new Uint8Array(s.certChain[0]!));
+        agentContextExtension(leaf, this.agentContextOid);
         return {
           entryId: b.entry.id,
           spiffeId: s.spiffeId,

@@ -5,6 +5,7 @@ import { TrustDomain } from '../spiffe';
 import { AsyncMutex } from '../store/async-mutex';
 import type { Store } from '../store';
 import type { BundleRecord } from '../store';
+import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
 import type { KeyAlgorithm } from '../x509/keys';
 import { issueX509Svid } from '../x509/profiles';
@@ -53,6 +54,11 @@ export interface CaManagerOptions {
   bundleRefreshHintSeconds?: number;
   /** Organization (O) of the CA subject. Default "Lanyard". */
   organization?: string;
+  /**
+   * OID of the agent-context extension in every SVID signed here (server `agent_context.oid`); the server's
+   * own checks of its callers' SVIDs read it under the same OID. Default DEFAULT_AGENT_CONTEXT_OID.
+   */
+  agentContextOid?: string;
   /** Time for start-up and signing when the caller passes none; tests inject a fake clock. */
   clock?: () => Date;
   logger?: CaLogger;
@@ -148,6 +154,8 @@ const silentLogger: CaLogger = { info: () => {}, warn: () => {}, error: () => {}
  */
 export class CaManager {
   readonly trustDomain: TrustDomain;
+  /** The OID this CA writes the agent context under, and the server reads its callers' contexts under. */
+  readonly agentContextOid: string;
   private readonly store: Store;
   private readonly keys: KeyManager;
   private readonly caTtlSeconds: number;
@@ -171,6 +179,7 @@ export class CaManager {
       options.trustDomain instanceof TrustDomain
         ? options.trustDomain
         : TrustDomain.parse(options.trustDomain);
+    this.agentContextOid = resolveAgentContextOid(options.agentContextOid);
     this.store = options.store;
     this.keys = options.keyManager;
     this.caTtlSeconds = positiveInteger(
@@ -308,6 +317,7 @@ export class CaManager {
       now,
       ...(request.dnsNames !== undefined ? { dnsNames: request.dnsNames } : {}),
       ...(request.agentContextDer !== undefined ? { agentContextDer: request.agentContextDer } : {}),
+      agentContextOid: this.agentContextOid,
     });
     return {
       chain: [leaf.der, ...chainAbove(active)],

@@ -53,6 +53,8 @@ export interface MintSvidOptions {
   /** Default one hour; never past the CA's own expiry. */
   ttlSeconds?: number;
   agentContextDer?: Uint8Array;
+  /** OID the context is written under; default DEFAULT_AGENT_CONTEXT_OID. */
+  agentContextOid?: string;
   /** The workload key's type; default ec-p256. */
   keyAlgorithm?: KeyAlgorithm;
   dnsNames?: string[];
@@ -169,6 +171,7 @@ export function mintSvid(ca: DevCa, opts: MintSvidOptions): MintedSvid {
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.dnsNames ? { dnsNames: opts.dnsNames } : {}),
     ...(opts.agentContextDer ? { agentContextDer: opts.agentContextDer } : {}),
+    ...(opts.agentContextOid !== undefined ? { agentContextOid: opts.agentContextOid } : {}),
   });
   const certPem = encodePem('CERTIFICATE', leaf.der);
   return {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isLanyardError } from '../errors';
 import { SpiffeId, TrustDomain } from '../spiffe';
+import { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { usageError } from './cli-error';
 
 /** Read a file the user named on the command line; a missing or unreadable file is a usage error (exit 2). */
@@ -87,4 +88,24 @@ function asUsageError<T>(parse: () => T, flag: string): T {
     if (isLanyardError(e)) throw usageError(`${flag}: ${e.message}`);
     throw e;
   }
+}
+
+/** The --agent-context-oid option of every command that reads or writes an SVID's agent context. */
+export const AGENT_CONTEXT_OID_OPTION = [
+  '--agent-context-oid <oid>',
+  "OID of the agent-context extension: the server's agent_context.oid (default: $LANYARD_AGENT_CONTEXT_OID, else 1.3.6.1.4.1.262144.1.1)",
+] as const;
+
+/**
+ * --agent-context-oid, else LANYARD_AGENT_CONTEXT_OID, else the default. A malformed OID (not dotted decimal,
+ * an arc of 2^28 or more) is a usage error (exit 2).
+ */
+export function agentContextOidFlag(value: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (value !== undefined)
+    return asUsageError(() => resolveAgentContextOid(value, 'the OID'), '--agent-context-oid');
+  const fromEnv = env.LANYARD_AGENT_CONTEXT_OID;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    return asUsageError(() => resolveAgentContextOid(fromEnv, 'the OID'), 'LANYARD_AGENT_CONTEXT_OID');
+  }
+  return DEFAULT_AGENT_CONTEXT_OID;
 }

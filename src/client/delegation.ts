@@ -11,7 +11,8 @@ import {
   encodeDelegationBinding,
 } from '../x509/agent-context/codec';
 import { signDelegationBinding } from '../x509/agent-context/delegation-signature';
-import { AGENT_CONTEXT_OID, type DelegationBinding } from '../x509/agent-context/types';
+import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
+import type { DelegationBinding } from '../x509/agent-context/types';
 import { ParsedCertificate } from '../x509/certificate';
 import { spkiDer } from '../x509/keys';
 
@@ -30,6 +31,8 @@ export interface GrantParams {
   /** When the child's key is known in advance: binds the grant to it (the child must redeem with that key). */
   childPublicKey?: KeyObject;
   now?: Date;
+  /** OID the parent's context is read under: the issuing server's `agent_context.oid`. Default the default OID. */
+  agentContextOid?: string;
 }
 
 export interface SignedGrant {
@@ -42,7 +45,7 @@ export interface SignedGrant {
 export function signGrant(p: GrantParams): SignedGrant {
   const cert =
     p.parentCert instanceof ParsedCertificate ? p.parentCert : ParsedCertificate.fromDer(p.parentCert);
-  const ext = cert.extension(AGENT_CONTEXT_OID);
+  const ext = agentContextExtension(cert, resolveAgentContextOid(p.agentContextOid));
   if (ext === undefined) {
     throw new MalformedInputError(ErrorCode.INVALID_ARGUMENT, 'the parent certificate has no agent context');
   }

@@ -35,6 +35,8 @@ export interface HandoffServer {
   /** host:port of the Lanyard server's TLS listener. */
   server: string;
   deadlineMs?: number;
+  /** OID of the agent-context extension: the server's `agent_context.oid`. Default 1.3.6.1.4.1.262144.1.1. */
+  agentContextOid?: string;
 }
 
 export interface GrantForOptions extends HandoffServer {
@@ -67,6 +69,7 @@ export async function grantFor(options: GrantForOptions): Promise<HandoffGrant> 
     childId: options.childId,
     scopes: options.scopes,
     notAfter,
+    ...(options.agentContextOid !== undefined ? { agentContextOid: options.agentContextOid } : {}),
   });
   const client = sessionClient(options, options.source, svid);
   try {
@@ -124,7 +127,7 @@ export async function redeemGrant(options: RedeemGrantOptions): Promise<StaticX5
   } finally {
     client.close();
   }
-  return toSource(res, own, privateKey, options.caller);
+  return toSource(res, own, privateKey, options.caller, options);
 }
 
 export interface StartSessionOptions extends HandoffServer {
@@ -164,7 +167,7 @@ export async function startSession(
   } finally {
     client.close();
   }
-  const source = toSource(res, own, privateKey, undefined);
+  const source = toSource(res, own, privateKey, undefined, options);
   return Object.assign(source, { sessionId: res.sessionId });
 }
 
@@ -173,7 +176,9 @@ function toSource(
   own: X509Svid,
   privateKey: import('node:crypto').KeyObject,
   caller: HandoffCaller | undefined,
+  server: HandoffServer,
 ): StaticX509Source {
+  const contextOid = server.agentContextOid !== undefined ? { agentContextOid: server.agentContextOid } : {};
   if (res.svid === undefined || res.svid.certChain.length === 0) {
     throw new LanyardError(ErrorCode.INTERNAL, 'the server answered without an SVID');
   }
@@ -187,7 +192,11 @@ function toSource(
       : undefined;
   const chain = res.svid.certChain.map((b) => new Uint8Array(b));
   // Checked like any peer would check it: an answer that does not verify is not used.
-  const verified = verifyX509Svid(chain, bundle ?? new X509Bundle(td), { trustDomain: td, cache: null });
+  const verified = verifyX509Svid(chain, bundle ?? new X509Bundle(td), {
+    trustDomain: td,
+    cache: null,
+    ...contextOid,
+  });
   if (caller !== undefined) {
     const last = verified.context?.delegation.at(-1);
     const callerLeaf = caller.chain[0];
@@ -203,7 +212,7 @@ function toSource(
     }
   }
   if (bundle === undefined) throw notReady('the server answered without a bundle');
-  return new StaticX509Source(toX509Svid(chain, privateKey), bundle);
+  return new StaticX509Source(toX509Svid(chain, privateKey, contextOid), bundle);
 }
 
 function sessionClient(server: HandoffServer, source: X509Source, svid: X509Svid): SessionServiceClient {

@@ -8,7 +8,7 @@ export type { X509Source, X509SourceEvents, X509Svid } from './x509-source';
 export { ServerX509Source } from './server-x509-source';
 export type { ExistingSvidOptions, RetryOptions, ServerX509SourceOptions } from './server-x509-source';
 export { StaticX509Source, toX509Svid } from './static-x509-source';
-export type { StaticX509SourceFiles } from './static-x509-source';
+export type { OwnSvidOptions, StaticX509SourceFiles } from './static-x509-source';
 export { WorkloadApiX509Source, WORKLOAD_API_HEADER } from './workload-api-source';
 export type { WorkloadApiX509SourceOptions } from './workload-api-source';
 /** Sessions and handoff: a session SVID to start a chain, a grant by the caller, its redemption by the service. */

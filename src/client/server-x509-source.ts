@@ -53,6 +53,8 @@ interface CommonOptions {
   logger?: HopLogger;
   /** Per-call deadline for Attest and Renew. Default 15 s. */
   deadlineMs?: number;
+  /** OID of the agent-context extension: the server's `agent_context.oid`. Default 1.3.6.1.4.1.262144.1.1. */
+  agentContextOid?: string;
 }
 
 export interface ServerX509SourceOptions extends CommonOptions {
@@ -117,7 +119,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   /** Keeps an SVID obtained elsewhere fresh (Renew) and follows the bundle and revocations. */
   static async fromSvid(options: ExistingSvidOptions): Promise<ServerX509Source> {
     const source = new ServerX509Source(options, undefined);
-    source.accept(toX509Svid(options.svid.chain, options.svid.privateKey));
+    source.accept(toX509Svid(options.svid.chain, options.svid.privateKey, options));
     source.startWatches();
     return Promise.resolve(source);
   }
@@ -175,7 +177,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     });
     if (this.closed) return;
     this.setBundle(result.bundle, false);
-    this.accept(toX509Svid(result.chain, result.privateKey));
+    this.accept(toX509Svid(result.chain, result.privateKey, this.options));
   }
 
   private async renew(): Promise<void> {
@@ -209,6 +211,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
         toX509Svid(
           res.svid.certChain.map((b) => new Uint8Array(b)),
           privateKey,
+          this.options,
         ),
       );
     } finally {
@@ -283,7 +286,14 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     const creds = grpc.experimental.createCertificateProviderChannelCredentials(provider, null, {
       checkServerIdentity: (_host, cert) => {
         try {
-          authorize(verifyX509Svid(peerChainOf(cert), this, { trustDomain: this.bundle.trustDomain }));
+          authorize(
+            verifyX509Svid(peerChainOf(cert), this, {
+              trustDomain: this.bundle.trustDomain,
+              ...(this.options.agentContextOid !== undefined
+                ? { agentContextOid: this.options.agentContextOid }
+                : {}),
+            }),
+          );
           return undefined;
         } catch (e) {
           return e instanceof Error ? e : new Error(String(e));

@@ -9,22 +9,30 @@ import { BundleSet, X509Bundle, type X509BundleSource } from '../bundle';
 import { ErrorCode, LanyardError, MalformedInputError } from '../errors';
 import { TrustDomain } from '../spiffe';
 import { spiffeIdOfLeaf } from '../verify/svid-rules';
-import { decodeAgentContext } from '../x509/agent-context/codec';
-import { AGENT_CONTEXT_OID } from '../x509/agent-context/types';
+import { readAgentContext, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
 import { decodePemBlocks } from '../x509/pem';
 import type { X509Source, X509Svid } from './x509-source';
 import { X509SourceEmitter } from './x509-source-events';
 
+/** How the workload reads its own SVIDs. */
+export interface OwnSvidOptions {
+  /** OID of the agent-context extension: the issuing server's `agent_context.oid`. Default 1.3.6.1.4.1.262144.1.1. */
+  agentContextOid?: string;
+}
+
 /**
  * An X509Svid from a DER chain (leaf first) and its key. The agent context is decoded, not verified: this is
  * the workload's own certificate, issued to it; peers verify it.
- * @throws MalformedInputError when the leaf has no SPIFFE ID or the key does not match the leaf.
+ * @throws MalformedInputError when the leaf has no SPIFFE ID or the key does not match the leaf;
+ *   AgentContextOidMismatchError when the server wrote the context under another OID than `agentContextOid`.
  */
 export function toX509Svid(
   chain: readonly (Uint8Array | ParsedCertificate)[],
   privateKey: KeyObject,
+  options: OwnSvidOptions = {},
 ): X509Svid {
+  const contextOid = resolveAgentContextOid(options.agentContextOid);
   if (chain.length === 0) throw new MalformedInputError(ErrorCode.CHAIN_EMPTY, 'an SVID needs a certificate');
   const certs = chain.map((c) => (c instanceof ParsedCertificate ? c : ParsedCertificate.fromDer(c)));
   const leaf = certs[0]!;
@@ -36,17 +44,17 @@ export function toX509Svid(
   if (!pub.equals(Buffer.from(leaf.spkiDer))) {
     throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `the key does not belong to ${id.toString()}`);
   }
-  const ext = leaf.extension(AGENT_CONTEXT_OID);
+  const context = readAgentContext(leaf, contextOid);
   return Object.freeze({
     id,
     chain: Object.freeze(certs),
     privateKey,
-    ...(ext !== undefined ? { context: decodeAgentContext(ext.value) } : {}),
+    ...(context !== undefined ? { context } : {}),
     notAfter: leaf.notAfter,
   });
 }
 
-export interface StaticX509SourceFiles {
+export interface StaticX509SourceFiles extends OwnSvidOptions {
   /** PEM: the SVID leaf first, then intermediates. */
   certFile: string;
   /** PEM private key (PKCS#8 or SEC1). */
@@ -120,7 +128,7 @@ function toBundleSource(b: X509Bundle | readonly X509Bundle[] | X509BundleSource
 function readFiles(files: StaticX509SourceFiles): { svid: X509Svid; bundle: X509Bundle } {
   const certs = decodePemBlocks(fs.readFileSync(files.certFile, 'utf8'), 'CERTIFICATE');
   const key = createPrivateKey(fs.readFileSync(files.keyFile));
-  const svid = toX509Svid(certs, key);
+  const svid = toX509Svid(certs, key, files);
   const td = files.trustDomain !== undefined ? TrustDomain.parse(files.trustDomain) : svid.id.trustDomain;
   const bundle = X509Bundle.fromPem(td, fs.readFileSync(files.bundleFile, 'utf8'));
   return { svid, bundle };

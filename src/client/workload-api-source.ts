@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createPrivateKey } from 'node:crypto';
 import { X509Bundle } from '../bundle';
-import { ErrorCode, LanyardError } from '../errors';
+import { AgentContextOidMismatchError, ErrorCode, LanyardError } from '../errors';
 import { SpiffeWorkloadAPIClient, type X509SVIDResponse } from '../gen/spiffe/workload/workload';
 import { TrustDomain } from '../spiffe';
 import { readTlv } from '../x509/der';
@@ -25,6 +25,8 @@ export interface WorkloadApiX509SourceOptions {
   spiffeId?: string;
   /** How long `connect` waits for the first SVID; default 30 s. */
   timeoutMs?: number;
+  /** OID of the agent-context extension: the issuing server's `agent_context.oid`. Default 1.3.6.1.4.1.262144.1.1. */
+  agentContextOid?: string;
 }
 
 const MIN_BACKOFF_MS = 200;
@@ -59,8 +61,14 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
         resolve(source);
       };
       source.on('update', onUpdate);
-      // Until the first SVID arrives, errors only lead to retries; after it, listeners see them.
-      source.on('error', () => {});
+      // Until the first SVID arrives, errors only lead to retries; after it, listeners see them. A context under
+      // another OID is this side's configuration, which no retry changes: refused at once, naming both OIDs.
+      source.on('error', (e) => {
+        if (!(e instanceof AgentContextOidMismatchError)) return;
+        clearTimeout(timer);
+        void source.close();
+        reject(e);
+      });
       source.open();
     });
   }
@@ -133,7 +141,7 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
       );
     }
     const key = createPrivateKey({ key: Buffer.from(chosen.x509SvidKey), format: 'der', type: 'pkcs8' });
-    const svid = toX509Svid(splitDer(chosen.x509Svid), key);
+    const svid = toX509Svid(splitDer(chosen.x509Svid), key, this.opts);
     const bundles = new Map<string, X509Bundle>();
     const own = svid.id.trustDomain;
     bundles.set(own.name, X509Bundle.fromDer(own, splitDer(chosen.bundle)));

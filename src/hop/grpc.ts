@@ -19,7 +19,13 @@ import type { X509Source } from '../client/x509-source';
 import { isLanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
 import { X509SourceCertificateProvider } from './certificate-provider';
-import { type HopPeer, type HopVerifyOptions, verifyHopPeer, verifyHopPeerSync } from './peer';
+import {
+  checkHopVerifyOptions,
+  type HopPeer,
+  type HopVerifyOptions,
+  verifyHopPeer,
+  verifyHopPeerSync,
+} from './peer';
 import { peerChainOf } from './peer-chain';
 
 /** Trailing-metadata key with the stable Lanyard error code of a refusal (as the Lanyard server uses). */
@@ -74,7 +80,10 @@ export function hopService<I extends grpc.UntypedServiceImplementation>(
   implementation: I,
   options: HopGrpcServiceOptions,
 ): I {
-  const verify: HopVerifyOptions = { ...options, bundles: options.bundles ?? options.source };
+  const verify: HopVerifyOptions = checkHopVerifyOptions({
+    ...options,
+    bundles: options.bundles ?? options.source,
+  });
   const out: grpc.UntypedServiceImplementation = {};
   for (const [name, attrs] of Object.entries(definition)) {
     const handler = implementation[name] as AnyHandler | undefined;
@@ -137,7 +146,10 @@ export interface HopChannelOptions extends Omit<HopVerifyOptions, 'bundles' | 'a
 /** Channel credentials presenting the source's current SVID and checking the server by SPIFFE ID. */
 export function hopChannelCredentials(options: HopChannelOptions): grpc.ChannelCredentials {
   const provider = new X509SourceCertificateProvider(options.source, options.caTrustDomains);
-  const verify: HopVerifyOptions = { ...options, bundles: options.bundles ?? options.source };
+  const verify: HopVerifyOptions = checkHopVerifyOptions({
+    ...options,
+    bundles: options.bundles ?? options.source,
+  });
   return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
     checkServerIdentity: (_host, cert) => {
       try {

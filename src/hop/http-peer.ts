@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
-import { type HopPeer, type HopVerifyOptions, verifyHopPeer } from './peer';
+import { checkHopVerifyOptions, type HopPeer, type HopVerifyOptions, verifyHopPeer } from './peer';
 import type { HttpActionOptions } from './http-action';
 import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from './peer-chain';
 
@@ -25,7 +25,7 @@ export interface HttpVerifyOptions extends HopVerifyOptions {
 }
 
 export function httpVerifyOptions(o: HopHttpOptions): HttpVerifyOptions {
-  return { ...o, bundles: o.bundles ?? o.source, chainSource: o.source };
+  return checkHopVerifyOptions({ ...o, bundles: o.bundles ?? o.source, chainSource: o.source });
 }
 
 const chains = new WeakMap<object, Uint8Array[]>();

@@ -6,10 +6,11 @@
 import { ErrorCode, LanyardError, isLanyardError } from '../errors';
 import type { X509BundleSource } from '../bundle';
 import type { SpiffeId, TrustDomain } from '../spiffe';
-import { verifyX509Svid, type VerifiedSvid } from '../verify/verify-x509-svid';
+import { verifyX509Svid, type VerifiedSvid, type VerifyX509SvidOptions } from '../verify/verify-x509-svid';
 import type { RevocationChecker } from '../verify/revocation';
 import { spiffeIdOfLeaf } from '../verify/svid-rules';
 import type { VerificationCache } from '../verify/cache';
+import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import type { AgentContext } from '../x509/agent-context/types';
 import { ParsedCertificate } from '../x509/certificate';
 import type { HopDecision, HopDecisionListener, HopTransport } from './decision';
@@ -56,6 +57,30 @@ export interface HopVerifyOptions {
   logger?: HopLogger;
   /** Default: the verifier's process-wide cache; null: none. */
   cache?: VerificationCache | null;
+  /**
+   * OID peers' agent contexts are read under: the issuing server's `agent_context.oid`. Default
+   * 1.3.6.1.4.1.262144.1.1. A peer whose context sits under another OID is refused (ERR_AGENT_CONTEXT_OID_MISMATCH).
+   */
+  agentContextOid?: string;
+}
+
+/**
+ * Checks the options a helper is built with, so that a bad `agentContextOid` fails when the helper is made, not
+ * on every peer. @throws AgentContextError(ERR_INVALID_AGENT_CONTEXT_OID)
+ */
+export function checkHopVerifyOptions<T extends Pick<HopVerifyOptions, 'agentContextOid'>>(options: T): T {
+  resolveAgentContextOid(options.agentContextOid);
+  return options;
+}
+
+/** The verifier's options for a hop: everything but the authorizer, which runs after. */
+function svidOptions(options: HopVerifyOptions, withRevocation: boolean): VerifyX509SvidOptions {
+  return {
+    ...(options.trustDomain !== undefined ? { trustDomain: options.trustDomain } : {}),
+    ...(withRevocation && options.revocation !== undefined ? { revocation: options.revocation } : {}),
+    ...(options.cache !== undefined ? { cache: options.cache } : {}),
+    ...(options.agentContextOid !== undefined ? { agentContextOid: options.agentContextOid } : {}),
+  };
 }
 
 /** Refused before a certificate was seen: ERR_CLIENT_CERT_REQUIRED (UNAUTHENTICATED, HTTP 401). */
@@ -135,11 +160,7 @@ function verifyChain(
   request: HopRequestInfo,
 ): VerifiedSvid {
   if (chain === undefined || chain.length === 0) throw noPeerCertificate(request.noCertificateMessage);
-  return verifyX509Svid(chain, options.bundles, {
-    ...(options.trustDomain !== undefined ? { trustDomain: options.trustDomain } : {}),
-    ...(options.revocation !== undefined ? { revocation: options.revocation } : {}),
-    ...(options.cache !== undefined ? { cache: options.cache } : {}),
-  });
+  return verifyX509Svid(chain, options.bundles, svidOptions(options, true));
 }
 
 function allowed(
@@ -223,10 +244,7 @@ function provenButRevoked(
 ): VerifiedSvid | undefined {
   if (err.code !== ErrorCode.REVOKED || chain === undefined || chain.length === 0) return undefined;
   try {
-    return verifyX509Svid(chain, options.bundles, {
-      ...(options.trustDomain !== undefined ? { trustDomain: options.trustDomain } : {}),
-      ...(options.cache !== undefined ? { cache: options.cache } : {}),
-    });
+    return verifyX509Svid(chain, options.bundles, svidOptions(options, false));
   } catch {
     return undefined;
   }

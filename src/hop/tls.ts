@@ -25,7 +25,13 @@ import { rootsPem } from './certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
-import { type HopPeer, type HopVerifyOptions, verifyHopPeer, verifyHopPeerSync } from './peer';
+import {
+  checkHopVerifyOptions,
+  type HopPeer,
+  type HopVerifyOptions,
+  verifyHopPeer,
+  verifyHopPeerSync,
+} from './peer';
 import { peerChainOf, socketPeerChain, withKnownIntermediates } from './peer-chain';
 
 /** Options of every hop server helper: `bundles` defaults to the source itself. */
@@ -118,7 +124,7 @@ export function followSource(
 }
 
 function verifyOptions(o: HopServerOptions): HttpVerifyOptions {
-  return { ...o, bundles: o.bundles ?? o.source, chainSource: o.source };
+  return checkHopVerifyOptions({ ...o, bundles: o.bundles ?? o.source, chainSource: o.source });
 }
 
 /**
@@ -129,9 +135,10 @@ export function createHopTlsServer(
   options: HopServerOptions,
   listener: (socket: tls.TLSSocket, peer: HopPeer) => void,
 ): tls.Server {
+  // Options first: a bad one must not leave a listener on the source.
+  const verify = verifyOptions(options);
   const server = tls.createServer(tlsServerOptions(options.source, options));
   followSource(server, options.source, options);
-  const verify = verifyOptions(options);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     // The peer is verified once per connection: a TLS 1.2 renegotiation must not swap its certificate later.
     // Node reports an attempt as an 'error' and would carry on; the connection ends instead.
@@ -162,9 +169,10 @@ export function createHopHttpsServer(
   options: HopServerOptions,
   handler: (req: IncomingMessage, res: ServerResponse, peer: HopPeer) => void,
 ): https.Server {
+  // Options first: a bad one must not leave a listener on the source.
+  const verify = verifyOptions(options);
   const server = https.createServer(tlsServerOptions(options.source, options));
   followSource(server, options.source, options);
-  const verify = verifyOptions(options);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const refuse = (e: unknown): void => {
       const r = httpRefusal(e);
@@ -246,7 +254,7 @@ export type HopTlsClientOptions = tls.ConnectionOptions & {
 };
 
 function clientVerifyOptions(options: HopClientOptions): HopVerifyOptions {
-  return { ...options, bundles: options.bundles ?? options.source };
+  return checkHopVerifyOptions({ ...options, bundles: options.bundles ?? options.source });
 }
 
 /** The parts of Node's http.Agent this agent relies on that @types/node does not declare. */
@@ -335,6 +343,9 @@ export class HopHttpsAgent extends https.Agent {
         ...(this.verify.trustDomain !== undefined ? { trustDomain: this.verify.trustDomain } : {}),
         ...(this.verify.revocation !== undefined ? { revocation: this.verify.revocation } : {}),
         ...(this.verify.cache !== undefined ? { cache: this.verify.cache } : {}),
+        ...(this.verify.agentContextOid !== undefined
+          ? { agentContextOid: this.verify.agentContextOid }
+          : {}),
       });
       return true;
     } catch {

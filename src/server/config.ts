@@ -6,7 +6,7 @@
  * against the file's own directory, so the server reads the same files whatever directory it starts in.
  *
  * Where a value comes from, strongest first: command-line flag, config file, environment
- * (LANYARD_DATA_DIR, LANYARD_LISTEN_ADDRESS), built-in default.
+ * (LANYARD_DATA_DIR, LANYARD_LISTEN_ADDRESS, LANYARD_AGENT_CONTEXT_OID), built-in default.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,6 +14,8 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors';
 import { TrustDomain } from '../spiffe';
+import { DEFAULT_AGENT_CONTEXT_OID } from '../x509/agent-context/oid';
+import { oidWriteProblem } from '../x509/oid';
 
 /** Every default, documented in one place. Durations are seconds. */
 export const CONFIG_DEFAULTS = {
@@ -56,6 +58,11 @@ export const CONFIG_DEFAULTS = {
    * Absent: no policy, every scope the entry allows is granted and SVIDs carry policyVersion "none".
    */
   policy_files: undefined,
+  /**
+   * OID of the agent-context extension in every SVID (`agent_context.oid`): an unassigned, unregistered Private
+   * Enterprise Number arc. Organisations with their own PEN set theirs, and the same on their verifiers.
+   */
+  agent_context_oid: DEFAULT_AGENT_CONTEXT_OID,
 } as const;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -105,6 +112,18 @@ const k8sCluster = z.strictObject({
   /** "namespace:serviceaccount" pairs allowed to attest; when absent, every service account. */
   allowed_service_accounts: z.array(nonEmpty).optional(),
 });
+
+/** An OID Lanyard may write (x509/oid.ts); the message says what is wrong with it. */
+const agentContextOid = z
+  .string({
+    // YAML reads a two-arc OID such as 1.3 as a number.
+    error: (issue) =>
+      issue.input === undefined ? 'required' : 'expected an OID in quotes, e.g. "1.3.6.1.4.1.262144.1.1"',
+  })
+  .superRefine((v, ctx) => {
+    const problem = oidWriteProblem(v);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `"${v}": ${problem}` });
+  });
 
 const principalIssuer = z.strictObject({
   /** Expected `iss` claim; also how a token finds its issuer's keys. */
@@ -181,6 +200,7 @@ const fileSchema = z.strictObject({
   policy: optionalBlock(
     z.strictObject({ files: z.array(nonEmpty).min(1, 'needs at least one file or directory') }),
   ),
+  agent_context: block(z.strictObject({ oid: agentContextOid.optional() })),
   crl: block(
     z.strictObject({
       enabled: z.boolean().optional(),
@@ -246,6 +266,8 @@ export interface ServerConfig {
   crlListenAddress?: { host: string; port: number };
   /** Cedar policy files/directories for issuance (absolute); absent = no policy (policyVersion "none"). */
   policyFiles?: string[];
+  /** agent_context.oid: the OID SVIDs carry the agent context under, and callers' contexts are read under. */
+  agentContextOid: string;
   /** The file the configuration came from, when there was one. */
   configFile?: string;
 }
@@ -257,6 +279,8 @@ export interface LoadConfigOptions {
   dataDir?: string;
   /** --log-level */
   logLevel?: LogLevel;
+  /** --agent-context-oid: wins over the file and LANYARD_AGENT_CONTEXT_OID. */
+  agentContextOid?: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }
@@ -368,6 +392,7 @@ export function resolveConfig(
     maxMessageBytes: f.max_message_bytes,
     attestors,
     principalIssuers,
+    agentContextOid: agentContextOidOf(f.agent_context.oid, ctx, env),
   };
   if (f.ca.upstream !== undefined) {
     const u = f.ca.upstream;
@@ -388,6 +413,25 @@ export function resolveConfig(
   }
   if (ctx.source !== 'defaults') config.configFile = ctx.source;
   return config;
+}
+
+/** --agent-context-oid, else the file's agent_context.oid, else LANYARD_AGENT_CONTEXT_OID, else the default. */
+function agentContextOidOf(
+  fromFile: string | undefined,
+  ctx: LoadConfigOptions & { source: string },
+  env: NodeJS.ProcessEnv,
+): string {
+  const [value, what] =
+    ctx.agentContextOid !== undefined
+      ? [ctx.agentContextOid, '--agent-context-oid']
+      : fromFile !== undefined
+        ? [fromFile, `${ctx.source}: agent_context.oid`]
+        : env.LANYARD_AGENT_CONTEXT_OID
+          ? [env.LANYARD_AGENT_CONTEXT_OID, 'LANYARD_AGENT_CONTEXT_OID']
+          : [DEFAULT_AGENT_CONTEXT_OID, 'default'];
+  const problem = oidWriteProblem(value);
+  if (problem !== undefined) throw new ConfigError(`${what}: "${value}": ${problem}`);
+  return value;
 }
 
 /**

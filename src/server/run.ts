@@ -151,6 +151,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       store,
       keyManager: DiskKeyManager.inDataDir(config.dataDir),
       caTtlSeconds: config.caTtlSeconds,
+      agentContextOid: config.agentContextOid,
       ...(upstream !== undefined && { upstream }),
       ...(options.serverSvidTtlSeconds !== undefined && {
         serverSvidTtlSeconds: options.serverSvidTtlSeconds,
@@ -255,7 +256,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   const publicAddress = listeners.find((l) => l.name === 'public')?.address ?? '';
   logger.info(
-    { trustDomain: config.trustDomain, dataDir: config.dataDir, publicAddress },
+    {
+      trustDomain: config.trustDomain,
+      dataDir: config.dataDir,
+      publicAddress,
+      agentContextOid: config.agentContextOid,
+    },
     'lanyard server ready',
   );
   return {

@@ -4,7 +4,12 @@ import { SpiffeId } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
 import { decodeAgentContext, delegationLinkSha256 } from '../x509/agent-context/codec';
 import { verifyDelegationLinkSignature } from '../x509/agent-context/delegation-signature';
-import { AGENT_CONTEXT_OID, AgentContext, DelegationLink } from '../x509/agent-context/types';
+import {
+  agentContextExtension,
+  DEFAULT_AGENT_CONTEXT_OID,
+  resolveAgentContextOid,
+} from '../x509/agent-context/oid';
+import { AgentContext, DelegationLink } from '../x509/agent-context/types';
 import { VerificationCache } from './cache';
 
 export const DEFAULT_MAX_DELEGATION_DEPTH = 8;
@@ -14,6 +19,8 @@ export interface ContextRuleOptions {
   maxDelegationDepth?: number;
   /** Remembers delegation links whose signature was proven, keyed by the link's hash. */
   cache?: VerificationCache;
+  /** OID the context is read under (the issuing server's agent_context.oid). Default DEFAULT_AGENT_CONTEXT_OID. */
+  agentContextOid?: string;
 }
 
 /** The hop a binding delegates to: the next link's parent, or finally the leaf itself. */
@@ -37,6 +44,8 @@ interface Hop {
  * names, when it names one); root session and principal never change; depth is bounded.
  *
  * @throws AgentContextError from the decoder for malformed or oversized DER
+ * @throws AgentContextOidMismatchError (ERR_AGENT_CONTEXT_OID_MISMATCH) when the leaf carries its context under
+ *   another OID than `agentContextOid`
  * @throws SvidVerificationError with ERR_DELEGATION_TOO_DEEP, ERR_DELEGATION_SIGNATURE_INVALID,
  *   ERR_DELEGATION_LINK_INVALID, ERR_ROOT_CHANGED, ERR_SCOPE_ESCALATION or ERR_LIFETIME_ESCALATION
  */
@@ -45,9 +54,12 @@ export function verifyAgentContext(
   leafId: SpiffeId,
   options: ContextRuleOptions = {},
 ): AgentContext | undefined {
-  const ext = leaf.extension(AGENT_CONTEXT_OID);
+  const oid = resolveAgentContextOid(options.agentContextOid);
+  const ext = agentContextExtension(leaf, oid);
   if (ext === undefined) return undefined;
-  const known = options.cache?.context(leaf.sha256Hex);
+  // Keyed by OID too: a leaf could carry contexts under two OIDs, and each reader must get its own.
+  const cacheKey = oid === DEFAULT_AGENT_CONTEXT_OID ? leaf.sha256Hex : `${leaf.sha256Hex} ${oid}`;
+  const known = options.cache?.context(cacheKey);
   if (known !== undefined) {
     // The depth bound is the caller's choice per call, so it is the one rule checked again on a cache hit.
     checkDepth(known.delegation.length, options);
@@ -66,7 +78,7 @@ export function verifyAgentContext(
     },
     options,
   );
-  options.cache?.rememberContext(leaf.sha256Hex, copyContext(context));
+  options.cache?.rememberContext(cacheKey, copyContext(context));
   return context;
 }
 

@@ -2,6 +2,7 @@ import { ErrorCode, PathValidationError, RevokedError, SvidVerificationError } f
 import { requireX509Bundle, type X509BundleSource } from '../bundle';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
+import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AgentContext } from '../x509/agent-context/types';
 import { defaultVerificationCache, VerificationCache } from './cache';
 import { verifyAgentContext } from './context-rules';
@@ -23,6 +24,12 @@ export interface VerifyX509SvidOptions {
   revocation?: RevocationChecker;
   /** Default: one cache shared by the process. `null`: no caching at all. */
   cache?: VerificationCache | null;
+  /**
+   * OID the agent context is read under: the issuing server's `agent_context.oid`. Default
+   * DEFAULT_AGENT_CONTEXT_OID (1.3.6.1.4.1.262144.1.1). A leaf carrying a Lanyard context under another OID
+   * is refused with ERR_AGENT_CONTEXT_OID_MISMATCH naming both, never read as a leaf without context.
+   */
+  agentContextOid?: string;
 }
 
 /** A verified X509-SVID. Frozen: authorizers and handlers read it, nobody edits it. */
@@ -41,7 +48,8 @@ export interface VerifiedSvid {
  *     domain never vouches for an ID of another; an empty bundle trusts nothing;
  *  2. RFC 5280 path validation to one of that bundle's X.509 authorities (an expired leaf is ERR_SVID_EXPIRED);
  *  3. the X509-SVID leaf rules;
- *  4. the agent-context rules, when the leaf carries the extension;
+ *  4. the agent-context rules, when the leaf carries the extension (under `agentContextOid`; a Lanyard context
+ *     under another OID is refused);
  *  5. revocation, when a checker is given.
  * @throws a LanyardError subclass with a stable code for every rejection.
  */
@@ -51,6 +59,7 @@ export function verifyX509Svid(
   options: VerifyX509SvidOptions = {},
 ): VerifiedSvid {
   const cache = options.cache === null ? undefined : (options.cache ?? defaultVerificationCache);
+  const agentContextOid = resolveAgentContextOid(options.agentContextOid);
   const at = options.at ?? new Date();
   const certs = toCertificates(chain, cache);
   const leaf = certs[0]!;
@@ -96,6 +105,7 @@ export function verifyX509Svid(
   const context = verifyAgentContext(leaf, id, {
     ...(options.maxDelegationDepth !== undefined ? { maxDelegationDepth: options.maxDelegationDepth } : {}),
     ...(cache !== undefined ? { cache } : {}),
+    agentContextOid,
   });
 
   if (options.revocation !== undefined) {

@@ -13,6 +13,7 @@ import {
   TAG_SET,
   TAG_UTC_TIME,
 } from './der';
+import { oidWriteProblem } from './oid';
 
 /**
  * DER encoders for the universal types that certificates and requests are built from; each returns one whole
@@ -101,23 +102,31 @@ export function derNamedBits(bits: number[]): Uint8Array {
 
 const oidCache = new Map<string, Uint8Array>();
 
-/** OBJECT IDENTIFIER from dotted decimal; arcs of any size (UUID OIDs under 2.25 carry 128-bit arcs). */
+/**
+ * OBJECT IDENTIFIER from dotted decimal. Refuses (DerWriteError) any OID with a sub-identifier of 2^28 or more:
+ * peers' X.509 parsers refuse whole certificates holding one (see oid.ts), so Lanyard never writes one.
+ */
 export function derOid(dotted: string): Uint8Array {
   const cached = oidCache.get(dotted);
   if (cached !== undefined) return cached;
-  if (!/^[0-2](\.(0|[1-9][0-9]*))+$/.test(dotted)) throw new DerWriteError(`not a dotted OID: ${dotted}`);
-  const arcs = dotted.split('.').map((a) => BigInt(a));
-  if (arcs[0]! < 2n && arcs[1]! >= 40n) throw new DerWriteError(`second arc of ${dotted} must be below 40`);
+  const problem = oidWriteProblem(dotted);
+  if (problem !== undefined) throw new DerWriteError(`refusing to write OID ${shortOid(dotted)}: ${problem}`);
+  const arcs = dotted.split('.').map(Number);
   const content: number[] = [];
-  for (const arc of [arcs[0]! * 40n + arcs[1]!, ...arcs.slice(2)]) {
-    const digits = [Number(arc & 0x7fn)];
-    for (let v = arc >> 7n; v > 0n; v >>= 7n) digits.unshift(Number(v & 0x7fn) | 0x80);
+  for (const arc of [arcs[0]! * 40 + arcs[1]!, ...arcs.slice(2)]) {
+    const digits = [arc & 0x7f];
+    for (let v = arc >>> 7; v > 0; v >>>= 7) digits.unshift((v & 0x7f) | 0x80);
     content.push(...digits);
   }
   const der = encodeTlv(TAG_OID, Uint8Array.from(content));
   // Callers name a handful of fixed OIDs; the cache stays small.
   if (oidCache.size < 256) oidCache.set(dotted, der);
   return der;
+}
+
+/** An OID for an error message: a refused one may be arbitrarily long. */
+function shortOid(dotted: string): string {
+  return dotted.length > 80 ? `${dotted.slice(0, 80)}...` : dotted;
 }
 
 export function derUtf8String(value: string): Uint8Array {

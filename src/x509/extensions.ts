@@ -5,6 +5,8 @@ import {
   id_ce_authorityKeyIdentifier,
   KeyIdentifier,
 } from '@peculiar/asn1-x509';
+import { DerWriteError } from './der-writer';
+import { oidWriteProblem } from './oid';
 
 /**
  * The extensions of a CRL (src/ca/crl.ts), as schema objects for its schema-built TBSCertList. Certificates
@@ -21,7 +23,9 @@ export function authorityKeyIdExt(issuerKeyId: Uint8Array): Extension {
   });
 }
 
-/** An extension whose value the caller already DER-encoded (the cRLNumber). */
+/** An extension whose value the caller already DER-encoded (the cRLNumber). Same OID rule as derOid. */
 export function rawExtension(oid: string, critical: boolean, valueDer: Uint8Array): Extension {
+  const problem = oidWriteProblem(oid);
+  if (problem !== undefined) throw new DerWriteError(`refusing to write OID ${oid}: ${problem}`);
   return new Extension({ extnID: oid, critical, extnValue: new OctetString(valueDer) });
 }

@@ -1,7 +1,8 @@
 import { KeyObject } from 'node:crypto';
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, ParsedCertificate } from './certificate';
 import { AgentContextError, ErrorCode, LanyardError } from '../errors';
-import { AGENT_CONTEXT_LIMITS, AGENT_CONTEXT_OID } from './agent-context/types';
+import { resolveAgentContextOid } from './agent-context/oid';
+import { AGENT_CONTEXT_LIMITS } from './agent-context/types';
 import { buildName, randomSerial, signCertificate, wholeSeconds } from './build';
 import { DerFramingError, readSingleTlv, TAG_SEQUENCE } from './der';
 import {
@@ -76,6 +77,8 @@ export interface SvidOptions {
   dnsNames?: string[];
   /** DER of the agent-context extension value (see agent-context/codec.ts); carried non-critical. */
   agentContextDer?: Uint8Array;
+  /** OID of the agent-context extension (server `agent_context.oid`). Default DEFAULT_AGENT_CONTEXT_OID. */
+  agentContextOid?: string;
   /** Default 10. */
   backdateSeconds?: number;
 }
@@ -143,6 +146,7 @@ export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
     throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'duplicate DNS name');
   }
   if (opts.agentContextDer !== undefined) checkAgentContextDer(opts.agentContextDer);
+  const contextOid = resolveAgentContextOid(opts.agentContextOid);
   const { now, notBefore, notAfter: requested } = validity(opts);
   const { keyId: issuerKeyId } = checkIssuer(opts.issuer, now, false);
   const issuerTrustDomains = opts.issuer.cert.uriSans
@@ -171,7 +175,7 @@ export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
   ];
   if (opts.agentContextDer !== undefined) {
     // Non-critical so that OpenSSL, Go, Envoy and nginx, which do not know it, still accept the certificate.
-    extensions.push(extensionDer(AGENT_CONTEXT_OID, false, opts.agentContextDer));
+    extensions.push(extensionDer(contextOid, false, opts.agentContextDer));
   }
   const der = signCertificate({
     serial: randomSerial(),

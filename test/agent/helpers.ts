@@ -32,7 +32,7 @@ export function tempDir(): string {
 /** Registers the agent's own entry, gets it a join token, and starts the agent against `s`. */
 export async function startAgentFor(
   s: TestServer,
-  opts: { syncIntervalMs?: number; dir?: string; agentId?: string } = {},
+  opts: { syncIntervalMs?: number; dir?: string; agentId?: string; agentContextOid?: string } = {},
 ): Promise<AgentFixture> {
   const agentId = opts.agentId ?? AGENT_ID;
   const existing = await s.client.listEntries({ filter: { spiffeIdPrefix: agentId } });
@@ -63,6 +63,7 @@ export async function startAgentFor(
     syncIntervalMs: opts.syncIntervalMs ?? 300,
     maxBackoffMs: 500,
     logger,
+    ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
   });
   return { agent, dir, socketPath, logs, close: () => agent.close() };
 }

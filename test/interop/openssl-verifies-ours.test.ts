@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode } from '../../src/errors';
 import { verifyX509Svid } from '../../src/verify';
-import { AGENT_CONTEXT_OID } from '../../src/x509/agent-context';
+import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context';
 import { KeyAlgorithm } from '../../src/x509/keys';
 import { expectCode } from '../verify/helpers/expect';
 import { openssl, OpensslResult, removeDir, tempDir, writeTemp } from '../x509/fixtures';
@@ -98,7 +98,7 @@ describe('interop: openssl verify accepts the certificates Lanyard mints', () =>
       assert.equal(verified.id.toString(), 'spiffe://example.org/agent/retrieval');
       assert.equal(verified.context?.delegation.length, 1);
       assert.equal(verified.context?.delegation[0]?.spiffeId, parent.id);
-      assert.ok(child.cert.extension(AGENT_CONTEXT_OID)?.critical === false);
+      assert.ok(child.cert.extension(DEFAULT_AGENT_CONTEXT_OID)?.critical === false);
 
       assertOpensslAccepts(writeChain(dir, `delegated-${alg}`, pki, child));
       // The parent session's SVID (a context without delegation) is accepted as well.
@@ -113,7 +113,7 @@ describe('interop: openssl verify accepts the certificates Lanyard mints', () =>
       { name: 'planner', scopes: ['docs:read', 'tools:run'], ttlSeconds: 3600 },
       { name: 'tool-runner', scopes: ['tools:run'], ttlSeconds: 1800 },
     );
-    const value = child.cert.extension(AGENT_CONTEXT_OID)?.value;
+    const value = child.cert.extension(DEFAULT_AGENT_CONTEXT_OID)?.value;
     assert.ok(value !== undefined);
     const file = join(dir, 'context.der');
     writeFileSync(file, value);

@@ -41,6 +41,7 @@ describe('server config', () => {
       maxMessageBytes: 4 * 1024 * 1024,
       attestors: { joinToken: {} },
       principalIssuers: [],
+      agentContextOid: '1.3.6.1.4.1.262144.1.1',
     });
   });
 
@@ -50,6 +51,48 @@ describe('server config', () => {
     const { configFile, ...rest } = fromExample;
     assert.equal(configFile, example);
     assert.deepEqual(rest, loadConfig({ cwd: dir, env: {} }));
+  });
+
+  it('takes agent_context.oid from --agent-context-oid, the file, LANYARD_AGENT_CONTEXT_OID, the default', () => {
+    const env = { LANYARD_AGENT_CONTEXT_OID: '1.3.6.1.4.1.99999.1' };
+    assert.equal(loadConfig({ cwd: dir, env: {} }).agentContextOid, CONFIG_DEFAULTS.agent_context_oid);
+    assert.equal(loadConfig({ cwd: dir, env }).agentContextOid, '1.3.6.1.4.1.99999.1');
+    const file = write('oid.yaml', 'agent_context:\n  oid: 1.3.6.1.4.1.99999.2\n');
+    assert.equal(loadConfig({ cwd: dir, env, configFile: file }).agentContextOid, '1.3.6.1.4.1.99999.2');
+    assert.equal(
+      loadConfig({ cwd: dir, env, configFile: file, agentContextOid: '2.999.3' }).agentContextOid,
+      '2.999.3',
+    );
+    // An empty block, or one with only comments, keeps the environment and the default in force.
+    const empty = write('empty.yaml', 'agent_context:\n');
+    assert.equal(loadConfig({ cwd: dir, env, configFile: empty }).agentContextOid, '1.3.6.1.4.1.99999.1');
+  });
+
+  it('refuses an agent_context.oid that is not dotted decimal or has an arc of 2^28 or more, naming the source', () => {
+    for (const [text, fragment] of [
+      ['agent_context:\n  oid: 1.3.6.1.4.1.268435456.1\n', '2^28'],
+      ["agent_context:\n  oid: '2.25.31710684403515015008777295008216665364'\n", '2^28'],
+      ["agent_context:\n  oid: 'spiffe'\n", 'dotted decimal'],
+      ["agent_context:\n  oid: '4.1'\n", 'dotted decimal'],
+      ['agent_context:\n  oid: 1.3\n', 'expected an OID in quotes'],
+      ["agent_context:\n  oid: '1.45.2'\n", 'below 40'],
+      ['agent_context:\n  oid: 1.3.6\n  other: 1\n', 'agent_context.other: unknown field'],
+    ] as const) {
+      const file = write('bad.yaml', text);
+      fails(() => loadConfig({ cwd: dir, env: {}, configFile: file }), file, fragment);
+    }
+    const number = write('number.yaml', 'agent_context:\n  oid: 1.3\n');
+    fails(() => loadConfig({ cwd: dir, env: {}, configFile: number }), 'agent_context.oid');
+    fails(
+      () => loadConfig({ cwd: dir, env: { LANYARD_AGENT_CONTEXT_OID: `1.3.6.1.4.1.${2 ** 31}` } }),
+      'LANYARD_AGENT_CONTEXT_OID',
+      '2^28',
+    );
+    fails(
+      () => loadConfig({ cwd: dir, env: {}, agentContextOid: '1.3.6.1.4.1.x' }),
+      '--agent-context-oid',
+      'dotted decimal',
+    );
   });
 
   it('takes the listen address from the file, then LANYARD_LISTEN_ADDRESS, then the default', () => {

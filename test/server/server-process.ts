@@ -140,3 +140,46 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string
 export function runSh(line: string, cwd: string): Promise<CliResult> {
   return runProcess('sh', ['-c', line], { cwd, env: cliEnv() });
 }
+
+/** A long-running `lanyard` command (e.g. `agent run`) as a child process, with what it prints so far. */
+export interface LanyardProcess {
+  child: ChildProcessWithoutNullStreams;
+  /** stdout and stderr together. */
+  output(): string;
+  /** Resolves once the output contains `text`; rejects when the process exits first. */
+  printed(text: string): Promise<void>;
+  /** SIGTERM, then waits for the exit. */
+  stop(): Promise<void>;
+}
+
+export function spawnLanyard(args: string[], env: NodeJS.ProcessEnv = {}): LanyardProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env) });
+  let out = '';
+  const waiters: (() => void)[] = [];
+  const poke = (): void => {
+    for (const w of waiters.splice(0)) w();
+  };
+  child.stdout.on('data', (d: Buffer) => ((out += d.toString()), poke()));
+  child.stderr.on('data', (d: Buffer) => ((out += d.toString()), poke()));
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  let done = false;
+  void exited.then(() => ((done = true), poke()));
+  return {
+    child,
+    output: () => out,
+    printed: (text) =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (out.includes(text)) resolve();
+          else if (done)
+            reject(new Error(`lanyard ${args.join(' ')} exited before printing "${text}":\n${out}`));
+          else waiters.push(check);
+        };
+        check();
+      }),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -6,6 +6,8 @@ import {
   StartSessionRequest,
   type StartSessionResponse,
 } from '../../src/gen/lanyard/v1/session';
+import { signGrant, type GrantParams } from '../../src/client/delegation';
+import { createCsr } from '../../src/x509/csr';
 import type { TestServer } from './helpers';
 import { attest, connectPublic, newKey, publicCredentials, PUBLIC_CHANNEL_OPTIONS } from './public-client';
 
@@ -76,6 +78,44 @@ export async function startSession(
     const { key, csr } = newKey();
     const res = await unary(c.startSession.bind(c), StartSessionRequest.fromPartial({ csr, ...req }));
     return { agent: { ...agent, key, chain: res.svid!.certChain.map((b) => new Uint8Array(b)) }, res };
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * The parent signs a grant for `childId` with its own session key (signGrant, as a real parent does) and
+ * registers it with CreateGrant; returns the grant id.
+ */
+export async function createGrant(
+  s: TestServer,
+  parent: Agent,
+  params: Omit<GrantParams, 'parentCert' | 'parentKey'>,
+): Promise<string> {
+  const signed = signGrant({ parentCert: parent.chain[0]!, parentKey: parent.key, ...params });
+  const c = sessionClient(s, parent);
+  try {
+    const r = await unary(c.createGrant.bind(c), {
+      binding: Buffer.from(signed.bindingDer),
+      signature: Buffer.from(signed.signature),
+    });
+    return r.grantId;
+  } finally {
+    c.close();
+  }
+}
+
+/** The child redeems `grantId` with its workload SVID (and `key` when the grant names one): its delegated SVID. */
+export async function redeemGrant(
+  s: TestServer,
+  child: Agent,
+  grantId: string,
+  key: KeyObject = newKey().key,
+): Promise<Agent> {
+  const c = sessionClient(s, child);
+  try {
+    const r = await unary(c.redeemGrant.bind(c), { grantId, csr: Buffer.from(createCsr(key).der) });
+    return { ...child, key, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
   } finally {
     c.close();
   }

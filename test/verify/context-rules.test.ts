@@ -10,7 +10,7 @@ import {
   VerifyX509SvidOptions,
 } from '../../src/verify';
 import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/types';
-import { AGENT_CONTEXT_OID } from '../../src/x509/agent-context/types';
+import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
 import { generateKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { makeLeaf, makeRoot, NOW } from './helpers/certs';
@@ -537,7 +537,7 @@ describe('agent-context rules', () => {
     const withContextBytes = (value: Uint8Array) => {
       const root = makeRoot(TD);
       const leaf = makeLeaf(`spiffe://${TD}/w`, root, {
-        extra: [{ oid: AGENT_CONTEXT_OID, critical: false, value }],
+        extra: [{ oid: DEFAULT_AGENT_CONTEXT_OID, critical: false, value }],
       });
       const b = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [root.cert] });
       return () => verifyX509Svid([leaf.cert], b, { at: NOW, cache: null });
@@ -561,13 +561,13 @@ describe('agent-context rules', () => {
     it('rejects an agent-context extension marked critical (not a processed critical extension)', () => {
       const root = makeRoot(TD);
       const leaf = makeLeaf(`spiffe://${TD}/w`, root, {
-        extra: [{ oid: AGENT_CONTEXT_OID, critical: true, value: new Uint8Array([0x30, 0x00]) }],
+        extra: [{ oid: DEFAULT_AGENT_CONTEXT_OID, critical: true, value: new Uint8Array([0x30, 0x00]) }],
       });
       const b = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [root.cert] });
       expectCode(
         () => verifyX509Svid([leaf.cert], b, { at: NOW, cache: null }),
         ErrorCode.UNKNOWN_CRITICAL_EXTENSION,
-        /2\.25\.31710684403515015008777295008216665364/,
+        /1\.3\.6\.1\.4\.1\.262144\.1\.1/,
       );
     });
   });

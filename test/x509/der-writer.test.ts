@@ -43,7 +43,9 @@ import {
   derUnsignedInteger,
   DerWriteError,
 } from '../../src/x509/der-writer';
+import { rawExtension } from '../../src/x509/extensions';
 import { spkiDer } from '../../src/x509/keys';
+import { OID_ARC_LIMIT } from '../../src/x509/oid';
 import { createRootCa, issueX509Svid } from '../../src/x509/profiles';
 import { KEY_ALGORITHMS, testKey } from './fixtures';
 
@@ -65,8 +67,8 @@ function schemaExtension(oid: string, critical: boolean, value: unknown): Uint8A
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 describe('x509 DER writer', () => {
-  it('OBJECT IDENTIFIER: the reader gives back every OID written, including 128-bit arcs (property)', () => {
-    const arc = fc.oneof(fc.nat(), fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }));
+  it('OBJECT IDENTIFIER: the reader gives back every OID written, every arc up to 2^28 - 1 (property)', () => {
+    const arc = fc.oneof(fc.nat({ max: 127 }), fc.integer({ min: 0, max: OID_ARC_LIMIT - 1 }));
     const oid = fc
       .tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 39 }), fc.array(arc, { maxLength: 6 }))
       .map(([a, b, rest]) => [a, b, ...rest].join('.'));
@@ -79,9 +81,36 @@ describe('x509 DER writer', () => {
     );
     // 2.x takes any second arc; the first sub-identifier then exceeds 80.
     assert.equal(hex(derOid('2.999.3')), '0603883703');
+    // The largest arc allowed is four base-128 digits; the default agent-context OID as OpenSSL writes it.
+    assert.equal(hex(derOid(`1.3.${OID_ARC_LIMIT - 1}`)), '06052bffffff7f');
+    assert.equal(hex(derOid('1.3.6.1.4.1.262144.1.1')), '060a2b060104019080000101');
     for (const bad of ['', '3.1', '1.40', '1', '1..2', '1.02', 'a.b']) {
       assert.throws(() => derOid(bad), DerWriteError, bad);
     }
+  });
+
+  it('OBJECT IDENTIFIER: refuses any sub-identifier of 2^28 or more (Go and Python cryptography 38 refuse them)', () => {
+    for (const bad of [
+      `1.3.${OID_ARC_LIMIT}`,
+      `1.3.6.1.4.1.${2 ** 31}.1`,
+      '2.25.31710684403515015008777295008216665364',
+      `1.3.6.1.4.1.262144.1.${'9'.repeat(40)}`,
+      // The first sub-identifier is 40 * 2 + the second arc.
+      `2.${OID_ARC_LIMIT - 80}.1`,
+    ]) {
+      assert.throws(
+        () => derOid(bad),
+        (e: unknown) => {
+          assert.ok(e instanceof DerWriteError, String(e));
+          assert.match(e.message, /below 2\^28/);
+          return true;
+        },
+      );
+    }
+    const highest = derOid(`2.${OID_ARC_LIMIT - 81}.1`);
+    assert.equal(readOid(highest, readSingleTlv(highest)), `2.${OID_ARC_LIMIT - 81}.1`);
+    // The CRL's schema-built extensions go through the same rule.
+    assert.throws(() => rawExtension(`1.3.6.1.4.1.${2 ** 28}`, false, Uint8Array.of(5, 0)), DerWriteError);
   });
 
   it('INTEGER: minimal two’s complement of a magnitude, positive always (property)', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AGENT_CONTEXT_OID } from '../../src/x509/agent-context/types';
+import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
 import { createCsr, parseCsr } from '../../src/x509/csr';
 import { KeyAlgorithm } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
@@ -105,8 +105,8 @@ describe('interop with OpenSSL', () => {
       const files = writeChain(dir, ['ec-p256', 'ec-p256', 'ec-p256']);
       const r = openssl(['x509', '-in', files.leaf, '-noout', '-text']);
       assert.ok(r.ok, r.output);
-      assert.ok(r.output.includes(`${AGENT_CONTEXT_OID}:`), 'OID in dotted decimal, not critical');
-      assert.ok(!r.output.includes(`${AGENT_CONTEXT_OID}: critical`));
+      assert.ok(r.output.includes(`${DEFAULT_AGENT_CONTEXT_OID}:`), 'OID in dotted decimal, not critical');
+      assert.ok(!r.output.includes(`${DEFAULT_AGENT_CONTEXT_OID}: critical`));
       assert.match(r.output, /URI:spiffe:\/\/example\.org\/agent\/planner, DNS:planner\.example\.org/);
     });
 

@@ -10,7 +10,8 @@ import {
   LanyardError,
   MalformedInputError,
 } from '../../src/errors';
-import { AGENT_CONTEXT_LIMITS, AGENT_CONTEXT_OID } from '../../src/x509/agent-context/types';
+import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
+import { AGENT_CONTEXT_LIMITS } from '../../src/x509/agent-context/types';
 import { randomSerial } from '../../src/x509/build';
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, ParsedCertificate } from '../../src/x509/certificate';
 import { SIG_ECDSA_SHA256, SIG_ECDSA_SHA384, SIG_ED25519, SIG_RSA_SHA256 } from '../../src/x509/keys';
@@ -92,7 +93,7 @@ function agentContextExtension(
   assert.ok(unknown.length <= 1, 'at most one private extension');
   if (unknown.length === 0) return undefined;
   assert.ok(
-    Buffer.from(cert.der).includes(oidDer(AGENT_CONTEXT_OID)),
+    Buffer.from(cert.der).includes(oidDer(DEFAULT_AGENT_CONTEXT_OID)),
     'the DER carries the agent-context OID',
   );
   return unknown[0];

@@ -18,7 +18,13 @@ import { SpiffeId } from '../../spiffe';
 import { encodePem } from '../../x509/pem';
 import { readBundleFile } from '../bundle-file';
 import { usageError } from '../cli-error';
-import { parseDuration, parseTrustDomainFlag, readInputFile } from '../input';
+import {
+  AGENT_CONTEXT_OID_OPTION,
+  agentContextOidFlag,
+  parseDuration,
+  parseTrustDomainFlag,
+  readInputFile,
+} from '../input';
 import { runAction } from '../run-action';
 
 const ATTESTORS = ['join_token', 'k8s_psat', 'x509pop'] as const;
@@ -38,6 +44,7 @@ interface RunOpts {
   dataDir?: string;
   syncInterval: string;
   logLevel: string;
+  agentContextOid?: string;
 }
 
 export function registerAgentCommands(program: Command): void {
@@ -66,8 +73,10 @@ export function registerAgentCommands(program: Command): void {
     .option('--data-dir <dir>', "keeps the agent's own SVID across restarts (key 0600)")
     .option('--sync-interval <duration>', 'how often to sync with the server', '5s')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .option(...AGENT_CONTEXT_OID_OPTION)
     .action(
       runAction(async (opts: RunOpts) => {
+        const agentContextOid = agentContextOidFlag(opts.agentContextOid);
         if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
           throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
         }
@@ -87,6 +96,7 @@ export function registerAgentCommands(program: Command): void {
           ...(opts.dataDir !== undefined && { dataDir: path.resolve(opts.dataDir) }),
           syncIntervalMs: parseDuration(opts.syncInterval, '--sync-interval') * 1000,
           logger,
+          agentContextOid,
         });
         process.stderr.write(
           `Lanyard agent running: Workload API on ${running.socketPath}\n` +
@@ -116,6 +126,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--spiffe-id <id>', 'which SVID, when the workload has several')
     .option('--watch', 'keep running and rewrite the files on every rotation', false)
     .option('--timeout <duration>', 'how long to wait for the first SVID', '30s')
+    .option(...AGENT_CONTEXT_OID_OPTION)
     .action(
       runAction(
         async (opts: {
@@ -124,9 +135,12 @@ export function registerAgentCommands(program: Command): void {
           spiffeId?: string;
           watch: boolean;
           timeout: string;
+          agentContextOid?: string;
         }) => {
           if (opts.spiffeId !== undefined) SpiffeId.parse(opts.spiffeId);
+          const agentContextOid = agentContextOidFlag(opts.agentContextOid);
           const source = await WorkloadApiX509Source.connect({
+            agentContextOid,
             socketPath: opts.socket,
             ...(opts.spiffeId !== undefined && { spiffeId: opts.spiffeId }),
             timeoutMs: parseDuration(opts.timeout, '--timeout') * 1000,

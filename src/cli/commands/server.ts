@@ -24,35 +24,42 @@ export function registerServerCommands(program: Command): void {
     .option('--config <file>', 'YAML or JSON config file')
     .option('--data-dir <dir>', 'data dir (default: the config file, $LANYARD_DATA_DIR, or ./.lanyard)')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`)
+    .option(
+      '--agent-context-oid <oid>',
+      'OID of the agent-context extension in every SVID (wins over agent_context.oid and $LANYARD_AGENT_CONTEXT_OID)',
+    )
     .action(
-      runAction(async (opts: { config?: string; dataDir?: string; logLevel?: string }) => {
-        if (opts.logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
-          throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-        }
-        let config: ServerConfig;
-        try {
-          config = loadConfig({
-            ...(opts.config !== undefined && { configFile: opts.config }),
-            ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
-            ...(opts.logLevel !== undefined && { logLevel: opts.logLevel as LogLevel }),
-          });
-        } catch (e) {
-          throw usageError(e instanceof Error ? e.message : String(e));
-        }
-        const logger = createLogger({ level: config.logLevel });
-        routeGrpcLogs(logger);
-        let running;
-        try {
-          running = await startServer(config, { logger });
-        } catch (e) {
-          throw new CliError(
-            `server did not start: ${isLanyardError(e) ? `${e.code}: ` : ''}${errorText(e)}`,
-            EXIT_REJECTED,
-          );
-        }
-        process.stderr.write(banner(config, running.publicAddress));
-        process.exitCode = await closeOnSignals(running);
-      }),
+      runAction(
+        async (opts: { config?: string; dataDir?: string; logLevel?: string; agentContextOid?: string }) => {
+          if (opts.logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
+            throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+          }
+          let config: ServerConfig;
+          try {
+            config = loadConfig({
+              ...(opts.config !== undefined && { configFile: opts.config }),
+              ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
+              ...(opts.logLevel !== undefined && { logLevel: opts.logLevel as LogLevel }),
+              ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
+            });
+          } catch (e) {
+            throw usageError(e instanceof Error ? e.message : String(e));
+          }
+          const logger = createLogger({ level: config.logLevel });
+          routeGrpcLogs(logger);
+          let running;
+          try {
+            running = await startServer(config, { logger });
+          } catch (e) {
+            throw new CliError(
+              `server did not start: ${isLanyardError(e) ? `${e.code}: ` : ''}${errorText(e)}`,
+              EXIT_REJECTED,
+            );
+          }
+          process.stderr.write(banner(config, running.publicAddress));
+          process.exitCode = await closeOnSignals(running);
+        },
+      ),
     );
 }
 

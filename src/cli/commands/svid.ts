@@ -14,11 +14,10 @@ import {
 } from '../../ca/dev-ca';
 import { ParsedCertificate } from '../../x509/certificate';
 import {
-  AGENT_CONTEXT_OID,
   agentContextFromJson,
   agentContextToJson,
-  decodeAgentContext,
   encodeAgentContext,
+  readAgentContext,
   type AgentContext,
 } from '../../x509/agent-context';
 import { decodePemBlocks, encodePem } from '../../x509/pem';
@@ -30,6 +29,8 @@ import { EXIT_REJECTED } from '../exit-codes';
 import { describeSvidText, isoSeconds } from '../format/svid-text';
 import { readBundleFile } from '../bundle-file';
 import {
+  AGENT_CONTEXT_OID_OPTION,
+  agentContextOidFlag,
   parseDuration,
   parseIsoTime,
   parseSpiffeIdFlag,
@@ -54,9 +55,19 @@ export function registerSvidCommands(program: Command): void {
     .option('--ttl <duration>', 'SVID lifetime, capped by the CA', `${DEV_SVID_DEFAULT_TTL_SECONDS}s`)
     .option('--context <file>', 'agent context as JSON (see README); signed into the SVID')
     .option('--dns <name...>', 'DNS SANs in addition to the SPIFFE ID')
+    .option(...AGENT_CONTEXT_OID_OPTION)
     .action(
       runAction(
-        (opts: { ca: string; id: string; out: string; ttl: string; context?: string; dns?: string[] }) => {
+        (opts: {
+          ca: string;
+          id: string;
+          out: string;
+          ttl: string;
+          context?: string;
+          dns?: string[];
+          agentContextOid?: string;
+        }) => {
+          const agentContextOid = agentContextOidFlag(opts.agentContextOid);
           const ttlSeconds = parseDuration(opts.ttl, '--ttl');
           parseSpiffeIdFlag(opts.id, '--id');
           requireDevCaDir(opts.ca);
@@ -68,7 +79,7 @@ export function registerSvidCommands(program: Command): void {
           const minted = mintSvid(ca, {
             spiffeId: opts.id,
             ttlSeconds,
-            ...(contextDer ? { agentContextDer: contextDer } : {}),
+            ...(contextDer ? { agentContextDer: contextDer, agentContextOid } : {}),
             ...(opts.dns ? { dnsNames: opts.dns } : {}),
           });
           const files = writeSvidFiles(opts.out, minted);
@@ -98,6 +109,7 @@ export function registerSvidCommands(program: Command): void {
       'the join token itself (visible to other local users in ps: prefer the file)',
     )
     .option('--spiffe-id <id>', 'when several entries match, the SPIFFE ID to get')
+    .option(...AGENT_CONTEXT_OID_OPTION)
     .action(
       runAction(
         async (opts: {
@@ -108,7 +120,9 @@ export function registerSvidCommands(program: Command): void {
           joinToken?: string;
           joinTokenFile?: string;
           spiffeId?: string;
+          agentContextOid?: string;
         }) => {
+          const agentContextOid = agentContextOidFlag(opts.agentContextOid);
           const trustDomain =
             opts.trustDomain !== undefined
               ? parseTrustDomainFlag(opts.trustDomain, '--trust-domain')
@@ -122,6 +136,8 @@ export function registerSvidCommands(program: Command): void {
           }
           const bundle = readBundleFile(readInputFile(opts.bundle, 'bundle'), trustDomain);
           const svid = await fetchWithJoinToken(opts.server, bundle, token, opts.spiffeId);
+          // Nothing is written for an SVID whose context this side would not read (another OID).
+          readAgentContext(svid.cert, agentContextOid);
           const files = writeSvidFiles(opts.out, svid);
           process.stdout.write(
             `got ${svid.cert.uriSans[0] ?? '?'} (serial ${svid.cert.serialHex}, until ${isoSeconds(svid.cert.notAfter)})\n` +
@@ -138,11 +154,13 @@ export function registerSvidCommands(program: Command): void {
     )
     .argument('<file>', 'PEM file: the SVID first, then any intermediates')
     .option('--json', 'print JSON')
+    .option(...AGENT_CONTEXT_OID_OPTION)
     .action(
-      runAction((file: string, opts: { json?: boolean }) => {
+      runAction((file: string, opts: { json?: boolean; agentContextOid?: string }) => {
+        const agentContextOid = agentContextOidFlag(opts.agentContextOid);
         const chain = readChain(file);
         const leaf = chain[0]!;
-        const context = contextOf(leaf);
+        const context = readAgentContext(leaf, agentContextOid);
         if (opts.json === true) {
           printJson({
             ...certificateJson(leaf),
@@ -170,9 +188,18 @@ export function registerSvidCommands(program: Command): void {
     )
     .option('--at <time>', 'verify as of this ISO 8601 time (default now)')
     .option('--json', 'print JSON')
+    .option(...AGENT_CONTEXT_OID_OPTION)
     .action(
       runAction(
-        (opts: { chain: string; bundle: string; trustDomain?: string; at?: string; json?: boolean }) => {
+        (opts: {
+          chain: string;
+          bundle: string;
+          trustDomain?: string;
+          at?: string;
+          json?: boolean;
+          agentContextOid?: string;
+        }) => {
+          const agentContextOid = agentContextOidFlag(opts.agentContextOid);
           const at = opts.at !== undefined ? parseIsoTime(opts.at, '--at') : new Date();
           const trustDomain =
             opts.trustDomain !== undefined
@@ -184,7 +211,11 @@ export function registerSvidCommands(program: Command): void {
             // Inside the try: a certificate that is not DER is a rejection, reported like any other.
             const chain = parseChain(opts.chain, chainText);
             const bundle = readBundleFile(bundleText, trustDomain);
-            const result = verifyX509Svid(chain, bundle, { at, trustDomain: bundle.trustDomain });
+            const result = verifyX509Svid(chain, bundle, {
+              at,
+              trustDomain: bundle.trustDomain,
+              agentContextOid,
+            });
             if (opts.json === true) {
               printJson({
                 valid: true,
@@ -269,11 +300,6 @@ function requireDevCaDir(dir: string): void {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw usageError(`--ca ${dir}: no such directory`);
   if (!existsSync(join(dir, CA_CERT_FILE)))
     throw usageError(`--ca ${dir}: no ${CA_CERT_FILE} there (lanyard ca init)`);
-}
-
-function contextOf(cert: ParsedCertificate): AgentContext | undefined {
-  const ext = cert.extension(AGENT_CONTEXT_OID);
-  return ext ? decodeAgentContext(ext.value) : undefined;
 }
 
 function certificateJson(cert: ParsedCertificate): Record<string, unknown> {

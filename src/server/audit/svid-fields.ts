@@ -3,8 +3,8 @@
  * Identifiers only: SPIFFE ID, serial, agent, sessions, principal, scopes, policy version, parent link hash.
  */
 import type { AuditEvent } from '../../audit/record';
-import { AGENT_CONTEXT_OID, type AgentContext } from '../../x509/agent-context/types';
-import { decodeAgentContext } from '../../x509/agent-context';
+import type { AgentContext } from '../../x509/agent-context/types';
+import { describeAgentContextAnyOid } from '../../x509/agent-context/oid';
 import { ParsedCertificate } from '../../x509/certificate';
 
 export type SvidFields = Pick<
@@ -51,13 +51,9 @@ export function svidFields(der: Uint8Array | undefined): SvidFields {
   const out: SvidFields = { serial: cert.serialHex };
   const uri = cert.uriSans[0];
   if (uri !== undefined) out.subject = uri;
-  const ext = cert.extension(AGENT_CONTEXT_OID);
-  if (ext !== undefined) {
-    try {
-      Object.assign(out, contextFields(decodeAgentContext(ext.value)));
-    } catch {
-      // An SVID without a readable context is still recorded by its SPIFFE ID and serial.
-    }
-  }
+  // This server issued it, under its own agent_context.oid; a certificate without a readable context is still
+  // recorded by its SPIFFE ID and serial.
+  const context = describeAgentContextAnyOid(cert);
+  if (context !== undefined) Object.assign(out, contextFields(context));
   return out;
 }

@@ -9,9 +9,10 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, RevokedError, SessionError } from '../../errors';
 import type { RedeemGrantRequest, RedeemGrantResponse } from '../../gen/lanyard/v1/session';
-import { decodeAgentContext, decodeDelegationBinding } from '../../x509/agent-context/codec';
+import { decodeDelegationBinding } from '../../x509/agent-context/codec';
 import { verifyDelegationLinkSignature } from '../../x509/agent-context/delegation-signature';
-import { AGENT_CONTEXT_OID, type AgentContext, type DelegationLink } from '../../x509/agent-context/types';
+import { readAgentContext } from '../../x509/agent-context/oid';
+import type { AgentContext, DelegationLink } from '../../x509/agent-context/types';
 import { ParsedCertificate } from '../../x509/certificate';
 import { parseCsr } from '../../x509/csr';
 import { svidToProto, svidTtlSeconds } from '../attestation/issue';
@@ -73,7 +74,7 @@ export async function redeemGrant(
         `grant ${grant.id} names the child's key, and the CSR is for another key`,
       );
     }
-    const parentContext = contextOf(parentCert);
+    const parentContext = contextOf(parentCert, deps.ca.agentContextOid);
     const depth = parentContext.delegation.length + 1;
     if (depth > parent.depthLimit) {
       throw new SessionError(
@@ -156,11 +157,12 @@ export async function redeemGrant(
   });
 }
 
-function contextOf(cert: ParsedCertificate): AgentContext {
-  const ext = cert.extension(AGENT_CONTEXT_OID);
-  if (ext === undefined)
+/** The parent's context, under this server's OID (a grant made before an agent_context.oid change is refused). */
+function contextOf(cert: ParsedCertificate, agentContextOid: string): AgentContext {
+  const context = readAgentContext(cert, agentContextOid);
+  if (context === undefined)
     throw new SessionError(ErrorCode.NOT_A_SESSION, 'the parent certificate has no agent context');
-  return decodeAgentContext(ext.value);
+  return context;
 }
 
 function sha256(b: Uint8Array): Uint8Array {

@@ -43,6 +43,9 @@ function verifyLeaf(raw: Buffer, ca: CaManager, now: Date): VerifiedSvid {
   return verifyX509Svid([new Uint8Array(raw), ...intermediates], ca.bundle(), {
     at: now,
     trustDomain: ca.trustDomain,
+    // The OID this server writes: an SVID issued under another one (before an agent_context.oid change, or by
+    // a server configured differently) is refused with ERR_AGENT_CONTEXT_OID_MISMATCH naming both.
+    agentContextOid: ca.agentContextOid,
   });
 }
 

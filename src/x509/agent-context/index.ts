@@ -4,7 +4,6 @@
  */
 export {
   AGENT_CONTEXT_LIMITS,
-  AGENT_CONTEXT_OID,
   AGENT_CONTEXT_VERSION,
   DELEGATION_BINDING_VERSION,
   type AgentContext,
@@ -14,6 +13,13 @@ export {
   type PrincipalProvenance,
   type TokenProvenance,
 } from './types';
+export {
+  agentContextExtension,
+  DEFAULT_AGENT_CONTEXT_OID,
+  readAgentContext,
+  resolveAgentContextOid,
+  RETIRED_AGENT_CONTEXT_OIDS,
+} from './oid';
 export {
   decodeAgentContext,
   decodeDelegationBinding,

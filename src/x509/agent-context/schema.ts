@@ -5,8 +5,11 @@
  *
  * LanyardAgentContext-v1 DEFINITIONS IMPLICIT TAGS ::= BEGIN
  *
- * -- 2.25.<UUID 17db4173-427f-4a87-85b6-f66173f04d14 as an integer> (ITU-T X.667)
- * id-lanyard-agentContext OBJECT IDENTIFIER ::= { 2 25 31710684403515015008777295008216665364 }
+ * -- Default OID: arc 1.1 under the Private Enterprise Number 262144, which is unassigned and NOT registered
+ * -- to Lanyard. A deployment may set another (server agent_context.oid; the verifier's agentContextOid);
+ * -- every arc stays below 2^28 so that Go's crypto/x509 and Python cryptography 38 parse the certificate.
+ * id-lanyard-agentContext OBJECT IDENTIFIER ::= { iso(1) org(3) dod(6) internet(1) private(4) enterprise(1)
+ *                                                 262144 1 1 }
  *
  * -- Sizes of strings are counted in UTF-8 bytes. No string may contain control characters
  * -- (C0, DEL, C1) or bidirectional formatting characters. Times are UTC with whole seconds,

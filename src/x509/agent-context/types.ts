@@ -1,10 +1,8 @@
 /**
  * The agent context carried, signed by the CA, in every Lanyard SVID (see README "The agent-context extension").
- * These are the decoded, typed values; the ASN.1 schema lives in schema.ts and the DER codec in codec.ts.
+ * These are the decoded, typed values; the ASN.1 schema lives in schema.ts, the DER codec in codec.ts and the
+ * extension's OID (a setting, default 1.3.6.1.4.1.262144.1.1) in oid.ts.
  */
-
-/** OID of the extension: 2.25.<UUID 17db4173-427f-4a87-85b6-f66173f04d14 as an integer> (ITU-T X.667). */
-export const AGENT_CONTEXT_OID = '2.25.31710684403515015008777295008216665364';
 
 /** The only version this code writes and reads. Decoding any other version fails closed. */
 export const AGENT_CONTEXT_VERSION = 1;

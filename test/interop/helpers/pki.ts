@@ -90,6 +90,8 @@ export interface SvidOptions {
   now?: Date;
   /** The SVID's key pair, when the caller made it already (a delegation binding names it). */
   key?: KeyPair;
+  /** OID the context is written under. Default the default OID. */
+  agentContextOid?: string;
 }
 
 /** An SVID for `id` issued by the intermediate of `pki`. */
@@ -102,6 +104,7 @@ export function issueSvid(pki: TrustDomainPki, id: string, options: SvidOptions 
     ttlSeconds: options.ttlSeconds ?? 3600,
     ...(options.now !== undefined ? { now: options.now } : {}),
     ...(options.context !== undefined ? { agentContextDer: encodeAgentContext(options.context) } : {}),
+    ...(options.agentContextOid !== undefined ? { agentContextOid: options.agentContextOid } : {}),
   });
   return {
     id,
