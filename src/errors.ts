@@ -62,6 +62,9 @@ export const ErrorCode = {
   KEY_USAGE_INVALID: 'ERR_KEY_USAGE_INVALID',
   UNKNOWN_CRITICAL_EXTENSION: 'ERR_UNKNOWN_CRITICAL_EXTENSION',
   NAME_CONSTRAINTS_VIOLATED: 'ERR_NAME_CONSTRAINTS_VIOLATED',
+  // A certificate of the path breaks an RFC 5280 §4 profile rule the validator relies on (key identifiers,
+  // criticality, a malformed name): well-formed DER, but not a certificate a conforming CA issues.
+  CERT_PROFILE_INVALID: 'ERR_CERT_PROFILE_INVALID',
   // SVID rules
   SVID_INVALID: 'ERR_SVID_INVALID',
   SVID_EXPIRED: 'ERR_SVID_EXPIRED',
@@ -183,6 +186,7 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_KEY_USAGE_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_UNKNOWN_CRITICAL_EXTENSION: GrpcStatus.UNAUTHENTICATED,
   ERR_NAME_CONSTRAINTS_VIOLATED: GrpcStatus.UNAUTHENTICATED,
+  ERR_CERT_PROFILE_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_SVID_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_SVID_EXPIRED: GrpcStatus.UNAUTHENTICATED,
   ERR_WRONG_TRUST_DOMAIN: GrpcStatus.UNAUTHENTICATED,

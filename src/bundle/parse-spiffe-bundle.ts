@@ -121,7 +121,7 @@ function readX509Entry(entry: Json, at: Fail): ParsedCertificate {
     cert = ParsedCertificate.fromDer(new Uint8Array(Buffer.from(b64, 'base64')));
   } catch (e) {
     if (!isLanyardError(e)) throw e;
-    throw at(`"x5c"[0] is not a valid X.509 v3 certificate: ${e.message}`, e);
+    throw at(`"x5c"[0] is not a valid X.509 certificate: ${e.message}`, e);
   }
 
   const certKty = jwkKeyType(cert.publicKey);

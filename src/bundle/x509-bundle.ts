@@ -104,7 +104,7 @@ export class X509Bundle implements X509BundleSource {
         certs.push(ParsedCertificate.fromDer(der));
       } catch (e) {
         if (!isLanyardError(e)) throw e;
-        throw invalid(`certificate ${index} is not a valid X.509 v3 certificate: ${e.message}`, e);
+        throw invalid(`certificate ${index} is not a valid X.509 certificate: ${e.message}`, e);
       }
       index++;
     }

@@ -10,7 +10,9 @@ import {
 import { ErrorCode, ErrorCodeValue, PathValidationError } from '../errors';
 import { ParsedCertificate, ParsedNameConstraints } from '../x509/certificate';
 import { describeKey } from '../x509/keys';
-import { nameConstraintViolation } from './name-constraints';
+import { isEmptyDn } from '../x509/distinguished-name';
+import { dnsNameProblem, isIpAddressBytes, parseMailbox } from '../x509/name-syntax';
+import { ConstraintBudget, nameConstraintViolation, subtreeProblem } from './name-constraints';
 
 /**
  * Extensions whose semantics this validator enforces, so they may be critical. Everything else marked critical
@@ -63,23 +65,32 @@ export class CertificatePathError extends PathValidationError {
  * anchor last; signatures already checked by the caller). Throws CertificatePathError for the first rule broken.
  *
  * Processed from the anchor down, as §6.1 does, so constraints accumulate in order and the reported failure is
- * the one closest to the anchor. The trust anchor is checked like any CA (validity, CA flag, keyCertSign,
- * pathLen, name constraints, critical extensions): RFC 5280 leaves anchor checks to the relying party, and
- * Go, OpenSSL in x509_strict mode, and SPIRE all refuse an expired or non-CA root.
+ * the one closest to the anchor.
+ *
+ * The trust anchor is, as RFC 5280 §6.1.1 (d) defines it, a name and a key: it may be an X.509 v1 certificate
+ * (no extensions at all) or a v3 certificate without keyUsage, as many organisations' older roots are (go-spiffe
+ * and Go accept both). What a v3 anchor does state is held to: its validity, basicConstraints cA (critical), a
+ * keyUsage that lacks keyCertSign, pathLen, name constraints, critical extensions, the §4.2 profile rules below.
+ * Every other certificate of the path keeps every check: v3, basicConstraints, keyUsage with keyCertSign on a CA
+ * (the X509-SVID standard, §4.3, requires keyUsage on every signing certificate), authority key identifier.
  */
 export function checkPath(path: readonly ParsedCertificate[], at: Date): void {
   const constraints: { ca: number; nc: ParsedNameConstraints }[] = [];
-  for (let i = path.length - 1; i >= 0; i--) {
+  const budget = new ConstraintBudget();
+  const last = path.length - 1;
+  for (let i = last; i >= 0; i--) {
     const cert = path[i]!;
+    const anchor = i === last;
     checkValidity(cert, i, at);
     checkCriticalExtensions(cert, i);
-    checkKeyAndAlgorithm(cert, i, i === path.length - 1);
-    if (i > 0) checkIssuerRole(path, i);
+    checkKeyAndAlgorithm(cert, i, anchor);
+    if (i > 0) checkIssuerRole(path, i, anchor);
+    checkProfile(path, i, anchor);
     // §6.1.3 (b)/(c): name constraints do not apply to self-issued intermediates, only to the final cert and to
     // certificates issued to a different subject.
     if (!(i > 0 && cert.selfIssued)) {
       for (const { ca, nc } of constraints) {
-        const reason = nameConstraintViolation(cert, nc);
+        const reason = nameConstraintViolation(cert, nc, budget);
         if (reason !== undefined) {
           throw fail(
             ErrorCode.NAME_CONSTRAINTS_VIOLATED,
@@ -90,12 +101,19 @@ export function checkPath(path: readonly ParsedCertificate[], at: Date): void {
         }
       }
     }
-    if (i > 0 && cert.nameConstraints !== undefined) constraints.push({ ca: i, nc: cert.nameConstraints });
+    if (i > 0 && cert.nameConstraints !== undefined) {
+      checkSubtrees(cert, i);
+      constraints.push({ ca: i, nc: cert.nameConstraints });
+    }
   }
 }
 
+/**
+ * notBefore and notAfter are inclusive and have a granularity of one second (RFC 5280 §4.1.2.5): a certificate
+ * whose notAfter is 00:00:00 is valid throughout that second, so `at` is compared truncated to whole seconds.
+ */
 function checkValidity(cert: ParsedCertificate, i: number, at: Date): void {
-  const t = at.getTime();
+  const t = Math.floor(at.getTime() / 1000) * 1000;
   if (t < cert.notBefore.getTime()) {
     throw fail(
       ErrorCode.CERT_NOT_YET_VALID,
@@ -142,6 +160,17 @@ function checkKeyAndAlgorithm(cert: ParsedCertificate, i: number, anchor: boolea
       cert,
     );
   }
+  const curve = cert.ecCurveEncoding;
+  if (curve !== undefined && curve !== 'named') {
+    // RFC 5480 §2.1.1: implicitCurve and specifiedCurve MUST NOT be used. Explicit parameters are how
+    // CVE-2020-0601 passed off a forged key as a trusted root's; OpenSSL maps them to a named curve silently.
+    throw fail(
+      ErrorCode.UNSUPPORTED_KEY,
+      `${describe(cert)} has an EC key with ${curve === 'specified' ? 'explicit' : 'implicit'} curve parameters; only named curves are accepted (RFC 5480)`,
+      i,
+      cert,
+    );
+  }
   const alg = cert.signatureAlgorithmOid;
   if (!anchor && !ACCEPTED_SIGNATURE_ALGORITHMS.has(alg)) {
     throw fail(
@@ -153,20 +182,115 @@ function checkKeyAndAlgorithm(cert: ParsedCertificate, i: number, anchor: boolea
   }
 }
 
-/** Rules for a certificate that signed the one below it: §6.1.4 (k), (l), (m), (n). */
-function checkIssuerRole(path: readonly ParsedCertificate[], i: number): void {
+/**
+ * RFC 5280 §4 profile rules that path validation relies on, for any certificate of the path:
+ * - only a trust anchor may be v1 (a v1 certificate states no basicConstraints, so it cannot be shown to be a CA,
+ *   and carries no key identifiers);
+ * - the key identifier extensions are never critical (§4.2.1.1, §4.2.1.2);
+ * - keyCertSign only with basicConstraints cA (§4.2.1.3, §4.2.1.9);
+ * - name constraints only in a CA certificate (§4.2.1.10): in a leaf they would be silently meaningless;
+ * - every certificate but the anchor names its issuer's key (authorityKeyIdentifier keyIdentifier, §4.2.1.1:
+ *   only a self-signed certificate distributed as an anchor may leave it out) when the issuer publishes a
+ *   subject key identifier; a v1 anchor has none, and the CAs under such roots (OpenSSL, Go) write no AKI;
+ * - and, but for the anchor, well-formed names: dNSName SANs in the preferred name syntax (a wildcard as the
+ *   whole leftmost label allowed), rfc822Name SANs mailboxes, iPAddress SANs 4 or 16 octets (§4.2.1.6); an empty
+ *   subject only with a critical subjectAltName (§4.1.2.6). A name that does not parse cannot be placed inside
+ *   or outside a name constraint, and a peer-name check would read it some other way.
+ */
+function checkProfile(path: readonly ParsedCertificate[], i: number, anchor: boolean): void {
   const cert = path[i]!;
-  if (cert.basicConstraints?.ca !== true) {
+  const profile = (rule: string): CertificatePathError =>
+    fail(ErrorCode.CERT_PROFILE_INVALID, `${describe(cert)} ${rule}`, i, cert);
+  if (cert.version !== 3 && !anchor) {
+    throw profile('is an X.509 v1 certificate; only a trust anchor may be v1');
+  }
+  for (const oid of [id_ce_authorityKeyIdentifier, id_ce_subjectKeyIdentifier]) {
+    if (cert.extension(oid)?.critical === true) {
+      throw profile(
+        `marks its ${oid === id_ce_authorityKeyIdentifier ? 'authority' : 'subject'} key identifier critical (RFC 5280 §4.2.1.1, §4.2.1.2: never critical)`,
+      );
+    }
+  }
+  if (cert.keyUsage?.keyCertSign === true && cert.basicConstraints?.ca !== true) {
+    throw fail(
+      ErrorCode.KEY_USAGE_INVALID,
+      `${describe(cert)} has keyUsage keyCertSign but is not a CA (basicConstraints cA is not true)`,
+      i,
+      cert,
+    );
+  }
+  if (cert.nameConstraints !== undefined && cert.basicConstraints?.ca !== true) {
+    throw profile('carries name constraints but is not a CA (RFC 5280 §4.2.1.10: CA certificates only)');
+  }
+  if (anchor) return;
+  if (cert.authorityKeyId === undefined && path[i + 1]!.subjectKeyId !== undefined) {
+    throw profile(
+      'has no authority key identifier while its issuer has a subject key identifier (RFC 5280 §4.2.1.1)',
+    );
+  }
+  for (const name of cert.subjectAltNames) {
+    if (name.kind === 'dns') {
+      const problem = dnsNameProblem(name.value, { wildcard: true });
+      if (problem !== undefined) throw profile(`has a malformed DNS name SAN "${name.value}": ${problem}`);
+    } else if (name.kind === 'email' && parseMailbox(name.value) === undefined) {
+      throw profile(`has a malformed email address SAN "${name.value}" (not a mailbox)`);
+    } else if (name.kind === 'ip' && !isIpAddressBytes(name.bytes ?? new Uint8Array(0))) {
+      throw profile(`has a malformed IP address SAN ${name.value} (4 or 16 octets)`);
+    }
+  }
+  if (isEmptyDn(cert.subjectDer)) {
+    const san = cert.extension(id_ce_subjectAltName);
+    if (san === undefined || !san.critical) {
+      throw profile('has an empty subject without a critical subjectAltName (RFC 5280 §4.1.2.6, §4.2.1.6)');
+    }
+  }
+}
+
+/**
+ * Rules for a certificate that signed the one below it: §6.1.4 (k), (l), (m), (n), and §4.2.1.2 / §4.2.1.9 /
+ * §4.1.2.6 for CA certificates. A v1 trust anchor states none of them and is taken as a name and a key.
+ */
+function checkIssuerRole(path: readonly ParsedCertificate[], i: number, anchor: boolean): void {
+  const cert = path[i]!;
+  if (isEmptyDn(cert.subjectDer)) {
+    throw fail(
+      ErrorCode.CERT_PROFILE_INVALID,
+      `${describe(cert)} issued ${describe(path[i - 1]!)} but has an empty subject (RFC 5280 §4.1.2.6: a CA is named)`,
+      i,
+      cert,
+    );
+  }
+  if (anchor && cert.version === 1) return;
+  const bc = cert.basicConstraints;
+  if (bc?.ca !== true) {
     throw fail(
       ErrorCode.NOT_A_CA,
-      `${describe(cert)} issued ${describe(path[i - 1]!)} but is not a CA (basicConstraints cA is not true)`,
+      cert.version === 1
+        ? `${describe(cert)} issued ${describe(path[i - 1]!)} but is an X.509 v1 certificate, which cannot state that it is a CA; only a trust anchor may be v1`
+        : `${describe(cert)} issued ${describe(path[i - 1]!)} but is not a CA (basicConstraints cA is not true)`,
+      i,
+      cert,
+    );
+  }
+  if (cert.extension(id_ce_basicConstraints)?.critical !== true) {
+    throw fail(
+      ErrorCode.CERT_PROFILE_INVALID,
+      `${describe(cert)} is a CA whose basicConstraints is not critical (RFC 5280 §4.2.1.9)`,
+      i,
+      cert,
+    );
+  }
+  if (cert.subjectKeyId === undefined) {
+    throw fail(
+      ErrorCode.CERT_PROFILE_INVALID,
+      `${describe(cert)} is a CA without a subject key identifier (RFC 5280 §4.2.1.2)`,
       i,
       cert,
     );
   }
   // RFC 5280 only requires keyCertSign when keyUsage is present; the X509-SVID standard (§4.3) requires the
-  // extension on every SVID and keyCertSign on every signing certificate, so its absence is refused as well.
-  if (cert.keyUsage?.keyCertSign !== true) {
+  // extension on every signing certificate, so its absence is refused too, but for a trust anchor (see checkPath).
+  if (cert.keyUsage === undefined ? !anchor : !cert.keyUsage.keyCertSign) {
     throw fail(
       ErrorCode.KEY_USAGE_INVALID,
       cert.keyUsage === undefined
@@ -176,7 +300,7 @@ function checkIssuerRole(path: readonly ParsedCertificate[], i: number): void {
       cert,
     );
   }
-  const pathLen = cert.basicConstraints.pathLen;
+  const pathLen = bc.pathLen;
   if (pathLen !== undefined) {
     // Intermediates below this CA, excluding the leaf and self-issued certificates (§6.1.4 (l)).
     let below = 0;
@@ -185,6 +309,22 @@ function checkIssuerRole(path: readonly ParsedCertificate[], i: number): void {
       throw fail(
         ErrorCode.PATH_LEN_EXCEEDED,
         `${describe(cert)} allows ${pathLen} intermediate CA(s) below it, the path has ${below}`,
+        i,
+        cert,
+      );
+    }
+  }
+}
+
+/** A CA's name constraints must be readable before they are applied (see subtreeProblem). */
+function checkSubtrees(cert: ParsedCertificate, i: number): void {
+  const nc = cert.nameConstraints!;
+  for (const s of [...nc.permitted, ...nc.excluded]) {
+    const problem = subtreeProblem(s);
+    if (problem !== undefined) {
+      throw fail(
+        ErrorCode.CERT_PROFILE_INVALID,
+        `${describe(cert)} has a malformed name constraint (${s.kind} "${s.value}": ${problem})`,
         i,
         cert,
       );
@@ -203,6 +343,8 @@ function fail(
 
 /** A short human name for a certificate in error messages: its first URI SAN, else its subject DN. */
 export function describe(cert: ParsedCertificate): string {
-  const name = cert.uriSans[0] ?? cert.node.subject.replace(/\n/g, ', ');
+  const name =
+    cert.uriSans[0] ??
+    (isEmptyDn(cert.subjectDer) ? '(empty subject)' : cert.node.subject.replace(/\n/g, ', '));
   return `certificate "${name}" (serial ${cert.serialHex})`;
 }

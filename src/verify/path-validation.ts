@@ -6,7 +6,12 @@ import { checkPath, describe } from './path-rules';
 export interface PathValidationOptions {
   /** Verification time. Default: now. */
   at?: Date;
-  /** Most certificates in a path, leaf and trust anchor included. Default 8, at least 2. */
+  /**
+   * Most certificates in a path, leaf and trust anchor included. Default 8, at least 2. Self-issued
+   * intermediates (a CA's key rollover: same subject, new key) do not count, as they do not count against
+   * pathLenConstraint (RFC 5280 §6.1.4 (l)); MAX_PRESENTED_CERTIFICATES and MAX_SIGNATURE_CHECKS still bound
+   * the work.
+   */
   maxDepth?: number;
   /** Remembers CA signatures already proven, so repeat chains cost about one leaf signature check. */
   cache?: VerificationCache;
@@ -102,9 +107,11 @@ class PathSearch {
       ...this.issuersOf(child, this.intermediates).map((c) => ({ cert: c, anchor: false })),
     ].filter((c) => !inPath.has(c.cert.sha256Hex));
 
+    // The leaf and every intermediate that is not self-issued count toward maxDepth.
+    const counted = path.filter((c, i) => i === 0 || !c.selfIssued).length;
     for (const { cert: issuer, anchor } of candidates) {
       // Even the anchor must fit: path + issuer, and for an intermediate, one more certificate above it.
-      const needed = path.length + (anchor ? 1 : 2);
+      const needed = counted + (anchor ? 1 : issuer.selfIssued ? 1 : 2);
       if (needed > this.maxDepth) {
         this.record(
           Rank.tooLong,

@@ -23,13 +23,16 @@ import {
   TAG_UTC_TIME,
   Tlv,
 } from './der';
+import { formatDn, stringValue } from './distinguished-name';
+import { formatIpBytes } from './name-syntax';
 
 /**
  * One pass over the DER of an X.509 certificate (RFC 5280 §4.1) with the strict reader of der.ts, extracting
  * what ParsedCertificate exposes and decoding only the extensions the verifier reads. Every deviation from
  * DER or from the certificate grammar throws DerFramingError; certificate.ts turns it into a typed error.
  *
- * What is checked: framing and minimal lengths everywhere, field order and tags, v3, INTEGER minimality,
+ * What is checked: framing and minimal lengths everywhere, field order and tags, v3 (or v1, which has no
+ * unique identifiers and no extensions; v2 is refused), INTEGER minimality,
  * RFC 5280 time forms (UTCTime YYMMDDHHMMSSZ, GeneralizedTime YYYYMMDDHHMMSSZ, real calendar dates), DEFAULT
  * values left out (an explicit critical FALSE is not DER), unique extensions, and the contents of the decoded
  * extensions. Not checked: SIZE (1..MAX) lower bounds and the DER ordering of SET OF in names, which Go and
@@ -45,11 +48,25 @@ export interface KeyUsageBits {
   cRLSign: boolean;
 }
 
-export interface NameSubtree {
-  kind: 'uri' | 'dns' | 'other';
-  /** The base value for uri/dns (RFC 5280 §4.2.1.10 semantics), empty for other kinds. */
+/**
+ * One GeneralName (RFC 5280 §4.2.1.6), as a SAN entry or as the base of a name-constraint subtree. Only the DER
+ * framing is checked here; whether the value is a well-formed name of its kind is path validation's business
+ * (x509/name-syntax.ts), so that a certificate with an odd name can still be read and shown.
+ */
+export interface GeneralName {
+  /** 'other' is an otherName or a registeredID: forms whose matching rules RFC 5280 does not define. */
+  kind: 'uri' | 'dns' | 'email' | 'ip' | 'dn' | 'other';
+  /**
+   * uri, dns, email: the IA5String text. ip: a readable form of the octets. dn: a readable form of the Name.
+   * other: "otherName <type-id>" or "registeredID <oid>".
+   */
   value: string;
+  /** ip: the OCTET STRING contents (address, or address and mask in a constraint). dn: the Name's DER. */
+  bytes?: Uint8Array;
 }
+
+/** The base of a GeneralSubtree (minimum and maximum are refused, see readSubtrees). */
+export type NameSubtree = GeneralName;
 
 export interface ParsedNameConstraints {
   permitted: NameSubtree[];
@@ -74,6 +91,8 @@ export interface AlgorithmIdentifierParts {
 
 /** Everything read from the certificate. Byte fields are copies, except `tbs`, `signature`, `spkiKey` (views). */
 export interface CertificateFields {
+  /** 3, or 1 for a certificate without the version field (no extensions). */
+  version: 1 | 3;
   tbs: Uint8Array;
   signatureAlgorithm: AlgorithmIdentifierParts;
   tbsSignatureAlgorithm: AlgorithmIdentifierParts;
@@ -95,6 +114,8 @@ export interface CertificateFields {
   uriSans: string[];
   dnsSans: string[];
   sanCount: number;
+  /** Every subjectAltName entry in order; empty without the extension. */
+  subjectAltNames: GeneralName[];
   subjectKeyId?: Uint8Array;
   authorityKeyId?: Uint8Array;
   nameConstraints?: ParsedNameConstraints;
@@ -136,18 +157,26 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   const fields = readChildren(der, tbsTlv);
   let i = 0;
   const next = (): Tlv | undefined => fields[i];
+  // version [0] EXPLICIT Version DEFAULT v1: absent means v1, which path validation accepts only as a trust
+  // anchor (RFC 5280 §6.1.1 (d): an anchor is a name and a key). v2 only adds unique identifiers, which nothing
+  // uses, and is refused as before.
+  let version: 1 | 3 = 1;
   const versionTlv = next();
-  if (versionTlv?.tag !== TAG_CONTEXT_0_CONSTRUCTED) {
-    throw new DerFramingError('only X.509 v3 certificates are accepted (version field absent: v1)');
+  if (versionTlv?.tag === TAG_CONTEXT_0_CONSTRUCTED) {
+    const versionChildren = readChildren(der, versionTlv);
+    const versionInt = expectTag(versionChildren[0], TAG_INTEGER, 'version');
+    if (versionChildren.length !== 1) throw new DerFramingError('version [0] holds more than one element');
+    const v = readIntegerBytes(der, versionInt);
+    if (v.length !== 1 || v[0] !== 2) {
+      throw new DerFramingError(
+        v.length === 1 && v[0] === 0
+          ? 'version encodes v1, the DEFAULT (X.690 §11.5: left out)'
+          : 'only X.509 v3 and v1 certificates are accepted',
+      );
+    }
+    version = 3;
+    i++;
   }
-  const versionChildren = readChildren(der, versionTlv);
-  const versionInt = expectTag(versionChildren[0], TAG_INTEGER, 'version');
-  if (versionChildren.length !== 1) throw new DerFramingError('version [0] holds more than one element');
-  const version = readIntegerBytes(der, versionInt);
-  if (version.length !== 1 || version[0] !== 2) {
-    throw new DerFramingError('only X.509 v3 certificates are accepted');
-  }
-  i++;
   const serial = readIntegerBytes(der, expectTag(fields[i++], TAG_INTEGER, 'serialNumber')).slice();
   const tbsSignatureAlgorithm = readAlgorithmIdentifier(der, fields[i++], 'tbsCertificate.signature');
   const issuerTlv = fields[i++];
@@ -171,10 +200,15 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   );
   checkKnownKey(spkiAlgorithm, spkiKey);
 
-  // issuerUniqueID [1], subjectUniqueID [2] (IMPLICIT BIT STRING; obsolete but legal), extensions [3].
-  if (next()?.tag === TAG_CTX_1_PRIMITIVE) readBitString(der, fields[i++]!);
-  if (next()?.tag === TAG_CTX_2_PRIMITIVE) readBitString(der, fields[i++]!);
+  // issuerUniqueID [1], subjectUniqueID [2] (IMPLICIT BIT STRING; obsolete but legal), extensions [3]; none of
+  // them exists in v1 (RFC 5280 §4.1.2.8, §4.1.2.9).
+  if (version === 1 && next() !== undefined) {
+    throw new DerFramingError('a v1 certificate carries no unique identifiers and no extensions');
+  }
+  if (version === 3 && next()?.tag === TAG_CTX_1_PRIMITIVE) readBitString(der, fields[i++]!);
+  if (version === 3 && next()?.tag === TAG_CTX_2_PRIMITIVE) readBitString(der, fields[i++]!);
   const out: CertificateFields = {
+    version,
     tbs: der.subarray(tbsTlv.start, tbsTlv.end),
     signatureAlgorithm,
     tbsSignatureAlgorithm,
@@ -191,8 +225,9 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     uriSans: [],
     dnsSans: [],
     sanCount: 0,
+    subjectAltNames: [],
   };
-  if (next()?.tag === TAG_CTX_3_CONSTRUCTED) {
+  if (version === 3 && next()?.tag === TAG_CTX_3_CONSTRUCTED) {
     const wrapper = readChildren(der, fields[i++]!);
     if (wrapper.length !== 1) throw new DerFramingError('extensions [3] holds more than one element');
     readExtensions(der, expectTag(wrapper[0], TAG_SEQUENCE, 'extensions'), out);
@@ -498,11 +533,15 @@ function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields
     }
     case OID_EXT_KEY_USAGE: {
       const items = readChildren(v, expectTag(readSingleTlv(v), TAG_SEQUENCE, 'ExtKeyUsageSyntax'));
+      // SIZE (1..MAX): an empty list names no purpose, and reading it as "no restriction" would widen it.
+      if (items.length === 0) throw new DerFramingError('ExtKeyUsageSyntax is empty (SIZE (1..MAX))');
       out.extKeyUsage = items.map((t) => readOid(v, expectTag(t, TAG_OID, 'KeyPurposeId')));
       return;
     }
     case OID_SUBJECT_ALT_NAME: {
       const names = readGeneralNames(v, readSingleTlv(v));
+      if (names.length === 0) throw new DerFramingError('GeneralNames is empty (SIZE (1..MAX))');
+      out.subjectAltNames = names;
       out.sanCount = names.length;
       out.uriSans = names.flatMap((g) => (g.kind === 'uri' ? [g.value] : []));
       out.dnsSans = names.flatMap((g) => (g.kind === 'dns' ? [g.value] : []));
@@ -567,49 +606,50 @@ function readSubtrees(v: Uint8Array, tlv: Tlv): NameSubtree[] {
       throw new DerFramingError('GeneralSubtree maximum is present; RFC 5280 requires it absent');
     }
     if (k !== parts.length) throw new DerFramingError('GeneralSubtree has unexpected elements');
-    return base.kind === 'uri' || base.kind === 'dns' ? base : { kind: 'other', value: '' };
+    return base;
   });
 }
 
-function readGeneralNames(v: Uint8Array, tlv: Tlv): NameSubtree[] {
+function readGeneralNames(v: Uint8Array, tlv: Tlv): GeneralName[] {
   if (tlv.tag !== TAG_SEQUENCE && tlv.tag !== 0xa1) {
     throw new DerFramingError(`GeneralNames: unexpected tag 0x${tlv.tag.toString(16)}`);
   }
   return readChildren(v, tlv).map((g) => readGeneralName(v, g));
 }
 
-/** GeneralName (RFC 5280 §4.2.1.6), every alternative checked; uri and dns decoded, the rest counted only. */
-function readGeneralName(v: Uint8Array, g: Tlv | undefined): NameSubtree {
+/** GeneralName (RFC 5280 §4.2.1.6), every alternative checked and decoded. */
+function readGeneralName(v: Uint8Array, g: Tlv | undefined): GeneralName {
   if (g === undefined) throw new DerFramingError('GeneralName is missing');
   switch (g.tag) {
     case 0x86:
       return { kind: 'uri', value: ia5(v, g) };
     case 0x82:
       return { kind: 'dns', value: ia5(v, g) };
-    case 0x81: // rfc822Name
-      ia5(v, g);
-      break;
-    case 0x87: // iPAddress
-      break;
+    case 0x81:
+      return { kind: 'email', value: ia5(v, g) };
+    case 0x87: {
+      const bytes = contentOf(v, g).slice();
+      return { kind: 'ip', value: formatIpBytes(bytes), bytes };
+    }
     case 0x88: // registeredID
-      readOid(v, g);
-      break;
+      return { kind: 'other', value: `registeredID ${readOid(v, g)}` };
     case 0xa0: {
       // otherName ::= SEQUENCE { type-id OID, value [0] EXPLICIT ANY }
       const parts = readChildren(v, g);
-      readOid(v, expectTag(parts[0], TAG_OID, 'otherName type-id'));
+      const typeId = readOid(v, expectTag(parts[0], TAG_OID, 'otherName type-id'));
       const value = readChildren(v, expectTag(parts[1], TAG_CONTEXT_0_CONSTRUCTED, 'otherName value'));
       if (parts.length !== 2 || value.length !== 1)
         throw new DerFramingError('otherName is not { type-id, [0] value }');
       checkAnyValue(v, value[0]!, 'otherName value');
-      break;
+      return { kind: 'other', value: `otherName ${typeId}` };
     }
     case 0xa4: {
       // directoryName [4] EXPLICIT Name
       const inner = readChildren(v, g);
       if (inner.length !== 1) throw new DerFramingError('directoryName holds more than one element');
       checkName(v, inner[0], 'directoryName');
-      break;
+      const bytes = v.slice(inner[0]!.start, inner[0]!.end);
+      return { kind: 'dn', value: formatDn(bytes), bytes };
     }
     case 0xa3:
     case 0xa5:
@@ -620,7 +660,6 @@ function readGeneralName(v: Uint8Array, g: Tlv | undefined): NameSubtree {
     default:
       throw new DerFramingError(`GeneralName: unexpected tag 0x${g.tag.toString(16)}`);
   }
-  return { kind: 'other', value: '' };
 }
 
 /**
@@ -635,38 +674,11 @@ export function nameAttributeStrings(name: Uint8Array, oid: string): string[] {
     for (const atv of readChildren(name, expectTag(rdn, TAG_SET, 'name RDN'))) {
       const [type, value] = readChildren(name, expectTag(atv, TAG_SEQUENCE, 'name attribute'));
       if (type === undefined || value === undefined || readOid(name, type) !== oid) continue;
-      const text = directoryStringText(value.tag, contentOf(name, value));
+      const text = stringValue(value.tag, contentOf(name, value));
       if (text !== undefined) out.push(text);
     }
   }
   return out;
-}
-
-function directoryStringText(tag: number, bytes: Uint8Array): string | undefined {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  switch (tag) {
-    case 0x0c: // UTF8String
-      return buf.toString('utf8');
-    case 0x12: // NumericString
-    case 0x13: // PrintableString
-    case 0x14: // TeletexString
-    case 0x16: // IA5String
-      return buf.toString('latin1');
-    case 0x1e: {
-      // BMPString: UTF-16BE (checkName has ruled out surrogates).
-      const le = Buffer.from(buf);
-      le.swap16();
-      return le.toString('utf16le');
-    }
-    case 0x1c: {
-      // UniversalString: UCS-4BE.
-      let text = '';
-      for (let i = 0; i < buf.length; i += 4) text += String.fromCodePoint(buf.readUInt32BE(i));
-      return text;
-    }
-    default:
-      return undefined;
-  }
 }
 
 function ia5(v: Uint8Array, tlv: Tlv): string {

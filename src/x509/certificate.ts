@@ -2,6 +2,7 @@ import { createHash, createPublicKey, KeyObject, verify, X509Certificate } from 
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { ErrorCode, MalformedInputError } from '../errors';
+import { TAG_OID, TAG_SEQUENCE } from './der';
 import {
   AlgorithmIdentifierParts,
   CertificateFields,
@@ -11,13 +12,20 @@ import {
   OID_EC_PUBLIC_KEY,
   OID_ED25519,
   OID_RSA_ENCRYPTION,
+  GeneralName,
   ParsedExtension,
   ParsedNameConstraints,
   nameAttributeStrings,
   parseCertificateDer,
 } from './certificate-der';
 
-export type { KeyUsageBits, NameSubtree, ParsedExtension, ParsedNameConstraints } from './certificate-der';
+export type {
+  GeneralName,
+  KeyUsageBits,
+  NameSubtree,
+  ParsedExtension,
+  ParsedNameConstraints,
+} from './certificate-der';
 
 /** OIDs for EKU purposes used by the SVID profile. */
 export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -51,12 +59,17 @@ const SIGNATURE_SCHEMES: Readonly<Record<string, SignatureScheme>> = {
 
 /**
  * One certificate, decoded once into the fields that path validation and the SVID rules read.
- * Parsing is strict: anything that is not a well-formed DER X.509 v3 certificate throws MalformedInputError
+ * Parsing is strict: anything that is not a well-formed DER X.509 v3 (or v1) certificate throws MalformedInputError
  * (ERR_MALFORMED_CERTIFICATE). The DER is walked once (certificate-der.ts); OpenSSL is involved only on demand:
  * `publicKey`, signature checks (node:crypto over the tbsCertificate bytes), and the `node` view.
  */
 export class ParsedCertificate {
   readonly der: Uint8Array;
+  /**
+   * 3, or 1 for a certificate without the version field: no extensions, so no basicConstraints. Path validation
+   * accepts a v1 certificate only as a trust anchor (see src/verify/path-rules.ts).
+   */
+  readonly version: 1 | 3;
   /** SHA-256 of the DER, lower-case hex: the cache key and the "certificate hash" in delegation links. */
   readonly sha256Hex: string;
   readonly sha256: Uint8Array;
@@ -77,6 +90,8 @@ export class ParsedCertificate {
   readonly dnsSans: string[];
   /** Count of SAN entries of any kind (an SVID must have exactly one, a URI). */
   readonly sanCount: number;
+  /** Every subjectAltName entry of every kind, in order (empty without the extension). */
+  readonly subjectAltNames: readonly GeneralName[];
   readonly nameConstraints?: ParsedNameConstraints;
   /** Every extension in certificate order; OIDs in dotted decimal, exact for arcs of any size. */
   readonly extensions: ParsedExtension[];
@@ -106,11 +121,12 @@ export class ParsedCertificate {
     } catch (e) {
       throw new MalformedInputError(
         ErrorCode.MALFORMED_CERTIFICATE,
-        `not a DER X.509 v3 certificate: ${errMsg(e)}`,
+        `not a DER X.509 certificate: ${errMsg(e)}`,
         { cause: e },
       );
     }
     this.der = der;
+    this.version = f.version;
     this.sha256 = createHash('sha256').update(der).digest();
     this.sha256Hex = Buffer.from(this.sha256).toString('hex');
     this.serialHex = serialToHex(f.serial);
@@ -128,6 +144,7 @@ export class ParsedCertificate {
     this.uriSans = f.uriSans;
     this.dnsSans = f.dnsSans;
     this.sanCount = f.sanCount;
+    this.subjectAltNames = f.subjectAltNames;
     this.nameConstraints = f.nameConstraints;
     this.extensions = f.extensions;
     this.signatureAlgorithmOid = f.signatureAlgorithm.oid;
@@ -215,6 +232,17 @@ export class ParsedCertificate {
   get subjectCommonNames(): readonly string[] {
     this.#subjectCommonNames ??= Object.freeze(nameAttributeStrings(this.subjectDer, OID_COMMON_NAME));
     return this.#subjectCommonNames;
+  }
+
+  /**
+   * How an EC key names its curve (RFC 3279 ECParameters): 'named' (an OID), 'implicit' (NULL) or 'specified'
+   * (explicit parameters); undefined for other key types. RFC 5480 §2.1.1 allows only named curves in PKIX.
+   */
+  get ecCurveEncoding(): 'named' | 'implicit' | 'specified' | undefined {
+    if (this.#spkiAlgorithm.oid !== OID_EC_PUBLIC_KEY) return undefined;
+    const tag = this.#spkiAlgorithm.params?.[0];
+    if (tag === TAG_OID) return 'named';
+    return tag === TAG_SEQUENCE ? 'specified' : 'implicit';
   }
 
   get isCa(): boolean {

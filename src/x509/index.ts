@@ -1,6 +1,12 @@
 /** Certificates, CSRs, keys and the agent-context extension. */
 export { ParsedCertificate, EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from './certificate';
-export type { KeyUsageBits, NameSubtree, ParsedExtension, ParsedNameConstraints } from './certificate';
+export type {
+  GeneralName,
+  KeyUsageBits,
+  NameSubtree,
+  ParsedExtension,
+  ParsedNameConstraints,
+} from './certificate';
 export { createRootCa, createIntermediateCa, issueX509Svid, DEFAULT_BACKDATE_SECONDS } from './profiles';
 export type {
   CaOptions,

@@ -1,5 +1,6 @@
 import { ErrorCode, InvalidSpiffeIdError, LanyardError } from '../errors';
 import { SpiffeId, TrustDomain } from '../spiffe';
+import { dnsNameProblem } from './name-syntax';
 
 /**
  * The name checks issuance needs before it puts a value into a certificate: a SPIFFE ID for a leaf, a trust
@@ -23,18 +24,10 @@ export function leafTrustDomain(spiffeId: string): string {
   return id.trustDomain.name;
 }
 
-const DNS_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-
 /** A DNS SAN: LDH labels, at most 253 characters, optionally a wildcard as the whole leftmost label. */
 export function checkDnsName(name: string): void {
-  const fail = (rule: string): never => {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `invalid DNS name "${String(name)}": ${rule}`);
-  };
-  if (typeof name !== 'string' || name === '') fail('it is empty');
-  if (name.length > 253) fail('it is longer than 253 characters');
-  const labels = name.split('.');
-  labels.forEach((label, i) => {
-    if (i === 0 && label === '*' && labels.length > 2) return;
-    if (!DNS_LABEL.test(label)) fail(`label "${label}" is not a letters-digits-hyphens label`);
-  });
+  const problem = dnsNameProblem(name, { wildcard: true });
+  if (problem !== undefined) {
+    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `invalid DNS name "${String(name)}": ${problem}`);
+  }
 }

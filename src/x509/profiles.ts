@@ -21,6 +21,7 @@ import {
 import { capNotAfter, checkIssuer, clampNotBefore, Issuer, issuerNameOf } from './issuer';
 import { describeKey, spkiDer } from './keys';
 import { checkDnsName, leafTrustDomain, trustDomainName } from './names';
+import { dnsNameProblem } from './name-syntax';
 
 /**
  * The three certificate profiles Lanyard issues: a self-signed root CA, an intermediate CA, and the
@@ -260,15 +261,25 @@ function checkCaOptions(opts: CaOptions): void {
     throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'nameConstraints needs at least one subtree');
   }
   for (const subtree of subtrees) {
-    // A leading "." means "any subdomain of" (RFC 5280 §4.2.1.10); the rest must be a plain host name.
-    const host = subtree.value.startsWith('.') ? subtree.value.slice(1) : subtree.value;
     try {
       if (subtree.kind === 'uri') {
-        // A URI constraint names a host, which for SPIFFE IDs is the trust domain; never a whole URI.
+        // A leading "." means "any host below" (RFC 5280 §4.2.1.10); the rest must be a plain host name. A URI
+        // constraint names a host, which for SPIFFE IDs is the trust domain; never a whole URI.
+        const host = subtree.value.startsWith('.') ? subtree.value.slice(1) : subtree.value;
         if (host.includes(':')) throw new Error('give the trust domain name, not a URI');
         trustDomainName(host);
-      } else if (subtree.kind === 'dns') checkDnsName(host);
-      else throw new Error(`unknown kind ${String(subtree.kind)}`);
+      } else if (subtree.kind === 'dns') {
+        // A dNSName base is a plain DNS name that already covers every name below it; RFC 5280 defines no
+        // leading-"." form for it (verifiers refuse one: src/verify/name-constraints.ts subtreeProblem).
+        const problem = dnsNameProblem(subtree.value);
+        if (problem !== undefined) {
+          throw new Error(
+            subtree.value.startsWith('.')
+              ? 'a DNS constraint has no leading "." (the name already covers its subdomains)'
+              : problem,
+          );
+        }
+      } else throw new Error(`unknown kind ${String(subtree.kind)}`);
     } catch (e) {
       throw new LanyardError(
         ErrorCode.INVALID_ARGUMENT,

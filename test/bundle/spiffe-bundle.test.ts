@@ -168,7 +168,7 @@ describe('parseSpiffeBundle', () => {
       [
         'with x5c that is not a certificate',
         { ...entry, x5c: ['MAMCAQE='] },
-        /not a valid X.509 v3 certificate/,
+        /not a valid X.509 certificate/,
       ],
       [
         'whose kty does not match the certificate',

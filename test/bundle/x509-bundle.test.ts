@@ -92,7 +92,7 @@ describe('X509Bundle.fromPem', () => {
       () => X509Bundle.fromPem(td, pem),
       (e: unknown) =>
         e instanceof BundleError &&
-        /certificate 1 is not a valid X.509 v3 certificate/.test(e.message) &&
+        /certificate 1 is not a valid X.509 certificate/.test(e.message) &&
         e.cause instanceof LanyardError &&
         e.cause.code === ErrorCode.MALFORMED_CERTIFICATE,
     );

@@ -89,11 +89,13 @@ describe('interop: Lanyard verifies X509-SVIDs minted by openssl req / openssl x
       assert.equal(svid.chain[2]?.sha256Hex, root.cert.sha256Hex);
     });
 
-    it('an SVID without key identifiers (the issuer found by name; OpenSSL -x509_strict wants an AKI)', () => {
-      const leaf = pki.issue('svid-no-key-ids', root, 'svid_without_key_identifiers', 'ec-p256');
-      assert.equal(leaf.cert.authorityKeyId, undefined);
-      assert.match(opensslVerdict(leaf, root), /Missing Authority Key Identifier/);
-      assert.equal(verify([leaf], bundleOf(root)).id.toString(), WORKLOAD);
+    it('an SVID under a root without keyUsage: a trust anchor is a name and a key (RFC 5280 §6.1.1 (d))', () => {
+      const bareRoot = pki.root('root-without-key-usage', 'root_ca_without_key_usage', 'ec-p256');
+      assert.equal(bareRoot.cert.keyUsage, undefined);
+      const leaf = pki.issue('svid-under-bare-root', bareRoot, 'svid', 'ec-p256');
+      // OpenSSL's strict mode wants keyUsage on every CA, the anchor included; Go and go-spiffe do not.
+      assert.match(opensslVerdict(leaf, bareRoot), /CA cert does not include key usage extension/);
+      assert.equal(verify([leaf], bundleOf(bareRoot)).id.toString(), WORKLOAD);
     });
 
     it('the root among several roots of the bundle', () => {
@@ -130,10 +132,11 @@ describe('interop: Lanyard verifies X509-SVIDs minted by openssl req / openssl x
         openssl: /: OK\n/,
       },
       {
-        scenario: 'a leaf with keyUsage keyCertSign (X509-SVID §4.3)',
+        // RFC 5280 §4.2.1.9 (keyCertSign only with cA) refuses it in path validation, before X509-SVID §4.3.
+        scenario: 'a leaf with keyUsage keyCertSign (RFC 5280 §4.2.1.9, X509-SVID §4.3)',
         section: 'svid_key_cert_sign',
-        code: ErrorCode.SVID_INVALID,
-        message: /keyCertSign/,
+        code: ErrorCode.KEY_USAGE_INVALID,
+        message: /keyCertSign but is not a CA/,
         openssl: /Key usage keyCertSign invalid for non-CA cert/,
       },
       {
@@ -159,16 +162,14 @@ describe('interop: Lanyard verifies X509-SVIDs minted by openssl req / openssl x
       });
     }
 
-    it('an SVID under a root without keyUsage: ERR_KEY_USAGE_INVALID (X509-SVID §4.3 wants keyCertSign on CAs)', () => {
-      const bareRoot = pki.root('root-without-key-usage', 'root_ca_without_key_usage', 'ec-p256');
-      assert.equal(bareRoot.cert.keyUsage, undefined);
-      const leaf = pki.issue('svid-under-bare-root', bareRoot, 'svid', 'ec-p256');
-      // RFC 5280 alone accepts a CA without keyUsage (so does OpenSSL without -x509_strict); strict mode does not.
-      assert.match(opensslVerdict(leaf, bareRoot), /CA cert does not include key usage extension/);
+    it('an SVID without key identifiers under a root that has one: ERR_CERT_PROFILE_INVALID (RFC 5280 §4.2.1.1)', () => {
+      const leaf = pki.issue('svid-no-key-ids', root, 'svid_without_key_identifiers', 'ec-p256');
+      assert.equal(leaf.cert.authorityKeyId, undefined);
+      assert.match(opensslVerdict(leaf, root), /Missing Authority Key Identifier/);
       expectCode(
-        () => verify([leaf], bundleOf(bareRoot)),
-        ErrorCode.KEY_USAGE_INVALID,
-        /without a keyUsage extension/,
+        () => verify([leaf], bundleOf(root)),
+        ErrorCode.CERT_PROFILE_INVALID,
+        /no authority key identifier while its issuer has a subject key identifier/,
       );
     });
 

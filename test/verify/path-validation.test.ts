@@ -3,7 +3,18 @@ import { ErrorCode } from '../../src/errors';
 import { VerificationCache } from '../../src/verify/cache';
 import { CertificatePathError } from '../../src/verify/path-rules';
 import { validateCertPath } from '../../src/verify/path-validation';
-import { DAY, HOUR, makeCert, makeIntermediate, makeLeaf, makeRoot, newKey, NOW } from './helpers/certs';
+import {
+  DAY,
+  HOUR,
+  makeCert,
+  makeIntermediate,
+  makeLeaf,
+  makeRoot,
+  newKey,
+  NOW,
+  Subtrees,
+} from './helpers/certs';
+import type { CertSpec } from './helpers/certs';
 import { expectCode } from './helpers/expect';
 
 const TD = 'example.org';
@@ -187,6 +198,21 @@ describe('validateCertPath', () => {
         assert.equal(validateCertPath(chain, roots, { at: new Date(at.getTime() + 2000) }).path.length, 3);
       });
     }
+    it('compares at one-second granularity: valid through the whole second of notAfter, not before notBefore', () => {
+      const root = makeRoot(TD);
+      const leaf = makeLeaf(ID, root, { notBefore: at, notAfter: new Date(at.getTime() + 1000) });
+      validateCertPath([leaf.cert], [root.cert], { at: new Date(leaf.cert.notAfter.getTime() + 999) });
+      expectCode(
+        () =>
+          validateCertPath([leaf.cert], [root.cert], { at: new Date(leaf.cert.notAfter.getTime() + 1000) }),
+        ErrorCode.CERT_EXPIRED,
+      );
+      expectCode(
+        () => validateCertPath([leaf.cert], [root.cert], { at: new Date(at.getTime() - 1) }),
+        ErrorCode.CERT_NOT_YET_VALID,
+      );
+    });
+
     it('treats notBefore and notAfter as inclusive bounds', () => {
       const root = makeRoot(TD);
       const leaf = makeLeaf(ID, root, { notBefore: at, notAfter: new Date(at.getTime() + 1000) });
@@ -408,9 +434,158 @@ describe('validateCertPath', () => {
     });
 
     it('excluded DNS: rejects names in the subtree, accepts others', () => {
-      const nc = { nameConstraints: { excluded: { dns: ['.internal.example.org'] } } };
+      const nc = { nameConstraints: { excluded: { dns: ['internal.example.org'] } } };
       pathUnder(nc, ID, ['api.example.org'])();
       expectCode(pathUnder(nc, ID, ['db.internal.example.org']), ErrorCode.NAME_CONSTRAINTS_VIOLATED);
+      expectCode(pathUnder(nc, ID, ['internal.example.org']), ErrorCode.NAME_CONSTRAINTS_VIOLATED);
+    });
+
+    it('refuses a DNS constraint with a leading dot or a wildcard: RFC 5280 gives them no meaning', () => {
+      // ".example.org" is a URI/email form; as a dNSName some read it as "subdomains only", others as
+      // "example.org and below". Guessing could widen a permitted set or narrow an excluded one.
+      for (const base of ['.internal.example.org', '*.example.org']) {
+        expectCode(
+          pathUnder({ nameConstraints: { excluded: { dns: [base] } } }, ID, ['api.example.org']),
+          ErrorCode.CERT_PROFILE_INVALID,
+          /malformed name constraint/,
+        );
+        expectCode(
+          pathUnder({ nameConstraints: { permitted: { dns: [base] } } }, ID, ['a.example.org']),
+          ErrorCode.CERT_PROFILE_INVALID,
+          /malformed name constraint/,
+        );
+      }
+    });
+
+    it('refuses a wildcard DNS SAN that could stand for an excluded name (CVE-2025-61727)', () => {
+      const nc = {
+        nameConstraints: { permitted: { dns: ['example.com'] }, excluded: { dns: ['bar.example.com'] } },
+      };
+      expectCode(
+        pathUnder(nc, ID, ['*.example.com']),
+        ErrorCode.NAME_CONSTRAINTS_VIOLATED,
+        /"\*\.example\.com" is in the excluded subtree "bar\.example\.com"/,
+      );
+      pathUnder(nc, ID, ['*.foo.example.com', 'foo.example.com'])();
+    });
+
+    it('refuses a wildcard DNS SAN broader than the permitted subtree', () => {
+      const nc = { nameConstraints: { permitted: { dns: ['foo.example.com'] } } };
+      expectCode(pathUnder(nc, ID, ['*.example.com']), ErrorCode.NAME_CONSTRAINTS_VIOLATED, /permitted/);
+      pathUnder(nc, ID, ['*.foo.example.com'])();
+    });
+
+    it('IP constraints (IPv4 and IPv6 ranges): permitted and excluded, both families', () => {
+      const root = makeRoot(TD);
+      const under = (nc: Subtrees, excluded: boolean, ips: string[]) => {
+        const int = makeIntermediate(TD, root, {
+          nameConstraints: excluded ? { excluded: nc } : { permitted: nc },
+        });
+        const leaf = makeLeaf(ID, int, { ips });
+        return () => validateCertPath([leaf.cert, int.cert], [root.cert], { at });
+      };
+      const ranges = { ip: ['192.0.2.0/24', '2001:db8::/32'] };
+      under(ranges, false, ['192.0.2.7', '2001:db8::7'])();
+      expectCode(under(ranges, false, ['192.0.3.7']), ErrorCode.NAME_CONSTRAINTS_VIOLATED, /192\.0\.3\.7/);
+      expectCode(under(ranges, false, ['2001:db9::7']), ErrorCode.NAME_CONSTRAINTS_VIOLATED, /2001:db9::7/);
+      under(ranges, true, ['198.51.100.1', '2001:db9::1'])();
+      expectCode(under(ranges, true, ['192.0.2.200']), ErrorCode.NAME_CONSTRAINTS_VIOLATED, /excluded/);
+      expectCode(under(ranges, true, ['2001:db8:ffff::1']), ErrorCode.NAME_CONSTRAINTS_VIOLATED, /excluded/);
+      // ::ffff:192.0.2.1, the IPv4-mapped IPv6 form of an excluded IPv4 address, is the same address.
+      expectCode(under(ranges, true, ['::ffff:c000:201']), ErrorCode.NAME_CONSTRAINTS_VIOLATED, /excluded/);
+      // An IPv6 address is not inside IPv4-only permitted ranges.
+      expectCode(
+        under({ ip: ['0.0.0.0/0'] }, false, ['2001:db8::1']),
+        ErrorCode.NAME_CONSTRAINTS_VIOLATED,
+        /permitted/,
+      );
+    });
+
+    it('email constraints: mailbox, host and ".domain" forms, on SANs', () => {
+      const root = makeRoot(TD);
+      const under = (email: string[], emails: string[], excluded = false) => {
+        const int = makeIntermediate(TD, root, {
+          nameConstraints: excluded ? { excluded: { email } } : { permitted: { email } },
+        });
+        const leaf = makeLeaf(ID, int, { emails });
+        return () => validateCertPath([leaf.cert, int.cert], [root.cert], { at });
+      };
+      under(['ops@example.org'], ['ops@EXAMPLE.org'])();
+      expectCode(under(['ops@example.org'], ['dev@example.org']), ErrorCode.NAME_CONSTRAINTS_VIOLATED);
+      under(['example.org'], ['anyone@example.org'])();
+      expectCode(under(['example.org'], ['a@mail.example.org']), ErrorCode.NAME_CONSTRAINTS_VIOLATED);
+      under(['.example.org'], ['a@mail.example.org'])();
+      expectCode(under(['.example.org'], ['a@example.org']), ErrorCode.NAME_CONSTRAINTS_VIOLATED);
+      expectCode(
+        under(['example.org'], ['a@example.org'], true),
+        ErrorCode.NAME_CONSTRAINTS_VIOLATED,
+        /excluded/,
+      );
+      under(['example.org'], ['a@example.com'], true)();
+    });
+
+    it('directoryName constraints apply to the subject of every certificate below the CA', () => {
+      const root = makeRoot(TD);
+      const under = (dirName: string[], cn: string, excluded = false) => {
+        const int = makeIntermediate(TD, root, {
+          nameConstraints: excluded ? { excluded: { dirName } } : { permitted: { dirName } },
+        });
+        const leaf = makeLeaf(ID, int, { cn });
+        return () => validateCertPath([leaf.cert, int.cert], [root.cert], { at });
+      };
+      under(['workload'], 'workload')();
+      // Compared as RFC 5280 §7.1 asks: case and insignificant spaces do not make another name.
+      under(['workload'], '  WORKLOAD ')();
+      expectCode(
+        under(['workload'], 'other'),
+        ErrorCode.NAME_CONSTRAINTS_VIOLATED,
+        /directory name "CN=other"/,
+      );
+      expectCode(under(['workload'], 'Workload', true), ErrorCode.NAME_CONSTRAINTS_VIOLATED, /excluded/);
+      under(['workload'], 'other', true)();
+    });
+
+    it('otherName constraints: no effect without an otherName SAN, fail closed with one', () => {
+      const nc = {
+        nameConstraints: { permitted: { dns: ['example.org'] }, excluded: { otherName: ['1.2.3.4'] } },
+      };
+      pathUnder(nc, ID, ['svc.example.org'])();
+      const root = makeRoot(TD);
+      const int = makeIntermediate(TD, root, nc);
+      const leaf = makeLeaf(ID, int, { dns: ['svc.example.org'], otherNames: ['1.2.3.4'] });
+      expectCode(
+        () => validateCertPath([leaf.cert, int.cert], [root.cert], { at }),
+        ErrorCode.NAME_CONSTRAINTS_VIOLATED,
+        /otherName 1\.2\.3\.4 cannot be checked/,
+      );
+    });
+
+    it('constraints of one form do not restrict names of another form', () => {
+      pathUnder({ nameConstraints: { permitted: { ip: ['10.0.0.0/8'], email: ['example.org'] } } }, ID, [
+        'svc.example.org',
+      ])();
+      pathUnder({ nameConstraints: { excluded: { ip: ['0.0.0.0/0'], dirName: ['x'] } } }, ID)();
+    });
+
+    it('refuses name constraints in a certificate that is not a CA (RFC 5280 §4.2.1.10)', () => {
+      const root = makeRoot(TD);
+      const leaf = makeLeaf(ID, root, { nameConstraints: { permitted: { uri: [TD] } } });
+      expectCode(
+        () => validateCertPath([leaf.cert], [root.cert], { at }),
+        ErrorCode.CERT_PROFILE_INVALID,
+        /name constraints but is not a CA/,
+      );
+    });
+
+    it('bounds the work: thousands of subtrees against thousands of names is refused', () => {
+      const dns = Array.from({ length: 300 }, (_, i) => `n${i}.example.org`);
+      const excluded = Array.from({ length: 300 }, (_, i) => `x${i}.example.org`);
+      expectCode(
+        pathUnder({ nameConstraints: { excluded: { dns: excluded } } }, ID, dns),
+        ErrorCode.NAME_CONSTRAINTS_VIOLATED,
+        /more than 65536 comparisons/,
+      );
+      pathUnder({ nameConstraints: { excluded: { dns: excluded.slice(0, 100) } } }, ID, dns)();
     });
 
     it('applies only to the matching name form: a DNS-only constraint does not restrict URI SANs', () => {
@@ -427,12 +602,146 @@ describe('validateCertPath', () => {
       );
       assert.equal((err as CertificatePathError).certIndex, 1);
     });
+  });
 
-    it('refuses constraints on a name form it does not process (directoryName)', () => {
+  describe('RFC 5280 profile rules the path relies on', () => {
+    /** root -> intermediate -> leaf, one of them built with `spec`. */
+    function chainWith(level: 'root' | 'intermediate' | 'leaf', spec: Partial<CertSpec>) {
+      const root = makeRoot(TD, level === 'root' ? spec : {});
+      const int = makeIntermediate(TD, root, level === 'intermediate' ? spec : {});
+      const leaf = makeLeaf(ID, int, level === 'leaf' ? spec : {});
+      return () => validateCertPath([leaf.cert, int.cert], [root.cert], { at });
+    }
+
+    for (const level of ['root', 'intermediate', 'leaf'] as const) {
+      it(`refuses critical key identifier extensions on the ${level} (§4.2.1.1, §4.2.1.2)`, () => {
+        expectCode(
+          chainWith(level, { keyIdsCritical: true }),
+          ErrorCode.CERT_PROFILE_INVALID,
+          /key identifier critical/,
+        );
+      });
+    }
+
+    for (const level of ['intermediate', 'leaf'] as const) {
+      it(`refuses an ${level} without an authority key identifier when its issuer has an SKI (§4.2.1.1)`, () => {
+        const err = expectCode(
+          chainWith(level, { authorityKeyId: null }),
+          ErrorCode.CERT_PROFILE_INVALID,
+          /no authority key identifier/,
+        );
+        assert.equal((err as CertificatePathError).certIndex, level === 'leaf' ? 0 : 1);
+      });
+    }
+
+    it('accepts a self-signed root without an authority key identifier', () => {
+      chainWith('root', { authorityKeyId: null })();
+    });
+
+    for (const level of ['root', 'intermediate'] as const) {
+      it(`refuses a ${level} CA without a subject key identifier (§4.2.1.2)`, () => {
+        const root = makeRoot(TD, level === 'root' ? { subjectKeyId: false } : {});
+        const int = makeIntermediate(TD, root, level === 'intermediate' ? { subjectKeyId: false } : {});
+        // The leaf names the key by the identifier the CA would have had (the signature decides anyway).
+        const leaf = makeLeaf(ID, int, { authorityKeyId: Uint8Array.of(1, 2, 3) });
+        expectCode(
+          () => validateCertPath([leaf.cert, int.cert], [root.cert], { at }),
+          ErrorCode.CERT_PROFILE_INVALID,
+          /without a subject key identifier/,
+        );
+      });
+
+      it(`refuses a ${level} CA whose basicConstraints is not critical (§4.2.1.9)`, () => {
+        expectCode(
+          chainWith(level, { basicConstraints: { ca: true, critical: false } }),
+          ErrorCode.CERT_PROFILE_INVALID,
+          /basicConstraints is not critical/,
+        );
+      });
+
+      it(`refuses a ${level} CA with an empty subject (§4.1.2.6), which would chain to any empty issuer`, () => {
+        expectCode(
+          chainWith(level, { emptySubject: true, sanCritical: true }),
+          ErrorCode.CERT_PROFILE_INVALID,
+          /empty subject/,
+        );
+      });
+    }
+
+    it('accepts a leaf with a non-critical basicConstraints (the rule is for CA certificates)', () => {
+      chainWith('leaf', { basicConstraints: { ca: false, critical: false } })();
+    });
+
+    it('refuses keyCertSign on a certificate that is not a CA (§4.2.1.3, §4.2.1.9)', () => {
+      const root = makeRoot(TD);
+      for (const basicConstraints of [{ ca: false }, null]) {
+        const leaf = makeLeaf(ID, root, { basicConstraints, keyUsage: ['digitalSignature', 'keyCertSign'] });
+        expectCode(
+          () => validateCertPath([leaf.cert], [root.cert], { at }),
+          ErrorCode.KEY_USAGE_INVALID,
+          /keyCertSign but is not a CA/,
+        );
+      }
+    });
+
+    it('refuses an empty subject unless the subjectAltName is critical (§4.1.2.6, §4.2.1.6)', () => {
       expectCode(
-        pathUnder({ nameConstraints: { permitted: { dirName: ['anything'] } } }, ID),
-        ErrorCode.NAME_CONSTRAINTS_VIOLATED,
-        /name form/,
+        chainWith('leaf', { emptySubject: true }),
+        ErrorCode.CERT_PROFILE_INVALID,
+        /empty subject without a critical subjectAltName/,
+      );
+      chainWith('leaf', { emptySubject: true, sanCritical: true })();
+    });
+
+    it('refuses malformed DNS name SANs: underscore, leading or trailing dot, partial wildcard', () => {
+      for (const dns of ['foo_bar.example.org', '.example.org', 'example.org.', 'f*.example.org', '*.org']) {
+        expectCode(
+          chainWith('leaf', { dns: [dns] }),
+          ErrorCode.CERT_PROFILE_INVALID,
+          /malformed DNS name SAN/,
+        );
+      }
+      chainWith('leaf', { dns: ['*.svc.example.org', 'Api-1.example.org'] })();
+    });
+
+    it('refuses malformed email and IP address SANs', () => {
+      expectCode(
+        chainWith('leaf', { emails: ['a@b@example.org'] }),
+        ErrorCode.CERT_PROFILE_INVALID,
+        /malformed email address SAN/,
+      );
+      // A constraint-shaped (address and mask) value where an address belongs.
+      expectCode(
+        chainWith('leaf', { ips: ['192.0.2.0/24'] }),
+        ErrorCode.CERT_PROFILE_INVALID,
+        /malformed IP address SAN/,
+      );
+      chainWith('leaf', { emails: ['ops@example.org'], ips: ['192.0.2.1', '2001:db8::1'] })();
+    });
+
+    it('does not hold a trust anchor to the name rules: it is a name and a key', () => {
+      chainWith('root', { dns: ['under_score.example.org'] })();
+    });
+  });
+
+  describe('depth bound and self-issued certificates', () => {
+    it('does not count a self-issued intermediate (key rollover) toward maxDepth (RFC 5280 §6.1.4 (l))', () => {
+      const root = makeRoot(TD);
+      const int = makeIntermediate(TD, root, { cn: 'int' });
+      const rollover = makeIntermediate(TD, int, { cn: 'int' });
+      assert.ok(rollover.cert.selfIssued);
+      const leaf = makeLeaf(ID, rollover);
+      const { path } = validateCertPath([leaf.cert, rollover.cert, int.cert], [root.cert], {
+        at,
+        maxDepth: 3,
+      });
+      assert.equal(path.length, 4);
+      // The same depth with a second intermediate that is not self-issued is over the bound.
+      const int2 = makeIntermediate(TD, int, { cn: 'int2' });
+      expectCode(
+        () =>
+          validateCertPath([makeLeaf(ID, int2).cert, int2.cert, int.cert], [root.cert], { at, maxDepth: 3 }),
+        ErrorCode.CHAIN_TOO_LONG,
       );
     });
   });

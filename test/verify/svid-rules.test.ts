@@ -70,8 +70,14 @@ describe('X509-SVID leaf rules', () => {
       );
     });
     it('rejects a leaf with keyCertSign', () => {
+      // Path validation refuses it first (RFC 5280 §4.2.1.9: keyCertSign only with cA); the SVID rule stands.
       expectCode(
         () => verifyLeaf({ keyUsage: ['digitalSignature', 'keyCertSign'] }),
+        ErrorCode.KEY_USAGE_INVALID,
+        /keyCertSign but is not a CA/,
+      );
+      expectCode(
+        () => checkSvidLeaf(makeLeaf(ID, root, { keyUsage: ['digitalSignature', 'keyCertSign'] }).cert),
         ErrorCode.SVID_INVALID,
         /keyCertSign/,
       );

@@ -236,7 +236,7 @@ describe('verifyX509Svid', () => {
 
     it('remembers nothing from a chain that was rejected', () => {
       const cache = new VerificationCache();
-      const leaf = makeLeaf(ID, int, { keyUsage: ['digitalSignature', 'keyCertSign'] });
+      const leaf = makeLeaf(ID, int, { keyUsage: ['digitalSignature', 'cRLSign'] });
       expectCode(
         () => verifyX509Svid([leaf.cert.der, int.cert.der], bundle, { at, cache }),
         ErrorCode.SVID_INVALID,

@@ -7,7 +7,10 @@ import * as asn from '@peculiar/asn1-x509';
 import fc from 'fast-check';
 import { ErrorCode, MalformedInputError } from '../../src/errors';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { concatBytes, encodeTlv } from '../../src/x509/der';
+import { GeneralName } from '../../src/x509/certificate-der';
+import { concatBytes, contentOf, encodeTlv, readChildren, readSingleTlv, Tlv } from '../../src/x509/der';
+import { formatDn } from '../../src/x509/distinguished-name';
+import { formatIpBytes } from '../../src/x509/name-syntax';
 import { canonicalOid } from '../../src/x509/oid';
 import { decodePemBlocks } from '../../src/x509/pem';
 import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x509/profiles';
@@ -26,7 +29,15 @@ import { mutate, mutation } from './mutations';
 const TD = 'example.org';
 const DAY = 24 * 3600;
 
+/** A GeneralName with its bytes as hex, for deep comparison. */
+interface NameSnapshot {
+  kind: string;
+  value: string;
+  bytes?: string;
+}
+
 interface Snapshot {
+  version: number;
   serialHex: string;
   notBefore: number;
   notAfter: number;
@@ -42,9 +53,14 @@ interface Snapshot {
   uriSans: string[];
   dnsSans: string[];
   sanCount: number;
+  subjectAltNames: NameSnapshot[];
   subjectKeyId: string | undefined;
   authorityKeyId: string | undefined;
-  nameConstraints: { permitted: unknown[]; excluded: unknown[] } | undefined;
+  nameConstraints: { permitted: NameSnapshot[]; excluded: NameSnapshot[] } | undefined;
+}
+
+function nameSnapshot(g: GeneralName): NameSnapshot {
+  return { kind: g.kind, value: g.value, ...(g.bytes !== undefined ? { bytes: hex(g.bytes) } : {}) };
 }
 
 const hex = (b: Uint8Array | ArrayBuffer): string => Buffer.from(b as Uint8Array).toString('hex');
@@ -56,6 +72,7 @@ function serialHex(bytes: Uint8Array): string {
 
 function snapshotOf(c: ParsedCertificate): Snapshot {
   return {
+    version: c.version,
     serialHex: c.serialHex,
     notBefore: c.notBefore.getTime(),
     notAfter: c.notAfter.getTime(),
@@ -71,9 +88,13 @@ function snapshotOf(c: ParsedCertificate): Snapshot {
     uriSans: c.uriSans,
     dnsSans: c.dnsSans,
     sanCount: c.sanCount,
+    subjectAltNames: c.subjectAltNames.map(nameSnapshot),
     subjectKeyId: c.subjectKeyId && hex(c.subjectKeyId),
     authorityKeyId: c.authorityKeyId && hex(c.authorityKeyId),
-    nameConstraints: c.nameConstraints,
+    nameConstraints: c.nameConstraints && {
+      permitted: c.nameConstraints.permitted.map(nameSnapshot),
+      excluded: c.nameConstraints.excluded.map(nameSnapshot),
+    },
   };
 }
 
@@ -81,8 +102,9 @@ function snapshotOf(c: ParsedCertificate): Snapshot {
 function referenceSnapshot(der: Uint8Array): Snapshot {
   const cert = AsnConvert.parse(der, asn.Certificate);
   const tbs = cert.tbsCertificate;
-  assert.equal(tbs.version, 2, 'reference: v3');
+  assert.ok(tbs.version === 2 || (tbs.version === 0 && tbs.extensions === undefined), 'reference: v3 or v1');
   const s: Snapshot = {
+    version: tbs.version + 1,
     serialHex: serialHex(new Uint8Array(tbs.serialNumber)),
     notBefore: tbs.validity.notBefore.getTime().getTime(),
     notAfter: tbs.validity.notAfter.getTime().getTime(),
@@ -98,15 +120,32 @@ function referenceSnapshot(der: Uint8Array): Snapshot {
     uriSans: [],
     dnsSans: [],
     sanCount: 0,
+    subjectAltNames: [],
     subjectKeyId: undefined,
     authorityKeyId: undefined,
     nameConstraints: undefined,
   };
   s.selfIssued = s.issuerDer === s.subjectDer;
-  const subtree = (g: asn.GeneralName): { kind: string; value: string } => {
+  // Kinds and bytes come from the reference decoder; the readable values of IP and DN names from the shared
+  // formatters (what is under test is the decoding, not the formatting).
+  const subtree = (g: asn.GeneralName, tlv: { der: Uint8Array; at: Tlv }): NameSnapshot => {
     if (g.uniformResourceIdentifier !== undefined) return { kind: 'uri', value: g.uniformResourceIdentifier };
     if (g.dNSName !== undefined) return { kind: 'dns', value: g.dNSName };
-    return { kind: 'other', value: '' };
+    if (g.rfc822Name !== undefined) return { kind: 'email', value: g.rfc822Name };
+    if (g.iPAddress !== undefined) {
+      // The schema class keeps the address as text (lossy for odd lengths): the octets come from the element.
+      const raw = contentOf(tlv.der, tlv.at);
+      return { kind: 'ip', value: formatIpBytes(raw), bytes: hex(raw) };
+    }
+    if (g.directoryName !== undefined) {
+      const der = new Uint8Array(AsnConvert.serialize(g.directoryName));
+      return { kind: 'dn', value: formatDn(der), bytes: hex(der) };
+    }
+    if (g.registeredID !== undefined)
+      return { kind: 'other', value: `registeredID ${canonicalOid(g.registeredID)}` };
+    if (g.otherName !== undefined)
+      return { kind: 'other', value: `otherName ${canonicalOid(g.otherName.typeId)}` };
+    throw new Error('reference: unexpected GeneralName');
   };
   for (const ext of tbs.extensions ?? []) {
     const value = new Uint8Array(ext.extnValue.buffer);
@@ -140,6 +179,8 @@ function referenceSnapshot(der: Uint8Array): Snapshot {
       case asn.id_ce_subjectAltName: {
         const names = Array.from(AsnConvert.parse(value, asn.SubjectAlternativeName));
         s.sanCount = names.length;
+        const tlvs = readChildren(value, readSingleTlv(value));
+        s.subjectAltNames = names.map((g, i) => subtree(g, { der: value, at: tlvs[i]! }));
         s.uriSans = names.flatMap((g) =>
           g.uniformResourceIdentifier !== undefined ? [g.uniformResourceIdentifier] : [],
         );
@@ -156,9 +197,20 @@ function referenceSnapshot(der: Uint8Array): Snapshot {
       }
       case asn.id_ce_nameConstraints: {
         const nc = AsnConvert.parse(value, asn.NameConstraints);
+        // The base GeneralName element of each subtree, in order, by framing alone.
+        const parts = readChildren(value, readSingleTlv(value));
+        const bases = (tag: number) =>
+          parts
+            .filter((p) => p.tag === tag)
+            .flatMap((p) => readChildren(value, p).map((st) => readChildren(value, st)[0]!));
+        const [pBases, eBases] = [bases(0xa0), bases(0xa1)];
         s.nameConstraints = {
-          permitted: Array.from(nc.permittedSubtrees ?? [], (t) => subtree(t.base)),
-          excluded: Array.from(nc.excludedSubtrees ?? [], (t) => subtree(t.base)),
+          permitted: Array.from(nc.permittedSubtrees ?? [], (t, i) =>
+            subtree(t.base, { der: value, at: pBases[i]! }),
+          ),
+          excluded: Array.from(nc.excludedSubtrees ?? [], (t, i) =>
+            subtree(t.base, { der: value, at: eBases[i]! }),
+          ),
         };
         break;
       }
@@ -286,7 +338,7 @@ function ourCertificates(corpus: Corpus): void {
       nameConstraints: {
         permitted: [
           { kind: 'uri', value: TD },
-          { kind: 'dns', value: '.example.org' },
+          { kind: 'dns', value: 'example.org' },
         ],
         excluded: [{ kind: 'dns', value: 'bad.example.org' }],
       },
@@ -561,6 +613,12 @@ interface CertParts {
   signatureValue: Uint8Array;
 }
 
+/** The DER of the Name O=`o`, CN=`cn` (UTF8String values, as OpenSSL writes them from a config). */
+function dirName(o: string, cn: string): Uint8Array {
+  const rdn = (oid: string, v: string) => t(0x31, t(0x30, oidDer(oid), t(0x0c, ascii(v))));
+  return t(0x30, rdn('2.5.4.10', o), rdn('2.5.4.3', cn));
+}
+
 function certDer(p: Partial<CertParts> = {}): Uint8Array {
   const q: CertParts = {
     version: t(0xa0, t(0x02, bytes(2))),
@@ -629,20 +687,35 @@ describe('ParsedCertificate parsing', function () {
         cRLSign: true,
       });
       assert.ok(c.extKeyUsage?.includes('2.25.329800735698586629295641978511506172918'));
-      assert.deepEqual(c.nameConstraints, {
+      assert.deepEqual(snapshotOf(c).nameConstraints, {
         permitted: [
           { kind: 'dns', value: '.example.org' },
           { kind: 'uri', value: 'example.org' },
-          { kind: 'other', value: '' },
-          { kind: 'other', value: '' },
-          { kind: 'other', value: '' },
+          { kind: 'ip', value: '10.0.0.0/8', bytes: '0a000000ff000000' },
+          { kind: 'email', value: 'example.org' },
+          { kind: 'dn', value: 'O=Dir Org, CN=Dir Name', bytes: hex(dirName('Dir Org', 'Dir Name')) },
         ],
         excluded: [
           { kind: 'dns', value: 'bad.example.org' },
           { kind: 'uri', value: '.evil.example.org' },
-          { kind: 'other', value: '' },
+          { kind: 'ip', value: '2001:db8::/32', bytes: `20010db8${'0'.repeat(24)}ffffffff${'0'.repeat(24)}` },
         ],
       });
+      assert.deepEqual(
+        c.subjectAltNames.map((g) => `${g.kind}:${g.value}`),
+        [
+          'uri:spiffe://example.org/agent/weird',
+          'uri:https://example.org/x',
+          'dns:weird.example.org',
+          'dns:*.weird.example.org',
+          'email:ops@example.org',
+          'ip:192.0.2.1',
+          'ip:2001:db8::1',
+          'other:registeredID 1.2.3.4.5',
+          'other:otherName 1.3.6.1.4.1.311.20.2.3',
+          'dn:O=Dir Org, CN=Dir Name',
+        ],
+      );
       const uuidExt = c.extension('2.25.329800735698586629295641978511506172919');
       assert.equal(uuidExt?.critical, false);
       assert.equal(c.extension('1.3.6.1.4.1.99999.3')?.critical, true);
@@ -710,6 +783,15 @@ describe('ParsedCertificate parsing', function () {
   });
 
   describe('hand-built certificates: accepted forms', () => {
+    it('a v1 certificate (no version field, no extensions): read, version 1, no extension fields', () => {
+      const c = assertMatchesReference(certDer({ version: null, extensions: null }), 'v1');
+      assert.equal(c.version, 1);
+      assert.equal(c.basicConstraints, undefined);
+      assert.equal(c.isCa, false);
+      assert.deepEqual(c.extensions, []);
+      assert.deepEqual(c.subjectAltNames, []);
+    });
+
     it('the builder makes a certificate both parsers read alike', () => {
       const c = assertMatchesReference(certDer(), 'built');
       assert.equal(c.serialHex, '123');
@@ -874,15 +956,30 @@ describe('ParsedCertificate parsing', function () {
       ],
       ['a high tag number', () => certDer({ tbsExtra: [bytes(0x9f, 0x20, 0x00)] }), /high tag/],
       [
-        'a v1 certificate (no version field)',
-        () => certDer({ version: null, extensions: null }),
-        /only X\.509 v3/,
+        'a v1 certificate with extensions',
+        () => certDer({ version: null }),
+        /v1 certificate carries no unique identifiers and no extensions/,
       ],
-      ['a v2 certificate', () => certDer({ version: t(0xa0, t(0x02, bytes(1))) }), /only X\.509 v3/],
+      [
+        'a v1 certificate with a unique identifier',
+        () => certDer({ version: null, extensions: null, uniqueIds: [t(0x81, bytes(0x00, 0x01))] }),
+        /v1 certificate carries no unique identifiers and no extensions/,
+      ],
+      ['a v2 certificate', () => certDer({ version: t(0xa0, t(0x02, bytes(1))) }), /only X\.509 v3 and v1/],
       [
         'an explicit v1 version (DEFAULT, never encoded)',
         () => certDer({ version: t(0xa0, t(0x02, bytes(0))) }),
-        /only X\.509 v3/,
+        /encodes v1, the DEFAULT/,
+      ],
+      [
+        'an empty extKeyUsage (SIZE (1..MAX))',
+        () => certDer({ extensions: [BC_CA, ext('2.5.29.37', t(0x30))] }),
+        /ExtKeyUsageSyntax is empty/,
+      ],
+      [
+        'an empty subjectAltName (SIZE (1..MAX))',
+        () => certDer({ extensions: [BC_CA, ext('2.5.29.17', t(0x30))] }),
+        /GeneralNames is empty/,
       ],
       ['a version of 0x0002', () => certDer({ version: t(0xa0, t(0x02, bytes(0, 2))) }), /not minimally/],
       [

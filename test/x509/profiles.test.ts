@@ -172,7 +172,7 @@ describe('x509 profiles', () => {
         nameConstraints: {
           permitted: [
             { kind: 'uri', value: TD },
-            { kind: 'dns', value: '.svc.example.org' },
+            { kind: 'dns', value: 'svc.example.org' },
           ],
           excluded: [{ kind: 'dns', value: 'bad.example.org' }],
         },
@@ -183,7 +183,7 @@ describe('x509 profiles', () => {
       assert.deepEqual(plainConstraints(cert), {
         permitted: [
           { kind: 'uri', value: TD },
-          { kind: 'dns', value: '.svc.example.org' },
+          { kind: 'dns', value: 'svc.example.org' },
         ],
         excluded: [{ kind: 'dns', value: 'bad.example.org' }],
       });
@@ -255,6 +255,20 @@ describe('x509 profiles', () => {
         LanyardError,
         ErrorCode.INVALID_ARGUMENT,
       );
+      for (const value of ['.svc.example.org', '*.example.org', 'under_score.example.org']) {
+        // RFC 5280 gives a dNSName constraint no leading-"." or wildcard form: verifiers refuse such a CA.
+        assertLanyardError(
+          () =>
+            createRootCa({
+              trustDomain: TD,
+              key,
+              ttlSeconds: DAY,
+              nameConstraints: { excluded: [{ kind: 'dns', value }] },
+            }),
+          LanyardError,
+          ErrorCode.INVALID_ARGUMENT,
+        );
+      }
       const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;
       assertLanyardError(
         () => createRootCa({ trustDomain: TD, key: p521, ttlSeconds: DAY }),

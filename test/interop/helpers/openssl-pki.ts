@@ -27,6 +27,28 @@ basicConstraints = critical,CA:TRUE
 subjectAltName = URI:spiffe://example.org
 subjectKeyIdentifier = hash
 
+# No extensions at all: \`openssl req -x509\` and \`openssl x509 -req\` then write an X.509 v1 certificate.
+[v1]
+
+[root_ca_without_basic_constraints]
+keyUsage = critical,keyCertSign,cRLSign
+subjectAltName = URI:spiffe://example.org
+subjectKeyIdentifier = hash
+
+# The authority key identifier as OpenSSL writes it by default: a key identifier when the issuer has an SKI,
+# else the issuer's name and serial (under a v1 root).
+[intermediate_ca_default_aki]
+basicConstraints = critical,CA:TRUE,pathlen:0
+keyUsage = critical,keyCertSign,cRLSign
+subjectAltName = URI:spiffe://example.org
+subjectKeyIdentifier = hash
+
+[intermediate_ca_without_key_usage]
+basicConstraints = critical,CA:TRUE,pathlen:0
+subjectAltName = URI:spiffe://example.org
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+
 [intermediate_ca]
 basicConstraints = critical,CA:TRUE,pathlen:0
 keyUsage = critical,keyCertSign,cRLSign
@@ -80,11 +102,16 @@ basicConstraints = critical,CA:FALSE
 1.2.3.4 = critical,ASN1:UTF8String:x
 `;
 
-export type OpensslKeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'ed25519';
+/** 'ec-p256-explicit': a P-256 key whose SPKI spells the curve out (specifiedCurve) instead of naming it. */
+export type OpensslKeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'ed25519' | 'ec-p256-explicit';
 
 /** `openssl req -newkey` arguments and the digest flag for signatures made by a key of each type. */
 const KEY_ARGS: Record<OpensslKeyType, { newkey: string[]; digest: string[] }> = {
   'ec-p256': { newkey: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], digest: ['-sha256'] },
+  'ec-p256-explicit': {
+    newkey: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-pkeyopt', 'ec_param_enc:explicit'],
+    digest: ['-sha256'],
+  },
   'ec-p384': { newkey: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384'], digest: ['-sha384'] },
   'rsa-2048': { newkey: ['-newkey', 'rsa:2048'], digest: ['-sha256'] },
   // EdDSA has no separate digest: OpenSSL refuses one.

@@ -25,8 +25,14 @@ export type KeyUsageName =
 export interface Subtrees {
   uri?: string[];
   dns?: string[];
-  /** directoryName bases (a CN each): a name form the validator refuses to process. */
+  /** directoryName bases, a CN each. */
   dirName?: string[];
+  /** iPAddress bases in CIDR form: "10.0.0.0/8", "2001:db8::/32". */
+  ip?: string[];
+  /** rfc822Name bases: a mailbox, a host, or ".domain". */
+  email?: string[];
+  /** otherName bases: the type-id of each (the value is a UTF8String "x"). */
+  otherName?: string[];
 }
 
 export interface CertSpec {
@@ -45,6 +51,17 @@ export interface CertSpec {
   eku?: string[];
   uris?: string[];
   dns?: string[];
+  /** iPAddress SANs: "192.0.2.1", "2001:db8::1". */
+  ips?: string[];
+  emails?: string[];
+  /** otherName SANs: the type-id of each (the value is a UTF8String "x"). */
+  otherNames?: string[];
+  /** Default false. */
+  sanCritical?: boolean;
+  /** An empty subject (SEQUENCE {}) instead of CN=`cn`. */
+  emptySubject?: boolean;
+  /** Mark the subject and authority key identifiers critical (RFC 5280 forbids it). */
+  keyIdsCritical?: boolean;
   nameConstraints?: { permitted?: Subtrees; excluded?: Subtrees };
   extra?: { oid: string; critical: boolean; value: Uint8Array }[];
   /** Default true. */
@@ -119,8 +136,13 @@ export function makeCertDer(spec: CertSpec): { der: Uint8Array; key: KeyPair } {
   const sans = [
     ...(spec.uris ?? []).map((u) => new asn.GeneralName({ uniformResourceIdentifier: u })),
     ...(spec.dns ?? []).map((d) => new asn.GeneralName({ dNSName: d })),
+    ...(spec.ips ?? []).map((ip) => new asn.GeneralName({ iPAddress: ip })),
+    ...(spec.emails ?? []).map((e) => new asn.GeneralName({ rfc822Name: e })),
+    ...(spec.otherNames ?? []).map(otherName),
   ];
-  if (sans.length > 0) add(asn.id_ce_subjectAltName, false, new asn.SubjectAlternativeName(sans));
+  if (sans.length > 0) {
+    add(asn.id_ce_subjectAltName, spec.sanCritical ?? false, new asn.SubjectAlternativeName(sans));
+  }
   if (spec.nameConstraints !== undefined) {
     const nc = spec.nameConstraints;
     add(
@@ -133,11 +155,11 @@ export function makeCertDer(spec: CertSpec): { der: Uint8Array; key: KeyPair } {
     );
   }
   if (spec.subjectKeyId !== false)
-    add(asn.id_ce_subjectKeyIdentifier, false, new asn.SubjectKeyIdentifier(ski));
+    add(asn.id_ce_subjectKeyIdentifier, spec.keyIdsCritical ?? false, new asn.SubjectKeyIdentifier(ski));
   if (aki !== undefined) {
     add(
       asn.id_ce_authorityKeyIdentifier,
-      false,
+      spec.keyIdsCritical ?? false,
       new asn.AuthorityKeyIdentifier({ keyIdentifier: new asn.KeyIdentifier(aki) }),
     );
   }
@@ -162,7 +184,7 @@ export function makeCertDer(spec: CertSpec): { der: Uint8Array; key: KeyPair } {
       notBefore: spec.notBefore ?? new Date(NOW.getTime() - DAY),
       notAfter: spec.notAfter ?? new Date(NOW.getTime() + 30 * DAY),
     }),
-    subject: name(spec.cn),
+    subject: spec.emptySubject === true ? new asn.Name([]) : name(spec.cn),
     subjectPublicKeyInfo: AsnConvert.parse(spkiDer, asn.SubjectPublicKeyInfo),
     ...(exts.length > 0 ? { extensions: new asn.Extensions(exts) } : {}),
   });
@@ -221,6 +243,11 @@ function name(cn: string): asn.Name {
   ]);
 }
 
+function otherName(typeId: string): asn.GeneralName {
+  const value = AsnConvert.serialize(new asn.DirectoryString({ utf8String: 'x' }));
+  return new asn.GeneralName({ otherName: new asn.OtherName({ typeId, value }) });
+}
+
 function subtrees(s: Subtrees): asn.GeneralSubtrees {
   return new asn.GeneralSubtrees([
     ...(s.uri ?? []).map(
@@ -230,6 +257,9 @@ function subtrees(s: Subtrees): asn.GeneralSubtrees {
     ...(s.dirName ?? []).map(
       (cn) => new asn.GeneralSubtree({ base: new asn.GeneralName({ directoryName: name(cn) }) }),
     ),
+    ...(s.ip ?? []).map((ip) => new asn.GeneralSubtree({ base: new asn.GeneralName({ iPAddress: ip }) })),
+    ...(s.email ?? []).map((e) => new asn.GeneralSubtree({ base: new asn.GeneralName({ rfc822Name: e }) })),
+    ...(s.otherName ?? []).map((t) => new asn.GeneralSubtree({ base: otherName(t) })),
   ]);
 }
 
