@@ -17,7 +17,7 @@ import {
 } from '../../src/client';
 import { encodePem } from '../../src/x509/pem';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
-import { makeIntermediate, makeLeaf, makeRoot, type Issued } from '../verify/helpers/certs';
+import { type CertSpec, makeIntermediate, makeLeaf, makeRoot, type Issued } from '../verify/helpers/certs';
 import { expectCode } from '../verify/helpers/expect';
 import { removeDir, tempDir } from '../x509/fixtures';
 
@@ -163,12 +163,13 @@ describe('X509-SVID loading: the profile, with certificates built here', () => {
   });
 
   it('refuses a signing certificate that is not a CA, or lacks keyCertSign, or has no keyUsage', () => {
-    for (const [spec, code] of [
+    const cases: [Partial<CertSpec>, string][] = [
       [{ basicConstraints: { ca: false } }, 'ERR_NOT_A_CA'],
       [{ basicConstraints: null }, 'ERR_NOT_A_CA'],
       [{ keyUsage: ['cRLSign'] }, 'ERR_KEY_USAGE_INVALID'],
       [{ keyUsage: null }, 'ERR_KEY_USAGE_INVALID'],
-    ] as const) {
+    ];
+    for (const [spec, code] of cases) {
       const bad = makeIntermediate(TD, root, spec);
       const leaf = makeLeaf(ID, bad);
       expectCode(() => toX509Svid([leaf.cert.der, bad.cert.der], leaf.key.privateKey), code);
