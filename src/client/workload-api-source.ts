@@ -67,9 +67,12 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
     }
     const source = new WorkloadApiX509Source(opts, socketPath);
     return new Promise((resolve, reject) => {
+      let lastError: Error | undefined;
       const timer = setTimeout(() => {
         void source.close();
-        reject(notReady(`no X.509-SVID from the Workload API at ${socketPath} in time`));
+        // The last refusal (not entitled, agent not ready, nothing listening) is what the caller can act on.
+        const why = lastError !== undefined ? `: last error: ${lastError.message}` : '';
+        reject(notReady(`no X.509-SVID from the Workload API at ${socketPath} in time${why}`));
       }, opts.timeoutMs ?? 30_000);
       const onUpdate = (): void => {
         clearTimeout(timer);
@@ -78,7 +81,7 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
       };
       source.on('update', onUpdate);
       // Until the first SVID arrives, errors only lead to retries; after it, listeners see them.
-      source.on('error', () => {});
+      source.on('error', (e) => (lastError = e));
       source.open();
     });
   }

@@ -151,13 +151,23 @@ describe('Workload API conventions: SPIFFE_ENDPOINT_SOCKET, agent fetch, agent h
     assert.ok(new Date(json.svids[0]!.expiresAt).getTime() > Date.now());
   });
 
-  it('agent fetch jwt for an ID the workload is not entitled to is refused (exit 1)', async () => {
+  it('agent fetch jwt / x509 for an ID the workload is not entitled to is refused (exit 1)', async () => {
     const r = await lanyard(
       ['agent', 'fetch', 'jwt', '--audience', 'x', '--spiffe-id', `spiffe://${TD}/workload/someone-else`],
       env,
     );
     assert.equal(r.code, EXIT_REJECTED, r.stderr);
     assert.match(r.stderr, /ERR_NOT_ENTITLED/);
+    // fetch x509 waits for an SVID it may yet get, then says what it last heard.
+    const x509 = await lanyard(
+      ['agent', 'fetch', 'x509', '--spiffe-id', `spiffe://${TD}/workload/someone-else`, '--timeout', '2s'],
+      env,
+    );
+    assert.equal(x509.code, EXIT_REJECTED, x509.stderr);
+    assert.match(
+      x509.stderr,
+      /ERR_SOURCE_NOT_READY: .* in time: last error: .*sent no SVID for spiffe:\/\/lanyard\.local\/workload\/someone-else/,
+    );
   });
 
   it('agent fetch bundle prints the PEM CA certificates of the trust domain', async () => {
