@@ -9,6 +9,7 @@ import { AgentCache } from './cache';
 import { NodeIdentity, type NodeAttestation } from './node-identity';
 import { ServerSync } from './server-sync';
 import { WorkloadEndpoint } from './workload-api/endpoint';
+import { agentHealth } from './workload-api/health';
 import { workloadApiService } from './workload-api/service';
 import { agentSessionService } from './workload-api/session-service';
 
@@ -68,6 +69,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
   });
   ref.sync = s;
+  const health = agentHealth(cache);
   const endpoint = await WorkloadEndpoint.listen({
     socketPath: opts.socketPath,
     logger: logger.child({ component: 'workload-api' }),
@@ -82,6 +84,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         peerOf,
       ),
       agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
+      health.spec,
     ],
   });
   await s.start();
@@ -95,6 +98,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     sync: s,
     identity,
     async close() {
+      health.stop();
       await endpoint.close();
       await s.close();
     },

@@ -1,8 +1,9 @@
 import { KeyObject } from 'node:crypto';
+import * as fs from 'node:fs';
 import { BundleError, ErrorCode, isLanyardError } from '../errors';
 import { TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
-import { decodePem, encodePem } from '../x509/pem';
+import { decodeCompletePem, encodePem } from '../x509/pem';
 import type { X509BundleSource } from './source';
 
 export interface X509BundleOptions {
@@ -70,26 +71,38 @@ export class X509Bundle implements X509BundleSource {
   }
 
   /**
-   * A bundle of every CERTIFICATE block in `pem` (at least one). Text outside blocks is ignored; a private
-   * key block is refused, since a trust bundle that carries one is a leak waiting to be copied around.
+   * A bundle of every CERTIFICATE block in `pem`. Text outside blocks is ignored, and so are blocks of other
+   * types, except a private key, which is refused: a trust bundle that carries one is a leak waiting to be
+   * copied around.
+   *
+   * Empty (or blank) text, or PEM without a CERTIFICATE block, gives a bundle that trusts nothing, exactly as
+   * `fromDer` of no certificates does, and as go-spiffe's x509bundle Parse and ParseRaw do for empty input; no
+   * SVID verifies against it. Text that is not empty and holds no PEM block at all is refused: it is not a PEM
+   * bundle (go-spiffe: "no PEM blocks found").
    * @throws BundleError (ERR_INVALID_BUNDLE) naming what is wrong.
    */
   static fromPem(trustDomain: TrustDomain, pem: string): X509Bundle {
     if (typeof pem !== 'string') throw invalid('PEM bundle must be text');
     let blocks;
     try {
-      blocks = decodePem(pem);
+      blocks = decodeCompletePem(pem);
     } catch (e) {
       throw invalid(`unreadable PEM: ${messageOf(e)}`, e);
     }
-    // decodePem skips what its pattern cannot match, so a truncated last block would vanish silently.
-    const begins = pem.match(/-----BEGIN [^\r\n]*?-----/g)?.length ?? 0;
-    if (begins !== blocks.length) throw invalid('a PEM block is malformed or not terminated by its END line');
+    if (blocks.length === 0 && pem.trim() !== '') throw invalid('no PEM block found: not a PEM bundle');
     const privateBlock = blocks.find((b) => b.label.includes('PRIVATE KEY'));
     if (privateBlock) throw invalid(`a trust bundle must not contain a "${privateBlock.label}" block`);
     const ders = blocks.filter((b) => b.label === 'CERTIFICATE').map((b) => b.der);
-    if (ders.length === 0) throw invalid('no CERTIFICATE PEM block found');
     return X509Bundle.fromDer(trustDomain, ders);
+  }
+
+  /**
+   * `fromPem` of the file at `path` (go-spiffe's x509bundle.Load); a SPIFFE bundle (JWKS) file is read with
+   * loadSpiffeBundle instead.
+   * @throws BundleError: ERR_IO when the file cannot be read, ERR_INVALID_BUNDLE as fromPem.
+   */
+  static load(trustDomain: TrustDomain, path: string): X509Bundle {
+    return X509Bundle.fromPem(trustDomain, readBundleText(path, 'X.509 bundle'));
   }
 
   /**
@@ -124,6 +137,17 @@ export class X509Bundle implements X509BundleSource {
   /** A bundle is also a source: itself for its own trust domain, nothing for any other. */
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
     return this.trustDomain.equals(td) ? this : undefined;
+  }
+}
+
+/** The text of a bundle file; the path is named in the error, the contents never. */
+export function readBundleText(path: string, what: string): string {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new BundleError(ErrorCode.IO, `cannot read the ${what} file ${path}: ${messageOf(e)}`, {
+      cause: e,
+    });
   }
 }
 

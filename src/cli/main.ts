@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './commands';
 import { EXIT_USAGE } from './exit-codes';
@@ -10,10 +12,22 @@ export function buildProgram(): Command {
     .description(
       'Workload identity for AI agents: SPIFFE X.509-SVIDs carrying the agent run, principal and scope',
     )
+    .version(packageVersion(), '-V, --version', 'print the Lanyard version')
     .showHelpAfterError()
     .exitOverride();
   registerCommands(program);
   return program;
+}
+
+/**
+ * The version in package.json, read at run time: src/cli and dist/cli are both two levels below the package
+ * root, and the build does not copy package.json into dist/.
+ */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+    version?: unknown;
+  };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 
 /**

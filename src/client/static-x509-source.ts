@@ -3,17 +3,24 @@
  * else writes the SVID), from memory (tests, a redeemed handoff SVID). `set()` replaces them and emits
  * `update`, so the hop helpers rotate exactly as they do with a server-backed source.
  */
-import * as fs from 'node:fs';
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, KeyObject } from 'node:crypto';
 import { BundleSet, X509Bundle, type X509BundleSource } from '../bundle';
 import { ErrorCode, LanyardError, MalformedInputError } from '../errors';
 import { TrustDomain } from '../spiffe';
-import { spiffeIdOfLeaf } from '../verify/svid-rules';
+import { checkSvidLeaf, checkSvidSigningCertificates, spiffeIdOfLeaf } from '../verify/svid-rules';
 import { readAgentContext, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
-import { decodePemBlocks } from '../x509/pem';
 import type { X509Source, X509Svid } from './x509-source';
 import { X509SourceEmitter } from './x509-source-events';
+import { marshalX509Svid, marshalX509SvidRaw } from './x509-svid-marshal';
+import {
+  certificatesFromConcatenatedDer,
+  certificatesFromPem,
+  type PemInput,
+  privateKeyFromDer,
+  privateKeyFromPem,
+  readSvidFile,
+} from './x509-svid-encoding';
 
 /** How the workload reads its own SVIDs. */
 export interface OwnSvidOptions {
@@ -22,10 +29,17 @@ export interface OwnSvidOptions {
 }
 
 /**
- * An X509Svid from a DER chain (leaf first) and its key. The agent context is decoded, not verified: this is
- * the workload's own certificate, issued to it; peers verify it.
- * @throws MalformedInputError when the leaf has no SPIFFE ID or the key does not match the leaf;
- *   AgentContextOidMismatchError when the server wrote the context under another OID than `agentContextOid`.
+ * An X509Svid from a DER chain (leaf first) and its key, held to the X509-SVID profile as go-spiffe's
+ * x509svid.Parse does: the leaf by the verifier's leaf rules (one URI SAN with a SPIFFE ID, not a CA,
+ * keyUsage digitalSignature without keyCertSign or cRLSign, extKeyUsage when present with serverAuth and
+ * clientAuth), every other certificate a CA with keyCertSign, and the key the leaf's. A wrongly issued SVID
+ * fails here, where it is loaded, rather than at every peer. Validity and the path to a bundle are not
+ * checked: this is the workload's own certificate, issued to it, and its peers verify it; the agent context
+ * is decoded, not verified, for the same reason.
+ * @throws SvidVerificationError (ERR_SVID_INVALID) for a leaf rule, PathValidationError (ERR_NOT_A_CA,
+ *   ERR_KEY_USAGE_INVALID) for a signing certificate, MalformedInputError (ERR_CHAIN_EMPTY,
+ *   ERR_UNSUPPORTED_KEY) for an empty chain or a key that is not the leaf's; AgentContextOidMismatchError
+ *   when the server wrote the context under another OID than `agentContextOid`.
  */
 export function toX509Svid(
   chain: readonly (Uint8Array | ParsedCertificate)[],
@@ -37,7 +51,9 @@ export function toX509Svid(
   const certs = chain.map((c) => (c instanceof ParsedCertificate ? c : ParsedCertificate.fromDer(c)));
   const leaf = certs[0]!;
   const id = spiffeIdOfLeaf(leaf);
-  if (privateKey.type !== 'private') {
+  checkSvidLeaf(leaf);
+  checkSvidSigningCertificates(certs.slice(1));
+  if (!(privateKey instanceof KeyObject) || privateKey.type !== 'private') {
     throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, 'the SVID key must be a private key');
   }
   const pub = Buffer.from(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
@@ -45,19 +61,57 @@ export function toX509Svid(
     throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `the key does not belong to ${id.toString()}`);
   }
   const context = readAgentContext(leaf, contextOid);
+  const frozenChain = Object.freeze(certs);
   return Object.freeze({
     id,
-    chain: Object.freeze(certs),
+    chain: frozenChain,
     privateKey,
     ...(context !== undefined ? { context } : {}),
     notAfter: leaf.notAfter,
+    marshal: () => marshalX509Svid(frozenChain, privateKey),
+    marshalRaw: () => marshalX509SvidRaw(frozenChain, privateKey),
   });
 }
 
+/**
+ * An X509Svid from PEM (go-spiffe's x509svid.Parse): every CERTIFICATE block of `certificates` (leaf first;
+ * other blocks skipped, so one file may hold both) and the first private key block of `key` (PKCS#8 as
+ * go-spiffe writes it, or SEC1 / PKCS#1), held to the rules of toX509Svid.
+ * @throws MalformedInputError (ERR_MALFORMED_PEM, ERR_CHAIN_EMPTY, ERR_UNSUPPORTED_KEY), and the profile
+ *   errors of toX509Svid.
+ */
+export function parseX509Svid(certificates: PemInput, key: PemInput, options: OwnSvidOptions = {}): X509Svid {
+  const chain = certificatesFromPem(certificates);
+  if (chain.length === 0) {
+    throw new MalformedInputError(ErrorCode.CHAIN_EMPTY, 'no CERTIFICATE PEM block found: an SVID needs one');
+  }
+  return toX509Svid(chain, privateKeyFromPem(key), options);
+}
+
+/**
+ * An X509Svid from DER (go-spiffe's x509svid.ParseRaw): the certificates back to back, leaf first, and a
+ * PKCS#8 key. The same rules as parseX509Svid.
+ */
+export function parseX509SvidRaw(
+  certificates: Uint8Array,
+  key: Uint8Array,
+  options: OwnSvidOptions = {},
+): X509Svid {
+  return toX509Svid(certificatesFromConcatenatedDer(certificates), privateKeyFromDer(key), options);
+}
+
+/**
+ * parseX509Svid of two PEM files (go-spiffe's x509svid.Load); they may be the same file.
+ * @throws LanyardError (ERR_IO) naming an unreadable file, and the errors of parseX509Svid.
+ */
+export function loadX509Svid(certFile: string, keyFile: string, options: OwnSvidOptions = {}): X509Svid {
+  return parseX509Svid(readSvidFile(certFile, 'certificate'), readSvidFile(keyFile, 'key'), options);
+}
+
 export interface StaticX509SourceFiles extends OwnSvidOptions {
-  /** PEM: the SVID leaf first, then intermediates. */
+  /** PEM: the SVID leaf first, then intermediates (loadX509Svid). */
   certFile: string;
-  /** PEM private key (PKCS#8 or SEC1). */
+  /** PEM private key (PKCS#8, SEC1 or PKCS#1); may be the same file as certFile. */
   keyFile: string;
   /** PEM roots of `trustDomain` (default: the SVID's own trust domain). */
   bundleFile: string;
@@ -126,10 +180,7 @@ function toBundleSource(b: X509Bundle | readonly X509Bundle[] | X509BundleSource
 }
 
 function readFiles(files: StaticX509SourceFiles): { svid: X509Svid; bundle: X509Bundle } {
-  const certs = decodePemBlocks(fs.readFileSync(files.certFile, 'utf8'), 'CERTIFICATE');
-  const key = createPrivateKey(fs.readFileSync(files.keyFile));
-  const svid = toX509Svid(certs, key, files);
+  const svid = loadX509Svid(files.certFile, files.keyFile, files);
   const td = files.trustDomain !== undefined ? TrustDomain.parse(files.trustDomain) : svid.id.trustDomain;
-  const bundle = X509Bundle.fromPem(td, fs.readFileSync(files.bundleFile, 'utf8'));
-  return { svid, bundle };
+  return { svid, bundle: X509Bundle.load(td, files.bundleFile) };
 }

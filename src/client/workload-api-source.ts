@@ -12,6 +12,7 @@ import { SpiffeWorkloadAPIClient, type X509SVIDResponse } from '../gen/spiffe/wo
 import { TrustDomain } from '../spiffe';
 import { readTlv } from '../x509/der';
 import { notReady, toX509Svid } from './static-x509-source';
+import { resolveWorkloadEndpoint } from './workload-endpoint';
 import type { X509Source, X509Svid } from './x509-source';
 import { X509SourceEmitter } from './x509-source-events';
 
@@ -19,8 +20,11 @@ import { X509SourceEmitter } from './x509-source-events';
 export const WORKLOAD_API_HEADER = 'workload.spiffe.io';
 
 export interface WorkloadApiX509SourceOptions {
-  /** Path of the agent's Unix socket (or a `unix://` address). */
-  socketPath: string;
+  /**
+   * Path of the agent's Unix socket, or a `unix:///path` address. Default: the SPIFFE_ENDPOINT_SOCKET
+   * environment variable, as go-spiffe reads it.
+   */
+  socketPath?: string;
   /** When the workload is entitled to several SVIDs: the one to use (default: the first, per the standard). */
   spiffeId?: string;
   /** How long `connect` waits for the first SVID; default 30 s. */
@@ -40,20 +44,37 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
   private failures = 0;
   private closed = false;
   private readonly client: SpiffeWorkloadAPIClient;
+  /** The socket in use, resolved from the options or SPIFFE_ENDPOINT_SOCKET. */
+  readonly socketPath: string;
 
-  private constructor(private readonly opts: WorkloadApiX509SourceOptions) {
+  private constructor(
+    private readonly opts: WorkloadApiX509SourceOptions,
+    socketPath: string,
+  ) {
     super();
-    const address = opts.socketPath.startsWith('unix:') ? opts.socketPath : `unix://${opts.socketPath}`;
-    this.client = new SpiffeWorkloadAPIClient(address, grpc.credentials.createInsecure());
+    this.socketPath = socketPath;
+    this.client = new SpiffeWorkloadAPIClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
   }
 
-  /** Opens the stream and resolves with the source once the first SVID arrived. */
-  static connect(opts: WorkloadApiX509SourceOptions): Promise<WorkloadApiX509Source> {
-    const source = new WorkloadApiX509Source(opts);
+  /**
+   * Opens the stream and resolves with the source once the first SVID arrived.
+   * Rejects with ConfigError when no socket is given and SPIFFE_ENDPOINT_SOCKET is unset or not a unix: URI.
+   */
+  static connect(opts: WorkloadApiX509SourceOptions = {}): Promise<WorkloadApiX509Source> {
+    let socketPath: string;
+    try {
+      socketPath = resolveWorkloadEndpoint(opts.socketPath);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    const source = new WorkloadApiX509Source(opts, socketPath);
     return new Promise((resolve, reject) => {
+      let lastError: Error | undefined;
       const timer = setTimeout(() => {
         void source.close();
-        reject(notReady(`no X.509-SVID from the Workload API at ${opts.socketPath} in time`));
+        // The last refusal (not entitled, agent not ready, nothing listening) is what the caller can act on.
+        const why = lastError !== undefined ? `: last error: ${lastError.message}` : '';
+        reject(notReady(`no X.509-SVID from the Workload API at ${socketPath} in time${why}`));
       }, opts.timeoutMs ?? 30_000);
       const onUpdate = (): void => {
         clearTimeout(timer);
@@ -64,6 +85,7 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
       // Until the first SVID arrives, errors only lead to retries; after it, listeners see them. A context under
       // another OID is this side's configuration, which no retry changes: refused at once, naming both OIDs.
       source.on('error', (e) => {
+        lastError = e;
         if (!(e instanceof AgentContextOidMismatchError)) return;
         clearTimeout(timer);
         void source.close();

@@ -19,6 +19,19 @@ export interface X509Svid {
   /** The agent context the SVID carries, when it carries one. */
   readonly context?: Readonly<AgentContext>;
   readonly notAfter: Date;
+  /**
+   * The chain as PEM CERTIFICATE blocks (leaf first) and the key as one PKCS#8 PEM block, as go-spiffe's
+   * Marshal: what parseX509Svid reads back, and what svid.pem / svid_key.pem hold.
+   */
+  marshal(): MarshaledX509Svid<string>;
+  /** DER: the certificates back to back (leaf first) and the PKCS#8 key, as go-spiffe's MarshalRaw. */
+  marshalRaw(): MarshaledX509Svid<Uint8Array>;
+}
+
+/** An SVID in transferable form. `key` is the private key: write it 0600 and never log it. */
+export interface MarshaledX509Svid<T> {
+  readonly certificates: T;
+  readonly key: T;
 }
 
 export interface X509SourceEvents {

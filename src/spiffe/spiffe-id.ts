@@ -1,8 +1,7 @@
 import { ErrorCode, InvalidSpiffeIdError } from '../errors';
+import { joinPathSegments, validatePath } from './path';
 import {
   MAX_SPIFFE_ID_BYTES,
-  pathSegmentViolation,
-  pathViolation,
   quoteInput,
   ruleName,
   splitSpiffeId,
@@ -46,14 +45,7 @@ export class SpiffeId {
    */
   static fromPath(trustDomain: TrustDomain | string, path: string): SpiffeId {
     const td = toTrustDomain(trustDomain);
-    const violation = typeof path === 'string' ? pathViolation(path) : SpiffeIdRule.NOT_A_STRING;
-    if (violation !== undefined) {
-      throw new InvalidSpiffeIdError(
-        ErrorCode.INVALID_SPIFFE_ID,
-        `invalid path ${quoteInput(path)}: ${violation}`,
-        { rule: ruleName(violation) },
-      );
-    }
+    validatePath(path);
     return withinLength(new SpiffeId(td, path));
   }
 
@@ -64,18 +56,43 @@ export class SpiffeId {
    */
   static fromSegments(trustDomain: TrustDomain | string, ...segments: string[]): SpiffeId {
     const td = toTrustDomain(trustDomain);
-    for (const segment of segments) {
-      const violation =
-        typeof segment === 'string' ? pathSegmentViolation(segment) : SpiffeIdRule.NOT_A_STRING;
-      if (violation !== undefined) {
-        throw new InvalidSpiffeIdError(
-          ErrorCode.INVALID_SPIFFE_ID,
-          `invalid path segment ${quoteInput(segment)}: ${violation}`,
-          { rule: ruleName(violation) },
-        );
-      }
-    }
-    return withinLength(new SpiffeId(td, segments.map((s) => `/${s}`).join('')));
+    return withinLength(new SpiffeId(td, joinPathSegments(...segments)));
+  }
+
+  /**
+   * The counterpart of toJSON (what JSON.parse gives back for a serialised ID): the string, parsed.
+   * Unlike go-spiffe's UnmarshalText there is no zero-value ID, so "" is refused like any invalid ID.
+   * @throws InvalidSpiffeIdError when `value` is not a string holding a valid SPIFFE ID.
+   */
+  static fromJSON(value: unknown): SpiffeId {
+    return SpiffeId.parse(value as string);
+  }
+
+  /**
+   * This ID with `path` ("/seg/seg") added after its own path, e.g. spiffe://td/agents + "/a/b".
+   * @throws InvalidSpiffeIdError when the path breaks a rule or the ID would exceed 2048 bytes.
+   */
+  appendPath(path: string): SpiffeId {
+    validatePath(path);
+    return withinLength(new SpiffeId(this.trustDomain, this.path + path));
+  }
+
+  /**
+   * This ID with `segments` added after its own path, one path element each.
+   * @throws InvalidSpiffeIdError when a segment breaks a rule or the ID would exceed 2048 bytes.
+   */
+  appendSegments(...segments: string[]): SpiffeId {
+    return withinLength(new SpiffeId(this.trustDomain, this.path + joinPathSegments(...segments)));
+  }
+
+  /** The ID with `path` in place of this one's path, in the same trust domain. */
+  replacePath(path: string): SpiffeId {
+    return SpiffeId.fromPath(this.trustDomain, path);
+  }
+
+  /** The ID made of `segments` in place of this one's path, in the same trust domain. */
+  replaceSegments(...segments: string[]): SpiffeId {
+    return SpiffeId.fromSegments(this.trustDomain, ...segments);
   }
 
   /** True when the ID belongs to `trustDomain`. */

@@ -47,6 +47,15 @@ export class TrustDomain {
     return new TrustDomain(s);
   }
 
+  /**
+   * The counterpart of toJSON (what JSON.parse gives back for a serialised trust domain): the name (or the
+   * trust domain's own SPIFFE ID), parsed as `parse` does. "" is refused: there is no zero-value trust domain.
+   * @throws InvalidTrustDomainError when `value` is not a string naming a valid trust domain.
+   */
+  static fromJSON(value: unknown): TrustDomain {
+    return TrustDomain.parse(value as string);
+  }
+
   /** The trust domain's SPIFFE ID as a string, e.g. `spiffe://example.org`. */
   idString(): string {
     return SPIFFE_SCHEME_PREFIX + this.name;

@@ -1,4 +1,4 @@
-import { ErrorCode, SvidVerificationError } from '../errors';
+import { ErrorCode, PathValidationError, SvidVerificationError } from '../errors';
 import { SpiffeId } from '../spiffe';
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, ParsedCertificate } from '../x509/certificate';
 
@@ -58,6 +58,31 @@ export function checkSvidLeaf(leaf: ParsedCertificate): void {
     ];
     if (missing.length > 0) throw invalid(`the leaf extKeyUsage lacks ${missing.join(' and ')}`);
   }
+}
+
+/**
+ * The X509-SVID rule for the certificates that come with a leaf (X509-SVID §4.1, §4.3): each one signs SVIDs or
+ * other signing certificates, so it must be a CA (basicConstraints cA=true) whose keyUsage includes
+ * keyCertSign. Applied to an SVID as it is loaded, before any bundle is at hand; the verifier's path validation
+ * holds every certificate it relies on to the same rule, with the same codes.
+ * @throws PathValidationError ERR_NOT_A_CA or ERR_KEY_USAGE_INVALID naming the certificate by its position.
+ */
+export function checkSvidSigningCertificates(signing: readonly ParsedCertificate[]): void {
+  signing.forEach((cert, i) => {
+    const which = `certificate ${i + 1} of the chain (serial ${cert.serialHex})`;
+    if (cert.basicConstraints?.ca !== true) {
+      throw new PathValidationError(
+        ErrorCode.NOT_A_CA,
+        `X509-SVID: ${which} signs for the leaf but is not a CA (basicConstraints cA is not true)`,
+      );
+    }
+    if (cert.keyUsage?.keyCertSign !== true) {
+      throw new PathValidationError(
+        ErrorCode.KEY_USAGE_INVALID,
+        `X509-SVID: ${which} signs for the leaf but its keyUsage ${cert.keyUsage === undefined ? 'is absent' : 'lacks keyCertSign'}`,
+      );
+    }
+  });
 }
 
 function invalid(rule: string): SvidVerificationError {

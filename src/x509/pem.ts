@@ -20,6 +20,23 @@ export function decodePem(text: string): PemBlock[] {
   return blocks;
 }
 
+/**
+ * decodePem for files where a lost block matters (certificate chains, bundles): a BEGIN line without its END
+ * line, as a file cut short while being written leaves it, is refused instead of silently dropping the block.
+ * @throws MalformedInputError (ERR_MALFORMED_PEM).
+ */
+export function decodeCompletePem(text: string): PemBlock[] {
+  const blocks = decodePem(text);
+  const begins = text.match(/-----BEGIN [^\r\n]*?-----/g)?.length ?? 0;
+  if (begins !== blocks.length) {
+    throw new MalformedInputError(
+      ErrorCode.MALFORMED_PEM,
+      'a PEM block is malformed or not terminated by its END line',
+    );
+  }
+  return blocks;
+}
+
 /** DER of every block labelled `label`; throws when there is none. */
 export function decodePemBlocks(text: string, label: string): Uint8Array[] {
   const ders = decodePem(text)

@@ -1,5 +1,6 @@
 /** A real server, a real node agent attested to it with a join token, and Workload API clients on its socket. */
 import * as grpc from '@grpc/grpc-js';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -135,4 +136,68 @@ export function splitDer(buf: Uint8Array): Uint8Array[] {
     off = tlv.end;
   }
   return out;
+}
+
+/** `lanyard agent run` as a child process (from source); `ready` once its banner is printed. */
+export interface AgentProcess {
+  child: ChildProcessWithoutNullStreams;
+  output(): string;
+  ready: Promise<void>;
+  /** SIGTERM and wait for the exit (no-op when already gone). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `lanyard agent run --server <server> --bundle <bundleFile> --socket <socketPath>` with a join token
+ * file and `extra` flags. The banner is printed whether or not the server was reached (the agent retries).
+ */
+export function spawnAgent(opts: {
+  server: string;
+  bundleFile: string;
+  socketPath: string;
+  tokenFile: string;
+  extra?: string[];
+}): AgentProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(__dirname, '..', '..', 'bin', 'lanyard.js'),
+      'agent',
+      'run',
+      '--server',
+      opts.server,
+      '--bundle',
+      opts.bundleFile,
+      '--socket',
+      opts.socketPath,
+      '--join-token-file',
+      opts.tokenFile,
+      ...(opts.extra ?? []),
+    ],
+    { env: { ...process.env, LANYARD_FROM_SOURCE: '1' } },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  let gone = false;
+  const exited = new Promise<void>((resolve) =>
+    child.once('close', () => {
+      gone = true;
+      resolve();
+    }),
+  );
+  const ready = waitFor(() => gone || out.includes('Lanyard agent running'), 60_000).then(() => {
+    if (!out.includes('Lanyard agent running'))
+      throw new Error(`the agent exited before its banner:\n${out}`);
+  });
+  ready.catch(() => undefined);
+  return {
+    child,
+    output: () => out,
+    ready,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

@@ -52,16 +52,23 @@ describe('X509Bundle.fromPem', () => {
     assert.equal(X509Bundle.fromPem(td, ca.certPem.replace(/\n/g, '\r\n')).x509Authorities.length, 1);
   });
 
-  it('refuses empty text', () =>
-    assertInvalidBundle(() => X509Bundle.fromPem(td, ''), /no CERTIFICATE PEM block/));
-  it('refuses text without any PEM block', () =>
-    assertInvalidBundle(() => X509Bundle.fromPem(td, 'not a bundle\n'), /no CERTIFICATE PEM block/));
+  // fromPem and fromDer agree on "no certificate": a bundle that trusts nothing, as go-spiffe's Parse gives.
+  it('reads empty or blank text as a bundle that trusts nothing, as fromDer of no certificates', () => {
+    for (const text of ['', '\n', ' \r\n\t']) {
+      const bundle = X509Bundle.fromPem(td, text);
+      assert.equal(bundle.x509Authorities.length, 0);
+      assert.equal(bundle.toPem(), X509Bundle.fromDer(td, []).toPem());
+    }
+  });
 
-  it('refuses PEM with blocks of other types only', () => {
+  it('reads PEM whose blocks are all of other types as a bundle that trusts nothing', () => {
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
-    assertInvalidBundle(() => X509Bundle.fromPem(td, pem), /no CERTIFICATE PEM block/);
+    assert.equal(X509Bundle.fromPem(td, pem).x509Authorities.length, 0);
   });
+
+  it('refuses text that is not empty but holds no PEM block', () =>
+    assertInvalidBundle(() => X509Bundle.fromPem(td, 'not a bundle\n'), /no PEM block found/));
 
   it('refuses a bundle that carries a private key', () => {
     const ca = makeCa('p256');

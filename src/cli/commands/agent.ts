@@ -1,21 +1,18 @@
 /**
  * `lanyard agent run`: the node agent in the foreground (SPIFFE Workload API on a Unix socket).
- * `lanyard agent fetch x509`: SVID, key and bundle from a Workload API socket into files, kept fresh with
- * --watch (like spiffe-helper), for programs that only read files.
+ * The client side (`agent fetch ...`, `agent healthcheck`) lives in agent-fetch.ts and healthcheck.ts.
  */
 import { createPrivateKey } from 'node:crypto';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { startAgent } from '../../agent/agent';
+import { workloadEndpointUri } from '../../client/workload-endpoint';
 import type { NodeAttestation } from '../../agent/node-identity';
 import { answerX509PopChallenge } from '../../attest/x509pop-challenge';
-import { makeDir, writeFileAtomic } from '../../ca/secure-file';
-import { WorkloadApiX509Source } from '../../client/workload-api-source';
 import { LOG_LEVELS, type LogLevel } from '../../server/config';
 import { routeGrpcLogs } from '../../server/grpc-log';
 import { createLogger } from '../../server/logging';
 import { SpiffeId } from '../../spiffe';
-import { encodePem } from '../../x509/pem';
 import { readBundleFile } from '../bundle-file';
 import { usageError } from '../cli-error';
 import {
@@ -26,6 +23,8 @@ import {
   readInputFile,
 } from '../input';
 import { runAction } from '../run-action';
+import { registerAgentFetchCommands } from './agent-fetch';
+import { registerAgentHealthcheckCommand } from './healthcheck';
 
 const ATTESTORS = ['join_token', 'k8s_psat', 'x509pop'] as const;
 
@@ -101,7 +100,7 @@ export function registerAgentCommands(program: Command): void {
         process.stderr.write(
           `Lanyard agent running: Workload API on ${running.socketPath}\n` +
             `  node identity: ${running.identity.current()?.spiffeId ?? '(not attested yet: retrying)'}\n` +
-            `  fetch: lanyard agent fetch x509 --socket ${running.socketPath} --write svid/\n`,
+            `  fetch: SPIFFE_ENDPOINT_SOCKET=${workloadEndpointUri(running.socketPath)} lanyard agent fetch x509\n`,
         );
         await new Promise<void>((resolve) => {
           const stop = (): void => {
@@ -115,74 +114,8 @@ export function registerAgentCommands(program: Command): void {
       }),
     );
 
-  const fetch = agent.command('fetch').description('read from a Workload API socket');
-  fetch
-    .command('x509')
-    .description(
-      'write svid.pem, svid_key.pem (0600) and bundle.pem from the Workload API; --watch keeps them fresh',
-    )
-    .requiredOption('--socket <path>', 'Workload API socket')
-    .requiredOption('--write <dir>', 'directory for the files (created 0700 when missing)')
-    .option('--spiffe-id <id>', 'which SVID, when the workload has several')
-    .option('--watch', 'keep running and rewrite the files on every rotation', false)
-    .option('--timeout <duration>', 'how long to wait for the first SVID', '30s')
-    .option(...AGENT_CONTEXT_OID_OPTION)
-    .action(
-      runAction(
-        async (opts: {
-          socket: string;
-          write: string;
-          spiffeId?: string;
-          watch: boolean;
-          timeout: string;
-          agentContextOid?: string;
-        }) => {
-          if (opts.spiffeId !== undefined) SpiffeId.parse(opts.spiffeId);
-          const agentContextOid = agentContextOidFlag(opts.agentContextOid);
-          const source = await WorkloadApiX509Source.connect({
-            agentContextOid,
-            socketPath: opts.socket,
-            ...(opts.spiffeId !== undefined && { spiffeId: opts.spiffeId }),
-            timeoutMs: parseDuration(opts.timeout, '--timeout') * 1000,
-          });
-          const dir = path.resolve(opts.write);
-          makeDir(dir, 0o700);
-          const write = (): void => {
-            const svid = source.getX509Svid();
-            const bundle = source.getX509BundleForTrustDomain(svid.id.trustDomain);
-            // Key first: a reader that sees the new certificate finds its key already in place.
-            writeFileAtomic(
-              path.join(dir, 'svid_key.pem'),
-              svid.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-              0o600,
-            );
-            writeFileAtomic(
-              path.join(dir, 'svid.pem'),
-              svid.chain.map((c) => encodePem('CERTIFICATE', c.der)).join(''),
-              0o644,
-            );
-            writeFileAtomic(path.join(dir, 'bundle.pem'), bundle?.toPem() ?? '', 0o644);
-            process.stdout.write(
-              `${JSON.stringify({ spiffeId: svid.id.toString(), notAfter: svid.notAfter.toISOString(), dir })}\n`,
-            );
-          };
-          write();
-          if (!opts.watch) {
-            await source.close();
-            return;
-          }
-          source.on('update', write);
-          source.on('error', (e) => process.stderr.write(`lanyard: Workload API: ${e.message}\n`));
-          await new Promise<void>((resolve) => {
-            const stop = (): void => {
-              void source.close().then(resolve);
-            };
-            process.once('SIGTERM', stop);
-            process.once('SIGINT', stop);
-          });
-        },
-      ),
-    );
+  registerAgentFetchCommands(agent);
+  registerAgentHealthcheckCommand(agent);
 }
 
 function nodeAttestation(opts: RunOpts): NodeAttestation {

@@ -15,6 +15,7 @@ import { closeOnSignals, startServer } from '../../server/run';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED } from '../exit-codes';
 import { runAction } from '../run-action';
+import { registerServerHealthcheckCommand } from './healthcheck';
 
 export function registerServerCommands(program: Command): void {
   const server = program.command('server').description('the Lanyard server');
@@ -61,6 +62,7 @@ export function registerServerCommands(program: Command): void {
         },
       ),
     );
+  registerServerHealthcheckCommand(server);
 }
 
 /** What a person needs right after start: where it listens and how to get a first workload its SVID. */

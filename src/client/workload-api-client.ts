@@ -1,0 +1,209 @@
+/**
+ * One-shot calls to the SPIFFE Workload API, as go-spiffe's workloadapi.FetchJWTSVID(s), FetchX509Bundles and
+ * FetchJWTBundles: open, take the first answer, close. The X.509-SVID with rotation is WorkloadApiX509Source.
+ * The socket comes from `socketPath`, else SPIFFE_ENDPOINT_SOCKET.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { parseSpiffeBundle, X509Bundle } from '../bundle';
+import { ErrorCode, type ErrorCodeValue, LanyardError } from '../errors';
+import { SpiffeWorkloadAPIClient } from '../gen/spiffe/workload/workload';
+import { SpiffeId, TrustDomain } from '../spiffe';
+import { WORKLOAD_API_HEADER } from './workload-api-source';
+import { resolveWorkloadEndpoint } from './workload-endpoint';
+import { certificatesFromConcatenatedDer } from './x509-svid-encoding';
+
+/** The trailing-metadata key a Lanyard agent puts its stable error code in (see server/grpc-call.ts). */
+const ERROR_CODE_KEY = 'lanyard-error-code';
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+export interface WorkloadApiCallOptions {
+  /** Socket path or `unix:///path`; default SPIFFE_ENDPOINT_SOCKET. */
+  socketPath?: string;
+  /** Deadline of the call; default 30 s. */
+  timeoutMs?: number;
+}
+
+/** A call the Workload API refused or could not answer; `code` is the agent's own when it sent one. */
+export class WorkloadApiError extends LanyardError {
+  constructor(
+    code: ErrorCodeValue,
+    message: string,
+    readonly grpcCode: grpc.status | undefined,
+  ) {
+    super(code, message);
+  }
+}
+
+export interface FetchedJwtSvid {
+  readonly id: SpiffeId;
+  /** The JWS compact serialisation, to send as a bearer token. */
+  readonly token: string;
+  readonly hint: string;
+  /** The token's `exp` and `aud`, read (not verified: the token is the caller's own). */
+  readonly expiresAt?: Date;
+  readonly audience: readonly string[];
+}
+
+/**
+ * JWT-SVIDs for `audience`: every SVID the caller is entitled to, or only `spiffeId`'s. The standard's default
+ * is the first one (go-spiffe's FetchJWTSVID).
+ * @throws WorkloadApiError (ERR_NOT_ENTITLED, ERR_AGENT_NOT_READY, ...); ConfigError for a bad socket address.
+ */
+export async function fetchJwtSvids(
+  options: WorkloadApiCallOptions & { audience: readonly string[]; spiffeId?: string },
+): Promise<FetchedJwtSvid[]> {
+  if (options.audience.length === 0 || options.audience.some((a) => a === '')) {
+    throw new WorkloadApiError(
+      ErrorCode.INVALID_ARGUMENT,
+      'a JWT-SVID needs at least one audience',
+      undefined,
+    );
+  }
+  if (options.spiffeId !== undefined) SpiffeId.parse(options.spiffeId);
+  const res = await withClient(
+    options,
+    (client, md, deadline, socketPath) =>
+      new Promise<{ svids: { spiffeId: string; svid: string; hint: string }[] }>((resolve, reject) => {
+        client.fetchJwtsvid(
+          { audience: [...options.audience], spiffeId: options.spiffeId ?? '' },
+          md,
+          { deadline },
+          (err, r) => (err ? reject(toWorkloadApiError(err, socketPath)) : resolve(r)),
+        );
+      }),
+  );
+  if (res.svids.length === 0) {
+    throw new WorkloadApiError(ErrorCode.NOT_ENTITLED, 'the Workload API sent no JWT-SVID', undefined);
+  }
+  return res.svids.map((s) =>
+    Object.freeze({ id: SpiffeId.parse(s.spiffeId), token: s.svid, hint: s.hint, ...claims(s.svid) }),
+  );
+}
+
+/** The X.509 bundles the Workload API gives the caller, its own trust domain's and federated ones. */
+export async function fetchX509Bundles(options: WorkloadApiCallOptions = {}): Promise<X509Bundle[]> {
+  const res = await firstMessage(options, (client, md, deadline) =>
+    client.fetchX509Bundles({}, md, { deadline }),
+  );
+  return Object.entries(res.bundles).map(([td, der]) => {
+    const trustDomain = TrustDomain.parse(td);
+    return X509Bundle.fromDer(trustDomain, certificatesFromConcatenatedDer(der));
+  });
+}
+
+/** The JWT bundles (JWT authorities by key ID) the Workload API gives the caller. */
+export async function fetchJwtBundles(options: WorkloadApiCallOptions = {}): Promise<X509Bundle[]> {
+  const res = await firstMessage(options, (client, md, deadline) =>
+    client.fetchJwtBundles({}, md, { deadline }),
+  );
+  return Object.entries(res.bundles).map(([td, json]) => parseSpiffeBundle(TrustDomain.parse(td), json));
+}
+
+type Call<T> = (
+  client: SpiffeWorkloadAPIClient,
+  md: grpc.Metadata,
+  deadline: number,
+  socketPath: string,
+) => Promise<T>;
+
+async function withClient<T>(options: WorkloadApiCallOptions, call: Call<T>): Promise<T> {
+  const socketPath = resolveWorkloadEndpoint(options.socketPath);
+  const client = new SpiffeWorkloadAPIClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set(WORKLOAD_API_HEADER, 'true');
+  try {
+    return await call(client, md, Date.now() + (options.timeoutMs ?? 30_000), socketPath);
+  } finally {
+    client.close();
+  }
+}
+
+/** The first message of a streaming call, then the stream is cancelled. */
+function firstMessage<T>(
+  options: WorkloadApiCallOptions,
+  open: (
+    client: SpiffeWorkloadAPIClient,
+    md: grpc.Metadata,
+    deadline: number,
+  ) => grpc.ClientReadableStream<T>,
+): Promise<T> {
+  return withClient(
+    options,
+    (client, md, deadline, socketPath) =>
+      new Promise<T>((resolve, reject) => {
+        const stream = open(client, md, deadline);
+        let done = false;
+        stream.on('data', (m: T) => {
+          if (done) return;
+          done = true;
+          resolve(m);
+          stream.cancel();
+        });
+        stream.on('error', (e: grpc.ServiceError) => {
+          if (done) return;
+          done = true;
+          reject(toWorkloadApiError(e, socketPath));
+        });
+        stream.on('end', () => {
+          if (done) return;
+          done = true;
+          reject(
+            new WorkloadApiError(
+              ErrorCode.AGENT_NOT_READY,
+              'the Workload API ended the stream without an answer',
+              undefined,
+            ),
+          );
+        });
+      }),
+  );
+}
+
+function toWorkloadApiError(e: grpc.ServiceError, socketPath: string): WorkloadApiError {
+  const sent = e.metadata?.get(ERROR_CODE_KEY)[0];
+  if (typeof sent === 'string' && KNOWN_CODES.has(sent)) {
+    return new WorkloadApiError(sent as ErrorCodeValue, e.details, e.code);
+  }
+  switch (e.code) {
+    case grpc.status.UNAVAILABLE:
+      return new WorkloadApiError(
+        ErrorCode.AGENT_NOT_READY,
+        `cannot reach the Workload API at ${socketPath}: ${e.details}`,
+        e.code,
+      );
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new WorkloadApiError(
+        ErrorCode.SOURCE_NOT_READY,
+        `no answer from the Workload API at ${socketPath} in time`,
+        e.code,
+      );
+    case grpc.status.PERMISSION_DENIED:
+      return new WorkloadApiError(ErrorCode.NOT_ENTITLED, e.details, e.code);
+    case grpc.status.INVALID_ARGUMENT:
+      return new WorkloadApiError(ErrorCode.INVALID_ARGUMENT, e.details, e.code);
+    default:
+      return new WorkloadApiError(
+        ErrorCode.INTERNAL,
+        `Workload API: ${grpc.status[e.code] ?? e.code}: ${e.details}`,
+        e.code,
+      );
+  }
+}
+
+/** `exp` and `aud` of a JWS compact token, when its payload reads as JSON; nothing is verified. */
+function claims(token: string): { expiresAt?: Date; audience: string[] } {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      exp?: unknown;
+      aud?: unknown;
+    };
+    const aud =
+      typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
+    return {
+      audience: aud.filter((a): a is string => typeof a === 'string'),
+      ...(typeof payload.exp === 'number' ? { expiresAt: new Date(payload.exp * 1000) } : {}),
+    };
+  } catch {
+    return { audience: [] };
+  }
+}
