@@ -7,7 +7,7 @@
  * Rotation follows the CA's schedule, as SPIRE rotates its JWT keys with its CA: each key lives `keyTtl` (the
  * CA TTL); the next key is prepared — published, not yet signing — at half the active key's life, so every
  * verifier has it before the first token it signs appears, and becomes the signing key when a sixth is
- * left. The retired key stays published until every token it signed has expired (retirement + the longest
+ * left (and never sooner than a bundle refresh interval after it was published). The retired key stays published until every token it signed has expired (retirement + the longest
  * JWT-SVID lifetime + clock skew), then it is removed and its private key deleted.
  *
  * Key states live in a small JSON file beside the keys (`keys/jwt-keys.json`, 0600), written atomically; keys
@@ -97,6 +97,8 @@ export class JwtAuthority {
   private readonly keys: KeyManager;
   private readonly ttlMs: number;
   private readonly publishAfterRetireMs: number;
+  /** How long a prepared key is published before it may sign: what bundle pollers need to fetch it. */
+  private readonly publishLeadMs: number;
   private readonly stateFile: string | undefined;
   private readonly clock: () => Date;
   private readonly log: CaLogger;
@@ -108,6 +110,8 @@ export class JwtAuthority {
     this.ttlMs = (options.keyTtlSeconds ?? 24 * 3600) * 1000;
     this.publishAfterRetireMs =
       ((options.maxTokenTtlSeconds ?? MAX_JWT_SVID_TTL_SECONDS) + JWT_CLOCK_SKEW_SECONDS) * 1000;
+    // As the CA's bundle refresh hint: a twelfth of the lifetime, at most 5 minutes.
+    this.publishLeadMs = Math.min(this.ttlMs / 12, 300_000);
     this.stateFile = options.stateFile;
     this.clock = options.clock ?? (() => new Date());
     this.log = options.logger ?? silent;
@@ -177,7 +181,12 @@ export class JwtAuthority {
       const r = k.record;
       if (r.state === 'active') {
         const t = this.times(r);
-        times.push(this.loaded.some((o) => o.record.state === 'prepared') ? t.activateAt : t.prepareAt);
+        const prepared = this.loaded.find((o) => o.record.state === 'prepared');
+        times.push(
+          prepared !== undefined
+            ? Math.max(t.activateAt, Date.parse(prepared.record.createdAt) + this.publishLeadMs)
+            : t.prepareAt,
+        );
         times.push(Date.parse(r.notAfter));
       } else if (r.state === 'retired') {
         times.push(this.publishedUntil(r).getTime());
@@ -288,7 +297,12 @@ export class JwtAuthority {
       prepared = await this.create(now, 'prepared');
       result.prepared = prepared.kid;
     }
-    if (prepared !== undefined && t >= times.activateAt) {
+    // A key prepared late (ticks stopped for a while) is still published for a while before it signs.
+    if (
+      prepared !== undefined &&
+      t >= times.activateAt &&
+      t >= Date.parse(prepared.record.createdAt) + this.publishLeadMs
+    ) {
       await this.activate(prepared, now);
       result.activated = prepared.kid;
     }
