@@ -292,6 +292,8 @@ export function registerAuditCommands(program: Command): void {
               ? AuditKeyRing.fromJwks(head.auditKeyJwks.map((j) => JSON.parse(j) as unknown))
               : AuditKeyRing.of(AuditPublicKey.fromJwk(JSON.parse(head.publicKeyJwk) as unknown));
           const serverKeys = given?.keys ?? published;
+          // Read before the exports: every checkpoint a witness holds now covers a head the database reached
+          // before the export began, so the export must hold it (one signed meanwhile is not yet read).
           const witnesses = [
             ...(await c.readWitnesses()).map((w) => parseWitnessLinesOrFail(w.witness, w.lines)),
             ...(await witnessFiles(opts.witness ?? [])),
