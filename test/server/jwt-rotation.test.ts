@@ -19,6 +19,7 @@ import {
 } from '../../src/server/node/jwt-authority';
 import { TrustDomain } from '../../src/spiffe';
 import { startTestServer } from './helpers';
+import { connectPublic, watchBundle } from './public-client';
 
 const TD = TrustDomain.parse('lanyard.local');
 const T0 = new Date('2026-12-01T00:00:00.000Z');
@@ -122,10 +123,13 @@ describe('JWT-SVID key rotation', () => {
     assert.deepEqual(a.publicKey.export({ format: 'jwk' }), legacy.publicKey.export({ format: 'jwk' }));
   });
 
-  it('a server publishes every JWT key in the bundle through a rotation', async function () {
+  it('a server publishes every JWT key in the bundle through a rotation, and watchers get it at once', async function () {
     this.timeout(60_000);
     const s = await startTestServer();
+    const pub = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), TD.name);
+    const watch = watchBundle(pub);
     try {
+      await watch.next(1);
       const jwtKids = async (): Promise<string[]> =>
         (
           JSON.parse((await s.client.getBundle()).bundle!.spiffeBundleJson) as {
@@ -140,7 +144,14 @@ describe('JWT-SVID key rotation', () => {
       const half = new Date(Date.now() + (s.config.caTtlSeconds / 2 + 60) * 1000);
       const r = await s.running.jwt.tick(half);
       assert.deepEqual(await jwtKids(), [first, r.prepared]);
+      // Same roots, one more key: the watch stream sends the new document without waiting for a CA change.
+      const pushed = JSON.parse((await watch.next(2)).bundle!.spiffeBundleJson) as {
+        keys: { kid?: string }[];
+      };
+      assert.ok(pushed.keys.some((k) => k.kid === r.prepared));
     } finally {
+      watch.cancel();
+      pub.close();
       await s.stop();
       fs.rmSync(s.dir, { recursive: true, force: true });
     }

@@ -66,6 +66,7 @@ export class AuditRecorder {
   /** The newest checkpoint of this chain known good: the chain must continue its head. */
   private lastSigned: AuditCheckpoint | undefined;
   private running: Promise<unknown> = Promise.resolve();
+  private readonly keyListeners = new Set<() => void>();
 
   constructor(options: AuditRecorderOptions) {
     this.options = options;
@@ -151,6 +152,13 @@ export class AuditRecorder {
         'audit key rotated',
       );
       await this.publish({ type: 'audit-key', introduction: intro });
+      for (const l of this.keyListeners) {
+        try {
+          l();
+        } catch (e) {
+          this.options.logger.error({ err: e }, 'audit key listener threw');
+        }
+      }
       await this.record({
         event: 'key.rotate',
         decision: 'allow',
@@ -161,6 +169,12 @@ export class AuditRecorder {
       });
       return intro;
     });
+  }
+
+  /** Called after the audit key rotated (the published keys changed). Returns an unsubscribe. */
+  onKeysChange(listener: () => void): () => void {
+    this.keyListeners.add(listener);
+    return () => this.keyListeners.delete(listener);
   }
 
   /** Rotates when the current key has signed for `keyRotationSeconds`. @returns the introduction, if any. */

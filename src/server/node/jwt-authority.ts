@@ -104,6 +104,7 @@ export class JwtAuthority {
   private readonly log: CaLogger;
   private readonly mutex = new AsyncMutex();
   private loaded: readonly LoadedKey[] = [];
+  private readonly listeners = new Set<() => void>();
 
   private constructor(keys: KeyManager, options: JwtAuthorityOptions) {
     this.keys = keys;
@@ -172,6 +173,12 @@ export class JwtAuthority {
   /** Does what is due at `now`: removes keys whose tokens have all expired, prepares, activates. */
   tick(now: Date = this.clock()): Promise<JwtTickResult> {
     return this.mutex.run(() => this.step(now));
+  }
+
+  /** Called after the published keys changed (prepared, activated, removed). Returns an unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** When `tick` next has something to do (a timer may sleep until then; ticking earlier is harmless). */
@@ -356,6 +363,17 @@ export class JwtAuthority {
       writeFileAtomic(this.stateFile, text, 0o600);
     }
     this.loaded = Object.freeze([...next]);
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch (e) {
+        // A broken listener must not undo a committed rotation.
+        this.log.error(
+          { err: isLanyardError(e) ? { code: e.code, message: e.message } : { message: 'unexpected' } },
+          'JWT key listener threw',
+        );
+      }
+    }
   }
 
   private readState(): JwtKeyRecord[] | undefined {
