@@ -138,6 +138,7 @@ export const ErrorCode = {
   AUDIT_RECORD_INVALID: 'ERR_AUDIT_RECORD_INVALID',
   AUDIT_CHAIN_BROKEN: 'ERR_AUDIT_CHAIN_BROKEN',
   AUDIT_WRITE_FAILED: 'ERR_AUDIT_WRITE_FAILED',
+  AUDIT_QUOTA_EXCEEDED: 'ERR_AUDIT_QUOTA_EXCEEDED',
   // node agent and the SPIFFE Workload API (src/agent, src/server/node): a caller asking for an identity that
   // is not its own (an agent for an entry not under it, a local workload for nothing), a Workload API call
   // without the `workload.spiffe.io: true` header, a JWT-SVID that does not validate, an agent with nothing
@@ -260,6 +261,8 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_AUDIT_CHAIN_BROKEN: GrpcStatus.DATA_LOSS,
   // The trail could not be written: the action it describes was not acknowledged; a retry later may succeed.
   ERR_AUDIT_WRITE_FAILED: GrpcStatus.UNAVAILABLE,
+  // A workload shipped more audit records or bytes than its quota allows in the current window.
+  ERR_AUDIT_QUOTA_EXCEEDED: GrpcStatus.RESOURCE_EXHAUSTED,
   // The Workload API standard: PermissionDenied for a caller entitled to nothing, InvalidArgument for a
   // missing security header or a JWT-SVID that fails validation.
   ERR_NOT_ENTITLED: GrpcStatus.PERMISSION_DENIED,

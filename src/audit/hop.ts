@@ -9,6 +9,10 @@
  * authorize with `gate()`: from a failed append until an append succeeds again, every peer is refused with
  * ERR_AUDIT_WRITE_FAILED (UNAVAILABLE, HTTP 503). The refusal is itself a decision to record, and that append
  * is what repairs the file log (FileAuditLog reopens and cuts a torn tail), so the gate reopens by itself.
+ *
+ * The server takes a shipped chain only when its records are the service's own decisions (shipped-records.ts):
+ * each record's `service` must be the chain's name, so a log shipped to the server should be fed by helpers
+ * that name the service by its own SPIFFE ID (their default) and be opened with that SPIFFE ID as its chain.
  */
 import type { HopDecision, HopDecisionListener } from '../hop/decision';
 import type { HopAuthorize, HopPolicy } from '../hop/policy';

@@ -9,6 +9,20 @@ export {
   type AuditCheckpoint,
 } from './checkpoint';
 export { type AppendHandle, FileAuditLog, type FileAuditLogOptions } from './file-log';
+export { FileWitness, readWitnessFile } from './file-witness';
+export { introduceKey, ringFromIntroductions, type AuditKeyIntroduction } from './key-history';
+export { AuditKeyRing, type AuditKeyEntry, type PublishedAuditJwk } from './key-ring';
+export { SHIPPED_EVENT_TYPES, checkShippedRecords, type ShippedRecordLimits } from './shipped-records';
+export { SyslogWitness, type SyslogFacility, type SyslogWitnessOptions } from './syslog-witness';
+export {
+  parseWitnessLines,
+  witnessLine,
+  type AuditWitness,
+  type ChainKeyPin,
+  type WitnessContent,
+  type WitnessEntry,
+} from './witness';
+export { crossCheckWitnesses, type WitnessCheckInput, type WitnessedVerification } from './witness-check';
 export { auditHopDecisions, hopDecisionEvent, type HopAuditListener, type HopAuditOptions } from './hop';
 export { chainLines, parseChainText, type ParsedChain } from './jsonl';
 export {
@@ -35,8 +49,15 @@ export {
   buildTrace,
   renderTraceText,
   type Trace,
+  type TraceOptions,
   type TraceEvent,
   type TracePrincipal,
   type TraceSession,
 } from './trace';
-export { verifyChain, type ChainBreak, type ChainBreakKind, type ChainVerification } from './verify-chain';
+export {
+  verifyChain,
+  type ChainBreak,
+  type ChainBreakKind,
+  type ChainVerification,
+  type VerifyChainOptions,
+} from './verify-chain';

@@ -1,7 +1,8 @@
 /**
  * The JSON-lines form of a chain, shared by file chains, `lanyard audit export` and shipping: one canonical
  * JSON object per line, `{"type":"record",...}` or `{"type":"checkpoint",...}`, in chain order. A file chain
- * starts with a header line `{"type":"header","chain":...,"version":1}` naming its chain.
+ * starts with a header line `{"type":"header","chain":...,"version":1}` naming its chain, with its audit public
+ * key (`publicKey`) and, for a rotating key (the server's), every key with its window (`keys`).
  */
 import { AuditError, ErrorCode } from '../errors';
 import { canonicalJson } from './canonical';
@@ -17,16 +18,19 @@ export interface ParsedChain {
   checkpoints: AuditCheckpoint[];
   /** The audit public key (JWK) a file chain's header names, when it has one. */
   publicJwk?: unknown;
+  /** Every audit key (JWKs with windows) the header lists, when the chain's key rotates. */
+  keyJwks?: unknown[];
   /** True when the last line had no newline and did not parse: a write cut short by a crash, ignored. */
   tornTail: boolean;
 }
 
-export function headerLine(chain: string, publicJwk?: unknown): string {
+export function headerLine(chain: string, publicJwk?: unknown, keyJwks?: readonly unknown[]): string {
   return canonicalJson({
     type: 'header',
     chain,
     version: AUDIT_JSONL_VERSION,
     ...(publicJwk !== undefined && { publicKey: publicJwk as never }),
+    ...(keyJwks !== undefined && { keys: keyJwks as never }),
   });
 }
 
@@ -59,6 +63,7 @@ export function parseChainText(text: string): ParsedChain {
   const complete = text.endsWith('\n') || text === '';
   let chain: string | undefined;
   let publicJwk: unknown;
+  let keyJwks: unknown[] | undefined;
   const records: AuditRecord[] = [];
   const checkpoints: AuditCheckpoint[] = [];
   let tornTail = false;
@@ -87,6 +92,10 @@ export function parseChainText(text: string): ParsedChain {
           throw bad(i + 1, `unsupported version ${String(rest.version)}`);
         chain = rest.chain;
         publicJwk = rest.publicKey;
+        if (rest.keys !== undefined) {
+          if (!Array.isArray(rest.keys)) throw bad(i + 1, 'header keys must be a list');
+          keyJwks = rest.keys as unknown[];
+        }
       } else if (type === 'record') {
         records.push(parseRecord(rest));
       } else if (type === 'checkpoint') {
@@ -102,5 +111,12 @@ export function parseChainText(text: string): ParsedChain {
   chain ??= records[0]?.chain;
   if (chain === undefined)
     throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, 'no header line and no records: not an audit chain');
-  return { chain, records, checkpoints, ...(publicJwk !== undefined && { publicJwk }), tornTail };
+  return {
+    chain,
+    records,
+    checkpoints,
+    ...(publicJwk !== undefined && { publicJwk }),
+    ...(keyJwks !== undefined && { keyJwks }),
+    tornTail,
+  };
 }

@@ -23,6 +23,7 @@ export const AUDIT_EVENT_TYPES = [
   'svid.issue',
   'jwt_svid.issue',
   'policy.reload',
+  'key.rotate',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

@@ -2,7 +2,13 @@
  * Investigation: from audit records (the server's chain and shipped hop chains) to the tree an investigator
  * reads: principal -> root sessions -> delegated sessions -> what happened in each (grants, renewals, hops
  * that accepted or refused it, the end), with times and decisions. As text and as JSON.
+ *
+ * Only the server's own chain says what a session is: who started it for which principal, its parent, its
+ * scopes, when it ended. A shipped chain is a service's account of its own hops, so its records are shown
+ * where they belong, each labelled with the chain that reported it, and never start, end, re-parent or
+ * re-attribute a session; those naming a session the server has no record of are listed apart.
  */
+import { SERVER_SPIFFE_PATH } from '../ca/server-svid';
 import type { AuditRecord } from './record';
 
 export interface TraceEvent {
@@ -20,6 +26,10 @@ export interface TraceEvent {
   /** Where the record is: chain and sequence number, to check it with `lanyard audit verify`. */
   chain: string;
   seq: number;
+  /** Set (to the chain's name) when a service shipped the record: its own report, not the server's. */
+  reportedBy?: string;
+  /** The session a shipped record names (it may not be one the server knows). */
+  sessionId?: string;
 }
 
 export interface TraceSession {
@@ -45,10 +55,30 @@ export interface Trace {
   principals: TracePrincipal[];
   /** Records that name no session (workload SVIDs, refusals before a session was known), in time order. */
   other: TraceEvent[];
+  /** Shipped records naming a session the server's chain (as queried) has no record of, in time order. */
+  reported: TraceEvent[];
 }
 
-function toEvent(r: AuditRecord): TraceEvent {
+export interface TraceOptions {
+  /**
+   * The server's chain: only its records define sessions. Default: every chain named
+   * `spiffe://<trust domain>/lanyard/server`.
+   */
+  serverChain?: string;
+}
+
+function isServerChain(chain: string, options: TraceOptions): boolean {
+  if (options.serverChain !== undefined) return chain === options.serverChain;
+  const m = /^spiffe:\/\/[^/]+(\/.*)$/.exec(chain);
+  return m?.[1] === SERVER_SPIFFE_PATH;
+}
+
+function toEvent(r: AuditRecord, shipped: boolean): TraceEvent {
   const e: TraceEvent = { time: r.time, event: r.event, decision: r.decision, chain: r.chain, seq: r.seq };
+  if (shipped) {
+    e.reportedBy = r.chain;
+    if (r.sessionId !== undefined) e.sessionId = r.sessionId;
+  }
   for (const k of ['reason', 'actor', 'subject', 'serial', 'service', 'action', 'policyVersion'] as const) {
     const v = r[k];
     if (v !== undefined) e[k] = v;
@@ -63,11 +93,12 @@ const byTime = (
 ): number =>
   a.time < b.time ? -1 : a.time > b.time ? 1 : a.chain < b.chain ? -1 : a.chain > b.chain ? 1 : a.seq - b.seq;
 
-export function buildTrace(records: readonly AuditRecord[]): Trace {
+export function buildTrace(records: readonly AuditRecord[], options: TraceOptions = {}): Trace {
   const sorted = [...records].sort(byTime);
   const seen = new Set<string>();
   const sessions = new Map<string, TraceSession & { principal?: string; principalIssuer?: string }>();
   const other: TraceEvent[] = [];
+  const shippedRecords: AuditRecord[] = [];
   const sessionFor = (id: string): TraceSession & { principal?: string; principalIssuer?: string } => {
     let s = sessions.get(id);
     if (s === undefined) {
@@ -81,11 +112,15 @@ export function buildTrace(records: readonly AuditRecord[]): Trace {
     const key = `${r.chain}\u0000${r.seq}`;
     if (seen.has(key)) continue;
     seen.add(key);
+    if (!isServerChain(r.chain, options)) {
+      shippedRecords.push(r);
+      continue;
+    }
     // A session ended by a cascade is its own record, with the ended session as subject.
     const target =
       r.event === 'session.end' && r.decision === 'allow' ? (r.subject ?? r.sessionId) : r.sessionId;
     if (target === undefined) {
-      other.push(toEvent(r));
+      other.push(toEvent(r, false));
       continue;
     }
     const s = sessionFor(target);
@@ -113,8 +148,20 @@ export function buildTrace(records: readonly AuditRecord[]): Trace {
       s.parentSessionId = r.parentSessionId;
     }
     s.agentId ??= r.agentId;
-    s.events.push(toEvent(r));
+    s.events.push(toEvent(r, false));
   }
+  // A service's report sits with the session it names, when the server knows that session; it adds an
+  // event and changes nothing else.
+  const reported: TraceEvent[] = [];
+  for (const r of shippedRecords) {
+    const e = toEvent(r, true);
+    const s = r.sessionId !== undefined ? sessions.get(r.sessionId) : undefined;
+    if (s !== undefined) s.events.push(e);
+    else if (r.sessionId === undefined) other.push(e);
+    else reported.push(e);
+  }
+  for (const s of sessions.values()) s.events.sort(byTime);
+  other.sort(byTime);
   // Parents named by a child but never seen themselves still appear, so the tree stays connected.
   for (const s of [...sessions.values()]) if (s.parentSessionId !== undefined) sessionFor(s.parentSessionId);
   const roots: (TraceSession & { principal?: string; principalIssuer?: string })[] = [];
@@ -150,6 +197,7 @@ export function buildTrace(records: readonly AuditRecord[]): Trace {
         sessions: p.sessions.sort((a, b) => (a.startedAt ?? '').localeCompare(b.startedAt ?? '')).map(clean),
       })),
     other,
+    reported,
   };
 }
 
@@ -176,7 +224,7 @@ function eventLine(e: TraceEvent): string {
   if (e.serial !== undefined) parts.push(`serial ${e.serial}`);
   if (e.scopes !== undefined && e.event !== 'hop.decision') parts.push(`[${e.scopes.join(' ')}]`);
   if (e.decision === 'allow' && e.reason !== undefined) parts.push(`(${e.reason})`);
-  parts.push(e.event === 'hop.decision' ? `${e.chain}#${e.seq}` : `#${e.seq}`);
+  parts.push(e.reportedBy !== undefined ? `reported by ${e.reportedBy} #${e.seq}` : `#${e.seq}`);
   return parts.join('  ');
 }
 
@@ -202,6 +250,10 @@ export function renderTraceText(trace: Trace): string {
   if (trace.other.length > 0) {
     out.push('other records');
     for (const e of trace.other) out.push(`  - ${eventLine(e)}`);
+  }
+  if (trace.reported.length > 0) {
+    out.push("reported by services, for sessions the server's records here do not show");
+    for (const e of trace.reported) out.push(`  - ${eventLine(e)}  session ${e.sessionId ?? '?'}`);
   }
   if (out.length === 0) out.push('no audit records match');
   return `${out.join('\n')}\n`;

@@ -12,10 +12,19 @@
  * - checkpoint_mismatch: the chain's hash at a checkpoint's sequence is not the signed head: everything up
  *   to it was rewritten, hashes and all.
  * - truncated: a signed checkpoint is beyond the last record: records were cut off the end.
+ * - checkpoint_key: a checkpoint names a key that was not the signing key at the checkpoint's time (a retired
+ *   or stolen key vouching outside its window).
+ * - unsigned_tail: the last records are covered by no signed checkpoint. Anyone who read the head can append
+ *   records that link, and cutting a chain's end together with its last checkpoint leaves exactly this, so a
+ *   chain only verifies when a checkpoint covers its last record (unless the caller accepts an unsigned tail,
+ *   as a live file chain between checkpoints must).
+ * - witness: an external witness (witness-check.ts) holds a checkpoint, a pinned key or an audit key that the
+ *   chain as stored disagrees with.
  */
-import type { AuditPublicKey } from './audit-key';
+import { AuditPublicKey } from './audit-key';
 import { genesisHash, recordHash } from './chain';
-import { checkpointSignatureValid, type AuditCheckpoint } from './checkpoint';
+import type { AuditCheckpoint } from './checkpoint';
+import { AuditKeyRing } from './key-ring';
 import type { AuditRecord } from './record';
 
 export type ChainBreakKind =
@@ -25,7 +34,10 @@ export type ChainBreakKind =
   | 'inserted'
   | 'checkpoint_signature'
   | 'checkpoint_mismatch'
-  | 'truncated';
+  | 'truncated'
+  | 'checkpoint_key'
+  | 'unsigned_tail'
+  | 'witness';
 
 export interface ChainBreak {
   kind: ChainBreakKind;
@@ -45,19 +57,33 @@ export interface ChainVerification {
   headHash: string;
   /** Highest checkpoint that verified (signature and head), 0 when none. */
   checkpointedSeq: number;
+  /** Time of that checkpoint, when one verified. */
+  checkpointedAt?: string;
   break?: ChainBreak;
+}
+
+export interface VerifyChainOptions {
+  /**
+   * Accept records after the last signed checkpoint (and a chain with no checkpoint at all). Default false:
+   * only a chain whose last record a checkpoint covers verifies. A live file chain between checkpoints, and an
+   * investigator who knowingly reads a chain still being written, pass true.
+   */
+  allowUnsignedTail?: boolean;
 }
 
 /**
  * @param records in storage order (file line order; ascending storage position in the database)
- * @param key the audit public key; without one, checkpoints are not accepted (any checkpoint is a break).
+ * @param keys the audit key, or every audit key with its window (a rotating key); without any, checkpoints are
+ *   not accepted (any checkpoint is a break).
  */
 export function verifyChain(
   chain: string,
   records: readonly AuditRecord[],
   checkpoints: readonly AuditCheckpoint[],
-  key: AuditPublicKey | undefined,
+  keys: AuditPublicKey | AuditKeyRing | undefined,
+  options: VerifyChainOptions = {},
 ): ChainVerification {
+  const ring = keys instanceof AuditPublicKey ? AuditKeyRing.of(keys) : keys;
   let prevSeq = 0;
   let prevHash = genesisHash(chain);
   // Hash before the previous record: tells an inserted record apart from an edited one.
@@ -118,18 +144,27 @@ export function verifyChain(
   }
 
   let checkpointedSeq = 0;
+  let checkpointedAt: string | undefined;
   let checkpointBreak: ChainBreak | undefined;
   const sorted = [...checkpoints].sort((a, b) => a.seq - b.seq);
   for (const c of sorted) {
-    if (c.chain !== chain || key === undefined || !checkpointSignatureValid(c, key)) {
+    if (c.chain !== chain) {
       checkpointBreak = {
         kind: 'checkpoint_signature',
         seq: c.seq,
-        message:
-          key === undefined
-            ? `checkpoint at ${c.seq}: no audit public key to check it with`
-            : `checkpoint at ${c.seq} is not signed by audit key ${key.keyId} for chain "${chain}"`,
+        message: `checkpoint at ${c.seq} is of chain "${c.chain}", not "${chain}"`,
       };
+      break;
+    }
+    const problem =
+      ring === undefined
+        ? {
+            kind: 'checkpoint_signature' as const,
+            message: `checkpoint at ${c.seq}: no audit public key to check it with`,
+          }
+        : ring.checkCheckpoint(c);
+    if (problem !== undefined) {
+      checkpointBreak = { kind: problem.kind, seq: c.seq, message: problem.message };
       break;
     }
     // Beyond a record break the chain is already untrusted; that break is what gets reported.
@@ -150,10 +185,33 @@ export function verifyChain(
       };
       break;
     }
-    checkpointedSeq = c.seq;
+    if (c.seq >= checkpointedSeq) {
+      checkpointedSeq = c.seq;
+      checkpointedAt = c.time;
+    }
   }
 
-  const first = [recordBreak, checkpointBreak]
+  let tailBreak: ChainBreak | undefined;
+  if (options.allowUnsignedTail !== true && recordBreak === undefined && checkpointBreak === undefined) {
+    if (checkpointedAt === undefined) {
+      tailBreak = {
+        kind: 'unsigned_tail',
+        seq: records.length > 0 ? 1 : 0,
+        message:
+          records.length > 0
+            ? `no signed checkpoint covers records 1..${prevSeq}: nothing proves who wrote them or that the chain ends there`
+            : 'the chain has no record and no signed checkpoint: nothing proves it is complete',
+      };
+    } else if (checkpointedSeq < prevSeq) {
+      tailBreak = {
+        kind: 'unsigned_tail',
+        seq: checkpointedSeq + 1,
+        message: `records ${checkpointedSeq + 1}..${prevSeq} come after the last signed checkpoint (${checkpointedAt}): anyone can append linking records, and a chain whose end was cut off with its last checkpoint looks the same`,
+      };
+    }
+  }
+
+  const first = [recordBreak, checkpointBreak, tailBreak]
     .filter((b): b is ChainBreak => b !== undefined)
     .sort((a, b) => a.seq - b.seq)[0];
   return {
@@ -164,6 +222,7 @@ export function verifyChain(
     headSeq: prevSeq,
     headHash: prevHash,
     checkpointedSeq,
+    ...(checkpointedAt !== undefined && { checkpointedAt }),
     ...(first !== undefined && { break: first }),
   };
 }

@@ -1,13 +1,19 @@
-import type { CaManager, TickResult } from './ca-manager';
+import type { TickResult } from './ca-manager';
 
-export interface RotationTimerOptions {
+/** What a rotation timer drives: the CA, and anything else that rotates on a schedule (the JWT-SVID keys). */
+export interface Rotating<R> {
+  tick(): Promise<R>;
+  msUntilNextCheck(): number;
+}
+
+export interface RotationTimerOptions<R = TickResult> {
   /** Longest sleep between ticks, in case the wall clock jumps or a deadline moved. Default 60 s. */
   maxIntervalMs?: number;
   /** Shortest sleep, so a step that keeps failing cannot spin. Default 1 s. */
   minIntervalMs?: number;
   /** Every tick failure lands here (the CA has logged it already); the timer keeps running. */
   onError?: (error: unknown) => void;
-  onTick?: (result: TickResult) => void;
+  onTick?: (result: R) => void;
 }
 
 export interface RotationTimer {
@@ -20,7 +26,10 @@ export interface RotationTimer {
  * repeats. Unref'd, so it never keeps the process alive on its own; the server stops it before closing
  * the CA and the store.
  */
-export function startRotationTimer(ca: CaManager, options: RotationTimerOptions = {}): RotationTimer {
+export function startRotationTimer<R = TickResult>(
+  ca: Rotating<R>,
+  options: RotationTimerOptions<R> = {},
+): RotationTimer {
   const maxMs = options.maxIntervalMs ?? 60_000;
   const minMs = options.minIntervalMs ?? 1_000;
   let stopped = false;

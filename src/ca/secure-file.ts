@@ -127,7 +127,7 @@ function chmodDir(dir: string, mode: number): void {
 }
 
 /** Best effort: some platforms and file systems cannot fsync a directory, and the data is synced already. */
-function syncDir(dir: string): void {
+export function syncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');

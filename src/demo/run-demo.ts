@@ -620,15 +620,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
     await a.settled();
     await b.settled();
     for (const file of [a.file, b.file]) {
-      // Each service's chain checks out on its own first: hashes link, checkpoints verify with its key.
-      const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
-      const verified = verifyChain(
-        parsed.chain,
-        parsed.records,
-        parsed.checkpoints,
-        AuditPublicKey.fromJwk(parsed.publicJwk),
-      );
-      expect(verified.ok, `${file} to verify, got ${verified.break?.kind} at ${verified.break?.seq}`);
+      // `audit ship` signs a checkpoint over the file's last record first, then the server verifies it.
       const shipped = await lanyard([
         'audit',
         'ship',
@@ -638,10 +630,21 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
         server.config.adminSocketPath,
       ]);
       out(`     ${shipped.trim()}`);
+      // The service's own chain checks out on its own: hashes link, its key signed through the last record.
+      const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
+      const verified = verifyChain(
+        parsed.chain,
+        parsed.records,
+        parsed.checkpoints,
+        AuditPublicKey.fromJwk(parsed.publicJwk),
+      );
+      expect(verified.ok, `${file} to verify, got ${verified.break?.kind} at ${verified.break?.seq}`);
     }
   });
 
   await step('every chain on the server verifies (lanyard audit verify --server)', async () => {
+    // Exit 0 only when every chain is signed through its last record and the witnesses agree; a chain left
+    // unsigned would fail here rather than be shown as OK.
     const verified = await lanyard([
       'audit',
       'verify',
@@ -649,6 +652,10 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
       '--socket',
       server.config.adminSocketPath,
     ]);
+    for (const line of verified.trimEnd().split('\n')) {
+      const m = /: OK, (\d+) records, .*signed through (\d+) /.exec(line);
+      expect(m !== null && m[1] === m[2], `every chain OK and signed through its last record, got: ${line}`);
+    }
     out(verified.trimEnd().replace(/^/gm, '     '));
   });
 

@@ -54,6 +54,20 @@ export const CONFIG_DEFAULTS = {
    */
   audit_checkpoint_interval: 300,
   /**
+   * How long the audit key signs before it is replaced (`audit.key_rotation_interval`). Retired keys stay
+   * published (bundle, GetAuditHead) with their windows, so what they signed keeps verifying.
+   */
+  audit_key_rotation_interval: 30 * 86400,
+  /**
+   * What one workload may ship into the audit trail (`audit.ingest`): new records and their bytes per sliding
+   * window, how far ahead of the server's clock a shipped record may be dated, and how old it may be.
+   */
+  audit_ingest_max_records: 100_000,
+  audit_ingest_max_bytes: 64 * 1024 * 1024,
+  audit_ingest_window: 3600,
+  audit_ingest_max_clock_skew: 300,
+  audit_ingest_max_record_age: 7 * 86400,
+  /**
    * Cedar policy files or directories of `*.cedar` deciding which scopes issuance may grant (`policy.files`).
    * Absent: no policy, every scope the entry allows is granted and SVIDs carry policyVersion "none".
    */
@@ -134,6 +148,31 @@ const principalIssuer = z.strictObject({
   jwks_file: nonEmpty,
 });
 
+const syslogFacility = z.enum([
+  'auth',
+  'authpriv',
+  'daemon',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
+]);
+
+/** An external witness of the audit trail: a file (another mount) or a syslog collector over UDP. */
+const auditWitness = z.union([
+  z.strictObject({ file: nonEmpty }),
+  z.strictObject({
+    syslog: z
+      .string()
+      .regex(/^udp:\/\/(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected udp://host:port'),
+    facility: syslogFacility.default('authpriv'),
+  }),
+]);
+
 const fileSchema = z.strictObject({
   trust_domain: z
     .string()
@@ -177,7 +216,20 @@ const fileSchema = z.strictObject({
   log: block(z.strictObject({ level: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.log_level) })),
   shutdown_grace: duration.default(CONFIG_DEFAULTS.shutdown_grace),
   audit: optionalBlock(
-    z.strictObject({ checkpoint_interval: duration.default(CONFIG_DEFAULTS.audit_checkpoint_interval) }),
+    z.strictObject({
+      checkpoint_interval: duration.default(CONFIG_DEFAULTS.audit_checkpoint_interval),
+      key_rotation_interval: duration.default(CONFIG_DEFAULTS.audit_key_rotation_interval),
+      witnesses: z.array(auditWitness).default([]),
+      ingest: block(
+        z.strictObject({
+          max_records: z.number().int().min(1).default(CONFIG_DEFAULTS.audit_ingest_max_records),
+          max_bytes: z.number().int().min(1024).default(CONFIG_DEFAULTS.audit_ingest_max_bytes),
+          window: duration.default(CONFIG_DEFAULTS.audit_ingest_window),
+          max_clock_skew: duration.default(CONFIG_DEFAULTS.audit_ingest_max_clock_skew),
+          max_record_age: duration.default(CONFIG_DEFAULTS.audit_ingest_max_record_age),
+        }),
+      ),
+    }),
   ),
   max_message_bytes: z
     .number()
@@ -240,6 +292,19 @@ export const CA_UPSTREAM_FIELDS: Readonly<Record<keyof CaUpstreamConfig, string>
   bundleFile: 'ca.upstream.bundle_file',
 });
 
+/** audit.witnesses[i], resolved. */
+export type AuditWitnessConfig =
+  { file: string } | { syslog: string; facility: z.infer<typeof syslogFacility> };
+
+/** audit.ingest, resolved (seconds, bytes). */
+export interface AuditIngestConfig {
+  maxRecords: number;
+  maxBytes: number;
+  windowSeconds: number;
+  maxClockSkewSeconds: number;
+  maxRecordAgeSeconds: number;
+}
+
 /** The resolved configuration: absolute paths, durations in seconds. */
 export interface ServerConfig {
   trustDomain: string;
@@ -254,6 +319,12 @@ export interface ServerConfig {
   shutdownGraceSeconds: number;
   /** Seconds between audit checkpoints when the file sets audit.checkpoint_interval; else the default. */
   auditCheckpointIntervalSeconds?: number;
+  /** audit.key_rotation_interval when the file sets the audit block; else the default. */
+  auditKeyRotationSeconds?: number;
+  /** audit.witnesses (absolute paths): where checkpoints and pins are copied besides the data dir's own. */
+  auditWitnesses?: AuditWitnessConfig[];
+  /** audit.ingest when the file sets the audit block; else the defaults. */
+  auditIngest?: AuditIngestConfig;
   maxMessageBytes: number;
   attestors: {
     joinToken?: Record<string, never>;
@@ -402,7 +473,21 @@ export function resolveConfig(
       bundleFile: readableFile(ctx, CA_UPSTREAM_FIELDS.bundleFile, u.bundle_file),
     };
   }
-  if (f.audit !== undefined) config.auditCheckpointIntervalSeconds = f.audit.checkpoint_interval;
+  if (f.audit !== undefined) {
+    config.auditCheckpointIntervalSeconds = f.audit.checkpoint_interval;
+    config.auditKeyRotationSeconds = f.audit.key_rotation_interval;
+    config.auditWitnesses = f.audit.witnesses.map((w) =>
+      'file' in w ? { file: path.resolve(ctx.baseDir, w.file) } : { syslog: w.syslog, facility: w.facility },
+    );
+    const i = f.audit.ingest;
+    config.auditIngest = {
+      maxRecords: i.max_records,
+      maxBytes: i.max_bytes,
+      windowSeconds: i.window,
+      maxClockSkewSeconds: i.max_clock_skew,
+      maxRecordAgeSeconds: i.max_record_age,
+    };
+  }
   if (f.policy !== undefined) {
     config.policyFiles = f.policy.files.map((p, i) => readableFile(ctx, `policy.files[${i}]`, p));
   }

@@ -21,13 +21,18 @@ import { CA_UPSTREAM_FIELDS, type ServerConfig } from './config';
 import { type CaHealthMonitor, CA_DEPENDENT_HEALTH_NAMES, watchCaHealth } from './ca-health';
 import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from './logging';
-import { AuditSigningKey } from '../audit/audit-key';
+import { FileWitness } from '../audit/file-witness';
+import { RotatingAuditKey } from '../audit/rotating-key';
+import { SyslogWitness } from '../audit/syslog-witness';
+import type { AuditWitness } from '../audit/witness';
 import { SERVER_SPIFFE_PATH } from '../ca/server-svid';
-import { AUDIT_KEY_FILE, AuditRecorder } from './audit/recorder';
+import { KEYS_DIR_NAME } from '../ca/disk-key-manager';
+import { IngestQuota } from './audit/ingest-quota';
+import { AUDIT_DIR, AuditRecorder, LOCAL_WITNESS_FILE } from './audit/recorder';
 import { auditPolicyReloads } from './audit/policy-audit';
 import { CONFIG_DEFAULTS } from './config';
 import { PolicyEngine } from '../policy';
-import { JwtAuthority } from './node/jwt-authority';
+import { JWT_STATE_FILE_NAME, JwtAuthority } from './node/jwt-authority';
 import { buildListeners } from './services';
 import { PrincipalVerifier } from './sessions/principal';
 import { type CrlHttpServer, startCrlHttpServer } from './revocation/crl-http';
@@ -67,6 +72,8 @@ export interface RunningServer {
   policy?: PolicyEngine;
   /** The audit trail's recorder (its key, its chain, checkpoints). */
   audit: AuditRecorder;
+  /** The JWT-SVID signing keys (rotating with the CA's schedule). */
+  jwt: JwtAuthority;
   /** Graceful close, then the store. */
   close(): Promise<void>;
 }
@@ -90,6 +97,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   let ca: CaManager | undefined;
   let timer: RotationTimer | undefined;
+  let jwtTimer: RotationTimer | undefined;
   const certificates: { provider?: CaCertificateProvider } = {};
   const revocations = new RevocationFeed();
   let crl: CrlPublisher | undefined;
@@ -97,6 +105,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let pruner: PruneTimer | undefined;
   let audit: AuditRecorder | undefined;
   let policy: PolicyEngine | undefined;
+  let jwtAuthority: JwtAuthority | undefined;
   // Started once the listeners are up; the rotation timer (made before) re-checks it after each tick.
   const health: { monitor?: CaHealthMonitor } = {};
   // Stops, in order, what runs on top of the store; then the store. Runs once, on close or a failed start.
@@ -107,6 +116,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       policy?.close();
       health.monitor?.stop();
       await timer?.stop();
+      await jwtTimer?.stop();
       await pruner?.stop();
       await crlHttp?.close();
       crl?.stop();
@@ -127,16 +137,36 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         logger: logger.child({ component: 'policy' }),
       });
     }
-    audit = new AuditRecorder({
-      store,
-      key: AuditSigningKey.loadOrCreate(path.join(config.dataDir, AUDIT_KEY_FILE)),
-      chain: `spiffe://${trustDomain.name}${SERVER_SPIFFE_PATH}`,
-      clock,
-      logger: logger.child({ component: 'audit' }),
-      checkpointIntervalSeconds:
-        config.auditCheckpointIntervalSeconds ?? CONFIG_DEFAULTS.audit_checkpoint_interval,
-    });
-    audit.start();
+    const witnesses: AuditWitness[] = [];
+    const openedWitnesses = async (): Promise<AuditWitness[]> => {
+      witnesses.push(await FileWitness.open(path.join(config.dataDir, LOCAL_WITNESS_FILE)));
+      for (const w of config.auditWitnesses ?? []) {
+        witnesses.push(
+          'file' in w
+            ? await FileWitness.open(w.file)
+            : SyslogWitness.open({ target: w.syslog, facility: w.facility }),
+        );
+      }
+      return witnesses;
+    };
+    try {
+      audit = new AuditRecorder({
+        store,
+        keys: RotatingAuditKey.open(path.join(config.dataDir, AUDIT_DIR), clock()),
+        chain: `spiffe://${trustDomain.name}${SERVER_SPIFFE_PATH}`,
+        clock,
+        logger: logger.child({ component: 'audit' }),
+        checkpointIntervalSeconds:
+          config.auditCheckpointIntervalSeconds ?? CONFIG_DEFAULTS.audit_checkpoint_interval,
+        keyRotationSeconds: config.auditKeyRotationSeconds ?? CONFIG_DEFAULTS.audit_key_rotation_interval,
+        witnesses: await openedWitnesses(),
+      });
+    } catch (e) {
+      for (const w of witnesses) await w.close().catch(() => undefined);
+      throw e;
+    }
+    // Signs the head at once: a chain left unsigned by a crash (kill -9) is signed before anything else runs.
+    await audit.start();
     const recorder = audit;
     // Reloads change what later decisions mean: each one, and each refused one, goes into the trail.
     if (policy !== undefined && config.policyFiles !== undefined) {
@@ -159,7 +189,34 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       clock,
       logger: logger.child({ component: 'ca' }),
     });
-    const jwt = await JwtAuthority.open(DiskKeyManager.inDataDir(config.dataDir));
+    const jwtLog = logger.child({ component: 'jwt-keys' });
+    const jwt = await JwtAuthority.open(DiskKeyManager.inDataDir(config.dataDir), {
+      keyTtlSeconds: config.caTtlSeconds,
+      stateFile: path.join(config.dataDir, KEYS_DIR_NAME, JWT_STATE_FILE_NAME),
+      clock,
+      logger: jwtLog,
+    });
+    jwtAuthority = jwt;
+    if (options.rotationTimer !== false) {
+      jwtTimer = startRotationTimer(jwt, {
+        onError: (e) => jwtLog.warn({ err: e }, 'JWT-SVID key rotation tick failed; retrying'),
+        // Each step goes into the audit trail, like the CA's.
+        onTick: (r) => {
+          const steps: [string, string][] = [
+            ...(r.prepared !== undefined ? [['jwt-svid prepare', r.prepared] as [string, string]] : []),
+            ...(r.activated !== undefined ? [['jwt-svid activate', r.activated] as [string, string]] : []),
+            ...r.removed.map((kid): [string, string] => ['jwt-svid remove', kid]),
+          ];
+          for (const [action, subject] of steps) {
+            recorder
+              .record({ event: 'key.rotate', decision: 'allow', actor: 'rotation-timer', subject, action })
+              .catch((e: unknown) =>
+                jwtLog.error({ err: e }, 'JWT key rotation step not recorded in the audit trail'),
+              );
+          }
+        },
+      });
+    }
     if (options.rotationTimer !== false) {
       const caLog = logger.child({ component: 'ca-timer' });
       timer = startRotationTimer(ca, {
@@ -235,6 +292,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         audit,
         ...(policy !== undefined && { policy }),
         jwt,
+        auditIngest: auditIngestOf(config),
       }),
       logger,
       maxMessageBytes: config.maxMessageBytes,
@@ -277,7 +335,26 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     ...(crlHttp !== undefined && { crlAddress: crlHttp.address }),
     ...(policy !== undefined && { policy }),
     audit: audit!,
+    jwt: jwtAuthority!,
     close: () => server.close(),
+  };
+}
+
+/** audit.ingest as the AuditService applies it to shipping workloads. */
+function auditIngestOf(
+  config: ServerConfig,
+): NonNullable<Parameters<typeof buildListeners>[0]['auditIngest']> {
+  const i = config.auditIngest;
+  return {
+    quota: new IngestQuota({
+      maxRecords: i?.maxRecords ?? CONFIG_DEFAULTS.audit_ingest_max_records,
+      maxBytes: i?.maxBytes ?? CONFIG_DEFAULTS.audit_ingest_max_bytes,
+      windowSeconds: i?.windowSeconds ?? CONFIG_DEFAULTS.audit_ingest_window,
+    }),
+    times: {
+      maxClockSkewSeconds: i?.maxClockSkewSeconds ?? CONFIG_DEFAULTS.audit_ingest_max_clock_skew,
+      maxAgeSeconds: i?.maxRecordAgeSeconds ?? CONFIG_DEFAULTS.audit_ingest_max_record_age,
+    },
   };
 }
 

@@ -10,6 +10,7 @@ import type { CaManager } from '../ca';
 import type { TrustDomain } from '../spiffe';
 import type { Store } from '../store/store';
 import { createAdminService } from './admin/service';
+import type { IngestQuota } from './audit/ingest-quota';
 import { auditListener } from './audit/listener';
 import type { AuditRecorder } from './audit/recorder';
 import { bindPrivately, clearStaleSocket, removeSocket } from './admin-socket';
@@ -48,8 +49,13 @@ export interface ServerContext {
   audit: AuditRecorder;
   /** The issuance policy engine when policy.files is set. */
   policy?: IssuancePolicySource;
-  /** Signs JWT-SVIDs (NodeService.NewJwtSvid); its public key is in the bundle as a jwt-svid key. */
+  /** Signs JWT-SVIDs (NodeService.NewJwtSvid); its public keys are in the bundle as jwt-svid keys. */
   jwt: JwtAuthority;
+  /** What workloads may ship into the audit trail (audit.ingest). */
+  auditIngest?: {
+    quota: IngestQuota;
+    times: { maxClockSkewSeconds: number; maxAgeSeconds: number };
+  };
 }
 
 export function buildListeners(ctx: ServerContext): ListenerSpec[] {
@@ -86,7 +92,8 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
       createBundleService({
         ca: ctx.ca,
         logger: ctx.logger,
-        extraKeys: () => [ctx.audit.key.publicKey.jwk(), ctx.jwt.jwk()],
+        extraKeys: () => [...ctx.audit.ring().jwks(), ...ctx.jwt.jwks()],
+        onExtraKeysChange: (listener) => onKeysChange(ctx, listener),
       }),
       createSessionService(sessionDeps(ctx)),
       // Node agents, over mTLS with their own SVID: only the entries whose parent_id is the agent.
@@ -126,7 +133,8 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
       createBundleService({
         ca: ctx.ca,
         logger: ctx.logger,
-        extraKeys: () => [ctx.audit.key.publicKey.jwk(), ctx.jwt.jwk()],
+        extraKeys: () => [...ctx.audit.ring().jwks(), ...ctx.jwt.jwks()],
+        onExtraKeysChange: (listener) => onKeysChange(ctx, listener),
       }),
       // `lanyard ca rotate` and `lanyard ca show`.
       createAdminService({ ca: ctx.ca, logger: ctx.logger }),
@@ -136,6 +144,16 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
     beforeBind: () => clearStaleSocket(socketPath),
     bind: (doBind) => bindPrivately(socketPath, doBind),
     afterClose: () => removeSocket(socketPath),
+  };
+}
+
+/** Any rotation of a key the bundle publishes besides the CA roots: the JWT-SVID keys and the audit keys. */
+function onKeysChange(ctx: ServerContext, listener: () => void): () => void {
+  const offJwt = ctx.jwt.onChange(listener);
+  const offAudit = ctx.audit.onKeysChange(listener);
+  return () => {
+    offJwt();
+    offAudit();
   };
 }
 

@@ -26,3 +26,11 @@ export function sampleEvent(i: number): AuditEvent {
     serial: (1000 + i).toString(16),
   };
 }
+
+/**
+ * The i-th event of `sampleEvent`'s trail as a service's own hop decision, the only kind a shipped chain may
+ * hold: event hop.decision, decided by `service` (the chain's SPIFFE ID), dated `at` plus i milliseconds.
+ */
+export function hopEvent(i: number, service: string, at: Date = new Date()): AuditEvent {
+  return { ...sampleEvent(i), event: 'hop.decision', service, time: new Date(at.getTime() + i) };
+}

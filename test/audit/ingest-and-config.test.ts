@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/server/config';
 import { AuditAdminClient } from '../../src/server/audit/client';
 import { ErrorCode, isLanyardError } from '../../src/errors';
 import { startTestServer, type TestServer } from '../server/helpers';
-import { sampleEvent, tempDir } from './helpers';
+import { hopEvent, sampleEvent, tempDir } from './helpers';
 
 const SERVICE = 'spiffe://lanyard.local/services/billing';
 
@@ -34,7 +34,7 @@ describe('audit: shipping chains and the checkpoint interval', function () {
 
   const chainText = async (file: string, keyFile: string, n: number): Promise<string> => {
     const log = await FileAuditLog.open({ file, chain: SERVICE, keyFile });
-    for (let i = 0; i < n; i++) await log.append(sampleEvent(i + 1));
+    for (let i = 0; i < n; i++) await log.append(hopEvent(i + 1, SERVICE));
     const text = (await log.shipmentLines()).join('\n') + '\n';
     await log.close();
     return text;

@@ -55,7 +55,8 @@ describe('demo: lanyard demo and npm run demo', function () {
       /refused: UNAUTHENTICATED ERR_REVOKED: .*has ended \(task done\)/,
       / ✔ the next call to service-a is refused/,
       /chain spiffe:\/\/lanyard\.local\/services\/service-a: 2 new records stored/,
-      /chain spiffe:\/\/lanyard\.local\/lanyard\/server: OK, \d+ records/,
+      // Signed through its last record, and the witness outside the database agrees.
+      /chain spiffe:\/\/lanyard\.local\/lanyard\/server: OK, (\d+) records, \d+ checkpoints; signed through \1 at \S+; \d+ checkpoints held by 1 witness agree/,
       /chain spiffe:\/\/lanyard\.local\/services\/service-b: OK, 1 records/,
       /\$ lanyard audit trace --session s-[0-9a-f]+/,
       /principal alice \(https:\/\/idp\.demo\.local\)/,

@@ -1,6 +1,7 @@
 /**
  * `lanyard audit ...`: what an investigator runs.
- *   verify  checks every link and checkpoint of a chain (a file, or every chain on the server); exit 1 on
+ *   verify  checks every link and checkpoint of a chain (a file, or every chain on the server), that a signed
+ *           checkpoint covers the last record, and that the witnesses outside the database agree; exit 1 on
  *           any break, naming its kind and sequence number
  *   trace   principal -> sessions -> delegations -> hop decisions, from the server's records, as text or JSON
  *   export  the server's chain (or a shipped one) as JSON lines
@@ -11,11 +12,16 @@ import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { AuditPublicKey } from '../../audit/audit-key';
 import { FileAuditLog } from '../../audit/file-log';
+import { readWitnessFile } from '../../audit/file-witness';
 import { parseChainText, type ParsedChain } from '../../audit/jsonl';
+import { AuditKeyRing } from '../../audit/key-ring';
 import type { AuditQueryKey } from '../../audit/log';
 import { parseRecord, type AuditRecord } from '../../audit/record';
 import { buildTrace, renderTraceText } from '../../audit/trace';
-import { verifyChain, type ChainVerification } from '../../audit/verify-chain';
+import { verifyChain, type ChainBreak, type ChainVerification } from '../../audit/verify-chain';
+import { crossCheckWitnesses } from '../../audit/witness-check';
+import { parseWitnessLines, type WitnessContent } from '../../audit/witness';
+import { SERVER_SPIFFE_PATH } from '../../ca/server-svid';
 import { isLanyardError } from '../../errors';
 import { AdminCallError } from '../../server/admin-client';
 import { AuditAdminClient } from '../../server/audit/client';
@@ -30,10 +36,13 @@ interface VerifyOptions extends AdminConnectionOptions {
   server?: boolean;
   key?: string;
   bundle?: string;
+  witness?: string[];
+  allowUnsignedTail?: boolean;
 }
 
 interface TraceOptions extends AdminConnectionOptions {
   file?: string[];
+  serverChain?: string;
   session?: string;
   serial?: string;
   principal?: string;
@@ -64,40 +73,103 @@ async function withAuditClient<T>(
   }
 }
 
-/** The key to check checkpoints with: --key (PEM), --bundle (SPIFFE bundle JSON), else `fallback`. */
-function trustedKey(
-  opts: VerifyOptions,
-  fallback: () => AuditPublicKey | undefined,
-): { key?: AuditPublicKey; from: string } {
+/** Keys given on the command line: --key (PEM, good at any time) or --bundle (every audit key with its window). */
+function givenKeys(opts: VerifyOptions): { keys: AuditKeyRing; from: string } | undefined {
   try {
-    if (opts.key !== undefined)
-      return { key: AuditPublicKey.fromPem(readInputFile(opts.key, 'key file')), from: opts.key };
+    if (opts.key !== undefined) {
+      return {
+        keys: AuditKeyRing.of(AuditPublicKey.fromPem(readInputFile(opts.key, 'key file'))),
+        from: opts.key,
+      };
+    }
     if (opts.bundle !== undefined) {
-      const key = AuditPublicKey.fromSpiffeBundle(
-        JSON.parse(readInputFile(opts.bundle, 'bundle')) as unknown,
-      );
-      if (key === undefined)
+      const keys = AuditKeyRing.fromSpiffeBundle(JSON.parse(readInputFile(opts.bundle, 'bundle')) as unknown);
+      if (keys === undefined)
         throw usageError(`${opts.bundle} holds no audit key (a JWK with use "lanyard-audit")`);
-      return { key, from: opts.bundle };
+      return { keys, from: opts.bundle };
     }
   } catch (e) {
     if (e instanceof CliError) throw e;
     throw usageError(`cannot read the audit key: ${(e as Error).message}`);
   }
-  const key = fallback();
-  return key !== undefined ? { key, from: 'the chain header' } : { from: 'none' };
+  return undefined;
 }
 
-function headerKey(parsed: ParsedChain): AuditPublicKey | undefined {
-  return parsed.publicJwk === undefined ? undefined : AuditPublicKey.fromJwk(parsed.publicJwk);
+/** The keys a chain file's header names: every key with its window (the server's), else its one key. */
+function headerKeys(parsed: ParsedChain): AuditKeyRing | undefined {
+  if (parsed.keyJwks !== undefined && parsed.keyJwks.length > 0) return AuditKeyRing.fromJwks(parsed.keyJwks);
+  return parsed.publicJwk === undefined
+    ? undefined
+    : AuditKeyRing.of(AuditPublicKey.fromJwk(parsed.publicJwk));
 }
 
-function describe(v: ChainVerification, keyFrom: string): string {
-  if (v.ok) {
-    return `chain ${v.chain}: OK, ${v.records} records, ${v.checkpoints} checkpoints; signed through ${v.checkpointedSeq} (key from ${keyFrom})\n`;
+function isServerChainName(chain: string): boolean {
+  return /^spiffe:\/\/[^/]+(\/.*)$/.exec(chain)?.[1] === SERVER_SPIFFE_PATH;
+}
+
+/** The `x` of a JWK, or undefined. */
+function jwkX(jwk: unknown): string | undefined {
+  const x = (jwk as { x?: unknown } | null)?.x;
+  return typeof x === 'string' ? x : undefined;
+}
+
+/** --witness files, read by the CLI itself. A named file that does not exist is a usage error. */
+async function witnessFiles(files: readonly string[]): Promise<WitnessContent[]> {
+  const out: WitnessContent[] = [];
+  for (const f of files) {
+    if (!fs.existsSync(f)) throw usageError(`witness ${f} does not exist`);
+    try {
+      out.push(parseWitnessLines(`file:${f}`, await readWitnessFile(f)));
+    } catch (e) {
+      if (isLanyardError(e)) throw new CliError(`${e.code}: ${e.message}`, EXIT_REJECTED);
+      throw e;
+    }
   }
-  const b = v.break!;
-  return `chain ${v.chain}: BROKEN at ${b.seq}: ${b.kind}: ${b.message}\n`;
+  return out;
+}
+
+interface VerifyResult {
+  verification: ChainVerification & {
+    witnesses?: number;
+    witnessCheckpoints?: number;
+    witnessBreak?: ChainBreak;
+  };
+  keyFrom: string;
+}
+
+function describe(r: VerifyResult): string {
+  const v = r.verification;
+  const witnessed =
+    v.witnesses !== undefined && v.witnesses > 0
+      ? `; ${v.witnessCheckpoints ?? 0} checkpoints held by ${v.witnesses} witness${v.witnesses === 1 ? '' : 'es'} agree`
+      : '';
+  if (v.ok) {
+    const signed =
+      v.checkpointedAt !== undefined
+        ? `signed through ${v.checkpointedSeq} at ${v.checkpointedAt}`
+        : `signed through ${v.checkpointedSeq}`;
+    const unsigned =
+      v.checkpointedSeq < v.headSeq
+        ? `; UNSIGNED TAIL ${v.checkpointedSeq + 1}..${v.headSeq} (accepted by --allow-unsigned-tail)`
+        : '';
+    return `chain ${v.chain}: OK, ${v.records} records, ${v.checkpoints} checkpoints; ${signed}${unsigned}${witnessed} (key from ${r.keyFrom})\n`;
+  }
+  const lines: string[] = [];
+  if (v.break !== undefined)
+    lines.push(`chain ${v.chain}: BROKEN at ${v.break.seq}: ${v.break.kind}: ${v.break.message}`);
+  if (v.witnessBreak !== undefined) {
+    lines.push(`chain ${v.chain}: BROKEN: witness: ${v.witnessBreak.message}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function parseWitnessLinesOrFail(name: string, lines: string[]): WitnessContent {
+  try {
+    return parseWitnessLines(name, lines);
+  } catch (e) {
+    if (isLanyardError(e)) throw new CliError(`${e.code}: ${e.message}`, EXIT_REJECTED);
+    throw e;
+  }
 }
 
 function parseLines(lines: string[], what: string): ParsedChain {
@@ -156,13 +228,24 @@ export function registerAuditCommands(program: Command): void {
       .option('--key <pem>', 'the audit public key (PEM) to check checkpoints with')
       .option(
         '--bundle <json>',
-        'a SPIFFE bundle (lanyard bundle show --format jwks) carrying the audit key',
+        'a SPIFFE bundle (lanyard bundle show --format jwks) carrying the audit keys and their windows',
+      )
+      .option(
+        '--witness <file>',
+        'a witness file (checkpoints and pinned keys kept outside the database) to cross-check; repeatable',
+        (v: string, prev: string[] = []) => [...prev, v],
+      )
+      .option(
+        '--allow-unsigned-tail',
+        'accept records after the last signed checkpoint (a chain still being written); without it they fail',
       ),
   ).action(
     runAction(async (opts: VerifyOptions) => {
       if ((opts.file === undefined) === (opts.server !== true))
         throw usageError('give exactly one of --file or --server');
-      const results: { verification: ChainVerification; keyFrom: string }[] = [];
+      const strict = { allowUnsignedTail: opts.allowUnsignedTail === true };
+      const given = givenKeys(opts);
+      const results: VerifyResult[] = [];
       if (opts.file !== undefined) {
         const parsed = parseLines(
           readInputFile(opts.file, 'audit chain')
@@ -170,32 +253,75 @@ export function registerAuditCommands(program: Command): void {
             .filter((l) => l !== ''),
           opts.file,
         );
-        const { key, from } = trustedKey(opts, () => headerKey(parsed));
+        const own = parsed.keyJwks !== undefined || isServerChainName(parsed.chain);
+        // A shipped chain's checkpoints are its shipper's: --key names that key; --bundle is the server's.
+        const fromHeader = headerKeys(parsed);
+        const chainKeys = own
+          ? (given?.keys ?? fromHeader)
+          : opts.key !== undefined
+            ? given?.keys
+            : fromHeader;
+        const keyFrom = own ? (given?.from ?? 'the chain header') : (opts.key ?? 'the chain header');
+        const serverKeys = own ? chainKeys : opts.bundle !== undefined ? given?.keys : undefined;
+        if (!own && opts.witness !== undefined && serverKeys === undefined) {
+          throw usageError(
+            "to check a shipped chain against a witness, give the server's keys with --bundle",
+          );
+        }
+        const verification = verifyChain(parsed.chain, parsed.records, parsed.checkpoints, chainKeys, strict);
         results.push({
-          verification: verifyChain(parsed.chain, parsed.records, parsed.checkpoints, key),
-          keyFrom: from,
+          verification:
+            opts.witness === undefined
+              ? verification
+              : crossCheckWitnesses({
+                  verification,
+                  checkpoints: parsed.checkpoints,
+                  chainKeys,
+                  serverKeys,
+                  ownChain: own,
+                  ...(jwkX(parsed.publicJwk) !== undefined && !own && { pinnedX: jwkX(parsed.publicJwk)! }),
+                  witnesses: await witnessFiles(opts.witness),
+                }),
+          keyFrom,
         });
       } else {
         await withAuditClient(opts, async (c) => {
           const head = await c.head();
-          const serverKey = AuditPublicKey.fromJwk(JSON.parse(head.publicKeyJwk) as unknown);
+          const published =
+            head.auditKeyJwks.length > 0
+              ? AuditKeyRing.fromJwks(head.auditKeyJwks.map((j) => JSON.parse(j) as unknown))
+              : AuditKeyRing.of(AuditPublicKey.fromJwk(JSON.parse(head.publicKeyJwk) as unknown));
+          const serverKeys = given?.keys ?? published;
+          // Read before the exports: every checkpoint a witness holds now covers a head the database reached
+          // before the export began, so the export must hold it (one signed meanwhile is not yet read).
+          const witnesses = [
+            ...(await c.readWitnesses()).map((w) => parseWitnessLinesOrFail(w.witness, w.lines)),
+            ...(await witnessFiles(opts.witness ?? [])),
+          ];
           const chains = [head.chain, ...head.chains.map((s) => s.chain).filter((n) => n !== head.chain)];
           for (const chain of chains) {
+            // The server signs its head before it exports, so a healthy chain is covered to its last record.
             const parsed = parseLines(await c.export(chain), `chain ${chain}`);
             const own = chain === head.chain;
-            const { key, from } = own
-              ? trustedKey(opts, () => serverKey)
-              : { key: headerKey(parsed), from: 'the key pinned at its first shipment' };
-            const fromText = own && from === 'the chain header' ? 'the server' : from;
+            const chainKeys = own ? serverKeys : headerKeys(parsed);
+            const verification = verifyChain(chain, parsed.records, parsed.checkpoints, chainKeys, strict);
             results.push({
-              verification: verifyChain(chain, parsed.records, parsed.checkpoints, key),
-              keyFrom: fromText,
+              verification: crossCheckWitnesses({
+                verification,
+                checkpoints: parsed.checkpoints,
+                chainKeys,
+                serverKeys,
+                ownChain: own,
+                ...(!own && jwkX(parsed.publicJwk) !== undefined && { pinnedX: jwkX(parsed.publicJwk)! }),
+                witnesses,
+              }),
+              keyFrom: own ? (given?.from ?? 'the server') : 'the key pinned at its first shipment',
             });
           }
         });
       }
       if (opts.json) printJson(results.map((r) => ({ ...r.verification, keyFrom: r.keyFrom })));
-      else for (const r of results) process.stdout.write(describe(r.verification, r.keyFrom));
+      else for (const r of results) process.stdout.write(describe(r));
       if (results.some((r) => !r.verification.ok)) throw new CliError('', EXIT_REJECTED);
     }),
   );
@@ -214,6 +340,10 @@ export function registerAuditCommands(program: Command): void {
         '--file <file>',
         'trace offline from exported or shipped chains (JSON lines; repeat for several) instead of the server',
         (v: string, prev: string[] = []) => [...prev, v],
+      )
+      .option(
+        '--server-chain <spiffe-id>',
+        "with --file: the server's chain, whose records alone define sessions (default: any .../lanyard/server)",
       ),
   ).action(
     runAction(async (opts: TraceOptions) => {
@@ -227,10 +357,12 @@ export function registerAuditCommands(program: Command): void {
       if (set.length !== 1)
         throw usageError('give exactly one of --session, --root-session, --serial or --principal');
       const [key, value] = set[0]!;
+      let serverChain = opts.serverChain;
       const records =
         opts.file !== undefined
           ? traceFromFiles(opts.file, key, value)
           : await withAuditClient(opts, async (c) => {
+              serverChain = (await c.head()).chain;
               const first = recordsOf(await c.query(key, value));
               const all = [...first];
               // The whole tree of every root session the matches belong to: delegations and hops included.
@@ -240,7 +372,7 @@ export function registerAuditCommands(program: Command): void {
               for (const root of roots) all.push(...recordsOf(await c.query('rootSessionId', root)));
               return all;
             });
-      const trace = buildTrace(records);
+      const trace = buildTrace(records, serverChain !== undefined ? { serverChain } : {});
       if (opts.json) printJson(trace);
       else process.stdout.write(renderTraceText(trace));
     }),

@@ -60,6 +60,23 @@ export class AuditAdminClient {
     });
   }
 
+  /** What the server's readable witnesses hold: each witness's name and entry lines. */
+  readWitnesses(): Promise<{ witness: string; lines: string[] }[]> {
+    return new Promise((resolve, reject) => {
+      const byName = new Map<string, string[]>();
+      const stream = this.client.readAuditWitness({}, new grpc.Metadata(), {
+        deadline: Date.now() + this.timeoutMs,
+      });
+      stream.on('data', (m: { witness: string; lines: string[] }) => {
+        const lines = byName.get(m.witness) ?? [];
+        lines.push(...m.lines);
+        byName.set(m.witness, lines);
+      });
+      stream.on('error', (e: grpc.ServiceError) => reject(AdminCallError.from(e)));
+      stream.on('end', () => resolve([...byName].map(([witness, lines]) => ({ witness, lines }))));
+    });
+  }
+
   head(chain = ''): Promise<GetAuditHeadResponse> {
     return this.unary((r, md, o, cb) => this.client.getAuditHead(r, md, o, cb), { chain });
   }

@@ -27,6 +27,7 @@ import {
   SESSION_READ_ONLY,
   sessionMethods,
 } from './describers';
+import type { IngestQuota } from './ingest-quota';
 import type { AuditRecorder } from './recorder';
 import { createAuditService } from './service';
 
@@ -39,6 +40,11 @@ export interface AuditListenerDeps {
   clock: () => Date;
   logger: Logger;
   audit: AuditRecorder;
+  /** What workloads may ship on the public listener: their quota, and how a shipped record may be dated. */
+  auditIngest?: {
+    quota: IngestQuota;
+    times: { maxClockSkewSeconds: number; maxAgeSeconds: number };
+  };
 }
 
 function table(
@@ -94,7 +100,9 @@ export function auditListener(
     // On the public listener a service ships its own chain with its own SVID (no admin right needed).
     ...(kind === 'public' && {
       callerId: (call) => verifyPeerSvid(call, deps.ca, deps.clock()).id.toString(),
+      ...(deps.auditIngest !== undefined && { quota: deps.auditIngest.quota }),
     }),
+    ...(deps.auditIngest !== undefined && { shippedRecordTimes: deps.auditIngest.times }),
   });
   const ingestAudited = auditService(auditApi, {
     recorder: deps.audit,
@@ -114,7 +122,7 @@ export function auditListener(
         ],
       },
     },
-    readOnly: ['queryAuditRecords', 'getAuditHead'],
+    readOnly: ['queryAuditRecords', 'getAuditHead', 'readAuditWitness'],
   });
   // Queries and export stay admin only; ingest checks the caller itself (the chain must be the caller's).
   const api =

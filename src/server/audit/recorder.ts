@@ -1,45 +1,92 @@
 /**
- * The server's AuditRecorder: appends to the server's own chain in the store (durable before it resolves)
- * and signs a checkpoint of the head at a fixed interval and on shutdown, with the audit key from the data
- * dir (`audit/audit-key.pem`, 0600). Handlers record inside the transaction of their state change (`recordIn`)
- * or, for the rest, after it committed and before they answer; when recording fails the call fails (ERR_AUDIT_WRITE_FAILED) instead of acknowledging an
- * unrecorded action.
+ * The server's AuditRecorder: appends to the server's own chain in the store (durable before it resolves),
+ * signs checkpoints of the head with the audit key (`audit/audit-key.pem` in the data dir, 0600, rotating:
+ * rotating-key.ts) at start-up, at a fixed interval, before every export and on shutdown, and copies every
+ * checkpoint, pinned shipper key and audit key introduction to the witnesses outside the database.
+ *
+ * Handlers record inside the transaction of their state change (`recordIn`) or, for the rest, after it
+ * committed and before they answer; when recording fails the call fails (ERR_AUDIT_WRITE_FAILED) instead of
+ * acknowledging an unrecorded action.
+ *
+ * The recorder never signs over history it did not write: before each checkpoint it checks that the stored
+ * chain still holds the head of the last checkpoint it signed (or that a witness holds) and that every record
+ * after it links on. A database rewritten behind its back gets no signature (ERR_AUDIT_CHAIN_BROKEN, logged).
  */
 import * as path from 'node:path';
 import type { AuditSigningKey } from '../../audit/audit-key';
+import { canonicalJson } from '../../audit/canonical';
+import { recordHash, type ChainHead } from '../../audit/chain';
 import { signCheckpoint, type AuditCheckpoint } from '../../audit/checkpoint';
+import type { AuditKeyIntroduction } from '../../audit/key-history';
+import type { AuditKeyRing } from '../../audit/key-ring';
 import type { AuditEvent, AuditRecord } from '../../audit/record';
+import type { RotatingAuditKey } from '../../audit/rotating-key';
+import {
+  parseWitnessLines,
+  signChainKeyPin,
+  witnessLine,
+  type AuditWitness,
+  type WitnessEntry,
+} from '../../audit/witness';
 import { AuditError, ErrorCode, isLanyardError } from '../../errors';
 import type { Store, StoreOps } from '../../store/store';
 import type { Logger } from '../logging';
 
+/** The audit key's directory inside the data dir (the key, its history, the local witness). */
+export const AUDIT_DIR = 'audit';
 /** The audit key's file inside the data dir. */
-export const AUDIT_KEY_FILE = path.join('audit', 'audit-key.pem');
+export const AUDIT_KEY_FILE = path.join(AUDIT_DIR, 'audit-key.pem');
+/** The witness the server always keeps, beside its key: checkpoints and pins outside the database. */
+export const LOCAL_WITNESS_FILE = path.join(AUDIT_DIR, 'witness.jsonl');
+
+/** Records read per page when checking that the chain continues the last signed head. */
+const CONTINUITY_PAGE = 1000;
 
 export interface AuditRecorderOptions {
   store: Store;
-  key: AuditSigningKey;
+  keys: RotatingAuditKey;
   /** The server's chain: its SPIFFE ID. */
   chain: string;
   clock: () => Date;
   logger: Logger;
   /** Seconds between checkpoints (config audit.checkpoint_interval). */
   checkpointIntervalSeconds: number;
+  /** Seconds a key signs before it is replaced (audit.key_rotation_interval); absent: never rotated. */
+  keyRotationSeconds?: number;
+  /** Where checkpoints, pins and key introductions are copied; the local file witness first. */
+  witnesses?: readonly AuditWitness[];
 }
 
 export class AuditRecorder {
   readonly chain: string;
-  readonly key: AuditSigningKey;
+  readonly witnesses: readonly AuditWitness[];
   private readonly options: AuditRecorderOptions;
+  private readonly keys: RotatingAuditKey;
   private timer: NodeJS.Timeout | undefined;
-  /** Head sequence of the last checkpoint written, so an idle server does not sign the same head again. */
-  private checkpointedSeq = -1;
+  /** The newest checkpoint of this chain known good: the chain must continue its head. */
+  private lastSigned: AuditCheckpoint | undefined;
   private running: Promise<unknown> = Promise.resolve();
+  private readonly keyListeners = new Set<() => void>();
 
   constructor(options: AuditRecorderOptions) {
     this.options = options;
     this.chain = options.chain;
-    this.key = options.key;
+    this.keys = options.keys;
+    this.witnesses = options.witnesses ?? [];
+  }
+
+  /** The key that signs now. */
+  get key(): AuditSigningKey {
+    return this.keys.signing;
+  }
+
+  /** Every audit key with its window, retired ones included (what verify checks checkpoints with). */
+  ring(): AuditKeyRing {
+    return this.keys.ring();
+  }
+
+  get keyIntroductions(): readonly AuditKeyIntroduction[] {
+    return this.keys.introductions;
   }
 
   /** Appends one record to the server's chain; resolves once it is committed. */
@@ -71,33 +118,124 @@ export class AuditRecorder {
     }
   }
 
-  /** Signs and stores a checkpoint of the current head, unless that head is checkpointed already. */
+  /** Signs, stores and witnesses a checkpoint of the current head, unless that head is checkpointed already. */
   checkpoint(): Promise<AuditCheckpoint | undefined> {
-    const run = this.running.then(async () => {
-      const head = await this.options.store.audit.head(this.chain);
-      if (head.seq === this.checkpointedSeq) return undefined;
-      const c = signCheckpoint(head, this.key, this.options.clock());
-      await this.options.store.audit.addCheckpoint(c);
-      this.checkpointedSeq = head.seq;
-      this.options.logger.debug({ seq: c.seq, keyId: c.keyId }, 'audit checkpoint signed');
-      return c;
-    });
-    this.running = run.catch(() => undefined);
-    return run;
+    return this.serial(async () => (await this.signHeadLocked()).fresh);
   }
 
-  /** Starts the checkpoint timer (unref'd: it never keeps the process alive). */
-  start(): void {
+  /**
+   * The checkpoint that covers the current head, signed now when the head moved since the last one. What
+   * `lanyard audit export` and `verify --server` get first, so a healthy chain always verifies.
+   * @throws AuditError(ERR_AUDIT_CHAIN_BROKEN) when the stored chain no longer continues the last signed head.
+   */
+  signHead(): Promise<AuditCheckpoint> {
+    return this.serial(async () => (await this.signHeadLocked()).covering);
+  }
+
+  /**
+   * Replaces the audit key now: the head is signed with the outgoing key first, the new key is introduced by
+   * it (and the introduction witnessed), and a `key.rotate` record names both.
+   */
+  rotateKey(): Promise<AuditKeyIntroduction> {
+    return this.serial(async () => {
+      const outgoing = this.keys.signing.publicKey.keyId;
+      try {
+        await this.signHeadLocked();
+      } catch (e) {
+        // A chain that cannot be signed must not keep the old key alive: rotate anyway, loudly.
+        this.options.logger.error({ err: e }, 'audit checkpoint before key rotation failed');
+      }
+      const last = this.lastSigned !== undefined ? new Date(Date.parse(this.lastSigned.time) + 1) : undefined;
+      const intro = this.keys.rotate(this.options.clock(), last);
+      this.options.logger.info(
+        { keyId: intro.keyId, previousKeyId: outgoing, validFrom: intro.validFrom },
+        'audit key rotated',
+      );
+      await this.publish({ type: 'audit-key', introduction: intro });
+      for (const l of this.keyListeners) {
+        try {
+          l();
+        } catch (e) {
+          this.options.logger.error({ err: e }, 'audit key listener threw');
+        }
+      }
+      await this.record({
+        event: 'key.rotate',
+        decision: 'allow',
+        actor: this.chain,
+        subject: intro.keyId,
+        action: 'audit',
+        reason: `audit key ${outgoing} -> ${intro.keyId} from ${intro.validFrom}`,
+      });
+      return intro;
+    });
+  }
+
+  /** Called after the audit key rotated (the published keys changed). Returns an unsubscribe. */
+  onKeysChange(listener: () => void): () => void {
+    this.keyListeners.add(listener);
+    return () => this.keyListeners.delete(listener);
+  }
+
+  /** Rotates when the current key has signed for `keyRotationSeconds`. @returns the introduction, if any. */
+  async rotateKeyIfDue(): Promise<AuditKeyIntroduction | undefined> {
+    const every = this.options.keyRotationSeconds;
+    if (every === undefined || every <= 0) return undefined;
+    if (this.options.clock().getTime() < this.keys.currentSince.getTime() + every * 1000) return undefined;
+    return this.rotateKey();
+  }
+
+  /**
+   * A shipped chain's key was pinned: the pin, signed with the audit key, goes to the witnesses so a database
+   * writer cannot re-pin the chain unseen.
+   */
+  async witnessPin(chain: string, x: string): Promise<void> {
+    await this.publish({ type: 'chain-key', pin: signChainKeyPin(chain, x, this.signingTime(), this.key) });
+  }
+
+  /** A checkpoint of a shipped chain, accepted with its shipment. */
+  async witnessCheckpoint(c: AuditCheckpoint): Promise<void> {
+    await this.publish({ type: 'checkpoint', checkpoint: c });
+  }
+
+  /** Every readable witness's lines, for `lanyard audit verify --server`. */
+  async readWitnesses(): Promise<{ name: string; lines: string[] }[]> {
+    const out: { name: string; lines: string[] }[] = [];
+    for (const w of this.witnesses)
+      if (w.readLines !== undefined) out.push({ name: w.name, lines: await w.readLines() });
+    return out;
+  }
+
+  /**
+   * Start-up: finds the last good checkpoint (in a witness or the store), brings the witnesses up to date with
+   * the key history and the pins, rotates the key when due, signs the head (so a chain left unsigned by a
+   * crash is signed at once), and starts the timer (unref'd: it never keeps the process alive).
+   */
+  async start(): Promise<void> {
+    await this.serial(() => this.loadLastSigned());
+    await this.syncWitnesses();
+    try {
+      await this.rotateKeyIfDue();
+    } catch (e) {
+      this.options.logger.error({ err: e }, 'audit key rotation failed; retrying at the next interval');
+    }
+    try {
+      await this.checkpoint();
+    } catch (e) {
+      this.options.logger.error({ err: e }, 'start-up audit checkpoint failed');
+    }
     const ms = this.options.checkpointIntervalSeconds * 1000;
     this.timer = setInterval(() => {
-      this.checkpoint().catch((e: unknown) =>
-        this.options.logger.warn({ err: e }, 'audit checkpoint failed; retrying at the next interval'),
-      );
+      this.rotateKeyIfDue()
+        .then(() => this.checkpoint())
+        .catch((e: unknown) =>
+          this.options.logger.warn({ err: e }, 'audit checkpoint failed; retrying at the next interval'),
+        );
     }, ms);
     this.timer.unref();
   }
 
-  /** Stops the timer and signs a last checkpoint (graceful shutdown), before the store closes. */
+  /** Stops the timer, signs a last checkpoint (graceful shutdown) and closes the witnesses. */
   async stop(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
@@ -106,5 +244,168 @@ export class AuditRecorder {
     } catch (e) {
       this.options.logger.warn({ err: e }, 'final audit checkpoint failed');
     }
+    await this.running.catch(() => undefined);
+    for (const w of this.witnesses) await w.close().catch(() => undefined);
   }
+
+  // --- internals ---
+
+  /** Runs `fn` after every earlier checkpoint or rotation: one signer at a time. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.running.then(fn);
+    this.running = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Never before the current key's window: a clock stepped back must not date a checkpoint outside it. */
+  private signingTime(): Date {
+    return new Date(Math.max(this.options.clock().getTime(), this.keys.currentSince.getTime()));
+  }
+
+  private async signHeadLocked(): Promise<{ covering: AuditCheckpoint; fresh?: AuditCheckpoint }> {
+    const head = await this.options.store.audit.head(this.chain);
+    const last = this.lastSigned;
+    if (last !== undefined && last.seq === head.seq && last.headHash === head.hash) return { covering: last };
+    await this.checkContinues(head);
+    const c = signCheckpoint(head, this.key, this.signingTime());
+    await this.options.store.audit.addCheckpoint(c);
+    this.lastSigned = c;
+    this.options.logger.debug({ seq: c.seq, keyId: c.keyId }, 'audit checkpoint signed');
+    await this.publish({ type: 'checkpoint', checkpoint: c });
+    return { covering: c, fresh: c };
+  }
+
+  /** The stored chain holds the last signed head and every record after it links on to `head`. */
+  private async checkContinues(head: ChainHead): Promise<void> {
+    const last = this.lastSigned;
+    if (last === undefined) return;
+    const broken = (why: string): AuditError => {
+      const e = new AuditError(
+        ErrorCode.AUDIT_CHAIN_BROKEN,
+        `the server's audit chain in the database does not continue the checkpoint signed at ${last.seq} (${last.time}): ${why}; refusing to sign it (lanyard audit verify --server shows where)`,
+      );
+      this.options.logger.error({ seq: last.seq, headSeq: head.seq }, e.message);
+      return e;
+    };
+    if (head.seq < last.seq) throw broken(`the chain ends at ${head.seq}`);
+    let prevSeq = last.seq;
+    let prevHash = last.headHash;
+    let position = Math.max(0, last.seq - 1);
+    let first = last.seq > 0;
+    for (;;) {
+      const { records, nextPosition } = await this.options.store.audit.readRecords(
+        this.chain,
+        position,
+        CONTINUITY_PAGE,
+      );
+      for (const r of records) {
+        if (first) {
+          first = false;
+          if (r.seq !== last.seq || r.hash !== last.headHash || recordHash(r) !== r.hash)
+            throw broken(`record ${last.seq} is not the one it signed`);
+          continue;
+        }
+        if (r.seq !== prevSeq + 1 || r.prevHash !== prevHash || recordHash(r) !== r.hash) {
+          throw broken(`record ${r.seq} does not follow record ${prevSeq}`);
+        }
+        prevSeq = r.seq;
+        prevHash = r.hash;
+      }
+      if (records.length < CONTINUITY_PAGE) break;
+      position = nextPosition;
+    }
+    if (first) throw broken(`record ${last.seq} is missing`);
+    if (prevSeq !== head.seq || prevHash !== head.hash)
+      throw broken(`the head ${head.seq} is not reached by links`);
+  }
+
+  /** The newest checkpoint of this chain that verifies, from the witnesses and the store. */
+  private async loadLastSigned(): Promise<void> {
+    const candidates: AuditCheckpoint[] = [...(await this.options.store.audit.checkpoints(this.chain))];
+    for (const w of this.witnesses) {
+      if (w.readLines === undefined) continue;
+      try {
+        candidates.push(
+          ...parseWitnessLines(w.name, await w.readLines()).checkpoints.filter((c) => c.chain === this.chain),
+        );
+      } catch (e) {
+        this.options.logger.error({ err: e, witness: w.name }, 'audit witness unreadable');
+      }
+    }
+    const ring = this.ring();
+    for (const c of candidates) {
+      if (ring.checkCheckpoint(c) !== undefined) continue;
+      const l = this.lastSigned;
+      if (l === undefined || c.seq > l.seq || (c.seq === l.seq && c.time > l.time)) this.lastSigned = c;
+    }
+  }
+
+  /** Puts the key history and every pinned key into each witness that lacks them. */
+  private async syncWitnesses(): Promise<void> {
+    const pins = (await this.options.store.audit.chains()).filter((c) => c.publicJwk !== undefined);
+    for (const w of this.witnesses) {
+      try {
+        if (w.readLines === undefined) {
+          // Write-only: it cannot say what it has; the key history is small, so it gets it at every start.
+          for (const introduction of this.keys.introductions)
+            await w.append(witnessLine({ type: 'audit-key', introduction }));
+          continue;
+        }
+        const held = parseWitnessLines(w.name, await w.readLines());
+        for (const introduction of this.keys.introductions) {
+          if (!held.introductions.some((i) => i.keyId === introduction.keyId)) {
+            await w.append(witnessLine({ type: 'audit-key', introduction }));
+          }
+        }
+        for (const p of pins) {
+          const x = jwkX(p.publicJwk!);
+          const pinned = held.pins.filter((h) => h.chain === p.chain);
+          if (pinned.length === 0) {
+            await w.append(
+              witnessLine({
+                type: 'chain-key',
+                pin: signChainKeyPin(p.chain, x, this.signingTime(), this.key),
+              }),
+            );
+          } else if (pinned.some((h) => h.x !== x)) {
+            this.options.logger.error(
+              { chain: p.chain, witness: w.name },
+              'the database pins another key for this shipped chain than the witness does',
+            );
+          }
+        }
+      } catch (e) {
+        this.options.logger.error(
+          { err: e, witness: w.name },
+          'audit witness could not be brought up to date',
+        );
+      }
+    }
+  }
+
+  /** To every witness; a witness that fails is logged and skipped (the next entry tries it again). */
+  private async publish(entry: WitnessEntry): Promise<void> {
+    const line = witnessLine(entry);
+    for (const w of this.witnesses) {
+      try {
+        await w.append(line);
+      } catch (e) {
+        this.options.logger.warn(
+          { err: e, witness: w.name, entry: entry.type },
+          'audit witness append failed',
+        );
+      }
+    }
+  }
+}
+
+/** The `x` of a pinned JWK as the store keeps it (canonical JSON of kty, crv, x). */
+export function jwkX(publicJwk: string): string {
+  const x = (JSON.parse(publicJwk) as { x?: unknown }).x;
+  return typeof x === 'string' ? x : '';
+}
+
+/** The pinned form the store keeps for a shipper's key. */
+export function pinnedJwkText(x: string): string {
+  return canonicalJson({ kty: 'OKP', crv: 'Ed25519', x });
 }

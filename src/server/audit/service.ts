@@ -1,7 +1,11 @@
 /**
- * AuditService: queries by the investigator's keys, export of a whole chain, the signed head, and ingest of
- * chains shipped by services that use the hop helpers. Admin only (services.ts puts it on the admin socket
- * and behind guardAdmin on the public listener).
+ * AuditService: queries by the investigator's keys, export of a whole chain, the signed head, what the
+ * external witnesses hold, and ingest of chains shipped by services that use the hop helpers. Admin only
+ * (services.ts puts it on the admin socket and behind guardAdmin on the public listener), except ingest.
+ *
+ * A shipment is taken only when it is the shipper's own signed chain, holds only the shipper's own hop
+ * decisions dated plausibly (shipped-records.ts), and fits the shipper's quota (ingest-quota.ts); its pinned
+ * key and final checkpoint go to the witnesses as well as the store.
  */
 import type * as grpc from '@grpc/grpc-js';
 import { AuditPublicKey } from '../../audit/audit-key';
@@ -10,25 +14,32 @@ import { recordLine } from '../../audit/chain';
 import { checkpointLine, type AuditCheckpoint } from '../../audit/checkpoint';
 import { headerLine, parseChainText } from '../../audit/jsonl';
 import type { AuditQueryKey } from '../../audit/log';
+import type { AuditRecord } from '../../audit/record';
+import { checkShippedRecords, SHIPPED_RECORD_DEFAULTS } from '../../audit/shipped-records';
 import { verifyChain } from '../../audit/verify-chain';
-import { AuditError, AuthorizationError, ErrorCode, LanyardError } from '../../errors';
+import { AuditError, AuthorizationError, ErrorCode, isLanyardError, LanyardError } from '../../errors';
 import {
   AuditServiceService,
   type AuditServiceServer,
   type ExportAuditRequest,
   type ExportAuditResponse,
   type QueryAuditRecordsRequest,
+  type ReadAuditWitnessRequest,
+  type ReadAuditWitnessResponse,
 } from '../../gen/lanyard/v1/audit';
 import type { Store } from '../../store/store';
 import { toStatus, unaryHandler } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../logging';
+import type { IngestQuota } from './ingest-quota';
 import type { AuditRecorder } from './recorder';
 
 export const AUDIT_SERVICE_NAME = 'lanyard.v1.AuditService';
 
 /** Lines per ExportAudit message: well under the 4 MiB message limit for identifier-only records. */
 const EXPORT_BATCH = 500;
+/** Lines per ReadAuditWitness message: checkpoint and pin lines are under 1 KiB. */
+const WITNESS_BATCH = 1000;
 
 export interface AuditServiceDeps {
   store: Store;
@@ -40,6 +51,10 @@ export interface AuditServiceDeps {
    * when there is none). Absent on the admin socket, whose only callers are the server's owner.
    */
   callerId?: (call: grpc.ServerUnaryCall<unknown, unknown>) => string;
+  /** What one workload may ship per window; applied to callers named by `callerId` (not the admin socket). */
+  quota?: IngestQuota;
+  /** Clock skew and maximum age allowed for a shipped record's time; default SHIPPED_RECORD_DEFAULTS. */
+  shippedRecordTimes?: { maxClockSkewSeconds: number; maxAgeSeconds: number };
 }
 
 const KEYS: Record<NonNullable<QueryAuditRecordsRequest['key']>['$case'], AuditQueryKey> = {
@@ -70,6 +85,21 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
     return info?.publicJwk !== undefined ? (JSON.parse(info.publicJwk) as unknown) : undefined;
   };
 
+  /**
+   * The server's chain is exported through a checkpoint signed over its head just now, so a healthy chain
+   * always verifies; when the stored chain no longer continues what the server signed, nothing is signed
+   * and the chain goes out as stored, for verify to show the break.
+   */
+  const signedThrough = async (chain: string): Promise<number | undefined> => {
+    if (chain !== recorder.chain) return undefined;
+    try {
+      return (await recorder.signHead()).seq;
+    } catch (e) {
+      if (isLanyardError(e) && e.code === ErrorCode.AUDIT_CHAIN_BROKEN) return undefined;
+      throw e;
+    }
+  };
+
   const implementation: AuditServiceServer = {
     queryAuditRecords: unaryHandler(
       'QueryAuditRecords',
@@ -98,13 +128,16 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
     ),
 
     exportAudit: (call: grpc.ServerWritableStream<ExportAuditRequest, ExportAuditResponse>) => {
-      void exportChain(deps, chainOf(call.request.chain), publicJwkOf, call).then(
-        () => call.end(),
-        (e: unknown) => {
-          log.warn({ err: e }, 'audit export failed');
-          call.emit('error', toStatus(e));
-        },
-      );
+      const chain = chainOf(call.request.chain);
+      void signedThrough(chain)
+        .then((through) => exportChain(deps, chain, publicJwkOf, through, call))
+        .then(
+          () => call.end(),
+          (e: unknown) => {
+            log.warn({ err: e }, 'audit export failed');
+            call.emit('error', toStatus(e));
+          },
+        );
     },
 
     getAuditHead: unaryHandler(
@@ -122,6 +155,10 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
           checkpointJson: latest !== undefined ? checkpointLine(latest) : '',
           publicKeyJwk: JSON.stringify(recorder.key.publicKey.jwk()),
           chains: (await store.audit.chains()).map((c) => ({ chain: c.chain, headSeq: c.headSeq })),
+          auditKeyJwks: recorder
+            .ring()
+            .jwks()
+            .map((k) => JSON.stringify(k)),
         };
       },
       { okLevel: 'debug' },
@@ -154,7 +191,8 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
           `chain "${chain}" is pinned to another audit key than the one this shipment is signed with`,
         );
       }
-      const result = verifyChain(chain, parsed.records, parsed.checkpoints, key);
+      // The tail is checked just below, with the message a shipper needs.
+      const result = verifyChain(chain, parsed.records, parsed.checkpoints, key, { allowUnsignedTail: true });
       if (!result.ok) {
         const b = result.break!;
         throw new AuditError(
@@ -171,48 +209,128 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
             `${result.checkpointedSeq}: write a checkpoint before shipping (lanyard audit ship does)`,
         );
       }
-      if (pinnedBefore === undefined) {
-        // First use: on the public listener the caller proved it is the chain's service (checked above), so
-        // only B can pin B's key; on the admin socket the owner pins it.
-        const pinned = await store.audit.pinChainKey(chain, jwk, deps.clock());
-        if (pinned !== jwk) {
-          throw new AuditError(
-            ErrorCode.AUDIT_CHAIN_BROKEN,
-            `chain "${chain}" is pinned to another audit key than the one this shipment is signed with`,
-          );
+      // What the shipment adds must be the shipper's own hop decisions, dated when they could have happened.
+      const now = deps.clock();
+      const storedHead = await store.audit.head(chain);
+      const adding = parsed.records.filter((r) => r.seq > storedHead.seq);
+      checkShippedRecords(chain, adding, await recordAt(chain, storedHead.seq, parsed.records), {
+        now,
+        ...(deps.shippedRecordTimes ?? SHIPPED_RECORD_DEFAULTS),
+      });
+      const refund =
+        caller !== undefined && deps.quota !== undefined && adding.length > 0
+          ? deps.quota.charge(
+              caller,
+              adding.length,
+              adding.reduce((n, r) => n + Buffer.byteLength(recordLine(r)) + 1, 0),
+              now,
+            )
+          : undefined;
+      let added: number;
+      try {
+        if (pinnedBefore === undefined) {
+          // First use: on the public listener the caller proved it is the chain's service (checked above), so
+          // only B can pin B's key; on the admin socket the owner pins it.
+          const pinned = await store.audit.pinChainKey(chain, jwk, now);
+          if (pinned !== jwk) {
+            throw new AuditError(
+              ErrorCode.AUDIT_CHAIN_BROKEN,
+              `chain "${chain}" is pinned to another audit key than the one this shipment is signed with`,
+            );
+          }
+          await recorder.witnessPin(chain, key.jwk().x);
         }
+        added = await store.audit.appendRecords(chain, parsed.records, parsed.checkpoints);
+      } catch (e) {
+        refund?.();
+        throw e;
       }
-      const added = await store.audit.appendRecords(chain, parsed.records, parsed.checkpoints);
+      const final = parsed.checkpoints
+        .filter((c) => c.seq === result.headSeq)
+        .sort((a, b) => (a.time < b.time ? 1 : -1))[0];
+      if (final !== undefined && added > 0) await recorder.witnessCheckpoint(final);
       return { chain, added, headSeq: (await store.audit.head(chain)).seq };
     }),
+
+    readAuditWitness: (
+      call: grpc.ServerWritableStream<ReadAuditWitnessRequest, ReadAuditWitnessResponse>,
+    ) => {
+      void streamWitnesses(recorder, call).then(
+        () => call.end(),
+        (e: unknown) => {
+          log.warn({ err: e }, 'audit witness read failed');
+          call.emit('error', toStatus(e));
+        },
+      );
+    },
+  };
+
+  /** The record at `seq` of a chain: from the shipment when it re-ships it, else from the store. */
+  const recordAt = async (
+    chain: string,
+    seq: number,
+    shipped: readonly AuditRecord[],
+  ): Promise<AuditRecord | undefined> => {
+    if (seq === 0) return undefined;
+    const inShipment = shipped.find((r) => r.seq === seq);
+    if (inShipment !== undefined) return inShipment;
+    const { records } = await store.audit.readRecords(chain, seq - 1, 1);
+    return records[0]?.seq === seq ? records[0] : undefined;
   };
   return { name: AUDIT_SERVICE_NAME, definition: AuditServiceService, implementation };
 }
 
+/**
+ * @param through for the server's chain, the checkpoint just signed: records and checkpoints after it (appended
+ *   meanwhile) belong to the next export, so this one ends exactly at a signed head
+ */
 async function exportChain(
   deps: AuditServiceDeps,
   chain: string,
   publicJwkOf: (chain: string) => Promise<unknown>,
+  through: number | undefined,
   call: grpc.ServerWritableStream<ExportAuditRequest, ExportAuditResponse>,
 ): Promise<void> {
   const write = async (lines: string[]): Promise<void> => {
     if (call.cancelled) throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, 'export cancelled');
     if (!call.write({ lines })) await new Promise((resolve) => call.once('drain', resolve));
   };
-  const checkpoints = await deps.store.audit.checkpoints(chain);
+  const within = (seq: number): boolean => through === undefined || seq <= through;
+  const checkpoints = (await deps.store.audit.checkpoints(chain)).filter((c) => within(c.seq));
   const bySeq = new Map<number, AuditCheckpoint[]>();
   for (const c of checkpoints) bySeq.set(c.seq, [...(bySeq.get(c.seq) ?? []), c]);
-  await write([headerLine(chain, await publicJwkOf(chain)), ...(bySeq.get(0) ?? []).map(checkpointLine)]);
+  const own = chain === deps.recorder.chain;
+  const header = headerLine(chain, await publicJwkOf(chain), own ? deps.recorder.ring().jwks() : undefined);
+  await write([header, ...(bySeq.get(0) ?? []).map(checkpointLine)]);
   let after = 0;
   for (;;) {
     const { records: batch, nextPosition } = await deps.store.audit.readRecords(chain, after, EXPORT_BATCH);
     if (batch.length === 0) break;
     const lines: string[] = [];
+    let done = false;
     for (const r of batch) {
+      if (!within(r.seq)) {
+        done = true;
+        break;
+      }
       lines.push(recordLine(r));
       for (const c of bySeq.get(r.seq) ?? []) lines.push(checkpointLine(c));
     }
     await write(lines);
+    if (done) break;
     after = nextPosition;
+  }
+}
+
+async function streamWitnesses(
+  recorder: AuditRecorder,
+  call: grpc.ServerWritableStream<ReadAuditWitnessRequest, ReadAuditWitnessResponse>,
+): Promise<void> {
+  for (const { name, lines } of await recorder.readWitnesses()) {
+    for (let i = 0; i === 0 || i < lines.length; i += WITNESS_BATCH) {
+      if (call.cancelled) throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, 'witness read cancelled');
+      if (!call.write({ witness: name, lines: lines.slice(i, i + WITNESS_BATCH) }))
+        await new Promise((resolve) => call.once('drain', resolve));
+    }
   }
 }

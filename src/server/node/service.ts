@@ -27,7 +27,7 @@ import type { Logger } from '../logging';
 import type { PeerCall } from '../tls/peer-svid';
 import { authenticateNode } from './caller';
 import { entitledEntry, entriesUnder } from './entitlement';
-import type { JwtAuthority } from './jwt-authority';
+import { MAX_JWT_SVID_TTL_SECONDS, type JwtAuthority } from './jwt-authority';
 
 export const NODE_SERVICE_NAME = 'lanyard.v1.NodeService';
 /** Provenance method of SVIDs an agent obtained for a local workload. */
@@ -35,7 +35,7 @@ export const NODE_AGENT_METHOD = 'node-agent';
 /** Most CSRs in one BatchNewX509Svid: bounds the work one call can ask for. */
 export const MAX_BATCH = 64;
 /** JWT-SVIDs are bearer tokens: short-lived (JWT-SVID §5 advises short lifetimes). */
-export const JWT_SVID_TTL_SECONDS = 300;
+export const JWT_SVID_TTL_SECONDS = MAX_JWT_SVID_TTL_SECONDS;
 const MAX_AUDIENCES = 16;
 const MAX_AUDIENCE_CHARS = 512;
 
@@ -66,7 +66,6 @@ export async function fetchEntries(deps: NodeDeps, call: PeerCall): Promise<Fetc
   const now = deps.clock();
   const agent = await authenticateNode(deps, call, now);
   const entries = await entriesUnder(deps.store, agent.spiffeId, now);
-  const jwt = deps.jwt;
   return {
     entries: entries.map((e) => ({
       id: e.id,
@@ -76,13 +75,12 @@ export async function fetchEntries(deps: NodeDeps, call: PeerCall): Promise<Fetc
       x509SvidTtlSeconds: e.x509SvidTtlSeconds,
     })),
     bundle: bundleToProto(deps.ca.bundle()),
-    jwtAuthorities: [
-      {
-        keyId: jwt.keyId,
-        publicKey: jwt.publicKey.export({ format: 'der', type: 'spki' }),
-        expiresAt: jwt.expiresAt,
-      },
-    ],
+    // Every key verifiers need: the prepared one before it signs, the retired ones until their tokens expire.
+    jwtAuthorities: deps.jwt.authorities().map((k) => ({
+      keyId: k.keyId,
+      publicKey: k.publicKey.export({ format: 'der', type: 'spki' }),
+      expiresAt: k.expiresAt,
+    })),
   };
 }
 

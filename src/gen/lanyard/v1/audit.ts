@@ -84,6 +84,11 @@ export interface GetAuditHeadResponse {
   /** The server's audit public key as a JWK (use "lanyard-audit"), as published in the SPIFFE bundle. */
   publicKeyJwk: string;
   chains: AuditChainSummary[];
+  /**
+   * Every audit key the server has signed with (retired ones included), each a JWK with its window
+   * (lanyard_valid_from, lanyard_valid_until), as published in the SPIFFE bundle.
+   */
+  auditKeyJwks: string[];
 }
 
 export interface IngestAuditChainRequest {
@@ -96,6 +101,16 @@ export interface IngestAuditChainResponse {
   /** Records new to the server (a re-shipped prefix is accepted and not counted). */
   added: number;
   headSeq: number;
+}
+
+export interface ReadAuditWitnessRequest {
+}
+
+export interface ReadAuditWitnessResponse {
+  /** The witness these lines come from, e.g. "file:/var/lib/lanyard/audit/witness.jsonl". */
+  witness: string;
+  /** Entry lines (JSON) without their newlines, in the witness's order; a witness may span several messages. */
+  lines: string[];
 }
 
 function createBaseQueryAuditRecordsRequest(): QueryAuditRecordsRequest {
@@ -809,7 +824,7 @@ export const AuditChainSummary: MessageFns<AuditChainSummary> = {
 };
 
 function createBaseGetAuditHeadResponse(): GetAuditHeadResponse {
-  return { chain: "", headSeq: 0, headHash: "", checkpointJson: "", publicKeyJwk: "", chains: [] };
+  return { chain: "", headSeq: 0, headHash: "", checkpointJson: "", publicKeyJwk: "", chains: [], auditKeyJwks: [] };
 }
 
 export const GetAuditHeadResponse: MessageFns<GetAuditHeadResponse> = {
@@ -831,6 +846,9 @@ export const GetAuditHeadResponse: MessageFns<GetAuditHeadResponse> = {
     }
     for (const v of message.chains) {
       AuditChainSummary.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.auditKeyJwks) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -896,6 +914,14 @@ export const GetAuditHeadResponse: MessageFns<GetAuditHeadResponse> = {
             message.chains.push(AuditChainSummary.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.auditKeyJwks.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -934,6 +960,11 @@ export const GetAuditHeadResponse: MessageFns<GetAuditHeadResponse> = {
       chains: globalThis.Array.isArray(object?.chains)
         ? object.chains.map((e: any) => AuditChainSummary.fromJSON(e))
         : [],
+      auditKeyJwks: globalThis.Array.isArray(object?.auditKeyJwks)
+        ? object.auditKeyJwks.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.audit_key_jwks)
+        ? object.audit_key_jwks.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -957,6 +988,9 @@ export const GetAuditHeadResponse: MessageFns<GetAuditHeadResponse> = {
     if (message.chains?.length) {
       obj.chains = message.chains.map((e) => AuditChainSummary.toJSON(e));
     }
+    if (message.auditKeyJwks?.length) {
+      obj.auditKeyJwks = message.auditKeyJwks;
+    }
     return obj;
   },
 
@@ -971,6 +1005,7 @@ export const GetAuditHeadResponse: MessageFns<GetAuditHeadResponse> = {
     message.checkpointJson = object.checkpointJson ?? "";
     message.publicKeyJwk = object.publicKeyJwk ?? "";
     message.chains = object.chains?.map((e) => AuditChainSummary.fromPartial(e)) || [];
+    message.auditKeyJwks = object.auditKeyJwks?.map((e) => e) || [];
     return message;
   },
 };
@@ -1147,6 +1182,143 @@ export const IngestAuditChainResponse: MessageFns<IngestAuditChainResponse> = {
   },
 };
 
+function createBaseReadAuditWitnessRequest(): ReadAuditWitnessRequest {
+  return {};
+}
+
+export const ReadAuditWitnessRequest: MessageFns<ReadAuditWitnessRequest> = {
+  encode(_: ReadAuditWitnessRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadAuditWitnessRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadAuditWitnessRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ReadAuditWitnessRequest {
+    return {};
+  },
+
+  toJSON(_: ReadAuditWitnessRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadAuditWitnessRequest>, I>>(base?: I): ReadAuditWitnessRequest {
+    return ReadAuditWitnessRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadAuditWitnessRequest>, I>>(_: I): ReadAuditWitnessRequest {
+    const message = createBaseReadAuditWitnessRequest();
+    return message;
+  },
+};
+
+function createBaseReadAuditWitnessResponse(): ReadAuditWitnessResponse {
+  return { witness: "", lines: [] };
+}
+
+export const ReadAuditWitnessResponse: MessageFns<ReadAuditWitnessResponse> = {
+  encode(message: ReadAuditWitnessResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.witness !== "") {
+      writer.uint32(10).string(message.witness);
+    }
+    for (const v of message.lines) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadAuditWitnessResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadAuditWitnessResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.witness = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.lines.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadAuditWitnessResponse {
+    return {
+      witness: isSet(object.witness) ? globalThis.String(object.witness) : "",
+      lines: globalThis.Array.isArray(object?.lines) ? object.lines.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ReadAuditWitnessResponse): unknown {
+    const obj: any = {};
+    if (message.witness !== "") {
+      obj.witness = message.witness;
+    }
+    if (message.lines?.length) {
+      obj.lines = message.lines;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReadAuditWitnessResponse>, I>>(base?: I): ReadAuditWitnessResponse {
+    return ReadAuditWitnessResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadAuditWitnessResponse>, I>>(object: I): ReadAuditWitnessResponse {
+    const message = createBaseReadAuditWitnessResponse();
+    message.witness = object.witness ?? "";
+    message.lines = object.lines?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * The audit trail, for investigators and operators. Admin only: served on the local admin socket (file
  * permissions guard it) and over mTLS to callers whose registration entry has `admin` (unary calls only;
@@ -1175,7 +1347,10 @@ export const AuditServiceService = {
       Buffer.from(QueryAuditRecordsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): QueryAuditRecordsResponse => QueryAuditRecordsResponse.decode(value),
   },
-  /** A whole chain as JSON lines (header, records, checkpoints after the record they sign), in batches. */
+  /**
+   * A whole chain as JSON lines (header, records, checkpoints after the record they sign), in batches. For the
+   * server's own chain a checkpoint over the head is signed first, and the export ends at that checkpoint.
+   */
   exportAudit: {
     path: "/lanyard.v1.AuditService/ExportAudit" as const,
     requestStream: false as const,
@@ -1199,6 +1374,8 @@ export const AuditServiceService = {
   /**
    * Ingests a chain written by a service's hop helpers (a FileAuditLog export): verified with the key its
    * header names (pinned for that chain at the first ingest), then appended after what is already stored.
+   * Only hop decisions of the shipper itself, dated plausibly, within the shipper's quota (RESOURCE_EXHAUSTED,
+   * ERR_AUDIT_QUOTA_EXCEEDED, beyond it).
    */
   ingestAuditChain: {
     path: "/lanyard.v1.AuditService/IngestAuditChain" as const,
@@ -1211,6 +1388,21 @@ export const AuditServiceService = {
       Buffer.from(IngestAuditChainResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): IngestAuditChainResponse => IngestAuditChainResponse.decode(value),
   },
+  /**
+   * What the readable external witnesses hold (checkpoints, pinned shipper keys, audit key introductions), one
+   * witness after the other, for `lanyard audit verify` to cross-check the database against.
+   */
+  readAuditWitness: {
+    path: "/lanyard.v1.AuditService/ReadAuditWitness" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ReadAuditWitnessRequest): Buffer =>
+      Buffer.from(ReadAuditWitnessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadAuditWitnessRequest => ReadAuditWitnessRequest.decode(value),
+    responseSerialize: (value: ReadAuditWitnessResponse): Buffer =>
+      Buffer.from(ReadAuditWitnessResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadAuditWitnessResponse => ReadAuditWitnessResponse.decode(value),
+  },
 } as const;
 
 export interface AuditServiceServer extends UntypedServiceImplementation {
@@ -1219,15 +1411,25 @@ export interface AuditServiceServer extends UntypedServiceImplementation {
    * `chain` narrows it, in time order, paginated.
    */
   queryAuditRecords: handleUnaryCall<QueryAuditRecordsRequest, QueryAuditRecordsResponse>;
-  /** A whole chain as JSON lines (header, records, checkpoints after the record they sign), in batches. */
+  /**
+   * A whole chain as JSON lines (header, records, checkpoints after the record they sign), in batches. For the
+   * server's own chain a checkpoint over the head is signed first, and the export ends at that checkpoint.
+   */
   exportAudit: handleServerStreamingCall<ExportAuditRequest, ExportAuditResponse>;
   /** The latest signed checkpoint and head of a chain, the audit public key, and every chain the server holds. */
   getAuditHead: handleUnaryCall<GetAuditHeadRequest, GetAuditHeadResponse>;
   /**
    * Ingests a chain written by a service's hop helpers (a FileAuditLog export): verified with the key its
    * header names (pinned for that chain at the first ingest), then appended after what is already stored.
+   * Only hop decisions of the shipper itself, dated plausibly, within the shipper's quota (RESOURCE_EXHAUSTED,
+   * ERR_AUDIT_QUOTA_EXCEEDED, beyond it).
    */
   ingestAuditChain: handleUnaryCall<IngestAuditChainRequest, IngestAuditChainResponse>;
+  /**
+   * What the readable external witnesses hold (checkpoints, pinned shipper keys, audit key introductions), one
+   * witness after the other, for `lanyard audit verify` to cross-check the database against.
+   */
+  readAuditWitness: handleServerStreamingCall<ReadAuditWitnessRequest, ReadAuditWitnessResponse>;
 }
 
 export interface AuditServiceClient extends Client {
@@ -1250,7 +1452,10 @@ export interface AuditServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: QueryAuditRecordsResponse) => void,
   ): ClientUnaryCall;
-  /** A whole chain as JSON lines (header, records, checkpoints after the record they sign), in batches. */
+  /**
+   * A whole chain as JSON lines (header, records, checkpoints after the record they sign), in batches. For the
+   * server's own chain a checkpoint over the head is signed first, and the export ends at that checkpoint.
+   */
   exportAudit(request: ExportAuditRequest, options?: Partial<CallOptions>): ClientReadableStream<ExportAuditResponse>;
   exportAudit(
     request: ExportAuditRequest,
@@ -1276,6 +1481,8 @@ export interface AuditServiceClient extends Client {
   /**
    * Ingests a chain written by a service's hop helpers (a FileAuditLog export): verified with the key its
    * header names (pinned for that chain at the first ingest), then appended after what is already stored.
+   * Only hop decisions of the shipper itself, dated plausibly, within the shipper's quota (RESOURCE_EXHAUSTED,
+   * ERR_AUDIT_QUOTA_EXCEEDED, beyond it).
    */
   ingestAuditChain(
     request: IngestAuditChainRequest,
@@ -1292,6 +1499,19 @@ export interface AuditServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: IngestAuditChainResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * What the readable external witnesses hold (checkpoints, pinned shipper keys, audit key introductions), one
+   * witness after the other, for `lanyard audit verify` to cross-check the database against.
+   */
+  readAuditWitness(
+    request: ReadAuditWitnessRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ReadAuditWitnessResponse>;
+  readAuditWitness(
+    request: ReadAuditWitnessRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ReadAuditWitnessResponse>;
 }
 
 export const AuditServiceClient = makeGenericClientConstructor(
