@@ -31,8 +31,8 @@ describe('policy: the Cedar engine behind the hop helpers (HopPolicy)', () => {
   const bundles = new BundleSet([pki.bundle]);
   const pair = delegatedPair(
     pki,
-    { name: 'planner', scopes: ['tools:run'], ttlSeconds: 600 },
-    { name: 'tool-runner', scopes: ['tools:run'], ttlSeconds: 300 },
+    { name: 'planner', scopes: ['tools:run'], ttlSeconds: 3 * 3600 },
+    { name: 'tool-runner', scopes: ['tools:run'], ttlSeconds: 2 * 3600 },
   );
   const der = (chain: typeof pair.child.chain): Uint8Array[] => chain.map((c) => c.der);
   let dir: string;
@@ -110,8 +110,8 @@ describe('policy: the Cedar engine behind the hop helpers (HopPolicy)', () => {
     const foreign = createPki('example.org');
     const impostor = delegatedPair(
       foreign,
-      { name: 'planner', scopes: ['tools:run'], ttlSeconds: 600 },
-      { name: 'tool-runner', scopes: ['tools:run'], ttlSeconds: 300 },
+      { name: 'planner', scopes: ['tools:run'], ttlSeconds: 3 * 3600 },
+      { name: 'tool-runner', scopes: ['tools:run'], ttlSeconds: 2 * 3600 },
     );
     await assert.rejects(
       verifyHopPeer(der(impostor.child.chain), options(), {
