@@ -92,7 +92,7 @@ describe('revocation by an admin', function () {
     const a = await startSession(s, planner, { scopes: ['docs:read'] });
     const sibling = await startSession(s, planner, { scopes: ['docs:read'] });
     const cache = new RevocationCache();
-    const watcher = sessionClient(s);
+    const watcher = sessionClient(s, strangerWl);
     const watch = watchRevocationsInto(watcher, cache, { retryMs: 100 });
     try {
       await watch.ready;
