@@ -250,6 +250,33 @@ function provenButRevoked(
   }
 }
 
+/**
+ * Reports the refusal of a peer accepted earlier whose connection or stream is being closed now (its SVID was
+ * revoked, or the revocation state turned stale): a 'deny' decision for the same transport and action.
+ */
+export function reportClosedPeer(
+  options: HopVerifyOptions,
+  request: HopRequestInfo,
+  peer: HopPeer,
+  err: LanyardError,
+): void {
+  report(
+    options,
+    {
+      at: new Date(),
+      transport: request.transport,
+      service: serviceName(options),
+      ...(request.action !== undefined ? { action: request.action } : {}),
+      decision: 'deny',
+      reason: err.code,
+      peerId: peer.spiffeId,
+      peerSerial: peer.serialHex,
+      ...(peer.context !== undefined ? { context: peer.context } : {}),
+    },
+    `open ${request.transport === 'grpc' ? 'stream' : 'connection'} closed: ${err.message}`,
+  );
+}
+
 function serviceName(options: HopVerifyOptions): string {
   if (options.service !== undefined) return options.service;
   const source = options.source ?? (options.bundles as Partial<{ getX509Svid(): { id: SpiffeId } }>);

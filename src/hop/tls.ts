@@ -25,6 +25,7 @@ import { rootsPem } from './certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
+import { trackLivePeer } from './live-peers';
 import {
   checkHopVerifyOptions,
   type HopPeer,
@@ -129,7 +130,8 @@ function verifyOptions(o: HopServerOptions): HttpVerifyOptions {
 
 /**
  * A TLS server whose every connection is verified and authorized before `listener` sees it; refused
- * connections are destroyed unread. `peerOf(socket)` gives the peer later.
+ * connections are destroyed unread, and an accepted one is destroyed as soon as a notifying `revocation` checker
+ * reports its peer's SVID or session revoked. `peerOf(socket)` gives the peer later.
  */
 export function createHopTlsServer(
   options: HopServerOptions,
@@ -149,6 +151,9 @@ export function createHopTlsServer(
       (peer) => {
         if (socket.destroyed) return;
         peers.set(socket, peer);
+        // Checked once per connection: a later revocation of the peer closes it (live-peers.ts).
+        const untrack = trackLivePeer(verify, { transport: 'tls' }, peer, () => socket.destroy());
+        socket.once('close', untrack);
         listener(socket, peer);
       },
       () => socket.destroy(),
@@ -163,7 +168,8 @@ export function createHopTlsServer(
  * An https server whose every request is verified and authorized (action `METHOD /canonical/path`, see
  * canonicalRequestPath; `caseSensitive` should say how `handler` routes) before `handler` runs; refused requests
  * get 400/401/403 with `{error: {code, message}}`. The peer is re-checked per request, so a
- * revocation applies to the next request on a kept-alive connection.
+ * revocation applies to the next request on a kept-alive connection; with a notifying `revocation` checker the
+ * connection (and any response still streaming on it) is also closed as soon as the revocation arrives.
  */
 export function createHopHttpsServer(
   options: HopServerOptions,
