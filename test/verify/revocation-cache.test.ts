@@ -69,7 +69,11 @@ describe('RevocationCache', () => {
 
     // A new snapshot (say the server's store was replaced) in two pages.
     cache.apply({ entries: [entry(1, 's-a')], sequence: 1, fullState: true });
-    assert.notEqual(cache.isRevoked(session('s-old')), false, 'the old state holds until the new is complete');
+    assert.notEqual(
+      cache.isRevoked(session('s-old')),
+      false,
+      'the old state holds until the new is complete',
+    );
     assert.notEqual(cache.isRevoked(session('s-a')), false, 'a page counts as soon as it arrives');
     assert.equal(cache.sequence, 1);
     cache.apply({ entries: [entry(2, 's-b')], sequence: 2, synced: true });
@@ -94,10 +98,7 @@ describe('RevocationCache', () => {
 
   it('names the reason of a cascaded revocation from its cause, stored once', () => {
     cache.apply({
-      entries: [
-        entry(7, 's-root', { reason: 'task done' }),
-        entry(8, 's-child', { causeSequence: 7 }),
-      ],
+      entries: [entry(7, 's-root', { reason: 'task done' }), entry(8, 's-child', { causeSequence: 7 })],
       sequence: 8,
       fullState: true,
       synced: true,
@@ -130,7 +131,10 @@ describe('RevocationCache', () => {
   });
 
   it('never synced: refuses a task-session SVID with ERR_REVOCATION_STALE, accepts a workload SVID', () => {
-    assert.equal(staleCode(() => cache.isRevoked(session('s-1'))), ErrorCode.REVOCATION_STALE);
+    assert.equal(
+      staleCode(() => cache.isRevoked(session('s-1'))),
+      ErrorCode.REVOCATION_STALE,
+    );
     assert.equal(
       staleCode(() => cache.isRevoked(query({ sessionId: 'ws-2', delegationSessionIds: ['s-1'] }))),
       ErrorCode.REVOCATION_STALE,
@@ -139,7 +143,10 @@ describe('RevocationCache', () => {
     assert.equal(cache.isRevoked(workload), false);
     // Pages of the initial state do not make it fresh; the last one does.
     cache.apply({ entries: [entry(1, 's-x')], sequence: 1, fullState: true });
-    assert.equal(staleCode(() => cache.isRevoked(session('s-1'))), ErrorCode.REVOCATION_STALE);
+    assert.equal(
+      staleCode(() => cache.isRevoked(session('s-1'))),
+      ErrorCode.REVOCATION_STALE,
+    );
     cache.apply({ entries: [], sequence: 1, synced: true });
     assert.equal(cache.isRevoked(session('s-1')), false);
   });
@@ -156,8 +163,14 @@ describe('RevocationCache', () => {
     assert.equal(stale.length, 0);
 
     clock.set(at(60_001));
-    assert.equal(staleCode(() => cache.isRevoked(session('s-live'))), ErrorCode.REVOCATION_STALE);
-    assert.equal(staleCode(() => cache.isRevoked(session('s-live'))), ErrorCode.REVOCATION_STALE);
+    assert.equal(
+      staleCode(() => cache.isRevoked(session('s-live'))),
+      ErrorCode.REVOCATION_STALE,
+    );
+    assert.equal(
+      staleCode(() => cache.isRevoked(session('s-live'))),
+      ErrorCode.REVOCATION_STALE,
+    );
     assert.equal(stale.length, 1, 'one event per stale period');
     assert.deepEqual(stale[0], { lastSyncAt: T0, staleAfterMs: 60_000, onStale: 'refuse' });
     assert.equal(warnings.length, 1);
