@@ -11,6 +11,7 @@ import {
 } from '../../src/gen/lanyard/v1/session';
 import { signGrant, type GrantParams } from '../../src/client/delegation';
 import { createCsr } from '../../src/x509/csr';
+import { verifyX509Svid } from '../../src/verify';
 import type { TestServer } from './helpers';
 import { attest, connectPublic, newKey, publicCredentials, PUBLIC_CHANNEL_OPTIONS } from './public-client';
 
@@ -162,4 +163,20 @@ export function collectWatch(
       if (e.code !== grpc.status.CANCELLED) reject(e);
     });
   });
+}
+
+/**
+ * `parent` (a session SVID) grants `childWl`'s identity `scopes`; the child redeems the grant with a fresh key:
+ * the child's delegated session SVID and its session id.
+ */
+export async function delegate(
+  s: TestServer,
+  parent: Agent,
+  childWl: Agent,
+  scopes: string[],
+): Promise<{ agent: Agent; sessionId: string }> {
+  const grantId = await createGrant(s, parent, { childId: childWl.spiffeId, scopes });
+  const agent = await redeemGrant(s, childWl, grantId);
+  const context = verifyX509Svid(agent.chain, s.running.ca.bundle()).context!;
+  return { agent, sessionId: context.sessionId };
 }
