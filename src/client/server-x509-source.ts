@@ -127,6 +127,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       throw e;
     }
     source.startWatches();
+    await source.revocationsSynced();
     return source;
   }
 
@@ -135,7 +136,28 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     const source = new ServerX509Source(options, undefined);
     source.accept(toX509Svid(options.svid.chain, options.svid.privateKey, options));
     source.startWatches();
-    return Promise.resolve(source);
+    await source.revocationsSynced();
+    return source;
+  }
+
+  /**
+   * Resolves true once `revocations` holds the server's complete state (at once when not watching: false), or
+   * false after `timeoutMs` (default the call deadline): until then, session SVIDs are refused as stale.
+   * `start` and `fromSvid` wait for it, so a service does not begin by refusing every session.
+   */
+  async revocationsSynced(timeoutMs: number = this.options.deadlineMs ?? 15_000): Promise<boolean> {
+    const watch = this.revocationWatch;
+    if (watch === undefined) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref();
+    });
+    try {
+      return await Promise.race([watch.ready.then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   getX509Svid(): X509Svid {
