@@ -163,14 +163,9 @@ function verifyChain(
   return verifyX509Svid(chain, options.bundles, svidOptions(options, true));
 }
 
-function allowed(
-  options: HopVerifyOptions,
-  service: string,
-  request: HopRequestInfo,
-  svid: VerifiedSvid,
-  policyVersion: string | undefined,
-): HopPeer {
-  const peer: HopPeer = Object.freeze({
+/** The HopPeer of a verified SVID (and the policy version that allowed it). */
+export function hopPeerOf(svid: VerifiedSvid, policyVersion?: string): HopPeer {
+  return Object.freeze({
     spiffeId: svid.id.toString(),
     id: svid.id,
     ...(svid.context !== undefined ? { context: svid.context } : {}),
@@ -178,6 +173,16 @@ function allowed(
     serialHex: svid.chain[0]!.serialHex,
     ...(policyVersion !== undefined ? { policyVersion } : {}),
   });
+}
+
+function allowed(
+  options: HopVerifyOptions,
+  service: string,
+  request: HopRequestInfo,
+  svid: VerifiedSvid,
+  policyVersion: string | undefined,
+): HopPeer {
+  const peer = hopPeerOf(svid, policyVersion);
   report(options, {
     at: new Date(),
     transport: request.transport,

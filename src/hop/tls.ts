@@ -19,7 +19,7 @@ import type { X509BundleSource } from '../bundle';
 import type { X509Source, X509Svid } from '../client/x509-source';
 import { ErrorCode, LanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
-import { verifyX509Svid } from '../verify/verify-x509-svid';
+import { verifyX509Svid, type VerifiedSvid } from '../verify/verify-x509-svid';
 import { encodePem } from '../x509/pem';
 import { rootsPem } from './certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
@@ -28,6 +28,7 @@ import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
 import { trackLivePeer } from './live-peers';
 import {
   checkHopVerifyOptions,
+  hopPeerOf,
   type HopPeer,
   type HopVerifyOptions,
   verifyHopPeer,
@@ -278,7 +279,8 @@ interface AgentInternals {
  *
  * Before every request, each kept-alive connection waiting in the pool has its server's chain verified again
  * (expiry, trust bundle, revocation); one that fails is closed, so the request opens a new connection and
- * goes through the full check, and a revoked or expired server is refused from the next request on.
+ * goes through the full check, and a revoked or expired server is refused from the next request on. With a
+ * notifying `revocation` checker, a connection to a server revoked since is closed as soon as that arrives.
  */
 export class HopHttpsAgent extends https.Agent {
   private readonly verify: HopVerifyOptions;
@@ -314,12 +316,19 @@ export class HopHttpsAgent extends https.Agent {
     socket.once('secureConnect', () => {
       const chain = withKnownIntermediates(socketPeerChain(socket), this.hop.source);
       this.serverChains.set(socket, chain);
-      if (!socket.isSessionReused()) return;
+      let server: HopPeer;
       try {
-        verifyHopPeerSync(chain, this.verify, { transport: 'tls' });
+        // checkServerIdentity verified (and reported) a full handshake; a resumed one is checked here.
+        server = socket.isSessionReused()
+          ? verifyHopPeerSync(chain, this.verify, { transport: 'tls' })
+          : hopPeerOf(this.verifiedChain(chain));
       } catch (e) {
         socket.destroy(e instanceof Error ? e : new Error(String(e)));
+        return;
       }
+      // A response still streaming from a server revoked since is cut, not only the next request refused.
+      const untrack = trackLivePeer(this.verify, { transport: 'tls' }, server, () => socket.destroy());
+      socket.once('close', untrack);
     });
     return socket;
   }
@@ -345,17 +354,19 @@ export class HopHttpsAgent extends https.Agent {
     const chain = this.serverChains.get(socket);
     if (chain === undefined || socket.destroyed) return false;
     try {
-      verifyX509Svid(chain, this.verify.bundles, {
-        ...(this.verify.trustDomain !== undefined ? { trustDomain: this.verify.trustDomain } : {}),
-        ...(this.verify.revocation !== undefined ? { revocation: this.verify.revocation } : {}),
-        ...(this.verify.cache !== undefined ? { cache: this.verify.cache } : {}),
-        ...(this.verify.agentContextOid !== undefined
-          ? { agentContextOid: this.verify.agentContextOid }
-          : {}),
-      });
+      this.verifiedChain(chain);
       return true;
     } catch {
       return false;
     }
+  }
+
+  private verifiedChain(chain: readonly Uint8Array[]): VerifiedSvid {
+    return verifyX509Svid(chain, this.verify.bundles, {
+      ...(this.verify.trustDomain !== undefined ? { trustDomain: this.verify.trustDomain } : {}),
+      ...(this.verify.revocation !== undefined ? { revocation: this.verify.revocation } : {}),
+      ...(this.verify.cache !== undefined ? { cache: this.verify.cache } : {}),
+      ...(this.verify.agentContextOid !== undefined ? { agentContextOid: this.verify.agentContextOid } : {}),
+    });
   }
 }

@@ -7,6 +7,7 @@
  * revocation state that turns stale closes the session connections it can no longer vouch for.
  */
 import assert from 'node:assert/strict';
+import type * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
@@ -32,7 +33,7 @@ import {
   tlsClientOptions,
   tlsServerOptions,
 } from '../../src/hop/tls';
-import { authorizeId, authorizeMemberOf, RevocationCache } from '../../src/verify';
+import { authorizeId, authorizeMemberOf, RevocationCache, StaticRevocationList } from '../../src/verify';
 import type { TestServer } from '../server/helpers';
 import { type Agent, delegate, endSession, register, startSession } from '../server/session-fixture';
 import { FakeClock, T0 } from '../ca/helpers';
@@ -226,6 +227,32 @@ describe('hop: a revocation closes what is already open', function () {
       assert.equal(refused.status, 401);
       assert.match(refused.body, /ERR_REVOKED/);
     }
+  });
+
+  it('client side: a HopHttpsAgent connection to a server revoked since is cut mid-response', async () => {
+    const server = createHopHttpsServer(
+      { source: service, revocation: service.revocations, authorize: authorizeMemberOf(TD) },
+      // A response that never ends: only the revocation stops it.
+      (_req, res) => res.write('first chunk'),
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => server.close(r)));
+    const caller = await sessionOf();
+    const list = new StaticRevocationList();
+    const source = new StaticX509Source(toX509Svid(caller.agent.chain, caller.agent.key), bundle());
+    const agent = new HopHttpsAgent({ source, authorize: authorizeId(SERVICE), revocation: list });
+    closers.push(() => agent.destroy());
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
+      https
+        .get({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: '/', agent }, resolve)
+        .on('error', reject),
+    );
+    await new Promise((r) => res.once('data', r));
+    const cut = new Promise((r) => res.once('close', r));
+    list.revokeSerial(service.getX509Svid().chain[0]!.serialHex);
+    await cut;
+    assert.equal(res.complete, false);
+    assert.equal(res.socket?.destroyed ?? true, true);
   });
 
   it('a revocation state that turns stale closes the open session connections, not workload ones', async () => {
