@@ -78,6 +78,9 @@ export const ErrorCode = {
   DELEGATION_SIGNATURE_INVALID: 'ERR_DELEGATION_SIGNATURE_INVALID',
   // revocation and authorization
   REVOKED: 'ERR_REVOKED',
+  // the verifier's revocation state is older than its staleness bound (the feed is down or blocked): a session
+  // SVID cannot be told apart from an ended one, so it is refused (RevocationCache onStale 'refuse')
+  REVOCATION_STALE: 'ERR_REVOCATION_STALE',
   UNAUTHORIZED: 'ERR_UNAUTHORIZED',
   // operational
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
@@ -156,6 +159,9 @@ export const ErrorCode = {
   CLIENT_CERT_REJECTED: 'ERR_CLIENT_CERT_REJECTED',
   // gRPC servers: request bytes that do not decode as the method's protobuf message
   MALFORMED_REQUEST: 'ERR_MALFORMED_REQUEST',
+  // a per-agent or per-connection limit of the server (live sessions, sessions ended in a window, revocation
+  // watchers): refused before anything is written; a retry after the window, or with fewer open, may succeed
+  QUOTA_EXCEEDED: 'ERR_QUOTA_EXCEEDED',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -198,6 +204,8 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_DELEGATION_LINK_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_DELEGATION_SIGNATURE_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_REVOKED: GrpcStatus.UNAUTHENTICATED,
+  // Not the peer's fault: the verifier cannot currently answer; it may once its feed is back.
+  ERR_REVOCATION_STALE: GrpcStatus.UNAVAILABLE,
   ERR_UNAUTHORIZED: GrpcStatus.PERMISSION_DENIED,
   ERR_INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
   ERR_IO: GrpcStatus.UNAVAILABLE,
@@ -275,6 +283,7 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_INVALID_REQUEST_TARGET: GrpcStatus.INVALID_ARGUMENT,
   ERR_CLIENT_CERT_REJECTED: GrpcStatus.UNAUTHENTICATED,
   ERR_MALFORMED_REQUEST: GrpcStatus.INVALID_ARGUMENT,
+  ERR_QUOTA_EXCEEDED: GrpcStatus.RESOURCE_EXHAUSTED,
 };
 
 /** Base class of every error Lanyard throws on purpose. */
@@ -342,6 +351,15 @@ export class SvidVerificationError extends LanyardError {}
 export class RevokedError extends LanyardError {
   constructor(message: string) {
     super(ErrorCode.REVOKED, message);
+  }
+}
+/**
+ * The verifier's revocation state is too old to tell whether the SVID's session ended (RevocationCache with
+ * onStale 'refuse'): a refusal of the verifier's own state, not of the peer; UNAVAILABLE (HTTP 503).
+ */
+export class RevocationStaleError extends LanyardError {
+  constructor(message: string) {
+    super(ErrorCode.REVOCATION_STALE, message);
   }
 }
 /** A verified peer is not allowed by an authorizer. */

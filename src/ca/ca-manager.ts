@@ -21,7 +21,7 @@ import {
   withState,
 } from './authority';
 import { rootsThatMatter, sameRoots } from './bundle-roots';
-import { signCrl, type CrlContent } from './crl';
+import { signCrl, signEncodedCrl, type CrlContent, type CrlHeader } from './crl';
 import type { KeyManager } from './key-manager';
 import { mintCaCertificate } from './mint-authority';
 import { isExpired, rotationTimes } from './rotation-schedule';
@@ -334,13 +334,24 @@ export class CaManager {
    * exists the moment it activates. A CA whose key could not be loaded (old, kept for its root) has none.
    */
   signCrls(content: CrlContent): SignedCrl[] {
+    return this.signEachCrl((issuer) => signCrl(issuer, content));
+  }
+
+  /** signCrls with the revoked entries already encoded (crl.ts revokedEntryDer, concatenated). */
+  signEncodedCrls(header: CrlHeader, entries: Uint8Array): SignedCrl[] {
+    return this.signEachCrl((issuer) => signEncodedCrl(issuer, header, entries));
+  }
+
+  private signEachCrl(
+    sign: (issuer: { cert: ParsedCertificate; key: KeyObject }) => Uint8Array,
+  ): SignedCrl[] {
     return this.state()
       .authorities.filter((a) => a.key !== undefined)
       .map((a) => ({
         authorityId: a.id,
         state: a.state,
         issuer: a.cert,
-        der: signCrl({ cert: a.cert, key: a.key! }, content),
+        der: sign({ cert: a.cert, key: a.key! }),
       }));
   }
 

@@ -1,20 +1,25 @@
 /**
- * Feeds a RevocationCache from the server's WatchRevocations stream: the full state first, then increments;
- * after a broken stream it reconnects (with a back-off) and resumes from the cache's sequence, so nothing
- * committed in between is missed.
+ * Feeds a RevocationCache from the server's WatchRevocations stream: the state in pages, then increments and
+ * heartbeats; after a broken stream it reconnects (exponential back-off with jitter) and resumes from the
+ * cache's sequence, so nothing committed in between is missed and nothing already held is sent again. The
+ * cache tracks when it was last confirmed complete and turns stale on its own when the stream stays down.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { SessionServiceClient, WatchRevocationsResponse } from '../gen/lanyard/v1/session';
 import type { RevocationCache, RevocationCacheEntry } from '../verify/revocation-cache';
 
 export interface RevocationWatchOptions {
-  /** Delay before reconnecting after the stream broke. Default 1000 ms. */
+  /** First delay before reconnecting after the stream broke. Default 1000 ms. */
   retryMs?: number;
+  /** Cap on the reconnect delay. Default 30 s. */
+  maxRetryMs?: number;
   onError?: (e: grpc.ServiceError) => void;
+  /** Each broken stream is logged at warn with its attempt count (the cache logs when it turns stale). */
+  logger?: { warn(obj: object, msg: string): void };
 }
 
 export interface RevocationWatchHandle {
-  /** Resolves after the first message (the full state, or the increments since the cache's sequence). */
+  /** Resolves once the cache holds the complete state (the first message with `synced`). */
   ready: Promise<void>;
   close(): void;
 }
@@ -25,38 +30,58 @@ export function watchRevocationsInto(
   options: RevocationWatchOptions = {},
 ): RevocationWatchHandle {
   let closed = false;
+  let failures = 0;
   let current: grpc.ClientReadableStream<WatchRevocationsResponse> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
+  const initial = options.retryMs ?? 1000;
+  const max = Math.max(initial, options.maxRetryMs ?? 30_000);
 
   const connect = (): void => {
+    if (closed) return;
     const call = client.watchRevocations({ afterSequence: cache.sequence });
     current = call;
     call.on('data', (m: WatchRevocationsResponse) => {
-      const entries = m.revocations.map((r): RevocationCacheEntry => ({
-        sequence: r.sequence,
-        kind: r.kind === 'session' ? 'session' : 'certificate',
-        id: r.id,
-        reason: r.reason,
-        ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
-      }));
-      if (m.fullState) cache.applyFullState(entries, m.sequence);
-      else cache.applyIncrement(entries, m.sequence);
-      markReady();
+      cache.apply({
+        entries: m.revocations.map((r): RevocationCacheEntry => ({
+          sequence: r.sequence,
+          kind: r.kind === 'session' ? 'session' : 'certificate',
+          id: r.id,
+          ...(r.reason !== '' ? { reason: r.reason } : {}),
+          ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
+          ...(r.causeSequence > 0 ? { causeSequence: r.causeSequence } : {}),
+        })),
+        sequence: m.sequence,
+        fullState: m.fullState,
+        synced: m.synced,
+      });
+      if (m.synced) {
+        failures = 0;
+        markReady();
+      }
     });
     let retried = false;
-    const retry = (): void => {
+    const retry = (why: string): void => {
       if (closed || retried) return;
       retried = true;
-      timer = setTimeout(connect, options.retryMs ?? 1000);
+      failures += 1;
+      // "Equal jitter": half the delay fixed, half random, so a fleet cut off together does not return together.
+      const d = Math.min(max, initial * 2 ** Math.min(failures - 1, 20));
+      const delay = d / 2 + Math.random() * (d / 2);
+      options.logger?.warn(
+        { failures, retryInMs: Math.round(delay), sequence: cache.sequence, why },
+        'revocation watch broke: reconnecting',
+      );
+      timer = setTimeout(connect, delay);
+      timer.unref();
     };
     call.on('error', (e: grpc.ServiceError) => {
       if (!closed) options.onError?.(e);
-      retry();
+      retry(e.message);
     });
     // A server that shuts down ends the stream cleanly: reconnect all the same (to it, or its successor).
-    call.on('end', retry);
+    call.on('end', () => retry('the server ended the stream'));
   };
   connect();
   return {

@@ -14,7 +14,7 @@ import { SessionServiceClient } from '../gen/lanyard/v1/session';
 import type { Bundle as BundleProto } from '../gen/lanyard/v1/types';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { authorizeId } from '../verify/authorize';
-import { RevocationCache } from '../verify/revocation-cache';
+import { RevocationCache, type RevocationCacheOptions } from '../verify/revocation-cache';
 import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { createCsr } from '../x509/csr';
 import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
@@ -50,6 +50,11 @@ interface CommonOptions {
   watchBundle?: boolean;
   /** Feed `revocations` from WatchRevocations. Default true. */
   watchRevocations?: boolean;
+  /**
+   * The revocation cache's staleness bound and policy (default 60 s, 'refuse': session SVIDs are refused with
+   * ERR_REVOCATION_STALE while the feed is down). The source's logger receives its warnings.
+   */
+  revocationCache?: Omit<RevocationCacheOptions, 'logger'>;
   logger?: HopLogger;
   /** Per-call deadline for Attest and Renew. Default 15 s. */
   deadlineMs?: number;
@@ -75,8 +80,11 @@ export interface ExistingSvidOptions extends CommonOptions {
 }
 
 export class ServerX509Source extends X509SourceEmitter implements X509Source {
-  /** Revocations streamed from the server: pass it as `revocation` to the hop helpers. */
-  readonly revocations = new RevocationCache();
+  /**
+   * Revocations streamed from the server: pass it as `revocation` to the hop helpers. It emits 'stale' when
+   * the feed has been down for its staleness bound (alert on it) and 'synced' when it is back.
+   */
+  readonly revocations: RevocationCache;
   private svid: X509Svid | undefined;
   private bundle: X509Bundle;
   private closed = false;
@@ -94,6 +102,12 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     private readonly attestation: Omit<ServerX509SourceOptions, keyof CommonOptions> | undefined,
   ) {
     super();
+    this.revocations = new RevocationCache({
+      ...options.revocationCache,
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+      // Without a feed nothing would ever sync it: the timer would only report what the caller chose.
+      ...(options.watchRevocations === false ? { checkIntervalMs: 0 } : {}),
+    });
     this.bundle = options.bundle;
     this.serverId = SpiffeId.fromPath(options.bundle.trustDomain, SERVER_ID_PATH);
   }
@@ -113,6 +127,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       throw e;
     }
     source.startWatches();
+    await source.revocationsSynced();
     return source;
   }
 
@@ -121,7 +136,28 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     const source = new ServerX509Source(options, undefined);
     source.accept(toX509Svid(options.svid.chain, options.svid.privateKey, options));
     source.startWatches();
-    return Promise.resolve(source);
+    await source.revocationsSynced();
+    return source;
+  }
+
+  /**
+   * Resolves true once `revocations` holds the server's complete state (at once when not watching: false), or
+   * false after `timeoutMs` (default the call deadline): until then, session SVIDs are refused as stale.
+   * `start` and `fromSvid` wait for it, so a service does not begin by refusing every session.
+   */
+  async revocationsSynced(timeoutMs: number = this.options.deadlineMs ?? 15_000): Promise<boolean> {
+    const watch = this.revocationWatch;
+    if (watch === undefined) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref();
+    });
+    try {
+      return await Promise.race([watch.ready.then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   getX509Svid(): X509Svid {
@@ -155,6 +191,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     clearTimeout(this.bundleTimer);
     this.bundleCall?.cancel();
     this.revocationWatch?.close();
+    this.revocations.close();
     for (const c of this.watchClients) c.close();
     this.svid = undefined;
     this.removeAllListeners();
@@ -280,10 +317,11 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   private startWatches(): void {
     if (this.closed) return;
     if (this.options.watchBundle === false && this.options.watchRevocations === false) return;
-    // Server-authenticated TLS that follows the bundle as it rotates; the server is checked by SPIFFE ID.
+    // mTLS with the source's own SVID (the server admits revocation watchers by identity), following the
+    // SVID and the bundle as they rotate; the server is checked by SPIFFE ID.
     const provider = new X509SourceCertificateProvider(this, [this.bundle.trustDomain]);
     const authorize = authorizeId(this.serverId);
-    const creds = grpc.experimental.createCertificateProviderChannelCredentials(provider, null, {
+    const creds = grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
       checkServerIdentity: (_host, cert) => {
         try {
           authorize(
@@ -310,8 +348,8 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       this.watchClients.push(client);
       this.revocationWatch = watchRevocationsInto(client, this.revocations, {
         retryMs: this.options.retry?.initialMs ?? 500,
-        onError: (e) =>
-          this.options.logger?.debug({ err: e.message }, 'x509 source: revocation stream broke'),
+        ...(this.options.retry?.maxMs !== undefined ? { maxRetryMs: this.options.retry.maxMs } : {}),
+        ...(this.options.logger !== undefined ? { logger: this.options.logger } : {}),
       });
     }
   }

@@ -6,7 +6,9 @@
  *  - `hopService` wraps every handler of a service: the peer's certificate (from `call.getAuthContext()`) is
  *    verified and authorized per call, with the method path as the action; refused calls end with the error's
  *    gRPC status and the stable code in the `lanyard-error-code` trailer; `agentOf(call)` gives handlers the peer.
- *    Checking per call (not per connection) is what makes a revocation apply to the next call on an open channel.
+ *    Checking per call (not per connection) is what makes a revocation apply to the next call on an open channel;
+ *    a call already running (a stream) ends with ERR_REVOKED (UNAUTHENTICATED) as soon as a notifying checker
+ *    (a RevocationCache, a StaticRevocationList) reports its peer's SVID or session revoked (live-peers.ts).
  *  - Channel credentials that present the source's current SVID and check the server's SPIFFE ID in place of a
  *    host name, following rotation per new connection.
  *
@@ -19,6 +21,7 @@ import type { X509Source } from '../client/x509-source';
 import { isLanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
 import { X509SourceCertificateProvider } from './certificate-provider';
+import { trackLivePeer } from './live-peers';
 import {
   checkHopVerifyOptions,
   type HopPeer,
@@ -90,14 +93,32 @@ export function hopService<I extends grpc.UntypedServiceImplementation>(
     if (handler === undefined) continue;
     const answersWithCallback = !attrs.responseStream;
     const wrapped: AnyHandler = (call, callback) => {
-      verifyHopPeer(callChain(call, options), verify, {
-        transport: 'grpc',
+      const request = {
+        transport: 'grpc' as const,
         action: attrs.path,
         noCertificateMessage: NO_CERTIFICATE,
-      }).then(
+      };
+      verifyHopPeer(callChain(call, options), verify, request).then(
         (peer) => {
           agents.set(call, peer);
-          handler(call, callback);
+          const emitter = call as unknown as NodeJS.EventEmitter;
+          // A revocation after the call started ends it with that status (a stream would otherwise run on).
+          let answer = callback;
+          const untrack = trackLivePeer(verify, request, peer, (reason) => {
+            if (answersWithCallback) answer?.(toStatus(reason));
+            else emitter.emit('error', toStatus(reason));
+          });
+          if (answersWithCallback && callback !== undefined) {
+            let answered = false;
+            answer = (err, value, trailer, flags) => {
+              if (answered) return;
+              answered = true;
+              untrack();
+              callback(err, value, trailer, flags);
+            };
+          }
+          for (const event of ['cancelled', 'finish', 'close', 'error']) emitter.once(event, untrack);
+          handler(call, answer);
         },
         (e: unknown) => {
           const status = toStatus(e);

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
+import { trackLivePeer } from './live-peers';
 import { checkHopVerifyOptions, type HopPeer, type HopVerifyOptions, verifyHopPeer } from './peer';
 import type { HttpActionOptions } from './http-action';
 import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from './peer-chain';
@@ -48,9 +49,34 @@ function connectionChain(socket: TLSSocket): Uint8Array[] {
 /**
  * Verifies the peer of the connection `socket` for `action`. A plain-TCP socket (no TLS) has no certificate
  * and is refused like a TLS peer that sent none. Re-run for every request, so that a revocation or an expiry
- * applies to the next request on a kept-alive connection.
+ * applies to the next request on a kept-alive connection; a revocation that arrives while the connection is
+ * open closes it (watchConnection).
  */
-export function verifyHttpPeer(socket: Socket, options: HttpVerifyOptions, action: string): Promise<HopPeer> {
+export async function verifyHttpPeer(
+  socket: Socket,
+  options: HttpVerifyOptions,
+  action: string,
+): Promise<HopPeer> {
+  const peer = await verifyHttpPeerOnce(socket, options, action);
+  watchConnection(socket, options, peer);
+  return peer;
+}
+
+const watched = new WeakSet<Socket>();
+
+/**
+ * A kept-alive connection (and a response still streaming on it) would run until its next request: it is
+ * closed as soon as a notifying revocation checker reports its peer revoked. Once per connection: the peer's
+ * certificate cannot change within it (renegotiation is off).
+ */
+function watchConnection(socket: Socket, options: HttpVerifyOptions, peer: HopPeer): void {
+  if (watched.has(socket) || socket.destroyed) return;
+  watched.add(socket);
+  const untrack = trackLivePeer(options, { transport: 'http' }, peer, () => socket.destroy());
+  socket.once('close', untrack);
+}
+
+function verifyHttpPeerOnce(socket: Socket, options: HttpVerifyOptions, action: string): Promise<HopPeer> {
   const tlsSocket = socket as Partial<TLSSocket>;
   const chain =
     typeof tlsSocket.getPeerCertificate === 'function'

@@ -5,7 +5,8 @@
 export type { HopDecision, HopDecisionListener, HopTransport } from './decision';
 export { PolicyDeniedError, runAuthorize } from './policy';
 export type { HopAuthorize, HopPolicy, HopRequest, PolicyDecision } from './policy';
-export { noPeerCertificate, verifyHopPeer, verifyHopPeerSync } from './peer';
+export { noPeerCertificate, reportClosedPeer, verifyHopPeer, verifyHopPeerSync } from './peer';
+export { liveConnectionCount, trackLivePeer } from './live-peers';
 export type { HopLogger, HopPeer, HopRequestInfo, HopVerifyOptions } from './peer';
 export { peerChainOf, socketPeerChain, withKnownIntermediates } from './peer-chain';
 export type { OwnChainSource } from './peer-chain';

@@ -163,14 +163,9 @@ function verifyChain(
   return verifyX509Svid(chain, options.bundles, svidOptions(options, true));
 }
 
-function allowed(
-  options: HopVerifyOptions,
-  service: string,
-  request: HopRequestInfo,
-  svid: VerifiedSvid,
-  policyVersion: string | undefined,
-): HopPeer {
-  const peer: HopPeer = Object.freeze({
+/** The HopPeer of a verified SVID (and the policy version that allowed it). */
+export function hopPeerOf(svid: VerifiedSvid, policyVersion?: string): HopPeer {
+  return Object.freeze({
     spiffeId: svid.id.toString(),
     id: svid.id,
     ...(svid.context !== undefined ? { context: svid.context } : {}),
@@ -178,6 +173,16 @@ function allowed(
     serialHex: svid.chain[0]!.serialHex,
     ...(policyVersion !== undefined ? { policyVersion } : {}),
   });
+}
+
+function allowed(
+  options: HopVerifyOptions,
+  service: string,
+  request: HopRequestInfo,
+  svid: VerifiedSvid,
+  policyVersion: string | undefined,
+): HopPeer {
+  const peer = hopPeerOf(svid, policyVersion);
   report(options, {
     at: new Date(),
     transport: request.transport,
@@ -248,6 +253,33 @@ function provenButRevoked(
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Reports the refusal of a peer accepted earlier whose connection or stream is being closed now (its SVID was
+ * revoked, or the revocation state turned stale): a 'deny' decision for the same transport and action.
+ */
+export function reportClosedPeer(
+  options: HopVerifyOptions,
+  request: HopRequestInfo,
+  peer: HopPeer,
+  err: LanyardError,
+): void {
+  report(
+    options,
+    {
+      at: new Date(),
+      transport: request.transport,
+      service: serviceName(options),
+      ...(request.action !== undefined ? { action: request.action } : {}),
+      decision: 'deny',
+      reason: err.code,
+      peerId: peer.spiffeId,
+      peerSerial: peer.serialHex,
+      ...(peer.context !== undefined ? { context: peer.context } : {}),
+    },
+    `open ${request.transport === 'grpc' ? 'stream' : 'connection'} closed: ${err.message}`,
+  );
 }
 
 function serviceName(options: HopVerifyOptions): string {

@@ -19,14 +19,16 @@ import type { X509BundleSource } from '../bundle';
 import type { X509Source, X509Svid } from '../client/x509-source';
 import { ErrorCode, LanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
-import { verifyX509Svid } from '../verify/verify-x509-svid';
+import { verifyX509Svid, type VerifiedSvid } from '../verify/verify-x509-svid';
 import { encodePem } from '../x509/pem';
 import { rootsPem } from './certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
+import { trackLivePeer } from './live-peers';
 import {
   checkHopVerifyOptions,
+  hopPeerOf,
   type HopPeer,
   type HopVerifyOptions,
   verifyHopPeer,
@@ -129,7 +131,8 @@ function verifyOptions(o: HopServerOptions): HttpVerifyOptions {
 
 /**
  * A TLS server whose every connection is verified and authorized before `listener` sees it; refused
- * connections are destroyed unread. `peerOf(socket)` gives the peer later.
+ * connections are destroyed unread, and an accepted one is destroyed as soon as a notifying `revocation` checker
+ * reports its peer's SVID or session revoked. `peerOf(socket)` gives the peer later.
  */
 export function createHopTlsServer(
   options: HopServerOptions,
@@ -149,6 +152,9 @@ export function createHopTlsServer(
       (peer) => {
         if (socket.destroyed) return;
         peers.set(socket, peer);
+        // Checked once per connection: a later revocation of the peer closes it (live-peers.ts).
+        const untrack = trackLivePeer(verify, { transport: 'tls' }, peer, () => socket.destroy());
+        socket.once('close', untrack);
         listener(socket, peer);
       },
       () => socket.destroy(),
@@ -163,7 +169,8 @@ export function createHopTlsServer(
  * An https server whose every request is verified and authorized (action `METHOD /canonical/path`, see
  * canonicalRequestPath; `caseSensitive` should say how `handler` routes) before `handler` runs; refused requests
  * get 400/401/403 with `{error: {code, message}}`. The peer is re-checked per request, so a
- * revocation applies to the next request on a kept-alive connection.
+ * revocation applies to the next request on a kept-alive connection; with a notifying `revocation` checker the
+ * connection (and any response still streaming on it) is also closed as soon as the revocation arrives.
  */
 export function createHopHttpsServer(
   options: HopServerOptions,
@@ -272,7 +279,8 @@ interface AgentInternals {
  *
  * Before every request, each kept-alive connection waiting in the pool has its server's chain verified again
  * (expiry, trust bundle, revocation); one that fails is closed, so the request opens a new connection and
- * goes through the full check, and a revoked or expired server is refused from the next request on.
+ * goes through the full check, and a revoked or expired server is refused from the next request on. With a
+ * notifying `revocation` checker, a connection to a server revoked since is closed as soon as that arrives.
  */
 export class HopHttpsAgent extends https.Agent {
   private readonly verify: HopVerifyOptions;
@@ -308,12 +316,19 @@ export class HopHttpsAgent extends https.Agent {
     socket.once('secureConnect', () => {
       const chain = withKnownIntermediates(socketPeerChain(socket), this.hop.source);
       this.serverChains.set(socket, chain);
-      if (!socket.isSessionReused()) return;
+      let server: HopPeer;
       try {
-        verifyHopPeerSync(chain, this.verify, { transport: 'tls' });
+        // checkServerIdentity verified (and reported) a full handshake; a resumed one is checked here.
+        server = socket.isSessionReused()
+          ? verifyHopPeerSync(chain, this.verify, { transport: 'tls' })
+          : hopPeerOf(this.verifiedChain(chain));
       } catch (e) {
         socket.destroy(e instanceof Error ? e : new Error(String(e)));
+        return;
       }
+      // A response still streaming from a server revoked since is cut, not only the next request refused.
+      const untrack = trackLivePeer(this.verify, { transport: 'tls' }, server, () => socket.destroy());
+      socket.once('close', untrack);
     });
     return socket;
   }
@@ -339,17 +354,19 @@ export class HopHttpsAgent extends https.Agent {
     const chain = this.serverChains.get(socket);
     if (chain === undefined || socket.destroyed) return false;
     try {
-      verifyX509Svid(chain, this.verify.bundles, {
-        ...(this.verify.trustDomain !== undefined ? { trustDomain: this.verify.trustDomain } : {}),
-        ...(this.verify.revocation !== undefined ? { revocation: this.verify.revocation } : {}),
-        ...(this.verify.cache !== undefined ? { cache: this.verify.cache } : {}),
-        ...(this.verify.agentContextOid !== undefined
-          ? { agentContextOid: this.verify.agentContextOid }
-          : {}),
-      });
+      this.verifiedChain(chain);
       return true;
     } catch {
       return false;
     }
+  }
+
+  private verifiedChain(chain: readonly Uint8Array[]): VerifiedSvid {
+    return verifyX509Svid(chain, this.verify.bundles, {
+      ...(this.verify.trustDomain !== undefined ? { trustDomain: this.verify.trustDomain } : {}),
+      ...(this.verify.revocation !== undefined ? { revocation: this.verify.revocation } : {}),
+      ...(this.verify.cache !== undefined ? { cache: this.verify.cache } : {}),
+      ...(this.verify.agentContextOid !== undefined ? { agentContextOid: this.verify.agentContextOid } : {}),
+    });
   }
 }

@@ -77,6 +77,27 @@ export const CONFIG_DEFAULTS = {
    * Enterprise Number arc. Organisations with their own PEN set theirs, and the same on their verifiers.
    */
   agent_context_oid: DEFAULT_AGENT_CONTEXT_OID,
+  /**
+   * Per-agent session limits (`limits.*`), counted per registration entry, so that one workload cannot grow
+   * the revocation state every verifier holds without bound: StartSession and RedeemGrant are refused with
+   * RESOURCE_EXHAUSTED (ERR_QUOTA_EXCEEDED) while the entry has `live_sessions_per_agent` sessions open, or
+   * `ended_sessions_per_agent` of its sessions ended (each one a revocation) within `ended_sessions_window`.
+   * EndSession itself is never refused for a limit: ending a session is the safe direction.
+   */
+  live_sessions_per_agent: 1000,
+  ended_sessions_per_agent: 3600,
+  ended_sessions_window: 3600,
+  /**
+   * WatchRevocations streams the server keeps open: in all, per client connection, and per caller SPIFFE ID
+   * (replicas of one service share an ID). Past a limit a new watch is refused with RESOURCE_EXHAUSTED.
+   */
+  watchers: 4096,
+  watchers_per_connection: 4,
+  watchers_per_identity: 256,
+  /** A watch with nothing to send gets an empty message this often: verifiers count their state fresh by it. */
+  revocation_heartbeat: 15,
+  /** A watcher that has not accepted a page for this long (a full HTTP/2 window) is cut. */
+  revocation_stall_timeout: 30,
 } as const;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -102,6 +123,8 @@ const duration = z.union([z.number(), z.string()]).transform((v, ctx): number =>
   });
   return z.NEVER;
 });
+
+const positiveInt = z.number().int().min(1);
 
 const nonEmpty = z
   .string({ error: (issue) => (issue.input === undefined ? 'required' : undefined) })
@@ -253,6 +276,22 @@ const fileSchema = z.strictObject({
     z.strictObject({ files: z.array(nonEmpty).min(1, 'needs at least one file or directory') }),
   ),
   agent_context: block(z.strictObject({ oid: agentContextOid.optional() })),
+  limits: block(
+    z.strictObject({
+      live_sessions_per_agent: positiveInt.default(CONFIG_DEFAULTS.live_sessions_per_agent),
+      ended_sessions_per_agent: positiveInt.default(CONFIG_DEFAULTS.ended_sessions_per_agent),
+      ended_sessions_window: duration.default(CONFIG_DEFAULTS.ended_sessions_window),
+      watchers: positiveInt.default(CONFIG_DEFAULTS.watchers),
+      watchers_per_connection: positiveInt.default(CONFIG_DEFAULTS.watchers_per_connection),
+      watchers_per_identity: positiveInt.default(CONFIG_DEFAULTS.watchers_per_identity),
+    }),
+  ),
+  revocation_feed: block(
+    z.strictObject({
+      heartbeat: duration.default(CONFIG_DEFAULTS.revocation_heartbeat),
+      stall_timeout: duration.default(CONFIG_DEFAULTS.revocation_stall_timeout),
+    }),
+  ),
   crl: block(
     z.strictObject({
       enabled: z.boolean().optional(),
@@ -335,12 +374,25 @@ export interface ServerConfig {
   principalIssuers: PrincipalIssuerConfig[];
   /** Where the CRLs are served over HTTP (crl.enabled or crl.listen_address); absent = not served. */
   crlListenAddress?: { host: string; port: number };
+  /** limits.*: per-agent session limits and revocation watcher limits (see CONFIG_DEFAULTS). */
+  limits: ServerLimits;
+  /** revocation_feed.*: seconds. */
+  revocationFeed: { heartbeatSeconds: number; stallTimeoutSeconds: number };
   /** Cedar policy files/directories for issuance (absolute); absent = no policy (policyVersion "none"). */
   policyFiles?: string[];
   /** agent_context.oid: the OID SVIDs carry the agent context under, and callers' contexts are read under. */
   agentContextOid: string;
   /** The file the configuration came from, when there was one. */
   configFile?: string;
+}
+
+export interface ServerLimits {
+  liveSessionsPerAgent: number;
+  endedSessionsPerAgent: number;
+  endedSessionsWindowSeconds: number;
+  watchers: number;
+  watchersPerConnection: number;
+  watchersPerIdentity: number;
 }
 
 export interface LoadConfigOptions {
@@ -464,6 +516,18 @@ export function resolveConfig(
     attestors,
     principalIssuers,
     agentContextOid: agentContextOidOf(f.agent_context.oid, ctx, env),
+    limits: {
+      liveSessionsPerAgent: f.limits.live_sessions_per_agent,
+      endedSessionsPerAgent: f.limits.ended_sessions_per_agent,
+      endedSessionsWindowSeconds: f.limits.ended_sessions_window,
+      watchers: f.limits.watchers,
+      watchersPerConnection: f.limits.watchers_per_connection,
+      watchersPerIdentity: f.limits.watchers_per_identity,
+    },
+    revocationFeed: {
+      heartbeatSeconds: f.revocation_feed.heartbeat,
+      stallTimeoutSeconds: f.revocation_feed.stall_timeout,
+    },
   };
   if (f.ca.upstream !== undefined) {
     const u = f.ca.upstream;

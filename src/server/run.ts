@@ -39,6 +39,7 @@ import { type CrlHttpServer, startCrlHttpServer } from './revocation/crl-http';
 import { CrlPublisher } from './revocation/crl-publisher';
 import { type PruneTimer, startPruneTimer } from './revocation/prune-timer';
 import { RevocationFeed } from './sessions/revocation-feed';
+import { RevocationWatchers } from './sessions/watch-revocations';
 import { CaCertificateProvider } from './tls/svid-credentials';
 
 export interface StartOptions {
@@ -64,7 +65,7 @@ export interface RunningServer {
   ca: CaManager;
   attestors: Attestors;
   logger: Logger;
-  /** The signed CRLs, current after every revocation. */
+  /** The signed CRLs, built on demand by the CRL listener (`current()`); nothing builds them otherwise. */
   crl: CrlPublisher;
   /** host:port of the CRL HTTP listener, when crl.listen_address is set. */
   crlAddress?: string;
@@ -74,6 +75,8 @@ export interface RunningServer {
   audit: AuditRecorder;
   /** The JWT-SVID signing keys (rotating with the CA's schedule). */
   jwt: JwtAuthority;
+  /** The open WatchRevocations streams (counts, for operators and tests). */
+  watchers: RevocationWatchers;
   /** Graceful close, then the store. */
   close(): Promise<void>;
 }
@@ -100,6 +103,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let jwtTimer: RotationTimer | undefined;
   const certificates: { provider?: CaCertificateProvider } = {};
   const revocations = new RevocationFeed();
+  const watchers = new RevocationWatchers({
+    store,
+    feed: revocations,
+    logger: logger.child({ component: 'revocation-watch' }),
+    maxWatchers: config.limits.watchers,
+    heartbeatMs: config.revocationFeed.heartbeatSeconds * 1000,
+    stallTimeoutMs: config.revocationFeed.stallTimeoutSeconds * 1000,
+  });
   let crl: CrlPublisher | undefined;
   let crlHttp: CrlHttpServer | undefined;
   let pruner: PruneTimer | undefined;
@@ -112,6 +123,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const teardown = async (): Promise<void> => {
     try {
       // The last checkpoint signs everything recorded, including the calls drained just now.
+      watchers.closeAll();
       await audit?.stop();
       policy?.close();
       health.monitor?.stop();
@@ -257,14 +269,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       clock,
       logger: logger.child({ component: 'crl' }),
     });
-    await crl.start();
+    crl.start();
     const publisher = crl;
     pruner = startPruneTimer({
       store,
       clock,
       logger: logger.child({ component: 'prune' }),
       ...(options.pruneIntervalSeconds !== undefined && { intervalSeconds: options.pruneIntervalSeconds }),
-      onPruned: () => void publisher.refresh().catch(() => {}),
+      onPruned: () => publisher.invalidate(),
     });
     if (config.crlListenAddress !== undefined) {
       crlHttp = await startCrlHttpServer({
@@ -289,6 +301,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         certificates: certificates.provider,
         principals,
         revocations,
+        watchers,
         audit,
         ...(policy !== undefined && { policy }),
         jwt,
@@ -336,6 +349,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     ...(policy !== undefined && { policy }),
     audit: audit!,
     jwt: jwtAuthority!,
+    watchers,
     close: () => server.close(),
   };
 }

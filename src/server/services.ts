@@ -24,6 +24,7 @@ import type { Logger } from './logging';
 import { createRegistrationService } from './registration/service';
 import type { PrincipalVerifier } from './sessions/principal';
 import type { RevocationFeed } from './sessions/revocation-feed';
+import type { RevocationWatchers } from './sessions/watch-revocations';
 import { createSessionAdminService } from './sessions/admin-service';
 import type { SessionDeps } from './sessions/deps';
 import { createSessionService } from './sessions/service';
@@ -45,6 +46,8 @@ export interface ServerContext {
   principals: PrincipalVerifier;
   /** Committed revocations, to WatchRevocations streams. */
   revocations: RevocationFeed;
+  /** The open WatchRevocations streams of both listeners, with their limits. */
+  watchers: RevocationWatchers;
   /** The audit trail: records every attestation, issuance, session, grant, revocation and admin change. */
   audit: AuditRecorder;
   /** The issuance policy engine when policy.files is set. */
@@ -167,6 +170,8 @@ function sessionDeps(ctx: ServerContext): SessionDeps {
     caTtlSeconds: ctx.config.caTtlSeconds,
     principals: ctx.principals,
     revocations: ctx.revocations,
+    limits: ctx.config.limits,
+    watchers: ctx.watchers,
     ...(ctx.policy !== undefined && { policy: ctx.policy }),
   };
 }

@@ -18,7 +18,9 @@ import type {
   RevocationKind,
   RevocationRecord,
   RevokedSerialRecord,
+  RevokedSerialsDelta,
   SessionRecord,
+  AgentSessionCounts,
 } from './types';
 
 /** Page size used when a caller asks for more. */
@@ -93,10 +95,13 @@ export interface StoreOps {
   getSession(id: string): Promise<SessionRecord>;
   /** Records the serial of an SVID issued for the session (a serial recorded twice is kept once). */
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void>;
+  /** What the per-agent session limits count for `entryId` at `now` (see AgentSessionCounts). */
+  countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts>;
   /**
    * Ends the session and every session delegated from it, transitively, and records one session revocation
    * for each session it ended (expiring with the session), atomically. Already-ended sessions are not ended
-   * again. @throws NotFoundError
+   * again. The first revocation carries `reason`; the others name it as their cause and carry none.
+   * @throws NotFoundError
    */
   endSessionTree(
     id: string,
@@ -115,8 +120,8 @@ export interface StoreOps {
   /** Records a revocation with the next sequence; revoking the same target again returns the first record. */
   addRevocation(revocation: NewRevocation, now: Date): Promise<RevocationRecord>;
   getRevocation(kind: RevocationKind, id: string): Promise<RevocationRecord | undefined>;
-  /** Revocations with a sequence above `afterSequence`, in sequence order. */
-  listRevocations(afterSequence: number): Promise<RevocationRecord[]>;
+  /** Revocations with a sequence above `afterSequence`, in sequence order; at most `limit` when given. */
+  listRevocations(afterSequence: number, limit?: number): Promise<RevocationRecord[]>;
   /** The highest sequence ever assigned (0 before the first), even when that record was pruned since. */
   lastRevocationSequence(): Promise<number>;
   /** Drops revocations whose expiresAt is before `before`. Returns how many. */
@@ -127,6 +132,12 @@ export interface StoreOps {
    * revocation time. Ordered by serial.
    */
   listRevokedSerials(now: Date): Promise<RevokedSerialRecord[]>;
+  /**
+   * The serials the revocations with a sequence above `afterSequence` add to a CRL at `now` (unexpired
+   * certificate revocations, and each unexpired recorded certificate of a revoked session), not merged: a
+   * serial may appear twice. For building the CRL incrementally.
+   */
+  listRevokedSerialsAfter(afterSequence: number, now: Date): Promise<RevokedSerialsDelta>;
   /**
    * Drops grants that can no longer be redeemed: their redeemBy is before `before`. Safe for replay
    * protection because CreateGrant refuses a binding whose redeemBy has passed, so a pruned nonce cannot

@@ -204,10 +204,13 @@ export interface RevocationRecord {
   kind: RevocationKind;
   /** Serial (lower-case hex, no leading zeros) or session id. */
   id: string;
+  /** '' when `causeSequence` is set: the cause's reason applies. */
   reason: string;
   revokedAt: Date;
   /** After this instant nothing it names is valid any more, so the record can be dropped. */
   expiresAt: Date;
+  /** For a session ended by a cascade: the sequence of the revocation that ended its ancestor. */
+  causeSequence?: number;
 }
 
 export interface NewRevocation {
@@ -215,6 +218,22 @@ export interface NewRevocation {
   id: string;
   reason: string;
   expiresAt: Date;
+  causeSequence?: number;
+}
+
+/** What the per-agent session limits count for one registration entry. */
+export interface AgentSessionCounts {
+  /** Sessions of the entry that have neither ended nor expired. */
+  live: number;
+  /** Sessions of the entry that ended (by any caller, by cascade too) at or after the window's start. */
+  endedInWindow: number;
+}
+
+/** Serials a CRL must list, from the revocations after a sequence: what an incremental CRL build adds. */
+export interface RevokedSerialsDelta {
+  serials: RevokedSerialRecord[];
+  /** The highest revocation sequence the read covered: the next delta starts after it. */
+  throughSequence: number;
 }
 
 /** A certificate serial that a CRL must list: revoked by itself, or issued to a session that ended. */

@@ -7,10 +7,30 @@ export { CertificatePathError, ENFORCED_EXTENSIONS } from './path-rules';
 export { spiffeIdOfLeaf, checkSvidLeaf } from './svid-rules';
 export { verifyAgentContext, DEFAULT_MAX_DELEGATION_DEPTH } from './context-rules';
 export type { ContextRuleOptions } from './context-rules';
-export { StaticRevocationList } from './revocation';
-export { RevocationCache } from './revocation-cache';
-export type { RevocationCacheEntry } from './revocation-cache';
-export type { RevocationChecker, RevocationQuery, RevocationReason } from './revocation';
+export {
+  isRevocationNotifier,
+  isTaskSessionQuery,
+  StaticRevocationList,
+  WORKLOAD_SESSION_PREFIX,
+} from './revocation';
+export { RevocationCache, REVOCATION_CACHE_DEFAULTS } from './revocation-cache';
+export type {
+  RevocationCacheEntry,
+  RevocationCacheOptions,
+  RevocationStaleEvent,
+  RevocationUpdate,
+  StalePolicy,
+} from './revocation-cache';
+export type {
+  RevocationChange,
+  RevocationChangeListener,
+  RevocationChecker,
+  RevocationNotifier,
+  RevocationQuery,
+  RevocationReason,
+  RevokedTarget,
+} from './revocation';
+export { revocationQueryOf } from './verify-x509-svid';
 export { VerificationCache, defaultVerificationCache } from './cache';
 export type { CacheCounters, VerificationCacheOptions, VerificationCacheStats } from './cache';
 export {

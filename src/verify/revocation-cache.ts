@@ -1,10 +1,32 @@
 /**
  * A RevocationChecker kept current by a revocation feed (the server's WatchRevocations stream, see
- * src/client/revocation-watch.ts). It answers synchronously from memory, as the verifier requires; the feed
- * applies the full state once, then increments by sequence, and the cache remembers the last sequence so a
- * reconnecting watcher resumes where it stopped. Entries are forgotten once what they name has expired.
+ * src/client/revocation-watch.ts). It answers synchronously from memory, as the verifier requires.
+ *
+ * Updates are applied as they come, each in time proportional to its own size: the initial state arrives in
+ * pages, then increments by sequence; the cache remembers the last sequence so a reconnecting watcher resumes
+ * where it stopped. A snapshot (the pages from one with `fullState` to the one with `synced`) is collected
+ * apart and replaces the previous state once complete; meanwhile both are consulted (revocations only
+ * accumulate, so their union is never less revoked than either). Entries are dropped once what they name has
+ * expired.
+ *
+ * Freshness: the cache is synced once a complete state arrived, and counts as fresh until `staleAfterMs` after
+ * the last message that confirmed it (a heartbeat does). Past that the feed is down or blocked and an ended
+ * session looks like a live one, so by default (`onStale: 'refuse'`) a task-session SVID is refused with
+ * ERR_REVOCATION_STALE until the feed is back; `onStale: 'accept'` keeps answering from the last state instead
+ * (availability over revocation: an ended session then works until its SVID expires). Never synced counts as
+ * stale. The cache emits 'stale' (and logs a warning) when it turns stale, 'synced' when a complete state
+ * arrives (again), and 'revoked' with every batch of new revocations.
  */
-import { RevocationChecker, RevocationQuery, RevocationReason, StaticRevocationList } from './revocation';
+import { EventEmitter } from 'node:events';
+import { RevocationStaleError } from '../errors';
+import {
+  isTaskSessionQuery,
+  type RevocationChangeListener,
+  type RevocationChecker,
+  type RevocationNotifier,
+  type RevocationQuery,
+  type RevocationReason,
+} from './revocation';
 
 export interface RevocationCacheEntry {
   sequence: number;
@@ -14,64 +36,283 @@ export interface RevocationCacheEntry {
   reason?: string;
   /** After this, the entry can be dropped. */
   expiresAt?: Date;
+  /** A session ended by a cascade: the revocation whose reason applies. */
+  causeSequence?: number;
 }
 
-export class RevocationCache implements RevocationChecker {
-  private entries = new Map<string, RevocationCacheEntry>();
-  private list = new StaticRevocationList();
+/** One message of the feed. */
+export interface RevocationUpdate {
+  entries: readonly RevocationCacheEntry[];
+  /** The highest sequence the feed says the cache now holds. */
+  sequence: number;
+  /** The first page of a snapshot: this and the following pages replace the state once `synced`. */
+  fullState?: boolean;
+  /** The cache now holds the complete state (the last page of the initial state, or any later message). */
+  synced?: boolean;
+}
+
+export type StalePolicy = 'refuse' | 'accept';
+
+export const REVOCATION_CACHE_DEFAULTS = Object.freeze({
+  staleAfterMs: 60_000,
+  onStale: 'refuse' as StalePolicy,
+});
+
+export interface RevocationCacheOptions {
+  /** How long after the last sync the state still counts as fresh. Default 60 s. */
+  staleAfterMs?: number;
+  /** What a stale cache answers for a task-session SVID it holds no revocation for. Default 'refuse'. */
+  onStale?: StalePolicy;
+  /** Default: the system clock. */
+  clock?: () => Date;
+  /** Receives the warning when the cache turns stale and the notice when it is synced again. */
+  logger?: { warn(obj: object, msg: string): void; debug?(obj: object, msg: string): void };
+  /**
+   * How often the cache checks by itself whether it turned stale (to emit 'stale' while nobody asks).
+   * Default a quarter of staleAfterMs, at most 5 s; 0: only when asked (isRevoked, checkStaleness).
+   */
+  checkIntervalMs?: number;
+}
+
+/** What 'stale' reports. */
+export interface RevocationStaleEvent {
+  /** The last sync, or undefined when the cache never had a complete state. */
+  lastSyncAt?: Date;
+  staleAfterMs: number;
+  onStale: StalePolicy;
+}
+
+interface Entry {
+  sequence: number;
+  expiresAt: number;
+  reason?: string;
+  causeSequence?: number;
+}
+
+type Listener = (entries: readonly RevocationCacheEntry[]) => void;
+
+export class RevocationCache extends EventEmitter implements RevocationChecker, RevocationNotifier {
+  private live = new Map<string, Entry>();
+  /** The snapshot being received, until its last page. */
+  private staging: Map<string, Entry> | undefined;
+  /** Reasons by sequence, for cascaded entries that name their cause. */
+  private reasons = new Map<number, string>();
   private sequence_ = 0;
-  private listeners = new Set<(entries: readonly RevocationCacheEntry[]) => void>();
+  private lastSync: number | undefined;
+  private staleReported = false;
+  private nextSweep = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly changeListeners = new Set<RevocationChangeListener>();
+  readonly staleAfterMs: number;
+  readonly onStale: StalePolicy;
+  private readonly clock: () => Date;
+
+  constructor(private readonly options: RevocationCacheOptions = {}) {
+    super();
+    this.staleAfterMs = options.staleAfterMs ?? REVOCATION_CACHE_DEFAULTS.staleAfterMs;
+    this.onStale = options.onStale ?? REVOCATION_CACHE_DEFAULTS.onStale;
+    this.clock = options.clock ?? (() => new Date());
+    const every = options.checkIntervalMs ?? Math.min(5000, Math.max(100, this.staleAfterMs / 4));
+    if (every > 0) {
+      this.timer = setInterval(() => this.checkStaleness(), every);
+      this.timer.unref();
+    }
+  }
 
   /** The highest sequence applied: where a reconnecting feed resumes. */
   get sequence(): number {
     return this.sequence_;
   }
 
+  /** Revocations held (a snapshot being received counts once it is complete). */
   get size(): number {
-    return this.entries.size;
+    return this.live.size;
   }
 
-  /** Replaces everything with the feed's full state. */
-  applyFullState(entries: readonly RevocationCacheEntry[], sequence: number, now = new Date()): void {
-    this.entries.clear();
-    this.sequence_ = 0;
-    this.applyIncrement(entries, sequence, now);
+  /** When a complete state was last confirmed; undefined before the first. */
+  get lastSyncAt(): Date | undefined {
+    return this.lastSync === undefined ? undefined : new Date(this.lastSync);
   }
 
-  /** Adds newer revocations; sequences at or below the current one are ignored (at-least-once delivery). */
-  applyIncrement(entries: readonly RevocationCacheEntry[], sequence: number, now = new Date()): void {
-    const fresh = entries.filter((e) => e.sequence > this.sequence_ || !this.entries.has(key(e)));
-    for (const e of fresh) this.entries.set(key(e), { ...e });
-    this.sequence_ = Math.max(this.sequence_, sequence, ...entries.map((e) => e.sequence));
-    this.rebuild(now);
-    if (fresh.length > 0) for (const l of this.listeners) l(fresh);
+  /** Whether the state is older than the staleness bound (or was never complete) at `now`. */
+  isStale(now: Date = this.clock()): boolean {
+    return this.lastSync === undefined || now.getTime() - this.lastSync > this.staleAfterMs;
+  }
+
+  /** Applies one message of the feed; see RevocationUpdate. */
+  apply(update: RevocationUpdate, now: Date = this.clock()): void {
+    if (update.fullState === true) {
+      this.staging = new Map();
+      this.sequence_ = 0;
+    }
+    const target = this.staging ?? this.live;
+    const fresh: RevocationCacheEntry[] = [];
+    for (const e of update.entries) {
+      const k = key(e);
+      // Delivered twice (at-least-once after a reconnect): already held.
+      if (target.has(k)) continue;
+      const known = target !== this.live && this.live.has(k);
+      const reason = e.reason !== undefined && e.reason !== '' ? e.reason : undefined;
+      target.set(k, {
+        sequence: e.sequence,
+        expiresAt: e.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
+        ...(reason !== undefined ? { reason } : {}),
+        ...(e.causeSequence !== undefined && e.causeSequence > 0 ? { causeSequence: e.causeSequence } : {}),
+      });
+      if (reason !== undefined) this.reasons.set(e.sequence, reason);
+      if (!known) fresh.push(e);
+    }
+    this.sequence_ = Math.max(this.sequence_, update.sequence, ...update.entries.map((e) => e.sequence));
+    if (update.synced === true) {
+      if (this.staging !== undefined) {
+        this.live = this.staging;
+        this.staging = undefined;
+        // What the replaced state alone held goes with it.
+        this.reasons = new Map();
+        for (const e of this.live.values())
+          if (e.reason !== undefined) this.reasons.set(e.sequence, e.reason);
+      }
+      this.markSynced(now);
+    }
+    this.sweep(now);
+    if (fresh.length > 0) this.notifyRevoked(fresh);
+  }
+
+  /** Replaces everything with a complete state delivered at once. */
+  applyFullState(entries: readonly RevocationCacheEntry[], sequence: number, now?: Date): void {
+    this.apply({ entries, sequence, fullState: true, synced: true }, now);
+  }
+
+  /** Adds newer revocations of a synced feed; sequences already held are ignored (at-least-once delivery). */
+  applyIncrement(entries: readonly RevocationCacheEntry[], sequence: number, now?: Date): void {
+    this.apply({ entries, sequence, synced: this.lastSync !== undefined }, now);
   }
 
   /** Called with the entries of each change; for tests and logs. Returns an unsubscribe. */
-  onChange(listener: (entries: readonly RevocationCacheEntry[]) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  onChange(listener: Listener): () => void {
+    this.on('revoked', listener);
+    return () => this.off('revoked', listener);
+  }
+
+  /** RevocationNotifier: what the hop helpers use to close connections of what was revoked. */
+  onRevocationChange(listener: RevocationChangeListener): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** Emits 'stale' once when the state turned stale; returns whether it is stale now. */
+  checkStaleness(now: Date = this.clock()): boolean {
+    const stale = this.isStale(now);
+    if (stale && !this.staleReported) {
+      this.staleReported = true;
+      const event: RevocationStaleEvent = {
+        ...(this.lastSync !== undefined ? { lastSyncAt: new Date(this.lastSync) } : {}),
+        staleAfterMs: this.staleAfterMs,
+        onStale: this.onStale,
+      };
+      // Only a cache that was synced once is worth an alert: one that never was is still starting.
+      if (this.lastSync !== undefined) {
+        this.options.logger?.warn(
+          {
+            lastSyncAt: event.lastSyncAt?.toISOString(),
+            staleAfterMs: this.staleAfterMs,
+            onStale: this.onStale,
+          },
+          this.onStale === 'refuse'
+            ? 'revocation state is stale: the feed is down or blocked; session SVIDs are refused (ERR_REVOCATION_STALE)'
+            : 'revocation state is stale: the feed is down or blocked; session SVIDs are still accepted (onStale: accept)',
+        );
+      }
+      this.emit('stale', event);
+      if (this.onStale === 'refuse') for (const l of this.changeListeners) l({ recheckAll: true });
+    }
+    return stale;
   }
 
   isRevoked(q: RevocationQuery): false | RevocationReason {
-    return this.list.isRevoked(q);
+    const found = this.lookup(q);
+    if (found !== false) return found;
+    if (this.onStale === 'refuse' && isTaskSessionQuery(q) && this.checkStaleness()) {
+      throw new RevocationStaleError(
+        this.lastSync === undefined
+          ? `revocation state not received yet: cannot tell whether session ${q.sessionId ?? ''} has ended`
+          : `revocation state is stale (last synced ${new Date(this.lastSync).toISOString()}, bound ` +
+              `${this.staleAfterMs / 1000}s): cannot tell whether session ${q.sessionId ?? ''} has ended`,
+      );
+    }
+    return false;
   }
 
-  private rebuild(now: Date): void {
-    const list = new StaticRevocationList();
-    for (const [k, e] of this.entries) {
-      if (e.expiresAt !== undefined && e.expiresAt.getTime() < now.getTime()) {
-        this.entries.delete(k);
-        continue;
-      }
-      if (e.kind === 'certificate') list.revokeSerial(e.id);
-      else list.revokeSession(e.id, e.reason);
+  /** Stops the staleness timer (the cache keeps answering). */
+  close(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private lookup(q: RevocationQuery): false | RevocationReason {
+    const serial = normaliseSerial(q.serialHex);
+    if (this.find(`certificate:${serial}`) !== undefined) return { kind: 'certificate', id: serial };
+    const candidates: [string | undefined, RevocationReason['relation']][] = [
+      [q.sessionId, 'own'],
+      [q.rootSessionId, 'root'],
+      ...q.delegationSessionIds.map((s): [string, 'ancestor'] => [s, 'ancestor']),
+    ];
+    for (const [id, relation] of candidates) {
+      if (id === undefined) continue;
+      const e = this.find(`session:${id}`);
+      if (e === undefined) continue;
+      const detail =
+        e.reason ?? (e.causeSequence !== undefined ? this.reasons.get(e.causeSequence) : undefined);
+      return { kind: 'session', id, relation, ...(detail !== undefined ? { detail } : {}) };
     }
-    // Swapped whole, so a verification running between two feed messages sees one consistent state.
-    this.list = list;
+    return false;
+  }
+
+  private find(k: string): Entry | undefined {
+    return this.live.get(k) ?? this.staging?.get(k);
+  }
+
+  private markSynced(now: Date): void {
+    const first = this.lastSync === undefined;
+    const recovered = this.staleReported;
+    this.lastSync = now.getTime();
+    this.staleReported = false;
+    if (recovered && !first) {
+      this.options.logger?.warn({ sequence: this.sequence_ }, 'revocation state is fresh again');
+    }
+    if (first || recovered) this.emit('synced', { sequence: this.sequence_, recovered: recovered && !first });
+  }
+
+  private notifyRevoked(fresh: readonly RevocationCacheEntry[]): void {
+    this.emit('revoked', fresh);
+    const targets = fresh.map((e) => ({ kind: e.kind, id: e.id }));
+    for (const l of this.changeListeners) l({ revoked: targets });
+  }
+
+  /** Drops expired entries, at most once a minute (a pass over the state). */
+  private sweep(now: Date): void {
+    const t = now.getTime();
+    if (t < this.nextSweep) return;
+    this.nextSweep = t + 60_000;
+    // A cause is an ancestor session, which expires no earlier than the sessions it cascaded to: its reason
+    // can go with it.
+    for (const map of [this.live, this.staging]) {
+      if (map === undefined) continue;
+      for (const [k, e] of map) {
+        if (e.expiresAt >= t) continue;
+        map.delete(k);
+        if (e.reason !== undefined) this.reasons.delete(e.sequence);
+      }
+    }
   }
 }
 
-function key(e: RevocationCacheEntry): string {
-  return `${e.kind}:${e.id}`;
+function key(e: { kind: string; id: string }): string {
+  return e.kind === 'certificate' ? `certificate:${normaliseSerial(e.id)}` : `session:${e.id}`;
+}
+
+/** Serial numbers compare as integers: case and leading zeros do not matter. */
+function normaliseSerial(hex: string): string {
+  const s = hex.toLowerCase().replace(/[:\s]/g, '').replace(/^0+/, '');
+  return s === '' ? '0' : s;
 }

@@ -43,11 +43,56 @@ export interface RevocationChecker {
   isRevoked(query: RevocationQuery): boolean | RevocationReason;
 }
 
+/** What became revoked, for RevocationNotifier listeners. */
+export interface RevokedTarget {
+  kind: 'certificate' | 'session';
+  /** Serial (hex) or session id. */
+  id: string;
+}
+
+/**
+ * A change of a checker's answers: these targets are revoked now, or (`recheckAll`) any answer may have
+ * changed (the checker turned stale and refuses what it accepted).
+ */
+export type RevocationChange = { revoked: readonly RevokedTarget[] } | { recheckAll: true };
+export type RevocationChangeListener = (change: RevocationChange) => void;
+
+/**
+ * A checker that says when its answers change, so a hop helper can close the open connections and streams of
+ * a peer it accepted before (RevocationCache and StaticRevocationList are both). Listeners run synchronously,
+ * after the checker already answers with the change.
+ */
+export interface RevocationNotifier {
+  onRevocationChange(listener: RevocationChangeListener): () => void;
+}
+
+export function isRevocationNotifier(c: unknown): c is RevocationNotifier {
+  return typeof (c as Partial<RevocationNotifier> | undefined)?.onRevocationChange === 'function';
+}
+
+/**
+ * The session ID prefix of a workload SVID (issued by Attest or Renew): that session is the workload's own
+ * scope and never ended by EndSession, unlike a task session (StartSession, RedeemGrant). See
+ * server/attestation/workload-context.ts.
+ */
+export const WORKLOAD_SESSION_PREFIX = 'ws-';
+
+/**
+ * Whether the SVID asked about belongs to a task session (started, or delegated): what a stale revocation
+ * state cannot vouch for. Fails closed: anything with a session that is not a workload's counts.
+ */
+export function isTaskSessionQuery(q: RevocationQuery): boolean {
+  if (q.delegationSessionIds.length > 0) return true;
+  const own = q.sessionId ?? q.rootSessionId;
+  return own !== undefined && !own.startsWith(WORKLOAD_SESSION_PREFIX);
+}
+
 /** A fixed, in-memory revocation list for tests, the CLI, and static deployments. */
-export class StaticRevocationList implements RevocationChecker {
+export class StaticRevocationList implements RevocationChecker, RevocationNotifier {
   /** serial hex -> issuer hashes it is revoked under ('*' = under any issuer). */
   private readonly serials = new Map<string, Set<string>>();
   private readonly sessions = new Map<string, string | undefined>();
+  private readonly listeners = new Set<RevocationChangeListener>();
 
   constructor(init: { serials?: Iterable<string>; sessions?: Iterable<string> } = {}) {
     for (const s of init.serials ?? []) this.revokeSerial(s);
@@ -63,13 +108,24 @@ export class StaticRevocationList implements RevocationChecker {
     const issuers = this.serials.get(key) ?? new Set<string>();
     issuers.add(issuerSha256Hex?.toLowerCase() ?? '*');
     this.serials.set(key, issuers);
+    this.notify({ kind: 'certificate', id: key });
     return this;
   }
 
   /** Revoke a session: its own SVIDs and every SVID delegated from it, transitively. */
   revokeSession(sessionId: string, detail?: string): this {
     this.sessions.set(sessionId, detail);
+    this.notify({ kind: 'session', id: sessionId });
     return this;
+  }
+
+  onRevocationChange(listener: RevocationChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(target: RevokedTarget): void {
+    for (const l of this.listeners) l({ revoked: [target] });
   }
 
   isRevoked(q: RevocationQuery): false | RevocationReason {

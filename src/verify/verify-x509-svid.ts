@@ -8,7 +8,7 @@ import { defaultVerificationCache, VerificationCache } from './cache';
 import { verifyAgentContext } from './context-rules';
 import { CertificatePathError } from './path-rules';
 import { MAX_PRESENTED_CERTIFICATES, validateCertPath } from './path-validation';
-import { describeRevocation, RevocationChecker } from './revocation';
+import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
 import { checkSvidLeaf, spiffeIdOfLeaf } from './svid-rules';
 
 export interface VerifyX509SvidOptions {
@@ -109,16 +109,7 @@ export function verifyX509Svid(
   });
 
   if (options.revocation !== undefined) {
-    const answer = options.revocation.isRevoked({
-      serialHex: leaf.serialHex,
-      issuerSha256Hex: path[1]!.sha256Hex,
-      certSha256Hex: leaf.sha256Hex,
-      spiffeId: id.toString(),
-      ...(context !== undefined
-        ? { sessionId: context.sessionId, rootSessionId: context.rootSessionId }
-        : {}),
-      delegationSessionIds: context?.delegation.map((l) => l.sessionId) ?? [],
-    });
+    const answer = options.revocation.isRevoked(revocationQueryOf({ id, chain: path, context }));
     if (answer !== false) throw new RevokedError(`X509-SVID ${id.toString()}: ${describeRevocation(answer)}`);
   }
 
@@ -128,6 +119,27 @@ export function verifyX509Svid(
     ...(context !== undefined ? { context: deepFreeze(context) } : {}),
     chain: Object.freeze([...path]),
   });
+}
+
+/**
+ * What a RevocationChecker is asked about a verified SVID (the same question verifyX509Svid asks): its serial
+ * under its issuer, its session, its root session, and every parent session of its delegation chain.
+ */
+export function revocationQueryOf(svid: {
+  id: SpiffeId;
+  chain: readonly ParsedCertificate[];
+  context?: Readonly<AgentContext> | undefined;
+}): RevocationQuery {
+  const leaf = svid.chain[0]!;
+  const context = svid.context;
+  return {
+    serialHex: leaf.serialHex,
+    ...(svid.chain[1] !== undefined ? { issuerSha256Hex: svid.chain[1].sha256Hex } : {}),
+    certSha256Hex: leaf.sha256Hex,
+    spiffeId: svid.id.toString(),
+    ...(context !== undefined ? { sessionId: context.sessionId, rootSessionId: context.rootSessionId } : {}),
+    delegationSessionIds: context?.delegation.map((l) => l.sessionId) ?? [],
+  };
 }
 
 /** Parse DER input, reusing certificates decoded for an earlier chain that verified. */

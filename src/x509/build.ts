@@ -1,6 +1,4 @@
 import { KeyObject, randomBytes } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { signatureSchemeFor, signWithKey } from './keys';
 import { concatBytes, encodeTlv, TAG_SEQUENCE } from './der';
 import {
@@ -76,15 +74,6 @@ export function signatureAlgorithmDer(signingKey: KeyObject): Uint8Array {
     : derSequence(derOid(scheme.oid));
 }
 
-/** The same as a schema object, for the CRL (src/ca/crl.ts), which is still built with the schema classes. */
-export function signatureAlgorithm(signingKey: KeyObject): AlgorithmIdentifier {
-  const scheme = signatureSchemeFor(signingKey);
-  const alg = new AlgorithmIdentifier({ algorithm: scheme.oid });
-  // null serialises as an explicit ASN.1 NULL (RSA, RFC 4055); leaving it unset omits the field (ECDSA, Ed25519).
-  if (scheme.nullParams) alg.parameters = null;
-  return alg;
-}
-
 /** Seconds precision, as X.509 times carry no fraction. */
 export function wholeSeconds(d: Date): Date {
   return new Date(Math.floor(d.getTime() / 1000) * 1000);
@@ -115,8 +104,8 @@ export function signCertificate(fields: CertificateFields): Uint8Array {
  * SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }: the shape of a Certificate and of a
  * CertificateList alike. Framed by hand so the signed bytes are exactly the embedded ones.
  */
-export function signAndFrame(tbsDer: Uint8Array, algorithm: AlgorithmIdentifier, key: KeyObject): Uint8Array {
-  return frameSigned(tbsDer, new Uint8Array(AsnConvert.serialize(algorithm)), key);
+export function signAndFrameDer(tbsDer: Uint8Array, algorithmDer: Uint8Array, key: KeyObject): Uint8Array {
+  return frameSigned(tbsDer, algorithmDer, key);
 }
 
 function frameSigned(tbsDer: Uint8Array, algorithmDer: Uint8Array, key: KeyObject): Uint8Array {

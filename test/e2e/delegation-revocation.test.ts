@@ -288,7 +288,7 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
 
   it('EndSession on the planner: a RevocationCache fed by WatchRevocations rejects tool-runner and retrieval within a second', async () => {
     const cache = new RevocationCache();
-    const watcher = sessionClient(s);
+    const watcher = sessionClient(s, unrelatedWl);
     const watch = watchRevocationsInto(watcher, cache, { retryMs: 100 });
     try {
       await watch.ready;
@@ -353,7 +353,7 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
   it('restart after the end: revocations, ended sessions and spent grants all survive', async () => {
     await restart();
     const cache = new RevocationCache();
-    const watcher = sessionClient(s);
+    const watcher = sessionClient(s, unrelatedWl);
     const watch = watchRevocationsInto(watcher, cache, { retryMs: 100 });
     try {
       await watch.ready;

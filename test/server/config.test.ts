@@ -42,7 +42,34 @@ describe('server config', () => {
       attestors: { joinToken: {} },
       principalIssuers: [],
       agentContextOid: '1.3.6.1.4.1.262144.1.1',
+      limits: {
+        liveSessionsPerAgent: 1000,
+        endedSessionsPerAgent: 3600,
+        endedSessionsWindowSeconds: 3600,
+        watchers: 4096,
+        watchersPerConnection: 4,
+        watchersPerIdentity: 256,
+      },
+      revocationFeed: { heartbeatSeconds: 15, stallTimeoutSeconds: 30 },
     });
+  });
+
+  it('reads the session and watcher limits and the revocation feed timing; refuses a zero limit', () => {
+    const file = write(
+      'limits.yaml',
+      'limits:\n  live_sessions_per_agent: 3\n  ended_sessions_window: 10m\n  watchers_per_connection: 2\n' +
+        'revocation_feed:\n  heartbeat: 5s\n  stall_timeout: 1m\n',
+    );
+    const config = loadConfig({ cwd: dir, env: {}, configFile: file });
+    assert.equal(config.limits.liveSessionsPerAgent, 3);
+    assert.equal(config.limits.endedSessionsWindowSeconds, 600);
+    assert.equal(config.limits.watchersPerConnection, 2);
+    assert.equal(config.limits.watchers, 4096);
+    assert.deepEqual(config.revocationFeed, { heartbeatSeconds: 5, stallTimeoutSeconds: 60 });
+    fails(
+      () => loadConfig({ cwd: dir, env: {}, configFile: write('z.yaml', 'limits:\n  watchers: 0\n') }),
+      'limits.watchers',
+    );
   });
 
   it('ships an example file whose every value is the default', () => {

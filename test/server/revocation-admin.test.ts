@@ -7,18 +7,24 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../src/cli/exit-codes';
-import { signGrant } from '../../src/client/delegation';
 import { watchRevocationsInto } from '../../src/client/revocation-watch';
 import { SessionServiceClient, StartSessionRequest } from '../../src/gen/lanyard/v1/session';
 import { TrustDomain } from '../../src/spiffe';
 import { RevocationCache, verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { createCsr } from '../../src/x509/csr';
-import { generateKeyPair } from '../../src/x509/keys';
 import { startTestServer, type TestServer } from './helpers';
 import { newKey, rejectsGrpc } from './public-client';
 import { BIN, runCli, type CliResult } from './server-process';
-import { type Agent, id, register, sessionClient, startSession, TD, unary } from './session-fixture';
+import {
+  type Agent,
+  delegate,
+  id,
+  register,
+  sessionClient,
+  startSession,
+  TD,
+  unary,
+} from './session-fixture';
 
 const lanyard = (args: string[]): Promise<CliResult> => runCli(args, {}, path.dirname(BIN));
 
@@ -49,27 +55,8 @@ describe('revocation by an admin', function () {
   /** planner session -> tool-runner delegated session. */
   const chain = async (): Promise<{ root: Agent; rootId: string; child: Agent; childId: string }> => {
     const root = await startSession(s, planner, { scopes: ['docs:read'] });
-    const signed = signGrant({
-      parentCert: root.agent.chain[0]!,
-      parentKey: root.agent.key,
-      childId: id('tool-runner'),
-      scopes: ['docs:read'],
-    });
-    const pc = sessionClient(s, root.agent);
-    const g = await unary(pc.createGrant.bind(pc), {
-      binding: Buffer.from(signed.bindingDer),
-      signature: Buffer.from(signed.signature),
-    });
-    pc.close();
-    const key = generateKeyPair('ec-p256').privateKey;
-    const cc = sessionClient(s, tool);
-    const r = await unary(cc.redeemGrant.bind(cc), {
-      grantId: g.grantId,
-      csr: Buffer.from(createCsr(key).der),
-    });
-    cc.close();
-    const child = { ...tool, key, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
-    return { root: root.agent, rootId: root.res.sessionId, child, childId: r.sessionId };
+    const child = await delegate(s, root.agent, tool, ['docs:read']);
+    return { root: root.agent, rootId: root.res.sessionId, child: child.agent, childId: child.sessionId };
   };
 
   it("`lanyard session end` ends someone else's session and, transitively, its delegated sessions", async () => {
@@ -92,7 +79,7 @@ describe('revocation by an admin', function () {
     const a = await startSession(s, planner, { scopes: ['docs:read'] });
     const sibling = await startSession(s, planner, { scopes: ['docs:read'] });
     const cache = new RevocationCache();
-    const watcher = sessionClient(s);
+    const watcher = sessionClient(s, strangerWl);
     const watch = watchRevocationsInto(watcher, cache, { retryMs: 100 });
     try {
       await watch.ready;

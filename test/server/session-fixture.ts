@@ -2,12 +2,16 @@
 import type { KeyObject } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import {
+  EndSessionRequest,
+  type EndSessionResponse,
   SessionServiceClient,
   StartSessionRequest,
   type StartSessionResponse,
+  type WatchRevocationsResponse,
 } from '../../src/gen/lanyard/v1/session';
 import { signGrant, type GrantParams } from '../../src/client/delegation';
 import { createCsr } from '../../src/x509/csr';
+import { verifyX509Svid } from '../../src/verify';
 import type { TestServer } from './helpers';
 import { attest, connectPublic, newKey, publicCredentials, PUBLIC_CHANNEL_OPTIONS } from './public-client';
 
@@ -119,4 +123,60 @@ export async function redeemGrant(
   } finally {
     c.close();
   }
+}
+
+/** EndSession over mTLS as `agent` (the session's own agent, or an admin SVID). */
+export async function endSession(
+  s: TestServer,
+  agent: Agent,
+  sessionId: string,
+  reason = '',
+): Promise<EndSessionResponse> {
+  const c = sessionClient(s, agent);
+  try {
+    return await unary(c.endSession.bind(c), EndSessionRequest.fromPartial({ sessionId, reason }));
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * The raw messages of one WatchRevocations stream, from `afterSequence` until `done` says so (then the
+ * stream is cancelled). Rejects with the stream's error.
+ */
+export function collectWatch(
+  client: SessionServiceClient,
+  afterSequence: number,
+  done: (messages: readonly WatchRevocationsResponse[]) => boolean,
+): Promise<WatchRevocationsResponse[]> {
+  return new Promise((resolve, reject) => {
+    const messages: WatchRevocationsResponse[] = [];
+    const call = client.watchRevocations({ afterSequence });
+    call.on('data', (m: WatchRevocationsResponse) => {
+      messages.push(m);
+      if (done(messages)) {
+        call.cancel();
+        resolve(messages);
+      }
+    });
+    call.on('error', (e: grpc.ServiceError) => {
+      if (e.code !== grpc.status.CANCELLED) reject(e);
+    });
+  });
+}
+
+/**
+ * `parent` (a session SVID) grants `childWl`'s identity `scopes`; the child redeems the grant with a fresh key:
+ * the child's delegated session SVID and its session id.
+ */
+export async function delegate(
+  s: TestServer,
+  parent: Agent,
+  childWl: Agent,
+  scopes: string[],
+): Promise<{ agent: Agent; sessionId: string }> {
+  const grantId = await createGrant(s, parent, { childId: childWl.spiffeId, scopes });
+  const agent = await redeemGrant(s, childWl, grantId);
+  const context = verifyX509Svid(agent.chain, s.running.ca.bundle()).context!;
+  return { agent, sessionId: context.sessionId };
 }

@@ -390,7 +390,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
     }
 
     const cache = new RevocationCache();
-    const watcher = sessionClient();
+    const watcher = sessionClient(strangerWl);
     const watch = watchRevocationsInto(watcher, cache, { retryMs: 100 });
     await watch.ready;
     verifyX509Svid(retrieval.chain, bundle(), { revocation: cache });
@@ -465,7 +465,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
       'ERR_SESSION_ENDED',
     );
     const cache = new RevocationCache();
-    const watcher = sessionClient();
+    const watcher = sessionClient(strangerWl);
     const watch = watchRevocationsInto(watcher, cache);
     await watch.ready;
     assert.ok(cache.size >= 4);

@@ -803,6 +803,101 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         );
       });
 
+      it('stores the reason of a cascade once: the descendants name the first revocation as their cause', async () => {
+        await store.createSession(session('root'));
+        await store.createSession(session('a', { parentSessionId: 'root', depth: 1 }));
+        await store.createSession(session('a1', { parentSessionId: 'a', depth: 2 }));
+        const { revocations } = await store.endSessionTree('root', clock.now(), 'r'.repeat(256));
+        assert.deepEqual(
+          revocations.map((r) => [r.id, r.reason.length, r.causeSequence]),
+          [
+            ['root', 256, undefined],
+            ['a', 0, revocations[0]!.sequence],
+            ['a1', 0, revocations[0]!.sequence],
+          ],
+        );
+        assert.deepEqual(await store.listRevocations(0), revocations);
+        assert.deepEqual(await store.getRevocation('session', 'a1'), revocations[2]);
+      });
+
+      it('lists revocations in pages by sequence', async () => {
+        for (const id of ['c1', 'c2', 'c3', 'c4', 'c5']) {
+          await store.addRevocation(
+            { kind: 'certificate', id, reason: '', expiresAt: new Date(clock.now().getTime() + 5000) },
+            clock.now(),
+          );
+        }
+        assert.deepEqual(
+          (await store.listRevocations(0, 2)).map((r) => r.sequence),
+          [1, 2],
+        );
+        assert.deepEqual(
+          (await store.listRevocations(2, 2)).map((r) => r.sequence),
+          [3, 4],
+        );
+        assert.deepEqual(
+          (await store.listRevocations(4, 2)).map((r) => r.sequence),
+          [5],
+        );
+        assert.deepEqual(await store.listRevocations(5, 2), []);
+      });
+
+      it("counts an agent's live sessions and the ones that ended since a time", async () => {
+        const later = (ms: number): Date => new Date(clock.now().getTime() + ms);
+        await store.createSession(session('s1'));
+        await store.createSession(session('s2'));
+        await store.createSession(session('short', { expiresAt: later(1000) }));
+        await store.createSession(session('other', { entryId: 'entry-2' }));
+        const since = clock.now();
+        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now(), since), {
+          live: 3,
+          endedInWindow: 0,
+        });
+        clock.advance(2000);
+        await store.endSessionTree('s1', clock.now(), '');
+        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now(), since), {
+          live: 1,
+          endedInWindow: 1,
+        });
+        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now(), later(1)), {
+          live: 1,
+          endedInWindow: 0,
+        });
+        assert.deepEqual(await store.countAgentSessions('entry-2', clock.now(), since), {
+          live: 1,
+          endedInWindow: 0,
+        });
+      });
+
+      it('lists what revocations after a sequence add to a CRL, and through which sequence', async () => {
+        const at = (ms: number): Date => new Date(clock.now().getTime() + ms);
+        await store.createSession(session('root', { expiresAt: at(9000) }));
+        await store.addSessionCertificate('root', 'a1', at(2000));
+        await store.addSessionCertificate('root', 'a2', at(8000));
+        const first = await store.addRevocation(
+          { kind: 'certificate', id: 'c1', reason: '', expiresAt: at(5000) },
+          clock.now(),
+        );
+        const d1 = await store.listRevokedSerialsAfter(0, clock.now());
+        assert.deepEqual(
+          d1.serials.map((r) => r.serialHex),
+          ['c1'],
+        );
+        assert.equal(d1.throughSequence, first.sequence);
+        await store.endSessionTree('root', clock.now(), 'done');
+        const d2 = await store.listRevokedSerialsAfter(d1.throughSequence, clock.now());
+        assert.deepEqual(d2.serials.map((r) => r.serialHex).sort(), ['a1', 'a2']);
+        assert.equal(d2.throughSequence, first.sequence + 1);
+        clock.advance(3000);
+        // Expired certificates are left out; nothing new: the same sequence.
+        assert.deepEqual(
+          (await store.listRevokedSerialsAfter(0, clock.now())).serials.map((r) => r.serialHex).sort(),
+          ['a2', 'c1'],
+        );
+        const d3 = await store.listRevokedSerialsAfter(d2.throughSequence, clock.now());
+        assert.deepEqual(d3, { serials: [], throughSequence: d2.throughSequence });
+      });
+
       it('prunes grants only once they can no longer be redeemed', async () => {
         await store.createSession(session('root'));
         await store.createGrant(grant('spent'));

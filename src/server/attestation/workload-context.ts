@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { applyIssuancePolicy, NO_POLICY_VERSION, type IssuancePolicySource } from '../../policy';
 import type { Entry } from '../../store/types';
+import { WORKLOAD_SESSION_PREFIX } from '../../verify/revocation';
 import {
   AGENT_CONTEXT_VERSION,
   type AgentContext,
@@ -27,7 +28,8 @@ export function newWorkloadContext(
   provenance: TokenProvenance,
   policy?: IssuancePolicySource,
 ): AgentContext {
-  const sessionId = `ws-${randomBytes(16).toString('hex')}`;
+  // The prefix tells verifiers this is no task session (verify/revocation.ts isTaskSessionQuery).
+  const sessionId = `${WORKLOAD_SESSION_PREFIX}${randomBytes(16).toString('hex')}`;
   return applyIssuancePolicy(
     policy,
     entry.spiffeId,

@@ -35,25 +35,30 @@ export async function startCrlHttpServer(opts: {
       return;
     }
     const path = (req.url ?? '').split('?')[0];
-    const crls = opts.publisher.published();
     if (path !== paths.der && path !== paths.pem) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
       return;
     }
-    if (crls === undefined) {
-      res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '5' }).end('no CRL yet\n');
-      return;
-    }
-    const body = path === paths.der ? Buffer.from(crls.activeDer) : Buffer.from(crls.pem);
-    res.writeHead(200, {
-      // RFC 2585 §4.2 for DER; PEM has no registered type.
-      'Content-Type': path === paths.der ? 'application/pkix-crl' : 'application/x-pem-file',
-      'Content-Length': body.length,
-      'Last-Modified': crls.thisUpdate.toUTCString(),
-      // A CRL changes on every revocation: caches may keep it briefly, never past nextUpdate.
-      'Cache-Control': `max-age=${Math.max(0, Math.min(60, Math.floor((crls.nextUpdate.getTime() - Date.now()) / 1000)))}`,
-    });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    // Built here, on demand (and only when something changed): a server whose CRLs nobody fetches builds none.
+    opts.publisher.current().then(
+      (crls) => {
+        const body = path === paths.der ? Buffer.from(crls.activeDer) : Buffer.from(crls.pem);
+        res.writeHead(200, {
+          // RFC 2585 §4.2 for DER; PEM has no registered type.
+          'Content-Type': path === paths.der ? 'application/pkix-crl' : 'application/x-pem-file',
+          'Content-Length': body.length,
+          'Last-Modified': crls.thisUpdate.toUTCString(),
+          // A CRL changes on every revocation: caches may keep it briefly, never past nextUpdate.
+          'Cache-Control': `max-age=${Math.max(0, Math.min(60, Math.floor((crls.nextUpdate.getTime() - Date.now()) / 1000)))}`,
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      },
+      () => {
+        if (!res.headersSent) {
+          res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '5' }).end('no CRL yet\n');
+        }
+      },
+    );
   });
   server.headersTimeout = 5_000;
   server.requestTimeout = 10_000;

@@ -1,7 +1,7 @@
 /**
  * SessionService on the local admin socket, for `lanyard session end` and `lanyard svid revoke`. Whoever can
  * open the socket is an admin (it is 0600 in a 0700 data dir), so EndSession and RevokeSvid need no SVID
- * here; WatchRevocations works as on the public listener. The calls that act as an agent (StartSession,
+ * here, nor does WatchRevocations. The calls that act as an agent (StartSession,
  * CreateGrant, RedeemGrant) need the agent's own mTLS identity and are refused: the socket has none.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -11,7 +11,6 @@ import type { ServiceRegistration } from '../grpc-server';
 import type { SessionDeps } from './deps';
 import { endSessionAs, revokeSvidAs } from './end-session';
 import { SESSION_SERVICE_NAME } from './service';
-import { watchRevocations, type RevocationWatch } from './watch-revocations';
 
 /** How the admin socket appears in end reasons and logs. */
 export const ADMIN_SOCKET_ACTOR = 'the admin socket';
@@ -19,7 +18,6 @@ export const ADMIN_SOCKET_ACTOR = 'the admin socket';
 export function createSessionAdminService(deps: SessionDeps): ServiceRegistration {
   const log = deps.logger.child({ service: SESSION_SERVICE_NAME, listener: 'admin' });
   const d = { ...deps, logger: log };
-  const watches = new Set<RevocationWatch>();
   const agentOnly = (
     _call: grpc.ServerUnaryCall<unknown, unknown>,
     callback: grpc.sendUnaryData<never>,
@@ -34,15 +32,13 @@ export function createSessionAdminService(deps: SessionDeps): ServiceRegistratio
     redeemGrant: agentOnly,
     endSession: unaryHandler('EndSession', log, (req) => endSessionAs(d, req, ADMIN_SOCKET_ACTOR)),
     revokeSvid: unaryHandler('RevokeSvid', log, (req) => revokeSvidAs(d, req, ADMIN_SOCKET_ACTOR)),
-    watchRevocations: (call) => watchRevocations(d, call, watches),
+    // Whoever opens the socket is trusted: no authentication, and only the server-wide watcher limit.
+    watchRevocations: deps.watchers.handler(),
   };
   return {
     name: SESSION_SERVICE_NAME,
     definition: SessionServiceService,
     implementation,
-    onClosing: () => {
-      for (const w of watches) w.end();
-      watches.clear();
-    },
+    onClosing: () => deps.watchers.closeAll(),
   };
 }

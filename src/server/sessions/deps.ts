@@ -4,7 +4,9 @@ import type { IssuancePolicySource } from '../../policy';
 import type { Store } from '../../store/store';
 import type { Logger } from '../logging';
 import type { PrincipalVerifier } from './principal';
+import type { SessionLimits } from './quota';
 import type { RevocationFeed } from './revocation-feed';
+import type { RevocationWatchers } from './watch-revocations';
 
 export interface SessionDeps {
   store: Store;
@@ -17,6 +19,10 @@ export interface SessionDeps {
   caTtlSeconds: number;
   principals: PrincipalVerifier;
   revocations: RevocationFeed;
+  /** Per-agent session limits (config `limits.*`). */
+  limits: SessionLimits & { watchersPerConnection: number; watchersPerIdentity: number };
+  /** The server's open WatchRevocations streams (shared by both listeners). */
+  watchers: RevocationWatchers;
   /** Issuance policy (policy.files): narrows session and delegated scopes; absent = none. */
   policy?: IssuancePolicySource;
 }

@@ -48,7 +48,7 @@ export async function endSessionAs(
     const { ended, revocations } = await tx.endSessionTree(
       req.sessionId,
       now,
-      req.reason || `ended by ${by}`,
+      req.reason || boundedReason(`ended by ${by}`),
     );
     const response: EndSessionResponse = { endedSessionIds: ended.map((s) => s.id) };
     await recordInTransaction(tx, response);
@@ -82,7 +82,7 @@ export async function revokeSvidAs(
   const expiresAt = new Date(now.getTime() + deps.caTtlSeconds * 1000);
   const { revocation, response } = await deps.store.transaction(async (tx) => {
     const revocation = await tx.addRevocation(
-      { kind: 'certificate', id: serial, reason: req.reason || `revoked by ${by}`, expiresAt },
+      { kind: 'certificate', id: serial, reason: req.reason || boundedReason(`revoked by ${by}`), expiresAt },
       now,
     );
     const response: RevokeSvidResponse = { revocation: revocationToProto(revocation) };
@@ -94,10 +94,23 @@ export async function revokeSvidAs(
   return response;
 }
 
+/**
+ * A reason is held by every verifier until what it names expires, so it is short: a caller's longer one is
+ * refused; the default one (which names the caller, whose SPIFFE ID may be up to 2 KiB) is cut to fit.
+ */
 function checkReason(reason: string): void {
   if (Buffer.byteLength(reason) > MAX_REASON_BYTES) {
     throw new SessionError(ErrorCode.INVALID_ARGUMENT, `reason is longer than ${MAX_REASON_BYTES} bytes`);
   }
+}
+
+function boundedReason(text: string): string {
+  const bytes = Buffer.from(text);
+  if (bytes.length <= MAX_REASON_BYTES) return text;
+  // Cut on a character boundary: drop a partial UTF-8 sequence left at the end.
+  let end = MAX_REASON_BYTES;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString();
 }
 
 /** Lower-case hex without leading zeros, as ParsedCertificate.serialHex and the verifier compare them. */

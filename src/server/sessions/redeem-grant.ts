@@ -24,6 +24,7 @@ import { auditedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
 import { assertLive, verifyCaller } from './caller';
 import type { SessionDeps } from './deps';
+import { assertSessionQuota } from './quota';
 import { newSessionId, secondsUntil, signSessionSvid } from './issue';
 
 export const DELEGATION_METHOD = 'delegation';
@@ -100,6 +101,7 @@ export async function redeemGrant(
         `grant ${grant.id}: the parent's signature does not verify`,
       );
     }
+    await assertSessionQuota(tx, deps.limits, entry.id, now);
     const sessionId = newSessionId();
     const context: AgentContext = applyIssuancePolicy(
       deps.policy,

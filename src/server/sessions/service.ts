@@ -1,4 +1,4 @@
-/** SessionService on the public listener: every call but WatchRevocations authenticates its caller by mTLS. */
+/** SessionService on the public listener: every call authenticates its caller by mTLS. */
 import { SessionServiceService, type SessionServiceServer } from '../../gen/lanyard/v1/session';
 import { unaryHandler } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
@@ -6,31 +6,33 @@ import { createGrant } from './create-grant';
 import type { SessionDeps } from './deps';
 import { endSession, revokeSvid } from './end-session';
 import { redeemGrant } from './redeem-grant';
+import { verifyCaller } from './caller';
 import { startSession } from './start-session';
-import { watchRevocations, type RevocationWatch } from './watch-revocations';
 
 export const SESSION_SERVICE_NAME = 'lanyard.v1.SessionService';
 
 export function createSessionService(deps: SessionDeps): ServiceRegistration {
   const log = deps.logger.child({ service: SESSION_SERVICE_NAME });
   const d = { ...deps, logger: log };
-  const watches = new Set<RevocationWatch>();
   const implementation: SessionServiceServer = {
     startSession: unaryHandler('StartSession', log, (req, call) => startSession(d, req, call)),
     createGrant: unaryHandler('CreateGrant', log, (req, call) => createGrant(d, req, call)),
     redeemGrant: unaryHandler('RedeemGrant', log, (req, call) => redeemGrant(d, req, call)),
     endSession: unaryHandler('EndSession', log, (req, call) => endSession(d, req, call)),
     revokeSvid: unaryHandler('RevokeSvid', log, (req, call) => revokeSvid(d, req, call)),
-    watchRevocations: (call) => watchRevocations(d, call, watches),
+    // Verifiers watch with their own SVID: the feed is not secret, but every open watch costs the server
+    // memory and work, so each is tied to an identity its limit counts (and to a connection).
+    watchRevocations: deps.watchers.handler({
+      authenticate: async (call) => (await verifyCaller(d, call, d.clock())).id,
+      perConnection: deps.limits.watchersPerConnection,
+      perIdentity: deps.limits.watchersPerIdentity,
+    }),
   };
   return {
     name: SESSION_SERVICE_NAME,
     definition: SessionServiceService,
     implementation,
     // Watches never end on their own: end them so a graceful close does not wait for the grace period.
-    onClosing: () => {
-      for (const w of watches) w.end();
-      watches.clear();
-    },
+    onClosing: () => deps.watchers.closeAll(),
   };
 }

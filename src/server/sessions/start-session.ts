@@ -25,6 +25,7 @@ import type { PeerCall } from '../tls/peer-svid';
 import { sessionOf, verifyCaller } from './caller';
 import type { SessionDeps } from './deps';
 import { newSessionId, signSessionSvid } from './issue';
+import { assertSessionQuota } from './quota';
 
 export const START_SESSION_METHOD = 'start_session';
 
@@ -58,6 +59,8 @@ export async function startSession(
   const maxTtl = svidTtlSeconds(entry, deps.defaultTtlSeconds);
   const ttlSeconds = req.ttlSeconds > 0 ? Math.min(req.ttlSeconds, maxTtl) : maxTtl;
 
+  // Checked before signing (a refused call costs no signature) and again in the transaction (races).
+  await assertSessionQuota(deps.store, deps.limits, entry.id, now);
   const serverId = deps.ca.serverSvid().spiffeId;
   const principal = await deps.principals.principalFor(req.principal, entry, caller.id, serverId, now);
   const evidence = req.principal?.evidence;
@@ -99,6 +102,7 @@ export async function startSession(
   const expiresAt = signed.cert.notAfter;
   // The session, its first serial and its audit record commit together.
   return auditedTransaction(deps.store, async (tx): Promise<StartSessionResponse> => {
+    await assertSessionQuota(tx, deps.limits, entry.id, now);
     await tx.createSession({
       id: sessionId,
       entryId: entry.id,

@@ -9,5 +9,6 @@ export function revocationToProto(r: RevocationRecord): Revocation {
     reason: r.reason,
     revokedAt: r.revokedAt,
     expiresAt: r.expiresAt,
+    causeSequence: r.causeSequence ?? 0,
   };
 }

@@ -1,54 +1,461 @@
 /**
- * WatchRevocations: the stored state (all of it, or what follows the watcher's sequence), then every new
- * revocation as it commits. Subscribing happens before the read, so a revocation committed in between is
- * delivered (possibly twice; anything at or below the last sent sequence is dropped).
+ * WatchRevocations: the stored state (all of it, or what follows the watcher's sequence) in pages bounded by
+ * bytes, then every new revocation as it commits, and a heartbeat while nothing happens.
+ *
+ * Every watcher pulls from the store by sequence. A committed revocation is published to the watchers
+ * (RevocationFeed), and a watcher that has sent everything before it writes it straight from the published
+ * records; one that is behind (still paging, or waiting for its peer) reads the store from its own sequence
+ * when it can write again. So a watcher never holds more than one page plus references to published batches,
+ * whatever the size of the state or how slowly its peer reads; it subscribes before its first read, so a
+ * revocation committed in between is delivered (anything at or below the last sent sequence is dropped).
+ *
+ * Backpressure: a watcher writes its next message only once the previous one was taken by the HTTP/2 layer
+ * (the write callback). A peer that takes nothing (a zero flow-control window) therefore holds one page; one
+ * that stays so for the stall timeout is cut with RST_STREAM. Limits on watchers in all, per connection and
+ * per caller SPIFFE ID refuse new watches with RESOURCE_EXHAUSTED.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { ErrorCode, LanyardError } from '../../errors';
 import type { WatchRevocationsRequest, WatchRevocationsResponse } from '../../gen/lanyard/v1/session';
+import type { Store } from '../../store/store';
 import type { RevocationRecord } from '../../store/types';
 import { toStatus } from '../grpc-call';
-import type { SessionDeps } from './deps';
+import { resetServerStream } from '../grpc-stream-reset';
+import type { Logger } from '../logging';
+import type { RevocationFeed } from './revocation-feed';
 import { revocationToProto } from './to-proto';
 
 export type RevocationWatch = grpc.ServerWritableStream<WatchRevocationsRequest, WatchRevocationsResponse>;
 
-export function watchRevocations(
-  deps: SessionDeps,
-  call: RevocationWatch,
-  watches: Set<RevocationWatch>,
-): void {
-  const after = Math.max(0, Number(call.request.afterSequence));
-  let sent = after;
-  let ready = false;
-  const pending: RevocationRecord[] = [];
-  const send = (records: readonly RevocationRecord[], fullState: boolean): void => {
-    const fresh = records.filter((r) => r.sequence > sent);
-    if (fresh.length === 0 && !fullState) return;
-    sent = Math.max(sent, ...fresh.map((r) => r.sequence));
-    call.write({ fullState, revocations: fresh.map(revocationToProto), sequence: sent });
-  };
-  const unsubscribe = deps.revocations.subscribe((records) => {
-    if (ready) send(records, false);
-    else pending.push(...records);
-  });
-  const forget = (): void => {
-    unsubscribe();
-    watches.delete(call);
-  };
-  call.on('cancelled', forget);
-  call.on('close', forget);
-  call.on('finish', forget);
-  watches.add(call);
+export const WATCH_DEFAULTS = Object.freeze({
+  /** Bytes of revocations in one message: far below gRPC's 4 MiB default, small enough to hold per watcher. */
+  pageBytes: 32 * 1024,
+  /** Rows read from the store at once while paging. */
+  readRows: 512,
+});
 
-  void (async () => {
-    try {
-      const stored = await deps.store.listRevocations(after);
-      send(stored, after === 0);
-      ready = true;
-      send(pending.splice(0), false);
-    } catch (e) {
-      forget();
-      call.emit('error', toStatus(e));
+export interface RevocationWatchersOptions {
+  store: Pick<Store, 'listRevocations' | 'lastRevocationSequence'>;
+  feed: RevocationFeed;
+  logger: Logger;
+  /** Open watches across every listener. */
+  maxWatchers: number;
+  heartbeatMs: number;
+  stallTimeoutMs: number;
+  pageBytes?: number;
+  readRows?: number;
+}
+
+/** How one listener admits watchers. */
+export interface WatchAdmission {
+  /**
+   * Authenticates the caller and returns the identity its per-identity limit counts; undefined = no
+   * authentication (the local admin socket). A throw refuses the watch with the error's status.
+   */
+  authenticate?: (call: RevocationWatch) => Promise<string>;
+  perConnection?: number;
+  perIdentity?: number;
+}
+
+export interface WatchStats {
+  /** Open watches. */
+  watchers: number;
+  /** Watches with a message their peer has not taken yet. */
+  waiting: number;
+  /** Bytes of revocations in those messages (an upper bound of what the watches hold). */
+  queuedBytes: number;
+  /** Watches refused by a limit since start. */
+  refused: number;
+  /** Watches cut because their peer took nothing for the stall timeout, since start. */
+  stalled: number;
+}
+
+/** The open WatchRevocations streams of a server, their limits, heartbeats and stall detection. */
+export class RevocationWatchers {
+  private readonly open = new Set<Watcher>();
+  private readonly byConnection = new Map<string, number>();
+  private readonly byIdentity = new Map<string, number>();
+  private refused = 0;
+  private stalled = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closing = false;
+  readonly pageBytes: number;
+  readonly readRows: number;
+
+  constructor(readonly options: RevocationWatchersOptions) {
+    this.pageBytes = options.pageBytes ?? WATCH_DEFAULTS.pageBytes;
+    this.readRows = options.readRows ?? WATCH_DEFAULTS.readRows;
+  }
+
+  /** The handler for one listener's SessionService.WatchRevocations. */
+  handler(admission: WatchAdmission = {}): (call: RevocationWatch) => void {
+    return (call) => void this.admit(call, admission);
+  }
+
+  stats(): WatchStats {
+    let waiting = 0;
+    let queuedBytes = 0;
+    for (const w of this.open) {
+      if (w.writing !== undefined) {
+        waiting += 1;
+        queuedBytes += w.writing.bytes;
+      }
     }
-  })();
+    return { watchers: this.open.size, waiting, queuedBytes, refused: this.refused, stalled: this.stalled };
+  }
+
+  /** Ends every watch (graceful close: watches never end on their own) and refuses new ones. */
+  closeAll(): void {
+    this.closing = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const w of [...this.open]) w.end();
+  }
+
+  private async admit(call: RevocationWatch, admission: WatchAdmission): Promise<void> {
+    let identity: string | undefined;
+    try {
+      if (this.closing) throw new LanyardError(ErrorCode.CA_NOT_READY, 'the server is shutting down');
+      identity = admission.authenticate === undefined ? undefined : await admission.authenticate(call);
+      if (call.cancelled) return;
+      this.checkLimits(call.getPeer(), identity, admission);
+    } catch (e) {
+      this.options.logger.warn(
+        { method: 'WatchRevocations', peer: call.getPeer(), identity, err: (e as Error).message },
+        'revocation watch refused',
+      );
+      call.emit('error', toStatus(e));
+      return;
+    }
+    const connection = call.getPeer();
+    count(this.byConnection, connection, 1);
+    if (identity !== undefined) count(this.byIdentity, identity, 1);
+    const watcher = new Watcher(this, call, () => {
+      this.open.delete(watcher);
+      count(this.byConnection, connection, -1);
+      if (identity !== undefined) count(this.byIdentity, identity, -1);
+    });
+    this.open.add(watcher);
+    this.ensureTimer();
+    watcher.start();
+  }
+
+  private checkLimits(connection: string, identity: string | undefined, admission: WatchAdmission): void {
+    const refuse = (what: string, limit: number): never => {
+      this.refused += 1;
+      throw new LanyardError(
+        ErrorCode.QUOTA_EXCEEDED,
+        `too many revocation watches ${what} (limit ${limit}): reuse the open one`,
+      );
+    };
+    if (this.open.size >= this.options.maxWatchers) refuse('on this server', this.options.maxWatchers);
+    if (
+      admission.perConnection !== undefined &&
+      (this.byConnection.get(connection) ?? 0) >= admission.perConnection
+    )
+      refuse('on this connection', admission.perConnection);
+    if (
+      identity !== undefined &&
+      admission.perIdentity !== undefined &&
+      (this.byIdentity.get(identity) ?? 0) >= admission.perIdentity
+    )
+      refuse(`for ${identity}`, admission.perIdentity);
+  }
+
+  /** One timer for every watch: heartbeats and stall detection. */
+  private ensureTimer(): void {
+    if (this.timer !== undefined) return;
+    const tickMs = Math.max(50, Math.min(this.options.heartbeatMs, this.options.stallTimeoutMs) / 4);
+    this.timer = setInterval(() => this.tick(Date.now()), tickMs);
+    this.timer.unref();
+  }
+
+  private tick(now: number): void {
+    if (this.open.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    for (const w of [...this.open]) {
+      if (w.writing !== undefined) {
+        if (now - w.writing.since >= this.options.stallTimeoutMs) {
+          this.stalled += 1;
+          this.options.logger.warn(
+            { method: 'WatchRevocations', peer: w.peer, stalledMs: now - w.writing.since },
+            'revocation watcher took nothing for the stall timeout: cut',
+          );
+          w.cut();
+        }
+      } else if (now - w.lastSentAt >= this.options.heartbeatMs) {
+        w.heartbeat();
+      }
+    }
+  }
+}
+
+/** One open watch. */
+class Watcher {
+  /** The message being written, until its peer took it. */
+  writing: { since: number; bytes: number } | undefined;
+  lastSentAt = Date.now();
+  readonly peer: string;
+  private sent: number;
+  /** A snapshot: the first message says full_state. */
+  private fullState: boolean;
+  /** Sent the message that completes the initial state. */
+  private synced = false;
+  /** Highest sequence published since the watch opened. */
+  private head = 0;
+  /** Published batches not yet sent, while they are few; dropped (read from the store instead) past that. */
+  private hints: (readonly RevocationRecord[])[] = [];
+  private hinted = 0;
+  private started = false;
+  private running = false;
+  private again = false;
+  private heartbeatDue = false;
+  private closed = false;
+  private release: (() => void) | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly owner: RevocationWatchers,
+    private readonly call: RevocationWatch,
+    private readonly onClose: () => void,
+  ) {
+    this.peer = call.getPeer();
+    this.sent = Math.max(0, Number(call.request.afterSequence));
+    this.fullState = this.sent === 0;
+    this.unsubscribe = owner.options.feed.subscribe((records) => this.published(records));
+    const forget = (): void => this.close();
+    call.on('cancelled', forget);
+    call.on('close', forget);
+    call.on('finish', forget);
+    call.on('error', forget);
+  }
+
+  start(): void {
+    void this.checkResume().then(() => {
+      this.started = true;
+      return this.pump();
+    });
+  }
+
+  /** A watcher resuming from a sequence this store never handed out holds another store's state: resend all. */
+  private async checkResume(): Promise<void> {
+    if (this.sent === 0) return;
+    try {
+      if (this.sent > (await this.owner.options.store.lastRevocationSequence())) {
+        this.sent = 0;
+        this.fullState = true;
+      }
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  heartbeat(): void {
+    if (this.closed || !this.synced) return;
+    this.heartbeatDue = true;
+    void this.pump();
+  }
+
+  end(): void {
+    if (this.closed) return;
+    this.close();
+    this.call.end();
+  }
+
+  /** Drops the stream now, whatever its peer's window holds. */
+  cut(): void {
+    if (this.closed) return;
+    this.close();
+    resetServerStream(this.call);
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe();
+    this.hints = [];
+    this.writing = undefined;
+    this.release?.();
+    this.onClose();
+  }
+
+  private fail(e: unknown): void {
+    if (this.closed) return;
+    this.owner.options.logger.warn(
+      { method: 'WatchRevocations', peer: this.peer, err: e },
+      'revocation watch failed',
+    );
+    this.close();
+    this.call.emit('error', toStatus(e));
+  }
+
+  private published(records: readonly RevocationRecord[]): void {
+    if (this.closed || records.length === 0) return;
+    this.head = Math.max(this.head, records[records.length - 1]!.sequence);
+    // References to the published arrays, shared by every watcher; bounded so a stalled peer holds little.
+    if (this.hinted + records.length <= this.owner.readRows) {
+      this.hints.push(records);
+      this.hinted += records.length;
+    } else {
+      this.hints = [];
+      this.hinted = Number.POSITIVE_INFINITY;
+    }
+    if (this.started) void this.pump();
+  }
+
+  /** Sends until the watcher holds everything committed so far, one message at a time. */
+  private async pump(): Promise<void> {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        if (!this.synced) {
+          await this.catchUp();
+        } else if (this.head > this.sent) {
+          await this.deliver();
+        } else if (this.heartbeatDue) {
+          this.heartbeatDue = false;
+          await this.write({ fullState: false, revocations: [], sequence: this.sent, synced: true }, 0);
+        }
+      } while ((this.again || (this.synced && this.head > this.sent)) && !this.closed);
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Pages the stored state until a read comes back short: the watcher then holds what was committed. */
+  private async catchUp(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const rows = await this.owner.options.store.listRevocations(this.sent, this.owner.readRows);
+      const done = rows.length < this.owner.readRows;
+      if (rows.length === 0) {
+        await this.sendPage([], true, this.sent);
+      } else {
+        await this.sendRows(rows, done);
+      }
+      if (done) {
+        this.synced = true;
+        this.dropHintsThrough(this.sent);
+        return;
+      }
+    }
+  }
+
+  /** Live: straight from the published batches when they follow on, else from the store. */
+  private async deliver(): Promise<void> {
+    const usable = Number.isFinite(this.hinted);
+    const hinted = usable ? this.hints.flat().filter((r) => r.sequence > this.sent) : [];
+    this.hints = [];
+    this.hinted = 0;
+    if (hinted.length > 0 && isContiguousFrom(hinted, this.sent)) {
+      await this.sendRows(hinted, true);
+      return;
+    }
+    // Behind (its peer was slow, or batches arrived out of order): page from the store up to the head.
+    for (;;) {
+      if (this.closed) return;
+      const rows = await this.owner.options.store.listRevocations(this.sent, this.owner.readRows);
+      if (rows.length === 0) {
+        // Nothing stored above what was sent (pruned meanwhile): nothing to deliver up to the head.
+        this.head = this.sent;
+        return;
+      }
+      await this.sendRows(rows, true);
+      if (rows.length < this.owner.readRows) return;
+    }
+  }
+
+  private dropHintsThrough(sequence: number): void {
+    if (!Number.isFinite(this.hinted)) {
+      this.hints = [];
+      this.hinted = 0;
+      return;
+    }
+    this.hints = this.hints.filter((batch) => batch[batch.length - 1]!.sequence > sequence);
+    this.hinted = this.hints.reduce((n, b) => n + b.length, 0);
+  }
+
+  /** Splits rows into pages of at most pageBytes; the last page carries `synced` when `last`. */
+  private async sendRows(rows: readonly RevocationRecord[], last: boolean): Promise<void> {
+    const fresh = rows.filter((r) => r.sequence > this.sent);
+    if (fresh.length === 0) {
+      if (last && !this.synced) await this.sendPage([], true, this.sent);
+      return;
+    }
+    let page: RevocationRecord[] = [];
+    let bytes = 0;
+    for (const r of fresh) {
+      const size = encodedSize(r);
+      if (page.length > 0 && bytes + size > this.owner.pageBytes) {
+        await this.sendPage(page, false, page[page.length - 1]!.sequence);
+        if (this.closed) return;
+        page = [];
+        bytes = 0;
+      }
+      page.push(r);
+      bytes += size;
+    }
+    await this.sendPage(page, last, page[page.length - 1]!.sequence);
+  }
+
+  private sendPage(records: readonly RevocationRecord[], synced: boolean, sequence: number): Promise<void> {
+    const message: WatchRevocationsResponse = {
+      fullState: this.fullState,
+      revocations: records.map(revocationToProto),
+      sequence,
+      synced: synced || this.synced,
+    };
+    this.fullState = false;
+    this.sent = Math.max(this.sent, sequence);
+    return this.write(
+      message,
+      records.reduce((n, r) => n + encodedSize(r), 0),
+    );
+  }
+
+  /** Resolves once the HTTP/2 layer took the message, or the watch closed. */
+  private write(message: WatchRevocationsResponse, bytes: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.lastSentAt = Date.now();
+    this.writing = { since: this.lastSentAt, bytes };
+    return new Promise((resolve) => {
+      this.release = resolve;
+      this.call.write(message, () => {
+        this.release = undefined;
+        this.writing = undefined;
+        this.lastSentAt = Date.now();
+        resolve();
+      });
+    });
+  }
+}
+
+/** Whether `rows` are exactly the sequences after `sent`, without a gap (else the store is read instead). */
+function isContiguousFrom(rows: readonly RevocationRecord[], sent: number): boolean {
+  return rows.every((r, i) => r.sequence === sent + 1 + i);
+}
+
+/**
+ * An upper bound of a revocation's protobuf size: the two strings plus the fixed fields (two varint sequences,
+ * two timestamps, the kind) and framing.
+ */
+function encodedSize(r: RevocationRecord): number {
+  return 96 + Buffer.byteLength(r.id) + Buffer.byteLength(r.reason);
+}
+
+function count(map: Map<string, number>, key: string, delta: number): void {
+  const n = (map.get(key) ?? 0) + delta;
+  if (n <= 0) map.delete(key);
+  else map.set(key, n);
 }

@@ -215,6 +215,17 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    description: 'compact cascaded revocations; per-agent session counts',
+    sql: `
+      -- A session ended by a cascade points at the revocation that caused it and stores no reason of its own
+      -- (reason = ''): one EndSession's reason is stored once, however many descendants it ends.
+      ALTER TABLE revocations ADD COLUMN cause_sequence INTEGER;
+      -- The per-agent limits count an entry's live sessions and the ones that ended in a window.
+      CREATE INDEX sessions_by_entry ON sessions (entry_id, ended_at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

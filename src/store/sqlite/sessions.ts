@@ -8,7 +8,9 @@ import type {
   RevocationKind,
   RevocationRecord,
   RevokedSerialRecord,
+  RevokedSerialsDelta,
   SessionRecord,
+  AgentSessionCounts,
 } from '../types';
 import { fromMs, isConstraintError, optionalFromMs, stringsFromJson, stringsToJson, toMs } from './codec';
 
@@ -53,9 +55,10 @@ interface RevocationRow {
   reason: string;
   revoked_at: number;
   expires_at: number;
+  cause_sequence: number | null;
 }
 
-const REVOCATION_COLUMNS = 'sequence, kind, target_id, reason, revoked_at, expires_at';
+const REVOCATION_COLUMNS = 'sequence, kind, target_id, reason, revoked_at, expires_at, cause_sequence';
 
 /**
  * Sessions, grants and revocations on one SQLite connection. Every method runs inside the caller's
@@ -156,16 +159,24 @@ export class SqliteSessions {
         );
         const ended: SessionRecord[] = [];
         const revocations: RevocationRecord[] = [];
+        let cause: RevocationRecord | undefined;
         for (const row of tree) {
           end.run(toMs(now), reason, row.id);
           ended.push(this.getSession(row.id));
-          // Every SVID of a session expires by the session's end, so the revocation can go then.
-          revocations.push(
-            this.addRevocation(
-              { kind: 'session', id: row.id, reason, expiresAt: fromMs(row.expires_at) },
-              now,
-            ),
+          // Every SVID of a session expires by the session's end, so the revocation can go then. Only the
+          // first row holds the reason: a cascade over many descendants must not copy it into each of them.
+          const revocation = this.addRevocation(
+            {
+              kind: 'session',
+              id: row.id,
+              reason: cause === undefined ? reason : '',
+              expiresAt: fromMs(row.expires_at),
+              ...(cause !== undefined ? { causeSequence: cause.sequence } : {}),
+            },
+            now,
           );
+          cause ??= revocation;
+          revocations.push(revocation);
         }
         return { ended, revocations };
       })
@@ -233,9 +244,10 @@ export class SqliteSessions {
     if (existing !== undefined) return existing;
     const info = this.db
       .prepare(
-        'INSERT INTO revocations (kind, target_id, reason, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+        `INSERT INTO revocations (kind, target_id, reason, revoked_at, expires_at, cause_sequence)
+         VALUES (?, ?, ?, ?, ?, ?)`,
       )
-      .run(r.kind, r.id, r.reason, toMs(now), toMs(r.expiresAt));
+      .run(r.kind, r.id, r.reason, toMs(now), toMs(r.expiresAt), r.causeSequence ?? null);
     return {
       sequence: Number(info.lastInsertRowid),
       kind: r.kind,
@@ -243,7 +255,20 @@ export class SqliteSessions {
       reason: r.reason,
       revokedAt: now,
       expiresAt: new Date(r.expiresAt.getTime()),
+      ...(r.causeSequence !== undefined ? { causeSequence: r.causeSequence } : {}),
     };
+  }
+
+  countAgentSessions(entryId: string, now: Date, endedSince: Date): AgentSessionCounts {
+    const row = this.db
+      .prepare(
+        `SELECT
+           (SELECT COUNT(*) FROM sessions WHERE entry_id = @entry AND ended_at IS NULL AND expires_at > @now)
+             AS live,
+           (SELECT COUNT(*) FROM sessions WHERE entry_id = @entry AND ended_at >= @since) AS ended`,
+      )
+      .get({ entry: entryId, now: toMs(now), since: toMs(endedSince) }) as { live: number; ended: number };
+    return { live: row.live, endedInWindow: row.ended };
   }
 
   getRevocation(kind: RevocationKind, id: string): RevocationRecord | undefined {
@@ -253,10 +278,10 @@ export class SqliteSessions {
     return row === undefined ? undefined : revocationFromRow(row);
   }
 
-  listRevocations(afterSequence: number): RevocationRecord[] {
+  listRevocations(afterSequence: number, limit?: number): RevocationRecord[] {
     const rows = this.db
-      .prepare(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE sequence > ? ORDER BY sequence`)
-      .all(afterSequence) as RevocationRow[];
+      .prepare(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE sequence > ? ORDER BY sequence LIMIT ?`)
+      .all(afterSequence, limit ?? -1) as RevocationRow[];
     return rows.map(revocationFromRow);
   }
 
@@ -291,6 +316,33 @@ export class SqliteSessions {
       revokedAt: fromMs(r.revoked_at),
       expiresAt: fromMs(r.expires_at),
     }));
+  }
+
+  listRevokedSerialsAfter(afterSequence: number, now: Date): RevokedSerialsDelta {
+    const rows = this.db
+      .prepare(
+        `SELECT target_id AS serial_hex, revoked_at, expires_at FROM revocations
+           WHERE kind = 'certificate' AND sequence > @after AND expires_at > @now
+         UNION ALL
+         SELECT c.serial_hex, r.revoked_at, c.not_after AS expires_at
+           FROM revocations r JOIN session_certificates c ON c.session_id = r.target_id
+           WHERE r.kind = 'session' AND r.sequence > @after AND c.not_after > @now`,
+      )
+      .all({ after: afterSequence, now: toMs(now) }) as {
+      serial_hex: string;
+      revoked_at: number;
+      expires_at: number;
+    }[];
+    // Read in the same synchronous step as the rows, so nothing can commit in between.
+    const through = this.db.prepare('SELECT MAX(sequence) FROM revocations').pluck().get() as number | null;
+    return {
+      serials: rows.map((r) => ({
+        serialHex: r.serial_hex,
+        revokedAt: fromMs(r.revoked_at),
+        expiresAt: fromMs(r.expires_at),
+      })),
+      throughSequence: Math.max(afterSequence, through ?? 0),
+    };
   }
 
   pruneGrants(before: Date): number {
@@ -392,5 +444,6 @@ function revocationFromRow(row: RevocationRow): RevocationRecord {
     reason: row.reason,
     revokedAt: fromMs(row.revoked_at),
     expiresAt: fromMs(row.expires_at),
+    ...(row.cause_sequence !== null ? { causeSequence: row.cause_sequence } : {}),
   };
 }

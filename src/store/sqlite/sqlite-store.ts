@@ -24,7 +24,9 @@ import type {
   RevocationKind,
   RevocationRecord,
   RevokedSerialRecord,
+  RevokedSerialsDelta,
   SessionRecord,
+  AgentSessionCounts,
 } from '../types';
 import type { AuditStore } from '../../audit/log';
 import { SqliteAudit } from './audit';
@@ -151,8 +153,14 @@ class AsyncOps implements StoreOps {
   getRevocation(kind: RevocationKind, id: string): Promise<RevocationRecord | undefined> {
     return this.guard(() => this.sync.sessions.getRevocation(kind, id));
   }
-  listRevocations(afterSequence: number): Promise<RevocationRecord[]> {
-    return this.guard(() => this.sync.sessions.listRevocations(afterSequence));
+  listRevocations(afterSequence: number, limit?: number): Promise<RevocationRecord[]> {
+    return this.guard(() => this.sync.sessions.listRevocations(afterSequence, limit));
+  }
+  countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts> {
+    return this.guard(() => this.sync.sessions.countAgentSessions(entryId, now, endedSince));
+  }
+  listRevokedSerialsAfter(afterSequence: number, now: Date): Promise<RevokedSerialsDelta> {
+    return this.guard(() => this.sync.sessions.listRevokedSerialsAfter(afterSequence, now));
   }
   lastRevocationSequence(): Promise<number> {
     return this.guard(() => this.sync.sessions.lastRevocationSequence());

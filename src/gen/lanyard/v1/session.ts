@@ -118,7 +118,14 @@ export interface Revocation {
     | Date
     | undefined;
   /** After this instant what it names has expired anyway; consumers may forget it. */
-  expiresAt: Date | undefined;
+  expiresAt:
+    | Date
+    | undefined;
+  /**
+   * Set on the sessions an EndSession cascaded to: the sequence of the revocation that caused this one, whose
+   * reason applies (reason is then empty: a reason is stored and sent once, not once per descendant).
+   */
+  causeSequence: number;
 }
 
 export interface WatchRevocationsRequest {
@@ -127,11 +134,21 @@ export interface WatchRevocationsRequest {
 }
 
 export interface WatchRevocationsResponse {
-  /** True on the first message of a stream that started from 0: revocations is the whole current state. */
+  /**
+   * True on the first page of a snapshot (a stream that started from 0, or whose after_sequence this server
+   * never handed out): the pages up to the one with `synced` replace whatever the watcher held.
+   */
   fullState: boolean;
+  /** Each message stays far below the message size limit (bounded by bytes): a large state spans many pages. */
   revocations: Revocation[];
   /** The highest sequence the watcher now holds (resume from it). */
   sequence: number;
+  /**
+   * The watcher now holds every revocation the server had when this message was sent: set on the last page
+   * of the initial state and on every later message, heartbeats included (a message with no revocations).
+   * A verifier counts its state as fresh from the last message with `synced`.
+   */
+  synced: boolean;
 }
 
 function createBasePrincipalEvidence(): PrincipalEvidence {
@@ -1234,7 +1251,7 @@ export const RevokeSvidResponse: MessageFns<RevokeSvidResponse> = {
 };
 
 function createBaseRevocation(): Revocation {
-  return { sequence: 0, kind: "", id: "", reason: "", revokedAt: undefined, expiresAt: undefined };
+  return { sequence: 0, kind: "", id: "", reason: "", revokedAt: undefined, expiresAt: undefined, causeSequence: 0 };
 }
 
 export const Revocation: MessageFns<Revocation> = {
@@ -1256,6 +1273,9 @@ export const Revocation: MessageFns<Revocation> = {
     }
     if (message.expiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(50).fork()).join();
+    }
+    if (message.causeSequence !== 0) {
+      writer.uint32(56).int64(message.causeSequence);
     }
     return writer;
   },
@@ -1321,6 +1341,14 @@ export const Revocation: MessageFns<Revocation> = {
             message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.causeSequence = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1349,6 +1377,11 @@ export const Revocation: MessageFns<Revocation> = {
         : isSet(object.expires_at)
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
+      causeSequence: isSet(object.causeSequence)
+        ? globalThis.Number(object.causeSequence)
+        : isSet(object.cause_sequence)
+        ? globalThis.Number(object.cause_sequence)
+        : 0,
     };
   },
 
@@ -1372,6 +1405,9 @@ export const Revocation: MessageFns<Revocation> = {
     if (message.expiresAt !== undefined) {
       obj.expiresAt = message.expiresAt.toISOString();
     }
+    if (message.causeSequence !== 0) {
+      obj.causeSequence = Math.round(message.causeSequence);
+    }
     return obj;
   },
 
@@ -1386,6 +1422,7 @@ export const Revocation: MessageFns<Revocation> = {
     message.reason = object.reason ?? "";
     message.revokedAt = object.revokedAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
+    message.causeSequence = object.causeSequence ?? 0;
     return message;
   },
 };
@@ -1464,7 +1501,7 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
 };
 
 function createBaseWatchRevocationsResponse(): WatchRevocationsResponse {
-  return { fullState: false, revocations: [], sequence: 0 };
+  return { fullState: false, revocations: [], sequence: 0, synced: false };
 }
 
 export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
@@ -1477,6 +1514,9 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
     }
     if (message.sequence !== 0) {
       writer.uint32(24).int64(message.sequence);
+    }
+    if (message.synced !== false) {
+      writer.uint32(32).bool(message.synced);
     }
     return writer;
   },
@@ -1518,6 +1558,14 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
             message.sequence = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.synced = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1541,6 +1589,7 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
         ? object.revocations.map((e: any) => Revocation.fromJSON(e))
         : [],
       sequence: isSet(object.sequence) ? globalThis.Number(object.sequence) : 0,
+      synced: isSet(object.synced) ? globalThis.Boolean(object.synced) : false,
     };
   },
 
@@ -1555,6 +1604,9 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
     if (message.sequence !== 0) {
       obj.sequence = Math.round(message.sequence);
     }
+    if (message.synced !== false) {
+      obj.synced = message.synced;
+    }
     return obj;
   },
 
@@ -1566,13 +1618,15 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
     message.fullState = object.fullState ?? false;
     message.revocations = object.revocations?.map((e) => Revocation.fromPartial(e)) || [];
     message.sequence = object.sequence ?? 0;
+    message.synced = object.synced ?? false;
     return message;
   },
 };
 
 /**
- * Task sessions, delegation between agents, and revocation. Every call but WatchRevocations needs mTLS with
- * the caller's current SVID (verified by the server with the same verifier users get).
+ * Task sessions, delegation between agents, and revocation. Every call needs mTLS with the caller's current SVID
+ * (verified by the server with the same verifier users get); on the local admin socket, WatchRevocations,
+ * EndSession and RevokeSvid need none.
  */
 export type SessionServiceService = typeof SessionServiceService;
 export const SessionServiceService = {
@@ -1627,7 +1681,11 @@ export const SessionServiceService = {
     responseSerialize: (value: RevokeSvidResponse): Buffer => Buffer.from(RevokeSvidResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeSvidResponse => RevokeSvidResponse.decode(value),
   },
-  /** Full state at once, then every new revocation. Resumable from a sequence. */
+  /**
+   * The current state in bounded pages (or, resuming, only what followed the watcher's sequence), then every
+   * new revocation, and a heartbeat while nothing happens. Refused with RESOURCE_EXHAUSTED past the server's
+   * watcher limits; a watcher that does not read for too long is cut.
+   */
   watchRevocations: {
     path: "/lanyard.v1.SessionService/WatchRevocations" as const,
     requestStream: false as const,
@@ -1652,7 +1710,11 @@ export interface SessionServiceServer extends UntypedServiceImplementation {
   endSession: handleUnaryCall<EndSessionRequest, EndSessionResponse>;
   /** Admin only: revokes one certificate by serial. */
   revokeSvid: handleUnaryCall<RevokeSvidRequest, RevokeSvidResponse>;
-  /** Full state at once, then every new revocation. Resumable from a sequence. */
+  /**
+   * The current state in bounded pages (or, resuming, only what followed the watcher's sequence), then every
+   * new revocation, and a heartbeat while nothing happens. Refused with RESOURCE_EXHAUSTED past the server's
+   * watcher limits; a watcher that does not read for too long is cut.
+   */
   watchRevocations: handleServerStreamingCall<WatchRevocationsRequest, WatchRevocationsResponse>;
 }
 
@@ -1737,7 +1799,11 @@ export interface SessionServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeSvidResponse) => void,
   ): ClientUnaryCall;
-  /** Full state at once, then every new revocation. Resumable from a sequence. */
+  /**
+   * The current state in bounded pages (or, resuming, only what followed the watcher's sequence), then every
+   * new revocation, and a heartbeat while nothing happens. Refused with RESOURCE_EXHAUSTED past the server's
+   * watcher limits; a watcher that does not read for too long is cut.
+   */
   watchRevocations(
     request: WatchRevocationsRequest,
     options?: Partial<CallOptions>,
