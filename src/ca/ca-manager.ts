@@ -404,6 +404,33 @@ export class CaManager {
     });
   }
 
+  /**
+   * Publishes the bundle again under a new sequence number, same roots: the SPIFFE bundle document also
+   * carries keys the CA does not hold (the JWT-SVID keys, the audit keys), and when one of those rotates the
+   * document changed, so pollers and watchers must see a new sequence (and watchers a new message).
+   */
+  async republishBundle(): Promise<void> {
+    await this.mutex.run(async () => {
+      const previous = this.state();
+      const roots = this.rootsFor(previous.authorities);
+      if (roots.length === 0) return;
+      const record = await this.store.transaction((tx) =>
+        tx.setBundle(this.trustDomain.name, {
+          x509AuthoritiesDer: roots.map((c) => Buffer.from(c.der)),
+          refreshHintSeconds: this.refreshHintSeconds,
+        }),
+      );
+      const bundle = new X509Bundle(this.trustDomain, {
+        x509Authorities: roots,
+        sequence: record.sequence,
+        refreshHint: record.refreshHintSeconds,
+      });
+      this.snapshot = { authorities: previous.authorities, bundle };
+      this.log.info({ bundleSequence: record.sequence }, 'trust bundle republished (its other keys changed)');
+      this.emit(this.bundleListeners, bundle);
+    });
+  }
+
   /** Stops signing and notifying; running state changes finish first. The store stays open (not ours). */
   async close(): Promise<void> {
     await this.mutex.run(() => {

@@ -209,6 +209,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       logger: jwtLog,
     });
     jwtAuthority = jwt;
+    // The bundle document carries these keys too: a rotation of either is a new bundle sequence.
+    const republish = (what: string) => (): void => {
+      ca?.republishBundle().catch((e: unknown) =>
+        logger.error({ err: e, keys: what }, 'bundle not republished after a key rotation'),
+      );
+    };
+    jwt.onChange(republish('jwt-svid'));
+    recorder.onKeysChange(republish('audit'));
     if (options.rotationTimer !== false) {
       jwtTimer = startRotationTimer(jwt, {
         onError: (e) => jwtLog.warn({ err: e }, 'JWT-SVID key rotation tick failed; retrying'),

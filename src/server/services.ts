@@ -96,7 +96,6 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         ca: ctx.ca,
         logger: ctx.logger,
         extraKeys: () => [...ctx.audit.ring().jwks(), ...ctx.jwt.jwks()],
-        onExtraKeysChange: (listener) => onKeysChange(ctx, listener),
       }),
       createSessionService(sessionDeps(ctx)),
       // Node agents, over mTLS with their own SVID: only the entries whose parent_id is the agent.
@@ -137,7 +136,6 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
         ca: ctx.ca,
         logger: ctx.logger,
         extraKeys: () => [...ctx.audit.ring().jwks(), ...ctx.jwt.jwks()],
-        onExtraKeysChange: (listener) => onKeysChange(ctx, listener),
       }),
       // `lanyard ca rotate` and `lanyard ca show`.
       createAdminService({ ca: ctx.ca, logger: ctx.logger }),
@@ -147,16 +145,6 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
     beforeBind: () => clearStaleSocket(socketPath),
     bind: (doBind) => bindPrivately(socketPath, doBind),
     afterClose: () => removeSocket(socketPath),
-  };
-}
-
-/** Any rotation of a key the bundle publishes besides the CA roots: the JWT-SVID keys and the audit keys. */
-function onKeysChange(ctx: ServerContext, listener: () => void): () => void {
-  const offJwt = ctx.jwt.onChange(listener);
-  const offAudit = ctx.audit.onKeysChange(listener);
-  return () => {
-    offJwt();
-    offAudit();
   };
 }
 

@@ -28,8 +28,6 @@ export interface BundleServiceDeps {
    * (use "lanyard-audit").
    */
   extraKeys?: () => readonly SpiffeBundleJwk[];
-  /** Subscribes to changes of `extraKeys` (a key rotation), so watchers get them at once; returns an unsubscribe. */
-  onExtraKeysChange?: (listener: () => void) => () => void;
 }
 
 export function createBundleService(deps: BundleServiceDeps): ServiceRegistration {
@@ -68,14 +66,9 @@ export function createBundleService(deps: BundleServiceDeps): ServiceRegistratio
       const unsubscribe = ca.onBundleChange((bundle) => {
         call.write({ bundle: bundleToProto(bundle, deps.extraKeys?.()) });
       });
-      // A JWT key prepared or retired, an audit key rotated: the same roots, other keys.
-      const unsubscribeKeys = deps.onExtraKeysChange?.(() => {
-        call.write({ bundle: bundleToProto(ca.bundle(), deps.extraKeys?.()) });
-      });
       watches.add(call);
       const forget = (): void => {
         unsubscribe();
-        unsubscribeKeys?.();
         watches.delete(call);
       };
       call.on('cancelled', forget);
