@@ -33,7 +33,13 @@ export function tempDir(): string {
 /** Registers the agent's own entry, gets it a join token, and starts the agent against `s`. */
 export async function startAgentFor(
   s: TestServer,
-  opts: { syncIntervalMs?: number; dir?: string; agentId?: string; agentContextOid?: string } = {},
+  opts: {
+    syncIntervalMs?: number;
+    dir?: string;
+    agentId?: string;
+    agentContextOid?: string;
+    allowInheritableConnections?: boolean;
+  } = {},
 ): Promise<AgentFixture> {
   const agentId = opts.agentId ?? AGENT_ID;
   const existing = await s.client.listEntries({ filter: { spiffeIdPrefix: agentId } });
@@ -63,6 +69,9 @@ export async function startAgentFor(
     dataDir: path.join(dir, 'data'),
     syncIntervalMs: opts.syncIntervalMs ?? 300,
     maxBackoffMs: 500,
+    ...(opts.allowInheritableConnections !== undefined && {
+      allowInheritableConnections: opts.allowInheritableConnections,
+    }),
     logger,
     ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
   });
@@ -200,6 +209,7 @@ export function spawnAgent(opts: {
       await exited;
     },
   };
+}
 
 const compiled = new Map<string, string>();
 
@@ -211,7 +221,15 @@ export function compileFixture(name: string): string {
   const done = compiled.get(name);
   if (done !== undefined) return done;
   const out = path.join(tempDir(), name);
-  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', out, path.join(__dirname, 'fixtures', `${name}.c`)]);
+  execFileSync('cc', [
+    '-O2',
+    '-Wall',
+    '-Wextra',
+    '-Werror',
+    '-o',
+    out,
+    path.join(__dirname, 'fixtures', `${name}.c`),
+  ]);
   compiled.set(name, out);
   return out;
 }
