@@ -8,6 +8,7 @@
 #include "addon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -97,6 +98,8 @@ napi_value Init(napi_env env, napi_value exports) {
       !Export(env, exports, "socketHolders", SocketHolders)) {
     return nullptr;
   }
+  // The flag as /proc/<pid>/fdinfo reports it; its value differs between architectures.
+  if (SetInt(env, exports, "O_CLOEXEC", O_CLOEXEC) == nullptr) return nullptr;
   return exports;
 }
 

@@ -7,7 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { clientEndInode, requireSoleHolder } from '../../src/agent/workload-attestor/connection-holders';
+import {
+  ConnectionHolders,
+  clientEndInode,
+  requireSoleHolder,
+} from '../../src/agent/workload-attestor/connection-holders';
 import { PeerProcess } from '../../src/agent/workload-attestor/peer-process';
 import { peerCredentials } from '../../src/agent/workload-attestor/peercred';
 import { tempDir } from './helpers';
@@ -46,6 +50,19 @@ theirs.close()
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 socket.send_fds(mine, [b'x'], [s.fileno()]); fd = s.fileno(); s.close(); mine.recv(1)
 print(os.getpid(), fd, child, flush=True); sys.stdin.read(); os.kill(child, 9)
+`,
+  // Acts on its connection on command: "move" dups it to another descriptor and closes the first (both
+  // close-on-exec), "inherit" clears close-on-exec; it answers "ok <fd>" after each.
+  commanded: `
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); fd = s.fileno()
+print(os.getpid(), fd, flush=True)
+for line in sys.stdin:
+    if line.strip() == 'move':
+        new = os.dup(fd); os.close(fd); s.detach(); fd = new
+    elif line.strip() == 'inherit':
+        os.set_inheritable(fd, True)
+    print('ok', fd, flush=True)
 `,
   // Parked in a message nobody has received yet: no process table shows it.
   inFlight: `
@@ -177,6 +194,29 @@ describe('node agent: who holds a Workload API connection', function () {
       await assert.rejects(requireSoleHolder(clientEndInode(c.socket), c.pid, { allowInheritable: true }), {
         message: new RegExp(`^pid ${c.pid}, which opened this connection, no longer holds it [^;]*$`),
       });
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('after a full scan, follows the descriptor cheaply and scans again when it moved or lost close-on-exec', async () => {
+    const c = await connect('commanded');
+    let out = '';
+    c.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const command = async (what: string): Promise<void> => {
+      const before = out.length;
+      c.child.stdin!.write(`${what}\n`);
+      for (let i = 0; i < 200 && !out.slice(before).includes('\n'); i++)
+        await new Promise((r) => setTimeout(r, 10));
+    };
+    try {
+      const holders = new ConnectionHolders(clientEndInode(c.socket), c.pid, { allowInheritable: false });
+      await holders.requireStillHeld();
+      await command('move');
+      // The descriptor it was seen with is gone; a new scan finds the other one, still its own and alone.
+      await holders.requireStillHeld();
+      await command('inherit');
+      await assert.rejects(holders.requireStillHeld(), /holds this connection without close-on-exec/);
     } finally {
       await c.close();
     }

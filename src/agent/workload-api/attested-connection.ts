@@ -10,15 +10,17 @@
  *   uid/gid/groups lines), re-attesting fully (selectors, hash) at each call and re-reading the identity
  *   right before each response it sends;
  * - refuses unless the connecting process alone holds the client's end of the connection, with close-on-exec
- *   set (an inheritable descriptor may have been opened by another program before an exec).
+ *   set (an inheritable descriptor may have been opened by another program before an exec): all of /proc is
+ *   scanned once, after the first identity read, and the connecting process's own descriptor is checked again
+ *   at every call and response (why once is enough: connection-holders.ts).
  * What remains possible for a process of the same uid is stated in the README.
  */
 import type * as net from 'node:net';
 import { ErrorCode, LanyardError } from '../../errors';
 import type { Logger } from '../../server/logging';
 import {
+  ConnectionHolders,
   clientEndInode,
-  requireSoleHolder,
   type HolderPolicy,
 } from '../workload-attestor/connection-holders';
 import { peerCredentials, type PeerCredentials } from '../workload-attestor/peercred';
@@ -50,15 +52,32 @@ export class AttestedConnection implements AttestedPeer {
   private constructor(
     readonly cred: PeerCredentials,
     private readonly process: PeerProcess,
-    /** The client's end (inode), or why it cannot be known: every call is then refused. */
-    private readonly clientEnd: number | LanyardError,
+    /** Who holds the client's end, or why that cannot be known: every call is then refused. */
+    private readonly holders: ConnectionHolders | LanyardError,
     private readonly connectedAt: Date,
-    private readonly policy: ConnectionPolicy,
     private readonly logger: Logger,
   ) {
-    this.atAccept = attestUnixPeer(cred, { connectedAt });
+    this.atAccept = this.firstLook();
     // Rejections are reported to the calls that await it; never unhandled.
     this.atAccept.catch(() => {});
+  }
+
+  /**
+   * The identity every later read must match, and the full holder scan right after it (so that it sees
+   * every copy made before an exec this identity already shows). A failed scan is only noted: the first
+   * call scans again (a spawned child may have held a copy for an instant).
+   */
+  private async firstLook(): Promise<UnixAttestation> {
+    const first = await attestUnixPeer(this.cred, { connectedAt: this.connectedAt });
+    if (this.holders instanceof ConnectionHolders) {
+      try {
+        await this.holders.requireSoleHolder();
+        this.requireSame(first.identity, readProcessIdentity(this.cred.pid));
+      } catch (e) {
+        this.logger.debug({ pid: this.cred.pid, err: (e as Error).message }, 'workload connection: holders');
+      }
+    }
+    return first;
   }
 
   /**
@@ -70,13 +89,13 @@ export class AttestedConnection implements AttestedPeer {
     const connectedAt = new Date();
     const cred = peerCredentials(socket);
     const proc = PeerProcess.open(socket, cred.pid);
-    let clientEnd: number | LanyardError;
+    let holders: ConnectionHolders | LanyardError;
     try {
-      clientEnd = clientEndInode(socket);
+      holders = new ConnectionHolders(clientEndInode(socket), cred.pid, policy);
     } catch (e) {
-      clientEnd = e as LanyardError;
+      holders = e as LanyardError;
     }
-    return new AttestedConnection(cred, proc, clientEnd, connectedAt, policy, logger);
+    return new AttestedConnection(cred, proc, holders, connectedAt, logger);
   }
 
   async attest(): Promise<UnixAttestation> {
@@ -87,7 +106,7 @@ export class AttestedConnection implements AttestedPeer {
     if (now.sha256 !== first.sha256) {
       throw this.refused(`the executable's SHA-256 changed since the connection was opened`);
     }
-    await this.requireSoleHolder();
+    await this.requireHeld();
     this.requireSame(first.identity, readProcessIdentity(this.cred.pid));
     this.requireAlive();
     if (now.pathWithheld !== undefined) {
@@ -103,7 +122,7 @@ export class AttestedConnection implements AttestedPeer {
     const first = await this.atAccept;
     this.requireAlive();
     this.requireSame(first.identity, readProcessIdentity(this.cred.pid));
-    await this.requireSoleHolder();
+    await this.requireHeld();
     this.requireSame(first.identity, readProcessIdentity(this.cred.pid));
     this.requireAlive();
   }
@@ -127,9 +146,9 @@ export class AttestedConnection implements AttestedPeer {
     }
   }
 
-  private async requireSoleHolder(): Promise<void> {
-    if (typeof this.clientEnd !== 'number') throw this.clientEnd;
-    await requireSoleHolder(this.clientEnd, this.cred.pid, this.policy);
+  private async requireHeld(): Promise<void> {
+    if (this.holders instanceof LanyardError) throw this.holders;
+    await this.holders.requireStillHeld();
   }
 
   private refused(message: string): LanyardError {

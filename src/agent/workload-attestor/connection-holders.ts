@@ -7,7 +7,14 @@
  *
  * The client's end is found by inode (sock_diag UNIX_DIAG_PEER), its holders in /proc/<pid>/fd. What this
  * cannot see is listed in native/peercred/fd_scan.cc and in the README.
+ *
+ * The whole of /proc is scanned once per connection, after the process is seen running what it will be
+ * attested as; later calls and responses check only that the connecting process still holds its descriptor,
+ * close-on-exec (one readlink, one fdinfo). Scanning again would not add protection: every copy an earlier
+ * program made before the exec already existed at the first scan, and a copy hidden from that scan (in flight
+ * in an SCM_RIGHTS message) can stay hidden from any later one until the answer has been sent.
  */
+import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import { ErrorCode, LanyardError } from '../../errors';
 import { peerAddon, socketFd, type SocketHolder } from './native';
@@ -42,9 +49,9 @@ export function clientEndInode(socket: net.Socket): number {
 
 /**
  * Refuses (ERR_WORKLOAD_ATTESTATION_FAILED) unless `pid` holds the client's end `inode` and no other process
- * does, and (unless allowed) holds it close-on-exec.
+ * does, and (unless allowed) holds it close-on-exec. Returns `pid`'s descriptor for it.
  */
-export async function requireSoleHolder(inode: number, pid: number, policy: HolderPolicy): Promise<void> {
+export async function requireSoleHolder(inode: number, pid: number, policy: HolderPolicy): Promise<number> {
   let holders: SocketHolder[];
   try {
     ({ holders } = await peerAddon().socketHolders(inode));
@@ -71,6 +78,47 @@ export async function requireSoleHolder(inode: number, pid: number, policy: Hold
     );
   }
   if (problems.length > 0) throw failed(problems.join('; '));
+  return own[0]!.fd;
+}
+
+/** The holder checks of one connection: a full scan until one passes, then the cheap check. */
+export class ConnectionHolders {
+  /** The connecting process's descriptor for the connection, once a full scan passed. */
+  private verifiedFd: number | undefined;
+
+  constructor(
+    private readonly inode: number,
+    private readonly pid: number,
+    private readonly policy: HolderPolicy,
+  ) {}
+
+  /** The full check (see requireSoleHolder). */
+  async requireSoleHolder(): Promise<void> {
+    const fd = await requireSoleHolder(this.inode, this.pid, this.policy);
+    this.verifiedFd = fd;
+  }
+
+  /**
+   * After a full check passed: the connecting process still holds the descriptor it held then, close-on-exec
+   * (unless allowed); otherwise, or before any full check passed, the full check.
+   */
+  async requireStillHeld(): Promise<void> {
+    const fd = this.verifiedFd;
+    if (fd !== undefined && this.holds(fd)) return;
+    this.verifiedFd = undefined;
+    await this.requireSoleHolder();
+  }
+
+  private holds(fd: number): boolean {
+    try {
+      if (fs.readlinkSync(`/proc/${this.pid}/fd/${fd}`) !== `socket:[${this.inode}]`) return false;
+      if (this.policy.allowInheritable) return true;
+      const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/${this.pid}/fdinfo/${fd}`, 'utf8'));
+      return flags !== null && (parseInt(flags[1]!, 8) & peerAddon().O_CLOEXEC) !== 0;
+    } catch {
+      return false;
+    }
+  }
 }
 
 function failed(message: string, cause?: unknown): LanyardError {

@@ -31,6 +31,8 @@ export interface PeerAddon {
   pidfdExited(pidfd: number): boolean;
   /** The inode of the peer's end of a connected Unix socket (sock_diag UNIX_DIAG_PEER); 0 once it closed. */
   peerSocketInode(fd: number): number;
+  /** O_CLOEXEC as /proc/<pid>/fdinfo reports it (it differs between architectures). */
+  readonly O_CLOEXEC: number;
   /** Every /proc/<pid>/fd entry that is socket:[inode], scanned off the event loop. */
   socketHolders(inode: number): Promise<{ holders: SocketHolder[]; unreadable: number }>;
 }
