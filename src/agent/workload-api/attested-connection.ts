@@ -11,8 +11,9 @@
  *   right before each response it sends;
  * - refuses unless the connecting process alone holds the client's end of the connection, with close-on-exec
  *   set (an inheritable descriptor may have been opened by another program before an exec): all of /proc is
- *   scanned once, after the first identity read, and the connecting process's own descriptor is checked again
- *   at every call and response (why once is enough: connection-holders.ts).
+ *   scanned at the first call, between two identity reads, and the connecting process's own descriptor is
+ *   checked again at every call and response (why once is enough: connection-holders.ts). Connections that
+ *   make no Workload API call (health probes) cost no scan.
  * What remains possible for a process of the same uid is stated in the README.
  */
 import type * as net from 'node:net';
@@ -57,27 +58,9 @@ export class AttestedConnection implements AttestedPeer {
     private readonly connectedAt: Date,
     private readonly logger: Logger,
   ) {
-    this.atAccept = this.firstLook();
+    this.atAccept = attestUnixPeer(cred, { connectedAt });
     // Rejections are reported to the calls that await it; never unhandled.
     this.atAccept.catch(() => {});
-  }
-
-  /**
-   * The identity every later read must match, and the full holder scan right after it (so that it sees
-   * every copy made before an exec this identity already shows). A failed scan is only noted: the first
-   * call scans again (a spawned child may have held a copy for an instant).
-   */
-  private async firstLook(): Promise<UnixAttestation> {
-    const first = await attestUnixPeer(this.cred, { connectedAt: this.connectedAt });
-    if (this.holders instanceof ConnectionHolders) {
-      try {
-        await this.holders.requireSoleHolder();
-        this.requireSame(first.identity, readProcessIdentity(this.cred.pid));
-      } catch (e) {
-        this.logger.debug({ pid: this.cred.pid, err: (e as Error).message }, 'workload connection: holders');
-      }
-    }
-    return first;
   }
 
   /**
