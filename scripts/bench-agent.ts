@@ -4,8 +4,9 @@
  * Unix socket. Each figure is printed beside a baseline measured in the same run:
  *
  *   - FetchX509SVID's first message on a new connection (every connection is attested at accept: SO_PEERCRED,
- *     /proc, exe hash cached), vs FetchJWTBundles' first message on a new connection (the same connect and
- *     attestation, a small answer): the difference is the cost of the SVID answer itself;
+ *     pidfd, /proc identity, exe hash cached, one scan of every /proc/<pid>/fd for the connection's
+ *     holders), vs FetchJWTBundles' first message on a new connection (the same connect and attestation, a
+ *     small answer): the difference is the cost of the SVID answer itself;
  *   - FetchJWTSVID answered from the agent's cache, and ValidateJWTSVID, vs raw node:crypto ES256 verify.
  *
  * Bounded: --ops calls per figure, each figure stops after --budget seconds. Loopback and a Unix socket only;

@@ -1,17 +1,35 @@
 // SO_PEERCRED for Node: the kernel's record of who connected to a Unix socket (pid, uid, gid at connect(2)
 // time). Node has no built-in for it, and reading it later from /proc would race with the peer. Plain N-API
 // (node_api.h), so the addon is ABI-stable across Node versions and needs no extra package.
-#include <node_api.h>
+//
+// The other files add what the agent needs to keep that record honest afterwards: a pidfd for the peer
+// (pidfd.cc), the inode of the peer's end of the connection (unix_diag.cc), and which processes hold that
+// end (fd_scan.cc).
+#include "addon.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
-namespace {
+namespace lanyard {
 
 napi_value Throw(napi_env env, const char* code, const char* message) {
   napi_throw_error(env, code, message);
+  return nullptr;
+}
+
+napi_value ThrowErrno(napi_env env, const char* what, int err) {
+  char message[256];
+  snprintf(message, sizeof(message), "%s: %s", what, strerror(err));
+  napi_value code, msg, error;
+  if (napi_create_string_utf8(env, "ERR_IO", NAPI_AUTO_LENGTH, &code) != napi_ok) return nullptr;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok) return nullptr;
+  if (napi_create_error(env, code, msg, &error) != napi_ok) return nullptr;
+  if (SetInt(env, error, "errno", err) == nullptr) return nullptr;
+  napi_throw(env, error);
   return nullptr;
 }
 
@@ -22,26 +40,39 @@ napi_value SetInt(napi_env env, napi_value obj, const char* name, int64_t v) {
   return obj;
 }
 
-// peercred(fd: number): { pid: number, uid: number, gid: number }
-napi_value PeerCred(napi_env env, napi_callback_info info) {
+napi_value Int(napi_env env, int64_t v) {
+  napi_value value;
+  if (napi_create_int64(env, v, &value) != napi_ok) return nullptr;
+  return value;
+}
+
+bool IntArg(napi_env env, napi_callback_info info, const char* fn, int32_t* out) {
   size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
-  if (argc != 1) return Throw(env, "ERR_INVALID_ARGUMENT", "peercred(fd) takes one file descriptor");
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  char message[128];
   napi_valuetype type;
-  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_number) {
-    return Throw(env, "ERR_INVALID_ARGUMENT", "peercred(fd): fd must be a number");
+  if (argc != 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_number ||
+      napi_get_value_int32(env, argv[0], out) != napi_ok || *out < 0) {
+    snprintf(message, sizeof(message), "%s takes one non-negative integer", fn);
+    Throw(env, "ERR_INVALID_ARGUMENT", message);
+    return false;
   }
+  return true;
+}
+
+namespace {
+
+// peercred(fd: number): { pid: number, uid: number, gid: number }
+napi_value PeerCred(napi_env env, napi_callback_info info) {
   int32_t fd;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    return Throw(env, "ERR_INVALID_ARGUMENT", "peercred(fd): fd must be a non-negative integer");
-  }
+  if (!IntArg(env, info, "peercred(fd)", &fd)) return nullptr;
 #if defined(SO_PEERCRED)
   struct ucred cred;
   socklen_t len = sizeof(cred);
   memset(&cred, 0, sizeof(cred));
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
-    return Throw(env, "ERR_IO", strerror(errno));
+    return ThrowErrno(env, "SO_PEERCRED", errno);
   }
   napi_value out;
   if (napi_create_object(env, &out) != napi_ok) return nullptr;
@@ -54,13 +85,25 @@ napi_value PeerCred(napi_env env, napi_callback_info info) {
 #endif
 }
 
-napi_value Init(napi_env env, napi_value exports) {
+bool Export(napi_env env, napi_value exports, const char* name, napi_callback cb) {
   napi_value fn;
-  if (napi_create_function(env, "peercred", NAPI_AUTO_LENGTH, PeerCred, nullptr, &fn) != napi_ok) return nullptr;
-  if (napi_set_named_property(env, exports, "peercred", fn) != napi_ok) return nullptr;
+  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn) != napi_ok) return false;
+  return napi_set_named_property(env, exports, name, fn) == napi_ok;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  if (!Export(env, exports, "peercred", PeerCred) || !Export(env, exports, "peerPidfd", PeerPidfd) ||
+      !Export(env, exports, "pidfdOpen", PidfdOpen) || !Export(env, exports, "pidfdExited", PidfdExited) ||
+      !Export(env, exports, "peerSocketInode", PeerSocketInode) ||
+      !Export(env, exports, "socketHolders", SocketHolders)) {
+    return nullptr;
+  }
+  // The flag as /proc/<pid>/fdinfo reports it; its value differs between architectures.
+  if (SetInt(env, exports, "O_CLOEXEC", O_CLOEXEC) == nullptr) return nullptr;
   return exports;
 }
 
 }  // namespace
+}  // namespace lanyard
 
-NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
+NAPI_MODULE(NODE_GYP_MODULE_NAME, lanyard::Init)

@@ -27,6 +27,12 @@ export interface AgentOptions {
   syncIntervalMs?: number;
   /** Cap of the retry backoff while the server is unreachable; default 30 s. */
   maxBackoffMs?: number;
+  /**
+   * Serve Workload API connections whose descriptor in the connecting process is not close-on-exec (default
+   * false: refused, since such a descriptor may have been opened by another program before an exec). Clients
+   * that leave their sockets inheritable, such as netty-based java-spiffe, need it.
+   */
+  allowInheritableConnections?: boolean;
   logger?: Logger;
   clock?: () => Date;
   /**
@@ -73,6 +79,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const endpoint = await WorkloadEndpoint.listen({
     socketPath: opts.socketPath,
     logger: logger.child({ component: 'workload-api' }),
+    policy: { allowInheritable: opts.allowInheritableConnections ?? false },
     services: (peerOf) => [
       workloadApiService(
         {

@@ -187,9 +187,10 @@ export function mintSvid(ca: DevCa, opts: MintSvidOptions): MintedSvid {
  * Writes svid.pem (the chain), svid_key.pem (0600) and bundle.pem into `dir`, each atomically, replacing
  * earlier ones: re-minting into the same directory is the normal rotation. The key goes before the
  * certificate so that a reader that reloads on a new svid.pem finds the matching key already in place.
+ * A directory created here (parents included) is 0700 whatever the umask; an existing one is kept as it is.
  */
 export function writeSvidFiles(dir: string, svid: MintedSvid): SvidFiles {
-  makeDir(dir, 0o777);
+  makeDir(dir, 0o700);
   const files: SvidFiles = {
     svid: join(dir, SVID_FILE),
     key: join(dir, SVID_KEY_FILE),

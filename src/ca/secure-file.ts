@@ -12,7 +12,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { AlreadyExistsError, ErrorCode, LanyardError } from '../errors';
 
 /**
@@ -26,10 +26,22 @@ import { AlreadyExistsError, ErrorCode, LanyardError } from '../errors';
 /** Temp files are `.<name>.<12 hex>.tmp`; a crash between stage and publish can leave one behind. */
 export const STAGED_FILE_PATTERN = /^\..+\.[0-9a-f]{12}\.tmp$/;
 
-/** Creates `dir` (and parents) with `mode`; with `exact`, also narrows an existing directory to `mode`. */
+/**
+ * Creates `dir` (and missing parents) with exactly `mode`, whatever the umask; with `exact`, also narrows an
+ * existing `dir` to `mode`. Existing parents are left as they are.
+ */
 export function makeDir(dir: string, mode: number, exact = false): void {
   ioStep(`cannot create ${dir}`, () => {
-    mkdirSync(dir, { recursive: true, mode });
+    const first = mkdirSync(dir, { recursive: true, mode });
+    // mkdir applies the umask: 0700 under umask 0277 would be 0500. Every directory created here is set to
+    // `mode` itself, from `dir` up to the first one created.
+    if (first !== undefined) {
+      const top = resolve(first);
+      for (let d = resolve(dir); ; d = dirname(d)) {
+        chmodSync(d, mode);
+        if (d === top || d === dirname(d)) break;
+      }
+    }
     if (exact) chmodDir(dir, mode);
   });
 }

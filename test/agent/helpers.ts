@@ -1,6 +1,6 @@
 /** A real server, a real node agent attested to it with a join token, and Workload API clients on its socket. */
 import * as grpc from '@grpc/grpc-js';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -33,7 +33,13 @@ export function tempDir(): string {
 /** Registers the agent's own entry, gets it a join token, and starts the agent against `s`. */
 export async function startAgentFor(
   s: TestServer,
-  opts: { syncIntervalMs?: number; dir?: string; agentId?: string; agentContextOid?: string } = {},
+  opts: {
+    syncIntervalMs?: number;
+    dir?: string;
+    agentId?: string;
+    agentContextOid?: string;
+    allowInheritableConnections?: boolean;
+  } = {},
 ): Promise<AgentFixture> {
   const agentId = opts.agentId ?? AGENT_ID;
   const existing = await s.client.listEntries({ filter: { spiffeIdPrefix: agentId } });
@@ -63,6 +69,9 @@ export async function startAgentFor(
     dataDir: path.join(dir, 'data'),
     syncIntervalMs: opts.syncIntervalMs ?? 300,
     maxBackoffMs: 500,
+    ...(opts.allowInheritableConnections !== undefined && {
+      allowInheritableConnections: opts.allowInheritableConnections,
+    }),
     logger,
     ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
   });
@@ -200,4 +209,27 @@ export function spawnAgent(opts: {
       await exited;
     },
   };
+}
+
+const compiled = new Map<string, string>();
+
+/**
+ * Compiles test/agent/fixtures/<name>.c with the system C compiler (once per test run) and returns the binary,
+ * in a directory any local user can traverse.
+ */
+export function compileFixture(name: string): string {
+  const done = compiled.get(name);
+  if (done !== undefined) return done;
+  const out = path.join(tempDir(), name);
+  execFileSync('cc', [
+    '-O2',
+    '-Wall',
+    '-Wextra',
+    '-Werror',
+    '-o',
+    out,
+    path.join(__dirname, 'fixtures', `${name}.c`),
+  ]);
+  compiled.set(name, out);
+  return out;
 }

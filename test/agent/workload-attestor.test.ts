@@ -9,7 +9,12 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { peerCredentials } from '../../src/agent/workload-attestor/peercred';
-import { attestUnixPeer } from '../../src/agent/workload-attestor/unix';
+import {
+  attestUnixPeer,
+  identityChange,
+  readProcessIdentity,
+  type ProcessIdentity,
+} from '../../src/agent/workload-attestor/unix';
 import { tempDir } from './helpers';
 
 describe('node agent: unix workload attestation', () => {
@@ -65,7 +70,7 @@ describe('node agent: unix workload attestation', () => {
     const stat = (start: number): string =>
       `4242 (some tool) S ${Array.from({ length: 18 }, (_, i) => String(i + 1)).join(' ')} ${start} 0 0\n`;
     fs.writeFileSync(path.join(pidDir, 'stat'), stat(1000));
-    fs.writeFileSync(path.join(pidDir, 'status'), 'Name:\tsome tool\nUid:\t0\t0\t0\t0\n');
+    fs.writeFileSync(path.join(pidDir, 'status'), 'Name:\tsome tool\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n');
     const fifo = path.join(proc, 'exe-fifo');
     execFileSync('mkfifo', [fifo]);
     fs.symlinkSync(fifo, path.join(pidDir, 'exe'));
@@ -82,6 +87,59 @@ describe('node agent: unix workload attestation', () => {
     });
   });
 
+  it('an exec keeps the pid and the start time but shows as a change of executable', async () => {
+    const child = spawn('sh', ['-c', 'read line; exec sleep 30'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      const before = readProcessIdentity(child.pid!);
+      assert.equal(identityChange(before, readProcessIdentity(child.pid!)), undefined);
+      child.stdin!.write('go\n');
+      const sleep = fs.realpathSync(execFileSync('sh', ['-c', 'command -v sleep']).toString().trim());
+      for (let i = 0; i < 100 && fs.readlinkSync(`/proc/${child.pid}/exe`) !== sleep; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const after = readProcessIdentity(child.pid!);
+      assert.equal(after.startTime, before.startTime);
+      assert.equal(after.exeLink, sleep);
+      assert.match(identityChange(before, after) ?? '', /^executable .* -> .*sleep \(inode \d+\) \(exec\)$/);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it('any change of identity is reported: start time, executable, its content, uids, gids, groups', () => {
+    const base: ProcessIdentity = {
+      pid: 10,
+      startTime: '500',
+      uids: '1000 1000 1000 1000',
+      gids: '1000 1000 1000 1000',
+      groups: '1000 27',
+      exeLink: '/usr/bin/tool',
+      exe: { dev: 1n, ino: 2n, size: 3n, mtimeNs: 4n, ctimeNs: 5n },
+    };
+    const cases: [Partial<ProcessIdentity>, RegExp][] = [
+      [{ startTime: '501' }, /^start time 500 -> 501 \(pid reuse\)$/],
+      [{ exe: { ...base.exe, ino: 9n } }, /\(exec\)$/],
+      [{ exe: { ...base.exe, dev: 9n } }, /\(exec\)$/],
+      [{ exeLink: '/usr/bin/tool (deleted)' }, /^executable path/],
+      [{ exe: { ...base.exe, size: 9n } }, /was modified$/],
+      [{ exe: { ...base.exe, mtimeNs: 9n } }, /was modified$/],
+      [{ exe: { ...base.exe, ctimeNs: 9n } }, /was modified$/],
+      [{ uids: '1000 0 0 0' }, /^uids /],
+      [{ gids: '1000 0 0 0' }, /^gids /],
+      [{ groups: '1000 27 0' }, /^groups /],
+    ];
+    assert.equal(identityChange(base, { ...base }), undefined);
+    for (const [change, expected] of cases) {
+      assert.match(
+        identityChange(base, { ...base, ...change }) ?? 'nothing',
+        expected,
+        JSON.stringify(change, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      );
+    }
+  });
+
   describe('a pid that changed hands before it was looked at', () => {
     /** A /proc stand-in: boot `bootAgoS` seconds ago, pid 77 started `startS` s after boot, running as `uid`. */
     const fakeProc = (o: { bootAgoS: number; startS: number; uid: number }): string => {
@@ -94,7 +152,7 @@ describe('node agent: unix workload attestation', () => {
       fs.writeFileSync(path.join(pidDir, 'stat'), `77 (tool) S ${fields} ${o.startS * 100} 0 0\n`);
       fs.writeFileSync(
         path.join(pidDir, 'status'),
-        `Name:\ttool\nUid:\t${o.uid}\t${o.uid}\t${o.uid}\t${o.uid}\n`,
+        `Name:\ttool\nUid:\t${o.uid}\t${o.uid}\t${o.uid}\t${o.uid}\nGid:\t${o.uid}\t${o.uid}\t${o.uid}\t${o.uid}\n`,
       );
       fs.writeFileSync(path.join(proc, 'tool-binary'), 'binary');
       fs.symlinkSync(path.join(proc, 'tool-binary'), path.join(pidDir, 'exe'));

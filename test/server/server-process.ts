@@ -23,8 +23,22 @@ export interface ServerProcess {
   kill(): void;
 }
 
-export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): ServerProcess {
-  const child = spawn(process.execPath, [BIN, 'server', 'run', ...args], {
+/** `command args` as `sh` runs it after `umask <umask>` (files a process creates are masked by it). */
+export function underUmask(umask: string, command: string, args: string[]): [string, string[]] {
+  return ['sh', ['-c', `umask ${umask} && exec "$@"`, 'sh', command, ...args]];
+}
+
+export function spawnServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { umask?: string } = {},
+): ServerProcess {
+  const argv = [BIN, 'server', 'run', ...args];
+  const [command, commandArgs] =
+    options.umask === undefined
+      ? [process.execPath, argv]
+      : underUmask(options.umask, process.execPath, argv);
+  const child = spawn(command, commandArgs, {
     env: {
       ...process.env,
       LANYARD_FROM_SOURCE: '1',
@@ -131,9 +145,17 @@ const cliEnv = (env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
   ...env,
 });
 
-/** `node bin/lanyard.js ...args` (in `cwd` when given), as a person types it. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<CliResult> {
-  return runProcess(process.execPath, [BIN, ...args], { cwd, env: cliEnv(env) });
+/** `node bin/lanyard.js ...args` (in `cwd` when given, after `umask <umask>` when given), as a person types it. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+  umask?: string,
+): Promise<CliResult> {
+  const argv = [BIN, ...args];
+  const [command, commandArgs] =
+    umask === undefined ? [process.execPath, argv] : underUmask(umask, process.execPath, argv);
+  return runProcess(command, commandArgs, { cwd, env: cliEnv(env) });
 }
 
 /** One line as a person pastes it: through sh, in `cwd`, with nothing rewritten. */

@@ -3,8 +3,9 @@
  * sees it.
  *
  * grpc-js does not expose a call's socket, so the agent accepts connections itself (net.Server), reads
- * SO_PEERCRED on the accepted socket right away (the kernel's record from connect time) and starts the unix
- * attestation, then hands the socket to grpc-js through its connection injector
+ * SO_PEERCRED on the accepted socket right away (the kernel's record from connect time), takes a pidfd for
+ * the peer and the inode of the client's end, and starts the unix attestation (attested-connection.ts), then
+ * hands the socket to grpc-js through its connection injector
  * (`Server.createConnectionInjector`, grpc-js >= 1.12). A Unix socket has no remote address, so the agent
  * labels it with a connection id in `remoteAddress`; grpc-js reports that as the call's peer
  * (`call.getPeer()`), which is how a handler finds the attestation of its own connection and of no other.
@@ -15,21 +16,12 @@ import * as net from 'node:net';
 import { clearStaleSocket, removeSocket } from '../../server/admin-socket';
 import type { Logger } from '../../server/logging';
 import { ErrorCode, LanyardError } from '../../errors';
-import { peerCredentials, type PeerCredentials } from '../workload-attestor/peercred';
-import { attestUnixPeer, type UnixAttestation } from '../workload-attestor/unix';
+import { AttestedConnection, type AttestedPeer, type ConnectionPolicy } from './attested-connection';
 import { prepareWorkloadSocketDir } from './socket-dir';
 
-const PEER_PREFIX = 'lanyard-workload-peer:';
+export type { AttestedPeer, ConnectionPolicy } from './attested-connection';
 
-export interface AttestedPeer {
-  cred: PeerCredentials;
-  /**
-   * Attests the caller again, for the call at hand: the process behind the connection may have exec'd
-   * another binary since it connected. Refuses (PERMISSION_DENIED) when it no longer runs the executable,
-   * or is no longer the process (start time), that was attested when the connection was accepted.
-   */
-  attest(): Promise<UnixAttestation>;
-}
+const PEER_PREFIX = 'lanyard-workload-peer:';
 
 export interface ServiceSpec {
   definition: grpc.ServiceDefinition;
@@ -57,6 +49,8 @@ export class WorkloadEndpoint {
     socketPath: string;
     services: (peerOf: (call: { getPeer(): string }) => AttestedPeer) => ServiceSpec[];
     logger: Logger;
+    /** Default: inheritable client descriptors refused. */
+    policy?: ConnectionPolicy;
   }): Promise<WorkloadEndpoint> {
     prepareWorkloadSocketDir(opts.socketPath);
     await clearStaleSocket(opts.socketPath);
@@ -67,7 +61,8 @@ export class WorkloadEndpoint {
     for (const s of opts.services((call) => endpoint.peerOf(call))) {
       server.addService(s.definition, s.implementation);
     }
-    netServer.on('connection', (socket) => endpoint.accept(socket, opts.logger));
+    const policy = opts.policy ?? { allowInheritable: false };
+    netServer.on('connection', (socket) => endpoint.accept(socket, policy, opts.logger));
     await new Promise<void>((resolve, reject) => {
       netServer.once('error', reject);
       netServer.listen(opts.socketPath, () => {
@@ -103,58 +98,24 @@ export class WorkloadEndpoint {
     removeSocket(this.socketPath);
   }
 
-  private accept(socket: net.Socket, logger: Logger): void {
-    let cred: PeerCredentials;
+  private accept(socket: net.Socket, policy: ConnectionPolicy, logger: Logger): void {
+    let conn: AttestedConnection;
     try {
-      cred = peerCredentials(socket);
+      conn = AttestedConnection.accept(socket, policy, logger);
     } catch (e) {
-      logger.warn({ err: (e as Error).message }, 'workload connection refused: no peer credentials');
+      logger.warn({ err: (e as Error).message }, 'workload connection refused: no peer to attest');
       socket.destroy();
       return;
     }
     const label = `${PEER_PREFIX}${this.nextId++}`;
-    const connectedAt = new Date();
-    const atAccept = attestUnixPeer(cred, { connectedAt });
-    // Rejections are reported to the calls that await it; never unhandled.
-    atAccept.catch(() => {});
-    this.peers.set(label, { cred, attest: () => reattest(cred, connectedAt, atAccept, logger) });
+    this.peers.set(label, conn);
     this.sockets.add(socket);
     socket.once('close', () => {
       this.peers.delete(label);
       this.sockets.delete(socket);
+      conn.close();
     });
     Object.defineProperty(socket, 'remoteAddress', { value: label, configurable: true });
     this.injector.injectConnection(socket);
   }
-}
-
-/**
- * SO_PEERCRED is fixed at connect, but what runs under that pid is not: a process can connect, then exec
- * another binary and keep the connection. Each call reads /proc again and must find the same process
- * (start time) running the same file (device and inode) as at accept.
- */
-async function reattest(
-  cred: PeerCredentials,
-  connectedAt: Date,
-  atAccept: Promise<UnixAttestation>,
-  logger: Logger,
-): Promise<UnixAttestation> {
-  const first = await atAccept;
-  const now = await attestUnixPeer(cred, { connectedAt });
-  if (now.startTime !== first.startTime) {
-    throw new LanyardError(
-      ErrorCode.WORKLOAD_ATTESTATION_FAILED,
-      `pid ${cred.pid} is no longer the process that opened this connection: reconnect`,
-    );
-  }
-  if (now.exe.dev !== first.exe.dev || now.exe.ino !== first.exe.ino) {
-    throw new LanyardError(
-      ErrorCode.WORKLOAD_ATTESTATION_FAILED,
-      `pid ${cred.pid} runs another executable than when it connected (exec after connect): reconnect`,
-    );
-  }
-  if (now.pathWithheld !== undefined) {
-    logger.debug({ pid: cred.pid, reason: now.pathWithheld }, 'unix:path withheld for a workload');
-  }
-  return now;
 }

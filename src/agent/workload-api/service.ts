@@ -58,11 +58,11 @@ export function workloadApiService(deps: WorkloadApiDeps, peerOf: PeerOf): Servi
     fetchJwtBundles: (call) =>
       watch(deps, log, peerOf, call, 'FetchJWTBundles', (selectors) => jwtBundlesResponse(deps, selectors)),
     fetchJwtsvid: (call, callback) =>
-      unary(log, call, callback, 'FetchJWTSVID', async () =>
+      unary(log, peerOf, call, callback, 'FetchJWTSVID', async () =>
         fetchJwtSvid(deps, await selectorsOf(peerOf, call), call.request),
       ),
     validateJwtsvid: (call, callback) =>
-      unary(log, call, callback, 'ValidateJWTSVID', async () => {
+      unary(log, peerOf, call, callback, 'ValidateJWTSVID', async () => {
         await selectorsOf(peerOf, call);
         return validate(deps, call.request);
       }),
@@ -91,25 +91,32 @@ export async function selectorsOf(
       `the Workload API needs the metadata ${WORKLOAD_API_HEADER}: true`,
     );
   }
-  // Attested again for every call and stream start, not once per connection (see endpoint.ts).
+  // Attested again for every call and stream start, not once per connection (see attested-connection.ts).
   return (await peerOf(call).attest()).selectors;
 }
 
+/** A unary call: the answer goes out only if the caller is still what it was (checked right before). */
 export function unary<Req, Res>(
   log: Logger,
+  peerOf: PeerOf,
   call: grpc.ServerUnaryCall<Req, Res>,
   callback: grpc.sendUnaryData<Res>,
   method: string,
   fn: () => Promise<Res>,
 ): void {
-  fn().then(
-    (res) => callback(null, res),
-    (e: unknown) => {
-      logFailure(log, method, call.getPeer(), e);
-      const status = e instanceof ForwardedStatus ? e.toStatus() : toStatus(e);
-      callback(status as grpc.ServerErrorResponse);
-    },
-  );
+  fn()
+    .then(async (res) => {
+      await peerOf(call).confirm();
+      return res;
+    })
+    .then(
+      (res) => callback(null, res),
+      (e: unknown) => {
+        logFailure(log, method, call.getPeer(), e);
+        const status = e instanceof ForwardedStatus ? e.toStatus() : toStatus(e);
+        callback(status as grpc.ServerErrorResponse);
+      },
+    );
 }
 
 function logFailure(log: Logger, method: string, peer: string, e: unknown): void {
@@ -123,8 +130,9 @@ type Snapshot<Res> = { message: Res; fingerprint: string } | undefined;
 
 /**
  * A streaming call: the current state at once, then again whenever the cache changes it (compared by a
- * fingerprint, so unrelated cache updates send nothing), and at the next SVID expiry. Ends with the error
- * when the caller stops being entitled.
+ * fingerprint, so unrelated cache updates send nothing), and at the next SVID expiry. Each message goes out
+ * only after the caller is confirmed to be what it was (one at a time, in order). Ends with the error when
+ * the caller stops being entitled or is no longer the process that connected.
  */
 function watch<Req, Res>(
   deps: WorkloadApiDeps,
@@ -138,6 +146,7 @@ function watch<Req, Res>(
   let done = false;
   let expiry: NodeJS.Timeout | undefined;
   let selectors: Selector[] | undefined;
+  let sending: Promise<void> = Promise.resolve();
   const stop = (): void => {
     done = true;
     deps.cache.off('update', push);
@@ -150,12 +159,17 @@ function watch<Req, Res>(
     call.emit('error', toStatus(e));
   };
   function push(): void {
+    sending = sending.then(send);
+  }
+  async function send(): Promise<void> {
     if (done || selectors === undefined) return;
     try {
       const now = deps.clock();
       const snap = snapshot(selectors, now);
       scheduleExpiry(now);
       if (snap === undefined || snap.fingerprint === last) return;
+      await peerOf(call).confirm();
+      if (done) return;
       last = snap.fingerprint;
       call.write(snap.message);
     } catch (e) {

@@ -38,7 +38,7 @@ export function agentSessionService(deps: AgentSessionDeps, peerOf: PeerOf): Ser
   const log = deps.logger.child({ service: 'lanyard.v1.AgentSessionService' });
   const implementation: AgentSessionServiceServer = {
     startSession: (call, callback) =>
-      unary(log, call, callback, 'StartSession', async () =>
+      unary(log, peerOf, call, callback, 'StartSession', async () =>
         startSession(deps, await selectorsOf(peerOf, call), call.request),
       ),
   };

@@ -5,9 +5,14 @@
  *   unix:path:<p>                   /proc/<pid>/exe, only when it provably names the running file (below)
  *   unix:sha256:<hex>               SHA-256 of the running executable, read through /proc/<pid>/exe
  *
+ * The process's identity (start time, uid/gid lines, the running executable's device, inode, size, mtime and
+ * ctime, and the exe link's text) is read before and after everything else, and the attestation fails closed
+ * when the two reads differ: the process exec'd (exec keeps the start time but changes the executable) or
+ * the pid changed hands. The caller keeps that identity and compares later reads with it (see
+ * workload-api/attested-connection.ts).
+ *
  * Pid reuse (the peer exits and another process takes its pid before we look): the process found must run
- * as the peer's uid and must have started before the connection was accepted, and its start time (field 22
- * of /proc/<pid>/stat) is read again after everything else: if it changed, the attestation fails closed.
+ * as the peer's uid and must have started before the connection was accepted.
  *
  * The executable is opened once through the /proc link (the kernel hands out the file the process runs, not
  * whatever sits at its path now), fstat'ed and hashed from that one descriptor. Hashes are cached by device,
@@ -37,9 +42,25 @@ export interface UnixAttestation {
   exePath?: string;
   /** Why unix:path was withheld (for debug logs); undefined when it was emitted. */
   pathWithheld?: string;
-  /** The running executable (device and inode) and the start time: a later call must find the same. */
-  exe: { dev: bigint; ino: bigint };
+  /** Who the process was, read before and after the selectors and the same both times. */
+  identity: ProcessIdentity;
+  /** SHA-256 of the executable, hex. */
+  sha256: string;
+}
+
+/**
+ * What must stay the same for a process to still be the one attested. The start time survives exec; the
+ * executable (device, inode) and the link text do not; size, mtime and ctime change when the file is written
+ * in place; the Uid/Gid/Groups lines change with setuid programs and set*id calls.
+ */
+export interface ProcessIdentity {
+  pid: number;
   startTime: string;
+  uids: string;
+  gids: string;
+  groups: string;
+  exeLink: string;
+  exe: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint };
 }
 
 /** Linux reports process start times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
@@ -62,15 +83,15 @@ export async function attestUnixPeer(
     { type: UNIX_SELECTOR_TYPE, value: `gid:${cred.gid}` },
   ];
   const dir = `${procRoot}/${cred.pid}`;
-  const before = startTime(dir);
+  const before = readProcessIdentity(cred.pid, procRoot);
   // The pid may already belong to another process (the peer exited before we looked): the process found must
   // run as the peer's user and must have existed when the connection was accepted.
-  if (effectiveUid(dir) !== cred.uid) {
-    throw failed(`pid ${cred.pid} no longer runs as uid ${cred.uid} (pid reuse)`);
+  if (effectiveUid(before) !== cred.uid) {
+    throw failed(`pid ${cred.pid} no longer runs as uid ${cred.uid} (pid reuse, or a setuid exec)`);
   }
   if (options.connectedAt !== undefined) {
     // btime has whole-second resolution: allow one second of slack.
-    const startedMs = (bootTime(procRoot) + Number(before) / USER_HZ) * 1000;
+    const startedMs = (bootTime(procRoot) + Number(before.startTime) / USER_HZ) * 1000;
     if (startedMs > options.connectedAt.getTime() + 1000) {
       throw failed(`pid ${cred.pid} started after the connection was accepted (pid reuse)`);
     }
@@ -84,9 +105,17 @@ export async function attestUnixPeer(
       e,
     );
   }
+  if (exe.stat.dev !== before.exe.dev || exe.stat.ino !== before.exe.ino) {
+    throw failed(
+      `pid ${cred.pid} changed while it was being attested (exec, or pid reuse): executable inode ` +
+        `${before.exe.ino} -> ${exe.stat.ino}`,
+    );
+  }
   const seen = pathSeen(dir, exe.stat);
-  if (startTime(dir) !== before) {
-    throw failed(`pid ${cred.pid} changed while it was being attested (pid reuse)`);
+  const after = readProcessIdentity(cred.pid, procRoot);
+  const changed = identityChange(before, after);
+  if (changed !== undefined) {
+    throw failed(`pid ${cred.pid} changed while it was being attested (exec, or pid reuse): ${changed}`);
   }
   if (seen.path !== undefined) selectors.push({ type: UNIX_SELECTOR_TYPE, value: `path:${seen.path}` });
   selectors.push({ type: UNIX_SELECTOR_TYPE, value: `sha256:${exe.digest}` });
@@ -94,9 +123,68 @@ export async function attestUnixPeer(
     selectors,
     ...(seen.path !== undefined && { exePath: seen.path }),
     ...(seen.withheld !== undefined && { pathWithheld: seen.withheld }),
-    exe: { dev: exe.stat.dev, ino: exe.stat.ino },
-    startTime: before,
+    identity: after,
+    sha256: exe.digest,
   };
+}
+
+/**
+ * Reads who `pid` is now (cheap: no hashing), for comparing with an earlier read.
+ * @throws LanyardError(ERR_WORKLOAD_ATTESTATION_FAILED) when the process is gone or /proc cannot be read.
+ */
+export function readProcessIdentity(pid: number, procRoot = '/proc'): ProcessIdentity {
+  const dir = `${procRoot}/${pid}`;
+  const startTime = readStartTime(dir);
+  let status: string;
+  try {
+    status = fs.readFileSync(`${dir}/status`, 'utf8');
+  } catch (e) {
+    throw failed(`the process ${dir} is gone`, e);
+  }
+  const line = (name: string): string | undefined =>
+    new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim().replace(/\s+/g, ' ');
+  const uids = line('Uid');
+  const gids = line('Gid');
+  if (uids === undefined || gids === undefined) throw failed(`cannot read the uid and gid in ${dir}/status`);
+  let exeLink: string;
+  let exe: fs.BigIntStats;
+  try {
+    exeLink = fs.readlinkSync(`${dir}/exe`);
+    // Follows the magic link to the file the process runs, wherever its name went.
+    exe = fs.statSync(`${dir}/exe`, { bigint: true });
+  } catch (e) {
+    throw failed(`cannot read the executable of pid ${pid}: ${(e as NodeJS.ErrnoException).code ?? e}`, e);
+  }
+  return {
+    pid,
+    startTime,
+    uids,
+    gids,
+    groups: line('Groups') ?? '',
+    exeLink,
+    exe: { dev: exe.dev, ino: exe.ino, size: exe.size, mtimeNs: exe.mtimeNs, ctimeNs: exe.ctimeNs },
+  };
+}
+
+/** What differs between two reads of a process's identity, or undefined when nothing does. */
+export function identityChange(was: ProcessIdentity, now: ProcessIdentity): string | undefined {
+  if (was.pid !== now.pid) return `pid ${was.pid} -> ${now.pid}`;
+  if (was.startTime !== now.startTime) return `start time ${was.startTime} -> ${now.startTime} (pid reuse)`;
+  if (was.exe.dev !== now.exe.dev || was.exe.ino !== now.exe.ino) {
+    return `executable ${was.exeLink} (inode ${was.exe.ino}) -> ${now.exeLink} (inode ${now.exe.ino}) (exec)`;
+  }
+  if (was.exeLink !== now.exeLink) return `executable path ${was.exeLink} -> ${now.exeLink}`;
+  if (
+    was.exe.size !== now.exe.size ||
+    was.exe.mtimeNs !== now.exe.mtimeNs ||
+    was.exe.ctimeNs !== now.exe.ctimeNs
+  ) {
+    return `executable ${now.exeLink} was modified`;
+  }
+  if (was.uids !== now.uids) return `uids ${was.uids} -> ${now.uids}`;
+  if (was.gids !== now.gids) return `gids ${was.gids} -> ${now.gids}`;
+  if (was.groups !== now.groups) return `groups ${was.groups} -> ${now.groups}`;
+  return undefined;
 }
 
 /**
@@ -133,17 +221,11 @@ function pathSeen(dir: string, running: fs.BigIntStats): { path?: string; withhe
   return { path: linkText };
 }
 
-/** The effective uid (second field of the Uid: line) of /proc/<pid>/status. */
-function effectiveUid(dir: string): number {
-  let status: string;
-  try {
-    status = fs.readFileSync(`${dir}/status`, 'utf8');
-  } catch (e) {
-    throw failed(`the process ${dir} is gone`, e);
-  }
-  const m = /^Uid:\s+\d+\s+(\d+)/m.exec(status);
-  if (m === null) throw failed(`cannot read the uid in ${dir}/status`);
-  return Number(m[1]);
+/** The effective uid: the second field of the Uid: line. */
+function effectiveUid(id: ProcessIdentity): number {
+  const euid = id.uids.split(' ')[1];
+  if (euid === undefined || !/^\d+$/.test(euid)) throw failed(`cannot read the uid of pid ${id.pid}`);
+  return Number(euid);
 }
 
 /** Boot time, seconds since the epoch (btime in /proc/stat). */
@@ -154,7 +236,7 @@ function bootTime(procRoot: string): number {
 }
 
 /** Field 22 (starttime, in clock ticks since boot) of /proc/<pid>/stat; the comm field may hold spaces. */
-function startTime(dir: string): string {
+function readStartTime(dir: string): string {
   let stat: string;
   try {
     stat = fs.readFileSync(`${dir}/stat`, 'utf8');

@@ -44,6 +44,7 @@ interface RunOpts {
   syncInterval: string;
   logLevel: string;
   agentContextOid?: string;
+  allowInheritableConnections: boolean;
 }
 
 export function registerAgentCommands(program: Command): void {
@@ -73,6 +74,11 @@ export function registerAgentCommands(program: Command): void {
     .option('--sync-interval <duration>', 'how often to sync with the server', '5s')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .option(...AGENT_CONTEXT_OID_OPTION)
+    .option(
+      '--allow-inheritable-connections',
+      'serve clients whose socket is not close-on-exec (netty/java-spiffe); see the README on exec after connect',
+      false,
+    )
     .action(
       runAction(async (opts: RunOpts) => {
         const agentContextOid = agentContextOidFlag(opts.agentContextOid);
@@ -94,6 +100,7 @@ export function registerAgentCommands(program: Command): void {
           attestation,
           ...(opts.dataDir !== undefined && { dataDir: path.resolve(opts.dataDir) }),
           syncIntervalMs: parseDuration(opts.syncInterval, '--sync-interval') * 1000,
+          allowInheritableConnections: opts.allowInheritableConnections,
           logger,
           agentContextOid,
         });
