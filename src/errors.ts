@@ -76,6 +76,8 @@ export const ErrorCode = {
   ROOT_CHANGED: 'ERR_ROOT_CHANGED',
   DELEGATION_LINK_INVALID: 'ERR_DELEGATION_LINK_INVALID',
   DELEGATION_SIGNATURE_INVALID: 'ERR_DELEGATION_SIGNATURE_INVALID',
+  // The context attributes a hop, the principal or the issuing server to another trust domain than the leaf's.
+  CONTEXT_FOREIGN_DOMAIN: 'ERR_CONTEXT_FOREIGN_DOMAIN',
   // revocation and authorization
   REVOKED: 'ERR_REVOKED',
   UNAUTHORIZED: 'ERR_UNAUTHORIZED',
@@ -196,6 +198,8 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_ROOT_CHANGED: GrpcStatus.PERMISSION_DENIED,
   ERR_DELEGATION_LINK_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_DELEGATION_SIGNATURE_INVALID: GrpcStatus.UNAUTHENTICATED,
+  // Like ERR_WRONG_TRUST_DOMAIN: a CA vouched for something outside its trust domain.
+  ERR_CONTEXT_FOREIGN_DOMAIN: GrpcStatus.UNAUTHENTICATED,
   ERR_REVOKED: GrpcStatus.UNAUTHENTICATED,
   ERR_UNAUTHORIZED: GrpcStatus.PERMISSION_DENIED,
   ERR_INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
