@@ -128,6 +128,11 @@ export const ErrorCode = {
   GRANT_WRONG_REDEEMER: 'ERR_GRANT_WRONG_REDEEMER',
   GRANT_REPLAYED: 'ERR_GRANT_REPLAYED',
   GRANT_EXPIRED: 'ERR_GRANT_EXPIRED',
+  GRANT_KEY_MISMATCH: 'ERR_GRANT_KEY_MISMATCH',
+  // handoff at a hop (src/client/handoff-keys.ts): a grant for a key this service did not offer the caller (or
+  // offered too long ago), and a service holding as many offered keys as it allows
+  HANDOFF_KEY_UNKNOWN: 'ERR_HANDOFF_KEY_UNKNOWN',
+  HANDOFF_KEYS_EXHAUSTED: 'ERR_HANDOFF_KEYS_EXHAUSTED',
   // X509Source (src/client): the workload has no current SVID to present (not fetched yet, expired without
   // renewal, or the source was closed).
   SOURCE_NOT_READY: 'ERR_SOURCE_NOT_READY',
@@ -254,6 +259,10 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_GRANT_WRONG_REDEEMER: GrpcStatus.PERMISSION_DENIED,
   ERR_GRANT_REPLAYED: GrpcStatus.PERMISSION_DENIED,
   ERR_GRANT_EXPIRED: GrpcStatus.PERMISSION_DENIED,
+  // The CSR is for another key than the one the parent's binding names.
+  ERR_GRANT_KEY_MISMATCH: GrpcStatus.PERMISSION_DENIED,
+  ERR_HANDOFF_KEY_UNKNOWN: GrpcStatus.NOT_FOUND,
+  ERR_HANDOFF_KEYS_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
   // A retry once the source has fetched or renewed its SVID may succeed.
   ERR_SOURCE_NOT_READY: GrpcStatus.UNAVAILABLE,
   // Like a bad config: the operator fixes the file; the server keeps the last good set on a reload.

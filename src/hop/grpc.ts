@@ -100,7 +100,7 @@ export function hopService<I extends grpc.UntypedServiceImplementation>(
           handler(call, callback);
         },
         (e: unknown) => {
-          const status = toStatus(e);
+          const status = hopErrorStatus(e);
           if (answersWithCallback) callback?.(status);
           else (call as unknown as NodeJS.EventEmitter).emit('error', status);
         },
@@ -126,7 +126,8 @@ function callChain(call: PeerCall, options: HopGrpcServiceOptions): Uint8Array[]
   return [new Uint8Array(leaf), ...own, ...(options.intermediates ?? [])];
 }
 
-function toStatus(e: unknown): grpc.StatusObject {
+/** A refusal as a gRPC status, with its stable code in the `lanyard-error-code` trailer. */
+export function hopErrorStatus(e: unknown): grpc.StatusObject {
   const metadata = new grpc.Metadata();
   if (isLanyardError(e)) {
     metadata.set(HOP_ERROR_CODE_METADATA_KEY, e.code);

@@ -108,9 +108,7 @@ function copyContext(c: AgentContext): AgentContext {
       binding: {
         ...l.binding,
         parentCertSha256: bytes(l.binding.parentCertSha256),
-        ...(l.binding.childKeySha256 !== undefined
-          ? { childKeySha256: bytes(l.binding.childKeySha256) }
-          : {}),
+        childKeySha256: bytes(l.binding.childKeySha256),
         scopes: [...l.binding.scopes],
         notAfter: date(l.binding.notAfter),
         redeemBy: date(l.binding.redeemBy),

@@ -80,10 +80,11 @@ describe('demo: lanyard demo and npm run demo', function () {
       );
       const { code, stdout } = await runDemo('npm run demo', ['--policy-dir', dir]);
       assert.equal(code, 1, stdout);
-      assert.match(stdout, / ✘ tool-runner called service-a over mTLS gRPC/);
+      assert.match(stdout, / ✘ tool-runner got a key from service-a/);
+      // The first call to A is the key request of the handoff: the policy refuses it like any other call.
       assert.match(
         stdout,
-        /Demo FAILED: tool-runner called service-a .*: PERMISSION_DENIED ERR_POLICY_DENIED: policy denied spiffe:\/\/lanyard\.local\/agents\/tool-runner for \/lanyard\.demo\.ToolService\/Run: no policy permits it/,
+        /Demo FAILED: tool-runner got a key from service-a .*: PERMISSION_DENIED ERR_POLICY_DENIED: policy denied spiffe:\/\/lanyard\.local\/agents\/tool-runner for \/lanyard\.v1\.HandoffService\/OfferKey: no policy permits it/,
       );
       assert.doesNotMatch(stdout, /Demo passed/);
     } finally {
