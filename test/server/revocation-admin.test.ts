@@ -49,10 +49,13 @@ describe('revocation by an admin', function () {
   /** planner session -> tool-runner delegated session. */
   const chain = async (): Promise<{ root: Agent; rootId: string; child: Agent; childId: string }> => {
     const root = await startSession(s, planner, { scopes: ['docs:read'] });
+    // The tool-runner's key comes first: the planner's grant names it.
+    const key = generateKeyPair('ec-p256');
     const signed = signGrant({
       parentCert: root.agent.chain[0]!,
       parentKey: root.agent.key,
       childId: id('tool-runner'),
+      childKey: key.publicKey,
       scopes: ['docs:read'],
     });
     const pc = sessionClient(s, root.agent);
@@ -61,14 +64,13 @@ describe('revocation by an admin', function () {
       signature: Buffer.from(signed.signature),
     });
     pc.close();
-    const key = generateKeyPair('ec-p256').privateKey;
     const cc = sessionClient(s, tool);
     const r = await unary(cc.redeemGrant.bind(cc), {
       grantId: g.grantId,
-      csr: Buffer.from(createCsr(key).der),
+      csr: Buffer.from(createCsr(key.privateKey).der),
     });
     cc.close();
-    const child = { ...tool, key, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
+    const child = { ...tool, key: key.privateKey, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
     return { root: root.agent, rootId: root.res.sessionId, child, childId: r.sessionId };
   };
 

@@ -4,7 +4,6 @@
  * alter what the parent granted); the server checks the signature and every rule the verifier will check
  * later, refusing early with a distinct code, and stores the grant for single use.
  */
-import { createHash } from 'node:crypto';
 import { AgentContextError, ErrorCode, isLanyardError, SessionError } from '../../errors';
 import type { CreateGrantRequest, CreateGrantResponse } from '../../gen/lanyard/v1/session';
 import { decodeDelegationBinding, delegationLinkSha256 } from '../../x509/agent-context/codec';
