@@ -5,7 +5,7 @@
  * verifier holding a streamed RevocationCache; restart keeps sessions, grants and revocations.
  */
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, sign } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -36,6 +36,7 @@ import { issuerKey, jwksOf, signJwt } from '../attest/helpers/jwt';
 import { eventually } from '../hop/helpers';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
 import { attest, connectPublic, newKey, renewCall, type ClientIdentity } from './public-client';
+import { BINDING, parseTlv, primitive, writeTlv } from '../x509/agent-context/tlv';
 
 const TD = 'lanyard.local';
 const IDP = 'https://idp.example.com';
@@ -351,6 +352,34 @@ describe('sessions, delegation and revocation over mTLS', function () {
     }
     // Control: the unedited binding, signed the same way, is accepted.
     assert.ok((await edited({})).grantId.length > 0);
+  });
+
+  it('refuses a version-2 binding (no child key), signed by the parent, at CreateGrant', async () => {
+    const base = signGrant({
+      parentCert: planner.chain[0]!,
+      parentKey: planner.key,
+      childId: id('tool-runner'),
+      childKey: generateKeyPair('ec-p256').publicKey,
+      scopes: ['docs:read'],
+    });
+    // The same fields in the version-2 form: version 2, no child key. The parent's signature over it is genuine.
+    const v2 = parseTlv(base.bindingDer);
+    v2.children![BINDING.version] = primitive(0x02, Uint8Array.of(2));
+    v2.children!.splice(BINDING.childKeySha256, 1);
+    const der = writeTlv(v2);
+    const c = sessionClient(planner);
+    try {
+      const refused = call(c.createGrant.bind(c), {
+        binding: Buffer.from(der),
+        signature: Buffer.from(sign('sha256', der, planner.key)),
+      });
+      await rejectsCode(refused, 'ERR_GRANT_BINDING_INVALID');
+      await assert.rejects(refused, (e: grpc.ServiceError) =>
+        /binding\.version: 2 is not supported/.test(e.details),
+      );
+    } finally {
+      c.close();
+    }
   });
 
   it('refuses a grant redeemed by another identity, replayed, or expired', async () => {
