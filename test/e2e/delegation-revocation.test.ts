@@ -18,7 +18,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
-import { signGrant, type GrantParams } from '../../src/client/delegation';
 import { watchRevocationsInto } from '../../src/client/revocation-watch';
 import { StartSessionRequest, type PrincipalEvidence } from '../../src/gen/lanyard/v1/session';
 import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
@@ -36,7 +35,17 @@ import { encodePem } from '../../src/x509/pem';
 import { issuerKey, jwksOf, signJwt } from '../attest/helpers/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../server/helpers';
 import { connectPublic, renewCall } from '../server/public-client';
-import { id, register, sessionClient, TD, unary, type Agent } from '../server/session-fixture';
+import {
+  createGrant as createTestGrant,
+  id,
+  redeemGrant as redeemTestGrant,
+  register,
+  sessionClient,
+  TD,
+  unary,
+  type Agent,
+  type TestGrant,
+} from '../server/session-fixture';
 import { openssl } from '../x509/fixtures';
 
 const IDP = 'https://idp.example.com';
@@ -108,46 +117,10 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
       c.close();
     }
   };
-  /** A grant id and the key the child generated before the parent signed (the grant names it). */
-  interface Grant {
-    grantId: string;
-    childKey: KeyObject;
-  }
-  const createGrant = async (
-    parent: Agent,
-    params: Omit<GrantParams, 'parentCert' | 'parentKey' | 'childKey'>,
-  ): Promise<Grant> => {
-    const childKey = generateKeyPair('ec-p256').privateKey;
-    // Signed here, by the parent's own key: the server never holds a key that could invent a delegation.
-    const signed = signGrant({
-      parentCert: parent.chain[0]!,
-      parentKey: parent.key,
-      ...params,
-      childKey: createPublicKey(childKey),
-    });
-    const c = sessionClient(s, parent);
-    try {
-      const r = await unary(c.createGrant.bind(c), {
-        binding: Buffer.from(signed.bindingDer),
-        signature: Buffer.from(signed.signature),
-      });
-      return { grantId: r.grantId, childKey };
-    } finally {
-      c.close();
-    }
-  };
-  const redeem = async (child: Agent, grant: Grant): Promise<Agent> => {
-    const c = sessionClient(s, child);
-    try {
-      const r = await unary(c.redeemGrant.bind(c), {
-        grantId: grant.grantId,
-        csr: Buffer.from(createCsr(grant.childKey).der),
-      });
-      return { ...child, key: grant.childKey, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
-    } finally {
-      c.close();
-    }
-  };
+  // Signed by the parent's own key (signGrant): the server never holds a key that could invent a delegation.
+  const createGrant = (parent: Agent, params: Parameters<typeof createTestGrant>[2]): Promise<TestGrant> =>
+    createTestGrant(s, parent, params);
+  const redeem = (child: Agent, grant: TestGrant): Promise<Agent> => redeemTestGrant(s, child, grant);
 
   /** openssl verify -crl_check with the CRL served over HTTP, the bundle as -CAfile, the chain as -untrusted. */
   const opensslWithServedCrl = async (
@@ -193,7 +166,7 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
   let tool: Agent;
   let retrieval: Agent;
   let unrelated: Agent;
-  let pendingGrant: Grant;
+  let pendingGrant: TestGrant;
 
   it('alice starts the planner session; the planner delegates to the tool-runner, which grants retrieval', async () => {
     plannerWl = await register(s, 'planner', {
