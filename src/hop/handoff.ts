@@ -57,18 +57,14 @@ export const OFFER_KEY_METHOD = '/lanyard.v1.HandoffService/OfferKey';
  * @throws LanyardError ERR_HANDOFF_KEY_UNKNOWN when this service offered `caller` no such key (or it expired),
  *   the server's refusal (ERR_GRANT_*), or AuthorizationError when the grant is not the caller's.
  */
-export function redeemFromCaller(
+export async function redeemFromCaller(
   caller: HopPeer,
   grantId: string,
   options: HandoffServer & { source: X509Source; keys: HandoffKeys },
 ): Promise<StaticX509Source> {
   const { keys, ...rest } = options;
-  let key;
-  try {
-    key = keys.take(grantId, caller.spiffeId);
-  } catch (e) {
-    return Promise.reject(e as Error);
-  }
+  // Taken before the server is asked: a key serves one redemption, whatever the server answers.
+  const key = keys.take(grantId, caller.spiffeId);
   return redeemGrant({ ...rest, key, caller });
 }
 
