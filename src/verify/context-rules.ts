@@ -265,7 +265,9 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
         `${at}: delegates to "${b.childId}", but the next hop is ${next.what}`,
       );
     }
-    if (b.childKeySha256 !== undefined && !bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
+    // Required since binding version 3: every hop after the first holds a key its parent signed for, so none is
+    // vouched for by the CA alone.
+    if (!bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
       throw reject(
         ErrorCode.DELEGATION_LINK_INVALID,
         `${at}: delegates to another key than the one ${next.what} holds`,
