@@ -54,7 +54,8 @@ describe('demo: lanyard demo and npm run demo', function () {
       / ✔ planner ended the session/,
       /refused: UNAUTHENTICATED ERR_REVOKED: .*has ended \(task done\)/,
       / ✔ the next call to service-a is refused/,
-      /chain spiffe:\/\/lanyard\.local\/services\/service-a: 2 new records stored/,
+      // A's chain: the key request, the tool call, and the refused call after the session ended.
+      /chain spiffe:\/\/lanyard\.local\/services\/service-a: 3 new records stored/,
       /chain spiffe:\/\/lanyard\.local\/lanyard\/server: OK, \d+ records/,
       /chain spiffe:\/\/lanyard\.local\/services\/service-b: OK, 1 records/,
       /\$ lanyard audit trace --session s-[0-9a-f]+/,
@@ -84,7 +85,7 @@ describe('demo: lanyard demo and npm run demo', function () {
       // The first call to A is the key request of the handoff: the policy refuses it like any other call.
       assert.match(
         stdout,
-        /Demo FAILED: tool-runner got a key from service-a .*: PERMISSION_DENIED ERR_POLICY_DENIED: policy denied spiffe:\/\/lanyard\.local\/agents\/tool-runner for \/lanyard\.v1\.HandoffService\/OfferKey: no policy permits it/,
+        /Demo FAILED: tool-runner got a key from service-a, .*: PERMISSION_DENIED ERR_POLICY_DENIED: policy denied spiffe:\/\/lanyard\.local\/agents\/tool-runner for \/lanyard\.v1\.HandoffService\/OfferKey: no policy permits it/,
       );
       assert.doesNotMatch(stdout, /Demo passed/);
     } finally {
