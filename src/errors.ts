@@ -76,6 +76,8 @@ export const ErrorCode = {
   ROOT_CHANGED: 'ERR_ROOT_CHANGED',
   DELEGATION_LINK_INVALID: 'ERR_DELEGATION_LINK_INVALID',
   DELEGATION_SIGNATURE_INVALID: 'ERR_DELEGATION_SIGNATURE_INVALID',
+  // The context attributes a hop, the principal or the issuing server to another trust domain than the leaf's.
+  CONTEXT_FOREIGN_DOMAIN: 'ERR_CONTEXT_FOREIGN_DOMAIN',
   // revocation and authorization
   REVOKED: 'ERR_REVOKED',
   // the verifier's revocation state is older than its staleness bound (the feed is down or blocked): a session
@@ -129,6 +131,11 @@ export const ErrorCode = {
   GRANT_WRONG_REDEEMER: 'ERR_GRANT_WRONG_REDEEMER',
   GRANT_REPLAYED: 'ERR_GRANT_REPLAYED',
   GRANT_EXPIRED: 'ERR_GRANT_EXPIRED',
+  GRANT_KEY_MISMATCH: 'ERR_GRANT_KEY_MISMATCH',
+  // handoff at a hop (src/client/handoff-keys.ts): a grant for a key this service did not offer the caller (or
+  // offered too long ago), and a service holding as many offered keys as it allows
+  HANDOFF_KEY_UNKNOWN: 'ERR_HANDOFF_KEY_UNKNOWN',
+  HANDOFF_KEYS_EXHAUSTED: 'ERR_HANDOFF_KEYS_EXHAUSTED',
   // X509Source (src/client): the workload has no current SVID to present (not fetched yet, expired without
   // renewal, or the source was closed).
   SOURCE_NOT_READY: 'ERR_SOURCE_NOT_READY',
@@ -203,6 +210,8 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_ROOT_CHANGED: GrpcStatus.PERMISSION_DENIED,
   ERR_DELEGATION_LINK_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_DELEGATION_SIGNATURE_INVALID: GrpcStatus.UNAUTHENTICATED,
+  // Like ERR_WRONG_TRUST_DOMAIN: a CA vouched for something outside its trust domain.
+  ERR_CONTEXT_FOREIGN_DOMAIN: GrpcStatus.UNAUTHENTICATED,
   ERR_REVOKED: GrpcStatus.UNAUTHENTICATED,
   // Not the peer's fault: the verifier cannot currently answer; it may once its feed is back.
   ERR_REVOCATION_STALE: GrpcStatus.UNAVAILABLE,
@@ -259,6 +268,10 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_GRANT_WRONG_REDEEMER: GrpcStatus.PERMISSION_DENIED,
   ERR_GRANT_REPLAYED: GrpcStatus.PERMISSION_DENIED,
   ERR_GRANT_EXPIRED: GrpcStatus.PERMISSION_DENIED,
+  // The CSR is for another key than the one the parent's binding names.
+  ERR_GRANT_KEY_MISMATCH: GrpcStatus.PERMISSION_DENIED,
+  ERR_HANDOFF_KEY_UNKNOWN: GrpcStatus.NOT_FOUND,
+  ERR_HANDOFF_KEYS_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
   // A retry once the source has fetched or renewed its SVID may succeed.
   ERR_SOURCE_NOT_READY: GrpcStatus.UNAVAILABLE,
   // Like a bad config: the operator fixes the file; the server keeps the last good set on a reload.

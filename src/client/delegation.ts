@@ -1,7 +1,8 @@
 /**
  * The parent's side of a delegation grant: build the DelegationBinding from its own session SVID and sign it
  * with its own SVID key, locally. The key never leaves the parent; CreateGrant receives only the DER and the
- * signature, and the server cannot make a delegation the parent did not sign.
+ * signature, and the server cannot make a delegation the parent did not sign. The binding names the key the
+ * child will hold (the child sends its hash first), so the CA cannot put another key in the child's place.
  */
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { ErrorCode, MalformedInputError } from '../errors';
@@ -28,11 +29,49 @@ export interface GrantParams {
   notAfter?: Date;
   /** Default now + 60 s, the most the server accepts. */
   redeemBy?: Date;
-  /** When the child's key is known in advance: binds the grant to it (the child must redeem with that key). */
-  childPublicKey?: KeyObject;
+  /**
+   * The key the child will hold, which the binding names: its public key, or the SHA-256 of its
+   * SubjectPublicKeyInfo DER (32 bytes, or 64 hex digits as `HandoffKey.id` and a key offer give it). The server
+   * issues the delegated SVID only for that key, and verifiers refuse a next hop holding any other.
+   */
+  childKey: ChildKey;
   now?: Date;
   /** OID the parent's context is read under: the issuing server's `agent_context.oid`. Default the default OID. */
   agentContextOid?: string;
+}
+
+/** A child's public key, or the SHA-256 of its SubjectPublicKeyInfo DER (bytes or hex). */
+export type ChildKey = KeyObject | Uint8Array | string;
+
+/**
+ * The 32-byte SHA-256 of the child's SubjectPublicKeyInfo that a binding names.
+ * @throws MalformedInputError (ERR_INVALID_ARGUMENT) for a private key, or bytes or text that are not a digest.
+ */
+export function childKeySha256(childKey: ChildKey): Uint8Array {
+  if (typeof childKey === 'string') {
+    if (!/^[0-9a-f]{64}$/i.test(childKey)) {
+      throw new MalformedInputError(
+        ErrorCode.INVALID_ARGUMENT,
+        'childKey: expected the hex SHA-256 (64 digits) of the child key',
+      );
+    }
+    return new Uint8Array(Buffer.from(childKey, 'hex'));
+  }
+  if (childKey instanceof Uint8Array) {
+    if (childKey.length !== 32) {
+      throw new MalformedInputError(
+        ErrorCode.INVALID_ARGUMENT,
+        `childKey: expected a 32-byte SHA-256, got ${childKey.length} bytes`,
+      );
+    }
+    return Uint8Array.from(childKey);
+  }
+  // Hashing the public half of a private key would work, but a parent holding the child's private key is a
+  // mistake worth refusing: the key is the child's alone.
+  if (childKey.type !== 'public') {
+    throw new MalformedInputError(ErrorCode.INVALID_ARGUMENT, "childKey: pass the child's public key");
+  }
+  return new Uint8Array(createHash('sha256').update(spkiDer(childKey)).digest());
 }
 
 export interface SignedGrant {
@@ -55,9 +94,7 @@ export function signGrant(p: GrantParams): SignedGrant {
   const binding: DelegationBinding = {
     parentCertSha256: cert.sha256,
     childId: p.childId,
-    ...(p.childPublicKey !== undefined
-      ? { childKeySha256: new Uint8Array(createHash('sha256').update(spkiDer(p.childPublicKey)).digest()) }
-      : {}),
+    childKeySha256: childKeySha256(p.childKey),
     scopes: [...p.scopes],
     notAfter: seconds(p.notAfter ?? cert.notAfter),
     redeemBy: seconds(p.redeemBy ?? new Date(now.getTime() + 60_000)),

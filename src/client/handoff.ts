@@ -1,11 +1,15 @@
 /**
- * Handing work to the next hop, in one call on each side:
- *  - the caller (it holds its session SVID's key) signs a grant for the service locally and registers it with
+ * Handing work to the next hop:
+ *  - the service first generates the key its delegated SVID will hold (`HandoffKey`, or a key offer over the
+ *    hop, see src/hop/handoff.ts) and gives the caller the key's SHA-256;
+ *  - the caller (it holds its session SVID's key) signs a grant naming that key locally and registers it with
  *    CreateGrant: `grantFor`;
- *  - the service redeems it with its own workload SVID and gets a delegated SVID for itself: `redeemGrant`.
- *    Given the caller's verified peer (`req.agent`, `agentOf(call)`), it also checks that the grant was signed
- *    with the very certificate that authenticated the request, so a grant id relayed by someone else is refused.
- * The next hop then sees principal -> ... -> caller -> this service in the SVID's delegation chain.
+ *  - the service redeems it with its own workload SVID and a CSR for that key, and gets a delegated SVID for
+ *    itself: `redeemGrant`. Given the caller's verified peer (`req.agent`, `agentOf(call)`), it also checks that
+ *    the grant was signed with the very certificate that authenticated the request, so a grant relayed by
+ *    someone else is refused.
+ * The next hop then sees principal -> ... -> caller -> this service in the SVID's delegation chain, every key in
+ * it signed for by the hop before.
  *
  * `startSession` (StartSession) gives an agent the session SVID a chain starts from.
  */
@@ -26,7 +30,8 @@ import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { createCsr } from '../x509/csr';
 import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
 import type { ParsedCertificate } from '../x509/certificate';
-import { signGrant } from './delegation';
+import { signGrant, type ChildKey } from './delegation';
+import type { HandoffKey } from './handoff-keys';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from './server-credentials';
 import { notReady, StaticX509Source, toX509Svid } from './static-x509-source';
 import type { X509Source, X509Svid } from './x509-source';
@@ -44,6 +49,11 @@ export interface GrantForOptions extends HandoffServer {
   source: X509Source;
   /** SPIFFE ID of the service that will redeem. */
   childId: string;
+  /**
+   * The key the service will redeem with, as it gave it: the hex SHA-256 of its SubjectPublicKeyInfo
+   * (`HandoffKey.id`, a key offer's `keySha256`), those 32 bytes, or the public key itself.
+   */
+  childKey: ChildKey;
   /** A subset of the caller's scopes. */
   scopes: string[];
   /** Lifetime of the delegated SVIDs; default (and at most) the caller SVID's remaining lifetime. */
@@ -51,12 +61,15 @@ export interface GrantForOptions extends HandoffServer {
 }
 
 export interface HandoffGrant {
-  /** What the service redeems; pass it along with the request (e.g. the `lanyard-grant` header). */
+  /**
+   * What the service redeems; pass it along with the request (e.g. the `lanyard-grant` header). It is the hex
+   * SHA-256 of the child key, so the service finds the key it offered by it.
+   */
   grantId: string;
   redeemBy: Date;
 }
 
-/** Caller side: signs a grant for `childId` with the caller's own session key and registers it. */
+/** Caller side: signs a grant for `childId`'s key with the caller's own session key and registers it. */
 export async function grantFor(options: GrantForOptions): Promise<HandoffGrant> {
   const svid = options.source.getX509Svid();
   const notAfter =
@@ -67,6 +80,7 @@ export async function grantFor(options: GrantForOptions): Promise<HandoffGrant> 
     parentCert: svid.chain[0]!,
     parentKey: svid.privateKey,
     childId: options.childId,
+    childKey: options.childKey,
     scopes: options.scopes,
     notAfter,
     ...(options.agentContextOid !== undefined ? { agentContextOid: options.agentContextOid } : {}),
@@ -96,29 +110,30 @@ export interface HandoffCaller {
 export interface RedeemGrantOptions extends HandoffServer {
   /** The service's own source (its workload SVID redeems). */
   source: X509Source;
-  grantId: string;
+  /** The key the grant names (the grant's id is its `id`); it becomes the delegated SVID's key. */
+  key: HandoffKey;
   /**
    * The verified caller that sent the grant id. When given, the delegated SVID's last link must name the
    * caller's SPIFFE ID and the certificate the caller authenticated with; otherwise ERR_UNAUTHORIZED.
    */
   caller?: HandoffCaller;
-  keyAlgorithm?: KeyAlgorithm;
 }
 
 /**
- * Service side: redeems the grant and returns the delegated SVID as a source (close it when the task is done).
+ * Service side: redeems the grant for `key` and returns the delegated SVID as a source (close it when the task
+ * is done).
  * @throws the server's gRPC error (ERR_GRANT_* codes in `lanyard-error-code`), or AuthorizationError when the
  *   grant does not come from `caller`.
  */
 export async function redeemGrant(options: RedeemGrantOptions): Promise<StaticX509Source> {
   const own = options.source.getX509Svid();
-  const { privateKey } = generateKeyPair(options.keyAlgorithm ?? 'ec-p256');
+  const { privateKey } = options.key;
   const client = sessionClient(options, options.source, own);
   let res: RedeemGrantResponse;
   try {
     res = await unary<RedeemGrantResponse>((cb) =>
       client.redeemGrant(
-        { grantId: options.grantId, csr: Buffer.from(createCsr(privateKey).der) },
+        { grantId: options.key.id, csr: Buffer.from(options.key.csr()) },
         new grpc.Metadata(),
         { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
         cb,

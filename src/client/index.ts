@@ -17,7 +17,10 @@ export {
 export type { OwnSvidOptions, StaticX509SourceFiles } from './static-x509-source';
 export { WorkloadApiX509Source, WORKLOAD_API_HEADER } from './workload-api-source';
 export type { WorkloadApiX509SourceOptions } from './workload-api-source';
-/** Sessions and handoff: a session SVID to start a chain, a grant by the caller, its redemption by the service. */
+/**
+ * Sessions and handoff: a session SVID to start a chain, the key the service will hold (generated first), a grant
+ * by the caller naming it, its redemption by the service.
+ */
 export { grantFor, redeemGrant, startSession } from './handoff';
 export type {
   GrantForOptions,
@@ -27,7 +30,9 @@ export type {
   RedeemGrantOptions,
   StartSessionOptions,
 } from './handoff';
-export { signGrant } from './delegation';
-export type { GrantParams, SignedGrant } from './delegation';
+export { HandoffKey, HandoffKeys } from './handoff-keys';
+export type { HandoffKeyOffer, HandoffKeysOptions } from './handoff-keys';
+export { childKeySha256, signGrant } from './delegation';
+export type { ChildKey, GrantParams, SignedGrant } from './delegation';
 export { watchRevocationsInto } from './revocation-watch';
 export type { RevocationWatchHandle, RevocationWatchOptions } from './revocation-watch';

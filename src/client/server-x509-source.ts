@@ -220,7 +220,12 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   private async renew(): Promise<void> {
     const current = this.svid;
     if (current === undefined) throw notReady('no SVID to renew');
-    const { privateKey } = generateKeyPair(this.options.keyAlgorithm ?? 'ec-p256');
+    // A delegated session SVID keeps its key: its parent's binding names that key, and the server renews it for
+    // that key only. Every other SVID gets a fresh key at each renewal.
+    const privateKey =
+      (current.context?.delegation.length ?? 0) > 0
+        ? current.privateKey
+        : generateKeyPair(this.options.keyAlgorithm ?? 'ec-p256').privateKey;
     const client = new AttestationServiceClient(
       this.options.server,
       lanyardChannelCredentials(this.bundle, {

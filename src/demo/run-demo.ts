@@ -4,7 +4,8 @@
  *   a server (SQLite, its own CA, a local OIDC issuer trusted for principals, the Cedar policies of
  *   examples/policy/) -> four entries -> each workload attests with a join token -> the planner opens a task
  *   session for alice (an ID token signed by a locally generated issuer key) -> delegates to the tool-runner
- *   -> the tool-runner calls service A over mutual TLS (gRPC) with a grant beside the call -> A redeems it
+ *   (which generated its key first: the planner's grant names it) -> the tool-runner asks service A for a key
+ *   over mutual TLS (gRPC), grants to it and calls A with the grant beside the call -> A redeems it
  *   (src/hop/handoff.ts) and calls service B over https with the delegated SVID -> B's handler prints the
  *   chain it reconstructed from the SVID and the Cedar decision -> the planner ends the session -> the next
  *   call to A is refused -> A and B ship their hop-decision chains to the server, and `lanyard audit verify
@@ -24,7 +25,9 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { auditHopDecisions, AuditPublicKey, FileAuditLog, parseChainText, verifyChain } from '../audit';
 import { X509Bundle } from '../bundle';
+import { isLanyardError } from '../errors';
 import { grantFor, redeemGrant, startSession } from '../client/handoff';
+import { HandoffKey, HandoffKeys } from '../client/handoff-keys';
 import {
   LANYARD_CHANNEL_OPTIONS,
   lanyardChannelCredentials,
@@ -42,7 +45,7 @@ import {
   hopServerCredentials,
   hopService,
 } from '../hop/grpc';
-import { HANDOFF_GRANT_HEADER, redeemFromCaller } from '../hop/handoff';
+import { addHandoffService, grantForPeer, HANDOFF_GRANT_HEADER, redeemFromCaller } from '../hop/handoff';
 import type { HopPeer } from '../hop/peer';
 import { createHopHttpsServer, HopHttpsAgent } from '../hop/tls';
 import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../policy';
@@ -112,6 +115,7 @@ function describe(e: unknown): string {
     const code = err.metadata.get(HOP_ERROR_CODE_METADATA_KEY)[0];
     return `${grpc.status[err.code]} ${code !== undefined ? `${String(code)}: ` : ''}${err.details ?? ''}`;
   }
+  if (isLanyardError(e)) return `${grpc.status[e.grpcStatus]} ${e.code}: ${e.message}`;
   return e instanceof Error ? e.message : String(e);
 }
 
@@ -398,15 +402,18 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
   const bPort = await listen(httpsB);
 
   // Service A: gRPC over mutual TLS. To act for its caller it redeems the caller's grant (the handoff) and
-  // calls B with the delegated SVID, so B sees alice -> planner -> tool-runner -> A.
+  // calls B with the delegated SVID, so B sees alice -> planner -> tool-runner -> A. Callers first ask A for
+  // the key its delegated SVID will hold (HandoffService.OfferKey), so their grant names it.
   const grpcA = new grpc.Server();
   cleanups.push(() => new Promise<void>((r) => grpcA.tryShutdown(() => r())));
+  const handoffKeysA = new HandoffKeys();
   const handOffToB = async (caller: HopPeer, grantId: string, task: string): Promise<RunReply> => {
-    // One call: redeem the grant with A's own SVID, checking that the caller signed it with the very
-    // certificate it called with; the result is A's delegated SVID, as a source.
+    // One call: redeem the grant with A's own SVID and the key A offered this caller, checking that the caller
+    // signed it with the very certificate it called with; the result is A's delegated SVID, as a source.
     const actingSource = await redeemFromCaller(caller, grantId, {
       server: server.publicAddress,
       source: sources.serviceA,
+      keys: handoffKeysA,
     });
     const agent = new HopHttpsAgent({ source: actingSource, authorize: authorizeId(ID.serviceB) });
     try {
@@ -438,6 +445,13 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
       await actingSource.close();
     }
   };
+  const hopOptionsA = {
+    source: sources.serviceA,
+    authorize: cedarHopPolicy(a.engine),
+    revocation: sources.serviceA.revocations,
+    onDecision: a.onDecision,
+  };
+  addHandoffService(grpcA, handoffKeysA, hopOptionsA);
   grpcA.addService(
     TOOL_SERVICE,
     hopService(
@@ -456,12 +470,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
           );
         },
       },
-      {
-        source: sources.serviceA,
-        authorize: cedarHopPolicy(a.engine),
-        revocation: sources.serviceA.revocations,
-        onDecision: a.onDecision,
-      },
+      hopOptionsA,
     ),
   );
   const aPort = await new Promise<number>((resolve, reject) =>
@@ -499,18 +508,22 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
   );
 
   const toolSource = await step(
-    'planner delegated tools:run to the tool-runner (signed grant, redeemed by the tool-runner)',
+    "planner delegated tools:run to the tool-runner (a grant naming the tool-runner's key, redeemed with it)",
     async () => {
-      const { grantId } = await grantFor({
+      // The tool-runner generates the key first and hands the planner only its hash; the planner's signed
+      // grant names it, so the server issues for that key alone and verifiers check it at this hop.
+      const key = HandoffKey.generate();
+      await grantFor({
         server: server.publicAddress,
         source: plannerSession,
         childId: ID.toolRunner,
+        childKey: key.id,
         scopes: ['tools:run'],
       });
       const session = await redeemGrant({
         server: server.publicAddress,
         source: sources.toolRunner,
-        grantId,
+        key,
       });
       cleanups.push(() => session.close());
       return session;
@@ -539,9 +552,10 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
     });
 
   await step(
-    'tool-runner called service-a over mTLS gRPC; A handed off to service-b over https',
+    'tool-runner got a key from service-a, granted to it, called it over mTLS gRPC; A handed off to B over https',
     async () => {
-      const { grantId } = await grantFor({
+      // A key from A over the same mTLS channel, then a grant naming it; the grant id travels with the call.
+      const { grantId } = await grantForPeer(clientA, {
         server: server.publicAddress,
         source: toolSource,
         childId: ID.serviceA,

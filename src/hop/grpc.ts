@@ -105,8 +105,8 @@ export function hopService<I extends grpc.UntypedServiceImplementation>(
           // A revocation after the call started ends it with that status (a stream would otherwise run on).
           let answer = callback;
           const untrack = trackLivePeer(verify, request, peer, (reason) => {
-            if (answersWithCallback) answer?.(toStatus(reason));
-            else emitter.emit('error', toStatus(reason));
+            if (answersWithCallback) answer?.(hopErrorStatus(reason));
+            else emitter.emit('error', hopErrorStatus(reason));
           });
           if (answersWithCallback && callback !== undefined) {
             let answered = false;
@@ -121,7 +121,7 @@ export function hopService<I extends grpc.UntypedServiceImplementation>(
           handler(call, answer);
         },
         (e: unknown) => {
-          const status = toStatus(e);
+          const status = hopErrorStatus(e);
           if (answersWithCallback) callback?.(status);
           else (call as unknown as NodeJS.EventEmitter).emit('error', status);
         },
@@ -147,7 +147,8 @@ function callChain(call: PeerCall, options: HopGrpcServiceOptions): Uint8Array[]
   return [new Uint8Array(leaf), ...own, ...(options.intermediates ?? [])];
 }
 
-function toStatus(e: unknown): grpc.StatusObject {
+/** A refusal as a gRPC status, with its stable code in the `lanyard-error-code` trailer. */
+export function hopErrorStatus(e: unknown): grpc.StatusObject {
   const metadata = new grpc.Metadata();
   if (isLanyardError(e)) {
     metadata.set(HOP_ERROR_CODE_METADATA_KEY, e.code);

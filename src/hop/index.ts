@@ -35,4 +35,11 @@ export {
   hopService,
 } from './grpc';
 export type { HopChannelOptions, HopGrpcServiceOptions } from './grpc';
-export { HANDOFF_GRANT_HEADER, redeemFromCaller } from './handoff';
+export {
+  addHandoffService,
+  grantForPeer,
+  HANDOFF_GRANT_HEADER,
+  OFFER_KEY_METHOD,
+  offerKeyFrom,
+  redeemFromCaller,
+} from './handoff';

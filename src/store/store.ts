@@ -108,7 +108,7 @@ export interface StoreOps {
     now: Date,
     reason: string,
   ): Promise<{ ended: SessionRecord[]; revocations: RevocationRecord[] }>;
-  /** @throws AlreadyExistsError when the id (nonce hash) was used before; a nonce is single use forever. */
+  /** @throws AlreadyExistsError when the id (the child key's hash) was granted before. */
   createGrant(grant: NewGrant): Promise<GrantRecord>;
   /** @throws SessionError(ERR_GRANT_NOT_FOUND) */
   getGrant(id: string): Promise<GrantRecord>;
@@ -140,8 +140,8 @@ export interface StoreOps {
   listRevokedSerialsAfter(afterSequence: number, now: Date): Promise<RevokedSerialsDelta>;
   /**
    * Drops grants that can no longer be redeemed: their redeemBy is before `before`. Safe for replay
-   * protection because CreateGrant refuses a binding whose redeemBy has passed, so a pruned nonce cannot
-   * come back. Returns how many.
+   * protection because CreateGrant refuses a binding whose redeemBy has passed, so a pruned grant's binding
+   * cannot come back. Returns how many.
    */
   pruneGrants(before: Date): Promise<number>;
   /**

@@ -175,7 +175,7 @@ export interface SessionRecord extends NewSession {
 
 /** A single-use delegation grant, as CreateGrant stored it. */
 export interface NewGrant {
-  /** SHA-256 (hex) of the binding's nonce. */
+  /** The binding's childKeySha256, hex: one grant per child key. */
   id: string;
   parentSessionId: string;
   childSpiffeId: string;

@@ -73,18 +73,36 @@ export interface PrincipalRequirement {
   issuer?: string;
   /** How the principal was established must equal this (e.g. "verified" to refuse asserted principals). */
   provenance?: PrincipalProvenance;
+  /**
+   * The trust domain whose server established the principal must be this one. That is always the peer's own
+   * (verifyX509Svid refuses a context that attributes anything to another domain), so this is how a verifier
+   * holding federated bundles accepts a `verified` principal only on its own domain's word.
+   */
+  trustDomain?: TrustDomain | string;
 }
 
 /** Requires an agent context whose originating principal matches every field given. */
 export function requirePrincipal(req: PrincipalRequirement): Authorizer {
   const fields = (['id', 'issuer', 'provenance'] as const).filter((k) => req[k] !== undefined);
-  if (fields.length === 0)
-    throw new TypeError('requirePrincipal needs at least one of id, issuer, provenance');
+  const td =
+    req.trustDomain === undefined
+      ? undefined
+      : req.trustDomain instanceof TrustDomain
+        ? req.trustDomain
+        : TrustDomain.parse(req.trustDomain);
+  if (fields.length === 0 && td === undefined)
+    throw new TypeError('requirePrincipal needs at least one of id, issuer, provenance, trustDomain');
   return (svid) => {
     const principal = svid.context?.principal;
     if (principal === undefined) {
       throw new AuthorizationError(
         `peer ${svid.id.toString()} carries no agent context, a principal is required`,
+      );
+    }
+    if (td !== undefined && !svid.id.memberOf(td)) {
+      throw new AuthorizationError(
+        `peer ${svid.id.toString()} acts for a principal established by trust domain ` +
+          `"${svid.id.trustDomain.name}", "${td.name}" is required`,
       );
     }
     for (const k of fields) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, ErrorCodeValue, SvidVerificationError } from '../errors';
-import { SpiffeId } from '../spiffe';
+import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
 import { decodeAgentContext, delegationLinkSha256 } from '../x509/agent-context/codec';
 import { verifyDelegationLinkSignature } from '../x509/agent-context/delegation-signature';
@@ -41,13 +41,15 @@ interface Hop {
  * binding; each binding names its own link's certificate and the previous link's hash (so links cannot be
  * reordered, dropped or swapped between chains); scopes only narrow and expiry only shrinks from a parent to its
  * binding and from a binding to the next hop; the next hop is the child the binding names (and holds the key it
- * names, when it names one); root session and principal never change; depth is bounded.
+ * names); root session and principal never change; depth is bounded. Before any of that, everything the
+ * context attributes to a trust domain must belong to the leaf's own (see checkAttribution).
  *
  * @throws AgentContextError from the decoder for malformed or oversized DER
  * @throws AgentContextOidMismatchError (ERR_AGENT_CONTEXT_OID_MISMATCH) when the leaf carries its context under
  *   another OID than `agentContextOid`
- * @throws SvidVerificationError with ERR_DELEGATION_TOO_DEEP, ERR_DELEGATION_SIGNATURE_INVALID,
- *   ERR_DELEGATION_LINK_INVALID, ERR_ROOT_CHANGED, ERR_SCOPE_ESCALATION or ERR_LIFETIME_ESCALATION
+ * @throws SvidVerificationError with ERR_CONTEXT_FOREIGN_DOMAIN, ERR_DELEGATION_TOO_DEEP,
+ *   ERR_DELEGATION_SIGNATURE_INVALID, ERR_DELEGATION_LINK_INVALID, ERR_ROOT_CHANGED, ERR_SCOPE_ESCALATION or
+ *   ERR_LIFETIME_ESCALATION
  */
 export function verifyAgentContext(
   leaf: ParsedCertificate,
@@ -67,6 +69,7 @@ export function verifyAgentContext(
     return copyContext(known);
   }
   const context = decodeAgentContext(ext.value);
+  checkAttribution(context, leafId.trustDomain);
   checkDelegationChain(
     context,
     {
@@ -105,9 +108,7 @@ function copyContext(c: AgentContext): AgentContext {
       binding: {
         ...l.binding,
         parentCertSha256: bytes(l.binding.parentCertSha256),
-        ...(l.binding.childKeySha256 !== undefined
-          ? { childKeySha256: bytes(l.binding.childKeySha256) }
-          : {}),
+        childKeySha256: bytes(l.binding.childKeySha256),
         scopes: [...l.binding.scopes],
         notAfter: date(l.binding.notAfter),
         redeemBy: date(l.binding.redeemBy),
@@ -128,6 +129,53 @@ function checkDepth(depth: number, options: ContextRuleOptions): void {
       ErrorCode.DELEGATION_TOO_DEEP,
       `the delegation chain has ${depth} hops, at most ${maxDepth} are accepted`,
     );
+  }
+}
+
+/**
+ * The leaf's CA vouches only for its own trust domain (SPIFFE Trust Domain and Bundle: a bundle is authoritative
+ * for one domain), so whatever the context attributes to a trust domain must be the leaf's: every hop's SPIFFE
+ * ID and the child each binding names, the issuing server, who asserted the principal, a principal issuer that
+ * is a SPIFFE ID (a `workload` principal's server, an `asserted-by` principal's asserter), and the SPIFFE ID a
+ * `workload` principal names. Otherwise a federated partner's CA could mint its own workload an SVID claiming
+ * our planner as a parent hop, or our agent as the principal, and a verifier holding both bundles would accept
+ * it. Root and hop sessions follow: they are the sessions of links (or of the leaf) checked here. A `verified`
+ * principal's issuer is an OIDC issuer, not a trust domain: the claim that it was verified is the leaf
+ * domain's (requirePrincipal({ trustDomain }) or Cedar's `principal.trustDomain` choose whose to accept).
+ * Until federation defines a proof that the other domain vouches for such a claim, it is refused.
+ */
+function checkAttribution(ctx: AgentContext, td: TrustDomain): void {
+  const foreign = (what: string, id: string): SvidVerificationError =>
+    reject(
+      ErrorCode.CONTEXT_FOREIGN_DOMAIN,
+      `${what} ${JSON.stringify(id)} is not of the SVID's trust domain "${td.name}", and only that domain's ` +
+        'CA vouches for this context',
+    );
+  const mustBeOurs = (what: string, id: string): void => {
+    if (!inTrustDomain(id, td)) throw foreign(what, id);
+  };
+  mustBeOurs('the issuing server', ctx.provenance.issuer);
+  const p = ctx.principal;
+  if (p.provenance.startsWith(ASSERTED_BY)) {
+    mustBeOurs('the agent that asserted the principal', p.provenance.slice(ASSERTED_BY.length));
+  }
+  // Free text unless it claims to be a SPIFFE ID (any case: a near-miss must not slip past as "not an ID").
+  if (/^spiffe:/i.test(p.issuer)) mustBeOurs('the principal issuer', p.issuer);
+  if (p.provenance === 'workload' && /^spiffe:/i.test(p.id)) mustBeOurs('the workload principal', p.id);
+  ctx.delegation.forEach((link, i) => {
+    mustBeOurs(`delegation link ${i}`, link.spiffeId);
+    mustBeOurs(`delegation link ${i} delegates to`, link.binding.childId);
+  });
+}
+
+const ASSERTED_BY = 'asserted-by:';
+
+/** False for anything that is not a SPIFFE ID of `td`, including strings that do not parse. */
+function inTrustDomain(id: string, td: TrustDomain): boolean {
+  try {
+    return SpiffeId.parse(id).memberOf(td);
+  } catch {
+    return false;
   }
 }
 
@@ -217,7 +265,9 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
         `${at}: delegates to "${b.childId}", but the next hop is ${next.what}`,
       );
     }
-    if (b.childKeySha256 !== undefined && !bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
+    // Required since binding version 3: every hop after the first holds a key its parent signed for, so none is
+    // vouched for by the CA alone.
+    if (!bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
       throw reject(
         ErrorCode.DELEGATION_LINK_INVALID,
         `${at}: delegates to another key than the one ${next.what} holds`,

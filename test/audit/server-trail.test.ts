@@ -120,6 +120,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
       parentCert: plannerSession.chain[0]!,
       parentKey: plannerSession.key,
       childId: id('tool-runner'),
+      childKey: generateKeyPair('ec-p256').publicKey,
       scopes: ['docs:read', 'admin:all'],
     });
     await rejectsCode(
@@ -129,10 +130,14 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
       }),
       'ERR_SCOPE_ESCALATION',
     );
+    // The tool-runner generates its key first: the grant names it.
+    const toolKeys = generateKeyPair('ec-p256');
+    const toolKey = toolKeys.privateKey;
     const g = signGrant({
       parentCert: plannerSession.chain[0]!,
       parentKey: plannerSession.key,
       childId: id('tool-runner'),
+      childKey: toolKeys.publicKey,
       scopes: ['docs:read'],
     });
     const grant = await unary(pc.createGrant.bind(pc), {
@@ -151,7 +156,6 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
       'ERR_GRANT_WRONG_REDEEMER',
     );
     sc.close();
-    const toolKey = generateKeyPair('ec-p256').privateKey;
     const tc = sessionClient(s, tool);
     const redeemed = await unary(tc.redeemGrant.bind(tc), {
       grantId: grant.grantId,

@@ -257,11 +257,14 @@ describe('audit: StartSession, CreateGrant and RedeemGrant record in their own t
     assert.equal(await allowCount('session.start'), starts + 1);
     assert.equal(count('sessions'), sessions + 1);
 
+    // The tool-runner's key, named by the grant (the failed CreateGrant leaves it ungranted).
+    const toolKey = generateKeyPair('ec-p256');
     const binding = () => {
       const g = signGrant({
         parentCert: session.chain[0]!,
         parentKey: session.key,
         childId: id('tool-runner'),
+        childKey: toolKey.publicKey,
         scopes: ['docs:read'],
       });
       return { binding: Buffer.from(g.bindingDer), signature: Buffer.from(g.signature) };
@@ -281,7 +284,7 @@ describe('audit: StartSession, CreateGrant and RedeemGrant record in their own t
         const redeem = () =>
           unary(tc.redeemGrant.bind(tc), {
             grantId: grant.grantId,
-            csr: Buffer.from(createCsr(generateKeyPair('ec-p256').privateKey).der),
+            csr: Buffer.from(createCsr(toolKey.privateKey).der),
           });
         failAppends();
         await auditFails(redeem());

@@ -3,12 +3,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { toSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { loadDevCa } from '../../src/ca/dev-ca';
 import { TrustDomain } from '../../src/spiffe';
 import { encodePem } from '../../src/x509/pem';
 import { HOUR, makeLeaf, makeRoot } from '../verify/helpers/certs';
+import { createPki, delegatedPair } from '../interop/helpers/pki';
 
 const BIN = join(__dirname, '..', '..', 'bin', 'lanyard.js');
 
@@ -87,6 +88,33 @@ describe('lanyard ca / svid commands (dev CA end to end)', function () {
     assert.equal(j.context.agentId, 'planner-7');
     assert.equal(j.context.rootSessionId, 'sess-1');
     assert.deepEqual(j.context.delegation, []);
+  });
+
+  it('inspect shows, per hop, the key its parent bound for the next one (text and JSON)', () => {
+    const pki = createPki('example.org');
+    const { child } = delegatedPair(
+      pki,
+      { name: 'planner', scopes: ['docs:read'], ttlSeconds: 600 },
+      { name: 'tool-runner', scopes: ['docs:read'], ttlSeconds: 300 },
+    );
+    writeFileSync(
+      join(dir, 'delegated.pem'),
+      child.chain.map((c) => encodePem('CERTIFICATE', c.der)).join(''),
+    );
+    const leafKey = createHash('sha256').update(child.cert.spkiDer).digest('hex');
+    const r = lanyard(dir, 'svid', 'inspect', 'delegated.pem');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `-> delegated to spiffe://example.org/agent/tool-runner .*\\n\\s+for the key sha256 ${leafKey}\\n`,
+      ),
+    );
+    assert.match(r.stdout, new RegExp(`\\(this certificate\\)\\n\\s+key sha256 ${leafKey}\\n`));
+    const j = JSON.parse(lanyard(dir, 'svid', 'inspect', '--json', 'delegated.pem').stdout) as {
+      context: { delegation: { binding: { childKeySha256: string } }[] };
+    };
+    assert.equal(j.context.delegation[0]!.binding.childKeySha256, leafKey);
   });
 
   it('verify accepts the SVID against its bundle (PEM and SPIFFE JWKS) with exit 0', () => {

@@ -54,7 +54,7 @@ describe('demo: lanyard demo and npm run demo', function () {
       / ✔ planner ended the session/,
       /refused: UNAUTHENTICATED ERR_REVOKED: .*has ended \(task done\)/,
       / ✔ the next call to service-a is refused/,
-      /chain spiffe:\/\/lanyard\.local\/services\/service-a: 2 new records stored/,
+      /chain spiffe:\/\/lanyard\.local\/services\/service-a: 3 new records stored/,
       // Signed through its last record, and the witness outside the database agrees.
       /chain spiffe:\/\/lanyard\.local\/lanyard\/server: OK, (\d+) records, \d+ checkpoints; signed through \1 at \S+; \d+ checkpoints held by 1 witness agree/,
       /chain spiffe:\/\/lanyard\.local\/services\/service-b: OK, 1 records/,
@@ -81,10 +81,11 @@ describe('demo: lanyard demo and npm run demo', function () {
       );
       const { code, stdout } = await runDemo('npm run demo', ['--policy-dir', dir]);
       assert.equal(code, 1, stdout);
-      assert.match(stdout, / ✘ tool-runner called service-a over mTLS gRPC/);
+      assert.match(stdout, / ✘ tool-runner got a key from service-a/);
+      // The first call to A is the key request of the handoff: the policy refuses it like any other call.
       assert.match(
         stdout,
-        /Demo FAILED: tool-runner called service-a .*: PERMISSION_DENIED ERR_POLICY_DENIED: policy denied spiffe:\/\/lanyard\.local\/agents\/tool-runner for \/lanyard\.demo\.ToolService\/Run: no policy permits it/,
+        /Demo FAILED: tool-runner got a key from service-a, .*: PERMISSION_DENIED ERR_POLICY_DENIED: policy denied spiffe:\/\/lanyard\.local\/agents\/tool-runner for \/lanyard\.v1\.HandoffService\/OfferKey: no policy permits it/,
       );
       assert.doesNotMatch(stdout, /Demo passed/);
     } finally {

@@ -13,19 +13,21 @@
  * unrelated SVID stays valid in both. A second restart keeps the revocations, sessions and grants.
  */
 import assert from 'node:assert/strict';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
-import { signGrant, type GrantParams } from '../../src/client/delegation';
 import { watchRevocationsInto } from '../../src/client/revocation-watch';
 import { StartSessionRequest, type PrincipalEvidence } from '../../src/gen/lanyard/v1/session';
 import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
 import { TrustDomain } from '../../src/spiffe';
 import { RevocationCache, verifyX509Svid } from '../../src/verify';
 import { delegationLinkSha256, encodeAgentContext } from '../../src/x509/agent-context/codec';
-import { verifyDelegationLinkSignature } from '../../src/x509/agent-context/delegation-signature';
+import {
+  buildDelegationLink,
+  verifyDelegationLinkSignature,
+} from '../../src/x509/agent-context/delegation-signature';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { createCsr } from '../../src/x509/csr';
 import { generateKeyPair } from '../../src/x509/keys';
@@ -33,7 +35,17 @@ import { encodePem } from '../../src/x509/pem';
 import { issuerKey, jwksOf, signJwt } from '../attest/helpers/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../server/helpers';
 import { connectPublic, renewCall } from '../server/public-client';
-import { id, register, sessionClient, TD, unary, type Agent } from '../server/session-fixture';
+import {
+  createGrant as createTestGrant,
+  id,
+  redeemGrant as redeemTestGrant,
+  register,
+  sessionClient,
+  TD,
+  unary,
+  type Agent,
+  type TestGrant,
+} from '../server/session-fixture';
 import { openssl } from '../x509/fixtures';
 
 const IDP = 'https://idp.example.com';
@@ -105,33 +117,10 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
       c.close();
     }
   };
-  const createGrant = async (
-    parent: Agent,
-    params: Omit<GrantParams, 'parentCert' | 'parentKey'>,
-  ): Promise<string> => {
-    // Signed here, by the parent's own key: the server never holds a key that could invent a delegation.
-    const signed = signGrant({ parentCert: parent.chain[0]!, parentKey: parent.key, ...params });
-    const c = sessionClient(s, parent);
-    try {
-      const r = await unary(c.createGrant.bind(c), {
-        binding: Buffer.from(signed.bindingDer),
-        signature: Buffer.from(signed.signature),
-      });
-      return r.grantId;
-    } finally {
-      c.close();
-    }
-  };
-  const redeem = async (child: Agent, grantId: string, key?: KeyObject): Promise<Agent> => {
-    const k = key ?? generateKeyPair('ec-p256').privateKey;
-    const c = sessionClient(s, child);
-    try {
-      const r = await unary(c.redeemGrant.bind(c), { grantId, csr: Buffer.from(createCsr(k).der) });
-      return { ...child, key: k, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
-    } finally {
-      c.close();
-    }
-  };
+  // Signed by the parent's own key (signGrant): the server never holds a key that could invent a delegation.
+  const createGrant = (parent: Agent, params: Parameters<typeof createTestGrant>[2]): Promise<TestGrant> =>
+    createTestGrant(s, parent, params);
+  const redeem = (child: Agent, grant: TestGrant): Promise<Agent> => redeemTestGrant(s, child, grant);
 
   /** openssl verify -crl_check with the CRL served over HTTP, the bundle as -CAfile, the chain as -untrusted. */
   const opensslWithServedCrl = async (
@@ -177,7 +166,7 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
   let tool: Agent;
   let retrieval: Agent;
   let unrelated: Agent;
-  let pendingGrant: string;
+  let pendingGrant: TestGrant;
 
   it('alice starts the planner session; the planner delegates to the tool-runner, which grants retrieval', async () => {
     plannerWl = await register(s, 'planner', {
@@ -196,13 +185,11 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
     const now = Math.floor(Date.now() / 1000);
     const aliceToken = signJwt({ iss: IDP, aud: 'lanyard', sub: 'alice', iat: now, exp: now + 300 }, idpKey);
     planner = await startSession(plannerWl, { evidence: { $case: 'token', value: aliceToken } });
-    const toolKey = generateKeyPair('ec-p256').privateKey;
     const g1 = await createGrant(planner, {
       childId: id('tool-runner'),
       scopes: ['docs:read', 'tools:run'],
-      childPublicKey: toolKey,
     });
-    tool = await redeem(toolWl, g1, toolKey);
+    tool = await redeem(toolWl, g1);
     pendingGrant = await createGrant(tool, { childId: id('retrieval'), scopes: ['docs:read'] });
     unrelated = await startSession(unrelatedWl);
   });
@@ -250,7 +237,7 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
     );
   });
 
-  it('a chain the CA itself re-signs with a forged, reordered or removed link is refused (the CA cannot edit a hop its parent signed)', async () => {
+  it('a chain the CA itself re-signs with a forged, reordered, removed or re-keyed hop is refused (the CA cannot edit a hop its parent signed)', async () => {
     const ctx = verifyX509Svid(retrieval.chain, offlineBundle()).context!;
     const forgedSig = new Uint8Array(ctx.delegation[1]!.signature);
     forgedSig[forgedSig.length - 1]! ^= 1;
@@ -259,23 +246,32 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
     assert.equal(verifyDelegationLinkSignature({ ...ctx.delegation[1]!, binding: widened }), false);
 
     const key = generateKeyPair('ec-p256').privateKey;
+    const realLeafKey = createPublicKey(retrieval.key);
     const [link0, link1] = [ctx.delegation[0]!, ctx.delegation[1]!];
-    const cases = {
-      forgedSignature: [link0, { ...link1, signature: forgedSig }],
-      reordered: [link1, link0],
-      rootLinkRemoved: [link1],
-      lastLinkRemoved: [link0],
+    // The tool-runner hop re-created by the CA without the tool-runner's key: a fresh key signs the same
+    // binding, so link 1 verifies on its own; only the planner's signed childKeySha256 exposes it.
+    const rekeyedTool = buildDelegationLink({ ...link1, privateKey: generateKeyPair('ec-p256').privateKey });
+    const cases: Record<string, { delegation: typeof ctx.delegation; leafKey: KeyObject }> = {
+      forgedSignature: { delegation: [link0, { ...link1, signature: forgedSig }], leafKey: realLeafKey },
+      reordered: { delegation: [link1, link0], leafKey: realLeafKey },
+      rootLinkRemoved: { delegation: [link1], leafKey: realLeafKey },
+      lastLinkRemoved: { delegation: [link0], leafKey: realLeafKey },
+      leafKeySwapped: { delegation: [link0, link1], leafKey: key },
+      middleHopKeySwapped: { delegation: [link0, rekeyedTool], leafKey: realLeafKey },
+      control: { delegation: [link0, link1], leafKey: realLeafKey },
     };
     const codes: Record<string, string> = {};
-    for (const [name, delegation] of Object.entries(cases)) {
+    for (const [name, { delegation, leafKey }] of Object.entries(cases)) {
       // Signed by the server's real, active CA: the certificate path is perfect, only the context lies.
       const forged = await s.running.ca.signX509Svid({
         spiffeId: id('retrieval'),
-        publicKey: key,
+        publicKey: leafKey,
         ttlSeconds: 300,
         agentContextDer: encodeAgentContext({ ...ctx, delegation }),
       });
-      codes[name] = await codeOf(Promise.resolve().then(() => verifyX509Svid(forged.chain, offlineBundle())));
+      codes[name] = await codeOf(
+        Promise.resolve().then(() => verifyX509Svid(forged.chain, offlineBundle(), { cache: null })),
+      );
     }
     // Reordering or dropping the root link changes the chain's root, which the verifier checks first.
     assert.deepEqual(codes, {
@@ -283,6 +279,9 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
       reordered: 'ERR_ROOT_CHANGED',
       rootLinkRemoved: 'ERR_ROOT_CHANGED',
       lastLinkRemoved: 'ERR_DELEGATION_LINK_INVALID',
+      leafKeySwapped: 'ERR_DELEGATION_LINK_INVALID',
+      middleHopKeySwapped: 'ERR_DELEGATION_LINK_INVALID',
+      control: 'succeeded',
     });
   });
 

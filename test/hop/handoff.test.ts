@@ -1,16 +1,18 @@
 /**
  * Handoff across hops against a real Lanyard server: alice (asserted principal) -> planner session -> tool-runner
- * (redeemed grant) calls service A over gRPC with a grant for A in the metadata; A redeems it against the caller it
- * verified and calls service B over https with the delegated SVID; B's express handler reads the whole chain from
- * req.agent. Then a grant relayed by another caller is refused, a replayed one too, and ending the planner's
- * session makes B refuse A's delegated SVID.
+ * (a grant naming the key the tool-runner generated first) asks service A for a key over gRPC, grants to it and
+ * calls A with the grant id in the metadata; A redeems it with the key it offered that caller, against the caller
+ * it verified, and calls service B over https with the delegated SVID; B's express handler reads the whole chain
+ * from req.agent, every key in it bound by the hop before. Then a grant for a key A never offered that caller, a
+ * grant relayed by another caller and a replayed one are refused, and ending the planner's session makes B refuse
+ * A's delegated SVID.
  */
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import express from 'express';
-import type { ServerX509Source } from '../../src/client/server-x509-source';
+import { ServerX509Source } from '../../src/client/server-x509-source';
 import type { StaticX509Source } from '../../src/client/static-x509-source';
 import { lanyardExpress } from '../../src/hop/express';
 import {
@@ -21,17 +23,23 @@ import {
   hopService,
 } from '../../src/hop/grpc';
 import {
+  addHandoffService,
   grantFor,
+  grantForPeer,
   HANDOFF_GRANT_HEADER,
+  HandoffKey,
+  HandoffKeys,
+  offerKeyFrom,
   redeemFromCaller,
   redeemGrant,
   startSession,
 } from '../../src/hop/handoff';
+import { createHash } from 'node:crypto';
 import { followSource, HopHttpsAgent, tlsServerOptions } from '../../src/hop/tls';
 import { authorizeId, authorizeOneOf } from '../../src/verify';
 import type { TestServer } from '../server/helpers';
 import { EchoClient, type EchoClientApi, EchoService, type Msg } from './echo-service';
-import { DecisionLog, eventually, id, startLanyard, workloadSource } from './helpers';
+import { DecisionLog, eventually, id, serverBundle, startLanyard, workloadSource } from './helpers';
 
 interface BView {
   caller: string;
@@ -68,6 +76,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
   const bDecisions = new DecisionLog();
   const aRedeemed: StaticX509Source[] = [];
   const closers: (() => void)[] = [];
+  const aKeys = new HandoffKeys();
 
   before(async () => {
     s = await startLanyard();
@@ -111,8 +120,10 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
     await new Promise<void>((r) => bServer.listen(0, '127.0.0.1', r));
     bPort = (bServer.address() as AddressInfo).port;
 
-    // Service A: gRPC; redeems the caller's grant and calls B with the delegated SVID.
+    // Service A: gRPC; offers keys to its callers, redeems a caller's grant and calls B with the delegated SVID.
     grpcServer = new grpc.Server();
+    const aOptions = { source: aWl, authorize: authorizeOneOf(id('tool-runner'), id('planner')) };
+    addHandoffService(grpcServer, aKeys, aOptions);
     grpcServer.addService(
       EchoService,
       hopService(
@@ -121,7 +132,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
           echo: (call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => {
             const caller = agentOf(call)!;
             const grantId = String(call.metadata.get(HANDOFF_GRANT_HEADER)[0] ?? '');
-            redeemFromCaller(caller, grantId, { server, source: aWl })
+            redeemFromCaller(caller, grantId, { server, source: aWl, keys: aKeys })
               .then(async (delegated) => {
                 aRedeemed.push(delegated);
                 const agent = new HopHttpsAgent({
@@ -140,7 +151,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
               );
           },
         },
-        { source: aWl, authorize: authorizeOneOf(id('tool-runner'), id('planner')) },
+        aOptions,
       ),
     );
     const port = await new Promise<number>((resolve, reject) =>
@@ -156,13 +167,17 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
       intent: 'summarise docs',
       scopes: ['docs:read', 'tools:run'],
     });
+    // Out of band: the tool-runner generates its key and hands the planner only the key's hash.
+    const toolKey = HandoffKey.generate();
     const toTool = await grantFor({
       server,
       source: planner,
       childId: id('tool-runner'),
+      childKey: toolKey.id,
       scopes: ['docs:read', 'tools:run'],
     });
-    tool = await redeemGrant({ server, source: toolWl, grantId: toTool.grantId });
+    assert.equal(toTool.grantId, toolKey.id);
+    tool = await redeemGrant({ server, source: toolWl, key: toolKey });
   });
   after(async () => {
     for (const c of closers) c();
@@ -173,13 +188,17 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
     await s.stop();
   });
 
-  const callA = (text: string, grantId: string): Promise<Msg> => {
+  const clientA = (source = tool): EchoClientApi => {
     const c = new EchoClient(
       aAddress,
-      hopChannelCredentials({ source: tool, authorize: authorizeId(id('service-a')) }),
+      hopChannelCredentials({ source, authorize: authorizeId(id('service-a')) }),
       { ...HOP_CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 },
     ) as unknown as EchoClientApi;
     closers.push(() => c.close());
+    return c;
+  };
+  const callA = (text: string, grantId: string): Promise<Msg> => {
+    const c = clientA();
     const md = new grpc.Metadata();
     md.set(HANDOFF_GRANT_HEADER, grantId);
     return new Promise((resolve, reject) =>
@@ -188,7 +207,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
   };
 
   it('B sees alice -> planner (session) -> tool-runner -> A, with the narrowed scopes', async () => {
-    const grant = await grantFor({
+    const grant = await grantForPeer(clientA(), {
       server: s.running.publicAddress,
       source: tool,
       childId: id('service-a'),
@@ -205,10 +224,62 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
     });
     const d = await bDecisions.next((x) => x.decision === 'allow');
     assert.equal(d.context?.rootSessionId, planner.sessionId);
+    // Every key after the first is bound by the hop before: the tool-runner's by the planner, A's by the
+    // tool-runner (the key A offered, which the grant id names).
+    const links = d.context!.delegation;
+    const hash = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+    assert.equal(hash(links[1]!.publicKey), Buffer.from(links[0]!.binding.childKeySha256).toString('hex'));
+    assert.equal(Buffer.from(links[1]!.binding.childKeySha256).toString('hex'), grant.grantId);
+    assert.equal(aKeys.size, 0, 'the offered key was used once and forgotten');
   });
 
-  it('a replayed grant is refused by the server (ERR_GRANT_REPLAYED)', async () => {
+  it('a delegated session kept fresh by ServerX509Source renews with the key its parent bound', async () => {
+    const own = tool.getX509Svid();
+    const fresh = await ServerX509Source.fromSvid({
+      server: s.running.publicAddress,
+      bundle: serverBundle(s),
+      svid: { chain: own.chain.map((c) => c.der), privateKey: own.privateKey },
+    });
+    try {
+      await fresh.renewNow();
+      const renewed = fresh.getX509Svid();
+      assert.notEqual(renewed.chain[0]!.serialHex, own.chain[0]!.serialHex);
+      assert.deepEqual(Buffer.from(renewed.chain[0]!.spkiDer), Buffer.from(own.chain[0]!.spkiDer));
+      assert.equal(renewed.context?.sessionId, own.context?.sessionId);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('a grant for a key A never offered this caller is refused before any redemption (ERR_HANDOFF_KEY_UNKNOWN)', async () => {
+    // The tool-runner makes up a key: the grant is valid at the server, but A holds no such key.
+    const madeUp = HandoffKey.generate();
     const grant = await grantFor({
+      server: s.running.publicAddress,
+      source: tool,
+      childId: id('service-a'),
+      childKey: madeUp.id,
+      scopes: ['docs:read'],
+    });
+    await assert.rejects(callA('made up', grant.grantId), (e: grpc.ServiceError) =>
+      /ERR_HANDOFF_KEY_UNKNOWN/.test(e.details),
+    );
+    // A key offered to the planner is not the tool-runner's to use either.
+    const plannersOffer = await offerKeyFrom(clientA(planner));
+    const onPlannersKey = await grantFor({
+      server: s.running.publicAddress,
+      source: tool,
+      childId: id('service-a'),
+      childKey: plannersOffer.keySha256,
+      scopes: ['docs:read'],
+    });
+    await assert.rejects(callA('not yours', onPlannersKey.grantId), (e: grpc.ServiceError) =>
+      /ERR_HANDOFF_KEY_UNKNOWN/.test(e.details),
+    );
+  });
+
+  it('a replayed grant is refused: its key was used once (and the server spent the grant)', async () => {
+    const grant = await grantForPeer(clientA(), {
       server: s.running.publicAddress,
       source: tool,
       childId: id('service-a'),
@@ -216,16 +287,19 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
     });
     await callA('once', grant.grantId);
     await assert.rejects(callA('twice', grant.grantId), (e: grpc.ServiceError) =>
-      /ERR_GRANT_REPLAYED/.test(e.details),
+      /ERR_HANDOFF_KEY_UNKNOWN/.test(e.details),
     );
+    assert.ok((await s.running.store.getGrant(grant.grantId)).redeemedAt !== undefined);
   });
 
   it('a grant relayed by another caller is refused: it was not signed with the certificate that called', async () => {
-    // The planner made a grant for A, but the tool-runner is the one calling A with it.
+    // A offered the tool-runner a key; the planner made the grant for it, and the tool-runner calls A with it.
+    const offer = await offerKeyFrom(clientA());
     const grant = await grantFor({
       server: s.running.publicAddress,
       source: planner,
       childId: id('service-a'),
+      childKey: offer.keySha256,
       scopes: ['docs:read'],
     });
     await assert.rejects(callA('relayed', grant.grantId), (e: grpc.ServiceError) =>
@@ -234,7 +308,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
   });
 
   it("ending the planner session makes B refuse A's delegated SVID (ERR_REVOKED)", async () => {
-    const grant = await grantFor({
+    const grant = await grantForPeer(clientA(), {
       server: s.running.publicAddress,
       source: tool,
       childId: id('service-a'),

@@ -184,7 +184,18 @@ describe('interop: mutual TLS between Node tls peers with Lanyard SVIDs and the 
     it('a client SVID of another (federated) trust domain is refused by the authorizer', async () => {
       const server = await startServer();
       const foreign = issueSvid(otherPki, 'spiffe://other.org/agent/retrieval', {
-        context: baseContext({ agentId: 'retrieval', sessionId: 'session-other', scopes: ['docs:read'] }),
+        // Issued by other.org's own server: a context naming example.org's would fail verification first.
+        context: baseContext({
+          agentId: 'retrieval',
+          sessionId: 'session-other',
+          scopes: ['docs:read'],
+          provenance: {
+            method: 'join_token',
+            evidenceSha256: new Uint8Array(32).fill(7),
+            issuer: 'spiffe://other.org/lanyard/server',
+            issuedAt: new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000),
+          },
+        }),
       });
       assertServerRefused(
         await exchange(server, foreign),

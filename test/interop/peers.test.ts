@@ -74,14 +74,12 @@ async function issueScenario(s: TestServer, agentContextOid?: string): Promise<R
   const session = (
     await startSession(s, planner, { scopes: ['docs:read', 'docs:write', 'tools:run'], intent: 'triage' })
   ).agent;
-  const toolKey = generateKeyPair('ec-p256').privateKey;
   const g1 = await createGrant(s, session, {
     childId: id('tool-runner'),
     scopes: ['docs:read', 'tools:run'],
-    childPublicKey: toolKey,
     ...oid,
   });
-  const toolDelegated = await redeemGrant(s, tool, g1, toolKey);
+  const toolDelegated = await redeemGrant(s, tool, g1);
   const g2 = await createGrant(s, toolDelegated, { childId: id('retrieval'), scopes: ['docs:read'], ...oid });
   const retrievalDelegated = await redeemGrant(s, retrieval, g2);
   return {

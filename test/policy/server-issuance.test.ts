@@ -132,10 +132,12 @@ describe('policy: issuance on a real server (policy.files)', function () {
 
   it('RedeemGrant narrows the granted scopes by policy; the delegated SVID still verifies offline', async () => {
     const alice = await startSession(planner, 'alice', ['docs:read', 'tools:run']);
+    const key = generateKeyPair('ec-p256');
     const signed = signGrant({
       parentCert: alice.agent.chain[0]!,
       parentKey: alice.agent.key,
       childId: id('tool-runner'),
+      childKey: key.publicKey,
       scopes: ['docs:read', 'tools:run'],
     });
     const pc = sessionClient(s, alice.agent);
@@ -145,10 +147,9 @@ describe('policy: issuance on a real server (policy.files)', function () {
     });
     pc.close();
     const cc = sessionClient(s, toolRunner);
-    const key = generateKeyPair('ec-p256').privateKey;
     const res = await unary(cc.redeemGrant.bind(cc), {
       grantId: grant.grantId,
-      csr: Buffer.from(createCsr(key).der),
+      csr: Buffer.from(createCsr(key.privateKey).der),
     });
     cc.close();
     const child = verify(res.svid!.certChain.map((b) => new Uint8Array(b)));

@@ -1,5 +1,5 @@
 /** Agents with workload and session SVIDs against a real test server, for the revocation tests. */
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import {
   EndSessionRequest,
@@ -87,38 +87,56 @@ export async function startSession(
   }
 }
 
+/** A registered grant and the key the child generated before the parent signed (the grant names it). */
+export interface TestGrant {
+  grantId: string;
+  childKey: KeyObject;
+}
+
 /**
- * The parent signs a grant for `childId` with its own session key (signGrant, as a real parent does) and
- * registers it with CreateGrant; returns the grant id.
+ * The child's key first (`childKey`, fresh by default), then the parent signs a grant for `childId` naming it
+ * with its own session key (signGrant, as a real parent does) and registers it with CreateGrant.
  */
 export async function createGrant(
   s: TestServer,
   parent: Agent,
-  params: Omit<GrantParams, 'parentCert' | 'parentKey'>,
-): Promise<string> {
-  const signed = signGrant({ parentCert: parent.chain[0]!, parentKey: parent.key, ...params });
+  params: Omit<GrantParams, 'parentCert' | 'parentKey' | 'childKey'> & { childKey?: KeyObject },
+): Promise<TestGrant> {
+  const childKey = params.childKey ?? newKey().key;
+  const signed = signGrant({
+    parentCert: parent.chain[0]!,
+    parentKey: parent.key,
+    ...params,
+    childKey: createPublicKey(childKey),
+  });
   const c = sessionClient(s, parent);
   try {
     const r = await unary(c.createGrant.bind(c), {
       binding: Buffer.from(signed.bindingDer),
       signature: Buffer.from(signed.signature),
     });
-    return r.grantId;
+    return { grantId: r.grantId, childKey };
   } finally {
     c.close();
   }
 }
 
-/** The child redeems `grantId` with its workload SVID (and `key` when the grant names one): its delegated SVID. */
+/**
+ * The child redeems `grant` with its workload SVID and a CSR for the key the grant names (or `key`, to try
+ * another): its delegated SVID.
+ */
 export async function redeemGrant(
   s: TestServer,
   child: Agent,
-  grantId: string,
-  key: KeyObject = newKey().key,
+  grant: TestGrant,
+  key: KeyObject = grant.childKey,
 ): Promise<Agent> {
   const c = sessionClient(s, child);
   try {
-    const r = await unary(c.redeemGrant.bind(c), { grantId, csr: Buffer.from(createCsr(key).der) });
+    const r = await unary(c.redeemGrant.bind(c), {
+      grantId: grant.grantId,
+      csr: Buffer.from(createCsr(key).der),
+    });
     return { ...child, key, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
   } finally {
     c.close();
@@ -175,8 +193,8 @@ export async function delegate(
   childWl: Agent,
   scopes: string[],
 ): Promise<{ agent: Agent; sessionId: string }> {
-  const grantId = await createGrant(s, parent, { childId: childWl.spiffeId, scopes });
-  const agent = await redeemGrant(s, childWl, grantId);
+  const grant = await createGrant(s, parent, { childId: childWl.spiffeId, scopes });
+  const agent = await redeemGrant(s, childWl, grant);
   const context = verifyX509Svid(agent.chain, s.running.ca.bundle()).context!;
   return { agent, sessionId: context.sessionId };
 }

@@ -5,7 +5,7 @@
  * verifier holding a streamed RevocationCache; restart keeps sessions, grants and revocations.
  */
 import assert from 'node:assert/strict';
-import type { KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, sign } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -30,12 +30,13 @@ import {
   type DelegationBinding,
 } from '../../src/x509/agent-context';
 import { createCsr } from '../../src/x509/csr';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateKeyPair, spkiDer } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { issuerKey, jwksOf, signJwt } from '../attest/helpers/jwt';
 import { eventually } from '../hop/helpers';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
 import { attest, connectPublic, newKey, renewCall, type ClientIdentity } from './public-client';
+import { BINDING, parseTlv, primitive, writeTlv } from '../x509/agent-context/tlv';
 
 const TD = 'lanyard.local';
 const IDP = 'https://idp.example.com';
@@ -151,30 +152,43 @@ describe('sessions, delegation and revocation over mTLS', function () {
     }
   };
 
+  /** A grant the parent signs for a key the child generated first (`childKey`, fresh by default). */
+  type Grant = CreateGrantResponse & { childKey: KeyObject };
   const createGrant = async (
     parent: Agent,
-    params: Omit<GrantParams, 'parentCert' | 'parentKey'>,
-  ): Promise<CreateGrantResponse> => {
-    const signed = signGrant({ parentCert: parent.chain[0]!, parentKey: parent.key, ...params });
+    params: Omit<GrantParams, 'parentCert' | 'parentKey' | 'childKey'> & { childKey?: KeyObject },
+  ): Promise<Grant> => {
+    const childKey = params.childKey ?? generateKeyPair('ec-p256').privateKey;
+    const signed = signGrant({
+      parentCert: parent.chain[0]!,
+      parentKey: parent.key,
+      ...params,
+      childKey: createPublicKey(childKey),
+    });
     const c = sessionClient(parent);
     try {
-      return await call(c.createGrant.bind(c), {
+      const res = await call(c.createGrant.bind(c), {
         binding: Buffer.from(signed.bindingDer),
         signature: Buffer.from(signed.signature),
       });
+      return { ...res, childKey };
     } finally {
       c.close();
     }
   };
 
+  /** Redeems `grant` with the key it names, or with `key` to try another. */
   const redeem = async (
     child: Agent,
-    grantId: string,
-    key = generateKeyPair('ec-p256').privateKey,
+    grant: Pick<Grant, 'grantId' | 'childKey'>,
+    key = grant.childKey,
   ): Promise<{ agent: Agent; res: RedeemGrantResponse }> => {
     const c = sessionClient(child);
     try {
-      const res = await call(c.redeemGrant.bind(c), { grantId, csr: Buffer.from(createCsr(key).der) });
+      const res = await call(c.redeemGrant.bind(c), {
+        grantId: grant.grantId,
+        csr: Buffer.from(createCsr(key).der),
+      });
       return { agent: { ...child, key, chain: res.svid!.certChain.map((b) => new Uint8Array(b)) }, res };
     } finally {
       c.close();
@@ -232,21 +246,33 @@ describe('sessions, delegation and revocation over mTLS', function () {
     assert.equal(pv.context!.rootSessionId, started.res.sessionId);
     assert.match(started.res.sessionId, /^s-[0-9a-f]{32}$/);
 
-    // The child's key is known before the grant, so the grant binds it.
+    // The child generates its key first; the parent's grant names it, and its id is the key's hash.
     const toolKey = generateKeyPair('ec-p256').privateKey;
     const g1 = await createGrant(planner, {
       childId: id('tool-runner'),
       scopes: ['docs:read', 'tools:run'],
-      childPublicKey: toolKey,
+      childKey: toolKey,
     });
-    tool = (await redeem(toolWl, g1.grantId, toolKey)).agent;
+    assert.equal(
+      g1.grantId,
+      createHash('sha256')
+        .update(spkiDer(createPublicKey(toolKey)))
+        .digest('hex'),
+    );
+    tool = (await redeem(toolWl, g1)).agent;
     const g2 = await createGrant(tool, { childId: id('retrieval'), scopes: ['docs:read'] });
-    const r = await redeem(retrievalWl, g2.grantId);
+    const r = await redeem(retrievalWl, g2);
     retrieval = r.agent;
 
     const v = verifyX509Svid(retrieval.chain, bundle(), { cache: null });
     const ctx = v.context!;
     assert.equal(v.id.toString(), id('retrieval'));
+    // Every hop's key is the one its parent's binding names: the tool-runner's and the leaf's.
+    assert.deepEqual(
+      Buffer.from(ctx.delegation[0]!.binding.childKeySha256),
+      createHash('sha256').update(ctx.delegation[1]!.publicKey).digest(),
+    );
+    assert.equal(Buffer.from(ctx.delegation[1]!.binding.childKeySha256).toString('hex'), g2.grantId);
     assert.deepEqual(ctx.principal, { id: 'alice', issuer: IDP, provenance: 'verified' });
     assert.equal(ctx.rootSessionId, started.res.sessionId);
     assert.equal(ctx.intent, 'summarise open tickets');
@@ -302,6 +328,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
         parentCert: planner.chain[0]!,
         parentKey: planner.key,
         childId: id('tool-runner'),
+        childKey: generateKeyPair('ec-p256').publicKey,
         scopes: [],
       });
       const binding: DelegationBinding = { ...base.binding, ...edit };
@@ -327,19 +354,69 @@ describe('sessions, delegation and revocation over mTLS', function () {
     assert.ok((await edited({})).grantId.length > 0);
   });
 
+  it('refuses a version-2 binding (no child key), signed by the parent, at CreateGrant', async () => {
+    const base = signGrant({
+      parentCert: planner.chain[0]!,
+      parentKey: planner.key,
+      childId: id('tool-runner'),
+      childKey: generateKeyPair('ec-p256').publicKey,
+      scopes: ['docs:read'],
+    });
+    // The same fields in the version-2 form: version 2, no child key. The parent's signature over it is genuine.
+    const v2 = parseTlv(base.bindingDer);
+    v2.children![BINDING.version] = primitive(0x02, Uint8Array.of(2));
+    v2.children!.splice(BINDING.childKeySha256, 1);
+    const der = writeTlv(v2);
+    const c = sessionClient(planner);
+    try {
+      const refused = call(c.createGrant.bind(c), {
+        binding: Buffer.from(der),
+        signature: Buffer.from(sign('sha256', der, planner.key)),
+      });
+      await rejectsCode(refused, 'ERR_GRANT_BINDING_INVALID');
+      await assert.rejects(refused, (e: grpc.ServiceError) =>
+        /binding\.version: 2 is not supported/.test(e.details),
+      );
+    } finally {
+      c.close();
+    }
+  });
+
   it('refuses a grant redeemed by another identity, replayed, or expired', async () => {
     const g = await createGrant(planner, { childId: id('tool-runner'), scopes: ['docs:read'] });
-    await rejectsCode(redeem(strangerWl, g.grantId), 'ERR_GRANT_WRONG_REDEEMER');
-    await redeem(toolWl, g.grantId);
-    await rejectsCode(redeem(toolWl, g.grantId), 'ERR_GRANT_REPLAYED');
+    await rejectsCode(redeem(strangerWl, g), 'ERR_GRANT_WRONG_REDEEMER');
+    await redeem(toolWl, g);
+    await rejectsCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
+    // Replayed with another key too: a used grant is reported as used, before anything else.
+    await rejectsCode(redeem(toolWl, g, generateKeyPair('ec-p256').privateKey), 'ERR_GRANT_REPLAYED');
     const short = await createGrant(planner, {
       childId: id('tool-runner'),
       scopes: ['docs:read'],
       redeemBy: new Date(Date.now() + 2500),
     });
     await new Promise((r) => setTimeout(r, 2600));
-    await rejectsCode(redeem(toolWl, short.grantId), 'ERR_GRANT_EXPIRED');
-    await rejectsCode(redeem(toolWl, 'f'.repeat(64)), 'ERR_GRANT_NOT_FOUND');
+    await rejectsCode(redeem(toolWl, short), 'ERR_GRANT_EXPIRED');
+    await rejectsCode(redeem(toolWl, { ...g, grantId: 'f'.repeat(64) }), 'ERR_GRANT_NOT_FOUND');
+  });
+
+  it('refuses a redemption with another key than the parent bound, and spends nothing', async () => {
+    const g = await createGrant(planner, { childId: id('tool-runner'), scopes: ['docs:read'] });
+    const other = generateKeyPair('ec-p256').privateKey;
+    await rejectsCode(redeem(toolWl, g, other), 'ERR_GRANT_KEY_MISMATCH');
+    // The grant is unspent: the key the parent named still redeems it, once, into an SVID for that key.
+    const redeemed = await redeem(toolWl, g);
+    const leaf = ParsedCertificate.fromDer(redeemed.agent.chain[0]!);
+    assert.deepEqual(Buffer.from(leaf.spkiDer), Buffer.from(spkiDer(createPublicKey(g.childKey))));
+    await rejectsCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
+  });
+
+  it('refuses a second grant for a key already granted (a child key is granted once)', async () => {
+    const childKey = generateKeyPair('ec-p256').privateKey;
+    await createGrant(planner, { childId: id('tool-runner'), scopes: ['docs:read'], childKey });
+    await rejectsCode(
+      createGrant(planner, { childId: id('tool-runner'), scopes: ['tools:run'], childKey }),
+      'ERR_GRANT_REPLAYED',
+    );
   });
 
   it('asserted principals only for entries allowed to assert them; unknown token issuers refused', async () => {
@@ -449,7 +526,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
     const c = sessionClient(p.agent);
     await call(c.endSession.bind(c), { sessionId: p.res.sessionId, reason: '' });
     c.close();
-    await rejectsCode(redeem(toolWl, g.grantId), 'ERR_SESSION_ENDED');
+    await rejectsCode(redeem(toolWl, g), 'ERR_SESSION_ENDED');
   });
 
   it('restart keeps sessions, grants and revocations', async () => {
@@ -458,8 +535,8 @@ describe('sessions, delegation and revocation over mTLS', function () {
     await s.stop();
     await start();
     // The grant survived and is still single use; the ended sessions stay ended; the feed has them all.
-    await redeem(toolWl, g.grantId);
-    await rejectsCode(redeem(toolWl, g.grantId), 'ERR_GRANT_REPLAYED');
+    await redeem(toolWl, g);
+    await rejectsCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
     await rejectsCode(
       createGrant(tool, { childId: id('retrieval'), scopes: ['docs:read'] }),
       'ERR_SESSION_ENDED',

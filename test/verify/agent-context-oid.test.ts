@@ -237,6 +237,7 @@ describe('agent-context OID', () => {
         parentCert: cert,
         parentKey: key.privateKey,
         childId: `spiffe://${TD}/agent/tool`,
+        childKey: generateKeyPair('ec-p256').publicKey,
         scopes: ['docs:read'],
       };
       expectMismatch(() => signGrant(params), DEFAULT_AGENT_CONTEXT_OID, CUSTOM);

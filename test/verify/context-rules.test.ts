@@ -28,6 +28,9 @@ import {
   TD,
 } from './helpers/delegation';
 import { expectCode } from './helpers/expect';
+import { encodeAgentContext } from '../../src/x509/agent-context/codec';
+import { issueX509Svid } from '../../src/x509/profiles';
+import { at, BINDING, CTX, LINK, parseTlv, primitive, writeTlv } from '../x509/agent-context/tlv';
 
 describe('agent-context rules', () => {
   let ca: Ca;
@@ -321,11 +324,23 @@ describe('agent-context rules', () => {
       expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID, /another key/);
     });
 
-    it('accepts any key for the child when the binding names none', () => {
-      const link = delegate(planner, retrieval.id, undefined, ['docs:read'], retrieval.cert.notAfter);
-      const ctx = structuredClone(retrieval.context);
-      ctx.delegation = [link];
-      verify(issueSvid(ca, retrieval.id, generateKeyPair().publicKey, ctx, 600));
+    it('refuses a chain with a binding that names no child key (version 2), whatever key the leaf holds', () => {
+      // A CA can still write the old form into a context; the verifier reads only version-3 bindings, in which
+      // the key is required, so no hop can go without its parent naming its key.
+      const root = parseTlv(encodeAgentContext(retrieval.context));
+      for (const i of [0, 1]) {
+        const b = at(root, CTX.delegation, i, LINK.binding);
+        b.children![BINDING.version] = primitive(0x02, Uint8Array.of(2));
+        b.children!.splice(BINDING.childKeySha256, 1);
+      }
+      const cert = issueX509Svid({
+        spiffeId: retrieval.id,
+        publicKey: generateKeyPair().publicKey,
+        issuer: ca,
+        ttlSeconds: 600,
+        agentContextDer: writeTlv(root),
+      }).cert;
+      expectCode(() => verify(cert), ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION, /binding\.version/);
     });
 
     it('rejects a middle link whose key is not the one the previous binding names', () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ParsedCertificate } from '../../x509/certificate';
 import type { AgentContext } from '../../x509/agent-context';
 import { describeKey } from '../../x509/keys';
@@ -50,10 +51,13 @@ export function describeSvidText(
       lines.push(
         `       -> delegated to ${link.binding.childId} with scopes ${link.binding.scopes.join(' ') || '(none)'} until ${isoSeconds(link.binding.notAfter)}`,
       );
+      // The key this hop's signature bound for the next one: the next link's key, or this certificate's.
+      lines.push(`          for the key sha256 ${Buffer.from(link.binding.childKeySha256).toString('hex')}`);
     });
     lines.push(
       `    ${context.delegation.length + 1}. ${id}  agent ${context.agentId}  session ${context.sessionId} (this certificate)`,
     );
+    lines.push(`       key sha256 ${createHash('sha256').update(cert.spkiDer).digest('hex')}`);
   }
   return lines.join('\n') + '\n';
 }

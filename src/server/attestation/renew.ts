@@ -94,19 +94,16 @@ async function renewSession(
   },
 ): Promise<SignedX509Svid> {
   assertLive(r.session, r.now);
-  const last = r.previous.delegation[r.previous.delegation.length - 1];
-  // A grant that named the child's key binds the session to that key: the chain would not verify otherwise.
-  if (
-    last?.binding.childKeySha256 !== undefined &&
-    !Buffer.from(r.csr.spki).equals(Buffer.from(r.leafSpki))
-  ) {
+  const delegated = r.previous.delegation.length > 0;
+  // The parent's binding names the child's key, so a delegated session keeps it: the chain would not verify
+  // for another.
+  if (delegated && !Buffer.from(r.csr.spki).equals(Buffer.from(r.leafSpki))) {
     throw new SessionError(
       ErrorCode.INVALID_ARGUMENT,
       `session ${r.session.id} was delegated to this key: renew with a CSR for the same key`,
     );
   }
   const allowed = new Set(r.entry.allowedScopes);
-  const delegated = r.previous.delegation.length > 0;
   // The issuance policy in force now applies too (a withdrawn scope goes at the next renewal, with the new
   // policy version); scopes only ever narrow here, so a renewal cannot widen what the session was given.
   const context: AgentContext = applyIssuancePolicy(

@@ -4,7 +4,6 @@
  * alter what the parent granted); the server checks the signature and every rule the verifier will check
  * later, refusing early with a distinct code, and stores the grant for single use.
  */
-import { createHash } from 'node:crypto';
 import { AgentContextError, ErrorCode, isLanyardError, SessionError } from '../../errors';
 import type { CreateGrantRequest, CreateGrantResponse } from '../../gen/lanyard/v1/session';
 import { decodeDelegationBinding, delegationLinkSha256 } from '../../x509/agent-context/codec';
@@ -76,7 +75,9 @@ export async function createGrant(
     );
   }
 
-  const id = createHash('sha256').update(binding.nonce).digest('hex');
+  // A grant is addressed to one child key, so the key names it: the child knows its grant's id before it exists,
+  // and a key is granted once (a second grant for it, or a replayed binding, is refused below).
+  const id = Buffer.from(binding.childKeySha256).toString('hex');
   try {
     // The grant and its audit record commit together.
     return await auditedTransaction(deps.store, async (tx): Promise<CreateGrantResponse> => {
@@ -97,7 +98,7 @@ export async function createGrant(
     if (isLanyardError(e) && e.code === ErrorCode.ALREADY_EXISTS) {
       throw new SessionError(
         ErrorCode.GRANT_REPLAYED,
-        'this binding nonce was used before: sign a fresh binding',
+        'a grant for this child key exists already: the child offers a fresh key for every grant',
       );
     }
     throw e;

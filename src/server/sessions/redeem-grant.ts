@@ -69,10 +69,11 @@ export async function redeemGrant(
       );
     }
     const binding = decodeDelegationBinding(grant.bindingDer);
-    if (binding.childKeySha256 !== undefined && !sameBytes(binding.childKeySha256, sha256(csr.spki))) {
+    // The parent signed for this key alone; issuing for another would leave the hop vouched for by the CA only.
+    if (!sameBytes(binding.childKeySha256, sha256(csr.spki))) {
       throw new SessionError(
-        ErrorCode.GRANT_WRONG_REDEEMER,
-        `grant ${grant.id} names the child's key, and the CSR is for another key`,
+        ErrorCode.GRANT_KEY_MISMATCH,
+        `grant ${grant.id} is for the key the parent bound, and the CSR is for another key`,
       );
     }
     const parentContext = contextOf(parentCert, deps.ca.agentContextOid);

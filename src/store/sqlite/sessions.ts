@@ -206,7 +206,7 @@ export class SqliteSessions {
     } catch (e) {
       if (isConstraintError(e)) {
         throw new AlreadyExistsError(
-          `grant ${g.id} already exists (a nonce is single use) or its session does not`,
+          `grant ${g.id} already exists (a child key is granted once) or its session does not`,
         );
       }
       throw e;

@@ -79,7 +79,7 @@ export function decodeAgentContext(der: Uint8Array): AgentContext {
   return ctx;
 }
 
-/** The exact bytes a parent signs when it delegates: DER of the DelegationBinding (binding version 2). */
+/** The exact bytes a parent signs when it delegates: DER of the DelegationBinding (binding version 3). */
 export function encodeDelegationBinding(binding: DelegationBinding): Uint8Array {
   assertValidDelegationBinding(binding);
   return write(() => bindingDer(binding), 'binding');

@@ -21,8 +21,6 @@ import { fail, malformed } from './field-rules';
 import { AGENT_CONTEXT_VERSION, DELEGATION_BINDING_VERSION } from './types';
 
 const TAG_UTF8_STRING = 0x0c;
-/** childKeySha256 [0] IMPLICIT OCTET STRING: context-specific, primitive. */
-const TAG_CHILD_KEY = 0x80;
 const Z = 0x5a;
 
 // Fatal: invalid or overlong UTF-8 and encoded surrogates are refused, never replaced. ignoreBOM: a leading
@@ -35,7 +33,6 @@ const TYPE_NAMES: Record<number, string> = {
   [TAG_UTF8_STRING]: 'a UTF8String',
   [TAG_GENERALIZED_TIME]: 'a GeneralizedTime',
   [TAG_SEQUENCE]: 'a SEQUENCE',
-  [TAG_CHILD_KEY]: 'a [0] OCTET STRING',
 };
 
 /** The elements of one constructed element, read in order. A leaf's field name is built only when it fails. */
@@ -189,21 +186,20 @@ function generalizedTime(buf: Uint8Array, tlv: Tlv): Date | undefined {
 
 function readBinding(r: ElementReader): Record<string, unknown> {
   r.version('version', DELEGATION_BINDING_VERSION);
-  const b: Record<string, unknown> = {
+  const b = {
     parentCertSha256: r.octets('parentCertSha256'),
     childId: r.utf8('childId'),
+    childKeySha256: r.octets('childKeySha256'),
+    scopes: r.scopes('scopes'),
+    notAfter: r.time('notAfter'),
+    redeemBy: r.time('redeemBy'),
+    nonce: r.octets('nonce'),
+    rootSessionId: r.utf8('rootSessionId'),
+    principalId: r.utf8('principalId'),
+    principalIssuer: r.utf8('principalIssuer'),
+    principalProvenance: r.utf8('principalProvenance'),
+    prevLinkSha256: r.octets('prevLinkSha256'),
   };
-  // Absent stays absent (no `childKeySha256: undefined` key), so decode(encode(x)) deep-equals x.
-  if (r.peekTag() === TAG_CHILD_KEY) b.childKeySha256 = r.octets('childKeySha256', TAG_CHILD_KEY);
-  b.scopes = r.scopes('scopes');
-  b.notAfter = r.time('notAfter');
-  b.redeemBy = r.time('redeemBy');
-  b.nonce = r.octets('nonce');
-  b.rootSessionId = r.utf8('rootSessionId');
-  b.principalId = r.utf8('principalId');
-  b.principalIssuer = r.utf8('principalIssuer');
-  b.principalProvenance = r.utf8('principalProvenance');
-  b.prevLinkSha256 = r.octets('prevLinkSha256');
   r.done();
   return b;
 }

@@ -15,8 +15,6 @@ import {
 } from './types';
 
 const TAG_UTF8_STRING = 0x0c;
-/** childKeySha256 [0] IMPLICIT OCTET STRING: context-specific, primitive. */
-const TAG_CHILD_KEY = 0x80;
 
 const utf8 = (s: string): DerNode => textNode(TAG_UTF8_STRING, s);
 const octets = (b: Uint8Array): DerNode => bytesNode(TAG_OCTET_STRING, b);
@@ -34,10 +32,11 @@ function scopes(list: readonly string[]): DerNode {
 }
 
 function bindingNode(b: DelegationBinding): DerNode {
-  const parts = [version(DELEGATION_BINDING_VERSION), octets(b.parentCertSha256), utf8(b.childId)];
-  // childKeySha256 [0] IMPLICIT OCTET STRING OPTIONAL: absent means no element at all.
-  if (b.childKeySha256 !== undefined) parts.push(bytesNode(TAG_CHILD_KEY, b.childKeySha256));
-  parts.push(
+  return sequence(
+    version(DELEGATION_BINDING_VERSION),
+    octets(b.parentCertSha256),
+    utf8(b.childId),
+    octets(b.childKeySha256),
     scopes(b.scopes),
     time(b.notAfter),
     time(b.redeemBy),
@@ -48,7 +47,6 @@ function bindingNode(b: DelegationBinding): DerNode {
     utf8(b.principalProvenance),
     octets(b.prevLinkSha256),
   );
-  return constructedNode(TAG_SEQUENCE, parts);
 }
 
 function linkNode(l: DelegationLink): DerNode {

@@ -90,7 +90,7 @@ function copyLink(l: DelegationLink): DelegationLink {
     binding: {
       parentCertSha256: Uint8Array.from(b.parentCertSha256),
       childId: b.childId,
-      ...(b.childKeySha256 !== undefined ? { childKeySha256: Uint8Array.from(b.childKeySha256) } : {}),
+      childKeySha256: Uint8Array.from(b.childKeySha256),
       scopes: [...b.scopes],
       notAfter: new Date(b.notAfter.getTime()),
       redeemBy: new Date(b.redeemBy.getTime()),

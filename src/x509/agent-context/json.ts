@@ -10,7 +10,7 @@ import { assertValidAgentContext } from './validate';
 export interface DelegationBindingJson {
   parentCertSha256: string;
   childId: string;
-  childKeySha256?: string;
+  childKeySha256: string;
   scopes: string[];
   notAfter: string;
   redeemBy: string;
@@ -54,7 +54,7 @@ function bindingToJson(b: DelegationBinding): DelegationBindingJson {
   return {
     parentCertSha256: hex(b.parentCertSha256),
     childId: b.childId,
-    ...(b.childKeySha256 !== undefined ? { childKeySha256: hex(b.childKeySha256) } : {}),
+    childKeySha256: hex(b.childKeySha256),
     scopes: [...b.scopes],
     notAfter: iso(b.notAfter),
     redeemBy: iso(b.redeemBy),

@@ -36,7 +36,7 @@ export function bindingToAsn(b: DelegationBinding): DelegationBindingAsn {
   asn.version = DELEGATION_BINDING_VERSION;
   asn.parentCertSha256 = toBuffer(b.parentCertSha256);
   asn.childId = b.childId;
-  if (b.childKeySha256 !== undefined) asn.childKeySha256 = toBuffer(b.childKeySha256);
+  asn.childKeySha256 = toBuffer(b.childKeySha256);
   asn.scopes = [...b.scopes];
   asn.notAfter = new Date(b.notAfter.getTime());
   asn.redeemBy = new Date(b.redeemBy.getTime());
@@ -87,7 +87,7 @@ export function contextToAsn(c: AgentContext): AgentContextAsn {
 
 /** Untrusted until validated: the caller must run assertValidDelegationBinding on the result. */
 export function bindingFromAsn(asn: DelegationBindingAsn, field: string): unknown {
-  // The binding version is not part of the typed value (only v1 exists), so it is checked here.
+  // The binding version is not part of the typed value (one version is read), so it is checked here.
   if (asn.version !== DELEGATION_BINDING_VERSION) {
     fail(
       ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
@@ -95,13 +95,10 @@ export function bindingFromAsn(asn: DelegationBindingAsn, field: string): unknow
       `${String(asn.version)} is not supported (only ${DELEGATION_BINDING_VERSION})`,
     );
   }
-  const b: Record<string, unknown> = {
+  return {
     parentCertSha256: fromBuffer(asn.parentCertSha256),
     childId: asn.childId,
-  };
-  // Absent stays absent (no `childKeySha256: undefined` key), so decode(encode(x)) deep-equals x.
-  if (asn.childKeySha256 !== undefined) b.childKeySha256 = fromBuffer(asn.childKeySha256);
-  return Object.assign(b, {
+    childKeySha256: fromBuffer(asn.childKeySha256),
     scopes: [...asn.scopes],
     notAfter: asn.notAfter,
     redeemBy: asn.redeemBy,
@@ -111,7 +108,7 @@ export function bindingFromAsn(asn: DelegationBindingAsn, field: string): unknow
     principalIssuer: asn.principalIssuer,
     principalProvenance: asn.principalProvenance,
     prevLinkSha256: fromBuffer(asn.prevLinkSha256),
-  });
+  };
 }
 
 function linkFromAsn(asn: DelegationLinkAsn, field: string): unknown {

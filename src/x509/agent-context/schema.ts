@@ -60,10 +60,11 @@
  * }
  *
  * DelegationBinding ::= SEQUENCE {
- *   version           INTEGER { v2(2) },   -- v1 lacked principalProvenance; any other value is refused
+ *   version           INTEGER { v3(3) },   -- v1 lacked principalProvenance, v2 let childKeySha256 be absent;
+ *                                          -- any other value is refused
  *   parentCertSha256  Sha256,
  *   childId           SpiffeId,
- *   childKeySha256    [0] Sha256 OPTIONAL,   -- of the child's SubjectPublicKeyInfo (DER)
+ *   childKeySha256    Sha256,              -- of the child's SubjectPublicKeyInfo (DER), bound at grant time
  *   scopes            Scopes,
  *   notAfter          GeneralizedTime,
  *   redeemBy          GeneralizedTime,
@@ -123,8 +124,8 @@ export class DelegationBindingAsn {
   @AsnProp({ type: AsnPropTypes.Utf8String })
   childId = '';
 
-  @AsnProp({ type: AsnPropTypes.OctetString, context: 0, implicit: true, optional: true })
-  childKeySha256?: ArrayBuffer;
+  @AsnProp({ type: AsnPropTypes.OctetString })
+  childKeySha256 = new ArrayBuffer(0);
 
   @AsnProp({ type: AsnPropTypes.Utf8String, repeated: 'sequence' })
   scopes: string[] = [];

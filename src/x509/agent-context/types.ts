@@ -10,9 +10,10 @@ export const AGENT_CONTEXT_VERSION = 1;
 /**
  * Version of the DelegationBinding structure. It is the first field of the signed DER, so a parent's
  * signature over one binding version can never be read as a signature over another. Version 2 added
- * principalProvenance; version 1 bindings (which left it unsigned) are refused, never read as version 2.
+ * principalProvenance; version 3 made childKeySha256 required, so every hop after the first holds a key its
+ * parent signed for. Older versions are refused, never read as version 3.
  */
-export const DELEGATION_BINDING_VERSION = 2;
+export const DELEGATION_BINDING_VERSION = 3;
 
 /** How the originating principal was established. */
 export type PrincipalProvenance = 'verified' | 'workload' | `asserted-by:${string}`;
@@ -45,8 +46,11 @@ export interface DelegationBinding {
   parentCertSha256: Uint8Array;
   /** SPIFFE ID the delegation is for. */
   childId: string;
-  /** SHA-256 of the child's SubjectPublicKeyInfo when known at signing time. 32 bytes. */
-  childKeySha256?: Uint8Array;
+  /**
+   * SHA-256 of the child's SubjectPublicKeyInfo (DER), 32 bytes: the child sends it before the parent signs, the
+   * server issues the delegated SVID only for that key, and verifiers require the next hop to hold it.
+   */
+  childKeySha256: Uint8Array;
   /** Scopes granted to the child: a subset of the parent's scopes. */
   scopes: string[];
   /** Latest expiry of any SVID issued from this delegation: not after the parent's own expiry. */

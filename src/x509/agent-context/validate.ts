@@ -37,7 +37,7 @@ export function assertValidDelegationBinding(
   const b = requireRecord(value, field);
   checkSha256(b.parentCertSha256, `${field}.parentCertSha256`);
   checkSpiffeId(b.childId, `${field}.childId`);
-  if (b.childKeySha256 !== undefined) checkSha256(b.childKeySha256, `${field}.childKeySha256`);
+  checkSha256(b.childKeySha256, `${field}.childKeySha256`);
   checkScopes(b.scopes, `${field}.scopes`);
   checkTime(b.notAfter, `${field}.notAfter`);
   checkTime(b.redeemBy, `${field}.redeemBy`);

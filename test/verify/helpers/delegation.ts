@@ -96,7 +96,7 @@ export function sha256(b: Uint8Array): Uint8Array {
 export function delegate(
   parent: Hop,
   childId: string,
-  childPublicKey: KeyObject | undefined,
+  childPublicKey: KeyObject,
   scopes: string[],
   notAfter: Date,
   overrides: { binding?: Partial<DelegationBinding>; link?: Partial<Omit<DelegationLink, 'binding'>> } = {},
@@ -105,7 +105,7 @@ export function delegate(
   const binding: DelegationBinding = {
     parentCertSha256: parent.cert.sha256,
     childId,
-    ...(childPublicKey !== undefined ? { childKeySha256: sha256(spkiDer(childPublicKey)) } : {}),
+    childKeySha256: sha256(spkiDer(childPublicKey)),
     scopes,
     notAfter: seconds(notAfter),
     redeemBy: seconds(Date.now() + 60_000),

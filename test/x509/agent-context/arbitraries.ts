@@ -40,6 +40,9 @@ const MAX_SECONDS = Date.UTC(9999, 11, 31, 23, 59, 59) / 1000;
 export const time = fc.integer({ min: 0, max: MAX_SECONDS }).map((s) => new Date(s * 1000));
 export const sha256 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 
+/** Plain prototypes, as decoded values have. */
+const plain = { noNullPrototype: true } as const;
+
 export const binding: fc.Arbitrary<DelegationBinding> = fc.record(
   {
     parentCertSha256: sha256,
@@ -55,26 +58,8 @@ export const binding: fc.Arbitrary<DelegationBinding> = fc.record(
     principalProvenance: provenanceWord,
     prevLinkSha256: fc.oneof(fc.constant(new Uint8Array(0)), sha256),
   },
-  // childKeySha256 is optional: absent, never `undefined`. Plain prototypes, as decoded values have.
-  {
-    noNullPrototype: true,
-    requiredKeys: [
-      'parentCertSha256',
-      'childId',
-      'scopes',
-      'notAfter',
-      'redeemBy',
-      'nonce',
-      'rootSessionId',
-      'principalId',
-      'principalIssuer',
-      'principalProvenance',
-      'prevLinkSha256',
-    ],
-  },
+  plain,
 );
-
-const plain = { noNullPrototype: true } as const;
 
 export const link: fc.Arbitrary<DelegationLink> = fc.record(
   {

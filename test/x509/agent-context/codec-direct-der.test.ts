@@ -5,8 +5,9 @@ import {
   decodeDelegationBinding,
   encodeAgentContext,
   encodeDelegationBinding,
+  type DelegationBinding,
 } from '../../../src/x509/agent-context';
-import { contextWithLinks, expectAgentContextError, sampleBinding, sampleContext } from './fixtures';
+import { bytes, contextWithLinks, expectAgentContextError, sampleBinding, sampleContext } from './fixtures';
 import { at, BINDING, CTX, LINK, parseTlv, primitive, PROVENANCE, writeTlv } from './tlv';
 
 const MALFORMED = ErrorCode.MALFORMED_AGENT_CONTEXT;
@@ -86,12 +87,23 @@ describe('agent-context codec: the direct DER reader', () => {
 });
 
 describe('agent-context codec: decodeDelegationBinding', () => {
-  it('reads what encodeDelegationBinding writes, with and without childKeySha256', () => {
-    const withKey = sampleBinding();
+  it('reads what encodeDelegationBinding writes', () => {
+    const b = sampleBinding();
+    assert.deepStrictEqual(decodeDelegationBinding(encodeDelegationBinding(b)), b);
+  });
+
+  it('refuses to encode a binding that names no child key (or a partial one)', () => {
     const { childKeySha256: _omit, ...withoutKey } = sampleBinding();
-    for (const b of [withKey, withoutKey]) {
-      assert.deepStrictEqual(decodeDelegationBinding(encodeDelegationBinding(b)), b);
-    }
+    expectAgentContextError(
+      () => encodeDelegationBinding(withoutKey as DelegationBinding),
+      ErrorCode.MALFORMED_AGENT_CONTEXT,
+      'childKeySha256',
+    );
+    expectAgentContextError(
+      () => encodeDelegationBinding(sampleBinding({ childKeySha256: bytes(31) })),
+      ErrorCode.MALFORMED_AGENT_CONTEXT,
+      'childKeySha256',
+    );
   });
 
   it('refuses trailing bytes, truncation at every offset, and input that is not bytes', () => {
@@ -155,7 +167,7 @@ describe('agent-context codec: decodeDelegationBinding', () => {
   });
 
   it('refuses another binding version as unsupported, an invalid field by name, and oversized input first', () => {
-    for (const v of [1, 3]) {
+    for (const v of [1, 2, 4]) {
       const other = parseTlv(encodeDelegationBinding(sampleBinding()));
       other.children![BINDING.version] = primitive(0x02, Uint8Array.of(v));
       expectAgentContextError(

@@ -31,18 +31,21 @@ describe('agent-context codec: round trip', () => {
     roundTrip(sampleContext());
   });
 
-  it('keeps every field with one link, with and without childKeySha256', () => {
-    roundTrip(contextWithLinks(1));
-    const { childKeySha256: _omitted, ...withoutChildKey } = sampleBinding();
-    const ctx = sampleContext({ delegation: [sampleLink({ binding: withoutChildKey })] });
+  it('keeps every field with one link, the child key included', () => {
+    const ctx = contextWithLinks(1);
     roundTrip(ctx);
-    assert.ok(!('childKeySha256' in decodeAgentContext(encodeAgentContext(ctx)).delegation[0]!.binding));
+    assert.deepStrictEqual(
+      decodeAgentContext(encodeAgentContext(ctx)).delegation[0]!.binding.childKeySha256,
+      bytes(32, 0x22),
+    );
   });
 
   it('keeps the order and content of several links', () => {
     const ctx = contextWithLinks(5);
-    const { childKeySha256: _omitted, ...withoutChildKey } = sampleBinding({ prevLinkSha256: bytes(32, 9) });
-    ctx.delegation[2] = sampleLink({ agentId: 'no-child-key', binding: withoutChildKey });
+    ctx.delegation[2] = sampleLink({
+      agentId: 'another-child-key',
+      binding: sampleBinding({ prevLinkSha256: bytes(32, 9), childKeySha256: bytes(32, 0x77) }),
+    });
     roundTrip(ctx);
   });
 
@@ -96,17 +99,20 @@ describe('agent-context codec: round trip', () => {
     assert.ok(indexOfBytes(der, Buffer.from('\x18\x0f20250601120000Z', 'latin1')) > 0);
   });
 
-  it('encodes a binding deterministically, with version 2 first and [0] for childKeySha256', () => {
+  it('encodes a binding deterministically, with version 3 first and childKeySha256 after childId', () => {
     const der = encodeDelegationBinding(sampleBinding());
     assert.deepStrictEqual(der, encodeDelegationBinding(sampleBinding()));
     const start = contentStart(der);
-    assert.deepStrictEqual([...der.subarray(start, start + 3)], [0x02, 0x01, 0x02]);
+    assert.deepStrictEqual([...der.subarray(start, start + 3)], [0x02, 0x01, 0x03]);
     // principalProvenance is signed: its UTF8String sits between principalIssuer and prevLinkSha256.
     const issuer = Buffer.from('\x0c\x17https://idp.example.org\x0c\x08verified\x04\x00', 'latin1');
     assert.ok(indexOfBytes(der, issuer) > 0);
-    assert.ok(indexOfBytes(der, Buffer.concat([Buffer.from([0x80, 0x20]), bytes(32, 0x22)])) > 0);
-    const { childKeySha256: _omitted, ...withoutChildKey } = sampleBinding();
-    assert.equal(indexOfBytes(encodeDelegationBinding(withoutChildKey), Buffer.from([0x80, 0x20])), -1);
+    // childId, then the child key as a plain OCTET STRING (version 2's optional [0] is gone).
+    const childThenKey = Buffer.concat([
+      Buffer.from('\x0c\x26spiffe://example.org/agent/tool-runner\x04\x20', 'latin1'),
+      bytes(32, 0x22),
+    ]);
+    assert.ok(indexOfBytes(der, childThenKey) > 0);
   });
 
   it('hashes a link as the SHA-256 of exactly the bytes it occupies inside the context', () => {

@@ -60,7 +60,7 @@ describe('agent-context codec: strict DER', () => {
     });
 
     it('refuses a binding of another version as unsupported', () => {
-      for (const v of [1, 3]) {
+      for (const v of [1, 2, 4]) {
         const root = tree();
         binding(root).children![BINDING.version] = primitive(0x02, Uint8Array.of(v));
         expectAgentContextError(
@@ -188,7 +188,7 @@ describe('agent-context codec: strict DER', () => {
       }
     });
 
-    it('refuses a string of another type, a SET for a SEQUENCE, and an explicit [0] for the implicit one', () => {
+    it('refuses a string of another type, a SET for a SEQUENCE, and a tagged childKeySha256', () => {
       const printable = tree();
       printable.children![CTX.agentId] = primitive(0x13, 'tool-runner');
       expectMalformed(printable);
@@ -198,13 +198,31 @@ describe('agent-context codec: strict DER', () => {
       scopes.id = [0x31];
       expectMalformed(set);
 
+      // Version 2's optional [0] form of the child key (implicit and explicit) is not version 3's OCTET STRING.
+      const implicit = tree();
+      const childKey = binding(implicit).children![BINDING.childKeySha256]!;
+      binding(implicit).children![BINDING.childKeySha256] = primitive(0x80, childKey.content!);
+      expectMalformed(implicit);
       const explicit = tree();
-      const childKey = binding(explicit).children![BINDING.childKeySha256]!;
       binding(explicit).children![BINDING.childKeySha256] = {
         id: [0xa0],
         children: [primitive(0x04, childKey.content!)],
       };
       expectMalformed(explicit);
+    });
+
+    it('refuses a binding without childKeySha256, as version 2 allowed, whatever version it claims', () => {
+      for (const v of [2, 3]) {
+        const root = tree();
+        const b = binding(root);
+        b.children![BINDING.version] = primitive(0x02, Uint8Array.of(v));
+        b.children!.splice(BINDING.childKeySha256, 1);
+        expectAgentContextError(
+          () => decodeAgentContext(writeTlv(root)),
+          v === 3 ? MALFORMED : UNSUPPORTED,
+          v === 3 ? 'childKeySha256' : 'delegation[0].binding.version',
+        );
+      }
     });
 
     it('refuses unknown extra elements, at the end and in the middle', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { AgentContextError, ErrorCode, MalformedInputError } from '../../../src/errors';
 import {
   buildDelegationLink,
@@ -14,6 +14,7 @@ import {
 } from '../../../src/x509/agent-context';
 import { generateKeyPair, type KeyAlgorithm, spkiDer, verifyWithKey } from '../../../src/x509/keys';
 import { bytes, sampleBinding, sampleContext, T1 } from './fixtures';
+import { BINDING, parseTlv, primitive, writeTlv } from './tlv';
 
 const ALGORITHMS: KeyAlgorithm[] = ['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048'];
 const keys = new Map<KeyAlgorithm, { privateKey: KeyObject; publicKey: KeyObject }>();
@@ -48,7 +49,7 @@ const bindingChanges: [string, (b: DelegationBinding) => DelegationBinding][] = 
     'childKeySha256 removed',
     (b) => {
       const { childKeySha256: _removed, ...rest } = b;
-      return rest;
+      return rest as DelegationBinding;
     },
   ],
   ['scopes widened', (b) => ({ ...b, scopes: [...b.scopes, 'deploy'] })],
@@ -176,6 +177,19 @@ describe('delegation link signature', () => {
     assert.deepStrictEqual(link.scopes, ['repo:read']);
     assert.equal(verifyDelegationLinkSignature(link), true);
     assert.ok(!('privateKey' in link));
+  });
+
+  it("a parent's signature over the same fields encoded as a version-2 binding does not verify as version 3", () => {
+    const { privateKey } = keyFor('ec-p256');
+    const link = linkSignedBy(privateKey);
+    // The version-2 encoding of the same values: version 2, and the child key as the optional [0] element.
+    const v2 = parseTlv(encodeDelegationBinding(link.binding));
+    v2.children![BINDING.version] = primitive(0x02, Uint8Array.of(2));
+    v2.children![BINDING.childKeySha256] = primitive(0x80, link.binding.childKeySha256);
+    const oldSignature = signDelegationBinding(link.binding, privateKey);
+    assert.equal(verifyDelegationLinkSignature({ ...link, signature: oldSignature }), true, 'control');
+    const signedV2 = new Uint8Array(sign('sha256', writeTlv(v2), privateKey));
+    assert.equal(verifyDelegationLinkSignature({ ...link, signature: signedV2 }), false);
   });
 
   it('chains links by hash: each binding names the DER hash of the link before it', () => {

@@ -89,7 +89,6 @@ export const CTX = {
 } as const;
 export const PROVENANCE = { method: 0, evidenceSha256: 1, issuer: 2, issuedAt: 3 } as const;
 export const LINK = { spiffeId: 0, scopes: 3, notAfter: 4, publicKey: 6, binding: 7, signature: 8 } as const;
-/** With childKeySha256 present. */
 export const BINDING = {
   version: 0,
   childId: 2,
