@@ -29,6 +29,7 @@ export {
   type AuditDecision,
   type AuditEvent,
   type AuditEventType,
+  type AuditFieldChange,
   type AuditRecord,
 } from './record';
 export {

@@ -355,6 +355,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       const newToken = (secret: string, ms = 60_000) => ({
         id: `jt-${secret}`,
         tokenHash: hashJoinToken(secret),
+        entryId: 'e-1',
         spiffeId: `${TD}/agents/a`,
         expiresAt: expiresIn(ms),
       });
@@ -509,6 +510,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
             await tx.createJoinToken({
               id: 'tx-token',
               tokenHash: hashJoinToken('tx'),
+              entryId: 'e-1',
               spiffeId: `${TD}/a`,
               expiresAt: new Date(clock.now().getTime() + 60_000),
             });
@@ -859,6 +861,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         await store.createJoinToken({
           id: 'jt',
           tokenHash: hashJoinToken('persist'),
+          entryId: 'e-1',
           spiffeId: `${TD}/agents/a`,
           expiresAt: new Date(clock.now().getTime() + 60_000),
         });

@@ -21,13 +21,15 @@ import {
 
 export { NO_POLICY_VERSION };
 export const RENEW_METHOD = 'renew';
+/** The session id of a workload SVID starts with this; a task session's never does (sessions/issue.ts). */
+export const WORKLOAD_SESSION_PREFIX = 'ws-';
 
 export function newWorkloadContext(
   entry: Entry,
   provenance: TokenProvenance,
   policy?: IssuancePolicySource,
 ): AgentContext {
-  const sessionId = `ws-${randomBytes(16).toString('hex')}`;
+  const sessionId = `${WORKLOAD_SESSION_PREFIX}${randomBytes(16).toString('hex')}`;
   return applyIssuancePolicy(
     policy,
     entry.spiffeId,

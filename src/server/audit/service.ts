@@ -39,7 +39,7 @@ export interface AuditServiceDeps {
    * Who is calling, for IngestAuditChain: the verified SPIFFE ID of the caller's SVID (public listener; throws
    * when there is none). Absent on the admin socket, whose only callers are the server's owner.
    */
-  callerId?: (call: grpc.ServerUnaryCall<unknown, unknown>) => string;
+  callerId?: (call: grpc.ServerUnaryCall<unknown, unknown>) => Promise<string>;
 }
 
 const KEYS: Record<NonNullable<QueryAuditRecordsRequest['key']>['$case'], AuditQueryKey> = {
@@ -130,7 +130,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
     ingestAuditChain: unaryHandler('IngestAuditChain', log, async (req, call) => {
       // Who ships: on the public listener only the service whose chain it is (its verified SVID names the
       // chain); on the admin socket the server's owner, who may ship any chain.
-      const caller = deps.callerId?.(call as grpc.ServerUnaryCall<unknown, unknown>);
+      const caller = await deps.callerId?.(call as grpc.ServerUnaryCall<unknown, unknown>);
       const parsed = parseChainText(Buffer.from(req.jsonl).toString('utf8'));
       const chain = parsed.chain;
       if (chain === recorder.chain) {
