@@ -457,19 +457,16 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     );
   });
 
-  it('a join token bound to an ID without an entry is PERMISSION_DENIED and stays unspent', async () => {
+  it('a join token is bound to an entry: for a SPIFFE ID without one, none is created (NOT_FOUND)', async () => {
     const id = `spiffe://${TD}/agents/unregistered`;
-    const { token } = await s.client.createJoinToken({ spiffeId: id });
-    await rejectsGrpc(
-      attest(pub.attestation, {
-        attestorType: 'join_token',
-        evidence: Buffer.from(token),
-        csr: newKey().csr,
-      }),
-      grpc.status.PERMISSION_DENIED,
-      id,
+    const err = await s.client.createJoinToken({ spiffeId: id }).then(
+      () => assert.fail('a token was created for an ID without an entry'),
+      (e: unknown) => e as { code: number; lanyardCode?: string; details: string },
     );
+    assert.equal(err.code, grpc.status.NOT_FOUND);
+    assert.match(err.details, /create the entry first/);
     await s.client.createEntry({ entry: { spiffeId: id, selectors: [{ type: 'unix', value: 'uid:7' }] } });
+    const { token } = await s.client.createJoinToken({ spiffeId: id });
     const r = await attest(pub.attestation, {
       attestorType: 'join_token',
       evidence: Buffer.from(token),

@@ -365,6 +365,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.equal(created.spentAt, undefined);
         const used = await store.consumeJoinToken(hashJoinToken('s1'), clock.now());
         assert.equal(used.spiffeId, `${TD}/agents/a`);
+        assert.equal(used.entryId, 'e-1', 'the token names the entry it was created for');
         assert.deepEqual(used.spentAt, clock.now());
         await rejectsWithCode(
           store.consumeJoinToken(hashJoinToken('s1'), clock.now()),
