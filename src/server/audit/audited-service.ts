@@ -66,6 +66,12 @@ export interface AuditServiceOptions {
    * read-only one an `admin.read` record (a state-changing one has its own record already).
    */
   admin?: 'all' | readonly string[];
+  /**
+   * Which admin reads get an `admin.read` record: all (default), or only refusals — for the audit trail's
+   * own reads, whose record would land in the chain being read (a head that is stale when it arrives, an
+   * export followed by an unsigned record); those allowed reads are in the log only.
+   */
+  adminReads?: 'all' | 'refusals';
   /** For the admin-call log lines: "admin" (the socket) or "public". */
   listener?: string;
 }
@@ -114,10 +120,10 @@ function adminReadEvent(method: MethodInfo, caller: AuditCaller): AuditEvent {
   };
 }
 
-function adminRead(method: MethodInfo): MethodAudit {
+function adminRead(method: MethodInfo, allowedToo: boolean): MethodAudit {
   return {
     event: 'admin.read',
-    allowed: (_req: never, _res: never, caller) => [adminReadEvent(method, caller)],
+    allowed: (_req: never, _res: never, caller) => (allowedToo ? [adminReadEvent(method, caller)] : []),
     denied: (_req: never, caller) => adminReadEvent(method, caller),
   };
 }
@@ -155,7 +161,7 @@ export function auditService(
     if (!options.readOnly.includes(method.name) && !attrs.requestStream && !attrs.responseStream) {
       throw new Error(`${service.name}.${method.name}: no audit describer and not marked read-only`);
     }
-    return isAdmin(method.name) ? adminRead(method) : undefined;
+    return isAdmin(method.name) ? adminRead(method, options.adminReads !== 'refusals') : undefined;
   };
   for (const name of Object.keys(service.implementation)) {
     const attrs = service.definition[name];
@@ -241,6 +247,7 @@ export function auditService(
           if (settled) return;
           settled = true;
           logAdmin(method, caller, err);
+          if (!err && options.adminReads === 'refusals') return;
           const event: AuditEvent = {
             ...adminReadEvent(method, caller),
             ...(err && { decision: 'deny', reason: errorCodeOf(err) }),

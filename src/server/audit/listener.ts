@@ -127,6 +127,7 @@ export function auditListener(
     // Shipping a chain is an admin act only on the socket (any chain); on the public listener it is the
     // shipper's own.
     admin: kind === 'admin' ? 'all' : ['queryAuditRecords', 'getAuditHead', 'exportAudit'],
+    adminReads: 'refusals',
     methods: {
       ingestAuditChain: {
         event: 'audit.ingest',
