@@ -1,11 +1,15 @@
 /** Agents with workload and session SVIDs against a real test server, for the revocation tests. */
 import type { KeyObject } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { signGrant, type GrantParams } from '../../src/client/delegation';
 import {
+  type CreateGrantResponse,
+  type RedeemGrantResponse,
   SessionServiceClient,
   StartSessionRequest,
   type StartSessionResponse,
 } from '../../src/gen/lanyard/v1/session';
+import { ParsedCertificate } from '../../src/x509/certificate';
 import type { TestServer } from './helpers';
 import { attest, connectPublic, newKey, publicCredentials, PUBLIC_CHANNEL_OPTIONS } from './public-client';
 
@@ -79,4 +83,43 @@ export async function startSession(
   } finally {
     c.close();
   }
+}
+
+/** The parent (holding a session SVID) signs a grant for `childId` and registers it with CreateGrant. */
+export async function createGrant(
+  s: TestServer,
+  parent: Agent,
+  params: Omit<GrantParams, 'parentCert' | 'parentKey'>,
+): Promise<CreateGrantResponse> {
+  const signed = signGrant({ parentCert: parent.chain[0]!, parentKey: parent.key, ...params });
+  const c = sessionClient(s, parent);
+  try {
+    return await unary(c.createGrant.bind(c), {
+      binding: Buffer.from(signed.bindingDer),
+      signature: Buffer.from(signed.signature),
+    });
+  } finally {
+    c.close();
+  }
+}
+
+/** The child redeems a grant with the SVID it presents (its workload SVID); returns its delegated session. */
+export async function redeemGrant(
+  s: TestServer,
+  child: Agent,
+  grantId: string,
+): Promise<{ agent: Agent; res: RedeemGrantResponse }> {
+  const c = sessionClient(s, child);
+  try {
+    const { key, csr } = newKey();
+    const res = await unary(c.redeemGrant.bind(c), { grantId, csr });
+    return { agent: { ...child, key, chain: res.svid!.certChain.map((b) => new Uint8Array(b)) }, res };
+  } finally {
+    c.close();
+  }
+}
+
+/** The serial (lowercase hex) of an agent's current certificate. */
+export function serialOf(agent: Agent): string {
+  return ParsedCertificate.fromDer(agent.chain[0]!).serialHex;
 }
