@@ -125,6 +125,7 @@ export const ErrorCode = {
   NOT_A_SESSION: 'ERR_NOT_A_SESSION',
   SESSION_ENDED: 'ERR_SESSION_ENDED',
   SESSION_EXPIRED: 'ERR_SESSION_EXPIRED',
+  SESSION_UNKNOWN: 'ERR_SESSION_UNKNOWN',
   DELEGATE_NOT_ALLOWED: 'ERR_DELEGATE_NOT_ALLOWED',
   GRANT_BINDING_INVALID: 'ERR_GRANT_BINDING_INVALID',
   GRANT_NOT_FOUND: 'ERR_GRANT_NOT_FOUND',
@@ -261,6 +262,9 @@ const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
   ERR_NOT_A_SESSION: GrpcStatus.FAILED_PRECONDITION,
   ERR_SESSION_ENDED: GrpcStatus.PERMISSION_DENIED,
   ERR_SESSION_EXPIRED: GrpcStatus.PERMISSION_DENIED,
+  // A session SVID whose session this server cannot vouch for: not stored (pruned, or another server's
+  // database), or stored before the server recorded what the session hangs on. Refused, never guessed.
+  ERR_SESSION_UNKNOWN: GrpcStatus.PERMISSION_DENIED,
   ERR_DELEGATE_NOT_ALLOWED: GrpcStatus.PERMISSION_DENIED,
   // The binding does not decode, is not signed by the caller's key, or does not match the caller's session.
   ERR_GRANT_BINDING_INVALID: GrpcStatus.INVALID_ARGUMENT,

@@ -55,6 +55,14 @@ export interface AttestationResult {
    */
   boundSpiffeId?: string;
   /**
+   * The registration entry the evidence was bound to (join tokens): the server issues exactly this entry or
+   * nothing. Evidence with boundSpiffeId but no boundEntryId (a token from before tokens named their entry,
+   * whose SPIFFE ID was ambiguous then) is refused.
+   */
+  boundEntryId?: string;
+  /** When that binding was made: an entry created after it (a deleted id reused) is not the one bound. */
+  boundAt?: Date;
+  /**
    * A stable name for the attested runtime, relative and without a trust domain: `<attestor>/<id>`
    * (e.g. `x509pop/<leaf sha256>`). For logs and audit, or as a path suffix for an agent ID.
    */

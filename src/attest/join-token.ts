@@ -17,7 +17,7 @@ const TOKEN_SYNTAX = /^lanyard_jt_[A-Za-z0-9_-]{20,200}$/;
 export type JoinTokenStore = NonNullable<AttestContext['store']>;
 
 /**
- * Join tokens: a one-time secret, created by the registration API and bound there to one SPIFFE ID.
+ * Join tokens: a one-time secret, created by the registration API and bound there to one registration entry.
  *
  * Constant time: the secret is never compared as a string. It is hashed (SHA-256) and the store looks the
  * hash up, so how long a lookup takes depends on hash bytes an attacker cannot steer, not on how many
@@ -31,7 +31,8 @@ export type JoinTokenStore = NonNullable<AttestContext['store']>;
  * Selector: `join_token:<token id>`, the non-secret handle the registration API returned with the token,
  * never the token. SPIRE names its agent `spiffe://<td>/spire/agent/join_token/<token>`, which puts the (spent)
  * secret into an identity that is logged and shown everywhere; the id pins the same single token without that.
- * The bound SPIFFE ID travels in `boundSpiffeId`: the server issues exactly that ID.
+ * The bound entry travels in `boundEntryId` (with its SPIFFE ID and the token's creation time): the server
+ * issues exactly that entry.
  */
 export class JoinTokenAttestor implements Attestor {
   readonly type = JOIN_TOKEN_ATTESTOR;
@@ -64,6 +65,8 @@ export class JoinTokenAttestor implements Attestor {
       selectors: [{ type: JOIN_TOKEN_SELECTOR_TYPE, value: record.id }],
       evidenceSha256: evidenceDigest(evidence),
       boundSpiffeId: record.spiffeId,
+      ...(record.entryId !== undefined && { boundEntryId: record.entryId }),
+      boundAt: record.createdAt,
       agentIdHint: `${JOIN_TOKEN_ATTESTOR}/${record.id}`,
       // Spent by this attestation: the runtime must renew with its SVID or attest with a new token.
       canReattest: false,

@@ -43,6 +43,7 @@ export {
   type AuditDecision,
   type AuditEvent,
   type AuditEventType,
+  type AuditFieldChange,
   type AuditRecord,
 } from './record';
 export {

@@ -24,6 +24,7 @@ export const AUDIT_EVENT_TYPES = [
   'jwt_svid.issue',
   'policy.reload',
   'key.rotate',
+  'admin.read',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
@@ -60,7 +61,19 @@ export interface AuditEvent {
   action?: string;
   /** The service that recorded a hop decision. */
   service?: string;
+  /** For an update (entry.update): every field it changed, with the value before and after. */
+  changes?: AuditFieldChange[];
 }
+
+/**
+ * One changed field: its proto name and its values as canonical JSON text (`true`, `1200`, `["a:b"]`,
+ * `null` for an unset optional field), so any value type fits one string pair and compares byte for byte.
+ */
+export type AuditFieldChange = {
+  field: string;
+  before: string;
+  after: string;
+};
 
 /** An event as chained: every field of the event plus its place in the chain. */
 export interface AuditRecord extends Omit<AuditEvent, 'time'> {
@@ -79,6 +92,13 @@ export interface AuditRecord extends Omit<AuditEvent, 'time'> {
 /** Longest string field accepted; identifiers only, so this is generous. */
 const MAX_FIELD_BYTES = 2048;
 const MAX_SCOPES = 64;
+/** An entry has 11 mutable fields; room for more without admitting unbounded lists. */
+const MAX_CHANGES = 32;
+/**
+ * A changed value is a whole field: 256 delegates of up to 2048 bytes each fit. Before and after are kept in
+ * full (a truncated value would hide what changed), which is why this is much larger than MAX_FIELD_BYTES.
+ */
+const MAX_CHANGE_VALUE_BYTES = 1024 * 1024;
 
 const STRING_FIELDS = [
   'reason',
@@ -128,7 +148,33 @@ export function checkEvent(e: AuditEvent): AuditEvent {
     }
     out.scopes = [...e.scopes];
   }
+  if (e.changes !== undefined) out.changes = checkChanges(e.changes);
   return out;
+}
+
+function checkChanges(changes: unknown): AuditFieldChange[] {
+  if (!Array.isArray(changes) || changes.length > MAX_CHANGES)
+    throw invalid(`changes: at most ${MAX_CHANGES}`);
+  return changes.map((c: unknown, i) => {
+    if (typeof c !== 'object' || c === null || Array.isArray(c))
+      throw invalid(`changes[${i}] is not an object`);
+    const o = c as Record<string, unknown>;
+    const extra = Object.keys(o).find((k) => k !== 'field' && k !== 'before' && k !== 'after');
+    if (extra !== undefined) throw invalid(`changes[${i}]: unknown field "${extra.slice(0, 64)}"`);
+    const { field, before, after } = o;
+    if (typeof field !== 'string' || field === '' || Buffer.byteLength(field) > 256) {
+      throw invalid(`changes[${i}].field must be a non-empty string`);
+    }
+    for (const [name, v] of [
+      ['before', before],
+      ['after', after],
+    ] as const) {
+      if (typeof v !== 'string' || Buffer.byteLength(v) > MAX_CHANGE_VALUE_BYTES) {
+        throw invalid(`changes[${i}].${name} must be a string of at most ${MAX_CHANGE_VALUE_BYTES} bytes`);
+      }
+    }
+    return { field, before: before as string, after: after as string };
+  });
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -146,6 +192,7 @@ export function parseRecord(value: unknown): AuditRecord {
     'event',
     'decision',
     'scopes',
+    'changes',
     'chain',
     'seq',
     'time',

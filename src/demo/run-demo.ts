@@ -313,10 +313,11 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
       ];
       const t: Record<string, string> = {};
       for (const [spiffeId, fields] of entries) {
-        await admin.createEntry({
+        const { entry } = await admin.createEntry({
           entry: { spiffeId, selectors: [{ type: 'unix', value: `name:${nameOf(spiffeId)}` }], ...fields },
         });
-        t[spiffeId] = (await admin.createJoinToken({ spiffeId })).token;
+        // Bound to this entry: a token issues exactly one entry, never "some entry with this SPIFFE ID".
+        t[spiffeId] = (await admin.createJoinToken({ entryId: entry!.id })).token;
       }
       return t;
     },

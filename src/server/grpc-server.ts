@@ -118,7 +118,7 @@ export class LanyardServer {
       Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as const])),
     );
     for (const s of spec.services) {
-      const wrapped = answerMalformedRequests(s.definition, s.implementation, logger);
+      const wrapped = answerMalformedRequests(s, logger);
       server.addService(wrapped.definition, wrapped.implementation);
     }
     const healthWatches = new Set<grpc.ServerWritableStream<unknown, unknown>>();

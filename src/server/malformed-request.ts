@@ -13,66 +13,54 @@ import * as grpc from '@grpc/grpc-js';
 import { ErrorCode, LanyardError } from '../errors';
 import { toStatus } from './grpc-call';
 import type { Logger } from './logging';
+import { wrapMethods, type MethodInfo, type WrappableService } from './method-wrap';
 
 /** What the wrapped deserializer hands over instead of a message it could not decode. */
 class MalformedRequest {
   constructor(readonly reason: string) {}
 }
 
-export function answerMalformedRequests(
-  definition: grpc.ServiceDefinition,
-  implementation: grpc.UntypedServiceImplementation,
-  logger: Logger,
-): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
-  const wrappedDefinition: Record<string, grpc.MethodDefinition<object, object>> = {};
-  const wrappedImplementation: grpc.UntypedServiceImplementation = { ...implementation };
-  for (const [name, attrs] of Object.entries(definition)) {
-    const handler = implementation[name];
-    if (attrs.requestStream || handler === undefined) {
-      wrappedDefinition[name] = attrs;
-      continue;
-    }
-    const decode = attrs.requestDeserialize;
-    wrappedDefinition[name] = {
-      ...attrs,
-      requestDeserialize: (bytes: Buffer): object => {
-        try {
-          return decode(bytes);
-        } catch (e) {
-          return new MalformedRequest(e instanceof Error ? e.message : String(e));
-        }
-      },
-    };
-    const refuse = (call: { request: unknown; getPeer(): string }): grpc.StatusObject | undefined => {
-      if (!(call.request instanceof MalformedRequest)) return undefined;
-      const status = toStatus(
-        new LanyardError(
-          ErrorCode.MALFORMED_REQUEST,
-          `the request is not a valid ${attrs.path} message (protobuf decoding failed: ${call.request.reason})`,
-        ),
-      );
-      logger.warn({ method: attrs.path, peer: call.getPeer() }, 'malformed request refused');
-      return { metadata: new grpc.Metadata(), details: '', ...status };
-    };
-    if (attrs.responseStream) {
-      const stream = handler as grpc.handleServerStreamingCall<unknown, unknown>;
-      wrappedImplementation[name] = (call: grpc.ServerWritableStream<unknown, unknown>): void => {
-        const status = refuse(call);
-        // grpc-js turns an 'error' on a server stream into the call's status and ends it.
-        if (status !== undefined) call.emit('error', status);
-        else stream(call);
+export function answerMalformedRequests<S extends WrappableService>(service: S, logger: Logger): S {
+  const refuse = (
+    method: MethodInfo,
+    call: { request: unknown; getPeer(): string },
+  ): grpc.StatusObject | undefined => {
+    if (!(call.request instanceof MalformedRequest)) return undefined;
+    const status = toStatus(
+      new LanyardError(
+        ErrorCode.MALFORMED_REQUEST,
+        `the request is not a valid ${method.path} message (protobuf decoding failed: ${call.request.reason})`,
+      ),
+    );
+    logger.warn({ method: method.path, peer: call.getPeer() }, 'malformed request refused');
+    return { metadata: new grpc.Metadata(), details: '', ...status };
+  };
+  return wrapMethods(service, {
+    definition: (method) => {
+      const attrs = method.definition;
+      if (attrs.requestStream) return attrs;
+      const decode = attrs.requestDeserialize;
+      return {
+        ...attrs,
+        requestDeserialize: (bytes: Buffer): unknown => {
+          try {
+            return decode(bytes);
+          } catch (e) {
+            return new MalformedRequest(e instanceof Error ? e.message : String(e));
+          }
+        },
       };
-    } else {
-      const unary = handler as grpc.handleUnaryCall<unknown, unknown>;
-      wrappedImplementation[name] = (
-        call: grpc.ServerUnaryCall<unknown, unknown>,
-        callback: grpc.sendUnaryData<unknown>,
-      ): void => {
-        const status = refuse(call);
-        if (status !== undefined) callback(status);
-        else unary(call, callback);
-      };
-    }
-  }
-  return { definition: wrappedDefinition, implementation: wrappedImplementation };
+    },
+    // grpc-js turns an 'error' on a server stream into the call's status and ends it.
+    serverStream: (method, stream) => (call) => {
+      const status = refuse(method, call);
+      if (status !== undefined) call.emit('error', status);
+      else stream(call);
+    },
+    unary: (method, unary) => (call, callback) => {
+      const status = refuse(method, call);
+      if (status !== undefined) callback(status);
+      else unary(call, callback);
+    },
+  });
 }

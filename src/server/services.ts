@@ -77,7 +77,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
     logger: ctx.logger.child({ listener: 'public' }),
     clock: ctx.clock,
   });
-  const adminGuard = { ca: ctx.ca, store: ctx.store, clock: ctx.clock, logger: ctx.logger };
+  const adminGuard = { ca: ctx.ca, store: ctx.store, clock: ctx.clock };
   return {
     name: 'public',
     address: formatHostPort(ctx.config.listenAddress),

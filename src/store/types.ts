@@ -86,12 +86,17 @@ export interface NewJoinToken {
   id: string;
   /** SHA-256 of the token (see hashJoinToken). */
   tokenHash: Buffer;
+  /** The one registration entry an attestation with this token gets. */
+  entryId: string;
+  /** The entry's SPIFFE ID when the token was created: a later change of the entry's ID refuses the token. */
   spiffeId: string;
   expiresAt: Date;
 }
 
 export interface JoinTokenRecord {
   id: string;
+  /** Absent only for a token created before tokens named their entry and whose SPIFFE ID was ambiguous. */
+  entryId?: string;
   spiffeId: string;
   createdAt: Date;
   expiresAt: Date;
@@ -162,6 +167,14 @@ export interface NewSession {
   depthLimit: number;
   /** No SVID of the session outlives this; renewal stops here. */
   expiresAt: Date;
+  /**
+   * Serial of the SVID that opened the session: the workload SVID that called StartSession, or the one that
+   * redeemed the grant. Revoking it ends what the session may do at the server. Absent only for sessions
+   * stored before it was recorded, which session-aware calls refuse.
+   */
+  openerSerial?: string;
+  /** For a delegated session: serial of the parent's session SVID that signed the grant. */
+  parentCertSerial?: string;
 }
 
 export interface SessionRecord extends NewSession {

@@ -37,6 +37,7 @@ describe('join_token attestor (real SQLite store)', () => {
     await store.createJoinToken({
       id,
       tokenHash: hashJoinToken(token),
+      entryId: 'e-1',
       spiffeId,
       expiresAt: new Date(T0.getTime() + ttlSeconds * 1000),
     });

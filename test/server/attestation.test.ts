@@ -17,8 +17,7 @@ import { verifyPeerSvid } from '../../src/server/tls/peer-svid';
 import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid, type VerifiedSvid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { createRootCa, DEFAULT_BACKDATE_SECONDS, issueX509Svid } from '../../src/x509/profiles';
-import { generateKeyPair } from '../../src/x509/keys';
+import { DEFAULT_BACKDATE_SECONDS } from '../../src/x509/profiles';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../attest/helpers/jwt';
 import {
   provisioningEvidencePem,
@@ -26,6 +25,7 @@ import {
   writeProvisioningCaFile,
 } from '../attest/helpers/x509pop-pki';
 import { startTestServer, tempDataDir, type TestServer } from './helpers';
+import { expiredSvid as expiredOf, foreignSvid } from './identities';
 import {
   attest,
   connectPublic,
@@ -85,20 +85,6 @@ function greedyCsr(dir: string): { key: KeyObject; csr: Buffer } {
   ]);
   assert.equal(r.status, 0, String(r.stderr));
   return { key: createPrivateKey(fs.readFileSync(keyFile)), csr: fs.readFileSync(csrFile) };
-}
-
-/** A root CA of `trustDomain` that is not this server's, and an SVID it signed for `spiffeId`. */
-function foreignSvid(trustDomain: string, spiffeId: string): ClientIdentity {
-  const rootKey = generateKeyPair('ec-p256');
-  const root = createRootCa({ trustDomain, ttlSeconds: 3600, key: rootKey.privateKey });
-  const k = generateKeyPair('ec-p256');
-  const leaf = issueX509Svid({
-    spiffeId,
-    publicKey: k.publicKey,
-    issuer: { cert: root.cert, key: rootKey.privateKey },
-    ttlSeconds: 600,
-  });
-  return { key: k.privateKey, chain: [leaf.der] };
 }
 
 function listEntries(c: PublicClients): Promise<{ entries: unknown[] }> {
@@ -457,19 +443,16 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     );
   });
 
-  it('a join token bound to an ID without an entry is PERMISSION_DENIED and stays unspent', async () => {
+  it('a join token is bound to an entry: for a SPIFFE ID without one, none is created (NOT_FOUND)', async () => {
     const id = `spiffe://${TD}/agents/unregistered`;
-    const { token } = await s.client.createJoinToken({ spiffeId: id });
-    await rejectsGrpc(
-      attest(pub.attestation, {
-        attestorType: 'join_token',
-        evidence: Buffer.from(token),
-        csr: newKey().csr,
-      }),
-      grpc.status.PERMISSION_DENIED,
-      id,
+    const err = await s.client.createJoinToken({ spiffeId: id }).then(
+      () => assert.fail('a token was created for an ID without an entry'),
+      (e: unknown) => e as { code: number; lanyardCode?: string; details: string },
     );
+    assert.equal(err.code, grpc.status.NOT_FOUND);
+    assert.match(err.details, /create the entry first/);
     await s.client.createEntry({ entry: { spiffeId: id, selectors: [{ type: 'unix', value: 'uid:7' }] } });
+    const { token } = await s.client.createJoinToken({ spiffeId: id });
     const r = await attest(pub.attestation, {
       attestorType: 'join_token',
       evidence: Buffer.from(token),
@@ -645,17 +628,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
   }
 
   /** An SVID signed by this CA for a fresh key a minute ago, with a one-second lifetime. */
-  async function expiredSvid(spiffeId = demoId): Promise<ClientIdentity> {
-    const k = newKey();
-    const expired = await s.running.ca.signX509Svid({
-      spiffeId,
-      publicKey: createPublicKey(k.key),
-      ttlSeconds: 1,
-      now: new Date(Date.now() - 60_000),
-    });
-    assert.ok(expired.cert.notAfter.getTime() < Date.now());
-    return { key: k.key, chain: expired.chain };
-  }
+  const expiredSvid = (spiffeId = demoId): Promise<ClientIdentity> => expiredOf(s, spiffeId);
 });
 
 /** Everything in the agent context but provenance (a renewal records its own) is carried over. */

@@ -199,18 +199,39 @@ describe('lanyard entry / token against a running server', function () {
     assert.match(again.stderr, /entries\[0\].*ALREADY_EXISTS/);
   });
 
-  it('prints a join token alone on stdout, or as JSON', async () => {
+  it('prints a join token alone on stdout, or as JSON; binds it to one entry, never to an ambiguous SPIFFE ID', async () => {
+    const { entry } = await t.client.createEntry({
+      entry: { spiffeId: `${TD}/agents/a`, selectors: [{ type: 'unix', value: 'uid:4242' }] },
+    });
     const plain = ok(
       await lanyard(['token', 'create', ...conn, '--spiffe-id', `${TD}/agents/a`, '--ttl', '5m']),
     );
     assert.match(plain.stdout, /^lanyard_jt_[A-Za-z0-9_-]{43}\n$/);
-    assert.match(plain.stderr, /single use, expires/);
+    assert.match(plain.stderr, new RegExp(`for entry ${entry!.id} .*single use, expires`));
     const json = JSON.parse(
       ok(await lanyard(['token', 'create', ...conn, '--json', '--spiffe-id', `${TD}/agents/a`])).stdout,
     ) as Record<string, string>;
     assert.match(json.token ?? '', /^lanyard_jt_/);
     assert.match(json.tokenId ?? '', /^jt-/);
+    assert.equal(json.entryId, entry!.id);
     assert.ok(!t.logs.join('').includes(json.token ?? '?'));
+
+    // A second entry with the same SPIFFE ID: the SPIFFE ID alone no longer names one entry.
+    const { entry: twin } = await t.client.createEntry({
+      entry: { spiffeId: `${TD}/agents/a`, selectors: [{ type: 'unix', value: 'uid:4343' }], admin: true },
+    });
+    const ambiguous = await lanyard(['token', 'create', ...conn, '--spiffe-id', `${TD}/agents/a`]);
+    assert.equal(ambiguous.code, EXIT_REJECTED);
+    assert.equal(ambiguous.stdout, '', 'no token printed');
+    assert.match(ambiguous.stderr, /ERR_ENTRY_AMBIGUOUS/);
+    assert.ok(ambiguous.stderr.includes(entry!.id) && ambiguous.stderr.includes(twin!.id), ambiguous.stderr);
+    const chosen = JSON.parse(
+      ok(await lanyard(['token', 'create', ...conn, '--json', '--entry-id', entry!.id])).stdout,
+    ) as Record<string, string>;
+    assert.equal(chosen.entryId, entry!.id);
+    const none = await lanyard(['token', 'create', ...conn]);
+    assert.equal(none.code, EXIT_USAGE);
+    assert.match(none.stderr, /--entry-id/);
   });
 
   it('exits 2 for bad flags and for input the server refuses as invalid, 1 when the server is unreachable', async () => {

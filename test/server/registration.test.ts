@@ -116,18 +116,38 @@ describe('RegistrationService over the admin socket', () => {
     assert.equal((await t.client.getEntry({ id: created.id })).entry?.admin, false);
   });
 
-  it('replaces every mutable field when the update mask is empty', async () => {
+  it('replaces every mutable field with the update mask "*", and refuses an empty mask', async () => {
     const { entry: created } = await t.client.createEntry({
-      entry: entry({ allowedScopes: ['a'], parentId: `${TD}/node/a`, dnsNames: ['x.internal'] }),
+      entry: entry({
+        allowedScopes: ['a'],
+        parentId: `${TD}/node/a`,
+        dnsNames: ['x.internal'],
+        admin: true,
+        canAssertPrincipal: true,
+      }),
     });
     assert.ok(created);
-    const { entry: replaced } = await t.client.updateEntry({
-      entry: { id: created.id, revision: 1, spiffeId: `${TD}/agents/renamed`, selectors: created.selectors },
-    });
+    const renamed = {
+      id: created.id,
+      revision: 1,
+      spiffeId: `${TD}/agents/renamed`,
+      selectors: created.selectors,
+    };
+    // Without a mask nothing is guessed: proto3 cannot tell an unset admin flag from false.
+    await rejectsWithStatus(t.client.updateEntry({ entry: renamed }), status.INVALID_ARGUMENT, 'update_mask');
+    await rejectsWithStatus(
+      t.client.updateEntry({ entry: renamed, updateMask: ['*', 'admin'] }),
+      status.INVALID_ARGUMENT,
+      'only path',
+    );
+    assert.deepEqual((await t.client.getEntry({ id: created.id })).entry, created);
+    const { entry: replaced } = await t.client.updateEntry({ entry: renamed, updateMask: ['*'] });
     assert.equal(replaced?.spiffeId, `${TD}/agents/renamed`);
     assert.equal(replaced?.parentId, '');
     assert.deepEqual(replaced?.allowedScopes, []);
     assert.deepEqual(replaced?.dnsNames, []);
+    assert.equal(replaced?.admin, false);
+    assert.equal(replaced?.canAssertPrincipal, false);
   });
 
   it('deletes, and a stale revision on delete is ABORTED', async () => {
@@ -180,12 +200,14 @@ describe('RegistrationService over the admin socket', () => {
   });
 
   it('creates a join token: shown once, stored only as a hash, never logged', async () => {
+    const { entry: bound } = await t.client.createEntry({ entry: entry({ spiffeId: `${TD}/agents/a` }) });
     const before = Date.now();
     const res = await t.client.createJoinToken({ spiffeId: `${TD}/agents/a`, ttlSeconds: 120 });
     assert.ok(res.token.startsWith(JOIN_TOKEN_PREFIX));
     assert.ok(res.token.length >= JOIN_TOKEN_PREFIX.length + 43);
     assert.match(res.tokenId, /^jt-[0-9a-f]{16}$/);
     assert.equal(res.spiffeId, `${TD}/agents/a`);
+    assert.equal(res.entryId, bound?.id);
     const expires = res.expiresAt?.getTime() ?? 0;
     assert.ok(expires >= before + 120_000 && expires <= Date.now() + 120_000);
 
@@ -197,6 +219,7 @@ describe('RegistrationService over the admin socket', () => {
   });
 
   it('defaults a join token TTL to 600 seconds', async () => {
+    await t.client.createEntry({ entry: entry({ spiffeId: `${TD}/agents/a` }) });
     const res = await t.client.createJoinToken({ spiffeId: `${TD}/agents/a` });
     const ttl = ((res.expiresAt?.getTime() ?? 0) - Date.now()) / 1000;
     assert.ok(ttl > 590 && ttl <= 600, String(ttl));

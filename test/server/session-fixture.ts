@@ -1,6 +1,7 @@
 /** Agents with workload and session SVIDs against a real test server, for the revocation tests. */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { signGrant, type GrantParams } from '../../src/client/delegation';
 import {
   EndSessionRequest,
   type EndSessionResponse,
@@ -9,7 +10,7 @@ import {
   type StartSessionResponse,
   type WatchRevocationsResponse,
 } from '../../src/gen/lanyard/v1/session';
-import { signGrant, type GrantParams } from '../../src/client/delegation';
+import { ParsedCertificate } from '../../src/x509/certificate';
 import { createCsr } from '../../src/x509/csr';
 import { verifyX509Svid } from '../../src/verify';
 import type { TestServer } from './helpers';
@@ -197,4 +198,9 @@ export async function delegate(
   const agent = await redeemGrant(s, childWl, grant);
   const context = verifyX509Svid(agent.chain, s.running.ca.bundle()).context!;
   return { agent, sessionId: context.sessionId };
+}
+
+/** The serial (lowercase hex) of an agent's current certificate. */
+export function serialOf(agent: Agent): string {
+  return ParsedCertificate.fromDer(agent.chain[0]!).serialHex;
 }

@@ -355,6 +355,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       const newToken = (secret: string, ms = 60_000) => ({
         id: `jt-${secret}`,
         tokenHash: hashJoinToken(secret),
+        entryId: 'e-1',
         spiffeId: `${TD}/agents/a`,
         expiresAt: expiresIn(ms),
       });
@@ -364,6 +365,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.equal(created.spentAt, undefined);
         const used = await store.consumeJoinToken(hashJoinToken('s1'), clock.now());
         assert.equal(used.spiffeId, `${TD}/agents/a`);
+        assert.equal(used.entryId, 'e-1', 'the token names the entry it was created for');
         assert.deepEqual(used.spentAt, clock.now());
         await rejectsWithCode(
           store.consumeJoinToken(hashJoinToken('s1'), clock.now()),
@@ -509,6 +511,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
             await tx.createJoinToken({
               id: 'tx-token',
               tokenHash: hashJoinToken('tx'),
+              entryId: 'e-1',
               spiffeId: `${TD}/a`,
               expiresAt: new Date(clock.now().getTime() + 60_000),
             });
@@ -954,6 +957,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         await store.createJoinToken({
           id: 'jt',
           tokenHash: hashJoinToken('persist'),
+          entryId: 'e-1',
           spiffeId: `${TD}/agents/a`,
           expiresAt: new Date(clock.now().getTime() + 60_000),
         });

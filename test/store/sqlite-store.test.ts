@@ -106,6 +106,7 @@ describe('SqliteStore specifics', () => {
     await store.createJoinToken({
       id: 'jt1',
       tokenHash: hashJoinToken(secret),
+      entryId: 'e-1',
       spiffeId: 'spiffe://lanyard.local/a',
       expiresAt: new Date(Date.now() + 60_000),
     });
@@ -121,6 +122,7 @@ describe('SqliteStore specifics', () => {
     await store.createJoinToken({
       id: 'race',
       tokenHash: hashJoinToken('race'),
+      entryId: 'e-1',
       spiffeId: 'spiffe://lanyard.local/a',
       expiresAt: new Date(Date.now() + 600_000),
     });

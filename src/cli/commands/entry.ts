@@ -139,39 +139,45 @@ export function registerEntryCommands(program: Command): void {
         .command('update')
         .description('change the fields given as flags; the others stay as they are')
         .argument('<id>', 'entry id')
-        .option('--no-admin', 'revoke the admin flag')
-        .option('--no-can-assert-principal', 'revoke the right to assert principals')
         .option('--clear <field>', `empty a field: ${CLEARABLE.join(', ')} (repeatable)`, collect)
         .option('--revision <n>', 'only update at this revision (default: the revision read just before)'),
     ),
-  ).action(
-    runAction(
-      async (
-        id: string,
-        opts: EntryFieldFlags & AdminConnectionOptions & { clear?: string[]; revision?: string },
-      ) => {
-        const fields = entryFromFlags(opts);
-        const mask = maskFromFlags(opts);
-        for (const c of opts.clear ?? []) {
-          if (!(CLEARABLE as readonly string[]).includes(c)) {
-            throw usageError(`--clear must name one of ${CLEARABLE.join(', ')}, got "${c}"`);
+  )
+    // After fieldFlags: commander defaults a --no-x flag to true unless --x is defined first (which made every
+    // update send admin=true); givenBooleans below does not rely on that order either.
+    .option('--no-admin', 'revoke the admin flag')
+    .option('--no-can-assert-principal', 'revoke the right to assert principals')
+    .action(
+      runAction(
+        async (
+          id: string,
+          rawOpts: EntryFieldFlags & AdminConnectionOptions & { clear?: string[]; revision?: string },
+          cmd: Command,
+        ) => {
+          const opts = { ...rawOpts, ...givenBooleans(cmd, ['admin', 'canAssertPrincipal']) };
+          const fields = entryFromFlags(opts);
+          const mask = maskFromFlags(opts);
+          for (const c of opts.clear ?? []) {
+            if (!(CLEARABLE as readonly string[]).includes(c)) {
+              throw usageError(`--clear must name one of ${CLEARABLE.join(', ')}, got "${c}"`);
+            }
+            mask.push(c);
           }
-          mask.push(c);
-        }
-        if (mask.length === 0) throw usageError('nothing to update: give at least one field flag or --clear');
-        const res = await withAdminClient(opts, async (c) => {
-          // Optimistic concurrency: without --revision, the revision we just read, so a change made by
-          // someone else in between is refused rather than overwritten.
-          const revision =
-            opts.revision !== undefined
-              ? parseCount(opts.revision, '--revision')
-              : ((await c.getEntry({ id })).entry?.revision ?? 0);
-          return c.updateEntry({ entry: { ...fields, id, revision }, updateMask: mask });
-        });
-        printEntry(res.entry, opts);
-      },
-    ),
-  );
+          if (mask.length === 0)
+            throw usageError('nothing to update: give at least one field flag or --clear');
+          const res = await withAdminClient(opts, async (c) => {
+            // Optimistic concurrency: without --revision, the revision we just read, so a change made by
+            // someone else in between is refused rather than overwritten.
+            const revision =
+              opts.revision !== undefined
+                ? parseCount(opts.revision, '--revision')
+                : ((await c.getEntry({ id })).entry?.revision ?? 0);
+            return c.updateEntry({ entry: { ...fields, id, revision }, updateMask: mask });
+          });
+          printEntry(res.entry, opts);
+        },
+      ),
+    );
 
   withAdminOptions(
     entry
@@ -187,6 +193,20 @@ export function registerEntryCommands(program: Command): void {
       else process.stdout.write(`deleted entry ${id}\n`);
     }),
   );
+}
+
+/**
+ * The boolean flags the user actually typed: a flag not on the command line is undefined, never a default
+ * (commander gives `--no-admin` the default true, which an update would otherwise send as "admin: true").
+ */
+function givenBooleans(cmd: Command, names: readonly (keyof EntryFieldFlags)[]): Partial<EntryFieldFlags> {
+  const out: Partial<EntryFieldFlags> = {};
+  for (const name of names) {
+    const value: unknown = cmd.getOptionValue(name);
+    (out as Record<string, unknown>)[name] =
+      cmd.getOptionValueSource(name) === 'cli' && typeof value === 'boolean' ? value : undefined;
+  }
+  return out;
 }
 
 function fieldFlags(cmd: Command): Command {

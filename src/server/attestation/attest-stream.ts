@@ -5,7 +5,8 @@
  * Order of checks, cheapest and stateless first: the CSR (proof of possession of the new key), the
  * attestor type, then the evidence. State changes happen in one transaction at the end: for join_token the
  * token is spent in the same transaction that matches the entry and signs the SVID, so a refusal after the
- * token check (no entry, CA not ready) leaves the token unspent. x509pop never holds a transaction while
+ * token check (CA not ready, a bad CSR) leaves the token unspent — except when the entry the token is bound
+ * to is gone or changed: that token can never succeed, and it is spent so it never can. x509pop never holds a transaction while
  * it waits for the runtime's answer: a slow client would block every other writer.
  */
 import type * as grpc from '@grpc/grpc-js';
@@ -20,7 +21,7 @@ import { parseCsr } from '../../x509/csr';
 import { toStatus } from '../grpc-call';
 import type { Logger } from '../logging';
 import { bundleToProto } from '../bundle/to-proto';
-import { matchEntry } from './entry-match';
+import { BoundEntryUnavailableError, matchEntry } from './entry-match';
 import { issueWorkloadSvid, svidToProto } from './issue';
 import { newWorkloadContext, wholeSeconds } from './workload-context';
 import type { IssuancePolicySource } from '../../policy';
@@ -144,11 +145,13 @@ async function attest(
 
   const issue = async (
     result: AttestationResult,
-    ops: Pick<StoreOps, 'listEntries'>,
+    ops: Pick<StoreOps, 'listEntries' | 'getEntry'>,
   ): Promise<{ entry: Entry; signed: SignedX509Svid }> => {
     const entry = await matchEntry(ops, {
       selectors: result.selectors,
       ...(result.boundSpiffeId !== undefined ? { boundSpiffeId: result.boundSpiffeId } : {}),
+      ...(result.boundEntryId !== undefined ? { boundEntryId: result.boundEntryId } : {}),
+      ...(result.boundAt !== undefined ? { boundAt: result.boundAt } : {}),
       requestedSpiffeId: params.spiffeId,
       now,
     });
@@ -174,16 +177,27 @@ async function attest(
 
   let outcome: { entry: Entry; signed: SignedX509Svid };
   if (attestor.type === JOIN_TOKEN_ATTESTOR) {
-    outcome = await store.transaction(async (tx) => {
-      const result = await attestor.attest(params.evidence, channel, now, { store: tx });
-      const issued = await issue(result, tx);
-      // A client that left, or a call already failed (say, params sent twice), cannot receive the SVID:
-      // roll back so the token stays unspent.
-      if (isAbandoned()) {
-        throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the attestation was abandoned');
-      }
-      return issued;
-    });
+    const done = await store.transaction(
+      async (tx): Promise<{ issued: { entry: Entry; signed: SignedX509Svid } } | { refused: unknown }> => {
+        const result = await attestor.attest(params.evidence, channel, now, { store: tx });
+        let issued: { entry: Entry; signed: SignedX509Svid };
+        try {
+          issued = await issue(result, tx);
+        } catch (e) {
+          // The token's entry is gone or changed: commit the spent token, then refuse (fail closed).
+          if (e instanceof BoundEntryUnavailableError) return { refused: e };
+          throw e;
+        }
+        // A client that left, or a call already failed (say, params sent twice), cannot receive the SVID:
+        // roll back so the token stays unspent.
+        if (isAbandoned()) {
+          throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the attestation was abandoned');
+        }
+        return { issued };
+      },
+    );
+    if ('refused' in done) throw done.refused;
+    outcome = done.issued;
   } else {
     const result = await attestor.attest(params.evidence, channel, now);
     outcome = await issue(result, store);

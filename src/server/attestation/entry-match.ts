@@ -1,16 +1,17 @@
 /**
  * Which registration entry an attested runtime gets. Decisions (README "When several entries match"):
- * - evidence bound to a SPIFFE ID (join token): the entry with exactly that SPIFFE ID; the token's binding
- *   is the authorization, so the entry's selectors are not matched against the token's selector, and the
- *   caller's spiffe_id is ignored. The entry is still required: it carries TTL, scopes and the admin flag,
- *   and deleting it stops renewal.
+ * - evidence bound to an entry (join token): exactly that entry, by id; the token's binding is the
+ *   authorization, so the entry's selectors are not matched against the token's selector, and the caller's
+ *   spiffe_id is ignored. Several entries may share the token's SPIFFE ID (one of them admin): the token
+ *   never picks among them. An entry that was deleted (or re-created under its id after the token), changed
+ *   its SPIFFE ID, moved under a node agent or expired is refused with BoundEntryUnavailableError.
  * - otherwise: the unexpired entries whose selectors are all among the attested ones. None ->
  *   PERMISSION_DENIED. One -> it. Several -> the caller's spiffe_id picks one of them; without it (or with
  *   one that is not among them) FAILED_PRECONDITION listing the candidates. One SVID per attestation, not
  *   one per match: an SVID has exactly one SPIFFE ID, and issuing every match would hand a runtime
  *   identities it never asked for.
  */
-import { ErrorCode, IssuanceError } from '../../errors';
+import { ErrorCode, IssuanceError, isLanyardError } from '../../errors';
 import type { StoreOps } from '../../store/store';
 import type { Entry, Selector } from '../../store/types';
 
@@ -20,27 +21,33 @@ const PAGE_SIZE = 500;
 
 export interface MatchRequest {
   selectors: Selector[];
+  /** The SPIFFE ID the evidence is bound to (join token). */
   boundSpiffeId?: string;
+  /** The entry the evidence is bound to (join token); required whenever boundSpiffeId is set. */
+  boundEntryId?: string;
+  /** When the binding was made (the token's creation). */
+  boundAt?: Date;
   /** AttestParams.spiffe_id; '' when not given. */
   requestedSpiffeId: string;
   now: Date;
 }
 
-export async function matchEntry(store: Pick<StoreOps, 'listEntries'>, req: MatchRequest): Promise<Entry> {
-  if (req.boundSpiffeId !== undefined) {
-    const all = await listAll(store, { spiffeIdPrefix: req.boundSpiffeId, notExpiredAt: req.now });
-    const exact = all.filter((e) => e.spiffeId === req.boundSpiffeId);
-    const entry = exact[0];
-    if (entry === undefined) {
-      throw new IssuanceError(
-        ErrorCode.NO_MATCHING_ENTRY,
-        `the join token is bound to ${req.boundSpiffeId}, but no unexpired registration entry has that SPIFFE ID`,
-      );
-    }
-    // Several entries with one SPIFFE ID (different selectors or parents): any gives the same identity;
-    // the oldest is stable across calls.
-    return exact.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || cmp(a.id, b.id))[0] ?? entry;
+/**
+ * The entry a join token is bound to can never be issued with it (gone, changed, expired, or the token
+ * names none). The attestation spends the token anyway: it fails closed, so a token can never wake up
+ * later for an entry re-created or restored under the same id.
+ */
+export class BoundEntryUnavailableError extends IssuanceError {
+  constructor(message: string) {
+    super(ErrorCode.NO_MATCHING_ENTRY, message);
   }
+}
+
+export async function matchEntry(
+  store: Pick<StoreOps, 'listEntries' | 'getEntry'>,
+  req: MatchRequest,
+): Promise<Entry> {
+  if (req.boundSpiffeId !== undefined || req.boundEntryId !== undefined) return boundEntry(store, req);
 
   const candidates = await listAll(store, {
     selectors: { selectors: req.selectors, match: 'subset' },
@@ -72,6 +79,49 @@ export async function matchEntry(store: Pick<StoreOps, 'listEntries'>, req: Matc
   );
 }
 
+async function boundEntry(store: Pick<StoreOps, 'getEntry'>, req: MatchRequest): Promise<Entry> {
+  const spiffeId = req.boundSpiffeId ?? '';
+  const id = req.boundEntryId;
+  if (id === undefined) {
+    throw new BoundEntryUnavailableError(
+      `the join token is bound to ${spiffeId} but names no entry (it predates tokens bound to one entry, and ` +
+        'several entries had that SPIFFE ID): create a new token for an entry id',
+    );
+  }
+  let entry: Entry;
+  try {
+    entry = await store.getEntry(id);
+  } catch (e) {
+    if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) {
+      throw new BoundEntryUnavailableError(
+        `the registration entry ${id} the join token is bound to was deleted`,
+      );
+    }
+    throw e;
+  }
+  if (req.boundAt !== undefined && entry.createdAt.getTime() > req.boundAt.getTime()) {
+    throw new BoundEntryUnavailableError(
+      `the registration entry ${id} was created after the join token (the entry it was bound to was deleted)`,
+    );
+  }
+  if (req.boundSpiffeId !== undefined && entry.spiffeId !== req.boundSpiffeId) {
+    throw new BoundEntryUnavailableError(
+      `the registration entry ${id} now issues ${entry.spiffeId}, not ${req.boundSpiffeId} as when the join token was created`,
+    );
+  }
+  if (entry.parentId !== undefined) {
+    throw new BoundEntryUnavailableError(
+      `the registration entry ${id} is now issued through its node agent (${entry.parentId}), not with a join token`,
+    );
+  }
+  if (entry.expiresAt !== undefined && entry.expiresAt.getTime() <= req.now.getTime()) {
+    throw new BoundEntryUnavailableError(
+      `the registration entry ${id} the join token is bound to expired at ${entry.expiresAt.toISOString()}`,
+    );
+  }
+  return entry;
+}
+
 async function listAll(
   store: Pick<StoreOps, 'listEntries'>,
   filter: Parameters<StoreOps['listEntries']>[0],
@@ -96,8 +146,4 @@ function list(entries: Entry[]): string {
 
 function fmt(s: Selector): string {
   return `${s.type}:${s.value}`;
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,21 +1,22 @@
 /**
- * Renew: a new SVID for the caller's current one, over mTLS. The presented SVID is verified with
- * verifyX509Svid against the current bundle (expired, foreign or tampered -> UNAUTHENTICATED); its agent
- * context names the entry (agentId), which must still exist, be unexpired and carry the same SPIFFE ID —
- * deleting or expiring an entry is how an operator revokes a workload (PERMISSION_DENIED).
+ * Renew: a new SVID for the caller's current one, over mTLS. The caller is resolved like every mTLS caller
+ * (auth/resolve-caller.ts): a valid, unrevoked SVID of ours (expired, foreign or tampered ->
+ * UNAUTHENTICATED) whose entry still exists, is unexpired and carries the same SPIFFE ID — deleting or
+ * expiring an entry is how an operator revokes a workload (PERMISSION_DENIED) — and, for a session SVID, a
+ * live session nothing of which was revoked.
  */
 import type { CaManager, SignedX509Svid } from '../../ca';
 import { applyIssuancePolicy, type IssuancePolicySource } from '../../policy';
-import { ErrorCode, IssuanceError, isLanyardError, RevokedError, SessionError } from '../../errors';
+import { ErrorCode, IssuanceError, SessionError } from '../../errors';
 import type { RenewRequest, RenewResponse } from '../../gen/lanyard/v1/attestation';
 import type { Store } from '../../store/store';
 import type { Entry, SessionRecord } from '../../store/types';
 import type { AgentContext } from '../../x509/agent-context/types';
 import { parseCsr, type ParsedCsr } from '../../x509/csr';
 import { bundleToProto } from '../bundle/to-proto';
-import { assertLive, sessionOf } from '../sessions/caller';
 import { secondsUntil, signSessionSvid } from '../sessions/issue';
-import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
+import { resolveCaller } from '../auth/resolve-caller';
+import type { PeerCall } from '../tls/peer-svid';
 import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from './issue';
 import { RENEW_METHOD, renewedWorkloadContext, wholeSeconds } from './workload-context';
 
@@ -30,22 +31,11 @@ export interface RenewDeps {
 
 export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall): Promise<RenewResponse> {
   const now = deps.clock();
-  const peer = verifyPeerSvid(call, deps.ca, now);
+  // A workload SVID renews into a workload SVID, a live session's SVID into the same session.
+  const caller = await resolveCaller(deps, call, 'workload-or-session', now);
   const csr = parseCsr(req.csr);
-  const spiffeId = peer.id.toString();
-  const previous = peer.context;
-  if (previous === undefined) {
-    // The server's own SVID and SVIDs from elsewhere carry no context: nothing says which entry they are.
-    throw new IssuanceError(
-      ErrorCode.NO_MATCHING_ENTRY,
-      `${spiffeId} is not a workload SVID issued by Attest (it has no agent context); attest instead`,
-    );
-  }
-  const leaf = peer.chain[0]!;
-  if ((await deps.store.getRevocation('certificate', leaf.serialHex)) !== undefined) {
-    throw new RevokedError(`${spiffeId}: certificate serial ${leaf.serialHex} is revoked: renewal refused`);
-  }
-  const entry = await currentEntry(deps.store, previous.agentId, spiffeId, now);
+  const { id: spiffeId, leaf, entry, session } = caller;
+  const previous = caller.context;
   const provenance = {
     method: RENEW_METHOD,
     // The evidence of a renewal is the SVID presented for it.
@@ -53,7 +43,6 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
     issuer: deps.ca.serverSvid().spiffeId,
     issuedAt: wholeSeconds(now),
   };
-  const session = await sessionOf(deps.store, previous);
   if (session === undefined && entry.parentId !== undefined) {
     // An entry under a node agent is issued only through that agent, which attests the workload each time:
     // renewing directly would let an SVID holder keep the identity after leaving the node (or the entry's
@@ -79,7 +68,8 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
 /**
  * A task session's SVID renews into the same session (retries and background completion stay attributed to
  * it): same context and delegation chain, scopes narrowed to what the entry still allows and the issuance
- * policy now permits, never past the session's end; an ended session (or one whose ancestor ended) is refused.
+ * policy now permits, never past the session's end. resolveCaller already refused an ended or expired session
+ * (or one under an ended ancestor or a revoked SVID).
  */
 async function renewSession(
   deps: RenewDeps,
@@ -93,10 +83,9 @@ async function renewSession(
     now: Date;
   },
 ): Promise<SignedX509Svid> {
-  assertLive(r.session, r.now);
   const delegated = r.previous.delegation.length > 0;
   // The parent's binding names the child's key, so a delegated session keeps it: the chain would not verify
-  // for another.
+  // for another. (The session is live: resolveCaller checked it.)
   if (delegated && !Buffer.from(r.csr.spki).equals(Buffer.from(r.leafSpki))) {
     throw new SessionError(
       ErrorCode.INVALID_ARGUMENT,
@@ -135,37 +124,4 @@ async function renewSession(
   });
   await deps.store.addSessionCertificate(r.session.id, signed.cert.serialHex, signed.cert.notAfter);
   return signed;
-}
-
-export async function currentEntry(
-  store: Store,
-  entryId: string,
-  spiffeId: string,
-  now: Date,
-): Promise<Entry> {
-  let entry: Entry;
-  try {
-    entry = await store.getEntry(entryId);
-  } catch (e) {
-    if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) {
-      throw new IssuanceError(
-        ErrorCode.NO_MATCHING_ENTRY,
-        `the registration entry of ${spiffeId} (${entryId}) was deleted: renewal refused`,
-      );
-    }
-    throw e;
-  }
-  if (entry.spiffeId !== spiffeId) {
-    throw new IssuanceError(
-      ErrorCode.NO_MATCHING_ENTRY,
-      `the registration entry ${entryId} now issues ${entry.spiffeId}, not ${spiffeId}: attest again`,
-    );
-  }
-  if (entry.expiresAt !== undefined && entry.expiresAt.getTime() <= now.getTime()) {
-    throw new IssuanceError(
-      ErrorCode.NO_MATCHING_ENTRY,
-      `the registration entry ${entryId} of ${spiffeId} expired at ${entry.expiresAt.toISOString()}: renewal refused`,
-    );
-  }
-  return entry;
 }

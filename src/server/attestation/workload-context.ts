@@ -22,6 +22,8 @@ import {
 
 export { NO_POLICY_VERSION };
 export const RENEW_METHOD = 'renew';
+/** The session id of a workload SVID starts with this; a task session's never does (sessions/issue.ts). */
+export { WORKLOAD_SESSION_PREFIX };
 
 export function newWorkloadContext(
   entry: Entry,

@@ -16,6 +16,7 @@ import type { AuditEvent, AuditEventType } from '../../audit/record';
 import { toStatus, ERROR_CODE_METADATA_KEY } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../logging';
+import { wrapMethods, type MethodInfo } from '../method-wrap';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 import type { StoreOps } from '../../store/store';
 import { withTransactionalAudit } from './in-transaction';
@@ -38,6 +39,7 @@ export interface MethodAudit {
     response: never,
     caller: AuditCaller,
     tx?: StoreOps,
+    detail?: never,
   ): AuditEvent[] | Promise<AuditEvent[]>;
   /**
    * The handler writes the allow records inside its own store transaction (in-transaction.ts), so they commit
@@ -57,8 +59,21 @@ export interface AuditServiceOptions {
   /** The actor when the call has no client certificate (`admin-socket` on the admin socket). */
   defaultActor?: string;
   methods: Record<string, MethodAudit>;
-  /** Methods that change nothing and are not recorded. */
+  /** Methods that change nothing: not recorded, unless they are admin calls (then `admin.read`). */
   readOnly: readonly string[];
+  /**
+   * Which methods are admin calls: each one, allowed or refused, gets a log line naming its caller, and a
+   * read-only one an `admin.read` record (a state-changing one has its own record already).
+   */
+  admin?: 'all' | readonly string[];
+  /**
+   * Which admin reads get an `admin.read` record: all (default), or only refusals — for the audit trail's
+   * own reads, whose record would land in the chain being read (a head that is stale when it arrives, an
+   * export followed by an unsigned record); those allowed reads are in the log only.
+   */
+  adminReads?: 'all' | 'refusals';
+  /** For the admin-call log lines: "admin" (the socket) or "public". */
+  listener?: string;
 }
 
 /** Who called: verified SVID fields when it verifies, otherwise the SPIFFE ID the certificate claims. */
@@ -94,83 +109,163 @@ export function errorCodeOf(status: Partial<grpc.StatusObject> | grpc.ServiceErr
   return code !== undefined ? `GRPC_${grpc.status[code] ?? code}` : 'GRPC_UNKNOWN';
 }
 
+/** The record of an admin call that changes nothing (a read): who asked for what. */
+function adminReadEvent(method: MethodInfo, caller: AuditCaller): AuditEvent {
+  return {
+    event: 'admin.read',
+    decision: 'allow',
+    ...(caller.actor !== undefined && { actor: caller.actor }),
+    ...(caller.serial !== undefined && { serial: caller.serial }),
+    action: method.path,
+  };
+}
+
+function adminRead(method: MethodInfo, allowedToo: boolean): MethodAudit {
+  return {
+    event: 'admin.read',
+    allowed: (_req: never, _res: never, caller) => (allowedToo ? [adminReadEvent(method, caller)] : []),
+    denied: (_req: never, caller) => adminReadEvent(method, caller),
+  };
+}
+
 export function auditService(
   service: ServiceRegistration,
   options: AuditServiceOptions,
 ): ServiceRegistration {
-  const implementation: grpc.UntypedServiceImplementation = {};
-  for (const [name, handler] of Object.entries(service.implementation)) {
-    const attrs = service.definition[name];
-    const audit = options.methods[name];
-    if (audit === undefined) {
-      if (
-        attrs !== undefined &&
-        !attrs.requestStream &&
-        !attrs.responseStream &&
-        !options.readOnly.includes(name)
-      ) {
-        throw new Error(`${service.name}.${name}: no audit describer and not marked read-only`);
-      }
-      implementation[name] = handler;
-      continue;
-    }
-    const unary = handler as grpc.handleUnaryCall<unknown, unknown>;
-    implementation[name] = (
-      call: grpc.ServerUnaryCall<unknown, unknown>,
-      callback: grpc.sendUnaryData<unknown>,
-    ): void => {
-      const caller = auditCaller(call as unknown as PeerCall, options);
-      const base = { event: audit.event, ...(caller.actor !== undefined && { actor: caller.actor }) };
-      // Set once the handler's transaction wrote the allow records; a rolled-back one ends in `err` anyway.
-      let recordedInTransaction = false;
-      const done: grpc.sendUnaryData<unknown> = (err, response, trailer, flags) => {
-        if (err) {
-          const denied: AuditEvent = {
-            ...caller,
-            ...audit.denied?.(call.request as never, caller),
-            ...base,
-            decision: 'deny',
-            reason: errorCodeOf(err),
-          };
-          // Queued (the store serialises appends, so it lands before any later call's records), not awaited:
-          // the refused call may still hold a store transaction that ends only once the caller has its answer.
-          options.recorder
-            .record(denied)
-            .catch((e: unknown) =>
-              options.logger.error({ err: e, method: name }, 'refusal not recorded in the audit trail'),
-            );
-          callback(err, response, trailer, flags);
-          return;
-        }
-        if (recordedInTransaction) {
-          callback(null, response, trailer, flags);
-          return;
-        }
-        Promise.resolve()
-          .then(() => audit.allowed(call.request as never, response as never, caller))
-          .then(async (events) => {
-            for (const e of events) await options.recorder.record({ ...base, ...e, decision: 'allow' });
-          })
-          .then(
-            () => callback(null, response, trailer, flags),
-            (e: unknown) => callback(toStatus(e)),
-          );
-      };
-      if (audit.inTransaction !== true) {
-        unary(call, done);
-        return;
-      }
-      withTransactionalAudit(
-        {
-          record: async (tx, response) => {
-            const events = await audit.allowed(call.request as never, response as never, caller, tx);
-            for (const e of events) await options.recorder.recordIn(tx, { ...base, ...e, decision: 'allow' });
-            recordedInTransaction = true;
-          },
-        },
-        () => unary(call, done),
-      );
+  const isAdmin = (name: string): boolean =>
+    options.admin === 'all' || (options.admin?.includes(name) ?? false);
+  /** The admin call's log line: every one, allowed or refused, names its caller. */
+  const logAdmin = (
+    method: MethodInfo,
+    caller: AuditCaller,
+    err: Partial<grpc.StatusObject> | grpc.ServiceError | null,
+  ): void => {
+    if (!isAdmin(method.name)) return;
+    const fields = {
+      listener: options.listener,
+      method: method.path,
+      caller: caller.actor ?? 'unknown',
+      ...(caller.serial !== undefined && { serial: caller.serial }),
     };
+    if (err) {
+      options.logger.warn(
+        { ...fields, decision: 'deny', errorCode: errorCodeOf(err) },
+        `admin call refused: ${err.details ?? ''}`,
+      );
+    } else options.logger.info({ ...fields, decision: 'allow' }, 'admin call');
+  };
+  const describerOf = (method: MethodInfo): MethodAudit | undefined => {
+    const described = options.methods[method.name];
+    if (described !== undefined) return described;
+    const attrs = method.definition;
+    if (!options.readOnly.includes(method.name) && !attrs.requestStream && !attrs.responseStream) {
+      throw new Error(`${service.name}.${method.name}: no audit describer and not marked read-only`);
+    }
+    return isAdmin(method.name) ? adminRead(method, options.adminReads !== 'refusals') : undefined;
+  };
+  for (const name of Object.keys(service.implementation)) {
+    const attrs = service.definition[name];
+    if (attrs !== undefined) describerOf({ name, path: attrs.path, definition: attrs });
   }
-  return { ...service, implementation };
+  return wrapMethods(service, {
+    unary: (method, unary) => {
+      const audit = describerOf(method);
+      if (audit === undefined) return unary;
+      return (call, callback) => {
+        const caller = auditCaller(call as unknown as PeerCall, options);
+        const base = { event: audit.event, ...(caller.actor !== undefined && { actor: caller.actor }) };
+        // Set once the handler's transaction wrote the allow records; a rolled-back one ends in `err` anyway.
+        let recordedInTransaction = false;
+        const done: grpc.sendUnaryData<unknown> = (err, response, trailer, flags) => {
+          logAdmin(method, caller, err);
+          if (err) {
+            const denied: AuditEvent = {
+              ...caller,
+              ...audit.denied?.(call.request as never, caller),
+              ...base,
+              decision: 'deny',
+              reason: errorCodeOf(err),
+            };
+            // Queued (the store serialises appends, so it lands before any later call's records), not
+            // awaited: the refused call may still hold a store transaction that ends only once the caller has
+            // its answer.
+            options.recorder
+              .record(denied)
+              .catch((e: unknown) =>
+                options.logger.error(
+                  { err: e, method: method.name },
+                  'refusal not recorded in the audit trail',
+                ),
+              );
+            callback(err, response, trailer, flags);
+            return;
+          }
+          if (recordedInTransaction) {
+            callback(null, response, trailer, flags);
+            return;
+          }
+          Promise.resolve()
+            .then(() => audit.allowed(call.request as never, response as never, caller))
+            .then(async (events) => {
+              for (const e of events) await options.recorder.record({ ...base, ...e, decision: 'allow' });
+            })
+            .then(
+              () => callback(null, response, trailer, flags),
+              (e: unknown) => callback(toStatus(e)),
+            );
+        };
+        if (audit.inTransaction !== true) {
+          unary(call, done);
+          return;
+        }
+        withTransactionalAudit(
+          {
+            record: async (tx, response, detail) => {
+              const events = await audit.allowed(
+                call.request as never,
+                response as never,
+                caller,
+                tx,
+                detail as never,
+              );
+              for (const e of events)
+                await options.recorder.recordIn(tx, { ...base, ...e, decision: 'allow' });
+              recordedInTransaction = true;
+            },
+          },
+          () => unary(call, done),
+        );
+      };
+    },
+    // An admin stream (ExportAudit) is recorded when it ends: refused, or served (also when the client left).
+    serverStream: (method, stream) => {
+      if (!isAdmin(method.name)) return stream;
+      return (call) => {
+        const caller = auditCaller(call as unknown as PeerCall, options);
+        let settled = false;
+        const settle = (err: Partial<grpc.StatusObject> | null): void => {
+          if (settled) return;
+          settled = true;
+          logAdmin(method, caller, err);
+          if (!err && options.adminReads === 'refusals') return;
+          const event: AuditEvent = {
+            ...adminReadEvent(method, caller),
+            ...(err && { decision: 'deny', reason: errorCodeOf(err) }),
+          };
+          options.recorder
+            .record(event)
+            .catch((e: unknown) =>
+              options.logger.error(
+                { err: e, method: method.name },
+                'admin read not recorded in the audit trail',
+              ),
+            );
+        };
+        call.once('error', (status: Partial<grpc.StatusObject>) => settle(status));
+        call.once('finish', () => settle(null));
+        call.once('cancelled', () => settle(null));
+        stream(call);
+      };
+    },
+  });
 }

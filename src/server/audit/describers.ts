@@ -37,12 +37,23 @@ import type { Store } from '../../store/store';
 import { decodeDelegationBinding } from '../../x509/agent-context';
 import type { AuditCaller, MethodAudit } from './audited-service';
 import { svidFields } from './svid-fields';
+import { entryChanges } from '../registration/entry-changes';
+import type { EntryUpdateDetail } from '../registration/service';
 
 const leafOf = (svid: X509Svid | undefined): Uint8Array | undefined =>
   svid?.certChain[0] !== undefined ? new Uint8Array(svid.certChain[0]) : undefined;
 
 /** The caller's own identifiers, without the SVID fields that describe the thing acted on. */
 const actorOnly = (c: AuditCaller): Partial<AuditEvent> => (c.actor !== undefined ? { actor: c.actor } : {});
+
+/**
+ * An admin caller as its records name it: the SPIFFE ID and the serial of the SVID it called with (`serial`
+ * is then the caller's certificate, the only one such a record concerns), or `admin-socket`.
+ */
+export const adminCaller = (c: AuditCaller): Partial<AuditEvent> => ({
+  ...actorOnly(c),
+  ...(c.serial !== undefined && { serial: c.serial }),
+});
 
 function issued(event: AuditEvent['event'], svid: X509Svid | undefined, caller: AuditCaller): AuditEvent {
   return { event, decision: 'allow', ...actorOnly(caller), ...svidFields(leafOf(svid)) };
@@ -152,7 +163,7 @@ export const registrationMethods: Record<string, MethodAudit> = {
     event: 'entry.create',
     inTransaction: true,
     allowed: (_req: never, res: { entry?: Entry }, caller) => [
-      { event: 'entry.create', decision: 'allow', ...actorOnly(caller), ...entryFields(res.entry) },
+      { event: 'entry.create', decision: 'allow', ...adminCaller(caller), ...entryFields(res.entry) },
     ],
     denied: (req: { entry?: Entry }) => ({ subject: req.entry?.spiffeId.slice(0, 2048) ?? '' }),
   },
@@ -163,15 +174,22 @@ export const registrationMethods: Record<string, MethodAudit> = {
       res.entries.map((e) => ({
         event: 'entry.create' as const,
         decision: 'allow' as const,
-        ...actorOnly(caller),
+        ...adminCaller(caller),
         ...entryFields(e),
       })),
   },
   updateEntry: {
     event: 'entry.update',
     inTransaction: true,
-    allowed: (_req: never, res: { entry?: Entry }, caller) => [
-      { event: 'entry.update', decision: 'allow', ...actorOnly(caller), ...entryFields(res.entry) },
+    allowed: (_req: never, res: { entry?: Entry }, caller, _tx, detail?: EntryUpdateDetail) => [
+      {
+        event: 'entry.update',
+        decision: 'allow',
+        ...adminCaller(caller),
+        ...entryFields(res.entry),
+        ...(detail !== undefined &&
+          res.entry !== undefined && { changes: entryChanges(detail.before, res.entry) }),
+      },
     ],
     denied: (req: UpdateEntryRequest) => ({ agentId: req.entry?.id.slice(0, 256) ?? '' }),
   },
@@ -179,7 +197,7 @@ export const registrationMethods: Record<string, MethodAudit> = {
     event: 'entry.delete',
     inTransaction: true,
     allowed: (req: DeleteEntryRequest, _res: never, caller) => [
-      { event: 'entry.delete', decision: 'allow', ...actorOnly(caller), agentId: req.id },
+      { event: 'entry.delete', decision: 'allow', ...adminCaller(caller), agentId: req.id },
     ],
     denied: (req: DeleteEntryRequest) => ({ agentId: req.id.slice(0, 256) }),
   },
@@ -191,12 +209,16 @@ export const registrationMethods: Record<string, MethodAudit> = {
       {
         event: 'join_token.create',
         decision: 'allow',
-        ...actorOnly(caller),
+        ...adminCaller(caller),
         subject: res.spiffeId,
+        agentId: res.entryId,
         reason: `token ${res.tokenId}`,
       },
     ],
-    denied: (req: CreateJoinTokenRequest) => ({ subject: req.spiffeId.slice(0, 2048) }),
+    denied: (req: CreateJoinTokenRequest) => ({
+      ...(req.spiffeId !== '' && { subject: req.spiffeId.slice(0, 2048) }),
+      ...(req.entryId !== '' && { agentId: req.entryId.slice(0, 256) }),
+    }),
   },
 };
 
@@ -209,7 +231,7 @@ export const adminMethods: Record<string, MethodAudit> = {
       {
         event: 'ca.rotate',
         decision: 'allow',
-        ...actorOnly(caller),
+        ...adminCaller(caller),
         subject: res.authority?.id ?? '',
         action: caRotationStepToJSON(res.step),
       },

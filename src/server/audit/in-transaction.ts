@@ -9,8 +9,11 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Store, StoreOps } from '../../store/store';
 
 export interface TransactionalAudit {
-  /** Appends the allow records for `response` through `tx`. */
-  record(tx: StoreOps, response: unknown): Promise<void>;
+  /**
+   * Appends the allow records for `response` through `tx`. `detail` is what the handler alone knows and the
+   * response does not say (an update's state before it), for the method's describer.
+   */
+  record(tx: StoreOps, response: unknown, detail?: unknown): Promise<void>;
 }
 
 const current = new AsyncLocalStorage<TransactionalAudit>();
@@ -21,10 +24,10 @@ export function withTransactionalAudit<T>(audit: TransactionalAudit, fn: () => T
 }
 
 /** Writes the running call's allow records inside `tx`; a no-op when the call is not audited this way. */
-export async function recordInTransaction(tx: StoreOps, response: unknown): Promise<void> {
+export async function recordInTransaction(tx: StoreOps, response: unknown, detail?: unknown): Promise<void> {
   const audit = current.getStore();
   if (audit === undefined) return;
-  await audit.record(tx, response);
+  await audit.record(tx, response, detail);
 }
 
 /** One store transaction whose result is the response, recorded in the same transaction. */

@@ -13,7 +13,8 @@ import { NODE_SERVICE_NAME } from '../node/service';
 import { REGISTRATION_SERVICE_NAME } from '../registration/service';
 import { SESSION_SERVICE_NAME } from '../sessions/service';
 import { guardAdmin } from '../tls/admin-guard';
-import { verifyPeerSvid } from '../tls/peer-svid';
+import { resolveCaller } from '../auth/resolve-caller';
+import { wrapMethods } from '../method-wrap';
 import { auditAttest } from './attest-audit';
 import { auditService, type MethodAudit } from './audited-service';
 import {
@@ -47,13 +48,27 @@ export interface AuditListenerDeps {
   };
 }
 
-function table(
-  store: Store,
-): Record<string, { methods: Record<string, MethodAudit>; readOnly: readonly string[] }> {
+interface ServiceAudit {
+  methods: Record<string, MethodAudit>;
+  readOnly: readonly string[];
+  /** The admin calls among the methods (logged and recorded with their caller, reads included). */
+  admin?: 'all' | readonly string[];
+}
+
+function table(store: Store, kind: 'admin' | 'public'): Record<string, ServiceAudit> {
   return {
-    [SESSION_SERVICE_NAME]: { methods: sessionMethods(store), readOnly: SESSION_READ_ONLY },
-    [REGISTRATION_SERVICE_NAME]: { methods: registrationMethods, readOnly: REGISTRATION_READ_ONLY },
-    [ADMIN_SERVICE_NAME]: { methods: adminMethods, readOnly: ADMIN_READ_ONLY },
+    [SESSION_SERVICE_NAME]: {
+      methods: sessionMethods(store),
+      readOnly: SESSION_READ_ONLY,
+      // RevokeSvid is admin only; on the socket, ending a session is an admin act too.
+      admin: kind === 'admin' ? ['endSession', 'revokeSvid'] : ['revokeSvid'],
+    },
+    [REGISTRATION_SERVICE_NAME]: {
+      methods: registrationMethods,
+      readOnly: REGISTRATION_READ_ONLY,
+      admin: 'all',
+    },
+    [ADMIN_SERVICE_NAME]: { methods: adminMethods, readOnly: ADMIN_READ_ONLY, admin: 'all' },
     [NODE_SERVICE_NAME]: { methods: nodeMethods, readOnly: NODE_READ_ONLY },
     [ATTESTATION_SERVICE_NAME]: { methods: attestationMethods, readOnly: [] },
   };
@@ -64,51 +79,63 @@ export function auditListener(
   spec: ListenerSpec,
   kind: 'admin' | 'public',
 ): ListenerSpec {
-  const audited = table(deps.store);
+  const audited = table(deps.store, kind);
   const logger = deps.logger.child({ component: 'audit', listener: kind });
+  const callerOptions = kind === 'public' ? { ca: deps.ca } : ({ defaultActor: ADMIN_SOCKET_ACTOR } as const);
   const wrap = (s: ServiceRegistration): ServiceRegistration => {
     const t = audited[s.name];
     if (t === undefined) return s;
-    let wrapped = auditService(s, {
+    const wrapped = auditService(s, {
       recorder: deps.audit,
       logger,
       clock: deps.clock,
       methods: t.methods,
       readOnly: t.readOnly,
-      ...(kind === 'public' ? { ca: deps.ca } : { defaultActor: ADMIN_SOCKET_ACTOR }),
+      listener: kind,
+      ...(t.admin !== undefined && { admin: t.admin }),
+      ...callerOptions,
     });
-    if (s.name === ATTESTATION_SERVICE_NAME && typeof wrapped.implementation.attest === 'function') {
-      wrapped = {
-        ...wrapped,
-        implementation: {
-          ...wrapped.implementation,
-          attest: auditAttest(
-            wrapped.implementation.attest as Parameters<typeof auditAttest>[0],
-            deps.audit,
-            logger,
-          ),
-        },
-      };
-    }
-    return wrapped;
+    if (s.name !== ATTESTATION_SERVICE_NAME) return wrapped;
+    return wrapMethods(wrapped, {
+      requestStream: (method, handler) =>
+        method.name === 'attest'
+          ? auditAttest(handler as Parameters<typeof auditAttest>[0], deps.audit, logger)
+          : handler,
+    });
   };
   const auditApi = createAuditService({
     store: deps.store,
     recorder: deps.audit,
     logger: deps.logger,
     clock: deps.clock,
-    // On the public listener a service ships its own chain with its own SVID (no admin right needed).
+    // On the public listener a service ships its own chain with its own SVID (no admin right needed),
+    // resolved like every mTLS caller: an ended session or a revoked SVID ships nothing.
     ...(kind === 'public' && {
-      callerId: (call) => verifyPeerSvid(call, deps.ca, deps.clock()).id.toString(),
+      callerId: async (call) => (await resolveCaller(deps, call, 'workload-or-session', deps.clock())).id,
       ...(deps.auditIngest !== undefined && { quota: deps.auditIngest.quota }),
     }),
     ...(deps.auditIngest !== undefined && { shippedRecordTimes: deps.auditIngest.times }),
   });
-  const ingestAudited = auditService(auditApi, {
+  // Queries and export are admin only; ingest checks the caller itself (the chain must be the caller's).
+  // The guard sits inside the audit wrapper, so its refusals are logged and recorded too.
+  const served =
+    kind === 'public'
+      ? withUnguarded(
+          guardAdmin(auditApi, { ca: deps.ca, store: deps.store, clock: deps.clock }),
+          auditApi,
+          'ingestAuditChain',
+        )
+      : auditApi;
+  const api = auditService(served, {
     recorder: deps.audit,
     logger,
     clock: deps.clock,
-    ...(kind === 'public' ? { ca: deps.ca } : { defaultActor: ADMIN_SOCKET_ACTOR }),
+    ...callerOptions,
+    listener: kind,
+    // Shipping a chain is an admin act only on the socket (any chain); on the public listener it is the
+    // shipper's own.
+    admin: kind === 'admin' ? 'all' : ['queryAuditRecords', 'getAuditHead', 'exportAudit'],
+    adminReads: 'refusals',
     methods: {
       ingestAuditChain: {
         event: 'audit.ingest',
@@ -124,20 +151,6 @@ export function auditListener(
     },
     readOnly: ['queryAuditRecords', 'getAuditHead', 'readAuditWitness'],
   });
-  // Queries and export stay admin only; ingest checks the caller itself (the chain must be the caller's).
-  const api =
-    kind === 'public'
-      ? withUnguarded(
-          guardAdmin(ingestAudited, {
-            ca: deps.ca,
-            store: deps.store,
-            clock: deps.clock,
-            logger: deps.logger,
-          }),
-          ingestAudited,
-          'ingestAuditChain',
-        )
-      : ingestAudited;
   return { ...spec, services: [...spec.services.map(wrap), api] };
 }
 

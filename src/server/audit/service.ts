@@ -50,7 +50,7 @@ export interface AuditServiceDeps {
    * Who is calling, for IngestAuditChain: the verified SPIFFE ID of the caller's SVID (public listener; throws
    * when there is none). Absent on the admin socket, whose only callers are the server's owner.
    */
-  callerId?: (call: grpc.ServerUnaryCall<unknown, unknown>) => string;
+  callerId?: (call: grpc.ServerUnaryCall<unknown, unknown>) => Promise<string>;
   /** What one workload may ship per window; applied to callers named by `callerId` (not the admin socket). */
   quota?: IngestQuota;
   /** Clock skew and maximum age allowed for a shipped record's time; default SHIPPED_RECORD_DEFAULTS. */
@@ -167,7 +167,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
     ingestAuditChain: unaryHandler('IngestAuditChain', log, async (req, call) => {
       // Who ships: on the public listener only the service whose chain it is (its verified SVID names the
       // chain); on the admin socket the server's owner, who may ship any chain.
-      const caller = deps.callerId?.(call as grpc.ServerUnaryCall<unknown, unknown>);
+      const caller = await deps.callerId?.(call as grpc.ServerUnaryCall<unknown, unknown>);
       const parsed = parseChainText(Buffer.from(req.jsonl).toString('utf8'));
       const chain = parsed.chain;
       if (chain === recorder.chain) {

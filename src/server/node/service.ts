@@ -25,7 +25,7 @@ import { unaryHandler } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../logging';
 import type { PeerCall } from '../tls/peer-svid';
-import { authenticateNode } from './caller';
+import { resolveCaller } from '../auth/resolve-caller';
 import { entitledEntry, entriesUnder } from './entitlement';
 import { MAX_JWT_SVID_TTL_SECONDS, type JwtAuthority } from './jwt-authority';
 
@@ -64,8 +64,8 @@ export function createNodeService(deps: NodeDeps): ServiceRegistration {
 
 export async function fetchEntries(deps: NodeDeps, call: PeerCall): Promise<FetchEntriesResponse> {
   const now = deps.clock();
-  const agent = await authenticateNode(deps, call, now);
-  const entries = await entriesUnder(deps.store, agent.spiffeId, now);
+  const agent = await resolveCaller(deps, call, 'node', now);
+  const entries = await entriesUnder(deps.store, agent.id, now);
   return {
     entries: entries.map((e) => ({
       id: e.id,
@@ -90,20 +90,20 @@ export async function batchNewX509Svid(
   call: PeerCall,
 ): Promise<BatchNewX509SvidResponse> {
   const now = deps.clock();
-  const agent = await authenticateNode(deps, call, now);
+  const agent = await resolveCaller(deps, call, 'node', now);
   if (req.params.length === 0 || req.params.length > MAX_BATCH) {
     throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `params: 1 to ${MAX_BATCH} CSRs per call`);
   }
   // Everything is checked before anything is signed: one refused entry refuses the whole batch.
   const checked: { entry: Entry; csr: ReturnType<typeof parseCsr> }[] = [];
   for (const p of req.params) {
-    const entry = await entitledEntry(deps.store, agent.spiffeId, p.entryId, now);
+    const entry = await entitledEntry(deps.store, agent.id, p.entryId, now);
     checked.push({ entry, csr: parseCsr(p.csr) });
   }
   const provenance = {
     method: NODE_AGENT_METHOD,
     // What the server relied on: the agent's SVID, which vouches for the workload on its node.
-    evidenceSha256: sha256(agent.leafDer),
+    evidenceSha256: sha256(agent.leaf.der),
     issuer: deps.ca.serverSvid().spiffeId,
     issuedAt: wholeSeconds(now),
   };
@@ -120,10 +120,7 @@ export async function batchNewX509Svid(
     bundle = signed.bundle;
     svids.push(svidToProto(signed, entry));
   }
-  deps.logger.info(
-    { agent: agent.spiffeId, entries: checked.map((c) => c.entry.id) },
-    'node agent SVIDs issued',
-  );
+  deps.logger.info({ agent: agent.id, entries: checked.map((c) => c.entry.id) }, 'node agent SVIDs issued');
   return { svids, bundle: bundleToProto(bundle) };
 }
 
@@ -133,14 +130,13 @@ export async function newJwtSvid(
   call: PeerCall,
 ): Promise<NewJwtSvidResponse> {
   const now = deps.clock();
-  const agent = await authenticateNode(deps, call, now);
+  const agent = await resolveCaller(deps, call, 'node', now);
   const audience = checkAudience(req.audience);
-  const entry = await entitledEntry(deps.store, agent.spiffeId, req.entryId, now);
-  const jwt = deps.jwt;
+  const entry = await entitledEntry(deps.store, agent.id, req.entryId, now);
   const iat = Math.floor(now.getTime() / 1000);
   const ttl = Math.min(JWT_SVID_TTL_SECONDS, svidTtlSeconds(entry, deps.defaultTtlSeconds));
   const exp = iat + ttl;
-  const token = jwt.sign({ sub: entry.spiffeId, aud: audience, exp, iat });
+  const token = deps.jwt.sign({ sub: entry.spiffeId, aud: audience, exp, iat });
   return { spiffeId: entry.spiffeId, token, expiresAt: new Date(exp * 1000) };
 }
 

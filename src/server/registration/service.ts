@@ -13,7 +13,8 @@ import type { TrustDomain } from '../../spiffe';
 import { generateJoinToken, hashJoinToken } from '../../store/join-token-secret';
 import type { Store } from '../../store/store';
 import type { NewEntry } from '../../store/types';
-import { auditedTransaction } from '../audit/in-transaction';
+import type { Entry as ProtoEntry } from '../../gen/lanyard/v1/types';
+import { auditedTransaction, recordInTransaction } from '../audit/in-transaction';
 import { unaryHandler } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../logging';
@@ -26,13 +27,18 @@ import {
   validateListRequest,
   validateNewEntry,
   validateRevision,
-  validateWorkloadId,
   type ValidationContext,
 } from './validate';
+import { joinTokenEntry } from './token-entry';
 
 export const REGISTRATION_SERVICE_NAME = 'lanyard.v1.RegistrationService';
 /** More entries than this in one BatchCreateEntry is refused: one transaction should stay short. */
 export const MAX_BATCH_SIZE = 1000;
+
+/** What UpdateEntry hands its audit describer besides the response: the entry as it was. */
+export interface EntryUpdateDetail {
+  before: ProtoEntry;
+}
 
 export interface RegistrationDeps {
   store: Store;
@@ -98,9 +104,14 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
       const id = validateEntryId('entry.id', req.entry.id);
       const revision = validateRevision('entry.revision', req.entry.revision, true) ?? 0;
       const patch = validateEntryPatch('entry', req.entry, req.updateMask ?? [], ctx());
-      return auditedTransaction(store, async (tx) => ({
-        entry: entryToProto(await tx.updateEntry(id, patch, revision)),
-      }));
+      return store.transaction(async (tx) => {
+        // Read in the same transaction as the write: the audit record's "before" is exactly what was replaced.
+        const before = entryToProto(await tx.getEntry(id));
+        const response = { entry: entryToProto(await tx.updateEntry(id, patch, revision)) };
+        const detail: EntryUpdateDetail = { before };
+        await recordInTransaction(tx, response, detail);
+        return response;
+      });
     }),
 
     deleteEntry: unaryHandler('DeleteEntry', log, async (req) => {
@@ -113,19 +124,36 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
     }),
 
     createJoinToken: unaryHandler('CreateJoinToken', log, async (req) => {
-      const spiffeId = validateWorkloadId('spiffe_id', req.spiffeId, ctx());
       const ttlSeconds = validateJoinTokenTtl('ttl_seconds', req.ttlSeconds);
       const token = generateJoinToken();
+      const c = ctx();
       const response = await auditedTransaction(store, async (tx) => {
+        // Resolved in the transaction that stores the token: the entry it names exists when the token does.
+        const entry = await joinTokenEntry(tx, req, c);
         const record = await tx.createJoinToken({
           id: `jt-${randomBytes(8).toString('hex')}`,
           tokenHash: hashJoinToken(token),
-          spiffeId,
-          expiresAt: new Date(clock().getTime() + ttlSeconds * 1000),
+          entryId: entry.id,
+          spiffeId: entry.spiffeId,
+          expiresAt: new Date(c.now.getTime() + ttlSeconds * 1000),
         });
-        return { token, tokenId: record.id, spiffeId, expiresAt: record.expiresAt };
+        return {
+          token,
+          tokenId: record.id,
+          spiffeId: entry.spiffeId,
+          entryId: entry.id,
+          expiresAt: record.expiresAt,
+        };
       });
-      log.info({ tokenId: response.tokenId, spiffeId, expiresAt: response.expiresAt }, 'join token created');
+      log.info(
+        {
+          tokenId: response.tokenId,
+          entryId: response.entryId,
+          spiffeId: response.spiffeId,
+          expiresAt: response.expiresAt,
+        },
+        'join token created',
+      );
       return response;
     }),
   };

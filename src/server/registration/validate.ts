@@ -80,7 +80,7 @@ export function validateNewEntry(field: string, e: ProtoEntry | undefined, ctx: 
 }
 
 /** The mutable fields of an entry, by proto field name (snake_case; lowerCamelCase is accepted too). */
-const MUTABLE_FIELDS = [
+export const MUTABLE_FIELDS = [
   'spiffe_id',
   'parent_id',
   'selectors',
@@ -95,9 +95,14 @@ const MUTABLE_FIELDS = [
 ] as const;
 type MutableField = (typeof MUTABLE_FIELDS)[number];
 
+/** The update_mask path that replaces every mutable field (AIP-134's full replacement). */
+export const FULL_REPLACEMENT_PATH = '*';
+
 /**
- * The patch for UpdateEntry: only the masked fields, each validated; an empty mask means every mutable
- * field (a full replace, where an empty parent_id or absent expires_at clears them).
+ * The patch for UpdateEntry: only the masked fields, each validated. The mask is required: proto3 cannot
+ * tell an unset bool from false, so a "change what is set" rule would read every absent flag as a change
+ * (this is how `entry update --ttl` once made entries admin). `*` alone replaces every mutable field, where
+ * an empty parent_id or absent expires_at clears them.
  */
 export function validateEntryPatch(
   field: string,
@@ -105,8 +110,19 @@ export function validateEntryPatch(
   mask: readonly string[],
   ctx: ValidationContext,
 ): EntryPatch {
+  if (mask.length === 0) {
+    throw invalid(
+      'update_mask',
+      `required: name the fields to change (one of ${MUTABLE_FIELDS.join(', ')}), or "${FULL_REPLACEMENT_PATH}" to replace them all`,
+    );
+  }
+  if (mask.includes(FULL_REPLACEMENT_PATH) && mask.length > 1) {
+    throw invalid('update_mask', `"${FULL_REPLACEMENT_PATH}" replaces every field and must be the only path`);
+  }
   const paths =
-    mask.length === 0 ? [...MUTABLE_FIELDS] : mask.map((p, i) => maskPath(`update_mask.paths[${i}]`, p));
+    mask[0] === FULL_REPLACEMENT_PATH
+      ? [...MUTABLE_FIELDS]
+      : mask.map((p, i) => maskPath(`update_mask.paths[${i}]`, p));
   const patch: EntryPatch = {};
   const f = (name: string): string => `${field}.${name}`;
   for (const p of new Set(paths)) {

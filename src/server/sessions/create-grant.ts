@@ -9,10 +9,9 @@ import type { CreateGrantRequest, CreateGrantResponse } from '../../gen/lanyard/
 import { decodeDelegationBinding, delegationLinkSha256 } from '../../x509/agent-context/codec';
 import { AGENT_CONTEXT_LIMITS, type DelegationBinding } from '../../x509/agent-context/types';
 import { publicKeyFromSpki, verifyWithKey } from '../../x509/keys';
-import { currentEntry } from '../attestation/renew';
 import { auditedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
-import { callerSession, verifyCaller, type Caller } from './caller';
+import { resolveCaller, type ResolvedCaller } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
 
 /** A grant must be redeemed within this long of its creation: it is a handoff, not a standing permission. */
@@ -24,9 +23,8 @@ export async function createGrant(
   call: PeerCall,
 ): Promise<CreateGrantResponse> {
   const now = deps.clock();
-  const caller = await verifyCaller(deps, call, now);
-  const session = await callerSession(deps.store, caller, now);
-  const entry = await currentEntry(deps.store, caller.context.agentId, caller.id, now);
+  const caller = await resolveCaller(deps, call, 'session', now);
+  const { session, entry } = caller;
   const binding = checkedBinding(req, caller);
   const leaf = caller.peer.chain[0]!;
 
@@ -109,7 +107,7 @@ export async function createGrant(
  * Decodes the binding and checks that it is the caller's: signed by the key of the certificate it presents,
  * naming that certificate, the chain's root session and principal, and the caller's last link.
  */
-function checkedBinding(req: CreateGrantRequest, caller: Caller): DelegationBinding {
+function checkedBinding(req: CreateGrantRequest, caller: ResolvedCaller): DelegationBinding {
   let binding: DelegationBinding;
   try {
     binding = decodeDelegationBinding(req.binding);

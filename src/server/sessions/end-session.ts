@@ -1,11 +1,11 @@
 /**
  * EndSession and RevokeSvid. Ending a session ends every session delegated from it, transitively, in one
  * transaction with its audit records, and publishes one revocation per ended session to watchers after it
- * committed. The session's
- * own agent (an SVID of the same entry) may end it; anyone else must be an admin: an admin SVID on the public
+ * committed. The session's own agent (the workload SVID of the same entry) may end it, and a live session may
+ * end itself and what was delegated from it; anyone else must be an admin: an admin SVID on the public
  * listener, or anyone who can open the admin socket (file permissions are that socket's guard).
  */
-import { ErrorCode, SessionError } from '../../errors';
+import { AuthorizationError, ErrorCode, SessionError } from '../../errors';
 import type {
   EndSessionRequest,
   EndSessionResponse,
@@ -13,9 +13,10 @@ import type {
   RevokeSvidResponse,
 } from '../../gen/lanyard/v1/session';
 import { recordInTransaction } from '../audit/in-transaction';
-import { requireAdmin } from '../tls/admin-guard';
+import type { SessionRecord } from '../../store/types';
+import { AGENT_CONTEXT_LIMITS } from '../../x509/agent-context/types';
+import { resolveCaller, type ResolvedCaller } from '../auth/resolve-caller';
 import type { PeerCall } from '../tls/peer-svid';
-import { verifyCaller } from './caller';
 import type { SessionDeps } from './deps';
 import { revocationToProto } from './to-proto';
 
@@ -28,11 +29,40 @@ export async function endSession(
 ): Promise<EndSessionResponse> {
   const now = deps.clock();
   checkReason(req.reason);
-  const caller = await verifyCaller(deps, call, now);
-  const session = await deps.store.getSession(req.sessionId);
-  const ownAgent = caller.context.agentId === session.entryId && caller.id === session.spiffeId;
-  if (!ownAgent) await requireAdmin(deps, call);
+  const caller = await resolveCaller(deps, call, 'workload-or-session', now);
+  const target = await deps.store.getSession(req.sessionId);
+  await mayEnd(deps, caller, target);
   return endSessionAs(deps, req, caller.id, now);
+}
+
+/**
+ * Who may end `target`: a session SVID only its own session and the sessions delegated from it (a session is
+ * scoped task authority, not the agent's); a workload SVID any session of its own entry; an admin's workload
+ * SVID any session.
+ */
+async function mayEnd(deps: SessionDeps, caller: ResolvedCaller, target: SessionRecord): Promise<void> {
+  if (caller.session !== undefined) {
+    if (await descendsFrom(deps, target, caller.session.id)) return;
+    throw new AuthorizationError(
+      `session ${caller.session.id} of ${caller.id} may end only itself and the sessions delegated from it, not ${target.id}`,
+    );
+  }
+  if (caller.entry.id === target.entryId && caller.id === target.spiffeId) return;
+  if (caller.entry.admin) return;
+  throw new AuthorizationError(
+    `${caller.id} may end only the sessions of its own entry ${caller.entry.id}; session ${target.id} is of ${target.spiffeId} (admins may end any)`,
+  );
+}
+
+/** Whether `session` is `ancestorId` or was delegated (transitively) from it. */
+async function descendsFrom(deps: SessionDeps, session: SessionRecord, ancestorId: string): Promise<boolean> {
+  let s = session;
+  for (let hops = 0; hops <= AGENT_CONTEXT_LIMITS.maxDelegationDepth; hops++) {
+    if (s.id === ancestorId) return true;
+    if (s.parentSessionId === undefined) return false;
+    s = await deps.store.getSession(s.parentSessionId);
+  }
+  return false;
 }
 
 /** Ends the session tree once the caller was authorised; `by` names the caller in the reason and the log. */
@@ -65,8 +95,8 @@ export async function revokeSvid(
   call: PeerCall,
 ): Promise<RevokeSvidResponse> {
   checkReason(req.reason);
-  const by = await requireAdmin(deps, call);
-  return revokeSvidAs(deps, req, by);
+  const admin = await resolveCaller(deps, call, 'admin', deps.clock());
+  return revokeSvidAs(deps, req, admin.id);
 }
 
 /** Revokes one serial once the caller was authorised as an admin. */

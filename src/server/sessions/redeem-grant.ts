@@ -16,13 +16,12 @@ import type { AgentContext, DelegationLink } from '../../x509/agent-context/type
 import { ParsedCertificate } from '../../x509/certificate';
 import { parseCsr } from '../../x509/csr';
 import { svidToProto, svidTtlSeconds } from '../attestation/issue';
-import { currentEntry } from '../attestation/renew';
 import { wholeSeconds } from '../attestation/workload-context';
 import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
 import { auditedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
-import { assertLive, verifyCaller } from './caller';
+import { assertLive, resolveCaller } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
 import { newSessionId, secondsUntil, signSessionSvid } from './issue';
@@ -35,8 +34,9 @@ export async function redeemGrant(
   call: PeerCall,
 ): Promise<RedeemGrantResponse> {
   const now = deps.clock();
-  const caller = await verifyCaller(deps, call, now);
-  const entry = await currentEntry(deps.store, caller.context.agentId, caller.id, now);
+  // The child's own workload SVID: a session SVID (ended or not) redeems nothing.
+  const caller = await resolveCaller(deps, call, 'workload', now);
+  const entry = caller.entry;
   const csr = parseCsr(req.csr);
   const serverId = deps.ca.serverSvid().spiffeId;
 
@@ -148,6 +148,9 @@ export async function redeemGrant(
       depthLimit: Math.min(parent.depthLimit, depth + entry.maxDelegationDepth),
       // A delegated session ends with its grant; its renewals stay within it.
       expiresAt: binding.notAfter,
+      // Revoking the child's SVID that redeemed, or the parent's that signed, stops the session too.
+      openerSerial: caller.leaf.serialHex,
+      parentCertSerial: parentCert.serialHex,
     });
     await tx.addSessionCertificate(sessionId, signed.cert.serialHex, signed.cert.notAfter);
     await tx.markGrantRedeemed(grant.id, now, sessionId);

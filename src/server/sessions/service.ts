@@ -6,7 +6,7 @@ import { createGrant } from './create-grant';
 import type { SessionDeps } from './deps';
 import { endSession, revokeSvid } from './end-session';
 import { redeemGrant } from './redeem-grant';
-import { verifyCaller } from './caller';
+import { resolveCaller } from '../auth/resolve-caller';
 import { startSession } from './start-session';
 
 export const SESSION_SERVICE_NAME = 'lanyard.v1.SessionService';
@@ -23,7 +23,7 @@ export function createSessionService(deps: SessionDeps): ServiceRegistration {
     // Verifiers watch with their own SVID: the feed is not secret, but every open watch costs the server
     // memory and work, so each is tied to an identity its limit counts (and to a connection).
     watchRevocations: deps.watchers.handler({
-      authenticate: async (call) => (await verifyCaller(d, call, d.clock())).id,
+      authenticate: async (call) => (await resolveCaller(d, call, 'workload-or-session', d.clock())).id,
       perConnection: deps.limits.watchersPerConnection,
       perIdentity: deps.limits.watchersPerIdentity,
     }),

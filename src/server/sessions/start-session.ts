@@ -17,12 +17,11 @@ import {
 import { parseCsr } from '../../x509/csr';
 import { svidToProto, svidTtlSeconds } from '../attestation/issue';
 import { auditedTransaction } from '../audit/in-transaction';
-import { currentEntry } from '../attestation/renew';
 import { NO_POLICY_VERSION, wholeSeconds } from '../attestation/workload-context';
 import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
 import type { PeerCall } from '../tls/peer-svid';
-import { sessionOf, verifyCaller } from './caller';
+import { resolveCaller } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
 import { newSessionId, signSessionSvid } from './issue';
 import { assertSessionQuota } from './quota';
@@ -35,15 +34,9 @@ export async function startSession(
   call: PeerCall,
 ): Promise<StartSessionResponse> {
   const now = deps.clock();
-  const caller = await verifyCaller(deps, call, now);
   // A session SVID may not open a fresh root session: that would shed its principal and delegation limits.
-  if (caller.context.delegation.length > 0 || (await sessionOf(deps.store, caller.context)) !== undefined) {
-    throw new SessionError(
-      ErrorCode.UNAUTHORIZED,
-      `StartSession takes the workload SVID of ${caller.id}, not a session SVID`,
-    );
-  }
-  const entry = await currentEntry(deps.store, caller.context.agentId, caller.id, now);
+  const caller = await resolveCaller(deps, call, 'workload', now);
+  const entry = caller.entry;
   const csr = parseCsr(req.csr);
   if (Buffer.byteLength(req.intent) > AGENT_CONTEXT_LIMITS.maxIntentLength) {
     throw new SessionError(
@@ -80,9 +73,7 @@ export async function startSession(
       provenance: {
         method: START_SESSION_METHOD,
         // The principal's token when there is one, else the workload SVID that opened the session.
-        evidenceSha256: sha256(
-          evidence?.$case === 'token' ? Buffer.from(evidence.value) : caller.peer.chain[0]!.der,
-        ),
+        evidenceSha256: sha256(evidence?.$case === 'token' ? Buffer.from(evidence.value) : caller.leaf.der),
         issuer: serverId,
         issuedAt: wholeSeconds(now),
       },
@@ -114,6 +105,8 @@ export async function startSession(
       depth: 0,
       depthLimit: entry.maxDelegationDepth,
       expiresAt,
+      // Revoking the workload SVID that opened the session stops the session at the server too.
+      openerSerial: caller.leaf.serialHex,
     });
     await tx.addSessionCertificate(sessionId, signed.cert.serialHex, signed.cert.notAfter);
     return {

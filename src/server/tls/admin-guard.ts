@@ -1,92 +1,53 @@
 /**
- * Remote admin: the RegistrationService on the public listener, for callers whose mTLS SVID verifies, was
- * not revoked by serial, is a workload SVID (not a task session's), and whose registration entry (named by
- * the SVID's agent context) has admin=true. Every unary method is wrapped, so a method added to the service
- * later is guarded too; anything not unary is refused.
+ * Remote admin: the admin services on the public listener, for callers that resolveCaller accepts as
+ * `admin` (a verified, unrevoked workload SVID of ours whose registration entry exists, issues it and has
+ * admin=true; never a session SVID). Every unary method is wrapped, so a method added to a service later is
+ * guarded too; streaming methods are refused (they are served on the admin socket only).
  *
- * Why session SVIDs never carry admin rights: a session is scoped, delegable task authority; admin rights
- * are not scoped, so a delegated or long-forgotten session of an admin entry would hand them on unbounded.
- * An ended or expired session is named as such; a live one is refused as a session.
+ * The audit wrapper around this guard (audit/audited-service.ts) logs and records every admin call, allowed
+ * or refused, with the caller.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
-import { AuthorizationError, isLanyardError } from '../../errors';
 import type { Store } from '../../store/store';
+import { resolveCaller, type ResolvedCaller } from '../auth/resolve-caller';
 import { toStatus } from '../grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
-import { assertLive, sessionOf, verifyCaller } from '../sessions/caller';
+import { wrapMethods } from '../method-wrap';
 import type { PeerCall } from './peer-svid';
 
 export interface AdminGuardDeps {
   ca: CaManager;
   store: Store;
   clock: () => Date;
-  logger: Logger;
 }
 
 /**
- * Resolves with the caller's SPIFFE ID when it is an admin; rejects with UNAUTHENTICATED (no, invalid or
- * revoked SVID) or PERMISSION_DENIED (not an admin, a session SVID, an ended session) otherwise.
+ * Resolves with the admin caller; rejects with UNAUTHENTICATED (no, invalid or revoked SVID) or
+ * PERMISSION_DENIED (not an admin, a session SVID, an ended session, a deleted entry) otherwise.
  */
-export async function requireAdmin(deps: AdminGuardDeps, call: PeerCall): Promise<string> {
-  const now = deps.clock();
-  const caller = await verifyCaller(deps, call, now);
-  const { id, context } = caller;
-  const session = await sessionOf(deps.store, context);
-  if (session !== undefined) {
-    assertLive(session, now);
-    throw new AuthorizationError(
-      `${id} presented the SVID of session ${session.id}: admin calls need the entry's workload SVID`,
-    );
-  }
-  let admin = false;
-  try {
-    const entry = await deps.store.getEntry(context.agentId);
-    admin =
-      entry.admin &&
-      entry.spiffeId === id &&
-      (entry.expiresAt === undefined || entry.expiresAt.getTime() > now.getTime());
-  } catch (e) {
-    if (!isLanyardError(e)) throw e;
-  }
-  if (!admin) throw new AuthorizationError(`${id} is not an admin: its registration entry lacks admin=true`);
-  return id;
+export function requireAdmin(deps: AdminGuardDeps, call: PeerCall): Promise<ResolvedCaller> {
+  return resolveCaller(deps, call, 'admin', deps.clock());
 }
+
+const NOT_HERE: Partial<grpc.StatusObject> = {
+  code: grpc.status.UNIMPLEMENTED,
+  details: 'not available over the public listener: use the admin socket',
+};
 
 export function guardAdmin(service: ServiceRegistration, deps: AdminGuardDeps): ServiceRegistration {
-  const implementation: grpc.UntypedServiceImplementation = {};
-  for (const [name, handler] of Object.entries(service.implementation)) {
-    const attrs = service.definition[name];
-    if (attrs === undefined || attrs.requestStream || attrs.responseStream) {
-      implementation[name] = refuseStreaming;
-      continue;
-    }
-    const unary = handler as grpc.handleUnaryCall<unknown, unknown>;
-    implementation[name] = (
-      call: grpc.ServerUnaryCall<unknown, unknown>,
-      callback: grpc.sendUnaryData<unknown>,
-    ): void => {
+  return wrapMethods(service, {
+    unary: (_method, unary) => (call, callback) => {
       requireAdmin(deps, call).then(
-        (admin) => {
-          deps.logger.debug({ method: name, admin }, 'remote admin call');
-          unary(call, callback);
-        },
-        (e: unknown) => {
-          const status = toStatus(e);
-          deps.logger.warn({ method: name, peer: call.getPeer() }, status.details ?? 'refused');
-          callback(status);
-        },
+        () => unary(call, callback),
+        (e: unknown) => callback(toStatus(e)),
       );
-    };
-  }
-  return { ...service, implementation };
-}
-
-function refuseStreaming(
-  call: grpc.ServerUnaryCall<unknown, unknown>,
-  callback: grpc.sendUnaryData<unknown>,
-): void {
-  void call;
-  callback({ code: grpc.status.UNIMPLEMENTED, details: 'not available over the public listener' });
+    },
+    serverStream: () => (call) => void call.emit('error', NOT_HERE),
+    requestStream: (method) =>
+      method.definition.responseStream
+        ? (call: grpc.ServerDuplexStream<unknown, unknown>): void => void call.emit('error', NOT_HERE)
+        : (_call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>): void =>
+            callback(NOT_HERE),
+  });
 }

@@ -5,6 +5,7 @@ import { fromMs, isConstraintError, optionalFromMs, toMs } from './codec';
 
 interface JoinTokenRow {
   id: string;
+  entry_id: string | null;
   spiffe_id: string;
   created_at: number;
   expires_at: number;
@@ -23,10 +24,10 @@ export class SqliteJoinTokens {
     private readonly now: () => Date,
   ) {
     this.insert = db.prepare(
-      'INSERT INTO join_tokens (id, token_hash, spiffe_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO join_tokens (id, token_hash, entry_id, spiffe_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
     );
     this.selectByHash = db.prepare(
-      'SELECT id, spiffe_id, created_at, expires_at, spent_at FROM join_tokens WHERE token_hash = ?',
+      'SELECT id, entry_id, spiffe_id, created_at, expires_at, spent_at FROM join_tokens WHERE token_hash = ?',
     );
     // "AND spent_at IS NULL" makes the write itself the single-use check, independent of the read before it.
     this.markSpent = db.prepare('UPDATE join_tokens SET spent_at = ? WHERE id = ? AND spent_at IS NULL');
@@ -36,7 +37,14 @@ export class SqliteJoinTokens {
   create(token: NewJoinToken): JoinTokenRecord {
     const createdAt = this.now();
     try {
-      this.insert.run(token.id, token.tokenHash, token.spiffeId, toMs(createdAt), toMs(token.expiresAt));
+      this.insert.run(
+        token.id,
+        token.tokenHash,
+        token.entryId,
+        token.spiffeId,
+        toMs(createdAt),
+        toMs(token.expiresAt),
+      );
     } catch (e) {
       if (isConstraintError(e))
         throw new AlreadyExistsError(`join token ${token.id} (or its hash) already exists`);
@@ -44,6 +52,7 @@ export class SqliteJoinTokens {
     }
     return {
       id: token.id,
+      entryId: token.entryId,
       spiffeId: token.spiffeId,
       createdAt,
       expiresAt: new Date(token.expiresAt.getTime()),
@@ -90,6 +99,7 @@ function fromRow(row: JoinTokenRow): JoinTokenRecord {
     createdAt: fromMs(row.created_at),
     expiresAt: fromMs(row.expires_at),
   };
+  if (row.entry_id !== null) record.entryId = row.entry_id;
   const spentAt = optionalFromMs(row.spent_at);
   if (spentAt) record.spentAt = spentAt;
   return record;

@@ -226,6 +226,29 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sessions_by_entry ON sessions (entry_id, ended_at);
     `,
   },
+  {
+    version: 6,
+    description: 'join tokens bound to one entry; who opened each session and with which parent certificate',
+    sql: `
+      -- A join token names the one entry it issues (a SPIFFE ID can belong to several entries, one of them
+      -- perhaps admin). Tokens from before this column are bound where that was unambiguous: exactly one
+      -- entry without a parent has the token's SPIFFE ID, created before the token. The others stay NULL and
+      -- are refused at attestation (fail closed): their operator creates a new token for an entry id.
+      ALTER TABLE join_tokens ADD COLUMN entry_id TEXT;
+      UPDATE join_tokens SET entry_id = (
+          SELECT e.id FROM entries e
+          WHERE e.spiffe_id = join_tokens.spiffe_id AND e.parent_id = '' AND e.created_at <= join_tokens.created_at)
+        WHERE spent_at IS NULL
+          AND (SELECT count(*) FROM entries e WHERE e.spiffe_id = join_tokens.spiffe_id AND e.parent_id = '') = 1;
+
+      -- The serial of the SVID that opened the session (the workload SVID of StartSession, the redeemer's SVID
+      -- of RedeemGrant) and, for a delegated session, of the parent's session SVID that signed the grant: a
+      -- session is refused once either is revoked. NULL for sessions from before this column: the server
+      -- cannot tell what they hang on, so session-aware calls refuse them (they end within their TTL).
+      ALTER TABLE sessions ADD COLUMN opener_serial TEXT;
+      ALTER TABLE sessions ADD COLUMN parent_cert_serial TEXT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -31,6 +31,8 @@ interface SessionRow {
   expires_at: number;
   ended_at: number | null;
   end_reason: string | null;
+  opener_serial: string | null;
+  parent_cert_serial: string | null;
 }
 
 interface GrantRow {
@@ -77,8 +79,9 @@ export class SqliteSessions {
       this.db
         .prepare(
           `INSERT INTO sessions (id, entry_id, spiffe_id, root_session_id, parent_session_id, principal_id,
-             principal_issuer, principal_provenance, intent, scopes, depth, depth_limit, created_at, expires_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             principal_issuer, principal_provenance, intent, scopes, depth, depth_limit, created_at, expires_at,
+             opener_serial, parent_cert_serial)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           s.id,
@@ -95,6 +98,8 @@ export class SqliteSessions {
           s.depthLimit,
           toMs(createdAt),
           toMs(s.expiresAt),
+          s.openerSerial ?? null,
+          s.parentCertSerial ?? null,
         );
     } catch (e) {
       if (isConstraintError(e)) {
@@ -414,6 +419,8 @@ function sessionFromRow(row: SessionRow, certSerials: string[]): SessionRecord {
   const endedAt = optionalFromMs(row.ended_at);
   if (endedAt !== undefined) s.endedAt = endedAt;
   if (row.end_reason !== null) s.endReason = row.end_reason;
+  if (row.opener_serial !== null) s.openerSerial = row.opener_serial;
+  if (row.parent_cert_serial !== null) s.parentCertSerial = row.parent_cert_serial;
   return s;
 }
 

@@ -146,7 +146,12 @@ export interface UpdateEntryRequest {
   entry:
     | Entry
     | undefined;
-  /** Which fields to change (proto field names, e.g. "allowed_scopes"). Empty = every mutable field. */
+  /**
+   * Required: the fields to change (proto field names, e.g. "allowed_scopes"); every other field stays as
+   * it is, whatever `entry` holds for it. "*" alone replaces every mutable field (an empty parent_id or an
+   * absent expires_at then clears it). An empty mask is INVALID_ARGUMENT: proto3 cannot tell an unset bool
+   * from false, so "change what is set" would turn every omitted flag into a change.
+   */
   updateMask: string[] | undefined;
 }
 
@@ -164,7 +169,17 @@ export interface DeleteEntryResponse {
 }
 
 export interface CreateJoinTokenRequest {
-  /** The identity a workload attesting with this token receives; must be in the server's trust domain. */
+  /**
+   * The entry a workload attesting with this token receives (exactly that entry, never another one with
+   * the same SPIFFE ID). It must exist, be unexpired and have no parent_id (those are issued through their
+   * node agent). Either this or spiffe_id.
+   */
+  entryId: string;
+  /**
+   * Instead of entry_id: the SPIFFE ID of exactly one such entry. Several entries with it are refused
+   * (FAILED_PRECONDITION, ERR_ENTRY_AMBIGUOUS, naming their ids): the token is never bound silently to one
+   * of them. With entry_id too, it must be that entry's SPIFFE ID.
+   */
   spiffeId: string;
   /** 0 = 600 seconds. At most 30 days. */
   ttlSeconds: number;
@@ -176,7 +191,11 @@ export interface CreateJoinTokenResponse {
   /** A non-secret handle for logs and audit. */
   tokenId: string;
   spiffeId: string;
-  expiresAt: Date | undefined;
+  expiresAt:
+    | Date
+    | undefined;
+  /** The entry the token is bound to. */
+  entryId: string;
 }
 
 function createBaseCreateEntryRequest(): CreateEntryRequest {
@@ -1281,11 +1300,14 @@ export const DeleteEntryResponse: MessageFns<DeleteEntryResponse> = {
 };
 
 function createBaseCreateJoinTokenRequest(): CreateJoinTokenRequest {
-  return { spiffeId: "", ttlSeconds: 0 };
+  return { entryId: "", spiffeId: "", ttlSeconds: 0 };
 }
 
 export const CreateJoinTokenRequest: MessageFns<CreateJoinTokenRequest> = {
   encode(message: CreateJoinTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.entryId !== "") {
+      writer.uint32(26).string(message.entryId);
+    }
     if (message.spiffeId !== "") {
       writer.uint32(10).string(message.spiffeId);
     }
@@ -1308,6 +1330,14 @@ export const CreateJoinTokenRequest: MessageFns<CreateJoinTokenRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.entryId = reader.string();
+            continue;
+          }
           case 1: {
             if (tag !== 10) {
               break;
@@ -1338,6 +1368,11 @@ export const CreateJoinTokenRequest: MessageFns<CreateJoinTokenRequest> = {
 
   fromJSON(object: any): CreateJoinTokenRequest {
     return {
+      entryId: isSet(object.entryId)
+        ? globalThis.String(object.entryId)
+        : isSet(object.entry_id)
+        ? globalThis.String(object.entry_id)
+        : "",
       spiffeId: isSet(object.spiffeId)
         ? globalThis.String(object.spiffeId)
         : isSet(object.spiffe_id)
@@ -1353,6 +1388,9 @@ export const CreateJoinTokenRequest: MessageFns<CreateJoinTokenRequest> = {
 
   toJSON(message: CreateJoinTokenRequest): unknown {
     const obj: any = {};
+    if (message.entryId !== "") {
+      obj.entryId = message.entryId;
+    }
     if (message.spiffeId !== "") {
       obj.spiffeId = message.spiffeId;
     }
@@ -1367,6 +1405,7 @@ export const CreateJoinTokenRequest: MessageFns<CreateJoinTokenRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<CreateJoinTokenRequest>, I>>(object: I): CreateJoinTokenRequest {
     const message = createBaseCreateJoinTokenRequest();
+    message.entryId = object.entryId ?? "";
     message.spiffeId = object.spiffeId ?? "";
     message.ttlSeconds = object.ttlSeconds ?? 0;
     return message;
@@ -1374,7 +1413,7 @@ export const CreateJoinTokenRequest: MessageFns<CreateJoinTokenRequest> = {
 };
 
 function createBaseCreateJoinTokenResponse(): CreateJoinTokenResponse {
-  return { token: "", tokenId: "", spiffeId: "", expiresAt: undefined };
+  return { token: "", tokenId: "", spiffeId: "", expiresAt: undefined, entryId: "" };
 }
 
 export const CreateJoinTokenResponse: MessageFns<CreateJoinTokenResponse> = {
@@ -1390,6 +1429,9 @@ export const CreateJoinTokenResponse: MessageFns<CreateJoinTokenResponse> = {
     }
     if (message.expiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(34).fork()).join();
+    }
+    if (message.entryId !== "") {
+      writer.uint32(42).string(message.entryId);
     }
     return writer;
   },
@@ -1439,6 +1481,14 @@ export const CreateJoinTokenResponse: MessageFns<CreateJoinTokenResponse> = {
             message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.entryId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1469,6 +1519,11 @@ export const CreateJoinTokenResponse: MessageFns<CreateJoinTokenResponse> = {
         : isSet(object.expires_at)
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
+      entryId: isSet(object.entryId)
+        ? globalThis.String(object.entryId)
+        : isSet(object.entry_id)
+        ? globalThis.String(object.entry_id)
+        : "",
     };
   },
 
@@ -1486,6 +1541,9 @@ export const CreateJoinTokenResponse: MessageFns<CreateJoinTokenResponse> = {
     if (message.expiresAt !== undefined) {
       obj.expiresAt = message.expiresAt.toISOString();
     }
+    if (message.entryId !== "") {
+      obj.entryId = message.entryId;
+    }
     return obj;
   },
 
@@ -1498,6 +1556,7 @@ export const CreateJoinTokenResponse: MessageFns<CreateJoinTokenResponse> = {
     message.tokenId = object.tokenId ?? "";
     message.spiffeId = object.spiffeId ?? "";
     message.expiresAt = object.expiresAt ?? undefined;
+    message.entryId = object.entryId ?? "";
     return message;
   },
 };
@@ -1570,7 +1629,7 @@ export const RegistrationServiceService = {
     responseSerialize: (value: DeleteEntryResponse): Buffer => Buffer.from(DeleteEntryResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteEntryResponse => DeleteEntryResponse.decode(value),
   },
-  /** A single-use join token bound to a SPIFFE ID. The server keeps only its SHA-256. */
+  /** A single-use join token bound to one registration entry. The server keeps only its SHA-256. */
   createJoinToken: {
     path: "/lanyard.v1.RegistrationService/CreateJoinToken" as const,
     requestStream: false as const,
@@ -1592,7 +1651,7 @@ export interface RegistrationServiceServer extends UntypedServiceImplementation 
   listEntries: handleUnaryCall<ListEntriesRequest, ListEntriesResponse>;
   updateEntry: handleUnaryCall<UpdateEntryRequest, UpdateEntryResponse>;
   deleteEntry: handleUnaryCall<DeleteEntryRequest, DeleteEntryResponse>;
-  /** A single-use join token bound to a SPIFFE ID. The server keeps only its SHA-256. */
+  /** A single-use join token bound to one registration entry. The server keeps only its SHA-256. */
   createJoinToken: handleUnaryCall<CreateJoinTokenRequest, CreateJoinTokenResponse>;
 }
 
@@ -1688,7 +1747,7 @@ export interface RegistrationServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteEntryResponse) => void,
   ): ClientUnaryCall;
-  /** A single-use join token bound to a SPIFFE ID. The server keeps only its SHA-256. */
+  /** A single-use join token bound to one registration entry. The server keeps only its SHA-256. */
   createJoinToken(
     request: CreateJoinTokenRequest,
     callback: (error: ServiceError | null, response: CreateJoinTokenResponse) => void,

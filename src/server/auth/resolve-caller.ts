@@ -1,0 +1,276 @@
+/**
+ * Who is calling: the one caller-authentication path for every mTLS call to the server (attestation Renew,
+ * sessions and delegation, the node agent API, audit shipping, remote admin). Every call runs the same checks
+ * in the same order, so no service can skip one or reorder them; what differs is only the `kind` of caller
+ * the call takes:
+ *
+ *   1. a client certificate that verifies as an X509-SVID of this trust domain against the current bundle
+ *      (chain, validity, trust domain: verifyPeerSvid)                          UNAUTHENTICATED
+ *   2. its serial is not revoked                                                UNAUTHENTICATED, ERR_REVOKED
+ *   3. it carries an agent context (this server issued it for an entry)         PERMISSION_DENIED
+ *   4. a session SVID: its session is stored, is this SVID's, has neither ended nor expired, and neither the
+ *      SVID that opened it nor the parent certificate it was delegated with is revoked — the same for every
+ *      session it descends from                  PERMISSION_DENIED (ERR_SESSION_*), or ERR_REVOKED
+ *   5. the SVID is of the kind the call takes: workload/node/admin calls refuse session SVIDs, session calls
+ *      refuse workload SVIDs                                                    PERMISSION_DENIED / FAILED_PRECONDITION
+ *   6. its registration entry still exists, issues this SPIFFE ID and has not expired  PERMISSION_DENIED
+ *   7. admin: that entry has admin=true                                         PERMISSION_DENIED
+ *
+ * Session checks come before the kind check so that an ended session is named as ended whatever it called.
+ */
+import type { CaManager } from '../../ca';
+import {
+  AuthorizationError,
+  ErrorCode,
+  IssuanceError,
+  isLanyardError,
+  RevokedError,
+  SessionError,
+} from '../../errors';
+import type { StoreOps } from '../../store/store';
+import type { Entry, SessionRecord } from '../../store/types';
+import type { VerifiedSvid } from '../../verify';
+import type { ParsedCertificate } from '../../x509/certificate';
+import type { AgentContext } from '../../x509/agent-context/types';
+import { WORKLOAD_SESSION_PREFIX } from '../attestation/workload-context';
+import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
+
+/**
+ * What a call takes:
+ * - `workload`: an agent's workload SVID (from Attest, Renew or its node agent), never a session's.
+ * - `node`: a node agent's own workload SVID (the NodeService).
+ * - `session`: the SVID of a live task session (StartSession or a redeemed grant).
+ * - `workload-or-session`: either; a session SVID must then be of a live session.
+ * - `admin`: the workload SVID of an entry with admin=true (a session never carries admin rights).
+ */
+export type CallerKind = 'workload' | 'node' | 'session' | 'workload-or-session' | 'admin';
+
+export interface ResolvedCaller {
+  /** The caller's SPIFFE ID. */
+  id: string;
+  peer: VerifiedSvid;
+  leaf: ParsedCertificate;
+  context: Readonly<AgentContext>;
+  /** The registration entry the SVID was issued for, as it is now. */
+  entry: Entry;
+  /** The caller's task session; undefined for a workload SVID. */
+  session?: SessionRecord;
+}
+
+export type CallerOf<K extends CallerKind> = K extends 'session'
+  ? ResolvedCaller & { session: SessionRecord }
+  : K extends 'workload-or-session'
+    ? ResolvedCaller
+    : ResolvedCaller & { session?: undefined };
+
+export interface CallerDeps {
+  ca: CaManager;
+  store: Pick<StoreOps, 'getEntry' | 'getSession' | 'getRevocation'>;
+}
+
+/** Deepest ancestor walk: far above the delegation depth limit, so only a corrupt store loop reaches it. */
+const MAX_ANCESTORS = 64;
+
+export async function resolveCaller<K extends CallerKind>(
+  deps: CallerDeps,
+  call: PeerCall,
+  kind: K,
+  now: Date,
+): Promise<CallerOf<K>> {
+  const { store } = deps;
+  const peer = verifyPeerSvid(call, deps.ca, now);
+  const id = peer.id.toString();
+  const leaf = peer.chain[0]!;
+  if ((await store.getRevocation('certificate', leaf.serialHex)) !== undefined) {
+    throw new RevokedError(`the client certificate of ${id} (serial ${leaf.serialHex}) is revoked`);
+  }
+  const context = peer.context;
+  if (context === undefined) {
+    // The server's own SVID and SVIDs from elsewhere carry no context: nothing says which entry they are.
+    throw new IssuanceError(
+      ErrorCode.NO_MATCHING_ENTRY,
+      `${id} is not an SVID this server issued for a registration entry (it has no agent context)`,
+    );
+  }
+
+  const session = await callerSession(store, id, context, now);
+  checkKind(kind, id, session);
+  const entry = await currentEntry(store, context.agentId, id, now);
+  if (kind === 'admin' && !entry.admin) {
+    throw new AuthorizationError(
+      `${id} is not an admin: its registration entry ${entry.id} lacks admin=true`,
+    );
+  }
+  const resolved: ResolvedCaller = { id, peer, leaf, context, entry };
+  if (session !== undefined) resolved.session = session;
+  return resolved as CallerOf<K>;
+}
+
+/**
+ * The live session of a session SVID, or undefined for a workload SVID. A workload SVID's session id has
+ * the workload prefix and no stored session; anything else claims a task session, which must be stored.
+ */
+async function callerSession(
+  store: CallerDeps['store'],
+  id: string,
+  context: Readonly<AgentContext>,
+  now: Date,
+): Promise<SessionRecord | undefined> {
+  const stored = await findSession(store, context.sessionId);
+  const claimsSession =
+    stored !== undefined ||
+    context.delegation.length > 0 ||
+    !context.sessionId.startsWith(WORKLOAD_SESSION_PREFIX);
+  if (!claimsSession) return undefined;
+  if (stored === undefined) {
+    throw new SessionError(
+      ErrorCode.SESSION_UNKNOWN,
+      `${id} presented the SVID of session ${context.sessionId.slice(0, 128)}, which this server does not know`,
+    );
+  }
+  if (stored.spiffeId !== id || stored.entryId !== context.agentId) {
+    throw new AuthorizationError(
+      `${id} presented an SVID naming session ${stored.id}, which belongs to ${stored.spiffeId} (entry ${stored.entryId})`,
+    );
+  }
+  await assertChainLive(store, stored, now);
+  return stored;
+}
+
+/** The session and every one it descends from: live, and nothing it hangs on revoked. */
+async function assertChainLive(store: CallerDeps['store'], session: SessionRecord, now: Date): Promise<void> {
+  let s = session;
+  for (let hops = 0; ; hops++) {
+    assertLive(s, now);
+    const what = s.id === session.id ? `session ${s.id}` : `session ${session.id} (under ${s.id})`;
+    if (s.openerSerial === undefined) {
+      throw new SessionError(
+        ErrorCode.SESSION_UNKNOWN,
+        `${what} was stored before this server recorded which SVID opened it: start a new session`,
+      );
+    }
+    if ((await store.getRevocation('certificate', s.openerSerial)) !== undefined) {
+      throw new RevokedError(`${what}: the SVID that opened it (serial ${s.openerSerial}) is revoked`);
+    }
+    if (s.parentCertSerial !== undefined) {
+      if ((await store.getRevocation('certificate', s.parentCertSerial)) !== undefined) {
+        throw new RevokedError(
+          `${what}: the parent certificate it was delegated with (serial ${s.parentCertSerial}) is revoked`,
+        );
+      }
+    }
+    if (s.parentSessionId === undefined) return;
+    if (hops >= MAX_ANCESTORS) {
+      throw new SessionError(ErrorCode.SESSION_UNKNOWN, `${what}: no root within ${MAX_ANCESTORS} ancestors`);
+    }
+    const parent = await findSession(store, s.parentSessionId);
+    if (parent === undefined) {
+      throw new SessionError(
+        ErrorCode.SESSION_UNKNOWN,
+        `${what}: the session it was delegated from (${s.parentSessionId}) is no longer known`,
+      );
+    }
+    s = parent;
+  }
+}
+
+function checkKind(kind: CallerKind, id: string, session: SessionRecord | undefined): void {
+  if (session === undefined) {
+    if (kind === 'session') {
+      throw new SessionError(
+        ErrorCode.NOT_A_SESSION,
+        `${id} presented a workload SVID: call StartSession first and use the session SVID`,
+      );
+    }
+    return;
+  }
+  switch (kind) {
+    case 'session':
+    case 'workload-or-session':
+      return;
+    case 'node':
+      // A task session's SVID carries the agent's SPIFFE ID, but it is bounded by its session: accepting it
+      // here would let it outlive the session's end.
+      throw new IssuanceError(
+        ErrorCode.NO_MATCHING_ENTRY,
+        `${id} called with the SVID of task session ${session.id}: a node agent calls with the SVID it got from Attest`,
+      );
+    case 'admin':
+      // A session is scoped, delegable task authority; admin rights are not scoped, so a delegated or
+      // forgotten session of an admin entry would hand them on unbounded.
+      throw new AuthorizationError(
+        `${id} presented the SVID of session ${session.id}: admin calls need the entry's workload SVID`,
+      );
+    case 'workload':
+      // A session SVID may not, say, open a fresh root session: that would shed its principal and limits.
+      throw new SessionError(
+        ErrorCode.UNAUTHORIZED,
+        `this call takes the workload SVID of ${id}, not the SVID of session ${session.id}`,
+      );
+  }
+}
+
+/** Refuses a session that ended (or whose ancestor ended: the end cascades) or expired. */
+export function assertLive(session: SessionRecord, now: Date): void {
+  if (session.endedAt !== undefined) {
+    throw new SessionError(
+      ErrorCode.SESSION_ENDED,
+      `session ${session.id} ended at ${session.endedAt.toISOString()}${session.endReason ? ` (${session.endReason})` : ''}`,
+    );
+  }
+  if (session.expiresAt.getTime() <= now.getTime()) {
+    throw new SessionError(
+      ErrorCode.SESSION_EXPIRED,
+      `session ${session.id} expired at ${session.expiresAt.toISOString()}`,
+    );
+  }
+}
+
+/**
+ * The entry an SVID was issued for, as it is now: deleting or expiring an entry, or pointing it at another
+ * SPIFFE ID, is how an operator stops everything its SVIDs do at the server.
+ */
+export async function currentEntry(
+  store: Pick<StoreOps, 'getEntry'>,
+  entryId: string,
+  spiffeId: string,
+  now: Date,
+): Promise<Entry> {
+  let entry: Entry;
+  try {
+    entry = await store.getEntry(entryId);
+  } catch (e) {
+    if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) {
+      throw new IssuanceError(
+        ErrorCode.NO_MATCHING_ENTRY,
+        `the registration entry of ${spiffeId} (${entryId.slice(0, 128)}) was deleted: refused`,
+      );
+    }
+    throw e;
+  }
+  if (entry.spiffeId !== spiffeId) {
+    throw new IssuanceError(
+      ErrorCode.NO_MATCHING_ENTRY,
+      `the registration entry ${entryId} now issues ${entry.spiffeId}, not ${spiffeId}: attest again`,
+    );
+  }
+  if (entry.expiresAt !== undefined && entry.expiresAt.getTime() <= now.getTime()) {
+    throw new IssuanceError(
+      ErrorCode.NO_MATCHING_ENTRY,
+      `the registration entry ${entryId} of ${spiffeId} expired at ${entry.expiresAt.toISOString()}: refused`,
+    );
+  }
+  return entry;
+}
+
+async function findSession(
+  store: Pick<StoreOps, 'getSession'>,
+  sessionId: string,
+): Promise<SessionRecord | undefined> {
+  try {
+    return await store.getSession(sessionId);
+  } catch (e) {
+    if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) return undefined;
+    throw e;
+  }
+}
