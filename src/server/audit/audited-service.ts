@@ -163,21 +163,21 @@ export function auditService(
     }
     return isAdmin(method.name) ? adminRead(method, options.adminReads !== 'refusals') : undefined;
   };
-  for (const name of Object.keys(service.implementation)) {
-    const attrs = service.definition[name];
-    if (attrs !== undefined) describerOf({ name, path: attrs.path, definition: attrs });
-  }
   return wrapMethods(service, {
     unary: (method, unary) => {
       const audit = describerOf(method);
       if (audit === undefined) return unary;
-      return (call, callback) => {
+      return (call, answer) => {
         const caller = auditCaller(call as unknown as PeerCall, options);
+        // The log line says what the caller got, after the records (a failed append turns OK into UNAVAILABLE).
+        const callback: grpc.sendUnaryData<unknown> = (err, response, trailer, flags) => {
+          logAdmin(method, caller, err);
+          answer(err, response, trailer, flags);
+        };
         const base = { event: audit.event, ...(caller.actor !== undefined && { actor: caller.actor }) };
         // Set once the handler's transaction wrote the allow records; a rolled-back one ends in `err` anyway.
         let recordedInTransaction = false;
         const done: grpc.sendUnaryData<unknown> = (err, response, trailer, flags) => {
-          logAdmin(method, caller, err);
           if (err) {
             const denied: AuditEvent = {
               ...caller,
