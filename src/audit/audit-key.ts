@@ -13,6 +13,9 @@ import { canonicalJson, sha256Hex } from './canonical';
 
 /** The JWK `use` under which the audit key is published in the SPIFFE bundle; other consumers ignore it. */
 export const AUDIT_KEY_USE = 'lanyard-audit';
+/** JWK members giving a rotating audit key's window (key-ring.ts). */
+export const VALID_FROM_MEMBER = 'lanyard_valid_from';
+export const VALID_UNTIL_MEMBER = 'lanyard_valid_until';
 
 // A type alias, not an interface, so it is assignable to the bundle's open-ended JWK type.
 export type AuditPublicJwk = {
@@ -73,11 +76,19 @@ export class AuditPublicKey {
     return AuditPublicKey.fromKeyObject(key);
   }
 
-  /** The key finds the audit JWK (use "lanyard-audit") in a SPIFFE bundle document, or undefined. */
+  /**
+   * The current audit key of a SPIFFE bundle document (use "lanyard-audit", not retired: no
+   * `lanyard_valid_until`), or undefined. To check checkpoints of a rotating key, take every key with its
+   * window: AuditKeyRing.fromSpiffeBundle.
+   */
   static fromSpiffeBundle(doc: unknown): AuditPublicKey | undefined {
     const keys = (doc as { keys?: unknown } | null)?.keys;
     if (!Array.isArray(keys)) return undefined;
-    const jwk = keys.find((k) => (k as { use?: unknown } | null)?.use === AUDIT_KEY_USE);
+    const audit = keys.filter((k) => (k as { use?: unknown } | null)?.use === AUDIT_KEY_USE) as Record<
+      string,
+      unknown
+    >[];
+    const jwk = audit.find((k) => k[VALID_UNTIL_MEMBER] === undefined) ?? audit[audit.length - 1];
     return jwk === undefined ? undefined : AuditPublicKey.fromJwk(jwk);
   }
 

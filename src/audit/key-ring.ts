@@ -11,11 +11,16 @@
  * A key without a window (given as PEM with --key, a file chain's own header key) is accepted at any time.
  */
 import { AuditError, ErrorCode } from '../errors';
-import { AUDIT_KEY_USE, AuditPublicKey, type AuditPublicJwk } from './audit-key';
+import {
+  AUDIT_KEY_USE,
+  AuditPublicKey,
+  VALID_FROM_MEMBER,
+  VALID_UNTIL_MEMBER,
+  type AuditPublicJwk,
+} from './audit-key';
 import { checkpointSignatureValid, type AuditCheckpoint } from './checkpoint';
 
-export const VALID_FROM_MEMBER = 'lanyard_valid_from';
-export const VALID_UNTIL_MEMBER = 'lanyard_valid_until';
+export { VALID_FROM_MEMBER, VALID_UNTIL_MEMBER };
 
 /** An audit key's JWK as published, with its window when the publisher knows one. */
 export type PublishedAuditJwk = AuditPublicJwk & {

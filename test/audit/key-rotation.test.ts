@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AuditSigningKey } from '../../src/audit/audit-key';
+import { AuditPublicKey, AuditSigningKey } from '../../src/audit/audit-key';
 import { signCheckpoint } from '../../src/audit/checkpoint';
 import { AuditKeyRing } from '../../src/audit/key-ring';
 import {
@@ -148,6 +148,12 @@ describe('audit key rotation on a running server', function () {
       keysInBundle?.entries.map((e) => e.key.keyId),
       [retired.publicKey.keyId, intro.keyId],
       'the bundle publishes the retired key too',
+    );
+    assert.equal(
+      AuditPublicKey.fromSpiffeBundle(JSON.parse((await s.client.getBundle()).bundle!.spiffeBundleJson))
+        ?.keyId,
+      intro.keyId,
+      'the one key a single-key reader takes is the current one',
     );
     const checkpoints = await s.running.store.audit.checkpoints(s.running.audit.chain);
     assert.ok(checkpoints.some((c) => c.keyId === retired.publicKey.keyId));
