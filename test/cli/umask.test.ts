@@ -21,11 +21,21 @@ function assertPrivateDirs(base: string, dir: string): void {
   }
 }
 
-/** Nothing under `dir` (itself included) is open to group or others, except the files named in `public`. */
+/**
+ * Nothing under `dir` (itself included) is open to group or others, except the files named in `publicFiles`
+ * (and their staged copies, `.<name>.<hex>.tmp`, which a running process may be writing).
+ */
 function assertNothingOpen(dir: string, publicFiles: string[] = []): void {
+  const isPublic = (name: string): boolean =>
+    publicFiles.some((f) => name === f || name.startsWith(`.${f}.`));
   const walk = (p: string): void => {
-    const st = fs.lstatSync(p);
-    if (!publicFiles.includes(path.basename(p))) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      return; // a staged file renamed into place meanwhile
+    }
+    if (!isPublic(path.basename(p))) {
       assert.equal(st.mode & 0o077, 0, `${p} is ${octal(st.mode & 0o777)}`);
     }
     if (st.isDirectory()) for (const f of fs.readdirSync(p)) walk(path.join(p, f));
