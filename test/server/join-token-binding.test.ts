@@ -211,7 +211,7 @@ describe('join tokens bound to one entry', function () {
   });
 });
 
-describe('join tokens stored before they named their entry (migration 5)', function () {
+describe('join tokens stored before they named their entry (migration 6)', function () {
   this.timeout(60_000);
 
   it('are bound where one entry had the SPIFFE ID, and refused where several did', async () => {
