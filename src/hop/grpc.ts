@@ -20,7 +20,7 @@ import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { isLanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
-import { X509SourceCertificateProvider } from './certificate-provider';
+import { X509SourceCertificateProvider } from '../client/certificate-provider';
 import { trackLivePeer } from './live-peers';
 import {
   checkHopVerifyOptions,
@@ -29,7 +29,7 @@ import {
   verifyHopPeer,
   verifyHopPeerSync,
 } from './peer';
-import { peerChainOf } from './peer-chain';
+import { peerChainOf } from '../internal/peer-chain';
 
 /** Trailing-metadata key with the stable Lanyard error code of a refusal (as the Lanyard server uses). */
 export const HOP_ERROR_CODE_METADATA_KEY = 'lanyard-error-code';

@@ -21,7 +21,7 @@ import { ErrorCode, LanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
 import { verifyX509Svid, type VerifiedSvid } from '../verify/verify-x509-svid';
 import { encodePem } from '../x509/pem';
-import { rootsPem } from './certificate-provider';
+import { rootsPem } from '../client/certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
@@ -34,7 +34,7 @@ import {
   verifyHopPeer,
   verifyHopPeerSync,
 } from './peer';
-import { peerChainOf, socketPeerChain, withKnownIntermediates } from './peer-chain';
+import { peerChainOf, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
 
 /** Options of every hop server helper: `bundles` defaults to the source itself. */
 export interface HopServerOptions extends Omit<HopVerifyOptions, 'bundles'>, HttpActionOptions {

@@ -13,9 +13,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
 import type { AuditEvent, AuditEventType } from '../../audit/record';
-import { toStatus, ERROR_CODE_METADATA_KEY } from '../grpc-call';
+import { toStatus, ERROR_CODE_METADATA_KEY } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import { wrapMethods, type MethodInfo } from '../method-wrap';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 import type { StoreOps } from '../../store/store';

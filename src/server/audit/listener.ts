@@ -8,7 +8,7 @@ import type { Store } from '../../store/store';
 import { ADMIN_SERVICE_NAME } from '../admin/service';
 import { ATTESTATION_SERVICE_NAME } from '../attestation/service';
 import type { ListenerSpec, ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import { NODE_SERVICE_NAME } from '../node/service';
 import { REGISTRATION_SERVICE_NAME } from '../registration/service';
 import { SESSION_SERVICE_NAME } from '../sessions/service';

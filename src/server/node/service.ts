@@ -21,9 +21,9 @@ import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from '../attes
 import { newWorkloadContext, wholeSeconds } from '../attestation/workload-context';
 import type { IssuancePolicySource } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
-import { unaryHandler } from '../grpc-call';
+import { unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { PeerCall } from '../tls/peer-svid';
 import { resolveCaller } from '../auth/resolve-caller';
 import { entitledEntry, entriesUnder } from './entitlement';

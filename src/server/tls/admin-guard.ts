@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
 import type { Store } from '../../store/store';
 import { resolveCaller, type ResolvedCaller } from '../auth/resolve-caller';
-import { toStatus } from '../grpc-call';
+import { toStatus } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import { wrapMethods } from '../method-wrap';
 import type { PeerCall } from './peer-svid';

@@ -14,11 +14,11 @@
  * each record's `service` must be the chain's name, so a log shipped to the server should be fed by helpers
  * that name the service by its own SPIFFE ID (their default) and be opened with that SPIFFE ID as its chain.
  */
-import type { HopDecision, HopDecisionListener } from '../hop/decision';
-import type { HopAuthorize, HopPolicy } from '../hop/policy';
+import type { HopDecision, HopDecisionListener } from './decision';
+import type { HopAuthorize, HopPolicy } from './policy';
 import { AuditError, ErrorCode } from '../errors';
-import type { AuditLog } from './log';
-import type { AuditEvent } from './record';
+import type { AuditLog } from '../audit/log';
+import type { AuditEvent } from '../audit/record';
 
 export interface HopAuditOptions {
   onError?: (error: unknown, decision: HopDecision) => void;
