@@ -8,7 +8,7 @@ import type { X509BundleSource } from '../bundle';
 import type { SpiffeId, TrustDomain } from '../spiffe';
 import { verifyX509Svid, type VerifiedSvid, type VerifyX509SvidOptions } from '../verify/verify-x509-svid';
 import type { RevocationChecker } from '../verify/revocation';
-import { spiffeIdOfLeaf } from '../verify/svid-rules';
+import { spiffeIdOfLeaf } from '../svid/rules';
 import type { VerificationCache } from '../verify/cache';
 import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import type { AgentContext } from '../x509/agent-context/types';
