@@ -11,7 +11,7 @@ import type { TrustDomain } from '../spiffe';
 import type { Store } from '../store/store';
 import { createAdminService } from './admin/service';
 import type { IngestQuota } from './audit/ingest-quota';
-import { auditListener } from './audit/listener';
+import { auditListener } from './audit-listener';
 import type { AuditRecorder } from './audit/recorder';
 import { bindPrivately, clearStaleSocket, removeSocket } from '../internal/unix-socket';
 import { createAttestationService } from './attestation/service';
@@ -28,7 +28,7 @@ import type { RevocationWatchers } from './sessions/watch-revocations';
 import { createSessionAdminService } from './sessions/admin-service';
 import type { SessionDeps } from './sessions/deps';
 import { createSessionService } from './sessions/service';
-import { guardAdmin } from './tls/admin-guard';
+import { guardAdmin } from './auth/admin-guard';
 import type { CaCertificateProvider } from './tls/svid-credentials';
 import { publicListenerCredentials } from './tls/svid-credentials';
 
