@@ -21,7 +21,8 @@ import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 import type { StoreOps } from '../../store/store';
 import { withTransactionalAudit } from './in-transaction';
 import type { AuditRecorder } from './recorder';
-import { contextFields, svidFields, type SvidFields } from './svid-fields';
+import { contextFields, type SvidFields } from '../../audit/context-fields';
+import { svidFields } from './svid-fields';
 
 /** The caller as the audit trail names it: its verified SVID, else what it presented, else the listener's actor. */
 export interface AuditCaller extends SvidFields {
