@@ -14,7 +14,7 @@ import { REGISTRATION_SERVICE_NAME } from './registration/service';
 import { SESSION_SERVICE_NAME } from './sessions/service';
 import { guardAdmin } from './auth/admin-guard';
 import { resolveCaller } from './auth/resolve-caller';
-import { wrapMethods } from './method-wrap';
+import { wrapMethods } from '../internal/method-wrap';
 import { auditAttest } from './audit/attest-audit';
 import { auditService, type MethodAudit } from './audit/audited-service';
 import {

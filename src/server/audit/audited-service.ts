@@ -16,7 +16,7 @@ import type { AuditEvent, AuditEventType } from '../../audit/record';
 import { toStatus, ERROR_CODE_METADATA_KEY } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../../internal/logging';
-import { wrapMethods, type MethodInfo } from '../method-wrap';
+import { wrapMethods, type MethodInfo } from '../../internal/method-wrap';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 import type { StoreOps } from '../../store/store';
 import { withTransactionalAudit } from './in-transaction';

@@ -13,7 +13,7 @@ import type { Store } from '../../store/store';
 import { resolveCaller, type ResolvedCaller } from './resolve-caller';
 import { toStatus } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import { wrapMethods } from '../method-wrap';
+import { wrapMethods } from '../../internal/method-wrap';
 import type { PeerCall } from '../tls/peer-svid';
 
 export interface AdminGuardDeps {
