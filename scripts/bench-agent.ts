@@ -24,7 +24,7 @@ import { WORKLOAD_API_HEADER } from '../src/agent/workload-api/service';
 import { SpiffeWorkloadAPIClient } from '../src/gen/spiffe/workload/workload';
 import { AdminClient } from '../src/server/admin-client';
 import { loadConfig } from '../src/server/config';
-import { createLogger } from '../src/server/logging';
+import { createLogger } from '../src/internal/logging';
 import { startServer } from '../src/server/run';
 
 const TD = 'bench.lanyard.local';

@@ -13,7 +13,8 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import express from 'express';
-import { StaticX509Source, toX509Svid } from '../src/client/static-x509-source';
+import { StaticX509Source } from '../src/client/static-x509-source';
+import { toX509Svid } from '../src/svid/x509-svid';
 import { lanyardExpress } from '../src/hop/express';
 import {
   createHopTlsServer,

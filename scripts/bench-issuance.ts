@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AdminClient } from '../src/server/admin-client';
 import { loadConfig } from '../src/server/config';
-import { createLogger } from '../src/server/logging';
+import { createLogger } from '../src/internal/logging';
 import { startServer } from '../src/server/run';
 import { generateKeyPair } from '../src/x509/keys';
 import type { ClientsJob, ClientsResult, PhaseResult } from './bench-issuance-clients';

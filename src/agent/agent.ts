@@ -4,7 +4,7 @@
  * workloads, each attested from the kernel (SO_PEERCRED) and /proc.
  */
 import type { X509Bundle } from '../bundle';
-import { createLogger, type Logger } from '../server/logging';
+import { createLogger, type Logger } from '../internal/logging';
 import { AgentCache } from './cache';
 import { NodeIdentity, type NodeAttestation } from './node-identity';
 import { ServerSync } from './server-sync';

@@ -8,7 +8,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { X509Bundle } from '../bundle';
-import { makeDir, writeFileAtomic } from '../ca/secure-file';
+import { makeDir, writeFileAtomic } from '../internal/secure-file';
 import { attestToServer } from '../client/attest';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
 import { ErrorCode, LanyardError } from '../errors';

@@ -17,7 +17,7 @@ import {
   type NewJwtSvidResponse,
 } from '../gen/lanyard/v1/node';
 import type { Bundle } from '../gen/lanyard/v1/types';
-import type { Logger } from '../server/logging';
+import type { Logger } from '../internal/logging';
 import { TrustDomain } from '../spiffe';
 import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';

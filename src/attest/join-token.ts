@@ -1,5 +1,5 @@
 import { ErrorCode, JoinTokenError } from '../errors';
-import { hashJoinToken, JOIN_TOKEN_PREFIX } from '../store/join-token-secret';
+import { hashJoinToken, JOIN_TOKEN_PREFIX } from '../internal/join-token-secret';
 import type { AttestationResult, AttestContext, Attestor, ChallengeChannel } from './attestor';
 import { AttestationError } from './errors';
 import { checkEvidenceSize, evidenceDigest, evidenceText } from './evidence';

@@ -7,7 +7,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fileAccess, ioStep, makeDir, writeNewFileAtomic } from '../ca/secure-file';
+import { fileAccess, ioStep, makeDir, writeNewFileAtomic } from '../internal/secure-file';
 import { AlreadyExistsError, AuditError, ErrorCode, KeyManagerError } from '../errors';
 import { canonicalJson, sha256Hex } from './canonical';
 

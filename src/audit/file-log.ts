@@ -10,9 +10,9 @@
 import { promises as fsp } from 'node:fs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ioStep } from '../ca/secure-file';
+import { ioStep } from '../internal/secure-file';
 import { AuditError, ErrorCode } from '../errors';
-import { AsyncMutex } from '../store/async-mutex';
+import { AsyncMutex } from '../internal/async-mutex';
 import { AuditPublicKey, AuditSigningKey } from './audit-key';
 import { emptyHead, nextRecord, recordLine, type ChainHead } from './chain';
 import { checkpointLine, signCheckpoint, type AuditCheckpoint } from './checkpoint';

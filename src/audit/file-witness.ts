@@ -9,7 +9,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { AuditError, ErrorCode } from '../errors';
-import { AsyncMutex } from '../store/async-mutex';
+import { AsyncMutex } from '../internal/async-mutex';
 import type { AuditWitness } from './witness';
 
 export class FileWitness implements AuditWitness {

@@ -23,7 +23,6 @@ export {
   type WitnessEntry,
 } from './witness';
 export { crossCheckWitnesses, type WitnessCheckInput, type WitnessedVerification } from './witness-check';
-export { auditHopDecisions, hopDecisionEvent, type HopAuditListener, type HopAuditOptions } from './hop';
 export { chainLines, parseChainText, type ParsedChain } from './jsonl';
 export {
   AUDIT_QUERY_KEYS,

@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ioStep, makeDir, removeFile, syncDir, writeFileAtomic } from '../ca/secure-file';
+import { ioStep, makeDir, removeFile, syncDir, writeFileAtomic } from '../internal/secure-file';
 import { AuditError, ErrorCode, KeyManagerError } from '../errors';
 import { AuditSigningKey } from './audit-key';
 import {

@@ -8,7 +8,7 @@
  * where they belong, each labelled with the chain that reported it, and never start, end, re-parent or
  * re-attribute a session; those naming a session the server has no record of are listed apart.
  */
-import { SERVER_SPIFFE_PATH } from '../ca/server-svid';
+import { SERVER_ID_PATH as SERVER_SPIFFE_PATH } from '../internal/server-id';
 import type { AuditRecord } from './record';
 
 export interface TraceEvent {

@@ -2,7 +2,7 @@ import { KeyObject, randomUUID } from 'node:crypto';
 import { X509Bundle } from '../bundle/x509-bundle';
 import { CaError, ErrorCode, isLanyardError, LanyardError } from '../errors';
 import { TrustDomain } from '../spiffe';
-import { AsyncMutex } from '../store/async-mutex';
+import { AsyncMutex } from '../internal/async-mutex';
 import type { Store } from '../store';
 import type { BundleRecord } from '../store';
 import { resolveAgentContextOid } from '../x509/agent-context/oid';

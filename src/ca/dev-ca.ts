@@ -7,7 +7,14 @@ import { describeKey, generateKeyPair, KeyAlgorithm } from '../x509/keys';
 import { trustDomainName } from '../x509/names';
 import { decodePemBlocks, encodePem } from '../x509/pem';
 import { createRootCa, Issuer, issueX509Svid } from '../x509/profiles';
-import { fileAccess, ioStep, makeDir, publishFile, stageFile, writeFileAtomic } from './secure-file';
+import {
+  fileAccess,
+  ioStep,
+  makeDir,
+  publishFile,
+  stageFile,
+  writeFileAtomic,
+} from '../internal/secure-file';
 
 /**
  * The development CA behind `lanyard ca init` and `lanyard svid mint`: a self-signed root whose key sits in

@@ -11,7 +11,7 @@ import {
   removeFile,
   STAGED_FILE_PATTERN,
   writeNewFileAtomic,
-} from './secure-file';
+} from '../internal/secure-file';
 
 /** The key directory's name inside the server's data dir. */
 export const KEYS_DIR_NAME = 'keys';

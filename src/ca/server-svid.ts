@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { SERVER_ID_PATH } from '../internal/server-id';
 import { generateKeyPair } from '../x509/keys';
 import { encodePem } from '../x509/pem';
 import { issueX509Svid } from '../x509/profiles';
@@ -6,7 +7,7 @@ import { CaAuthority, chainAbove } from './authority';
 import { halfLife } from './rotation-schedule';
 
 /** The server's own SPIFFE ID path: `spiffe://<trust domain>/lanyard/server`. */
-export const SERVER_SPIFFE_PATH = '/lanyard/server';
+export const SERVER_SPIFFE_PATH = SERVER_ID_PATH;
 
 /**
  * The server's TLS identity. Its key lives only in this process: nothing needs it after a restart, when a

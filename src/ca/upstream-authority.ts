@@ -10,7 +10,7 @@ import { issueX509Svid } from '../x509/profiles';
 import { CA_MANAGER_DEFAULTS } from './ca-manager';
 import { mintCaCertificate } from './mint-authority';
 import { SELF_TEST_SPIFFE_PATH } from './self-test';
-import { fileAccess } from './secure-file';
+import { fileAccess } from '../internal/secure-file';
 
 /**
  * An organisation's CA that Lanyard's CAs are signed by, instead of being self-signed roots (SPIRE's

@@ -33,8 +33,10 @@ import type { ParsedCertificate } from '../x509/certificate';
 import { signGrant, type ChildKey } from './delegation';
 import type { HandoffKey } from './handoff-keys';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from './server-credentials';
-import { notReady, StaticX509Source, toX509Svid } from './static-x509-source';
-import type { X509Source, X509Svid } from './x509-source';
+import { notReady, StaticX509Source } from './static-x509-source';
+import { toX509Svid } from '../svid/x509-svid';
+import type { X509Source } from './x509-source';
+import type { X509Svid } from '../svid/x509-svid';
 
 export interface HandoffServer {
   /** host:port of the Lanyard server's TLS listener. */

@@ -4,17 +4,14 @@ export type { AttestOptions, AttestedSvid } from './attest';
 export { lanyardChannelCredentials, LANYARD_CHANNEL_OPTIONS, SERVER_ID_PATH } from './server-credentials';
 export type { ClientSvid } from './server-credentials';
 /** X509Sources: what the hop helpers read the workload's SVID and bundles from. */
-export type { MarshaledX509Svid, X509Source, X509SourceEvents, X509Svid } from './x509-source';
+export type { X509Source, X509SourceEvents } from './x509-source';
+export type { MarshaledX509Svid, X509Svid } from '../svid/x509-svid';
 export { ServerX509Source } from './server-x509-source';
 export type { ExistingSvidOptions, RetryOptions, ServerX509SourceOptions } from './server-x509-source';
-export {
-  loadX509Svid,
-  parseX509Svid,
-  parseX509SvidRaw,
-  StaticX509Source,
-  toX509Svid,
-} from './static-x509-source';
-export type { OwnSvidOptions, StaticX509SourceFiles } from './static-x509-source';
+export { StaticX509Source } from './static-x509-source';
+export { loadX509Svid, parseX509Svid, parseX509SvidRaw, toX509Svid } from '../svid/x509-svid';
+export type { StaticX509SourceFiles } from './static-x509-source';
+export type { OwnSvidOptions } from '../svid/x509-svid';
 export { WorkloadApiX509Source, WORKLOAD_API_HEADER } from './workload-api-source';
 export type { WorkloadApiX509SourceOptions } from './workload-api-source';
 /**

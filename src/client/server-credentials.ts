@@ -6,8 +6,9 @@ import { SpiffeId } from '../spiffe';
 import { authorizeId, verifyX509Svid } from '../verify';
 import { encodePem } from '../x509/pem';
 
-/** Path of the server's own SPIFFE ID in its trust domain (see src/ca/server-svid.ts). */
-export const SERVER_ID_PATH = '/lanyard/server';
+import { SERVER_ID_PATH } from '../internal/server-id';
+
+export { SERVER_ID_PATH };
 
 export interface ClientSvid {
   privateKey: KeyObject;

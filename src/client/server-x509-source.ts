@@ -18,14 +18,16 @@ import { RevocationCache, type RevocationCacheOptions } from '../verify/revocati
 import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { createCsr } from '../x509/csr';
 import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
-import { X509SourceCertificateProvider } from '../hop/certificate-provider';
-import type { HopLogger } from '../hop/peer';
-import { peerChainOf } from '../hop/peer-chain';
+import { X509SourceCertificateProvider } from './certificate-provider';
+import type { HopLogger } from '../internal/logging';
+import { peerChainOf } from '../internal/peer-chain';
 import { attestToServer } from './attest';
 import { watchRevocationsInto, type RevocationWatchHandle } from './revocation-watch';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials, SERVER_ID_PATH } from './server-credentials';
-import { notReady, toX509Svid } from './static-x509-source';
-import type { X509Source, X509Svid } from './x509-source';
+import { notReady } from './static-x509-source';
+import { toX509Svid } from '../svid/x509-svid';
+import type { X509Source } from './x509-source';
+import type { X509Svid } from '../svid/x509-svid';
 import { X509SourceEmitter } from './x509-source-events';
 
 export interface RetryOptions {

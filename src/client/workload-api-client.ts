@@ -10,9 +10,9 @@ import { SpiffeWorkloadAPIClient } from '../gen/spiffe/workload/workload';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { WORKLOAD_API_HEADER } from './workload-api-source';
 import { resolveWorkloadEndpoint } from './workload-endpoint';
-import { certificatesFromConcatenatedDer } from './x509-svid-encoding';
+import { certificatesFromConcatenatedDer } from '../svid/encoding';
 
-/** The trailing-metadata key a Lanyard agent puts its stable error code in (see server/grpc-call.ts). */
+/** The trailing-metadata key a Lanyard agent puts its stable error code in (see internal/grpc-call.ts). */
 const ERROR_CODE_KEY = 'lanyard-error-code';
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 

@@ -11,9 +11,11 @@ import { AgentContextOidMismatchError, ErrorCode, LanyardError } from '../errors
 import { SpiffeWorkloadAPIClient, type X509SVIDResponse } from '../gen/spiffe/workload/workload';
 import { TrustDomain } from '../spiffe';
 import { readTlv } from '../x509/der';
-import { notReady, toX509Svid } from './static-x509-source';
+import { notReady } from './static-x509-source';
+import { toX509Svid } from '../svid/x509-svid';
 import { resolveWorkloadEndpoint } from './workload-endpoint';
-import type { X509Source, X509Svid } from './x509-source';
+import type { X509Source } from './x509-source';
+import type { X509Svid } from '../svid/x509-svid';
 import { X509SourceEmitter } from './x509-source-events';
 
 /** The Workload Endpoint standard's security header. */

@@ -20,7 +20,7 @@ import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { isLanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
-import { X509SourceCertificateProvider } from './certificate-provider';
+import { X509SourceCertificateProvider } from '../client/certificate-provider';
 import { trackLivePeer } from './live-peers';
 import {
   checkHopVerifyOptions,
@@ -29,7 +29,8 @@ import {
   verifyHopPeer,
   verifyHopPeerSync,
 } from './peer';
-import { peerChainOf } from './peer-chain';
+import { wrapMethods, type MethodInfo } from '../internal/method-wrap';
+import { peerChainOf } from '../internal/peer-chain';
 
 /** Trailing-metadata key with the stable Lanyard error code of a refusal (as the Lanyard server uses). */
 export const HOP_ERROR_CODE_METADATA_KEY = 'lanyard-error-code';
@@ -75,8 +76,9 @@ interface PeerCall {
 type AnyHandler = (call: PeerCall, callback?: grpc.sendUnaryData<unknown>) => void;
 
 /**
- * Wraps every method of `implementation` so it runs only for verified, authorized peers. Methods missing from
- * the definition are left out (grpc-js would refuse them as UNIMPLEMENTED).
+ * Wraps every method of `implementation` (through wrapMethods, the one per-method loop the server uses too) so
+ * it runs only for verified, authorized peers. A method of the definition without a handler stays absent
+ * (grpc-js refuses it as UNIMPLEMENTED).
  */
 export function hopService<I extends grpc.UntypedServiceImplementation>(
   definition: grpc.ServiceDefinition,
@@ -87,15 +89,12 @@ export function hopService<I extends grpc.UntypedServiceImplementation>(
     ...options,
     bundles: options.bundles ?? options.source,
   });
-  const out: grpc.UntypedServiceImplementation = {};
-  for (const [name, attrs] of Object.entries(definition)) {
-    const handler = implementation[name] as AnyHandler | undefined;
-    if (handler === undefined) continue;
-    const answersWithCallback = !attrs.responseStream;
-    const wrapped: AnyHandler = (call, callback) => {
+  const guard = (method: MethodInfo, handler: AnyHandler): AnyHandler => {
+    const answersWithCallback = !method.definition.responseStream;
+    return (call, callback) => {
       const request = {
         transport: 'grpc' as const,
-        action: attrs.path,
+        action: method.path,
         noCertificateMessage: NO_CERTIFICATE,
       };
       verifyHopPeer(callChain(call, options), verify, request).then(
@@ -127,9 +126,11 @@ export function hopService<I extends grpc.UntypedServiceImplementation>(
         },
       );
     };
-    out[name] = wrapped as grpc.UntypedHandleCall;
-  }
-  return out as I;
+  };
+  // Every call type gets the same guard: it answers through the callback or the stream as the method does.
+  const wrap = guard as unknown as <H>(method: MethodInfo, handler: H) => H;
+  return wrapMethods({ definition, implementation }, { unary: wrap, serverStream: wrap, requestStream: wrap })
+    .implementation as I;
 }
 
 function callChain(call: PeerCall, options: HopGrpcServiceOptions): Uint8Array[] {

@@ -6,7 +6,7 @@ import type { X509Source } from '../client/x509-source';
 import { trackLivePeer } from './live-peers';
 import { checkHopVerifyOptions, type HopPeer, type HopVerifyOptions, verifyHopPeer } from './peer';
 import type { HttpActionOptions } from './http-action';
-import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from './peer-chain';
+import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
 
 /** Options of the HTTP middlewares: `bundles` defaults to the source. */
 export interface HopHttpOptions extends Omit<HopVerifyOptions, 'bundles'>, HttpActionOptions {

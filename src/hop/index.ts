@@ -7,15 +7,18 @@ export { PolicyDeniedError, runAuthorize } from './policy';
 export type { HopAuthorize, HopPolicy, HopRequest, PolicyDecision } from './policy';
 export { noPeerCertificate, reportClosedPeer, verifyHopPeer, verifyHopPeerSync } from './peer';
 export { liveConnectionCount, trackLivePeer } from './live-peers';
-export type { HopLogger, HopPeer, HopRequestInfo, HopVerifyOptions } from './peer';
-export { peerChainOf, socketPeerChain, withKnownIntermediates } from './peer-chain';
-export type { OwnChainSource } from './peer-chain';
+export type { HopPeer, HopRequestInfo, HopVerifyOptions } from './peer';
+export type { HopLogger } from '../internal/logging';
+export { auditHopDecisions, hopDecisionEvent } from './audit';
+export type { HopAuditListener, HopAuditOptions } from './audit';
+export { peerChainOf, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
+export type { OwnChainSource } from '../internal/peer-chain';
 export { canonicalHttpAction, canonicalRequestPath } from './http-action';
 export type { HttpActionOptions } from './http-action';
 export { httpRefusal } from './http-refusal';
 export type { HttpRefusal } from './http-refusal';
 export type { HopHttpOptions } from './http-peer';
-export { rootsPem, X509SourceCertificateProvider } from './certificate-provider';
+export { rootsPem, X509SourceCertificateProvider } from '../client/certificate-provider';
 export {
   createHopHttpsServer,
   createHopTlsServer,

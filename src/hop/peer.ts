@@ -8,10 +8,11 @@ import type { X509BundleSource } from '../bundle';
 import type { SpiffeId, TrustDomain } from '../spiffe';
 import { verifyX509Svid, type VerifiedSvid, type VerifyX509SvidOptions } from '../verify/verify-x509-svid';
 import type { RevocationChecker } from '../verify/revocation';
-import { spiffeIdOfLeaf } from '../verify/svid-rules';
+import { spiffeIdOfLeaf } from '../svid/rules';
 import type { VerificationCache } from '../verify/cache';
 import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import type { AgentContext } from '../x509/agent-context/types';
+import type { HopLogger } from '../internal/logging';
 import { ParsedCertificate } from '../x509/certificate';
 import type { HopDecision, HopDecisionListener, HopTransport } from './decision';
 import { runAuthorize, type HopAuthorize, PolicyDeniedError } from './policy';
@@ -29,12 +30,6 @@ export interface HopPeer {
   readonly serialHex: string;
   /** The policy set version that allowed this request, when a policy decided. */
   readonly policyVersion?: string;
-}
-
-/** The part of a pino logger the helpers use; any pino Logger fits. */
-export interface HopLogger {
-  debug(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
 }
 
 export interface HopVerifyOptions {

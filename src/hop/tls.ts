@@ -16,12 +16,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import type { X509BundleSource } from '../bundle';
-import type { X509Source, X509Svid } from '../client/x509-source';
+import type { X509Source } from '../client/x509-source';
+import type { X509Svid } from '../svid/x509-svid';
 import { ErrorCode, LanyardError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
 import { verifyX509Svid, type VerifiedSvid } from '../verify/verify-x509-svid';
 import { encodePem } from '../x509/pem';
-import { rootsPem } from './certificate-provider';
+import { rootsPem } from '../client/certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { httpRefusal } from './http-refusal';
 import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
@@ -34,7 +35,7 @@ import {
   verifyHopPeer,
   verifyHopPeerSync,
 } from './peer';
-import { peerChainOf, socketPeerChain, withKnownIntermediates } from './peer-chain';
+import { peerChainOf, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
 
 /** Options of every hop server helper: `bundles` defaults to the source itself. */
 export interface HopServerOptions extends Omit<HopVerifyOptions, 'bundles'>, HttpActionOptions {

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type * as CedarTypes from '@cedar-policy/cedar-wasm/nodejs';
 import { cedar } from './cedar';
-import { Lru } from '../verify/lru';
+import { Lru } from '../internal/lru';
 import type { CompiledPolicySet } from './compile';
 import { type PolicySubject, workloadEntity, workloadUid } from './entities';
 import {

@@ -36,7 +36,7 @@ import {
   type RevokeSvidResponse,
   SessionServiceClient,
 } from '../gen/lanyard/v1/session';
-import { ERROR_CODE_METADATA_KEY } from './grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../internal/grpc-call';
 
 /** A failed call: `code` is the gRPC status, `lanyardCode` the stable error code when the server sent one. */
 export class AdminCallError extends Error {

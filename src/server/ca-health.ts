@@ -9,7 +9,7 @@
  */
 import type { CaManager } from '../ca';
 import { ATTESTATION_SERVICE_NAME } from './attestation/service';
-import type { Logger } from './logging';
+import type { Logger } from '../internal/logging';
 import { NODE_SERVICE_NAME } from './node/service';
 import { SESSION_SERVICE_NAME } from './sessions/service';
 

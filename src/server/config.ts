@@ -8,6 +8,7 @@
  * Where a value comes from, strongest first: command-line flag, config file, environment
  * (LANYARD_DATA_DIR, LANYARD_LISTEN_ADDRESS, LANYARD_AGENT_CONTEXT_OID), built-in default.
  */
+import { LOG_LEVELS, type LogLevel } from '../internal/logging';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
@@ -100,8 +101,7 @@ export const CONFIG_DEFAULTS = {
   revocation_stall_timeout: 30,
 } as const;
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel } from '../internal/logging';
 
 /** Linux limits a Unix socket path to 107 bytes (108 with the terminating NUL). */
 const MAX_SOCKET_PATH_BYTES = 107;

@@ -6,7 +6,7 @@
  */
 import { setLogger } from '@grpc/grpc-js';
 import { format } from 'node:util';
-import type { Logger } from './logging';
+import type { Logger } from '../internal/logging';
 
 export function routeGrpcLogs(logger: Logger): void {
   const grpcLogger = logger.child({ component: 'grpc-js' });

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import type { Logger } from './logging';
+import type { Logger } from '../internal/logging';
 import { answerMalformedRequests } from './malformed-request';
 import { reflectedServiceNames, reflectionPackageDefinition } from './proto-descriptors';
 

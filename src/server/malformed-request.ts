@@ -11,9 +11,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ErrorCode, LanyardError } from '../errors';
-import { toStatus } from './grpc-call';
-import type { Logger } from './logging';
-import { wrapMethods, type MethodInfo, type WrappableService } from './method-wrap';
+import { toStatus } from '../internal/grpc-call';
+import type { Logger } from '../internal/logging';
+import { wrapMethods, type MethodInfo, type WrappableService } from '../internal/method-wrap';
 
 /** What the wrapped deserializer hands over instead of a message it could not decode. */
 class MalformedRequest {

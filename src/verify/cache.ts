@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ParsedCertificate } from '../x509/certificate';
 import type { AgentContext } from '../x509/agent-context/types';
-import { Lru } from './lru';
+import { Lru } from '../internal/lru';
 
 /** Counters for one kind of cached fact. */
 export interface CacheCounters {

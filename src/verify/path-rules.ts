@@ -12,6 +12,7 @@ import { ParsedCertificate, ParsedNameConstraints } from '../x509/certificate';
 import { describeKey } from '../x509/keys';
 import { isEmptyDn } from '../x509/distinguished-name';
 import { dnsNameProblem, isIpAddressBytes, parseMailbox } from '../x509/name-syntax';
+import { isCaCertificate, keyCertSignProblem, NOT_A_CA } from '../svid/rules';
 import { ConstraintBudget, nameConstraintViolation, subtreeProblem } from './name-constraints';
 
 /**
@@ -211,10 +212,10 @@ function checkProfile(path: readonly ParsedCertificate[], i: number, anchor: boo
       );
     }
   }
-  if (cert.keyUsage?.keyCertSign === true && cert.basicConstraints?.ca !== true) {
+  if (cert.keyUsage?.keyCertSign === true && !isCaCertificate(cert)) {
     throw fail(
       ErrorCode.KEY_USAGE_INVALID,
-      `${describe(cert)} has keyUsage keyCertSign but is not a CA (basicConstraints cA is not true)`,
+      `${describe(cert)} has keyUsage keyCertSign but ${NOT_A_CA}`,
       i,
       cert,
     );
@@ -262,12 +263,12 @@ function checkIssuerRole(path: readonly ParsedCertificate[], i: number, anchor: 
   }
   if (anchor && cert.version === 1) return;
   const bc = cert.basicConstraints;
-  if (bc?.ca !== true) {
+  if (bc === undefined || !isCaCertificate(cert)) {
     throw fail(
       ErrorCode.NOT_A_CA,
       cert.version === 1
         ? `${describe(cert)} issued ${describe(path[i - 1]!)} but is an X.509 v1 certificate, which cannot state that it is a CA; only a trust anchor may be v1`
-        : `${describe(cert)} issued ${describe(path[i - 1]!)} but is not a CA (basicConstraints cA is not true)`,
+        : `${describe(cert)} issued ${describe(path[i - 1]!)} but ${NOT_A_CA}`,
       i,
       cert,
     );
@@ -288,17 +289,10 @@ function checkIssuerRole(path: readonly ParsedCertificate[], i: number, anchor: 
       cert,
     );
   }
-  // RFC 5280 only requires keyCertSign when keyUsage is present; the X509-SVID standard (§4.3) requires the
-  // extension on every signing certificate, so its absence is refused too, but for a trust anchor (see checkPath).
-  if (cert.keyUsage === undefined ? !anchor : !cert.keyUsage.keyCertSign) {
-    throw fail(
-      ErrorCode.KEY_USAGE_INVALID,
-      cert.keyUsage === undefined
-        ? `${describe(cert)} is a CA without a keyUsage extension (keyCertSign required)`
-        : `${describe(cert)} is a CA whose keyUsage lacks keyCertSign`,
-      i,
-      cert,
-    );
+  // A trust anchor may leave keyUsage out (see checkPath).
+  const keyUsage = keyCertSignProblem(cert, anchor);
+  if (keyUsage !== undefined) {
+    throw fail(ErrorCode.KEY_USAGE_INVALID, `${describe(cert)} is a CA ${keyUsage}`, i, cert);
   }
   const pathLen = bc.pathLen;
   if (pathLen !== undefined) {

@@ -9,7 +9,7 @@ import { verifyAgentContext } from './context-rules';
 import { CertificatePathError } from './path-rules';
 import { MAX_PRESENTED_CERTIFICATES, validateCertPath } from './path-validation';
 import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
-import { checkSvidLeaf, spiffeIdOfLeaf } from './svid-rules';
+import { checkSvidLeaf, spiffeIdOfLeaf } from '../svid/rules';
 
 export interface VerifyX509SvidOptions {
   /** Verification time for every validity check. Default: now. */

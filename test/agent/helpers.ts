@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { startAgent, type RunningAgent } from '../../src/agent/agent';
 import { WORKLOAD_API_HEADER } from '../../src/agent/workload-api/service';
 import { SpiffeWorkloadAPIClient, type X509SVIDResponse } from '../../src/gen/spiffe/workload/workload';
-import { createLogger } from '../../src/server/logging';
+import { createLogger } from '../../src/internal/logging';
 import { readTlv } from '../../src/x509/der';
 import type { TestServer } from '../server/helpers';
 

@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { WorkloadEndpoint } from '../../src/agent/workload-api/endpoint';
 import { prepareWorkloadSocketDir } from '../../src/agent/workload-api/socket-dir';
-import { clearStaleSocket } from '../../src/server/admin-socket';
-import { createLogger } from '../../src/server/logging';
+import { clearStaleSocket } from '../../src/internal/unix-socket';
+import { createLogger } from '../../src/internal/logging';
 import { tempDir } from './helpers';
 
 const NOBODY = 65534;

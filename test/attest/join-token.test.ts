@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { JoinTokenAttestor } from '../../src/attest';
 import { ErrorCode, GrpcStatus } from '../../src/errors';
-import { generateJoinToken, hashJoinToken } from '../../src/store/join-token-secret';
+import { generateJoinToken, hashJoinToken } from '../../src/internal/join-token-secret';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { mustNotChallenge } from './helpers/channels';
 import { rejectsWithCode } from './helpers/expect';

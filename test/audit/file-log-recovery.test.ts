@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileAuditLog, type AppendHandle } from '../../src/audit/file-log';
-import { auditHopDecisions } from '../../src/audit/hop';
+import { auditHopDecisions } from '../../src/hop/audit';
 import { nextRecord, recordLine } from '../../src/audit/chain';
 import { parseChainText } from '../../src/audit/jsonl';
 import { verifyChain } from '../../src/audit/verify-chain';

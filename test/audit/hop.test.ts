@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileAuditLog } from '../../src/audit/file-log';
-import { auditHopDecisions } from '../../src/audit/hop';
+import { auditHopDecisions } from '../../src/hop/audit';
 import { CHAIN, tempDir } from './helpers';
 
 describe('hop decisions into a file chain', () => {

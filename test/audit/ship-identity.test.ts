@@ -17,7 +17,7 @@ import { verifyChain } from '../../src/audit/verify-chain';
 import { EXIT_OK, EXIT_REJECTED } from '../../src/cli/exit-codes';
 import { AuditServiceClient, type IngestAuditChainResponse } from '../../src/gen/lanyard/v1/audit';
 import { AuditAdminClient } from '../../src/server/audit/client';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import { publicCredentials, PUBLIC_CHANNEL_OPTIONS } from '../server/public-client';
 import { type Agent, id, register, TD, unary } from '../server/session-fixture';
 import { startTestServer, type TestServer } from '../server/helpers';

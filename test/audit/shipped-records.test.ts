@@ -16,7 +16,7 @@ import { buildTrace, type TraceSession } from '../../src/audit/trace';
 import { AuditServiceClient, type IngestAuditChainResponse } from '../../src/gen/lanyard/v1/audit';
 import { AuditAdminClient } from '../../src/server/audit/client';
 import { IngestQuota } from '../../src/server/audit/ingest-quota';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import { publicCredentials, PUBLIC_CHANNEL_OPTIONS } from '../server/public-client';
 import { type Agent, register, startSession, TD, unary } from '../server/session-fixture';
 import { startTestServer, type TestServer } from '../server/helpers';

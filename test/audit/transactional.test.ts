@@ -15,7 +15,7 @@ import { genesisHash } from '../../src/audit/chain';
 import { SQLITE_FILE_NAME } from '../../src/store';
 import type { NewSession } from '../../src/store/types';
 import { signGrant } from '../../src/client/delegation';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import { createCsr } from '../../src/x509/csr';
 import { generateKeyPair } from '../../src/x509/keys';
 import { rejectsWithStatus, startTestServer, type TestServer } from '../server/helpers';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { CaManager, CaManagerOptions, DiskKeyManager, KeyManager, ManagedKey } from '../../src/ca';
 import { ErrorCode, isLanyardError, LanyardError } from '../../src/errors';
-import { createLogger } from '../../src/server/logging';
+import { createLogger } from '../../src/internal/logging';
 import { SQLITE_FILE_NAME, SqliteStore, Store, StoreOps } from '../../src/store';
 import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
 

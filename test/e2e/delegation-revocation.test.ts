@@ -20,7 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
 import { watchRevocationsInto } from '../../src/client/revocation-watch';
 import { StartSessionRequest, type PrincipalEvidence } from '../../src/gen/lanyard/v1/session';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import { TrustDomain } from '../../src/spiffe';
 import { RevocationCache, verifyX509Svid } from '../../src/verify';
 import { delegationLinkSha256, encodeAgentContext } from '../../src/x509/agent-context/codec';

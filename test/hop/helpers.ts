@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { X509Bundle } from '../../src/bundle';
 import { ServerX509Source } from '../../src/client/server-x509-source';
-import { StaticX509Source, toX509Svid } from '../../src/client/static-x509-source';
+import { StaticX509Source } from '../../src/client/static-x509-source';
+import { toX509Svid } from '../../src/svid/x509-svid';
 import { LanyardError } from '../../src/errors';
 import type { HopDecision } from '../../src/hop/decision';
 import { TrustDomain } from '../../src/spiffe';

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileAuditLog } from '../../src/audit/file-log';
-import { auditHopDecisions, hopDecisionEvent } from '../../src/audit/hop';
+import { auditHopDecisions, hopDecisionEvent } from '../../src/hop/audit';
 import { BundleSet, X509Bundle } from '../../src/bundle';
 import { EXIT_OK } from '../../src/cli/exit-codes';
 import type { HopDecision } from '../../src/hop/decision';

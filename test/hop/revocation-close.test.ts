@@ -14,7 +14,8 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import Fastify from 'fastify';
 import type { ServerX509Source } from '../../src/client/server-x509-source';
-import { StaticX509Source, toX509Svid } from '../../src/client/static-x509-source';
+import { StaticX509Source } from '../../src/client/static-x509-source';
+import { toX509Svid } from '../../src/svid/x509-svid';
 import { lanyardFastify } from '../../src/hop/fastify';
 import {
   agentOf,

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AuditAdminClient } from '../../src/server/audit/client';
 import { WorkloadApiX509Source } from '../../src/client/workload-api-source';
 import { ErrorCode } from '../../src/errors';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import { verifyX509Svid } from '../../src/verify';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
 import { ParsedCertificate } from '../../src/x509/certificate';

@@ -32,7 +32,7 @@ import {
   StartSessionRequest,
 } from '../../src/gen/lanyard/v1/session';
 import type { CallerKind } from '../../src/server/auth/resolve-caller';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import { verifyX509Svid } from '../../src/verify';
 import { SQLITE_FILE_NAME } from '../../src/store/sqlite/sqlite-store';
 import { startTestServer, type TestServer } from './helpers';

@@ -10,7 +10,7 @@ import type { AuditRecord } from '../../src/audit/record';
 import { EXIT_OK } from '../../src/cli/exit-codes';
 import { ListEntriesRequest, RegistrationServiceClient } from '../../src/gen/lanyard/v1/registration';
 import type { Entry } from '../../src/gen/lanyard/v1/types';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import { rejectsWithStatus, startTestServer, type TestServer } from './helpers';
 import { publicCredentials, PUBLIC_CHANNEL_OPTIONS } from './public-client';
 import { runCli } from './server-process';

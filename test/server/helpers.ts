@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import * as assert from 'node:assert/strict';
 import { AdminCallError, AdminClient } from '../../src/server/admin-client';
 import { loadConfig, type ServerConfig } from '../../src/server/config';
-import { createLogger } from '../../src/server/logging';
+import { createLogger } from '../../src/internal/logging';
 import { type RunningServer, type StartOptions, startServer } from '../../src/server/run';
 
 export interface TestServer {

@@ -8,7 +8,7 @@ import { service as healthService } from 'grpc-health-check';
 import { ErrorCode, isLanyardError } from '../../src/errors';
 import { AdminClient } from '../../src/server/admin-client';
 import { openDefaultStore } from '../../src/server/run';
-import { hashJoinToken } from '../../src/store/join-token-secret';
+import { hashJoinToken } from '../../src/internal/join-token-secret';
 import type { Store, StoreOps } from '../../src/store/store';
 import { rejectsWithStatus, startTestServer, tempDataDir, type TestServer } from './helpers';
 

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { createLogger, isSensitiveKey } from '../../src/server/logging';
-import { generateJoinToken } from '../../src/store/join-token-secret';
+import { createLogger, isSensitiveKey } from '../../src/internal/logging';
+import { generateJoinToken } from '../../src/internal/join-token-secret';
 
 /** A logger writing into an array of parsed lines. */
 function capture(): {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pruneOnce, startPruneTimer, type PruneResult } from '../../src/server/revocation/prune-timer';
-import { createLogger } from '../../src/server/logging';
+import { createLogger } from '../../src/internal/logging';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 
 describe('prune timer', function () {

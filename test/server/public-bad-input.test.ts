@@ -12,7 +12,7 @@ import { answerX509PopChallenge } from '../../src/attest';
 import { AttestRequest, type AttestResponse } from '../../src/gen/lanyard/v1/attestation';
 import { GetBundleRequest, GetBundleResponse } from '../../src/gen/lanyard/v1/bundle';
 import { ErrorCode } from '../../src/errors';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import { openDefaultStore } from '../../src/server/run';
 import type { Store, StoreOps } from '../../src/store/store';
 import { createRootCa, issueX509Svid } from '../../src/x509/profiles';

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { BundleServiceService } from '../../src/gen/lanyard/v1/bundle';
 import { LanyardServer } from '../../src/server/grpc-server';
-import { createLogger } from '../../src/server/logging';
+import { createLogger } from '../../src/internal/logging';
 import { HEALTH_SERVICE_NAME, lanyardProtoFiles } from '../../src/server/proto-descriptors';
 import { startTestServer, type TestServer } from './helpers';
 import { PUBLIC_CHANNEL_OPTIONS, publicCredentials } from './public-client';

@@ -4,7 +4,7 @@ import { status } from '@grpc/grpc-js';
 import { ErrorCode } from '../../src/errors';
 import { SelectorMatch } from '../../src/gen/lanyard/v1/registration';
 import type { Entry } from '../../src/gen/lanyard/v1/types';
-import { hashJoinToken, JOIN_TOKEN_PREFIX } from '../../src/store/join-token-secret';
+import { hashJoinToken, JOIN_TOKEN_PREFIX } from '../../src/internal/join-token-secret';
 import { rejectsWithStatus, startTestServer, type TestServer } from './helpers';
 
 const TD = 'spiffe://lanyard.local';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { CONFIG_DEFAULTS, loadConfig } from '../../src/server/config';
-import { createLogger } from '../../src/server/logging';
+import { createLogger } from '../../src/internal/logging';
 import { isLoopbackAddress, warnIfNotLoopback } from '../../src/server/revocation/crl-http';
 import { startTestServer, tempDataDir } from './helpers';
 

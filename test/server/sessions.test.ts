@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../../src/bundle/x509-bundle';
 import { signGrant, type GrantParams } from '../../src/client/delegation';
 import { watchRevocationsInto } from '../../src/client/revocation-watch';
-import { ERROR_CODE_METADATA_KEY } from '../../src/server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../src/internal/grpc-call';
 import {
   SessionServiceClient,
   type CreateGrantResponse,

@@ -5,7 +5,7 @@
 import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, isLanyardError, RevisionConflictError } from '../../src/errors';
-import { hashJoinToken } from '../../src/store/join-token-secret';
+import { hashJoinToken } from '../../src/internal/join-token-secret';
 import type { Store } from '../../src/store/store';
 import type {
   CaAuthorityRecord,

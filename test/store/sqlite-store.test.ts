@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode } from '../../src/errors';
-import { hashJoinToken } from '../../src/store/join-token-secret';
+import { hashJoinToken } from '../../src/internal/join-token-secret';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/sqlite/migrations';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import type { Store } from '../../src/store/store';

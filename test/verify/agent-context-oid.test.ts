@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { X509Bundle } from '../../src/bundle';
 import { signGrant } from '../../src/client/delegation';
-import { toX509Svid } from '../../src/client/static-x509-source';
+import { toX509Svid } from '../../src/svid/x509-svid';
 import { AgentContextError, AgentContextOidMismatchError, ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { VerificationCache, verifyAgentContext, verifyX509Svid } from '../../src/verify';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { VerificationCache } from '../../src/verify/cache';
-import { Lru } from '../../src/verify/lru';
+import { Lru } from '../../src/internal/lru';
 import { makeRoot } from './helpers/certs';
 
 describe('Lru', () => {

@@ -4,7 +4,7 @@ import { X509Bundle } from '../../src/bundle';
 import { ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid } from '../../src/verify';
-import { checkSvidLeaf, spiffeIdOfLeaf } from '../../src/verify/svid-rules';
+import { checkSvidLeaf, spiffeIdOfLeaf } from '../../src/svid/rules';
 import { CertSpec, makeLeaf, makeRoot, NOW } from './helpers/certs';
 import { expectCode } from './helpers/expect';
 

@@ -18,7 +18,7 @@
  */
 import type * as net from 'node:net';
 import { ErrorCode, LanyardError } from '../../errors';
-import type { Logger } from '../../server/logging';
+import type { Logger } from '../../internal/logging';
 import {
   ConnectionHolders,
   clientEndInode,

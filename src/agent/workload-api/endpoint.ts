@@ -13,8 +13,8 @@
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { clearStaleSocket, removeSocket } from '../../server/admin-socket';
-import type { Logger } from '../../server/logging';
+import { clearStaleSocket, removeSocket } from '../../internal/unix-socket';
+import type { Logger } from '../../internal/logging';
 import { ErrorCode, LanyardError } from '../../errors';
 import { AttestedConnection, type AttestedPeer, type ConnectionPolicy } from './attested-connection';
 import { prepareWorkloadSocketDir } from './socket-dir';

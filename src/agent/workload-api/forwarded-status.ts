@@ -1,6 +1,6 @@
 /** A gRPC status decided by the server on a call the agent made for a workload, relayed to it unchanged. */
 import * as grpc from '@grpc/grpc-js';
-import { ERROR_CODE_METADATA_KEY } from '../../server/grpc-call';
+import { ERROR_CODE_METADATA_KEY } from '../../internal/grpc-call';
 
 export class ForwardedStatus extends Error {
   constructor(

@@ -22,8 +22,8 @@ import {
   type X509BundlesResponse,
   type X509SVIDResponse,
 } from '../../gen/spiffe/workload/workload';
-import { toStatus } from '../../server/grpc-call';
-import type { Logger } from '../../server/logging';
+import { toStatus } from '../../internal/grpc-call';
+import type { Logger } from '../../internal/logging';
 import type { Selector } from '../../store/types';
 import type { AgentCache, CachedEntry, Entitlement } from '../cache';
 import { validateJwtSvid } from '../jwt-svid';

@@ -18,7 +18,7 @@ import {
   type AgentSessionServiceStartSessionResponse,
 } from '../../gen/lanyard/v1/agent_session';
 import { SessionServiceClient, type StartSessionResponse } from '../../gen/lanyard/v1/session';
-import type { Logger } from '../../server/logging';
+import type { Logger } from '../../internal/logging';
 import type { AgentCache } from '../cache';
 import type { ServiceSpec } from './endpoint';
 import { ForwardedStatus } from './forwarded-status';

@@ -6,10 +6,10 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { toSpiffeBundle, X509Bundle } from '../../bundle';
-import { makeDir, writeFileAtomic } from '../../ca/secure-file';
+import { makeDir, writeFileAtomic } from '../../internal/secure-file';
 import { fetchJwtBundles, fetchJwtSvids, fetchX509Bundles } from '../../client/workload-api-client';
 import { WorkloadApiX509Source } from '../../client/workload-api-source';
-import type { X509Svid } from '../../client/x509-source';
+import type { X509Svid } from '../../svid/x509-svid';
 import { TrustDomain } from '../../spiffe';
 import { agentContextToJson } from '../../x509/agent-context';
 import { CliError, usageError } from '../cli-error';

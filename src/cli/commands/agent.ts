@@ -11,7 +11,7 @@ import type { NodeAttestation } from '../../agent/node-identity';
 import { answerX509PopChallenge } from '../../attest/x509pop-challenge';
 import { LOG_LEVELS, type LogLevel } from '../../server/config';
 import { routeGrpcLogs } from '../../server/grpc-log';
-import { createLogger } from '../../server/logging';
+import { createLogger } from '../../internal/logging';
 import { SpiffeId } from '../../spiffe';
 import { readBundleFile } from '../bundle-file';
 import { usageError } from '../cli-error';

@@ -10,7 +10,7 @@ import {
   type ServerConfig,
 } from '../../server/config';
 import { routeGrpcLogs } from '../../server/grpc-log';
-import { createLogger } from '../../server/logging';
+import { createLogger } from '../../internal/logging';
 import { closeOnSignals, startServer } from '../../server/run';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED } from '../exit-codes';

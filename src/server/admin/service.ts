@@ -13,9 +13,9 @@ import {
 import type { CaAuthorityInfo, CaAuthorityState as State } from '../../ca';
 import { ErrorCode, LanyardError } from '../../errors';
 import { bundleToProto } from '../bundle/to-proto';
-import { unaryHandler } from '../grpc-call';
+import { unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 
 export const ADMIN_SERVICE_NAME = 'lanyard.v1.AdminService';
 

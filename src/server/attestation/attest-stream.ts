@@ -18,12 +18,12 @@ import type { AttestParams, AttestRequest, AttestResponse } from '../../gen/lany
 import type { Store, StoreOps } from '../../store/store';
 import type { Entry } from '../../store/types';
 import { parseCsr } from '../../x509/csr';
-import { toStatus } from '../grpc-call';
-import type { Logger } from '../logging';
+import { toStatus } from '../../internal/grpc-call';
+import type { Logger } from '../../internal/logging';
 import { bundleToProto } from '../bundle/to-proto';
 import { BoundEntryUnavailableError, matchEntry } from './entry-match';
-import { issueWorkloadSvid, svidToProto } from './issue';
-import { newWorkloadContext, wholeSeconds } from './workload-context';
+import { issueWorkloadSvid, svidToProto } from '../issuance/workload-svid';
+import { newWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 import type { IssuancePolicySource } from '../../policy';
 
 export interface AttestDeps {

@@ -14,11 +14,11 @@ import type { Entry, SessionRecord } from '../../store/types';
 import type { AgentContext } from '../../x509/agent-context/types';
 import { parseCsr, type ParsedCsr } from '../../x509/csr';
 import { bundleToProto } from '../bundle/to-proto';
-import { secondsUntil, signSessionSvid } from '../sessions/issue';
+import { secondsUntil, signSessionSvid } from '../issuance/session-svid';
 import { resolveCaller } from '../auth/resolve-caller';
 import type { PeerCall } from '../tls/peer-svid';
-import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from './issue';
-import { RENEW_METHOD, renewedWorkloadContext, wholeSeconds } from './workload-context';
+import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
+import { RENEW_METHOD, renewedWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 
 export interface RenewDeps {
   store: Store;

@@ -1,6 +1,6 @@
 /** AttestationService: Attest (server-authenticated TLS) and Renew (mTLS with the caller's current SVID). */
 import { AttestationServiceService, type AttestationServiceServer } from '../../gen/lanyard/v1/attestation';
-import { unaryHandler } from '../grpc-call';
+import { unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import { createAttestHandler, type AttestDeps } from './attest-stream';
 import { renew } from './renew';

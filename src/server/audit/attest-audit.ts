@@ -6,8 +6,8 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { AttestRequest, AttestResponse } from '../../gen/lanyard/v1/attestation';
-import { toStatus } from '../grpc-call';
-import type { Logger } from '../logging';
+import { toStatus } from '../../internal/grpc-call';
+import type { Logger } from '../../internal/logging';
 import { errorCodeOf } from './audited-service';
 import type { AuditRecorder } from './recorder';
 import { svidFields } from './svid-fields';

@@ -13,15 +13,16 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
 import type { AuditEvent, AuditEventType } from '../../audit/record';
-import { toStatus, ERROR_CODE_METADATA_KEY } from '../grpc-call';
+import { toStatus, ERROR_CODE_METADATA_KEY } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
-import { wrapMethods, type MethodInfo } from '../method-wrap';
+import type { Logger } from '../../internal/logging';
+import { wrapMethods, type MethodInfo } from '../../internal/method-wrap';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 import type { StoreOps } from '../../store/store';
 import { withTransactionalAudit } from './in-transaction';
 import type { AuditRecorder } from './recorder';
-import { contextFields, svidFields, type SvidFields } from './svid-fields';
+import { contextFields, type SvidFields } from '../../audit/context-fields';
+import { svidFields } from './svid-fields';
 
 /** The caller as the audit trail names it: its verified SVID, else what it presented, else the listener's actor. */
 export interface AuditCaller extends SvidFields {

@@ -7,7 +7,7 @@
 import type { AuditEvent } from '../../audit/record';
 import { isLanyardError } from '../../errors';
 import type { PolicyEngine } from '../../policy';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { AuditRecorder } from './recorder';
 
 /** In UTF-8 bytes, well inside the trail's field limit: a refusal's message may quote a long parse error. */

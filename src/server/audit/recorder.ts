@@ -30,7 +30,7 @@ import {
 } from '../../audit/witness';
 import { AuditError, ErrorCode, isLanyardError } from '../../errors';
 import type { Store, StoreOps } from '../../store/store';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 
 /** The audit key's directory inside the data dir (the key, its history, the local witness). */
 export const AUDIT_DIR = 'audit';

@@ -28,9 +28,9 @@ import {
   type ReadAuditWitnessResponse,
 } from '../../gen/lanyard/v1/audit';
 import type { Store } from '../../store/store';
-import { toStatus, unaryHandler } from '../grpc-call';
+import { toStatus, unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { IngestQuota } from './ingest-quota';
 import type { AuditRecorder } from './recorder';
 

@@ -2,42 +2,9 @@
  * Audit fields read from a certificate: the issued SVID of an allowed call, or the caller's verified SVID.
  * Identifiers only: SPIFFE ID, serial, agent, sessions, principal, scopes, policy version, parent link hash.
  */
-import type { AuditEvent } from '../../audit/record';
-import type { AgentContext } from '../../x509/agent-context/types';
+import { contextFields, type SvidFields } from '../../audit/context-fields';
 import { describeAgentContextAnyOid } from '../../x509/agent-context/oid';
 import { ParsedCertificate } from '../../x509/certificate';
-
-export type SvidFields = Pick<
-  AuditEvent,
-  | 'subject'
-  | 'serial'
-  | 'agentId'
-  | 'sessionId'
-  | 'rootSessionId'
-  | 'parentSessionId'
-  | 'principal'
-  | 'principalIssuer'
-  | 'scopes'
-  | 'policyVersion'
-  | 'parentCertSha256'
->;
-
-export function contextFields(c: Readonly<AgentContext>): SvidFields {
-  const last = c.delegation[c.delegation.length - 1];
-  return {
-    agentId: c.agentId,
-    sessionId: c.sessionId,
-    rootSessionId: c.rootSessionId,
-    principal: c.principal.id,
-    principalIssuer: c.principal.issuer,
-    scopes: [...c.scopes],
-    policyVersion: c.policyVersion,
-    ...(last !== undefined && {
-      parentSessionId: last.sessionId,
-      parentCertSha256: Buffer.from(last.certSha256).toString('hex'),
-    }),
-  };
-}
 
 /** The fields of a certificate this server issued (so it parses); {} for bytes that do not. */
 export function svidFields(der: Uint8Array | undefined): SvidFields {

@@ -32,7 +32,7 @@ import type { Entry, SessionRecord } from '../../store/types';
 import type { VerifiedSvid } from '../../verify';
 import type { ParsedCertificate } from '../../x509/certificate';
 import type { AgentContext } from '../../x509/agent-context/types';
-import { WORKLOAD_SESSION_PREFIX } from '../attestation/workload-context';
+import { WORKLOAD_SESSION_PREFIX } from '../issuance/workload-context';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 
 /**

@@ -12,9 +12,9 @@ import {
   type WatchBundleRequest,
   type WatchBundleResponse,
 } from '../../gen/lanyard/v1/bundle';
-import { toStatus, unaryHandler } from '../grpc-call';
+import { toStatus, unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import { bundleToProto } from './to-proto';
 

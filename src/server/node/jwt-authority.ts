@@ -21,9 +21,9 @@ import { createHash, randomUUID, sign, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import { JWT_SVID_USE, type SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import type { CaLogger, KeyManager } from '../../ca';
-import { ioStep, writeFileAtomic } from '../../ca/secure-file';
+import { ioStep, writeFileAtomic } from '../../internal/secure-file';
 import { ErrorCode, isLanyardError, KeyManagerError } from '../../errors';
-import { AsyncMutex } from '../../store/async-mutex';
+import { AsyncMutex } from '../../internal/async-mutex';
 
 /** The key manager's id of the single JWT key of data dirs from before rotation. */
 export const LEGACY_JWT_KEY_ID = 'jwt-svid-es256-1';

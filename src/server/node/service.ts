@@ -17,13 +17,13 @@ import {
 import type { Store } from '../../store/store';
 import type { Entry } from '../../store/types';
 import { parseCsr } from '../../x509/csr';
-import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from '../attestation/issue';
-import { newWorkloadContext, wholeSeconds } from '../attestation/workload-context';
+import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
+import { newWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 import type { IssuancePolicySource } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
-import { unaryHandler } from '../grpc-call';
+import { unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { PeerCall } from '../tls/peer-svid';
 import { resolveCaller } from '../auth/resolve-caller';
 import { entitledEntry, entriesUnder } from './entitlement';

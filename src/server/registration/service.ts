@@ -10,14 +10,14 @@ import {
 } from '../../gen/lanyard/v1/registration';
 import { isLanyardError, LanyardError } from '../../errors';
 import type { TrustDomain } from '../../spiffe';
-import { generateJoinToken, hashJoinToken } from '../../store/join-token-secret';
+import { generateJoinToken, hashJoinToken } from '../../internal/join-token-secret';
 import type { Store } from '../../store/store';
 import type { NewEntry } from '../../store/types';
 import type { Entry as ProtoEntry } from '../../gen/lanyard/v1/types';
 import { auditedTransaction, recordInTransaction } from '../audit/in-transaction';
-import { unaryHandler } from '../grpc-call';
+import { unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import { entryToProto } from './mapping';
 import {
   invalid,

@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import { type AddressInfo, BlockList, isIPv4, isIPv6 } from 'node:net';
 import { formatHostPort } from '../config';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { CrlPublisher } from './crl-publisher';
 
 export interface CrlHttpServer {

@@ -17,7 +17,7 @@ import { revokedEntryDer } from '../../ca/crl';
 import type { Store } from '../../store/store';
 import { concatBytes } from '../../x509/der';
 import { encodePem } from '../../x509/pem';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { RevocationFeed } from '../sessions/revocation-feed';
 
 export const CRL_DEFAULTS = Object.freeze({

@@ -6,7 +6,7 @@
  * watchers stay correct.
  */
 import type { Store } from '../../store/store';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 
 export const PRUNE_DEFAULTS = Object.freeze({
   intervalSeconds: 600,

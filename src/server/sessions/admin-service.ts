@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { SessionServiceService, type SessionServiceServer } from '../../gen/lanyard/v1/session';
-import { unaryHandler } from '../grpc-call';
+import { unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { SessionDeps } from './deps';
 import { endSessionAs, revokeSvidAs } from './end-session';

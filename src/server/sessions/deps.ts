@@ -2,7 +2,7 @@
 import type { CaManager } from '../../ca';
 import type { IssuancePolicySource } from '../../policy';
 import type { Store } from '../../store/store';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { PrincipalVerifier } from './principal';
 import type { SessionLimits } from './quota';
 import type { RevocationFeed } from './revocation-feed';

@@ -15,8 +15,8 @@ import { readAgentContext } from '../../x509/agent-context/oid';
 import type { AgentContext, DelegationLink } from '../../x509/agent-context/types';
 import { ParsedCertificate } from '../../x509/certificate';
 import { parseCsr } from '../../x509/csr';
-import { svidToProto, svidTtlSeconds } from '../attestation/issue';
-import { wholeSeconds } from '../attestation/workload-context';
+import { svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
+import { wholeSeconds } from '../issuance/workload-context';
 import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
 import { auditedTransaction } from '../audit/in-transaction';
@@ -24,7 +24,7 @@ import type { PeerCall } from '../tls/peer-svid';
 import { assertLive, resolveCaller } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
-import { newSessionId, secondsUntil, signSessionSvid } from './issue';
+import { newSessionId, secondsUntil, signSessionSvid } from '../issuance/session-svid';
 
 export const DELEGATION_METHOD = 'delegation';
 

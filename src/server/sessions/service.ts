@@ -1,6 +1,6 @@
 /** SessionService on the public listener: every call authenticates its caller by mTLS. */
 import { SessionServiceService, type SessionServiceServer } from '../../gen/lanyard/v1/session';
-import { unaryHandler } from '../grpc-call';
+import { unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import { createGrant } from './create-grant';
 import type { SessionDeps } from './deps';

@@ -15,15 +15,15 @@ import {
   type AgentContext,
 } from '../../x509/agent-context/types';
 import { parseCsr } from '../../x509/csr';
-import { svidToProto, svidTtlSeconds } from '../attestation/issue';
+import { svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
 import { auditedTransaction } from '../audit/in-transaction';
-import { NO_POLICY_VERSION, wholeSeconds } from '../attestation/workload-context';
+import { NO_POLICY_VERSION, wholeSeconds } from '../issuance/workload-context';
 import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
 import type { PeerCall } from '../tls/peer-svid';
 import { resolveCaller } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
-import { newSessionId, signSessionSvid } from './issue';
+import { newSessionId, signSessionSvid } from '../issuance/session-svid';
 import { assertSessionQuota } from './quota';
 
 export const START_SESSION_METHOD = 'start_session';

@@ -19,9 +19,9 @@ import { ErrorCode, LanyardError } from '../../errors';
 import type { WatchRevocationsRequest, WatchRevocationsResponse } from '../../gen/lanyard/v1/session';
 import type { Store } from '../../store/store';
 import type { RevocationRecord } from '../../store/types';
-import { toStatus } from '../grpc-call';
+import { toStatus } from '../../internal/grpc-call';
 import { resetServerStream } from '../grpc-stream-reset';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { RevocationFeed } from './revocation-feed';
 import { revocationToProto } from './to-proto';
 

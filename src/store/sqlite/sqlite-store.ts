@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode, StoreError } from '../../errors';
-import { AsyncMutex } from '../async-mutex';
+import { AsyncMutex } from '../../internal/async-mutex';
 import type { Store, StoreOps } from '../store';
 import type {
   BundleRecord,

@@ -48,18 +48,7 @@ export function verifyDelegationLinkSignature(link: DelegationLink): boolean {
 }
 
 /** Everything a link holds except what follows from the parent's private key. */
-export interface DelegationLinkParams {
-  /** SPIFFE ID of the parent hop. */
-  spiffeId: string;
-  agentId: string;
-  sessionId: string;
-  /** The parent's own scopes. */
-  scopes: string[];
-  /** Expiry of the parent's SVID. */
-  notAfter: Date;
-  /** SHA-256 of the parent's SVID certificate (DER). */
-  certSha256: Uint8Array;
-  binding: DelegationBinding;
+export interface DelegationLinkParams extends Omit<DelegationLink, 'publicKey' | 'signature'> {
   /** The parent's SVID private key: signs the binding, and its public half becomes link.publicKey. */
   privateKey: KeyObject;
 }

@@ -1,9 +1,9 @@
 /**
- * The one loop over a gRPC service's methods. Every server-side concern that applies per method (answering
- * undecodable requests, the admin guard, auditing) is a set of wrappers handed to `wrapMethods`, which walks
- * the service definition once, passes each method's handler to the wrapper for its call type, and leaves
- * methods without a wrapper for their type untouched. A method added to a service later is wrapped like the
- * others without anyone listing it.
+ * The one loop over a gRPC service's methods. Every concern that applies per method (the server's answering
+ * undecodable requests, admin guard and auditing; the hop helpers' peer check) is a set of wrappers handed to
+ * `wrapMethods`, which walks the service definition once, passes each method's handler to the wrapper for its
+ * call type, and leaves methods without a wrapper for their type untouched. A method added to a service later is
+ * wrapped like the others without anyone listing it.
  */
 import type * as grpc from '@grpc/grpc-js';
 

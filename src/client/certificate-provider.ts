@@ -8,7 +8,7 @@
  * own watcher, and an update delivered synchronously would be lost (see src/server/tls/svid-credentials.ts).
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { X509Source } from '../client/x509-source';
+import type { X509Source } from './x509-source';
 import { TrustDomain } from '../spiffe';
 import { encodePem } from '../x509/pem';
 

@@ -14,11 +14,12 @@
  * each record's `service` must be the chain's name, so a log shipped to the server should be fed by helpers
  * that name the service by its own SPIFFE ID (their default) and be opened with that SPIFFE ID as its chain.
  */
-import type { HopDecision, HopDecisionListener } from '../hop/decision';
-import type { HopAuthorize, HopPolicy } from '../hop/policy';
+import type { HopDecision, HopDecisionListener } from './decision';
+import type { HopAuthorize, HopPolicy } from './policy';
 import { AuditError, ErrorCode } from '../errors';
-import type { AuditLog } from './log';
-import type { AuditEvent } from './record';
+import { contextFields } from '../audit/context-fields';
+import type { AuditLog } from '../audit/log';
+import type { AuditEvent } from '../audit/record';
 
 export interface HopAuditOptions {
   onError?: (error: unknown, decision: HopDecision) => void;
@@ -41,7 +42,6 @@ export interface HopAuditListener extends HopDecisionListener {
 /** The audit event for one hop decision: identifiers of the peer and its context, never payloads. */
 export function hopDecisionEvent(d: HopDecision): AuditEvent {
   const c = d.context;
-  const last = c?.delegation[c.delegation.length - 1];
   return {
     time: d.at,
     event: 'hop.decision',
@@ -54,18 +54,8 @@ export function hopDecisionEvent(d: HopDecision): AuditEvent {
       actor: d.decision === 'allow' || c !== undefined ? d.peerId : `unverified:${d.peerId}`,
     }),
     ...(d.peerSerial !== undefined && { serial: d.peerSerial }),
-    ...(c !== undefined && {
-      agentId: c.agentId,
-      sessionId: c.sessionId,
-      rootSessionId: c.rootSessionId,
-      principal: c.principal.id,
-      principalIssuer: c.principal.issuer,
-      scopes: [...c.scopes],
-    }),
-    ...(last !== undefined && {
-      parentSessionId: last.sessionId,
-      parentCertSha256: Buffer.from(last.certSha256).toString('hex'),
-    }),
+    ...(c !== undefined && contextFields(c)),
+    // The version of the policy that decided this hop, else the one the context was issued under.
     ...((d.policyVersion ?? c?.policyVersion) !== undefined && {
       policyVersion: d.policyVersion ?? c?.policyVersion,
     }),

@@ -10,11 +10,11 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
 import type { Store } from '../../store/store';
-import { resolveCaller, type ResolvedCaller } from '../auth/resolve-caller';
-import { toStatus } from '../grpc-call';
+import { resolveCaller, type ResolvedCaller } from './resolve-caller';
+import { toStatus } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
-import { wrapMethods } from '../method-wrap';
-import type { PeerCall } from './peer-svid';
+import { wrapMethods } from '../../internal/method-wrap';
+import type { PeerCall } from '../tls/peer-svid';
 
 export interface AdminGuardDeps {
   ca: CaManager;

@@ -70,19 +70,41 @@ export function checkSvidLeaf(leaf: ParsedCertificate): void {
 export function checkSvidSigningCertificates(signing: readonly ParsedCertificate[]): void {
   signing.forEach((cert, i) => {
     const which = `certificate ${i + 1} of the chain (serial ${cert.serialHex})`;
-    if (cert.basicConstraints?.ca !== true) {
+    if (!isCaCertificate(cert)) {
       throw new PathValidationError(
         ErrorCode.NOT_A_CA,
-        `X509-SVID: ${which} signs for the leaf but is not a CA (basicConstraints cA is not true)`,
+        `X509-SVID: ${which} signs for the leaf but ${NOT_A_CA}`,
       );
     }
-    if (cert.keyUsage?.keyCertSign !== true) {
+    const keyUsage = keyCertSignProblem(cert, false);
+    if (keyUsage !== undefined) {
       throw new PathValidationError(
         ErrorCode.KEY_USAGE_INVALID,
-        `X509-SVID: ${which} signs for the leaf but its keyUsage ${cert.keyUsage === undefined ? 'is absent' : 'lacks keyCertSign'}`,
+        `X509-SVID: ${which} signs for the leaf but is a CA ${keyUsage}`,
       );
     }
   });
+}
+
+/** What a signing certificate that fails isCaCertificate is told (ERR_NOT_A_CA). */
+export const NOT_A_CA = 'is not a CA (basicConstraints cA is not true)';
+
+/** The first half of the signing-certificate rule: basicConstraints cA=true (absent means not a CA). */
+export function isCaCertificate(cert: ParsedCertificate): boolean {
+  return cert.basicConstraints?.ca === true;
+}
+
+/**
+ * The second half (ERR_KEY_USAGE_INVALID): a CA's keyUsage must include keyCertSign. RFC 5280 asks for it only
+ * when keyUsage is present; the X509-SVID standard (§4.3) requires the extension on every signing certificate,
+ * which path validation relaxes for a trust anchor alone (`absentAllowed`). Undefined when the rule holds,
+ * else what is wrong, to follow "is a CA".
+ */
+export function keyCertSignProblem(cert: ParsedCertificate, absentAllowed: boolean): string | undefined {
+  if (cert.keyUsage === undefined) {
+    return absentAllowed ? undefined : 'without a keyUsage extension (keyCertSign required)';
+  }
+  return cert.keyUsage.keyCertSign ? undefined : 'whose keyUsage lacks keyCertSign';
 }
 
 function invalid(rule: string): SvidVerificationError {

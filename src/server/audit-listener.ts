@@ -3,20 +3,20 @@
  * attest-audit.ts) and the AuditService is added, admin only. Services are matched by name, so the table
  * below is the one place that says what is audited.
  */
-import type { CaManager } from '../../ca';
-import type { Store } from '../../store/store';
-import { ADMIN_SERVICE_NAME } from '../admin/service';
-import { ATTESTATION_SERVICE_NAME } from '../attestation/service';
-import type { ListenerSpec, ServiceRegistration } from '../grpc-server';
-import type { Logger } from '../logging';
-import { NODE_SERVICE_NAME } from '../node/service';
-import { REGISTRATION_SERVICE_NAME } from '../registration/service';
-import { SESSION_SERVICE_NAME } from '../sessions/service';
-import { guardAdmin } from '../tls/admin-guard';
-import { resolveCaller } from '../auth/resolve-caller';
-import { wrapMethods } from '../method-wrap';
-import { auditAttest } from './attest-audit';
-import { auditService, type MethodAudit } from './audited-service';
+import type { CaManager } from '../ca';
+import type { Store } from '../store/store';
+import { ADMIN_SERVICE_NAME } from './admin/service';
+import { ATTESTATION_SERVICE_NAME } from './attestation/service';
+import type { ListenerSpec, ServiceRegistration } from './grpc-server';
+import type { Logger } from '../internal/logging';
+import { NODE_SERVICE_NAME } from './node/service';
+import { REGISTRATION_SERVICE_NAME } from './registration/service';
+import { SESSION_SERVICE_NAME } from './sessions/service';
+import { guardAdmin } from './auth/admin-guard';
+import { resolveCaller } from './auth/resolve-caller';
+import { wrapMethods } from '../internal/method-wrap';
+import { auditAttest } from './audit/attest-audit';
+import { auditService, type MethodAudit } from './audit/audited-service';
 import {
   ADMIN_READ_ONLY,
   adminMethods,
@@ -27,10 +27,10 @@ import {
   registrationMethods,
   SESSION_READ_ONLY,
   sessionMethods,
-} from './describers';
-import type { IngestQuota } from './ingest-quota';
-import type { AuditRecorder } from './recorder';
-import { createAuditService } from './service';
+} from './audit-describers';
+import type { IngestQuota } from './audit/ingest-quota';
+import type { AuditRecorder } from './audit/recorder';
+import { createAuditService } from './audit/service';
 
 /** How the admin socket is named as the actor: whoever can open it is an admin. */
 export const ADMIN_SOCKET_ACTOR = 'admin-socket';

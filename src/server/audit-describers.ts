@@ -3,24 +3,16 @@
  * serial, agent, sessions, principal, scopes, policy version, parent link); refusals carry the caller's own
  * verified SVID fields (wrapper) plus what was asked for. Never a token, key, CSR or binding body.
  */
-import type { AuditEvent } from '../../audit/record';
+import type { AuditEvent } from '../audit/record';
 import type {
   CreateJoinTokenRequest,
   CreateJoinTokenResponse,
   DeleteEntryRequest,
   UpdateEntryRequest,
-} from '../../gen/lanyard/v1/registration';
-import {
-  caRotationStepToJSON,
-  type RotateCaRequest,
-  type RotateCaResponse,
-} from '../../gen/lanyard/v1/admin';
-import type { RenewResponse } from '../../gen/lanyard/v1/attestation';
-import type {
-  BatchNewX509SvidResponse,
-  NewJwtSvidRequest,
-  NewJwtSvidResponse,
-} from '../../gen/lanyard/v1/node';
+} from '../gen/lanyard/v1/registration';
+import { caRotationStepToJSON, type RotateCaRequest, type RotateCaResponse } from '../gen/lanyard/v1/admin';
+import type { RenewResponse } from '../gen/lanyard/v1/attestation';
+import type { BatchNewX509SvidResponse, NewJwtSvidRequest, NewJwtSvidResponse } from '../gen/lanyard/v1/node';
 import type {
   CreateGrantRequest,
   CreateGrantResponse,
@@ -31,14 +23,14 @@ import type {
   RevokeSvidRequest,
   RevokeSvidResponse,
   StartSessionResponse,
-} from '../../gen/lanyard/v1/session';
-import type { Entry, X509Svid } from '../../gen/lanyard/v1/types';
-import type { Store } from '../../store/store';
-import { decodeDelegationBinding } from '../../x509/agent-context';
-import type { AuditCaller, MethodAudit } from './audited-service';
-import { svidFields } from './svid-fields';
-import { entryChanges } from '../registration/entry-changes';
-import type { EntryUpdateDetail } from '../registration/service';
+} from '../gen/lanyard/v1/session';
+import type { Entry, X509Svid } from '../gen/lanyard/v1/types';
+import type { Store } from '../store/store';
+import { decodeDelegationBinding } from '../x509/agent-context';
+import type { AuditCaller, MethodAudit } from './audit/audited-service';
+import { svidFields } from './audit/svid-fields';
+import { entryChanges } from './registration/entry-changes';
+import type { EntryUpdateDetail } from './registration/service';
 
 const leafOf = (svid: X509Svid | undefined): Uint8Array | undefined =>
   svid?.certChain[0] !== undefined ? new Uint8Array(svid.certChain[0]) : undefined;

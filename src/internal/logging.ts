@@ -9,10 +9,18 @@
  * Neither replaces care at the call site: never pass a secret to the logger in the first place.
  */
 import pino from 'pino';
-import { JOIN_TOKEN_PATTERN, JOIN_TOKEN_PREFIX } from '../store/join-token-secret';
-import type { LogLevel } from './config';
+import { JOIN_TOKEN_PATTERN, JOIN_TOKEN_PREFIX } from './join-token-secret';
 
 export type Logger = pino.Logger;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The part of a pino logger the verifier-side helpers use; any pino Logger fits. */
+export interface HopLogger {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
 
 export const REDACTED = '[REDACTED]';
 const MAX_DEPTH = 8;

@@ -2,7 +2,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { ParsedCertificate } from '../x509/certificate';
 import { encodePem } from '../x509/pem';
-import type { MarshaledX509Svid } from './x509-source';
+import type { MarshaledX509Svid } from './x509-svid';
 
 export function marshalX509Svid(
   chain: readonly ParsedCertificate[],
