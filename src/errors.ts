@@ -169,6 +169,9 @@ export abstract class LanyardError extends Error {
   abstract readonly code: LanyardErrorCode;
 
   constructor(message: string, options?: LanyardErrorOptions) {
+    // Abstract for TypeScript; this holds it for plain JavaScript callers too.
+    if (new.target === LanyardError)
+      throw new TypeError('LanyardError is abstract: throw the class of the code');
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
   }
