@@ -1,31 +1,12 @@
 /**
- * Every rejection Lanyard makes is a typed error with a stable `code` that callers can branch on,
- * and exactly one gRPC status so the server and the verifier helpers report the same reason the same way.
+ * Every rejection Lanyard makes is a typed error whose class fixes its stable `code` (the jose way): callers
+ * branch with `instanceof` or `switch (e.code)`, and the code narrows to the class. Library errors carry no
+ * transport status: the gRPC edge (src/internal/grpc-status-map.ts) and the HTTP edge
+ * (src/internal/http-status-map.ts) each map a code to a status in one table. The doc comment of each class is
+ * the meaning docs/reference/errors.md publishes (scripts/gen-error-docs.ts).
  */
 // Type-only: rules.ts imports nothing, so this adds no runtime dependency or cycle.
 import type { SpiffeIdRuleName } from './spiffe/rules';
-
-/** gRPC status codes (numeric values from the gRPC spec) so this module does not depend on grpc-js. */
-export const GrpcStatus = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  ABORTED: 10,
-  OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-  UNAUTHENTICATED: 16,
-} as const;
-export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
 
 /** Stable error codes. Adding a code is fine; renaming one breaks callers. */
 export const ErrorCode = {
@@ -171,272 +152,1128 @@ export const ErrorCode = {
   // watchers): refused before anything is written; a retry after the window, or with fewer open, may succeed
   QUOTA_EXCEEDED: 'ERR_QUOTA_EXCEEDED',
 } as const;
-export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+/** Every stable error code: a string-literal union, so `switch (e.code)` on a LanyardErrors narrows to the class. */
+export type LanyardErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+/** The former name of LanyardErrorCode. */
+export type ErrorCodeValue = LanyardErrorCode;
 
-const statusByCode: Record<ErrorCodeValue, GrpcStatusCode> = {
-  ERR_INVALID_SPIFFE_ID: GrpcStatus.INVALID_ARGUMENT,
-  ERR_INVALID_TRUST_DOMAIN: GrpcStatus.INVALID_ARGUMENT,
-  ERR_INVALID_BUNDLE: GrpcStatus.INVALID_ARGUMENT,
-  ERR_BUNDLE_NOT_FOUND: GrpcStatus.UNAUTHENTICATED,
-  ERR_MALFORMED_CERTIFICATE: GrpcStatus.INVALID_ARGUMENT,
-  ERR_MALFORMED_CSR: GrpcStatus.INVALID_ARGUMENT,
-  ERR_CSR_SIGNATURE_INVALID: GrpcStatus.INVALID_ARGUMENT,
-  ERR_UNSUPPORTED_KEY: GrpcStatus.INVALID_ARGUMENT,
-  ERR_UNSUPPORTED_ALGORITHM: GrpcStatus.INVALID_ARGUMENT,
-  ERR_MALFORMED_PEM: GrpcStatus.INVALID_ARGUMENT,
-  ERR_MALFORMED_AGENT_CONTEXT: GrpcStatus.INVALID_ARGUMENT,
-  ERR_AGENT_CONTEXT_TOO_LARGE: GrpcStatus.INVALID_ARGUMENT,
-  ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION: GrpcStatus.INVALID_ARGUMENT,
-  // The peer's certificate is not one this side can accept as it is configured, like ERR_SVID_INVALID.
-  ERR_AGENT_CONTEXT_OID_MISMATCH: GrpcStatus.UNAUTHENTICATED,
-  ERR_INVALID_AGENT_CONTEXT_OID: GrpcStatus.INVALID_ARGUMENT,
-  ERR_CHAIN_EMPTY: GrpcStatus.UNAUTHENTICATED,
-  ERR_CHAIN_TOO_LONG: GrpcStatus.UNAUTHENTICATED,
-  ERR_UNKNOWN_AUTHORITY: GrpcStatus.UNAUTHENTICATED,
-  ERR_SIGNATURE_INVALID: GrpcStatus.UNAUTHENTICATED,
-  ERR_CERT_EXPIRED: GrpcStatus.UNAUTHENTICATED,
-  ERR_CERT_NOT_YET_VALID: GrpcStatus.UNAUTHENTICATED,
-  ERR_NOT_A_CA: GrpcStatus.UNAUTHENTICATED,
-  ERR_PATH_LEN_EXCEEDED: GrpcStatus.UNAUTHENTICATED,
-  ERR_KEY_USAGE_INVALID: GrpcStatus.UNAUTHENTICATED,
-  ERR_UNKNOWN_CRITICAL_EXTENSION: GrpcStatus.UNAUTHENTICATED,
-  ERR_NAME_CONSTRAINTS_VIOLATED: GrpcStatus.UNAUTHENTICATED,
-  ERR_CERT_PROFILE_INVALID: GrpcStatus.UNAUTHENTICATED,
-  ERR_SVID_INVALID: GrpcStatus.UNAUTHENTICATED,
-  ERR_SVID_EXPIRED: GrpcStatus.UNAUTHENTICATED,
-  ERR_WRONG_TRUST_DOMAIN: GrpcStatus.UNAUTHENTICATED,
-  ERR_SCOPE_ESCALATION: GrpcStatus.PERMISSION_DENIED,
-  ERR_LIFETIME_ESCALATION: GrpcStatus.PERMISSION_DENIED,
-  ERR_DELEGATION_TOO_DEEP: GrpcStatus.PERMISSION_DENIED,
-  ERR_ROOT_CHANGED: GrpcStatus.PERMISSION_DENIED,
-  ERR_DELEGATION_LINK_INVALID: GrpcStatus.UNAUTHENTICATED,
-  ERR_DELEGATION_SIGNATURE_INVALID: GrpcStatus.UNAUTHENTICATED,
-  // Like ERR_WRONG_TRUST_DOMAIN: a CA vouched for something outside its trust domain.
-  ERR_CONTEXT_FOREIGN_DOMAIN: GrpcStatus.UNAUTHENTICATED,
-  ERR_REVOKED: GrpcStatus.UNAUTHENTICATED,
-  // Not the peer's fault: the verifier cannot currently answer; it may once its feed is back.
-  ERR_REVOCATION_STALE: GrpcStatus.UNAVAILABLE,
-  ERR_UNAUTHORIZED: GrpcStatus.PERMISSION_DENIED,
-  ERR_INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
-  ERR_IO: GrpcStatus.UNAVAILABLE,
-  ERR_INTERNAL: GrpcStatus.INTERNAL,
-  ERR_INVALID_CONFIG: GrpcStatus.INVALID_ARGUMENT,
-  ERR_NOT_FOUND: GrpcStatus.NOT_FOUND,
-  ERR_ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
-  // ABORTED, not FAILED_PRECONDITION: gRPC reserves ABORTED for a failed test-and-set that the client should
-  // retry by re-reading (read-modify-write), which is exactly a stale revision.
-  ERR_REVISION_CONFLICT: GrpcStatus.ABORTED,
-  ERR_STORE_CLOSED: GrpcStatus.UNAVAILABLE,
-  ERR_STORE_SCHEMA_TOO_NEW: GrpcStatus.FAILED_PRECONDITION,
-  // A bad join token is failed authentication of the attesting runtime, whatever the reason.
-  ERR_TOKEN_INVALID: GrpcStatus.UNAUTHENTICATED,
-  ERR_TOKEN_EXPIRED: GrpcStatus.UNAUTHENTICATED,
-  ERR_TOKEN_SPENT: GrpcStatus.UNAUTHENTICATED,
-  // Not started, closed, or no usable signing CA: a retry later (or on another server) may succeed.
-  ERR_CA_NOT_READY: GrpcStatus.UNAVAILABLE,
-  // `activate` without a prepared CA: the operator runs `prepare` first.
-  ERR_CA_NOT_PREPARED: GrpcStatus.FAILED_PRECONDITION,
-  ERR_CA_SELF_TEST_FAILED: GrpcStatus.INTERNAL,
-  ERR_KEY_FILE_INSECURE: GrpcStatus.FAILED_PRECONDITION,
-  ERR_KEY_UNREADABLE: GrpcStatus.DATA_LOSS,
-  // An attestor this server does not know or has not enabled: the service does not offer that method.
-  ERR_ATTESTOR_UNKNOWN: GrpcStatus.UNIMPLEMENTED,
-  ERR_MALFORMED_EVIDENCE: GrpcStatus.INVALID_ARGUMENT,
-  // Evidence that parses but does not authenticate the runtime, like a bad join token.
-  ERR_TOKEN_NOT_YET_VALID: GrpcStatus.UNAUTHENTICATED,
-  ERR_TOKEN_AUDIENCE_MISMATCH: GrpcStatus.UNAUTHENTICATED,
-  ERR_TOKEN_ISSUER_MISMATCH: GrpcStatus.UNAUTHENTICATED,
-  ERR_CHALLENGE_FAILED: GrpcStatus.UNAUTHENTICATED,
-  ERR_CHALLENGE_TIMEOUT: GrpcStatus.DEADLINE_EXCEEDED,
-  // Attested, but no registration entry grants this runtime an identity (or its entry is gone).
-  ERR_NO_MATCHING_ENTRY: GrpcStatus.PERMISSION_DENIED,
-  // Several entries match and the caller did not say which one (AttestParams.spiffe_id): it must choose.
-  ERR_ENTRY_AMBIGUOUS: GrpcStatus.FAILED_PRECONDITION,
-  // An mTLS-only call (Renew, remote admin) arrived without a client certificate.
-  ERR_CLIENT_CERT_REQUIRED: GrpcStatus.UNAUTHENTICATED,
-  // A principal token from an issuer this server was not configured to trust: it authenticates nobody.
-  ERR_PRINCIPAL_ISSUER_UNKNOWN: GrpcStatus.UNAUTHENTICATED,
-  // The caller's entry lacks can_assert_principal.
-  ERR_PRINCIPAL_ASSERTION_NOT_ALLOWED: GrpcStatus.PERMISSION_DENIED,
-  // Delegation needs a session SVID (from StartSession or RedeemGrant), not a workload SVID.
-  ERR_NOT_A_SESSION: GrpcStatus.FAILED_PRECONDITION,
-  ERR_SESSION_ENDED: GrpcStatus.PERMISSION_DENIED,
-  ERR_SESSION_EXPIRED: GrpcStatus.PERMISSION_DENIED,
-  // A session SVID whose session this server cannot vouch for: not stored (pruned, or another server's
-  // database), or stored before the server recorded what the session hangs on. Refused, never guessed.
-  ERR_SESSION_UNKNOWN: GrpcStatus.PERMISSION_DENIED,
-  ERR_DELEGATE_NOT_ALLOWED: GrpcStatus.PERMISSION_DENIED,
-  // The binding does not decode, is not signed by the caller's key, or does not match the caller's session.
-  ERR_GRANT_BINDING_INVALID: GrpcStatus.INVALID_ARGUMENT,
-  ERR_GRANT_NOT_FOUND: GrpcStatus.NOT_FOUND,
-  ERR_GRANT_WRONG_REDEEMER: GrpcStatus.PERMISSION_DENIED,
-  ERR_GRANT_REPLAYED: GrpcStatus.PERMISSION_DENIED,
-  ERR_GRANT_EXPIRED: GrpcStatus.PERMISSION_DENIED,
-  // The CSR is for another key than the one the parent's binding names.
-  ERR_GRANT_KEY_MISMATCH: GrpcStatus.PERMISSION_DENIED,
-  ERR_HANDOFF_KEY_UNKNOWN: GrpcStatus.NOT_FOUND,
-  ERR_HANDOFF_KEYS_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
-  // A retry once the source has fetched or renewed its SVID may succeed.
-  ERR_SOURCE_NOT_READY: GrpcStatus.UNAVAILABLE,
-  // Like a bad config: the operator fixes the file; the server keeps the last good set on a reload.
-  ERR_POLICY_INVALID: GrpcStatus.FAILED_PRECONDITION,
-  ERR_POLICY_DENIED: GrpcStatus.PERMISSION_DENIED,
-  ERR_AUDIT_RECORD_INVALID: GrpcStatus.INVALID_ARGUMENT,
-  // A chain that fails verification has lost integrity: DATA_LOSS, gRPC's status for unrecoverable corruption.
-  ERR_AUDIT_CHAIN_BROKEN: GrpcStatus.DATA_LOSS,
-  // The trail could not be written: the action it describes was not acknowledged; a retry later may succeed.
-  ERR_AUDIT_WRITE_FAILED: GrpcStatus.UNAVAILABLE,
-  // A workload shipped more audit records or bytes than its quota allows in the current window.
-  ERR_AUDIT_QUOTA_EXCEEDED: GrpcStatus.RESOURCE_EXHAUSTED,
-  // The Workload API standard: PermissionDenied for a caller entitled to nothing, InvalidArgument for a
-  // missing security header or a JWT-SVID that fails validation.
-  ERR_NOT_ENTITLED: GrpcStatus.PERMISSION_DENIED,
-  ERR_SECURITY_HEADER_MISSING: GrpcStatus.INVALID_ARGUMENT,
-  ERR_JWT_SVID_INVALID: GrpcStatus.INVALID_ARGUMENT,
-  // Nothing cached yet and the server not reached: a retry later may succeed.
-  ERR_AGENT_NOT_READY: GrpcStatus.UNAVAILABLE,
-  // The peer's process vanished or changed while it was being attested: fail closed.
-  ERR_WORKLOAD_ATTESTATION_FAILED: GrpcStatus.PERMISSION_DENIED,
-  ERR_INVALID_REQUEST_TARGET: GrpcStatus.INVALID_ARGUMENT,
-  ERR_CLIENT_CERT_REJECTED: GrpcStatus.UNAUTHENTICATED,
-  ERR_MALFORMED_REQUEST: GrpcStatus.INVALID_ARGUMENT,
-  ERR_QUOTA_EXCEEDED: GrpcStatus.RESOURCE_EXHAUSTED,
-};
+export interface LanyardErrorOptions {
+  cause?: unknown;
+}
 
-/** Base class of every error Lanyard throws on purpose. */
-export class LanyardError extends Error {
-  readonly code: ErrorCodeValue;
-  readonly grpcStatus: GrpcStatusCode;
+/**
+ * Base class of every error Lanyard throws on purpose. Abstract: every throw names the class of its code, so
+ * the class and the code never disagree.
+ */
+export abstract class LanyardError extends Error {
+  abstract readonly code: LanyardErrorCode;
 
-  constructor(code: ErrorCodeValue, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.grpcStatus = statusByCode[code];
+  constructor(message: string, options?: LanyardErrorOptions) {
+    // Abstract for TypeScript; this holds it for plain JavaScript callers too.
+    if (new.target === LanyardError)
+      throw new TypeError('LanyardError is abstract: throw the class of the code');
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
   }
 }
 
 /**
- * A SPIFFE ID broke a rule of the SPIFFE-ID standard; the message names the rule, and `rule` carries its
- * SpiffeIdRule key when the rule is one of the standard's syntax rules.
+ * A SPIFFE ID breaks a rule of the SPIFFE-ID standard; the message names the rule, and `rule` carries its
+ * SpiffeIdRule key when it is one of the standard's syntax rules.
  */
 export class InvalidSpiffeIdError extends LanyardError {
+  // Widened to both codes so InvalidTrustDomainError can stay a subclass: one `instanceof InvalidSpiffeIdError`
+  // catches every ID and trust-domain parse failure.
+  static readonly code: typeof ErrorCode.INVALID_SPIFFE_ID | typeof ErrorCode.INVALID_TRUST_DOMAIN =
+    ErrorCode.INVALID_SPIFFE_ID;
+  override readonly code: typeof ErrorCode.INVALID_SPIFFE_ID | typeof ErrorCode.INVALID_TRUST_DOMAIN =
+    ErrorCode.INVALID_SPIFFE_ID;
   readonly rule?: SpiffeIdRuleName;
 
-  constructor(code: ErrorCodeValue, message: string, options?: { cause?: unknown; rule?: SpiffeIdRuleName }) {
-    super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+  constructor(message: string, options?: LanyardErrorOptions & { rule?: SpiffeIdRuleName }) {
+    super(message, options);
     if (options?.rule !== undefined) this.rule = options.rule;
   }
 }
+
 /**
- * A trust domain name broke a rule of the SPIFFE-ID standard. A subclass of InvalidSpiffeIdError, so one
- * `instanceof InvalidSpiffeIdError` catches every ID and trust-domain parse failure; its code stays
- * ERR_INVALID_TRUST_DOMAIN.
+ * A trust domain name breaks a rule of the SPIFFE-ID standard. A subclass of InvalidSpiffeIdError, so one
+ * `instanceof InvalidSpiffeIdError` catches every ID and trust-domain parse failure.
  */
 export class InvalidTrustDomainError extends InvalidSpiffeIdError {
-  constructor(message: string, rule?: SpiffeIdRuleName) {
-    super(ErrorCode.INVALID_TRUST_DOMAIN, message, rule !== undefined ? { rule } : undefined);
+  static override readonly code = ErrorCode.INVALID_TRUST_DOMAIN;
+  override readonly code = ErrorCode.INVALID_TRUST_DOMAIN;
+}
+
+/** A trust bundle (PEM or SPIFFE JWKS) could not be read, or none exists for a trust domain. */
+export abstract class BundleError extends LanyardError {
+  abstract override readonly code: typeof ErrorCode.INVALID_BUNDLE | typeof ErrorCode.BUNDLE_NOT_FOUND;
+}
+
+/** A trust bundle (PEM or SPIFFE bundle JWKS) does not parse or holds no usable root. */
+export class InvalidBundleError extends BundleError {
+  static readonly code = ErrorCode.INVALID_BUNDLE;
+  override readonly code = ErrorCode.INVALID_BUNDLE;
+}
+
+/** No trust bundle is known for the peer's trust domain, so nothing it presents can be verified. */
+export class BundleNotFoundError extends BundleError {
+  static readonly code = ErrorCode.BUNDLE_NOT_FOUND;
+  override readonly code = ErrorCode.BUNDLE_NOT_FOUND;
+}
+
+/** For an error about one certificate of a path: which one. */
+export interface CertificateErrorOptions extends LanyardErrorOptions {
+  /** Which certificate of the candidate path failed, counted from the leaf (0). */
+  certIndex?: number;
+  /** The SHA-256 (hex) of that certificate's DER. */
+  certSha256Hex?: string;
+}
+
+/** DER, PEM, CSR or key input that cannot be parsed, or that uses something Lanyard refuses. */
+export abstract class MalformedInputError extends LanyardError {
+  abstract override readonly code:
+    | typeof ErrorCode.MALFORMED_CERTIFICATE
+    | typeof ErrorCode.MALFORMED_CSR
+    | typeof ErrorCode.CSR_SIGNATURE_INVALID
+    | typeof ErrorCode.UNSUPPORTED_KEY
+    | typeof ErrorCode.UNSUPPORTED_ALGORITHM
+    | typeof ErrorCode.MALFORMED_PEM;
+  /** Which certificate of a path was at fault, counted from the leaf (0), when path validation found it. */
+  readonly certIndex?: number;
+  /** The SHA-256 (hex) of that certificate's DER. */
+  readonly certSha256Hex?: string;
+
+  constructor(message: string, options?: CertificateErrorOptions) {
+    super(message, options);
+    if (options?.certIndex !== undefined) this.certIndex = options.certIndex;
+    if (options?.certSha256Hex !== undefined) this.certSha256Hex = options.certSha256Hex;
   }
 }
-/** A bundle (PEM or SPIFFE JWKS) could not be read, or none exists for a trust domain. */
-export class BundleError extends LanyardError {}
-/** DER/PEM/CSR/key input that cannot be parsed or uses something we refuse. */
-export class MalformedInputError extends LanyardError {}
-/** The agent-context extension is malformed, oversized, or of an unknown version. */
-export class AgentContextError extends LanyardError {}
+
+/** A certificate is not well-formed DER X.509 (or not one Lanyard can read). */
+export class MalformedCertificateError extends MalformedInputError {
+  static readonly code = ErrorCode.MALFORMED_CERTIFICATE;
+  override readonly code = ErrorCode.MALFORMED_CERTIFICATE;
+}
+
+/** A certificate signing request is not a well-formed PKCS#10 request. */
+export class MalformedCsrError extends MalformedInputError {
+  static readonly code = ErrorCode.MALFORMED_CSR;
+  override readonly code = ErrorCode.MALFORMED_CSR;
+}
+
+/** A CSR's self-signature does not verify: the requester does not prove it holds the key. */
+export class CsrSignatureInvalidError extends MalformedInputError {
+  static readonly code = ErrorCode.CSR_SIGNATURE_INVALID;
+  override readonly code = ErrorCode.CSR_SIGNATURE_INVALID;
+}
+
+/** A key of a type or size Lanyard does not accept. */
+export class UnsupportedKeyError extends MalformedInputError {
+  static readonly code = ErrorCode.UNSUPPORTED_KEY;
+  override readonly code = ErrorCode.UNSUPPORTED_KEY;
+}
+
+/** A signature or key algorithm Lanyard does not accept. */
+export class UnsupportedAlgorithmError extends MalformedInputError {
+  static readonly code = ErrorCode.UNSUPPORTED_ALGORITHM;
+  override readonly code = ErrorCode.UNSUPPORTED_ALGORITHM;
+}
+
+/** PEM text that does not decode, or holds blocks of the wrong type. */
+export class MalformedPemError extends MalformedInputError {
+  static readonly code = ErrorCode.MALFORMED_PEM;
+  override readonly code = ErrorCode.MALFORMED_PEM;
+}
+
+/** The agent-context extension is malformed, oversized, of an unknown version, or under an unexpected OID. */
+export abstract class AgentContextError extends LanyardError {
+  abstract override readonly code:
+    | typeof ErrorCode.MALFORMED_AGENT_CONTEXT
+    | typeof ErrorCode.AGENT_CONTEXT_TOO_LARGE
+    | typeof ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION
+    | typeof ErrorCode.AGENT_CONTEXT_OID_MISMATCH
+    | typeof ErrorCode.INVALID_AGENT_CONTEXT_OID;
+}
+
+/** The agent-context extension (or a delegation binding) is not valid canonical DER of the Lanyard schema. */
+export class MalformedAgentContextError extends AgentContextError {
+  static readonly code = ErrorCode.MALFORMED_AGENT_CONTEXT;
+  override readonly code = ErrorCode.MALFORMED_AGENT_CONTEXT;
+}
+
+/** The agent-context extension is larger than the size limit. */
+export class AgentContextTooLargeError extends AgentContextError {
+  static readonly code = ErrorCode.AGENT_CONTEXT_TOO_LARGE;
+  override readonly code = ErrorCode.AGENT_CONTEXT_TOO_LARGE;
+}
+
+/** The agent-context extension has a version this side does not read. */
+export class UnsupportedAgentContextVersionError extends AgentContextError {
+  static readonly code = ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION;
+  override readonly code = ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION;
+}
+
 /**
- * A certificate carries a Lanyard agent context under another OID than the one this side reads: the issuing
- * server's `agent_context.oid` and this verifier's `agentContextOid` differ. Never read as "no context".
+ * A certificate carries a Lanyard agent context under another OID than the one this side reads (the issuing
+ * server's `agent_context.oid` and the verifier's `agentContextOid` differ). Never read as "no context".
  */
 export class AgentContextOidMismatchError extends AgentContextError {
-  /** The OID this side reads the agent context under. */
-  readonly expectedOid: string;
-  /** The OID the certificate carries it under. */
-  readonly foundOid: string;
+  static readonly code = ErrorCode.AGENT_CONTEXT_OID_MISMATCH;
+  override readonly code = ErrorCode.AGENT_CONTEXT_OID_MISMATCH;
+  /** The OID this side reads the agent context under (absent when rebuilt from a remote status). */
+  readonly expectedOid?: string;
+  /** The OID the certificate carries it under (absent when rebuilt from a remote status). */
+  readonly foundOid?: string;
 
-  constructor(expectedOid: string, foundOid: string, message: string) {
-    super(ErrorCode.AGENT_CONTEXT_OID_MISMATCH, message);
-    this.expectedOid = expectedOid;
-    this.foundOid = foundOid;
+  constructor(message: string, options?: LanyardErrorOptions & { expectedOid?: string; foundOid?: string }) {
+    super(message, options);
+    if (options?.expectedOid !== undefined) this.expectedOid = options.expectedOid;
+    if (options?.foundOid !== undefined) this.foundOid = options.foundOid;
   }
 }
-/** The certification path does not validate (RFC 5280). */
-export class PathValidationError extends LanyardError {}
-/** The leaf is not a valid X.509-SVID, or its context breaks a delegation rule. */
-export class SvidVerificationError extends LanyardError {}
+
+/** A configured agent-context OID is not one Lanyard may write the extension under. */
+export class InvalidAgentContextOidError extends AgentContextError {
+  static readonly code = ErrorCode.INVALID_AGENT_CONTEXT_OID;
+  override readonly code = ErrorCode.INVALID_AGENT_CONTEXT_OID;
+}
+
+/**
+ * The certification path does not validate (RFC 5280). `certIndex` and `certSha256Hex` name the certificate at
+ * fault when one is (0 = the leaf).
+ */
+export abstract class PathValidationError extends LanyardError {
+  abstract override readonly code:
+    | typeof ErrorCode.CHAIN_EMPTY
+    | typeof ErrorCode.CHAIN_TOO_LONG
+    | typeof ErrorCode.UNKNOWN_AUTHORITY
+    | typeof ErrorCode.SIGNATURE_INVALID
+    | typeof ErrorCode.CERT_EXPIRED
+    | typeof ErrorCode.CERT_NOT_YET_VALID
+    | typeof ErrorCode.NOT_A_CA
+    | typeof ErrorCode.PATH_LEN_EXCEEDED
+    | typeof ErrorCode.KEY_USAGE_INVALID
+    | typeof ErrorCode.UNKNOWN_CRITICAL_EXTENSION
+    | typeof ErrorCode.NAME_CONSTRAINTS_VIOLATED
+    | typeof ErrorCode.CERT_PROFILE_INVALID;
+  /** Which certificate of the candidate path failed, counted from the leaf (0), when one did. */
+  readonly certIndex?: number;
+  /** The SHA-256 (hex) of that certificate's DER. */
+  readonly certSha256Hex?: string;
+
+  constructor(message: string, options?: CertificateErrorOptions) {
+    super(message, options);
+    if (options?.certIndex !== undefined) this.certIndex = options.certIndex;
+    if (options?.certSha256Hex !== undefined) this.certSha256Hex = options.certSha256Hex;
+  }
+}
+
+/** The peer presented no certificate. */
+export class ChainEmptyError extends PathValidationError {
+  static readonly code = ErrorCode.CHAIN_EMPTY;
+  override readonly code = ErrorCode.CHAIN_EMPTY;
+}
+
+/** The presented chain is longer than the verifier accepts. */
+export class ChainTooLongError extends PathValidationError {
+  static readonly code = ErrorCode.CHAIN_TOO_LONG;
+  override readonly code = ErrorCode.CHAIN_TOO_LONG;
+}
+
+/** No path leads from the certificate to a root of the trust bundle. */
+export class UnknownAuthorityError extends PathValidationError {
+  static readonly code = ErrorCode.UNKNOWN_AUTHORITY;
+  override readonly code = ErrorCode.UNKNOWN_AUTHORITY;
+}
+
+/** A signature (of a certificate on the path, or of signed evidence) does not verify. */
+export class SignatureInvalidError extends PathValidationError {
+  static readonly code = ErrorCode.SIGNATURE_INVALID;
+  override readonly code = ErrorCode.SIGNATURE_INVALID;
+}
+
+/** A certificate on the path is past its notAfter. */
+export class CertExpiredError extends PathValidationError {
+  static readonly code = ErrorCode.CERT_EXPIRED;
+  override readonly code = ErrorCode.CERT_EXPIRED;
+}
+
+/** A certificate on the path is before its notBefore. */
+export class CertNotYetValidError extends PathValidationError {
+  static readonly code = ErrorCode.CERT_NOT_YET_VALID;
+  override readonly code = ErrorCode.CERT_NOT_YET_VALID;
+}
+
+/** A certificate that signs another is not a CA (basicConstraints). */
+export class NotACaError extends PathValidationError {
+  static readonly code = ErrorCode.NOT_A_CA;
+  override readonly code = ErrorCode.NOT_A_CA;
+}
+
+/** The path is deeper than a CA's pathLenConstraint allows. */
+export class PathLenExceededError extends PathValidationError {
+  static readonly code = ErrorCode.PATH_LEN_EXCEEDED;
+  override readonly code = ErrorCode.PATH_LEN_EXCEEDED;
+}
+
+/** A certificate's keyUsage or extendedKeyUsage does not allow what it is used for. */
+export class KeyUsageInvalidError extends PathValidationError {
+  static readonly code = ErrorCode.KEY_USAGE_INVALID;
+  override readonly code = ErrorCode.KEY_USAGE_INVALID;
+}
+
+/** A certificate carries a critical extension the validator does not process. */
+export class UnknownCriticalExtensionError extends PathValidationError {
+  static readonly code = ErrorCode.UNKNOWN_CRITICAL_EXTENSION;
+  override readonly code = ErrorCode.UNKNOWN_CRITICAL_EXTENSION;
+}
+
+/** A name of the certificate is outside a CA's name constraints. */
+export class NameConstraintsViolatedError extends PathValidationError {
+  static readonly code = ErrorCode.NAME_CONSTRAINTS_VIOLATED;
+  override readonly code = ErrorCode.NAME_CONSTRAINTS_VIOLATED;
+}
+
+/**
+ * A certificate of the path breaks an RFC 5280 §4 profile rule the validator relies on (key identifiers,
+ * criticality, a malformed name): well-formed DER, but not a certificate a conforming CA issues.
+ */
+export class CertProfileInvalidError extends PathValidationError {
+  static readonly code = ErrorCode.CERT_PROFILE_INVALID;
+  override readonly code = ErrorCode.CERT_PROFILE_INVALID;
+}
+
+/** The leaf is not a valid X.509-SVID, or its agent context breaks a rule of the delegation chain. */
+export abstract class SvidVerificationError extends LanyardError {
+  abstract override readonly code:
+    | typeof ErrorCode.SVID_INVALID
+    | typeof ErrorCode.SVID_EXPIRED
+    | typeof ErrorCode.WRONG_TRUST_DOMAIN
+    | typeof ErrorCode.SCOPE_ESCALATION
+    | typeof ErrorCode.LIFETIME_ESCALATION
+    | typeof ErrorCode.DELEGATION_TOO_DEEP
+    | typeof ErrorCode.ROOT_CHANGED
+    | typeof ErrorCode.DELEGATION_LINK_INVALID
+    | typeof ErrorCode.DELEGATION_SIGNATURE_INVALID
+    | typeof ErrorCode.CONTEXT_FOREIGN_DOMAIN;
+}
+
+/**
+ * The leaf breaks a rule of the X509-SVID standard (no or several URI SANs, a CA leaf, a wrong key usage, ...).
+ */
+export class SvidInvalidError extends SvidVerificationError {
+  static readonly code = ErrorCode.SVID_INVALID;
+  override readonly code = ErrorCode.SVID_INVALID;
+}
+
+/** The X.509-SVID is past its notAfter. */
+export class SvidExpiredError extends SvidVerificationError {
+  static readonly code = ErrorCode.SVID_EXPIRED;
+  override readonly code = ErrorCode.SVID_EXPIRED;
+}
+
+/** The SVID (or a certificate vouching for it) belongs to another trust domain than the one expected. */
+export class WrongTrustDomainError extends SvidVerificationError {
+  static readonly code = ErrorCode.WRONG_TRUST_DOMAIN;
+  override readonly code = ErrorCode.WRONG_TRUST_DOMAIN;
+}
+
+/**
+ * A delegated identity claims a scope its parent did not hold (refused by the verifier, and by the server at grant
+ * time).
+ */
+export class ScopeEscalationError extends SvidVerificationError {
+  static readonly code = ErrorCode.SCOPE_ESCALATION;
+  override readonly code = ErrorCode.SCOPE_ESCALATION;
+}
+
+/** A delegated identity outlives its parent. */
+export class LifetimeEscalationError extends SvidVerificationError {
+  static readonly code = ErrorCode.LIFETIME_ESCALATION;
+  override readonly code = ErrorCode.LIFETIME_ESCALATION;
+}
+
+/** The delegation chain is deeper than allowed. */
+export class DelegationTooDeepError extends SvidVerificationError {
+  static readonly code = ErrorCode.DELEGATION_TOO_DEEP;
+  override readonly code = ErrorCode.DELEGATION_TOO_DEEP;
+}
+
+/** A delegated identity names another root session or principal than its parent. */
+export class RootChangedError extends SvidVerificationError {
+  static readonly code = ErrorCode.ROOT_CHANGED;
+  override readonly code = ErrorCode.ROOT_CHANGED;
+}
+
+/** A link of the delegation chain does not match the parent it names. */
+export class DelegationLinkInvalidError extends SvidVerificationError {
+  static readonly code = ErrorCode.DELEGATION_LINK_INVALID;
+  override readonly code = ErrorCode.DELEGATION_LINK_INVALID;
+}
+
+/** The signature of a delegation binding does not verify against the delegator's key. */
+export class DelegationSignatureInvalidError extends SvidVerificationError {
+  static readonly code = ErrorCode.DELEGATION_SIGNATURE_INVALID;
+  override readonly code = ErrorCode.DELEGATION_SIGNATURE_INVALID;
+}
+
+/**
+ * The agent context attributes a hop, the principal or the issuing server to another trust domain than the leaf's:
+ * a CA vouched for something outside its trust domain.
+ */
+export class ContextForeignDomainError extends SvidVerificationError {
+  static readonly code = ErrorCode.CONTEXT_FOREIGN_DOMAIN;
+  override readonly code = ErrorCode.CONTEXT_FOREIGN_DOMAIN;
+}
+
 /** The SVID, its session, or its root session has been revoked. */
 export class RevokedError extends LanyardError {
-  constructor(message: string) {
-    super(ErrorCode.REVOKED, message);
-  }
+  static readonly code = ErrorCode.REVOKED;
+  override readonly code = ErrorCode.REVOKED;
 }
+
 /**
- * The verifier's revocation state is too old to tell whether the SVID's session ended (RevocationCache with
- * onStale 'refuse'): a refusal of the verifier's own state, not of the peer; UNAVAILABLE (HTTP 503).
+ * The verifier's revocation state is older than its staleness bound (the feed is down or blocked), so a session
+ * SVID cannot be told apart from an ended one (RevocationCache with onStale 'refuse'). A refusal of the verifier's
+ * own state, not of the peer.
  */
 export class RevocationStaleError extends LanyardError {
-  constructor(message: string) {
-    super(ErrorCode.REVOCATION_STALE, message);
-  }
-}
-/** A verified peer is not allowed by an authorizer. */
-export class AuthorizationError extends LanyardError {
-  constructor(message: string) {
-    super(ErrorCode.UNAUTHORIZED, message);
-  }
+  static readonly code = ErrorCode.REVOCATION_STALE;
+  override readonly code = ErrorCode.REVOCATION_STALE;
 }
 
-/** A stored object (entry, join token, CA record) does not exist. */
-export class NotFoundError extends LanyardError {
-  constructor(message: string) {
-    super(ErrorCode.NOT_FOUND, message);
-  }
+/** A verified peer is not allowed by an authorizer, or a caller may not make this call. */
+export class AuthorizationError extends LanyardError {
+  static readonly code = ErrorCode.UNAUTHORIZED;
+  override readonly code = ErrorCode.UNAUTHORIZED;
 }
+
+/** A request or call argument is invalid; the message names the field. */
+export class InvalidArgumentError extends LanyardError {
+  static readonly code = ErrorCode.INVALID_ARGUMENT;
+  override readonly code = ErrorCode.INVALID_ARGUMENT;
+}
+
+/** A file, socket or disk operation failed; a retry later may succeed. */
+export class IoError extends LanyardError {
+  static readonly code = ErrorCode.IO;
+  override readonly code = ErrorCode.IO;
+}
+
+/** An internal invariant failed: a bug or a corrupted state, never the caller's fault. */
+export class InternalError extends LanyardError {
+  static readonly code = ErrorCode.INTERNAL;
+  override readonly code = ErrorCode.INTERNAL;
+}
+
+/** The configuration file, environment or flags are invalid; the message names the field. */
+export class ConfigError extends LanyardError {
+  static readonly code = ErrorCode.INVALID_CONFIG;
+  override readonly code = ErrorCode.INVALID_CONFIG;
+}
+
+/** A stored object (entry, join token, CA authority, key, session) does not exist. */
+export class NotFoundError extends LanyardError {
+  static readonly code = ErrorCode.NOT_FOUND;
+  override readonly code = ErrorCode.NOT_FOUND;
+}
+
 /** A stored object with the same identity (id, or SPIFFE ID + parent + selector set) already exists. */
 export class AlreadyExistsError extends LanyardError {
-  constructor(message: string) {
-    super(ErrorCode.ALREADY_EXISTS, message);
-  }
+  static readonly code = ErrorCode.ALREADY_EXISTS;
+  override readonly code = ErrorCode.ALREADY_EXISTS;
 }
+
 /** Optimistic concurrency: the caller's revision is not the stored one. Re-read and retry. */
 export class RevisionConflictError extends LanyardError {
-  readonly currentRevision: number;
-  constructor(message: string, currentRevision: number) {
-    super(ErrorCode.REVISION_CONFLICT, message);
-    this.currentRevision = currentRevision;
+  static readonly code = ErrorCode.REVISION_CONFLICT;
+  override readonly code = ErrorCode.REVISION_CONFLICT;
+  /** The stored revision (absent when rebuilt from a remote status). */
+  readonly currentRevision?: number;
+
+  constructor(message: string, options?: LanyardErrorOptions & { currentRevision?: number }) {
+    super(message, options);
+    if (options?.currentRevision !== undefined) this.currentRevision = options.currentRevision;
   }
 }
-/** A join token is unknown, expired or already used. The message never contains the token. */
-export class JoinTokenError extends LanyardError {}
-/** The configuration file or flags are invalid; the message names the field. */
-export class ConfigError extends LanyardError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(ErrorCode.INVALID_CONFIG, message, options);
-  }
-}
+
 /** The store cannot serve: closed, or its database was written by a newer Lanyard. */
-export class StoreError extends LanyardError {}
+export abstract class StoreError extends LanyardError {
+  abstract override readonly code: typeof ErrorCode.STORE_CLOSED | typeof ErrorCode.STORE_SCHEMA_TOO_NEW;
+}
 
-/** Issuance refused after the evidence was checked: no entry, several entries, or no client certificate. */
-export class IssuanceError extends LanyardError {}
+/** The store is closed (the server is shutting down). */
+export class StoreClosedError extends StoreError {
+  static readonly code = ErrorCode.STORE_CLOSED;
+  override readonly code = ErrorCode.STORE_CLOSED;
+}
 
-/** A session, grant or revocation call was refused (sessions and delegation). */
-export class SessionError extends LanyardError {}
+/** The database was migrated by a newer Lanyard than this one; it is not touched. */
+export class StoreSchemaTooNewError extends StoreError {
+  static readonly code = ErrorCode.STORE_SCHEMA_TOO_NEW;
+  override readonly code = ErrorCode.STORE_SCHEMA_TOO_NEW;
+}
+
+/**
+ * Attestation refused the evidence: an unknown attestor, malformed evidence, a bad join token, a JWT for another
+ * audience or issuer, a failed challenge. Messages never contain the evidence itself.
+ */
+export abstract class AttestationError extends LanyardError {
+  abstract override readonly code:
+    | typeof ErrorCode.TOKEN_INVALID
+    | typeof ErrorCode.TOKEN_EXPIRED
+    | typeof ErrorCode.TOKEN_SPENT
+    | typeof ErrorCode.ATTESTOR_UNKNOWN
+    | typeof ErrorCode.MALFORMED_EVIDENCE
+    | typeof ErrorCode.TOKEN_NOT_YET_VALID
+    | typeof ErrorCode.TOKEN_AUDIENCE_MISMATCH
+    | typeof ErrorCode.TOKEN_ISSUER_MISMATCH
+    | typeof ErrorCode.CHALLENGE_FAILED
+    | typeof ErrorCode.CHALLENGE_TIMEOUT;
+}
+
+/**
+ * A join token or attestation token is unknown or does not authenticate the runtime. The message never contains
+ * the token.
+ */
+export class TokenInvalidError extends AttestationError {
+  static readonly code = ErrorCode.TOKEN_INVALID;
+  override readonly code = ErrorCode.TOKEN_INVALID;
+}
+
+/** A join token or attestation token is past its expiry. */
+export class TokenExpiredError extends AttestationError {
+  static readonly code = ErrorCode.TOKEN_EXPIRED;
+  override readonly code = ErrorCode.TOKEN_EXPIRED;
+}
+
+/** A join token was already used: each token attests once. */
+export class TokenSpentError extends AttestationError {
+  static readonly code = ErrorCode.TOKEN_SPENT;
+  override readonly code = ErrorCode.TOKEN_SPENT;
+}
+
+/** An attestor this server does not know or has not enabled. */
+export class AttestorUnknownError extends AttestationError {
+  static readonly code = ErrorCode.ATTESTOR_UNKNOWN;
+  override readonly code = ErrorCode.ATTESTOR_UNKNOWN;
+}
+
+/** Attestation evidence (or a principal token) that does not parse. */
+export class MalformedEvidenceError extends AttestationError {
+  static readonly code = ErrorCode.MALFORMED_EVIDENCE;
+  override readonly code = ErrorCode.MALFORMED_EVIDENCE;
+}
+
+/** An attestation token (or principal token) is before its nbf/iat. */
+export class TokenNotYetValidError extends AttestationError {
+  static readonly code = ErrorCode.TOKEN_NOT_YET_VALID;
+  override readonly code = ErrorCode.TOKEN_NOT_YET_VALID;
+}
+
+/** An attestation token (or principal token) is for another audience. */
+export class TokenAudienceMismatchError extends AttestationError {
+  static readonly code = ErrorCode.TOKEN_AUDIENCE_MISMATCH;
+  override readonly code = ErrorCode.TOKEN_AUDIENCE_MISMATCH;
+}
+
+/** An attestation token is from another issuer than the one configured. */
+export class TokenIssuerMismatchError extends AttestationError {
+  static readonly code = ErrorCode.TOKEN_ISSUER_MISMATCH;
+  override readonly code = ErrorCode.TOKEN_ISSUER_MISMATCH;
+}
+
+/** The runtime failed the proof-of-possession challenge. */
+export class ChallengeFailedError extends AttestationError {
+  static readonly code = ErrorCode.CHALLENGE_FAILED;
+  override readonly code = ErrorCode.CHALLENGE_FAILED;
+}
+
+/** The runtime did not answer the proof-of-possession challenge in time. */
+export class ChallengeTimeoutError extends AttestationError {
+  static readonly code = ErrorCode.CHALLENGE_TIMEOUT;
+  override readonly code = ErrorCode.CHALLENGE_TIMEOUT;
+}
 
 /** The CA cannot sign (not ready), has nothing to activate, or a new CA failed its self-test. */
-export class CaError extends LanyardError {}
-/**
- * A key manager could not create, load or delete a key. The message names the key id and, for disk keys,
- * the file; never any key material.
- */
-export class KeyManagerError extends LanyardError {}
+export abstract class CaError extends LanyardError {
+  abstract override readonly code:
+    typeof ErrorCode.CA_NOT_READY | typeof ErrorCode.CA_NOT_PREPARED | typeof ErrorCode.CA_SELF_TEST_FAILED;
+}
 
-/** A policy file is unreadable, does not parse or does not validate (the message names the file), or the policy denied. */
-export class PolicyError extends LanyardError {}
+/**
+ * The CA is not started, is closed, or has no usable signing key: a retry later (or on another server) may
+ * succeed.
+ */
+export class CaNotReadyError extends CaError {
+  static readonly code = ErrorCode.CA_NOT_READY;
+  override readonly code = ErrorCode.CA_NOT_READY;
+}
+
+/** `activate` without a prepared CA: the operator runs `prepare` first. */
+export class CaNotPreparedError extends CaError {
+  static readonly code = ErrorCode.CA_NOT_PREPARED;
+  override readonly code = ErrorCode.CA_NOT_PREPARED;
+}
+
+/** A new CA failed its self-test (it could not sign and verify a test certificate); it is not used. */
+export class CaSelfTestFailedError extends CaError {
+  static readonly code = ErrorCode.CA_SELF_TEST_FAILED;
+  override readonly code = ErrorCode.CA_SELF_TEST_FAILED;
+}
+
+/**
+ * A key manager could not create, load or delete a key. The message names the key id and, for disk keys, the file;
+ * never any key material.
+ */
+export abstract class KeyManagerError extends LanyardError {
+  abstract override readonly code: typeof ErrorCode.KEY_FILE_INSECURE | typeof ErrorCode.KEY_UNREADABLE;
+}
+
+/** A private key file (or its directory) is readable by others than its owner; it is not loaded. */
+export class KeyFileInsecureError extends KeyManagerError {
+  static readonly code = ErrorCode.KEY_FILE_INSECURE;
+  override readonly code = ErrorCode.KEY_FILE_INSECURE;
+}
+
+/** A stored private key cannot be read or does not decode. */
+export class KeyUnreadableError extends KeyManagerError {
+  static readonly code = ErrorCode.KEY_UNREADABLE;
+  override readonly code = ErrorCode.KEY_UNREADABLE;
+}
+
+/** Issuance refused after the evidence was checked: no entry, several entries, or no client certificate. */
+export abstract class IssuanceError extends LanyardError {
+  abstract override readonly code:
+    | typeof ErrorCode.NO_MATCHING_ENTRY
+    | typeof ErrorCode.ENTRY_AMBIGUOUS
+    | typeof ErrorCode.CLIENT_CERT_REQUIRED;
+}
+
+/** Attested, but no registration entry grants this runtime an identity (or its entry is gone). */
+export class NoMatchingEntryError extends IssuanceError {
+  static readonly code = ErrorCode.NO_MATCHING_ENTRY;
+  override readonly code = ErrorCode.NO_MATCHING_ENTRY;
+}
+
+/** Several entries match and the caller did not say which one (AttestParams.spiffe_id): it must choose. */
+export class EntryAmbiguousError extends IssuanceError {
+  static readonly code = ErrorCode.ENTRY_AMBIGUOUS;
+  override readonly code = ErrorCode.ENTRY_AMBIGUOUS;
+}
+
+/** An mTLS-only call (Renew, remote admin, ...) arrived without a client certificate. */
+export class ClientCertRequiredError extends IssuanceError {
+  static readonly code = ErrorCode.CLIENT_CERT_REQUIRED;
+  override readonly code = ErrorCode.CLIENT_CERT_REQUIRED;
+}
+
+/** A session, delegation grant or revocation call was refused. */
+export abstract class SessionError extends LanyardError {
+  abstract override readonly code:
+    | typeof ErrorCode.PRINCIPAL_ISSUER_UNKNOWN
+    | typeof ErrorCode.PRINCIPAL_ASSERTION_NOT_ALLOWED
+    | typeof ErrorCode.NOT_A_SESSION
+    | typeof ErrorCode.SESSION_ENDED
+    | typeof ErrorCode.SESSION_EXPIRED
+    | typeof ErrorCode.SESSION_UNKNOWN
+    | typeof ErrorCode.DELEGATE_NOT_ALLOWED
+    | typeof ErrorCode.GRANT_BINDING_INVALID
+    | typeof ErrorCode.GRANT_NOT_FOUND
+    | typeof ErrorCode.GRANT_WRONG_REDEEMER
+    | typeof ErrorCode.GRANT_REPLAYED
+    | typeof ErrorCode.GRANT_EXPIRED
+    | typeof ErrorCode.GRANT_KEY_MISMATCH;
+}
+
+/** A principal token from an issuer this server was not configured to trust: it authenticates nobody. */
+export class PrincipalIssuerUnknownError extends SessionError {
+  static readonly code = ErrorCode.PRINCIPAL_ISSUER_UNKNOWN;
+  override readonly code = ErrorCode.PRINCIPAL_ISSUER_UNKNOWN;
+}
+
+/** The caller's entry lacks can_assert_principal. */
+export class PrincipalAssertionNotAllowedError extends SessionError {
+  static readonly code = ErrorCode.PRINCIPAL_ASSERTION_NOT_ALLOWED;
+  override readonly code = ErrorCode.PRINCIPAL_ASSERTION_NOT_ALLOWED;
+}
+
+/** Delegation needs a session SVID (from StartSession or RedeemGrant), not a workload SVID. */
+export class NotASessionError extends SessionError {
+  static readonly code = ErrorCode.NOT_A_SESSION;
+  override readonly code = ErrorCode.NOT_A_SESSION;
+}
+
+/** The session has ended (EndSession, or revocation). */
+export class SessionEndedError extends SessionError {
+  static readonly code = ErrorCode.SESSION_ENDED;
+  override readonly code = ErrorCode.SESSION_ENDED;
+}
+
+/** The session is past its lifetime. */
+export class SessionExpiredError extends SessionError {
+  static readonly code = ErrorCode.SESSION_EXPIRED;
+  override readonly code = ErrorCode.SESSION_EXPIRED;
+}
+
+/**
+ * A session SVID whose session this server cannot vouch for: not stored (pruned, or another server's database), or
+ * stored before the server recorded what the session hangs on. Refused, never guessed.
+ */
+export class SessionUnknownError extends SessionError {
+  static readonly code = ErrorCode.SESSION_UNKNOWN;
+  override readonly code = ErrorCode.SESSION_UNKNOWN;
+}
+
+/** The caller's entry may not delegate to the named workload. */
+export class DelegateNotAllowedError extends SessionError {
+  static readonly code = ErrorCode.DELEGATE_NOT_ALLOWED;
+  override readonly code = ErrorCode.DELEGATE_NOT_ALLOWED;
+}
+
+/**
+ * The delegation binding does not decode, is not signed by the caller's key, or does not match the caller's
+ * session.
+ */
+export class GrantBindingInvalidError extends SessionError {
+  static readonly code = ErrorCode.GRANT_BINDING_INVALID;
+  override readonly code = ErrorCode.GRANT_BINDING_INVALID;
+}
+
+/** No delegation grant with that id exists. */
+export class GrantNotFoundError extends SessionError {
+  static readonly code = ErrorCode.GRANT_NOT_FOUND;
+  override readonly code = ErrorCode.GRANT_NOT_FOUND;
+}
+
+/** The grant was issued to another workload than the one redeeming it. */
+export class GrantWrongRedeemerError extends SessionError {
+  static readonly code = ErrorCode.GRANT_WRONG_REDEEMER;
+  override readonly code = ErrorCode.GRANT_WRONG_REDEEMER;
+}
+
+/** The grant was already redeemed: each grant is redeemed once. */
+export class GrantReplayedError extends SessionError {
+  static readonly code = ErrorCode.GRANT_REPLAYED;
+  override readonly code = ErrorCode.GRANT_REPLAYED;
+}
+
+/** The grant is past its expiry. */
+export class GrantExpiredError extends SessionError {
+  static readonly code = ErrorCode.GRANT_EXPIRED;
+  override readonly code = ErrorCode.GRANT_EXPIRED;
+}
+
+/** The CSR is for another key than the one the parent's binding names. */
+export class GrantKeyMismatchError extends SessionError {
+  static readonly code = ErrorCode.GRANT_KEY_MISMATCH;
+  override readonly code = ErrorCode.GRANT_KEY_MISMATCH;
+}
+
+/** A grant for a key this service did not offer the caller, or offered too long ago. */
+export class HandoffKeyUnknownError extends LanyardError {
+  static readonly code = ErrorCode.HANDOFF_KEY_UNKNOWN;
+  override readonly code = ErrorCode.HANDOFF_KEY_UNKNOWN;
+}
+
+/** The service holds as many offered handoff keys as it allows. */
+export class HandoffKeysExhaustedError extends LanyardError {
+  static readonly code = ErrorCode.HANDOFF_KEYS_EXHAUSTED;
+  override readonly code = ErrorCode.HANDOFF_KEYS_EXHAUSTED;
+}
+
+/**
+ * The workload has no current SVID to present (not fetched yet, expired without renewal, or the source was
+ * closed); a retry once the source has its SVID may succeed.
+ */
+export class SourceNotReadyError extends LanyardError {
+  static readonly code = ErrorCode.SOURCE_NOT_READY;
+  override readonly code = ErrorCode.SOURCE_NOT_READY;
+}
+
+/** A policy file is unreadable, does not parse or validate, or the policy denied the request. */
+export abstract class PolicyError extends LanyardError {
+  abstract override readonly code: typeof ErrorCode.POLICY_INVALID | typeof ErrorCode.POLICY_DENIED;
+}
+
+/**
+ * A Cedar policy file does not parse or validate against the Lanyard schema (the message names the file); on a
+ * reload the server keeps the last good set.
+ */
+export class PolicyInvalidError extends PolicyError {
+  static readonly code = ErrorCode.POLICY_INVALID;
+  override readonly code = ErrorCode.POLICY_INVALID;
+}
+
+/** The policy set did not permit the request (deny by default). */
+export class PolicyDeniedError extends PolicyError {
+  static readonly code = ErrorCode.POLICY_DENIED;
+  override readonly code = ErrorCode.POLICY_DENIED;
+  /** The reason the policy gave, when it gave one. */
+  readonly policyReason?: string;
+  /** The version of the policy set that decided. */
+  readonly policyVersion?: string;
+
+  constructor(
+    message: string,
+    options?: LanyardErrorOptions & { policyReason?: string; policyVersion?: string },
+  ) {
+    super(message, options);
+    if (options?.policyReason !== undefined) this.policyReason = options.policyReason;
+    if (options?.policyVersion !== undefined) this.policyVersion = options.policyVersion;
+  }
+}
 
 /** An audit record or line is malformed, a chain does not verify, or a record could not be written. */
-export class AuditError extends LanyardError {}
+export abstract class AuditError extends LanyardError {
+  abstract override readonly code:
+    | typeof ErrorCode.AUDIT_RECORD_INVALID
+    | typeof ErrorCode.AUDIT_CHAIN_BROKEN
+    | typeof ErrorCode.AUDIT_WRITE_FAILED
+    | typeof ErrorCode.AUDIT_QUOTA_EXCEEDED;
+}
 
-export function isLanyardError(e: unknown): e is LanyardError {
+/** A record or line is not a valid audit record. */
+export class AuditRecordInvalidError extends AuditError {
+  static readonly code = ErrorCode.AUDIT_RECORD_INVALID;
+  override readonly code = ErrorCode.AUDIT_RECORD_INVALID;
+}
+
+/**
+ * The audit hash chain (or its signatures, checkpoints or witnesses) does not verify: the trail has lost
+ * integrity.
+ */
+export class AuditChainBrokenError extends AuditError {
+  static readonly code = ErrorCode.AUDIT_CHAIN_BROKEN;
+  override readonly code = ErrorCode.AUDIT_CHAIN_BROKEN;
+}
+
+/**
+ * A record could not be made durable; the action it describes is then not acknowledged, and a retry later may
+ * succeed.
+ */
+export class AuditWriteFailedError extends AuditError {
+  static readonly code = ErrorCode.AUDIT_WRITE_FAILED;
+  override readonly code = ErrorCode.AUDIT_WRITE_FAILED;
+}
+
+/** A workload shipped more audit records or bytes than its quota allows in the current window. */
+export class AuditQuotaExceededError extends AuditError {
+  static readonly code = ErrorCode.AUDIT_QUOTA_EXCEEDED;
+  override readonly code = ErrorCode.AUDIT_QUOTA_EXCEEDED;
+}
+
+/**
+ * A caller asks for an identity that is not its own (an agent for an entry not under it, a local workload entitled
+ * to nothing).
+ */
+export class NotEntitledError extends LanyardError {
+  static readonly code = ErrorCode.NOT_ENTITLED;
+  override readonly code = ErrorCode.NOT_ENTITLED;
+}
+
+/** A Workload API call without the `workload.spiffe.io: true` header. */
+export class SecurityHeaderMissingError extends LanyardError {
+  static readonly code = ErrorCode.SECURITY_HEADER_MISSING;
+  override readonly code = ErrorCode.SECURITY_HEADER_MISSING;
+}
+
+/** A JWT-SVID that does not validate. */
+export class JwtSvidInvalidError extends LanyardError {
+  static readonly code = ErrorCode.JWT_SVID_INVALID;
+  override readonly code = ErrorCode.JWT_SVID_INVALID;
+}
+
+/** The agent has nothing cached yet and cannot reach the server; a retry later may succeed. */
+export class AgentNotReadyError extends LanyardError {
+  static readonly code = ErrorCode.AGENT_NOT_READY;
+  override readonly code = ErrorCode.AGENT_NOT_READY;
+}
+
+/**
+ * A local caller's process could not be attested (it vanished or changed while it was being attested): fail
+ * closed.
+ */
+export class WorkloadAttestationFailedError extends LanyardError {
+  static readonly code = ErrorCode.WORKLOAD_ATTESTATION_FAILED;
+  override readonly code = ErrorCode.WORKLOAD_ATTESTATION_FAILED;
+}
+
+/**
+ * An HTTP request target whose path has no one meaning (dot segments, encoded '/', absolute-form, ...), refused
+ * before any policy sees it.
+ */
+export class InvalidRequestTargetError extends LanyardError {
+  static readonly code = ErrorCode.INVALID_REQUEST_TARGET;
+  override readonly code = ErrorCode.INVALID_REQUEST_TARGET;
+}
+
+/** The TLS stack refused the client certificate and the SVID verifier could not name a reason of its own. */
+export class ClientCertRejectedError extends LanyardError {
+  static readonly code = ErrorCode.CLIENT_CERT_REJECTED;
+  override readonly code = ErrorCode.CLIENT_CERT_REJECTED;
+}
+
+/** Request bytes that do not decode as the gRPC method's protobuf message. */
+export class MalformedRequestError extends LanyardError {
+  static readonly code = ErrorCode.MALFORMED_REQUEST;
+  override readonly code = ErrorCode.MALFORMED_REQUEST;
+}
+
+/**
+ * A per-agent or per-connection limit of the server (live sessions, sessions ended in a window, revocation
+ * watchers): refused before anything is written; a retry after the window, or with fewer open, may succeed.
+ */
+export class QuotaExceededError extends LanyardError {
+  static readonly code = ErrorCode.QUOTA_EXCEEDED;
+  override readonly code = ErrorCode.QUOTA_EXCEEDED;
+}
+
+/** Every concrete Lanyard error: `switch (e.code)` on it narrows `e` to the class of the code. */
+export type AnyLanyardError =
+  | InvalidSpiffeIdError
+  | InvalidTrustDomainError
+  | InvalidBundleError
+  | BundleNotFoundError
+  | MalformedCertificateError
+  | MalformedCsrError
+  | CsrSignatureInvalidError
+  | UnsupportedKeyError
+  | UnsupportedAlgorithmError
+  | MalformedPemError
+  | MalformedAgentContextError
+  | AgentContextTooLargeError
+  | UnsupportedAgentContextVersionError
+  | AgentContextOidMismatchError
+  | InvalidAgentContextOidError
+  | ChainEmptyError
+  | ChainTooLongError
+  | UnknownAuthorityError
+  | SignatureInvalidError
+  | CertExpiredError
+  | CertNotYetValidError
+  | NotACaError
+  | PathLenExceededError
+  | KeyUsageInvalidError
+  | UnknownCriticalExtensionError
+  | NameConstraintsViolatedError
+  | CertProfileInvalidError
+  | SvidInvalidError
+  | SvidExpiredError
+  | WrongTrustDomainError
+  | ScopeEscalationError
+  | LifetimeEscalationError
+  | DelegationTooDeepError
+  | RootChangedError
+  | DelegationLinkInvalidError
+  | DelegationSignatureInvalidError
+  | ContextForeignDomainError
+  | RevokedError
+  | RevocationStaleError
+  | AuthorizationError
+  | InvalidArgumentError
+  | IoError
+  | InternalError
+  | ConfigError
+  | NotFoundError
+  | AlreadyExistsError
+  | RevisionConflictError
+  | StoreClosedError
+  | StoreSchemaTooNewError
+  | TokenInvalidError
+  | TokenExpiredError
+  | TokenSpentError
+  | AttestorUnknownError
+  | MalformedEvidenceError
+  | TokenNotYetValidError
+  | TokenAudienceMismatchError
+  | TokenIssuerMismatchError
+  | ChallengeFailedError
+  | ChallengeTimeoutError
+  | CaNotReadyError
+  | CaNotPreparedError
+  | CaSelfTestFailedError
+  | KeyFileInsecureError
+  | KeyUnreadableError
+  | NoMatchingEntryError
+  | EntryAmbiguousError
+  | ClientCertRequiredError
+  | PrincipalIssuerUnknownError
+  | PrincipalAssertionNotAllowedError
+  | NotASessionError
+  | SessionEndedError
+  | SessionExpiredError
+  | SessionUnknownError
+  | DelegateNotAllowedError
+  | GrantBindingInvalidError
+  | GrantNotFoundError
+  | GrantWrongRedeemerError
+  | GrantReplayedError
+  | GrantExpiredError
+  | GrantKeyMismatchError
+  | HandoffKeyUnknownError
+  | HandoffKeysExhaustedError
+  | SourceNotReadyError
+  | PolicyInvalidError
+  | PolicyDeniedError
+  | AuditRecordInvalidError
+  | AuditChainBrokenError
+  | AuditWriteFailedError
+  | AuditQuotaExceededError
+  | NotEntitledError
+  | SecurityHeaderMissingError
+  | JwtSvidInvalidError
+  | AgentNotReadyError
+  | WorkloadAttestationFailedError
+  | InvalidRequestTargetError
+  | ClientCertRejectedError
+  | MalformedRequestError
+  | QuotaExceededError;
+
+/**
+ * The error(s) whose code can be `C`: the class of `C`, plus InvalidSpiffeIdError for ERR_INVALID_TRUST_DOMAIN
+ * (the one class widened to its subclass's code).
+ */
+export type LanyardErrorOf<C extends LanyardErrorCode> = C extends LanyardErrorCode
+  ? AnyLanyardError extends infer E
+    ? E extends { readonly code: infer K }
+      ? C extends K
+        ? E
+        : never
+      : never
+    : never
+  : never;
+
+/** A concrete error class: `new` with a message, and its code as a static. */
+export interface LanyardErrorClass<C extends LanyardErrorCode = LanyardErrorCode> {
+  readonly code: LanyardErrorCode;
+  readonly name: string;
+  new (message: string, options?: LanyardErrorOptions): LanyardErrorOf<C>;
+}
+
+/** The class of every code. The compiler holds it complete, and each class to the code it is filed under. */
+export const errorClasses: { readonly [C in LanyardErrorCode]: LanyardErrorClass<C> } = {
+  ERR_INVALID_SPIFFE_ID: InvalidSpiffeIdError,
+  ERR_INVALID_TRUST_DOMAIN: InvalidTrustDomainError,
+  ERR_INVALID_BUNDLE: InvalidBundleError,
+  ERR_BUNDLE_NOT_FOUND: BundleNotFoundError,
+  ERR_MALFORMED_CERTIFICATE: MalformedCertificateError,
+  ERR_MALFORMED_CSR: MalformedCsrError,
+  ERR_CSR_SIGNATURE_INVALID: CsrSignatureInvalidError,
+  ERR_UNSUPPORTED_KEY: UnsupportedKeyError,
+  ERR_UNSUPPORTED_ALGORITHM: UnsupportedAlgorithmError,
+  ERR_MALFORMED_PEM: MalformedPemError,
+  ERR_MALFORMED_AGENT_CONTEXT: MalformedAgentContextError,
+  ERR_AGENT_CONTEXT_TOO_LARGE: AgentContextTooLargeError,
+  ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION: UnsupportedAgentContextVersionError,
+  ERR_AGENT_CONTEXT_OID_MISMATCH: AgentContextOidMismatchError,
+  ERR_INVALID_AGENT_CONTEXT_OID: InvalidAgentContextOidError,
+  ERR_CHAIN_EMPTY: ChainEmptyError,
+  ERR_CHAIN_TOO_LONG: ChainTooLongError,
+  ERR_UNKNOWN_AUTHORITY: UnknownAuthorityError,
+  ERR_SIGNATURE_INVALID: SignatureInvalidError,
+  ERR_CERT_EXPIRED: CertExpiredError,
+  ERR_CERT_NOT_YET_VALID: CertNotYetValidError,
+  ERR_NOT_A_CA: NotACaError,
+  ERR_PATH_LEN_EXCEEDED: PathLenExceededError,
+  ERR_KEY_USAGE_INVALID: KeyUsageInvalidError,
+  ERR_UNKNOWN_CRITICAL_EXTENSION: UnknownCriticalExtensionError,
+  ERR_NAME_CONSTRAINTS_VIOLATED: NameConstraintsViolatedError,
+  ERR_CERT_PROFILE_INVALID: CertProfileInvalidError,
+  ERR_SVID_INVALID: SvidInvalidError,
+  ERR_SVID_EXPIRED: SvidExpiredError,
+  ERR_WRONG_TRUST_DOMAIN: WrongTrustDomainError,
+  ERR_SCOPE_ESCALATION: ScopeEscalationError,
+  ERR_LIFETIME_ESCALATION: LifetimeEscalationError,
+  ERR_DELEGATION_TOO_DEEP: DelegationTooDeepError,
+  ERR_ROOT_CHANGED: RootChangedError,
+  ERR_DELEGATION_LINK_INVALID: DelegationLinkInvalidError,
+  ERR_DELEGATION_SIGNATURE_INVALID: DelegationSignatureInvalidError,
+  ERR_CONTEXT_FOREIGN_DOMAIN: ContextForeignDomainError,
+  ERR_REVOKED: RevokedError,
+  ERR_REVOCATION_STALE: RevocationStaleError,
+  ERR_UNAUTHORIZED: AuthorizationError,
+  ERR_INVALID_ARGUMENT: InvalidArgumentError,
+  ERR_IO: IoError,
+  ERR_INTERNAL: InternalError,
+  ERR_INVALID_CONFIG: ConfigError,
+  ERR_NOT_FOUND: NotFoundError,
+  ERR_ALREADY_EXISTS: AlreadyExistsError,
+  ERR_REVISION_CONFLICT: RevisionConflictError,
+  ERR_STORE_CLOSED: StoreClosedError,
+  ERR_STORE_SCHEMA_TOO_NEW: StoreSchemaTooNewError,
+  ERR_TOKEN_INVALID: TokenInvalidError,
+  ERR_TOKEN_EXPIRED: TokenExpiredError,
+  ERR_TOKEN_SPENT: TokenSpentError,
+  ERR_ATTESTOR_UNKNOWN: AttestorUnknownError,
+  ERR_MALFORMED_EVIDENCE: MalformedEvidenceError,
+  ERR_TOKEN_NOT_YET_VALID: TokenNotYetValidError,
+  ERR_TOKEN_AUDIENCE_MISMATCH: TokenAudienceMismatchError,
+  ERR_TOKEN_ISSUER_MISMATCH: TokenIssuerMismatchError,
+  ERR_CHALLENGE_FAILED: ChallengeFailedError,
+  ERR_CHALLENGE_TIMEOUT: ChallengeTimeoutError,
+  ERR_CA_NOT_READY: CaNotReadyError,
+  ERR_CA_NOT_PREPARED: CaNotPreparedError,
+  ERR_CA_SELF_TEST_FAILED: CaSelfTestFailedError,
+  ERR_KEY_FILE_INSECURE: KeyFileInsecureError,
+  ERR_KEY_UNREADABLE: KeyUnreadableError,
+  ERR_NO_MATCHING_ENTRY: NoMatchingEntryError,
+  ERR_ENTRY_AMBIGUOUS: EntryAmbiguousError,
+  ERR_CLIENT_CERT_REQUIRED: ClientCertRequiredError,
+  ERR_PRINCIPAL_ISSUER_UNKNOWN: PrincipalIssuerUnknownError,
+  ERR_PRINCIPAL_ASSERTION_NOT_ALLOWED: PrincipalAssertionNotAllowedError,
+  ERR_NOT_A_SESSION: NotASessionError,
+  ERR_SESSION_ENDED: SessionEndedError,
+  ERR_SESSION_EXPIRED: SessionExpiredError,
+  ERR_SESSION_UNKNOWN: SessionUnknownError,
+  ERR_DELEGATE_NOT_ALLOWED: DelegateNotAllowedError,
+  ERR_GRANT_BINDING_INVALID: GrantBindingInvalidError,
+  ERR_GRANT_NOT_FOUND: GrantNotFoundError,
+  ERR_GRANT_WRONG_REDEEMER: GrantWrongRedeemerError,
+  ERR_GRANT_REPLAYED: GrantReplayedError,
+  ERR_GRANT_EXPIRED: GrantExpiredError,
+  ERR_GRANT_KEY_MISMATCH: GrantKeyMismatchError,
+  ERR_HANDOFF_KEY_UNKNOWN: HandoffKeyUnknownError,
+  ERR_HANDOFF_KEYS_EXHAUSTED: HandoffKeysExhaustedError,
+  ERR_SOURCE_NOT_READY: SourceNotReadyError,
+  ERR_POLICY_INVALID: PolicyInvalidError,
+  ERR_POLICY_DENIED: PolicyDeniedError,
+  ERR_AUDIT_RECORD_INVALID: AuditRecordInvalidError,
+  ERR_AUDIT_CHAIN_BROKEN: AuditChainBrokenError,
+  ERR_AUDIT_WRITE_FAILED: AuditWriteFailedError,
+  ERR_AUDIT_QUOTA_EXCEEDED: AuditQuotaExceededError,
+  ERR_NOT_ENTITLED: NotEntitledError,
+  ERR_SECURITY_HEADER_MISSING: SecurityHeaderMissingError,
+  ERR_JWT_SVID_INVALID: JwtSvidInvalidError,
+  ERR_AGENT_NOT_READY: AgentNotReadyError,
+  ERR_WORKLOAD_ATTESTATION_FAILED: WorkloadAttestationFailedError,
+  ERR_INVALID_REQUEST_TARGET: InvalidRequestTargetError,
+  ERR_CLIENT_CERT_REJECTED: ClientCertRejectedError,
+  ERR_MALFORMED_REQUEST: MalformedRequestError,
+  ERR_QUOTA_EXCEEDED: QuotaExceededError,
+};
+
+/** True for every error Lanyard throws on purpose, typed so that `switch (e.code)` narrows to the class. */
+export function isLanyardError(e: unknown): e is AnyLanyardError {
   return e instanceof LanyardError;
+}
+
+/** True when `code` is one of Lanyard's stable codes (e.g. one read back from a remote status). */
+export function isLanyardErrorCode(code: unknown): code is LanyardErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(errorClasses, code);
+}
+
+/**
+ * The error of class `code` with `message`: how a client turns a remote refusal (the code sent in a status's
+ * trailing metadata) back into the error the server threw.
+ */
+export function errorFromCode<C extends LanyardErrorCode>(
+  code: C,
+  message: string,
+  options?: LanyardErrorOptions,
+): LanyardErrorOf<C> {
+  const Class: LanyardErrorClass<C> = errorClasses[code];
+  return new Class(message, options);
 }

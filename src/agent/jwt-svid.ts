@@ -6,7 +6,7 @@
  */
 import { constants, verify, type KeyObject } from 'node:crypto';
 import type { X509Bundle } from '../bundle';
-import { ErrorCode, LanyardError } from '../errors';
+import { JwtSvidInvalidError, LanyardError } from '../errors';
 import { SpiffeId } from '../spiffe';
 
 const MAX_TOKEN_CHARS = 16 * 1024;
@@ -105,5 +105,5 @@ function jsonPart(part: string, what: string): Record<string, unknown> {
 }
 
 function invalid(message: string): LanyardError {
-  return new LanyardError(ErrorCode.JWT_SVID_INVALID, `JWT-SVID rejected: ${message}`);
+  return new JwtSvidInvalidError(`JWT-SVID rejected: ${message}`);
 }

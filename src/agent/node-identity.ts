@@ -11,7 +11,7 @@ import { X509Bundle } from '../bundle';
 import { makeDir, writeFileAtomic } from '../internal/secure-file';
 import { attestToServer } from '../client/attest';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
-import { ErrorCode, LanyardError } from '../errors';
+import { InternalError } from '../errors';
 import { AttestationServiceClient, type RenewResponse } from '../gen/lanyard/v1/attestation';
 import { ParsedCertificate } from '../x509/certificate';
 import { createCsr } from '../x509/csr';
@@ -110,7 +110,7 @@ export class NodeIdentity {
         ),
       );
       const chain = res.svid?.certChain ?? [];
-      if (chain.length === 0) throw new LanyardError(ErrorCode.INTERNAL, 'Renew answered without an SVID');
+      if (chain.length === 0) throw new InternalError('Renew answered without an SVID');
       return toNodeSvid(res.svid!.spiffeId, chain, privateKey, this.opts.clock());
     } finally {
       client.close();

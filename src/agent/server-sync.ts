@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createPublicKey } from 'node:crypto';
 import { X509Bundle } from '../bundle';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
-import { ErrorCode, LanyardError } from '../errors';
+import { InternalError } from '../errors';
 import {
   NodeServiceClient,
   type BatchNewX509SvidResponse,
@@ -186,7 +186,7 @@ export class ServerSync {
       const svids: CachedSvid[] = out.svids.map((s, j) => {
         const b = batch[j];
         if (b === undefined || s.entryId !== b.entry.id || s.certChain.length === 0) {
-          throw new LanyardError(ErrorCode.INTERNAL, 'BatchNewX509Svid answered out of order');
+          throw new InternalError('BatchNewX509Svid answered out of order');
         }
         const leaf = ParsedCertificate.fromDer(new Uint8Array(s.certChain[0]!));
         agentContextExtension(leaf, this.agentContextOid);

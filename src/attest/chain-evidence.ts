@@ -1,8 +1,7 @@
-import { ErrorCode, isLanyardError } from '../errors';
+import { AttestationError, MalformedEvidenceError, isLanyardError } from '../errors';
 import { ParsedCertificate } from '../x509/certificate';
 import { DerFramingError, readTlv, TAG_SEQUENCE } from '../x509/der';
 import { decodePem } from '../x509/pem';
-import { AttestationError } from './errors';
 
 /** Bound on x509pop evidence: a leaf and a few intermediates fit many times over. */
 export const MAX_CHAIN_EVIDENCE_BYTES = 64 * 1024;
@@ -72,9 +71,5 @@ function concatenatedDer(evidence: Uint8Array): Uint8Array[] {
 }
 
 function malformed(message: string, cause?: unknown): AttestationError {
-  return new AttestationError(
-    ErrorCode.MALFORMED_EVIDENCE,
-    message,
-    cause === undefined ? undefined : { cause },
-  );
+  return new MalformedEvidenceError(message, cause === undefined ? undefined : { cause });
 }

@@ -1,6 +1,5 @@
-import { ErrorCode, type LanyardError } from '../errors';
+import { InternalError, InvalidArgumentError, type LanyardError } from '../errors';
 import type { ChallengeChannel } from './attestor';
-import { AttestationError } from './errors';
 
 /**
  * The ChallengeChannel of one Attest stream, independent of grpc-js: the server hands `send` (write an
@@ -20,9 +19,7 @@ export class StreamChallengeChannel implements ChallengeChannel {
   challenge(challenge: Uint8Array): Promise<Uint8Array> {
     if (this.closedWith !== undefined) return Promise.reject(this.closedWith);
     if (this.pending !== undefined) {
-      return Promise.reject(
-        new AttestationError(ErrorCode.INTERNAL, 'a challenge is already outstanding on this stream'),
-      );
+      return Promise.reject(new InternalError('a challenge is already outstanding on this stream'));
     }
     return new Promise<Uint8Array>((resolve, reject) => {
       this.pending = { resolve, reject };
@@ -38,8 +35,7 @@ export class StreamChallengeChannel implements ChallengeChannel {
    */
   respond(response: Uint8Array): void {
     if (this.pending === undefined) {
-      throw new AttestationError(
-        ErrorCode.INVALID_ARGUMENT,
+      throw new InvalidArgumentError(
         'challenge_response without an outstanding challenge: send AttestParams first and answer each challenge once',
       );
     }
@@ -53,8 +49,7 @@ export class StreamChallengeChannel implements ChallengeChannel {
   close(reason?: LanyardError): void {
     if (this.closedWith !== undefined) return;
     this.closedWith =
-      reason ??
-      new AttestationError(ErrorCode.INVALID_ARGUMENT, 'the stream ended before the challenge was answered');
+      reason ?? new InvalidArgumentError('the stream ended before the challenge was answered');
     const closedWith = this.closedWith;
     this.settle((p) => p.reject(closedWith));
   }
@@ -68,6 +63,5 @@ export class StreamChallengeChannel implements ChallengeChannel {
 
 /** For attestations that must not challenge (and tests): every challenge fails. */
 export const NO_CHALLENGES: ChallengeChannel = {
-  challenge: () =>
-    Promise.reject(new AttestationError(ErrorCode.INTERNAL, 'this attestation cannot send challenges')),
+  challenge: () => Promise.reject(new InternalError('this attestation cannot send challenges')),
 };

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ErrorCode } from '../errors';
-import { AttestationError } from './errors';
+import { MalformedEvidenceError } from '../errors';
 
 /** SHA-256 of the evidence as received, before any trimming or decoding. */
 export function evidenceDigest(evidence: Uint8Array): Uint8Array {
@@ -13,11 +12,10 @@ export function evidenceDigest(evidence: Uint8Array): Uint8Array {
  */
 export function checkEvidenceSize(evidence: Uint8Array, maxBytes: number, what: string): void {
   if (!(evidence instanceof Uint8Array) || evidence.length === 0) {
-    throw new AttestationError(ErrorCode.MALFORMED_EVIDENCE, `evidence is empty: expected a ${what}`);
+    throw new MalformedEvidenceError(`evidence is empty: expected a ${what}`);
   }
   if (evidence.length > maxBytes) {
-    throw new AttestationError(
-      ErrorCode.MALFORMED_EVIDENCE,
+    throw new MalformedEvidenceError(
       `evidence is ${evidence.length} bytes, more than the ${maxBytes} a ${what} may have`,
     );
   }
@@ -30,9 +28,6 @@ export function evidenceText(evidence: Uint8Array, what: string): string {
   try {
     return strictUtf8.decode(evidence);
   } catch {
-    throw new AttestationError(
-      ErrorCode.MALFORMED_EVIDENCE,
-      `evidence is not UTF-8 text: expected a ${what}`,
-    );
+    throw new MalformedEvidenceError(`evidence is not UTF-8 text: expected a ${what}`);
   }
 }

@@ -3,7 +3,7 @@
  * One plugin interface (Attestor), one file per attestor, and a registry built from the server's config.
  */
 export type { AttestationResult, AttestContext, Attestor, ChallengeChannel, Selector } from './attestor';
-export { AttestationError } from './errors';
+export { AttestationError } from '../errors';
 export { Attestors, ATTESTOR_TYPES } from './registry';
 export type { AttestorsConfig, AttestorsDeps } from './registry';
 export { NO_CHALLENGES, StreamChallengeChannel } from './challenge-channel';

@@ -1,7 +1,6 @@
-import { ErrorCode, JoinTokenError } from '../errors';
+import { InternalError, TokenInvalidError } from '../errors';
 import { hashJoinToken, JOIN_TOKEN_PREFIX } from '../internal/join-token-secret';
 import type { AttestationResult, AttestContext, Attestor, ChallengeChannel } from './attestor';
-import { AttestationError } from './errors';
 import { checkEvidenceSize, evidenceDigest, evidenceText } from './evidence';
 
 export const JOIN_TOKEN_ATTESTOR = 'join_token';
@@ -51,14 +50,13 @@ export class JoinTokenAttestor implements Attestor {
     // trimming cannot make two different tokens equal.
     const token = evidenceText(evidence, 'join token').trim();
     if (!TOKEN_SYNTAX.test(token)) {
-      throw new JoinTokenError(
-        ErrorCode.TOKEN_INVALID,
+      throw new TokenInvalidError(
         `join token is not valid: expected a token starting with ${JOIN_TOKEN_PREFIX} as issued by \`lanyard token create\``,
       );
     }
     const store = ctx?.store ?? this.store;
     if (store === undefined) {
-      throw new AttestationError(ErrorCode.INTERNAL, 'join_token attestor has no store to spend tokens in');
+      throw new InternalError('join_token attestor has no store to spend tokens in');
     }
     const record = await store.consumeJoinToken(hashJoinToken(token), now);
     return {

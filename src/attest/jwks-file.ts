@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
-import { ConfigError, ErrorCode } from '../errors';
-import { AttestationError } from './errors';
+import { ConfigError, IoError } from '../errors';
 import { type JwkKey, parseJwks } from './jwk';
 
 /** At most one forced re-read per interval when tokens name a kid the file does not have. */
@@ -67,7 +66,7 @@ export class JwksFile {
       if (!force && (await stampOf(this.file)) === this.loaded.stamp) return;
       this.loaded = await read(this.file);
     } catch (e) {
-      throw new AttestationError(ErrorCode.IO, `JWKS file ${this.file} cannot be used: ${messageOf(e)}`, {
+      throw new IoError(`JWKS file ${this.file} cannot be used: ${messageOf(e)}`, {
         cause: e,
       });
     }

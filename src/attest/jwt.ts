@@ -1,6 +1,5 @@
 import { verify } from 'node:crypto';
-import { ErrorCode } from '../errors';
-import { AttestationError } from './errors';
+import { AttestationError, MalformedEvidenceError, UnsupportedAlgorithmError } from '../errors';
 import { JWS_ALGORITHMS, type JwkKey, type JwsAlgorithm } from './jwk';
 
 /**
@@ -49,8 +48,7 @@ export function decodeJwt(token: string): DecodedJwt {
   const alg = header.alg;
   if (typeof alg !== 'string') throw malformed('JWT header has no "alg"');
   if (!(JWS_ALGORITHMS as readonly string[]).includes(alg)) {
-    throw new AttestationError(
-      ErrorCode.UNSUPPORTED_ALGORITHM,
+    throw new UnsupportedAlgorithmError(
       `JWT algorithm ${JSON.stringify(alg.slice(0, 32))} is not accepted (${JWS_ALGORITHMS.join(', ')} only)`,
     );
   }
@@ -120,5 +118,5 @@ function parseObject(bytes: Buffer, what: string): Record<string, unknown> {
 }
 
 function malformed(message: string): AttestationError {
-  return new AttestationError(ErrorCode.MALFORMED_EVIDENCE, message);
+  return new MalformedEvidenceError(message);
 }

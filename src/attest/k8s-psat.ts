@@ -1,6 +1,16 @@
-import { ErrorCode, type LanyardError } from '../errors';
+import {
+  AttestationError,
+  AuthorizationError,
+  type LanyardError,
+  SignatureInvalidError,
+  TokenAudienceMismatchError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenIssuerMismatchError,
+  TokenNotYetValidError,
+  UnknownAuthorityError,
+} from '../errors';
 import type { AttestationResult, Attestor, ChallengeChannel, Selector } from './attestor';
-import { AttestationError } from './errors';
 import { checkEvidenceSize, evidenceDigest, evidenceText } from './evidence';
 import { JwksFile } from './jwks-file';
 import { decodeJwt, type DecodedJwt, jwtSignedBy, MAX_JWT_BYTES } from './jwt';
@@ -96,8 +106,7 @@ export class K8sPsatAttestor implements Attestor {
     checkSubject(jwt.payload, k8s);
     const allowed = cluster.allowedServiceAccounts;
     if (allowed !== undefined && !allowed.includes(`${k8s.namespace}:${k8s.serviceAccount.name}`)) {
-      throw new AttestationError(
-        ErrorCode.UNAUTHORIZED,
+      throw new AuthorizationError(
         `service account ${k8s.namespace}:${k8s.serviceAccount.name} is not in allowed_service_accounts of cluster "${cluster.name}"`,
       );
     }
@@ -134,14 +143,12 @@ export class K8sPsatAttestor implements Attestor {
     }
     if (signedBy.length > 0) return signedBy;
     if (namedKeyFailed !== undefined) {
-      throw new AttestationError(
-        ErrorCode.SIGNATURE_INVALID,
+      throw new SignatureInvalidError(
         `token signature does not verify with key ${quote(kid)} of cluster "${namedKeyFailed}": the token was altered or signed by another key`,
       );
     }
     if (unusable !== undefined) throw unusable;
-    throw new AttestationError(
-      ErrorCode.UNKNOWN_AUTHORITY,
+    throw new UnknownAuthorityError(
       `token is signed by a key${kid === undefined ? '' : ` (kid ${quote(kid)})`} that no configured cluster trusts (${this.clusterNames()}): a token of another cluster, or an issuer key not in its JWKS`,
     );
   }
@@ -149,13 +156,12 @@ export class K8sPsatAttestor implements Attestor {
   private checkIssuer(jwt: DecodedJwt, signedBy: K8sPsatClusterConfig[]): K8sPsatClusterConfig {
     const iss = jwt.payload.iss;
     if (typeof iss !== 'string' || iss === '') {
-      throw new AttestationError(ErrorCode.TOKEN_INVALID, 'token has no "iss" (issuer) claim');
+      throw new TokenInvalidError('token has no "iss" (issuer) claim');
     }
     const cluster = signedBy.find((c) => c.issuer === undefined || c.issuer === iss);
     if (cluster === undefined) {
       const first = signedBy[0]!;
-      throw new AttestationError(
-        ErrorCode.TOKEN_ISSUER_MISMATCH,
+      throw new TokenIssuerMismatchError(
         `token issuer ${quote(iss)} is not the issuer ${quote(first.issuer ?? '')} of cluster "${first.name}", whose key signed it`,
       );
     }
@@ -166,11 +172,10 @@ export class K8sPsatAttestor implements Attestor {
     const aud = jwt.payload.aud;
     const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;
     if (audiences === undefined || !audiences.every((a): a is string => typeof a === 'string')) {
-      throw new AttestationError(ErrorCode.TOKEN_INVALID, 'token has no valid "aud" (audience) claim');
+      throw new TokenInvalidError('token has no valid "aud" (audience) claim');
     }
     if (!audiences.includes(cluster.audience)) {
-      throw new AttestationError(
-        ErrorCode.TOKEN_AUDIENCE_MISMATCH,
+      throw new TokenAudienceMismatchError(
         `token audience [${audiences.slice(0, 8).map(quote).join(', ')}] does not include ${quote(cluster.audience)}, required by cluster "${cluster.name}": the token was issued for another service`,
       );
     }
@@ -180,18 +185,15 @@ export class K8sPsatAttestor implements Attestor {
     const t = now.getTime() / 1000;
     const exp = numericDate(jwt.payload, 'exp', true)!;
     if (t > exp + this.leewaySeconds) {
-      throw new AttestationError(ErrorCode.TOKEN_EXPIRED, `token expired at ${isoOf(exp)}`);
+      throw new TokenExpiredError(`token expired at ${isoOf(exp)}`);
     }
     const nbf = numericDate(jwt.payload, 'nbf', false);
     if (nbf !== undefined && t < nbf - this.leewaySeconds) {
-      throw new AttestationError(ErrorCode.TOKEN_NOT_YET_VALID, `token is not valid before ${isoOf(nbf)}`);
+      throw new TokenNotYetValidError(`token is not valid before ${isoOf(nbf)}`);
     }
     const iat = numericDate(jwt.payload, 'iat', false);
     if (iat !== undefined && t < iat - this.leewaySeconds) {
-      throw new AttestationError(
-        ErrorCode.TOKEN_NOT_YET_VALID,
-        `token was issued in the future (${isoOf(iat)}): check the clocks`,
-      );
+      throw new TokenNotYetValidError(`token was issued in the future (${isoOf(iat)}): check the clocks`);
     }
   }
 
@@ -223,17 +225,13 @@ function selectorsOf(cluster: string, k8s: KubernetesClaims): Selector[] {
 function kubernetesClaims(payload: Record<string, unknown>): KubernetesClaims {
   const k = payload['kubernetes.io'];
   if (!isObject(k)) {
-    throw new AttestationError(
-      ErrorCode.TOKEN_INVALID,
-      'token has no "kubernetes.io" claim: not a projected service-account token',
-    );
+    throw new TokenInvalidError('token has no "kubernetes.io" claim: not a projected service-account token');
   }
   const namespace = name(k.namespace, 'kubernetes.io.namespace');
   const sa = object(k.serviceaccount, 'kubernetes.io.serviceaccount');
   const pod = k.pod;
   if (!isObject(pod)) {
-    throw new AttestationError(
-      ErrorCode.TOKEN_INVALID,
+    throw new TokenInvalidError(
       'token is not bound to a pod (no kubernetes.io.pod claim): use a projected service-account token volume',
     );
   }
@@ -258,8 +256,7 @@ function checkSubject(payload: Record<string, unknown>, k8s: KubernetesClaims): 
   const sub = payload.sub;
   const expected = `system:serviceaccount:${k8s.namespace}:${k8s.serviceAccount.name}`;
   if (sub !== undefined && sub !== expected) {
-    throw new AttestationError(
-      ErrorCode.TOKEN_INVALID,
+    throw new TokenInvalidError(
       `token subject ${quote(typeof sub === 'string' ? sub : String(sub))} does not match its kubernetes.io claims (${expected})`,
     );
   }
@@ -268,16 +265,13 @@ function checkSubject(payload: Record<string, unknown>, k8s: KubernetesClaims): 
 /** Kubernetes names are at most 253 characters (DNS subdomain); anything else in these claims is malformed. */
 function name(v: unknown, claim: string): string {
   if (typeof v !== 'string' || v === '' || v.length > 253) {
-    throw new AttestationError(
-      ErrorCode.TOKEN_INVALID,
-      `token claim ${claim} is missing or not a valid name`,
-    );
+    throw new TokenInvalidError(`token claim ${claim} is missing or not a valid name`);
   }
   return v;
 }
 
 function object(v: unknown, claim: string): Record<string, unknown> {
-  if (!isObject(v)) throw new AttestationError(ErrorCode.TOKEN_INVALID, `token claim ${claim} is missing`);
+  if (!isObject(v)) throw new TokenInvalidError(`token claim ${claim} is missing`);
   return v;
 }
 
@@ -285,8 +279,7 @@ function numericDate(payload: Record<string, unknown>, claim: string, required: 
   const v = payload[claim];
   if (v === undefined && !required) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new AttestationError(
-      ErrorCode.TOKEN_INVALID,
+    throw new TokenInvalidError(
       v === undefined ? `token has no "${claim}" claim` : `token claim "${claim}" is not a NumericDate`,
     );
   }

@@ -1,6 +1,5 @@
-import { ErrorCode } from '../errors';
+import { AttestorUnknownError, InvalidArgumentError } from '../errors';
 import type { Attestor } from './attestor';
-import { AttestationError } from './errors';
 import { JOIN_TOKEN_ATTESTOR, JoinTokenAttestor, type JoinTokenStore } from './join-token';
 import {
   K8S_PSAT_ATTESTOR,
@@ -43,7 +42,7 @@ export class Attestors {
     const map = new Map<string, Attestor>();
     for (const a of attestors) {
       if (map.has(a.type)) {
-        throw new AttestationError(ErrorCode.INVALID_ARGUMENT, `two attestors for type "${a.type}"`);
+        throw new InvalidArgumentError(`two attestors for type "${a.type}"`);
       }
       map.set(a.type, a);
     }
@@ -58,10 +57,7 @@ export class Attestors {
     const list: Attestor[] = [];
     if (config.joinToken !== undefined) {
       if (deps.store === undefined) {
-        throw new AttestationError(
-          ErrorCode.INVALID_ARGUMENT,
-          'join_token is enabled but no store was given',
-        );
+        throw new InvalidArgumentError('join_token is enabled but no store was given');
       }
       list.push(new JoinTokenAttestor(deps.store));
     }
@@ -85,15 +81,13 @@ export class Attestors {
     if (attestor !== undefined) return attestor;
     const enabled = this.types.join(', ') || 'none';
     if (ATTESTOR_TYPES.includes(type)) {
-      throw new AttestationError(
-        ErrorCode.ATTESTOR_UNKNOWN,
+      throw new AttestorUnknownError(
         `attestor "${type}" is not enabled on this server (enabled: ${enabled})`,
       );
     }
     // Client input: quoted and cut short before it reaches a message or a log.
     const shown = JSON.stringify(type.length > 64 ? `${type.slice(0, 64)}...` : type);
-    throw new AttestationError(
-      ErrorCode.ATTESTOR_UNKNOWN,
+    throw new AttestorUnknownError(
       type === ''
         ? `attestor_type is empty (enabled: ${enabled})`
         : `unknown attestor type ${shown} (enabled: ${enabled})`,

@@ -1,7 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { ErrorCode } from '../errors';
+import { InvalidArgumentError, MalformedEvidenceError } from '../errors';
 import { signWithKey } from '../x509/keys';
-import { AttestationError } from './errors';
 
 /**
  * The x509pop challenge as both sides compute it. The runtime's key signs
@@ -22,8 +21,7 @@ export const X509POP_NONCE_BYTES = 32;
 /** The exact bytes signed for `nonce`. */
 export function x509PopSignedMessage(nonce: Uint8Array): Uint8Array {
   if (nonce.length !== X509POP_NONCE_BYTES) {
-    throw new AttestationError(
-      ErrorCode.MALFORMED_EVIDENCE,
+    throw new MalformedEvidenceError(
       `x509pop challenge must be a ${X509POP_NONCE_BYTES}-byte nonce, got ${nonce.length} bytes`,
     );
   }
@@ -37,7 +35,7 @@ export function x509PopSignedMessage(nonce: Uint8Array): Uint8Array {
  */
 export function answerX509PopChallenge(challenge: Uint8Array, privateKey: KeyObject): Uint8Array {
   if (privateKey.type !== 'private') {
-    throw new AttestationError(ErrorCode.INVALID_ARGUMENT, 'answerX509PopChallenge needs the private key');
+    throw new InvalidArgumentError('answerX509PopChallenge needs the private key');
   }
   return signWithKey(x509PopSignedMessage(challenge), privateKey);
 }

@@ -1,13 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { ConfigError, ErrorCode } from '../errors';
+import {
+  ChallengeFailedError,
+  ChallengeTimeoutError,
+  ConfigError,
+  InvalidArgumentError,
+  KeyUsageInvalidError,
+  MalformedEvidenceError,
+} from '../errors';
 import { validateCertPath } from '../verify/path-validation';
 import { ParsedCertificate } from '../x509/certificate';
 import { verifyWithKey } from '../x509/keys';
 import { decodePem } from '../x509/pem';
 import type { AttestationResult, Attestor, ChallengeChannel, Selector } from './attestor';
 import { MAX_CHAIN_EVIDENCE_BYTES, parseChainEvidence } from './chain-evidence';
-import { AttestationError } from './errors';
 import { checkEvidenceSize, evidenceDigest } from './evidence';
 import { X509POP_NONCE_BYTES, x509PopSignedMessage } from './x509pop-challenge';
 
@@ -48,7 +54,7 @@ export class X509PopAttestor implements Attestor {
 
   constructor(roots: readonly ParsedCertificate[], options: X509PopOptions = {}) {
     if (roots.length === 0) {
-      throw new AttestationError(ErrorCode.INVALID_ARGUMENT, 'x509pop needs at least one provisioning CA');
+      throw new InvalidArgumentError('x509pop needs at least one provisioning CA');
     }
     this.roots = Object.freeze([...roots]);
     this.challengeTimeoutMs = options.challengeTimeoutMs ?? DEFAULT_X509POP_CHALLENGE_TIMEOUT_MS;
@@ -79,14 +85,12 @@ export class X509PopAttestor implements Attestor {
     const { path } = validateCertPath(chain, this.roots, { at: now });
     const leaf = path[0]!;
     if (leaf.isCa) {
-      throw new AttestationError(
-        ErrorCode.KEY_USAGE_INVALID,
+      throw new KeyUsageInvalidError(
         'the x509pop certificate is a CA certificate: attest with an end-entity certificate',
       );
     }
     if (leaf.keyUsage?.digitalSignature !== true) {
-      throw new AttestationError(
-        ErrorCode.KEY_USAGE_INVALID,
+      throw new KeyUsageInvalidError(
         'the x509pop certificate lacks keyUsage digitalSignature, so its key may not sign the challenge',
       );
     }
@@ -94,14 +98,12 @@ export class X509PopAttestor implements Attestor {
     const nonce = new Uint8Array(randomBytes(X509POP_NONCE_BYTES));
     const response = await this.ask(io, nonce);
     if (response.length === 0 || response.length > MAX_RESPONSE_BYTES) {
-      throw new AttestationError(
-        ErrorCode.MALFORMED_EVIDENCE,
+      throw new MalformedEvidenceError(
         `challenge response is ${response.length} bytes: expected a signature of at most ${MAX_RESPONSE_BYTES}`,
       );
     }
     if (!verifyWithKey(x509PopSignedMessage(nonce), response, leaf.publicKey)) {
-      throw new AttestationError(
-        ErrorCode.CHALLENGE_FAILED,
+      throw new ChallengeFailedError(
         'challenge response is not a signature of this challenge by the certificate key: proof of possession failed',
       );
     }
@@ -122,8 +124,7 @@ export class X509PopAttestor implements Attestor {
       timer = setTimeout(
         () =>
           reject(
-            new AttestationError(
-              ErrorCode.CHALLENGE_TIMEOUT,
+            new ChallengeTimeoutError(
               `no answer to the x509pop challenge within ${this.challengeTimeoutMs} ms`,
             ),
           ),
@@ -134,7 +135,7 @@ export class X509PopAttestor implements Attestor {
       // A copy: nothing the channel does to the buffer it was given can change what we verify against.
       const response = await Promise.race([io.challenge(new Uint8Array(nonce)), timeout]);
       if (!(response instanceof Uint8Array)) {
-        throw new AttestationError(ErrorCode.MALFORMED_EVIDENCE, 'challenge response is not bytes');
+        throw new MalformedEvidenceError('challenge response is not bytes');
       }
       return response;
     } finally {

@@ -8,7 +8,13 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyO
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileAccess, ioStep, makeDir, writeNewFileAtomic } from '../internal/secure-file';
-import { AlreadyExistsError, AuditError, ErrorCode, KeyManagerError } from '../errors';
+import {
+  AlreadyExistsError,
+  KeyFileInsecureError,
+  KeyUnreadableError,
+  MalformedPemError,
+  UnsupportedKeyError,
+} from '../errors';
 import { canonicalJson, sha256Hex } from './canonical';
 
 /** The JWK `use` under which the audit key is published in the SPIFFE bundle; other consumers ignore it. */
@@ -37,7 +43,7 @@ export class AuditPublicKey {
   static fromKeyObject(key: KeyObject): AuditPublicKey {
     const pub = key.type === 'private' ? createPublicKey(key) : key;
     if (pub.asymmetricKeyType !== 'ed25519') {
-      throw new AuditError(ErrorCode.UNSUPPORTED_KEY, 'an audit key is Ed25519');
+      throw new UnsupportedKeyError('an audit key is Ed25519');
     }
     const jwk = pub.export({ format: 'jwk' });
     const thumb = canonicalJson({ crv: 'Ed25519', kty: 'OKP', x: String(jwk.x) });
@@ -54,13 +60,13 @@ export class AuditPublicKey {
       o.crv !== 'Ed25519' ||
       typeof o.x !== 'string'
     ) {
-      throw new AuditError(ErrorCode.UNSUPPORTED_KEY, 'the audit key must be an Ed25519 JWK (kty OKP)');
+      throw new UnsupportedKeyError('the audit key must be an Ed25519 JWK (kty OKP)');
     }
     let key: KeyObject;
     try {
       key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: o.x }, format: 'jwk' });
     } catch (e) {
-      throw new AuditError(ErrorCode.UNSUPPORTED_KEY, 'the audit JWK does not decode', { cause: e });
+      throw new UnsupportedKeyError('the audit JWK does not decode', { cause: e });
     }
     return AuditPublicKey.fromKeyObject(key);
   }
@@ -71,7 +77,7 @@ export class AuditPublicKey {
     try {
       key = createPublicKey({ key: pem, format: 'pem' });
     } catch (e) {
-      throw new AuditError(ErrorCode.MALFORMED_PEM, 'not a PEM public key', { cause: e });
+      throw new MalformedPemError('not a PEM public key', { cause: e });
     }
     return AuditPublicKey.fromKeyObject(key);
   }
@@ -135,11 +141,9 @@ export class AuditSigningKey {
       }
     }
     const access = fileAccess(file);
-    if (!access.isFile)
-      throw new KeyManagerError(ErrorCode.KEY_UNREADABLE, `audit key: ${file} is not a regular file`);
+    if (!access.isFile) throw new KeyUnreadableError(`audit key: ${file} is not a regular file`);
     if (access.openToOthers) {
-      throw new KeyManagerError(
-        ErrorCode.KEY_FILE_INSECURE,
+      throw new KeyFileInsecureError(
         `audit key: ${file} is accessible by group or others (mode ${access.mode.toString(8)}); chmod 600 it`,
       );
     }
@@ -149,10 +153,10 @@ export class AuditSigningKey {
       key = createPrivateKey({ key: text, format: 'pem' });
     } catch {
       // No cause: the parser's message is about the file's bytes, which stay out of errors and logs.
-      throw new KeyManagerError(ErrorCode.KEY_UNREADABLE, `audit key: ${file} is not a PEM private key`);
+      throw new KeyUnreadableError(`audit key: ${file} is not a PEM private key`);
     }
     if (key.asymmetricKeyType !== 'ed25519') {
-      throw new KeyManagerError(ErrorCode.KEY_UNREADABLE, `audit key: ${file} is not an Ed25519 key`);
+      throw new KeyUnreadableError(`audit key: ${file} is not an Ed25519 key`);
     }
     return new AuditSigningKey(key);
   }

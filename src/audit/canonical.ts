@@ -7,7 +7,7 @@
  * that follows these rules reproduces the hash from an exported JSON line.
  */
 import { createHash } from 'node:crypto';
-import { AuditError, ErrorCode } from '../errors';
+import { AuditRecordInvalidError } from '../errors';
 
 export type CanonicalValue =
   string | number | boolean | null | CanonicalValue[] | { [k: string]: CanonicalValue | undefined };
@@ -16,13 +16,12 @@ export function canonicalJson(value: CanonicalValue | undefined): string {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value)) {
-      throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, 'canonical JSON holds safe integers only');
+      throw new AuditRecordInvalidError('canonical JSON holds safe integers only');
     }
     return JSON.stringify(value);
   }
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(',')}]`;
-  if (value === undefined)
-    throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, 'undefined has no canonical form');
+  if (value === undefined) throw new AuditRecordInvalidError('undefined has no canonical form');
   const keys = Object.keys(value)
     .filter((k) => value[k] !== undefined)
     .sort();

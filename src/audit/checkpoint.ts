@@ -8,7 +8,7 @@
  *   signature    = Ed25519 over those bytes, base64url
  */
 import { verify } from 'node:crypto';
-import { AuditError, ErrorCode } from '../errors';
+import { AuditError, AuditRecordInvalidError } from '../errors';
 import type { AuditPublicKey, AuditSigningKey } from './audit-key';
 import { canonicalJson } from './canonical';
 import type { ChainHead } from './chain';
@@ -66,8 +66,7 @@ export function checkpointLine(c: AuditCheckpoint): string {
 const HEX64 = /^[0-9a-f]{64}$/;
 
 export function parseCheckpoint(value: unknown): AuditCheckpoint {
-  const bad = (why: string): AuditError =>
-    new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `checkpoint: ${why}`);
+  const bad = (why: string): AuditError => new AuditRecordInvalidError(`checkpoint: ${why}`);
   if (typeof value !== 'object' || value === null) throw bad('not an object');
   const o = value as Record<string, unknown>;
   for (const k of Object.keys(o)) {

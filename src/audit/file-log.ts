@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ioStep } from '../internal/secure-file';
-import { AuditError, ErrorCode } from '../errors';
+import { AuditChainBrokenError, AuditRecordInvalidError, AuditWriteFailedError } from '../errors';
 import { AsyncMutex } from '../internal/async-mutex';
 import { AuditPublicKey, AuditSigningKey } from './audit-key';
 import { emptyHead, nextRecord, recordLine, type ChainHead } from './chain';
@@ -91,18 +91,14 @@ export class FileAuditLog implements AuditLog {
       const kept = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
       const parsed = parseChainText(kept);
       if (parsed.chain !== chain) {
-        throw new AuditError(
-          ErrorCode.AUDIT_CHAIN_BROKEN,
-          `${file} holds chain "${parsed.chain}", not "${chain}"`,
-        );
+        throw new AuditChainBrokenError(`${file} holds chain "${parsed.chain}", not "${chain}"`);
       }
       // A live chain has records after its last checkpoint; it is signed when shipped or closed.
       const result = verifyChain(chain, parsed.records, parsed.checkpoints, key.publicKey, {
         allowUnsignedTail: true,
       });
       if (!result.ok) {
-        throw new AuditError(
-          ErrorCode.AUDIT_CHAIN_BROKEN,
+        throw new AuditChainBrokenError(
           `${file}: ${result.break!.kind} at ${result.break!.seq}: ${result.break!.message}; not appending to a broken chain`,
         );
       }
@@ -191,13 +187,12 @@ export class FileAuditLog implements AuditLog {
   static async checkpointFile(file: string, keyFile = `${file}.key`): Promise<AuditCheckpoint | undefined> {
     const parsed = parseChainText(await fsp.readFile(file, 'utf8'));
     if (parsed.tornTail) {
-      throw new AuditError(
-        ErrorCode.AUDIT_WRITE_FAILED,
+      throw new AuditWriteFailedError(
         `${file} ends in a partial line (being written, or torn by a crash): retry, or let the service reopen it`,
       );
     }
     if (parsed.publicJwk === undefined) {
-      throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `${file}: the header names no audit public key`);
+      throw new AuditRecordInvalidError(`${file}: the header names no audit public key`);
     }
     const publicKey = AuditPublicKey.fromJwk(parsed.publicJwk);
     // The tail it is about to sign is unsigned by definition; everything else must verify.
@@ -205,24 +200,19 @@ export class FileAuditLog implements AuditLog {
       allowUnsignedTail: true,
     });
     if (!result.ok) {
-      throw new AuditError(
-        ErrorCode.AUDIT_CHAIN_BROKEN,
+      throw new AuditChainBrokenError(
         `${file}: ${result.break!.kind} at ${result.break!.seq}: ${result.break!.message}`,
       );
     }
     if (result.checkpointedSeq === result.headSeq) return undefined;
     if (!fs.existsSync(keyFile)) {
-      throw new AuditError(
-        ErrorCode.AUDIT_WRITE_FAILED,
+      throw new AuditWriteFailedError(
         `${file} has no checkpoint over its last record and there is no audit key at ${keyFile} to sign one`,
       );
     }
     const key = AuditSigningKey.loadOrCreate(keyFile);
     if (key.publicKey.keyId !== publicKey.keyId) {
-      throw new AuditError(
-        ErrorCode.AUDIT_CHAIN_BROKEN,
-        `${keyFile} is not the audit key named in the header of ${file}`,
-      );
+      throw new AuditChainBrokenError(`${keyFile} is not the audit key named in the header of ${file}`);
     }
     const head = { chain: parsed.chain, seq: result.headSeq, hash: result.headHash };
     const c = signCheckpoint(head, key, new Date());
@@ -262,13 +252,12 @@ export class FileAuditLog implements AuditLog {
       // A line may be half written: appending after it would corrupt the chain. The next append repairs
       // the tail first (ready()), so one full disk or I/O error does not silence the log for good.
       this.damaged = true;
-      throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot append to ${this.file}`, { cause: e });
+      throw new AuditWriteFailedError(`cannot append to ${this.file}`, { cause: e });
     }
   }
 
   private async ready(): Promise<void> {
-    if (this.closed)
-      throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `${this.file}: the audit log is closed`);
+    if (this.closed) throw new AuditWriteFailedError(`${this.file}: the audit log is closed`);
     if (this.damaged) await this.repair();
   }
 
@@ -287,15 +276,14 @@ export class FileAuditLog implements AuditLog {
         await fsp.truncate(this.file, Buffer.byteLength(text, 'utf8'));
       }
     } catch (e) {
-      throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot repair ${this.file}`, { cause: e });
+      throw new AuditWriteFailedError(`cannot repair ${this.file}`, { cause: e });
     }
     const parsed = parseChainText(text);
     const result = verifyChain(this.chain, parsed.records, parsed.checkpoints, this.key.publicKey, {
       allowUnsignedTail: true,
     });
     if (parsed.chain !== this.chain || !result.ok) {
-      throw new AuditError(
-        ErrorCode.AUDIT_CHAIN_BROKEN,
+      throw new AuditChainBrokenError(
         `${this.file} does not verify after a failed write` +
           (result.break !== undefined ? `: ${result.break.kind} at ${result.break.seq}` : '') +
           '; not appending to a broken chain',
@@ -304,7 +292,7 @@ export class FileAuditLog implements AuditLog {
     try {
       this.fh = await this.openForAppend(this.file);
     } catch (e) {
-      throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot reopen ${this.file}`, { cause: e });
+      throw new AuditWriteFailedError(`cannot reopen ${this.file}`, { cause: e });
     }
     this.current = { chain: this.chain, seq: result.headSeq, hash: result.headHash };
     this.damaged = false;

@@ -8,7 +8,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { AuditError, ErrorCode } from '../errors';
+import { AuditError, AuditRecordInvalidError, AuditWriteFailedError } from '../errors';
 import { AsyncMutex } from '../internal/async-mutex';
 import type { AuditWitness } from './witness';
 
@@ -36,26 +36,25 @@ export class FileWitness implements AuditWitness {
       const st = await fh.stat();
       if (!st.isFile() || (st.mode & 0o022) !== 0) {
         await fh.close();
-        throw new AuditError(
-          ErrorCode.AUDIT_WRITE_FAILED,
+        throw new AuditWriteFailedError(
           `audit witness ${w.file} is ${st.isFile() ? `writable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it` : 'not a regular file'}`,
         );
       }
       w.fh = fh;
     } catch (e) {
       if (e instanceof AuditError) throw e;
-      throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot open audit witness ${w.file}`, { cause: e });
+      throw new AuditWriteFailedError(`cannot open audit witness ${w.file}`, { cause: e });
     }
     return w;
   }
 
   append(line: string): Promise<void> {
     if (line.includes('\n')) {
-      return Promise.reject(new AuditError(ErrorCode.AUDIT_RECORD_INVALID, 'a witness entry is one line'));
+      return Promise.reject(new AuditRecordInvalidError('a witness entry is one line'));
     }
     return this.mutex.run(async () => {
       if (this.closed || this.fh === undefined) {
-        throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `audit witness ${this.file} is closed`);
+        throw new AuditWriteFailedError(`audit witness ${this.file} is closed`);
       }
       try {
         if (this.damaged) await this.cutTornTail();
@@ -64,7 +63,7 @@ export class FileWitness implements AuditWitness {
         this.damaged = false;
       } catch (e) {
         this.damaged = true;
-        throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot append to audit witness ${this.file}`, {
+        throw new AuditWriteFailedError(`cannot append to audit witness ${this.file}`, {
           cause: e,
         });
       }
@@ -103,7 +102,7 @@ export async function readWitnessFile(file: string): Promise<string[]> {
     text = await fsp.readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot read audit witness ${file}`, { cause: e });
+    throw new AuditWriteFailedError(`cannot read audit witness ${file}`, { cause: e });
   }
   const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
   return complete.split('\n').filter((l) => l !== '');

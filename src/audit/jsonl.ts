@@ -4,7 +4,7 @@
  * starts with a header line `{"type":"header","chain":...,"version":1}` naming its chain, with its audit public
  * key (`publicKey`) and, for a rotating key (the server's), every key with its window (`keys`).
  */
-import { AuditError, ErrorCode } from '../errors';
+import { AuditError, AuditRecordInvalidError } from '../errors';
 import { canonicalJson } from './canonical';
 import { recordLine } from './chain';
 import { checkpointLine, parseCheckpoint, type AuditCheckpoint } from './checkpoint';
@@ -57,8 +57,7 @@ export function chainLines(
  * line without its newline: that is an append a crash interrupted before it was acknowledged.
  */
 export function parseChainText(text: string): ParsedChain {
-  const bad = (line: number, why: string): AuditError =>
-    new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `line ${line}: ${why}`);
+  const bad = (line: number, why: string): AuditError => new AuditRecordInvalidError(`line ${line}: ${why}`);
   const lines = text.split('\n');
   const complete = text.endsWith('\n') || text === '';
   let chain: string | undefined;
@@ -110,7 +109,7 @@ export function parseChainText(text: string): ParsedChain {
   }
   chain ??= records[0]?.chain;
   if (chain === undefined)
-    throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, 'no header line and no records: not an audit chain');
+    throw new AuditRecordInvalidError('no header line and no records: not an audit chain');
   return {
     chain,
     records,

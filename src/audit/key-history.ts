@@ -9,7 +9,7 @@
  *   signature    = Ed25519 by `signedBy`, base64url
  */
 import { verify } from 'node:crypto';
-import { AuditError, ErrorCode } from '../errors';
+import { AuditChainBrokenError, AuditError, AuditRecordInvalidError } from '../errors';
 import { AuditPublicKey, type AuditSigningKey } from './audit-key';
 import { canonicalJson } from './canonical';
 import { AuditKeyRing, type AuditKeyEntry } from './key-ring';
@@ -50,8 +50,7 @@ export function introduceKey(
 }
 
 export function parseKeyIntroduction(value: unknown): AuditKeyIntroduction {
-  const bad = (why: string): AuditError =>
-    new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `audit key introduction: ${why}`);
+  const bad = (why: string): AuditError => new AuditRecordInvalidError(`audit key introduction: ${why}`);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('not an object');
   const o = value as Record<string, unknown>;
   for (const k of Object.keys(o)) {
@@ -85,7 +84,7 @@ export function parseKeyIntroduction(value: unknown): AuditKeyIntroduction {
  */
 export function ringFromIntroductions(intros: readonly AuditKeyIntroduction[]): AuditKeyRing {
   const broken = (i: number, why: string): AuditError =>
-    new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, `audit key history, entry ${i + 1}: ${why}`);
+    new AuditChainBrokenError(`audit key history, entry ${i + 1}: ${why}`);
   const keys: AuditPublicKey[] = [];
   for (let i = 0; i < intros.length; i++) {
     const intro = intros[i]!;

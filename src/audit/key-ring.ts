@@ -10,7 +10,7 @@
  *   lanyard_valid_until  absent while the key is current; its successor's valid_from once it is retired
  * A key without a window (given as PEM with --key, a file chain's own header key) is accepted at any time.
  */
-import { AuditError, ErrorCode } from '../errors';
+import { AuditRecordInvalidError } from '../errors';
 import {
   AUDIT_KEY_USE,
   AuditPublicKey,
@@ -49,14 +49,11 @@ export class AuditKeyRing {
     const seen = new Set<string>();
     for (const e of entries) {
       if (seen.has(e.key.keyId)) {
-        throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `audit key ${e.key.keyId} is listed twice`);
+        throw new AuditRecordInvalidError(`audit key ${e.key.keyId} is listed twice`);
       }
       seen.add(e.key.keyId);
       if (e.validFrom !== undefined && e.validUntil !== undefined && e.validUntil < e.validFrom) {
-        throw new AuditError(
-          ErrorCode.AUDIT_RECORD_INVALID,
-          `audit key ${e.key.keyId}: its window ends before it starts`,
-        );
+        throw new AuditRecordInvalidError(`audit key ${e.key.keyId}: its window ends before it starts`);
       }
     }
     this.entries = Object.freeze([...entries]);
@@ -159,7 +156,7 @@ function windowTime(v: unknown, member: string): Date | undefined {
   if (v === undefined) return undefined;
   const t = typeof v === 'string' ? new Date(v) : undefined;
   if (t === undefined || Number.isNaN(t.getTime())) {
-    throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `audit JWK: ${member} is not an ISO 8601 time`);
+    throw new AuditRecordInvalidError(`audit JWK: ${member} is not an ISO 8601 time`);
   }
   return t;
 }

@@ -2,7 +2,7 @@
  * One audit record: who did what to which identity, for whom, under which policy and scope, and what was
  * decided. Identifiers only (data minimisation): never a prompt, payload, token, key or certificate body.
  */
-import { AuditError, ErrorCode } from '../errors';
+import { AuditError, AuditRecordInvalidError } from '../errors';
 
 /** What happened. New types may be added; a type is never renamed (investigators search by it). */
 export const AUDIT_EVENT_TYPES = [
@@ -118,7 +118,7 @@ const STRING_FIELDS = [
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 function invalid(message: string): AuditError {
-  return new AuditError(ErrorCode.AUDIT_RECORD_INVALID, message);
+  return new AuditRecordInvalidError(message);
 }
 
 /** Fails closed on anything that is not a well-formed event; returns a copy without empty optional fields. */

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ioStep, makeDir, removeFile, syncDir, writeFileAtomic } from '../internal/secure-file';
-import { AuditError, ErrorCode, KeyManagerError } from '../errors';
+import { AuditChainBrokenError, KeyUnreadableError } from '../errors';
 import { AuditSigningKey } from './audit-key';
 import {
   introduceKey,
@@ -75,16 +75,14 @@ export class RotatingAuditKey {
       return new RotatingAuditKey(dir, key, history);
     }
     if (!fs.existsSync(keyFile)) {
-      throw new KeyManagerError(
-        ErrorCode.KEY_UNREADABLE,
+      throw new KeyUnreadableError(
         `audit key: ${keyFile} is missing but ${historyFile} names key ${history[history.length - 1]!.keyId}; restore it (the trail cannot be signed with another key)`,
       );
     }
     const key = AuditSigningKey.loadOrCreate(keyFile);
     const expected = history[history.length - 1]!.keyId;
     if (key.publicKey.keyId !== expected) {
-      throw new KeyManagerError(
-        ErrorCode.KEY_UNREADABLE,
+      throw new KeyUnreadableError(
         `audit key: ${keyFile} holds key ${key.publicKey.keyId}, but the history's current key is ${expected}`,
       );
     }
@@ -149,11 +147,10 @@ function readHistory(file: string): AuditKeyIntroduction[] {
   try {
     value = JSON.parse(text);
   } catch {
-    throw new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, `${file} is not JSON`);
+    throw new AuditChainBrokenError(`${file} is not JSON`);
   }
   const keys = (value as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys))
-    throw new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, `${file} holds no "keys" list`);
+  if (!Array.isArray(keys)) throw new AuditChainBrokenError(`${file} holds no "keys" list`);
   const history = keys.map(parseKeyIntroduction);
   // Verifies signatures and order now, so a tampered history stops the start-up.
   ringFromIntroductions(history);

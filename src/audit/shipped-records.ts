@@ -13,7 +13,7 @@
  * - its time is not after the server's clock plus the allowed skew, not older than the maximum age, and not
  *   earlier than the record before it (less the skew: decisions are appended in the order they were made).
  */
-import { AuditError, ErrorCode } from '../errors';
+import { AuditError, AuditRecordInvalidError } from '../errors';
 import type { AuditEventType, AuditRecord } from './record';
 
 /** The event types a shipped chain may hold: what `hopDecisionEvent` produces. */
@@ -44,7 +44,7 @@ export function checkShippedRecords(
   limits: ShippedRecordLimits,
 ): void {
   const refuse = (r: AuditRecord, why: string): AuditError =>
-    new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `shipped record ${r.seq} of "${chain}": ${why}`);
+    new AuditRecordInvalidError(`shipped record ${r.seq} of "${chain}": ${why}`);
   const now = limits.now.getTime();
   const skew = limits.maxClockSkewSeconds * 1000;
   let prevTime = previous !== undefined ? Date.parse(previous.time) : undefined;

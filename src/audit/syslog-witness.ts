@@ -10,7 +10,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { hostname } from 'node:os';
-import { AuditError, ErrorCode } from '../errors';
+import { AuditRecordInvalidError, AuditWriteFailedError } from '../errors';
 import type { AuditWitness } from './witness';
 
 /** RFC 5424 §6.2.1 facility codes a witness may use. */
@@ -65,15 +65,12 @@ export class SyslogWitness implements AuditWitness {
   }
 
   append(line: string): Promise<void> {
-    if (this.closed)
-      return Promise.reject(new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `${this.name} is closed`));
+    if (this.closed) return Promise.reject(new AuditWriteFailedError(`${this.name} is closed`));
     const msgId = /"type":"([a-z-]{1,32})"/.exec(line)?.[1] ?? '-';
     const message = `<${this.pri}>1 ${new Date().toISOString()} ${hostname() || '-'} ${this.appName} ${process.pid} ${msgId} - ${line}`;
     return new Promise((resolve, reject) =>
       this.socket.send(message, this.port, this.host, (e) =>
-        e
-          ? reject(new AuditError(ErrorCode.AUDIT_WRITE_FAILED, `cannot send to ${this.name}`, { cause: e }))
-          : resolve(),
+        e ? reject(new AuditWriteFailedError(`cannot send to ${this.name}`, { cause: e })) : resolve(),
       ),
     );
   }
@@ -90,8 +87,7 @@ export function parseSyslogTarget(target: string): { host: string; port: number 
   const m = /^udp:\/\/(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(target);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port < 1 || port > 65535) {
-    throw new AuditError(
-      ErrorCode.AUDIT_RECORD_INVALID,
+    throw new AuditRecordInvalidError(
       `syslog witness target ${JSON.stringify(target.slice(0, 200))} must be udp://host:port`,
     );
   }

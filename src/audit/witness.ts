@@ -16,7 +16,7 @@
  *   {"type":"audit-key", keyId, x, validFrom, signedBy, signature}           key-history.ts
  */
 import { verify } from 'node:crypto';
-import { AuditError, ErrorCode } from '../errors';
+import { AuditError, AuditRecordInvalidError } from '../errors';
 import type { AuditSigningKey } from './audit-key';
 import { canonicalJson } from './canonical';
 import { checkpointLine, parseCheckpoint, type AuditCheckpoint } from './checkpoint';
@@ -110,7 +110,7 @@ export function parseWitnessLines(name: string, lines: readonly string[]): Witne
   lines.forEach((line, i) => {
     if (line === '') return;
     const bad = (why: string): AuditError =>
-      new AuditError(ErrorCode.AUDIT_RECORD_INVALID, `witness ${name}, line ${i + 1}: ${why}`);
+      new AuditRecordInvalidError(`witness ${name}, line ${i + 1}: ${why}`);
     let value: unknown;
     try {
       value = JSON.parse(line);

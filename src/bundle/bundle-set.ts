@@ -1,4 +1,4 @@
-import { BundleError, ErrorCode } from '../errors';
+import { InvalidArgumentError } from '../errors';
 import type { TrustDomain } from '../spiffe';
 import type { X509BundleSource } from './source';
 import type { X509Bundle } from './x509-bundle';
@@ -23,8 +23,7 @@ export class BundleSet implements X509BundleSource {
    */
   add(bundle: X509Bundle): void {
     if (this.bundles.has(bundle.trustDomain.name)) {
-      throw new BundleError(
-        ErrorCode.INVALID_ARGUMENT,
+      throw new InvalidArgumentError(
         `a bundle for trust domain "${bundle.trustDomain.name}" is already in the set`,
       );
     }

@@ -1,5 +1,5 @@
 import { createPublicKey, JsonWebKey, KeyObject } from 'node:crypto';
-import { BundleError, ErrorCode, isLanyardError } from '../errors';
+import { BundleError, InvalidBundleError, isLanyardError } from '../errors';
 import type { TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
 import { JWT_SVID_USE, SUPPORTED_KEY_TYPES, X509_SVID_USE } from './spiffe-bundle-format';
@@ -28,8 +28,7 @@ type Json = Record<string, unknown>;
  */
 export function parseSpiffeBundle(trustDomain: TrustDomain, json: string | Uint8Array | object): X509Bundle {
   const fail = (message: string, cause?: unknown): BundleError =>
-    new BundleError(
-      ErrorCode.INVALID_BUNDLE,
+    new InvalidBundleError(
       `invalid SPIFFE bundle for "${trustDomain.name}": ${message}`,
       cause === undefined ? undefined : { cause },
     );

@@ -1,4 +1,4 @@
-import { BundleError, ErrorCode } from '../errors';
+import { BundleNotFoundError } from '../errors';
 import type { TrustDomain } from '../spiffe';
 import type { X509Bundle } from './x509-bundle';
 
@@ -18,7 +18,7 @@ export interface X509BundleSource {
 export function requireX509Bundle(source: X509BundleSource, td: TrustDomain): X509Bundle {
   const bundle = source.getX509BundleForTrustDomain(td);
   if (bundle === undefined) {
-    throw new BundleError(ErrorCode.BUNDLE_NOT_FOUND, `no X.509 bundle for trust domain "${td.name}"`);
+    throw new BundleNotFoundError(`no X.509 bundle for trust domain "${td.name}"`);
   }
   return bundle;
 }

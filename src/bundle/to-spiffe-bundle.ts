@@ -1,5 +1,5 @@
 import { KeyObject } from 'node:crypto';
-import { BundleError, ErrorCode } from '../errors';
+import { InvalidBundleError } from '../errors';
 import { JWT_SVID_USE, SpiffeBundleDocument, SpiffeBundleJwk, X509_SVID_USE } from './spiffe-bundle-format';
 import type { X509Bundle } from './x509-bundle';
 
@@ -41,16 +41,12 @@ function publicJwk(key: KeyObject, what: string): { kty: string; [parameter: str
   try {
     jwk = key.export({ format: 'jwk' });
   } catch (e) {
-    throw new BundleError(
-      ErrorCode.INVALID_BUNDLE,
-      `${what}: its ${key.asymmetricKeyType ?? 'unknown'} key has no JWK form`,
-      {
-        cause: e,
-      },
-    );
+    throw new InvalidBundleError(`${what}: its ${key.asymmetricKeyType ?? 'unknown'} key has no JWK form`, {
+      cause: e,
+    });
   }
   if (typeof jwk.kty !== 'string') {
-    throw new BundleError(ErrorCode.INVALID_BUNDLE, `${what}: its key exported without a kty`);
+    throw new InvalidBundleError(`${what}: its key exported without a kty`);
   }
   return { ...jwk, kty: jwk.kty };
 }

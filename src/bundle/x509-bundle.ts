@@ -1,6 +1,6 @@
 import { KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
-import { BundleError, ErrorCode, isLanyardError } from '../errors';
+import { BundleError, InvalidBundleError, IoError, isLanyardError } from '../errors';
 import { TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
 import { decodeCompletePem, encodePem } from '../x509/pem';
@@ -145,7 +145,7 @@ export function readBundleText(path: string, what: string): string {
   try {
     return fs.readFileSync(path, 'utf8');
   } catch (e) {
-    throw new BundleError(ErrorCode.IO, `cannot read the ${what} file ${path}: ${messageOf(e)}`, {
+    throw new IoError(`cannot read the ${what} file ${path}: ${messageOf(e)}`, {
       cause: e,
     });
   }
@@ -160,7 +160,7 @@ function checkCounter(name: string, value: number): number {
 }
 
 function invalid(message: string, cause?: unknown): BundleError {
-  return new BundleError(ErrorCode.INVALID_BUNDLE, message, cause === undefined ? undefined : { cause });
+  return new InvalidBundleError(message, cause === undefined ? undefined : { cause });
 }
 
 function messageOf(e: unknown): string {

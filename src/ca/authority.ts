@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { ErrorCode, StoreError } from '../errors';
+import { InternalError } from '../errors';
 import type { CaAuthorityRecord, CaAuthorityStatus } from '../store';
 import { ParsedCertificate } from '../x509/certificate';
 
@@ -99,7 +99,7 @@ export function fromRecord(r: CaAuthorityRecord): Omit<CaAuthority, 'key'> {
     cert = ParsedCertificate.fromDer(r.certDer);
     upstreamChain = r.upstreamChainDer.map((d) => ParsedCertificate.fromDer(d));
   } catch (e) {
-    throw new StoreError(ErrorCode.INTERNAL, `stored CA authority ${r.id} has an unreadable certificate`, {
+    throw new InternalError(`stored CA authority ${r.id} has an unreadable certificate`, {
       cause: e,
     });
   }

@@ -1,6 +1,15 @@
 import { KeyObject, randomUUID } from 'node:crypto';
 import { X509Bundle } from '../bundle/x509-bundle';
-import { CaError, ErrorCode, isLanyardError, LanyardError } from '../errors';
+import {
+  CaError,
+  CaNotPreparedError,
+  CaNotReadyError,
+  CaSelfTestFailedError,
+  CertExpiredError,
+  ErrorCode,
+  InvalidArgumentError,
+  isLanyardError,
+} from '../errors';
 import { TrustDomain } from '../spiffe';
 import { AsyncMutex } from '../internal/async-mutex';
 import type { Store } from '../store';
@@ -232,7 +241,7 @@ export class CaManager {
   serverSvid(): ServerSvid {
     this.state();
     if (this.currentServerSvid === undefined) {
-      throw new CaError(ErrorCode.CA_NOT_READY, 'the server SVID has not been issued');
+      throw new CaNotReadyError('the server SVID has not been issued');
     }
     return this.currentServerSvid;
   }
@@ -307,7 +316,7 @@ export class CaManager {
     const now = request.now ?? this.clock();
     const active = usableActive(snapshot.authorities, now);
     if (active === undefined) {
-      throw new CaError(ErrorCode.CA_NOT_READY, 'no active CA can sign now (has rotation been running?)');
+      throw new CaNotReadyError('no active CA can sign now (has rotation been running?)');
     }
     const leaf = issueX509Svid({
       spiffeId: request.spiffeId,
@@ -443,8 +452,8 @@ export class CaManager {
   // --- internals ---
 
   private state(): Snapshot {
-    if (this.closed) throw new CaError(ErrorCode.CA_NOT_READY, 'the CA is closed');
-    if (this.snapshot === undefined) throw new CaError(ErrorCode.CA_NOT_READY, 'the CA has not started');
+    if (this.closed) throw new CaNotReadyError('the CA is closed');
+    if (this.snapshot === undefined) throw new CaNotReadyError('the CA has not started');
     return this.snapshot;
   }
 
@@ -666,15 +675,12 @@ export class CaManager {
     const current = this.state().authorities;
     const prepared = current.find((a) => a.state === 'prepared');
     if (prepared === undefined) {
-      throw new CaError(ErrorCode.CA_NOT_PREPARED, 'no CA is prepared: prepare one first');
+      throw new CaNotPreparedError('no CA is prepared: prepare one first');
     }
     let key: KeyObject;
     try {
       if (isExpired(prepared.cert, now)) {
-        throw new LanyardError(
-          ErrorCode.CERT_EXPIRED,
-          `it expired at ${prepared.cert.notAfter.toISOString()}`,
-        );
+        throw new CertExpiredError(`it expired at ${prepared.cert.notAfter.toISOString()}`);
       }
       key = (await this.keys.getKey(prepared.keyId)).privateKey;
       selfTestAuthority(
@@ -687,8 +693,7 @@ export class CaManager {
       const failure =
         e instanceof CaError
           ? e
-          : new CaError(
-              ErrorCode.CA_SELF_TEST_FAILED,
+          : new CaSelfTestFailedError(
               `CA ${prepared.id} failed its self-test, so it is not used: ${reasonOf(e)}`,
             );
       this.log.error(
@@ -810,7 +815,7 @@ export class CaManager {
     try {
       const key = await this.keys.getKey(a.keyId);
       if (!key.publicKey.equals(a.cert.publicKey)) {
-        throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `key ${a.keyId} is not the key of CA ${a.id}`);
+        throw new InvalidArgumentError(`key ${a.keyId} is not the key of CA ${a.id}`);
       }
       return key.privateKey;
     } catch (e) {
@@ -883,7 +888,7 @@ function usableActive(
 
 function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${name} must be an integer >= 1, got ${value}`);
+    throw new InvalidArgumentError(`${name} must be an integer >= 1, got ${value}`);
   }
   return value;
 }

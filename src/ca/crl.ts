@@ -5,7 +5,7 @@
  * publication, so a publication costs a concatenation and one signature, not an encoding of the whole list.
  */
 import type { KeyObject } from 'node:crypto';
-import { ErrorCode, LanyardError } from '../errors';
+import { InvalidArgumentError } from '../errors';
 import type { ParsedCertificate } from '../x509/certificate';
 import { signatureAlgorithmDer, signAndFrameDer } from '../x509/build';
 import { concatBytes, encodeTlv, TAG_SEQUENCE } from '../x509/der';
@@ -63,9 +63,9 @@ export function signEncodedCrl(
   header: CrlHeader,
   entries: Uint8Array,
 ): Uint8Array {
-  if (header.crlNumber < 0n) throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'crlNumber must be >= 0');
+  if (header.crlNumber < 0n) throw new InvalidArgumentError('crlNumber must be >= 0');
   if (header.nextUpdate.getTime() <= header.thisUpdate.getTime()) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'nextUpdate must be after thisUpdate');
+    throw new InvalidArgumentError('nextUpdate must be after thisUpdate');
   }
   const algorithm = signatureAlgorithmDer(issuer.key);
   const extensions: Uint8Array[] = [];
@@ -89,7 +89,7 @@ export function signEncodedCrl(
 /** The serial's magnitude; refused unless it is a serial as Lanyard writes them. */
 function serialBytes(serialHex: string): Uint8Array {
   if (!/^[0-9a-f]{1,64}$/.test(serialHex)) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `not a serial: ${serialHex}`);
+    throw new InvalidArgumentError(`not a serial: ${serialHex}`);
   }
   return hexBytes(serialHex);
 }

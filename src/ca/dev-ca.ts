@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlreadyExistsError, ErrorCode, LanyardError } from '../errors';
+import { AlreadyExistsError, InvalidArgumentError, NotACaError } from '../errors';
 import { ParsedCertificate } from '../x509/certificate';
 import { describeKey, generateKeyPair, KeyAlgorithm } from '../x509/keys';
 import { trustDomainName } from '../x509/names';
@@ -133,22 +133,21 @@ export function loadDevCa(dir: string, opts: LoadDevCaOptions = {}): DevCa {
   const certPem = ioStep(`cannot read ${certPath}`, () => readFileSync(certPath, 'utf8'));
   const ders = decodePemBlocks(certPem, 'CERTIFICATE');
   if (ders.length !== 1) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${certPath} must hold exactly one certificate`);
+    throw new InvalidArgumentError(`${certPath} must hold exactly one certificate`);
   }
   const cert = ParsedCertificate.fromDer(ders[0]!);
   if (!cert.isCa || !cert.selfIssued || !cert.isSignedBy(cert)) {
-    throw new LanyardError(ErrorCode.NOT_A_CA, `${certPath} is not a self-signed CA certificate`);
+    throw new NotACaError(`${certPath} is not a self-signed CA certificate`);
   }
   if (cert.uriSans.length !== 1) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${certPath} does not name exactly one trust domain`);
+    throw new InvalidArgumentError(`${certPath} does not name exactly one trust domain`);
   }
   const trustDomain = trustDomainName(cert.uriSans[0]!);
 
   // Like OpenSSH with private keys: a CA key that others can read is refused unless the caller opts in.
   const { mode, openToOthers: keyFileInsecure } = fileAccess(keyPath);
   if (keyFileInsecure && opts.allowInsecureKeyFile !== true) {
-    throw new LanyardError(
-      ErrorCode.INVALID_ARGUMENT,
+    throw new InvalidArgumentError(
       `${keyPath} is accessible by group or others (mode ${mode.toString(8)}); chmod 600 it`,
     );
   }
@@ -158,11 +157,11 @@ export function loadDevCa(dir: string, opts: LoadDevCaOptions = {}): DevCa {
     key = createPrivateKey({ key: keyText, format: 'pem' });
   } catch {
     // No cause attached: the parser's error is about the key's bytes, which stay out of errors and logs.
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${keyPath} is not an unencrypted PEM private key`);
+    throw new InvalidArgumentError(`${keyPath} is not an unencrypted PEM private key`);
   }
   describeKey(key);
   if (!cert.publicKey.equals(createPublicKey(key))) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `${keyPath} does not belong to ${certPath}`);
+    throw new InvalidArgumentError(`${keyPath} does not belong to ${certPath}`);
   }
   return { dir, trustDomain, cert, key, keyFileInsecure };
 }

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlreadyExistsError, ErrorCode, KeyManagerError, NotFoundError } from '../errors';
+import { AlreadyExistsError, KeyFileInsecureError, KeyUnreadableError, NotFoundError } from '../errors';
 import { describeKey, generateKeyPair, KeyAlgorithm } from '../x509/keys';
 import { checkKeyId, KEY_ID_PATTERN, KeyManager, ManagedKey } from './key-manager';
 import {
@@ -67,11 +67,10 @@ export class DiskKeyManager implements KeyManager {
       throw e;
     }
     if (!access.isFile) {
-      throw new KeyManagerError(ErrorCode.KEY_UNREADABLE, `key ${id}: ${file} is not a regular file`);
+      throw new KeyUnreadableError(`key ${id}: ${file} is not a regular file`);
     }
     if (access.openToOthers) {
-      throw new KeyManagerError(
-        ErrorCode.KEY_FILE_INSECURE,
+      throw new KeyFileInsecureError(
         `key ${id}: ${file} is accessible by group or others (mode ${access.mode.toString(8)}); chmod 600 it`,
       );
     }
@@ -81,15 +80,12 @@ export class DiskKeyManager implements KeyManager {
       privateKey = createPrivateKey({ key: text, format: 'pem' });
     } catch {
       // No cause attached: the parser's error describes the file's bytes, which stay out of errors and logs.
-      throw new KeyManagerError(
-        ErrorCode.KEY_UNREADABLE,
-        `key ${id}: ${file} is not an unencrypted PEM private key`,
-      );
+      throw new KeyUnreadableError(`key ${id}: ${file} is not an unencrypted PEM private key`);
     }
     try {
       describeKey(privateKey);
     } catch (e) {
-      throw new KeyManagerError(ErrorCode.KEY_UNREADABLE, `key ${id}: ${(e as Error).message}`);
+      throw new KeyUnreadableError(`key ${id}: ${(e as Error).message}`);
     }
     return Object.freeze({ id, privateKey, publicKey: createPublicKey(privateKey) });
   }

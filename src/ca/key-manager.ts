@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { ErrorCode, LanyardError } from '../errors';
+import { InvalidArgumentError } from '../errors';
 import type { KeyAlgorithm } from '../x509/keys';
 
 /**
@@ -47,8 +47,7 @@ export const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export function checkKeyId(id: string): void {
   if (typeof id !== 'string' || !KEY_ID_PATTERN.test(id)) {
-    throw new LanyardError(
-      ErrorCode.INVALID_ARGUMENT,
+    throw new InvalidArgumentError(
       `key id ${JSON.stringify(String(id).slice(0, 140))} must match ${KEY_ID_PATTERN.source}`,
     );
   }

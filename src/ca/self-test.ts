@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle/x509-bundle';
-import { CaError, ErrorCode, isLanyardError, LanyardError } from '../errors';
+import { CaSelfTestFailedError, InternalError, isLanyardError } from '../errors';
 import { TrustDomain } from '../spiffe';
 import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { ParsedCertificate } from '../x509/certificate';
@@ -45,11 +45,10 @@ export function selfTestAuthority(
     // No cache: the point is to do the whole work once, not to trust a remembered result.
     verifyX509Svid(chain, bundle, { at: now, cache: null });
     if (!leaf.cert.publicKey.equals(publicKey)) {
-      throw new LanyardError(ErrorCode.INTERNAL, 'the SVID does not carry the requested key');
+      throw new InternalError('the SVID does not carry the requested key');
     }
   } catch (e) {
-    throw new CaError(
-      ErrorCode.CA_SELF_TEST_FAILED,
+    throw new CaSelfTestFailedError(
       `CA ${subject.id} failed its self-test, so it is not used: ${reasonOf(e)}`,
     );
   }

@@ -1,4 +1,4 @@
-import { BundleError, ErrorCode } from '../errors';
+import { InvalidBundleError } from '../errors';
 import { X509Bundle, parseSpiffeBundle } from '../bundle';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import type { ParsedCertificate } from '../x509/certificate';
@@ -35,7 +35,7 @@ export function readBundleFile(text: string, trustDomain: TrustDomain | undefine
 function parseBundleText(trustDomain: TrustDomain, text: string): X509Bundle {
   if (text.trimStart().startsWith('{')) return parseSpiffeBundle(trustDomain, text);
   if (text.includes('-----BEGIN')) return X509Bundle.fromPem(trustDomain, text);
-  throw new BundleError(ErrorCode.INVALID_BUNDLE, 'bundle file is neither PEM nor a SPIFFE bundle (JSON)');
+  throw new InvalidBundleError('bundle file is neither PEM nor a SPIFFE bundle (JSON)');
 }
 
 /** The one trust domain the bundle's CAs name. */

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle';
-import { ErrorCode, LanyardError } from '../errors';
+import { InternalError, InvalidArgumentError } from '../errors';
 import {
   AttestationServiceClient,
   type AttestParams,
@@ -62,7 +62,7 @@ export async function attestToServer(opts: AttestOptions): Promise<AttestedSvid>
     });
     const svid = result.svid;
     if (svid === undefined || svid.certChain.length === 0 || result.bundle === undefined) {
-      throw new LanyardError(ErrorCode.INTERNAL, 'the server answered without an SVID or bundle');
+      throw new InternalError('the server answered without an SVID or bundle');
     }
     const bundle = X509Bundle.fromDer(
       TrustDomain.parse(result.bundle.trustDomain || opts.bundle.trustDomain.name),
@@ -104,7 +104,7 @@ export function runAttestStream(
       if (res.step?.$case === 'challenge') {
         if (opts.answerChallenge === undefined) {
           call.cancel();
-          reject(new LanyardError(ErrorCode.INVALID_ARGUMENT, `attestor ${attestorType} sent a challenge`));
+          reject(new InvalidArgumentError(`attestor ${attestorType} sent a challenge`));
           return;
         }
         const answer = opts.answerChallenge(new Uint8Array(res.step.value.challenge));

@@ -5,7 +5,7 @@
  * child will hold (the child sends its hash first), so the CA cannot put another key in the child's place.
  */
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
-import { ErrorCode, MalformedInputError } from '../errors';
+import { InvalidArgumentError } from '../errors';
 import {
   decodeAgentContext,
   delegationLinkSha256,
@@ -50,26 +50,20 @@ export type ChildKey = KeyObject | Uint8Array | string;
 export function childKeySha256(childKey: ChildKey): Uint8Array {
   if (typeof childKey === 'string') {
     if (!/^[0-9a-f]{64}$/i.test(childKey)) {
-      throw new MalformedInputError(
-        ErrorCode.INVALID_ARGUMENT,
-        'childKey: expected the hex SHA-256 (64 digits) of the child key',
-      );
+      throw new InvalidArgumentError('childKey: expected the hex SHA-256 (64 digits) of the child key');
     }
     return new Uint8Array(Buffer.from(childKey, 'hex'));
   }
   if (childKey instanceof Uint8Array) {
     if (childKey.length !== 32) {
-      throw new MalformedInputError(
-        ErrorCode.INVALID_ARGUMENT,
-        `childKey: expected a 32-byte SHA-256, got ${childKey.length} bytes`,
-      );
+      throw new InvalidArgumentError(`childKey: expected a 32-byte SHA-256, got ${childKey.length} bytes`);
     }
     return Uint8Array.from(childKey);
   }
   // Hashing the public half of a private key would work, but a parent holding the child's private key is a
   // mistake worth refusing: the key is the child's alone.
   if (childKey.type !== 'public') {
-    throw new MalformedInputError(ErrorCode.INVALID_ARGUMENT, "childKey: pass the child's public key");
+    throw new InvalidArgumentError("childKey: pass the child's public key");
   }
   return new Uint8Array(createHash('sha256').update(spkiDer(childKey)).digest());
 }
@@ -86,7 +80,7 @@ export function signGrant(p: GrantParams): SignedGrant {
     p.parentCert instanceof ParsedCertificate ? p.parentCert : ParsedCertificate.fromDer(p.parentCert);
   const ext = agentContextExtension(cert, resolveAgentContextOid(p.agentContextOid));
   if (ext === undefined) {
-    throw new MalformedInputError(ErrorCode.INVALID_ARGUMENT, 'the parent certificate has no agent context');
+    throw new InvalidArgumentError('the parent certificate has no agent context');
   }
   const ctx = decodeAgentContext(ext.value);
   const now = p.now ?? new Date();

@@ -10,7 +10,7 @@
  *    forgotten after a short while; bounded in total and per caller so that offers cannot exhaust memory.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { ErrorCode, LanyardError, MalformedInputError } from '../errors';
+import { HandoffKeysExhaustedError, HandoffKeyUnknownError, InvalidArgumentError } from '../errors';
 import { createCsr } from '../x509/csr';
 import { generateKeyPair, spkiDer, type KeyAlgorithm } from '../x509/keys';
 
@@ -37,7 +37,7 @@ export class HandoffKey {
   /** A key the child already holds (e.g. from a hardware or KMS-backed KeyObject). */
   static fromPrivateKey(privateKey: KeyObject): HandoffKey {
     if (privateKey.type !== 'private') {
-      throw new MalformedInputError(ErrorCode.INVALID_ARGUMENT, 'a handoff key needs its private key');
+      throw new InvalidArgumentError('a handoff key needs its private key');
     }
     return new HandoffKey(privateKey);
   }
@@ -101,14 +101,12 @@ export class HandoffKeys {
   offer(peerId: string): HandoffKeyOffer {
     this.sweep();
     if ((this.perPeer.get(peerId) ?? 0) >= this.maxKeysPerPeer) {
-      throw new LanyardError(
-        ErrorCode.HANDOFF_KEYS_EXHAUSTED,
+      throw new HandoffKeysExhaustedError(
         `${peerId} holds ${this.maxKeysPerPeer} unused handoff keys already: use or let them expire`,
       );
     }
     if (this.pending.size >= this.maxKeys) {
-      throw new LanyardError(
-        ErrorCode.HANDOFF_KEYS_EXHAUSTED,
+      throw new HandoffKeysExhaustedError(
         `this service holds ${this.maxKeys} unused handoff keys: retry later`,
       );
     }
@@ -128,8 +126,7 @@ export class HandoffKeys {
     this.sweep();
     const p = this.pending.get(id);
     if (p === undefined || p.peerId !== peerId) {
-      throw new LanyardError(
-        ErrorCode.HANDOFF_KEY_UNKNOWN,
+      throw new HandoffKeyUnknownError(
         `grant ${JSON.stringify(id.slice(0, 80))} names no handoff key this service offered ${peerId} ` +
           '(or it expired): ask for a key (HandoffService.OfferKey) before granting',
       );
@@ -163,7 +160,7 @@ export class HandoffKeys {
 
 function positive(n: number, name: string): number {
   if (!Number.isFinite(n) || n <= 0) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `HandoffKeys ${name} must be a positive number`);
+    throw new InvalidArgumentError(`HandoffKeys ${name} must be a positive number`);
   }
   return n;
 }

@@ -16,7 +16,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { timingSafeEqual } from 'node:crypto';
 import { X509Bundle } from '../bundle';
-import { AuthorizationError, ErrorCode, type ErrorCodeValue, LanyardError } from '../errors';
+import { AuthorizationError, errorFromCode, InternalError, isLanyardErrorCode } from '../errors';
 import {
   SessionServiceClient,
   type PrincipalEvidence,
@@ -197,7 +197,7 @@ function toSource(
 ): StaticX509Source {
   const contextOid = server.agentContextOid !== undefined ? { agentContextOid: server.agentContextOid } : {};
   if (res.svid === undefined || res.svid.certChain.length === 0) {
-    throw new LanyardError(ErrorCode.INTERNAL, 'the server answered without an SVID');
+    throw new InternalError('the server answered without an SVID');
   }
   const td = own.id.trustDomain;
   const bundle =
@@ -248,13 +248,9 @@ function unary<T>(start: (cb: (e: grpc.ServiceError | null, r?: T) => void) => v
   );
 }
 
-const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
-
 /** The server's refusal as a LanyardError with its stable code (from the `lanyard-error-code` trailer). */
 function fromServiceError(e: grpc.ServiceError): Error {
   const code = e.metadata?.get('lanyard-error-code')[0];
-  if (typeof code === 'string' && KNOWN_CODES.has(code)) {
-    return new LanyardError(code as ErrorCodeValue, e.details, { cause: e });
-  }
+  if (isLanyardErrorCode(code)) return errorFromCode(code, e.details, { cause: e });
   return e;
 }

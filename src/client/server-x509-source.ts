@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle';
-import { ErrorCode, LanyardError } from '../errors';
+import { InternalError } from '../errors';
 import { AttestationServiceClient, RenewRequest, type RenewResponse } from '../gen/lanyard/v1/attestation';
 import { BundleServiceClient, type WatchBundleResponse } from '../gen/lanyard/v1/bundle';
 import { SessionServiceClient } from '../gen/lanyard/v1/session';
@@ -247,7 +247,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       });
       if (this.closed) return;
       if (res.svid === undefined || res.svid.certChain.length === 0) {
-        throw new LanyardError(ErrorCode.INTERNAL, 'Renew answered without an SVID');
+        throw new InternalError('Renew answered without an SVID');
       }
       if (res.bundle !== undefined)
         this.setBundle(bundleFromProto(res.bundle, this.bundle.trustDomain), false);

@@ -4,7 +4,7 @@
  * `update`, so the hop helpers rotate exactly as they do with a server-backed source.
  */
 import { BundleSet, X509Bundle, type X509BundleSource } from '../bundle';
-import { ErrorCode, LanyardError } from '../errors';
+import { LanyardError, SourceNotReadyError } from '../errors';
 import { TrustDomain } from '../spiffe';
 import { loadX509Svid, type OwnSvidOptions, type X509Svid } from '../svid/x509-svid';
 import type { X509Source } from './x509-source';
@@ -72,7 +72,7 @@ export class StaticX509Source extends X509SourceEmitter implements X509Source {
 }
 
 export function notReady(message: string): LanyardError {
-  return new LanyardError(ErrorCode.SOURCE_NOT_READY, message);
+  return new SourceNotReadyError(message);
 }
 
 function toBundleSource(b: X509Bundle | readonly X509Bundle[] | X509BundleSource): X509BundleSource {

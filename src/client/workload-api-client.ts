@@ -5,7 +5,16 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { parseSpiffeBundle, X509Bundle } from '../bundle';
-import { ErrorCode, type ErrorCodeValue, LanyardError } from '../errors';
+import {
+  AgentNotReadyError,
+  errorFromCode,
+  InternalError,
+  InvalidArgumentError,
+  isLanyardErrorCode,
+  type LanyardError,
+  NotEntitledError,
+  SourceNotReadyError,
+} from '../errors';
 import { SpiffeWorkloadAPIClient } from '../gen/spiffe/workload/workload';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { WORKLOAD_API_HEADER } from './workload-api-source';
@@ -14,24 +23,12 @@ import { certificatesFromConcatenatedDer } from '../svid/encoding';
 
 /** The trailing-metadata key a Lanyard agent puts its stable error code in (see internal/grpc-call.ts). */
 const ERROR_CODE_KEY = 'lanyard-error-code';
-const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 
 export interface WorkloadApiCallOptions {
   /** Socket path or `unix:///path`; default SPIFFE_ENDPOINT_SOCKET. */
   socketPath?: string;
   /** Deadline of the call; default 30 s. */
   timeoutMs?: number;
-}
-
-/** A call the Workload API refused or could not answer; `code` is the agent's own when it sent one. */
-export class WorkloadApiError extends LanyardError {
-  constructor(
-    code: ErrorCodeValue,
-    message: string,
-    readonly grpcCode: grpc.status | undefined,
-  ) {
-    super(code, message);
-  }
 }
 
 export interface FetchedJwtSvid {
@@ -47,17 +44,13 @@ export interface FetchedJwtSvid {
 /**
  * JWT-SVIDs for `audience`: every SVID the caller is entitled to, or only `spiffeId`'s. The standard's default
  * is the first one (go-spiffe's FetchJWTSVID).
- * @throws WorkloadApiError (ERR_NOT_ENTITLED, ERR_AGENT_NOT_READY, ...); ConfigError for a bad socket address.
+ * @throws the LanyardError of the refusal (NotEntitledError, AgentNotReadyError, ...; the gRPC ServiceError as its cause); ConfigError for a bad socket address.
  */
 export async function fetchJwtSvids(
   options: WorkloadApiCallOptions & { audience: readonly string[]; spiffeId?: string },
 ): Promise<FetchedJwtSvid[]> {
   if (options.audience.length === 0 || options.audience.some((a) => a === '')) {
-    throw new WorkloadApiError(
-      ErrorCode.INVALID_ARGUMENT,
-      'a JWT-SVID needs at least one audience',
-      undefined,
-    );
+    throw new InvalidArgumentError('a JWT-SVID needs at least one audience');
   }
   if (options.spiffeId !== undefined) SpiffeId.parse(options.spiffeId);
   const res = await withClient(
@@ -73,7 +66,7 @@ export async function fetchJwtSvids(
       }),
   );
   if (res.svids.length === 0) {
-    throw new WorkloadApiError(ErrorCode.NOT_ENTITLED, 'the Workload API sent no JWT-SVID', undefined);
+    throw new NotEntitledError('the Workload API sent no JWT-SVID');
   }
   return res.svids.map((s) =>
     Object.freeze({ id: SpiffeId.parse(s.spiffeId), token: s.svid, hint: s.hint, ...claims(s.svid) }),
@@ -147,46 +140,31 @@ function firstMessage<T>(
         stream.on('end', () => {
           if (done) return;
           done = true;
-          reject(
-            new WorkloadApiError(
-              ErrorCode.AGENT_NOT_READY,
-              'the Workload API ended the stream without an answer',
-              undefined,
-            ),
-          );
+          reject(new AgentNotReadyError('the Workload API ended the stream without an answer'));
         });
       }),
   );
 }
 
-function toWorkloadApiError(e: grpc.ServiceError, socketPath: string): WorkloadApiError {
+/**
+ * The agent's refusal as the Lanyard error it sent (its code in the trailing metadata); for an agent that sends
+ * none (SPIRE, or one that was not reached), the closest code for the gRPC status. The ServiceError is the cause.
+ */
+function toWorkloadApiError(e: grpc.ServiceError, socketPath: string): LanyardError {
+  const cause = { cause: e };
   const sent = e.metadata?.get(ERROR_CODE_KEY)[0];
-  if (typeof sent === 'string' && KNOWN_CODES.has(sent)) {
-    return new WorkloadApiError(sent as ErrorCodeValue, e.details, e.code);
-  }
+  if (isLanyardErrorCode(sent)) return errorFromCode(sent, e.details, cause);
   switch (e.code) {
     case grpc.status.UNAVAILABLE:
-      return new WorkloadApiError(
-        ErrorCode.AGENT_NOT_READY,
-        `cannot reach the Workload API at ${socketPath}: ${e.details}`,
-        e.code,
-      );
+      return new AgentNotReadyError(`cannot reach the Workload API at ${socketPath}: ${e.details}`, cause);
     case grpc.status.DEADLINE_EXCEEDED:
-      return new WorkloadApiError(
-        ErrorCode.SOURCE_NOT_READY,
-        `no answer from the Workload API at ${socketPath} in time`,
-        e.code,
-      );
+      return new SourceNotReadyError(`no answer from the Workload API at ${socketPath} in time`, cause);
     case grpc.status.PERMISSION_DENIED:
-      return new WorkloadApiError(ErrorCode.NOT_ENTITLED, e.details, e.code);
+      return new NotEntitledError(e.details, cause);
     case grpc.status.INVALID_ARGUMENT:
-      return new WorkloadApiError(ErrorCode.INVALID_ARGUMENT, e.details, e.code);
+      return new InvalidArgumentError(e.details, cause);
     default:
-      return new WorkloadApiError(
-        ErrorCode.INTERNAL,
-        `Workload API: ${grpc.status[e.code] ?? e.code}: ${e.details}`,
-        e.code,
-      );
+      return new InternalError(`Workload API: ${grpc.status[e.code] ?? e.code}: ${e.details}`, cause);
   }
 }
 

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createPrivateKey } from 'node:crypto';
 import { X509Bundle } from '../bundle';
-import { AgentContextOidMismatchError, ErrorCode, LanyardError } from '../errors';
+import { AgentContextOidMismatchError, NotEntitledError } from '../errors';
 import { SpiffeWorkloadAPIClient, type X509SVIDResponse } from '../gen/spiffe/workload/workload';
 import { TrustDomain } from '../spiffe';
 import { readTlv } from '../x509/der';
@@ -159,8 +159,7 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
         ? res.svids[0]
         : res.svids.find((s) => s.spiffeId === this.opts.spiffeId);
     if (chosen === undefined) {
-      throw new LanyardError(
-        ErrorCode.NOT_ENTITLED,
+      throw new NotEntitledError(
         `the Workload API sent no SVID${this.opts.spiffeId ? ` for ${this.opts.spiffeId}` : ''}`,
       );
     }

@@ -27,6 +27,7 @@ import { AuditPublicKey, FileAuditLog, parseChainText, verifyChain } from '../au
 import { auditHopDecisions } from '../hop/audit';
 import { X509Bundle } from '../bundle';
 import { isLanyardError } from '../errors';
+import { grpcStatusOf } from '../internal/grpc-status-map';
 import { grantFor, redeemGrant, startSession } from '../client/handoff';
 import { HandoffKey, HandoffKeys } from '../client/handoff-keys';
 import {
@@ -116,7 +117,7 @@ function describe(e: unknown): string {
     const code = err.metadata.get(HOP_ERROR_CODE_METADATA_KEY)[0];
     return `${grpc.status[err.code]} ${code !== undefined ? `${String(code)}: ` : ''}${err.details ?? ''}`;
   }
-  if (isLanyardError(e)) return `${grpc.status[e.grpcStatus]} ${e.code}: ${e.message}`;
+  if (isLanyardError(e)) return `${grpc.status[grpcStatusOf(e)]} ${e.code}: ${e.message}`;
   return e instanceof Error ? e.message : String(e);
 }
 

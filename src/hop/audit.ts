@@ -16,7 +16,7 @@
  */
 import type { HopDecision, HopDecisionListener } from './decision';
 import type { HopAuthorize, HopPolicy } from './policy';
-import { AuditError, ErrorCode } from '../errors';
+import { AuditWriteFailedError } from '../errors';
 import { contextFields } from '../audit/context-fields';
 import type { AuditLog } from '../audit/log';
 import type { AuditEvent } from '../audit/record';
@@ -92,8 +92,7 @@ export function auditHopDecisions(log: AuditLog, options: HopAuditOptions = {}):
     if (options.failClosed !== true) return authorize;
     const gated: HopPolicy = async (peer, request) => {
       if (!healthy) {
-        throw new AuditError(
-          ErrorCode.AUDIT_WRITE_FAILED,
+        throw new AuditWriteFailedError(
           `${request.service} cannot record its decisions (audit log unhealthy): refusing until it recovers`,
         );
       }

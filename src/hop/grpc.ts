@@ -19,6 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { isLanyardError } from '../errors';
+import { grpcStatusOf } from '../internal/grpc-status-map';
 import type { Authorizer } from '../verify/authorize';
 import { X509SourceCertificateProvider } from '../client/certificate-provider';
 import { trackLivePeer } from './live-peers';
@@ -153,7 +154,7 @@ export function hopErrorStatus(e: unknown): grpc.StatusObject {
   const metadata = new grpc.Metadata();
   if (isLanyardError(e)) {
     metadata.set(HOP_ERROR_CODE_METADATA_KEY, e.code);
-    return { code: e.grpcStatus as number as grpc.status, details: e.message, metadata };
+    return { code: grpcStatusOf(e) as number as grpc.status, details: e.message, metadata };
   }
   return { code: grpc.status.INTERNAL, details: 'peer check failed', metadata };
 }

@@ -19,7 +19,7 @@ import {
 import type { HandoffKeyOffer, HandoffKeys } from '../client/handoff-keys';
 import type { StaticX509Source } from '../client/static-x509-source';
 import type { X509Source } from '../client/x509-source';
-import { ErrorCode, type ErrorCodeValue, LanyardError } from '../errors';
+import { errorFromCode, InternalError, isLanyardErrorCode } from '../errors';
 import {
   HandoffServiceService,
   OfferKeyRequest,
@@ -83,8 +83,7 @@ export function addHandoffService(
       try {
         const peer = agentOf(call);
         // hopService runs this only for a verified peer; without one there is nobody to offer a key to.
-        if (peer === undefined)
-          throw new LanyardError(ErrorCode.INTERNAL, 'OfferKey without a verified peer');
+        if (peer === undefined) throw new InternalError('OfferKey without a verified peer');
         const offer = keys.offer(peer.spiffeId);
         callback(null, { keySha256: Buffer.from(offer.keySha256, 'hex'), expiresAt: offer.expiresAt });
       } catch (e) {
@@ -114,13 +113,11 @@ export function offerKeyFrom(
       { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
       (e, res) => {
         if (e !== null || res === undefined) {
-          reject(
-            e === null ? new LanyardError(ErrorCode.INTERNAL, 'OfferKey answered nothing') : fromHopError(e),
-          );
+          reject(e === null ? new InternalError('OfferKey answered nothing') : fromHopError(e));
           return;
         }
         if (res.keySha256.length !== 32 || res.expiresAt === undefined) {
-          reject(new LanyardError(ErrorCode.INTERNAL, 'OfferKey answered without a 32-byte key hash'));
+          reject(new InternalError('OfferKey answered without a 32-byte key hash'));
           return;
         }
         resolve({ keySha256: res.keySha256.toString('hex'), expiresAt: res.expiresAt });
@@ -144,12 +141,8 @@ export async function grantForPeer(
   return grantFor({ ...options, childKey: offer.keySha256 });
 }
 
-const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
-
 function fromHopError(e: grpc.ServiceError): Error {
   const code = e.metadata?.get(HOP_ERROR_CODE_METADATA_KEY)[0];
-  if (typeof code === 'string' && KNOWN_CODES.has(code)) {
-    return new LanyardError(code as ErrorCodeValue, e.details, { cause: e });
-  }
+  if (isLanyardErrorCode(code)) return errorFromCode(code, e.details, { cause: e });
   return e;
 }

@@ -5,7 +5,7 @@
  * and targets whose meaning depends on who interprets them (dot segments, encoded slashes, backslashes,
  * absolute-form) are refused instead of guessed at.
  */
-import { ErrorCode, LanyardError } from '../errors';
+import { InvalidRequestTargetError, LanyardError } from '../errors';
 
 export interface HttpActionOptions {
   /**
@@ -19,7 +19,7 @@ export interface HttpActionOptions {
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 
 function refuse(why: string): LanyardError {
-  return new LanyardError(ErrorCode.INVALID_REQUEST_TARGET, `request target refused: ${why}`);
+  return new InvalidRequestTargetError(`request target refused: ${why}`);
 }
 
 /**

@@ -1,27 +1,16 @@
 /** How an HTTP helper (https server, express, fastify) answers a refused peer: status + JSON body naming why. */
-import { ErrorCode, GrpcStatus, isLanyardError } from '../errors';
+import { ErrorCode, isLanyardError } from '../errors';
+import { httpStatusOf } from '../internal/http-status-map';
 
 export interface HttpRefusal {
   status: number;
   body: { error: { code: string; message: string } };
 }
 
-/** 400: a request target with no one meaning; 401: no or invalid certificate; 403: authorization or policy denied; 503: this service has no SVID yet. */
+/** The status of the error's code (internal/http-status-map.ts); 500 for anything that is not a LanyardError. */
 export function httpRefusal(e: unknown): HttpRefusal {
   if (!isLanyardError(e)) {
     return { status: 500, body: { error: { code: ErrorCode.INTERNAL, message: 'peer check failed' } } };
   }
-  const status =
-    e.code === ErrorCode.INVALID_REQUEST_TARGET
-      ? 400
-      : e.grpcStatus === GrpcStatus.UNAUTHENTICATED
-        ? 401
-        : e.grpcStatus === GrpcStatus.PERMISSION_DENIED
-          ? 403
-          : e.grpcStatus === GrpcStatus.UNAVAILABLE
-            ? 503
-            : e.grpcStatus === GrpcStatus.INTERNAL
-              ? 500
-              : 403;
-  return { status, body: { error: { code: e.code, message: e.message } } };
+  return { status: httpStatusOf(e), body: { error: { code: e.code, message: e.message } } };
 }

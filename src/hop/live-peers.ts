@@ -11,7 +11,7 @@
  * A checker that cannot notify (a custom RevocationChecker without onRevocationChange) leaves open connections
  * as they are; the HTTP helpers still re-check it on every request.
  */
-import { ErrorCode, isLanyardError, LanyardError, RevokedError } from '../errors';
+import { InternalError, isLanyardError, LanyardError, RevokedError } from '../errors';
 import {
   describeRevocation,
   isRevocationNotifier,
@@ -100,9 +100,7 @@ class LivePeers {
       if (answer === false) return undefined;
       return new RevokedError(`X509-SVID ${t.peer.spiffeId}: ${describeRevocation(answer)}`);
     } catch (e) {
-      return isLanyardError(e)
-        ? e
-        : new LanyardError(ErrorCode.INTERNAL, `revocation check failed: ${String(e)}`, { cause: e });
+      return isLanyardError(e) ? e : new InternalError(`revocation check failed: ${String(e)}`, { cause: e });
     }
   }
 }

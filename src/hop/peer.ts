@@ -3,7 +3,14 @@
  * domain, revocation), then the authorizer or policy, then a HopDecision to `onDecision` and a log line, for an
  * accept and for every refusal. Nothing here knows about sockets or frameworks.
  */
-import { ErrorCode, LanyardError, isLanyardError } from '../errors';
+import {
+  ClientCertRequiredError,
+  ErrorCode,
+  InternalError,
+  InvalidArgumentError,
+  isLanyardError,
+  LanyardError,
+} from '../errors';
 import type { X509BundleSource } from '../bundle';
 import type { SpiffeId, TrustDomain } from '../spiffe';
 import { verifyX509Svid, type VerifiedSvid, type VerifyX509SvidOptions } from '../verify/verify-x509-svid';
@@ -82,7 +89,7 @@ function svidOptions(options: HopVerifyOptions, withRevocation: boolean): Verify
 export function noPeerCertificate(
   message = 'no peer certificate: connect with an X509-SVID as the TLS certificate',
 ): LanyardError {
-  return new LanyardError(ErrorCode.CLIENT_CERT_REQUIRED, message);
+  return new ClientCertRequiredError(message);
 }
 
 /** What a helper tells verifyHopPeer about the request besides the chain. */
@@ -138,8 +145,7 @@ export function verifyHopPeerSync(
     });
     if (answer !== undefined) {
       if (answer instanceof Promise) answer.catch(() => undefined);
-      throw new LanyardError(
-        ErrorCode.INVALID_ARGUMENT,
+      throw new InvalidArgumentError(
         'this check runs inside the TLS handshake and takes a synchronous Authorizer, not an async policy',
       );
     }
@@ -202,13 +208,9 @@ function denied(
 ): LanyardError {
   const err = isLanyardError(e)
     ? e
-    : new LanyardError(
-        ErrorCode.INTERNAL,
-        `peer check failed: ${e instanceof Error ? e.message : String(e)}`,
-        {
-          cause: e,
-        },
-      );
+    : new InternalError(`peer check failed: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+      });
   const policy = err instanceof PolicyDeniedError ? err : undefined;
   const proven = svid ?? provenButRevoked(chain, options, err);
   const peerInfo =

@@ -3,7 +3,7 @@
  * src/verify/authorize.ts (throw to refuse) or a `HopPolicy`: an async decision over the verified peer and the
  * request, which is how a policy engine (Cedar, src/policy) plugs in without the helpers depending on it.
  */
-import { ErrorCode, LanyardError } from '../errors';
+import { PolicyDeniedError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
 import type { VerifiedSvid } from '../verify/verify-x509-svid';
 import type { HopTransport } from './decision';
@@ -31,21 +31,12 @@ export type HopPolicy = (peer: VerifiedSvid, request: HopRequest) => PolicyDecis
 /** Either kind. An Authorizer returns nothing; a HopPolicy returns a decision. */
 export type HopAuthorize = Authorizer | HopPolicy;
 
-/** The refusal of a policy: ERR_POLICY_DENIED (PERMISSION_DENIED, HTTP 403). */
-export class PolicyDeniedError extends LanyardError {
-  readonly policyVersion: string | undefined;
-  readonly policyReason: string | undefined;
-  constructor(message: string, policyReason?: string, policyVersion?: string) {
-    super(ErrorCode.POLICY_DENIED, message);
-    this.policyReason = policyReason;
-    this.policyVersion = policyVersion;
-  }
-}
-
 /**
  * Runs `authorize` on a verified peer. Resolves with the policy version when a policy decided; rejects with the
  * authorizer's AuthorizationError (ERR_UNAUTHORIZED) or a PolicyDeniedError (ERR_POLICY_DENIED).
  */
+export { PolicyDeniedError };
+
 export async function runAuthorize(
   authorize: HopAuthorize,
   peer: VerifiedSvid,
@@ -64,8 +55,10 @@ export async function runAuthorize(
       `policy denied ${peer.id.toString()}${request.action !== undefined ? ` for ${request.action}` : ''}${
         reason !== undefined ? `: ${reason}` : ''
       }`,
-      reason,
-      version,
+      {
+        ...(reason !== undefined && { policyReason: reason }),
+        ...(version !== undefined && { policyVersion: version }),
+      },
     );
   }
   return decision.policyVersion !== undefined ? { policyVersion: decision.policyVersion } : {};

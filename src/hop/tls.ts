@@ -18,7 +18,7 @@ import * as tls from 'node:tls';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import type { X509Svid } from '../svid/x509-svid';
-import { ErrorCode, LanyardError } from '../errors';
+import { SourceNotReadyError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
 import { verifyX509Svid, type VerifiedSvid } from '../verify/verify-x509-svid';
 import { encodePem } from '../x509/pem';
@@ -229,10 +229,7 @@ export function tlsClientOptions(options: HopClientOptions): HopTlsClientOptions
   const svid = options.source.getX509Svid();
   const caPem = rootsPem(options.source, options.caTrustDomains);
   if (caPem === '') {
-    throw new LanyardError(
-      ErrorCode.SOURCE_NOT_READY,
-      'the source has no bundle to check the server against',
-    );
+    throw new SourceNotReadyError('the source has no bundle to check the server against');
   }
   const verify = clientVerifyOptions(options);
   return {

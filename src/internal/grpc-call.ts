@@ -1,10 +1,11 @@
 /**
- * How every gRPC handler reports its outcome: a LanyardError becomes its own gRPC status, with the message
+ * How every gRPC handler reports its outcome: a LanyardError becomes the gRPC status of its code (internal/grpc-status-map.ts), with the message
  * as details and the stable code in trailing metadata; anything else is a bug and becomes INTERNAL with a
  * generic message (the details go to the log, not to the caller).
  */
 import * as grpc from '@grpc/grpc-js';
 import { isLanyardError } from '../errors';
+import { grpcStatusOf } from '../internal/grpc-status-map';
 import type { Logger } from './logging';
 
 /** Trailing-metadata key carrying the stable Lanyard error code (e.g. ERR_REVISION_CONFLICT). */
@@ -14,7 +15,7 @@ export function toStatus(e: unknown): Partial<grpc.StatusObject> & { code: grpc.
   if (isLanyardError(e)) {
     const metadata = new grpc.Metadata();
     metadata.set(ERROR_CODE_METADATA_KEY, e.code);
-    return { code: e.grpcStatus as number as grpc.status, details: e.message, metadata };
+    return { code: grpcStatusOf(e) as number as grpc.status, details: e.message, metadata };
   }
   return { code: grpc.status.INTERNAL, details: 'internal error (see the server log)' };
 }

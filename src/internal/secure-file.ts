@@ -13,7 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { AlreadyExistsError, ErrorCode, LanyardError } from '../errors';
+import { AlreadyExistsError, IoError, LanyardError } from '../errors';
 
 /**
  * Writing secrets to disk without ever exposing them: a file is staged beside its target with its final mode
@@ -131,7 +131,7 @@ export function ioStep<T>(what: string, fn: () => T): T {
 /** ERR_IO naming the step and the errno code. The cause is an fs error: paths and codes, no contents. */
 export function ioError(what: string, e: unknown): LanyardError {
   const code = (e as NodeJS.ErrnoException).code;
-  return new LanyardError(ErrorCode.IO, `${what}${code ? ` (${code})` : ''}`, { cause: e });
+  return new IoError(`${what}${code ? ` (${code})` : ''}`, { cause: e });
 }
 
 function chmodDir(dir: string, mode: number): void {

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { ErrorCode, LanyardError } from '../errors';
+import { IoError } from '../errors';
 
 /** Creates the data dir 0700, or tightens an existing one to 0700. Returns true when it changed the mode. */
 export function prepareDataDir(dir: string): boolean {
@@ -29,10 +29,10 @@ export async function clearStaleSocket(socketPath: string): Promise<void> {
     return;
   }
   if (!stat.isSocket()) {
-    throw new LanyardError(ErrorCode.IO, `${socketPath} exists and is not a socket; refusing to replace it`);
+    throw new IoError(`${socketPath} exists and is not a socket; refusing to replace it`);
   }
   if (await answers(socketPath)) {
-    throw new LanyardError(ErrorCode.IO, `another server is already listening on ${socketPath}`);
+    throw new IoError(`another server is already listening on ${socketPath}`);
   }
   fs.unlinkSync(socketPath);
 }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type * as CedarTypes from '@cedar-policy/cedar-wasm/nodejs';
 import { cedar } from './cedar';
-import { ErrorCode, PolicyError } from '../errors';
+import { PolicyError, PolicyInvalidError } from '../errors';
 import type { PolicyFile } from './policy-files';
 import { LANYARD_CEDAR_SCHEMA } from './schema';
 
@@ -59,8 +59,7 @@ export function compilePolicies(files: readonly PolicyFile[]): CompiledPolicySet
     validationSettings: { mode: 'strict' },
   });
   if (answer.type === 'failure') {
-    throw new PolicyError(
-      ErrorCode.POLICY_INVALID,
+    throw new PolicyInvalidError(
       `${files.map((f) => f.path).join(', ')}: ${answer.errors.map(describe).join('; ')}`,
     );
   }
@@ -70,7 +69,7 @@ export function compilePolicies(files: readonly PolicyFile[]): CompiledPolicySet
     const at = first.error.sourceLocations?.[0]?.start ?? 0;
     const more = answer.validationErrors.length - 1;
     const msg = `policy "${first.policyId}" does not validate against the Lanyard schema: ${describe(first.error)}${more > 0 ? ` (and ${more} more error${more > 1 ? 's' : ''})` : ''}`;
-    if (p === undefined) throw new PolicyError(ErrorCode.POLICY_INVALID, msg);
+    if (p === undefined) throw new PolicyInvalidError(msg);
     throw invalid(p.file, p.offset + at, msg);
   }
   return {
@@ -126,7 +125,7 @@ function splitFile(file: PolicyFile): Located[] {
 
 function invalid(file: PolicyFile, offset: number, message: string): PolicyError {
   const { line, column } = lineColumn(file.text, offset);
-  return new PolicyError(ErrorCode.POLICY_INVALID, `${file.path}:${line}:${column}: ${message}`);
+  return new PolicyInvalidError(`${file.path}:${line}:${column}: ${message}`);
 }
 
 function lineColumn(text: string, offset: number): { line: number; column: number } {

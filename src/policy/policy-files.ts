@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ErrorCode, PolicyError } from '../errors';
+import { PolicyInvalidError } from '../errors';
 
 export const POLICY_FILE_EXTENSION = '.cedar';
 
@@ -16,7 +16,7 @@ export interface PolicyFile {
 
 /** The files a source list names now (a directory's members change as files are added or removed). */
 export function listPolicyFiles(sources: readonly string[]): string[] {
-  if (sources.length === 0) throw new PolicyError(ErrorCode.POLICY_INVALID, 'no policy files configured');
+  if (sources.length === 0) throw new PolicyInvalidError('no policy files configured');
   const files: string[] = [];
   for (const source of sources) {
     const abs = path.resolve(source);
@@ -24,7 +24,7 @@ export function listPolicyFiles(sources: readonly string[]): string[] {
     try {
       stat = fs.statSync(abs);
     } catch (e) {
-      throw new PolicyError(ErrorCode.POLICY_INVALID, `${abs}: cannot read: ${(e as Error).message}`, {
+      throw new PolicyInvalidError(`${abs}: cannot read: ${(e as Error).message}`, {
         cause: e,
       });
     }
@@ -40,7 +40,7 @@ export function listPolicyFiles(sources: readonly string[]): string[] {
     // An empty directory is far more likely a mistake (wrong path, files not yet copied) than an intended
     // deny-everything policy; refuse it so the operator hears about it.
     if (members.length === 0) {
-      throw new PolicyError(ErrorCode.POLICY_INVALID, `${abs}: no *${POLICY_FILE_EXTENSION} files in it`);
+      throw new PolicyInvalidError(`${abs}: no *${POLICY_FILE_EXTENSION} files in it`);
     }
     files.push(...members);
   }
@@ -52,7 +52,7 @@ export function readPolicyFiles(sources: readonly string[]): PolicyFile[] {
     try {
       return { path: file, text: fs.readFileSync(file, 'utf8') };
     } catch (e) {
-      throw new PolicyError(ErrorCode.POLICY_INVALID, `${file}: cannot read: ${(e as Error).message}`, {
+      throw new PolicyInvalidError(`${file}: cannot read: ${(e as Error).message}`, {
         cause: e,
       });
     }

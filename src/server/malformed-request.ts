@@ -10,7 +10,7 @@
  * cancelled, which already rolls everything back.
  */
 import * as grpc from '@grpc/grpc-js';
-import { ErrorCode, LanyardError } from '../errors';
+import { MalformedRequestError } from '../errors';
 import { toStatus } from '../internal/grpc-call';
 import type { Logger } from '../internal/logging';
 import { wrapMethods, type MethodInfo, type WrappableService } from '../internal/method-wrap';
@@ -27,8 +27,7 @@ export function answerMalformedRequests<S extends WrappableService>(service: S, 
   ): grpc.StatusObject | undefined => {
     if (!(call.request instanceof MalformedRequest)) return undefined;
     const status = toStatus(
-      new LanyardError(
-        ErrorCode.MALFORMED_REQUEST,
+      new MalformedRequestError(
         `the request is not a valid ${method.path} message (protobuf decoding failed: ${call.request.reason})`,
       ),
     );

@@ -4,7 +4,7 @@
  * errors, so a path that passes here makes a valid ID in any trust domain (length permitting).
  */
 import { format } from 'node:util';
-import { ErrorCode, InvalidSpiffeIdError } from '../errors';
+import { InvalidSpiffeIdError } from '../errors';
 import {
   pathSegmentViolation,
   pathViolation,
@@ -54,11 +54,7 @@ export function formatPath(template: string, ...args: unknown[]): string {
 }
 
 function invalid(what: string, input: unknown, rule: SpiffeIdRuleMessage): InvalidSpiffeIdError {
-  return new InvalidSpiffeIdError(
-    ErrorCode.INVALID_SPIFFE_ID,
-    `invalid ${what} ${quoteInput(input)}: ${rule}`,
-    {
-      rule: ruleName(rule),
-    },
-  );
+  return new InvalidSpiffeIdError(`invalid ${what} ${quoteInput(input)}: ${rule}`, {
+    rule: ruleName(rule),
+  });
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, InvalidSpiffeIdError } from '../errors';
+import { InvalidSpiffeIdError } from '../errors';
 import { joinPathSegments, validatePath } from './path';
 import {
   MAX_SPIFFE_ID_BYTES,
@@ -132,9 +132,7 @@ function withinLength(id: SpiffeId): SpiffeId {
 }
 
 function invalidId(input: unknown, rule: SpiffeIdRuleMessage): InvalidSpiffeIdError {
-  return new InvalidSpiffeIdError(
-    ErrorCode.INVALID_SPIFFE_ID,
-    `invalid SPIFFE ID ${quoteInput(input)}: ${rule}`,
-    { rule: ruleName(rule) },
-  );
+  return new InvalidSpiffeIdError(`invalid SPIFFE ID ${quoteInput(input)}: ${rule}`, {
+    rule: ruleName(rule),
+  });
 }

@@ -76,5 +76,7 @@ export class TrustDomain {
 }
 
 function invalid(input: unknown, rule: SpiffeIdRuleMessage): InvalidTrustDomainError {
-  return new InvalidTrustDomainError(`invalid trust domain ${quoteInput(input)}: ${rule}`, ruleName(rule));
+  return new InvalidTrustDomainError(`invalid trust domain ${quoteInput(input)}: ${rule}`, {
+    rule: ruleName(rule),
+  });
 }

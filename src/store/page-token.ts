@@ -1,4 +1,4 @@
-import { ErrorCode, LanyardError } from '../errors';
+import { InvalidArgumentError } from '../errors';
 
 /**
  * Page tokens are a list's last key, JSON in base64url: opaque to callers, and safe in URLs and shells. Every
@@ -24,10 +24,7 @@ export function decodePageToken<S extends readonly Field[]>(token: string, shape
     parsed.length !== shape.length ||
     !shape.every((type, i) => typeof (parsed as unknown[])[i] === type)
   ) {
-    throw new LanyardError(
-      ErrorCode.INVALID_ARGUMENT,
-      'page_token is malformed: pass next_page_token unchanged',
-    );
+    throw new InvalidArgumentError('page_token is malformed: pass next_page_token unchanged');
   }
   return parsed as FieldValues<S>;
 }

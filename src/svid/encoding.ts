@@ -4,7 +4,7 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
-import { ErrorCode, LanyardError, MalformedInputError } from '../errors';
+import { IoError, MalformedCertificateError, MalformedPemError } from '../errors';
 import { DerFramingError, readTlv } from '../x509/der';
 import { decodeCompletePem } from '../x509/pem';
 
@@ -32,14 +32,11 @@ export function certificatesFromPem(certPem: PemInput): Uint8Array[] {
 export function privateKeyFromPem(keyPem: PemInput): KeyObject {
   const blocks = decodeCompletePem(text(keyPem));
   if (blocks.some((b) => b.label === 'ENCRYPTED PRIVATE KEY')) {
-    throw new MalformedInputError(
-      ErrorCode.MALFORMED_PEM,
-      'the private key is encrypted; give it unencrypted',
-    );
+    throw new MalformedPemError('the private key is encrypted; give it unencrypted');
   }
   const block = blocks.find((b) => b.label in KEY_LABELS);
   if (block === undefined) {
-    throw new MalformedInputError(ErrorCode.MALFORMED_PEM, 'no private key PEM block found');
+    throw new MalformedPemError('no private key PEM block found');
   }
   return privateKeyFromDer(block.der, KEY_LABELS[block.label as keyof typeof KEY_LABELS]);
 }
@@ -52,13 +49,9 @@ export function privateKeyFromDer(der: Uint8Array, type: 'pkcs8' | 'sec1' | 'pkc
   try {
     return createPrivateKey({ key: Buffer.from(der), format: 'der', type });
   } catch (e) {
-    throw new MalformedInputError(
-      ErrorCode.MALFORMED_PEM,
-      `the private key does not decode as ${type.toUpperCase()}`,
-      {
-        cause: e,
-      },
-    );
+    throw new MalformedPemError(`the private key does not decode as ${type.toUpperCase()}`, {
+      cause: e,
+    });
   }
 }
 
@@ -77,8 +70,7 @@ export function certificatesFromConcatenatedDer(der: Uint8Array): Uint8Array[] {
     }
   } catch (e) {
     if (!(e instanceof DerFramingError)) throw e;
-    throw new MalformedInputError(
-      ErrorCode.MALFORMED_CERTIFICATE,
+    throw new MalformedCertificateError(
       `the certificates are not DER elements back to back (at byte ${off}): ${e.message}`,
       { cause: e },
     );
@@ -94,7 +86,7 @@ export function readSvidFile(file: string, what: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new LanyardError(ErrorCode.IO, `cannot read the ${what} file ${file}: ${(e as Error).message}`, {
+    throw new IoError(`cannot read the ${what} file ${file}: ${(e as Error).message}`, {
       cause: e,
     });
   }
@@ -103,5 +95,5 @@ export function readSvidFile(file: string, what: string): string {
 function text(input: PemInput): string {
   if (typeof input === 'string') return input;
   if (input instanceof Uint8Array) return Buffer.from(input).toString('utf8');
-  throw new MalformedInputError(ErrorCode.MALFORMED_PEM, 'PEM input must be a string or bytes');
+  throw new MalformedPemError('PEM input must be a string or bytes');
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, PathValidationError, SvidVerificationError } from '../errors';
+import { KeyUsageInvalidError, NotACaError, SvidInvalidError, SvidVerificationError } from '../errors';
 import { SpiffeId } from '../spiffe';
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, ParsedCertificate } from '../x509/certificate';
 
@@ -17,8 +17,7 @@ export function spiffeIdOfLeaf(leaf: ParsedCertificate): SpiffeId {
   try {
     id = SpiffeId.parse(uri);
   } catch (e) {
-    throw new SvidVerificationError(
-      ErrorCode.SVID_INVALID,
+    throw new SvidInvalidError(
       `X509-SVID: the URI SAN is not a valid SPIFFE ID: ${e instanceof Error ? e.message : String(e)}`,
       { cause: e },
     );
@@ -71,17 +70,11 @@ export function checkSvidSigningCertificates(signing: readonly ParsedCertificate
   signing.forEach((cert, i) => {
     const which = `certificate ${i + 1} of the chain (serial ${cert.serialHex})`;
     if (!isCaCertificate(cert)) {
-      throw new PathValidationError(
-        ErrorCode.NOT_A_CA,
-        `X509-SVID: ${which} signs for the leaf but ${NOT_A_CA}`,
-      );
+      throw new NotACaError(`X509-SVID: ${which} signs for the leaf but ${NOT_A_CA}`);
     }
     const keyUsage = keyCertSignProblem(cert, false);
     if (keyUsage !== undefined) {
-      throw new PathValidationError(
-        ErrorCode.KEY_USAGE_INVALID,
-        `X509-SVID: ${which} signs for the leaf but is a CA ${keyUsage}`,
-      );
+      throw new KeyUsageInvalidError(`X509-SVID: ${which} signs for the leaf but is a CA ${keyUsage}`);
     }
   });
 }
@@ -108,5 +101,5 @@ export function keyCertSignProblem(cert: ParsedCertificate, absentAllowed: boole
 }
 
 function invalid(rule: string): SvidVerificationError {
-  return new SvidVerificationError(ErrorCode.SVID_INVALID, `X509-SVID: ${rule}`);
+  return new SvidInvalidError(`X509-SVID: ${rule}`);
 }

@@ -4,7 +4,7 @@
  * agent cache, handoff) and every consumer (X509Sources, the hop helpers) uses this one type.
  */
 import { createPublicKey, KeyObject } from 'node:crypto';
-import { ErrorCode, MalformedInputError } from '../errors';
+import { ChainEmptyError, UnsupportedKeyError } from '../errors';
 import type { SpiffeId } from '../spiffe';
 import { readAgentContext, resolveAgentContextOid } from '../x509/agent-context/oid';
 import type { AgentContext } from '../x509/agent-context/types';
@@ -70,18 +70,18 @@ export function toX509Svid(
   options: OwnSvidOptions = {},
 ): X509Svid {
   const contextOid = resolveAgentContextOid(options.agentContextOid);
-  if (chain.length === 0) throw new MalformedInputError(ErrorCode.CHAIN_EMPTY, 'an SVID needs a certificate');
+  if (chain.length === 0) throw new ChainEmptyError('an SVID needs a certificate');
   const certs = chain.map((c) => (c instanceof ParsedCertificate ? c : ParsedCertificate.fromDer(c)));
   const leaf = certs[0]!;
   const id = spiffeIdOfLeaf(leaf);
   checkSvidLeaf(leaf);
   checkSvidSigningCertificates(certs.slice(1));
   if (!(privateKey instanceof KeyObject) || privateKey.type !== 'private') {
-    throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, 'the SVID key must be a private key');
+    throw new UnsupportedKeyError('the SVID key must be a private key');
   }
   const pub = Buffer.from(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }));
   if (!pub.equals(Buffer.from(leaf.spkiDer))) {
-    throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `the key does not belong to ${id.toString()}`);
+    throw new UnsupportedKeyError(`the key does not belong to ${id.toString()}`);
   }
   const context = readAgentContext(leaf, contextOid);
   const frozenChain = Object.freeze(certs);
@@ -106,7 +106,7 @@ export function toX509Svid(
 export function parseX509Svid(certificates: PemInput, key: PemInput, options: OwnSvidOptions = {}): X509Svid {
   const chain = certificatesFromPem(certificates);
   if (chain.length === 0) {
-    throw new MalformedInputError(ErrorCode.CHAIN_EMPTY, 'no CERTIFICATE PEM block found: an SVID needs one');
+    throw new ChainEmptyError('no CERTIFICATE PEM block found: an SVID needs one');
   }
   return toX509Svid(chain, privateKeyFromPem(key), options);
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ErrorCode, ErrorCodeValue, SvidVerificationError } from '../errors';
+import { ErrorCode, errorFromCode, InvalidArgumentError, SvidVerificationError } from '../errors';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
 import { decodeAgentContext, delegationLinkSha256 } from '../x509/agent-context/codec';
@@ -122,7 +122,7 @@ function copyContext(c: AgentContext): AgentContext {
 function checkDepth(depth: number, options: ContextRuleOptions): void {
   const maxDepth = options.maxDelegationDepth ?? DEFAULT_MAX_DELEGATION_DEPTH;
   if (!Number.isInteger(maxDepth) || maxDepth < 0) {
-    throw new SvidVerificationError(ErrorCode.INVALID_ARGUMENT, 'maxDelegationDepth must be an integer >= 0');
+    throw new InvalidArgumentError('maxDelegationDepth must be an integer >= 0');
   }
   if (depth > maxDepth) {
     throw reject(
@@ -314,8 +314,8 @@ function signatureVerifies(link: DelegationLink): boolean {
   }
 }
 
-function reject(code: ErrorCodeValue, message: string): SvidVerificationError {
-  return new SvidVerificationError(code, `agent context: ${message}`);
+function reject(code: SvidVerificationError['code'], message: string): SvidVerificationError {
+  return errorFromCode(code, `agent context: ${message}`);
 }
 
 function sha256(data: Uint8Array): Uint8Array {

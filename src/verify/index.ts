@@ -3,7 +3,7 @@ export { verifyX509Svid } from './verify-x509-svid';
 export type { VerifiedSvid, VerifyX509SvidOptions } from './verify-x509-svid';
 export { validateCertPath, DEFAULT_MAX_PATH_DEPTH, MAX_PRESENTED_CERTIFICATES } from './path-validation';
 export type { PathValidationOptions, ValidatedPath } from './path-validation';
-export { CertificatePathError, ENFORCED_EXTENSIONS } from './path-rules';
+export { ENFORCED_EXTENSIONS } from './path-rules';
 export { spiffeIdOfLeaf, checkSvidLeaf } from '../svid/rules';
 export { verifyAgentContext, DEFAULT_MAX_DELEGATION_DEPTH } from './context-rules';
 export type { ContextRuleOptions } from './context-rules';

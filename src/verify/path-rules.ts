@@ -7,7 +7,14 @@ import {
   id_ce_subjectAltName,
   id_ce_subjectKeyIdentifier,
 } from '@peculiar/asn1-x509';
-import { ErrorCode, ErrorCodeValue, PathValidationError } from '../errors';
+import {
+  type CertificateErrorOptions,
+  ErrorCode,
+  errorClasses,
+  type PathValidationError,
+  type UnsupportedAlgorithmError,
+  type UnsupportedKeyError,
+} from '../errors';
 import { ParsedCertificate, ParsedNameConstraints } from '../x509/certificate';
 import { describeKey } from '../x509/keys';
 import { isEmptyDn } from '../x509/distinguished-name';
@@ -47,23 +54,8 @@ export const ACCEPTED_SIGNATURE_ALGORITHMS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * A path validation failure that names the certificate it is about: `certIndex` counts from the leaf (0) to
- * the trust anchor (path length - 1) of the candidate path that failed.
- */
-export class CertificatePathError extends PathValidationError {
-  readonly certIndex: number;
-  readonly certSha256Hex: string;
-
-  constructor(code: ErrorCodeValue, message: string, certIndex: number, cert: ParsedCertificate) {
-    super(code, message);
-    this.certIndex = certIndex;
-    this.certSha256Hex = cert.sha256Hex;
-  }
-}
-
-/**
  * Every RFC 5280 §6.1 rule that is not a signature, over a complete candidate path `path` (leaf first, trust
- * anchor last; signatures already checked by the caller). Throws CertificatePathError for the first rule broken.
+ * anchor last; signatures already checked by the caller). Throws PathValidationError for the first rule broken.
  *
  * Processed from the anchor down, as §6.1 does, so constraints accumulate in order and the reported failure is
  * the one closest to the anchor.
@@ -200,7 +192,7 @@ function checkKeyAndAlgorithm(cert: ParsedCertificate, i: number, anchor: boolea
  */
 function checkProfile(path: readonly ParsedCertificate[], i: number, anchor: boolean): void {
   const cert = path[i]!;
-  const profile = (rule: string): CertificatePathError =>
+  const profile = (rule: string): PathFailure =>
     fail(ErrorCode.CERT_PROFILE_INVALID, `${describe(cert)} ${rule}`, i, cert);
   if (cert.version !== 3 && !anchor) {
     throw profile('is an X.509 v1 certificate; only a trust anchor may be v1');
@@ -326,13 +318,12 @@ function checkSubtrees(cert: ParsedCertificate, i: number): void {
   }
 }
 
-function fail(
-  code: ErrorCodeValue,
-  message: string,
-  i: number,
-  cert: ParsedCertificate,
-): CertificatePathError {
-  return new CertificatePathError(code, message, i, cert);
+type PathFailure = PathValidationError | UnsupportedKeyError | UnsupportedAlgorithmError;
+
+function fail(code: PathFailure['code'], message: string, i: number, cert: ParsedCertificate): PathFailure {
+  // These classes all take the certificate they are about; errorClasses is typed for the common options only.
+  const Class = errorClasses[code] as new (message: string, options: CertificateErrorOptions) => PathFailure;
+  return new Class(message, { certIndex: i, certSha256Hex: cert.sha256Hex });
 }
 
 /** A short human name for a certificate in error messages: its first URI SAN, else its subject DN. */

@@ -1,4 +1,11 @@
-import { ErrorCode, PathValidationError } from '../errors';
+import {
+  ChainEmptyError,
+  ChainTooLongError,
+  InvalidArgumentError,
+  PathValidationError,
+  SignatureInvalidError,
+  UnknownAuthorityError,
+} from '../errors';
 import { ParsedCertificate } from '../x509/certificate';
 import { VerificationCache } from './cache';
 import { checkPath, describe } from './path-rules';
@@ -45,25 +52,21 @@ export function validateCertPath(
 ): ValidatedPath {
   const at = options.at ?? new Date();
   if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
-    throw new PathValidationError(ErrorCode.INVALID_ARGUMENT, 'options.at must be a valid Date');
+    throw new InvalidArgumentError('options.at must be a valid Date');
   }
   const maxDepth = options.maxDepth ?? DEFAULT_MAX_PATH_DEPTH;
   if (!Number.isInteger(maxDepth) || maxDepth < 2) {
-    throw new PathValidationError(ErrorCode.INVALID_ARGUMENT, 'options.maxDepth must be an integer >= 2');
+    throw new InvalidArgumentError('options.maxDepth must be an integer >= 2');
   }
   const leaf = leafAndIntermediates[0];
-  if (leaf === undefined) throw new PathValidationError(ErrorCode.CHAIN_EMPTY, 'no certificate presented');
+  if (leaf === undefined) throw new ChainEmptyError('no certificate presented');
   if (leafAndIntermediates.length > MAX_PRESENTED_CERTIFICATES) {
-    throw new PathValidationError(
-      ErrorCode.CHAIN_TOO_LONG,
+    throw new ChainTooLongError(
       `${leafAndIntermediates.length} certificates presented, at most ${MAX_PRESENTED_CERTIFICATES} are considered`,
     );
   }
   if (roots.length === 0) {
-    throw new PathValidationError(
-      ErrorCode.UNKNOWN_AUTHORITY,
-      'no trust anchors: every certificate is untrusted',
-    );
+    throw new UnknownAuthorityError('no trust anchors: every certificate is untrusted');
   }
 
   const rootHashes = new Set(roots.map((r) => r.sha256Hex));
@@ -115,8 +118,7 @@ class PathSearch {
       if (needed > this.maxDepth) {
         this.record(
           Rank.tooLong,
-          new PathValidationError(
-            ErrorCode.CHAIN_TOO_LONG,
+          new ChainTooLongError(
             `no path to a trust anchor within ${this.maxDepth} certificates (options.maxDepth)`,
           ),
         );
@@ -127,8 +129,7 @@ class PathSearch {
       if (!signed) {
         this.record(
           Rank.badSignature,
-          new PathValidationError(
-            ErrorCode.SIGNATURE_INVALID,
+          new SignatureInvalidError(
             `${describe(child)} names ${describe(issuer)} as issuer but its signature does not verify with that key`,
           ),
         );
@@ -189,8 +190,7 @@ class PathSearch {
     if (this.signatureChecks >= MAX_SIGNATURE_CHECKS) {
       this.record(
         Rank.noIssuer,
-        new PathValidationError(
-          ErrorCode.UNKNOWN_AUTHORITY,
+        new UnknownAuthorityError(
           `gave up after ${MAX_SIGNATURE_CHECKS} signature checks without finding a valid path`,
         ),
       );
@@ -213,8 +213,7 @@ class PathSearch {
   failure(leaf: ParsedCertificate): PathValidationError {
     return (
       this.best?.error ??
-      new PathValidationError(
-        ErrorCode.UNKNOWN_AUTHORITY,
+      new UnknownAuthorityError(
         `${describe(leaf)} does not chain to any trust anchor (issuer not found among the presented certificates and roots)`,
       )
     );

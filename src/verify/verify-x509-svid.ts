@@ -1,4 +1,13 @@
-import { ErrorCode, PathValidationError, RevokedError, SvidVerificationError } from '../errors';
+import {
+  ChainEmptyError,
+  ChainTooLongError,
+  ErrorCode,
+  PathValidationError,
+  RevokedError,
+  SvidExpiredError,
+  UnknownAuthorityError,
+  WrongTrustDomainError,
+} from '../errors';
 import { requireX509Bundle, type X509BundleSource } from '../bundle';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
@@ -6,7 +15,6 @@ import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AgentContext } from '../x509/agent-context/types';
 import { defaultVerificationCache, VerificationCache } from './cache';
 import { verifyAgentContext } from './context-rules';
-import { CertificatePathError } from './path-rules';
 import { MAX_PRESENTED_CERTIFICATES, validateCertPath } from './path-validation';
 import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../svid/rules';
@@ -71,16 +79,14 @@ export function verifyX509Svid(
         ? options.trustDomain
         : TrustDomain.parse(options.trustDomain);
     if (!id.memberOf(allowed)) {
-      throw new SvidVerificationError(
-        ErrorCode.WRONG_TRUST_DOMAIN,
+      throw new WrongTrustDomainError(
         `SVID ${id.toString()} is not of the accepted trust domain "${allowed.name}"`,
       );
     }
   }
   const bundle = requireX509Bundle(bundleSource, id.trustDomain);
   if (bundle.x509Authorities.length === 0) {
-    throw new PathValidationError(
-      ErrorCode.UNKNOWN_AUTHORITY,
+    throw new UnknownAuthorityError(
       `the bundle of trust domain "${id.trustDomain.name}" has no X.509 authorities, so none of its SVIDs is valid`,
     );
   }
@@ -93,8 +99,8 @@ export function verifyX509Svid(
       ...(cache !== undefined ? { cache } : {}),
     }).path;
   } catch (e) {
-    if (e instanceof CertificatePathError && e.certIndex === 0 && e.code === ErrorCode.CERT_EXPIRED) {
-      throw new SvidVerificationError(ErrorCode.SVID_EXPIRED, `X509-SVID ${id.toString()}: ${e.message}`, {
+    if (e instanceof PathValidationError && e.certIndex === 0 && e.code === ErrorCode.CERT_EXPIRED) {
+      throw new SvidExpiredError(`X509-SVID ${id.toString()}: ${e.message}`, {
         cause: e,
       });
     }
@@ -148,12 +154,11 @@ function toCertificates(
   cache: VerificationCache | undefined,
 ): ParsedCertificate[] {
   if (!Array.isArray(chain) || chain.length === 0) {
-    throw new PathValidationError(ErrorCode.CHAIN_EMPTY, 'no certificate presented');
+    throw new ChainEmptyError('no certificate presented');
   }
   // Refuse before parsing anything: the bound exists so that a peer cannot make us decode without limit.
   if (chain.length > MAX_PRESENTED_CERTIFICATES) {
-    throw new PathValidationError(
-      ErrorCode.CHAIN_TOO_LONG,
+    throw new ChainTooLongError(
       `${chain.length} certificates presented, at most ${MAX_PRESENTED_CERTIFICATES} are considered`,
     );
   }

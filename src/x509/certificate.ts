@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, KeyObject, verify, X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
-import { ErrorCode, MalformedInputError } from '../errors';
+import { MalformedCertificateError } from '../errors';
 import { TAG_OID, TAG_SEQUENCE } from './der';
 import {
   AlgorithmIdentifierParts,
@@ -119,11 +119,7 @@ export class ParsedCertificate {
     try {
       f = parseCertificateDer(der);
     } catch (e) {
-      throw new MalformedInputError(
-        ErrorCode.MALFORMED_CERTIFICATE,
-        `not a DER X.509 certificate: ${errMsg(e)}`,
-        { cause: e },
-      );
+      throw new MalformedCertificateError(`not a DER X.509 certificate: ${errMsg(e)}`, { cause: e });
     }
     this.der = der;
     this.version = f.version;
@@ -158,7 +154,7 @@ export class ParsedCertificate {
   /** Parse DER bytes (copied). Throws MalformedInputError (ERR_MALFORMED_CERTIFICATE) on anything else. */
   static fromDer(der: Uint8Array): ParsedCertificate {
     if (!(der instanceof Uint8Array) || der.length === 0) {
-      throw new MalformedInputError(ErrorCode.MALFORMED_CERTIFICATE, 'empty certificate');
+      throw new MalformedCertificateError('empty certificate');
     }
     return new ParsedCertificate(new Uint8Array(der));
   }
@@ -183,11 +179,9 @@ export class ParsedCertificate {
       try {
         this.#node = new X509Certificate(this.der);
       } catch (e) {
-        throw new MalformedInputError(
-          ErrorCode.MALFORMED_CERTIFICATE,
-          `OpenSSL cannot read the certificate: ${errMsg(e)}`,
-          { cause: e },
-        );
+        throw new MalformedCertificateError(`OpenSSL cannot read the certificate: ${errMsg(e)}`, {
+          cause: e,
+        });
       }
     }
     return this.#node;
@@ -215,11 +209,9 @@ export class ParsedCertificate {
       try {
         this.#asn = AsnConvert.parse(this.der, Certificate);
       } catch (e) {
-        throw new MalformedInputError(
-          ErrorCode.MALFORMED_CERTIFICATE,
-          `the schema decoder cannot read the certificate: ${errMsg(e)}`,
-          { cause: e },
-        );
+        throw new MalformedCertificateError(`the schema decoder cannot read the certificate: ${errMsg(e)}`, {
+          cause: e,
+        });
       }
     }
     return this.#asn;
@@ -336,8 +328,7 @@ function importPublicKey(
     }
     return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
   } catch (e) {
-    throw new MalformedInputError(
-      ErrorCode.MALFORMED_CERTIFICATE,
+    throw new MalformedCertificateError(
       `the certificate's public key (algorithm ${alg.oid}) cannot be read: ${errMsg(e)}`,
       { cause: e },
     );

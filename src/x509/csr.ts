@@ -1,5 +1,11 @@
 import { createPublicKey, KeyObject, verify } from 'node:crypto';
-import { ErrorCode, MalformedInputError } from '../errors';
+import {
+  CsrSignatureInvalidError,
+  MalformedCsrError,
+  MalformedInputError,
+  UnsupportedAlgorithmError,
+  UnsupportedKeyError,
+} from '../errors';
 import { signatureAlgorithmDer } from './build';
 import { DER_NULL, OID_RSA_ENCRYPTION } from './certificate-der';
 import { CsrFields, parseCsrDer } from './csr-der';
@@ -54,14 +60,10 @@ export function parseCsr(input: Uint8Array | string): ParsedCsr {
   const algorithm = parts.signatureAlgorithm;
   const pop = POP_ALGORITHMS[algorithm.oid];
   if (!pop) {
-    throw new MalformedInputError(
-      ErrorCode.UNSUPPORTED_ALGORITHM,
-      `CSR signature algorithm ${algorithm.oid} is not accepted`,
-    );
+    throw new UnsupportedAlgorithmError(`CSR signature algorithm ${algorithm.oid} is not accepted`);
   }
   if (pop.kind !== kind) {
-    throw new MalformedInputError(
-      ErrorCode.CSR_SIGNATURE_INVALID,
+    throw new CsrSignatureInvalidError(
       `CSR signature algorithm ${algorithm.oid} does not match its ${kind} key`,
     );
   }
@@ -80,10 +82,7 @@ export function parseCsr(input: Uint8Array | string): ParsedCsr {
     ok = false;
   }
   if (!ok) {
-    throw new MalformedInputError(
-      ErrorCode.CSR_SIGNATURE_INVALID,
-      'CSR signature does not verify with its own key',
-    );
+    throw new CsrSignatureInvalidError('CSR signature does not verify with its own key');
   }
   return { publicKey, spki: spkiDer(publicKey) };
 }
@@ -91,7 +90,7 @@ export function parseCsr(input: Uint8Array | string): ParsedCsr {
 /** A CSR for the workload's key: empty subject (the server ignores it), no attributes, our one signature scheme. */
 export function createCsr(privateKey: KeyObject): { der: Uint8Array; pem: string } {
   if (privateKey.type !== 'private') {
-    throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, 'createCsr needs a private key');
+    throw new UnsupportedKeyError('createCsr needs a private key');
   }
   const algorithm = signatureAlgorithmDer(privateKey);
   const info = derSequence(
@@ -141,11 +140,9 @@ function requestedKey(parts: CsrFields): KeyObject {
   try {
     key = createPublicKey({ key: Buffer.from(parts.spki), format: 'der', type: 'spki' });
   } catch (e) {
-    throw new MalformedInputError(
-      ErrorCode.UNSUPPORTED_KEY,
-      `public key (algorithm ${parts.spkiAlgorithm.oid}) is not accepted`,
-      { cause: e },
-    );
+    throw new UnsupportedKeyError(`public key (algorithm ${parts.spkiAlgorithm.oid}) is not accepted`, {
+      cause: e,
+    });
   }
   // Exporting costs as much as importing (OpenSSL 3's encoder); the strict DER we just read is that export,
   // except for an RSA key without the NULL parameters, which node:crypto writes back with them.
@@ -156,9 +153,5 @@ function requestedKey(parts: CsrFields): KeyObject {
 }
 
 function malformed(message: string, cause?: unknown): MalformedInputError {
-  return new MalformedInputError(
-    ErrorCode.MALFORMED_CSR,
-    message,
-    cause === undefined ? undefined : { cause },
-  );
+  return new MalformedCsrError(message, cause === undefined ? undefined : { cause });
 }

@@ -1,7 +1,14 @@
 import { createPublicKey, KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Name } from '@peculiar/asn1-x509';
-import { ErrorCode, LanyardError } from '../errors';
+import {
+  CertExpiredError,
+  InvalidArgumentError,
+  KeyUsageInvalidError,
+  MalformedCertificateError,
+  NotACaError,
+  PathLenExceededError,
+} from '../errors';
 import { ParsedCertificate } from './certificate';
 
 /** A CA certificate and its private key: what signs intermediates and SVIDs. */
@@ -18,36 +25,27 @@ export interface Issuer {
 export function checkIssuer(issuer: Issuer, now: Date, issuingCa: boolean): { keyId: Uint8Array } {
   const { cert, key } = issuer;
   if (!cert.isCa) {
-    throw new LanyardError(
-      ErrorCode.NOT_A_CA,
-      'issuer certificate is not a CA (basicConstraints cA is not true)',
-    );
+    throw new NotACaError('issuer certificate is not a CA (basicConstraints cA is not true)');
   }
   if (cert.keyUsage && !cert.keyUsage.keyCertSign) {
-    throw new LanyardError(ErrorCode.KEY_USAGE_INVALID, 'issuer certificate keyUsage lacks keyCertSign');
+    throw new KeyUsageInvalidError('issuer certificate keyUsage lacks keyCertSign');
   }
   if (issuingCa && cert.basicConstraints?.pathLen === 0) {
-    throw new LanyardError(
-      ErrorCode.PATH_LEN_EXCEEDED,
-      'issuer has pathLenConstraint 0: it may not sign a CA',
-    );
+    throw new PathLenExceededError('issuer has pathLenConstraint 0: it may not sign a CA');
   }
   if (cert.notAfter.getTime() <= now.getTime()) {
-    throw new LanyardError(
-      ErrorCode.CERT_EXPIRED,
-      `issuer certificate expired at ${cert.notAfter.toISOString()}`,
-    );
+    throw new CertExpiredError(`issuer certificate expired at ${cert.notAfter.toISOString()}`);
   }
   if (cert.subjectKeyId === undefined) {
     // Without it the new certificate could carry no authorityKeyIdentifier, which RFC 5280 requires.
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer certificate has no subjectKeyIdentifier');
+    throw new InvalidArgumentError('issuer certificate has no subjectKeyIdentifier');
   }
   if (key.type !== 'private') {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer key must be a private key');
+    throw new InvalidArgumentError('issuer key must be a private key');
   }
   if (!matchedKeys.get(key)?.has(cert)) {
     if (!cert.publicKey.equals(createPublicKey(key))) {
-      throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'issuer key does not match the issuer certificate');
+      throw new InvalidArgumentError('issuer key does not match the issuer certificate');
     }
     const certs = matchedKeys.get(key) ?? new WeakSet<ParsedCertificate>();
     certs.add(cert);
@@ -82,15 +80,13 @@ export function issuerNameOf(cert: ParsedCertificate): Name {
   try {
     name = AsnConvert.parse(cert.subjectDer, Name);
   } catch (e) {
-    throw new LanyardError(
-      ErrorCode.MALFORMED_CERTIFICATE,
+    throw new MalformedCertificateError(
       `issuer subject name cannot be decoded: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
   const encoded = new Uint8Array(AsnConvert.serialize(name));
   if (!Buffer.from(encoded).equals(Buffer.from(cert.subjectDer))) {
-    throw new LanyardError(
-      ErrorCode.INVALID_ARGUMENT,
+    throw new InvalidArgumentError(
       'issuer subject name cannot be reproduced byte for byte (non-DER encoding in the issuer certificate)',
     );
   }

@@ -1,5 +1,5 @@
 import { createPublicKey, generateKeyPairSync, KeyObject, sign, verify } from 'node:crypto';
-import { ErrorCode, MalformedInputError } from '../errors';
+import { UnsupportedKeyError } from '../errors';
 
 /** Key types Lanyard accepts anywhere (CSR, CA, delegation link). Everything else is refused. */
 export type KeyAlgorithm = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096' | 'ed25519';
@@ -52,29 +52,22 @@ export function describeKey(key: KeyObject): KeyDescription {
   if (type === 'ec') {
     if (details.namedCurve === 'prime256v1') return { kind: 'ec', curve: 'P-256' };
     if (details.namedCurve === 'secp384r1') return { kind: 'ec', curve: 'P-384' };
-    throw new MalformedInputError(
-      ErrorCode.UNSUPPORTED_KEY,
+    throw new UnsupportedKeyError(
       `EC curve ${details.namedCurve ?? 'unknown'} is not accepted (P-256 or P-384 only)`,
     );
   }
   if (type === 'rsa') {
     const bits = details.modulusLength ?? 0;
     if (bits < 2048) {
-      throw new MalformedInputError(
-        ErrorCode.UNSUPPORTED_KEY,
-        `RSA key of ${bits} bits is too short (>= 2048)`,
-      );
+      throw new UnsupportedKeyError(`RSA key of ${bits} bits is too short (>= 2048)`);
     }
     if (bits > 8192) {
-      throw new MalformedInputError(
-        ErrorCode.UNSUPPORTED_KEY,
-        `RSA key of ${bits} bits is too long (<= 8192)`,
-      );
+      throw new UnsupportedKeyError(`RSA key of ${bits} bits is too long (<= 8192)`);
     }
     return { kind: 'rsa', bits };
   }
   if (type === 'ed25519') return { kind: 'ed25519' };
-  throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, `key type ${type ?? 'unknown'} is not accepted`);
+  throw new UnsupportedKeyError(`key type ${type ?? 'unknown'} is not accepted`);
 }
 
 /** The one scheme each accepted key signs with. Fixing it per key type rules out algorithm confusion. */
@@ -119,7 +112,7 @@ export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
   try {
     key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
   } catch (e) {
-    throw new MalformedInputError(ErrorCode.UNSUPPORTED_KEY, 'not a valid SubjectPublicKeyInfo', {
+    throw new UnsupportedKeyError('not a valid SubjectPublicKeyInfo', {
       cause: e,
     });
   }

@@ -1,4 +1,4 @@
-import { ErrorCode, InvalidSpiffeIdError, LanyardError } from '../errors';
+import { InvalidArgumentError, InvalidSpiffeIdError } from '../errors';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { dnsNameProblem } from './name-syntax';
 
@@ -17,7 +17,6 @@ export function leafTrustDomain(spiffeId: string): string {
   const id = SpiffeId.parse(spiffeId);
   if (id.isTrustDomainId()) {
     throw new InvalidSpiffeIdError(
-      ErrorCode.INVALID_SPIFFE_ID,
       `invalid SPIFFE ID for an X.509-SVID "${spiffeId}": a leaf needs a path after the trust domain`,
     );
   }
@@ -28,6 +27,6 @@ export function leafTrustDomain(spiffeId: string): string {
 export function checkDnsName(name: string): void {
   const problem = dnsNameProblem(name, { wildcard: true });
   if (problem !== undefined) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `invalid DNS name "${String(name)}": ${problem}`);
+    throw new InvalidArgumentError(`invalid DNS name "${String(name)}": ${problem}`);
   }
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, MalformedInputError } from '../errors';
+import { MalformedPemError } from '../errors';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
 
@@ -13,7 +13,7 @@ export function decodePem(text: string): PemBlock[] {
   for (const m of text.matchAll(PEM_BLOCK)) {
     const body = (m[2] ?? '').replace(/\s+/g, '');
     if (body === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) {
-      throw new MalformedInputError(ErrorCode.MALFORMED_PEM, `PEM block ${m[1]} has an invalid base64 body`);
+      throw new MalformedPemError(`PEM block ${m[1]} has an invalid base64 body`);
     }
     blocks.push({ label: m[1] ?? '', der: new Uint8Array(Buffer.from(body, 'base64')) });
   }
@@ -29,10 +29,7 @@ export function decodeCompletePem(text: string): PemBlock[] {
   const blocks = decodePem(text);
   const begins = text.match(/-----BEGIN [^\r\n]*?-----/g)?.length ?? 0;
   if (begins !== blocks.length) {
-    throw new MalformedInputError(
-      ErrorCode.MALFORMED_PEM,
-      'a PEM block is malformed or not terminated by its END line',
-    );
+    throw new MalformedPemError('a PEM block is malformed or not terminated by its END line');
   }
   return blocks;
 }
@@ -43,7 +40,7 @@ export function decodePemBlocks(text: string, label: string): Uint8Array[] {
     .filter((b) => b.label === label)
     .map((b) => b.der);
   if (ders.length === 0) {
-    throw new MalformedInputError(ErrorCode.MALFORMED_PEM, `no "${label}" PEM block found`);
+    throw new MalformedPemError(`no "${label}" PEM block found`);
   }
   return ders;
 }

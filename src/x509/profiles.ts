@@ -1,6 +1,12 @@
 import { KeyObject } from 'node:crypto';
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, ParsedCertificate } from './certificate';
-import { AgentContextError, ErrorCode, LanyardError } from '../errors';
+import {
+  AgentContextTooLargeError,
+  InvalidArgumentError,
+  MalformedAgentContextError,
+  PathLenExceededError,
+  WrongTrustDomainError,
+} from '../errors';
 import { resolveAgentContextOid } from './agent-context/oid';
 import { AGENT_CONTEXT_LIMITS } from './agent-context/types';
 import { buildName, randomSerial, signCertificate, wholeSeconds } from './build';
@@ -94,7 +100,7 @@ const MAX_DN_STRING = 64;
 export function createRootCa(opts: RootCaOptions): IssuedCertificate {
   checkCaOptions(opts);
   if (opts.key?.type !== 'private') {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'a root CA needs its private key (it signs itself)');
+    throw new InvalidArgumentError('a root CA needs its private key (it signs itself)');
   }
   const { notBefore, notAfter } = validity(opts);
   const spki = spkiDer(opts.key);
@@ -119,8 +125,7 @@ export function createIntermediateCa(opts: IntermediateCaOptions): IssuedCertifi
   const { keyId: issuerKeyId } = checkIssuer(opts.issuer, now, true);
   const parentPathLen = opts.issuer.cert.basicConstraints?.pathLen;
   if (parentPathLen !== undefined && opts.pathLen !== undefined && opts.pathLen >= parentPathLen) {
-    throw new LanyardError(
-      ErrorCode.PATH_LEN_EXCEEDED,
+    throw new PathLenExceededError(
       `pathLen ${opts.pathLen} is not below the issuer's pathLenConstraint ${parentPathLen}`,
     );
   }
@@ -144,7 +149,7 @@ export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
   const dnsNames = opts.dnsNames ?? [];
   dnsNames.forEach(checkDnsName);
   if (new Set(dnsNames).size !== dnsNames.length) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'duplicate DNS name');
+    throw new InvalidArgumentError('duplicate DNS name');
   }
   if (opts.agentContextDer !== undefined) checkAgentContextDer(opts.agentContextDer);
   const contextOid = resolveAgentContextOid(opts.agentContextOid);
@@ -155,8 +160,7 @@ export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
     .map((u) => u.slice('spiffe://'.length));
   if (issuerTrustDomains.length > 0 && !issuerTrustDomains.includes(trustDomain)) {
     // A verifier looks up the bundle of the leaf's trust domain; a leaf signed by another domain's CA fails there.
-    throw new LanyardError(
-      ErrorCode.WRONG_TRUST_DOMAIN,
+    throw new WrongTrustDomainError(
       `issuer belongs to trust domain ${issuerTrustDomains.join(', ')}, not ${trustDomain}`,
     );
   }
@@ -215,18 +219,14 @@ interface ValidityInput {
 function validity(opts: ValidityInput): { now: Date; notBefore: Date; notAfter: Date } {
   const now = opts.now ?? new Date();
   if (!(now instanceof Date) || Number.isNaN(now.getTime())) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, '`now` is not a valid date');
+    throw new InvalidArgumentError('`now` is not a valid date');
   }
   if (typeof opts.ttlSeconds !== 'number' || !Number.isFinite(opts.ttlSeconds) || opts.ttlSeconds < 1) {
-    throw new LanyardError(
-      ErrorCode.INVALID_ARGUMENT,
-      `ttlSeconds must be a number >= 1, got ${opts.ttlSeconds}`,
-    );
+    throw new InvalidArgumentError(`ttlSeconds must be a number >= 1, got ${opts.ttlSeconds}`);
   }
   const backdate = opts.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS;
   if (!Number.isInteger(backdate) || backdate < 0 || backdate > MAX_BACKDATE_SECONDS) {
-    throw new LanyardError(
-      ErrorCode.INVALID_ARGUMENT,
+    throw new InvalidArgumentError(
       `backdateSeconds must be an integer in 0..${MAX_BACKDATE_SECONDS}, got ${backdate}`,
     );
   }
@@ -243,22 +243,16 @@ function checkCaOptions(opts: CaOptions): void {
     opts.pathLen !== undefined &&
     (!Number.isInteger(opts.pathLen) || opts.pathLen < 0 || opts.pathLen > 16)
   ) {
-    throw new LanyardError(
-      ErrorCode.INVALID_ARGUMENT,
-      `pathLen must be an integer in 0..16, got ${opts.pathLen}`,
-    );
+    throw new InvalidArgumentError(`pathLen must be an integer in 0..16, got ${opts.pathLen}`);
   }
   for (const value of [opts.subject?.organization, opts.subject?.commonName]) {
     if (value !== undefined && (value.length === 0 || value.length > MAX_DN_STRING)) {
-      throw new LanyardError(
-        ErrorCode.INVALID_ARGUMENT,
-        `subject attributes must be 1..${MAX_DN_STRING} characters`,
-      );
+      throw new InvalidArgumentError(`subject attributes must be 1..${MAX_DN_STRING} characters`);
     }
   }
   const subtrees = [...(opts.nameConstraints?.permitted ?? []), ...(opts.nameConstraints?.excluded ?? [])];
   if (opts.nameConstraints !== undefined && subtrees.length === 0) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'nameConstraints needs at least one subtree');
+    throw new InvalidArgumentError('nameConstraints needs at least one subtree');
   }
   for (const subtree of subtrees) {
     try {
@@ -281,8 +275,7 @@ function checkCaOptions(opts: CaOptions): void {
         }
       } else throw new Error(`unknown kind ${String(subtree.kind)}`);
     } catch (e) {
-      throw new LanyardError(
-        ErrorCode.INVALID_ARGUMENT,
+      throw new InvalidArgumentError(
         `bad name constraint ${String(subtree.kind)}:${subtree.value}: ${(e as Error).message}`,
       );
     }
@@ -312,11 +305,10 @@ function caExtensions(opts: CaOptions, subjectKeyId: Uint8Array): Uint8Array[] {
 /** The value must be exactly one DER SEQUENCE within the size limit; its content is the codec's business. */
 function checkAgentContextDer(der: Uint8Array): void {
   if (!(der instanceof Uint8Array) || der.length === 0) {
-    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'agent context is empty');
+    throw new MalformedAgentContextError('agent context is empty');
   }
   if (der.length > AGENT_CONTEXT_LIMITS.maxEncodedBytes) {
-    throw new AgentContextError(
-      ErrorCode.AGENT_CONTEXT_TOO_LARGE,
+    throw new AgentContextTooLargeError(
       `agent context is ${der.length} bytes, limit ${AGENT_CONTEXT_LIMITS.maxEncodedBytes}`,
     );
   }
@@ -324,9 +316,6 @@ function checkAgentContextDer(der: Uint8Array): void {
     if (readSingleTlv(der).tag !== TAG_SEQUENCE) throw new DerFramingError('not a SEQUENCE');
   } catch (e) {
     if (!(e instanceof DerFramingError)) throw e;
-    throw new AgentContextError(
-      ErrorCode.MALFORMED_AGENT_CONTEXT,
-      `agent context is not one DER SEQUENCE: ${e.message}`,
-    );
+    throw new MalformedAgentContextError(`agent context is not one DER SEQUENCE: ${e.message}`);
   }
 }

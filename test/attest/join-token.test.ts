@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { JoinTokenAttestor } from '../../src/attest';
-import { ErrorCode, GrpcStatus } from '../../src/errors';
+import { ErrorCode } from '../../src/errors';
+import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { generateJoinToken, hashJoinToken } from '../../src/internal/join-token-secret';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { mustNotChallenge } from './helpers/channels';
@@ -72,7 +73,7 @@ describe('join_token attestor (real SQLite store)', () => {
       /jt-2 was already used/,
       [token],
     );
-    assert.equal(e.grpcStatus, GrpcStatus.UNAUTHENTICATED);
+    assert.equal(grpcStatusOf(e), GrpcStatus.UNAUTHENTICATED);
   });
 
   it('expired: ERR_TOKEN_EXPIRED, and the token is not spent by the failed attempt', async () => {
@@ -114,7 +115,7 @@ describe('join_token attestor (real SQLite store)', () => {
       ErrorCode.MALFORMED_EVIDENCE,
       /empty/,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.INVALID_ARGUMENT);
+    assert.equal(grpcStatusOf(e), GrpcStatus.INVALID_ARGUMENT);
     await rejectsWithCode(
       attestor.attest(enc(`lanyard_jt_${'a'.repeat(300)}`), mustNotChallenge, T0),
       ErrorCode.MALFORMED_EVIDENCE,

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { K8sPsatAttestor, type K8sPsatClusterConfig } from '../../src/attest';
-import { ErrorCode, GrpcStatus } from '../../src/errors';
+import { ErrorCode } from '../../src/errors';
+import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { mustNotChallenge } from './helpers/channels';
 import { rejectsWithCode } from './helpers/expect';
 import {
@@ -88,7 +89,7 @@ describe('k8s_psat attestor (locally generated issuer keys, JWKS on disk)', () =
       ErrorCode.TOKEN_AUDIENCE_MISMATCH,
       /audience \["vault", "https:\/\/kubernetes.default.svc"\] does not include "lanyard".*another service/,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.UNAUTHENTICATED);
+    assert.equal(grpcStatusOf(e), GrpcStatus.UNAUTHENTICATED);
   });
 
   it('wrong issuer: ERR_TOKEN_ISSUER_MISMATCH, a distinct message', async () => {
@@ -116,7 +117,7 @@ describe('k8s_psat attestor (locally generated issuer keys, JWKS on disk)', () =
       ErrorCode.TOKEN_NOT_YET_VALID,
       /not valid before/,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.UNAUTHENTICATED);
+    assert.equal(grpcStatusOf(e), GrpcStatus.UNAUTHENTICATED);
     await rejectsWithCode(
       attest(signJwt(psatClaims(NOW_S, { iat: NOW_S + 120 }), rsa)),
       ErrorCode.TOKEN_NOT_YET_VALID,
@@ -250,7 +251,7 @@ describe('k8s_psat attestor (locally generated issuer keys, JWKS on disk)', () =
       ErrorCode.IO,
       /prod-jwks.json cannot be used/,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.UNAVAILABLE);
+    assert.equal(grpcStatusOf(e), GrpcStatus.UNAVAILABLE);
     fs.rmSync(jwksFile);
     await rejectsWithCode(attest(signJwt(psatClaims(NOW_S), rsa)), ErrorCode.IO);
   });
@@ -264,7 +265,7 @@ describe('k8s_psat attestor (locally generated issuer keys, JWKS on disk)', () =
       ErrorCode.UNAUTHORIZED,
       /payments:api is not in allowed_service_accounts of cluster "prod"/,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.PERMISSION_DENIED);
+    assert.equal(grpcStatusOf(e), GrpcStatus.PERMISSION_DENIED);
     const ok = await K8sPsatAttestor.fromConfig([{ ...cluster, allowedServiceAccounts: ['payments:api'] }]);
     await attest(signJwt(psatClaims(NOW_S), rsa), NOW, ok);
   });
@@ -303,7 +304,7 @@ describe('k8s_psat attestor (locally generated issuer keys, JWKS on disk)', () =
       ],
     ] as const) {
       const e = await rejectsWithCode(attest(token), ErrorCode.MALFORMED_EVIDENCE, message);
-      assert.equal(e.grpcStatus, GrpcStatus.INVALID_ARGUMENT);
+      assert.equal(grpcStatusOf(e), GrpcStatus.INVALID_ARGUMENT);
     }
     await rejectsWithCode(attest('x'.repeat(17 * 1024)), ErrorCode.MALFORMED_EVIDENCE, /more than the 16384/);
   });

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Attestor, Attestors, ATTESTOR_TYPES } from '../../src/attest';
-import { ErrorCode, GrpcStatus } from '../../src/errors';
+import { ErrorCode } from '../../src/errors';
+import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { resolveConfig } from '../../src/server/config';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { generateKeyPair } from '../../src/x509/keys';
@@ -66,7 +67,7 @@ describe('Attestors registry', () => {
       ErrorCode.ATTESTOR_UNKNOWN,
       /attestor "join_token" is not enabled on this server \(enabled: k8s_psat\)/,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.UNIMPLEMENTED);
+    assert.equal(grpcStatusOf(e), GrpcStatus.UNIMPLEMENTED);
   });
 
   it('an unknown or empty type is ERR_ATTESTOR_UNKNOWN, the client text quoted and cut short', async () => {

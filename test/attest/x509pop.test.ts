@@ -8,7 +8,8 @@ import {
   X509POP_CONTEXT,
   X509PopAttestor,
 } from '../../src/attest';
-import { ErrorCode, GrpcStatus } from '../../src/errors';
+import { ErrorCode } from '../../src/errors';
+import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createRootCa, type IssuedCertificate } from '../../src/x509/profiles';
@@ -70,7 +71,7 @@ describe('x509pop attestor', () => {
       new X509PopAttestor([otherRoot.cert]).attest(pem(pki.device, pki.inter), runtime, NOW),
       ErrorCode.UNKNOWN_AUTHORITY,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.UNAUTHENTICATED);
+    assert.equal(grpcStatusOf(e), GrpcStatus.UNAUTHENTICATED);
     // A root with the very same name but another key: the issuer is found by name, its signature fails.
     await rejectsWithCode(
       new X509PopAttestor([provisioningPki().root.cert]).attest(pem(pki.device, pki.inter), runtime, NOW),
@@ -89,7 +90,7 @@ describe('x509pop attestor', () => {
       ErrorCode.CHALLENGE_FAILED,
       /proof of possession failed/,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.UNAUTHENTICATED);
+    assert.equal(grpcStatusOf(e), GrpcStatus.UNAUTHENTICATED);
     // Nor does the CA's key stand in for the leaf's.
     await rejectsWithCode(
       attestor.attest(pem(pki.device, pki.inter), new AnsweringRuntime(pki.interKey.privateKey), NOW),
@@ -133,7 +134,7 @@ describe('x509pop attestor', () => {
       ErrorCode.CHALLENGE_TIMEOUT,
       /within 50 ms/,
     );
-    assert.equal(e.grpcStatus, GrpcStatus.DEADLINE_EXCEEDED);
+    assert.equal(grpcStatusOf(e), GrpcStatus.DEADLINE_EXCEEDED);
   });
 
   it('certificate problems come from path validation: expired, missing intermediate', async () => {

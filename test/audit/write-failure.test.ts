@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { AuditError, ErrorCode } from '../../src/errors';
+import { IoError } from '../../src/errors';
 import { openDefaultStore } from '../../src/server/run';
 import type { Store, StoreOps } from '../../src/store/store';
 import { rejectsWithStatus, startTestServer, type TestServer } from '../server/helpers';
@@ -27,9 +27,7 @@ describe('audit: a trail that cannot be written acknowledges nothing', function 
           const flaky: Store['audit'] = {
             ...audit,
             append: (chain, event, now) =>
-              failing
-                ? Promise.reject(new AuditError(ErrorCode.IO, 'disk full'))
-                : audit.append(chain, event, now),
+              failing ? Promise.reject(new IoError('disk full')) : audit.append(chain, event, now),
           };
           Object.defineProperty(store, 'audit', { value: flaky });
           // Appends through a transaction handle fail the same way.
@@ -40,9 +38,7 @@ describe('audit: a trail that cannot be written acknowledges nothing', function 
               Object.defineProperty(failingTx, 'audit', {
                 value: {
                   append: (chain: string, event: Parameters<StoreOps['audit']['append']>[1], now: Date) =>
-                    failing
-                      ? Promise.reject(new AuditError(ErrorCode.IO, 'disk full'))
-                      : tx.audit.append(chain, event, now),
+                    failing ? Promise.reject(new IoError('disk full')) : tx.audit.append(chain, event, now),
                 },
               });
               return fn(failingTx);

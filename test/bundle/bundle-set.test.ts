@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { BundleSet, requireX509Bundle, X509Bundle, X509BundleSource } from '../../src/bundle';
-import { BundleError, ErrorCode, GrpcStatus } from '../../src/errors';
+import { BundleError, ErrorCode, InvalidArgumentError } from '../../src/errors';
+import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { TrustDomain } from '../../src/spiffe';
 import { makeCa } from './ca-fixtures';
 
@@ -37,9 +38,9 @@ describe('BundleSet', () => {
     const set = new BundleSet([bundleFor(example)]);
     assert.throws(
       () => set.add(bundleFor(example, 'b')),
-      (e: unknown) => e instanceof BundleError && e.code === ErrorCode.INVALID_ARGUMENT,
+      (e: unknown) => e instanceof InvalidArgumentError && e.code === ErrorCode.INVALID_ARGUMENT,
     );
-    assert.throws(() => new BundleSet([bundleFor(example), bundleFor(example, 'b')]), BundleError);
+    assert.throws(() => new BundleSet([bundleFor(example), bundleFor(example, 'b')]), InvalidArgumentError);
   });
 
   it('replace swaps the bundle of a trust domain (rotation) and returns the old one', () => {
@@ -75,7 +76,7 @@ describe('requireX509Bundle', () => {
         (e: unknown) =>
           e instanceof BundleError &&
           e.code === ErrorCode.BUNDLE_NOT_FOUND &&
-          e.grpcStatus === GrpcStatus.UNAUTHENTICATED &&
+          grpcStatusOf(e) === GrpcStatus.UNAUTHENTICATED &&
           /"partner.example"/.test(e.message),
       );
     }

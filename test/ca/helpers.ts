@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { CaManager, CaManagerOptions, DiskKeyManager, KeyManager, ManagedKey } from '../../src/ca';
-import { ErrorCode, isLanyardError, LanyardError } from '../../src/errors';
+import { IoError, isLanyardError, LanyardError } from '../../src/errors';
 import { createLogger } from '../../src/internal/logging';
 import { SQLITE_FILE_NAME, SqliteStore, Store, StoreOps } from '../../src/store';
 import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
@@ -133,7 +133,7 @@ export function errorText(e: unknown): string {
 
 export async function rejectsWith(
   p: Promise<unknown>,
-  cls: new (...args: never[]) => LanyardError,
+  cls: abstract new (...args: never[]) => LanyardError,
   code: string,
   message?: RegExp,
 ): Promise<LanyardError> {
@@ -165,7 +165,7 @@ export class SwappingKeyManager implements KeyManager {
 
   generateKey(id: string, algorithm: KeyAlgorithm): Promise<ManagedKey> {
     if (this.refuseNewKeys) {
-      return Promise.reject(new LanyardError(ErrorCode.IO, `cannot write key ${id} (ENOSPC)`));
+      return Promise.reject(new IoError(`cannot write key ${id} (ENOSPC)`));
     }
     return this.inner.generateKey(id, algorithm);
   }
@@ -199,7 +199,7 @@ export function storeFailingMidCommit(store: Store): Store & { failBundleWrites:
     store.transaction((tx) => {
       if (!wrapped.failBundleWrites) return fn(tx);
       const failing: StoreOps = Object.create(tx) as StoreOps;
-      failing.setBundle = () => Promise.reject(new LanyardError(ErrorCode.IO, 'disk I/O error (simulated)'));
+      failing.setBundle = () => Promise.reject(new IoError('disk I/O error (simulated)'));
       return fn(failing);
     });
   return wrapped;

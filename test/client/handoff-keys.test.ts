@@ -9,6 +9,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import { childKeySha256, signGrant } from '../../src/client/delegation';
 import { HandoffKey, HandoffKeys } from '../../src/client/handoff-keys';
 import { ErrorCode, LanyardError } from '../../src/errors';
+import { grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { decodeDelegationBinding } from '../../src/x509/agent-context/codec';
 import { parseCsr } from '../../src/x509/csr';
 import { generateKeyPair, spkiDer } from '../../src/x509/keys';
@@ -80,7 +81,7 @@ describe('client: handoff keys (the child key, bound at grant time)', () => {
       }
       return undefined;
     })();
-    assert.equal(err?.grpcStatus, 8, 'RESOURCE_EXHAUSTED');
+    assert.equal(err && grpcStatusOf(err), 8, 'RESOURCE_EXHAUSTED');
     assert.throws(() => new HandoffKeys({ maxKeys: 0 }), /positive/);
   });
 

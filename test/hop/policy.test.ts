@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { BundleSet } from '../../src/bundle';
+import { PolicyDeniedError } from '../../src/errors';
 import type { HopDecision } from '../../src/hop/decision';
 import { verifyHopPeer, verifyHopPeerSync } from '../../src/hop/peer';
 import { runAuthorize, type HopPolicy } from '../../src/hop/policy';
 import { authorizeAny, authorizeId, verifyX509Svid } from '../../src/verify';
+import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { createPki, issueSvid } from '../interop/helpers/pki';
 import { assertCode } from './helpers';
 
@@ -41,7 +43,9 @@ describe('hop: authorizers, policy hooks and decisions', () => {
     await assert.rejects(runAuthorize(hook, peer, { ...request, action: 'DELETE /docs' }), (e) => {
       assertCode(e, 'ERR_POLICY_DENIED');
       assert.match((e as Error).message, /read only/);
-      assert.equal((e as { grpcStatus: number }).grpcStatus, 7);
+      assert.ok(e instanceof PolicyDeniedError);
+      assert.equal(e.policyReason, 'read only');
+      assert.equal(grpcStatusOf(e), GrpcStatus.PERMISSION_DENIED);
       return true;
     });
     assert.deepEqual(seen, [

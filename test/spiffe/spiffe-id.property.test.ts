@@ -35,7 +35,10 @@ const nastyChar = fc.oneof(
   fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
 );
 
-function onlyTypedRejections(fn: () => unknown, ...allowed: Array<new (...args: never[]) => Error>): void {
+function onlyTypedRejections(
+  fn: () => unknown,
+  ...allowed: Array<abstract new (...args: never[]) => Error>
+): void {
   try {
     fn();
   } catch (e) {

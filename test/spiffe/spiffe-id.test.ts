@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { GrpcStatus, InvalidSpiffeIdError, InvalidTrustDomainError } from '../../src/errors';
+import { InvalidSpiffeIdError, InvalidTrustDomainError } from '../../src/errors';
+import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { SpiffeId, SpiffeIdRule, SpiffeIdRuleMessage, TrustDomain } from '../../src/spiffe';
 import { assertIdRule } from './assert-rule';
 
@@ -122,7 +123,7 @@ describe('SpiffeId.parse', () => {
     } catch (e) {
       assert.ok(e instanceof InvalidSpiffeIdError);
       assert.equal(e.code, 'ERR_INVALID_SPIFFE_ID');
-      assert.equal(e.grpcStatus, GrpcStatus.INVALID_ARGUMENT);
+      assert.equal(grpcStatusOf(e), GrpcStatus.INVALID_ARGUMENT);
       assert.equal(e.name, 'InvalidSpiffeIdError');
       assert.equal(e.message, `invalid SPIFFE ID "spiffe://example.org/a/../b": ${R.PATH_DOT_SEGMENT}`);
     }

@@ -8,6 +8,7 @@ import { X509Bundle } from '../../src/bundle';
 import { signGrant } from '../../src/client/delegation';
 import { toX509Svid } from '../../src/svid/x509-svid';
 import { AgentContextError, AgentContextOidMismatchError, ErrorCode } from '../../src/errors';
+import { grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { TrustDomain } from '../../src/spiffe';
 import { VerificationCache, verifyAgentContext, verifyX509Svid } from '../../src/verify';
 import { encodeAgentContext } from '../../src/x509/agent-context/codec';
@@ -50,7 +51,7 @@ describe('agent-context OID', () => {
     assert.equal(e.foundOid, found);
     assert.ok(e.message.includes(expected) && e.message.includes(found), e.message);
     assert.ok(e.message.includes(ID), 'names the certificate');
-    assert.equal(e.grpcStatus, 16, 'UNAUTHENTICATED');
+    assert.equal(grpcStatusOf(e), 16, 'UNAUTHENTICATED');
     return e;
   }
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { ErrorCode } from '../../src/errors';
+import { ErrorCode, PathValidationError, UnsupportedAlgorithmError } from '../../src/errors';
 import { VerificationCache } from '../../src/verify/cache';
-import { CertificatePathError } from '../../src/verify/path-rules';
 import { validateCertPath } from '../../src/verify/path-validation';
 import {
   DAY,
@@ -165,7 +164,7 @@ describe('validateCertPath', () => {
         () => validateCertPath([leaf.cert, int.cert], [root.cert, makeRoot('other.org').cert], { at }),
         ErrorCode.KEY_USAGE_INVALID,
       );
-      assert.ok(err instanceof CertificatePathError);
+      assert.ok(err instanceof PathValidationError);
       assert.equal(err.certIndex, 1);
       assert.equal(err.certSha256Hex, int.cert.sha256Hex);
     });
@@ -187,7 +186,7 @@ describe('validateCertPath', () => {
       it(`rejects an expired ${level} with ERR_CERT_EXPIRED`, () => {
         const { chain, roots } = chainWith(level, { notAfter: new Date(at.getTime() - 1000) });
         const err = expectCode(() => validateCertPath(chain, roots, { at }), ErrorCode.CERT_EXPIRED);
-        assert.equal((err as CertificatePathError).certIndex, index);
+        assert.equal((err as PathValidationError).certIndex, index);
       });
       it(`rejects a not-yet-valid ${level} with ERR_CERT_NOT_YET_VALID`, () => {
         const { chain, roots } = chainWith(level, { notBefore: new Date(at.getTime() + 1000) });
@@ -295,7 +294,7 @@ describe('validateCertPath', () => {
         () => validateCertPath([makeLeaf(ID, int).cert, int.cert], [root.cert], { at }),
         ErrorCode.PATH_LEN_EXCEEDED,
       );
-      assert.equal((err as CertificatePathError).certIndex, 2);
+      assert.equal((err as PathValidationError).certIndex, 2);
     });
 
     it('rejects a second intermediate under an intermediate with pathLen 0', () => {
@@ -363,7 +362,8 @@ describe('validateCertPath', () => {
         ErrorCode.UNSUPPORTED_ALGORITHM,
         /1\.2\.840\.10045\.4\.1/,
       );
-      assert.equal((err as CertificatePathError).certIndex, 1);
+      assert.ok(err instanceof UnsupportedAlgorithmError);
+      assert.equal(err.certIndex, 1);
     });
 
     it('accepts ECDSA over SHA-384, and does not care how the trust anchor signed itself', () => {
@@ -600,7 +600,7 @@ describe('validateCertPath', () => {
         () => validateCertPath([leaf.cert, int.cert], [root.cert], { at }),
         ErrorCode.NAME_CONSTRAINTS_VIOLATED,
       );
-      assert.equal((err as CertificatePathError).certIndex, 1);
+      assert.equal((err as PathValidationError).certIndex, 1);
     });
   });
 
@@ -630,7 +630,7 @@ describe('validateCertPath', () => {
           ErrorCode.CERT_PROFILE_INVALID,
           /no authority key identifier/,
         );
-        assert.equal((err as CertificatePathError).certIndex, level === 'leaf' ? 0 : 1);
+        assert.equal((err as PathValidationError).certIndex, level === 'leaf' ? 0 : 1);
       });
     }
 

@@ -57,7 +57,7 @@ export function writeTemp(dir: string, name: string, text: string): string {
 /** Asserts that `fn` throws a LanyardError of class `cls` with `code`. */
 export function assertLanyardError(
   fn: () => unknown,
-  cls: new (...args: never[]) => LanyardError,
+  cls: abstract new (...args: never[]) => LanyardError,
   code: string,
   message?: RegExp,
 ): void {

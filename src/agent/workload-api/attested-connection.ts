@@ -17,7 +17,7 @@
  * What remains possible for a process of the same uid is stated in the README.
  */
 import type * as net from 'node:net';
-import { ErrorCode, LanyardError } from '../../errors';
+import { LanyardError, WorkloadAttestationFailedError } from '../../errors';
 import type { Logger } from '../../internal/logging';
 import {
   ConnectionHolders,
@@ -135,6 +135,6 @@ export class AttestedConnection implements AttestedPeer {
   }
 
   private refused(message: string): LanyardError {
-    return new LanyardError(ErrorCode.WORKLOAD_ATTESTATION_FAILED, message);
+    return new WorkloadAttestationFailedError(message);
   }
 }

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { clearStaleSocket, removeSocket } from '../../internal/unix-socket';
 import type { Logger } from '../../internal/logging';
-import { ErrorCode, LanyardError } from '../../errors';
+import { WorkloadAttestationFailedError } from '../../errors';
 import { AttestedConnection, type AttestedPeer, type ConnectionPolicy } from './attested-connection';
 import { prepareWorkloadSocketDir } from './socket-dir';
 
@@ -78,10 +78,7 @@ export class WorkloadEndpoint {
   peerOf(call: { getPeer(): string }): AttestedPeer {
     const peer = this.peers.get(call.getPeer());
     if (peer === undefined) {
-      throw new LanyardError(
-        ErrorCode.WORKLOAD_ATTESTATION_FAILED,
-        "the caller's connection was not attested",
-      );
+      throw new WorkloadAttestationFailedError("the caller's connection was not attested");
     }
     return peer;
   }

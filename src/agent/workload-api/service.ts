@@ -10,7 +10,14 @@
  * - the WIT-SVID calls answer UNIMPLEMENTED (the standard's answer for an endpoint without that profile).
  */
 import * as grpc from '@grpc/grpc-js';
-import { ErrorCode, LanyardError, isLanyardError } from '../../errors';
+import {
+  AgentNotReadyError,
+  InvalidArgumentError,
+  isLanyardError,
+  LanyardError,
+  NotEntitledError,
+  SecurityHeaderMissingError,
+} from '../../errors';
 import {
   SpiffeWorkloadAPIService,
   type JWTBundlesResponse,
@@ -86,10 +93,7 @@ export async function selectorsOf(
 ): Promise<Selector[]> {
   const values = call.metadata.get(WORKLOAD_API_HEADER);
   if (values.length !== 1 || values[0] !== 'true') {
-    throw new LanyardError(
-      ErrorCode.SECURITY_HEADER_MISSING,
-      `the Workload API needs the metadata ${WORKLOAD_API_HEADER}: true`,
-    );
+    throw new SecurityHeaderMissingError(`the Workload API needs the metadata ${WORKLOAD_API_HEADER}: true`);
   }
   // Attested again for every call and stream start, not once per connection (see attested-connection.ts).
   return (await peerOf(call).attest()).selectors;
@@ -195,15 +199,12 @@ function watch<Req, Res>(
 
 function requireSynced(deps: WorkloadApiDeps): void {
   if (deps.cache.bundle() === undefined) {
-    throw new LanyardError(ErrorCode.AGENT_NOT_READY, 'the agent has not reached its server yet: retry');
+    throw new AgentNotReadyError('the agent has not reached its server yet: retry');
   }
 }
 
 function notEntitled(): LanyardError {
-  return new LanyardError(
-    ErrorCode.NOT_ENTITLED,
-    'no identity is registered for this workload on this agent',
-  );
+  return new NotEntitledError('no identity is registered for this workload on this agent');
 }
 
 /** Entries the caller matches; PERMISSION_DENIED when there are none. */
@@ -234,8 +235,7 @@ function x509SvidResponse(
     // Every SVID it would get has expired (the server has been unreachable for a whole lifetime): say so
     // rather than leave the caller waiting; one still being obtained for the first time is worth the wait.
     if (entries.every((e) => deps.cache.svid(e.id) !== undefined)) {
-      throw new LanyardError(
-        ErrorCode.AGENT_NOT_READY,
+      throw new AgentNotReadyError(
         'the SVIDs for this workload expired and the agent cannot reach its server: retry',
       );
     }
@@ -285,7 +285,7 @@ async function fetchJwtSvid(
   req: JWTSVIDRequest,
 ): Promise<JWTSVIDResponse> {
   if (req.audience.length === 0 || req.audience.some((a) => a === '')) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'audience is required');
+    throw new InvalidArgumentError('audience is required');
   }
   let entries = matching(deps, selectors);
   if (req.spiffeId !== '') {
@@ -302,8 +302,7 @@ async function fetchJwtSvid(
         jwt = await deps.newJwtSvid(entry.id, req.audience);
       } catch (e) {
         if (isLanyardError(e)) throw e;
-        throw new LanyardError(
-          ErrorCode.AGENT_NOT_READY,
+        throw new AgentNotReadyError(
           `the server could not mint a JWT-SVID: ${(e as { details?: string }).details ?? String(e)}`,
         );
       }
@@ -315,8 +314,8 @@ async function fetchJwtSvid(
 }
 
 function validate(deps: WorkloadApiDeps, req: ValidateJWTSVIDRequest): ValidateJWTSVIDResponse {
-  if (req.audience === '') throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'audience is required');
-  if (req.svid === '') throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'svid is required');
+  if (req.audience === '') throw new InvalidArgumentError('audience is required');
+  if (req.svid === '') throw new InvalidArgumentError('svid is required');
   requireSynced(deps);
   const bundle = deps.cache.bundle()!;
   const v = validateJwtSvid(

@@ -10,7 +10,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../client/server-credentials';
-import { ErrorCode, LanyardError } from '../../errors';
+import {
+  AgentNotReadyError,
+  EntryAmbiguousError,
+  InvalidArgumentError,
+  NotEntitledError,
+} from '../../errors';
 import {
   AgentSessionServiceService,
   type AgentSessionServiceServer,
@@ -53,24 +58,22 @@ async function startSession(
   selectors: Awaited<ReturnType<typeof selectorsOf>>,
   req: AgentSessionServiceStartSessionRequest,
 ): Promise<AgentSessionServiceStartSessionResponse> {
-  if (req.session === undefined) throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'session is required');
+  if (req.session === undefined) throw new InvalidArgumentError('session is required');
   const bundle = deps.cache.bundle();
   if (bundle === undefined) {
-    throw new LanyardError(ErrorCode.AGENT_NOT_READY, 'the agent has not reached its server yet: retry');
+    throw new AgentNotReadyError('the agent has not reached its server yet: retry');
   }
   const entitled = deps.cache.entitled(selectors, deps.clock());
   const chosen = req.spiffeId === '' ? entitled : entitled.filter((e) => e.entry.spiffeId === req.spiffeId);
   if (chosen.length === 0) {
-    throw new LanyardError(
-      ErrorCode.NOT_ENTITLED,
+    throw new NotEntitledError(
       req.spiffeId === ''
         ? 'no identity is registered for this workload on this agent'
         : `this workload is not entitled to ${req.spiffeId} on this agent`,
     );
   }
   if (chosen.length > 1) {
-    throw new LanyardError(
-      ErrorCode.ENTRY_AMBIGUOUS,
+    throw new EntryAmbiguousError(
       `this workload has several identities; choose one with spiffe_id: ${chosen.map((e) => e.entry.spiffeId).join(', ')}`,
     );
   }
@@ -108,8 +111,7 @@ function forwarded(e: unknown): Error {
       typeof code === 'string' ? code : undefined,
     );
   }
-  return new LanyardError(
-    ErrorCode.AGENT_NOT_READY,
+  return new AgentNotReadyError(
     `the server could not be reached to start the session: ${se.details ?? String(e)}`,
   );
 }

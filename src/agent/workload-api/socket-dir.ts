@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ErrorCode, LanyardError } from '../../errors';
+import { IoError } from '../../errors';
 
 export function prepareWorkloadSocketDir(socketPath: string): void {
   const dir = path.dirname(path.resolve(socketPath));
@@ -14,7 +14,7 @@ export function prepareWorkloadSocketDir(socketPath: string): void {
   try {
     created = fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   } catch (e) {
-    throw new LanyardError(ErrorCode.IO, `cannot create the Workload API socket directory ${dir}`, {
+    throw new IoError(`cannot create the Workload API socket directory ${dir}`, {
       cause: e,
     });
   }
@@ -27,18 +27,16 @@ export function prepareWorkloadSocketDir(socketPath: string): void {
   }
   const st = fs.statSync(dir);
   if (!st.isDirectory()) {
-    throw new LanyardError(ErrorCode.IO, `${dir} is not a directory: cannot hold the Workload API socket`);
+    throw new IoError(`${dir} is not a directory: cannot hold the Workload API socket`);
   }
   const me = process.getuid?.() ?? 0;
   if (st.uid !== 0 && st.uid !== me) {
-    throw new LanyardError(
-      ErrorCode.IO,
+    throw new IoError(
       `${dir} is owned by uid ${st.uid}, neither root nor the agent's user: it could replace the socket`,
     );
   }
   if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
-    throw new LanyardError(
-      ErrorCode.IO,
+    throw new IoError(
       `${dir} is writable by group or others without the sticky bit (mode ${(st.mode & 0o7777).toString(8)}): anyone could replace the socket`,
     );
   }

@@ -16,7 +16,7 @@
  */
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
-import { ErrorCode, LanyardError } from '../../errors';
+import { LanyardError, WorkloadAttestationFailedError } from '../../errors';
 import { peerAddon, socketFd, type SocketHolder } from './native';
 
 export interface HolderPolicy {
@@ -122,5 +122,5 @@ export class ConnectionHolders {
 }
 
 function failed(message: string, cause?: unknown): LanyardError {
-  return new LanyardError(ErrorCode.WORKLOAD_ATTESTATION_FAILED, message, cause ? { cause } : undefined);
+  return new WorkloadAttestationFailedError(message, cause ? { cause } : undefined);
 }

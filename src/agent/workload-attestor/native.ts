@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as path from 'node:path';
-import { ErrorCode, LanyardError } from '../../errors';
+import { InternalError, WorkloadAttestationFailedError } from '../../errors';
 
 export interface PeerCredentials {
   pid: number;
@@ -45,8 +45,7 @@ export function peerAddon(): PeerAddon {
   const root = path.resolve(__dirname, '..', '..', '..');
   const file = path.join(root, 'build', 'Release', 'peercred.node');
   if (!fs.existsSync(file)) {
-    throw new LanyardError(
-      ErrorCode.INTERNAL,
+    throw new InternalError(
       `the SO_PEERCRED addon is not built (${file}): run npm ci (or npx node-gyp rebuild) in ${root}`,
     );
   }
@@ -60,7 +59,7 @@ export function socketFd(socket: net.Socket): number {
   // net.Socket keeps its descriptor on the libuv handle; Node has no public accessor for it.
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) {
-    throw new LanyardError(ErrorCode.WORKLOAD_ATTESTATION_FAILED, 'the connection has no file descriptor');
+    throw new WorkloadAttestationFailedError('the connection has no file descriptor');
   }
   return fd;
 }

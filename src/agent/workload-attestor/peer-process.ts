@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
-import { ErrorCode, LanyardError } from '../../errors';
+import { WorkloadAttestationFailedError } from '../../errors';
 import { peerAddon, socketFd } from './native';
 
 export type PidfdSource = 'SO_PEERPIDFD' | 'pidfd_open' | 'none';
@@ -30,8 +30,7 @@ export class PeerProcess {
       const opened = lib.pidfdOpen(pid);
       return new PeerProcess(pid, opened, opened >= 0 ? 'pidfd_open' : 'none');
     } catch (e) {
-      throw new LanyardError(
-        ErrorCode.WORKLOAD_ATTESTATION_FAILED,
+      throw new WorkloadAttestationFailedError(
         `pid ${pid} cannot be held (it is gone?): ${(e as Error).message}`,
         { cause: e },
       );

@@ -4,7 +4,7 @@
  * from /proc later.
  */
 import type * as net from 'node:net';
-import { ErrorCode, LanyardError } from '../../errors';
+import { WorkloadAttestationFailedError } from '../../errors';
 import { peerAddon, socketFd, type PeerCredentials } from './native';
 
 export type { PeerCredentials } from './native';
@@ -16,10 +16,6 @@ export function peerCredentials(socket: net.Socket): PeerCredentials {
   try {
     return lib.peercred(fd);
   } catch (e) {
-    throw new LanyardError(
-      ErrorCode.WORKLOAD_ATTESTATION_FAILED,
-      `SO_PEERCRED failed: ${(e as Error).message}`,
-      { cause: e },
-    );
+    throw new WorkloadAttestationFailedError(`SO_PEERCRED failed: ${(e as Error).message}`, { cause: e });
   }
 }

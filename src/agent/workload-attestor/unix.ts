@@ -27,7 +27,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { ErrorCode, LanyardError } from '../../errors';
+import { LanyardError, WorkloadAttestationFailedError } from '../../errors';
 import type { Selector } from '../../store/types';
 import type { PeerCredentials } from './peercred';
 
@@ -293,5 +293,5 @@ function cacheKey(st: fs.BigIntStats): string {
 }
 
 function failed(message: string, cause?: unknown): LanyardError {
-  return new LanyardError(ErrorCode.WORKLOAD_ATTESTATION_FAILED, message, cause ? { cause } : undefined);
+  return new WorkloadAttestationFailedError(message, cause ? { cause } : undefined);
 }

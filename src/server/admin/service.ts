@@ -11,7 +11,7 @@ import {
   CaRotationStep,
 } from '../../gen/lanyard/v1/admin';
 import type { CaAuthorityInfo, CaAuthorityState as State } from '../../ca';
-import { ErrorCode, LanyardError } from '../../errors';
+import { InvalidArgumentError } from '../../errors';
 import { bundleToProto } from '../bundle/to-proto';
 import { unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
@@ -67,7 +67,7 @@ function stepFromProto(step: CaRotationStep): RotationStep | 'next' {
       return 'activate';
     default:
       // An enum value from a newer client: refusing is safer than guessing which step was meant.
-      throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `step: unknown rotation step ${String(step)}`);
+      throw new InvalidArgumentError(`step: unknown rotation step ${String(step)}`);
   }
 }
 

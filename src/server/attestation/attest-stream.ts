@@ -13,7 +13,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Attestors, AttestationResult } from '../../attest';
 import { JOIN_TOKEN_ATTESTOR, StreamChallengeChannel } from '../../attest';
 import type { CaManager, SignedX509Svid } from '../../ca';
-import { ErrorCode, isLanyardError, LanyardError } from '../../errors';
+import { InvalidArgumentError, isLanyardError, LanyardError } from '../../errors';
+import { GrpcStatus, grpcStatusOf } from '../../internal/grpc-status-map';
 import type { AttestParams, AttestRequest, AttestResponse } from '../../gen/lanyard/v1/attestation';
 import type { Store, StoreOps } from '../../store/store';
 import type { Entry } from '../../store/types';
@@ -40,7 +41,7 @@ export interface AttestDeps {
 type AttestCall = grpc.ServerDuplexStream<AttestRequest, AttestResponse>;
 
 function protocolError(message: string): LanyardError {
-  return new LanyardError(ErrorCode.INVALID_ARGUMENT, message);
+  return new InvalidArgumentError(message);
 }
 
 export function createAttestHandler(
@@ -67,7 +68,8 @@ export function createAttestHandler(
       finished = true;
       const status = toStatus(e);
       const fields = { ...logFields(), errorCode: isLanyardError(e) ? e.code : undefined };
-      if (isLanyardError(e) && e.grpcStatus !== 13) deps.logger.warn(fields, status.details ?? '');
+      if (isLanyardError(e) && grpcStatusOf(e) !== GrpcStatus.INTERNAL)
+        deps.logger.warn(fields, status.details ?? '');
       else deps.logger.error({ ...fields, err: e }, 'attest failed');
       call.emit('error', status);
     };
@@ -120,7 +122,7 @@ export function createAttestHandler(
       }
       finished = true;
       abandoned = true;
-      channel.close(new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the client cancelled the attestation'));
+      channel.close(new InvalidArgumentError('the client cancelled the attestation'));
     });
     call.on('error', () => channel.close());
   };
@@ -191,7 +193,7 @@ async function attest(
         // A client that left, or a call already failed (say, params sent twice), cannot receive the SVID:
         // roll back so the token stays unspent.
         if (isAbandoned()) {
-          throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'the attestation was abandoned');
+          throw new InvalidArgumentError('the attestation was abandoned');
         }
         return { issued };
       },

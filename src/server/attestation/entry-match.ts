@@ -11,7 +11,7 @@
  *   one per match: an SVID has exactly one SPIFFE ID, and issuing every match would hand a runtime
  *   identities it never asked for.
  */
-import { ErrorCode, IssuanceError, isLanyardError } from '../../errors';
+import { EntryAmbiguousError, ErrorCode, isLanyardError, NoMatchingEntryError } from '../../errors';
 import type { StoreOps } from '../../store/store';
 import type { Entry, Selector } from '../../store/types';
 
@@ -37,11 +37,7 @@ export interface MatchRequest {
  * names none). The attestation spends the token anyway: it fails closed, so a token can never wake up
  * later for an entry re-created or restored under the same id.
  */
-export class BoundEntryUnavailableError extends IssuanceError {
-  constructor(message: string) {
-    super(ErrorCode.NO_MATCHING_ENTRY, message);
-  }
-}
+export class BoundEntryUnavailableError extends NoMatchingEntryError {}
 
 export async function matchEntry(
   store: Pick<StoreOps, 'listEntries' | 'getEntry'>,
@@ -54,16 +50,14 @@ export async function matchEntry(
     notExpiredAt: req.now,
   });
   if (candidates.length === 0) {
-    throw new IssuanceError(
-      ErrorCode.NO_MATCHING_ENTRY,
+    throw new NoMatchingEntryError(
       `no registration entry matches the attested selectors (${req.selectors.map(fmt).join(', ')})`,
     );
   }
   if (req.requestedSpiffeId !== '') {
     const chosen = candidates.find((e) => e.spiffeId === req.requestedSpiffeId);
     if (chosen === undefined) {
-      throw new IssuanceError(
-        ErrorCode.NO_MATCHING_ENTRY,
+      throw new NoMatchingEntryError(
         `spiffe_id ${req.requestedSpiffeId.slice(0, 2048)} is not among the entries the attested selectors match: ${list(candidates)}`,
       );
     }
@@ -73,8 +67,7 @@ export async function matchEntry(
   if (candidates.length === 1 && only !== undefined) return only;
   const ids = new Set(candidates.map((e) => e.spiffeId));
   if (ids.size === 1 && only !== undefined) return only;
-  throw new IssuanceError(
-    ErrorCode.ENTRY_AMBIGUOUS,
+  throw new EntryAmbiguousError(
     `the attested selectors match ${candidates.length} entries; choose one with spiffe_id: ${list(candidates)}`,
   );
 }

@@ -7,7 +7,7 @@
  */
 import type { CaManager, SignedX509Svid } from '../../ca';
 import { applyIssuancePolicy, type IssuancePolicySource } from '../../policy';
-import { ErrorCode, IssuanceError, SessionError } from '../../errors';
+import { InvalidArgumentError, NoMatchingEntryError } from '../../errors';
 import type { RenewRequest, RenewResponse } from '../../gen/lanyard/v1/attestation';
 import type { Store } from '../../store/store';
 import type { Entry, SessionRecord } from '../../store/types';
@@ -47,8 +47,7 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
     // An entry under a node agent is issued only through that agent, which attests the workload each time:
     // renewing directly would let an SVID holder keep the identity after leaving the node (or the entry's
     // selectors). Session SVIDs started through the agent still renew here: the session bounds them.
-    throw new IssuanceError(
-      ErrorCode.NO_MATCHING_ENTRY,
+    throw new NoMatchingEntryError(
       `${spiffeId} is issued through its node agent (${entry.parentId}): get it from the agent, not Renew`,
     );
   }
@@ -87,8 +86,7 @@ async function renewSession(
   // The parent's binding names the child's key, so a delegated session keeps it: the chain would not verify
   // for another. (The session is live: resolveCaller checked it.)
   if (delegated && !Buffer.from(r.csr.spki).equals(Buffer.from(r.leafSpki))) {
-    throw new SessionError(
-      ErrorCode.INVALID_ARGUMENT,
+    throw new InvalidArgumentError(
       `session ${r.session.id} was delegated to this key: renew with a CSR for the same key`,
     );
   }

@@ -4,7 +4,7 @@
  * RESOURCE_EXHAUSTED (ERR_AUDIT_QUOTA_EXCEEDED) and nothing is stored; the shipper retries later (its file
  * keeps the records). In memory: a restart starts every window afresh, which bounds growth just the same.
  */
-import { AuditError, ErrorCode } from '../../errors';
+import { AuditQuotaExceededError } from '../../errors';
 
 export interface IngestQuotaLimits {
   maxRecords: number;
@@ -42,8 +42,7 @@ export class IngestQuota {
     const usedBytes = kept.reduce((n, c) => n + c.bytes, 0);
     if (usedRecords + records > this.limits.maxRecords || usedBytes + bytes > this.limits.maxBytes) {
       this.store(who, kept);
-      throw new AuditError(
-        ErrorCode.AUDIT_QUOTA_EXCEEDED,
+      throw new AuditQuotaExceededError(
         `${who} may ship ${this.limits.maxRecords} records and ${this.limits.maxBytes} bytes per ${this.limits.windowSeconds} s; ` +
           `${usedRecords} records and ${usedBytes} bytes are used, this shipment adds ${records} and ${bytes}: retry later or ship more often`,
       );

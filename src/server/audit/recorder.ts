@@ -28,7 +28,13 @@ import {
   type AuditWitness,
   type WitnessEntry,
 } from '../../audit/witness';
-import { AuditError, ErrorCode, isLanyardError } from '../../errors';
+import {
+  AuditChainBrokenError,
+  AuditError,
+  AuditWriteFailedError,
+  ErrorCode,
+  isLanyardError,
+} from '../../errors';
 import type { Store, StoreOps } from '../../store/store';
 import type { Logger } from '../../internal/logging';
 
@@ -108,13 +114,9 @@ export class AuditRecorder {
     } catch (e) {
       if (isLanyardError(e) && e.code === ErrorCode.AUDIT_RECORD_INVALID) throw e;
       this.options.logger.error({ err: e, event: event.event }, 'audit record could not be written');
-      throw new AuditError(
-        ErrorCode.AUDIT_WRITE_FAILED,
-        'the audit trail could not be written; nothing was acknowledged',
-        {
-          cause: e,
-        },
-      );
+      throw new AuditWriteFailedError('the audit trail could not be written; nothing was acknowledged', {
+        cause: e,
+      });
     }
   }
 
@@ -280,8 +282,7 @@ export class AuditRecorder {
     const last = this.lastSigned;
     if (last === undefined) return;
     const broken = (why: string): AuditError => {
-      const e = new AuditError(
-        ErrorCode.AUDIT_CHAIN_BROKEN,
+      const e = new AuditChainBrokenError(
         `the server's audit chain in the database does not continue the checkpoint signed at ${last.seq} (${last.time}): ${why}; refusing to sign it (lanyard audit verify --server shows where)`,
       );
       this.options.logger.error({ seq: last.seq, headSeq: head.seq }, e.message);

@@ -17,7 +17,15 @@ import type { AuditQueryKey } from '../../audit/log';
 import type { AuditRecord } from '../../audit/record';
 import { checkShippedRecords, SHIPPED_RECORD_DEFAULTS } from '../../audit/shipped-records';
 import { verifyChain } from '../../audit/verify-chain';
-import { AuditError, AuthorizationError, ErrorCode, isLanyardError, LanyardError } from '../../errors';
+import {
+  AuditChainBrokenError,
+  AuditRecordInvalidError,
+  AuditWriteFailedError,
+  AuthorizationError,
+  ErrorCode,
+  InvalidArgumentError,
+  isLanyardError,
+} from '../../errors';
 import {
   AuditServiceService,
   type AuditServiceServer,
@@ -106,10 +114,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
       log,
       async (req) => {
         if (req.key === undefined || req.key.value === '') {
-          throw new LanyardError(
-            ErrorCode.INVALID_ARGUMENT,
-            'name a key: session, root session, serial, principal or agent',
-          );
+          throw new InvalidArgumentError('name a key: session, root session, serial, principal or agent');
         }
         const value = req.key.$case === 'serialHex' ? normaliseSerialHex(req.key.value) : req.key.value;
         const page = await store.audit.query({
@@ -171,23 +176,19 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
       const parsed = parseChainText(Buffer.from(req.jsonl).toString('utf8'));
       const chain = parsed.chain;
       if (chain === recorder.chain) {
-        throw new AuditError(
-          ErrorCode.AUDIT_RECORD_INVALID,
-          "the server's own chain cannot be shipped to it",
-        );
+        throw new AuditRecordInvalidError("the server's own chain cannot be shipped to it");
       }
       if (caller !== undefined && caller !== chain) {
         throw new AuthorizationError(`${caller} may ship only its own audit chain, not "${chain}"`);
       }
       if (parsed.publicJwk === undefined) {
-        throw new AuditError(ErrorCode.AUDIT_RECORD_INVALID, 'the header names no audit public key');
+        throw new AuditRecordInvalidError('the header names no audit public key');
       }
       const key = AuditPublicKey.fromJwk(parsed.publicJwk);
       const jwk = canonicalJson({ kty: 'OKP', crv: 'Ed25519', x: key.jwk().x });
       const pinnedBefore = (await store.audit.chains()).find((c) => c.chain === chain)?.publicJwk;
       if (pinnedBefore !== undefined && pinnedBefore !== jwk) {
-        throw new AuditError(
-          ErrorCode.AUDIT_CHAIN_BROKEN,
+        throw new AuditChainBrokenError(
           `chain "${chain}" is pinned to another audit key than the one this shipment is signed with`,
         );
       }
@@ -195,16 +196,12 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
       const result = verifyChain(chain, parsed.records, parsed.checkpoints, key, { allowUnsignedTail: true });
       if (!result.ok) {
         const b = result.break!;
-        throw new AuditError(
-          ErrorCode.AUDIT_CHAIN_BROKEN,
-          `shipped chain "${chain}": ${b.kind} at ${b.seq}: ${b.message}`,
-        );
+        throw new AuditChainBrokenError(`shipped chain "${chain}": ${b.kind} at ${b.seq}: ${b.message}`);
       }
       // Hash links alone prove nothing about who wrote a record: anyone holding the (public) head can extend
       // it. Only a checkpoint signed with the chain's key over the last record makes the shipment its owner's.
       if (result.checkpointedSeq !== result.headSeq) {
-        throw new AuditError(
-          ErrorCode.AUDIT_CHAIN_BROKEN,
+        throw new AuditChainBrokenError(
           `shipped chain "${chain}" ends at record ${result.headSeq} but its last signed checkpoint covers ` +
             `${result.checkpointedSeq}: write a checkpoint before shipping (lanyard audit ship does)`,
         );
@@ -233,8 +230,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
           // only B can pin B's key; on the admin socket the owner pins it.
           const pinned = await store.audit.pinChainKey(chain, jwk, now);
           if (pinned !== jwk) {
-            throw new AuditError(
-              ErrorCode.AUDIT_CHAIN_BROKEN,
+            throw new AuditChainBrokenError(
               `chain "${chain}" is pinned to another audit key than the one this shipment is signed with`,
             );
           }
@@ -292,7 +288,7 @@ async function exportChain(
   call: grpc.ServerWritableStream<ExportAuditRequest, ExportAuditResponse>,
 ): Promise<void> {
   const write = async (lines: string[]): Promise<void> => {
-    if (call.cancelled) throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, 'export cancelled');
+    if (call.cancelled) throw new AuditWriteFailedError('export cancelled');
     if (!call.write({ lines })) await new Promise((resolve) => call.once('drain', resolve));
   };
   const within = (seq: number): boolean => through === undefined || seq <= through;
@@ -328,7 +324,7 @@ async function streamWitnesses(
 ): Promise<void> {
   for (const { name, lines } of await recorder.readWitnesses()) {
     for (let i = 0; i === 0 || i < lines.length; i += WITNESS_BATCH) {
-      if (call.cancelled) throw new AuditError(ErrorCode.AUDIT_WRITE_FAILED, 'witness read cancelled');
+      if (call.cancelled) throw new AuditWriteFailedError('witness read cancelled');
       if (!call.write({ witness: name, lines: lines.slice(i, i + WITNESS_BATCH) }))
         await new Promise((resolve) => call.once('drain', resolve));
     }

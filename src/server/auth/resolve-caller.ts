@@ -22,10 +22,13 @@ import type { CaManager } from '../../ca';
 import {
   AuthorizationError,
   ErrorCode,
-  IssuanceError,
   isLanyardError,
+  NoMatchingEntryError,
+  NotASessionError,
   RevokedError,
-  SessionError,
+  SessionEndedError,
+  SessionExpiredError,
+  SessionUnknownError,
 } from '../../errors';
 import type { StoreOps } from '../../store/store';
 import type { Entry, SessionRecord } from '../../store/types';
@@ -87,8 +90,7 @@ export async function resolveCaller<K extends CallerKind>(
   const context = peer.context;
   if (context === undefined) {
     // The server's own SVID and SVIDs from elsewhere carry no context: nothing says which entry they are.
-    throw new IssuanceError(
-      ErrorCode.NO_MATCHING_ENTRY,
+    throw new NoMatchingEntryError(
       `${id} is not an SVID this server issued for a registration entry (it has no agent context)`,
     );
   }
@@ -123,8 +125,7 @@ async function callerSession(
     !context.sessionId.startsWith(WORKLOAD_SESSION_PREFIX);
   if (!claimsSession) return undefined;
   if (stored === undefined) {
-    throw new SessionError(
-      ErrorCode.SESSION_UNKNOWN,
+    throw new SessionUnknownError(
       `${id} presented the SVID of session ${context.sessionId.slice(0, 128)}, which this server does not know`,
     );
   }
@@ -144,8 +145,7 @@ async function assertChainLive(store: CallerDeps['store'], session: SessionRecor
     assertLive(s, now);
     const what = s.id === session.id ? `session ${s.id}` : `session ${session.id} (under ${s.id})`;
     if (s.openerSerial === undefined) {
-      throw new SessionError(
-        ErrorCode.SESSION_UNKNOWN,
+      throw new SessionUnknownError(
         `${what} was stored before this server recorded which SVID opened it: start a new session`,
       );
     }
@@ -161,12 +161,11 @@ async function assertChainLive(store: CallerDeps['store'], session: SessionRecor
     }
     if (s.parentSessionId === undefined) return;
     if (hops >= MAX_ANCESTORS) {
-      throw new SessionError(ErrorCode.SESSION_UNKNOWN, `${what}: no root within ${MAX_ANCESTORS} ancestors`);
+      throw new SessionUnknownError(`${what}: no root within ${MAX_ANCESTORS} ancestors`);
     }
     const parent = await findSession(store, s.parentSessionId);
     if (parent === undefined) {
-      throw new SessionError(
-        ErrorCode.SESSION_UNKNOWN,
+      throw new SessionUnknownError(
         `${what}: the session it was delegated from (${s.parentSessionId}) is no longer known`,
       );
     }
@@ -177,8 +176,7 @@ async function assertChainLive(store: CallerDeps['store'], session: SessionRecor
 function checkKind(kind: CallerKind, id: string, session: SessionRecord | undefined): void {
   if (session === undefined) {
     if (kind === 'session') {
-      throw new SessionError(
-        ErrorCode.NOT_A_SESSION,
+      throw new NotASessionError(
         `${id} presented a workload SVID: call StartSession first and use the session SVID`,
       );
     }
@@ -191,8 +189,7 @@ function checkKind(kind: CallerKind, id: string, session: SessionRecord | undefi
     case 'node':
       // A task session's SVID carries the agent's SPIFFE ID, but it is bounded by its session: accepting it
       // here would let it outlive the session's end.
-      throw new IssuanceError(
-        ErrorCode.NO_MATCHING_ENTRY,
+      throw new NoMatchingEntryError(
         `${id} called with the SVID of task session ${session.id}: a node agent calls with the SVID it got from Attest`,
       );
     case 'admin':
@@ -203,8 +200,7 @@ function checkKind(kind: CallerKind, id: string, session: SessionRecord | undefi
       );
     case 'workload':
       // A session SVID may not, say, open a fresh root session: that would shed its principal and limits.
-      throw new SessionError(
-        ErrorCode.UNAUTHORIZED,
+      throw new AuthorizationError(
         `this call takes the workload SVID of ${id}, not the SVID of session ${session.id}`,
       );
   }
@@ -213,16 +209,12 @@ function checkKind(kind: CallerKind, id: string, session: SessionRecord | undefi
 /** Refuses a session that ended (or whose ancestor ended: the end cascades) or expired. */
 export function assertLive(session: SessionRecord, now: Date): void {
   if (session.endedAt !== undefined) {
-    throw new SessionError(
-      ErrorCode.SESSION_ENDED,
+    throw new SessionEndedError(
       `session ${session.id} ended at ${session.endedAt.toISOString()}${session.endReason ? ` (${session.endReason})` : ''}`,
     );
   }
   if (session.expiresAt.getTime() <= now.getTime()) {
-    throw new SessionError(
-      ErrorCode.SESSION_EXPIRED,
-      `session ${session.id} expired at ${session.expiresAt.toISOString()}`,
-    );
+    throw new SessionExpiredError(`session ${session.id} expired at ${session.expiresAt.toISOString()}`);
   }
 }
 
@@ -241,22 +233,19 @@ export async function currentEntry(
     entry = await store.getEntry(entryId);
   } catch (e) {
     if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) {
-      throw new IssuanceError(
-        ErrorCode.NO_MATCHING_ENTRY,
+      throw new NoMatchingEntryError(
         `the registration entry of ${spiffeId} (${entryId.slice(0, 128)}) was deleted: refused`,
       );
     }
     throw e;
   }
   if (entry.spiffeId !== spiffeId) {
-    throw new IssuanceError(
-      ErrorCode.NO_MATCHING_ENTRY,
+    throw new NoMatchingEntryError(
       `the registration entry ${entryId} now issues ${entry.spiffeId}, not ${spiffeId}: attest again`,
     );
   }
   if (entry.expiresAt !== undefined && entry.expiresAt.getTime() <= now.getTime()) {
-    throw new IssuanceError(
-      ErrorCode.NO_MATCHING_ENTRY,
+    throw new NoMatchingEntryError(
       `the registration entry ${entryId} of ${spiffeId} expired at ${entry.expiresAt.toISOString()}: refused`,
     );
   }

@@ -1,7 +1,7 @@
 /** Signing a session SVID whose notAfter never passes a given instant (the session's or the grant's end). */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { CaManager, SignedX509Svid } from '../../ca';
-import { ErrorCode, SessionError } from '../../errors';
+import { SessionExpiredError } from '../../errors';
 import type { Entry } from '../../store/types';
 import { encodeAgentContext } from '../../x509/agent-context/codec';
 import type { AgentContext } from '../../x509/agent-context/types';
@@ -14,7 +14,7 @@ export function newSessionId(): string {
 /** Whole seconds from `now` to `until`, at most `maxSeconds`. Refuses when nothing is left. */
 export function secondsUntil(now: Date, until: Date, maxSeconds: number, what: string): number {
   const left = Math.floor((until.getTime() - now.getTime()) / 1000);
-  if (left < 1) throw new SessionError(ErrorCode.SESSION_EXPIRED, `${what} has no lifetime left`);
+  if (left < 1) throw new SessionExpiredError(`${what} has no lifetime left`);
   return Math.min(left, maxSeconds);
 }
 

@@ -3,7 +3,7 @@
  * agent's SPIFFE ID. Every NodeService answer goes through here, so an agent can neither list nor obtain an
  * identity registered under another parent (or under none).
  */
-import { AuthorizationError, ErrorCode, LanyardError, isLanyardError } from '../../errors';
+import { AuthorizationError, ErrorCode, InvalidArgumentError, isLanyardError } from '../../errors';
 import type { Store } from '../../store/store';
 import type { Entry } from '../../store/types';
 
@@ -32,7 +32,7 @@ export async function entitledEntry(
   now: Date,
 ): Promise<Entry> {
   if (entryId === '' || entryId.length > 64) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'entry_id must be 1-64 characters');
+    throw new InvalidArgumentError('entry_id must be 1-64 characters');
   }
   let entry: Entry;
   try {

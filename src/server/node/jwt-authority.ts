@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import { JWT_SVID_USE, type SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import type { CaLogger, KeyManager } from '../../ca';
 import { ioStep, writeFileAtomic } from '../../internal/secure-file';
-import { ErrorCode, isLanyardError, KeyManagerError } from '../../errors';
+import { CaNotReadyError, ErrorCode, isLanyardError, KeyUnreadableError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 
 /** The key manager's id of the single JWT key of data dirs from before rotation. */
@@ -210,8 +210,7 @@ export class JwtAuthority {
 
   private active(): LoadedKey {
     const a = this.loaded.find((k) => k.record.state === 'active');
-    if (a === undefined)
-      throw new KeyManagerError(ErrorCode.CA_NOT_READY, 'no JWT-SVID signing key is active');
+    if (a === undefined) throw new CaNotReadyError('no JWT-SVID signing key is active');
     return a;
   }
 
@@ -387,7 +386,7 @@ export class JwtAuthority {
       keys = undefined;
     }
     if (!Array.isArray(keys) || !keys.every(isRecord)) {
-      throw new KeyManagerError(ErrorCode.KEY_UNREADABLE, `${file} is not a JWT key state file`);
+      throw new KeyUnreadableError(`${file} is not a JWT key state file`);
     }
     return keys;
   }

@@ -4,7 +4,7 @@
  * one rule that bounds all of it.
  */
 import type { CaManager } from '../../ca';
-import { ErrorCode, LanyardError } from '../../errors';
+import { InvalidArgumentError } from '../../errors';
 import {
   NodeServiceService,
   type BatchNewX509SvidRequest,
@@ -92,7 +92,7 @@ export async function batchNewX509Svid(
   const now = deps.clock();
   const agent = await resolveCaller(deps, call, 'node', now);
   if (req.params.length === 0 || req.params.length > MAX_BATCH) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `params: 1 to ${MAX_BATCH} CSRs per call`);
+    throw new InvalidArgumentError(`params: 1 to ${MAX_BATCH} CSRs per call`);
   }
   // Everything is checked before anything is signed: one refused entry refuses the whole batch.
   const checked: { entry: Entry; csr: ReturnType<typeof parseCsr> }[] = [];
@@ -142,17 +142,14 @@ export async function newJwtSvid(
 
 function checkAudience(audience: string[]): string[] {
   if (audience.length === 0) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, 'audience is required (JWT-SVID: aud must be set)');
+    throw new InvalidArgumentError('audience is required (JWT-SVID: aud must be set)');
   }
   if (audience.length > MAX_AUDIENCES) {
-    throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `at most ${MAX_AUDIENCES} audiences`);
+    throw new InvalidArgumentError(`at most ${MAX_AUDIENCES} audiences`);
   }
   for (const a of audience) {
     if (a === '' || a.length > MAX_AUDIENCE_CHARS) {
-      throw new LanyardError(
-        ErrorCode.INVALID_ARGUMENT,
-        `each audience must be 1-${MAX_AUDIENCE_CHARS} characters`,
-      );
+      throw new InvalidArgumentError(`each audience must be 1-${MAX_AUDIENCE_CHARS} characters`);
     }
   }
   return [...new Set(audience)];

@@ -8,7 +8,7 @@ import {
   RegistrationServiceService,
   type RegistrationServiceServer,
 } from '../../gen/lanyard/v1/registration';
-import { isLanyardError, LanyardError } from '../../errors';
+import { errorFromCode, isLanyardError } from '../../errors';
 import type { TrustDomain } from '../../spiffe';
 import { generateJoinToken, hashJoinToken } from '../../internal/join-token-secret';
 import type { Store } from '../../store/store';
@@ -72,8 +72,7 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
             out.push(await tx.createEntry(input));
           } catch (e) {
             // Same status and code, but the message says which entry: the whole batch is rolled back.
-            if (isLanyardError(e))
-              throw new LanyardError(e.code, `entries[${i}]: ${e.message}`, { cause: e });
+            if (isLanyardError(e)) throw errorFromCode(e.code, `entries[${i}]: ${e.message}`, { cause: e });
             throw e;
           }
         }

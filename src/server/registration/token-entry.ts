@@ -4,7 +4,7 @@
  * selectors, parents, flags — one may be admin), so an ambiguous SPIFFE ID is refused with the candidates'
  * ids rather than resolved to one of them.
  */
-import { ErrorCode, IssuanceError, isLanyardError, LanyardError } from '../../errors';
+import { EntryAmbiguousError, ErrorCode, isLanyardError, NotFoundError } from '../../errors';
 import type { StoreOps } from '../../store/store';
 import type { Entry } from '../../store/types';
 import { invalid, validateEntryId, validateWorkloadId, type ValidationContext } from './validate';
@@ -28,7 +28,7 @@ export async function joinTokenEntry(
       entry = await tx.getEntry(entryId);
     } catch (e) {
       if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) {
-        throw new LanyardError(ErrorCode.NOT_FOUND, `entry_id: no registration entry ${entryId}`);
+        throw new NotFoundError(`entry_id: no registration entry ${entryId}`);
       }
       throw e;
     }
@@ -51,15 +51,13 @@ export async function joinTokenEntry(
   const only = direct[0];
   if (direct.length === 1 && only !== undefined) return only;
   if (direct.length === 0) {
-    throw new LanyardError(
-      ErrorCode.NOT_FOUND,
+    throw new NotFoundError(
       `spiffe_id: no unexpired registration entry without a parent_id has ${spiffeId}` +
         (all.length > 0 ? ` (${all.length} under a node agent or expired: ${ids(all)})` : '') +
         ': create the entry first',
     );
   }
-  throw new IssuanceError(
-    ErrorCode.ENTRY_AMBIGUOUS,
+  throw new EntryAmbiguousError(
     `spiffe_id: ${direct.length} registration entries have ${spiffeId} (${ids(direct)}): give entry_id to choose one`,
   );
 }

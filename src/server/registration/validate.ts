@@ -2,7 +2,7 @@
  * Input checks for the registration API. Every refusal is INVALID_ARGUMENT with a message that starts with
  * the field path (e.g. `entry.selectors[1].type: ...`), so a caller can tell exactly what to fix.
  */
-import { ErrorCode, LanyardError } from '../../errors';
+import { InvalidArgumentError, LanyardError } from '../../errors';
 import type { Entry as ProtoEntry, Selector as ProtoSelector } from '../../gen/lanyard/v1/types';
 import { SelectorMatch, type ListEntriesRequest } from '../../gen/lanyard/v1/registration';
 import { SpiffeId, type TrustDomain } from '../../spiffe';
@@ -43,7 +43,7 @@ export interface ValidationContext {
 }
 
 export function invalid(field: string, message: string): LanyardError {
-  return new LanyardError(ErrorCode.INVALID_ARGUMENT, `${field}: ${message}`);
+  return new InvalidArgumentError(`${field}: ${message}`);
 }
 
 /** An entry ID given by the caller. */

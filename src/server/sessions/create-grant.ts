@@ -4,7 +4,19 @@
  * alter what the parent granted); the server checks the signature and every rule the verifier will check
  * later, refusing early with a distinct code, and stores the grant for single use.
  */
-import { AgentContextError, ErrorCode, isLanyardError, SessionError } from '../../errors';
+import {
+  AgentContextError,
+  DelegateNotAllowedError,
+  DelegationTooDeepError,
+  ErrorCode,
+  GrantBindingInvalidError,
+  GrantExpiredError,
+  GrantReplayedError,
+  isLanyardError,
+  LifetimeEscalationError,
+  ScopeEscalationError,
+  SessionError,
+} from '../../errors';
 import type { CreateGrantRequest, CreateGrantResponse } from '../../gen/lanyard/v1/session';
 import { decodeDelegationBinding, delegationLinkSha256 } from '../../x509/agent-context/codec';
 import { AGENT_CONTEXT_LIMITS, type DelegationBinding } from '../../x509/agent-context/types';
@@ -29,33 +41,29 @@ export async function createGrant(
   const leaf = caller.peer.chain[0]!;
 
   if (!entry.allowedDelegates.includes(binding.childId)) {
-    throw new SessionError(
-      ErrorCode.DELEGATE_NOT_ALLOWED,
+    throw new DelegateNotAllowedError(
       `${caller.id} may not delegate to ${binding.childId}: not in its entry's allowed_delegates`,
     );
   }
   const own = new Set(caller.context.scopes.filter((s) => session.scopes.includes(s)));
   const extra = binding.scopes.filter((s) => !own.has(s));
   if (extra.length > 0) {
-    throw new SessionError(
-      ErrorCode.SCOPE_ESCALATION,
+    throw new ScopeEscalationError(
       `the grant asks for scopes ${extra.join(', ')} that the session of ${caller.id} does not hold`,
     );
   }
   const parentEnd = Math.min(leaf.notAfter.getTime(), session.expiresAt.getTime());
   if (binding.notAfter.getTime() > parentEnd) {
-    throw new SessionError(
-      ErrorCode.LIFETIME_ESCALATION,
+    throw new LifetimeEscalationError(
       `the grant lasts until ${binding.notAfter.toISOString()}, past the parent's end ${new Date(parentEnd).toISOString()}`,
     );
   }
   if (binding.notAfter.getTime() <= now.getTime()) {
-    throw new SessionError(ErrorCode.GRANT_EXPIRED, 'the grant ends before it could be redeemed');
+    throw new GrantExpiredError('the grant ends before it could be redeemed');
   }
   const redeemWindow = binding.redeemBy.getTime() - now.getTime();
   if (redeemWindow <= 0 || redeemWindow > MAX_REDEEM_WINDOW_SECONDS * 1000) {
-    throw new SessionError(
-      ErrorCode.GRANT_BINDING_INVALID,
+    throw new GrantBindingInvalidError(
       `redeemBy must be in the future and at most ${MAX_REDEEM_WINDOW_SECONDS} s ahead`,
     );
   }
@@ -67,8 +75,7 @@ export async function createGrant(
     AGENT_CONTEXT_LIMITS.maxDelegationDepth,
   );
   if (depth > limit) {
-    throw new SessionError(
-      ErrorCode.DELEGATION_TOO_DEEP,
+    throw new DelegationTooDeepError(
       `delegating from ${caller.id} would make a chain of ${depth} hops; at most ${limit} are allowed here`,
     );
   }
@@ -94,8 +101,7 @@ export async function createGrant(
     });
   } catch (e) {
     if (isLanyardError(e) && e.code === ErrorCode.ALREADY_EXISTS) {
-      throw new SessionError(
-        ErrorCode.GRANT_REPLAYED,
+      throw new GrantReplayedError(
         'a grant for this child key exists already: the child offers a fresh key for every grant',
       );
     }
@@ -113,12 +119,12 @@ function checkedBinding(req: CreateGrantRequest, caller: ResolvedCaller): Delega
     binding = decodeDelegationBinding(req.binding);
   } catch (e) {
     if (e instanceof AgentContextError) {
-      throw new SessionError(ErrorCode.GRANT_BINDING_INVALID, `binding: ${e.message}`, { cause: e });
+      throw new GrantBindingInvalidError(`binding: ${e.message}`, { cause: e });
     }
     throw e;
   }
   const leaf = caller.peer.chain[0]!;
-  const invalid = (why: string): SessionError => new SessionError(ErrorCode.GRANT_BINDING_INVALID, why);
+  const invalid = (why: string): SessionError => new GrantBindingInvalidError(why);
   if (!verifyWithKey(req.binding, req.signature, publicKeyFromSpki(leaf.spkiDer))) {
     throw invalid('the signature over the binding is not by the key of the client certificate');
   }

@@ -5,7 +5,7 @@
  * end itself and what was delegated from it; anyone else must be an admin: an admin SVID on the public
  * listener, or anyone who can open the admin socket (file permissions are that socket's guard).
  */
-import { AuthorizationError, ErrorCode, SessionError } from '../../errors';
+import { AuthorizationError, InvalidArgumentError } from '../../errors';
 import type {
   EndSessionRequest,
   EndSessionResponse,
@@ -130,7 +130,7 @@ export async function revokeSvidAs(
  */
 function checkReason(reason: string): void {
   if (Buffer.byteLength(reason) > MAX_REASON_BYTES) {
-    throw new SessionError(ErrorCode.INVALID_ARGUMENT, `reason is longer than ${MAX_REASON_BYTES} bytes`);
+    throw new InvalidArgumentError(`reason is longer than ${MAX_REASON_BYTES} bytes`);
   }
 }
 
@@ -147,7 +147,7 @@ function boundedReason(text: string): string {
 function normaliseSerial(input: string): string {
   const hex = input.toLowerCase().replace(/[:\s]/g, '');
   if (!/^[0-9a-f]{1,64}$/.test(hex)) {
-    throw new SessionError(ErrorCode.INVALID_ARGUMENT, 'serial_hex must be 1..64 hex digits');
+    throw new InvalidArgumentError('serial_hex must be 1..64 hex digits');
   }
   return hex.replace(/^0+(?=.)/, '');
 }

@@ -9,7 +9,16 @@
  */
 import { JwksFile } from '../../attest/jwks-file';
 import { decodeJwt, jwtSignedBy, MAX_JWT_BYTES } from '../../attest/jwt';
-import { ErrorCode, SessionError } from '../../errors';
+import {
+  InvalidArgumentError,
+  MalformedEvidenceError,
+  PrincipalAssertionNotAllowedError,
+  PrincipalIssuerUnknownError,
+  SignatureInvalidError,
+  TokenAudienceMismatchError,
+  TokenExpiredError,
+  TokenNotYetValidError,
+} from '../../errors';
 import type { PrincipalEvidence } from '../../gen/lanyard/v1/session';
 import type { Entry } from '../../store/types';
 import type { Principal } from '../../x509/agent-context/types';
@@ -47,13 +56,12 @@ export class PrincipalVerifier {
     if (e === undefined) return { id: callerId, issuer: serverId, provenance: 'workload' };
     if (e.$case === 'assertedId') {
       if (!entry.canAssertPrincipal) {
-        throw new SessionError(
-          ErrorCode.PRINCIPAL_ASSERTION_NOT_ALLOWED,
+        throw new PrincipalAssertionNotAllowedError(
           `${callerId} may not assert a principal (its entry lacks can_assert_principal): present a token`,
         );
       }
       if (e.value === '' || Buffer.byteLength(e.value) > 2048) {
-        throw new SessionError(ErrorCode.INVALID_ARGUMENT, 'asserted principal id must be 1..2048 bytes');
+        throw new InvalidArgumentError('asserted principal id must be 1..2048 bytes');
       }
       return { id: e.value, issuer: callerId, provenance: `asserted-by:${callerId}` };
     }
@@ -62,40 +70,32 @@ export class PrincipalVerifier {
 
   private async verifyToken(token: string, now: Date): Promise<Principal> {
     if (Buffer.byteLength(token) > MAX_JWT_BYTES) {
-      throw new SessionError(
-        ErrorCode.MALFORMED_EVIDENCE,
-        `principal token larger than ${MAX_JWT_BYTES} bytes`,
-      );
+      throw new MalformedEvidenceError(`principal token larger than ${MAX_JWT_BYTES} bytes`);
     }
     const jwt = decodeJwt(token.trim());
     // `iss` only picks which keys to try; the signature by that issuer's key is what makes it true.
     const iss = jwt.payload.iss;
     const issuer = typeof iss === 'string' ? this.issuers.get(iss) : undefined;
     if (issuer === undefined) {
-      throw new SessionError(
-        ErrorCode.PRINCIPAL_ISSUER_UNKNOWN,
+      throw new PrincipalIssuerUnknownError(
         `principal token issuer ${JSON.stringify(typeof iss === 'string' ? iss.slice(0, 128) : null)} is not configured (principal_issuers)`,
       );
     }
     const keys = await issuer.jwks.keysFor(jwt.header.kid);
     if (!keys.some((k) => jwtSignedBy(jwt, k))) {
-      throw new SessionError(
-        ErrorCode.SIGNATURE_INVALID,
+      throw new SignatureInvalidError(
         `principal token is not signed by a key of issuer ${issuer.config.issuer}`,
       );
     }
     const aud = jwt.payload.aud;
     const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
     if (!audiences.includes(issuer.config.audience)) {
-      throw new SessionError(
-        ErrorCode.TOKEN_AUDIENCE_MISMATCH,
-        `principal token is not for audience "${issuer.config.audience}"`,
-      );
+      throw new TokenAudienceMismatchError(`principal token is not for audience "${issuer.config.audience}"`);
     }
     checkTimes(jwt.payload, now);
     const sub = jwt.payload.sub;
     if (typeof sub !== 'string' || sub === '' || Buffer.byteLength(sub) > 2048) {
-      throw new SessionError(ErrorCode.MALFORMED_EVIDENCE, 'principal token has no usable "sub" claim');
+      throw new MalformedEvidenceError('principal token has no usable "sub" claim');
     }
     return { id: sub, issuer: issuer.config.issuer, provenance: 'verified' };
   }
@@ -105,12 +105,12 @@ function checkTimes(payload: Record<string, unknown>, now: Date): void {
   const t = now.getTime() / 1000;
   const leeway = PRINCIPAL_TOKEN_LEEWAY_SECONDS;
   const exp = numericDate(payload, 'exp');
-  if (exp === undefined) throw new SessionError(ErrorCode.MALFORMED_EVIDENCE, 'principal token has no "exp"');
-  if (t > exp + leeway) throw new SessionError(ErrorCode.TOKEN_EXPIRED, 'principal token has expired');
+  if (exp === undefined) throw new MalformedEvidenceError('principal token has no "exp"');
+  if (t > exp + leeway) throw new TokenExpiredError('principal token has expired');
   const nbf = numericDate(payload, 'nbf');
   const iat = numericDate(payload, 'iat');
   if ((nbf !== undefined && t < nbf - leeway) || (iat !== undefined && t < iat - leeway)) {
-    throw new SessionError(ErrorCode.TOKEN_NOT_YET_VALID, 'principal token is not valid yet');
+    throw new TokenNotYetValidError('principal token is not valid yet');
   }
 }
 
@@ -118,7 +118,7 @@ function numericDate(payload: Record<string, unknown>, claim: string): number | 
   const v = payload[claim];
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new SessionError(ErrorCode.MALFORMED_EVIDENCE, `principal token claim "${claim}" is not a number`);
+    throw new MalformedEvidenceError(`principal token claim "${claim}" is not a number`);
   }
   return v;
 }

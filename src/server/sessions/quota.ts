@@ -5,7 +5,7 @@
  * RedeemGrant), never where they end: refusing an EndSession would keep a session alive that its owner
  * wanted gone. Live sessions plus sessions ended in the window bound what one entry adds to the feed.
  */
-import { ErrorCode, SessionError } from '../../errors';
+import { QuotaExceededError } from '../../errors';
 import type { StoreOps } from '../../store/store';
 
 export interface SessionLimits {
@@ -24,15 +24,13 @@ export async function assertSessionQuota(
   const since = new Date(now.getTime() - limits.endedSessionsWindowSeconds * 1000);
   const counts = await store.countAgentSessions(entryId, now, since);
   if (counts.live >= limits.liveSessionsPerAgent) {
-    throw new SessionError(
-      ErrorCode.QUOTA_EXCEEDED,
+    throw new QuotaExceededError(
       `entry ${entryId} has ${counts.live} open sessions, the limit (limits.live_sessions_per_agent) is ` +
         `${limits.liveSessionsPerAgent}: end one first`,
     );
   }
   if (counts.endedInWindow >= limits.endedSessionsPerAgent) {
-    throw new SessionError(
-      ErrorCode.QUOTA_EXCEEDED,
+    throw new QuotaExceededError(
       `${counts.endedInWindow} sessions of entry ${entryId} ended in the last ` +
         `${limits.endedSessionsWindowSeconds}s, the limit (limits.ended_sessions_per_agent) is ` +
         `${limits.endedSessionsPerAgent}: each ended session is a revocation every verifier holds`,

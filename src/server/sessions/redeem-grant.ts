@@ -7,7 +7,16 @@
  * Everything (checks, signing, the new session, the grant's single use) happens in one transaction.
  */
 import { createHash } from 'node:crypto';
-import { ErrorCode, RevokedError, SessionError } from '../../errors';
+import {
+  DelegationTooDeepError,
+  GrantBindingInvalidError,
+  GrantExpiredError,
+  GrantKeyMismatchError,
+  GrantReplayedError,
+  GrantWrongRedeemerError,
+  NotASessionError,
+  RevokedError,
+} from '../../errors';
 import type { RedeemGrantRequest, RedeemGrantResponse } from '../../gen/lanyard/v1/session';
 import { decodeDelegationBinding } from '../../x509/agent-context/codec';
 import { verifyDelegationLinkSignature } from '../../x509/agent-context/delegation-signature';
@@ -45,20 +54,16 @@ export async function redeemGrant(
     const grant = await tx.getGrant(req.grantId);
     // Replay first: a used grant is reported as used, whoever presents it and whenever.
     if (grant.redeemedAt !== undefined) {
-      throw new SessionError(ErrorCode.GRANT_REPLAYED, `grant ${grant.id} was already redeemed`);
+      throw new GrantReplayedError(`grant ${grant.id} was already redeemed`);
     }
     // Refused without spending the grant: a wrong caller must not be able to burn the real child's grant.
     if (grant.childSpiffeId !== caller.id) {
-      throw new SessionError(
-        ErrorCode.GRANT_WRONG_REDEEMER,
+      throw new GrantWrongRedeemerError(
         `grant ${grant.id} is for ${grant.childSpiffeId}, not for ${caller.id}`,
       );
     }
     if (grant.redeemBy.getTime() <= now.getTime()) {
-      throw new SessionError(
-        ErrorCode.GRANT_EXPIRED,
-        `grant ${grant.id} had to be redeemed by ${grant.redeemBy.toISOString()}`,
-      );
+      throw new GrantExpiredError(`grant ${grant.id} had to be redeemed by ${grant.redeemBy.toISOString()}`);
     }
     const parent = await tx.getSession(grant.parentSessionId);
     assertLive(parent, now);
@@ -71,18 +76,14 @@ export async function redeemGrant(
     const binding = decodeDelegationBinding(grant.bindingDer);
     // The parent signed for this key alone; issuing for another would leave the hop vouched for by the CA only.
     if (!sameBytes(binding.childKeySha256, sha256(csr.spki))) {
-      throw new SessionError(
-        ErrorCode.GRANT_KEY_MISMATCH,
+      throw new GrantKeyMismatchError(
         `grant ${grant.id} is for the key the parent bound, and the CSR is for another key`,
       );
     }
     const parentContext = contextOf(parentCert, deps.ca.agentContextOid);
     const depth = parentContext.delegation.length + 1;
     if (depth > parent.depthLimit) {
-      throw new SessionError(
-        ErrorCode.DELEGATION_TOO_DEEP,
-        `a chain of ${depth} hops exceeds the limit ${parent.depthLimit}`,
-      );
+      throw new DelegationTooDeepError(`a chain of ${depth} hops exceeds the limit ${parent.depthLimit}`);
     }
     const link: DelegationLink = {
       spiffeId: parent.spiffeId,
@@ -97,10 +98,7 @@ export async function redeemGrant(
     };
     // CreateGrant checked it already; a stored grant is still re-proven before the CA vouches for it.
     if (!verifyDelegationLinkSignature(link)) {
-      throw new SessionError(
-        ErrorCode.GRANT_BINDING_INVALID,
-        `grant ${grant.id}: the parent's signature does not verify`,
-      );
+      throw new GrantBindingInvalidError(`grant ${grant.id}: the parent's signature does not verify`);
     }
     await assertSessionQuota(tx, deps.limits, entry.id, now);
     const sessionId = newSessionId();
@@ -166,8 +164,7 @@ export async function redeemGrant(
 /** The parent's context, under this server's OID (a grant made before an agent_context.oid change is refused). */
 function contextOf(cert: ParsedCertificate, agentContextOid: string): AgentContext {
   const context = readAgentContext(cert, agentContextOid);
-  if (context === undefined)
-    throw new SessionError(ErrorCode.NOT_A_SESSION, 'the parent certificate has no agent context');
+  if (context === undefined) throw new NotASessionError('the parent certificate has no agent context');
   return context;
 }
 

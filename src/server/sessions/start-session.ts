@@ -7,7 +7,7 @@
  * session ends when it does (renewals stay within it).
  */
 import { createHash } from 'node:crypto';
-import { ErrorCode, SessionError } from '../../errors';
+import { InvalidArgumentError } from '../../errors';
 import type { StartSessionRequest, StartSessionResponse } from '../../gen/lanyard/v1/session';
 import {
   AGENT_CONTEXT_LIMITS,
@@ -39,13 +39,12 @@ export async function startSession(
   const entry = caller.entry;
   const csr = parseCsr(req.csr);
   if (Buffer.byteLength(req.intent) > AGENT_CONTEXT_LIMITS.maxIntentLength) {
-    throw new SessionError(
-      ErrorCode.INVALID_ARGUMENT,
+    throw new InvalidArgumentError(
       `intent is longer than ${AGENT_CONTEXT_LIMITS.maxIntentLength} bytes: a short task description, not a prompt`,
     );
   }
   if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 0) {
-    throw new SessionError(ErrorCode.INVALID_ARGUMENT, 'ttl_seconds must be >= 0');
+    throw new InvalidArgumentError('ttl_seconds must be >= 0');
   }
   const allowed = new Set(entry.allowedScopes);
   const entryScopes = [...new Set(req.scopes)].filter((s) => allowed.has(s));

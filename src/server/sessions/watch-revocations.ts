@@ -15,7 +15,7 @@
  * per caller SPIFFE ID refuse new watches with RESOURCE_EXHAUSTED.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { ErrorCode, LanyardError } from '../../errors';
+import { CaNotReadyError, QuotaExceededError } from '../../errors';
 import type { WatchRevocationsRequest, WatchRevocationsResponse } from '../../gen/lanyard/v1/session';
 import type { Store } from '../../store/store';
 import type { RevocationRecord } from '../../store/types';
@@ -115,7 +115,7 @@ export class RevocationWatchers {
   private async admit(call: RevocationWatch, admission: WatchAdmission): Promise<void> {
     let identity: string | undefined;
     try {
-      if (this.closing) throw new LanyardError(ErrorCode.CA_NOT_READY, 'the server is shutting down');
+      if (this.closing) throw new CaNotReadyError('the server is shutting down');
       identity = admission.authenticate === undefined ? undefined : await admission.authenticate(call);
       if (call.cancelled) return;
       this.checkLimits(call.getPeer(), identity, admission);
@@ -143,8 +143,7 @@ export class RevocationWatchers {
   private checkLimits(connection: string, identity: string | undefined, admission: WatchAdmission): void {
     const refuse = (what: string, limit: number): never => {
       this.refused += 1;
-      throw new LanyardError(
-        ErrorCode.QUOTA_EXCEEDED,
+      throw new QuotaExceededError(
         `too many revocation watches ${what} (limit ${limit}): reuse the open one`,
       );
     };

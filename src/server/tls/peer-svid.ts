@@ -14,7 +14,7 @@
  * certificate the TLS stack refused is never accepted, even when the verifier would have taken it.
  */
 import type { CaManager } from '../../ca';
-import { ErrorCode, IssuanceError, LanyardError } from '../../errors';
+import { ClientCertRejectedError, ClientCertRequiredError, LanyardError } from '../../errors';
 import { verifyX509Svid, type VerifiedSvid } from '../../verify';
 import { tlsPeerOf } from './tls-socket';
 
@@ -54,15 +54,13 @@ function refusedPeer(call: PeerCall, ca: CaManager, now: Date): LanyardError {
   const tls = tlsPeerOf(call);
   if (tls === undefined) {
     // The socket could not be read (a grpc-js change): no cert and a refused cert look the same.
-    return new LanyardError(
-      ErrorCode.CLIENT_CERT_REJECTED,
+    return new ClientCertRejectedError(
       'this call needs mTLS and no client certificate was accepted: none was sent, or it is expired, not ' +
         "issued by this trust domain's CA, or altered; connect with your current X509-SVID",
     );
   }
   if (tls.raw === undefined) {
-    return new IssuanceError(
-      ErrorCode.CLIENT_CERT_REQUIRED,
+    return new ClientCertRequiredError(
       'this call needs mTLS: connect with your current X509-SVID as the client certificate (none was sent)',
     );
   }
@@ -72,8 +70,7 @@ function refusedPeer(call: PeerCall, ca: CaManager, now: Date): LanyardError {
     if (e instanceof LanyardError) return e;
     throw e;
   }
-  return new LanyardError(
-    ErrorCode.CLIENT_CERT_REJECTED,
+  return new ClientCertRejectedError(
     `the TLS handshake refused the client certificate (${tls.authorizationError ?? 'no reason given'}); ` +
       'connect with your current X509-SVID and its chain',
   );

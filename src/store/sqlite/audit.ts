@@ -16,7 +16,7 @@ import {
   type AuditQueryKey,
 } from '../../audit/log';
 import { parseRecord, type AuditEvent, type AuditRecord } from '../../audit/record';
-import { AuditError, ErrorCode, LanyardError } from '../../errors';
+import { AuditChainBrokenError, AuditError, InvalidArgumentError } from '../../errors';
 import { decodePageToken, encodePageToken } from '../page-token';
 
 const KEY_COLUMN: Record<AuditQueryKey, string> = {
@@ -49,7 +49,7 @@ function rowToRecord(row: RecordRow): AuditRecord {
   try {
     body = JSON.parse(row.body);
   } catch {
-    throw new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, `audit record at ${row.chain}#${row.seq} is not JSON`);
+    throw new AuditChainBrokenError(`audit record at ${row.chain}#${row.seq} is not JSON`);
   }
   return parseRecord({ ...(body as object), hash: row.hash });
 }
@@ -156,7 +156,7 @@ export class SqliteAudit {
   query(q: AuditQuery): AuditPage {
     const column = KEY_COLUMN[q.key];
     if (column === undefined)
-      throw new LanyardError(ErrorCode.INVALID_ARGUMENT, `cannot query audit records by ${String(q.key)}`);
+      throw new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`);
     const size = Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE));
     const after = q.pageToken
       ? decodePageToken(q.pageToken, ['string', 'string', 'number'] as const)
@@ -237,5 +237,5 @@ export class SqliteAudit {
 }
 
 function broken(message: string): AuditError {
-  return new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, message);
+  return new AuditChainBrokenError(message);
 }

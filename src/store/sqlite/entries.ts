@@ -1,12 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import {
-  AlreadyExistsError,
-  ErrorCode,
-  LanyardError,
-  NotFoundError,
-  RevisionConflictError,
-} from '../../errors';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, RevisionConflictError } from '../../errors';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
@@ -116,7 +110,7 @@ export class SqliteEntries {
         if (current.revision !== expectedRevision) {
           throw new RevisionConflictError(
             `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
-            current.revision,
+            { currentRevision: current.revision },
           );
         }
         const next: Entry = {
@@ -144,7 +138,7 @@ export class SqliteEntries {
         if (expectedRevision !== undefined && current.revision !== expectedRevision) {
           throw new RevisionConflictError(
             `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
-            current.revision,
+            { currentRevision: current.revision },
           );
         }
         this.deleteRow.run(id);
@@ -154,10 +148,7 @@ export class SqliteEntries {
 
   list(filter: EntryFilter, page: PageRequest): EntryPage {
     if (!Number.isInteger(page.pageSize) || page.pageSize < 1) {
-      throw new LanyardError(
-        ErrorCode.INVALID_ARGUMENT,
-        `page size must be a positive integer, got ${page.pageSize}`,
-      );
+      throw new InvalidArgumentError(`page size must be a positive integer, got ${page.pageSize}`);
     }
     const limit = Math.min(page.pageSize, MAX_PAGE_SIZE);
     const where: string[] = [];

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { AlreadyExistsError, ErrorCode, JoinTokenError } from '../../errors';
+import { AlreadyExistsError, TokenExpiredError, TokenInvalidError, TokenSpentError } from '../../errors';
 import type { JoinTokenRecord, NewJoinToken } from '../types';
 import { fromMs, isConstraintError, optionalFromMs, toMs } from './codec';
 
@@ -64,23 +64,19 @@ export class SqliteJoinTokens {
     return this.db
       .transaction((): JoinTokenRecord => {
         const row = this.selectByHash.get(tokenHash);
-        if (!row) throw new JoinTokenError(ErrorCode.TOKEN_INVALID, 'join token is not valid');
+        if (!row) throw new TokenInvalidError('join token is not valid');
         const record = fromRow(row);
         if (record.spentAt) {
-          throw new JoinTokenError(
-            ErrorCode.TOKEN_SPENT,
+          throw new TokenSpentError(
             `join token ${record.id} was already used at ${record.spentAt.toISOString()}`,
           );
         }
         if (record.expiresAt.getTime() <= now.getTime()) {
-          throw new JoinTokenError(
-            ErrorCode.TOKEN_EXPIRED,
-            `join token ${record.id} expired at ${record.expiresAt.toISOString()}`,
-          );
+          throw new TokenExpiredError(`join token ${record.id} expired at ${record.expiresAt.toISOString()}`);
         }
         const result = this.markSpent.run(toMs(now), record.id);
         if (result.changes !== 1) {
-          throw new JoinTokenError(ErrorCode.TOKEN_SPENT, `join token ${record.id} was already used`);
+          throw new TokenSpentError(`join token ${record.id} was already used`);
         }
         return { ...record, spentAt: now };
       })

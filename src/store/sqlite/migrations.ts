@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { ErrorCode, StoreError } from '../../errors';
+import { StoreSchemaTooNewError } from '../../errors';
 
 /**
  * Schema migrations, applied in order, each exactly once. A migration is never edited after it shipped:
@@ -269,8 +269,7 @@ export function migrate(db: Database.Database, now: () => Date): number[] {
     const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
     const current = row.v ?? 0;
     if (current > LATEST_SCHEMA_VERSION) {
-      throw new StoreError(
-        ErrorCode.STORE_SCHEMA_TOO_NEW,
+      throw new StoreSchemaTooNewError(
         `database schema version ${current} is newer than this Lanyard supports (${LATEST_SCHEMA_VERSION}): upgrade Lanyard`,
       );
     }

@@ -1,5 +1,11 @@
 import type Database from 'better-sqlite3';
-import { AlreadyExistsError, ErrorCode, NotFoundError, SessionError, StoreError } from '../../errors';
+import {
+  AlreadyExistsError,
+  GrantNotFoundError,
+  GrantReplayedError,
+  InternalError,
+  NotFoundError,
+} from '../../errors';
 import type {
   GrantRecord,
   NewGrant,
@@ -221,7 +227,7 @@ export class SqliteSessions {
 
   getGrant(id: string): GrantRecord {
     const row = this.db.prepare('SELECT * FROM grants WHERE id = ?').get(id) as GrantRow | undefined;
-    if (row === undefined) throw new SessionError(ErrorCode.GRANT_NOT_FOUND, `grant ${id} does not exist`);
+    if (row === undefined) throw new GrantNotFoundError(`grant ${id} does not exist`);
     return grantFromRow(row);
   }
 
@@ -236,7 +242,7 @@ export class SqliteSessions {
           .run(toMs(now), sessionId, id).changes;
         if (changes !== 1) {
           this.getGrant(id);
-          throw new SessionError(ErrorCode.GRANT_REPLAYED, `grant ${id} was already redeemed`);
+          throw new GrantReplayedError(`grant ${id} was already redeemed`);
         }
         return this.getGrant(id);
       })
@@ -395,7 +401,7 @@ export class SqliteSessions {
       .safeIntegers()
       .pluck()
       .get() as bigint | undefined;
-    if (last === undefined) throw new StoreError(ErrorCode.INTERNAL, 'the CRL number counter is missing');
+    if (last === undefined) throw new InternalError('the CRL number counter is missing');
     return last;
   }
 }

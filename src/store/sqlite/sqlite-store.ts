@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { ErrorCode, StoreError } from '../../errors';
+import { InternalError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 import type { Store, StoreOps } from '../store';
 import type {
@@ -250,9 +250,7 @@ export class SqliteStore extends AsyncOps implements Store {
       let open = true;
       const tx = new AsyncOps(this.sync, (op) => {
         if (!open) {
-          return Promise.reject(
-            new StoreError(ErrorCode.INTERNAL, 'transaction handle used after its transaction ended'),
-          );
+          return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
         }
         try {
           return Promise.resolve(op());
@@ -316,14 +314,13 @@ export class SqliteStore extends AsyncOps implements Store {
   private refuseReentry(): void {
     // Waiting for the lock from inside the transaction that holds it would hang forever; fail loudly instead.
     if (this.inTransaction.getStore()) {
-      throw new StoreError(
-        ErrorCode.INTERNAL,
+      throw new InternalError(
         'store called from inside its own transaction: use the `tx` handle passed to the callback',
       );
     }
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new StoreError(ErrorCode.STORE_CLOSED, 'the store is closed');
+    if (this.closed) throw new StoreClosedError('the store is closed');
   }
 }

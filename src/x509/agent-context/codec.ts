@@ -8,7 +8,7 @@
  * schema.ts and mapping.ts remain as the reference definition the tests compare these against.
  */
 import { createHash } from 'node:crypto';
-import { AgentContextError, ErrorCode } from '../../errors';
+import { AgentContextError, MalformedAgentContextError } from '../../errors';
 import { DerFramingError, readSingleTlv, readTlv } from '../der';
 import { DerWriteError } from '../der-writer';
 import { readAgentContext, readDelegationBinding } from './context-der-reader';
@@ -29,7 +29,7 @@ function write(encode: () => Uint8Array, what: string): Uint8Array {
   } catch (e) {
     // Validation runs first, so this is a bug rather than bad input; still a typed error, never a raw one.
     if (!(e instanceof DerWriteError)) throw e;
-    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, `agent context ${what}: cannot encode`, {
+    throw new MalformedAgentContextError(`agent context ${what}: cannot encode`, {
       cause: e,
     });
   }
@@ -56,7 +56,7 @@ function read<T>(field: string, what: string, fn: () => T): T {
     if (e instanceof AgentContextError) throw e;
     if (e instanceof DerFramingError) malformed(field, `not DER: ${e.message}`);
     // Last line of defence: nothing but AgentContextError may leave the decoder on hostile input.
-    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, `${what}: cannot be decoded`, {
+    throw new MalformedAgentContextError(`${what}: cannot be decoded`, {
       cause: e,
     });
   }

@@ -4,7 +4,7 @@
  * shrinks, hashes chain) is the verifier's job.
  */
 import type { KeyObject } from 'node:crypto';
-import { ErrorCode, MalformedInputError } from '../../errors';
+import { InvalidArgumentError } from '../../errors';
 import { publicKeyFromSpki, signWithKey, spkiDer, verifyWithKey } from '../keys';
 import { encodeDelegationBinding } from './codec';
 import type { DelegationBinding, DelegationLink } from './types';
@@ -16,10 +16,7 @@ import { assertValidDelegationLink } from './validate';
  */
 export function signDelegationBinding(binding: DelegationBinding, parentPrivateKey: KeyObject): Uint8Array {
   if (parentPrivateKey.type !== 'private') {
-    throw new MalformedInputError(
-      ErrorCode.INVALID_ARGUMENT,
-      'a delegation binding is signed with a private key',
-    );
+    throw new InvalidArgumentError('a delegation binding is signed with a private key');
   }
   return signWithKey(encodeDelegationBinding(binding), parentPrivateKey);
 }

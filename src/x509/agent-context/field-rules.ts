@@ -2,7 +2,7 @@
  * Rules for single fields of the agent context. The encoder and the decoder both apply them, so
  * Lanyard never mints an extension it would refuse to read. Every failure names the field.
  */
-import { AgentContextError, ErrorCode } from '../../errors';
+import { ErrorCode, errorFromCode } from '../../errors';
 import { AGENT_CONTEXT_LIMITS, type PrincipalProvenance } from './types';
 
 type AgentContextErrorCode =
@@ -11,7 +11,7 @@ type AgentContextErrorCode =
   | typeof ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION;
 
 export function fail(code: AgentContextErrorCode, field: string, problem: string): never {
-  throw new AgentContextError(code, `agent context ${field}: ${problem}`);
+  throw errorFromCode(code, `agent context ${field}: ${problem}`);
 }
 
 export function malformed(field: string, problem: string): never {

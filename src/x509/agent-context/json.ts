@@ -3,7 +3,7 @@
  * prints it, `lanyard svid mint --context FILE` reads it, and logs and audit records reuse it, so one mapping
  * serves every place the context leaves the process.
  */
-import { AgentContextError, ErrorCode } from '../../errors';
+import { MalformedAgentContextError } from '../../errors';
 import type { AgentContext, DelegationBinding, DelegationLink } from './types';
 import { assertValidAgentContext } from './validate';
 
@@ -140,10 +140,7 @@ function convert(value: unknown, path: string): unknown {
 
 function hexToBytes(v: unknown, field: string): Uint8Array {
   if (typeof v !== 'string' || !/^(?:[0-9a-fA-F]{2})*$/.test(v)) {
-    throw new AgentContextError(
-      ErrorCode.MALFORMED_AGENT_CONTEXT,
-      `agent context ${field}: expected hex bytes`,
-    );
+    throw new MalformedAgentContextError(`agent context ${field}: expected hex bytes`);
   }
   return new Uint8Array(Buffer.from(v, 'hex'));
 }
@@ -151,10 +148,7 @@ function hexToBytes(v: unknown, field: string): Uint8Array {
 function isoToDate(v: unknown, field: string): Date {
   const d = typeof v === 'string' ? new Date(v) : new Date(NaN);
   if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(v) || Number.isNaN(d.getTime())) {
-    throw new AgentContextError(
-      ErrorCode.MALFORMED_AGENT_CONTEXT,
-      `agent context ${field}: expected an ISO 8601 time`,
-    );
+    throw new MalformedAgentContextError(`agent context ${field}: expected an ISO 8601 time`);
   }
   return d;
 }

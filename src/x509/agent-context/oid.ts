@@ -7,7 +7,7 @@
  * one refuses the certificate with AgentContextOidMismatchError naming both OIDs. Reading it as "no context"
  * would turn a configuration mistake into SVIDs that silently lose their principal, scopes and delegation.
  */
-import { AgentContextError, AgentContextOidMismatchError, ErrorCode } from '../../errors';
+import { AgentContextOidMismatchError, InvalidAgentContextOidError } from '../../errors';
 import type { ParsedCertificate, ParsedExtension } from '../certificate';
 import { oidWriteProblem } from '../oid';
 import { decodeAgentContext } from './codec';
@@ -37,12 +37,12 @@ export const RETIRED_AGENT_CONTEXT_OIDS: readonly string[] = Object.freeze([
 export function resolveAgentContextOid(oid: string | undefined, what = 'agentContextOid'): string {
   if (oid === undefined || oid === DEFAULT_AGENT_CONTEXT_OID) return DEFAULT_AGENT_CONTEXT_OID;
   if (typeof oid !== 'string') {
-    throw new AgentContextError(ErrorCode.INVALID_AGENT_CONTEXT_OID, `${what} must be a string`);
+    throw new InvalidAgentContextOidError(`${what} must be a string`);
   }
   const problem = oidWriteProblem(oid);
   if (problem !== undefined) {
     const shown = oid.length > 80 ? `${oid.slice(0, 80)}...` : oid;
-    throw new AgentContextError(ErrorCode.INVALID_AGENT_CONTEXT_OID, `${what} "${shown}": ${problem}`);
+    throw new InvalidAgentContextOidError(`${what} "${shown}": ${problem}`);
   }
   return oid;
 }
@@ -110,10 +110,9 @@ function mismatch(cert: ParsedCertificate, expected: string, found: string): Age
     ? ' (the OID of earlier Lanyard builds, which no release reads: issue a new SVID)'
     : '';
   return new AgentContextOidMismatchError(
-    expected,
-    found,
     `${who} carries its agent context under OID ${found}${retired}, but this side reads it under ${expected}: ` +
       "the issuing server's agent_context.oid and this side's agent-context OID (agentContextOid option, " +
       '--agent-context-oid, LANYARD_AGENT_CONTEXT_OID) must be the same',
+    { expectedOid: expected, foundOid: found },
   );
 }

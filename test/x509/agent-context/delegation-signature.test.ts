@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
-import { AgentContextError, ErrorCode, MalformedInputError } from '../../../src/errors';
+import { AgentContextError, ErrorCode, InvalidArgumentError, MalformedInputError } from '../../../src/errors';
 import {
   buildDelegationLink,
   decodeAgentContext,
@@ -145,7 +145,7 @@ describe('delegation link signature', () => {
   it('refuses to sign with a public key, an unaccepted key, or an invalid binding', () => {
     assert.throws(
       () => signDelegationBinding(sampleBinding(), keyFor('ec-p256').publicKey),
-      (e: unknown) => e instanceof MalformedInputError && e.code === ErrorCode.INVALID_ARGUMENT,
+      (e: unknown) => e instanceof InvalidArgumentError && e.code === ErrorCode.INVALID_ARGUMENT,
     );
     const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;
     assert.throws(

@@ -5,7 +5,11 @@
  * imports it.
  */
 import { AsnParser, AsnSerializer } from '@peculiar/asn1-schema';
-import { AgentContextError, ErrorCode } from '../../../src/errors';
+import {
+  AgentContextError,
+  AgentContextTooLargeError,
+  MalformedAgentContextError,
+} from '../../../src/errors';
 import {
   AGENT_CONTEXT_LIMITS,
   assertValidAgentContext,
@@ -46,18 +50,18 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export function referenceDecode(der: Uint8Array): AgentContext {
   try {
     if (der.length > AGENT_CONTEXT_LIMITS.maxEncodedBytes) {
-      throw new AgentContextError(ErrorCode.AGENT_CONTEXT_TOO_LARGE, 'agent context input: too large');
+      throw new AgentContextTooLargeError('agent context input: too large');
     }
     checkOuterFrame(der);
     const ctx = contextFromAsn(AsnParser.parse(der, AgentContextAsn, { berOptions: BER_OPTIONS }));
     assertValidAgentContext(ctx);
     if (!sameBytes(new Uint8Array(AsnSerializer.serialize(contextToAsn(ctx))), der)) {
-      throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'agent context input: not DER');
+      throw new MalformedAgentContextError('agent context input: not DER');
     }
     return ctx;
   } catch (e) {
     if (e instanceof AgentContextError) throw e;
-    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'agent context input: cannot be decoded', {
+    throw new MalformedAgentContextError('agent context input: cannot be decoded', {
       cause: e,
     });
   }
@@ -69,7 +73,7 @@ const MAX_BINDING_BYTES = 16 * 1024;
 export function referenceDecodeBinding(der: Uint8Array): DelegationBinding {
   try {
     if (der.length > MAX_BINDING_BYTES) {
-      throw new AgentContextError(ErrorCode.AGENT_CONTEXT_TOO_LARGE, 'agent context binding: too large');
+      throw new AgentContextTooLargeError('agent context binding: too large');
     }
     const asn = AsnParser.parse(der, DelegationBindingAsn, {
       berOptions: { ...BER_OPTIONS, maxDepth: 2, maxNodes: NODES_PER_BINDING + 2 },
@@ -77,12 +81,12 @@ export function referenceDecodeBinding(der: Uint8Array): DelegationBinding {
     const value = bindingFromAsn(asn, 'binding');
     assertValidDelegationBinding(value, 'binding');
     if (!sameBytes(new Uint8Array(AsnSerializer.serialize(bindingToAsn(value))), der)) {
-      throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'agent context binding: not DER');
+      throw new MalformedAgentContextError('agent context binding: not DER');
     }
     return value;
   } catch (e) {
     if (e instanceof AgentContextError) throw e;
-    throw new AgentContextError(ErrorCode.MALFORMED_AGENT_CONTEXT, 'delegation binding: cannot be decoded', {
+    throw new MalformedAgentContextError('delegation binding: cannot be decoded', {
       cause: e,
     });
   }
