@@ -6,7 +6,7 @@
  * child narrower than its binding), and its policyVersion is the deciding set's ("none" without a policy).
  * Everything (checks, signing, the new session, the grant's single use) happens in one transaction.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../../internal/digest';
 import { ErrorCode, RevokedError, SessionError } from '../../errors';
 import type { RedeemGrantRequest, RedeemGrantResponse } from '../../gen/lanyard/v1/session';
 import { decodeDelegationBinding } from '../../x509/agent-context/codec';
@@ -169,10 +169,6 @@ function contextOf(cert: ParsedCertificate, agentContextOid: string): AgentConte
   if (context === undefined)
     throw new SessionError(ErrorCode.NOT_A_SESSION, 'the parent certificate has no agent context');
   return context;
-}
-
-function sha256(b: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(b).digest());
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
