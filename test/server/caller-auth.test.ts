@@ -413,6 +413,21 @@ describe('caller authentication: every mTLS call × every refusal, one path', fu
       expect: ['PERMISSION_DENIED', 'ERR_SESSION_UNKNOWN'],
     },
     {
+      name: 'a session SVID whose stored session belongs to another entry',
+      who: () => ids.sessionOfOtherEntry,
+      expect: ['PERMISSION_DENIED', 'ERR_UNAUTHORIZED'],
+    },
+    {
+      name: 'a delegated session whose parent session is no longer stored',
+      who: () => ids.parentForgotten,
+      expect: ['PERMISSION_DENIED', 'ERR_SESSION_UNKNOWN'],
+    },
+    {
+      name: 'a session whose ancestry loops (no root within the ancestor limit)',
+      who: () => ids.loopedAncestry,
+      expect: ['PERMISSION_DENIED', 'ERR_SESSION_UNKNOWN'],
+    },
+    {
       name: 'a live session whose entry was deleted',
       who: () => ids.sessionOfDeletedEntry,
       expect: {
@@ -492,6 +507,23 @@ describe('caller authentication: every mTLS call × every refusal, one path', fu
     const legacy = await startSession(s, workload);
     sql('UPDATE sessions SET opener_serial = NULL WHERE id = ?', legacy.res.sessionId);
     ids.legacySession = legacy.agent;
+
+    const misfiled = await startSession(s, workload);
+    sql('UPDATE sessions SET entry_id = ? WHERE id = ?', 'another-entry', misfiled.res.sessionId);
+    ids.sessionOfOtherEntry = misfiled.agent;
+
+    // The store keeps a parent while children name it; only a damaged store loses one, so this edit goes
+    // around the foreign key on the test's own connection.
+    const d5 = await delegated('p5', 'c5');
+    db.pragma('foreign_keys = OFF');
+    sql('DELETE FROM session_certificates WHERE session_id = ?', d5.parent.res.sessionId);
+    sql('DELETE FROM sessions WHERE id = ?', d5.parent.res.sessionId);
+    db.pragma('foreign_keys = ON');
+    ids.parentForgotten = d5.child.agent;
+
+    const looped = await startSession(s, workload);
+    sql('UPDATE sessions SET parent_session_id = id WHERE id = ?', looped.res.sessionId);
+    ids.loopedAncestry = looped.agent;
 
     const doomed = await agent('doomed');
     ids.sessionOfDeletedEntry = (await startSession(s, doomed)).agent;
