@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../internal/digest';
 import { MalformedEvidenceError } from '../errors';
 
 /** SHA-256 of the evidence as received, before any trimming or decoding. */
 export function evidenceDigest(evidence: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(evidence).digest());
+  return sha256(evidence);
 }
 
 /**

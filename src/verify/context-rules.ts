@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '../internal/digest';
 import { ErrorCode, errorFromCode, InvalidArgumentError, SvidVerificationError } from '../errors';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
@@ -316,10 +316,6 @@ function signatureVerifies(link: DelegationLink): boolean {
 
 function reject(code: SvidVerificationError['code'], message: string): SvidVerificationError {
   return errorFromCode(code, `agent context: ${message}`);
-}
-
-function sha256(data: Uint8Array): Uint8Array {
-  return createHash('sha256').update(data).digest();
 }
 
 function hex(b: Uint8Array): string {

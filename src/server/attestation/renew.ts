@@ -17,7 +17,8 @@ import { bundleToProto } from '../bundle/to-proto';
 import { secondsUntil, signSessionSvid } from '../issuance/session-svid';
 import { resolveCaller } from '../auth/resolve-caller';
 import type { PeerCall } from '../tls/peer-svid';
-import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
+import { sha256 } from '../../internal/digest';
+import { issueWorkloadSvid, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
 import { RENEW_METHOD, renewedWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 
 export interface RenewDeps {

@@ -1,5 +1,5 @@
 /** Signing a workload SVID for an entry and packing it as the wire's X509Svid + Bundle. */
-import { createHash, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { CaManager, SignedX509Svid } from '../../ca';
 import type { X509Svid } from '../../gen/lanyard/v1/types';
 import type { Entry } from '../../store/types';
@@ -37,8 +37,4 @@ export function svidToProto(signed: SignedX509Svid, entry: Entry): X509Svid {
     expiresAt: signed.cert.notAfter,
     entryId: entry.id,
   };
-}
-
-export function sha256(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(bytes).digest());
 }

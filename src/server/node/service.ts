@@ -17,7 +17,8 @@ import {
 import type { Store } from '../../store/store';
 import type { Entry } from '../../store/types';
 import { parseCsr } from '../../x509/csr';
-import { issueWorkloadSvid, sha256, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
+import { sha256 } from '../../internal/digest';
+import { issueWorkloadSvid, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
 import { newWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 import type { IssuancePolicySource } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';

@@ -6,7 +6,7 @@
  * child narrower than its binding), and its policyVersion is the deciding set's ("none" without a policy).
  * Everything (checks, signing, the new session, the grant's single use) happens in one transaction.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../../internal/digest';
 import {
   DelegationTooDeepError,
   GrantBindingInvalidError,
@@ -166,10 +166,6 @@ function contextOf(cert: ParsedCertificate, agentContextOid: string): AgentConte
   const context = readAgentContext(cert, agentContextOid);
   if (context === undefined) throw new NotASessionError('the parent certificate has no agent context');
   return context;
-}
-
-function sha256(b: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(b).digest());
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

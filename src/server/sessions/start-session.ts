@@ -6,7 +6,7 @@
  * that policy's version; it lives no longer than the entry's SVID TTL and the CA, and the
  * session ends when it does (renewals stay within it).
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../../internal/digest';
 import { InvalidArgumentError } from '../../errors';
 import type { StartSessionRequest, StartSessionResponse } from '../../gen/lanyard/v1/session';
 import {
@@ -116,8 +116,4 @@ export async function startSession(
       scopes,
     };
   });
-}
-
-function sha256(b: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(b).digest());
 }
