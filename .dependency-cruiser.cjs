@@ -13,8 +13,9 @@
  *   1  spiffe
  *   0  internal  errors.ts                     helpers shared across layers (errors.ts: spiffe types only)
  *
- * Subfolders hold the same no-cycle rule: in server/, issuance/ (signing, workload context) sits below
- * attestation/, sessions/, node/ and auth/; auth/ below tls/'s users; wiring (services, audit-listener) at its root.
+ * Subfolders hold the same no-cycle rule. In server/: attestation, sessions, node -> auth (resolveCaller, admin
+ * guard) -> issuance (signing, workload context), tls (peer SVID); sessions, registration -> audit; the wiring
+ * that knows every service (services.ts, audit-listener.ts) sits at server/'s root.
  * src/gen/ (ts-proto output) imports only itself; server, agent, client, hop, cli and demo may use it.
  */
 const LAYERS = [
