@@ -15,7 +15,7 @@ import {
   psatClaims,
   signJwt,
   unsignedJwt,
-} from './helpers/jwt';
+} from '../support/jwt';
 
 const NOW = new Date('2030-06-01T12:00:00Z');
 const NOW_S = NOW.getTime() / 1000;

@@ -10,7 +10,7 @@ import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createRootCa } from '../../src/x509/profiles';
 import { rejectsWithCode } from './helpers/expect';
-import { issuerKey, jwksOf } from './helpers/jwt';
+import { issuerKey, jwksOf } from '../support/jwt';
 
 describe('Attestors registry', () => {
   let dir: string;

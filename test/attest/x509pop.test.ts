@@ -13,10 +13,10 @@ import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createRootCa, type IssuedCertificate } from '../../src/x509/profiles';
 import { verifyWithKey } from '../../src/x509/keys';
-import { openssl, removeDir, tempDir, writeTemp } from '../x509/fixtures';
+import { openssl, removeDir, tempDir, writeTemp } from '../support/x509';
 import { AnsweringRuntime, fixedAnswer, silentRuntime } from './helpers/channels';
 import { rejectsWithCode } from './helpers/expect';
-import { provisioningPki } from './helpers/x509pop-pki';
+import { provisioningPki } from '../support/x509pop-pki';
 
 const NOW = new Date();
 const enc = (s: string) => new TextEncoder().encode(s);

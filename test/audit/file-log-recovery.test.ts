@@ -16,7 +16,7 @@ import { verifyChain } from '../../src/audit/verify-chain';
 import { isLanyardError } from '../../src/errors';
 import { verifyHopPeer } from '../../src/hop/peer';
 import { authorizeAny } from '../../src/verify';
-import { createPki, issueSvid } from '../interop/helpers/pki';
+import { createPki, issueSvid } from '../support/pki';
 import { CHAIN, sampleEvent, tempDir } from './helpers';
 
 /** A real append handle that, while `full` is set, writes the first half of what it is given and fails. */

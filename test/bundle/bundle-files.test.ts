@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import { loadSpiffeBundle, toSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { TrustDomain } from '../../src/spiffe';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
-import { expectCode } from '../verify/helpers/expect';
-import { removeDir, tempDir } from '../x509/fixtures';
+import { expectCode } from '../support/refusal';
+import { removeDir, tempDir } from '../support/x509';
 import { makeCa } from './ca-fixtures';
 
 const td = TrustDomain.parse('example.org');

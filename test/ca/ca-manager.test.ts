@@ -17,7 +17,7 @@ import { CaError, ErrorCode, LanyardError } from '../../src/errors';
 import { verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { generateKeyPair } from '../../src/x509/keys';
-import { removeDir, tempDir } from '../x509/fixtures';
+import { removeDir, tempDir } from '../support/x509';
 import {
   addSeconds,
   assertNoSecrets,
@@ -29,7 +29,7 @@ import {
   SwappingKeyManager,
   T0,
   TD,
-} from './helpers';
+} from '../support/ca';
 
 const CA_TTL = 600;
 

@@ -10,7 +10,7 @@ import { signCrl } from '../../src/ca/crl';
 import { initDevCa, mintSvid } from '../../src/ca/dev-ca';
 import { signatureSchemeFor } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { openssl, removeDir, tempDir, writeTemp } from '../x509/fixtures';
+import { openssl, removeDir, tempDir, writeTemp } from '../support/x509';
 
 describe('signCrl', function () {
   this.timeout(30_000);

@@ -16,7 +16,7 @@ import {
 import { AlreadyExistsError, ErrorCode, InvalidSpiffeIdError, LanyardError } from '../../src/errors';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { decodePemBlocks } from '../../src/x509/pem';
-import { assertLanyardError, openssl, removeDir, tempDir } from '../x509/fixtures';
+import { assertLanyardError, openssl, removeDir, tempDir } from '../support/x509';
 
 function mode(path: string): number {
   return statSync(path).mode & 0o777;

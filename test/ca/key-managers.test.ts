@@ -10,8 +10,8 @@ import {
   LanyardError,
   NotFoundError,
 } from '../../src/errors';
-import { removeDir, tempDir } from '../x509/fixtures';
-import { assertNoSecrets, errorText, rejectsWith, secretFragments } from './helpers';
+import { removeDir, tempDir } from '../support/x509';
+import { assertNoSecrets, errorText, rejectsWith, secretFragments } from '../support/ca';
 
 function mode(path: string): number {
   return statSync(path).mode & 0o777;

@@ -10,8 +10,8 @@ import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { validateCertPath } from '../../src/verify/path-validation';
 import { createIntermediateCa, createRootCa, type NameConstraintsSpec } from '../../src/x509/profiles';
-import { assertLanyardError, removeDir, tempDir } from '../x509/fixtures';
-import { addSeconds, assertNoSecrets, DataDir, errorText, secretFragments, T0, TD } from './helpers';
+import { assertLanyardError, removeDir, tempDir } from '../support/x509';
+import { addSeconds, assertNoSecrets, DataDir, errorText, secretFragments, T0, TD } from '../support/ca';
 
 interface Org {
   root: ParsedCertificate;

@@ -12,7 +12,7 @@ import { ErrorCode, LanyardError } from '../../src/errors';
 import { decodeDelegationBinding } from '../../src/x509/agent-context/codec';
 import { parseCsr } from '../../src/x509/csr';
 import { generateKeyPair, spkiDer } from '../../src/x509/keys';
-import { delegatedPair, createPki } from '../interop/helpers/pki';
+import { delegatedPair, createPki } from '../support/pki';
 
 const A = 'spiffe://example.org/agent/a';
 const B = 'spiffe://example.org/agent/b';

@@ -17,9 +17,9 @@ import {
 } from '../../src/client';
 import { encodePem } from '../../src/x509/pem';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
-import { type CertSpec, makeIntermediate, makeLeaf, makeRoot, type Issued } from '../verify/helpers/certs';
-import { expectCode } from '../verify/helpers/expect';
-import { removeDir, tempDir } from '../x509/fixtures';
+import { type CertSpec, makeIntermediate, makeLeaf, makeRoot, type Issued } from '../support/certs';
+import { expectCode } from '../support/refusal';
+import { removeDir, tempDir } from '../support/x509';
 
 const ID = 'spiffe://example.org/workload-1';
 

@@ -10,8 +10,8 @@ import type { HopDecision } from '../../src/hop/decision';
 import { verifyHopPeer, verifyHopPeerSync } from '../../src/hop/peer';
 import { runAuthorize, type HopPolicy } from '../../src/hop/policy';
 import { authorizeAny, authorizeId, verifyX509Svid } from '../../src/verify';
-import { createPki, issueSvid } from '../interop/helpers/pki';
-import { assertCode } from './helpers';
+import { createPki, issueSvid } from '../support/pki';
+import { assertCode } from '../support/hop';
 
 describe('hop: authorizers, policy hooks and decisions', () => {
   const pki = createPki('example.org');

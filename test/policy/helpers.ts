@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { verifyX509Svid, type VerifiedSvid } from '../../src/verify';
-import { createPki, delegatedPair, type TrustDomainPki } from '../interop/helpers/pki';
+import { createPki, delegatedPair, type TrustDomainPki } from '../support/pki';
 
 export function tempPolicyDir(files: Record<string, string> = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-policy-'));

@@ -10,7 +10,7 @@ import type { HopDecision } from '../../src/hop/decision';
 import { verifyHopPeer } from '../../src/hop/peer';
 import type { HopPolicy } from '../../src/hop/policy';
 import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../../src/policy';
-import { createPki, delegatedPair } from '../interop/helpers/pki';
+import { createPki, delegatedPair } from '../support/pki';
 import { removeDir, tempPolicyDir } from './helpers';
 
 const POLICY = `

@@ -15,7 +15,7 @@ import { CrlPublisher } from '../../src/server/revocation/crl-publisher';
 import { RevocationFeed } from '../../src/server/sessions/revocation-feed';
 import type { SqliteStore } from '../../src/store';
 import type { NewSession } from '../../src/store/types';
-import { DataDir, T0 } from '../ca/helpers';
+import { DataDir, T0 } from '../support/ca';
 
 function listedSerials(der: Uint8Array): string[] {
   const list = AsnConvert.parse(der, CertificateList);

@@ -19,9 +19,9 @@ import {
 } from '../../src/x509/agent-context/oid';
 import { generateKeyPair } from '../../src/x509/keys';
 import { issueX509Svid } from '../../src/x509/profiles';
-import { issueSvidWithRawContextOid } from '../interop/helpers/raw-oid';
-import { baseContext, newCa, TD } from './helpers/delegation';
-import { expectCode } from './helpers/expect';
+import { issueSvidWithRawContextOid } from '../support/raw-oid';
+import { baseContext, newCa, TD } from '../support/delegation';
+import { expectCode } from '../support/refusal';
 
 const CUSTOM = '1.3.6.1.4.1.99999.7.1';
 const RETIRED = RETIRED_AGENT_CONTEXT_OIDS[0]!;

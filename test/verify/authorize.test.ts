@@ -14,7 +14,7 @@ import {
   VerifiedSvid,
 } from '../../src/verify';
 import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/types';
-import { expectCode } from './helpers/expect';
+import { expectCode } from '../support/refusal';
 
 /** Authorizers only read `id` and `context`; a hand-made result keeps these tests about the decisions. */
 function svid(id: string, context?: Partial<AgentContext>): VerifiedSvid {

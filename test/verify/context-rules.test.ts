@@ -13,7 +13,7 @@ import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
 import { generateKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { makeLeaf, makeRoot, NOW } from './helpers/certs';
+import { makeLeaf, makeRoot, NOW } from '../support/certs';
 import {
   ALICE,
   baseContext,
@@ -26,8 +26,8 @@ import {
   plannerChain,
   seconds,
   TD,
-} from './helpers/delegation';
-import { expectCode } from './helpers/expect';
+} from '../support/delegation';
+import { expectCode } from '../support/refusal';
 import { encodeAgentContext } from '../../src/x509/agent-context/codec';
 import { issueX509Svid } from '../../src/x509/profiles';
 import { at, BINDING, CTX, LINK, parseTlv, primitive, writeTlv } from '../x509/agent-context/tlv';

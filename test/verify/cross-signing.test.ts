@@ -17,8 +17,8 @@ import {
   makeRoot,
   newKey,
   NOW,
-} from './helpers/certs';
-import { expectCode } from './helpers/expect';
+} from '../support/certs';
+import { expectCode } from '../support/refusal';
 
 const TD = 'example.org';
 const ID = `spiffe://${TD}/workload`;

@@ -10,8 +10,8 @@ import { VerificationCache, verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { createIntermediateCa } from '../../src/x509/profiles';
 import { generateKeyPair } from '../../src/x509/keys';
-import { expectCode } from './helpers/expect';
-import { baseContext, Ca, issueSvid, newCa, TD } from './helpers/delegation';
+import { expectCode } from '../support/refusal';
+import { baseContext, Ca, issueSvid, newCa, TD } from '../support/delegation';
 
 describe('an empty SPIFFE bundle refuses every SVID of its trust domain', () => {
   const td = TrustDomain.parse(TD);

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { ErrorCode } from '../../src/errors';
 import { requirePrincipal, verifyX509Svid } from '../../src/verify';
 import type { AgentContext } from '../../src/x509/agent-context/types';
-import { delegatedPair, type Svid } from '../interop/helpers/pki';
-import { expectCode } from './helpers/expect';
+import { delegatedPair, type Svid } from '../support/pki';
+import { expectCode } from '../support/refusal';
 import {
   federation,
   forgedDelegation,
@@ -18,7 +18,7 @@ import {
   partnerContext,
   partnerSvid,
   type Federation,
-} from './helpers/federation';
+} from '../support/federation';
 
 describe('agent context: attribution to the leaf trust domain (federation)', () => {
   let f: Federation;

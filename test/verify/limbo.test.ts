@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { removeDir, tempDir } from '../x509/fixtures';
+import { removeDir, tempDir } from '../support/x509';
 
 const REPO = resolve(__dirname, '..', '..');
 const CONFORMANCE = process.env.LANYARD_CONFORMANCE_DIR ?? resolve(REPO, '..', 'shared', 'conformance');

@@ -14,8 +14,8 @@ import {
   uriMatches,
 } from '../../src/verify/name-constraints';
 import type { NameSubtree } from '../../src/x509/certificate';
-import { HOUR, makeCertDer, makeIntermediate, makeRoot, newKey, NOW } from './helpers/certs';
-import { expectCode } from './helpers/expect';
+import { HOUR, makeCertDer, makeIntermediate, makeRoot, newKey, NOW } from '../support/certs';
+import { expectCode } from '../support/refusal';
 
 describe('name constraint matching (RFC 5280 §4.2.1.10)', () => {
   it('extracts the host of a URI, without userinfo or port, lower-cased', () => {

@@ -13,9 +13,9 @@ import {
   newKey,
   NOW,
   Subtrees,
-} from './helpers/certs';
-import type { CertSpec } from './helpers/certs';
-import { expectCode } from './helpers/expect';
+} from '../support/certs';
+import type { CertSpec } from '../support/certs';
+import { expectCode } from '../support/refusal';
 
 const TD = 'example.org';
 const ID = 'spiffe://example.org/workload';

@@ -5,8 +5,8 @@ import { ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid } from '../../src/verify';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../../src/svid/rules';
-import { CertSpec, makeLeaf, makeRoot, NOW } from './helpers/certs';
-import { expectCode } from './helpers/expect';
+import { CertSpec, makeLeaf, makeRoot, NOW } from '../support/certs';
+import { expectCode } from '../support/refusal';
 
 const TD = 'example.org';
 const ID = 'spiffe://example.org/workload';

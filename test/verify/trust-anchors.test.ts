@@ -8,9 +8,9 @@ import { parseSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { validateCertPath, verifyX509Svid } from '../../src/verify';
-import { OpensslCert, OpensslPki } from '../interop/helpers/openssl-pki';
-import { removeDir, tempDir } from '../x509/fixtures';
-import { expectCode } from './helpers/expect';
+import { OpensslCert, OpensslPki } from '../support/openssl-pki';
+import { removeDir, tempDir } from '../support/x509';
+import { expectCode } from '../support/refusal';
 
 const TD = TrustDomain.parse('example.org');
 const WORKLOAD = 'spiffe://example.org/workload';

@@ -3,9 +3,9 @@ import { BundleSet, X509Bundle } from '../../src/bundle';
 import { ErrorCode, LanyardError } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { RevocationQuery, StaticRevocationList, VerificationCache, verifyX509Svid } from '../../src/verify';
-import { DAY, HOUR, makeIntermediate, makeLeaf, makeRoot, NOW } from './helpers/certs';
-import { expectCode } from './helpers/expect';
-import { issueSvid, newCa, plannerChain } from './helpers/delegation';
+import { DAY, HOUR, makeIntermediate, makeLeaf, makeRoot, NOW } from '../support/certs';
+import { expectCode } from '../support/refusal';
+import { issueSvid, newCa, plannerChain } from '../support/delegation';
 
 const TD = 'example.org';
 const ID = 'spiffe://example.org/workload';

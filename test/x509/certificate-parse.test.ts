@@ -14,9 +14,9 @@ import { formatIpBytes } from '../../src/x509/name-syntax';
 import { canonicalOid } from '../../src/x509/oid';
 import { decodePemBlocks } from '../../src/x509/pem';
 import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x509/profiles';
-import { makeCert, makeIntermediate, makeLeaf, makeRoot } from '../verify/helpers/certs';
-import { newCa, plannerChain } from '../verify/helpers/delegation';
-import { KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey, writeTemp } from './fixtures';
+import { makeCert, makeIntermediate, makeLeaf, makeRoot } from '../support/certs';
+import { newCa, plannerChain } from '../support/delegation';
+import { KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey, writeTemp } from '../support/x509';
 import { mutate, mutation } from './mutations';
 
 /**

@@ -21,7 +21,7 @@ import {
 } from '../../src/x509/der-writer';
 import { spkiDer } from '../../src/x509/keys';
 import { canonicalOid } from '../../src/x509/oid';
-import { KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey, writeTemp } from './fixtures';
+import { KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey, writeTemp } from '../support/x509';
 import { mutate, mutation } from './mutations';
 
 /**

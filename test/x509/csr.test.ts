@@ -18,7 +18,7 @@ import { createCsr, MAX_CSR_BYTES, parseCsr } from '../../src/x509/csr';
 import { readChildren, readSingleTlv } from '../../src/x509/der';
 import { spkiDer } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { assertLanyardError, KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey } from './fixtures';
+import { assertLanyardError, KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey } from '../support/x509';
 
 const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const OID_ECDSA_SHA384 = '1.2.840.10045.4.3.3';

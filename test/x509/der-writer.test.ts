@@ -46,7 +46,7 @@ import {
 import { spkiDer } from '../../src/x509/keys';
 import { OID_ARC_LIMIT } from '../../src/x509/oid';
 import { createRootCa, issueX509Svid } from '../../src/x509/profiles';
-import { KEY_ALGORITHMS, testKey } from './fixtures';
+import { KEY_ALGORITHMS, testKey } from '../support/x509';
 
 /**
  * The DER writer and the extension builders against the schema serializer they replaced: the same values

@@ -11,7 +11,7 @@ import {
   issueX509Svid,
   NameConstraintsSpec,
 } from '../../src/x509/profiles';
-import { openssl, removeDir, tempDir, testKey, writeTemp } from './fixtures';
+import { openssl, removeDir, tempDir, testKey, writeTemp } from '../support/x509';
 
 const TD = 'example.org';
 const DAY = 24 * 60 * 60;

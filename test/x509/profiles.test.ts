@@ -23,7 +23,7 @@ import {
   issueX509Svid,
   SvidOptions,
 } from '../../src/x509/profiles';
-import { assertLanyardError, KEY_ALGORITHMS, testKey, TestKeyAlgorithm } from './fixtures';
+import { assertLanyardError, KEY_ALGORITHMS, testKey, TestKeyAlgorithm } from '../support/x509';
 
 const OID = {
   basicConstraints: '2.5.29.19',
