@@ -6,7 +6,6 @@ import * as path from 'node:path';
 import { K8sPsatAttestor, type K8sPsatClusterConfig } from '../../src/attest';
 import { ErrorCode, GrpcStatus } from '../../src/errors';
 import { mustNotChallenge } from './helpers/channels';
-import { rejectsWithCode } from './helpers/expect';
 import {
   base64urlJson,
   type IssuerKey,
@@ -16,6 +15,7 @@ import {
   signJwt,
   unsignedJwt,
 } from '../support/jwt';
+import { rejectsWithCode } from '../support/refusal';
 
 const NOW = new Date('2030-06-01T12:00:00Z');
 const NOW_S = NOW.getTime() / 1000;

@@ -13,10 +13,11 @@ import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createRootCa, type IssuedCertificate } from '../../src/x509/profiles';
 import { verifyWithKey } from '../../src/x509/keys';
-import { openssl, removeDir, tempDir, writeTemp } from '../support/x509';
+import { openssl, writeTemp } from '../support/x509';
 import { AnsweringRuntime, fixedAnswer, silentRuntime } from './helpers/channels';
-import { rejectsWithCode } from './helpers/expect';
 import { provisioningPki } from '../support/x509pop-pki';
+import { removeDir, tempDir } from '../support/tmp';
+import { rejectsWithCode } from '../support/refusal';
 
 const NOW = new Date();
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -11,7 +11,7 @@ import { verifyHopPeer, verifyHopPeerSync } from '../../src/hop/peer';
 import { runAuthorize, type HopPolicy } from '../../src/hop/policy';
 import { authorizeAny, authorizeId, verifyX509Svid } from '../../src/verify';
 import { createPki, issueSvid } from '../support/pki';
-import { assertCode } from '../support/hop';
+import { assertRefusal } from '../support/refusal';
 
 describe('hop: authorizers, policy hooks and decisions', () => {
   const pki = createPki('example.org');
@@ -23,7 +23,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
   it('an Authorizer allows by returning and refuses by throwing ERR_UNAUTHORIZED', async () => {
     assert.deepEqual(await runAuthorize(authorizeAny(), peer, request), {});
     await assert.rejects(runAuthorize(authorizeId('spiffe://example.org/other'), peer, request), (e) => {
-      assertCode(e, 'ERR_UNAUTHORIZED');
+      assertRefusal(e, 'ERR_UNAUTHORIZED');
       return true;
     });
   });
@@ -39,7 +39,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
     };
     assert.deepEqual(await runAuthorize(hook, peer, request), { policyVersion: 'v7' });
     await assert.rejects(runAuthorize(hook, peer, { ...request, action: 'DELETE /docs' }), (e) => {
-      assertCode(e, 'ERR_POLICY_DENIED');
+      assertRefusal(e, 'ERR_POLICY_DENIED');
       assert.match((e as Error).message, /read only/);
       assert.equal((e as { grpcStatus: number }).grpcStatus, 7);
       return true;
@@ -79,7 +79,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
       () =>
         verifyHopPeerSync(chain, { bundles: pki.bundle, authorize: async () => ({ allow: true }) }, request),
       (e) => {
-        assertCode(e, 'ERR_INVALID_ARGUMENT');
+        assertRefusal(e, 'ERR_INVALID_ARGUMENT');
         return true;
       },
     );
@@ -106,7 +106,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
       },
     };
     await assert.rejects(verifyHopPeer(chain, options, request), (e) => {
-      assertCode(e, 'ERR_UNAUTHORIZED');
+      assertRefusal(e, 'ERR_UNAUTHORIZED');
       return true;
     });
     const refusal = lines
@@ -131,7 +131,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
     await assert.rejects(
       verifyHopPeer(other, { bundles, authorize: authorizeAny(), trustDomain: 'example.org' }, request),
       (e) => {
-        assertCode(e, 'ERR_WRONG_TRUST_DOMAIN');
+        assertRefusal(e, 'ERR_WRONG_TRUST_DOMAIN');
         return true;
       },
     );
@@ -146,7 +146,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
         request,
       ),
       (e) => {
-        assertCode(e, 'ERR_CLIENT_CERT_REQUIRED');
+        assertRefusal(e, 'ERR_CLIENT_CERT_REQUIRED');
         return true;
       },
     );

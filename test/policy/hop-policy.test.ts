@@ -11,7 +11,8 @@ import { verifyHopPeer } from '../../src/hop/peer';
 import type { HopPolicy } from '../../src/hop/policy';
 import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../../src/policy';
 import { createPki, delegatedPair } from '../support/pki';
-import { removeDir, tempPolicyDir } from './helpers';
+import { tempPolicyDir } from './helpers';
+import { removeDir } from '../support/tmp';
 
 const POLICY = `
 @id("runner-calls-a-for-alice")

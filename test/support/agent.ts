@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
+import { tempDir as kitTempDir } from './tmp';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { startAgent, type RunningAgent } from '../../src/agent/agent';
@@ -25,7 +25,7 @@ export interface AgentFixture {
 
 /** A temp dir any local user can traverse (the second-user test connects from another uid). */
 export function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-agent-'));
+  const dir = kitTempDir('agent');
   fs.chmodSync(dir, 0o755);
   return dir;
 }

@@ -3,6 +3,7 @@ import { createPrivateKey, KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { FakeClock } from './clock';
 import { CaManager, CaManagerOptions, DiskKeyManager, KeyManager, ManagedKey } from '../../src/ca';
 import { ErrorCode, isLanyardError, LanyardError } from '../../src/errors';
 import { createLogger } from '../../src/internal/logging';
@@ -10,16 +11,6 @@ import { SQLITE_FILE_NAME, SqliteStore, Store, StoreOps } from '../../src/store'
 import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
 
 export const TD = 'example.org';
-export const T0 = new Date('2031-03-01T00:00:00Z');
-
-/** A clock the test moves by hand; the store and the CA both read it. */
-export class FakeClock {
-  constructor(public now: Date = T0) {}
-  readonly read = (): Date => this.now;
-  set(t: Date): void {
-    this.now = t;
-  }
-}
 
 /** A real pino logger (the server's, with its redaction) writing into memory. */
 export function captureLog(): { raw: string[]; logger: ReturnType<typeof createLogger> } {
@@ -129,23 +120,6 @@ export function errorText(e: unknown): string {
     }
   }
   return parts.join('\n');
-}
-
-export async function rejectsWith(
-  p: Promise<unknown>,
-  cls: new (...args: never[]) => LanyardError,
-  code: string,
-  message?: RegExp,
-): Promise<LanyardError> {
-  let caught: unknown;
-  await assert.rejects(p, (e: unknown) => {
-    caught = e;
-    return true;
-  });
-  assert.ok(caught instanceof cls, `expected ${cls.name}, got ${String(caught)}`);
-  assert.equal((caught as LanyardError).code, code, (caught as Error).message);
-  if (message) assert.match((caught as Error).message, message);
-  return caught as LanyardError;
 }
 
 /**

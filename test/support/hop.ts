@@ -7,7 +7,6 @@ import { X509Bundle } from '../../src/bundle';
 import { ServerX509Source } from '../../src/client/server-x509-source';
 import { StaticX509Source } from '../../src/client/static-x509-source';
 import { toX509Svid } from '../../src/svid/x509-svid';
-import { LanyardError } from '../../src/errors';
 import type { HopDecision } from '../../src/hop/decision';
 import { TrustDomain } from '../../src/spiffe';
 import { startTestServer, type TestServer } from './test-server';
@@ -85,9 +84,4 @@ export async function eventually(
     if (Date.now() > until) assert.fail(`${what} did not hold within ${bound} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
-}
-
-export function assertCode(e: unknown, code: string): void {
-  assert.ok(e instanceof LanyardError, `expected a LanyardError, got ${String(e)}`);
-  assert.equal(e.code, code, e.message);
 }

@@ -140,23 +140,3 @@ export function watchBundle(clients: PublicClients): {
     cancel: () => call.cancel(),
   };
 }
-
-/** Asserts a gRPC failure with `code` whose details mention every fragment. */
-export async function rejectsGrpc(
-  p: Promise<unknown>,
-  code: grpc.status,
-  ...fragments: string[]
-): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as grpc.ServiceError;
-    if (err.code !== code)
-      throw new Error(`expected ${grpc.status[code]}, got ${grpc.status[err.code]}: ${err.details}`);
-    for (const f of fragments) {
-      if (!err.details.includes(f)) throw new Error(`"${err.details}" lacks "${f}"`);
-    }
-    return err;
-  }
-  throw new Error(`expected gRPC status ${grpc.status[code]}, but the call succeeded`);
-}

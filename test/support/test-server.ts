@@ -1,10 +1,7 @@
 /** A real server for tests: temp data dir, real SQLite, admin socket, logs captured in memory. */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import * as assert from 'node:assert/strict';
-import { AdminCallError, AdminClient } from '../../src/server/admin-client';
+import { tempDir } from './tmp';
+import { AdminClient } from '../../src/server/admin-client';
 import { loadConfig, type ServerConfig } from '../../src/server/config';
 import { createLogger } from '../../src/internal/logging';
 import { type RunningServer, type StartOptions, startServer } from '../../src/server/run';
@@ -20,8 +17,9 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+/** A server data dir (removed when the run ends, see ./tmp). */
 export function tempDataDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-server-'));
+  return tempDir('server');
 }
 
 export async function startTestServer(
@@ -55,21 +53,4 @@ export async function startTestServer(
       await running.close();
     },
   };
-}
-
-/** Asserts that `p` fails with gRPC status `code` and that the details mention every fragment. */
-export async function rejectsWithStatus(
-  p: Promise<unknown>,
-  code: number,
-  ...fragments: string[]
-): Promise<AdminCallError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof AdminCallError, `expected AdminCallError, got ${String(e)}`);
-    assert.equal(e.code, code, `status ${e.code} (${e.details})`);
-    for (const f of fragments) assert.ok(e.details.includes(f), `"${e.details}" lacks "${f}"`);
-    return e;
-  }
-  assert.fail(`expected gRPC status ${code}`);
 }

@@ -1,10 +1,7 @@
-import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LanyardError } from '../../src/errors';
 import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
 
 /** Shared by the x509 and ca tests: keys made once per type (RSA generation is slow), temp dirs, openssl. */
@@ -28,14 +25,6 @@ export function testKey(alg: KeyAlgorithm, index = 0): { privateKey: KeyObject; 
   return keys[index]!;
 }
 
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `lanyard-${prefix}-`));
-}
-
-export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-}
-
 export interface OpensslResult {
   ok: boolean;
   output: string;
@@ -52,22 +41,4 @@ export function writeTemp(dir: string, name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
-}
-
-/** Asserts that `fn` throws a LanyardError of class `cls` with `code`. */
-export function assertLanyardError(
-  fn: () => unknown,
-  cls: new (...args: never[]) => LanyardError,
-  code: string,
-  message?: RegExp,
-): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(
-      e instanceof cls,
-      `expected ${cls.name}, got ${e instanceof Error ? `${e.name}: ${e.message}` : e}`,
-    );
-    assert.equal((e as LanyardError).code, code, (e as Error).message);
-    if (message) assert.match((e as Error).message, message);
-    return true;
-  });
 }

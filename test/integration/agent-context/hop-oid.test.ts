@@ -23,10 +23,10 @@ import {
 } from '../../../src/hop/tls';
 import { authorizeAny } from '../../../src/verify';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../../src/x509/agent-context/oid';
-import { expectCode } from '../../support/refusal';
 import { baseContext } from '../../support/delegation';
 import { createPki, issueSvid, type TrustDomainPki } from '../../support/pki';
 import { DecisionLog } from '../../support/hop';
+import { expectRefusal } from '../../support/refusal';
 
 const TD = 'example.org';
 const CUSTOM = '1.3.6.1.4.1.99999.3.1';
@@ -67,7 +67,7 @@ describe('hop: agentContextOid', function () {
         ['lanyardExpress', () => lanyardExpress(base)],
       ];
       for (const [name, make] of makers) {
-        const e = expectCode(make, ErrorCode.INVALID_AGENT_CONTEXT_OID);
+        const e = expectRefusal(make, ErrorCode.INVALID_AGENT_CONTEXT_OID);
         assert.ok(e.message.includes('agentContextOid'), `${name}: ${e.message}`);
       }
       // A rejected server left nothing behind on the source.

@@ -17,10 +17,11 @@ import { DEFAULT_AGENT_CONTEXT_OID } from '../../../src/x509/agent-context/oid';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { parseChainText } from '../../../src/audit/jsonl';
 import { AGENT_ID, startAgentFor, waitFor } from '../../support/agent';
-import { expectCode } from '../../support/refusal';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
-import { connectPublic, newKey, renewCall, rejectsGrpc } from '../../support/public-client';
+import { connectPublic, newKey, renewCall } from '../../support/public-client';
 import { createGrant, id, redeemGrant, register, startSession, TD, type Agent } from '../../support/sessions';
+import { rejectsGrpc } from '../../support/grpc-refusal';
+import { expectRefusal } from '../../support/refusal';
 
 const CUSTOM = '1.3.6.1.4.1.99999.42.1';
 
@@ -65,7 +66,7 @@ describe('server agent_context.oid', function () {
       assert.equal(leaf.extension(DEFAULT_AGENT_CONTEXT_OID), undefined);
       assert.ok(verifyX509Svid(agent.chain, bundle, { agentContextOid: CUSTOM, cache: null }).context);
       // A verifier left on the default refuses them, naming both OIDs.
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid(agent.chain, bundle, { cache: null }),
         ErrorCode.AGENT_CONTEXT_OID_MISMATCH,
         new RegExp(`${CUSTOM.replace(/\./g, '\\.')}.*${DEFAULT_AGENT_CONTEXT_OID.replace(/\./g, '\\.')}`),

@@ -27,30 +27,19 @@ import {
   connectPublic,
   getBundle,
   newKey,
-  rejectsGrpc,
   renewCall,
   type ClientIdentity,
   type PublicClients,
 } from '../../support/public-client';
 import { register, startSession } from '../../support/sessions';
+import { rejectsGrpc } from '../../support/grpc-refusal';
+import { rejectsGrpcWithCode } from '../../support/grpc-refusal';
 
 const TD = 'lanyard.local';
 const td = TrustDomain.parse(TD);
 
 function bundleOf(pem: string): X509Bundle {
   return X509Bundle.fromPem(td, pem);
-}
-
-/** Asserts a gRPC failure with `status` and the stable `lanyard-error-code`, details mentioning every fragment. */
-async function rejectsCode(
-  p: Promise<unknown>,
-  status: grpc.status,
-  code: string,
-  ...fragments: string[]
-): Promise<grpc.ServiceError> {
-  const err = await rejectsGrpc(p, status, ...fragments);
-  assert.deepEqual(err.metadata.get('lanyard-error-code'), [code], err.details);
-  return err;
 }
 
 /**
@@ -208,7 +197,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
   });
 
   it('a replayed join token is UNAUTHENTICATED ERR_TOKEN_SPENT; the token never appears in the logs', async () => {
-    await rejectsCode(
+    await rejectsGrpcWithCode(
       attest(pub.attestation, {
         attestorType: 'join_token',
         evidence: Buffer.from(spentToken),
@@ -328,7 +317,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
   }
 
   it('Renew without a client certificate is UNAUTHENTICATED ERR_CLIENT_CERT_REQUIRED', async () => {
-    await rejectsCode(
+    await rejectsGrpcWithCode(
       renewCall(pub, newKey().csr),
       grpc.status.UNAUTHENTICATED,
       ErrorCode.CLIENT_CERT_REQUIRED,
@@ -357,7 +346,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
     const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, revoked);
     const ok = connectPublic(s.running.publicAddress, bundlePem, TD, sibling);
     try {
-      await rejectsCode(
+      await rejectsGrpcWithCode(
         renewCall(mtls, newKey().csr),
         grpc.status.UNAUTHENTICATED,
         ErrorCode.REVOKED,
@@ -477,13 +466,13 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
         assert.ok(res.entries.length >= 2);
       });
       await asAdminCaller(heldOf('join_token'), (p) =>
-        rejectsCode(p, grpc.status.PERMISSION_DENIED, ErrorCode.UNAUTHORIZED, 'not an admin'),
+        rejectsGrpcWithCode(p, grpc.status.PERMISSION_DENIED, ErrorCode.UNAUTHORIZED, 'not an admin'),
       );
     });
 
     it('no client certificate is UNAUTHENTICATED ERR_CLIENT_CERT_REQUIRED', async () => {
       await asAdminCaller(undefined, (p) =>
-        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.CLIENT_CERT_REQUIRED, 'none was sent'),
+        rejectsGrpcWithCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.CLIENT_CERT_REQUIRED, 'none was sent'),
       );
     });
 
@@ -492,7 +481,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
       const serialHex = ParsedCertificate.fromDer(admin.chain[0]!).serialHex;
       await s.client.revokeSvid({ serialHex, reason: 'laptop stolen' });
       await asAdminCaller(admin, (p) =>
-        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.REVOKED, serialHex),
+        rejectsGrpcWithCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.REVOKED, serialHex),
       );
       const { token } = await s.client.createJoinToken({ spiffeId: admin.spiffeId });
       const k = newKey();
@@ -510,11 +499,17 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
       const admin = await register(s, 'ops/session-admin', { admin: true, allowedScopes: ['ops'] });
       const { agent: session, res } = await startSession(s, admin, { scopes: ['ops'] });
       await asAdminCaller(session, (p) =>
-        rejectsCode(p, grpc.status.PERMISSION_DENIED, ErrorCode.UNAUTHORIZED, res.sessionId, 'workload SVID'),
+        rejectsGrpcWithCode(
+          p,
+          grpc.status.PERMISSION_DENIED,
+          ErrorCode.UNAUTHORIZED,
+          res.sessionId,
+          'workload SVID',
+        ),
       );
       await s.client.endSession({ sessionId: res.sessionId, reason: 'task done' });
       await asAdminCaller(session, (p) =>
-        rejectsCode(p, grpc.status.PERMISSION_DENIED, ErrorCode.SESSION_ENDED, res.sessionId),
+        rejectsGrpcWithCode(p, grpc.status.PERMISSION_DENIED, ErrorCode.SESSION_ENDED, res.sessionId),
       );
       // The entry's workload SVID keeps its admin rights.
       await asAdminCaller(admin, async (p) => {
@@ -524,16 +519,16 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
 
     it('an SVID of another trust domain is UNAUTHENTICATED ERR_WRONG_TRUST_DOMAIN, of another CA ERR_UNKNOWN_AUTHORITY', async () => {
       await asAdminCaller(foreignSvid('other.example', 'spiffe://other.example/ops/admin'), (p) =>
-        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.WRONG_TRUST_DOMAIN, 'other.example'),
+        rejectsGrpcWithCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.WRONG_TRUST_DOMAIN, 'other.example'),
       );
       await asAdminCaller(foreignSvid(TD, `spiffe://${TD}/ops/admin`), (p) =>
-        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.UNKNOWN_AUTHORITY),
+        rejectsGrpcWithCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.UNKNOWN_AUTHORITY),
       );
     });
 
     it('an expired SVID of this CA is UNAUTHENTICATED ERR_SVID_EXPIRED', async () => {
       await asAdminCaller(await expiredSvid(`spiffe://${TD}/ops/admin`), (p) =>
-        rejectsCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.SVID_EXPIRED),
+        rejectsGrpcWithCode(p, grpc.status.UNAUTHENTICATED, ErrorCode.SVID_EXPIRED),
       );
     });
   });
@@ -598,7 +593,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
         }
       }
     }
-    await rejectsCode(
+    await rejectsGrpcWithCode(
       attest(pub.attestation, {
         attestorType: 'join_token',
         evidence: Buffer.from(spentToken),
@@ -617,7 +612,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
   ): Promise<void> {
     const mtls = connectPublic(s.running.publicAddress, bundlePem, TD, identity);
     try {
-      await rejectsCode(renewCall(mtls, newKey().csr), grpc.status.UNAUTHENTICATED, code, fragment);
+      await rejectsGrpcWithCode(renewCall(mtls, newKey().csr), grpc.status.UNAUTHENTICATED, code, fragment);
     } finally {
       mtls.close();
     }

@@ -18,9 +18,10 @@ import { SQLITE_FILE_NAME } from '../../../src/store/sqlite/sqlite-store';
 import { verifyX509Svid } from '../../../src/verify';
 import { X509Bundle } from '../../../src/bundle/x509-bundle';
 import { TrustDomain } from '../../../src/spiffe';
-import { rejectsWithStatus, startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { attest, connectPublic, newKey, type PublicClients } from '../../support/public-client';
 import { id, TD } from '../../support/sessions';
+import { rejectsWithStatus } from '../../support/grpc-refusal';
 
 /** The gRPC status and Lanyard code of a failed call. */
 async function refusal(p: Promise<unknown>): Promise<{ code: number; lanyard: unknown; details: string }> {

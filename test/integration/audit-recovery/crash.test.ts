@@ -13,7 +13,8 @@ import { FileAuditLog } from '../../../src/audit/file-log';
 import { parseChainText } from '../../../src/audit/jsonl';
 import { verifyChain } from '../../../src/audit/verify-chain';
 import { SqliteStore } from '../../../src/store/sqlite/sqlite-store';
-import { CHAIN, sampleEvent, tempDir } from '../../audit/helpers';
+import { CHAIN, sampleEvent } from '../../audit/helpers';
+import { tempDir } from '../../support/tmp';
 
 const ROUNDS = 3;
 
@@ -50,7 +51,7 @@ function appendThenKill(mode: 'file' | 'sqlite', target: string, minAcks: number
 
 describe('audit trail: kill -9 while appending loses nothing acknowledged', function () {
   this.timeout(120_000);
-  const dir = tempDir();
+  const dir = tempDir('audit');
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('file chain', async () => {

@@ -20,7 +20,8 @@ import { LOCAL_WITNESS_FILE } from '../../../src/server/audit/recorder';
 import { SQLITE_FILE_NAME } from '../../../src/store/sqlite/sqlite-store';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { BIN, runCli, spawnServer, type CliResult } from '../../support/server-process';
-import { hopEvent, tempDir } from '../../audit/helpers';
+import { hopEvent } from '../../audit/helpers';
+import { tempDir } from '../../support/tmp';
 
 const lanyard = (args: string[]): Promise<CliResult> => runCli(args, {}, path.dirname(BIN));
 const expectExit = (r: CliResult, code: number): CliResult => {
@@ -88,7 +89,7 @@ function deleteAndRehash(db: Database.Database, chain: string, drop: number[]): 
 
 describe('audit: a database writer cannot rewrite the trail unseen', function () {
   this.timeout(180_000);
-  const files = tempDir();
+  const files = tempDir('audit');
   after(() => fs.rmSync(files, { recursive: true, force: true }));
 
   it('delete three records, renumber and re-hash the rest, drop audit_checkpoints: verify --server fails', async () => {

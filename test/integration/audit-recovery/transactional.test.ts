@@ -18,8 +18,9 @@ import { signGrant } from '../../../src/client/delegation';
 import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
 import { createCsr } from '../../../src/x509/csr';
 import { generateKeyPair } from '../../../src/x509/keys';
-import { rejectsWithStatus, startTestServer, type TestServer } from '../../support/test-server';
+import { startTestServer, type TestServer } from '../../support/test-server';
 import { id, register, sessionClient, startSession, unary } from '../../support/sessions';
+import { rejectsWithStatus } from '../../support/grpc-refusal';
 
 const TD = 'spiffe://lanyard.local';
 const SELECTOR = (uid: number) => [{ type: 'unix', value: `uid:${uid}` }];

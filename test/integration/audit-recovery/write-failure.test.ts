@@ -10,7 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 import { AuditError, ErrorCode } from '../../../src/errors';
 import { openDefaultStore } from '../../../src/server/run';
 import type { Store, StoreOps } from '../../../src/store/store';
-import { rejectsWithStatus, startTestServer, type TestServer } from '../../support/test-server';
+import { startTestServer, type TestServer } from '../../support/test-server';
+import { rejectsWithStatus } from '../../support/grpc-refusal';
 
 describe('audit: a trail that cannot be written acknowledges nothing', function () {
   this.timeout(60_000);

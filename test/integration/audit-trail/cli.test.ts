@@ -13,7 +13,7 @@ import type { Trace } from '../../../src/audit/trace';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { BIN, runCli, type CliResult } from '../../support/server-process';
-import { tempDir } from '../../audit/helpers';
+import { tempDir } from '../../support/tmp';
 
 const SERVICE = 'spiffe://lanyard.local/services/search';
 
@@ -28,7 +28,7 @@ const expectExit = (r: Result, code: number): Result => {
 
 describe('lanyard audit against a running server', function () {
   this.timeout(120_000);
-  const files = tempDir();
+  const files = tempDir('audit');
   let s: TestServer;
   let socket: string[];
   let bundleFile: string;

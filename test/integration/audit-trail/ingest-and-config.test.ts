@@ -11,13 +11,14 @@ import { loadConfig } from '../../../src/server/config';
 import { AuditAdminClient } from '../../../src/server/audit/client';
 import { ErrorCode, isLanyardError } from '../../../src/errors';
 import { startTestServer, type TestServer } from '../../support/test-server';
-import { hopEvent, sampleEvent, tempDir } from '../../audit/helpers';
+import { hopEvent, sampleEvent } from '../../audit/helpers';
+import { tempDir } from '../../support/tmp';
 
 const SERVICE = 'spiffe://lanyard.local/services/billing';
 
 describe('audit: shipping chains and the checkpoint interval', function () {
   this.timeout(60_000);
-  const files = tempDir();
+  const files = tempDir('audit');
   let s: TestServer;
   let audit: AuditAdminClient;
 

@@ -18,7 +18,7 @@ import {
 import { EXIT_OK, EXIT_REJECTED } from '../../../src/cli/exit-codes';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { BIN, runCli, type CliResult } from '../../support/server-process';
-import { tempDir } from '../../audit/helpers';
+import { tempDir } from '../../support/tmp';
 
 const lanyard = (args: string[]): Promise<CliResult> => runCli(args, {}, path.dirname(BIN));
 const T0 = new Date('2026-12-01T00:00:00.000Z');
@@ -27,7 +27,7 @@ const privateKeyFiles = (dir: string): string[] =>
   fs.readdirSync(dir).filter((f) => fs.readFileSync(path.join(dir, f), 'utf8').includes('PRIVATE KEY'));
 
 describe('audit key rotation: the key store', () => {
-  const root = tempDir();
+  const root = tempDir('audit');
   after(() => fs.rmSync(root, { recursive: true, force: true }));
   let n = 0;
   const freshDir = (): string => path.join(root, `keys-${n++}`);
@@ -104,7 +104,7 @@ describe('audit key rotation on a running server', function () {
   this.timeout(120_000);
   let s: TestServer;
   let offsetMs = 0;
-  const files = tempDir();
+  const files = tempDir('audit');
 
   before(async () => {
     s = await startTestServer({

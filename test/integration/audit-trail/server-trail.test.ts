@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { AuditPublicKey } from '../../../src/audit/audit-key';
 import { FileAuditLog } from '../../../src/audit/file-log';
 import { auditHopDecisions } from '../../../src/hop/audit';
@@ -22,7 +21,6 @@ import { X509Bundle } from '../../../src/bundle/x509-bundle';
 import { signGrant } from '../../../src/client/delegation';
 import { AuditServiceClient } from '../../../src/gen/lanyard/v1/audit';
 import { StartSessionRequest } from '../../../src/gen/lanyard/v1/session';
-import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
 import { AuditAdminClient } from '../../../src/server/audit/client';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
@@ -32,23 +30,13 @@ import { generateKeyPair } from '../../../src/x509/keys';
 import { type Agent, id, register, sessionClient, TD, unary } from '../../support/sessions';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { publicCredentials, PUBLIC_CHANNEL_OPTIONS } from '../../support/public-client';
+import { rejectsWithWireCode } from '../../support/grpc-refusal';
 
 const SERVER_CHAIN = `spiffe://${TD}/lanyard/server`;
 const TOOL_SERVICE = id('tool-service');
 
 function records(lines: string[]): AuditRecord[] {
   return parseChainText(lines.join('\n') + '\n').records;
-}
-
-async function rejectsCode(p: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    const got = (e as grpc.ServiceError).metadata?.get(ERROR_CODE_METADATA_KEY)[0];
-    assert.equal(got, code, (e as grpc.ServiceError).details);
-    return;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 describe('audit trail of a multi-hop scenario on a real server', function () {
@@ -123,7 +111,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
       childKey: generateKeyPair('ec-p256').publicKey,
       scopes: ['docs:read', 'admin:all'],
     });
-    await rejectsCode(
+    await rejectsWithWireCode(
       unary(pc.createGrant.bind(pc), {
         binding: Buffer.from(wide.bindingDer),
         signature: Buffer.from(wide.signature),
@@ -148,7 +136,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
 
     // The stranger cannot redeem it; the tool-runner can.
     const sc = sessionClient(s, stranger);
-    await rejectsCode(
+    await rejectsWithWireCode(
       unary(sc.redeemGrant.bind(sc), {
         grantId: grant.grantId,
         csr: Buffer.from(createCsr(generateKeyPair('ec-p256').privateKey).der),
@@ -324,7 +312,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
       PUBLIC_CHANNEL_OPTIONS,
     );
     try {
-      await rejectsCode(
+      await rejectsWithWireCode(
         unary(c.queryAuditRecords.bind(c), {
           key: { $case: 'principal', value: 'alice' },
           chain: '',

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { AuditPublicKey } from '../../../src/audit/audit-key';
 import { nextRecord, recordLine } from '../../../src/audit/chain';
 import { FileAuditLog } from '../../../src/audit/file-log';
@@ -17,11 +16,12 @@ import { verifyChain } from '../../../src/audit/verify-chain';
 import { EXIT_OK, EXIT_REJECTED } from '../../../src/cli/exit-codes';
 import { AuditServiceClient, type IngestAuditChainResponse } from '../../../src/gen/lanyard/v1/audit';
 import { AuditAdminClient } from '../../../src/server/audit/client';
-import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
 import { publicCredentials, PUBLIC_CHANNEL_OPTIONS } from '../../support/public-client';
 import { type Agent, id, register, TD, unary } from '../../support/sessions';
 import { startTestServer, type TestServer } from '../../support/test-server';
-import { hopEvent, tempDir } from '../../audit/helpers';
+import { hopEvent } from '../../audit/helpers';
+import { tempDir } from '../../support/tmp';
+import { rejectsWithWireCode } from '../../support/grpc-refusal';
 
 const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
 
@@ -39,24 +39,11 @@ function lanyard(args: string[]): Promise<{ code: number | null; out: string }> 
   });
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, details?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as { lanyardCode?: string; details?: string; metadata?: grpc.Metadata };
-    const got = err.lanyardCode ?? err.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
-    assert.equal(got, code, err.details);
-    if (details !== undefined) assert.match(err.details ?? '', details);
-    return;
-  }
-  assert.fail(`expected ${code}`);
-}
-
 const text = (lines: string[]): string => lines.join('\n') + '\n';
 
 describe('audit: a shipped chain must be its owner’s', function () {
   this.timeout(90_000);
-  const files = tempDir();
+  const files = tempDir('audit');
   let s: TestServer;
   let audit: AuditAdminClient;
 
@@ -99,7 +86,7 @@ describe('audit: a shipped chain must be its owner’s', function () {
       new Date(),
     );
     const attack = [headerLine(B, victim.publicJwk), ...victim.records.map(recordLine), recordLine(forged)];
-    await rejectsWith(
+    await rejectsWithWireCode(
       audit.ingest(text(attack)),
       'ERR_AUDIT_CHAIN_BROKEN',
       /ends at record 2 but its last signed checkpoint covers 0/,
@@ -131,7 +118,11 @@ describe('audit: a shipped chain must be its owner’s', function () {
     await log.append(hopEvent(1, C));
     await log.checkpoint();
     await log.append(hopEvent(2, C));
-    await rejectsWith(audit.ingest(text(await log.exportLines())), 'ERR_AUDIT_CHAIN_BROKEN', /covers 1/);
+    await rejectsWithWireCode(
+      audit.ingest(text(await log.exportLines())),
+      'ERR_AUDIT_CHAIN_BROKEN',
+      /covers 1/,
+    );
     assert.equal((await audit.head(C)).headSeq, 0, 'nothing stored');
     assert.equal(
       (await s.running.store.audit.chains()).find((c) => c.chain === C)?.publicJwk,
@@ -183,8 +174,12 @@ describe('audit: a shipped chain must be its owner’s', function () {
         const log = await FileAuditLog.open({ file: path.join(files, `forge-${chain.length}.jsonl`), chain });
         await log.append(hopEvent(3, chain));
         const jsonl = text(await log.shipmentLines());
-        await rejectsWith(ingestAs(runner, jsonl), 'ERR_UNAUTHORIZED', /may ship only its own audit chain/);
-        await rejectsWith(ingestAs(undefined, jsonl), 'ERR_CLIENT_CERT_REQUIRED');
+        await rejectsWithWireCode(
+          ingestAs(runner, jsonl),
+          'ERR_UNAUTHORIZED',
+          /may ship only its own audit chain/,
+        );
+        await rejectsWithWireCode(ingestAs(undefined, jsonl), 'ERR_CLIENT_CERT_REQUIRED');
         await log.close();
       }
       assert.equal(

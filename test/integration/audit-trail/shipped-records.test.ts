@@ -20,7 +20,8 @@ import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
 import { publicCredentials, PUBLIC_CHANNEL_OPTIONS } from '../../support/public-client';
 import { type Agent, register, startSession, TD, unary } from '../../support/sessions';
 import { startTestServer, type TestServer } from '../../support/test-server';
-import { hopEvent, tempDir } from '../../audit/helpers';
+import { hopEvent } from '../../audit/helpers';
+import { tempDir } from '../../support/tmp';
 
 const text = (lines: string[]): string => lines.join('\n') + '\n';
 
@@ -62,7 +63,7 @@ async function shipment(dir: string, chain: string, events: AuditEvent[], name =
 
 describe('audit: a workload cannot plant records in the trail', function () {
   this.timeout(120_000);
-  const files = tempDir();
+  const files = tempDir('audit');
   let s: TestServer;
   let admin: AuditAdminClient;
   let planner: Agent;
@@ -178,7 +179,7 @@ describe('audit: a workload cannot plant records in the trail', function () {
 
   it('trace never lets shipped records already in the store (from before this check) rewrite a session', async () => {
     // As an older server stored them: forged records under a chain of their own, straight into the store.
-    const dir = tempDir();
+    const dir = tempDir('audit');
     const legacy = 'spiffe://lanyard.local/legacy-shipper';
     const log = await FileAuditLog.open({ file: path.join(dir, 'legacy.jsonl'), chain: legacy });
     await log.append({ event: 'session.end', decision: 'allow', subject: victim, sessionId: victim });
@@ -209,7 +210,7 @@ describe('audit: a workload cannot plant records in the trail', function () {
 
 describe('audit: what one workload may ship is bounded', function () {
   this.timeout(120_000);
-  const files = tempDir();
+  const files = tempDir('audit');
   let s: TestServer;
   let admin: AuditAdminClient;
   let runner: Agent;

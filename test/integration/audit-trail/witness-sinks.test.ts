@@ -14,7 +14,7 @@ import { parseWitnessLines, type AuditWitness } from '../../../src/audit/witness
 import { ErrorCode, isLanyardError } from '../../../src/errors';
 import { loadConfig } from '../../../src/server/config';
 import { startTestServer } from '../../support/test-server';
-import { tempDir } from '../../audit/helpers';
+import { tempDir } from '../../support/tmp';
 
 /** A syslog collector on loopback: every datagram it receives. */
 async function collector(): Promise<{
@@ -46,7 +46,7 @@ async function collector(): Promise<{
 
 describe('audit witnesses: file and syslog', function () {
   this.timeout(60_000);
-  const dir = tempDir();
+  const dir = tempDir('audit');
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('a file witness appends whole lines (0600), cuts a torn tail before the next append, and readers skip it', async () => {

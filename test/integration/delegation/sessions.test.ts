@@ -12,7 +12,6 @@ import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../../../src/bundle/x509-bundle';
 import { signGrant, type GrantParams } from '../../../src/client/delegation';
 import { watchRevocationsInto } from '../../../src/client/revocation-watch';
-import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
 import {
   SessionServiceClient,
   type CreateGrantResponse,
@@ -37,6 +36,7 @@ import { eventually } from '../../support/hop';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { attest, connectPublic, newKey, renewCall, type ClientIdentity } from '../../support/public-client';
 import { BINDING, parseTlv, primitive, writeTlv } from '../../x509/agent-context/tlv';
+import { rejectsWithWireCode } from '../../support/grpc-refusal';
 
 const TD = 'lanyard.local';
 const IDP = 'https://idp.example.com';
@@ -60,19 +60,6 @@ function call<Req, Res>(
   return new Promise((resolve, reject) => {
     fn(req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e, r) => (e ? reject(e) : resolve(r)));
   });
-}
-
-/** Asserts a failure carrying the stable Lanyard code in the trailing metadata. */
-async function rejectsCode(p: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as grpc.ServiceError;
-    const got = err.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
-    assert.equal(got, code, `${grpc.status[err.code]}: ${err.details}`);
-    return;
-  }
-  assert.fail(`expected ${code}, but the call succeeded`);
 }
 
 describe('sessions, delegation and revocation over mTLS', function () {
@@ -292,15 +279,15 @@ describe('sessions, delegation and revocation over mTLS', function () {
   });
 
   it('refuses a child outside allowed_delegates, wider scopes, a longer lifetime, and a chain too deep', async () => {
-    await rejectsCode(
+    await rejectsWithWireCode(
       createGrant(planner, { childId: id('stranger'), scopes: [] }),
       'ERR_DELEGATE_NOT_ALLOWED',
     );
-    await rejectsCode(
+    await rejectsWithWireCode(
       createGrant(tool, { childId: id('retrieval'), scopes: ['docs:write'] }),
       'ERR_SCOPE_ESCALATION',
     );
-    await rejectsCode(
+    await rejectsWithWireCode(
       createGrant(tool, {
         childId: id('retrieval'),
         scopes: ['docs:read'],
@@ -309,12 +296,12 @@ describe('sessions, delegation and revocation over mTLS', function () {
       'ERR_LIFETIME_ESCALATION',
     );
     // retrieval may delegate to the planner by its entry, but the chain is already 2 deep (the planner's limit).
-    await rejectsCode(
+    await rejectsWithWireCode(
       createGrant(retrieval, { childId: id('planner'), scopes: [] }),
       'ERR_DELEGATION_TOO_DEEP',
     );
     // A workload SVID is not a session.
-    await rejectsCode(
+    await rejectsWithWireCode(
       createGrant(plannerWl, { childId: id('tool-runner'), scopes: [] }),
       'ERR_NOT_A_SESSION',
     );
@@ -348,7 +335,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
       { principalId: 'mallory' },
       { principalIssuer: 'https://evil.example' },
     ]) {
-      await rejectsCode(edited(edit), 'ERR_GRANT_BINDING_INVALID');
+      await rejectsWithWireCode(edited(edit), 'ERR_GRANT_BINDING_INVALID');
     }
     // Control: the unedited binding, signed the same way, is accepted.
     assert.ok((await edited({})).grantId.length > 0);
@@ -373,7 +360,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
         binding: Buffer.from(der),
         signature: Buffer.from(sign('sha256', der, planner.key)),
       });
-      await rejectsCode(refused, 'ERR_GRANT_BINDING_INVALID');
+      await rejectsWithWireCode(refused, 'ERR_GRANT_BINDING_INVALID');
       await assert.rejects(refused, (e: grpc.ServiceError) =>
         /binding\.version: 2 is not supported/.test(e.details),
       );
@@ -384,54 +371,54 @@ describe('sessions, delegation and revocation over mTLS', function () {
 
   it('refuses a grant redeemed by another identity, replayed, or expired', async () => {
     const g = await createGrant(planner, { childId: id('tool-runner'), scopes: ['docs:read'] });
-    await rejectsCode(redeem(strangerWl, g), 'ERR_GRANT_WRONG_REDEEMER');
+    await rejectsWithWireCode(redeem(strangerWl, g), 'ERR_GRANT_WRONG_REDEEMER');
     await redeem(toolWl, g);
-    await rejectsCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
+    await rejectsWithWireCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
     // Replayed with another key too: a used grant is reported as used, before anything else.
-    await rejectsCode(redeem(toolWl, g, generateKeyPair('ec-p256').privateKey), 'ERR_GRANT_REPLAYED');
+    await rejectsWithWireCode(redeem(toolWl, g, generateKeyPair('ec-p256').privateKey), 'ERR_GRANT_REPLAYED');
     const short = await createGrant(planner, {
       childId: id('tool-runner'),
       scopes: ['docs:read'],
       redeemBy: new Date(Date.now() + 2500),
     });
     await new Promise((r) => setTimeout(r, 2600));
-    await rejectsCode(redeem(toolWl, short), 'ERR_GRANT_EXPIRED');
-    await rejectsCode(redeem(toolWl, { ...g, grantId: 'f'.repeat(64) }), 'ERR_GRANT_NOT_FOUND');
+    await rejectsWithWireCode(redeem(toolWl, short), 'ERR_GRANT_EXPIRED');
+    await rejectsWithWireCode(redeem(toolWl, { ...g, grantId: 'f'.repeat(64) }), 'ERR_GRANT_NOT_FOUND');
   });
 
   it('refuses a redemption with another key than the parent bound, and spends nothing', async () => {
     const g = await createGrant(planner, { childId: id('tool-runner'), scopes: ['docs:read'] });
     const other = generateKeyPair('ec-p256').privateKey;
-    await rejectsCode(redeem(toolWl, g, other), 'ERR_GRANT_KEY_MISMATCH');
+    await rejectsWithWireCode(redeem(toolWl, g, other), 'ERR_GRANT_KEY_MISMATCH');
     // The grant is unspent: the key the parent named still redeems it, once, into an SVID for that key.
     const redeemed = await redeem(toolWl, g);
     const leaf = ParsedCertificate.fromDer(redeemed.agent.chain[0]!);
     assert.deepEqual(Buffer.from(leaf.spkiDer), Buffer.from(spkiDer(createPublicKey(g.childKey))));
-    await rejectsCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
+    await rejectsWithWireCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
   });
 
   it('refuses a second grant for a key already granted (a child key is granted once)', async () => {
     const childKey = generateKeyPair('ec-p256').privateKey;
     await createGrant(planner, { childId: id('tool-runner'), scopes: ['docs:read'], childKey });
-    await rejectsCode(
+    await rejectsWithWireCode(
       createGrant(planner, { childId: id('tool-runner'), scopes: ['tools:run'], childKey }),
       'ERR_GRANT_REPLAYED',
     );
   });
 
   it('asserted principals only for entries allowed to assert them; unknown token issuers refused', async () => {
-    await rejectsCode(
+    await rejectsWithWireCode(
       startSession(strangerWl, { principal: { evidence: { $case: 'assertedId', value: 'bob' } } }),
       'ERR_PRINCIPAL_ASSERTION_NOT_ALLOWED',
     );
     const other = issuerKey('ES256');
     const forged = signJwt({ iss: 'https://evil.example', aud: 'lanyard', sub: 'alice', exp: 9e9 }, other);
-    await rejectsCode(
+    await rejectsWithWireCode(
       startSession(strangerWl, { principal: { evidence: { $case: 'token', value: forged } } }),
       'ERR_PRINCIPAL_ISSUER_UNKNOWN',
     );
     const wrongKey = signJwt({ iss: IDP, aud: 'lanyard', sub: 'alice', exp: 9e9 }, other);
-    await rejectsCode(
+    await rejectsWithWireCode(
       startSession(strangerWl, { principal: { evidence: { $case: 'token', value: wrongKey } } }),
       'ERR_SIGNATURE_INVALID',
     );
@@ -461,7 +448,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
       const before = verifyX509Svid(tool.chain, bundle()).context!;
       assert.equal(rctx.sessionId, before.sessionId);
       assert.equal(rctx.delegation.length, 1);
-      await rejectsCode(renewCall(pub, newKey().csr), 'ERR_INVALID_ARGUMENT');
+      await rejectsWithWireCode(renewCall(pub, newKey().csr), 'ERR_INVALID_ARGUMENT');
     } finally {
       pub.close();
     }
@@ -504,16 +491,16 @@ describe('sessions, delegation and revocation over mTLS', function () {
       key: tool.key,
       chain: tool.chain,
     });
-    await rejectsCode(renewCall(toolPub, Buffer.from(createCsr(tool.key).der)), 'ERR_SESSION_ENDED');
+    await rejectsWithWireCode(renewCall(toolPub, Buffer.from(createCsr(tool.key).der)), 'ERR_SESSION_ENDED');
     toolPub.close();
-    await rejectsCode(
+    await rejectsWithWireCode(
       createGrant(tool, { childId: id('retrieval'), scopes: ['docs:read'] }),
       'ERR_SESSION_ENDED',
     );
     // Another agent may not end someone else's session.
     const other = await startSession(plannerWl, {});
     const sc = sessionClient(strangerWl);
-    await rejectsCode(
+    await rejectsWithWireCode(
       call(sc.endSession.bind(sc), { sessionId: other.res.sessionId, reason: '' }),
       'ERR_UNAUTHORIZED',
     );
@@ -526,7 +513,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
     const c = sessionClient(p.agent);
     await call(c.endSession.bind(c), { sessionId: p.res.sessionId, reason: '' });
     c.close();
-    await rejectsCode(redeem(toolWl, g), 'ERR_SESSION_ENDED');
+    await rejectsWithWireCode(redeem(toolWl, g), 'ERR_SESSION_ENDED');
   });
 
   it('restart keeps sessions, grants and revocations', async () => {
@@ -536,8 +523,8 @@ describe('sessions, delegation and revocation over mTLS', function () {
     await start();
     // The grant survived and is still single use; the ended sessions stay ended; the feed has them all.
     await redeem(toolWl, g);
-    await rejectsCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
-    await rejectsCode(
+    await rejectsWithWireCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
+    await rejectsWithWireCode(
       createGrant(tool, { childId: id('retrieval'), scopes: ['docs:read'] }),
       'ERR_SESSION_ENDED',
     );

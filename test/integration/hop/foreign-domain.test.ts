@@ -15,7 +15,7 @@ import { createHopHttpsServer, HopHttpsAgent, tlsServerOptions } from '../../../
 import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../../../src/policy';
 import { authorizeId, requirePrincipal } from '../../../src/verify';
 import { issueSvid, type Svid } from '../../support/pki';
-import { removeDir, tempPolicyDir } from '../../policy/helpers';
+import { tempPolicyDir } from '../../policy/helpers';
 import {
   federation,
   forgedDelegation,
@@ -25,6 +25,7 @@ import {
   type Federation,
 } from '../../support/federation';
 import { DecisionLog, pkiSource } from '../../support/hop';
+import { removeDir } from '../../support/tmp';
 
 const SERVICE_ID = `spiffe://${OURS}/services/docs`;
 

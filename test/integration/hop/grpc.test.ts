@@ -31,22 +31,7 @@ import {
   TD,
   workloadSource,
 } from '../../support/hop';
-
-async function rejectsWith(
-  p: Promise<unknown>,
-  status: grpc.status,
-  code: string,
-): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as grpc.ServiceError;
-    assert.equal(err.code, status, `${grpc.status[err.code]}: ${err.details}`);
-    assert.equal(err.metadata?.get(HOP_ERROR_CODE_METADATA_KEY)[0], code, err.details);
-    return err;
-  }
-  assert.fail('the call succeeded');
-}
+import { rejectsGrpcWithCode } from '../../support/grpc-refusal';
 
 describe('hop: grpc-js server and channel credentials with X509Sources', function () {
   this.timeout(60_000);
@@ -155,11 +140,11 @@ describe('hop: grpc-js server and channel credentials with X509Sources', functio
     });
     const c = new EchoClient(address, creds, HOP_CHANNEL_OPTIONS) as unknown as EchoClientApi;
     clients.push(c);
-    await rejectsWith(echo(c, 'x'), grpc.status.UNAUTHENTICATED, 'ERR_CLIENT_CERT_REQUIRED');
+    await rejectsGrpcWithCode(echo(c, 'x'), grpc.status.UNAUTHENTICATED, 'ERR_CLIENT_CERT_REQUIRED');
   });
 
   it('policy denial: PERMISSION_DENIED, ERR_POLICY_DENIED, with the policy reason and version recorded', async () => {
-    const err = await rejectsWith(
+    const err = await rejectsGrpcWithCode(
       echo(connect(stranger), 'x'),
       grpc.status.PERMISSION_DENIED,
       'ERR_POLICY_DENIED',
@@ -176,7 +161,7 @@ describe('hop: grpc-js server and channel credentials with X509Sources', functio
       serverBundle(s),
       foreign.bundle,
     ]);
-    const err = await rejectsWith(
+    const err = await rejectsGrpcWithCode(
       echo(connect(evil), 'x'),
       grpc.status.UNAUTHENTICATED,
       'ERR_CLIENT_CERT_REQUIRED',
@@ -221,7 +206,7 @@ describe('hop: grpc-js server and channel credentials with X509Sources', functio
         return c;
       };
       assert.equal((await echo(mk(caller), 'x')).text, 'ok');
-      await rejectsWith(echo(mk(stranger), 'x'), grpc.status.PERMISSION_DENIED, 'ERR_UNAUTHORIZED');
+      await rejectsGrpcWithCode(echo(mk(stranger), 'x'), grpc.status.PERMISSION_DENIED, 'ERR_UNAUTHORIZED');
     } finally {
       server2.forceShutdown();
     }

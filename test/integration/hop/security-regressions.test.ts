@@ -31,7 +31,8 @@ import { SpiffeId } from '../../../src/spiffe';
 import { authorizeAny, authorizeId } from '../../../src/verify/authorize';
 import { StaticRevocationList } from '../../../src/verify/revocation';
 import { createPki, issueSvid, keyPem, certsPem, type TrustDomainPki } from '../../support/pki';
-import { assertCode, DecisionLog, pkiSource } from '../../support/hop';
+import { DecisionLog, pkiSource } from '../../support/hop';
+import { assertRefusal } from '../../support/refusal';
 
 const TD = 'td.test';
 const sid = (name: string): string => `spiffe://${TD}/${name}`;
@@ -112,7 +113,7 @@ describe('hop security regressions', () => {
       const billing = authorizeId(SpiffeId.parse(sid('billing')));
       const second = await send(evil.port, tlsClientOptions({ source: client, authorize: billing }));
       assert.equal(second.status, undefined, `evil answered: ${second.body}`);
-      assertCode(second.error, ErrorCode.UNAUTHORIZED);
+      assertRefusal(second.error, ErrorCode.UNAUTHORIZED);
     });
 
     it('a caller-supplied keep-alive agent shares neither sockets nor TLS sessions between checks', async () => {
@@ -131,14 +132,14 @@ describe('hop security regressions', () => {
           ...tlsClientOptions({ source: client, authorize: billing }),
           agent: shared,
         });
-        assertCode(pooled.error, ErrorCode.UNAUTHORIZED);
+        assertRefusal(pooled.error, ErrorCode.UNAUTHORIZED);
         // The reproduction's second step: the pool gone, a cached session would have skipped the check.
         shared.destroy();
         const fresh = await send(evil.port, {
           ...tlsClientOptions({ source: client, authorize: billing }),
           agent: shared,
         });
-        assertCode(fresh.error, ErrorCode.UNAUTHORIZED);
+        assertRefusal(fresh.error, ErrorCode.UNAUTHORIZED);
         const again = await send(evil.port, any());
         assert.equal(again.status, 200);
         assert.equal(again.reused, false, 'a TLS session was resumed');
@@ -165,7 +166,7 @@ describe('hop security regressions', () => {
         revocation.revokeSerial(api.source.getX509Svid().chain[0]!.serialHex);
         const third = await send(api.port, { agent });
         assert.equal(third.status, undefined, `the revoked server answered: ${third.body}`);
-        assertCode(third.error, ErrorCode.REVOKED);
+        assertRefusal(third.error, ErrorCode.REVOKED);
         assert.ok(decisions.denials().some((d) => d.reason === ErrorCode.REVOKED));
       } finally {
         agent.destroy();
@@ -350,7 +351,7 @@ describe('hop security regressions', () => {
         assert.throws(
           () => canonicalRequestPath(bad),
           (e: unknown) => {
-            assertCode(e, ErrorCode.INVALID_REQUEST_TARGET);
+            assertRefusal(e, ErrorCode.INVALID_REQUEST_TARGET);
             return true;
           },
           bad,

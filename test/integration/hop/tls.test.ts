@@ -14,7 +14,6 @@ import { allOf, authorizeId, authorizeMemberOf, authorizeOneOf, requireScopes } 
 import type { TestServer } from '../../support/test-server';
 import { createPki, issueSvid, type TrustDomainPki } from '../../support/pki';
 import {
-  assertCode,
   DecisionLog,
   eventually,
   id,
@@ -24,6 +23,7 @@ import {
   TD,
   workloadSource,
 } from '../../support/hop';
+import { assertRefusal } from '../../support/refusal';
 
 interface Exchange {
   reply?: string;
@@ -203,7 +203,7 @@ describe('hop: Node tls server and client with X509Sources', function () {
   it('the client refuses a server that is not the SPIFFE ID it expects, before sending anything', async () => {
     const r = await exchange(port, client, id('some-other-service'));
     assert.equal(r.reply, undefined);
-    assertCode(r.error, 'ERR_UNAUTHORIZED');
+    assertRefusal(r.error, 'ERR_UNAUTHORIZED');
     assert.match(r.error!.message, /tool-server is not SPIFFE ID .*some-other-service/);
   });
 

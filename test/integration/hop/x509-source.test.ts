@@ -14,7 +14,8 @@ import { CaRotationStep } from '../../../src/gen/lanyard/v1/admin';
 import { generateKeyPair } from '../../../src/x509/keys';
 import { encodePem } from '../../../src/x509/pem';
 import type { TestServer } from '../../support/test-server';
-import { assertCode, eventually, id, serverBundle, startLanyard } from '../../support/hop';
+import { eventually, id, serverBundle, startLanyard } from '../../support/hop';
+import { assertRefusal } from '../../support/refusal';
 
 describe('X509Sources', function () {
   this.timeout(60_000);
@@ -158,7 +159,7 @@ describe('X509Sources', function () {
     source.on('update', () => (updates += 1));
     await source.close();
     await source.close();
-    assertCode(
+    assertRefusal(
       (() => {
         try {
           source.getX509Svid();

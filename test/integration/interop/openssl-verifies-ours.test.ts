@@ -15,9 +15,10 @@ import { ErrorCode } from '../../../src/errors';
 import { verifyX509Svid } from '../../../src/verify';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../../src/x509/agent-context';
 import { KeyAlgorithm } from '../../../src/x509/keys';
-import { expectCode } from '../../support/refusal';
-import { openssl, OpensslResult, removeDir, tempDir, writeTemp } from '../../support/x509';
+import { openssl, OpensslResult, writeTemp } from '../../support/x509';
 import { certsPem, createPki, delegatedPair, issueSvid, Svid, TrustDomainPki } from '../../support/pki';
+import { removeDir, tempDir } from '../../support/tmp';
+import { expectRefusal } from '../../support/refusal';
 
 const TD = 'example.org';
 const PURPOSES = ['sslclient', 'sslserver'] as const;
@@ -150,7 +151,7 @@ describe('interop: openssl verify accepts the certificates Lanyard mints', () =>
     });
     assertOpensslAccepts(files);
     // Same verdict from Lanyard: the name matches, the signature does not.
-    expectCode(
+    expectRefusal(
       () => verifyX509Svid(child.chain, impostor.bundle, { cache: null }),
       ErrorCode.SIGNATURE_INVALID,
     );
@@ -175,10 +176,10 @@ describe('interop: openssl verify accepts the certificates Lanyard mints', () =>
 
     // Lanyard judges the same certificate the same way at the same instants.
     verifyX509Svid(svid.chain, pki.bundle, { at: during, cache: null });
-    expectCode(
+    expectRefusal(
       () => verifyX509Svid(svid.chain, pki.bundle, { at: after, cache: null }),
       ErrorCode.SVID_EXPIRED,
     );
-    expectCode(() => verifyX509Svid(svid.chain, pki.bundle, { cache: null }), ErrorCode.SVID_EXPIRED);
+    expectRefusal(() => verifyX509Svid(svid.chain, pki.bundle, { cache: null }), ErrorCode.SVID_EXPIRED);
   });
 });

@@ -10,9 +10,10 @@ import { X509Bundle } from '../../../src/bundle';
 import { ErrorCode, ErrorCodeValue } from '../../../src/errors';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid, VerifiedSvid } from '../../../src/verify';
-import { expectCode } from '../../support/refusal';
-import { openssl, removeDir, tempDir } from '../../support/x509';
+import { openssl } from '../../support/x509';
 import { OpensslCert, OpensslKeyType, OpensslPki } from '../../support/openssl-pki';
+import { removeDir, tempDir } from '../../support/tmp';
+import { expectRefusal } from '../../support/refusal';
 
 const TD = TrustDomain.parse('example.org');
 const WORKLOAD = 'spiffe://example.org/workload';
@@ -158,7 +159,7 @@ describe('interop: Lanyard verifies X509-SVIDs minted by openssl req / openssl x
       it(c.scenario, () => {
         const leaf = pki.issue(`leaf-${c.section}`, root, c.section, 'ec-p256');
         assert.match(opensslVerdict(leaf, root), c.openssl);
-        expectCode(() => verify([leaf], bundleOf(root)), c.code, c.message);
+        expectRefusal(() => verify([leaf], bundleOf(root)), c.code, c.message);
       });
     }
 
@@ -166,7 +167,7 @@ describe('interop: Lanyard verifies X509-SVIDs minted by openssl req / openssl x
       const leaf = pki.issue('svid-no-key-ids', root, 'svid_without_key_identifiers', 'ec-p256');
       assert.equal(leaf.cert.authorityKeyId, undefined);
       assert.match(opensslVerdict(leaf, root), /Missing Authority Key Identifier/);
-      expectCode(
+      expectRefusal(
         () => verify([leaf], bundleOf(root)),
         ErrorCode.CERT_PROFILE_INVALID,
         /no authority key identifier while its issuer has a subject key identifier/,
@@ -177,9 +178,9 @@ describe('interop: Lanyard verifies X509-SVIDs minted by openssl req / openssl x
       const foreign = pki.root('foreign-root', 'root_ca', 'ec-p256', '/O=Foreign/CN=foreign root');
       const leaf = pki.issue('svid-of-foreign-root', foreign, 'svid', 'ec-p256');
       assert.match(opensslVerdict(leaf, root), /unable to get local issuer certificate/);
-      expectCode(() => verify([leaf], bundleOf(root)), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => verify([leaf], bundleOf(root)), ErrorCode.UNKNOWN_AUTHORITY);
       // Presenting the foreign root alongside changes nothing: trust comes from the bundle only.
-      expectCode(() => verify([leaf, foreign], bundleOf(root)), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => verify([leaf, foreign], bundleOf(root)), ErrorCode.UNKNOWN_AUTHORITY);
     });
 
     it("an SVID signed by an impostor root with the bundle root's exact name: ERR_SIGNATURE_INVALID", () => {
@@ -187,13 +188,13 @@ describe('interop: Lanyard verifies X509-SVIDs minted by openssl req / openssl x
       assert.deepEqual(impostor.cert.subjectDer, root.cert.subjectDer);
       const leaf = pki.issue('svid-of-impostor', impostor, 'svid', 'ec-p256');
       assert.doesNotMatch(opensslVerdict(leaf, root), /: OK\n/);
-      expectCode(() => verify([leaf], bundleOf(root)), ErrorCode.SIGNATURE_INVALID);
+      expectRefusal(() => verify([leaf], bundleOf(root)), ErrorCode.SIGNATURE_INVALID);
     });
 
     it('an openssl SVID judged after its notAfter: ERR_SVID_EXPIRED', () => {
       const leaf = pki.issue('svid-expiring', root, 'svid', 'ec-p256');
       const afterExpiry = new Date(leaf.cert.notAfter.getTime() + 1000);
-      expectCode(() => verify([leaf], bundleOf(root), afterExpiry), ErrorCode.SVID_EXPIRED);
+      expectRefusal(() => verify([leaf], bundleOf(root), afterExpiry), ErrorCode.SVID_EXPIRED);
     });
 
     it('a bundle of another trust domain holding the very root that signed it: ERR_BUNDLE_NOT_FOUND', () => {
@@ -202,7 +203,7 @@ describe('interop: Lanyard verifies X509-SVIDs minted by openssl req / openssl x
       const elsewhere = new X509Bundle(TrustDomain.parse('other.org'), {
         x509Authorities: [root.cert],
       });
-      expectCode(() => verify([leaf], elsewhere), ErrorCode.BUNDLE_NOT_FOUND);
+      expectRefusal(() => verify([leaf], elsewhere), ErrorCode.BUNDLE_NOT_FOUND);
     });
   });
 });

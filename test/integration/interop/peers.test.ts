@@ -27,7 +27,6 @@ import { DEFAULT_AGENT_CONTEXT_OID, RETIRED_AGENT_CONTEXT_OIDS } from '../../../
 import { generateKeyPair } from '../../../src/x509/keys';
 import { decodePemBlocks, encodePem } from '../../../src/x509/pem';
 import { OID_ARC_LIMIT } from '../../../src/x509/oid';
-import { expectCode } from '../../support/refusal';
 import { baseContext } from '../../support/delegation';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { runCli, spawnLanyard } from '../../support/server-process';
@@ -36,6 +35,7 @@ import { openssl } from '../../support/x509';
 import { certsPem, createPki, issueSvid } from '../../support/pki';
 import { installPeers, PeerPrograms, type PeerCase } from './helpers/peers';
 import { issueSvidWithRawContextOid } from '../../support/raw-oid';
+import { expectRefusal } from '../../support/refusal';
 
 const CUSTOM_OID = '1.3.6.1.4.1.99999.1.1';
 
@@ -315,7 +315,7 @@ describe('interop: Go, Python cryptography 38, Java and OpenSSL verify server-is
         }),
       );
       for (const oid of [OIDS['arc-2^28'], OIDS['arc-2^31']]) {
-        expectCode(
+        expectRefusal(
           () =>
             issueSvid(pki, 'spiffe://example.org/a', {
               context: baseContext({ sessionId: 's', scopes: [] }),
@@ -402,7 +402,7 @@ describe('interop: Go, Python cryptography 38, Java and OpenSSL verify server-is
       for (const c of cases) {
         const bundle = X509Bundle.fromPem(TrustDomain.parse(TD), fs.readFileSync(c.bundleFile, 'utf8'));
         assert.ok(verifyX509Svid(c.chain, bundle, { agentContextOid: CUSTOM_OID, cache: null }).context);
-        const e = expectCode(
+        const e = expectRefusal(
           () => verifyX509Svid(c.chain, bundle, { cache: null }),
           ErrorCode.AGENT_CONTEXT_OID_MISMATCH,
         );

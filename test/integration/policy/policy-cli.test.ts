@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { compilePolicies, readPolicyFiles } from '../../../src/policy';
-import { removeDir, tempPolicyDir } from '../../policy/helpers';
+import { tempPolicyDir } from '../../policy/helpers';
+import { removeDir } from '../../support/tmp';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
 const EXAMPLES = path.resolve(__dirname, '..', '..', '..', 'examples', 'policy');

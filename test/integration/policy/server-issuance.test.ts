@@ -24,7 +24,8 @@ import { issuerKey, jwksOf, signJwt } from '../../support/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { connectPublic, newKey, renewCall } from '../../support/public-client';
 import { type Agent, id, register, sessionClient, TD, unary } from '../../support/sessions';
-import { removeDir, writeAtomically } from '../../policy/helpers';
+import { writeAtomically } from '../../policy/helpers';
+import { removeDir } from '../../support/tmp';
 
 const IDP = 'https://idp.example.com';
 

@@ -16,7 +16,7 @@ import {
 } from '../../../src/gen/lanyard/v1/admin';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
-import { rejectsWithStatus, startTestServer, type TestServer } from '../../support/test-server';
+import { startTestServer, type TestServer } from '../../support/test-server';
 import {
   attest,
   connectPublic,
@@ -24,10 +24,10 @@ import {
   newKey,
   PUBLIC_CHANNEL_OPTIONS,
   publicCredentials,
-  rejectsGrpc,
   type ClientIdentity,
   type PublicClients,
 } from '../../support/public-client';
+import { rejectsGrpc, rejectsWithStatus } from '../../support/grpc-refusal';
 
 const TD = 'lanyard.local';
 const td = TrustDomain.parse(TD);

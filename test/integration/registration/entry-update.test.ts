@@ -11,10 +11,11 @@ import { EXIT_OK } from '../../../src/cli/exit-codes';
 import { ListEntriesRequest, RegistrationServiceClient } from '../../../src/gen/lanyard/v1/registration';
 import type { Entry } from '../../../src/gen/lanyard/v1/types';
 import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
-import { rejectsWithStatus, startTestServer, type TestServer } from '../../support/test-server';
+import { startTestServer, type TestServer } from '../../support/test-server';
 import { publicCredentials, PUBLIC_CHANNEL_OPTIONS } from '../../support/public-client';
 import { runCli } from '../../support/server-process';
 import { id, register, TD, type Agent } from '../../support/sessions';
+import { rejectsWithStatus } from '../../support/grpc-refusal';
 
 const DAY = 86_400_000;
 const EXPIRES = new Date(Math.floor((Date.now() + 10 * DAY) / 1000) * 1000);

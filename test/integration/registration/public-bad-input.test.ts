@@ -25,11 +25,11 @@ import {
   newKey,
   PUBLIC_CHANNEL_OPTIONS,
   publicCredentials,
-  rejectsGrpc,
   renewCall,
   type ClientIdentity,
   type PublicClients,
 } from '../../support/public-client';
+import { rejectsGrpc } from '../../support/grpc-refusal';
 
 const TD = 'lanyard.local';
 const MAX_MESSAGE_BYTES = 8192;

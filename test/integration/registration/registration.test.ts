@@ -5,7 +5,8 @@ import { ErrorCode } from '../../../src/errors';
 import { SelectorMatch } from '../../../src/gen/lanyard/v1/registration';
 import type { Entry } from '../../../src/gen/lanyard/v1/types';
 import { hashJoinToken, JOIN_TOKEN_PREFIX } from '../../../src/internal/join-token-secret';
-import { rejectsWithStatus, startTestServer, type TestServer } from '../../support/test-server';
+import { startTestServer, type TestServer } from '../../support/test-server';
+import { rejectsWithStatus } from '../../support/grpc-refusal';
 
 const TD = 'spiffe://lanyard.local';
 

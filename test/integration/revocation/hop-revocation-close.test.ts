@@ -37,9 +37,9 @@ import {
 import { authorizeId, authorizeMemberOf, RevocationCache, StaticRevocationList } from '../../../src/verify';
 import type { TestServer } from '../../support/test-server';
 import { type Agent, delegate, endSession, register, startSession } from '../../support/sessions';
-import { FakeClock, T0 } from '../../support/ca';
 import { EchoClient, type EchoClientApi, EchoService, type Msg } from '../../support/echo-service';
 import { DecisionLog, id, serverBundle, startLanyard, TD, workloadSource } from '../../support/hop';
+import { FakeClock, T0 } from '../../support/clock';
 
 const SERVICE = id('tool-server');
 

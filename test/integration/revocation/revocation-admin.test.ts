@@ -13,7 +13,7 @@ import { TrustDomain } from '../../../src/spiffe';
 import { RevocationCache, verifyX509Svid } from '../../../src/verify';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { startTestServer, type TestServer } from '../../support/test-server';
-import { newKey, rejectsGrpc } from '../../support/public-client';
+import { newKey } from '../../support/public-client';
 import { BIN, runCli, type CliResult } from '../../support/server-process';
 import {
   type Agent,
@@ -25,6 +25,7 @@ import {
   TD,
   unary,
 } from '../../support/sessions';
+import { rejectsGrpc } from '../../support/grpc-refusal';
 
 const lanyard = (args: string[]): Promise<CliResult> => runCli(args, {}, path.dirname(BIN));
 

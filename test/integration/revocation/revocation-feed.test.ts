@@ -15,7 +15,6 @@ import { WatchRevocationsResponse } from '../../../src/gen/lanyard/v1/session';
 import { RevocationCache, verifyX509Svid } from '../../../src/verify';
 import { loadConfig } from '../../../src/server/config';
 import { startTestServer, type TestServer } from '../../support/test-server';
-import { rejectsGrpc } from '../../support/public-client';
 import {
   type Agent,
   collectWatch,
@@ -25,6 +24,7 @@ import {
   sessionClient,
   startSession,
 } from '../../support/sessions';
+import { rejectsGrpc } from '../../support/grpc-refusal';
 
 const SEEDED = 13_500;
 const REASON = 'r'.repeat(256);

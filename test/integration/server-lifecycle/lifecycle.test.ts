@@ -10,7 +10,8 @@ import { AdminClient } from '../../../src/server/admin-client';
 import { openDefaultStore } from '../../../src/server/run';
 import { hashJoinToken } from '../../../src/internal/join-token-secret';
 import type { Store, StoreOps } from '../../../src/store/store';
-import { rejectsWithStatus, startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import { rejectsWithStatus } from '../../support/grpc-refusal';
 
 const TD = 'spiffe://lanyard.local';
 const ENTRY = { spiffeId: `${TD}/agents/a`, selectors: [{ type: 'unix', value: 'uid:1000' }] };

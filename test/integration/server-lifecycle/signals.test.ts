@@ -26,8 +26,9 @@ import {
   type ProvisioningPki,
 } from '../../support/x509pop-pki';
 import { tempDataDir } from '../../support/test-server';
-import { connectPublic, getBundle, newKey, rejectsGrpc } from '../../support/public-client';
+import { connectPublic, getBundle, newKey } from '../../support/public-client';
 import { logLines, spawnServer } from '../../support/server-process';
+import { rejectsGrpc } from '../../support/grpc-refusal';
 
 const TD = 'lanyard.local';
 const SERVER_CHAIN = `spiffe://${TD}/lanyard/server`;

@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { removeDir, tempDir } from '../support/x509';
+import { removeDir, tempDir } from '../../support/tmp';
 
-const REPO = resolve(__dirname, '..', '..');
+const REPO = resolve(__dirname, '..', '..', '..');
 const CONFORMANCE = process.env.LANYARD_CONFORMANCE_DIR ?? resolve(REPO, '..', 'shared', 'conformance');
 const HARNESS = join(CONFORMANCE, 'limbo', 'limbo-harness.cjs');
 const LIMBO_JSON = join(CONFORMANCE, 'limbo', 'limbo.json');
