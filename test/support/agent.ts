@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
+import { BIN } from './paths';
 import { tempDir as kitTempDir } from './tmp';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -170,7 +171,7 @@ export function spawnAgent(opts: {
   const child = spawn(
     process.execPath,
     [
-      path.join(__dirname, '..', '..', 'bin', 'lanyard.js'),
+      BIN,
       'agent',
       'run',
       '--server',

@@ -3,9 +3,9 @@
  * process shows: signals, exit codes, what it prints.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import * as path from 'node:path';
+import { BIN } from './paths';
 
-export const BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
+export { BIN };
 
 export interface ServerProcess {
   child: ChildProcessWithoutNullStreams;

@@ -9,8 +9,7 @@ import * as path from 'node:path';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../../support/jwt';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, X509Stream, tempDir, waitFor, workloadClient } from '../../support/agent';
-
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
+import { BIN } from '../../support/paths';
 
 describe('node agent: k8s_psat node attestation through the CLI', function () {
   this.timeout(90_000);

@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { provisioningEvidencePem, provisioningPki, writeProvisioningCaFile } from '../../support/x509pop-pki';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, X509Stream, tempDir, waitFor, workloadClient } from '../../support/agent';
+import { BIN } from '../../support/paths';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
 const DEVICE = 'spiffe://provisioning.example/device/node-7';
 
 describe('node agent: x509pop node attestation through the CLI', function () {

@@ -12,9 +12,9 @@ import { initDevCa, mintSvid } from '../../../src/ca/dev-ca';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
 import { startTestServer, type TestServer } from '../../support/test-server';
+import { BIN } from '../../support/paths';
 
 const TD = 'lanyard.local';
-const BIN = join(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
 
 describe('workload client: attest to a real server and write the SVID files', function () {
   this.timeout(60_000);

@@ -22,8 +22,7 @@ import { startTestServer, type TestServer } from '../../support/test-server';
 import { hopEvent } from '../../audit/helpers';
 import { tempDir } from '../../support/tmp';
 import { rejectsWithWireCode } from '../../support/grpc-refusal';
-
-const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
+import { BIN } from '../../support/paths';
 
 function lanyard(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {

@@ -14,8 +14,8 @@ import { verifyX509Svid } from '../../../src/verify';
 import { decodePemBlocks } from '../../../src/x509/pem';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, tempDir, waitFor } from '../../support/agent';
+import { BIN } from '../../support/paths';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
 const WORKLOAD_ID = `spiffe://${TD}/workload/file-reader`;
 
 interface Proc {

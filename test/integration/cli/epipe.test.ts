@@ -7,8 +7,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BIN } from '../../support/paths';
 
-const BIN = join(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
 const ENV = { ...process.env, LANYARD_FROM_SOURCE: '1' };
 
 /** Runs the CLI with its stdout a pipe whose read end this process closes at once. */

@@ -10,8 +10,7 @@ import { TrustDomain } from '../../../src/spiffe';
 import { encodePem } from '../../../src/x509/pem';
 import { HOUR, makeLeaf, makeRoot } from '../../support/certs';
 import { createPki, delegatedPair } from '../../support/pki';
-
-const BIN = join(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
+import { BIN } from '../../support/paths';
 
 function lanyard(cwd: string, ...args: string[]): { status: number; stdout: string; stderr: string } {
   // Run from a directory outside the repository: the CLI must not depend on the caller's working directory.

@@ -12,8 +12,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { removeDir, tempDir } from '../../support/tmp';
+import { REPO_ROOT } from '../../support/paths';
 
-const REPO = resolve(__dirname, '..', '..', '..');
+const REPO = REPO_ROOT;
 const CONFORMANCE = process.env.LANYARD_CONFORMANCE_DIR ?? resolve(REPO, '..', 'shared', 'conformance');
 const HARNESS = join(CONFORMANCE, 'limbo', 'limbo-harness.cjs');
 const LIMBO_JSON = join(CONFORMANCE, 'limbo', 'limbo.json');

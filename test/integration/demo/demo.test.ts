@@ -9,8 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runProcess, type CliResult } from '../../support/server-process';
+import { REPO_ROOT } from '../../support/paths';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
+const ROOT = REPO_ROOT;
 
 type Entry = 'npm run demo' | 'lanyard demo';
 

@@ -21,8 +21,9 @@ import { generateKeyPair } from '../../../src/x509/keys';
 import { decodePemBlocks, encodePem } from '../../../src/x509/pem';
 import { createRootCa } from '../../../src/x509/profiles';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import { REPO_ROOT } from '../../support/paths';
 
-const ROOT = path.join(__dirname, '..', '..', '..');
+const ROOT = REPO_ROOT;
 const INSTALL = path.join(ROOT, 'scripts', 'python-client', 'install-deps.sh');
 const CLIENT = path.join(ROOT, 'scripts', 'python-client', 'attest.py');
 const PYTHON = '/usr/bin/python3';

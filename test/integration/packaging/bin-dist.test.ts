@@ -16,8 +16,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { REPO_ROOT } from '../../support/paths';
 
-const REPO = join(__dirname, '..', '..', '..');
+const REPO = REPO_ROOT;
 
 describe('bin/lanyard.js: dist/ only when it is current', function () {
   this.timeout(30_000);

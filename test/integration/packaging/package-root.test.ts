@@ -4,11 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as lanyard from '../../../src';
+import { REPO_ROOT } from '../../support/paths';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
+const ROOT = REPO_ROOT;
 
 describe('policy: package root and lazy loading', function () {
   this.timeout(60_000);

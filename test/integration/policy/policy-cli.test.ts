@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 import { compilePolicies, readPolicyFiles } from '../../../src/policy';
 import { tempPolicyDir } from '../../policy/helpers';
 import { removeDir } from '../../support/tmp';
+import { BIN } from '../../support/paths';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'lanyard.js');
 const EXAMPLES = path.resolve(__dirname, '..', '..', '..', 'examples', 'policy');
 
 async function lanyard(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -10,8 +10,9 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, startAgentFor, waitFor, type AgentFixture } from '../../support/agent';
+import { REPO_ROOT } from '../../support/paths';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
+const ROOT = REPO_ROOT;
 const PYTHON = '/usr/bin/python3';
 const PY_CLIENT = path.join(ROOT, 'scripts', 'python-client', 'workload_fetch.py');
 const INSTALL = path.join(ROOT, 'scripts', 'python-client', 'install-deps.sh');

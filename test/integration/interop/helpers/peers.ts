@@ -10,8 +10,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runProcess } from '../../../support/server-process';
+import { REPO_ROOT } from '../../../support/paths';
 
-const REPO = path.join(__dirname, '..', '..', '..', '..');
+const REPO = REPO_ROOT;
 const SOURCES = path.join(__dirname, '..', 'peers');
 
 /** One SVID for the peers: files they read, and the SPIFFE ID it must carry. */
