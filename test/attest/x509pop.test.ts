@@ -15,9 +15,9 @@ import { createRootCa, type IssuedCertificate } from '../../src/x509/profiles';
 import { verifyWithKey } from '../../src/x509/keys';
 import { openssl, writeTemp } from '../support/x509';
 import { AnsweringRuntime, fixedAnswer, silentRuntime } from './helpers/channels';
-import { provisioningPki } from '../support/x509pop-pki';
 import { removeDir, tempDir } from '../support/tmp';
 import { rejectsWithCode } from '../support/refusal';
+import { provisioningPki } from '../support/pki';
 
 const NOW = new Date();
 const enc = (s: string) => new TextEncoder().encode(s);

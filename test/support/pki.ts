@@ -4,13 +4,20 @@
  * context carries a real delegation link signed by the parent's own SVID key (test/support/delegation.ts).
  */
 import { KeyObject } from 'node:crypto';
+import * as fs from 'node:fs';
 import { X509Bundle } from '../../src/bundle';
 import { TrustDomain } from '../../src/spiffe';
 import { encodeAgentContext, type AgentContext, type Principal } from '../../src/x509/agent-context';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { createIntermediateCa, createRootCa, issueX509Svid, Issuer } from '../../src/x509/profiles';
+import {
+  createIntermediateCa,
+  createRootCa,
+  issueX509Svid,
+  Issuer,
+  type IssuedCertificate,
+} from '../../src/x509/profiles';
 import { baseContext, delegate, seconds } from './delegation';
 
 export interface KeyPair {
@@ -202,4 +209,43 @@ export function certsPem(certs: readonly ParsedCertificate[]): string {
 /** The private key as PKCS#8 PEM. */
 export function keyPem(key: KeyObject): string {
   return key.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+export const PROVISIONING_TD = 'provisioning.example';
+
+/** A provisioning PKI for x509pop: what a hardware vendor's CA gives a device. */
+export interface ProvisioningPki {
+  root: IssuedCertificate;
+  inter: IssuedCertificate;
+  interKey: Pick<KeyPair, 'privateKey'>;
+  device: IssuedCertificate;
+  deviceKey: KeyPair;
+}
+
+/**
+ * The trust domain PKI of `createPki` for the provisioning domain (CAs for a day) with a SPIFFE-style device
+ * certificate for `deviceId` (an hour) under its intermediate, all EC P-256.
+ */
+export function provisioningPki(deviceId = `spiffe://${PROVISIONING_TD}/device/gpu-node-7`): ProvisioningPki {
+  const pki = createPki(PROVISIONING_TD, { ttlSeconds: 86400 });
+  const device = issueSvid(pki, deviceId);
+  const issued = (cert: ParsedCertificate): IssuedCertificate => ({ cert, der: cert.der });
+  return {
+    root: issued(pki.root.cert),
+    inter: issued(pki.intermediate.cert),
+    interKey: { privateKey: pki.intermediate.key },
+    device: issued(device.cert),
+    deviceKey: device.key,
+  };
+}
+
+/** The x509pop evidence a device presents: its certificate followed by the intermediate, as PEM. */
+export function provisioningEvidencePem(pki: ProvisioningPki): string {
+  return encodePem('CERTIFICATE', pki.device.der) + encodePem('CERTIFICATE', pki.inter.der);
+}
+
+/** Writes the provisioning root as a PEM CA bundle (what `attestors.x509pop.ca_bundle_file` names). */
+export function writeProvisioningCaFile(pki: ProvisioningPki, file: string): string {
+  fs.writeFileSync(file, encodePem('CERTIFICATE', pki.root.der));
+  return file;
 }

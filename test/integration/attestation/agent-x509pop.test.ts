@@ -7,10 +7,10 @@ import * as assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { provisioningEvidencePem, provisioningPki, writeProvisioningCaFile } from '../../support/x509pop-pki';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, X509Stream, tempDir, waitFor, workloadClient } from '../../support/agent';
 import { BIN } from '../../support/paths';
+import { provisioningEvidencePem, provisioningPki, writeProvisioningCaFile } from '../../support/pki';
 
 const DEVICE = 'spiffe://provisioning.example/device/node-7';
 

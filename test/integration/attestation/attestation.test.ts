@@ -19,7 +19,6 @@ import { verifyX509Svid, type VerifiedSvid } from '../../../src/verify';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { DEFAULT_BACKDATE_SECONDS } from '../../../src/x509/profiles';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../../support/jwt';
-import { provisioningEvidencePem, provisioningPki, writeProvisioningCaFile } from '../../support/x509pop-pki';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { expiredSvid as expiredOf, foreignSvid } from '../../support/identities';
 import {
@@ -34,6 +33,7 @@ import {
 import { register, startSession } from '../../support/sessions';
 import { rejectsGrpc } from '../../support/grpc-refusal';
 import { rejectsGrpcWithCode } from '../../support/grpc-refusal';
+import { provisioningEvidencePem, provisioningPki, writeProvisioningCaFile } from '../../support/pki';
 
 const TD = 'lanyard.local';
 const td = TrustDomain.parse(TD);

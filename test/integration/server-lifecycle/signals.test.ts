@@ -19,16 +19,16 @@ import { AdminClient } from '../../../src/server/admin-client';
 import { TrustDomain } from '../../../src/spiffe';
 import { SQLITE_FILE_NAME, SqliteStore } from '../../../src/store/sqlite/sqlite-store';
 import { verifyX509Svid } from '../../../src/verify';
+import { tempDataDir } from '../../support/test-server';
+import { connectPublic, getBundle, newKey } from '../../support/public-client';
+import { logLines, spawnServer } from '../../support/server-process';
+import { rejectsGrpc } from '../../support/grpc-refusal';
 import {
   provisioningEvidencePem,
   provisioningPki,
   writeProvisioningCaFile,
   type ProvisioningPki,
-} from '../../support/x509pop-pki';
-import { tempDataDir } from '../../support/test-server';
-import { connectPublic, getBundle, newKey } from '../../support/public-client';
-import { logLines, spawnServer } from '../../support/server-process';
-import { rejectsGrpc } from '../../support/grpc-refusal';
+} from '../../support/pki';
 
 const TD = 'lanyard.local';
 const SERVER_CHAIN = `spiffe://${TD}/lanyard/server`;
