@@ -37,7 +37,12 @@ import { verifyX509Svid } from '../../../src/verify';
 import { SQLITE_FILE_NAME } from '../../../src/store/sqlite/sqlite-store';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { contextlessSvid, expiredSvid, foreignSvid } from '../../support/identities';
-import { newKey, publicCredentials, PUBLIC_CHANNEL_OPTIONS, type ClientIdentity } from '../../support/public-client';
+import {
+  newKey,
+  publicCredentials,
+  PUBLIC_CHANNEL_OPTIONS,
+  type ClientIdentity,
+} from '../../support/public-client';
 import {
   createGrant,
   id,
