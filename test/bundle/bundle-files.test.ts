@@ -9,9 +9,9 @@ import * as path from 'node:path';
 import { loadSpiffeBundle, toSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { TrustDomain } from '../../src/spiffe';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
-import { makeCa } from './ca-fixtures';
 import { removeDir, tempDir } from '../support/tmp';
 import { expectRefusal } from '../support/refusal';
+import { makeCa } from '../support/openssl-pki';
 
 const td = TrustDomain.parse('example.org');
 

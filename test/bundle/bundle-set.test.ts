@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { BundleSet, requireX509Bundle, X509Bundle, X509BundleSource } from '../../src/bundle';
 import { BundleError, ErrorCode, GrpcStatus } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
-import { makeCa } from './ca-fixtures';
+import { makeCa } from '../support/openssl-pki';
 
 const example = TrustDomain.parse('example.org');
 const partner = TrustDomain.parse('partner.example');

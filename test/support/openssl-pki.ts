@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { decodePemBlocks } from '../../src/x509/pem';
+import { tempDir } from './tmp';
 import { openssl, writeTemp } from './x509';
 
 /** Extension sections, one per certificate shape the tests need. */
@@ -238,4 +239,62 @@ function randomSerial(): string {
   const b = randomBytes(16);
   b[0] = (b[0]! & 0x7f) | 0x01;
   return `0x${b.toString('hex')}`;
+}
+
+/** The trust domain CA kinds `makeCa` mints, by the `KEY_ARGS` key type each uses. */
+const CA_KINDS = { p256: 'ec-p256', p384: 'ec-p384', rsa: 'rsa-2048', ed25519: 'ed25519' } as const;
+export type CaKind = keyof typeof CA_KINDS;
+
+export interface TestCa {
+  certPem: string;
+  keyPem: string;
+  der: Uint8Array;
+  cert: ParsedCertificate;
+}
+
+let caDir: string | undefined;
+const caCache = new Map<string, TestCa>();
+
+/**
+ * A self-signed CA for `trustDomain` with a URI SAN of the trust domain ID, as X509-SVID §4 describes, from
+ * `openssl req -x509` with its default digest, so bundle tests read certificates from an independent
+ * implementation. Each (kind, trust domain, label) is made once per run.
+ */
+export function makeCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): TestCa {
+  const cacheKey = `${kind}-${trustDomain}-${label}`;
+  const hit = caCache.get(cacheKey);
+  if (hit) return hit;
+  caDir ??= tempDir('bundle-test');
+  const keyFile = join(caDir, `${cacheKey}.key.pem`);
+  const certFile = join(caDir, `${cacheKey}.cert.pem`);
+  run([
+    'req',
+    '-x509',
+    ...KEY_ARGS[CA_KINDS[kind]].newkey,
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '1',
+    '-subj',
+    `/CN=${label} ${kind} test CA`,
+    '-addext',
+    `subjectAltName=URI:spiffe://${trustDomain}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  const certPem = readFileSync(certFile, 'utf8');
+  const der = decodePemBlocks(certPem, 'CERTIFICATE')[0]!;
+  const ca: TestCa = {
+    certPem,
+    keyPem: readFileSync(keyFile, 'utf8'),
+    der,
+    cert: ParsedCertificate.fromDer(der),
+  };
+  caCache.set(cacheKey, ca);
+  return ca;
 }
