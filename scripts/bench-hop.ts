@@ -25,7 +25,7 @@ import {
 } from '../src/hop/tls';
 import { authorizeAny, authorizeId } from '../src/verify';
 import { encodePem } from '../src/x509/pem';
-import { createPki, issueSvid, type Svid } from '../test/interop/helpers/pki';
+import { createPki, issueSvid, type Svid } from '../test/support/pki';
 
 export interface HopBenchOptions {
   seconds: number;

@@ -17,7 +17,7 @@ import {
   verifyX509Svid,
   type VerifiedSvid,
 } from '../src/verify';
-import { createPki, delegatedPair } from '../test/interop/helpers/pki';
+import { createPki, delegatedPair } from '../test/support/pki';
 
 interface Figure {
   name: string;

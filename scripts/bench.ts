@@ -19,7 +19,7 @@ import { generateKeyPair } from '../src/x509/keys';
 import { createIntermediateCa, issueX509Svid } from '../src/x509/profiles';
 import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-context';
 import { VerificationCache, verifyX509Svid } from '../src/verify';
-import { newCa, plannerChain, TD } from '../test/verify/helpers/delegation';
+import { newCa, plannerChain, TD } from '../test/support/delegation';
 import { referenceDecode, referenceEncode } from '../test/x509/agent-context/reference-codec';
 import { issuanceOptionsFromArgv, runIssuanceBench } from './bench-issuance';
 import { hopOptionsFromArgv, runHopBench } from './bench-hop';

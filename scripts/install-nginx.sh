@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's nginx when it is missing, for the hop interop tests (test/hop/interop.test.ts calls it), which run it
+# Installs Debian's nginx when it is missing, for the hop interop tests (test/integration/interop/nginx-hop.test.ts calls it), which run it
 # as the current user with their own prefix in a temp dir: the package's system service is never started.
 set -euo pipefail
 

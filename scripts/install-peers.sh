@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the SPIFFE peers the interop tests run against Lanyard's SVIDs (test/interop/peers.test.ts calls it),
+# Installs the SPIFFE peers the interop tests run against Lanyard's SVIDs (test/integration/interop/peers.test.ts calls it),
 # from Debian, when they are missing: Go's standard library (golang-go), Python cryptography for Debian's
 # python3 (python3-cryptography, used as /usr/bin/python3: the python3 on PATH may be another build), and a
 # headless JDK (javac and java). Idempotent: with everything present it only checks and exits.

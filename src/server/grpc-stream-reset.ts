@@ -5,7 +5,7 @@
  * for as long as it likes. The HTTP/2 stream is reached through the call's private `call`/`nextCall` chain,
  * checked by shape at every step; when the shape is not there (a grpc-js change), the call is destroyed and
  * ended instead, which frees what this process queued but may leave the HTTP/2 stream open until the peer
- * goes away. test/server/revocation-watch-limits.test.ts proves the reset against the grpc-js in use.
+ * goes away. test/integration/revocation/watch-limits.test.ts proves the reset against the grpc-js in use.
  */
 import * as http2 from 'node:http2';
 

@@ -9,7 +9,7 @@ import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { generateJoinToken, hashJoinToken } from '../../src/internal/join-token-secret';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { mustNotChallenge } from './helpers/channels';
-import { rejectsWithCode } from './helpers/expect';
+import { rejectsWithCode } from '../support/refusal';
 
 const ID = 'spiffe://lanyard.local/agents/planner';
 const T0 = new Date('2030-01-01T00:00:00Z');

@@ -7,7 +7,6 @@ import { K8sPsatAttestor, type K8sPsatClusterConfig } from '../../src/attest';
 import { ErrorCode } from '../../src/errors';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { mustNotChallenge } from './helpers/channels';
-import { rejectsWithCode } from './helpers/expect';
 import {
   base64urlJson,
   type IssuerKey,
@@ -16,7 +15,8 @@ import {
   psatClaims,
   signJwt,
   unsignedJwt,
-} from './helpers/jwt';
+} from '../support/jwt';
+import { rejectsWithCode } from '../support/refusal';
 
 const NOW = new Date('2030-06-01T12:00:00Z');
 const NOW_S = NOW.getTime() / 1000;

@@ -10,8 +10,8 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createRootCa } from '../../src/x509/profiles';
-import { rejectsWithCode } from './helpers/expect';
-import { issuerKey, jwksOf } from './helpers/jwt';
+import { issuerKey, jwksOf } from '../support/jwt';
+import { rejectsWithCode } from '../support/refusal';
 
 describe('Attestors registry', () => {
   let dir: string;

@@ -14,10 +14,11 @@ import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createRootCa, type IssuedCertificate } from '../../src/x509/profiles';
 import { verifyWithKey } from '../../src/x509/keys';
-import { openssl, removeDir, tempDir, writeTemp } from '../x509/fixtures';
+import { openssl, writeTemp } from '../support/x509';
 import { AnsweringRuntime, fixedAnswer, silentRuntime } from './helpers/channels';
-import { rejectsWithCode } from './helpers/expect';
-import { provisioningPki } from './helpers/x509pop-pki';
+import { removeDir, tempDir } from '../support/tmp';
+import { rejectsWithCode } from '../support/refusal';
+import { provisioningPki } from '../support/pki';
 
 const NOW = new Date();
 const enc = (s: string) => new TextEncoder().encode(s);

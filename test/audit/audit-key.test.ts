@@ -7,10 +7,11 @@ import { AuditPublicKey, AuditSigningKey, AUDIT_KEY_USE } from '../../src/audit/
 import { signCheckpoint, checkpointSignatureValid } from '../../src/audit/checkpoint';
 import { emptyHead } from '../../src/audit/chain';
 import { ErrorCode, isLanyardError } from '../../src/errors';
-import { CHAIN, tempDir } from './helpers';
+import { CHAIN } from './helpers';
+import { tempDir } from '../support/tmp';
 
 describe('audit signing key', () => {
-  const dir = tempDir();
+  const dir = tempDir('audit');
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('is created 0600 in a 0700 directory and loads again as the same key', () => {

@@ -16,8 +16,9 @@ import { verifyChain } from '../../src/audit/verify-chain';
 import { isLanyardError } from '../../src/errors';
 import { verifyHopPeer } from '../../src/hop/peer';
 import { authorizeAny } from '../../src/verify';
-import { createPki, issueSvid } from '../interop/helpers/pki';
-import { CHAIN, sampleEvent, tempDir } from './helpers';
+import { createPki, issueSvid } from '../support/pki';
+import { CHAIN, sampleEvent } from './helpers';
+import { tempDir } from '../support/tmp';
 
 /** A real append handle that, while `full` is set, writes the first half of what it is given and fails. */
 function fillingDisk(): { full: boolean; open: (file: string) => Promise<AppendHandle> } {
@@ -45,7 +46,7 @@ const code = (e: unknown): string | undefined => (isLanyardError(e) ? e.code : u
 
 describe('audit: a file chain recovers from a failed write', function () {
   this.timeout(30_000);
-  const dir = tempDir();
+  const dir = tempDir('audit');
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('the next append cuts the torn line and continues the chain, which verifies', async () => {

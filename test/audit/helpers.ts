@@ -1,14 +1,7 @@
 /** Shared pieces of the audit tests: events that look like a real trail, temp dirs, chain readers. */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import type { AuditEvent } from '../../src/audit/record';
 
 export const CHAIN = 'spiffe://lanyard.local/lanyard/server';
-
-export function tempDir(prefix = 'lanyard-audit-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
 
 /** The i-th event of a plausible trail: sessions for alice and bob, alternating allow and deny. */
 export function sampleEvent(i: number): AuditEvent {

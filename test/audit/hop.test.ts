@@ -4,10 +4,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileAuditLog } from '../../src/audit/file-log';
 import { auditHopDecisions } from '../../src/hop/audit';
-import { CHAIN, tempDir } from './helpers';
+import { CHAIN } from './helpers';
+import { tempDir } from '../support/tmp';
 
 describe('hop decisions into a file chain', () => {
-  const dir = tempDir();
+  const dir = tempDir('audit');
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('records allow and deny with the peer context; an unverified peer is marked; a failing log goes to onError', async () => {

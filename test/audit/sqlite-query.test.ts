@@ -8,12 +8,13 @@ import * as path from 'node:path';
 import type { AuditRecord } from '../../src/audit/record';
 import { ErrorCode, isLanyardError } from '../../src/errors';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
-import { CHAIN, sampleEvent, tempDir } from './helpers';
+import { CHAIN, sampleEvent } from './helpers';
+import { tempDir } from '../support/tmp';
 
 const OTHER = 'spiffe://lanyard.local/services/search';
 
 describe('audit queries in the SQLite store', () => {
-  const dir = tempDir();
+  const dir = tempDir('audit');
   let store: SqliteStore;
 
   before(async () => {

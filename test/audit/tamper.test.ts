@@ -16,7 +16,8 @@ import type { AuditRecord } from '../../src/audit/record';
 import { verifyChain, type ChainBreakKind } from '../../src/audit/verify-chain';
 import { ErrorCode, isLanyardError } from '../../src/errors';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
-import { CHAIN, sampleEvent, tempDir } from './helpers';
+import { CHAIN, sampleEvent } from './helpers';
+import { tempDir } from '../support/tmp';
 
 const N = 12;
 
@@ -27,7 +28,7 @@ function expectBreak(result: ReturnType<typeof verifyChain>, kind: ChainBreakKin
 }
 
 describe('audit tamper evidence: file chain', () => {
-  const dir = tempDir();
+  const dir = tempDir('audit');
   const file = path.join(dir, 'hops.jsonl');
   let log: FileAuditLog;
   let pristine: string;
@@ -177,7 +178,7 @@ describe('audit tamper evidence: file chain', () => {
 });
 
 describe('audit tamper evidence: SQLite store', () => {
-  const dir = tempDir();
+  const dir = tempDir('audit');
   const file = path.join(dir, 'lanyard.db');
   const key = AuditSigningKey.generate();
   let store: SqliteStore;

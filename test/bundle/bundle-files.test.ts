@@ -9,9 +9,9 @@ import * as path from 'node:path';
 import { loadSpiffeBundle, toSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { TrustDomain } from '../../src/spiffe';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
-import { expectCode } from '../verify/helpers/expect';
-import { removeDir, tempDir } from '../x509/fixtures';
-import { makeCa } from './ca-fixtures';
+import { removeDir, tempDir } from '../support/tmp';
+import { expectRefusal } from '../support/refusal';
+import { makeCa } from '../support/openssl-pki';
 
 const td = TrustDomain.parse('example.org');
 
@@ -27,17 +27,17 @@ describe('X509Bundle.load: go-spiffe x509bundle test data', function () {
   });
 
   it('not-pem.pem: refused, as go-spiffe refuses it', () => {
-    expectCode(() => X509Bundle.load(td, file('not-pem.pem')), 'ERR_INVALID_BUNDLE', /no PEM block/);
+    expectRefusal(() => X509Bundle.load(td, file('not-pem.pem')), 'ERR_INVALID_BUNDLE', /no PEM block/);
   });
 
   it('corrupted.pem: refused, as go-spiffe refuses it', () => {
-    expectCode(() => X509Bundle.load(td, file('corrupted.pem')), 'ERR_INVALID_BUNDLE', /certificate 0/);
+    expectRefusal(() => X509Bundle.load(td, file('corrupted.pem')), 'ERR_INVALID_BUNDLE', /certificate 0/);
   });
 
   // Deliberate divergence: go-spiffe skips the PRIVATE KEY block and returns an empty bundle; a trust bundle
   // file holding a private key is a leak in the making, so it is refused here.
   it('key.pem: refused for carrying a private key (go-spiffe: an empty bundle)', () => {
-    expectCode(() => X509Bundle.load(td, file('key.pem')), 'ERR_INVALID_BUNDLE', /PRIVATE KEY/);
+    expectRefusal(() => X509Bundle.load(td, file('key.pem')), 'ERR_INVALID_BUNDLE', /PRIVATE KEY/);
   });
 });
 
@@ -71,7 +71,7 @@ describe('loadSpiffeBundle: go-spiffe spiffebundle test data', function () {
     ['no_keys', /"keys" must be present/],
   ] as const) {
     it(`${name}: refused, as go-spiffe refuses it`, () => {
-      expectCode(() => loadSpiffeBundle(td, file(name)), 'ERR_INVALID_BUNDLE', message);
+      expectRefusal(() => loadSpiffeBundle(td, file(name)), 'ERR_INVALID_BUNDLE', message);
     });
   }
 });
@@ -103,14 +103,14 @@ describe('bundle files written here', () => {
 
   it('a missing file is ERR_IO naming the file', () => {
     const missing = path.join(dir, 'missing.pem');
-    expectCode(() => X509Bundle.load(td, missing), 'ERR_IO', /missing\.pem/);
-    expectCode(() => loadSpiffeBundle(td, missing), 'ERR_IO', /SPIFFE bundle file/);
+    expectRefusal(() => X509Bundle.load(td, missing), 'ERR_IO', /missing\.pem/);
+    expectRefusal(() => loadSpiffeBundle(td, missing), 'ERR_IO', /SPIFFE bundle file/);
   });
 
   it('a PEM file that is not a bundle is refused; a JWKS file with bad JSON is refused', () => {
     fs.writeFileSync(path.join(dir, 'x.pem'), 'hello\n');
-    expectCode(() => X509Bundle.load(td, path.join(dir, 'x.pem')), 'ERR_INVALID_BUNDLE');
+    expectRefusal(() => X509Bundle.load(td, path.join(dir, 'x.pem')), 'ERR_INVALID_BUNDLE');
     fs.writeFileSync(path.join(dir, 'x.json'), '{"keys": [');
-    expectCode(() => loadSpiffeBundle(td, path.join(dir, 'x.json')), 'ERR_INVALID_BUNDLE');
+    expectRefusal(() => loadSpiffeBundle(td, path.join(dir, 'x.json')), 'ERR_INVALID_BUNDLE');
   });
 });

@@ -3,7 +3,7 @@ import { BundleSet, requireX509Bundle, X509Bundle, X509BundleSource } from '../.
 import { BundleError, ErrorCode, InvalidArgumentError } from '../../src/errors';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { TrustDomain } from '../../src/spiffe';
-import { makeCa } from './ca-fixtures';
+import { makeCa } from '../support/openssl-pki';
 
 const example = TrustDomain.parse('example.org');
 const partner = TrustDomain.parse('partner.example');

@@ -3,7 +3,7 @@ import { generateKeyPairSync, KeyObject } from 'node:crypto';
 import { parseSpiffeBundle, SpiffeBundleJwk, toSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { BundleError, ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
-import { makeCa, TestCa } from './ca-fixtures';
+import { makeCa, TestCa } from '../support/openssl-pki';
 
 const td = TrustDomain.parse('example.org');
 

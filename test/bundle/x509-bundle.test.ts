@@ -4,7 +4,7 @@ import { X509Bundle } from '../../src/bundle';
 import { BundleError, ErrorCode, LanyardError } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { encodePem } from '../../src/x509/pem';
-import { makeCa } from './ca-fixtures';
+import { makeCa } from '../support/openssl-pki';
 
 const td = TrustDomain.parse('example.org');
 

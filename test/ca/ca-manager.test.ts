@@ -17,19 +17,19 @@ import { CaError, ErrorCode, LanyardError } from '../../src/errors';
 import { verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { generateKeyPair } from '../../src/x509/keys';
-import { removeDir, tempDir } from '../x509/fixtures';
 import {
   addSeconds,
   assertNoSecrets,
   DataDir,
   errorText,
-  rejectsWith,
   secretFragments,
   storeFailingMidCommit,
   SwappingKeyManager,
-  T0,
   TD,
-} from './helpers';
+} from '../support/ca';
+import { removeDir, tempDir } from '../support/tmp';
+import { T0 } from '../support/clock';
+import { rejectsWithCodeAs } from '../support/refusal';
 
 const CA_TTL = 600;
 
@@ -121,7 +121,7 @@ describe('CaManager', () => {
 
     it('refuses to sign for another trust domain', async () => {
       const { ca } = await d.start();
-      await rejectsWith(
+      await rejectsWithCodeAs(
         ca.signX509Svid({
           spiffeId: 'spiffe://other.org/agent',
           publicKey: generateKeyPair().publicKey,
@@ -343,7 +343,7 @@ describe('CaManager', () => {
     it('refuses to sign with a CA that expired because rotation never ran', async () => {
       const { ca } = await d.start();
       const a = activeOf(ca);
-      await rejectsWith(sign(ca, a.notAfter), CaError, ErrorCode.CA_NOT_READY);
+      await rejectsWithCodeAs(sign(ca, a.notAfter), CaError, ErrorCode.CA_NOT_READY);
       await ca.tick(a.notAfter);
       verifies((await sign(ca, a.notAfter)).chain, ca.bundle(), a.notAfter);
     });
@@ -352,7 +352,7 @@ describe('CaManager', () => {
   describe('manual rotation (lanyard ca rotate)', () => {
     it('prepare() then activate() rotates at once; activate() with nothing prepared is ERR_CA_NOT_PREPARED', async () => {
       const { ca } = await d.start();
-      await rejectsWith(ca.activate(), CaError, ErrorCode.CA_NOT_PREPARED, /prepare one first/);
+      await rejectsWithCodeAs(ca.activate(), CaError, ErrorCode.CA_NOT_PREPARED, /prepare one first/);
       const a1 = activeOf(ca);
       const before = await sign(ca, T0);
       const p = await ca.prepare();
@@ -396,7 +396,7 @@ describe('CaManager', () => {
       try {
         const before = ca.authorities();
         store.failBundleWrites = true;
-        await rejectsWith(ca.prepare(), LanyardError, ErrorCode.IO, /simulated/);
+        await rejectsWithCodeAs(ca.prepare(), LanyardError, ErrorCode.IO, /simulated/);
         assert.deepEqual(ca.authorities(), before);
         assert.equal(ca.bundle().sequence, 1);
         assert.deepEqual(
@@ -420,7 +420,7 @@ describe('CaManager', () => {
       const { ca, store } = await d.start({ keyManager: swapping });
       const active = activeOf(ca);
       swapping.broken = true;
-      await rejectsWith(ca.prepare(), CaError, ErrorCode.CA_SELF_TEST_FAILED, /failed its self-test/);
+      await rejectsWithCodeAs(ca.prepare(), CaError, ErrorCode.CA_SELF_TEST_FAILED, /failed its self-test/);
       assert.deepEqual(
         ca.authorities().map((a) => a.id),
         [active.id],
@@ -439,13 +439,13 @@ describe('CaManager', () => {
       const prepared = ca.authorities().find((a) => a.state === 'prepared')!;
       swapping.broken = true;
 
-      await rejectsWith(ca.activate(t.prepareAt), CaError, ErrorCode.CA_SELF_TEST_FAILED);
+      await rejectsWithCodeAs(ca.activate(t.prepareAt), CaError, ErrorCode.CA_SELF_TEST_FAILED);
       assert.equal(activeOf(ca).id, active.id);
       assert.ok(!ca.authorities().some((a) => a.id === prepared.id), 'the broken CA was discarded');
       assert.deepEqual(rootsOf(ca.bundle()), [active.sha256Hex]);
 
       // The timer path: still broken at activation time, so tick fails and nothing new is activated.
-      await rejectsWith(ca.tick(t.activateAt), CaError, ErrorCode.CA_SELF_TEST_FAILED);
+      await rejectsWithCodeAs(ca.tick(t.activateAt), CaError, ErrorCode.CA_SELF_TEST_FAILED);
       assert.equal(activeOf(ca).id, active.id);
       verifies((await sign(ca, t.activateAt)).chain, ca.bundle(), t.activateAt);
 
@@ -459,7 +459,7 @@ describe('CaManager', () => {
     it('on a first start with a broken key manager, makes no CA and persists nothing', async () => {
       const swapping = new SwappingKeyManager(DiskKeyManager.inDataDir(dir));
       swapping.broken = true;
-      await rejectsWith(d.start({ keyManager: swapping }), CaError, ErrorCode.CA_SELF_TEST_FAILED);
+      await rejectsWithCodeAs(d.start({ keyManager: swapping }), CaError, ErrorCode.CA_SELF_TEST_FAILED);
       const store = await d.openStore();
       assert.deepEqual(await store.listCaAuthorities(), []);
       assert.equal(await store.getBundle(TD), undefined);
@@ -555,8 +555,8 @@ describe('CaManager', () => {
     it('after close(), signing and rotation fail with ERR_CA_NOT_READY', async () => {
       const { ca } = await d.start();
       await ca.close();
-      await rejectsWith(sign(ca, T0), CaError, ErrorCode.CA_NOT_READY);
-      await rejectsWith(ca.tick(T0), CaError, ErrorCode.CA_NOT_READY);
+      await rejectsWithCodeAs(sign(ca, T0), CaError, ErrorCode.CA_NOT_READY);
+      await rejectsWithCodeAs(ca.tick(T0), CaError, ErrorCode.CA_NOT_READY);
       assert.throws(
         () => ca.bundle(),
         (e: unknown) => (e as CaError).code === ErrorCode.CA_NOT_READY,

@@ -10,11 +10,12 @@ import { signCrl } from '../../src/ca/crl';
 import { initDevCa, mintSvid } from '../../src/ca/dev-ca';
 import { signatureSchemeFor } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { openssl, removeDir, tempDir, writeTemp } from '../x509/fixtures';
+import { openssl, writeTemp } from '../support/x509';
+import { removeDir, tempDir } from '../support/tmp';
 
 describe('signCrl', function () {
   this.timeout(30_000);
-  const dir = tempDir('lanyard-crl-');
+  const dir = tempDir('crl');
   after(() => removeDir(dir));
   const now = new Date();
   const hourLater = new Date(now.getTime() + 3600_000);

@@ -16,7 +16,9 @@ import {
 import { AlreadyExistsError, ErrorCode, InvalidSpiffeIdError, LanyardError } from '../../src/errors';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { decodePemBlocks } from '../../src/x509/pem';
-import { assertLanyardError, openssl, removeDir, tempDir } from '../x509/fixtures';
+import { openssl } from '../support/x509';
+import { removeDir, tempDir } from '../support/tmp';
+import { expectRefusalAs } from '../support/refusal';
 
 function mode(path: string): number {
   return statSync(path).mode & 0o777;
@@ -64,7 +66,7 @@ describe('dev CA', () => {
     it('refuses to overwrite an existing CA unless forced', () => {
       const first = initDevCa({ trustDomain: 'example.org', dir });
       const before = readFileSync(join(dir, CA_KEY_FILE), 'utf8');
-      assertLanyardError(
+      expectRefusalAs(
         () => initDevCa({ trustDomain: 'example.org', dir }),
         AlreadyExistsError,
         ErrorCode.ALREADY_EXISTS,
@@ -81,7 +83,7 @@ describe('dev CA', () => {
 
     it('refuses when only a key file is present', () => {
       writeFileSync(join(dir, CA_KEY_FILE), 'stale', { mode: 0o600 });
-      assertLanyardError(
+      expectRefusalAs(
         () => initDevCa({ trustDomain: 'example.org', dir }),
         AlreadyExistsError,
         ErrorCode.ALREADY_EXISTS,
@@ -107,7 +109,7 @@ describe('dev CA', () => {
     it('refuses a key file readable by group or others unless allowed, and then flags it', () => {
       initDevCa({ trustDomain: 'example.org', dir });
       chmodSync(join(dir, CA_KEY_FILE), 0o640);
-      assertLanyardError(() => loadDevCa(dir), LanyardError, ErrorCode.INVALID_ARGUMENT, /chmod 600/);
+      expectRefusalAs(() => loadDevCa(dir), LanyardError, ErrorCode.INVALID_ARGUMENT, /chmod 600/);
       const loaded = loadDevCa(dir, { allowInsecureKeyFile: true });
       assert.equal(loaded.keyFileInsecure, true);
     });
@@ -118,7 +120,7 @@ describe('dev CA', () => {
       try {
         initDevCa({ trustDomain: 'example.org', dir: other });
         writeFileSync(join(dir, CA_KEY_FILE), readFileSync(join(other, CA_KEY_FILE)), { mode: 0o600 });
-        assertLanyardError(() => loadDevCa(dir), LanyardError, ErrorCode.INVALID_ARGUMENT, /does not belong/);
+        expectRefusalAs(() => loadDevCa(dir), LanyardError, ErrorCode.INVALID_ARGUMENT, /does not belong/);
       } finally {
         removeDir(other);
       }
@@ -147,7 +149,7 @@ describe('dev CA', () => {
     });
 
     it('reports missing files as ERR_IO', () => {
-      assertLanyardError(() => loadDevCa(join(dir, 'nope')), LanyardError, ErrorCode.IO);
+      expectRefusalAs(() => loadDevCa(join(dir, 'nope')), LanyardError, ErrorCode.IO);
     });
   });
 
@@ -207,12 +209,12 @@ describe('dev CA', () => {
       const ca = initDevCa({ trustDomain: 'example.org', dir, ttlSeconds: 120 });
       const svid = mintSvid(ca, { spiffeId: 'spiffe://example.org/a', ttlSeconds: 3600 });
       assert.equal(svid.cert.notAfter.getTime(), ca.cert.notAfter.getTime());
-      assertLanyardError(
+      expectRefusalAs(
         () => mintSvid(ca, { spiffeId: 'spiffe://other.org/a' }),
         LanyardError,
         ErrorCode.WRONG_TRUST_DOMAIN,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () => mintSvid(ca, { spiffeId: 'spiffe://example.org' }),
         InvalidSpiffeIdError,
         ErrorCode.INVALID_SPIFFE_ID,

@@ -10,8 +10,9 @@ import {
   LanyardError,
   NotFoundError,
 } from '../../src/errors';
-import { removeDir, tempDir } from '../x509/fixtures';
-import { assertNoSecrets, errorText, rejectsWith, secretFragments } from './helpers';
+import { assertNoSecrets, errorText, secretFragments } from '../support/ca';
+import { removeDir, tempDir } from '../support/tmp';
+import { rejectsWithCodeAs } from '../support/refusal';
 
 function mode(path: string): number {
   return statSync(path).mode & 0o777;
@@ -38,7 +39,11 @@ function keyManagerContract(name: string, make: () => { km: KeyManager; cleanup:
 
     it('never replaces an existing key', async () => {
       const first = await km.generateKey('ca-1', 'ec-p256');
-      await rejectsWith(km.generateKey('ca-1', 'ec-p256'), AlreadyExistsError, ErrorCode.ALREADY_EXISTS);
+      await rejectsWithCodeAs(
+        km.generateKey('ca-1', 'ec-p256'),
+        AlreadyExistsError,
+        ErrorCode.ALREADY_EXISTS,
+      );
       assert.ok((await km.getKey('ca-1')).publicKey.equals(first.publicKey));
     });
 
@@ -49,13 +54,13 @@ function keyManagerContract(name: string, make: () => { km: KeyManager; cleanup:
       await km.deleteKey('a');
       await km.deleteKey('a');
       assert.deepEqual(await km.listKeys(), ['b']);
-      await rejectsWith(km.getKey('a'), NotFoundError, ErrorCode.NOT_FOUND, /no key a\b/);
+      await rejectsWithCodeAs(km.getKey('a'), NotFoundError, ErrorCode.NOT_FOUND, /no key a\b/);
     });
 
     it('refuses ids that could escape the key directory or hide as dot files', async () => {
       for (const bad of ['', '../x', 'a/b', '.hidden', 'x'.repeat(129), 'a b']) {
-        await rejectsWith(km.generateKey(bad, 'ec-p256'), LanyardError, ErrorCode.INVALID_ARGUMENT);
-        await rejectsWith(km.getKey(bad), LanyardError, ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithCodeAs(km.generateKey(bad, 'ec-p256'), LanyardError, ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithCodeAs(km.getKey(bad), LanyardError, ErrorCode.INVALID_ARGUMENT);
       }
     });
   });
@@ -110,7 +115,7 @@ describe('DiskKeyManager', () => {
     const km = DiskKeyManager.inDataDir(dataDir);
     const made = await km.generateKey('k', 'ec-p256');
     chmodSync(join(keysDir, 'k.pem'), 0o644);
-    const e = await rejectsWith(
+    const e = await rejectsWithCodeAs(
       DiskKeyManager.inDataDir(dataDir).getKey('k'),
       KeyManagerError,
       ErrorCode.KEY_FILE_INSECURE,
@@ -126,7 +131,7 @@ describe('DiskKeyManager', () => {
     const pem = readFileSync(file, 'utf8');
     // Truncated, as a torn write on a file system without atomic rename might leave it.
     writeFileSync(file, pem.slice(0, pem.length - 40), { mode: 0o600 });
-    const e = await rejectsWith(
+    const e = await rejectsWithCodeAs(
       km.getKey('k'),
       KeyManagerError,
       ErrorCode.KEY_UNREADABLE,
@@ -140,7 +145,7 @@ describe('DiskKeyManager', () => {
     mkdirSync(keysDir, { recursive: true, mode: 0o700 });
     const weak = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey;
     writeFileSync(join(keysDir, 'k.pem'), weak.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    await rejectsWith(
+    await rejectsWithCodeAs(
       DiskKeyManager.inDataDir(dataDir).getKey('k'),
       KeyManagerError,
       ErrorCode.KEY_UNREADABLE,

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { removeDir, tempDir } from '../x509/fixtures';
-import { addSeconds, DataDir, T0 } from './helpers';
+import { addSeconds, DataDir } from '../support/ca';
+import { removeDir, tempDir } from '../support/tmp';
+import { T0 } from '../support/clock';
 
 /** CaManager.readiness: what health checks read. Fake clock, real store and disk keys; CA TTL 600 s. */
 describe('CaManager.readiness', () => {

@@ -10,8 +10,10 @@ import { generateKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { validateCertPath } from '../../src/verify/path-validation';
 import { createIntermediateCa, createRootCa, type NameConstraintsSpec } from '../../src/x509/profiles';
-import { assertLanyardError, removeDir, tempDir } from '../x509/fixtures';
-import { addSeconds, assertNoSecrets, DataDir, errorText, secretFragments, T0, TD } from './helpers';
+import { addSeconds, assertNoSecrets, DataDir, errorText, secretFragments, TD } from '../support/ca';
+import { removeDir, tempDir } from '../support/tmp';
+import { T0 } from '../support/clock';
+import { expectRefusalAs } from '../support/refusal';
 
 interface Org {
   root: ParsedCertificate;
@@ -256,7 +258,7 @@ describe('CaManager with an upstream authority', () => {
   describe('loadUpstreamAuthority refuses bad files with ConfigError naming the file', () => {
     it('an intermediate that may not sign a CA (pathLenConstraint 0)', () => {
       const org = makeOrg(dir, { intermediatePathLen: 0 });
-      assertLanyardError(
+      expectRefusalAs(
         () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
@@ -268,7 +270,7 @@ describe('CaManager with an upstream authority', () => {
       const org = makeOrg(dir);
       const other = generateKeyPair('ec-p256').privateKey;
       writeFileSync(org.files.keyFile, other.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-      assertLanyardError(
+      expectRefusalAs(
         () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
@@ -276,7 +278,7 @@ describe('CaManager with an upstream authority', () => {
       );
 
       const open = makeOrg(dir, { keyMode: 0o644 });
-      assertLanyardError(
+      expectRefusalAs(
         () => loadUpstreamAuthority(open.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
@@ -290,7 +292,7 @@ describe('CaManager with an upstream authority', () => {
         ttlSeconds: 86400,
       });
       writeFileSync(a.files.bundleFile, encodePem('CERTIFICATE', foreignRoot.der));
-      assertLanyardError(
+      expectRefusalAs(
         () => loadUpstreamAuthority(a.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
@@ -304,7 +306,7 @@ describe('CaManager with an upstream authority', () => {
       const org = makeChainOrg(dir, [{ pathLen: 1 }, {}]);
       validateCertPath(org.chain, [org.root], { at: T0 });
       const regional = org.chain[1]!;
-      assertLanyardError(
+      expectRefusalAs(
         () =>
           loadUpstreamAuthority(org.files, {
             trustDomain: TD,
@@ -326,7 +328,7 @@ describe('CaManager with an upstream authority', () => {
         { nameConstraints: { permitted: [{ kind: 'uri', value: 'other.example' }] } },
       ]);
       validateCertPath(org.chain, [org.root], { at: T0 });
-      assertLanyardError(
+      expectRefusalAs(
         () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,
@@ -340,7 +342,7 @@ describe('CaManager with an upstream authority', () => {
       // Default depth 8 = leaf + Lanyard CA + org intermediates + root: 6 org intermediates are one too many.
       const org = makeChainOrg(dir, [{}, {}, {}, {}, {}, {}]);
       validateCertPath(org.chain, [org.root], { at: T0 });
-      assertLanyardError(
+      expectRefusalAs(
         () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
         ConfigError,
         ErrorCode.INVALID_CONFIG,

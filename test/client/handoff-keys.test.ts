@@ -13,14 +13,11 @@ import { grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { decodeDelegationBinding } from '../../src/x509/agent-context/codec';
 import { parseCsr } from '../../src/x509/csr';
 import { generateKeyPair, spkiDer } from '../../src/x509/keys';
-import { delegatedPair, createPki } from '../interop/helpers/pki';
+import { delegatedPair, createPki } from '../support/pki';
+import { expectRefusal } from '../support/refusal';
 
 const A = 'spiffe://example.org/agent/a';
 const B = 'spiffe://example.org/agent/b';
-
-function expectLanyardCode(fn: () => unknown, code: string): void {
-  assert.throws(fn, (e: unknown) => e instanceof LanyardError && e.code === code);
-}
 
 describe('client: handoff keys (the child key, bound at grant time)', () => {
   it("a HandoffKey's id is the hex SHA-256 of its SubjectPublicKeyInfo, and its CSR is for that key", () => {
@@ -36,12 +33,12 @@ describe('client: handoff keys (the child key, bound at grant time)', () => {
   it('hands out each key once, only to the caller it was offered to', () => {
     const keys = new HandoffKeys();
     const offer = keys.offer(A);
-    expectLanyardCode(() => keys.take(offer.keySha256, B), ErrorCode.HANDOFF_KEY_UNKNOWN);
+    expectRefusal(() => keys.take(offer.keySha256, B), ErrorCode.HANDOFF_KEY_UNKNOWN);
     // The refusal left it for A.
     const key = keys.take(offer.keySha256, A);
     assert.equal(key.id, offer.keySha256);
-    expectLanyardCode(() => keys.take(offer.keySha256, A), ErrorCode.HANDOFF_KEY_UNKNOWN);
-    expectLanyardCode(() => keys.take('0'.repeat(64), A), ErrorCode.HANDOFF_KEY_UNKNOWN);
+    expectRefusal(() => keys.take(offer.keySha256, A), ErrorCode.HANDOFF_KEY_UNKNOWN);
+    expectRefusal(() => keys.take('0'.repeat(64), A), ErrorCode.HANDOFF_KEY_UNKNOWN);
     assert.equal(keys.size, 0);
   });
 
@@ -53,7 +50,7 @@ describe('client: handoff keys (the child key, bound at grant time)', () => {
     now += 119_999;
     assert.equal(keys.size, 1);
     now += 1;
-    expectLanyardCode(() => keys.take(offer.keySha256, A), ErrorCode.HANDOFF_KEY_UNKNOWN);
+    expectRefusal(() => keys.take(offer.keySha256, A), ErrorCode.HANDOFF_KEY_UNKNOWN);
     assert.equal(keys.size, 0);
   });
 
@@ -62,9 +59,9 @@ describe('client: handoff keys (the child key, bound at grant time)', () => {
     const keys = new HandoffKeys({ maxKeysPerPeer: 2, maxKeys: 3, ttlSeconds: 10, clock: () => now });
     const first = keys.offer(A);
     keys.offer(A);
-    expectLanyardCode(() => keys.offer(A), ErrorCode.HANDOFF_KEYS_EXHAUSTED);
+    expectRefusal(() => keys.offer(A), ErrorCode.HANDOFF_KEYS_EXHAUSTED);
     keys.offer(B);
-    expectLanyardCode(() => keys.offer(B), ErrorCode.HANDOFF_KEYS_EXHAUSTED);
+    expectRefusal(() => keys.offer(B), ErrorCode.HANDOFF_KEYS_EXHAUSTED);
     // Nothing was pushed out by the refused offers: A's first key is still A's.
     keys.take(first.keySha256, A);
     keys.offer(B);
@@ -115,7 +112,7 @@ describe('client: handoff keys (the child key, bound at grant time)', () => {
       spkiDer(publicKey),
       generateKeyPair().privateKey,
     ]) {
-      expectLanyardCode(() => childKeySha256(bad), ErrorCode.INVALID_ARGUMENT);
+      expectRefusal(() => childKeySha256(bad), ErrorCode.INVALID_ARGUMENT);
     }
   });
 });

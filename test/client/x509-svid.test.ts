@@ -17,9 +17,9 @@ import {
 } from '../../src/client';
 import { encodePem } from '../../src/x509/pem';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
-import { type CertSpec, makeIntermediate, makeLeaf, makeRoot, type Issued } from '../verify/helpers/certs';
-import { expectCode } from '../verify/helpers/expect';
-import { removeDir, tempDir } from '../x509/fixtures';
+import { type CertSpec, makeIntermediate, makeLeaf, makeRoot, type Issued } from '../support/certs';
+import { removeDir, tempDir } from '../support/tmp';
+import { expectRefusal } from '../support/refusal';
 
 const ID = 'spiffe://example.org/workload-1';
 
@@ -69,13 +69,13 @@ describe('X509-SVID loading: go-spiffe x509svid test data', function () {
   ];
   for (const [certs, key, code, theirs] of refused) {
     it(`refuses ${certs} with ${key}: ${code} (go-spiffe: ${theirs})`, () => {
-      expectCode(() => loadX509Svid(file(certs), file(key)), code);
+      expectRefusal(() => loadX509Svid(file(certs), file(key)), code);
     });
   }
 
   it('a CA:true leaf does not load into a StaticX509Source either', () => {
     const bundle = file('good-leaf-and-intermediate.pem');
-    expectCode(
+    expectRefusal(
       () =>
         StaticX509Source.fromFiles({
           certFile: file('wrong-leaf-ca-true.pem'),
@@ -130,14 +130,18 @@ describe('X509-SVID loading: the profile, with certificates built here', () => {
 
   it('toX509Svid refuses a leaf with cA=true (it used to load as a workload SVID)', () => {
     const leaf = makeLeaf(ID, root, { basicConstraints: { ca: true } });
-    expectCode(() => toX509Svid([leaf.cert.der], leaf.key.privateKey), 'ERR_SVID_INVALID', /CA certificate/);
+    expectRefusal(
+      () => toX509Svid([leaf.cert.der], leaf.key.privateKey),
+      'ERR_SVID_INVALID',
+      /CA certificate/,
+    );
   });
 
   it('refuses a leaf without keyUsage, or whose keyUsage lacks digitalSignature', () => {
     const none = makeLeaf(ID, root, { keyUsage: null });
-    expectCode(() => toX509Svid([none.cert.der], none.key.privateKey), 'ERR_SVID_INVALID', /no keyUsage/);
+    expectRefusal(() => toX509Svid([none.cert.der], none.key.privateKey), 'ERR_SVID_INVALID', /no keyUsage/);
     const agreement = makeLeaf(ID, root, { keyUsage: ['keyAgreement'] });
-    expectCode(
+    expectRefusal(
       () => toX509Svid([agreement.cert.der], agreement.key.privateKey),
       'ERR_SVID_INVALID',
       /lacks digitalSignature/,
@@ -146,20 +150,20 @@ describe('X509-SVID loading: the profile, with certificates built here', () => {
 
   it('refuses a leaf with more than one URI SAN, or a trust domain ID', () => {
     const two = makeLeaf(ID, root, { uris: [ID, 'spiffe://example.org/other'] });
-    expectCode(
+    expectRefusal(
       () => toX509Svid([two.cert.der], two.key.privateKey),
       'ERR_SVID_INVALID',
       /exactly one URI SAN/,
     );
     const tdId = makeLeaf('spiffe://example.org', root);
-    expectCode(() => toX509Svid([tdId.cert.der], tdId.key.privateKey), 'ERR_SVID_INVALID', /no path/);
+    expectRefusal(() => toX509Svid([tdId.cert.der], tdId.key.privateKey), 'ERR_SVID_INVALID', /no path/);
   });
 
   // Deliberately stricter than go-spiffe's Parse (which reads no extKeyUsage): the verifier refuses such a
   // leaf at every peer, so a workload holding one would fail every handshake; it is refused where it loads.
   it('refuses a leaf whose extKeyUsage lacks clientAuth (go-spiffe loads it; our verifier would refuse it)', () => {
     const leaf = makeLeaf(ID, root, { eku: [id_kp_serverAuth] });
-    expectCode(() => toX509Svid([leaf.cert.der], leaf.key.privateKey), 'ERR_SVID_INVALID', /clientAuth/);
+    expectRefusal(() => toX509Svid([leaf.cert.der], leaf.key.privateKey), 'ERR_SVID_INVALID', /clientAuth/);
   });
 
   it('refuses a signing certificate that is not a CA, or lacks keyCertSign, or has no keyUsage', () => {
@@ -172,14 +176,14 @@ describe('X509-SVID loading: the profile, with certificates built here', () => {
     for (const [spec, code] of cases) {
       const bad = makeIntermediate(TD, root, spec);
       const leaf = makeLeaf(ID, bad);
-      expectCode(() => toX509Svid([leaf.cert.der, bad.cert.der], leaf.key.privateKey), code);
+      expectRefusal(() => toX509Svid([leaf.cert.der, bad.cert.der], leaf.key.privateKey), code);
     }
   });
 
   it('refuses a chain whose last block was cut off before its END line, rather than load a shorter chain', () => {
     const leaf = makeLeaf(ID, intermediate);
     const cut = pemOf(leaf, intermediate).replace(/-----END CERTIFICATE-----\n$/, '');
-    expectCode(() => parseX509Svid(cut, keyPem(leaf)), 'ERR_MALFORMED_PEM', /not terminated/);
+    expectRefusal(() => parseX509Svid(cut, keyPem(leaf)), 'ERR_MALFORMED_PEM', /not terminated/);
   });
 
   it('refuses an encrypted key, and raw input that is not DER', () => {
@@ -190,13 +194,13 @@ describe('X509-SVID loading: the profile, with certificates built here', () => {
       cipher: 'aes-256-cbc',
       passphrase: 'secret',
     }) as string;
-    expectCode(() => parseX509Svid(pemOf(leaf), encrypted), 'ERR_MALFORMED_PEM', /encrypted/);
+    expectRefusal(() => parseX509Svid(pemOf(leaf), encrypted), 'ERR_MALFORMED_PEM', /encrypted/);
     const keyDer = new Uint8Array(leaf.key.privateKey.export({ type: 'pkcs8', format: 'der' }));
-    expectCode(
+    expectRefusal(
       () => parseX509SvidRaw(new TextEncoder().encode('not-DER-encoded'), keyDer),
       'ERR_MALFORMED_CERTIFICATE',
     );
-    expectCode(() => parseX509SvidRaw(leaf.cert.der, new Uint8Array([1, 2, 3])), 'ERR_MALFORMED_PEM');
+    expectRefusal(() => parseX509SvidRaw(leaf.cert.der, new Uint8Array([1, 2, 3])), 'ERR_MALFORMED_PEM');
   });
 
   it('loadX509Svid names a file it cannot read, with ERR_IO', () => {
@@ -205,12 +209,12 @@ describe('X509-SVID loading: the profile, with certificates built here', () => {
       const leaf = makeLeaf(ID, root);
       const cert = path.join(dir, 'svid.pem');
       fs.writeFileSync(cert, pemOf(leaf));
-      expectCode(
+      expectRefusal(
         () => loadX509Svid(cert, path.join(dir, 'missing.key')),
         'ERR_IO',
         /key file .*missing\.key/,
       );
-      expectCode(() => loadX509Svid(path.join(dir, 'missing.pem'), cert), 'ERR_IO', /certificate file/);
+      expectRefusal(() => loadX509Svid(path.join(dir, 'missing.pem'), cert), 'ERR_IO', /certificate file/);
     } finally {
       removeDir(dir);
     }

@@ -12,8 +12,8 @@ import { verifyHopPeer, verifyHopPeerSync } from '../../src/hop/peer';
 import { runAuthorize, type HopPolicy } from '../../src/hop/policy';
 import { authorizeAny, authorizeId, verifyX509Svid } from '../../src/verify';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
-import { createPki, issueSvid } from '../interop/helpers/pki';
-import { assertCode } from './helpers';
+import { createPki, issueSvid } from '../support/pki';
+import { assertRefusal } from '../support/refusal';
 
 describe('hop: authorizers, policy hooks and decisions', () => {
   const pki = createPki('example.org');
@@ -25,7 +25,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
   it('an Authorizer allows by returning and refuses by throwing ERR_UNAUTHORIZED', async () => {
     assert.deepEqual(await runAuthorize(authorizeAny(), peer, request), {});
     await assert.rejects(runAuthorize(authorizeId('spiffe://example.org/other'), peer, request), (e) => {
-      assertCode(e, 'ERR_UNAUTHORIZED');
+      assertRefusal(e, 'ERR_UNAUTHORIZED');
       return true;
     });
   });
@@ -41,7 +41,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
     };
     assert.deepEqual(await runAuthorize(hook, peer, request), { policyVersion: 'v7' });
     await assert.rejects(runAuthorize(hook, peer, { ...request, action: 'DELETE /docs' }), (e) => {
-      assertCode(e, 'ERR_POLICY_DENIED');
+      assertRefusal(e, 'ERR_POLICY_DENIED');
       assert.match((e as Error).message, /read only/);
       assert.ok(e instanceof PolicyDeniedError);
       assert.equal(e.policyReason, 'read only');
@@ -83,7 +83,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
       () =>
         verifyHopPeerSync(chain, { bundles: pki.bundle, authorize: async () => ({ allow: true }) }, request),
       (e) => {
-        assertCode(e, 'ERR_INVALID_ARGUMENT');
+        assertRefusal(e, 'ERR_INVALID_ARGUMENT');
         return true;
       },
     );
@@ -110,7 +110,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
       },
     };
     await assert.rejects(verifyHopPeer(chain, options, request), (e) => {
-      assertCode(e, 'ERR_UNAUTHORIZED');
+      assertRefusal(e, 'ERR_UNAUTHORIZED');
       return true;
     });
     const refusal = lines
@@ -135,7 +135,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
     await assert.rejects(
       verifyHopPeer(other, { bundles, authorize: authorizeAny(), trustDomain: 'example.org' }, request),
       (e) => {
-        assertCode(e, 'ERR_WRONG_TRUST_DOMAIN');
+        assertRefusal(e, 'ERR_WRONG_TRUST_DOMAIN');
         return true;
       },
     );
@@ -150,7 +150,7 @@ describe('hop: authorizers, policy hooks and decisions', () => {
         request,
       ),
       (e) => {
-        assertCode(e, 'ERR_CLIENT_CERT_REQUIRED');
+        assertRefusal(e, 'ERR_CLIENT_CERT_REQUIRED');
         return true;
       },
     );

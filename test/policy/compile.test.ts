@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, LanyardError } from '../../src/errors';
 import { compilePolicies, readPolicyFiles } from '../../src/policy';
-import { removeDir, tempPolicyDir } from './helpers';
+import { tempPolicyDir } from './helpers';
+import { removeDir } from '../support/tmp';
 
 const PERMIT_RUNNER = `@id("tool-runner-may-call-a")
 permit (

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, LanyardError } from '../../src/errors';
 import { PolicyEngine } from '../../src/policy';
-import { removeDir, tempPolicyDir, verifiedPeers, writeAtomically } from './helpers';
+import { tempPolicyDir, verifiedPeers, writeAtomically } from './helpers';
+import { removeDir } from '../support/tmp';
 
 const allowFor = (who: string): string =>
   `@id("runner-calls-a")\npermit (principal, action == Lanyard::Action::"call", resource == Lanyard::Service::"service-a") when { principal.rootPrincipal == "${who}" };\n`;

@@ -15,7 +15,8 @@ import {
 } from '../../src/policy';
 import { SpiffeId } from '../../src/spiffe';
 import type { VerifiedSvid } from '../../src/verify';
-import { removeDir, tempPolicyDir, verifiedPeers } from './helpers';
+import { tempPolicyDir, verifiedPeers } from './helpers';
+import { removeDir } from '../support/tmp';
 
 const POLICIES = `
 @id("runner-calls-a-for-alice")

@@ -1,18 +1,14 @@
 /** Policy files in a temp dir, and real verified SVIDs (a delegated session) to decide about. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { verifyX509Svid, type VerifiedSvid } from '../../src/verify';
-import { createPki, delegatedPair, type TrustDomainPki } from '../interop/helpers/pki';
+import { tempDir } from '../support/tmp';
+import { createPki, delegatedPair, type TrustDomainPki } from '../support/pki';
 
 export function tempPolicyDir(files: Record<string, string> = {}): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-policy-'));
+  const dir = tempDir('policy');
   for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
   return dir;
-}
-
-export function removeDir(dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /** alice's planner session (docs:read, tools:run) delegated tools:run to the tool-runner; both verified. */

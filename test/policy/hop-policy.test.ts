@@ -10,8 +10,9 @@ import type { HopDecision } from '../../src/hop/decision';
 import { verifyHopPeer } from '../../src/hop/peer';
 import type { HopPolicy } from '../../src/hop/policy';
 import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../../src/policy';
-import { createPki, delegatedPair } from '../interop/helpers/pki';
-import { removeDir, tempPolicyDir } from './helpers';
+import { createPki, delegatedPair } from '../support/pki';
+import { tempPolicyDir } from './helpers';
+import { removeDir } from '../support/tmp';
 
 const POLICY = `
 @id("runner-calls-a-for-alice")

@@ -15,7 +15,8 @@ import { CrlPublisher } from '../../src/server/revocation/crl-publisher';
 import { RevocationFeed } from '../../src/server/sessions/revocation-feed';
 import type { SqliteStore } from '../../src/store';
 import type { NewSession } from '../../src/store/types';
-import { DataDir, T0 } from '../ca/helpers';
+import { DataDir } from '../support/ca';
+import { T0 } from '../support/clock';
 
 function listedSerials(der: Uint8Array): string[] {
   const list = AsnConvert.parse(der, CertificateList);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { InvalidSpiffeIdError, InvalidTrustDomainError } from '../../src/errors';
 import { SpiffeId, TrustDomain } from '../../src/spiffe';
+import { propertyRuns } from '../support/property';
 
 const TD_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789.-_';
 const PATH_ALPHABET = TD_ALPHABET + 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -62,7 +63,7 @@ describe('SpiffeId parsing properties', () => {
         assert.ok(SpiffeId.parse(id.toString()).equals(id));
         assert.equal(TrustDomain.parse(td).idString(), `spiffe://${td}`);
       }),
-      { numRuns: 500 },
+      { numRuns: propertyRuns(500) },
     );
   });
 
@@ -82,7 +83,7 @@ describe('SpiffeId parsing properties', () => {
           onlyTypedRejections(() => TrustDomain.parse(s), InvalidTrustDomainError);
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: propertyRuns(2000) },
     );
   });
 
@@ -97,7 +98,7 @@ describe('SpiffeId parsing properties', () => {
           InvalidSpiffeIdError,
         );
       }),
-      { numRuns: 1000 },
+      { numRuns: propertyRuns(1000) },
     );
   });
 
@@ -110,7 +111,7 @@ describe('SpiffeId parsing properties', () => {
         assert.throws(() => SpiffeId.parse(`spiffe://${bad}/x`), InvalidSpiffeIdError);
         assert.throws(() => TrustDomain.parse(bad), InvalidTrustDomainError);
       }),
-      { numRuns: 500 },
+      { numRuns: propertyRuns(500) },
     );
   });
 
@@ -122,7 +123,7 @@ describe('SpiffeId parsing properties', () => {
         const bad = seg.slice(0, pos) + ch + seg.slice(pos);
         assert.throws(() => SpiffeId.fromSegments(td, bad), InvalidSpiffeIdError);
       }),
-      { numRuns: 500 },
+      { numRuns: propertyRuns(500) },
     );
   });
 });

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCode, isLanyardError, RevisionConflictError } from '../../src/errors';
 import { hashJoinToken } from '../../src/internal/join-token-secret';
 import type { Store } from '../../src/store/store';
+import { FakeClock } from '../support/clock';
+import { rejectsWithCode } from '../support/refusal';
 import type {
   CaAuthorityRecord,
   Entry,
@@ -42,27 +44,6 @@ export function newEntry(overrides: Partial<NewEntry> = {}): NewEntry {
   };
 }
 
-/** Asserts that `p` rejects with a LanyardError of `code`, and returns the error. */
-export async function rejectsWithCode(p: Promise<unknown>, code: string): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isLanyardError(e), `expected a LanyardError ${code}, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected rejection with ${code}`);
-}
-
-/** A clock the tests move by hand. */
-export class FakeClock {
-  constructor(private ms = Date.UTC(2030, 0, 1)) {}
-  now = (): Date => new Date(this.ms);
-  advance(ms: number): void {
-    this.ms += ms;
-  }
-}
-
 export function runStoreConformance(name: string, makeHarness: MakeStoreHarness): void {
   describe(`Store conformance: ${name}`, () => {
     let harness: StoreHarness;
@@ -71,8 +52,8 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
 
     beforeEach(async () => {
       harness = await makeHarness();
-      clock = new FakeClock();
-      store = await harness.open({ clock: clock.now });
+      clock = new FakeClock(new Date(Date.UTC(2030, 0, 1)));
+      store = await harness.open({ clock: clock.read });
     });
     afterEach(async () => {
       await harness.destroy();
@@ -83,8 +64,8 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         const created = await store.createEntry(newEntry({ allowedScopes: ['tickets:read'], admin: true }));
         assert.match(created.id, /^[0-9a-f-]{36}$/);
         assert.equal(created.revision, 1);
-        assert.deepEqual(created.createdAt, clock.now());
-        assert.deepEqual(created.updatedAt, clock.now());
+        assert.deepEqual(created.createdAt, clock.now);
+        assert.deepEqual(created.updatedAt, clock.now);
         assert.deepEqual(await store.getEntry(created.id), created);
       });
 
@@ -115,8 +96,8 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
             { type: 'k8s', value: 'sa:planner' },
             { type: 'unix', value: 'uid:1000' },
           ],
-          createdAt: clock.now(),
-          updatedAt: clock.now(),
+          createdAt: clock.now,
+          updatedAt: clock.now,
           revision: 1,
         });
         assert.deepEqual(await store.getEntry('entry-1'), created);
@@ -165,7 +146,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.deepEqual(updated.allowedScopes, ['x:y']);
         assert.equal(updated.admin, true);
         assert.deepEqual(updated.createdAt, created.createdAt);
-        assert.deepEqual(updated.updatedAt, clock.now());
+        assert.deepEqual(updated.updatedAt, clock.now);
         assert.deepEqual(updated.selectors, created.selectors);
         assert.deepEqual(await store.getEntry(created.id), updated);
       });
@@ -260,7 +241,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
           newEntry({
             spiffeId: `${TD}/agents_d`,
             selectors: [k8s('sa:b')],
-            expiresAt: new Date(clock.now().getTime() + 1000),
+            expiresAt: new Date(clock.now.getTime() + 1000),
           }),
         );
       });
@@ -285,7 +266,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
 
       it('filters out expired entries when asked', async () => {
         clock.advance(2000);
-        assert.deepEqual(await list({ notExpiredAt: clock.now() }), ids([e1, e2, e3]));
+        assert.deepEqual(await list({ notExpiredAt: clock.now }), ids([e1, e2, e3]));
       });
 
       it('matches selectors exactly, as subset, as superset and by any', async () => {
@@ -351,7 +332,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
     });
 
     describe('join tokens', () => {
-      const expiresIn = (ms: number): Date => new Date(clock.now().getTime() + ms);
+      const expiresIn = (ms: number): Date => new Date(clock.now.getTime() + ms);
       const newToken = (secret: string, ms = 60_000) => ({
         id: `jt-${secret}`,
         tokenHash: hashJoinToken(secret),
@@ -363,25 +344,22 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       it('consumes a token once: the second use is ERR_TOKEN_SPENT', async () => {
         const created = await store.createJoinToken(newToken('s1'));
         assert.equal(created.spentAt, undefined);
-        const used = await store.consumeJoinToken(hashJoinToken('s1'), clock.now());
+        const used = await store.consumeJoinToken(hashJoinToken('s1'), clock.now);
         assert.equal(used.spiffeId, `${TD}/agents/a`);
         assert.equal(used.entryId, 'e-1', 'the token names the entry it was created for');
-        assert.deepEqual(used.spentAt, clock.now());
-        await rejectsWithCode(
-          store.consumeJoinToken(hashJoinToken('s1'), clock.now()),
-          ErrorCode.TOKEN_SPENT,
-        );
+        assert.deepEqual(used.spentAt, clock.now);
+        await rejectsWithCode(store.consumeJoinToken(hashJoinToken('s1'), clock.now), ErrorCode.TOKEN_SPENT);
       });
 
       it('refuses an unknown token and an expired one', async () => {
         await rejectsWithCode(
-          store.consumeJoinToken(hashJoinToken('never'), clock.now()),
+          store.consumeJoinToken(hashJoinToken('never'), clock.now),
           ErrorCode.TOKEN_INVALID,
         );
         await store.createJoinToken(newToken('s2', 1000));
         clock.advance(1000);
         await rejectsWithCode(
-          store.consumeJoinToken(hashJoinToken('s2'), clock.now()),
+          store.consumeJoinToken(hashJoinToken('s2'), clock.now),
           ErrorCode.TOKEN_EXPIRED,
         );
       });
@@ -389,7 +367,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       it('never puts the token in an error message', async () => {
         const secret = randomBytes(16).toString('hex');
         const err = await rejectsWithCode(
-          store.consumeJoinToken(hashJoinToken(secret), clock.now()),
+          store.consumeJoinToken(hashJoinToken(secret), clock.now),
           ErrorCode.TOKEN_INVALID,
         );
         assert.ok(!err.message.includes(secret));
@@ -398,19 +376,19 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       it('lets exactly one of many concurrent consumers win', async () => {
         await store.createJoinToken(newToken('race'));
         const results = await Promise.allSettled(
-          Array.from({ length: 20 }, () => store.consumeJoinToken(hashJoinToken('race'), clock.now())),
+          Array.from({ length: 20 }, () => store.consumeJoinToken(hashJoinToken('race'), clock.now)),
         );
         assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
       });
 
       it('lets exactly one consumer win across separate connections', async () => {
         await store.createJoinToken(newToken('race2'));
-        const other = await harness.open({ clock: clock.now });
+        const other = await harness.open({ clock: clock.read });
         const results = await Promise.allSettled([
-          store.consumeJoinToken(hashJoinToken('race2'), clock.now()),
-          other.consumeJoinToken(hashJoinToken('race2'), clock.now()),
-          store.consumeJoinToken(hashJoinToken('race2'), clock.now()),
-          other.consumeJoinToken(hashJoinToken('race2'), clock.now()),
+          store.consumeJoinToken(hashJoinToken('race2'), clock.now),
+          other.consumeJoinToken(hashJoinToken('race2'), clock.now),
+          store.consumeJoinToken(hashJoinToken('race2'), clock.now),
+          other.consumeJoinToken(hashJoinToken('race2'), clock.now),
         ]);
         assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
         for (const r of results) {
@@ -431,12 +409,12 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         await store.createJoinToken(newToken('short', 1000));
         await store.createJoinToken(newToken('long', 100_000));
         clock.advance(5000);
-        assert.equal(await store.pruneJoinTokens(clock.now()), 1);
+        assert.equal(await store.pruneJoinTokens(clock.now), 1);
         await rejectsWithCode(
-          store.consumeJoinToken(hashJoinToken('short'), clock.now()),
+          store.consumeJoinToken(hashJoinToken('short'), clock.now),
           ErrorCode.TOKEN_INVALID,
         );
-        await store.consumeJoinToken(hashJoinToken('long'), clock.now());
+        await store.consumeJoinToken(hashJoinToken('long'), clock.now);
       });
     });
 
@@ -447,9 +425,9 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         certDer: randomBytes(64),
         upstreamChainDer: [randomBytes(32)],
         keyRef: `disk:${id}`,
-        notBefore: clock.now(),
-        notAfter: new Date(clock.now().getTime() + 86_400_000),
-        createdAt: clock.now(),
+        notBefore: clock.now,
+        notAfter: new Date(clock.now.getTime() + 86_400_000),
+        createdAt: clock.now,
       });
 
       it('puts, replaces, lists, gets and deletes CA authorities', async () => {
@@ -461,7 +439,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.deepEqual(await store.listCaAuthorities(), [a, b]);
         const retired = { ...a, status: 'retired' as const };
         await store.putCaAuthority(retired);
-        const activated = { ...b, status: 'active' as const, activatedAt: clock.now() };
+        const activated = { ...b, status: 'active' as const, activatedAt: clock.now };
         await store.putCaAuthority(activated);
         assert.deepEqual(await store.getCaAuthority('b'), activated);
         await store.deleteCaAuthority('a');
@@ -513,7 +491,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
               tokenHash: hashJoinToken('tx'),
               entryId: 'e-1',
               spiffeId: `${TD}/a`,
-              expiresAt: new Date(clock.now().getTime() + 60_000),
+              expiresAt: new Date(clock.now.getTime() + 60_000),
             });
             await tx.setBundle('lanyard.local', {
               x509AuthoritiesDer: [randomBytes(8)],
@@ -525,7 +503,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         );
         await rejectsWithCode(store.getEntry('tx-a'), ErrorCode.NOT_FOUND);
         await rejectsWithCode(
-          store.consumeJoinToken(hashJoinToken('tx'), clock.now()),
+          store.consumeJoinToken(hashJoinToken('tx'), clock.now),
           ErrorCode.TOKEN_INVALID,
         );
         assert.equal(await store.getBundle('lanyard.local'), undefined);
@@ -598,7 +576,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         scopes: ['tickets:read'],
         depth: 0,
         depthLimit: 2,
-        expiresAt: new Date(clock.now().getTime() + 3600_000),
+        expiresAt: new Date(clock.now.getTime() + 3600_000),
         ...overrides,
       });
       const grant = (id: string, overrides: Partial<NewGrant> = {}): NewGrant => ({
@@ -606,8 +584,8 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         parentSessionId: 'root',
         childSpiffeId: `${TD}/agents/tool-runner`,
         scopes: ['tickets:read'],
-        notAfter: new Date(clock.now().getTime() + 1800_000),
-        redeemBy: new Date(clock.now().getTime() + 60_000),
+        notAfter: new Date(clock.now.getTime() + 1800_000),
+        redeemBy: new Date(clock.now.getTime() + 60_000),
         bindingDer: randomBytes(40),
         signature: randomBytes(64),
         parentCertDer: randomBytes(300),
@@ -616,13 +594,13 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
 
       it('creates a root session and reads it back with its certificate serials in issuance order', async () => {
         const created = await store.createSession(session('root'));
-        assert.deepEqual(created.createdAt, clock.now());
+        assert.deepEqual(created.createdAt, clock.now);
         assert.equal(created.parentSessionId, undefined);
         assert.equal(created.endedAt, undefined);
         assert.deepEqual(created.certSerials, []);
-        await store.addSessionCertificate('root', 'b1', clock.now());
-        await store.addSessionCertificate('root', 'a2', clock.now());
-        await store.addSessionCertificate('root', 'b1', clock.now());
+        await store.addSessionCertificate('root', 'b1', clock.now);
+        await store.addSessionCertificate('root', 'a2', clock.now);
+        await store.addSessionCertificate('root', 'b1', clock.now);
         const read = await store.getSession('root');
         assert.deepEqual(read.certSerials, ['b1', 'a2']);
         assert.deepEqual(read.principal, {
@@ -632,7 +610,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         });
         await rejectsWithCode(store.createSession(session('root')), ErrorCode.ALREADY_EXISTS);
         await rejectsWithCode(store.getSession('nope'), ErrorCode.NOT_FOUND);
-        await rejectsWithCode(store.addSessionCertificate('nope', '1', clock.now()), ErrorCode.NOT_FOUND);
+        await rejectsWithCode(store.addSessionCertificate('nope', '1', clock.now), ErrorCode.NOT_FOUND);
       });
 
       it('refuses a delegated session whose parent does not exist', async () => {
@@ -648,13 +626,13 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         await store.createSession(session('a1', { parentSessionId: 'a', depth: 2 }));
         await store.createSession(session('b', { parentSessionId: 'root', depth: 1 }));
         await store.createSession(session('other'));
-        const { ended, revocations } = await store.endSessionTree('a', clock.now(), 'task done');
+        const { ended, revocations } = await store.endSessionTree('a', clock.now, 'task done');
         assert.deepEqual(
           ended.map((s) => s.id),
           ['a', 'a1'],
         );
         assert.ok(
-          ended.every((s) => s.endedAt?.getTime() === clock.now().getTime() && s.endReason === 'task done'),
+          ended.every((s) => s.endedAt?.getTime() === clock.now.getTime() && s.endReason === 'task done'),
         );
         assert.deepEqual(
           revocations.map((r) => [r.kind, r.id, r.sequence]),
@@ -665,7 +643,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         );
         assert.equal((await store.getSession('b')).endedAt, undefined);
         clock.advance(1000);
-        const all = await store.endSessionTree('root', clock.now(), 'user logged out');
+        const all = await store.endSessionTree('root', clock.now, 'user logged out');
         assert.deepEqual(
           all.ended.map((s) => s.id),
           ['root', 'b'],
@@ -680,7 +658,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
           ['root', 'b'],
         );
         assert.equal((await store.getSession('other')).endedAt, undefined);
-        await rejectsWithCode(store.endSessionTree('nope', clock.now(), ''), ErrorCode.NOT_FOUND);
+        await rejectsWithCode(store.endSessionTree('nope', clock.now, ''), ErrorCode.NOT_FOUND);
       });
 
       it('stores a grant single use: a second redemption is a replay, an unknown grant is not found', async () => {
@@ -692,54 +670,54 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
           store.createGrant(grant('g2', { parentSessionId: 'nope' })),
           ErrorCode.ALREADY_EXISTS,
         );
-        const redeemed = await store.markGrantRedeemed('g1', clock.now(), 'child-session');
-        assert.deepEqual(redeemed.redeemedAt, clock.now());
+        const redeemed = await store.markGrantRedeemed('g1', clock.now, 'child-session');
+        assert.deepEqual(redeemed.redeemedAt, clock.now);
         assert.equal(redeemed.redeemedSessionId, 'child-session');
         assert.deepEqual(redeemed.bindingDer, g.bindingDer);
-        await rejectsWithCode(store.markGrantRedeemed('g1', clock.now(), 'again'), ErrorCode.GRANT_REPLAYED);
-        await rejectsWithCode(store.markGrantRedeemed('nope', clock.now(), 'x'), ErrorCode.GRANT_NOT_FOUND);
+        await rejectsWithCode(store.markGrantRedeemed('g1', clock.now, 'again'), ErrorCode.GRANT_REPLAYED);
+        await rejectsWithCode(store.markGrantRedeemed('nope', clock.now, 'x'), ErrorCode.GRANT_NOT_FOUND);
         await rejectsWithCode(store.getGrant('nope'), ErrorCode.GRANT_NOT_FOUND);
       });
 
       it('records revocations idempotently; pruning keeps the sequence growing', async () => {
         const first = await store.addRevocation(
-          { kind: 'certificate', id: 'abc', reason: 'key leaked', expiresAt: clock.now() },
-          clock.now(),
+          { kind: 'certificate', id: 'abc', reason: 'key leaked', expiresAt: clock.now },
+          clock.now,
         );
         assert.equal(first.sequence, 1);
         const again = await store.addRevocation(
-          { kind: 'certificate', id: 'abc', reason: 'twice', expiresAt: clock.now() },
-          clock.now(),
+          { kind: 'certificate', id: 'abc', reason: 'twice', expiresAt: clock.now },
+          clock.now,
         );
         assert.deepEqual(again, first);
         assert.deepEqual(await store.getRevocation('certificate', 'abc'), first);
         assert.equal(await store.getRevocation('session', 'abc'), undefined);
         assert.equal(await store.lastRevocationSequence(), 1);
         clock.advance(1000);
-        assert.equal(await store.pruneRevocations(clock.now()), 1);
+        assert.equal(await store.pruneRevocations(clock.now), 1);
         assert.deepEqual(await store.listRevocations(0), []);
         assert.equal(await store.lastRevocationSequence(), 1);
         const next = await store.addRevocation(
-          { kind: 'certificate', id: 'def', reason: '', expiresAt: clock.now() },
-          clock.now(),
+          { kind: 'certificate', id: 'def', reason: '', expiresAt: clock.now },
+          clock.now,
         );
         assert.equal(next.sequence, 2);
       });
 
       it('prunes only expired revocations; the sequence never goes back, also after reopening', async () => {
-        const at = (ms: number): Date => new Date(clock.now().getTime() + ms);
+        const at = (ms: number): Date => new Date(clock.now.getTime() + ms);
         await store.addRevocation(
           { kind: 'certificate', id: 'a1', reason: '', expiresAt: at(1000) },
-          clock.now(),
+          clock.now,
         );
         await store.addRevocation(
           { kind: 'certificate', id: 'b2', reason: '', expiresAt: at(5000) },
-          clock.now(),
+          clock.now,
         );
         await store.createSession(session('s', { expiresAt: at(9000) }));
-        await store.endSessionTree('s', clock.now(), 'done');
+        await store.endSessionTree('s', clock.now, 'done');
         clock.advance(2000);
-        assert.equal(await store.pruneRevocations(clock.now()), 1);
+        assert.equal(await store.pruneRevocations(clock.now), 1);
         assert.deepEqual(
           (await store.listRevocations(0)).map((r) => [r.sequence, r.id]),
           [
@@ -750,22 +728,22 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         // Nothing at or before the instant's own expiry is dropped: "before" is strict.
         assert.equal(await store.pruneRevocations(at(3000)), 0);
         clock.advance(10_000);
-        assert.equal(await store.pruneRevocations(clock.now()), 2);
+        assert.equal(await store.pruneRevocations(clock.now), 2);
         assert.deepEqual(await store.listRevocations(0), []);
         assert.equal(await store.lastRevocationSequence(), 3);
         await store.close();
-        store = await harness.open({ clock: clock.now });
+        store = await harness.open({ clock: clock.read });
         assert.equal(await store.lastRevocationSequence(), 3);
         const next = await store.addRevocation(
           { kind: 'certificate', id: 'a1', reason: 'again', expiresAt: at(1000) },
-          clock.now(),
+          clock.now,
         );
         assert.equal(next.sequence, 4);
       });
 
       it('lists the serials a CRL needs: revoked certificates and the certificates of ended sessions', async () => {
-        const at = (ms: number): Date => new Date(clock.now().getTime() + ms);
-        const t0 = clock.now();
+        const at = (ms: number): Date => new Date(clock.now.getTime() + ms);
+        const t0 = clock.now;
         await store.createSession(session('root', { expiresAt: at(9000) }));
         await store.createSession(
           session('child', { parentSessionId: 'root', depth: 1, expiresAt: at(9000) }),
@@ -778,12 +756,12 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         await store.addRevocation({ kind: 'certificate', id: 'c1', reason: '', expiresAt: at(5000) }, t0);
         await store.addRevocation({ kind: 'certificate', id: 'dd', reason: '', expiresAt: at(5000) }, t0);
         assert.deepEqual(
-          (await store.listRevokedSerials(clock.now())).map((r) => r.serialHex),
+          (await store.listRevokedSerials(clock.now)).map((r) => r.serialHex),
           ['c1', 'dd'],
         );
         clock.advance(1000);
-        await store.endSessionTree('root', clock.now(), 'done');
-        const listed = await store.listRevokedSerials(clock.now());
+        await store.endSessionTree('root', clock.now, 'done');
+        const listed = await store.listRevokedSerials(clock.now);
         assert.deepEqual(
           listed.map((r) => [r.serialHex, r.revokedAt.getTime() - t0.getTime()]),
           [
@@ -796,12 +774,12 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         // An expired certificate leaves the list even while its session's revocation is kept.
         clock.advance(2000);
         assert.deepEqual(
-          (await store.listRevokedSerials(clock.now())).map((r) => r.serialHex),
+          (await store.listRevokedSerials(clock.now)).map((r) => r.serialHex),
           ['a2', 'c1', 'dd'],
         );
         clock.advance(3000);
         assert.deepEqual(
-          (await store.listRevokedSerials(clock.now())).map((r) => r.serialHex),
+          (await store.listRevokedSerials(clock.now)).map((r) => r.serialHex),
           ['a2', 'c1'],
         );
       });
@@ -810,7 +788,7 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         await store.createSession(session('root'));
         await store.createSession(session('a', { parentSessionId: 'root', depth: 1 }));
         await store.createSession(session('a1', { parentSessionId: 'a', depth: 2 }));
-        const { revocations } = await store.endSessionTree('root', clock.now(), 'r'.repeat(256));
+        const { revocations } = await store.endSessionTree('root', clock.now, 'r'.repeat(256));
         assert.deepEqual(
           revocations.map((r) => [r.id, r.reason.length, r.causeSequence]),
           [
@@ -826,8 +804,8 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       it('lists revocations in pages by sequence', async () => {
         for (const id of ['c1', 'c2', 'c3', 'c4', 'c5']) {
           await store.addRevocation(
-            { kind: 'certificate', id, reason: '', expiresAt: new Date(clock.now().getTime() + 5000) },
-            clock.now(),
+            { kind: 'certificate', id, reason: '', expiresAt: new Date(clock.now.getTime() + 5000) },
+            clock.now,
           );
         }
         assert.deepEqual(
@@ -846,84 +824,84 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       });
 
       it("counts an agent's live sessions and the ones that ended since a time", async () => {
-        const later = (ms: number): Date => new Date(clock.now().getTime() + ms);
+        const later = (ms: number): Date => new Date(clock.now.getTime() + ms);
         await store.createSession(session('s1'));
         await store.createSession(session('s2'));
         await store.createSession(session('short', { expiresAt: later(1000) }));
         await store.createSession(session('other', { entryId: 'entry-2' }));
-        const since = clock.now();
-        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now(), since), {
+        const since = clock.now;
+        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now, since), {
           live: 3,
           endedInWindow: 0,
         });
         clock.advance(2000);
-        await store.endSessionTree('s1', clock.now(), '');
-        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now(), since), {
+        await store.endSessionTree('s1', clock.now, '');
+        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now, since), {
           live: 1,
           endedInWindow: 1,
         });
-        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now(), later(1)), {
+        assert.deepEqual(await store.countAgentSessions('entry-1', clock.now, later(1)), {
           live: 1,
           endedInWindow: 0,
         });
-        assert.deepEqual(await store.countAgentSessions('entry-2', clock.now(), since), {
+        assert.deepEqual(await store.countAgentSessions('entry-2', clock.now, since), {
           live: 1,
           endedInWindow: 0,
         });
       });
 
       it('lists what revocations after a sequence add to a CRL, and through which sequence', async () => {
-        const at = (ms: number): Date => new Date(clock.now().getTime() + ms);
+        const at = (ms: number): Date => new Date(clock.now.getTime() + ms);
         await store.createSession(session('root', { expiresAt: at(9000) }));
         await store.addSessionCertificate('root', 'a1', at(2000));
         await store.addSessionCertificate('root', 'a2', at(8000));
         const first = await store.addRevocation(
           { kind: 'certificate', id: 'c1', reason: '', expiresAt: at(5000) },
-          clock.now(),
+          clock.now,
         );
-        const d1 = await store.listRevokedSerialsAfter(0, clock.now());
+        const d1 = await store.listRevokedSerialsAfter(0, clock.now);
         assert.deepEqual(
           d1.serials.map((r) => r.serialHex),
           ['c1'],
         );
         assert.equal(d1.throughSequence, first.sequence);
-        await store.endSessionTree('root', clock.now(), 'done');
-        const d2 = await store.listRevokedSerialsAfter(d1.throughSequence, clock.now());
+        await store.endSessionTree('root', clock.now, 'done');
+        const d2 = await store.listRevokedSerialsAfter(d1.throughSequence, clock.now);
         assert.deepEqual(d2.serials.map((r) => r.serialHex).sort(), ['a1', 'a2']);
         assert.equal(d2.throughSequence, first.sequence + 1);
         clock.advance(3000);
         // Expired certificates are left out; nothing new: the same sequence.
         assert.deepEqual(
-          (await store.listRevokedSerialsAfter(0, clock.now())).serials.map((r) => r.serialHex).sort(),
+          (await store.listRevokedSerialsAfter(0, clock.now)).serials.map((r) => r.serialHex).sort(),
           ['a2', 'c1'],
         );
-        const d3 = await store.listRevokedSerialsAfter(d2.throughSequence, clock.now());
+        const d3 = await store.listRevokedSerialsAfter(d2.throughSequence, clock.now);
         assert.deepEqual(d3, { serials: [], throughSequence: d2.throughSequence });
       });
 
       it('prunes grants only once they can no longer be redeemed', async () => {
         await store.createSession(session('root'));
         await store.createGrant(grant('spent'));
-        await store.markGrantRedeemed('spent', clock.now(), 'c');
-        await store.createGrant(grant('late', { redeemBy: new Date(clock.now().getTime() + 120_000) }));
+        await store.markGrantRedeemed('spent', clock.now, 'c');
+        await store.createGrant(grant('late', { redeemBy: new Date(clock.now.getTime() + 120_000) }));
         clock.advance(61_000);
-        assert.equal(await store.pruneGrants(clock.now()), 1);
+        assert.equal(await store.pruneGrants(clock.now), 1);
         await rejectsWithCode(store.getGrant('spent'), ErrorCode.GRANT_NOT_FOUND);
         assert.equal((await store.getGrant('late')).redeemedAt, undefined);
       });
 
       it('keeps sessions, grants and revocations across close and reopen', async () => {
         await store.createSession(session('root'));
-        await store.addSessionCertificate('root', '1f', clock.now());
+        await store.addSessionCertificate('root', '1f', clock.now);
         await store.createGrant(grant('g1'));
-        await store.markGrantRedeemed('g1', clock.now(), 'c');
+        await store.markGrantRedeemed('g1', clock.now, 'c');
         await store.createGrant(grant('g2'));
-        await store.endSessionTree('root', clock.now(), 'done');
+        await store.endSessionTree('root', clock.now, 'done');
         const before = await store.getSession('root');
         await store.close();
-        const reopened = await harness.open({ clock: clock.now });
+        const reopened = await harness.open({ clock: clock.read });
         assert.deepEqual(await reopened.getSession('root'), before);
-        await rejectsWithCode(reopened.markGrantRedeemed('g1', clock.now(), 'x'), ErrorCode.GRANT_REPLAYED);
+        await rejectsWithCode(reopened.markGrantRedeemed('g1', clock.now, 'x'), ErrorCode.GRANT_REPLAYED);
         assert.equal((await reopened.getGrant('g2')).redeemedAt, undefined);
         assert.deepEqual(
           (await reopened.listRevocations(0)).map((r) => r.id),
@@ -937,8 +915,8 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
             await tx.createSession(session('root'));
             await tx.createGrant(grant('g1'));
             await tx.addRevocation(
-              { kind: 'session', id: 'root', reason: '', expiresAt: clock.now() },
-              clock.now(),
+              { kind: 'session', id: 'root', reason: '', expiresAt: clock.now },
+              clock.now,
             );
             throw new Error('boom');
           }),
@@ -959,18 +937,18 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
           tokenHash: hashJoinToken('persist'),
           entryId: 'e-1',
           spiffeId: `${TD}/agents/a`,
-          expiresAt: new Date(clock.now().getTime() + 60_000),
+          expiresAt: new Date(clock.now.getTime() + 60_000),
         });
-        await store.consumeJoinToken(hashJoinToken('persist'), clock.now());
+        await store.consumeJoinToken(hashJoinToken('persist'), clock.now);
         const ca: CaAuthorityRecord = {
           id: 'ca1',
           status: 'active',
           certDer: randomBytes(50),
           upstreamChainDer: [],
           keyRef: 'k',
-          notBefore: clock.now(),
-          notAfter: clock.now(),
-          createdAt: clock.now(),
+          notBefore: clock.now,
+          notAfter: clock.now,
+          createdAt: clock.now,
         };
         await store.putCaAuthority(ca);
         const bundle = await store.setBundle('lanyard.local', {
@@ -980,10 +958,10 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         const before = await store.getEntry(entry.id);
         await store.close();
 
-        const reopened = await harness.open({ clock: clock.now });
+        const reopened = await harness.open({ clock: clock.read });
         assert.deepEqual(await reopened.getEntry(entry.id), before);
         await rejectsWithCode(
-          reopened.consumeJoinToken(hashJoinToken('persist'), clock.now()),
+          reopened.consumeJoinToken(hashJoinToken('persist'), clock.now),
           ErrorCode.TOKEN_SPENT,
         );
         assert.deepEqual(await reopened.listCaAuthorities(), [ca]);

@@ -9,7 +9,8 @@ import { hashJoinToken } from '../../src/internal/join-token-secret';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/sqlite/migrations';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import type { Store } from '../../src/store/store';
-import { rejectsWithCode, runStoreConformance, type StoreHarness } from './conformance';
+import { runStoreConformance, type StoreHarness } from './conformance';
+import { rejectsWithCode } from '../support/refusal';
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-store-'));

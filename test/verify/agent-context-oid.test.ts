@@ -20,9 +20,9 @@ import {
 } from '../../src/x509/agent-context/oid';
 import { generateKeyPair } from '../../src/x509/keys';
 import { issueX509Svid } from '../../src/x509/profiles';
-import { issueSvidWithRawContextOid } from '../interop/helpers/raw-oid';
-import { baseContext, newCa, TD } from './helpers/delegation';
-import { expectCode } from './helpers/expect';
+import { issueSvidWithRawContextOid } from '../support/raw-oid';
+import { baseContext, newCa, TD } from '../support/delegation';
+import { expectRefusal } from '../support/refusal';
 
 const CUSTOM = '1.3.6.1.4.1.99999.7.1';
 const RETIRED = RETIRED_AGENT_CONTEXT_OIDS[0]!;
@@ -44,7 +44,7 @@ describe('agent-context OID', () => {
     }).cert;
 
   function expectMismatch(fn: () => unknown, expected: string, found: string): AgentContextOidMismatchError {
-    const e = expectCode(fn, ErrorCode.AGENT_CONTEXT_OID_MISMATCH);
+    const e = expectRefusal(fn, ErrorCode.AGENT_CONTEXT_OID_MISMATCH);
     assert.ok(e instanceof AgentContextOidMismatchError);
     assert.ok(e instanceof AgentContextError, 'a subclass of AgentContextError');
     assert.equal(e.expectedOid, expected);
@@ -81,19 +81,19 @@ describe('agent-context OID', () => {
         `2.${2 ** 28}`,
       ];
       for (const oid of bad) {
-        expectCode(
+        expectRefusal(
           () => resolveAgentContextOid(oid, 'agent_context.oid'),
           ErrorCode.INVALID_AGENT_CONTEXT_OID,
         );
       }
-      const e = expectCode(
+      const e = expectRefusal(
         () => resolveAgentContextOid(`1.3.6.1.4.1.${2 ** 31}.1`, '--agent-context-oid'),
         ErrorCode.INVALID_AGENT_CONTEXT_OID,
       );
       assert.match(e.message, /--agent-context-oid/);
       assert.match(e.message, /2\^28/);
       // Refused before the verifier looks at any certificate.
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([issue()], bundle, { agentContextOid: '1.3.6.1.4.1.4294967296', cache: null }),
         ErrorCode.INVALID_AGENT_CONTEXT_OID,
       );

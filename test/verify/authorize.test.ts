@@ -14,7 +14,7 @@ import {
   VerifiedSvid,
 } from '../../src/verify';
 import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/types';
-import { expectCode } from './helpers/expect';
+import { expectRefusal } from '../support/refusal';
 
 /** Authorizers only read `id` and `context`; a hand-made result keeps these tests about the decisions. */
 function svid(id: string, context?: Partial<AgentContext>): VerifiedSvid {
@@ -45,7 +45,7 @@ function svid(id: string, context?: Partial<AgentContext>): VerifiedSvid {
 const A = 'spiffe://example.org/a';
 const B = 'spiffe://example.org/b';
 const FOREIGN = 'spiffe://other.org/a';
-const denied = (fn: () => unknown, message?: RegExp) => expectCode(fn, ErrorCode.UNAUTHORIZED, message);
+const denied = (fn: () => unknown, message?: RegExp) => expectRefusal(fn, ErrorCode.UNAUTHORIZED, message);
 
 describe('authorizers', () => {
   it('authorizeAny allows every verified SVID', () => {
@@ -63,7 +63,7 @@ describe('authorizers', () => {
   });
 
   it('authorizeId parses its argument when built, not when it runs', () => {
-    expectCode(() => authorizeId('not a spiffe id'), ErrorCode.INVALID_SPIFFE_ID);
+    expectRefusal(() => authorizeId('not a spiffe id'), ErrorCode.INVALID_SPIFFE_ID);
   });
 
   it('authorizeOneOf allows the listed IDs only; an empty list allows nobody', () => {

@@ -13,7 +13,7 @@ import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
 import { generateKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { makeLeaf, makeRoot, NOW } from './helpers/certs';
+import { makeLeaf, makeRoot, NOW } from '../support/certs';
 import {
   ALICE,
   baseContext,
@@ -26,11 +26,11 @@ import {
   plannerChain,
   seconds,
   TD,
-} from './helpers/delegation';
-import { expectCode } from './helpers/expect';
+} from '../support/delegation';
 import { encodeAgentContext } from '../../src/x509/agent-context/codec';
 import { issueX509Svid } from '../../src/x509/profiles';
 import { at, BINDING, CTX, LINK, parseTlv, primitive, writeTlv } from '../x509/agent-context/tlv';
+import { expectRefusal } from '../support/refusal';
 
 describe('agent-context rules', () => {
   let ca: Ca;
@@ -152,7 +152,7 @@ describe('agent-context rules', () => {
   describe('depth', () => {
     it('accepts a chain at maxDelegationDepth and rejects one past it (ERR_DELEGATION_TOO_DEEP)', () => {
       verify(retrieval.cert, { maxDelegationDepth: 2 });
-      expectCode(() => verify(retrieval.cert, { maxDelegationDepth: 1 }), ErrorCode.DELEGATION_TOO_DEEP);
+      expectRefusal(() => verify(retrieval.cert, { maxDelegationDepth: 1 }), ErrorCode.DELEGATION_TOO_DEEP);
       verify(planner.cert, { maxDelegationDepth: 0 });
     });
 
@@ -166,7 +166,7 @@ describe('agent-context rules', () => {
         })),
       });
       verify(chain[8]!.cert);
-      expectCode(() => verify(chain[9]!.cert), ErrorCode.DELEGATION_TOO_DEEP, /9 hops, at most 8/);
+      expectRefusal(() => verify(chain[9]!.cert), ErrorCode.DELEGATION_TOO_DEEP, /9 hops, at most 8/);
     });
   });
 
@@ -174,11 +174,11 @@ describe('agent-context rules', () => {
     it('rejects an undelegated context whose root session is not its session', () => {
       const key = generateKeyPair().publicKey;
       const ctx = baseContext({ sessionId: 's1', rootSessionId: 's0', scopes: ['x'] });
-      expectCode(() => verify(issueSvid(ca, `spiffe://${TD}/a`, key, ctx, 600)), ErrorCode.ROOT_CHANGED);
+      expectRefusal(() => verify(issueSvid(ca, `spiffe://${TD}/a`, key, ctx, 600)), ErrorCode.ROOT_CHANGED);
     });
 
     it("rejects a delegated context whose root session is not the first hop's session", () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.rootSessionId = 'another-session'))),
         ErrorCode.ROOT_CHANGED,
       );
@@ -189,22 +189,26 @@ describe('agent-context rules', () => {
         binding: { rootSessionId: 'other-root' },
       });
       const cert = reissued((c) => (c.delegation = [link]));
-      expectCode(() => verify(cert), ErrorCode.ROOT_CHANGED, /root session "other-root"/);
+      expectRefusal(() => verify(cert), ErrorCode.ROOT_CHANGED, /root session "other-root"/);
     });
 
     it("rejects a binding whose principal differs from the SVID's", () => {
       const link = linkToRetrieval(planner, {
         binding: { principalId: 'mallory' },
       });
-      expectCode(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.ROOT_CHANGED, /mallory/);
+      expectRefusal(
+        () => verify(reissued((c) => (c.delegation = [link]))),
+        ErrorCode.ROOT_CHANGED,
+        /mallory/,
+      );
     });
 
     it('rejects an SVID whose own principal was swapped while the signed links name the original', () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.principal = { ...c.principal, id: 'mallory' }))),
         ErrorCode.ROOT_CHANGED,
       );
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.principal = { ...c.principal, issuer: 'https://evil.example' }))),
         ErrorCode.ROOT_CHANGED,
       );
@@ -213,7 +217,7 @@ describe('agent-context rules', () => {
     it('rejects an SVID whose principal provenance changed while the signed links name the original', () => {
       // The chain was rooted in a verified principal; a re-issued leaf cannot downgrade or relabel it.
       for (const provenance of ['asserted-by:spiffe://example.org/x', 'workload'] as const) {
-        expectCode(
+        expectRefusal(
           () => verify(reissued((c) => (c.principal = { ...c.principal, provenance }))),
           ErrorCode.ROOT_CHANGED,
           /link 0 .*provenance "verified"\) differs .*provenance "[^"]+"\)/,
@@ -228,7 +232,7 @@ describe('agent-context rules', () => {
       const root = { ...planner, context: { ...planner.context, principal: asserted } };
       const link = linkToRetrieval(root);
       assert.equal(link.binding.principalProvenance, asserted.provenance);
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.delegation = [link]))),
         ErrorCode.ROOT_CHANGED,
         /provenance "asserted-by:spiffe:\/\/example\.org\/gateway"\) differs/,
@@ -245,7 +249,7 @@ describe('agent-context rules', () => {
 
     it('rejects a middle binding whose principal provenance differs, even with the leaf and first link consistent', () => {
       const link1 = linkToRetrieval(toolRunner, { binding: { principalProvenance: 'workload' } });
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.delegation[1] = link1))),
         ErrorCode.ROOT_CHANGED,
         /delegation link 1 .*provenance "workload"/,
@@ -264,19 +268,19 @@ describe('agent-context rules', () => {
         const sig = c.delegation[1]!.signature;
         sig[sig.length - 1] = sig[sig.length - 1]! ^ 0x01;
       });
-      expectCode(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID, /link 1/);
+      expectRefusal(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID, /link 1/);
     });
 
     it('rejects a link signed by a key other than the one it carries', () => {
       const cert = reissued((c) => (c.delegation[0]!.publicKey = c.delegation[1]!.publicKey));
-      expectCode(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID, /link 0/);
+      expectRefusal(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID, /link 0/);
     });
 
     it('rejects a binding that names another parent certificate than its link (ERR_DELEGATION_LINK_INVALID)', () => {
       const link = linkToRetrieval(planner, {
         binding: { parentCertSha256: toolRunner.cert.sha256 },
       });
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.delegation = [link]))),
         ErrorCode.DELEGATION_LINK_INVALID,
         /another parent certificate/,
@@ -287,14 +291,17 @@ describe('agent-context rules', () => {
       const link = linkToRetrieval(planner, {
         binding: { prevLinkSha256: new Uint8Array(randomBytes(32)) },
       });
-      expectCode(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.DELEGATION_LINK_INVALID);
+      expectRefusal(
+        () => verify(reissued((c) => (c.delegation = [link]))),
+        ErrorCode.DELEGATION_LINK_INVALID,
+      );
     });
 
     it('rejects a later link whose binding does not refer to the link before it', () => {
       const link1 = linkToRetrieval(toolRunner, {
         binding: { prevLinkSha256: new Uint8Array(randomBytes(32)) },
       });
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.delegation[1] = link1))),
         ErrorCode.DELEGATION_LINK_INVALID,
         /does not refer to link 0/,
@@ -304,7 +311,7 @@ describe('agent-context rules', () => {
 
   describe('the next hop is the child the binding names', () => {
     it('rejects a leaf whose SPIFFE ID is not the last binding.childId', () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued(() => {}, ca, `spiffe://${TD}/someone-else`)),
         ErrorCode.DELEGATION_LINK_INVALID,
         /delegates to "spiffe:\/\/example\.org\/retrieval"/,
@@ -312,7 +319,7 @@ describe('agent-context rules', () => {
     });
 
     it('rejects a middle link whose SPIFFE ID is not the previous binding.childId', () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.delegation[1]!.spiffeId = `spiffe://${TD}/impostor`))),
         ErrorCode.DELEGATION_LINK_INVALID,
       );
@@ -321,7 +328,7 @@ describe('agent-context rules', () => {
     it('rejects a leaf holding another key than the binding names (childKeySha256)', () => {
       const otherKey = generateKeyPair().publicKey;
       const cert = issueSvid(ca, retrieval.id, otherKey, retrieval.context, 600);
-      expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID, /another key/);
+      expectRefusal(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID, /another key/);
     });
 
     it('refuses a chain with a binding that names no child key (version 2), whatever key the leaf holds', () => {
@@ -340,11 +347,11 @@ describe('agent-context rules', () => {
         ttlSeconds: 600,
         agentContextDer: writeTlv(root),
       }).cert;
-      expectCode(() => verify(cert), ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION, /binding\.version/);
+      expectRefusal(() => verify(cert), ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION, /binding\.version/);
     });
 
     it('rejects a middle link whose key is not the one the previous binding names', () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.delegation[1]!.publicKey = c.delegation[0]!.publicKey))),
         ErrorCode.DELEGATION_LINK_INVALID,
         /delegation link 0 .*another key than the one delegation link 1/,
@@ -356,7 +363,7 @@ describe('agent-context rules', () => {
       // that key. Link 1 is genuinely signed by the key it carries, so only the planner's signed childKeySha256
       // (link 0) tells the keys apart.
       const { fakeCert, link: link1 } = impostorLink(toolRunner, 1800);
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.delegation[1] = link1))),
         ErrorCode.DELEGATION_LINK_INVALID,
         /delegation link 0 .*another key than the one delegation link 1/,
@@ -366,7 +373,7 @@ describe('agent-context rules', () => {
       const wrongCert = reissued(
         (c) => (c.delegation[1] = { ...c.delegation[1]!, certSha256: fakeCert.sha256 }),
       );
-      expectCode(() => verify(wrongCert), ErrorCode.DELEGATION_LINK_INVALID);
+      expectRefusal(() => verify(wrongCert), ErrorCode.DELEGATION_LINK_INVALID);
     });
 
     it('checks key continuity at every hop of a 3-link chain: each binding names the next hop key', () => {
@@ -397,14 +404,14 @@ describe('agent-context rules', () => {
             binding: { prevLinkSha256: original.binding.prevLinkSha256 },
           },
         );
-        expectCode(
+        expectRefusal(
           () => verify(issueSvid(ca, leaf.id, leaf.key.publicKey, ctx, 600)),
           ErrorCode.DELEGATION_LINK_INVALID,
           new RegExp(`delegation link ${i - 1} .*another key than the one delegation link ${i}`),
         );
       }
       // The last binding names the leaf's key: a leaf for a fresh key is refused.
-      expectCode(
+      expectRefusal(
         () => verify(issueSvid(ca, leaf.id, generateKeyPair('ec-p256').publicKey, leaf.context, 600)),
         ErrorCode.DELEGATION_LINK_INVALID,
         /delegation link 2 .*another key than the one the leaf/,
@@ -432,7 +439,7 @@ describe('agent-context rules', () => {
         ['docs:read', 'admin'],
         retrieval.cert.notAfter,
       );
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => (c.delegation = [link]))),
         ErrorCode.SCOPE_ESCALATION,
         /"admin" beyond the parent's own scopes/,
@@ -440,7 +447,7 @@ describe('agent-context rules', () => {
     });
 
     it("rejects a leaf whose scopes exceed the last binding's", () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => c.scopes.push('docs:write'))),
         ErrorCode.SCOPE_ESCALATION,
         /docs:write/,
@@ -448,7 +455,7 @@ describe('agent-context rules', () => {
     });
 
     it('rejects a middle hop whose own scopes exceed the binding that delegated to it', () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => c.delegation[1]!.scopes.push('admin'))),
         ErrorCode.SCOPE_ESCALATION,
         /delegation link 1/,
@@ -464,16 +471,16 @@ describe('agent-context rules', () => {
     it("rejects a binding that outlives the parent's SVID (ERR_LIFETIME_ESCALATION)", () => {
       const late = new Date(planner.cert.notAfter.getTime() + 3600_000);
       const link = delegate(planner, retrieval.id, retrieval.key.publicKey, ['docs:read'], late);
-      expectCode(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.LIFETIME_ESCALATION);
+      expectRefusal(() => verify(reissued((c) => (c.delegation = [link]))), ErrorCode.LIFETIME_ESCALATION);
     });
 
     it('rejects a leaf that outlives its binding', () => {
       const cert = issueSvid(ca, retrieval.id, retrieval.key.publicKey, retrieval.context, 3 * 3600);
-      expectCode(() => verify(cert), ErrorCode.LIFETIME_ESCALATION, /the leaf/);
+      expectRefusal(() => verify(cert), ErrorCode.LIFETIME_ESCALATION, /the leaf/);
     });
 
     it('rejects a middle hop whose SVID outlives the binding that delegated to it', () => {
-      expectCode(
+      expectRefusal(
         () =>
           verify(
             reissued(
@@ -487,14 +494,14 @@ describe('agent-context rules', () => {
 
   describe('tampering, even when the leaf is re-signed by another CA key in the bundle', () => {
     it('an edited link: parent scopes widened (breaks the next binding reference)', () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => c.delegation[0]!.scopes.push('admin'), ca2)),
         ErrorCode.DELEGATION_LINK_INVALID,
       );
     });
 
     it('an edited link: binding scopes widened (breaks its signature)', () => {
-      expectCode(
+      expectRefusal(
         () => verify(reissued((c) => c.delegation[1]!.binding.scopes.push('docs:write'), ca2)),
         ErrorCode.DELEGATION_SIGNATURE_INVALID,
       );
@@ -505,17 +512,17 @@ describe('agent-context rules', () => {
         const b = c.delegation[0]!.binding;
         b.notAfter = seconds(b.notAfter.getTime() + 60_000);
       }, ca2);
-      expectCode(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID);
+      expectRefusal(() => verify(cert), ErrorCode.DELEGATION_SIGNATURE_INVALID);
     });
 
     it('reordered links', () => {
-      expectCode(() => verify(reissued((c) => c.delegation.reverse(), ca2)), ErrorCode.ROOT_CHANGED);
+      expectRefusal(() => verify(reissued((c) => c.delegation.reverse(), ca2)), ErrorCode.ROOT_CHANGED);
       // Even with the root session rewritten to match the new first link, the hash chain breaks.
       const cert = reissued((c) => {
         c.delegation.reverse();
         c.rootSessionId = c.delegation[0]!.sessionId;
       }, ca2);
-      expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
+      expectRefusal(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
     });
 
     it('the first link removed', () => {
@@ -523,11 +530,14 @@ describe('agent-context rules', () => {
         c.delegation.shift();
         c.rootSessionId = c.delegation[0]!.sessionId;
       }, ca2);
-      expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
+      expectRefusal(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
     });
 
     it('the last link removed', () => {
-      expectCode(() => verify(reissued((c) => c.delegation.pop(), ca2)), ErrorCode.DELEGATION_LINK_INVALID);
+      expectRefusal(
+        () => verify(reissued((c) => c.delegation.pop(), ca2)),
+        ErrorCode.DELEGATION_LINK_INVALID,
+      );
     });
 
     it('all links removed (claiming to be a root session)', () => {
@@ -544,7 +554,7 @@ describe('agent-context rules', () => {
     it('a link spliced in from another chain with the same identities', () => {
       const other = plannerChain(ca);
       const cert = reissued((c) => (c.delegation[0] = other[2]!.context.delegation[0]!), ca2);
-      expectCode(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
+      expectRefusal(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID);
     });
   });
 
@@ -559,15 +569,15 @@ describe('agent-context rules', () => {
     };
 
     it('rejects an SVID whose agent-context extension is not valid DER (ERR_MALFORMED_AGENT_CONTEXT)', () => {
-      expectCode(
+      expectRefusal(
         withContextBytes(new Uint8Array([0x30, 0x05, 0x02, 0x01])),
         ErrorCode.MALFORMED_AGENT_CONTEXT,
       );
-      expectCode(withContextBytes(new Uint8Array([0x04, 0x01, 0x00])), ErrorCode.MALFORMED_AGENT_CONTEXT);
+      expectRefusal(withContextBytes(new Uint8Array([0x04, 0x01, 0x00])), ErrorCode.MALFORMED_AGENT_CONTEXT);
     });
 
     it('rejects an agent context of an unknown version', () => {
-      expectCode(
+      expectRefusal(
         withContextBytes(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x05])),
         ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
       );
@@ -579,7 +589,7 @@ describe('agent-context rules', () => {
         extra: [{ oid: DEFAULT_AGENT_CONTEXT_OID, critical: true, value: new Uint8Array([0x30, 0x00]) }],
       });
       const b = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [root.cert] });
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert], b, { at: NOW, cache: null }),
         ErrorCode.UNKNOWN_CRITICAL_EXTENSION,
         /1\.3\.6\.1\.4\.1\.262144\.1\.1/,
@@ -596,7 +606,7 @@ describe('agent-context rules', () => {
     for (const [what, session] of cases) {
       it(`rejects the leaf when ${what} is revoked`, () => {
         const revocation = new StaticRevocationList().revokeSession(session(), 'task ended');
-        expectCode(() => verify(retrieval.cert, { revocation }), ErrorCode.REVOKED, /task ended/);
+        expectRefusal(() => verify(retrieval.cert, { revocation }), ErrorCode.REVOKED, /task ended/);
       });
     }
 

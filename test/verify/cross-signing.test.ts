@@ -17,8 +17,8 @@ import {
   makeRoot,
   newKey,
   NOW,
-} from './helpers/certs';
-import { expectCode } from './helpers/expect';
+} from '../support/certs';
+import { expectRefusal } from '../support/refusal';
 
 const TD = 'example.org';
 const ID = `spiffe://${TD}/workload`;
@@ -70,18 +70,18 @@ describe('cross-signed chains', () => {
     });
 
     it('refuses when only the copy signed by the root the bundle lacks is presented', () => {
-      expectCode(() => pathOf([leaf, iA], rootB), ErrorCode.UNKNOWN_AUTHORITY);
-      expectCode(() => pathOf([leaf, iB], rootA), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => pathOf([leaf, iA], rootB), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => pathOf([leaf, iB], rootA), ErrorCode.UNKNOWN_AUTHORITY);
     });
 
     it('refuses both copies against a bundle holding neither root', () => {
-      expectCode(() => pathOf([leaf, iA, iB], rootC), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => pathOf([leaf, iA, iB], rootC), ErrorCode.UNKNOWN_AUTHORITY);
     });
 
     it('falls back to the other copy when the one for the bundle root has expired', () => {
       const iAold = makeIntermediate(TD, rootA, { key, cn: 'I', notAfter: new Date(at.getTime() - HOUR) });
       assert.deepEqual(pathOf([leaf, iAold, iB], rootA, rootB), hexes(leaf, iB, rootB));
-      expectCode(() => pathOf([leaf, iAold, iB], rootA), ErrorCode.CERT_EXPIRED);
+      expectRefusal(() => pathOf([leaf, iAold, iB], rootA), ErrorCode.CERT_EXPIRED);
     });
   });
 
@@ -106,26 +106,26 @@ describe('cross-signed chains', () => {
     });
 
     it('refuses against root A when the cross certificate is not presented', () => {
-      expectCode(() => pathOf([leaf, iB], rootA), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => pathOf([leaf, iB], rootA), ErrorCode.UNKNOWN_AUTHORITY);
     });
 
     it('refuses a cross certificate that is expired, is not a CA, or is not really signed by A', () => {
       const expired = caCert('B root', rootB.key, rootA, { notAfter: new Date(at.getTime() - HOUR) });
-      expectCode(() => pathOf([leaf, iB, expired], rootA), ErrorCode.CERT_EXPIRED);
+      expectRefusal(() => pathOf([leaf, iB, expired], rootA), ErrorCode.CERT_EXPIRED);
 
       const notCa = caCert('B root', rootB.key, rootA, { basicConstraints: { ca: false } });
-      expectCode(() => pathOf([leaf, iB, notCa], rootA), ErrorCode.NOT_A_CA);
+      expectRefusal(() => pathOf([leaf, iB, notCa], rootA), ErrorCode.NOT_A_CA);
 
       // Names A as issuer (subject and key identifier) but is signed by another key.
       const forged = caCert('B root', rootB.key, { cert: rootA.cert, key: newKey() });
-      const e = expectCode(() => pathOf([leaf, iB, forged], rootA), ErrorCode.SIGNATURE_INVALID);
+      const e = expectRefusal(() => pathOf([leaf, iB, forged], rootA), ErrorCode.SIGNATURE_INVALID);
       assert.match(e.message, /signature/i);
     });
 
     it('honours a path length on the cross certificate', () => {
       // pathLen 0 on B-by-A allows no CA below it; iB is one.
       const limited = caCert('B root', rootB.key, rootA, { basicConstraints: { ca: true, pathLen: 0 } });
-      expectCode(() => pathOf([leaf, iB, limited], rootA), ErrorCode.PATH_LEN_EXCEEDED);
+      expectRefusal(() => pathOf([leaf, iB, limited], rootA), ErrorCode.PATH_LEN_EXCEEDED);
       const direct = makeLeaf(ID, rootB);
       assert.deepEqual(pathOf([direct, limited], rootA), hexes(direct, limited, rootA));
     });
@@ -136,7 +136,7 @@ describe('cross-signed chains', () => {
         path.map((c) => c.sha256Hex),
         hexes(leaf, iB, bByA, rootA),
       );
-      expectCode(
+      expectRefusal(
         () => validateCertPath([leaf.cert, iB.cert], [rootA.cert], { at }),
         ErrorCode.UNKNOWN_AUTHORITY,
       );

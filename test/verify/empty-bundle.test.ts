@@ -10,8 +10,8 @@ import { VerificationCache, verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { createIntermediateCa } from '../../src/x509/profiles';
 import { generateKeyPair } from '../../src/x509/keys';
-import { expectCode } from './helpers/expect';
-import { baseContext, Ca, issueSvid, newCa, TD } from './helpers/delegation';
+import { baseContext, Ca, issueSvid, newCa, TD } from '../support/delegation';
+import { expectRefusal } from '../support/refusal';
 
 describe('an empty SPIFFE bundle refuses every SVID of its trust domain', () => {
   const td = TrustDomain.parse(TD);
@@ -64,8 +64,8 @@ describe('an empty SPIFFE bundle refuses every SVID of its trust domain', () => 
   it('refuses every SVID against the empty bundle, with and without a cache', () => {
     const set = new BundleSet([parseSpiffeBundle(td, EMPTY_JWKS)]);
     for (const chain of chains) {
-      expectCode(() => verifyX509Svid(chain, set, { cache: null }), ErrorCode.UNKNOWN_AUTHORITY);
-      expectCode(
+      expectRefusal(() => verifyX509Svid(chain, set, { cache: null }), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(
         () => verifyX509Svid(chain, set, { cache: new VerificationCache() }),
         ErrorCode.UNKNOWN_AUTHORITY,
       );
@@ -81,14 +81,14 @@ describe('an empty SPIFFE bundle refuses every SVID of its trust domain', () => 
     }
     set.replace(parseSpiffeBundle(td, EMPTY_JWKS));
     for (const chain of chains) {
-      expectCode(() => verifyX509Svid(chain, set, { cache }), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => verifyX509Svid(chain, set, { cache }), ErrorCode.UNKNOWN_AUTHORITY);
     }
     // The default, process-wide cache behaves the same.
     const defaults = new BundleSet([full]);
     for (const chain of chains) verifyX509Svid(chain, defaults);
     defaults.replace(parseSpiffeBundle(td, EMPTY_JWKS));
     for (const chain of chains)
-      expectCode(() => verifyX509Svid(chain, defaults), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => verifyX509Svid(chain, defaults), ErrorCode.UNKNOWN_AUTHORITY);
     // Control: restoring the authority makes the same chains verify again, so the refusals above came from the
     // empty bundle and not from a cache left broken.
     set.replace(full);
@@ -105,6 +105,6 @@ describe('an empty SPIFFE bundle refuses every SVID of its trust domain', () => 
     assert.equal(jwtOnly.x509Authorities.length, 0);
     const set = new BundleSet([jwtOnly]);
     for (const chain of chains)
-      expectCode(() => verifyX509Svid(chain, set, { cache: null }), ErrorCode.UNKNOWN_AUTHORITY);
+      expectRefusal(() => verifyX509Svid(chain, set, { cache: null }), ErrorCode.UNKNOWN_AUTHORITY);
   });
 });

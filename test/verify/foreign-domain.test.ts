@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { ErrorCode } from '../../src/errors';
 import { requirePrincipal, verifyX509Svid } from '../../src/verify';
 import type { AgentContext } from '../../src/x509/agent-context/types';
-import { delegatedPair, type Svid } from '../interop/helpers/pki';
-import { expectCode } from './helpers/expect';
+import { delegatedPair, type Svid } from '../support/pki';
 import {
   federation,
   forgedDelegation,
@@ -18,7 +17,8 @@ import {
   partnerContext,
   partnerSvid,
   type Federation,
-} from './helpers/federation';
+} from '../support/federation';
+import { expectRefusal } from '../support/refusal';
 
 describe('agent context: attribution to the leaf trust domain (federation)', () => {
   let f: Federation;
@@ -29,14 +29,14 @@ describe('agent context: attribution to the leaf trust domain (federation)', () 
 
   it("refuses the reported forgery: our principal, root session and planner link under the partner's CA", () => {
     const forged = forgedDelegation(f);
-    expectCode(
+    expectRefusal(
       () => verify(forged),
       ErrorCode.CONTEXT_FOREIGN_DOMAIN,
       /delegation link 0 "spiffe:\/\/example\.org\/agent\/planner" is not of the SVID's trust domain "partner\.net"/,
     );
     // Not a cache artefact: a shared cache refuses it too, and does not remember it.
-    expectCode(() => verifyX509Svid(forged.chain, f.bundles), ErrorCode.CONTEXT_FOREIGN_DOMAIN);
-    expectCode(() => verifyX509Svid(forged.chain, f.bundles), ErrorCode.CONTEXT_FOREIGN_DOMAIN);
+    expectRefusal(() => verifyX509Svid(forged.chain, f.bundles), ErrorCode.CONTEXT_FOREIGN_DOMAIN);
+    expectRefusal(() => verifyX509Svid(forged.chain, f.bundles), ErrorCode.CONTEXT_FOREIGN_DOMAIN);
   });
 
   const ourPlanner = `spiffe://${OURS}/agent/planner`;
@@ -94,7 +94,7 @@ describe('agent context: attribution to the leaf trust domain (federation)', () 
   ];
   for (const [what, edit, message] of refusals) {
     it(`refuses a partner SVID when ${what}`, () => {
-      expectCode(
+      expectRefusal(
         () => verify(partnerSvid(f, partnerContext(edit))),
         ErrorCode.CONTEXT_FOREIGN_DOMAIN,
         message,
@@ -111,7 +111,7 @@ describe('agent context: attribution to the leaf trust domain (federation)', () 
     const ctx = structuredClone(pair.child.context);
     ctx.provenance.issuer = `spiffe://${PARTNER}/lanyard/server`;
     ctx.delegation[0]!.binding.childId = `spiffe://${OURS}/agent/tool-runner`;
-    expectCode(
+    expectRefusal(
       () => verify(partnerSvid(f, ctx, pair.child.key)),
       ErrorCode.CONTEXT_FOREIGN_DOMAIN,
       /delegation link 0 delegates to "spiffe:\/\/example\.org\/agent\/tool-runner"/,
@@ -155,7 +155,7 @@ describe('agent context: attribution to the leaf trust domain (federation)', () 
       const ours = requirePrincipal({ ...alice, trustDomain: OURS });
       ours(verify(f.real.child));
       const partnersClaim = verify(partnerSvid(f, partnerContext()));
-      expectCode(
+      expectRefusal(
         () => ours(partnersClaim),
         ErrorCode.UNAUTHORIZED,
         /established by trust domain "partner\.net", "example\.org" is required/,
@@ -165,7 +165,7 @@ describe('agent context: attribution to the leaf trust domain (federation)', () 
     });
 
     it('checks the trust domain alone and parses it when built', () => {
-      expectCode(
+      expectRefusal(
         () => requirePrincipal({ trustDomain: OURS })(verify(partnerSvid(f, partnerContext()))),
         'ERR_UNAUTHORIZED',
       );

@@ -14,8 +14,8 @@ import {
   uriMatches,
 } from '../../src/verify/name-constraints';
 import type { NameSubtree } from '../../src/x509/certificate';
-import { HOUR, makeCertDer, makeIntermediate, makeRoot, newKey, NOW } from './helpers/certs';
-import { expectCode } from './helpers/expect';
+import { HOUR, makeCertDer, makeIntermediate, makeRoot, newKey, NOW } from '../support/certs';
+import { expectRefusal } from '../support/refusal';
 
 describe('name constraint matching (RFC 5280 §4.2.1.10)', () => {
   it('extracts the host of a URI, without userinfo or port, lower-cased', () => {
@@ -236,12 +236,16 @@ describe('name constraints RFC 5280 forbids in a CA certificate: the whole chain
       [{ maximum: 3 }, /maximum is present/],
       [{ minimum: 2, maximum: 2 }, /minimum is 2/],
     ] as const) {
-      expectCode(() => verify(intermediateDer(permitted(subtree))), ErrorCode.MALFORMED_CERTIFICATE, message);
+      expectRefusal(
+        () => verify(intermediateDer(permitted(subtree))),
+        ErrorCode.MALFORMED_CERTIFICATE,
+        message,
+      );
     }
   });
 
   it('refuses an empty NameConstraints (ERR_MALFORMED_CERTIFICATE)', () => {
-    expectCode(
+    expectRefusal(
       () => verify(intermediateDer(new asn.NameConstraints({}))),
       ErrorCode.MALFORMED_CERTIFICATE,
       /NameConstraints is empty/,

@@ -12,7 +12,7 @@ import {
   type RevocationCacheEntry,
   type RevocationStaleEvent,
 } from '../../src/verify/revocation-cache';
-import { FakeClock, T0 } from '../ca/helpers';
+import { FakeClock, T0 } from '../support/clock';
 
 const query = (q: Partial<RevocationQuery> = {}): RevocationQuery => ({
   serialHex: 'abc',

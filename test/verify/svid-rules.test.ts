@@ -5,8 +5,8 @@ import { ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid } from '../../src/verify';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../../src/svid/rules';
-import { CertSpec, makeLeaf, makeRoot, NOW } from './helpers/certs';
-import { expectCode } from './helpers/expect';
+import { CertSpec, makeLeaf, makeRoot, NOW } from '../support/certs';
+import { expectRefusal } from '../support/refusal';
 
 const TD = 'example.org';
 const ID = 'spiffe://example.org/workload';
@@ -23,10 +23,10 @@ describe('X509-SVID leaf rules', () => {
 
   describe('URI SAN', () => {
     it('rejects a leaf without a URI SAN', () => {
-      expectCode(() => verifyLeaf({ uris: [] }), ErrorCode.SVID_INVALID, /exactly one URI SAN, it has 0/);
+      expectRefusal(() => verifyLeaf({ uris: [] }), ErrorCode.SVID_INVALID, /exactly one URI SAN, it has 0/);
     });
     it('rejects a leaf with two URI SANs', () => {
-      expectCode(
+      expectRefusal(
         () => verifyLeaf({ uris: [ID, 'spiffe://example.org/other'] }),
         ErrorCode.SVID_INVALID,
         /exactly one URI SAN, it has 2/,
@@ -36,22 +36,22 @@ describe('X509-SVID leaf rules', () => {
       assert.equal(verifyLeaf({ dns: ['workload.example.org'] }).id.toString(), ID);
     });
     it('rejects a URI SAN that is not a valid SPIFFE ID', () => {
-      expectCode(
+      expectRefusal(
         () => verifyLeaf({}, 'https://example.org/workload'),
         ErrorCode.SVID_INVALID,
         /not a valid SPIFFE ID/,
       );
-      expectCode(() => verifyLeaf({}, 'spiffe://Example.org/workload'), ErrorCode.SVID_INVALID);
-      expectCode(() => verifyLeaf({}, 'spiffe://example.org/a/../b'), ErrorCode.SVID_INVALID);
+      expectRefusal(() => verifyLeaf({}, 'spiffe://Example.org/workload'), ErrorCode.SVID_INVALID);
+      expectRefusal(() => verifyLeaf({}, 'spiffe://example.org/a/../b'), ErrorCode.SVID_INVALID);
     });
     it('rejects the SPIFFE ID of a trust domain (no path) on a leaf', () => {
-      expectCode(() => verifyLeaf({}, 'spiffe://example.org'), ErrorCode.SVID_INVALID, /no path/);
+      expectRefusal(() => verifyLeaf({}, 'spiffe://example.org'), ErrorCode.SVID_INVALID, /no path/);
     });
   });
 
   describe('basic constraints', () => {
     it('rejects a leaf with cA=true', () => {
-      expectCode(() => verifyLeaf({ basicConstraints: { ca: true } }), ErrorCode.SVID_INVALID, /is a CA/);
+      expectRefusal(() => verifyLeaf({ basicConstraints: { ca: true } }), ErrorCode.SVID_INVALID, /is a CA/);
     });
     it('accepts a leaf without basicConstraints (cA defaults to false)', () => {
       verifyLeaf({ basicConstraints: null });
@@ -60,10 +60,10 @@ describe('X509-SVID leaf rules', () => {
 
   describe('key usage', () => {
     it('rejects a leaf without keyUsage', () => {
-      expectCode(() => verifyLeaf({ keyUsage: null }), ErrorCode.SVID_INVALID, /no keyUsage/);
+      expectRefusal(() => verifyLeaf({ keyUsage: null }), ErrorCode.SVID_INVALID, /no keyUsage/);
     });
     it('rejects a leaf without digitalSignature', () => {
-      expectCode(
+      expectRefusal(
         () => verifyLeaf({ keyUsage: ['keyEncipherment'] }),
         ErrorCode.SVID_INVALID,
         /digitalSignature/,
@@ -71,19 +71,19 @@ describe('X509-SVID leaf rules', () => {
     });
     it('rejects a leaf with keyCertSign', () => {
       // Path validation refuses it first (RFC 5280 §4.2.1.9: keyCertSign only with cA); the SVID rule stands.
-      expectCode(
+      expectRefusal(
         () => verifyLeaf({ keyUsage: ['digitalSignature', 'keyCertSign'] }),
         ErrorCode.KEY_USAGE_INVALID,
         /keyCertSign but is not a CA/,
       );
-      expectCode(
+      expectRefusal(
         () => checkSvidLeaf(makeLeaf(ID, root, { keyUsage: ['digitalSignature', 'keyCertSign'] }).cert),
         ErrorCode.SVID_INVALID,
         /keyCertSign/,
       );
     });
     it('rejects a leaf with cRLSign', () => {
-      expectCode(
+      expectRefusal(
         () => verifyLeaf({ keyUsage: ['digitalSignature', 'cRLSign'] }),
         ErrorCode.SVID_INVALID,
         /cRLSign/,
@@ -101,13 +101,21 @@ describe('X509-SVID leaf rules', () => {
       verifyX509Svid([leaf.cert], bundle, { at: NOW, cache: null });
     });
     it('rejects an extKeyUsage without clientAuth', () => {
-      expectCode(() => verifyLeaf({ eku: [id_kp_serverAuth] }), ErrorCode.SVID_INVALID, /lacks clientAuth/);
+      expectRefusal(
+        () => verifyLeaf({ eku: [id_kp_serverAuth] }),
+        ErrorCode.SVID_INVALID,
+        /lacks clientAuth/,
+      );
     });
     it('rejects an extKeyUsage without serverAuth', () => {
-      expectCode(() => verifyLeaf({ eku: [id_kp_clientAuth] }), ErrorCode.SVID_INVALID, /lacks serverAuth/);
+      expectRefusal(
+        () => verifyLeaf({ eku: [id_kp_clientAuth] }),
+        ErrorCode.SVID_INVALID,
+        /lacks serverAuth/,
+      );
     });
     it('rejects an extKeyUsage with neither', () => {
-      expectCode(
+      expectRefusal(
         () => verifyLeaf({ eku: [id_kp_codeSigning] }),
         ErrorCode.SVID_INVALID,
         /serverAuth and clientAuth/,
@@ -122,6 +130,6 @@ describe('X509-SVID leaf rules', () => {
     const leaf = makeLeaf(ID, root).cert;
     assert.equal(spiffeIdOfLeaf(leaf).toString(), ID);
     checkSvidLeaf(leaf);
-    expectCode(() => checkSvidLeaf(root.cert), ErrorCode.SVID_INVALID);
+    expectRefusal(() => checkSvidLeaf(root.cert), ErrorCode.SVID_INVALID);
   });
 });

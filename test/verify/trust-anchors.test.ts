@@ -8,9 +8,9 @@ import { parseSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { validateCertPath, verifyX509Svid } from '../../src/verify';
-import { OpensslCert, OpensslPki } from '../interop/helpers/openssl-pki';
-import { removeDir, tempDir } from '../x509/fixtures';
-import { expectCode } from './helpers/expect';
+import { OpensslCert, OpensslPki } from '../support/openssl-pki';
+import { removeDir, tempDir } from '../support/tmp';
+import { expectRefusal } from '../support/refusal';
 
 const TD = TrustDomain.parse('example.org');
 const WORKLOAD = 'spiffe://example.org/workload';
@@ -88,7 +88,7 @@ describe('trust anchors are a name and a key (RFC 5280 §6.1.1 (d))', function (
     it('a v3 root without basicConstraints (RFC 5280 §4.2.1.9: its key must not verify certificates)', () => {
       const noBc = pki.root('root-without-bc', 'root_ca_without_basic_constraints', 'ec-p256');
       const leaf = pki.issue('svid-under-no-bc-root', noBc, 'svid', 'ec-p256');
-      expectCode(() => verify([leaf], noBc), ErrorCode.NOT_A_CA, /basicConstraints/);
+      expectRefusal(() => verify([leaf], noBc), ErrorCode.NOT_A_CA, /basicConstraints/);
     });
   });
 
@@ -97,8 +97,8 @@ describe('trust anchors are a name and a key (RFC 5280 §6.1.1 (d))', function (
       const int = pki.issue('v1-int', root, 'v1', 'ec-p256');
       assert.equal(int.cert.version, 1);
       const leaf = pki.issue('svid-under-v1-int', int, 'svid', 'ec-p256');
-      expectCode(() => verify([leaf, int], root), ErrorCode.NOT_A_CA, /X\.509 v1 certificate/);
-      expectCode(
+      expectRefusal(() => verify([leaf, int], root), ErrorCode.NOT_A_CA, /X\.509 v1 certificate/);
+      expectRefusal(
         () => validateCertPath([leaf.cert, int.cert], [root.cert], { at: atOf(leaf) }),
         ErrorCode.NOT_A_CA,
       );
@@ -107,14 +107,14 @@ describe('trust anchors are a name and a key (RFC 5280 §6.1.1 (d))', function (
     it('a v1 intermediate under a v1 root', () => {
       const int = pki.issue('v1-int-under-v1', v1Root, 'v1', 'ec-p256');
       const leaf = pki.issue('svid-under-v1-v1', int, 'svid', 'ec-p256');
-      expectCode(() => verify([leaf, int], v1Root), ErrorCode.NOT_A_CA, /X\.509 v1 certificate/);
+      expectRefusal(() => verify([leaf, int], v1Root), ErrorCode.NOT_A_CA, /X\.509 v1 certificate/);
     });
 
     it('an intermediate without keyUsage (X509-SVID §4.3: keyCertSign on every signing certificate)', () => {
       const int = pki.issue('int-without-ku', root, 'intermediate_ca_without_key_usage', 'ec-p256');
       assert.equal(int.cert.keyUsage, undefined);
       const leaf = pki.issue('svid-under-int-without-ku', int, 'svid', 'ec-p256');
-      expectCode(
+      expectRefusal(
         () => verify([leaf, int], root),
         ErrorCode.KEY_USAGE_INVALID,
         /without a keyUsage extension/,
@@ -125,7 +125,7 @@ describe('trust anchors are a name and a key (RFC 5280 §6.1.1 (d))', function (
 
     it('a v1 leaf', () => {
       const leaf = pki.issue('v1-leaf', root, 'v1', 'ec-p256');
-      expectCode(
+      expectRefusal(
         () => validateCertPath([leaf.cert], [root.cert], { at: atOf(leaf) }),
         ErrorCode.CERT_PROFILE_INVALID,
         /X\.509 v1 certificate; only a trust anchor may be v1/,
@@ -135,13 +135,17 @@ describe('trust anchors are a name and a key (RFC 5280 §6.1.1 (d))', function (
     it('a leaf whose EC key spells out its curve parameters (RFC 5480 §2.1.1; CVE-2020-0601)', () => {
       const leaf = pki.issue('svid-explicit-curve', root, 'svid', 'ec-p256-explicit');
       assert.equal(leaf.cert.ecCurveEncoding, 'specified');
-      expectCode(() => verify([leaf], root), ErrorCode.UNSUPPORTED_KEY, /explicit curve parameters/);
+      expectRefusal(() => verify([leaf], root), ErrorCode.UNSUPPORTED_KEY, /explicit curve parameters/);
     });
 
     it('a root whose EC key spells out its curve parameters', () => {
       const explicitRoot = pki.root('root-explicit-curve', 'root_ca', 'ec-p256-explicit');
       const leaf = pki.issue('svid-under-explicit-root', explicitRoot, 'svid', 'ec-p256');
-      expectCode(() => verify([leaf], explicitRoot), ErrorCode.UNSUPPORTED_KEY, /explicit curve parameters/);
+      expectRefusal(
+        () => verify([leaf], explicitRoot),
+        ErrorCode.UNSUPPORTED_KEY,
+        /explicit curve parameters/,
+      );
     });
   });
 });

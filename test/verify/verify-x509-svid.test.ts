@@ -3,9 +3,9 @@ import { BundleSet, X509Bundle } from '../../src/bundle';
 import { ErrorCode, LanyardError } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { RevocationQuery, StaticRevocationList, VerificationCache, verifyX509Svid } from '../../src/verify';
-import { DAY, HOUR, makeIntermediate, makeLeaf, makeRoot, NOW } from './helpers/certs';
-import { expectCode } from './helpers/expect';
-import { issueSvid, newCa, plannerChain } from './helpers/delegation';
+import { DAY, HOUR, makeIntermediate, makeLeaf, makeRoot, NOW } from '../support/certs';
+import { issueSvid, newCa, plannerChain } from '../support/delegation';
+import { expectRefusal } from '../support/refusal';
 
 const TD = 'example.org';
 const ID = 'spiffe://example.org/workload';
@@ -35,7 +35,7 @@ describe('verifyX509Svid', () => {
         bundle,
         new X509Bundle(td('other.org'), { x509Authorities: [otherRoot.cert] }),
       ]);
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([makeLeaf(ID, otherRoot).cert], set, { at }),
         ErrorCode.UNKNOWN_AUTHORITY,
       );
@@ -43,7 +43,7 @@ describe('verifyX509Svid', () => {
 
     it('rejects an SVID of a trust domain the source has no bundle for (ERR_BUNDLE_NOT_FOUND)', () => {
       const otherRoot = makeRoot('other.org');
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([makeLeaf('spiffe://other.org/svc', otherRoot).cert], bundle, { at }),
         ErrorCode.BUNDLE_NOT_FOUND,
       );
@@ -56,7 +56,10 @@ describe('verifyX509Svid', () => {
         new X509Bundle(td('other.org'), { x509Authorities: [otherRoot.cert] }),
       ]);
       const foreign = makeLeaf('spiffe://other.org/svc', otherRoot).cert;
-      expectCode(() => verifyX509Svid([foreign], set, { at, trustDomain: TD }), ErrorCode.WRONG_TRUST_DOMAIN);
+      expectRefusal(
+        () => verifyX509Svid([foreign], set, { at, trustDomain: TD }),
+        ErrorCode.WRONG_TRUST_DOMAIN,
+      );
       assert.equal(
         verifyX509Svid([makeLeaf(ID, root).cert], set, { at, trustDomain: td(TD) }).id.toString(),
         ID,
@@ -65,7 +68,7 @@ describe('verifyX509Svid', () => {
 
     it('rejects every SVID when the bundle of its trust domain is empty', () => {
       const empty = new X509Bundle(td(TD));
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([makeLeaf(ID, root).cert], empty, { at }),
         ErrorCode.UNKNOWN_AUTHORITY,
         /no X\.509 authorities/,
@@ -83,11 +86,11 @@ describe('verifyX509Svid', () => {
     });
 
     it('rejects an empty chain', () => {
-      expectCode(() => verifyX509Svid([], bundle, { at }), ErrorCode.CHAIN_EMPTY);
+      expectRefusal(() => verifyX509Svid([], bundle, { at }), ErrorCode.CHAIN_EMPTY);
     });
 
     it('rejects bytes that are not a certificate', () => {
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])], bundle, { at }),
         ErrorCode.MALFORMED_CERTIFICATE,
       );
@@ -95,12 +98,12 @@ describe('verifyX509Svid', () => {
 
     it('rejects an overlong chain before parsing it', () => {
       const junk = Array.from({ length: 40 }, () => new Uint8Array([0]));
-      expectCode(() => verifyX509Svid(junk, bundle, { at }), ErrorCode.CHAIN_TOO_LONG);
+      expectRefusal(() => verifyX509Svid(junk, bundle, { at }), ErrorCode.CHAIN_TOO_LONG);
     });
 
     it('honours maxPathDepth', () => {
       const leaf = makeLeaf(ID, int);
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert, int.cert], bundle, { at, maxPathDepth: 2 }),
         ErrorCode.CHAIN_TOO_LONG,
       );
@@ -110,7 +113,7 @@ describe('verifyX509Svid', () => {
   describe('validity', () => {
     it('reports an expired leaf as ERR_SVID_EXPIRED', () => {
       const leaf = makeLeaf(ID, int, { notAfter: new Date(at.getTime() - 1000) });
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert, int.cert], bundle, { at }),
         ErrorCode.SVID_EXPIRED,
         /expired/,
@@ -118,18 +121,21 @@ describe('verifyX509Svid', () => {
     });
     it('reports a not-yet-valid leaf as ERR_CERT_NOT_YET_VALID', () => {
       const leaf = makeLeaf(ID, int, { notBefore: new Date(at.getTime() + 1000) });
-      expectCode(() => verifyX509Svid([leaf.cert, int.cert], bundle, { at }), ErrorCode.CERT_NOT_YET_VALID);
+      expectRefusal(
+        () => verifyX509Svid([leaf.cert, int.cert], bundle, { at }),
+        ErrorCode.CERT_NOT_YET_VALID,
+      );
     });
     it('reports an expired intermediate as ERR_CERT_EXPIRED', () => {
       const old = makeIntermediate(TD, root, { notAfter: new Date(at.getTime() - 1000) });
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([makeLeaf(ID, old).cert, old.cert], bundle, { at }),
         ErrorCode.CERT_EXPIRED,
       );
     });
     it('uses the current time when options.at is absent', () => {
       // The fixtures are valid around 2030, not today.
-      expectCode(() => verifyX509Svid([makeLeaf(ID, root).cert], bundle), ErrorCode.CERT_NOT_YET_VALID);
+      expectRefusal(() => verifyX509Svid([makeLeaf(ID, root).cert], bundle), ErrorCode.CERT_NOT_YET_VALID);
     });
   });
 
@@ -148,7 +154,7 @@ describe('verifyX509Svid', () => {
       const leaf = makeLeaf(ID, int);
       const revocation = new StaticRevocationList().revokeSerial(leaf.cert.serialHex);
       verifyX509Svid([leaf.cert, int.cert], bundle, { at });
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert, int.cert], bundle, { at, revocation }),
         ErrorCode.REVOKED,
         new RegExp(leaf.cert.serialHex),
@@ -160,7 +166,7 @@ describe('verifyX509Svid', () => {
       const otherIssuer = new StaticRevocationList().revokeSerial(leaf.cert.serialHex, root.cert.sha256Hex);
       verifyX509Svid([leaf.cert, int.cert], bundle, { at, revocation: otherIssuer });
       const sameIssuer = new StaticRevocationList().revokeSerial(leaf.cert.serialHex, int.cert.sha256Hex);
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert, int.cert], bundle, { at, revocation: sameIssuer }),
         ErrorCode.REVOKED,
       );
@@ -191,7 +197,7 @@ describe('verifyX509Svid', () => {
 
     it('fails closed: `true` rejects, and a checker that throws rejects with its error', () => {
       const leaf = makeLeaf(ID, root);
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert], bundle, { at, revocation: { isRevoked: () => true } }),
         ErrorCode.REVOKED,
       );
@@ -213,7 +219,10 @@ describe('verifyX509Svid', () => {
       let asked = false;
       const revocation = { isRevoked: () => ((asked = true), false) };
       const leaf = makeLeaf(ID, makeRoot(TD));
-      expectCode(() => verifyX509Svid([leaf.cert], bundle, { at, revocation }), ErrorCode.SIGNATURE_INVALID);
+      expectRefusal(
+        () => verifyX509Svid([leaf.cert], bundle, { at, revocation }),
+        ErrorCode.SIGNATURE_INVALID,
+      );
       assert.equal(asked, false);
     });
   });
@@ -237,7 +246,7 @@ describe('verifyX509Svid', () => {
     it('remembers nothing from a chain that was rejected', () => {
       const cache = new VerificationCache();
       const leaf = makeLeaf(ID, int, { keyUsage: ['digitalSignature', 'cRLSign'] });
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert.der, int.cert.der], bundle, { at, cache }),
         ErrorCode.SVID_INVALID,
       );
@@ -252,7 +261,7 @@ describe('verifyX509Svid', () => {
       const revocation = new StaticRevocationList();
       verifyX509Svid([leaf.cert, int.cert], bundle, { at, cache, revocation });
       revocation.revokeSerial(leaf.cert.serialHex);
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert, int.cert], bundle, { at, cache, revocation }),
         ErrorCode.REVOKED,
       );
@@ -262,14 +271,14 @@ describe('verifyX509Svid', () => {
       const cache = new VerificationCache();
       const leaf = makeLeaf(ID, int, { notAfter: new Date(at.getTime() + HOUR) });
       verifyX509Svid([leaf.cert, int.cert], bundle, { at, cache });
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.cert, int.cert], bundle, { at: new Date(at.getTime() + 2 * HOUR), cache }),
         ErrorCode.SVID_EXPIRED,
       );
       const longInt = makeIntermediate(TD, root, { notAfter: new Date(at.getTime() + DAY) });
       const longLeaf = makeLeaf(ID, longInt, { notAfter: new Date(at.getTime() + 30 * DAY) });
       verifyX509Svid([longLeaf.cert, longInt.cert], bundle, { at, cache });
-      expectCode(
+      expectRefusal(
         () =>
           verifyX509Svid([longLeaf.cert, longInt.cert], bundle, {
             at: new Date(at.getTime() + 2 * DAY),
@@ -298,7 +307,7 @@ describe('verifyX509Svid', () => {
       const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
       const cache = new VerificationCache();
       verifyX509Svid([leaf.der], caBundle, { cache });
-      expectCode(
+      expectRefusal(
         () => verifyX509Svid([leaf.der], caBundle, { cache, maxDelegationDepth: 1 }),
         ErrorCode.DELEGATION_TOO_DEEP,
       );
@@ -329,8 +338,8 @@ describe('verifyX509Svid', () => {
         { ...hops[2]!.context, scopes: ['docs:read', 'docs:write'] },
         900,
       );
-      expectCode(() => verifyX509Svid([forged.der], caBundle, { cache }), ErrorCode.SCOPE_ESCALATION);
-      expectCode(() => verifyX509Svid([forged.der], caBundle, { cache }), ErrorCode.SCOPE_ESCALATION);
+      expectRefusal(() => verifyX509Svid([forged.der], caBundle, { cache }), ErrorCode.SCOPE_ESCALATION);
+      expectRefusal(() => verifyX509Svid([forged.der], caBundle, { cache }), ErrorCode.SCOPE_ESCALATION);
       assert.equal(cache.stats().contexts.size, 0);
     });
 

@@ -13,7 +13,8 @@ import { OID_COMMON_NAME, ParsedCertificate } from '../../src/x509/certificate';
 import { concatBytes, encodeTlv, TAG_OID, TAG_SEQUENCE, TAG_SET } from '../../src/x509/der';
 import { issuerNameOf } from '../../src/x509/issuer';
 import { decodePemBlocks } from '../../src/x509/pem';
-import { openssl, removeDir, tempDir, writeTemp } from './fixtures';
+import { openssl, writeTemp } from '../support/x509';
+import { removeDir, tempDir } from '../support/tmp';
 
 const OID_CN_DER = Uint8Array.of(0x55, 0x04, 0x03);
 const OID_O_DER = Uint8Array.of(0x55, 0x04, 0x0a);

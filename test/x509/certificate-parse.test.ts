@@ -14,10 +14,12 @@ import { formatIpBytes } from '../../src/x509/name-syntax';
 import { canonicalOid } from '../../src/x509/oid';
 import { decodePemBlocks } from '../../src/x509/pem';
 import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x509/profiles';
-import { makeCert, makeIntermediate, makeLeaf, makeRoot } from '../verify/helpers/certs';
-import { newCa, plannerChain } from '../verify/helpers/delegation';
-import { KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey, writeTemp } from './fixtures';
+import { makeCert, makeIntermediate, makeLeaf, makeRoot } from '../support/certs';
+import { newCa, plannerChain } from '../support/delegation';
+import { KEY_ALGORITHMS, openssl, testKey, writeTemp } from '../support/x509';
 import { mutate, mutation } from './mutations';
+import { removeDir, tempDir } from '../support/tmp';
+import { propertyRuns } from '../support/property';
 
 /**
  * ParsedCertificate walks the DER itself (src/x509/certificate-der.ts). These tests hold it against an
@@ -1537,7 +1539,7 @@ describe('ParsedCertificate parsing', function () {
             assert.equal(cert.isSignedBy(issuer), expected, 'second check');
           }),
           // CERT_FUZZ_RUNS=40000 for a longer search (a few minutes for the five seeds).
-          { numRuns: Number(process.env.CERT_FUZZ_RUNS ?? 400) },
+          { numRuns: Number(process.env.CERT_FUZZ_RUNS ?? propertyRuns(400)) },
         );
         assert.ok(accepted > 0, 'some mutations keep a parseable certificate');
       });

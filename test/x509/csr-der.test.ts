@@ -21,8 +21,9 @@ import {
 } from '../../src/x509/der-writer';
 import { spkiDer } from '../../src/x509/keys';
 import { canonicalOid } from '../../src/x509/oid';
-import { KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey, writeTemp } from './fixtures';
+import { KEY_ALGORITHMS, openssl, testKey, writeTemp } from '../support/x509';
 import { mutate, mutation } from './mutations';
+import { removeDir, tempDir } from '../support/tmp';
 
 /**
  * The strict CSR reader against the schema decoder it replaced (@peculiar/asn1-csr) on requests made by

@@ -18,7 +18,10 @@ import { createCsr, MAX_CSR_BYTES, parseCsr } from '../../src/x509/csr';
 import { readChildren, readSingleTlv } from '../../src/x509/der';
 import { spkiDer } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { assertLanyardError, KEY_ALGORITHMS, openssl, removeDir, tempDir, testKey } from './fixtures';
+import { KEY_ALGORITHMS, openssl, testKey } from '../support/x509';
+import { removeDir, tempDir } from '../support/tmp';
+import { propertyRuns } from '../support/property';
+import { expectRefusalAs } from '../support/refusal';
 
 const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const OID_ECDSA_SHA384 = '1.2.840.10045.4.3.3';
@@ -89,7 +92,7 @@ function rawCsr(privateKey: KeyObject, o: RawCsrOptions): Uint8Array {
 }
 
 function assertMalformed(input: Uint8Array | string, code: string = ErrorCode.MALFORMED_CSR): void {
-  assertLanyardError(() => parseCsr(input), MalformedInputError, code);
+  expectRefusalAs(() => parseCsr(input), MalformedInputError, code);
 }
 
 describe('x509 CSR', () => {
@@ -115,12 +118,12 @@ describe('x509 CSR', () => {
     });
 
     it('refuses a public key, and keys outside the accepted set', () => {
-      assertLanyardError(
+      expectRefusalAs(
         () => createCsr(testKey('ec-p256').publicKey),
         MalformedInputError,
         ErrorCode.UNSUPPORTED_KEY,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () => createCsr(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey),
         MalformedInputError,
         ErrorCode.UNSUPPORTED_KEY,
@@ -226,7 +229,7 @@ describe('x509 CSR', () => {
         [pss, { oid: OID_RSA_PSS, hash: 'sha256' }, /rsa-pss/],
       ];
       for (const [key, opts, named] of cases) {
-        assertLanyardError(
+        expectRefusalAs(
           () => parseCsr(rawCsr(key, opts)),
           MalformedInputError,
           ErrorCode.UNSUPPORTED_KEY,
@@ -262,7 +265,7 @@ describe('x509 CSR', () => {
           ]);
           assert.ok(made.ok, made.output);
           const pem = readFileSync(out, 'utf8');
-          assertLanyardError(() => parseCsr(pem), MalformedInputError, ErrorCode.UNSUPPORTED_KEY, named);
+          expectRefusalAs(() => parseCsr(pem), MalformedInputError, ErrorCode.UNSUPPORTED_KEY, named);
         }
       } finally {
         removeDir(dir);
@@ -314,7 +317,7 @@ describe('x509 CSR', () => {
     it('refuses input over 16 KiB before parsing it', () => {
       const big = new Uint8Array(MAX_CSR_BYTES + 1);
       big.set([0x30, 0x82, 0x40, 0x00]);
-      assertLanyardError(() => parseCsr(big), MalformedInputError, ErrorCode.MALFORMED_CSR, /limit/);
+      expectRefusalAs(() => parseCsr(big), MalformedInputError, ErrorCode.MALFORMED_CSR, /limit/);
       assertMalformed('x'.repeat(40 * 1024));
     });
 
@@ -342,7 +345,7 @@ describe('x509 CSR', () => {
           assertOnlyMalformed(() => parseCsr(bytes));
           assertOnlyMalformed(() => parseCsr(Uint8Array.from([0x30, ...bytes])));
         }),
-        { numRuns: 500 },
+        { numRuns: propertyRuns(500) },
       );
       fc.assert(
         fc.property(fc.nat(der.length - 1), fc.integer({ min: 1, max: 255 }), (at, xor) => {
@@ -350,7 +353,7 @@ describe('x509 CSR', () => {
           corrupt[at]! ^= xor;
           assertOnlyMalformed(() => parseCsr(corrupt));
         }),
-        { numRuns: 1000 },
+        { numRuns: propertyRuns(1000) },
       );
     });
   });

@@ -46,7 +46,8 @@ import {
 import { spkiDer } from '../../src/x509/keys';
 import { OID_ARC_LIMIT } from '../../src/x509/oid';
 import { createRootCa, issueX509Svid } from '../../src/x509/profiles';
-import { KEY_ALGORITHMS, testKey } from './fixtures';
+import { KEY_ALGORITHMS, testKey } from '../support/x509';
+import { propertyRuns } from '../support/property';
 
 /**
  * The DER writer and the extension builders against the schema serializer they replaced: the same values
@@ -76,7 +77,7 @@ describe('x509 DER writer', () => {
         const der = derOid(dotted);
         assert.equal(readOid(der, readSingleTlv(der)), dotted);
       }),
-      { numRuns: 500 },
+      { numRuns: propertyRuns(500) },
     );
     // 2.x takes any second arc; the first sub-identifier then exceeds 80.
     assert.equal(hex(derOid('2.999.3')), '0603883703');
@@ -121,7 +122,7 @@ describe('x509 DER writer', () => {
         const value = BigInt(`0x${hex(magnitude) || '0'}`);
         assert.equal(BigInt(`0x${hex(content)}`), value);
       }),
-      { numRuns: 500 },
+      { numRuns: propertyRuns(500) },
     );
     assert.equal(hex(derSmallInteger(0)), '020100');
     assert.equal(hex(derSmallInteger(128)), '02020080');

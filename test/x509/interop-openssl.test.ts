@@ -11,7 +11,8 @@ import {
   issueX509Svid,
   NameConstraintsSpec,
 } from '../../src/x509/profiles';
-import { openssl, removeDir, tempDir, testKey, writeTemp } from './fixtures';
+import { openssl, testKey, writeTemp } from '../support/x509';
+import { removeDir, tempDir } from '../support/tmp';
 
 const TD = 'example.org';
 const DAY = 24 * 60 * 60;

@@ -7,7 +7,7 @@ import { ErrorCode } from '../../src/errors';
 import { checkIssuer } from '../../src/x509/issuer';
 import { generateKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { newCa } from '../verify/helpers/delegation';
+import { newCa } from '../support/delegation';
 
 describe('checkIssuer key match', () => {
   const now = new Date();

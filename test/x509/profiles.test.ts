@@ -23,7 +23,8 @@ import {
   issueX509Svid,
   SvidOptions,
 } from '../../src/x509/profiles';
-import { assertLanyardError, KEY_ALGORITHMS, testKey, TestKeyAlgorithm } from './fixtures';
+import { KEY_ALGORITHMS, testKey, TestKeyAlgorithm } from '../support/x509';
+import { expectRefusalAs } from '../support/refusal';
 
 const OID = {
   basicConstraints: '2.5.29.19',
@@ -210,41 +211,41 @@ describe('x509 profiles', () => {
 
     it('refuses bad input', () => {
       const key = testKey('ec-p256').privateKey;
-      assertLanyardError(
+      expectRefusalAs(
         () => createRootCa({ trustDomain: 'Example.org', key, ttlSeconds: DAY }),
         InvalidTrustDomainError,
         ErrorCode.INVALID_TRUST_DOMAIN,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () => createRootCa({ trustDomain: 'spiffe://example.org/workload', key, ttlSeconds: DAY }),
         InvalidTrustDomainError,
         ErrorCode.INVALID_TRUST_DOMAIN,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () => createRootCa({ trustDomain: TD, key: testKey('ec-p256').publicKey, ttlSeconds: DAY }),
         LanyardError,
         ErrorCode.INVALID_ARGUMENT,
         /private key/,
       );
       for (const ttlSeconds of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
-        assertLanyardError(
+        expectRefusalAs(
           () => createRootCa({ trustDomain: TD, key, ttlSeconds }),
           LanyardError,
           ErrorCode.INVALID_ARGUMENT,
         );
       }
-      assertLanyardError(
+      expectRefusalAs(
         () => createRootCa({ trustDomain: TD, key, ttlSeconds: DAY, pathLen: -1 }),
         LanyardError,
         ErrorCode.INVALID_ARGUMENT,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () =>
           createRootCa({ trustDomain: TD, key, ttlSeconds: DAY, subject: { commonName: 'x'.repeat(65) } }),
         LanyardError,
         ErrorCode.INVALID_ARGUMENT,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () =>
           createRootCa({
             trustDomain: TD,
@@ -257,7 +258,7 @@ describe('x509 profiles', () => {
       );
       for (const value of ['.svc.example.org', '*.example.org', 'under_score.example.org']) {
         // RFC 5280 gives a dNSName constraint no leading-"." or wildcard form: verifiers refuse such a CA.
-        assertLanyardError(
+        expectRefusalAs(
           () =>
             createRootCa({
               trustDomain: TD,
@@ -270,7 +271,7 @@ describe('x509 profiles', () => {
         );
       }
       const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;
-      assertLanyardError(
+      expectRefusalAs(
         () => createRootCa({ trustDomain: TD, key: p521, ttlSeconds: DAY }),
         MalformedInputError,
         ErrorCode.UNSUPPORTED_KEY,
@@ -349,12 +350,12 @@ describe('x509 profiles', () => {
       const r0 = createRootCa({ trustDomain: TD, key, ttlSeconds: DAY, now: NOW, pathLen: 0 });
       const r1 = createRootCa({ trustDomain: TD, key, ttlSeconds: DAY, now: NOW, pathLen: 1 });
       const base = { trustDomain: TD, publicKey: testKey('ec-p256', 2).publicKey, ttlSeconds: DAY, now: NOW };
-      assertLanyardError(
+      expectRefusalAs(
         () => createIntermediateCa({ ...base, issuer: issuerOf(r0, key) }),
         LanyardError,
         ErrorCode.PATH_LEN_EXCEEDED,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () => createIntermediateCa({ ...base, issuer: issuerOf(r1, key), pathLen: 1 }),
         LanyardError,
         ErrorCode.PATH_LEN_EXCEEDED,
@@ -453,7 +454,7 @@ describe('x509 profiles', () => {
         [new Uint8Array(AGENT_CONTEXT_LIMITS.maxEncodedBytes + 1), ErrorCode.AGENT_CONTEXT_TOO_LARGE],
       ];
       for (const [agentContextDer, code] of bad) {
-        assertLanyardError(() => svid({ agentContextDer }), AgentContextError, code);
+        expectRefusalAs(() => svid({ agentContextDer }), AgentContextError, code);
       }
     });
 
@@ -512,13 +513,13 @@ describe('x509 profiles', () => {
 
     it('refuses to sign when the issuer is not a CA, is expired, or does not match its key', () => {
       const leaf = svid();
-      assertLanyardError(
+      expectRefusalAs(
         () => svid({ issuer: issuerOf(leaf, testKey('ec-p256', 1).privateKey) }),
         LanyardError,
         ErrorCode.NOT_A_CA,
       );
       const r = root('ec-p256', 600);
-      assertLanyardError(
+      expectRefusalAs(
         () =>
           svid({
             issuer: issuerOf(r, testKey('ec-p256').privateKey),
@@ -527,13 +528,13 @@ describe('x509 profiles', () => {
         LanyardError,
         ErrorCode.CERT_EXPIRED,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () => svid({ issuer: issuerOf(r, testKey('ec-p256', 3).privateKey) }),
         LanyardError,
         ErrorCode.INVALID_ARGUMENT,
         /does not match/,
       );
-      assertLanyardError(
+      expectRefusalAs(
         () => svid({ issuer: issuerOf(r, testKey('ec-p256').publicKey) }),
         LanyardError,
         ErrorCode.INVALID_ARGUMENT,
@@ -542,7 +543,7 @@ describe('x509 profiles', () => {
     });
 
     it("refuses a SPIFFE ID outside the issuer's trust domain", () => {
-      assertLanyardError(
+      expectRefusalAs(
         () => svid({ spiffeId: 'spiffe://other.org/agent' }),
         LanyardError,
         ErrorCode.WRONG_TRUST_DOMAIN,
@@ -568,7 +569,7 @@ describe('x509 profiles', () => {
         `spiffe://example.org/${'a'.repeat(2048)}`,
       ];
       for (const spiffeId of bad) {
-        assertLanyardError(() => svid({ spiffeId }), InvalidSpiffeIdError, ErrorCode.INVALID_SPIFFE_ID);
+        expectRefusalAs(() => svid({ spiffeId }), InvalidSpiffeIdError, ErrorCode.INVALID_SPIFFE_ID);
       }
     });
 
@@ -581,13 +582,13 @@ describe('x509 profiles', () => {
         ['*.org'],
         ['a', 'a'],
       ]) {
-        assertLanyardError(() => svid({ dnsNames }), LanyardError, ErrorCode.INVALID_ARGUMENT);
+        expectRefusalAs(() => svid({ dnsNames }), LanyardError, ErrorCode.INVALID_ARGUMENT);
       }
       for (const ttlSeconds of [0, -1, Number.NaN]) {
-        assertLanyardError(() => svid({ ttlSeconds }), LanyardError, ErrorCode.INVALID_ARGUMENT);
+        expectRefusalAs(() => svid({ ttlSeconds }), LanyardError, ErrorCode.INVALID_ARGUMENT);
       }
       for (const backdateSeconds of [-1, 1.5, 3601]) {
-        assertLanyardError(() => svid({ backdateSeconds }), LanyardError, ErrorCode.INVALID_ARGUMENT);
+        expectRefusalAs(() => svid({ backdateSeconds }), LanyardError, ErrorCode.INVALID_ARGUMENT);
       }
       const unsupported = [
         generateKeyPairSync('ec', { namedCurve: 'P-521' }).publicKey,
@@ -596,7 +597,7 @@ describe('x509 profiles', () => {
         generateKeyPairSync('ed448').publicKey,
       ];
       for (const publicKey of unsupported) {
-        assertLanyardError(() => svid({ publicKey }), MalformedInputError, ErrorCode.UNSUPPORTED_KEY);
+        expectRefusalAs(() => svid({ publicKey }), MalformedInputError, ErrorCode.UNSUPPORTED_KEY);
       }
     });
   });

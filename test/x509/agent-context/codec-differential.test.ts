@@ -14,6 +14,7 @@ import { contextWithLinks, sampleContext } from './fixtures';
 import { referenceDecode, referenceDecodeBinding, referenceEncode } from './reference-codec';
 import { AsnSerializer } from '@peculiar/asn1-schema';
 import { bindingToAsn, linkToAsn } from '../../../src/x509/agent-context/mapping';
+import { propertyRuns } from '../../support/property';
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
@@ -57,7 +58,7 @@ describe('agent-context codec: direct DER against the asn1-schema reference', ()
       fc.property(agentContext, (ctx) => {
         assert.deepStrictEqual(encodeAgentContext(ctx), referenceEncode(ctx));
       }),
-      { numRuns: 500 },
+      { numRuns: propertyRuns(500) },
     );
   });
 
@@ -68,7 +69,7 @@ describe('agent-context codec: direct DER against the asn1-schema reference', ()
         assert.deepStrictEqual(der, new Uint8Array(AsnSerializer.serialize(bindingToAsn(b))));
         assert.deepStrictEqual(decodeDelegationBinding(der), b);
       }),
-      { numRuns: 300 },
+      { numRuns: propertyRuns(300) },
     );
     fc.assert(
       fc.property(agentContext, (ctx) => {
@@ -79,7 +80,7 @@ describe('agent-context codec: direct DER against the asn1-schema reference', ()
           );
         }
       }),
-      { numRuns: 100 },
+      { numRuns: propertyRuns(100) },
     );
   });
 
@@ -108,7 +109,7 @@ describe('agent-context codec: direct DER against the asn1-schema reference', ()
       fc.property(agentContext, fc.array(mutation, { minLength: 1, maxLength: 4 }), (ctx, mutations) => {
         sameVerdict(mutations.reduce(mutate, encodeAgentContext(ctx)));
       }),
-      { numRuns: 1500 },
+      { numRuns: propertyRuns(1500) },
     );
   });
 
@@ -128,7 +129,7 @@ describe('agent-context codec: direct DER against the asn1-schema reference', ()
     });
     fc.assert(
       fc.property(framed, (der) => sameVerdict(der)),
-      { numRuns: 1500 },
+      { numRuns: propertyRuns(1500) },
     );
   });
 
@@ -138,7 +139,7 @@ describe('agent-context codec: direct DER against the asn1-schema reference', ()
         const der = mutations.reduce(mutate, encodeDelegationBinding(b));
         sameVerdict(der, decodeDelegationBinding, referenceDecodeBinding);
       }),
-      { numRuns: 1000 },
+      { numRuns: propertyRuns(1000) },
     );
   });
 });

@@ -4,6 +4,7 @@ import { AgentContextError } from '../../../src/errors';
 import { decodeAgentContext, encodeAgentContext } from '../../../src/x509/agent-context';
 import { mutate, mutation } from '../mutations';
 import { agentContext } from './arbitraries';
+import { propertyRuns } from '../../support/property';
 
 /**
  * What the decoder may do with any input: return a context whose encoding is exactly the input (so nothing
@@ -29,12 +30,12 @@ describe('agent-context codec: properties', () => {
         assert.deepStrictEqual(back, ctx);
         assert.deepStrictEqual(encodeAgentContext(back), der);
       }),
-      { numRuns: 300 },
+      { numRuns: propertyRuns(300) },
     );
   });
 
   it('random bytes decode to a canonical context or throw AgentContextError, nothing else', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), decodeIsTotal), { numRuns: 2000 });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), decodeIsTotal), { numRuns: propertyRuns(2000) });
   });
 
   it('random bytes behind a valid SEQUENCE + version 1 header reach the schema parser and still fail typed', () => {
@@ -42,7 +43,7 @@ describe('agent-context codec: properties', () => {
       const content = [0x02, 0x01, 0x01, ...body];
       return Uint8Array.from([0x30, 0x81, content.length, ...content]);
     });
-    fc.assert(fc.property(framed, decodeIsTotal), { numRuns: 2000 });
+    fc.assert(fc.property(framed, decodeIsTotal), { numRuns: propertyRuns(2000) });
   });
 
   it('mutations of a valid encoding decode to a canonical context or throw AgentContextError', () => {
@@ -50,7 +51,7 @@ describe('agent-context codec: properties', () => {
       fc.property(agentContext, fc.array(mutation, { minLength: 1, maxLength: 4 }), (ctx, mutations) => {
         decodeIsTotal(mutations.reduce(mutate, encodeAgentContext(ctx)));
       }),
-      { numRuns: 1000 },
+      { numRuns: propertyRuns(1000) },
     );
   });
 });

@@ -1,9 +1,9 @@
 /** Sample values and raw encoders shared by the agent-context tests. */
-import assert from 'node:assert/strict';
 import { AsnSerializer } from '@peculiar/asn1-schema';
 import { AgentContextError } from '../../../src/errors';
 import type { AgentContext, DelegationBinding, DelegationLink } from '../../../src/x509/agent-context';
 import { contextToAsn } from '../../../src/x509/agent-context/mapping';
+import { expectRefusalAs } from '../../support/refusal';
 
 export function bytes(length: number, fill = 0xab): Uint8Array {
   return new Uint8Array(length).fill(fill);
@@ -87,15 +87,5 @@ export function rawEncode(value: AgentContext): Uint8Array {
 
 /** Asserts that fn throws an AgentContextError with the given code (and message fragment). */
 export function expectAgentContextError(fn: () => unknown, code: string, messageIncludes?: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof AgentContextError, `expected AgentContextError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (messageIncludes !== undefined) {
-      assert.ok(
-        e.message.includes(messageIncludes),
-        `message ${JSON.stringify(e.message)} lacks ${messageIncludes}`,
-      );
-    }
-    return true;
-  });
+  expectRefusalAs(fn, AgentContextError, code, messageIncludes);
 }

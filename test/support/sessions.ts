@@ -1,0 +1,206 @@
+/** Agents with workload and session SVIDs against a real test server, for the revocation tests. */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { signGrant, type GrantParams } from '../../src/client/delegation';
+import {
+  EndSessionRequest,
+  type EndSessionResponse,
+  SessionServiceClient,
+  StartSessionRequest,
+  type StartSessionResponse,
+  type WatchRevocationsResponse,
+} from '../../src/gen/lanyard/v1/session';
+import { ParsedCertificate } from '../../src/x509/certificate';
+import { createCsr } from '../../src/x509/csr';
+import { verifyX509Svid } from '../../src/verify';
+import type { TestServer } from './test-server';
+import { attest, connectPublic, newKey, publicCredentials, PUBLIC_CHANNEL_OPTIONS } from './public-client';
+
+export const TD = 'lanyard.local';
+export const id = (p: string): string => `spiffe://${TD}/${p}`;
+
+export interface Agent {
+  spiffeId: string;
+  key: KeyObject;
+  chain: Uint8Array[];
+}
+
+export function unary<Req, Res>(
+  fn: (
+    req: Req,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r: Res) => void,
+  ) => void,
+  req: Req,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    fn(req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e, r) => (e ? reject(e) : resolve(r)));
+  });
+}
+
+export function sessionClient(s: TestServer, who?: Agent): SessionServiceClient {
+  const bundlePem = s.running.ca.bundle().toPem();
+  return new SessionServiceClient(
+    s.running.publicAddress,
+    publicCredentials(bundlePem, TD, who),
+    PUBLIC_CHANNEL_OPTIONS,
+  );
+}
+
+/** Registers an entry and attests it with a join token: the agent's workload SVID. */
+export async function register(
+  s: TestServer,
+  name: string,
+  fields: Record<string, unknown> = {},
+): Promise<Agent> {
+  const spiffeId = id(name);
+  await s.client.createEntry({
+    entry: { spiffeId, selectors: [{ type: 'unix', value: `name:${name}` }], ...fields },
+  });
+  const { token } = await s.client.createJoinToken({ spiffeId });
+  const { key, csr } = newKey();
+  const pub = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), TD);
+  try {
+    const r = await attest(pub.attestation, {
+      attestorType: 'join_token',
+      evidence: Buffer.from(token),
+      csr,
+    });
+    return { spiffeId, key, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
+  } finally {
+    pub.close();
+  }
+}
+
+export async function startSession(
+  s: TestServer,
+  agent: Agent,
+  req: { scopes?: string[]; intent?: string } = {},
+): Promise<{ agent: Agent; res: StartSessionResponse }> {
+  const c = sessionClient(s, agent);
+  try {
+    const { key, csr } = newKey();
+    const res = await unary(c.startSession.bind(c), StartSessionRequest.fromPartial({ csr, ...req }));
+    return { agent: { ...agent, key, chain: res.svid!.certChain.map((b) => new Uint8Array(b)) }, res };
+  } finally {
+    c.close();
+  }
+}
+
+/** A registered grant and the key the child generated before the parent signed (the grant names it). */
+export interface TestGrant {
+  grantId: string;
+  childKey: KeyObject;
+}
+
+/**
+ * The child's key first (`childKey`, fresh by default), then the parent signs a grant for `childId` naming it
+ * with its own session key (signGrant, as a real parent does) and registers it with CreateGrant.
+ */
+export async function createGrant(
+  s: TestServer,
+  parent: Agent,
+  params: Omit<GrantParams, 'parentCert' | 'parentKey' | 'childKey'> & { childKey?: KeyObject },
+): Promise<TestGrant> {
+  const childKey = params.childKey ?? newKey().key;
+  const signed = signGrant({
+    parentCert: parent.chain[0]!,
+    parentKey: parent.key,
+    ...params,
+    childKey: createPublicKey(childKey),
+  });
+  const c = sessionClient(s, parent);
+  try {
+    const r = await unary(c.createGrant.bind(c), {
+      binding: Buffer.from(signed.bindingDer),
+      signature: Buffer.from(signed.signature),
+    });
+    return { grantId: r.grantId, childKey };
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * The child redeems `grant` with its workload SVID and a CSR for the key the grant names (or `key`, to try
+ * another): its delegated SVID.
+ */
+export async function redeemGrant(
+  s: TestServer,
+  child: Agent,
+  grant: TestGrant,
+  key: KeyObject = grant.childKey,
+): Promise<Agent> {
+  const c = sessionClient(s, child);
+  try {
+    const r = await unary(c.redeemGrant.bind(c), {
+      grantId: grant.grantId,
+      csr: Buffer.from(createCsr(key).der),
+    });
+    return { ...child, key, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };
+  } finally {
+    c.close();
+  }
+}
+
+/** EndSession over mTLS as `agent` (the session's own agent, or an admin SVID). */
+export async function endSession(
+  s: TestServer,
+  agent: Agent,
+  sessionId: string,
+  reason = '',
+): Promise<EndSessionResponse> {
+  const c = sessionClient(s, agent);
+  try {
+    return await unary(c.endSession.bind(c), EndSessionRequest.fromPartial({ sessionId, reason }));
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * The raw messages of one WatchRevocations stream, from `afterSequence` until `done` says so (then the
+ * stream is cancelled). Rejects with the stream's error.
+ */
+export function collectWatch(
+  client: SessionServiceClient,
+  afterSequence: number,
+  done: (messages: readonly WatchRevocationsResponse[]) => boolean,
+): Promise<WatchRevocationsResponse[]> {
+  return new Promise((resolve, reject) => {
+    const messages: WatchRevocationsResponse[] = [];
+    const call = client.watchRevocations({ afterSequence });
+    call.on('data', (m: WatchRevocationsResponse) => {
+      messages.push(m);
+      if (done(messages)) {
+        call.cancel();
+        resolve(messages);
+      }
+    });
+    call.on('error', (e: grpc.ServiceError) => {
+      if (e.code !== grpc.status.CANCELLED) reject(e);
+    });
+  });
+}
+
+/**
+ * `parent` (a session SVID) grants `childWl`'s identity `scopes`; the child redeems the grant with a fresh key:
+ * the child's delegated session SVID and its session id.
+ */
+export async function delegate(
+  s: TestServer,
+  parent: Agent,
+  childWl: Agent,
+  scopes: string[],
+): Promise<{ agent: Agent; sessionId: string }> {
+  const grant = await createGrant(s, parent, { childId: childWl.spiffeId, scopes });
+  const agent = await redeemGrant(s, childWl, grant);
+  const context = verifyX509Svid(agent.chain, s.running.ca.bundle()).context!;
+  return { agent, sessionId: context.sessionId };
+}
+
+/** The serial (lowercase hex) of an agent's current certificate. */
+export function serialOf(agent: Agent): string {
+  return ParsedCertificate.fromDer(agent.chain[0]!).serialHex;
+}
