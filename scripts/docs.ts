@@ -95,7 +95,8 @@ function readProto(file: string): { pkg: string; comment: string; items: ProtoIt
       comment.push(line.replace(/^\/\/ ?/, ''));
       continue;
     }
-    const text = comment.join(' ');
+    // An empty `//` line separates paragraphs.
+    const text = comment.join('\n').replace(/\n{2,}/g, '\n\n').replace(/(?<!\n)\n(?!\n)/g, ' ').trim();
     comment = [];
     if (line === '') {
       if (stack.length === 0 && items.length === 0 && fileComment === '') fileComment = text;
@@ -104,6 +105,13 @@ function readProto(file: string): { pkg: string; comment: string; items: ProtoIt
     const pkgMatch = /^package ([\w.]+);/.exec(line);
     if (pkgMatch) {
       pkg = pkgMatch[1]!;
+      continue;
+    }
+    const empty = /^(message|enum) (\w+) \{\}$/.exec(line);
+    if (empty) {
+      const top = stack[stack.length - 1];
+      const name = top ? `${top.item.name}.${empty[2]}` : empty[2]!;
+      items.push({ kind: empty[1] as ProtoItem['kind'], name, comment: text, members: [] });
       continue;
     }
     const open = /^(service|message|enum|oneof) (\w+) \{$/.exec(line);
@@ -137,7 +145,7 @@ function readProto(file: string): { pkg: string; comment: string; items: ProtoIt
 }
 
 function escapeCell(s: string): string {
-  return s.replace(/\|/g, '\\|');
+  return s.replace(/\|/g, '\\|').replace(/\s*\n+\s*/g, ' ');
 }
 
 function grpcReference(): string {
