@@ -1,8 +1,9 @@
 /**
- * Brackets npm run build: `begin` writes dist/.build-stamp.next (the package version and the git commit the
- * sources are at, bin/build-stamp.js) before tsc reads the sources, `end` renames it to dist/.build-stamp once
- * tsc succeeded. bin/lanyard.js runs dist/ only while the stamp matches the checkout; a failed build leaves no
- * stamp, so a half-written dist/ never answers. `check` exits 1 when dist/ would not answer, saying why.
+ * Brackets npm run build: `begin` empties dist/ and writes dist/.build-stamp.next (the package version and the
+ * git commit the sources are at, bin/build-stamp.js) before tsc reads the sources; `end` renames it to
+ * dist/.build-stamp once tsc succeeded. bin/lanyard.js runs dist/ only while the stamp matches the checkout; a
+ * failed build leaves no stamp, so a half-written dist/ never answers. `check` exits 1 when dist/ would not
+ * answer, saying why.
  */
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,9 +20,10 @@ const stamp = join(dist, '.build-stamp');
 
 switch (process.argv[2]) {
   case 'begin':
+    // tsc only adds and overwrites: a module moved or deleted in src/ would otherwise linger in dist/ and ship.
+    // Emptying dist/ also removes the old stamp, so a failed build never leaves one vouching for it.
+    rmSync(dist, { recursive: true, force: true });
     mkdirSync(dist, { recursive: true });
-    // A failed build must not leave an older stamp vouching for a half-written dist/.
-    rmSync(stamp, { force: true });
     writeFileSync(
       next,
       `${JSON.stringify({ ...stamps.currentStamp(root), startedAt: new Date().toISOString() })}\n`,

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -35,13 +36,18 @@ describe('bin/lanyard.js: dist/ only when its build stamp matches the package', 
     assert.equal(r.status, 0, r.stderr);
     return r.stdout.trim();
   };
-  /** The build's two steps, by the real script, around a "compile" that already happened. */
+  const distMain =
+    "exports.main = async (argv) => { process.stdout.write('dist ' + argv.slice(2).join(' ') + '\\n'); };\n";
+  const stampStep = (step: string) =>
+    execFileSync(process.execPath, ['--require', 'tsx/cjs', join(pkg, 'scripts', 'stamp-dist.ts'), step], {
+      cwd: pkg,
+    });
+  /** npm run build: the real stamp script's two steps around a "compile" that writes dist/cli/main.js. */
   const build = () => {
-    for (const step of ['begin', 'end']) {
-      execFileSync(process.execPath, ['--require', 'tsx/cjs', join(pkg, 'scripts', 'stamp-dist.ts'), step], {
-        cwd: pkg,
-      });
-    }
+    stampStep('begin');
+    mkdirSync(join(pkg, 'dist', 'cli'), { recursive: true });
+    writeFileSync(join(pkg, 'dist', 'cli', 'main.js'), distMain);
+    stampStep('end');
   };
   const git = (...args: string[]) =>
     execFileSync('git', args, {
@@ -72,10 +78,7 @@ describe('bin/lanyard.js: dist/ only when its build stamp matches the package', 
     const main = (from: string) =>
       `export async function main(argv: string[]): Promise<void> { process.stdout.write('${from} ' + argv.slice(2).join(' ') + '\\n'); }\n`;
     writeFileSync(join(pkg, 'src', 'cli', 'main.ts'), main('src'));
-    writeFileSync(
-      join(pkg, 'dist', 'cli', 'main.js'),
-      "exports.main = async (argv) => { process.stdout.write('dist ' + argv.slice(2).join(' ') + '\\n'); };\n",
-    );
+    writeFileSync(join(pkg, 'dist', 'cli', 'main.js'), distMain);
   });
   afterEach(() => rmSync(pkg, { recursive: true, force: true }));
 
@@ -100,11 +103,11 @@ describe('bin/lanyard.js: dist/ only when its build stamp matches the package', 
     assert.equal(run(), 'src x');
   });
 
-  it('a build that starts removes the previous stamp, so a failed one leaves none', () => {
+  it('a build that starts empties dist/: no previous stamp, no module moved away since', () => {
     build();
-    execFileSync(process.execPath, ['--require', 'tsx/cjs', join(pkg, 'scripts', 'stamp-dist.ts'), 'begin'], {
-      cwd: pkg,
-    });
+    writeFileSync(join(pkg, 'dist', 'moved-away.js'), 'exports.x = 1;\n');
+    stampStep('begin');
+    assert.equal(existsSync(join(pkg, 'dist', 'moved-away.js')), false);
     assert.equal(run(), 'src x');
   });
 
@@ -134,8 +137,6 @@ describe('bin/lanyard.js: dist/ only when its build stamp matches the package', 
     commit('one');
     const linked = join(pkg, 'linked');
     git('worktree', 'add', '-q', '-b', 'side', linked);
-    mkdirSync(join(linked, 'dist', 'cli'), { recursive: true });
-    copyFileSync(join(pkg, 'dist', 'cli', 'main.js'), join(linked, 'dist', 'cli', 'main.js'));
     symlinkSync(join(REPO, 'node_modules'), join(linked, 'node_modules'));
     const prev = pkg;
     pkg = linked;
