@@ -5,13 +5,15 @@
  *                         docs/reference/config.md (from src/server/config.example.yaml, which a test holds
  *                         equal to the built-in defaults) and docs/reference/grpc-api.md (from proto/)
  *   npm run docs:check    exit 1 when a generated part is stale, a relative link in README.md or docs/ points
- *                         nowhere, or a repository path cited in them does not exist (CI)
+ *                         nowhere, a repository path cited in them does not exist, or a TypeScript example
+ *                         imports a name its `lanyard` entry point does not export (CI)
  *
  * Each generated file keeps its hand-written text: only the part between the GENERATED markers is replaced.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command, Help } from 'commander';
+import ts from 'typescript';
 import { buildProgram } from '../src/cli/main';
 
 const root = path.resolve(__dirname, '..');
@@ -96,7 +98,11 @@ function readProto(file: string): { pkg: string; comment: string; items: ProtoIt
       continue;
     }
     // An empty `//` line separates paragraphs.
-    const text = comment.join('\n').replace(/\n{2,}/g, '\n\n').replace(/(?<!\n)\n(?!\n)/g, ' ').trim();
+    const text = comment
+      .join('\n')
+      .replace(/\n{2,}/g, '\n\n')
+      .replace(/(?<!\n)\n(?!\n)/g, ' ')
+      .trim();
     comment = [];
     if (line === '') {
       if (stack.length === 0 && items.length === 0 && fileComment === '') fileComment = text;
@@ -239,6 +245,68 @@ function checkReferences(): { failures: string[]; pending: string[] } {
   return { failures, pending };
 }
 
+/**
+ * Every name a TypeScript example in README.md or docs/ imports from `lanyard` or a subpath must be exported by
+ * that entry point (package.json "exports", mapped back to the source it is built from), so a rename or a move
+ * out of an entry point shows up here instead of in a reader's editor.
+ */
+function checkExampleImports(): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    exports: Record<string, string | { types?: string }>;
+  };
+  const sourceOf = (specifier: string): string | undefined => {
+    const key = specifier === 'lanyard' ? '.' : `.${specifier.slice('lanyard'.length)}`;
+    const entry = pkg.exports[key];
+    const types = typeof entry === 'string' ? entry : entry?.types;
+    if (types === undefined || !types.startsWith('./dist/')) return undefined;
+    return path.join(root, 'src', types.slice('./dist/'.length).replace(/\.d\.ts$/, '.ts'));
+  };
+  const uses: { file: string; specifier: string; names: string[] }[] = [];
+  for (const file of markdownFiles()) {
+    const text = fs.readFileSync(path.join(root, file), 'utf8');
+    for (const block of text.matchAll(/```ts\n([\s\S]*?)```/g)) {
+      for (const m of block[1]!.matchAll(/import\s*\{([^}]*)\}\s*from\s*'(lanyard[^']*)'/g)) {
+        const names = m[1]!
+          .split(',')
+          .map(
+            (n) =>
+              n
+                .trim()
+                .replace(/^type\s+/, '')
+                .split(/\s+as\s+/)[0]!,
+          )
+          .filter((n) => n !== '');
+        uses.push({ file, specifier: m[2]!, names });
+      }
+    }
+  }
+  const failures: string[] = [];
+  const entries = new Map<string, string>();
+  for (const u of uses) {
+    const src = sourceOf(u.specifier);
+    if (src === undefined || !fs.existsSync(src)) {
+      failures.push(`${u.file}: imports from '${u.specifier}', which package.json does not export`);
+    } else entries.set(u.specifier, src);
+  }
+  if (entries.size === 0) return failures;
+  const program = ts.createProgram([...entries.values()], { strict: true, skipLibCheck: true, noEmit: true });
+  const checker = program.getTypeChecker();
+  const exported = new Map<string, Set<string>>();
+  for (const [specifier, src] of entries) {
+    const sf = program.getSourceFile(src);
+    const symbol = sf === undefined ? undefined : checker.getSymbolAtLocation(sf);
+    exported.set(specifier, new Set(symbol ? checker.getExportsOfModule(symbol).map((e) => e.name) : []));
+  }
+  for (const u of uses) {
+    const names = exported.get(u.specifier);
+    if (names === undefined) continue;
+    for (const n of u.names) {
+      if (!names.has(n)) failures.push(`${u.file}: '${u.specifier}' does not export ${n}`);
+    }
+  }
+  return failures;
+}
+
 function main(): void {
   const check = process.argv.includes('--check');
   const failures: string[] = [];
@@ -254,7 +322,7 @@ function main(): void {
     }
   }
   const refs = checkReferences();
-  failures.push(...refs.failures);
+  failures.push(...refs.failures, ...checkExampleImports());
   for (const p of refs.pending) console.log(`pending (another branch adds it): ${p}`);
   if (failures.length > 0) {
     for (const f of failures) console.error(`docs: ${f}`);
