@@ -6,7 +6,8 @@
  *                         equal to the built-in defaults) and docs/reference/grpc-api.md (from proto/)
  *   npm run docs:check    exit 1 when a generated part is stale, a relative link in README.md or docs/ points
  *                         nowhere, a repository path cited in them does not exist, or a TypeScript example
- *                         imports a name its `lanyard` entry point does not export (CI)
+ *                         imports a name its `lanyard` entry point does not export, or the README's quick
+ *                         start is not the two commands, the second of them what .ci/run runs (CI)
  *
  * Each generated file keeps its hand-written text: only the part between the GENERATED markers is replaced.
  */
@@ -307,6 +308,33 @@ function checkExampleImports(): string[] {
   return failures;
 }
 
+/**
+ * The README's quick start is exactly two commands, and CI runs the second one verbatim (.ci/run), so the
+ * command a newcomer copies is the one that is proven on a fresh clone.
+ */
+function checkQuickStart(): string[] {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const ci = fs.readFileSync(path.join(root, '.ci', 'run'), 'utf8').split('\n');
+  const block = /## Quick start[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+  const commands = block
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter((l) => l !== '');
+  const failures: string[] = [];
+  if (
+    commands.length !== 2 ||
+    commands[0] !== 'npm ci && npm start' ||
+    commands[1] !== 'npm ci && npm test'
+  ) {
+    failures.push(
+      `README.md: the quick start must be 'npm ci && npm start' and 'npm ci && npm test', found ${JSON.stringify(commands)}`,
+    );
+  }
+  if (!ci.includes('npm ci && npm test'))
+    failures.push(".ci/run: does not run the README's 'npm ci && npm test'");
+  return failures;
+}
+
 function main(): void {
   const check = process.argv.includes('--check');
   const failures: string[] = [];
@@ -322,7 +350,7 @@ function main(): void {
     }
   }
   const refs = checkReferences();
-  failures.push(...refs.failures, ...checkExampleImports());
+  failures.push(...refs.failures, ...checkQuickStart(), ...checkExampleImports());
   for (const p of refs.pending) console.log(`pending (another branch adds it): ${p}`);
   if (failures.length > 0) {
     for (const f of failures) console.error(`docs: ${f}`);
