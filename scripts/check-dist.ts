@@ -34,6 +34,10 @@ for (const file of ['index.js', 'index.d.ts', 'cli/main.js', 'hop/express.d.ts',
   check(existsSync(join(dist, file)), `dist/${file} exists`);
 }
 
+// The demo is a script of the checkout (scripts/demo/), never part of the package.
+check(!existsSync(join(dist, 'demo')), 'dist/ ships no demo');
+check(!buildProgram().commands.some((c) => c.name() === 'demo'), 'the lanyard command has no demo command');
+
 attempt("require('lanyard') is dist/index.js and exports what src/index.ts does", () => {
   if (requireHere.resolve('lanyard') !== join(dist, 'index.js')) return false;
   const built = requireHere('lanyard') as Record<string, unknown>;

@@ -1,17 +1,41 @@
 /**
- * `npm run demo`: Lanyard end to end on one machine, everything on 127.0.0.1 in a temp dir (src/demo/run-demo.ts,
- * the same run as `lanyard demo`). Exits 0 only when every step behaved as expected, 1 otherwise, naming the
- * step. `--policy-dir <dir>` loads other Cedar policies; `--keep` keeps the temp dir.
+ * `npm run demo`: Lanyard end to end on one machine, everything on 127.0.0.1 in a temp dir (scripts/demo/run-demo.ts).
+ * Exits 0 only when every step behaved as expected, 1 otherwise, naming the step; 2 on a usage error. A script of
+ * the checkout, not a command of the package: the demo does not ship in dist/.
  */
-import { demoFailureText, runDemo } from '../src/demo/run-demo';
+import { Command, CommanderError } from 'commander';
+import { demoFailureText, runDemo } from './demo/run-demo';
 
-function argValue(flag: string): string | undefined {
-  const i = process.argv.indexOf(flag);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+const program = new Command()
+  .name('npm run demo --')
+  .description('run Lanyard end to end on 127.0.0.1 in a temp dir and check every step')
+  .option('--policy-dir <dir>', 'Cedar policies for the server and both services (default: examples/policy)')
+  .option('--keep', 'keep the temp dir (data, keys, audit files) afterwards')
+  .addHelpText(
+    'after',
+    `
+Starts a server (SQLite, its own CA, a local OIDC issuer for principals, the Cedar policies), registers four
+workloads that attest with join tokens, opens a task session for alice, delegates it to a tool-runner, calls
+service A over mutual TLS (gRPC) and A calls service B over https with the delegated SVID; B prints the chain
+alice -> planner -> tool-runner -> service-a it read from the certificate and the Cedar decision. Then the
+session ends, the next call is refused (ERR_REVOKED), and lanyard audit verify / trace print the audit trail.
+
+Nothing but loopback traffic; the temp dir is removed at the end unless --keep. Prints each step it checked
+and "Demo passed" on success (exit 0); otherwise "Demo FAILED: <step>: <why>" (exit 1).`,
+  )
+  .exitOverride();
+
+try {
+  program.parse(process.argv);
+} catch (e) {
+  // --help is an "error" to commander and a success to the user; anything else is a usage error.
+  process.exit(e instanceof CommanderError && e.exitCode === 0 ? 0 : 2);
 }
-
-const policyDir = argValue('--policy-dir');
-runDemo({ keep: process.argv.includes('--keep'), ...(policyDir !== undefined && { policyDir }) }).then(
+const opts = program.opts<{ policyDir?: string; keep?: boolean }>();
+runDemo({
+  keep: opts.keep === true,
+  ...(opts.policyDir !== undefined && { policyDir: opts.policyDir }),
+}).then(
   () => process.exit(0),
   (e: unknown) => {
     process.stdout.write(`\n${demoFailureText(e)}\n`);

@@ -63,7 +63,7 @@ interface OrgLevel {
 
 /**
  * An organisation PKI with `levels.length` intermediates below its root, top first; the last one (the signer)
- * is handed to Lanyard, and cert_file holds the signer first, then the ones above it, as the README asks.
+ * is handed to Lanyard, and cert_file holds the signer first, then the ones above it, as docs/operator/ca.md asks.
  */
 function makeChainOrg(
   parent: string,

@@ -418,10 +418,10 @@ describe('agent-context rules', () => {
       );
     });
 
-    it("trust boundary: the first link's key is vouched for by the CA alone (README, offline provability)", () => {
+    it("trust boundary: the first link's key is vouched for by the CA alone (docs/design/agent-context.md, offline provability)", () => {
       // Nothing the verifier sees ties link 0's key to the planner's SPIFFE ID: certSha256 names a certificate
       // the verifier never gets. So a CA-made link 0 signed by a key the planner never held verifies; an
-      // investigator matches certSha256 against the issuance audit trail. This pins what the README claims.
+      // investigator matches certSha256 against the issuance audit trail. This pins what docs/design/agent-context.md and the threat model claim.
       const { fakeCert, link } = impostorLink(planner, 3600);
       const ok = verify(reissued((c) => (c.delegation = [link])));
       const named = Buffer.from(ok.context!.delegation[0]!.certSha256);

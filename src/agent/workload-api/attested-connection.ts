@@ -14,7 +14,7 @@
  *   scanned at the first call, between two identity reads, and the connecting process's own descriptor is
  *   checked again at every call and response (why once is enough: connection-holders.ts). Connections that
  *   make no Workload API call (health probes) cost no scan.
- * What remains possible for a process of the same uid is stated in the README.
+ * What remains possible for a process of the same uid is stated in docs/design/threat-model.md.
  */
 import type * as net from 'node:net';
 import { LanyardError, WorkloadAttestationFailedError } from '../../errors';

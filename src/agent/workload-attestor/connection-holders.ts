@@ -6,7 +6,7 @@
  * allowed) with close-on-exec set, so that it cannot have carried the connection over from another program.
  *
  * The client's end is found by inode (sock_diag UNIX_DIAG_PEER), its holders in /proc/<pid>/fd. What this
- * cannot see is listed in native/peercred/fd_scan.cc and in the README.
+ * cannot see is listed in native/peercred/fd_scan.cc and in docs/operator/agent.md.
  *
  * The whole of /proc is scanned once per connection, after the process is seen running what it will be
  * attested as; later calls and responses check only that the connecting process still holds its descriptor,

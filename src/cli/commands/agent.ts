@@ -76,7 +76,7 @@ export function registerAgentCommands(program: Command): void {
     .option(...AGENT_CONTEXT_OID_OPTION)
     .option(
       '--allow-inheritable-connections',
-      'serve clients whose socket is not close-on-exec (netty/java-spiffe); see the README on exec after connect',
+      'serve clients whose socket is not close-on-exec (netty/java-spiffe); see docs/operator/agent.md, exec after connect',
       false,
     )
     .action(

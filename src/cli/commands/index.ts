@@ -3,7 +3,6 @@ import { registerAgentCommands } from './agent';
 import { registerAuditCommands } from './audit';
 import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
-import { registerDemoCommands } from './demo';
 import { registerEntryCommands } from './entry';
 import { registerPolicyCommands } from './policy';
 import { registerServerCommands } from './server';
@@ -23,5 +22,4 @@ export function registerCommands(program: Command): void {
   registerAgentCommands(program);
   registerAuditCommands(program);
   registerPolicyCommands(program);
-  registerDemoCommands(program);
 }

@@ -94,7 +94,7 @@ function banner(config: ServerConfig, publicAddress: string): string {
     `  ${lanyard} svid fetch --server ${connectAddress(config, listening)} --bundle bundle.pem${trustDomainFlag} --join-token-file token --out svid/`,
     `  ${lanyard} svid inspect svid/svid.pem`,
     '',
-    `The CA: ${lanyard} ca show ${target}; rotate it by hand with \`ca rotate\` (see README).`,
+    `The CA: ${lanyard} ca show ${target}; rotate it by hand with \`ca rotate\` (docs/operator/ca.md).`,
     'Stop with Ctrl-C or SIGTERM (in-flight calls are drained first).',
     '',
   ].join('\n');

@@ -53,7 +53,7 @@ export function registerSvidCommands(program: Command): void {
     .requiredOption('--id <spiffe-id>', 'SPIFFE ID of the workload')
     .requiredOption('--out <dir>', 'directory for svid.pem, svid_key.pem (0600) and bundle.pem')
     .option('--ttl <duration>', 'SVID lifetime, capped by the CA', `${DEV_SVID_DEFAULT_TTL_SECONDS}s`)
-    .option('--context <file>', 'agent context as JSON (see README); signed into the SVID')
+    .option('--context <file>', 'agent context as JSON (docs/library/verifier.md); signed into the SVID')
     .option('--dns <name...>', 'DNS SANs in addition to the SPIFFE ID')
     .option(...AGENT_CONTEXT_OID_OPTION)
     .action(

@@ -1,5 +1,5 @@
 /**
- * Which registration entry an attested runtime gets. Decisions (README "When several entries match"):
+ * Which registration entry an attested runtime gets. Decisions (docs/operator/server.md, "Which entry an attested workload gets"):
  * - evidence bound to an entry (join token): exactly that entry, by id; the token's binding is the
  *   authorization, so the entry's selectors are not matched against the token's selector, and the caller's
  *   spiffe_id is ignored. Several entries may share the token's SPIFFE ID (one of them admin): the token

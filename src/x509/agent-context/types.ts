@@ -1,5 +1,5 @@
 /**
- * The agent context carried, signed by the CA, in every Lanyard SVID (see README "The agent-context extension").
+ * The agent context carried, signed by the CA, in every Lanyard SVID (docs/design/agent-context.md).
  * These are the decoded, typed values; the ASN.1 schema lives in schema.ts, the DER codec in codec.ts and the
  * extension's OID (a setting, default 1.3.6.1.4.1.262144.1.1) in oid.ts.
  */

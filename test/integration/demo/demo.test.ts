@@ -1,8 +1,8 @@
 /**
- * The demo as a person runs it, through both entry points to its one implementation (src/demo/run-demo.ts):
- * `lanyard demo` must exit 0 and print each step it checked; `npm run demo` (scripts/demo.ts) with policies
- * that refuse the hop must exit 1 naming the failed step. A child process each, everything on 127.0.0.1; the
- * demo is slow, so it runs twice in the suite and no more.
+ * The demo as a person runs it, `npm run demo` (scripts/demo.ts over scripts/demo/run-demo.ts): it must exit 0
+ * and print each step it checked; with policies that refuse the hop it must exit 1 naming the failed step. A
+ * child process each, everything on 127.0.0.1; the demo is slow, so it runs twice in the suite and no more.
+ * The demo is a script of the checkout: the built package ships no demo and `lanyard` has no demo command.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -13,13 +13,9 @@ import { REPO_ROOT } from '../../support/paths';
 
 const ROOT = REPO_ROOT;
 
-type Entry = 'npm run demo' | 'lanyard demo';
-
-function runDemo(entry: Entry, args: string[] = []): Promise<CliResult> {
-  const argv =
-    entry === 'npm run demo'
-      ? ['--require', 'tsx/cjs', path.join(ROOT, 'scripts', 'demo.ts'), ...args]
-      : [path.join(ROOT, 'bin', 'lanyard.js'), 'demo', ...args];
+/** What `npm run demo -- <args>` runs. */
+function runDemo(args: string[] = []): Promise<CliResult> {
+  const argv = ['--require', 'tsx/cjs', path.join(ROOT, 'scripts', 'demo.ts'), ...args];
   return runProcess(process.execPath, argv, {
     cwd: ROOT,
     ignoreStdin: true,
@@ -27,21 +23,21 @@ function runDemo(entry: Entry, args: string[] = []): Promise<CliResult> {
   });
 }
 
-describe('demo: lanyard demo and npm run demo', function () {
+describe('demo: npm run demo', function () {
   this.timeout(120_000);
 
-  it('lanyard demo --help explains what it runs', async () => {
-    const { code, stdout } = await runDemo('lanyard demo', ['--help']);
+  it('--help explains what it runs', async () => {
+    const { code, stdout } = await runDemo(['--help']);
     assert.equal(code, 0, stdout);
-    assert.match(stdout, /Usage: lanyard demo \[options\]/);
+    assert.match(stdout, /Usage: npm run demo -- \[options\]/);
     assert.match(stdout, /--policy-dir <dir>/);
     assert.match(stdout, /--keep/);
     assert.match(stdout, /alice -> planner -> tool-runner -> service-a/);
     assert.match(stdout, /Nothing but loopback traffic/);
   });
 
-  it('lanyard demo runs every step on loopback and exits 0', async () => {
-    const { code, stdout, stderr } = await runDemo('lanyard demo');
+  it('runs every step on loopback and exits 0', async () => {
+    const { code, stdout, stderr } = await runDemo();
     assert.equal(code, 0, `${stdout}\n${stderr}`);
     const version = /policy (sha256:[0-9a-f]{32}) \(/.exec(stdout)?.[1];
     assert.ok(version, stdout);
@@ -72,7 +68,7 @@ describe('demo: lanyard demo and npm run demo', function () {
     assert.ok(dir !== undefined && !fs.existsSync(dir), `${dir} left behind`);
   });
 
-  it('npm run demo exits 1 naming the step when the policies refuse the hop', async () => {
+  it('exits 1 naming the step when the policies refuse the hop', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-demo-policy-'));
     try {
       // Issuance as in the example, but no permit for any call: service A refuses the tool-runner.
@@ -80,7 +76,7 @@ describe('demo: lanyard demo and npm run demo', function () {
         path.join(ROOT, 'examples', 'policy', 'issuance.cedar'),
         path.join(dir, 'issuance.cedar'),
       );
-      const { code, stdout } = await runDemo('npm run demo', ['--policy-dir', dir]);
+      const { code, stdout } = await runDemo(['--policy-dir', dir]);
       assert.equal(code, 1, stdout);
       assert.match(stdout, / ✘ tool-runner got a key from service-a/);
       // The first call to A is the key request of the handoff: the policy refuses it like any other call.

@@ -1,5 +1,6 @@
 /**
- * The demo behind `npm run demo` and `lanyard demo`: Lanyard end to end on one machine, everything on 127.0.0.1 in a temp dir.
+ * The demo behind `npm run demo` (scripts/demo.ts): Lanyard end to end on one machine, everything on 127.0.0.1 in a
+ * temp dir. It lives in scripts/, not src/, so it is not part of the built package.
  *
  *   a server (SQLite, its own CA, a local OIDC issuer trusted for principals, the Cedar policies of
  *   examples/policy/) -> four entries -> each workload attests with a join token -> the planner opens a task
@@ -23,22 +24,22 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { AuditPublicKey, FileAuditLog, parseChainText, verifyChain } from '../audit';
-import { auditHopDecisions } from '../hop/audit';
-import { X509Bundle } from '../bundle';
-import { isLanyardError } from '../errors';
-import { grpcStatusOf } from '../internal/grpc-status-map';
-import { grantFor, redeemGrant, startSession } from '../client/handoff';
-import { HandoffKey, HandoffKeys } from '../client/handoff-keys';
+import { AuditPublicKey, FileAuditLog, parseChainText, verifyChain } from '../../src/audit';
+import { auditHopDecisions } from '../../src/hop/audit';
+import { X509Bundle } from '../../src/bundle';
+import { isLanyardError } from '../../src/errors';
+import { grpcStatusOf } from '../../src/internal/grpc-status-map';
+import { grantFor, redeemGrant, startSession } from '../../src/client/handoff';
+import { HandoffKey, HandoffKeys } from '../../src/client/handoff-keys';
 import {
   LANYARD_CHANNEL_OPTIONS,
   lanyardChannelCredentials,
   type ClientSvid,
-} from '../client/server-credentials';
-import { ServerX509Source } from '../client/server-x509-source';
-import type { X509Source } from '../client/x509-source';
-import { SessionServiceClient } from '../gen/lanyard/v1/session';
-import type { HopDecision } from '../hop/decision';
+} from '../../src/client/server-credentials';
+import { ServerX509Source } from '../../src/client/server-x509-source';
+import type { X509Source } from '../../src/client/x509-source';
+import { SessionServiceClient } from '../../src/gen/lanyard/v1/session';
+import type { HopDecision } from '../../src/hop/decision';
 import {
   agentOf,
   HOP_CHANNEL_OPTIONS,
@@ -46,25 +47,30 @@ import {
   hopChannelCredentials,
   hopServerCredentials,
   hopService,
-} from '../hop/grpc';
-import { addHandoffService, grantForPeer, HANDOFF_GRANT_HEADER, redeemFromCaller } from '../hop/handoff';
-import type { HopPeer } from '../hop/peer';
-import { createHopHttpsServer, HopHttpsAgent } from '../hop/tls';
-import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../policy';
-import { AdminClient } from '../server/admin-client';
-import { loadConfig } from '../server/config';
-import { createLogger } from '../internal/logging';
-import { type RunningServer, startServer } from '../server/run';
-import { TrustDomain } from '../spiffe';
-import { authorizeId } from '../verify';
-import type { AgentContext } from '../x509/agent-context/types';
+} from '../../src/hop/grpc';
+import {
+  addHandoffService,
+  grantForPeer,
+  HANDOFF_GRANT_HEADER,
+  redeemFromCaller,
+} from '../../src/hop/handoff';
+import type { HopPeer } from '../../src/hop/peer';
+import { createHopHttpsServer, HopHttpsAgent } from '../../src/hop/tls';
+import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../../src/policy';
+import { AdminClient } from '../../src/server/admin-client';
+import { loadConfig } from '../../src/server/config';
+import { createLogger } from '../../src/internal/logging';
+import { type RunningServer, startServer } from '../../src/server/run';
+import { TrustDomain } from '../../src/spiffe';
+import { authorizeId } from '../../src/verify';
+import type { AgentContext } from '../../src/x509/agent-context/types';
 
 const execFileAsync = promisify(execFile);
 const TD = 'lanyard.local';
 const IDP = 'https://idp.demo.local';
 /** The Cedar policies the server and both services load unless the caller names others. */
 export const DEMO_POLICY_DIR = path.join(__dirname, '..', '..', 'examples', 'policy');
-/** The CLI the demo runs as a person would; the same path from src/demo and dist/demo. */
+/** The CLI the demo runs as a person would. */
 const LANYARD_BIN = path.join(__dirname, '..', '..', 'bin', 'lanyard.js');
 const ID = {
   planner: `spiffe://${TD}/agents/planner`,
