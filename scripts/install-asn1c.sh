@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Debian's asn1c (an ASN.1 compiler to C) and a C compiler when missing, for the test that compiles
 # docs/design/agent-context.asn1 and decodes Lanyard's own extensions with it
-# (test/interop/agent-context-asn1.test.ts). Idempotent: with both present it only checks and exits.
+# (test/integration/interop/agent-context-asn1.test.ts). Idempotent: with both present it only checks and exits.
 set -euo pipefail
 
 missing=()

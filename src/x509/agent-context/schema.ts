@@ -1,7 +1,7 @@
 /*
  * ASN.1 module of the agent-context extension (extnValue of a non-critical extension, DER).
  * The specification is the module docs/design/agent-context.asn1 (an asn1c-compiled decoder holds Lanyard's
- * bytes to it in test/interop/agent-context-asn1.test.ts). The classes below are its reference implementation
+ * bytes to it in test/integration/interop/agent-context-asn1.test.ts). The classes below are its reference implementation
  * (used by tests and the "before" benchmark); codec.ts reads and writes it directly as DER and enforces the
  * constraints.
  *
