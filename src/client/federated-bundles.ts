@@ -12,7 +12,10 @@ import { TrustDomain } from '../spiffe';
  * dropped: federation never replaces the local domain's bundle. A malformed one fails the whole answer (the
  * caller keeps what it had).
  */
-export function federatedBundlesFromProto(bundles: readonly Bundle[], own: TrustDomain | undefined): X509Bundle[] {
+export function federatedBundlesFromProto(
+  bundles: readonly Bundle[],
+  own: TrustDomain | undefined,
+): X509Bundle[] {
   const out: X509Bundle[] = [];
   const seen = new Set<string>();
   for (const b of bundles) {

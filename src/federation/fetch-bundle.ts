@@ -41,7 +41,10 @@ export interface FetchOptions {
  *   says), ERR_FEDERATION_FETCH_FAILED (unreachable, timeout, a non-200 answer, too large), ERR_WRONG_TRUST_DOMAIN
  *   (another domain's bundle); BundleError(ERR_INVALID_BUNDLE) for a malformed document.
  */
-export function fetchBundle(target: BundleEndpointTarget, options: FetchOptions = {}): Promise<FetchedBundle> {
+export function fetchBundle(
+  target: BundleEndpointTarget,
+  options: FetchOptions = {},
+): Promise<FetchedBundle> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const td = target.trustDomain.name;
   if (target.profile === 'https_spiffe' && options.current === undefined) {

@@ -632,7 +632,8 @@ function federationOf(
   const e = f.bundle_endpoint;
   if (e !== undefined) {
     const listenAddress = parseHostPort(e.listen_address);
-    if (listenAddress === undefined) throw new ConfigError(`${ctx.source}: federation.bundle_endpoint.listen_address`);
+    if (listenAddress === undefined)
+      throw new ConfigError(`${ctx.source}: federation.bundle_endpoint.listen_address`);
     if (e.profile === 'https_web') {
       if (e.cert_file === undefined || e.key_file === undefined) {
         throw new ConfigError(

@@ -191,7 +191,11 @@ export interface StoreOps {
    * @throws NotFoundError without a relationship; FederationError(ERR_BUNDLE_SEQUENCE_REGRESSED) when the
    *   stored bundle has a higher sequence (an equal one replaces it: a publisher may re-send its current one).
    */
-  putFederatedBundle(trustDomain: string, update: FederatedBundleUpdate, now: Date): Promise<FederatedBundleRecord>;
+  putFederatedBundle(
+    trustDomain: string,
+    update: FederatedBundleUpdate,
+    now: Date,
+  ): Promise<FederatedBundleRecord>;
   /** Records a failed fetch; the stored bundle is kept. No-op without a stored bundle row or relationship. */
   recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void>;
 }

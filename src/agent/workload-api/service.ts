@@ -253,7 +253,10 @@ function x509SvidResponse(
     return undefined;
   }
   const bundle = bundleDer(deps);
-  const federated = federatedDer(deps, entitled.map((e) => e.entry));
+  const federated = federatedDer(
+    deps,
+    entitled.map((e) => e.entry),
+  );
   return {
     fingerprint: `${bundle.der.toString('base64')}|${federatedFingerprint(federated)}|${entitled.map((e) => Buffer.from(e.svid.chain[0]!).toString('base64')).join(',')}`,
     message: {

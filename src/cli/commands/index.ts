@@ -5,6 +5,7 @@ import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
 import { registerDemoCommands } from './demo';
 import { registerEntryCommands } from './entry';
+import { registerFederationCommands } from './federation';
 import { registerPolicyCommands } from './policy';
 import { registerServerCommands } from './server';
 import { registerSessionCommands } from './session';
@@ -17,6 +18,7 @@ export function registerCommands(program: Command): void {
   registerSvidCommands(program);
   registerServerCommands(program);
   registerEntryCommands(program);
+  registerFederationCommands(program);
   registerTokenCommands(program);
   registerBundleCommands(program);
   registerSessionCommands(program);

@@ -21,8 +21,7 @@ import { formatHostPort } from '../config';
 import type { Logger } from '../logging';
 
 export type BundleEndpointProfileConfig =
-  | { profile: 'https_web'; certFile: string; keyFile: string }
-  | { profile: 'https_spiffe' };
+  { profile: 'https_web'; certFile: string; keyFile: string } | { profile: 'https_spiffe' };
 
 export interface BundleEndpointOptions {
   listen: { host: string; port: number };

@@ -151,7 +151,11 @@ export class FederationManager implements FederatedBundleSource {
     if (record !== undefined) {
       try {
         const bundle = readForeignBundle(TrustDomain.parse(td), record.bundleJson);
-        if (slot.bundle === undefined || slot.bundle.sequence !== bundle.sequence || !sameAuthorities(slot.bundle, bundle)) {
+        if (
+          slot.bundle === undefined ||
+          slot.bundle.sequence !== bundle.sequence ||
+          !sameAuthorities(slot.bundle, bundle)
+        ) {
           slot.bundle = bundle;
           this.emit(td, bundle);
         }
@@ -174,7 +178,10 @@ export class FederationManager implements FederatedBundleSource {
   }
 
   private refreshSeconds(bundle: X509Bundle | undefined): number {
-    const hint = bundle?.refreshHint ?? this.opts.defaultRefreshSeconds ?? FEDERATION_POLL_DEFAULTS.defaultRefreshSeconds;
+    const hint =
+      bundle?.refreshHint ??
+      this.opts.defaultRefreshSeconds ??
+      FEDERATION_POLL_DEFAULTS.defaultRefreshSeconds;
     const min = this.opts.minRefreshSeconds ?? FEDERATION_POLL_DEFAULTS.minRefreshSeconds;
     const max = this.opts.maxRefreshSeconds ?? FEDERATION_POLL_DEFAULTS.maxRefreshSeconds;
     return Math.min(max, Math.max(min, hint));
@@ -206,16 +213,25 @@ export class FederationManager implements FederatedBundleSource {
         {
           bundleJson: fetched.json,
           ...(fetched.bundle.sequence !== undefined ? { sequence: fetched.bundle.sequence } : {}),
-          ...(fetched.bundle.refreshHint !== undefined ? { refreshHintSeconds: fetched.bundle.refreshHint } : {}),
+          ...(fetched.bundle.refreshHint !== undefined
+            ? { refreshHintSeconds: fetched.bundle.refreshHint }
+            : {}),
           fetched: true,
         },
         now,
       );
-      const changed = slot.bundle === undefined || !sameAuthorities(slot.bundle, fetched.bundle) || slot.bundle.sequence !== fetched.bundle.sequence;
+      const changed =
+        slot.bundle === undefined ||
+        !sameAuthorities(slot.bundle, fetched.bundle) ||
+        slot.bundle.sequence !== fetched.bundle.sequence;
       slot.bundle = fetched.bundle;
       if (changed) {
         this.log.info(
-          { trustDomain: td, sequence: fetched.bundle.sequence, roots: fetched.bundle.x509Authorities.length },
+          {
+            trustDomain: td,
+            sequence: fetched.bundle.sequence,
+            roots: fetched.bundle.x509Authorities.length,
+          },
           'federated bundle updated',
         );
         this.emit(td, fetched.bundle);
@@ -228,12 +244,17 @@ export class FederationManager implements FederatedBundleSource {
       // A regression is an attack or a publisher's mistake: louder than an endpoint that is down.
       const level = isLanyardError(e) && e.code !== ErrorCode.FEDERATION_FETCH_FAILED ? 'error' : 'warn';
       this.log[level](
-        { trustDomain: td, url: relationship.bundleEndpointUrl, err: message, keptSequence: slot.bundle?.sequence },
+        {
+          trustDomain: td,
+          url: relationship.bundleEndpointUrl,
+          err: message,
+          keptSequence: slot.bundle?.sequence,
+        },
         'federated bundle fetch failed: the last good bundle stays in force',
       );
-      await this.opts.store.recordFederatedFetchFailure(td, message, now).catch((err: unknown) =>
-        this.log.error({ err, trustDomain: td }, 'fetch failure not recorded'),
-      );
+      await this.opts.store
+        .recordFederatedFetchFailure(td, message, now)
+        .catch((err: unknown) => this.log.error({ err, trustDomain: td }, 'fetch failure not recorded'));
       const retry = this.opts.failureRetrySeconds ?? FEDERATION_POLL_DEFAULTS.failureRetrySeconds;
       this.schedule(td, Math.min(retry, this.refreshSeconds(slot.bundle)));
     }
@@ -254,13 +275,25 @@ export function targetOf(r: FederationRelationshipRecord): BundleEndpointTarget 
   const trustDomain = TrustDomain.parse(r.trustDomain);
   const url = new URL(r.bundleEndpointUrl);
   if (r.profile === 'https_spiffe') {
-    return { profile: 'https_spiffe', trustDomain, url, endpointSpiffeId: SpiffeId.parse(r.endpointSpiffeId ?? '') };
+    return {
+      profile: 'https_spiffe',
+      trustDomain,
+      url,
+      endpointSpiffeId: SpiffeId.parse(r.endpointSpiffeId ?? ''),
+    };
   }
-  return { profile: 'https_web', trustDomain, url, ...(r.webTrustRootsPem !== undefined ? { webTrustRootsPem: r.webTrustRootsPem } : {}) };
+  return {
+    profile: 'https_web',
+    trustDomain,
+    url,
+    ...(r.webTrustRootsPem !== undefined ? { webTrustRootsPem: r.webTrustRootsPem } : {}),
+  };
 }
 
 function sameAuthorities(a: X509Bundle, b: X509Bundle): boolean {
   const key = (x: X509Bundle): string =>
-    [...x.x509Authorities.map((c) => c.sha256Hex)].sort().join(',') + '|' + [...x.jwtAuthorities.keys()].sort().join(',');
+    [...x.x509Authorities.map((c) => c.sha256Hex)].sort().join(',') +
+    '|' +
+    [...x.jwtAuthorities.keys()].sort().join(',');
   return key(a) === key(b);
 }

@@ -39,7 +39,11 @@ export const FEDERATION_MASK_PATHS = [
 type MaskPath = (typeof FEDERATION_MASK_PATHS)[number];
 
 /** @throws FederationError(ERR_FEDERATION_RELATIONSHIP_MISSING) for a trust domain without a relationship. */
-export async function requireRelationships(tx: StoreOps, field: string, names: readonly string[] | undefined): Promise<void> {
+export async function requireRelationships(
+  tx: StoreOps,
+  field: string,
+  names: readonly string[] | undefined,
+): Promise<void> {
   for (const [i, name] of (names ?? []).entries()) {
     try {
       await tx.getFederationRelationship(name);
@@ -72,7 +76,9 @@ export function federationHandlers(deps: FederationHandlersDeps) {
       const record = await auditedTransaction(store, async (tx) => ({
         relationship: relationshipToProto(
           await tx.createFederationRelationship(fields, bootstrap),
-          bootstrap !== undefined ? { ...bootstrap, trustDomain: fields.trustDomain, updatedAt: c.now, lastError: '' } : undefined,
+          bootstrap !== undefined
+            ? { ...bootstrap, trustDomain: fields.trustDomain, updatedAt: c.now, lastError: '' }
+            : undefined,
         ),
       }));
       deps.federation?.changed(fields.trustDomain);
@@ -140,7 +146,10 @@ export function relationshipToProto(
   return {
     trustDomain: r.trustDomain,
     bundleEndpointUrl: r.bundleEndpointUrl,
-    profile: r.profile === 'https_web' ? BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB : BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE,
+    profile:
+      r.profile === 'https_web'
+        ? BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB
+        : BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE,
     endpointSpiffeId: r.endpointSpiffeId ?? '',
     webTrustRootsPem: r.webTrustRootsPem ?? '',
     bootstrapBundleJson: '',
@@ -166,7 +175,10 @@ function trustDomainField(field: string, value: string, ctx: ValidationContext):
     throw invalid(field, e instanceof Error ? e.message : String(e));
   }
   if (td.equals(ctx.trustDomain)) {
-    throw invalid(field, `"${value}" is this server's own trust domain: a server does not federate with itself`);
+    throw invalid(
+      field,
+      `"${value}" is this server's own trust domain: a server does not federate with itself`,
+    );
   }
   return td.name;
 }
@@ -242,7 +254,10 @@ function validatePatch(
 function checkProfileFields(field: string, r: FederationRelationshipFields): void {
   if (r.profile === 'https_spiffe') {
     if (r.endpointSpiffeId === undefined) {
-      throw invalid(`${field}.endpoint_spiffe_id`, 'required for https_spiffe: the SPIFFE ID the endpoint must present');
+      throw invalid(
+        `${field}.endpoint_spiffe_id`,
+        'required for https_spiffe: the SPIFFE ID the endpoint must present',
+      );
     }
     let id: SpiffeId;
     try {
@@ -252,10 +267,16 @@ function checkProfileFields(field: string, r: FederationRelationshipFields): voi
     }
     // Only the foreign domain's own bundle authenticates its endpoint (see fetch-bundle.ts).
     if (id.trustDomain.name !== r.trustDomain) {
-      throw invalid(`${field}.endpoint_spiffe_id`, `must be in trust domain ${r.trustDomain}, got ${id.trustDomain.name}`);
+      throw invalid(
+        `${field}.endpoint_spiffe_id`,
+        `must be in trust domain ${r.trustDomain}, got ${id.trustDomain.name}`,
+      );
     }
     if (r.webTrustRootsPem !== undefined) {
-      throw invalid(`${field}.web_trust_roots_pem`, 'only for https_web: https_spiffe checks the SVID with the bundle');
+      throw invalid(
+        `${field}.web_trust_roots_pem`,
+        'only for https_web: https_spiffe checks the SVID with the bundle',
+      );
     }
   } else {
     if (r.endpointSpiffeId !== undefined) {
@@ -270,7 +291,10 @@ function checkProfileFields(field: string, r: FederationRelationshipFields): voi
           ParsedCertificate.fromDer(b.der);
         }
       } catch (e) {
-        throw invalid(`${field}.web_trust_roots_pem`, `not PEM certificates: ${e instanceof Error ? e.message : String(e)}`);
+        throw invalid(
+          `${field}.web_trust_roots_pem`,
+          `not PEM certificates: ${e instanceof Error ? e.message : String(e)}`,
+        );
       }
     }
   }
@@ -284,7 +308,8 @@ function endpointUrl(field: string, value: string): string {
   } catch {
     throw invalid(field, `${JSON.stringify(value.slice(0, 256))} is not a URL`);
   }
-  if (url.protocol !== 'https:') throw invalid(field, 'must be an https:// URL (both endpoint profiles are TLS)');
+  if (url.protocol !== 'https:')
+    throw invalid(field, 'must be an https:// URL (both endpoint profiles are TLS)');
   if (url.username !== '' || url.password !== '') throw invalid(field, 'must not carry credentials');
   if (url.hash !== '') throw invalid(field, 'must not have a fragment');
   return url.href;
@@ -297,7 +322,10 @@ function profileOf(field: string, p: BundleEndpointProfile): StoreProfile {
     case BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE:
       return 'https_spiffe';
     default:
-      throw invalid(field, 'required: BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB or BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE');
+      throw invalid(
+        field,
+        'required: BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB or BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE',
+      );
   }
 }
 
@@ -327,6 +355,9 @@ function maskPaths(mask: readonly string[]): MaskPath[] {
   return mask.map((p, i) => {
     const snake = p.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     if ((FEDERATION_MASK_PATHS as readonly string[]).includes(snake)) return snake as MaskPath;
-    throw invalid(`update_mask.paths[${i}]`, `${JSON.stringify(p)} is not one of ${FEDERATION_MASK_PATHS.join(', ')}`);
+    throw invalid(
+      `update_mask.paths[${i}]`,
+      `${JSON.stringify(p)} is not one of ${FEDERATION_MASK_PATHS.join(', ')}`,
+    );
   });
 }

@@ -242,7 +242,11 @@ function validateEntryFields(field: string, e: ProtoEntry, ctx: ValidationContex
  * Foreign trust domain names, not our own (its bundle is always handed out). That each has a federation
  * relationship is checked in the transaction that writes the entry (registration/federation.ts).
  */
-export function validateFederatesWith(field: string, names: readonly string[], ctx: ValidationContext): string[] {
+export function validateFederatesWith(
+  field: string,
+  names: readonly string[],
+  ctx: ValidationContext,
+): string[] {
   if (names.length > LIMITS.maxFederatesWith) {
     throw invalid(field, `at most ${LIMITS.maxFederatesWith} trust domains`);
   }

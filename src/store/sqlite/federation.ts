@@ -54,7 +54,10 @@ export class SqliteFederation {
     this.selectBundle = db.prepare('SELECT * FROM federated_bundles WHERE trust_domain = ?');
   }
 
-  create(fields: FederationRelationshipFields, bootstrap?: FederatedBundleUpdate): FederationRelationshipRecord {
+  create(
+    fields: FederationRelationshipFields,
+    bootstrap?: FederatedBundleUpdate,
+  ): FederationRelationshipRecord {
     return this.db
       .transaction((): FederationRelationshipRecord => {
         if (this.selectRelationship.get(fields.trustDomain)) {
@@ -63,7 +66,12 @@ export class SqliteFederation {
           );
         }
         const now = this.now();
-        const record: FederationRelationshipRecord = { ...copy(fields), createdAt: now, updatedAt: now, revision: 1 };
+        const record: FederationRelationshipRecord = {
+          ...copy(fields),
+          createdAt: now,
+          updatedAt: now,
+          revision: 1,
+        };
         this.db
           .prepare(
             `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
