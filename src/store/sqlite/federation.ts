@@ -178,7 +178,7 @@ export class SqliteFederation {
         const previous = this.selectBundle.get(trustDomain);
         // A publisher's sequence only grows (bundle spec §4.1.1): a lower one is an old bundle replayed.
         // A bundle without a sequence cannot be ordered; it is accepted only when none is stored yet.
-        if (previous?.sequence != null) {
+        if (previous !== undefined && previous.sequence !== null) {
           if (update.sequence === undefined || update.sequence < previous.sequence) {
             throw new FederationError(
               ErrorCode.BUNDLE_SEQUENCE_REGRESSED,
