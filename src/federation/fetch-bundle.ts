@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { BundleSet } from '../bundle/bundle-set';
 import type { X509Bundle } from '../bundle/x509-bundle';
 import { ErrorCode, FederationError, isLanyardError } from '../errors';
-import { socketPeerChain } from '../hop/peer-chain';
+import { socketPeerChain } from '../internal/peer-chain';
 import type { SpiffeId, TrustDomain } from '../spiffe';
 import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { MAX_BUNDLE_BYTES, readForeignBundle } from './foreign-bundle';

@@ -16,9 +16,9 @@ import { toSpiffeBundle } from '../../bundle/to-spiffe-bundle';
 import type { SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import type { CaManager, ServerSvid } from '../../ca';
 import { ConfigError, ErrorCode, KeyManagerError } from '../../errors';
-import { fileAccess } from '../../ca/secure-file';
+import { fileAccess } from '../../internal/secure-file';
 import { formatHostPort } from '../config';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 
 export type BundleEndpointProfileConfig =
   { profile: 'https_web'; certFile: string; keyFile: string } | { profile: 'https_spiffe' };

@@ -12,7 +12,7 @@ import { describeFailure, readForeignBundle } from '../../federation/foreign-bun
 import { SpiffeId, TrustDomain } from '../../spiffe';
 import type { Store } from '../../store/store';
 import type { FederationRelationshipRecord } from '../../store/types';
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 
 export const FEDERATION_POLL_DEFAULTS = {
   /** When the foreign bundle has no spiffe_refresh_hint. SPIRE uses five minutes too. */
