@@ -12,7 +12,11 @@ import * as https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { BundleSet } from '../bundle/bundle-set';
 import type { X509Bundle } from '../bundle/x509-bundle';
-import { ErrorCode, FederationError, isLanyardError } from '../errors';
+import {
+  isLanyardError,
+  FederationEndpointUnauthenticatedError,
+  FederationFetchFailedError,
+} from '../errors';
 import { socketPeerChain } from '../internal/peer-chain';
 import type { SpiffeId, TrustDomain } from '../spiffe';
 import { verifyX509Svid } from '../verify/verify-x509-svid';
@@ -49,8 +53,7 @@ export function fetchBundle(
   const td = target.trustDomain.name;
   if (target.profile === 'https_spiffe' && options.current === undefined) {
     return Promise.reject(
-      new FederationError(
-        ErrorCode.FEDERATION_ENDPOINT_UNAUTHENTICATED,
+      new FederationEndpointUnauthenticatedError(
         `no bundle of "${td}" to authenticate its https_spiffe endpoint with: give the relationship a bootstrap bundle`,
       ),
     );
@@ -65,8 +68,7 @@ export function fetchBundle(
       reject(
         isLanyardError(e)
           ? e
-          : new FederationError(
-              ErrorCode.FEDERATION_FETCH_FAILED,
+          : new FederationFetchFailedError(
               `bundle endpoint of "${td}" (${target.url.href}): ${e instanceof Error ? e.message : String(e)}`,
               { cause: e },
             ),
@@ -105,8 +107,7 @@ export function fetchBundle(
       // Belt and braces: a response on a connection whose SVID was not checked is never read.
       if (!authenticated) {
         fail(
-          new FederationError(
-            ErrorCode.FEDERATION_ENDPOINT_UNAUTHENTICATED,
+          new FederationEndpointUnauthenticatedError(
             `bundle endpoint of "${td}" answered before its SVID was checked`,
           ),
         );
@@ -161,15 +162,13 @@ function checkEndpointSvid(
       cache: null,
     }).id;
   } catch (e) {
-    throw new FederationError(
-      ErrorCode.FEDERATION_ENDPOINT_UNAUTHENTICATED,
+    throw new FederationEndpointUnauthenticatedError(
       `bundle endpoint ${target.url.href} did not present an SVID of "${target.trustDomain.name}" that its bundle verifies: ${e instanceof Error ? e.message : String(e)}`,
       { cause: e },
     );
   }
   if (!id.equals(target.endpointSpiffeId)) {
-    throw new FederationError(
-      ErrorCode.FEDERATION_ENDPOINT_UNAUTHENTICATED,
+    throw new FederationEndpointUnauthenticatedError(
       `bundle endpoint ${target.url.href} presented ${id.toString()}, not the pinned ${target.endpointSpiffeId.toString()}`,
     );
   }

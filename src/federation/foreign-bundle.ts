@@ -4,7 +4,7 @@
  */
 import { parseSpiffeBundle } from '../bundle/parse-spiffe-bundle';
 import type { X509Bundle } from '../bundle/x509-bundle';
-import { ErrorCode, FederationError, isLanyardError } from '../errors';
+import { isLanyardError, InvalidBundleError, WrongTrustDomainError } from '../errors';
 import type { TrustDomain } from '../spiffe';
 
 /** Bundles larger than this are refused: a bundle is a few CA certificates and keys, never megabytes. */
@@ -22,10 +22,7 @@ export const MAX_BUNDLE_BYTES = 1024 * 1024;
  */
 export function readForeignBundle(trustDomain: TrustDomain, json: string): X509Bundle {
   if (Buffer.byteLength(json) > MAX_BUNDLE_BYTES) {
-    throw new FederationError(
-      ErrorCode.INVALID_BUNDLE,
-      `bundle of "${trustDomain.name}" is larger than ${MAX_BUNDLE_BYTES} bytes`,
-    );
+    throw new InvalidBundleError(`bundle of "${trustDomain.name}" is larger than ${MAX_BUNDLE_BYTES} bytes`);
   }
   const bundle = parseSpiffeBundle(trustDomain, json);
   bundle.x509Authorities.forEach((cert, i) => {
@@ -33,8 +30,7 @@ export function readForeignBundle(trustDomain: TrustDomain, json: string): X509B
       if (!uri.toLowerCase().startsWith('spiffe://')) continue;
       const host = uri.slice('spiffe://'.length).split('/')[0] ?? '';
       if (host !== trustDomain.name) {
-        throw new FederationError(
-          ErrorCode.WRONG_TRUST_DOMAIN,
+        throw new WrongTrustDomainError(
           `the bundle fetched for "${trustDomain.name}" holds an X.509 authority (keys[${i}]) of trust domain "${host}": refused`,
         );
       }

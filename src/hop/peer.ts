@@ -10,6 +10,7 @@ import {
   InvalidArgumentError,
   isLanyardError,
   LanyardError,
+  WrongTrustDomainError,
 } from '../errors';
 import type { X509BundleSource } from '../bundle';
 import type { SpiffeId, TrustDomain } from '../spiffe';
@@ -188,8 +189,7 @@ function checkPeerDomain(svid: VerifiedSvid, options: HopVerifyOptions): void {
   if (own === undefined || svid.id.trustDomain.name === own) return;
   const allowed = (options.federatedTrustDomains ?? []).map((t) => (typeof t === 'string' ? t : t.name));
   if (allowed.includes(svid.id.trustDomain.name)) return;
-  throw new LanyardError(
-    ErrorCode.WRONG_TRUST_DOMAIN,
+  throw new WrongTrustDomainError(
     `peer ${svid.id.toString()} is of trust domain "${svid.id.trustDomain.name}", which this service (of "${own}") does not accept: list it in federatedTrustDomains to serve its workloads`,
   );
 }

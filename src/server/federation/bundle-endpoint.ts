@@ -15,7 +15,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { toSpiffeBundle } from '../../bundle/to-spiffe-bundle';
 import type { SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import type { CaManager, ServerSvid } from '../../ca';
-import { ConfigError, ErrorCode, KeyManagerError } from '../../errors';
+import { ConfigError, KeyFileInsecureError } from '../../errors';
 import { fileAccess } from '../../internal/secure-file';
 import { formatHostPort } from '../config';
 import type { Logger } from '../../internal/logging';
@@ -141,8 +141,7 @@ function svidContext(svid: ServerSvid): SecureContextOptions {
 function readWebCertificate(certFile: string, keyFile: string): SecureContextOptions {
   // The same rule as for every other key file: readable by the server's user only.
   if (fileAccess(keyFile).openToOthers) {
-    throw new KeyManagerError(
-      ErrorCode.KEY_FILE_INSECURE,
+    throw new KeyFileInsecureError(
       `federation.bundle_endpoint.key_file ${keyFile} is readable by group or others: chmod 600 it`,
     );
   }

@@ -3,7 +3,7 @@
  * list, update, delete) and the check that an entry's federates_with names only domains that have one.
  * Every write is one store transaction with its audit record; the poller is told after the commit.
  */
-import { ErrorCode, FederationError, NotFoundError, isLanyardError } from '../../errors';
+import { NotFoundError, isLanyardError, FederationRelationshipMissingError } from '../../errors';
 import { BundleEndpointProfile, type FederationRelationship } from '../../gen/lanyard/v1/registration';
 import type {
   CreateFederationRelationshipRequest,
@@ -49,8 +49,7 @@ export async function requireRelationships(
       await tx.getFederationRelationship(name);
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
-      throw new FederationError(
-        ErrorCode.FEDERATION_RELATIONSHIP_MISSING,
+      throw new FederationRelationshipMissingError(
         `${field}[${i}]: no federation relationship with "${name}": create it first (lanyard federation create)`,
       );
     }

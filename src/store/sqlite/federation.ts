@@ -1,10 +1,10 @@
 import type Database from 'better-sqlite3';
 import {
   AlreadyExistsError,
-  ErrorCode,
-  FederationError,
   NotFoundError,
   RevisionConflictError,
+  BundleSequenceRegressedError,
+  FederationRelationshipInUseError,
 } from '../../errors';
 import type {
   FederatedBundleRecord,
@@ -110,7 +110,7 @@ export class SqliteFederation {
         if (current.revision !== expectedRevision) {
           throw new RevisionConflictError(
             `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
-            current.revision,
+            { currentRevision: current.revision },
           );
         }
         const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
@@ -144,7 +144,7 @@ export class SqliteFederation {
         if (expectedRevision !== undefined && current.revision !== expectedRevision) {
           throw new RevisionConflictError(
             `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
-            current.revision,
+            { currentRevision: current.revision },
           );
         }
         // An entry naming a trust domain without a relationship would hand its workloads nothing, silently.
@@ -156,8 +156,7 @@ export class SqliteFederation {
           .all(trustDomain)
           .map((r) => r.id);
         if (users.length > 0) {
-          throw new FederationError(
-            ErrorCode.FEDERATION_RELATIONSHIP_IN_USE,
+          throw new FederationRelationshipInUseError(
             `entries federate with "${trustDomain}" (${users.slice(0, 10).join(', ')}${users.length > 10 ? ', ...' : ''}): remove it from their federates_with first`,
           );
         }
@@ -180,8 +179,7 @@ export class SqliteFederation {
         // A bundle without a sequence cannot be ordered; it is accepted only when none is stored yet.
         if (previous !== undefined && previous.sequence !== null) {
           if (update.sequence === undefined || update.sequence < previous.sequence) {
-            throw new FederationError(
-              ErrorCode.BUNDLE_SEQUENCE_REGRESSED,
+            throw new BundleSequenceRegressedError(
               `bundle of "${trustDomain}" has spiffe_sequence ${update.sequence ?? '(none)'}, lower than the stored ${previous.sequence}: refused, the stored bundle is kept`,
             );
           }
