@@ -151,6 +151,15 @@ export const ErrorCode = {
   // a per-agent or per-connection limit of the server (live sessions, sessions ended in a window, revocation
   // watchers): refused before anything is written; a retry after the window, or with fewer open, may succeed
   QUOTA_EXCEEDED: 'ERR_QUOTA_EXCEEDED',
+  // SPIFFE federation (src/federation): a fetched or configured foreign bundle whose spiffe_sequence is lower
+  // than the stored one (a replay of an old bundle); a bundle endpoint that could not be reached or answered
+  // with something other than a bundle; a bundle endpoint whose TLS identity is not the pinned one; an entry
+  // naming a trust domain without a relationship, or a relationship still named by entries.
+  BUNDLE_SEQUENCE_REGRESSED: 'ERR_BUNDLE_SEQUENCE_REGRESSED',
+  FEDERATION_FETCH_FAILED: 'ERR_FEDERATION_FETCH_FAILED',
+  FEDERATION_ENDPOINT_UNAUTHENTICATED: 'ERR_FEDERATION_ENDPOINT_UNAUTHENTICATED',
+  FEDERATION_RELATIONSHIP_MISSING: 'ERR_FEDERATION_RELATIONSHIP_MISSING',
+  FEDERATION_RELATIONSHIP_IN_USE: 'ERR_FEDERATION_RELATIONSHIP_IN_USE',
 } as const;
 /** Every stable error code: a string-literal union, so `switch (e.code)` on a LanyardErrors narrows to the class. */
 export type LanyardErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -1031,6 +1040,39 @@ export class QuotaExceededError extends LanyardError {
   override readonly code = ErrorCode.QUOTA_EXCEEDED;
 }
 
+/** SPIFFE federation: foreign bundles, their endpoints and the relationships that name them. */
+export abstract class FederationError extends LanyardError {}
+
+/** A foreign bundle whose spiffe_sequence is lower than the stored one: an old bundle replayed. */
+export class BundleSequenceRegressedError extends FederationError {
+  static readonly code = ErrorCode.BUNDLE_SEQUENCE_REGRESSED;
+  override readonly code = ErrorCode.BUNDLE_SEQUENCE_REGRESSED;
+}
+
+/** A bundle endpoint that could not be reached, timed out or answered with something other than a bundle. */
+export class FederationFetchFailedError extends FederationError {
+  static readonly code = ErrorCode.FEDERATION_FETCH_FAILED;
+  override readonly code = ErrorCode.FEDERATION_FETCH_FAILED;
+}
+
+/** An https_spiffe bundle endpoint without an SVID the stored bundle verifies, or not the pinned SPIFFE ID. */
+export class FederationEndpointUnauthenticatedError extends FederationError {
+  static readonly code = ErrorCode.FEDERATION_ENDPOINT_UNAUTHENTICATED;
+  override readonly code = ErrorCode.FEDERATION_ENDPOINT_UNAUTHENTICATED;
+}
+
+/** An entry names a trust domain in federates_with that has no federation relationship. */
+export class FederationRelationshipMissingError extends FederationError {
+  static readonly code = ErrorCode.FEDERATION_RELATIONSHIP_MISSING;
+  override readonly code = ErrorCode.FEDERATION_RELATIONSHIP_MISSING;
+}
+
+/** A relationship cannot be deleted while entries federate with its trust domain. */
+export class FederationRelationshipInUseError extends FederationError {
+  static readonly code = ErrorCode.FEDERATION_RELATIONSHIP_IN_USE;
+  override readonly code = ErrorCode.FEDERATION_RELATIONSHIP_IN_USE;
+}
+
 /** Every concrete Lanyard error: `switch (e.code)` on it narrows `e` to the class of the code. */
 export type AnyLanyardError =
   | InvalidSpiffeIdError
@@ -1130,7 +1172,12 @@ export type AnyLanyardError =
   | InvalidRequestTargetError
   | ClientCertRejectedError
   | MalformedRequestError
-  | QuotaExceededError;
+  | QuotaExceededError
+  | BundleSequenceRegressedError
+  | FederationFetchFailedError
+  | FederationEndpointUnauthenticatedError
+  | FederationRelationshipMissingError
+  | FederationRelationshipInUseError;
 
 /**
  * The error(s) whose code can be `C`: the class of `C`, plus InvalidSpiffeIdError for ERR_INVALID_TRUST_DOMAIN
@@ -1253,6 +1300,11 @@ export const errorClasses: { readonly [C in LanyardErrorCode]: LanyardErrorClass
   ERR_CLIENT_CERT_REJECTED: ClientCertRejectedError,
   ERR_MALFORMED_REQUEST: MalformedRequestError,
   ERR_QUOTA_EXCEEDED: QuotaExceededError,
+  ERR_BUNDLE_SEQUENCE_REGRESSED: BundleSequenceRegressedError,
+  ERR_FEDERATION_FETCH_FAILED: FederationFetchFailedError,
+  ERR_FEDERATION_ENDPOINT_UNAUTHENTICATED: FederationEndpointUnauthenticatedError,
+  ERR_FEDERATION_RELATIONSHIP_MISSING: FederationRelationshipMissingError,
+  ERR_FEDERATION_RELATIONSHIP_IN_USE: FederationRelationshipInUseError,
 };
 
 /** True for every error Lanyard throws on purpose, typed so that `switch (e.code)` narrows to the class. */

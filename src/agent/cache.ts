@@ -19,6 +19,8 @@ export interface CachedEntry {
   spiffeId: string;
   selectors: Selector[];
   revision: number;
+  /** Foreign trust domains whose bundles this entry's workloads receive. */
+  federatesWith?: string[];
 }
 
 export interface CachedSvid {
@@ -52,6 +54,7 @@ export class AgentCache extends EventEmitter<{ update: [] }> {
   private svidsByEntry = new Map<string, CachedSvid>();
   private jwts = new Map<string, CachedJwt>();
   private currentBundle: X509Bundle | undefined;
+  private federated = new Map<string, X509Bundle>();
   private v = 0;
 
   constructor() {
@@ -66,6 +69,27 @@ export class AgentCache extends EventEmitter<{ update: [] }> {
 
   bundle(): X509Bundle | undefined {
     return this.currentBundle;
+  }
+
+  /**
+   * The federated bundles `entries` name in federatesWith (each once, by trust domain name): only what an
+   * entry of the caller federates with, never every bundle the agent holds.
+   */
+  federatedFor(entries: readonly CachedEntry[]): X509Bundle[] {
+    const names = [...new Set(entries.flatMap((e) => e.federatesWith ?? []))].sort();
+    return names.map((n) => this.federated.get(n)).filter((b): b is X509Bundle => b !== undefined);
+  }
+
+  /** Replaces the federated bundles (the server sends those of every entry under the agent). */
+  setFederatedBundles(bundles: readonly X509Bundle[]): void {
+    const next = new Map(bundles.map((b) => [b.trustDomain.name, b]));
+    let changed = next.size !== this.federated.size;
+    for (const [td, b] of next) {
+      const old = this.federated.get(td);
+      if (old === undefined || !sameBundle(old, b)) changed = true;
+    }
+    this.federated = next;
+    if (changed) this.bump();
   }
 
   entries(): CachedEntry[] {
@@ -83,6 +107,7 @@ export class AgentCache extends EventEmitter<{ update: [] }> {
     for (const [id, e] of next) {
       const old = this.entriesById.get(id);
       if (old === undefined || old.revision !== e.revision || old.spiffeId !== e.spiffeId) changed = true;
+      else if ((old.federatesWith ?? []).join(',') !== (e.federatesWith ?? []).join(',')) changed = true;
     }
     for (const id of [...this.svidsByEntry.keys()]) {
       if (!next.has(id)) {

@@ -8,6 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createPublicKey } from 'node:crypto';
 import { X509Bundle } from '../bundle';
+import { federatedBundlesFromProto } from '../client/federated-bundles';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
 import { InternalError } from '../errors';
 import {
@@ -154,11 +155,13 @@ export class ServerSync {
     if (this.closed) return;
     const { cache, clock } = this.opts;
     if (res.bundle !== undefined) cache.setBundle(bundleFromProto(res.bundle, res.jwtAuthorities));
+    cache.setFederatedBundles(federatedBundlesFromProto(res.federatedBundles, cache.bundle()?.trustDomain));
     const entries: CachedEntry[] = res.entries.map((e) => ({
       id: e.id,
       spiffeId: e.spiffeId,
       selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
       revision: Number(e.revision),
+      ...(e.federatesWith.length > 0 && { federatesWith: [...e.federatesWith] }),
     }));
     cache.setEntries(entries);
     const now = clock().getTime();

@@ -25,6 +25,9 @@ export const AUDIT_EVENT_TYPES = [
   'policy.reload',
   'key.rotate',
   'admin.read',
+  'federation.create',
+  'federation.update',
+  'federation.delete',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

@@ -1,3 +1,4 @@
+import { federatedBundlesFromProto } from './federated-bundles';
 import * as grpc from '@grpc/grpc-js';
 import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle';
@@ -35,6 +36,8 @@ export interface AttestedSvid {
   /** Generated here; never sent anywhere. */
   privateKey: KeyObject;
   bundle: X509Bundle;
+  /** The bundles of the trust domains the entry federates with. */
+  federatedBundles: X509Bundle[];
 }
 
 /**
@@ -73,6 +76,7 @@ export async function attestToServer(opts: AttestOptions): Promise<AttestedSvid>
       chain: svid.certChain.map((b) => new Uint8Array(b)),
       privateKey,
       bundle,
+      federatedBundles: federatedBundlesFromProto(result.federatedBundles, bundle.trustDomain),
     };
   } finally {
     client.close();

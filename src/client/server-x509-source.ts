@@ -4,6 +4,7 @@
  * together), follows WatchBundle and WatchRevocations, and retries with exponential back-off and jitter while
  * the server is away. The current SVID keeps serving until it expires; only then do the getters throw.
  */
+import { federatedBundlesFromProto } from './federated-bundles';
 import * as grpc from '@grpc/grpc-js';
 import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle';
@@ -89,6 +90,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   readonly revocations: RevocationCache;
   private svid: X509Svid | undefined;
   private bundle: X509Bundle;
+  private federated = new Map<string, X509Bundle>();
   private closed = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private bundleTimer: NodeJS.Timeout | undefined;
@@ -176,7 +178,13 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
 
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
     if (this.closed) return undefined;
-    return td.equals(this.bundle.trustDomain) ? this.bundle : undefined;
+    if (td.equals(this.bundle.trustDomain)) return this.bundle;
+    return this.federated.get(td.name);
+  }
+
+  /** The federated trust domains whose bundles this source holds (those its entry federates_with). */
+  federatedTrustDomains(): TrustDomain[] {
+    return [...this.federated.values()].map((b) => b.trustDomain);
   }
 
   /** Renews now (tests, or after an operator changed the entry); resolves once the new SVID is current. */
@@ -216,6 +224,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     });
     if (this.closed) return;
     this.setBundle(result.bundle, false);
+    this.setFederated(result.federatedBundles);
     this.accept(toX509Svid(result.chain, result.privateKey, this.options));
   }
 
@@ -251,6 +260,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       }
       if (res.bundle !== undefined)
         this.setBundle(bundleFromProto(res.bundle, this.bundle.trustDomain), false);
+      this.setFederated(federatedBundlesFromProto(res.federatedBundles, this.bundle.trustDomain));
       this.accept(
         toX509Svid(
           res.svid.certChain.map((b) => new Uint8Array(b)),
@@ -381,6 +391,14 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       retry();
     });
     call.on('end', retry);
+  }
+
+  /**
+   * The entry's federated bundles as of the latest Attest or Renew: they follow the foreign domain's
+   * rotation at each renewal, and a domain the entry no longer federates with is dropped.
+   */
+  private setFederated(bundles: readonly X509Bundle[]): void {
+    this.federated = new Map(bundles.map((b) => [b.trustDomain.name, b]));
   }
 
   private setBundle(bundle: X509Bundle, emit: boolean): void {

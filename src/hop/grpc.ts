@@ -173,6 +173,8 @@ export function hopChannelCredentials(options: HopChannelOptions): grpc.ChannelC
   const verify: HopVerifyOptions = checkHopVerifyOptions({
     ...options,
     bundles: options.bundles ?? options.source,
+    // A client that trusts a domain's roots for its server (caTrustDomains) has chosen to call into it.
+    federatedTrustDomains: [...(options.federatedTrustDomains ?? []), ...(options.caTrustDomains ?? [])],
   });
   return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
     checkServerIdentity: (_host, cert) => {

@@ -10,6 +10,7 @@ import {
   InvalidArgumentError,
   isLanyardError,
   LanyardError,
+  WrongTrustDomainError,
 } from '../errors';
 import type { X509BundleSource } from '../bundle';
 import type { SpiffeId, TrustDomain } from '../spiffe';
@@ -47,8 +48,18 @@ export interface HopVerifyOptions {
    * pass `authorizeAny()` or `authorizeMemberOf(td)` for that.
    */
   authorize: HopAuthorize;
-  /** Only peers of this trust domain (ERR_WRONG_TRUST_DOMAIN otherwise); default: any domain `bundles` holds. */
+  /**
+   * The service's own trust domain; default the trust domain of `source`'s SVID. Peers of any other trust
+   * domain are refused (ERR_WRONG_TRUST_DOMAIN) unless it is listed in `federatedTrustDomains`. When neither
+   * this nor an SVID of the source is known, any domain `bundles` holds is accepted.
+   */
   trustDomain?: TrustDomain | string;
+  /**
+   * Federated trust domains whose peers this hop accepts (then the authorizer decides about each). A source
+   * that holds a federated bundle (an entry with federates_with) makes that domain's SVIDs verifiable; this
+   * list is where a service says it serves them. Default: none.
+   */
+  federatedTrustDomains?: readonly (TrustDomain | string)[];
   /** Consulted for every peer, e.g. a ServerX509Source's `revocations`, fed by the server's stream. */
   revocation?: RevocationChecker;
   /** Name of this service in decisions and policy requests; default the SPIFFE ID of `source`. */
@@ -77,8 +88,10 @@ export function checkHopVerifyOptions<T extends Pick<HopVerifyOptions, 'agentCon
 
 /** The verifier's options for a hop: everything but the authorizer, which runs after. */
 function svidOptions(options: HopVerifyOptions, withRevocation: boolean): VerifyX509SvidOptions {
+  // With federated domains the trust domain rule is checkPeerDomain's; without, the verifier's own.
+  const single = options.trustDomain !== undefined && (options.federatedTrustDomains ?? []).length === 0;
   return {
-    ...(options.trustDomain !== undefined ? { trustDomain: options.trustDomain } : {}),
+    ...(single ? { trustDomain: options.trustDomain } : {}),
     ...(withRevocation && options.revocation !== undefined ? { revocation: options.revocation } : {}),
     ...(options.cache !== undefined ? { cache: options.cache } : {}),
     ...(options.agentContextOid !== undefined ? { agentContextOid: options.agentContextOid } : {}),
@@ -161,7 +174,37 @@ function verifyChain(
   request: HopRequestInfo,
 ): VerifiedSvid {
   if (chain === undefined || chain.length === 0) throw noPeerCertificate(request.noCertificateMessage);
-  return verifyX509Svid(chain, options.bundles, svidOptions(options, true));
+  const svid = verifyX509Svid(chain, options.bundles, svidOptions(options, true));
+  checkPeerDomain(svid, options);
+  return svid;
+}
+
+/**
+ * A peer of another trust domain than the service's passes only when the service lists that domain: holding a
+ * foreign bundle (to verify it) is not consent to serve its workloads. Runs after verification, so a forged
+ * context is still refused with its own code (ERR_CONTEXT_FOREIGN_DOMAIN) first.
+ */
+function checkPeerDomain(svid: VerifiedSvid, options: HopVerifyOptions): void {
+  const own = ownTrustDomain(options);
+  if (own === undefined || svid.id.trustDomain.name === own) return;
+  const allowed = (options.federatedTrustDomains ?? []).map((t) => (typeof t === 'string' ? t : t.name));
+  if (allowed.includes(svid.id.trustDomain.name)) return;
+  throw new WrongTrustDomainError(
+    `peer ${svid.id.toString()} is of trust domain "${svid.id.trustDomain.name}", which this service (of "${own}") does not accept: list it in federatedTrustDomains to serve its workloads`,
+  );
+}
+
+function ownTrustDomain(options: HopVerifyOptions): string | undefined {
+  if (options.trustDomain !== undefined) {
+    return typeof options.trustDomain === 'string' ? options.trustDomain : options.trustDomain.name;
+  }
+  const source = options.source ?? (options.bundles as Partial<{ getX509Svid(): { id: SpiffeId } }>);
+  if (typeof source.getX509Svid !== 'function') return undefined;
+  try {
+    return source.getX509Svid().id.trustDomain.name;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The HopPeer of a verified SVID (and the policy version that allowed it). */

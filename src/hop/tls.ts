@@ -259,7 +259,12 @@ export type HopTlsClientOptions = tls.ConnectionOptions & {
 };
 
 function clientVerifyOptions(options: HopClientOptions): HopVerifyOptions {
-  return checkHopVerifyOptions({ ...options, bundles: options.bundles ?? options.source });
+  return checkHopVerifyOptions({
+    ...options,
+    bundles: options.bundles ?? options.source,
+    // A client that trusts a domain's roots for its server (caTrustDomains) has chosen to call into it.
+    federatedTrustDomains: [...(options.federatedTrustDomains ?? []), ...(options.caTrustDomains ?? [])],
+  });
 }
 
 /** The parts of Node's http.Agent this agent relies on that @types/node does not declare. */

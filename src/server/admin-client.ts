@@ -20,6 +20,16 @@ import {
   RegistrationServiceClient,
   UpdateEntryRequest,
   type UpdateEntryResponse,
+  CreateFederationRelationshipRequest,
+  type CreateFederationRelationshipResponse,
+  GetFederationRelationshipRequest,
+  type GetFederationRelationshipResponse,
+  ListFederationRelationshipsRequest,
+  type ListFederationRelationshipsResponse,
+  UpdateFederationRelationshipRequest,
+  type UpdateFederationRelationshipResponse,
+  DeleteFederationRelationshipRequest,
+  type DeleteFederationRelationshipResponse,
 } from '../gen/lanyard/v1/registration';
 import { BundleServiceClient, GetBundleRequest, type GetBundleResponse } from '../gen/lanyard/v1/bundle';
 import {
@@ -124,6 +134,45 @@ export class AdminClient {
   }
   createJoinToken(req: DeepPartial<CreateJoinTokenRequest>): Promise<CreateJoinTokenResponse> {
     return this.unary(this.client.createJoinToken, CreateJoinTokenRequest.fromPartial(req));
+  }
+
+  createFederationRelationship(
+    req: DeepPartial<CreateFederationRelationshipRequest>,
+  ): Promise<CreateFederationRelationshipResponse> {
+    return this.unary(
+      this.client.createFederationRelationship,
+      CreateFederationRelationshipRequest.fromPartial(req),
+    );
+  }
+  getFederationRelationship(
+    req: DeepPartial<GetFederationRelationshipRequest>,
+  ): Promise<GetFederationRelationshipResponse> {
+    return this.unary(
+      this.client.getFederationRelationship,
+      GetFederationRelationshipRequest.fromPartial(req),
+    );
+  }
+  listFederationRelationships(): Promise<ListFederationRelationshipsResponse> {
+    return this.unary(
+      this.client.listFederationRelationships,
+      ListFederationRelationshipsRequest.fromPartial({}),
+    );
+  }
+  updateFederationRelationship(
+    req: DeepPartial<UpdateFederationRelationshipRequest>,
+  ): Promise<UpdateFederationRelationshipResponse> {
+    return this.unary(
+      this.client.updateFederationRelationship,
+      UpdateFederationRelationshipRequest.fromPartial(req),
+    );
+  }
+  deleteFederationRelationship(
+    req: DeepPartial<DeleteFederationRelationshipRequest>,
+  ): Promise<DeleteFederationRelationshipResponse> {
+    return this.unary(
+      this.client.deleteFederationRelationship,
+      DeleteFederationRelationshipRequest.fromPartial(req),
+    );
   }
 
   close(): void {

@@ -214,7 +214,41 @@ export const registrationMethods: Record<string, MethodAudit> = {
   },
 };
 
-export const REGISTRATION_READ_ONLY = ['getEntry', 'listEntries'];
+const federationAudit = (event: 'federation.create' | 'federation.update' | 'federation.delete') => ({
+  event,
+  inTransaction: true,
+  allowed: (
+    req: { trustDomain?: string; relationship?: { trustDomain: string } },
+    res: { relationship?: { trustDomain: string; bundleEndpointUrl: string; revision: number } },
+    caller: AuditCaller,
+  ) => [
+    {
+      event,
+      decision: 'allow' as const,
+      ...adminCaller(caller),
+      subject: `spiffe://${res.relationship?.trustDomain ?? req.trustDomain ?? req.relationship?.trustDomain ?? ''}`,
+      ...(res.relationship !== undefined && {
+        reason: `${res.relationship.bundleEndpointUrl} revision ${res.relationship.revision}`,
+      }),
+    },
+  ],
+  denied: (req: { trustDomain?: string; relationship?: { trustDomain: string } }) => ({
+    subject: `spiffe://${(req.trustDomain ?? req.relationship?.trustDomain ?? '').slice(0, 255)}`,
+  }),
+});
+
+Object.assign(registrationMethods, {
+  createFederationRelationship: federationAudit('federation.create'),
+  updateFederationRelationship: federationAudit('federation.update'),
+  deleteFederationRelationship: federationAudit('federation.delete'),
+});
+
+export const REGISTRATION_READ_ONLY = [
+  'getEntry',
+  'listEntries',
+  'getFederationRelationship',
+  'listFederationRelationships',
+];
 
 export const adminMethods: Record<string, MethodAudit> = {
   rotateCa: {

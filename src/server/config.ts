@@ -99,6 +99,15 @@ export const CONFIG_DEFAULTS = {
   revocation_heartbeat: 15,
   /** A watcher that has not accepted a page for this long (a full HTTP/2 window) is cut. */
   revocation_stall_timeout: 30,
+  /**
+   * Polling of foreign bundle endpoints (`federation.*`): a foreign bundle's spiffe_refresh_hint is kept
+   * within [min_refresh, max_refresh]; default_refresh applies when it has none; after a failed fetch the
+   * next one comes after at most failure_retry. The last good bundle stays in force meanwhile.
+   */
+  federation_min_refresh: 1,
+  federation_max_refresh: 86400,
+  federation_default_refresh: 300,
+  federation_failure_retry: 30,
 } as const;
 
 export { LOG_LEVELS, type LogLevel } from '../internal/logging';
@@ -292,6 +301,32 @@ const fileSchema = z.strictObject({
       stall_timeout: duration.default(CONFIG_DEFAULTS.revocation_stall_timeout),
     }),
   ),
+  federation: optionalBlock(
+    z.strictObject({
+      /** This trust domain's SPIFFE bundle endpoint, for the servers that federate with it. */
+      bundle_endpoint: optionalBlock(
+        z.strictObject({
+          listen_address: z
+            .string()
+            .refine((v) => parseHostPort(v) !== undefined, 'expected host:port, e.g. "0.0.0.0:8443"'),
+          profile: z.enum(['https_web', 'https_spiffe']),
+          /** https_web: PEM certificate chain for the endpoint's DNS name, and its key (0600). */
+          cert_file: nonEmpty.optional(),
+          key_file: nonEmpty.optional(),
+        }),
+      ),
+      /**
+       * The spiffe_refresh_hint this trust domain's bundle carries (seconds); default a twelfth of ca.ttl.
+       * Federated servers poll our endpoint this often.
+       */
+      refresh_hint: duration.optional(),
+      /** Polling of foreign bundle endpoints: bounds on spiffe_refresh_hint, and the retry after a failure. */
+      min_refresh: duration.default(CONFIG_DEFAULTS.federation_min_refresh),
+      max_refresh: duration.default(CONFIG_DEFAULTS.federation_max_refresh),
+      default_refresh: duration.default(CONFIG_DEFAULTS.federation_default_refresh),
+      failure_retry: duration.default(CONFIG_DEFAULTS.federation_failure_retry),
+    }),
+  ),
   crl: block(
     z.strictObject({
       enabled: z.boolean().optional(),
@@ -382,8 +417,23 @@ export interface ServerConfig {
   policyFiles?: string[];
   /** agent_context.oid: the OID SVIDs carry the agent context under, and callers' contexts are read under. */
   agentContextOid: string;
+  /** federation.*: the bundle endpoint (absent = not served) and the polling bounds, seconds. */
+  federation?: FederationConfig;
   /** The file the configuration came from, when there was one. */
   configFile?: string;
+}
+
+export interface FederationConfig {
+  bundleEndpoint?: {
+    listenAddress: { host: string; port: number };
+    tls: { profile: 'https_web'; certFile: string; keyFile: string } | { profile: 'https_spiffe' };
+  };
+  /** federation.refresh_hint: the hint our own bundle publishes. */
+  bundleRefreshHintSeconds?: number;
+  minRefreshSeconds: number;
+  maxRefreshSeconds: number;
+  defaultRefreshSeconds: number;
+  failureRetrySeconds: number;
 }
 
 export interface ServerLimits {
@@ -560,8 +610,54 @@ export function resolveConfig(
     const crlListen = parseHostPort(f.crl.listen_address ?? CONFIG_DEFAULTS.crl_listen_address);
     if (crlListen !== undefined) config.crlListenAddress = crlListen;
   }
+  if (f.federation !== undefined) config.federation = federationOf(f.federation, ctx);
   if (ctx.source !== 'defaults') config.configFile = ctx.source;
   return config;
+}
+
+function federationOf(
+  f: NonNullable<z.infer<typeof fileSchema>['federation']>,
+  ctx: { baseDir: string; source: string },
+): FederationConfig {
+  if (f.min_refresh > f.max_refresh) {
+    throw new ConfigError(`${ctx.source}: federation.min_refresh: must not be above federation.max_refresh`);
+  }
+  const out: FederationConfig = {
+    ...(f.refresh_hint !== undefined && { bundleRefreshHintSeconds: f.refresh_hint }),
+    minRefreshSeconds: f.min_refresh,
+    maxRefreshSeconds: f.max_refresh,
+    defaultRefreshSeconds: f.default_refresh,
+    failureRetrySeconds: f.failure_retry,
+  };
+  const e = f.bundle_endpoint;
+  if (e !== undefined) {
+    const listenAddress = parseHostPort(e.listen_address);
+    if (listenAddress === undefined)
+      throw new ConfigError(`${ctx.source}: federation.bundle_endpoint.listen_address`);
+    if (e.profile === 'https_web') {
+      if (e.cert_file === undefined || e.key_file === undefined) {
+        throw new ConfigError(
+          `${ctx.source}: federation.bundle_endpoint: https_web needs cert_file and key_file (a certificate for the endpoint's DNS name)`,
+        );
+      }
+      out.bundleEndpoint = {
+        listenAddress,
+        tls: {
+          profile: 'https_web',
+          certFile: readableFile(ctx, 'federation.bundle_endpoint.cert_file', e.cert_file),
+          keyFile: readableFile(ctx, 'federation.bundle_endpoint.key_file', e.key_file),
+        },
+      };
+    } else {
+      if (e.cert_file !== undefined || e.key_file !== undefined) {
+        throw new ConfigError(
+          `${ctx.source}: federation.bundle_endpoint: https_spiffe serves the server's own SVID; cert_file and key_file are for https_web`,
+        );
+      }
+      out.bundleEndpoint = { listenAddress, tls: { profile: 'https_spiffe' } };
+    }
+  }
+  return out;
 }
 
 /** --agent-context-oid, else the file's agent_context.oid, else LANYARD_AGENT_CONTEXT_OID, else the default. */

@@ -41,6 +41,8 @@ import { type PruneTimer, startPruneTimer } from './revocation/prune-timer';
 import { RevocationFeed } from './sessions/revocation-feed';
 import { RevocationWatchers } from './sessions/watch-revocations';
 import { CaCertificateProvider } from './tls/svid-credentials';
+import { type BundleEndpoint, startBundleEndpoint } from './federation/bundle-endpoint';
+import { FederationManager } from './federation/manager';
 
 export interface StartOptions {
   logger?: Logger;
@@ -77,6 +79,10 @@ export interface RunningServer {
   jwt: JwtAuthority;
   /** The open WatchRevocations streams (counts, for operators and tests). */
   watchers: RevocationWatchers;
+  /** Federation relationships and the foreign bundles this server holds. */
+  federation: FederationManager;
+  /** https://host:port/ of the SPIFFE bundle endpoint, when federation.bundle_endpoint is set. */
+  bundleEndpointUrl?: string;
   /** Graceful close, then the store. */
   close(): Promise<void>;
 }
@@ -113,6 +119,19 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   let crl: CrlPublisher | undefined;
   let crlHttp: CrlHttpServer | undefined;
+  let bundleEndpoint: BundleEndpoint | undefined;
+  const fed = config.federation;
+  const federation = new FederationManager({
+    store,
+    logger,
+    clock,
+    ...(fed !== undefined && {
+      minRefreshSeconds: fed.minRefreshSeconds,
+      maxRefreshSeconds: fed.maxRefreshSeconds,
+      defaultRefreshSeconds: fed.defaultRefreshSeconds,
+      failureRetrySeconds: fed.failureRetrySeconds,
+    }),
+  });
   let pruner: PruneTimer | undefined;
   let audit: AuditRecorder | undefined;
   let policy: PolicyEngine | undefined;
@@ -131,6 +150,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       await jwtTimer?.stop();
       await pruner?.stop();
       await crlHttp?.close();
+      federation.stop();
+      await bundleEndpoint?.close();
       crl?.stop();
       certificates.provider?.stop();
       await ca?.close();
@@ -193,6 +214,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       store,
       keyManager: DiskKeyManager.inDataDir(config.dataDir),
       caTtlSeconds: config.caTtlSeconds,
+      ...(fed?.bundleRefreshHintSeconds !== undefined && {
+        bundleRefreshHintSeconds: fed.bundleRefreshHintSeconds,
+      }),
       agentContextOid: config.agentContextOid,
       ...(upstream !== undefined && { upstream }),
       ...(options.serverSvidTtlSeconds !== undefined && {
@@ -295,6 +319,17 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       });
       logger.info({ crlAddress: crlHttp.address }, 'CRL served over HTTP');
     }
+    await federation.start();
+    if (fed?.bundleEndpoint !== undefined) {
+      bundleEndpoint = await startBundleEndpoint({
+        listen: fed.bundleEndpoint.listenAddress,
+        tls: fed.bundleEndpoint.tls,
+        ca,
+        // The same document as the BundleService's: JWT-SVID keys and audit keys beside the X.509 roots.
+        extraKeys: () => [...recorder.ring().jwks(), ...jwt.jwks()],
+        logger,
+      });
+    }
     certificates.provider = new CaCertificateProvider(ca);
     certificates.provider.start();
     server = new LanyardServer({
@@ -313,6 +348,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         audit,
         ...(policy !== undefined && { policy }),
         jwt,
+        federation,
         auditIngest: auditIngestOf(config),
       }),
       logger,
@@ -358,6 +394,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     audit: audit!,
     jwt: jwtAuthority!,
     watchers,
+    federation,
+    ...(bundleEndpoint !== undefined && { bundleEndpointUrl: bundleEndpoint.url }),
     close: () => server.close(),
   };
 }

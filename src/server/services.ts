@@ -31,6 +31,7 @@ import { createSessionService } from './sessions/service';
 import { guardAdmin } from './auth/admin-guard';
 import type { CaCertificateProvider } from './tls/svid-credentials';
 import { publicListenerCredentials } from './tls/svid-credentials';
+import type { FederationManager } from './federation/manager';
 
 export interface ServerContext {
   config: ServerConfig;
@@ -54,6 +55,8 @@ export interface ServerContext {
   policy?: IssuancePolicySource;
   /** Signs JWT-SVIDs (NodeService.NewJwtSvid); its public keys are in the bundle as jwt-svid keys. */
   jwt: JwtAuthority;
+  /** Federation relationships and the foreign bundles polled for them. */
+  federation?: FederationManager;
   /** What workloads may ship into the audit trail (audit.ingest). */
   auditIngest?: {
     quota: IngestQuota;
@@ -76,6 +79,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
     trustDomain: ctx.trustDomain,
     logger: ctx.logger.child({ listener: 'public' }),
     clock: ctx.clock,
+    ...(ctx.federation !== undefined && { federation: ctx.federation }),
   });
   const adminGuard = { ca: ctx.ca, store: ctx.store, clock: ctx.clock };
   return {
@@ -91,6 +95,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         clock: ctx.clock,
         logger: ctx.logger,
         ...(ctx.policy !== undefined && { policy: ctx.policy }),
+        ...(ctx.federation !== undefined && { federation: ctx.federation }),
       }),
       createBundleService({
         ca: ctx.ca,
@@ -107,6 +112,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
         clock: ctx.clock,
         logger: ctx.logger,
         ...(ctx.policy !== undefined && { policy: ctx.policy }),
+        ...(ctx.federation !== undefined && { federation: ctx.federation }),
       }),
       guardAdmin(registration, adminGuard),
       guardAdmin(
@@ -130,6 +136,7 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
         trustDomain: ctx.trustDomain,
         logger: ctx.logger,
         clock: ctx.clock,
+        ...(ctx.federation !== undefined && { federation: ctx.federation }),
       }),
       // For `lanyard bundle show` on the server host.
       createBundleService({

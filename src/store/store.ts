@@ -21,6 +21,11 @@ import type {
   RevokedSerialsDelta,
   SessionRecord,
   AgentSessionCounts,
+  FederatedBundleRecord,
+  FederatedBundleUpdate,
+  FederationRelationshipFields,
+  FederationRelationshipPatch,
+  FederationRelationshipRecord,
 } from './types';
 
 /** Page size used when a caller asks for more. */
@@ -154,6 +159,45 @@ export interface StoreOps {
    * restarts and CA rotations, and is never handed out twice.
    */
   nextCrlNumber(): Promise<bigint>;
+
+  // --- SPIFFE federation ---
+  /**
+   * Creates the relationship and, when `bootstrap` is given, its first bundle, together.
+   * @throws AlreadyExistsError when the trust domain has one.
+   */
+  createFederationRelationship(
+    fields: FederationRelationshipFields,
+    bootstrap?: FederatedBundleUpdate,
+  ): Promise<FederationRelationshipRecord>;
+  /** @throws NotFoundError */
+  getFederationRelationship(trustDomain: string): Promise<FederationRelationshipRecord>;
+  /** Ordered by trust domain. */
+  listFederationRelationships(): Promise<FederationRelationshipRecord[]>;
+  /** @throws NotFoundError, RevisionConflictError */
+  updateFederationRelationship(
+    trustDomain: string,
+    patch: FederationRelationshipPatch,
+    expectedRevision: number,
+  ): Promise<FederationRelationshipRecord>;
+  /**
+   * Deletes the relationship and its stored bundle.
+   * @throws NotFoundError, RevisionConflictError, FederationError(ERR_FEDERATION_RELATIONSHIP_IN_USE) while an
+   *   entry names the trust domain in federatesWith.
+   */
+  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void>;
+  getFederatedBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined>;
+  /**
+   * Stores the bundle of a trust domain that has a relationship.
+   * @throws NotFoundError without a relationship; FederationError(ERR_BUNDLE_SEQUENCE_REGRESSED) when the
+   *   stored bundle has a higher sequence (an equal one replaces it: a publisher may re-send its current one).
+   */
+  putFederatedBundle(
+    trustDomain: string,
+    update: FederatedBundleUpdate,
+    now: Date,
+  ): Promise<FederatedBundleRecord>;
+  /** Records a failed fetch; the stored bundle is kept. No-op without a stored bundle row or relationship. */
+  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void>;
 }
 
 export interface Store extends StoreOps {

@@ -25,6 +25,11 @@ export interface EntryFields {
   dnsNames: string[];
   expiresAt?: Date;
   canAssertPrincipal: boolean;
+  /**
+   * Trust domain names whose federated bundles the entry's workloads receive. Absent = none; stored and
+   * returned sorted, without duplicates.
+   */
+  federatesWith?: string[];
 }
 
 export interface Entry extends EntryFields {
@@ -256,4 +261,61 @@ export interface RevokedSerialRecord {
   revokedAt: Date;
   /** When the entry may leave the CRL: the certificate's notAfter, or the revocation's expiry. */
   expiresAt: Date;
+}
+
+/** How a foreign bundle endpoint authenticates (SPIFFE Trust Domain and Bundle §5.2). */
+export type BundleEndpointProfile = 'https_web' | 'https_spiffe';
+
+/** The fields of a federation relationship that the platform team sets. */
+export interface FederationRelationshipFields {
+  /** The foreign trust domain's name. */
+  trustDomain: string;
+  /** https:// URL of its bundle endpoint. */
+  bundleEndpointUrl: string;
+  profile: BundleEndpointProfile;
+  /** https_spiffe: the SPIFFE ID the endpoint's SVID must carry. */
+  endpointSpiffeId?: string;
+  /** https_web: PEM roots to check the endpoint with instead of the system's. */
+  webTrustRootsPem?: string;
+}
+
+export interface FederationRelationshipRecord extends FederationRelationshipFields {
+  createdAt: Date;
+  updatedAt: Date;
+  /** 1 on create, +1 on every update. */
+  revision: number;
+}
+
+/** Absent keys stay; `null` clears an optional field. */
+export type FederationRelationshipPatch = Partial<
+  Omit<FederationRelationshipFields, 'trustDomain' | 'endpointSpiffeId' | 'webTrustRootsPem'>
+> & {
+  endpointSpiffeId?: string | null;
+  webTrustRootsPem?: string | null;
+};
+
+/** A foreign trust domain's bundle as last accepted, with what happened on the latest fetch. */
+export interface FederatedBundleRecord {
+  trustDomain: string;
+  /** The SPIFFE bundle document as received (JSON text). */
+  bundleJson: string;
+  /** Its spiffe_sequence; undefined when the publisher sets none. */
+  sequence?: number;
+  /** Its spiffe_refresh_hint, seconds. */
+  refreshHintSeconds?: number;
+  /** When this document was stored (a fetch, or the bootstrap bundle). */
+  updatedAt: Date;
+  lastSuccessAt?: Date;
+  lastAttemptAt?: Date;
+  /** The last fetch's failure, '' after a success. */
+  lastError: string;
+}
+
+/** A bundle to store: refused when its sequence is lower than the stored one. */
+export interface FederatedBundleUpdate {
+  bundleJson: string;
+  sequence?: number;
+  refreshHintSeconds?: number;
+  /** true: a successful fetch (sets lastSuccessAt, clears lastError); false: a bootstrap bundle. */
+  fetched: boolean;
 }

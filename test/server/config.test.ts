@@ -72,6 +72,49 @@ describe('server config', () => {
     );
   });
 
+  it('reads federation: the bundle endpoint per profile and the polling bounds; refuses what does not fit', () => {
+    const load = (name: string, text: string) =>
+      loadConfig({ cwd: dir, env: {}, configFile: write(name, text) });
+    write('web.pem', 'x');
+    write('web.key', 'x');
+    const spiffe = load(
+      'f1.yaml',
+      'federation:\n  bundle_endpoint:\n    listen_address: 127.0.0.1:8443\n    profile: https_spiffe\n  refresh_hint: 2m\n',
+    ).federation;
+    assert.deepEqual(spiffe?.bundleEndpoint, {
+      listenAddress: { host: '127.0.0.1', port: 8443 },
+      tls: { profile: 'https_spiffe' },
+    });
+    assert.equal(spiffe?.bundleRefreshHintSeconds, 120);
+    assert.equal(spiffe?.defaultRefreshSeconds, CONFIG_DEFAULTS.federation_default_refresh);
+    const web = load(
+      'f2.yaml',
+      'federation:\n  bundle_endpoint:\n    listen_address: 127.0.0.1:8443\n    profile: https_web\n' +
+        '    cert_file: web.pem\n    key_file: web.key\n',
+    ).federation;
+    assert.equal(web?.bundleEndpoint?.tls.profile, 'https_web');
+    fails(
+      () =>
+        load(
+          'f3.yaml',
+          'federation:\n  bundle_endpoint:\n    listen_address: 127.0.0.1:1\n    profile: https_web\n',
+        ),
+      'https_web needs cert_file and key_file',
+    );
+    fails(
+      () =>
+        load(
+          'f4.yaml',
+          'federation:\n  bundle_endpoint:\n    listen_address: 127.0.0.1:1\n    profile: https_spiffe\n    cert_file: web.pem\n',
+        ),
+      'cert_file and key_file are for https_web',
+    );
+    fails(
+      () => load('f5.yaml', 'federation:\n  min_refresh: 10m\n  max_refresh: 1m\n'),
+      'federation.min_refresh',
+    );
+  });
+
   it('ships an example file whose every value is the default', () => {
     const example = path.join(__dirname, '..', '..', 'src', 'server', 'config.example.yaml');
     const fromExample = loadConfig({ cwd: dir, env: {}, configFile: example });

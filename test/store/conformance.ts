@@ -928,6 +928,88 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       });
     });
 
+    describe('federation', () => {
+      const rel = {
+        trustDomain: 'partner.test',
+        bundleEndpointUrl: 'https://partner.test/',
+        profile: 'https_web' as const,
+      };
+      const doc = (sequence?: number) => ({
+        bundleJson: JSON.stringify({
+          ...(sequence !== undefined && { spiffe_sequence: sequence }),
+          keys: [],
+        }),
+        ...(sequence !== undefined && { sequence }),
+        fetched: true,
+      });
+
+      it('creates, reads, lists, updates (revision checked) and deletes relationships', async () => {
+        const created = await store.createFederationRelationship(rel, { ...doc(3), fetched: false });
+        assert.equal(created.revision, 1);
+        await rejectsWithCode(store.createFederationRelationship(rel), ErrorCode.ALREADY_EXISTS);
+        assert.equal((await store.getFederatedBundle('partner.test'))?.sequence, 3);
+        const updated = await store.updateFederationRelationship(
+          'partner.test',
+          { profile: 'https_spiffe', endpointSpiffeId: 'spiffe://partner.test/srv' },
+          1,
+        );
+        assert.equal(updated.revision, 2);
+        assert.equal(updated.endpointSpiffeId, 'spiffe://partner.test/srv');
+        await rejectsWithCode(
+          store.updateFederationRelationship('partner.test', { bundleEndpointUrl: 'https://x.test/' }, 1),
+          ErrorCode.REVISION_CONFLICT,
+        );
+        assert.deepEqual(
+          (await store.listFederationRelationships()).map((r) => r.trustDomain),
+          ['partner.test'],
+        );
+        await store.deleteFederationRelationship('partner.test', 2);
+        await rejectsWithCode(store.getFederationRelationship('partner.test'), ErrorCode.NOT_FOUND);
+        assert.equal(await store.getFederatedBundle('partner.test'), undefined, 'the bundle goes with it');
+      });
+
+      it('refuses a lower sequence and keeps the stored bundle; records failures beside it', async () => {
+        await store.createFederationRelationship(rel);
+        await rejectsWithCode(
+          store.putFederatedBundle('partner.test2', doc(1), clock.now()),
+          ErrorCode.NOT_FOUND,
+        );
+        await store.putFederatedBundle('partner.test', doc(5), clock.now());
+        await store.putFederatedBundle('partner.test', doc(5), clock.now());
+        await rejectsWithCode(
+          store.putFederatedBundle('partner.test', doc(4), clock.now()),
+          ErrorCode.BUNDLE_SEQUENCE_REGRESSED,
+        );
+        await rejectsWithCode(
+          store.putFederatedBundle('partner.test', doc(undefined), clock.now()),
+          ErrorCode.BUNDLE_SEQUENCE_REGRESSED,
+        );
+        await store.recordFederatedFetchFailure(
+          'partner.test',
+          'ERR_FEDERATION_FETCH_FAILED: down',
+          clock.now(),
+        );
+        const kept = await store.getFederatedBundle('partner.test');
+        assert.equal(kept?.sequence, 5);
+        assert.equal(kept?.lastError, 'ERR_FEDERATION_FETCH_FAILED: down');
+        await store.putFederatedBundle('partner.test', doc(6), clock.now());
+        assert.equal((await store.getFederatedBundle('partner.test'))?.lastError, '');
+      });
+
+      it('stores federatesWith sorted and refuses to delete a relationship an entry names', async () => {
+        await store.createFederationRelationship(rel);
+        const e = await store.createEntry(newEntry({ federatesWith: ['z.test', 'partner.test'] }));
+        assert.deepEqual((await store.getEntry(e.id)).federatesWith, ['partner.test', 'z.test']);
+        await rejectsWithCode(
+          store.deleteFederationRelationship('partner.test'),
+          ErrorCode.FEDERATION_RELATIONSHIP_IN_USE,
+        );
+        await store.updateEntry(e.id, { federatesWith: [] }, 1);
+        assert.equal((await store.getEntry(e.id)).federatesWith, undefined);
+        await store.deleteFederationRelationship('partner.test');
+      });
+    });
+
     describe('persistence', () => {
       it('keeps entries, spent tokens, CA state and bundle across close and reopen', async () => {
         const entry = await store.createEntry(newEntry({ allowedScopes: ['a'] }));

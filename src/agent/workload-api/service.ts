@@ -224,6 +224,17 @@ function bundleDer(deps: WorkloadApiDeps): { td: string; der: Buffer; sequence: 
   };
 }
 
+/** The federated bundles of `entries` as [trust domain ID, concatenated DER], the Workload API's shape. */
+function federatedDer(deps: WorkloadApiDeps, entries: readonly CachedEntry[]): [string, Buffer][] {
+  return deps.cache
+    .federatedFor(entries)
+    .map((b) => [b.trustDomain.idString(), Buffer.concat(b.x509Authorities.map((c) => c.der))]);
+}
+
+function federatedFingerprint(federated: readonly [string, Buffer][]): string {
+  return federated.map(([td, der]) => `${td}=${der.toString('base64')}`).join(',');
+}
+
 function x509SvidResponse(
   deps: WorkloadApiDeps,
   selectors: Selector[],
@@ -242,8 +253,12 @@ function x509SvidResponse(
     return undefined;
   }
   const bundle = bundleDer(deps);
+  const federated = federatedDer(
+    deps,
+    entitled.map((e) => e.entry),
+  );
   return {
-    fingerprint: `${bundle.der.toString('base64')}|${entitled.map((e) => Buffer.from(e.svid.chain[0]!).toString('base64')).join(',')}`,
+    fingerprint: `${bundle.der.toString('base64')}|${federatedFingerprint(federated)}|${entitled.map((e) => Buffer.from(e.svid.chain[0]!).toString('base64')).join(',')}`,
     message: {
       svids: entitled.map((e) => ({
         spiffeId: e.svid.spiffeId,
@@ -253,30 +268,36 @@ function x509SvidResponse(
         hint: '',
       })),
       crl: [],
-      federatedBundles: {},
+      federatedBundles: Object.fromEntries(federated),
     },
   };
 }
 
 function x509BundlesResponse(deps: WorkloadApiDeps, selectors: Selector[]): Snapshot<X509BundlesResponse> {
-  matching(deps, selectors);
+  const entries = matching(deps, selectors);
   const bundle = bundleDer(deps);
+  const federated = federatedDer(deps, entries);
   return {
-    fingerprint: bundle.der.toString('base64'),
-    message: { crl: [], bundles: { [bundle.td]: bundle.der } },
+    fingerprint: `${bundle.der.toString('base64')}|${federatedFingerprint(federated)}`,
+    message: { crl: [], bundles: { [bundle.td]: bundle.der, ...Object.fromEntries(federated) } },
   };
 }
 
 function jwtBundlesResponse(deps: WorkloadApiDeps, selectors: Selector[]): Snapshot<JWTBundlesResponse> {
-  matching(deps, selectors);
-  const b = deps.cache.bundle()!;
-  const keys = [...b.jwtAuthorities].map(([kid, key]) => ({
-    ...key.export({ format: 'jwk' }),
-    use: 'jwt-svid',
-    kid,
-  }));
-  const json = JSON.stringify({ keys });
-  return { fingerprint: json, message: { bundles: { [b.trustDomain.idString()]: Buffer.from(json) } } };
+  const entries = matching(deps, selectors);
+  const bundles: Record<string, Buffer> = {};
+  for (const b of [deps.cache.bundle()!, ...deps.cache.federatedFor(entries)]) {
+    const keys = [...b.jwtAuthorities].map(([kid, key]) => ({
+      ...key.export({ format: 'jwk' }),
+      use: 'jwt-svid',
+      kid,
+    }));
+    bundles[b.trustDomain.idString()] = Buffer.from(JSON.stringify({ keys }));
+  }
+  const fingerprint = Object.entries(bundles)
+    .map(([td, json]) => `${td}=${json.toString()}`)
+    .join('|');
+  return { fingerprint, message: { bundles } };
 }
 
 async function fetchJwtSvid(

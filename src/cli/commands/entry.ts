@@ -22,6 +22,7 @@ interface EntryFieldFlags {
   dnsName?: string[];
   expiresAt?: string;
   canAssertPrincipal?: boolean;
+  federatesWith?: string[];
 }
 
 const MATCH_MODES: Record<string, SelectorMatch> = {
@@ -32,7 +33,14 @@ const MATCH_MODES: Record<string, SelectorMatch> = {
 };
 
 /** Fields `--clear` can empty, by proto field name. */
-const CLEARABLE = ['parent_id', 'allowed_scopes', 'allowed_delegates', 'dns_names', 'expires_at'] as const;
+const CLEARABLE = [
+  'parent_id',
+  'allowed_scopes',
+  'allowed_delegates',
+  'dns_names',
+  'expires_at',
+  'federates_with',
+] as const;
 
 /** Entries fetched per call when listing everything. */
 const LIST_ALL_PAGE_SIZE = 500;
@@ -225,7 +233,12 @@ function fieldFlags(cmd: Command): Command {
     .option('--admin', 'may call the admin APIs over mTLS')
     .option('--dns-name <name>', 'DNS SAN for the SVID (repeatable)', collect)
     .option('--expires-at <time>', 'ISO 8601 time after which the entry no longer matches')
-    .option('--can-assert-principal', 'sessions may assert an originating principal without a token');
+    .option('--can-assert-principal', 'sessions may assert an originating principal without a token')
+    .option(
+      '--federates-with <trust-domain>',
+      "hand this federated trust domain's bundle to the workloads (repeatable; needs a federation relationship)",
+      collect,
+    );
 }
 
 /** The entry fields the flags set; unset flags give proto defaults (the mask says which ones count). */
@@ -245,6 +258,7 @@ function entryFromFlags(f: EntryFieldFlags): Entry {
     dnsNames: f.dnsName ?? [],
     expiresAt: f.expiresAt !== undefined ? parseIsoTime(f.expiresAt, '--expires-at') : undefined,
     canAssertPrincipal: f.canAssertPrincipal ?? false,
+    federatesWith: f.federatesWith ?? [],
   });
 }
 
@@ -261,6 +275,7 @@ function maskFromFlags(f: EntryFieldFlags): string[] {
     [f.dnsName, 'dns_names'],
     [f.expiresAt, 'expires_at'],
     [f.canAssertPrincipal, 'can_assert_principal'],
+    [f.federatesWith, 'federates_with'],
   ];
   return given.filter(([v]) => v !== undefined).map(([, path]) => path);
 }
@@ -291,6 +306,7 @@ const FILE_KEYS = new Set([
   'admin',
   'dnsNames',
   'canAssertPrincipal',
+  'federatesWith',
   'expiresAt',
   // output-only, accepted so `entry list --json` output can be fed back in
   'createdAt',

@@ -4,6 +4,7 @@ import { registerAuditCommands } from './audit';
 import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
 import { registerEntryCommands } from './entry';
+import { registerFederationCommands } from './federation';
 import { registerPolicyCommands } from './policy';
 import { registerServerCommands } from './server';
 import { registerSessionCommands } from './session';
@@ -16,6 +17,7 @@ export function registerCommands(program: Command): void {
   registerSvidCommands(program);
   registerServerCommands(program);
   registerEntryCommands(program);
+  registerFederationCommands(program);
   registerTokenCommands(program);
   registerBundleCommands(program);
   registerSessionCommands(program);

@@ -26,6 +26,8 @@ import { BoundEntryUnavailableError, matchEntry } from './entry-match';
 import { issueWorkloadSvid, svidToProto } from '../issuance/workload-svid';
 import { newWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 import type { IssuancePolicySource } from '../../policy';
+import type { AttestResult } from '../../gen/lanyard/v1/attestation';
+import type { FederatedBundleSource } from '../federation/manager';
 
 export interface AttestDeps {
   store: Store;
@@ -36,6 +38,8 @@ export interface AttestDeps {
   logger: Logger;
   /** Issuance policy (policy.files): narrows the entry's scopes; absent = none, policyVersion "none". */
   policy?: IssuancePolicySource;
+  /** The federated bundles an entry's federates_with names; absent = none handed out. */
+  federation?: FederatedBundleSource;
 }
 
 type AttestCall = grpc.ServerDuplexStream<AttestRequest, AttestResponse>;
@@ -130,7 +134,7 @@ export function createAttestHandler(
 
 interface Attested {
   entry: Entry;
-  response: { svid: ReturnType<typeof svidToProto>; bundle: ReturnType<typeof bundleToProto> };
+  response: AttestResult;
 }
 
 async function attest(
@@ -209,6 +213,9 @@ async function attest(
     response: {
       svid: svidToProto(outcome.signed, outcome.entry),
       bundle: bundleToProto(outcome.signed.bundle),
+      federatedBundles: (deps.federation?.bundlesFor(outcome.entry.federatesWith) ?? []).map((b) =>
+        bundleToProto(b),
+      ),
     },
   };
 }

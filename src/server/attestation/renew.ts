@@ -20,6 +20,7 @@ import type { PeerCall } from '../tls/peer-svid';
 import { sha256 } from '../../internal/digest';
 import { issueWorkloadSvid, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
 import { RENEW_METHOD, renewedWorkloadContext, wholeSeconds } from '../issuance/workload-context';
+import type { FederatedBundleSource } from '../federation/manager';
 
 export interface RenewDeps {
   store: Store;
@@ -28,6 +29,8 @@ export interface RenewDeps {
   clock: () => Date;
   /** Issuance policy: a renewed workload SVID gets the scopes it permits now, and its version. */
   policy?: IssuancePolicySource;
+  /** The federated bundles an entry's federates_with names; absent = none handed out. */
+  federation?: FederatedBundleSource;
 }
 
 export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall): Promise<RenewResponse> {
@@ -62,7 +65,11 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
           now,
         })
       : await renewSession(deps, { session, previous, leafSpki: leaf.spkiDer, entry, csr, provenance, now });
-  return { svid: svidToProto(signed, entry), bundle: bundleToProto(signed.bundle) };
+  return {
+    svid: svidToProto(signed, entry),
+    bundle: bundleToProto(signed.bundle),
+    federatedBundles: (deps.federation?.bundlesFor(entry.federatesWith) ?? []).map((b) => bundleToProto(b)),
+  };
 }
 
 /**

@@ -23,6 +23,7 @@ import { newWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 import type { IssuancePolicySource } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
 import { unaryHandler } from '../../internal/grpc-call';
+import type { FederatedBundleSource } from '../federation/manager';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../../internal/logging';
 import type { PeerCall } from '../tls/peer-svid';
@@ -49,6 +50,8 @@ export interface NodeDeps {
   logger: Logger;
   /** Issuance policy (policy.files): narrows each workload SVID's scopes, as for Attest; absent = none. */
   policy?: IssuancePolicySource;
+  /** The federated bundles the agent's entries name in federates_with; absent = none handed out. */
+  federation?: FederatedBundleSource;
 }
 
 export function createNodeService(deps: NodeDeps): ServiceRegistration {
@@ -74,8 +77,12 @@ export async function fetchEntries(deps: NodeDeps, call: PeerCall): Promise<Fetc
       selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
       revision: e.revision,
       x509SvidTtlSeconds: e.x509SvidTtlSeconds,
+      federatesWith: [...(e.federatesWith ?? [])],
     })),
     bundle: bundleToProto(deps.ca.bundle()),
+    federatedBundles: (deps.federation?.bundlesFor(entries.flatMap((e) => e.federatesWith ?? [])) ?? []).map(
+      (b) => bundleToProto(b),
+    ),
     // Every key verifiers need: the prepared one before it signs, the retired ones until their tokens expire.
     jwtAuthorities: deps.jwt.authorities().map((k) => ({
       keyId: k.keyId,

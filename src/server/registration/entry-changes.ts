@@ -35,6 +35,8 @@ function fieldValue(e: ProtoEntry, field: MutableField): CanonicalValue {
       return e.expiresAt === undefined ? null : e.expiresAt.toISOString();
     case 'can_assert_principal':
       return e.canAssertPrincipal;
+    case 'federates_with':
+      return [...e.federatesWith];
   }
 }
 

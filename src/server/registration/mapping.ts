@@ -19,5 +19,6 @@ export function entryToProto(e: Entry): ProtoEntry {
     updatedAt: e.updatedAt,
     revision: e.revision,
     canAssertPrincipal: e.canAssertPrincipal,
+    federatesWith: [...(e.federatesWith ?? [])],
   };
 }

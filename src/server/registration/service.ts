@@ -30,6 +30,8 @@ import {
   type ValidationContext,
 } from './validate';
 import { joinTokenEntry } from './token-entry';
+import { federationHandlers, requireRelationships } from './federation';
+import type { FederationManager } from '../federation/manager';
 
 export const REGISTRATION_SERVICE_NAME = 'lanyard.v1.RegistrationService';
 /** More entries than this in one BatchCreateEntry is refused: one transaction should stay short. */
@@ -45,6 +47,8 @@ export interface RegistrationDeps {
   trustDomain: TrustDomain;
   logger: Logger;
   clock?: () => Date;
+  /** Told about relationship changes so it fetches at once; absent: relationships are stored only. */
+  federation?: FederationManager;
 }
 
 export function createRegistrationService(deps: RegistrationDeps): ServiceRegistration {
@@ -52,11 +56,19 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
   const clock = deps.clock ?? (() => new Date());
   const log = logger.child({ service: REGISTRATION_SERVICE_NAME });
   const ctx = (): ValidationContext => ({ trustDomain: deps.trustDomain, now: clock() });
+  const federation = federationHandlers({
+    store,
+    ctx,
+    ...(deps.federation !== undefined && { federation: deps.federation }),
+  });
 
   const implementation: RegistrationServiceServer = {
     createEntry: unaryHandler('CreateEntry', log, async (req) => {
       const input = validateNewEntry('entry', req.entry, ctx());
-      return auditedTransaction(store, async (tx) => ({ entry: entryToProto(await tx.createEntry(input)) }));
+      return auditedTransaction(store, async (tx) => {
+        await requireRelationships(tx, 'entry.federates_with', input.federatesWith);
+        return { entry: entryToProto(await tx.createEntry(input)) };
+      });
     }),
 
     batchCreateEntry: unaryHandler('BatchCreateEntry', log, async (req) => {
@@ -69,6 +81,7 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
         const out = [];
         for (const [i, input] of inputs.entries()) {
           try {
+            await requireRelationships(tx, 'federates_with', input.federatesWith);
             out.push(await tx.createEntry(input));
           } catch (e) {
             // Same status and code, but the message says which entry: the whole batch is rolled back.
@@ -106,6 +119,7 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
       return store.transaction(async (tx) => {
         // Read in the same transaction as the write: the audit record's "before" is exactly what was replaced.
         const before = entryToProto(await tx.getEntry(id));
+        await requireRelationships(tx, 'entry.federates_with', patch.federatesWith);
         const response = { entry: entryToProto(await tx.updateEntry(id, patch, revision)) };
         const detail: EntryUpdateDetail = { before };
         await recordInTransaction(tx, response, detail);
@@ -155,6 +169,22 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
       );
       return response;
     }),
+
+    createFederationRelationship: unaryHandler('CreateFederationRelationship', log, (req) =>
+      federation.create(req),
+    ),
+    getFederationRelationship: unaryHandler('GetFederationRelationship', log, (req) => federation.get(req), {
+      okLevel: 'debug',
+    }),
+    listFederationRelationships: unaryHandler('ListFederationRelationships', log, () => federation.list(), {
+      okLevel: 'debug',
+    }),
+    updateFederationRelationship: unaryHandler('UpdateFederationRelationship', log, (req) =>
+      federation.update(req),
+    ),
+    deleteFederationRelationship: unaryHandler('DeleteFederationRelationship', log, (req) =>
+      federation.delete(req),
+    ),
   };
 
   return { name: REGISTRATION_SERVICE_NAME, definition: RegistrationServiceService, implementation };

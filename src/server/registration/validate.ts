@@ -5,7 +5,7 @@
 import { InvalidArgumentError, LanyardError } from '../../errors';
 import type { Entry as ProtoEntry, Selector as ProtoSelector } from '../../gen/lanyard/v1/types';
 import { SelectorMatch, type ListEntriesRequest } from '../../gen/lanyard/v1/registration';
-import { SpiffeId, type TrustDomain } from '../../spiffe';
+import { SpiffeId, TrustDomain } from '../../spiffe';
 import { MAX_PAGE_SIZE } from '../../store/store';
 import type {
   EntryFields,
@@ -30,6 +30,7 @@ export const LIMITS = {
   maxDelegationDepth: 16,
   maxDelegates: 256,
   maxDnsNames: 32,
+  maxFederatesWith: 64,
   defaultPageSize: 100,
   joinTokenDefaultTtlSeconds: 600,
   joinTokenMaxTtlSeconds: 30 * 86400,
@@ -92,6 +93,7 @@ export const MUTABLE_FIELDS = [
   'dns_names',
   'expires_at',
   'can_assert_principal',
+  'federates_with',
 ] as const;
 type MutableField = (typeof MUTABLE_FIELDS)[number];
 
@@ -160,6 +162,9 @@ export function validateEntryPatch(
       case 'can_assert_principal':
         patch.canAssertPrincipal = e.canAssertPrincipal;
         break;
+      case 'federates_with':
+        patch.federatesWith = validateFederatesWith(f('federates_with'), e.federatesWith, ctx);
+        break;
     }
   }
   return patch;
@@ -227,7 +232,37 @@ function validateEntryFields(field: string, e: ProtoEntry, ctx: ValidationContex
   };
   if (e.parentId !== '') out.parentId = validateParentId(f('parent_id'), e.parentId, ctx);
   if (e.expiresAt) out.expiresAt = validateExpiry(f('expires_at'), e.expiresAt, ctx);
+  if (e.federatesWith.length > 0) {
+    out.federatesWith = validateFederatesWith(f('federates_with'), e.federatesWith, ctx);
+  }
   return out;
+}
+
+/**
+ * Foreign trust domain names, not our own (its bundle is always handed out). That each has a federation
+ * relationship is checked in the transaction that writes the entry (registration/federation.ts).
+ */
+export function validateFederatesWith(
+  field: string,
+  names: readonly string[],
+  ctx: ValidationContext,
+): string[] {
+  if (names.length > LIMITS.maxFederatesWith) {
+    throw invalid(field, `at most ${LIMITS.maxFederatesWith} trust domains`);
+  }
+  unique(field, names);
+  return names.map((n, i) => {
+    let td: TrustDomain;
+    try {
+      td = TrustDomain.parse(n);
+    } catch (e) {
+      throw invalid(`${field}[${i}]`, e instanceof Error ? e.message : String(e));
+    }
+    if (td.equals(ctx.trustDomain)) {
+      throw invalid(`${field}[${i}]`, `"${n}" is this server's own trust domain, not a federated one`);
+    }
+    return td.name;
+  });
 }
 
 function parseSpiffeId(field: string, value: string): SpiffeId {

@@ -19,6 +19,7 @@ interface EntryRow {
   dns_names: string;
   expires_at: number | null;
   can_assert_principal: number;
+  federates_with: string;
   created_at: number;
   updated_at: number;
   revision: number;
@@ -52,10 +53,11 @@ export class SqliteEntries {
   ) {
     this.insertEntry = db.prepare(`INSERT INTO entries (
         id, spiffe_id, parent_id, selectors_key, x509_svid_ttl_seconds, allowed_scopes, max_delegation_depth,
-        allowed_delegates, admin, dns_names, expires_at, can_assert_principal, created_at, updated_at, revision)
+        allowed_delegates, admin, dns_names, expires_at, can_assert_principal, federates_with, created_at,
+        updated_at, revision)
       VALUES (@id, @spiffe_id, @parent_id, @selectors_key, @x509_svid_ttl_seconds, @allowed_scopes,
         @max_delegation_depth, @allowed_delegates, @admin, @dns_names, @expires_at, @can_assert_principal,
-        @created_at, @updated_at, @revision)`);
+        @federates_with, @created_at, @updated_at, @revision)`);
     this.insertSelector = db.prepare('INSERT INTO entry_selectors (entry_id, type, value) VALUES (?, ?, ?)');
     this.deleteSelectors = db.prepare('DELETE FROM entry_selectors WHERE entry_id = ?');
     this.selectById = db.prepare('SELECT * FROM entries WHERE id = ?');
@@ -70,7 +72,7 @@ export class SqliteEntries {
         x509_svid_ttl_seconds = @x509_svid_ttl_seconds, allowed_scopes = @allowed_scopes,
         max_delegation_depth = @max_delegation_depth, allowed_delegates = @allowed_delegates, admin = @admin,
         dns_names = @dns_names, expires_at = @expires_at, can_assert_principal = @can_assert_principal,
-        updated_at = @updated_at, revision = @revision
+        federates_with = @federates_with, updated_at = @updated_at, revision = @revision
       WHERE id = @id AND revision = @expected_revision`);
     this.deleteRow = db.prepare('DELETE FROM entries WHERE id = ?');
   }
@@ -241,6 +243,8 @@ export class SqliteEntries {
       revision: row.revision,
     };
     if (row.parent_id !== '') entry.parentId = row.parent_id;
+    const federatesWith = stringsFromJson(row.federates_with);
+    if (federatesWith.length > 0) entry.federatesWith = federatesWith;
     const expiresAt = optionalFromMs(row.expires_at);
     if (expiresAt) entry.expiresAt = expiresAt;
     return entry;
@@ -291,6 +295,9 @@ function normalise(fields: EntryFields): EntryFields {
     canAssertPrincipal: fields.canAssertPrincipal,
   };
   if (fields.parentId) out.parentId = fields.parentId;
+  if (fields.federatesWith !== undefined && fields.federatesWith.length > 0) {
+    out.federatesWith = [...new Set(fields.federatesWith)].sort();
+  }
   if (fields.expiresAt) out.expiresAt = new Date(fields.expiresAt.getTime());
   return out;
 }
@@ -309,6 +316,7 @@ function toRow(e: Entry): Record<string, string | number | null> {
     dns_names: stringsToJson(e.dnsNames),
     expires_at: e.expiresAt ? toMs(e.expiresAt) : null,
     can_assert_principal: e.canAssertPrincipal ? 1 : 0,
+    federates_with: stringsToJson(e.federatesWith ?? []),
     created_at: toMs(e.createdAt),
     updated_at: toMs(e.updatedAt),
     revision: e.revision,

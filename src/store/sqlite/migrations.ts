@@ -249,6 +249,37 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE sessions ADD COLUMN parent_cert_serial TEXT;
     `,
   },
+  {
+    version: 7,
+    description: 'SPIFFE federation: relationships, foreign bundles, entries federating with them',
+    sql: `
+      CREATE TABLE federation_relationships (
+        trust_domain TEXT PRIMARY KEY,
+        bundle_endpoint_url TEXT NOT NULL,
+        profile TEXT NOT NULL CHECK (profile IN ('https_web', 'https_spiffe')),
+        endpoint_spiffe_id TEXT,           -- https_spiffe: the pinned SPIFFE ID of the endpoint
+        web_trust_roots_pem TEXT,          -- https_web: roots instead of the system's
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        revision INTEGER NOT NULL
+      );
+
+      -- The last good bundle of each foreign trust domain. A fetch that fails updates only the last_* columns.
+      CREATE TABLE federated_bundles (
+        trust_domain TEXT PRIMARY KEY REFERENCES federation_relationships (trust_domain) ON DELETE CASCADE,
+        bundle_json TEXT NOT NULL,         -- the SPIFFE bundle document as received
+        sequence INTEGER,                  -- its spiffe_sequence (NULL: the publisher sets none)
+        refresh_hint_seconds INTEGER,
+        updated_at INTEGER NOT NULL,
+        last_success_at INTEGER,
+        last_attempt_at INTEGER,
+        last_error TEXT NOT NULL DEFAULT ''
+      );
+
+      -- JSON array of trust domain names, sorted.
+      ALTER TABLE entries ADD COLUMN federates_with TEXT NOT NULL DEFAULT '[]';
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

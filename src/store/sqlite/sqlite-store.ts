@@ -27,11 +27,17 @@ import type {
   RevokedSerialsDelta,
   SessionRecord,
   AgentSessionCounts,
+  FederatedBundleRecord,
+  FederatedBundleUpdate,
+  FederationRelationshipFields,
+  FederationRelationshipPatch,
+  FederationRelationshipRecord,
 } from '../types';
 import type { AuditStore } from '../../audit/log';
 import { SqliteAudit } from './audit';
 import { SqliteCaState } from './ca-state';
 import { SqliteEntries } from './entries';
+import { SqliteFederation } from './federation';
 import { SqliteJoinTokens } from './join-tokens';
 import { migrate, schemaVersion } from './migrations';
 import { SqliteSessions } from './sessions';
@@ -55,8 +61,10 @@ class SyncOps {
   readonly ca: SqliteCaState;
   readonly sessions: SqliteSessions;
   readonly audit: SqliteAudit;
+  readonly federation: SqliteFederation;
 
   constructor(db: Database.Database, clock: () => Date) {
+    this.federation = new SqliteFederation(db, clock);
     this.audit = new SqliteAudit(db);
     this.sessions = new SqliteSessions(db, clock);
     this.entries = new SqliteEntries(db, clock);
@@ -179,6 +187,41 @@ class AsyncOps implements StoreOps {
   }
   nextCrlNumber(): Promise<bigint> {
     return this.guard(() => this.sync.sessions.nextCrlNumber());
+  }
+  createFederationRelationship(
+    fields: FederationRelationshipFields,
+    bootstrap?: FederatedBundleUpdate,
+  ): Promise<FederationRelationshipRecord> {
+    return this.guard(() => this.sync.federation.create(fields, bootstrap));
+  }
+  getFederationRelationship(trustDomain: string): Promise<FederationRelationshipRecord> {
+    return this.guard(() => this.sync.federation.get(trustDomain));
+  }
+  listFederationRelationships(): Promise<FederationRelationshipRecord[]> {
+    return this.guard(() => this.sync.federation.list());
+  }
+  updateFederationRelationship(
+    trustDomain: string,
+    patch: FederationRelationshipPatch,
+    expectedRevision: number,
+  ): Promise<FederationRelationshipRecord> {
+    return this.guard(() => this.sync.federation.update(trustDomain, patch, expectedRevision));
+  }
+  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void> {
+    return this.guard(() => this.sync.federation.delete(trustDomain, expectedRevision));
+  }
+  getFederatedBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
+    return this.guard(() => this.sync.federation.getBundle(trustDomain));
+  }
+  putFederatedBundle(
+    trustDomain: string,
+    update: FederatedBundleUpdate,
+    now: Date,
+  ): Promise<FederatedBundleRecord> {
+    return this.guard(() => this.sync.federation.put(trustDomain, update, now));
+  }
+  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void> {
+    return this.guard(() => this.sync.federation.recordFailure(trustDomain, error, now));
   }
 }
 

@@ -20,6 +20,7 @@ import {
   federation,
   forgedDelegation,
   OURS,
+  PARTNER,
   partnerContext,
   partnerSvid,
   type Federation,
@@ -88,6 +89,8 @@ describe('hop: a federated CA cannot forge our principal or delegation chain', f
     const byPrincipal = createHopHttpsServer(
       {
         source: service,
+        // Holding the partner's bundle is not consent to serve its workloads: the hop says so (issue 17).
+        federatedTrustDomains: [PARTNER],
         authorize: requirePrincipal({
           id: 'alice',
           issuer: 'https://idp.example.org',
@@ -150,6 +153,12 @@ describe('hop: a federated CA cannot forge our principal or delegation chain', f
 
   it("requirePrincipal: a partner SVID claiming nothing of ours is served on the partner's word", async () => {
     assert.deepEqual(await get(principalPort, as(partnerSvid(f, partnerContext()))), { status: 200 });
+  });
+
+  it('a partner SVID at a hop that does not list the partner domain is refused (ERR_WRONG_TRUST_DOMAIN)', async () => {
+    // The Cedar hop holds the same BundleSet but names no federated domain.
+    const plain = await get(cedarPort, as(partnerSvid(f, partnerContext())));
+    assert.deepEqual(plain, { status: 401, code: 'ERR_WRONG_TRUST_DOMAIN' });
   });
 
   it('Cedar on delegatedBy: the forgery is refused before the policy runs; our delegated SVID is allowed', async () => {

@@ -95,6 +95,8 @@ describe('hop: Node tls server and client with X509Sources', function () {
             td.name === 'partner.test' ? partner.bundle : service.getX509BundleForTrustDomain(td),
         },
         revocation: service.revocations,
+        // Verifying a partner is not serving it: the hop names the federated domain it accepts.
+        federatedTrustDomains: ['partner.test'],
         authorize: authorizeOneOf(id('planner'), 'spiffe://partner.test/agent', 'spiffe://evil.test/planner'),
         onDecision: decisions.listener,
       },

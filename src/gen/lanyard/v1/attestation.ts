@@ -54,7 +54,14 @@ export interface AttestChallenge {
 
 export interface AttestResult {
   svid: X509Svid | undefined;
-  bundle: Bundle | undefined;
+  bundle:
+    | Bundle
+    | undefined;
+  /**
+   * The bundles of the trust domains the entry federates with, as last fetched (absent until the first
+   * successful fetch or a bootstrap bundle).
+   */
+  federatedBundles: Bundle[];
 }
 
 export interface RenewRequest {
@@ -64,7 +71,11 @@ export interface RenewRequest {
 
 export interface RenewResponse {
   svid: X509Svid | undefined;
-  bundle: Bundle | undefined;
+  bundle:
+    | Bundle
+    | undefined;
+  /** As in AttestResult. */
+  federatedBundles: Bundle[];
 }
 
 function createBaseAttestRequest(): AttestRequest {
@@ -464,7 +475,7 @@ export const AttestChallenge: MessageFns<AttestChallenge> = {
 };
 
 function createBaseAttestResult(): AttestResult {
-  return { svid: undefined, bundle: undefined };
+  return { svid: undefined, bundle: undefined, federatedBundles: [] };
 }
 
 export const AttestResult: MessageFns<AttestResult> = {
@@ -474,6 +485,9 @@ export const AttestResult: MessageFns<AttestResult> = {
     }
     if (message.bundle !== undefined) {
       Bundle.encode(message.bundle, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.federatedBundles) {
+      Bundle.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -507,6 +521,14 @@ export const AttestResult: MessageFns<AttestResult> = {
             message.bundle = Bundle.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.federatedBundles.push(Bundle.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -523,6 +545,11 @@ export const AttestResult: MessageFns<AttestResult> = {
     return {
       svid: isSet(object.svid) ? X509Svid.fromJSON(object.svid) : undefined,
       bundle: isSet(object.bundle) ? Bundle.fromJSON(object.bundle) : undefined,
+      federatedBundles: globalThis.Array.isArray(object?.federatedBundles)
+        ? object.federatedBundles.map((e: any) => Bundle.fromJSON(e))
+        : globalThis.Array.isArray(object?.federated_bundles)
+        ? object.federated_bundles.map((e: any) => Bundle.fromJSON(e))
+        : [],
     };
   },
 
@@ -533,6 +560,9 @@ export const AttestResult: MessageFns<AttestResult> = {
     }
     if (message.bundle !== undefined) {
       obj.bundle = Bundle.toJSON(message.bundle);
+    }
+    if (message.federatedBundles?.length) {
+      obj.federatedBundles = message.federatedBundles.map((e) => Bundle.toJSON(e));
     }
     return obj;
   },
@@ -546,6 +576,7 @@ export const AttestResult: MessageFns<AttestResult> = {
     message.bundle = (object.bundle !== undefined && object.bundle !== null)
       ? Bundle.fromPartial(object.bundle)
       : undefined;
+    message.federatedBundles = object.federatedBundles?.map((e) => Bundle.fromPartial(e)) || [];
     return message;
   },
 };
@@ -618,7 +649,7 @@ export const RenewRequest: MessageFns<RenewRequest> = {
 };
 
 function createBaseRenewResponse(): RenewResponse {
-  return { svid: undefined, bundle: undefined };
+  return { svid: undefined, bundle: undefined, federatedBundles: [] };
 }
 
 export const RenewResponse: MessageFns<RenewResponse> = {
@@ -628,6 +659,9 @@ export const RenewResponse: MessageFns<RenewResponse> = {
     }
     if (message.bundle !== undefined) {
       Bundle.encode(message.bundle, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.federatedBundles) {
+      Bundle.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -661,6 +695,14 @@ export const RenewResponse: MessageFns<RenewResponse> = {
             message.bundle = Bundle.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.federatedBundles.push(Bundle.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -677,6 +719,11 @@ export const RenewResponse: MessageFns<RenewResponse> = {
     return {
       svid: isSet(object.svid) ? X509Svid.fromJSON(object.svid) : undefined,
       bundle: isSet(object.bundle) ? Bundle.fromJSON(object.bundle) : undefined,
+      federatedBundles: globalThis.Array.isArray(object?.federatedBundles)
+        ? object.federatedBundles.map((e: any) => Bundle.fromJSON(e))
+        : globalThis.Array.isArray(object?.federated_bundles)
+        ? object.federated_bundles.map((e: any) => Bundle.fromJSON(e))
+        : [],
     };
   },
 
@@ -687,6 +734,9 @@ export const RenewResponse: MessageFns<RenewResponse> = {
     }
     if (message.bundle !== undefined) {
       obj.bundle = Bundle.toJSON(message.bundle);
+    }
+    if (message.federatedBundles?.length) {
+      obj.federatedBundles = message.federatedBundles.map((e) => Bundle.toJSON(e));
     }
     return obj;
   },
@@ -700,6 +750,7 @@ export const RenewResponse: MessageFns<RenewResponse> = {
     message.bundle = (object.bundle !== undefined && object.bundle !== null)
       ? Bundle.fromPartial(object.bundle)
       : undefined;
+    message.federatedBundles = object.federatedBundles?.map((e) => Bundle.fromPartial(e)) || [];
     return message;
   },
 };

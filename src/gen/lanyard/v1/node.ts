@@ -36,6 +36,8 @@ export interface NodeEntry {
   selectors: Selector[];
   revision: number;
   x509SvidTtlSeconds: number;
+  /** Trust domains whose bundles this entry's workloads receive (see Entry.federates_with). */
+  federatesWith: string[];
 }
 
 /** One key that signs JWT-SVIDs of the trust domain. */
@@ -50,6 +52,8 @@ export interface FetchEntriesResponse {
   entries: NodeEntry[];
   bundle: Bundle | undefined;
   jwtAuthorities: JwtAuthority[];
+  /** The federated bundles the entries above name in federates_with (each once), as last fetched. */
+  federatedBundles: Bundle[];
 }
 
 export interface NewX509SvidParams {
@@ -134,7 +138,7 @@ export const FetchEntriesRequest: MessageFns<FetchEntriesRequest> = {
 };
 
 function createBaseNodeEntry(): NodeEntry {
-  return { id: "", spiffeId: "", selectors: [], revision: 0, x509SvidTtlSeconds: 0 };
+  return { id: "", spiffeId: "", selectors: [], revision: 0, x509SvidTtlSeconds: 0, federatesWith: [] };
 }
 
 export const NodeEntry: MessageFns<NodeEntry> = {
@@ -153,6 +157,9 @@ export const NodeEntry: MessageFns<NodeEntry> = {
     }
     if (message.x509SvidTtlSeconds !== 0) {
       writer.uint32(40).int32(message.x509SvidTtlSeconds);
+    }
+    for (const v of message.federatesWith) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -210,6 +217,14 @@ export const NodeEntry: MessageFns<NodeEntry> = {
             message.x509SvidTtlSeconds = reader.int32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.federatesWith.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -239,6 +254,11 @@ export const NodeEntry: MessageFns<NodeEntry> = {
         : isSet(object.x509_svid_ttl_seconds)
         ? globalThis.Number(object.x509_svid_ttl_seconds)
         : 0,
+      federatesWith: globalThis.Array.isArray(object?.federatesWith)
+        ? object.federatesWith.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.federates_with)
+        ? object.federates_with.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -259,6 +279,9 @@ export const NodeEntry: MessageFns<NodeEntry> = {
     if (message.x509SvidTtlSeconds !== 0) {
       obj.x509SvidTtlSeconds = Math.round(message.x509SvidTtlSeconds);
     }
+    if (message.federatesWith?.length) {
+      obj.federatesWith = message.federatesWith;
+    }
     return obj;
   },
 
@@ -272,6 +295,7 @@ export const NodeEntry: MessageFns<NodeEntry> = {
     message.selectors = object.selectors?.map((e) => Selector.fromPartial(e)) || [];
     message.revision = object.revision ?? 0;
     message.x509SvidTtlSeconds = object.x509SvidTtlSeconds ?? 0;
+    message.federatesWith = object.federatesWith?.map((e) => e) || [];
     return message;
   },
 };
@@ -390,7 +414,7 @@ export const JwtAuthority: MessageFns<JwtAuthority> = {
 };
 
 function createBaseFetchEntriesResponse(): FetchEntriesResponse {
-  return { entries: [], bundle: undefined, jwtAuthorities: [] };
+  return { entries: [], bundle: undefined, jwtAuthorities: [], federatedBundles: [] };
 }
 
 export const FetchEntriesResponse: MessageFns<FetchEntriesResponse> = {
@@ -403,6 +427,9 @@ export const FetchEntriesResponse: MessageFns<FetchEntriesResponse> = {
     }
     for (const v of message.jwtAuthorities) {
       JwtAuthority.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.federatedBundles) {
+      Bundle.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -444,6 +471,14 @@ export const FetchEntriesResponse: MessageFns<FetchEntriesResponse> = {
             message.jwtAuthorities.push(JwtAuthority.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.federatedBundles.push(Bundle.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -465,6 +500,11 @@ export const FetchEntriesResponse: MessageFns<FetchEntriesResponse> = {
         : globalThis.Array.isArray(object?.jwt_authorities)
         ? object.jwt_authorities.map((e: any) => JwtAuthority.fromJSON(e))
         : [],
+      federatedBundles: globalThis.Array.isArray(object?.federatedBundles)
+        ? object.federatedBundles.map((e: any) => Bundle.fromJSON(e))
+        : globalThis.Array.isArray(object?.federated_bundles)
+        ? object.federated_bundles.map((e: any) => Bundle.fromJSON(e))
+        : [],
     };
   },
 
@@ -479,6 +519,9 @@ export const FetchEntriesResponse: MessageFns<FetchEntriesResponse> = {
     if (message.jwtAuthorities?.length) {
       obj.jwtAuthorities = message.jwtAuthorities.map((e) => JwtAuthority.toJSON(e));
     }
+    if (message.federatedBundles?.length) {
+      obj.federatedBundles = message.federatedBundles.map((e) => Bundle.toJSON(e));
+    }
     return obj;
   },
 
@@ -492,6 +535,7 @@ export const FetchEntriesResponse: MessageFns<FetchEntriesResponse> = {
       ? Bundle.fromPartial(object.bundle)
       : undefined;
     message.jwtAuthorities = object.jwtAuthorities?.map((e) => JwtAuthority.fromPartial(e)) || [];
+    message.federatedBundles = object.federatedBundles?.map((e) => Bundle.fromPartial(e)) || [];
     return message;
   },
 };

@@ -20,11 +20,59 @@ import {
 } from "@grpc/grpc-js";
 import { FieldMask } from "../../google/protobuf/field_mask";
 import { Timestamp } from "../../google/protobuf/timestamp";
-import { Entry, Selector } from "./types";
+import { Bundle, Entry, Selector } from "./types";
 
 export const protobufPackage = "lanyard.v1";
 
 export const protobufFileName = "lanyard/v1/registration.proto";
+
+/** How the foreign bundle endpoint authenticates itself (SPIFFE Trust Domain and Bundle §5.2). */
+export enum BundleEndpointProfile {
+  BUNDLE_ENDPOINT_PROFILE_UNSPECIFIED = 0,
+  /**
+   * BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB - A Web PKI certificate for the URL's host name, checked against the system roots (or
+   * web_trust_roots_pem when set).
+   */
+  BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB = 1,
+  /**
+   * BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE - An X.509-SVID of the foreign trust domain, checked against that domain's own current bundle, whose
+   * SPIFFE ID must equal endpoint_spiffe_id.
+   */
+  BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function bundleEndpointProfileFromJSON(object: any): BundleEndpointProfile {
+  switch (object) {
+    case 0:
+    case "BUNDLE_ENDPOINT_PROFILE_UNSPECIFIED":
+      return BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_UNSPECIFIED;
+    case 1:
+    case "BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB":
+      return BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB;
+    case 2:
+    case "BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE":
+      return BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return BundleEndpointProfile.UNRECOGNIZED;
+  }
+}
+
+export function bundleEndpointProfileToJSON(object: BundleEndpointProfile): string {
+  switch (object) {
+    case BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_UNSPECIFIED:
+      return "BUNDLE_ENDPOINT_PROFILE_UNSPECIFIED";
+    case BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB:
+      return "BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB";
+    case BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE:
+      return "BUNDLE_ENDPOINT_PROFILE_HTTPS_SPIFFE";
+    case BundleEndpointProfile.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 /** How ListEntries compares an entry's selectors with the filter's selectors. */
 export enum SelectorMatch {
@@ -84,6 +132,94 @@ export function selectorMatchToJSON(object: SelectorMatch): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+export interface FederationRelationship {
+  /** The foreign trust domain name, e.g. "partner.example". Never this server's own. */
+  trustDomain: string;
+  /** https:// URL of the foreign bundle endpoint. */
+  bundleEndpointUrl: string;
+  profile: BundleEndpointProfile;
+  /** https_spiffe only (required there): the SPIFFE ID the endpoint's SVID must carry, in trust_domain. */
+  endpointSpiffeId: string;
+  /** https_web only (optional): PEM roots to check the endpoint's certificate with instead of the system's. */
+  webTrustRootsPem: string;
+  /**
+   * Input only: a SPIFFE bundle document (JSON) to start from. Required for https_spiffe (the first fetch
+   * is authenticated with it). Ignored by UpdateFederationRelationship unless named in the mask; a
+   * bootstrap bundle whose spiffe_sequence is lower than the stored one is refused.
+   */
+  bootstrapBundleJson: string;
+  /** Output only. */
+  state: FederatedBundleState | undefined;
+  createdAt: Date | undefined;
+  updatedAt:
+    | Date
+    | undefined;
+  /** Starts at 1, +1 on every update (optimistic concurrency as for entries). */
+  revision: number;
+}
+
+/** What the server holds of the foreign bundle. Output only. */
+export interface FederatedBundleState {
+  /** The stored bundle (absent before the first fetch when there was no bootstrap bundle). */
+  bundle: Bundle | undefined;
+  lastSuccessAt: Date | undefined;
+  lastAttemptAt:
+    | Date
+    | undefined;
+  /** The last fetch's failure ("" after a success): the stored bundle is the last good one. */
+  lastError: string;
+  nextFetchAt: Date | undefined;
+}
+
+export interface CreateFederationRelationshipRequest {
+  relationship: FederationRelationship | undefined;
+}
+
+export interface CreateFederationRelationshipResponse {
+  relationship: FederationRelationship | undefined;
+}
+
+export interface GetFederationRelationshipRequest {
+  trustDomain: string;
+}
+
+export interface GetFederationRelationshipResponse {
+  relationship: FederationRelationship | undefined;
+}
+
+export interface ListFederationRelationshipsRequest {
+}
+
+export interface ListFederationRelationshipsResponse {
+  /** Ordered by trust domain. */
+  relationships: FederationRelationship[];
+}
+
+export interface UpdateFederationRelationshipRequest {
+  /** Must carry trust_domain and the revision last read. */
+  relationship:
+    | FederationRelationship
+    | undefined;
+  /**
+   * Required: bundle_endpoint_url, profile, endpoint_spiffe_id, web_trust_roots_pem,
+   * bootstrap_bundle_json, or "*" for all but the bootstrap bundle.
+   */
+  updateMask: string[] | undefined;
+}
+
+export interface UpdateFederationRelationshipResponse {
+  relationship: FederationRelationship | undefined;
+}
+
+export interface DeleteFederationRelationshipRequest {
+  trustDomain: string;
+  /** When non-zero, only at this revision. */
+  revision: number;
+}
+
+export interface DeleteFederationRelationshipResponse {
 }
 
 export interface CreateEntryRequest {
@@ -197,6 +333,1169 @@ export interface CreateJoinTokenResponse {
   /** The entry the token is bound to. */
   entryId: string;
 }
+
+function createBaseFederationRelationship(): FederationRelationship {
+  return {
+    trustDomain: "",
+    bundleEndpointUrl: "",
+    profile: 0,
+    endpointSpiffeId: "",
+    webTrustRootsPem: "",
+    bootstrapBundleJson: "",
+    state: undefined,
+    createdAt: undefined,
+    updatedAt: undefined,
+    revision: 0,
+  };
+}
+
+export const FederationRelationship: MessageFns<FederationRelationship> = {
+  encode(message: FederationRelationship, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trustDomain !== "") {
+      writer.uint32(10).string(message.trustDomain);
+    }
+    if (message.bundleEndpointUrl !== "") {
+      writer.uint32(18).string(message.bundleEndpointUrl);
+    }
+    if (message.profile !== 0) {
+      writer.uint32(24).int32(message.profile);
+    }
+    if (message.endpointSpiffeId !== "") {
+      writer.uint32(34).string(message.endpointSpiffeId);
+    }
+    if (message.webTrustRootsPem !== "") {
+      writer.uint32(42).string(message.webTrustRootsPem);
+    }
+    if (message.bootstrapBundleJson !== "") {
+      writer.uint32(50).string(message.bootstrapBundleJson);
+    }
+    if (message.state !== undefined) {
+      FederatedBundleState.encode(message.state, writer.uint32(58).fork()).join();
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(66).fork()).join();
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(74).fork()).join();
+    }
+    if (message.revision !== 0) {
+      writer.uint32(80).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FederationRelationship {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFederationRelationship();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trustDomain = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.bundleEndpointUrl = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.profile = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.endpointSpiffeId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.webTrustRootsPem = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.bootstrapBundleJson = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.state = FederatedBundleState.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FederationRelationship {
+    return {
+      trustDomain: isSet(object.trustDomain)
+        ? globalThis.String(object.trustDomain)
+        : isSet(object.trust_domain)
+        ? globalThis.String(object.trust_domain)
+        : "",
+      bundleEndpointUrl: isSet(object.bundleEndpointUrl)
+        ? globalThis.String(object.bundleEndpointUrl)
+        : isSet(object.bundle_endpoint_url)
+        ? globalThis.String(object.bundle_endpoint_url)
+        : "",
+      profile: isSet(object.profile) ? bundleEndpointProfileFromJSON(object.profile) : 0,
+      endpointSpiffeId: isSet(object.endpointSpiffeId)
+        ? globalThis.String(object.endpointSpiffeId)
+        : isSet(object.endpoint_spiffe_id)
+        ? globalThis.String(object.endpoint_spiffe_id)
+        : "",
+      webTrustRootsPem: isSet(object.webTrustRootsPem)
+        ? globalThis.String(object.webTrustRootsPem)
+        : isSet(object.web_trust_roots_pem)
+        ? globalThis.String(object.web_trust_roots_pem)
+        : "",
+      bootstrapBundleJson: isSet(object.bootstrapBundleJson)
+        ? globalThis.String(object.bootstrapBundleJson)
+        : isSet(object.bootstrap_bundle_json)
+        ? globalThis.String(object.bootstrap_bundle_json)
+        : "",
+      state: isSet(object.state) ? FederatedBundleState.fromJSON(object.state) : undefined,
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: FederationRelationship): unknown {
+    const obj: any = {};
+    if (message.trustDomain !== "") {
+      obj.trustDomain = message.trustDomain;
+    }
+    if (message.bundleEndpointUrl !== "") {
+      obj.bundleEndpointUrl = message.bundleEndpointUrl;
+    }
+    if (message.profile !== 0) {
+      obj.profile = bundleEndpointProfileToJSON(message.profile);
+    }
+    if (message.endpointSpiffeId !== "") {
+      obj.endpointSpiffeId = message.endpointSpiffeId;
+    }
+    if (message.webTrustRootsPem !== "") {
+      obj.webTrustRootsPem = message.webTrustRootsPem;
+    }
+    if (message.bootstrapBundleJson !== "") {
+      obj.bootstrapBundleJson = message.bootstrapBundleJson;
+    }
+    if (message.state !== undefined) {
+      obj.state = FederatedBundleState.toJSON(message.state);
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FederationRelationship>, I>>(base?: I): FederationRelationship {
+    return FederationRelationship.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FederationRelationship>, I>>(object: I): FederationRelationship {
+    const message = createBaseFederationRelationship();
+    message.trustDomain = object.trustDomain ?? "";
+    message.bundleEndpointUrl = object.bundleEndpointUrl ?? "";
+    message.profile = object.profile ?? 0;
+    message.endpointSpiffeId = object.endpointSpiffeId ?? "";
+    message.webTrustRootsPem = object.webTrustRootsPem ?? "";
+    message.bootstrapBundleJson = object.bootstrapBundleJson ?? "";
+    message.state = (object.state !== undefined && object.state !== null)
+      ? FederatedBundleState.fromPartial(object.state)
+      : undefined;
+    message.createdAt = object.createdAt ?? undefined;
+    message.updatedAt = object.updatedAt ?? undefined;
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseFederatedBundleState(): FederatedBundleState {
+  return {
+    bundle: undefined,
+    lastSuccessAt: undefined,
+    lastAttemptAt: undefined,
+    lastError: "",
+    nextFetchAt: undefined,
+  };
+}
+
+export const FederatedBundleState: MessageFns<FederatedBundleState> = {
+  encode(message: FederatedBundleState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bundle !== undefined) {
+      Bundle.encode(message.bundle, writer.uint32(10).fork()).join();
+    }
+    if (message.lastSuccessAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastSuccessAt), writer.uint32(18).fork()).join();
+    }
+    if (message.lastAttemptAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastAttemptAt), writer.uint32(26).fork()).join();
+    }
+    if (message.lastError !== "") {
+      writer.uint32(34).string(message.lastError);
+    }
+    if (message.nextFetchAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextFetchAt), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FederatedBundleState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFederatedBundleState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundle = Bundle.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.lastSuccessAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.lastAttemptAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.nextFetchAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FederatedBundleState {
+    return {
+      bundle: isSet(object.bundle) ? Bundle.fromJSON(object.bundle) : undefined,
+      lastSuccessAt: isSet(object.lastSuccessAt)
+        ? fromJsonTimestamp(object.lastSuccessAt)
+        : isSet(object.last_success_at)
+        ? fromJsonTimestamp(object.last_success_at)
+        : undefined,
+      lastAttemptAt: isSet(object.lastAttemptAt)
+        ? fromJsonTimestamp(object.lastAttemptAt)
+        : isSet(object.last_attempt_at)
+        ? fromJsonTimestamp(object.last_attempt_at)
+        : undefined,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+      nextFetchAt: isSet(object.nextFetchAt)
+        ? fromJsonTimestamp(object.nextFetchAt)
+        : isSet(object.next_fetch_at)
+        ? fromJsonTimestamp(object.next_fetch_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: FederatedBundleState): unknown {
+    const obj: any = {};
+    if (message.bundle !== undefined) {
+      obj.bundle = Bundle.toJSON(message.bundle);
+    }
+    if (message.lastSuccessAt !== undefined) {
+      obj.lastSuccessAt = message.lastSuccessAt.toISOString();
+    }
+    if (message.lastAttemptAt !== undefined) {
+      obj.lastAttemptAt = message.lastAttemptAt.toISOString();
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    if (message.nextFetchAt !== undefined) {
+      obj.nextFetchAt = message.nextFetchAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FederatedBundleState>, I>>(base?: I): FederatedBundleState {
+    return FederatedBundleState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FederatedBundleState>, I>>(object: I): FederatedBundleState {
+    const message = createBaseFederatedBundleState();
+    message.bundle = (object.bundle !== undefined && object.bundle !== null)
+      ? Bundle.fromPartial(object.bundle)
+      : undefined;
+    message.lastSuccessAt = object.lastSuccessAt ?? undefined;
+    message.lastAttemptAt = object.lastAttemptAt ?? undefined;
+    message.lastError = object.lastError ?? "";
+    message.nextFetchAt = object.nextFetchAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCreateFederationRelationshipRequest(): CreateFederationRelationshipRequest {
+  return { relationship: undefined };
+}
+
+export const CreateFederationRelationshipRequest: MessageFns<CreateFederationRelationshipRequest> = {
+  encode(message: CreateFederationRelationshipRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.relationship !== undefined) {
+      FederationRelationship.encode(message.relationship, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateFederationRelationshipRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateFederationRelationshipRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relationship = FederationRelationship.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateFederationRelationshipRequest {
+    return {
+      relationship: isSet(object.relationship) ? FederationRelationship.fromJSON(object.relationship) : undefined,
+    };
+  },
+
+  toJSON(message: CreateFederationRelationshipRequest): unknown {
+    const obj: any = {};
+    if (message.relationship !== undefined) {
+      obj.relationship = FederationRelationship.toJSON(message.relationship);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateFederationRelationshipRequest>, I>>(
+    base?: I,
+  ): CreateFederationRelationshipRequest {
+    return CreateFederationRelationshipRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateFederationRelationshipRequest>, I>>(
+    object: I,
+  ): CreateFederationRelationshipRequest {
+    const message = createBaseCreateFederationRelationshipRequest();
+    message.relationship = (object.relationship !== undefined && object.relationship !== null)
+      ? FederationRelationship.fromPartial(object.relationship)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCreateFederationRelationshipResponse(): CreateFederationRelationshipResponse {
+  return { relationship: undefined };
+}
+
+export const CreateFederationRelationshipResponse: MessageFns<CreateFederationRelationshipResponse> = {
+  encode(message: CreateFederationRelationshipResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.relationship !== undefined) {
+      FederationRelationship.encode(message.relationship, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateFederationRelationshipResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateFederationRelationshipResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relationship = FederationRelationship.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateFederationRelationshipResponse {
+    return {
+      relationship: isSet(object.relationship) ? FederationRelationship.fromJSON(object.relationship) : undefined,
+    };
+  },
+
+  toJSON(message: CreateFederationRelationshipResponse): unknown {
+    const obj: any = {};
+    if (message.relationship !== undefined) {
+      obj.relationship = FederationRelationship.toJSON(message.relationship);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateFederationRelationshipResponse>, I>>(
+    base?: I,
+  ): CreateFederationRelationshipResponse {
+    return CreateFederationRelationshipResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateFederationRelationshipResponse>, I>>(
+    object: I,
+  ): CreateFederationRelationshipResponse {
+    const message = createBaseCreateFederationRelationshipResponse();
+    message.relationship = (object.relationship !== undefined && object.relationship !== null)
+      ? FederationRelationship.fromPartial(object.relationship)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetFederationRelationshipRequest(): GetFederationRelationshipRequest {
+  return { trustDomain: "" };
+}
+
+export const GetFederationRelationshipRequest: MessageFns<GetFederationRelationshipRequest> = {
+  encode(message: GetFederationRelationshipRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trustDomain !== "") {
+      writer.uint32(10).string(message.trustDomain);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetFederationRelationshipRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetFederationRelationshipRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trustDomain = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetFederationRelationshipRequest {
+    return {
+      trustDomain: isSet(object.trustDomain)
+        ? globalThis.String(object.trustDomain)
+        : isSet(object.trust_domain)
+        ? globalThis.String(object.trust_domain)
+        : "",
+    };
+  },
+
+  toJSON(message: GetFederationRelationshipRequest): unknown {
+    const obj: any = {};
+    if (message.trustDomain !== "") {
+      obj.trustDomain = message.trustDomain;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetFederationRelationshipRequest>, I>>(
+    base?: I,
+  ): GetFederationRelationshipRequest {
+    return GetFederationRelationshipRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetFederationRelationshipRequest>, I>>(
+    object: I,
+  ): GetFederationRelationshipRequest {
+    const message = createBaseGetFederationRelationshipRequest();
+    message.trustDomain = object.trustDomain ?? "";
+    return message;
+  },
+};
+
+function createBaseGetFederationRelationshipResponse(): GetFederationRelationshipResponse {
+  return { relationship: undefined };
+}
+
+export const GetFederationRelationshipResponse: MessageFns<GetFederationRelationshipResponse> = {
+  encode(message: GetFederationRelationshipResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.relationship !== undefined) {
+      FederationRelationship.encode(message.relationship, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetFederationRelationshipResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetFederationRelationshipResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relationship = FederationRelationship.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetFederationRelationshipResponse {
+    return {
+      relationship: isSet(object.relationship) ? FederationRelationship.fromJSON(object.relationship) : undefined,
+    };
+  },
+
+  toJSON(message: GetFederationRelationshipResponse): unknown {
+    const obj: any = {};
+    if (message.relationship !== undefined) {
+      obj.relationship = FederationRelationship.toJSON(message.relationship);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetFederationRelationshipResponse>, I>>(
+    base?: I,
+  ): GetFederationRelationshipResponse {
+    return GetFederationRelationshipResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetFederationRelationshipResponse>, I>>(
+    object: I,
+  ): GetFederationRelationshipResponse {
+    const message = createBaseGetFederationRelationshipResponse();
+    message.relationship = (object.relationship !== undefined && object.relationship !== null)
+      ? FederationRelationship.fromPartial(object.relationship)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListFederationRelationshipsRequest(): ListFederationRelationshipsRequest {
+  return {};
+}
+
+export const ListFederationRelationshipsRequest: MessageFns<ListFederationRelationshipsRequest> = {
+  encode(_: ListFederationRelationshipsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFederationRelationshipsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFederationRelationshipsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListFederationRelationshipsRequest {
+    return {};
+  },
+
+  toJSON(_: ListFederationRelationshipsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListFederationRelationshipsRequest>, I>>(
+    base?: I,
+  ): ListFederationRelationshipsRequest {
+    return ListFederationRelationshipsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListFederationRelationshipsRequest>, I>>(
+    _: I,
+  ): ListFederationRelationshipsRequest {
+    const message = createBaseListFederationRelationshipsRequest();
+    return message;
+  },
+};
+
+function createBaseListFederationRelationshipsResponse(): ListFederationRelationshipsResponse {
+  return { relationships: [] };
+}
+
+export const ListFederationRelationshipsResponse: MessageFns<ListFederationRelationshipsResponse> = {
+  encode(message: ListFederationRelationshipsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.relationships) {
+      FederationRelationship.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFederationRelationshipsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFederationRelationshipsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relationships.push(FederationRelationship.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListFederationRelationshipsResponse {
+    return {
+      relationships: globalThis.Array.isArray(object?.relationships)
+        ? object.relationships.map((e: any) => FederationRelationship.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListFederationRelationshipsResponse): unknown {
+    const obj: any = {};
+    if (message.relationships?.length) {
+      obj.relationships = message.relationships.map((e) => FederationRelationship.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListFederationRelationshipsResponse>, I>>(
+    base?: I,
+  ): ListFederationRelationshipsResponse {
+    return ListFederationRelationshipsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListFederationRelationshipsResponse>, I>>(
+    object: I,
+  ): ListFederationRelationshipsResponse {
+    const message = createBaseListFederationRelationshipsResponse();
+    message.relationships = object.relationships?.map((e) => FederationRelationship.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseUpdateFederationRelationshipRequest(): UpdateFederationRelationshipRequest {
+  return { relationship: undefined, updateMask: undefined };
+}
+
+export const UpdateFederationRelationshipRequest: MessageFns<UpdateFederationRelationshipRequest> = {
+  encode(message: UpdateFederationRelationshipRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.relationship !== undefined) {
+      FederationRelationship.encode(message.relationship, writer.uint32(10).fork()).join();
+    }
+    if (message.updateMask !== undefined) {
+      FieldMask.encode(FieldMask.wrap(message.updateMask), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateFederationRelationshipRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateFederationRelationshipRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relationship = FederationRelationship.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.updateMask = FieldMask.unwrap(FieldMask.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateFederationRelationshipRequest {
+    return {
+      relationship: isSet(object.relationship) ? FederationRelationship.fromJSON(object.relationship) : undefined,
+      updateMask: isSet(object.updateMask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.updateMask))
+        : isSet(object.update_mask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.update_mask))
+        : undefined,
+    };
+  },
+
+  toJSON(message: UpdateFederationRelationshipRequest): unknown {
+    const obj: any = {};
+    if (message.relationship !== undefined) {
+      obj.relationship = FederationRelationship.toJSON(message.relationship);
+    }
+    if (message.updateMask !== undefined) {
+      obj.updateMask = FieldMask.toJSON(FieldMask.wrap(message.updateMask));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateFederationRelationshipRequest>, I>>(
+    base?: I,
+  ): UpdateFederationRelationshipRequest {
+    return UpdateFederationRelationshipRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateFederationRelationshipRequest>, I>>(
+    object: I,
+  ): UpdateFederationRelationshipRequest {
+    const message = createBaseUpdateFederationRelationshipRequest();
+    message.relationship = (object.relationship !== undefined && object.relationship !== null)
+      ? FederationRelationship.fromPartial(object.relationship)
+      : undefined;
+    message.updateMask = object.updateMask ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateFederationRelationshipResponse(): UpdateFederationRelationshipResponse {
+  return { relationship: undefined };
+}
+
+export const UpdateFederationRelationshipResponse: MessageFns<UpdateFederationRelationshipResponse> = {
+  encode(message: UpdateFederationRelationshipResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.relationship !== undefined) {
+      FederationRelationship.encode(message.relationship, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateFederationRelationshipResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateFederationRelationshipResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relationship = FederationRelationship.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateFederationRelationshipResponse {
+    return {
+      relationship: isSet(object.relationship) ? FederationRelationship.fromJSON(object.relationship) : undefined,
+    };
+  },
+
+  toJSON(message: UpdateFederationRelationshipResponse): unknown {
+    const obj: any = {};
+    if (message.relationship !== undefined) {
+      obj.relationship = FederationRelationship.toJSON(message.relationship);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateFederationRelationshipResponse>, I>>(
+    base?: I,
+  ): UpdateFederationRelationshipResponse {
+    return UpdateFederationRelationshipResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateFederationRelationshipResponse>, I>>(
+    object: I,
+  ): UpdateFederationRelationshipResponse {
+    const message = createBaseUpdateFederationRelationshipResponse();
+    message.relationship = (object.relationship !== undefined && object.relationship !== null)
+      ? FederationRelationship.fromPartial(object.relationship)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteFederationRelationshipRequest(): DeleteFederationRelationshipRequest {
+  return { trustDomain: "", revision: 0 };
+}
+
+export const DeleteFederationRelationshipRequest: MessageFns<DeleteFederationRelationshipRequest> = {
+  encode(message: DeleteFederationRelationshipRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trustDomain !== "") {
+      writer.uint32(10).string(message.trustDomain);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteFederationRelationshipRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteFederationRelationshipRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trustDomain = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteFederationRelationshipRequest {
+    return {
+      trustDomain: isSet(object.trustDomain)
+        ? globalThis.String(object.trustDomain)
+        : isSet(object.trust_domain)
+        ? globalThis.String(object.trust_domain)
+        : "",
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: DeleteFederationRelationshipRequest): unknown {
+    const obj: any = {};
+    if (message.trustDomain !== "") {
+      obj.trustDomain = message.trustDomain;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteFederationRelationshipRequest>, I>>(
+    base?: I,
+  ): DeleteFederationRelationshipRequest {
+    return DeleteFederationRelationshipRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteFederationRelationshipRequest>, I>>(
+    object: I,
+  ): DeleteFederationRelationshipRequest {
+    const message = createBaseDeleteFederationRelationshipRequest();
+    message.trustDomain = object.trustDomain ?? "";
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeleteFederationRelationshipResponse(): DeleteFederationRelationshipResponse {
+  return {};
+}
+
+export const DeleteFederationRelationshipResponse: MessageFns<DeleteFederationRelationshipResponse> = {
+  encode(_: DeleteFederationRelationshipResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteFederationRelationshipResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteFederationRelationshipResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteFederationRelationshipResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteFederationRelationshipResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteFederationRelationshipResponse>, I>>(
+    base?: I,
+  ): DeleteFederationRelationshipResponse {
+    return DeleteFederationRelationshipResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteFederationRelationshipResponse>, I>>(
+    _: I,
+  ): DeleteFederationRelationshipResponse {
+    const message = createBaseDeleteFederationRelationshipResponse();
+    return message;
+  },
+};
 
 function createBaseCreateEntryRequest(): CreateEntryRequest {
   return { entry: undefined };
@@ -1641,6 +2940,76 @@ export const RegistrationServiceService = {
       Buffer.from(CreateJoinTokenResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CreateJoinTokenResponse => CreateJoinTokenResponse.decode(value),
   },
+  /**
+   * SPIFFE federation (SPIFFE Trust Domain and Bundle standard): the foreign trust domains whose bundle
+   * endpoints this server polls. ALREADY_EXISTS for a trust domain that has one; FAILED_PRECONDITION to
+   * delete one that entries still federate with.
+   */
+  createFederationRelationship: {
+    path: "/lanyard.v1.RegistrationService/CreateFederationRelationship" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateFederationRelationshipRequest): Buffer =>
+      Buffer.from(CreateFederationRelationshipRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateFederationRelationshipRequest =>
+      CreateFederationRelationshipRequest.decode(value),
+    responseSerialize: (value: CreateFederationRelationshipResponse): Buffer =>
+      Buffer.from(CreateFederationRelationshipResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateFederationRelationshipResponse =>
+      CreateFederationRelationshipResponse.decode(value),
+  },
+  getFederationRelationship: {
+    path: "/lanyard.v1.RegistrationService/GetFederationRelationship" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetFederationRelationshipRequest): Buffer =>
+      Buffer.from(GetFederationRelationshipRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetFederationRelationshipRequest =>
+      GetFederationRelationshipRequest.decode(value),
+    responseSerialize: (value: GetFederationRelationshipResponse): Buffer =>
+      Buffer.from(GetFederationRelationshipResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetFederationRelationshipResponse =>
+      GetFederationRelationshipResponse.decode(value),
+  },
+  listFederationRelationships: {
+    path: "/lanyard.v1.RegistrationService/ListFederationRelationships" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListFederationRelationshipsRequest): Buffer =>
+      Buffer.from(ListFederationRelationshipsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListFederationRelationshipsRequest =>
+      ListFederationRelationshipsRequest.decode(value),
+    responseSerialize: (value: ListFederationRelationshipsResponse): Buffer =>
+      Buffer.from(ListFederationRelationshipsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListFederationRelationshipsResponse =>
+      ListFederationRelationshipsResponse.decode(value),
+  },
+  updateFederationRelationship: {
+    path: "/lanyard.v1.RegistrationService/UpdateFederationRelationship" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateFederationRelationshipRequest): Buffer =>
+      Buffer.from(UpdateFederationRelationshipRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateFederationRelationshipRequest =>
+      UpdateFederationRelationshipRequest.decode(value),
+    responseSerialize: (value: UpdateFederationRelationshipResponse): Buffer =>
+      Buffer.from(UpdateFederationRelationshipResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateFederationRelationshipResponse =>
+      UpdateFederationRelationshipResponse.decode(value),
+  },
+  deleteFederationRelationship: {
+    path: "/lanyard.v1.RegistrationService/DeleteFederationRelationship" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteFederationRelationshipRequest): Buffer =>
+      Buffer.from(DeleteFederationRelationshipRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteFederationRelationshipRequest =>
+      DeleteFederationRelationshipRequest.decode(value),
+    responseSerialize: (value: DeleteFederationRelationshipResponse): Buffer =>
+      Buffer.from(DeleteFederationRelationshipResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteFederationRelationshipResponse =>
+      DeleteFederationRelationshipResponse.decode(value),
+  },
 } as const;
 
 export interface RegistrationServiceServer extends UntypedServiceImplementation {
@@ -1653,6 +3022,25 @@ export interface RegistrationServiceServer extends UntypedServiceImplementation 
   deleteEntry: handleUnaryCall<DeleteEntryRequest, DeleteEntryResponse>;
   /** A single-use join token bound to one registration entry. The server keeps only its SHA-256. */
   createJoinToken: handleUnaryCall<CreateJoinTokenRequest, CreateJoinTokenResponse>;
+  /**
+   * SPIFFE federation (SPIFFE Trust Domain and Bundle standard): the foreign trust domains whose bundle
+   * endpoints this server polls. ALREADY_EXISTS for a trust domain that has one; FAILED_PRECONDITION to
+   * delete one that entries still federate with.
+   */
+  createFederationRelationship: handleUnaryCall<
+    CreateFederationRelationshipRequest,
+    CreateFederationRelationshipResponse
+  >;
+  getFederationRelationship: handleUnaryCall<GetFederationRelationshipRequest, GetFederationRelationshipResponse>;
+  listFederationRelationships: handleUnaryCall<ListFederationRelationshipsRequest, ListFederationRelationshipsResponse>;
+  updateFederationRelationship: handleUnaryCall<
+    UpdateFederationRelationshipRequest,
+    UpdateFederationRelationshipResponse
+  >;
+  deleteFederationRelationship: handleUnaryCall<
+    DeleteFederationRelationshipRequest,
+    DeleteFederationRelationshipResponse
+  >;
 }
 
 export interface RegistrationServiceClient extends Client {
@@ -1762,6 +3150,86 @@ export interface RegistrationServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CreateJoinTokenResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SPIFFE federation (SPIFFE Trust Domain and Bundle standard): the foreign trust domains whose bundle
+   * endpoints this server polls. ALREADY_EXISTS for a trust domain that has one; FAILED_PRECONDITION to
+   * delete one that entries still federate with.
+   */
+  createFederationRelationship(
+    request: CreateFederationRelationshipRequest,
+    callback: (error: ServiceError | null, response: CreateFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  createFederationRelationship(
+    request: CreateFederationRelationshipRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  createFederationRelationship(
+    request: CreateFederationRelationshipRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  getFederationRelationship(
+    request: GetFederationRelationshipRequest,
+    callback: (error: ServiceError | null, response: GetFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  getFederationRelationship(
+    request: GetFederationRelationshipRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  getFederationRelationship(
+    request: GetFederationRelationshipRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  listFederationRelationships(
+    request: ListFederationRelationshipsRequest,
+    callback: (error: ServiceError | null, response: ListFederationRelationshipsResponse) => void,
+  ): ClientUnaryCall;
+  listFederationRelationships(
+    request: ListFederationRelationshipsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListFederationRelationshipsResponse) => void,
+  ): ClientUnaryCall;
+  listFederationRelationships(
+    request: ListFederationRelationshipsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListFederationRelationshipsResponse) => void,
+  ): ClientUnaryCall;
+  updateFederationRelationship(
+    request: UpdateFederationRelationshipRequest,
+    callback: (error: ServiceError | null, response: UpdateFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  updateFederationRelationship(
+    request: UpdateFederationRelationshipRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  updateFederationRelationship(
+    request: UpdateFederationRelationshipRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  deleteFederationRelationship(
+    request: DeleteFederationRelationshipRequest,
+    callback: (error: ServiceError | null, response: DeleteFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  deleteFederationRelationship(
+    request: DeleteFederationRelationshipRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteFederationRelationshipResponse) => void,
+  ): ClientUnaryCall;
+  deleteFederationRelationship(
+    request: DeleteFederationRelationshipRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteFederationRelationshipResponse) => void,
   ): ClientUnaryCall;
 }
 

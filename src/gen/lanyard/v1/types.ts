@@ -65,6 +65,12 @@ export interface Entry {
   revision: number;
   /** Sessions of this entry may assert an originating principal without a verified token. */
   canAssertPrincipal: boolean;
+  /**
+   * Trust domain names (e.g. "partner.example") whose federated bundles workloads of this entry receive
+   * beside their own (Workload API federated_bundles, X509Source). Each must have a federation
+   * relationship when the entry is created or updated.
+   */
+  federatesWith: string[];
 }
 
 /** An X.509-SVID as issued: leaf first, then any intermediates up to (not including) a bundle root. */
@@ -196,6 +202,7 @@ function createBaseEntry(): Entry {
     updatedAt: undefined,
     revision: 0,
     canAssertPrincipal: false,
+    federatesWith: [],
   };
 }
 
@@ -245,6 +252,9 @@ export const Entry: MessageFns<Entry> = {
     }
     if (message.canAssertPrincipal !== false) {
       writer.uint32(120).bool(message.canAssertPrincipal);
+    }
+    for (const v of message.federatesWith) {
+      writer.uint32(130).string(v!);
     }
     return writer;
   },
@@ -382,6 +392,14 @@ export const Entry: MessageFns<Entry> = {
             message.canAssertPrincipal = reader.bool();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.federatesWith.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -457,6 +475,11 @@ export const Entry: MessageFns<Entry> = {
         : isSet(object.can_assert_principal)
         ? globalThis.Boolean(object.can_assert_principal)
         : false,
+      federatesWith: globalThis.Array.isArray(object?.federatesWith)
+        ? object.federatesWith.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.federates_with)
+        ? object.federates_with.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -507,6 +530,9 @@ export const Entry: MessageFns<Entry> = {
     if (message.canAssertPrincipal !== false) {
       obj.canAssertPrincipal = message.canAssertPrincipal;
     }
+    if (message.federatesWith?.length) {
+      obj.federatesWith = message.federatesWith;
+    }
     return obj;
   },
 
@@ -530,6 +556,7 @@ export const Entry: MessageFns<Entry> = {
     message.updatedAt = object.updatedAt ?? undefined;
     message.revision = object.revision ?? 0;
     message.canAssertPrincipal = object.canAssertPrincipal ?? false;
+    message.federatesWith = object.federatesWith?.map((e) => e) || [];
     return message;
   },
 };

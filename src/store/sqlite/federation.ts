@@ -1,0 +1,288 @@
+import type Database from 'better-sqlite3';
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  RevisionConflictError,
+  BundleSequenceRegressedError,
+  FederationRelationshipInUseError,
+} from '../../errors';
+import type {
+  FederatedBundleRecord,
+  FederatedBundleUpdate,
+  FederationRelationshipFields,
+  FederationRelationshipPatch,
+  FederationRelationshipRecord,
+} from '../types';
+import { fromMs, optionalFromMs, toMs } from './codec';
+
+interface RelationshipRow {
+  trust_domain: string;
+  bundle_endpoint_url: string;
+  profile: 'https_web' | 'https_spiffe';
+  endpoint_spiffe_id: string | null;
+  web_trust_roots_pem: string | null;
+  created_at: number;
+  updated_at: number;
+  revision: number;
+}
+
+interface BundleRow {
+  trust_domain: string;
+  bundle_json: string;
+  sequence: number | null;
+  refresh_hint_seconds: number | null;
+  updated_at: number;
+  last_success_at: number | null;
+  last_attempt_at: number | null;
+  last_error: string;
+}
+
+/**
+ * Federation relationships and the foreign bundles fetched for them, on one SQLite connection. Each write is
+ * one IMMEDIATE transaction (a savepoint inside a caller's transaction): the sequence check and the write of
+ * a bundle cannot interleave with another writer's.
+ */
+export class SqliteFederation {
+  private readonly selectRelationship: Database.Statement<[string], RelationshipRow>;
+  private readonly selectBundle: Database.Statement<[string], BundleRow>;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => Date,
+  ) {
+    this.selectRelationship = db.prepare('SELECT * FROM federation_relationships WHERE trust_domain = ?');
+    this.selectBundle = db.prepare('SELECT * FROM federated_bundles WHERE trust_domain = ?');
+  }
+
+  create(
+    fields: FederationRelationshipFields,
+    bootstrap?: FederatedBundleUpdate,
+  ): FederationRelationshipRecord {
+    return this.db
+      .transaction((): FederationRelationshipRecord => {
+        if (this.selectRelationship.get(fields.trustDomain)) {
+          throw new AlreadyExistsError(
+            `a federation relationship with trust domain "${fields.trustDomain}" already exists`,
+          );
+        }
+        const now = this.now();
+        const record: FederationRelationshipRecord = {
+          ...copy(fields),
+          createdAt: now,
+          updatedAt: now,
+          revision: 1,
+        };
+        this.db
+          .prepare(
+            `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
+               web_trust_roots_pem, created_at, updated_at, revision)
+             VALUES (@trust_domain, @bundle_endpoint_url, @profile, @endpoint_spiffe_id, @web_trust_roots_pem,
+               @created_at, @updated_at, @revision)`,
+          )
+          .run(toRow(record));
+        if (bootstrap !== undefined) this.put(fields.trustDomain, bootstrap, now);
+        return record;
+      })
+      .immediate();
+  }
+
+  get(trustDomain: string): FederationRelationshipRecord {
+    const row = this.selectRelationship.get(trustDomain);
+    if (!row) throw notFound(trustDomain);
+    return fromRow(row);
+  }
+
+  list(): FederationRelationshipRecord[] {
+    return this.db
+      .prepare<[], RelationshipRow>('SELECT * FROM federation_relationships ORDER BY trust_domain')
+      .all()
+      .map(fromRow);
+  }
+
+  update(
+    trustDomain: string,
+    patch: FederationRelationshipPatch,
+    expectedRevision: number,
+  ): FederationRelationshipRecord {
+    return this.db
+      .transaction((): FederationRelationshipRecord => {
+        const current = this.get(trustDomain);
+        if (current.revision !== expectedRevision) {
+          throw new RevisionConflictError(
+            `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
+            { currentRevision: current.revision },
+          );
+        }
+        const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
+        const next: FederationRelationshipRecord = {
+          ...current,
+          ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+          updatedAt: this.now(),
+          revision: current.revision + 1,
+        };
+        if (endpointSpiffeId === null) delete next.endpointSpiffeId;
+        else if (endpointSpiffeId !== undefined) next.endpointSpiffeId = endpointSpiffeId;
+        if (webTrustRootsPem === null) delete next.webTrustRootsPem;
+        else if (webTrustRootsPem !== undefined) next.webTrustRootsPem = webTrustRootsPem;
+        this.db
+          .prepare(
+            `UPDATE federation_relationships SET bundle_endpoint_url = @bundle_endpoint_url, profile = @profile,
+               endpoint_spiffe_id = @endpoint_spiffe_id, web_trust_roots_pem = @web_trust_roots_pem,
+               updated_at = @updated_at, revision = @revision
+             WHERE trust_domain = @trust_domain`,
+          )
+          .run(toRow(next));
+        return next;
+      })
+      .immediate();
+  }
+
+  delete(trustDomain: string, expectedRevision?: number): void {
+    this.db
+      .transaction(() => {
+        const current = this.get(trustDomain);
+        if (expectedRevision !== undefined && current.revision !== expectedRevision) {
+          throw new RevisionConflictError(
+            `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
+            { currentRevision: current.revision },
+          );
+        }
+        // An entry naming a trust domain without a relationship would hand its workloads nothing, silently.
+        const users = this.db
+          .prepare<[string], { id: string }>(
+            `SELECT id FROM entries WHERE EXISTS (SELECT 1 FROM json_each(entries.federates_with) WHERE value = ?)
+             ORDER BY id LIMIT 11`,
+          )
+          .all(trustDomain)
+          .map((r) => r.id);
+        if (users.length > 0) {
+          throw new FederationRelationshipInUseError(
+            `entries federate with "${trustDomain}" (${users.slice(0, 10).join(', ')}${users.length > 10 ? ', ...' : ''}): remove it from their federates_with first`,
+          );
+        }
+        this.db.prepare('DELETE FROM federation_relationships WHERE trust_domain = ?').run(trustDomain);
+      })
+      .immediate();
+  }
+
+  getBundle(trustDomain: string): FederatedBundleRecord | undefined {
+    const row = this.selectBundle.get(trustDomain);
+    return row ? bundleFromRow(row) : undefined;
+  }
+
+  put(trustDomain: string, update: FederatedBundleUpdate, now: Date): FederatedBundleRecord {
+    return this.db
+      .transaction((): FederatedBundleRecord => {
+        this.get(trustDomain);
+        const previous = this.selectBundle.get(trustDomain);
+        // A publisher's sequence only grows (bundle spec §4.1.1): a lower one is an old bundle replayed.
+        // A bundle without a sequence cannot be ordered; it is accepted only when none is stored yet.
+        if (previous !== undefined && previous.sequence !== null) {
+          if (update.sequence === undefined || update.sequence < previous.sequence) {
+            throw new BundleSequenceRegressedError(
+              `bundle of "${trustDomain}" has spiffe_sequence ${update.sequence ?? '(none)'}, lower than the stored ${previous.sequence}: refused, the stored bundle is kept`,
+            );
+          }
+        }
+        const record: FederatedBundleRecord = {
+          trustDomain,
+          bundleJson: update.bundleJson,
+          updatedAt: now,
+          lastError: update.fetched ? '' : (previous?.last_error ?? ''),
+        };
+        if (update.sequence !== undefined) record.sequence = update.sequence;
+        if (update.refreshHintSeconds !== undefined) record.refreshHintSeconds = update.refreshHintSeconds;
+        const lastSuccess = update.fetched ? now : optionalFromMs(previous?.last_success_at ?? null);
+        if (lastSuccess) record.lastSuccessAt = lastSuccess;
+        const lastAttempt = update.fetched ? now : optionalFromMs(previous?.last_attempt_at ?? null);
+        if (lastAttempt) record.lastAttemptAt = lastAttempt;
+        this.db
+          .prepare(
+            `INSERT INTO federated_bundles (trust_domain, bundle_json, sequence, refresh_hint_seconds, updated_at,
+               last_success_at, last_attempt_at, last_error)
+             VALUES (@trust_domain, @bundle_json, @sequence, @refresh_hint_seconds, @updated_at,
+               @last_success_at, @last_attempt_at, @last_error)
+             ON CONFLICT (trust_domain) DO UPDATE SET bundle_json = excluded.bundle_json,
+               sequence = excluded.sequence, refresh_hint_seconds = excluded.refresh_hint_seconds,
+               updated_at = excluded.updated_at, last_success_at = excluded.last_success_at,
+               last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error`,
+          )
+          .run({
+            trust_domain: trustDomain,
+            bundle_json: record.bundleJson,
+            sequence: record.sequence ?? null,
+            refresh_hint_seconds: record.refreshHintSeconds ?? null,
+            updated_at: toMs(now),
+            last_success_at: record.lastSuccessAt ? toMs(record.lastSuccessAt) : null,
+            last_attempt_at: record.lastAttemptAt ? toMs(record.lastAttemptAt) : null,
+            last_error: record.lastError,
+          });
+        return record;
+      })
+      .immediate();
+  }
+
+  recordFailure(trustDomain: string, error: string, now: Date): void {
+    this.db
+      .prepare('UPDATE federated_bundles SET last_attempt_at = ?, last_error = ? WHERE trust_domain = ?')
+      .run(toMs(now), error.slice(0, 1024), trustDomain);
+  }
+}
+
+function copy(f: FederationRelationshipFields): FederationRelationshipFields {
+  const out: FederationRelationshipFields = {
+    trustDomain: f.trustDomain,
+    bundleEndpointUrl: f.bundleEndpointUrl,
+    profile: f.profile,
+  };
+  if (f.endpointSpiffeId !== undefined) out.endpointSpiffeId = f.endpointSpiffeId;
+  if (f.webTrustRootsPem !== undefined) out.webTrustRootsPem = f.webTrustRootsPem;
+  return out;
+}
+
+function toRow(r: FederationRelationshipRecord): Record<string, string | number | null> {
+  return {
+    trust_domain: r.trustDomain,
+    bundle_endpoint_url: r.bundleEndpointUrl,
+    profile: r.profile,
+    endpoint_spiffe_id: r.endpointSpiffeId ?? null,
+    web_trust_roots_pem: r.webTrustRootsPem ?? null,
+    created_at: toMs(r.createdAt),
+    updated_at: toMs(r.updatedAt),
+    revision: r.revision,
+  };
+}
+
+function fromRow(row: RelationshipRow): FederationRelationshipRecord {
+  const r: FederationRelationshipRecord = {
+    trustDomain: row.trust_domain,
+    bundleEndpointUrl: row.bundle_endpoint_url,
+    profile: row.profile,
+    createdAt: fromMs(row.created_at),
+    updatedAt: fromMs(row.updated_at),
+    revision: row.revision,
+  };
+  if (row.endpoint_spiffe_id !== null) r.endpointSpiffeId = row.endpoint_spiffe_id;
+  if (row.web_trust_roots_pem !== null) r.webTrustRootsPem = row.web_trust_roots_pem;
+  return r;
+}
+
+function bundleFromRow(row: BundleRow): FederatedBundleRecord {
+  const r: FederatedBundleRecord = {
+    trustDomain: row.trust_domain,
+    bundleJson: row.bundle_json,
+    updatedAt: fromMs(row.updated_at),
+    lastError: row.last_error,
+  };
+  if (row.sequence !== null) r.sequence = row.sequence;
+  if (row.refresh_hint_seconds !== null) r.refreshHintSeconds = row.refresh_hint_seconds;
+  const s = optionalFromMs(row.last_success_at);
+  if (s) r.lastSuccessAt = s;
+  const a = optionalFromMs(row.last_attempt_at);
+  if (a) r.lastAttemptAt = a;
+  return r;
+}
+
+function notFound(td: string): NotFoundError {
+  return new NotFoundError(`no federation relationship with trust domain "${td}"`);
+}
