@@ -971,28 +971,28 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       it('refuses a lower sequence and keeps the stored bundle; records failures beside it', async () => {
         await store.createFederationRelationship(rel);
         await rejectsWithCode(
-          store.putFederatedBundle('partner.test2', doc(1), clock.now()),
+          store.putFederatedBundle('partner.test2', doc(1), clock.now),
           ErrorCode.NOT_FOUND,
         );
-        await store.putFederatedBundle('partner.test', doc(5), clock.now());
-        await store.putFederatedBundle('partner.test', doc(5), clock.now());
+        await store.putFederatedBundle('partner.test', doc(5), clock.now);
+        await store.putFederatedBundle('partner.test', doc(5), clock.now);
         await rejectsWithCode(
-          store.putFederatedBundle('partner.test', doc(4), clock.now()),
+          store.putFederatedBundle('partner.test', doc(4), clock.now),
           ErrorCode.BUNDLE_SEQUENCE_REGRESSED,
         );
         await rejectsWithCode(
-          store.putFederatedBundle('partner.test', doc(undefined), clock.now()),
+          store.putFederatedBundle('partner.test', doc(undefined), clock.now),
           ErrorCode.BUNDLE_SEQUENCE_REGRESSED,
         );
         await store.recordFederatedFetchFailure(
           'partner.test',
           'ERR_FEDERATION_FETCH_FAILED: down',
-          clock.now(),
+          clock.now,
         );
         const kept = await store.getFederatedBundle('partner.test');
         assert.equal(kept?.sequence, 5);
         assert.equal(kept?.lastError, 'ERR_FEDERATION_FETCH_FAILED: down');
-        await store.putFederatedBundle('partner.test', doc(6), clock.now());
+        await store.putFederatedBundle('partner.test', doc(6), clock.now);
         assert.equal((await store.getFederatedBundle('partner.test'))?.lastError, '');
       });
 

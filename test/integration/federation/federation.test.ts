@@ -22,9 +22,10 @@ import {
   X509Stream,
   header,
   type AgentFixture,
-} from '../../agent/helpers';
-import { DecisionLog, eventually } from '../../hop/helpers';
-import { rejectsWithStatus, tempDataDir, type TestServer } from '../../server/helpers';
+} from '../../support/agent';
+import { DecisionLog, eventually } from '../../support/hop';
+import { rejectsWithStatus } from '../../support/grpc-refusal';
+import { tempDataDir, type TestServer } from '../../support/test-server';
 import { createWebPki, type WebPki } from '../../support/web-pki';
 import { A, B, bundleJson, federatedWorkload, rogueEndpoint, startFederatedServer } from './helpers';
 

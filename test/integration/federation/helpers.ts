@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { toSpiffeBundle } from '../../../src/bundle/to-spiffe-bundle';
 import { ServerX509Source } from '../../../src/client/server-x509-source';
 import type { FederationConfig, ServerConfig } from '../../../src/server/config';
-import { startTestServer, tempDataDir, type TestServer } from '../../server/helpers';
+import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import type { WebPki } from '../../support/web-pki';
 
 export const A = 'a.test';
