@@ -14,8 +14,8 @@ import { unaryHandler } from '../../../src/internal/grpc-call';
 import { errorFromStatus, grpcStatusByCode } from '../../../src/internal/grpc-status-map';
 import { httpStatusByCode } from '../../../src/internal/http-status-map';
 import { authorizeId } from '../../../src/verify';
-import { pkiSource } from '../../hop/helpers';
-import { createPki, issueSvid } from '../../interop/helpers/pki';
+import { pkiSource } from '../../support/hop';
+import { createPki, issueSvid } from '../../support/pki';
 
 const codes = Object.values(ErrorCode) as LanyardErrorCode[];
 const raw = (b: Buffer): Buffer => b;
