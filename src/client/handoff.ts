@@ -16,7 +16,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { timingSafeEqual } from 'node:crypto';
 import { X509Bundle } from '../bundle';
-import { AuthorizationError, errorFromCode, InternalError, isLanyardErrorCode } from '../errors';
+import { AuthorizationError, InternalError } from '../errors';
+import { errorFromStatus } from '../internal/grpc-status-map';
 import {
   SessionServiceClient,
   type PrincipalEvidence,
@@ -250,7 +251,7 @@ function unary<T>(start: (cb: (e: grpc.ServiceError | null, r?: T) => void) => v
 
 /** The server's refusal as a LanyardError with its stable code (from the `lanyard-error-code` trailer). */
 function fromServiceError(e: grpc.ServiceError): Error {
-  const code = e.metadata?.get('lanyard-error-code')[0];
-  if (isLanyardErrorCode(code)) return errorFromCode(code, e.details, { cause: e });
+  const remote = errorFromStatus(e);
+  if (remote !== undefined) return remote;
   return e;
 }

@@ -7,22 +7,18 @@ import * as grpc from '@grpc/grpc-js';
 import { parseSpiffeBundle, X509Bundle } from '../bundle';
 import {
   AgentNotReadyError,
-  errorFromCode,
   InternalError,
   InvalidArgumentError,
-  isLanyardErrorCode,
   type LanyardError,
   NotEntitledError,
   SourceNotReadyError,
 } from '../errors';
+import { errorFromStatus } from '../internal/grpc-status-map';
 import { SpiffeWorkloadAPIClient } from '../gen/spiffe/workload/workload';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { WORKLOAD_API_HEADER } from './workload-api-source';
 import { resolveWorkloadEndpoint } from './workload-endpoint';
 import { certificatesFromConcatenatedDer } from '../svid/encoding';
-
-/** The trailing-metadata key a Lanyard agent puts its stable error code in (see internal/grpc-call.ts). */
-const ERROR_CODE_KEY = 'lanyard-error-code';
 
 export interface WorkloadApiCallOptions {
   /** Socket path or `unix:///path`; default SPIFFE_ENDPOINT_SOCKET. */
@@ -152,8 +148,8 @@ function firstMessage<T>(
  */
 function toWorkloadApiError(e: grpc.ServiceError, socketPath: string): LanyardError {
   const cause = { cause: e };
-  const sent = e.metadata?.get(ERROR_CODE_KEY)[0];
-  if (isLanyardErrorCode(sent)) return errorFromCode(sent, e.details, cause);
+  const remote = errorFromStatus(e);
+  if (remote !== undefined) return remote;
   switch (e.code) {
     case grpc.status.UNAVAILABLE:
       return new AgentNotReadyError(`cannot reach the Workload API at ${socketPath}: ${e.details}`, cause);

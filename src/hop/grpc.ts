@@ -19,7 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { isLanyardError } from '../errors';
-import { grpcStatusOf } from '../internal/grpc-status-map';
+import { ERROR_CODE_TRAILER, grpcStatusOf } from '../internal/grpc-status-map';
 import type { Authorizer } from '../verify/authorize';
 import { X509SourceCertificateProvider } from '../client/certificate-provider';
 import { trackLivePeer } from './live-peers';
@@ -34,7 +34,7 @@ import { wrapMethods, type MethodInfo } from '../internal/method-wrap';
 import { peerChainOf } from '../internal/peer-chain';
 
 /** Trailing-metadata key with the stable Lanyard error code of a refusal (as the Lanyard server uses). */
-export const HOP_ERROR_CODE_METADATA_KEY = 'lanyard-error-code';
+export const HOP_ERROR_CODE_METADATA_KEY = ERROR_CODE_TRAILER;
 
 /**
  * Channel options for `hopChannelCredentials`: the SNI is a fixed label, since an IP address is not a valid SNI

@@ -19,20 +19,15 @@ import {
 import type { HandoffKeyOffer, HandoffKeys } from '../client/handoff-keys';
 import type { StaticX509Source } from '../client/static-x509-source';
 import type { X509Source } from '../client/x509-source';
-import { errorFromCode, InternalError, isLanyardErrorCode } from '../errors';
+import { InternalError } from '../errors';
+import { errorFromStatus } from '../internal/grpc-status-map';
 import {
   HandoffServiceService,
   OfferKeyRequest,
   OfferKeyResponse,
   type HandoffServiceServer,
 } from '../gen/lanyard/v1/handoff';
-import {
-  agentOf,
-  HOP_ERROR_CODE_METADATA_KEY,
-  hopErrorStatus,
-  hopService,
-  type HopGrpcServiceOptions,
-} from './grpc';
+import { agentOf, hopErrorStatus, hopService, type HopGrpcServiceOptions } from './grpc';
 import type { HopPeer } from './peer';
 
 export { grantFor, redeemGrant, startSession } from '../client/handoff';
@@ -142,7 +137,7 @@ export async function grantForPeer(
 }
 
 function fromHopError(e: grpc.ServiceError): Error {
-  const code = e.metadata?.get(HOP_ERROR_CODE_METADATA_KEY)[0];
-  if (isLanyardErrorCode(code)) return errorFromCode(code, e.details, { cause: e });
+  const remote = errorFromStatus(e);
+  if (remote !== undefined) return remote;
   return e;
 }

@@ -5,11 +5,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { isLanyardError } from '../errors';
-import { grpcStatusOf } from '../internal/grpc-status-map';
+import { ERROR_CODE_TRAILER, grpcStatusOf } from './grpc-status-map';
 import type { Logger } from './logging';
 
 /** Trailing-metadata key carrying the stable Lanyard error code (e.g. ERR_REVISION_CONFLICT). */
-export const ERROR_CODE_METADATA_KEY = 'lanyard-error-code';
+export const ERROR_CODE_METADATA_KEY = ERROR_CODE_TRAILER;
 
 export function toStatus(e: unknown): Partial<grpc.StatusObject> & { code: grpc.status } {
   if (isLanyardError(e)) {

@@ -4,7 +4,16 @@
  * Numeric values from the gRPC spec, so this module (and a verifier that never speaks gRPC) does not load
  * grpc-js.
  */
-import type { LanyardError, LanyardErrorCode } from '../errors';
+import {
+  type AnyLanyardError,
+  errorFromCode,
+  isLanyardErrorCode,
+  type LanyardError,
+  type LanyardErrorCode,
+} from '../errors';
+
+/** The trailing-metadata key every Lanyard gRPC edge puts the stable error code in. */
+export const ERROR_CODE_TRAILER = 'lanyard-error-code';
 
 /** gRPC status codes (numeric values from the gRPC spec). */
 export const GrpcStatus = {
@@ -168,4 +177,19 @@ export const grpcStatusByCode: Readonly<Record<LanyardErrorCode, GrpcStatusCode>
 /** The gRPC status a Lanyard error is reported with. */
 export function grpcStatusOf(e: LanyardError): GrpcStatusCode {
   return grpcStatusByCode[e.code];
+}
+
+/** What this module reads of a grpc-js ServiceError, so it does not load grpc-js. */
+export interface RemoteStatus {
+  readonly details: string;
+  readonly metadata?: { get(key: string): unknown[] } | undefined;
+}
+
+/**
+ * The error a Lanyard gRPC edge refused with, rebuilt on the client as the class of the code in its
+ * `lanyard-error-code` trailer (the ServiceError as its cause); undefined when the peer sent no Lanyard code.
+ */
+export function errorFromStatus(e: RemoteStatus): AnyLanyardError | undefined {
+  const code = e.metadata?.get(ERROR_CODE_TRAILER)[0];
+  return isLanyardErrorCode(code) ? errorFromCode(code, e.details, { cause: e }) : undefined;
 }
