@@ -48,7 +48,8 @@ describe('crash recovery: kill -9 under 64 concurrent renewing clients', functio
     const first = spawnServer(['--data-dir', dataDir]);
     servers.push(first);
     const address = await first.ready;
-    const admin = new AdminClient(path.join(dataDir, 'admin.sock'));
+    // Generous deadlines: the machine running the suite may be busy, and this is no timing test.
+    const admin = new AdminClient(path.join(dataDir, 'admin.sock'), { timeoutMs: 120_000 });
     closers.push(() => admin.close());
     await admin.createEntry({
       entry: { spiffeId: SPIFFE_ID, selectors: [{ type: 'crash', value: 'worker' }] },
@@ -74,7 +75,7 @@ describe('crash recovery: kill -9 under 64 concurrent renewing clients', functio
       closers.push(() => clients.close());
       renewers.push({ clients, csr: newKey().csr });
     }
-    const spareTokens = await Promise.all(Array.from({ length: ATTESTERS * 64 }, token));
+    const spareTokens = await Promise.all(Array.from({ length: ATTESTERS * 16 }, token));
 
     const received = new Map<string, 'renew' | 'attest'>();
     let killed = false;
@@ -132,9 +133,9 @@ describe('crash recovery: kill -9 under 64 concurrent renewing clients', functio
     const second = spawnServer(['--data-dir', dataDir]);
     servers.push(second);
     await second.ready;
-    const audit = new AuditAdminClient(path.join(dataDir, 'admin.sock'));
+    const audit = new AuditAdminClient(path.join(dataDir, 'admin.sock'), { timeoutMs: 120_000 });
     closers.push(() => audit.close());
-    const admin2 = new AdminClient(path.join(dataDir, 'admin.sock'));
+    const admin2 = new AdminClient(path.join(dataDir, 'admin.sock'), { timeoutMs: 120_000 });
     closers.push(() => admin2.close());
     const lines = await audit.export();
     const parsed = parseChainText(lines.join('\n') + '\n');
