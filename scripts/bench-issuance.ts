@@ -1,6 +1,6 @@
 /**
  * End-to-end issuance over gRPC: a real server (SQLite in a temp data dir, TLS on 127.0.0.1:0), one
- * registration entry, then N = 1, 4, 16 concurrent clients (worker thread, one connection each) doing Attest
+ * registration entry, then N = 1, 4, 16, 64 concurrent clients (worker thread, one connection each) doing Attest
  * with pre-made join tokens, then Renew over mTLS. Printed beside the raw P-256 sign rate of the same run.
  * Bounded: a fixed number of calls per client, and each phase stops starting calls after --budget seconds.
  * Everything is on loopback; the data dir is removed at the end.
@@ -17,10 +17,11 @@ import { AdminClient } from '../src/server/admin-client';
 import { loadConfig } from '../src/server/config';
 import { createLogger } from '../src/internal/logging';
 import { startServer } from '../src/server/run';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store';
 import { generateKeyPair } from '../src/x509/keys';
 import type { ClientsJob, ClientsResult, PhaseResult } from './bench-issuance-clients';
 
-const CONCURRENCY = [1, 4, 16] as const;
+const CONCURRENCY = [1, 4, 16, 64] as const;
 const TRUST_DOMAIN = 'bench.lanyard.local';
 
 export interface IssuanceBenchOptions {
@@ -32,6 +33,8 @@ export interface IssuanceBenchOptions {
   baselineSeconds?: number;
   /** The raw P-256 sign rate when the caller measured it in this run already (scripts/bench.ts). */
   rawSignPerSec?: number;
+  /** `parseCsr + issueX509Svid` in process, same run (scripts/bench.ts): what the server could reach at best. */
+  inProcessIssuePerSec?: number;
 }
 
 function arg(name: string): number | undefined {
@@ -154,7 +157,20 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
         rows.push(
           `  ${`${name}/s, N=${n} / raw P-256 sign`.padEnd(58)} ${(rate / rawSign).toFixed(3).padStart(10)}`,
         );
+        if (options.inProcessIssuePerSec !== undefined) {
+          rows.push(
+            `  ${`${name}/s, N=${n} / in-process parseCsr + issueX509Svid`.padEnd(58)} ` +
+              `${(rate / options.inProcessIssuePerSec).toFixed(3).padStart(10)}`,
+          );
+        }
       }
+    }
+    if (running.store instanceof SqliteStore) {
+      const g = running.store.groupCommitStats();
+      out(
+        `  ${'group commit: calls per durable commit (whole run)'.padEnd(58)} ` +
+          `${(g.calls / Math.max(1, g.batches)).toFixed(1).padStart(10)}   (${g.calls} calls, ${g.batches} commits)\n`,
+      );
     }
     out('\nRatios (same run)\n' + rows.join('\n') + '\n');
     if (failed > 0) {

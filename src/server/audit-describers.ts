@@ -143,6 +143,7 @@ export const SESSION_READ_ONLY = ['watchRevocations'];
 export const attestationMethods: Record<string, MethodAudit> = {
   renew: {
     event: 'svid.renew',
+    inTransaction: true,
     allowed: (_req: never, res: RenewResponse, caller) => [issued('svid.renew', res.svid, caller)],
   },
 };
@@ -271,6 +272,7 @@ export const ADMIN_READ_ONLY = ['getCa'];
 export const nodeMethods: Record<string, MethodAudit> = {
   batchNewX509Svid: {
     event: 'svid.issue',
+    inTransaction: true,
     allowed: (_req: never, res: BatchNewX509SvidResponse, caller) =>
       res.svids.map((s) => ({ ...issued('svid.issue', s, caller), action: 'node agent' })),
   },

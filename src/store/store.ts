@@ -214,6 +214,18 @@ export interface Store extends StoreOps {
    * made from inside its own transaction rather than deadlock. Keep `fn` short: it holds the write lock.
    */
   transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  /**
+   * As `transaction`, but the transaction is shared with the other calls queued meanwhile and committed
+   * durably once for all of them (group commit); `fn`'s writes still commit or roll back as a unit of their own.
+   * Resolves only after the commit that holds them. For the issuance path, where one fsync per call was the
+   * bound. Optional: a store without it is used through `transaction` (see `sharedTransaction` below).
+   */
+  sharedTransaction?<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
   /** Waits for running calls, then closes. Later calls fail with ERR_STORE_CLOSED. Idempotent. */
   close(): Promise<void>;
+}
+
+/** `store.sharedTransaction` when the store groups commits, else a transaction of its own. */
+export function sharedTransaction<T>(store: Store, fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+  return store.sharedTransaction !== undefined ? store.sharedTransaction(fn) : store.transaction(fn);
 }

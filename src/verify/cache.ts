@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { ParsedCertificate } from '../x509/certificate';
 import type { AgentContext } from '../x509/agent-context/types';
 import { Lru } from '../internal/lru';
+import { VerifiedChainMemo } from './chain-memo';
+import type { VerifiedSvid } from './verify-x509-svid';
 
 /** Counters for one kind of cached fact. */
 export interface CacheCounters {
@@ -20,30 +22,42 @@ export interface VerificationCacheStats {
   certificates: CacheCounters;
   /** Agent contexts that passed every delegation rule, keyed by the SHA-256 of the leaf that carries them. */
   contexts: CacheCounters;
+  /** Whole verified chains, answered from memory when presented again (see VerifiedChainMemo). */
+  chains: CacheCounters;
 }
 
 export interface VerificationCacheOptions {
   /** Bound for each of the maps. Default 1024. */
   maxEntries?: number;
+  /**
+   * Remember whole verified chains (VerifiedChainMemo). Default true; false keeps only the per-certificate and
+   * per-link facts, so every call pays the leaf's signature check (the bench compares both).
+   */
+  chains?: boolean;
 }
 
 /**
  * What a busy verifier remembers between calls so that a chain whose CA certificates it has already seen
  * costs about one signature check (the leaf's).
  *
- * Only facts that are pure functions of immutable bytes are stored: a signature either verifies over a given
- * DER under a given key or it does not, forever; a DER always decodes to the same certificate. Everything that depends on time, on the current bundle, or on
- * revocation (validity, CA flags against the path, name constraints, revocation lists) is re-evaluated on
- * every call, so a cache hit can never turn a rejection into an acceptance: an expired or revoked chain is
- * rejected exactly as it would be without the cache. The leaf's signature is never cached either, so every
- * verification proves the leaf afresh. Failures are never stored; callers insert only facts from a chain
- * that passed as a whole, so a peer cannot fill the cache with its own junk certificates.
+ * Facts that are pure functions of immutable bytes are stored: a signature either verifies over a given DER
+ * under a given key or it does not, forever; a DER always decodes to the same certificate. Failures are never
+ * stored; callers insert only facts from a chain that passed as a whole, so a peer cannot fill the cache with
+ * its own junk certificates.
+ *
+ * On top, `chains` remembers whole answers for exact chain bytes. An answer depends on time, the bundle and
+ * revocation too, so each hit is re-checked against all three (the validity window of the path, the identity of
+ * the bundle object, the caller's revocation checker); a hit can never turn a rejection into an acceptance. A
+ * chain not seen before, even one whose leaf is new under known intermediates, takes the full path below, where
+ * the leaf's own signature is never cached.
  */
 export class VerificationCache {
   private readonly signatures: Lru<true>;
   private readonly links: Lru<true>;
   private readonly certificates: Lru<ParsedCertificate>;
   private readonly contexts: Lru<AgentContext>;
+  /** Whole answers of verifyX509Svid; bundle, time and revocation are checked again on every hit. */
+  readonly chains: VerifiedChainMemo<VerifiedSvid> | undefined;
   private readonly counters = {
     contexts: { hits: 0, misses: 0 },
     signatures: { hits: 0, misses: 0 },
@@ -57,6 +71,7 @@ export class VerificationCache {
     this.links = new Lru(max);
     this.certificates = new Lru(max);
     this.contexts = new Lru(max);
+    this.chains = options.chains === false ? undefined : new VerifiedChainMemo(max);
   }
 
   /** True when `child` was earlier proven to be signed by `issuer`'s key. */
@@ -110,6 +125,12 @@ export class VerificationCache {
       links: this.snapshot(this.links, this.counters.links),
       certificates: this.snapshot(this.certificates, this.counters.certificates),
       contexts: this.snapshot(this.contexts, this.counters.contexts),
+      chains: {
+        hits: this.chains?.hits ?? 0,
+        misses: this.chains?.misses ?? 0,
+        size: this.chains?.size ?? 0,
+        evictions: this.chains?.evictions ?? 0,
+      },
     };
   }
 
@@ -118,6 +139,7 @@ export class VerificationCache {
     this.links.clear();
     this.certificates.clear();
     this.contexts.clear();
+    this.chains?.clear();
   }
 
   private lookup<V>(lru: Lru<V>, counter: { hits: number; misses: number }, key: string): V | undefined {

@@ -85,8 +85,11 @@ export function verifyAgentContext(
   return context;
 }
 
-/** Field-by-field copy (new arrays, byte arrays and dates): several times cheaper than structuredClone. */
-function copyContext(c: AgentContext): AgentContext {
+/**
+ * Field-by-field copy (new arrays, byte arrays and dates): several times cheaper than structuredClone. Caches
+ * keep one and hand out others, so what they keep stays as it was proven whatever a caller edits.
+ */
+export function copyContext(c: AgentContext): AgentContext {
   const bytes = (b: Uint8Array): Uint8Array => b.slice();
   const date = (d: Date): Date => new Date(d.getTime());
   return {

@@ -14,7 +14,8 @@ import { ParsedCertificate } from '../x509/certificate';
 import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AgentContext } from '../x509/agent-context/types';
 import { defaultVerificationCache, VerificationCache } from './cache';
-import { verifyAgentContext } from './context-rules';
+import { chainMemoKey, type VerifiedChainMemo } from './chain-memo';
+import { copyContext, verifyAgentContext } from './context-rules';
 import { MAX_PRESENTED_CERTIFICATES, validateCertPath } from './path-validation';
 import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../svid/rules';
@@ -69,6 +70,15 @@ export function verifyX509Svid(
   const cache = options.cache === null ? undefined : (options.cache ?? defaultVerificationCache);
   const agentContextOid = resolveAgentContextOid(options.agentContextOid);
   const at = options.at ?? new Date();
+  checkPresented(chain);
+
+  const memo = cache?.chains;
+  const memoKey = memo !== undefined ? memoKeyOf(chain, options, agentContextOid) : undefined;
+  if (memo !== undefined && memoKey !== undefined) {
+    const known = answerFromMemo(memo, memoKey, bundleSource, at, options.revocation);
+    if (known !== undefined) return known;
+  }
+
   const certs = toCertificates(chain, cache);
   const leaf = certs[0]!;
 
@@ -119,12 +129,68 @@ export function verifyX509Svid(
     if (answer !== false) throw new RevokedError(`X509-SVID ${id.toString()}: ${describeRevocation(answer)}`);
   }
 
-  if (cache !== undefined) for (const c of path) cache.rememberCertificate(c);
-  return Object.freeze({
+  const verified: VerifiedSvid = Object.freeze({
     id,
     ...(context !== undefined ? { context: deepFreeze(context) } : {}),
     chain: Object.freeze([...path]),
   });
+  if (cache !== undefined) {
+    for (const c of path) cache.rememberCertificate(c);
+    // The memo keeps its own copy of the context: byte arrays and Dates cannot be frozen, and a caller may
+    // scribble on the ones it was handed.
+    if (memo !== undefined && memoKey !== undefined) {
+      const kept = {
+        id,
+        ...(context !== undefined ? { context: copyContext(context) } : {}),
+        chain: verified.chain,
+      };
+      memo.remember(memoKey, bundle, path, Object.freeze(kept));
+    }
+  }
+  return verified;
+}
+
+/**
+ * The answer for a chain verified before under the same bundle object, when `at` is inside its path's validity
+ * window and the revocation checker (asked afresh) still says no; undefined sends the call down the full path.
+ */
+function answerFromMemo(
+  memo: VerifiedChainMemo<VerifiedSvid>,
+  key: string,
+  bundleSource: X509BundleSource,
+  at: Date,
+  revocation: RevocationChecker | undefined,
+): VerifiedSvid | undefined {
+  const known = memo.get(key, bundleSource, at.getTime());
+  if (known === undefined) return undefined;
+  if (revocation !== undefined) {
+    const answer = revocation.isRevoked(revocationQueryOf(known));
+    if (answer !== false)
+      throw new RevokedError(`X509-SVID ${known.id.toString()}: ${describeRevocation(answer)}`);
+  }
+  if (known.context === undefined) return known;
+  return Object.freeze({ id: known.id, context: deepFreeze(copyContext(known.context)), chain: known.chain });
+}
+
+/** Everything besides the chain that changes the verdict, so that a different option never meets this entry. */
+function memoKeyOf(
+  chain: readonly ParsedCertificate[] | readonly Uint8Array[],
+  options: VerifyX509SvidOptions,
+  agentContextOid: string,
+): string | undefined {
+  for (const c of chain as readonly unknown[]) {
+    if (!(c instanceof ParsedCertificate) && !(c instanceof Uint8Array)) return undefined;
+  }
+  const td =
+    options.trustDomain === undefined
+      ? ''
+      : options.trustDomain instanceof TrustDomain
+        ? options.trustDomain.name
+        : String(options.trustDomain);
+  return chainMemoKey(
+    chain,
+    [td, options.maxPathDepth ?? '', options.maxDelegationDepth ?? '', agentContextOid].join('\n'),
+  );
 }
 
 /**
@@ -148,11 +214,8 @@ export function revocationQueryOf(svid: {
   };
 }
 
-/** Parse DER input, reusing certificates decoded for an earlier chain that verified. */
-function toCertificates(
-  chain: readonly ParsedCertificate[] | readonly Uint8Array[],
-  cache: VerificationCache | undefined,
-): ParsedCertificate[] {
+/** The bounds checked before anything is hashed or parsed. */
+function checkPresented(chain: readonly ParsedCertificate[] | readonly Uint8Array[]): void {
   if (!Array.isArray(chain) || chain.length === 0) {
     throw new ChainEmptyError('no certificate presented');
   }
@@ -162,6 +225,13 @@ function toCertificates(
       `${chain.length} certificates presented, at most ${MAX_PRESENTED_CERTIFICATES} are considered`,
     );
   }
+}
+
+/** Parse DER input, reusing certificates decoded for an earlier chain that verified. */
+function toCertificates(
+  chain: readonly ParsedCertificate[] | readonly Uint8Array[],
+  cache: VerificationCache | undefined,
+): ParsedCertificate[] {
   return (chain as readonly (ParsedCertificate | Uint8Array)[]).map((c) => {
     if (c instanceof ParsedCertificate) return c;
     return cache?.certificate(c) ?? ParsedCertificate.fromDer(c);

@@ -229,7 +229,8 @@ describe('verifyX509Svid', () => {
 
   describe('cache', () => {
     it('hits the cache on the second verification of the same chain (CA signatures and CA parsing)', () => {
-      const cache = new VerificationCache();
+      // The per-fact layer under the chain memo: what a repeat costs when the whole chain is not remembered.
+      const cache = new VerificationCache({ chains: false });
       const int2 = makeIntermediate(TD, int, { cn: 'int2' });
       const chain = [makeLeaf(ID, int2).cert.der, int2.cert.der, int.cert.der];
       verifyX509Svid(chain, bundle, { at, cache });
@@ -292,7 +293,7 @@ describe('verifyX509Svid', () => {
       const ca = newCa(TD);
       const hops = plannerChain(ca);
       const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
-      const cache = new VerificationCache();
+      const cache = new VerificationCache({ chains: false });
       const leaf = hops[2]!.cert;
       const first = verifyX509Svid([leaf.der], caBundle, { cache });
       assert.equal(cache.stats().contexts.misses, 1);

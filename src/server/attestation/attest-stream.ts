@@ -11,15 +11,16 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Attestors, AttestationResult } from '../../attest';
-import { JOIN_TOKEN_ATTESTOR, StreamChallengeChannel } from '../../attest';
+import { JOIN_TOKEN_ATTESTOR, JOIN_TOKEN_SELECTOR_TYPE, StreamChallengeChannel } from '../../attest';
 import type { CaManager, SignedX509Svid } from '../../ca';
 import { InvalidArgumentError, isLanyardError, LanyardError } from '../../errors';
 import { GrpcStatus, grpcStatusOf } from '../../internal/grpc-status-map';
 import type { AttestParams, AttestRequest, AttestResponse } from '../../gen/lanyard/v1/attestation';
-import type { Store, StoreOps } from '../../store/store';
+import { sharedTransaction, type Store, type StoreOps } from '../../store/store';
 import type { Entry } from '../../store/types';
 import { parseCsr } from '../../x509/csr';
 import { toStatus } from '../../internal/grpc-call';
+import { attestAuditOf, type AttestTransactionalAudit } from '../audit/in-transaction';
 import type { Logger } from '../../internal/logging';
 import { bundleToProto } from '../bundle/to-proto';
 import { BoundEntryUnavailableError, matchEntry } from './entry-match';
@@ -85,7 +86,7 @@ export function createAttestHandler(
         if (step.$case === 'params') {
           if (begun) throw protocolError('AttestParams sent twice: one attestation per stream');
           begun = true;
-          attest(deps, step.value, channel, () => abandoned).then((result) => {
+          attest(deps, step.value, channel, () => abandoned, attestAuditOf(call)).then((result) => {
             if (finished) return;
             finished = true;
             channel.close();
@@ -142,6 +143,7 @@ async function attest(
   params: AttestParams,
   channel: StreamChallengeChannel,
   isAbandoned: () => boolean,
+  audit: AttestTransactionalAudit | undefined,
 ): Promise<Attested> {
   const { ca, store } = deps;
   // Proof of possession of the new key first: no evidence is spent on a request that cannot be signed.
@@ -183,7 +185,10 @@ async function attest(
 
   let outcome: { entry: Entry; signed: SignedX509Svid };
   if (attestor.type === JOIN_TOKEN_ATTESTOR) {
-    const done = await store.transaction(
+    // The token is spent, the SVID signed and its audit record (naming the token) written in one transaction,
+    // shared with the other issuance calls in flight and committed once for all of them.
+    const done = await sharedTransaction(
+      store,
       async (tx): Promise<{ issued: { entry: Entry; signed: SignedX509Svid } } | { refused: unknown }> => {
         const result = await attestor.attest(params.evidence, channel, now, { store: tx });
         let issued: { entry: Entry; signed: SignedX509Svid };
@@ -199,14 +204,20 @@ async function attest(
         if (isAbandoned()) {
           throw new InvalidArgumentError('the attestation was abandoned');
         }
+        await audit?.record(tx, issued.signed.cert.der, spentEvidence(result));
         return { issued };
       },
     );
     if ('refused' in done) throw done.refused;
     outcome = done.issued;
   } else {
+    // Never inside a transaction while the runtime answers challenges: a slow client would hold the lock.
     const result = await attestor.attest(params.evidence, channel, now);
     outcome = await issue(result, store);
+    if (audit !== undefined) {
+      const signed = outcome.signed;
+      await sharedTransaction(store, (tx) => audit.record(tx, signed.cert.der));
+    }
   }
   return {
     entry: outcome.entry,
@@ -218,4 +229,10 @@ async function attest(
       ),
     },
   };
+}
+
+/** The evidence an attestation used up, for its audit record: a join token by its id, never the secret. */
+function spentEvidence(result: AttestationResult): string | undefined {
+  const token = result.selectors.find((s) => s.type === JOIN_TOKEN_SELECTOR_TYPE);
+  return token !== undefined ? `token ${token.value}` : undefined;
 }

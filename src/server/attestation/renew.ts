@@ -16,6 +16,7 @@ import { parseCsr, type ParsedCsr } from '../../x509/csr';
 import { bundleToProto } from '../bundle/to-proto';
 import { secondsUntil, signSessionSvid } from '../issuance/session-svid';
 import { resolveCaller } from '../auth/resolve-caller';
+import { auditedSharedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
 import { sha256 } from '../../internal/digest';
 import { issueWorkloadSvid, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
@@ -65,11 +66,18 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
           now,
         })
       : await renewSession(deps, { session, previous, leafSpki: leaf.spkiDer, entry, csr, provenance, now });
-  return {
-    svid: svidToProto(signed, entry),
-    bundle: bundleToProto(signed.bundle),
-    federatedBundles: (deps.federation?.bundlesFor(entry.federatesWith) ?? []).map((b) => bundleToProto(b)),
-  };
+  // The new serial of a session (its revocation must reach it) and the audit record commit together, in the
+  // group commit shared with the other issuance calls in flight; the caller is answered after it.
+  return auditedSharedTransaction(deps.store, async (tx) => {
+    if (session !== undefined) {
+      await tx.addSessionCertificate(session.id, signed.cert.serialHex, signed.cert.notAfter);
+    }
+    return {
+      svid: svidToProto(signed, entry),
+      bundle: bundleToProto(signed.bundle),
+      federatedBundles: (deps.federation?.bundlesFor(entry.federatesWith) ?? []).map((b) => bundleToProto(b)),
+    };
+  });
 }
 
 /**
@@ -128,6 +136,5 @@ async function renewSession(
     ttlSeconds,
     now: r.now,
   });
-  await deps.store.addSessionCertificate(r.session.id, signed.cert.serialHex, signed.cert.notAfter);
   return signed;
 }

@@ -1,7 +1,9 @@
 /**
- * Auditing the Attest stream (bidirectional, so the unary wrapper does not apply) from outside the handler:
- * the attestor type is read from the params message as it arrives; the result message is held until its
- * record is durable; a refusal's deny record is queued and the error sent without waiting for it. A call the client cancelled gets no
+ * Auditing the Attest stream (bidirectional, so the unary wrapper does not apply): the attestor type is read
+ * from the params message as it arrives; the allow record is lent to the handler (lendAttestAudit), which
+ * writes it in the transaction that spends the evidence and issues the SVID, so the SVID, the spent token and
+ * the record commit together or not at all (a handler that does not take it gets its result held until the
+ * record is durable); a refusal's deny record is queued and the error sent without waiting for it. A call the client cancelled gets no
  * record: nothing is sent to it, and a join-token transaction still open rolls back.
  */
 import type * as grpc from '@grpc/grpc-js';
@@ -9,6 +11,7 @@ import type { AttestRequest, AttestResponse } from '../../gen/lanyard/v1/attesta
 import { toStatus } from '../../internal/grpc-call';
 import type { Logger } from '../../internal/logging';
 import { errorCodeOf } from './audited-service';
+import { lendAttestAudit } from './in-transaction';
 import type { AuditRecorder } from './recorder';
 import { svidFields } from './svid-fields';
 
@@ -35,9 +38,25 @@ export function auditAttest(
     const end = call.end.bind(call);
     const emit = call.emit.bind(call);
     const base = (): { action?: string } => (attestor !== undefined ? { action: attestor } : {});
+    // Set once the handler wrote the allow record inside its own transaction (committed before it answers).
+    let recordedInTransaction = false;
+    lendAttestAudit(call, {
+      record: async (tx, leafDer, spent) => {
+        await recorder.recordIn(tx, {
+          event: 'svid.attest',
+          decision: 'allow',
+          ...base(),
+          ...svidFields(leafDer),
+          ...(spent !== undefined && { reason: spent }),
+        });
+        recordedInTransaction = true;
+      },
+    });
 
     call.write = ((msg: AttestResponse, ...rest: unknown[]): boolean => {
-      if (msg.step?.$case !== 'result') return (write as (...a: unknown[]) => boolean)(msg, ...rest);
+      if (msg.step?.$case !== 'result' || recordedInTransaction) {
+        return (write as (...a: unknown[]) => boolean)(msg, ...rest);
+      }
       const leaf = msg.step.value.svid?.certChain[0];
       pending = pending.then(() =>
         recorder

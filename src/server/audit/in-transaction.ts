@@ -6,7 +6,7 @@
  * (a service not wrapped for audit) the call does nothing.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Store, StoreOps } from '../../store/store';
+import { sharedTransaction, type Store, type StoreOps } from '../../store/store';
 
 export interface TransactionalAudit {
   /**
@@ -37,4 +37,34 @@ export function auditedTransaction<R>(store: Store, fn: (tx: StoreOps) => Promis
     await recordInTransaction(tx, response);
     return response;
   });
+}
+
+/**
+ * As `auditedTransaction`, through the store's group commit: the response's rows and records share one
+ * durable commit with the other issuance calls in flight, and `fn`'s result is returned only after it.
+ */
+export function auditedSharedTransaction<R>(store: Store, fn: (tx: StoreOps) => Promise<R>): Promise<R> {
+  return sharedTransaction(store, async (tx) => {
+    const response = await fn(tx);
+    await recordInTransaction(tx, response);
+    return response;
+  });
+}
+
+/** What the Attest stream's audit wrapper lends the handler to write the allow record inside its transaction. */
+export interface AttestTransactionalAudit {
+  /** Appends the allow record of the SVID `leafDer` through `tx`; `spent` names the evidence used up. */
+  record(tx: StoreOps, leafDer: Uint8Array, spent?: string): Promise<void>;
+}
+
+// A bidirectional stream's handler runs in event callbacks, outside any async context the wrapper could open,
+// so the wrapper hands its recorder over keyed by the call object.
+const attestAudits = new WeakMap<object, AttestTransactionalAudit>();
+
+export function lendAttestAudit(call: object, audit: AttestTransactionalAudit): void {
+  attestAudits.set(call, audit);
+}
+
+export function attestAuditOf(call: object): AttestTransactionalAudit | undefined {
+  return attestAudits.get(call);
 }

@@ -19,6 +19,7 @@ import type { Entry } from '../../store/types';
 import { parseCsr } from '../../x509/csr';
 import { sha256 } from '../../internal/digest';
 import { issueWorkloadSvid, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
+import { auditedSharedTransaction } from '../audit/in-transaction';
 import { newWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 import type { IssuancePolicySource } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
@@ -115,7 +116,7 @@ export async function batchNewX509Svid(
     issuer: deps.ca.serverSvid().spiffeId,
     issuedAt: wholeSeconds(now),
   };
-  const svids = [];
+  const svids: ReturnType<typeof svidToProto>[] = [];
   let bundle = deps.ca.bundle();
   for (const { entry, csr } of checked) {
     const signed = await issueWorkloadSvid(deps.ca, {
@@ -128,8 +129,12 @@ export async function batchNewX509Svid(
     bundle = signed.bundle;
     svids.push(svidToProto(signed, entry));
   }
+  // Every record of the batch in one group commit (one fsync shared with other issuance calls), not one each.
+  const response = await auditedSharedTransaction(deps.store, () =>
+    Promise.resolve({ svids, bundle: bundleToProto(bundle) }),
+  );
   deps.logger.info({ agent: agent.id, entries: checked.map((c) => c.entry.id) }, 'node agent SVIDs issued');
-  return { svids, bundle: bundleToProto(bundle) };
+  return response;
 }
 
 export async function newJwtSvid(

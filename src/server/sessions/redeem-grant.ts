@@ -28,7 +28,7 @@ import { svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
 import { wholeSeconds } from '../issuance/workload-context';
 import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
-import { auditedTransaction } from '../audit/in-transaction';
+import { auditedSharedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
 import { assertLive, resolveCaller } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
@@ -50,7 +50,7 @@ export async function redeemGrant(
   const serverId = deps.ca.serverSvid().spiffeId;
 
   // Its audit record commits in the same transaction.
-  return auditedTransaction(deps.store, async (tx): Promise<RedeemGrantResponse> => {
+  return auditedSharedTransaction(deps.store, async (tx): Promise<RedeemGrantResponse> => {
     const grant = await tx.getGrant(req.grantId);
     // Replay first: a used grant is reported as used, whoever presents it and whenever.
     if (grant.redeemedAt !== undefined) {

@@ -16,7 +16,7 @@ import {
 } from '../../x509/agent-context/types';
 import { parseCsr } from '../../x509/csr';
 import { svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
-import { auditedTransaction } from '../audit/in-transaction';
+import { auditedSharedTransaction } from '../audit/in-transaction';
 import { NO_POLICY_VERSION, wholeSeconds } from '../issuance/workload-context';
 import { applyIssuancePolicy } from '../../policy';
 import { bundleToProto } from '../bundle/to-proto';
@@ -91,7 +91,7 @@ export async function startSession(
   // The session ends with its first SVID, which the CA may have cut short: renewal never extends it.
   const expiresAt = signed.cert.notAfter;
   // The session, its first serial and its audit record commit together.
-  return auditedTransaction(deps.store, async (tx): Promise<StartSessionResponse> => {
+  return auditedSharedTransaction(deps.store, async (tx): Promise<StartSessionResponse> => {
     await assertSessionQuota(tx, deps.limits, entry.id, now);
     await tx.createSession({
       id: sessionId,

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { InternalError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
+import { CommitQueue, type CommitJob } from '../commit-queue';
 import type { Store, StoreOps } from '../store';
 import type {
   BundleRecord,
@@ -229,7 +230,8 @@ class AsyncOps implements StoreOps {
  * The embedded store: one SQLite file in the data dir, one connection per SqliteStore.
  *
  * Durability: WAL with synchronous=FULL, so a commit is on disk (the WAL is fsynced) before the call
- * returns. Atomicity: every write method is one transaction; `transaction(fn)` wraps several. Several
+ * returns. Atomicity: every write method is one transaction; `transaction(fn)` wraps several;
+ * `sharedTransaction(fn)` runs `fn` in a transaction shared with the other calls queued meanwhile (group commit). Several
  * processes may open the same file: writers take SQLite's write lock up front (BEGIN IMMEDIATE) and wait up
  * to busyTimeoutMs for it.
  */
@@ -241,6 +243,7 @@ export class SqliteStore extends AsyncOps implements Store {
   private readonly mutex = new AsyncMutex();
   /** Marks the async context of a running transaction callback, to refuse re-entrant calls. */
   private readonly inTransaction = new AsyncLocalStorage<true>();
+  private readonly commits = new CommitQueue((jobs) => this.runBatch(jobs));
   private closed = false;
 
   private constructor(file: string, db: Database.Database, clock: () => Date) {
@@ -290,30 +293,104 @@ export class SqliteStore extends AsyncOps implements Store {
     this.refuseReentry();
     return this.mutex.run(async () => {
       this.assertOpen();
-      let open = true;
-      const tx = new AsyncOps(this.sync, (op) => {
-        if (!open) {
-          return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
-        }
-        try {
-          return Promise.resolve(op());
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      });
+      const handle = this.transactionHandle();
       this.db.exec('BEGIN IMMEDIATE');
       try {
-        const result = await this.inTransaction.run(true, () => fn(tx));
-        open = false;
+        const result = await this.inTransaction.run(true, () => fn(handle.tx));
+        handle.close();
         this.db.exec('COMMIT');
         return result;
       } catch (e) {
-        open = false;
+        handle.close();
         // A failed COMMIT may already have rolled back; ROLLBACK without a transaction would throw.
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw e;
       }
     });
+  }
+
+  sharedTransaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+    try {
+      this.refuseReentry();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.commits.enqueue(fn);
+  }
+
+  /**
+   * One group commit: every queued call runs in the one transaction, each inside its own savepoint so that a
+   * call that fails leaves nothing behind while the others go on; then one COMMIT (one WAL fsync) for all, and
+   * only then does any of them get its result.
+   */
+  private runBatch(jobs: readonly CommitJob[]): Promise<void> {
+    return this.mutex.run(async () => {
+      try {
+        this.assertOpen();
+        this.db.exec('BEGIN IMMEDIATE');
+      } catch (e) {
+        for (const job of jobs) job.reject(e);
+        return;
+      }
+      const succeeded: { job: CommitJob; value: unknown }[] = [];
+      let aborted: unknown;
+      for (const job of jobs) {
+        if (aborted !== undefined) {
+          job.reject(aborted);
+          continue;
+        }
+        const handle = this.transactionHandle();
+        this.db.exec('SAVEPOINT group_commit_call');
+        try {
+          const value = await this.inTransaction.run(true, () => job.fn(handle.tx));
+          handle.close();
+          this.db.exec('RELEASE group_commit_call');
+          succeeded.push({ job, value });
+        } catch (e) {
+          handle.close();
+          job.reject(e);
+          if (this.db.inTransaction) {
+            this.db.exec('ROLLBACK TO group_commit_call');
+            this.db.exec('RELEASE group_commit_call');
+          } else {
+            // SQLite rolled the whole transaction back (a full disk, an I/O error): nothing here commits.
+            aborted = new InternalError('the shared transaction was rolled back', {
+              cause: e,
+            });
+          }
+        }
+      }
+      try {
+        if (aborted !== undefined) throw aborted;
+        this.db.exec('COMMIT');
+      } catch (e) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        for (const s of succeeded) s.job.reject(e);
+        return;
+      }
+      for (const s of succeeded) s.job.resolve(s.value);
+    });
+  }
+
+  /** A StoreOps bound to the open transaction, refusing use once `close` was called. */
+  private transactionHandle(): { tx: StoreOps; close: () => void } {
+    let open = true;
+    const tx = new AsyncOps(this.sync, (op) => {
+      if (!open) {
+        return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
+      }
+      try {
+        return Promise.resolve(op());
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    });
+    return {
+      tx,
+      close: () => {
+        open = false;
+      },
+    };
   }
 
   /** What the connection actually runs with, for the start-up log line and tests. */
@@ -330,6 +407,11 @@ export class SqliteStore extends AsyncOps implements Store {
       synchronous: (['off', 'normal', 'full', 'extra'] as const)[sync] ?? 'off',
       schemaVersion: schemaVersion(this.db),
     };
+  }
+
+  /** How many shared transactions ran and how many calls they held (for metrics and tests). */
+  groupCommitStats(): { batches: number; calls: number } {
+    return { batches: this.commits.batches, calls: this.commits.calls };
   }
 
   close(): Promise<void> {

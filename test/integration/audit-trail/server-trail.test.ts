@@ -231,6 +231,17 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
     ]) {
       assert.ok(evs.includes(e), `${e} missing from ${evs.join(', ')}`);
     }
+    // An Attest record names the token it spent (by id, as the token's creation record does) and the SVID.
+    const created = new Set(
+      parsed.records.filter((r) => r.event === 'join_token.create').map((r) => r.reason),
+    );
+    const attested = parsed.records.filter((r) => r.event === 'svid.attest' && r.decision === 'allow');
+    assert.ok(attested.length > 0);
+    for (const r of attested) {
+      assert.match(r.reason ?? '', /^token \S+$/);
+      assert.ok(created.has(r.reason), `${r.reason ?? ''} names no token created`);
+      assert.match(r.serial ?? '', /^[0-9a-f]+$/);
+    }
     const start = parsed.records.find((r) => r.event === 'session.start')!;
     assert.equal(start.principal, 'alice');
     assert.equal(start.sessionId, rootSessionId);

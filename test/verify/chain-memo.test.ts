@@ -1,0 +1,291 @@
+import assert from 'node:assert/strict';
+import { X509Bundle } from '../../src/bundle';
+import { ErrorCode, LanyardError, RevocationStaleError } from '../../src/errors';
+import { verifyHopPeerSync } from '../../src/hop/peer';
+import { TrustDomain } from '../../src/spiffe';
+import {
+  authorizeId,
+  RevocationChecker,
+  StaticRevocationList,
+  VerificationCache,
+  verifyX509Svid,
+} from '../../src/verify';
+import { generateKeyPair } from '../../src/x509/keys';
+import { createIntermediateCa, issueX509Svid } from '../../src/x509/profiles';
+import { expectRefusal as expectCode } from '../support/refusal';
+import { buildChain, issueSvid, newCa, plannerChain, TD, type Ca } from '../support/delegation';
+
+const OTHER_OID = '1.3.6.1.4.1.99999.7.1';
+
+/** root -> intermediate -> the planner chain's retrieval leaf (2 delegation links), as DER. */
+function fixture(): { root: Ca; inter: Ca; chain: Uint8Array[]; bundle: X509Bundle; leafNotAfter: Date } {
+  const root = newCa(TD);
+  const interKey = generateKeyPair('ec-p256');
+  const inter = {
+    cert: createIntermediateCa({
+      trustDomain: TD,
+      publicKey: interKey.publicKey,
+      issuer: root,
+      ttlSeconds: 12 * 3600,
+    }).cert,
+    key: interKey.privateKey,
+  };
+  const leaf = plannerChain(inter)[2]!.cert;
+  return {
+    root,
+    inter,
+    chain: [leaf.der, inter.cert.der],
+    bundle: X509Bundle.fromDer(TrustDomain.parse(TD), [root.cert.der]),
+    leafNotAfter: leaf.notAfter,
+  };
+}
+
+describe('verified-chain memo', () => {
+  it('answers the same chain bytes again from memory: no parse, no signature check', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    const first = verifyX509Svid(f.chain, f.bundle, { cache });
+    const before = cache.stats();
+    // Fresh copies of the bytes: the memo keys on content, not on the arrays' identity.
+    const again = verifyX509Svid(
+      f.chain.map((d) => new Uint8Array(d)),
+      f.bundle,
+      { cache },
+    );
+    const after = cache.stats();
+    assert.deepEqual(again, first);
+    assert.equal(after.chains.hits, before.chains.hits + 1);
+    assert.deepEqual(after.signatures, before.signatures, 'no certificate signature looked at');
+    assert.deepEqual(after.links, before.links, 'no link signature looked at');
+    assert.deepEqual(after.certificates, before.certificates, 'no certificate decoded or looked up');
+    assert.deepEqual(after.contexts, before.contexts);
+  });
+
+  it('hands out copies: a caller scribbling on its context bytes cannot change the next answer', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    const first = verifyX509Svid(f.chain, f.bundle, { cache });
+    first.context!.delegation[0]!.certSha256.fill(0);
+    first.context!.delegation[0]!.notAfter.setTime(0);
+    const second = verifyX509Svid(f.chain, f.bundle, { cache });
+    first.context!.delegation[1]!.signature.fill(0);
+    const third = verifyX509Svid(f.chain, f.bundle, { cache });
+    assert.equal(cache.stats().chains.hits, 2);
+    assert.notDeepEqual(second.context!.delegation[0]!.certSha256, new Uint8Array(32));
+    assert.notEqual(second.context!.delegation[0]!.notAfter.getTime(), 0);
+    second.context!.delegation[1]!.signature.fill(0);
+    assert.notDeepEqual(third.context!.delegation[1]!.signature, second.context!.delegation[1]!.signature);
+  });
+
+  it('does not answer from memory when the cache is off, or when chains are not memoized', () => {
+    const f = fixture();
+    const noChains = new VerificationCache({ chains: false });
+    verifyX509Svid(f.chain, f.bundle, { cache: noChains });
+    verifyX509Svid(f.chain, f.bundle, { cache: noChains });
+    assert.deepEqual(noChains.stats().chains, { hits: 0, misses: 0, size: 0, evictions: 0 });
+    assert.equal(noChains.stats().certificates.hits, 2, 'the second call took the full path');
+    verifyX509Svid(f.chain, f.bundle, { cache: null });
+  });
+
+  it('refuses a chain whose session was revoked after it was remembered', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    const revocation = new StaticRevocationList();
+    verifyX509Svid(f.chain, f.bundle, { cache, revocation });
+    revocation.revokeSession('session-tool-runner', 'task ended');
+    expectCode(() => verifyX509Svid(f.chain, f.bundle, { cache, revocation }), ErrorCode.REVOKED);
+    assert.equal(cache.stats().chains.hits, 1, 'the refusal came from the memo hit, revocation asked afresh');
+  });
+
+  it('refuses a remembered chain whose serial is revoked, and one given a checker that cannot answer', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    const leafSerial = verifyX509Svid(f.chain, f.bundle, { cache }).chain[0]!.serialHex;
+    expectCode(
+      () =>
+        verifyX509Svid(f.chain, f.bundle, {
+          cache,
+          revocation: new StaticRevocationList({ serials: [leafSerial] }),
+        }),
+      ErrorCode.REVOKED,
+    );
+    const failing: RevocationChecker = {
+      isRevoked() {
+        throw new RevocationStaleError('no state');
+      },
+    };
+    expectCode(
+      () => verifyX509Svid(f.chain, f.bundle, { cache, revocation: failing }),
+      ErrorCode.REVOCATION_STALE,
+    );
+  });
+
+  it('does not answer under a rotated bundle: a bundle without the old root refuses the chain', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    const rotated = X509Bundle.fromDer(TrustDomain.parse(TD), [newCa(TD).cert.der]);
+    // Same subject name, another key: the intermediate's signature no longer verifies.
+    expectCode(() => verifyX509Svid(f.chain, rotated, { cache }), ErrorCode.SIGNATURE_INVALID);
+    const empty = new X509Bundle(TrustDomain.parse(TD));
+    expectCode(() => verifyX509Svid(f.chain, empty, { cache }), ErrorCode.UNKNOWN_AUTHORITY);
+    // The entry of the old bundle is gone; a new bundle that still trusts the root verifies in full again.
+    const same = X509Bundle.fromDer(TrustDomain.parse(TD), [f.root.cert.der]);
+    const decoded = cache.stats().certificates.hits;
+    verifyX509Svid(f.chain, same, { cache });
+    assert.equal(cache.stats().chains.hits, 0);
+    assert.ok(cache.stats().certificates.hits > decoded, 'the full path ran again');
+  });
+
+  it('does not answer for a trust domain the source no longer holds', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    const other = X509Bundle.fromDer(TrustDomain.parse('other.org'), [f.root.cert.der]);
+    expectCode(() => verifyX509Svid(f.chain, other, { cache }), ErrorCode.BUNDLE_NOT_FOUND);
+  });
+
+  it('refuses a remembered chain once its leaf expired, and before it was valid', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    const late = new Date(f.leafNotAfter.getTime() + 1000);
+    expectCode(() => verifyX509Svid(f.chain, f.bundle, { cache, at: late }), ErrorCode.SVID_EXPIRED);
+    assert.equal(cache.stats().chains.hits, 0);
+    // Expired is final: the entry is dropped, so even "now" verifies in full again.
+    const size = cache.stats().chains.size;
+    assert.equal(size, 0);
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    expectCode(
+      () => verifyX509Svid(f.chain, f.bundle, { cache, at: new Date(Date.now() - 3600_000) }),
+      ErrorCode.CERT_NOT_YET_VALID,
+    );
+    assert.equal(cache.stats().chains.hits, 0);
+  });
+
+  it('refuses when an intermediate expires before the leaf', () => {
+    const root = newCa(TD);
+    const interKey = generateKeyPair('ec-p256');
+    const inter = {
+      cert: createIntermediateCa({
+        trustDomain: TD,
+        publicKey: interKey.publicKey,
+        issuer: root,
+        ttlSeconds: 600,
+      }).cert,
+      key: interKey.privateKey,
+    };
+    // The CA caps the leaf at its own expiry; the window is the path's, not the leaf's.
+    const leaf = issueX509Svid({
+      spiffeId: `spiffe://${TD}/w`,
+      publicKey: generateKeyPair('ec-p256').publicKey,
+      issuer: inter,
+      ttlSeconds: 3600,
+    }).cert;
+    const bundle = X509Bundle.fromDer(TrustDomain.parse(TD), [root.cert.der]);
+    const cache = new VerificationCache();
+    verifyX509Svid([leaf.der, inter.cert.der], bundle, { cache });
+    const after = new Date(inter.cert.notAfter.getTime() + 1000);
+    assert.throws(
+      () => verifyX509Svid([leaf.der, inter.cert.der], bundle, { cache, at: after }),
+      LanyardError,
+    );
+    assert.equal(cache.stats().chains.hits, 0);
+  });
+
+  it('does not answer under another agent-context OID, trust domain or depth bound', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    expectCode(
+      () => verifyX509Svid(f.chain, f.bundle, { cache, agentContextOid: OTHER_OID }),
+      ErrorCode.AGENT_CONTEXT_OID_MISMATCH,
+    );
+    expectCode(
+      () => verifyX509Svid(f.chain, f.bundle, { cache, trustDomain: 'other.org' }),
+      ErrorCode.WRONG_TRUST_DOMAIN,
+    );
+    expectCode(
+      () => verifyX509Svid(f.chain, f.bundle, { cache, maxDelegationDepth: 1 }),
+      ErrorCode.DELEGATION_TOO_DEEP,
+    );
+    expectCode(() => verifyX509Svid(f.chain, f.bundle, { cache, maxPathDepth: 2 }), ErrorCode.CHAIN_TOO_LONG);
+    assert.equal(cache.stats().chains.hits, 0);
+  });
+
+  it('runs the authorizer of each call: a chain one hop accepted is refused by another', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    const leafId = `spiffe://${TD}/retrieval`;
+    const peer = verifyHopPeerSync(
+      f.chain,
+      { bundles: f.bundle, cache, authorize: authorizeId(leafId) },
+      { transport: 'tls' },
+    );
+    assert.equal(peer.spiffeId, leafId);
+    assert.throws(
+      () =>
+        verifyHopPeerSync(
+          f.chain,
+          { bundles: f.bundle, cache, authorize: authorizeId(`spiffe://${TD}/planner`) },
+          { transport: 'tls' },
+        ),
+      (e: unknown) => e instanceof LanyardError && e.code === ErrorCode.UNAUTHORIZED,
+    );
+    assert.equal(cache.stats().chains.hits, 1, 'the refusal came after a memo hit');
+  });
+
+  it('never answers other bytes: a chain differing in one byte, or in order, verifies in full', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    const tampered = new Uint8Array(f.chain[0]!);
+    tampered[tampered.length - 5] = tampered[tampered.length - 5]! ^ 0x01;
+    assert.throws(() => verifyX509Svid([tampered, f.chain[1]!], f.bundle, { cache }), LanyardError);
+    // The same certificates split differently must not collide either (length-prefixed key).
+    assert.throws(() => verifyX509Svid([f.chain[1]!, f.chain[0]!], f.bundle, { cache }), LanyardError);
+    assert.equal(cache.stats().chains.hits, 0);
+  });
+
+  it('a renewed leaf under known intermediates and links pays only its own signature check', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    const hops = buildChain({
+      ca: f.inter,
+      hops: [
+        { name: 'planner', scopes: ['a', 'b'], ttlSeconds: 3600 },
+        { name: 'runner', scopes: ['a'], ttlSeconds: 1800 },
+      ],
+    });
+    const runner = hops[1]!;
+    verifyX509Svid([runner.cert.der, f.inter.cert.der], f.bundle, { cache });
+    // The same hop renewed: a new certificate (new serial) for the same key and context, so the same link.
+    const renewed = issueSvid(f.inter, runner.id, runner.key.publicKey, runner.context, 1800);
+    assert.notEqual(renewed.serialHex, runner.cert.serialHex);
+    const before = cache.stats();
+    verifyX509Svid([renewed.der, f.inter.cert.der], f.bundle, { cache });
+    const after = cache.stats();
+    assert.equal(after.chains.hits, before.chains.hits, 'new bytes are never a memo hit');
+    assert.equal(after.signatures.misses, before.signatures.misses, 'the intermediate was not checked again');
+    assert.equal(after.signatures.hits - before.signatures.hits, 1);
+    assert.equal(after.links.misses, before.links.misses, 'the link was not checked again');
+    assert.equal(after.links.hits - before.links.hits, 1);
+  });
+
+  it('is bounded: the least recently used chain is forgotten', () => {
+    const f = fixture();
+    const cache = new VerificationCache({ maxEntries: 1 });
+    const other = issueX509Svid({
+      spiffeId: `spiffe://${TD}/w`,
+      publicKey: generateKeyPair('ec-p256').publicKey,
+      issuer: f.inter,
+      ttlSeconds: 600,
+    }).cert;
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    verifyX509Svid([other.der, f.inter.cert.der], f.bundle, { cache });
+    const stats = cache.stats().chains;
+    assert.equal(stats.size, 1);
+    assert.equal(stats.evictions, 1);
+  });
+});
