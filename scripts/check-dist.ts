@@ -9,14 +9,16 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import * as source from '../src';
+import { join, relative } from 'node:path';
 import { buildProgram } from '../src/cli/main';
 
 const root = join(__dirname, '..');
 const dist = join(root, 'dist');
 // Resolves as a file of this package would: `lanyard` is then the package itself, through its "exports".
 const requireHere = createRequire(join(root, 'package.json'));
+// Child processes run as a user's would: the built package, never the sources.
+const env = { ...process.env };
+delete env.LANYARD_FROM_SOURCE;
 const failures: string[] = [];
 const check = (ok: boolean, what: string): void => {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
@@ -30,32 +32,92 @@ const attempt = (what: string, fn: () => boolean): void => {
   }
 };
 
-for (const file of ['index.js', 'index.d.ts', 'cli/main.js', 'hop/express.d.ts', '.build-stamp']) {
+/** Every subpath of package.json "exports" with its source entry file: `lanyard/client` <- src/entry/client.ts. */
+const SUBPATHS = ['client', 'tls', 'grpc', 'express', 'fastify', 'audit', 'policy', 'dev'] as const;
+const ENTRIES: { specifier: string; built: string; source: string }[] = [
+  { specifier: 'lanyard', built: join(dist, 'index.js'), source: join(root, 'src', 'index.ts') },
+  ...SUBPATHS.map((sub) => ({
+    specifier: `lanyard/${sub}`,
+    built: join(dist, 'entry', `${sub}.js`),
+    source: join(root, 'src', 'entry', `${sub}.ts`),
+  })),
+];
+
+for (const file of ['index.js', 'index.d.ts', 'cli/main.js', '.build-stamp']) {
   check(existsSync(join(dist, file)), `dist/${file} exists`);
 }
 
-attempt("require('lanyard') is dist/index.js and exports what src/index.ts does", () => {
-  if (requireHere.resolve('lanyard') !== join(dist, 'index.js')) return false;
+for (const { specifier, built, source: sourceFile } of ENTRIES) {
+  attempt(
+    `require('${specifier}') is ${relative(root, built)} and exports what ${relative(root, sourceFile)} does`,
+    () => {
+      if (requireHere.resolve(specifier) !== built)
+        throw new Error(`resolves to ${requireHere.resolve(specifier)}`);
+      if (!existsSync(built.replace(/\.js$/, '.d.ts'))) throw new Error('no .d.ts beside it');
+      const fromSource = Object.keys(requireHere(sourceFile) as object).sort();
+      const fromDist = Object.keys(requireHere(specifier) as object).sort();
+      if (fromDist.length === 0) throw new Error('exports nothing');
+      if (fromSource.join() !== fromDist.join()) {
+        throw new Error(`dist exports [${fromDist.join(', ')}], the sources [${fromSource.join(', ')}]`);
+      }
+      return true;
+    },
+  );
+}
+
+attempt("require('lanyard') is the verifier: verifyX509Svid, SpiffeId, TrustDomain, X509Bundle, ...", () => {
   const built = requireHere('lanyard') as Record<string, unknown>;
-  const missing = Object.keys(source).filter((name) => !(name in built));
-  if (missing.length > 0) throw new Error(`missing: ${missing.join(', ')}`);
-  const api = [
-    'verifyX509Svid',
-    'SpiffeId',
-    'TrustDomain',
-    'X509Bundle',
-    'parseSpiffeBundle',
-    'attestToServer',
-  ];
+  const api = ['verifyX509Svid', 'SpiffeId', 'TrustDomain', 'X509Bundle', 'parseSpiffeBundle', 'authorizeId'];
   return api.every((name) => typeof built[name] === 'function');
 });
 
-for (const sub of ['lanyard/hop/express', 'lanyard/hop/fastify']) {
-  attempt(`require('${sub}') resolves into dist/ and exports something`, () => {
-    const file = requireHere.resolve(sub);
-    return file.startsWith(dist) && Object.keys(requireHere(sub) as object).length > 0;
-  });
+/**
+ * What `require(specifier)` loads in a fresh process, as Module._load sees every request (a module that is
+ * required, even one already cached, passes through it): the @grpc/* packages, express and fastify.
+ */
+function loadedBy(specifier: string, cwd: string): { grpc: string[]; web: string[] } {
+  const probe = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const Module = require('node:module');
+       const requested = new Set();
+       const load = Module._load;
+       Module._load = function (request, ...rest) { requested.add(request); return load.call(this, request, ...rest); };
+       require(${JSON.stringify(specifier)});
+       const files = Object.keys(require.cache);
+       const seen = [...requested, ...files];
+       process.stdout.write(JSON.stringify({
+         grpc: seen.filter((f) => /@grpc[\\/]|[\\/]gen[\\/]/.test(f)),
+         web: seen.filter((f) => /^(express|fastify)$|node_modules[\\/](express|fastify)[\\/]/.test(f)),
+       }));`,
+    ],
+    { cwd, env, encoding: 'utf8' },
+  );
+  if (probe.status !== 0) throw new Error(`node exited ${probe.status}: ${probe.stderr}`);
+  return JSON.parse(probe.stdout) as { grpc: string[]; web: string[] };
 }
+
+/** The root and the non-gRPC subpaths load no grpc-js (nor the generated protobuf code); none loads a framework. */
+function checkLoads(where: string, cwd: string): void {
+  attempt(
+    `${where}the probe sees grpc-js when lanyard/grpc loads it`,
+    () => loadedBy('lanyard/grpc', cwd).grpc.length > 0,
+  );
+  for (const { specifier } of ENTRIES) {
+    const mayLoadGrpc = specifier === 'lanyard/client' || specifier === 'lanyard/grpc';
+    attempt(
+      `${where}require('${specifier}') loads ${mayLoadGrpc ? '' : 'no grpc-js, '}no express or fastify`,
+      () => {
+        const loaded = loadedBy(specifier, cwd);
+        const wrong = [...(mayLoadGrpc ? [] : loaded.grpc), ...loaded.web];
+        if (wrong.length > 0) throw new Error(`loaded ${wrong.slice(0, 5).join(', ')}`);
+        return true;
+      },
+    );
+  }
+}
+checkLoads('', root);
 
 attempt('deep imports stay closed (lanyard/dist/index.js)', () => {
   try {
@@ -67,8 +129,6 @@ attempt('deep imports stay closed (lanyard/dist/index.js)', () => {
 });
 
 // bin/lanyard.js as a user runs it: it must pick dist/ (just built) and list every command group src has.
-const env = { ...process.env };
-delete env.LANYARD_FROM_SOURCE;
 const probe = spawnSync(
   process.execPath,
   [
@@ -133,18 +193,7 @@ try {
       help.status === 0 && listedThere.length === groups.length,
       `installed: lanyard --help lists every command group (exit ${help.status}) ${help.status === 0 ? '' : help.stderr}`,
     );
-    const api = spawnSync(
-      process.execPath,
-      [
-        '-e',
-        "const l = require('lanyard'); require('lanyard/hop/express'); process.exit(typeof l.verifyX509Svid === 'function' ? 0 : 1)",
-      ],
-      { cwd: consumer, env, encoding: 'utf8' },
-    );
-    check(
-      api.status === 0,
-      `installed: require('lanyard') and 'lanyard/hop/express' load (exit ${api.status}) ${api.stderr}`,
-    );
+    checkLoads('installed: ', consumer);
   }
 } finally {
   rmSync(scratch, { recursive: true, force: true });

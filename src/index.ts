@@ -32,6 +32,7 @@ export type {
   DelegationLink,
   Principal,
   PrincipalProvenance,
+  TokenProvenance,
 } from './x509/agent-context';
 
 // The verifier: path validation, X509-SVID and agent-context rules, revocation, caching.

@@ -1,6 +1,6 @@
 /**
  * `lanyard/client`: the workload side. X509Sources (from the server, the agent's Workload API, or files),
- * attestation, task sessions and delegation (grant and redeem), and the revocation feed. Loads grpc-js.
+ * attestation, task sessions and delegation (grant and redeem). Loads grpc-js.
  */
 export { attestToServer } from '../client/attest';
 export type { AttestOptions, AttestedSvid } from '../client/attest';
@@ -14,7 +14,7 @@ export type {
   ServerX509SourceOptions,
 } from '../client/server-x509-source';
 export { StaticX509Source } from '../client/static-x509-source';
-export type { StaticX509SourceFiles } from '../client/static-x509-source';
+export type { OwnSvidOptions, StaticX509SourceFiles } from '../client/static-x509-source';
 export { WORKLOAD_API_HEADER, WorkloadApiX509Source } from '../client/workload-api-source';
 export type { WorkloadApiX509SourceOptions } from '../client/workload-api-source';
 export { grantFor, redeemGrant, startSession } from '../client/handoff';
@@ -29,5 +29,6 @@ export type {
 export { HandoffKey, HandoffKeys } from '../client/handoff-keys';
 export type { HandoffKeyOffer, HandoffKeysOptions } from '../client/handoff-keys';
 export type { ChildKey } from '../client/delegation';
-export { watchRevocationsInto } from '../client/revocation-watch';
-export type { RevocationWatchHandle, RevocationWatchOptions } from '../client/revocation-watch';
+/** How a session names its principal: an ID token, or the agent itself when absent. */
+export type { PrincipalEvidence } from '../gen/lanyard/v1/session';
+export type { KeyAlgorithm } from '../x509/keys';
