@@ -5,12 +5,13 @@
  * ../src and force LANYARD_FROM_SOURCE, so nothing else exercises main/exports/types or bin-over-dist.
  * Exits 1 naming every failed check.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { buildProgram } from '../src/cli/main';
+import { EXAMPLE_RUNS, runExample } from '../test/support/example-runs';
 
 const root = join(__dirname, '..');
 const dist = join(root, 'dist');
@@ -159,47 +160,147 @@ check(
 
 // The package as a consumer installs it: only what "files" ships, no devDependencies (no tsx), file times
 // set by npm, and the native addon compiled by the install.
-const scratch = mkdtempSync(join(tmpdir(), 'lanyard-pack-'));
-try {
-  const npm = (args: string[], cwd: string) =>
-    spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...env, npm_config_fund: 'false' } });
-  const packed = npm(['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], root);
-  const tarball =
-    packed.status === 0 ? (JSON.parse(packed.stdout) as { filename: string }[])[0]?.filename : undefined;
-  check(
-    tarball !== undefined,
-    `npm pack (exit ${packed.status}) ${tarball === undefined ? packed.stderr : ''}`,
-  );
-  if (tarball !== undefined) {
-    const consumer = join(scratch, 'consumer');
-    spawnSync('mkdir', [consumer]);
-    writeFileSync(
-      join(consumer, 'package.json'),
-      '{ "name": "consumer", "version": "1.0.0", "private": true }\n',
-    );
-    // --prefer-offline: npm ci just filled the cache with every dependency.
-    const installed = npm(['install', '--prefer-offline', '--no-audit', join(scratch, tarball)], consumer);
+async function installedPackage(): Promise<void> {
+  const scratch = mkdtempSync(join(tmpdir(), 'lanyard-pack-'));
+  try {
+    const npm = (args: string[], cwd: string) =>
+      spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...env, npm_config_fund: 'false' } });
+    const packed = npm(['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], root);
+    const tarball =
+      packed.status === 0 ? (JSON.parse(packed.stdout) as { filename: string }[])[0]?.filename : undefined;
     check(
-      installed.status === 0,
-      `npm install of the tarball (exit ${installed.status}) ${installed.status === 0 ? '' : installed.stderr}`,
+      tarball !== undefined,
+      `npm pack (exit ${packed.status}) ${tarball === undefined ? packed.stderr : ''}`,
     );
-    const help = spawnSync(join(consumer, 'node_modules', '.bin', 'lanyard'), ['--help'], {
-      cwd: consumer,
-      env,
-      encoding: 'utf8',
-    });
-    const listedThere = groups.filter((name) => new RegExp(`^  ${name}\\b`, 'm').test(help.stdout));
-    check(
-      help.status === 0 && listedThere.length === groups.length,
-      `installed: lanyard --help lists every command group (exit ${help.status}) ${help.status === 0 ? '' : help.stderr}`,
-    );
-    checkLoads('installed: ', consumer);
+    if (tarball !== undefined) {
+      const consumer = join(scratch, 'consumer');
+      spawnSync('mkdir', [consumer]);
+      writeFileSync(
+        join(consumer, 'package.json'),
+        '{ "name": "consumer", "version": "1.0.0", "private": true }\n',
+      );
+      // --prefer-offline: npm ci just filled the cache with every dependency.
+      const installed = npm(['install', '--prefer-offline', '--no-audit', join(scratch, tarball)], consumer);
+      check(
+        installed.status === 0,
+        `npm install of the tarball (exit ${installed.status}) ${installed.status === 0 ? '' : installed.stderr}`,
+      );
+      const help = spawnSync(join(consumer, 'node_modules', '.bin', 'lanyard'), ['--help'], {
+        cwd: consumer,
+        env,
+        encoding: 'utf8',
+      });
+      const listedThere = groups.filter((name) => new RegExp(`^  ${name}\\b`, 'm').test(help.stdout));
+      check(
+        help.status === 0 && listedThere.length === groups.length,
+        `installed: lanyard --help lists every command group (exit ${help.status}) ${help.status === 0 ? '' : help.stderr}`,
+      );
+      checkLoads('installed: ', consumer);
+      await examplesInstalled(consumer);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
-} finally {
-  rmSync(scratch, { recursive: true, force: true });
 }
 
-if (failures.length > 0) {
-  console.error(`check-dist: ${failures.length} check(s) failed`);
-  process.exit(1);
+/**
+ * examples/ from the installed package, as a user copies one: the consumer installs express (an optional peer
+ * dependency), runs `lanyard server run` from its node_modules/.bin, registers each workload with
+ * `lanyard entry create` and `lanyard token create`, and runs every example against it (TypeScript through
+ * this repository's tsx: the consumer has no devDependencies).
+ */
+async function examplesInstalled(consumer: string): Promise<void> {
+  const npm = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', 'express@5'], {
+    cwd: consumer,
+    encoding: 'utf8',
+    env,
+  });
+  check(
+    npm.status === 0,
+    `installed: npm install express (exit ${npm.status}) ${npm.status === 0 ? '' : npm.stderr}`,
+  );
+  if (npm.status !== 0) return;
+  const examplesDir = join(consumer, 'examples');
+  mkdirSync(examplesDir);
+  for (const run of EXAMPLE_RUNS) copyFileSync(join(root, 'examples', run.file), join(examplesDir, run.file));
+  const lanyardBin = join(consumer, 'node_modules', '.bin', 'lanyard');
+  const dataDir = join(consumer, 'data');
+  const socket = join(dataDir, 'admin.sock');
+  const server = spawn(lanyardBin, ['server', 'run', '--data-dir', dataDir], {
+    cwd: consumer,
+    env: { ...env, LANYARD_LISTEN_ADDRESS: '127.0.0.1:0', LANYARD_DATA_DIR: '' },
+  });
+  try {
+    let banner = '';
+    const address = await new Promise<string>((resolve, reject) => {
+      server.stderr.on('data', (d: Buffer) => {
+        banner += d.toString();
+        const m = /attestation\/bundle \(TLS\):\s+(\S+)/.exec(banner);
+        if (m && banner.includes('Stop with')) resolve(m[1]!);
+      });
+      server.on('close', (code) => reject(new Error(`lanyard server run exited ${code}: ${banner}`)));
+    });
+    const cli = (args: string[]): string => {
+      const r = spawnSync(lanyardBin, [...args, '--socket', socket], {
+        cwd: consumer,
+        env,
+        encoding: 'utf8',
+      });
+      if (r.status !== 0)
+        throw new Error(`lanyard ${args.slice(0, 2).join(' ')} exited ${r.status}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const bundleFile = join(consumer, 'bundle.pem');
+    writeFileSync(bundleFile, cli(['bundle', 'show', '--format', 'pem']));
+    const trustDomain = /trust domain (\S+)/.exec(banner)?.[1] ?? '';
+    for (const run of EXAMPLE_RUNS) {
+      try {
+        await runExample(run, {
+          examplesDir,
+          cwd: consumer,
+          nodeArgs: ['--require', require.resolve('tsx/cjs')],
+          server: address,
+          trustDomain,
+          bundleFile,
+          register: (spiffeId, entry) => {
+            const name = spiffeId.slice(spiffeId.lastIndexOf('/') + 1);
+            cli([
+              'entry',
+              'create',
+              '--spiffe-id',
+              spiffeId,
+              '--selector',
+              `unix:name:${name}`,
+              ...(entry.allowedScopes ?? []).flatMap((s) => ['--scope', s]),
+              ...(entry.allowedDelegates ?? []).flatMap((d) => ['--delegate', d]),
+              ...(entry.maxDelegationDepth !== undefined
+                ? ['--max-delegation-depth', String(entry.maxDelegationDepth)]
+                : []),
+            ]);
+            const { token } = JSON.parse(cli(['token', 'create', '--spiffe-id', spiffeId, '--json'])) as {
+              token: string;
+            };
+            return Promise.resolve(token);
+          },
+        });
+        check(
+          true,
+          `installed: examples/${run.file} runs against the installed server and prints what it should`,
+        );
+      } catch (e) {
+        check(false, `installed: examples/${run.file}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  } catch (e) {
+    check(false, `installed: examples: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    server.kill('SIGTERM');
+  }
 }
+
+void installedPackage().then(() => {
+  if (failures.length > 0) {
+    console.error(`check-dist: ${failures.length} check(s) failed`);
+    process.exit(1);
+  }
+});
