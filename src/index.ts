@@ -16,9 +16,9 @@ export { BundleSet, loadSpiffeBundle, parseSpiffeBundle, toSpiffeBundle, X509Bun
 export type { SpiffeBundleDocument, SpiffeBundleJwk, X509BundleOptions, X509BundleSource } from './bundle';
 
 // The X509-SVID: a workload's certificate chain and key, and the agent context it carries.
-export { loadX509Svid, parseX509Svid } from './client/static-x509-source';
-export type { OwnSvidOptions } from './client/static-x509-source';
-export type { X509Source, X509Svid } from './client/x509-source';
+export { loadX509Svid, parseX509Svid } from './svid';
+export type { MarshaledX509Svid, OwnSvidOptions, X509Svid } from './svid';
+export type { X509Source } from './client/x509-source';
 export { ParsedCertificate } from './x509/certificate';
 export {
   agentContextFromJson,

@@ -23,7 +23,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { AuditPublicKey, FileAuditLog, parseChainText, verifyChain } from '../audit';
+import { AuditPublicKey, FileAuditLog, parseChainText, verifyAuditChain } from '../audit';
 import { auditHopDecisions } from '../hop/audit';
 import { X509Bundle } from '../bundle';
 import { isLanyardError } from '../errors';
@@ -40,7 +40,7 @@ import type { X509Source } from '../client/x509-source';
 import { SessionServiceClient } from '../gen/lanyard/v1/session';
 import type { HopDecision } from '../hop/decision';
 import {
-  agentOf,
+  hopPeerOf,
   HOP_CHANNEL_OPTIONS,
   HOP_ERROR_CODE_METADATA_KEY,
   hopChannelCredentials,
@@ -461,7 +461,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
       TOOL_SERVICE,
       {
         run: (call: grpc.ServerUnaryCall<RunRequest, RunReply>, callback: grpc.sendUnaryData<RunReply>) => {
-          const peer = agentOf(call)!;
+          const peer = hopPeerOf(call)!;
           out(
             `     service-a: ${RUN_METHOD} from ${peer.spiffeId} (policy ${peer.policyVersion}); handing off to service-b`,
           );
@@ -649,7 +649,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
       out(`     ${shipped.trim()}`);
       // The service's own chain checks out on its own: hashes link, its key signed through the last record.
       const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
-      const verified = verifyChain(
+      const verified = verifyAuditChain(
         parsed.chain,
         parsed.records,
         parsed.checkpoints,

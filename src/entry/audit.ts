@@ -11,19 +11,19 @@ export type { AuditKeyEntry, PublishedAuditJwk } from '../audit/key-ring';
 export { FileAuditLog } from '../audit/file-log';
 export type { AppendHandle, FileAuditLogOptions } from '../audit/file-log';
 export type { AuditLog } from '../audit/log';
-export { auditHopDecisions, hopDecisionEvent } from '../audit/hop';
-export type { HopAuditListener, HopAuditOptions } from '../audit/hop';
+export { auditHopDecisions, hopDecisionEvent } from '../hop/audit';
+export type { HopAuditListener, HopAuditOptions } from '../hop/audit';
 export { AUDIT_EVENT_TYPES, parseRecord } from '../audit/record';
 export type { AuditDecision, AuditEvent, AuditEventType, AuditRecord } from '../audit/record';
 export type { AuditCheckpoint } from '../audit/checkpoint';
 export { parseChainText } from '../audit/jsonl';
 export type { ParsedChain } from '../audit/jsonl';
-export { verifyChain as verifyAuditChain } from '../audit/verify-chain';
+export { verifyAuditChain } from '../audit/verify-chain';
 export type {
   ChainBreak,
   ChainBreakKind,
   ChainVerification,
-  VerifyChainOptions as VerifyAuditChainOptions,
+  VerifyAuditChainOptions,
 } from '../audit/verify-chain';
 export { FileWitness, readWitnessFile } from '../audit/file-witness';
 export { SyslogWitness } from '../audit/syslog-witness';

@@ -6,7 +6,8 @@ export { attestToServer } from '../client/attest';
 export type { AttestOptions, AttestedSvid } from '../client/attest';
 export { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
 export type { ClientSvid } from '../client/server-credentials';
-export type { MarshaledX509Svid, X509Source, X509SourceEvents, X509Svid } from '../client/x509-source';
+export type { X509Source, X509SourceEvents } from '../client/x509-source';
+export type { MarshaledX509Svid, OwnSvidOptions, X509Svid } from '../svid';
 export { ServerX509Source } from '../client/server-x509-source';
 export type {
   ExistingSvidOptions,
@@ -14,7 +15,7 @@ export type {
   ServerX509SourceOptions,
 } from '../client/server-x509-source';
 export { StaticX509Source } from '../client/static-x509-source';
-export type { OwnSvidOptions, StaticX509SourceFiles } from '../client/static-x509-source';
+export type { StaticX509SourceFiles } from '../client/static-x509-source';
 export { WORKLOAD_API_HEADER, WorkloadApiX509Source } from '../client/workload-api-source';
 export type { WorkloadApiX509SourceOptions } from '../client/workload-api-source';
 export { grantFor, redeemGrant, startSession } from '../client/handoff';
@@ -23,12 +24,11 @@ export type {
   HandoffCaller,
   HandoffGrant,
   HandoffServer,
+  PrincipalEvidence,
   RedeemGrantOptions,
   StartSessionOptions,
 } from '../client/handoff';
 export { HandoffKey, HandoffKeys } from '../client/handoff-keys';
 export type { HandoffKeyOffer, HandoffKeysOptions } from '../client/handoff-keys';
 export type { ChildKey } from '../client/delegation';
-/** How a session names its principal: an ID token, or the agent itself when absent. */
-export type { PrincipalEvidence } from '../gen/lanyard/v1/session';
 export type { KeyAlgorithm } from '../x509/keys';

@@ -22,5 +22,5 @@ export type {
   RootCaOptions,
   SvidOptions,
 } from '../x509/profiles';
-export { generateKeyPair as generateSigningKeyPair } from '../x509/keys';
+export { generateSigningKeyPair } from '../x509/keys';
 export type { KeyAlgorithm } from '../x509/keys';

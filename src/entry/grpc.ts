@@ -4,7 +4,7 @@
  * through which a callee offers the key its delegated SVID will hold.
  */
 export {
-  agentOf as hopPeerOf,
+  hopPeerOf,
   HOP_CHANNEL_OPTIONS,
   HOP_ERROR_CODE_METADATA_KEY,
   hopChannelCredentials,

@@ -14,7 +14,8 @@ export {
 } from '../hop/tls';
 export type { HopClientOptions, HopServerOptions, HopTlsClientOptions } from '../hop/tls';
 export { verifyHopPeer, verifyHopPeerSync } from '../hop/peer';
-export type { HopLogger, HopPeer, HopRequestInfo, HopVerifyOptions } from '../hop/peer';
+export type { HopPeer, HopRequestInfo, HopVerifyOptions } from '../hop/peer';
+export type { HopLogger } from '../internal/logging';
 export type { HopDecision, HopDecisionListener, HopTransport } from '../hop/decision';
 export type { HopAuthorize, HopPolicy, HopRequest, PolicyDecision } from '../hop/policy';
 export { canonicalHttpAction, canonicalRequestPath } from '../hop/http-action';

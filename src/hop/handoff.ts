@@ -27,7 +27,7 @@ import {
   type HandoffServiceServer,
 } from '../gen/lanyard/v1/handoff';
 import {
-  agentOf,
+  hopPeerOf,
   HOP_ERROR_CODE_METADATA_KEY,
   hopErrorStatus,
   hopService,
@@ -81,7 +81,7 @@ export function addHandoffService(
   const implementation: HandoffServiceServer = {
     offerKey: (call, callback) => {
       try {
-        const peer = agentOf(call);
+        const peer = hopPeerOf(call);
         // hopService runs this only for a verified peer; without one there is nobody to offer a key to.
         if (peer === undefined) throw new InternalError('OfferKey without a verified peer');
         const offer = keys.offer(peer.spiffeId);
