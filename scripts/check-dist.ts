@@ -34,7 +34,7 @@ const attempt = (what: string, fn: () => boolean): void => {
 };
 
 /** Every subpath of package.json "exports" with its source entry file: `lanyard/client` <- src/entry/client.ts. */
-const SUBPATHS = ['client', 'tls', 'grpc', 'express', 'fastify', 'audit', 'policy', 'dev'] as const;
+const SUBPATHS = ['client', 'tls', 'grpc', 'express', 'fastify', 'audit', 'policy', 'dev', 'errors'] as const;
 const ENTRIES: { specifier: string; built: string; source: string }[] = [
   { specifier: 'lanyard', built: join(dist, 'index.js'), source: join(root, 'src', 'index.ts') },
   ...SUBPATHS.map((sub) => ({

@@ -35,7 +35,18 @@ async function loadedBy(file: string): Promise<Record<string, string[]>> {
   return JSON.parse(stdout) as Record<string, string[]>;
 }
 
-const NAMES = ['.', 'client', 'tls', 'grpc', 'express', 'fastify', 'audit', 'policy', 'dev'] as const;
+const NAMES = [
+  '.',
+  'client',
+  'tls',
+  'grpc',
+  'express',
+  'fastify',
+  'audit',
+  'policy',
+  'dev',
+  'errors',
+] as const;
 const NOTHING = { grpc: [], generated: [], server: [], cedar: [], web: [] };
 
 describe('public entry points: what each loads', function () {
@@ -55,7 +66,7 @@ describe('public entry points: what each loads', function () {
     assert.deepEqual(loaded.get('.'), NOTHING);
   });
 
-  for (const name of ['tls', 'express', 'fastify', 'audit', 'policy', 'dev']) {
+  for (const name of ['tls', 'express', 'fastify', 'audit', 'policy', 'dev', 'errors']) {
     it(`lanyard/${name} loads no gRPC, server, Cedar (until used), express or fastify`, () => {
       assert.deepEqual(loaded.get(name), NOTHING);
     });
