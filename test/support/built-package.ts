@@ -6,8 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { REPO_ROOT } from './paths';
 
-export const REPO_ROOT = join(__dirname, '..', '..');
+export { REPO_ROOT };
 
 function newestUnder(dir: string): number {
   let newest = 0;

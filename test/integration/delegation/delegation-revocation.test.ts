@@ -250,7 +250,10 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
     const [link0, link1] = [ctx.delegation[0]!, ctx.delegation[1]!];
     // The tool-runner hop re-created by the CA without the tool-runner's key: a fresh key signs the same
     // binding, so link 1 verifies on its own; only the planner's signed childKeySha256 exposes it.
-    const rekeyedTool = buildDelegationLink({ ...link1, privateKey: generateSigningKeyPair('ec-p256').privateKey });
+    const rekeyedTool = buildDelegationLink({
+      ...link1,
+      privateKey: generateSigningKeyPair('ec-p256').privateKey,
+    });
     const cases: Record<string, { delegation: typeof ctx.delegation; leafKey: KeyObject }> = {
       forgedSignature: { delegation: [link0, { ...link1, signature: forgedSig }], leafKey: realLeafKey },
       reordered: { delegation: [link1, link0], leafKey: realLeafKey },

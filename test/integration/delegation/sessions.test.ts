@@ -375,7 +375,10 @@ describe('sessions, delegation and revocation over mTLS', function () {
     await redeem(toolWl, g);
     await rejectsWithWireCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
     // Replayed with another key too: a used grant is reported as used, before anything else.
-    await rejectsWithWireCode(redeem(toolWl, g, generateSigningKeyPair('ec-p256').privateKey), 'ERR_GRANT_REPLAYED');
+    await rejectsWithWireCode(
+      redeem(toolWl, g, generateSigningKeyPair('ec-p256').privateKey),
+      'ERR_GRANT_REPLAYED',
+    );
     const short = await createGrant(planner, {
       childId: id('tool-runner'),
       scopes: ['docs:read'],

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ensureBuilt, REPO_ROOT } from '../../support/built-package';
 import { EXAMPLE_RUNS, runExample, type ExampleEnvironment } from '../../support/example-runs';
-import { startTestServer, type TestServer } from '../../server/helpers';
+import { startTestServer, type TestServer } from '../../support/test-server';
 
 describe('examples/ against a real server', function () {
   this.timeout(300_000);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import * as lanyard from '../../src';
+import * as lanyard from '../src';
 
 describe('package root', () => {
   it('exports what a verifying service needs', () => {

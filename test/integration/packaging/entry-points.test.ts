@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { REPO_ROOT } from '../../support/paths';
 
-const ROOT = path.resolve(__dirname, '../..');
+const ROOT = REPO_ROOT;
 const ENTRY = (name: string): string =>
   name === '.' ? path.join(ROOT, 'src/index.ts') : path.join(ROOT, 'src/entry', `${name}.ts`);
 
