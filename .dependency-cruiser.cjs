@@ -3,7 +3,7 @@
  * folders and every layer below it, never a layer above; no cycle between folders is allowed, and the
  * peers of the top runtime layer have a fixed direction.
  *
- *   5  cli  demo  index.ts                     the command, the demo, the package root
+ *   5  cli  demo  index.ts  entry              the command, the demo, the package root and subpath entries
  *   4  server  agent  hop  client              runtimes and verifier-side helpers
  *        agent -> client (attests with it);  hop -> client (reads X509Sources, redeems handoffs)
  *        server: none of agent/client/hop;   client: none of agent/server/hop;  hop: not server/agent
@@ -24,7 +24,7 @@ const LAYERS = [
   ['x509', 'bundle', 'svid'],
   ['ca', 'attest', 'verify', 'store', 'audit', 'policy'],
   ['server', 'agent', 'hop', 'client'],
-  ['cli', 'demo', 'index.ts'],
+  ['cli', 'demo', 'index.ts', 'entry'],
 ];
 
 /** Imports between peers of layer 4 that are not allowed (the others in that layer are). */

@@ -16,7 +16,7 @@ import {
 } from '../src/gen/lanyard/v1/attestation';
 import { TrustDomain } from '../src/spiffe';
 import { createCsr } from '../src/x509/csr';
-import { generateKeyPair } from '../src/x509/keys';
+import { generateSigningKeyPair } from '../src/x509/keys';
 
 export interface ClientsJob {
   address: string;
@@ -57,7 +57,7 @@ const CALL_DEADLINE_MS = 30_000;
 
 function freshCsrs(count: number): Pending[] {
   return Array.from({ length: count }, () => {
-    const { privateKey } = generateKeyPair('ec-p256');
+    const { privateKey } = generateSigningKeyPair('ec-p256');
     return { key: privateKey, csr: Buffer.from(createCsr(privateKey).der) };
   });
 }

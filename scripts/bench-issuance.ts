@@ -18,7 +18,7 @@ import { loadConfig } from '../src/server/config';
 import { createLogger } from '../src/internal/logging';
 import { startServer } from '../src/server/run';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store';
-import { generateKeyPair } from '../src/x509/keys';
+import { generateSigningKeyPair } from '../src/x509/keys';
 import type { ClientsJob, ClientsResult, PhaseResult } from './bench-issuance-clients';
 
 const CONCURRENCY = [1, 4, 16, 64] as const;
@@ -47,7 +47,7 @@ function arg(name: string): number | undefined {
 
 /** node:crypto ECDSA P-256 signatures per second over a certificate-sized message (as scripts/bench.ts). */
 function rawSignRate(seconds: number): number {
-  const { privateKey } = generateKeyPair('ec-p256');
+  const { privateKey } = generateSigningKeyPair('ec-p256');
   const message = randomBytes(400);
   for (let i = 0; i < 200; i++) sign('sha256', message, privateKey);
   const budget = seconds * 1e9;

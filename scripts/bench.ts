@@ -15,7 +15,7 @@ import { Certificate } from '@peculiar/asn1-x509';
 import { OID_COMMON_NAME, ParsedCertificate } from '../src/x509/certificate';
 import { nameAttributeStrings } from '../src/x509/certificate-der';
 import { createCsr, parseCsr } from '../src/x509/csr';
-import { generateKeyPair } from '../src/x509/keys';
+import { generateSigningKeyPair } from '../src/x509/keys';
 import { createIntermediateCa, issueX509Svid } from '../src/x509/profiles';
 import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-context';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../src/x509/agent-context/oid';
@@ -81,7 +81,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   );
 
   // --- baseline: raw OpenSSL through node:crypto over a certificate-sized message
-  const p256 = generateKeyPair('ec-p256');
+  const p256 = generateSigningKeyPair('ec-p256');
   const message = randomBytes(400);
   const sig = sign('sha256', message, p256.privateKey);
   process.stdout.write('Baseline\n');
@@ -101,7 +101,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
 
   // --- PKI: root -> intermediate -> 3-hop delegation chain (planner -> tool-runner -> retrieval)
   const root = newCa(TD);
-  const interKey = generateKeyPair('ec-p256');
+  const interKey = generateSigningKeyPair('ec-p256');
   const inter = createIntermediateCa({
     trustDomain: TD,
     publicKey: interKey.publicKey,
@@ -114,7 +114,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   const bundle = X509Bundle.fromDer(TrustDomain.parse(TD), [root.cert.der]);
   const plainLeaf = issueX509Svid({
     spiffeId: `spiffe://${TD}/plain`,
-    publicKey: generateKeyPair('ec-p256').publicKey,
+    publicKey: generateSigningKeyPair('ec-p256').publicKey,
     issuer: { cert: inter, key: interKey.privateKey },
     ttlSeconds: 3600,
   }).cert;
@@ -183,7 +183,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
 
   process.stdout.write('\nIssuance\n');
   const ctxDer = encodeAgentContext(hops[0]!.context);
-  const workload = generateKeyPair('ec-p256');
+  const workload = generateSigningKeyPair('ec-p256');
   const csrDer = createCsr(workload.privateKey).der;
   const issuer = { cert: inter, key: interKey.privateKey };
   const mint = measure('issueX509Svid (P-256, with agent context)', () => {

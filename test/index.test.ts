@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as lanyard from '../src';
 
 describe('package root', () => {
-  it('exports the verifier-side library without the server', () => {
+  it('exports what a verifying service needs', () => {
     for (const name of [
       'SpiffeId',
       'TrustDomain',
@@ -11,18 +11,39 @@ describe('package root', () => {
       'parseSpiffeBundle',
       'toSpiffeBundle',
       'ParsedCertificate',
-      'issueX509Svid',
-      'parseCsr',
-      'encodeAgentContext',
-      'decodeAgentContext',
+      'parseX509Svid',
+      'readAgentContext',
       'verifyX509Svid',
-      'validateCertPath',
       'authorizeId',
       'requireScopes',
       'StaticRevocationList',
       'LanyardError',
+      'RevokedError',
     ] as const) {
       assert.equal(typeof lanyard[name], 'function', `${name} is exported`);
+    }
+  });
+
+  it('keeps internals and the workload side out (they are subpaths or not exported)', () => {
+    const exported = new Set(Object.keys(lanyard));
+    for (const name of [
+      'GrpcStatus',
+      'emptyHead',
+      'genesisHash',
+      'nextRecord',
+      'signWithKey',
+      'spkiDer',
+      'sha256Hex',
+      'canonicalJson',
+      'verifyChain',
+      'generateKeyPair',
+      'agentOf',
+      'ServerX509Source',
+      'hopService',
+      'PolicyEngine',
+      'initDevCa',
+    ]) {
+      assert.ok(!exported.has(name), `${name} is not exported from the root`);
     }
   });
 });

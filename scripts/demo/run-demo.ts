@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { AuditPublicKey, FileAuditLog, parseChainText, verifyChain } from '../../src/audit';
+import { AuditPublicKey, FileAuditLog, parseChainText, verifyAuditChain } from '../../src/audit';
 import { auditHopDecisions } from '../../src/hop/audit';
 import { X509Bundle } from '../../src/bundle';
 import { isLanyardError } from '../../src/errors';
@@ -41,7 +41,7 @@ import type { X509Source } from '../../src/client/x509-source';
 import { SessionServiceClient } from '../../src/gen/lanyard/v1/session';
 import type { HopDecision } from '../../src/hop/decision';
 import {
-  agentOf,
+  hopPeerOf,
   HOP_CHANNEL_OPTIONS,
   HOP_ERROR_CODE_METADATA_KEY,
   hopChannelCredentials,
@@ -467,7 +467,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
       TOOL_SERVICE,
       {
         run: (call: grpc.ServerUnaryCall<RunRequest, RunReply>, callback: grpc.sendUnaryData<RunReply>) => {
-          const peer = agentOf(call)!;
+          const peer = hopPeerOf(call)!;
           out(
             `     service-a: ${RUN_METHOD} from ${peer.spiffeId} (policy ${peer.policyVersion}); handing off to service-b`,
           );
@@ -655,7 +655,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
       out(`     ${shipped.trim()}`);
       // The service's own chain checks out on its own: hashes link, its key signed through the last record.
       const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
-      const verified = verifyChain(
+      const verified = verifyAuditChain(
         parsed.chain,
         parsed.records,
         parsed.checkpoints,

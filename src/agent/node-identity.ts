@@ -15,7 +15,7 @@ import { InternalError } from '../errors';
 import { AttestationServiceClient, type RenewResponse } from '../gen/lanyard/v1/attestation';
 import { ParsedCertificate } from '../x509/certificate';
 import { createCsr } from '../x509/csr';
-import { generateKeyPair } from '../x509/keys';
+import { generateSigningKeyPair } from '../x509/keys';
 import { decodePemBlocks, encodePem } from '../x509/pem';
 
 export interface NodeAttestation {
@@ -94,7 +94,7 @@ export class NodeIdentity {
   }
 
   private async renew(s: NodeSvid): Promise<NodeSvid> {
-    const { privateKey } = generateKeyPair('ec-p256');
+    const { privateKey } = generateSigningKeyPair('ec-p256');
     const client = new AttestationServiceClient(
       this.opts.server,
       lanyardChannelCredentials(this.opts.bundle(), { privateKey: s.privateKey, chain: s.chain }),

@@ -23,7 +23,7 @@ import { TrustDomain } from '../spiffe';
 import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
 import { createCsr } from '../x509/csr';
-import { generateKeyPair } from '../x509/keys';
+import { generateSigningKeyPair } from '../x509/keys';
 import type { AgentCache, CachedEntry, CachedJwt, CachedSvid } from './cache';
 import type { NodeIdentity, NodeSvid } from './node-identity';
 
@@ -171,7 +171,9 @@ export class ServerSync {
       return now >= s.receivedAt.getTime() + (s.notAfter.getTime() - s.receivedAt.getTime()) / 2;
     });
     for (let i = 0; i < due.length; i += MAX_BATCH) {
-      const batch = due.slice(i, i + MAX_BATCH).map((entry) => ({ entry, ...generateKeyPair('ec-p256') }));
+      const batch = due
+        .slice(i, i + MAX_BATCH)
+        .map((entry) => ({ entry, ...generateSigningKeyPair('ec-p256') }));
       const out = await unary<BatchNewX509SvidResponse>((md, o, cb) =>
         client.batchNewX509Svid(
           {

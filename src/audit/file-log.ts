@@ -19,7 +19,7 @@ import { checkpointLine, signCheckpoint, type AuditCheckpoint } from './checkpoi
 import { chainLines, headerLine, parseChainText } from './jsonl';
 import type { AuditLog } from './log';
 import type { AuditEvent, AuditRecord } from './record';
-import { verifyChain } from './verify-chain';
+import { verifyAuditChain } from './verify-chain';
 
 export interface FileAuditLogOptions {
   file: string;
@@ -94,7 +94,7 @@ export class FileAuditLog implements AuditLog {
         throw new AuditChainBrokenError(`${file} holds chain "${parsed.chain}", not "${chain}"`);
       }
       // A live chain has records after its last checkpoint; it is signed when shipped or closed.
-      const result = verifyChain(chain, parsed.records, parsed.checkpoints, key.publicKey, {
+      const result = verifyAuditChain(chain, parsed.records, parsed.checkpoints, key.publicKey, {
         allowUnsignedTail: true,
       });
       if (!result.ok) {
@@ -196,7 +196,7 @@ export class FileAuditLog implements AuditLog {
     }
     const publicKey = AuditPublicKey.fromJwk(parsed.publicJwk);
     // The tail it is about to sign is unsigned by definition; everything else must verify.
-    const result = verifyChain(parsed.chain, parsed.records, parsed.checkpoints, publicKey, {
+    const result = verifyAuditChain(parsed.chain, parsed.records, parsed.checkpoints, publicKey, {
       allowUnsignedTail: true,
     });
     if (!result.ok) {
@@ -279,7 +279,7 @@ export class FileAuditLog implements AuditLog {
       throw new AuditWriteFailedError(`cannot repair ${this.file}`, { cause: e });
     }
     const parsed = parseChainText(text);
-    const result = verifyChain(this.chain, parsed.records, parsed.checkpoints, this.key.publicKey, {
+    const result = verifyAuditChain(this.chain, parsed.records, parsed.checkpoints, this.key.publicKey, {
       allowUnsignedTail: true,
     });
     if (parsed.chain !== this.chain || !result.ok) {

@@ -55,9 +55,9 @@ export {
   type TraceSession,
 } from './trace';
 export {
-  verifyChain,
+  verifyAuditChain,
   type ChainBreak,
   type ChainBreakKind,
   type ChainVerification,
-  type VerifyChainOptions,
+  type VerifyAuditChainOptions,
 } from './verify-chain';

@@ -62,7 +62,7 @@ export interface ChainVerification {
   break?: ChainBreak;
 }
 
-export interface VerifyChainOptions {
+export interface VerifyAuditChainOptions {
   /**
    * Accept records after the last signed checkpoint (and a chain with no checkpoint at all). Default false:
    * only a chain whose last record a checkpoint covers verifies. A live file chain between checkpoints, and an
@@ -76,12 +76,12 @@ export interface VerifyChainOptions {
  * @param keys the audit key, or every audit key with its window (a rotating key); without any, checkpoints are
  *   not accepted (any checkpoint is a break).
  */
-export function verifyChain(
+export function verifyAuditChain(
   chain: string,
   records: readonly AuditRecord[],
   checkpoints: readonly AuditCheckpoint[],
   keys: AuditPublicKey | AuditKeyRing | undefined,
-  options: VerifyChainOptions = {},
+  options: VerifyAuditChainOptions = {},
 ): ChainVerification {
   const ring = keys instanceof AuditPublicKey ? AuditKeyRing.of(keys) : keys;
   let prevSeq = 0;

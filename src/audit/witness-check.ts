@@ -3,7 +3,7 @@
  * (verify-chain.ts) cannot see a rewrite that also dropped the checkpoints stored beside it; a witness can:
  *
  * - every checkpoint of the chain that a witness holds must verify with the chain's keys and be among the
- *   stored checkpoints (so the stored chain still has the head it signed: verifyChain checks that);
+ *   stored checkpoints (so the stored chain still has the head it signed: verifyAuditChain checks that);
  * - a shipped chain's key pinned in a witness must be the key the database pins;
  * - the server's audit key introductions in a witness must be the windows the server publishes.
  *
@@ -16,7 +16,7 @@ import type { ChainBreak, ChainVerification } from './verify-chain';
 import { chainKeyPinProblem, type WitnessContent } from './witness';
 
 export interface WitnessCheckInput {
-  /** verifyChain's result for the stored chain. */
+  /** verifyAuditChain's result for the stored chain. */
   verification: ChainVerification;
   /** The stored checkpoints of the chain. */
   checkpoints: readonly AuditCheckpoint[];

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotACaError } from '../errors';
 import { ParsedCertificate } from '../x509/certificate';
-import { describeKey, generateKeyPair, KeyAlgorithm } from '../x509/keys';
+import { describeKey, generateSigningKeyPair, KeyAlgorithm } from '../x509/keys';
 import { trustDomainName } from '../x509/names';
 import { decodePemBlocks, encodePem } from '../x509/pem';
 import { createRootCa, Issuer, issueX509Svid } from '../x509/profiles';
@@ -93,7 +93,7 @@ export function initDevCa(opts: InitDevCaOptions): DevCa {
   if (!force && (existsSync(certPath) || existsSync(keyPath))) {
     throw new AlreadyExistsError(`a CA already exists in ${opts.dir} (force to replace it)`);
   }
-  const { privateKey } = generateKeyPair(opts.keyAlgorithm ?? 'ec-p256');
+  const { privateKey } = generateSigningKeyPair(opts.keyAlgorithm ?? 'ec-p256');
   const root = createRootCa({
     trustDomain: opts.trustDomain,
     key: privateKey,
@@ -168,7 +168,7 @@ export function loadDevCa(dir: string, opts: LoadDevCaOptions = {}): DevCa {
 
 /** Generates the workload key here, as a workload would, and has the dev CA sign it. */
 export function mintSvid(ca: DevCa, opts: MintSvidOptions): MintedSvid {
-  const { privateKey, publicKey } = generateKeyPair(opts.keyAlgorithm ?? 'ec-p256');
+  const { privateKey, publicKey } = generateSigningKeyPair(opts.keyAlgorithm ?? 'ec-p256');
   const leaf = issueX509Svid({
     spiffeId: opts.spiffeId,
     publicKey,

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlreadyExistsError, KeyFileInsecureError, KeyUnreadableError, NotFoundError } from '../errors';
-import { describeKey, generateKeyPair, KeyAlgorithm } from '../x509/keys';
+import { describeKey, generateSigningKeyPair, KeyAlgorithm } from '../x509/keys';
 import { checkKeyId, KEY_ID_PATTERN, KeyManager, ManagedKey } from './key-manager';
 import {
   fileAccess,
@@ -42,7 +42,7 @@ export class DiskKeyManager implements KeyManager {
   async generateKey(id: string, algorithm: KeyAlgorithm): Promise<ManagedKey> {
     checkKeyId(id);
     this.prepare();
-    const { privateKey, publicKey } = generateKeyPair(algorithm);
+    const { privateKey, publicKey } = generateSigningKeyPair(algorithm);
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     try {
       writeNewFileAtomic(this.fileOf(id), pem, 0o600);

@@ -1,5 +1,5 @@
 import { AlreadyExistsError, NotFoundError } from '../errors';
-import { generateKeyPair, KeyAlgorithm } from '../x509/keys';
+import { generateSigningKeyPair, KeyAlgorithm } from '../x509/keys';
 import { checkKeyId, KeyManager, ManagedKey } from './key-manager';
 
 /**
@@ -13,7 +13,7 @@ export class MemoryKeyManager implements KeyManager {
   async generateKey(id: string, algorithm: KeyAlgorithm): Promise<ManagedKey> {
     checkKeyId(id);
     if (this.keys.has(id)) throw new AlreadyExistsError(`key ${id} already exists`);
-    const { privateKey, publicKey } = generateKeyPair(algorithm);
+    const { privateKey, publicKey } = generateSigningKeyPair(algorithm);
     const key: ManagedKey = Object.freeze({ id, privateKey, publicKey });
     this.keys.set(id, key);
     return key;

@@ -4,7 +4,7 @@ import { CaSelfTestFailedError, InternalError, isLanyardError } from '../errors'
 import { TrustDomain } from '../spiffe';
 import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { ParsedCertificate } from '../x509/certificate';
-import { generateKeyPair } from '../x509/keys';
+import { generateSigningKeyPair } from '../x509/keys';
 import { issueX509Svid } from '../x509/profiles';
 
 /** The SPIFFE ID of the throwaway SVID; under /lanyard/ so that it can never collide with a workload's. */
@@ -32,7 +32,7 @@ export function selfTestAuthority(
   now: Date,
 ): void {
   try {
-    const { publicKey } = generateKeyPair('ec-p256');
+    const { publicKey } = generateSigningKeyPair('ec-p256');
     const leaf = issueX509Svid({
       spiffeId: `spiffe://${trustDomain.name}${SELF_TEST_SPIFFE_PATH}`,
       publicKey,

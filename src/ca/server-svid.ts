@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { SERVER_ID_PATH } from '../internal/server-id';
-import { generateKeyPair } from '../x509/keys';
+import { generateSigningKeyPair } from '../x509/keys';
 import { encodePem } from '../x509/pem';
 import { issueX509Svid } from '../x509/profiles';
 import { CaAuthority, chainAbove } from './authority';
@@ -34,7 +34,7 @@ export function issueServerSvid(
   authority: CaAuthority & { key: KeyObject },
   opts: { trustDomain: string; ttlSeconds: number; dnsNames: readonly string[]; now: Date },
 ): ServerSvid {
-  const { privateKey, publicKey } = generateKeyPair('ec-p256');
+  const { privateKey, publicKey } = generateSigningKeyPair('ec-p256');
   const spiffeId = `spiffe://${opts.trustDomain}${SERVER_SPIFFE_PATH}`;
   const leaf = issueX509Svid({
     spiffeId,

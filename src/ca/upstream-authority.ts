@@ -4,7 +4,7 @@ import { ConfigError, isLanyardError } from '../errors';
 import { validateCertPath } from '../verify/path-validation';
 import { ParsedCertificate } from '../x509/certificate';
 import type { Issuer } from '../x509/issuer';
-import { describeKey, generateKeyPair } from '../x509/keys';
+import { describeKey, generateSigningKeyPair } from '../x509/keys';
 import { decodePem } from '../x509/pem';
 import { issueX509Svid } from '../x509/profiles';
 import { CA_MANAGER_DEFAULTS } from './ca-manager';
@@ -119,7 +119,7 @@ export function loadUpstreamAuthority(
  * so only with it below does Lanyard's CA count as the intermediate it will be.
  */
 function checkRoomForLanyardCa(upstream: UpstreamAuthority, trustDomain: string, now: Date): void {
-  const ca = generateKeyPair('ec-p256');
+  const ca = generateSigningKeyPair('ec-p256');
   const minted = mintCaCertificate({
     trustDomain,
     id: 'upstream-check',
@@ -132,7 +132,7 @@ function checkRoomForLanyardCa(upstream: UpstreamAuthority, trustDomain: string,
   });
   const leaf = issueX509Svid({
     spiffeId: `spiffe://${trustDomain}${SELF_TEST_SPIFFE_PATH}`,
-    publicKey: generateKeyPair('ec-p256').publicKey,
+    publicKey: generateSigningKeyPair('ec-p256').publicKey,
     issuer: { cert: minted.cert, key: ca.privateKey },
     ttlSeconds: 60,
     now,

@@ -11,7 +11,7 @@ import {
 } from '../gen/lanyard/v1/attestation';
 import { TrustDomain } from '../spiffe';
 import { createCsr } from '../x509/csr';
-import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
+import { generateSigningKeyPair, type KeyAlgorithm } from '../x509/keys';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from './server-credentials';
 
 export interface AttestOptions {
@@ -45,7 +45,7 @@ export interface AttestedSvid {
  * Rejects with the server's gRPC error (status code and message) when attestation is refused.
  */
 export async function attestToServer(opts: AttestOptions): Promise<AttestedSvid> {
-  const { privateKey } = generateKeyPair(opts.keyAlgorithm ?? 'ec-p256');
+  const { privateKey } = generateSigningKeyPair(opts.keyAlgorithm ?? 'ec-p256');
   const csr = Buffer.from(createCsr(privateKey).der);
   const client = new AttestationServiceClient(
     opts.server,

@@ -5,7 +5,7 @@
  *  - the caller (it holds its session SVID's key) signs a grant naming that key locally and registers it with
  *    CreateGrant: `grantFor`;
  *  - the service redeems it with its own workload SVID and a CSR for that key, and gets a delegated SVID for
- *    itself: `redeemGrant`. Given the caller's verified peer (`req.agent`, `agentOf(call)`), it also checks that
+ *    itself: `redeemGrant`. Given the caller's verified peer (`req.agent`, `hopPeerOf(call)`), it also checks that
  *    the grant was signed with the very certificate that authenticated the request, so a grant relayed by
  *    someone else is refused.
  * The next hop then sees principal -> ... -> caller -> this service in the SVID's delegation chain, every key in
@@ -29,7 +29,7 @@ import type { Bundle as BundleProto } from '../gen/lanyard/v1/types';
 import { TrustDomain } from '../spiffe';
 import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { createCsr } from '../x509/csr';
-import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
+import { generateSigningKeyPair, type KeyAlgorithm } from '../x509/keys';
 import type { ParsedCertificate } from '../x509/certificate';
 import { signGrant, type ChildKey } from './delegation';
 import type { HandoffKey } from './handoff-keys';
@@ -38,6 +38,9 @@ import { notReady, StaticX509Source } from './static-x509-source';
 import { toX509Svid } from '../svid/x509-svid';
 import type { X509Source } from './x509-source';
 import type { X509Svid } from '../svid/x509-svid';
+
+/** How a session names its principal (an ID token); absent, the agent is its own principal. */
+export type { PrincipalEvidence };
 
 export interface HandoffServer {
   /** host:port of the Lanyard server's TLS listener. */
@@ -164,7 +167,7 @@ export async function startSession(
   options: StartSessionOptions,
 ): Promise<StaticX509Source & { sessionId: string }> {
   const own = options.source.getX509Svid();
-  const { privateKey } = generateKeyPair(options.keyAlgorithm ?? 'ec-p256');
+  const { privateKey } = generateSigningKeyPair(options.keyAlgorithm ?? 'ec-p256');
   const client = sessionClient(options, options.source, own);
   let res: StartSessionResponse;
   try {

@@ -18,7 +18,7 @@ import { authorizeId } from '../verify/authorize';
 import { RevocationCache, type RevocationCacheOptions } from '../verify/revocation-cache';
 import { verifyX509Svid } from '../verify/verify-x509-svid';
 import { createCsr } from '../x509/csr';
-import { generateKeyPair, type KeyAlgorithm } from '../x509/keys';
+import { generateSigningKeyPair, type KeyAlgorithm } from '../x509/keys';
 import { X509SourceCertificateProvider } from './certificate-provider';
 import type { HopLogger } from '../internal/logging';
 import { peerChainOf } from '../internal/peer-chain';
@@ -236,7 +236,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     const privateKey =
       (current.context?.delegation.length ?? 0) > 0
         ? current.privateKey
-        : generateKeyPair(this.options.keyAlgorithm ?? 'ec-p256').privateKey;
+        : generateSigningKeyPair(this.options.keyAlgorithm ?? 'ec-p256').privateKey;
     const client = new AttestationServiceClient(
       this.options.server,
       lanyardChannelCredentials(this.bundle, {

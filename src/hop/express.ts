@@ -1,5 +1,5 @@
 /**
- * Express middleware (entry point `lanyard/hop/express`; not exported from the package root, and express is
+ * Express middleware (entry point `lanyard/express`; not exported from the package root, and express is
  * never imported at runtime): verifies the TLS peer of every request, authorizes it for `METHOD /path` (the route
  * pattern on a route, else the canonical path), and sets `req.agent`. Refuses with 400 (request target with no
  * one meaning), 401 (no or invalid certificate), 403 (authorizer or policy denied) or 503 (this

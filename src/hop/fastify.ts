@@ -1,5 +1,5 @@
 /**
- * Fastify plugin (entry point `lanyard/hop/fastify`; fastify is imported for types only): an onRequest hook
+ * Fastify plugin (entry point `lanyard/fastify`; fastify is imported for types only): an onRequest hook
  * that verifies the TLS peer of every request, authorizes it for `METHOD /route` (the route pattern, so a policy
  * sees `/docs/:id`, not every id), and sets `request.agent`. Refuses with 401/403/503 and a JSON body
  * `{error: {code, message}}`. Registered without encapsulation, so it guards every route of the instance.

@@ -5,7 +5,7 @@
  *    connections (and their streams) keep going. Client certificates are requested, not judged by TLS.
  *  - `hopService` wraps every handler of a service: the peer's certificate (from `call.getAuthContext()`) is
  *    verified and authorized per call, with the method path as the action; refused calls end with the error's
- *    gRPC status and the stable code in the `lanyard-error-code` trailer; `agentOf(call)` gives handlers the peer.
+ *    gRPC status and the stable code in the `lanyard-error-code` trailer; `hopPeerOf(call)` gives handlers the peer.
  *    Checking per call (not per connection) is what makes a revocation apply to the next call on an open channel;
  *    a call already running (a stream) ends with ERR_REVOKED (UNAUTHENTICATED) as soon as a notifying checker
  *    (a RevocationCache, a StaticRevocationList) reports its peer's SVID or session revoked (live-peers.ts).
@@ -67,7 +67,7 @@ const NO_CERTIFICATE =
   "no client certificate that chains to this service's trust bundle: connect with an X509-SVID of a trusted domain";
 
 /** The verified peer of a call that `hopService` accepted; undefined for any other call. */
-export function agentOf(call: object): HopPeer | undefined {
+export function hopPeerOf(call: object): HopPeer | undefined {
   return agents.get(call);
 }
 

@@ -27,7 +27,7 @@ import {
   OfferKeyResponse,
   type HandoffServiceServer,
 } from '../gen/lanyard/v1/handoff';
-import { agentOf, hopErrorStatus, hopService, type HopGrpcServiceOptions } from './grpc';
+import { hopPeerOf, hopErrorStatus, hopService, type HopGrpcServiceOptions } from './grpc';
 import type { HopPeer } from './peer';
 
 export { grantFor, redeemGrant, startSession } from '../client/handoff';
@@ -76,7 +76,7 @@ export function addHandoffService(
   const implementation: HandoffServiceServer = {
     offerKey: (call, callback) => {
       try {
-        const peer = agentOf(call);
+        const peer = hopPeerOf(call);
         // hopService runs this only for a verified peer; without one there is nobody to offer a key to.
         if (peer === undefined) throw new InternalError('OfferKey without a verified peer');
         const offer = keys.offer(peer.spiffeId);

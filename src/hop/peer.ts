@@ -25,7 +25,7 @@ import { ParsedCertificate } from '../x509/certificate';
 import type { HopDecision, HopDecisionListener, HopTransport } from './decision';
 import { runAuthorize, type HopAuthorize, PolicyDeniedError } from './policy';
 
-/** The verified peer a helper hands to the application (`req.agent`, `peerOf(socket)`, `agentOf(call)`). */
+/** The verified peer a helper hands to the application (`req.agent`, `peerOf(socket)`, `hopPeerOf(call)`). */
 export interface HopPeer {
   /** The peer's SPIFFE ID as a string, e.g. `spiffe://lanyard.local/agents/planner`. */
   readonly spiffeId: string;
@@ -126,7 +126,7 @@ export async function verifyHopPeer(
   const service = serviceName(options);
   let svid: VerifiedSvid | undefined;
   try {
-    svid = verifyChain(chain, options, request);
+    svid = verifyAuditChain(chain, options, request);
     const { policyVersion } = await runAuthorize(options.authorize, svid, {
       transport: request.transport,
       service,
@@ -150,7 +150,7 @@ export function verifyHopPeerSync(
   const service = serviceName(options);
   let svid: VerifiedSvid | undefined;
   try {
-    svid = verifyChain(chain, options, request);
+    svid = verifyAuditChain(chain, options, request);
     const answer = (options.authorize as (p: VerifiedSvid, r: unknown) => unknown)(svid, {
       transport: request.transport,
       service,
@@ -168,7 +168,7 @@ export function verifyHopPeerSync(
   }
 }
 
-function verifyChain(
+function verifyAuditChain(
   chain: readonly Uint8Array[] | undefined,
   options: HopVerifyOptions,
   request: HopRequestInfo,

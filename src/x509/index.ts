@@ -23,7 +23,7 @@ export { parseCsr, createCsr, MAX_CSR_BYTES } from './csr';
 export type { ParsedCsr } from './csr';
 export {
   describeKey,
-  generateKeyPair,
+  generateSigningKeyPair,
   publicKeyFromSpki,
   signatureSchemeFor,
   signWithKey,

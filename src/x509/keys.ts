@@ -25,7 +25,7 @@ export const SIG_ECDSA_SHA384 = '1.2.840.10045.4.3.3';
 export const SIG_RSA_SHA256 = '1.2.840.113549.1.1.11';
 export const SIG_ED25519 = '1.3.101.112';
 
-export function generateKeyPair(alg: KeyAlgorithm = 'ec-p256'): {
+export function generateSigningKeyPair(alg: KeyAlgorithm = 'ec-p256'): {
   privateKey: KeyObject;
   publicKey: KeyObject;
 } {

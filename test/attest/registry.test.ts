@@ -7,7 +7,7 @@ import { ErrorCode } from '../../src/errors';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { resolveConfig } from '../../src/server/config';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createRootCa } from '../../src/x509/profiles';
 import { issuerKey, jwksOf } from '../support/jwt';
@@ -24,7 +24,7 @@ describe('Attestors registry', () => {
     const root = createRootCa({
       trustDomain: 'prov.example',
       ttlSeconds: 3600,
-      key: generateKeyPair().privateKey,
+      key: generateSigningKeyPair().privateKey,
     });
     fs.writeFileSync(path.join(dir, 'prov-ca.pem'), encodePem('CERTIFICATE', root.der));
   });

@@ -10,7 +10,7 @@ import {
 } from '../../src/attest';
 import { ErrorCode } from '../../src/errors';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createRootCa, type IssuedCertificate } from '../../src/x509/profiles';
 import { verifyWithKey } from '../../src/x509/keys';
@@ -61,7 +61,7 @@ describe('x509pop attestor', () => {
 
   it('wrong CA: a chain to another provisioning root is refused (UNAUTHENTICATED) and never challenged', async () => {
     const runtime = new AnsweringRuntime(pki.deviceKey.privateKey);
-    const otherKey = generateKeyPair('ec-p256').privateKey;
+    const otherKey = generateSigningKeyPair('ec-p256').privateKey;
     const otherRoot = createRootCa({
       trustDomain: 'other.example',
       ttlSeconds: 86400,
@@ -85,7 +85,7 @@ describe('x509pop attestor', () => {
     const e = await rejectsWithCode(
       attestor.attest(
         pem(pki.device, pki.inter),
-        new AnsweringRuntime(generateKeyPair('ec-p256').privateKey),
+        new AnsweringRuntime(generateSigningKeyPair('ec-p256').privateKey),
         NOW,
       ),
       ErrorCode.CHALLENGE_FAILED,

@@ -12,7 +12,7 @@ import { FileAuditLog, type AppendHandle } from '../../src/audit/file-log';
 import { auditHopDecisions } from '../../src/hop/audit';
 import { nextRecord, recordLine } from '../../src/audit/chain';
 import { parseChainText } from '../../src/audit/jsonl';
-import { verifyChain } from '../../src/audit/verify-chain';
+import { verifyAuditChain } from '../../src/audit/verify-chain';
 import { isLanyardError } from '../../src/errors';
 import { verifyHopPeer } from '../../src/hop/peer';
 import { authorizeAny } from '../../src/verify';
@@ -71,7 +71,7 @@ describe('audit: a file chain recovers from a failed write', function () {
 
     const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
     assert.equal(parsed.tornTail, false);
-    const result = verifyChain(CHAIN, parsed.records, parsed.checkpoints, log.key.publicKey);
+    const result = verifyAuditChain(CHAIN, parsed.records, parsed.checkpoints, log.key.publicKey);
     assert.equal(result.ok, true, result.break?.message);
     assert.deepEqual([result.headSeq, result.checkpointedSeq], [3, 3]);
     // And the file opens again as a clean chain.
@@ -91,7 +91,7 @@ describe('audit: a file chain recovers from a failed write', function () {
     await log.append(sampleEvent(2));
     await log.close();
     const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
-    assert.equal(verifyChain(CHAIN, parsed.records, parsed.checkpoints, log.key.publicKey).ok, true);
+    assert.equal(verifyAuditChain(CHAIN, parsed.records, parsed.checkpoints, log.key.publicKey).ok, true);
     assert.deepEqual(
       parsed.checkpoints.map((c) => c.seq),
       [2],
@@ -115,7 +115,7 @@ describe('audit: a file chain recovers from a failed write', function () {
       assert.equal((await again.append(sampleEvent(4))).seq, 3);
       await again.close();
       const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
-      const result = verifyChain(CHAIN, parsed.records, parsed.checkpoints, again.key.publicKey);
+      const result = verifyAuditChain(CHAIN, parsed.records, parsed.checkpoints, again.key.publicKey);
       assert.equal(result.ok, true, `${tail}: ${result.break?.message}`);
       assert.deepEqual(
         parsed.records.map((r) => r.principal),
@@ -177,7 +177,7 @@ describe('audit: a file chain recovers from a failed write', function () {
         'the allow and refusal written while the disk was full are lost and reported; the rest is the chain',
       );
       const parsed = parseChainText(fs.readFileSync(path.join(dir, 'closed.jsonl'), 'utf8'));
-      assert.equal(verifyChain(CHAIN, parsed.records, parsed.checkpoints, log.key.publicKey).ok, true);
+      assert.equal(verifyAuditChain(CHAIN, parsed.records, parsed.checkpoints, log.key.publicKey).ok, true);
     });
 
     it('fail-open (default): traffic continues, every lost record is reported', async () => {

@@ -13,7 +13,7 @@ import { signCheckpoint, type AuditCheckpoint } from '../../src/audit/checkpoint
 import { FileAuditLog } from '../../src/audit/file-log';
 import { parseChainText } from '../../src/audit/jsonl';
 import type { AuditRecord } from '../../src/audit/record';
-import { verifyChain, type ChainBreakKind } from '../../src/audit/verify-chain';
+import { verifyAuditChain, type ChainBreakKind } from '../../src/audit/verify-chain';
 import { ErrorCode, isLanyardError } from '../../src/errors';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { CHAIN, sampleEvent } from './helpers';
@@ -21,7 +21,7 @@ import { tempDir } from '../support/tmp';
 
 const N = 12;
 
-function expectBreak(result: ReturnType<typeof verifyChain>, kind: ChainBreakKind, seq: number): void {
+function expectBreak(result: ReturnType<typeof verifyAuditChain>, kind: ChainBreakKind, seq: number): void {
   assert.equal(result.ok, false, 'the chain must not verify');
   assert.equal(result.break?.kind, kind, result.break?.message);
   assert.equal(result.break?.seq, seq, result.break?.message);
@@ -45,9 +45,9 @@ describe('audit tamper evidence: file chain', () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const lines = (): string[] => pristine.trimEnd().split('\n');
-  const verifyText = (text: string): ReturnType<typeof verifyChain> => {
+  const verifyText = (text: string): ReturnType<typeof verifyAuditChain> => {
     const p = parseChainText(text);
-    return verifyChain(p.chain, p.records, p.checkpoints, log.key.publicKey);
+    return verifyAuditChain(p.chain, p.records, p.checkpoints, log.key.publicKey);
   };
   /** Index of the line holding record `seq`. */
   const lineOf = (ls: string[], seq: number): number =>
@@ -145,7 +145,11 @@ describe('audit tamper evidence: file chain', () => {
       rewritten.push(next);
       head = { chain: CHAIN, seq: next.seq, hash: next.hash };
     }
-    expectBreak(verifyChain(CHAIN, rewritten, p.checkpoints, log.key.publicKey), 'checkpoint_mismatch', 6);
+    expectBreak(
+      verifyAuditChain(CHAIN, rewritten, p.checkpoints, log.key.publicKey),
+      'checkpoint_mismatch',
+      6,
+    );
   });
 
   it('truncated: the last records cut off, the checkpoint that signed them kept', () => {
@@ -196,8 +200,8 @@ describe('audit tamper evidence: SQLite store', () => {
   afterEach(() => store.close());
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  const verifyStored = async (): Promise<ReturnType<typeof verifyChain>> =>
-    verifyChain(
+  const verifyStored = async (): Promise<ReturnType<typeof verifyAuditChain>> =>
+    verifyAuditChain(
       CHAIN,
       (await store.audit.readRecords(CHAIN, 0, 1000)).records,
       await store.audit.checkpoints(CHAIN),

@@ -12,7 +12,7 @@ import { signCheckpoint, type AuditCheckpoint } from '../../src/audit/checkpoint
 import { introduceKey, ringFromIntroductions } from '../../src/audit/key-history';
 import { AuditKeyRing } from '../../src/audit/key-ring';
 import type { AuditRecord } from '../../src/audit/record';
-import { verifyChain, type ChainBreakKind, type ChainVerification } from '../../src/audit/verify-chain';
+import { verifyAuditChain, type ChainBreakKind, type ChainVerification } from '../../src/audit/verify-chain';
 import { crossCheckWitnesses } from '../../src/audit/witness-check';
 import { signChainKeyPin, type WitnessContent } from '../../src/audit/witness';
 import { CHAIN, sampleEvent } from './helpers';
@@ -43,30 +43,30 @@ describe('audit verify: the signed head must cover the last record', () => {
   const cp = (seq: number, s = 100 + seq): AuditCheckpoint => signCheckpoint(heads[seq]!, key, at(s));
 
   it('a chain signed through its last record verifies', () => {
-    const v = verifyChain(CHAIN, records, [cp(4), cp(8)], key.publicKey);
+    const v = verifyAuditChain(CHAIN, records, [cp(4), cp(8)], key.publicKey);
     assert.equal(v.ok, true, v.break?.message);
     assert.equal(v.checkpointedSeq, 8);
     assert.equal(v.checkpointedAt, at(108).toISOString());
   });
 
   it('records after the last checkpoint are an unsigned tail; accepted only when asked', () => {
-    expectBreak(verifyChain(CHAIN, records, [cp(4)], key.publicKey), 'unsigned_tail', 5);
-    const lenient = verifyChain(CHAIN, records, [cp(4)], key.publicKey, { allowUnsignedTail: true });
+    expectBreak(verifyAuditChain(CHAIN, records, [cp(4)], key.publicKey), 'unsigned_tail', 5);
+    const lenient = verifyAuditChain(CHAIN, records, [cp(4)], key.publicKey, { allowUnsignedTail: true });
     assert.equal(lenient.ok, true);
     assert.deepEqual([lenient.checkpointedSeq, lenient.headSeq], [4, 8]);
   });
 
   it('an export cut with its tail and last checkpoint does not verify (it did: "OK, 0 checkpoints")', () => {
     // Records 6..8 and the checkpoint over 8 removed: what is left links perfectly.
-    expectBreak(verifyChain(CHAIN, records.slice(0, 5), [cp(4)], key.publicKey), 'unsigned_tail', 5);
+    expectBreak(verifyAuditChain(CHAIN, records.slice(0, 5), [cp(4)], key.publicKey), 'unsigned_tail', 5);
     // Every checkpoint removed as well.
-    expectBreak(verifyChain(CHAIN, records.slice(0, 5), [], key.publicKey), 'unsigned_tail', 1);
-    expectBreak(verifyChain(CHAIN, records, [], undefined), 'unsigned_tail', 1);
+    expectBreak(verifyAuditChain(CHAIN, records.slice(0, 5), [], key.publicKey), 'unsigned_tail', 1);
+    expectBreak(verifyAuditChain(CHAIN, records, [], undefined), 'unsigned_tail', 1);
   });
 
   it('an empty chain needs its checkpoint at 0 too', () => {
-    expectBreak(verifyChain(CHAIN, [], [], key.publicKey), 'unsigned_tail', 0);
-    assert.equal(verifyChain(CHAIN, [], [cp(0)], key.publicKey).ok, true);
+    expectBreak(verifyAuditChain(CHAIN, [], [], key.publicKey), 'unsigned_tail', 0);
+    assert.equal(verifyAuditChain(CHAIN, [], [cp(0)], key.publicKey).ok, true);
   });
 });
 
@@ -81,7 +81,7 @@ describe('audit verify: each checkpoint with the key current at its time', () =>
   const { records, heads } = chainOf(8);
 
   it('a checkpoint signed by the retired key while it was current still verifies', () => {
-    const v = verifyChain(
+    const v = verifyAuditChain(
       CHAIN,
       records,
       [signCheckpoint(heads[4]!, first, at(40)), signCheckpoint(heads[8]!, second, at(60))],
@@ -91,14 +91,14 @@ describe('audit verify: each checkpoint with the key current at its time', () =>
   });
 
   it('the retired key signing after its window is refused (checkpoint_key)', () => {
-    const v = verifyChain(CHAIN, records, [signCheckpoint(heads[8]!, first, at(60))], ring);
+    const v = verifyAuditChain(CHAIN, records, [signCheckpoint(heads[8]!, first, at(60))], ring);
     expectBreak(v, 'checkpoint_key', 8);
     assert.match(v.break!.message, /was not the signing key/);
   });
 
   it('the new key vouching for a time before its window is refused (checkpoint_key)', () => {
     expectBreak(
-      verifyChain(CHAIN, records, [signCheckpoint(heads[8]!, second, at(49))], ring),
+      verifyAuditChain(CHAIN, records, [signCheckpoint(heads[8]!, second, at(49))], ring),
       'checkpoint_key',
       8,
     );
@@ -107,7 +107,7 @@ describe('audit verify: each checkpoint with the key current at its time', () =>
   it('a key the ring does not hold is refused, and the windows travel in the bundle JWKs', () => {
     const stranger = AuditSigningKey.generate();
     expectBreak(
-      verifyChain(CHAIN, records, [signCheckpoint(heads[8]!, stranger, at(60))], ring),
+      verifyAuditChain(CHAIN, records, [signCheckpoint(heads[8]!, stranger, at(60))], ring),
       'checkpoint_signature',
       8,
     );
@@ -122,7 +122,7 @@ describe('audit verify: each checkpoint with the key current at its time', () =>
       ],
     );
     expectBreak(
-      verifyChain(CHAIN, records, [signCheckpoint(heads[8]!, first, at(60))], fromBundle),
+      verifyAuditChain(CHAIN, records, [signCheckpoint(heads[8]!, first, at(60))], fromBundle),
       'checkpoint_key',
       8,
     );
@@ -160,7 +160,7 @@ describe('audit verify: the database against its witnesses', () => {
   ): ReturnType<typeof crossCheckWitnesses> => {
     const rs = extra.storedRecords ?? records;
     return crossCheckWitnesses({
-      verification: verifyChain(CHAIN, rs, stored, ring, { allowUnsignedTail: true }),
+      verification: verifyAuditChain(CHAIN, rs, stored, ring, { allowUnsignedTail: true }),
       checkpoints: stored,
       chainKeys: ring,
       serverKeys: ring,

@@ -16,7 +16,7 @@ import {
 import { CaError, ErrorCode, LanyardError } from '../../src/errors';
 import { verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import {
   addSeconds,
   assertNoSecrets,
@@ -36,7 +36,7 @@ const CA_TTL = 600;
 async function sign(ca: CaManager, at: Date, ttlSeconds = 300, path = '/agent'): Promise<SignedX509Svid> {
   return ca.signX509Svid({
     spiffeId: `spiffe://${TD}${path}`,
-    publicKey: generateKeyPair('ec-p256').publicKey,
+    publicKey: generateSigningKeyPair('ec-p256').publicKey,
     ttlSeconds,
     now: at,
   });
@@ -124,7 +124,7 @@ describe('CaManager', () => {
       await rejectsWithCodeAs(
         ca.signX509Svid({
           spiffeId: 'spiffe://other.org/agent',
-          publicKey: generateKeyPair().publicKey,
+          publicKey: generateSigningKeyPair().publicKey,
           ttlSeconds: 60,
         }),
         LanyardError,
@@ -239,7 +239,7 @@ describe('CaManager', () => {
       assert.equal((await store.getBundle('other.example'))?.sequence, 1);
       const svid = await ca.signX509Svid({
         spiffeId: 'spiffe://other.example/agent',
-        publicKey: generateKeyPair().publicKey,
+        publicKey: generateSigningKeyPair().publicKey,
         ttlSeconds: 60,
       });
       verifies(svid.chain, ca.bundle(), T0);

@@ -6,7 +6,7 @@ import { loadUpstreamAuthority, rotationTimes, UpstreamAuthorityFiles } from '..
 import { ConfigError, ErrorCode } from '../../src/errors';
 import { verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { validateCertPath } from '../../src/verify/path-validation';
 import { createIntermediateCa, createRootCa, type NameConstraintsSpec } from '../../src/x509/profiles';
@@ -25,7 +25,7 @@ interface Org {
 /** An organisation PKI: a root (10 years) and an intermediate (1 year) handed to Lanyard as files. */
 function makeOrg(parent: string, opts: { intermediatePathLen?: number; keyMode?: number } = {}): Org {
   const dir = mkdtempSync(join(parent, 'org-'));
-  const rootKey = generateKeyPair('ec-p384').privateKey;
+  const rootKey = generateSigningKeyPair('ec-p384').privateKey;
   const root = createRootCa({
     trustDomain: TD,
     key: rootKey,
@@ -33,7 +33,7 @@ function makeOrg(parent: string, opts: { intermediatePathLen?: number; keyMode?:
     now: addSeconds(T0, -86400),
     subject: { organization: 'Example Org', commonName: 'Example Org Root' },
   });
-  const { privateKey: intermediateKey } = generateKeyPair('ec-p256');
+  const { privateKey: intermediateKey } = generateSigningKeyPair('ec-p256');
   const intermediate = createIntermediateCa({
     trustDomain: TD,
     publicKey: intermediateKey,
@@ -70,7 +70,7 @@ function makeChainOrg(
   levels: readonly OrgLevel[],
 ): { root: ParsedCertificate; chain: ParsedCertificate[]; files: UpstreamAuthorityFiles } {
   const dir = mkdtempSync(join(parent, 'org-'));
-  const rootKey = generateKeyPair('ec-p256').privateKey;
+  const rootKey = generateSigningKeyPair('ec-p256').privateKey;
   const root = createRootCa({
     trustDomain: TD,
     key: rootKey,
@@ -81,7 +81,7 @@ function makeChainOrg(
   let issuer = { cert: root, key: rootKey };
   const topDown: ParsedCertificate[] = [];
   levels.forEach((level, i) => {
-    const { privateKey } = generateKeyPair('ec-p256');
+    const { privateKey } = generateSigningKeyPair('ec-p256');
     const cert = createIntermediateCa({
       trustDomain: TD,
       publicKey: privateKey,
@@ -139,7 +139,7 @@ describe('CaManager with an upstream authority', () => {
 
     const svid = await ca.signX509Svid({
       spiffeId: `spiffe://${TD}/agent`,
-      publicKey: generateKeyPair().publicKey,
+      publicKey: generateSigningKeyPair().publicKey,
       ttlSeconds: 300,
       now: T0,
     });
@@ -165,7 +165,7 @@ describe('CaManager with an upstream authority', () => {
     const t = rotationTimes(ca.authorities()[0]!);
     const before = await ca.signX509Svid({
       spiffeId: `spiffe://${TD}/agent`,
-      publicKey: generateKeyPair().publicKey,
+      publicKey: generateSigningKeyPair().publicKey,
       ttlSeconds: 3600,
       now: addSeconds(t.activateAt, -1),
     });
@@ -199,7 +199,7 @@ describe('CaManager with an upstream authority', () => {
     const oldRoot = selfSigned.authorities()[0]!;
     const old = await selfSigned.signX509Svid({
       spiffeId: `spiffe://${TD}/agent`,
-      publicKey: generateKeyPair().publicKey,
+      publicKey: generateSigningKeyPair().publicKey,
       ttlSeconds: 300,
       now: T0,
     });
@@ -244,7 +244,7 @@ describe('CaManager with an upstream authority', () => {
         });
         const svid = await ca.signX509Svid({
           spiffeId: `spiffe://${TD}/agent`,
-          publicKey: generateKeyPair().publicKey,
+          publicKey: generateSigningKeyPair().publicKey,
           ttlSeconds: 300,
           now: T0,
         });
@@ -268,7 +268,7 @@ describe('CaManager with an upstream authority', () => {
 
     it('a key that is not the certificate’s, a key file open to others, a bundle of another root', () => {
       const org = makeOrg(dir);
-      const other = generateKeyPair('ec-p256').privateKey;
+      const other = generateSigningKeyPair('ec-p256').privateKey;
       writeFileSync(org.files.keyFile, other.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
       expectRefusalAs(
         () => loadUpstreamAuthority(org.files, { trustDomain: TD, now: T0 }),
@@ -288,7 +288,7 @@ describe('CaManager with an upstream authority', () => {
       const a = makeOrg(dir);
       const foreignRoot = createRootCa({
         trustDomain: TD,
-        key: generateKeyPair().privateKey,
+        key: generateSigningKeyPair().privateKey,
         ttlSeconds: 86400,
       });
       writeFileSync(a.files.bundleFile, encodePem('CERTIFICATE', foreignRoot.der));

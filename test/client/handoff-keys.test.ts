@@ -12,7 +12,7 @@ import { ErrorCode, LanyardError } from '../../src/errors';
 import { grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { decodeDelegationBinding } from '../../src/x509/agent-context/codec';
 import { parseCsr } from '../../src/x509/csr';
-import { generateKeyPair, spkiDer } from '../../src/x509/keys';
+import { generateSigningKeyPair, spkiDer } from '../../src/x509/keys';
 import { delegatedPair, createPki } from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
@@ -110,7 +110,7 @@ describe('client: handoff keys (the child key, bound at grant time)', () => {
       'z'.repeat(64),
       new Uint8Array(31),
       spkiDer(publicKey),
-      generateKeyPair().privateKey,
+      generateSigningKeyPair().privateKey,
     ]) {
       expectRefusal(() => childKeySha256(bad), ErrorCode.INVALID_ARGUMENT);
     }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, InvalidArgumentError, LanyardError } from '../../src/errors';
-import { verifyChain } from '../../src/audit/verify-chain';
+import { verifyAuditChain } from '../../src/audit/verify-chain';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { sharedTransaction, type Store } from '../../src/store/store';
 import { CHAIN, sampleEvent } from '../audit/helpers';
@@ -48,7 +48,7 @@ describe('SqliteStore group commit (sharedTransaction)', () => {
     try {
       const { records } = await other.audit.readRecords(CHAIN, 0, 1000);
       assert.equal(records.length, n);
-      const v = verifyChain(CHAIN, records, [], undefined, { allowUnsignedTail: true });
+      const v = verifyAuditChain(CHAIN, records, [], undefined, { allowUnsignedTail: true });
       assert.equal(v.ok, true, v.break?.message);
       const entries = await other.listEntries({ spiffeIdPrefix: `${ID}/` }, { pageSize: 1000 });
       assert.equal(entries.entries.length, n);
@@ -77,7 +77,7 @@ describe('SqliteStore group commit (sharedTransaction)', () => {
       records.map((r) => r.subject),
       ['call-0', 'call-2', 'call-4'],
     );
-    assert.equal(verifyChain(CHAIN, records, [], undefined, { allowUnsignedTail: true }).ok, true);
+    assert.equal(verifyAuditChain(CHAIN, records, [], undefined, { allowUnsignedTail: true }).ok, true);
     const entries = await store.listEntries({ spiffeIdPrefix: `${ID}/` }, { pageSize: 100 });
     assert.deepEqual(entries.entries.map((e) => e.spiffeId).sort(), [`${ID}/0`, `${ID}/2`, `${ID}/4`]);
   });

@@ -8,7 +8,7 @@ import { CaManager, CaManagerOptions, DiskKeyManager, KeyManager, ManagedKey } f
 import { IoError, isLanyardError, LanyardError } from '../../src/errors';
 import { createLogger } from '../../src/internal/logging';
 import { SQLITE_FILE_NAME, SqliteStore, Store, StoreOps } from '../../src/store';
-import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
+import { generateSigningKeyPair, KeyAlgorithm } from '../../src/x509/keys';
 
 export const TD = 'example.org';
 
@@ -146,7 +146,7 @@ export class SwappingKeyManager implements KeyManager {
   async getKey(id: string): Promise<ManagedKey> {
     const real = await this.inner.getKey(id);
     if (!this.broken) return real;
-    const { privateKey, publicKey } = generateKeyPair('ec-p256');
+    const { privateKey, publicKey } = generateSigningKeyPair('ec-p256');
     this.impostors.push(privateKey);
     return { id, privateKey, publicKey };
   }

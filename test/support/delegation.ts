@@ -14,7 +14,7 @@ import type {
   DelegationLink,
   Principal,
 } from '../../src/x509/agent-context/types';
-import { generateKeyPair, spkiDer } from '../../src/x509/keys';
+import { generateSigningKeyPair, spkiDer } from '../../src/x509/keys';
 import { createRootCa, issueX509Svid } from '../../src/x509/profiles';
 
 export interface Ca {
@@ -39,7 +39,7 @@ export function seconds(d: Date | number): Date {
 }
 
 export function newCa(td = TD, now = new Date()): Ca {
-  const key = generateKeyPair('ec-p256').privateKey;
+  const key = generateSigningKeyPair('ec-p256').privateKey;
   const { cert } = createRootCa({ trustDomain: td, ttlSeconds: 24 * 3600, key, now });
   return { cert, key };
 }
@@ -146,7 +146,7 @@ export function buildChain({ ca, hops }: ChainOptions): Hop[] {
   const now = seconds(Date.now());
   hops.forEach((h, i) => {
     const id = `spiffe://${TD}/${h.name}`;
-    const key = generateKeyPair('ec-p256');
+    const key = generateSigningKeyPair('ec-p256');
     const notAfter = new Date(now.getTime() + h.ttlSeconds * 1000);
     const parent = out[i - 1];
     const delegation = parent === undefined ? [] : [...parent.context.delegation];

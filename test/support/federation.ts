@@ -5,7 +5,7 @@
  */
 import { BundleSet } from '../../src/bundle';
 import type { AgentContext } from '../../src/x509/agent-context/types';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import {
   createPki,
   delegatedPair,
@@ -64,7 +64,7 @@ export function partnerContext(edit: (ctx: AgentContext) => void = () => {}): Ag
 export function partnerSvid(
   f: Federation,
   context: AgentContext | undefined,
-  key = generateKeyPair('ec-p256'),
+  key = generateSigningKeyPair('ec-p256'),
 ): Svid {
   return issueSvid(f.partner, PARTNER_BOT, {
     key,
@@ -80,8 +80,8 @@ export function partnerSvid(
  */
 export function forgedDelegation(f: Federation): Svid {
   const planner = f.real.parent;
-  const botKey = generateKeyPair('ec-p256');
-  const invented = generateKeyPair('ec-p256');
+  const botKey = generateSigningKeyPair('ec-p256');
+  const invented = generateSigningKeyPair('ec-p256');
   const link = delegate(
     { id: planner.id, key: invented, cert: planner.cert, context: planner.context },
     PARTNER_BOT,

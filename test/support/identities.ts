@@ -4,16 +4,16 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { createRootCa, issueX509Svid } from '../../src/x509/profiles';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import * as assert from 'node:assert/strict';
 import type { TestServer } from './test-server';
 import { newKey, type ClientIdentity } from './public-client';
 
 /** A root CA of `trustDomain` that is not this server's, and an SVID it signed for `spiffeId`. */
 export function foreignSvid(trustDomain: string, spiffeId: string): ClientIdentity {
-  const rootKey = generateKeyPair('ec-p256');
+  const rootKey = generateSigningKeyPair('ec-p256');
   const root = createRootCa({ trustDomain, ttlSeconds: 3600, key: rootKey.privateKey });
-  const k = generateKeyPair('ec-p256');
+  const k = generateSigningKeyPair('ec-p256');
   const leaf = issueX509Svid({
     spiffeId,
     publicKey: k.publicKey,

@@ -9,7 +9,7 @@ import { X509Bundle } from '../../src/bundle';
 import { TrustDomain } from '../../src/spiffe';
 import { encodeAgentContext, type AgentContext, type Principal } from '../../src/x509/agent-context';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
+import { generateSigningKeyPair, KeyAlgorithm } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import {
   createIntermediateCa,
@@ -51,7 +51,7 @@ export function createPki(trustDomain: string, options: PkiOptions = {}): TrustD
   const alg = options.alg ?? 'ec-p256';
   const now = options.now ?? new Date();
   const ttlSeconds = options.ttlSeconds ?? TWO_DAYS;
-  const rootKey = generateKeyPair(alg).privateKey;
+  const rootKey = generateSigningKeyPair(alg).privateKey;
   const root = createRootCa({
     trustDomain,
     key: rootKey,
@@ -59,7 +59,7 @@ export function createPki(trustDomain: string, options: PkiOptions = {}): TrustD
     now,
     ...(options.rootCommonName !== undefined ? { subject: { commonName: options.rootCommonName } } : {}),
   });
-  const intKey = generateKeyPair(alg);
+  const intKey = generateSigningKeyPair(alg);
   const intermediate = createIntermediateCa({
     trustDomain,
     publicKey: intKey.publicKey,
@@ -103,7 +103,7 @@ export interface SvidOptions {
 
 /** An SVID for `id` issued by the intermediate of `pki`. */
 export function issueSvid(pki: TrustDomainPki, id: string, options: SvidOptions = {}): Svid {
-  const key = options.key ?? generateKeyPair(options.alg ?? 'ec-p256');
+  const key = options.key ?? generateSigningKeyPair(options.alg ?? 'ec-p256');
   const { cert } = issueX509Svid({
     spiffeId: id,
     publicKey: key.publicKey,
@@ -163,7 +163,7 @@ export function delegatedPair(
       issuedAt: seconds(now.getTime() - 60_000),
     },
   });
-  const parentKey = generateKeyPair(alg);
+  const parentKey = generateSigningKeyPair(alg);
   const parent = issueSvid(pki, idOf(parentSpec.name), {
     key: parentKey,
     context: parentContext,
@@ -172,7 +172,7 @@ export function delegatedPair(
   });
 
   const childId = idOf(childSpec.name);
-  const childKey = generateKeyPair(alg);
+  const childKey = generateSigningKeyPair(alg);
   const link = delegate(
     { id: parent.id, key: parentKey, cert: parent.cert, context: parentContext },
     childId,

@@ -23,7 +23,7 @@ import {
 import { RegistrationServiceClient } from '../../src/gen/lanyard/v1/registration';
 import { createCsr } from '../../src/x509/csr';
 import { TrustDomain } from '../../src/spiffe';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 
 export interface ClientIdentity {
   key: KeyObject;
@@ -74,7 +74,7 @@ export function connectPublic(
 
 /** A fresh workload key and its CSR. */
 export function newKey(): { key: KeyObject; csr: Buffer } {
-  const { privateKey } = generateKeyPair('ec-p256');
+  const { privateKey } = generateSigningKeyPair('ec-p256');
   return { key: privateKey, csr: Buffer.from(createCsr(privateKey).der) };
 }
 

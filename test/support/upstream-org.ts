@@ -14,7 +14,7 @@ import {
   subjectKeyIdExtDer,
   subjectKeyIdOf,
 } from '../../src/x509/der-extensions';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { createIntermediateCa, createRootCa } from '../../src/x509/profiles';
 
@@ -35,8 +35,8 @@ export interface Org {
 export function makeOrg(parent: string, name: string, opts: { spiffeNamed?: boolean } = {}): Org {
   const dir = path.join(parent, name);
   fs.mkdirSync(dir);
-  const rootKey = generateKeyPair('ec-p384').privateKey;
-  const { privateKey: intermediateKey } = generateKeyPair('ec-p256');
+  const rootKey = generateSigningKeyPair('ec-p384').privateKey;
+  const { privateKey: intermediateKey } = generateSigningKeyPair('ec-p256');
   const subject = (cn: string): { organization: string; commonName: string } => ({
     organization: 'Example Org',
     commonName: `${name} ${cn}`,

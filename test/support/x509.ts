@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPair, KeyAlgorithm } from '../../src/x509/keys';
+import { generateSigningKeyPair, KeyAlgorithm } from '../../src/x509/keys';
 
 /** Shared by the x509 and ca tests: keys made once per type (RSA generation is slow), temp dirs, openssl. */
 
@@ -21,7 +21,7 @@ const keyCache = new Map<string, { privateKey: KeyObject; publicKey: KeyObject }
 export function testKey(alg: KeyAlgorithm, index = 0): { privateKey: KeyObject; publicKey: KeyObject } {
   const keys = keyCache.get(alg) ?? [];
   keyCache.set(alg, keys);
-  while (keys.length <= index) keys.push(generateKeyPair(alg));
+  while (keys.length <= index) keys.push(generateSigningKeyPair(alg));
   return keys[index]!;
 }
 

@@ -18,7 +18,7 @@ import {
   resolveAgentContextOid,
   RETIRED_AGENT_CONTEXT_OIDS,
 } from '../../src/x509/agent-context/oid';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { issueX509Svid } from '../../src/x509/profiles';
 import { issueSvidWithRawContextOid } from '../support/raw-oid';
 import { baseContext, newCa, TD } from '../support/delegation';
@@ -32,7 +32,7 @@ describe('agent-context OID', () => {
   const ca = newCa();
   const bundle = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [ca.cert] });
   const context = baseContext({ agentId: 'planner', sessionId: 'session-1', scopes: ['docs:read'] });
-  const key = generateKeyPair('ec-p256');
+  const key = generateSigningKeyPair('ec-p256');
   const issue = (agentContextOid?: string, der = encodeAgentContext(context)) =>
     issueX509Svid({
       spiffeId: ID,
@@ -238,7 +238,7 @@ describe('agent-context OID', () => {
         parentCert: cert,
         parentKey: key.privateKey,
         childId: `spiffe://${TD}/agent/tool`,
-        childKey: generateKeyPair('ec-p256').publicKey,
+        childKey: generateSigningKeyPair('ec-p256').publicKey,
         scopes: ['docs:read'],
       };
       expectMismatch(() => signGrant(params), DEFAULT_AGENT_CONTEXT_OID, CUSTOM);

@@ -10,7 +10,7 @@ import {
   VerificationCache,
   verifyX509Svid,
 } from '../../src/verify';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { createIntermediateCa, issueX509Svid } from '../../src/x509/profiles';
 import { expectRefusal as expectCode } from '../support/refusal';
 import { buildChain, issueSvid, newCa, plannerChain, TD, type Ca } from '../support/delegation';
@@ -20,7 +20,7 @@ const OTHER_OID = '1.3.6.1.4.1.99999.7.1';
 /** root -> intermediate -> the planner chain's retrieval leaf (2 delegation links), as DER. */
 function fixture(): { root: Ca; inter: Ca; chain: Uint8Array[]; bundle: X509Bundle; leafNotAfter: Date } {
   const root = newCa(TD);
-  const interKey = generateKeyPair('ec-p256');
+  const interKey = generateSigningKeyPair('ec-p256');
   const inter = {
     cert: createIntermediateCa({
       trustDomain: TD,
@@ -166,7 +166,7 @@ describe('verified-chain memo', () => {
 
   it('refuses when an intermediate expires before the leaf', () => {
     const root = newCa(TD);
-    const interKey = generateKeyPair('ec-p256');
+    const interKey = generateSigningKeyPair('ec-p256');
     const inter = {
       cert: createIntermediateCa({
         trustDomain: TD,
@@ -179,7 +179,7 @@ describe('verified-chain memo', () => {
     // The CA caps the leaf at its own expiry; the window is the path's, not the leaf's.
     const leaf = issueX509Svid({
       spiffeId: `spiffe://${TD}/w`,
-      publicKey: generateKeyPair('ec-p256').publicKey,
+      publicKey: generateSigningKeyPair('ec-p256').publicKey,
       issuer: inter,
       ttlSeconds: 3600,
     }).cert;
@@ -278,7 +278,7 @@ describe('verified-chain memo', () => {
     const cache = new VerificationCache({ maxEntries: 1 });
     const other = issueX509Svid({
       spiffeId: `spiffe://${TD}/w`,
-      publicKey: generateKeyPair('ec-p256').publicKey,
+      publicKey: generateSigningKeyPair('ec-p256').publicKey,
       issuer: f.inter,
       ttlSeconds: 600,
     }).cert;

@@ -11,7 +11,7 @@ import {
 } from '../../src/verify';
 import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/types';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { makeLeaf, makeRoot, NOW } from '../support/certs';
 import {
@@ -78,7 +78,7 @@ describe('agent-context rules', () => {
    * a docs:read link to the retrieval hop signed with that key.
    */
   function impostorLink(hop: Hop, ttlSeconds: number): { fakeCert: ParsedCertificate; link: DelegationLink } {
-    const fakeKey = generateKeyPair('ec-p256');
+    const fakeKey = generateSigningKeyPair('ec-p256');
     const fakeCert = issueSvid(ca, hop.id, fakeKey.publicKey, hop.context, ttlSeconds);
     const fake: Hop = { ...hop, key: fakeKey, cert: fakeCert };
     const link = linkToRetrieval(fake);
@@ -87,7 +87,7 @@ describe('agent-context rules', () => {
 
   describe('accepted chains', () => {
     it('an SVID without the extension has no context', () => {
-      const key = generateKeyPair().publicKey;
+      const key = generateSigningKeyPair().publicKey;
       assert.equal(verify(issueSvid(ca, `spiffe://${TD}/plain`, key, undefined, 600)).context, undefined);
     });
 
@@ -172,7 +172,7 @@ describe('agent-context rules', () => {
 
   describe('root session and principal', () => {
     it('rejects an undelegated context whose root session is not its session', () => {
-      const key = generateKeyPair().publicKey;
+      const key = generateSigningKeyPair().publicKey;
       const ctx = baseContext({ sessionId: 's1', rootSessionId: 's0', scopes: ['x'] });
       expectRefusal(() => verify(issueSvid(ca, `spiffe://${TD}/a`, key, ctx, 600)), ErrorCode.ROOT_CHANGED);
     });
@@ -326,7 +326,7 @@ describe('agent-context rules', () => {
     });
 
     it('rejects a leaf holding another key than the binding names (childKeySha256)', () => {
-      const otherKey = generateKeyPair().publicKey;
+      const otherKey = generateSigningKeyPair().publicKey;
       const cert = issueSvid(ca, retrieval.id, otherKey, retrieval.context, 600);
       expectRefusal(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID, /another key/);
     });
@@ -342,7 +342,7 @@ describe('agent-context rules', () => {
       }
       const cert = issueX509Svid({
         spiffeId: retrieval.id,
-        publicKey: generateKeyPair().publicKey,
+        publicKey: generateSigningKeyPair().publicKey,
         issuer: ca,
         ttlSeconds: 600,
         agentContextDer: writeTlv(root),
@@ -391,7 +391,7 @@ describe('agent-context rules', () => {
       for (const i of [1, 2]) {
         const ctx = structuredClone(leaf.context);
         // Swap link i's key for a fresh one and re-sign its binding with it: link i's own signature verifies.
-        const fresh = generateKeyPair('ec-p256');
+        const fresh = generateSigningKeyPair('ec-p256');
         const parent = { ...chain[i]!, key: fresh };
         const original = ctx.delegation[i]!;
         ctx.delegation[i] = delegate(
@@ -412,7 +412,7 @@ describe('agent-context rules', () => {
       }
       // The last binding names the leaf's key: a leaf for a fresh key is refused.
       expectRefusal(
-        () => verify(issueSvid(ca, leaf.id, generateKeyPair('ec-p256').publicKey, leaf.context, 600)),
+        () => verify(issueSvid(ca, leaf.id, generateSigningKeyPair('ec-p256').publicKey, leaf.context, 600)),
         ErrorCode.DELEGATION_LINK_INVALID,
         /delegation link 2 .*another key than the one the leaf/,
       );

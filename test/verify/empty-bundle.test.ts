@@ -9,7 +9,7 @@ import { TrustDomain } from '../../src/spiffe';
 import { VerificationCache, verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { createIntermediateCa } from '../../src/x509/profiles';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { baseContext, Ca, issueSvid, newCa, TD } from '../support/delegation';
 import { expectRefusal } from '../support/refusal';
 
@@ -23,7 +23,7 @@ describe('an empty SPIFFE bundle refuses every SVID of its trust domain', () => 
   before(() => {
     ca = newCa();
     full = new X509Bundle(td, { x509Authorities: [ca.cert] });
-    const intKey = generateKeyPair('ec-p256');
+    const intKey = generateSigningKeyPair('ec-p256');
     const intermediate = createIntermediateCa({
       trustDomain: TD,
       publicKey: intKey.publicKey,
@@ -33,18 +33,18 @@ describe('an empty SPIFFE bundle refuses every SVID of its trust domain', () => 
     const viaIntermediate = issueSvid(
       { cert: intermediate, key: intKey.privateKey },
       `spiffe://${TD}/b`,
-      generateKeyPair('ec-p256').publicKey,
+      generateSigningKeyPair('ec-p256').publicKey,
       undefined,
       600,
     );
     chains = [
-      [issueSvid(ca, `spiffe://${TD}/a`, generateKeyPair('ec-p256').publicKey, undefined, 600)],
+      [issueSvid(ca, `spiffe://${TD}/a`, generateSigningKeyPair('ec-p256').publicKey, undefined, 600)],
       [viaIntermediate, intermediate],
       [
         issueSvid(
           ca,
           `spiffe://${TD}/c`,
-          generateKeyPair('ec-p256').publicKey,
+          generateSigningKeyPair('ec-p256').publicKey,
           baseContext({ sessionId: 's1', scopes: ['docs:read'] }),
           600,
         ),

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../../src/errors';
 import { checkIssuer } from '../../src/x509/issuer';
-import { generateKeyPair } from '../../src/x509/keys';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { newCa } from '../support/delegation';
 
@@ -20,7 +20,7 @@ describe('checkIssuer key match', () => {
 
   it('accepts the matching pair every time and refuses another key before and after it matched', () => {
     const ca = newCa();
-    const other = generateKeyPair('ec-p256').privateKey;
+    const other = generateSigningKeyPair('ec-p256').privateKey;
     refused(() => checkIssuer({ cert: ca.cert, key: other }, now, false));
     for (let i = 0; i < 3; i++) {
       assert.deepEqual(checkIssuer(ca, now, false).keyId, ca.cert.subjectKeyId);

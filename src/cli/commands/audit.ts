@@ -18,7 +18,7 @@ import { AuditKeyRing } from '../../audit/key-ring';
 import type { AuditQueryKey } from '../../audit/log';
 import { parseRecord, type AuditRecord } from '../../audit/record';
 import { buildTrace, renderTraceText } from '../../audit/trace';
-import { verifyChain, type ChainBreak, type ChainVerification } from '../../audit/verify-chain';
+import { verifyAuditChain, type ChainBreak, type ChainVerification } from '../../audit/verify-chain';
 import { crossCheckWitnesses } from '../../audit/witness-check';
 import { parseWitnessLines, type WitnessContent } from '../../audit/witness';
 import { SERVER_SPIFFE_PATH } from '../../ca/server-svid';
@@ -268,7 +268,13 @@ export function registerAuditCommands(program: Command): void {
             "to check a shipped chain against a witness, give the server's keys with --bundle",
           );
         }
-        const verification = verifyChain(parsed.chain, parsed.records, parsed.checkpoints, chainKeys, strict);
+        const verification = verifyAuditChain(
+          parsed.chain,
+          parsed.records,
+          parsed.checkpoints,
+          chainKeys,
+          strict,
+        );
         results.push({
           verification:
             opts.witness === undefined
@@ -304,7 +310,13 @@ export function registerAuditCommands(program: Command): void {
             const parsed = parseLines(await c.export(chain), `chain ${chain}`);
             const own = chain === head.chain;
             const chainKeys = own ? serverKeys : headerKeys(parsed);
-            const verification = verifyChain(chain, parsed.records, parsed.checkpoints, chainKeys, strict);
+            const verification = verifyAuditChain(
+              chain,
+              parsed.records,
+              parsed.checkpoints,
+              chainKeys,
+              strict,
+            );
             results.push({
               verification: crossCheckWitnesses({
                 verification,

@@ -16,7 +16,7 @@ import { headerLine, parseChainText } from '../../audit/jsonl';
 import type { AuditQueryKey } from '../../audit/log';
 import type { AuditRecord } from '../../audit/record';
 import { checkShippedRecords, SHIPPED_RECORD_DEFAULTS } from '../../audit/shipped-records';
-import { verifyChain } from '../../audit/verify-chain';
+import { verifyAuditChain } from '../../audit/verify-chain';
 import {
   AuditChainBrokenError,
   AuditRecordInvalidError,
@@ -193,7 +193,9 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
         );
       }
       // The tail is checked just below, with the message a shipper needs.
-      const result = verifyChain(chain, parsed.records, parsed.checkpoints, key, { allowUnsignedTail: true });
+      const result = verifyAuditChain(chain, parsed.records, parsed.checkpoints, key, {
+        allowUnsignedTail: true,
+      });
       if (!result.ok) {
         const b = result.break!;
         throw new AuditChainBrokenError(`shipped chain "${chain}": ${b.kind} at ${b.seq}: ${b.message}`);

@@ -8,7 +8,7 @@ import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../../src
 import { NodeServiceClient } from '../../../src/gen/lanyard/v1/node';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { createCsr } from '../../../src/x509/csr';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { id, register, sessionClient, startSession, unary, type Agent } from '../../support/sessions';
 
@@ -34,7 +34,7 @@ async function code(p: Promise<unknown>): Promise<[grpc.status, string]> {
   return assert.fail('expected a refusal');
 }
 
-const csr = (): Buffer => Buffer.from(createCsr(generateKeyPair('ec-p256').privateKey).der);
+const csr = (): Buffer => Buffer.from(createCsr(generateSigningKeyPair('ec-p256').privateKey).der);
 
 describe('node agent: NodeService refusals on the server', function () {
   this.timeout(60_000);

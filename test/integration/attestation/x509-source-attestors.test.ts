@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { answerX509PopChallenge } from '../../../src/attest';
 import { ServerX509Source } from '../../../src/client/server-x509-source';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { encodePem } from '../../../src/x509/pem';
 import { createRootCa, issueX509Svid } from '../../../src/x509/profiles';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../../support/jwt';
@@ -20,13 +20,13 @@ describe('ServerX509Source with k8s_psat and x509pop', function () {
   const k8sKey = issuerKey('ES256');
   const jwksFile = path.join(files, 'jwks.json');
   fs.writeFileSync(jwksFile, jwksOf(k8sKey));
-  const rootKey = generateKeyPair('ec-p256');
+  const rootKey = generateSigningKeyPair('ec-p256');
   const root = createRootCa({
     trustDomain: 'provisioning.example',
     ttlSeconds: 86400,
     key: rootKey.privateKey,
   });
-  const deviceKey = generateKeyPair('ec-p256');
+  const deviceKey = generateSigningKeyPair('ec-p256');
   const device = issueX509Svid({
     spiffeId: 'spiffe://provisioning.example/device/gpu-7',
     publicKey: deviceKey.publicKey,
@@ -113,7 +113,7 @@ describe('ServerX509Source with k8s_psat and x509pop', function () {
         bundle: serverBundle(s),
         attestorType: 'x509pop',
         evidence,
-        answerChallenge: (c) => answerX509PopChallenge(c, generateKeyPair('ec-p256').privateKey),
+        answerChallenge: (c) => answerX509PopChallenge(c, generateSigningKeyPair('ec-p256').privateKey),
       }),
       (e: Error & { code?: number }) => e.code === 16,
     );

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { AuditSigningKey } from '../../../src/audit/audit-key';
 import { FileAuditLog } from '../../../src/audit/file-log';
 import { parseChainText } from '../../../src/audit/jsonl';
-import { verifyChain } from '../../../src/audit/verify-chain';
+import { verifyAuditChain } from '../../../src/audit/verify-chain';
 import { SqliteStore } from '../../../src/store/sqlite/sqlite-store';
 import { CHAIN, sampleEvent } from '../../audit/helpers';
 import { tempDir } from '../../support/tmp';
@@ -66,7 +66,7 @@ describe('audit trail: kill -9 while appending loses nothing acknowledged', func
       const parsed = parseChainText(fs.readFileSync(file, 'utf8'));
       const key = AuditSigningKey.loadOrCreate(`${file}.key`).publicKey;
       // Killed mid-stream: what was appended after the last checkpoint is unsigned, and that is the point.
-      const v = verifyChain(CHAIN, parsed.records, parsed.checkpoints, key, { allowUnsignedTail: true });
+      const v = verifyAuditChain(CHAIN, parsed.records, parsed.checkpoints, key, { allowUnsignedTail: true });
       assert.equal(v.ok, true, v.break?.message);
       assert.ok(v.headSeq >= lastAck, `acknowledged ${lastAck}, but the chain ends at ${v.headSeq}`);
       // At most the one append in flight when the kill came completed without its ack.
@@ -81,7 +81,7 @@ describe('audit trail: kill -9 while appending loses nothing acknowledged', func
       await log.close();
       lastAck = r.seq;
       const again = parseChainText(fs.readFileSync(file, 'utf8'));
-      const v2 = verifyChain(CHAIN, again.records, again.checkpoints, key);
+      const v2 = verifyAuditChain(CHAIN, again.records, again.checkpoints, key);
       assert.equal(v2.ok, true, v2.break?.message);
       assert.equal(again.tornTail, false);
     }
@@ -97,7 +97,7 @@ describe('audit trail: kill -9 while appending loses nothing acknowledged', func
       const store = await SqliteStore.open({ file });
       try {
         const { records } = await store.audit.readRecords(CHAIN, 0, 100_000);
-        const v = verifyChain(CHAIN, records, [], undefined, { allowUnsignedTail: true });
+        const v = verifyAuditChain(CHAIN, records, [], undefined, { allowUnsignedTail: true });
         assert.equal(v.ok, true, v.break?.message);
         assert.ok(v.headSeq >= lastAck, `acknowledged ${lastAck}, but the chain ends at ${v.headSeq}`);
         assert.ok(v.headSeq <= lastAck + 1);

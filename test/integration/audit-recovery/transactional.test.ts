@@ -17,7 +17,7 @@ import type { NewSession } from '../../../src/store/types';
 import { signGrant } from '../../../src/client/delegation';
 import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
 import { createCsr } from '../../../src/x509/csr';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { id, register, sessionClient, startSession, unary } from '../../support/sessions';
 import { rejectsWithStatus } from '../../support/grpc-refusal';
@@ -262,7 +262,7 @@ describe('audit: StartSession, CreateGrant and RedeemGrant record in their own t
     assert.equal(count('sessions'), sessions + 1);
 
     // The tool-runner's key, named by the grant (the failed CreateGrant leaves it ungranted).
-    const toolKey = generateKeyPair('ec-p256');
+    const toolKey = generateSigningKeyPair('ec-p256');
     const binding = () => {
       const g = signGrant({
         parentCert: session.chain[0]!,

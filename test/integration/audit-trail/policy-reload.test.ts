@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { AuditPublicKey } from '../../../src/audit/audit-key';
 import { parseChainText } from '../../../src/audit/jsonl';
 import type { AuditRecord } from '../../../src/audit/record';
-import { verifyChain } from '../../../src/audit/verify-chain';
+import { verifyAuditChain } from '../../../src/audit/verify-chain';
 import { AuditAdminClient } from '../../../src/server/audit/client';
 import { writeAtomically } from '../../policy/helpers';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
@@ -99,7 +99,7 @@ describe('audit: policy reloads on a real server', function () {
     await s.running.audit.checkpoint();
     const parsed = parseChainText((await audit.export()).join('\n') + '\n');
     const head = await audit.head();
-    const v = verifyChain(
+    const v = verifyAuditChain(
       SERVER_CHAIN,
       parsed.records,
       parsed.checkpoints,

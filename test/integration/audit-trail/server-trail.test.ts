@@ -16,7 +16,7 @@ import { auditHopDecisions } from '../../../src/hop/audit';
 import { parseChainText } from '../../../src/audit/jsonl';
 import type { AuditRecord } from '../../../src/audit/record';
 import { buildTrace, renderTraceText } from '../../../src/audit/trace';
-import { verifyChain } from '../../../src/audit/verify-chain';
+import { verifyAuditChain } from '../../../src/audit/verify-chain';
 import { X509Bundle } from '../../../src/bundle/x509-bundle';
 import { signGrant } from '../../../src/client/delegation';
 import { AuditServiceClient } from '../../../src/gen/lanyard/v1/audit';
@@ -26,7 +26,7 @@ import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { createCsr } from '../../../src/x509/csr';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { type Agent, id, register, sessionClient, TD, unary } from '../../support/sessions';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { publicCredentials, PUBLIC_CHANNEL_OPTIONS } from '../../support/public-client';
@@ -88,7 +88,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
     stranger = await register(s, 'stranger', { allowedScopes: ['docs:read'] });
 
     const c = sessionClient(s, planner);
-    const key = generateKeyPair('ec-p256').privateKey;
+    const key = generateSigningKeyPair('ec-p256').privateKey;
     const started = await unary(
       c.startSession.bind(c),
       StartSessionRequest.fromPartial({
@@ -108,7 +108,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
       parentCert: plannerSession.chain[0]!,
       parentKey: plannerSession.key,
       childId: id('tool-runner'),
-      childKey: generateKeyPair('ec-p256').publicKey,
+      childKey: generateSigningKeyPair('ec-p256').publicKey,
       scopes: ['docs:read', 'admin:all'],
     });
     await rejectsWithWireCode(
@@ -119,7 +119,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
       'ERR_SCOPE_ESCALATION',
     );
     // The tool-runner generates its key first: the grant names it.
-    const toolKeys = generateKeyPair('ec-p256');
+    const toolKeys = generateSigningKeyPair('ec-p256');
     const toolKey = toolKeys.privateKey;
     const g = signGrant({
       parentCert: plannerSession.chain[0]!,
@@ -139,7 +139,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
     await rejectsWithWireCode(
       unary(sc.redeemGrant.bind(sc), {
         grantId: grant.grantId,
-        csr: Buffer.from(createCsr(generateKeyPair('ec-p256').privateKey).der),
+        csr: Buffer.from(createCsr(generateSigningKeyPair('ec-p256').privateKey).der),
       }),
       'ERR_GRANT_WRONG_REDEEMER',
     );
@@ -210,7 +210,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
 
     const lines = await audit.export();
     const parsed = parseChainText(lines.join('\n') + '\n');
-    const v = verifyChain(SERVER_CHAIN, parsed.records, parsed.checkpoints, key);
+    const v = verifyAuditChain(SERVER_CHAIN, parsed.records, parsed.checkpoints, key);
     assert.equal(v.ok, true, v.break?.message);
     assert.ok(v.checkpointedSeq === v.headSeq && v.headSeq > 0);
 
@@ -351,7 +351,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
       entry: { spiffeId: id('after-restart'), selectors: [{ type: 'unix', value: 'uid:7' }] },
     });
     const parsed = parseChainText((await audit.export()).join('\n') + '\n');
-    const v = verifyChain(
+    const v = verifyAuditChain(
       SERVER_CHAIN,
       parsed.records,
       parsed.checkpoints,

@@ -12,7 +12,7 @@ import { AuditPublicKey } from '../../../src/audit/audit-key';
 import { nextRecord, recordLine } from '../../../src/audit/chain';
 import { FileAuditLog } from '../../../src/audit/file-log';
 import { headerLine, parseChainText } from '../../../src/audit/jsonl';
-import { verifyChain } from '../../../src/audit/verify-chain';
+import { verifyAuditChain } from '../../../src/audit/verify-chain';
 import { EXIT_OK, EXIT_REJECTED } from '../../../src/cli/exit-codes';
 import { AuditServiceClient, type IngestAuditChainResponse } from '../../../src/gen/lanyard/v1/audit';
 import { AuditAdminClient } from '../../../src/server/audit/client';
@@ -97,7 +97,7 @@ describe('audit: a shipped chain must be its owner’s', function () {
       ['deny'],
       'nothing forged was stored',
     );
-    const ok = verifyChain(
+    const ok = verifyAuditChain(
       B,
       stored.records,
       await s.running.store.audit.checkpoints(B),
@@ -217,7 +217,7 @@ describe('audit: a shipped chain must be its owner’s', function () {
     // The service carries on appending after the CLI's checkpoint line; the file still verifies.
     await log.append(hopEvent(3, D));
     const after = parseChainText(fs.readFileSync(file, 'utf8'));
-    const v = verifyChain(D, after.records, after.checkpoints, log.key.publicKey, {
+    const v = verifyAuditChain(D, after.records, after.checkpoints, log.key.publicKey, {
       allowUnsignedTail: true,
     });
     assert.equal(v.ok, true, v.break?.message);

@@ -18,7 +18,7 @@ import { verifyHopPeer, verifyHopPeerSync, type HopVerifyOptions } from '../../.
 import { authorizeAny } from '../../../src/verify/authorize';
 import { TrustDomain } from '../../../src/spiffe';
 import { StaticRevocationList } from '../../../src/verify/revocation';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import {
   baseContext,
   delegate,
@@ -132,7 +132,7 @@ describe('hop refusals: which context a deny decision carries', function () {
 
   it('a revoked peer of a foreign trust domain: no context (ERR_WRONG_TRUST_DOMAIN)', async () => {
     const other = newCa('other.example');
-    const key = generateKeyPair('ec-p256');
+    const key = generateSigningKeyPair('ec-p256');
     const id = 'spiffe://other.example/agents/retrieval';
     const ctx = baseContext({ sessionId: 'session-planner', scopes: ['docs:read'] });
     const cert = issueSvid(other, id, key.publicKey, ctx, 600);
@@ -150,7 +150,7 @@ describe('hop refusals: which context a deny decision carries', function () {
 
   it('a revoked peer whose context breaks the context rules (scope escalation): no context', async () => {
     const planner = chain[0]!;
-    const key = generateKeyPair('ec-p256');
+    const key = generateSigningKeyPair('ec-p256');
     const id = `spiffe://${TD}/escalator`;
     const notAfter = new Date(seconds(Date.now()).getTime() + 600_000);
     const link = delegate(planner, id, key.publicKey, ['docs:read'], notAfter);

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AuditPublicKey } from '../../../src/audit/audit-key';
 import { parseChainText } from '../../../src/audit/jsonl';
-import { verifyChain } from '../../../src/audit/verify-chain';
+import { verifyAuditChain } from '../../../src/audit/verify-chain';
 import { AdminClient } from '../../../src/server/admin-client';
 import { AuditAdminClient } from '../../../src/server/audit/client';
 import { ParsedCertificate } from '../../../src/x509/certificate';
@@ -144,7 +144,7 @@ describe('crash recovery: kill -9 under 64 concurrent renewing clients', functio
     const bundle = await admin2.getBundle({});
     const key = AuditPublicKey.fromSpiffeBundle(JSON.parse(bundle.bundle!.spiffeBundleJson) as unknown);
     assert.ok(key !== undefined, 'the bundle publishes the audit key');
-    const v = verifyChain(SERVER_CHAIN, parsed.records, parsed.checkpoints, key);
+    const v = verifyAuditChain(SERVER_CHAIN, parsed.records, parsed.checkpoints, key);
     assert.equal(v.ok, true, v.break?.message);
 
     const recorded = new Map<string, string>();

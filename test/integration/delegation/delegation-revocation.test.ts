@@ -30,7 +30,7 @@ import {
 } from '../../../src/x509/agent-context/delegation-signature';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { createCsr } from '../../../src/x509/csr';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { encodePem } from '../../../src/x509/pem';
 import { issuerKey, jwksOf, signJwt } from '../../support/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
@@ -102,7 +102,7 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
   const startSession = async (agent: Agent, principal?: PrincipalEvidence): Promise<Agent> => {
     const c = sessionClient(s, agent);
     try {
-      const key = generateKeyPair('ec-p256').privateKey;
+      const key = generateSigningKeyPair('ec-p256').privateKey;
       const res = await unary(
         c.startSession.bind(c),
         StartSessionRequest.fromPartial({
@@ -245,12 +245,15 @@ describe('e2e: alice -> planner -> tool-runner -> retrieval, revoked at task end
     const widened = { ...ctx.delegation[1]!.binding, scopes: ['docs:read', 'tools:run'] };
     assert.equal(verifyDelegationLinkSignature({ ...ctx.delegation[1]!, binding: widened }), false);
 
-    const key = generateKeyPair('ec-p256').privateKey;
+    const key = generateSigningKeyPair('ec-p256').privateKey;
     const realLeafKey = createPublicKey(retrieval.key);
     const [link0, link1] = [ctx.delegation[0]!, ctx.delegation[1]!];
     // The tool-runner hop re-created by the CA without the tool-runner's key: a fresh key signs the same
     // binding, so link 1 verifies on its own; only the planner's signed childKeySha256 exposes it.
-    const rekeyedTool = buildDelegationLink({ ...link1, privateKey: generateKeyPair('ec-p256').privateKey });
+    const rekeyedTool = buildDelegationLink({
+      ...link1,
+      privateKey: generateSigningKeyPair('ec-p256').privateKey,
+    });
     const cases: Record<string, { delegation: typeof ctx.delegation; leafKey: KeyObject }> = {
       forgedSignature: { delegation: [link0, { ...link1, signature: forgedSig }], leafKey: realLeafKey },
       reordered: { delegation: [link1, link0], leafKey: realLeafKey },

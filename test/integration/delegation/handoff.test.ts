@@ -16,7 +16,7 @@ import { ServerX509Source } from '../../../src/client/server-x509-source';
 import type { StaticX509Source } from '../../../src/client/static-x509-source';
 import { lanyardExpress } from '../../../src/hop/express';
 import {
-  agentOf,
+  hopPeerOf,
   HOP_CHANNEL_OPTIONS,
   hopChannelCredentials,
   hopServerCredentials,
@@ -130,7 +130,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
         EchoService,
         {
           echo: (call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => {
-            const caller = agentOf(call)!;
+            const caller = hopPeerOf(call)!;
             const grantId = String(call.metadata.get(HANDOFF_GRANT_HEADER)[0] ?? '');
             redeemFromCaller(caller, grantId, { server, source: aWl, keys: aKeys })
               .then(async (delegated) => {

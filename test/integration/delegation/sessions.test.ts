@@ -29,7 +29,7 @@ import {
   type DelegationBinding,
 } from '../../../src/x509/agent-context';
 import { createCsr } from '../../../src/x509/csr';
-import { generateKeyPair, spkiDer } from '../../../src/x509/keys';
+import { generateSigningKeyPair, spkiDer } from '../../../src/x509/keys';
 import { encodePem } from '../../../src/x509/pem';
 import { issuerKey, jwksOf, signJwt } from '../../support/jwt';
 import { eventually } from '../../support/hop';
@@ -145,7 +145,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
     parent: Agent,
     params: Omit<GrantParams, 'parentCert' | 'parentKey' | 'childKey'> & { childKey?: KeyObject },
   ): Promise<Grant> => {
-    const childKey = params.childKey ?? generateKeyPair('ec-p256').privateKey;
+    const childKey = params.childKey ?? generateSigningKeyPair('ec-p256').privateKey;
     const signed = signGrant({
       parentCert: parent.chain[0]!,
       parentKey: parent.key,
@@ -234,7 +234,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
     assert.match(started.res.sessionId, /^s-[0-9a-f]{32}$/);
 
     // The child generates its key first; the parent's grant names it, and its id is the key's hash.
-    const toolKey = generateKeyPair('ec-p256').privateKey;
+    const toolKey = generateSigningKeyPair('ec-p256').privateKey;
     const g1 = await createGrant(planner, {
       childId: id('tool-runner'),
       scopes: ['docs:read', 'tools:run'],
@@ -315,7 +315,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
         parentCert: planner.chain[0]!,
         parentKey: planner.key,
         childId: id('tool-runner'),
-        childKey: generateKeyPair('ec-p256').publicKey,
+        childKey: generateSigningKeyPair('ec-p256').publicKey,
         scopes: [],
       });
       const binding: DelegationBinding = { ...base.binding, ...edit };
@@ -346,7 +346,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
       parentCert: planner.chain[0]!,
       parentKey: planner.key,
       childId: id('tool-runner'),
-      childKey: generateKeyPair('ec-p256').publicKey,
+      childKey: generateSigningKeyPair('ec-p256').publicKey,
       scopes: ['docs:read'],
     });
     // The same fields in the version-2 form: version 2, no child key. The parent's signature over it is genuine.
@@ -375,7 +375,10 @@ describe('sessions, delegation and revocation over mTLS', function () {
     await redeem(toolWl, g);
     await rejectsWithWireCode(redeem(toolWl, g), 'ERR_GRANT_REPLAYED');
     // Replayed with another key too: a used grant is reported as used, before anything else.
-    await rejectsWithWireCode(redeem(toolWl, g, generateKeyPair('ec-p256').privateKey), 'ERR_GRANT_REPLAYED');
+    await rejectsWithWireCode(
+      redeem(toolWl, g, generateSigningKeyPair('ec-p256').privateKey),
+      'ERR_GRANT_REPLAYED',
+    );
     const short = await createGrant(planner, {
       childId: id('tool-runner'),
       scopes: ['docs:read'],
@@ -388,7 +391,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
 
   it('refuses a redemption with another key than the parent bound, and spends nothing', async () => {
     const g = await createGrant(planner, { childId: id('tool-runner'), scopes: ['docs:read'] });
-    const other = generateKeyPair('ec-p256').privateKey;
+    const other = generateSigningKeyPair('ec-p256').privateKey;
     await rejectsWithWireCode(redeem(toolWl, g, other), 'ERR_GRANT_KEY_MISMATCH');
     // The grant is unspent: the key the parent named still redeems it, once, into an SVID for that key.
     const redeemed = await redeem(toolWl, g);
@@ -398,7 +401,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
   });
 
   it('refuses a second grant for a key already granted (a child key is granted once)', async () => {
-    const childKey = generateKeyPair('ec-p256').privateKey;
+    const childKey = generateSigningKeyPair('ec-p256').privateKey;
     await createGrant(planner, { childId: id('tool-runner'), scopes: ['docs:read'], childKey });
     await rejectsWithWireCode(
       createGrant(planner, { childId: id('tool-runner'), scopes: ['tools:run'], childKey }),

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ServerX509Source } from '../../../src/client/server-x509-source';
 import type { X509Source } from '../../../src/client/x509-source';
 import {
-  agentOf,
+  hopPeerOf,
   HOP_CHANNEL_OPTIONS,
   HOP_ERROR_CODE_METADATA_KEY,
   hopChannelCredentials,
@@ -77,14 +77,14 @@ describe('hop: grpc-js server and channel credentials with X509Sources', functio
         EchoService,
         {
           echo: (call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => {
-            const peer = agentOf(call)!;
+            const peer = hopPeerOf(call)!;
             seen.push(peer);
             cb(null, {
               text: `${peer.spiffeId} ${peer.context?.scopes.join(',') ?? ''} ${call.request.text}`,
             });
           },
           chat: (call: grpc.ServerDuplexStream<Msg, Msg>) => {
-            const peer = agentOf(call)!;
+            const peer = hopPeerOf(call)!;
             call.on('data', (m: Msg) => call.write({ text: `${peer.spiffeId} ${m.text}` }));
             call.on('end', () => call.end());
           },
@@ -119,7 +119,7 @@ describe('hop: grpc-js server and channel credentials with X509Sources', functio
     await s.stop();
   });
 
-  it('a verified caller reaches the handler, which reads its SPIFFE ID and context with agentOf(call)', async () => {
+  it('a verified caller reaches the handler, which reads its SPIFFE ID and context with hopPeerOf(call)', async () => {
     const r = await echo(connect(caller), 'hi');
     assert.equal(r.text, `${id('tool-runner')} tools:run hi`);
     assert.equal(seen.at(-1)?.policyVersion, 'v1');

@@ -11,7 +11,7 @@ import { ServerX509Source } from '../../../src/client/server-x509-source';
 import { StaticX509Source } from '../../../src/client/static-x509-source';
 import { LanyardError } from '../../../src/errors';
 import { CaRotationStep } from '../../../src/gen/lanyard/v1/admin';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { encodePem } from '../../../src/x509/pem';
 import type { TestServer } from '../../support/test-server';
 import { eventually, id, serverBundle, startLanyard } from '../../support/hop';
@@ -225,7 +225,7 @@ describe('X509Sources', function () {
 
       fs.writeFileSync(
         files.keyFile,
-        generateKeyPair('ec-p256').privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        generateSigningKeyPair('ec-p256').privateKey.export({ type: 'pkcs8', format: 'pem' }),
       );
       assert.throws(
         () => StaticX509Source.fromFiles(files),

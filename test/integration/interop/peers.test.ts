@@ -24,7 +24,7 @@ import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
 import { encodeAgentContext } from '../../../src/x509/agent-context/codec';
 import { DEFAULT_AGENT_CONTEXT_OID, RETIRED_AGENT_CONTEXT_OIDS } from '../../../src/x509/agent-context/oid';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { decodePemBlocks, encodePem } from '../../../src/x509/pem';
 import { OID_ARC_LIMIT } from '../../../src/x509/oid';
 import { baseContext } from '../../support/delegation';
@@ -279,7 +279,7 @@ describe('interop: Go, Python cryptography 38, Java and OpenSSL verify server-is
   describe('OIDs the writer refuses: peers refuse whole certificates that carry them', () => {
     const pki = createPki('example.org');
     const context = encodeAgentContext(baseContext({ agentId: 'a', sessionId: 's', scopes: ['docs:read'] }));
-    const key = generateKeyPair('ec-p256');
+    const key = generateSigningKeyPair('ec-p256');
     const OIDS = {
       // The largest arc the writer accepts: every peer parses it.
       'arc-2^28-1': `1.3.6.1.4.1.${OID_ARC_LIMIT - 1}.1`,

@@ -19,7 +19,7 @@ import { loadConfig } from '../../../src/server/config';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid, type VerifiedSvid } from '../../../src/verify';
 import { createCsr } from '../../../src/x509/csr';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { issuerKey, jwksOf, signJwt } from '../../support/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { connectPublic, newKey, renewCall } from '../../support/public-client';
@@ -133,7 +133,7 @@ describe('policy: issuance on a real server (policy.files)', function () {
 
   it('RedeemGrant narrows the granted scopes by policy; the delegated SVID still verifies offline', async () => {
     const alice = await startSession(planner, 'alice', ['docs:read', 'tools:run']);
-    const key = generateKeyPair('ec-p256');
+    const key = generateSigningKeyPair('ec-p256');
     const signed = signGrant({
       parentCert: alice.agent.chain[0]!,
       parentKey: alice.agent.key,
@@ -177,7 +177,7 @@ describe('policy: issuance on a real server (policy.files)', function () {
       LANYARD_CHANNEL_OPTIONS,
     );
     try {
-      const { privateKey } = generateKeyPair('ec-p256');
+      const { privateKey } = generateSigningKeyPair('ec-p256');
       const res = await unary(nodeClient.batchNewX509Svid.bind(nodeClient), {
         params: [{ entryId: listed.entries[0]!.id, csr: Buffer.from(createCsr(privateKey).der) }],
       });

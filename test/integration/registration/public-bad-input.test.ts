@@ -16,7 +16,7 @@ import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
 import { openDefaultStore } from '../../../src/server/run';
 import type { Store, StoreOps } from '../../../src/store/store';
 import { createRootCa, issueX509Svid } from '../../../src/x509/profiles';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { encodePem } from '../../../src/x509/pem';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import {
@@ -82,13 +82,13 @@ describe('public listener: bad input and clients that go away', function () {
   this.timeout(60_000);
   const files = tempDataDir();
   // A provisioning CA for x509pop and one device certificate under it.
-  const provKey = generateKeyPair('ec-p256');
+  const provKey = generateSigningKeyPair('ec-p256');
   const prov = createRootCa({
     trustDomain: 'provisioning.example',
     ttlSeconds: 86400,
     key: provKey.privateKey,
   });
-  const deviceKey = generateKeyPair('ec-p256');
+  const deviceKey = generateSigningKeyPair('ec-p256');
   const device = issueX509Svid({
     spiffeId: 'spiffe://provisioning.example/device/edge-3',
     publicKey: deviceKey.publicKey,

@@ -18,7 +18,7 @@ import { StaticX509Source } from '../../../src/client/static-x509-source';
 import { toX509Svid } from '../../../src/svid/x509-svid';
 import { lanyardFastify } from '../../../src/hop/fastify';
 import {
-  agentOf,
+  hopPeerOf,
   HOP_CHANNEL_OPTIONS,
   HOP_ERROR_CODE_METADATA_KEY,
   hopChannelCredentials,
@@ -144,7 +144,7 @@ describe('hop: a revocation closes what is already open', function () {
         {
           echo: (call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => cb(null, call.request),
           chat: (call: grpc.ServerDuplexStream<Msg, Msg>) => {
-            const peer = agentOf(call)!;
+            const peer = hopPeerOf(call)!;
             call.on('data', (m: Msg) => call.write({ text: `${peer.spiffeId} ${m.text}` }));
           },
         },

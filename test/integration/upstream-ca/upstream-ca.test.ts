@@ -16,7 +16,7 @@ import { startServer } from '../../../src/server/run';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
 import { ParsedCertificate } from '../../../src/x509/certificate';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { createIntermediateCa, type IssuedCertificate } from '../../../src/x509/profiles';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { attest, connectPublic, getBundle, newKey, type PublicClients } from '../../support/public-client';
@@ -35,7 +35,7 @@ function twoOrgIntermediates(
   work: string,
   pathLen: { regional: number; signer?: number },
 ): { regional: IssuedCertificate; signer: IssuedCertificate; configFile: string } {
-  const { privateKey: regionalKey } = generateKeyPair('ec-p256');
+  const { privateKey: regionalKey } = generateSigningKeyPair('ec-p256');
   const regional = createIntermediateCa({
     trustDomain: TD,
     publicKey: regionalKey,
@@ -44,7 +44,7 @@ function twoOrgIntermediates(
     pathLen: pathLen.regional,
     subject: { organization: 'Example Org', commonName: 'Regional CA' },
   });
-  const { privateKey: signerKey } = generateKeyPair('ec-p256');
+  const { privateKey: signerKey } = generateSigningKeyPair('ec-p256');
   const signer = createIntermediateCa({
     trustDomain: TD,
     publicKey: signerKey,

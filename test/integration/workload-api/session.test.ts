@@ -16,7 +16,7 @@ import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../../src
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
 import { createCsr } from '../../../src/x509/csr';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, header, startAgentFor, type AgentFixture } from '../../support/agent';
 
@@ -72,7 +72,7 @@ describe('node agent: task sessions through AgentSessionService', function () {
   });
 
   it('starts a session for the workload with its own key; scopes are narrowed by the server', async () => {
-    const { privateKey } = generateKeyPair('ec-p256');
+    const { privateKey } = generateSigningKeyPair('ec-p256');
     const res = await start({
       scopes: ['tickets:read', 'payments:refund'],
       csr: Buffer.from(createCsr(privateKey).der),
@@ -97,7 +97,7 @@ describe('node agent: task sessions through AgentSessionService', function () {
   });
 
   it('a session SVID started through the agent renews directly with the server; the agent-issued workload SVID does not', async () => {
-    const { privateKey } = generateKeyPair('ec-p256');
+    const { privateKey } = generateSigningKeyPair('ec-p256');
     const res = await start({ scopes: ['tickets:read'], csr: Buffer.from(createCsr(privateKey).der) });
     const sessionChain = res.session!.svid!.certChain.map((b) => new Uint8Array(b));
     const renewWith = (key: KeyObject, chain: Uint8Array[]): Promise<RenewResponse> => {
@@ -106,7 +106,7 @@ describe('node agent: task sessions through AgentSessionService', function () {
         lanyardChannelCredentials(s.running.ca.bundle(), { privateKey: key, chain }),
         LANYARD_CHANNEL_OPTIONS,
       );
-      const next = generateKeyPair('ec-p256').privateKey;
+      const next = generateSigningKeyPair('ec-p256').privateKey;
       return new Promise<RenewResponse>((resolve, reject) =>
         c.renew({ csr: Buffer.from(createCsr(next).der) }, (e, r) => (e ? reject(e) : resolve(r))),
       ).finally(() => c.close());
@@ -123,7 +123,7 @@ describe('node agent: task sessions through AgentSessionService', function () {
   });
 
   it("refuses without the header, for an identity the caller is not entitled to, and relays the server's refusals", async () => {
-    const { privateKey } = generateKeyPair('ec-p256');
+    const { privateKey } = generateSigningKeyPair('ec-p256');
     const csr = Buffer.from(createCsr(privateKey).der);
     const noHeader = await start({ csr }, '', new grpc.Metadata()).catch((e: grpc.ServiceError) => e);
     assert.equal((noHeader as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT);

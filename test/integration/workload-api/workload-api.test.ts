@@ -13,7 +13,7 @@ import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { createCsr } from '../../../src/x509/csr';
-import { generateKeyPair } from '../../../src/x509/keys';
+import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import {
   AGENT_ID,
@@ -248,7 +248,7 @@ describe('node agent: the SPIFFE Workload API on a Unix socket', function () {
       const listed = await s.client.listEntries({ filter: { spiffeIdPrefix: `spiffe://${TD}/workload/` } });
       const mine = listed.entries.find((e) => e.spiffeId === WORKLOAD_ID)!;
       for (const other of listed.entries.filter((e) => e.spiffeId !== WORKLOAD_ID)) {
-        const { privateKey } = generateKeyPair('ec-p256');
+        const { privateKey } = generateSigningKeyPair('ec-p256');
         const csr = Buffer.from(createCsr(privateKey).der);
         const e = await statusOf(
           unary((cb) =>

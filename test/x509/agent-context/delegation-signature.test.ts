@@ -12,7 +12,7 @@ import {
   signDelegationBinding,
   verifyDelegationLinkSignature,
 } from '../../../src/x509/agent-context';
-import { generateKeyPair, type KeyAlgorithm, spkiDer, verifyWithKey } from '../../../src/x509/keys';
+import { generateSigningKeyPair, type KeyAlgorithm, spkiDer, verifyWithKey } from '../../../src/x509/keys';
 import { bytes, sampleBinding, sampleContext, T1 } from './fixtures';
 import { BINDING, parseTlv, primitive, writeTlv } from './tlv';
 
@@ -21,7 +21,7 @@ const keys = new Map<KeyAlgorithm, { privateKey: KeyObject; publicKey: KeyObject
 function keyFor(alg: KeyAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
   let pair = keys.get(alg);
   if (!pair) {
-    pair = generateKeyPair(alg);
+    pair = generateSigningKeyPair(alg);
     keys.set(alg, pair);
   }
   return pair;
@@ -90,7 +90,7 @@ describe('delegation link signature', () => {
 
       it('fails with another public key, of the same type or another', () => {
         const link = linkSignedBy(keyFor(alg).privateKey);
-        const sameType = generateKeyPair(alg).publicKey;
+        const sameType = generateSigningKeyPair(alg).publicKey;
         assert.equal(verifyDelegationLinkSignature({ ...link, publicKey: spkiDer(sameType) }), false);
         for (const other of ALGORITHMS.filter((a) => a !== alg)) {
           assert.equal(
