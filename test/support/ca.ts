@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { FakeClock } from './clock';
 import { CaManager, CaManagerOptions, DiskKeyManager, KeyManager, ManagedKey } from '../../src/ca';
-import { IoError, isLanyardError, LanyardError } from '../../src/errors';
+import { IoError, isLanyardError } from '../../src/errors';
 import { createLogger } from '../../src/internal/logging';
 import { SQLITE_FILE_NAME, SqliteStore, Store, StoreOps } from '../../src/store';
 import { generateSigningKeyPair, KeyAlgorithm } from '../../src/x509/keys';
