@@ -3,7 +3,7 @@
  * folders and every layer below it, never a layer above; no cycle between folders is allowed, and the
  * peers of the top runtime layer have a fixed direction.
  *
- *   5  cli  demo  index.ts  entry              the command, the demo, the package root and subpath entries
+ *   5  cli  index.ts  entry                    the command, the package root and subpath entries
  *   4  server  agent  hop  client              runtimes and verifier-side helpers
  *        agent -> client (attests with it);  hop -> client (reads X509Sources, redeems handoffs)
  *        server: none of agent/client/hop;   client: none of agent/server/hop;  hop: not server/agent
@@ -16,7 +16,7 @@
  * Subfolders hold the same no-cycle rule. In server/: attestation, sessions, node -> auth (resolveCaller, admin
  * guard) -> issuance (signing, workload context), tls (peer SVID); sessions, registration -> audit; the wiring
  * that knows every service (services.ts, audit-listener.ts) sits at server/'s root.
- * src/gen/ (ts-proto output) imports only itself; server, agent, client, hop, cli and demo may use it.
+ * src/gen/ (ts-proto output) imports only itself; server, agent, client, hop and cli may use it.
  */
 const LAYERS = [
   ['internal', 'errors.ts'],
@@ -24,7 +24,7 @@ const LAYERS = [
   ['x509', 'bundle', 'svid'],
   ['ca', 'attest', 'verify', 'store', 'audit', 'policy'],
   ['server', 'agent', 'hop', 'client'],
-  ['cli', 'demo', 'index.ts', 'entry'],
+  ['cli', 'index.ts', 'entry'],
 ];
 
 /** Imports between peers of layer 4 that are not allowed (the others in that layer are). */
@@ -35,7 +35,7 @@ const PEER_FORBIDDEN = {
   agent: ['server', 'hop'],
 };
 
-const GEN_USERS = ['server', 'agent', 'client', 'hop', 'cli', 'demo'];
+const GEN_USERS = ['server', 'agent', 'client', 'hop', 'cli'];
 
 /** A path pattern for top-level entries of src/: a folder matches everything under it, a file itself. */
 const entries = (names) =>
