@@ -14,9 +14,11 @@ import {
 } from '../ca';
 import { ConfigError } from '../errors';
 import { TrustDomain } from '../spiffe';
-import { SQLITE_FILE_NAME, SqliteStore } from '../store/sqlite/sqlite-store';
+import { PgStore } from '../store/postgres/pg-store';
+import { SqliteStore } from '../store/sqlite/sqlite-store';
 import type { Store } from '../store/store';
 import { prepareDataDir } from '../internal/unix-socket';
+import { openConfiguredStore } from './open-store';
 import { CA_UPSTREAM_FIELDS, type ServerConfig } from './config';
 import { type CaHealthMonitor, CA_DEPENDENT_HEALTH_NAMES, watchCaHealth } from './ca-health';
 import { type BoundListener, LanyardServer } from './grpc-server';
@@ -87,8 +89,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** SQLite in the data dir, or PostgreSQL when the config has store.postgres. */
 export function openDefaultStore(config: ServerConfig): Promise<Store> {
-  return SqliteStore.open({ file: path.join(config.dataDir, SQLITE_FILE_NAME) });
+  return openConfiguredStore(config);
 }
 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
@@ -103,6 +106,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   }
   const store = await (options.openStore ?? openDefaultStore)(config);
   if (store instanceof SqliteStore) logger.info({ store: store.diagnostics() }, 'store open');
+  // The URL in the diagnostics never holds the password (refused in the URL; given separately).
+  if (store instanceof PgStore) {
+    const diagnostics = await store.diagnostics().catch(async (e: unknown) => {
+      await store.close();
+      throw e;
+    });
+    logger.info({ store: { kind: store.kind, ...diagnostics } }, 'store open');
+  }
 
   let ca: CaManager | undefined;
   let timer: RotationTimer | undefined;
