@@ -3,6 +3,7 @@
  * (store.postgres), whose password comes from store.postgres.password_file or LANYARD_POSTGRES_PASSWORD and
  * never from the URL, a log line or an error message.
  */
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../errors';
@@ -12,6 +13,24 @@ import type { Store } from '../store/store';
 import type { ServerConfig } from './config';
 
 export const POSTGRES_PASSWORD_ENV = 'LANYARD_POSTGRES_PASSWORD';
+
+/** In the data dir: which server this is among those sharing a PostgreSQL database (its CAs' keys live here). */
+export const SERVER_ID_FILE = 'server-id';
+
+/** The server id kept in the data dir, made (a random UUID) at the first start. */
+export function serverIdOf(dataDir: string): string {
+  const file = path.join(dataDir, SERVER_ID_FILE);
+  try {
+    fs.writeFileSync(file, `${randomUUID()}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  const id = fs.readFileSync(file, 'utf8').trim();
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(id)) {
+    throw new ConfigError(`${file}: not a server id (letters, digits, . _ -; at most 128)`);
+  }
+  return id;
+}
 
 /**
  * The password file's first line, refused when group or others may read it (like a key file), else the env var.
@@ -62,6 +81,7 @@ export function openConfiguredStore(
     url: config.postgres.url,
     poolSize: config.postgres.poolSize,
     ...(password !== undefined && { password }),
+    serverId: serverIdOf(config.dataDir),
     applicationName: `lanyard-server ${config.listenAddress.host}:${config.listenAddress.port}`,
   });
 }

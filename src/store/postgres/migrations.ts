@@ -64,8 +64,11 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
       CREATE INDEX join_tokens_by_expiry ON join_tokens (expires_at);
 
+      -- Each server sharing the database has its own signing CAs (its keys stay in its data dir): server_id is
+      -- the id in that data dir, and a server sees only its own CAs.
       CREATE TABLE ca_authorities (
         id TEXT COLLATE "C" PRIMARY KEY,
+        server_id TEXT COLLATE "C" NOT NULL,
         status TEXT NOT NULL CHECK (status IN ('prepared', 'active', 'retired')),
         cert_der BYTEA NOT NULL,
         upstream_chain_der BYTEA[] NOT NULL,
@@ -75,8 +78,19 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         created_at TIMESTAMPTZ NOT NULL,
         activated_at TIMESTAMPTZ
       );
-      -- Two active CAs would make "which key signs" ambiguous.
-      CREATE UNIQUE INDEX ca_authorities_one_active ON ca_authorities (status) WHERE status = 'active';
+      -- Two active CAs of one server would make "which key signs" ambiguous.
+      CREATE UNIQUE INDEX ca_authorities_one_active ON ca_authorities (server_id) WHERE status = 'active';
+
+      -- The roots each server's CAs need in the bundle. The published bundle (bundles) is their union, so an SVID
+      -- from any server verifies everywhere; a part's roots leave the union when they expire.
+      CREATE TABLE bundle_parts (
+        trust_domain TEXT NOT NULL,
+        server_id TEXT COLLATE "C" NOT NULL,
+        x509_authorities_der BYTEA[] NOT NULL,
+        refresh_hint_seconds INTEGER NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (trust_domain, server_id)
+      );
 
       CREATE TABLE bundles (
         trust_domain TEXT PRIMARY KEY,

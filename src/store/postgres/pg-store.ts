@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Pool, types, type PoolClient, type PoolConfig } from 'pg';
+import { Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { AuditStore } from '../../audit/log';
 import { ErrorCode, StoreError } from '../../errors';
@@ -30,6 +30,7 @@ import type {
 } from '../types';
 import { PgAudit } from './audit';
 import { PgCaState } from './ca-state';
+import { PgChangeListener } from './change-listener';
 import { PgEntries } from './entries';
 import { PgJoinTokens } from './join-tokens';
 import { migratePostgres, pgSchemaVersion } from './migrations';
@@ -47,6 +48,11 @@ export interface PgStoreOptions {
   clock?: () => Date;
   /** application_name, visible in pg_stat_activity: which server holds which connection. */
   applicationName?: string;
+  /**
+   * Which server this is, among those sharing the database: it sees only its own CA authorities and contributes
+   * its own roots to the shared bundle. Stable across restarts (kept in the server's data dir). Default 'default'.
+   */
+  serverId?: string;
 }
 
 /**
@@ -95,11 +101,11 @@ class PgOps implements StoreOps {
   protected readonly ca: PgCaState;
   protected readonly sessions: PgSessions;
 
-  constructor(run: Runner, clock: () => Date, audit: AuditStore) {
+  constructor(run: Runner, clock: () => Date, audit: AuditStore, serverId: string) {
     this.entries = new PgEntries(run, clock);
     this.joinTokens = new PgJoinTokens(run, clock);
-    this.ca = new PgCaState(run, clock);
-    this.sessions = new PgSessions(run, clock);
+    this.ca = new PgCaState(run, clock, serverId);
+    this.sessions = new PgSessions(run, clock, serverId);
     this.audit = audit;
   }
 
@@ -220,12 +226,20 @@ export class PgStore extends PgOps implements Store {
   private readonly pool: Pool;
   private readonly url: string;
   private readonly clock: () => Date;
+  private readonly serverId: string;
+  readonly changes: PgChangeListener;
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
   private closing: Promise<void> | undefined;
 
-  private constructor(pool: Pool, url: string, clock: () => Date) {
+  private constructor(
+    pool: Pool,
+    url: string,
+    clock: () => Date,
+    serverId: string,
+    listenConfig: ClientConfig,
+  ) {
     const run = storeRunner(pool);
     // The closure reads `this` only when called, after super() returned.
     const guarded: Runner = {
@@ -234,10 +248,12 @@ export class PgStore extends PgOps implements Store {
       write: (fn) => this.guard(() => run.write(fn)),
     };
     const audit = new PgAudit(guarded);
-    super(guarded, clock, audit);
+    super(guarded, clock, audit, serverId);
     this.pool = pool;
     this.url = url;
     this.clock = clock;
+    this.serverId = serverId;
+    this.changes = new PgChangeListener(listenConfig, serverId);
   }
 
   /** Connects, and brings the schema up to date (under an advisory lock: servers may start together). */
@@ -258,14 +274,14 @@ export class PgStore extends PgOps implements Store {
         'store.postgres.url holds a password: put it in store.postgres.password_file or LANYARD_POSTGRES_PASSWORD',
       );
     }
-    const pool = new Pool({
+    const connection: ClientConfig = {
       ...base,
       ...(options.password !== undefined && { password: options.password }),
-      max: options.poolSize ?? 10,
       types: typeParsers,
       application_name: options.applicationName ?? 'lanyard',
       connectionTimeoutMillis: 10_000,
-    });
+    };
+    const pool = new Pool({ ...connection, max: options.poolSize ?? 10 });
     // An idle connection that breaks (the database restarted) is dropped and replaced on the next query; without
     // a listener the pool's 'error' event would end the process.
     pool.on('error', () => undefined);
@@ -285,7 +301,7 @@ export class PgStore extends PgOps implements Store {
         { cause: e },
       );
     }
-    return new PgStore(pool, redacted, clock);
+    return new PgStore(pool, redacted, clock, options.serverId ?? 'default', connection);
   }
 
   async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
@@ -297,7 +313,7 @@ export class PgStore extends PgOps implements Store {
         await client.query('BEGIN');
         await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
         const run = transactionRunner(client, () => open);
-        const tx = new PgOps(run, this.clock, new PgAudit(run));
+        const tx = new PgOps(run, this.clock, new PgAudit(run), this.serverId);
         const result = await this.inTransaction.run(true, () => fn(tx));
         open = false;
         await client.query('COMMIT');
@@ -327,6 +343,7 @@ export class PgStore extends PgOps implements Store {
     this.closing ??= (async () => {
       this.closed = true;
       await Promise.allSettled([...this.running]);
+      await this.changes.close();
       await this.pool.end();
     })();
     return this.closing;

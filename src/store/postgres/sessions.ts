@@ -66,6 +66,9 @@ interface SerialRow {
   expires_at: Date;
 }
 
+/** Channel of the notification each new revocation sends (payload: server id, tab, sequence). */
+export const REVOCATIONS_CHANNEL = 'lanyard_revocations';
+
 const REVOCATION_COLUMNS = 'sequence, kind, target_id, reason, revoked_at, expires_at, cause_sequence';
 const SELECT_SESSION = `SELECT s.*, ARRAY(SELECT c.serial_hex FROM session_certificates c WHERE c.session_id = s.id
     ORDER BY c.seq) AS cert_serials FROM sessions s`;
@@ -78,6 +81,7 @@ export class PgSessions {
   constructor(
     private readonly run: Runner,
     private readonly now: () => Date,
+    private readonly serverId: string,
   ) {}
 
   createSession(s: NewSession): Promise<SessionRecord> {
@@ -168,6 +172,7 @@ export class PgSessions {
         // Only the first revocation holds the reason; the cascade's others name it as their cause.
         const revocation = await addRevocation(
           sql,
+          this.serverId,
           {
             kind: 'session',
             id: row.id,
@@ -237,7 +242,7 @@ export class PgSessions {
   }
 
   addRevocation(r: NewRevocation, now: Date): Promise<RevocationRecord> {
-    return this.run.write((sql) => addRevocation(sql, r, now));
+    return this.run.write((sql) => addRevocation(sql, this.serverId, r, now));
   }
 
   countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts> {
@@ -390,7 +395,12 @@ async function getRevocation(
 }
 
 /** Idempotent: revoking what is already revoked returns the existing record with its sequence. */
-async function addRevocation(sql: Sql, r: NewRevocation, now: Date): Promise<RevocationRecord> {
+async function addRevocation(
+  sql: Sql,
+  serverId: string,
+  r: NewRevocation,
+  now: Date,
+): Promise<RevocationRecord> {
   const existing = await getRevocation(sql, r.kind, r.id);
   if (existing !== undefined) return existing;
   const { rows } = await sql.query<RevocationRow>(
@@ -401,6 +411,8 @@ async function addRevocation(sql: Sql, r: NewRevocation, now: Date): Promise<Rev
   );
   const row = rows[0];
   if (row === undefined) throw new StoreError(ErrorCode.INTERNAL, 'the revocation counter is missing');
+  // Delivered at commit (never for a rollback), to every other server: their watchers and CRLs follow at once.
+  await sql.query('SELECT pg_notify($1, $2)', [REVOCATIONS_CHANNEL, `${serverId}\t${row.sequence}`]);
   return revocationFromRow(row);
 }
 
