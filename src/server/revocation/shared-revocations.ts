@@ -1,4 +1,4 @@
-import type { Logger } from '../logging';
+import type { Logger } from '../../internal/logging';
 import type { Store } from '../../store/store';
 import type { RevocationRecord } from '../../store/types';
 import type { RevocationFeed } from '../sessions/revocation-feed';

@@ -3,7 +3,7 @@ import { Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { AuditStore } from '../../audit/log';
 import { ErrorCode, StoreError } from '../../errors';
-import { AsyncMutex } from '../async-mutex';
+import { AsyncMutex } from '../../internal/async-mutex';
 import type { Store, StoreOps } from '../store';
 import type {
   AgentSessionCounts,

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { ErrorCode } from '../../../src/errors';
-import { hashJoinToken } from '../../../src/store/join-token-secret';
+import { hashJoinToken } from '../../../src/internal/join-token-secret';
 import { PG_LATEST_SCHEMA_VERSION } from '../../../src/store/postgres/migrations';
 import { PgStore, redactPostgresUrl } from '../../../src/store/postgres/pg-store';
 import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
