@@ -14,7 +14,7 @@ import {
   type AuditStore,
 } from '../../audit/log';
 import { parseRecord, type AuditEvent, type AuditRecord } from '../../audit/record';
-import { AuditError, ErrorCode, LanyardError } from '../../errors';
+import { AuditChainBrokenError, InvalidArgumentError } from '../../errors';
 import { decodePageToken, encodePageToken } from '../page-token';
 import type { Runner, Sql } from './sql';
 
@@ -48,7 +48,7 @@ function rowToRecord(row: RecordRow): AuditRecord {
   try {
     body = JSON.parse(row.body);
   } catch {
-    throw new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, `audit record at ${row.chain}#${row.seq} is not JSON`);
+    throw new AuditChainBrokenError(`audit record at ${row.chain}#${row.seq} is not JSON`);
   }
   return parseRecord({ ...(body as object), hash: row.hash });
 }
@@ -137,9 +137,7 @@ export class PgAudit implements AuditStore {
   query(q: AuditQuery): Promise<AuditPage> {
     const column = KEY_COLUMN[q.key];
     if (column === undefined) {
-      return Promise.reject(
-        new LanyardError(ErrorCode.INVALID_ARGUMENT, `cannot query audit records by ${String(q.key)}`),
-      );
+      return Promise.reject(new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`));
     }
     let after: readonly [string, string, number] | undefined;
     try {
@@ -245,6 +243,6 @@ async function insert(sql: Sql, r: AuditRecord): Promise<void> {
   );
 }
 
-function broken(message: string): AuditError {
-  return new AuditError(ErrorCode.AUDIT_CHAIN_BROKEN, message);
+function broken(message: string): AuditChainBrokenError {
+  return new AuditChainBrokenError(message);
 }

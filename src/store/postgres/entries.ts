@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  AlreadyExistsError,
-  ErrorCode,
-  LanyardError,
-  NotFoundError,
-  RevisionConflictError,
-} from '../../errors';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, RevisionConflictError } from '../../errors';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
@@ -84,7 +78,7 @@ export class PgEntries {
       if (current.revision !== expectedRevision) {
         throw new RevisionConflictError(
           `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
-          current.revision,
+          { currentRevision: current.revision },
         );
       }
       const next: Entry = {
@@ -117,7 +111,7 @@ export class PgEntries {
       if (expectedRevision !== undefined && current.revision !== expectedRevision) {
         throw new RevisionConflictError(
           `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
-          current.revision,
+          { currentRevision: current.revision },
         );
       }
       await sql.query('DELETE FROM entries WHERE id = $1', [id]);
@@ -127,10 +121,7 @@ export class PgEntries {
   list(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
     if (!Number.isInteger(page.pageSize) || page.pageSize < 1) {
       return Promise.reject(
-        new LanyardError(
-          ErrorCode.INVALID_ARGUMENT,
-          `page size must be a positive integer, got ${page.pageSize}`,
-        ),
+        new InvalidArgumentError(`page size must be a positive integer, got ${page.pageSize}`),
       );
     }
     let after: { spiffeId: string; id: string } | undefined;

@@ -1,4 +1,4 @@
-import { AlreadyExistsError, ErrorCode, JoinTokenError } from '../../errors';
+import { AlreadyExistsError, TokenExpiredError, TokenInvalidError, TokenSpentError } from '../../errors';
 import type { JoinTokenRecord, NewJoinToken } from '../types';
 import { isUniqueViolation, optionalDate, type Runner } from './sql';
 
@@ -52,19 +52,15 @@ export class PgJoinTokens {
         [tokenHash],
       );
       const row = rows[0];
-      if (!row) throw new JoinTokenError(ErrorCode.TOKEN_INVALID, 'join token is not valid');
+      if (!row) throw new TokenInvalidError('join token is not valid');
       const record = fromRow(row);
       if (record.spentAt) {
-        throw new JoinTokenError(
-          ErrorCode.TOKEN_SPENT,
+        throw new TokenSpentError(
           `join token ${record.id} was already used at ${record.spentAt.toISOString()}`,
         );
       }
       if (record.expiresAt.getTime() <= now.getTime()) {
-        throw new JoinTokenError(
-          ErrorCode.TOKEN_EXPIRED,
-          `join token ${record.id} expired at ${record.expiresAt.toISOString()}`,
-        );
+        throw new TokenExpiredError(`join token ${record.id} expired at ${record.expiresAt.toISOString()}`);
       }
       // "AND spent_at IS NULL" makes the write itself the single-use check, independent of the read before it.
       const result = await sql.query(
@@ -72,7 +68,7 @@ export class PgJoinTokens {
         [now, record.id],
       );
       if (result.rowCount !== 1) {
-        throw new JoinTokenError(ErrorCode.TOKEN_SPENT, `join token ${record.id} was already used`);
+        throw new TokenSpentError(`join token ${record.id} was already used`);
       }
       return { ...record, spentAt: now };
     });

@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { ErrorCode, StoreError } from '../../errors';
+import { StoreSchemaTooNewError } from '../../errors';
 
 /**
  * The PostgreSQL schema, as versioned migrations applied in order, each exactly once; a shipped migration is never
@@ -228,7 +228,7 @@ const MIGRATION_LOCK_KEY = 0x6c616e79_0001n;
 /**
  * Brings the database to PG_LATEST_SCHEMA_VERSION, each migration in its own transaction, under an advisory lock
  * held for the whole run. Returns the versions applied.
- * @throws StoreError(ERR_STORE_SCHEMA_TOO_NEW) when a newer Lanyard wrote the database.
+ * @throws StoreSchemaTooNewError when a newer Lanyard wrote the database.
  */
 export async function migratePostgres(client: PoolClient, now: () => Date): Promise<number[]> {
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
@@ -240,8 +240,7 @@ export async function migratePostgres(client: PoolClient, now: () => Date): Prom
     )`);
     const current = await pgSchemaVersion(client);
     if (current > PG_LATEST_SCHEMA_VERSION) {
-      throw new StoreError(
-        ErrorCode.STORE_SCHEMA_TOO_NEW,
+      throw new StoreSchemaTooNewError(
         `database schema version ${current} is newer than this Lanyard supports (${PG_LATEST_SCHEMA_VERSION}): upgrade Lanyard`,
       );
     }

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { AuditStore } from '../../audit/log';
-import { ErrorCode, StoreError } from '../../errors';
+import { InternalError, InvalidArgumentError, LanyardError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 import type { Store, StoreOps } from '../store';
 import type {
@@ -68,7 +68,7 @@ const INT8_OID = 20;
 /** BIGINT columns (sequences, counts) as numbers: all stay far below 2^53; a larger one is refused, not rounded. */
 function parseInt8(value: string): number {
   const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new StoreError(ErrorCode.INTERNAL, `integer ${value} is beyond 2^53`);
+  if (!Number.isSafeInteger(n)) throw new InternalError(`integer ${value} is beyond 2^53`);
   return n;
 }
 
@@ -264,13 +264,12 @@ export class PgStore extends PgOps implements Store {
     try {
       base = parseIntoClientConfig(options.url) as PoolConfig;
     } catch (e) {
-      throw new StoreError(ErrorCode.INVALID_ARGUMENT, `store.postgres.url is not a valid URL: ${redacted}`, {
+      throw new InvalidArgumentError(`store.postgres.url is not a valid URL: ${redacted}`, {
         cause: e,
       });
     }
     if (typeof base.password === 'string' && base.password !== '') {
-      throw new StoreError(
-        ErrorCode.INVALID_ARGUMENT,
+      throw new InvalidArgumentError(
         'store.postgres.url holds a password: put it in store.postgres.password_file or LANYARD_POSTGRES_PASSWORD',
       );
     }
@@ -294,9 +293,8 @@ export class PgStore extends PgOps implements Store {
       }
     } catch (e) {
       await pool.end().catch(() => undefined);
-      if (e instanceof StoreError) throw e;
-      throw new StoreError(
-        ErrorCode.INTERNAL,
+      if (e instanceof LanyardError) throw e;
+      throw new InternalError(
         `cannot open the PostgreSQL store at ${redacted}: ${e instanceof Error ? e.message : String(e)}`,
         { cause: e },
       );
@@ -353,13 +351,12 @@ export class PgStore extends PgOps implements Store {
   private guard<T>(op: () => Promise<T>): Promise<T> {
     if (this.inTransaction.getStore()) {
       return Promise.reject(
-        new StoreError(
-          ErrorCode.INTERNAL,
+        new InternalError(
           'store called from inside its own transaction: use the `tx` handle passed to the callback',
         ),
       );
     }
-    if (this.closed) return Promise.reject(new StoreError(ErrorCode.STORE_CLOSED, 'the store is closed'));
+    if (this.closed) return Promise.reject(new StoreClosedError('the store is closed'));
     const p = op();
     this.running.add(p);
     const done = (): void => {
@@ -407,13 +404,11 @@ function transactionRunner(client: PoolClient, isOpen: () => boolean): Runner {
   const mutex = new AsyncMutex();
   const inSavepoint = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> => {
     if (!isOpen()) {
-      return Promise.reject(
-        new StoreError(ErrorCode.INTERNAL, 'transaction handle used after its transaction ended'),
-      );
+      return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
     }
     return mutex.run(async () => {
       if (!isOpen()) {
-        throw new StoreError(ErrorCode.INTERNAL, 'transaction handle used after its transaction ended');
+        throw new InternalError('transaction handle used after its transaction ended');
       }
       await client.query('SAVEPOINT lanyard_call');
       try {

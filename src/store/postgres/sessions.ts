@@ -1,4 +1,10 @@
-import { AlreadyExistsError, ErrorCode, NotFoundError, SessionError, StoreError } from '../../errors';
+import {
+  AlreadyExistsError,
+  GrantNotFoundError,
+  GrantReplayedError,
+  InternalError,
+  NotFoundError,
+} from '../../errors';
 import type {
   AgentSessionCounts,
   GrantRecord,
@@ -235,7 +241,7 @@ export class PgSessions {
       const row = rows[0];
       if (row === undefined) {
         await getGrant(sql, id);
-        throw new SessionError(ErrorCode.GRANT_REPLAYED, `grant ${id} was already redeemed`);
+        throw new GrantReplayedError(`grant ${id} was already redeemed`);
       }
       return grantFromRow(row);
     });
@@ -362,7 +368,7 @@ export class PgSessions {
         'UPDATE crl_number SET last = last + 1 WHERE id = 1 RETURNING last::text AS last',
       );
       const last = rows[0]?.last;
-      if (last === undefined) throw new StoreError(ErrorCode.INTERNAL, 'the CRL number counter is missing');
+      if (last === undefined) throw new InternalError('the CRL number counter is missing');
       return BigInt(last);
     });
   }
@@ -376,7 +382,7 @@ async function getSession(sql: Sql, id: string): Promise<SessionRecord> {
 
 async function getGrant(sql: Sql, id: string): Promise<GrantRecord> {
   const row = (await sql.query<GrantRow>('SELECT * FROM grants WHERE id = $1', [id])).rows[0];
-  if (row === undefined) throw new SessionError(ErrorCode.GRANT_NOT_FOUND, `grant ${id} does not exist`);
+  if (row === undefined) throw new GrantNotFoundError(`grant ${id} does not exist`);
   return grantFromRow(row);
 }
 
@@ -410,7 +416,7 @@ async function addRevocation(
     [r.kind, r.id, r.reason, now, r.expiresAt, r.causeSequence ?? null],
   );
   const row = rows[0];
-  if (row === undefined) throw new StoreError(ErrorCode.INTERNAL, 'the revocation counter is missing');
+  if (row === undefined) throw new InternalError('the revocation counter is missing');
   // Delivered at commit (never for a rollback), to every other server: their watchers and CRLs follow at once.
   await sql.query('SELECT pg_notify($1, $2)', [REVOCATIONS_CHANNEL, `${serverId}\t${row.sequence}`]);
   return revocationFromRow(row);
