@@ -11,9 +11,9 @@ import { ErrorCode } from '../../../src/errors';
 import { verifyX509Svid } from '../../../src/verify';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import type { WatchRevocationsResponse } from '../../../src/gen/lanyard/v1/session';
-import { waitFor } from '../../agent/helpers';
-import { startTestServer, tempDataDir, type TestServer } from '../../server/helpers';
-import { attest, connectPublic, newKey, watchBundle } from '../../server/public-client';
+import { waitFor } from '../../support/agent';
+import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import { attest, connectPublic, newKey, watchBundle } from '../../support/public-client';
 import {
   collectWatch,
   endSession,
@@ -22,7 +22,7 @@ import {
   sessionClient,
   startSession,
   TD,
-} from '../../server/session-fixture';
+} from '../../support/sessions';
 import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
 
 describe('several servers on one PostgreSQL', function () {

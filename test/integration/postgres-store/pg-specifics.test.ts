@@ -4,7 +4,7 @@ import { hashJoinToken } from '../../../src/internal/join-token-secret';
 import { PG_LATEST_SCHEMA_VERSION } from '../../../src/store/postgres/migrations';
 import { PgStore, redactPostgresUrl } from '../../../src/store/postgres/pg-store';
 import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
-import { rejectsWithCode } from '../../store/conformance';
+import { rejectsWithCode } from '../../support/refusal';
 
 describe('PgStore specifics', function () {
   let cluster: PostgresCluster;

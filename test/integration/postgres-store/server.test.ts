@@ -10,9 +10,10 @@ import * as grpc from '@grpc/grpc-js';
 import { PgStore } from '../../../src/store/postgres/pg-store';
 import { verifyX509Svid } from '../../../src/verify';
 import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
-import { startTestServer, tempDataDir, type TestServer } from '../../server/helpers';
-import { attest, connectPublic, newKey, rejectsGrpc } from '../../server/public-client';
-import { delegate, endSession, id, register, serialOf, startSession, TD } from '../../server/session-fixture';
+import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import { rejectsGrpc } from '../../support/grpc-refusal';
+import { attest, connectPublic, newKey } from '../../support/public-client';
+import { delegate, endSession, id, register, serialOf, startSession, TD } from '../../support/sessions';
 
 describe('server on the PostgreSQL store', function () {
   this.timeout(60_000);
