@@ -18,6 +18,7 @@ interface EntryRow {
   dns_names: string[];
   expires_at: Date | null;
   can_assert_principal: boolean;
+  federates_with: string[];
   created_at: Date;
   updated_at: Date;
   revision: number;
@@ -29,7 +30,8 @@ const SELECT_ENTRY = `SELECT e.*, (SELECT json_agg(json_build_array(s.type, s.va
     FROM entry_selectors s WHERE s.entry_id = e.id) AS selectors FROM entries e`;
 
 const COLUMNS = `id, spiffe_id, parent_id, selectors_key, x509_svid_ttl_seconds, allowed_scopes, max_delegation_depth,
-  allowed_delegates, admin, dns_names, expires_at, can_assert_principal, created_at, updated_at, revision`;
+  allowed_delegates, admin, dns_names, expires_at, can_assert_principal, created_at, updated_at, revision,
+  federates_with`;
 
 /** Registration entries in PostgreSQL: the same contract as SqliteEntries. */
 export class PgEntries {
@@ -54,7 +56,7 @@ export class PgEntries {
       await assertNoDuplicate(sql, entry);
       try {
         await sql.query(
-          `INSERT INTO entries (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+          `INSERT INTO entries (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
           toParams(entry),
         );
       } catch (e) {
@@ -95,7 +97,7 @@ export class PgEntries {
       await sql.query(
         `UPDATE entries SET spiffe_id = $2, parent_id = $3, selectors_key = $4, x509_svid_ttl_seconds = $5,
            allowed_scopes = $6, max_delegation_depth = $7, allowed_delegates = $8, admin = $9, dns_names = $10,
-           expires_at = $11, can_assert_principal = $12, updated_at = $13, revision = $14
+           expires_at = $11, can_assert_principal = $12, updated_at = $13, revision = $14, federates_with = $15
          WHERE id = $1`,
         params,
       );
@@ -257,6 +259,9 @@ function normalise(fields: EntryFields): EntryFields {
   };
   if (fields.parentId) out.parentId = fields.parentId;
   if (fields.expiresAt) out.expiresAt = new Date(fields.expiresAt.getTime());
+  if (fields.federatesWith !== undefined && fields.federatesWith.length > 0) {
+    out.federatesWith = [...new Set(fields.federatesWith)].sort();
+  }
   return out;
 }
 
@@ -278,6 +283,7 @@ function toParams(e: Entry): unknown[] {
     e.createdAt,
     e.updatedAt,
     e.revision,
+    e.federatesWith ?? [],
   ];
 }
 
@@ -299,6 +305,7 @@ function fromRow(row: EntryRow): Entry {
     revision: row.revision,
   };
   if (row.parent_id !== '') entry.parentId = row.parent_id;
+  if (row.federates_with.length > 0) entry.federatesWith = row.federates_with;
   const expiresAt = optionalDate(row.expires_at);
   if (expiresAt) entry.expiresAt = expiresAt;
   return entry;

@@ -20,7 +20,8 @@ export interface PgMigration {
 export const PG_MIGRATIONS: readonly PgMigration[] = [
   {
     version: 1,
-    description: 'entries, join tokens, CA state, sessions, grants, revocations, CRL number, audit trail',
+    description:
+      'entries, join tokens, CA state, sessions, grants, revocations, CRL number, audit trail, federation',
     sql: `
       CREATE TABLE entries (
         id TEXT COLLATE "C" PRIMARY KEY,
@@ -37,6 +38,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         dns_names TEXT[] NOT NULL,
         expires_at TIMESTAMPTZ,
         can_assert_principal BOOLEAN NOT NULL,
+        federates_with TEXT[] NOT NULL DEFAULT '{}',  -- trust domain names, sorted
         created_at TIMESTAMPTZ NOT NULL,
         updated_at TIMESTAMPTZ NOT NULL,
         revision INTEGER NOT NULL,
@@ -206,6 +208,27 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         key_id TEXT NOT NULL,
         signature TEXT NOT NULL,
         PRIMARY KEY (chain, seq, time)
+      );
+
+      CREATE TABLE federation_relationships (
+        trust_domain TEXT COLLATE "C" PRIMARY KEY,
+        bundle_endpoint_url TEXT NOT NULL,
+        profile TEXT NOT NULL CHECK (profile IN ('https_web', 'https_spiffe')),
+        endpoint_spiffe_id TEXT,
+        web_trust_roots_pem TEXT,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        revision INTEGER NOT NULL
+      );
+      CREATE TABLE federated_bundles (
+        trust_domain TEXT COLLATE "C" PRIMARY KEY REFERENCES federation_relationships (trust_domain) ON DELETE CASCADE,
+        bundle_json TEXT NOT NULL,
+        sequence BIGINT,
+        refresh_hint_seconds INTEGER,
+        updated_at TIMESTAMPTZ NOT NULL,
+        last_success_at TIMESTAMPTZ,
+        last_attempt_at TIMESTAMPTZ,
+        last_error TEXT NOT NULL DEFAULT ''
       );
 
       CREATE TABLE audit_chain_keys (

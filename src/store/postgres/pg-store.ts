@@ -7,6 +7,11 @@ import { AsyncMutex } from '../../internal/async-mutex';
 import type { Store, StoreOps } from '../store';
 import type {
   AgentSessionCounts,
+  FederatedBundleRecord,
+  FederatedBundleUpdate,
+  FederationRelationshipFields,
+  FederationRelationshipPatch,
+  FederationRelationshipRecord,
   BundleRecord,
   BundleUpdate,
   CaAuthorityRecord,
@@ -32,6 +37,7 @@ import { PgAudit } from './audit';
 import { PgCaState } from './ca-state';
 import { PgChangeListener } from './change-listener';
 import { PgEntries } from './entries';
+import { PgFederation } from './federation';
 import { PgJoinTokens } from './join-tokens';
 import { migratePostgres, pgSchemaVersion } from './migrations';
 import { PgSessions } from './sessions';
@@ -100,12 +106,14 @@ class PgOps implements StoreOps {
   protected readonly joinTokens: PgJoinTokens;
   protected readonly ca: PgCaState;
   protected readonly sessions: PgSessions;
+  protected readonly federation: PgFederation;
 
   constructor(run: Runner, clock: () => Date, audit: AuditStore, serverId: string) {
     this.entries = new PgEntries(run, clock);
     this.joinTokens = new PgJoinTokens(run, clock);
     this.ca = new PgCaState(run, clock, serverId);
     this.sessions = new PgSessions(run, clock, serverId);
+    this.federation = new PgFederation(run, clock);
     this.audit = audit;
   }
 
@@ -208,6 +216,41 @@ class PgOps implements StoreOps {
   }
   nextCrlNumber(): Promise<bigint> {
     return this.sessions.nextCrlNumber();
+  }
+  createFederationRelationship(
+    fields: FederationRelationshipFields,
+    bootstrap?: FederatedBundleUpdate,
+  ): Promise<FederationRelationshipRecord> {
+    return this.federation.create(fields, bootstrap);
+  }
+  getFederationRelationship(trustDomain: string): Promise<FederationRelationshipRecord> {
+    return this.federation.get(trustDomain);
+  }
+  listFederationRelationships(): Promise<FederationRelationshipRecord[]> {
+    return this.federation.list();
+  }
+  updateFederationRelationship(
+    trustDomain: string,
+    patch: FederationRelationshipPatch,
+    expectedRevision: number,
+  ): Promise<FederationRelationshipRecord> {
+    return this.federation.update(trustDomain, patch, expectedRevision);
+  }
+  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void> {
+    return this.federation.delete(trustDomain, expectedRevision);
+  }
+  getFederatedBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
+    return this.federation.getBundle(trustDomain);
+  }
+  putFederatedBundle(
+    trustDomain: string,
+    update: FederatedBundleUpdate,
+    now: Date,
+  ): Promise<FederatedBundleRecord> {
+    return this.federation.put(trustDomain, update, now);
+  }
+  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void> {
+    return this.federation.recordFailure(trustDomain, error, now);
   }
 }
 
