@@ -145,7 +145,13 @@ type Listener<T> = (value: T) => void;
 /** The state that signing reads: swapped as a whole after each committed change, never edited in place. */
 interface Snapshot {
   readonly authorities: readonly CaAuthority[];
+  /** The published bundle: on a store shared by several servers, the union of every server's roots. */
   readonly bundle: X509Bundle;
+  /**
+   * The roots this server last published for its own CAs; undefined until it published once since start (then
+   * the stored bundle stands in). Equal to the bundle's roots on a store of one server.
+   */
+  readonly ownRoots?: readonly ParsedCertificate[];
 }
 
 const silentLogger: CaLogger = { info: () => {}, warn: () => {}, error: () => {} };
@@ -429,13 +435,25 @@ export class CaManager {
           refreshHintSeconds: this.refreshHintSeconds,
         }),
       );
-      const bundle = new X509Bundle(this.trustDomain, {
-        x509Authorities: roots,
-        sequence: record.sequence,
-        refreshHint: record.refreshHintSeconds,
-      });
-      this.snapshot = { authorities: previous.authorities, bundle };
+      const bundle = this.bundleOf(record);
+      this.snapshot = { authorities: previous.authorities, bundle, ownRoots: roots };
       this.log.info({ bundleSequence: record.sequence }, 'trust bundle republished (its other keys changed)');
+      this.emit(this.bundleListeners, bundle);
+    });
+  }
+
+  /**
+   * Another server sharing the store published a bundle (its CA rotated): adopt the stored one when it is newer
+   * and tell the bundle listeners (WatchBundle streams, the CRL publisher), as for a change of our own.
+   */
+  async refreshSharedBundle(): Promise<void> {
+    await this.mutex.run(async () => {
+      if (this.closed || this.snapshot === undefined) return;
+      const stored = await this.store.getBundle(this.trustDomain.name);
+      if (stored === undefined || stored.sequence <= (this.snapshot.bundle.sequence ?? 0)) return;
+      const bundle = this.bundleOf(stored);
+      this.snapshot = { ...this.snapshot, bundle };
+      this.log.info({ bundleSequence: stored.sequence }, 'trust bundle changed by another server');
       this.emit(this.bundleListeners, bundle);
     });
   }
@@ -546,7 +564,7 @@ export class CaManager {
     const bundleStale =
       bundle.sequence === undefined ||
       bundle.refreshHint !== this.refreshHintSeconds ||
-      !sameRoots(this.rootsFor(next), bundle.x509Authorities);
+      !sameRoots(this.rootsFor(next), this.state().ownRoots ?? bundle.x509Authorities);
     if (bundleStale || next.length !== current.length || next.some((a, i) => a !== current[i])) {
       await this.commit(next, now);
     }
@@ -762,7 +780,7 @@ export class CaManager {
     const bundleChanged =
       roots.length > 0 &&
       (previous.bundle.sequence === undefined ||
-        !sameRoots(roots, previous.bundle.x509Authorities) ||
+        !sameRoots(roots, previous.ownRoots ?? previous.bundle.x509Authorities) ||
         previous.bundle.refreshHint !== this.refreshHintSeconds);
     if (removed.length === 0 && changed.length === 0 && !bundleChanged) return;
 
@@ -777,15 +795,17 @@ export class CaManager {
     });
 
     const ordered = [...next].sort((a, b) => a.cert.notBefore.getTime() - b.cert.notBefore.getTime());
-    const bundle =
-      record === undefined
-        ? previous.bundle
-        : new X509Bundle(this.trustDomain, {
-            x509Authorities: roots,
-            sequence: record.sequence,
-            refreshHint: record.refreshHintSeconds,
-          });
-    this.snapshot = { authorities: Object.freeze(ordered), bundle };
+    // The stored record, not `roots`: on a shared store it also holds the other servers' roots.
+    const bundle = record === undefined ? previous.bundle : this.bundleOf(record);
+    this.snapshot = {
+      authorities: Object.freeze(ordered),
+      bundle,
+      ...(record !== undefined
+        ? { ownRoots: roots }
+        : previous.ownRoots !== undefined
+          ? { ownRoots: previous.ownRoots }
+          : {}),
+    };
     // Keys go only after their records are gone, so no committed record ever names a missing key.
     for (const a of removed) await this.deleteKeyQuietly(a.keyId);
     if (record !== undefined) {

@@ -36,6 +36,7 @@ export const CONFIG_DEFAULTS = {
   /** Lifetime of a workload X.509-SVID when its entry does not set one. */
   svid_default_ttl: 3600,
   log_level: 'info',
+  postgres_pool_size: 10,
   /** How long graceful shutdown waits for in-flight calls before cancelling them. */
   shutdown_grace: 10,
   /** Largest gRPC message accepted or sent, bytes. */
@@ -244,6 +245,18 @@ const fileSchema = z.strictObject({
       ),
     }),
   ),
+  /** Where the server keeps its state: SQLite in the data dir when absent; PostgreSQL to share it (HA). */
+  store: optionalBlock(
+    z.strictObject({
+      postgres: z.strictObject({
+        /** postgresql://user@host:port/database (host may be a socket dir: ?host=/run/postgresql); no password. */
+        url: nonEmpty,
+        pool_size: positiveInt.default(CONFIG_DEFAULTS.postgres_pool_size),
+        /** A file holding the password (must not be readable by group or others); else LANYARD_POSTGRES_PASSWORD. */
+        password_file: nonEmpty.optional(),
+      }),
+    }),
+  ),
   svid: block(z.strictObject({ default_ttl: duration.default(CONFIG_DEFAULTS.svid_default_ttl) })),
   log: block(z.strictObject({ level: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.log_level) })),
   shutdown_grace: duration.default(CONFIG_DEFAULTS.shutdown_grace),
@@ -419,6 +432,8 @@ export interface ServerConfig {
   agentContextOid: string;
   /** federation.*: the bundle endpoint (absent = not served) and the polling bounds, seconds. */
   federation?: FederationConfig;
+  /** store.postgres: the shared PostgreSQL store; absent = SQLite in the data dir. */
+  postgres?: PostgresStoreConfig;
   /** The file the configuration came from, when there was one. */
   configFile?: string;
 }
@@ -434,6 +449,14 @@ export interface FederationConfig {
   maxRefreshSeconds: number;
   defaultRefreshSeconds: number;
   failureRetrySeconds: number;
+}
+
+export interface PostgresStoreConfig {
+  /** Never holds a password (refused at load). */
+  url: string;
+  poolSize: number;
+  /** Absolute; read when the store opens. Absent: LANYARD_POSTGRES_PASSWORD, else no password. */
+  passwordFile?: string;
 }
 
 export interface ServerLimits {
@@ -611,6 +634,18 @@ export function resolveConfig(
     if (crlListen !== undefined) config.crlListenAddress = crlListen;
   }
   if (f.federation !== undefined) config.federation = federationOf(f.federation, ctx);
+  if (f.store?.postgres !== undefined) {
+    const pg = f.store.postgres;
+    if (postgresUrlHasPassword(pg.url)) {
+      throw new ConfigError(
+        `${ctx.source}: store.postgres.url: holds a password; put it in store.postgres.password_file or LANYARD_POSTGRES_PASSWORD`,
+      );
+    }
+    config.postgres = { url: pg.url, poolSize: pg.pool_size };
+    if (pg.password_file !== undefined) {
+      config.postgres.passwordFile = readableFile(ctx, 'store.postgres.password_file', pg.password_file);
+    }
+  }
   if (ctx.source !== 'defaults') config.configFile = ctx.source;
   return config;
 }
@@ -718,6 +753,16 @@ export function parseHostPort(s: string): { host: string; port: number } | undef
 /** host:port as grpc-js and people write it, bracketing IPv6. */
 export function formatHostPort(a: { host: string; port: number }): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** A password in the URL itself (user:password@ or ?password=) would end up in logs and process listings. */
+function postgresUrlHasPassword(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.password !== '' || u.searchParams.has('password');
+  } catch {
+    return false;
+  }
 }
 
 function readableFile(ctx: { baseDir: string; source: string }, field: string, p: string): string {

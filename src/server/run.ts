@@ -14,9 +14,12 @@ import {
 } from '../ca';
 import { ConfigError } from '../errors';
 import { TrustDomain } from '../spiffe';
-import { SQLITE_FILE_NAME, SqliteStore } from '../store/sqlite/sqlite-store';
+import { PgStore } from '../store/postgres/pg-store';
+import { SqliteStore } from '../store/sqlite/sqlite-store';
 import type { Store } from '../store/store';
 import { prepareDataDir } from '../internal/unix-socket';
+import { openConfiguredStore } from './open-store';
+import { relaySharedRevocations } from './revocation/shared-revocations';
 import { CA_UPSTREAM_FIELDS, type ServerConfig } from './config';
 import { type CaHealthMonitor, CA_DEPENDENT_HEALTH_NAMES, watchCaHealth } from './ca-health';
 import { type BoundListener, LanyardServer } from './grpc-server';
@@ -87,8 +90,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** SQLite in the data dir, or PostgreSQL when the config has store.postgres. */
 export function openDefaultStore(config: ServerConfig): Promise<Store> {
-  return SqliteStore.open({ file: path.join(config.dataDir, SQLITE_FILE_NAME) });
+  return openConfiguredStore(config);
 }
 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
@@ -103,6 +107,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   }
   const store = await (options.openStore ?? openDefaultStore)(config);
   if (store instanceof SqliteStore) logger.info({ store: store.diagnostics() }, 'store open');
+  // The URL in the diagnostics never holds the password (refused in the URL; given separately).
+  if (store instanceof PgStore) {
+    const diagnostics = await store.diagnostics().catch(async (e: unknown) => {
+      await store.close();
+      throw e;
+    });
+    logger.info({ store: { kind: store.kind, ...diagnostics } }, 'store open');
+  }
 
   let ca: CaManager | undefined;
   let timer: RotationTimer | undefined;
@@ -139,8 +151,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // Started once the listeners are up; the rotation timer (made before) re-checks it after each tick.
   const health: { monitor?: CaHealthMonitor } = {};
   // Stops, in order, what runs on top of the store; then the store. Runs once, on close or a failed start.
+  // Following other servers' changes on a shared store (PostgreSQL); stopped first on the way down.
+  const sharing: (() => void)[] = [];
   const teardown = async (): Promise<void> => {
     try {
+      for (const stop of sharing.splice(0)) stop();
       // The last checkpoint signs everything recorded, including the calls drained just now.
       watchers.closeAll();
       await audit?.stop();
@@ -302,6 +317,21 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       logger: logger.child({ component: 'crl' }),
     });
     crl.start();
+    const changes = (store as Store).changes;
+    if (changes !== undefined) {
+      const sharedLog = logger.child({ component: 'shared-store' });
+      const sharedCa = ca;
+      sharing.push(
+        relaySharedRevocations(store, revocations, sharedLog),
+        changes.onBundleChanged(() => {
+          sharedCa
+            .refreshSharedBundle()
+            .catch((e: unknown) =>
+              sharedLog.warn({ err: e }, 'could not read the bundle another server published'),
+            );
+        }),
+      );
+    }
     const publisher = crl;
     pruner = startPruneTimer({
       store,

@@ -1,5 +1,5 @@
 /** Persistence for the server: the Store interface, its record types, and the embedded SQLite store. */
-export type { Store, StoreOps } from './store';
+export type { Store, StoreChanges, StoreOps } from './store';
 export { MAX_PAGE_SIZE } from './store';
 export type * from './types';
 export { canonicalSelectors, selectorSetKey } from './selectors';

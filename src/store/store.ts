@@ -200,9 +200,22 @@ export interface StoreOps {
   recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void>;
 }
 
+/**
+ * What other servers sharing the store changed, for a store that several servers share (PostgreSQL). Listeners
+ * hear only other servers' changes: a server learns its own as it makes them.
+ */
+export interface StoreChanges {
+  /** Another server published a bundle for `trustDomain`; '' after a lost connection: one may have been missed. */
+  onBundleChanged(listener: (trustDomain: string) => void): () => void;
+  /** Another server recorded revocations with these sequences; [] after a lost connection: some may be missed. */
+  onRevoked(listener: (sequences: number[]) => void): () => void;
+}
+
 export interface Store extends StoreOps {
-  /** 'sqlite' or, later, 'postgres': for logs and diagnostics. */
+  /** 'sqlite' or 'postgres': for logs and diagnostics. */
   readonly kind: string;
+  /** Present on a store several servers share; absent on SQLite (one server). */
+  readonly changes?: StoreChanges;
   /**
    * The audit trail's chains (src/audit). Appends here are their own durable transactions; not usable
    * inside `transaction` (use `tx.audit.append` there, which commits with the transaction).

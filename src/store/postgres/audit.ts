@@ -1,0 +1,248 @@
+/**
+ * Audit chains in PostgreSQL: the same rows as the SQLite store (src/store/sqlite/audit.ts). Appends read the head
+ * and insert inside one write (under the store's write lock), so concurrent writers on every server serialise and
+ * no chain ever forks.
+ */
+import { emptyHead, nextRecord, recordBody, type ChainHead } from '../../audit/chain';
+import type { AuditCheckpoint } from '../../audit/checkpoint';
+import {
+  MAX_AUDIT_PAGE,
+  type AuditChainInfo,
+  type AuditPage,
+  type AuditQuery,
+  type AuditQueryKey,
+  type AuditStore,
+} from '../../audit/log';
+import { parseRecord, type AuditEvent, type AuditRecord } from '../../audit/record';
+import { AuditChainBrokenError, InvalidArgumentError } from '../../errors';
+import { decodePageToken, encodePageToken } from '../page-token';
+import type { Runner, Sql } from './sql';
+
+const KEY_COLUMN: Record<AuditQueryKey, string> = {
+  sessionId: 'session_id',
+  rootSessionId: 'root_session_id',
+  serial: 'serial',
+  principal: 'principal',
+  agentId: 'agent_id',
+};
+
+interface RecordRow {
+  chain: string;
+  seq: number;
+  time: string;
+  body: string;
+  hash: string;
+}
+
+interface CheckpointRow {
+  chain: string;
+  seq: number;
+  head_hash: string;
+  time: string;
+  key_id: string;
+  signature: string;
+}
+
+function rowToRecord(row: RecordRow): AuditRecord {
+  let body: unknown;
+  try {
+    body = JSON.parse(row.body);
+  } catch {
+    throw new AuditChainBrokenError(`audit record at ${row.chain}#${row.seq} is not JSON`);
+  }
+  return parseRecord({ ...(body as object), hash: row.hash });
+}
+
+export class PgAudit implements AuditStore {
+  constructor(private readonly run: Runner) {}
+
+  append(chain: string, event: AuditEvent, now: Date): Promise<AuditRecord> {
+    return this.run.write(async (sql) => {
+      const record = nextRecord(await head(sql, chain), event, now);
+      await insert(sql, record);
+      return record;
+    });
+  }
+
+  appendRecords(
+    chain: string,
+    records: readonly AuditRecord[],
+    checkpoints: readonly AuditCheckpoint[],
+  ): Promise<number> {
+    return this.run.write(async (sql) => {
+      const stored = await head(sql, chain);
+      let added = 0;
+      let prev = stored;
+      for (const r of records) {
+        if (r.chain !== chain) throw broken(`record ${r.seq} is of chain "${r.chain}", not "${chain}"`);
+        if (r.seq <= stored.seq) {
+          const { rows } = await sql.query<{ hash: string }>(
+            'SELECT hash FROM audit_records WHERE chain = $1 AND seq = $2',
+            [chain, r.seq],
+          );
+          if (rows[0]?.hash !== r.hash) throw broken(`record ${r.seq} differs from the one stored before`);
+          continue;
+        }
+        if (r.seq !== prev.seq + 1 || r.prevHash !== prev.hash) {
+          throw broken(`record ${r.seq} does not follow the stored head ${prev.seq}`);
+        }
+        await insert(sql, r);
+        prev = { chain, seq: r.seq, hash: r.hash };
+        added++;
+      }
+      for (const c of checkpoints) await addCheckpoint(sql, c);
+      return added;
+    });
+  }
+
+  head(chain: string): Promise<ChainHead> {
+    return this.run.read((sql) => head(sql, chain));
+  }
+
+  addCheckpoint(c: AuditCheckpoint): Promise<void> {
+    return this.run.write((sql) => addCheckpoint(sql, c));
+  }
+
+  checkpoints(chain: string): Promise<AuditCheckpoint[]> {
+    return this.run.read(async (sql) => {
+      const { rows } = await sql.query<CheckpointRow>(
+        'SELECT * FROM audit_checkpoints WHERE chain = $1 ORDER BY seq, time',
+        [chain],
+      );
+      return rows.map((row) => ({
+        chain: row.chain,
+        seq: row.seq,
+        headHash: row.head_hash,
+        time: row.time,
+        keyId: row.key_id,
+        signature: row.signature,
+      }));
+    });
+  }
+
+  readRecords(
+    chain: string,
+    afterPosition: number,
+    limit: number,
+  ): Promise<{ records: AuditRecord[]; nextPosition: number }> {
+    return this.run.read(async (sql) => {
+      const { rows } = await sql.query<RecordRow>(
+        'SELECT chain, seq, time, body, hash FROM audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+        [chain, afterPosition, Math.max(1, Math.min(limit, 100_000))],
+      );
+      return { records: rows.map(rowToRecord), nextPosition: rows[rows.length - 1]?.seq ?? afterPosition };
+    });
+  }
+
+  query(q: AuditQuery): Promise<AuditPage> {
+    const column = KEY_COLUMN[q.key];
+    if (column === undefined) {
+      return Promise.reject(new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`));
+    }
+    let after: readonly [string, string, number] | undefined;
+    try {
+      after = q.pageToken ? decodePageToken(q.pageToken, ['string', 'string', 'number'] as const) : undefined;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const size = Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE));
+    const params: unknown[] = [q.value];
+    const where = [`${column} = $1`];
+    if (q.chain !== undefined) {
+      params.push(q.chain);
+      where.push(`chain = $${params.length}`);
+    }
+    if (after !== undefined) {
+      params.push(after[0], after[1], after[2]);
+      const n = params.length;
+      where.push(`(time, chain, seq) > ($${n - 2}, $${n - 1}, $${n})`);
+    }
+    params.push(size + 1);
+    const text = `SELECT chain, seq, time, body, hash FROM audit_records WHERE ${where.join(' AND ')}
+      ORDER BY time, chain, seq LIMIT $${params.length}`;
+    return this.run.read(async (sql) => {
+      const rows = (await sql.query<RecordRow>(text, params)).rows;
+      const more = rows.length > size;
+      const page = rows.slice(0, size);
+      const last = page[page.length - 1];
+      return {
+        records: page.map(rowToRecord),
+        nextPageToken: more && last !== undefined ? encodePageToken([last.time, last.chain, last.seq]) : '',
+      };
+    });
+  }
+
+  chains(): Promise<AuditChainInfo[]> {
+    return this.run.read(async (sql) => {
+      const { rows } = await sql.query<{ chain: string; head: number; jwk: string | null }>(
+        `SELECT c.chain AS chain, COALESCE(MAX(r.seq), 0) AS head, MAX(k.public_jwk) AS jwk
+         FROM (SELECT DISTINCT chain FROM audit_records UNION SELECT chain FROM audit_chain_keys) c
+         LEFT JOIN audit_records r ON r.chain = c.chain
+         LEFT JOIN audit_chain_keys k ON k.chain = c.chain
+         GROUP BY c.chain ORDER BY c.chain`,
+      );
+      return rows.map((r) => ({
+        chain: r.chain,
+        headSeq: r.head,
+        ...(r.jwk !== null && { publicJwk: r.jwk }),
+      }));
+    });
+  }
+
+  pinChainKey(chain: string, publicJwk: string, now: Date): Promise<string> {
+    return this.run.write(async (sql) => {
+      await sql.query(
+        'INSERT INTO audit_chain_keys (chain, public_jwk, pinned_at) VALUES ($1, $2, $3) ON CONFLICT (chain) DO NOTHING',
+        [chain, publicJwk, now],
+      );
+      const { rows } = await sql.query<{ public_jwk: string }>(
+        'SELECT public_jwk FROM audit_chain_keys WHERE chain = $1',
+        [chain],
+      );
+      const pinned = rows[0]?.public_jwk;
+      if (pinned === undefined) throw new Error(`the key pinned for ${chain} vanished`);
+      return pinned;
+    });
+  }
+}
+
+async function head(sql: Sql, chain: string): Promise<ChainHead> {
+  const { rows } = await sql.query<{ seq: number; hash: string }>(
+    'SELECT seq, hash FROM audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1',
+    [chain],
+  );
+  const row = rows[0];
+  return row === undefined ? emptyHead(chain) : { chain, seq: row.seq, hash: row.hash };
+}
+
+async function addCheckpoint(sql: Sql, c: AuditCheckpoint): Promise<void> {
+  await sql.query(
+    `INSERT INTO audit_checkpoints (chain, seq, head_hash, time, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT DO NOTHING`,
+    [c.chain, c.seq, c.headHash, c.time, c.keyId, c.signature],
+  );
+}
+
+async function insert(sql: Sql, r: AuditRecord): Promise<void> {
+  await sql.query(
+    `INSERT INTO audit_records (chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id,
+       body, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    [
+      r.chain,
+      r.seq,
+      r.time,
+      r.event,
+      r.sessionId ?? null,
+      r.rootSessionId ?? null,
+      r.serial ?? null,
+      r.principal ?? null,
+      r.agentId ?? null,
+      recordBody(r),
+      r.hash,
+    ],
+  );
+}
+
+function broken(message: string): AuditChainBrokenError {
+  return new AuditChainBrokenError(message);
+}

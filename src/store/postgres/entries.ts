@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, RevisionConflictError } from '../../errors';
+import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
+import { canonicalSelectors, selectorSetKey } from '../selectors';
+import { MAX_PAGE_SIZE } from '../store';
+import type { Entry, EntryFields, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
+import { isUniqueViolation, optionalDate, type Runner, type Sql } from './sql';
+
+interface EntryRow {
+  id: string;
+  spiffe_id: string;
+  parent_id: string;
+  x509_svid_ttl_seconds: number;
+  allowed_scopes: string[];
+  max_delegation_depth: number;
+  allowed_delegates: string[];
+  admin: boolean;
+  dns_names: string[];
+  expires_at: Date | null;
+  can_assert_principal: boolean;
+  federates_with: string[];
+  created_at: Date;
+  updated_at: Date;
+  revision: number;
+  /** [type, value] pairs, from the selectors subquery. */
+  selectors: [string, string][] | null;
+}
+
+const SELECT_ENTRY = `SELECT e.*, (SELECT json_agg(json_build_array(s.type, s.value) ORDER BY s.type, s.value)
+    FROM entry_selectors s WHERE s.entry_id = e.id) AS selectors FROM entries e`;
+
+const COLUMNS = `id, spiffe_id, parent_id, selectors_key, x509_svid_ttl_seconds, allowed_scopes, max_delegation_depth,
+  allowed_delegates, admin, dns_names, expires_at, can_assert_principal, created_at, updated_at, revision,
+  federates_with`;
+
+/** Registration entries in PostgreSQL: the same contract as SqliteEntries. */
+export class PgEntries {
+  constructor(
+    private readonly run: Runner,
+    private readonly now: () => Date,
+  ) {}
+
+  create(input: NewEntry): Promise<Entry> {
+    return this.run.write(async (sql) => {
+      const now = this.now();
+      const entry: Entry = {
+        ...normalise(input),
+        id: input.id ?? randomUUID(),
+        createdAt: now,
+        updatedAt: now,
+        revision: 1,
+      };
+      if ((await sql.query('SELECT 1 FROM entries WHERE id = $1', [entry.id])).rowCount) {
+        throw new AlreadyExistsError(`an entry with id ${JSON.stringify(entry.id)} already exists`);
+      }
+      await assertNoDuplicate(sql, entry);
+      try {
+        await sql.query(
+          `INSERT INTO entries (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+          toParams(entry),
+        );
+      } catch (e) {
+        // Only reachable without the write lock's serialisation, e.g. a writer outside Lanyard.
+        if (isUniqueViolation(e))
+          throw new AlreadyExistsError(`entry ${entry.id} collides with another entry`);
+        throw e;
+      }
+      await writeSelectors(sql, entry);
+      return entry;
+    });
+  }
+
+  get(id: string): Promise<Entry> {
+    return this.run.read((sql) => getEntry(sql, id));
+  }
+
+  update(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
+    return this.run.write(async (sql) => {
+      const current = await getEntry(sql, id, true);
+      if (current.revision !== expectedRevision) {
+        throw new RevisionConflictError(
+          `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
+          { currentRevision: current.revision },
+        );
+      }
+      const next: Entry = {
+        id: current.id,
+        createdAt: current.createdAt,
+        ...normalise(applyPatch(current, patch)),
+        updatedAt: this.now(),
+        revision: current.revision + 1,
+      };
+      await assertNoDuplicate(sql, next);
+      // The INSERT's parameters without created_at, which never changes.
+      const params = toParams(next);
+      params.splice(12, 1);
+      await sql.query(
+        `UPDATE entries SET spiffe_id = $2, parent_id = $3, selectors_key = $4, x509_svid_ttl_seconds = $5,
+           allowed_scopes = $6, max_delegation_depth = $7, allowed_delegates = $8, admin = $9, dns_names = $10,
+           expires_at = $11, can_assert_principal = $12, updated_at = $13, revision = $14, federates_with = $15
+         WHERE id = $1`,
+        params,
+      );
+      await sql.query('DELETE FROM entry_selectors WHERE entry_id = $1', [id]);
+      await writeSelectors(sql, next);
+      return next;
+    });
+  }
+
+  delete(id: string, expectedRevision?: number): Promise<void> {
+    return this.run.write(async (sql) => {
+      const current = await getEntry(sql, id, true);
+      if (expectedRevision !== undefined && current.revision !== expectedRevision) {
+        throw new RevisionConflictError(
+          `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
+          { currentRevision: current.revision },
+        );
+      }
+      await sql.query('DELETE FROM entries WHERE id = $1', [id]);
+    });
+  }
+
+  list(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
+    if (!Number.isInteger(page.pageSize) || page.pageSize < 1) {
+      return Promise.reject(
+        new InvalidArgumentError(`page size must be a positive integer, got ${page.pageSize}`),
+      );
+    }
+    let after: { spiffeId: string; id: string } | undefined;
+    try {
+      after = page.pageToken ? decodeEntryCursor(page.pageToken) : undefined;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const limit = Math.min(page.pageSize, MAX_PAGE_SIZE);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (v: unknown): string => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    let cte = '';
+    if (filter.spiffeIdPrefix) {
+      // A plain comparison, not LIKE: a prefix containing % or _ must not act as a wildcard.
+      const p = param(filter.spiffeIdPrefix);
+      where.push(`substr(e.spiffe_id, 1, length(${p})) = ${p}`);
+    }
+    if (filter.parentId !== undefined) where.push(`e.parent_id = ${param(filter.parentId)}`);
+    if (filter.notExpiredAt) {
+      where.push(`(e.expires_at IS NULL OR e.expires_at > ${param(filter.notExpiredAt)})`);
+    }
+    if (filter.selectors) {
+      const wanted = canonicalSelectors(filter.selectors.selectors);
+      const types = param(wanted.map((s) => s.type));
+      const values = param(wanted.map((s) => s.value));
+      cte = `WITH wanted (type, value) AS (SELECT * FROM unnest(${types}::text[], ${values}::text[]))`;
+      // Parameters are bound only when the condition uses them: PostgreSQL cannot type an unused one.
+      where.push(
+        selectorCondition(
+          filter.selectors.match,
+          () => param(wanted.length),
+          () => param(selectorSetKey(wanted)),
+        ),
+      );
+    }
+    if (after) {
+      where.push(`(e.spiffe_id, e.id) > (${param(after.spiffeId)}, ${param(after.id)})`);
+    }
+    const text = `${cte} ${SELECT_ENTRY} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY e.spiffe_id, e.id LIMIT ${param(limit + 1)}`;
+    // One statement: the page and its selectors come from one snapshot.
+    return this.run.read(async (sql) => {
+      const rows = (await sql.query<EntryRow>(text, params)).rows;
+      const more = rows.length > limit;
+      const entries = rows.slice(0, limit).map(fromRow);
+      const last = entries[entries.length - 1];
+      return { entries, nextPageToken: more && last ? encodeEntryCursor(last) : '' };
+    });
+  }
+}
+
+async function getEntry(sql: Sql, id: string, forUpdate = false): Promise<Entry> {
+  const { rows } = await sql.query<EntryRow>(
+    `${SELECT_ENTRY} WHERE e.id = $1${forUpdate ? ' FOR UPDATE OF e' : ''}`,
+    [id],
+  );
+  const row = rows[0];
+  if (!row) throw new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
+  return fromRow(row);
+}
+
+async function assertNoDuplicate(sql: Sql, entry: Entry): Promise<void> {
+  const { rows } = await sql.query<{ id: string }>(
+    'SELECT id FROM entries WHERE spiffe_id = $1 AND parent_id = $2 AND selectors_key = $3',
+    [entry.spiffeId, entry.parentId ?? '', selectorSetKey(entry.selectors)],
+  );
+  const other = rows[0];
+  if (other && other.id !== entry.id) {
+    throw new AlreadyExistsError(
+      `entry ${JSON.stringify(other.id)} already has SPIFFE ID ${entry.spiffeId}` +
+        `${entry.parentId ? `, parent ${entry.parentId}` : ''} and the same selectors`,
+    );
+  }
+}
+
+async function writeSelectors(sql: Sql, entry: Entry): Promise<void> {
+  await sql.query(
+    'INSERT INTO entry_selectors (entry_id, type, value) SELECT $1, t, v FROM unnest($2::text[], $3::text[]) AS s (t, v)',
+    [entry.id, entry.selectors.map((s) => s.type), entry.selectors.map((s) => s.value)],
+  );
+}
+
+/** S is the entry's selector set, F the filter's (the `wanted` CTE). */
+function selectorCondition(
+  match: 'exact' | 'subset' | 'superset' | 'any',
+  wantedCount: () => string,
+  wantedKey: () => string,
+): string {
+  const inWanted = 'EXISTS (SELECT 1 FROM wanted w WHERE w.type = s.type AND w.value = s.value)';
+  const anyMatch = `EXISTS (SELECT 1 FROM entry_selectors s WHERE s.entry_id = e.id AND ${inWanted})`;
+  const subset = `NOT EXISTS (SELECT 1 FROM entry_selectors s WHERE s.entry_id = e.id AND NOT ${inWanted})`;
+  const superset = (): string =>
+    `(SELECT COUNT(*) FROM entry_selectors s WHERE s.entry_id = e.id AND ${inWanted}) = ${wantedCount()}::bigint`;
+  switch (match) {
+    case 'exact':
+      return `e.selectors_key = ${wantedKey()}`;
+    case 'subset':
+      return `${anyMatch} AND ${subset}`;
+    case 'superset':
+      return superset();
+    case 'any':
+      return anyMatch;
+  }
+}
+
+function applyPatch(current: Entry, patch: EntryPatch): EntryFields {
+  const { parentId, expiresAt, ...rest } = patch;
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  const next: EntryFields = { ...current, ...defined };
+  if (parentId === null) delete next.parentId;
+  else if (parentId !== undefined) next.parentId = parentId;
+  if (expiresAt === null) delete next.expiresAt;
+  else if (expiresAt !== undefined) next.expiresAt = expiresAt;
+  return next;
+}
+
+/** Copies the caller's fields, so later changes to their arrays do not reach a returned Entry. */
+function normalise(fields: EntryFields): EntryFields {
+  const out: EntryFields = {
+    spiffeId: fields.spiffeId,
+    selectors: canonicalSelectors(fields.selectors),
+    x509SvidTtlSeconds: fields.x509SvidTtlSeconds,
+    allowedScopes: [...fields.allowedScopes],
+    maxDelegationDepth: fields.maxDelegationDepth,
+    allowedDelegates: [...fields.allowedDelegates],
+    admin: fields.admin,
+    dnsNames: [...fields.dnsNames],
+    canAssertPrincipal: fields.canAssertPrincipal,
+  };
+  if (fields.parentId) out.parentId = fields.parentId;
+  if (fields.expiresAt) out.expiresAt = new Date(fields.expiresAt.getTime());
+  if (fields.federatesWith !== undefined && fields.federatesWith.length > 0) {
+    out.federatesWith = [...new Set(fields.federatesWith)].sort();
+  }
+  return out;
+}
+
+/** In COLUMNS order. */
+function toParams(e: Entry): unknown[] {
+  return [
+    e.id,
+    e.spiffeId,
+    e.parentId ?? '',
+    selectorSetKey(e.selectors),
+    e.x509SvidTtlSeconds,
+    e.allowedScopes,
+    e.maxDelegationDepth,
+    e.allowedDelegates,
+    e.admin,
+    e.dnsNames,
+    e.expiresAt ?? null,
+    e.canAssertPrincipal,
+    e.createdAt,
+    e.updatedAt,
+    e.revision,
+    e.federatesWith ?? [],
+  ];
+}
+
+function fromRow(row: EntryRow): Entry {
+  const entry: Entry = {
+    id: row.id,
+    spiffeId: row.spiffe_id,
+    // Sorted again in code-unit order: the one order every store returns.
+    selectors: canonicalSelectors((row.selectors ?? []).map(([type, value]) => ({ type, value }))),
+    x509SvidTtlSeconds: row.x509_svid_ttl_seconds,
+    allowedScopes: row.allowed_scopes,
+    maxDelegationDepth: row.max_delegation_depth,
+    allowedDelegates: row.allowed_delegates,
+    admin: row.admin,
+    dnsNames: row.dns_names,
+    canAssertPrincipal: row.can_assert_principal,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    revision: row.revision,
+  };
+  if (row.parent_id !== '') entry.parentId = row.parent_id;
+  if (row.federates_with.length > 0) entry.federatesWith = row.federates_with;
+  const expiresAt = optionalDate(row.expires_at);
+  if (expiresAt) entry.expiresAt = expiresAt;
+  return entry;
+}

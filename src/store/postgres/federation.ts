@@ -1,0 +1,288 @@
+import {
+  AlreadyExistsError,
+  BundleSequenceRegressedError,
+  FederationRelationshipInUseError,
+  NotFoundError,
+  RevisionConflictError,
+} from '../../errors';
+import type {
+  FederatedBundleRecord,
+  FederatedBundleUpdate,
+  FederationRelationshipFields,
+  FederationRelationshipPatch,
+  FederationRelationshipRecord,
+} from '../types';
+import { optionalDate, type Runner, type Sql } from './sql';
+
+interface RelationshipRow {
+  trust_domain: string;
+  bundle_endpoint_url: string;
+  profile: 'https_web' | 'https_spiffe';
+  endpoint_spiffe_id: string | null;
+  web_trust_roots_pem: string | null;
+  created_at: Date;
+  updated_at: Date;
+  revision: number;
+}
+
+interface BundleRow {
+  trust_domain: string;
+  bundle_json: string;
+  sequence: number | null;
+  refresh_hint_seconds: number | null;
+  updated_at: Date;
+  last_success_at: Date | null;
+  last_attempt_at: Date | null;
+  last_error: string;
+}
+
+/** Federation relationships and the foreign bundles fetched for them: the same contract as SqliteFederation. */
+export class PgFederation {
+  constructor(
+    private readonly run: Runner,
+    private readonly now: () => Date,
+  ) {}
+
+  create(
+    fields: FederationRelationshipFields,
+    bootstrap?: FederatedBundleUpdate,
+  ): Promise<FederationRelationshipRecord> {
+    return this.run.write(async (sql) => {
+      if (
+        (
+          await sql.query('SELECT 1 FROM federation_relationships WHERE trust_domain = $1', [
+            fields.trustDomain,
+          ])
+        ).rowCount
+      ) {
+        throw new AlreadyExistsError(
+          `a federation relationship with trust domain "${fields.trustDomain}" already exists`,
+        );
+      }
+      const now = this.now();
+      const record: FederationRelationshipRecord = {
+        ...copy(fields),
+        createdAt: now,
+        updatedAt: now,
+        revision: 1,
+      };
+      await sql.query(
+        `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
+           web_trust_roots_pem, created_at, updated_at, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        toParams(record),
+      );
+      if (bootstrap !== undefined) await putBundle(sql, fields.trustDomain, bootstrap, now);
+      return record;
+    });
+  }
+
+  get(trustDomain: string): Promise<FederationRelationshipRecord> {
+    return this.run.read((sql) => getRelationship(sql, trustDomain));
+  }
+
+  list(): Promise<FederationRelationshipRecord[]> {
+    return this.run.read(async (sql) =>
+      (
+        await sql.query<RelationshipRow>('SELECT * FROM federation_relationships ORDER BY trust_domain')
+      ).rows.map(fromRow),
+    );
+  }
+
+  update(
+    trustDomain: string,
+    patch: FederationRelationshipPatch,
+    expectedRevision: number,
+  ): Promise<FederationRelationshipRecord> {
+    return this.run.write(async (sql) => {
+      const current = await getRelationship(sql, trustDomain);
+      if (current.revision !== expectedRevision) {
+        throw new RevisionConflictError(
+          `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
+          { currentRevision: current.revision },
+        );
+      }
+      const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
+      const next: FederationRelationshipRecord = {
+        ...current,
+        ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+        updatedAt: this.now(),
+        revision: current.revision + 1,
+      };
+      if (endpointSpiffeId === null) delete next.endpointSpiffeId;
+      else if (endpointSpiffeId !== undefined) next.endpointSpiffeId = endpointSpiffeId;
+      if (webTrustRootsPem === null) delete next.webTrustRootsPem;
+      else if (webTrustRootsPem !== undefined) next.webTrustRootsPem = webTrustRootsPem;
+      const params = toParams(next);
+      params.splice(5, 1);
+      await sql.query(
+        `UPDATE federation_relationships SET bundle_endpoint_url = $2, profile = $3, endpoint_spiffe_id = $4,
+           web_trust_roots_pem = $5, updated_at = $6, revision = $7 WHERE trust_domain = $1`,
+        params,
+      );
+      return next;
+    });
+  }
+
+  delete(trustDomain: string, expectedRevision?: number): Promise<void> {
+    return this.run.write(async (sql) => {
+      const current = await getRelationship(sql, trustDomain);
+      if (expectedRevision !== undefined && current.revision !== expectedRevision) {
+        throw new RevisionConflictError(
+          `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
+          { currentRevision: current.revision },
+        );
+      }
+      // An entry naming a trust domain without a relationship would hand its workloads nothing, silently.
+      const users = (
+        await sql.query<{ id: string }>(
+          'SELECT id FROM entries WHERE $1 = ANY(federates_with) ORDER BY id LIMIT 11',
+          [trustDomain],
+        )
+      ).rows.map((r) => r.id);
+      if (users.length > 0) {
+        throw new FederationRelationshipInUseError(
+          `entries federate with "${trustDomain}" (${users.slice(0, 10).join(', ')}${users.length > 10 ? ', ...' : ''}): remove it from their federates_with first`,
+        );
+      }
+      await sql.query('DELETE FROM federation_relationships WHERE trust_domain = $1', [trustDomain]);
+    });
+  }
+
+  getBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
+    return this.run.read(async (sql) => {
+      const row = (
+        await sql.query<BundleRow>('SELECT * FROM federated_bundles WHERE trust_domain = $1', [trustDomain])
+      ).rows[0];
+      return row ? bundleFromRow(row) : undefined;
+    });
+  }
+
+  put(trustDomain: string, update: FederatedBundleUpdate, now: Date): Promise<FederatedBundleRecord> {
+    return this.run.write((sql) => putBundle(sql, trustDomain, update, now));
+  }
+
+  recordFailure(trustDomain: string, error: string, now: Date): Promise<void> {
+    return this.run.write(async (sql) => {
+      await sql.query(
+        'UPDATE federated_bundles SET last_attempt_at = $1, last_error = $2 WHERE trust_domain = $3',
+        [now, error.slice(0, 1024), trustDomain],
+      );
+    });
+  }
+}
+
+async function getRelationship(sql: Sql, trustDomain: string): Promise<FederationRelationshipRecord> {
+  const row = (
+    await sql.query<RelationshipRow>('SELECT * FROM federation_relationships WHERE trust_domain = $1', [
+      trustDomain,
+    ])
+  ).rows[0];
+  if (!row) throw new NotFoundError(`no federation relationship with trust domain "${trustDomain}"`);
+  return fromRow(row);
+}
+
+async function putBundle(
+  sql: Sql,
+  trustDomain: string,
+  update: FederatedBundleUpdate,
+  now: Date,
+): Promise<FederatedBundleRecord> {
+  await getRelationship(sql, trustDomain);
+  const previous = (
+    await sql.query<BundleRow>('SELECT * FROM federated_bundles WHERE trust_domain = $1', [trustDomain])
+  ).rows[0];
+  // A publisher's sequence only grows (bundle spec §4.1.1): a lower one is an old bundle replayed.
+  if (previous !== undefined && previous.sequence !== null) {
+    if (update.sequence === undefined || update.sequence < previous.sequence) {
+      throw new BundleSequenceRegressedError(
+        `bundle of "${trustDomain}" has spiffe_sequence ${update.sequence ?? '(none)'}, lower than the stored ${previous.sequence}: refused, the stored bundle is kept`,
+      );
+    }
+  }
+  const record: FederatedBundleRecord = {
+    trustDomain,
+    bundleJson: update.bundleJson,
+    updatedAt: now,
+    lastError: update.fetched ? '' : (previous?.last_error ?? ''),
+  };
+  if (update.sequence !== undefined) record.sequence = update.sequence;
+  if (update.refreshHintSeconds !== undefined) record.refreshHintSeconds = update.refreshHintSeconds;
+  const lastSuccess = update.fetched ? now : optionalDate(previous?.last_success_at ?? null);
+  if (lastSuccess) record.lastSuccessAt = lastSuccess;
+  const lastAttempt = update.fetched ? now : optionalDate(previous?.last_attempt_at ?? null);
+  if (lastAttempt) record.lastAttemptAt = lastAttempt;
+  await sql.query(
+    `INSERT INTO federated_bundles (trust_domain, bundle_json, sequence, refresh_hint_seconds, updated_at,
+       last_success_at, last_attempt_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (trust_domain) DO UPDATE SET bundle_json = excluded.bundle_json, sequence = excluded.sequence,
+       refresh_hint_seconds = excluded.refresh_hint_seconds, updated_at = excluded.updated_at,
+       last_success_at = excluded.last_success_at, last_attempt_at = excluded.last_attempt_at,
+       last_error = excluded.last_error`,
+    [
+      trustDomain,
+      record.bundleJson,
+      record.sequence ?? null,
+      record.refreshHintSeconds ?? null,
+      now,
+      record.lastSuccessAt ?? null,
+      record.lastAttemptAt ?? null,
+      record.lastError,
+    ],
+  );
+  return record;
+}
+
+function copy(f: FederationRelationshipFields): FederationRelationshipFields {
+  const out: FederationRelationshipFields = {
+    trustDomain: f.trustDomain,
+    bundleEndpointUrl: f.bundleEndpointUrl,
+    profile: f.profile,
+  };
+  if (f.endpointSpiffeId !== undefined) out.endpointSpiffeId = f.endpointSpiffeId;
+  if (f.webTrustRootsPem !== undefined) out.webTrustRootsPem = f.webTrustRootsPem;
+  return out;
+}
+
+/** trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id, web_trust_roots_pem, created_at, updated_at, revision */
+function toParams(r: FederationRelationshipRecord): unknown[] {
+  return [
+    r.trustDomain,
+    r.bundleEndpointUrl,
+    r.profile,
+    r.endpointSpiffeId ?? null,
+    r.webTrustRootsPem ?? null,
+    r.createdAt,
+    r.updatedAt,
+    r.revision,
+  ];
+}
+
+function fromRow(row: RelationshipRow): FederationRelationshipRecord {
+  const r: FederationRelationshipRecord = {
+    trustDomain: row.trust_domain,
+    bundleEndpointUrl: row.bundle_endpoint_url,
+    profile: row.profile,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    revision: row.revision,
+  };
+  if (row.endpoint_spiffe_id !== null) r.endpointSpiffeId = row.endpoint_spiffe_id;
+  if (row.web_trust_roots_pem !== null) r.webTrustRootsPem = row.web_trust_roots_pem;
+  return r;
+}
+
+function bundleFromRow(row: BundleRow): FederatedBundleRecord {
+  const r: FederatedBundleRecord = {
+    trustDomain: row.trust_domain,
+    bundleJson: row.bundle_json,
+    updatedAt: row.updated_at,
+    lastError: row.last_error,
+  };
+  if (row.sequence !== null) r.sequence = row.sequence;
+  if (row.refresh_hint_seconds !== null) r.refreshHintSeconds = row.refresh_hint_seconds;
+  const s = optionalDate(row.last_success_at);
+  if (s) r.lastSuccessAt = s;
+  const a = optionalDate(row.last_attempt_at);
+  if (a) r.lastAttemptAt = a;
+  return r;
+}

@@ -1,0 +1,469 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
+import type { AuditStore } from '../../audit/log';
+import { InternalError, InvalidArgumentError, LanyardError, StoreClosedError } from '../../errors';
+import { AsyncMutex } from '../../internal/async-mutex';
+import type { Store, StoreOps } from '../store';
+import type {
+  AgentSessionCounts,
+  FederatedBundleRecord,
+  FederatedBundleUpdate,
+  FederationRelationshipFields,
+  FederationRelationshipPatch,
+  FederationRelationshipRecord,
+  BundleRecord,
+  BundleUpdate,
+  CaAuthorityRecord,
+  Entry,
+  EntryFilter,
+  EntryPage,
+  EntryPatch,
+  GrantRecord,
+  JoinTokenRecord,
+  NewEntry,
+  NewGrant,
+  NewJoinToken,
+  NewRevocation,
+  NewSession,
+  PageRequest,
+  RevocationKind,
+  RevocationRecord,
+  RevokedSerialRecord,
+  RevokedSerialsDelta,
+  SessionRecord,
+} from '../types';
+import { PgAudit } from './audit';
+import { PgCaState } from './ca-state';
+import { PgChangeListener } from './change-listener';
+import { PgEntries } from './entries';
+import { PgFederation } from './federation';
+import { PgJoinTokens } from './join-tokens';
+import { migratePostgres, pgSchemaVersion } from './migrations';
+import { PgSessions } from './sessions';
+import type { Runner, Sql } from './sql';
+
+export interface PgStoreOptions {
+  /** postgresql://user@host:port/database?... (a Unix socket dir as `host=/path`). Must not hold a password. */
+  url: string;
+  /** The password, read by the caller from a file or the environment; never logged. */
+  password?: string;
+  /** Connections in the pool. Default 10. */
+  poolSize?: number;
+  /** Source of createdAt/updatedAt; tests pass a fake clock. */
+  clock?: () => Date;
+  /** application_name, visible in pg_stat_activity: which server holds which connection. */
+  applicationName?: string;
+  /**
+   * Which server this is, among those sharing the database: it sees only its own CA authorities and contributes
+   * its own roots to the shared bundle. Stable across restarts (kept in the server's data dir). Default 'default'.
+   */
+  serverId?: string;
+}
+
+/**
+ * Transaction-scoped advisory lock that every write holds ("lanyard" + 2). It gives PostgreSQL the guarantee the
+ * SQLite store gets from BEGIN IMMEDIATE: writers, on every server sharing the database, run one at a time, so a
+ * transaction that reads and then writes (a session not ended yet, then a certificate for it; the audit head, then
+ * the next record) sees no other writer in between, and sequence numbers commit in order. Reads take no lock.
+ */
+const WRITE_LOCK_KEY = 0x6c616e79_0002n.toString();
+
+const INT8_OID = 20;
+
+/** BIGINT columns (sequences, counts) as numbers: all stay far below 2^53; a larger one is refused, not rounded. */
+function parseInt8(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new InternalError(`integer ${value} is beyond 2^53`);
+  return n;
+}
+
+const typeParsers: NonNullable<PoolConfig['types']> = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID ? parseInt8 : types.getTypeParser(oid, format)) as NonNullable<
+    PoolConfig['types']
+  >['getTypeParser'],
+};
+
+/** The URL without any password, for logs and errors. */
+export function redactPostgresUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    for (const key of [...u.searchParams.keys()]) {
+      if (/pass|secret/i.test(key)) u.searchParams.set(key, '***');
+    }
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/** The StoreOps over the table modules, all sharing one Runner. */
+class PgOps implements StoreOps {
+  readonly audit: Pick<AuditStore, 'append'>;
+  protected readonly entries: PgEntries;
+  protected readonly joinTokens: PgJoinTokens;
+  protected readonly ca: PgCaState;
+  protected readonly sessions: PgSessions;
+  protected readonly federation: PgFederation;
+
+  constructor(run: Runner, clock: () => Date, audit: AuditStore, serverId: string) {
+    this.entries = new PgEntries(run, clock);
+    this.joinTokens = new PgJoinTokens(run, clock);
+    this.ca = new PgCaState(run, clock, serverId);
+    this.sessions = new PgSessions(run, clock, serverId);
+    this.federation = new PgFederation(run, clock);
+    this.audit = audit;
+  }
+
+  createEntry(entry: NewEntry): Promise<Entry> {
+    return this.entries.create(entry);
+  }
+  getEntry(id: string): Promise<Entry> {
+    return this.entries.get(id);
+  }
+  listEntries(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
+    return this.entries.list(filter, page);
+  }
+  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
+    return this.entries.update(id, patch, expectedRevision);
+  }
+  deleteEntry(id: string, expectedRevision?: number): Promise<void> {
+    return this.entries.delete(id, expectedRevision);
+  }
+  createJoinToken(token: NewJoinToken): Promise<JoinTokenRecord> {
+    return this.joinTokens.create(token);
+  }
+  consumeJoinToken(tokenHash: Buffer, now: Date): Promise<JoinTokenRecord> {
+    return this.joinTokens.consume(tokenHash, now);
+  }
+  pruneJoinTokens(before: Date): Promise<number> {
+    return this.joinTokens.prune(before);
+  }
+  putCaAuthority(record: CaAuthorityRecord): Promise<void> {
+    return this.ca.putAuthority(record);
+  }
+  getCaAuthority(id: string): Promise<CaAuthorityRecord> {
+    return this.ca.getAuthority(id);
+  }
+  listCaAuthorities(): Promise<CaAuthorityRecord[]> {
+    return this.ca.listAuthorities();
+  }
+  deleteCaAuthority(id: string): Promise<void> {
+    return this.ca.deleteAuthority(id);
+  }
+  getBundle(trustDomain: string): Promise<BundleRecord | undefined> {
+    return this.ca.getBundle(trustDomain);
+  }
+  setBundle(trustDomain: string, update: BundleUpdate): Promise<BundleRecord> {
+    return this.ca.setBundle(trustDomain, update);
+  }
+  createSession(session: NewSession): Promise<SessionRecord> {
+    return this.sessions.createSession(session);
+  }
+  getSession(id: string): Promise<SessionRecord> {
+    return this.sessions.getSession(id);
+  }
+  addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void> {
+    return this.sessions.addSessionCertificate(sessionId, serialHex, notAfter);
+  }
+  countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts> {
+    return this.sessions.countAgentSessions(entryId, now, endedSince);
+  }
+  endSessionTree(
+    id: string,
+    now: Date,
+    reason: string,
+  ): Promise<{ ended: SessionRecord[]; revocations: RevocationRecord[] }> {
+    return this.sessions.endSessionTree(id, now, reason);
+  }
+  createGrant(grant: NewGrant): Promise<GrantRecord> {
+    return this.sessions.createGrant(grant);
+  }
+  getGrant(id: string): Promise<GrantRecord> {
+    return this.sessions.getGrant(id);
+  }
+  markGrantRedeemed(id: string, now: Date, sessionId: string): Promise<GrantRecord> {
+    return this.sessions.markGrantRedeemed(id, now, sessionId);
+  }
+  addRevocation(revocation: NewRevocation, now: Date): Promise<RevocationRecord> {
+    return this.sessions.addRevocation(revocation, now);
+  }
+  getRevocation(kind: RevocationKind, id: string): Promise<RevocationRecord | undefined> {
+    return this.sessions.getRevocation(kind, id);
+  }
+  listRevocations(afterSequence: number, limit?: number): Promise<RevocationRecord[]> {
+    return this.sessions.listRevocations(afterSequence, limit);
+  }
+  lastRevocationSequence(): Promise<number> {
+    return this.sessions.lastRevocationSequence();
+  }
+  pruneRevocations(before: Date): Promise<number> {
+    return this.sessions.pruneRevocations(before);
+  }
+  listRevokedSerials(now: Date): Promise<RevokedSerialRecord[]> {
+    return this.sessions.listRevokedSerials(now);
+  }
+  listRevokedSerialsAfter(afterSequence: number, now: Date): Promise<RevokedSerialsDelta> {
+    return this.sessions.listRevokedSerialsAfter(afterSequence, now);
+  }
+  pruneGrants(before: Date): Promise<number> {
+    return this.sessions.pruneGrants(before);
+  }
+  pruneSessions(expiredBefore: Date, now: Date): Promise<number> {
+    return this.sessions.pruneSessions(expiredBefore, now);
+  }
+  nextCrlNumber(): Promise<bigint> {
+    return this.sessions.nextCrlNumber();
+  }
+  createFederationRelationship(
+    fields: FederationRelationshipFields,
+    bootstrap?: FederatedBundleUpdate,
+  ): Promise<FederationRelationshipRecord> {
+    return this.federation.create(fields, bootstrap);
+  }
+  getFederationRelationship(trustDomain: string): Promise<FederationRelationshipRecord> {
+    return this.federation.get(trustDomain);
+  }
+  listFederationRelationships(): Promise<FederationRelationshipRecord[]> {
+    return this.federation.list();
+  }
+  updateFederationRelationship(
+    trustDomain: string,
+    patch: FederationRelationshipPatch,
+    expectedRevision: number,
+  ): Promise<FederationRelationshipRecord> {
+    return this.federation.update(trustDomain, patch, expectedRevision);
+  }
+  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void> {
+    return this.federation.delete(trustDomain, expectedRevision);
+  }
+  getFederatedBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
+    return this.federation.getBundle(trustDomain);
+  }
+  putFederatedBundle(
+    trustDomain: string,
+    update: FederatedBundleUpdate,
+    now: Date,
+  ): Promise<FederatedBundleRecord> {
+    return this.federation.put(trustDomain, update, now);
+  }
+  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void> {
+    return this.federation.recordFailure(trustDomain, error, now);
+  }
+}
+
+/**
+ * The shared store: PostgreSQL, for several Lanyard servers on one database.
+ *
+ * Atomicity: every write method is one transaction, and `transaction(fn)` one transaction for all of fn's calls;
+ * each call inside it is a savepoint, so a failure that fn catches undoes that call only (as in SQLite).
+ * Isolation: writes hold WRITE_LOCK_KEY for their transaction, so they are serial across servers; reads are READ
+ * COMMITTED (a read of several statements that must agree runs in one REPEATABLE READ snapshot).
+ * Durability: PostgreSQL's (synchronous_commit as the database is configured; the default is on).
+ */
+export class PgStore extends PgOps implements Store {
+  readonly kind = 'postgres';
+  declare readonly audit: AuditStore;
+  private readonly pool: Pool;
+  private readonly url: string;
+  private readonly clock: () => Date;
+  private readonly serverId: string;
+  readonly changes: PgChangeListener;
+  private readonly inTransaction = new AsyncLocalStorage<true>();
+  private readonly running = new Set<Promise<unknown>>();
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    pool: Pool,
+    url: string,
+    clock: () => Date,
+    serverId: string,
+    listenConfig: ClientConfig,
+  ) {
+    const run = storeRunner(pool);
+    // The closure reads `this` only when called, after super() returned.
+    const guarded: Runner = {
+      read: (fn) => this.guard(() => run.read(fn)),
+      snapshot: (fn) => this.guard(() => run.snapshot(fn)),
+      write: (fn) => this.guard(() => run.write(fn)),
+    };
+    const audit = new PgAudit(guarded);
+    super(guarded, clock, audit, serverId);
+    this.pool = pool;
+    this.url = url;
+    this.clock = clock;
+    this.serverId = serverId;
+    this.changes = new PgChangeListener(listenConfig, serverId);
+  }
+
+  /** Connects, and brings the schema up to date (under an advisory lock: servers may start together). */
+  static async open(options: PgStoreOptions): Promise<PgStore> {
+    const clock = options.clock ?? (() => new Date());
+    const redacted = redactPostgresUrl(options.url);
+    let base: PoolConfig;
+    try {
+      base = parseIntoClientConfig(options.url) as PoolConfig;
+    } catch (e) {
+      throw new InvalidArgumentError(`store.postgres.url is not a valid URL: ${redacted}`, {
+        cause: e,
+      });
+    }
+    if (typeof base.password === 'string' && base.password !== '') {
+      throw new InvalidArgumentError(
+        'store.postgres.url holds a password: put it in store.postgres.password_file or LANYARD_POSTGRES_PASSWORD',
+      );
+    }
+    const connection: ClientConfig = {
+      ...base,
+      ...(options.password !== undefined && { password: options.password }),
+      types: typeParsers,
+      application_name: options.applicationName ?? 'lanyard',
+      connectionTimeoutMillis: 10_000,
+    };
+    const pool = new Pool({ ...connection, max: options.poolSize ?? 10 });
+    // An idle connection that breaks (the database restarted) is dropped and replaced on the next query; without
+    // a listener the pool's 'error' event would end the process.
+    pool.on('error', () => undefined);
+    try {
+      const client = await pool.connect();
+      try {
+        await migratePostgres(client, clock);
+      } finally {
+        client.release();
+      }
+    } catch (e) {
+      await pool.end().catch(() => undefined);
+      if (e instanceof LanyardError) throw e;
+      throw new InternalError(
+        `cannot open the PostgreSQL store at ${redacted}: ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
+      );
+    }
+    return new PgStore(pool, redacted, clock, options.serverId ?? 'default', connection);
+  }
+
+  async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+    return this.guard(async () => {
+      const client = await this.pool.connect();
+      let open = true;
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
+        const run = transactionRunner(client, () => open);
+        const tx = new PgOps(run, this.clock, new PgAudit(run), this.serverId);
+        const result = await this.inTransaction.run(true, () => fn(tx));
+        open = false;
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        open = false;
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        }
+        throw e;
+      } finally {
+        // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
+        client.release(broken);
+      }
+    });
+  }
+
+  /** What the store runs with, for the start-up log line and tests. The URL never holds a password. */
+  async diagnostics(): Promise<{ url: string; poolSize: number; schemaVersion: number }> {
+    const schemaVersion = await this.guard(() => pgSchemaVersion(this.pool));
+    return { url: this.url, poolSize: this.pool.options.max, schemaVersion };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await Promise.allSettled([...this.running]);
+      await this.changes.close();
+      await this.pool.end();
+    })();
+    return this.closing;
+  }
+
+  /** Refuses re-entry and calls after close; tracks running calls so close() can wait for them. */
+  private guard<T>(op: () => Promise<T>): Promise<T> {
+    if (this.inTransaction.getStore()) {
+      return Promise.reject(
+        new InternalError(
+          'store called from inside its own transaction: use the `tx` handle passed to the callback',
+        ),
+      );
+    }
+    if (this.closed) return Promise.reject(new StoreClosedError('the store is closed'));
+    const p = op();
+    this.running.add(p);
+    const done = (): void => {
+      this.running.delete(p);
+    };
+    p.then(done, done);
+    return p;
+  }
+}
+
+/** Outside a transaction: reads on the pool, snapshots and writes each in a transaction of their own. */
+function storeRunner(pool: Pool): Runner {
+  const inTransaction = async <T>(begin: string[], fn: (sql: Sql) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      for (const statement of begin)
+        await client.query(statement, statement.includes('$1') ? [WRITE_LOCK_KEY] : []);
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackError) {
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      }
+      throw e;
+    } finally {
+      client.release(broken);
+    }
+  };
+  return {
+    read: (fn) => fn(pool),
+    snapshot: (fn) => inTransaction(['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'], fn),
+    write: (fn) => inTransaction(['BEGIN', 'SELECT pg_advisory_xact_lock($1)'], fn),
+  };
+}
+
+/**
+ * Inside Store.transaction: every call on the one connection, one at a time (a callback may start several at
+ * once), each in a savepoint, so a failed statement undoes that call only instead of aborting the transaction.
+ */
+function transactionRunner(client: PoolClient, isOpen: () => boolean): Runner {
+  const mutex = new AsyncMutex();
+  const inSavepoint = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> => {
+    if (!isOpen()) {
+      return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
+    }
+    return mutex.run(async () => {
+      if (!isOpen()) {
+        throw new InternalError('transaction handle used after its transaction ended');
+      }
+      await client.query('SAVEPOINT lanyard_call');
+      try {
+        const result = await fn(client);
+        await client.query('RELEASE SAVEPOINT lanyard_call');
+        return result;
+      } catch (e) {
+        await client.query('ROLLBACK TO SAVEPOINT lanyard_call');
+        await client.query('RELEASE SAVEPOINT lanyard_call');
+        throw e;
+      }
+    });
+  };
+  return { read: inSavepoint, snapshot: inSavepoint, write: inSavepoint };
+}
