@@ -130,8 +130,6 @@ export async function redeemGrant(
       opener,
       {
         id: sessionId,
-        entryId: entry.id,
-        spiffeId: entry.spiffeId,
         rootSessionId: parentContext.rootSessionId,
         parentSessionId: parent.id,
         principal: { ...parentContext.principal },
@@ -141,8 +139,7 @@ export async function redeemGrant(
         depthLimit: Math.min(parent.depthLimit, depth + entry.maxDelegationDepth),
         // A delegated session ends with its grant; its renewals stay within it.
         expiresAt: binding.notAfter,
-        // Revoking the child's SVID that redeemed, or the parent's that signed, stops the session too.
-        openerSerial: caller.leaf.serialHex,
+        // Revoking the parent's SVID that signed the grant stops the session too (as does the child's).
         parentCertSerial: parentCert.serialHex,
       },
       signed,

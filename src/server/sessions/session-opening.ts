@@ -54,17 +54,29 @@ export function signOpenerSvid(
   });
 }
 
+/** What the call decides about the new session; the rest follows from the opener. */
+export type OpenedSession = Omit<NewSession, 'entryId' | 'spiffeId' | 'openerSerial'>;
+
 /**
- * Stores the session and its first certificate through `tx` (the caller's transaction, so both commit with
- * the rest of the call or neither does) and returns the SVID and bundle that answer the call.
+ * Stores the session (held by the opener's entry) and its first certificate through `tx` (the caller's
+ * transaction, so both commit with the rest of the call or neither does) and returns the SVID and bundle
+ * that answer the call.
  */
 export async function storeOpenedSession(
   tx: StoreOps,
   opener: SessionOpener,
-  session: NewSession,
+  session: OpenedSession,
   signed: SignedX509Svid,
 ): Promise<{ svid: X509Svid; bundle: Bundle }> {
-  await tx.createSession(session);
+  const { entry, leaf } = opener.caller;
+  await tx.createSession({
+    ...session,
+    entryId: entry.id,
+    spiffeId: entry.spiffeId,
+    // Revoking the workload SVID that opened the session (started it, or redeemed the grant) stops the
+    // session at the server too.
+    openerSerial: leaf.serialHex,
+  });
   await tx.addSessionCertificate(session.id, signed.cert.serialHex, signed.cert.notAfter);
-  return { svid: svidToProto(signed, opener.caller.entry), bundle: bundleToProto(signed.bundle) };
+  return { svid: svidToProto(signed, entry), bundle: bundleToProto(signed.bundle) };
 }

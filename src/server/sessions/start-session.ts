@@ -89,8 +89,6 @@ export async function startSession(
       opener,
       {
         id: sessionId,
-        entryId: entry.id,
-        spiffeId: entry.spiffeId,
         rootSessionId: sessionId,
         principal,
         intent: req.intent,
@@ -98,8 +96,6 @@ export async function startSession(
         depth: 0,
         depthLimit: entry.maxDelegationDepth,
         expiresAt,
-        // Revoking the workload SVID that opened the session stops the session at the server too.
-        openerSerial: caller.leaf.serialHex,
       },
       signed,
     );
