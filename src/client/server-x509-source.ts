@@ -26,6 +26,7 @@ import { attestToServer } from './attest';
 import { watchRevocationsInto, type RevocationWatchHandle } from './revocation-watch';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials, SERVER_ID_PATH } from './server-credentials';
 import { notReady } from './static-x509-source';
+import { currentSvid } from './current-svid';
 import { toX509Svid } from '../svid/x509-svid';
 import type { X509Source } from './x509-source';
 import type { X509Svid } from '../svid/x509-svid';
@@ -166,14 +167,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
 
   getX509Svid(): X509Svid {
     if (this.closed) throw notReady('the source is closed');
-    const svid = this.svid;
-    if (svid === undefined) throw notReady('no SVID yet');
-    if (svid.notAfter.getTime() <= Date.now()) {
-      throw notReady(
-        `the SVID of ${svid.id.toString()} expired at ${svid.notAfter.toISOString()} without renewal`,
-      );
-    }
-    return svid;
+    return currentSvid(this.svid, 'no SVID yet', ' without renewal');
   }
 
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {

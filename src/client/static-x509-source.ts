@@ -9,6 +9,7 @@ import { TrustDomain } from '../spiffe';
 import { loadX509Svid, type OwnSvidOptions, type X509Svid } from '../svid/x509-svid';
 import type { X509Source } from './x509-source';
 import { X509SourceEmitter } from './x509-source-events';
+import { currentSvid } from './current-svid';
 
 export interface StaticX509SourceFiles extends OwnSvidOptions {
   /** PEM: the SVID leaf first, then intermediates (loadX509Svid). */
@@ -51,11 +52,7 @@ export class StaticX509Source extends X509SourceEmitter implements X509Source {
   }
 
   getX509Svid(): X509Svid {
-    if (this.closed || this.svid === undefined) throw notReady('the source is closed');
-    if (this.svid.notAfter.getTime() <= Date.now()) {
-      throw notReady(`the SVID of ${this.svid.id.toString()} expired at ${this.svid.notAfter.toISOString()}`);
-    }
-    return this.svid;
+    return currentSvid(this.closed ? undefined : this.svid, 'the source is closed');
   }
 
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {

@@ -17,6 +17,7 @@ import { resolveWorkloadEndpoint } from './workload-endpoint';
 import type { X509Source } from './x509-source';
 import type { X509Svid } from '../svid/x509-svid';
 import { X509SourceEmitter } from './x509-source-events';
+import { currentSvid } from './current-svid';
 
 /** The Workload Endpoint standard's security header. */
 export const WORKLOAD_API_HEADER = 'workload.spiffe.io';
@@ -98,11 +99,7 @@ export class WorkloadApiX509Source extends X509SourceEmitter implements X509Sour
   }
 
   getX509Svid(): X509Svid {
-    if (this.closed || this.svid === undefined) throw notReady('no X.509-SVID from the Workload API yet');
-    if (this.svid.notAfter.getTime() <= Date.now()) {
-      throw notReady(`the SVID of ${this.svid.id.toString()} expired at ${this.svid.notAfter.toISOString()}`);
-    }
-    return this.svid;
+    return currentSvid(this.closed ? undefined : this.svid, 'no X.509-SVID from the Workload API yet');
   }
 
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {

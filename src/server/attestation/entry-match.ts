@@ -11,7 +11,8 @@
  *   one per match: an SVID has exactly one SPIFFE ID, and issuing every match would hand a runtime
  *   identities it never asked for.
  */
-import { EntryAmbiguousError, ErrorCode, isLanyardError, NoMatchingEntryError } from '../../errors';
+import { ifNotFound } from '../../internal/not-found';
+import { EntryAmbiguousError, NoMatchingEntryError } from '../../errors';
 import type { StoreOps } from '../../store/store';
 import type { Entry, Selector } from '../../store/types';
 
@@ -81,17 +82,14 @@ async function boundEntry(store: Pick<StoreOps, 'getEntry'>, req: MatchRequest):
         'several entries had that SPIFFE ID): create a new token for an entry id',
     );
   }
-  let entry: Entry;
-  try {
-    entry = await store.getEntry(id);
-  } catch (e) {
-    if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) {
+  const entry = await ifNotFound(
+    () => store.getEntry(id),
+    () => {
       throw new BoundEntryUnavailableError(
         `the registration entry ${id} the join token is bound to was deleted`,
       );
-    }
-    throw e;
-  }
+    },
+  );
   if (req.boundAt !== undefined && entry.createdAt.getTime() > req.boundAt.getTime()) {
     throw new BoundEntryUnavailableError(
       `the registration entry ${id} was created after the join token (the entry it was bound to was deleted)`,

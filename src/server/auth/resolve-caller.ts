@@ -18,11 +18,10 @@
  *
  * Session checks come before the kind check so that an ended session is named as ended whatever it called.
  */
+import { ifNotFound } from '../../internal/not-found';
 import type { CaManager } from '../../ca';
 import {
   AuthorizationError,
-  ErrorCode,
-  isLanyardError,
   NoMatchingEntryError,
   NotASessionError,
   RevokedError,
@@ -228,17 +227,14 @@ export async function currentEntry(
   spiffeId: string,
   now: Date,
 ): Promise<Entry> {
-  let entry: Entry;
-  try {
-    entry = await store.getEntry(entryId);
-  } catch (e) {
-    if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) {
+  const entry = await ifNotFound(
+    () => store.getEntry(entryId),
+    () => {
       throw new NoMatchingEntryError(
         `the registration entry of ${spiffeId} (${entryId.slice(0, 128)}) was deleted: refused`,
       );
-    }
-    throw e;
-  }
+    },
+  );
   if (entry.spiffeId !== spiffeId) {
     throw new NoMatchingEntryError(
       `the registration entry ${entryId} now issues ${entry.spiffeId}, not ${spiffeId}: attest again`,
@@ -256,10 +252,8 @@ async function findSession(
   store: Pick<StoreOps, 'getSession'>,
   sessionId: string,
 ): Promise<SessionRecord | undefined> {
-  try {
-    return await store.getSession(sessionId);
-  } catch (e) {
-    if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) return undefined;
-    throw e;
-  }
+  return ifNotFound(
+    () => store.getSession(sessionId),
+    () => undefined,
+  );
 }

@@ -10,14 +10,13 @@
  */
 import * as fs from 'node:fs';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { toSpiffeBundle } from '../../bundle/to-spiffe-bundle';
 import type { SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import type { CaManager, ServerSvid } from '../../ca';
 import { ConfigError, KeyFileInsecureError } from '../../errors';
 import { fileAccess } from '../../internal/secure-file';
-import { formatHostPort } from '../config';
+import { listenOn } from '../http-listen';
 import type { Logger } from '../../internal/logging';
 
 export type BundleEndpointProfileConfig =
@@ -111,15 +110,7 @@ export async function startBundleEndpoint(opts: BundleEndpointOptions): Promise<
     stops.push(() => clearInterval(timer));
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.listen.port, opts.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = server.address() as AddressInfo;
-  const address = formatHostPort({ host: bound.address, port: bound.port });
+  const { address } = await listenOn(server, opts.listen);
   log.info({ address, profile: opts.tls.profile }, 'SPIFFE bundle endpoint serving');
   return {
     address,

@@ -3,7 +3,8 @@
  * agent's SPIFFE ID. Every NodeService answer goes through here, so an agent can neither list nor obtain an
  * identity registered under another parent (or under none).
  */
-import { AuthorizationError, ErrorCode, InvalidArgumentError, isLanyardError } from '../../errors';
+import { ifNotFound } from '../../internal/not-found';
+import { AuthorizationError, InvalidArgumentError } from '../../errors';
 import type { Store } from '../../store/store';
 import type { Entry } from '../../store/types';
 
@@ -34,13 +35,12 @@ export async function entitledEntry(
   if (entryId === '' || entryId.length > 64) {
     throw new InvalidArgumentError('entry_id must be 1-64 characters');
   }
-  let entry: Entry;
-  try {
-    entry = await store.getEntry(entryId);
-  } catch (e) {
-    if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) throw notUnder(parentId, entryId);
-    throw e;
-  }
+  const entry = await ifNotFound(
+    () => store.getEntry(entryId),
+    () => {
+      throw notUnder(parentId, entryId);
+    },
+  );
   if (entry.parentId !== parentId) throw notUnder(parentId, entryId);
   if (entry.expiresAt !== undefined && entry.expiresAt.getTime() <= now.getTime()) {
     throw notUnder(parentId, entryId);

@@ -17,12 +17,13 @@
  *
  * Signing uses node:crypto with the IEEE P1363 (r||s) signature encoding that JWS requires for ECDSA.
  */
+import { ifNotFound } from '../../internal/not-found';
 import { createHash, randomUUID, sign, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import { JWT_SVID_USE, type SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import type { CaLogger, KeyManager } from '../../ca';
 import { ioStep, writeFileAtomic } from '../../internal/secure-file';
-import { CaNotReadyError, ErrorCode, isLanyardError, KeyUnreadableError } from '../../errors';
+import { CaNotReadyError, isLanyardError, KeyUnreadableError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 
 /** The key manager's id of the single JWT key of data dirs from before rotation. */
@@ -394,13 +395,11 @@ export class JwtAuthority {
   private async getKeyIfAny(
     id: string,
   ): Promise<{ privateKey: KeyObject; publicKey: KeyObject } | undefined> {
-    try {
-      const k = await this.keys.getKey(id);
-      return { privateKey: k.privateKey, publicKey: k.publicKey };
-    } catch (e) {
-      if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) return undefined;
-      throw e;
-    }
+    const k = await ifNotFound(
+      () => this.keys.getKey(id),
+      () => undefined,
+    );
+    return k === undefined ? undefined : { privateKey: k.privateKey, publicKey: k.publicKey };
   }
 
   private async deleteQuietly(id: string): Promise<void> {

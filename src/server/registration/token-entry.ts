@@ -4,7 +4,8 @@
  * selectors, parents, flags — one may be admin), so an ambiguous SPIFFE ID is refused with the candidates'
  * ids rather than resolved to one of them.
  */
-import { EntryAmbiguousError, ErrorCode, isLanyardError, NotFoundError } from '../../errors';
+import { ifNotFound } from '../../internal/not-found';
+import { EntryAmbiguousError, NotFoundError } from '../../errors';
 import type { StoreOps } from '../../store/store';
 import type { Entry } from '../../store/types';
 import { invalid, validateEntryId, validateWorkloadId, type ValidationContext } from './validate';
@@ -23,15 +24,12 @@ export async function joinTokenEntry(
   }
   if (req.entryId !== '') {
     const entryId = validateEntryId('entry_id', req.entryId);
-    let entry: Entry;
-    try {
-      entry = await tx.getEntry(entryId);
-    } catch (e) {
-      if (isLanyardError(e) && e.code === ErrorCode.NOT_FOUND) {
+    const entry = await ifNotFound(
+      () => tx.getEntry(entryId),
+      () => {
         throw new NotFoundError(`entry_id: no registration entry ${entryId}`);
-      }
-      throw e;
-    }
+      },
+    );
     if (req.spiffeId !== '' && validateWorkloadId('spiffe_id', req.spiffeId, ctx) !== entry.spiffeId) {
       throw invalid('spiffe_id', `entry ${entry.id} issues ${entry.spiffeId}, not ${req.spiffeId}`);
     }

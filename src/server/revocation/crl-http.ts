@@ -5,8 +5,8 @@
  * quickly (the listener is unauthenticated, so it must not let slow clients hold sockets).
  */
 import * as http from 'node:http';
-import { type AddressInfo, BlockList, isIPv4, isIPv6 } from 'node:net';
-import { formatHostPort } from '../config';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { listenOn } from '../http-listen';
 import type { Logger } from '../../internal/logging';
 import type { CrlPublisher } from './crl-publisher';
 
@@ -63,15 +63,7 @@ export async function startCrlHttpServer(opts: {
   server.headersTimeout = 5_000;
   server.requestTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.listen.port, opts.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = server.address() as AddressInfo;
-  const address = formatHostPort({ host: bound.address, port: bound.port });
+  const { bound, address } = await listenOn(server, opts.listen);
   // Judged on the address actually bound, so a host name that resolves to a public address is caught too.
   if (opts.logger !== undefined) warnIfNotLoopback(bound.address, address, opts.logger);
   return {

@@ -23,17 +23,16 @@ import { verifyDelegationLinkSignature } from '../../x509/agent-context/delegati
 import { readAgentContext } from '../../x509/agent-context/oid';
 import type { AgentContext, DelegationLink } from '../../x509/agent-context/types';
 import { ParsedCertificate } from '../../x509/certificate';
-import { parseCsr } from '../../x509/csr';
-import { svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
+import { svidTtlSeconds } from '../issuance/workload-svid';
 import { wholeSeconds } from '../issuance/workload-context';
 import { applyIssuancePolicy } from '../../policy';
-import { bundleToProto } from '../bundle/to-proto';
 import { auditedSharedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
-import { assertLive, resolveCaller } from '../auth/resolve-caller';
+import { assertLive } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
-import { newSessionId, secondsUntil, signSessionSvid } from '../issuance/session-svid';
+import { newSessionId, secondsUntil } from '../issuance/session-svid';
+import { resolveSessionOpener, signOpenerSvid, storeOpenedSession } from './session-opening';
 
 export const DELEGATION_METHOD = 'delegation';
 
@@ -42,11 +41,10 @@ export async function redeemGrant(
   req: RedeemGrantRequest,
   call: PeerCall,
 ): Promise<RedeemGrantResponse> {
-  const now = deps.clock();
   // The child's own workload SVID: a session SVID (ended or not) redeems nothing.
-  const caller = await resolveCaller(deps, call, 'workload', now);
+  const opener = await resolveSessionOpener(deps, call, req.csr);
+  const { now, caller, csr } = opener;
   const entry = caller.entry;
-  const csr = parseCsr(req.csr);
   const serverId = deps.ca.serverSvid().spiffeId;
 
   // Its audit record commits in the same transaction.
@@ -126,38 +124,28 @@ export async function redeemGrant(
       svidTtlSeconds(entry, deps.defaultTtlSeconds),
       `grant ${grant.id}`,
     );
-    const signed = await signSessionSvid(deps.ca, {
-      entry,
-      publicKey: csr.publicKey,
-      context,
-      ttlSeconds,
-      now,
-    });
-    await tx.createSession({
-      id: sessionId,
-      entryId: entry.id,
-      spiffeId: entry.spiffeId,
-      rootSessionId: parentContext.rootSessionId,
-      parentSessionId: parent.id,
-      principal: { ...parentContext.principal },
-      intent: parentContext.intent,
-      scopes: [...context.scopes],
-      depth,
-      depthLimit: Math.min(parent.depthLimit, depth + entry.maxDelegationDepth),
-      // A delegated session ends with its grant; its renewals stay within it.
-      expiresAt: binding.notAfter,
-      // Revoking the child's SVID that redeemed, or the parent's that signed, stops the session too.
-      openerSerial: caller.leaf.serialHex,
-      parentCertSerial: parentCert.serialHex,
-    });
-    await tx.addSessionCertificate(sessionId, signed.cert.serialHex, signed.cert.notAfter);
+    const signed = await signOpenerSvid(deps, opener, context, ttlSeconds);
+    const answer = await storeOpenedSession(
+      tx,
+      opener,
+      {
+        id: sessionId,
+        rootSessionId: parentContext.rootSessionId,
+        parentSessionId: parent.id,
+        principal: { ...parentContext.principal },
+        intent: parentContext.intent,
+        scopes: [...context.scopes],
+        depth,
+        depthLimit: Math.min(parent.depthLimit, depth + entry.maxDelegationDepth),
+        // A delegated session ends with its grant; its renewals stay within it.
+        expiresAt: binding.notAfter,
+        // Revoking the parent's SVID that signed the grant stops the session too (as does the child's).
+        parentCertSerial: parentCert.serialHex,
+      },
+      signed,
+    );
     await tx.markGrantRedeemed(grant.id, now, sessionId);
-    return {
-      svid: svidToProto(signed, entry),
-      bundle: bundleToProto(signed.bundle),
-      sessionId,
-      expiresAt: signed.cert.notAfter,
-    };
+    return { ...answer, sessionId, expiresAt: signed.cert.notAfter };
   });
 }
 

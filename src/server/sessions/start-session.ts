@@ -14,16 +14,14 @@ import {
   AGENT_CONTEXT_VERSION,
   type AgentContext,
 } from '../../x509/agent-context/types';
-import { parseCsr } from '../../x509/csr';
-import { svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
+import { svidTtlSeconds } from '../issuance/workload-svid';
 import { auditedSharedTransaction } from '../audit/in-transaction';
 import { NO_POLICY_VERSION, wholeSeconds } from '../issuance/workload-context';
 import { applyIssuancePolicy } from '../../policy';
-import { bundleToProto } from '../bundle/to-proto';
 import type { PeerCall } from '../tls/peer-svid';
-import { resolveCaller } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
-import { newSessionId, signSessionSvid } from '../issuance/session-svid';
+import { newSessionId } from '../issuance/session-svid';
+import { resolveSessionOpener, signOpenerSvid, storeOpenedSession } from './session-opening';
 import { assertSessionQuota } from './quota';
 
 export const START_SESSION_METHOD = 'start_session';
@@ -33,11 +31,10 @@ export async function startSession(
   req: StartSessionRequest,
   call: PeerCall,
 ): Promise<StartSessionResponse> {
-  const now = deps.clock();
   // A session SVID may not open a fresh root session: that would shed its principal and delegation limits.
-  const caller = await resolveCaller(deps, call, 'workload', now);
+  const opener = await resolveSessionOpener(deps, call, req.csr);
+  const { now, caller } = opener;
   const entry = caller.entry;
-  const csr = parseCsr(req.csr);
   if (Buffer.byteLength(req.intent) > AGENT_CONTEXT_LIMITS.maxIntentLength) {
     throw new InvalidArgumentError(
       `intent is longer than ${AGENT_CONTEXT_LIMITS.maxIntentLength} bytes: a short task description, not a prompt`,
@@ -81,39 +78,27 @@ export async function startSession(
     'session',
   );
   const scopes = context.scopes;
-  const signed = await signSessionSvid(deps.ca, {
-    entry,
-    publicKey: csr.publicKey,
-    context,
-    ttlSeconds,
-    now,
-  });
+  const signed = await signOpenerSvid(deps, opener, context, ttlSeconds);
   // The session ends with its first SVID, which the CA may have cut short: renewal never extends it.
   const expiresAt = signed.cert.notAfter;
   // The session, its first serial and its audit record commit together.
   return auditedSharedTransaction(deps.store, async (tx): Promise<StartSessionResponse> => {
     await assertSessionQuota(tx, deps.limits, entry.id, now);
-    await tx.createSession({
-      id: sessionId,
-      entryId: entry.id,
-      spiffeId: entry.spiffeId,
-      rootSessionId: sessionId,
-      principal,
-      intent: req.intent,
-      scopes,
-      depth: 0,
-      depthLimit: entry.maxDelegationDepth,
-      expiresAt,
-      // Revoking the workload SVID that opened the session stops the session at the server too.
-      openerSerial: caller.leaf.serialHex,
-    });
-    await tx.addSessionCertificate(sessionId, signed.cert.serialHex, signed.cert.notAfter);
-    return {
-      svid: svidToProto(signed, entry),
-      bundle: bundleToProto(signed.bundle),
-      sessionId,
-      expiresAt,
-      scopes,
-    };
+    const answer = await storeOpenedSession(
+      tx,
+      opener,
+      {
+        id: sessionId,
+        rootSessionId: sessionId,
+        principal,
+        intent: req.intent,
+        scopes,
+        depth: 0,
+        depthLimit: entry.maxDelegationDepth,
+        expiresAt,
+      },
+      signed,
+    );
+    return { ...answer, sessionId, expiresAt, scopes };
   });
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, RevisionConflictError } from '../../errors';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
+import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
@@ -77,12 +78,7 @@ export class PgEntries {
   update(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
     return this.run.write(async (sql) => {
       const current = await getEntry(sql, id, true);
-      if (current.revision !== expectedRevision) {
-        throw new RevisionConflictError(
-          `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
-          { currentRevision: current.revision },
-        );
-      }
+      assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 're-read it and retry');
       const next: Entry = {
         id: current.id,
         createdAt: current.createdAt,
@@ -110,12 +106,7 @@ export class PgEntries {
   delete(id: string, expectedRevision?: number): Promise<void> {
     return this.run.write(async (sql) => {
       const current = await getEntry(sql, id, true);
-      if (expectedRevision !== undefined && current.revision !== expectedRevision) {
-        throw new RevisionConflictError(
-          `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
-          { currentRevision: current.revision },
-        );
-      }
+      assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 'not deleted');
       await sql.query('DELETE FROM entries WHERE id = $1', [id]);
     });
   }

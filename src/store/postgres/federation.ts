@@ -3,7 +3,6 @@ import {
   BundleSequenceRegressedError,
   FederationRelationshipInUseError,
   NotFoundError,
-  RevisionConflictError,
 } from '../../errors';
 import type {
   FederatedBundleRecord,
@@ -12,6 +11,7 @@ import type {
   FederationRelationshipPatch,
   FederationRelationshipRecord,
 } from '../types';
+import { assertRevision } from '../revision';
 import { optionalDate, type Runner, type Sql } from './sql';
 
 interface RelationshipRow {
@@ -95,12 +95,12 @@ export class PgFederation {
   ): Promise<FederationRelationshipRecord> {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
-      if (current.revision !== expectedRevision) {
-        throw new RevisionConflictError(
-          `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
-          { currentRevision: current.revision },
-        );
-      }
+      assertRevision(
+        `federation relationship "${trustDomain}"`,
+        current,
+        expectedRevision,
+        're-read it and retry',
+      );
       const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
       const next: FederationRelationshipRecord = {
         ...current,
@@ -126,12 +126,7 @@ export class PgFederation {
   delete(trustDomain: string, expectedRevision?: number): Promise<void> {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
-      if (expectedRevision !== undefined && current.revision !== expectedRevision) {
-        throw new RevisionConflictError(
-          `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
-          { currentRevision: current.revision },
-        );
-      }
+      assertRevision(`federation relationship "${trustDomain}"`, current, expectedRevision, 'not deleted');
       // An entry naming a trust domain without a relationship would hand its workloads nothing, silently.
       const users = (
         await sql.query<{ id: string }>(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, RevisionConflictError } from '../../errors';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
+import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
@@ -109,12 +110,7 @@ export class SqliteEntries {
     return this.db
       .transaction((): Entry => {
         const current = this.get(id);
-        if (current.revision !== expectedRevision) {
-          throw new RevisionConflictError(
-            `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
-            { currentRevision: current.revision },
-          );
-        }
+        assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 're-read it and retry');
         const next: Entry = {
           id: current.id,
           createdAt: current.createdAt,
@@ -137,12 +133,7 @@ export class SqliteEntries {
     this.db
       .transaction(() => {
         const current = this.get(id);
-        if (expectedRevision !== undefined && current.revision !== expectedRevision) {
-          throw new RevisionConflictError(
-            `entry ${JSON.stringify(id)} is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
-            { currentRevision: current.revision },
-          );
-        }
+        assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 'not deleted');
         this.deleteRow.run(id);
       })
       .immediate();

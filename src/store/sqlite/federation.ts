@@ -2,7 +2,6 @@ import type Database from 'better-sqlite3';
 import {
   AlreadyExistsError,
   NotFoundError,
-  RevisionConflictError,
   BundleSequenceRegressedError,
   FederationRelationshipInUseError,
 } from '../../errors';
@@ -13,6 +12,7 @@ import type {
   FederationRelationshipPatch,
   FederationRelationshipRecord,
 } from '../types';
+import { assertRevision } from '../revision';
 import { fromMs, optionalFromMs, toMs } from './codec';
 
 interface RelationshipRow {
@@ -107,12 +107,12 @@ export class SqliteFederation {
     return this.db
       .transaction((): FederationRelationshipRecord => {
         const current = this.get(trustDomain);
-        if (current.revision !== expectedRevision) {
-          throw new RevisionConflictError(
-            `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: re-read it and retry`,
-            { currentRevision: current.revision },
-          );
-        }
+        assertRevision(
+          `federation relationship "${trustDomain}"`,
+          current,
+          expectedRevision,
+          're-read it and retry',
+        );
         const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
         const next: FederationRelationshipRecord = {
           ...current,
@@ -141,12 +141,7 @@ export class SqliteFederation {
     this.db
       .transaction(() => {
         const current = this.get(trustDomain);
-        if (expectedRevision !== undefined && current.revision !== expectedRevision) {
-          throw new RevisionConflictError(
-            `federation relationship "${trustDomain}" is at revision ${current.revision}, not ${expectedRevision}: not deleted`,
-            { currentRevision: current.revision },
-          );
-        }
+        assertRevision(`federation relationship "${trustDomain}"`, current, expectedRevision, 'not deleted');
         // An entry naming a trust domain without a relationship would hand its workloads nothing, silently.
         const users = this.db
           .prepare<[string], { id: string }>(
