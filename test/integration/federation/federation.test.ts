@@ -21,6 +21,7 @@ import {
   workloadClient,
   X509Stream,
   header,
+  waitFor,
   type AgentFixture,
 } from '../../support/agent';
 import { DecisionLog, eventually } from '../../support/hop';
@@ -149,6 +150,10 @@ describe('federation: two trust domains on loopback', function () {
         selectors: [{ type: 'unix', value: `uid:${UID}` }],
       },
     });
+    // The entry was created after the agent started: wait until its sync holds the SVID, or the first
+    // FetchX509SVID races the sync and is refused for a workload the agent does not know yet.
+    await agent.agent.sync.syncNow();
+    await waitFor(() => agent.agent.cache.svid(created.entry!.id) !== undefined);
     const client = workloadClient(agent.socketPath);
     closers.push(() => client.close());
     const stream = new X509Stream(client);
