@@ -1,0 +1,109 @@
+/**
+ * `lanyard entry show` by SPIFFE ID, the parent-ID column of `entry list`, `token create` for a SPIFFE ID no
+ * entry has, and durations without a unit, against a real server over its admin socket.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
+import { runCli, type CliResult } from '../../support/server-process';
+import { startTestServer, type TestServer } from '../../support/test-server';
+
+const TD = 'spiffe://lanyard.local';
+
+const ok = (r: CliResult): CliResult => {
+  assert.equal(r.code, EXIT_OK, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+};
+
+describe('lanyard entry show by SPIFFE ID, entry list parents, token create refusals', function () {
+  this.timeout(120_000);
+  let t: TestServer;
+  let conn: string[];
+  before(async () => {
+    t = await startTestServer();
+    conn = ['--socket', t.config.adminSocketPath];
+  });
+  after(async () => {
+    await t.stop();
+    fs.rmSync(t.dir, { recursive: true, force: true });
+  });
+
+  it('shows the one entry with a SPIFFE ID, all of them when several share it, and refuses an unknown one', async () => {
+    const { entry: one } = await t.client.createEntry({
+      entry: { spiffeId: `${TD}/show/one`, selectors: [{ type: 'unix', value: 'uid:1' }] },
+    });
+    const byId = ok(await runCli(['entry', 'show', `${TD}/show/one`, ...conn])).stdout;
+    assert.match(byId, new RegExp(`^ID:\\s+${one!.id}$`, 'm'));
+    const json = JSON.parse(
+      ok(await runCli(['entry', 'show', `${TD}/show/one`, ...conn, '--json'])).stdout,
+    ) as {
+      id: string;
+    };
+    assert.equal(json.id, one!.id);
+
+    const { entry: twin } = await t.client.createEntry({
+      entry: {
+        spiffeId: `${TD}/show/one`,
+        parentId: `${TD}/node/a`,
+        selectors: [{ type: 'unix', value: 'uid:2' }],
+      },
+    });
+    // A prefix of another ID is not that ID.
+    await t.client.createEntry({
+      entry: { spiffeId: `${TD}/show/one-more`, selectors: [{ type: 'unix', value: 'uid:3' }] },
+    });
+    const both = ok(await runCli(['entry', 'show', `${TD}/show/one`, ...conn])).stdout;
+    assert.match(both, /^2 entries have spiffe:\/\/lanyard\.local\/show\/one$/m);
+    assert.ok(both.includes(one!.id) && both.includes(twin!.id), both);
+    assert.ok(!both.includes('one-more'), both);
+    const bothJson = JSON.parse(
+      ok(await runCli(['entry', 'show', `${TD}/show/one`, ...conn, '--json'])).stdout,
+    ) as { entries: { id: string }[] };
+    assert.deepEqual(bothJson.entries.map((e) => e.id).sort(), [one!.id, twin!.id].sort());
+
+    const none = await runCli(['entry', 'show', `${TD}/show/nobody`, ...conn]);
+    assert.equal(none.code, EXIT_REJECTED);
+    assert.equal(none.stdout, '');
+    assert.match(
+      none.stderr,
+      /ERR_NOT_FOUND: no registration entry has SPIFFE ID spiffe:\/\/lanyard\.local\/show\/nobody/,
+    );
+    const malformed = await runCli(['entry', 'show', 'spiffe://Bad Domain/x', ...conn]);
+    assert.equal(malformed.code, EXIT_USAGE);
+  });
+
+  it('entry list has a parent-ID column, and --json a parentId field', async () => {
+    await t.client.createEntry({
+      entry: {
+        spiffeId: `${TD}/list/child`,
+        parentId: `${TD}/node/list`,
+        selectors: [{ type: 'unix', value: 'uid:7' }],
+      },
+    });
+    await t.client.createEntry({
+      entry: { spiffeId: `${TD}/list/direct`, selectors: [{ type: 'unix', value: 'uid:8' }] },
+    });
+    const table = ok(await runCli(['entry', 'list', ...conn, '--spiffe-id-prefix', `${TD}/list/`])).stdout;
+    assert.match(table, /^ID\s+SPIFFE ID\s+PARENT ID\s+SELECTORS\s+TTL\s+REV$/m);
+    assert.match(
+      table,
+      /spiffe:\/\/lanyard\.local\/list\/child\s+spiffe:\/\/lanyard\.local\/node\/list\s+unix:uid:7/,
+    );
+    assert.match(table, /spiffe:\/\/lanyard\.local\/list\/direct\s+-\s+unix:uid:8/);
+    const json = JSON.parse(
+      ok(await runCli(['entry', 'list', ...conn, '--json', '--spiffe-id-prefix', `${TD}/list/`])).stdout,
+    ) as { entries: { spiffeId: string; parentId: string | null }[] };
+    const parents = Object.fromEntries(json.entries.map((e) => [e.spiffeId, e.parentId]));
+    assert.deepEqual(parents, { [`${TD}/list/child`]: `${TD}/node/list`, [`${TD}/list/direct`]: null });
+  });
+
+  it('token create for a SPIFFE ID no entry has is refused with ERR_NOT_FOUND and prints no token', async () => {
+    const r = await runCli(['token', 'create', ...conn, '--spiffe-id', `${TD}/agents/nobody`]);
+    assert.equal(r.code, EXIT_REJECTED);
+    assert.equal(r.stdout, '', 'no token printed');
+    assert.match(
+      r.stderr,
+      /ERR_NOT_FOUND: .*no unexpired registration entry without a parent_id has spiffe:\/\/lanyard\.local\/agents\/nobody.*create the entry first/,
+    );
+  });
+});
