@@ -74,7 +74,8 @@ export function registerEntryCommands(program: Command): void {
         return;
       }
       if (!opts.spiffeId) throw usageError('--spiffe-id is required (or --file)');
-      if (!opts.selector?.length) throw usageError('at least one --selector type:value is required');
+      // No --selector is allowed: such an entry is reachable only with a join token bound to it, and the
+      // server refuses it under a --parent-id.
       const fields = entryFromFlags(opts);
       const res = await withAdminClient(opts, (c) =>
         c.createEntry({ entry: { ...fields, id: opts.id ?? '' } }),
@@ -265,7 +266,7 @@ function fieldFlags(cmd: Command): Command {
     .option('--spiffe-id <id>', 'SPIFFE ID to issue, e.g. spiffe://lanyard.local/agents/planner')
     .option(
       '--selector <type:value>',
-      'selector the workload must match, e.g. k8s:ns:agents (repeatable)',
+      'selector the workload must match, e.g. k8s:ns:agents (repeatable; none: join tokens only, no --parent-id)',
       collect,
     )
     .option('--parent-id <id>', 'SPIFFE ID of the node agent that may issue this identity')

@@ -1,10 +1,12 @@
 /**
  * `lanyard entry show` by SPIFFE ID, the parent-ID column of `entry list`, `token create` for a SPIFFE ID no
- * entry has, and durations without a unit, against a real server over its admin socket.
+ * entry has, selector-less (join-token-only) entries, and durations without a unit, against a real server
+ * over its admin socket.
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
+import { attest, connectPublic, newKey } from '../../support/public-client';
 import { runCli, type CliResult } from '../../support/server-process';
 import { startTestServer, type TestServer } from '../../support/test-server';
 
@@ -105,5 +107,54 @@ describe('lanyard entry show by SPIFFE ID, entry list parents, token create refu
       r.stderr,
       /ERR_NOT_FOUND: .*no unexpired registration entry without a parent_id has spiffe:\/\/lanyard\.local\/agents\/nobody.*create the entry first/,
     );
+  });
+
+  it('entry create without --selector makes a join-token-only entry; under a --parent-id it is refused', async () => {
+    const spiffeId = `${TD}/agents/token-only`;
+    const created = JSON.parse(
+      ok(await runCli(['entry', 'create', ...conn, '--json', '--spiffe-id', spiffeId])).stdout,
+    ) as { id: string; selectors: unknown[]; parentId: string | null };
+    assert.deepEqual(created.selectors, []);
+    assert.equal(created.parentId, null);
+
+    const token = ok(await runCli(['token', 'create', ...conn, '--spiffe-id', spiffeId])).stdout.trim();
+    const pub = connectPublic(t.running.publicAddress, t.running.ca.bundle().toPem(), 'lanyard.local');
+    try {
+      const r = await attest(pub.attestation, {
+        attestorType: 'join_token',
+        evidence: Buffer.from(token),
+        csr: newKey().csr,
+      });
+      assert.equal(r.svid?.spiffeId, spiffeId);
+      assert.equal(r.svid?.entryId, created.id);
+    } finally {
+      pub.close();
+    }
+
+    // A node agent hands out entries by selector, so one under a parent must have selectors.
+    const underParent = await runCli([
+      'entry',
+      'create',
+      ...conn,
+      '--spiffe-id',
+      `${TD}/agents/orphan`,
+      '--parent-id',
+      `${TD}/node/a`,
+    ]);
+    assert.equal(underParent.code, EXIT_USAGE, underParent.stderr);
+    assert.match(
+      underParent.stderr,
+      /entry\.selectors: at least one selector is required for an entry under a node agent/,
+    );
+    // Nor can a selector-less entry be moved under one afterwards; it stays as it was.
+    const moved = await runCli(['entry', 'update', created.id, ...conn, '--parent-id', `${TD}/node/a`]);
+    assert.equal(moved.code, EXIT_USAGE, moved.stderr);
+    assert.match(moved.stderr, /at least one selector is required for an entry under a node agent/);
+    const after = JSON.parse(ok(await runCli(['entry', 'show', created.id, ...conn, '--json'])).stdout) as {
+      parentId: string | null;
+      revision: number;
+    };
+    assert.equal(after.parentId, null);
+    assert.equal(after.revision, 1);
   });
 });
