@@ -1,11 +1,14 @@
 /**
  * `lanyard entry show` by SPIFFE ID, the parent-ID column of `entry list`, `token create` for a SPIFFE ID no
- * entry has, selector-less (join-token-only) entries, and durations without a unit, against a real server
- * over its admin socket.
+ * entry has, selector-less (join-token-only) entries, `svid fetch` with a bundle that does not vouch for the
+ * server, and durations without a unit, against a real server.
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
+import { createPki } from '../../support/pki';
 import { attest, connectPublic, newKey } from '../../support/public-client';
 import { runCli, type CliResult } from '../../support/server-process';
 import { startTestServer, type TestServer } from '../../support/test-server';
@@ -156,5 +159,59 @@ describe('lanyard entry show by SPIFFE ID, entry list parents, token create refu
     };
     assert.equal(after.parentId, null);
     assert.equal(after.revision, 1);
+  });
+
+  it('svid fetch with a bundle that does not vouch for the server says so, and writes nothing', async () => {
+    const { entry } = await t.client.createEntry({
+      entry: { spiffeId: `${TD}/agents/fetcher`, selectors: [{ type: 'unix', value: 'uid:77' }] },
+    });
+    const { token } = await t.client.createJoinToken({ entryId: entry!.id });
+    const dir = fs.mkdtempSync(path.join(t.dir, 'fetch-'));
+    // Same trust domain, another root: exactly the "bundle from the wrong server" mistake.
+    fs.writeFileSync(path.join(dir, 'other.pem'), createPki('lanyard.local').bundle.toPem());
+    fs.writeFileSync(path.join(dir, 'token'), token);
+    const out = path.join(dir, 'out');
+    const fetchWith = (bundle: string, server = t.running.publicAddress): Promise<CliResult> =>
+      runCli([
+        'svid',
+        'fetch',
+        '--server',
+        server,
+        '--bundle',
+        path.join(dir, bundle),
+        '--join-token-file',
+        path.join(dir, 'token'),
+        '--out',
+        out,
+      ]);
+    const r = await fetchWith('other.pem');
+    assert.equal(r.code, EXIT_REJECTED);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^lanyard: ERR_UNKNOWN_AUTHORITY: the server at ${t.running.publicAddress.replace(/\./g, '\\.')} presented a certificate the --bundle does not vouch for`,
+      ),
+    );
+    assert.doesNotMatch(r.stderr, /UNAVAILABLE|Resolution note/);
+    assert.ok(!fs.existsSync(out), 'nothing written');
+
+    // Nobody listening is told apart from a distrusted server.
+    const closed = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(port));
+      });
+    });
+    fs.writeFileSync(path.join(dir, 'right.pem'), t.running.ca.bundle().toPem());
+    const down = await fetchWith('right.pem', `127.0.0.1:${closed}`);
+    assert.equal(down.code, EXIT_REJECTED);
+    assert.match(
+      down.stderr,
+      new RegExp(`cannot reach the Lanyard server at 127\\.0\\.0\\.1:${closed}: ECONNREFUSED`),
+    );
+
+    // The token was not spent by the refused attempts: the right bundle still works.
+    ok(await fetchWith('right.pem'));
+    assert.ok(fs.existsSync(path.join(out, 'svid.pem')));
   });
 });
