@@ -214,4 +214,31 @@ describe('lanyard entry show by SPIFFE ID, entry list parents, token create refu
     ok(await fetchWith('right.pem'));
     assert.ok(fs.existsSync(path.join(out, 'svid.pem')));
   });
+
+  it('refuses a duration without a unit (exit 2) and creates nothing', async () => {
+    const { entry } = await t.client.createEntry({
+      entry: { spiffeId: `${TD}/agents/ttl`, selectors: [{ type: 'unix', value: 'uid:88' }] },
+    });
+    const bare = await runCli(['token', 'create', ...conn, '--entry-id', entry!.id, '--ttl', '10']);
+    assert.equal(bare.code, EXIT_USAGE);
+    assert.equal(bare.stdout, '');
+    assert.match(bare.stderr, /--ttl: "10" has no unit: write 10s, 10m, 10h or 10d/);
+    const entryTtl = await runCli([
+      'entry',
+      'create',
+      ...conn,
+      '--spiffe-id',
+      `${TD}/agents/ttl2`,
+      '--ttl',
+      '600',
+    ]);
+    assert.equal(entryTtl.code, EXIT_USAGE);
+    assert.match(entryTtl.stderr, /--ttl: "600" has no unit/);
+    const listed = JSON.parse(
+      ok(await runCli(['entry', 'list', ...conn, '--json', '--spiffe-id-prefix', `${TD}/agents/ttl2`]))
+        .stdout,
+    ) as { entries: unknown[] };
+    assert.deepEqual(listed.entries, []);
+    ok(await runCli(['token', 'create', ...conn, '--entry-id', entry!.id, '--ttl', '10s']));
+  });
 });
