@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isLanyardError } from '../errors';
+import { parseDurationSeconds } from '../internal/duration';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { usageError } from './cli-error';
@@ -21,15 +22,9 @@ export function parsePositiveInt(value: string, flag: string): number {
   return Number(value);
 }
 
-/** Durations such as 90s, 15m, 1h, 7d, or a bare number of seconds. */
+/** A duration flag such as 90s, 15m, 1h, 7d; a bare number or anything else is a usage error (exit 2). */
 export function parseDuration(value: string, flag: string): number {
-  const m = /^(\d+)([smhd]?)$/.exec(value.trim());
-  if (m === null) throw usageError(`${flag} must be a duration like 90s, 15m, 1h or 7d, got "${value}"`);
-  const n = Number(m[1]);
-  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
-  const seconds = n * unit;
-  if (seconds <= 0 || !Number.isSafeInteger(seconds)) throw usageError(`${flag} must be positive`);
-  return seconds;
+  return asUsageError(() => parseDurationSeconds(value, flag), flag, false);
 }
 
 // Date and time are required, seconds and fractions optional, and the zone must be named: a time without
@@ -81,11 +76,11 @@ export function parseSpiffeIdFlag(value: string, flag: string): SpiffeId {
   return asUsageError(() => SpiffeId.parse(value), flag);
 }
 
-function asUsageError<T>(parse: () => T, flag: string): T {
+function asUsageError<T>(parse: () => T, flag: string, prefix = true): T {
   try {
     return parse();
   } catch (e) {
-    if (isLanyardError(e)) throw usageError(`${flag}: ${e.message}`);
+    if (isLanyardError(e)) throw usageError(prefix ? `${flag}: ${e.message}` : e.message);
     throw e;
   }
 }

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import * as tls from 'node:tls';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle';
@@ -61,4 +62,43 @@ function peerChain(cert: PeerCertificate): Uint8Array[] {
     c = next;
   }
   return out;
+}
+
+/**
+ * Whether the server at `address` (host:port) presents a chain the bundle vouches for, checked with the same
+ * verifier the channel uses. gRPC reports a failed check only as UNAVAILABLE with the TLS reason buried in its
+ * details; this names it. Resolves when the chain verifies; rejects with the verifier's typed error when it
+ * does not, or with the socket error when the server cannot be reached at all.
+ */
+export function checkServerTrust(address: string, bundle: X509Bundle, timeoutMs = 5_000): Promise<void> {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(address.slice(i + 1));
+  const authorize = authorizeId(SpiffeId.fromPath(bundle.trustDomain, SERVER_ID_PATH));
+  return new Promise((resolve, reject) => {
+    // rejectUnauthorized off: the chain is judged below, by the SPIFFE verifier, so its error is the typed one.
+    const socket = tls.connect({
+      host,
+      port,
+      servername: 'lanyard-server',
+      ALPNProtocols: ['h2'],
+      rejectUnauthorized: false,
+    });
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)));
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      try {
+        authorize(
+          verifyX509Svid(peerChain(socket.getPeerCertificate(true)), bundle, {
+            trustDomain: bundle.trustDomain,
+          }),
+        );
+        resolve();
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      } finally {
+        socket.destroy();
+      }
+    });
+  });
 }

@@ -12,6 +12,7 @@ import { LOG_LEVELS, type LogLevel } from '../internal/logging';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
+import { parseDurationSeconds } from '../internal/duration';
 import { z } from 'zod';
 import { ConfigError } from '../errors';
 import { TrustDomain } from '../spiffe';
@@ -116,22 +117,20 @@ export { LOG_LEVELS, type LogLevel } from '../internal/logging';
 /** Linux limits a Unix socket path to 107 bytes (108 with the terminating NUL). */
 const MAX_SOCKET_PATH_BYTES = 107;
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
-/** "90s", "15m", "1h", "7d", or a plain number of seconds. */
+/**
+ * A duration with a unit ("90s", "15m", "1h", "7d"), parsed as CLI flags are. A YAML number (`ttl: 10`) is
+ * refused like a bare "10": seconds were a guess the reader of the file could not see.
+ */
 const duration = z.union([z.number(), z.string()]).transform((v, ctx): number => {
-  if (typeof v === 'number') {
-    if (Number.isInteger(v) && v > 0) return v;
-  } else {
-    const m = /^(\d+)(s|m|h|d)$/.exec(v.trim());
-    const n = m ? Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1) : NaN;
-    if (Number.isSafeInteger(n) && n > 0) return n;
+  try {
+    return parseDurationSeconds(String(v), 'duration');
+  } catch (e) {
+    ctx.addIssue({
+      code: 'custom',
+      message: e instanceof Error ? e.message.replace(/^duration: /, '') : String(e),
+    });
+    return z.NEVER;
   }
-  ctx.addIssue({
-    code: 'custom',
-    message: `expected a positive duration like "90s", "15m", "1h", "7d" or seconds`,
-  });
-  return z.NEVER;
 });
 
 const positiveInt = z.number().int().min(1);

@@ -72,6 +72,25 @@ describe('server config', () => {
     );
   });
 
+  it('refuses a duration without a unit, as a YAML number or a string, naming the field', () => {
+    for (const [text, field] of [
+      ['shutdown_grace: 10\n', 'shutdown_grace'],
+      ['svid:\n  default_ttl: "3600"\n', 'svid.default_ttl'],
+      ['ca:\n  ttl: 1.5h\n', 'ca.ttl'],
+    ] as const) {
+      fails(() => loadConfig({ cwd: dir, env: {}, configFile: write('d.yaml', text) }), field);
+    }
+    fails(
+      () => loadConfig({ cwd: dir, env: {}, configFile: write('d.yaml', 'shutdown_grace: 10\n') }),
+      'has no unit: write 10s, 10m, 10h or 10d',
+    );
+    assert.equal(
+      loadConfig({ cwd: dir, env: {}, configFile: write('d.yaml', 'shutdown_grace: 10s\n') })
+        .shutdownGraceSeconds,
+      10,
+    );
+  });
+
   it('reads federation: the bundle endpoint per profile and the polling bounds; refuses what does not fit', () => {
     const load = (name: string, text: string) =>
       loadConfig({ cwd: dir, env: {}, configFile: write(name, text) });
@@ -217,7 +236,7 @@ admin:
 ca: { ttl: 2d }
 svid: { default_ttl: 15m }
 log: { level: debug }
-shutdown_grace: 3
+shutdown_grace: 3s
 attestors:
   join_token: {}
   k8s_psat:

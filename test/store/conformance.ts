@@ -284,6 +284,21 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.deepEqual(await list(sel('any', k8s('nothing'))), []);
       });
 
+      it('never matches an entry without selectors (join-token only), whatever the filter', async () => {
+        const bare = await store.createEntry(newEntry({ spiffeId: `${TD}/agents/bare`, selectors: [] }));
+        assert.deepEqual((await store.getEntry(bare.id)).selectors, []);
+        for (const match of ['exact', 'subset', 'superset', 'any'] as const) {
+          for (const s of [[k8s('ns:x')], [k8s('ns:x'), k8s('sa:b'), k8s('ns:y')]]) {
+            const found = await list({ selectors: { selectors: s, match } });
+            assert.ok(
+              !found.includes(bare.id),
+              `${match} ${JSON.stringify(s)} matched the selector-less entry`,
+            );
+          }
+        }
+        assert.ok((await list({})).includes(bare.id), 'listed without a selector filter');
+      });
+
       it('combines filters with AND', async () => {
         assert.deepEqual(
           await list({

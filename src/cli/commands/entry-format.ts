@@ -35,10 +35,11 @@ function ttlText(seconds: number): string {
 export function entriesTable(entries: Entry[]): string {
   if (entries.length === 0) return 'no entries\n';
   return renderTable(
-    ['ID', 'SPIFFE ID', 'SELECTORS', 'TTL', 'REV'],
+    ['ID', 'SPIFFE ID', 'PARENT ID', 'SELECTORS', 'TTL', 'REV'],
     entries.map((e) => [
       e.id,
       e.spiffeId,
+      e.parentId || '-',
       selectorsText(e),
       ttlText(e.x509SvidTtlSeconds),
       String(e.revision),

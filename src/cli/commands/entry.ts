@@ -1,10 +1,12 @@
 /** `lanyard entry ...`: registration entries, over the server's admin socket. */
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { SelectorMatch } from '../../gen/lanyard/v1/registration';
+import { NotFoundError } from '../../errors';
+import { type ListEntriesRequest, SelectorMatch } from '../../gen/lanyard/v1/registration';
 import { Entry, type Selector } from '../../gen/lanyard/v1/types';
 import { usageError } from '../cli-error';
-import { parseDuration, parseIsoTime, readInputFile } from '../input';
+import type { AdminClient } from '../../server/admin-client';
+import { parseDuration, parseIsoTime, parseSpiffeIdFlag, readInputFile } from '../input';
 import { runAction } from '../run-action';
 import { entriesTable, entryDetail, entryToJson } from './entry-format';
 import { type AdminConnectionOptions, printJson, withAdminClient, withAdminOptions } from './server-admin';
@@ -72,7 +74,8 @@ export function registerEntryCommands(program: Command): void {
         return;
       }
       if (!opts.spiffeId) throw usageError('--spiffe-id is required (or --file)');
-      if (!opts.selector?.length) throw usageError('at least one --selector type:value is required');
+      // No --selector is allowed: such an entry is reachable only with a join token bound to it, and the
+      // server refuses it under a --parent-id.
       const fields = entryFromFlags(opts);
       const res = await withAdminClient(opts, (c) =>
         c.createEntry({ entry: { ...fields, id: opts.id ?? '' } }),
@@ -114,16 +117,9 @@ export function registerEntryCommands(program: Command): void {
         const single = opts.pageSize !== undefined || opts.pageToken !== undefined;
         const pageSize =
           opts.pageSize !== undefined ? parseCount(opts.pageSize, '--page-size') : LIST_ALL_PAGE_SIZE;
-        const { entries, nextPageToken } = await withAdminClient(opts, async (c) => {
-          const all: Entry[] = [];
-          let token = opts.pageToken ?? '';
-          do {
-            const page = await c.listEntries({ filter, pageSize, pageToken: token });
-            all.push(...page.entries);
-            token = page.nextPageToken;
-          } while (!single && token !== '');
-          return { entries: all, nextPageToken: token };
-        });
+        const { entries, nextPageToken } = await withAdminClient(opts, (c) =>
+          listPages(c, filter, pageSize, opts.pageToken ?? '', single),
+        );
         if (opts.json) {
           printJson({ entries: entries.map(entryToJson), nextPageToken });
           return;
@@ -134,10 +130,34 @@ export function registerEntryCommands(program: Command): void {
     ),
   );
 
-  withAdminOptions(entry.command('show').description('show one entry').argument('<id>', 'entry id')).action(
+  withAdminOptions(
+    entry
+      .command('show')
+      .description(
+        'show one entry, by entry id or by SPIFFE ID (several entries with that SPIFFE ID are all shown)',
+      )
+      .argument('<id>', 'entry id, or a SPIFFE ID (spiffe://...)'),
+  ).action(
     runAction(async (id: string, opts: AdminConnectionOptions) => {
-      const res = await withAdminClient(opts, (c) => c.getEntry({ id }));
-      printEntry(res.entry, opts);
+      if (!id.startsWith('spiffe://')) {
+        const res = await withAdminClient(opts, (c) => c.getEntry({ id }));
+        printEntry(res.entry, opts);
+        return;
+      }
+      const spiffeId = parseSpiffeIdFlag(id, 'SPIFFE ID').toString();
+      const entries = await withAdminClient(opts, (c) =>
+        listAll(c, { spiffeIdPrefix: spiffeId, parentId: '', bySelectors: undefined }),
+      ).then((all) => all.filter((e) => e.spiffeId === spiffeId));
+      if (entries.length === 0) throw new NotFoundError(`no registration entry has SPIFFE ID ${spiffeId}`);
+      // One entry prints as `entry show <entry-id>` does; several (other selectors, parents) print in full,
+      // one after another, so nothing is hidden by choosing one of them.
+      if (opts.json) {
+        if (entries.length === 1) printJson(entryToJson(entries[0]!));
+        else printJson({ entries: entries.map(entryToJson) });
+        return;
+      }
+      if (entries.length > 1) process.stdout.write(`${entries.length} entries have ${spiffeId}\n\n`);
+      process.stdout.write(entries.map(entryDetail).join('\n'));
     }),
   );
 
@@ -203,6 +223,30 @@ export function registerEntryCommands(program: Command): void {
   );
 }
 
+type EntryFilter = NonNullable<ListEntriesRequest['filter']>;
+
+/** Every page from `pageToken` on (or only that one page when `single`). */
+async function listPages(
+  c: AdminClient,
+  filter: EntryFilter,
+  pageSize: number,
+  pageToken: string,
+  single: boolean,
+): Promise<{ entries: Entry[]; nextPageToken: string }> {
+  const all: Entry[] = [];
+  let token = pageToken;
+  do {
+    const page = await c.listEntries({ filter, pageSize, pageToken: token });
+    all.push(...page.entries);
+    token = page.nextPageToken;
+  } while (!single && token !== '');
+  return { entries: all, nextPageToken: token };
+}
+
+async function listAll(c: AdminClient, filter: EntryFilter): Promise<Entry[]> {
+  return (await listPages(c, filter, LIST_ALL_PAGE_SIZE, '', false)).entries;
+}
+
 /**
  * The boolean flags the user actually typed: a flag not on the command line is undefined, never a default
  * (commander gives `--no-admin` the default true, which an update would otherwise send as "admin: true").
@@ -222,7 +266,7 @@ function fieldFlags(cmd: Command): Command {
     .option('--spiffe-id <id>', 'SPIFFE ID to issue, e.g. spiffe://lanyard.local/agents/planner')
     .option(
       '--selector <type:value>',
-      'selector the workload must match, e.g. k8s:ns:agents (repeatable)',
+      'selector the workload must match, e.g. k8s:ns:agents (repeatable; none: join tokens only, no --parent-id)',
       collect,
     )
     .option('--parent-id <id>', 'SPIFFE ID of the node agent that may issue this identity')

@@ -23,6 +23,7 @@ import {
 import { decodePemBlocks, encodePem } from '../../x509/pem';
 import { status as Status } from '@grpc/grpc-js';
 import { attestToServer, type AttestedSvid } from '../../client/attest';
+import { checkServerTrust } from '../../client/server-credentials';
 import { verifyX509Svid } from '../../verify';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED } from '../exit-codes';
@@ -257,6 +258,7 @@ async function fetchWithJoinToken(
       ...(spiffeId !== undefined ? { spiffeId } : {}),
     });
   } catch (e) {
+    if (isServiceError(e) && e.code === Status.UNAVAILABLE) throw await whyUnavailable(server, bundle, e);
     if (isServiceError(e))
       throw new CliError(`attestation refused: ${Status[e.code] ?? e.code}: ${e.details}`);
     throw e;
@@ -269,6 +271,31 @@ async function fetchWithJoinToken(
     chainPem,
     bundlePem: got.bundle.toPem(),
   };
+}
+
+/**
+ * UNAVAILABLE covers both "nobody listens there" and "the server's certificate did not verify": tell them
+ * apart with one TLS handshake judged by the same verifier, so the user learns which file or address is wrong.
+ */
+async function whyUnavailable(
+  server: string,
+  bundle: X509Bundle,
+  e: { code: number; details: string },
+): Promise<CliError> {
+  try {
+    await checkServerTrust(server, bundle);
+  } catch (probe) {
+    if (isLanyardError(probe)) {
+      return new CliError(
+        `${probe.code}: the server at ${server} presented a certificate the --bundle does not vouch for ` +
+          `(trust domain ${bundle.trustDomain.name}): ${probe.message}; get the bundle from that server ` +
+          '(lanyard bundle show) or point --server at the server the bundle is for',
+      );
+    }
+    const reason = (probe as NodeJS.ErrnoException).code ?? (probe as Error).message;
+    return new CliError(`cannot reach the Lanyard server at ${server}: ${reason}`);
+  }
+  return new CliError(`attestation failed: the server at ${server} is unavailable: ${e.details}`);
 }
 
 function isServiceError(e: unknown): e is { code: number; details: string } {

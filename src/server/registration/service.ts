@@ -23,6 +23,7 @@ import {
   invalid,
   validateEntryId,
   validateEntryPatch,
+  requireSelectorsUnderParent,
   validateJoinTokenTtl,
   validateListRequest,
   validateNewEntry,
@@ -120,7 +121,11 @@ export function createRegistrationService(deps: RegistrationDeps): ServiceRegist
         // Read in the same transaction as the write: the audit record's "before" is exactly what was replaced.
         const before = entryToProto(await tx.getEntry(id));
         await requireRelationships(tx, 'entry.federates_with', patch.federatesWith);
-        const response = { entry: entryToProto(await tx.updateEntry(id, patch, revision)) };
+        const updated = await tx.updateEntry(id, patch, revision);
+        // Checked on the result, inside the transaction: the patch alone cannot tell (selectors cleared on an
+        // entry that keeps its parent, or a parent given to a selector-less entry), and throwing rolls back.
+        requireSelectorsUnderParent('entry', updated);
+        const response = { entry: entryToProto(updated) };
         const detail: EntryUpdateDetail = { before };
         await recordInTransaction(tx, response, detail);
         return response;

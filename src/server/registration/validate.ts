@@ -136,7 +136,8 @@ export function validateEntryPatch(
         patch.parentId = e.parentId === '' ? null : validateParentId(f('parent_id'), e.parentId, ctx);
         break;
       case 'selectors':
-        patch.selectors = validateSelectors(f('selectors'), e.selectors);
+        // Whether an empty set is allowed depends on the parent after the update: requireSelectorsUnderParent.
+        patch.selectors = validateSelectors(f('selectors'), e.selectors, true);
         break;
       case 'x509_svid_ttl_seconds':
         patch.x509SvidTtlSeconds = validateSvidTtl(f('x509_svid_ttl_seconds'), e.x509SvidTtlSeconds);
@@ -221,7 +222,7 @@ function validateEntryFields(field: string, e: ProtoEntry, ctx: ValidationContex
   const f = (name: string): string => `${field}.${name}`;
   const out: EntryFields = {
     spiffeId: validateWorkloadId(f('spiffe_id'), e.spiffeId, ctx),
-    selectors: validateSelectors(f('selectors'), e.selectors),
+    selectors: validateSelectors(f('selectors'), e.selectors, true),
     x509SvidTtlSeconds: validateSvidTtl(f('x509_svid_ttl_seconds'), e.x509SvidTtlSeconds),
     allowedScopes: validateScopes(f('allowed_scopes'), e.allowedScopes),
     maxDelegationDepth: validateDepth(f('max_delegation_depth'), e.maxDelegationDepth),
@@ -231,6 +232,7 @@ function validateEntryFields(field: string, e: ProtoEntry, ctx: ValidationContex
     canAssertPrincipal: e.canAssertPrincipal,
   };
   if (e.parentId !== '') out.parentId = validateParentId(f('parent_id'), e.parentId, ctx);
+  requireSelectorsUnderParent(field, out);
   if (e.expiresAt) out.expiresAt = validateExpiry(f('expires_at'), e.expiresAt, ctx);
   if (e.federatesWith.length > 0) {
     out.federatesWith = validateFederatesWith(f('federates_with'), e.federatesWith, ctx);
@@ -279,7 +281,29 @@ function validateParentId(field: string, value: string, ctx: ValidationContext):
   return id.toString();
 }
 
-function validateSelectors(field: string, selectors: readonly ProtoSelector[]): Selector[] {
+/**
+ * An entry without selectors can only be reached through a join token bound to it: selector matching
+ * (attestation, the store's subset filter, the agent's cache) never matches an empty set. It must then be
+ * issued by the server directly, since a node agent hands out entries by selector only.
+ */
+export function requireSelectorsUnderParent(
+  field: string,
+  entry: { selectors: readonly unknown[]; parentId?: string },
+): void {
+  if (entry.selectors.length === 0 && entry.parentId !== undefined) {
+    throw invalid(
+      `${field}.selectors`,
+      `at least one selector is required for an entry under a node agent (parent_id ${entry.parentId}); only an entry without parent_id (join tokens only) may have none`,
+    );
+  }
+}
+
+function validateSelectors(
+  field: string,
+  selectors: readonly ProtoSelector[],
+  allowEmpty = false,
+): Selector[] {
+  if (selectors.length === 0 && allowEmpty) return [];
   if (selectors.length === 0) throw invalid(field, 'at least one selector is required');
   if (selectors.length > LIMITS.maxSelectors)
     throw invalid(field, `at most ${LIMITS.maxSelectors} selectors`);

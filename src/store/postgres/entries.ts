@@ -216,6 +216,8 @@ function selectorCondition(
     case 'exact':
       return `e.selectors_key = ${wantedKey()}`;
     case 'subset':
+      // anyMatch also keeps a selector-less (join-token-only) entry out of every match: the empty set is a
+      // subset of anything, which would hand it to any workload.
       return `${anyMatch} AND ${subset}`;
     case 'superset':
       return superset();

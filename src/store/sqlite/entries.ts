@@ -252,7 +252,8 @@ function selectorCondition(match: 'exact' | 'subset' | 'superset' | 'any'): stri
     case 'exact':
       return 'e.selectors_key = @wanted_key';
     case 'subset':
-      // anyMatch first: it can use the selector index, and an entry never has an empty selector set.
+      // anyMatch first: it can use the selector index. It also keeps a selector-less (join-token-only) entry
+      // out of every match: the empty set is a subset of anything, which would hand it to any workload.
       return `${anyMatch} AND ${subset}`;
     case 'superset':
       return superset;

@@ -255,8 +255,8 @@ describe('RegistrationService over the admin socket', () => {
         'reserved',
       ],
       [
-        'no selectors',
-        () => t.client.createEntry({ entry: entry({ selectors: [] }) }),
+        'no selectors under a node agent (only join-token-only entries may have none)',
+        () => t.client.createEntry({ entry: entry({ selectors: [], parentId: `${TD}/node/1` }) }),
         status.INVALID_ARGUMENT,
         'entry.selectors: at least one',
       ],

@@ -83,7 +83,7 @@ describe('lanyard entry / token against a running server', function () {
     assert.match(shown, /Allowed scopes:\s+tickets:read/);
 
     const table = ok(await lanyard(['entry', 'list', ...conn])).stdout;
-    assert.match(table, /^ID\s+SPIFFE ID\s+SELECTORS\s+TTL\s+REV$/m);
+    assert.match(table, /^ID\s+SPIFFE ID\s+PARENT ID\s+SELECTORS\s+TTL\s+REV$/m);
     assert.ok(table.includes(id));
 
     const updated = JSON.parse(
