@@ -56,17 +56,24 @@ class TransactionGate {
   }
 
   wrap(store: Store): Store {
+    const hold = async <T>(tx: StoreOps, fn: (tx: StoreOps) => Promise<T>): Promise<T> => {
+      if (this.armed) {
+        this.armed = false;
+        const held = new Promise<void>((resolve) => (this.releaseHeld = resolve));
+        this.signalEntered?.();
+        await held;
+      }
+      return fn(tx);
+    };
     const original = store.transaction.bind(store);
-    store.transaction = <T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> =>
-      original(async (tx) => {
-        if (this.armed) {
-          this.armed = false;
-          const held = new Promise<void>((resolve) => (this.releaseHeld = resolve));
-          this.signalEntered?.();
-          await held;
-        }
-        return fn(tx);
-      });
+    store.transaction = <T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> => original((tx) => hold(tx, fn));
+    // Issuance runs in the group commit's shared transaction: hold that too, or an armed gate would catch
+    // whichever admin call comes next instead of the attestation under test.
+    const shared = store.sharedTransaction?.bind(store);
+    if (shared !== undefined) {
+      store.sharedTransaction = <T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> =>
+        shared((tx) => hold(tx, fn));
+    }
     return store;
   }
 }
