@@ -132,7 +132,7 @@ describe('ca.upstream: workloads and agents bootstrap from the org root with --t
     assert.equal(r.code, 1, r.stderr);
     assert.match(
       r.stderr,
-      /attestation refused: .*spiffe:\/\/lanyard\.local\/lanyard\/server is not of the accepted trust domain "other\.example"/,
+      /ERR_WRONG_TRUST_DOMAIN: the server at .* the --bundle does not vouch for .*spiffe:\/\/lanyard\.local\/lanyard\/server is not of the accepted trust domain "other\.example"/,
     );
     assert.equal(fs.existsSync(file('wrong/svid.pem')), false);
     // Refused by this side before the token was shown: the right domain still gets the SVID with it.
