@@ -37,30 +37,11 @@ import { startTestServer, tempDataDir, type TestServer } from '../../support/tes
 import { attest, connectPublic, newKey, renewCall, type ClientIdentity } from '../../support/public-client';
 import { BINDING, parseTlv, primitive, writeTlv } from '../../x509/agent-context/tlv';
 import { rejectsWithWireCode } from '../../support/grpc-refusal';
+import { unary as call, type Agent } from '../../support/sessions';
 
 const TD = 'lanyard.local';
 const IDP = 'https://idp.example.com';
 const id = (p: string): string => `spiffe://${TD}/${p}`;
-
-interface Agent {
-  spiffeId: string;
-  key: KeyObject;
-  chain: Uint8Array[];
-}
-
-function call<Req, Res>(
-  fn: (
-    req: Req,
-    md: grpc.Metadata,
-    opts: grpc.CallOptions,
-    cb: (e: grpc.ServiceError | null, r: Res) => void,
-  ) => void,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn(req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e, r) => (e ? reject(e) : resolve(r)));
-  });
-}
 
 describe('sessions, delegation and revocation over mTLS', function () {
   this.timeout(60_000);
