@@ -3,6 +3,8 @@
  * process shows: signals, exit codes, what it prints.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { EXIT_OK } from '../../src/cli/exit-codes';
 import { BIN } from './paths';
 
 export { BIN };
@@ -204,4 +206,10 @@ export function spawnLanyard(args: string[], env: NodeJS.ProcessEnv = {}): Lanya
       await exited;
     },
   };
+}
+
+/** Asserts a CLI run exited 0, showing its output when it did not; returns the result for chaining. */
+export function cliOk(r: CliResult): CliResult {
+  assert.equal(r.code, EXIT_OK, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
 }

@@ -7,18 +7,15 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
+import { EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
 import { createPki } from '../../support/pki';
 import { attest, connectPublic, newKey } from '../../support/public-client';
-import { runCli, type CliResult } from '../../support/server-process';
+import { runCli, type CliResult, cliOk } from '../../support/server-process';
 import { startTestServer, type TestServer } from '../../support/test-server';
 
 const TD = 'spiffe://lanyard.local';
 
-const ok = (r: CliResult): CliResult => {
-  assert.equal(r.code, EXIT_OK, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-};
+const ok = cliOk;
 
 describe('lanyard entry show by SPIFFE ID, entry list parents, token create refusals', function () {
   this.timeout(120_000);

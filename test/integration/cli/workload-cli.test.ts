@@ -18,7 +18,7 @@ import { verifyX509Svid } from '../../../src/verify';
 import { agentContextToJson } from '../../../src/x509/agent-context';
 import { decodePemBlocks } from '../../../src/x509/pem';
 import { startTestServer, type TestServer } from '../../support/test-server';
-import { runCli, type CliResult } from '../../support/server-process';
+import { runCli, type CliResult, cliOk } from '../../support/server-process';
 import { AGENT_ID, TD, tempDir, spawnAgent, type AgentProcess } from '../../support/agent';
 
 const WORKLOAD_ID = `spiffe://${TD}/workload/env-reader`;
@@ -28,10 +28,7 @@ const td = TrustDomain.parse(TD);
 const lanyard = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
   runCli(args, { [SPIFFE_ENDPOINT_SOCKET]: '', ...env });
 
-const ok = (r: CliResult): CliResult => {
-  assert.equal(r.code, EXIT_OK, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-};
+const ok = cliOk;
 
 describe('Workload API conventions: SPIFFE_ENDPOINT_SOCKET, agent fetch, agent healthcheck', function () {
   this.timeout(120_000);

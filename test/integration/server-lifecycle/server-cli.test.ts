@@ -10,10 +10,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseSpiffeBundle, X509Bundle } from '../../../src/bundle';
-import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
+import { EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
 import { TrustDomain } from '../../../src/spiffe';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
-import { BIN, runCli, runSh, type CliResult } from '../../support/server-process';
+import { BIN, runCli, runSh, type CliResult, cliOk } from '../../support/server-process';
 
 const TD = 'spiffe://lanyard.local';
 
@@ -23,10 +23,7 @@ const lanyard = (args: string[], env: NodeJS.ProcessEnv = {}, cwd = path.dirname
   runCli(args, env, cwd);
 const sh = runSh;
 
-const ok = (r: Result): Result => {
-  assert.equal(r.code, EXIT_OK, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-};
+const ok = cliOk;
 
 describe('lanyard entry / token against a running server', function () {
   this.timeout(120_000);
