@@ -8,6 +8,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { buildSync } from 'esbuild';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, startAgentFor, waitFor, type AgentFixture } from '../../support/agent';
 import { REPO_ROOT } from '../../support/paths';
@@ -55,11 +56,15 @@ function lines(r: Run): Record<string, unknown>[] {
   return out;
 }
 
-/** A plain Node client: @grpc/grpc-js + @grpc/proto-loader on the standard proto, nothing from src/. */
+/**
+ * A plain Node client: @grpc/grpc-js + @grpc/proto-loader on the standard proto, nothing from src/. It is bundled
+ * into one file beside a copy of the proto, because the second user may not be able to read the checkout (a
+ * clone under a 0700 directory, as `mktemp -d` makes).
+ */
 const NODE_CLIENT = `
-const grpc = require(${JSON.stringify(path.join(ROOT, 'node_modules', '@grpc', 'grpc-js'))});
-const loader = require(${JSON.stringify(path.join(ROOT, 'node_modules', '@grpc', 'proto-loader'))});
-const def = loader.loadSync('spiffe/workload/workload.proto', { keepCase: true, includeDirs: [${JSON.stringify(path.join(ROOT, 'proto'))}] });
+const grpc = require('@grpc/grpc-js');
+const loader = require('@grpc/proto-loader');
+const def = loader.loadSync('spiffe/workload/workload.proto', { keepCase: true, includeDirs: [require('node:path').join(__dirname, 'proto')] });
 const Api = grpc.loadPackageDefinition(def).SpiffeWorkloadAPI;
 const client = new Api('unix://' + process.argv[2], grpc.credentials.createInsecure());
 const md = new grpc.Metadata();
@@ -68,6 +73,29 @@ const call = client.FetchX509SVID({}, md);
 call.on('data', (r) => { console.log(JSON.stringify({ spiffe_id: r.svids[0].spiffe_id, uid: process.getuid() })); call.cancel(); });
 call.on('error', (e) => { if (e.code !== grpc.status.CANCELLED) console.log(JSON.stringify({ code: grpc.status[e.code], details: e.details })); client.close(); });
 `;
+
+/** Writes the client, bundled, and the proto it loads into `dir`, readable by every user. */
+function writeNodeClient(dir: string): string {
+  const protoDir = path.join(dir, 'proto', 'spiffe', 'workload');
+  fs.mkdirSync(protoDir, { recursive: true, mode: 0o755 });
+  fs.copyFileSync(
+    path.join(ROOT, 'proto', 'spiffe', 'workload', 'workload.proto'),
+    path.join(protoDir, 'workload.proto'),
+  );
+  const out = path.join(dir, 'client.js');
+  buildSync({
+    stdin: { contents: NODE_CLIENT, resolveDir: ROOT, loader: 'js' },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    outfile: out,
+    logLevel: 'error',
+  });
+  for (const f of [out, path.join(protoDir, 'workload.proto')]) fs.chmodSync(f, 0o644);
+  for (const d of [path.join(dir, 'proto'), path.join(dir, 'proto', 'spiffe'), protoDir])
+    fs.chmodSync(d, 0o755);
+  return out;
+}
 
 describe('node agent: standard-proto clients in other processes', function () {
   this.timeout(15 * 60_000);
@@ -142,8 +170,7 @@ describe('node agent: standard-proto clients in other processes', function () {
       execFileSync('useradd', ['-M', '-r', '-s', '/usr/sbin/nologin', user]);
       uid = Number(execFileSync('id', ['-u', user]).toString().trim());
       gid = Number(execFileSync('id', ['-g', user]).toString().trim());
-      script = path.join(a.dir, 'client.js');
-      fs.writeFileSync(script, NODE_CLIENT, { mode: 0o644 });
+      script = writeNodeClient(a.dir);
     });
 
     after(() => {
