@@ -62,6 +62,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     attestation: opts.attestation,
     ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
     clock,
+    ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
   });
   const s = new ServerSync({
     server: opts.server,

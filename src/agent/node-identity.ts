@@ -13,6 +13,7 @@ import { attestToServer } from '../client/attest';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
 import { InternalError } from '../errors';
 import { AttestationServiceClient, type RenewResponse } from '../gen/lanyard/v1/attestation';
+import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
 import { createCsr } from '../x509/csr';
 import { generateSigningKeyPair } from '../x509/keys';
@@ -44,6 +45,7 @@ const CALL_DEADLINE_MS = 15_000;
 
 export class NodeIdentity {
   private svid: NodeSvid | undefined;
+  private readonly agentContextOid: string;
 
   constructor(
     private readonly opts: {
@@ -53,8 +55,11 @@ export class NodeIdentity {
       attestation: NodeAttestation;
       dataDir?: string;
       clock: () => Date;
+      /** The server's `agent_context.oid`: the agent's own SVID must carry its context there. */
+      agentContextOid?: string;
     },
   ) {
+    this.agentContextOid = resolveAgentContextOid(opts.agentContextOid);
     this.svid = this.load();
   }
 
@@ -89,6 +94,7 @@ export class NodeIdentity {
       evidence: a.evidence,
       ...(a.answerChallenge !== undefined && { answerChallenge: a.answerChallenge }),
       ...(a.spiffeId !== undefined && { spiffeId: a.spiffeId }),
+      agentContextOid: this.agentContextOid,
     });
     return toNodeSvid(got.spiffeId, got.chain, got.privateKey, this.opts.clock());
   }
@@ -111,6 +117,8 @@ export class NodeIdentity {
       );
       const chain = res.svid?.certChain ?? [];
       if (chain.length === 0) throw new InternalError('Renew answered without an SVID');
+      // Renewed by the same server: a context under another OID means the two disagree; keep the old one.
+      agentContextExtension(ParsedCertificate.fromDer(new Uint8Array(chain[0]!)), this.agentContextOid);
       return toNodeSvid(res.svid!.spiffeId, chain, privateKey, this.opts.clock());
     } finally {
       client.close();
@@ -131,6 +139,8 @@ export class NodeIdentity {
       // A crash between writing the key and the certificate could pair them wrongly: then attest afresh.
       const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
       if (!spki.equals(Buffer.from(leaf.spkiDer))) return undefined;
+      // Saved under another agent_context.oid: the server would not take it either, so attest afresh.
+      agentContextExtension(leaf, this.agentContextOid);
       // Loaded from disk: when it was received is unknown, so count from its notBefore (renews sooner, never later).
       return toNodeSvid(id, chain, key, leaf.notBefore);
     } catch {

@@ -10,6 +10,8 @@ import {
   type AttestResult,
 } from '../gen/lanyard/v1/attestation';
 import { TrustDomain } from '../spiffe';
+import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
+import { ParsedCertificate } from '../x509/certificate';
 import { createCsr } from '../x509/csr';
 import { generateSigningKeyPair, type KeyAlgorithm } from '../x509/keys';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from './server-credentials';
@@ -27,6 +29,11 @@ export interface AttestOptions {
   spiffeId?: string;
   keyAlgorithm?: KeyAlgorithm;
   deadlineMs?: number;
+  /**
+   * OID of the agent-context extension: the server's `agent_context.oid`. Default 1.3.6.1.4.1.262144.1.1. An SVID
+   * whose context sits under another OID is refused (AgentContextOidMismatchError), never returned.
+   */
+  agentContextOid?: string;
 }
 
 export interface AttestedSvid {
@@ -42,9 +49,12 @@ export interface AttestedSvid {
 
 /**
  * Attest to a Lanyard server and get an SVID: the key is generated here and only a CSR leaves the process.
- * Rejects with the server's gRPC error (status code and message) when attestation is refused.
+ * Rejects with the server's gRPC error (status code and message) when attestation is refused, and with
+ * AgentContextOidMismatchError when the SVID carries its agent context under another OID than `agentContextOid`.
  */
 export async function attestToServer(opts: AttestOptions): Promise<AttestedSvid> {
+  // Checked first: a malformed OID must not cost a single-use join token.
+  const agentContextOid = resolveAgentContextOid(opts.agentContextOid);
   const { privateKey } = generateSigningKeyPair(opts.keyAlgorithm ?? 'ec-p256');
   const csr = Buffer.from(createCsr(privateKey).der);
   const client = new AttestationServiceClient(
@@ -67,13 +77,15 @@ export async function attestToServer(opts: AttestOptions): Promise<AttestedSvid>
     if (svid === undefined || svid.certChain.length === 0 || result.bundle === undefined) {
       throw new InternalError('the server answered without an SVID or bundle');
     }
+    const chain = svid.certChain.map((b) => new Uint8Array(b));
+    agentContextExtension(ParsedCertificate.fromDer(chain[0]!), agentContextOid);
     const bundle = X509Bundle.fromDer(
       TrustDomain.parse(result.bundle.trustDomain || opts.bundle.trustDomain.name),
       result.bundle.x509Authorities.map((b) => new Uint8Array(b)),
     );
     return {
       spiffeId: svid.spiffeId,
-      chain: svid.certChain.map((b) => new Uint8Array(b)),
+      chain,
       privateKey,
       bundle,
       federatedBundles: federatedBundlesFromProto(result.federatedBundles, bundle.trustDomain),

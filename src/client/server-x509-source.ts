@@ -215,6 +215,9 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       ...(a.spiffeId !== undefined ? { spiffeId: a.spiffeId } : {}),
       ...(this.options.keyAlgorithm !== undefined ? { keyAlgorithm: this.options.keyAlgorithm } : {}),
       deadlineMs: this.options.deadlineMs ?? 15_000,
+      ...(this.options.agentContextOid !== undefined
+        ? { agentContextOid: this.options.agentContextOid }
+        : {}),
     });
     if (this.closed) return;
     this.setBundle(result.bundle, false);

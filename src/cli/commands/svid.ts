@@ -136,9 +136,8 @@ export function registerSvidCommands(program: Command): void {
             throw usageError('a join token is needed: --join-token-file, --join-token or LANYARD_JOIN_TOKEN');
           }
           const bundle = readBundleFile(readInputFile(opts.bundle, 'bundle'), trustDomain);
-          const svid = await fetchWithJoinToken(opts.server, bundle, token, opts.spiffeId);
-          // Nothing is written for an SVID whose context this side would not read (another OID).
-          readAgentContext(svid.cert, agentContextOid);
+          // An SVID whose context this side would not read (another OID) is refused before anything is written.
+          const svid = await fetchWithJoinToken(opts.server, bundle, token, opts.spiffeId, agentContextOid);
           const files = writeSvidFiles(opts.out, svid);
           process.stdout.write(
             `got ${svid.cert.uriSans[0] ?? '?'} (serial ${svid.cert.serialHex}, until ${isoSeconds(svid.cert.notAfter)})\n` +
@@ -247,6 +246,7 @@ async function fetchWithJoinToken(
   bundle: X509Bundle,
   token: string,
   spiffeId: string | undefined,
+  agentContextOid: string,
 ): Promise<MintedSvid> {
   let got: AttestedSvid;
   try {
@@ -256,6 +256,7 @@ async function fetchWithJoinToken(
       attestorType: 'join_token',
       evidence: Buffer.from(token, 'utf8'),
       ...(spiffeId !== undefined ? { spiffeId } : {}),
+      agentContextOid,
     });
   } catch (e) {
     if (isServiceError(e) && e.code === Status.UNAVAILABLE) throw await whyUnavailable(server, bundle, e);
