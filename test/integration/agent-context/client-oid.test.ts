@@ -70,9 +70,11 @@ describe('client agent_context.oid: attest, svid fetch and the node identity', f
 
   it('attestToServer with the server OID returns the SVID, its context read under that OID', async () => {
     const got = await attest(CUSTOM);
-    const v = verifyX509Svid(got.chain, got.bundle, { agentContextOid: CUSTOM, cache: null });
-    assert.equal(v.id.toString(), WORKLOAD);
-    assert.ok(v.context !== undefined);
+    assert.equal(got.svid.id.toString(), WORKLOAD);
+    assert.ok(got.svid.context !== undefined);
+    assert.ok(got.svid.chain[0]!.extension(CUSTOM) !== undefined);
+    const v = verifyX509Svid(got.svid.chain, got.bundle, { agentContextOid: CUSTOM, cache: null });
+    assert.deepEqual(v.context, got.svid.context);
   });
 
   it('attestToServer left on the default OID refuses the SVID, naming both OIDs', async () => {
@@ -163,21 +165,25 @@ describe('client agent_context.oid: attest, svid fetch and the node identity', f
     const clock = (): Date => new Date(Date.now() + offsetMs);
     const first = await nodeIdentity(dataDir, CUSTOM, clock);
     const attested = await first.ensure();
-    assert.equal(attested.spiffeId, AGENT_ID);
+    assert.equal(attested.id.toString(), AGENT_ID);
+    assert.ok(attested.context !== undefined);
     assert.ok(fs.existsSync(path.join(dataDir, 'agent_svid.pem')));
 
     // A restart reads the saved SVID back under the same OID: no new attestation.
     const restarted = await nodeIdentity(dataDir, CUSTOM, clock);
     assert.ok(restarted.current() !== undefined);
-    assert.equal(restarted.current()!.spiffeId, AGENT_ID);
+    assert.equal(restarted.current()!.chain[0]!.sha256Hex, attested.chain[0]!.sha256Hex);
 
     // Past half its lifetime it renews, and the renewed SVID is read under the same OID.
-    const leaf = ParsedCertificate.fromDer(new Uint8Array(restarted.current()!.chain[0]!));
-    offsetMs = (leaf.notAfter.getTime() - Date.now()) * 0.75;
+    offsetMs = (attested.notAfter.getTime() - Date.now()) * 0.75;
     const renewed = await restarted.ensure();
-    const renewedLeaf = ParsedCertificate.fromDer(new Uint8Array(renewed.chain[0]!));
-    assert.notEqual(renewedLeaf.serialHex, leaf.serialHex);
-    assert.ok(renewedLeaf.extension(CUSTOM) !== undefined);
+    assert.notEqual(renewed.chain[0]!.serialHex, attested.chain[0]!.serialHex);
+    assert.ok(renewed.chain[0]!.extension(CUSTOM) !== undefined);
+    assert.ok(renewed.context !== undefined);
+
+    // Started on another OID, the saved SVID is not taken up (the server would refuse it too).
+    const reconfigured = await nodeIdentity(dataDir, DEFAULT_AGENT_CONTEXT_OID, clock);
+    assert.equal(reconfigured.current(), undefined);
   });
 
   it("the node agent's identity on the default OID refuses the server's SVID and saves nothing", async () => {
