@@ -15,7 +15,7 @@ import {
   requirePrincipal,
   requireScopes,
   verifyX509Svid,
-  type VerifiedSvid,
+  type VerifyX509SvidResult,
 } from '../src/verify';
 import { createPki, delegatedPair } from '../test/support/pki';
 
@@ -85,7 +85,7 @@ export async function runPolicyBench(seconds: number): Promise<void> {
       { name: 'planner', scopes: ['tools:run', 'tickets:read'], ttlSeconds: 600 },
       { name: 'tool-runner', scopes: ['tools:run'], ttlSeconds: 300 },
     );
-    const peer: VerifiedSvid = verifyX509Svid(pair.child.chain, pki.bundle);
+    const peer: VerifyX509SvidResult = verifyX509Svid(pair.child.chain, pki.bundle);
     const load = (name: string, text: string, decisionCacheSize = 0): PolicyEngine => {
       fs.writeFileSync(path.join(dir, `${name}.cedar`), text);
       const e = PolicyEngine.load({

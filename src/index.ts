@@ -51,7 +51,7 @@ export type {
   RevocationReason,
   StalePolicy,
   VerificationCacheOptions,
-  VerifiedSvid,
+  VerifyX509SvidResult,
   VerifyX509SvidOptions,
 } from './verify';
 

@@ -31,13 +31,9 @@ import { isLanyardError } from '../../src/errors';
 import { grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { grantFor, redeemGrant, startSession } from '../../src/client/handoff';
 import { HandoffKey, HandoffKeys } from '../../src/client/handoff-keys';
-import {
-  LANYARD_CHANNEL_OPTIONS,
-  lanyardChannelCredentials,
-  type ClientSvid,
-} from '../../src/client/server-credentials';
+import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../src/client/server-credentials';
+import type { X509Svid } from '../../src/svid/x509-svid';
 import { ServerX509Source } from '../../src/client/server-x509-source';
-import type { X509Source } from '../../src/client/x509-source';
 import { SessionServiceClient } from '../../src/gen/lanyard/v1/session';
 import type { HopDecision } from '../../src/hop/decision';
 import {
@@ -215,12 +211,7 @@ function unary<Req, Res>(
   });
 }
 
-function svidOf(source: X509Source): ClientSvid {
-  const svid = source.getX509Svid();
-  return { privateKey: svid.privateKey, chain: svid.chain.map((c) => c.der) };
-}
-
-function sessionClient(server: RunningServer, bundle: X509Bundle, who: ClientSvid): SessionServiceClient {
+function sessionClient(server: RunningServer, bundle: X509Bundle, who: X509Svid): SessionServiceClient {
   return new SessionServiceClient(
     server.publicAddress,
     lanyardChannelCredentials(bundle, who),
@@ -596,7 +587,7 @@ async function run(root: string, cleanups: (() => Promise<void> | void)[], polic
         }
       });
     });
-    const c = sessionClient(server, bundle, svidOf(plannerSession));
+    const c = sessionClient(server, bundle, plannerSession.getX509Svid());
     try {
       const res = await unary(c.endSession.bind(c), {
         sessionId: plannerSession.sessionId,

@@ -62,6 +62,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     attestation: opts.attestation,
     ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
     clock,
+    ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
   });
   const s = new ServerSync({
     server: opts.server,
@@ -96,7 +97,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   });
   await s.start();
   logger.info(
-    { socketPath: opts.socketPath, server: opts.server, node: identity.current()?.spiffeId },
+    { socketPath: opts.socketPath, server: opts.server, node: identity.current()?.id.toString() },
     'lanyard agent serving the Workload API',
   );
   return {

@@ -4,8 +4,6 @@
  * written atomically) so an agent restart does not need a new single-use join token while the SVID lives.
  */
 import * as grpc from '@grpc/grpc-js';
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { X509Bundle } from '../bundle';
 import { makeDir, writeFileAtomic } from '../internal/secure-file';
@@ -13,10 +11,10 @@ import { attestToServer } from '../client/attest';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
 import { InternalError } from '../errors';
 import { AttestationServiceClient, type RenewResponse } from '../gen/lanyard/v1/attestation';
-import { ParsedCertificate } from '../x509/certificate';
+import { loadX509Svid, toX509Svid, type X509Svid } from '../svid/x509-svid';
+import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import { createCsr } from '../x509/csr';
 import { generateSigningKeyPair } from '../x509/keys';
-import { decodePemBlocks, encodePem } from '../x509/pem';
 
 export interface NodeAttestation {
   attestorType: string;
@@ -27,15 +25,10 @@ export interface NodeAttestation {
   spiffeId?: string;
 }
 
-export interface NodeSvid {
-  spiffeId: string;
-  /** DER, leaf first. */
-  chain: Uint8Array[];
-  privateKey: KeyObject;
-  notBefore: Date;
-  notAfter: Date;
-  /** Rotation is due at half of (notAfter - receivedAt): notBefore is backdated by the CA. */
-  receivedAt: Date;
+/** The agent's SVID and when it arrived: rotation is due at half of (notAfter - receivedAt), as notBefore is backdated. */
+interface HeldSvid {
+  readonly svid: X509Svid;
+  readonly receivedAt: Date;
 }
 
 const SVID_FILE = 'agent_svid.pem';
@@ -43,7 +36,8 @@ const KEY_FILE = 'agent_svid_key.pem';
 const CALL_DEADLINE_MS = 15_000;
 
 export class NodeIdentity {
-  private svid: NodeSvid | undefined;
+  private held: HeldSvid | undefined;
+  private readonly agentContextOid: string;
 
   constructor(
     private readonly opts: {
@@ -53,34 +47,38 @@ export class NodeIdentity {
       attestation: NodeAttestation;
       dataDir?: string;
       clock: () => Date;
+      /** The server's `agent_context.oid`: the agent's own SVID must carry its context there. */
+      agentContextOid?: string;
     },
   ) {
-    this.svid = this.load();
+    this.agentContextOid = resolveAgentContextOid(opts.agentContextOid);
+    this.held = this.load();
   }
 
-  current(): NodeSvid | undefined {
-    const s = this.svid;
+  current(): X509Svid | undefined {
+    const s = this.held?.svid;
     return s !== undefined && s.notAfter.getTime() > this.opts.clock().getTime() ? s : undefined;
   }
 
   /** A valid agent SVID: the current one, renewed past half its life, or a fresh attestation. */
-  async ensure(): Promise<NodeSvid> {
+  async ensure(): Promise<X509Svid> {
     const now = this.opts.clock().getTime();
     const s = this.current();
-    if (s === undefined) {
-      this.svid = await this.attest();
+    if (s === undefined || this.held === undefined) {
+      this.held = await this.attest();
       this.save();
-      return this.svid;
+      return this.held.svid;
     }
-    const half = s.receivedAt.getTime() + (s.notAfter.getTime() - s.receivedAt.getTime()) / 2;
+    const { receivedAt } = this.held;
+    const half = receivedAt.getTime() + (s.notAfter.getTime() - receivedAt.getTime()) / 2;
     if (now >= half) {
-      this.svid = await this.renew(s);
+      this.held = await this.renew(s);
       this.save();
     }
-    return this.svid ?? s;
+    return this.held.svid;
   }
 
-  private async attest(): Promise<NodeSvid> {
+  private async attest(): Promise<HeldSvid> {
     const a = this.opts.attestation;
     const got = await attestToServer({
       server: this.opts.server,
@@ -89,15 +87,16 @@ export class NodeIdentity {
       evidence: a.evidence,
       ...(a.answerChallenge !== undefined && { answerChallenge: a.answerChallenge }),
       ...(a.spiffeId !== undefined && { spiffeId: a.spiffeId }),
+      agentContextOid: this.agentContextOid,
     });
-    return toNodeSvid(got.spiffeId, got.chain, got.privateKey, this.opts.clock());
+    return { svid: got.svid, receivedAt: this.opts.clock() };
   }
 
-  private async renew(s: NodeSvid): Promise<NodeSvid> {
+  private async renew(s: X509Svid): Promise<HeldSvid> {
     const { privateKey } = generateSigningKeyPair('ec-p256');
     const client = new AttestationServiceClient(
       this.opts.server,
-      lanyardChannelCredentials(this.opts.bundle(), { privateKey: s.privateKey, chain: s.chain }),
+      lanyardChannelCredentials(this.opts.bundle(), s),
       LANYARD_CHANNEL_OPTIONS,
     );
     try {
@@ -111,28 +110,30 @@ export class NodeIdentity {
       );
       const chain = res.svid?.certChain ?? [];
       if (chain.length === 0) throw new InternalError('Renew answered without an SVID');
-      return toNodeSvid(res.svid!.spiffeId, chain, privateKey, this.opts.clock());
+      // Renewed by the same server: a context under another OID means the two disagree; keep the old one.
+      const svid = toX509Svid(
+        chain.map((c) => new Uint8Array(c)),
+        privateKey,
+        { agentContextOid: this.agentContextOid },
+      );
+      return { svid, receivedAt: this.opts.clock() };
     } finally {
       client.close();
     }
   }
 
-  private load(): NodeSvid | undefined {
+  private load(): HeldSvid | undefined {
     if (this.opts.dataDir === undefined) return undefined;
     try {
-      const chain = decodePemBlocks(
-        fs.readFileSync(path.join(this.opts.dataDir, SVID_FILE), 'utf8'),
-        'CERTIFICATE',
+      // A crash between writing the key and the certificate could pair them wrongly, and a change of
+      // agent_context.oid leaves an SVID the server would not take either: then attest afresh.
+      const svid = loadX509Svid(
+        path.join(this.opts.dataDir, SVID_FILE),
+        path.join(this.opts.dataDir, KEY_FILE),
+        { agentContextOid: this.agentContextOid },
       );
-      const key = createPrivateKey(fs.readFileSync(path.join(this.opts.dataDir, KEY_FILE), 'utf8'));
-      const leaf = ParsedCertificate.fromDer(chain[0]!);
-      const id = leaf.uriSans[0];
-      if (id === undefined) return undefined;
-      // A crash between writing the key and the certificate could pair them wrongly: then attest afresh.
-      const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
-      if (!spki.equals(Buffer.from(leaf.spkiDer))) return undefined;
       // Loaded from disk: when it was received is unknown, so count from its notBefore (renews sooner, never later).
-      return toNodeSvid(id, chain, key, leaf.notBefore);
+      return { svid, receivedAt: svid.chain[0]!.notBefore };
     } catch {
       // Nothing saved yet, or unreadable: attest afresh.
       return undefined;
@@ -141,35 +142,11 @@ export class NodeIdentity {
 
   private save(): void {
     const dir = this.opts.dataDir;
-    const s = this.svid;
+    const s = this.held?.svid;
     if (dir === undefined || s === undefined) return;
+    const { certificates, key } = s.marshal();
     makeDir(dir, 0o700);
-    writeFileAtomic(
-      path.join(dir, KEY_FILE),
-      s.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      0o600,
-    );
-    writeFileAtomic(
-      path.join(dir, SVID_FILE),
-      s.chain.map((d) => encodePem('CERTIFICATE', d)).join(''),
-      0o644,
-    );
+    writeFileAtomic(path.join(dir, KEY_FILE), key, 0o600);
+    writeFileAtomic(path.join(dir, SVID_FILE), certificates, 0o644);
   }
-}
-
-function toNodeSvid(
-  spiffeId: string,
-  chain: Uint8Array[],
-  privateKey: KeyObject,
-  receivedAt: Date,
-): NodeSvid {
-  const leaf = ParsedCertificate.fromDer(new Uint8Array(chain[0]!));
-  return {
-    spiffeId,
-    chain: chain.map((c) => new Uint8Array(c)),
-    privateKey,
-    notBefore: leaf.notBefore,
-    notAfter: leaf.notAfter,
-    receivedAt,
-  };
 }

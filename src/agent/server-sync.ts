@@ -20,12 +20,13 @@ import {
 import type { Bundle } from '../gen/lanyard/v1/types';
 import type { Logger } from '../internal/logging';
 import { TrustDomain } from '../spiffe';
-import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
+import { toX509Svid, type X509Svid } from '../svid/x509-svid';
+import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
 import { createCsr } from '../x509/csr';
 import { generateSigningKeyPair } from '../x509/keys';
-import type { AgentCache, CachedEntry, CachedJwt, CachedSvid } from './cache';
-import type { NodeIdentity, NodeSvid } from './node-identity';
+import type { AgentCache, CachedEntry, CachedIssuance, CachedJwt } from './cache';
+import type { NodeIdentity } from './node-identity';
 
 export const SYNC_DEFAULTS = Object.freeze({ intervalMs: 5_000, minBackoffMs: 250, maxBackoffMs: 30_000 });
 const CALL_DEADLINE_MS = 15_000;
@@ -53,7 +54,7 @@ export class ServerSync {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failures = 0;
-  private client: { svid: NodeSvid; client: NodeServiceClient } | undefined;
+  private client: { svid: X509Svid; client: NodeServiceClient } | undefined;
   private running: Promise<void> | undefined;
   /** The last sync's failure, until one succeeds. */
   lastError: Error | undefined;
@@ -137,12 +138,10 @@ export class ServerSync {
   private async nodeClient(): Promise<NodeServiceClient> {
     const svid = await this.opts.identity.ensure();
     if (this.client?.svid === svid) return this.client.client;
-    // The agent's own SVID comes from the same server: a context under another OID means the two disagree.
-    agentContextExtension(ParsedCertificate.fromDer(svid.chain[0]!), this.agentContextOid);
     this.client?.client.close();
     const client = new NodeServiceClient(
       this.opts.server,
-      lanyardChannelCredentials(this.trustBundle(), { privateKey: svid.privateKey, chain: svid.chain }),
+      lanyardChannelCredentials(this.trustBundle(), svid),
       LANYARD_CHANNEL_OPTIONS,
     );
     this.client = { svid, client };
@@ -166,9 +165,9 @@ export class ServerSync {
     cache.setEntries(entries);
     const now = clock().getTime();
     const due = entries.filter((e) => {
-      const s = cache.svid(e.id);
-      if (s === undefined || s.revision !== e.revision || s.spiffeId !== e.spiffeId) return true;
-      return now >= s.receivedAt.getTime() + (s.notAfter.getTime() - s.receivedAt.getTime()) / 2;
+      const s = cache.issuance(e.id);
+      if (s === undefined || s.revision !== e.revision || s.svid.id.toString() !== e.spiffeId) return true;
+      return now >= s.receivedAt.getTime() + (s.svid.notAfter.getTime() - s.receivedAt.getTime()) / 2;
     });
     for (let i = 0; i < due.length; i += MAX_BATCH) {
       const batch = due
@@ -188,26 +187,22 @@ export class ServerSync {
         ),
       );
       if (this.closed) return;
-      const svids: CachedSvid[] = out.svids.map((s, j) => {
+      const issued: CachedIssuance[] = out.svids.map((s, j) => {
         const b = batch[j];
         if (b === undefined || s.entryId !== b.entry.id || s.certChain.length === 0) {
           throw new InternalError('BatchNewX509Svid answered out of order');
         }
-        const leaf = ParsedCertificate.fromDer(new Uint8Array(s.certChain[0]!));
-        agentContextExtension(leaf, this.agentContextOid);
-        return {
-          entryId: b.entry.id,
-          spiffeId: s.spiffeId,
-          revision: b.entry.revision,
-          chain: s.certChain.map((c) => new Uint8Array(c)),
-          privateKey: b.privateKey,
-          notBefore: leaf.notBefore,
-          notAfter: leaf.notAfter,
-          receivedAt: clock(),
-        };
+        // Held to the X509-SVID profile with the context under the server's OID: what workloads would refuse
+        // is never served.
+        const svid = toX509Svid(
+          s.certChain.map((c) => new Uint8Array(c)),
+          b.privateKey,
+          { agentContextOid: this.agentContextOid },
+        );
+        return { entryId: b.entry.id, revision: b.entry.revision, svid, receivedAt: clock() };
       });
-      cache.putSvids(svids);
-      this.opts.logger.info({ entries: svids.map((s) => s.spiffeId) }, 'workload SVIDs obtained');
+      cache.putSvids(issued);
+      this.opts.logger.info({ entries: issued.map((s) => s.svid.id.toString()) }, 'workload SVIDs obtained');
     }
   }
 }

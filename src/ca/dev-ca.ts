@@ -1,7 +1,10 @@
 import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { X509Bundle } from '../bundle';
 import { AlreadyExistsError, InvalidArgumentError, NotACaError } from '../errors';
+import { TrustDomain } from '../spiffe';
+import { toX509Svid, type X509Svid } from '../svid/x509-svid';
 import { ParsedCertificate } from '../x509/certificate';
 import { describeKey, generateSigningKeyPair, KeyAlgorithm } from '../x509/keys';
 import { trustDomainName } from '../x509/names';
@@ -66,18 +69,6 @@ export interface MintSvidOptions {
   keyAlgorithm?: KeyAlgorithm;
   dnsNames?: string[];
   now?: Date;
-}
-
-export interface MintedSvid {
-  cert: ParsedCertificate;
-  /** The leaf alone. */
-  certPem: string;
-  /** PKCS#8. */
-  keyPem: string;
-  /** Leaf first, then any intermediates (none for the dev CA): what a TLS peer presents. */
-  chainPem: string;
-  /** The trust anchors of the trust domain. */
-  bundlePem: string;
 }
 
 export interface SvidFiles {
@@ -166,8 +157,11 @@ export function loadDevCa(dir: string, opts: LoadDevCaOptions = {}): DevCa {
   return { dir, trustDomain, cert, key, keyFileInsecure };
 }
 
-/** Generates the workload key here, as a workload would, and has the dev CA sign it. */
-export function mintSvid(ca: DevCa, opts: MintSvidOptions): MintedSvid {
+/**
+ * Generates the workload key here, as a workload would, and has the dev CA sign it: an X509Svid held to the
+ * X509-SVID profile like any other, its context read under `agentContextOid`.
+ */
+export function mintSvid(ca: DevCa, opts: MintSvidOptions): X509Svid {
   const { privateKey, publicKey } = generateSigningKeyPair(opts.keyAlgorithm ?? 'ec-p256');
   const leaf = issueX509Svid({
     spiffeId: opts.spiffeId,
@@ -179,14 +173,16 @@ export function mintSvid(ca: DevCa, opts: MintSvidOptions): MintedSvid {
     ...(opts.agentContextDer ? { agentContextDer: opts.agentContextDer } : {}),
     ...(opts.agentContextOid !== undefined ? { agentContextOid: opts.agentContextOid } : {}),
   });
-  const certPem = encodePem('CERTIFICATE', leaf.der);
-  return {
-    cert: leaf.cert,
-    certPem,
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-    chainPem: certPem,
-    bundlePem: encodePem('CERTIFICATE', ca.cert.der),
-  };
+  return toX509Svid(
+    [leaf.cert],
+    privateKey,
+    opts.agentContextOid !== undefined ? { agentContextOid: opts.agentContextOid } : {},
+  );
+}
+
+/** The dev CA's trust bundle: its root alone. */
+export function devCaBundle(ca: DevCa): X509Bundle {
+  return X509Bundle.fromDer(TrustDomain.parse(ca.trustDomain), [ca.cert.der]);
 }
 
 /**
@@ -195,15 +191,16 @@ export function mintSvid(ca: DevCa, opts: MintSvidOptions): MintedSvid {
  * certificate so that a reader that reloads on a new svid.pem finds the matching key already in place.
  * A directory created here (parents included) is 0700 whatever the umask; an existing one is kept as it is.
  */
-export function writeSvidFiles(dir: string, svid: MintedSvid): SvidFiles {
+export function writeSvidFiles(dir: string, svid: X509Svid, bundle: X509Bundle): SvidFiles {
   makeDir(dir, 0o700);
   const files: SvidFiles = {
     svid: join(dir, SVID_FILE),
     key: join(dir, SVID_KEY_FILE),
     bundle: join(dir, BUNDLE_FILE),
   };
-  writeFileAtomic(files.bundle, svid.bundlePem, 0o644);
-  writeFileAtomic(files.key, svid.keyPem, 0o600);
-  writeFileAtomic(files.svid, svid.chainPem, 0o644);
+  const { certificates, key } = svid.marshal();
+  writeFileAtomic(files.bundle, bundle.toPem(), 0o644);
+  writeFileAtomic(files.key, key, 0o600);
+  writeFileAtomic(files.svid, certificates, 0o644);
   return files;
 }

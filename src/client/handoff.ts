@@ -241,7 +241,7 @@ function sessionClient(server: HandoffServer, source: X509Source, svid: X509Svid
   if (bundle === undefined) throw notReady(`no bundle for ${svid.id.trustDomain.name}`);
   return new SessionServiceClient(
     server.server,
-    lanyardChannelCredentials(bundle, { privateKey: svid.privateKey, chain: svid.chain.map((c) => c.der) }),
+    lanyardChannelCredentials(bundle, svid),
     LANYARD_CHANNEL_OPTIONS,
   );
 }

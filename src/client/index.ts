@@ -1,8 +1,7 @@
 /** The workload side of the server API: attest and get an SVID, with the server checked by SPIFFE ID. */
 export { attestToServer } from './attest';
-export type { AttestOptions, AttestedSvid } from './attest';
+export type { AttestOptions, AttestResult } from './attest';
 export { lanyardChannelCredentials, LANYARD_CHANNEL_OPTIONS, SERVER_ID_PATH } from './server-credentials';
-export type { ClientSvid } from './server-credentials';
 /** X509Sources: what the hop helpers read the workload's SVID and bundles from. */
 export type { X509Source, X509SourceEvents } from './x509-source';
 export type { MarshaledX509Svid, X509Svid } from '../svid/x509-svid';

@@ -1,34 +1,38 @@
 import * as grpc from '@grpc/grpc-js';
 import * as tls from 'node:tls';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
-import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle';
 import { SpiffeId } from '../spiffe';
+import type { MarshaledX509Svid, X509Svid } from '../svid/x509-svid';
 import { authorizeId, verifyX509Svid } from '../verify';
-import { encodePem } from '../x509/pem';
 
 import { SERVER_ID_PATH } from '../internal/server-id';
 
 export { SERVER_ID_PATH };
-
-export interface ClientSvid {
-  privateKey: KeyObject;
-  /** DER, leaf first. */
-  chain: readonly Uint8Array[];
-}
 
 /**
  * Channel credentials for a Lanyard server: TLS that trusts only the bundle, and instead of a host-name check the
  * server's chain goes through our own verifier and must carry `spiffe://<td>/lanyard/server`. With `svid`, the
  * client presents it (mTLS: Renew and other calls that need the caller's identity).
  */
-export function lanyardChannelCredentials(bundle: X509Bundle, svid?: ClientSvid): grpc.ChannelCredentials {
+export function lanyardChannelCredentials(bundle: X509Bundle, svid?: X509Svid): grpc.ChannelCredentials {
+  return channelCredentialsPresenting(bundle, svid?.marshal());
+}
+
+/**
+ * lanyardChannelCredentials for a chain and key in PEM, presented as they are: not held to the X509-SVID
+ * profile here (the server judges them). For callers that hold only the marshaled form.
+ */
+export function channelCredentialsPresenting(
+  bundle: X509Bundle,
+  identity?: MarshaledX509Svid<string>,
+): grpc.ChannelCredentials {
   const serverId = SpiffeId.fromPath(bundle.trustDomain, SERVER_ID_PATH);
   const authorize = authorizeId(serverId);
   return grpc.credentials.createSsl(
     Buffer.from(bundle.toPem()),
-    svid ? Buffer.from(svid.privateKey.export({ type: 'pkcs8', format: 'pem' })) : null,
-    svid ? Buffer.from(svid.chain.map((d) => encodePem('CERTIFICATE', d)).join('')) : null,
+    identity ? Buffer.from(identity.key) : null,
+    identity ? Buffer.from(identity.certificates) : null,
     {
       checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
         try {

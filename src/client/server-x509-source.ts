@@ -215,11 +215,14 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       ...(a.spiffeId !== undefined ? { spiffeId: a.spiffeId } : {}),
       ...(this.options.keyAlgorithm !== undefined ? { keyAlgorithm: this.options.keyAlgorithm } : {}),
       deadlineMs: this.options.deadlineMs ?? 15_000,
+      ...(this.options.agentContextOid !== undefined
+        ? { agentContextOid: this.options.agentContextOid }
+        : {}),
     });
     if (this.closed) return;
     this.setBundle(result.bundle, false);
     this.setFederated(result.federatedBundles);
-    this.accept(toX509Svid(result.chain, result.privateKey, this.options));
+    this.accept(result.svid);
   }
 
   private async renew(): Promise<void> {
@@ -233,10 +236,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
         : generateSigningKeyPair(this.options.keyAlgorithm ?? 'ec-p256').privateKey;
     const client = new AttestationServiceClient(
       this.options.server,
-      lanyardChannelCredentials(this.bundle, {
-        privateKey: current.privateKey,
-        chain: current.chain.map((c) => c.der),
-      }),
+      lanyardChannelCredentials(this.bundle, current),
       LANYARD_CHANNEL_OPTIONS,
     );
     try {

@@ -3,9 +3,8 @@
  * attestation, task sessions and delegation (grant and redeem). Loads grpc-js.
  */
 export { attestToServer } from '../client/attest';
-export type { AttestOptions, AttestedSvid } from '../client/attest';
+export type { AttestOptions, AttestResult } from '../client/attest';
 export { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
-export type { ClientSvid } from '../client/server-credentials';
 export type { X509Source, X509SourceEvents } from '../client/x509-source';
 export type { MarshaledX509Svid, OwnSvidOptions, X509Svid } from '../svid';
 export { ServerX509Source } from '../client/server-x509-source';

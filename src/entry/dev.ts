@@ -3,15 +3,8 @@
  * X509-SVIDs (with an agent context when asked) and write them as PEM files. The certificate builders
  * underneath are here too, for test PKIs (roots, intermediates, SVIDs with any profile).
  */
-export { initDevCa, loadDevCa, mintSvid, writeSvidFiles } from '../ca/dev-ca';
-export type {
-  DevCa,
-  InitDevCaOptions,
-  LoadDevCaOptions,
-  MintedSvid,
-  MintSvidOptions,
-  SvidFiles,
-} from '../ca/dev-ca';
+export { devCaBundle, initDevCa, loadDevCa, mintSvid, writeSvidFiles } from '../ca/dev-ca';
+export type { DevCa, InitDevCaOptions, LoadDevCaOptions, MintSvidOptions, SvidFiles } from '../ca/dev-ca';
 export { createIntermediateCa, createRootCa, issueX509Svid } from '../x509/profiles';
 export type {
   CaOptions,

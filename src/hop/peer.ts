@@ -14,7 +14,11 @@ import {
 } from '../errors';
 import type { X509BundleSource } from '../bundle';
 import type { SpiffeId, TrustDomain } from '../spiffe';
-import { verifyX509Svid, type VerifiedSvid, type VerifyX509SvidOptions } from '../verify/verify-x509-svid';
+import {
+  verifyX509Svid,
+  type VerifyX509SvidResult,
+  type VerifyX509SvidOptions,
+} from '../verify/verify-x509-svid';
 import type { RevocationChecker } from '../verify/revocation';
 import { spiffeIdOfLeaf } from '../svid/rules';
 import type { VerificationCache } from '../verify/cache';
@@ -124,7 +128,7 @@ export async function verifyHopPeer(
   request: HopRequestInfo,
 ): Promise<HopPeer> {
   const service = serviceName(options);
-  let svid: VerifiedSvid | undefined;
+  let svid: VerifyX509SvidResult | undefined;
   try {
     svid = verifyAuditChain(chain, options, request);
     const { policyVersion } = await runAuthorize(options.authorize, svid, {
@@ -148,10 +152,10 @@ export function verifyHopPeerSync(
   request: HopRequestInfo,
 ): HopPeer {
   const service = serviceName(options);
-  let svid: VerifiedSvid | undefined;
+  let svid: VerifyX509SvidResult | undefined;
   try {
     svid = verifyAuditChain(chain, options, request);
-    const answer = (options.authorize as (p: VerifiedSvid, r: unknown) => unknown)(svid, {
+    const answer = (options.authorize as (p: VerifyX509SvidResult, r: unknown) => unknown)(svid, {
       transport: request.transport,
       service,
       ...(request.action !== undefined ? { action: request.action } : {}),
@@ -172,7 +176,7 @@ function verifyAuditChain(
   chain: readonly Uint8Array[] | undefined,
   options: HopVerifyOptions,
   request: HopRequestInfo,
-): VerifiedSvid {
+): VerifyX509SvidResult {
   if (chain === undefined || chain.length === 0) throw noPeerCertificate(request.noCertificateMessage);
   const svid = verifyX509Svid(chain, options.bundles, svidOptions(options, true));
   checkPeerDomain(svid, options);
@@ -184,7 +188,7 @@ function verifyAuditChain(
  * foreign bundle (to verify it) is not consent to serve its workloads. Runs after verification, so a forged
  * context is still refused with its own code (ERR_CONTEXT_FOREIGN_DOMAIN) first.
  */
-function checkPeerDomain(svid: VerifiedSvid, options: HopVerifyOptions): void {
+function checkPeerDomain(svid: VerifyX509SvidResult, options: HopVerifyOptions): void {
   const own = ownTrustDomain(options);
   if (own === undefined || svid.id.trustDomain.name === own) return;
   const allowed = (options.federatedTrustDomains ?? []).map((t) => (typeof t === 'string' ? t : t.name));
@@ -208,7 +212,7 @@ function ownTrustDomain(options: HopVerifyOptions): string | undefined {
 }
 
 /** The HopPeer of a verified SVID (and the policy version that allowed it). */
-export function hopPeerOf(svid: VerifiedSvid, policyVersion?: string): HopPeer {
+export function hopPeerOf(svid: VerifyX509SvidResult, policyVersion?: string): HopPeer {
   return Object.freeze({
     spiffeId: svid.id.toString(),
     id: svid.id,
@@ -223,7 +227,7 @@ function allowed(
   options: HopVerifyOptions,
   service: string,
   request: HopRequestInfo,
-  svid: VerifiedSvid,
+  svid: VerifyX509SvidResult,
   policyVersion: string | undefined,
 ): HopPeer {
   const peer = hopPeerOf(svid, policyVersion);
@@ -246,7 +250,7 @@ function denied(
   service: string,
   request: HopRequestInfo,
   chain: readonly Uint8Array[] | undefined,
-  svid: VerifiedSvid | undefined,
+  svid: VerifyX509SvidResult | undefined,
   e: unknown,
 ): LanyardError {
   const err = isLanyardError(e)
@@ -286,7 +290,7 @@ function provenButRevoked(
   chain: readonly Uint8Array[] | undefined,
   options: HopVerifyOptions,
   err: LanyardError,
-): VerifiedSvid | undefined {
+): VerifyX509SvidResult | undefined {
   if (err.code !== ErrorCode.REVOKED || chain === undefined || chain.length === 0) return undefined;
   try {
     return verifyX509Svid(chain, options.bundles, svidOptions(options, false));

@@ -5,7 +5,7 @@
  */
 import { PolicyDeniedError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
-import type { VerifiedSvid } from '../verify/verify-x509-svid';
+import type { VerifyX509SvidResult } from '../verify/verify-x509-svid';
 import type { HopTransport } from './decision';
 
 /** What is being asked of the service, as a policy sees it. */
@@ -26,7 +26,10 @@ export interface PolicyDecision {
 }
 
 /** An async policy decision; a throw or a rejected promise refuses (fails closed). */
-export type HopPolicy = (peer: VerifiedSvid, request: HopRequest) => PolicyDecision | Promise<PolicyDecision>;
+export type HopPolicy = (
+  peer: VerifyX509SvidResult,
+  request: HopRequest,
+) => PolicyDecision | Promise<PolicyDecision>;
 
 /** Either kind. An Authorizer returns nothing; a HopPolicy returns a decision. */
 export type HopAuthorize = Authorizer | HopPolicy;
@@ -39,11 +42,11 @@ export { PolicyDeniedError };
 
 export async function runAuthorize(
   authorize: HopAuthorize,
-  peer: VerifiedSvid,
+  peer: VerifyX509SvidResult,
   request: HopRequest,
 ): Promise<{ policyVersion?: string }> {
   const answer = (
-    authorize as (p: VerifiedSvid, r: HopRequest) => PolicyDecision | Promise<PolicyDecision> | void
+    authorize as (p: VerifyX509SvidResult, r: HopRequest) => PolicyDecision | Promise<PolicyDecision> | void
   )(peer, request);
   if (answer === undefined) return {};
   const decision = await answer;

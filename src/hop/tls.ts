@@ -20,7 +20,7 @@ import type { X509Source } from '../client/x509-source';
 import type { X509Svid } from '../svid/x509-svid';
 import { SourceNotReadyError } from '../errors';
 import type { Authorizer } from '../verify/authorize';
-import { verifyX509Svid, type VerifiedSvid } from '../verify/verify-x509-svid';
+import { verifyX509Svid, type VerifyX509SvidResult } from '../verify/verify-x509-svid';
 import { encodePem } from '../x509/pem';
 import { rootsPem } from '../client/certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
@@ -364,7 +364,7 @@ export class HopHttpsAgent extends https.Agent {
     }
   }
 
-  private verifiedChain(chain: readonly Uint8Array[]): VerifiedSvid {
+  private verifiedChain(chain: readonly Uint8Array[]): VerifyX509SvidResult {
     return verifyX509Svid(chain, this.verify.bundles, {
       ...(this.verify.trustDomain !== undefined ? { trustDomain: this.verify.trustDomain } : {}),
       ...(this.verify.revocation !== undefined ? { revocation: this.verify.revocation } : {}),

@@ -7,7 +7,7 @@ import type { SpiffeId } from '../spiffe';
 import type { AgentContext } from '../x509/agent-context/types';
 import { WORKLOAD_TYPE } from './schema';
 
-/** Who a decision is about: a verified peer (VerifiedSvid fits), or the subject of an SVID being issued. */
+/** Who a decision is about: a verified peer (VerifyX509SvidResult fits), or the subject of an SVID being issued. */
 export interface PolicySubject {
   readonly id: SpiffeId;
   readonly context?: Readonly<AgentContext> | undefined;

@@ -1,7 +1,7 @@
 import { AuthorizationError } from '../errors';
 import { type Matcher, matchAny, matchId, matchMemberOf, matchOneOf, SpiffeId, TrustDomain } from '../spiffe';
 import { PrincipalProvenance } from '../x509/agent-context/types';
-import type { VerifiedSvid } from './verify-x509-svid';
+import type { VerifyX509SvidResult } from './verify-x509-svid';
 
 /**
  * Decides whether a verified peer may proceed: returns normally to allow, throws AuthorizationError
@@ -11,7 +11,7 @@ import type { VerifiedSvid } from './verify-x509-svid';
  * Arguments are parsed when the authorizer is built, not when it runs: a typo in a configured ID fails at
  * start-up instead of refusing every peer.
  */
-export type Authorizer = (svid: VerifiedSvid) => void;
+export type Authorizer = (svid: VerifyX509SvidResult) => void;
 
 /** Allows every verified SVID. For places where authentication alone is enough; say so where you use it. */
 export function authorizeAny(): Authorizer {

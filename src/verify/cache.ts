@@ -3,7 +3,7 @@ import { ParsedCertificate } from '../x509/certificate';
 import type { AgentContext } from '../x509/agent-context/types';
 import { Lru } from '../internal/lru';
 import { VerifiedChainMemo } from './chain-memo';
-import type { VerifiedSvid } from './verify-x509-svid';
+import type { VerifyX509SvidResult } from './verify-x509-svid';
 
 /** Counters for one kind of cached fact. */
 export interface CacheCounters {
@@ -57,7 +57,7 @@ export class VerificationCache {
   private readonly certificates: Lru<ParsedCertificate>;
   private readonly contexts: Lru<AgentContext>;
   /** Whole answers of verifyX509Svid; bundle, time and revocation are checked again on every hit. */
-  readonly chains: VerifiedChainMemo<VerifiedSvid> | undefined;
+  readonly chains: VerifiedChainMemo<VerifyX509SvidResult> | undefined;
   private readonly counters = {
     contexts: { hits: 0, misses: 0 },
     signatures: { hits: 0, misses: 0 },

@@ -1,6 +1,6 @@
 /** The verifier: RFC 5280 path validation, X509-SVID and agent-context rules, revocation, authorizers. */
 export { verifyX509Svid } from './verify-x509-svid';
-export type { VerifiedSvid, VerifyX509SvidOptions } from './verify-x509-svid';
+export type { VerifyX509SvidResult, VerifyX509SvidOptions } from './verify-x509-svid';
 export { validateCertPath, DEFAULT_MAX_PATH_DEPTH, MAX_PRESENTED_CERTIFICATES } from './path-validation';
 export type { PathValidationOptions, ValidatedPath } from './path-validation';
 export { ENFORCED_EXTENSIONS } from './path-rules';

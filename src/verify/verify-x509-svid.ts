@@ -42,7 +42,7 @@ export interface VerifyX509SvidOptions {
 }
 
 /** A verified X509-SVID. Frozen: authorizers and handlers read it, nobody edits it. */
-export interface VerifiedSvid {
+export interface VerifyX509SvidResult {
   readonly id: SpiffeId;
   /** The decoded and checked agent context, when the SVID carries one. */
   readonly context?: Readonly<AgentContext>;
@@ -66,7 +66,7 @@ export function verifyX509Svid(
   chain: readonly ParsedCertificate[] | readonly Uint8Array[],
   bundleSource: X509BundleSource,
   options: VerifyX509SvidOptions = {},
-): VerifiedSvid {
+): VerifyX509SvidResult {
   const cache = options.cache === null ? undefined : (options.cache ?? defaultVerificationCache);
   const agentContextOid = resolveAgentContextOid(options.agentContextOid);
   const at = options.at ?? new Date();
@@ -129,7 +129,7 @@ export function verifyX509Svid(
     if (answer !== false) throw new RevokedError(`X509-SVID ${id.toString()}: ${describeRevocation(answer)}`);
   }
 
-  const verified: VerifiedSvid = Object.freeze({
+  const verified: VerifyX509SvidResult = Object.freeze({
     id,
     ...(context !== undefined ? { context: deepFreeze(context) } : {}),
     chain: Object.freeze([...path]),
@@ -155,12 +155,12 @@ export function verifyX509Svid(
  * window and the revocation checker (asked afresh) still says no; undefined sends the call down the full path.
  */
 function answerFromMemo(
-  memo: VerifiedChainMemo<VerifiedSvid>,
+  memo: VerifiedChainMemo<VerifyX509SvidResult>,
   key: string,
   bundleSource: X509BundleSource,
   at: Date,
   revocation: RevocationChecker | undefined,
-): VerifiedSvid | undefined {
+): VerifyX509SvidResult | undefined {
   const known = memo.get(key, bundleSource, at.getTime());
   if (known === undefined) return undefined;
   if (revocation !== undefined) {

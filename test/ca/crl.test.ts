@@ -7,7 +7,7 @@ import { verify as cryptoVerify } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
 import { signCrl } from '../../src/ca/crl';
-import { initDevCa, mintSvid } from '../../src/ca/dev-ca';
+import { devCaBundle, initDevCa, mintSvid } from '../../src/ca/dev-ca';
 import { signatureSchemeFor } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
 import { openssl, writeTemp } from '../support/x509';
@@ -29,17 +29,17 @@ describe('signCrl', function () {
         crlNumber: 1_700_000_000_123n,
         thisUpdate: now,
         nextUpdate: hourLater,
-        revoked: [{ serialHex: revoked.cert.serialHex, revokedAt: now }],
+        revoked: [{ serialHex: revoked.chain[0]!.serialHex, revokedAt: now }],
       });
       const crlPem = writeTemp(dir, `${keyAlgorithm}.crl.pem`, encodePem('X509 CRL', der));
-      const caPem = writeTemp(dir, `${keyAlgorithm}.ca.pem`, revoked.bundlePem);
+      const caPem = writeTemp(dir, `${keyAlgorithm}.ca.pem`, devCaBundle(ca).toPem());
 
       const text = openssl(['crl', '-in', crlPem, '-noout', '-text']);
       assert.ok(text.ok, text.output);
       assert.match(text.output, /Version 2/);
       assert.match(text.output, /X509v3 CRL Number:\s+1700000000123/);
       assert.match(text.output, /X509v3 Authority Key Identifier/);
-      assert.match(text.output, new RegExp(revoked.cert.serialHex.toUpperCase()));
+      assert.match(text.output, new RegExp(revoked.chain[0]!.serialHex.toUpperCase()));
       assert.ok(openssl(['crl', '-in', crlPem, '-noout', '-CAfile', caPem]).output.includes('verify OK'));
 
       const check = (certPem: string) =>
@@ -52,10 +52,10 @@ describe('signCrl', function () {
           caPem,
           writeTemp(dir, 'leaf.pem', certPem),
         ]);
-      const bad = check(revoked.certPem);
+      const bad = check(revoked.marshal().certificates);
       assert.equal(bad.ok, false);
       assert.match(bad.output, /certificate revoked/);
-      assert.ok(check(kept.certPem).ok);
+      assert.ok(check(kept.marshal().certificates).ok);
 
       // The signature verifies with the CA's public key by node:crypto alone.
       const list = AsnConvert.parse(der, CertificateList);
@@ -71,8 +71,8 @@ describe('signCrl', function () {
     const leaf = mintSvid(ca, { spiffeId: 'spiffe://crl.test/a' });
     const empty = signCrl(ca, { crlNumber: 0n, thisUpdate: now, nextUpdate: hourLater, revoked: [] });
     assert.equal(AsnConvert.parse(empty, CertificateList).tbsCertList.revokedCertificates, undefined);
-    const caPem = writeTemp(dir, 'e.ca.pem', leaf.bundlePem);
-    const leafPem = writeTemp(dir, 'e.leaf.pem', leaf.certPem);
+    const caPem = writeTemp(dir, 'e.ca.pem', devCaBundle(ca).toPem());
+    const leafPem = writeTemp(dir, 'e.leaf.pem', leaf.marshal().certificates);
     const emptyPem = writeTemp(dir, 'e.crl.pem', encodePem('X509 CRL', empty));
     assert.ok(openssl(['verify', '-crl_check', '-CRLfile', emptyPem, '-CAfile', caPem, leafPem]).ok);
 
@@ -83,7 +83,7 @@ describe('signCrl', function () {
         crlNumber: 2n,
         thisUpdate: now,
         nextUpdate: hourLater,
-        revoked: [{ serialHex: leaf.cert.serialHex, revokedAt: now }],
+        revoked: [{ serialHex: leaf.chain[0]!.serialHex, revokedAt: now }],
       },
     );
     const forgedPem = writeTemp(dir, 'f.crl.pem', encodePem('X509 CRL', forged));

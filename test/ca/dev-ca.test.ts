@@ -6,6 +6,7 @@ import {
   BUNDLE_FILE,
   CA_CERT_FILE,
   CA_KEY_FILE,
+  devCaBundle,
   initDevCa,
   loadDevCa,
   mintSvid,
@@ -15,7 +16,10 @@ import {
 } from '../../src/ca/dev-ca';
 import { AlreadyExistsError, ErrorCode, InvalidSpiffeIdError, LanyardError } from '../../src/errors';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { decodePemBlocks } from '../../src/x509/pem';
+import { loadX509Svid } from '../../src/svid';
+import { encodeAgentContext } from '../../src/x509/agent-context';
+import { decodePemBlocks, encodePem } from '../../src/x509/pem';
+import { baseContext } from '../support/delegation';
 import { openssl } from '../support/x509';
 import { removeDir, tempDir } from '../support/tmp';
 import { expectRefusalAs } from '../support/refusal';
@@ -156,27 +160,36 @@ describe('dev CA', () => {
   describe('mint', () => {
     it('mints an SVID chaining to the CA, with a fresh 0600 key, and writes svid.pem / svid_key.pem / bundle.pem', () => {
       const ca = initDevCa({ trustDomain: 'example.org', dir: join(dir, 'ca') });
+      const context = baseContext({ sessionId: 'sess-1', scopes: ['docs:read'] });
       const svid = mintSvid(ca, {
         spiffeId: 'spiffe://example.org/agent/planner',
-        agentContextDer: new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]),
+        agentContextDer: encodeAgentContext(context),
       });
-      assert.ok(svid.cert.isSignedBy(ca.cert));
-      assert.deepEqual([...svid.cert.uriSans], ['spiffe://example.org/agent/planner']);
-      const lifetime = svid.cert.notAfter.getTime() - svid.cert.notBefore.getTime();
+      const leaf = svid.chain[0]!;
+      assert.ok(leaf.isSignedBy(ca.cert));
+      assert.equal(svid.id.toString(), 'spiffe://example.org/agent/planner');
+      assert.deepEqual([...leaf.uriSans], ['spiffe://example.org/agent/planner']);
+      assert.equal(svid.context?.sessionId, 'sess-1');
+      const lifetime = leaf.notAfter.getTime() - leaf.notBefore.getTime();
       assert.ok(
         Math.abs(lifetime - 3610_000) <= 1000,
         `default TTL one hour plus the backdate, got ${lifetime}`,
       );
-      assert.ok(createPrivateKey(svid.keyPem).asymmetricKeyType === 'ec');
-      assert.ok(!svid.keyPem.includes(ca.key.export({ type: 'pkcs8', format: 'pem' }) as string));
+      const { certificates, key } = svid.marshal();
+      assert.ok(createPrivateKey(key).asymmetricKeyType === 'ec');
+      assert.ok(!key.includes(ca.key.export({ type: 'pkcs8', format: 'pem' }) as string));
 
       const out = join(dir, 'out');
-      const files = writeSvidFiles(out, svid);
+      const files = writeSvidFiles(out, svid, devCaBundle(ca));
       assert.deepEqual(readdirSync(out).sort(), [BUNDLE_FILE, SVID_FILE, SVID_KEY_FILE].sort());
       assert.equal(mode(files.key), 0o600);
       assert.equal(mode(files.svid), 0o644);
-      assert.equal(readFileSync(files.svid, 'utf8'), svid.chainPem);
-      assert.equal(readFileSync(files.bundle, 'utf8'), svid.bundlePem);
+      assert.equal(readFileSync(files.svid, 'utf8'), certificates);
+      assert.equal(readFileSync(files.bundle, 'utf8'), encodePem('CERTIFICATE', ca.cert.der));
+      // What was written reads back as the same SVID.
+      const loaded = loadX509Svid(files.svid, files.key);
+      assert.equal(loaded.chain[0]!.sha256Hex, leaf.sha256Hex);
+      assert.deepEqual(loaded.context, svid.context);
 
       for (const purpose of ['sslclient', 'sslserver']) {
         const r = openssl([
@@ -192,23 +205,46 @@ describe('dev CA', () => {
       }
       // The key file holds the private half of the certified key.
       const pub = openssl(['pkey', '-in', files.key, '-pubout']);
-      assert.equal(pub.output, svid.cert.publicKey.export({ type: 'spki', format: 'pem' }));
+      assert.equal(pub.output, leaf.publicKey.export({ type: 'spki', format: 'pem' }));
 
       // Minting again into the same directory replaces the files (rotation), keeping the key 0600.
       const again = mintSvid(ca, {
         spiffeId: 'spiffe://example.org/agent/planner',
         keyAlgorithm: 'rsa-2048',
       });
-      writeSvidFiles(out, again);
-      assert.equal(readFileSync(files.svid, 'utf8'), again.chainPem);
+      writeSvidFiles(out, again, devCaBundle(ca));
+      assert.equal(readFileSync(files.svid, 'utf8'), again.marshal().certificates);
       assert.equal(mode(files.key), 0o600);
       assert.deepEqual(readdirSync(out).sort(), [BUNDLE_FILE, SVID_FILE, SVID_KEY_FILE].sort());
+    });
+
+    it('mints an X509Svid: the context read under the OID it was written under, a broken one refused', () => {
+      const ca = initDevCa({ trustDomain: 'example.org', dir: join(dir, 'ca-oid') });
+      const agentContextDer = encodeAgentContext(baseContext({ sessionId: 'sess-2', scopes: [] }));
+      const custom = '1.3.6.1.4.1.99999.8.1';
+      const svid = mintSvid(ca, {
+        spiffeId: 'spiffe://example.org/a',
+        agentContextDer,
+        agentContextOid: custom,
+      });
+      assert.equal(svid.context?.sessionId, 'sess-2');
+      assert.ok(svid.chain[0]!.extension(custom) !== undefined);
+      // A context that does not decode never becomes an SVID: the dev CA fails closed like any issuer.
+      expectRefusalAs(
+        () =>
+          mintSvid(ca, {
+            spiffeId: 'spiffe://example.org/a',
+            agentContextDer: new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]),
+          }),
+        LanyardError,
+        ErrorCode.MALFORMED_AGENT_CONTEXT,
+      );
     });
 
     it('caps the TTL at the CA and refuses IDs of another trust domain or without a path', () => {
       const ca = initDevCa({ trustDomain: 'example.org', dir, ttlSeconds: 120 });
       const svid = mintSvid(ca, { spiffeId: 'spiffe://example.org/a', ttlSeconds: 3600 });
-      assert.equal(svid.cert.notAfter.getTime(), ca.cert.notAfter.getTime());
+      assert.equal(svid.notAfter.getTime(), ca.cert.notAfter.getTime());
       expectRefusalAs(
         () => mintSvid(ca, { spiffeId: 'spiffe://other.org/a' }),
         LanyardError,

@@ -14,7 +14,7 @@ import {
   type CedarRequest,
 } from '../../src/policy';
 import { SpiffeId } from '../../src/spiffe';
-import type { VerifiedSvid } from '../../src/verify';
+import type { VerifyX509SvidResult } from '../../src/verify';
 import { tempPolicyDir, verifiedPeers } from './helpers';
 import { removeDir } from '../support/tmp';
 
@@ -47,8 +47,8 @@ permit (principal, action == Lanyard::Action::"call", resource == Lanyard::Servi
 describe('policy: evaluating requests at a hop and at issuance', () => {
   let dir: string;
   let set: PolicySet;
-  let planner: VerifiedSvid;
-  let toolRunner: VerifiedSvid;
+  let planner: VerifyX509SvidResult;
+  let toolRunner: VerifyX509SvidResult;
 
   before(() => {
     dir = tempPolicyDir({ 'demo.cedar': POLICIES });

@@ -1,7 +1,7 @@
 /** Policy files in a temp dir, and real verified SVIDs (a delegated session) to decide about. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { verifyX509Svid, type VerifiedSvid } from '../../src/verify';
+import { verifyX509Svid, type VerifyX509SvidResult } from '../../src/verify';
 import { tempDir } from '../support/tmp';
 import { createPki, delegatedPair, type TrustDomainPki } from '../support/pki';
 
@@ -13,8 +13,8 @@ export function tempPolicyDir(files: Record<string, string> = {}): string {
 
 /** alice's planner session (docs:read, tools:run) delegated tools:run to the tool-runner; both verified. */
 export function verifiedPeers(pki: TrustDomainPki = createPki('example.org')): {
-  planner: VerifiedSvid;
-  toolRunner: VerifiedSvid;
+  planner: VerifyX509SvidResult;
+  toolRunner: VerifyX509SvidResult;
 } {
   const pair = delegatedPair(
     pki,

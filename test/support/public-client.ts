@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../../src/bundle';
 import { runAttestStream } from '../../src/client/attest';
-import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../src/client/server-credentials';
+import { channelCredentialsPresenting, LANYARD_CHANNEL_OPTIONS } from '../../src/client/server-credentials';
 import {
   AttestationServiceClient,
   AttestParams,
@@ -21,7 +21,9 @@ import {
   type WatchBundleResponse,
 } from '../../src/gen/lanyard/v1/bundle';
 import { RegistrationServiceClient } from '../../src/gen/lanyard/v1/registration';
+import type { MarshaledX509Svid } from '../../src/svid/x509-svid';
 import { createCsr } from '../../src/x509/csr';
+import { encodePem } from '../../src/x509/pem';
 import { TrustDomain } from '../../src/spiffe';
 import { generateSigningKeyPair } from '../../src/x509/keys';
 
@@ -37,14 +39,25 @@ export interface PublicClients {
   close(): void;
 }
 
-/** TLS trusting `bundlePem` and verifying the server's SVID (its SPIFFE ID, not a host name); with `identity`, mTLS. */
+/**
+ * TLS trusting `bundlePem` and verifying the server's SVID (its SPIFFE ID, not a host name); with `identity`, mTLS,
+ * presenting it as it is (the server's refusals of wrongly issued chains are what some tests are about).
+ */
 export function publicCredentials(
   bundlePem: string,
   trustDomain: string,
   identity?: ClientIdentity,
 ): grpc.ChannelCredentials {
   const bundle = X509Bundle.fromPem(TrustDomain.parse(trustDomain), bundlePem);
-  return lanyardChannelCredentials(bundle, identity && { privateKey: identity.key, chain: identity.chain });
+  return channelCredentialsPresenting(bundle, identity && marshalIdentity(identity));
+}
+
+/** A key and DER chain in the PEM form a TLS stack presents. */
+export function marshalIdentity(identity: ClientIdentity): MarshaledX509Svid<string> {
+  return {
+    certificates: identity.chain.map((d) => encodePem('CERTIFICATE', d)).join(''),
+    key: identity.key.export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
 }
 
 export const PUBLIC_CHANNEL_OPTIONS = LANYARD_CHANNEL_OPTIONS;

@@ -11,13 +11,13 @@ import {
   maxDelegationDepth,
   requirePrincipal,
   requireScopes,
-  VerifiedSvid,
+  VerifyX509SvidResult,
 } from '../../src/verify';
 import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/types';
 import { expectRefusal } from '../support/refusal';
 
 /** Authorizers only read `id` and `context`; a hand-made result keeps these tests about the decisions. */
-function svid(id: string, context?: Partial<AgentContext>): VerifiedSvid {
+function svid(id: string, context?: Partial<AgentContext>): VerifyX509SvidResult {
   const full: AgentContext | undefined =
     context === undefined
       ? undefined

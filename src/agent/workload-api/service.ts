@@ -258,15 +258,19 @@ function x509SvidResponse(
     entitled.map((e) => e.entry),
   );
   return {
-    fingerprint: `${bundle.der.toString('base64')}|${federatedFingerprint(federated)}|${entitled.map((e) => Buffer.from(e.svid.chain[0]!).toString('base64')).join(',')}`,
+    fingerprint: `${bundle.der.toString('base64')}|${federatedFingerprint(federated)}|${entitled.map((e) => e.svid.chain[0]!.sha256Hex).join(',')}`,
     message: {
-      svids: entitled.map((e) => ({
-        spiffeId: e.svid.spiffeId,
-        x509Svid: Buffer.concat(e.svid.chain),
-        x509SvidKey: e.svid.privateKey.export({ format: 'der', type: 'pkcs8' }),
-        bundle: bundle.der,
-        hint: '',
-      })),
+      svids: entitled.map((e) => {
+        // The Workload API's encoding: certificates back to back and a PKCS#8 key, go-spiffe's MarshalRaw.
+        const raw = e.svid.marshalRaw();
+        return {
+          spiffeId: e.svid.id.toString(),
+          x509Svid: Buffer.from(raw.certificates),
+          x509SvidKey: Buffer.from(raw.key),
+          bundle: bundle.der,
+          hint: '',
+        };
+      }),
       crl: [],
       federatedBundles: Object.fromEntries(federated),
     },

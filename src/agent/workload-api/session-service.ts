@@ -80,7 +80,7 @@ async function startSession(
   const { svid } = chosen[0]!;
   const client = new SessionServiceClient(
     deps.server,
-    lanyardChannelCredentials(bundle, { privateKey: svid.privateKey, chain: svid.chain }),
+    lanyardChannelCredentials(bundle, svid),
     LANYARD_CHANNEL_OPTIONS,
   );
   try {

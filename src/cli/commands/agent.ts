@@ -106,7 +106,7 @@ export function registerAgentCommands(program: Command): void {
         });
         process.stderr.write(
           `Lanyard agent running: Workload API on ${running.socketPath}\n` +
-            `  node identity: ${running.identity.current()?.spiffeId ?? '(not attested yet: retrying)'}\n` +
+            `  node identity: ${running.identity.current()?.id.toString() ?? '(not attested yet: retrying)'}\n` +
             `  fetch: SPIFFE_ENDPOINT_SOCKET=${workloadEndpointUri(running.socketPath)} lanyard agent fetch x509\n`,
         );
         await new Promise<void>((resolve) => {

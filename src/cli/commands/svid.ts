@@ -7,10 +7,10 @@ import type { X509Bundle } from '../../bundle';
 import {
   CA_CERT_FILE,
   DEV_SVID_DEFAULT_TTL_SECONDS,
+  devCaBundle,
   loadDevCa,
   mintSvid,
   writeSvidFiles,
-  type MintedSvid,
 } from '../../ca/dev-ca';
 import { ParsedCertificate } from '../../x509/certificate';
 import {
@@ -20,9 +20,9 @@ import {
   readAgentContext,
   type AgentContext,
 } from '../../x509/agent-context';
-import { decodePemBlocks, encodePem } from '../../x509/pem';
+import { decodePemBlocks } from '../../x509/pem';
 import { status as Status } from '@grpc/grpc-js';
-import { attestToServer, type AttestedSvid } from '../../client/attest';
+import { attestToServer, type AttestResult } from '../../client/attest';
 import { checkServerTrust } from '../../client/server-credentials';
 import { verifyX509Svid } from '../../verify';
 import { CliError, usageError } from '../cli-error';
@@ -83,9 +83,9 @@ export function registerSvidCommands(program: Command): void {
             ...(contextDer ? { agentContextDer: contextDer, agentContextOid } : {}),
             ...(opts.dns ? { dnsNames: opts.dns } : {}),
           });
-          const files = writeSvidFiles(opts.out, minted);
+          const files = writeSvidFiles(opts.out, minted, devCaBundle(ca));
           process.stdout.write(
-            `minted ${opts.id} (serial ${minted.cert.serialHex}, until ${isoSeconds(minted.cert.notAfter)})\n` +
+            `minted ${opts.id} (serial ${minted.chain[0]!.serialHex}, until ${isoSeconds(minted.notAfter)})\n` +
               `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
           );
         },
@@ -136,12 +136,12 @@ export function registerSvidCommands(program: Command): void {
             throw usageError('a join token is needed: --join-token-file, --join-token or LANYARD_JOIN_TOKEN');
           }
           const bundle = readBundleFile(readInputFile(opts.bundle, 'bundle'), trustDomain);
-          const svid = await fetchWithJoinToken(opts.server, bundle, token, opts.spiffeId);
-          // Nothing is written for an SVID whose context this side would not read (another OID).
-          readAgentContext(svid.cert, agentContextOid);
-          const files = writeSvidFiles(opts.out, svid);
+          // An SVID whose context this side would not read (another OID) is refused before anything is written.
+          const got = await fetchWithJoinToken(opts.server, bundle, token, opts.spiffeId, agentContextOid);
+          const { svid } = got;
+          const files = writeSvidFiles(opts.out, svid, got.bundle);
           process.stdout.write(
-            `got ${svid.cert.uriSans[0] ?? '?'} (serial ${svid.cert.serialHex}, until ${isoSeconds(svid.cert.notAfter)})\n` +
+            `got ${svid.id.toString()} (serial ${svid.chain[0]!.serialHex}, until ${isoSeconds(svid.notAfter)})\n` +
               `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
           );
         },
@@ -247,15 +247,16 @@ async function fetchWithJoinToken(
   bundle: X509Bundle,
   token: string,
   spiffeId: string | undefined,
-): Promise<MintedSvid> {
-  let got: AttestedSvid;
+  agentContextOid: string,
+): Promise<AttestResult> {
   try {
-    got = await attestToServer({
+    return await attestToServer({
       server,
       bundle,
       attestorType: 'join_token',
       evidence: Buffer.from(token, 'utf8'),
       ...(spiffeId !== undefined ? { spiffeId } : {}),
+      agentContextOid,
     });
   } catch (e) {
     if (isServiceError(e) && e.code === Status.UNAVAILABLE) throw await whyUnavailable(server, bundle, e);
@@ -263,14 +264,6 @@ async function fetchWithJoinToken(
       throw new CliError(`attestation refused: ${Status[e.code] ?? e.code}: ${e.details}`);
     throw e;
   }
-  const chainPem = got.chain.map((d) => encodePem('CERTIFICATE', d)).join('');
-  return {
-    cert: ParsedCertificate.fromDer(got.chain[0]!),
-    certPem: encodePem('CERTIFICATE', got.chain[0]!),
-    keyPem: got.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-    chainPem,
-    bundlePem: got.bundle.toPem(),
-  };
 }
 
 /**

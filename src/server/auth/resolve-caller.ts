@@ -31,7 +31,7 @@ import {
 } from '../../errors';
 import type { StoreOps } from '../../store/store';
 import type { Entry, SessionRecord } from '../../store/types';
-import type { VerifiedSvid } from '../../verify';
+import type { VerifyX509SvidResult } from '../../verify';
 import type { ParsedCertificate } from '../../x509/certificate';
 import type { AgentContext } from '../../x509/agent-context/types';
 import { WORKLOAD_SESSION_PREFIX } from '../issuance/workload-context';
@@ -50,7 +50,7 @@ export type CallerKind = 'workload' | 'node' | 'session' | 'workload-or-session'
 export interface ResolvedCaller {
   /** The caller's SPIFFE ID. */
   id: string;
-  peer: VerifiedSvid;
+  peer: VerifyX509SvidResult;
   leaf: ParsedCertificate;
   context: Readonly<AgentContext>;
   /** The registration entry the SVID was issued for, as it is now. */

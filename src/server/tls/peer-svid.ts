@@ -15,7 +15,7 @@
  */
 import type { CaManager } from '../../ca';
 import { ClientCertRejectedError, ClientCertRequiredError, LanyardError } from '../../errors';
-import { verifyX509Svid, type VerifiedSvid } from '../../verify';
+import { verifyX509Svid, type VerifyX509SvidResult } from '../../verify';
 import { tlsPeerOf } from './tls-socket';
 
 /** The part of a grpc-js server call this needs (grpc-js does not export its AuthContext type). */
@@ -29,13 +29,13 @@ export interface PeerCall {
  *   also when the TLS stack already refused it; ERR_CLIENT_CERT_REJECTED when the TLS stack refused it and
  *   the verifier names no reason of its own.
  */
-export function verifyPeerSvid(call: PeerCall, ca: CaManager, now: Date): VerifiedSvid {
+export function verifyPeerSvid(call: PeerCall, ca: CaManager, now: Date): VerifyX509SvidResult {
   const raw = call.getAuthContext().sslPeerCertificate?.raw;
   if (raw === undefined || raw.length === 0) throw refusedPeer(call, ca, now);
   return verifyLeaf(raw, ca, now);
 }
 
-function verifyLeaf(raw: Buffer, ca: CaManager, now: Date): VerifiedSvid {
+function verifyLeaf(raw: Buffer, ca: CaManager, now: Date): VerifyX509SvidResult {
   const intermediates = ca
     .authorities()
     .filter((a) => !a.selfSigned)

@@ -147,6 +147,9 @@ describe('server agent_context.oid', function () {
       assert.ok(err.message.includes(CUSTOM) && err.message.includes(DEFAULT_AGENT_CONTEXT_OID), err.message);
       // The agent's own SVID is checked before it asks for anything: no entry, no SVID to serve.
       assert.equal(fixture.agent.cache.entries().length, 0);
+      // Refused before it is kept: nothing of it on disk for the next start to pick up.
+      assert.equal(fs.existsSync(`${fixture.dir}/data/agent_svid.pem`), false);
+      assert.equal(fs.existsSync(`${fixture.dir}/data/agent_svid_key.pem`), false);
       assert.ok(fixture.logs.some((l) => l.includes('sync with the server failed') && l.includes(CUSTOM)));
     } finally {
       await fixture.close();

@@ -52,10 +52,10 @@ describe('workload client: attest to a real server and write the SVID files', fu
       attestorType: 'join_token',
       evidence: Buffer.from(await token()),
     });
-    assert.equal(got.spiffeId, id);
-    const verified = verifyX509Svid(got.chain, got.bundle);
+    assert.equal(got.svid.id.toString(), id);
+    const verified = verifyX509Svid(got.svid.chain, got.bundle);
     assert.equal(verified.id.toString(), id);
-    assert.ok(verified.chain[0]!.publicKey.equals(createPublicKey(got.privateKey)));
+    assert.ok(verified.chain[0]!.publicKey.equals(createPublicKey(got.svid.privateKey)));
   });
 
   it('refuses a server that the bootstrap bundle does not vouch for (fails closed, UNAVAILABLE)', async () => {
@@ -82,7 +82,10 @@ describe('workload client: attest to a real server and write the SVID files', fu
       const minted = mintSvid(ca, { spiffeId });
       const server = new grpc.Server();
       const creds = grpc.ServerCredentials.createSsl(null, [
-        { private_key: Buffer.from(minted.keyPem), cert_chain: Buffer.from(minted.chainPem) },
+        {
+          private_key: Buffer.from(minted.marshal().key),
+          cert_chain: Buffer.from(minted.marshal().certificates),
+        },
       ]);
       const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))),

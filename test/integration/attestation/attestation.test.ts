@@ -15,7 +15,7 @@ import { X509Bundle } from '../../../src/bundle/x509-bundle';
 import { ErrorCode, isLanyardError } from '../../../src/errors';
 import { verifyPeerSvid } from '../../../src/server/tls/peer-svid';
 import { TrustDomain } from '../../../src/spiffe';
-import { verifyX509Svid, type VerifiedSvid } from '../../../src/verify';
+import { verifyX509Svid, type VerifyX509SvidResult } from '../../../src/verify';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { DEFAULT_BACKDATE_SECONDS } from '../../../src/x509/profiles';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../../support/jwt';
@@ -623,7 +623,7 @@ describe('public listener: attestation, renewal, bundle, remote admin', function
 });
 
 /** Everything in the agent context but provenance (a renewal records its own) is carried over. */
-function assertSameContext(renewed: VerifiedSvid, before: VerifiedSvid): void {
+function assertSameContext(renewed: VerifyX509SvidResult, before: VerifyX509SvidResult): void {
   const { provenance: p1, ...a } = renewed.context!;
   const { provenance: p0, ...b } = before.context!;
   assert.ok(p1 && p0);

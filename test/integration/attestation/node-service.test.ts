@@ -4,18 +4,22 @@
  */
 import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../../src/client/server-credentials';
+import {
+  channelCredentialsPresenting,
+  LANYARD_CHANNEL_OPTIONS,
+} from '../../../src/client/server-credentials';
 import { NodeServiceClient } from '../../../src/gen/lanyard/v1/node';
 import { ParsedCertificate } from '../../../src/x509/certificate';
 import { createCsr } from '../../../src/x509/csr';
 import { generateSigningKeyPair } from '../../../src/x509/keys';
+import { marshalIdentity } from '../../support/public-client';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { id, register, sessionClient, startSession, unary, type Agent } from '../../support/sessions';
 
 function nodeClient(s: TestServer, who: Agent): NodeServiceClient {
   return new NodeServiceClient(
     s.running.publicAddress,
-    lanyardChannelCredentials(s.running.ca.bundle(), { privateKey: who.key, chain: who.chain }),
+    channelCredentialsPresenting(s.running.ca.bundle(), marshalIdentity(who)),
     LANYARD_CHANNEL_OPTIONS,
   );
 }

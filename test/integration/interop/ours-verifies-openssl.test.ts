@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { X509Bundle } from '../../../src/bundle';
 import { ErrorCode, ErrorCodeValue } from '../../../src/errors';
 import { TrustDomain } from '../../../src/spiffe';
-import { verifyX509Svid, VerifiedSvid } from '../../../src/verify';
+import { verifyX509Svid, VerifyX509SvidResult } from '../../../src/verify';
 import { openssl } from '../../support/x509';
 import { OpensslCert, OpensslKeyType, OpensslPki } from '../../support/openssl-pki';
 import { removeDir, tempDir } from '../../support/tmp';
@@ -28,7 +28,7 @@ function bundleOf(...roots: OpensslCert[]): X509Bundle {
   return X509Bundle.fromPem(TD, roots.map((r) => r.pem).join(''));
 }
 
-function verify(chain: OpensslCert[], bundle: X509Bundle, at?: Date): VerifiedSvid {
+function verify(chain: OpensslCert[], bundle: X509Bundle, at?: Date): VerifyX509SvidResult {
   return verifyX509Svid(
     chain.map((c) => c.cert),
     bundle,

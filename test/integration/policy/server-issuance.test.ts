@@ -11,18 +11,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { X509Bundle } from '../../../src/bundle/x509-bundle';
 import { signGrant } from '../../../src/client/delegation';
-import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../../src/client/server-credentials';
+import {
+  channelCredentialsPresenting,
+  LANYARD_CHANNEL_OPTIONS,
+} from '../../../src/client/server-credentials';
 import { NodeServiceClient } from '../../../src/gen/lanyard/v1/node';
 import { ErrorCode, LanyardError } from '../../../src/errors';
 import { StartSessionRequest } from '../../../src/gen/lanyard/v1/session';
 import { loadConfig } from '../../../src/server/config';
 import { TrustDomain } from '../../../src/spiffe';
-import { verifyX509Svid, type VerifiedSvid } from '../../../src/verify';
+import { verifyX509Svid, type VerifyX509SvidResult } from '../../../src/verify';
 import { createCsr } from '../../../src/x509/csr';
 import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { issuerKey, jwksOf, signJwt } from '../../support/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
-import { connectPublic, newKey, renewCall } from '../../support/public-client';
+import { connectPublic, marshalIdentity, newKey, renewCall } from '../../support/public-client';
 import { type Agent, id, register, sessionClient, TD, unary } from '../../support/sessions';
 import { writeAtomically } from '../../policy/helpers';
 import { removeDir } from '../../support/tmp';
@@ -66,13 +69,14 @@ describe('policy: issuance on a real server (policy.files)', function () {
   const token = (sub: string): string =>
     signJwt({ iss: IDP, aud: 'lanyard', sub, exp: Math.floor(Date.now() / 1000) + 300 }, idpKey);
   const bundle = (): X509Bundle => X509Bundle.fromPem(TrustDomain.parse(TD), s.running.ca.bundle().toPem());
-  const verify = (chain: Uint8Array[]): VerifiedSvid => verifyX509Svid(chain, bundle(), { cache: null });
+  const verify = (chain: Uint8Array[]): VerifyX509SvidResult =>
+    verifyX509Svid(chain, bundle(), { cache: null });
 
   const startSession = async (
     agent: Agent,
     sub: string,
     scopes: string[],
-  ): Promise<{ agent: Agent; scopes: string[]; svid: VerifiedSvid }> => {
+  ): Promise<{ agent: Agent; scopes: string[]; svid: VerifyX509SvidResult }> => {
     const c = sessionClient(s, agent);
     try {
       const { key, csr } = newKey();
@@ -173,7 +177,7 @@ describe('policy: issuance on a real server (policy.files)', function () {
     const listed = await s.client.listEntries({ filter: { spiffeIdPrefix: id('workload/') } });
     const nodeClient = new NodeServiceClient(
       s.running.publicAddress,
-      lanyardChannelCredentials(s.running.ca.bundle(), { privateKey: node.key, chain: node.chain }),
+      channelCredentialsPresenting(s.running.ca.bundle(), marshalIdentity(node)),
       LANYARD_CHANNEL_OPTIONS,
     );
     try {

@@ -12,11 +12,15 @@ import {
 } from '../../../src/gen/lanyard/v1/agent_session';
 import type { StartSessionRequest } from '../../../src/gen/lanyard/v1/session';
 import { AttestationServiceClient, type RenewResponse } from '../../../src/gen/lanyard/v1/attestation';
-import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../../../src/client/server-credentials';
+import {
+  channelCredentialsPresenting,
+  LANYARD_CHANNEL_OPTIONS,
+} from '../../../src/client/server-credentials';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
 import { createCsr } from '../../../src/x509/csr';
 import { generateSigningKeyPair } from '../../../src/x509/keys';
+import { marshalIdentity } from '../../support/public-client';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, header, startAgentFor, type AgentFixture } from '../../support/agent';
 
@@ -103,7 +107,7 @@ describe('node agent: task sessions through AgentSessionService', function () {
     const renewWith = (key: KeyObject, chain: Uint8Array[]): Promise<RenewResponse> => {
       const c = new AttestationServiceClient(
         s.running.publicAddress,
-        lanyardChannelCredentials(s.running.ca.bundle(), { privateKey: key, chain }),
+        channelCredentialsPresenting(s.running.ca.bundle(), marshalIdentity({ key, chain })),
         LANYARD_CHANNEL_OPTIONS,
       );
       const next = generateSigningKeyPair('ec-p256').privateKey;
@@ -115,9 +119,10 @@ describe('node agent: task sessions through AgentSessionService', function () {
     assert.equal(renewed.svid!.spiffeId, WORKLOAD_ID);
 
     const held = a.agent.cache.entries().map((e) => a.agent.cache.svid(e.id)!)[0]!;
-    const refused = (await renewWith(held.privateKey, held.chain).catch(
-      (e: grpc.ServiceError) => e,
-    )) as grpc.ServiceError;
+    const refused = (await renewWith(
+      held.privateKey,
+      held.chain.map((c) => c.der),
+    ).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError;
     assert.equal(refused.code, grpc.status.PERMISSION_DENIED);
     assert.match(refused.details, /node agent/);
   });

@@ -241,7 +241,7 @@ describe('node agent: the SPIFFE Workload API on a Unix socket', function () {
     const node = a.agent.identity.current()!;
     const nodeClient = new NodeServiceClient(
       s.running.publicAddress,
-      lanyardChannelCredentials(s.running.ca.bundle(), { privateKey: node.privateKey, chain: node.chain }),
+      lanyardChannelCredentials(s.running.ca.bundle(), node),
       LANYARD_CHANNEL_OPTIONS,
     );
     try {

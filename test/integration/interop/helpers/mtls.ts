@@ -16,7 +16,7 @@ import {
   Authorizer,
   RevocationChecker,
   VerificationCache,
-  VerifiedSvid,
+  VerifyX509SvidResult,
   verifyX509Svid,
 } from '../../../../src/verify';
 import { certsPem, keyPem, Svid } from '../../../support/pki';
@@ -26,7 +26,7 @@ export interface ServerConnection {
   /** Node emitted 'secureConnection': its TLS layer accepted the client and handed it to the application. */
   reachedApplication: boolean;
   /** The client as Lanyard verified and authorized it. */
-  peer?: VerifiedSvid;
+  peer?: VerifyX509SvidResult;
   /** Why Lanyard's verifier or the authorizer refused the client; the socket was then destroyed unread. */
   refusal?: unknown;
   /** Application data the server read from the client. */
@@ -166,7 +166,7 @@ export class SvidServer {
     }
     const { record } = this.entry(port);
     record.reachedApplication = true;
-    let peer: VerifiedSvid;
+    let peer: VerifyX509SvidResult;
     try {
       peer = verifyX509Svid(peerChain(socket.getPeerCertificate(true)), this.options.bundles, {
         cache: this.cache,
@@ -210,7 +210,7 @@ export interface ClientOptions {
 
 export interface ClientOutcome {
   /** The server as Lanyard verified and authorized it inside checkServerIdentity. */
-  server?: VerifiedSvid;
+  server?: VerifyX509SvidResult;
   /** What ended the connection, if anything did: the checkServerIdentity verdict or a transport error. */
   error?: Error;
   /** 'secureConnect' fired and the request was written. */
