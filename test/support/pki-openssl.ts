@@ -1,10 +1,12 @@
 /**
- * Certificates minted by the openssl CLI alone (`openssl req -x509` for roots, `openssl req` + `openssl x509 -req`
- * for everything they sign), with the extensions written as an OpenSSL user would write them in a config file.
+ * The openssl CLI companion of test/support/pki.ts: certificates minted by the openssl CLI alone (`openssl req
+ * -x509` for roots, `openssl req` + `openssl x509 -req` for everything they sign), with the extensions written as
+ * an OpenSSL user would write them in a config file, so the tests read certificates from an independent
+ * implementation. Keys are files (0600), as openssl users keep them.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { decodePemBlocks } from '../../src/x509/pem';
@@ -56,6 +58,16 @@ keyUsage = critical,keyCertSign,cRLSign
 subjectAltName = URI:spiffe://example.org
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
+
+# A Web PKI (https_web endpoints): a CA and a server certificate for localhost and 127.0.0.1.
+[web_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+
+[web_server]
+subjectAltName = DNS:localhost,IP:127.0.0.1
+extendedKeyUsage = serverAuth
+basicConstraints = critical,CA:FALSE
 
 [svid]
 subjectAltName = URI:spiffe://example.org/workload
@@ -222,6 +234,7 @@ export class OpensslPki {
   }
 
   private load(certPath: string, keyPath: string, keyType: OpensslKeyType): OpensslCert {
+    chmodSync(keyPath, 0o600);
     const pem = readFileSync(certPath, 'utf8');
     const [der] = decodePemBlocks(pem, 'CERTIFICATE');
     assert.ok(der !== undefined);
@@ -241,11 +254,11 @@ function randomSerial(): string {
   return `0x${b.toString('hex')}`;
 }
 
-/** The trust domain CA kinds `makeCa` mints, by the `KEY_ARGS` key type each uses. */
+/** The trust domain CA kinds `opensslCa` mints, by the `KEY_ARGS` key type each uses. */
 const CA_KINDS = { p256: 'ec-p256', p384: 'ec-p384', rsa: 'rsa-2048', ed25519: 'ed25519' } as const;
 export type CaKind = keyof typeof CA_KINDS;
 
-export interface TestCa {
+export interface OpensslCa {
   certPem: string;
   keyPem: string;
   der: Uint8Array;
@@ -253,14 +266,14 @@ export interface TestCa {
 }
 
 let caDir: string | undefined;
-const caCache = new Map<string, TestCa>();
+const caCache = new Map<string, OpensslCa>();
 
 /**
  * A self-signed CA for `trustDomain` with a URI SAN of the trust domain ID, as X509-SVID §4 describes, from
  * `openssl req -x509` with its default digest, so bundle tests read certificates from an independent
  * implementation. Each (kind, trust domain, label) is made once per run.
  */
-export function makeCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): TestCa {
+export function opensslCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): OpensslCa {
   const cacheKey = `${kind}-${trustDomain}-${label}`;
   const hit = caCache.get(cacheKey);
   if (hit) return hit;
@@ -289,7 +302,7 @@ export function makeCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): 
   ]);
   const certPem = readFileSync(certFile, 'utf8');
   const der = decodePemBlocks(certPem, 'CERTIFICATE')[0]!;
-  const ca: TestCa = {
+  const ca: OpensslCa = {
     certPem,
     keyPem: readFileSync(keyFile, 'utf8'),
     der,
@@ -297,4 +310,19 @@ export function makeCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): 
   };
   caCache.set(cacheKey, ca);
   return ca;
+}
+
+export interface WebPki {
+  /** PEM of the root: what a client trusts (web_trust_roots_pem). */
+  rootPem: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** A Web PKI in `dir` for tests of https_web endpoints: a CA no Lanyard code built and a localhost server cert. */
+export function createWebPki(dir: string): WebPki {
+  const pki = new OpensslPki(dir);
+  const root = pki.root('web-ca', 'web_ca', 'ec-p256', '/CN=Lanyard test web CA');
+  const server = pki.issue('web', root, 'web_server', 'ec-p256', '/CN=localhost');
+  return { rootPem: root.pem, certFile: server.certPath, keyFile: server.keyPath };
 }
