@@ -779,16 +779,9 @@ export function makeRoot(td: string, spec: Partial<CertSpec> = {}): Issued {
   });
 }
 
-/** An intermediate CA of trust domain `td`, every field open to `spec`. */
+/** An intermediate CA of trust domain `td`: a root's profile, issued by `issuer`. */
 export function makeIntermediate(td: string, issuer: Issued, spec: Partial<CertSpec> = {}): Issued {
-  return makeCert({
-    cn: `${td} intermediate`,
-    issuer,
-    basicConstraints: { ca: true },
-    keyUsage: ['keyCertSign', 'cRLSign'],
-    uris: [`spiffe://${td}`],
-    ...spec,
-  });
+  return makeRoot(td, { cn: `${td} intermediate`, issuer, ...spec });
 }
 
 /** An X509-SVID leaf for `id`, every field open to `spec`. */
