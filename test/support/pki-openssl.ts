@@ -13,8 +13,8 @@ import { decodePemBlocks } from '../../src/x509/pem';
 import { tempDir } from './tmp';
 import { openssl, writeTemp } from './x509';
 
-/** Extension sections, one per certificate shape the tests need. */
-export const OPENSSL_CONFIG = `
+/** The CA and Web PKI extension sections. */
+const CA_SECTIONS = `
 [req]
 distinguished_name = dn
 [dn]
@@ -69,51 +69,39 @@ subjectAltName = DNS:localhost,IP:127.0.0.1
 extendedKeyUsage = serverAuth
 basicConstraints = critical,CA:FALSE
 
-[svid]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-
-[svid_without_key_identifiers]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-subjectKeyIdentifier = none
-authorityKeyIdentifier = none
-
-[svid_two_uri_sans]
-subjectAltName = URI:spiffe://example.org/workload,URI:spiffe://example.org/other
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-
-[svid_ca_true]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:TRUE
-
-[svid_key_cert_sign]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature,keyCertSign
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-
-[svid_not_spiffe_uri]
-subjectAltName = URI:https://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-
-[svid_unknown_critical_extension]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-1.2.3.4 = critical,ASN1:UTF8String:x
 `;
+
+/** The X509-SVID profile as an OpenSSL extension section. */
+const SVID_EXTENSIONS: Record<string, string> = {
+  subjectAltName: 'URI:spiffe://example.org/workload',
+  keyUsage: 'critical,digitalSignature',
+  extendedKeyUsage: 'serverAuth,clientAuth',
+  basicConstraints: 'critical,CA:FALSE',
+};
+
+/** The valid SVID and one section per way of breaking it: the profile with the lines given changed or added. */
+const SVID_SECTIONS: Record<string, Record<string, string>> = {
+  svid: {},
+  svid_without_key_identifiers: { subjectKeyIdentifier: 'none', authorityKeyIdentifier: 'none' },
+  svid_two_uri_sans: { subjectAltName: 'URI:spiffe://example.org/workload,URI:spiffe://example.org/other' },
+  svid_ca_true: { basicConstraints: 'critical,CA:TRUE' },
+  svid_key_cert_sign: { keyUsage: 'critical,digitalSignature,keyCertSign' },
+  svid_not_spiffe_uri: { subjectAltName: 'URI:https://example.org/workload' },
+  svid_unknown_critical_extension: { '1.2.3.4': 'critical,ASN1:UTF8String:x' },
+};
+
+/** Extension sections, one per certificate shape the tests need. */
+export const OPENSSL_CONFIG =
+  CA_SECTIONS +
+  Object.entries(SVID_SECTIONS)
+    .map(([name, changes]) =>
+      [
+        `[${name}]`,
+        ...Object.entries({ ...SVID_EXTENSIONS, ...changes }).map(([k, v]) => `${k} = ${v}`),
+        '',
+      ].join('\n'),
+    )
+    .join('\n');
 
 /** 'ec-p256-explicit': a P-256 key whose SPKI spells the curve out (specifiedCurve) instead of naming it. */
 export type OpensslKeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'ed25519' | 'ec-p256-explicit';
@@ -167,16 +155,7 @@ export class OpensslPki {
       keyPath,
       '-subj',
       subject,
-      '-days',
-      '2',
-      '-set_serial',
-      randomSerial(),
-      '-config',
-      this.config,
-      '-extensions',
-      section,
-      '-out',
-      certPath,
+      ...this.certArgs('-config', 2, section, certPath),
     ]);
     return this.load(certPath, keyPath, keyType);
   }
@@ -215,18 +194,30 @@ export class OpensslPki {
       '-CAkey',
       issuer.keyPath,
       ...KEY_ARGS[issuer.keyType].digest,
+      ...this.certArgs('-extfile', 1, section, certPath),
+    ]);
+    return this.load(certPath, keyPath, keyType);
+  }
+
+  /** What every certificate gets: a random serial, a lifetime, the extensions of `section`, the output file. */
+  private certArgs(
+    configFlag: '-config' | '-extfile',
+    days: number,
+    section: string,
+    certPath: string,
+  ): string[] {
+    return [
       '-set_serial',
       randomSerial(),
       '-days',
-      '1',
-      '-extfile',
+      String(days),
+      configFlag,
       this.config,
       '-extensions',
       section,
       '-out',
       certPath,
-    ]);
-    return this.load(certPath, keyPath, keyType);
+    ];
   }
 
   private paths(name: string): { certPath: string; keyPath: string } {
