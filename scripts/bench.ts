@@ -8,19 +8,18 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, sign, verify } from 'node:crypto';
-import { X509Bundle } from '../src/bundle';
-import { TrustDomain } from '../src/spiffe';
+
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { OID_COMMON_NAME, ParsedCertificate } from '../src/x509/certificate';
 import { nameAttributeStrings } from '../src/x509/certificate-der';
 import { createCsr, parseCsr } from '../src/x509/csr';
 import { generateSigningKeyPair } from '../src/x509/keys';
-import { createIntermediateCa, issueX509Svid } from '../src/x509/profiles';
+import { issueX509Svid } from '../src/x509/profiles';
 import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-context';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../src/x509/agent-context/oid';
 import { VerificationCache, verifyX509Svid } from '../src/verify';
-import { newCa, plannerChain, TD } from '../test/support/delegation';
+import { asIssuer, createPki, issueSvid, plannerChain, TD } from '../test/support/pki';
 import { referenceDecode, referenceEncode } from '../test/x509/agent-context/reference-codec';
 import { issuanceOptionsFromArgv, runIssuanceBench } from './bench-issuance';
 import { hopOptionsFromArgv, runHopBench } from './bench-hop';
@@ -100,24 +99,13 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   }
 
   // --- PKI: root -> intermediate -> 3-hop delegation chain (planner -> tool-runner -> retrieval)
-  const root = newCa(TD);
-  const interKey = generateSigningKeyPair('ec-p256');
-  const inter = createIntermediateCa({
-    trustDomain: TD,
-    publicKey: interKey.publicKey,
-    issuer: root,
-    ttlSeconds: 12 * 3600,
-  }).cert;
-  const hops = plannerChain({ cert: inter, key: interKey.privateKey });
+  const pki = createPki(TD);
+  const inter = pki.intermediate.cert;
+  const hops = plannerChain(pki);
   const leaf = hops[2]!.cert;
   const chainDer = [leaf.der, inter.der];
-  const bundle = X509Bundle.fromDer(TrustDomain.parse(TD), [root.cert.der]);
-  const plainLeaf = issueX509Svid({
-    spiffeId: `spiffe://${TD}/plain`,
-    publicKey: generateSigningKeyPair('ec-p256').publicKey,
-    issuer: { cert: inter, key: interKey.privateKey },
-    ttlSeconds: 3600,
-  }).cert;
+  const bundle = pki.bundle;
+  const plainLeaf = issueSvid(pki, `spiffe://${TD}/plain`).cert;
 
   process.stdout.write('\nVerification (leaf with a 2-link delegation chain, via an intermediate)\n');
   const cold = measure('verifyX509Svid cold (no cache: parse + 3 sigs + 2 links)', () => {
@@ -141,7 +129,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
       issueX509Svid({
         spiffeId: hops[2]!.id,
         publicKey: hops[2]!.key.publicKey,
-        issuer: { cert: inter, key: interKey.privateKey },
+        issuer: asIssuer(pki.intermediate),
         ttlSeconds: 600,
         agentContextDer: encodeAgentContext(hops[2]!.context),
       }).cert.der,
@@ -185,7 +173,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   const ctxDer = encodeAgentContext(hops[0]!.context);
   const workload = generateSigningKeyPair('ec-p256');
   const csrDer = createCsr(workload.privateKey).der;
-  const issuer = { cert: inter, key: interKey.privateKey };
+  const issuer = asIssuer(pki.intermediate);
   const mint = measure('issueX509Svid (P-256, with agent context)', () => {
     issueX509Svid({
       spiffeId: `spiffe://${TD}/agent`,

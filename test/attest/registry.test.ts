@@ -7,11 +7,9 @@ import { ErrorCode } from '../../src/errors';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { resolveConfig } from '../../src/server/config';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
-import { generateSigningKeyPair } from '../../src/x509/keys';
-import { encodePem } from '../../src/x509/pem';
-import { createRootCa } from '../../src/x509/profiles';
 import { issuerKey, jwksOf } from '../support/jwt';
 import { rejectsWithCode } from '../support/refusal';
+import { certPem, createCa } from '../support/pki';
 
 describe('Attestors registry', () => {
   let dir: string;
@@ -21,12 +19,7 @@ describe('Attestors registry', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-attest-registry-'));
     store = await SqliteStore.open({ file: path.join(dir, 'lanyard.db') });
     fs.writeFileSync(path.join(dir, 'jwks.json'), jwksOf(issuerKey('ES256')));
-    const root = createRootCa({
-      trustDomain: 'prov.example',
-      ttlSeconds: 3600,
-      key: generateSigningKeyPair().privateKey,
-    });
-    fs.writeFileSync(path.join(dir, 'prov-ca.pem'), encodePem('CERTIFICATE', root.der));
+    fs.writeFileSync(path.join(dir, 'prov-ca.pem'), certPem(createCa('prov.example').cert));
   });
   after(async () => {
     await store.close();

@@ -12,13 +12,13 @@ import { ErrorCode } from '../../src/errors';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { generateSigningKeyPair } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { createRootCa, type IssuedCertificate } from '../../src/x509/profiles';
+import type { IssuedCertificate } from '../../src/x509/profiles';
 import { verifyWithKey } from '../../src/x509/keys';
 import { openssl, writeTemp } from '../support/x509';
 import { AnsweringRuntime, fixedAnswer, silentRuntime } from './helpers/channels';
 import { removeDir, tempDir } from '../support/tmp';
 import { rejectsWithCode } from '../support/refusal';
-import { provisioningPki } from '../support/pki';
+import { createCa, provisioningPki } from '../support/pki';
 
 const NOW = new Date();
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -61,13 +61,7 @@ describe('x509pop attestor', () => {
 
   it('wrong CA: a chain to another provisioning root is refused (UNAUTHENTICATED) and never challenged', async () => {
     const runtime = new AnsweringRuntime(pki.deviceKey.privateKey);
-    const otherKey = generateSigningKeyPair('ec-p256').privateKey;
-    const otherRoot = createRootCa({
-      trustDomain: 'other.example',
-      ttlSeconds: 86400,
-      key: otherKey,
-      subject: { commonName: 'Other provisioning CA' },
-    });
+    const otherRoot = createCa('other.example', { commonName: 'Other provisioning CA' });
     const e = await rejectsWithCode(
       new X509PopAttestor([otherRoot.cert]).attest(pem(pki.device, pki.inter), runtime, NOW),
       ErrorCode.UNKNOWN_AUTHORITY,

@@ -11,7 +11,7 @@ import { TrustDomain } from '../../src/spiffe';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
 import { removeDir, tempDir } from '../support/tmp';
 import { expectRefusal } from '../support/refusal';
-import { makeCa } from '../support/openssl-pki';
+import { opensslCa } from '../support/pki-openssl';
 
 const td = TrustDomain.parse('example.org');
 
@@ -82,7 +82,7 @@ describe('bundle files written here', () => {
   afterEach(() => removeDir(dir));
 
   it('X509Bundle.load reads the PEM that toPem wrote; loadSpiffeBundle the JWKS toSpiffeBundle wrote', () => {
-    const cas = [makeCa('p256'), makeCa('rsa')];
+    const cas = [opensslCa('p256'), opensslCa('rsa')];
     const bundle = X509Bundle.fromDer(
       td,
       cas.map((c) => c.der),

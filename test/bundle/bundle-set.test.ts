@@ -3,13 +3,13 @@ import { BundleSet, requireX509Bundle, X509Bundle, X509BundleSource } from '../.
 import { BundleError, ErrorCode, InvalidArgumentError } from '../../src/errors';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { TrustDomain } from '../../src/spiffe';
-import { makeCa } from '../support/openssl-pki';
+import { opensslCa } from '../support/pki-openssl';
 
 const example = TrustDomain.parse('example.org');
 const partner = TrustDomain.parse('partner.example');
 
 function bundleFor(td: TrustDomain, label = 'a'): X509Bundle {
-  return X509Bundle.fromPem(td, makeCa('p256', td.name, label).certPem);
+  return X509Bundle.fromPem(td, opensslCa('p256', td.name, label).certPem);
 }
 
 describe('BundleSet', () => {

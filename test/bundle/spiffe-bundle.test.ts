@@ -3,16 +3,16 @@ import { generateKeyPairSync, KeyObject } from 'node:crypto';
 import { parseSpiffeBundle, SpiffeBundleJwk, toSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { BundleError, ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
-import { makeCa, TestCa } from '../support/openssl-pki';
+import { opensslCa, OpensslCa } from '../support/pki-openssl';
 
 const td = TrustDomain.parse('example.org');
 
-function b64(ca: TestCa): string {
+function b64(ca: OpensslCa): string {
   return Buffer.from(ca.der).toString('base64');
 }
 
 /** An x509-svid entry as a conforming publisher writes it: the certificate's key as JWK, plus x5c. */
-function x509Entry(ca: TestCa): SpiffeBundleJwk {
+function x509Entry(ca: OpensslCa): SpiffeBundleJwk {
   const jwk = ca.cert.publicKey.export({ format: 'jwk' });
   return { ...jwk, kty: jwk.kty!, use: 'x509-svid', x5c: [b64(ca)] };
 }
@@ -46,7 +46,7 @@ const edJwt = generateKeyPairSync('ed25519').publicKey;
 describe('parseSpiffeBundle', () => {
   describe('reads', () => {
     it('x509-svid entries of every supported key type, jwt-svid entries, sequence and refresh hint', () => {
-      const cas = [makeCa('p256'), makeCa('p384'), makeCa('rsa'), makeCa('ed25519')];
+      const cas = [opensslCa('p256'), opensslCa('p384'), opensslCa('rsa'), opensslCa('ed25519')];
       const doc = {
         spiffe_sequence: 3,
         spiffe_refresh_hint: 2419200,
@@ -67,7 +67,7 @@ describe('parseSpiffeBundle', () => {
     });
 
     it('a parsed object and UTF-8 bytes as well as text', () => {
-      const doc = { keys: [x509Entry(makeCa('p256'))] };
+      const doc = { keys: [x509Entry(opensslCa('p256'))] };
       assert.equal(parseSpiffeBundle(td, doc).x509Authorities.length, 1);
       assert.equal(parseSpiffeBundle(td, Buffer.from(JSON.stringify(doc))).x509Authorities.length, 1);
     });
@@ -79,7 +79,7 @@ describe('parseSpiffeBundle', () => {
     });
 
     it('an x509-svid entry with x5c and kty but no key parameters (the certificate is authoritative)', () => {
-      const ca = makeCa('p256');
+      const ca = opensslCa('p256');
       const bundle = parseSpiffeBundle(td, { keys: [{ kty: 'EC', use: 'x509-svid', x5c: [b64(ca)] }] });
       assert.ok(bundle.hasAuthority(ca.cert));
     });
@@ -99,7 +99,7 @@ describe('parseSpiffeBundle', () => {
   });
 
   describe('ignores, as the standard requires', () => {
-    const ca = makeCa('p256');
+    const ca = opensslCa('p256');
     const ignored: Array<[string, object]> = [
       ['an unknown use', { ...x509Entry(ca), use: 'x509-svid-v2' }],
       ['a use in the wrong case (values are case-sensitive)', { ...x509Entry(ca), use: 'X509-SVID' }],
@@ -111,9 +111,9 @@ describe('parseSpiffeBundle', () => {
     ];
     for (const [what, entry] of ignored) {
       it(what, () => {
-        const bundle = parseSpiffeBundle(td, { keys: [entry, x509Entry(makeCa('rsa'))] });
+        const bundle = parseSpiffeBundle(td, { keys: [entry, x509Entry(opensslCa('rsa'))] });
         assert.equal(bundle.x509Authorities.length, 1, 'only the valid entry is read');
-        assert.equal(bundle.x509Authorities[0]!.sha256Hex, makeCa('rsa').cert.sha256Hex);
+        assert.equal(bundle.x509Authorities[0]!.sha256Hex, opensslCa('rsa').cert.sha256Hex);
         assert.equal(bundle.jwtAuthorities.size, 0);
       });
     }
@@ -147,7 +147,7 @@ describe('parseSpiffeBundle', () => {
   });
 
   describe('refuses a malformed x509-svid entry', () => {
-    const ca = makeCa('p256');
+    const ca = opensslCa('p256');
     const entry = x509Entry(ca);
     const cases: Array<[string, object, RegExp]> = [
       ['without kty', (({ kty: _k, ...rest }) => rest)(entry), /keys\[0\] \(x509-svid\): "kty" must be set/],
@@ -156,7 +156,7 @@ describe('parseSpiffeBundle', () => {
       ['with an empty x5c', { ...entry, x5c: [] }, /exactly one certificate, found 0/],
       [
         'with two certificates in x5c',
-        { ...entry, x5c: [b64(ca), b64(makeCa('rsa'))] },
+        { ...entry, x5c: [b64(ca), b64(opensslCa('rsa'))] },
         /exactly one certificate, found 2/,
       ],
       [
@@ -172,12 +172,12 @@ describe('parseSpiffeBundle', () => {
       ],
       [
         'whose kty does not match the certificate',
-        { ...x509Entry(makeCa('rsa')), kty: 'EC' },
+        { ...x509Entry(opensslCa('rsa')), kty: 'EC' },
         /"kty" is "EC" but the certificate's key is RSA/,
       ],
       [
         'whose key parameters belong to another key',
-        { ...x509Entry(makeCa('p256', 'example.org', 'b')), x5c: [b64(ca)] },
+        { ...x509Entry(opensslCa('p256', 'example.org', 'b')), x5c: [b64(ca)] },
         /do not match the certificate's public key/,
       ],
       ['whose key parameters are broken', { ...entry, x: 'AAAA' }, /do not form a valid EC public key/],
@@ -221,7 +221,7 @@ describe('parseSpiffeBundle', () => {
 
 describe('toSpiffeBundle', () => {
   it('writes one x509-svid entry per authority: key as JWK, the DER in x5c, no kid', () => {
-    const ca = makeCa('p256');
+    const ca = opensslCa('p256');
     const doc = toSpiffeBundle(X509Bundle.fromDer(td, [ca.der]));
     assert.deepEqual(doc, { keys: [x509Entry(ca)] });
     const [entry] = doc.keys;
@@ -269,7 +269,7 @@ describe('toSpiffeBundle', () => {
 
     it('bundle -> JSON -> bundle keeps every authority and counter', () => {
       const bundle = new X509Bundle(td, {
-        x509Authorities: [makeCa('p256'), makeCa('p384'), makeCa('rsa'), makeCa('ed25519')].map(
+        x509Authorities: [opensslCa('p256'), opensslCa('p384'), opensslCa('rsa'), opensslCa('ed25519')].map(
           (c) => c.cert,
         ),
         jwtAuthorities: [
@@ -289,7 +289,7 @@ describe('toSpiffeBundle', () => {
     });
 
     it('JSON -> bundle -> JSON is stable', () => {
-      const doc = { spiffe_sequence: 1, keys: [x509Entry(makeCa('rsa')), jwtEntry('k', edJwt)] };
+      const doc = { spiffe_sequence: 1, keys: [x509Entry(opensslCa('rsa')), jwtEntry('k', edJwt)] };
       assert.deepEqual(toSpiffeBundle(parseSpiffeBundle(td, doc)), doc);
     });
   });

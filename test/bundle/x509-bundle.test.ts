@@ -4,7 +4,7 @@ import { X509Bundle } from '../../src/bundle';
 import { BundleError, ErrorCode, LanyardError } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { encodePem } from '../../src/x509/pem';
-import { makeCa } from '../support/openssl-pki';
+import { opensslCa } from '../support/pki-openssl';
 
 const td = TrustDomain.parse('example.org');
 
@@ -19,7 +19,7 @@ function assertInvalidBundle(fn: () => unknown, message: RegExp): void {
 
 describe('X509Bundle.fromPem', () => {
   it('reads one CA certificate', () => {
-    const ca = makeCa('p256');
+    const ca = opensslCa('p256');
     const bundle = X509Bundle.fromPem(td, ca.certPem);
     assert.ok(bundle.trustDomain.equals(td));
     assert.equal(bundle.x509Authorities.length, 1);
@@ -31,9 +31,9 @@ describe('X509Bundle.fromPem', () => {
   });
 
   it('reads every CERTIFICATE block, in order, ignoring text between them', () => {
-    const p256 = makeCa('p256');
-    const rsa = makeCa('rsa');
-    const ed = makeCa('ed25519');
+    const p256 = opensslCa('p256');
+    const rsa = opensslCa('rsa');
+    const ed = opensslCa('ed25519');
     const pem = `# root of example.org\n${p256.certPem}\nsubject=CN = rsa\n${rsa.certPem}${ed.certPem}`;
     const bundle = X509Bundle.fromPem(td, pem);
     assert.deepEqual(
@@ -43,12 +43,12 @@ describe('X509Bundle.fromPem', () => {
   });
 
   it('keeps a certificate listed twice only once', () => {
-    const ca = makeCa('p256');
+    const ca = opensslCa('p256');
     assert.equal(X509Bundle.fromPem(td, ca.certPem + ca.certPem).x509Authorities.length, 1);
   });
 
   it('accepts CRLF line endings', () => {
-    const ca = makeCa('p384');
+    const ca = opensslCa('p384');
     assert.equal(X509Bundle.fromPem(td, ca.certPem.replace(/\n/g, '\r\n')).x509Authorities.length, 1);
   });
 
@@ -71,7 +71,7 @@ describe('X509Bundle.fromPem', () => {
     assertInvalidBundle(() => X509Bundle.fromPem(td, 'not a bundle\n'), /no PEM block found/));
 
   it('refuses a bundle that carries a private key', () => {
-    const ca = makeCa('p256');
+    const ca = opensslCa('p256');
     assertInvalidBundle(
       () => X509Bundle.fromPem(td, ca.certPem + ca.keyPem),
       /must not contain a "PRIVATE KEY" block/,
@@ -79,9 +79,9 @@ describe('X509Bundle.fromPem', () => {
   });
 
   it('refuses a block cut off before its END line', () => {
-    const ca = makeCa('p256');
+    const ca = opensslCa('p256');
     const truncated = ca.certPem.replace('-----END CERTIFICATE-----', '');
-    assertInvalidBundle(() => X509Bundle.fromPem(td, makeCa('rsa').certPem + truncated), /not terminated/);
+    assertInvalidBundle(() => X509Bundle.fromPem(td, opensslCa('rsa').certPem + truncated), /not terminated/);
   });
 
   it('refuses a block whose body is not base64', () => {
@@ -94,7 +94,7 @@ describe('X509Bundle.fromPem', () => {
   it('refuses a CERTIFICATE block that does not hold a certificate, keeping the cause', () => {
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const spki = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }));
-    const pem = makeCa('p256').certPem + encodePem('CERTIFICATE', spki);
+    const pem = opensslCa('p256').certPem + encodePem('CERTIFICATE', spki);
     assert.throws(
       () => X509Bundle.fromPem(td, pem),
       (e: unknown) =>
@@ -108,13 +108,13 @@ describe('X509Bundle.fromPem', () => {
 
 describe('X509Bundle.fromDer and toPem', () => {
   it('builds from DER and writes the same PEM openssl wrote', () => {
-    const ca = makeCa('p256');
+    const ca = opensslCa('p256');
     const bundle = X509Bundle.fromDer(td, [ca.der]);
     assert.equal(bundle.toPem(), ca.certPem);
   });
 
   it('round-trips several authorities through PEM', () => {
-    const cas = [makeCa('p256'), makeCa('p384'), makeCa('rsa'), makeCa('ed25519')];
+    const cas = [opensslCa('p256'), opensslCa('p384'), opensslCa('rsa'), opensslCa('ed25519')];
     const bundle = X509Bundle.fromDer(
       td,
       cas.map((c) => c.der),
@@ -141,18 +141,18 @@ describe('X509Bundle.fromDer and toPem', () => {
 
 describe('X509Bundle', () => {
   it('hasAuthority is false for a certificate not in the bundle', () => {
-    const bundle = X509Bundle.fromPem(td, makeCa('p256').certPem);
-    assert.ok(!bundle.hasAuthority(makeCa('p256', 'example.org', 'other').cert));
+    const bundle = X509Bundle.fromPem(td, opensslCa('p256').certPem);
+    assert.ok(!bundle.hasAuthority(opensslCa('p256', 'example.org', 'other').cert));
   });
 
   it('is a source of itself for its own trust domain only', () => {
-    const bundle = X509Bundle.fromPem(td, makeCa('p256').certPem);
+    const bundle = X509Bundle.fromPem(td, opensslCa('p256').certPem);
     assert.equal(bundle.getX509BundleForTrustDomain(TrustDomain.parse('example.org')), bundle);
     assert.equal(bundle.getX509BundleForTrustDomain(TrustDomain.parse('other.org')), undefined);
   });
 
   it('is immutable', () => {
-    const bundle = X509Bundle.fromPem(td, makeCa('p256').certPem);
+    const bundle = X509Bundle.fromPem(td, opensslCa('p256').certPem);
     assert.ok(Object.isFrozen(bundle));
     assert.ok(Object.isFrozen(bundle.x509Authorities));
   });

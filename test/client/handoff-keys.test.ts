@@ -13,7 +13,7 @@ import { grpcStatusOf } from '../../src/internal/grpc-status-map';
 import { decodeDelegationBinding } from '../../src/x509/agent-context/codec';
 import { parseCsr } from '../../src/x509/csr';
 import { generateSigningKeyPair, spkiDer } from '../../src/x509/keys';
-import { delegatedPair, createPki } from '../support/pki';
+import { createPki, delegatedPair } from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
 const A = 'spiffe://example.org/agent/a';

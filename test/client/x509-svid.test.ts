@@ -17,7 +17,7 @@ import {
 } from '../../src/client';
 import { encodePem } from '../../src/x509/pem';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
-import { type CertSpec, makeIntermediate, makeLeaf, makeRoot, type Issued } from '../support/certs';
+import { type CertSpec, type Issued, makeIntermediate, makeLeaf, makeRoot } from '../support/pki';
 import { removeDir, tempDir } from '../support/tmp';
 import { expectRefusal } from '../support/refusal';
 

@@ -7,14 +7,16 @@ import { BundleSet } from '../../src/bundle';
 import type { AgentContext } from '../../src/x509/agent-context/types';
 import { generateSigningKeyPair } from '../../src/x509/keys';
 import {
+  baseContext,
   createPki,
+  delegate,
   delegatedPair,
-  issueSvid,
   type DelegatedPair,
+  issueSvid,
+  seconds,
   type Svid,
   type TrustDomainPki,
 } from './pki';
-import { baseContext, delegate, seconds } from './delegation';
 
 export const OURS = 'example.org';
 export const PARTNER = 'partner.net';

@@ -10,7 +10,7 @@ import { toX509Svid } from '../../src/svid/x509-svid';
 import type { HopDecision } from '../../src/hop/decision';
 import { TrustDomain } from '../../src/spiffe';
 import { startTestServer, type TestServer } from './test-server';
-import type { Svid } from './pki';
+import { type Svid } from './pki';
 
 export const TD = 'lanyard.local';
 export const id = (p: string): string => `spiffe://${TD}/${p}`;

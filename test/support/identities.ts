@@ -3,24 +3,15 @@
  * CA, an expired SVID of the server's own CA, and an SVID of the server's CA without an agent context.
  */
 import { createPublicKey } from 'node:crypto';
-import { createRootCa, issueX509Svid } from '../../src/x509/profiles';
-import { generateSigningKeyPair } from '../../src/x509/keys';
+import { createCa, issueSvid } from './pki';
 import * as assert from 'node:assert/strict';
 import type { TestServer } from './test-server';
 import { newKey, type ClientIdentity } from './public-client';
 
 /** A root CA of `trustDomain` that is not this server's, and an SVID it signed for `spiffeId`. */
 export function foreignSvid(trustDomain: string, spiffeId: string): ClientIdentity {
-  const rootKey = generateSigningKeyPair('ec-p256');
-  const root = createRootCa({ trustDomain, ttlSeconds: 3600, key: rootKey.privateKey });
-  const k = generateSigningKeyPair('ec-p256');
-  const leaf = issueX509Svid({
-    spiffeId,
-    publicKey: k.publicKey,
-    issuer: { cert: root.cert, key: rootKey.privateKey },
-    ttlSeconds: 600,
-  });
-  return { key: k.privateKey, chain: [leaf.der] };
+  const svid = issueSvid(createCa(trustDomain, { ttlSeconds: 3600 }), spiffeId, { ttlSeconds: 600 });
+  return { key: svid.key.privateKey, chain: [svid.cert.der] };
 }
 
 /** An SVID of the server's own CA that expired a minute ago. */

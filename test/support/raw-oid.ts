@@ -20,7 +20,7 @@ import {
 } from '../../src/x509/der-extensions';
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from '../../src/x509/certificate';
 import { spkiDer } from '../../src/x509/keys';
-import type { Issuer } from '../../src/x509/profiles';
+import type { Issued } from './pki';
 
 /** OBJECT IDENTIFIER DER for any dotted OID, arcs of any size (BigInt base-128). */
 export function oidDerAnyArc(dotted: string): Uint8Array {
@@ -37,7 +37,7 @@ export function oidDerAnyArc(dotted: string): Uint8Array {
 export interface RawOidSvidOptions {
   spiffeId: string;
   publicKey: KeyObject;
-  issuer: Issuer;
+  issuer: Issued;
   /** Where the agent context goes: any dotted OID, written as given. */
   contextOid: string;
   /** The extension's value (an encoded agent context). */
@@ -74,7 +74,7 @@ export function issueSvidWithRawContextOid(opts: RawOidSvidOptions): ParsedCerti
       rawExtension(opts.contextOid, opts.contextDer),
       ...(opts.more ?? []).map((e) => rawExtension(e.oid, e.value)),
     ],
-    signingKey: opts.issuer.key,
+    signingKey: opts.issuer.key.privateKey,
   });
   return ParsedCertificate.fromDer(der);
 }

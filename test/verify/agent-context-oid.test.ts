@@ -21,7 +21,7 @@ import {
 import { generateSigningKeyPair } from '../../src/x509/keys';
 import { issueX509Svid } from '../../src/x509/profiles';
 import { issueSvidWithRawContextOid } from '../support/raw-oid';
-import { baseContext, newCa, TD } from '../support/delegation';
+import { asIssuer, baseContext, createCa, TD } from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
 const CUSTOM = '1.3.6.1.4.1.99999.7.1';
@@ -29,7 +29,7 @@ const RETIRED = RETIRED_AGENT_CONTEXT_OIDS[0]!;
 const ID = `spiffe://${TD}/agent/planner`;
 
 describe('agent-context OID', () => {
-  const ca = newCa();
+  const ca = createCa();
   const bundle = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [ca.cert] });
   const context = baseContext({ agentId: 'planner', sessionId: 'session-1', scopes: ['docs:read'] });
   const key = generateSigningKeyPair('ec-p256');
@@ -37,7 +37,7 @@ describe('agent-context OID', () => {
     issueX509Svid({
       spiffeId: ID,
       publicKey: key.publicKey,
-      issuer: ca,
+      issuer: asIssuer(ca),
       ttlSeconds: 600,
       agentContextDer: der,
       ...(agentContextOid !== undefined ? { agentContextOid } : {}),
@@ -210,7 +210,7 @@ describe('agent-context OID', () => {
       const plain = issueX509Svid({
         spiffeId: ID,
         publicKey: key.publicKey,
-        issuer: ca,
+        issuer: asIssuer(ca),
         ttlSeconds: 600,
       }).cert;
       assert.equal(

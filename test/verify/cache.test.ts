@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { VerificationCache } from '../../src/verify/cache';
 import { Lru } from '../../src/internal/lru';
-import { makeRoot } from '../support/certs';
+import { makeRoot } from '../support/pki';
 
 describe('Lru', () => {
   it('evicts the least recently used entry and counts evictions', () => {

@@ -10,32 +10,26 @@ import {
   VerificationCache,
   verifyX509Svid,
 } from '../../src/verify';
-import { generateSigningKeyPair } from '../../src/x509/keys';
-import { createIntermediateCa, issueX509Svid } from '../../src/x509/profiles';
 import { expectRefusal as expectCode } from '../support/refusal';
-import { buildChain, issueSvid, newCa, plannerChain, TD, type Ca } from '../support/delegation';
+import { buildChain, createCa, createPki, type Issued, issueSvid, plannerChain, TD } from '../support/pki';
 
 const OTHER_OID = '1.3.6.1.4.1.99999.7.1';
 
 /** root -> intermediate -> the planner chain's retrieval leaf (2 delegation links), as DER. */
-function fixture(): { root: Ca; inter: Ca; chain: Uint8Array[]; bundle: X509Bundle; leafNotAfter: Date } {
-  const root = newCa(TD);
-  const interKey = generateSigningKeyPair('ec-p256');
-  const inter = {
-    cert: createIntermediateCa({
-      trustDomain: TD,
-      publicKey: interKey.publicKey,
-      issuer: root,
-      ttlSeconds: 12 * 3600,
-    }).cert,
-    key: interKey.privateKey,
-  };
-  const leaf = plannerChain(inter)[2]!.cert;
+function fixture(): {
+  root: Issued;
+  inter: Issued;
+  chain: Uint8Array[];
+  bundle: X509Bundle;
+  leafNotAfter: Date;
+} {
+  const pki = createPki(TD);
+  const leaf = plannerChain(pki)[2]!.cert;
   return {
-    root,
-    inter,
-    chain: [leaf.der, inter.cert.der],
-    bundle: X509Bundle.fromDer(TrustDomain.parse(TD), [root.cert.der]),
+    root: pki.root,
+    inter: pki.intermediate,
+    chain: [leaf.der, pki.intermediate.cert.der],
+    bundle: pki.bundle,
     leafNotAfter: leaf.notAfter,
   };
 }
@@ -125,7 +119,7 @@ describe('verified-chain memo', () => {
     const f = fixture();
     const cache = new VerificationCache();
     verifyX509Svid(f.chain, f.bundle, { cache });
-    const rotated = X509Bundle.fromDer(TrustDomain.parse(TD), [newCa(TD).cert.der]);
+    const rotated = X509Bundle.fromDer(TrustDomain.parse(TD), [createCa(TD).cert.der]);
     // Same subject name, another key: the intermediate's signature no longer verifies.
     expectCode(() => verifyX509Svid(f.chain, rotated, { cache }), ErrorCode.SIGNATURE_INVALID);
     const empty = new X509Bundle(TrustDomain.parse(TD));
@@ -165,25 +159,11 @@ describe('verified-chain memo', () => {
   });
 
   it('refuses when an intermediate expires before the leaf', () => {
-    const root = newCa(TD);
-    const interKey = generateSigningKeyPair('ec-p256');
-    const inter = {
-      cert: createIntermediateCa({
-        trustDomain: TD,
-        publicKey: interKey.publicKey,
-        issuer: root,
-        ttlSeconds: 600,
-      }).cert,
-      key: interKey.privateKey,
-    };
+    const pki = createPki(TD, { intermediateTtlSeconds: 600 });
+    const inter = pki.intermediate;
     // The CA caps the leaf at its own expiry; the window is the path's, not the leaf's.
-    const leaf = issueX509Svid({
-      spiffeId: `spiffe://${TD}/w`,
-      publicKey: generateSigningKeyPair('ec-p256').publicKey,
-      issuer: inter,
-      ttlSeconds: 3600,
-    }).cert;
-    const bundle = X509Bundle.fromDer(TrustDomain.parse(TD), [root.cert.der]);
+    const leaf = issueSvid(pki, `spiffe://${TD}/w`, { ttlSeconds: 3600 }).cert;
+    const bundle = pki.bundle;
     const cache = new VerificationCache();
     verifyX509Svid([leaf.der, inter.cert.der], bundle, { cache });
     const after = new Date(inter.cert.notAfter.getTime() + 1000);
@@ -251,17 +231,18 @@ describe('verified-chain memo', () => {
   it('a renewed leaf under known intermediates and links pays only its own signature check', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    const hops = buildChain({
-      ca: f.inter,
-      hops: [
-        { name: 'planner', scopes: ['a', 'b'], ttlSeconds: 3600 },
-        { name: 'runner', scopes: ['a'], ttlSeconds: 1800 },
-      ],
-    });
+    const hops = buildChain(f.inter, [
+      { name: 'planner', scopes: ['a', 'b'], ttlSeconds: 3600 },
+      { name: 'runner', scopes: ['a'], ttlSeconds: 1800 },
+    ]);
     const runner = hops[1]!;
     verifyX509Svid([runner.cert.der, f.inter.cert.der], f.bundle, { cache });
     // The same hop renewed: a new certificate (new serial) for the same key and context, so the same link.
-    const renewed = issueSvid(f.inter, runner.id, runner.key.publicKey, runner.context, 1800);
+    const renewed = issueSvid(f.inter, runner.id, {
+      key: runner.key,
+      context: runner.context,
+      ttlSeconds: 1800,
+    }).cert;
     assert.notEqual(renewed.serialHex, runner.cert.serialHex);
     const before = cache.stats();
     verifyX509Svid([renewed.der, f.inter.cert.der], f.bundle, { cache });
@@ -276,12 +257,7 @@ describe('verified-chain memo', () => {
   it('is bounded: the least recently used chain is forgotten', () => {
     const f = fixture();
     const cache = new VerificationCache({ maxEntries: 1 });
-    const other = issueX509Svid({
-      spiffeId: `spiffe://${TD}/w`,
-      publicKey: generateSigningKeyPair('ec-p256').publicKey,
-      issuer: f.inter,
-      ttlSeconds: 600,
-    }).cert;
+    const other = issueSvid(f.inter, `spiffe://${TD}/w`, { ttlSeconds: 600 }).cert;
     verifyX509Svid(f.chain, f.bundle, { cache });
     verifyX509Svid([other.der, f.inter.cert.der], f.bundle, { cache });
     const stats = cache.stats().chains;

@@ -13,36 +13,39 @@ import type { AgentContext, DelegationLink } from '../../src/x509/agent-context/
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
 import { generateSigningKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { makeLeaf, makeRoot, NOW } from '../support/certs';
 import {
   ALICE,
+  asIssuer,
   baseContext,
   buildChain,
-  Ca,
+  createCa,
   delegate,
   Hop,
+  Issued,
   issueSvid,
-  newCa,
+  makeLeaf,
+  makeRoot,
+  NOW,
   plannerChain,
   seconds,
   TD,
-} from '../support/delegation';
+} from '../support/pki';
 import { encodeAgentContext } from '../../src/x509/agent-context/codec';
 import { issueX509Svid } from '../../src/x509/profiles';
 import { at, BINDING, CTX, LINK, parseTlv, primitive, writeTlv } from '../x509/agent-context/tlv';
 import { expectRefusal } from '../support/refusal';
 
 describe('agent-context rules', () => {
-  let ca: Ca;
+  let ca: Issued;
   /** A second CA key of the same trust domain, also in the bundle: re-signing with it must not help a forger. */
-  let ca2: Ca;
+  let ca2: Issued;
   let bundle: X509Bundle;
   let hops: Hop[];
   let planner: Hop, toolRunner: Hop, retrieval: Hop;
 
   before(() => {
-    ca = newCa();
-    ca2 = newCa();
+    ca = createCa();
+    ca2 = createCa();
     bundle = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [ca.cert, ca2.cert] });
     hops = plannerChain(ca);
     [planner, toolRunner, retrieval] = hops as [Hop, Hop, Hop];
@@ -54,12 +57,12 @@ describe('agent-context rules', () => {
   /** The retrieval hop's context, edited, in a fresh SVID for the same key, issued by `issuer`. */
   function reissued(
     edit: (ctx: AgentContext) => void,
-    issuer: Ca = ca,
+    issuer: Issued = ca,
     id = retrieval.id,
   ): ParsedCertificate {
     const ctx = structuredClone(retrieval.context);
     edit(ctx);
-    return issueSvid(issuer, id, retrieval.key.publicKey, ctx, 600);
+    return issueSvid(issuer, id, { key: retrieval.key, context: ctx, ttlSeconds: 600 }).cert;
   }
 
   /** A docs:read link from `parent` to the retrieval hop's key, until the retrieval SVID's notAfter. */
@@ -79,7 +82,11 @@ describe('agent-context rules', () => {
    */
   function impostorLink(hop: Hop, ttlSeconds: number): { fakeCert: ParsedCertificate; link: DelegationLink } {
     const fakeKey = generateSigningKeyPair('ec-p256');
-    const fakeCert = issueSvid(ca, hop.id, fakeKey.publicKey, hop.context, ttlSeconds);
+    const fakeCert = issueSvid(ca, hop.id, {
+      key: fakeKey,
+      context: hop.context,
+      ttlSeconds: ttlSeconds,
+    }).cert;
     const fake: Hop = { ...hop, key: fakeKey, cert: fakeCert };
     const link = linkToRetrieval(fake);
     return { fakeCert, link };
@@ -87,8 +94,11 @@ describe('agent-context rules', () => {
 
   describe('accepted chains', () => {
     it('an SVID without the extension has no context', () => {
-      const key = generateSigningKeyPair().publicKey;
-      assert.equal(verify(issueSvid(ca, `spiffe://${TD}/plain`, key, undefined, 600)).context, undefined);
+      const key = generateSigningKeyPair();
+      assert.equal(
+        verify(issueSvid(ca, `spiffe://${TD}/plain`, { key, ttlSeconds: 600 }).cert).context,
+        undefined,
+      );
     });
 
     it('an undelegated session: no links, root session = session', () => {
@@ -113,15 +123,12 @@ describe('agent-context rules', () => {
     });
 
     it('a real 3-link chain', () => {
-      const chain = buildChain({
-        ca,
-        hops: [
-          { name: 'planner', scopes: ['a', 'b', 'c'], ttlSeconds: 3600 },
-          { name: 'tool-runner', scopes: ['a', 'b'], ttlSeconds: 3000 },
-          { name: 'service-a', scopes: ['a', 'b'], ttlSeconds: 2000 },
-          { name: 'service-b', scopes: ['a'], ttlSeconds: 1000 },
-        ],
-      });
+      const chain = buildChain(ca, [
+        { name: 'planner', scopes: ['a', 'b', 'c'], ttlSeconds: 3600 },
+        { name: 'tool-runner', scopes: ['a', 'b'], ttlSeconds: 3000 },
+        { name: 'service-a', scopes: ['a', 'b'], ttlSeconds: 2000 },
+        { name: 'service-b', scopes: ['a'], ttlSeconds: 1000 },
+      ]);
       const { context } = verify(chain[3]!.cert);
       assert.equal(context?.delegation.length, 3);
     });
@@ -157,14 +164,14 @@ describe('agent-context rules', () => {
     });
 
     it('rejects 9 links under the default bound of 8', () => {
-      const chain = buildChain({
+      const chain = buildChain(
         ca,
-        hops: Array.from({ length: 10 }, (_, i) => ({
+        Array.from({ length: 10 }, (_, i) => ({
           name: `hop${i}`,
           scopes: ['s'],
           ttlSeconds: 3600 - i * 10,
         })),
-      });
+      );
       verify(chain[8]!.cert);
       expectRefusal(() => verify(chain[9]!.cert), ErrorCode.DELEGATION_TOO_DEEP, /9 hops, at most 8/);
     });
@@ -172,9 +179,12 @@ describe('agent-context rules', () => {
 
   describe('root session and principal', () => {
     it('rejects an undelegated context whose root session is not its session', () => {
-      const key = generateSigningKeyPair().publicKey;
+      const key = generateSigningKeyPair();
       const ctx = baseContext({ sessionId: 's1', rootSessionId: 's0', scopes: ['x'] });
-      expectRefusal(() => verify(issueSvid(ca, `spiffe://${TD}/a`, key, ctx, 600)), ErrorCode.ROOT_CHANGED);
+      expectRefusal(
+        () => verify(issueSvid(ca, `spiffe://${TD}/a`, { key, context: ctx, ttlSeconds: 600 }).cert),
+        ErrorCode.ROOT_CHANGED,
+      );
     });
 
     it("rejects a delegated context whose root session is not the first hop's session", () => {
@@ -326,8 +336,12 @@ describe('agent-context rules', () => {
     });
 
     it('rejects a leaf holding another key than the binding names (childKeySha256)', () => {
-      const otherKey = generateSigningKeyPair().publicKey;
-      const cert = issueSvid(ca, retrieval.id, otherKey, retrieval.context, 600);
+      const otherKey = generateSigningKeyPair();
+      const cert = issueSvid(ca, retrieval.id, {
+        key: otherKey,
+        context: retrieval.context,
+        ttlSeconds: 600,
+      }).cert;
       expectRefusal(() => verify(cert), ErrorCode.DELEGATION_LINK_INVALID, /another key/);
     });
 
@@ -343,7 +357,7 @@ describe('agent-context rules', () => {
       const cert = issueX509Svid({
         spiffeId: retrieval.id,
         publicKey: generateSigningKeyPair().publicKey,
-        issuer: ca,
+        issuer: asIssuer(ca),
         ttlSeconds: 600,
         agentContextDer: writeTlv(root),
       }).cert;
@@ -377,15 +391,12 @@ describe('agent-context rules', () => {
     });
 
     it('checks key continuity at every hop of a 3-link chain: each binding names the next hop key', () => {
-      const chain = buildChain({
-        ca,
-        hops: [
-          { name: 'a', scopes: ['x'], ttlSeconds: 3600 },
-          { name: 'b', scopes: ['x'], ttlSeconds: 3000 },
-          { name: 'c', scopes: ['x'], ttlSeconds: 2400 },
-          { name: 'd', scopes: ['x'], ttlSeconds: 1800 },
-        ],
-      });
+      const chain = buildChain(ca, [
+        { name: 'a', scopes: ['x'], ttlSeconds: 3600 },
+        { name: 'b', scopes: ['x'], ttlSeconds: 3000 },
+        { name: 'c', scopes: ['x'], ttlSeconds: 2400 },
+        { name: 'd', scopes: ['x'], ttlSeconds: 1800 },
+      ]);
       const leaf = chain[3]!;
       verify(leaf.cert);
       for (const i of [1, 2]) {
@@ -405,14 +416,21 @@ describe('agent-context rules', () => {
           },
         );
         expectRefusal(
-          () => verify(issueSvid(ca, leaf.id, leaf.key.publicKey, ctx, 600)),
+          () => verify(issueSvid(ca, leaf.id, { key: leaf.key, context: ctx, ttlSeconds: 600 }).cert),
           ErrorCode.DELEGATION_LINK_INVALID,
           new RegExp(`delegation link ${i - 1} .*another key than the one delegation link ${i}`),
         );
       }
       // The last binding names the leaf's key: a leaf for a fresh key is refused.
       expectRefusal(
-        () => verify(issueSvid(ca, leaf.id, generateSigningKeyPair('ec-p256').publicKey, leaf.context, 600)),
+        () =>
+          verify(
+            issueSvid(ca, leaf.id, {
+              key: generateSigningKeyPair('ec-p256'),
+              context: leaf.context,
+              ttlSeconds: 600,
+            }).cert,
+          ),
         ErrorCode.DELEGATION_LINK_INVALID,
         /delegation link 2 .*another key than the one the leaf/,
       );
@@ -475,7 +493,11 @@ describe('agent-context rules', () => {
     });
 
     it('rejects a leaf that outlives its binding', () => {
-      const cert = issueSvid(ca, retrieval.id, retrieval.key.publicKey, retrieval.context, 3 * 3600);
+      const cert = issueSvid(ca, retrieval.id, {
+        key: retrieval.key,
+        context: retrieval.context,
+        ttlSeconds: 3 * 3600,
+      }).cert;
       expectRefusal(() => verify(cert), ErrorCode.LIFETIME_ESCALATION, /the leaf/);
     });
 

@@ -17,7 +17,7 @@ import {
   makeRoot,
   newKey,
   NOW,
-} from '../support/certs';
+} from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
 const TD = 'example.org';

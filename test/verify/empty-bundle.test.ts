@@ -8,47 +8,27 @@ import { ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { VerificationCache, verifyX509Svid } from '../../src/verify';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { createIntermediateCa } from '../../src/x509/profiles';
-import { generateSigningKeyPair } from '../../src/x509/keys';
-import { baseContext, Ca, issueSvid, newCa, TD } from '../support/delegation';
+import { baseContext, createCa, createPki, Issued, issueSvid, TD } from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
 describe('an empty SPIFFE bundle refuses every SVID of its trust domain', () => {
   const td = TrustDomain.parse(TD);
-  let ca: Ca;
+  let ca: Issued;
   let full: X509Bundle;
   /** A leaf signed by the root, one signed through an intermediate, and one carrying an agent context. */
   let chains: ParsedCertificate[][];
 
   before(() => {
-    ca = newCa();
+    ca = createCa();
     full = new X509Bundle(td, { x509Authorities: [ca.cert] });
-    const intKey = generateSigningKeyPair('ec-p256');
-    const intermediate = createIntermediateCa({
-      trustDomain: TD,
-      publicKey: intKey.publicKey,
-      issuer: ca,
-      ttlSeconds: 3600,
-    }).cert;
-    const viaIntermediate = issueSvid(
-      { cert: intermediate, key: intKey.privateKey },
-      `spiffe://${TD}/b`,
-      generateSigningKeyPair('ec-p256').publicKey,
-      undefined,
-      600,
-    );
+    const intermediate = createPki(TD, { root: ca }).intermediate;
     chains = [
-      [issueSvid(ca, `spiffe://${TD}/a`, generateSigningKeyPair('ec-p256').publicKey, undefined, 600)],
-      [viaIntermediate, intermediate],
-      [
-        issueSvid(
-          ca,
-          `spiffe://${TD}/c`,
-          generateSigningKeyPair('ec-p256').publicKey,
-          baseContext({ sessionId: 's1', scopes: ['docs:read'] }),
-          600,
-        ),
-      ],
+      issueSvid(ca, `spiffe://${TD}/a`, { ttlSeconds: 600 }).chain,
+      issueSvid(intermediate, `spiffe://${TD}/b`, { ttlSeconds: 600 }).chain.concat(intermediate.cert),
+      issueSvid(ca, `spiffe://${TD}/c`, {
+        context: baseContext({ sessionId: 's1', scopes: ['docs:read'] }),
+        ttlSeconds: 600,
+      }).chain,
     ];
   });
 

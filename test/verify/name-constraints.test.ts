@@ -14,7 +14,7 @@ import {
   uriMatches,
 } from '../../src/verify/name-constraints';
 import type { NameSubtree } from '../../src/x509/certificate';
-import { HOUR, makeCertDer, makeIntermediate, makeRoot, newKey, NOW } from '../support/certs';
+import { HOUR, makeCertDer, makeIntermediate, makeRoot, newKey, NOW } from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
 describe('name constraint matching (RFC 5280 §4.2.1.10)', () => {

@@ -3,6 +3,7 @@ import { ErrorCode, PathValidationError, UnsupportedAlgorithmError } from '../..
 import { VerificationCache } from '../../src/verify/cache';
 import { validateCertPath } from '../../src/verify/path-validation';
 import {
+  type CertSpec,
   DAY,
   HOUR,
   makeCert,
@@ -12,8 +13,7 @@ import {
   newKey,
   NOW,
   Subtrees,
-} from '../support/certs';
-import type { CertSpec } from '../support/certs';
+} from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
 const TD = 'example.org';
@@ -387,15 +387,15 @@ describe('validateCertPath', () => {
     it('rejects a key type Lanyard does not accept, at any level (ERR_UNSUPPORTED_KEY)', () => {
       const root = makeRoot(TD);
       expectRefusal(
-        () => validateCertPath([makeLeaf(ID, root, { key: newKey('P-521') }).cert], [root.cert], { at }),
+        () => validateCertPath([makeLeaf(ID, root, { key: newKey('ec-p521') }).cert], [root.cert], { at }),
         ErrorCode.UNSUPPORTED_KEY,
       );
-      const weakRoot = makeRoot(TD, { key: newKey('P-521') });
+      const weakRoot = makeRoot(TD, { key: newKey('ec-p521') });
       expectRefusal(
         () => validateCertPath([makeLeaf(ID, weakRoot).cert], [weakRoot.cert], { at }),
         ErrorCode.UNSUPPORTED_KEY,
       );
-      validateCertPath([makeLeaf(ID, root, { key: newKey('P-384') }).cert], [root.cert], { at });
+      validateCertPath([makeLeaf(ID, root, { key: newKey('ec-p384') }).cert], [root.cert], { at });
     });
   });
 

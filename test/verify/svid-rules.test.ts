@@ -5,7 +5,7 @@ import { ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { verifyX509Svid } from '../../src/verify';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../../src/svid/rules';
-import { CertSpec, makeLeaf, makeRoot, NOW } from '../support/certs';
+import { CertSpec, makeLeaf, makeRoot, NOW } from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
 const TD = 'example.org';

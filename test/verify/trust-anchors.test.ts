@@ -8,7 +8,7 @@ import { parseSpiffeBundle, X509Bundle } from '../../src/bundle';
 import { ErrorCode } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { validateCertPath, verifyX509Svid } from '../../src/verify';
-import { OpensslCert, OpensslPki } from '../support/openssl-pki';
+import { OpensslCert, OpensslPki } from '../support/pki-openssl';
 import { removeDir, tempDir } from '../support/tmp';
 import { expectRefusal } from '../support/refusal';
 

@@ -3,8 +3,17 @@ import { BundleSet, X509Bundle } from '../../src/bundle';
 import { ErrorCode, LanyardError } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { RevocationQuery, StaticRevocationList, VerificationCache, verifyX509Svid } from '../../src/verify';
-import { DAY, HOUR, makeIntermediate, makeLeaf, makeRoot, NOW } from '../support/certs';
-import { issueSvid, newCa, plannerChain } from '../support/delegation';
+import {
+  createCa,
+  DAY,
+  HOUR,
+  issueSvid,
+  makeIntermediate,
+  makeLeaf,
+  makeRoot,
+  NOW,
+  plannerChain,
+} from '../support/pki';
 import { expectRefusal } from '../support/refusal';
 
 const TD = 'example.org';
@@ -290,7 +299,7 @@ describe('verifyX509Svid', () => {
     });
 
     it('keeps the checked agent context of a leaf, so a repeat does not decode or re-check the links', () => {
-      const ca = newCa(TD);
+      const ca = createCa(TD);
       const hops = plannerChain(ca);
       const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
       const cache = new VerificationCache({ chains: false });
@@ -303,7 +312,7 @@ describe('verifyX509Svid', () => {
     });
 
     it("re-applies the caller's depth bound to a cached context", () => {
-      const ca = newCa(TD);
+      const ca = createCa(TD);
       const leaf = plannerChain(ca)[2]!.cert;
       const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
       const cache = new VerificationCache();
@@ -315,7 +324,7 @@ describe('verifyX509Svid', () => {
     });
 
     it('hands out copies: a caller editing its context cannot change what the cache proves', () => {
-      const ca = newCa(TD);
+      const ca = createCa(TD);
       const leaf = plannerChain(ca)[2]!.cert;
       const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
       const cache = new VerificationCache();
@@ -326,19 +335,17 @@ describe('verifyX509Svid', () => {
     });
 
     it('never caches a context that failed a rule', () => {
-      const ca = newCa(TD);
+      const ca = createCa(TD);
       const hops = plannerChain(ca);
       const caBundle = new X509Bundle(td(TD), { x509Authorities: [ca.cert] });
       const cache = new VerificationCache();
       // The retrieval hop claims a scope its parent never granted: re-issued by the same CA, so only the
       // context rule can catch it.
-      const forged = issueSvid(
-        ca,
-        hops[2]!.id,
-        hops[2]!.key.publicKey,
-        { ...hops[2]!.context, scopes: ['docs:read', 'docs:write'] },
-        900,
-      );
+      const forged = issueSvid(ca, hops[2]!.id, {
+        key: hops[2]!.key,
+        context: { ...hops[2]!.context, scopes: ['docs:read', 'docs:write'] },
+        ttlSeconds: 900,
+      }).cert;
       expectRefusal(() => verifyX509Svid([forged.der], caBundle, { cache }), ErrorCode.SCOPE_ESCALATION);
       expectRefusal(() => verifyX509Svid([forged.der], caBundle, { cache }), ErrorCode.SCOPE_ESCALATION);
       assert.equal(cache.stats().contexts.size, 0);

@@ -14,8 +14,7 @@ import { formatIpBytes } from '../../src/x509/name-syntax';
 import { canonicalOid } from '../../src/x509/oid';
 import { decodePemBlocks } from '../../src/x509/pem';
 import { createIntermediateCa, createRootCa, issueX509Svid } from '../../src/x509/profiles';
-import { makeCert, makeIntermediate, makeLeaf, makeRoot } from '../support/certs';
-import { newCa, plannerChain } from '../support/delegation';
+import { createCa, makeCert, makeIntermediate, makeLeaf, makeRoot, plannerChain } from '../support/pki';
 import { KEY_ALGORITHMS, openssl, testKey, writeTemp } from '../support/x509';
 import { mutate, mutation } from './mutations';
 import { removeDir, tempDir } from '../support/tmp';
@@ -369,7 +368,7 @@ function ourCertificates(corpus: Corpus): void {
     }
   }
   // Leaves with a real agent context (delegation links signed by each parent).
-  const ca = newCa(TD);
+  const ca = createCa(TD);
   add('context ca', ca.cert.der);
   for (const [i, hop] of plannerChain(ca).entries()) {
     add(`context leaf ${i}`, hop.cert.der);

@@ -7,7 +7,7 @@ import { ErrorCode } from '../../src/errors';
 import { checkIssuer } from '../../src/x509/issuer';
 import { generateSigningKeyPair } from '../../src/x509/keys';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { newCa } from '../support/delegation';
+import { asIssuer, createCa } from '../support/pki';
 
 describe('checkIssuer key match', () => {
   const now = new Date();
@@ -19,17 +19,19 @@ describe('checkIssuer key match', () => {
     });
 
   it('accepts the matching pair every time and refuses another key before and after it matched', () => {
-    const ca = newCa();
+    const ca = createCa();
     const other = generateSigningKeyPair('ec-p256').privateKey;
     refused(() => checkIssuer({ cert: ca.cert, key: other }, now, false));
     for (let i = 0; i < 3; i++) {
-      assert.deepEqual(checkIssuer(ca, now, false).keyId, ca.cert.subjectKeyId);
+      assert.deepEqual(checkIssuer(asIssuer(ca), now, false).keyId, ca.cert.subjectKeyId);
     }
     refused(() => checkIssuer({ cert: ca.cert, key: other }, now, false));
     // The right key with another CA's certificate is refused too: the memory is per pair, not per key.
-    const second = newCa();
-    refused(() => checkIssuer({ cert: second.cert, key: ca.key }, now, false));
+    const second = createCa();
+    refused(() => checkIssuer({ cert: second.cert, key: ca.key.privateKey }, now, false));
     // A fresh object for the same certificate bytes is checked on its own, and matches.
-    assert.ok(checkIssuer({ cert: ParsedCertificate.fromDer(ca.cert.der), key: ca.key }, now, false));
+    assert.ok(
+      checkIssuer({ cert: ParsedCertificate.fromDer(ca.cert.der), key: ca.key.privateKey }, now, false),
+    );
   });
 });

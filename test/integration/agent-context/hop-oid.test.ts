@@ -23,8 +23,7 @@ import {
 } from '../../../src/hop/tls';
 import { authorizeAny } from '../../../src/verify';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../../src/x509/agent-context/oid';
-import { baseContext } from '../../support/delegation';
-import { createPki, issueSvid, type TrustDomainPki } from '../../support/pki';
+import { baseContext, createPki, issueSvid, type TrustDomainPki } from '../../support/pki';
 import { DecisionLog } from '../../support/hop';
 import { expectRefusal } from '../../support/refusal';
 

@@ -8,11 +8,10 @@ import * as path from 'node:path';
 import { answerX509PopChallenge } from '../../../src/attest';
 import { ServerX509Source } from '../../../src/client/server-x509-source';
 import { generateSigningKeyPair } from '../../../src/x509/keys';
-import { encodePem } from '../../../src/x509/pem';
-import { createRootCa, issueX509Svid } from '../../../src/x509/profiles';
 import { issuerKey, jwksOf, psatClaims, signJwt } from '../../support/jwt';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { id, serverBundle } from '../../support/hop';
+import { provisioningEvidencePem, provisioningPki, writeProvisioningCaFile } from '../../support/pki';
 
 describe('ServerX509Source with k8s_psat and x509pop', function () {
   this.timeout(60_000);
@@ -20,21 +19,9 @@ describe('ServerX509Source with k8s_psat and x509pop', function () {
   const k8sKey = issuerKey('ES256');
   const jwksFile = path.join(files, 'jwks.json');
   fs.writeFileSync(jwksFile, jwksOf(k8sKey));
-  const rootKey = generateSigningKeyPair('ec-p256');
-  const root = createRootCa({
-    trustDomain: 'provisioning.example',
-    ttlSeconds: 86400,
-    key: rootKey.privateKey,
-  });
-  const deviceKey = generateSigningKeyPair('ec-p256');
-  const device = issueX509Svid({
-    spiffeId: 'spiffe://provisioning.example/device/gpu-7',
-    publicKey: deviceKey.publicKey,
-    issuer: { cert: root.cert, key: rootKey.privateKey },
-    ttlSeconds: 3600,
-  });
-  const caBundleFile = path.join(files, 'prov-ca.pem');
-  fs.writeFileSync(caBundleFile, encodePem('CERTIFICATE', root.der));
+  const prov = provisioningPki('spiffe://provisioning.example/device/gpu-7');
+  const { deviceKey } = prov;
+  const caBundleFile = writeProvisioningCaFile(prov, path.join(files, 'prov-ca.pem'));
   let s: TestServer;
 
   before(async () => {
@@ -94,7 +81,7 @@ describe('ServerX509Source with k8s_psat and x509pop', function () {
         selectors: [{ type: 'x509pop', value: 'san:uri:spiffe://provisioning.example/device/gpu-7' }],
       },
     });
-    const evidence = Buffer.from(encodePem('CERTIFICATE', device.der));
+    const evidence = Buffer.from(provisioningEvidencePem(prov));
     const source = await ServerX509Source.start({
       server: s.running.publicAddress,
       bundle: serverBundle(s),

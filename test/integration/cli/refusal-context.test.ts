@@ -21,15 +21,15 @@ import { StaticRevocationList } from '../../../src/verify/revocation';
 import { generateSigningKeyPair } from '../../../src/x509/keys';
 import {
   baseContext,
+  createCa,
   delegate,
+  type Hop,
+  type Issued,
   issueSvid,
-  newCa,
   plannerChain,
   seconds,
   TD,
-  type Ca,
-  type Hop,
-} from '../../support/delegation';
+} from '../../support/pki';
 import { runCli, type CliResult } from '../../support/server-process';
 
 const SERVICE = `spiffe://${TD}/services/docs`;
@@ -38,7 +38,7 @@ const lanyard = (args: string[]): Promise<CliResult> => runCli(args);
 
 describe('hop refusals: which context a deny decision carries', function () {
   this.timeout(60_000);
-  let ca: Ca;
+  let ca: Issued;
   let chain: Hop[];
   let bundle: X509Bundle;
   let revocation: StaticRevocationList;
@@ -59,7 +59,7 @@ describe('hop refusals: which context a deny decision carries', function () {
   };
 
   before(() => {
-    ca = newCa();
+    ca = createCa();
     chain = plannerChain(ca);
     bundle = new X509Bundle(TrustDomain.parse(TD), { x509Authorities: [ca.cert] });
     // The planner's task ended: its session, and with it every session delegated from it, is revoked.
@@ -118,7 +118,7 @@ describe('hop refusals: which context a deny decision carries', function () {
   });
 
   it('a revoked session signed by a CA the bundle does not hold: no context (path validation failed first)', async () => {
-    const rogue = plannerChain(newCa());
+    const rogue = plannerChain(createCa());
     await assert.rejects(
       verifyHopPeer([rogue[2]!.cert.der], options(), { transport: 'http' }),
       (e: { code: string }) => e.code !== 'ERR_REVOKED',
@@ -131,11 +131,11 @@ describe('hop refusals: which context a deny decision carries', function () {
   });
 
   it('a revoked peer of a foreign trust domain: no context (ERR_WRONG_TRUST_DOMAIN)', async () => {
-    const other = newCa('other.example');
+    const other = createCa('other.example');
     const key = generateSigningKeyPair('ec-p256');
     const id = 'spiffe://other.example/agents/retrieval';
     const ctx = baseContext({ sessionId: 'session-planner', scopes: ['docs:read'] });
-    const cert = issueSvid(other, id, key.publicKey, ctx, 600);
+    const cert = issueSvid(other, id, { key, context: ctx, ttlSeconds: 600 }).cert;
     const both = new BundleSet([
       bundle,
       new X509Bundle(TrustDomain.parse('other.example'), { x509Authorities: [other.cert] }),
@@ -161,7 +161,7 @@ describe('hop refusals: which context a deny decision carries', function () {
       scopes: ['docs:read', 'docs:write'],
       delegation: [link],
     });
-    const cert = issueSvid(ca, id, key.publicKey, ctx, 600);
+    const cert = issueSvid(ca, id, { key, context: ctx, ttlSeconds: 600 }).cert;
     await assert.rejects(
       verifyHopPeer([cert.der], options(), { transport: 'http' }),
       (e: { code: string }) => e.code !== 'ERR_REVOKED' && e.code.startsWith('ERR_'),

@@ -8,8 +8,7 @@ import { toSpiffeBundle, X509Bundle } from '../../../src/bundle';
 import { loadDevCa } from '../../../src/ca/dev-ca';
 import { TrustDomain } from '../../../src/spiffe';
 import { encodePem } from '../../../src/x509/pem';
-import { HOUR, makeLeaf, makeRoot } from '../../support/certs';
-import { createPki, delegatedPair } from '../../support/pki';
+import { createPki, delegatedPair, HOUR, makeLeaf, makeRoot } from '../../support/pki';
 import { BIN } from '../../support/paths';
 
 function lanyard(cwd: string, ...args: string[]): { status: number; stdout: string; stderr: string } {

@@ -27,7 +27,7 @@ import {
 import { DecisionLog, eventually } from '../../support/hop';
 import { rejectsWithStatus } from '../../support/grpc-refusal';
 import { tempDataDir, type TestServer } from '../../support/test-server';
-import { createWebPki, type WebPki } from '../../support/web-pki';
+import { createWebPki, type WebPki } from '../../support/pki-openssl';
 import { A, B, bundleJson, federatedWorkload, rogueEndpoint, startFederatedServer } from './helpers';
 
 const UID = process.getuid!();

@@ -5,7 +5,7 @@ import { toSpiffeBundle } from '../../../src/bundle/to-spiffe-bundle';
 import { ServerX509Source } from '../../../src/client/server-x509-source';
 import type { FederationConfig, ServerConfig } from '../../../src/server/config';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
-import type { WebPki } from '../../support/web-pki';
+import { type WebPki } from '../../support/pki-openssl';
 
 export const A = 'a.test';
 export const B = 'b.test';

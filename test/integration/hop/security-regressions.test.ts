@@ -30,7 +30,7 @@ import {
 import { SpiffeId } from '../../../src/spiffe';
 import { authorizeAny, authorizeId } from '../../../src/verify/authorize';
 import { StaticRevocationList } from '../../../src/verify/revocation';
-import { createPki, issueSvid, keyPem, certsPem, type TrustDomainPki } from '../../support/pki';
+import { certsPem, createPki, issueSvid, keyPem, type TrustDomainPki } from '../../support/pki';
 import { DecisionLog, pkiSource } from '../../support/hop';
 import { assertRefusal } from '../../support/refusal';
 

@@ -16,7 +16,7 @@ import { contextDer } from '../../../src/x509/agent-context/context-der-writer';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../../src/x509/agent-context/oid';
 import type { AgentContext } from '../../../src/x509/agent-context/types';
 import { agentContext } from '../../x509/agent-context/arbitraries';
-import { newCa, plannerChain } from '../../support/delegation';
+import { createCa, plannerChain } from '../../support/pki';
 import { REPO_ROOT } from '../../support/paths';
 
 const ROOT = REPO_ROOT;
@@ -90,7 +90,7 @@ describe('docs/design/agent-context.asn1 against asn1c', function () {
     spawnSync(decoder, ['-iber', '-c', '-oder', ...files], { maxBuffer: 64 * 1024 * 1024 });
 
   it('decodes the extension of real SVIDs (0, 1 and 2 delegation links) to the same DER', () => {
-    const hops = plannerChain(newCa());
+    const hops = plannerChain(createCa());
     hops.forEach((hop, i) => {
       const ext = hop.cert.extensions.find((e) => e.oid === DEFAULT_AGENT_CONTEXT_OID);
       assert.ok(
@@ -118,7 +118,7 @@ describe('docs/design/agent-context.asn1 against asn1c', function () {
   });
 
   describe('a value that breaks a constraint of the module is refused by both', () => {
-    const base = (): AgentContext => structuredClone(plannerChain(newCa())[1]!.context);
+    const base = (): AgentContext => structuredClone(plannerChain(createCa())[1]!.context);
     const cases: [string, (c: AgentContext) => void][] = [
       ['context version 2', (c) => void ((c as { version: number }).version = 2)],
       ['empty agentId', (c) => void (c.agentId = '')],

@@ -5,7 +5,6 @@
  * ID authorization. Every test waits on socket events only.
  */
 import assert from 'node:assert/strict';
-import { createPublicKey } from 'node:crypto';
 import tls from 'node:tls';
 import { BundleSet } from '../../../src/bundle';
 import { ErrorCode, LanyardError } from '../../../src/errors';
@@ -17,8 +16,17 @@ import {
   requireScopes,
   StaticRevocationList,
 } from '../../../src/verify';
-import { makeLeaf } from '../../support/certs';
-import { ALICE, baseContext } from '../../support/delegation';
+import {
+  ALICE,
+  baseContext,
+  certsPem,
+  createPki,
+  delegatedPair,
+  issueSvid,
+  makeLeaf,
+  Svid,
+  TrustDomainPki,
+} from '../../support/pki';
 import {
   ClientOutcome,
   connectWithSvid,
@@ -27,7 +35,6 @@ import {
   SvidServer,
   SvidServerOptions,
 } from './helpers/mtls';
-import { certsPem, createPki, delegatedPair, issueSvid, Svid, TrustDomainPki } from '../../support/pki';
 
 const DAY_SECONDS = 24 * 3600;
 const SERVER_ID = 'spiffe://example.org/tool-server';
@@ -208,17 +215,10 @@ describe('interop: mutual TLS between Node tls peers with Lanyard SVIDs and the 
       const server = await startServer();
       // other.org's intermediate signs an example.org ID. Lanyard's issuer refuses to (ERR_WRONG_TRUST_DOMAIN), so
       // the forgery comes from the permissive test builder. Node's TLS layer trusts other.org's root.
-      const forged = makeLeaf(
-        'spiffe://example.org/agent/retrieval',
-        {
-          cert: otherPki.intermediate.cert,
-          key: {
-            privateKey: otherPki.intermediate.key,
-            publicKey: createPublicKey(otherPki.intermediate.key),
-          },
-        },
-        { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3600_000) },
-      );
+      const forged = makeLeaf('spiffe://example.org/agent/retrieval', otherPki.intermediate, {
+        notBefore: new Date(Date.now() - 60_000),
+        notAfter: new Date(Date.now() + 3600_000),
+      });
       const forgedSvid: Svid = {
         id: 'spiffe://example.org/agent/retrieval',
         key: forged.key,

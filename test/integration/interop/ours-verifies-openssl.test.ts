@@ -11,7 +11,7 @@ import { ErrorCode, ErrorCodeValue } from '../../../src/errors';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid, VerifyX509SvidResult } from '../../../src/verify';
 import { openssl } from '../../support/x509';
-import { OpensslCert, OpensslKeyType, OpensslPki } from '../../support/openssl-pki';
+import { OpensslCert, OpensslKeyType, OpensslPki } from '../../support/pki-openssl';
 import { removeDir, tempDir } from '../../support/tmp';
 import { expectRefusal } from '../../support/refusal';
 

@@ -27,12 +27,11 @@ import { DEFAULT_AGENT_CONTEXT_OID, RETIRED_AGENT_CONTEXT_OIDS } from '../../../
 import { generateSigningKeyPair } from '../../../src/x509/keys';
 import { decodePemBlocks, encodePem } from '../../../src/x509/pem';
 import { OID_ARC_LIMIT } from '../../../src/x509/oid';
-import { baseContext } from '../../support/delegation';
+import { baseContext, certsPem, createPki, issueSvid } from '../../support/pki';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { runCli, spawnLanyard } from '../../support/server-process';
 import { createGrant, id, redeemGrant, register, startSession, TD, type Agent } from '../../support/sessions';
 import { openssl } from '../../support/x509';
-import { certsPem, createPki, issueSvid } from '../../support/pki';
 import { installPeers, PeerPrograms, type PeerCase } from './helpers/peers';
 import { issueSvidWithRawContextOid } from '../../support/raw-oid';
 import { expectRefusal } from '../../support/refusal';

@@ -17,11 +17,10 @@ import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../../../src/bundle/x509-bundle';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
-import { generateSigningKeyPair } from '../../../src/x509/keys';
-import { decodePemBlocks, encodePem } from '../../../src/x509/pem';
-import { createRootCa } from '../../../src/x509/profiles';
+import { decodePemBlocks } from '../../../src/x509/pem';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { REPO_ROOT } from '../../support/paths';
+import { certPem, createCa } from '../../support/pki';
 
 const ROOT = REPO_ROOT;
 const INSTALL = path.join(ROOT, 'scripts', 'python-client', 'install-deps.sh');
@@ -182,10 +181,8 @@ describe('interop: a Python gRPC client (Debian python3-grpcio) attests with a j
   });
 
   it('pins the bundle: a client trusting another CA does not connect (UNAVAILABLE) and the token stays unspent', async () => {
-    const key = generateSigningKeyPair('ec-p256').privateKey;
-    const foreign = createRootCa({ trustDomain: TD, ttlSeconds: 3600, key });
     const foreignFile = path.join(files, 'foreign.pem');
-    fs.writeFileSync(foreignFile, encodePem('CERTIFICATE', foreign.der));
+    fs.writeFileSync(foreignFile, certPem(createCa(TD).cert));
     const token = await newToken();
     const r = await run(
       PYTHON,

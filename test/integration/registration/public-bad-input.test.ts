@@ -15,9 +15,6 @@ import { ErrorCode } from '../../../src/errors';
 import { ERROR_CODE_METADATA_KEY } from '../../../src/internal/grpc-call';
 import { openDefaultStore } from '../../../src/server/run';
 import type { Store, StoreOps } from '../../../src/store/store';
-import { createRootCa, issueX509Svid } from '../../../src/x509/profiles';
-import { generateSigningKeyPair } from '../../../src/x509/keys';
-import { encodePem } from '../../../src/x509/pem';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import {
   attest,
@@ -30,6 +27,7 @@ import {
   type PublicClients,
 } from '../../support/public-client';
 import { rejectsGrpc } from '../../support/grpc-refusal';
+import { provisioningEvidencePem, provisioningPki, writeProvisioningCaFile } from '../../support/pki';
 
 const TD = 'lanyard.local';
 const MAX_MESSAGE_BYTES = 8192;
@@ -89,22 +87,10 @@ describe('public listener: bad input and clients that go away', function () {
   this.timeout(60_000);
   const files = tempDataDir();
   // A provisioning CA for x509pop and one device certificate under it.
-  const provKey = generateSigningKeyPair('ec-p256');
-  const prov = createRootCa({
-    trustDomain: 'provisioning.example',
-    ttlSeconds: 86400,
-    key: provKey.privateKey,
-  });
-  const deviceKey = generateSigningKeyPair('ec-p256');
-  const device = issueX509Svid({
-    spiffeId: 'spiffe://provisioning.example/device/edge-3',
-    publicKey: deviceKey.publicKey,
-    issuer: { cert: prov.cert, key: provKey.privateKey },
-    ttlSeconds: 3600,
-  });
-  const caBundleFile = path.join(files, 'prov-ca.pem');
-  fs.writeFileSync(caBundleFile, encodePem('CERTIFICATE', prov.der));
-  const deviceEvidence = Buffer.from(encodePem('CERTIFICATE', device.der));
+  const prov = provisioningPki('spiffe://provisioning.example/device/edge-3');
+  const { deviceKey } = prov;
+  const caBundleFile = writeProvisioningCaFile(prov, path.join(files, 'prov-ca.pem'));
+  const deviceEvidence = Buffer.from(provisioningEvidencePem(prov));
 
   const gate = new TransactionGate();
   let s: TestServer;

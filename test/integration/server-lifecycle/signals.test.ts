@@ -26,8 +26,8 @@ import { rejectsGrpc } from '../../support/grpc-refusal';
 import {
   provisioningEvidencePem,
   provisioningPki,
-  writeProvisioningCaFile,
   type ProvisioningPki,
+  writeProvisioningCaFile,
 } from '../../support/pki';
 
 const TD = 'lanyard.local';

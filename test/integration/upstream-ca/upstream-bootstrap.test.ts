@@ -16,7 +16,7 @@ import { verifyX509Svid } from '../../../src/verify';
 import { decodePemBlocks } from '../../../src/x509/pem';
 import { tempDataDir } from '../../support/test-server';
 import { BIN, runCli, runSh, spawnServer, type ServerProcess } from '../../support/server-process';
-import { ORG_TD, makeOrg, pemOf, writeConfig, type Org } from '../../support/upstream-org';
+import { certPem, createOrgPki, ORG_TD, type OrgPki, writeUpstreamConfig } from '../../support/pki';
 
 const td = TrustDomain.parse(ORG_TD);
 
@@ -26,7 +26,7 @@ const sh = runSh;
 describe('ca.upstream: workloads and agents bootstrap from the org root with --trust-domain', function () {
   this.timeout(90_000);
   let work: string;
-  let org: Org;
+  let org: OrgPki;
   let dataDir: string;
   let server: ServerProcess;
   let address: string;
@@ -34,15 +34,19 @@ describe('ca.upstream: workloads and agents bootstrap from the org root with --t
 
   before(async () => {
     work = tempDataDir();
-    org = makeOrg(work, 'org', { spiffeNamed: false });
-    assert.deepEqual(org.root.uriSans, [], 'the org root names no trust domain');
-    const configFile = writeConfig(work, { cert: 'org/int.pem', key: 'org/int.key', bundle: 'org/root.pem' });
+    org = createOrgPki(work, 'org', { spiffeNamed: false });
+    assert.deepEqual(org.root.cert.uriSans, [], 'the org root names no trust domain');
+    const configFile = writeUpstreamConfig(work, {
+      cert: 'org/int.pem',
+      key: 'org/int.key',
+      bundle: 'org/root.pem',
+    });
     dataDir = file('data');
     server = spawnServer(['--config', configFile, '--data-dir', dataDir]);
     address = await server.ready;
     const shown = await runCli(['bundle', 'show', '--data-dir', dataDir]);
     assert.equal(shown.code, 0, shown.stderr);
-    assert.equal(shown.stdout.trim(), pemOf(org.root).trim());
+    assert.equal(shown.stdout.trim(), certPem(org.root.cert).trim());
     fs.writeFileSync(file('bundle.pem'), shown.stdout);
   });
 
@@ -97,7 +101,7 @@ describe('ca.upstream: workloads and agents bootstrap from the org root with --t
     // leaf, Lanyard CA, org intermediate: the org root alone is enough to verify it.
     const chain = decodePemBlocks(fs.readFileSync(file('svid/svid.pem'), 'utf8'), 'CERTIFICATE');
     assert.equal(chain.length, 3);
-    assert.equal(verifyX509Svid(chain, X509Bundle.fromPem(td, pemOf(org.root))).id.toString(), id);
+    assert.equal(verifyX509Svid(chain, X509Bundle.fromPem(td, certPem(org.root.cert))).id.toString(), id);
     const verified = await runCli([
       'svid',
       'verify',
@@ -200,7 +204,7 @@ describe('ca.upstream: workloads and agents bootstrap from the org root with --t
     assert.match(last, new RegExp(`spiffe://${ORG_TD.replace('.', '\\.')}/agents/demo`));
     const chain = decodePemBlocks(fs.readFileSync(path.join(dir, 'svid/svid.pem'), 'utf8'), 'CERTIFICATE');
     assert.equal(
-      verifyX509Svid(chain, X509Bundle.fromPem(td, pemOf(org.root))).id.toString(),
+      verifyX509Svid(chain, X509Bundle.fromPem(td, certPem(org.root.cert))).id.toString(),
       `spiffe://${ORG_TD}/agents/demo`,
     );
   });

@@ -16,53 +16,38 @@ import { startServer } from '../../../src/server/run';
 import { TrustDomain } from '../../../src/spiffe';
 import { verifyX509Svid } from '../../../src/verify';
 import { ParsedCertificate } from '../../../src/x509/certificate';
-import { generateSigningKeyPair } from '../../../src/x509/keys';
-import { createIntermediateCa, type IssuedCertificate } from '../../../src/x509/profiles';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { attest, connectPublic, getBundle, newKey, type PublicClients } from '../../support/public-client';
 import { runCli, spawnServer } from '../../support/server-process';
-import { ORG_TD, makeOrg, pemOf, writeConfig, type Org } from '../../support/upstream-org';
+import { certPem, createOrgPki, ORG_TD, type OrgPki, writeUpstreamConfig } from '../../support/pki';
 
 const TD = ORG_TD;
 const td = TrustDomain.parse(TD);
 
 /**
- * Two org intermediates, root -> regional CA -> workload CA (Lanyard's signer), written under org.dir as
- * chain.pem (signer, then regional) and signer.key, with a config file naming them.
+ * A second organisation PKI, `org2`: root -> regional CA -> workload CA (Lanyard's signer), its cert_file the
+ * workload CA then the regional CA, with a config file naming its files.
  */
 function twoOrgIntermediates(
-  org: Org,
   work: string,
   pathLen: { regional: number; signer?: number },
-): { regional: IssuedCertificate; signer: IssuedCertificate; configFile: string } {
-  const { privateKey: regionalKey } = generateSigningKeyPair('ec-p256');
-  const regional = createIntermediateCa({
-    trustDomain: TD,
-    publicKey: regionalKey,
-    issuer: { cert: org.root, key: org.rootKey },
-    ttlSeconds: 365 * 86400,
-    pathLen: pathLen.regional,
-    subject: { organization: 'Example Org', commonName: 'Regional CA' },
+): { org: OrgPki; regional: ParsedCertificate; signer: ParsedCertificate; configFile: string } {
+  const org = createOrgPki(work, 'org2', {
+    levels: [
+      { pathLen: pathLen.regional, commonName: 'Regional CA' },
+      {
+        commonName: 'Workload CA',
+        ttlSeconds: 180 * 86400,
+        ...(pathLen.signer !== undefined ? { pathLen: pathLen.signer } : {}),
+      },
+    ],
   });
-  const { privateKey: signerKey } = generateSigningKeyPair('ec-p256');
-  const signer = createIntermediateCa({
-    trustDomain: TD,
-    publicKey: signerKey,
-    issuer: { cert: regional.cert, key: regionalKey },
-    ttlSeconds: 180 * 86400,
-    ...(pathLen.signer !== undefined ? { pathLen: pathLen.signer } : {}),
-    subject: { organization: 'Example Org', commonName: 'Workload CA' },
+  const configFile = writeUpstreamConfig(work, {
+    cert: 'org2/int.pem',
+    key: 'org2/int.key',
+    bundle: 'org2/root.pem',
   });
-  fs.writeFileSync(path.join(org.dir, 'chain.pem'), pemOf(signer.cert) + pemOf(regional.cert));
-  fs.writeFileSync(path.join(org.dir, 'signer.key'), signerKey.export({ type: 'pkcs8', format: 'pem' }), {
-    mode: 0o600,
-  });
-  const configFile = writeConfig(work, {
-    cert: 'org/chain.pem',
-    key: 'org/signer.key',
-    bundle: 'org/root.pem',
-  });
-  return { regional, signer, configFile };
+  return { org, signer: org.chain[0]!, regional: org.chain[1]!, configFile };
 }
 
 /** Registers `spiffe://<TD>/agents/<name>` (selector unix:uid:1) and attests it with a fresh join token. */
@@ -85,10 +70,10 @@ async function attestAgent(
 describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', function () {
   this.timeout(60_000);
   let work: string;
-  let org: Org;
+  let org: OrgPki;
   beforeEach(() => {
     work = tempDataDir();
-    org = makeOrg(work, 'org');
+    org = createOrgPki(work, 'org');
   });
   afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
@@ -103,7 +88,7 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
     });
 
     it('publishes only the org root and issues chains leaf -> Lanyard CA -> org intermediate', async () => {
-      const configFile = writeConfig(work, {
+      const configFile = writeUpstreamConfig(work, {
         cert: 'org/int.pem',
         key: 'org/int.key',
         bundle: 'org/root.pem',
@@ -116,15 +101,15 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
       });
       s = await startTestServer({ config: { caUpstream: fromFile.caUpstream!, configFile } });
       // A workload bootstraps with the org root alone: the server's own chain must verify to it.
-      pub = connectPublic(s.running.publicAddress, pemOf(org.root), TD);
+      pub = connectPublic(s.running.publicAddress, certPem(org.root.cert), TD);
 
       const { bundle } = await getBundle(pub);
       assert.deepEqual(
         bundle!.x509Authorities.map((d) => Buffer.from(d).toString('hex')),
-        [Buffer.from(org.root.der).toString('hex')],
+        [Buffer.from(org.root.cert.der).toString('hex')],
       );
       const admin = await s.client.getBundle({});
-      assert.equal(admin.bundle!.x509AuthoritiesPem, pemOf(org.root));
+      assert.equal(admin.bundle!.x509AuthoritiesPem, certPem(org.root.cert));
 
       const { id, result } = await attestAgent(s, pub, 'upstream');
       const chain = result.svid!.certChain.map((d) => ParsedCertificate.fromDer(d));
@@ -134,16 +119,18 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
         ParsedCertificate,
         ParsedCertificate,
       ];
-      assert.deepEqual(Buffer.from(orgIntermediate.der), Buffer.from(org.intermediate.der));
+      assert.deepEqual(Buffer.from(orgIntermediate.der), Buffer.from(org.signer.cert.der));
       assert.ok(lanyardCa.isCa && !lanyardCa.selfIssued);
       assert.deepEqual(Buffer.from(lanyardCa.issuerDer), Buffer.from(orgIntermediate.subjectDer));
       assert.equal(s.running.ca.authorities()[0]!.selfSigned, false);
 
-      const orgBundle = X509Bundle.fromPem(td, pemOf(org.root));
+      const orgBundle = X509Bundle.fromPem(td, certPem(org.root.cert));
       assert.equal(verifyX509Svid(result.svid!.certChain, orgBundle).id.toString(), id);
       // Negative: the same chain against another organisation's root does not verify.
-      const other = makeOrg(work, 'other');
-      assert.throws(() => verifyX509Svid(result.svid!.certChain, X509Bundle.fromPem(td, pemOf(other.root))));
+      const other = createOrgPki(work, 'other');
+      assert.throws(() =>
+        verifyX509Svid(result.svid!.certChain, X509Bundle.fromPem(td, certPem(other.root.cert))),
+      );
 
       // OpenSSL agrees, and needs the org intermediate the chain carries.
       const files = path.join(work, 'openssl');
@@ -152,9 +139,9 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
         fs.writeFileSync(path.join(files, name), text);
         return path.join(files, name);
       };
-      const rootFile = write('root.pem', pemOf(org.root));
-      const leafFile = write('leaf.pem', pemOf(leaf));
-      const untrusted = write('chain.pem', pemOf(lanyardCa) + pemOf(orgIntermediate));
+      const rootFile = write('root.pem', certPem(org.root.cert));
+      const leafFile = write('leaf.pem', certPem(leaf));
+      const untrusted = write('chain.pem', certPem(lanyardCa) + certPem(orgIntermediate));
       const verified = execFileSync(
         'openssl',
         ['verify', '-CAfile', rootFile, '-untrusted', untrusted, leafFile],
@@ -163,7 +150,7 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
         },
       );
       assert.match(verified, /leaf\.pem: OK/);
-      const withoutIntermediate = write('ca-only.pem', pemOf(lanyardCa));
+      const withoutIntermediate = write('ca-only.pem', certPem(lanyardCa));
       assert.throws(() =>
         execFileSync(
           'openssl',
@@ -177,11 +164,12 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
 
     it('with two org intermediates in cert_file, workloads get both, below the Lanyard CA', async () => {
       // root -> regional CA -> workload CA (Lanyard's signer); cert_file = workload CA, then regional CA.
-      const { regional, signer, configFile } = twoOrgIntermediates(org, work, { regional: 2, signer: 1 });
+      const deep = twoOrgIntermediates(work, { regional: 2, signer: 1 });
+      const { regional, signer, configFile } = deep;
       s = await startTestServer({
         config: { caUpstream: loadConfig({ configFile, env: {} }).caUpstream!, configFile },
       });
-      pub = connectPublic(s.running.publicAddress, pemOf(org.root), TD);
+      pub = connectPublic(s.running.publicAddress, certPem(deep.org.root.cert), TD);
       const { id, result } = await attestAgent(s, pub, 'deep');
       const chain = result.svid!.certChain.map((d) => Buffer.from(d).toString('hex'));
       assert.equal(chain.length, 4);
@@ -189,14 +177,14 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
         chain.slice(2),
         [signer.der, regional.der].map((d) => Buffer.from(d).toString('hex')),
       );
-      const orgBundle = X509Bundle.fromPem(td, pemOf(org.root));
+      const orgBundle = X509Bundle.fromPem(td, certPem(deep.org.root.cert));
       assert.equal(verifyX509Svid(result.svid!.certChain, orgBundle).id.toString(), id);
       // Without the regional CA the chain does not reach the root.
       assert.throws(() => verifyX509Svid(result.svid!.certChain.slice(0, 3), orgBundle));
     });
 
     it('`lanyard server run --config` with ca.upstream: `lanyard bundle show` prints the org root alone', async () => {
-      const configFile = writeConfig(work, {
+      const configFile = writeUpstreamConfig(work, {
         cert: 'org/int.pem',
         key: 'org/int.key',
         bundle: 'org/root.pem',
@@ -207,7 +195,7 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
         await server.ready;
         const shown = await runCli(['bundle', 'show', '--data-dir', dataDir]);
         assert.equal(shown.code, 0, shown.stderr);
-        assert.equal(shown.stdout.trim(), pemOf(org.root).trim());
+        assert.equal(shown.stdout.trim(), certPem(org.root.cert).trim());
         server.child.kill('SIGTERM');
         assert.equal(await server.exited, 0);
       } finally {
@@ -233,15 +221,23 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
 
     it('a key file readable by group or others', async () => {
       fs.chmodSync(path.join(org.dir, 'int.key'), 0o644);
-      const file = writeConfig(work, { cert: 'org/int.pem', key: 'org/int.key', bundle: 'org/root.pem' });
+      const file = writeUpstreamConfig(work, {
+        cert: 'org/int.pem',
+        key: 'org/int.key',
+        bundle: 'org/root.pem',
+      });
       await refused(file, 'ca.upstream.key_file: ', 'accessible by group or others', 'chmod 600');
       fs.chmodSync(path.join(org.dir, 'int.key'), 0o640);
       await refused(file, 'ca.upstream.key_file: ', 'mode 640');
     });
 
     it('an intermediate that does not chain to the bundle', async () => {
-      const other = makeOrg(work, 'other');
-      const file = writeConfig(work, { cert: 'org/int.pem', key: 'org/int.key', bundle: 'other/root.pem' });
+      const other = createOrgPki(work, 'other');
+      const file = writeUpstreamConfig(work, {
+        cert: 'org/int.pem',
+        key: 'org/int.key',
+        bundle: 'other/root.pem',
+      });
       await refused(
         file,
         'ca.upstream.cert_file: ',
@@ -251,32 +247,44 @@ describe('ca.upstream: Lanyard CAs signed by an organisation intermediate', func
     });
 
     it("a key that is not the intermediate certificate's", async () => {
-      makeOrg(work, 'other');
-      const file = writeConfig(work, { cert: 'org/int.pem', key: 'other/int.key', bundle: 'org/root.pem' });
+      createOrgPki(work, 'other');
+      const file = writeUpstreamConfig(work, {
+        cert: 'org/int.pem',
+        key: 'other/int.key',
+        bundle: 'org/root.pem',
+      });
       await refused(file, 'ca.upstream.key_file: ', 'is not the key of the first certificate');
     });
 
     it('a bundle file that holds an intermediate, not a root', async () => {
-      const file = writeConfig(work, { cert: 'org/int.pem', key: 'org/int.key', bundle: 'org/int.pem' });
+      const file = writeUpstreamConfig(work, {
+        cert: 'org/int.pem',
+        key: 'org/int.key',
+        bundle: 'org/int.pem',
+      });
       await refused(file, 'ca.upstream.bundle_file: ', 'self-issued CA');
     });
 
     it('a CA above the signer whose pathLenConstraint leaves no room for Lanyard’s CA', async () => {
       // root -> regional (pathLen 1) -> signer (no pathLen): valid as a chain, but with Lanyard's CA below the
       // signer the regional CA would have two intermediates under it.
-      const { regional, configFile: file } = twoOrgIntermediates(org, work, { regional: 1 });
+      const { regional, configFile: file } = twoOrgIntermediates(work, { regional: 1 });
       await refused(
         file,
         'ca.upstream.cert_file: ',
         "cannot sign Lanyard's CA",
         'ERR_PATH_LEN_EXCEEDED',
-        `serial ${regional.cert.serialHex}`,
+        `serial ${regional.serialHex}`,
       );
     });
 
     it('by the CLI: exit 1, the field on stderr, no data dir', async () => {
       fs.chmodSync(path.join(org.dir, 'int.key'), 0o644);
-      const file = writeConfig(work, { cert: 'org/int.pem', key: 'org/int.key', bundle: 'org/root.pem' });
+      const file = writeUpstreamConfig(work, {
+        cert: 'org/int.pem',
+        key: 'org/int.key',
+        bundle: 'org/root.pem',
+      });
       const dataDir = path.join(work, 'data');
       const r = await runCli(['server', 'run', '--config', file, '--data-dir', dataDir], {
         LANYARD_LISTEN_ADDRESS: '127.0.0.1:0',

@@ -1,18 +1,20 @@
 /**
- * Certificates minted by the openssl CLI alone (`openssl req -x509` for roots, `openssl req` + `openssl x509 -req`
- * for everything they sign), with the extensions written as an OpenSSL user would write them in a config file.
+ * The openssl CLI companion of test/support/pki.ts: certificates minted by the openssl CLI alone (`openssl req
+ * -x509` for roots, `openssl req` + `openssl x509 -req` for everything they sign), with the extensions written as
+ * an OpenSSL user would write them in a config file, so the tests read certificates from an independent
+ * implementation. Keys are files (0600), as openssl users keep them.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { decodePemBlocks } from '../../src/x509/pem';
 import { tempDir } from './tmp';
 import { openssl, writeTemp } from './x509';
 
-/** Extension sections, one per certificate shape the tests need. */
-export const OPENSSL_CONFIG = `
+/** The CA and Web PKI extension sections. */
+const CA_SECTIONS = `
 [req]
 distinguished_name = dn
 [dn]
@@ -57,51 +59,49 @@ subjectAltName = URI:spiffe://example.org
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 
-[svid]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-
-[svid_without_key_identifiers]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-subjectKeyIdentifier = none
-authorityKeyIdentifier = none
-
-[svid_two_uri_sans]
-subjectAltName = URI:spiffe://example.org/workload,URI:spiffe://example.org/other
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-
-[svid_ca_true]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
+# A Web PKI (https_web endpoints): a CA and a server certificate for localhost and 127.0.0.1.
+[web_ca]
 basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
 
-[svid_key_cert_sign]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature,keyCertSign
-extendedKeyUsage = serverAuth,clientAuth
+[web_server]
+subjectAltName = DNS:localhost,IP:127.0.0.1
+extendedKeyUsage = serverAuth
 basicConstraints = critical,CA:FALSE
 
-[svid_not_spiffe_uri]
-subjectAltName = URI:https://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-
-[svid_unknown_critical_extension]
-subjectAltName = URI:spiffe://example.org/workload
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-basicConstraints = critical,CA:FALSE
-1.2.3.4 = critical,ASN1:UTF8String:x
 `;
+
+/** The X509-SVID profile as an OpenSSL extension section. */
+const SVID_EXTENSIONS: Record<string, string> = {
+  subjectAltName: 'URI:spiffe://example.org/workload',
+  keyUsage: 'critical,digitalSignature',
+  extendedKeyUsage: 'serverAuth,clientAuth',
+  basicConstraints: 'critical,CA:FALSE',
+};
+
+/** The valid SVID and one section per way of breaking it: the profile with the lines given changed or added. */
+const SVID_SECTIONS: Record<string, Record<string, string>> = {
+  svid: {},
+  svid_without_key_identifiers: { subjectKeyIdentifier: 'none', authorityKeyIdentifier: 'none' },
+  svid_two_uri_sans: { subjectAltName: 'URI:spiffe://example.org/workload,URI:spiffe://example.org/other' },
+  svid_ca_true: { basicConstraints: 'critical,CA:TRUE' },
+  svid_key_cert_sign: { keyUsage: 'critical,digitalSignature,keyCertSign' },
+  svid_not_spiffe_uri: { subjectAltName: 'URI:https://example.org/workload' },
+  svid_unknown_critical_extension: { '1.2.3.4': 'critical,ASN1:UTF8String:x' },
+};
+
+/** Extension sections, one per certificate shape the tests need. */
+export const OPENSSL_CONFIG =
+  CA_SECTIONS +
+  Object.entries(SVID_SECTIONS)
+    .map(([name, changes]) =>
+      [
+        `[${name}]`,
+        ...Object.entries({ ...SVID_EXTENSIONS, ...changes }).map(([k, v]) => `${k} = ${v}`),
+        '',
+      ].join('\n'),
+    )
+    .join('\n');
 
 /** 'ec-p256-explicit': a P-256 key whose SPKI spells the curve out (specifiedCurve) instead of naming it. */
 export type OpensslKeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'ed25519' | 'ec-p256-explicit';
@@ -155,16 +155,7 @@ export class OpensslPki {
       keyPath,
       '-subj',
       subject,
-      '-days',
-      '2',
-      '-set_serial',
-      randomSerial(),
-      '-config',
-      this.config,
-      '-extensions',
-      section,
-      '-out',
-      certPath,
+      ...this.certArgs('-config', 2, section, certPath),
     ]);
     return this.load(certPath, keyPath, keyType);
   }
@@ -203,18 +194,30 @@ export class OpensslPki {
       '-CAkey',
       issuer.keyPath,
       ...KEY_ARGS[issuer.keyType].digest,
+      ...this.certArgs('-extfile', 1, section, certPath),
+    ]);
+    return this.load(certPath, keyPath, keyType);
+  }
+
+  /** What every certificate gets: a random serial, a lifetime, the extensions of `section`, the output file. */
+  private certArgs(
+    configFlag: '-config' | '-extfile',
+    days: number,
+    section: string,
+    certPath: string,
+  ): string[] {
+    return [
       '-set_serial',
       randomSerial(),
       '-days',
-      '1',
-      '-extfile',
+      String(days),
+      configFlag,
       this.config,
       '-extensions',
       section,
       '-out',
       certPath,
-    ]);
-    return this.load(certPath, keyPath, keyType);
+    ];
   }
 
   private paths(name: string): { certPath: string; keyPath: string } {
@@ -222,6 +225,7 @@ export class OpensslPki {
   }
 
   private load(certPath: string, keyPath: string, keyType: OpensslKeyType): OpensslCert {
+    chmodSync(keyPath, 0o600);
     const pem = readFileSync(certPath, 'utf8');
     const [der] = decodePemBlocks(pem, 'CERTIFICATE');
     assert.ok(der !== undefined);
@@ -241,11 +245,11 @@ function randomSerial(): string {
   return `0x${b.toString('hex')}`;
 }
 
-/** The trust domain CA kinds `makeCa` mints, by the `KEY_ARGS` key type each uses. */
+/** The trust domain CA kinds `opensslCa` mints, by the `KEY_ARGS` key type each uses. */
 const CA_KINDS = { p256: 'ec-p256', p384: 'ec-p384', rsa: 'rsa-2048', ed25519: 'ed25519' } as const;
 export type CaKind = keyof typeof CA_KINDS;
 
-export interface TestCa {
+export interface OpensslCa {
   certPem: string;
   keyPem: string;
   der: Uint8Array;
@@ -253,14 +257,14 @@ export interface TestCa {
 }
 
 let caDir: string | undefined;
-const caCache = new Map<string, TestCa>();
+const caCache = new Map<string, OpensslCa>();
 
 /**
  * A self-signed CA for `trustDomain` with a URI SAN of the trust domain ID, as X509-SVID §4 describes, from
  * `openssl req -x509` with its default digest, so bundle tests read certificates from an independent
  * implementation. Each (kind, trust domain, label) is made once per run.
  */
-export function makeCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): TestCa {
+export function opensslCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): OpensslCa {
   const cacheKey = `${kind}-${trustDomain}-${label}`;
   const hit = caCache.get(cacheKey);
   if (hit) return hit;
@@ -289,7 +293,7 @@ export function makeCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): 
   ]);
   const certPem = readFileSync(certFile, 'utf8');
   const der = decodePemBlocks(certPem, 'CERTIFICATE')[0]!;
-  const ca: TestCa = {
+  const ca: OpensslCa = {
     certPem,
     keyPem: readFileSync(keyFile, 'utf8'),
     der,
@@ -297,4 +301,19 @@ export function makeCa(kind: CaKind, trustDomain = 'example.org', label = 'a'): 
   };
   caCache.set(cacheKey, ca);
   return ca;
+}
+
+export interface WebPki {
+  /** PEM of the root: what a client trusts (web_trust_roots_pem). */
+  rootPem: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** A Web PKI in `dir` for tests of https_web endpoints: a CA no Lanyard code built and a localhost server cert. */
+export function createWebPki(dir: string): WebPki {
+  const pki = new OpensslPki(dir);
+  const root = pki.root('web-ca', 'web_ca', 'ec-p256', '/CN=Lanyard test web CA');
+  const server = pki.issue('web', root, 'web_server', 'ec-p256', '/CN=localhost');
+  return { rootPem: root.pem, certFile: server.certPath, keyFile: server.keyPath };
 }
