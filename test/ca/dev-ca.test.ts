@@ -19,7 +19,7 @@ import { ParsedCertificate } from '../../src/x509/certificate';
 import { loadX509Svid } from '../../src/svid';
 import { encodeAgentContext } from '../../src/x509/agent-context';
 import { decodePemBlocks, encodePem } from '../../src/x509/pem';
-import { baseContext } from '../support/delegation';
+import { baseContext } from '../support/pki';
 import { openssl } from '../support/x509';
 import { removeDir, tempDir } from '../support/tmp';
 import { expectRefusalAs } from '../support/refusal';
