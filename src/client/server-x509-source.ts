@@ -6,7 +6,6 @@
  */
 import { federatedBundlesFromProto } from './federated-bundles';
 import * as grpc from '@grpc/grpc-js';
-import type { KeyObject } from 'node:crypto';
 import { X509Bundle } from '../bundle';
 import { InternalError } from '../errors';
 import { AttestationServiceClient, RenewRequest, type RenewResponse } from '../gen/lanyard/v1/attestation';
@@ -80,7 +79,7 @@ export interface ServerX509SourceOptions extends CommonOptions {
 
 export interface ExistingSvidOptions extends CommonOptions {
   /** An SVID obtained some other way (StartSession, a redeemed grant): kept fresh with Renew. */
-  svid: { chain: readonly Uint8Array[]; privateKey: KeyObject };
+  svid: X509Svid;
 }
 
 export class ServerX509Source extends X509SourceEmitter implements X509Source {
@@ -139,6 +138,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   /** Keeps an SVID obtained elsewhere fresh (Renew) and follows the bundle and revocations. */
   static async fromSvid(options: ExistingSvidOptions): Promise<ServerX509Source> {
     const source = new ServerX509Source(options, undefined);
+    // Read again under this source's agentContextOid: the one it will hold its renewals to.
     source.accept(toX509Svid(options.svid.chain, options.svid.privateKey, options));
     source.startWatches();
     await source.revocationsSynced();

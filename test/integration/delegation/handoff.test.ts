@@ -238,7 +238,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
     const fresh = await ServerX509Source.fromSvid({
       server: s.running.publicAddress,
       bundle: serverBundle(s),
-      svid: { chain: own.chain.map((c) => c.der), privateKey: own.privateKey },
+      svid: own,
     });
     try {
       await fresh.renewNow();
