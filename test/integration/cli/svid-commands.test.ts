@@ -273,7 +273,9 @@ describe('lanyard ca / svid commands (dev CA end to end)', function () {
     assert.ok(j.message.length > 0);
   });
 
-  it('--at refuses impossible dates, a missing zone and non-ISO text (exit 2), and honours offsets', () => {
+  it('--at refuses impossible dates, a missing zone and non-ISO text (exit 2), and honours offsets', function () {
+    // Fourteen CLI processes in a row: on a loaded 2-core machine each start alone can take seconds.
+    this.timeout(240_000);
     const verifyAt = (at: string) =>
       lanyard(dir, 'svid', 'verify', '--chain', 'w/svid.pem', '--bundle', 'w/bundle.pem', '--at', at);
     for (const bad of [
