@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, KeyObject, sign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
@@ -18,8 +16,7 @@ import { createCsr, MAX_CSR_BYTES, parseCsr } from '../../src/x509/csr';
 import { readChildren, readSingleTlv } from '../../src/x509/der';
 import { spkiDer } from '../../src/x509/keys';
 import { encodePem } from '../../src/x509/pem';
-import { KEY_ALGORITHMS, openssl, testKey } from '../support/x509';
-import { removeDir, tempDir } from '../support/tmp';
+import { KEY_ALGORITHMS, testKey } from '../support/x509';
 import { propertyRuns } from '../support/property';
 import { expectRefusalAs } from '../support/refusal';
 
@@ -29,23 +26,6 @@ const OID_RSA_SHA256 = '1.2.840.113549.1.1.11';
 const OID_RSA_PSS = '1.2.840.113549.1.1.10';
 const OID_ED25519 = '1.3.101.112';
 const OID_DSA_SHA256 = '2.16.840.1.101.3.4.3.2';
-
-/** DSA domain parameters for `openssl req -newkey dsa:FILE` (2048-bit p, 256-bit q). */
-function dsaParams(dir: string): string {
-  const file = join(dir, 'dsa-params.pem');
-  const made = openssl([
-    'genpkey',
-    '-genparam',
-    '-algorithm',
-    'DSA',
-    '-pkeyopt',
-    'dsa_paramgen_bits:2048',
-    '-out',
-    file,
-  ]);
-  assert.ok(made.ok, made.output);
-  return file;
-}
 
 interface RawCsrOptions {
   /** Signature algorithm OID written into the request. */
@@ -235,40 +215,6 @@ describe('x509 CSR', () => {
           ErrorCode.UNSUPPORTED_KEY,
           named,
         );
-      }
-    });
-
-    it('refuses DSA and RSA-PSS keys with ERR_UNSUPPORTED_KEY (requests made by openssl req)', () => {
-      const dir = tempDir('csr-keys');
-      try {
-        const requests: [string, string[], RegExp][] = [
-          ['dsa', ['-newkey', `dsa:${dsaParams(dir)}`, '-sha256'], /dsa/],
-          [
-            'rsa-pss',
-            ['-newkey', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048', '-sigopt', 'rsa_padding_mode:pss'],
-            /rsa-pss/,
-          ],
-        ];
-        for (const [name, args, named] of requests) {
-          const out = join(dir, `${name}.csr`);
-          const made = openssl([
-            'req',
-            '-new',
-            ...args,
-            '-nodes',
-            '-keyout',
-            join(dir, `${name}.key`),
-            '-subj',
-            '/CN=x',
-            '-out',
-            out,
-          ]);
-          assert.ok(made.ok, made.output);
-          const pem = readFileSync(out, 'utf8');
-          expectRefusalAs(() => parseCsr(pem), MalformedInputError, ErrorCode.UNSUPPORTED_KEY, named);
-        }
-      } finally {
-        removeDir(dir);
       }
     });
 

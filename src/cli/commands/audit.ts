@@ -8,7 +8,6 @@
  *   ship    sends a service's local file chain to the server, which verifies and stores it
  */
 import * as fs from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { AuditPublicKey } from '../../audit/audit-key';
 import { FileAuditLog } from '../../audit/file-log';
@@ -23,13 +22,12 @@ import { crossCheckWitnesses } from '../../audit/witness-check';
 import { parseWitnessLines, type WitnessContent } from '../../audit/witness';
 import { SERVER_SPIFFE_PATH } from '../../ca/server-svid';
 import { isLanyardError } from '../../errors';
-import { AdminCallError } from '../../server/admin-client';
 import { AuditAdminClient } from '../../server/audit/client';
 import { CliError, usageError } from '../cli-error';
-import { EXIT_REJECTED, EXIT_USAGE } from '../exit-codes';
+import { EXIT_REJECTED } from '../exit-codes';
 import { readInputFile } from '../input';
 import { runAction } from '../run-action';
-import { type AdminConnectionOptions, printJson, resolveSocketPath, withAdminOptions } from './server-admin';
+import { type AdminConnectionOptions, printJson, withAdminOptions, withServerClient } from './server-admin';
 
 interface VerifyOptions extends AdminConnectionOptions {
   file?: string;
@@ -49,28 +47,11 @@ interface TraceOptions extends AdminConnectionOptions {
   rootSession?: string;
 }
 
-async function withAuditClient<T>(
+function withAuditClient<T>(
   opts: AdminConnectionOptions,
   fn: (c: AuditAdminClient) => Promise<T>,
 ): Promise<T> {
-  const socketPath = resolveSocketPath(opts);
-  const client = new AuditAdminClient(socketPath);
-  try {
-    return await fn(client);
-  } catch (e) {
-    if (e instanceof AdminCallError) {
-      if (e.code === grpc.status.UNAVAILABLE && e.lanyardCode === undefined) {
-        throw new CliError(`cannot reach the Lanyard server at ${socketPath}: ${e.details}`, EXIT_REJECTED);
-      }
-      throw new CliError(
-        `${e.lanyardCode ? `${e.lanyardCode}: ` : ''}${e.details}`,
-        e.code === grpc.status.INVALID_ARGUMENT ? EXIT_USAGE : EXIT_REJECTED,
-      );
-    }
-    throw e;
-  } finally {
-    client.close();
-  }
+  return withServerClient(opts, (socketPath) => new AuditAdminClient(socketPath), fn);
 }
 
 /** Keys given on the command line: --key (PEM, good at any time) or --bundle (every audit key with its window). */

@@ -37,13 +37,22 @@ export function resolveSocketPath(opts: AdminConnectionOptions): string {
   }
 }
 
-/** Runs `fn` with a client on the admin socket and turns call failures into CLI errors. */
-export async function withAdminClient<T>(
+/** A client of one of the services on the admin socket (admin, audit). */
+export interface AdminSocketClient {
+  close(): void;
+}
+
+/**
+ * Runs `fn` with a client that `connect` opens on the server's admin socket, closes it afterwards, and turns
+ * call failures into CLI errors (toCliError): the one place every command that talks to the server goes through.
+ */
+export async function withServerClient<C extends AdminSocketClient, T>(
   opts: AdminConnectionOptions,
-  fn: (client: AdminClient) => Promise<T>,
+  connect: (socketPath: string) => C,
+  fn: (client: C) => Promise<T>,
 ): Promise<T> {
   const socketPath = resolveSocketPath(opts);
-  const client = new AdminClient(socketPath);
+  const client = connect(socketPath);
   try {
     return await fn(client);
   } catch (e) {
@@ -54,12 +63,22 @@ export async function withAdminClient<T>(
   }
 }
 
+/** withServerClient with the admin service's client. */
+export function withAdminClient<T>(
+  opts: AdminConnectionOptions,
+  fn: (client: AdminClient) => Promise<T>,
+): Promise<T> {
+  return withServerClient(opts, (socketPath) => new AdminClient(socketPath), fn);
+}
+
 /**
- * INVALID_ARGUMENT means the command was not runnable as asked (exit 2, like a bad flag); every other
- * refusal or failure is exit 1. The message keeps the server's words and the stable error code.
+ * UNAVAILABLE without a Lanyard error code is the transport: nothing answers on the socket. A refusal the
+ * server answered (also one mapped to UNAVAILABLE, such as an unhealthy audit log) keeps the server's words and
+ * the stable error code. INVALID_ARGUMENT means the command was not runnable as asked (exit 2, like a bad
+ * flag); every other refusal or failure is exit 1.
  */
 function toCliError(e: AdminCallError, socketPath: string): CliError {
-  if (e.code === grpc.status.UNAVAILABLE) {
+  if (e.code === grpc.status.UNAVAILABLE && e.lanyardCode === undefined) {
     return new CliError(
       `cannot reach the Lanyard server at ${socketPath} (is \`lanyard server run\` running with this data dir?): ${e.details}`,
       EXIT_REJECTED,

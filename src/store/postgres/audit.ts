@@ -10,48 +10,19 @@ import {
   type AuditChainInfo,
   type AuditPage,
   type AuditQuery,
-  type AuditQueryKey,
   type AuditStore,
 } from '../../audit/log';
-import { parseRecord, type AuditEvent, type AuditRecord } from '../../audit/record';
+import { type AuditEvent, type AuditRecord } from '../../audit/record';
 import { AuditChainBrokenError, InvalidArgumentError } from '../../errors';
 import { decodePageToken, encodePageToken } from '../page-token';
 import type { Runner, Sql } from './sql';
-
-const KEY_COLUMN: Record<AuditQueryKey, string> = {
-  sessionId: 'session_id',
-  rootSessionId: 'root_session_id',
-  serial: 'serial',
-  principal: 'principal',
-  agentId: 'agent_id',
-};
-
-interface RecordRow {
-  chain: string;
-  seq: number;
-  time: string;
-  body: string;
-  hash: string;
-}
-
-interface CheckpointRow {
-  chain: string;
-  seq: number;
-  head_hash: string;
-  time: string;
-  key_id: string;
-  signature: string;
-}
-
-function rowToRecord(row: RecordRow): AuditRecord {
-  let body: unknown;
-  try {
-    body = JSON.parse(row.body);
-  } catch {
-    throw new AuditChainBrokenError(`audit record at ${row.chain}#${row.seq} is not JSON`);
-  }
-  return parseRecord({ ...(body as object), hash: row.hash });
-}
+import {
+  AUDIT_KEY_COLUMN,
+  auditCheckpointFromRow,
+  auditRecordFromRow,
+  type AuditCheckpointRow,
+  type AuditRecordRow,
+} from '../rows';
 
 export class PgAudit implements AuditStore {
   constructor(private readonly run: Runner) {}
@@ -105,18 +76,11 @@ export class PgAudit implements AuditStore {
 
   checkpoints(chain: string): Promise<AuditCheckpoint[]> {
     return this.run.read(async (sql) => {
-      const { rows } = await sql.query<CheckpointRow>(
+      const { rows } = await sql.query<AuditCheckpointRow>(
         'SELECT * FROM audit_checkpoints WHERE chain = $1 ORDER BY seq, time',
         [chain],
       );
-      return rows.map((row) => ({
-        chain: row.chain,
-        seq: row.seq,
-        headHash: row.head_hash,
-        time: row.time,
-        keyId: row.key_id,
-        signature: row.signature,
-      }));
+      return rows.map(auditCheckpointFromRow);
     });
   }
 
@@ -126,16 +90,19 @@ export class PgAudit implements AuditStore {
     limit: number,
   ): Promise<{ records: AuditRecord[]; nextPosition: number }> {
     return this.run.read(async (sql) => {
-      const { rows } = await sql.query<RecordRow>(
+      const { rows } = await sql.query<AuditRecordRow>(
         'SELECT chain, seq, time, body, hash FROM audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3',
         [chain, afterPosition, Math.max(1, Math.min(limit, 100_000))],
       );
-      return { records: rows.map(rowToRecord), nextPosition: rows[rows.length - 1]?.seq ?? afterPosition };
+      return {
+        records: rows.map(auditRecordFromRow),
+        nextPosition: rows[rows.length - 1]?.seq ?? afterPosition,
+      };
     });
   }
 
   query(q: AuditQuery): Promise<AuditPage> {
-    const column = KEY_COLUMN[q.key];
+    const column = AUDIT_KEY_COLUMN[q.key];
     if (column === undefined) {
       return Promise.reject(new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`));
     }
@@ -161,12 +128,12 @@ export class PgAudit implements AuditStore {
     const text = `SELECT chain, seq, time, body, hash FROM audit_records WHERE ${where.join(' AND ')}
       ORDER BY time, chain, seq LIMIT $${params.length}`;
     return this.run.read(async (sql) => {
-      const rows = (await sql.query<RecordRow>(text, params)).rows;
+      const rows = (await sql.query<AuditRecordRow>(text, params)).rows;
       const more = rows.length > size;
       const page = rows.slice(0, size);
       const last = page[page.length - 1];
       return {
-        records: page.map(rowToRecord),
+        records: page.map(auditRecordFromRow),
         nextPageToken: more && last !== undefined ? encodePageToken([last.time, last.chain, last.seq]) : '',
       };
     });

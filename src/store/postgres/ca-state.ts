@@ -1,27 +1,8 @@
 import { AlreadyExistsError, NotFoundError } from '../../errors';
 import { ParsedCertificate } from '../../x509/certificate';
-import type { BundleRecord, BundleUpdate, CaAuthorityRecord, CaAuthorityStatus } from '../types';
-import { isUniqueViolation, optionalDate, type Runner } from './sql';
-
-interface CaRow {
-  id: string;
-  status: CaAuthorityStatus;
-  cert_der: Buffer;
-  upstream_chain_der: Buffer[];
-  key_ref: string;
-  not_before: Date;
-  not_after: Date;
-  created_at: Date;
-  activated_at: Date | null;
-}
-
-interface BundleRow {
-  trust_domain: string;
-  sequence: number;
-  x509_authorities_der: Buffer[];
-  refresh_hint_seconds: number;
-  updated_at: Date;
-}
+import type { BundleRecord, BundleUpdate, CaAuthorityRecord } from '../types';
+import { isUniqueViolation, type Runner } from './sql';
+import { bundleFromRow, caFromRow, type BundleRow, type CaRow } from '../rows';
 
 /** Channel of the notification setBundle sends (payload: server id, tab, trust domain). */
 export const BUNDLE_CHANNEL = 'lanyard_bundle';
@@ -185,30 +166,4 @@ function unionOfRoots(parts: readonly (readonly Buffer[])[], now: Date): Buffer[
     }
   });
   return out;
-}
-
-function caFromRow(row: CaRow): CaAuthorityRecord {
-  const record: CaAuthorityRecord = {
-    id: row.id,
-    status: row.status,
-    certDer: row.cert_der,
-    upstreamChainDer: row.upstream_chain_der,
-    keyRef: row.key_ref,
-    notBefore: row.not_before,
-    notAfter: row.not_after,
-    createdAt: row.created_at,
-  };
-  const activatedAt = optionalDate(row.activated_at);
-  if (activatedAt) record.activatedAt = activatedAt;
-  return record;
-}
-
-function bundleFromRow(row: BundleRow): BundleRecord {
-  return {
-    trustDomain: row.trust_domain,
-    sequence: row.sequence,
-    x509AuthoritiesDer: row.x509_authorities_der,
-    refreshHintSeconds: row.refresh_hint_seconds,
-    updatedAt: row.updated_at,
-  };
 }

@@ -4,28 +4,12 @@ import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
-import type { Entry, EntryFields, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
-import { isUniqueViolation, optionalDate, type Runner, type Sql } from './sql';
+import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
+import { isUniqueViolation, type Runner, type Sql } from './sql';
+import { applyEntryPatch, entryFromRow, normaliseEntryFields, type EntryRow } from '../rows';
 
-interface EntryRow {
-  id: string;
-  spiffe_id: string;
-  parent_id: string;
-  x509_svid_ttl_seconds: number;
-  allowed_scopes: string[];
-  max_delegation_depth: number;
-  allowed_delegates: string[];
-  admin: boolean;
-  dns_names: string[];
-  expires_at: Date | null;
-  can_assert_principal: boolean;
-  federates_with: string[];
-  created_at: Date;
-  updated_at: Date;
-  revision: number;
-  /** [type, value] pairs, from the selectors subquery. */
-  selectors: [string, string][] | null;
-}
+/** An entry row with its selectors as [type, value] pairs, from the selectors subquery of SELECT_ENTRY. */
+type PgEntryRow = EntryRow & { selectors: [string, string][] | null };
 
 const SELECT_ENTRY = `SELECT e.*, (SELECT json_agg(json_build_array(s.type, s.value) ORDER BY s.type, s.value)
     FROM entry_selectors s WHERE s.entry_id = e.id) AS selectors FROM entries e`;
@@ -45,7 +29,7 @@ export class PgEntries {
     return this.run.write(async (sql) => {
       const now = this.now();
       const entry: Entry = {
-        ...normalise(input),
+        ...normaliseEntryFields(input),
         id: input.id ?? randomUUID(),
         createdAt: now,
         updatedAt: now,
@@ -82,7 +66,7 @@ export class PgEntries {
       const next: Entry = {
         id: current.id,
         createdAt: current.createdAt,
-        ...normalise(applyPatch(current, patch)),
+        ...normaliseEntryFields(applyEntryPatch(current, patch)),
         updatedAt: this.now(),
         revision: current.revision + 1,
       };
@@ -161,9 +145,9 @@ export class PgEntries {
       ORDER BY e.spiffe_id, e.id LIMIT ${param(limit + 1)}`;
     // One statement: the page and its selectors come from one snapshot.
     return this.run.read(async (sql) => {
-      const rows = (await sql.query<EntryRow>(text, params)).rows;
+      const rows = (await sql.query<PgEntryRow>(text, params)).rows;
       const more = rows.length > limit;
-      const entries = rows.slice(0, limit).map(fromRow);
+      const entries = rows.slice(0, limit).map(pgEntryFromRow);
       const last = entries[entries.length - 1];
       return { entries, nextPageToken: more && last ? encodeEntryCursor(last) : '' };
     });
@@ -171,13 +155,13 @@ export class PgEntries {
 }
 
 async function getEntry(sql: Sql, id: string, forUpdate = false): Promise<Entry> {
-  const { rows } = await sql.query<EntryRow>(
+  const { rows } = await sql.query<PgEntryRow>(
     `${SELECT_ENTRY} WHERE e.id = $1${forUpdate ? ' FOR UPDATE OF e' : ''}`,
     [id],
   );
   const row = rows[0];
   if (!row) throw new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
-  return fromRow(row);
+  return pgEntryFromRow(row);
 }
 
 async function assertNoDuplicate(sql: Sql, entry: Entry): Promise<void> {
@@ -226,38 +210,6 @@ function selectorCondition(
   }
 }
 
-function applyPatch(current: Entry, patch: EntryPatch): EntryFields {
-  const { parentId, expiresAt, ...rest } = patch;
-  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
-  const next: EntryFields = { ...current, ...defined };
-  if (parentId === null) delete next.parentId;
-  else if (parentId !== undefined) next.parentId = parentId;
-  if (expiresAt === null) delete next.expiresAt;
-  else if (expiresAt !== undefined) next.expiresAt = expiresAt;
-  return next;
-}
-
-/** Copies the caller's fields, so later changes to their arrays do not reach a returned Entry. */
-function normalise(fields: EntryFields): EntryFields {
-  const out: EntryFields = {
-    spiffeId: fields.spiffeId,
-    selectors: canonicalSelectors(fields.selectors),
-    x509SvidTtlSeconds: fields.x509SvidTtlSeconds,
-    allowedScopes: [...fields.allowedScopes],
-    maxDelegationDepth: fields.maxDelegationDepth,
-    allowedDelegates: [...fields.allowedDelegates],
-    admin: fields.admin,
-    dnsNames: [...fields.dnsNames],
-    canAssertPrincipal: fields.canAssertPrincipal,
-  };
-  if (fields.parentId) out.parentId = fields.parentId;
-  if (fields.expiresAt) out.expiresAt = new Date(fields.expiresAt.getTime());
-  if (fields.federatesWith !== undefined && fields.federatesWith.length > 0) {
-    out.federatesWith = [...new Set(fields.federatesWith)].sort();
-  }
-  return out;
-}
-
 /** In COLUMNS order. */
 function toParams(e: Entry): unknown[] {
   return [
@@ -280,26 +232,9 @@ function toParams(e: Entry): unknown[] {
   ];
 }
 
-function fromRow(row: EntryRow): Entry {
-  const entry: Entry = {
-    id: row.id,
-    spiffeId: row.spiffe_id,
-    // Sorted again in code-unit order: the one order every store returns.
-    selectors: canonicalSelectors((row.selectors ?? []).map(([type, value]) => ({ type, value }))),
-    x509SvidTtlSeconds: row.x509_svid_ttl_seconds,
-    allowedScopes: row.allowed_scopes,
-    maxDelegationDepth: row.max_delegation_depth,
-    allowedDelegates: row.allowed_delegates,
-    admin: row.admin,
-    dnsNames: row.dns_names,
-    canAssertPrincipal: row.can_assert_principal,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    revision: row.revision,
-  };
-  if (row.parent_id !== '') entry.parentId = row.parent_id;
-  if (row.federates_with.length > 0) entry.federatesWith = row.federates_with;
-  const expiresAt = optionalDate(row.expires_at);
-  if (expiresAt) entry.expiresAt = expiresAt;
-  return entry;
+function pgEntryFromRow(row: PgEntryRow): Entry {
+  return entryFromRow(
+    row,
+    (row.selectors ?? []).map(([type, value]) => ({ type, value })),
+  );
 }

@@ -1,9 +1,4 @@
-import {
-  AlreadyExistsError,
-  BundleSequenceRegressedError,
-  FederationRelationshipInUseError,
-  NotFoundError,
-} from '../../errors';
+import { AlreadyExistsError, FederationRelationshipInUseError, NotFoundError } from '../../errors';
 import type {
   FederatedBundleRecord,
   FederatedBundleUpdate,
@@ -12,29 +7,15 @@ import type {
   FederationRelationshipRecord,
 } from '../types';
 import { assertRevision } from '../revision';
-import { optionalDate, type Runner, type Sql } from './sql';
-
-interface RelationshipRow {
-  trust_domain: string;
-  bundle_endpoint_url: string;
-  profile: 'https_web' | 'https_spiffe';
-  endpoint_spiffe_id: string | null;
-  web_trust_roots_pem: string | null;
-  created_at: Date;
-  updated_at: Date;
-  revision: number;
-}
-
-interface BundleRow {
-  trust_domain: string;
-  bundle_json: string;
-  sequence: number | null;
-  refresh_hint_seconds: number | null;
-  updated_at: Date;
-  last_success_at: Date | null;
-  last_attempt_at: Date | null;
-  last_error: string;
-}
+import {
+  copyRelationshipFields,
+  federatedBundleFromRow,
+  nextFederatedBundle,
+  relationshipFromRow,
+  type FederatedBundleRow,
+  type RelationshipRow,
+} from '../rows';
+import type { Runner, Sql } from './sql';
 
 /** Federation relationships and the foreign bundles fetched for them: the same contract as SqliteFederation. */
 export class PgFederation {
@@ -61,7 +42,7 @@ export class PgFederation {
       }
       const now = this.now();
       const record: FederationRelationshipRecord = {
-        ...copy(fields),
+        ...copyRelationshipFields(fields),
         createdAt: now,
         updatedAt: now,
         revision: 1,
@@ -84,7 +65,7 @@ export class PgFederation {
     return this.run.read(async (sql) =>
       (
         await sql.query<RelationshipRow>('SELECT * FROM federation_relationships ORDER BY trust_domain')
-      ).rows.map(fromRow),
+      ).rows.map(relationshipFromRow),
     );
   }
 
@@ -146,9 +127,11 @@ export class PgFederation {
   getBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
     return this.run.read(async (sql) => {
       const row = (
-        await sql.query<BundleRow>('SELECT * FROM federated_bundles WHERE trust_domain = $1', [trustDomain])
+        await sql.query<FederatedBundleRow>('SELECT * FROM federated_bundles WHERE trust_domain = $1', [
+          trustDomain,
+        ])
       ).rows[0];
-      return row ? bundleFromRow(row) : undefined;
+      return row ? federatedBundleFromRow(row) : undefined;
     });
   }
 
@@ -173,7 +156,7 @@ async function getRelationship(sql: Sql, trustDomain: string): Promise<Federatio
     ])
   ).rows[0];
   if (!row) throw new NotFoundError(`no federation relationship with trust domain "${trustDomain}"`);
-  return fromRow(row);
+  return relationshipFromRow(row);
 }
 
 async function putBundle(
@@ -184,28 +167,11 @@ async function putBundle(
 ): Promise<FederatedBundleRecord> {
   await getRelationship(sql, trustDomain);
   const previous = (
-    await sql.query<BundleRow>('SELECT * FROM federated_bundles WHERE trust_domain = $1', [trustDomain])
+    await sql.query<FederatedBundleRow>('SELECT * FROM federated_bundles WHERE trust_domain = $1', [
+      trustDomain,
+    ])
   ).rows[0];
-  // A publisher's sequence only grows (bundle spec §4.1.1): a lower one is an old bundle replayed.
-  if (previous !== undefined && previous.sequence !== null) {
-    if (update.sequence === undefined || update.sequence < previous.sequence) {
-      throw new BundleSequenceRegressedError(
-        `bundle of "${trustDomain}" has spiffe_sequence ${update.sequence ?? '(none)'}, lower than the stored ${previous.sequence}: refused, the stored bundle is kept`,
-      );
-    }
-  }
-  const record: FederatedBundleRecord = {
-    trustDomain,
-    bundleJson: update.bundleJson,
-    updatedAt: now,
-    lastError: update.fetched ? '' : (previous?.last_error ?? ''),
-  };
-  if (update.sequence !== undefined) record.sequence = update.sequence;
-  if (update.refreshHintSeconds !== undefined) record.refreshHintSeconds = update.refreshHintSeconds;
-  const lastSuccess = update.fetched ? now : optionalDate(previous?.last_success_at ?? null);
-  if (lastSuccess) record.lastSuccessAt = lastSuccess;
-  const lastAttempt = update.fetched ? now : optionalDate(previous?.last_attempt_at ?? null);
-  if (lastAttempt) record.lastAttemptAt = lastAttempt;
+  const record = nextFederatedBundle(trustDomain, previous, update, now);
   await sql.query(
     `INSERT INTO federated_bundles (trust_domain, bundle_json, sequence, refresh_hint_seconds, updated_at,
        last_success_at, last_attempt_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -227,17 +193,6 @@ async function putBundle(
   return record;
 }
 
-function copy(f: FederationRelationshipFields): FederationRelationshipFields {
-  const out: FederationRelationshipFields = {
-    trustDomain: f.trustDomain,
-    bundleEndpointUrl: f.bundleEndpointUrl,
-    profile: f.profile,
-  };
-  if (f.endpointSpiffeId !== undefined) out.endpointSpiffeId = f.endpointSpiffeId;
-  if (f.webTrustRootsPem !== undefined) out.webTrustRootsPem = f.webTrustRootsPem;
-  return out;
-}
-
 /** trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id, web_trust_roots_pem, created_at, updated_at, revision */
 function toParams(r: FederationRelationshipRecord): unknown[] {
   return [
@@ -250,34 +205,4 @@ function toParams(r: FederationRelationshipRecord): unknown[] {
     r.updatedAt,
     r.revision,
   ];
-}
-
-function fromRow(row: RelationshipRow): FederationRelationshipRecord {
-  const r: FederationRelationshipRecord = {
-    trustDomain: row.trust_domain,
-    bundleEndpointUrl: row.bundle_endpoint_url,
-    profile: row.profile,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    revision: row.revision,
-  };
-  if (row.endpoint_spiffe_id !== null) r.endpointSpiffeId = row.endpoint_spiffe_id;
-  if (row.web_trust_roots_pem !== null) r.webTrustRootsPem = row.web_trust_roots_pem;
-  return r;
-}
-
-function bundleFromRow(row: BundleRow): FederatedBundleRecord {
-  const r: FederatedBundleRecord = {
-    trustDomain: row.trust_domain,
-    bundleJson: row.bundle_json,
-    updatedAt: row.updated_at,
-    lastError: row.last_error,
-  };
-  if (row.sequence !== null) r.sequence = row.sequence;
-  if (row.refresh_hint_seconds !== null) r.refreshHintSeconds = row.refresh_hint_seconds;
-  const s = optionalDate(row.last_success_at);
-  if (s) r.lastSuccessAt = s;
-  const a = optionalDate(row.last_attempt_at);
-  if (a) r.lastAttemptAt = a;
-  return r;
 }

@@ -1,15 +1,7 @@
 import { AlreadyExistsError, TokenExpiredError, TokenInvalidError, TokenSpentError } from '../../errors';
 import type { JoinTokenRecord, NewJoinToken } from '../types';
-import { isUniqueViolation, optionalDate, type Runner } from './sql';
-
-interface JoinTokenRow {
-  id: string;
-  entry_id: string | null;
-  spiffe_id: string;
-  created_at: Date;
-  expires_at: Date;
-  spent_at: Date | null;
-}
+import { isUniqueViolation, type Runner } from './sql';
+import { joinTokenFromRow, type JoinTokenRow } from '../rows';
 
 const COLUMNS = 'id, entry_id, spiffe_id, created_at, expires_at, spent_at';
 
@@ -53,7 +45,7 @@ export class PgJoinTokens {
       );
       const row = rows[0];
       if (!row) throw new TokenInvalidError('join token is not valid');
-      const record = fromRow(row);
+      const record = joinTokenFromRow(row);
       if (record.spentAt) {
         throw new TokenSpentError(
           `join token ${record.id} was already used at ${record.spentAt.toISOString()}`,
@@ -80,17 +72,4 @@ export class PgJoinTokens {
         (await sql.query('DELETE FROM join_tokens WHERE expires_at < $1', [before])).rowCount ?? 0,
     );
   }
-}
-
-function fromRow(row: JoinTokenRow): JoinTokenRecord {
-  const record: JoinTokenRecord = {
-    id: row.id,
-    spiffeId: row.spiffe_id,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-  };
-  if (row.entry_id !== null) record.entryId = row.entry_id;
-  const spentAt = optionalDate(row.spent_at);
-  if (spentAt) record.spentAt = spentAt;
-  return record;
 }

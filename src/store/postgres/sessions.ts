@@ -17,54 +17,16 @@ import type {
   RevokedSerialsDelta,
   SessionRecord,
 } from '../types';
-import { isForeignKeyViolation, isUniqueViolation, optionalDate, type Runner, type Sql } from './sql';
-
-interface SessionRow {
-  id: string;
-  entry_id: string;
-  spiffe_id: string;
-  root_session_id: string;
-  parent_session_id: string | null;
-  principal_id: string;
-  principal_issuer: string;
-  principal_provenance: string;
-  intent: string;
-  scopes: string[];
-  depth: number;
-  depth_limit: number;
-  created_at: Date;
-  expires_at: Date;
-  ended_at: Date | null;
-  end_reason: string | null;
-  opener_serial: string | null;
-  parent_cert_serial: string | null;
-  cert_serials: string[];
-}
-
-interface GrantRow {
-  id: string;
-  parent_session_id: string;
-  child_spiffe_id: string;
-  scopes: string[];
-  not_after: Date;
-  redeem_by: Date;
-  binding_der: Buffer;
-  signature: Buffer;
-  parent_cert_der: Buffer;
-  created_at: Date;
-  redeemed_at: Date | null;
-  redeemed_session_id: string | null;
-}
-
-interface RevocationRow {
-  sequence: number;
-  kind: RevocationKind;
-  target_id: string;
-  reason: string;
-  revoked_at: Date;
-  expires_at: Date;
-  cause_sequence: number | null;
-}
+import { isForeignKeyViolation, isUniqueViolation, type Runner, type Sql } from './sql';
+import {
+  grantFromRow,
+  revocationFromRow,
+  REVOCATION_COLUMNS,
+  sessionFromRow,
+  type GrantRow,
+  type RevocationRow,
+  type SessionRow,
+} from '../rows';
 
 interface SerialRow {
   serial_hex: string;
@@ -75,7 +37,9 @@ interface SerialRow {
 /** Channel of the notification each new revocation sends (payload: server id, tab, sequence). */
 export const REVOCATIONS_CHANNEL = 'lanyard_revocations';
 
-const REVOCATION_COLUMNS = 'sequence, kind, target_id, reason, revoked_at, expires_at, cause_sequence';
+/** A session row with the serials of its certificates, oldest first (SELECT_SESSION). */
+type PgSessionRow = SessionRow & { cert_serials: string[] };
+
 const SELECT_SESSION = `SELECT s.*, ARRAY(SELECT c.serial_hex FROM session_certificates c WHERE c.session_id = s.id
     ORDER BY c.seq) AS cert_serials FROM sessions s`;
 
@@ -375,9 +339,9 @@ export class PgSessions {
 }
 
 async function getSession(sql: Sql, id: string): Promise<SessionRecord> {
-  const row = (await sql.query<SessionRow>(`${SELECT_SESSION} WHERE s.id = $1`, [id])).rows[0];
+  const row = (await sql.query<PgSessionRow>(`${SELECT_SESSION} WHERE s.id = $1`, [id])).rows[0];
   if (row === undefined) throw new NotFoundError(`session ${id} does not exist`);
-  return sessionFromRow(row);
+  return sessionFromRow(row, row.cert_serials);
 }
 
 async function getGrant(sql: Sql, id: string): Promise<GrantRecord> {
@@ -420,61 +384,6 @@ async function addRevocation(
   // Delivered at commit (never for a rollback), to every other server: their watchers and CRLs follow at once.
   await sql.query('SELECT pg_notify($1, $2)', [REVOCATIONS_CHANNEL, `${serverId}\t${row.sequence}`]);
   return revocationFromRow(row);
-}
-
-function sessionFromRow(row: SessionRow): SessionRecord {
-  const s: SessionRecord = {
-    id: row.id,
-    entryId: row.entry_id,
-    spiffeId: row.spiffe_id,
-    rootSessionId: row.root_session_id,
-    principal: { id: row.principal_id, issuer: row.principal_issuer, provenance: row.principal_provenance },
-    intent: row.intent,
-    scopes: row.scopes,
-    depth: row.depth,
-    depthLimit: row.depth_limit,
-    expiresAt: row.expires_at,
-    createdAt: row.created_at,
-    certSerials: row.cert_serials,
-  };
-  if (row.parent_session_id !== null) s.parentSessionId = row.parent_session_id;
-  const endedAt = optionalDate(row.ended_at);
-  if (endedAt !== undefined) s.endedAt = endedAt;
-  if (row.end_reason !== null) s.endReason = row.end_reason;
-  if (row.opener_serial !== null) s.openerSerial = row.opener_serial;
-  if (row.parent_cert_serial !== null) s.parentCertSerial = row.parent_cert_serial;
-  return s;
-}
-
-function grantFromRow(row: GrantRow): GrantRecord {
-  const g: GrantRecord = {
-    id: row.id,
-    parentSessionId: row.parent_session_id,
-    childSpiffeId: row.child_spiffe_id,
-    scopes: row.scopes,
-    notAfter: row.not_after,
-    redeemBy: row.redeem_by,
-    bindingDer: row.binding_der,
-    signature: row.signature,
-    parentCertDer: row.parent_cert_der,
-    createdAt: row.created_at,
-  };
-  const redeemedAt = optionalDate(row.redeemed_at);
-  if (redeemedAt !== undefined) g.redeemedAt = redeemedAt;
-  if (row.redeemed_session_id !== null) g.redeemedSessionId = row.redeemed_session_id;
-  return g;
-}
-
-function revocationFromRow(row: RevocationRow): RevocationRecord {
-  return {
-    sequence: row.sequence,
-    kind: row.kind,
-    id: row.target_id,
-    reason: row.reason,
-    revokedAt: row.revoked_at,
-    expiresAt: row.expires_at,
-    ...(row.cause_sequence !== null ? { causeSequence: row.cause_sequence } : {}),
-  };
 }
 
 function serialFromRow(r: SerialRow): RevokedSerialRecord {

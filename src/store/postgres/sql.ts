@@ -33,7 +33,3 @@ export function isUniqueViolation(e: unknown, constraint?: string): boolean {
 export function isForeignKeyViolation(e: unknown): boolean {
   return pgCode(e) === '23503';
 }
-
-export function optionalDate(d: Date | null): Date | undefined {
-  return d === null ? undefined : new Date(d.getTime());
-}

@@ -8,62 +8,17 @@
 import type Database from 'better-sqlite3';
 import { emptyHead, nextRecord, recordBody, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
-import {
-  MAX_AUDIT_PAGE,
-  type AuditChainInfo,
-  type AuditPage,
-  type AuditQuery,
-  type AuditQueryKey,
-} from '../../audit/log';
-import { parseRecord, type AuditEvent, type AuditRecord } from '../../audit/record';
+import { MAX_AUDIT_PAGE, type AuditChainInfo, type AuditPage, type AuditQuery } from '../../audit/log';
+import { type AuditEvent, type AuditRecord } from '../../audit/record';
 import { AuditChainBrokenError, AuditError, InvalidArgumentError } from '../../errors';
 import { decodePageToken, encodePageToken } from '../page-token';
-
-const KEY_COLUMN: Record<AuditQueryKey, string> = {
-  sessionId: 'session_id',
-  rootSessionId: 'root_session_id',
-  serial: 'serial',
-  principal: 'principal',
-  agentId: 'agent_id',
-};
-
-interface RecordRow {
-  chain: string;
-  seq: number;
-  time: string;
-  body: string;
-  hash: string;
-}
-
-interface CheckpointRow {
-  chain: string;
-  seq: number;
-  head_hash: string;
-  time: string;
-  key_id: string;
-  signature: string;
-}
-
-function rowToRecord(row: RecordRow): AuditRecord {
-  let body: unknown;
-  try {
-    body = JSON.parse(row.body);
-  } catch {
-    throw new AuditChainBrokenError(`audit record at ${row.chain}#${row.seq} is not JSON`);
-  }
-  return parseRecord({ ...(body as object), hash: row.hash });
-}
-
-function rowToCheckpoint(row: CheckpointRow): AuditCheckpoint {
-  return {
-    chain: row.chain,
-    seq: row.seq,
-    headHash: row.head_hash,
-    time: row.time,
-    keyId: row.key_id,
-    signature: row.signature,
-  };
-}
+import {
+  AUDIT_KEY_COLUMN,
+  auditCheckpointFromRow,
+  auditRecordFromRow,
+  type AuditCheckpointRow,
+  type AuditRecordRow,
+} from '../rows';
 
 export class SqliteAudit {
   // Prepared once: appends are the hot path (every audited call), and preparing costs more than the insert.
@@ -138,8 +93,8 @@ export class SqliteAudit {
     return (
       this.db
         .prepare('SELECT * FROM audit_checkpoints WHERE chain = ? ORDER BY seq, time')
-        .all(chain) as CheckpointRow[]
-    ).map(rowToCheckpoint);
+        .all(chain) as AuditCheckpointRow[]
+    ).map(auditCheckpointFromRow);
   }
 
   readRecords(
@@ -149,12 +104,15 @@ export class SqliteAudit {
   ): { records: AuditRecord[]; nextPosition: number } {
     const rows = this.db
       .prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?')
-      .all(chain, afterPosition, Math.max(1, Math.min(limit, 100_000))) as RecordRow[];
-    return { records: rows.map(rowToRecord), nextPosition: rows[rows.length - 1]?.seq ?? afterPosition };
+      .all(chain, afterPosition, Math.max(1, Math.min(limit, 100_000))) as AuditRecordRow[];
+    return {
+      records: rows.map(auditRecordFromRow),
+      nextPosition: rows[rows.length - 1]?.seq ?? afterPosition,
+    };
   }
 
   query(q: AuditQuery): AuditPage {
-    const column = KEY_COLUMN[q.key];
+    const column = AUDIT_KEY_COLUMN[q.key];
     if (column === undefined)
       throw new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`);
     const size = Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE));
@@ -173,12 +131,12 @@ export class SqliteAudit {
         ...(q.chain !== undefined && { chain: q.chain }),
         ...(after !== undefined && { t: after[0], c: after[1], s: after[2] }),
         limit: size + 1,
-      }) as RecordRow[];
+      }) as AuditRecordRow[];
     const more = rows.length > size;
     const page = rows.slice(0, size);
     const last = page[page.length - 1];
     return {
-      records: page.map(rowToRecord),
+      records: page.map(auditRecordFromRow),
       nextPageToken: more && last !== undefined ? encodePageToken([last.time, last.chain, last.seq]) : '',
     };
   }

@@ -1,35 +1,16 @@
 import type Database from 'better-sqlite3';
 import { AlreadyExistsError, NotFoundError } from '../../errors';
-import type { BundleRecord, BundleUpdate, CaAuthorityRecord, CaAuthorityStatus } from '../types';
-import { dersFromJson, dersToJson, fromMs, isConstraintError, optionalFromMs, toMs } from './codec';
-
-interface CaRow {
-  id: string;
-  status: CaAuthorityStatus;
-  cert_der: Buffer;
-  upstream_chain_der: string;
-  key_ref: string;
-  not_before: number;
-  not_after: number;
-  created_at: number;
-  activated_at: number | null;
-}
-
-interface BundleRow {
-  trust_domain: string;
-  sequence: number;
-  x509_authorities_der: string;
-  refresh_hint_seconds: number;
-  updated_at: number;
-}
+import type { BundleRecord, BundleUpdate, CaAuthorityRecord } from '../types';
+import { dersToJson, isConstraintError, toMs, rowDecoder, type SqliteRow } from './codec';
+import { bundleFromRow, caFromRow, type BundleRow, type CaRow } from '../rows';
 
 /** CA authorities and trust bundles on one SQLite connection. */
 export class SqliteCaState {
   private readonly upsertCa: Database.Statement;
-  private readonly selectCa: Database.Statement<[string], CaRow>;
-  private readonly selectAllCa: Database.Statement<[], CaRow>;
+  private readonly selectCa: Database.Statement<[string], SqliteRow<CaRow>>;
+  private readonly selectAllCa: Database.Statement<[], SqliteRow<CaRow>>;
   private readonly deleteCa: Database.Statement<[string]>;
-  private readonly selectBundle: Database.Statement<[string], BundleRow>;
+  private readonly selectBundle: Database.Statement<[string], SqliteRow<BundleRow>>;
   private readonly upsertBundle: Database.Statement;
 
   constructor(
@@ -82,11 +63,11 @@ export class SqliteCaState {
   getAuthority(id: string): CaAuthorityRecord {
     const row = this.selectCa.get(id);
     if (!row) throw new NotFoundError(`no CA authority with id ${JSON.stringify(id)}`);
-    return caFromRow(row);
+    return caFromRow(decodeCa(row));
   }
 
   listAuthorities(): CaAuthorityRecord[] {
-    return this.selectAllCa.all().map(caFromRow);
+    return this.selectAllCa.all().map((row) => caFromRow(decodeCa(row)));
   }
 
   deleteAuthority(id: string): void {
@@ -96,7 +77,7 @@ export class SqliteCaState {
 
   getBundle(trustDomain: string): BundleRecord | undefined {
     const row = this.selectBundle.get(trustDomain);
-    return row ? bundleFromRow(row) : undefined;
+    return row ? bundleFromRow(decodeBundle(row)) : undefined;
   }
 
   setBundle(trustDomain: string, update: BundleUpdate): BundleRecord {
@@ -124,28 +105,11 @@ export class SqliteCaState {
   }
 }
 
-function caFromRow(row: CaRow): CaAuthorityRecord {
-  const record: CaAuthorityRecord = {
-    id: row.id,
-    status: row.status,
-    certDer: Buffer.from(row.cert_der),
-    upstreamChainDer: dersFromJson(row.upstream_chain_der),
-    keyRef: row.key_ref,
-    notBefore: fromMs(row.not_before),
-    notAfter: fromMs(row.not_after),
-    createdAt: fromMs(row.created_at),
-  };
-  const activatedAt = optionalFromMs(row.activated_at);
-  if (activatedAt) record.activatedAt = activatedAt;
-  return record;
-}
-
-function bundleFromRow(row: BundleRow): BundleRecord {
-  return {
-    trustDomain: row.trust_domain,
-    sequence: row.sequence,
-    x509AuthoritiesDer: dersFromJson(row.x509_authorities_der),
-    refreshHintSeconds: row.refresh_hint_seconds,
-    updatedAt: fromMs(row.updated_at),
-  };
-}
+const decodeCa = rowDecoder<CaRow>({
+  upstream_chain_der: 'ders',
+  not_before: 'time',
+  not_after: 'time',
+  created_at: 'time',
+  activated_at: 'time',
+});
+const decodeBundle = rowDecoder<BundleRow>({ x509_authorities_der: 'ders', updated_at: 'time' });

@@ -8,10 +8,6 @@ export function fromMs(ms: number): Date {
   return new Date(ms);
 }
 
-export function optionalFromMs(ms: number | null): Date | undefined {
-  return ms === null ? undefined : new Date(ms);
-}
-
 export function stringsToJson(list: readonly string[]): string {
   return JSON.stringify(list);
 }
@@ -41,4 +37,38 @@ export function isConstraintError(e: unknown): boolean {
     typeof e.code === 'string' &&
     e.code.startsWith('SQLITE_CONSTRAINT')
   );
+}
+
+/** How SQLite stores a decoded-row value (src/store/rows.ts): instants and booleans as integers, lists as JSON. */
+type Stored<T> = T extends Date
+  ? number
+  : T extends boolean
+    ? number
+    : T extends readonly unknown[]
+      ? string
+      : T;
+
+/** A row as SQLite returns it, for the decoded row R. */
+export type SqliteRow<R> = { [K in keyof R]: Stored<R[K]> };
+
+type ColumnKind = 'time' | 'bool' | 'strings' | 'ders';
+
+/** The columns of R that SQLite stores encoded, and how; the others are stored as they are. */
+export type RowCodec<R> = { readonly [K in keyof R]?: ColumnKind };
+
+/** The decoder of rows of R: `raw` with every encoded column decoded (null stays null). */
+export function rowDecoder<R>(codec: RowCodec<R>): (raw: SqliteRow<R>) => R {
+  const columns = Object.entries(codec) as [string, ColumnKind][];
+  return (raw) => {
+    const out: Record<string, unknown> = { ...raw };
+    for (const [column, kind] of columns) {
+      const v = out[column];
+      if (v === null || v === undefined) continue;
+      if (kind === 'time') out[column] = fromMs(v as number);
+      else if (kind === 'bool') out[column] = v !== 0;
+      else if (kind === 'strings') out[column] = stringsFromJson(v as string);
+      else out[column] = dersFromJson(v as string);
+    }
+    return out as R;
+  };
 }

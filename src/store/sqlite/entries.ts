@@ -5,26 +5,9 @@ import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
-import type { Entry, EntryFields, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
-import { fromMs, isConstraintError, optionalFromMs, stringsFromJson, stringsToJson, toMs } from './codec';
-
-interface EntryRow {
-  id: string;
-  spiffe_id: string;
-  parent_id: string;
-  x509_svid_ttl_seconds: number;
-  allowed_scopes: string;
-  max_delegation_depth: number;
-  allowed_delegates: string;
-  admin: number;
-  dns_names: string;
-  expires_at: number | null;
-  can_assert_principal: number;
-  federates_with: string;
-  created_at: number;
-  updated_at: number;
-  revision: number;
-}
+import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
+import { isConstraintError, stringsToJson, toMs, rowDecoder, type SqliteRow } from './codec';
+import { applyEntryPatch, entryFromRow, normaliseEntryFields, type EntryRow } from '../rows';
 
 interface SelectorRow {
   entry_id: string;
@@ -42,7 +25,7 @@ export class SqliteEntries {
   private readonly insertEntry: Database.Statement;
   private readonly insertSelector: Database.Statement;
   private readonly deleteSelectors: Database.Statement;
-  private readonly selectById: Database.Statement<[string], EntryRow>;
+  private readonly selectById: Database.Statement<[string], SqliteRow<EntryRow>>;
   private readonly selectSelectors: Database.Statement<[string], SelectorRow>;
   private readonly selectDuplicate: Database.Statement<[string, string, string], { id: string }>;
   private readonly updateRow: Database.Statement;
@@ -83,7 +66,7 @@ export class SqliteEntries {
       .transaction((): Entry => {
         const now = this.now();
         const entry: Entry = {
-          ...normalise(input),
+          ...normaliseEntryFields(input),
           id: input.id ?? randomUUID(),
           createdAt: now,
           updatedAt: now,
@@ -114,7 +97,7 @@ export class SqliteEntries {
         const next: Entry = {
           id: current.id,
           createdAt: current.createdAt,
-          ...normalise(applyPatch(current, patch)),
+          ...normaliseEntryFields(applyEntryPatch(current, patch)),
           updatedAt: this.now(),
           revision: current.revision + 1,
         };
@@ -182,7 +165,7 @@ export class SqliteEntries {
       ORDER BY e.spiffe_id, e.id LIMIT @limit`;
     // One read transaction, so the page and its selectors come from the same snapshot.
     return this.db.transaction((): EntryPage => {
-      const rows = this.db.prepare<[Record<string, string | number>], EntryRow>(sql).all(params);
+      const rows = this.db.prepare<[Record<string, string | number>], SqliteRow<EntryRow>>(sql).all(params);
       const more = rows.length > limit;
       const entries = rows.slice(0, limit).map((r) => this.fromRow(r));
       const last = entries[entries.length - 1];
@@ -209,7 +192,7 @@ export class SqliteEntries {
       try {
         this.insertSelector.run(entry.id, s.type, s.value);
       } catch (e) {
-        // Selectors are de-duplicated by normalise(), so this is a bug, not bad input.
+        // Selectors are de-duplicated by normaliseEntryFields(), so this is a bug, not bad input.
         if (isConstraintError(e))
           throw new Error(`duplicate selector row for entry ${entry.id}`, { cause: e });
         throw e;
@@ -217,28 +200,9 @@ export class SqliteEntries {
     }
   }
 
-  private fromRow(row: EntryRow): Entry {
-    const entry: Entry = {
-      id: row.id,
-      spiffeId: row.spiffe_id,
-      selectors: this.selectSelectors.all(row.id).map((s) => ({ type: s.type, value: s.value })),
-      x509SvidTtlSeconds: row.x509_svid_ttl_seconds,
-      allowedScopes: stringsFromJson(row.allowed_scopes),
-      maxDelegationDepth: row.max_delegation_depth,
-      allowedDelegates: stringsFromJson(row.allowed_delegates),
-      admin: row.admin !== 0,
-      dnsNames: stringsFromJson(row.dns_names),
-      canAssertPrincipal: row.can_assert_principal !== 0,
-      createdAt: fromMs(row.created_at),
-      updatedAt: fromMs(row.updated_at),
-      revision: row.revision,
-    };
-    if (row.parent_id !== '') entry.parentId = row.parent_id;
-    const federatesWith = stringsFromJson(row.federates_with);
-    if (federatesWith.length > 0) entry.federatesWith = federatesWith;
-    const expiresAt = optionalFromMs(row.expires_at);
-    if (expiresAt) entry.expiresAt = expiresAt;
-    return entry;
+  private fromRow(row: SqliteRow<EntryRow>): Entry {
+    const selectors = this.selectSelectors.all(row.id).map((s) => ({ type: s.type, value: s.value }));
+    return entryFromRow(decodeEntry(row), selectors);
   }
 }
 
@@ -260,38 +224,6 @@ function selectorCondition(match: 'exact' | 'subset' | 'superset' | 'any'): stri
     case 'any':
       return anyMatch;
   }
-}
-
-function applyPatch(current: Entry, patch: EntryPatch): EntryFields {
-  const { parentId, expiresAt, ...rest } = patch;
-  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
-  const next: EntryFields = { ...current, ...defined };
-  if (parentId === null) delete next.parentId;
-  else if (parentId !== undefined) next.parentId = parentId;
-  if (expiresAt === null) delete next.expiresAt;
-  else if (expiresAt !== undefined) next.expiresAt = expiresAt;
-  return next;
-}
-
-/** Copies the caller's fields, so later changes to their arrays do not reach a returned Entry. */
-function normalise(fields: EntryFields): EntryFields {
-  const out: EntryFields = {
-    spiffeId: fields.spiffeId,
-    selectors: canonicalSelectors(fields.selectors),
-    x509SvidTtlSeconds: fields.x509SvidTtlSeconds,
-    allowedScopes: [...fields.allowedScopes],
-    maxDelegationDepth: fields.maxDelegationDepth,
-    allowedDelegates: [...fields.allowedDelegates],
-    admin: fields.admin,
-    dnsNames: [...fields.dnsNames],
-    canAssertPrincipal: fields.canAssertPrincipal,
-  };
-  if (fields.parentId) out.parentId = fields.parentId;
-  if (fields.federatesWith !== undefined && fields.federatesWith.length > 0) {
-    out.federatesWith = [...new Set(fields.federatesWith)].sort();
-  }
-  if (fields.expiresAt) out.expiresAt = new Date(fields.expiresAt.getTime());
-  return out;
 }
 
 function toRow(e: Entry): Record<string, string | number | null> {
@@ -318,3 +250,15 @@ function toRow(e: Entry): Record<string, string | number | null> {
 function notFound(id: string): NotFoundError {
   return new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
 }
+
+const decodeEntry = rowDecoder<EntryRow>({
+  allowed_scopes: 'strings',
+  allowed_delegates: 'strings',
+  admin: 'bool',
+  dns_names: 'strings',
+  expires_at: 'time',
+  can_assert_principal: 'bool',
+  federates_with: 'strings',
+  created_at: 'time',
+  updated_at: 'time',
+});

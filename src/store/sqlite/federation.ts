@@ -1,10 +1,5 @@
 import type Database from 'better-sqlite3';
-import {
-  AlreadyExistsError,
-  NotFoundError,
-  BundleSequenceRegressedError,
-  FederationRelationshipInUseError,
-} from '../../errors';
+import { AlreadyExistsError, NotFoundError, FederationRelationshipInUseError } from '../../errors';
 import type {
   FederatedBundleRecord,
   FederatedBundleUpdate,
@@ -13,29 +8,15 @@ import type {
   FederationRelationshipRecord,
 } from '../types';
 import { assertRevision } from '../revision';
-import { fromMs, optionalFromMs, toMs } from './codec';
-
-interface RelationshipRow {
-  trust_domain: string;
-  bundle_endpoint_url: string;
-  profile: 'https_web' | 'https_spiffe';
-  endpoint_spiffe_id: string | null;
-  web_trust_roots_pem: string | null;
-  created_at: number;
-  updated_at: number;
-  revision: number;
-}
-
-interface BundleRow {
-  trust_domain: string;
-  bundle_json: string;
-  sequence: number | null;
-  refresh_hint_seconds: number | null;
-  updated_at: number;
-  last_success_at: number | null;
-  last_attempt_at: number | null;
-  last_error: string;
-}
+import {
+  copyRelationshipFields,
+  federatedBundleFromRow,
+  nextFederatedBundle,
+  relationshipFromRow,
+  type FederatedBundleRow,
+  type RelationshipRow,
+} from '../rows';
+import { rowDecoder, toMs, type SqliteRow } from './codec';
 
 /**
  * Federation relationships and the foreign bundles fetched for them, on one SQLite connection. Each write is
@@ -43,8 +24,8 @@ interface BundleRow {
  * a bundle cannot interleave with another writer's.
  */
 export class SqliteFederation {
-  private readonly selectRelationship: Database.Statement<[string], RelationshipRow>;
-  private readonly selectBundle: Database.Statement<[string], BundleRow>;
+  private readonly selectRelationship: Database.Statement<[string], SqliteRow<RelationshipRow>>;
+  private readonly selectBundle: Database.Statement<[string], SqliteRow<FederatedBundleRow>>;
 
   constructor(
     private readonly db: Database.Database,
@@ -67,7 +48,7 @@ export class SqliteFederation {
         }
         const now = this.now();
         const record: FederationRelationshipRecord = {
-          ...copy(fields),
+          ...copyRelationshipFields(fields),
           createdAt: now,
           updatedAt: now,
           revision: 1,
@@ -89,14 +70,14 @@ export class SqliteFederation {
   get(trustDomain: string): FederationRelationshipRecord {
     const row = this.selectRelationship.get(trustDomain);
     if (!row) throw notFound(trustDomain);
-    return fromRow(row);
+    return relationshipFromRow(decodeRelationship(row));
   }
 
   list(): FederationRelationshipRecord[] {
     return this.db
-      .prepare<[], RelationshipRow>('SELECT * FROM federation_relationships ORDER BY trust_domain')
+      .prepare<[], SqliteRow<RelationshipRow>>('SELECT * FROM federation_relationships ORDER BY trust_domain')
       .all()
-      .map(fromRow);
+      .map((row) => relationshipFromRow(decodeRelationship(row)));
   }
 
   update(
@@ -162,7 +143,7 @@ export class SqliteFederation {
 
   getBundle(trustDomain: string): FederatedBundleRecord | undefined {
     const row = this.selectBundle.get(trustDomain);
-    return row ? bundleFromRow(row) : undefined;
+    return row ? federatedBundleFromRow(decodeBundle(row)) : undefined;
   }
 
   put(trustDomain: string, update: FederatedBundleUpdate, now: Date): FederatedBundleRecord {
@@ -170,27 +151,12 @@ export class SqliteFederation {
       .transaction((): FederatedBundleRecord => {
         this.get(trustDomain);
         const previous = this.selectBundle.get(trustDomain);
-        // A publisher's sequence only grows (bundle spec §4.1.1): a lower one is an old bundle replayed.
-        // A bundle without a sequence cannot be ordered; it is accepted only when none is stored yet.
-        if (previous !== undefined && previous.sequence !== null) {
-          if (update.sequence === undefined || update.sequence < previous.sequence) {
-            throw new BundleSequenceRegressedError(
-              `bundle of "${trustDomain}" has spiffe_sequence ${update.sequence ?? '(none)'}, lower than the stored ${previous.sequence}: refused, the stored bundle is kept`,
-            );
-          }
-        }
-        const record: FederatedBundleRecord = {
+        const record = nextFederatedBundle(
           trustDomain,
-          bundleJson: update.bundleJson,
-          updatedAt: now,
-          lastError: update.fetched ? '' : (previous?.last_error ?? ''),
-        };
-        if (update.sequence !== undefined) record.sequence = update.sequence;
-        if (update.refreshHintSeconds !== undefined) record.refreshHintSeconds = update.refreshHintSeconds;
-        const lastSuccess = update.fetched ? now : optionalFromMs(previous?.last_success_at ?? null);
-        if (lastSuccess) record.lastSuccessAt = lastSuccess;
-        const lastAttempt = update.fetched ? now : optionalFromMs(previous?.last_attempt_at ?? null);
-        if (lastAttempt) record.lastAttemptAt = lastAttempt;
+          previous === undefined ? undefined : decodeBundle(previous),
+          update,
+          now,
+        );
         this.db
           .prepare(
             `INSERT INTO federated_bundles (trust_domain, bundle_json, sequence, refresh_hint_seconds, updated_at,
@@ -224,17 +190,6 @@ export class SqliteFederation {
   }
 }
 
-function copy(f: FederationRelationshipFields): FederationRelationshipFields {
-  const out: FederationRelationshipFields = {
-    trustDomain: f.trustDomain,
-    bundleEndpointUrl: f.bundleEndpointUrl,
-    profile: f.profile,
-  };
-  if (f.endpointSpiffeId !== undefined) out.endpointSpiffeId = f.endpointSpiffeId;
-  if (f.webTrustRootsPem !== undefined) out.webTrustRootsPem = f.webTrustRootsPem;
-  return out;
-}
-
 function toRow(r: FederationRelationshipRecord): Record<string, string | number | null> {
   return {
     trust_domain: r.trustDomain,
@@ -248,36 +203,13 @@ function toRow(r: FederationRelationshipRecord): Record<string, string | number 
   };
 }
 
-function fromRow(row: RelationshipRow): FederationRelationshipRecord {
-  const r: FederationRelationshipRecord = {
-    trustDomain: row.trust_domain,
-    bundleEndpointUrl: row.bundle_endpoint_url,
-    profile: row.profile,
-    createdAt: fromMs(row.created_at),
-    updatedAt: fromMs(row.updated_at),
-    revision: row.revision,
-  };
-  if (row.endpoint_spiffe_id !== null) r.endpointSpiffeId = row.endpoint_spiffe_id;
-  if (row.web_trust_roots_pem !== null) r.webTrustRootsPem = row.web_trust_roots_pem;
-  return r;
-}
-
-function bundleFromRow(row: BundleRow): FederatedBundleRecord {
-  const r: FederatedBundleRecord = {
-    trustDomain: row.trust_domain,
-    bundleJson: row.bundle_json,
-    updatedAt: fromMs(row.updated_at),
-    lastError: row.last_error,
-  };
-  if (row.sequence !== null) r.sequence = row.sequence;
-  if (row.refresh_hint_seconds !== null) r.refreshHintSeconds = row.refresh_hint_seconds;
-  const s = optionalFromMs(row.last_success_at);
-  if (s) r.lastSuccessAt = s;
-  const a = optionalFromMs(row.last_attempt_at);
-  if (a) r.lastAttemptAt = a;
-  return r;
-}
-
 function notFound(td: string): NotFoundError {
   return new NotFoundError(`no federation relationship with trust domain "${td}"`);
 }
+
+const decodeRelationship = rowDecoder<RelationshipRow>({ created_at: 'time', updated_at: 'time' });
+const decodeBundle = rowDecoder<FederatedBundleRow>({
+  updated_at: 'time',
+  last_success_at: 'time',
+  last_attempt_at: 'time',
+});

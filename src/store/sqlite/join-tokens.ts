@@ -1,21 +1,13 @@
 import type Database from 'better-sqlite3';
 import { AlreadyExistsError, TokenExpiredError, TokenInvalidError, TokenSpentError } from '../../errors';
 import type { JoinTokenRecord, NewJoinToken } from '../types';
-import { fromMs, isConstraintError, optionalFromMs, toMs } from './codec';
-
-interface JoinTokenRow {
-  id: string;
-  entry_id: string | null;
-  spiffe_id: string;
-  created_at: number;
-  expires_at: number;
-  spent_at: number | null;
-}
+import { isConstraintError, toMs, rowDecoder, type SqliteRow } from './codec';
+import { joinTokenFromRow, type JoinTokenRow } from '../rows';
 
 /** Join tokens on one SQLite connection: only hashes are stored, and each token is consumed at most once. */
 export class SqliteJoinTokens {
   private readonly insert: Database.Statement;
-  private readonly selectByHash: Database.Statement<[Buffer], JoinTokenRow>;
+  private readonly selectByHash: Database.Statement<[Buffer], SqliteRow<JoinTokenRow>>;
   private readonly markSpent: Database.Statement<[number, string]>;
   private readonly deleteExpired: Database.Statement<[number]>;
 
@@ -65,7 +57,7 @@ export class SqliteJoinTokens {
       .transaction((): JoinTokenRecord => {
         const row = this.selectByHash.get(tokenHash);
         if (!row) throw new TokenInvalidError('join token is not valid');
-        const record = fromRow(row);
+        const record = joinTokenFromRow(decodeJoinToken(row));
         if (record.spentAt) {
           throw new TokenSpentError(
             `join token ${record.id} was already used at ${record.spentAt.toISOString()}`,
@@ -88,15 +80,8 @@ export class SqliteJoinTokens {
   }
 }
 
-function fromRow(row: JoinTokenRow): JoinTokenRecord {
-  const record: JoinTokenRecord = {
-    id: row.id,
-    spiffeId: row.spiffe_id,
-    createdAt: fromMs(row.created_at),
-    expiresAt: fromMs(row.expires_at),
-  };
-  if (row.entry_id !== null) record.entryId = row.entry_id;
-  const spentAt = optionalFromMs(row.spent_at);
-  if (spentAt) record.spentAt = spentAt;
-  return record;
-}
+const decodeJoinToken = rowDecoder<JoinTokenRow>({
+  created_at: 'time',
+  expires_at: 'time',
+  spent_at: 'time',
+});

@@ -18,55 +18,16 @@ import type {
   SessionRecord,
   AgentSessionCounts,
 } from '../types';
-import { fromMs, isConstraintError, optionalFromMs, stringsFromJson, stringsToJson, toMs } from './codec';
-
-interface SessionRow {
-  id: string;
-  entry_id: string;
-  spiffe_id: string;
-  root_session_id: string;
-  parent_session_id: string | null;
-  principal_id: string;
-  principal_issuer: string;
-  principal_provenance: string;
-  intent: string;
-  scopes: string;
-  depth: number;
-  depth_limit: number;
-  created_at: number;
-  expires_at: number;
-  ended_at: number | null;
-  end_reason: string | null;
-  opener_serial: string | null;
-  parent_cert_serial: string | null;
-}
-
-interface GrantRow {
-  id: string;
-  parent_session_id: string;
-  child_spiffe_id: string;
-  scopes: string;
-  not_after: number;
-  redeem_by: number;
-  binding_der: Buffer;
-  signature: Buffer;
-  parent_cert_der: Buffer;
-  created_at: number;
-  redeemed_at: number | null;
-  redeemed_session_id: string | null;
-}
-
-interface RevocationRow {
-  sequence: number;
-  kind: RevocationKind;
-  target_id: string;
-  reason: string;
-  revoked_at: number;
-  expires_at: number;
-  cause_sequence: number | null;
-}
-
-const REVOCATION_COLUMNS = 'sequence, kind, target_id, reason, revoked_at, expires_at, cause_sequence';
+import { fromMs, isConstraintError, stringsToJson, toMs, rowDecoder, type SqliteRow } from './codec';
+import {
+  grantFromRow,
+  revocationFromRow,
+  REVOCATION_COLUMNS,
+  sessionFromRow,
+  type GrantRow,
+  type RevocationRow,
+  type SessionRow,
+} from '../rows';
 
 /**
  * Sessions, grants and revocations on one SQLite connection. Every method runs inside the caller's
@@ -117,13 +78,14 @@ export class SqliteSessions {
   }
 
   getSession(id: string): SessionRecord {
-    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as
+      SqliteRow<SessionRow> | undefined;
     if (row === undefined) throw new NotFoundError(`session ${id} does not exist`);
     const serials = this.db
       .prepare('SELECT serial_hex FROM session_certificates WHERE session_id = ? ORDER BY seq')
       .pluck()
       .all(id) as string[];
-    return sessionFromRow(row, serials);
+    return sessionFromRow(decodeSession(row), serials);
   }
 
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): void {
@@ -164,7 +126,7 @@ export class SqliteSessions {
              )
              SELECT s.* FROM sessions s JOIN tree t ON s.id = t.id WHERE s.ended_at IS NULL ORDER BY s.depth, s.id`,
           )
-          .all(id) as SessionRow[];
+          .all(id) as SqliteRow<SessionRow>[];
         const end = this.db.prepare(
           'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL',
         );
@@ -226,9 +188,10 @@ export class SqliteSessions {
   }
 
   getGrant(id: string): GrantRecord {
-    const row = this.db.prepare('SELECT * FROM grants WHERE id = ?').get(id) as GrantRow | undefined;
+    const row = this.db.prepare('SELECT * FROM grants WHERE id = ?').get(id) as
+      SqliteRow<GrantRow> | undefined;
     if (row === undefined) throw new GrantNotFoundError(`grant ${id} does not exist`);
-    return grantFromRow(row);
+    return grantFromRow(decodeGrant(row));
   }
 
   /** The single-use step: "AND redeemed_at IS NULL" makes the write itself the check. */
@@ -285,15 +248,15 @@ export class SqliteSessions {
   getRevocation(kind: RevocationKind, id: string): RevocationRecord | undefined {
     const row = this.db
       .prepare(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE kind = ? AND target_id = ?`)
-      .get(kind, id) as RevocationRow | undefined;
-    return row === undefined ? undefined : revocationFromRow(row);
+      .get(kind, id) as SqliteRow<RevocationRow> | undefined;
+    return row === undefined ? undefined : revocationFromRow(decodeRevocation(row));
   }
 
   listRevocations(afterSequence: number, limit?: number): RevocationRecord[] {
     const rows = this.db
       .prepare(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE sequence > ? ORDER BY sequence LIMIT ?`)
-      .all(afterSequence, limit ?? -1) as RevocationRow[];
-    return rows.map(revocationFromRow);
+      .all(afterSequence, limit ?? -1) as SqliteRow<RevocationRow>[];
+    return rows.map((row) => revocationFromRow(decodeRevocation(row)));
   }
 
   /** The highest sequence ever handed out (0 before the first), also when its row was pruned. */
@@ -406,57 +369,17 @@ export class SqliteSessions {
   }
 }
 
-function sessionFromRow(row: SessionRow, certSerials: string[]): SessionRecord {
-  const s: SessionRecord = {
-    id: row.id,
-    entryId: row.entry_id,
-    spiffeId: row.spiffe_id,
-    rootSessionId: row.root_session_id,
-    principal: { id: row.principal_id, issuer: row.principal_issuer, provenance: row.principal_provenance },
-    intent: row.intent,
-    scopes: stringsFromJson(row.scopes),
-    depth: row.depth,
-    depthLimit: row.depth_limit,
-    expiresAt: fromMs(row.expires_at),
-    createdAt: fromMs(row.created_at),
-    certSerials,
-  };
-  if (row.parent_session_id !== null) s.parentSessionId = row.parent_session_id;
-  const endedAt = optionalFromMs(row.ended_at);
-  if (endedAt !== undefined) s.endedAt = endedAt;
-  if (row.end_reason !== null) s.endReason = row.end_reason;
-  if (row.opener_serial !== null) s.openerSerial = row.opener_serial;
-  if (row.parent_cert_serial !== null) s.parentCertSerial = row.parent_cert_serial;
-  return s;
-}
-
-function grantFromRow(row: GrantRow): GrantRecord {
-  const g: GrantRecord = {
-    id: row.id,
-    parentSessionId: row.parent_session_id,
-    childSpiffeId: row.child_spiffe_id,
-    scopes: stringsFromJson(row.scopes),
-    notAfter: fromMs(row.not_after),
-    redeemBy: fromMs(row.redeem_by),
-    bindingDer: row.binding_der,
-    signature: row.signature,
-    parentCertDer: row.parent_cert_der,
-    createdAt: fromMs(row.created_at),
-  };
-  const redeemedAt = optionalFromMs(row.redeemed_at);
-  if (redeemedAt !== undefined) g.redeemedAt = redeemedAt;
-  if (row.redeemed_session_id !== null) g.redeemedSessionId = row.redeemed_session_id;
-  return g;
-}
-
-function revocationFromRow(row: RevocationRow): RevocationRecord {
-  return {
-    sequence: row.sequence,
-    kind: row.kind,
-    id: row.target_id,
-    reason: row.reason,
-    revokedAt: fromMs(row.revoked_at),
-    expiresAt: fromMs(row.expires_at),
-    ...(row.cause_sequence !== null ? { causeSequence: row.cause_sequence } : {}),
-  };
-}
+const decodeSession = rowDecoder<SessionRow>({
+  scopes: 'strings',
+  created_at: 'time',
+  expires_at: 'time',
+  ended_at: 'time',
+});
+const decodeGrant = rowDecoder<GrantRow>({
+  scopes: 'strings',
+  not_after: 'time',
+  redeem_by: 'time',
+  created_at: 'time',
+  redeemed_at: 'time',
+});
+const decodeRevocation = rowDecoder<RevocationRow>({ revoked_at: 'time', expires_at: 'time' });

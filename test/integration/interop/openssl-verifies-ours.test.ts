@@ -1,7 +1,7 @@
 /**
  * OpenSSL, which knows nothing of Lanyard, accepts the certificates Lanyard mints.
  *
- * test/x509/interop-openssl.test.ts already runs `openssl verify -x509_strict -purpose sslclient|sslserver` over
+ * test/integration/interop/x509-openssl.test.ts already runs `openssl verify -x509_strict -purpose sslclient|sslserver` over
  * root -> intermediate -> SVID for every key type with a placeholder DER standing in for the agent context.
  * This file covers what that one does not: leaves that carry a real agent context (encoded by the production
  * codec) with a delegation link signed by the parent session's own key of the same type, checked by both

@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
-import { createCsr, parseCsr } from '../../src/x509/csr';
-import { KeyAlgorithm } from '../../src/x509/keys';
-import { encodePem } from '../../src/x509/pem';
+import { DEFAULT_AGENT_CONTEXT_OID } from '../../../src/x509/agent-context/oid';
+import { createCsr, parseCsr } from '../../../src/x509/csr';
+import { KeyAlgorithm } from '../../../src/x509/keys';
+import { encodePem } from '../../../src/x509/pem';
 import {
   createIntermediateCa,
   createRootCa,
   issueX509Svid,
   NameConstraintsSpec,
-} from '../../src/x509/profiles';
-import { openssl, testKey, writeTemp } from '../support/x509';
-import { removeDir, tempDir } from '../support/tmp';
+} from '../../../src/x509/profiles';
+import { openssl, testKey, writeTemp } from '../../support/x509';
+import { removeDir, tempDir } from '../../support/tmp';
+import { expectRefusalAs } from '../../support/refusal';
+import { ErrorCode, MalformedInputError } from '../../../src/errors';
 
 const TD = 'example.org';
 const DAY = 24 * 60 * 60;
@@ -73,6 +75,23 @@ function opensslVerify(files: ChainFiles, purpose: 'sslclient' | 'sslserver', ro
     files.intermediate,
     files.leaf,
   ]);
+}
+
+/** DSA domain parameters for `openssl req -newkey dsa:FILE` (2048-bit p, 256-bit q). */
+function dsaParams(dir: string): string {
+  const file = join(dir, 'dsa-params.pem');
+  const made = openssl([
+    'genpkey',
+    '-genparam',
+    '-algorithm',
+    'DSA',
+    '-pkeyopt',
+    'dsa_paramgen_bits:2048',
+    '-out',
+    file,
+  ]);
+  assert.ok(made.ok, made.output);
+  return file;
 }
 
 describe('interop with OpenSSL', () => {
@@ -196,6 +215,40 @@ describe('interop with OpenSSL', () => {
       tampered[tampered.length - 4]! ^= 0x01;
       const path = writeTemp(dir, 'tampered.csr', encodePem('CERTIFICATE REQUEST', tampered));
       assert.match(openssl(['req', '-in', path, '-verify', '-noout']).output, /verify failure/);
+    });
+
+    it('refuses DSA and RSA-PSS keys with ERR_UNSUPPORTED_KEY (requests made by openssl req)', () => {
+      const dir = tempDir('csr-keys');
+      try {
+        const requests: [string, string[], RegExp][] = [
+          ['dsa', ['-newkey', `dsa:${dsaParams(dir)}`, '-sha256'], /dsa/],
+          [
+            'rsa-pss',
+            ['-newkey', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048', '-sigopt', 'rsa_padding_mode:pss'],
+            /rsa-pss/,
+          ],
+        ];
+        for (const [name, args, named] of requests) {
+          const out = join(dir, `${name}.csr`);
+          const made = openssl([
+            'req',
+            '-new',
+            ...args,
+            '-nodes',
+            '-keyout',
+            join(dir, `${name}.key`),
+            '-subj',
+            '/CN=x',
+            '-out',
+            out,
+          ]);
+          assert.ok(made.ok, made.output);
+          const pem = readFileSync(out, 'utf8');
+          expectRefusalAs(() => parseCsr(pem), MalformedInputError, ErrorCode.UNSUPPORTED_KEY, named);
+        }
+      } finally {
+        removeDir(dir);
+      }
     });
   });
 });
