@@ -118,6 +118,7 @@ export function copyContext(c: AgentContext): AgentContext {
         nonce: bytes(l.binding.nonce),
         prevLinkSha256: bytes(l.binding.prevLinkSha256),
       },
+      ...(l.parentChain !== undefined ? { parentChain: l.parentChain.map(bytes) } : {}),
     })),
   };
 }
