@@ -136,7 +136,11 @@ async function signAndRegister(
         cb,
       ),
     );
-    return { grant: { grantId: res.grantId, redeemBy: res.redeemBy ?? signed.binding.redeemBy }, signed, svid };
+    return {
+      grant: { grantId: res.grantId, redeemBy: res.redeemBy ?? signed.binding.redeemBy },
+      signed,
+      svid,
+    };
   } finally {
     client.close();
   }

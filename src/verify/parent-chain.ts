@@ -102,11 +102,16 @@ export function checkParentChain(
     throw mismatch(`has ${pc.delegation.length} links before it, the chain has ${index}`);
   }
   pc.delegation.forEach((l: DelegationLink, k) => {
-    if (!same(delegationLinkSha256(l), linkHashes[k]!)) throw mismatch(`has another link ${k} than the chain`);
+    if (!same(delegationLinkSha256(l), linkHashes[k]!))
+      throw mismatch(`has another link ${k} than the chain`);
   });
 }
 
-function reject(code: SvidVerificationError['code'], message: string, cause?: unknown): SvidVerificationError {
+function reject(
+  code: SvidVerificationError['code'],
+  message: string,
+  cause?: unknown,
+): SvidVerificationError {
   return errorFromCode(
     code,
     `agent context: ${message}`,

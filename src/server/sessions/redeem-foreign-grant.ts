@@ -104,7 +104,9 @@ export async function redeemForeignGrant(
     throw new GrantWrongRedeemerError(`the grant is for ${binding.childId}, not for ${caller.id}`);
   }
   if (!same(binding.childKeySha256, sha256(csr.spki))) {
-    throw new GrantKeyMismatchError('the grant is for the key the parent bound, and the CSR is for another key');
+    throw new GrantKeyMismatchError(
+      'the grant is for the key the parent bound, and the CSR is for another key',
+    );
   }
   if (binding.redeemBy.getTime() <= now.getTime()) {
     throw new GrantExpiredError(`the grant had to be redeemed by ${binding.redeemBy.toISOString()}`);
@@ -143,7 +145,9 @@ export async function redeemForeignGrant(
   }
   const depth = parentContext.delegation.length + 1;
   if (depth > AGENT_CONTEXT_LIMITS.maxDelegationDepth) {
-    throw new DelegationTooDeepError(`a chain of ${depth} hops exceeds the limit ${AGENT_CONTEXT_LIMITS.maxDelegationDepth}`);
+    throw new DelegationTooDeepError(
+      `a chain of ${depth} hops exceeds the limit ${AGENT_CONTEXT_LIMITS.maxDelegationDepth}`,
+    );
   }
 
   const bindingDer = new Uint8Array(grant.binding);
