@@ -208,11 +208,7 @@ function inTrustDomain(id: string, td: TrustDomain): boolean {
 }
 
 /** Returns the SHA-256 of every link, root first. */
-function checkDelegationChain(
-  ctx: AgentContext,
-  leaf: Hop,
-  options: ContextRuleOptions,
-): Uint8Array[] {
+function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRuleOptions): Uint8Array[] {
   const links = ctx.delegation;
   // Depth first: it bounds every other piece of work below.
   checkDepth(links.length, options);

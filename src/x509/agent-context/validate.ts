@@ -74,9 +74,7 @@ export function assertValidDelegationLink(value: unknown, field = 'link'): asser
         `${chain.length} certificates, at most ${LIMITS.maxParentChainCertificates} allowed`,
       );
     }
-    chain.forEach((c, i) =>
-      checkBytes(c, `${field}.parentChain[${i}]`, 1, LIMITS.maxParentCertificateBytes),
-    );
+    chain.forEach((c, i) => checkBytes(c, `${field}.parentChain[${i}]`, 1, LIMITS.maxParentCertificateBytes));
   }
 }
 
