@@ -59,6 +59,8 @@ export const ErrorCode = {
   DELEGATION_SIGNATURE_INVALID: 'ERR_DELEGATION_SIGNATURE_INVALID',
   // The context attributes a hop, the principal or the issuing server to another trust domain than the leaf's.
   CONTEXT_FOREIGN_DOMAIN: 'ERR_CONTEXT_FOREIGN_DOMAIN',
+  // A link's parentChain (the parent's SVID from its own trust domain) does not prove the link it is attached to.
+  PARENT_CHAIN_INVALID: 'ERR_PARENT_CHAIN_INVALID',
   // revocation and authorization
   REVOKED: 'ERR_REVOKED',
   // the verifier's revocation state is older than its staleness bound (the feed is down or blocked): a session
@@ -466,7 +468,8 @@ export abstract class SvidVerificationError extends LanyardError {
     | typeof ErrorCode.ROOT_CHANGED
     | typeof ErrorCode.DELEGATION_LINK_INVALID
     | typeof ErrorCode.DELEGATION_SIGNATURE_INVALID
-    | typeof ErrorCode.CONTEXT_FOREIGN_DOMAIN;
+    | typeof ErrorCode.CONTEXT_FOREIGN_DOMAIN
+    | typeof ErrorCode.PARENT_CHAIN_INVALID;
 }
 
 /**
@@ -535,6 +538,15 @@ export class DelegationSignatureInvalidError extends SvidVerificationError {
 export class ContextForeignDomainError extends SvidVerificationError {
   static readonly code = ErrorCode.CONTEXT_FOREIGN_DOMAIN;
   override readonly code = ErrorCode.CONTEXT_FOREIGN_DOMAIN;
+}
+
+/**
+ * A delegation link carries its parent's SVID chain (the proof a link from another trust domain needs), and that
+ * chain does not verify against its own trust domain's bundle, or does not name exactly what the link claims.
+ */
+export class ParentChainInvalidError extends SvidVerificationError {
+  static readonly code = ErrorCode.PARENT_CHAIN_INVALID;
+  override readonly code = ErrorCode.PARENT_CHAIN_INVALID;
 }
 
 /** The SVID, its session, or its root session has been revoked. */
@@ -1112,6 +1124,7 @@ export type AnyLanyardError =
   | DelegationLinkInvalidError
   | DelegationSignatureInvalidError
   | ContextForeignDomainError
+  | ParentChainInvalidError
   | RevokedError
   | RevocationStaleError
   | AuthorizationError
@@ -1239,6 +1252,7 @@ export const errorClasses: { readonly [C in LanyardErrorCode]: LanyardErrorClass
   ERR_DELEGATION_LINK_INVALID: DelegationLinkInvalidError,
   ERR_DELEGATION_SIGNATURE_INVALID: DelegationSignatureInvalidError,
   ERR_CONTEXT_FOREIGN_DOMAIN: ContextForeignDomainError,
+  ERR_PARENT_CHAIN_INVALID: ParentChainInvalidError,
   ERR_REVOKED: RevokedError,
   ERR_REVOCATION_STALE: RevocationStaleError,
   ERR_UNAUTHORIZED: AuthorizationError,

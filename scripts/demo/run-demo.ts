@@ -97,11 +97,11 @@ export interface DemoOptions {
 /** A failed expectation: the step's name and what went wrong. */
 export class DemoFailure extends Error {}
 
-const out = (line = ''): void => {
+export const out = (line = ''): void => {
   process.stdout.write(`${line}\n`);
 };
 
-async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   try {
     const result = await fn();
     out(` ✔ ${name}`);
@@ -123,7 +123,7 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-function expect(condition: boolean, what: string): void {
+export function expect(condition: boolean, what: string): void {
   if (!condition) throw new Error(`expected ${what}`);
 }
 

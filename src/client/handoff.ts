@@ -15,12 +15,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { timingSafeEqual } from 'node:crypto';
-import { X509Bundle } from '../bundle';
+import { X509Bundle, type X509BundleSource } from '../bundle';
 import { AuthorizationError, InternalError } from '../errors';
 import { errorFromStatus } from '../internal/grpc-status-map';
 import {
   SessionServiceClient,
   type PrincipalEvidence,
+  RedeemGrantRequest,
   type RedeemGrantResponse,
   StartSessionRequest,
   type StartSessionResponse,
@@ -77,6 +78,40 @@ export interface HandoffGrant {
 
 /** Caller side: signs a grant for `childId`'s key with the caller's own session key and registers it. */
 export async function grantFor(options: GrantForOptions): Promise<HandoffGrant> {
+  const { grant } = await signAndRegister(options);
+  return grant;
+}
+
+/**
+ * What a parent hands a child of another (federated) trust domain: the binding it signed, its signature and its
+ * own session SVID chain, which the child's server checks with the parent domain's bundle. Nothing in it is
+ * secret (the child's key is bound, so only the child can use it), but it is single-use and short-lived.
+ */
+export interface ForeignGrant {
+  binding: Uint8Array;
+  signature: Uint8Array;
+  /** The parent's session SVID, then any intermediates, DER. */
+  parentChain: Uint8Array[];
+}
+
+/**
+ * Caller side, across trust domains: signs a grant for a child of a federated domain (`childId` of that domain)
+ * and registers it with the caller's own server (CreateGrant: its allowed_delegates, scopes and lifetime rules
+ * and its audit trail apply as for any grant), then returns what the child redeems at its own server.
+ */
+export async function grantAcross(options: GrantForOptions): Promise<HandoffGrant & ForeignGrant> {
+  const { grant, signed, svid } = await signAndRegister(options);
+  return {
+    ...grant,
+    binding: signed.bindingDer,
+    signature: signed.signature,
+    parentChain: svid.chain.map((c) => Uint8Array.from(c.der)),
+  };
+}
+
+async function signAndRegister(
+  options: GrantForOptions,
+): Promise<{ grant: HandoffGrant; signed: ReturnType<typeof signGrant>; svid: X509Svid }> {
   const svid = options.source.getX509Svid();
   const notAfter =
     options.ttlSeconds !== undefined
@@ -101,7 +136,11 @@ export async function grantFor(options: GrantForOptions): Promise<HandoffGrant> 
         cb,
       ),
     );
-    return { grantId: res.grantId, redeemBy: res.redeemBy ?? signed.binding.redeemBy };
+    return {
+      grant: { grantId: res.grantId, redeemBy: res.redeemBy ?? signed.binding.redeemBy },
+      signed,
+      svid,
+    };
   } finally {
     client.close();
   }
@@ -139,7 +178,7 @@ export async function redeemGrant(options: RedeemGrantOptions): Promise<StaticX5
   try {
     res = await unary<RedeemGrantResponse>((cb) =>
       client.redeemGrant(
-        { grantId: options.key.id, csr: Buffer.from(options.key.csr()) },
+        RedeemGrantRequest.fromPartial({ grantId: options.key.id, csr: Buffer.from(options.key.csr()) }),
         new grpc.Metadata(),
         { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
         cb,
@@ -149,6 +188,52 @@ export async function redeemGrant(options: RedeemGrantOptions): Promise<StaticX5
     client.close();
   }
   return toSource(res, own, privateKey, options.caller, options);
+}
+
+export interface RedeemForeignGrantOptions extends HandoffServer {
+  /**
+   * The service's own source (its workload SVID redeems). It must hold the parent domain's bundle (an entry that
+   * federates with it), with which the delegated SVID is checked before it is used.
+   */
+  source: X509Source;
+  /** The key the grant names; it becomes the delegated SVID's key. */
+  key: HandoffKey;
+  grant: ForeignGrant;
+  /** As for redeemGrant: the verified caller the grant must come from. */
+  caller?: HandoffCaller;
+}
+
+/**
+ * Service side, across trust domains: redeems a parent's foreign grant at this service's own server and returns
+ * the delegated SVID (its chain crosses the boundary: the parent's link carries the parent's SVID) as a source.
+ * @throws the server's gRPC error (ERR_GRANT_*, ERR_CONTEXT_FOREIGN_DOMAIN for a domain not federated, or the
+ *   parent SVID's verification code), or AuthorizationError when the grant does not come from `caller`.
+ */
+export async function redeemForeignGrant(options: RedeemForeignGrantOptions): Promise<StaticX509Source> {
+  const own = options.source.getX509Svid();
+  const { privateKey } = options.key;
+  const client = sessionClient(options, options.source, own);
+  let res: RedeemGrantResponse;
+  try {
+    res = await unary<RedeemGrantResponse>((cb) =>
+      client.redeemGrant(
+        RedeemGrantRequest.fromPartial({
+          csr: Buffer.from(options.key.csr()),
+          foreignGrant: {
+            binding: Buffer.from(options.grant.binding),
+            signature: Buffer.from(options.grant.signature),
+            parentChain: options.grant.parentChain.map((c) => Buffer.from(c)),
+          },
+        }),
+        new grpc.Metadata(),
+        { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
+        cb,
+      ),
+    );
+  } finally {
+    client.close();
+  }
+  return toSource(res, own, privateKey, options.caller, options, options.source);
 }
 
 export interface StartSessionOptions extends HandoffServer {
@@ -198,6 +283,8 @@ function toSource(
   privateKey: import('node:crypto').KeyObject,
   caller: HandoffCaller | undefined,
   server: HandoffServer,
+  /** Bundles of other trust domains the SVID's chain may cross (the redeeming service's source). */
+  federated?: X509BundleSource,
 ): StaticX509Source {
   const contextOid = server.agentContextOid !== undefined ? { agentContextOid: server.agentContextOid } : {};
   if (res.svid === undefined || res.svid.certChain.length === 0) {
@@ -213,7 +300,15 @@ function toSource(
       : undefined;
   const chain = res.svid.certChain.map((b) => new Uint8Array(b));
   // Checked like any peer would check it: an answer that does not verify is not used.
-  const verified = verifyX509Svid(chain, bundle ?? new X509Bundle(td), {
+  const ownBundle = bundle ?? new X509Bundle(td);
+  const bundles: X509BundleSource =
+    federated === undefined
+      ? ownBundle
+      : {
+          getX509BundleForTrustDomain: (d: TrustDomain) =>
+            d.equals(td) ? ownBundle : federated.getX509BundleForTrustDomain(d),
+        };
+  const verified = verifyX509Svid(chain, bundles, {
     trustDomain: td,
     cache: null,
     ...contextOid,

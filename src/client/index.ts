@@ -17,12 +17,14 @@ export type { WorkloadApiX509SourceOptions } from './workload-api-source';
  * Sessions and handoff: a session SVID to start a chain, the key the service will hold (generated first), a grant
  * by the caller naming it, its redemption by the service.
  */
-export { grantFor, redeemGrant, startSession } from './handoff';
+export { grantAcross, grantFor, redeemForeignGrant, redeemGrant, startSession } from './handoff';
 export type {
+  ForeignGrant,
   GrantForOptions,
   HandoffCaller,
   HandoffGrant,
   HandoffServer,
+  RedeemForeignGrantOptions,
   RedeemGrantOptions,
   StartSessionOptions,
 } from './handoff';

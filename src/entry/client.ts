@@ -17,13 +17,15 @@ export { StaticX509Source } from '../client/static-x509-source';
 export type { StaticX509SourceFiles } from '../client/static-x509-source';
 export { WORKLOAD_API_HEADER, WorkloadApiX509Source } from '../client/workload-api-source';
 export type { WorkloadApiX509SourceOptions } from '../client/workload-api-source';
-export { grantFor, redeemGrant, startSession } from '../client/handoff';
+export { grantAcross, grantFor, redeemForeignGrant, redeemGrant, startSession } from '../client/handoff';
 export type {
+  ForeignGrant,
   GrantForOptions,
   HandoffCaller,
   HandoffGrant,
   HandoffServer,
   PrincipalEvidence,
+  RedeemForeignGrantOptions,
   RedeemGrantOptions,
   StartSessionOptions,
 } from '../client/handoff';

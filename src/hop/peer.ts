@@ -13,7 +13,7 @@ import {
   WrongTrustDomainError,
 } from '../errors';
 import type { X509BundleSource } from '../bundle';
-import type { SpiffeId, TrustDomain } from '../spiffe';
+import { SpiffeId, type TrustDomain } from '../spiffe';
 import {
   verifyX509Svid,
   type VerifyX509SvidResult,
@@ -185,17 +185,29 @@ function verifyAuditChain(
 
 /**
  * A peer of another trust domain than the service's passes only when the service lists that domain: holding a
- * foreign bundle (to verify it) is not consent to serve its workloads. Runs after verification, so a forged
- * context is still refused with its own code (ERR_CONTEXT_FOREIGN_DOMAIN) first.
+ * foreign bundle (to verify it) is not consent to serve its workloads. The same holds for a delegation chain
+ * that crossed from another domain (a hop of ours acting for a parent of theirs). Runs after verification, so a
+ * forged context is still refused with its own code (ERR_CONTEXT_FOREIGN_DOMAIN) first.
  */
 function checkPeerDomain(svid: VerifyX509SvidResult, options: HopVerifyOptions): void {
   const own = ownTrustDomain(options);
-  if (own === undefined || svid.id.trustDomain.name === own) return;
+  if (own === undefined) return;
   const allowed = (options.federatedTrustDomains ?? []).map((t) => (typeof t === 'string' ? t : t.name));
-  if (allowed.includes(svid.id.trustDomain.name)) return;
-  throw new WrongTrustDomainError(
-    `peer ${svid.id.toString()} is of trust domain "${svid.id.trustDomain.name}", which this service (of "${own}") does not accept: list it in federatedTrustDomains to serve its workloads`,
-  );
+  const accepted = (td: string): boolean => td === own || allowed.includes(td);
+  const peerTd = svid.id.trustDomain.name;
+  if (!accepted(peerTd)) {
+    throw new WrongTrustDomainError(
+      `peer ${svid.id.toString()} is of trust domain "${peerTd}", which this service (of "${own}") does not accept: list it in federatedTrustDomains to serve its workloads`,
+    );
+  }
+  for (const link of svid.context?.delegation ?? []) {
+    const td = SpiffeId.parse(link.spiffeId).trustDomain.name;
+    if (!accepted(td)) {
+      throw new WrongTrustDomainError(
+        `peer ${svid.id.toString()} acts for ${link.spiffeId} of trust domain "${td}", which this service (of "${own}") does not accept: list it in federatedTrustDomains to serve chains from it`,
+      );
+    }
+  }
 }
 
 function ownTrustDomain(options: HopVerifyOptions): string | undefined {

@@ -78,6 +78,7 @@ export const grpcStatusByCode: Readonly<Record<LanyardErrorCode, GrpcStatusCode>
   ERR_DELEGATION_SIGNATURE_INVALID: GrpcStatus.UNAUTHENTICATED,
   // Like ERR_WRONG_TRUST_DOMAIN: a CA vouched for something outside its trust domain.
   ERR_CONTEXT_FOREIGN_DOMAIN: GrpcStatus.UNAUTHENTICATED,
+  ERR_PARENT_CHAIN_INVALID: GrpcStatus.UNAUTHENTICATED,
   ERR_REVOKED: GrpcStatus.UNAUTHENTICATED,
   // Not the peer's fault: the verifier cannot currently answer; it may once its feed is back.
   ERR_REVOCATION_STALE: GrpcStatus.UNAVAILABLE,

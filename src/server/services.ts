@@ -168,5 +168,6 @@ function sessionDeps(ctx: ServerContext): SessionDeps {
     limits: ctx.config.limits,
     watchers: ctx.watchers,
     ...(ctx.policy !== undefined && { policy: ctx.policy }),
+    ...(ctx.federation !== undefined && { federation: ctx.federation }),
   };
 }

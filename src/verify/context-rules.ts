@@ -9,8 +9,9 @@ import {
   DEFAULT_AGENT_CONTEXT_OID,
   resolveAgentContextOid,
 } from '../x509/agent-context/oid';
-import { AgentContext, DelegationLink } from '../x509/agent-context/types';
+import { AGENT_CONTEXT_VERSION, AgentContext, DelegationLink } from '../x509/agent-context/types';
 import { VerificationCache } from './cache';
+import { checkParentChain, type ParentChainVerifier } from './parent-chain';
 
 export const DEFAULT_MAX_DELEGATION_DEPTH = 8;
 
@@ -21,6 +22,11 @@ export interface ContextRuleOptions {
   cache?: VerificationCache;
   /** OID the context is read under (the issuing server's agent_context.oid). Default DEFAULT_AGENT_CONTEXT_OID. */
   agentContextOid?: string;
+  /**
+   * Verifies a link's parentChain against its own trust domain's bundle (verifyX509Svid passes one over its bundle
+   * source). Without it, a link from another trust domain is never proven and is refused.
+   */
+  verifyParentChain?: ParentChainVerifier;
 }
 
 /** The hop a binding delegates to: the next link's parent, or finally the leaf itself. */
@@ -62,7 +68,9 @@ export function verifyAgentContext(
   // Keyed by OID too: a leaf could carry contexts under two OIDs, and each reader must get its own.
   const cacheKey = oid === DEFAULT_AGENT_CONTEXT_OID ? leaf.sha256Hex : `${leaf.sha256Hex} ${oid}`;
   const known = options.cache?.context(cacheKey);
-  if (known !== undefined) {
+  // A cross-domain context (version 2) was proven with other domains' bundles, which may have changed since:
+  // it is checked afresh every time (its link signatures stay cached).
+  if (known !== undefined && known.version === AGENT_CONTEXT_VERSION) {
     // The depth bound is the caller's choice per call, so it is the one rule checked again on a cache hit.
     checkDepth(known.delegation.length, options);
     // A copy: the caller may scribble on byte arrays, and the cached value must stay as it was proven.
@@ -70,7 +78,7 @@ export function verifyAgentContext(
   }
   const context = decodeAgentContext(ext.value);
   checkAttribution(context, leafId.trustDomain);
-  checkDelegationChain(
+  const hashes = checkDelegationChain(
     context,
     {
       what: `the leaf ${leafId.toString()}`,
@@ -81,7 +89,12 @@ export function verifyAgentContext(
     },
     options,
   );
-  options.cache?.rememberContext(cacheKey, copyContext(context));
+  context.delegation.forEach((link, i) => {
+    if (link.parentChain !== undefined) checkParentChain(context, i, hashes, options.verifyParentChain);
+  });
+  if (context.version === AGENT_CONTEXT_VERSION) {
+    options.cache?.rememberContext(cacheKey, copyContext(context));
+  }
   return context;
 }
 
@@ -118,6 +131,7 @@ export function copyContext(c: AgentContext): AgentContext {
         nonce: bytes(l.binding.nonce),
         prevLinkSha256: bytes(l.binding.prevLinkSha256),
       },
+      ...(l.parentChain !== undefined ? { parentChain: l.parentChain.map(bytes) } : {}),
     })),
   };
 }
@@ -145,29 +159,40 @@ function checkDepth(depth: number, options: ContextRuleOptions): void {
  * it. Root and hop sessions follow: they are the sessions of links (or of the leaf) checked here. A `verified`
  * principal's issuer is an OIDC issuer, not a trust domain: the claim that it was verified is the leaf
  * domain's (requirePrincipal({ trustDomain }) or Cedar's `principal.trustDomain` choose whose to accept).
- * Until federation defines a proof that the other domain vouches for such a claim, it is refused.
+ *
+ * The one exception is what another domain itself vouches for: a link carrying its parent's SVID (parentChain),
+ * checked afterwards against that domain's bundle (parent-chain.ts). That SVID, signed by the parent's CA, holds
+ * the principal, the root session and every earlier link, so the links up to the last one carrying a chain,
+ * the children they name up to it, and the principal's attribution are covered by it; everything after it
+ * must again be the leaf's. The issuing server is always the leaf's.
  */
 function checkAttribution(ctx: AgentContext, td: TrustDomain): void {
   const foreign = (what: string, id: string): SvidVerificationError =>
     reject(
       ErrorCode.CONTEXT_FOREIGN_DOMAIN,
-      `${what} ${JSON.stringify(id)} is not of the SVID's trust domain "${td.name}", and only that domain's ` +
-        'CA vouches for this context',
+      `${what} ${JSON.stringify(id)} is not of the SVID's trust domain "${td.name}", and neither that ` +
+        "domain's CA nor a parent SVID of the link's own domain vouches for it",
     );
   const mustBeOurs = (what: string, id: string): void => {
     if (!inTrustDomain(id, td)) throw foreign(what, id);
   };
+  let lastProven = -1;
+  ctx.delegation.forEach((l, i) => {
+    if (l.parentChain !== undefined) lastProven = i;
+  });
   mustBeOurs('the issuing server', ctx.provenance.issuer);
-  const p = ctx.principal;
-  if (p.provenance.startsWith(ASSERTED_BY)) {
-    mustBeOurs('the agent that asserted the principal', p.provenance.slice(ASSERTED_BY.length));
+  if (lastProven < 0) {
+    const p = ctx.principal;
+    if (p.provenance.startsWith(ASSERTED_BY)) {
+      mustBeOurs('the agent that asserted the principal', p.provenance.slice(ASSERTED_BY.length));
+    }
+    // Free text unless it claims to be a SPIFFE ID (any case: a near-miss must not slip past as "not an ID").
+    if (/^spiffe:/i.test(p.issuer)) mustBeOurs('the principal issuer', p.issuer);
+    if (p.provenance === 'workload' && /^spiffe:/i.test(p.id)) mustBeOurs('the workload principal', p.id);
   }
-  // Free text unless it claims to be a SPIFFE ID (any case: a near-miss must not slip past as "not an ID").
-  if (/^spiffe:/i.test(p.issuer)) mustBeOurs('the principal issuer', p.issuer);
-  if (p.provenance === 'workload' && /^spiffe:/i.test(p.id)) mustBeOurs('the workload principal', p.id);
   ctx.delegation.forEach((link, i) => {
-    mustBeOurs(`delegation link ${i}`, link.spiffeId);
-    mustBeOurs(`delegation link ${i} delegates to`, link.binding.childId);
+    if (i > lastProven) mustBeOurs(`delegation link ${i}`, link.spiffeId);
+    if (i >= lastProven) mustBeOurs(`delegation link ${i} delegates to`, link.binding.childId);
   });
 }
 
@@ -182,7 +207,8 @@ function inTrustDomain(id: string, td: TrustDomain): boolean {
   }
 }
 
-function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRuleOptions): void {
+/** Returns the SHA-256 of every link, root first. */
+function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRuleOptions): Uint8Array[] {
   const links = ctx.delegation;
   // Depth first: it bounds every other piece of work below.
   checkDepth(links.length, options);
@@ -281,6 +307,7 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
 
   // Only a chain that passed as a whole contributes to the cache.
   for (const h of proven) options.cache?.rememberLinkSignature(h);
+  return hashes;
 }
 
 /** `child` scopes must be a subset of `parent` scopes, and its expiry no later. */

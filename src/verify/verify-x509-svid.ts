@@ -122,6 +122,15 @@ export function verifyX509Svid(
     ...(options.maxDelegationDepth !== undefined ? { maxDelegationDepth: options.maxDelegationDepth } : {}),
     ...(cache !== undefined ? { cache } : {}),
     agentContextOid,
+    // A link from another trust domain is proven by its parent's SVID, verified here as an SVID of that domain
+    // with that domain's bundle, at the same instant and under the same rules (its own context included). The
+    // recursion is bounded: a parent's chain holds only the links before its own.
+    verifyParentChain: (parentChain, trustDomain) => {
+      // Revocation is the caller's question about the whole chain: its query names every link's session.
+      const { revocation: _asked, ...rest } = options;
+      const parent = verifyX509Svid(parentChain, bundleSource, { ...rest, at, trustDomain });
+      return { id: parent.id, leaf: parent.chain[0]!, context: parent.context };
+    },
   });
 
   if (options.revocation !== undefined) {
@@ -138,7 +147,8 @@ export function verifyX509Svid(
     for (const c of path) cache.rememberCertificate(c);
     // The memo keeps its own copy of the context: byte arrays and Dates cannot be frozen, and a caller may
     // scribble on the ones it was handed.
-    if (memo !== undefined && memoKey !== undefined) {
+    // A cross-domain context also rests on other domains' bundles, which the memo does not track.
+    if (memo !== undefined && memoKey !== undefined && (context === undefined || context.version === 1)) {
       const kept = {
         id,
         ...(context !== undefined ? { context: copyContext(context) } : {}),

@@ -136,6 +136,7 @@ export async function redeemGrant(
   try {
     const r = await unary(c.redeemGrant.bind(c), {
       grantId: grant.grantId,
+      foreignGrant: undefined,
       csr: Buffer.from(createCsr(key).der),
     });
     return { ...child, key, chain: r.svid!.certChain.map((b) => new Uint8Array(b)) };

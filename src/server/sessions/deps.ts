@@ -1,4 +1,5 @@
 /** What every session call needs; built once per listener in services.ts. */
+import type { X509Bundle } from '../../bundle/x509-bundle';
 import type { CaManager } from '../../ca';
 import type { IssuancePolicySource } from '../../policy';
 import type { Store } from '../../store/store';
@@ -25,4 +26,6 @@ export interface SessionDeps {
   watchers: RevocationWatchers;
   /** Issuance policy (policy.files): narrows session and delegated scopes; absent = none. */
   policy?: IssuancePolicySource;
+  /** Federated trust domains' bundles: what a foreign grant's parent is verified with. Absent: none. */
+  federation?: { bundle(trustDomain: string): X509Bundle | undefined };
 }

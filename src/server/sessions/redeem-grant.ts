@@ -14,6 +14,7 @@ import {
   GrantKeyMismatchError,
   GrantReplayedError,
   GrantWrongRedeemerError,
+  InvalidArgumentError,
   NotASessionError,
   RevokedError,
 } from '../../errors';
@@ -33,6 +34,7 @@ import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
 import { newSessionId, secondsUntil } from '../issuance/session-svid';
 import { resolveSessionOpener, signOpenerSvid, storeOpenedSession } from './session-opening';
+import { redeemForeignGrant } from './redeem-foreign-grant';
 
 export const DELEGATION_METHOD = 'delegation';
 
@@ -41,6 +43,12 @@ export async function redeemGrant(
   req: RedeemGrantRequest,
   call: PeerCall,
 ): Promise<RedeemGrantResponse> {
+  if (req.foreignGrant !== undefined) {
+    if (req.grantId !== '') {
+      throw new InvalidArgumentError('give grant_id or foreign_grant, not both');
+    }
+    return redeemForeignGrant(deps, req.foreignGrant, req.csr, call);
+  }
   // The child's own workload SVID: a session SVID (ended or not) redeems nothing.
   const opener = await resolveSessionOpener(deps, call, req.csr);
   const { now, caller, csr } = opener;

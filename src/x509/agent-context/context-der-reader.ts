@@ -18,7 +18,14 @@ import {
   type Tlv,
 } from '../der';
 import { fail, malformed } from './field-rules';
-import { AGENT_CONTEXT_VERSION, DELEGATION_BINDING_VERSION } from './types';
+import {
+  AGENT_CONTEXT_VERSION,
+  AGENT_CONTEXT_VERSION_CROSS_DOMAIN,
+  DELEGATION_BINDING_VERSION,
+} from './types';
+
+/** DelegationLink.parentChain: [0] IMPLICIT SEQUENCE OF OCTET STRING. */
+const TAG_PARENT_CHAIN = 0xa0;
 
 const TAG_UTF8_STRING = 0x0c;
 const Z = 0x5a;
@@ -40,12 +47,12 @@ class ElementReader {
   private offset: number;
 
   constructor(
-    private readonly buf: Uint8Array,
+    readonly buf: Uint8Array,
     start: number,
     private readonly end: number,
     private readonly path: string,
     /** The same bytes as a Buffer, for its string decoding. */
-    private readonly text: Buffer = Buffer.from(buf.buffer, buf.byteOffset, buf.length),
+    readonly text: Buffer = Buffer.from(buf.buffer, buf.byteOffset, buf.length),
   ) {
     this.offset = start;
   }
@@ -97,7 +104,7 @@ class ElementReader {
   }
 
   /** A copy, so a decoded context never aliases (or keeps alive) the input buffer. */
-  octets(name: string, tag: number = TAG_OCTET_STRING): Uint8Array {
+  octets(name: string | number, tag: number = TAG_OCTET_STRING): Uint8Array {
     const tlv = this.next(tag, name);
     const copy = new Uint8Array(tlv.end - tlv.contentStart);
     copy.set(this.buf.subarray(tlv.contentStart, tlv.end));
@@ -112,7 +119,7 @@ class ElementReader {
   }
 
   /** A version INTEGER: must be DER, and `supported` or the whole structure is refused as unsupported. */
-  version(name: string, supported: number): number {
+  version(name: string, supported: number, also?: number): number {
     const tlv = this.next(TAG_INTEGER, name);
     let bytes: Uint8Array;
     try {
@@ -120,15 +127,15 @@ class ElementReader {
     } catch {
       return malformed(this.field(name), 'not a DER INTEGER (empty or not minimally encoded)');
     }
-    if (bytes.length !== 1 || bytes[0] !== supported) {
+    if (bytes.length !== 1 || (bytes[0] !== supported && bytes[0] !== also)) {
       const shown = bytes.length <= 6 ? String(signed(bytes)) : 'a large value';
       fail(
         ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
         this.field(name),
-        `${shown} is not supported (only ${supported})`,
+        `${shown} is not supported (only ${also === undefined ? supported : `${supported} or ${also}`})`,
       );
     }
-    return supported;
+    return bytes[0]!;
   }
 
   scopes(name: string): string[] {
@@ -216,6 +223,14 @@ function readLink(r: ElementReader): Record<string, unknown> {
     binding: readBinding(r.sequence('binding')),
     signature: r.octets('signature'),
   };
+  if (r.peekTag() === TAG_PARENT_CHAIN) {
+    const tlv = r.next(TAG_PARENT_CHAIN, 'parentChain');
+    const certs = new ElementReader(r.buf, tlv.contentStart, tlv.end, r.field('parentChain'), r.text);
+    const parentChain: Uint8Array[] = [];
+    while (certs.peekTag() !== undefined) parentChain.push(certs.octets(parentChain.length));
+    r.done();
+    return { ...link, parentChain };
+  }
   r.done();
   return link;
 }
@@ -226,7 +241,7 @@ function readLink(r: ElementReader): Record<string, unknown> {
  */
 export function readAgentContext(der: Uint8Array, outer: Tlv): unknown {
   const r = new ElementReader(der, outer.contentStart, outer.end, '');
-  const version = r.version('version', AGENT_CONTEXT_VERSION);
+  const version = r.version('version', AGENT_CONTEXT_VERSION, AGENT_CONTEXT_VERSION_CROSS_DOMAIN);
   const agentId = r.utf8('agentId');
   const sessionId = r.utf8('sessionId');
   const rootSessionId = r.utf8('rootSessionId');

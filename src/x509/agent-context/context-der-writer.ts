@@ -49,7 +49,12 @@ function bindingNode(b: DelegationBinding): DerNode {
   );
 }
 
+/** [0] IMPLICIT SEQUENCE OF OCTET STRING: constructed, context-specific tag 0. */
+export const TAG_PARENT_CHAIN = 0xa0;
+
 function linkNode(l: DelegationLink): DerNode {
+  const chain =
+    l.parentChain === undefined ? [] : [constructedNode(TAG_PARENT_CHAIN, l.parentChain.map(octets))];
   return sequence(
     utf8(l.spiffeId),
     utf8(l.agentId),
@@ -60,6 +65,7 @@ function linkNode(l: DelegationLink): DerNode {
     octets(l.publicKey),
     bindingNode(l.binding),
     octets(l.signature),
+    ...chain,
   );
 }
 

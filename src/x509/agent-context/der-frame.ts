@@ -6,7 +6,7 @@
  */
 import { ErrorCode } from '../../errors';
 import { fail, malformed } from './field-rules';
-import { AGENT_CONTEXT_VERSION } from './types';
+import { AGENT_CONTEXT_VERSION, AGENT_CONTEXT_VERSION_CROSS_DOMAIN } from './types';
 
 const TAG_SEQUENCE = 0x30;
 const TAG_INTEGER = 0x02;
@@ -35,7 +35,7 @@ function readLength(der: Uint8Array, offset: number, field: string): Header {
 }
 
 /**
- * Checks that `der` is exactly one SEQUENCE whose first element is the INTEGER version 1.
+ * Checks that `der` is exactly one SEQUENCE whose first element is the INTEGER version 1 or 2.
  * Throws AgentContextError otherwise: ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION for a well-formed other version.
  */
 export function checkOuterFrame(der: Uint8Array): void {
@@ -57,13 +57,13 @@ export function checkOuterFrame(der: Uint8Array): void {
   if (v.contentLength > 1 && ((b0 === 0x00 && b1 < 0x80) || (b0 === 0xff && b1 >= 0x80))) {
     malformed('version', 'INTEGER not minimally encoded (BER, not DER)');
   }
-  if (v.contentLength !== 1 || b0 !== AGENT_CONTEXT_VERSION) {
+  if (v.contentLength !== 1 || (b0 !== AGENT_CONTEXT_VERSION && b0 !== AGENT_CONTEXT_VERSION_CROSS_DOMAIN)) {
     const shown =
       v.contentLength <= 6 ? String(readSigned(der, v.contentStart, v.contentLength)) : 'a large value';
     fail(
       ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
       'version',
-      `${shown} is not supported (only ${AGENT_CONTEXT_VERSION})`,
+      `${shown} is not supported (only ${AGENT_CONTEXT_VERSION} or ${AGENT_CONTEXT_VERSION_CROSS_DOMAIN})`,
     );
   }
 }

@@ -32,6 +32,8 @@ export interface DelegationLinkJson {
   publicKey: string;
   binding: DelegationBindingJson;
   signature: string;
+  /** The parent's SVID chain (hex DER, SVID first), on a link appended across a trust-domain boundary. */
+  parentChain?: string[];
 }
 
 export interface AgentContextJson {
@@ -78,6 +80,7 @@ function linkToJson(l: DelegationLink): DelegationLinkJson {
     publicKey: hex(l.publicKey),
     binding: bindingToJson(l.binding),
     signature: hex(l.signature),
+    ...(l.parentChain !== undefined ? { parentChain: l.parentChain.map(hex) } : {}),
   };
 }
 
@@ -132,6 +135,8 @@ function convert(value: unknown, path: string): unknown {
   for (const [key, v] of Object.entries(value)) {
     const field = path === '' ? key : `${path}.${key}`;
     if (BYTE_FIELDS.has(key)) out[key] = hexToBytes(v, field);
+    else if (key === 'parentChain' && Array.isArray(v))
+      out[key] = v.map((c, i) => hexToBytes(c, `${field}[${i}]`));
     else if (TIME_FIELDS.has(key)) out[key] = isoToDate(v, field);
     else out[key] = convert(v, field);
   }

@@ -60,6 +60,7 @@ export function linkToAsn(l: DelegationLink): DelegationLinkAsn {
   asn.publicKey = toBuffer(l.publicKey);
   asn.binding = bindingToAsn(l.binding);
   asn.signature = toBuffer(l.signature);
+  if (l.parentChain !== undefined) asn.parentChain = l.parentChain.map(toBuffer);
   return asn;
 }
 
@@ -122,6 +123,7 @@ function linkFromAsn(asn: DelegationLinkAsn, field: string): unknown {
     publicKey: fromBuffer(asn.publicKey),
     binding: bindingFromAsn(asn.binding, `${field}.binding`),
     signature: fromBuffer(asn.signature),
+    ...(asn.parentChain !== undefined ? { parentChain: asn.parentChain.map(fromBuffer) } : {}),
   };
 }
 

@@ -109,6 +109,15 @@ export class DelegationLinkAsn {
 
   @AsnProp({ type: AsnPropTypes.OctetString })
   signature = new ArrayBuffer(0);
+
+  @AsnProp({
+    type: AsnPropTypes.OctetString,
+    repeated: 'sequence',
+    context: 0,
+    implicit: true,
+    optional: true,
+  })
+  parentChain?: ArrayBuffer[];
 }
 
 export class AgentContextAsn {

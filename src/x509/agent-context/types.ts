@@ -4,8 +4,21 @@
  * extension's OID (a setting, default 1.3.6.1.4.1.262144.1.1) in oid.ts.
  */
 
-/** The only version this code writes and reads. Decoding any other version fails closed. */
+/**
+ * Version 1: no link carries a parent chain (every context of a single trust domain; byte for byte what earlier
+ * releases wrote). Decoding any version but 1 and 2 fails closed.
+ */
 export const AGENT_CONTEXT_VERSION = 1;
+
+/**
+ * Version 2: at least one delegation link carries `parentChain`, the parent's own SVID from another trust domain
+ * (docs/design/agent-context.md, "Across trust domains"). A context is version 2 exactly when one of its links
+ * carries a chain, so a verifier that predates it refuses it (ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION) rather than
+ * read the foreign links without their proof.
+ */
+export const AGENT_CONTEXT_VERSION_CROSS_DOMAIN = 2;
+
+export type AgentContextVersion = typeof AGENT_CONTEXT_VERSION | typeof AGENT_CONTEXT_VERSION_CROSS_DOMAIN;
 
 /**
  * Version of the DelegationBinding structure. It is the first field of the signed DER, so a parent's
@@ -89,10 +102,19 @@ export interface DelegationLink {
    * ECDSA P-256/SHA-256, P-384/SHA-384 (DER-encoded r,s), RSA PKCS#1 v1.5/SHA-256, Ed25519.
    */
   signature: Uint8Array;
+  /**
+   * The parent's SVID as its own trust domain's CA issued it (DER certificates, the SVID first, then any
+   * intermediates), added when the link was appended by a server of another trust domain. It is what the
+   * parent's domain vouches for: a verifier checks it against that domain's bundle and requires it to name this
+   * link's SPIFFE ID, key, certificate hash, session, scopes and expiry, the chain's principal and root session,
+   * and every link before this one.
+   */
+  parentChain?: Uint8Array[];
 }
 
 export interface AgentContext {
-  version: typeof AGENT_CONTEXT_VERSION;
+  /** 2 exactly when a link carries `parentChain`, else 1. */
+  version: AgentContextVersion;
   agentId: string;
   sessionId: string;
   /** The first session of the delegation chain (equals sessionId when there is no delegation). */
@@ -123,4 +145,7 @@ export const AGENT_CONTEXT_LIMITS = {
   maxSignatureBytes: 1024,
   minNonceBytes: 16,
   maxNonceBytes: 64,
+  /** Certificates in one link's parentChain: the SVID and up to three intermediates. */
+  maxParentChainCertificates: 4,
+  maxParentCertificateBytes: 16 * 1024,
 } as const;

@@ -22,6 +22,7 @@ import {
 import {
   AGENT_CONTEXT_LIMITS as LIMITS,
   AGENT_CONTEXT_VERSION,
+  AGENT_CONTEXT_VERSION_CROSS_DOMAIN,
   type AgentContext,
   type DelegationBinding,
   type DelegationLink,
@@ -64,16 +65,27 @@ export function assertValidDelegationLink(value: unknown, field = 'link'): asser
   checkBytes(l.publicKey, `${field}.publicKey`, 1, LIMITS.maxPublicKeyBytes);
   assertValidDelegationBinding(l.binding, `${field}.binding`);
   checkBytes(l.signature, `${field}.signature`, 1, LIMITS.maxSignatureBytes);
+  if (l.parentChain !== undefined) {
+    const chain = requireArray(l.parentChain, `${field}.parentChain`);
+    if (chain.length === 0) malformed(`${field}.parentChain`, 'empty (omit it instead)');
+    if (chain.length > LIMITS.maxParentChainCertificates) {
+      tooLarge(
+        `${field}.parentChain`,
+        `${chain.length} certificates, at most ${LIMITS.maxParentChainCertificates} allowed`,
+      );
+    }
+    chain.forEach((c, i) => checkBytes(c, `${field}.parentChain[${i}]`, 1, LIMITS.maxParentCertificateBytes));
+  }
 }
 
 /** Throws AgentContextError naming the first field that breaks a rule; otherwise narrows to AgentContext. */
 export function assertValidAgentContext(value: unknown): asserts value is AgentContext {
   const c = requireRecord(value, 'value');
-  if (c.version !== AGENT_CONTEXT_VERSION) {
+  if (c.version !== AGENT_CONTEXT_VERSION && c.version !== AGENT_CONTEXT_VERSION_CROSS_DOMAIN) {
     fail(
       ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
       'version',
-      `${String(c.version)} is not supported (only ${AGENT_CONTEXT_VERSION})`,
+      `${String(c.version)} is not supported (only ${AGENT_CONTEXT_VERSION} or ${AGENT_CONTEXT_VERSION_CROSS_DOMAIN})`,
     );
   }
   // Depth first: it bounds the work done on everything below it.
@@ -97,4 +109,15 @@ export function assertValidAgentContext(value: unknown): asserts value is AgentC
   checkSpiffeId(t.issuer, 'provenance.issuer');
   checkTime(t.issuedAt, 'provenance.issuedAt');
   delegation.forEach((link, i) => assertValidDelegationLink(link, `delegation[${i}]`));
+  // One value, one encoding: the version says whether parent chains are present, so an old reader refuses them.
+  const chained = (delegation as DelegationLink[]).some((l) => l.parentChain !== undefined);
+  const expected = chained ? AGENT_CONTEXT_VERSION_CROSS_DOMAIN : AGENT_CONTEXT_VERSION;
+  if (c.version !== expected) {
+    malformed(
+      'version',
+      chained
+        ? `a link carries a parentChain, so the version must be ${AGENT_CONTEXT_VERSION_CROSS_DOMAIN}`
+        : `no link carries a parentChain, so the version must be ${AGENT_CONTEXT_VERSION}`,
+    );
+  }
 }

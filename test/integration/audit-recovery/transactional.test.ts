@@ -288,6 +288,7 @@ describe('audit: StartSession, CreateGrant and RedeemGrant record in their own t
         const redeem = () =>
           unary(tc.redeemGrant.bind(tc), {
             grantId: grant.grantId,
+            foreignGrant: undefined,
             csr: Buffer.from(createCsr(toolKey.privateKey).der),
           });
         failAppends();

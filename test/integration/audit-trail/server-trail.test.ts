@@ -139,6 +139,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
     await rejectsWithWireCode(
       unary(sc.redeemGrant.bind(sc), {
         grantId: grant.grantId,
+        foreignGrant: undefined,
         csr: Buffer.from(createCsr(generateSigningKeyPair('ec-p256').privateKey).der),
       }),
       'ERR_GRANT_WRONG_REDEEMER',
@@ -147,6 +148,7 @@ describe('audit trail of a multi-hop scenario on a real server', function () {
     const tc = sessionClient(s, tool);
     const redeemed = await unary(tc.redeemGrant.bind(tc), {
       grantId: grant.grantId,
+      foreignGrant: undefined,
       csr: Buffer.from(createCsr(toolKey).der),
     });
     tc.close();

@@ -155,6 +155,7 @@ describe('sessions, delegation and revocation over mTLS', function () {
     try {
       const res = await call(c.redeemGrant.bind(c), {
         grantId: grant.grantId,
+        foreignGrant: undefined,
         csr: Buffer.from(createCsr(key).der),
       });
       return { agent: { ...child, key, chain: res.svid!.certChain.map((b) => new Uint8Array(b)) }, res };

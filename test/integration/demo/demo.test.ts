@@ -32,6 +32,7 @@ describe('demo: npm run demo', function () {
     assert.match(stdout, /Usage: npm run demo -- \[options\]/);
     assert.match(stdout, /--policy-dir <dir>/);
     assert.match(stdout, /--keep/);
+    assert.match(stdout, /--federation/);
     assert.match(stdout, /alice -> planner -> tool-runner -> service-a/);
     assert.match(stdout, /Nothing but loopback traffic/);
   });
@@ -88,5 +89,20 @@ describe('demo: npm run demo', function () {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('--federation: the chain crosses from a.demo to b.demo, and a replay and a forged link are refused', async () => {
+    const { code, stdout, stderr } = await runDemo(['--federation']);
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    assert.match(stdout, /b\.demo federates with a\.demo/);
+    assert.match(
+      stdout,
+      /chain: alice → spiffe:\/\/a\.demo\/planner → spiffe:\/\/b\.demo\/tool-runner → spiffe:\/\/b\.demo\/service/,
+    );
+    assert.match(stdout, /principal alice, scopes docs:read/);
+    assert.match(stdout, /✔ the same grant redeemed again is refused: ERR_GRANT_REPLAYED/);
+    assert.match(stdout, /✔ an A link forged by b\.demo's CA .* ERR_CONTEXT_FOREIGN_DOMAIN/);
+    assert.match(stdout, /Demo passed/);
+    assert.doesNotMatch(stdout, /✘/);
   });
 });

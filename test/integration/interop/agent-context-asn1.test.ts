@@ -120,7 +120,21 @@ describe('docs/design/agent-context.asn1 against asn1c', function () {
   describe('a value that breaks a constraint of the module is refused by both', () => {
     const base = (): AgentContext => structuredClone(plannerChain(createCa())[1]!.context);
     const cases: [string, (c: AgentContext) => void][] = [
-      ['context version 2', (c) => void ((c as { version: number }).version = 2)],
+      ['context version 3', (c) => void ((c as { version: number }).version = 3)],
+      [
+        'five certificates in a parentChain',
+        (c) => {
+          (c as { version: number }).version = 2;
+          c.delegation[0]!.parentChain = Array.from({ length: 5 }, () => new Uint8Array(8));
+        },
+      ],
+      [
+        'an empty parentChain',
+        (c) => {
+          (c as { version: number }).version = 2;
+          c.delegation[0]!.parentChain = [];
+        },
+      ],
       ['empty agentId', (c) => void (c.agentId = '')],
       // Not here: a scope outside "!".."~" (asn1c does not check a permitted alphabet of UTF8String; the
       // codec tests hold Lanyard's side of that rule).

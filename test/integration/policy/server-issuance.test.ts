@@ -154,6 +154,7 @@ describe('policy: issuance on a real server (policy.files)', function () {
     const cc = sessionClient(s, toolRunner);
     const res = await unary(cc.redeemGrant.bind(cc), {
       grantId: grant.grantId,
+      foreignGrant: undefined,
       csr: Buffer.from(createCsr(key.privateKey).der),
     });
     cc.close();

@@ -61,6 +61,19 @@ export const binding: fc.Arbitrary<DelegationBinding> = fc.record(
   plain,
 );
 
+// Every field of a link but its parentChain, which is there on a link appended across a trust-domain boundary.
+const plainKeys: (keyof DelegationLink)[] = [
+  'spiffeId',
+  'agentId',
+  'sessionId',
+  'scopes',
+  'notAfter',
+  'certSha256',
+  'publicKey',
+  'binding',
+  'signature',
+];
+
 export const link: fc.Arbitrary<DelegationLink> = fc.record(
   {
     spiffeId,
@@ -72,25 +85,31 @@ export const link: fc.Arbitrary<DelegationLink> = fc.record(
     publicKey: fc.uint8Array({ minLength: 1, maxLength: 600 }),
     binding,
     signature: fc.uint8Array({ minLength: 1, maxLength: 520 }),
+    parentChain: fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 1, maxLength: 2 }),
   },
-  plain,
+  { ...plain, requiredKeys: plainKeys },
 );
 
-export const agentContext: fc.Arbitrary<AgentContext> = fc.record(
-  {
-    version: fc.constant(1 as const),
-    agentId: text(1, 30),
-    sessionId: text(1, 30),
-    rootSessionId: text(1, 30),
-    principal: fc.record({ id: text(1, 30), issuer: text(1, 30), provenance: provenanceWord }, plain),
-    intent: text(0, 60),
-    scopes,
-    policyVersion: text(1, 30),
-    provenance: fc.record(
-      { method: text(1, 20), evidenceSha256: sha256, issuer: spiffeId, issuedAt: time },
-      plain,
-    ),
-    delegation: fc.array(link, { maxLength: 4 }),
-  },
-  plain,
-);
+export const agentContext: fc.Arbitrary<AgentContext> = fc
+  .record(
+    {
+      version: fc.constant(1 as const),
+      agentId: text(1, 30),
+      sessionId: text(1, 30),
+      rootSessionId: text(1, 30),
+      principal: fc.record({ id: text(1, 30), issuer: text(1, 30), provenance: provenanceWord }, plain),
+      intent: text(0, 60),
+      scopes,
+      policyVersion: text(1, 30),
+      provenance: fc.record(
+        { method: text(1, 20), evidenceSha256: sha256, issuer: spiffeId, issuedAt: time },
+        plain,
+      ),
+      delegation: fc.array(link, { maxLength: 4 }),
+    },
+    plain,
+  )
+  // Version 2 exactly when a link carries a parentChain (the validator holds both sides to it).
+  .map(
+    (c) => ({ ...c, version: c.delegation.some((l) => l.parentChain !== undefined) ? 2 : 1 }) as AgentContext,
+  );

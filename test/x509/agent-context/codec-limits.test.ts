@@ -451,13 +451,37 @@ describe('agent-context codec: text and time syntax', () => {
     );
   });
 
-  it('refuses to encode any version other than 1', () => {
-    for (const version of [0, 2, '1', undefined]) {
+  it('refuses to encode any version other than 1 and 2', () => {
+    for (const version of [0, 3, '1', undefined]) {
       expectAgentContextError(
         () => encodeAgentContext({ ...sampleContext(), version } as unknown as AgentContext),
         ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION,
         'version',
       );
     }
+  });
+
+  it('refuses a version that does not match whether a link carries a parentChain', () => {
+    const plain = contextWithLinks(1);
+    expectAgentContextError(
+      () => encodeAgentContext({ ...plain, version: 2 }),
+      MALFORMED,
+      'no link carries a parentChain',
+    );
+    const chained = contextWithLinks(1);
+    chained.delegation[0]!.parentChain = [bytes(300)];
+    expectAgentContextError(() => encodeAgentContext(chained), MALFORMED, 'the version must be 2');
+    chained.version = 2;
+    assert.deepEqual(decodeAgentContext(encodeAgentContext(chained)), chained);
+  });
+
+  it('bounds a parentChain: one to four certificates of at most 16 KiB each', () => {
+    const ctx = { ...contextWithLinks(1), version: 2 as const };
+    ctx.delegation[0]!.parentChain = [];
+    expectAgentContextError(() => encodeAgentContext(ctx), MALFORMED, 'parentChain');
+    ctx.delegation[0]!.parentChain = [1, 2, 3, 4, 5].map(() => bytes(10));
+    expectAgentContextError(() => encodeAgentContext(ctx), ErrorCode.AGENT_CONTEXT_TOO_LARGE, 'parentChain');
+    ctx.delegation[0]!.parentChain = [new Uint8Array(0)];
+    expectAgentContextError(() => encodeAgentContext(ctx), MALFORMED, 'parentChain[0]');
   });
 });

@@ -33,23 +33,23 @@ describe('agent-context codec: strict DER', () => {
       return writeTlv(root);
     }
 
-    it('refuses versions 0, 2, 255 and -1 as unsupported, naming the version', () => {
-      for (const v of [[0x00], [0x02], [0x00, 0xff], [0xff]]) {
+    it('refuses versions 0, 3, 255 and -1 as unsupported, naming the version', () => {
+      for (const v of [[0x00], [0x03], [0x00, 0xff], [0xff]]) {
         expectAgentContextError(() => decodeAgentContext(withVersion(v)), UNSUPPORTED, 'version');
       }
     });
 
     it('reports a future version as unsupported even when its body is different', () => {
-      // A version 2 whose body this reader cannot parse: the version decides the error, not the body.
+      // A version 3 whose body this reader cannot parse: the version decides the error, not the body.
       expectAgentContextError(
-        () => decodeAgentContext(Uint8Array.from([0x30, 0x03, 0x02, 0x01, 0x02])),
+        () => decodeAgentContext(Uint8Array.from([0x30, 0x03, 0x02, 0x01, 0x03])),
         UNSUPPORTED,
       );
       const v2 = writeTlv({
         id: [0x30],
-        children: [primitive(0x02, Uint8Array.of(2)), primitive(0x05, new Uint8Array(0))],
+        children: [primitive(0x02, Uint8Array.of(3)), primitive(0x05, new Uint8Array(0))],
       });
-      expectAgentContextError(() => decodeAgentContext(v2), UNSUPPORTED, '2 is not supported');
+      expectAgentContextError(() => decodeAgentContext(v2), UNSUPPORTED, '3 is not supported');
     });
 
     it('refuses a non-minimal INTEGER 1 and a version of the wrong type as malformed', () => {

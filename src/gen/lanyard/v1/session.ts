@@ -75,9 +75,25 @@ export interface CreateGrantResponse {
 }
 
 export interface RedeemGrantRequest {
+  /** A grant of this server (CreateGrant); empty when foreign_grant is given. */
   grantId: string;
   /** PKCS#10 certificate request, DER, for the delegated session key. */
   csr: Buffer;
+  /**
+   * A grant a parent of a federated trust domain signed (docs/operator/federation.md): redeemed against this
+   * server, which checks the parent's SVID with that domain's bundle. Only one of grant_id and foreign_grant.
+   */
+  foreignGrant: ForeignGrant | undefined;
+}
+
+/**
+ * What a parent in another trust domain hands its child: the binding it signed, the signature, and its session
+ * SVID chain as its own domain's CA issued it (the SVID first, then any intermediates).
+ */
+export interface ForeignGrant {
+  binding: Buffer;
+  signature: Buffer;
+  parentChain: Buffer[];
 }
 
 export interface RedeemGrantResponse {
@@ -715,7 +731,7 @@ export const CreateGrantResponse: MessageFns<CreateGrantResponse> = {
 };
 
 function createBaseRedeemGrantRequest(): RedeemGrantRequest {
-  return { grantId: "", csr: Buffer.alloc(0) };
+  return { grantId: "", csr: Buffer.alloc(0), foreignGrant: undefined };
 }
 
 export const RedeemGrantRequest: MessageFns<RedeemGrantRequest> = {
@@ -725,6 +741,9 @@ export const RedeemGrantRequest: MessageFns<RedeemGrantRequest> = {
     }
     if (message.csr.length !== 0) {
       writer.uint32(18).bytes(message.csr);
+    }
+    if (message.foreignGrant !== undefined) {
+      ForeignGrant.encode(message.foreignGrant, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -758,6 +777,14 @@ export const RedeemGrantRequest: MessageFns<RedeemGrantRequest> = {
             message.csr = Buffer.from(reader.bytes());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.foreignGrant = ForeignGrant.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -778,6 +805,11 @@ export const RedeemGrantRequest: MessageFns<RedeemGrantRequest> = {
         ? globalThis.String(object.grant_id)
         : "",
       csr: isSet(object.csr) ? Buffer.from(bytesFromBase64(object.csr)) : Buffer.alloc(0),
+      foreignGrant: isSet(object.foreignGrant)
+        ? ForeignGrant.fromJSON(object.foreignGrant)
+        : isSet(object.foreign_grant)
+        ? ForeignGrant.fromJSON(object.foreign_grant)
+        : undefined,
     };
   },
 
@@ -789,6 +821,9 @@ export const RedeemGrantRequest: MessageFns<RedeemGrantRequest> = {
     if (message.csr.length !== 0) {
       obj.csr = base64FromBytes(message.csr);
     }
+    if (message.foreignGrant !== undefined) {
+      obj.foreignGrant = ForeignGrant.toJSON(message.foreignGrant);
+    }
     return obj;
   },
 
@@ -799,6 +834,114 @@ export const RedeemGrantRequest: MessageFns<RedeemGrantRequest> = {
     const message = createBaseRedeemGrantRequest();
     message.grantId = object.grantId ?? "";
     message.csr = object.csr ?? Buffer.alloc(0);
+    message.foreignGrant = (object.foreignGrant !== undefined && object.foreignGrant !== null)
+      ? ForeignGrant.fromPartial(object.foreignGrant)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseForeignGrant(): ForeignGrant {
+  return { binding: Buffer.alloc(0), signature: Buffer.alloc(0), parentChain: [] };
+}
+
+export const ForeignGrant: MessageFns<ForeignGrant> = {
+  encode(message: ForeignGrant, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.binding.length !== 0) {
+      writer.uint32(10).bytes(message.binding);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(18).bytes(message.signature);
+    }
+    for (const v of message.parentChain) {
+      writer.uint32(26).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForeignGrant {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForeignGrant();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.binding = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.parentChain.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForeignGrant {
+    return {
+      binding: isSet(object.binding) ? Buffer.from(bytesFromBase64(object.binding)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      parentChain: globalThis.Array.isArray(object?.parentChain)
+        ? object.parentChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        : globalThis.Array.isArray(object?.parent_chain)
+        ? object.parent_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        : [],
+    };
+  },
+
+  toJSON(message: ForeignGrant): unknown {
+    const obj: any = {};
+    if (message.binding.length !== 0) {
+      obj.binding = base64FromBytes(message.binding);
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    if (message.parentChain?.length) {
+      obj.parentChain = message.parentChain.map((e) => base64FromBytes(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ForeignGrant>, I>>(base?: I): ForeignGrant {
+    return ForeignGrant.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForeignGrant>, I>>(object: I): ForeignGrant {
+    const message = createBaseForeignGrant();
+    message.binding = object.binding ?? Buffer.alloc(0);
+    message.signature = object.signature ?? Buffer.alloc(0);
+    message.parentChain = object.parentChain?.map((e) => e) || [];
     return message;
   },
 };
