@@ -71,7 +71,9 @@ export async function startMetricsEndpoint(options: MetricsEndpointOptions): Pro
       },
       (e: unknown) => {
         logger.error({ err: e }, 'metrics could not be collected');
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n');
+        res
+          .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+          .end('metrics collection failed\n');
       },
     );
   });
@@ -85,9 +87,13 @@ export async function startMetricsEndpoint(options: MetricsEndpointOptions): Pro
     });
   });
   const bound = server.address() as AddressInfo;
-  const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
+  const address =
+    bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
   if (!isLoopbackHost(bound.address)) {
-    logger.warn({ metricsAddress: address }, 'metrics served on a non-loopback address (allowed by the config)');
+    logger.warn(
+      { metricsAddress: address },
+      'metrics served on a non-loopback address (allowed by the config)',
+    );
   }
   return {
     address,

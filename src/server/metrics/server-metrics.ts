@@ -96,7 +96,11 @@ export class ServerMetrics {
     this.sources = sources;
     this.stopFeed = sources.revocations.subscribe((records, origin) => {
       for (const r of records) {
-        this.revoked.inc({ kind: r.kind, cause: r.causeSequence !== undefined ? 'cascade' : 'direct', origin });
+        this.revoked.inc({
+          kind: r.kind,
+          cause: r.causeSequence !== undefined ? 'cascade' : 'direct',
+          origin,
+        });
       }
     });
   }
@@ -125,7 +129,9 @@ export class ServerMetrics {
       ?.step;
     if (step?.$case !== 'params') return 'none';
     const type = step.value?.attestorType;
-    return typeof type === 'string' && (this.sources?.attestorTypes.includes(type) ?? false) ? type : 'unknown';
+    return typeof type === 'string' && (this.sources?.attestorTypes.includes(type) ?? false)
+      ? type
+      : 'unknown';
   }
 
   /** The CAs, or undefined before `bind` and once the CA is closed. */
@@ -182,9 +188,7 @@ export class ServerMetrics {
         if (all === undefined) return;
         const now = self.clock().getTime();
         for (const state of CA_STATES) {
-          const ends = all
-            .filter((a) => a.state === state)
-            .map((a) => a.notAfter.getTime());
+          const ends = all.filter((a) => a.state === state).map((a) => a.notAfter.getTime());
           if (ends.length > 0) this.set({ state }, (Math.max(...ends) - now) / 1000);
         }
       },
