@@ -4,7 +4,8 @@
  * agent's own identity and bundle. The state gauges are read from the cache and the sync at scrape time.
  * No label names a workload, an entry or a SPIFFE ID.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../internal/process-metrics';
 import { GrpcServerMetrics, RPC_SECONDS_BUCKETS } from '../internal/grpc-metrics';
 import type { AgentCache } from './cache';
 import type { NodeIdentity } from './node-identity';
@@ -26,7 +27,7 @@ export class AgentMetrics {
 
   constructor(private readonly clock: () => Date) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    collectProcessMetrics(this.registry);
     this.grpc = new GrpcServerMetrics({ registry: this.registry });
     this.syncs = new Counter({
       name: 'lanyard_agent_syncs_total',

@@ -7,9 +7,10 @@
  * Every label value comes from a fixed set: method names, the configured attestor types, error codes, CA
  * states. Nothing a caller names (SPIFFE IDs, session ids, serials) becomes a label.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CaManager } from '../../ca';
 import type { CaAuthorityInfo, CaAuthorityState } from '../../ca/authority';
+import { collectProcessMetrics } from '../../internal/process-metrics';
 import { GrpcServerMetrics, type FinishedCall } from '../../internal/grpc-metrics';
 import type { Logger } from '../../internal/logging';
 import type { Store } from '../../store/store';
@@ -54,7 +55,7 @@ export class ServerMetrics {
     private readonly logger: Logger,
   ) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    collectProcessMetrics(this.registry);
     this.grpc = new GrpcServerMetrics({ registry: this.registry, observers: [(c) => this.countIssuance(c)] });
     this.issuance = new Counter({
       name: 'lanyard_server_issuance_total',
@@ -81,6 +82,8 @@ export class ServerMetrics {
       labelNames: ['mode'],
       registers,
     });
+    // Both modes exist from the start: an alert on failures sees 0, not a missing series.
+    for (const mode of ['direct', 'transaction']) this.auditFailures.inc({ mode }, 0);
     this.stateGauges();
   }
 
