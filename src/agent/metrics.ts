@@ -48,13 +48,15 @@ export class AgentMetrics {
       help: 'Unix time of the last sync that succeeded (0 before the first)',
       registers,
     });
-    const self = this;
+    // collect() runs with `this` bound to its gauge: the agent's parts are reached through these arrows.
+    const sources = (): AgentMetricSources | undefined => this.sources;
+    const now = (): Date => this.clock();
     new Gauge({
       name: 'lanyard_agent_sync_consecutive_failures',
       help: 'Failed syncs since the last one that succeeded (the agent serves its cache meanwhile)',
       registers,
       collect() {
-        this.set(self.sources?.sync.consecutiveFailures ?? Number.NaN);
+        this.set(sources()?.sync.consecutiveFailures ?? Number.NaN);
       },
     });
     new Gauge({
@@ -63,7 +65,7 @@ export class AgentMetrics {
       labelNames: ['kind'],
       registers,
       collect() {
-        const s = self.sources?.cache.stats();
+        const s = sources()?.cache.stats();
         if (s === undefined) return;
         this.set({ kind: 'entries' }, s.entries);
         this.set({ kind: 'x509_svids' }, s.svids);
@@ -76,7 +78,7 @@ export class AgentMetrics {
       help: 'Sequence number of the trust bundle the agent holds (NaN before the first sync)',
       registers,
       collect() {
-        this.set(self.sources?.cache.bundle()?.sequence ?? Number.NaN);
+        this.set(sources()?.cache.bundle()?.sequence ?? Number.NaN);
       },
     });
     new Gauge({
@@ -84,8 +86,8 @@ export class AgentMetrics {
       help: "Seconds until the agent's own SVID expires (NaN while it has none); renewed at half its life",
       registers,
       collect() {
-        const svid = self.sources?.identity.current();
-        this.set(svid === undefined ? Number.NaN : (svid.notAfter.getTime() - self.clock().getTime()) / 1000);
+        const svid = sources()?.identity.current();
+        this.set(svid === undefined ? Number.NaN : (svid.notAfter.getTime() - now().getTime()) / 1000);
       },
     });
   }

@@ -159,14 +159,17 @@ export class ServerMetrics {
         return Number.NaN;
       }
     };
-    const self = this;
+    // collect() runs with `this` bound to its gauge: the server's parts are reached through these arrows.
+    const sources = (): ServerMetricSources | undefined => this.sources;
+    const now = (): Date => this.clock();
+    const authorities = (): CaAuthorityInfo[] | undefined => this.authorities();
     new Gauge({
       name: 'lanyard_server_ca_ready',
       help: '1 when an active CA that holds its key and the server SVID are valid (the server can issue), else 0',
       registers,
       collect() {
-        const s = self.sources;
-        this.set(s === undefined ? Number.NaN : s.ca.readiness(self.clock()).ready ? 1 : 0);
+        const s = sources();
+        this.set(s === undefined ? Number.NaN : s.ca.readiness(now()).ready ? 1 : 0);
       },
     });
     new Gauge({
@@ -175,7 +178,7 @@ export class ServerMetrics {
       labelNames: ['state'],
       registers,
       collect() {
-        const all = self.authorities();
+        const all = authorities();
         if (all === undefined) return;
         for (const state of CA_STATES) this.set({ state }, all.filter((a) => a.state === state).length);
       },
@@ -187,12 +190,12 @@ export class ServerMetrics {
       registers,
       collect() {
         this.reset();
-        const all = self.authorities();
+        const all = authorities();
         if (all === undefined) return;
-        const now = self.clock().getTime();
+        const at = now().getTime();
         for (const state of CA_STATES) {
           const ends = all.filter((a) => a.state === state).map((a) => a.notAfter.getTime());
-          if (ends.length > 0) this.set({ state }, (Math.max(...ends) - now) / 1000);
+          if (ends.length > 0) this.set({ state }, (Math.max(...ends) - at) / 1000);
         }
       },
     });
@@ -201,12 +204,10 @@ export class ServerMetrics {
       help: "Seconds until the server's own TLS SVID expires (it is renewed before)",
       registers,
       collect() {
-        const s = self.sources;
+        const s = sources();
         try {
           this.set(
-            s === undefined
-              ? Number.NaN
-              : (s.ca.serverSvid().notAfter.getTime() - self.clock().getTime()) / 1000,
+            s === undefined ? Number.NaN : (s.ca.serverSvid().notAfter.getTime() - now().getTime()) / 1000,
           );
         } catch {
           this.set(Number.NaN);
@@ -218,7 +219,7 @@ export class ServerMetrics {
       help: "Sequence number of the trust domain's bundle (grows with every change: CA, JWT or audit keys)",
       registers,
       collect() {
-        const s = self.sources;
+        const s = sources();
         try {
           this.set(s?.ca.bundle().sequence ?? Number.NaN);
         } catch {
@@ -231,7 +232,7 @@ export class ServerMetrics {
       help: 'Task sessions neither ended nor expired, of every agent (read from the store: all servers sharing it)',
       registers,
       async collect() {
-        this.set(await read('sessions_active', (s) => s.store.countLiveSessions(self.clock())));
+        this.set(await read('sessions_active', (s) => s.store.countLiveSessions(now())));
       },
     });
     new Gauge({
