@@ -4,7 +4,10 @@
  * workloads, each attested from the kernel (SO_PEERCRED) and /proc.
  */
 import type { X509Bundle } from '../bundle';
+import { ConfigError } from '../errors';
 import { createLogger, type Logger } from '../internal/logging';
+import { loopbackProblem, type MetricsEndpoint, startMetricsEndpoint } from '../internal/metrics-endpoint';
+import { AgentMetrics } from './metrics';
 import { AgentCache } from './cache';
 import { NodeIdentity, type NodeAttestation } from './node-identity';
 import { ServerSync } from './server-sync';
@@ -40,10 +43,18 @@ export interface AgentOptions {
    * OID are refused, never served. Default 1.3.6.1.4.1.262144.1.1.
    */
   agentContextOid?: string;
+  /**
+   * Serve Prometheus metrics (GET /metrics, plain HTTP) on `listen`; absent = off. A non-loopback address is
+   * refused unless `allowNonLoopback` (the listener has no TLS and no authentication).
+   */
+  metrics?: { listen: { host: string; port: number }; allowNonLoopback?: boolean };
 }
 
 export interface RunningAgent {
   socketPath: string;
+  /** This agent's metrics (its own registry) and where they are served, when metrics are on. */
+  metrics?: AgentMetrics;
+  metricsAddress?: string;
   cache: AgentCache;
   sync: ServerSync;
   identity: NodeIdentity;
@@ -53,6 +64,11 @@ export interface RunningAgent {
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const logger = opts.logger ?? createLogger({ level: 'info' });
   const clock = opts.clock ?? (() => new Date());
+  if (opts.metrics !== undefined) {
+    const problem = loopbackProblem(opts.metrics.listen.host, opts.metrics.allowNonLoopback ?? false);
+    if (problem !== undefined) throw new ConfigError(`metrics listen address: ${problem}`);
+  }
+  const metrics = opts.metrics !== undefined ? new AgentMetrics(clock) : undefined;
   const cache = new AgentCache();
   // The identity trusts the newest bundle the sync has seen; the sync needs the identity: a late binding.
   const ref: { sync?: ServerSync } = {};
@@ -74,27 +90,45 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     ...(opts.syncIntervalMs !== undefined && { intervalMs: opts.syncIntervalMs }),
     ...(opts.maxBackoffMs !== undefined && { maxBackoffMs: opts.maxBackoffMs }),
     ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
+    ...(metrics !== undefined && { onSync: metrics.onSync }),
   });
   ref.sync = s;
+  metrics?.bind({ cache, sync: s, identity });
   const health = agentHealth(cache);
   const endpoint = await WorkloadEndpoint.listen({
     socketPath: opts.socketPath,
     logger: logger.child({ component: 'workload-api' }),
     policy: { allowInheritable: opts.allowInheritableConnections ?? false },
-    services: (peerOf) => [
-      workloadApiService(
-        {
-          cache,
-          newJwtSvid: (entryId, audience) => s.newJwtSvid(entryId, audience),
-          clock,
-          logger,
-        },
-        peerOf,
-      ),
-      agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
-      health.spec,
-    ],
+    services: (peerOf) =>
+      [
+        workloadApiService(
+          {
+            cache,
+            newJwtSvid: (entryId, audience) => s.newJwtSvid(entryId, audience),
+            clock,
+            logger,
+          },
+          peerOf,
+        ),
+        agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
+        health.spec,
+      ].map((service) => metrics?.grpc.instrument(service, 'workload-api') ?? service),
   });
+  let metricsEndpoint: MetricsEndpoint | undefined;
+  if (opts.metrics !== undefined && metrics !== undefined) {
+    try {
+      metricsEndpoint = await startMetricsEndpoint({
+        listen: opts.metrics.listen,
+        registry: metrics.registry,
+        logger,
+      });
+    } catch (e) {
+      health.stop();
+      await endpoint.close();
+      throw e;
+    }
+    logger.info({ metricsAddress: metricsEndpoint.address }, 'Prometheus metrics served at /metrics');
+  }
   await s.start();
   logger.info(
     { socketPath: opts.socketPath, server: opts.server, node: identity.current()?.id.toString() },
@@ -105,7 +139,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     cache,
     sync: s,
     identity,
+    ...(metrics !== undefined && { metrics }),
+    ...(metricsEndpoint !== undefined && { metricsAddress: metricsEndpoint.address }),
     async close() {
+      await metricsEndpoint?.close();
       health.stop();
       await endpoint.close();
       await s.close();

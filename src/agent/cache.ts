@@ -67,6 +67,16 @@ export class AgentCache extends EventEmitter<{ update: [] }> {
     return this.currentBundle;
   }
 
+  /** How much the cache holds (the agent's metrics). */
+  stats(): { entries: number; svids: number; jwtSvids: number; federatedBundles: number } {
+    return {
+      entries: this.entriesById.size,
+      svids: this.svidsByEntry.size,
+      jwtSvids: this.jwts.size,
+      federatedBundles: this.federated.size,
+    };
+  }
+
   /**
    * The federated bundles `entries` name in federatesWith (each once, by trust domain name): only what an
    * entry of the caller federates with, never every bundle the agent holds.

@@ -48,6 +48,8 @@ export interface SyncOptions {
    * served: workloads and their peers, configured like this agent, would refuse it. Default the default OID.
    */
   agentContextOid?: string;
+  /** Told how each sync attempt went and how long it took (the agent's metrics). */
+  onSync?: (ok: boolean, seconds: number) => void;
 }
 
 export class ServerSync {
@@ -56,6 +58,10 @@ export class ServerSync {
   private failures = 0;
   private client: { svid: X509Svid; client: NodeServiceClient } | undefined;
   private running: Promise<void> | undefined;
+  /** Failed syncs since the last one that succeeded. */
+  get consecutiveFailures(): number {
+    return this.failures;
+  }
   /** The last sync's failure, until one succeeds. */
   lastError: Error | undefined;
   private readonly agentContextOid: string;
@@ -99,14 +105,18 @@ export class ServerSync {
   private runOnce(): Promise<void> {
     if (this.running !== undefined) return this.running;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    const started = process.hrtime.bigint();
+    const took = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     this.running = this.sync()
       .then(
         () => {
           this.failures = 0;
           this.lastError = undefined;
+          this.opts.onSync?.(true, took());
         },
         (e: unknown) => {
           this.failures++;
+          this.opts.onSync?.(false, took());
           this.lastError = e instanceof Error ? e : new Error(String(e));
           this.opts.logger.warn(
             { err: describe(e), failures: this.failures },

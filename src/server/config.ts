@@ -18,6 +18,7 @@ import { ConfigError } from '../errors';
 import { TrustDomain } from '../spiffe';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../x509/agent-context/oid';
 import { oidWriteProblem } from '../x509/oid';
+import { loopbackProblem, METRICS_DEFAULT_ADDRESSES } from '../internal/metrics-endpoint';
 
 /** Every default, documented in one place. Durations are seconds. */
 export const CONFIG_DEFAULTS = {
@@ -110,6 +111,14 @@ export const CONFIG_DEFAULTS = {
   federation_max_refresh: 86400,
   federation_default_refresh: 300,
   federation_failure_retry: 30,
+  /**
+   * Prometheus scrape listener (`metrics.*`, GET /metrics, plain HTTP): off unless `metrics.enabled` is true or
+   * `metrics.listen_address` is set. Loopback only unless `metrics.allow_non_loopback` is true: it has neither
+   * TLS nor authentication. docs/operator/metrics.md lists every metric.
+   */
+  metrics_enabled: false,
+  metrics_listen_address: METRICS_DEFAULT_ADDRESSES.server,
+  metrics_allow_non_loopback: false,
 } as const;
 
 export { LOG_LEVELS, type LogLevel } from '../internal/logging';
@@ -339,6 +348,16 @@ const fileSchema = z.strictObject({
       failure_retry: duration.default(CONFIG_DEFAULTS.federation_failure_retry),
     }),
   ),
+  metrics: block(
+    z.strictObject({
+      enabled: z.boolean().optional(),
+      listen_address: z
+        .string()
+        .refine((v) => parseHostPort(v) !== undefined, 'expected host:port, e.g. "127.0.0.1:9464"')
+        .optional(),
+      allow_non_loopback: z.boolean().default(CONFIG_DEFAULTS.metrics_allow_non_loopback),
+    }),
+  ),
   crl: block(
     z.strictObject({
       enabled: z.boolean().optional(),
@@ -421,6 +440,8 @@ export interface ServerConfig {
   principalIssuers: PrincipalIssuerConfig[];
   /** Where the CRLs are served over HTTP (crl.enabled or crl.listen_address); absent = not served. */
   crlListenAddress?: { host: string; port: number };
+  /** Where the Prometheus metrics are served (metrics.enabled or metrics.listen_address); absent = off. */
+  metricsListenAddress?: { host: string; port: number };
   /** limits.*: per-agent session limits and revocation watcher limits (see CONFIG_DEFAULTS). */
   limits: ServerLimits;
   /** revocation_feed.*: seconds. */
@@ -632,6 +653,8 @@ export function resolveConfig(
     const crlListen = parseHostPort(f.crl.listen_address ?? CONFIG_DEFAULTS.crl_listen_address);
     if (crlListen !== undefined) config.crlListenAddress = crlListen;
   }
+  const metricsListen = metricsListenOf(f.metrics, ctx.source);
+  if (metricsListen !== undefined) config.metricsListenAddress = metricsListen;
   if (f.federation !== undefined) config.federation = federationOf(f.federation, ctx);
   if (f.store?.postgres !== undefined) {
     const pg = f.store.postgres;
@@ -647,6 +670,23 @@ export function resolveConfig(
   }
   if (ctx.source !== 'defaults') config.configFile = ctx.source;
   return config;
+}
+
+/** Setting an address turns the listener on; `enabled: false` keeps it off even then. Loopback unless allowed. */
+function metricsListenOf(
+  m: z.infer<typeof fileSchema>['metrics'],
+  source: string,
+): { host: string; port: number } | undefined {
+  if (!(m.enabled ?? m.listen_address !== undefined)) return undefined;
+  const listen = parseHostPort(m.listen_address ?? CONFIG_DEFAULTS.metrics_listen_address);
+  if (listen === undefined) throw new ConfigError(`${source}: metrics.listen_address: expected host:port`);
+  const problem = loopbackProblem(listen.host, m.allow_non_loopback);
+  if (problem !== undefined) {
+    throw new ConfigError(
+      `${source}: metrics.listen_address: ${problem} (set metrics.allow_non_loopback: true)`,
+    );
+  }
+  return listen;
 }
 
 function federationOf(

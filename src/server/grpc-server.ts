@@ -48,6 +48,11 @@ export interface LanyardServerOptions {
   shutdownGraceMs: number;
   /** Runs once after every listener closed, e.g. closing the store. */
   onClosed?: () => Promise<void>;
+  /**
+   * Wraps each service of each listener outermost (after the malformed-request answer, so refused undecodable
+   * requests are seen too): the metrics' per-method measurement.
+   */
+  instrument?: (service: ServiceRegistration, listener: string) => ServiceRegistration;
 }
 
 export type ServerState = 'new' | 'starting' | 'serving' | 'closing' | 'closed';
@@ -118,7 +123,8 @@ export class LanyardServer {
       Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as const])),
     );
     for (const s of spec.services) {
-      const wrapped = answerMalformedRequests(s, logger);
+      const answering = answerMalformedRequests(s, logger);
+      const wrapped = this.options.instrument?.(answering, spec.name) ?? answering;
       server.addService(wrapped.definition, wrapped.implementation);
     }
     const healthWatches = new Set<grpc.ServerWritableStream<unknown, unknown>>();

@@ -46,6 +46,8 @@ import { RevocationWatchers } from './sessions/watch-revocations';
 import { CaCertificateProvider } from './tls/svid-credentials';
 import { type BundleEndpoint, startBundleEndpoint } from './federation/bundle-endpoint';
 import { FederationManager } from './federation/manager';
+import { type MetricsEndpoint, startMetricsEndpoint } from '../internal/metrics-endpoint';
+import { ServerMetrics } from './metrics/server-metrics';
 
 export interface StartOptions {
   logger?: Logger;
@@ -86,6 +88,10 @@ export interface RunningServer {
   federation: FederationManager;
   /** https://host:port/ of the SPIFFE bundle endpoint, when federation.bundle_endpoint is set. */
   bundleEndpointUrl?: string;
+  /** This server's Prometheus metrics (its own registry), when metrics are on. */
+  metrics?: ServerMetrics;
+  /** host:port of the metrics listener (GET /metrics), when metrics are on. */
+  metricsAddress?: string;
   /** Graceful close, then the store. */
   close(): Promise<void>;
 }
@@ -145,6 +151,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     }),
   });
   let pruner: PruneTimer | undefined;
+  // Made first, so every part the server builds can report into it; served once the listeners are up.
+  const metrics =
+    config.metricsListenAddress !== undefined
+      ? new ServerMetrics(clock, logger.child({ component: 'metrics' }))
+      : undefined;
+  let metricsEndpoint: MetricsEndpoint | undefined;
   let audit: AuditRecorder | undefined;
   let policy: PolicyEngine | undefined;
   let jwtAuthority: JwtAuthority | undefined;
@@ -156,6 +168,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const teardown = async (): Promise<void> => {
     try {
       for (const stop of sharing.splice(0)) stop();
+      await metricsEndpoint?.close();
+      metrics?.unbind();
       // The last checkpoint signs everything recorded, including the calls drained just now.
       watchers.closeAll();
       await audit?.stop();
@@ -208,6 +222,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           config.auditCheckpointIntervalSeconds ?? CONFIG_DEFAULTS.audit_checkpoint_interval,
         keyRotationSeconds: config.auditKeyRotationSeconds ?? CONFIG_DEFAULTS.audit_key_rotation_interval,
         witnesses: await openedWitnesses(),
+        ...(metrics !== undefined && { onAppend: metrics.onAuditAppend }),
       });
     } catch (e) {
       for (const w of witnesses) await w.close().catch(() => undefined);
@@ -362,6 +377,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     }
     certificates.provider = new CaCertificateProvider(ca);
     certificates.provider.start();
+    metrics?.bind({
+      ca,
+      store,
+      auditChain: recorder.chain,
+      attestorTypes: attestors.types,
+      revocations,
+    });
     server = new LanyardServer({
       listeners: buildListeners({
         config,
@@ -385,6 +407,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxMessageBytes: config.maxMessageBytes,
       shutdownGraceMs: config.shutdownGraceSeconds * 1000,
       onClosed: teardown,
+      ...(metrics !== undefined && {
+        instrument: (service, listener) => metrics.grpc.instrument(service, listener),
+      }),
     });
   } catch (e) {
     await teardown();
@@ -393,6 +418,20 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // On a failed start the server closes what it bound and, through onClosed, the CA and the store.
   const listeners = await server.start();
   const serving = server;
+  if (config.metricsListenAddress !== undefined && metrics !== undefined) {
+    try {
+      metricsEndpoint = await startMetricsEndpoint({
+        listen: config.metricsListenAddress,
+        registry: metrics.registry,
+        logger,
+      });
+    } catch (e) {
+      // A port already taken stops the start-up like any listener's: nothing keeps running half-started.
+      await server.close();
+      throw e;
+    }
+    logger.info({ metricsAddress: metricsEndpoint.address }, 'Prometheus metrics served at /metrics');
+  }
   health.monitor = watchCaHealth({
     ca: ca!,
     clock,
@@ -426,6 +465,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     watchers,
     federation,
     ...(bundleEndpoint !== undefined && { bundleEndpointUrl: bundleEndpoint.url }),
+    ...(metrics !== undefined && { metrics }),
+    ...(metricsEndpoint !== undefined && { metricsAddress: metricsEndpoint.address }),
     close: () => server.close(),
   };
 }

@@ -102,6 +102,8 @@ export interface StoreOps {
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void>;
   /** What the per-agent session limits count for `entryId` at `now` (see AgentSessionCounts). */
   countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts>;
+  /** Sessions of every agent neither ended nor expired at `now` (the metrics' active sessions). */
+  countLiveSessions(now: Date): Promise<number>;
   /**
    * Ends the session and every session delegated from it, transitively, and records one session revocation
    * for each session it ended (expiring with the session), atomically. Already-ended sessions are not ended

@@ -327,4 +327,53 @@ attestors:
       );
     });
   });
+  describe('metrics', () => {
+    it('is off by default, and on at 127.0.0.1:9464 with metrics.enabled', () => {
+      assert.equal(loadConfig({ cwd: dir, env: {} }).metricsListenAddress, undefined);
+      const on = loadConfig({ configFile: write('m.yaml', 'metrics:\n  enabled: true\n'), env: {} });
+      assert.deepEqual(on.metricsListenAddress, { host: '127.0.0.1', port: 9464 });
+      assert.equal(CONFIG_DEFAULTS.metrics_listen_address, '127.0.0.1:9464');
+    });
+
+    it('turns on with a listen_address, and enabled: false keeps it off even then', () => {
+      const at = loadConfig({
+        configFile: write('a.yaml', 'metrics:\n  listen_address: "[::1]:9100"\n'),
+        env: {},
+      });
+      assert.deepEqual(at.metricsListenAddress, { host: '::1', port: 9100 });
+      const off = loadConfig({
+        configFile: write('o.yaml', 'metrics:\n  enabled: false\n  listen_address: 127.0.0.1:9100\n'),
+        env: {},
+      });
+      assert.equal(off.metricsListenAddress, undefined);
+    });
+
+    it('refuses a non-loopback address unless allow_non_loopback is set', () => {
+      for (const address of ['0.0.0.0:9464', '10.1.2.3:9464', '"[::]:9464"', 'metrics.example.com:9464']) {
+        const file = write('n.yaml', `metrics:\n  listen_address: ${address}\n`);
+        fails(
+          () => loadConfig({ configFile: file, env: {} }),
+          'metrics.listen_address',
+          'not a loopback address',
+          'metrics.allow_non_loopback',
+        );
+      }
+      const allowed = loadConfig({
+        configFile: write('y.yaml', 'metrics:\n  listen_address: 0.0.0.0:9464\n  allow_non_loopback: true\n'),
+        env: {},
+      });
+      assert.deepEqual(allowed.metricsListenAddress, { host: '0.0.0.0', port: 9464 });
+    });
+
+    it('refuses a malformed address and unknown fields', () => {
+      fails(
+        () => loadConfig({ configFile: write('b.yaml', 'metrics:\n  listen_address: 9464\n'), env: {} }),
+        'metrics.listen_address',
+      );
+      fails(
+        () => loadConfig({ configFile: write('c.yaml', 'metrics:\n  port: 9464\n'), env: {} }),
+        'metrics.port: unknown field',
+      );
+    });
+  });
 });

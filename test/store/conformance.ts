@@ -865,6 +865,19 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         });
       });
 
+      it('counts the live sessions of every agent: neither ended nor expired', async () => {
+        const later = (ms: number): Date => new Date(clock.now.getTime() + ms);
+        assert.equal(await store.countLiveSessions(clock.now), 0);
+        await store.createSession(session('s1'));
+        await store.createSession(session('short', { expiresAt: later(1000) }));
+        await store.createSession(session('other', { entryId: 'entry-2' }));
+        assert.equal(await store.countLiveSessions(clock.now), 3);
+        await store.endSessionTree('s1', clock.now, '');
+        assert.equal(await store.countLiveSessions(clock.now), 2);
+        clock.advance(2000);
+        assert.equal(await store.countLiveSessions(clock.now), 1);
+      });
+
       it('lists what revocations after a sequence add to a CRL, and through which sequence', async () => {
         const at = (ms: number): Date => new Date(clock.now.getTime() + ms);
         await store.createSession(session('root', { expiresAt: at(9000) }));

@@ -40,6 +40,8 @@ export async function startAgentFor(
     agentId?: string;
     agentContextOid?: string;
     allowInheritableConnections?: boolean;
+    /** Serve Prometheus metrics here (port 0: a free one; RunningAgent.metricsAddress says which). */
+    metrics?: { listen: { host: string; port: number } };
   } = {},
 ): Promise<AgentFixture> {
   const agentId = opts.agentId ?? AGENT_ID;
@@ -75,6 +77,7 @@ export async function startAgentFor(
     }),
     logger,
     ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
+    ...(opts.metrics !== undefined && { metrics: opts.metrics }),
   });
   return { agent, dir, socketPath, logs, close: () => agent.close() };
 }

@@ -9,7 +9,8 @@ import { startAgent } from '../../agent/agent';
 import { workloadEndpointUri } from '../../client/workload-endpoint';
 import type { NodeAttestation } from '../../agent/node-identity';
 import { answerX509PopChallenge } from '../../attest/x509pop-challenge';
-import { LOG_LEVELS, type LogLevel } from '../../server/config';
+import { LOG_LEVELS, type LogLevel, parseHostPort } from '../../server/config';
+import { loopbackProblem, METRICS_DEFAULT_ADDRESSES } from '../../internal/metrics-endpoint';
 import { routeGrpcLogs } from '../../server/grpc-log';
 import { createLogger } from '../../internal/logging';
 import { SpiffeId } from '../../spiffe';
@@ -45,6 +46,9 @@ interface RunOpts {
   logLevel: string;
   agentContextOid?: string;
   allowInheritableConnections: boolean;
+  metrics: boolean;
+  metricsAddress?: string;
+  metricsAllowNonLoopback: boolean;
 }
 
 export function registerAgentCommands(program: Command): void {
@@ -79,12 +83,24 @@ export function registerAgentCommands(program: Command): void {
       'serve clients whose socket is not close-on-exec (netty/java-spiffe); see docs/operator/agent.md, exec after connect',
       false,
     )
+    .option(
+      '--metrics',
+      `serve Prometheus metrics at http://${METRICS_DEFAULT_ADDRESSES.agent}/metrics (docs/operator/metrics.md)`,
+      false,
+    )
+    .option('--metrics-address <host:port>', 'serve Prometheus metrics here instead (turns them on)')
+    .option(
+      '--metrics-allow-non-loopback',
+      'allow a --metrics-address other than loopback (the listener has no TLS and no authentication)',
+      false,
+    )
     .action(
       runAction(async (opts: RunOpts) => {
         const agentContextOid = agentContextOidFlag(opts.agentContextOid);
         if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
           throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
         }
+        const metrics = metricsOption(opts);
         const attestation = nodeAttestation(opts);
         const trustDomain =
           opts.trustDomain !== undefined
@@ -103,9 +119,13 @@ export function registerAgentCommands(program: Command): void {
           allowInheritableConnections: opts.allowInheritableConnections,
           logger,
           agentContextOid,
+          ...(metrics !== undefined && { metrics }),
         });
         process.stderr.write(
           `Lanyard agent running: Workload API on ${running.socketPath}\n` +
+            (running.metricsAddress !== undefined
+              ? `  metrics: http://${running.metricsAddress}/metrics\n`
+              : '') +
             `  node identity: ${running.identity.current()?.id.toString() ?? '(not attested yet: retrying)'}\n` +
             `  fetch: SPIFFE_ENDPOINT_SOCKET=${workloadEndpointUri(running.socketPath)} lanyard agent fetch x509\n`,
         );
@@ -123,6 +143,18 @@ export function registerAgentCommands(program: Command): void {
 
   registerAgentFetchCommands(agent);
   registerAgentHealthcheckCommand(agent);
+}
+
+/** --metrics / --metrics-address, checked before anything starts: loopback unless allowed. */
+function metricsOption(
+  opts: RunOpts,
+): { listen: { host: string; port: number }; allowNonLoopback: boolean } | undefined {
+  if (!opts.metrics && opts.metricsAddress === undefined) return undefined;
+  const listen = parseHostPort(opts.metricsAddress ?? METRICS_DEFAULT_ADDRESSES.agent);
+  if (listen === undefined) throw usageError('--metrics-address: expected host:port, e.g. 127.0.0.1:9465');
+  const problem = loopbackProblem(listen.host, opts.metricsAllowNonLoopback);
+  if (problem !== undefined) throw usageError(`--metrics-address: ${problem} (--metrics-allow-non-loopback)`);
+  return { listen, allowNonLoopback: opts.metricsAllowNonLoopback };
 }
 
 function nodeAttestation(opts: RunOpts): NodeAttestation {

@@ -57,7 +57,7 @@ export function registerServerCommands(program: Command): void {
               EXIT_REJECTED,
             );
           }
-          process.stderr.write(banner(config, running.publicAddress));
+          process.stderr.write(banner(config, running.publicAddress, running.metricsAddress));
           process.exitCode = await closeOnSignals(running);
         },
       ),
@@ -66,7 +66,7 @@ export function registerServerCommands(program: Command): void {
 }
 
 /** What a person needs right after start: where it listens and how to get a first workload its SVID. */
-function banner(config: ServerConfig, publicAddress: string): string {
+function banner(config: ServerConfig, publicAddress: string, metricsAddress?: string): string {
   const defaultSocket = path.join(config.dataDir, 'admin.sock');
   const target =
     config.adminSocketPath === defaultSocket
@@ -86,6 +86,9 @@ function banner(config: ServerConfig, publicAddress: string): string {
     `  data dir:                        ${config.dataDir}`,
     `  attestation/bundle (TLS):        ${listening}`,
     `  server identity:                 spiffe://${config.trustDomain}/lanyard/server`,
+    ...(metricsAddress !== undefined
+      ? [`  metrics (Prometheus):            http://${metricsAddress}/metrics`]
+      : []),
     '',
     'Register a first workload and get it an SVID (paste these lines into a shell, in any directory):',
     `  ${lanyard} entry create ${target} --spiffe-id ${id} --selector unix:uid:${process.getuid?.() ?? 1000}`,

@@ -61,7 +61,14 @@ export interface AuditRecorderOptions {
   keyRotationSeconds?: number;
   /** Where checkpoints, pins and key introductions are copied; the local file witness first. */
   witnesses?: readonly AuditWitness[];
+  /**
+   * Told how long each append took and whether it was written: `direct` until committed, `transaction` the
+   * append inside the caller's transaction (its commit is the caller's). For the metrics.
+   */
+  onAppend?: (mode: AuditAppendMode, seconds: number, ok: boolean) => void;
 }
+
+export type AuditAppendMode = 'direct' | 'transaction';
 
 export class AuditRecorder {
   readonly chain: string;
@@ -97,7 +104,7 @@ export class AuditRecorder {
 
   /** Appends one record to the server's chain; resolves once it is committed. */
   record(event: AuditEvent): Promise<AuditRecord> {
-    return this.appendThrough(this.options.store, event);
+    return this.appendThrough(this.options.store, event, 'direct');
   }
 
   /**
@@ -105,13 +112,22 @@ export class AuditRecorder {
    * the chain head inside the transaction, so this and `record` share one chain and one source of seq/prevHash.
    */
   recordIn(tx: Pick<StoreOps, 'audit'>, event: AuditEvent): Promise<AuditRecord> {
-    return this.appendThrough(tx, event);
+    return this.appendThrough(tx, event, 'transaction');
   }
 
-  private async appendThrough(target: Pick<StoreOps, 'audit'>, event: AuditEvent): Promise<AuditRecord> {
+  private async appendThrough(
+    target: Pick<StoreOps, 'audit'>,
+    event: AuditEvent,
+    mode: AuditAppendMode,
+  ): Promise<AuditRecord> {
+    const started = process.hrtime.bigint();
+    const took = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     try {
-      return await target.audit.append(this.chain, event, this.options.clock());
+      const record = await target.audit.append(this.chain, event, this.options.clock());
+      this.options.onAppend?.(mode, took(), true);
+      return record;
     } catch (e) {
+      this.options.onAppend?.(mode, took(), false);
       if (isLanyardError(e) && e.code === ErrorCode.AUDIT_RECORD_INVALID) throw e;
       this.options.logger.error({ err: e, event: event.event }, 'audit record could not be written');
       throw new AuditWriteFailedError('the audit trail could not be written; nothing was acknowledged', {

@@ -27,7 +27,7 @@ export function relaySharedRevocations(store: Store, feed: RevocationFeed, logge
       const max = Math.max(...sequences);
       records = (await store.listRevocations(min - 1, max - min + 1)).filter((r) => wanted.has(r.sequence));
     }
-    feed.publish(records);
+    feed.publish(records, 'shared');
   };
   const stopChanges = changes.onRevoked((sequences) => {
     // One read at a time, in arrival order, so the feed sees sequences in order.

@@ -5,7 +5,10 @@
  */
 import type { RevocationRecord } from '../../store/types';
 
-type Listener = (records: readonly RevocationRecord[]) => void;
+/** Where a published revocation was committed: by this server, or by another on a shared store (relayed). */
+export type RevocationOrigin = 'local' | 'shared';
+
+type Listener = (records: readonly RevocationRecord[], origin: RevocationOrigin) => void;
 
 export class RevocationFeed {
   private readonly listeners = new Set<Listener>();
@@ -15,8 +18,8 @@ export class RevocationFeed {
     return () => this.listeners.delete(listener);
   }
 
-  publish(records: readonly RevocationRecord[]): void {
+  publish(records: readonly RevocationRecord[], origin: RevocationOrigin = 'local'): void {
     if (records.length === 0) return;
-    for (const l of this.listeners) l(records);
+    for (const l of this.listeners) l(records, origin);
   }
 }

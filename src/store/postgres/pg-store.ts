@@ -171,6 +171,9 @@ class PgOps implements StoreOps {
   countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts> {
     return this.sessions.countAgentSessions(entryId, now, endedSince);
   }
+  countLiveSessions(now: Date): Promise<number> {
+    return this.sessions.countLiveSessions(now);
+  }
   endSessionTree(
     id: string,
     now: Date,

@@ -228,6 +228,16 @@ export class PgSessions {
     });
   }
 
+  countLiveSessions(now: Date): Promise<number> {
+    return this.run.read(async (sql) => {
+      const { rows } = await sql.query<{ live: number }>(
+        'SELECT COUNT(*)::int AS live FROM sessions WHERE ended_at IS NULL AND expires_at > $1',
+        [now],
+      );
+      return rows[0]?.live ?? 0;
+    });
+  }
+
   getRevocation(kind: RevocationKind, id: string): Promise<RevocationRecord | undefined> {
     return this.run.read((sql) => getRevocation(sql, kind, id));
   }

@@ -245,6 +245,13 @@ export class SqliteSessions {
     return { live: row.live, endedInWindow: row.ended };
   }
 
+  countLiveSessions(now: Date): number {
+    const row = this.db
+      .prepare('SELECT COUNT(*) AS live FROM sessions WHERE ended_at IS NULL AND expires_at > ?')
+      .get(toMs(now)) as { live: number };
+    return row.live;
+  }
+
   getRevocation(kind: RevocationKind, id: string): RevocationRecord | undefined {
     const row = this.db
       .prepare(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE kind = ? AND target_id = ?`)

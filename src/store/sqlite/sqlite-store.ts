@@ -168,6 +168,9 @@ class AsyncOps implements StoreOps {
   countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts> {
     return this.guard(() => this.sync.sessions.countAgentSessions(entryId, now, endedSince));
   }
+  countLiveSessions(now: Date): Promise<number> {
+    return this.guard(() => this.sync.sessions.countLiveSessions(now));
+  }
   listRevokedSerialsAfter(afterSequence: number, now: Date): Promise<RevokedSerialsDelta> {
     return this.guard(() => this.sync.sessions.listRevokedSerialsAfter(afterSequence, now));
   }
