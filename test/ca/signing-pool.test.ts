@@ -15,7 +15,7 @@ import { createCsr, parseCsr } from '../../src/x509/csr';
 import { generateSigningKeyPair } from '../../src/x509/keys';
 import { DataDir, TD } from '../support/ca';
 import { T0 } from '../support/clock';
-import { newCa, plannerChain } from '../support/delegation';
+import { createPki, plannerChain } from '../support/pki';
 import { assertRefusal, rejectsWithCodeAs } from '../support/refusal';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
 import { removeDir, tempDir } from '../support/tmp';
@@ -69,7 +69,7 @@ describe('ca/signing-pool: CSR checks and signing in worker threads', function (
     });
 
     // With a context and DNS names, the worker's leaf carries what the in-thread one carries.
-    const hop = plannerChain(newCa(TD))[0]!; // its context; the key it is for
+    const hop = plannerChain(createPki(TD))[0]!; // its context; the key it is for
     const withContext = {
       ...request(hop.key.publicKey),
       dnsNames: ['agent.example.org'],
