@@ -9,6 +9,7 @@
  *
  *   npm run bench:audit
  *   npm run bench:audit -- --records 200000 --seconds 3
+ *   npm run bench:audit -- --query-only      # skip the append rates
  * Figures, not assertions: tests never time anything.
  */
 import { promises as fsp } from 'node:fs';
@@ -242,7 +243,8 @@ async function main(): Promise<void> {
     `Lanyard audit benchmark (${os.cpus().length} CPUs, ${SECONDS} s per rate, data in ${dir})\n\n`,
   );
   try {
-    await appendBench(dir);
+    // --query-only: the queries and trace over RECORDS only (npm run bench:scale runs it so).
+    if (!process.argv.includes('--query-only')) await appendBench(dir);
     await queryBench(dir);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -5,7 +5,8 @@
  * Bounded: a fixed number of calls per client, and each phase stops starting calls after --budget seconds.
  * Everything is on loopback; the data dir is removed at the end.
  *
- *   npx tsx scripts/bench-issuance.ts [--ops 32] [--budget 60] [--seconds 1]
+ *   npx tsx scripts/bench-issuance.ts [--ops 32] [--budget 60] [--seconds 1] [--workers 0,2]
+ *   (--workers: the ca.signing_workers settings to compare, one server each)
  *   (npm run bench runs it after scripts/bench.ts)
  */
 import { randomBytes, sign } from 'node:crypto';
@@ -35,6 +36,8 @@ export interface IssuanceBenchOptions {
   rawSignPerSec?: number;
   /** `parseCsr + issueX509Svid` in process, same run (scripts/bench.ts): what the server could reach at best. */
   inProcessIssuePerSec?: number;
+  /** The server's ca.signing_workers settings to run, one server each. Default 0 and 2. */
+  signingWorkers?: number[];
 }
 
 function arg(name: string): number | undefined {
@@ -115,24 +118,50 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
   const rawSign = options.rawSignPerSec ?? rawSignRate(options.baselineSeconds ?? 1);
   out(`  ${'node:crypto ECDSA P-256 sign (baseline)'.padEnd(58)} ${fmt(rawSign).padStart(10)} /s\n`);
 
+  const rows: string[] = [];
+  let failed = 0;
+  for (const workers of options.signingWorkers ?? [0, 2]) {
+    out(
+      `  -- ca.signing_workers: ${workers}${workers === 0 ? " (CSR checks and signing on the server's thread)" : ''}\n`,
+    );
+    failed += await runServer(workers, opsPerClient, budgetMs, rawSign, options.inProcessIssuePerSec, rows);
+  }
+  out('\nRatios (same run)\n' + rows.join('\n') + '\n');
+  if (failed > 0) {
+    // A rate measured over failing calls is no figure: the run fails (scripts/bench.ts too).
+    process.stderr.write(`bench-issuance: ${failed} calls FAILED\n`);
+    process.exitCode = 1;
+  }
+}
+
+/** One server with `workers` signing threads, every concurrency level; returns the failed calls. */
+async function runServer(
+  workers: number,
+  opsPerClient: number,
+  budgetMs: number,
+  rawSign: number,
+  inProcessIssuePerSec: number | undefined,
+  rows: string[],
+): Promise<number> {
+  const out = (s: string): boolean => process.stdout.write(s);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-'));
   const config = {
     ...loadConfig({ dataDir, env: {} }),
     trustDomain: TRUST_DOMAIN,
     listenAddress: { host: '127.0.0.1', port: 0 },
     logLevel: 'error' as const,
+    caSigningWorkers: workers,
   };
   // Errors only, to stderr: a bench must not measure log formatting, but a failure must not go unseen.
   const logger = createLogger({ level: 'error', destination: process.stderr });
   const running = await startServer(config, { logger, rotationTimer: false });
   const admin = new AdminClient(config.adminSocketPath, { timeoutMs: 60_000 });
+  let failed = 0;
   try {
     const spiffeId = `spiffe://${TRUST_DOMAIN}/bench/agent`;
     await admin.createEntry({
       entry: { spiffeId, selectors: [{ type: 'bench', value: 'agent' }], allowedScopes: ['bench:run'] },
     });
-    const rows: string[] = [];
-    let failed = 0;
     for (const n of CONCURRENCY) {
       const result = await runClients({
         address: running.publicAddress,
@@ -154,13 +183,13 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
             `   p50 ${percentile(r.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(1)} ms` +
             `, ${r.ops} ok${r.errors > 0 ? `, ${r.errors} FAILED (${r.firstError ?? '?'})` : ''}\n`,
         );
-        rows.push(
-          `  ${`${name}/s, N=${n} / raw P-256 sign`.padEnd(58)} ${(rate / rawSign).toFixed(3).padStart(10)}`,
-        );
-        if (options.inProcessIssuePerSec !== undefined) {
+        if (n < 16) continue;
+        const tag = `${name}/s, N=${n}, ${workers} workers`;
+        rows.push(`  ${`${tag} / raw P-256 sign`.padEnd(58)} ${(rate / rawSign).toFixed(3).padStart(10)}`);
+        if (inProcessIssuePerSec !== undefined) {
           rows.push(
-            `  ${`${name}/s, N=${n} / in-process parseCsr + issueX509Svid`.padEnd(58)} ` +
-              `${(rate / options.inProcessIssuePerSec).toFixed(3).padStart(10)}`,
+            `  ${`${tag} / in-process CSR -> SVID`.padEnd(58)} ` +
+              `${(rate / inProcessIssuePerSec).toFixed(3).padStart(10)}`,
           );
         }
       }
@@ -168,25 +197,26 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
     if (running.store instanceof SqliteStore) {
       const g = running.store.groupCommitStats();
       out(
-        `  ${'group commit: calls per durable commit (whole run)'.padEnd(58)} ` +
+        `  ${'group commit: calls per durable commit (this server)'.padEnd(58)} ` +
           `${(g.calls / Math.max(1, g.batches)).toFixed(1).padStart(10)}   (${g.calls} calls, ${g.batches} commits)\n`,
       );
-    }
-    out('\nRatios (same run)\n' + rows.join('\n') + '\n');
-    if (failed > 0) {
-      // A rate measured over failing calls is no figure: the run fails (scripts/bench.ts too).
-      process.stderr.write(`bench-issuance: ${failed} calls FAILED\n`);
-      process.exitCode = 1;
     }
   } finally {
     admin.close();
     await running.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+  return failed;
 }
 
-/** --ops, --budget and --seconds from the command line (also when scripts/bench.ts runs this). */
+/** --ops, --budget, --seconds and --workers from the command line (also when scripts/bench.ts runs this). */
 export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
+  const w = process.argv.indexOf('--workers');
+  const signingWorkers =
+    w < 0 ? undefined : (process.argv[w + 1] ?? '').split(',').map((x) => Number.parseInt(x, 10));
+  if (signingWorkers?.some((n) => !Number.isInteger(n) || n < 0)) {
+    throw new Error('--workers takes a list such as 0,1,2');
+  }
   const ops = arg('--ops');
   const budget = arg('--budget');
   const seconds = arg('--seconds');
@@ -194,6 +224,7 @@ export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
     ...(ops !== undefined && { opsPerClient: Math.ceil(ops) }),
     ...(budget !== undefined && { phaseBudgetSeconds: budget }),
     ...(seconds !== undefined && { baselineSeconds: seconds }),
+    ...(signingWorkers !== undefined && { signingWorkers }),
   };
 }
 

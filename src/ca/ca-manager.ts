@@ -17,6 +17,7 @@ import type { BundleRecord } from '../store';
 import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
 import type { KeyAlgorithm } from '../x509/keys';
+import { parseCsr, type ParsedCsr } from '../x509/csr';
 import { issueX509Svid } from '../x509/profiles';
 import {
   CaAuthority,
@@ -35,6 +36,7 @@ import type { KeyManager } from './key-manager';
 import { mintCaCertificate } from './mint-authority';
 import { isExpired, rotationTimes } from './rotation-schedule';
 import { selfTestAuthority } from './self-test';
+import { SigningPool } from './signing-pool';
 import { issueServerSvid, ServerSvid } from './server-svid';
 import type { UpstreamAuthority } from './upstream-authority';
 
@@ -71,6 +73,11 @@ export interface CaManagerOptions {
   /** Time for start-up and signing when the caller passes none; tests inject a fake clock. */
   clock?: () => Date;
   logger?: CaLogger;
+  /**
+   * Worker threads that check CSRs and sign SVIDs (signing-pool.ts); 0 (the default) does both on the calling
+   * thread. See docs/design/performance.md for when each wins.
+   */
+  signingWorkers?: number;
 }
 
 /** Every default in one place. */
@@ -188,6 +195,7 @@ export class CaManager {
   private snapshot: Snapshot | undefined;
   private currentServerSvid: ServerSvid | undefined;
   private closed = false;
+  private readonly pool: SigningPool | undefined;
 
   private constructor(options: CaManagerOptions) {
     this.trustDomain =
@@ -218,6 +226,11 @@ export class CaManager {
     this.organization = options.organization ?? CA_MANAGER_DEFAULTS.organization;
     this.clock = options.clock ?? (() => new Date());
     this.log = options.logger ?? silentLogger;
+    const workers = options.signingWorkers ?? 0;
+    if (!Number.isInteger(workers) || workers < 0 || workers > 64) {
+      throw new InvalidArgumentError(`signingWorkers must be an integer from 0 to 64, not ${workers}`);
+    }
+    this.pool = workers > 0 ? new SigningPool(workers) : undefined;
   }
 
   /**
@@ -227,8 +240,41 @@ export class CaManager {
    */
   static async open(options: CaManagerOptions): Promise<CaManager> {
     const ca = new CaManager(options);
-    await ca.mutex.run(() => ca.load(ca.clock()));
+    try {
+      await ca.mutex.run(() => ca.load(ca.clock()));
+    } catch (e) {
+      await ca.pool?.close();
+      throw e;
+    }
     return ca;
+  }
+
+  /** Threads of the signing pool running; 0 when CSR checks and signing run on the caller's thread. */
+  get signingWorkers(): number {
+    return this.pool?.threads ?? 0;
+  }
+
+  /** Signing workers replaced after they stopped unexpectedly, since start. */
+  get signingWorkerRestarts(): number {
+    return this.pool?.restarts ?? 0;
+  }
+
+  /**
+   * Stops signing worker `index` at once, as a crash would (its calls fail with ERR_CA_NOT_READY and a new
+   * worker takes its place): for drills and for the tests of that path.
+   */
+  async stopSigningWorkerForDrill(index: number): Promise<void> {
+    if (this.pool === undefined) throw new InvalidArgumentError('this CA has no signing workers');
+    await this.pool.stopWorker(index);
+  }
+
+  /**
+   * parseCsr (the proof of possession and key checks), in the signing pool when there is one.
+   * @throws the same typed errors as parseCsr (ERR_MALFORMED_CSR, ERR_CSR_SIGNATURE_INVALID, ...);
+   *   CaError(ERR_CA_NOT_READY) when the pool is closed or its worker stopped during the check.
+   */
+  async checkCsr(csr: Uint8Array | string): Promise<ParsedCsr> {
+    return this.pool !== undefined ? this.pool.checkCsr(csr) : parseCsr(csr);
   }
 
   // --- reading ---
@@ -324,16 +370,24 @@ export class CaManager {
     if (active === undefined) {
       throw new CaNotReadyError('no active CA can sign now (has rotation been running?)');
     }
-    const leaf = issueX509Svid({
+    const fields = {
       spiffeId: request.spiffeId,
       publicKey: request.publicKey,
-      issuer: { cert: active.cert, key: active.key },
       ttlSeconds: request.ttlSeconds,
-      now,
       ...(request.dnsNames !== undefined ? { dnsNames: request.dnsNames } : {}),
       ...(request.agentContextDer !== undefined ? { agentContextDer: request.agentContextDer } : {}),
       agentContextOid: this.agentContextOid,
-    });
+    };
+    let leaf: { der: Uint8Array; cert: ParsedCertificate };
+    if (this.pool !== undefined) {
+      const der = await this.pool.sign(
+        { id: active.id, certDer: active.cert.der, key: active.key },
+        { ...fields, nowMs: now.getTime() },
+      );
+      leaf = { der, cert: ParsedCertificate.fromDer(der) };
+    } else {
+      leaf = issueX509Svid({ ...fields, issuer: { cert: active.cert, key: active.key }, now });
+    }
     return {
       chain: [leaf.der, ...chainAbove(active)],
       cert: leaf.cert,
@@ -465,6 +519,8 @@ export class CaManager {
       this.bundleListeners.clear();
       this.serverSvidListeners.clear();
     });
+    // Signatures already handed to the pool finish (their callers are waiting for them); new ones are refused.
+    await this.pool?.close();
   }
 
   // --- internals ---

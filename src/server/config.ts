@@ -35,6 +35,8 @@ export const CONFIG_DEFAULTS = {
   admin_socket_path: 'admin.sock',
   /** Lifetime of each CA certificate; rotation prepares the next at 1/2 and activates it at 5/6 of it. */
   ca_ttl: 24 * 3600,
+  /** Worker threads that check CSRs and sign SVIDs; 0 = on the server's thread (docs/design/performance.md). */
+  ca_signing_workers: 0,
   /** Lifetime of a workload X.509-SVID when its entry does not set one. */
   svid_default_ttl: 3600,
   log_level: 'info',
@@ -238,6 +240,11 @@ const fileSchema = z.strictObject({
     z.strictObject({
       ttl: duration.default(CONFIG_DEFAULTS.ca_ttl),
       /**
+       * Worker threads that check CSRs and sign SVIDs beside the server's thread (TLS, HTTP/2, the store).
+       * 0: everything on the server's thread. The CA key reaches the workers only in memory.
+       */
+      signing_workers: z.number().int().min(0).max(64).default(CONFIG_DEFAULTS.ca_signing_workers),
+      /**
        * An organisation CA that signs Lanyard's CAs instead of self-signed roots; the bundle then holds the
        * organisation's root(s). Absent: self-signed roots.
        */
@@ -417,6 +424,8 @@ export interface ServerConfig {
   listenAddress: { host: string; port: number };
   adminSocketPath: string;
   caTtlSeconds: number;
+  /** ca.signing_workers: threads that check CSRs and sign; 0 = the server's own thread. */
+  caSigningWorkers: number;
   /** ca.upstream: sign Lanyard's CAs with this organisation CA; absent = self-signed roots. */
   caUpstream?: CaUpstreamConfig;
   svidDefaultTtlSeconds: number;
@@ -602,6 +611,7 @@ export function resolveConfig(
     listenAddress: listenAddressOf(f.listen_address, raw, env, ctx.source),
     adminSocketPath,
     caTtlSeconds: f.ca.ttl,
+    caSigningWorkers: f.ca.signing_workers,
     svidDefaultTtlSeconds: f.svid.default_ttl,
     logLevel: ctx.logLevel ?? f.log.level,
     shutdownGraceSeconds: f.shutdown_grace,

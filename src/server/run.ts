@@ -244,6 +244,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       store,
       keyManager: DiskKeyManager.inDataDir(config.dataDir),
       caTtlSeconds: config.caTtlSeconds,
+      signingWorkers: config.caSigningWorkers,
       ...(fed?.bundleRefreshHintSeconds !== undefined && {
         bundleRefreshHintSeconds: fed.bundleRefreshHintSeconds,
       }),

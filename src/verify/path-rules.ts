@@ -16,7 +16,6 @@ import {
   type UnsupportedKeyError,
 } from '../errors';
 import { ParsedCertificate, ParsedNameConstraints } from '../x509/certificate';
-import { describeKey } from '../x509/keys';
 import { isEmptyDn } from '../x509/distinguished-name';
 import { dnsNameProblem, isIpAddressBytes, parseMailbox } from '../x509/name-syntax';
 import { isCaCertificate, keyCertSignProblem, NOT_A_CA } from '../svid/rules';
@@ -144,7 +143,7 @@ function checkCriticalExtensions(cert: ParsedCertificate, i: number): void {
  */
 function checkKeyAndAlgorithm(cert: ParsedCertificate, i: number, anchor: boolean): void {
   try {
-    describeKey(cert.publicKey);
+    cert.describeKey();
   } catch (e) {
     throw fail(
       ErrorCode.UNSUPPORTED_KEY,

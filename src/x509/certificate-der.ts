@@ -140,6 +140,8 @@ const EC_FIELD_BYTES: Record<string, number> = { [OID_P256]: 32, [OID_P384]: 48 
 export const DER_NULL = Uint8Array.of(TAG_NULL, 0x00);
 /** The whole encoding of the prime256v1 OID: the parameters of a P-256 key's AlgorithmIdentifier. */
 export const DER_P256 = Uint8Array.of(TAG_OID, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07);
+/** The whole encoding of the secp384r1 OID. */
+export const DER_P384 = Uint8Array.of(TAG_OID, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22);
 
 const TAG_CTX_1_PRIMITIVE = 0x81;
 const TAG_CTX_2_PRIMITIVE = 0x82;

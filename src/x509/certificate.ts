@@ -8,6 +8,7 @@ import {
   CertificateFields,
   DER_NULL,
   DER_P256,
+  DER_P384,
   KeyUsageBits,
   OID_EC_PUBLIC_KEY,
   OID_ED25519,
@@ -18,6 +19,8 @@ import {
   nameAttributeStrings,
   parseCertificateDer,
 } from './certificate-der';
+import { isUncompressedPointOnCurve } from './ec-point';
+import { describeKey, type KeyDescription } from './keys';
 
 export type {
   GeneralName,
@@ -168,6 +171,36 @@ export class ParsedCertificate {
   get publicKey(): KeyObject {
     this.#publicKey ??= importPublicKey(this.spkiDer, this.#spkiAlgorithm, this.#spkiKey, this.isCa);
     return this.#publicKey;
+  }
+
+  /**
+   * The key's type, as describeKey gives it, for the path rules. A leaf's P-256/P-384 key with an uncompressed
+   * point is described from its SPKI and checked on its curve without importing it (ec-point.ts): the verifier
+   * never uses that key, and the import alone cost more than the one signature a renewed leaf needs. Any other
+   * key is imported (CA keys verify signatures anyway; RSA and Ed25519 imports are cheap).
+   * @throws MalformedCertificateError for a point off its curve; UnsupportedKeyError as describeKey.
+   */
+  describeKey(): KeyDescription {
+    if (this.#publicKey === undefined && !this.isCa && this.#spkiAlgorithm.oid === OID_EC_PUBLIC_KEY) {
+      const params = this.#spkiAlgorithm.params;
+      const curve =
+        params === undefined
+          ? undefined
+          : bytesEqual(params, DER_P256)
+            ? 'P-256'
+            : bytesEqual(params, DER_P384)
+              ? 'P-384'
+              : undefined;
+      if (curve !== undefined && this.#spkiKey[0] === 0x04) {
+        if (!isUncompressedPointOnCurve(curve, this.#spkiKey)) {
+          throw new MalformedCertificateError(
+            `the certificate's public key (algorithm ${OID_EC_PUBLIC_KEY}) cannot be read: the point is not on ${curve}`,
+          );
+        }
+        return { kind: 'ec', curve };
+      }
+    }
+    return describeKey(this.publicKey);
   }
 
   /**

@@ -35,6 +35,7 @@ describe('server config', () => {
       listenAddress: { host: '127.0.0.1', port: 8081 },
       adminSocketPath: path.join(dir, '.lanyard', 'admin.sock'),
       caTtlSeconds: 86400,
+      caSigningWorkers: 0,
       svidDefaultTtlSeconds: 3600,
       logLevel: 'info',
       shutdownGraceSeconds: 10,
@@ -285,6 +286,7 @@ attestors:
       ['bad trust domain', 'trust_domain: Not_Valid\n', ['trust_domain:', 'lowercase']],
       ['bad log level', 'log: { level: loud }\n', ['log.level']],
       ['bad duration', 'ca: { ttl: soon }\n', ['ca.ttl', 'duration']],
+      ['signing workers out of range', 'ca: { signing_workers: 65 }\n', ['ca.signing_workers']],
       ['negative duration', 'shutdown_grace: -1\n', ['shutdown_grace']],
       [
         'SVID outliving its CA',

@@ -648,6 +648,8 @@ export interface CertSpec {
   authorityKeyId?: Uint8Array | null;
   /** Digest of the ECDSA signature (default sha256), to make certificates with weak signature algorithms. */
   signatureHash?: 'sha1' | 'sha256' | 'sha384';
+  /** The SubjectPublicKeyInfo as given (default: `key`'s), to make keys node:crypto would never export. */
+  spkiDer?: Uint8Array;
 }
 
 const ECDSA_BY_HASH = {
@@ -671,7 +673,7 @@ export function makeCert(spec: CertSpec): Issued {
 /** The signed DER of the certificate makeCert would parse: for certificates the parser must refuse. */
 export function makeCertDer(spec: CertSpec): { der: Uint8Array; key: KeyPair } {
   const key = spec.key ?? newKey();
-  const spki = key.publicKey.export({ type: 'spki', format: 'der' });
+  const spki = spec.spkiDer ?? key.publicKey.export({ type: 'spki', format: 'der' });
   const ski = createHash('sha1').update(spki).digest();
   const signingKey = spec.issuer?.key ?? key;
   const subjectName = spec.emptySubject === true ? new asn.Name([]) : name(spec.cn, spec.organization);

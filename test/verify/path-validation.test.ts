@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { ErrorCode, PathValidationError, UnsupportedAlgorithmError } from '../../src/errors';
 import { VerificationCache } from '../../src/verify/cache';
@@ -397,6 +398,28 @@ describe('validateCertPath', () => {
       );
       validateCertPath([makeLeaf(ID, root, { key: newKey('ec-p384') }).cert], [root.cert], { at });
     });
+
+    // A leaf's EC key is checked on its curve without importing it (ParsedCertificate.describeKey): the shortcut
+    // must refuse what the import refused.
+    for (const [curve, alg] of [
+      ['P-256', 'ec-p256'],
+      ['P-384', 'ec-p384'],
+    ] as const) {
+      it(`rejects a leaf whose ${curve} point is off its curve (ERR_UNSUPPORTED_KEY), with or without a cache`, () => {
+        const root = makeRoot(TD);
+        const spki = Buffer.from(newKey(alg).publicKey.export({ type: 'spki', format: 'der' }));
+        spki[spki.length - 1]! ^= 0x01; // the last byte of y: the point leaves the curve, the DER stays the same
+        assert.throws(() => createPublicKey({ key: spki, format: 'der', type: 'spki' }));
+        const leaf = makeLeaf(ID, root, { spkiDer: spki });
+        for (const cache of [undefined, new VerificationCache()]) {
+          expectRefusal(
+            () => validateCertPath([leaf.cert], [root.cert], { at, ...(cache ? { cache } : {}) }),
+            ErrorCode.UNSUPPORTED_KEY,
+            /not on/,
+          );
+        }
+      });
+    }
   });
 
   describe('name constraints', () => {

@@ -18,7 +18,6 @@ import { GrpcStatus, grpcStatusOf } from '../../internal/grpc-status-map';
 import type { AttestParams, AttestRequest, AttestResponse } from '../../gen/lanyard/v1/attestation';
 import { sharedTransaction, type Store, type StoreOps } from '../../store/store';
 import type { Entry } from '../../store/types';
-import { parseCsr } from '../../x509/csr';
 import { toStatus } from '../../internal/grpc-call';
 import { attestAuditOf, type AttestTransactionalAudit } from '../audit/in-transaction';
 import type { Logger } from '../../internal/logging';
@@ -147,7 +146,7 @@ async function attest(
 ): Promise<Attested> {
   const { ca, store } = deps;
   // Proof of possession of the new key first: no evidence is spent on a request that cannot be signed.
-  const csr = parseCsr(params.csr);
+  const csr = await ca.checkCsr(params.csr);
   const attestor = deps.attestors.get(params.attestorType);
   const now = deps.clock();
 

@@ -12,7 +12,7 @@ import type { RenewRequest, RenewResponse } from '../../gen/lanyard/v1/attestati
 import type { Store } from '../../store/store';
 import type { Entry, SessionRecord } from '../../store/types';
 import type { AgentContext } from '../../x509/agent-context/types';
-import { parseCsr, type ParsedCsr } from '../../x509/csr';
+import type { ParsedCsr } from '../../x509/csr';
 import { bundleToProto } from '../bundle/to-proto';
 import { secondsUntil, signSessionSvid } from '../issuance/session-svid';
 import { resolveCaller } from '../auth/resolve-caller';
@@ -38,7 +38,7 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
   const now = deps.clock();
   // A workload SVID renews into a workload SVID, a live session's SVID into the same session.
   const caller = await resolveCaller(deps, call, 'workload-or-session', now);
-  const csr = parseCsr(req.csr);
+  const csr = await deps.ca.checkCsr(req.csr);
   const { id: spiffeId, leaf, entry, session } = caller;
   const previous = caller.context;
   const provenance = {

@@ -16,7 +16,7 @@ import {
 } from '../../gen/lanyard/v1/node';
 import type { Store } from '../../store/store';
 import type { Entry } from '../../store/types';
-import { parseCsr } from '../../x509/csr';
+import type { ParsedCsr } from '../../x509/csr';
 import { sha256 } from '../../internal/digest';
 import { issueWorkloadSvid, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
 import { auditedSharedTransaction } from '../audit/in-transaction';
@@ -104,10 +104,10 @@ export async function batchNewX509Svid(
     throw new InvalidArgumentError(`params: 1 to ${MAX_BATCH} CSRs per call`);
   }
   // Everything is checked before anything is signed: one refused entry refuses the whole batch.
-  const checked: { entry: Entry; csr: ReturnType<typeof parseCsr> }[] = [];
+  const checked: { entry: Entry; csr: ParsedCsr }[] = [];
   for (const p of req.params) {
     const entry = await entitledEntry(deps.store, agent.id, p.entryId, now);
-    checked.push({ entry, csr: parseCsr(p.csr) });
+    checked.push({ entry, csr: await deps.ca.checkCsr(p.csr) });
   }
   const provenance = {
     method: NODE_AGENT_METHOD,

@@ -8,7 +8,7 @@ import type { Bundle, X509Svid } from '../../gen/lanyard/v1/types';
 import type { StoreOps } from '../../store/store';
 import type { NewSession } from '../../store/types';
 import type { AgentContext } from '../../x509/agent-context/types';
-import { parseCsr, type ParsedCsr } from '../../x509/csr';
+import type { ParsedCsr } from '../../x509/csr';
 import { resolveCaller, type CallerOf } from '../auth/resolve-caller';
 import { bundleToProto } from '../bundle/to-proto';
 import { signSessionSvid } from '../issuance/session-svid';
@@ -35,7 +35,7 @@ export async function resolveSessionOpener(
 ): Promise<SessionOpener> {
   const now = deps.clock();
   const caller = await resolveCaller(deps, call, 'workload', now);
-  return { now, caller, csr: parseCsr(csr) };
+  return { now, caller, csr: await deps.ca.checkCsr(csr) };
 }
 
 /** The session SVID for the opener's entry and key. */

@@ -1,0 +1,215 @@
+/**
+ * A few worker threads that check CSRs and sign X509-SVIDs, so that the server's own thread (TLS, HTTP/2, the
+ * store, the audit chain) is not also the one doing every signature: on a machine with more than one core the
+ * two run side by side.
+ *
+ * Key handling is as it is without the pool: a CA key exists only in this process's memory. It reaches a worker
+ * as a KeyObject (structured clone passes a handle to the same key, not its bytes), in a message that nothing
+ * logs; a worker keeps only the key of the authority it last signed for, and the pool's errors carry codes and
+ * messages, never a request or a key.
+ *
+ * A worker that dies (a crash, an out-of-memory kill of the thread) fails the calls it held with ERR_CA_NOT_READY
+ * (UNAVAILABLE: retry) and is replaced; since an answer is only sent after signing, a failed call issued nothing
+ * anyone received. `close()` lets the calls in flight finish, then stops the threads.
+ */
+import path from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import {
+  CaNotReadyError,
+  errorFromCode,
+  InternalError,
+  isLanyardErrorCode,
+  type LanyardError,
+} from '../errors';
+import type { ParsedCsr } from '../x509/csr';
+import type { SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
+
+/** The authority a signature is made with: what a worker needs to hold to sign for it. */
+export interface PoolAuthority {
+  id: string;
+  certDer: Uint8Array;
+  key: KeyObject;
+}
+
+export type PoolSignRequest = Omit<SignRequest, 'type' | 'id' | 'authorityId'>;
+
+interface Pending {
+  resolve(reply: WorkerReply & { ok: true }): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  /** The authority the worker holds a key for, if any. */
+  installed: string | undefined;
+  /** Set once the worker's exit was handled, so a late event does not fail calls twice. */
+  gone: boolean;
+}
+
+export class SigningPool {
+  private readonly slots: Slot[] = [];
+  private nextId = 1;
+  private closing = false;
+  private stopped = false;
+  private drained: (() => void) | undefined;
+  /** Workers replaced after dying: for health output and tests. */
+  restarts = 0;
+
+  /** @param size number of worker threads, at least 1 */
+  constructor(readonly size: number) {
+    if (!Number.isInteger(size) || size < 1 || size > 64) {
+      throw new RangeError(`a signing pool has 1 to 64 workers, not ${size}`);
+    }
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  }
+
+  /** parseCsr in a worker: the same checks, the same typed errors (ERR_MALFORMED_CSR, ...). */
+  async checkCsr(csr: Uint8Array | string): Promise<ParsedCsr> {
+    const reply = await this.call((id) => ({ type: 'csr', id, csr }));
+    if (!('publicKey' in reply))
+      throw new InternalError('the signing worker answered a CSR check with no key');
+    return { publicKey: reply.publicKey, spki: new Uint8Array(reply.spki) };
+  }
+
+  /** issueX509Svid in a worker with the authority's key; the leaf's DER. */
+  async sign(authority: PoolAuthority, request: PoolSignRequest): Promise<Uint8Array> {
+    const reply = await this.call(
+      (id) => ({ ...request, type: 'sign', id, authorityId: authority.id }),
+      authority,
+    );
+    if (!('der' in reply))
+      throw new InternalError('the signing worker answered a signature with no certificate');
+    return new Uint8Array(reply.der);
+  }
+
+  /** Worker threads running: `size` until `close()` finished, then 0. */
+  get threads(): number {
+    return this.stopped ? 0 : this.slots.length;
+  }
+
+  /** Calls in flight, over all workers. */
+  get inFlight(): number {
+    return this.slots.reduce((n, s) => n + s.pending.size, 0);
+  }
+
+  /**
+   * Stops one worker at once, as a crash would: the calls it held fail with ERR_CA_NOT_READY and a new worker
+   * takes its place. For operators' drills and for tests of exactly that path.
+   */
+  async stopWorker(index: number): Promise<void> {
+    const slot = this.slots[index];
+    if (slot === undefined) throw new RangeError(`no worker ${index}`);
+    await slot.worker.terminate();
+  }
+
+  /** Refuses new calls, waits for the calls in flight, then stops every worker. */
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.stopped = true;
+  }
+
+  private call(
+    make: (id: number) => WorkerRequest,
+    authority?: PoolAuthority,
+  ): Promise<WorkerReply & { ok: true }> {
+    if (this.closing) return Promise.reject(new CaNotReadyError('the signing pool is closed'));
+    const slot = this.leastBusy();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      if (slot.pending.size === 1) slot.worker.ref();
+      if (authority !== undefined && slot.installed !== authority.id) {
+        // One CA key per worker: the one it signs with now. Messages on a port arrive in order, so a request
+        // for the previous authority that was already posted is signed before the key is dropped.
+        this.post(slot, { type: 'retain', authorityIds: [] });
+        this.post(slot, {
+          type: 'install',
+          authorityId: authority.id,
+          certDer: authority.certDer,
+          key: authority.key,
+        });
+        slot.installed = authority.id;
+      }
+      this.post(slot, make(id));
+    });
+  }
+
+  private post(slot: Slot, m: WorkerRequest): void {
+    slot.worker.postMessage(m);
+  }
+
+  private leastBusy(): Slot {
+    let best = this.slots[0]!;
+    for (const s of this.slots) if (s.pending.size < best.pending.size) best = s;
+    return best;
+  }
+
+  private spawn(): Slot {
+    const worker = startWorker();
+    const slot: Slot = { worker, pending: new Map(), installed: undefined, gone: false };
+    worker.unref();
+    worker.on('message', (reply: WorkerReply) => this.settle(slot, reply));
+    // An uncaught error in the worker is followed by its exit, which fails its calls; nothing to log here
+    // that could carry a request.
+    worker.on('error', () => {});
+    worker.on('exit', (code) => this.exited(slot, code));
+    return slot;
+  }
+
+  private settle(slot: Slot, reply: WorkerReply): void {
+    const p = slot.pending.get(reply.id);
+    if (p === undefined) return;
+    this.forget(slot, reply.id);
+    if (reply.ok) p.resolve(reply);
+    else p.reject(rebuild(reply));
+  }
+
+  private exited(slot: Slot, code: number): void {
+    if (slot.gone) return;
+    slot.gone = true;
+    const failed = [...slot.pending.entries()];
+    for (const [id, p] of failed) {
+      this.forget(slot, id);
+      p.reject(
+        new CaNotReadyError(
+          `the signing worker stopped (exit code ${code}) while holding this request; no SVID was issued for it, retry`,
+        ),
+      );
+    }
+    if (this.closing) return;
+    const index = this.slots.indexOf(slot);
+    if (index >= 0) {
+      this.restarts++;
+      this.slots[index] = this.spawn();
+    }
+  }
+
+  private forget(slot: Slot, id: number): void {
+    slot.pending.delete(id);
+    if (slot.pending.size === 0) slot.worker.unref();
+    if (this.closing && this.inFlight === 0) this.drained?.();
+  }
+}
+
+/** A typed error keeps its class; anything else was a bug in the worker. */
+function rebuild(reply: WorkerReply & { ok: false }): LanyardError {
+  if (reply.typed && isLanyardErrorCode(reply.code)) return errorFromCode(reply.code, reply.message);
+  return new InternalError(`the signing worker failed: ${reply.code}: ${reply.message}`);
+}
+
+/**
+ * The worker runs the compiled signing-worker.js next to this file; when this file is the TypeScript source
+ * (tests, `tsx` scripts), the worker registers tsx's require hook first, which does not follow into threads.
+ */
+function startWorker(): Worker {
+  const ext = path.extname(__filename);
+  const file = path.join(__dirname, `signing-worker${ext}`);
+  if (ext === '.ts') {
+    return new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true });
+  }
+  return new Worker(file);
+}
