@@ -47,7 +47,11 @@ export interface StartSessionRequest {
   intent: string;
   /** Requested scopes; granted = requested ∩ the entry's allowed scopes. */
   scopes: string[];
-  /** Requested session lifetime; 0 = the entry's SVID TTL. Capped by the entry and the CA. */
+  /**
+   * Requested session lifetime; 0 = one SVID lifetime (the entry's SVID TTL). At most the server's
+   * limits.max_session_ttl. Each session SVID lives at most the entry's SVID TTL and is renewed (Renew) within
+   * the session.
+   */
   ttlSeconds: number;
   /** PKCS#10 certificate request, DER, for the session key. */
   csr: Buffer;
@@ -57,6 +61,7 @@ export interface StartSessionResponse {
   svid: X509Svid | undefined;
   bundle: Bundle | undefined;
   sessionId: string;
+  /** When the session ends: renewals of its SVID stop there. */
   expiresAt: Date | undefined;
   scopes: string[];
 }
