@@ -97,6 +97,8 @@ export interface GrantForOptions extends HandoffServer {
   scopes: string[];
   /** Lifetime of the delegated SVIDs; default (and at most) the caller SVID's remaining lifetime. */
   ttlSeconds?: number;
+  /** How long the child has to redeem it. Default 60 s, the most the server accepts. */
+  redeemWithinSeconds?: number;
 }
 
 export interface HandoffGrant {
@@ -122,6 +124,9 @@ export async function grantFor(options: GrantForOptions): Promise<HandoffGrant> 
     childKey: options.childKey,
     scopes: options.scopes,
     notAfter,
+    ...(options.redeemWithinSeconds !== undefined
+      ? { redeemBy: new Date(Date.now() + options.redeemWithinSeconds * 1000) }
+      : {}),
     ...(options.agentContextOid !== undefined ? { agentContextOid: options.agentContextOid } : {}),
   });
   const client = sessionClient(options, options.source, svid);
