@@ -10,7 +10,6 @@ import { StaticX509Source } from '../client/static-x509-source';
 import type { X509Source } from '../client/x509-source';
 import { isLanyardError } from '../errors';
 import { grpcStatusOf, GrpcStatus } from '../internal/grpc-status-map';
-import { encodePem } from '../x509/pem';
 import { CliError, usageError } from './cli-error';
 import { EXIT_REJECTED, EXIT_USAGE } from './exit-codes';
 
@@ -35,13 +34,7 @@ export function writeIdentityDir(dir: string, source: X509Source): SvidFiles {
   const svid = source.getX509Svid();
   const bundle = source.getX509BundleForTrustDomain(svid.id.trustDomain);
   if (bundle === undefined) throw new CliError(`no bundle for ${svid.id.trustDomain.name} to write`);
-  return writeSvidFiles(dir, {
-    cert: svid.chain[0]!,
-    certPem: encodePem('CERTIFICATE', svid.chain[0]!.der),
-    keyPem: svid.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-    chainPem: svid.chain.map((c) => encodePem('CERTIFICATE', c.der)).join(''),
-    bundlePem: bundle.toPem(),
-  });
+  return writeSvidFiles(dir, svid, bundle);
 }
 
 /**

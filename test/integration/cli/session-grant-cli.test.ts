@@ -9,8 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeSvidFiles } from '../../../src/ca/dev-ca';
 import { EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
-import { ParsedCertificate } from '../../../src/x509/certificate';
-import { encodePem } from '../../../src/x509/pem';
+import { X509Bundle } from '../../../src/bundle';
+import { TrustDomain } from '../../../src/spiffe';
+import { toX509Svid } from '../../../src/svid/x509-svid';
 import { register, id } from '../../support/sessions';
 import { cliOk, runCli, type CliResult } from '../../support/server-process';
 import { startTestServer, type TestServer } from '../../support/test-server';
@@ -33,14 +34,11 @@ describe('lanyard session and grant commands', function () {
   async function identity(name: string, fields: Record<string, unknown>): Promise<string> {
     const agent = await register(t, name, fields);
     const out = path.join(dir, `${name}-wl`);
-    const cert = ParsedCertificate.fromDer(agent.chain[0]!);
-    writeSvidFiles(out, {
-      cert,
-      certPem: encodePem('CERTIFICATE', cert.der),
-      keyPem: agent.key.export({ type: 'pkcs8', format: 'pem' }) as string,
-      chainPem: agent.chain.map((c) => encodePem('CERTIFICATE', c)).join(''),
-      bundlePem: t.running.ca.bundle().toPem(),
-    });
+    writeSvidFiles(
+      out,
+      toX509Svid(agent.chain, agent.key),
+      X509Bundle.fromPem(TrustDomain.parse('lanyard.local'), t.running.ca.bundle().toPem()),
+    );
     return out;
   }
 
