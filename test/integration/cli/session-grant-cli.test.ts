@@ -261,8 +261,9 @@ describe('lanyard session and grant commands', function () {
     refused(noIdentity, EXIT_USAGE, /--identity .*no such directory/);
     refused(unknown, EXIT_REJECTED, /ERR_NOT_FOUND/);
 
-    cliOk(await create('docs:read', '--redeem-within', '1s'));
-    await new Promise((r) => setTimeout(r, 2000));
+    // Long enough to reach the server under load, short enough to wait out.
+    cliOk(await create('docs:read', '--redeem-within', '5s'));
+    await new Promise((r) => setTimeout(r, 6000));
     const late = await runCli([
       'grant',
       'redeem',
