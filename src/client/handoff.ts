@@ -12,6 +12,10 @@
  * it signed for by the hop before.
  *
  * `startSession` (StartSession) gives an agent the session SVID a chain starts from.
+ *
+ * Both return a SessionX509Source: it renews the session SVID (Renew) at about half its lifetime, keeping the
+ * session id and the delegation chain, until the session ends; then it emits 'ended' and stops (see
+ * ServerX509Source).
  */
 import * as grpc from '@grpc/grpc-js';
 import { timingSafeEqual } from 'node:crypto';
@@ -35,10 +39,14 @@ import type { ParsedCertificate } from '../x509/certificate';
 import { signGrant, type ChildKey } from './delegation';
 import type { HandoffKey } from './handoff-keys';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from './server-credentials';
+import { ServerX509Source, type RetryOptions } from './server-x509-source';
 import { notReady, StaticX509Source } from './static-x509-source';
 import { toX509Svid } from '../svid/x509-svid';
 import type { X509Source } from './x509-source';
+import type { HopLogger } from '../internal/logging';
+import { isRevocationNotifier, type RevocationChecker, type RevocationNotifier } from '../verify/revocation';
 import type { X509Svid } from '../svid/x509-svid';
+import type { AgentContext } from '../x509/agent-context/types';
 
 /** How a session names its principal (an ID token); absent, the agent is its own principal. */
 export type { PrincipalEvidence };
@@ -50,6 +58,33 @@ export interface HandoffServer {
   /** OID of the agent-context extension: the server's `agent_context.oid`. Default 1.3.6.1.4.1.262144.1.1. */
   agentContextOid?: string;
 }
+
+/** How the session source that startSession and redeemGrant return keeps its SVID fresh. */
+export interface SessionRenewalOptions {
+  /** Renew at this fraction of each SVID's lifetime. Default 0.5. */
+  renewFraction?: number;
+  /** Spread of the renewal point, as a fraction of the lifetime (± half of it). Default 0.1. */
+  jitterFraction?: number;
+  /** Back-off after a failed renewal. Default 500 ms doubling to 30 s. */
+  retry?: RetryOptions;
+  logger?: HopLogger;
+  /**
+   * Where the source learns at once that its session (or an ancestor, or its certificate) was revoked. Default:
+   * the `revocations` of `source` when it has them (a ServerX509Source); `false`: only a refused renewal tells.
+   */
+  revocations?: (RevocationChecker & RevocationNotifier) | false;
+}
+
+/**
+ * A task session's SVID as a source that renews within the session and ends with it ('ended' event, `ended`
+ * reason). Close it when the task is done.
+ */
+export type SessionX509Source = ServerX509Source & {
+  /** The session's id (the agent context's session id). */
+  readonly sessionId: string;
+  /** When the session ends: no SVID of it lives past this. */
+  readonly sessionExpiresAt: Date;
+};
 
 export interface GrantForOptions extends HandoffServer {
   /** The caller's source; its current SVID must be a session SVID (StartSession or a redeemed grant). */
@@ -65,6 +100,8 @@ export interface GrantForOptions extends HandoffServer {
   scopes: string[];
   /** Lifetime of the delegated SVIDs; default (and at most) the caller SVID's remaining lifetime. */
   ttlSeconds?: number;
+  /** How long the child has to redeem it. Default 60 s, the most the server accepts. */
+  redeemWithinSeconds?: number;
 }
 
 export interface HandoffGrant {
@@ -124,6 +161,9 @@ async function signAndRegister(
     childKey: options.childKey,
     scopes: options.scopes,
     notAfter,
+    ...(options.redeemWithinSeconds !== undefined
+      ? { redeemBy: new Date(Date.now() + options.redeemWithinSeconds * 1000) }
+      : {}),
     ...(options.agentContextOid !== undefined ? { agentContextOid: options.agentContextOid } : {}),
   });
   const client = sessionClient(options, options.source, svid);
@@ -152,7 +192,7 @@ export interface HandoffCaller {
   chain: readonly ParsedCertificate[];
 }
 
-export interface RedeemGrantOptions extends HandoffServer {
+export interface RedeemGrantOptions extends HandoffServer, SessionRenewalOptions {
   /** The service's own source (its workload SVID redeems). */
   source: X509Source;
   /** The key the grant names (the grant's id is its `id`); it becomes the delegated SVID's key. */
@@ -165,12 +205,12 @@ export interface RedeemGrantOptions extends HandoffServer {
 }
 
 /**
- * Service side: redeems the grant for `key` and returns the delegated SVID as a source (close it when the task
- * is done).
+ * Service side: redeems the grant for `key` and returns the delegated SVID as a source that renews it (same
+ * key: the grant names it) until the grant's end; close it when the task is done.
  * @throws the server's gRPC error (ERR_GRANT_* codes in `lanyard-error-code`), or AuthorizationError when the
  *   grant does not come from `caller`.
  */
-export async function redeemGrant(options: RedeemGrantOptions): Promise<StaticX509Source> {
+export async function redeemGrant(options: RedeemGrantOptions): Promise<SessionX509Source> {
   const own = options.source.getX509Svid();
   const { privateKey } = options.key;
   const client = sessionClient(options, options.source, own);
@@ -233,24 +273,26 @@ export async function redeemForeignGrant(options: RedeemForeignGrantOptions): Pr
   } finally {
     client.close();
   }
-  return toSource(res, own, privateKey, options.caller, options, options.source);
+  return toStaticSource(res, own, privateKey, options.caller, options, options.source);
 }
 
-export interface StartSessionOptions extends HandoffServer {
+export interface StartSessionOptions extends HandoffServer, SessionRenewalOptions {
   /** The agent's workload source. */
   source: X509Source;
   /** Absent: the agent itself is the principal. */
   principal?: PrincipalEvidence;
   intent?: string;
   scopes?: string[];
+  /**
+   * How long the session lasts; default one SVID lifetime. It may exceed the entry's SVID TTL (up to the
+   * server's `limits.max_session_ttl`): the source renews the session SVID within it.
+   */
   ttlSeconds?: number;
   keyAlgorithm?: KeyAlgorithm;
 }
 
-/** StartSession: a session SVID for the agent, as a source (the start of a delegation chain). */
-export async function startSession(
-  options: StartSessionOptions,
-): Promise<StaticX509Source & { sessionId: string }> {
+/** StartSession: a session SVID for the agent, as a renewing source (the start of a delegation chain). */
+export async function startSession(options: StartSessionOptions): Promise<SessionX509Source> {
   const own = options.source.getX509Svid();
   const { privateKey } = generateSigningKeyPair(options.keyAlgorithm ?? 'ec-p256');
   const client = sessionClient(options, options.source, own);
@@ -273,19 +315,26 @@ export async function startSession(
   } finally {
     client.close();
   }
-  const source = toSource(res, own, privateKey, undefined, options);
-  return Object.assign(source, { sessionId: res.sessionId });
+  return toSource(res, own, privateKey, undefined, options);
 }
 
-function toSource(
+/** What a redeemed or started session's answer holds, once it verified like any peer would verify it. */
+interface CheckedAnswer {
+  chain: Uint8Array[];
+  bundle: X509Bundle;
+  context: AgentContext;
+  leafNotAfter: Date;
+  contextOid: { agentContextOid?: string };
+}
+
+function checkAnswer(
   res: { svid?: { certChain: Buffer[] }; bundle?: BundleProto },
   own: X509Svid,
-  privateKey: import('node:crypto').KeyObject,
   caller: HandoffCaller | undefined,
   server: HandoffServer,
   /** Bundles of other trust domains the SVID's chain may cross (the redeeming service's source). */
   federated?: X509BundleSource,
-): StaticX509Source {
+): CheckedAnswer {
   const contextOid = server.agentContextOid !== undefined ? { agentContextOid: server.agentContextOid } : {};
   if (res.svid === undefined || res.svid.certChain.length === 0) {
     throw new InternalError('the server answered without an SVID');
@@ -328,7 +377,67 @@ function toSource(
     }
   }
   if (bundle === undefined) throw notReady('the server answered without a bundle');
+  const context = verified.context;
+  if (context === undefined)
+    throw new InternalError('the server answered with an SVID without agent context');
+  return { chain, bundle, context, leafNotAfter: verified.chain[0]!.notAfter, contextOid };
+}
+
+/**
+ * A cross-domain session stays fixed: this domain's server verifies its callers with its own bundle only, so the
+ * SVID cannot be renewed there, and it lives at most CROSS_DOMAIN_SESSION_MAX_SECONDS.
+ */
+function toStaticSource(
+  res: { svid?: { certChain: Buffer[] }; bundle?: BundleProto },
+  own: X509Svid,
+  privateKey: import('node:crypto').KeyObject,
+  caller: HandoffCaller | undefined,
+  server: HandoffServer,
+  federated: X509BundleSource,
+): StaticX509Source {
+  const { chain, bundle, contextOid } = checkAnswer(res, own, caller, server, federated);
   return new StaticX509Source(toX509Svid(chain, privateKey, contextOid), bundle);
+}
+
+async function toSource(
+  res: { svid?: { certChain: Buffer[] }; bundle?: BundleProto; expiresAt?: Date | undefined },
+  own: X509Svid,
+  privateKey: import('node:crypto').KeyObject,
+  caller: HandoffCaller | undefined,
+  options: HandoffServer & SessionRenewalOptions & { source: X509Source; keyAlgorithm?: KeyAlgorithm },
+): Promise<SessionX509Source> {
+  const server = options;
+  const { chain, bundle, context, leafNotAfter, contextOid } = checkAnswer(res, own, caller, server);
+  // A delegated session ends with its grant (the last link's binding); a root session when the server says.
+  const expiresAt = context.delegation.at(-1)?.binding.notAfter ?? res.expiresAt ?? leafNotAfter;
+  const revocations =
+    options.revocations === false ? undefined : (options.revocations ?? revocationsOf(options.source));
+  const source = await ServerX509Source.fromSvid({
+    server: server.server,
+    bundle,
+    svid: toX509Svid(chain, privateKey, contextOid),
+    session: { expiresAt, ...(revocations !== undefined ? { revocations } : {}) },
+    // One pair of streams per session would not scale with sessions; Renew brings the bundle along, and the
+    // caller's source (or `revocations`) brings the revocation state.
+    watchBundle: false,
+    watchRevocations: false,
+    ...contextOid,
+    ...(server.deadlineMs !== undefined ? { deadlineMs: server.deadlineMs } : {}),
+    ...(options.keyAlgorithm !== undefined ? { keyAlgorithm: options.keyAlgorithm } : {}),
+    ...(options.renewFraction !== undefined ? { renewFraction: options.renewFraction } : {}),
+    ...(options.jitterFraction !== undefined ? { jitterFraction: options.jitterFraction } : {}),
+    ...(options.retry !== undefined ? { retry: options.retry } : {}),
+    ...(options.logger !== undefined ? { logger: options.logger } : {}),
+  });
+  return Object.assign(source, { sessionId: context.sessionId, sessionExpiresAt: expiresAt });
+}
+
+/** The revocation state a source follows, when it has one (a ServerX509Source's `revocations`). */
+function revocationsOf(source: X509Source): (RevocationChecker & RevocationNotifier) | undefined {
+  const r = (source as { revocations?: unknown }).revocations;
+  return isRevocationNotifier(r) && typeof (r as Partial<RevocationChecker>).isRevoked === 'function'
+    ? (r as RevocationChecker & RevocationNotifier)
+    : undefined;
 }
 
 function sessionClient(server: HandoffServer, source: X509Source, svid: X509Svid): SessionServiceClient {

@@ -6,7 +6,12 @@ export { lanyardChannelCredentials, LANYARD_CHANNEL_OPTIONS, SERVER_ID_PATH } fr
 export type { X509Source, X509SourceEvents } from './x509-source';
 export type { MarshaledX509Svid, X509Svid } from '../svid/x509-svid';
 export { ServerX509Source } from './server-x509-source';
-export type { ExistingSvidOptions, RetryOptions, ServerX509SourceOptions } from './server-x509-source';
+export type {
+  ExistingSvidOptions,
+  RetryOptions,
+  ServerX509SourceOptions,
+  SessionBounds,
+} from './server-x509-source';
 export { StaticX509Source } from './static-x509-source';
 export { loadX509Svid, parseX509Svid, parseX509SvidRaw, toX509Svid } from '../svid/x509-svid';
 export type { StaticX509SourceFiles } from './static-x509-source';
@@ -26,6 +31,8 @@ export type {
   HandoffServer,
   RedeemForeignGrantOptions,
   RedeemGrantOptions,
+  SessionRenewalOptions,
+  SessionX509Source,
   StartSessionOptions,
 } from './handoff';
 export { HandoffKey, HandoffKeys } from './handoff-keys';

@@ -3,19 +3,34 @@
  * with the Renew RPC at about half its lifetime (with jitter, so a fleet started together does not renew
  * together), follows WatchBundle and WatchRevocations, and retries with exponential back-off and jitter while
  * the server is away. The current SVID keeps serving until it expires; only then do the getters throw.
+ *
+ * A task session's source (`fromSvid` with `session`, what startSession and redeemGrant return) renews the same
+ * way into the same session and delegation chain, but never past the session's end, and ends for good when the
+ * session does: ended, expired, revoked (its own SVID, a parent's, an ancestor session), as told by a refused
+ * renewal or by the revocation checker it follows. It then emits 'ended' with the typed reason, stops every
+ * timer, and its getters throw that reason: nothing is reissued behind the caller's back.
  */
 import { federatedBundlesFromProto } from './federated-bundles';
 import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../bundle';
-import { InternalError } from '../errors';
+import {
+  ErrorCode,
+  InternalError,
+  type LanyardError,
+  RevokedError,
+  SessionEndedError,
+  SessionExpiredError,
+} from '../errors';
+import { errorFromStatus } from '../internal/grpc-status-map';
 import { AttestationServiceClient, RenewRequest, type RenewResponse } from '../gen/lanyard/v1/attestation';
 import { BundleServiceClient, type WatchBundleResponse } from '../gen/lanyard/v1/bundle';
 import { SessionServiceClient } from '../gen/lanyard/v1/session';
 import type { Bundle as BundleProto } from '../gen/lanyard/v1/types';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { authorizeId } from '../verify/authorize';
+import type { RevocationChecker, RevocationNotifier } from '../verify/revocation';
 import { RevocationCache, type RevocationCacheOptions } from '../verify/revocation-cache';
-import { verifyX509Svid } from '../verify/verify-x509-svid';
+import { revocationQueryOf, verifyX509Svid } from '../verify/verify-x509-svid';
 import { createCsr } from '../x509/csr';
 import { generateSigningKeyPair, type KeyAlgorithm } from '../x509/keys';
 import { X509SourceCertificateProvider } from './certificate-provider';
@@ -80,7 +95,32 @@ export interface ServerX509SourceOptions extends CommonOptions {
 export interface ExistingSvidOptions extends CommonOptions {
   /** An SVID obtained some other way (StartSession, a redeemed grant): kept fresh with Renew. */
   svid: X509Svid;
+  /** The SVID is a task session's: the source ends with the session (see the class comment). */
+  session?: SessionBounds;
 }
+
+/** What bounds a task session's source. */
+export interface SessionBounds {
+  /** When the session ends (StartSession's `expires_at`, a grant's `notAfter`): no renewal reaches past it. */
+  expiresAt: Date;
+  /**
+   * Asked about the current SVID whenever its answers change (e.g. the workload source's `revocations`): the
+   * source ends as soon as its session, an ancestor session or its certificate is revoked, not only at its next
+   * renewal. Without it, the refused renewal tells.
+   */
+  revocations?: RevocationChecker & RevocationNotifier;
+}
+
+/**
+ * The Renew refusals after which a session is over for good: retrying could not succeed, and attesting again
+ * would make a new identity, not the session.
+ */
+const SESSION_OVER: ReadonlySet<string> = new Set([
+  ErrorCode.SESSION_ENDED,
+  ErrorCode.SESSION_EXPIRED,
+  ErrorCode.SESSION_UNKNOWN,
+  ErrorCode.REVOKED,
+]);
 
 export class ServerX509Source extends X509SourceEmitter implements X509Source {
   /**
@@ -100,6 +140,9 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   private revocationWatch: RevocationWatchHandle | undefined;
   private readonly watchClients: grpc.Client[] = [];
   private readonly serverId: SpiffeId;
+  private session: SessionBounds | undefined;
+  private endReason: LanyardError | undefined;
+  private unfollowRevocations: (() => void) | undefined;
 
   private constructor(
     private readonly options: CommonOptions,
@@ -138,8 +181,14 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   /** Keeps an SVID obtained elsewhere fresh (Renew) and follows the bundle and revocations. */
   static async fromSvid(options: ExistingSvidOptions): Promise<ServerX509Source> {
     const source = new ServerX509Source(options, undefined);
+    source.session = options.session;
     // Read again under this source's agentContextOid: the one it will hold its renewals to.
     source.accept(toX509Svid(options.svid.chain, options.svid.privateKey, options));
+    const revocations = options.session?.revocations;
+    if (revocations !== undefined) {
+      source.unfollowRevocations = revocations.onRevocationChange(() => source.checkRevoked(revocations));
+      source.checkRevoked(revocations);
+    }
     source.startWatches();
     await source.revocationsSynced();
     return source;
@@ -165,7 +214,13 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     }
   }
 
+  /** Why a session's source ended (undefined while it serves): the error its getters throw. */
+  get ended(): LanyardError | undefined {
+    return this.endReason;
+  }
+
   getX509Svid(): X509Svid {
+    if (this.endReason !== undefined) throw this.endReason;
     if (this.closed) throw notReady('the source is closed');
     return currentSvid(this.svid, 'no SVID yet', ' without renewal');
   }
@@ -190,7 +245,15 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.stop();
+    this.removeAllListeners();
+    return Promise.resolve();
+  }
+
+  /** Stops timers and streams and drops the SVID; listeners stay (so 'ended' can still be heard). */
+  private stop(): void {
     this.closed = true;
+    this.unfollowRevocations?.();
     clearTimeout(this.renewTimer);
     clearTimeout(this.bundleTimer);
     this.bundleCall?.cancel();
@@ -198,8 +261,43 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     this.revocations.close();
     for (const c of this.watchClients) c.close();
     this.svid = undefined;
-    this.removeAllListeners();
-    return Promise.resolve();
+  }
+
+  /** A session's source is over: report why once, then serve nothing. */
+  private end(reason: LanyardError): void {
+    if (this.closed) return;
+    this.endReason = reason;
+    this.stop();
+    this.options.logger?.debug({ code: reason.code, err: reason.message }, 'x509 source: session over');
+    this.emit('ended', reason);
+    if (this.listenerCount('error') > 0) this.emit('error', reason);
+  }
+
+  /** Ends the source when the checker says its current SVID is revoked; a checker that cannot tell is ignored. */
+  private checkRevoked(revocations: RevocationChecker): void {
+    const svid = this.svid;
+    if (svid === undefined || this.closed) return;
+    let found: ReturnType<RevocationChecker['isRevoked']>;
+    try {
+      found = revocations.isRevoked(revocationQueryOf(svid));
+    } catch {
+      // Stale state cannot say the session ended; the next renewal will, if it did.
+      return;
+    }
+    if (found === false) return;
+    const what = svid.context?.sessionId ?? svid.id.toString();
+    if (found !== true && found.kind === 'session') {
+      this.end(
+        new SessionEndedError(
+          `session ${what} has ended: session ${found.id} (${found.relation ?? 'own'}) was revoked` +
+            (found.detail !== undefined ? ` (${found.detail})` : ''),
+        ),
+      );
+    } else {
+      this.end(
+        new RevokedError(`session ${what}: its SVID (serial ${svid.chain[0]!.serialHex}) was revoked`),
+      );
+    }
   }
 
   private async attest(): Promise<void> {
@@ -254,14 +352,19 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       }
       if (res.bundle !== undefined)
         this.setBundle(bundleFromProto(res.bundle, this.bundle.trustDomain), false);
+      // Checked like any peer would: a renewal that does not verify (a tampered chain, a dropped link) is not used.
+      const chain = res.svid.certChain.map((b) => new Uint8Array(b));
+      if (this.session !== undefined) {
+        verifyX509Svid(chain, this, {
+          trustDomain: this.bundle.trustDomain,
+          cache: null,
+          ...(this.options.agentContextOid !== undefined
+            ? { agentContextOid: this.options.agentContextOid }
+            : {}),
+        });
+      }
       this.setFederated(federatedBundlesFromProto(res.federatedBundles, this.bundle.trustDomain));
-      this.accept(
-        toX509Svid(
-          res.svid.certChain.map((b) => new Uint8Array(b)),
-          privateKey,
-          this.options,
-        ),
-      );
+      this.accept(toX509Svid(chain, privateKey, this.options));
     } finally {
       client.close();
     }
@@ -282,6 +385,8 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     );
     this.emit('update');
     this.scheduleRenewal();
+    const revocations = this.session?.revocations;
+    if (revocations !== undefined) this.checkRevoked(revocations);
   }
 
   private scheduleRenewal(): void {
@@ -289,6 +394,24 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     clearTimeout(this.renewTimer);
     // From when the SVID arrived, not its notBefore: issuers backdate notBefore, and half of a backdated lifetime
     // can already be over on arrival (a renewal storm).
+    if (
+      this.session !== undefined &&
+      this.svid.notAfter.getTime() >= this.session.expiresAt.getTime() - 1000
+    ) {
+      // The session's last SVID: nothing may renew past the session, so the source ends with it.
+      const svid = this.svid;
+      this.renewTimer = setTimeout(
+        () =>
+          this.end(
+            new SessionExpiredError(
+              `session ${svid.context?.sessionId ?? svid.id.toString()} ended at ${svid.notAfter.toISOString()}`,
+            ),
+          ),
+        Math.max(0, svid.notAfter.getTime() - Date.now()),
+      );
+      this.renewTimer.unref();
+      return;
+    }
     const start = Math.max(this.svid.chain[0]!.notBefore.getTime(), this.acceptedAt);
     const lifetime = Math.max(1000, this.svid.notAfter.getTime() - start);
     const fraction = this.options.renewFraction ?? 0.5;
@@ -301,18 +424,36 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   /** One renewal attempt; on failure a retry after back-off. Attests again once the SVID has expired. */
   private async refresh(): Promise<void> {
     if (this.closed) return;
+    const expired = this.svid === undefined || this.svid.notAfter.getTime() <= Date.now();
+    if (expired && this.session !== undefined) {
+      // An expired session SVID cannot authenticate a renewal, and nothing else may stand in for it.
+      this.end(
+        new SessionExpiredError(
+          `the session SVID expired at ${this.svid?.notAfter.toISOString() ?? '?'} before a renewal succeeded`,
+        ),
+      );
+      return;
+    }
     try {
-      const expired = this.svid === undefined || this.svid.notAfter.getTime() <= Date.now();
       if (expired && typeof this.attestation?.evidence === 'function') await this.attest();
       else await this.renew();
     } catch (e) {
       if (this.closed) return;
+      const err = typedError(e);
+      if (this.session !== undefined && SESSION_OVER.has((err as Partial<LanyardError>).code ?? '')) {
+        this.end(err as LanyardError);
+        return;
+      }
       this.failures += 1;
-      const err = e instanceof Error ? e : new Error(String(e));
       this.options.logger?.warn({ err: err.message, failures: this.failures }, 'x509 source: refresh failed');
       if (this.listenerCount('error') > 0) this.emit('error', err);
       clearTimeout(this.renewTimer);
-      this.renewTimer = setTimeout(() => void this.refresh(), this.backoff(this.failures));
+      let delay = this.backoff(this.failures);
+      // A session's source retries no later than its SVID's expiry, where it ends instead of waiting on.
+      if (this.session !== undefined && this.svid !== undefined) {
+        delay = Math.min(delay, Math.max(0, this.svid.notAfter.getTime() - Date.now()));
+      }
+      this.renewTimer = setTimeout(() => void this.refresh(), delay);
       this.renewTimer.unref();
     }
   }
@@ -404,6 +545,15 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     );
     if (emit) this.emit('update');
   }
+}
+
+/** A server refusal as the LanyardError its code names (from the `lanyard-error-code` trailer); else as it is. */
+function typedError(e: unknown): Error {
+  if (e instanceof Error) {
+    const remote = errorFromStatus(e as grpc.ServiceError);
+    return remote ?? e;
+  }
+  return new Error(String(e));
 }
 
 function bundleFromProto(b: BundleProto, fallback: TrustDomain): X509Bundle {

@@ -4,6 +4,7 @@
  * concrete source, so a service works the same whether it attests itself or sits behind a node agent.
  */
 import type { X509BundleSource } from '../bundle';
+import type { LanyardError } from '../errors';
 import type { X509Svid } from '../svid/x509-svid';
 
 export interface X509SourceEvents {
@@ -11,6 +12,11 @@ export interface X509SourceEvents {
   update: [];
   /** A refresh failed; the current SVID keeps serving until it expires. */
   error: [err: Error];
+  /**
+   * A task session's source is over for good (the session ended, expired or was revoked): it stopped, and its
+   * getters throw `err` from now on. Workload sources never emit it.
+   */
+  ended: [err: LanyardError];
 }
 
 export interface X509Source extends X509BundleSource {

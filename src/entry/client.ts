@@ -12,6 +12,7 @@ export type {
   ExistingSvidOptions,
   RetryOptions,
   ServerX509SourceOptions,
+  SessionBounds,
 } from '../client/server-x509-source';
 export { StaticX509Source } from '../client/static-x509-source';
 export type { StaticX509SourceFiles } from '../client/static-x509-source';
@@ -27,6 +28,8 @@ export type {
   PrincipalEvidence,
   RedeemForeignGrantOptions,
   RedeemGrantOptions,
+  SessionRenewalOptions,
+  SessionX509Source,
   StartSessionOptions,
 } from '../client/handoff';
 export { HandoffKey, HandoffKeys } from '../client/handoff-keys';

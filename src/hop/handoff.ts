@@ -15,9 +15,10 @@ import {
   type GrantForOptions,
   type HandoffGrant,
   type HandoffServer,
+  type SessionRenewalOptions,
+  type SessionX509Source,
 } from '../client/handoff';
 import type { HandoffKeyOffer, HandoffKeys } from '../client/handoff-keys';
-import type { StaticX509Source } from '../client/static-x509-source';
 import type { X509Source } from '../client/x509-source';
 import { InternalError } from '../errors';
 import { errorFromStatus } from '../internal/grpc-status-map';
@@ -35,6 +36,8 @@ export type {
   GrantForOptions,
   HandoffGrant,
   RedeemGrantOptions,
+  SessionRenewalOptions,
+  SessionX509Source,
   StartSessionOptions,
 } from '../client/handoff';
 export { HandoffKey, HandoffKeys } from '../client/handoff-keys';
@@ -55,8 +58,8 @@ export const OFFER_KEY_METHOD = '/lanyard.v1.HandoffService/OfferKey';
 export async function redeemFromCaller(
   caller: HopPeer,
   grantId: string,
-  options: HandoffServer & { source: X509Source; keys: HandoffKeys },
-): Promise<StaticX509Source> {
+  options: HandoffServer & SessionRenewalOptions & { source: X509Source; keys: HandoffKeys },
+): Promise<SessionX509Source> {
   const { keys, ...rest } = options;
   // Taken before the server is asked: a key serves one redemption, whatever the server answers.
   const key = keys.take(grantId, caller.spiffeId);

@@ -42,6 +42,10 @@ import {
 import {
   EndSessionRequest,
   type EndSessionResponse,
+  GetSessionRequest,
+  type GetSessionResponse,
+  ListSessionsRequest,
+  type ListSessionsResponse,
   RevokeSvidRequest,
   type RevokeSvidResponse,
   SessionServiceClient,
@@ -97,6 +101,16 @@ export class AdminClient {
   /** Ends a session and, transitively, every session delegated from it. */
   endSession(req: DeepPartial<EndSessionRequest>): Promise<EndSessionResponse> {
     return this.unary(this.sessionClient.endSession, EndSessionRequest.fromPartial(req), this.sessionClient);
+  }
+  getSession(req: DeepPartial<GetSessionRequest>): Promise<GetSessionResponse> {
+    return this.unary(this.sessionClient.getSession, GetSessionRequest.fromPartial(req), this.sessionClient);
+  }
+  listSessions(req: DeepPartial<ListSessionsRequest>): Promise<ListSessionsResponse> {
+    return this.unary(
+      this.sessionClient.listSessions,
+      ListSessionsRequest.fromPartial(req),
+      this.sessionClient,
+    );
   }
   revokeSvid(req: DeepPartial<RevokeSvidRequest>): Promise<RevokeSvidResponse> {
     return this.unary(this.sessionClient.revokeSvid, RevokeSvidRequest.fromPartial(req), this.sessionClient);

@@ -138,7 +138,7 @@ export function sessionMethods(store: Store): Record<string, MethodAudit> {
   };
 }
 
-export const SESSION_READ_ONLY = ['watchRevocations'];
+export const SESSION_READ_ONLY = ['watchRevocations', 'getSession', 'listSessions'];
 
 export const attestationMethods: Record<string, MethodAudit> = {
   renew: {

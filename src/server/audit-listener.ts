@@ -60,8 +60,11 @@ function table(store: Store, kind: 'admin' | 'public'): Record<string, ServiceAu
     [SESSION_SERVICE_NAME]: {
       methods: sessionMethods(store),
       readOnly: SESSION_READ_ONLY,
-      // RevokeSvid is admin only; on the socket, ending a session is an admin act too.
-      admin: kind === 'admin' ? ['endSession', 'revokeSvid'] : ['revokeSvid'],
+      // RevokeSvid and the session reads are admin only; on the socket, ending a session is an admin act too.
+      admin:
+        kind === 'admin'
+          ? ['endSession', 'revokeSvid', 'getSession', 'listSessions']
+          : ['revokeSvid', 'getSession', 'listSessions'],
     },
     [REGISTRATION_SERVICE_NAME]: {
       methods: registrationMethods,

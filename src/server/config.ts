@@ -94,6 +94,12 @@ export const CONFIG_DEFAULTS = {
   ended_sessions_per_agent: 3600,
   ended_sessions_window: 3600,
   /**
+   * The longest a task session (StartSession) may last. Its SVIDs still live no longer than the entry's SVID
+   * TTL each and are renewed within the session (the session source does it), so a long task keeps one
+   * session identity without long-lived certificates.
+   */
+  max_session_ttl: 24 * 3600,
+  /**
    * WatchRevocations streams the server keeps open: in all, per client connection, and per caller SPIFFE ID
    * (replicas of one service share an ID). Past a limit a new watch is refused with RESOURCE_EXHAUSTED.
    */
@@ -318,6 +324,7 @@ const fileSchema = z.strictObject({
       live_sessions_per_agent: positiveInt.default(CONFIG_DEFAULTS.live_sessions_per_agent),
       ended_sessions_per_agent: positiveInt.default(CONFIG_DEFAULTS.ended_sessions_per_agent),
       ended_sessions_window: duration.default(CONFIG_DEFAULTS.ended_sessions_window),
+      max_session_ttl: duration.default(CONFIG_DEFAULTS.max_session_ttl),
       watchers: positiveInt.default(CONFIG_DEFAULTS.watchers),
       watchers_per_connection: positiveInt.default(CONFIG_DEFAULTS.watchers_per_connection),
       watchers_per_identity: positiveInt.default(CONFIG_DEFAULTS.watchers_per_identity),
@@ -492,6 +499,8 @@ export interface ServerLimits {
   liveSessionsPerAgent: number;
   endedSessionsPerAgent: number;
   endedSessionsWindowSeconds: number;
+  /** limits.max_session_ttl: the longest a StartSession session lasts (its SVIDs renew within it). */
+  maxSessionTtlSeconds: number;
   watchers: number;
   watchersPerConnection: number;
   watchersPerIdentity: number;
@@ -623,6 +632,7 @@ export function resolveConfig(
       liveSessionsPerAgent: f.limits.live_sessions_per_agent,
       endedSessionsPerAgent: f.limits.ended_sessions_per_agent,
       endedSessionsWindowSeconds: f.limits.ended_sessions_window,
+      maxSessionTtlSeconds: f.limits.max_session_ttl,
       watchers: f.limits.watchers,
       watchersPerConnection: f.limits.watchers_per_connection,
       watchersPerIdentity: f.limits.watchers_per_identity,

@@ -15,6 +15,7 @@ import type {
   NewRevocation,
   NewSession,
   PageRequest,
+  SessionQuery,
   RevocationKind,
   RevocationRecord,
   RevokedSerialRecord,
@@ -98,6 +99,8 @@ export interface StoreOps {
   createSession(session: NewSession): Promise<SessionRecord>;
   /** @throws NotFoundError */
   getSession(id: string): Promise<SessionRecord>;
+  /** Sessions matching `q`, newest first (then by id), at most `q.limit`. */
+  listSessions(q: SessionQuery): Promise<SessionRecord[]>;
   /** Records the serial of an SVID issued for the session (a serial recorded twice is kept once). */
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void>;
   /** What the per-agent session limits count for `entryId` at `now` (see AgentSessionCounts). */

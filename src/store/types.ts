@@ -191,6 +191,17 @@ export interface SessionRecord extends NewSession {
   certSerials: string[];
 }
 
+/** What `listSessions` selects; every field given must match. */
+export interface SessionQuery {
+  /** The agent's SPIFFE ID. */
+  spiffeId?: string;
+  /** Sessions of this chain (its root session and every session delegated from it). */
+  rootSessionId?: string;
+  /** Only sessions neither ended nor expired at this time. */
+  liveAt?: Date;
+  limit: number;
+}
+
 /** A single-use delegation grant, as CreateGrant stored it. */
 export interface NewGrant {
   /** The binding's childKeySha256, hex: one grant per child key. */

@@ -47,6 +47,7 @@ describe('server config', () => {
         liveSessionsPerAgent: 1000,
         endedSessionsPerAgent: 3600,
         endedSessionsWindowSeconds: 3600,
+        maxSessionTtlSeconds: 86400,
         watchers: 4096,
         watchersPerConnection: 4,
         watchersPerIdentity: 256,
@@ -59,11 +60,13 @@ describe('server config', () => {
     const file = write(
       'limits.yaml',
       'limits:\n  live_sessions_per_agent: 3\n  ended_sessions_window: 10m\n  watchers_per_connection: 2\n' +
+        '  max_session_ttl: 2h\n' +
         'revocation_feed:\n  heartbeat: 5s\n  stall_timeout: 1m\n',
     );
     const config = loadConfig({ cwd: dir, env: {}, configFile: file });
     assert.equal(config.limits.liveSessionsPerAgent, 3);
     assert.equal(config.limits.endedSessionsWindowSeconds, 600);
+    assert.equal(config.limits.maxSessionTtlSeconds, 7200);
     assert.equal(config.limits.watchersPerConnection, 2);
     assert.equal(config.limits.watchers, 4096);
     assert.deepEqual(config.revocationFeed, { heartbeatSeconds: 5, stallTimeoutSeconds: 60 });

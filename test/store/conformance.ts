@@ -838,6 +838,33 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.deepEqual(await store.listRevocations(5, 2), []);
       });
 
+      it('lists sessions newest first, by agent, by chain and live only, within the limit', async () => {
+        await store.createSession(session('root'));
+        clock.advance(1000);
+        await store.createSession(
+          session('child', { parentSessionId: 'root', spiffeId: `${TD}/agents/tool-runner`, depth: 1 }),
+        );
+        await store.addSessionCertificate('child', 'c0ffee', new Date(clock.now.getTime() + 60_000));
+        clock.advance(1000);
+        await store.createSession(session('short', { expiresAt: new Date(clock.now.getTime() + 500) }));
+        clock.advance(1000);
+        await store.createSession(session('ended'));
+        await store.endSessionTree('ended', clock.now, 'done');
+        const ids = (list: { id: string }[]): string[] => list.map((x) => x.id);
+        assert.deepEqual(ids(await store.listSessions({ limit: 10 })), ['ended', 'short', 'child', 'root']);
+        assert.deepEqual(ids(await store.listSessions({ limit: 2 })), ['ended', 'short']);
+        assert.deepEqual(ids(await store.listSessions({ liveAt: clock.now, limit: 10 })), ['child', 'root']);
+        assert.deepEqual(ids(await store.listSessions({ rootSessionId: 'root', limit: 10 })), [
+          'child',
+          'root',
+        ]);
+        const byAgent = await store.listSessions({ spiffeId: `${TD}/agents/tool-runner`, limit: 10 });
+        assert.deepEqual(ids(byAgent), ['child']);
+        assert.deepEqual(byAgent[0]!.certSerials, ['c0ffee']);
+        assert.equal(byAgent[0]!.parentSessionId, 'root');
+        assert.deepEqual(await store.listSessions({ spiffeId: 'spiffe://nobody', limit: 10 }), []);
+      });
+
       it("counts an agent's live sessions and the ones that ended since a time", async () => {
         const later = (ms: number): Date => new Date(clock.now.getTime() + ms);
         await store.createSession(session('s1'));

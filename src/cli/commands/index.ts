@@ -5,6 +5,7 @@ import { registerBundleCommands } from './bundle';
 import { registerCaCommands } from './ca';
 import { registerEntryCommands } from './entry';
 import { registerFederationCommands } from './federation';
+import { registerGrantCommands } from './grant';
 import { registerPolicyCommands } from './policy';
 import { registerServerCommands } from './server';
 import { registerSessionCommands } from './session';
@@ -21,6 +22,7 @@ export function registerCommands(program: Command): void {
   registerTokenCommands(program);
   registerBundleCommands(program);
   registerSessionCommands(program);
+  registerGrantCommands(program);
   registerAgentCommands(program);
   registerAuditCommands(program);
   registerPolicyCommands(program);

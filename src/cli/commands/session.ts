@@ -1,10 +1,30 @@
 /**
- * `lanyard session end <sessionId>` and `lanyard svid revoke <serialHex>`: revocation from the server host,
- * over the admin socket. Both print what was revoked; verifiers learn it from WatchRevocations and the CRL.
+ * `lanyard session start|show|list|end` and `lanyard svid revoke <serialHex>`. `start` is the agent's: it calls
+ * the server's TLS listener with the agent's workload SVID and writes the session SVID. `show`, `list`, `end`
+ * and `svid revoke` are the operator's, over the admin socket on the server host; revocations reach verifiers
+ * by WatchRevocations and the CRL.
  */
 import type { Command } from 'commander';
+import { startSession } from '../../client/handoff';
+import type { Session } from '../../gen/lanyard/v1/session';
+import { callServer, IDENTITY_HELP, loadIdentityDir, writeIdentityDir } from '../agent-identity';
+import { CliError, usageError } from '../cli-error';
+import { isoSeconds } from '../format/svid-text';
+import {
+  AGENT_CONTEXT_OID_OPTION,
+  agentContextOidFlag,
+  parseDuration,
+  parseSpiffeIdFlag,
+  readInputFile,
+} from '../input';
 import { runAction } from '../run-action';
-import { type AdminConnectionOptions, printJson, withAdminClient, withAdminOptions } from './server-admin';
+import {
+  type AdminConnectionOptions,
+  printJson,
+  renderTable,
+  withAdminClient,
+  withAdminOptions,
+} from './server-admin';
 
 interface ReasonOptions extends AdminConnectionOptions {
   reason?: string;
@@ -12,6 +32,8 @@ interface ReasonOptions extends AdminConnectionOptions {
 
 export function registerSessionCommands(program: Command): void {
   const session = program.command('session').description('task sessions of agents');
+  registerSessionStart(session);
+  registerSessionQueries(session);
   withAdminOptions(
     session
       .command('end')
@@ -62,6 +84,214 @@ export function registerSvidRevokeCommand(svid: Command): void {
       }
       process.stdout.write(
         `revoked serial ${r.serialHex} (revocation ${r.sequence}, at ${r.revokedAt}; listed until ${r.expiresAt})\n`,
+      );
+    }),
+  );
+}
+
+interface StartOptions {
+  server: string;
+  identity: string;
+  out: string;
+  principal?: string;
+  principalTokenFile?: string;
+  intent?: string;
+  scope?: string[];
+  ttl?: string;
+  agentContextOid?: string;
+  json?: boolean;
+}
+
+/** `lanyard session start`: a session SVID for the agent whose workload SVID is in --identity. */
+function registerSessionStart(session: Command): void {
+  session
+    .command('start')
+    .description(
+      "start a task session with the agent's workload SVID; writes the session SVID, its key (0600) and the bundle to --out",
+    )
+    .requiredOption('--server <host:port>', "the server's TLS listener, e.g. 127.0.0.1:8081")
+    .requiredOption('--identity <dir>', `the agent's workload SVID: ${IDENTITY_HELP}`)
+    .requiredOption('--out <dir>', 'directory for the session svid.pem, svid_key.pem (0600) and bundle.pem')
+    .option('--principal <id>', 'the principal, asserted (only for entries with can_assert_principal)')
+    .option('--principal-token-file <file>', "file holding the principal's OIDC ID token or JWT access token")
+    .option('--intent <text>', 'short task intent (at most 256 bytes; never a prompt)')
+    .option('--scope <scope...>', "requested scopes (granted: those the agent's entry allows)")
+    .option(
+      '--ttl <duration>',
+      'session lifetime, e.g. 2h (default: one SVID lifetime; at most limits.max_session_ttl)',
+    )
+    .option(...AGENT_CONTEXT_OID_OPTION)
+    .option('--json', 'print JSON instead of text')
+    .action(
+      runAction(async (opts: StartOptions) => {
+        const agentContextOid = agentContextOidFlag(opts.agentContextOid);
+        if (opts.principal !== undefined && opts.principalTokenFile !== undefined) {
+          throw usageError('--principal and --principal-token-file are exclusive');
+        }
+        const ttlSeconds = opts.ttl !== undefined ? parseDuration(opts.ttl, '--ttl') : undefined;
+        const principal =
+          opts.principalTokenFile !== undefined
+            ? {
+                evidence: {
+                  $case: 'token' as const,
+                  value: readInputFile(opts.principalTokenFile, 'principal token file').trim(),
+                },
+              }
+            : opts.principal !== undefined
+              ? { evidence: { $case: 'assertedId' as const, value: opts.principal } }
+              : undefined;
+        const identity = loadIdentityDir(opts.identity);
+        const started = await callServer(opts.server, () =>
+          startSession({
+            server: opts.server,
+            source: identity,
+            agentContextOid,
+            ...(principal !== undefined ? { principal } : {}),
+            ...(opts.intent !== undefined ? { intent: opts.intent } : {}),
+            ...(opts.scope !== undefined ? { scopes: opts.scope } : {}),
+            ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
+          }),
+        );
+        try {
+          const svid = started.getX509Svid();
+          const files = writeIdentityDir(opts.out, started);
+          const r = {
+            sessionId: started.sessionId,
+            spiffeId: svid.id.toString(),
+            scopes: svid.context?.scopes ?? [],
+            svidNotAfter: isoSeconds(svid.notAfter),
+            sessionExpiresAt: isoSeconds(started.sessionExpiresAt),
+            files,
+          };
+          if (opts.json === true) {
+            printJson(r);
+            return;
+          }
+          process.stdout.write(
+            `started session ${r.sessionId} for ${r.spiffeId}\n` +
+              `  scopes ${r.scopes.join(' ') || '(none)'}; session ends ${r.sessionExpiresAt}, this SVID ${r.svidNotAfter}\n` +
+              `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
+          );
+        } finally {
+          await started.close();
+        }
+      }),
+    );
+}
+
+interface ShowOptions extends AdminConnectionOptions {
+  agent?: string;
+  root?: string;
+  live?: boolean;
+  limit?: string;
+}
+
+function sessionJson(s: Session): Record<string, unknown> {
+  return {
+    id: s.id,
+    spiffeId: s.spiffeId,
+    entryId: s.entryId,
+    rootSessionId: s.rootSessionId,
+    parentSessionId: s.parentSessionId === '' ? null : s.parentSessionId,
+    principal: { id: s.principalId, issuer: s.principalIssuer, provenance: s.principalProvenance },
+    intent: s.intent,
+    scopes: s.scopes,
+    depth: s.depth,
+    depthLimit: s.depthLimit,
+    createdAt: s.createdAt?.toISOString() ?? null,
+    expiresAt: s.expiresAt?.toISOString() ?? null,
+    endedAt: s.endedAt?.toISOString() ?? null,
+    endReason: s.endReason === '' ? null : s.endReason,
+    state: stateOf(s, new Date()),
+    certSerials: s.certSerials,
+  };
+}
+
+function stateOf(s: Session, now: Date): 'live' | 'ended' | 'expired' {
+  if (s.endedAt !== undefined) return 'ended';
+  if (s.expiresAt !== undefined && s.expiresAt.getTime() <= now.getTime()) return 'expired';
+  return 'live';
+}
+
+function registerSessionQueries(session: Command): void {
+  withAdminOptions(
+    session
+      .command('show')
+      .description('one session as the server recorded it (exit 1 when it does not exist)')
+      .argument('<sessionId>', 'the session id (s-…)'),
+  ).action(
+    runAction(async (sessionId: string, opts: AdminConnectionOptions) => {
+      const { session: s } = await withAdminClient(opts, (c) => c.getSession({ sessionId }));
+      if (s === undefined) throw new CliError(`the server answered without session ${sessionId}`);
+      if (opts.json) {
+        printJson(sessionJson(s));
+        return;
+      }
+      const j = sessionJson(s);
+      const rows: [string, string][] = [
+        ['ID', s.id],
+        ['State', String(j.state) + (s.endReason !== '' ? ` (${s.endReason})` : '')],
+        ['SPIFFE ID', s.spiffeId],
+        ['Entry', s.entryId],
+        ['Root session', s.rootSessionId],
+        ['Parent session', s.parentSessionId || '(none: a root session)'],
+        ['Principal', `${s.principalId} (issuer ${s.principalIssuer}, ${s.principalProvenance})`],
+        ['Intent', s.intent === '' ? '(none)' : JSON.stringify(s.intent)],
+        ['Scopes', s.scopes.join(' ') || '(none)'],
+        ['Depth', `${s.depth} of at most ${s.depthLimit}`],
+        ['Created', String(j.createdAt)],
+        ['Expires', String(j.expiresAt)],
+        ['Ended', j.endedAt === null ? '-' : String(j.endedAt)],
+        ['SVIDs', s.certSerials.join(' ') || '(none)'],
+      ];
+      process.stdout.write(rows.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}\n`).join(''));
+    }),
+  );
+  withAdminOptions(
+    session
+      .command('list')
+      .description('sessions, newest first')
+      .option('--agent <spiffe-id>', "only this agent's sessions")
+      .option('--root <sessionId>', 'only this chain: the root session and everything delegated from it')
+      .option('--live', 'only sessions neither ended nor expired')
+      .option('--limit <n>', 'at most this many (1-1000)', '100'),
+  ).action(
+    runAction(async (opts: ShowOptions) => {
+      const limit = Number(opts.limit ?? '100');
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        throw usageError(`--limit ${opts.limit}: expected a whole number from 1 to 1000`);
+      }
+      if (opts.agent !== undefined) parseSpiffeIdFlag(opts.agent, '--agent');
+      const { sessions } = await withAdminClient(opts, (c) =>
+        c.listSessions({
+          spiffeId: opts.agent ?? '',
+          rootSessionId: opts.root ?? '',
+          liveOnly: opts.live === true,
+          limit,
+        }),
+      );
+      if (opts.json) {
+        printJson(sessions.map(sessionJson));
+        return;
+      }
+      if (sessions.length === 0) {
+        process.stdout.write('no sessions\n');
+        return;
+      }
+      const now = new Date();
+      process.stdout.write(
+        renderTable(
+          ['SESSION', 'STATE', 'SPIFFE ID', 'PARENT', 'PRINCIPAL', 'EXPIRES', 'SCOPES'],
+          sessions.map((s) => [
+            s.id,
+            stateOf(s, now),
+            s.spiffeId,
+            s.parentSessionId || '-',
+            s.principalId,
+            s.expiresAt !== undefined ? isoSeconds(s.expiresAt) : '-',
+            s.scopes.join(' '),
+          ]),
+        ),
       );
     }),
   );

@@ -39,25 +39,28 @@ export function describeSvidText(
   if (context.delegation.length === 0) {
     lines.push('  Delegation:  none (this is a root session)');
   } else {
-    lines.push(
-      `  Delegation chain (${context.delegation.length} hop${context.delegation.length > 1 ? 's' : ''}, root first):`,
-    );
+    // A tree from the principal down: each hop one level under the hop that signed its grant.
+    const n = context.delegation.length;
+    lines.push(`  Delegation tree (${n} hop${n > 1 ? 's' : ''} before this certificate):`);
+    lines.push(`    ${context.principal.id} (principal, ${context.principal.provenance})`);
     context.delegation.forEach((link, i) => {
-      lines.push(`    ${i + 1}. ${link.spiffeId}  agent ${link.agentId}  session ${link.sessionId}`);
+      const pad = '    ' + '   '.repeat(i);
+      lines.push(`${pad}└─ ${link.spiffeId}  agent ${link.agentId}  session ${link.sessionId}`);
       lines.push(
-        `       scopes ${link.scopes.join(' ') || '(none)'}; valid until ${isoSeconds(link.notAfter)}`,
+        `${pad}   scopes ${link.scopes.join(' ') || '(none)'}; valid until ${isoSeconds(link.notAfter)}`,
       );
-      lines.push(`       cert sha256 ${Buffer.from(link.certSha256).toString('hex')}`);
+      lines.push(`${pad}   cert sha256 ${Buffer.from(link.certSha256).toString('hex')}`);
       lines.push(
-        `       -> delegated to ${link.binding.childId} with scopes ${link.binding.scopes.join(' ') || '(none)'} until ${isoSeconds(link.binding.notAfter)}`,
+        `${pad}   -> delegated to ${link.binding.childId} with scopes ${link.binding.scopes.join(' ') || '(none)'} until ${isoSeconds(link.binding.notAfter)}`,
       );
       // The key this hop's signature bound for the next one: the next link's key, or this certificate's.
-      lines.push(`          for the key sha256 ${Buffer.from(link.binding.childKeySha256).toString('hex')}`);
+      lines.push(
+        `${pad}      for the key sha256 ${Buffer.from(link.binding.childKeySha256).toString('hex')}`,
+      );
     });
-    lines.push(
-      `    ${context.delegation.length + 1}. ${id}  agent ${context.agentId}  session ${context.sessionId} (this certificate)`,
-    );
-    lines.push(`       key sha256 ${createHash('sha256').update(cert.spkiDer).digest('hex')}`);
+    const pad = '    ' + '   '.repeat(n);
+    lines.push(`${pad}└─ ${id}  agent ${context.agentId}  session ${context.sessionId} (this certificate)`);
+    lines.push(`${pad}   key sha256 ${createHash('sha256').update(cert.spkiDer).digest('hex')}`);
   }
   return lines.join('\n') + '\n';
 }

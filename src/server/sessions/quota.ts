@@ -12,6 +12,8 @@ export interface SessionLimits {
   liveSessionsPerAgent: number;
   endedSessionsPerAgent: number;
   endedSessionsWindowSeconds: number;
+  /** The longest a StartSession session lasts; its SVIDs (each at most the entry's TTL) renew within it. */
+  maxSessionTtlSeconds: number;
 }
 
 /** @throws SessionError(ERR_QUOTA_EXCEEDED) when `entryId` may not open another session at `now`. */

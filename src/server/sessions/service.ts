@@ -8,6 +8,7 @@ import { endSession, revokeSvid } from './end-session';
 import { redeemGrant } from './redeem-grant';
 import { resolveCaller } from '../auth/resolve-caller';
 import { startSession } from './start-session';
+import { getSessionAs, listSessionsAs } from './list-sessions';
 
 export const SESSION_SERVICE_NAME = 'lanyard.v1.SessionService';
 
@@ -20,6 +21,14 @@ export function createSessionService(deps: SessionDeps): ServiceRegistration {
     redeemGrant: unaryHandler('RedeemGrant', log, (req, call) => redeemGrant(d, req, call)),
     endSession: unaryHandler('EndSession', log, (req, call) => endSession(d, req, call)),
     revokeSvid: unaryHandler('RevokeSvid', log, (req, call) => revokeSvid(d, req, call)),
+    getSession: unaryHandler('GetSession', log, async (req, call) => {
+      await resolveCaller(d, call, 'admin', d.clock());
+      return getSessionAs(d, req);
+    }),
+    listSessions: unaryHandler('ListSessions', log, async (req, call) => {
+      await resolveCaller(d, call, 'admin', d.clock());
+      return listSessionsAs(d, req);
+    }),
     // Verifiers watch with their own SVID: the feed is not secret, but every open watch costs the server
     // memory and work, so each is tied to an identity its limit counts (and to a connection).
     watchRevocations: deps.watchers.handler({

@@ -3,8 +3,9 @@
  * The session SVID carries a fresh session id (= root session id), the principal, the intent, and the scopes
  * requested AND allowed by the entry AND permitted by the issuance policy when one is configured (each scope an
  * `issue` request of kind "session" for the session as it would be issued: its principal, intent, agent), with
- * that policy's version; it lives no longer than the entry's SVID TTL and the CA, and the
- * session ends when it does (renewals stay within it).
+ * that policy's version. The session lasts the TTL asked for (default: one SVID lifetime), at most
+ * `limits.max_session_ttl`; each of its SVIDs lives no longer than the entry's SVID TTL, the session and the CA,
+ * and is renewed (Renew) within the session, so a long task keeps one session identity on short-lived SVIDs.
  */
 import { sha256 } from '../../internal/digest';
 import { InvalidArgumentError } from '../../errors';
@@ -45,8 +46,10 @@ export async function startSession(
   }
   const allowed = new Set(entry.allowedScopes);
   const entryScopes = [...new Set(req.scopes)].filter((s) => allowed.has(s));
-  const maxTtl = svidTtlSeconds(entry, deps.defaultTtlSeconds);
-  const ttlSeconds = req.ttlSeconds > 0 ? Math.min(req.ttlSeconds, maxTtl) : maxTtl;
+  const svidMaxTtl = svidTtlSeconds(entry, deps.defaultTtlSeconds);
+  const sessionTtl =
+    req.ttlSeconds > 0 ? Math.min(req.ttlSeconds, deps.limits.maxSessionTtlSeconds) : svidMaxTtl;
+  const ttlSeconds = Math.min(sessionTtl, svidMaxTtl);
 
   // Checked before signing (a refused call costs no signature) and again in the transaction (races).
   await assertSessionQuota(deps.store, deps.limits, entry.id, now);
@@ -79,8 +82,12 @@ export async function startSession(
   );
   const scopes = context.scopes;
   const signed = await signOpenerSvid(deps, opener, context, ttlSeconds);
-  // The session ends with its first SVID, which the CA may have cut short: renewal never extends it.
-  const expiresAt = signed.cert.notAfter;
+  // A session that fits in one SVID ends with it (the CA may have cut it short); a longer one ends at its TTL,
+  // and renewal never extends it.
+  const expiresAt =
+    sessionTtl > ttlSeconds
+      ? new Date(wholeSeconds(now).getTime() + sessionTtl * 1000)
+      : signed.cert.notAfter;
   // The session, its first serial and its audit record commit together.
   return auditedSharedTransaction(deps.store, async (tx): Promise<StartSessionResponse> => {
     await assertSessionQuota(tx, deps.limits, entry.id, now);

@@ -31,6 +31,7 @@ import type {
   RevocationRecord,
   RevokedSerialRecord,
   RevokedSerialsDelta,
+  SessionQuery,
   SessionRecord,
 } from '../types';
 import { PgAudit } from './audit';
@@ -164,6 +165,9 @@ class PgOps implements StoreOps {
   }
   getSession(id: string): Promise<SessionRecord> {
     return this.sessions.getSession(id);
+  }
+  listSessions(q: SessionQuery): Promise<SessionRecord[]> {
+    return this.sessions.listSessions(q);
   }
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void> {
     return this.sessions.addSessionCertificate(sessionId, serialHex, notAfter);

@@ -15,6 +15,7 @@ import type {
   RevocationRecord,
   RevokedSerialRecord,
   RevokedSerialsDelta,
+  SessionQuery,
   SessionRecord,
 } from '../types';
 import { isForeignKeyViolation, isUniqueViolation, type Runner, type Sql } from './sql';
@@ -94,6 +95,32 @@ export class PgSessions {
 
   getSession(id: string): Promise<SessionRecord> {
     return this.run.read((sql) => getSession(sql, id));
+  }
+
+  listSessions(q: SessionQuery): Promise<SessionRecord[]> {
+    return this.run.read(async (sql) => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (q.spiffeId !== undefined) {
+        params.push(q.spiffeId);
+        where.push(`s.spiffe_id = $${params.length}`);
+      }
+      if (q.rootSessionId !== undefined) {
+        params.push(q.rootSessionId);
+        where.push(`s.root_session_id = $${params.length}`);
+      }
+      if (q.liveAt !== undefined) {
+        params.push(q.liveAt);
+        where.push(`s.ended_at IS NULL AND s.expires_at > $${params.length}`);
+      }
+      params.push(q.limit);
+      const { rows } = await sql.query<PgSessionRow>(
+        `${SELECT_SESSION} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY s.created_at DESC, s.id LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map((row) => sessionFromRow(row, row.cert_serials));
+    });
   }
 
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void> {

@@ -15,6 +15,7 @@ import type {
   RevocationRecord,
   RevokedSerialRecord,
   RevokedSerialsDelta,
+  SessionQuery,
   SessionRecord,
   AgentSessionCounts,
 } from '../types';
@@ -86,6 +87,33 @@ export class SqliteSessions {
       .pluck()
       .all(id) as string[];
     return sessionFromRow(decodeSession(row), serials);
+  }
+
+  listSessions(q: SessionQuery): SessionRecord[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: q.limit };
+    if (q.spiffeId !== undefined) {
+      where.push('spiffe_id = @spiffeId');
+      params.spiffeId = q.spiffeId;
+    }
+    if (q.rootSessionId !== undefined) {
+      where.push('root_session_id = @root');
+      params.root = q.rootSessionId;
+    }
+    if (q.liveAt !== undefined) {
+      where.push('ended_at IS NULL AND expires_at > @at');
+      params.at = toMs(q.liveAt);
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM sessions ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY created_at DESC, id LIMIT @limit`,
+      )
+      .all(params) as SessionRow[];
+    const serials = this.db.prepare(
+      'SELECT serial_hex FROM session_certificates WHERE session_id = ? ORDER BY seq',
+    );
+    return rows.map((row) => sessionFromRow(row, serials.pluck().all(row.id) as string[]));
   }
 
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): void {

@@ -26,6 +26,7 @@ import type {
   RevocationRecord,
   RevokedSerialRecord,
   RevokedSerialsDelta,
+  SessionQuery,
   SessionRecord,
   AgentSessionCounts,
   FederatedBundleRecord,
@@ -136,6 +137,9 @@ class AsyncOps implements StoreOps {
   }
   getSession(id: string): Promise<SessionRecord> {
     return this.guard(() => this.sync.sessions.getSession(id));
+  }
+  listSessions(q: SessionQuery): Promise<SessionRecord[]> {
+    return this.guard(() => this.sync.sessions.listSessions(q));
   }
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void> {
     return this.guard(() => this.sync.sessions.addSessionCertificate(sessionId, serialHex, notAfter));

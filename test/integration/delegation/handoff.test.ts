@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import express from 'express';
 import { ServerX509Source } from '../../../src/client/server-x509-source';
-import type { StaticX509Source } from '../../../src/client/static-x509-source';
+import type { SessionX509Source } from '../../../src/client/handoff';
+import { StaticX509Source } from '../../../src/client/static-x509-source';
 import { lanyardExpress } from '../../../src/hop/express';
 import {
   hopPeerOf,
@@ -67,14 +68,14 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
   let toolWl: ServerX509Source;
   let aWl: ServerX509Source;
   let bWl: ServerX509Source;
-  let planner: StaticX509Source & { sessionId: string };
-  let tool: StaticX509Source;
+  let planner: SessionX509Source;
+  let tool: SessionX509Source;
   let grpcServer: grpc.Server;
   let bServer: https.Server;
   let aAddress: string;
   let bPort: number;
   const bDecisions = new DecisionLog();
-  const aRedeemed: StaticX509Source[] = [];
+  const aRedeemed: SessionX509Source[] = [];
   const closers: (() => void)[] = [];
   const aKeys = new HandoffKeys();
 
@@ -317,8 +318,12 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
     const r = await callA('before end', grant.grantId);
     assert.equal((JSON.parse(r.text) as { status: number }).status, 200);
     const delegated = aRedeemed.at(-1)!;
+    // Kept aside: the source itself stops serving it once it learns of the end, so B is shown it as it was.
+    const held = new StaticX509Source(delegated.getX509Svid(), serverBundle(s));
+    const ended = new Promise<unknown>((resolve) => delegated.on('ended', resolve));
     await s.client.endSession({ sessionId: planner.sessionId, reason: 'task done' });
-    const agent = new HopHttpsAgent({ source: delegated, authorize: authorizeId(id('service-b')) });
+    assert.equal(((await ended) as { code: string }).code, 'ERR_SESSION_ENDED');
+    const agent = new HopHttpsAgent({ source: held, authorize: authorizeId(id('service-b')) });
     closers.push(() => agent.destroy());
     let last: { status: number; body: unknown } | undefined;
     await eventually(

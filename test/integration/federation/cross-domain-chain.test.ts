@@ -15,6 +15,8 @@ import { signGrant } from '../../../src/client/delegation';
 import { HandoffKey } from '../../../src/client/handoff-keys';
 import type { ServerX509Source } from '../../../src/client/server-x509-source';
 import type { StaticX509Source } from '../../../src/client/static-x509-source';
+import type { SessionX509Source } from '../../../src/client/handoff';
+import type { X509Source } from '../../../src/client/x509-source';
 import { startSession } from '../../../src/client/handoff';
 import { ErrorCode } from '../../../src/errors';
 import { BundleEndpointProfile } from '../../../src/gen/lanyard/v1/registration';
@@ -43,7 +45,7 @@ describe('federation: the delegation chain across the trust-domain boundary', fu
   let plannerWl: ServerX509Source;
   let toolWl: ServerX509Source;
   let svcWl: ServerX509Source;
-  let planner: StaticX509Source & { sessionId: string };
+  let planner: SessionX509Source;
   let delegated: StaticX509Source;
   let grant: ForeignGrant;
   let toolKey: HandoffKey;
@@ -452,12 +454,12 @@ describe('federation: the delegation chain across the trust-domain boundary', fu
   });
 });
 
-function publicKeyOf(source: StaticX509Source) {
+function publicKeyOf(source: X509Source) {
   return createPublicKey(source.getX509Svid().privateKey);
 }
 
 /** The tool-runner's delegated SVID over a real TLS connection to `port`; resolves with what the hop replied. */
-function call(port: number, source: StaticX509Source): Promise<string> {
+function call(port: number, source: X509Source): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     const socket = tls.connect({
       host: '127.0.0.1',

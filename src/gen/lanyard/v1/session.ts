@@ -47,7 +47,11 @@ export interface StartSessionRequest {
   intent: string;
   /** Requested scopes; granted = requested ∩ the entry's allowed scopes. */
   scopes: string[];
-  /** Requested session lifetime; 0 = the entry's SVID TTL. Capped by the entry and the CA. */
+  /**
+   * Requested session lifetime; 0 = one SVID lifetime (the entry's SVID TTL). At most the server's
+   * limits.max_session_ttl. Each session SVID lives at most the entry's SVID TTL and is renewed (Renew) within
+   * the session.
+   */
   ttlSeconds: number;
   /** PKCS#10 certificate request, DER, for the session key. */
   csr: Buffer;
@@ -57,6 +61,7 @@ export interface StartSessionResponse {
   svid: X509Svid | undefined;
   bundle: Bundle | undefined;
   sessionId: string;
+  /** When the session ends: renewals of its SVID stop there. */
   expiresAt: Date | undefined;
   scopes: string[];
 }
@@ -112,6 +117,57 @@ export interface EndSessionRequest {
 export interface EndSessionResponse {
   /** The sessions this call ended, the requested one first. */
   endedSessionIds: string[];
+}
+
+/** A task session as the server recorded it. */
+export interface Session {
+  id: string;
+  /** The agent's SPIFFE ID and registration entry. */
+  spiffeId: string;
+  entryId: string;
+  rootSessionId: string;
+  /** Empty for a root session. */
+  parentSessionId: string;
+  principalId: string;
+  principalIssuer: string;
+  principalProvenance: string;
+  intent: string;
+  scopes: string[];
+  /** 0 for a root session; the most a chain under it may reach. */
+  depth: number;
+  depthLimit: number;
+  createdAt: Date | undefined;
+  expiresAt:
+    | Date
+    | undefined;
+  /** Absent while the session is live. */
+  endedAt: Date | undefined;
+  endReason: string;
+  /** Every SVID issued for the session (hex serials), in issuance order. */
+  certSerials: string[];
+}
+
+export interface GetSessionRequest {
+  sessionId: string;
+}
+
+export interface GetSessionResponse {
+  session: Session | undefined;
+}
+
+export interface ListSessionsRequest {
+  /** Only this agent's sessions (SPIFFE ID); empty = every agent. */
+  spiffeId: string;
+  /** Only this chain (its root session and every session delegated from it); empty = every chain. */
+  rootSessionId: string;
+  /** Only sessions neither ended nor expired. */
+  liveOnly: boolean;
+  /** At most this many; 0 = 100, at most 1000. */
+  limit: number;
+}
+
+export interface ListSessionsResponse {
+  sessions: Session[];
 }
 
 export interface RevokeSvidRequest {
@@ -1235,6 +1291,743 @@ export const EndSessionResponse: MessageFns<EndSessionResponse> = {
   },
 };
 
+function createBaseSession(): Session {
+  return {
+    id: "",
+    spiffeId: "",
+    entryId: "",
+    rootSessionId: "",
+    parentSessionId: "",
+    principalId: "",
+    principalIssuer: "",
+    principalProvenance: "",
+    intent: "",
+    scopes: [],
+    depth: 0,
+    depthLimit: 0,
+    createdAt: undefined,
+    expiresAt: undefined,
+    endedAt: undefined,
+    endReason: "",
+    certSerials: [],
+  };
+}
+
+export const Session: MessageFns<Session> = {
+  encode(message: Session, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.spiffeId !== "") {
+      writer.uint32(18).string(message.spiffeId);
+    }
+    if (message.entryId !== "") {
+      writer.uint32(26).string(message.entryId);
+    }
+    if (message.rootSessionId !== "") {
+      writer.uint32(34).string(message.rootSessionId);
+    }
+    if (message.parentSessionId !== "") {
+      writer.uint32(42).string(message.parentSessionId);
+    }
+    if (message.principalId !== "") {
+      writer.uint32(50).string(message.principalId);
+    }
+    if (message.principalIssuer !== "") {
+      writer.uint32(58).string(message.principalIssuer);
+    }
+    if (message.principalProvenance !== "") {
+      writer.uint32(66).string(message.principalProvenance);
+    }
+    if (message.intent !== "") {
+      writer.uint32(74).string(message.intent);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(82).string(v!);
+    }
+    if (message.depth !== 0) {
+      writer.uint32(88).int32(message.depth);
+    }
+    if (message.depthLimit !== 0) {
+      writer.uint32(96).int32(message.depthLimit);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(106).fork()).join();
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(114).fork()).join();
+    }
+    if (message.endedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.endedAt), writer.uint32(122).fork()).join();
+    }
+    if (message.endReason !== "") {
+      writer.uint32(130).string(message.endReason);
+    }
+    for (const v of message.certSerials) {
+      writer.uint32(138).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Session {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSession();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.spiffeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.entryId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.rootSessionId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.parentSessionId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.principalId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.principalIssuer = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.principalProvenance = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.intent = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.depth = reader.int32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.depthLimit = reader.int32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.endedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.endReason = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.certSerials.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Session {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      spiffeId: isSet(object.spiffeId)
+        ? globalThis.String(object.spiffeId)
+        : isSet(object.spiffe_id)
+        ? globalThis.String(object.spiffe_id)
+        : "",
+      entryId: isSet(object.entryId)
+        ? globalThis.String(object.entryId)
+        : isSet(object.entry_id)
+        ? globalThis.String(object.entry_id)
+        : "",
+      rootSessionId: isSet(object.rootSessionId)
+        ? globalThis.String(object.rootSessionId)
+        : isSet(object.root_session_id)
+        ? globalThis.String(object.root_session_id)
+        : "",
+      parentSessionId: isSet(object.parentSessionId)
+        ? globalThis.String(object.parentSessionId)
+        : isSet(object.parent_session_id)
+        ? globalThis.String(object.parent_session_id)
+        : "",
+      principalId: isSet(object.principalId)
+        ? globalThis.String(object.principalId)
+        : isSet(object.principal_id)
+        ? globalThis.String(object.principal_id)
+        : "",
+      principalIssuer: isSet(object.principalIssuer)
+        ? globalThis.String(object.principalIssuer)
+        : isSet(object.principal_issuer)
+        ? globalThis.String(object.principal_issuer)
+        : "",
+      principalProvenance: isSet(object.principalProvenance)
+        ? globalThis.String(object.principalProvenance)
+        : isSet(object.principal_provenance)
+        ? globalThis.String(object.principal_provenance)
+        : "",
+      intent: isSet(object.intent) ? globalThis.String(object.intent) : "",
+      scopes: globalThis.Array.isArray(object?.scopes)
+        ? object.scopes.map((e: any) => globalThis.String(e))
+        : [],
+      depth: isSet(object.depth) ? globalThis.Number(object.depth) : 0,
+      depthLimit: isSet(object.depthLimit)
+        ? globalThis.Number(object.depthLimit)
+        : isSet(object.depth_limit)
+        ? globalThis.Number(object.depth_limit)
+        : 0,
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      endedAt: isSet(object.endedAt)
+        ? fromJsonTimestamp(object.endedAt)
+        : isSet(object.ended_at)
+        ? fromJsonTimestamp(object.ended_at)
+        : undefined,
+      endReason: isSet(object.endReason)
+        ? globalThis.String(object.endReason)
+        : isSet(object.end_reason)
+        ? globalThis.String(object.end_reason)
+        : "",
+      certSerials: globalThis.Array.isArray(object?.certSerials)
+        ? object.certSerials.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.cert_serials)
+        ? object.cert_serials.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Session): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.spiffeId !== "") {
+      obj.spiffeId = message.spiffeId;
+    }
+    if (message.entryId !== "") {
+      obj.entryId = message.entryId;
+    }
+    if (message.rootSessionId !== "") {
+      obj.rootSessionId = message.rootSessionId;
+    }
+    if (message.parentSessionId !== "") {
+      obj.parentSessionId = message.parentSessionId;
+    }
+    if (message.principalId !== "") {
+      obj.principalId = message.principalId;
+    }
+    if (message.principalIssuer !== "") {
+      obj.principalIssuer = message.principalIssuer;
+    }
+    if (message.principalProvenance !== "") {
+      obj.principalProvenance = message.principalProvenance;
+    }
+    if (message.intent !== "") {
+      obj.intent = message.intent;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.depth !== 0) {
+      obj.depth = Math.round(message.depth);
+    }
+    if (message.depthLimit !== 0) {
+      obj.depthLimit = Math.round(message.depthLimit);
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.endedAt !== undefined) {
+      obj.endedAt = message.endedAt.toISOString();
+    }
+    if (message.endReason !== "") {
+      obj.endReason = message.endReason;
+    }
+    if (message.certSerials?.length) {
+      obj.certSerials = message.certSerials;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Session>, I>>(base?: I): Session {
+    return Session.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Session>, I>>(object: I): Session {
+    const message = createBaseSession();
+    message.id = object.id ?? "";
+    message.spiffeId = object.spiffeId ?? "";
+    message.entryId = object.entryId ?? "";
+    message.rootSessionId = object.rootSessionId ?? "";
+    message.parentSessionId = object.parentSessionId ?? "";
+    message.principalId = object.principalId ?? "";
+    message.principalIssuer = object.principalIssuer ?? "";
+    message.principalProvenance = object.principalProvenance ?? "";
+    message.intent = object.intent ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.depth = object.depth ?? 0;
+    message.depthLimit = object.depthLimit ?? 0;
+    message.createdAt = object.createdAt ?? undefined;
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.endedAt = object.endedAt ?? undefined;
+    message.endReason = object.endReason ?? "";
+    message.certSerials = object.certSerials?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGetSessionRequest(): GetSessionRequest {
+  return { sessionId: "" };
+}
+
+export const GetSessionRequest: MessageFns<GetSessionRequest> = {
+  encode(message: GetSessionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSessionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSessionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSessionRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetSessionRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSessionRequest>, I>>(base?: I): GetSessionRequest {
+    return GetSessionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSessionRequest>, I>>(object: I): GetSessionRequest {
+    const message = createBaseGetSessionRequest();
+    message.sessionId = object.sessionId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetSessionResponse(): GetSessionResponse {
+  return { session: undefined };
+}
+
+export const GetSessionResponse: MessageFns<GetSessionResponse> = {
+  encode(message: GetSessionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      Session.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSessionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSessionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = Session.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSessionResponse {
+    return { session: isSet(object.session) ? Session.fromJSON(object.session) : undefined };
+  },
+
+  toJSON(message: GetSessionResponse): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = Session.toJSON(message.session);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSessionResponse>, I>>(base?: I): GetSessionResponse {
+    return GetSessionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSessionResponse>, I>>(object: I): GetSessionResponse {
+    const message = createBaseGetSessionResponse();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? Session.fromPartial(object.session)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListSessionsRequest(): ListSessionsRequest {
+  return { spiffeId: "", rootSessionId: "", liveOnly: false, limit: 0 };
+}
+
+export const ListSessionsRequest: MessageFns<ListSessionsRequest> = {
+  encode(message: ListSessionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spiffeId !== "") {
+      writer.uint32(10).string(message.spiffeId);
+    }
+    if (message.rootSessionId !== "") {
+      writer.uint32(18).string(message.rootSessionId);
+    }
+    if (message.liveOnly !== false) {
+      writer.uint32(24).bool(message.liveOnly);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(32).int32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSessionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSessionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.spiffeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rootSessionId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.liveOnly = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.limit = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSessionsRequest {
+    return {
+      spiffeId: isSet(object.spiffeId)
+        ? globalThis.String(object.spiffeId)
+        : isSet(object.spiffe_id)
+        ? globalThis.String(object.spiffe_id)
+        : "",
+      rootSessionId: isSet(object.rootSessionId)
+        ? globalThis.String(object.rootSessionId)
+        : isSet(object.root_session_id)
+        ? globalThis.String(object.root_session_id)
+        : "",
+      liveOnly: isSet(object.liveOnly)
+        ? globalThis.Boolean(object.liveOnly)
+        : isSet(object.live_only)
+        ? globalThis.Boolean(object.live_only)
+        : false,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: ListSessionsRequest): unknown {
+    const obj: any = {};
+    if (message.spiffeId !== "") {
+      obj.spiffeId = message.spiffeId;
+    }
+    if (message.rootSessionId !== "") {
+      obj.rootSessionId = message.rootSessionId;
+    }
+    if (message.liveOnly !== false) {
+      obj.liveOnly = message.liveOnly;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSessionsRequest>, I>>(base?: I): ListSessionsRequest {
+    return ListSessionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSessionsRequest>, I>>(object: I): ListSessionsRequest {
+    const message = createBaseListSessionsRequest();
+    message.spiffeId = object.spiffeId ?? "";
+    message.rootSessionId = object.rootSessionId ?? "";
+    message.liveOnly = object.liveOnly ?? false;
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseListSessionsResponse(): ListSessionsResponse {
+  return { sessions: [] };
+}
+
+export const ListSessionsResponse: MessageFns<ListSessionsResponse> = {
+  encode(message: ListSessionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.sessions) {
+      Session.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSessionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSessionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessions.push(Session.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSessionsResponse {
+    return {
+      sessions: globalThis.Array.isArray(object?.sessions) ? object.sessions.map((e: any) => Session.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListSessionsResponse): unknown {
+    const obj: any = {};
+    if (message.sessions?.length) {
+      obj.sessions = message.sessions.map((e) => Session.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSessionsResponse>, I>>(base?: I): ListSessionsResponse {
+    return ListSessionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSessionsResponse>, I>>(object: I): ListSessionsResponse {
+    const message = createBaseListSessionsResponse();
+    message.sessions = object.sessions?.map((e) => Session.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseRevokeSvidRequest(): RevokeSvidRequest {
   return { serialHex: "", reason: "" };
 }
@@ -1769,7 +2562,7 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
 /**
  * Task sessions, delegation between agents, and revocation. Every call needs mTLS with the caller's current SVID
  * (verified by the server with the same verifier users get); on the local admin socket, WatchRevocations,
- * EndSession and RevokeSvid need none.
+ * EndSession, RevokeSvid, GetSession and ListSessions need none.
  */
 export type SessionServiceService = typeof SessionServiceService;
 export const SessionServiceService = {
@@ -1840,6 +2633,27 @@ export const SessionServiceService = {
       Buffer.from(WatchRevocationsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchRevocationsResponse => WatchRevocationsResponse.decode(value),
   },
+  /** Admin only: one session as the server recorded it. */
+  getSession: {
+    path: "/lanyard.v1.SessionService/GetSession" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSessionRequest): Buffer => Buffer.from(GetSessionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSessionRequest => GetSessionRequest.decode(value),
+    responseSerialize: (value: GetSessionResponse): Buffer => Buffer.from(GetSessionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSessionResponse => GetSessionResponse.decode(value),
+  },
+  /** Admin only: sessions, newest first, by agent, by chain, live only. */
+  listSessions: {
+    path: "/lanyard.v1.SessionService/ListSessions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSessionsRequest): Buffer => Buffer.from(ListSessionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSessionsRequest => ListSessionsRequest.decode(value),
+    responseSerialize: (value: ListSessionsResponse): Buffer =>
+      Buffer.from(ListSessionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSessionsResponse => ListSessionsResponse.decode(value),
+  },
 } as const;
 
 export interface SessionServiceServer extends UntypedServiceImplementation {
@@ -1859,6 +2673,10 @@ export interface SessionServiceServer extends UntypedServiceImplementation {
    * watcher limits; a watcher that does not read for too long is cut.
    */
   watchRevocations: handleServerStreamingCall<WatchRevocationsRequest, WatchRevocationsResponse>;
+  /** Admin only: one session as the server recorded it. */
+  getSession: handleUnaryCall<GetSessionRequest, GetSessionResponse>;
+  /** Admin only: sessions, newest first, by agent, by chain, live only. */
+  listSessions: handleUnaryCall<ListSessionsRequest, ListSessionsResponse>;
 }
 
 export interface SessionServiceClient extends Client {
@@ -1956,6 +2774,38 @@ export interface SessionServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchRevocationsResponse>;
+  /** Admin only: one session as the server recorded it. */
+  getSession(
+    request: GetSessionRequest,
+    callback: (error: ServiceError | null, response: GetSessionResponse) => void,
+  ): ClientUnaryCall;
+  getSession(
+    request: GetSessionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSessionResponse) => void,
+  ): ClientUnaryCall;
+  getSession(
+    request: GetSessionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSessionResponse) => void,
+  ): ClientUnaryCall;
+  /** Admin only: sessions, newest first, by agent, by chain, live only. */
+  listSessions(
+    request: ListSessionsRequest,
+    callback: (error: ServiceError | null, response: ListSessionsResponse) => void,
+  ): ClientUnaryCall;
+  listSessions(
+    request: ListSessionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSessionsResponse) => void,
+  ): ClientUnaryCall;
+  listSessions(
+    request: ListSessionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSessionsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const SessionServiceClient = makeGenericClientConstructor(
