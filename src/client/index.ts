@@ -7,6 +7,7 @@ export type { X509Source, X509SourceEvents } from './x509-source';
 export type { MarshaledX509Svid, X509Svid } from '../svid/x509-svid';
 export { ServerX509Source } from './server-x509-source';
 export type { ExistingSvidOptions, RetryOptions, ServerX509SourceOptions } from './server-x509-source';
+export type { ServerAddresses } from './server-endpoints';
 export { StaticX509Source } from './static-x509-source';
 export { loadX509Svid, parseX509Svid, parseX509SvidRaw, toX509Svid } from '../svid/x509-svid';
 export type { StaticX509SourceFiles } from './static-x509-source';
