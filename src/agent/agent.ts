@@ -8,6 +8,7 @@ import { ConfigError } from '../errors';
 import { createLogger, type Logger } from '../internal/logging';
 import { loopbackProblem, type MetricsEndpoint, startMetricsEndpoint } from '../internal/metrics-endpoint';
 import { AgentMetrics } from './metrics';
+import { ServerEndpoints, type ServerAddresses } from '../client/server-endpoints';
 import { AgentCache } from './cache';
 import { NodeIdentity, type NodeAttestation } from './node-identity';
 import { ServerSync } from './server-sync';
@@ -17,8 +18,11 @@ import { workloadApiService } from './workload-api/service';
 import { agentSessionService } from './workload-api/session-service';
 
 export interface AgentOptions {
-  /** host:port of the server's TLS listener. */
-  server: string;
+  /**
+   * The server's TLS listener (host:port), or several servers of one database (a list, or a name resolving to
+   * several addresses): the agent fails over to the next when one is unavailable or times out.
+   */
+  server: ServerAddresses;
   /** Bootstrap trust bundle for the server. */
   bundle: X509Bundle;
   /** Path of the Workload API socket. */
@@ -70,10 +74,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   const metrics = opts.metrics !== undefined ? new AgentMetrics(clock) : undefined;
   const cache = new AgentCache();
+  // One cursor for every call the agent makes: a server found down by the sync is skipped by the next Renew too.
+  const servers = new ServerEndpoints(opts.server);
   // The identity trusts the newest bundle the sync has seen; the sync needs the identity: a late binding.
   const ref: { sync?: ServerSync } = {};
   const identity = new NodeIdentity({
-    server: opts.server,
+    servers,
     bundle: () => ref.sync?.trustBundle() ?? opts.bundle,
     attestation: opts.attestation,
     ...(opts.dataDir !== undefined && { dataDir: opts.dataDir }),
@@ -81,7 +87,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     ...(opts.agentContextOid !== undefined && { agentContextOid: opts.agentContextOid }),
   });
   const s = new ServerSync({
-    server: opts.server,
+    servers,
     identity,
     cache,
     bootstrapBundle: opts.bundle,
@@ -110,7 +116,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           },
           peerOf,
         ),
-        agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
+        agentSessionService({ cache, servers, clock, logger }, peerOf),
         health.spec,
       ].map((service) => metrics?.grpc.instrument(service, 'workload-api') ?? service),
   });
@@ -131,7 +137,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   }
   await s.start();
   logger.info(
-    { socketPath: opts.socketPath, server: opts.server, node: identity.current()?.id.toString() },
+    { socketPath: opts.socketPath, servers: servers.configured, node: identity.current()?.id.toString() },
     'lanyard agent serving the Workload API',
   );
   return {

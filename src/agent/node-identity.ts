@@ -9,6 +9,7 @@ import { X509Bundle } from '../bundle';
 import { makeDir, writeFileAtomic } from '../internal/secure-file';
 import { attestToServer } from '../client/attest';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
+import type { ServerEndpoints } from '../client/server-endpoints';
 import { InternalError } from '../errors';
 import { AttestationServiceClient, type RenewResponse } from '../gen/lanyard/v1/attestation';
 import { loadX509Svid, toX509Svid, type X509Svid } from '../svid/x509-svid';
@@ -41,7 +42,7 @@ export class NodeIdentity {
 
   constructor(
     private readonly opts: {
-      server: string;
+      servers: ServerEndpoints;
       /** The bootstrap bundle; replaced by the server's current one after each sync. */
       bundle: () => X509Bundle;
       attestation: NodeAttestation;
@@ -80,46 +81,46 @@ export class NodeIdentity {
 
   private async attest(): Promise<HeldSvid> {
     const a = this.opts.attestation;
-    const got = await attestToServer({
-      server: this.opts.server,
-      bundle: this.opts.bundle(),
-      attestorType: a.attestorType,
-      evidence: a.evidence,
-      ...(a.answerChallenge !== undefined && { answerChallenge: a.answerChallenge }),
-      ...(a.spiffeId !== undefined && { spiffeId: a.spiffeId }),
-      agentContextOid: this.agentContextOid,
-    });
+    const got = await this.opts.servers.call((server) =>
+      attestToServer({
+        server,
+        bundle: this.opts.bundle(),
+        attestorType: a.attestorType,
+        evidence: a.evidence,
+        ...(a.answerChallenge !== undefined && { answerChallenge: a.answerChallenge }),
+        ...(a.spiffeId !== undefined && { spiffeId: a.spiffeId }),
+        agentContextOid: this.agentContextOid,
+      }),
+    );
     return { svid: got.svid, receivedAt: this.opts.clock() };
   }
 
   private async renew(s: X509Svid): Promise<HeldSvid> {
     const { privateKey } = generateSigningKeyPair('ec-p256');
-    const client = new AttestationServiceClient(
-      this.opts.server,
-      lanyardChannelCredentials(this.opts.bundle(), s),
-      LANYARD_CHANNEL_OPTIONS,
+    const csr = Buffer.from(createCsr(privateKey).der);
+    const credentials = lanyardChannelCredentials(this.opts.bundle(), s);
+    const res = await this.opts.servers.call(async (server) => {
+      const client = new AttestationServiceClient(server, credentials, LANYARD_CHANNEL_OPTIONS);
+      try {
+        return await new Promise<RenewResponse>((resolve, reject) =>
+          client.renew({ csr }, new grpc.Metadata(), { deadline: Date.now() + CALL_DEADLINE_MS }, (err, r) =>
+            err ? reject(err) : resolve(r),
+          ),
+        );
+      } finally {
+        client.close();
+      }
+    });
+    const chain = res.svid?.certChain ?? [];
+    if (chain.length === 0) throw new InternalError('Renew answered without an SVID');
+    // Renewed by a server of the same database: a context under another OID means the two disagree; keep the
+    // old one.
+    const svid = toX509Svid(
+      chain.map((c) => new Uint8Array(c)),
+      privateKey,
+      { agentContextOid: this.agentContextOid },
     );
-    try {
-      const res = await new Promise<RenewResponse>((resolve, reject) =>
-        client.renew(
-          { csr: Buffer.from(createCsr(privateKey).der) },
-          new grpc.Metadata(),
-          { deadline: Date.now() + CALL_DEADLINE_MS },
-          (err, r) => (err ? reject(err) : resolve(r)),
-        ),
-      );
-      const chain = res.svid?.certChain ?? [];
-      if (chain.length === 0) throw new InternalError('Renew answered without an SVID');
-      // Renewed by the same server: a context under another OID means the two disagree; keep the old one.
-      const svid = toX509Svid(
-        chain.map((c) => new Uint8Array(c)),
-        privateKey,
-        { agentContextOid: this.agentContextOid },
-      );
-      return { svid, receivedAt: this.opts.clock() };
-    } finally {
-      client.close();
-    }
+    return { svid, receivedAt: this.opts.clock() };
   }
 
   private load(): HeldSvid | undefined {

@@ -4,12 +4,14 @@
  * generated here; only CSRs leave the agent), and refreshes the bundle and JWT keys. Runs every
  * `intervalMs`; after a failure it retries with exponential backoff (capped), while the cache keeps serving
  * what it holds until it expires. grpc-js reconnects the channel by itself; a new agent SVID gets a new one.
+ * A sync that finds its server unavailable runs again, whole, on the next server of the database.
  */
 import * as grpc from '@grpc/grpc-js';
 import { createPublicKey } from 'node:crypto';
 import { X509Bundle } from '../bundle';
 import { federatedBundlesFromProto } from '../client/federated-bundles';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
+import type { ServerEndpoints } from '../client/server-endpoints';
 import { InternalError } from '../errors';
 import {
   NodeServiceClient,
@@ -33,7 +35,7 @@ const CALL_DEADLINE_MS = 15_000;
 const MAX_BATCH = 64;
 
 export interface SyncOptions {
-  server: string;
+  servers: ServerEndpoints;
   identity: NodeIdentity;
   cache: AgentCache;
   /** The bundle the agent was started with: trusted until the server's own arrives. */
@@ -56,7 +58,7 @@ export class ServerSync {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failures = 0;
-  private client: { svid: X509Svid; client: NodeServiceClient } | undefined;
+  private client: { svid: X509Svid; address: string; client: NodeServiceClient } | undefined;
   private running: Promise<void> | undefined;
   /** Failed syncs since the last one that succeeded. */
   get consecutiveFailures(): number {
@@ -95,10 +97,10 @@ export class ServerSync {
 
   /** A JWT-SVID for an entry under the agent, from the server. */
   async newJwtSvid(entryId: string, audience: string[]): Promise<CachedJwt> {
-    const client = await this.nodeClient();
-    const res = await unary<NewJwtSvidResponse>((md, o, cb) =>
-      client.newJwtSvid({ entryId, audience }, md, o, cb),
-    );
+    const res = await this.opts.servers.call(async (address) => {
+      const client = await this.nodeClient(address);
+      return unary<NewJwtSvidResponse>((md, o, cb) => client.newJwtSvid({ entryId, audience }, md, o, cb));
+    });
     return { token: res.token, issuedAt: this.opts.clock(), expiresAt: res.expiresAt ?? this.opts.clock() };
   }
 
@@ -107,7 +109,8 @@ export class ServerSync {
     if (this.timer !== undefined) clearTimeout(this.timer);
     const started = process.hrtime.bigint();
     const took = (): number => Number(process.hrtime.bigint() - started) / 1e9;
-    this.running = this.sync()
+    this.running = this.opts.servers
+      .call((address) => this.sync(address))
       .then(
         () => {
           this.failures = 0;
@@ -145,21 +148,21 @@ export class ServerSync {
     this.timer.unref();
   }
 
-  private async nodeClient(): Promise<NodeServiceClient> {
+  private async nodeClient(address: string): Promise<NodeServiceClient> {
     const svid = await this.opts.identity.ensure();
-    if (this.client?.svid === svid) return this.client.client;
+    if (this.client?.svid === svid && this.client.address === address) return this.client.client;
     this.client?.client.close();
     const client = new NodeServiceClient(
-      this.opts.server,
+      address,
       lanyardChannelCredentials(this.trustBundle(), svid),
       LANYARD_CHANNEL_OPTIONS,
     );
-    this.client = { svid, client };
+    this.client = { svid, address, client };
     return client;
   }
 
-  private async sync(): Promise<void> {
-    const client = await this.nodeClient();
+  private async sync(address: string): Promise<void> {
+    const client = await this.nodeClient(address);
     const res = await unary<FetchEntriesResponse>((md, o, cb) => client.fetchEntries({}, md, o, cb));
     if (this.closed) return;
     const { cache, clock } = this.opts;

@@ -93,6 +93,19 @@ export interface AuditStore {
   chains(): Promise<AuditChainInfo[]>;
   /** Pins `publicJwk` for `chain` unless one is pinned already; returns the pinned one. */
   pinChainKey(chain: string, publicJwk: string, now: Date): Promise<string>;
+  /**
+   * Records the audit key history (its signed introductions, key-history.ts, as JSON) of the server
+   * `serverId`, replacing the one recorded before: several servers on one database append to one chain, each
+   * signing checkpoints with its own key, and a verifier needs every server's keys.
+   */
+  putServerKeyHistory(serverId: string, introductionsJson: string, now: Date): Promise<void>;
+  /** Every server's recorded key history, as stored (the reader checks it: the database is not trusted). */
+  serverKeyHistories(): Promise<ServerKeyHistory[]>;
+}
+
+export interface ServerKeyHistory {
+  serverId: string;
+  introductionsJson: string;
 }
 
 /** One chain of an AuditStore as an AuditLog. */

@@ -4,6 +4,7 @@ import { parseDurationSeconds } from '../internal/duration';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { usageError } from './cli-error';
+import { ServerEndpoints } from '../client/server-endpoints';
 
 /** Read a file the user named on the command line; a missing or unreadable file is a usage error (exit 2). */
 export function readInputFile(path: string, what: string): string {
@@ -103,4 +104,23 @@ export function agentContextOidFlag(value: string | undefined, env: NodeJS.Proce
     return asUsageError(() => resolveAgentContextOid(fromEnv, 'the OID'), 'LANYARD_AGENT_CONTEXT_OID');
   }
   return DEFAULT_AGENT_CONTEXT_OID;
+}
+
+/** Commander's collector for a repeatable option. */
+export const collectRepeated = (value: string, previous: string[] | undefined): string[] => [
+  ...(previous ?? []),
+  value,
+];
+
+/** `--server`, repeatable: several servers of one database, tried in order, the next when one is down. */
+export const SERVER_OPTION = [
+  '--server <address>',
+  "a server's TLS listener: host:port, or a name resolving to several servers (dns:[//dns-server/]host:port); repeat for several servers of one database, failed over in order",
+  collectRepeated,
+] as const;
+
+/** The --server values, each checked (a usage error, exit 2, for a malformed one); at least one. */
+export function serverAddressesFlag(values: readonly string[] | undefined): ServerEndpoints {
+  if (values === undefined || values.length === 0) throw usageError('--server is required');
+  return asUsageError(() => new ServerEndpoints(values), '--server');
 }

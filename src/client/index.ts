@@ -12,6 +12,7 @@ export type {
   ServerX509SourceOptions,
   SessionBounds,
 } from './server-x509-source';
+export type { ServerAddresses } from './server-endpoints';
 export { StaticX509Source } from './static-x509-source';
 export { loadX509Svid, parseX509Svid, parseX509SvidRaw, toX509Svid } from '../svid/x509-svid';
 export type { StaticX509SourceFiles } from './static-x509-source';

@@ -25,7 +25,8 @@ export interface RevocationWatchHandle {
 }
 
 export function watchRevocationsInto(
-  client: SessionServiceClient,
+  /** The client, or a function giving the one to use for each (re)connection (failover between servers). */
+  client: SessionServiceClient | (() => SessionServiceClient),
   cache: RevocationCache,
   options: RevocationWatchOptions = {},
 ): RevocationWatchHandle {
@@ -40,7 +41,8 @@ export function watchRevocationsInto(
 
   const connect = (): void => {
     if (closed) return;
-    const call = client.watchRevocations({ afterSequence: cache.sequence });
+    const c = typeof client === 'function' ? client() : client;
+    const call = c.watchRevocations({ afterSequence: cache.sequence });
     current = call;
     call.on('data', (m: WatchRevocationsResponse) => {
       cache.apply({

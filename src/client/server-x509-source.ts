@@ -3,12 +3,14 @@
  * with the Renew RPC at about half its lifetime (with jitter, so a fleet started together does not renew
  * together), follows WatchBundle and WatchRevocations, and retries with exponential back-off and jitter while
  * the server is away. The current SVID keeps serving until it expires; only then do the getters throw.
- *
+
  * A task session's source (`fromSvid` with `session`, what startSession and redeemGrant return) renews the same
  * way into the same session and delegation chain, but never past the session's end, and ends for good when the
  * session does: ended, expired, revoked (its own SVID, a parent's, an ancestor session), as told by a refused
  * renewal or by the revocation checker it follows. It then emits 'ended' with the typed reason, stops every
  * timer, and its getters throw that reason: nothing is reissued behind the caller's back.
+ *
+ * Given several servers (or a name resolving to several), it fails over between them (server-endpoints.ts).
  */
 import { federatedBundlesFromProto } from './federated-bundles';
 import * as grpc from '@grpc/grpc-js';
@@ -45,6 +47,7 @@ import { toX509Svid } from '../svid/x509-svid';
 import type { X509Source } from './x509-source';
 import type { X509Svid } from '../svid/x509-svid';
 import { X509SourceEmitter } from './x509-source-events';
+import { isFailoverError, ServerEndpoints, type ServerAddresses } from './server-endpoints';
 
 export interface RetryOptions {
   /** First delay after a failure. Default 500 ms. */
@@ -54,8 +57,12 @@ export interface RetryOptions {
 }
 
 interface CommonOptions {
-  /** host:port of the server's TLS listener. */
-  server: string;
+  /**
+   * The server's TLS listener (host:port), or several servers of one database: a list, or a name resolving to
+   * several addresses (`host:port`, `dns:[//dns-server/]host:port`). Calls go to one until it is unavailable or
+   * times out, then to the next; a refusal is never retried on another server.
+   */
+  server: ServerAddresses;
   /** The bundle to bootstrap with; replaced by the server's as it changes. */
   bundle: X509Bundle;
   keyAlgorithm?: KeyAlgorithm;
@@ -138,11 +145,15 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
   private acceptedAt = 0;
   private bundleCall: grpc.ClientReadableStream<WatchBundleResponse> | undefined;
   private revocationWatch: RevocationWatchHandle | undefined;
-  private readonly watchClients: grpc.Client[] = [];
+  private readonly watchClients = new Map<
+    string,
+    { bundle?: BundleServiceClient; session?: SessionServiceClient }
+  >();
   private readonly serverId: SpiffeId;
   private session: SessionBounds | undefined;
   private endReason: LanyardError | undefined;
   private unfollowRevocations: (() => void) | undefined;
+  private readonly endpoints: ServerEndpoints;
 
   private constructor(
     private readonly options: CommonOptions,
@@ -156,6 +167,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       ...(options.watchRevocations === false ? { checkIntervalMs: 0 } : {}),
     });
     this.bundle = options.bundle;
+    this.endpoints = new ServerEndpoints(options.server);
     this.serverId = SpiffeId.fromPath(options.bundle.trustDomain, SERVER_ID_PATH);
   }
 
@@ -189,6 +201,8 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       source.unfollowRevocations = revocations.onRevocationChange(() => source.checkRevoked(revocations));
       source.checkRevoked(revocations);
     }
+    // Names resolved now so the watches start on an address; unresolvable, they start on the name and retry.
+    await source.endpoints.addresses().catch(() => undefined);
     source.startWatches();
     await source.revocationsSynced();
     return source;
@@ -259,7 +273,10 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     this.bundleCall?.cancel();
     this.revocationWatch?.close();
     this.revocations.close();
-    for (const c of this.watchClients) c.close();
+    for (const c of this.watchClients.values()) {
+      c.bundle?.close();
+      c.session?.close();
+    }
     this.svid = undefined;
   }
 
@@ -304,19 +321,23 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     const a = this.attestation;
     if (a === undefined) throw notReady('this source has no attestor: its SVID can only be renewed');
     const evidence = typeof a.evidence === 'function' ? await a.evidence() : a.evidence;
-    const result = await attestToServer({
-      server: this.options.server,
-      bundle: this.bundle,
-      attestorType: a.attestorType,
-      evidence,
-      ...(a.answerChallenge !== undefined ? { answerChallenge: a.answerChallenge } : {}),
-      ...(a.spiffeId !== undefined ? { spiffeId: a.spiffeId } : {}),
-      ...(this.options.keyAlgorithm !== undefined ? { keyAlgorithm: this.options.keyAlgorithm } : {}),
-      deadlineMs: this.options.deadlineMs ?? 15_000,
-      ...(this.options.agentContextOid !== undefined
-        ? { agentContextOid: this.options.agentContextOid }
-        : {}),
-    });
+    const result = await this.endpoints.call(
+      (server) =>
+        attestToServer({
+          server,
+          bundle: this.bundle,
+          attestorType: a.attestorType,
+          evidence,
+          ...(a.answerChallenge !== undefined ? { answerChallenge: a.answerChallenge } : {}),
+          ...(a.spiffeId !== undefined ? { spiffeId: a.spiffeId } : {}),
+          ...(this.options.keyAlgorithm !== undefined ? { keyAlgorithm: this.options.keyAlgorithm } : {}),
+          deadlineMs: this.options.deadlineMs ?? 15_000,
+          ...(this.options.agentContextOid !== undefined
+            ? { agentContextOid: this.options.agentContextOid }
+            : {}),
+        }),
+      { onFailover: this.logFailover('Attest') },
+    );
     if (this.closed) return;
     this.setBundle(result.bundle, false);
     this.setFederated(result.federatedBundles);
@@ -332,41 +353,80 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
       (current.context?.delegation.length ?? 0) > 0
         ? current.privateKey
         : generateSigningKeyPair(this.options.keyAlgorithm ?? 'ec-p256').privateKey;
-    const client = new AttestationServiceClient(
-      this.options.server,
-      lanyardChannelCredentials(this.bundle, current),
-      LANYARD_CHANNEL_OPTIONS,
+    const csr = Buffer.from(createCsr(privateKey).der);
+    const credentials = lanyardChannelCredentials(this.bundle, current);
+    const res = await this.endpoints.call(
+      async (server) => {
+        const client = new AttestationServiceClient(server, credentials, LANYARD_CHANNEL_OPTIONS);
+        try {
+          return await new Promise<RenewResponse>((resolve, reject) => {
+            client.renew(
+              RenewRequest.fromPartial({ csr }),
+              new grpc.Metadata(),
+              { deadline: Date.now() + (this.options.deadlineMs ?? 15_000) },
+              (e, r) => (e ? reject(e) : resolve(r)),
+            );
+          });
+        } finally {
+          client.close();
+        }
+      },
+      { onFailover: this.logFailover('Renew') },
     );
-    try {
-      const res = await new Promise<RenewResponse>((resolve, reject) => {
-        client.renew(
-          RenewRequest.fromPartial({ csr: Buffer.from(createCsr(privateKey).der) }),
-          new grpc.Metadata(),
-          { deadline: Date.now() + (this.options.deadlineMs ?? 15_000) },
-          (e, r) => (e ? reject(e) : resolve(r)),
-        );
+    if (this.closed) return;
+    if (res.svid === undefined || res.svid.certChain.length === 0) {
+      throw new InternalError('Renew answered without an SVID');
+    }
+    if (res.bundle !== undefined) this.setBundle(bundleFromProto(res.bundle, this.bundle.trustDomain), false);
+    // Checked like any peer would: a renewal that does not verify (a tampered chain, a dropped link) is not used.
+    const chain = res.svid.certChain.map((b) => new Uint8Array(b));
+    if (this.session !== undefined) {
+      verifyX509Svid(chain, this, {
+        trustDomain: this.bundle.trustDomain,
+        cache: null,
+        ...(this.options.agentContextOid !== undefined
+          ? { agentContextOid: this.options.agentContextOid }
+          : {}),
       });
-      if (this.closed) return;
-      if (res.svid === undefined || res.svid.certChain.length === 0) {
-        throw new InternalError('Renew answered without an SVID');
-      }
-      if (res.bundle !== undefined)
-        this.setBundle(bundleFromProto(res.bundle, this.bundle.trustDomain), false);
-      // Checked like any peer would: a renewal that does not verify (a tampered chain, a dropped link) is not used.
-      const chain = res.svid.certChain.map((b) => new Uint8Array(b));
-      if (this.session !== undefined) {
-        verifyX509Svid(chain, this, {
-          trustDomain: this.bundle.trustDomain,
-          cache: null,
-          ...(this.options.agentContextOid !== undefined
-            ? { agentContextOid: this.options.agentContextOid }
-            : {}),
-        });
-      }
-      this.setFederated(federatedBundlesFromProto(res.federatedBundles, this.bundle.trustDomain));
-      this.accept(toX509Svid(chain, privateKey, this.options));
-    } finally {
-      client.close();
+    }
+    this.setFederated(federatedBundlesFromProto(res.federatedBundles, this.bundle.trustDomain));
+    this.accept(toX509Svid(chain, privateKey, this.options));
+  }
+
+  private logFailover(call: string): (address: string, e: Error) => void {
+    return (address, e) =>
+      this.options.logger?.warn(
+        { server: address, next: this.endpoints.current(), err: e.message },
+        `x509 source: ${call} did not reach the server: failing over`,
+      );
+  }
+
+  /** The watch clients of the current server (one channel per server, kept for the source's life). */
+  private watchClientsFor(creds: grpc.ChannelCredentials): {
+    address: string;
+    bundle: BundleServiceClient;
+    session: SessionServiceClient;
+  } {
+    const address = this.endpoints.current();
+    let c = this.watchClients.get(address);
+    if (c === undefined) {
+      c = {};
+      this.watchClients.set(address, c);
+    }
+    c.bundle ??= new BundleServiceClient(address, creds, LANYARD_CHANNEL_OPTIONS);
+    c.session ??= new SessionServiceClient(address, creds, LANYARD_CHANNEL_OPTIONS);
+    return { address, bundle: c.bundle, session: c.session };
+  }
+
+  /** A watch stream broke: when its server did not answer, the next server becomes current. */
+  private watchBroke(address: string, e: grpc.ServiceError, what: string): void {
+    if (this.closed || !isFailoverError(e)) return;
+    this.endpoints.failed(address);
+    if (this.endpoints.current() !== address) {
+      this.options.logger?.warn(
+        { server: address, next: this.endpoints.current(), err: e.message },
+        `x509 source: ${what} stream lost its server: failing over`,
+      );
     }
   }
 
@@ -490,15 +550,16 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
         }
       },
     });
-    if (this.options.watchBundle !== false) {
-      const client = new BundleServiceClient(this.options.server, creds, LANYARD_CHANNEL_OPTIONS);
-      this.watchClients.push(client);
-      this.watchBundle(client, 0);
-    }
+    if (this.options.watchBundle !== false) this.watchBundle(creds, 0);
     if (this.options.watchRevocations !== false) {
-      const client = new SessionServiceClient(this.options.server, creds, LANYARD_CHANNEL_OPTIONS);
-      this.watchClients.push(client);
+      let address = this.endpoints.current();
+      const client = (): SessionServiceClient => {
+        const c = this.watchClientsFor(creds);
+        address = c.address;
+        return c.session;
+      };
       this.revocationWatch = watchRevocationsInto(client, this.revocations, {
+        onError: (e) => this.watchBroke(address, e, 'revocation'),
         retryMs: this.options.retry?.initialMs ?? 500,
         ...(this.options.retry?.maxMs !== undefined ? { maxRetryMs: this.options.retry.maxMs } : {}),
         ...(this.options.logger !== undefined ? { logger: this.options.logger } : {}),
@@ -506,15 +567,16 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     }
   }
 
-  private watchBundle(client: BundleServiceClient, attempt: number): void {
+  private watchBundle(creds: grpc.ChannelCredentials, attempt: number): void {
     if (this.closed) return;
+    const { address, bundle: client } = this.watchClientsFor(creds);
     const call = client.watchBundle({ trustDomain: '' });
     this.bundleCall = call;
     let retried = false;
     const retry = (): void => {
       if (this.closed || retried) return;
       retried = true;
-      this.bundleTimer = setTimeout(() => this.watchBundle(client, attempt + 1), this.backoff(attempt + 1));
+      this.bundleTimer = setTimeout(() => this.watchBundle(creds, attempt + 1), this.backoff(attempt + 1));
       this.bundleTimer.unref();
     };
     call.on('data', (m: WatchBundleResponse) => {
@@ -523,6 +585,7 @@ export class ServerX509Source extends X509SourceEmitter implements X509Source {
     });
     call.on('error', (e: grpc.ServiceError) => {
       if (!this.closed) this.options.logger?.debug({ err: e.message }, 'x509 source: bundle stream broke');
+      this.watchBroke(address, e, 'bundle');
       retry();
     });
     call.on('end', retry);

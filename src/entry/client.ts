@@ -14,6 +14,7 @@ export type {
   ServerX509SourceOptions,
   SessionBounds,
 } from '../client/server-x509-source';
+export type { ServerAddresses } from '../client/server-endpoints';
 export { StaticX509Source } from '../client/static-x509-source';
 export type { StaticX509SourceFiles } from '../client/static-x509-source';
 export { WORKLOAD_API_HEADER, WorkloadApiX509Source } from '../client/workload-api-source';

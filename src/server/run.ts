@@ -18,7 +18,7 @@ import { PgStore } from '../store/postgres/pg-store';
 import { SqliteStore } from '../store/sqlite/sqlite-store';
 import type { Store } from '../store/store';
 import { prepareDataDir } from '../internal/unix-socket';
-import { openConfiguredStore } from './open-store';
+import { openConfiguredStore, serverIdOf } from './open-store';
 import { relaySharedRevocations } from './revocation/shared-revocations';
 import { CA_UPSTREAM_FIELDS, type ServerConfig } from './config';
 import { type CaHealthMonitor, CA_DEPENDENT_HEALTH_NAMES, watchCaHealth } from './ca-health';
@@ -216,6 +216,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         store,
         keys: RotatingAuditKey.open(path.join(config.dataDir, AUDIT_DIR), clock()),
         chain: `spiffe://${trustDomain.name}${SERVER_SPIFFE_PATH}`,
+        serverId: serverIdOf(config.dataDir),
         clock,
         logger: logger.child({ component: 'audit' }),
         checkpointIntervalSeconds:

@@ -1065,6 +1065,19 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
       });
     });
 
+    describe("servers' audit key histories", () => {
+      it('keeps one history per server, replaced by the next, and lists them all', async () => {
+        assert.deepEqual(await store.audit.serverKeyHistories(), []);
+        await store.audit.putServerKeyHistory('server-b', '[{"keyId":"b1"}]', clock.now);
+        await store.audit.putServerKeyHistory('server-a', '[{"keyId":"a1"}]', clock.now);
+        await store.audit.putServerKeyHistory('server-b', '[{"keyId":"b1"},{"keyId":"b2"}]', clock.now);
+        assert.deepEqual(await store.audit.serverKeyHistories(), [
+          { serverId: 'server-a', introductionsJson: '[{"keyId":"a1"}]' },
+          { serverId: 'server-b', introductionsJson: '[{"keyId":"b1"},{"keyId":"b2"}]' },
+        ]);
+      });
+    });
+
     describe('persistence', () => {
       it('keeps entries, spent tokens, CA state and bundle across close and reopen', async () => {
         const entry = await store.createEntry(newEntry({ allowedScopes: ['a'] }));

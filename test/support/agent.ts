@@ -161,11 +161,12 @@ export interface AgentProcess {
 }
 
 /**
- * Starts `lanyard agent run --server <server> --bundle <bundleFile> --socket <socketPath>` with a join token
+ * Starts `lanyard agent run --server <server>... --bundle <bundleFile> --socket <socketPath>` with a join token
  * file and `extra` flags. The banner is printed whether or not the server was reached (the agent retries).
  */
 export function spawnAgent(opts: {
-  server: string;
+  /** One server, or several (one --server each). */
+  server: string | readonly string[];
   bundleFile: string;
   socketPath: string;
   tokenFile: string;
@@ -177,8 +178,7 @@ export function spawnAgent(opts: {
       BIN,
       'agent',
       'run',
-      '--server',
-      opts.server,
+      ...(typeof opts.server === 'string' ? [opts.server] : opts.server).flatMap((s) => ['--server', s]),
       '--bundle',
       opts.bundleFile,
       '--socket',

@@ -13,10 +13,19 @@ import {
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { createCsr } from '../../src/x509/csr';
 import { verifyX509Svid } from '../../src/verify';
+import type { X509Bundle } from '../../src/bundle';
 import type { TestServer } from './test-server';
 import { attest, connectPublic, newKey, publicCredentials, PUBLIC_CHANNEL_OPTIONS } from './public-client';
 
 export const TD = 'lanyard.local';
+
+/**
+ * What the session calls need of a server: its public address and bundle. A TestServer is one; a server
+ * process (the HA fault test) is described by hand.
+ */
+export interface PublicServer {
+  running: { publicAddress: string; ca: { bundle(): X509Bundle } };
+}
 export const id = (p: string): string => `spiffe://${TD}/${p}`;
 
 export interface Agent {
@@ -39,7 +48,7 @@ export function unary<Req, Res>(
   });
 }
 
-export function sessionClient(s: TestServer, who?: Agent): SessionServiceClient {
+export function sessionClient(s: PublicServer, who?: Agent): SessionServiceClient {
   const bundlePem = s.running.ca.bundle().toPem();
   return new SessionServiceClient(
     s.running.publicAddress,
@@ -74,7 +83,7 @@ export async function register(
 }
 
 export async function startSession(
-  s: TestServer,
+  s: PublicServer,
   agent: Agent,
   req: { scopes?: string[]; intent?: string } = {},
 ): Promise<{ agent: Agent; res: StartSessionResponse }> {
@@ -99,7 +108,7 @@ export interface TestGrant {
  * with its own session key (signGrant, as a real parent does) and registers it with CreateGrant.
  */
 export async function createGrant(
-  s: TestServer,
+  s: PublicServer,
   parent: Agent,
   params: Omit<GrantParams, 'parentCert' | 'parentKey' | 'childKey'> & { childKey?: KeyObject },
 ): Promise<TestGrant> {
@@ -127,7 +136,7 @@ export async function createGrant(
  * another): its delegated SVID.
  */
 export async function redeemGrant(
-  s: TestServer,
+  s: PublicServer,
   child: Agent,
   grant: TestGrant,
   key: KeyObject = grant.childKey,
@@ -147,7 +156,7 @@ export async function redeemGrant(
 
 /** EndSession over mTLS as `agent` (the session's own agent, or an admin SVID). */
 export async function endSession(
-  s: TestServer,
+  s: PublicServer,
   agent: Agent,
   sessionId: string,
   reason = '',

@@ -23,6 +23,7 @@ import {
   type AgentSessionServiceStartSessionResponse,
 } from '../../gen/lanyard/v1/agent_session';
 import { SessionServiceClient, type StartSessionResponse } from '../../gen/lanyard/v1/session';
+import type { ServerEndpoints } from '../../client/server-endpoints';
 import type { Logger } from '../../internal/logging';
 import type { AgentCache } from '../cache';
 import type { ServiceSpec } from './endpoint';
@@ -33,8 +34,8 @@ const CALL_DEADLINE_MS = 15_000;
 
 export interface AgentSessionDeps {
   cache: AgentCache;
-  /** host:port of the server's TLS listener. */
-  server: string;
+  /** The servers: StartSession goes to the current one, and to the next when it is unavailable. */
+  servers: ServerEndpoints;
   clock: () => Date;
   logger: Logger;
 }
@@ -78,25 +79,26 @@ async function startSession(
     );
   }
   const { svid } = chosen[0]!;
-  const client = new SessionServiceClient(
-    deps.server,
-    lanyardChannelCredentials(bundle, svid),
-    LANYARD_CHANNEL_OPTIONS,
-  );
+  const credentials = lanyardChannelCredentials(bundle, svid);
   try {
-    const session = await new Promise<StartSessionResponse>((resolve, reject) =>
-      client.startSession(
-        req.session!,
-        new grpc.Metadata(),
-        { deadline: Date.now() + CALL_DEADLINE_MS },
-        (err, res) => (err ? reject(err) : resolve(res)),
-      ),
-    );
+    const session = await deps.servers.call(async (server) => {
+      const client = new SessionServiceClient(server, credentials, LANYARD_CHANNEL_OPTIONS);
+      try {
+        return await new Promise<StartSessionResponse>((resolve, reject) =>
+          client.startSession(
+            req.session!,
+            new grpc.Metadata(),
+            { deadline: Date.now() + CALL_DEADLINE_MS },
+            (err, res) => (err ? reject(err) : resolve(res)),
+          ),
+        );
+      } finally {
+        client.close();
+      }
+    });
     return { session };
   } catch (e) {
     throw forwarded(e);
-  } finally {
-    client.close();
   }
 }
 

@@ -22,6 +22,8 @@ import {
   parseDuration,
   parseTrustDomainFlag,
   readInputFile,
+  SERVER_OPTION,
+  serverAddressesFlag,
 } from '../input';
 import { runAction } from '../run-action';
 import { registerAgentFetchCommands } from './agent-fetch';
@@ -30,7 +32,7 @@ import { registerAgentHealthcheckCommand } from './healthcheck';
 const ATTESTORS = ['join_token', 'k8s_psat', 'x509pop'] as const;
 
 interface RunOpts {
-  server: string;
+  server?: string[];
   bundle: string;
   trustDomain?: string;
   socket: string;
@@ -57,7 +59,7 @@ export function registerAgentCommands(program: Command): void {
   agent
     .command('run')
     .description('attest this node to the server and serve the SPIFFE Workload API on a Unix socket')
-    .requiredOption('--server <host:port>', "the server's TLS listener")
+    .option(...SERVER_OPTION)
     .requiredOption(
       '--bundle <file>',
       'trust bundle to bootstrap with (lanyard bundle show): PEM certificates or a SPIFFE bundle (JWKS)',
@@ -101,6 +103,7 @@ export function registerAgentCommands(program: Command): void {
           throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
         }
         const metrics = metricsOption(opts);
+        const servers = serverAddressesFlag(opts.server);
         const attestation = nodeAttestation(opts);
         const trustDomain =
           opts.trustDomain !== undefined
@@ -110,7 +113,7 @@ export function registerAgentCommands(program: Command): void {
         const logger = createLogger({ level: opts.logLevel as LogLevel });
         routeGrpcLogs(logger);
         const running = await startAgent({
-          server: opts.server,
+          server: servers.configured,
           bundle,
           socketPath: path.resolve(opts.socket),
           attestation,

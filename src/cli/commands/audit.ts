@@ -13,7 +13,7 @@ import { AuditPublicKey } from '../../audit/audit-key';
 import { FileAuditLog } from '../../audit/file-log';
 import { readWitnessFile } from '../../audit/file-witness';
 import { parseChainText, type ParsedChain } from '../../audit/jsonl';
-import { AuditKeyRing } from '../../audit/key-ring';
+import { AuditKeyRing, type AuditKeyEntry } from '../../audit/key-ring';
 import type { AuditQueryKey } from '../../audit/log';
 import { parseRecord, type AuditRecord } from '../../audit/record';
 import { buildTrace, renderTraceText } from '../../audit/trace';
@@ -33,7 +33,7 @@ interface VerifyOptions extends AdminConnectionOptions {
   file?: string;
   server?: boolean;
   key?: string;
-  bundle?: string;
+  bundle?: string[];
   witness?: string[];
   allowUnsignedTail?: boolean;
 }
@@ -63,11 +63,17 @@ function givenKeys(opts: VerifyOptions): { keys: AuditKeyRing; from: string } | 
         from: opts.key,
       };
     }
-    if (opts.bundle !== undefined) {
-      const keys = AuditKeyRing.fromSpiffeBundle(JSON.parse(readInputFile(opts.bundle, 'bundle')) as unknown);
-      if (keys === undefined)
-        throw usageError(`${opts.bundle} holds no audit key (a JWK with use "lanyard-audit")`);
-      return { keys, from: opts.bundle };
+    if (opts.bundle !== undefined && opts.bundle.length > 0) {
+      // Several bundles: the servers of one database each publish their own audit keys, and all of them sign
+      // checkpoints of the one shared chain.
+      const entries = new Map<string, AuditKeyEntry>();
+      for (const file of opts.bundle) {
+        const keys = AuditKeyRing.fromSpiffeBundle(JSON.parse(readInputFile(file, 'bundle')) as unknown);
+        if (keys === undefined)
+          throw usageError(`${file} holds no audit key (a JWK with use "lanyard-audit")`);
+        for (const e of keys.entries) if (!entries.has(e.key.keyId)) entries.set(e.key.keyId, e);
+      }
+      return { keys: new AuditKeyRing([...entries.values()]), from: opts.bundle.join(', ') };
     }
   } catch (e) {
     if (e instanceof CliError) throw e;
@@ -209,7 +215,8 @@ export function registerAuditCommands(program: Command): void {
       .option('--key <pem>', 'the audit public key (PEM) to check checkpoints with')
       .option(
         '--bundle <json>',
-        'a SPIFFE bundle (lanyard bundle show --format jwks) carrying the audit keys and their windows',
+        'a SPIFFE bundle (lanyard bundle show --format jwks) carrying the audit keys and their windows; repeatable (one per server sharing a database)',
+        (v: string, prev: string[] = []) => [...prev, v],
       )
       .option(
         '--witness <file>',

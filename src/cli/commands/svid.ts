@@ -24,6 +24,7 @@ import { decodePemBlocks } from '../../x509/pem';
 import { status as Status } from '@grpc/grpc-js';
 import { attestToServer, type AttestResult } from '../../client/attest';
 import { checkServerTrust } from '../../client/server-credentials';
+import type { ServerEndpoints } from '../../client/server-endpoints';
 import { verifyX509Svid } from '../../verify';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED } from '../exit-codes';
@@ -37,6 +38,8 @@ import {
   parseSpiffeIdFlag,
   parseTrustDomainFlag,
   readInputFile,
+  SERVER_OPTION,
+  serverAddressesFlag,
 } from '../input';
 import { runAction } from '../run-action';
 import { registerSvidRevokeCommand } from './session';
@@ -97,7 +100,7 @@ export function registerSvidCommands(program: Command): void {
     .description(
       'attest to a Lanyard server with a join token and write svid.pem, svid_key.pem (0600), bundle.pem; the key is generated here',
     )
-    .requiredOption('--server <host:port>', "the server's TLS listener, e.g. 127.0.0.1:8081")
+    .option(...SERVER_OPTION)
     .requiredOption('--bundle <file>', 'trust bundle to bootstrap with (lanyard bundle show > bundle.pem)')
     .requiredOption('--out <dir>', 'directory for svid.pem, svid_key.pem and bundle.pem')
     .option(
@@ -114,7 +117,7 @@ export function registerSvidCommands(program: Command): void {
     .action(
       runAction(
         async (opts: {
-          server: string;
+          server?: string[];
           bundle: string;
           out: string;
           trustDomain?: string;
@@ -124,6 +127,7 @@ export function registerSvidCommands(program: Command): void {
           agentContextOid?: string;
         }) => {
           const agentContextOid = agentContextOidFlag(opts.agentContextOid);
+          const servers = serverAddressesFlag(opts.server);
           const trustDomain =
             opts.trustDomain !== undefined
               ? parseTrustDomainFlag(opts.trustDomain, '--trust-domain')
@@ -137,7 +141,7 @@ export function registerSvidCommands(program: Command): void {
           }
           const bundle = readBundleFile(readInputFile(opts.bundle, 'bundle'), trustDomain);
           // An SVID whose context this side would not read (another OID) is refused before anything is written.
-          const got = await fetchWithJoinToken(opts.server, bundle, token, opts.spiffeId, agentContextOid);
+          const got = await fetchWithJoinToken(servers, bundle, token, opts.spiffeId, agentContextOid);
           const { svid } = got;
           const files = writeSvidFiles(opts.out, svid, got.bundle);
           process.stdout.write(
@@ -243,23 +247,38 @@ export function registerSvidCommands(program: Command): void {
 }
 
 async function fetchWithJoinToken(
-  server: string,
+  servers: ServerEndpoints,
   bundle: X509Bundle,
   token: string,
   spiffeId: string | undefined,
   agentContextOid: string,
 ): Promise<AttestResult> {
+  const unanswered: string[] = [];
   try {
-    return await attestToServer({
-      server,
-      bundle,
-      attestorType: 'join_token',
-      evidence: Buffer.from(token, 'utf8'),
-      ...(spiffeId !== undefined ? { spiffeId } : {}),
-      agentContextOid,
-    });
+    // Only a server that did not answer is left for the next: a refused token is never offered to another.
+    return await servers.call(
+      (server) =>
+        attestToServer({
+          server,
+          bundle,
+          attestorType: 'join_token',
+          evidence: Buffer.from(token, 'utf8'),
+          ...(spiffeId !== undefined ? { spiffeId } : {}),
+          agentContextOid,
+        }),
+      {
+        onFailover: (address, e) => {
+          unanswered.push(`${address}: ${isServiceError(e) ? e.details : e.message}`);
+          process.stderr.write(`lanyard: no answer from ${address}; trying the next server\n`);
+        },
+      },
+    );
   } catch (e) {
-    if (isServiceError(e) && e.code === Status.UNAVAILABLE) throw await whyUnavailable(server, bundle, e);
+    if (isServiceError(e) && e.code === Status.UNAVAILABLE) {
+      const all = await servers.addresses().catch(() => []);
+      if (all.length === 1) throw await whyUnavailable(all[0]!, bundle, e);
+      throw new CliError(`no Lanyard server answered: ${unanswered.join('; ') || e.details}`);
+    }
     if (isServiceError(e))
       throw new CliError(`attestation refused: ${Status[e.code] ?? e.code}: ${e.details}`);
     throw e;

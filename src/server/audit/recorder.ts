@@ -8,6 +8,10 @@
  * committed and before they answer; when recording fails the call fails (ERR_AUDIT_WRITE_FAILED) instead of
  * acknowledging an unrecorded action.
  *
+ * Several servers on one PostgreSQL database append to one shared chain, each signing checkpoints with its
+ * own key: each records its key history (the signed introductions) in the database, and `fleetRing` gives a
+ * verifier every server's keys (docs/operator/ha.md, "The audit trail").
+ *
  * The recorder never signs over history it did not write: before each checkpoint it checks that the stored
  * chain still holds the head of the last checkpoint it signed (or that a witness holds) and that every record
  * after it links on. A database rewritten behind its back gets no signature (ERR_AUDIT_CHAIN_BROKEN, logged).
@@ -17,8 +21,12 @@ import type { AuditSigningKey } from '../../audit/audit-key';
 import { canonicalJson } from '../../audit/canonical';
 import { recordHash, type ChainHead } from '../../audit/chain';
 import { signCheckpoint, type AuditCheckpoint } from '../../audit/checkpoint';
-import type { AuditKeyIntroduction } from '../../audit/key-history';
-import type { AuditKeyRing } from '../../audit/key-ring';
+import {
+  parseKeyIntroduction,
+  ringFromIntroductions,
+  type AuditKeyIntroduction,
+} from '../../audit/key-history';
+import { AuditKeyRing, type AuditKeyEntry } from '../../audit/key-ring';
 import type { AuditEvent, AuditRecord } from '../../audit/record';
 import type { RotatingAuditKey } from '../../audit/rotating-key';
 import {
@@ -53,6 +61,11 @@ export interface AuditRecorderOptions {
   keys: RotatingAuditKey;
   /** The server's chain: its SPIFFE ID. */
   chain: string;
+  /**
+   * This server among those sharing the database (`<data_dir>/server-id`): its key history is recorded in
+   * the database under it. Absent: not recorded (a store no other server reads).
+   */
+  serverId?: string;
   clock: () => Date;
   logger: Logger;
   /** Seconds between checkpoints (config audit.checkpoint_interval). */
@@ -96,6 +109,61 @@ export class AuditRecorder {
   /** Every audit key with its window, retired ones included (what verify checks checkpoints with). */
   ring(): AuditKeyRing {
     return this.keys.ring();
+  }
+
+  /**
+   * The keys of every server writing the shared chain: this server's own (from its data dir), then each other
+   * server's key history recorded in the database, accepted only when its introductions verify (each key
+   * introduced by its predecessor). A history that does not verify is left out and logged, so the checkpoints
+   * it would vouch for fail verification: nothing is trusted that its own history does not prove.
+   */
+  async fleetRing(): Promise<{ ring: AuditKeyRing; servers: number; refused: string[] }> {
+    const own = this.ring();
+    const entries: AuditKeyEntry[] = [...own.entries];
+    const known = new Set(entries.map((e) => e.key.keyId));
+    const refused: string[] = [];
+    let servers = 1;
+    for (const h of await this.options.store.audit.serverKeyHistories()) {
+      if (h.serverId === this.options.serverId) continue;
+      let ring: AuditKeyRing;
+      try {
+        const parsed: unknown = JSON.parse(h.introductionsJson);
+        if (!Array.isArray(parsed)) throw new Error('not a JSON array');
+        ring = ringFromIntroductions(parsed.map(parseKeyIntroduction));
+      } catch (e) {
+        refused.push(h.serverId);
+        this.options.logger.error(
+          { err: e, serverId: h.serverId },
+          "another server's audit key history in the database does not verify: its checkpoints are not trusted",
+        );
+        continue;
+      }
+      servers++;
+      for (const e of ring.entries) {
+        if (known.has(e.key.keyId)) continue;
+        known.add(e.key.keyId);
+        entries.push(e);
+      }
+    }
+    return { ring: new AuditKeyRing(entries), servers, refused };
+  }
+
+  /** Records this server's key history in the database (at start and after each rotation). */
+  private async recordKeyHistory(): Promise<void> {
+    const serverId = this.options.serverId;
+    if (serverId === undefined) return;
+    try {
+      await this.options.store.audit.putServerKeyHistory(
+        serverId,
+        JSON.stringify(this.keys.introductions),
+        this.options.clock(),
+      );
+    } catch (e) {
+      this.options.logger.error(
+        { err: e },
+        'audit key history could not be recorded in the database: the other servers cannot verify this one',
+      );
+    }
   }
 
   get keyIntroductions(): readonly AuditKeyIntroduction[] {
@@ -170,6 +238,8 @@ export class AuditRecorder {
         'audit key rotated',
       );
       await this.publish({ type: 'audit-key', introduction: intro });
+      // Before the new key signs anything: a checkpoint by a key no history introduces would not verify.
+      await this.recordKeyHistory();
       for (const l of this.keyListeners) {
         try {
           l();
@@ -231,6 +301,7 @@ export class AuditRecorder {
    */
   async start(): Promise<void> {
     await this.serial(() => this.loadLastSigned());
+    await this.recordKeyHistory();
     await this.syncWitnesses();
     try {
       await this.rotateKeyIfDue();

@@ -160,10 +160,8 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
           checkpointJson: latest !== undefined ? checkpointLine(latest) : '',
           publicKeyJwk: JSON.stringify(recorder.key.publicKey.jwk()),
           chains: (await store.audit.chains()).map((c) => ({ chain: c.chain, headSeq: c.headSeq })),
-          auditKeyJwks: recorder
-            .ring()
-            .jwks()
-            .map((k) => JSON.stringify(k)),
+          // Every server's keys: the servers of one database sign checkpoints of one shared chain.
+          auditKeyJwks: (await recorder.fleetRing()).ring.jwks().map((k) => JSON.stringify(k)),
         };
       },
       { okLevel: 'debug' },
@@ -298,7 +296,11 @@ async function exportChain(
   const bySeq = new Map<number, AuditCheckpoint[]>();
   for (const c of checkpoints) bySeq.set(c.seq, [...(bySeq.get(c.seq) ?? []), c]);
   const own = chain === deps.recorder.chain;
-  const header = headerLine(chain, await publicJwkOf(chain), own ? deps.recorder.ring().jwks() : undefined);
+  const header = headerLine(
+    chain,
+    await publicJwkOf(chain),
+    own ? (await deps.recorder.fleetRing()).ring.jwks() : undefined,
+  );
   await write([header, ...(bySeq.get(0) ?? []).map(checkpointLine)]);
   let after = 0;
   for (;;) {

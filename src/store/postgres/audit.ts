@@ -11,6 +11,7 @@ import {
   type AuditPage,
   type AuditQuery,
   type AuditStore,
+  type ServerKeyHistory,
 } from '../../audit/log';
 import { type AuditEvent, type AuditRecord } from '../../audit/record';
 import { AuditChainBrokenError, InvalidArgumentError } from '../../errors';
@@ -169,6 +170,25 @@ export class PgAudit implements AuditStore {
       const pinned = rows[0]?.public_jwk;
       if (pinned === undefined) throw new Error(`the key pinned for ${chain} vanished`);
       return pinned;
+    });
+  }
+
+  putServerKeyHistory(serverId: string, introductionsJson: string, now: Date): Promise<void> {
+    return this.run.write(async (sql) => {
+      await sql.query(
+        `INSERT INTO audit_server_keys (server_id, introductions_json, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (server_id) DO UPDATE SET introductions_json = EXCLUDED.introductions_json, updated_at = EXCLUDED.updated_at`,
+        [serverId, introductionsJson, now],
+      );
+    });
+  }
+
+  serverKeyHistories(): Promise<ServerKeyHistory[]> {
+    return this.run.read(async (sql) => {
+      const { rows } = await sql.query<{ server_id: string; introductions_json: string }>(
+        'SELECT server_id, introductions_json FROM audit_server_keys ORDER BY server_id',
+      );
+      return rows.map((r) => ({ serverId: r.server_id, introductionsJson: r.introductions_json }));
     });
   }
 }

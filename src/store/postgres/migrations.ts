@@ -238,6 +238,19 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: "every server's audit key history: the servers sign checkpoints of one shared chain",
+    sql: `
+      -- Each server's signed key introductions (JSON), replaced when its key rotates. A verifier checks every
+      -- history's signatures; the rows are not trusted for more than that (docs/operator/ha.md).
+      CREATE TABLE audit_server_keys (
+        server_id TEXT COLLATE "C" PRIMARY KEY,
+        introductions_json TEXT NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+      );
+    `,
+  },
 ];
 
 export const PG_LATEST_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]?.version ?? 0;

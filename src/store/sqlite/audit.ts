@@ -8,7 +8,13 @@
 import type Database from 'better-sqlite3';
 import { emptyHead, nextRecord, recordBody, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
-import { MAX_AUDIT_PAGE, type AuditChainInfo, type AuditPage, type AuditQuery } from '../../audit/log';
+import {
+  MAX_AUDIT_PAGE,
+  type AuditChainInfo,
+  type AuditPage,
+  type AuditQuery,
+  type ServerKeyHistory,
+} from '../../audit/log';
 import { type AuditEvent, type AuditRecord } from '../../audit/record';
 import { AuditChainBrokenError, AuditError, InvalidArgumentError } from '../../errors';
 import { decodePageToken, encodePageToken } from '../page-token';
@@ -170,6 +176,26 @@ export class SqliteAudit {
       ).public_jwk;
     });
     return this.inTransaction(run);
+  }
+
+  putServerKeyHistory(serverId: string, introductionsJson: string, now: Date): void {
+    const run = this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO audit_server_keys (server_id, introductions_json, updated_at) VALUES (?, ?, ?)
+           ON CONFLICT (server_id) DO UPDATE SET introductions_json = excluded.introductions_json, updated_at = excluded.updated_at`,
+        )
+        .run(serverId, introductionsJson, now.getTime());
+    });
+    this.inTransaction(run);
+  }
+
+  serverKeyHistories(): ServerKeyHistory[] {
+    return (
+      this.db
+        .prepare('SELECT server_id, introductions_json FROM audit_server_keys ORDER BY server_id')
+        .all() as { server_id: string; introductions_json: string }[]
+    ).map((r) => ({ serverId: r.server_id, introductionsJson: r.introductions_json }));
   }
 
   private insert(r: AuditRecord): void {

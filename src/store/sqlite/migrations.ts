@@ -280,6 +280,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE entries ADD COLUMN federates_with TEXT NOT NULL DEFAULT '[]';
     `,
   },
+  {
+    version: 8,
+    description:
+      "the server's audit key history in the database (as several servers on PostgreSQL keep theirs)",
+    sql: `
+      CREATE TABLE audit_server_keys (
+        server_id TEXT PRIMARY KEY,
+        introductions_json TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -272,6 +272,9 @@ export class SqliteStore extends AsyncOps implements Store {
       query: (q) => guard(() => audit.query(q)),
       chains: () => guard(() => audit.chains()),
       pinChainKey: (chain, jwk, now) => guard(() => audit.pinChainKey(chain, jwk, now)),
+      putServerKeyHistory: (serverId, json, now) =>
+        guard(() => audit.putServerKeyHistory(serverId, json, now)),
+      serverKeyHistories: () => guard(() => audit.serverKeyHistories()),
     };
   }
 

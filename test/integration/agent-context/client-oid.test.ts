@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NodeIdentity } from '../../../src/agent/node-identity';
 import { attestToServer } from '../../../src/client/attest';
+import { ServerEndpoints } from '../../../src/client/server-endpoints';
 import { AgentContextOidMismatchError, ErrorCode } from '../../../src/errors';
 import { verifyX509Svid } from '../../../src/verify';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../../src/x509/agent-context/oid';
@@ -46,7 +47,7 @@ describe('client agent_context.oid: attest, svid fetch and the node identity', f
     token(AGENT_ID).then(
       (t) =>
         new NodeIdentity({
-          server: s.running.publicAddress,
+          servers: new ServerEndpoints(s.running.publicAddress),
           bundle: () => s.running.ca.bundle(),
           attestation: { attestorType: 'join_token', evidence: Buffer.from(t) },
           dataDir,

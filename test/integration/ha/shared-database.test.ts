@@ -5,14 +5,12 @@
  * state through LISTEN/NOTIFY.
  */
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { ErrorCode } from '../../../src/errors';
 import { verifyX509Svid } from '../../../src/verify';
-import { ParsedCertificate } from '../../../src/x509/certificate';
 import type { WatchRevocationsResponse } from '../../../src/gen/lanyard/v1/session';
 import { waitFor } from '../../support/agent';
-import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import type { TestServer } from '../../support/test-server';
+import { activeRootOf, rootsOf, startSharedServer } from '../../support/ha';
 import { attest, connectPublic, newKey, watchBundle } from '../../support/public-client';
 import {
   collectWatch,
@@ -30,7 +28,6 @@ describe('several servers on one PostgreSQL', function () {
   let cluster: PostgresCluster;
   let database: string;
   const servers: TestServer[] = [];
-  const dirs: string[] = [];
 
   before(async function () {
     this.timeout(15 * 60_000);
@@ -45,45 +42,22 @@ describe('several servers on one PostgreSQL', function () {
   afterEach(async () => {
     for (const s of servers.splice(0)) await s.stop();
     await cluster.dropDatabase(database);
-    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
 
   async function startServers(n: number): Promise<TestServer[]> {
     const started: TestServer[] = [];
     for (let i = 0; i < n; i++) {
-      const dir = tempDataDir();
-      dirs.push(dir);
-      const passwordFile = path.join(dir, 'pg-password');
-      fs.writeFileSync(passwordFile, `${cluster.password}\n`, { mode: 0o600 });
-      const s = await startTestServer({
-        dir,
-        config: { postgres: { url: cluster.url(database), poolSize: 5, passwordFile } },
-      });
+      const s = await startSharedServer(cluster, database);
       servers.push(s);
       started.push(s);
     }
     return started;
   }
 
-  const rootsOf = (s: TestServer): Set<string> =>
-    new Set(s.running.ca.bundle().x509Authorities.map((c) => c.sha256Hex));
-  const activeRootOf = (s: TestServer): string => {
-    const bundle = s.running.ca.bundle();
-    const mine = s.running.ca.bundle().x509Authorities.find((root) => {
-      const leaf = ParsedCertificate.fromDer(s.running.ca.serverSvid().chain[0]!);
-      return (
-        leaf.isSignedBy(root) ||
-        s.running.ca.serverSvid().chain.some((c) => ParsedCertificate.fromDer(c).isSignedBy(root))
-      );
-    });
-    assert.ok(mine, `no root of ${bundle.x509Authorities.length} signs the server SVID`);
-    return mine.sha256Hex;
-  };
-
   it('gives each server its own CA, every root in every bundle; an SVID from one verifies at the other', async () => {
     const [a, b] = await startServers(2);
-    const rootA = activeRootOf(a!);
-    const rootB = activeRootOf(b!);
+    const rootA = activeRootOf(a!).sha256Hex;
+    const rootB = activeRootOf(b!).sha256Hex;
     assert.notEqual(rootA, rootB, 'each server signs with its own CA');
     // A learns B's root from the notification B's start sent.
     await waitFor(() => rootsOf(a!).has(rootB) && rootsOf(b!).has(rootA));
