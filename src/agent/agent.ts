@@ -14,6 +14,7 @@ import { ServerSync } from './server-sync';
 import { WorkloadEndpoint } from './workload-api/endpoint';
 import { agentHealth } from './workload-api/health';
 import { workloadApiService } from './workload-api/service';
+import { sdsService } from './sds/service';
 import { agentSessionService } from './workload-api/session-service';
 
 export interface AgentOptions {
@@ -99,6 +100,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     socketPath: opts.socketPath,
     logger: logger.child({ component: 'workload-api' }),
     policy: { allowInheritable: opts.allowInheritableConnections ?? false },
+<<<<<<< HEAD
     services: (peerOf) =>
       [
         workloadApiService(
@@ -113,6 +115,22 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
         health.spec,
       ].map((service) => metrics?.grpc.instrument(service, 'workload-api') ?? service),
+=======
+    services: (peerOf) => [
+      workloadApiService(
+        {
+          cache,
+          newJwtSvid: (entryId, audience) => s.newJwtSvid(entryId, audience),
+          clock,
+          logger,
+        },
+        peerOf,
+      ),
+      agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
+      sdsService({ cache, clock, logger }, peerOf),
+      health.spec,
+    ],
+>>>>>>> bddc1a8 (agent: Envoy SDS v3 on the Workload API socket)
   });
   let metricsEndpoint: MetricsEndpoint | undefined;
   if (opts.metrics !== undefined && metrics !== undefined) {
