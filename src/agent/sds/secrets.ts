@@ -48,15 +48,16 @@ export function secretsFor(
   const byName = new Map<string, Secret>();
   const wildcard: string[] = [];
   for (const { svid } of entitled) {
-    if (byName.has(svid.spiffeId)) continue;
-    const chainPem = svid.chain.map((der) => encodePem('CERTIFICATE', der)).join('');
+    const spiffeId = svid.id.toString();
+    if (byName.has(spiffeId)) continue;
+    const chainPem = svid.chain.map((c) => encodePem('CERTIFICATE', c.der)).join('');
     const keyPem = svid.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     const tls = TlsCertificate.fromPartial({
       certificateChain: { specifier: { $case: 'inlineBytes', value: Buffer.from(chainPem) } },
       privateKey: { specifier: { $case: 'inlineBytes', value: Buffer.from(keyPem) } },
     });
-    byName.set(svid.spiffeId, { name: svid.spiffeId, type: { $case: 'tlsCertificate', value: tls } });
-    wildcard.push(svid.spiffeId);
+    byName.set(spiffeId, { name: spiffeId, type: { $case: 'tlsCertificate', value: tls } });
+    wildcard.push(spiffeId);
     if (!byName.has(DEFAULT_SVID_NAME)) {
       byName.set(DEFAULT_SVID_NAME, {
         name: DEFAULT_SVID_NAME,

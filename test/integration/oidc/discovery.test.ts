@@ -14,7 +14,7 @@ import { JwtAuthority } from '../../../src/server/node/jwt-authority';
 import { MemoryKeyManager } from '../../../src/ca';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { AGENT_ID, TD, header, startAgentFor, workloadClient, type AgentFixture } from '../../support/agent';
-import { createWebPki, type WebPki } from '../../support/web-pki';
+import { createWebPki, type WebPki } from '../../support/pki-openssl';
 import { freePort } from '../../support/free-port';
 import { tempDir } from '../../support/tmp';
 
