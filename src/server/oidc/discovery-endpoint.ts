@@ -28,7 +28,11 @@ export interface OidcDiscoveryEndpoint {
   close(): Promise<void>;
 }
 
-/** Relying parties poll the JWKS; a prepared key is published at least this long before it signs. */
+/**
+ * How long relying parties may cache a document. A prepared key is published min(CA TTL / 12, 5 min) before
+ * it signs, so with a CA TTL of 12 minutes or more a cached JWKS never lacks the key of a fresh token (and
+ * relying parties refetch on an unknown kid anyway).
+ */
 const MAX_AGE_SECONDS = 60;
 
 export async function startOidcDiscoveryEndpoint(
