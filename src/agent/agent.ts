@@ -100,7 +100,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     socketPath: opts.socketPath,
     logger: logger.child({ component: 'workload-api' }),
     policy: { allowInheritable: opts.allowInheritableConnections ?? false },
-<<<<<<< HEAD
     services: (peerOf) =>
       [
         workloadApiService(
@@ -113,24 +112,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           peerOf,
         ),
         agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
+        sdsService({ cache, clock, logger }, peerOf),
         health.spec,
       ].map((service) => metrics?.grpc.instrument(service, 'workload-api') ?? service),
-=======
-    services: (peerOf) => [
-      workloadApiService(
-        {
-          cache,
-          newJwtSvid: (entryId, audience) => s.newJwtSvid(entryId, audience),
-          clock,
-          logger,
-        },
-        peerOf,
-      ),
-      agentSessionService({ cache, server: opts.server, clock, logger }, peerOf),
-      sdsService({ cache, clock, logger }, peerOf),
-      health.spec,
-    ],
->>>>>>> bddc1a8 (agent: Envoy SDS v3 on the Workload API socket)
   });
   let metricsEndpoint: MetricsEndpoint | undefined;
   if (opts.metrics !== undefined && metrics !== undefined) {

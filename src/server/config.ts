@@ -356,6 +356,8 @@ const fileSchema = z.strictObject({
         .refine((v) => parseHostPort(v) !== undefined, 'expected host:port, e.g. "127.0.0.1:9464"')
         .optional(),
       allow_non_loopback: z.boolean().default(CONFIG_DEFAULTS.metrics_allow_non_loopback),
+    }),
+  ),
   /**
    * OIDC discovery for JWT-SVIDs (as SPIRE's OIDC Discovery Provider): JWT-SVIDs carry `iss: issuer`, and
    * `<issuer>/.well-known/openid-configuration` and the JWKS (`<issuer>/keys`) are served over https_web.
