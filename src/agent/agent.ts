@@ -15,6 +15,7 @@ import { ServerSync } from './server-sync';
 import { WorkloadEndpoint } from './workload-api/endpoint';
 import { agentHealth } from './workload-api/health';
 import { workloadApiService } from './workload-api/service';
+import { sdsService } from './sds/service';
 import { agentSessionService } from './workload-api/session-service';
 
 export interface AgentOptions {
@@ -117,6 +118,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           peerOf,
         ),
         agentSessionService({ cache, servers, clock, logger }, peerOf),
+        sdsService({ cache, clock, logger }, peerOf),
         health.spec,
       ].map((service) => metrics?.grpc.instrument(service, 'workload-api') ?? service),
   });

@@ -372,6 +372,23 @@ const fileSchema = z.strictObject({
       allow_non_loopback: z.boolean().default(CONFIG_DEFAULTS.metrics_allow_non_loopback),
     }),
   ),
+  /**
+   * OIDC discovery for JWT-SVIDs (as SPIRE's OIDC Discovery Provider): JWT-SVIDs carry `iss: issuer`, and
+   * `<issuer>/.well-known/openid-configuration` and the JWKS (`<issuer>/keys`) are served over https_web.
+   * Absent = off (JWT-SVIDs carry no iss).
+   */
+  oidc_discovery: optionalBlock(
+    z.strictObject({
+      /** https URL without query or fragment; its host is the DNS name of cert_file. */
+      issuer: nonEmpty,
+      listen_address: z
+        .string()
+        .refine((v) => parseHostPort(v) !== undefined, 'expected host:port, e.g. "0.0.0.0:443"'),
+      /** PEM certificate chain for the issuer's DNS name, and its key (0600). */
+      cert_file: nonEmpty,
+      key_file: nonEmpty,
+    }),
+  ),
   crl: block(
     z.strictObject({
       enabled: z.boolean().optional(),
@@ -468,6 +485,8 @@ export interface ServerConfig {
   agentContextOid: string;
   /** federation.*: the bundle endpoint (absent = not served) and the polling bounds, seconds. */
   federation?: FederationConfig;
+  /** oidc_discovery.*: the issuer JWT-SVIDs carry and where its discovery documents are served; absent = off. */
+  oidcDiscovery?: OidcDiscoveryConfig;
   /** store.postgres: the shared PostgreSQL store; absent = SQLite in the data dir. */
   postgres?: PostgresStoreConfig;
   /** The file the configuration came from, when there was one. */
@@ -485,6 +504,13 @@ export interface FederationConfig {
   maxRefreshSeconds: number;
   defaultRefreshSeconds: number;
   failureRetrySeconds: number;
+}
+
+export interface OidcDiscoveryConfig {
+  /** The `iss` of every JWT-SVID and the discovery document's `issuer`: an https URL, no trailing slash. */
+  issuer: string;
+  listenAddress: { host: string; port: number };
+  tls: { certFile: string; keyFile: string };
 }
 
 export interface PostgresStoreConfig {
@@ -676,6 +702,7 @@ export function resolveConfig(
   const metricsListen = metricsListenOf(f.metrics, ctx.source);
   if (metricsListen !== undefined) config.metricsListenAddress = metricsListen;
   if (f.federation !== undefined) config.federation = federationOf(f.federation, ctx);
+  if (f.oidc_discovery !== undefined) config.oidcDiscovery = oidcDiscoveryOf(f.oidc_discovery, ctx);
   if (f.store?.postgres !== undefined) {
     const pg = f.store.postgres;
     if (postgresUrlHasPassword(pg.url)) {
@@ -752,6 +779,45 @@ function federationOf(
     }
   }
   return out;
+}
+
+function oidcDiscoveryOf(
+  o: NonNullable<z.infer<typeof fileSchema>['oidc_discovery']>,
+  ctx: { baseDir: string; source: string },
+): OidcDiscoveryConfig {
+  const listenAddress = parseHostPort(o.listen_address);
+  if (listenAddress === undefined) throw new ConfigError(`${ctx.source}: oidc_discovery.listen_address`);
+  return {
+    issuer: oidcIssuerOf(o.issuer, ctx.source),
+    listenAddress,
+    tls: {
+      certFile: readableFile(ctx, 'oidc_discovery.cert_file', o.cert_file),
+      keyFile: readableFile(ctx, 'oidc_discovery.key_file', o.key_file),
+    },
+  };
+}
+
+/**
+ * OpenID Connect Discovery §3 / §4.3: the issuer is an https URL with no query or fragment, and the relying
+ * party compares it byte for byte with `iss`: one spelling, without a trailing slash.
+ */
+function oidcIssuerOf(issuer: string, source: string): string {
+  const bad = (why: string): ConfigError =>
+    new ConfigError(`${source}: oidc_discovery.issuer: ${why} (got ${JSON.stringify(issuer)})`);
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    throw bad('not a URL');
+  }
+  if (url.protocol !== 'https:') throw bad('must be an https URL (OpenID Connect Discovery requires TLS)');
+  if (url.search !== '' || url.hash !== '' || issuer.includes('?') || issuer.includes('#')) {
+    throw bad('must have no query or fragment');
+  }
+  if (url.username !== '' || url.password !== '') throw bad('must not hold credentials');
+  const canonical = url.href.replace(/\/+$/, '');
+  if (canonical !== issuer) throw bad(`write it as ${JSON.stringify(canonical)}`);
+  return canonical;
 }
 
 /** --agent-context-oid, else the file's agent_context.oid, else LANYARD_AGENT_CONTEXT_OID, else the default. */

@@ -45,6 +45,7 @@ import { RevocationFeed } from './sessions/revocation-feed';
 import { RevocationWatchers } from './sessions/watch-revocations';
 import { CaCertificateProvider } from './tls/svid-credentials';
 import { type BundleEndpoint, startBundleEndpoint } from './federation/bundle-endpoint';
+import { type OidcDiscoveryEndpoint, startOidcDiscoveryEndpoint } from './oidc/discovery-endpoint';
 import { FederationManager } from './federation/manager';
 import { type MetricsEndpoint, startMetricsEndpoint } from '../internal/metrics-endpoint';
 import { ServerMetrics } from './metrics/server-metrics';
@@ -92,6 +93,8 @@ export interface RunningServer {
   metrics?: ServerMetrics;
   /** host:port of the metrics listener (GET /metrics), when metrics are on. */
   metricsAddress?: string;
+  /** host:port of the OIDC discovery listener, when oidc_discovery is configured. */
+  oidcDiscoveryAddress?: string;
   /** Graceful close, then the store. */
   close(): Promise<void>;
 }
@@ -138,6 +141,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let crl: CrlPublisher | undefined;
   let crlHttp: CrlHttpServer | undefined;
   let bundleEndpoint: BundleEndpoint | undefined;
+  let oidcEndpoint: OidcDiscoveryEndpoint | undefined;
   const fed = config.federation;
   const federation = new FederationManager({
     store,
@@ -181,6 +185,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       await crlHttp?.close();
       federation.stop();
       await bundleEndpoint?.close();
+      await oidcEndpoint?.close();
       crl?.stop();
       certificates.provider?.stop();
       await ca?.close();
@@ -263,6 +268,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       stateFile: path.join(config.dataDir, KEYS_DIR_NAME, JWT_STATE_FILE_NAME),
       clock,
       logger: jwtLog,
+      ...(config.oidcDiscovery !== undefined && { issuer: config.oidcDiscovery.issuer }),
     });
     jwtAuthority = jwt;
     // The bundle document carries these keys too: a rotation of either is a new bundle sequence.
@@ -377,6 +383,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         logger,
       });
     }
+    const oidc = config.oidcDiscovery;
+    if (oidc !== undefined) {
+      oidcEndpoint = await startOidcDiscoveryEndpoint({
+        issuer: oidc.issuer,
+        listen: oidc.listenAddress,
+        tls: oidc.tls,
+        jwt,
+        logger,
+      });
+    }
     certificates.provider = new CaCertificateProvider(ca);
     certificates.provider.start();
     metrics?.bind({
@@ -469,6 +485,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     ...(bundleEndpoint !== undefined && { bundleEndpointUrl: bundleEndpoint.url }),
     ...(metrics !== undefined && { metrics }),
     ...(metricsEndpoint !== undefined && { metricsAddress: metricsEndpoint.address }),
+    ...(oidcEndpoint !== undefined && { oidcDiscoveryAddress: oidcEndpoint.address }),
     close: () => server.close(),
   };
 }

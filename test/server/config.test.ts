@@ -27,6 +27,31 @@ describe('server config', () => {
     });
   };
 
+  it('oidc_discovery: off by default; an https issuer without query, fragment or trailing slash', () => {
+    const load = (name: string, text: string) =>
+      loadConfig({ cwd: dir, env: {}, configFile: write(name, text) });
+    write('oidc.pem', 'x');
+    write('oidc.key', 'x');
+    assert.equal(loadConfig({ cwd: dir, env: {} }).oidcDiscovery, undefined);
+    const block = (issuer: string): string =>
+      `oidc_discovery:\n  issuer: ${JSON.stringify(issuer)}\n  listen_address: 127.0.0.1:8443\n` +
+      '  cert_file: oidc.pem\n  key_file: oidc.key\n';
+    assert.deepEqual(load('o1.yaml', block('https://oidc.example.org/td')).oidcDiscovery, {
+      issuer: 'https://oidc.example.org/td',
+      listenAddress: { host: '127.0.0.1', port: 8443 },
+      tls: { certFile: path.join(dir, 'oidc.pem'), keyFile: path.join(dir, 'oidc.key') },
+    });
+    fails(() => load('o2.yaml', block('http://oidc.example.org')), 'oidc_discovery.issuer', 'https');
+    fails(() => load('o3.yaml', block('https://oidc.example.org?x=1')), 'no query or fragment');
+    fails(() => load('o4.yaml', block('https://oidc.example.org/#a')), 'no query or fragment');
+    fails(
+      () => load('o5.yaml', block('https://oidc.example.org/')),
+      'write it as "https://oidc.example.org"',
+    );
+    fails(() => load('o6.yaml', block('oidc.example.org')), 'not a URL');
+    fails(() => load('o7.yaml', 'oidc_discovery:\n  issuer: "https://a.example"\n'), 'oidc_discovery');
+  });
+
   it('runs with no file and no environment on the documented defaults', () => {
     const config = loadConfig({ cwd: dir, env: {} });
     assert.deepEqual(config, {

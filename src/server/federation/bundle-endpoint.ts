@@ -8,14 +8,12 @@
  *   bundle it holds of us.
  * The content is public; TLS gives the fetcher its integrity and the publisher's identity.
  */
-import * as fs from 'node:fs';
 import * as https from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import { toSpiffeBundle } from '../../bundle/to-spiffe-bundle';
 import type { SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
 import type { CaManager, ServerSvid } from '../../ca';
-import { ConfigError, KeyFileInsecureError } from '../../errors';
-import { fileAccess } from '../../internal/secure-file';
+import { readWebCertificate, watchWebCertificate, type WebCertificateFiles } from '../tls/web-certificate';
 import { listenOn } from '../http-listen';
 import type { Logger } from '../../internal/logging';
 
@@ -50,8 +48,7 @@ export async function startBundleEndpoint(opts: BundleEndpointOptions): Promise<
   const stops: (() => void)[] = [];
   let context: SecureContextOptions;
   if (opts.tls.profile === 'https_web') {
-    const { certFile, keyFile } = opts.tls;
-    context = readWebCertificate(certFile, keyFile);
+    context = readWebCertificate(webFiles(opts.tls));
   } else {
     context = svidContext(opts.ca.serverSvid());
   }
@@ -92,22 +89,12 @@ export async function startBundleEndpoint(opts: BundleEndpointOptions): Promise<
   if (opts.tls.profile === 'https_spiffe') {
     stops.push(opts.ca.onServerSvidChange((svid) => server.setSecureContext(svidContext(svid))));
   } else {
-    const { certFile, keyFile } = opts.tls;
-    let stamp = fileStamp(certFile, keyFile);
-    const timer = setInterval(() => {
-      const now = fileStamp(certFile, keyFile);
-      if (now === stamp) return;
-      try {
-        server.setSecureContext(readWebCertificate(certFile, keyFile));
-        stamp = now;
-        log.info({ certFile }, 'bundle endpoint certificate reloaded');
-      } catch (e) {
-        // The old certificate keeps serving; the next change is tried again.
-        log.error({ err: e, certFile }, 'bundle endpoint certificate not reloaded');
-      }
-    }, opts.certCheckIntervalMs ?? 30_000);
-    timer.unref();
-    stops.push(() => clearInterval(timer));
+    stops.push(
+      watchWebCertificate(server, webFiles(opts.tls), {
+        intervalMs: opts.certCheckIntervalMs ?? 30_000,
+        logger: log,
+      }),
+    );
   }
 
   const { address } = await listenOn(server, opts.listen);
@@ -129,36 +116,6 @@ function svidContext(svid: ServerSvid): SecureContextOptions {
   return { cert: svid.chainPem, key: svid.privateKey.export({ type: 'pkcs8', format: 'pem' }) };
 }
 
-function readWebCertificate(certFile: string, keyFile: string): SecureContextOptions {
-  // The same rule as for every other key file: readable by the server's user only.
-  if (fileAccess(keyFile).openToOthers) {
-    throw new KeyFileInsecureError(
-      `federation.bundle_endpoint.key_file ${keyFile} is readable by group or others: chmod 600 it`,
-    );
-  }
-  try {
-    const cert = fs.readFileSync(certFile, 'utf8');
-    const key = fs.readFileSync(keyFile, 'utf8');
-    // Fails here, with the file named, rather than on the first handshake.
-    https.createServer({ cert, key }).close();
-    return { cert, key };
-  } catch (e) {
-    throw new ConfigError(
-      `federation.bundle_endpoint: cannot use ${certFile} / ${keyFile}: ${e instanceof Error ? e.message : String(e)}`,
-      { cause: e },
-    );
-  }
-}
-
-function fileStamp(...files: string[]): string {
-  return files
-    .map((f) => {
-      try {
-        const s = fs.statSync(f);
-        return `${s.mtimeMs}:${s.size}`;
-      } catch {
-        return 'missing';
-      }
-    })
-    .join('|');
+function webFiles(tls: { certFile: string; keyFile: string }): WebCertificateFiles {
+  return { certFile: tls.certFile, keyFile: tls.keyFile, field: 'federation.bundle_endpoint' };
 }

@@ -38,6 +38,8 @@ export const MAX_JWT_SVID_TTL_SECONDS = 300;
 export const JWT_CLOCK_SKEW_SECONDS = 60;
 
 export interface JwtSvidClaims {
+  /** Set by `sign` from the authority's issuer (oidc_discovery.issuer); absent when none is configured. */
+  iss?: string;
   sub: string;
   aud: string[];
   exp: number;
@@ -76,6 +78,8 @@ export interface JwtAuthorityOptions {
   stateFile?: string;
   clock?: () => Date;
   logger?: CaLogger;
+  /** The `iss` every token carries (oidc_discovery.issuer), so OIDC relying parties can accept it. */
+  issuer?: string;
 }
 
 /** What one `tick` did: kids of keys prepared, activated, and removed (their last tokens expired). */
@@ -106,6 +110,7 @@ export class JwtAuthority {
   private readonly mutex = new AsyncMutex();
   private loaded: readonly LoadedKey[] = [];
   private readonly listeners = new Set<() => void>();
+  private readonly issuer: string | undefined;
 
   private constructor(keys: KeyManager, options: JwtAuthorityOptions) {
     this.keys = keys;
@@ -117,6 +122,7 @@ export class JwtAuthority {
     this.stateFile = options.stateFile;
     this.clock = options.clock ?? (() => new Date());
     this.log = options.logger ?? silent;
+    this.issuer = options.issuer;
   }
 
   /** Loads the keys (adopting a pre-rotation key), removes orphans, and brings rotation up to date. */
@@ -162,11 +168,12 @@ export class JwtAuthority {
     });
   }
 
-  /** A compact JWS (header.payload.signature), ES256, with the active key's `kid`. */
+  /** A compact JWS (header.payload.signature), ES256, with the active key's `kid` and our `iss`, if any. */
   sign(claims: JwtSvidClaims): string {
     const key = this.active();
     const header = { alg: 'ES256', kid: key.kid, typ: 'JWT' };
-    const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(claims))}`;
+    const payload = this.issuer !== undefined ? { iss: this.issuer, ...claims } : claims;
+    const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(payload))}`;
     const signature = sign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
     return `${input}.${signature.toString('base64url')}`;
   }
