@@ -807,7 +807,7 @@ export class CaManager {
     });
     this.log.info(
       {
-        spiffeId: this.currentServerSvid.spiffeId,
+        spiffeId: this.currentServerSvid.id.toString(),
         authorityId: active.id,
         notAfter: this.currentServerSvid.notAfter,
       },

@@ -21,7 +21,7 @@ export { MemoryKeyManager } from './memory-key-manager';
 export { loadUpstreamAuthority } from './upstream-authority';
 export type { UpstreamAuthority, UpstreamAuthorityFiles } from './upstream-authority';
 export { SERVER_SPIFFE_PATH } from './server-svid';
-export type { ServerSvid } from './server-svid';
+export { serverTlsPem, type ServerSvid } from './server-svid';
 export { rotationTimes } from './rotation-schedule';
 export type { RotationTimes } from './rotation-schedule';
 export { startRotationTimer } from './rotation-timer';

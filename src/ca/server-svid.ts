@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { SERVER_ID_PATH } from '../internal/server-id';
 import { generateSigningKeyPair } from '../x509/keys';
-import { encodePem } from '../x509/pem';
+import { toX509Svid, type X509Svid } from '../svid/x509-svid';
 import { issueX509Svid } from '../x509/profiles';
 import { CaAuthority, chainAbove } from './authority';
 import { halfLife } from './rotation-schedule';
@@ -10,25 +10,17 @@ import { halfLife } from './rotation-schedule';
 export const SERVER_SPIFFE_PATH = SERVER_ID_PATH;
 
 /**
- * The server's TLS identity. Its key lives only in this process: nothing needs it after a restart, when a
- * new one is simply issued, so it never touches the disk.
+ * The server's TLS identity: the one SVID type, plus the CA's bookkeeping for renewing it. Its key lives only
+ * in this process: nothing needs it after a restart, when a new one is simply issued, so it never touches the
+ * disk.
  */
-export interface ServerSvid {
-  readonly spiffeId: string;
-  /** Leaf first, then the CA and any upstream intermediates: what the TLS listener presents. */
-  readonly chain: readonly Uint8Array[];
-  /** `chain` as PEM, for tls.createSecureContext / grpc ServerCredentials. */
-  readonly chainPem: string;
-  /** In-process handle; export it as PKCS#8 PEM only to hand it to the TLS stack. */
-  readonly privateKey: KeyObject;
-  readonly notBefore: Date;
-  readonly notAfter: Date;
+export type ServerSvid = X509Svid & {
   readonly issuedAt: Date;
   /** Half-way between issuance and expiry: a renewal that fails has the other half to succeed. */
   readonly renewAt: Date;
   /** The CA that signed it; a new active CA triggers a new server SVID. */
   readonly authorityId: string;
-}
+};
 
 export function issueServerSvid(
   authority: CaAuthority & { key: KeyObject },
@@ -44,16 +36,18 @@ export function issueServerSvid(
     now: opts.now,
     ...(opts.dnsNames.length > 0 ? { dnsNames: [...opts.dnsNames] } : {}),
   });
-  const chain = Object.freeze([leaf.der, ...chainAbove(authority)]);
+  // Leaf first, then the CA and any upstream intermediates: what the TLS listener presents.
+  const svid = toX509Svid([leaf.cert, ...chainAbove(authority)], privateKey);
   return Object.freeze({
-    spiffeId,
-    chain,
-    chainPem: chain.map((der) => encodePem('CERTIFICATE', der)).join(''),
-    privateKey,
-    notBefore: leaf.cert.notBefore,
-    notAfter: leaf.cert.notAfter,
+    ...svid,
     issuedAt: opts.now,
     renewAt: halfLife(opts.now, leaf.cert.notAfter),
     authorityId: authority.id,
   });
+}
+
+/** The chain as PEM and the key as PKCS#8 PEM, for tls.createSecureContext: the key goes to the TLS stack only. */
+export function serverTlsPem(svid: ServerSvid): { cert: string; key: string } {
+  const { certificates, key } = svid.marshal();
+  return { cert: certificates, key };
 }

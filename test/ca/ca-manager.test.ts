@@ -9,6 +9,7 @@ import {
   MemoryKeyManager,
   rotationTimes,
   ServerSvid,
+  serverTlsPem,
   SignedX509Svid,
   startRotationTimer,
   TickResult,
@@ -473,13 +474,17 @@ describe('CaManager', () => {
       const changes: ServerSvid[] = [];
       ca.onServerSvidChange((s) => changes.push(s));
       const s1 = ca.serverSvid();
-      assert.equal(s1.spiffeId, `spiffe://${TD}/lanyard/server`);
-      const leaf = ParsedCertificate.fromDer(s1.chain[0]!);
+      assert.equal(s1.id.toString(), `spiffe://${TD}/lanyard/server`);
+      const leaf = s1.chain[0]!;
       assert.deepEqual([...leaf.dnsSans], ['lanyard.local']);
-      assert.match(s1.chainPem, /^-----BEGIN CERTIFICATE-----/);
+      assert.match(serverTlsPem(s1).cert, /^-----BEGIN CERTIFICATE-----/);
       assert.equal(s1.privateKey.type, 'private');
       assert.ok(createPublicKey(s1.privateKey).equals(leaf.publicKey));
-      verifies(s1.chain, ca.bundle(), T0);
+      verifies(
+        s1.chain.map((c) => c.der),
+        ca.bundle(),
+        T0,
+      );
       assert.deepEqual(s1.renewAt, addSeconds(T0, 60));
 
       await ca.tick(addSeconds(T0, 59));
@@ -488,7 +493,11 @@ describe('CaManager', () => {
       const s2 = ca.serverSvid();
       assert.notEqual(s2, s1);
       assert.deepEqual(changes, [s2]);
-      verifies(s2.chain, ca.bundle(), addSeconds(T0, 60));
+      verifies(
+        s2.chain.map((c) => c.der),
+        ca.bundle(),
+        addSeconds(T0, 60),
+      );
 
       await ca.prepare(addSeconds(T0, 61));
       await ca.activate(addSeconds(T0, 61));

@@ -42,7 +42,7 @@ export function unionBundle(servers: readonly TestServer[], trustDomain = 'lanya
 
 /** The root of the server's own active CA: the one its server SVID chains to. */
 export function activeRootOf(s: TestServer): ParsedCertificate {
-  const chain = s.running.ca.serverSvid().chain.map((d) => ParsedCertificate.fromDer(d));
+  const chain = s.running.ca.serverSvid().chain;
   const root = s.running.ca
     .bundle()
     .x509Authorities.find((r) => chain.some((c) => c.sha256Hex === r.sha256Hex || c.isSignedBy(r)));

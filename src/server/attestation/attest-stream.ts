@@ -167,7 +167,7 @@ async function attest(
       {
         method: attestor.type,
         evidenceSha256: result.evidenceSha256,
-        issuer: ca.serverSvid().spiffeId,
+        issuer: ca.serverSvid().id.toString(),
         issuedAt: wholeSeconds(now),
       },
       deps.policy,

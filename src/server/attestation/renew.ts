@@ -45,7 +45,7 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
     method: RENEW_METHOD,
     // The evidence of a renewal is the SVID presented for it.
     evidenceSha256: sha256(leaf.der),
-    issuer: deps.ca.serverSvid().spiffeId,
+    issuer: deps.ca.serverSvid().id.toString(),
     issuedAt: wholeSeconds(now),
   };
   if (session === undefined && entry.parentId !== undefined) {

@@ -12,7 +12,7 @@ import * as https from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import { toSpiffeBundle } from '../../bundle/to-spiffe-bundle';
 import type { SpiffeBundleJwk } from '../../bundle/spiffe-bundle-format';
-import type { CaManager, ServerSvid } from '../../ca';
+import { serverTlsPem, type CaManager, type ServerSvid } from '../../ca';
 import { readWebCertificate, watchWebCertificate, type WebCertificateFiles } from '../tls/web-certificate';
 import { listenOn } from '../http-listen';
 import type { Logger } from '../../internal/logging';
@@ -113,7 +113,7 @@ export async function startBundleEndpoint(opts: BundleEndpointOptions): Promise<
 
 function svidContext(svid: ServerSvid): SecureContextOptions {
   // The key is handed to the TLS stack only; it never leaves the process.
-  return { cert: svid.chainPem, key: svid.privateKey.export({ type: 'pkcs8', format: 'pem' }) };
+  return serverTlsPem(svid);
 }
 
 function webFiles(tls: { certFile: string; keyFile: string }): WebCertificateFiles {

@@ -113,7 +113,7 @@ export async function batchNewX509Svid(
     method: NODE_AGENT_METHOD,
     // What the server relied on: the agent's SVID, which vouches for the workload on its node.
     evidenceSha256: sha256(agent.leaf.der),
-    issuer: deps.ca.serverSvid().spiffeId,
+    issuer: deps.ca.serverSvid().id.toString(),
     issuedAt: wholeSeconds(now),
   };
   const svids: ReturnType<typeof svidToProto>[] = [];

@@ -171,7 +171,7 @@ export async function redeemForeignGrant(
           provenance: {
             method: FOREIGN_DELEGATION_METHOD,
             evidenceSha256: sha256(bindingDer),
-            issuer: deps.ca.serverSvid().spiffeId,
+            issuer: deps.ca.serverSvid().id.toString(),
             issuedAt: wholeSeconds(now),
           },
           delegation: [...parentContext.delegation, link],

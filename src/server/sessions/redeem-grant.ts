@@ -53,7 +53,7 @@ export async function redeemGrant(
   const opener = await resolveSessionOpener(deps, call, req.csr);
   const { now, caller, csr } = opener;
   const entry = caller.entry;
-  const serverId = deps.ca.serverSvid().spiffeId;
+  const serverId = deps.ca.serverSvid().id.toString();
 
   // Its audit record commits in the same transaction.
   return auditedSharedTransaction(deps.store, async (tx): Promise<RedeemGrantResponse> => {

@@ -53,7 +53,7 @@ export async function startSession(
 
   // Checked before signing (a refused call costs no signature) and again in the transaction (races).
   await assertSessionQuota(deps.store, deps.limits, entry.id, now);
-  const serverId = deps.ca.serverSvid().spiffeId;
+  const serverId = deps.ca.serverSvid().id.toString();
   const principal = await deps.principals.principalFor(req.principal, entry, caller.id, serverId, now);
   const evidence = req.principal?.evidence;
   const sessionId = newSessionId();

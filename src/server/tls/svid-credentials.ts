@@ -15,7 +15,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../ca';
 import type { X509Bundle } from '../../bundle/x509-bundle';
-import type { ServerSvid } from '../../ca';
+import { serverTlsPem, type ServerSvid } from '../../ca';
 
 type CaListener = (update: { caCertificate: Buffer } | null) => void;
 type IdentityListener = (update: { certificate: Buffer; privateKey: Buffer } | null) => void;
@@ -76,8 +76,8 @@ export class CaCertificateProvider implements grpc.experimental.CertificateProvi
 
 function identityUpdate(svid: ServerSvid): { certificate: Buffer; privateKey: Buffer } {
   // The key is exported only to hand it to the TLS stack; it never leaves the process.
-  const pem = svid.privateKey.export({ type: 'pkcs8', format: 'pem' });
-  return { certificate: Buffer.from(svid.chainPem), privateKey: Buffer.from(pem) };
+  const { cert, key } = serverTlsPem(svid);
+  return { certificate: Buffer.from(cert), privateKey: Buffer.from(key) };
 }
 
 function caUpdate(bundle: X509Bundle): { caCertificate: Buffer } {
