@@ -863,6 +863,10 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.deepEqual(byAgent[0]!.certSerials, ['c0ffee']);
         assert.equal(byAgent[0]!.parentSessionId, 'root');
         assert.deepEqual(await store.listSessions({ spiffeId: 'spiffe://nobody', limit: 10 }), []);
+        // A listed session is the record getSession reads: dates as Dates, scopes as a list.
+        for (const listed of await store.listSessions({ limit: 10 })) {
+          assert.deepEqual(listed, await store.getSession(listed.id));
+        }
       });
 
       it("counts an agent's live sessions and the ones that ended since a time", async () => {

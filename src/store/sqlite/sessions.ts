@@ -109,11 +109,11 @@ export class SqliteSessions {
         `SELECT * FROM sessions ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY created_at DESC, id LIMIT @limit`,
       )
-      .all(params) as SessionRow[];
+      .all(params) as SqliteRow<SessionRow>[];
     const serials = this.db.prepare(
       'SELECT serial_hex FROM session_certificates WHERE session_id = ? ORDER BY seq',
     );
-    return rows.map((row) => sessionFromRow(row, serials.pluck().all(row.id) as string[]));
+    return rows.map((row) => sessionFromRow(decodeSession(row), serials.pluck().all(row.id) as string[]));
   }
 
   addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): void {
