@@ -24,8 +24,11 @@ export interface FailoverOptions {
   rounds?: number;
   /** Wait before the second round, doubled (with jitter) before each further one. Default 500 ms. */
   backoffMs?: number;
-  /** Called for each address left behind, with why. */
-  onFailover?: (address: string, error: Error) => void;
+  /**
+   * Called for each address left behind, with why, and the address tried next in this round (undefined when it
+   * was the round's last: nothing is tried next, or only after the back-off).
+   */
+  onFailover?: (address: string, error: Error, next: string | undefined) => void;
 }
 
 interface Target {
@@ -118,7 +121,8 @@ export class ServerEndpoints {
           if (!isFailoverError(e)) throw e;
           last = e;
           this.failed(address);
-          options.onFailover?.(address, e instanceof Error ? e : new Error(String(e)));
+          const next = i + 1 < list.length ? list[(start + i + 1) % list.length] : undefined;
+          options.onFailover?.(address, e instanceof Error ? e : new Error(String(e)), next);
         }
       }
       // Every address failed: the names may point elsewhere by now.

@@ -267,9 +267,10 @@ async function fetchWithJoinToken(
           agentContextOid,
         }),
       {
-        onFailover: (address, e) => {
+        onFailover: (address, e, next) => {
           unanswered.push(`${address}: ${isServiceError(e) ? e.details : e.message}`);
-          process.stderr.write(`lanyard: no answer from ${address}; trying the next server\n`);
+          if (next !== undefined)
+            process.stderr.write(`lanyard: no answer from ${address}; trying ${next}\n`);
         },
       },
     );
