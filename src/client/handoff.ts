@@ -212,13 +212,21 @@ export interface RedeemGrantOptions extends HandoffServer, SessionRenewalOptions
  */
 export async function redeemGrant(options: RedeemGrantOptions): Promise<SessionX509Source> {
   const own = options.source.getX509Svid();
-  const { privateKey } = options.key;
+  const res = await callRedeemGrant(options, own, { grantId: options.key.id });
+  return toSource(res, own, options.key.privateKey, options.caller, options);
+}
+
+/** RedeemGrant with the service's own workload SVID, the grant's key as the CSR's. */
+async function callRedeemGrant(
+  options: HandoffServer & { source: X509Source; key: HandoffKey },
+  own: X509Svid,
+  request: Omit<Partial<RedeemGrantRequest>, 'csr'>,
+): Promise<RedeemGrantResponse> {
   const client = sessionClient(options, options.source, own);
-  let res: RedeemGrantResponse;
   try {
-    res = await unary<RedeemGrantResponse>((cb) =>
+    return await unary<RedeemGrantResponse>((cb) =>
       client.redeemGrant(
-        RedeemGrantRequest.fromPartial({ grantId: options.key.id, csr: Buffer.from(options.key.csr()) }),
+        RedeemGrantRequest.fromPartial({ ...request, csr: Buffer.from(options.key.csr()) }),
         new grpc.Metadata(),
         { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
         cb,
@@ -227,7 +235,6 @@ export async function redeemGrant(options: RedeemGrantOptions): Promise<SessionX
   } finally {
     client.close();
   }
-  return toSource(res, own, privateKey, options.caller, options);
 }
 
 export interface RedeemForeignGrantOptions extends HandoffServer {
@@ -251,29 +258,14 @@ export interface RedeemForeignGrantOptions extends HandoffServer {
  */
 export async function redeemForeignGrant(options: RedeemForeignGrantOptions): Promise<StaticX509Source> {
   const own = options.source.getX509Svid();
-  const { privateKey } = options.key;
-  const client = sessionClient(options, options.source, own);
-  let res: RedeemGrantResponse;
-  try {
-    res = await unary<RedeemGrantResponse>((cb) =>
-      client.redeemGrant(
-        RedeemGrantRequest.fromPartial({
-          csr: Buffer.from(options.key.csr()),
-          foreignGrant: {
-            binding: Buffer.from(options.grant.binding),
-            signature: Buffer.from(options.grant.signature),
-            parentChain: options.grant.parentChain.map((c) => Buffer.from(c)),
-          },
-        }),
-        new grpc.Metadata(),
-        { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
-        cb,
-      ),
-    );
-  } finally {
-    client.close();
-  }
-  return toStaticSource(res, own, privateKey, options.caller, options, options.source);
+  const res = await callRedeemGrant(options, own, {
+    foreignGrant: {
+      binding: Buffer.from(options.grant.binding),
+      signature: Buffer.from(options.grant.signature),
+      parentChain: options.grant.parentChain.map((c) => Buffer.from(c)),
+    },
+  });
+  return toStaticSource(res, own, options.key.privateKey, options.caller, options, options.source);
 }
 
 export interface StartSessionOptions extends HandoffServer, SessionRenewalOptions {

@@ -13,6 +13,7 @@
  * at most CROSS_DOMAIN_SESSION_MAX_SECONDS (and never past the grant or the parent's SVID); verifiers that watch
  * the parent domain's revocation feed refuse it at once (its query names the parent's session).
  */
+import { sameBytes } from '../../internal/bytes';
 import { sha256 } from '../../internal/digest';
 import { BundleSet } from '../../bundle';
 import {
@@ -32,7 +33,6 @@ import {
   ScopeEscalationError,
 } from '../../errors';
 import type { ForeignGrant, RedeemGrantResponse } from '../../gen/lanyard/v1/session';
-import { applyIssuancePolicy } from '../../policy';
 import { SpiffeId } from '../../spiffe';
 import { spiffeIdOfLeaf } from '../../svid/rules';
 import { ParsedCertificate } from '../../x509/certificate';
@@ -48,13 +48,10 @@ import {
 } from '../../x509/agent-context/types';
 import { AgentContextError } from '../../errors';
 import { auditedSharedTransaction } from '../audit/in-transaction';
-import { svidTtlSeconds } from '../issuance/workload-svid';
-import { wholeSeconds } from '../issuance/workload-context';
-import { secondsUntil } from '../issuance/session-svid';
 import type { PeerCall } from '../tls/peer-svid';
 import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
-import { resolveSessionOpener, signOpenerSvid, storeOpenedSession } from './session-opening';
+import { openDelegatedSession, resolveSessionOpener } from './session-opening';
 import { MAX_REDEEM_WINDOW_SECONDS } from './create-grant';
 
 export const FOREIGN_DELEGATION_METHOD = 'delegation-foreign';
@@ -103,7 +100,7 @@ export async function redeemForeignGrant(
   if (binding.childId !== caller.id) {
     throw new GrantWrongRedeemerError(`the grant is for ${binding.childId}, not for ${caller.id}`);
   }
-  if (!same(binding.childKeySha256, sha256(csr.spki))) {
+  if (!sameBytes(binding.childKeySha256, sha256(csr.spki))) {
     throw new GrantKeyMismatchError(
       'the grant is for the key the parent bound, and the CSR is for another key',
     );
@@ -159,48 +156,20 @@ export async function redeemForeignGrant(
   try {
     return await auditedSharedTransaction(deps.store, async (tx): Promise<RedeemGrantResponse> => {
       await assertSessionQuota(tx, deps.limits, entry.id, now);
-      const context: AgentContext = applyIssuancePolicy(
-        deps.policy,
-        entry.spiffeId,
-        {
-          ...parentContext,
-          version: AGENT_CONTEXT_VERSION_CROSS_DOMAIN,
-          agentId: entry.id,
-          sessionId,
-          scopes: [...binding.scopes],
-          provenance: {
-            method: FOREIGN_DELEGATION_METHOD,
-            evidenceSha256: sha256(bindingDer),
-            issuer: deps.ca.serverSvid().id.toString(),
-            issuedAt: wholeSeconds(now),
-          },
-          delegation: [...parentContext.delegation, link],
-        },
-        'delegation',
-      );
-      const ttlSeconds = secondsUntil(
-        now,
+      return openDelegatedSession(deps, tx, opener, {
+        parentContext,
+        link,
+        sessionId,
+        version: AGENT_CONTEXT_VERSION_CROSS_DOMAIN,
+        method: FOREIGN_DELEGATION_METHOD,
+        evidenceDer: bindingDer,
         expiresAt,
-        svidTtlSeconds(entry, deps.defaultTtlSeconds),
-        'the foreign grant',
-      );
-      const signed = await signOpenerSvid(deps, opener, context, ttlSeconds);
-      const answer = await storeOpenedSession(
-        tx,
-        opener,
-        {
-          id: sessionId,
-          rootSessionId: parentContext.rootSessionId,
-          principal: { ...parentContext.principal },
-          intent: parentContext.intent,
-          scopes: [...context.scopes],
+        what: 'the foreign grant',
+        session: {
           depth,
           depthLimit: Math.min(AGENT_CONTEXT_LIMITS.maxDelegationDepth, depth + entry.maxDelegationDepth),
-          expiresAt,
         },
-        signed,
-      );
-      return { ...answer, sessionId, expiresAt: signed.cert.notAfter };
+      });
     });
   } catch (e) {
     if (isLanyardError(e) && e.code === ErrorCode.ALREADY_EXISTS) {
@@ -237,7 +206,7 @@ function checkBindingAgainstParent(
   parentNotAfter: Date,
   ctx: Readonly<AgentContext>,
 ): void {
-  if (!same(b.parentCertSha256, parentCertSha256)) {
+  if (!sameBytes(b.parentCertSha256, parentCertSha256)) {
     throw new GrantBindingInvalidError('the binding names another parent certificate than the chain given');
   }
   if (
@@ -250,7 +219,7 @@ function checkBindingAgainstParent(
   }
   const last = ctx.delegation[ctx.delegation.length - 1];
   const prev = last === undefined ? new Uint8Array(0) : delegationLinkSha256(last);
-  if (!same(b.prevLinkSha256, prev)) {
+  if (!sameBytes(b.prevLinkSha256, prev)) {
     throw new GrantBindingInvalidError("the binding does not refer to the parent's last delegation link");
   }
   const own = new Set(ctx.scopes);
@@ -261,8 +230,4 @@ function checkBindingAgainstParent(
   if (b.notAfter.getTime() > parentNotAfter.getTime()) {
     throw new LifetimeEscalationError("the grant lasts past the parent's SVID");
   }
-}
-
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a).equals(Buffer.from(b));
 }

@@ -6,6 +6,7 @@
  * child narrower than its binding), and its policyVersion is the deciding set's ("none" without a policy).
  * Everything (checks, signing, the new session, the grant's single use) happens in one transaction.
  */
+import { sameBytes } from '../../internal/bytes';
 import { sha256 } from '../../internal/digest';
 import {
   DelegationTooDeepError,
@@ -24,16 +25,13 @@ import { verifyDelegationLinkSignature } from '../../x509/agent-context/delegati
 import { readAgentContext } from '../../x509/agent-context/oid';
 import type { AgentContext, DelegationLink } from '../../x509/agent-context/types';
 import { ParsedCertificate } from '../../x509/certificate';
-import { svidTtlSeconds } from '../issuance/workload-svid';
-import { wholeSeconds } from '../issuance/workload-context';
-import { applyIssuancePolicy } from '../../policy';
 import { auditedSharedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
 import { assertLive } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
-import { newSessionId, secondsUntil } from '../issuance/session-svid';
-import { resolveSessionOpener, signOpenerSvid, storeOpenedSession } from './session-opening';
+import { newSessionId } from '../issuance/session-svid';
+import { openDelegatedSession, resolveSessionOpener } from './session-opening';
 import { redeemForeignGrant } from './redeem-foreign-grant';
 
 export const DELEGATION_METHOD = 'delegation';
@@ -53,7 +51,6 @@ export async function redeemGrant(
   const opener = await resolveSessionOpener(deps, call, req.csr);
   const { now, caller, csr } = opener;
   const entry = caller.entry;
-  const serverId = deps.ca.serverSvid().id.toString();
 
   // Its audit record commits in the same transaction.
   return auditedSharedTransaction(deps.store, async (tx): Promise<RedeemGrantResponse> => {
@@ -107,53 +104,25 @@ export async function redeemGrant(
       throw new GrantBindingInvalidError(`grant ${grant.id}: the parent's signature does not verify`);
     }
     await assertSessionQuota(tx, deps.limits, entry.id, now);
-    const sessionId = newSessionId();
-    const context: AgentContext = applyIssuancePolicy(
-      deps.policy,
-      entry.spiffeId,
-      {
-        ...parentContext,
-        agentId: entry.id,
-        sessionId,
-        scopes: [...binding.scopes],
-        provenance: {
-          method: DELEGATION_METHOD,
-          evidenceSha256: sha256(grant.bindingDer),
-          issuer: serverId,
-          issuedAt: wholeSeconds(now),
-        },
-        delegation: [...parentContext.delegation, link],
-      },
-      'delegation',
-    );
-    const ttlSeconds = secondsUntil(
-      now,
-      binding.notAfter,
-      svidTtlSeconds(entry, deps.defaultTtlSeconds),
-      `grant ${grant.id}`,
-    );
-    const signed = await signOpenerSvid(deps, opener, context, ttlSeconds);
-    const answer = await storeOpenedSession(
-      tx,
-      opener,
-      {
-        id: sessionId,
-        rootSessionId: parentContext.rootSessionId,
+    const opened = await openDelegatedSession(deps, tx, opener, {
+      parentContext,
+      link,
+      sessionId: newSessionId(),
+      method: DELEGATION_METHOD,
+      evidenceDer: grant.bindingDer,
+      // A delegated session ends with its grant; its renewals stay within it.
+      expiresAt: binding.notAfter,
+      what: `grant ${grant.id}`,
+      session: {
         parentSessionId: parent.id,
-        principal: { ...parentContext.principal },
-        intent: parentContext.intent,
-        scopes: [...context.scopes],
         depth,
         depthLimit: Math.min(parent.depthLimit, depth + entry.maxDelegationDepth),
-        // A delegated session ends with its grant; its renewals stay within it.
-        expiresAt: binding.notAfter,
         // Revoking the parent's SVID that signed the grant stops the session too (as does the child's).
         parentCertSerial: parentCert.serialHex,
       },
-      signed,
-    );
-    await tx.markGrantRedeemed(grant.id, now, sessionId);
-    return { ...answer, sessionId, expiresAt: signed.cert.notAfter };
+    });
+    await tx.markGrantRedeemed(grant.id, now, opened.sessionId);
+    return opened;
   });
 }
 
@@ -162,8 +131,4 @@ function contextOf(cert: ParsedCertificate, agentContextOid: string): AgentConte
   const context = readAgentContext(cert, agentContextOid);
   if (context === undefined) throw new NotASessionError('the parent certificate has no agent context');
   return context;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a).equals(Buffer.from(b));
 }

@@ -1,18 +1,21 @@
 /**
- * The steps every call that opens a session shares (StartSession and RedeemGrant): who is asking and for
- * which key, signing the session SVID for that key, and storing the session with its first certificate.
- * One copy, so that a change to how a session is opened cannot reach one of the two calls and not the other.
+ * The steps every call that opens a session shares (StartSession, RedeemGrant and its cross-domain form): who
+ * is asking and for which key, signing the session SVID for that key, and storing the session with its first
+ * certificate. One copy, so that a change to how a session is opened cannot reach one call and not the others.
  */
 import type { SignedX509Svid } from '../../ca';
 import type { Bundle, X509Svid } from '../../gen/lanyard/v1/types';
 import type { StoreOps } from '../../store/store';
 import type { NewSession } from '../../store/types';
-import type { AgentContext } from '../../x509/agent-context/types';
+import { sha256 } from '../../internal/digest';
+import { applyIssuancePolicy } from '../../policy';
+import type { AgentContext, AgentContextVersion, DelegationLink } from '../../x509/agent-context/types';
 import type { ParsedCsr } from '../../x509/csr';
 import { resolveCaller, type CallerOf } from '../auth/resolve-caller';
 import { bundleToProto } from '../bundle/to-proto';
-import { signSessionSvid } from '../issuance/session-svid';
-import { svidToProto } from '../issuance/workload-svid';
+import { secondsUntil, signSessionSvid } from '../issuance/session-svid';
+import { wholeSeconds } from '../issuance/workload-context';
+import { svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
 import type { PeerCall } from '../tls/peer-svid';
 import type { SessionDeps } from './deps';
 
@@ -79,4 +82,78 @@ export async function storeOpenedSession(
   });
   await tx.addSessionCertificate(session.id, signed.cert.serialHex, signed.cert.notAfter);
   return { svid: svidToProto(signed, entry), bundle: bundleToProto(signed.bundle) };
+}
+
+/** What a redemption decided about the delegated session it opens, its checks all passed. */
+export interface DelegatedOpening {
+  /** The parent's verified context: the new one keeps its principal, root session and intent. */
+  parentContext: AgentContext;
+  /** The parent-signed link the new context appends; its binding's scopes are the new session's. */
+  link: DelegationLink;
+  sessionId: string;
+  /** Absent: the parent's context version. */
+  version?: AgentContextVersion;
+  /** The provenance method, and the bytes (the binding) its evidence hash covers. */
+  method: string;
+  evidenceDer: Uint8Array;
+  /** When the session ends: no SVID of it lives past this. */
+  expiresAt: Date;
+  /** Names the grant in a lifetime refusal. */
+  what: string;
+  /** What the session row holds beyond what follows from the parent's context. */
+  session: Pick<OpenedSession, 'depth' | 'depthLimit' | 'parentSessionId' | 'parentCertSerial'>;
+}
+
+/**
+ * The delegated context (narrowed by the issuance policy, kind "delegation"), its SVID for the opener's key,
+ * and the session row with its first certificate, through `tx`.
+ */
+export async function openDelegatedSession(
+  deps: SessionDeps,
+  tx: StoreOps,
+  opener: SessionOpener,
+  d: DelegatedOpening,
+): Promise<{ svid: X509Svid; bundle: Bundle; sessionId: string; expiresAt: Date }> {
+  const { entry } = opener.caller;
+  const context: AgentContext = applyIssuancePolicy(
+    deps.policy,
+    entry.spiffeId,
+    {
+      ...d.parentContext,
+      ...(d.version !== undefined ? { version: d.version } : {}),
+      agentId: entry.id,
+      sessionId: d.sessionId,
+      scopes: [...d.link.binding.scopes],
+      provenance: {
+        method: d.method,
+        evidenceSha256: sha256(d.evidenceDer),
+        issuer: deps.ca.serverSvid().id.toString(),
+        issuedAt: wholeSeconds(opener.now),
+      },
+      delegation: [...d.parentContext.delegation, d.link],
+    },
+    'delegation',
+  );
+  const ttlSeconds = secondsUntil(
+    opener.now,
+    d.expiresAt,
+    svidTtlSeconds(entry, deps.defaultTtlSeconds),
+    d.what,
+  );
+  const signed = await signOpenerSvid(deps, opener, context, ttlSeconds);
+  const answer = await storeOpenedSession(
+    tx,
+    opener,
+    {
+      ...d.session,
+      id: d.sessionId,
+      rootSessionId: d.parentContext.rootSessionId,
+      principal: { ...d.parentContext.principal },
+      intent: d.parentContext.intent,
+      scopes: [...context.scopes],
+      expiresAt: d.expiresAt,
+    },
+    signed,
+  );
+  return { ...answer, sessionId: d.sessionId, expiresAt: signed.cert.notAfter };
 }
