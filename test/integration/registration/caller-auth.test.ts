@@ -26,6 +26,8 @@ import { ListEntriesRequest, RegistrationServiceClient } from '../../../src/gen/
 import {
   CreateGrantRequest,
   EndSessionRequest,
+  GetSessionRequest,
+  ListSessionsRequest,
   RedeemGrantRequest,
   RevokeSvidRequest,
   SessionServiceClient,
@@ -154,6 +156,26 @@ const CALLS: Call[] = [
       SessionServiceClient,
       (c) => c.revokeSvid,
       () => RevokeSvidRequest.fromPartial({ serialHex: 'abc', reason: 'table test' }),
+    ),
+    passed: 'OK',
+  },
+  {
+    name: 'SessionService.GetSession',
+    kind: 'admin',
+    invoke: callWith(
+      SessionServiceClient,
+      (c) => c.getSession,
+      () => GetSessionRequest.fromPartial({ sessionId: 's-no-such-session' }),
+    ),
+    passed: 'ERR_NOT_FOUND',
+  },
+  {
+    name: 'SessionService.ListSessions',
+    kind: 'admin',
+    invoke: callWith(
+      SessionServiceClient,
+      (c) => c.listSessions,
+      () => ListSessionsRequest.fromPartial({}),
     ),
     passed: 'OK',
   },
