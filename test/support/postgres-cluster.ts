@@ -207,3 +207,51 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     },
   };
 }
+
+/** What a suite on a throwaway cluster reads in its hooks and tests. */
+export interface PostgresSuite {
+  /** The suite's cluster: started once, before the first test. */
+  readonly cluster: PostgresCluster;
+  /** The current test's own database, made fresh before it and dropped after it. */
+  readonly database: string;
+}
+
+/**
+ * Registers the mocha hooks of a suite on a throwaway cluster: the cluster starts before the suite (installing
+ * Debian's postgresql on a bare machine can take minutes) and stops after it; each test gets a fresh database
+ * named after `prefix` (the suite's own beforeEach hooks, registered later, run after it). `beforeDrop` runs after each test before its database is dropped: whatever still holds a
+ * connection (a server, a store) must let go there. Call it inside `describe`, before the suite's own hooks.
+ */
+export function usePostgresDatabase(
+  prefix: string,
+  options: { beforeDrop?: () => Promise<void> | void } = {},
+): PostgresSuite {
+  let cluster: PostgresCluster | undefined;
+  let database: string | undefined;
+  before(async function () {
+    this.timeout(15 * 60_000);
+    cluster = await startPostgresCluster();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+  beforeEach(async () => {
+    database = await cluster!.createDatabase(prefix);
+  });
+  afterEach(async () => {
+    await options.beforeDrop?.();
+    if (database !== undefined) await cluster!.dropDatabase(database);
+    database = undefined;
+  });
+  return {
+    get cluster(): PostgresCluster {
+      if (cluster === undefined)
+        throw new Error('the PostgreSQL cluster has not started (use it inside hooks and tests)');
+      return cluster;
+    },
+    get database(): string {
+      if (database === undefined) throw new Error('no database outside a test');
+      return database;
+    },
+  };
+}

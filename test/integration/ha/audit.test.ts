@@ -11,7 +11,7 @@ import { AuditSigningKey } from '../../../src/audit/audit-key';
 import { signCheckpoint } from '../../../src/audit/checkpoint';
 import { waitFor } from '../../support/agent';
 import { rootsOf, startSharedServer } from '../../support/ha';
-import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
+import { usePostgresDatabase } from '../../support/postgres-cluster';
 import { runCli, type CliResult } from '../../support/server-process';
 import { endSession, register, startSession } from '../../support/sessions';
 import type { TestServer } from '../../support/test-server';
@@ -19,21 +19,16 @@ import { tempDir } from '../../support/tmp';
 
 describe('the audit trail of several servers on one database', function () {
   this.timeout(180_000);
-  let cluster: PostgresCluster;
-  let database: string;
   let servers: TestServer[] = [];
+  const pg = usePostgresDatabase('audit', {
+    beforeDrop: async () => {
+      for (const s of servers) await s.stop().catch(() => undefined);
+    },
+  });
 
-  before(async function () {
-    this.timeout(15 * 60_000);
-    cluster = await startPostgresCluster();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
   beforeEach(async () => {
-    database = await cluster.createDatabase('audit');
     servers = [];
-    for (let i = 0; i < 3; i++) servers.push(await startSharedServer(cluster, database));
+    for (let i = 0; i < 3; i++) servers.push(await startSharedServer(pg.cluster, pg.database));
     await waitFor(() => servers.every((s) => rootsOf(s).size === 3));
     // Activity on every server, each signing checkpoints of the shared chain with its own key.
     for (const [i, s] of servers.entries()) {
@@ -43,16 +38,12 @@ describe('the audit trail of several servers on one database', function () {
       await s.running.audit.checkpoint();
     }
   });
-  afterEach(async () => {
-    for (const s of servers) await s.stop().catch(() => undefined);
-    await cluster.dropDatabase(database);
-  });
 
   const verify = (s: TestServer, ...extra: string[]): Promise<CliResult> =>
     runCli(['audit', 'verify', '--server', '--socket', s.config.adminSocketPath, ...extra]);
   const signers = async (): Promise<Set<string>> =>
     new Set(
-      (await cluster.query(database, 'SELECT DISTINCT key_id FROM audit_checkpoints')).map(
+      (await pg.cluster.query(pg.database, 'SELECT DISTINCT key_id FROM audit_checkpoints')).map(
         (r) => r.key_id as string,
       ),
     );
@@ -116,8 +107,8 @@ describe('the audit trail of several servers on one database', function () {
   });
 
   it('breaks at a record altered in the database', async () => {
-    await cluster.query(
-      database,
+    await pg.cluster.query(
+      pg.database,
       `UPDATE audit_records SET body = replace(body, '"allow"', '"deny"')
        WHERE seq = (SELECT min(seq) FROM audit_records WHERE body LIKE '%"allow"%')`,
     );
@@ -132,8 +123,8 @@ describe('the audit trail of several servers on one database', function () {
     const head = await servers[0]!.running.store.audit.head(servers[0]!.running.audit.chain);
     const stranger = AuditSigningKey.generate();
     const forged = signCheckpoint(head, stranger, new Date(Date.now() + 1000));
-    await cluster.query(
-      database,
+    await pg.cluster.query(
+      pg.database,
       'INSERT INTO audit_checkpoints (chain, seq, head_hash, time, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6)',
       [forged.chain, forged.seq, forged.headHash, forged.time, forged.keyId, forged.signature],
     );
@@ -144,15 +135,18 @@ describe('the audit trail of several servers on one database', function () {
 
   it('does not trust a server whose key history in the database does not verify', async () => {
     const victim = servers[2]!;
-    const rows = await cluster.query(database, 'SELECT server_id, introductions_json FROM audit_server_keys');
+    const rows = await pg.cluster.query(
+      pg.database,
+      'SELECT server_id, introductions_json FROM audit_server_keys',
+    );
     assert.equal(rows.length, 3, 'every server recorded its key history');
     const victimKey = victim.running.audit.key.publicKey.keyId;
     const row = rows.find((r) => (r.introductions_json as string).includes(victimKey))!;
     // A window moved: the introduction's signature no longer covers it.
     const intros = JSON.parse(row.introductions_json as string) as { validFrom: string }[];
     intros[0]!.validFrom = new Date(0).toISOString();
-    await cluster.query(
-      database,
+    await pg.cluster.query(
+      pg.database,
       'UPDATE audit_server_keys SET introductions_json = $1 WHERE server_id = $2',
       [JSON.stringify(intros), row.server_id],
     );

@@ -15,7 +15,7 @@ import { decodePemBlocks } from '../../../src/x509/pem';
 import { AGENT_ID, spawnAgent, waitFor } from '../../support/agent';
 import { startDnsServer, type TestDnsServer } from '../../support/dns-server';
 import { activeRootOf, rootsOf, startSharedServer, unionBundle } from '../../support/ha';
-import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
+import { usePostgresDatabase } from '../../support/postgres-cluster';
 import { runCli } from '../../support/server-process';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import { tempDir } from '../../support/tmp';
@@ -38,23 +38,12 @@ function issuedBy(chain: readonly Uint8Array[], s: TestServer): boolean {
 
 describe('clients failing over between servers of one database', function () {
   this.timeout(180_000);
-  let cluster: PostgresCluster;
-  let database: string;
   const servers: TestServer[] = [];
 
-  before(async function () {
-    this.timeout(15 * 60_000);
-    cluster = await startPostgresCluster();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-  beforeEach(async () => {
-    database = await cluster.createDatabase('failover');
-  });
-  afterEach(async () => {
-    for (const s of servers.splice(0)) await s.stop().catch(() => undefined);
-    await cluster.dropDatabase(database);
+  const pg = usePostgresDatabase('failover', {
+    beforeDrop: async () => {
+      for (const s of servers.splice(0)) await s.stop().catch(() => undefined);
+    },
   });
 
   async function shared(
@@ -63,7 +52,7 @@ describe('clients failing over between servers of one database', function () {
   ): Promise<TestServer[]> {
     const started: TestServer[] = [];
     for (let i = 0; i < n; i++) {
-      const s = await startSharedServer(cluster, database, config);
+      const s = await startSharedServer(pg.cluster, pg.database, config);
       servers.push(s);
       started.push(s);
     }
@@ -203,12 +192,12 @@ describe('clients failing over between servers of one database', function () {
 
       it('fails over between the addresses of the name', async () => {
         // Two servers on one port of two loopback addresses: the name resolves to both.
-        const first = await startSharedServer(cluster, database, {
+        const first = await startSharedServer(pg.cluster, pg.database, {
           listenAddress: { host: '127.0.0.2', port: 0 },
         });
         servers.push(first);
         const port = Number(first.running.publicAddress.split(':').pop());
-        const second = await startSharedServer(cluster, database, {
+        const second = await startSharedServer(pg.cluster, pg.database, {
           listenAddress: { host: '127.0.0.1', port },
         });
         servers.push(second);

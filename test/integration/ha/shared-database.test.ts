@@ -21,33 +21,22 @@ import {
   startSession,
   TD,
 } from '../../support/sessions';
-import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
+import { usePostgresDatabase } from '../../support/postgres-cluster';
 
 describe('several servers on one PostgreSQL', function () {
   this.timeout(120_000);
-  let cluster: PostgresCluster;
-  let database: string;
   const servers: TestServer[] = [];
 
-  before(async function () {
-    this.timeout(15 * 60_000);
-    cluster = await startPostgresCluster();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-  beforeEach(async () => {
-    database = await cluster.createDatabase('ha');
-  });
-  afterEach(async () => {
-    for (const s of servers.splice(0)) await s.stop();
-    await cluster.dropDatabase(database);
+  const pg = usePostgresDatabase('ha', {
+    beforeDrop: async () => {
+      for (const s of servers.splice(0)) await s.stop();
+    },
   });
 
   async function startServers(n: number): Promise<TestServer[]> {
     const started: TestServer[] = [];
     for (let i = 0; i < n; i++) {
-      const s = await startSharedServer(cluster, database);
+      const s = await startSharedServer(pg.cluster, pg.database);
       servers.push(s);
       started.push(s);
     }

@@ -3,40 +3,29 @@ import { ErrorCode } from '../../../src/errors';
 import { hashJoinToken } from '../../../src/internal/join-token-secret';
 import { PG_LATEST_SCHEMA_VERSION } from '../../../src/store/postgres/migrations';
 import { PgStore, redactPostgresUrl } from '../../../src/store/postgres/pg-store';
-import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
+import { usePostgresDatabase } from '../../support/postgres-cluster';
 import { rejectsWithCode } from '../../support/refusal';
 
 describe('PgStore specifics', function () {
-  let cluster: PostgresCluster;
-  let database: string;
-  before(async function () {
-    this.timeout(15 * 60_000);
-    cluster = await startPostgresCluster();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-  beforeEach(async () => {
-    database = await cluster.createDatabase('specifics');
-  });
-  afterEach(async () => {
-    await cluster.dropDatabase(database);
-  });
+  const pg = usePostgresDatabase('specifics');
 
   const open = (extra: { url?: string; password?: string } = {}): Promise<PgStore> =>
-    PgStore.open({ url: cluster.url(database), password: cluster.password, poolSize: 3, ...extra });
+    PgStore.open({ url: pg.cluster.url(pg.database), password: pg.cluster.password, poolSize: 3, ...extra });
 
   it('applies the migrations once when several servers open a fresh database at the same moment', async () => {
     const stores = await Promise.all(Array.from({ length: 5 }, () => open()));
     try {
-      const rows = await cluster.query(database, 'SELECT version FROM schema_migrations ORDER BY version');
+      const rows = await pg.cluster.query(
+        pg.database,
+        'SELECT version FROM schema_migrations ORDER BY version',
+      );
       assert.deepEqual(
         rows.map((r) => r.version),
         Array.from({ length: PG_LATEST_SCHEMA_VERSION }, (_, i) => i + 1),
       );
       const diagnostics = await stores[0]!.diagnostics();
       assert.equal(diagnostics.schemaVersion, PG_LATEST_SCHEMA_VERSION);
-      assert.ok(!diagnostics.url.includes(cluster.password));
+      assert.ok(!diagnostics.url.includes(pg.cluster.password));
     } finally {
       for (const s of stores) await s.close();
     }
@@ -44,8 +33,8 @@ describe('PgStore specifics', function () {
 
   it('refuses a database written by a newer schema', async () => {
     await (await open()).close();
-    await cluster.query(
-      database,
+    await pg.cluster.query(
+      pg.database,
       'INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, now())',
       [PG_LATEST_SCHEMA_VERSION + 1, 'from the future'],
     );
@@ -53,7 +42,9 @@ describe('PgStore specifics', function () {
   });
 
   it('refuses a URL that holds a password, and never echoes it', async () => {
-    const url = cluster.url(database).replace(`${cluster.user}@`, `${cluster.user}:hunter2-secret@`);
+    const url = pg.cluster
+      .url(pg.database)
+      .replace(`${pg.cluster.user}@`, `${pg.cluster.user}:hunter2-secret@`);
     const err = await rejectsWithCode(open({ url }), ErrorCode.INVALID_ARGUMENT);
     assert.ok(!err.message.includes('hunter2-secret'));
     assert.ok(!redactPostgresUrl(url).includes('hunter2-secret'));
@@ -76,7 +67,7 @@ describe('PgStore specifics', function () {
         spiffeId: 'spiffe://lanyard.local/a',
         expiresAt: new Date(Date.now() + 60_000),
       });
-      const rows = await cluster.query(database, 'SELECT * FROM join_tokens');
+      const rows = await pg.cluster.query(pg.database, 'SELECT * FROM join_tokens');
       const dump = JSON.stringify(
         rows.map((r) => ({ ...r, token_hash: (r.token_hash as Buffer).toString('hex') })),
       );

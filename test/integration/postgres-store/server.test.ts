@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { PgStore } from '../../../src/store/postgres/pg-store';
 import { verifyX509Svid } from '../../../src/verify';
-import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
+import { usePostgresDatabase } from '../../support/postgres-cluster';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
 import { rejectsGrpc } from '../../support/grpc-refusal';
 import { attest, connectPublic, newKey } from '../../support/public-client';
@@ -17,36 +17,29 @@ import { delegate, endSession, id, register, serialOf, startSession, TD } from '
 
 describe('server on the PostgreSQL store', function () {
   this.timeout(60_000);
-  let cluster: PostgresCluster;
-  let database: string;
   let dir: string;
   let passwordFile: string;
   let server: TestServer | undefined;
+  const pg = usePostgresDatabase('server', {
+    beforeDrop: async () => {
+      await server?.stop();
+      server = undefined;
+    },
+  });
 
-  before(async function () {
-    this.timeout(15 * 60_000);
-    cluster = await startPostgresCluster();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-  beforeEach(async () => {
-    database = await cluster.createDatabase('server');
+  beforeEach(() => {
     dir = tempDataDir();
     passwordFile = path.join(dir, 'pg-password');
-    fs.writeFileSync(passwordFile, `${cluster.password}\n`, { mode: 0o600 });
+    fs.writeFileSync(passwordFile, `${pg.cluster.password}\n`, { mode: 0o600 });
   });
-  afterEach(async () => {
-    await server?.stop();
-    server = undefined;
-    await cluster.dropDatabase(database);
+  afterEach(() => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   const start = (): Promise<TestServer> =>
     startTestServer({
       dir,
-      config: { postgres: { url: cluster.url(database), poolSize: 5, passwordFile } },
+      config: { postgres: { url: pg.cluster.url(pg.database), poolSize: 5, passwordFile } },
     });
 
   it('attests, runs sessions and ends them on PostgreSQL, and keeps it all across a restart', async () => {
@@ -67,7 +60,7 @@ describe('server on the PostgreSQL store', function () {
     assert.deepEqual([...ended.endedSessionIds].sort(), [res.sessionId, child.sessionId].sort());
 
     // What the server wrote is in the database, not in the data dir.
-    const rows = await cluster.query(database, 'SELECT id, ended_at FROM sessions ORDER BY depth');
+    const rows = await pg.cluster.query(pg.database, 'SELECT id, ended_at FROM sessions ORDER BY depth');
     assert.equal(rows.length, 2);
     assert.ok(rows.every((r) => r.ended_at !== null));
     assert.ok(!fs.existsSync(path.join(dir, 'lanyard.db')));
@@ -77,7 +70,7 @@ describe('server on the PostgreSQL store', function () {
 
     const logs = server.logs.join('');
     assert.ok(logs.includes('"kind":"postgres"'), 'logs which store it opened');
-    assert.ok(!logs.includes(cluster.password), 'never logs the password');
+    assert.ok(!logs.includes(pg.cluster.password), 'never logs the password');
 
     // Restart on the same data dir (CA keys) and database: the state is there, a spent token stays spent.
     const { token } = await server.client.createJoinToken({ spiffeId: id('planner') });
@@ -112,7 +105,7 @@ describe('server on the PostgreSQL store', function () {
     await assert.rejects(start(), (e: Error) => {
       assert.match(e.message, /password_file/);
       assert.match(e.message, /chmod 600/);
-      assert.ok(!e.message.includes(cluster.password));
+      assert.ok(!e.message.includes(pg.cluster.password));
       return true;
     });
   });
