@@ -14,8 +14,7 @@ import { ParsedCertificate } from '../x509/certificate';
 import { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AgentContext } from '../x509/agent-context/types';
 import { defaultVerificationCache, VerificationCache } from './cache';
-import { verifyAgentContext } from './context-rules';
-import { readOnlyContext } from './read-only-context';
+import { verifiedAgentContext } from './context-rules';
 import { MAX_PRESENTED_CERTIFICATES, validateCertPath } from './path-validation';
 import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../svid/rules';
@@ -126,7 +125,7 @@ export function verifyX509Svid(
   }
 
   checkSvidLeaf(leaf);
-  const context = verifyAgentContext(leaf, id, {
+  const context = verifiedAgentContext(leaf, id, {
     ...(options.maxDelegationDepth !== undefined ? { maxDelegationDepth: options.maxDelegationDepth } : {}),
     ...(cache !== undefined ? { cache } : {}),
     agentContextOid,
@@ -144,11 +143,11 @@ export function verifyX509Svid(
   const query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
   if (options.revocation !== undefined) checkRevocation(options.revocation, query, id);
 
-  // One read-only view (frozen, bytes and dates copied on each read) serves this caller and every memo hit:
-  // the context was decoded for this call, nobody else holds it.
+  // The context is a read-only view (frozen, bytes and dates copied on each read, read-only-context.ts): it
+  // serves this caller, every memo hit and every renewed leaf carrying the same context bytes.
   const verified: VerifyX509SvidResult = Object.freeze({
     id,
-    ...(context !== undefined ? { context: readOnlyContext(context) } : {}),
+    ...(context !== undefined ? { context } : {}),
     chain: Object.freeze([...path]),
   });
   if (cache !== undefined) {
