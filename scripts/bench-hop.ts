@@ -4,7 +4,8 @@
  *  1. mutual-TLS handshakes per second: plain Node TLS (OpenSSL checks the client chain against a CA file, the
  *     client checks the server chain, no host-name check since SVIDs have none) vs the hop helpers
  *     (createHopTlsServer + tlsClientOptions: verifyX509Svid and an authorizer on both sides);
- *  2. requests per second through express over https keep-alive connections, with and without lanyardExpress.
+ *  2. requests per second through express over https keep-alive connections, with and without lanyardExpress;
+ *  3. the same through fastify, with and without the lanyardFastify plugin.
  * Everything runs on 127.0.0.1 in this process with a throwaway in-memory PKI.
  *
  *   npx tsx scripts/bench-hop.ts [--seconds 2] [--concurrency 8]     (npm run bench runs it after the rest)
@@ -13,9 +14,11 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import express from 'express';
+import fastify, { type FastifyInstance } from 'fastify';
 import { StaticX509Source } from '../src/client/static-x509-source';
 import { toX509Svid } from '../src/svid/x509-svid';
 import { lanyardExpress } from '../src/hop/express';
+import { lanyardFastify } from '../src/hop/fastify';
 import {
   createHopTlsServer,
   followSource,
@@ -191,6 +194,32 @@ export async function runHopBench(options: HopBenchOptions): Promise<void> {
   line('express + lanyardExpress (requests)', guarded, '/s');
   for (const a of agents) a.destroy();
   for (const s of servers) s.close();
+  agents.length = 0;
+
+  // 3. fastify over https keep-alive connections: the same route, with and without the plugin.
+  const apps: FastifyInstance[] = [];
+  const setupFastify = async (guarded: boolean): Promise<() => Promise<void>> => {
+    const a = fastify({ https: tlsServerOptions(serverSource) });
+    if (guarded) await a.register(lanyardFastify, { source: serverSource, authorize: authorizeAny() });
+    a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
+      id: req.params.id,
+      agent: req.agent?.spiffeId ?? null,
+    }));
+    await a.listen({ port: 0, host: '127.0.0.1' });
+    followSource(a.server as https.Server, serverSource);
+    apps.push(a);
+    const agent = new HopHttpsAgent(
+      { source: clientSource, authorize: authorizeId(serviceId) },
+      { maxSockets: concurrency },
+    );
+    agents.push(agent);
+    return () => get((a.server.address() as AddressInfo).port, agent);
+  };
+  const [fBare, fGuarded] = await paired(options, await setupFastify(false), await setupFastify(true));
+  line('fastify without the plugin (requests)', fBare, '/s');
+  line('fastify + lanyardFastify (requests)', fGuarded, '/s');
+  for (const a of agents) a.destroy();
+  await Promise.all(apps.map((a) => a.close()));
 
   process.stdout.write('\nHop ratios (same run)\n');
   const ratio = (text: string, v: number): void => {
@@ -198,6 +227,7 @@ export async function runHopBench(options: HopBenchOptions): Promise<void> {
   };
   ratio('Lanyard hop handshakes / plain Node TLS handshakes', hopRate / plainRate);
   ratio('express with lanyardExpress / without', guarded / bare);
+  ratio('fastify with lanyardFastify / without', fGuarded / fBare);
   await Promise.all([serverSource.close(), clientSource.close()]);
 }
 

@@ -18,7 +18,7 @@ import { generateSigningKeyPair } from '../src/x509/keys';
 import { issueX509Svid } from '../src/x509/profiles';
 import { decodeAgentContext, encodeAgentContext } from '../src/x509/agent-context';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../src/x509/agent-context/oid';
-import { VerificationCache, verifyX509Svid } from '../src/verify';
+import { StaticRevocationList, VerificationCache, verifyX509Svid } from '../src/verify';
 import { asIssuer, createPki, issueSvid, plannerChain, TD } from '../test/support/pki';
 import { referenceDecode, referenceEncode } from '../test/x509/agent-context/reference-codec';
 import { issuanceOptionsFromArgv, runIssuanceBench } from './bench-issuance';
@@ -138,6 +138,13 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   const cached = measure('verifyX509Svid same chain again (chain memo)', () => {
     verifyX509Svid(chainDer, bundle, { cache: warmCache });
   });
+  // The same, asking a revocation list (1,000 ended sessions, none of this chain's) on every call, as hops do.
+  const revoked = new StaticRevocationList({
+    sessions: Array.from({ length: 1000 }, (_, i) => `ended-${i}`),
+  });
+  const cachedRevocation = measure('verifyX509Svid same chain again + revocation check', () => {
+    verifyX509Svid(chainDer, bundle, { cache: warmCache, revocation: revoked });
+  });
   // A renewal: a new certificate for the same key and context under the known intermediate and links. Every
   // call must see bytes it has never seen: cycling through a few leaves (as this figure once did) measured the
   // per-fact caches answering for leaves already verified, not a new leaf.
@@ -223,6 +230,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     process.stdout.write(`  ${text.padEnd(58)} ${(a.opsPerSec / b.opsPerSec).toFixed(2).padStart(10)}\n`);
   };
   ratio(cached, rawVerify, 'same chain again (memo) / raw P-256 verify');
+  ratio(cachedRevocation, rawVerify, 'same chain again + revocation / raw P-256 verify');
   ratio(factsOnly, rawVerify, 'same chain, memo off / raw P-256 verify');
   ratio(renewedLeaf, rawVerify, 'new leaf under known CA + links / raw P-256 verify');
   ratio(cachedPlain, rawVerify, 'cached verify (no context) / raw P-256 verify');

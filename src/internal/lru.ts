@@ -21,6 +21,11 @@ export class Lru<V> {
     return value;
   }
 
+  /** The value without counting as a use (no move to the recent end). */
+  peek(key: string): V | undefined {
+    return this.entries.get(key);
+  }
+
   set(key: string, value: V): void {
     this.entries.delete(key);
     this.entries.set(key, value);

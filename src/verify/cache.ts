@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { ParsedCertificate } from '../x509/certificate';
 import type { AgentContext } from '../x509/agent-context/types';
 import { Lru } from '../internal/lru';
-import { VerifiedChainMemo } from './chain-memo';
+import { chainMemoHint, VerifiedChainMemo } from './chain-memo';
 import type { VerifyX509SvidResult } from './verify-x509-svid';
 
 /** Counters for one kind of cached fact. */
@@ -18,9 +17,12 @@ export interface VerificationCacheStats {
   signatures: CacheCounters;
   /** "delegation link L carries a valid signature by its parent's key", keyed by the link hash. */
   links: CacheCounters;
-  /** Decoded certificates of chains that verified, keyed by the SHA-256 of their DER. */
+  /** Decoded certificates of chains that verified, found by their exact DER. */
   certificates: CacheCounters;
-  /** Agent contexts that passed every delegation rule, keyed by the SHA-256 of the leaf that carries them. */
+  /**
+   * Agent contexts that passed every delegation rule, keyed by the extension's exact bytes (with the OID and the
+   * trust domain): a renewed leaf carrying the same context finds it.
+   */
   contexts: CacheCounters;
   /** Whole verified chains, answered from memory when presented again (see VerifiedChainMemo). */
   chains: CacheCounters;
@@ -80,7 +82,8 @@ export class VerificationCache {
   }
 
   rememberSignature(child: ParsedCertificate, issuer: ParsedCertificate): void {
-    this.signatures.set(edgeKey(child, issuer), true);
+    const key = edgeKey(child, issuer);
+    if (this.signatures.peek(key) === undefined) this.signatures.set(key, true);
   }
 
   /** True when the delegation link with this SHA-256 (hex) was earlier proven to carry a valid signature. */
@@ -94,29 +97,41 @@ export class VerificationCache {
 
   /**
    * A certificate decoded earlier from identical DER, if any. Decoding is deterministic and costs far more than a
-   * signature check (node:crypto's X509Certificate alone is ~0.4 ms), so a peer that reconnects with the same
-   * SVID should not pay it again.
+   * lookup, so a peer that reconnects with the same SVID, or presents the same intermediate with each new leaf,
+   * does not pay it again. Looked up by a cheap hint (chainMemoHint: the length and last bytes) and accepted only
+   * when every byte is equal, so no SHA-256 is computed for the lookup.
    */
   certificate(der: Uint8Array): ParsedCertificate | undefined {
-    return this.lookup(this.certificates, this.counters.certificates, sha256Hex(der));
+    const key = certificateKey(der);
+    const known = this.certificates.peek(key);
+    if (known === undefined || Buffer.compare(known.der, der) !== 0) {
+      this.counters.certificates.misses++;
+      return undefined;
+    }
+    this.counters.certificates.hits++;
+    return this.certificates.get(key);
   }
 
   /** Remember certificates of a chain that verified; callers never add certificates from a rejected chain. */
   rememberCertificate(cert: ParsedCertificate): void {
-    this.certificates.set(cert.sha256Hex, cert);
+    const key = certificateKey(cert.der);
+    if (this.certificates.peek(key) !== cert) this.certificates.set(key, cert);
   }
 
   /**
-   * The agent context of this leaf (by its SHA-256, hex) as it was when every delegation rule passed. The rules
-   * read only the leaf's own bytes (links, signatures, expiries), never the clock, so the answer cannot change;
-   * decoding and re-hashing the links costs several signature checks, which is why it is worth keeping.
+   * An agent context, under the key verifiedAgentContext makes from the extension's exact bytes, as it was when
+   * every rule that reads only those bytes passed (decoding, attribution, link signatures and references,
+   * narrowing along the links). Those rules never read the clock, so the answer cannot change; the rules that
+   * read the leaf (its ID, key and expiry against the last link) and the caller's depth bound are applied again
+   * on every use. The value is a read-only view (frozen; byte arrays and dates copied on each read), so it is
+   * handed out as it is.
    */
-  context(leafSha256Hex: string): AgentContext | undefined {
-    return this.lookup(this.contexts, this.counters.contexts, leafSha256Hex);
+  context(key: string): AgentContext | undefined {
+    return this.lookup(this.contexts, this.counters.contexts, key);
   }
 
-  rememberContext(leafSha256Hex: string, context: AgentContext): void {
-    this.contexts.set(leafSha256Hex, context);
+  rememberContext(key: string, context: AgentContext): void {
+    this.contexts.set(key, context);
   }
 
   stats(): VerificationCacheStats {
@@ -154,8 +169,9 @@ export class VerificationCache {
   }
 }
 
-function sha256Hex(der: Uint8Array): string {
-  return createHash('sha256').update(der).digest('hex');
+/** A hint, not an identity: certificate() compares the bytes. */
+function certificateKey(der: Uint8Array): string {
+  return String(chainMemoHint([der], ''));
 }
 
 function edgeKey(child: ParsedCertificate, issuer: ParsedCertificate): string {

@@ -1,23 +1,24 @@
-import { createHash } from 'node:crypto';
 import type { X509Bundle, X509BundleSource } from '../bundle';
 import type { SpiffeId } from '../spiffe';
-import { ParsedCertificate } from '../x509/certificate';
-import { Lru } from '../internal/lru';
+import type { ParsedCertificate } from '../x509/certificate';
+import type { RevocationQuery } from './revocation';
 
 /**
  * The answer verifyX509Svid gave for one exact chain, kept so that the same peer presenting the same
- * certificates again costs a hash and a few comparisons instead of parsing and signature checks.
+ * certificates again costs a lookup and a byte comparison instead of parsing and signature checks.
  *
  * What the answer depends on, and how each dependency is held:
- *  - the chain bytes and every option that changes the rules (depth bounds, agent-context OID, accepted trust
- *    domain): part of the key, so a different option never meets this entry;
+ *  - the chain bytes: the entry keeps a private copy of every presented certificate and a hit requires each to
+ *    be byte-for-byte identical (the lookup key is only a hint, see chainMemoHint);
+ *  - every option that changes the rules (depth bounds, agent-context OID, accepted trust domain): kept as a
+ *    fingerprint string that must be equal;
  *  - the trust bundle: the entry keeps the X509Bundle object it was verified under. Bundles are immutable and a
  *    source hands out a new object when its bundle changes (rotation, a federated refresh), so an identity
  *    comparison on every hit is exactly "the same bundle generation";
  *  - time: the entry keeps the intersection of the validity windows of the whole path; outside it the entry is
  *    dropped and the full verification runs (and gives its precise error);
- *  - revocation: never remembered. The caller's checker is asked on every call, hit or miss, so a session that
- *    ends is refused on the next call whatever the memo holds.
+ *  - revocation: never remembered. The caller's checker is asked on every call, hit or miss, with the query
+ *    built once when the chain was verified (`query`), so a session that ends is refused on the next call.
  * Authorizers run after verifyX509Svid returns, so they always see the call's own question.
  */
 export interface MemoizedChain<R> {
@@ -27,48 +28,97 @@ export interface MemoizedChain<R> {
   readonly validFrom: number;
   readonly validUntil: number;
   readonly result: R;
+  /** What the revocation checker is asked about this chain on every hit. */
+  readonly query: RevocationQuery;
+  /** The options fingerprint the chain was verified under (see memoKeyOf in verify-x509-svid.ts). */
+  readonly options: string;
+  /** Private copies of the presented certificates, in the order presented. */
+  readonly ders: readonly Uint8Array[];
+  /** When the entry was last moved to the recent end (see VerifiedChainMemo.get). */
+  touched: number;
 }
 
 export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> {
-  private readonly entries: Lru<MemoizedChain<R>>;
+  /** Insertion order is recency order: a hit moves its entry to the end, eviction takes the first. */
+  private readonly entries = new Map<number, MemoizedChain<R>>();
+  private evicted = 0;
+  /** Counts insertions and moves: an entry's `touched` says how many happened since it was last moved. */
+  private clock = 0;
   hits = 0;
   misses = 0;
 
-  constructor(maxEntries: number) {
-    this.entries = new Lru(maxEntries);
+  constructor(readonly maxEntries: number) {
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
+    }
   }
 
   /**
-   * The remembered answer for `key`, when `source` still holds the very bundle object it was reached under and
-   * `atMs` is inside the path's validity. An entry under another bundle or past its window is forgotten at once:
-   * it can never become valid again for this key.
+   * The remembered entry for exactly these chain bytes under exactly these options, when `source` still holds
+   * the very bundle object it was reached under and `atMs` is inside the path's validity. An entry under
+   * another bundle or past its window is forgotten at once: it can never become valid again. An invalid
+   * `atMs` (NaN) is never a hit, so the full path reports it.
    */
-  get(key: string, source: X509BundleSource, atMs: number): R | undefined {
-    const entry = this.entries.get(key);
-    if (entry === undefined) {
+  get(
+    ders: readonly Uint8Array[],
+    options: string,
+    source: X509BundleSource,
+    atMs: number,
+  ): MemoizedChain<R> | undefined {
+    const hint = chainMemoHint(ders, options);
+    const entry = this.entries.get(hint);
+    if (entry === undefined || !sameChain(entry, ders, options)) {
       this.misses++;
       return undefined;
     }
     const bundle = source.getX509BundleForTrustDomain(entry.result.id.trustDomain);
-    if (entry.bundle !== bundle || atMs < entry.validFrom || atMs > entry.validUntil) {
+    if (entry.bundle !== bundle || !(atMs >= entry.validFrom && atMs <= entry.validUntil)) {
       // A chain that is not yet valid may become so; keep that entry, drop the others.
-      if (entry.bundle !== bundle || atMs > entry.validUntil) this.entries.delete(key);
+      if (entry.bundle !== bundle || atMs > entry.validUntil) this.entries.delete(hint);
       this.misses++;
       return undefined;
     }
     this.hits++;
-    return entry.result;
+    // Approximate LRU: an entry that is among the more recent half stays where it is, so a peer's chain that is
+    // hit on every request costs no Map re-insertion; one that fell behind is moved to the recent end.
+    if (this.clock - entry.touched > this.maxEntries >> 1) {
+      entry.touched = ++this.clock;
+      this.entries.delete(hint);
+      this.entries.set(hint, entry);
+    }
+    return entry;
   }
 
-  /** Remember the answer for a chain that passed every check, revocation included. */
-  remember(key: string, bundle: X509Bundle, path: readonly ParsedCertificate[], result: R): void {
+  /**
+   * Remember the answer for a chain that passed every check, revocation included. The presented bytes are
+   * copied: the caller's arrays may change after this returns, the memo's may not.
+   */
+  remember(
+    ders: readonly Uint8Array[],
+    options: string,
+    bundle: X509Bundle,
+    path: readonly ParsedCertificate[],
+    result: R,
+    query: RevocationQuery,
+  ): void {
     let validFrom = -Infinity;
     let validUntil = Infinity;
     for (const c of path) {
       validFrom = Math.max(validFrom, c.notBefore.getTime());
       validUntil = Math.min(validUntil, c.notAfter.getTime());
     }
-    this.entries.set(key, { bundle, validFrom, validUntil, result });
+    const kept = Object.freeze(ders.map((d) => new Uint8Array(d)));
+    const hint = chainMemoHint(kept, options);
+    // Another chain under the same hint is replaced: a hint collision costs a full verification, never more.
+    this.entries.delete(hint);
+    const touched = ++this.clock;
+    this.entries.set(hint, { bundle, validFrom, validUntil, result, query, options, ders: kept, touched });
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done === true) break;
+      this.entries.delete(oldest.value);
+      this.evicted++;
+    }
   }
 
   get size(): number {
@@ -76,7 +126,7 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> {
   }
 
   get evictions(): number {
-    return this.entries.evictions;
+    return this.evicted;
   }
 
   clear(): void {
@@ -85,22 +135,26 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> {
 }
 
 /**
- * The memo key: SHA-256 over the options that change the verdict, then every certificate's length and bytes
- * (length-prefixed, so no two different chains concatenate to the same input). Collision resistance is what
- * makes a hit safe: a peer cannot present other bytes under a remembered key.
+ * Where an entry for these chain bytes is looked for: a 32-bit mix of the chain's shape (count and lengths),
+ * the options fingerprint and the last 16 bytes of the leaf (the end of its signature, which differs between
+ * any two certificates a CA signs). Not a security boundary: a hit still needs every byte to be equal
+ * (sameChain), so two chains with the same hint only replace each other in the memo. Costs a few dozen
+ * integer operations instead of a SHA-256 over the whole chain.
  */
-export function chainMemoKey(
-  chain: readonly ParsedCertificate[] | readonly Uint8Array[],
-  optionsFingerprint: string,
-): string {
-  const h = createHash('sha256');
-  h.update(optionsFingerprint);
-  const len = Buffer.alloc(4);
-  for (const c of chain as readonly (ParsedCertificate | Uint8Array)[]) {
-    const der = c instanceof ParsedCertificate ? c.der : c;
-    len.writeUInt32BE(der.length);
-    h.update(len);
-    h.update(der);
+export function chainMemoHint(ders: readonly Uint8Array[], options: string): number {
+  let h = 0x811c9dc5 ^ ders.length;
+  for (let i = 0; i < ders.length; i++) h = Math.imul(h ^ ders[i]!.length, 0x01000193);
+  for (let i = 0; i < options.length; i++) h = Math.imul(h ^ options.charCodeAt(i), 0x01000193);
+  const leaf = ders[0]!;
+  for (let i = Math.max(0, leaf.length - 16); i < leaf.length; i++) h = Math.imul(h ^ leaf[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** Exactly the remembered bytes, certificate by certificate, under exactly the remembered options. */
+function sameChain(entry: MemoizedChain<unknown>, ders: readonly Uint8Array[], options: string): boolean {
+  if (entry.options !== options || entry.ders.length !== ders.length) return false;
+  for (let i = 0; i < ders.length; i++) {
+    if (Buffer.compare(entry.ders[i]!, ders[i]!) !== 0) return false;
   }
-  return h.digest('base64');
+  return true;
 }

@@ -4,14 +4,11 @@ import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
 import { decodeAgentContext, delegationLinkSha256 } from '../x509/agent-context/codec';
 import { verifyDelegationLinkSignature } from '../x509/agent-context/delegation-signature';
-import {
-  agentContextExtension,
-  DEFAULT_AGENT_CONTEXT_OID,
-  resolveAgentContextOid,
-} from '../x509/agent-context/oid';
+import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AGENT_CONTEXT_VERSION, AgentContext, DelegationLink } from '../x509/agent-context/types';
 import { VerificationCache } from './cache';
 import { checkParentChain, type ParentChainVerifier } from './parent-chain';
+import { readOnlyContext } from './read-only-context';
 
 export const DEFAULT_MAX_DELEGATION_DEPTH = 8;
 
@@ -62,40 +59,63 @@ export function verifyAgentContext(
   leafId: SpiffeId,
   options: ContextRuleOptions = {},
 ): AgentContext | undefined {
+  const proven = verifiedAgentContext(leaf, leafId, options);
+  // The public function hands out a context of the caller's own to edit.
+  return proven === undefined ? undefined : copyContext(proven);
+}
+
+/**
+ * verifyAgentContext for verifyX509Svid: the same checks, but the context comes back as a read-only view
+ * (read-only-context.ts) that may be shared with other callers, so a context seen before costs no copy.
+ *
+ * The cache is keyed by the extension's exact bytes (with the OID and the leaf's trust domain), not by the
+ * leaf: a renewed leaf carries the same context bytes, and every rule that reads only those bytes (decoding,
+ * attribution, link signatures, binding references, root and principal, narrowing along the links) gave its
+ * answer for good. What depends on the leaf itself is checked on every call: the depth bound (the caller's),
+ * and that the last link delegates to this leaf (its SPIFFE ID and key) with no wider scopes and no later expiry.
+ */
+export function verifiedAgentContext(
+  leaf: ParsedCertificate,
+  leafId: SpiffeId,
+  options: ContextRuleOptions = {},
+): Readonly<AgentContext> | undefined {
   const oid = resolveAgentContextOid(options.agentContextOid);
   const ext = agentContextExtension(leaf, oid);
   if (ext === undefined) return undefined;
-  // Keyed by OID too: a leaf could carry contexts under two OIDs, and each reader must get its own.
-  const cacheKey = oid === DEFAULT_AGENT_CONTEXT_OID ? leaf.sha256Hex : `${leaf.sha256Hex} ${oid}`;
+  const leafHop: Hop = {
+    what: `the leaf ${leafId.toString()}`,
+    spiffeId: leafId.toString(),
+    scopes: [],
+    notAfter: leaf.notAfter,
+    spkiDer: leaf.spkiDer,
+  };
+  const cacheKey = options.cache !== undefined ? contextCacheKey(ext.value, oid, leafId) : '';
   const known = options.cache?.context(cacheKey);
   // A cross-domain context (version 2) was proven with other domains' bundles, which may have changed since:
   // it is checked afresh every time (its link signatures stay cached).
   if (known !== undefined && known.version === AGENT_CONTEXT_VERSION) {
-    // The depth bound is the caller's choice per call, so it is the one rule checked again on a cache hit.
     checkDepth(known.delegation.length, options);
-    // A copy: the caller may scribble on byte arrays, and the cached value must stay as it was proven.
-    return copyContext(known);
+    checkLeafHop(known, { ...leafHop, scopes: known.scopes });
+    return known;
   }
   const context = decodeAgentContext(ext.value);
   checkAttribution(context, leafId.trustDomain);
-  const hashes = checkDelegationChain(
-    context,
-    {
-      what: `the leaf ${leafId.toString()}`,
-      spiffeId: leafId.toString(),
-      scopes: context.scopes,
-      notAfter: leaf.notAfter,
-      spkiDer: leaf.spkiDer,
-    },
-    options,
-  );
+  const hashes = checkDelegationChain(context, { ...leafHop, scopes: context.scopes }, options);
   context.delegation.forEach((link, i) => {
     if (link.parentChain !== undefined) checkParentChain(context, i, hashes, options.verifyParentChain);
   });
-  if (context.version === AGENT_CONTEXT_VERSION) {
-    options.cache?.rememberContext(cacheKey, copyContext(context));
-  }
-  return context;
+  const view = readOnlyContext(context);
+  if (context.version === AGENT_CONTEXT_VERSION) options.cache?.rememberContext(cacheKey, view);
+  return view;
+}
+
+/**
+ * The extension's exact bytes, as a string (a Map compares it whole: two contexts differing in one byte never
+ * share an entry), behind the OID it was read under and the trust domain attribution was checked against.
+ */
+function contextCacheKey(value: Uint8Array, oid: string, leafId: SpiffeId): string {
+  const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1');
+  return `${oid} ${leafId.trustDomain.name} ${bytes}`;
 }
 
 /**
@@ -278,36 +298,50 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
       link.notAfter,
     );
 
-    const next: Hop =
-      i + 1 < links.length
-        ? {
-            what: `delegation link ${i + 1} (${links[i + 1]!.spiffeId})`,
-            spiffeId: links[i + 1]!.spiffeId,
-            scopes: links[i + 1]!.scopes,
-            notAfter: links[i + 1]!.notAfter,
-            spkiDer: links[i + 1]!.publicKey,
-          }
-        : leaf;
-    if (next.spiffeId !== b.childId) {
-      throw reject(
-        ErrorCode.DELEGATION_LINK_INVALID,
-        `${at}: delegates to "${b.childId}", but the next hop is ${next.what}`,
-      );
+    if (i + 1 < links.length) {
+      const next = links[i + 1]!;
+      checkNextHop(link, i, {
+        what: `delegation link ${i + 1} (${next.spiffeId})`,
+        spiffeId: next.spiffeId,
+        scopes: next.scopes,
+        notAfter: next.notAfter,
+        spkiDer: next.publicKey,
+      });
     }
-    // Required since binding version 3: every hop after the first holds a key its parent signed for, so none is
-    // vouched for by the CA alone.
-    if (!bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
-      throw reject(
-        ErrorCode.DELEGATION_LINK_INVALID,
-        `${at}: delegates to another key than the one ${next.what} holds`,
-      );
-    }
-    checkNarrowing(next.what, next.scopes, next.notAfter, `${at}'s binding`, b.scopes, b.notAfter);
   });
+  // The leaf last, as the hop after the last link: the one part that changes when the leaf is renewed.
+  checkLeafHop(ctx, leaf);
 
   // Only a chain that passed as a whole contributes to the cache.
   for (const h of proven) options.cache?.rememberLinkSignature(h);
   return hashes;
+}
+
+/** The leaf is the hop the last link delegates to; without links there is nothing to check against it. */
+function checkLeafHop(ctx: Readonly<AgentContext>, leaf: Hop): void {
+  const n = ctx.delegation.length;
+  if (n > 0) checkNextHop(ctx.delegation[n - 1]!, n - 1, leaf);
+}
+
+/** `next` is the child link i's binding names: its SPIFFE ID, its key, no wider scopes, no later expiry. */
+function checkNextHop(link: Readonly<DelegationLink>, i: number, next: Hop): void {
+  const at = `delegation link ${i} (${link.spiffeId})`;
+  const b = link.binding;
+  if (next.spiffeId !== b.childId) {
+    throw reject(
+      ErrorCode.DELEGATION_LINK_INVALID,
+      `${at}: delegates to "${b.childId}", but the next hop is ${next.what}`,
+    );
+  }
+  // Required since binding version 3: every hop after the first holds a key its parent signed for, so none is
+  // vouched for by the CA alone.
+  if (!bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
+    throw reject(
+      ErrorCode.DELEGATION_LINK_INVALID,
+      `${at}: delegates to another key than the one ${next.what} holds`,
+    );
+  }
+  checkNarrowing(next.what, next.scopes, next.notAfter, `${at}'s binding`, b.scopes, b.notAfter);
 }
 
 /** `child` scopes must be a subset of `parent` scopes, and its expiry no later. */

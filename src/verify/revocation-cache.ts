@@ -26,6 +26,7 @@ import {
   type RevocationNotifier,
   type RevocationQuery,
   type RevocationReason,
+  normaliseSerial,
 } from './revocation';
 
 export interface RevocationCacheEntry {
@@ -252,20 +253,26 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
   private lookup(q: RevocationQuery): false | RevocationReason {
     const serial = normaliseSerial(q.serialHex);
     if (this.find(`certificate:${serial}`) !== undefined) return { kind: 'certificate', id: serial };
-    const candidates: [string | undefined, RevocationReason['relation']][] = [
-      [q.sessionId, 'own'],
-      [q.rootSessionId, 'root'],
-      ...q.delegationSessionIds.map((s): [string, 'ancestor'] => [s, 'ancestor']),
-    ];
-    for (const [id, relation] of candidates) {
-      if (id === undefined) continue;
+    // No arrays built: this runs on every verification, memo hits included.
+    if (q.sessionId !== undefined) {
+      const e = this.find(`session:${q.sessionId}`);
+      if (e !== undefined) return this.ended(q.sessionId, 'own', e);
+    }
+    if (q.rootSessionId !== undefined) {
+      const e = this.find(`session:${q.rootSessionId}`);
+      if (e !== undefined) return this.ended(q.rootSessionId, 'root', e);
+    }
+    for (const id of q.delegationSessionIds) {
       const e = this.find(`session:${id}`);
-      if (e === undefined) continue;
-      const detail =
-        e.reason ?? (e.causeSequence !== undefined ? this.reasons.get(e.causeSequence) : undefined);
-      return { kind: 'session', id, relation, ...(detail !== undefined ? { detail } : {}) };
+      if (e !== undefined) return this.ended(id, 'ancestor', e);
     }
     return false;
+  }
+
+  private ended(id: string, relation: RevocationReason['relation'], e: Entry): RevocationReason {
+    const detail =
+      e.reason ?? (e.causeSequence !== undefined ? this.reasons.get(e.causeSequence) : undefined);
+    return { kind: 'session', id, relation, ...(detail !== undefined ? { detail } : {}) };
   }
 
   private find(k: string): Entry | undefined {
@@ -309,10 +316,4 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
 
 function key(e: { kind: string; id: string }): string {
   return e.kind === 'certificate' ? `certificate:${normaliseSerial(e.id)}` : `session:${e.id}`;
-}
-
-/** Serial numbers compare as integers: case and leading zeros do not matter. */
-function normaliseSerial(hex: string): string {
-  const s = hex.toLowerCase().replace(/[:\s]/g, '').replace(/^0+/, '');
-  return s === '' ? '0' : s;
 }

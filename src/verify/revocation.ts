@@ -129,30 +129,33 @@ export class StaticRevocationList implements RevocationChecker, RevocationNotifi
   }
 
   isRevoked(q: RevocationQuery): false | RevocationReason {
-    const issuers = this.serials.get(normaliseSerial(q.serialHex));
+    const serial = normaliseSerial(q.serialHex);
+    const issuers = this.serials.get(serial);
     if (
       issuers !== undefined &&
       (issuers.has('*') || (q.issuerSha256Hex !== undefined && issuers.has(q.issuerSha256Hex.toLowerCase())))
     ) {
-      return { kind: 'certificate', id: normaliseSerial(q.serialHex) };
+      return { kind: 'certificate', id: serial };
     }
-    const candidates: [string | undefined, RevocationReason['relation']][] = [
-      [q.sessionId, 'own'],
-      [q.rootSessionId, 'root'],
-      ...q.delegationSessionIds.map((s): [string, 'ancestor'] => [s, 'ancestor']),
-    ];
-    for (const [id, relation] of candidates) {
-      if (id !== undefined && this.sessions.has(id)) {
-        const detail = this.sessions.get(id);
-        return { kind: 'session', id, relation, ...(detail !== undefined ? { detail } : {}) };
-      }
+    // No arrays built: this runs on every verification, memo hits included.
+    if (this.sessions.size === 0) return false;
+    if (q.sessionId !== undefined && this.sessions.has(q.sessionId)) return this.ended(q.sessionId, 'own');
+    if (q.rootSessionId !== undefined && this.sessions.has(q.rootSessionId)) {
+      return this.ended(q.rootSessionId, 'root');
     }
+    for (const id of q.delegationSessionIds) if (this.sessions.has(id)) return this.ended(id, 'ancestor');
     return false;
+  }
+
+  private ended(id: string, relation: RevocationReason['relation']): RevocationReason {
+    const detail = this.sessions.get(id);
+    return { kind: 'session', id, relation, ...(detail !== undefined ? { detail } : {}) };
   }
 }
 
 /** Serial numbers compare as integers: case and leading zeros do not matter. */
-function normaliseSerial(hex: string): string {
+export function normaliseSerial(hex: string): string {
+  if (isNormalSerial(hex)) return hex;
   const s = hex.toLowerCase().replace(/[:\s]/g, '').replace(/^0+/, '');
   return s === '' ? '0' : s;
 }
@@ -168,4 +171,15 @@ export function describeRevocation(answer: true | RevocationReason): string {
         ? 'parent session'
         : 'session';
   return `${where} ${answer.id} has ended${answer.detail !== undefined ? ` (${answer.detail})` : ''}`;
+}
+
+/** Lower-case hex without leading zeros (as ParsedCertificate.serialHex gives it): nothing to normalise. */
+function isNormalSerial(hex: string): boolean {
+  const n = hex.length;
+  if (n === 0 || (hex.charCodeAt(0) === 0x30 && n > 1)) return false;
+  for (let i = 0; i < n; i++) {
+    const c = hex.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
 }

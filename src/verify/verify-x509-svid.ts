@@ -11,11 +11,10 @@ import {
 import { requireX509Bundle, type X509BundleSource } from '../bundle';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
-import { resolveAgentContextOid } from '../x509/agent-context/oid';
+import { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AgentContext } from '../x509/agent-context/types';
 import { defaultVerificationCache, VerificationCache } from './cache';
-import { chainMemoKey, type VerifiedChainMemo } from './chain-memo';
-import { copyContext, verifyAgentContext } from './context-rules';
+import { verifiedAgentContext } from './context-rules';
 import { MAX_PRESENTED_CERTIFICATES, validateCertPath } from './path-validation';
 import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../svid/rules';
@@ -69,15 +68,23 @@ export function verifyX509Svid(
 ): VerifyX509SvidResult {
   const cache = options.cache === null ? undefined : (options.cache ?? defaultVerificationCache);
   const agentContextOid = resolveAgentContextOid(options.agentContextOid);
-  const at = options.at ?? new Date();
   checkPresented(chain);
 
   const memo = cache?.chains;
-  const memoKey = memo !== undefined ? memoKeyOf(chain, options, agentContextOid) : undefined;
-  if (memo !== undefined && memoKey !== undefined) {
-    const known = answerFromMemo(memo, memoKey, bundleSource, at, options.revocation);
-    if (known !== undefined) return known;
+  const ders = memo !== undefined ? presentedDers(chain) : undefined;
+  const optionsKey = ders !== undefined ? memoOptionsKey(options, agentContextOid) : '';
+  if (memo !== undefined && ders !== undefined) {
+    // A non-Date `at` is NaN here, never a hit: the full path refuses it with its own error.
+    const atMs =
+      options.at === undefined ? Date.now() : options.at instanceof Date ? options.at.getTime() : NaN;
+    const known = memo.get(ders, optionsKey, bundleSource, atMs);
+    if (known !== undefined) {
+      // Revocation is never remembered: asked afresh, with the question built when the chain was verified.
+      if (options.revocation !== undefined) checkRevocation(options.revocation, known.query, known.result.id);
+      return known.result;
+    }
   }
+  const at = options.at ?? new Date();
 
   const certs = toCertificates(chain, cache);
   const leaf = certs[0]!;
@@ -118,7 +125,7 @@ export function verifyX509Svid(
   }
 
   checkSvidLeaf(leaf);
-  const context = verifyAgentContext(leaf, id, {
+  const context = verifiedAgentContext(leaf, id, {
     ...(options.maxDelegationDepth !== undefined ? { maxDelegationDepth: options.maxDelegationDepth } : {}),
     ...(cache !== undefined ? { cache } : {}),
     agentContextOid,
@@ -133,63 +140,69 @@ export function verifyX509Svid(
     },
   });
 
-  if (options.revocation !== undefined) {
-    const answer = options.revocation.isRevoked(revocationQueryOf({ id, chain: path, context }));
-    if (answer !== false) throw new RevokedError(`X509-SVID ${id.toString()}: ${describeRevocation(answer)}`);
-  }
+  const query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
+  if (options.revocation !== undefined) checkRevocation(options.revocation, query, id);
 
+  // The context is a read-only view (frozen, bytes and dates copied on each read, read-only-context.ts): it
+  // serves this caller, every memo hit and every renewed leaf carrying the same context bytes.
   const verified: VerifyX509SvidResult = Object.freeze({
     id,
-    ...(context !== undefined ? { context: deepFreeze(context) } : {}),
+    ...(context !== undefined ? { context } : {}),
     chain: Object.freeze([...path]),
   });
   if (cache !== undefined) {
     for (const c of path) cache.rememberCertificate(c);
-    // The memo keeps its own copy of the context: byte arrays and Dates cannot be frozen, and a caller may
-    // scribble on the ones it was handed.
     // A cross-domain context also rests on other domains' bundles, which the memo does not track.
-    if (memo !== undefined && memoKey !== undefined && (context === undefined || context.version === 1)) {
-      const kept = {
-        id,
-        ...(context !== undefined ? { context: copyContext(context) } : {}),
-        chain: verified.chain,
-      };
-      memo.remember(memoKey, bundle, path, Object.freeze(kept));
+    if (memo !== undefined && ders !== undefined && (context === undefined || context.version === 1)) {
+      memo.remember(ders, optionsKey, bundle, path, verified, query);
     }
   }
   return verified;
 }
 
-/**
- * The answer for a chain verified before under the same bundle object, when `at` is inside its path's validity
- * window and the revocation checker (asked afresh) still says no; undefined sends the call down the full path.
- */
-function answerFromMemo(
-  memo: VerifiedChainMemo<VerifyX509SvidResult>,
-  key: string,
-  bundleSource: X509BundleSource,
-  at: Date,
-  revocation: RevocationChecker | undefined,
-): VerifyX509SvidResult | undefined {
-  const known = memo.get(key, bundleSource, at.getTime());
-  if (known === undefined) return undefined;
-  if (revocation !== undefined) {
-    const answer = revocation.isRevoked(revocationQueryOf(known));
-    if (answer !== false)
-      throw new RevokedError(`X509-SVID ${known.id.toString()}: ${describeRevocation(answer)}`);
-  }
-  if (known.context === undefined) return known;
-  return Object.freeze({ id: known.id, context: deepFreeze(copyContext(known.context)), chain: known.chain });
+/** Throws RevokedError unless the checker answers exactly `false`; a checker that throws fails the call. */
+function checkRevocation(revocation: RevocationChecker, query: RevocationQuery, id: SpiffeId): void {
+  const answer = revocation.isRevoked(query);
+  if (answer !== false) throw new RevokedError(`X509-SVID ${id.toString()}: ${describeRevocation(answer)}`);
 }
 
-/** Everything besides the chain that changes the verdict, so that a different option never meets this entry. */
-function memoKeyOf(
+function freezeQuery(q: RevocationQuery): RevocationQuery {
+  Object.freeze(q.delegationSessionIds);
+  return Object.freeze(q);
+}
+
+/**
+ * The presented bytes, or undefined (no memo) when an element is neither DER nor a parsed certificate. A chain of
+ * DER (what the hop helpers pass) is used as it is: nothing is allocated on a memo hit.
+ */
+function presentedDers(
   chain: readonly ParsedCertificate[] | readonly Uint8Array[],
-  options: VerifyX509SvidOptions,
-  agentContextOid: string,
-): string | undefined {
-  for (const c of chain as readonly unknown[]) {
-    if (!(c instanceof ParsedCertificate) && !(c instanceof Uint8Array)) return undefined;
+): readonly Uint8Array[] | undefined {
+  let allBytes = true;
+  for (let i = 0; i < chain.length; i++) {
+    const c: unknown = chain[i];
+    if (c instanceof Uint8Array) continue;
+    if (!(c instanceof ParsedCertificate)) return undefined;
+    allBytes = false;
+  }
+  if (allBytes) return chain as readonly Uint8Array[];
+  return (chain as readonly (ParsedCertificate | Uint8Array)[]).map((c) =>
+    c instanceof ParsedCertificate ? c.der : c,
+  );
+}
+
+/**
+ * Everything besides the chain that changes the verdict, so that a different option never meets this entry.
+ * The defaults give the empty string: no string is built on the common call.
+ */
+function memoOptionsKey(options: VerifyX509SvidOptions, agentContextOid: string): string {
+  if (
+    options.trustDomain === undefined &&
+    options.maxPathDepth === undefined &&
+    options.maxDelegationDepth === undefined &&
+    agentContextOid === DEFAULT_AGENT_CONTEXT_OID
+  ) {
+    return '';
   }
   const td =
     options.trustDomain === undefined
@@ -197,10 +210,7 @@ function memoKeyOf(
       : options.trustDomain instanceof TrustDomain
         ? options.trustDomain.name
         : String(options.trustDomain);
-  return chainMemoKey(
-    chain,
-    [td, options.maxPathDepth ?? '', options.maxDelegationDepth ?? '', agentContextOid].join('\n'),
-  );
+  return [td, options.maxPathDepth ?? '', options.maxDelegationDepth ?? '', agentContextOid].join('\n');
 }
 
 /**
@@ -246,13 +256,4 @@ function toCertificates(
     if (c instanceof ParsedCertificate) return c;
     return cache?.certificate(c) ?? ParsedCertificate.fromDer(c);
   });
-}
-
-/** Freeze plain data all the way down; byte arrays and Dates cannot be frozen and are left as they are. */
-function deepFreeze<T>(value: T): T {
-  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date) {
-    return value;
-  }
-  for (const v of Object.values(value)) deepFreeze(v);
-  return Object.freeze(value);
 }

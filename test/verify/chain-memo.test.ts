@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { X509Bundle } from '../../src/bundle';
 import { ErrorCode, LanyardError, RevocationStaleError } from '../../src/errors';
 import { verifyHopPeerSync } from '../../src/hop/peer';
+import { chainMemoHint } from '../../src/verify/chain-memo';
 import { TrustDomain } from '../../src/spiffe';
 import {
   authorizeId,
   RevocationChecker,
+  type RevocationQuery,
   StaticRevocationList,
   VerificationCache,
   verifyX509Svid,
@@ -55,20 +57,29 @@ describe('verified-chain memo', () => {
     assert.deepEqual(after.contexts, before.contexts);
   });
 
-  it('hands out copies: a caller scribbling on its context bytes cannot change the next answer', () => {
+  it('hands out a read-only context: nothing a caller does to it changes the next answer', () => {
     const f = fixture();
     const cache = new VerificationCache();
     const first = verifyX509Svid(f.chain, f.bundle, { cache });
-    first.context!.delegation[0]!.certSha256.fill(0);
-    first.context!.delegation[0]!.notAfter.setTime(0);
-    const second = verifyX509Svid(f.chain, f.bundle, { cache });
+    const proven = structuredClone(first.context!);
+    const link = first.context!.delegation[0]!;
+    // Byte arrays and dates cannot be frozen: each read is a copy of its own.
+    link.certSha256.fill(0);
+    link.notAfter.setTime(0);
+    first.context!.provenance.evidenceSha256.fill(0);
     first.context!.delegation[1]!.signature.fill(0);
-    const third = verifyX509Svid(f.chain, f.bundle, { cache });
-    assert.equal(cache.stats().chains.hits, 2);
-    assert.notDeepEqual(second.context!.delegation[0]!.certSha256, new Uint8Array(32));
-    assert.notEqual(second.context!.delegation[0]!.notAfter.getTime(), 0);
-    second.context!.delegation[1]!.signature.fill(0);
-    assert.notDeepEqual(third.context!.delegation[1]!.signature, second.context!.delegation[1]!.signature);
+    assert.notEqual(link.certSha256, link.certSha256);
+    // Everything else is frozen all the way down.
+    assert.throws(() => (first.context!.scopes as string[]).push('admin'), TypeError);
+    assert.throws(() => ((first.context!.principal as { id: string }).id = 'mallory'), TypeError);
+    assert.throws(() => ((link as { certSha256: Uint8Array }).certSha256 = new Uint8Array(32)), TypeError);
+    assert.throws(() => (first.context!.delegation as unknown[]).pop(), TypeError);
+    assert.throws(() => ((link.binding as { childId: string }).childId = 'x'), TypeError);
+    const second = verifyX509Svid(f.chain, f.bundle, { cache });
+    assert.equal(cache.stats().chains.hits, 1);
+    assert.deepEqual(structuredClone(second.context!), proven);
+    assert.deepEqual(JSON.parse(JSON.stringify(second.context)), JSON.parse(JSON.stringify(proven)));
+    assert.deepEqual({ ...second.context!.delegation[1]! }.signature, proven.delegation[1]!.signature);
   });
 
   it('does not answer from memory when the cache is off, or when chains are not memoized', () => {
@@ -228,6 +239,73 @@ describe('verified-chain memo', () => {
     assert.equal(cache.stats().chains.hits, 0);
   });
 
+  it('a chain with the same lookup hint but one byte changed is never a hit', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    // Same lengths and same last bytes (the hint's inputs); one byte inside the leaf's tbsCertificate differs.
+    for (const at of [20, Math.floor(f.chain[0]!.length / 2), f.chain[0]!.length - 100]) {
+      const near = new Uint8Array(f.chain[0]!);
+      near[at] = near[at]! ^ 0x01;
+      assert.equal(chainMemoHint([near, f.chain[1]!], ''), chainMemoHint(f.chain, ''));
+      assert.throws(() => verifyX509Svid([near, f.chain[1]!], f.bundle, { cache }), LanyardError);
+    }
+    // The same for the intermediate.
+    const inter = new Uint8Array(f.chain[1]!);
+    inter[40] = inter[40]! ^ 0x01;
+    assert.equal(chainMemoHint([f.chain[0]!, inter], ''), chainMemoHint(f.chain, ''));
+    assert.throws(() => verifyX509Svid([f.chain[0]!, inter], f.bundle, { cache }), LanyardError);
+    assert.equal(cache.stats().chains.hits, 0);
+  });
+
+  it('keeps its own copy of the bytes: a caller changing its arrays afterwards gets no hit for them', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    const mine = f.chain.map((d) => new Uint8Array(d));
+    verifyX509Svid(mine, f.bundle, { cache });
+    mine[0]![30] = mine[0]![30]! ^ 0x01;
+    assert.throws(() => verifyX509Svid(mine, f.bundle, { cache }), LanyardError);
+    assert.equal(cache.stats().chains.hits, 0);
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    assert.equal(cache.stats().chains.hits, 1, 'the original bytes are still remembered');
+  });
+
+  it('refuses an invalid verification time for a remembered chain', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    expectCode(
+      () => verifyX509Svid(f.chain, f.bundle, { cache, at: new Date(NaN) }),
+      ErrorCode.INVALID_ARGUMENT,
+    );
+    expectCode(
+      () => verifyX509Svid(f.chain, f.bundle, { cache, at: 'now' as unknown as Date }),
+      ErrorCode.INVALID_ARGUMENT,
+    );
+    assert.equal(cache.stats().chains.hits, 0);
+  });
+
+  it('returns the same frozen result on every hit, and asks the revocation checker every time', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    const asked: RevocationQuery[] = [];
+    const revocation: RevocationChecker = {
+      isRevoked(q) {
+        asked.push(q);
+        return false;
+      },
+    };
+    const first = verifyX509Svid(f.chain, f.bundle, { cache, revocation });
+    const second = verifyX509Svid(f.chain, f.bundle, { cache, revocation });
+    const third = verifyX509Svid(f.chain, f.bundle, { cache, revocation });
+    assert.equal(second, first);
+    assert.equal(third, first);
+    assert.equal(asked.length, 3);
+    assert.deepEqual(asked[2], asked[0]);
+    assert.deepEqual(asked[0]!.delegationSessionIds, ['session-planner', 'session-tool-runner']);
+    assert.ok(Object.isFrozen(asked[1]) && Object.isFrozen(asked[1]!.delegationSessionIds));
+  });
+
   it('a renewed leaf under known intermediates and links pays only its own signature check', () => {
     const f = fixture();
     const cache = new VerificationCache();
@@ -250,8 +328,10 @@ describe('verified-chain memo', () => {
     assert.equal(after.chains.hits, before.chains.hits, 'new bytes are never a memo hit');
     assert.equal(after.signatures.misses, before.signatures.misses, 'the intermediate was not checked again');
     assert.equal(after.signatures.hits - before.signatures.hits, 1);
-    assert.equal(after.links.misses, before.links.misses, 'the link was not checked again');
-    assert.equal(after.links.hits - before.links.hits, 1);
+    // The same context bytes: decoded and checked once, so not even the link cache is asked.
+    assert.deepEqual(after.links, before.links, 'the link was not looked at again');
+    assert.equal(after.contexts.hits - before.contexts.hits, 1);
+    assert.equal(after.contexts.misses, before.contexts.misses);
   });
 
   it('is bounded: the least recently used chain is forgotten', () => {

@@ -140,15 +140,81 @@ describe('agent-context rules', () => {
       assert.equal(cache.stats().contexts.hits, 1);
     });
 
-    it('another certificate carrying the same links (a renewal) takes link signatures from the cache', () => {
+    it('another certificate carrying the same context bytes (a renewal) takes the checked context from the cache', () => {
       const cache = new VerificationCache();
       verify(retrieval.cert, { cache });
+      const links = cache.stats().links;
       verify(
         reissued(() => {}, ca2),
         { cache },
       );
+      assert.equal(cache.stats().contexts.hits, 1);
+      assert.deepEqual(cache.stats().links, links, 'no link looked at again');
+    });
+
+    it('a context differing in one field (other bytes) is decoded and checked again, its links from the cache', () => {
+      const cache = new VerificationCache();
+      verify(retrieval.cert, { cache });
+      verify(
+        reissued((c) => {
+          c.intent = 'another task';
+        }),
+        { cache },
+      );
       assert.equal(cache.stats().contexts.hits, 0);
+      assert.equal(cache.stats().contexts.misses, 2);
       assert.equal(cache.stats().links.hits, 2);
+    });
+
+    describe('a cached context is checked against each new leaf that carries it', () => {
+      // The same context bytes under another leaf: everything the bytes alone decide is cached, what the leaf
+      // decides is not. Each case first caches the context through the genuine leaf.
+      const warm = (): VerificationCache => {
+        const cache = new VerificationCache({ chains: false });
+        verify(retrieval.cert, { cache });
+        return cache;
+      };
+
+      it('a leaf with another SPIFFE ID than the last link delegates to (ERR_DELEGATION_LINK_INVALID)', () => {
+        const cache = warm();
+        const other = reissued(() => {}, ca, `spiffe://${TD}/impostor`);
+        expectRefusal(() => verify(other, { cache }), ErrorCode.DELEGATION_LINK_INVALID);
+        assert.equal(cache.stats().contexts.hits, 1, 'refused on the cached context');
+      });
+
+      it('a leaf holding another key than the last link delegates to (ERR_DELEGATION_LINK_INVALID)', () => {
+        const cache = warm();
+        const other = issueSvid(ca, retrieval.id, {
+          context: retrieval.context,
+          ttlSeconds: 600,
+        }).cert;
+        expectRefusal(() => verify(other, { cache }), ErrorCode.DELEGATION_LINK_INVALID);
+        assert.equal(cache.stats().contexts.hits, 1, 'refused on the cached context');
+      });
+
+      it('a leaf expiring after the last binding (ERR_LIFETIME_ESCALATION)', () => {
+        const cache = warm();
+        const longer = issueSvid(ca, retrieval.id, {
+          key: retrieval.key,
+          context: retrieval.context,
+          ttlSeconds: 7200,
+        }).cert;
+        expectRefusal(() => verify(longer, { cache }), ErrorCode.LIFETIME_ESCALATION);
+        assert.equal(cache.stats().contexts.hits, 1, 'refused on the cached context');
+      });
+
+      it("the caller's depth bound (ERR_DELEGATION_TOO_DEEP)", () => {
+        const cache = warm();
+        expectRefusal(
+          () =>
+            verify(
+              reissued(() => {}),
+              { cache, maxDelegationDepth: 1 },
+            ),
+          ErrorCode.DELEGATION_TOO_DEEP,
+        );
+        assert.equal(cache.stats().contexts.hits, 1, 'refused on the cached context');
+      });
     });
 
     it('the same context re-issued by the second CA key verifies (control for the tampering tests)', () => {

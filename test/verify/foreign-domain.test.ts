@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../../src/errors';
-import { requirePrincipal, verifyX509Svid } from '../../src/verify';
+import { requirePrincipal, VerificationCache, verifyX509Svid } from '../../src/verify';
 import type { AgentContext } from '../../src/x509/agent-context/types';
-import { delegatedPair, type Svid } from '../support/pki';
+import { delegatedPair, issueSvid, type Svid } from '../support/pki';
 import {
   federation,
   forgedDelegation,
@@ -101,6 +101,22 @@ describe('agent context: attribution to the leaf trust domain (federation)', () 
       );
     });
   }
+
+  it('a context cached for our leaf is not reused for a partner leaf carrying the same bytes', () => {
+    // The cache holds our tool-runner's context, checked against our trust domain. The partner's CA copies those
+    // exact bytes (and the key) into an SVID of its own: attribution must be checked against partner.net, not
+    // answered from the entry made for example.org.
+    const cache = new VerificationCache();
+    const ours = f.real.child;
+    verifyX509Svid(ours.chain, f.bundles, { cache });
+    const copied = issueSvid(f.partner, `spiffe://${PARTNER}/agent/tool-runner`, {
+      key: ours.key,
+      context: ours.context,
+      ttlSeconds: 600,
+    });
+    expectRefusal(() => verifyX509Svid(copied.chain, f.bundles, { cache }), ErrorCode.CONTEXT_FOREIGN_DOMAIN);
+    assert.equal(cache.stats().contexts.hits, 0);
+  });
 
   it('refuses a partner-internal link whose binding delegates to one of our IDs, before any link rule', () => {
     const pair = delegatedPair(
