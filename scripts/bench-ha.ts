@@ -8,7 +8,7 @@
  * Renews over mTLS. Printed beside the raw P-256 sign rate of the same run, with ratios to the 1-server figure.
  * When PostgreSQL cannot be installed, says so and skips (exit 0).
  *
- *   npm run bench:ha [-- --renews 480] [--budget 15]
+ *   npm run bench:ha [-- --renews 480] [--budget 10]
  *   (--renews: Renew calls per measurement, shared by the clients; --budget: seconds a phase may take at most)
  *   (npm run bench runs it at the end)
  */
@@ -29,7 +29,7 @@ const SPIFFE_ID = `spiffe://${TRUST_DOMAIN}/bench/agent`;
 export interface HaBenchOptions {
   /** Renew calls per measurement, dealt evenly over its clients. Default 480. */
   renewsPerMeasurement?: number;
-  /** A phase stops starting calls after this many seconds. Default 15. */
+  /** A phase stops starting calls after this many seconds. Default 10. */
   phaseBudgetSeconds?: number;
   /** The raw P-256 sign rate when the caller measured it in this run already (scripts/bench.ts). */
   rawSignPerSec?: number;
@@ -132,7 +132,7 @@ async function bundleWith(s: Server, roots: number): Promise<string> {
 
 export async function runHaBench(options: HaBenchOptions = {}): Promise<void> {
   const renews = options.renewsPerMeasurement ?? 480;
-  const budgetMs = (options.phaseBudgetSeconds ?? 15) * 1000;
+  const budgetMs = (options.phaseBudgetSeconds ?? 10) * 1000;
   out(
     `\nSeveral servers on one PostgreSQL (Renew over mTLS; servers are separate processes; clients in one ` +
       `worker thread, round-robin over the running servers, one connection each; ${os.cpus().length} CPUs)\n`,
