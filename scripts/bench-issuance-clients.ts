@@ -21,6 +21,8 @@ import { generateSigningKeyPair } from '../src/x509/keys';
 
 export interface ClientsJob {
   address: string;
+  /** When given, client i connects to addresses[i] instead of `address` (several servers, scripts/bench-ha.ts). */
+  addresses?: string[];
   trustDomain: string;
   bundlePem: string;
   /** One list of join tokens per client; its length is that client's number of Attest calls. */
@@ -141,8 +143,9 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
   const bundle = X509Bundle.fromPem(TrustDomain.parse(job.trustDomain), job.bundlePem);
   const attestCsrs = job.tokens.map((t) => freshCsrs(t.length));
   const renewCsrs = job.tokens.map(() => freshCsrs(job.renewsPerClient));
+  const addressOf = (i: number): string => job.addresses?.[i] ?? job.address;
   const clients = job.tokens.map(
-    () => new AttestationServiceClient(job.address, lanyardChannelCredentials(bundle), CHANNEL_OPTIONS),
+    (_, i) => new AttestationServiceClient(addressOf(i), lanyardChannelCredentials(bundle), CHANNEL_OPTIONS),
   );
   const mtlsClients: AttestationServiceClient[] = [];
   try {
@@ -160,7 +163,7 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
       job.phaseBudgetMs,
     );
     // Each client renews with the SVID its last attestation gave it, over its own mTLS connection.
-    for (const got of attest.last) {
+    for (const [i, got] of attest.last.entries()) {
       if (got === undefined)
         throw new Error(`a client got no SVID to renew with: ${attest.result.firstError}`);
       const svid = toX509Svid(
@@ -168,7 +171,7 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
         got.privateKey,
       );
       mtlsClients.push(
-        new AttestationServiceClient(job.address, lanyardChannelCredentials(bundle, svid), CHANNEL_OPTIONS),
+        new AttestationServiceClient(addressOf(i), lanyardChannelCredentials(bundle, svid), CHANNEL_OPTIONS),
       );
     }
     await Promise.all(mtlsClients.map(waitForReady));

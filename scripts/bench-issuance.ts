@@ -49,7 +49,7 @@ function arg(name: string): number | undefined {
 }
 
 /** node:crypto ECDSA P-256 signatures per second over a certificate-sized message (as scripts/bench.ts). */
-function rawSignRate(seconds: number): number {
+export function rawSignRate(seconds: number): number {
   const { privateKey } = generateSigningKeyPair('ec-p256');
   const message = randomBytes(400);
   for (let i = 0; i < 200; i++) sign('sha256', message, privateKey);
@@ -65,16 +65,16 @@ function rawSignRate(seconds: number): number {
   return ops / (elapsed / 1e9);
 }
 
-function fmt(n: number): string {
+export function fmt(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
 }
 
-function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function runClients(job: ClientsJob): Promise<ClientsResult> {
+export function runClients(job: ClientsJob): Promise<ClientsResult> {
   return new Promise((resolve, reject) => {
     // tsx's loader does not follow into worker threads: the worker registers tsx's require hook itself.
     const file = path.join(__dirname, 'bench-issuance-clients.ts');
@@ -95,7 +95,7 @@ function runClients(job: ClientsJob): Promise<ClientsResult> {
 }
 
 /** Join tokens for every planned Attest, made ahead over the admin socket (not timed). */
-async function makeTokens(admin: AdminClient, spiffeId: string, clients: number, each: number) {
+export async function makeTokens(admin: AdminClient, spiffeId: string, clients: number, each: number) {
   const tokens: string[][] = [];
   for (let c = 0; c < clients; c++) {
     tokens.push(

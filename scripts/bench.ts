@@ -2,7 +2,8 @@
  * `npm run bench`: throughput of the hot paths, each beside the raw node:crypto (OpenSSL) rate measured in the
  * same run, plus `openssl speed` when the CLI is present. Figures, not assertions: tests never time anything.
  *
- *   npm run bench               # about 1 s per figure, then end-to-end issuance over gRPC
+ *   npm run bench               # about 1 s per figure, then end-to-end issuance over gRPC, Cedar, hops, and
+ *                               # Renew/s with 1, 2 and 3 servers on one PostgreSQL (scripts/bench-ha.ts)
  *   npm run bench -- --seconds 3
  *   npm run bench -- --ops 64   # calls per client in the gRPC part (scripts/bench-issuance.ts)
  */
@@ -24,6 +25,7 @@ import { referenceDecode, referenceEncode } from '../test/x509/agent-context/ref
 import { issuanceOptionsFromArgv, runIssuanceBench } from './bench-issuance';
 import { hopOptionsFromArgv, runHopBench } from './bench-hop';
 import { runPolicyBench } from './bench-policy';
+import { haOptionsFromArgv, runHaBench } from './bench-ha';
 
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
@@ -258,6 +260,8 @@ runIssuanceBench({ ...issuanceOptionsFromArgv(), rawSignPerSec, inProcessIssuePe
   .then(() => runPolicyBench(SECONDS))
   // The cost of Lanyard at a hop: mTLS handshakes and express requests, each beside its plain baseline.
   .then(() => runHopBench(hopOptionsFromArgv()))
+  // Renew/s with 1, 2 and 3 servers on one PostgreSQL (a throwaway cluster; skipped when it cannot be installed).
+  .then(() => runHaBench({ ...haOptionsFromArgv(), rawSignPerSec }))
   .catch((e: unknown) => {
     process.stderr.write(`bench: ${e instanceof Error ? e.stack : String(e)}\n`);
     process.exitCode = 1;
