@@ -178,32 +178,18 @@ export class PgStore extends TableOps implements Store {
   }
 
   async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
-    return this.guard(async () => {
-      const client = await this.pool.connect();
-      let open = true;
-      let broken: Error | undefined;
-      try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
-        const run = transactionRunner(client, () => open);
-        const tx = new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run));
-        const result = await this.inTransaction.run(true, () => fn(tx));
-        open = false;
-        await client.query('COMMIT');
-        return result;
-      } catch (e) {
-        open = false;
+    return this.guard(() =>
+      inTransaction(this.pool, WRITE_BEGIN, async (client) => {
+        let open = true;
         try {
-          await client.query('ROLLBACK');
-        } catch (rollbackError) {
-          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+          const run = transactionRunner(client, () => open);
+          const tx = new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run));
+          return await this.inTransaction.run(true, () => fn(tx));
+        } finally {
+          open = false;
         }
-        throw e;
-      } finally {
-        // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
-        client.release(broken);
-      }
-    });
+      }),
+    );
   }
 
   /** What the store runs with, for the start-up log line and tests. The URL never holds a password. */
@@ -242,32 +228,43 @@ export class PgStore extends TableOps implements Store {
   }
 }
 
+/** A write transaction: writers hold WRITE_LOCK_KEY, so they run one at a time across servers. */
+const WRITE_BEGIN = ['BEGIN', 'SELECT pg_advisory_xact_lock($1)'];
+
+/** Runs fn on a pooled connection inside the transaction the `begin` statements open; commits or rolls back. */
+async function inTransaction<T>(
+  pool: Pool,
+  begin: readonly string[],
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    for (const statement of begin) {
+      await client.query(statement, statement.includes('$1') ? [WRITE_LOCK_KEY] : []);
+    }
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (e) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+    }
+    throw e;
+  } finally {
+    // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
+    client.release(broken);
+  }
+}
+
 /** Outside a transaction: reads on the pool, snapshots and writes each in a transaction of their own. */
 function storeRunner(pool: Pool): Runner {
-  const inTransaction = async <T>(begin: string[], fn: (sql: Sql) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      for (const statement of begin)
-        await client.query(statement, statement.includes('$1') ? [WRITE_LOCK_KEY] : []);
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (e) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackError) {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      }
-      throw e;
-    } finally {
-      client.release(broken);
-    }
-  };
   return {
     read: (fn) => fn(pool),
-    snapshot: (fn) => inTransaction(['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'], fn),
-    write: (fn) => inTransaction(['BEGIN', 'SELECT pg_advisory_xact_lock($1)'], fn),
+    snapshot: (fn) => inTransaction(pool, ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'], fn),
+    write: (fn) => inTransaction(pool, WRITE_BEGIN, fn),
   };
 }
 
