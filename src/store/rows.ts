@@ -9,7 +9,13 @@ import { AuditChainBrokenError } from '../errors';
 import type { AuditCheckpoint } from '../audit/checkpoint';
 import type { AuditQueryKey } from '../audit/log';
 import { parseRecord, type AuditRecord } from '../audit/record';
-import { BundleSequenceRegressedError } from '../errors';
+import {
+  AlreadyExistsError,
+  BundleSequenceRegressedError,
+  FederationRelationshipInUseError,
+  NotFoundError,
+} from '../errors';
+import { assertRevision } from './revision';
 import { canonicalSelectors } from './selectors';
 import type {
   BundleRecord,
@@ -21,6 +27,7 @@ import type {
   FederatedBundleRecord,
   FederatedBundleUpdate,
   FederationRelationshipFields,
+  FederationRelationshipPatch,
   FederationRelationshipRecord,
   GrantRecord,
   JoinTokenRecord,
@@ -242,6 +249,66 @@ export function copyRelationshipFields(f: FederationRelationshipFields): Federat
   if (f.endpointSpiffeId !== undefined) out.endpointSpiffeId = f.endpointSpiffeId;
   if (f.webTrustRootsPem !== undefined) out.webTrustRootsPem = f.webTrustRootsPem;
   return out;
+}
+
+/** A new relationship from the caller's fields, at revision 1. */
+export function newRelationship(
+  fields: FederationRelationshipFields,
+  now: Date,
+): FederationRelationshipRecord {
+  return { ...copyRelationshipFields(fields), createdAt: now, updatedAt: now, revision: 1 };
+}
+
+export function relationshipExists(trustDomain: string): AlreadyExistsError {
+  return new AlreadyExistsError(
+    `a federation relationship with trust domain "${trustDomain}" already exists`,
+  );
+}
+
+export function relationshipNotFound(trustDomain: string): NotFoundError {
+  return new NotFoundError(`no federation relationship with trust domain "${trustDomain}"`);
+}
+
+/**
+ * `current` with `patch` applied, at the next revision: undefined keeps a field, null clears an optional one.
+ * @throws RevisionConflictError when `current` is not at `expectedRevision`.
+ */
+export function patchRelationship(
+  current: FederationRelationshipRecord,
+  patch: FederationRelationshipPatch,
+  expectedRevision: number,
+  now: Date,
+): FederationRelationshipRecord {
+  assertRevision(
+    `federation relationship "${current.trustDomain}"`,
+    current,
+    expectedRevision,
+    're-read it and retry',
+  );
+  const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
+  const next: FederationRelationshipRecord = {
+    ...current,
+    ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+    updatedAt: now,
+    revision: current.revision + 1,
+  };
+  if (endpointSpiffeId === null) delete next.endpointSpiffeId;
+  else if (endpointSpiffeId !== undefined) next.endpointSpiffeId = endpointSpiffeId;
+  if (webTrustRootsPem === null) delete next.webTrustRootsPem;
+  else if (webTrustRootsPem !== undefined) next.webTrustRootsPem = webTrustRootsPem;
+  return next;
+}
+
+/**
+ * Refuses to delete a relationship that entries still federate with (`users`: up to 11 of their ids): such an
+ * entry would hand its workloads nothing, silently.
+ */
+export function assertRelationshipUnused(trustDomain: string, users: readonly string[]): void {
+  if (users.length > 0) {
+    throw new FederationRelationshipInUseError(
+      `entries federate with "${trustDomain}" (${users.slice(0, 10).join(', ')}${users.length > 10 ? ', ...' : ''}): remove it from their federates_with first`,
+    );
+  }
 }
 
 /**
