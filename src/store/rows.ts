@@ -7,14 +7,23 @@
  */
 import { AuditChainBrokenError } from '../errors';
 import type { AuditCheckpoint } from '../audit/checkpoint';
-import type { AuditQueryKey } from '../audit/log';
+import {
+  MAX_AUDIT_PAGE,
+  type AuditChainInfo,
+  type AuditPage,
+  type AuditQuery,
+  type AuditQueryKey,
+} from '../audit/log';
+import { recordBody } from '../audit/chain';
 import { parseRecord, type AuditRecord } from '../audit/record';
 import {
   AlreadyExistsError,
   BundleSequenceRegressedError,
+  InvalidArgumentError,
   FederationRelationshipInUseError,
   NotFoundError,
 } from '../errors';
+import { decodePageToken, encodePageToken } from './page-token';
 import { assertRevision } from './revision';
 import { canonicalSelectors } from './selectors';
 import type {
@@ -499,4 +508,62 @@ export function auditCheckpointFromRow(row: AuditCheckpointRow): AuditCheckpoint
     keyId: row.key_id,
     signature: row.signature,
   };
+}
+
+/** The values of an audit_records row, in the column order of AUDIT_RECORD_COLUMNS. */
+export const AUDIT_RECORD_COLUMNS =
+  'chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id, body, hash';
+
+export function auditRecordValues(r: AuditRecord): (string | number | null)[] {
+  return [
+    r.chain,
+    r.seq,
+    r.time,
+    r.event,
+    r.sessionId ?? null,
+    r.rootSessionId ?? null,
+    r.serial ?? null,
+    r.principal ?? null,
+    r.agentId ?? null,
+    recordBody(r),
+    r.hash,
+  ];
+}
+
+/** How many records one readRecords call returns at most, whatever the caller asks. */
+export function auditReadLimit(limit: number): number {
+  return Math.max(1, Math.min(limit, 100_000));
+}
+
+/**
+ * What an audit query reads: the indexed column, the page size, and the (time, chain, seq) position after
+ * which the page starts.
+ * @throws InvalidArgumentError for an unknown key or a malformed page token.
+ */
+export function auditQueryPlan(q: AuditQuery): {
+  column: string;
+  size: number;
+  after: readonly [string, string, number] | undefined;
+} {
+  const column = AUDIT_KEY_COLUMN[q.key];
+  if (column === undefined) throw new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`);
+  const after = q.pageToken
+    ? decodePageToken(q.pageToken, ['string', 'string', 'number'] as const)
+    : undefined;
+  return { column, size: Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE)), after };
+}
+
+/** The page of `rows` (read with a limit of size + 1, so one more says there is a next page). */
+export function auditPage(rows: readonly AuditRecordRow[], size: number): AuditPage {
+  const more = rows.length > size;
+  const page = rows.slice(0, size);
+  const last = page[page.length - 1];
+  return {
+    records: page.map(auditRecordFromRow),
+    nextPageToken: more && last !== undefined ? encodePageToken([last.time, last.chain, last.seq]) : '',
+  };
+}
+
+export function auditChainFromRow(row: { chain: string; head: number; jwk: string | null }): AuditChainInfo {
+  return { chain: row.chain, headSeq: row.head, ...(row.jwk !== null && { publicJwk: row.jwk }) };
 }
