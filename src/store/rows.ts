@@ -5,7 +5,6 @@
  * into them (src/store/sqlite/codec.ts). Every mapping from a row to a domain record, and the record logic
  * both stores apply before writing, is written once here.
  */
-import { AuditChainBrokenError } from '../errors';
 import type { AuditCheckpoint } from '../audit/checkpoint';
 import {
   MAX_AUDIT_PAGE,
@@ -18,10 +17,14 @@ import { recordBody } from '../audit/chain';
 import { parseRecord, type AuditRecord } from '../audit/record';
 import {
   AlreadyExistsError,
+  AuditChainBrokenError,
   BundleSequenceRegressedError,
-  InvalidArgumentError,
   FederationRelationshipInUseError,
+  InvalidArgumentError,
   NotFoundError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenSpentError,
 } from '../errors';
 import { decodePageToken, encodePageToken } from './page-token';
 import { assertRevision } from './revision';
@@ -40,6 +43,7 @@ import type {
   FederationRelationshipRecord,
   GrantRecord,
   JoinTokenRecord,
+  NewJoinToken,
   RevocationKind,
   RevocationRecord,
   Selector,
@@ -145,6 +149,42 @@ export function joinTokenFromRow(row: JoinTokenRow): JoinTokenRecord {
   if (row.entry_id !== null) record.entryId = row.entry_id;
   if (row.spent_at !== null) record.spentAt = row.spent_at;
   return record;
+}
+
+/** The record of a token just stored (it holds no hash: only the store keeps that). */
+export function newJoinTokenRecord(token: NewJoinToken, createdAt: Date): JoinTokenRecord {
+  return {
+    id: token.id,
+    entryId: token.entryId,
+    spiffeId: token.spiffeId,
+    createdAt,
+    expiresAt: new Date(token.expiresAt.getTime()),
+  };
+}
+
+export function joinTokenExists(id: string): AlreadyExistsError {
+  return new AlreadyExistsError(`join token ${id} (or its hash) already exists`);
+}
+
+/**
+ * The token a hash found (`row`, if any), when it may be consumed at `now`.
+ * @throws TokenInvalidError when no token has the hash; TokenSpentError / TokenExpiredError.
+ */
+export function consumableJoinToken(row: JoinTokenRow | undefined, now: Date): JoinTokenRecord {
+  if (!row) throw new TokenInvalidError('join token is not valid');
+  const record = joinTokenFromRow(row);
+  if (record.spentAt) {
+    throw new TokenSpentError(`join token ${record.id} was already used at ${record.spentAt.toISOString()}`);
+  }
+  if (record.expiresAt.getTime() <= now.getTime()) {
+    throw new TokenExpiredError(`join token ${record.id} expired at ${record.expiresAt.toISOString()}`);
+  }
+  return record;
+}
+
+/** The single-use write found the token spent meanwhile. */
+export function joinTokenSpent(id: string): TokenSpentError {
+  return new TokenSpentError(`join token ${id} was already used`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
