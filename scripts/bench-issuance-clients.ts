@@ -8,7 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../src/bundle';
 import type { KeyObject } from 'node:crypto';
-import { lanyardChannelCredentials, toX509Svid } from '../src/client';
+import { lanyardChannelCredentials } from '../src/client/server-credentials';
+import { toX509Svid } from '../src/svid/x509-svid';
 import {
   AttestationServiceClient,
   type AttestResponse,

@@ -56,18 +56,7 @@ export type {
 } from './verify';
 
 // Authorizers: what a verified peer must be for the call to go ahead.
-export {
-  allOf,
-  authorizeAny,
-  authorizeId,
-  authorizeMatcher,
-  authorizeMemberOf,
-  authorizeOneOf,
-  maxDelegationDepth,
-  requirePrincipal,
-  requireScopes,
-} from './verify';
-export type { Authorizer, PrincipalRequirement } from './verify';
+export * from './verify/authorize';
 
 // Errors: every one is a LanyardError whose class fixes its `code`; `switch (e.code)` narrows on
 // LanyardErrorCode. The families a verifier meets are here; every class is in lanyard/errors.

@@ -5,11 +5,29 @@
  * into them (src/store/sqlite/codec.ts). Every mapping from a row to a domain record, and the record logic
  * both stores apply before writing, is written once here.
  */
-import { AuditChainBrokenError } from '../errors';
 import type { AuditCheckpoint } from '../audit/checkpoint';
-import type { AuditQueryKey } from '../audit/log';
+import {
+  MAX_AUDIT_PAGE,
+  type AuditChainInfo,
+  type AuditPage,
+  type AuditQuery,
+  type AuditQueryKey,
+} from '../audit/log';
+import { recordBody } from '../audit/chain';
 import { parseRecord, type AuditRecord } from '../audit/record';
-import { BundleSequenceRegressedError } from '../errors';
+import {
+  AlreadyExistsError,
+  AuditChainBrokenError,
+  BundleSequenceRegressedError,
+  FederationRelationshipInUseError,
+  InvalidArgumentError,
+  NotFoundError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenSpentError,
+} from '../errors';
+import { decodePageToken, encodePageToken } from './page-token';
+import { assertRevision } from './revision';
 import { canonicalSelectors } from './selectors';
 import type {
   BundleRecord,
@@ -21,9 +39,11 @@ import type {
   FederatedBundleRecord,
   FederatedBundleUpdate,
   FederationRelationshipFields,
+  FederationRelationshipPatch,
   FederationRelationshipRecord,
   GrantRecord,
   JoinTokenRecord,
+  NewJoinToken,
   RevocationKind,
   RevocationRecord,
   Selector,
@@ -129,6 +149,42 @@ export function joinTokenFromRow(row: JoinTokenRow): JoinTokenRecord {
   if (row.entry_id !== null) record.entryId = row.entry_id;
   if (row.spent_at !== null) record.spentAt = row.spent_at;
   return record;
+}
+
+/** The record of a token just stored (it holds no hash: only the store keeps that). */
+export function newJoinTokenRecord(token: NewJoinToken, createdAt: Date): JoinTokenRecord {
+  return {
+    id: token.id,
+    entryId: token.entryId,
+    spiffeId: token.spiffeId,
+    createdAt,
+    expiresAt: new Date(token.expiresAt.getTime()),
+  };
+}
+
+export function joinTokenExists(id: string): AlreadyExistsError {
+  return new AlreadyExistsError(`join token ${id} (or its hash) already exists`);
+}
+
+/**
+ * The token a hash found (`row`, if any), when it may be consumed at `now`.
+ * @throws TokenInvalidError when no token has the hash; TokenSpentError / TokenExpiredError.
+ */
+export function consumableJoinToken(row: JoinTokenRow | undefined, now: Date): JoinTokenRecord {
+  if (!row) throw new TokenInvalidError('join token is not valid');
+  const record = joinTokenFromRow(row);
+  if (record.spentAt) {
+    throw new TokenSpentError(`join token ${record.id} was already used at ${record.spentAt.toISOString()}`);
+  }
+  if (record.expiresAt.getTime() <= now.getTime()) {
+    throw new TokenExpiredError(`join token ${record.id} expired at ${record.expiresAt.toISOString()}`);
+  }
+  return record;
+}
+
+/** The single-use write found the token spent meanwhile. */
+export function joinTokenSpent(id: string): TokenSpentError {
+  return new TokenSpentError(`join token ${id} was already used`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -242,6 +298,66 @@ export function copyRelationshipFields(f: FederationRelationshipFields): Federat
   if (f.endpointSpiffeId !== undefined) out.endpointSpiffeId = f.endpointSpiffeId;
   if (f.webTrustRootsPem !== undefined) out.webTrustRootsPem = f.webTrustRootsPem;
   return out;
+}
+
+/** A new relationship from the caller's fields, at revision 1. */
+export function newRelationship(
+  fields: FederationRelationshipFields,
+  now: Date,
+): FederationRelationshipRecord {
+  return { ...copyRelationshipFields(fields), createdAt: now, updatedAt: now, revision: 1 };
+}
+
+export function relationshipExists(trustDomain: string): AlreadyExistsError {
+  return new AlreadyExistsError(
+    `a federation relationship with trust domain "${trustDomain}" already exists`,
+  );
+}
+
+export function relationshipNotFound(trustDomain: string): NotFoundError {
+  return new NotFoundError(`no federation relationship with trust domain "${trustDomain}"`);
+}
+
+/**
+ * `current` with `patch` applied, at the next revision: undefined keeps a field, null clears an optional one.
+ * @throws RevisionConflictError when `current` is not at `expectedRevision`.
+ */
+export function patchRelationship(
+  current: FederationRelationshipRecord,
+  patch: FederationRelationshipPatch,
+  expectedRevision: number,
+  now: Date,
+): FederationRelationshipRecord {
+  assertRevision(
+    `federation relationship "${current.trustDomain}"`,
+    current,
+    expectedRevision,
+    're-read it and retry',
+  );
+  const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
+  const next: FederationRelationshipRecord = {
+    ...current,
+    ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+    updatedAt: now,
+    revision: current.revision + 1,
+  };
+  if (endpointSpiffeId === null) delete next.endpointSpiffeId;
+  else if (endpointSpiffeId !== undefined) next.endpointSpiffeId = endpointSpiffeId;
+  if (webTrustRootsPem === null) delete next.webTrustRootsPem;
+  else if (webTrustRootsPem !== undefined) next.webTrustRootsPem = webTrustRootsPem;
+  return next;
+}
+
+/**
+ * Refuses to delete a relationship that entries still federate with (`users`: up to 11 of their ids): such an
+ * entry would hand its workloads nothing, silently.
+ */
+export function assertRelationshipUnused(trustDomain: string, users: readonly string[]): void {
+  if (users.length > 0) {
+    throw new FederationRelationshipInUseError(
+      `entries federate with "${trustDomain}" (${users.slice(0, 10).join(', ')}${users.length > 10 ? ', ...' : ''}): remove it from their federates_with first`,
+    );
+  }
 }
 
 /**
@@ -432,4 +548,62 @@ export function auditCheckpointFromRow(row: AuditCheckpointRow): AuditCheckpoint
     keyId: row.key_id,
     signature: row.signature,
   };
+}
+
+/** The values of an audit_records row, in the column order of AUDIT_RECORD_COLUMNS. */
+export const AUDIT_RECORD_COLUMNS =
+  'chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id, body, hash';
+
+export function auditRecordValues(r: AuditRecord): (string | number | null)[] {
+  return [
+    r.chain,
+    r.seq,
+    r.time,
+    r.event,
+    r.sessionId ?? null,
+    r.rootSessionId ?? null,
+    r.serial ?? null,
+    r.principal ?? null,
+    r.agentId ?? null,
+    recordBody(r),
+    r.hash,
+  ];
+}
+
+/** How many records one readRecords call returns at most, whatever the caller asks. */
+export function auditReadLimit(limit: number): number {
+  return Math.max(1, Math.min(limit, 100_000));
+}
+
+/**
+ * What an audit query reads: the indexed column, the page size, and the (time, chain, seq) position after
+ * which the page starts.
+ * @throws InvalidArgumentError for an unknown key or a malformed page token.
+ */
+export function auditQueryPlan(q: AuditQuery): {
+  column: string;
+  size: number;
+  after: readonly [string, string, number] | undefined;
+} {
+  const column = AUDIT_KEY_COLUMN[q.key];
+  if (column === undefined) throw new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`);
+  const after = q.pageToken
+    ? decodePageToken(q.pageToken, ['string', 'string', 'number'] as const)
+    : undefined;
+  return { column, size: Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE)), after };
+}
+
+/** The page of `rows` (read with a limit of size + 1, so one more says there is a next page). */
+export function auditPage(rows: readonly AuditRecordRow[], size: number): AuditPage {
+  const more = rows.length > size;
+  const page = rows.slice(0, size);
+  const last = page[page.length - 1];
+  return {
+    records: page.map(auditRecordFromRow),
+    nextPageToken: more && last !== undefined ? encodePageToken([last.time, last.chain, last.seq]) : '',
+  };
+}
+
+export function auditChainFromRow(row: { chain: string; head: number; jwk: string | null }): AuditChainInfo {
+  return { chain: row.chain, headSeq: row.head, ...(row.jwk !== null && { publicJwk: row.jwk }) };
 }

@@ -33,15 +33,4 @@ export type {
 export { revocationQueryOf } from './verify-x509-svid';
 export { VerificationCache, defaultVerificationCache } from './cache';
 export type { CacheCounters, VerificationCacheOptions, VerificationCacheStats } from './cache';
-export {
-  allOf,
-  authorizeAny,
-  authorizeId,
-  authorizeMatcher,
-  authorizeMemberOf,
-  authorizeOneOf,
-  maxDelegationDepth,
-  requirePrincipal,
-  requireScopes,
-} from './authorize';
-export type { Authorizer, PrincipalRequirement } from './authorize';
+export * from './authorize';

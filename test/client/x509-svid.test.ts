@@ -8,13 +8,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { id_kp_serverAuth } from '@peculiar/asn1-x509';
-import {
-  loadX509Svid,
-  parseX509Svid,
-  parseX509SvidRaw,
-  StaticX509Source,
-  toX509Svid,
-} from '../../src/client';
+import { StaticX509Source } from '../../src/client/static-x509-source';
+import { loadX509Svid, parseX509Svid, parseX509SvidRaw, toX509Svid } from '../../src/svid/x509-svid';
 import { encodePem } from '../../src/x509/pem';
 import { goSpiffeTestdata } from '../support/go-spiffe-testdata';
 import { type CertSpec, type Issued, makeIntermediate, makeLeaf, makeRoot } from '../support/pki';

@@ -3,14 +3,19 @@
  * ServerX509Source (join token attestation), foreign and test-controlled PKIs, and a decision recorder.
  */
 import assert from 'node:assert/strict';
+import * as https from 'node:https';
 import { X509Bundle } from '../../src/bundle';
 import { ServerX509Source } from '../../src/client/server-x509-source';
 import { StaticX509Source } from '../../src/client/static-x509-source';
 import { toX509Svid } from '../../src/svid/x509-svid';
+import type { SessionX509Source } from '../../src/client/handoff';
+import type { LanyardError } from '../../src/errors';
 import type { HopDecision } from '../../src/hop/decision';
+import { grantFor, HandoffKey, redeemGrant } from '../../src/hop/handoff';
 import { TrustDomain } from '../../src/spiffe';
 import { startTestServer, type TestServer } from './test-server';
 import { type Svid } from './pki';
+import { expectRefusal } from './refusal';
 
 export const TD = 'lanyard.local';
 export const id = (p: string): string => `spiffe://${TD}/${p}`;
@@ -84,4 +89,70 @@ export async function eventually(
     if (Date.now() > until) assert.fail(`${what} did not hold within ${bound} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** Resolves with the reason `source` ended (register before the action that ends it). */
+export function endOf(source: Pick<ServerX509Source, 'on'>): Promise<LanyardError> {
+  return new Promise((resolve) => source.on('ended', resolve));
+}
+
+/**
+ * Awaits `ended` (from endOf) and asserts the source ended with `code` and serves nothing after: getX509Svid
+ * throws that same code.
+ */
+export async function assertSourceEnded(
+  ended: Promise<LanyardError>,
+  source: Pick<ServerX509Source, 'getX509Svid'>,
+  code: string,
+): Promise<LanyardError> {
+  const reason = await ended;
+  assert.equal(reason.code, code);
+  expectRefusal(() => source.getX509Svid(), code);
+  return reason;
+}
+
+/**
+ * A delegation handoff against `s`: `parent` grants `scopes` to `childName` for a fresh key, and `childSource`
+ * redeems it (with `redeem`'s extra options). Returns the child's session source.
+ */
+export async function handOff(
+  s: TestServer,
+  parent: SessionX509Source,
+  childName: string,
+  childSource: ServerX509Source,
+  scopes: string[],
+  redeem: Partial<Parameters<typeof redeemGrant>[0]> = {},
+): Promise<{ child: SessionX509Source; key: HandoffKey }> {
+  const key = HandoffKey.generate();
+  await grantFor({
+    server: s.running.publicAddress,
+    source: parent,
+    childId: id(childName),
+    childKey: key.id,
+    scopes,
+  });
+  const child = await redeemGrant({
+    server: s.running.publicAddress,
+    source: childSource,
+    key,
+    ...redeem,
+  });
+  return { child, key };
+}
+
+/** GET `path` on 127.0.0.1:`port` through `agent` (a hop agent presenting an SVID); the body parsed as JSON. */
+export function httpsGetJson<T>(
+  port: number,
+  path: string,
+  agent: https.Agent,
+): Promise<{ status: number; body: T }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
+        let t = '';
+        res.on('data', (d: Buffer) => (t += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(t) as T }));
+      })
+      .on('error', reject);
+  });
 }

@@ -3,10 +3,9 @@
  * and insert inside one write (under the store's write lock), so concurrent writers on every server serialise and
  * no chain ever forks.
  */
-import { emptyHead, nextRecord, recordBody, type ChainHead } from '../../audit/chain';
+import { emptyHead, nextRecord, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
 import {
-  MAX_AUDIT_PAGE,
   type AuditChainInfo,
   type AuditPage,
   type AuditQuery,
@@ -14,13 +13,17 @@ import {
   type ServerKeyHistory,
 } from '../../audit/log';
 import { type AuditEvent, type AuditRecord } from '../../audit/record';
-import { AuditChainBrokenError, InvalidArgumentError } from '../../errors';
-import { decodePageToken, encodePageToken } from '../page-token';
+import { AuditChainBrokenError } from '../../errors';
 import type { Runner, Sql } from './sql';
 import {
-  AUDIT_KEY_COLUMN,
+  AUDIT_RECORD_COLUMNS,
+  auditChainFromRow,
   auditCheckpointFromRow,
+  auditPage,
+  auditQueryPlan,
+  auditReadLimit,
   auditRecordFromRow,
+  auditRecordValues,
   type AuditCheckpointRow,
   type AuditRecordRow,
 } from '../rows';
@@ -93,7 +96,7 @@ export class PgAudit implements AuditStore {
     return this.run.read(async (sql) => {
       const { rows } = await sql.query<AuditRecordRow>(
         'SELECT chain, seq, time, body, hash FROM audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3',
-        [chain, afterPosition, Math.max(1, Math.min(limit, 100_000))],
+        [chain, afterPosition, auditReadLimit(limit)],
       );
       return {
         records: rows.map(auditRecordFromRow),
@@ -103,17 +106,13 @@ export class PgAudit implements AuditStore {
   }
 
   query(q: AuditQuery): Promise<AuditPage> {
-    const column = AUDIT_KEY_COLUMN[q.key];
-    if (column === undefined) {
-      return Promise.reject(new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`));
-    }
-    let after: readonly [string, string, number] | undefined;
+    let plan: ReturnType<typeof auditQueryPlan>;
     try {
-      after = q.pageToken ? decodePageToken(q.pageToken, ['string', 'string', 'number'] as const) : undefined;
+      plan = auditQueryPlan(q);
     } catch (e) {
       return Promise.reject(e);
     }
-    const size = Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE));
+    const { column, size, after } = plan;
     const params: unknown[] = [q.value];
     const where = [`${column} = $1`];
     if (q.chain !== undefined) {
@@ -128,16 +127,9 @@ export class PgAudit implements AuditStore {
     params.push(size + 1);
     const text = `SELECT chain, seq, time, body, hash FROM audit_records WHERE ${where.join(' AND ')}
       ORDER BY time, chain, seq LIMIT $${params.length}`;
-    return this.run.read(async (sql) => {
-      const rows = (await sql.query<AuditRecordRow>(text, params)).rows;
-      const more = rows.length > size;
-      const page = rows.slice(0, size);
-      const last = page[page.length - 1];
-      return {
-        records: page.map(auditRecordFromRow),
-        nextPageToken: more && last !== undefined ? encodePageToken([last.time, last.chain, last.seq]) : '',
-      };
-    });
+    return this.run.read(async (sql) =>
+      auditPage((await sql.query<AuditRecordRow>(text, params)).rows, size),
+    );
   }
 
   chains(): Promise<AuditChainInfo[]> {
@@ -149,11 +141,7 @@ export class PgAudit implements AuditStore {
          LEFT JOIN audit_chain_keys k ON k.chain = c.chain
          GROUP BY c.chain ORDER BY c.chain`,
       );
-      return rows.map((r) => ({
-        chain: r.chain,
-        headSeq: r.head,
-        ...(r.jwk !== null && { publicJwk: r.jwk }),
-      }));
+      return rows.map(auditChainFromRow);
     });
   }
 
@@ -212,21 +200,8 @@ async function addCheckpoint(sql: Sql, c: AuditCheckpoint): Promise<void> {
 
 async function insert(sql: Sql, r: AuditRecord): Promise<void> {
   await sql.query(
-    `INSERT INTO audit_records (chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id,
-       body, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-    [
-      r.chain,
-      r.seq,
-      r.time,
-      r.event,
-      r.sessionId ?? null,
-      r.rootSessionId ?? null,
-      r.serial ?? null,
-      r.principal ?? null,
-      r.agentId ?? null,
-      recordBody(r),
-      r.hash,
-    ],
+    `INSERT INTO audit_records (${AUDIT_RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    auditRecordValues(r),
   );
 }
 

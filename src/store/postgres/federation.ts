@@ -1,4 +1,3 @@
-import { AlreadyExistsError, FederationRelationshipInUseError, NotFoundError } from '../../errors';
 import type {
   FederatedBundleRecord,
   FederatedBundleUpdate,
@@ -8,10 +7,14 @@ import type {
 } from '../types';
 import { assertRevision } from '../revision';
 import {
-  copyRelationshipFields,
+  assertRelationshipUnused,
   federatedBundleFromRow,
+  newRelationship,
   nextFederatedBundle,
+  patchRelationship,
+  relationshipExists,
   relationshipFromRow,
+  relationshipNotFound,
   type FederatedBundleRow,
   type RelationshipRow,
 } from '../rows';
@@ -36,17 +39,10 @@ export class PgFederation {
           ])
         ).rowCount
       ) {
-        throw new AlreadyExistsError(
-          `a federation relationship with trust domain "${fields.trustDomain}" already exists`,
-        );
+        throw relationshipExists(fields.trustDomain);
       }
       const now = this.now();
-      const record: FederationRelationshipRecord = {
-        ...copyRelationshipFields(fields),
-        createdAt: now,
-        updatedAt: now,
-        revision: 1,
-      };
+      const record = newRelationship(fields, now);
       await sql.query(
         `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
            web_trust_roots_pem, created_at, updated_at, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -76,23 +72,7 @@ export class PgFederation {
   ): Promise<FederationRelationshipRecord> {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
-      assertRevision(
-        `federation relationship "${trustDomain}"`,
-        current,
-        expectedRevision,
-        're-read it and retry',
-      );
-      const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
-      const next: FederationRelationshipRecord = {
-        ...current,
-        ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
-        updatedAt: this.now(),
-        revision: current.revision + 1,
-      };
-      if (endpointSpiffeId === null) delete next.endpointSpiffeId;
-      else if (endpointSpiffeId !== undefined) next.endpointSpiffeId = endpointSpiffeId;
-      if (webTrustRootsPem === null) delete next.webTrustRootsPem;
-      else if (webTrustRootsPem !== undefined) next.webTrustRootsPem = webTrustRootsPem;
+      const next = patchRelationship(current, patch, expectedRevision, this.now());
       const params = toParams(next);
       params.splice(5, 1);
       await sql.query(
@@ -108,18 +88,13 @@ export class PgFederation {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
       assertRevision(`federation relationship "${trustDomain}"`, current, expectedRevision, 'not deleted');
-      // An entry naming a trust domain without a relationship would hand its workloads nothing, silently.
       const users = (
         await sql.query<{ id: string }>(
           'SELECT id FROM entries WHERE $1 = ANY(federates_with) ORDER BY id LIMIT 11',
           [trustDomain],
         )
       ).rows.map((r) => r.id);
-      if (users.length > 0) {
-        throw new FederationRelationshipInUseError(
-          `entries federate with "${trustDomain}" (${users.slice(0, 10).join(', ')}${users.length > 10 ? ', ...' : ''}): remove it from their federates_with first`,
-        );
-      }
+      assertRelationshipUnused(trustDomain, users);
       await sql.query('DELETE FROM federation_relationships WHERE trust_domain = $1', [trustDomain]);
     });
   }
@@ -155,7 +130,7 @@ async function getRelationship(sql: Sql, trustDomain: string): Promise<Federatio
       trustDomain,
     ])
   ).rows[0];
-  if (!row) throw new NotFoundError(`no federation relationship with trust domain "${trustDomain}"`);
+  if (!row) throw relationshipNotFound(trustDomain);
   return relationshipFromRow(row);
 }
 

@@ -1,7 +1,12 @@
-import { AlreadyExistsError, TokenExpiredError, TokenInvalidError, TokenSpentError } from '../../errors';
 import type { JoinTokenRecord, NewJoinToken } from '../types';
 import { isUniqueViolation, type Runner } from './sql';
-import { joinTokenFromRow, type JoinTokenRow } from '../rows';
+import {
+  consumableJoinToken,
+  joinTokenExists,
+  joinTokenSpent,
+  newJoinTokenRecord,
+  type JoinTokenRow,
+} from '../rows';
 
 const COLUMNS = 'id, entry_id, spiffe_id, created_at, expires_at, spent_at';
 
@@ -22,17 +27,10 @@ export class PgJoinTokens {
           [token.id, token.tokenHash, token.entryId, token.spiffeId, createdAt, token.expiresAt],
         );
       } catch (e) {
-        if (isUniqueViolation(e))
-          throw new AlreadyExistsError(`join token ${token.id} (or its hash) already exists`);
+        if (isUniqueViolation(e)) throw joinTokenExists(token.id);
         throw e;
       }
-      return {
-        id: token.id,
-        entryId: token.entryId,
-        spiffeId: token.spiffeId,
-        createdAt,
-        expiresAt: new Date(token.expiresAt.getTime()),
-      };
+      return newJoinTokenRecord(token, createdAt);
     });
   }
 
@@ -44,23 +42,14 @@ export class PgJoinTokens {
         [tokenHash],
       );
       const row = rows[0];
-      if (!row) throw new TokenInvalidError('join token is not valid');
-      const record = joinTokenFromRow(row);
-      if (record.spentAt) {
-        throw new TokenSpentError(
-          `join token ${record.id} was already used at ${record.spentAt.toISOString()}`,
-        );
-      }
-      if (record.expiresAt.getTime() <= now.getTime()) {
-        throw new TokenExpiredError(`join token ${record.id} expired at ${record.expiresAt.toISOString()}`);
-      }
+      const record = consumableJoinToken(row, now);
       // "AND spent_at IS NULL" makes the write itself the single-use check, independent of the read before it.
       const result = await sql.query(
         'UPDATE join_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL',
         [now, record.id],
       );
       if (result.rowCount !== 1) {
-        throw new TokenSpentError(`join token ${record.id} was already used`);
+        throw joinTokenSpent(record.id);
       }
       return { ...record, spentAt: now };
     });

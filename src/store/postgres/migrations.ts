@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { StoreSchemaTooNewError } from '../../errors';
+import { latestVersion, pendingMigrations, schemaMigrationsTable, type Migration } from '../migrations';
 
 /**
  * The PostgreSQL schema, as versioned migrations applied in order, each exactly once; a shipped migration is never
@@ -11,13 +11,7 @@ import { StoreSchemaTooNewError } from '../../errors';
  * order is by code point on every server whatever the database's locale (as in SQLite, and as the page tokens
  * assume).
  */
-export interface PgMigration {
-  version: number;
-  description: string;
-  sql: string;
-}
-
-export const PG_MIGRATIONS: readonly PgMigration[] = [
+export const PG_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description:
@@ -253,7 +247,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   },
 ];
 
-export const PG_LATEST_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]?.version ?? 0;
+export const PG_LATEST_SCHEMA_VERSION = latestVersion(PG_MIGRATIONS);
 
 /**
  * Session-level advisory lock key for migrations ("lanyard" + 1): several servers starting on one fresh database
@@ -269,20 +263,9 @@ const MIGRATION_LOCK_KEY = 0x6c616e79_0001n;
 export async function migratePostgres(client: PoolClient, now: () => Date): Promise<number[]> {
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
   try {
-    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version INTEGER PRIMARY KEY,
-      description TEXT NOT NULL,
-      applied_at TIMESTAMPTZ NOT NULL
-    )`);
-    const current = await pgSchemaVersion(client);
-    if (current > PG_LATEST_SCHEMA_VERSION) {
-      throw new StoreSchemaTooNewError(
-        `database schema version ${current} is newer than this Lanyard supports (${PG_LATEST_SCHEMA_VERSION}): upgrade Lanyard`,
-      );
-    }
+    await client.query(schemaMigrationsTable('TIMESTAMPTZ'));
     const applied: number[] = [];
-    for (const m of PG_MIGRATIONS) {
-      if (m.version <= current) continue;
+    for (const m of pendingMigrations(PG_MIGRATIONS, await pgSchemaVersion(client))) {
       await client.query('BEGIN');
       try {
         await client.query(m.sql);

@@ -5,35 +5,7 @@ import type { AuditStore } from '../../audit/log';
 import { InternalError, InvalidArgumentError, LanyardError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 import type { Store, StoreOps } from '../store';
-import type {
-  AgentSessionCounts,
-  FederatedBundleRecord,
-  FederatedBundleUpdate,
-  FederationRelationshipFields,
-  FederationRelationshipPatch,
-  FederationRelationshipRecord,
-  BundleRecord,
-  BundleUpdate,
-  CaAuthorityRecord,
-  Entry,
-  EntryFilter,
-  EntryPage,
-  EntryPatch,
-  GrantRecord,
-  JoinTokenRecord,
-  NewEntry,
-  NewGrant,
-  NewJoinToken,
-  NewRevocation,
-  NewSession,
-  PageRequest,
-  RevocationKind,
-  RevocationRecord,
-  RevokedSerialRecord,
-  RevokedSerialsDelta,
-  SessionQuery,
-  SessionRecord,
-} from '../types';
+import { TableOps, type StoreTables, type TableCall } from '../table-ops';
 import { PgAudit } from './audit';
 import { PgCaState } from './ca-state';
 import { PgChangeListener } from './change-listener';
@@ -100,166 +72,19 @@ export function redactPostgresUrl(url: string): string {
   }
 }
 
-/** The StoreOps over the table modules, all sharing one Runner. */
-class PgOps implements StoreOps {
-  readonly audit: Pick<AuditStore, 'append'>;
-  protected readonly entries: PgEntries;
-  protected readonly joinTokens: PgJoinTokens;
-  protected readonly ca: PgCaState;
-  protected readonly sessions: PgSessions;
-  protected readonly federation: PgFederation;
-
-  constructor(run: Runner, clock: () => Date, audit: AuditStore, serverId: string) {
-    this.entries = new PgEntries(run, clock);
-    this.joinTokens = new PgJoinTokens(run, clock);
-    this.ca = new PgCaState(run, clock, serverId);
-    this.sessions = new PgSessions(run, clock, serverId);
-    this.federation = new PgFederation(run, clock);
-    this.audit = audit;
-  }
-
-  createEntry(entry: NewEntry): Promise<Entry> {
-    return this.entries.create(entry);
-  }
-  getEntry(id: string): Promise<Entry> {
-    return this.entries.get(id);
-  }
-  listEntries(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
-    return this.entries.list(filter, page);
-  }
-  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
-    return this.entries.update(id, patch, expectedRevision);
-  }
-  deleteEntry(id: string, expectedRevision?: number): Promise<void> {
-    return this.entries.delete(id, expectedRevision);
-  }
-  createJoinToken(token: NewJoinToken): Promise<JoinTokenRecord> {
-    return this.joinTokens.create(token);
-  }
-  consumeJoinToken(tokenHash: Buffer, now: Date): Promise<JoinTokenRecord> {
-    return this.joinTokens.consume(tokenHash, now);
-  }
-  pruneJoinTokens(before: Date): Promise<number> {
-    return this.joinTokens.prune(before);
-  }
-  putCaAuthority(record: CaAuthorityRecord): Promise<void> {
-    return this.ca.putAuthority(record);
-  }
-  getCaAuthority(id: string): Promise<CaAuthorityRecord> {
-    return this.ca.getAuthority(id);
-  }
-  listCaAuthorities(): Promise<CaAuthorityRecord[]> {
-    return this.ca.listAuthorities();
-  }
-  deleteCaAuthority(id: string): Promise<void> {
-    return this.ca.deleteAuthority(id);
-  }
-  getBundle(trustDomain: string): Promise<BundleRecord | undefined> {
-    return this.ca.getBundle(trustDomain);
-  }
-  setBundle(trustDomain: string, update: BundleUpdate): Promise<BundleRecord> {
-    return this.ca.setBundle(trustDomain, update);
-  }
-  createSession(session: NewSession): Promise<SessionRecord> {
-    return this.sessions.createSession(session);
-  }
-  getSession(id: string): Promise<SessionRecord> {
-    return this.sessions.getSession(id);
-  }
-  listSessions(q: SessionQuery): Promise<SessionRecord[]> {
-    return this.sessions.listSessions(q);
-  }
-  addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void> {
-    return this.sessions.addSessionCertificate(sessionId, serialHex, notAfter);
-  }
-  countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts> {
-    return this.sessions.countAgentSessions(entryId, now, endedSince);
-  }
-  countLiveSessions(now: Date): Promise<number> {
-    return this.sessions.countLiveSessions(now);
-  }
-  endSessionTree(
-    id: string,
-    now: Date,
-    reason: string,
-  ): Promise<{ ended: SessionRecord[]; revocations: RevocationRecord[] }> {
-    return this.sessions.endSessionTree(id, now, reason);
-  }
-  createGrant(grant: NewGrant): Promise<GrantRecord> {
-    return this.sessions.createGrant(grant);
-  }
-  getGrant(id: string): Promise<GrantRecord> {
-    return this.sessions.getGrant(id);
-  }
-  markGrantRedeemed(id: string, now: Date, sessionId: string): Promise<GrantRecord> {
-    return this.sessions.markGrantRedeemed(id, now, sessionId);
-  }
-  addRevocation(revocation: NewRevocation, now: Date): Promise<RevocationRecord> {
-    return this.sessions.addRevocation(revocation, now);
-  }
-  getRevocation(kind: RevocationKind, id: string): Promise<RevocationRecord | undefined> {
-    return this.sessions.getRevocation(kind, id);
-  }
-  listRevocations(afterSequence: number, limit?: number): Promise<RevocationRecord[]> {
-    return this.sessions.listRevocations(afterSequence, limit);
-  }
-  lastRevocationSequence(): Promise<number> {
-    return this.sessions.lastRevocationSequence();
-  }
-  pruneRevocations(before: Date): Promise<number> {
-    return this.sessions.pruneRevocations(before);
-  }
-  listRevokedSerials(now: Date): Promise<RevokedSerialRecord[]> {
-    return this.sessions.listRevokedSerials(now);
-  }
-  listRevokedSerialsAfter(afterSequence: number, now: Date): Promise<RevokedSerialsDelta> {
-    return this.sessions.listRevokedSerialsAfter(afterSequence, now);
-  }
-  pruneGrants(before: Date): Promise<number> {
-    return this.sessions.pruneGrants(before);
-  }
-  pruneSessions(expiredBefore: Date, now: Date): Promise<number> {
-    return this.sessions.pruneSessions(expiredBefore, now);
-  }
-  nextCrlNumber(): Promise<bigint> {
-    return this.sessions.nextCrlNumber();
-  }
-  createFederationRelationship(
-    fields: FederationRelationshipFields,
-    bootstrap?: FederatedBundleUpdate,
-  ): Promise<FederationRelationshipRecord> {
-    return this.federation.create(fields, bootstrap);
-  }
-  getFederationRelationship(trustDomain: string): Promise<FederationRelationshipRecord> {
-    return this.federation.get(trustDomain);
-  }
-  listFederationRelationships(): Promise<FederationRelationshipRecord[]> {
-    return this.federation.list();
-  }
-  updateFederationRelationship(
-    trustDomain: string,
-    patch: FederationRelationshipPatch,
-    expectedRevision: number,
-  ): Promise<FederationRelationshipRecord> {
-    return this.federation.update(trustDomain, patch, expectedRevision);
-  }
-  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void> {
-    return this.federation.delete(trustDomain, expectedRevision);
-  }
-  getFederatedBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
-    return this.federation.getBundle(trustDomain);
-  }
-  putFederatedBundle(
-    trustDomain: string,
-    update: FederatedBundleUpdate,
-    now: Date,
-  ): Promise<FederatedBundleRecord> {
-    return this.federation.put(trustDomain, update, now);
-  }
-  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void> {
-    return this.federation.recordFailure(trustDomain, error, now);
-  }
+/** The table modules, all sharing one Runner. */
+function pgTables(run: Runner, clock: () => Date, serverId: string): StoreTables {
+  return {
+    entries: new PgEntries(run, clock),
+    joinTokens: new PgJoinTokens(run, clock),
+    ca: new PgCaState(run, clock, serverId),
+    sessions: new PgSessions(run, clock, serverId),
+    federation: new PgFederation(run, clock),
+  };
 }
+
+/** Every PostgreSQL table method returns a promise already, guarded by its Runner. */
+const pgCall: TableCall = (op) => new Promise((resolve) => resolve(op()));
 
 /**
  * The shared store: PostgreSQL, for several Lanyard servers on one database.
@@ -270,7 +95,7 @@ class PgOps implements StoreOps {
  * COMMITTED (a read of several statements that must agree runs in one REPEATABLE READ snapshot).
  * Durability: PostgreSQL's (synchronous_commit as the database is configured; the default is on).
  */
-export class PgStore extends PgOps implements Store {
+export class PgStore extends TableOps implements Store {
   readonly kind = 'postgres';
   declare readonly audit: AuditStore;
   private readonly pool: Pool;
@@ -298,7 +123,7 @@ export class PgStore extends PgOps implements Store {
       write: (fn) => this.guard(() => run.write(fn)),
     };
     const audit = new PgAudit(guarded);
-    super(guarded, clock, audit, serverId);
+    super(pgTables(guarded, clock, serverId), pgCall, audit);
     this.pool = pool;
     this.url = url;
     this.clock = clock;
@@ -353,32 +178,18 @@ export class PgStore extends PgOps implements Store {
   }
 
   async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
-    return this.guard(async () => {
-      const client = await this.pool.connect();
-      let open = true;
-      let broken: Error | undefined;
-      try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
-        const run = transactionRunner(client, () => open);
-        const tx = new PgOps(run, this.clock, new PgAudit(run), this.serverId);
-        const result = await this.inTransaction.run(true, () => fn(tx));
-        open = false;
-        await client.query('COMMIT');
-        return result;
-      } catch (e) {
-        open = false;
+    return this.guard(() =>
+      inTransaction(this.pool, WRITE_BEGIN, async (client) => {
+        let open = true;
         try {
-          await client.query('ROLLBACK');
-        } catch (rollbackError) {
-          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+          const run = transactionRunner(client, () => open);
+          const tx = new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run));
+          return await this.inTransaction.run(true, () => fn(tx));
+        } finally {
+          open = false;
         }
-        throw e;
-      } finally {
-        // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
-        client.release(broken);
-      }
-    });
+      }),
+    );
   }
 
   /** What the store runs with, for the start-up log line and tests. The URL never holds a password. */
@@ -417,32 +228,43 @@ export class PgStore extends PgOps implements Store {
   }
 }
 
+/** A write transaction: writers hold WRITE_LOCK_KEY, so they run one at a time across servers. */
+const WRITE_BEGIN = ['BEGIN', 'SELECT pg_advisory_xact_lock($1)'];
+
+/** Runs fn on a pooled connection inside the transaction the `begin` statements open; commits or rolls back. */
+async function inTransaction<T>(
+  pool: Pool,
+  begin: readonly string[],
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    for (const statement of begin) {
+      await client.query(statement, statement.includes('$1') ? [WRITE_LOCK_KEY] : []);
+    }
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (e) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+    }
+    throw e;
+  } finally {
+    // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
+    client.release(broken);
+  }
+}
+
 /** Outside a transaction: reads on the pool, snapshots and writes each in a transaction of their own. */
 function storeRunner(pool: Pool): Runner {
-  const inTransaction = async <T>(begin: string[], fn: (sql: Sql) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
-      for (const statement of begin)
-        await client.query(statement, statement.includes('$1') ? [WRITE_LOCK_KEY] : []);
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (e) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackError) {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      }
-      throw e;
-    } finally {
-      client.release(broken);
-    }
-  };
   return {
     read: (fn) => fn(pool),
-    snapshot: (fn) => inTransaction(['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'], fn),
-    write: (fn) => inTransaction(['BEGIN', 'SELECT pg_advisory_xact_lock($1)'], fn),
+    snapshot: (fn) => inTransaction(pool, ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'], fn),
+    write: (fn) => inTransaction(pool, WRITE_BEGIN, fn),
   };
 }
 

@@ -6,22 +6,20 @@
  * processes on the same file) serialise and the chain never forks.
  */
 import type Database from 'better-sqlite3';
-import { emptyHead, nextRecord, recordBody, type ChainHead } from '../../audit/chain';
+import { emptyHead, nextRecord, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
-import {
-  MAX_AUDIT_PAGE,
-  type AuditChainInfo,
-  type AuditPage,
-  type AuditQuery,
-  type ServerKeyHistory,
-} from '../../audit/log';
+import { type AuditChainInfo, type AuditPage, type AuditQuery, type ServerKeyHistory } from '../../audit/log';
 import { type AuditEvent, type AuditRecord } from '../../audit/record';
-import { AuditChainBrokenError, AuditError, InvalidArgumentError } from '../../errors';
-import { decodePageToken, encodePageToken } from '../page-token';
+import { AuditChainBrokenError, AuditError } from '../../errors';
 import {
-  AUDIT_KEY_COLUMN,
+  AUDIT_RECORD_COLUMNS,
+  auditChainFromRow,
   auditCheckpointFromRow,
+  auditPage,
+  auditQueryPlan,
+  auditReadLimit,
   auditRecordFromRow,
+  auditRecordValues,
   type AuditCheckpointRow,
   type AuditRecordRow,
 } from '../rows';
@@ -37,8 +35,7 @@ export class SqliteAudit {
       'SELECT seq, hash FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT 1',
     );
     this.insertStmt = db.prepare(
-      `INSERT INTO audit_records (chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id, body, hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO audit_records (${AUDIT_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.storedHashStmt = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?');
   }
@@ -110,7 +107,7 @@ export class SqliteAudit {
   ): { records: AuditRecord[]; nextPosition: number } {
     const rows = this.db
       .prepare('SELECT * FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?')
-      .all(chain, afterPosition, Math.max(1, Math.min(limit, 100_000))) as AuditRecordRow[];
+      .all(chain, afterPosition, auditReadLimit(limit)) as AuditRecordRow[];
     return {
       records: rows.map(auditRecordFromRow),
       nextPosition: rows[rows.length - 1]?.seq ?? afterPosition,
@@ -118,13 +115,7 @@ export class SqliteAudit {
   }
 
   query(q: AuditQuery): AuditPage {
-    const column = AUDIT_KEY_COLUMN[q.key];
-    if (column === undefined)
-      throw new InvalidArgumentError(`cannot query audit records by ${String(q.key)}`);
-    const size = Math.max(1, Math.min(q.pageSize ?? 100, MAX_AUDIT_PAGE));
-    const after = q.pageToken
-      ? decodePageToken(q.pageToken, ['string', 'string', 'number'] as const)
-      : undefined;
+    const { column, size, after } = auditQueryPlan(q);
     const where = [`${column} = @value`];
     if (q.chain !== undefined) where.push('chain = @chain');
     if (after !== undefined) where.push('(time, chain, seq) > (@t, @c, @s)');
@@ -138,13 +129,7 @@ export class SqliteAudit {
         ...(after !== undefined && { t: after[0], c: after[1], s: after[2] }),
         limit: size + 1,
       }) as AuditRecordRow[];
-    const more = rows.length > size;
-    const page = rows.slice(0, size);
-    const last = page[page.length - 1];
-    return {
-      records: page.map(auditRecordFromRow),
-      nextPageToken: more && last !== undefined ? encodePageToken([last.time, last.chain, last.seq]) : '',
-    };
+    return auditPage(rows, size);
   }
 
   chains(): AuditChainInfo[] {
@@ -157,11 +142,7 @@ export class SqliteAudit {
          GROUP BY c.chain ORDER BY c.chain`,
       )
       .all() as { chain: string; head: number; jwk: string | null }[];
-    return rows.map((r) => ({
-      chain: r.chain,
-      headSeq: r.head,
-      ...(r.jwk !== null && { publicJwk: r.jwk }),
-    }));
+    return rows.map(auditChainFromRow);
   }
 
   pinChainKey(chain: string, publicJwk: string, now: Date): string {
@@ -199,19 +180,7 @@ export class SqliteAudit {
   }
 
   private insert(r: AuditRecord): void {
-    this.insertStmt.run(
-      r.chain,
-      r.seq,
-      r.time,
-      r.event,
-      r.sessionId ?? null,
-      r.rootSessionId ?? null,
-      r.serial ?? null,
-      r.principal ?? null,
-      r.agentId ?? null,
-      recordBody(r),
-      r.hash,
-    );
+    this.insertStmt.run(...auditRecordValues(r));
   }
 
   /** Inside the store's own transaction (`Store.transaction`) a nested one is a savepoint; else IMMEDIATE. */

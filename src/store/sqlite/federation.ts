@@ -1,5 +1,4 @@
 import type Database from 'better-sqlite3';
-import { AlreadyExistsError, NotFoundError, FederationRelationshipInUseError } from '../../errors';
 import type {
   FederatedBundleRecord,
   FederatedBundleUpdate,
@@ -9,10 +8,14 @@ import type {
 } from '../types';
 import { assertRevision } from '../revision';
 import {
-  copyRelationshipFields,
+  assertRelationshipUnused,
   federatedBundleFromRow,
+  newRelationship,
   nextFederatedBundle,
+  patchRelationship,
+  relationshipExists,
   relationshipFromRow,
+  relationshipNotFound,
   type FederatedBundleRow,
   type RelationshipRow,
 } from '../rows';
@@ -42,17 +45,10 @@ export class SqliteFederation {
     return this.db
       .transaction((): FederationRelationshipRecord => {
         if (this.selectRelationship.get(fields.trustDomain)) {
-          throw new AlreadyExistsError(
-            `a federation relationship with trust domain "${fields.trustDomain}" already exists`,
-          );
+          throw relationshipExists(fields.trustDomain);
         }
         const now = this.now();
-        const record: FederationRelationshipRecord = {
-          ...copyRelationshipFields(fields),
-          createdAt: now,
-          updatedAt: now,
-          revision: 1,
-        };
+        const record = newRelationship(fields, now);
         this.db
           .prepare(
             `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
@@ -69,7 +65,7 @@ export class SqliteFederation {
 
   get(trustDomain: string): FederationRelationshipRecord {
     const row = this.selectRelationship.get(trustDomain);
-    if (!row) throw notFound(trustDomain);
+    if (!row) throw relationshipNotFound(trustDomain);
     return relationshipFromRow(decodeRelationship(row));
   }
 
@@ -88,23 +84,7 @@ export class SqliteFederation {
     return this.db
       .transaction((): FederationRelationshipRecord => {
         const current = this.get(trustDomain);
-        assertRevision(
-          `federation relationship "${trustDomain}"`,
-          current,
-          expectedRevision,
-          're-read it and retry',
-        );
-        const { endpointSpiffeId, webTrustRootsPem, ...rest } = patch;
-        const next: FederationRelationshipRecord = {
-          ...current,
-          ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
-          updatedAt: this.now(),
-          revision: current.revision + 1,
-        };
-        if (endpointSpiffeId === null) delete next.endpointSpiffeId;
-        else if (endpointSpiffeId !== undefined) next.endpointSpiffeId = endpointSpiffeId;
-        if (webTrustRootsPem === null) delete next.webTrustRootsPem;
-        else if (webTrustRootsPem !== undefined) next.webTrustRootsPem = webTrustRootsPem;
+        const next = patchRelationship(current, patch, expectedRevision, this.now());
         this.db
           .prepare(
             `UPDATE federation_relationships SET bundle_endpoint_url = @bundle_endpoint_url, profile = @profile,
@@ -123,7 +103,6 @@ export class SqliteFederation {
       .transaction(() => {
         const current = this.get(trustDomain);
         assertRevision(`federation relationship "${trustDomain}"`, current, expectedRevision, 'not deleted');
-        // An entry naming a trust domain without a relationship would hand its workloads nothing, silently.
         const users = this.db
           .prepare<[string], { id: string }>(
             `SELECT id FROM entries WHERE EXISTS (SELECT 1 FROM json_each(entries.federates_with) WHERE value = ?)
@@ -131,11 +110,7 @@ export class SqliteFederation {
           )
           .all(trustDomain)
           .map((r) => r.id);
-        if (users.length > 0) {
-          throw new FederationRelationshipInUseError(
-            `entries federate with "${trustDomain}" (${users.slice(0, 10).join(', ')}${users.length > 10 ? ', ...' : ''}): remove it from their federates_with first`,
-          );
-        }
+        assertRelationshipUnused(trustDomain, users);
         this.db.prepare('DELETE FROM federation_relationships WHERE trust_domain = ?').run(trustDomain);
       })
       .immediate();
@@ -201,10 +176,6 @@ function toRow(r: FederationRelationshipRecord): Record<string, string | number 
     updated_at: toMs(r.updatedAt),
     revision: r.revision,
   };
-}
-
-function notFound(td: string): NotFoundError {
-  return new NotFoundError(`no federation relationship with trust domain "${td}"`);
 }
 
 const decodeRelationship = rowDecoder<RelationshipRow>({ created_at: 'time', updated_at: 'time' });

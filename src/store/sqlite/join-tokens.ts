@@ -1,8 +1,13 @@
 import type Database from 'better-sqlite3';
-import { AlreadyExistsError, TokenExpiredError, TokenInvalidError, TokenSpentError } from '../../errors';
 import type { JoinTokenRecord, NewJoinToken } from '../types';
 import { isConstraintError, toMs, rowDecoder, type SqliteRow } from './codec';
-import { joinTokenFromRow, type JoinTokenRow } from '../rows';
+import {
+  consumableJoinToken,
+  joinTokenExists,
+  joinTokenSpent,
+  newJoinTokenRecord,
+  type JoinTokenRow,
+} from '../rows';
 
 /** Join tokens on one SQLite connection: only hashes are stored, and each token is consumed at most once. */
 export class SqliteJoinTokens {
@@ -38,17 +43,10 @@ export class SqliteJoinTokens {
         toMs(token.expiresAt),
       );
     } catch (e) {
-      if (isConstraintError(e))
-        throw new AlreadyExistsError(`join token ${token.id} (or its hash) already exists`);
+      if (isConstraintError(e)) throw joinTokenExists(token.id);
       throw e;
     }
-    return {
-      id: token.id,
-      entryId: token.entryId,
-      spiffeId: token.spiffeId,
-      createdAt,
-      expiresAt: new Date(token.expiresAt.getTime()),
-    };
+    return newJoinTokenRecord(token, createdAt);
   }
 
   consume(tokenHash: Buffer, now: Date): JoinTokenRecord {
@@ -56,19 +54,10 @@ export class SqliteJoinTokens {
     return this.db
       .transaction((): JoinTokenRecord => {
         const row = this.selectByHash.get(tokenHash);
-        if (!row) throw new TokenInvalidError('join token is not valid');
-        const record = joinTokenFromRow(decodeJoinToken(row));
-        if (record.spentAt) {
-          throw new TokenSpentError(
-            `join token ${record.id} was already used at ${record.spentAt.toISOString()}`,
-          );
-        }
-        if (record.expiresAt.getTime() <= now.getTime()) {
-          throw new TokenExpiredError(`join token ${record.id} expired at ${record.expiresAt.toISOString()}`);
-        }
+        const record = consumableJoinToken(row && decodeJoinToken(row), now);
         const result = this.markSpent.run(toMs(now), record.id);
         if (result.changes !== 1) {
-          throw new TokenSpentError(`join token ${record.id} was already used`);
+          throw joinTokenSpent(record.id);
         }
         return { ...record, spentAt: now };
       })

@@ -1,17 +1,7 @@
 import type Database from 'better-sqlite3';
-import { StoreSchemaTooNewError } from '../../errors';
+import { latestVersion, pendingMigrations, schemaMigrationsTable, type Migration } from '../migrations';
 
-/**
- * Schema migrations, applied in order, each exactly once. A migration is never edited after it shipped:
- * a change to the schema is a new migration at the end. Later issues (sessions, delegation grants,
- * revocations, audit) add their tables here.
- */
-export interface Migration {
-  version: number;
-  description: string;
-  sql: string;
-}
-
+/** The SQLite schema, as versioned migrations (src/store/migrations.ts). */
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -294,7 +284,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+export const LATEST_SCHEMA_VERSION = latestVersion(MIGRATIONS);
 
 /**
  * Brings the database to LATEST_SCHEMA_VERSION in one transaction: a crash mid-way leaves the old schema.
@@ -304,24 +294,12 @@ export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version 
  */
 export function migrate(db: Database.Database, now: () => Date): number[] {
   const run = db.transaction((): number[] => {
-    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version INTEGER PRIMARY KEY,
-      description TEXT NOT NULL,
-      applied_at INTEGER NOT NULL
-    )`);
-    const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
-    const current = row.v ?? 0;
-    if (current > LATEST_SCHEMA_VERSION) {
-      throw new StoreSchemaTooNewError(
-        `database schema version ${current} is newer than this Lanyard supports (${LATEST_SCHEMA_VERSION}): upgrade Lanyard`,
-      );
-    }
+    db.exec(schemaMigrationsTable('INTEGER'));
     const record = db.prepare(
       'INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)',
     );
     const applied: number[] = [];
-    for (const m of MIGRATIONS) {
-      if (m.version <= current) continue;
+    for (const m of pendingMigrations(MIGRATIONS, schemaVersion(db))) {
       db.exec(m.sql);
       record.run(m.version, m.description, now().getTime());
       applied.push(m.version);

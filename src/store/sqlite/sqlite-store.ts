@@ -6,35 +6,7 @@ import { InternalError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 import { CommitQueue, type CommitJob } from '../commit-queue';
 import type { Store, StoreOps } from '../store';
-import type {
-  BundleRecord,
-  BundleUpdate,
-  CaAuthorityRecord,
-  Entry,
-  EntryFilter,
-  EntryPage,
-  EntryPatch,
-  GrantRecord,
-  JoinTokenRecord,
-  NewEntry,
-  NewGrant,
-  NewJoinToken,
-  NewRevocation,
-  NewSession,
-  PageRequest,
-  RevocationKind,
-  RevocationRecord,
-  RevokedSerialRecord,
-  RevokedSerialsDelta,
-  SessionQuery,
-  SessionRecord,
-  AgentSessionCounts,
-  FederatedBundleRecord,
-  FederatedBundleUpdate,
-  FederationRelationshipFields,
-  FederationRelationshipPatch,
-  FederationRelationshipRecord,
-} from '../types';
+import { TableOps, type StoreTables, type TableCall } from '../table-ops';
 import type { AuditStore } from '../../audit/log';
 import { SqliteAudit } from './audit';
 import { SqliteCaState } from './ca-state';
@@ -56,8 +28,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-/** The synchronous operations of one connection; SqliteStore gives them the async StoreOps shape. */
-class SyncOps {
+/** The synchronous table modules of one connection; SqliteStore gives them the async StoreOps shape. */
+class SyncTables implements StoreTables {
   readonly entries: SqliteEntries;
   readonly joinTokens: SqliteJoinTokens;
   readonly ca: SqliteCaState;
@@ -76,160 +48,16 @@ class SyncOps {
 }
 
 /**
- * The async StoreOps over SyncOps. `guard` runs before each call: the store uses it to take its lock, a
+ * The async StoreOps over SyncTables. `guard` runs before each call: the store uses it to take its lock, a
  * transaction handle to check that its transaction is still open.
  */
-class AsyncOps implements StoreOps {
-  readonly audit: Pick<AuditStore, 'append'>;
-
+class AsyncOps extends TableOps {
   constructor(
-    protected readonly sync: SyncOps,
-    private readonly guard: <T>(op: () => T) => Promise<T>,
+    protected readonly sync: SyncTables,
+    guard: TableCall,
   ) {
     // Inside a transaction SqliteAudit.append nests as a savepoint: the record commits with the transaction.
-    this.audit = { append: (chain, event, now) => guard(() => sync.audit.append(chain, event, now)) };
-  }
-
-  createEntry(entry: NewEntry): Promise<Entry> {
-    return this.guard(() => this.sync.entries.create(entry));
-  }
-  getEntry(id: string): Promise<Entry> {
-    return this.guard(() => this.sync.entries.get(id));
-  }
-  listEntries(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
-    return this.guard(() => this.sync.entries.list(filter, page));
-  }
-  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
-    return this.guard(() => this.sync.entries.update(id, patch, expectedRevision));
-  }
-  deleteEntry(id: string, expectedRevision?: number): Promise<void> {
-    return this.guard(() => this.sync.entries.delete(id, expectedRevision));
-  }
-  createJoinToken(token: NewJoinToken): Promise<JoinTokenRecord> {
-    return this.guard(() => this.sync.joinTokens.create(token));
-  }
-  consumeJoinToken(tokenHash: Buffer, now: Date): Promise<JoinTokenRecord> {
-    return this.guard(() => this.sync.joinTokens.consume(tokenHash, now));
-  }
-  pruneJoinTokens(before: Date): Promise<number> {
-    return this.guard(() => this.sync.joinTokens.prune(before));
-  }
-  putCaAuthority(record: CaAuthorityRecord): Promise<void> {
-    return this.guard(() => this.sync.ca.putAuthority(record));
-  }
-  getCaAuthority(id: string): Promise<CaAuthorityRecord> {
-    return this.guard(() => this.sync.ca.getAuthority(id));
-  }
-  listCaAuthorities(): Promise<CaAuthorityRecord[]> {
-    return this.guard(() => this.sync.ca.listAuthorities());
-  }
-  deleteCaAuthority(id: string): Promise<void> {
-    return this.guard(() => this.sync.ca.deleteAuthority(id));
-  }
-  getBundle(trustDomain: string): Promise<BundleRecord | undefined> {
-    return this.guard(() => this.sync.ca.getBundle(trustDomain));
-  }
-  setBundle(trustDomain: string, update: BundleUpdate): Promise<BundleRecord> {
-    return this.guard(() => this.sync.ca.setBundle(trustDomain, update));
-  }
-  createSession(session: NewSession): Promise<SessionRecord> {
-    return this.guard(() => this.sync.sessions.createSession(session));
-  }
-  getSession(id: string): Promise<SessionRecord> {
-    return this.guard(() => this.sync.sessions.getSession(id));
-  }
-  listSessions(q: SessionQuery): Promise<SessionRecord[]> {
-    return this.guard(() => this.sync.sessions.listSessions(q));
-  }
-  addSessionCertificate(sessionId: string, serialHex: string, notAfter: Date): Promise<void> {
-    return this.guard(() => this.sync.sessions.addSessionCertificate(sessionId, serialHex, notAfter));
-  }
-  endSessionTree(
-    id: string,
-    now: Date,
-    reason: string,
-  ): Promise<{ ended: SessionRecord[]; revocations: RevocationRecord[] }> {
-    return this.guard(() => this.sync.sessions.endSessionTree(id, now, reason));
-  }
-  createGrant(grant: NewGrant): Promise<GrantRecord> {
-    return this.guard(() => this.sync.sessions.createGrant(grant));
-  }
-  getGrant(id: string): Promise<GrantRecord> {
-    return this.guard(() => this.sync.sessions.getGrant(id));
-  }
-  markGrantRedeemed(id: string, now: Date, sessionId: string): Promise<GrantRecord> {
-    return this.guard(() => this.sync.sessions.markGrantRedeemed(id, now, sessionId));
-  }
-  addRevocation(revocation: NewRevocation, now: Date): Promise<RevocationRecord> {
-    return this.guard(() => this.sync.sessions.addRevocation(revocation, now));
-  }
-  getRevocation(kind: RevocationKind, id: string): Promise<RevocationRecord | undefined> {
-    return this.guard(() => this.sync.sessions.getRevocation(kind, id));
-  }
-  listRevocations(afterSequence: number, limit?: number): Promise<RevocationRecord[]> {
-    return this.guard(() => this.sync.sessions.listRevocations(afterSequence, limit));
-  }
-  countAgentSessions(entryId: string, now: Date, endedSince: Date): Promise<AgentSessionCounts> {
-    return this.guard(() => this.sync.sessions.countAgentSessions(entryId, now, endedSince));
-  }
-  countLiveSessions(now: Date): Promise<number> {
-    return this.guard(() => this.sync.sessions.countLiveSessions(now));
-  }
-  listRevokedSerialsAfter(afterSequence: number, now: Date): Promise<RevokedSerialsDelta> {
-    return this.guard(() => this.sync.sessions.listRevokedSerialsAfter(afterSequence, now));
-  }
-  lastRevocationSequence(): Promise<number> {
-    return this.guard(() => this.sync.sessions.lastRevocationSequence());
-  }
-  pruneRevocations(before: Date): Promise<number> {
-    return this.guard(() => this.sync.sessions.pruneRevocations(before));
-  }
-  listRevokedSerials(now: Date): Promise<RevokedSerialRecord[]> {
-    return this.guard(() => this.sync.sessions.listRevokedSerials(now));
-  }
-  pruneGrants(before: Date): Promise<number> {
-    return this.guard(() => this.sync.sessions.pruneGrants(before));
-  }
-  pruneSessions(expiredBefore: Date, now: Date): Promise<number> {
-    return this.guard(() => this.sync.sessions.pruneSessions(expiredBefore, now));
-  }
-  nextCrlNumber(): Promise<bigint> {
-    return this.guard(() => this.sync.sessions.nextCrlNumber());
-  }
-  createFederationRelationship(
-    fields: FederationRelationshipFields,
-    bootstrap?: FederatedBundleUpdate,
-  ): Promise<FederationRelationshipRecord> {
-    return this.guard(() => this.sync.federation.create(fields, bootstrap));
-  }
-  getFederationRelationship(trustDomain: string): Promise<FederationRelationshipRecord> {
-    return this.guard(() => this.sync.federation.get(trustDomain));
-  }
-  listFederationRelationships(): Promise<FederationRelationshipRecord[]> {
-    return this.guard(() => this.sync.federation.list());
-  }
-  updateFederationRelationship(
-    trustDomain: string,
-    patch: FederationRelationshipPatch,
-    expectedRevision: number,
-  ): Promise<FederationRelationshipRecord> {
-    return this.guard(() => this.sync.federation.update(trustDomain, patch, expectedRevision));
-  }
-  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void> {
-    return this.guard(() => this.sync.federation.delete(trustDomain, expectedRevision));
-  }
-  getFederatedBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
-    return this.guard(() => this.sync.federation.getBundle(trustDomain));
-  }
-  putFederatedBundle(
-    trustDomain: string,
-    update: FederatedBundleUpdate,
-    now: Date,
-  ): Promise<FederatedBundleRecord> {
-    return this.guard(() => this.sync.federation.put(trustDomain, update, now));
-  }
-  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void> {
-    return this.guard(() => this.sync.federation.recordFailure(trustDomain, error, now));
+    super(sync, guard, { append: (chain, event, now) => guard(() => sync.audit.append(chain, event, now)) });
   }
 }
 
@@ -254,7 +82,7 @@ export class SqliteStore extends AsyncOps implements Store {
   private closed = false;
 
   private constructor(file: string, db: Database.Database, clock: () => Date) {
-    const sync = new SyncOps(db, clock);
+    const sync = new SyncTables(db, clock);
     // A method reference cannot be passed before super(); this closure reads `this` only when called.
     super(sync, (op) => this.exclusive(op));
     this.file = file;
@@ -389,11 +217,8 @@ export class SqliteStore extends AsyncOps implements Store {
       if (!open) {
         return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
       }
-      try {
-        return Promise.resolve(op());
-      } catch (e) {
-        return Promise.reject(e);
-      }
+      // A throw becomes a rejection: callers of an async API expect one.
+      return new Promise((resolve) => resolve(op()));
     });
     return {
       tx,
@@ -433,7 +258,7 @@ export class SqliteStore extends AsyncOps implements Store {
   }
 
   /** Runs one operation under the connection lock, after any running transaction. */
-  private exclusive<T>(op: () => T): Promise<T> {
+  private exclusive<T>(op: () => T | Promise<T>): Promise<T> {
     try {
       this.refuseReentry();
     } catch (e) {

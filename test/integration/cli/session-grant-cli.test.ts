@@ -62,6 +62,51 @@ describe('lanyard session and grant commands', function () {
     await t.stop();
   });
 
+  /** `lanyard grant key` into dir/name: the key's SHA-256 (the grant id) and its file. */
+  async function grantKey(name: string): Promise<{ keySha256: string; file: string }> {
+    const out = path.join(dir, name);
+    return JSON.parse(cliOk(await runCli(['grant', 'key', '--out', out, '--json'])).stdout) as {
+      keySha256: string;
+      file: string;
+    };
+  }
+
+  /** `lanyard grant create` by the planner's session (dir/session) for tool-runner's key. */
+  function grantCreate(keySha256: string, scope: string, ...extra: string[]): Promise<CliResult> {
+    return runCli([
+      'grant',
+      'create',
+      '--server',
+      server,
+      '--identity',
+      path.join(dir, 'session'),
+      '--child',
+      id('tool-runner'),
+      '--child-key',
+      keySha256,
+      '--scope',
+      scope,
+      ...extra,
+    ]);
+  }
+
+  /** `lanyard grant redeem` as tool-runner, writing the delegated SVID to `out`. */
+  function grantRedeem(keyFile: string, out: string, ...extra: string[]): Promise<CliResult> {
+    return runCli([
+      'grant',
+      'redeem',
+      '--server',
+      server,
+      '--identity',
+      tool,
+      '--key',
+      keyFile,
+      '--out',
+      out,
+      ...extra,
+    ]);
+  }
+
   it('session start writes the session SVID (key 0600) for the principal; show and list find it', async () => {
     const out = path.join(dir, 'session');
     const r = cliOk(
@@ -132,47 +177,14 @@ describe('lanyard session and grant commands', function () {
   });
 
   it('grant key, grant create, grant redeem: the delegated SVID, whose chain svid inspect draws as a tree', async () => {
-    const keyDir = path.join(dir, 'tool-key');
-    const key = JSON.parse(cliOk(await runCli(['grant', 'key', '--out', keyDir, '--json'])).stdout) as {
-      keySha256: string;
-      file: string;
-    };
+    const key = await grantKey('tool-key');
     assert.equal(fs.statSync(key.file).mode & 0o777, 0o600);
-    const created = JSON.parse(
-      cliOk(
-        await runCli([
-          'grant',
-          'create',
-          '--server',
-          server,
-          '--identity',
-          path.join(dir, 'session'),
-          '--child',
-          id('tool-runner'),
-          '--child-key',
-          key.keySha256,
-          '--scope',
-          'docs:read',
-          '--json',
-        ]),
-      ).stdout,
-    ) as { grantId: string };
+    const created = JSON.parse(cliOk(await grantCreate(key.keySha256, 'docs:read', '--json')).stdout) as {
+      grantId: string;
+    };
     assert.equal(created.grantId, key.keySha256);
     const out = path.join(dir, 'delegated');
-    const redeem = [
-      'grant',
-      'redeem',
-      '--server',
-      server,
-      '--identity',
-      tool,
-      '--key',
-      key.file,
-      '--out',
-      out,
-      '--json',
-    ];
-    const redeemed = JSON.parse(cliOk(await runCli(redeem)).stdout) as {
+    const redeemed = JSON.parse(cliOk(await grantRedeem(key.file, out, '--json')).stdout) as {
       sessionId: string;
       rootSessionId: string;
       chain: string[];
@@ -186,7 +198,7 @@ describe('lanyard session and grant commands', function () {
       runCli(['svid', 'inspect', path.join(out, 'svid.pem')]),
       runCli(['session', 'list', '--root', sessionId, ...admin, '--json']),
       // The same grant again: spent.
-      runCli([...redeem.slice(0, -3), '--out', path.join(dir, 'again')]),
+      grantRedeem(key.file, path.join(dir, 'again')),
     ]);
     const tree = cliOk(inspect).stdout;
     assert.match(
@@ -207,27 +219,9 @@ describe('lanyard session and grant commands', function () {
   });
 
   it('refuses: scope escalation, an expired grant, bad input (exit 2), an unknown session', async () => {
-    const keyDir = path.join(dir, 'late-key');
-    const key = JSON.parse(cliOk(await runCli(['grant', 'key', '--out', keyDir, '--json'])).stdout) as {
-      keySha256: string;
-      file: string;
-    };
+    const key = await grantKey('late-key');
     const create = (scope: string, ...extra: string[]): Promise<CliResult> =>
-      runCli([
-        'grant',
-        'create',
-        '--server',
-        server,
-        '--identity',
-        path.join(dir, 'session'),
-        '--child',
-        id('tool-runner'),
-        '--child-key',
-        key.keySha256,
-        '--scope',
-        scope,
-        ...extra,
-      ]);
+      grantCreate(key.keySha256, scope, ...extra);
     const [escalation, badKey, noIdentity, unknown] = await Promise.all([
       create('admin:all'),
       runCli([
@@ -264,18 +258,7 @@ describe('lanyard session and grant commands', function () {
     // Long enough to reach the server under load, short enough to wait out.
     cliOk(await create('docs:read', '--redeem-within', '5s'));
     await new Promise((r) => setTimeout(r, 6000));
-    const late = await runCli([
-      'grant',
-      'redeem',
-      '--server',
-      server,
-      '--identity',
-      tool,
-      '--key',
-      key.file,
-      '--out',
-      path.join(dir, 'late'),
-    ]);
+    const late = await grantRedeem(key.file, path.join(dir, 'late'));
     refused(late, EXIT_REJECTED, /ERR_GRANT_EXPIRED/);
   });
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { validateJwtSvid } from '../../../src/agent/jwt-svid';
 import { parseSpiffeBundle, X509Bundle } from '../../../src/bundle';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from '../../../src/cli/exit-codes';
-import { parseX509Svid } from '../../../src/client';
+import { parseX509Svid } from '../../../src/svid/x509-svid';
 import { WorkloadApiX509Source } from '../../../src/client/workload-api-source';
 import { SPIFFE_ENDPOINT_SOCKET, workloadEndpointUri } from '../../../src/client/workload-endpoint';
 import { TrustDomain } from '../../../src/spiffe';

@@ -40,25 +40,21 @@ import { followSource, HopHttpsAgent, tlsServerOptions } from '../../../src/hop/
 import { authorizeId, authorizeOneOf } from '../../../src/verify';
 import type { TestServer } from '../../support/test-server';
 import { EchoClient, type EchoClientApi, EchoService, type Msg } from '../../support/echo-service';
-import { DecisionLog, eventually, id, serverBundle, startLanyard, workloadSource } from '../../support/hop';
+import {
+  DecisionLog,
+  eventually,
+  httpsGetJson,
+  id,
+  serverBundle,
+  startLanyard,
+  workloadSource,
+} from '../../support/hop';
 
 interface BView {
   caller: string;
   principal: string;
   chain: string[];
   scopes: string[];
-}
-
-function httpsGet(port: number, agent: https.Agent): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    https
-      .get({ host: '127.0.0.1', port, path: '/docs', agent }, (res) => {
-        let t = '';
-        res.on('data', (d: Buffer) => (t += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(t) as unknown }));
-      })
-      .on('error', reject);
-  });
 }
 
 describe('hop: handoff (grant by the caller, redeem by the service) across gRPC and https', function () {
@@ -141,7 +137,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
                   authorize: authorizeId(id('service-b')),
                 });
                 closers.push(() => agent.destroy());
-                const r = await httpsGet(bPort, agent);
+                const r = await httpsGetJson<unknown>(bPort, '/docs', agent);
                 cb(null, { text: JSON.stringify(r) });
               })
               .catch((e: Error & { code?: unknown }) =>
@@ -328,7 +324,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
     let last: { status: number; body: unknown } | undefined;
     await eventually(
       async () => {
-        last = await httpsGet(bPort, agent);
+        last = await httpsGetJson<unknown>(bPort, '/docs', agent);
         return last.status !== 200;
       },
       10_000,
