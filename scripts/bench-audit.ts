@@ -20,7 +20,8 @@ import Database from 'better-sqlite3';
 import { FileAuditLog } from '../src/audit/file-log';
 import type { AuditQueryKey } from '../src/audit/log';
 import { emptyHead, nextRecord } from '../src/audit/chain';
-import type { AuditEvent, AuditRecord } from '../src/audit/record';
+import type { AuditRecord } from '../src/audit/record';
+import { AGENTS, event, PER_ROOT, PRINCIPALS } from './bench-audit-trail';
 import { buildTrace } from '../src/audit/trace';
 import { SqliteAudit } from '../src/store/sqlite/audit';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store';
@@ -32,29 +33,6 @@ const arg = (name: string, dflt: number): number => {
 const RECORDS = arg('--records', 1_000_000);
 const SECONDS = arg('--seconds', 1);
 const CHAIN = 'spiffe://bench.local/lanyard/server';
-/** Records per root session in the synthetic trail (start, grants, redeems, hops, end). */
-const PER_ROOT = 10;
-const PRINCIPALS = 10_000;
-const AGENTS = 500;
-
-function event(i: number): AuditEvent {
-  const root = Math.floor(i / PER_ROOT);
-  const child = i % PER_ROOT >= 5;
-  return {
-    time: new Date(Date.UTC(2026, 0, 1) + i * 10),
-    event: i % PER_ROOT === 0 ? 'session.start' : i % PER_ROOT === 5 ? 'grant.redeem' : 'hop.decision',
-    decision: i % 7 === 3 ? 'deny' : 'allow',
-    ...(i % 7 === 3 && { reason: 'ERR_SCOPE_ESCALATION' }),
-    actor: `spiffe://bench.local/agents/a${i % AGENTS}`,
-    agentId: `e-${i % AGENTS}`,
-    sessionId: child ? `s-${root}-c` : `s-${root}`,
-    rootSessionId: `s-${root}`,
-    ...(child && { parentSessionId: `s-${root}` }),
-    principal: `user-${root % PRINCIPALS}`,
-    scopes: ['docs:read'],
-    serial: (0x100000 + Math.floor(i / 2)).toString(16),
-  };
-}
 
 function fmt(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2);

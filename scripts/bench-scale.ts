@@ -10,13 +10,21 @@
  *   entries      --entries (default 100,000) registration entries: join-token Attest latency
  *   watchers     --watchers (default 1,000) WatchRevocations streams (4 per connection, the server's default
  *                cap): EndSession until every watcher holds the revocation, p50/p99
- *   audit        `audit trace` over --audit-records (default 1,000,000) records: scripts/bench-audit.ts --query-only
+ *   audit        `lanyard audit export` and `audit verify` (--server and --file) as processes over a chain of
+ *                --stream-records (default 100,000) records, peak RSS beside the same commands on the chain before
+ *                the seeding; then --audit-records (default 1,000,000) records in the chain: `audit trace` with
+ *                the server's part (its QueryAuditRecords calls) apart from the CLI's
+ *
+ * Bulk state (revoked serials, entries, audit records) is written straight into the server's SQLite file on a
+ * second connection, in large transactions, by the store's own code, so the rows are exactly what the server
+ * writes; only the measured calls go through gRPC.
  *
  *   npm run bench:scale
  *   npm run bench:scale -- --revocations 200000 --entries 20000 --watchers 200 --audit-records 200000
+ *   npm run bench:scale -- --skip revocations,fanout      # parts: revocations, entries, fanout, audit
  * Figures, not assertions: tests never time anything.
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -29,6 +37,14 @@ import { startServer } from '../src/server/run';
 import { RevocationCache } from '../src/verify';
 import { SQLITE_FILE_NAME } from '../src/store';
 import Database from 'better-sqlite3';
+import { nextRecord } from '../src/audit/chain';
+import { parseRecord, type AuditRecord } from '../src/audit/record';
+import { buildTrace } from '../src/audit/trace';
+import { AuditAdminClient } from '../src/server/audit/client';
+import { SqliteAudit } from '../src/store/sqlite/audit';
+import { SqliteEntries } from '../src/store/sqlite/entries';
+import { BIN } from '../test/support/paths';
+import { event, PER_ROOT, PRINCIPALS } from './bench-audit-trail';
 import { connectPublic, attest, newKey } from '../test/support/public-client';
 import { endSession, register, sessionClient, startSession, TD, type Agent } from '../test/support/sessions';
 import type { TestServer } from '../test/support/test-server';
@@ -41,9 +57,24 @@ const REVOCATIONS = arg('--revocations', 1_000_000);
 const ENTRIES = arg('--entries', 100_000);
 const WATCHERS = arg('--watchers', 1_000);
 const AUDIT_RECORDS = arg('--audit-records', 1_000_000);
+/** Records in the chain when export and verify are measured (all of it is exported and verified). */
+const STREAM_RECORDS = Math.min(arg('--stream-records', 100_000), AUDIT_RECORDS);
 /** Samples per latency figure. */
 const SAMPLES = arg('--samples', 20);
 const SEED_BATCH = 20_000;
+/** Entries of the baseline in the entries part. */
+const BASE_ENTRIES = 1_000;
+const PARTS = ['revocations', 'entries', 'fanout', 'audit'] as const;
+const skipped = new Set(
+  (process.argv.includes('--skip') ? (process.argv[process.argv.indexOf('--skip') + 1] ?? '') : '')
+    .split(',')
+    .filter((p) => p !== ''),
+);
+for (const p of skipped) {
+  if (!(PARTS as readonly string[]).includes(p))
+    throw new Error(`--skip: unknown part ${p} (${PARTS.join(', ')})`);
+}
+const runs = (part: (typeof PARTS)[number]): boolean => !skipped.has(part);
 
 const out = (s: string): boolean => process.stdout.write(s);
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -93,26 +124,56 @@ function seedRevocations(file: string, count: number): void {
   db.close();
 }
 
-async function seedEntries(s: TestServer, count: number): Promise<void> {
-  for (let done = 0; done < count;) {
-    const n = Math.min(SEED_BATCH, count - done);
-    await s.running.store.transaction(async (tx) => {
-      for (let i = 0; i < n; i++) {
-        await tx.createEntry({
-          spiffeId: `spiffe://${TD}/seeded/${done + i}`,
-          selectors: [{ type: 'unix', value: `uid:${done + i}` }],
-          x509SvidTtlSeconds: 0,
-          allowedScopes: [],
-          maxDelegationDepth: 0,
-          allowedDelegates: [],
-          admin: false,
-          dnsNames: [],
-          canAssertPrincipal: false,
-        });
-      }
-    });
-    done += n;
+/**
+ * Registration entries written straight into the server's SQLite file through the store's own SqliteEntries on a
+ * second connection (the same checks, encoders and selector rows as CreateEntry), SEED_BATCH per transaction:
+ * one commit per batch instead of one durable commit per entry.
+ */
+function seedEntries(file: string, first: number, count: number): void {
+  const db = new Database(file);
+  db.pragma('busy_timeout = 60000');
+  const entries = new SqliteEntries(db, () => new Date());
+  const batch = db.transaction((from: number, n: number) => {
+    for (let i = from; i < from + n; i++) {
+      entries.create({
+        spiffeId: `spiffe://${TD}/seeded/${i}`,
+        selectors: [{ type: 'unix', value: `uid:${i}` }],
+        x509SvidTtlSeconds: 0,
+        allowedScopes: [],
+        maxDelegationDepth: 0,
+        allowedDelegates: [],
+        admin: false,
+        dnsNames: [],
+        canAssertPrincipal: false,
+      });
+    }
+  });
+  for (let done = 0; done < count; done += SEED_BATCH) {
+    batch.immediate(first + done, Math.min(SEED_BATCH, count - done));
   }
+  db.close();
+}
+
+/**
+ * Audit records appended to the server's own chain straight in its SQLite file: chained from the stored head
+ * (hash and link as the recorder does) and stored 10,000 per transaction through SqliteAudit.appendRecords, which
+ * checks each link against the stored head. The server signs a checkpoint over them at its next export.
+ */
+function seedAudit(file: string, chain: string, count: number, first = 0): void {
+  const db = new Database(file);
+  db.pragma('busy_timeout = 60000');
+  const audit = new SqliteAudit(db);
+  let head = audit.head(chain);
+  for (let from = first; from < first + count; from += 10_000) {
+    const records: AuditRecord[] = [];
+    for (let i = from; i < Math.min(first + count, from + 10_000); i++) {
+      const r = nextRecord(head, event(i), new Date());
+      records.push(r);
+      head = { chain, seq: r.seq, hash: r.hash };
+    }
+    audit.appendRecords(chain, records, []);
+  }
+  db.close();
 }
 
 /** Join-token Attests of `agent`'s entry, one at a time: latency of each. */
@@ -259,64 +320,252 @@ async function fanOut(s: TestServer, agent: Agent, watchers: number): Promise<vo
   for (const c of caches) c.close();
 }
 
+/** CreateJoinToken naming an entry by a SPIFFE ID that prefixes every seeded one, and one page of `entry list`. */
+async function entryLookups(s: TestServer, prefixId: string): Promise<{ token: number[]; page: number[] }> {
+  const token: number[] = [];
+  const page: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    token.push((await timed(() => s.client.createJoinToken({ spiffeId: prefixId })))[1]);
+    page.push(
+      (
+        await timed(() =>
+          s.client.listEntries({
+            filter: { spiffeIdPrefix: `${prefixId}/`, parentId: '', bySelectors: undefined },
+            pageSize: 500,
+          }),
+        )
+      )[1],
+    );
+  }
+  return { token, page };
+}
+
+async function entriesPart(s: TestServer, dataDir: string, agent: Agent): Promise<void> {
+  out('\nRegistration entries\n');
+  // An entry whose SPIFFE ID prefixes every seeded one: naming it must not read them.
+  const prefixId = `spiffe://${TD}/seeded`;
+  await s.client.createEntry({ entry: { spiffeId: prefixId, selectors: [] } });
+  // The baseline is the same server with BASE_ENTRIES entries, so a page of the listing is full in both.
+  const base = Math.min(BASE_ENTRIES, ENTRIES);
+  const file = path.join(dataDir, SQLITE_FILE_NAME);
+  seedEntries(file, 0, base);
+  const b = base.toLocaleString('en-US');
+  const few = latency(`join-token Attest, ${b} entries`, await attestLatencies(s, agent.spiffeId, SAMPLES));
+  const fewLookups = await entryLookups(s, prefixId);
+  const fewToken = latency(`CreateJoinToken by a SPIFFE ID that prefixes ${b} others`, fewLookups.token);
+  const fewPage = latency(`ListEntries, first page of 500 by prefix, ${b} entries`, fewLookups.page);
+  const [, entriesMs] = await timed(async () => seedEntries(file, base, ENTRIES - base));
+  line(
+    `seeded ${(ENTRIES - base).toLocaleString('en-US')} more entries into the store (not a figure)`,
+    `${(entriesMs / 1000).toFixed(1)} s`,
+  );
+  const n = ENTRIES.toLocaleString('en-US');
+  const many = latency(`join-token Attest, ${n} entries`, await attestLatencies(s, agent.spiffeId, SAMPLES));
+  const manyLookups = await entryLookups(s, prefixId);
+  const manyToken = latency(`CreateJoinToken by a SPIFFE ID that prefixes ${n} others`, manyLookups.token);
+  const manyPage = latency(`ListEntries, first page of 500 by prefix, ${n} entries`, manyLookups.page);
+  line('Attest p50: large / baseline', (many.p50 / few.p50).toFixed(2));
+  line('CreateJoinToken p50: large / baseline', (manyToken.p50 / fewToken.p50).toFixed(2));
+  line('ListEntries page p50: large / baseline', (manyPage.p50 / fewPage.p50).toFixed(2));
+  line(`process RSS (server + bench clients)`, mib(process.memoryUsage().rss));
+}
+
+/**
+ * A `lanyard` command as its own process (asynchronously: the server runs in this process and must answer it):
+ * wall time, and peak RSS when /usr/bin/time is there to report it.
+ */
+async function cliRun(args: string[]): Promise<{ ms: number; rssKiB?: number; stdout: string }> {
+  const timeBin = '/usr/bin/time';
+  const withTime = fs.existsSync(timeBin);
+  const argv = [process.execPath, BIN, ...args];
+  const t0 = process.hrtime.bigint();
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(
+      withTime ? timeBin : argv[0]!,
+      withTime ? ['-f', 'maxrss=%M', ...argv] : argv.slice(1),
+      {
+        env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  const elapsed = ms(t0);
+  if (r.code !== 0) throw new Error(`lanyard ${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+  const rss = /maxrss=(\d+)/.exec(r.stderr)?.[1];
+  return { ms: elapsed, ...(rss !== undefined && { rssKiB: Number(rss) }), stdout: r.stdout };
+}
+
+interface StreamFigures {
+  exportMs: number;
+  exportRss?: number;
+  verifyFileMs: number;
+  verifyFileRss?: number;
+  verifyServerMs: number;
+  verifyServerRss?: number;
+  bytes: number;
+}
+
+/** `audit export --out`, `audit verify --file` on it, and `audit verify --server`, each as a process. */
+async function streamFigures(
+  s: TestServer,
+  dir: string,
+  bundleFile: string,
+  label: string,
+): Promise<StreamFigures> {
+  const socket = ['--socket', s.config.adminSocketPath];
+  const file = path.join(dir, `export-${label.replace(/\W+/g, '-')}.jsonl`);
+  const exp = await cliRun(['audit', 'export', '--out', file, ...socket]);
+  const bytes = fs.statSync(file).size;
+  const vf = await cliRun(['audit', 'verify', '--file', file, '--bundle', bundleFile]);
+  fs.rmSync(file, { force: true });
+  const vs = await cliRun(['audit', 'verify', '--server', ...socket]);
+  const rss = (k?: number): string => (k === undefined ? 'RSS n/a' : `peak RSS ${(k / 1024).toFixed(0)} MiB`);
+  line(`audit export --out, ${label}`, `${(exp.ms / 1000).toFixed(1)} s, ${rss(exp.rssKiB)}, ${mib(bytes)}`);
+  line(`audit verify --file, ${label}`, `${(vf.ms / 1000).toFixed(1)} s, ${rss(vf.rssKiB)}`);
+  line(`audit verify --server, ${label}`, `${(vs.ms / 1000).toFixed(1)} s, ${rss(vs.rssKiB)}`);
+  return {
+    exportMs: exp.ms,
+    verifyFileMs: vf.ms,
+    verifyServerMs: vs.ms,
+    bytes,
+    ...(exp.rssKiB !== undefined && { exportRss: exp.rssKiB }),
+    ...(vf.rssKiB !== undefined && { verifyFileRss: vf.rssKiB }),
+    ...(vs.rssKiB !== undefined && { verifyServerRss: vs.rssKiB }),
+  };
+}
+
+/**
+ * `audit trace --principal` as the CLI does it: the server's part is its QueryAuditRecords calls (the principal's
+ * records, then each of its root sessions), measured here on the admin socket; the CLI's own part is building
+ * the trace from them. Then whole `lanyard audit trace` processes, node start-up included.
+ */
+async function traceFigures(s: TestServer, roots: number): Promise<void> {
+  const client = new AuditAdminClient(s.config.adminSocketPath, { timeoutMs: 120_000 });
+  const server: number[] = [];
+  const build: number[] = [];
+  let records = 0;
+  try {
+    for (let i = 0; i < 50; i++) {
+      const principal = `user-${Math.floor(Math.random() * Math.min(PRINCIPALS, roots))}`;
+      const t0 = process.hrtime.bigint();
+      const first = await client.query('principal', principal);
+      const all = [...first];
+      const rootIds = new Set(first.map((l) => (JSON.parse(l) as { rootSessionId?: string }).rootSessionId));
+      for (const root of rootIds)
+        if (root !== undefined) all.push(...(await client.query('rootSessionId', root)));
+      server.push(ms(t0));
+      const t1 = process.hrtime.bigint();
+      buildTrace(
+        all.map((l) => {
+          const { type: _type, ...r } = JSON.parse(l) as Record<string, unknown>;
+          return parseRecord(r);
+        }),
+      );
+      build.push(ms(t1));
+      records += all.length;
+    }
+  } finally {
+    client.close();
+  }
+  latency(
+    `audit trace --principal: the server's queries (${(records / 50).toFixed(0)} records each)`,
+    server,
+  );
+  latency('audit trace --principal: building the trace (the CLI)', build);
+  const whole: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const principal = `user-${Math.floor(Math.random() * Math.min(PRINCIPALS, roots))}`;
+    const socket = ['--socket', s.config.adminSocketPath];
+    whole.push((await cliRun(['audit', 'trace', '--principal', principal, '--json', ...socket])).ms);
+  }
+  latency('lanyard audit trace --principal, whole process (node start-up included)', whole);
+}
+
+async function auditPart(s: TestServer, dataDir: string): Promise<void> {
+  out('\nAudit\n');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-scale-audit-'));
+  try {
+    const bundleFile = path.join(dir, 'bundle.json');
+    fs.writeFileSync(bundleFile, (await s.client.getBundle()).bundle!.spiffeBundleJson);
+    const chain = s.running.audit.chain;
+    const file = path.join(dataDir, SQLITE_FILE_NAME);
+    const small = await streamFigures(s, dir, bundleFile, 'the chain before seeding');
+    // Export and verify read the whole chain: they run at STREAM_RECORDS, the trace at AUDIT_RECORDS.
+    const [, seedMs] = await timed(async () => seedAudit(file, chain, STREAM_RECORDS));
+    const sn = STREAM_RECORDS.toLocaleString('en-US');
+    line(
+      `seeded ${sn} audit records into the server's chain (not a figure)`,
+      `${(seedMs / 1000).toFixed(1)} s`,
+    );
+    const big = await streamFigures(s, dir, bundleFile, `${sn} records more`);
+    const ratio = (a?: number, b?: number): string => (a && b ? (a / b).toFixed(2) : 'n/a');
+    line('peak RSS, large / small: export', ratio(big.exportRss, small.exportRss));
+    line('peak RSS, large / small: verify --file', ratio(big.verifyFileRss, small.verifyFileRss));
+    line('peak RSS, large / small: verify --server', ratio(big.verifyServerRss, small.verifyServerRss));
+    line(
+      'export, records per second of the whole process',
+      `${((STREAM_RECORDS / big.exportMs) * 1000).toFixed(0)}`,
+    );
+    const [, restMs] = await timed(async () =>
+      seedAudit(file, chain, AUDIT_RECORDS - STREAM_RECORDS, STREAM_RECORDS),
+    );
+    line(
+      `seeded up to ${AUDIT_RECORDS.toLocaleString('en-US')} records (not a figure)`,
+      `${(restMs / 1000).toFixed(1)} s`,
+    );
+    await traceFigures(s, Math.floor(AUDIT_RECORDS / PER_ROOT));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   out(
     `Lanyard scale benchmark (node ${process.version}, ${os.cpus().length} CPUs, load average ` +
       `${os.loadavg()[0]!.toFixed(1)})\n\n`,
   );
+  const started = process.hrtime.bigint();
   const { s, dataDir } = await server();
   try {
     const agent = await register(s, 'bench-verifier');
 
-    out('Revocations\n');
-    const small = await revocationFigures(s, agent, 'baseline (a few revocations)');
-    const [, seedMs] = await timed(async () =>
-      seedRevocations(path.join(dataDir, SQLITE_FILE_NAME), REVOCATIONS),
-    );
-    line(
-      `seeded ${REVOCATIONS.toLocaleString('en-US')} revoked serials into the store (not a figure)`,
-      `${(seedMs / 1000).toFixed(1)} s`,
-    );
-    const big = await revocationFigures(s, agent, `${REVOCATIONS.toLocaleString('en-US')} revocations`);
-    line('EndSession p99: large / baseline', (big.endP99! / small.endP99!).toFixed(2));
+    if (runs('revocations')) {
+      out('Revocations\n');
+      const small = await revocationFigures(s, agent, 'baseline (a few revocations)');
+      const [, seedMs] = await timed(async () =>
+        seedRevocations(path.join(dataDir, SQLITE_FILE_NAME), REVOCATIONS),
+      );
+      line(
+        `seeded ${REVOCATIONS.toLocaleString('en-US')} revoked serials into the store (not a figure)`,
+        `${(seedMs / 1000).toFixed(1)} s`,
+      );
+      const big = await revocationFigures(s, agent, `${REVOCATIONS.toLocaleString('en-US')} revocations`);
+      line('EndSession p99: large / baseline', (big.endP99! / small.endP99!).toFixed(2));
+    }
 
-    out('\nRegistration entries\n');
-    const few = latency(
-      'join-token Attest, a few entries',
-      await attestLatencies(s, agent.spiffeId, SAMPLES),
-    );
-    const [, entriesMs] = await timed(() => seedEntries(s, ENTRIES));
-    line(
-      `seeded ${ENTRIES.toLocaleString('en-US')} entries into the store (not a figure)`,
-      `${(entriesMs / 1000).toFixed(1)} s`,
-    );
-    const many = latency(
-      `join-token Attest, ${ENTRIES.toLocaleString('en-US')} entries`,
-      await attestLatencies(s, agent.spiffeId, SAMPLES),
-    );
-    line('Attest p50: large / baseline', (many.p50 / few.p50).toFixed(2));
-    line(`process RSS with both`, mib(process.memoryUsage().rss));
+    if (runs('entries')) await entriesPart(s, dataDir, agent);
 
-    out('\nFan-out\n');
-    await fanOut(s, agent, WATCHERS);
+    if (runs('fanout')) {
+      out('\nFan-out\n');
+      await fanOut(s, agent, WATCHERS);
+    }
+
+    if (runs('audit')) await auditPart(s, dataDir);
   } finally {
     await s.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
-
-  out('\nAudit\n');
-  const audit = execFileSync(
-    process.execPath,
-    [
-      ...process.execArgv,
-      path.join(__dirname, 'bench-audit.ts'),
-      '--records',
-      String(AUDIT_RECORDS),
-      '--query-only',
-    ],
-    { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
+  out(
+    `\nwhole run ${(ms(started) / 1000).toFixed(0)} s, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}\n`,
   );
-  out(audit.replace(/^/gm, '  '));
 }
 
 main().catch((e: unknown) => {

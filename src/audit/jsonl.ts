@@ -52,61 +52,118 @@ export function chainLines(
   return lines;
 }
 
+/** What a chain's lines hold, in line order, as ChainLineParser reads them. */
+export interface ChainLineSink {
+  header?(h: { chain: string; publicJwk?: unknown; keyJwks?: unknown[] }): void;
+  record(r: AuditRecord): void;
+  checkpoint(c: AuditCheckpoint): void;
+}
+
+/**
+ * A chain's lines one at a time, for a chain too long to hold as one string or one array. A malformed line is an
+ * error naming its line number (fail closed), except a final line without its newline: that is an append a crash
+ * interrupted before it was acknowledged (`tornTail`).
+ */
+export class ChainLineParser {
+  private lineNo = 0;
+  tornTail = false;
+
+  constructor(private readonly sink: ChainLineSink) {}
+
+  /**
+   * @param text one line, without its newline
+   * @param unterminated the chain's last line, which had no newline
+   */
+  line(text: string, unterminated = false): void {
+    const n = ++this.lineNo;
+    if (text === '') return;
+    const bad = (why: string): AuditError => new AuditRecordInvalidError(`line ${n}: ${why}`);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      if (unterminated) {
+        this.tornTail = true;
+        return;
+      }
+      throw bad('not JSON');
+    }
+    const o = value as Record<string, unknown> | null;
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw bad('not a JSON object');
+    const { type, ...rest } = o;
+    try {
+      if (type === 'header') {
+        if (n !== 1 || typeof rest.chain !== 'string' || rest.chain === '')
+          throw bad('misplaced or bad header');
+        if (rest.version !== AUDIT_JSONL_VERSION) throw bad(`unsupported version ${String(rest.version)}`);
+        if (rest.keys !== undefined && !Array.isArray(rest.keys)) throw bad('header keys must be a list');
+        this.sink.header?.({
+          chain: rest.chain,
+          ...(rest.publicKey !== undefined && { publicJwk: rest.publicKey }),
+          ...(rest.keys !== undefined && { keyJwks: rest.keys as unknown[] }),
+        });
+      } else if (type === 'record') {
+        this.sink.record(parseRecord(rest));
+      } else if (type === 'checkpoint') {
+        this.sink.checkpoint(parseCheckpoint(rest));
+      } else {
+        throw bad(`unknown line type ${JSON.stringify(String(type)).slice(0, 40)}`);
+      }
+    } catch (e) {
+      if (e instanceof AuditError && e.message.startsWith('line ')) throw e;
+      throw bad((e as Error).message);
+    }
+  }
+}
+
+/**
+ * Splits text that arrives in chunks (a file read in pieces) into lines for a ChainLineParser, holding only the
+ * unfinished last line between chunks.
+ */
+export class ChainTextSplitter {
+  private rest = '';
+
+  constructor(private readonly parser: ChainLineParser) {}
+
+  push(chunk: string): void {
+    const text = this.rest + chunk;
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+      this.parser.line(text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.rest = text.slice(start);
+  }
+
+  /** The end of the text: a last line without its newline is parsed as possibly torn. */
+  end(): void {
+    if (this.rest !== '') this.parser.line(this.rest, true);
+    this.rest = '';
+  }
+}
+
 /**
  * Parses a chain's lines. A malformed line is an error naming its line number (fail closed), except a final
  * line without its newline: that is an append a crash interrupted before it was acknowledged.
  */
 export function parseChainText(text: string): ParsedChain {
-  const bad = (line: number, why: string): AuditError => new AuditRecordInvalidError(`line ${line}: ${why}`);
-  const lines = text.split('\n');
-  const complete = text.endsWith('\n') || text === '';
   let chain: string | undefined;
   let publicJwk: unknown;
   let keyJwks: unknown[] | undefined;
   const records: AuditRecord[] = [];
   const checkpoints: AuditCheckpoint[] = [];
-  let tornTail = false;
-  for (let i = 0; i < lines.length; i++) {
-    const text = lines[i]!;
-    if (text === '') continue;
-    const isTail = i === lines.length - 1 && !complete;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      if (isTail) {
-        tornTail = true;
-        continue;
-      }
-      throw bad(i + 1, 'not JSON');
-    }
-    const o = value as Record<string, unknown> | null;
-    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw bad(i + 1, 'not a JSON object');
-    const { type, ...rest } = o;
-    try {
-      if (type === 'header') {
-        if (i !== 0 || typeof rest.chain !== 'string' || rest.chain === '')
-          throw bad(i + 1, 'misplaced or bad header');
-        if (rest.version !== AUDIT_JSONL_VERSION)
-          throw bad(i + 1, `unsupported version ${String(rest.version)}`);
-        chain = rest.chain;
-        publicJwk = rest.publicKey;
-        if (rest.keys !== undefined) {
-          if (!Array.isArray(rest.keys)) throw bad(i + 1, 'header keys must be a list');
-          keyJwks = rest.keys as unknown[];
-        }
-      } else if (type === 'record') {
-        records.push(parseRecord(rest));
-      } else if (type === 'checkpoint') {
-        checkpoints.push(parseCheckpoint(rest));
-      } else {
-        throw bad(i + 1, `unknown line type ${JSON.stringify(String(type)).slice(0, 40)}`);
-      }
-    } catch (e) {
-      if (e instanceof AuditError && e.message.startsWith('line ')) throw e;
-      throw bad(i + 1, (e as Error).message);
-    }
-  }
+  const parser = new ChainLineParser({
+    header: (h) => {
+      chain = h.chain;
+      publicJwk = h.publicJwk;
+      keyJwks = h.keyJwks;
+    },
+    record: (r) => records.push(r),
+    checkpoint: (c) => checkpoints.push(c),
+  });
+  const splitter = new ChainTextSplitter(parser);
+  splitter.push(text);
+  splitter.end();
   chain ??= records[0]?.chain;
   if (chain === undefined)
     throw new AuditRecordInvalidError('no header line and no records: not an audit chain');
@@ -116,6 +173,6 @@ export function parseChainText(text: string): ParsedChain {
     checkpoints,
     ...(publicJwk !== undefined && { publicJwk }),
     ...(keyJwks !== undefined && { keyJwks }),
-    tornTail,
+    tornTail: parser.tornTail,
   };
 }

@@ -63,6 +63,8 @@ export type SelectorMatchMode = 'exact' | 'subset' | 'superset' | 'any';
 
 /** Every set field must hold. */
 export interface EntryFilter {
+  /** Exactly this SPIFFE ID. */
+  spiffeId?: string;
   /** Plain string prefix of the SPIFFE ID. */
   spiffeIdPrefix?: string;
   parentId?: string;

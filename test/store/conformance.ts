@@ -264,6 +264,128 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         assert.deepEqual(await list({ parentId: `${TD}/node/1` }), ids([e3]));
       });
 
+      it('filters by exact SPIFFE ID, not by IDs it prefixes', async () => {
+        const twin = await store.createEntry(
+          newEntry({ spiffeId: `${TD}/agents/a`, selectors: [k8s('ns:other')], parentId: `${TD}/node/1` }),
+        );
+        await store.createEntry(newEntry({ spiffeId: `${TD}/agents/a/sub`, selectors: [k8s('ns:x')] }));
+        await store.createEntry(newEntry({ spiffeId: `${TD}/agents/ab`, selectors: [k8s('ns:x')] }));
+        const [first, second] = [e1, twin].sort((a, b) => (a.id < b.id ? -1 : 1));
+        assert.deepEqual(await list({ spiffeId: `${TD}/agents/a` }), ids([first!, second!]));
+        assert.deepEqual(await list({ spiffeId: `${TD}/agents/a`, parentId: '' }), ids([e1]));
+        assert.deepEqual(await list({ spiffeId: `${TD}/agents` }), []);
+      });
+
+      it('bounds a prefix exactly, also next to the last code points of the range', async () => {
+        // The store reads the prefix as a range [prefix, successor): the neighbours of both ends must be judged
+        // by the prefix, whatever their code points (ASCII, beyond the BMP, the largest ones).
+        const made: Record<string, Entry> = {};
+        for (const suffix of ['', '~', '\u007f', '\u00e9', '\uffff', '\u{10000}', '\u{10ffff}', 'a', 'b']) {
+          const e = await store.createEntry(
+            newEntry({ spiffeId: `${TD}/p/x${suffix}`, selectors: [k8s(`s:${suffix}`)] }),
+          );
+          made[suffix] = e;
+        }
+        const y = await store.createEntry(newEntry({ spiffeId: `${TD}/p/y`, selectors: [k8s('s:y')] }));
+        const w = await store.createEntry(
+          newEntry({ spiffeId: `${TD}/p/w\u{10ffff}`, selectors: [k8s('s:w')] }),
+        );
+        const inX = Object.values(made).map((e) => e.id);
+        assert.deepEqual((await list({ spiffeIdPrefix: `${TD}/p/x` })).sort(), [...inX].sort());
+        assert.deepEqual(await list({ spiffeIdPrefix: `${TD}/p/x\u{10ffff}` }), [made['\u{10ffff}']!.id]);
+        assert.deepEqual(await list({ spiffeIdPrefix: `${TD}/p/x~` }), [made['~']!.id]);
+        assert.deepEqual(await list({ spiffeIdPrefix: `${TD}/p/w` }), [w.id]);
+        assert.deepEqual(await list({ spiffeIdPrefix: `${TD}/p/y` }), [y.id]);
+        // Paged through the range: every entry once, in order.
+        const seen: string[] = [];
+        let pageToken = '';
+        do {
+          const page = await store.listEntries({ spiffeIdPrefix: `${TD}/p/x` }, { pageSize: 2, pageToken });
+          seen.push(...ids(page.entries));
+          pageToken = page.nextPageToken;
+        } while (pageToken !== '');
+        assert.deepEqual(seen, await list({ spiffeIdPrefix: `${TD}/p/x` }));
+      });
+
+      it("lists a parent's entries in order across pages", async () => {
+        const under: Entry[] = [e3];
+        for (let i = 0; i < 5; i++) {
+          under.push(
+            await store.createEntry(
+              newEntry({
+                spiffeId: `${TD}/n/${4 - i}`,
+                selectors: [k8s(`p:${i}`)],
+                parentId: `${TD}/node/1`,
+              }),
+            ),
+          );
+        }
+        await store.createEntry(
+          newEntry({ spiffeId: `${TD}/n/9`, selectors: [k8s('p:9')], parentId: `${TD}/node/2` }),
+        );
+        const expected = ids(
+          under.sort((a, b) => (a.spiffeId < b.spiffeId ? -1 : a.spiffeId > b.spiffeId ? 1 : 0)),
+        );
+        const seen: string[] = [];
+        let pageToken = '';
+        do {
+          const page = await store.listEntries({ parentId: `${TD}/node/1` }, { pageSize: 2, pageToken });
+          seen.push(...ids(page.entries));
+          pageToken = page.nextPageToken;
+        } while (pageToken !== '');
+        assert.deepEqual(seen, expected);
+      });
+
+      it('returns each listed entry with exactly its own selectors, in canonical order, on every page', async () => {
+        const many = [k8s('z:1'), { type: 'unix', value: 'uid:1' }, k8s('a:1'), k8s('m:1')];
+        const big = await store.createEntry(newEntry({ spiffeId: `${TD}/agents/big`, selectors: many }));
+        const byId = new Map<string, Entry>();
+        let pageToken = '';
+        do {
+          const page = await store.listEntries({}, { pageSize: 2, pageToken });
+          for (const e of page.entries) byId.set(e.id, e);
+          pageToken = page.nextPageToken;
+        } while (pageToken !== '');
+        for (const e of [e1, e2, e3, e4, big]) {
+          assert.deepEqual(byId.get(e.id)?.selectors, (await store.getEntry(e.id)).selectors);
+        }
+        assert.deepEqual(byId.get(big.id)?.selectors, [
+          k8s('a:1'),
+          k8s('m:1'),
+          k8s('z:1'),
+          { type: 'unix', value: 'uid:1' },
+        ]);
+      });
+
+      it('matches an empty selector filter as the set semantics say: superset of all, subset and any of none', async () => {
+        const none = (match: 'subset' | 'superset' | 'any' | 'exact') => ({
+          selectors: { selectors: [], match },
+        });
+        assert.deepEqual(await list(none('superset')), await list({}));
+        assert.deepEqual(await list(none('subset')), []);
+        assert.deepEqual(await list(none('any')), []);
+        assert.deepEqual(await list(none('exact')), []);
+      });
+
+      it('matches subset candidates through a selector many entries share', async () => {
+        // Ten entries share ns:shared; only those whose every selector was attested match.
+        const made: Entry[] = [];
+        for (let i = 0; i < 10; i++) {
+          made.push(
+            await store.createEntry(
+              newEntry({ spiffeId: `${TD}/s/${i}`, selectors: [k8s('ns:shared'), k8s(`pod:${i}`)] }),
+            ),
+          );
+        }
+        const only = await store.createEntry(
+          newEntry({ spiffeId: `${TD}/s/only`, selectors: [k8s('ns:shared')] }),
+        );
+        assert.deepEqual(
+          await list({ selectors: { selectors: [k8s('ns:shared'), k8s('pod:3')], match: 'subset' } }),
+          ids([made[3]!, only]),
+        );
+      });
+
       it('filters out expired entries when asked', async () => {
         clock.advance(2000);
         assert.deepEqual(await list({ notExpiredAt: clock.now }), ids([e1, e2, e3]));

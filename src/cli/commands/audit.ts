@@ -12,16 +12,21 @@ import type { Command } from 'commander';
 import { AuditPublicKey } from '../../audit/audit-key';
 import { FileAuditLog } from '../../audit/file-log';
 import { readWitnessFile } from '../../audit/file-witness';
-import { parseChainText, type ParsedChain } from '../../audit/jsonl';
+import { ChainLineParser, ChainTextSplitter, parseChainText, type ParsedChain } from '../../audit/jsonl';
 import { AuditKeyRing, type AuditKeyEntry } from '../../audit/key-ring';
 import type { AuditQueryKey } from '../../audit/log';
 import { parseRecord, type AuditRecord } from '../../audit/record';
 import { buildTrace, renderTraceText } from '../../audit/trace';
-import { verifyAuditChain, type ChainBreak, type ChainVerification } from '../../audit/verify-chain';
+import {
+  AuditChainVerifier,
+  type ChainBreak,
+  type ChainVerification,
+  type VerifyAuditChainOptions,
+} from '../../audit/verify-chain';
 import { crossCheckWitnesses } from '../../audit/witness-check';
 import { parseWitnessLines, type WitnessContent } from '../../audit/witness';
 import { SERVER_SPIFFE_PATH } from '../../ca/server-svid';
-import { isLanyardError } from '../../errors';
+import { AuditRecordInvalidError, isLanyardError } from '../../errors';
 import { AuditAdminClient } from '../../server/audit/client';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED } from '../exit-codes';
@@ -83,7 +88,7 @@ function givenKeys(opts: VerifyOptions): { keys: AuditKeyRing; from: string } | 
 }
 
 /** The keys a chain file's header names: every key with its window (the server's), else its one key. */
-function headerKeys(parsed: ParsedChain): AuditKeyRing | undefined {
+function headerKeys(parsed: Pick<ParsedChain, 'publicJwk' | 'keyJwks'>): AuditKeyRing | undefined {
   if (parsed.keyJwks !== undefined && parsed.keyJwks.length > 0) return AuditKeyRing.fromJwks(parsed.keyJwks);
   return parsed.publicJwk === undefined
     ? undefined
@@ -168,6 +173,101 @@ function parseLines(lines: string[], what: string): ParsedChain {
   }
 }
 
+/** A chain read line by line into a verifier, with what its header named. */
+interface StreamedChain {
+  chain: string;
+  verifier: AuditChainVerifier;
+  publicJwk?: unknown;
+  keyJwks?: unknown[];
+}
+
+/**
+ * A parser whose records and checkpoints go straight to a verifier, so no chain is ever held whole: memory
+ * stays the same for ten records or ten million.
+ */
+function chainVerifierReader(
+  strict: VerifyAuditChainOptions,
+  what: string,
+  expected?: string,
+): { parser: ChainLineParser; done(): StreamedChain } {
+  const verifier = new AuditChainVerifier(strict);
+  if (expected !== undefined) verifier.setChain(expected);
+  const header: Pick<StreamedChain, 'publicJwk' | 'keyJwks'> = {};
+  const parser = new ChainLineParser({
+    header: (h) => {
+      if (expected === undefined) verifier.setChain(h.chain);
+      else if (h.chain !== expected) {
+        throw new AuditRecordInvalidError(`the export is of chain "${h.chain}", not "${expected}"`);
+      }
+      if (h.publicJwk !== undefined) header.publicJwk = h.publicJwk;
+      if (h.keyJwks !== undefined) header.keyJwks = h.keyJwks;
+    },
+    record: (r) => verifier.addRecord(r),
+    checkpoint: (c) => verifier.addCheckpoint(c),
+  });
+  return {
+    parser,
+    done: () => {
+      const chain = verifier.chain;
+      if (chain === undefined) {
+        throw rejected(
+          what,
+          new AuditRecordInvalidError('no header line and no records: not an audit chain'),
+        );
+      }
+      return { chain, verifier, ...header };
+    },
+  };
+}
+
+function rejected(what: string, e: unknown): unknown {
+  return isLanyardError(e) ? new CliError(`${what}: ${e.code}: ${e.message}`, EXIT_REJECTED) : e;
+}
+
+/** A chain file read in chunks into a verifier. */
+async function streamChainFile(file: string, strict: VerifyAuditChainOptions): Promise<StreamedChain> {
+  const reader = chainVerifierReader(strict, file);
+  const splitter = new ChainTextSplitter(reader.parser);
+  let stream: fs.ReadStream;
+  try {
+    stream = fs.createReadStream(file, { encoding: 'utf8' });
+    await new Promise<void>((resolve, reject) => stream.once('open', () => resolve()).once('error', reject));
+  } catch (e) {
+    throw usageError(`cannot read audit chain ${file}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+  }
+  try {
+    for await (const chunk of stream as AsyncIterable<string>) splitter.push(chunk);
+    splitter.end();
+  } catch (e) {
+    stream.destroy();
+    throw rejected(file, e);
+  }
+  return reader.done();
+}
+
+/** A chain the server exports, batch by batch, into a verifier. */
+async function streamServerChain(
+  c: AuditAdminClient,
+  chain: string,
+  strict: VerifyAuditChainOptions,
+): Promise<StreamedChain> {
+  const what = `chain ${chain}`;
+  const reader = chainVerifierReader(strict, what, chain);
+  for await (const batch of c.exportLines(chain)) {
+    try {
+      for (const line of batch) reader.parser.line(line);
+    } catch (e) {
+      throw rejected(what, e);
+    }
+  }
+  return reader.done();
+}
+
+/** Writes to a stream, waiting when its buffer is full: a slow disk or pipe slows the export, not memory. */
+async function writeAll(out: NodeJS.WritableStream, text: string): Promise<void> {
+  if (!out.write(text)) await new Promise((resolve) => out.once('drain', resolve));
+}
+
 function recordsOf(lines: string[]): AuditRecord[] {
   return lines.map((l) => {
     const { type: _t, ...r } = JSON.parse(l) as Record<string, unknown>;
@@ -235,12 +335,7 @@ export function registerAuditCommands(program: Command): void {
       const given = givenKeys(opts);
       const results: VerifyResult[] = [];
       if (opts.file !== undefined) {
-        const parsed = parseLines(
-          readInputFile(opts.file, 'audit chain')
-            .split('\n')
-            .filter((l) => l !== ''),
-          opts.file,
-        );
+        const parsed = await streamChainFile(opts.file, strict);
         const own = parsed.keyJwks !== undefined || isServerChainName(parsed.chain);
         // A shipped chain's checkpoints are its shipper's: --key names that key; --bundle is the server's.
         const fromHeader = headerKeys(parsed);
@@ -256,20 +351,14 @@ export function registerAuditCommands(program: Command): void {
             "to check a shipped chain against a witness, give the server's keys with --bundle",
           );
         }
-        const verification = verifyAuditChain(
-          parsed.chain,
-          parsed.records,
-          parsed.checkpoints,
-          chainKeys,
-          strict,
-        );
+        const verification = parsed.verifier.finish(chainKeys);
         results.push({
           verification:
             opts.witness === undefined
               ? verification
               : crossCheckWitnesses({
                   verification,
-                  checkpoints: parsed.checkpoints,
+                  checkpoints: parsed.verifier.checkpoints,
                   chainKeys,
                   serverKeys,
                   ownChain: own,
@@ -295,20 +384,15 @@ export function registerAuditCommands(program: Command): void {
           const chains = [head.chain, ...head.chains.map((s) => s.chain).filter((n) => n !== head.chain)];
           for (const chain of chains) {
             // The server signs its head before it exports, so a healthy chain is covered to its last record.
-            const parsed = parseLines(await c.export(chain), `chain ${chain}`);
+            // The export is verified as it arrives: the chain is never held whole.
+            const parsed = await streamServerChain(c, chain, strict);
             const own = chain === head.chain;
             const chainKeys = own ? serverKeys : headerKeys(parsed);
-            const verification = verifyAuditChain(
-              chain,
-              parsed.records,
-              parsed.checkpoints,
-              chainKeys,
-              strict,
-            );
+            const verification = parsed.verifier.finish(chainKeys);
             results.push({
               verification: crossCheckWitnesses({
                 verification,
-                checkpoints: parsed.checkpoints,
+                checkpoints: parsed.verifier.checkpoints,
                 chainKeys,
                 serverKeys,
                 ownChain: own,
@@ -388,20 +472,44 @@ export function registerAuditCommands(program: Command): void {
       .option('--chain <name>', "a shipped chain's name instead of the server's own"),
   ).action(
     runAction(async (opts: AdminConnectionOptions & { out?: string; chain?: string }) => {
-      const lines = await withAuditClient(opts, (c) => c.export(opts.chain ?? ''));
-      const text = lines.map((l) => `${l}\n`).join('');
+      // Each batch is written as it arrives (and the next one read only once it is written), so a chain of any
+      // length passes through in bounded memory.
       if (opts.out === undefined) {
-        process.stdout.write(text);
+        await withAuditClient(opts, async (c) => {
+          for await (const batch of c.exportLines(opts.chain ?? '')) {
+            await writeAll(process.stdout, batch.map((l) => `${l}\n`).join(''));
+          }
+        });
         return;
       }
+      const file = opts.out;
+      let fd: number;
       try {
-        fs.writeFileSync(opts.out, text, { mode: 0o600, flag: 'wx' });
+        fd = fs.openSync(file, 'wx', 0o600);
       } catch (e) {
         throw usageError(
-          `cannot write ${opts.out}: ${(e as NodeJS.ErrnoException).code ?? 'error'} (it must not exist yet)`,
+          `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'} (it must not exist yet)`,
         );
       }
-      process.stderr.write(`wrote ${lines.length} lines to ${opts.out}\n`);
+      const out = fs.createWriteStream('', { fd });
+      let lines = 0;
+      try {
+        await withAuditClient(opts, async (c) => {
+          for await (const batch of c.exportLines(opts.chain ?? '')) {
+            await writeAll(out, batch.map((l) => `${l}\n`).join(''));
+            lines += batch.length;
+          }
+        });
+        await new Promise<void>((resolve, reject) =>
+          out.end((e?: Error | null) => (e ? reject(e) : resolve())),
+        );
+      } catch (e) {
+        // A cut export must not pass for a whole chain: the partial file goes.
+        out.destroy();
+        fs.rmSync(file, { force: true });
+        throw e;
+      }
+      process.stderr.write(`wrote ${lines} lines to ${file}\n`);
     }),
   );
 

@@ -48,16 +48,50 @@ export class AuditAdminClient {
   }
 
   /** A whole chain as JSON lines (the server's own when `chain` is empty). */
-  export(chain = ''): Promise<string[]> {
-    return new Promise((resolve, reject) => {
-      const lines: string[] = [];
-      const stream = this.client.exportAudit({ chain }, new grpc.Metadata(), {
-        deadline: Date.now() + this.timeoutMs,
-      });
-      stream.on('data', (m: { lines: string[] }) => lines.push(...m.lines));
-      stream.on('error', (e: grpc.ServiceError) => reject(AdminCallError.from(e)));
-      stream.on('end', () => resolve(lines));
-    });
+  async export(chain = ''): Promise<string[]> {
+    const lines: string[] = [];
+    for await (const batch of this.exportLines(chain)) lines.push(...batch);
+    return lines;
+  }
+
+  /**
+   * A whole chain as JSON lines, in the server's batches as they arrive: the next batch is read only when the
+   * caller asks for it (flow control), so a chain of any length passes in bounded memory. A long chain takes
+   * longer than any fixed deadline: the call fails when no batch arrives for the client's timeout instead.
+   */
+  async *exportLines(chain = ''): AsyncGenerator<string[]> {
+    const stream = this.client.exportAudit({ chain }, new grpc.Metadata());
+    let idle: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const arm = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        timedOut = true;
+        stream.cancel();
+      }, this.timeoutMs);
+    };
+    arm();
+    try {
+      for await (const m of stream as AsyncIterable<{ lines: string[] }>) {
+        clearTimeout(idle);
+        yield m.lines;
+        arm();
+      }
+    } catch (e) {
+      const err = e as grpc.ServiceError;
+      if (timedOut) {
+        throw new AdminCallError(
+          grpc.status.DEADLINE_EXCEEDED,
+          `no audit export batch for ${this.timeoutMs} ms`,
+          undefined,
+        );
+      }
+      throw typeof err.code === 'number' ? AdminCallError.from(err) : e;
+    } finally {
+      clearTimeout(idle);
+      // A caller that stops early (a failed write) ends the call instead of leaving it open.
+      stream.cancel();
+    }
   }
 
   /** What the server's readable witnesses hold: each witness's name and entry lines. */

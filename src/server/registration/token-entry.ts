@@ -39,8 +39,10 @@ export async function joinTokenEntry(
   const all: Entry[] = [];
   let pageToken = '';
   do {
-    const page = await tx.listEntries({ spiffeIdPrefix: spiffeId }, { pageSize: PAGE_SIZE, pageToken });
-    all.push(...page.entries.filter((e) => e.spiffeId === spiffeId));
+    // The exact ID through the index: IDs that merely start with it (spiffe://td/a/b for spiffe://td/a) are
+    // never read.
+    const page = await tx.listEntries({ spiffeId }, { pageSize: PAGE_SIZE, pageToken });
+    all.push(...page.entries);
     pageToken = page.nextPageToken;
   } while (pageToken !== '');
   const direct = all.filter(

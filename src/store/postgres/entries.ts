@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
 import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
+import { prefixRange } from '../prefix-range';
 import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
 import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
@@ -115,10 +116,14 @@ export class PgEntries {
       return `$${params.length}`;
     };
     let cte = '';
+    if (filter.spiffeId !== undefined) where.push(`e.spiffe_id = ${param(filter.spiffeId)}`);
     if (filter.spiffeIdPrefix) {
-      // A plain comparison, not LIKE: a prefix containing % or _ must not act as a wildcard.
+      // A range on the index ("C" collation: code point order) bounds the scan to the IDs with the prefix; a
+      // plain comparison (not LIKE, where % and _ are wildcards) is the exact test.
       const p = param(filter.spiffeIdPrefix);
-      where.push(`substr(e.spiffe_id, 1, length(${p})) = ${p}`);
+      where.push(`e.spiffe_id >= ${p}`, `substr(e.spiffe_id, 1, length(${p})) = ${p}`);
+      const { end } = prefixRange(filter.spiffeIdPrefix);
+      if (end !== undefined) where.push(`e.spiffe_id < ${param(end)}`);
     }
     if (filter.parentId !== undefined) where.push(`e.parent_id = ${param(filter.parentId)}`);
     if (filter.notExpiredAt) {
@@ -133,6 +138,7 @@ export class PgEntries {
       where.push(
         selectorCondition(
           filter.selectors.match,
+          wanted.length > 0,
           () => param(wanted.length),
           () => param(selectorSetKey(wanted)),
         ),
@@ -185,14 +191,20 @@ async function writeSelectors(sql: Sql, entry: Entry): Promise<void> {
   );
 }
 
-/** S is the entry's selector set, F the filter's (the `wanted` CTE). */
+/**
+ * S is the entry's selector set, F the filter's (the `wanted` CTE). With a non-empty F, the candidates for
+ * subset, superset and any are the entries holding at least one selector of F, found through the selector index
+ * (`e.id IN candidates`), so the entries that share none of them are never read.
+ */
 function selectorCondition(
   match: 'exact' | 'subset' | 'superset' | 'any',
+  wantedAny: boolean,
   wantedCount: () => string,
   wantedKey: () => string,
 ): string {
+  const candidates = `e.id IN (SELECT s.entry_id FROM wanted w JOIN entry_selectors s
+      ON s.type = w.type AND s.value = w.value)`;
   const inWanted = 'EXISTS (SELECT 1 FROM wanted w WHERE w.type = s.type AND w.value = s.value)';
-  const anyMatch = `EXISTS (SELECT 1 FROM entry_selectors s WHERE s.entry_id = e.id AND ${inWanted})`;
   const subset = `NOT EXISTS (SELECT 1 FROM entry_selectors s WHERE s.entry_id = e.id AND NOT ${inWanted})`;
   const superset = (): string =>
     `(SELECT COUNT(*) FROM entry_selectors s WHERE s.entry_id = e.id AND ${inWanted}) = ${wantedCount()}::bigint`;
@@ -200,13 +212,14 @@ function selectorCondition(
     case 'exact':
       return `e.selectors_key = ${wantedKey()}`;
     case 'subset':
-      // anyMatch also keeps a selector-less (join-token-only) entry out of every match: the empty set is a
-      // subset of anything, which would hand it to any workload.
-      return `${anyMatch} AND ${subset}`;
+      // Being a candidate also keeps a selector-less (join-token-only) entry out of every match: the empty set
+      // is a subset of anything, which would hand it to any workload. An empty F matches nothing.
+      return wantedAny ? `${candidates} AND ${subset}` : 'false';
     case 'superset':
-      return superset();
+      // Every set is a superset of the empty one; only a non-empty F can use the candidates.
+      return wantedAny ? `${candidates} AND ${superset()}` : 'true';
     case 'any':
-      return anyMatch;
+      return wantedAny ? candidates : 'false';
   }
 }
 

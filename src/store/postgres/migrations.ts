@@ -245,6 +245,21 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'entry lookups by parent and by selector set through indexes, in list order',
+    sql: `
+      -- A node agent's entries in list order (parent, then SPIFFE ID and id for the keyset pages), so its listing
+      -- reads only its own rows and needs no sort.
+      DROP INDEX entries_by_parent_id;
+      CREATE INDEX entries_by_parent_id ON entries (parent_id, spiffe_id, id);
+      -- An exact selector-set filter.
+      CREATE INDEX entries_by_selectors_key ON entries (selectors_key);
+      -- The entries holding a selector, from the index alone (an index-only scan).
+      DROP INDEX entry_selectors_by_selector;
+      CREATE INDEX entry_selectors_by_selector ON entry_selectors (type, value, entry_id);
+    `,
+  },
 ];
 
 export const PG_LATEST_SCHEMA_VERSION = latestVersion(PG_MIGRATIONS);

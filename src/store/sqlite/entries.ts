@@ -3,9 +3,10 @@ import type Database from 'better-sqlite3';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
 import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
+import { prefixRange } from '../prefix-range';
 import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
-import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
+import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest, Selector } from '../types';
 import { isConstraintError, stringsToJson, toMs, rowDecoder, type SqliteRow } from './codec';
 import { applyEntryPatch, entryFromRow, normaliseEntryFields, type EntryRow } from '../rows';
 
@@ -27,6 +28,7 @@ export class SqliteEntries {
   private readonly deleteSelectors: Database.Statement;
   private readonly selectById: Database.Statement<[string], SqliteRow<EntryRow>>;
   private readonly selectSelectors: Database.Statement<[string], SelectorRow>;
+  private readonly selectPageSelectors: Database.Statement<[string], SelectorRow>;
   private readonly selectDuplicate: Database.Statement<[string, string, string], { id: string }>;
   private readonly updateRow: Database.Statement;
   private readonly deleteRow: Database.Statement;
@@ -47,6 +49,11 @@ export class SqliteEntries {
     this.selectById = db.prepare('SELECT * FROM entries WHERE id = ?');
     this.selectSelectors = db.prepare(
       'SELECT entry_id, type, value FROM entry_selectors WHERE entry_id = ? ORDER BY type, value',
+    );
+    // A page's selectors in one indexed query (the primary key's order), not one query per entry.
+    this.selectPageSelectors = db.prepare(
+      `SELECT entry_id, type, value FROM entry_selectors
+        WHERE entry_id IN (SELECT value FROM json_each(?)) ORDER BY entry_id, type, value`,
     );
     this.selectDuplicate = db.prepare(
       'SELECT id FROM entries WHERE spiffe_id = ? AND parent_id = ? AND selectors_key = ?',
@@ -131,10 +138,20 @@ export class SqliteEntries {
     const params: Record<string, string | number> = { limit: limit + 1 };
     let cte = '';
 
+    if (filter.spiffeId !== undefined) {
+      where.push('e.spiffe_id = @spiffe_id');
+      params.spiffe_id = filter.spiffeId;
+    }
     if (filter.spiffeIdPrefix) {
-      // substr() rather than LIKE: a prefix containing % or _ must not act as a wildcard.
-      where.push('substr(e.spiffe_id, 1, length(@prefix)) = @prefix');
+      // A range on the index bounds the scan to the IDs with the prefix; substr() (not LIKE, where % and _ are
+      // wildcards) is the exact test.
+      const range = prefixRange(filter.spiffeIdPrefix);
+      where.push('e.spiffe_id >= @prefix', 'substr(e.spiffe_id, 1, length(@prefix)) = @prefix');
       params.prefix = filter.spiffeIdPrefix;
+      if (range.end !== undefined) {
+        where.push('e.spiffe_id < @prefix_end');
+        params.prefix_end = range.end;
+      }
     }
     if (filter.parentId !== undefined) {
       where.push('e.parent_id = @parent_id');
@@ -151,7 +168,7 @@ export class SqliteEntries {
       params.wanted_key = selectorSetKey(wanted);
       cte = `WITH wanted (type, value) AS (
           SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(@wanted))`;
-      where.push(selectorCondition(filter.selectors.match));
+      where.push(selectorCondition(filter.selectors.match, wanted.length > 0));
     }
     if (page.pageToken) {
       const after = decodeEntryCursor(page.pageToken);
@@ -167,10 +184,24 @@ export class SqliteEntries {
     return this.db.transaction((): EntryPage => {
       const rows = this.db.prepare<[Record<string, string | number>], SqliteRow<EntryRow>>(sql).all(params);
       const more = rows.length > limit;
-      const entries = rows.slice(0, limit).map((r) => this.fromRow(r));
+      const pageRows = rows.slice(0, limit);
+      const selectors = this.pageSelectors(pageRows.map((r) => r.id));
+      const entries = pageRows.map((r) => entryFromRow(decodeEntry(r), selectors.get(r.id) ?? []));
       const last = entries[entries.length - 1];
       return { entries, nextPageToken: more && last ? encodeEntryCursor(last) : '' };
     })();
+  }
+
+  /** The selectors of the given entries, each list in canonical order. */
+  private pageSelectors(ids: readonly string[]): Map<string, Selector[]> {
+    const out = new Map<string, Selector[]>();
+    if (ids.length === 0) return out;
+    for (const s of this.selectPageSelectors.all(JSON.stringify(ids))) {
+      let list = out.get(s.entry_id);
+      if (list === undefined) out.set(s.entry_id, (list = []));
+      list.push({ type: s.type, value: s.value });
+    }
+    return out;
   }
 
   private assertNoDuplicate(entry: Entry): void {
@@ -206,23 +237,30 @@ export class SqliteEntries {
   }
 }
 
-/** S is the entry's selector set, F the filter's (the `wanted` CTE). */
-function selectorCondition(match: 'exact' | 'subset' | 'superset' | 'any'): string {
+/**
+ * S is the entry's selector set, F the filter's (the `wanted` CTE). With a non-empty F, the candidates for
+ * subset, superset and any are the entries holding at least one selector of F, found through the selector index
+ * (`e.id IN candidates`), so the entries that share none of them are never read.
+ */
+function selectorCondition(match: 'exact' | 'subset' | 'superset' | 'any', wantedAny: boolean): string {
+  const candidates = `e.id IN (SELECT s.entry_id FROM wanted w CROSS JOIN entry_selectors s
+      WHERE s.type = w.type AND s.value = w.value)`;
   const inWanted = 'EXISTS (SELECT 1 FROM wanted w WHERE w.type = s.type AND w.value = s.value)';
-  const anyMatch = `EXISTS (SELECT 1 FROM entry_selectors s WHERE s.entry_id = e.id AND ${inWanted})`;
   const subset = `NOT EXISTS (SELECT 1 FROM entry_selectors s WHERE s.entry_id = e.id AND NOT ${inWanted})`;
   const superset = `(SELECT COUNT(*) FROM entry_selectors s WHERE s.entry_id = e.id AND ${inWanted}) = @wanted_count`;
   switch (match) {
     case 'exact':
       return 'e.selectors_key = @wanted_key';
     case 'subset':
-      // anyMatch first: it can use the selector index. It also keeps a selector-less (join-token-only) entry
-      // out of every match: the empty set is a subset of anything, which would hand it to any workload.
-      return `${anyMatch} AND ${subset}`;
+      // Being a candidate also keeps a selector-less (join-token-only) entry out of every match: the empty set
+      // is a subset of anything, which would hand it to any workload. An empty F is a superset of no set but
+      // the empty one, so it matches nothing.
+      return wantedAny ? `${candidates} AND ${subset}` : '0';
     case 'superset':
-      return superset;
+      // Every set is a superset of the empty one; only a non-empty F can use the candidates.
+      return wantedAny ? `${candidates} AND ${superset}` : '1';
     case 'any':
-      return anyMatch;
+      return wantedAny ? candidates : '0';
   }
 }
 

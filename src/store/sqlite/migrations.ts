@@ -282,6 +282,18 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    description: 'entry lookups by parent and by selector set through indexes, in list order',
+    sql: `
+      -- A node agent's entries in list order (parent, then SPIFFE ID and id for the keyset pages), so its listing
+      -- reads only its own rows and needs no sort.
+      DROP INDEX entries_by_parent_id;
+      CREATE INDEX entries_by_parent_id ON entries (parent_id, spiffe_id, id);
+      -- An exact selector-set filter.
+      CREATE INDEX entries_by_selectors_key ON entries (selectors_key);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = latestVersion(MIGRATIONS);
