@@ -23,6 +23,14 @@ export function parsePositiveInt(value: string, flag: string): number {
   return Number(value);
 }
 
+/** A count where 0 means something (a depth, a bound); a sign, a fraction or anything else exits 2. */
+export function parseNonNegativeInt(value: string, flag: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw usageError(`${flag} must be a non-negative integer, got "${value}"`);
+  }
+  return Number(value);
+}
+
 /** A duration flag such as 90s, 15m, 1h, 7d; a bare number or anything else is a usage error (exit 2). */
 export function parseDuration(value: string, flag: string): number {
   return asUsageError(() => parseDurationSeconds(value, flag), flag, false);

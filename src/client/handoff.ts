@@ -20,9 +20,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { timingSafeEqual } from 'node:crypto';
 import { X509Bundle, type X509BundleSource } from '../bundle';
-import { AuthorizationError, InternalError } from '../errors';
+import { AuthorizationError, InternalError, InvalidArgumentError } from '../errors';
 import { errorFromStatus } from '../internal/grpc-status-map';
 import {
+  type CreateGrantResponse,
   SessionServiceClient,
   type PrincipalEvidence,
   RedeemGrantRequest,
@@ -102,6 +103,15 @@ export interface GrantForOptions extends HandoffServer {
   ttlSeconds?: number;
   /** How long the child has to redeem it. Default 60 s, the most the server accepts. */
   redeemWithinSeconds?: number;
+  /**
+   * How many further delegations the child may make below itself: 0 = none (the child's session cannot grant),
+   * 1 = one more hop, and so on. Absent: no bound beyond what the caller may already allow (its session's depth
+   * limit and the entries' `max_delegation_depth`). It only narrows: a value above what the caller may allow is
+   * refused (ERR_DELEGATION_TOO_DEEP), as is a grant with it to a child of another trust domain (`grantAcross`,
+   * ERR_INVALID_ARGUMENT), whose server the bound cannot reach. The server holds it (the signed binding has no
+   * such field), so it binds sessions delegated through this server; verifiers do not see it.
+   */
+  maxDepth?: number;
 }
 
 export interface HandoffGrant {
@@ -111,6 +121,11 @@ export interface HandoffGrant {
    */
   grantId: string;
   redeemBy: Date;
+  /**
+   * How many further delegations the child may make below itself, as the server holds it: `maxDepth` when it was
+   * given, otherwise what the caller may allow. The child's own entry may allow fewer.
+   */
+  maxDepth: number;
 }
 
 /** Caller side: signs a grant for `childId`'s key with the caller's own session key and registers it. */
@@ -149,6 +164,11 @@ export async function grantAcross(options: GrantForOptions): Promise<HandoffGran
 async function signAndRegister(
   options: GrantForOptions,
 ): Promise<{ grant: HandoffGrant; signed: ReturnType<typeof signGrant>; svid: X509Svid }> {
+  const { maxDepth } = options;
+  // Checked here too: the wire type is an integer, and a fraction would be cut silently on the way.
+  if (maxDepth !== undefined && (!Number.isSafeInteger(maxDepth) || maxDepth < 0)) {
+    throw new InvalidArgumentError(`maxDepth must be an integer >= 0, got ${maxDepth}`);
+  }
   const svid = options.source.getX509Svid();
   const notAfter =
     options.ttlSeconds !== undefined
@@ -168,16 +188,24 @@ async function signAndRegister(
   });
   const client = sessionClient(options, options.source, svid);
   try {
-    const res = await unary<{ grantId: string; redeemBy?: Date }>((cb) =>
+    const res = await unary<CreateGrantResponse>((cb) =>
       client.createGrant(
-        { binding: Buffer.from(signed.bindingDer), signature: Buffer.from(signed.signature) },
+        {
+          binding: Buffer.from(signed.bindingDer),
+          signature: Buffer.from(signed.signature),
+          maxDepth,
+        },
         new grpc.Metadata(),
         { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
         cb,
       ),
     );
     return {
-      grant: { grantId: res.grantId, redeemBy: res.redeemBy ?? signed.binding.redeemBy },
+      grant: {
+        grantId: res.grantId,
+        redeemBy: res.redeemBy ?? signed.binding.redeemBy,
+        maxDepth: res.maxDepth,
+      },
       signed,
       svid,
     };

@@ -79,7 +79,8 @@ export function sessionMethods(store: Store): Record<string, MethodAudit> {
           event: 'grant.create',
           decision: 'allow',
           ...bindingFields(req.binding),
-          reason: `grant ${res.grantId}`,
+          // The depth bound is the server's to hold (the binding has no field for it): the trail keeps it too.
+          reason: `grant ${res.grantId}${req.maxDepth !== undefined ? `; max depth ${req.maxDepth}` : ''}`,
         },
       ],
       denied: (req: CreateGrantRequest) => bindingFields(req.binding),

@@ -431,6 +431,7 @@ export interface GrantRow {
   created_at: Date;
   redeemed_at: Date | null;
   redeemed_session_id: string | null;
+  max_depth: number | null;
 }
 
 export interface RevocationRow {
@@ -484,6 +485,7 @@ export function grantFromRow(row: GrantRow): GrantRecord {
   };
   if (row.redeemed_at !== null) g.redeemedAt = row.redeemed_at;
   if (row.redeemed_session_id !== null) g.redeemedSessionId = row.redeemed_session_id;
+  if (row.max_depth !== null) g.maxDepth = row.max_depth;
   return g;
 }
 

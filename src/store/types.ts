@@ -217,6 +217,11 @@ export interface NewGrant {
   bindingDer: Buffer;
   signature: Buffer;
   parentCertDer: Buffer;
+  /**
+   * How many further delegations the child may make below itself (0: none), as the parent asked at CreateGrant;
+   * absent: no bound beyond the parent's own. Held here, not in the signed binding.
+   */
+  maxDepth?: number;
 }
 
 export interface GrantRecord extends NewGrant {

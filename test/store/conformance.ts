@@ -816,6 +816,21 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
         await rejectsWithCode(store.getGrant('nope'), ErrorCode.GRANT_NOT_FOUND);
       });
 
+      it("keeps a grant's depth bound through redemption: 0 is a bound, absent is none", async () => {
+        await store.createSession(session('root'));
+        await store.createGrant(grant('leaf', { maxDepth: 0 }));
+        await store.createGrant(grant('two', { maxDepth: 2 }));
+        await store.createGrant(grant('free'));
+        assert.equal((await store.getGrant('leaf')).maxDepth, 0);
+        assert.equal((await store.getGrant('two')).maxDepth, 2);
+        assert.equal('maxDepth' in (await store.getGrant('free')), false);
+        const redeemed = await store.markGrantRedeemed('leaf', clock.now, 'child-session');
+        assert.equal(redeemed.maxDepth, 0);
+        // The column refuses what no CreateGrant may store: nothing of the row is written.
+        await assert.rejects(store.createGrant(grant('negative', { maxDepth: -1 })));
+        await rejectsWithCode(store.getGrant('negative'), ErrorCode.GRANT_NOT_FOUND);
+      });
+
       it('records revocations idempotently; pruning keeps the sequence growing', async () => {
         const first = await store.addRevocation(
           { kind: 'certificate', id: 'abc', reason: 'key leaked', expiresAt: clock.now },

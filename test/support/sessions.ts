@@ -101,22 +101,29 @@ export async function startSession(
 export interface TestGrant {
   grantId: string;
   childKey: KeyObject;
+  /** The further delegations the server holds for the child (CreateGrantResponse.max_depth). */
+  maxDepth?: number;
 }
 
 /**
  * The child's key first (`childKey`, fresh by default), then the parent signs a grant for `childId` naming it
- * with its own session key (signGrant, as a real parent does) and registers it with CreateGrant.
+ * with its own session key (signGrant, as a real parent does) and registers it with CreateGrant, with
+ * `maxDepth` (the child's further delegations) when given.
  */
 export async function createGrant(
   s: PublicServer,
   parent: Agent,
-  params: Omit<GrantParams, 'parentCert' | 'parentKey' | 'childKey'> & { childKey?: KeyObject },
+  params: Omit<GrantParams, 'parentCert' | 'parentKey' | 'childKey'> & {
+    childKey?: KeyObject;
+    maxDepth?: number;
+  },
 ): Promise<TestGrant> {
-  const childKey = params.childKey ?? newKey().key;
+  const { maxDepth, ...grant } = params;
+  const childKey = grant.childKey ?? newKey().key;
   const signed = signGrant({
     parentCert: parent.chain[0]!,
     parentKey: parent.key,
-    ...params,
+    ...grant,
     childKey: createPublicKey(childKey),
   });
   const c = sessionClient(s, parent);
@@ -124,8 +131,9 @@ export async function createGrant(
     const r = await unary(c.createGrant.bind(c), {
       binding: Buffer.from(signed.bindingDer),
       signature: Buffer.from(signed.signature),
+      maxDepth,
     });
-    return { grantId: r.grantId, childKey };
+    return { grantId: r.grantId, childKey, maxDepth: r.maxDepth };
   } finally {
     c.close();
   }

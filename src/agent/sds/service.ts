@@ -26,6 +26,30 @@ import type { PeerOf } from '../workload-api/service';
 import type { ServiceSpec } from '../workload-api/endpoint';
 import { SECRET_TYPE_URL, secretsFor, selectSecrets, versionOf } from './secrets';
 
+/**
+ * What the agent answers on each method of the service, by its name in the .proto: the gRPC API reference is
+ * generated from this (scripts/docs.ts, which fails when a method of the vendored file is missing here), so the
+ * reference and the refusal below say the same.
+ */
+export const SDS_METHODS = {
+  StreamSecrets: {
+    implemented: true,
+    summary:
+      "State-of-the-world xDS: the caller's secrets for the names asked, at once and again whenever they change (rotation, bundle or entry change, an SVID expiring); ACKs and NACKs are answered by nothing.",
+  },
+  FetchSecrets: {
+    implemented: true,
+    summary: "One answer with the secrets for the names asked (all of the caller's when none).",
+  },
+  DeltaSecrets: {
+    implemented: false,
+    summary: 'incremental xDS is not supported; use StreamSecrets (state of the world)',
+  },
+} as const satisfies Record<
+  Capitalize<keyof SecretDiscoveryServiceService>,
+  { implemented: boolean; summary: string }
+>;
+
 export interface SdsDeps {
   cache: AgentCache;
   clock: () => Date;
@@ -62,7 +86,7 @@ export function sdsService(deps: SdsDeps, peerOf: PeerOf): ServiceSpec {
     deltaSecrets: (call) =>
       call.emit('error', {
         code: grpc.status.UNIMPLEMENTED,
-        details: 'DeltaSecrets: incremental xDS is not supported; use StreamSecrets (state of the world)',
+        details: `DeltaSecrets: ${SDS_METHODS.DeltaSecrets.summary}`,
       }),
   };
   return {

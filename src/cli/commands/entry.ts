@@ -6,7 +6,14 @@ import { type ListEntriesRequest, SelectorMatch } from '../../gen/lanyard/v1/reg
 import { Entry, type Selector } from '../../gen/lanyard/v1/types';
 import { usageError } from '../cli-error';
 import type { AdminClient } from '../../server/admin-client';
-import { parseDuration, parseIsoTime, parseSpiffeIdFlag, readInputFile } from '../input';
+import {
+  parseDuration,
+  parseIsoTime,
+  parseNonNegativeInt,
+  parsePositiveInt,
+  parseSpiffeIdFlag,
+  readInputFile,
+} from '../input';
 import { runAction } from '../run-action';
 import { entriesTable, entryDetail, entryToJson } from './entry-format';
 import { type AdminConnectionOptions, printJson, withAdminClient, withAdminOptions } from './server-admin';
@@ -116,7 +123,7 @@ export function registerEntryCommands(program: Command): void {
         };
         const single = opts.pageSize !== undefined || opts.pageToken !== undefined;
         const pageSize =
-          opts.pageSize !== undefined ? parseCount(opts.pageSize, '--page-size') : LIST_ALL_PAGE_SIZE;
+          opts.pageSize !== undefined ? parsePositiveInt(opts.pageSize, '--page-size') : LIST_ALL_PAGE_SIZE;
         const { entries, nextPageToken } = await withAdminClient(opts, (c) =>
           listPages(c, filter, pageSize, opts.pageToken ?? '', single),
         );
@@ -198,7 +205,7 @@ export function registerEntryCommands(program: Command): void {
             // someone else in between is refused rather than overwritten.
             const revision =
               opts.revision !== undefined
-                ? parseCount(opts.revision, '--revision')
+                ? parsePositiveInt(opts.revision, '--revision')
                 : ((await c.getEntry({ id })).entry?.revision ?? 0);
             return c.updateEntry({ entry: { ...fields, id, revision }, updateMask: mask });
           });
@@ -215,7 +222,7 @@ export function registerEntryCommands(program: Command): void {
       .option('--revision <n>', 'only delete at this revision'),
   ).action(
     runAction(async (id: string, opts: AdminConnectionOptions & { revision?: string }) => {
-      const revision = opts.revision !== undefined ? parseCount(opts.revision, '--revision') : 0;
+      const revision = opts.revision !== undefined ? parsePositiveInt(opts.revision, '--revision') : 0;
       await withAdminClient(opts, (c) => c.deleteEntry({ id, revision }));
       if (opts.json) printJson({ deleted: id });
       else process.stdout.write(`deleted entry ${id}\n`);
@@ -295,7 +302,7 @@ function entryFromFlags(f: EntryFieldFlags): Entry {
     allowedScopes: f.scope ?? [],
     maxDelegationDepth:
       f.maxDelegationDepth !== undefined
-        ? parseCount(f.maxDelegationDepth, '--max-delegation-depth', true)
+        ? parseNonNegativeInt(f.maxDelegationDepth, '--max-delegation-depth')
         : 0,
     allowedDelegates: f.delegate ?? [],
     admin: f.admin ?? false,
@@ -329,13 +336,6 @@ export function parseSelector(s: string): Selector {
   const i = s.indexOf(':');
   if (i <= 0 || i === s.length - 1) throw usageError(`selector must be type:value, got "${s}"`);
   return { type: s.slice(0, i), value: s.slice(i + 1) };
-}
-
-function parseCount(value: string, flag: string, allowZero = false): number {
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)) || (!allowZero && Number(value) === 0)) {
-    throw usageError(`${flag} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got "${value}"`);
-  }
-  return Number(value);
 }
 
 const FILE_KEYS = new Set([

@@ -18,6 +18,7 @@ import {
   AGENT_CONTEXT_OID_OPTION,
   agentContextOidFlag,
   parseDuration,
+  parseNonNegativeInt,
   parseSpiffeIdFlag,
   readInputFile,
 } from '../input';
@@ -63,6 +64,10 @@ export function registerGrantCommands(program: Command): void {
     .requiredOption('--scope <scope...>', "scopes to delegate: a subset of the parent session's")
     .option('--ttl <duration>', "lifetime of the delegated session (default and at most: the parent SVID's)")
     .option('--redeem-within <duration>', 'how long the child has to redeem it (at most 60s)', '60s')
+    .option(
+      '--depth <n>',
+      "how many further delegations the child may make below itself (0: none); default: the parent's own bound. More than the parent may allow is refused",
+    )
     .option(...AGENT_CONTEXT_OID_OPTION)
     .option('--json', 'print JSON instead of text')
     .action(
@@ -75,6 +80,7 @@ export function registerGrantCommands(program: Command): void {
           scope: string[];
           ttl?: string;
           redeemWithin: string;
+          depth?: string;
           agentContextOid?: string;
           json?: boolean;
         }) => {
@@ -85,6 +91,7 @@ export function registerGrantCommands(program: Command): void {
           }
           const ttlSeconds = opts.ttl !== undefined ? parseDuration(opts.ttl, '--ttl') : undefined;
           const redeemWithinSeconds = parseDuration(opts.redeemWithin, '--redeem-within');
+          const maxDepth = opts.depth !== undefined ? parseNonNegativeInt(opts.depth, '--depth') : undefined;
           const source = loadIdentityDir(opts.identity);
           const g = await callServer(opts.server, () =>
             grantFor({
@@ -96,6 +103,7 @@ export function registerGrantCommands(program: Command): void {
               redeemWithinSeconds,
               agentContextOid,
               ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
+              ...(maxDepth !== undefined ? { maxDepth } : {}),
             }),
           );
           const r = {
@@ -103,13 +111,16 @@ export function registerGrantCommands(program: Command): void {
             childId: opts.child,
             scopes: opts.scope,
             redeemBy: isoSeconds(g.redeemBy),
+            // What the server holds: --depth, or the parent's own bound when it was not given.
+            maxDepth: g.maxDepth,
           };
           if (opts.json === true) {
             printJson(r);
             return;
           }
+          const further = r.maxDepth === 0 ? 'no further delegation' : `at most ${r.maxDepth} further hop(s)`;
           process.stdout.write(
-            `granted ${r.grantId}\n  to ${r.childId}, scopes ${r.scopes.join(' ')}; redeem by ${r.redeemBy}\n`,
+            `granted ${r.grantId}\n  to ${r.childId}, scopes ${r.scopes.join(' ')}; ${further}; redeem by ${r.redeemBy}\n`,
           );
         },
       ),

@@ -3,6 +3,11 @@
  * parent signs the DelegationBinding itself with its SVID key (the server never holds that key, so it cannot
  * alter what the parent granted); the server checks the signature and every rule the verifier will check
  * later, refusing early with a distinct code, and stores the grant for single use.
+ *
+ * The parent may also bound how many further delegations the child may make below itself (max_depth; 0: none).
+ * The signed binding has no room for it, so the server holds it: on the grant, then on the child's session as
+ * its depth limit (RedeemGrant), which this call checks when the child grants in turn. It only narrows what the
+ * parent may allow already.
  */
 import {
   AgentContextError,
@@ -12,12 +17,14 @@ import {
   GrantBindingInvalidError,
   GrantExpiredError,
   GrantReplayedError,
+  InvalidArgumentError,
   isLanyardError,
   LifetimeEscalationError,
   ScopeEscalationError,
   SessionError,
 } from '../../errors';
 import type { CreateGrantRequest, CreateGrantResponse } from '../../gen/lanyard/v1/session';
+import { SpiffeId } from '../../spiffe';
 import { decodeDelegationBinding, delegationLinkSha256 } from '../../x509/agent-context/codec';
 import { AGENT_CONTEXT_LIMITS, type DelegationBinding } from '../../x509/agent-context/types';
 import { publicKeyFromSpki, verifyWithKey } from '../../x509/keys';
@@ -35,6 +42,7 @@ export async function createGrant(
   call: PeerCall,
 ): Promise<CreateGrantResponse> {
   const now = deps.clock();
+  const maxDepth = requestedMaxDepth(req);
   const caller = await resolveCaller(deps, call, 'session', now);
   const { session, entry } = caller;
   const binding = checkedBinding(req, caller);
@@ -79,6 +87,22 @@ export async function createGrant(
       `delegating from ${caller.id} would make a chain of ${depth} hops; at most ${limit} are allowed here`,
     );
   }
+  // What the parent may let the child delegate further; a bound asked for may narrow it, never widen it.
+  const allowed = limit - depth;
+  if (maxDepth !== undefined) {
+    if (maxDepth > allowed) {
+      throw new DelegationTooDeepError(
+        `the grant asks that ${binding.childId} may delegate ${maxDepth} hops further; from ${caller.id} at most ${allowed} are allowed`,
+      );
+    }
+    // The bound lives on this server's grant and session rows; a federated child's server never sees them, and
+    // nothing it is handed unsigned binds it. Refused rather than granted unbounded.
+    if (!SpiffeId.parse(binding.childId).trustDomain.equals(deps.ca.serverSvid().id.trustDomain)) {
+      throw new InvalidArgumentError(
+        `max_depth cannot bind ${binding.childId}: a child of another trust domain redeems at its own server, which the bound does not reach`,
+      );
+    }
+  }
 
   // A grant is addressed to one child key, so the key names it: the child knows its grant's id before it exists,
   // and a key is granted once (a second grant for it, or a replayed binding, is refused below).
@@ -96,8 +120,9 @@ export async function createGrant(
         bindingDer: Buffer.from(req.binding),
         signature: Buffer.from(req.signature),
         parentCertDer: Buffer.from(leaf.der),
+        ...(maxDepth !== undefined ? { maxDepth } : {}),
       });
-      return { grantId: grant.id, redeemBy: grant.redeemBy };
+      return { grantId: grant.id, redeemBy: grant.redeemBy, maxDepth: maxDepth ?? allowed };
     });
   } catch (e) {
     if (isLanyardError(e) && e.code === ErrorCode.ALREADY_EXISTS) {
@@ -107,6 +132,18 @@ export async function createGrant(
     }
     throw e;
   }
+}
+
+/** The request's bound on the child's further delegations; undefined when the parent set none. */
+function requestedMaxDepth(req: CreateGrantRequest): number | undefined {
+  const d = req.maxDepth;
+  if (d === undefined) return undefined;
+  if (!Number.isInteger(d) || d < 0) {
+    throw new InvalidArgumentError(
+      `max_depth must be an integer >= 0 (0: the child may not delegate), got ${d}`,
+    );
+  }
+  return d;
 }
 
 /**

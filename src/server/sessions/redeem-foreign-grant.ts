@@ -51,7 +51,7 @@ import { auditedSharedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
 import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
-import { openDelegatedSession, resolveSessionOpener } from './session-opening';
+import { delegatedDepthLimit, openDelegatedSession, resolveSessionOpener } from './session-opening';
 import { MAX_REDEEM_WINDOW_SECONDS } from './create-grant';
 
 export const FOREIGN_DELEGATION_METHOD = 'delegation-foreign';
@@ -167,7 +167,13 @@ export async function redeemForeignGrant(
         what: 'the foreign grant',
         session: {
           depth,
-          depthLimit: Math.min(AGENT_CONTEXT_LIMITS.maxDelegationDepth, depth + entry.maxDelegationDepth),
+          // No grant bound: the parent's server refuses one for a child of another domain (CreateGrant), as
+          // nothing of it could reach this server unsigned and unaltered.
+          depthLimit: delegatedDepthLimit({
+            depth,
+            inherited: AGENT_CONTEXT_LIMITS.maxDelegationDepth,
+            entryMax: entry.maxDelegationDepth,
+          }),
         },
       });
     });

@@ -31,7 +31,7 @@ import { assertLive } from '../auth/resolve-caller';
 import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
 import { newSessionId } from '../issuance/session-svid';
-import { openDelegatedSession, resolveSessionOpener } from './session-opening';
+import { delegatedDepthLimit, openDelegatedSession, resolveSessionOpener } from './session-opening';
 import { redeemForeignGrant } from './redeem-foreign-grant';
 
 export const DELEGATION_METHOD = 'delegation';
@@ -116,7 +116,13 @@ export async function redeemGrant(
       session: {
         parentSessionId: parent.id,
         depth,
-        depthLimit: Math.min(parent.depthLimit, depth + entry.maxDelegationDepth),
+        depthLimit: delegatedDepthLimit({
+          depth,
+          inherited: parent.depthLimit,
+          entryMax: entry.maxDelegationDepth,
+          // What the parent asked at CreateGrant: the child's session can grant no deeper than that.
+          grantMaxDepth: grant.maxDepth,
+        }),
         // Revoking the parent's SVID that signed the grant stops the session too (as does the child's).
         parentCertSerial: parentCert.serialHex,
       },

@@ -84,6 +84,23 @@ export async function storeOpenedSession(
   return { svid: svidToProto(signed, entry), bundle: bundleToProto(signed.bundle) };
 }
 
+/**
+ * The depth limit (the longest chain, in hops, any session under it may reach) of a session opened at `depth` by
+ * redeeming a grant: the smallest of what the chain above allows (`inherited`), of what the redeemer's own entry
+ * allows from here (`entryMax` further hops), and of the grant's own bound (`grantMaxDepth` further hops, when
+ * the parent set one). Every redemption path computes it here, so a bound cannot reach one path and not another.
+ */
+export function delegatedDepthLimit(d: {
+  depth: number;
+  inherited: number;
+  entryMax: number;
+  grantMaxDepth?: number | undefined;
+}): number {
+  const limits = [d.inherited, d.depth + d.entryMax];
+  if (d.grantMaxDepth !== undefined) limits.push(d.depth + d.grantMaxDepth);
+  return Math.min(...limits);
+}
+
 /** What a redemption decided about the delegated session it opens, its checks all passed. */
 export interface DelegatedOpening {
   /** The parent's verified context: the new one keeps its principal, root session and intent. */

@@ -260,6 +260,15 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX entry_selectors_by_selector ON entry_selectors (type, value, entry_id);
     `,
   },
+  {
+    version: 4,
+    description: "a grant's bound on how many further delegations its child may make",
+    sql: `
+      -- NULL: no bound beyond the parent's (every grant made before this column). Kept by the server only:
+      -- the signed binding has no such field.
+      ALTER TABLE grants ADD COLUMN max_depth INTEGER CHECK (max_depth >= 0);
+    `,
+  },
 ];
 
 export const PG_LATEST_SCHEMA_VERSION = latestVersion(PG_MIGRATIONS);

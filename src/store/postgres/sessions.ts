@@ -191,7 +191,8 @@ export class PgSessions {
       try {
         await sql.query(
           `INSERT INTO grants (id, parent_session_id, child_spiffe_id, scopes, not_after, redeem_by, binding_der,
-             signature, parent_cert_der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+             signature, parent_cert_der, created_at, max_depth)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
           [
             g.id,
             g.parentSessionId,
@@ -203,6 +204,7 @@ export class PgSessions {
             g.signature,
             g.parentCertDer,
             this.now(),
+            g.maxDepth ?? null,
           ],
         );
       } catch (e) {

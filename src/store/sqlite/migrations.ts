@@ -294,6 +294,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX entries_by_selectors_key ON entries (selectors_key);
     `,
   },
+  {
+    version: 10,
+    description: "a grant's bound on how many further delegations its child may make",
+    sql: `
+      -- NULL: no bound beyond the parent's (every grant made before this column). Kept by the server only:
+      -- the signed binding has no such field.
+      ALTER TABLE grants ADD COLUMN max_depth INTEGER CHECK (max_depth >= 0);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = latestVersion(MIGRATIONS);

@@ -190,7 +190,7 @@ export class SqliteSessions {
       this.db
         .prepare(
           `INSERT INTO grants (id, parent_session_id, child_spiffe_id, scopes, not_after, redeem_by, binding_der,
-             signature, parent_cert_der, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             signature, parent_cert_der, created_at, max_depth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           g.id,
@@ -203,6 +203,7 @@ export class SqliteSessions {
           g.signature,
           g.parentCertDer,
           toMs(createdAt),
+          g.maxDepth ?? null,
         );
     } catch (e) {
       if (isConstraintError(e)) {

@@ -262,6 +262,119 @@ describe('lanyard session and grant commands', function () {
     refused(late, EXIT_REJECTED, /ERR_GRANT_EXPIRED/);
   });
 
+  it('grant create --depth bounds the chain: shown in --json and session show, the child at its bound refused', async () => {
+    const [parentWl, childWl, grandWl] = [
+      await identity('cli-parent', {
+        allowedScopes: ['docs:read'],
+        maxDelegationDepth: 3,
+        allowedDelegates: [id('cli-child')],
+      }),
+      await identity('cli-child', {
+        allowedScopes: ['docs:read'],
+        maxDelegationDepth: 3,
+        allowedDelegates: [id('cli-grand')],
+      }),
+      await identity('cli-grand', {
+        allowedScopes: ['docs:read'],
+        maxDelegationDepth: 3,
+        allowedDelegates: [id('cli-leaf')],
+      }),
+    ];
+    const parent = path.join(dir, 'depth-parent');
+    cliOk(
+      await runCli([
+        'session',
+        'start',
+        '--server',
+        server,
+        '--identity',
+        parentWl,
+        '--out',
+        parent,
+        '--scope',
+        'docs:read',
+      ]),
+    );
+    const newKey = async (name: string): Promise<{ keySha256: string; file: string }> =>
+      JSON.parse(cliOk(await runCli(['grant', 'key', '--out', path.join(dir, name), '--json'])).stdout) as {
+        keySha256: string;
+        file: string;
+      };
+    const create = (identityDir: string, child: string, keySha256: string, ...extra: string[]) =>
+      runCli([
+        'grant',
+        'create',
+        '--server',
+        server,
+        '--identity',
+        identityDir,
+        '--child',
+        id(child),
+        '--child-key',
+        keySha256,
+        '--scope',
+        'docs:read',
+        ...extra,
+      ]);
+    const redeem = async (identityDir: string, keyFile: string, out: string): Promise<string> =>
+      (
+        JSON.parse(
+          cliOk(
+            await runCli([
+              'grant',
+              'redeem',
+              '--server',
+              server,
+              '--identity',
+              identityDir,
+              '--key',
+              keyFile,
+              '--out',
+              out,
+              '--json',
+            ]),
+          ).stdout,
+        ) as { sessionId: string }
+      ).sessionId;
+
+    const childKey = await newKey('depth-child-key');
+    const [negative, fraction, word, wide] = await Promise.all([
+      create(parent, 'cli-child', childKey.keySha256, '--depth=-1'),
+      create(parent, 'cli-child', childKey.keySha256, '--depth', '1.5'),
+      create(parent, 'cli-child', childKey.keySha256, '--depth', 'one'),
+      // The root may go 3 hops; its child, one of them, may go 2 further at most.
+      create(parent, 'cli-child', childKey.keySha256, '--depth', '3'),
+    ]);
+    for (const bad of [negative, fraction, word]) {
+      refused(bad, EXIT_USAGE, /--depth must be a non-negative integer/);
+    }
+    refused(wide, EXIT_REJECTED, /ERR_DELEGATION_TOO_DEEP/);
+
+    // Nothing was written: the same key is granted now, with a bound the parent may give.
+    const granted = JSON.parse(
+      cliOk(await create(parent, 'cli-child', childKey.keySha256, '--depth', '1', '--json')).stdout,
+    ) as { grantId: string; maxDepth: number };
+    assert.equal(granted.maxDepth, 1);
+    const child = path.join(dir, 'depth-child');
+    const childSession = await redeem(childWl, childKey.file, child);
+    const [shownJson, shownText] = await Promise.all([
+      runCli(['session', 'show', childSession, ...admin, '--json']),
+      runCli(['session', 'show', childSession, ...admin]),
+    ]);
+    const shown = JSON.parse(cliOk(shownJson).stdout) as { depth: number; depthLimit: number };
+    assert.deepEqual([shown.depth, shown.depthLimit], [1, 2]);
+    assert.match(cliOk(shownText).stdout, /^Depth:\s+1 of at most 2$/m);
+
+    // The child delegates its one further hop; the grant says nothing is left below the grandchild.
+    const grandKey = await newKey('depth-grand-key');
+    const text = cliOk(await create(child, 'cli-grand', grandKey.keySha256)).stdout;
+    assert.match(text, new RegExp(`^granted ${grandKey.keySha256}\n.*; no further delegation; redeem by`));
+    const grand = path.join(dir, 'depth-grand');
+    await redeem(grandWl, grandKey.file, grand);
+    const leafKey = await newKey('depth-leaf-key');
+    refused(await create(grand, 'cli-leaf', leafKey.keySha256), EXIT_REJECTED, /ERR_DELEGATION_TOO_DEEP/);
+  });
+
   it('session end ends the chain; show says so', async () => {
     cliOk(await runCli(['session', 'end', sessionId, '--reason', 'task done', ...admin]));
     const shown = JSON.parse(

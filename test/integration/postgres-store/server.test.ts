@@ -11,9 +11,19 @@ import { PgStore } from '../../../src/store/postgres/pg-store';
 import { verifyX509Svid } from '../../../src/verify';
 import { usePostgresDatabase } from '../../support/postgres-cluster';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
-import { rejectsGrpc } from '../../support/grpc-refusal';
+import { rejectsGrpc, rejectsWithWireCode } from '../../support/grpc-refusal';
 import { attest, connectPublic, newKey } from '../../support/public-client';
-import { delegate, endSession, id, register, serialOf, startSession, TD } from '../../support/sessions';
+import {
+  createGrant,
+  delegate,
+  endSession,
+  id,
+  redeemGrant,
+  register,
+  serialOf,
+  startSession,
+  TD,
+} from '../../support/sessions';
 
 describe('server on the PostgreSQL store', function () {
   this.timeout(60_000);
@@ -98,6 +108,39 @@ describe('server on the PostgreSQL store', function () {
       pub.close();
     }
     assert.equal((await server.running.store.getSession(res.sessionId)).endReason, 'task done');
+  });
+
+  it("holds a grant's depth bound on PostgreSQL, across a restart, as the child's session limit", async () => {
+    server = await start();
+    const planner = await register(server, 'planner', {
+      allowedScopes: ['a'],
+      maxDelegationDepth: 3,
+      allowedDelegates: [id('tool')],
+    });
+    const tool = await register(server, 'tool', {
+      allowedScopes: ['a'],
+      maxDelegationDepth: 3,
+      allowedDelegates: [id('retrieval')],
+    });
+    const { agent: session } = await startSession(server, planner, { scopes: ['a'] });
+    const grant = await createGrant(server, session, { childId: id('tool'), scopes: ['a'], maxDepth: 0 });
+    const rows = await pg.cluster.query(pg.database, 'SELECT max_depth FROM grants');
+    assert.deepEqual(
+      rows.map((r) => r.max_depth),
+      [0],
+    );
+
+    // The grant outlives a restart with its bound: the redeemed session may not delegate.
+    await server.stop();
+    server = await start();
+    const child = await redeemGrant(server, tool, grant);
+    const sessionId = verifyX509Svid(child.chain, server.running.ca.bundle()).context!.sessionId;
+    assert.equal((await server.running.store.getSession(sessionId)).depthLimit, 1);
+    await rejectsWithWireCode(
+      createGrant(server, child, { childId: id('retrieval'), scopes: ['a'] }),
+      'ERR_DELEGATION_TOO_DEEP',
+    );
+    assert.equal((await pg.cluster.query(pg.database, 'SELECT id FROM grants')).length, 1, 'nothing written');
   });
 
   it('refuses to start with a password file that others can read, naming the file and not its contents', async () => {

@@ -71,12 +71,29 @@ export interface CreateGrantRequest {
   binding: Buffer;
   /** The parent's signature over binding. */
   signature: Buffer;
+  /**
+   * How many further delegations the child may make below itself: 0 = none (the child's session may not
+   * grant), 1 = one more hop, and so on. Absent = no bound beyond what the parent may already allow (its
+   * session's depth limit and the entries' max_delegation_depth). It only narrows: more than the parent may
+   * allow the child is refused (ERR_DELEGATION_TOO_DEEP), a negative value with ERR_INVALID_ARGUMENT. The
+   * server keeps it on the grant and on the child's session (not in the signed binding, so verifiers do not
+   * see it); a grant to a child of another trust domain cannot carry it and is refused when it is set.
+   */
+  maxDepth?: number | undefined;
 }
 
 export interface CreateGrantResponse {
   /** What the child redeems (hex SHA-256 of the binding's nonce). */
   grantId: string;
-  redeemBy: Date | undefined;
+  redeemBy:
+    | Date
+    | undefined;
+  /**
+   * How many further delegations the child may make below itself, from the parent's side: max_depth when it
+   * was given, otherwise what the parent may allow. The child's own entry (max_delegation_depth) may allow
+   * fewer when it redeems.
+   */
+  maxDepth: number;
 }
 
 export interface RedeemGrantRequest {
@@ -609,7 +626,7 @@ export const StartSessionResponse: MessageFns<StartSessionResponse> = {
 };
 
 function createBaseCreateGrantRequest(): CreateGrantRequest {
-  return { binding: Buffer.alloc(0), signature: Buffer.alloc(0) };
+  return { binding: Buffer.alloc(0), signature: Buffer.alloc(0), maxDepth: undefined };
 }
 
 export const CreateGrantRequest: MessageFns<CreateGrantRequest> = {
@@ -619,6 +636,9 @@ export const CreateGrantRequest: MessageFns<CreateGrantRequest> = {
     }
     if (message.signature.length !== 0) {
       writer.uint32(18).bytes(message.signature);
+    }
+    if (message.maxDepth !== undefined) {
+      writer.uint32(24).int32(message.maxDepth);
     }
     return writer;
   },
@@ -652,6 +672,14 @@ export const CreateGrantRequest: MessageFns<CreateGrantRequest> = {
             message.signature = Buffer.from(reader.bytes());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxDepth = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -668,6 +696,11 @@ export const CreateGrantRequest: MessageFns<CreateGrantRequest> = {
     return {
       binding: isSet(object.binding) ? Buffer.from(bytesFromBase64(object.binding)) : Buffer.alloc(0),
       signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      maxDepth: isSet(object.maxDepth)
+        ? globalThis.Number(object.maxDepth)
+        : isSet(object.max_depth)
+        ? globalThis.Number(object.max_depth)
+        : undefined,
     };
   },
 
@@ -679,6 +712,9 @@ export const CreateGrantRequest: MessageFns<CreateGrantRequest> = {
     if (message.signature.length !== 0) {
       obj.signature = base64FromBytes(message.signature);
     }
+    if (message.maxDepth !== undefined) {
+      obj.maxDepth = Math.round(message.maxDepth);
+    }
     return obj;
   },
 
@@ -689,12 +725,13 @@ export const CreateGrantRequest: MessageFns<CreateGrantRequest> = {
     const message = createBaseCreateGrantRequest();
     message.binding = object.binding ?? Buffer.alloc(0);
     message.signature = object.signature ?? Buffer.alloc(0);
+    message.maxDepth = object.maxDepth ?? undefined;
     return message;
   },
 };
 
 function createBaseCreateGrantResponse(): CreateGrantResponse {
-  return { grantId: "", redeemBy: undefined };
+  return { grantId: "", redeemBy: undefined, maxDepth: 0 };
 }
 
 export const CreateGrantResponse: MessageFns<CreateGrantResponse> = {
@@ -704,6 +741,9 @@ export const CreateGrantResponse: MessageFns<CreateGrantResponse> = {
     }
     if (message.redeemBy !== undefined) {
       Timestamp.encode(toTimestamp(message.redeemBy), writer.uint32(18).fork()).join();
+    }
+    if (message.maxDepth !== 0) {
+      writer.uint32(24).int32(message.maxDepth);
     }
     return writer;
   },
@@ -737,6 +777,14 @@ export const CreateGrantResponse: MessageFns<CreateGrantResponse> = {
             message.redeemBy = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxDepth = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -761,6 +809,11 @@ export const CreateGrantResponse: MessageFns<CreateGrantResponse> = {
         : isSet(object.redeem_by)
         ? fromJsonTimestamp(object.redeem_by)
         : undefined,
+      maxDepth: isSet(object.maxDepth)
+        ? globalThis.Number(object.maxDepth)
+        : isSet(object.max_depth)
+        ? globalThis.Number(object.max_depth)
+        : 0,
     };
   },
 
@@ -772,6 +825,9 @@ export const CreateGrantResponse: MessageFns<CreateGrantResponse> = {
     if (message.redeemBy !== undefined) {
       obj.redeemBy = message.redeemBy.toISOString();
     }
+    if (message.maxDepth !== 0) {
+      obj.maxDepth = Math.round(message.maxDepth);
+    }
     return obj;
   },
 
@@ -782,6 +838,7 @@ export const CreateGrantResponse: MessageFns<CreateGrantResponse> = {
     const message = createBaseCreateGrantResponse();
     message.grantId = object.grantId ?? "";
     message.redeemBy = object.redeemBy ?? undefined;
+    message.maxDepth = object.maxDepth ?? 0;
     return message;
   },
 };
