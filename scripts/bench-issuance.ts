@@ -6,8 +6,10 @@
  * Everything is on loopback; the data dir is removed at the end.
  *
  *   npx tsx scripts/bench-issuance.ts [--ops 32] [--budget 60] [--seconds 1] [--workers 0,2]
- *   (--workers: the ca.signing_workers settings to compare, one server each)
- *   (npm run bench runs it after scripts/bench.ts)
+ *                                     [--clients 1,4,16,64] [--phases attest,renew]
+ *   (--workers: the ca.signing_workers settings to compare, one server each; --clients: the concurrency levels;
+ *   --phases: which calls to time, Renew needs the SVIDs Attest gave, so Attest always runs)
+ *   (npm run bench runs it after scripts/bench.ts; run alone, it measures the in-process issuance figure itself)
  */
 import { randomBytes, sign } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -19,10 +21,13 @@ import { loadConfig } from '../src/server/config';
 import { createLogger } from '../src/internal/logging';
 import { startServer } from '../src/server/run';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store';
+import { createCsr, parseCsr } from '../src/x509/csr';
 import { generateSigningKeyPair } from '../src/x509/keys';
+import { issueX509Svid } from '../src/x509/profiles';
+import { asIssuer, createPki, TD } from '../test/support/pki';
 import type { ClientsJob, ClientsResult, PhaseResult } from './bench-issuance-clients';
 
-const CONCURRENCY = [1, 4, 16, 64] as const;
+const CONCURRENCY = [1, 4, 16, 64];
 const TRUST_DOMAIN = 'bench.lanyard.local';
 
 export interface IssuanceBenchOptions {
@@ -38,6 +43,10 @@ export interface IssuanceBenchOptions {
   inProcessIssuePerSec?: number;
   /** The server's ca.signing_workers settings to run, one server each. Default 0 and 2. */
   signingWorkers?: number[];
+  /** Concurrent clients per round. Default 1, 4, 16, 64. */
+  clients?: number[];
+  /** Print Attest figures too (default true); Attest always runs, Renew needs the SVIDs it gives. */
+  showAttest?: boolean;
 }
 
 function arg(name: string): number | undefined {
@@ -59,6 +68,28 @@ export function rawSignRate(seconds: number): number {
   let elapsed = 0;
   while (elapsed < budget) {
     for (let i = 0; i < 8; i++) sign('sha256', message, privateKey);
+    ops += 8;
+    elapsed = Number(process.hrtime.bigint() - start);
+  }
+  return ops / (elapsed / 1e9);
+}
+
+/** `parseCsr + issueX509Svid` in this thread (as scripts/bench.ts): the best a server's one thread could do. */
+function inProcessIssueRate(seconds: number): number {
+  const pki = createPki(TD);
+  const issuer = asIssuer(pki.intermediate);
+  const csrDer = createCsr(generateSigningKeyPair('ec-p256').privateKey).der;
+  const once = (): void => {
+    const csr = parseCsr(csrDer);
+    issueX509Svid({ spiffeId: `spiffe://${TD}/agent`, publicKey: csr.publicKey, issuer, ttlSeconds: 3600 });
+  };
+  for (let i = 0; i < 100; i++) once();
+  const budget = seconds * 1e9;
+  const start = process.hrtime.bigint();
+  let ops = 0;
+  let elapsed = 0;
+  while (elapsed < budget) {
+    for (let i = 0; i < 8; i++) once();
     ops += 8;
     elapsed = Number(process.hrtime.bigint() - start);
   }
@@ -117,6 +148,17 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
   );
   const rawSign = options.rawSignPerSec ?? rawSignRate(options.baselineSeconds ?? 1);
   out(`  ${'node:crypto ECDSA P-256 sign (baseline)'.padEnd(58)} ${fmt(rawSign).padStart(10)} /s\n`);
+  const before = options.inProcessIssuePerSec ?? inProcessIssueRate(options.baselineSeconds ?? 1);
+  out(`  ${'parseCsr + issueX509Svid in process'.padEnd(58)} ${fmt(before).padStart(10)} /s\n`);
+  // Run alone, the in-process figure is taken again after the servers ran and the ratios use the mean: on a
+  // shared machine the load moves during a run of several minutes.
+  const inProcess = { perSec: before };
+  out(
+    `  ${'load average (1, 5, 15 min)'.padEnd(58)} ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(', ')}\n`,
+  );
 
   const rows: string[] = [];
   let failed = 0;
@@ -124,8 +166,28 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
     out(
       `  -- ca.signing_workers: ${workers}${workers === 0 ? " (CSR checks and signing on the server's thread)" : ''}\n`,
     );
-    failed += await runServer(workers, opsPerClient, budgetMs, rawSign, options.inProcessIssuePerSec, rows);
+    failed += await runServer(workers, opsPerClient, budgetMs, rawSign, inProcess, rows, options);
   }
+  if (options.inProcessIssuePerSec === undefined) {
+    const after = inProcessIssueRate(options.baselineSeconds ?? 1);
+    inProcess.perSec = (before + after) / 2;
+    out(
+      `  ${'parseCsr + issueX509Svid in process, again'.padEnd(58)} ${fmt(after).padStart(10)} /s` +
+        `   (ratios below use the mean, ${fmt(inProcess.perSec)} /s)\n`,
+    );
+  }
+  const resolved = rows.map((r) =>
+    r.replace(/@@(\d+(?:\.\d+)?)@@/g, (_, rate: string) =>
+      (Number(rate) / inProcess.perSec).toFixed(3).padStart(10),
+    ),
+  );
+  rows.splice(0, rows.length, ...resolved);
+  out(
+    `  ${'load average at the end (1, 5, 15 min)'.padEnd(58)} ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(', ')}\n`,
+  );
   out('\nRatios (same run)\n' + rows.join('\n') + '\n');
   if (failed > 0) {
     // A rate measured over failing calls is no figure: the run fails (scripts/bench.ts too).
@@ -140,8 +202,9 @@ async function runServer(
   opsPerClient: number,
   budgetMs: number,
   rawSign: number,
-  inProcessIssuePerSec: number | undefined,
+  inProcess: { perSec: number },
   rows: string[],
+  options: IssuanceBenchOptions,
 ): Promise<number> {
   const out = (s: string): boolean => process.stdout.write(s);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-'));
@@ -162,7 +225,7 @@ async function runServer(
     await admin.createEntry({
       entry: { spiffeId, selectors: [{ type: 'bench', value: 'agent' }], allowedScopes: ['bench:run'] },
     });
-    for (const n of CONCURRENCY) {
+    for (const n of options.clients ?? CONCURRENCY) {
       const result = await runClients({
         address: running.publicAddress,
         trustDomain: TRUST_DOMAIN,
@@ -176,6 +239,7 @@ async function runServer(
         ['Renew', result.renew],
       ] as [string, PhaseResult][]) {
         failed += r.errors;
+        if (name === 'Attest' && options.showAttest === false) continue;
         const rate = r.ops / (r.elapsedMs / 1000);
         const label = `${name} (${name === 'Renew' ? 'mTLS' : 'join_token'}), N=${n} concurrent`;
         out(
@@ -183,15 +247,14 @@ async function runServer(
             `   p50 ${percentile(r.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(1)} ms` +
             `, ${r.ops} ok${r.errors > 0 ? `, ${r.errors} FAILED (${r.firstError ?? '?'})` : ''}\n`,
         );
-        if (n < 16) continue;
+        if (n < 16 && n !== 1) continue;
         const tag = `${name}/s, N=${n}, ${workers} workers`;
         rows.push(`  ${`${tag} / raw P-256 sign`.padEnd(58)} ${(rate / rawSign).toFixed(3).padStart(10)}`);
-        if (inProcessIssuePerSec !== undefined) {
-          rows.push(
-            `  ${`${tag} / in-process CSR -> SVID`.padEnd(58)} ` +
-              `${(rate / inProcessIssuePerSec).toFixed(3).padStart(10)}`,
-          );
-        }
+        rows.push(
+          `  ${`${tag} / in-process CSR -> SVID`.padEnd(58)} ` +
+            // Filled in once the run's in-process figure is final (see runIssuanceBench).
+            `@@${rate}@@`,
+        );
       }
     }
     if (running.store instanceof SqliteStore) {
@@ -210,12 +273,23 @@ async function runServer(
 }
 
 /** --ops, --budget, --seconds and --workers from the command line (also when scripts/bench.ts runs this). */
+function listArg(name: string, min: number): number[] | undefined {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return undefined;
+  const list = (process.argv[i + 1] ?? '').split(',').map((x) => Number(x));
+  if (list.some((n) => !Number.isInteger(n) || n < min)) {
+    throw new Error(`${name} takes a list of integers >= ${min}, such as ${min},${min + 1}`);
+  }
+  return list;
+}
+
 export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
-  const w = process.argv.indexOf('--workers');
-  const signingWorkers =
-    w < 0 ? undefined : (process.argv[w + 1] ?? '').split(',').map((x) => Number.parseInt(x, 10));
-  if (signingWorkers?.some((n) => !Number.isInteger(n) || n < 0)) {
-    throw new Error('--workers takes a list such as 0,1,2');
+  const signingWorkers = listArg('--workers', 0);
+  const clients = listArg('--clients', 1);
+  const p = process.argv.indexOf('--phases');
+  const phases = p < 0 ? undefined : (process.argv[p + 1] ?? '').split(',');
+  if (phases?.some((x) => x !== 'attest' && x !== 'renew')) {
+    throw new Error('--phases takes attest, renew or attest,renew');
   }
   const ops = arg('--ops');
   const budget = arg('--budget');
@@ -225,6 +299,8 @@ export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
     ...(budget !== undefined && { phaseBudgetSeconds: budget }),
     ...(seconds !== undefined && { baselineSeconds: seconds }),
     ...(signingWorkers !== undefined && { signingWorkers }),
+    ...(clients !== undefined && { clients }),
+    ...(phases !== undefined && { showAttest: phases.includes('attest') }),
   };
 }
 

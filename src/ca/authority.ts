@@ -46,8 +46,20 @@ export interface CaAuthorityInfo {
   readonly certDer: Uint8Array;
 }
 
+/**
+ * Whether each CA certificate verifies under its own key: a signature check that every mTLS call asked again
+ * (through `authorities()`), although the answer is a function of the certificate's bytes alone.
+ */
+const selfSignature = new WeakMap<ParsedCertificate, boolean>();
+
 export function isSelfSigned(a: CaAuthority): boolean {
-  return a.upstreamChain.length === 0 && a.cert.selfIssued && a.cert.isSignedBy(a.cert);
+  if (a.upstreamChain.length !== 0 || !a.cert.selfIssued) return false;
+  let signed = selfSignature.get(a.cert);
+  if (signed === undefined) {
+    signed = a.cert.isSignedBy(a.cert);
+    selfSignature.set(a.cert, signed);
+  }
+  return signed;
 }
 
 /** What a workload presents after its leaf: the CA certificate, then the upstream intermediates. */

@@ -161,6 +161,9 @@ interface Snapshot {
   readonly ownRoots?: readonly ParsedCertificate[];
 }
 
+/** nonRootAuthoritiesDer() per snapshot's authorities (replaced, never changed, when they change). */
+const nonRootDer = new WeakMap<readonly CaAuthority[], readonly Uint8Array[]>();
+
 const silentLogger: CaLogger = { info: () => {}, warn: () => {}, error: () => {} };
 
 /**
@@ -287,6 +290,21 @@ export class CaManager {
   /** Every CA still kept (prepared, active, old), oldest first. */
   authorities(): CaAuthorityInfo[] {
     return this.state().authorities.map(infoOf);
+  }
+
+  /**
+   * The DER of every CA that is not self-signed (upstream mode), oldest first: what completes a client's leaf
+   * when the TLS stack hands over the leaf alone. Computed once per set of authorities (every mTLS call asks).
+   * The arrays are shared: callers must not write to them.
+   */
+  nonRootAuthoritiesDer(): readonly Uint8Array[] {
+    const { authorities } = this.state();
+    let ders = nonRootDer.get(authorities);
+    if (ders === undefined) {
+      ders = Object.freeze(authorities.filter((a) => !isSelfSigned(a)).map((a) => a.cert.der));
+      nonRootDer.set(authorities, ders);
+    }
+    return ders;
   }
 
   /** The server's current TLS identity. */

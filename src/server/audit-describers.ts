@@ -28,7 +28,8 @@ import type { Entry, X509Svid } from '../gen/lanyard/v1/types';
 import type { Store } from '../store/store';
 import { decodeDelegationBinding } from '../x509/agent-context';
 import type { AuditCaller, MethodAudit } from './audit/audited-service';
-import { svidFields } from './audit/svid-fields';
+import { certificateFields, svidFields } from './audit/svid-fields';
+import { issuedLeafOf } from './issuance/workload-svid';
 import { entryChanges } from './registration/entry-changes';
 import type { EntryUpdateDetail } from './registration/service';
 
@@ -48,7 +49,10 @@ export const adminCaller = (c: AuditCaller): Partial<AuditEvent> => ({
 });
 
 function issued(event: AuditEvent['event'], svid: X509Svid | undefined, caller: AuditCaller): AuditEvent {
-  return { event, decision: 'allow', ...actorOnly(caller), ...svidFields(leafOf(svid)) };
+  // The leaf this server just signed is parsed already (svidToProto remembers it by its Buffer).
+  const signed = issuedLeafOf(svid?.certChain[0]);
+  const fields = signed !== undefined ? certificateFields(signed) : svidFields(leafOf(svid));
+  return { event, decision: 'allow', ...actorOnly(caller), ...fields };
 }
 
 /** The child SPIFFE ID and scopes a grant binding names; nothing when it does not decode. */

@@ -1,8 +1,15 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { StoreOps } from './store';
 
 /** One call waiting for a group commit. */
 export interface CommitJob {
   fn: (tx: StoreOps) => Promise<unknown>;
+  /**
+   * Runs `f` in the async context of the call that queued the job. A batch runs in the context of whatever
+   * started the drain (the first call's); a job must see its own (its AsyncLocalStorage values: the audit
+   * wrapper lends each call its recorder that way), or one call would write with another's.
+   */
+  inCallerContext<T>(f: () => T): T;
   resolve: (value: unknown) => void;
   reject: (reason: unknown) => void;
 }
@@ -27,7 +34,13 @@ export class CommitQueue {
 
   enqueue<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      const context = new AsyncResource('lanyard.group-commit');
+      this.queue.push({
+        fn,
+        inCallerContext: (f) => context.runInAsyncScope(f),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       if (!this.running) {
         this.running = true;
         setImmediate(() => void this.drain());

@@ -11,7 +11,8 @@ import { DER_NULL, OID_RSA_ENCRYPTION } from './certificate-der';
 import { CsrFields, parseCsrDer } from './csr-der';
 import { DerFramingError } from './der';
 import { derBitString, derContextConstructed, derSequence, derSmallInteger } from './der-writer';
-import { describeKey, rememberSpkiExport, signWithKey, spkiDer } from './keys';
+import { isUncompressedPointOnCurve } from './ec-point';
+import { describeKey, rememberSpkiExport, signWithKey, spkiDer, type KeyDescription } from './keys';
 import { decodePem, encodePem } from './pem';
 
 /**
@@ -54,8 +55,7 @@ export function parseCsr(input: Uint8Array | string): ParsedCsr {
     throw malformed(`CSR is ${der.length} bytes, limit ${MAX_CSR_BYTES}`);
   }
   const parts = frame(der);
-  const publicKey = requestedKey(parts);
-  const { kind } = describeKey(publicKey);
+  const { publicKey, kind } = requestedKey(parts);
 
   const algorithm = parts.signatureAlgorithm;
   const pop = POP_ALGORITHMS[algorithm.oid];
@@ -135,7 +135,42 @@ function frame(der: Uint8Array): CsrFields {
 }
 
 /** The key node:crypto reads from the SPKI; an algorithm it cannot read at all is unsupported, not malformed. */
-function requestedKey(parts: CsrFields): KeyObject {
+/**
+ * The SubjectPublicKeyInfo of a named-curve EC key up to its point, exactly as node:crypto encodes it: a CSR
+ * whose SPKI is this prefix and an uncompressed point on the curve is imported from the point's coordinates
+ * (OpenSSL's SPKI decoder costs more than the CSR's signature check; a JWK import about half of it). Any other
+ * SPKI, an off-curve point included, takes the general path and gets its answer (and error) from OpenSSL.
+ */
+const EC_SPKI_PREFIX: readonly { curve: 'P-256' | 'P-384'; prefix: Buffer }[] = [
+  // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (65 bytes, no unused bits) }
+  { curve: 'P-256', prefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex') },
+  // SEQUENCE { SEQUENCE { id-ecPublicKey, secp384r1 }, BIT STRING (97 bytes, no unused bits) }
+  { curve: 'P-384', prefix: Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex') },
+];
+
+function ecKeyFromPoint(spki: Uint8Array): KeyObject | undefined {
+  for (const { curve, prefix } of EC_SPKI_PREFIX) {
+    const fieldBytes = curve === 'P-256' ? 32 : 48;
+    if (spki.length !== prefix.length + 1 + 2 * fieldBytes) continue;
+    if (!prefix.equals(spki.subarray(0, prefix.length))) continue;
+    const point = spki.subarray(prefix.length);
+    if (!isUncompressedPointOnCurve(curve, point)) return undefined;
+    const coordinate = (from: number): string =>
+      Buffer.from(point.buffer, point.byteOffset + from, fieldBytes).toString('base64url');
+    return createPublicKey({
+      key: { kty: 'EC', crv: curve, x: coordinate(1), y: coordinate(1 + fieldBytes) },
+      format: 'jwk',
+    });
+  }
+  return undefined;
+}
+
+function requestedKey(parts: CsrFields): { publicKey: KeyObject; kind: KeyDescription['kind'] } {
+  const ec = ecKeyFromPoint(parts.spki);
+  if (ec !== undefined) {
+    rememberSpkiExport(ec, parts.spki);
+    return { publicKey: ec, kind: 'ec' };
+  }
   let key: KeyObject;
   try {
     key = createPublicKey({ key: Buffer.from(parts.spki), format: 'der', type: 'spki' });
@@ -149,7 +184,7 @@ function requestedKey(parts: CsrFields): KeyObject {
   const rsaWithoutNull =
     parts.spkiAlgorithm.oid === OID_RSA_ENCRYPTION && parts.spkiAlgorithm.params === undefined;
   if (!rsaWithoutNull) rememberSpkiExport(key, parts.spki);
-  return key;
+  return { publicKey: key, kind: describeKey(key).kind };
 }
 
 function malformed(message: string, cause?: unknown): MalformedInputError {

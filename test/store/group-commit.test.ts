@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -80,6 +81,29 @@ describe('SqliteStore group commit (sharedTransaction)', () => {
     assert.equal(verifyAuditChain(CHAIN, records, [], undefined, { allowUnsignedTail: true }).ok, true);
     const entries = await store.listEntries({ spiffeIdPrefix: `${ID}/` }, { pageSize: 100 });
     assert.deepEqual(entries.entries.map((e) => e.spiffeId).sort(), [`${ID}/0`, `${ID}/2`, `${ID}/4`]);
+  });
+
+  it("runs each call in its own caller's async context, not in the context of the batch's first call", async () => {
+    // The audit wrapper lends each call its recorder through AsyncLocalStorage: a call run in another call's
+    // context would record its SVID under that caller's name (and its own wrapper would record it again).
+    const caller = new AsyncLocalStorage<number>();
+    const seen = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        caller.run(i, () => store.sharedTransaction(() => Promise.resolve(caller.getStore()))),
+      ),
+    );
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 12 }, (_, i) => i),
+    );
+    assert.ok(store.groupCommitStats().batches < 12, 'the calls shared commits');
+    // Inside its context the call is still known to be in a transaction: the store refuses re-entry.
+    await caller.run(99, () =>
+      assert.rejects(
+        store.sharedTransaction(() => store.getEntry('x')),
+        (e: unknown) => e instanceof LanyardError && e.code === ErrorCode.INTERNAL,
+      ),
+    );
   });
 
   it('refuses a call from inside its own transaction, and calls after close', async () => {

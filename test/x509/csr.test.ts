@@ -122,6 +122,45 @@ describe('x509 CSR', () => {
       parseCsr(rawCsr(rsa.privateKey, { oid: OID_RSA_SHA256, hash: 'sha256' }));
     });
 
+    it('refuses an EC point off its curve with ERR_UNSUPPORTED_KEY, as OpenSSL does (P-256 and P-384)', () => {
+      for (const alg of ['ec-p256', 'ec-p384'] as const) {
+        const { privateKey } = testKey(alg, 1);
+        const spki = spkiDer(privateKey);
+        const der = createCsr(privateKey).der;
+        const at = Buffer.from(der).indexOf(Buffer.from(spki));
+        assert.ok(at > 0);
+        for (const offset of [spki.length - 1, spki.length - 40]) {
+          // Y (and then X) changed: the point leaves the curve, whatever path imports the key.
+          const bad = new Uint8Array(der);
+          bad[at + offset]! ^= 0x01;
+          expectRefusalAs(() => parseCsr(bad), MalformedInputError, ErrorCode.UNSUPPORTED_KEY);
+        }
+      }
+    });
+
+    it('imports a key from its point or from its SPKI alike: same key, same SPKI, same proof checked', () => {
+      for (const alg of ['ec-p256', 'ec-p384'] as const) {
+        const { privateKey, publicKey } = testKey(alg, 2);
+        const parsed = parseCsr(createCsr(privateKey).der);
+        assert.equal(parsed.publicKey.asymmetricKeyType, 'ec');
+        assert.deepEqual(parsed.publicKey.export({ format: 'jwk' }), publicKey.export({ format: 'jwk' }));
+        assert.deepEqual(
+          new Uint8Array(parsed.publicKey.export({ format: 'der', type: 'spki' })),
+          spkiDer(publicKey),
+        );
+        // A request signed by another key of the same curve fails its proof of possession.
+        const other = testKey(alg, 3).privateKey;
+        const forged = rawCsr(other, {
+          oid: alg === 'ec-p256' ? OID_ECDSA_SHA256 : OID_ECDSA_SHA384,
+          hash: 'sha256',
+        });
+        const mine = Buffer.from(forged);
+        const theirs = Buffer.from(spkiDer(other));
+        Buffer.from(spkiDer(publicKey)).copy(mine, mine.indexOf(theirs));
+        assertMalformed(mine, ErrorCode.CSR_SIGNATURE_INVALID);
+      }
+    });
+
     it('refuses a tampered signature or tampered request info', () => {
       const { der } = createCsr(testKey('ec-p256', 1).privateKey);
       const sigFlipped = new Uint8Array(der);

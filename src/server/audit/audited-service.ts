@@ -18,6 +18,7 @@ import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../../internal/logging';
 import { wrapMethods, type MethodInfo } from '../../internal/method-wrap';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
+import { authorizedPeerDer } from '../tls/tls-socket';
 import type { StoreOps } from '../../store/store';
 import { withTransactionalAudit } from './in-transaction';
 import type { AuditRecorder } from './recorder';
@@ -82,8 +83,8 @@ export function auditCaller(
   call: PeerCall,
   options: Pick<AuditServiceOptions, 'ca' | 'clock' | 'defaultActor'>,
 ): AuditCaller {
-  const raw = call.getAuthContext?.()?.sslPeerCertificate?.raw;
-  if (raw === undefined || raw.length === 0) {
+  const raw = typeof call.getAuthContext === 'function' ? authorizedPeerDer(call) : undefined;
+  if (raw === undefined) {
     return options.defaultActor !== undefined ? { actor: options.defaultActor } : {};
   }
   if (options.ca !== undefined) {

@@ -15,6 +15,11 @@ export function svidFields(der: Uint8Array | undefined): SvidFields {
   } catch {
     return {};
   }
+  return certificateFields(cert);
+}
+
+/** svidFields of a certificate already parsed (the one just signed). */
+export function certificateFields(cert: ParsedCertificate): SvidFields {
   const out: SvidFields = { serial: cert.serialHex };
   const uri = cert.uriSans[0];
   if (uri !== undefined) out.subject = uri;

@@ -16,7 +16,7 @@
 import type { CaManager } from '../../ca';
 import { ClientCertRejectedError, ClientCertRequiredError, LanyardError } from '../../errors';
 import { verifyX509Svid, type VerifyX509SvidResult } from '../../verify';
-import { tlsPeerOf } from './tls-socket';
+import { authorizedPeerDer, tlsPeerOf } from './tls-socket';
 
 /** The part of a grpc-js server call this needs (grpc-js does not export its AuthContext type). */
 export interface PeerCall {
@@ -30,17 +30,13 @@ export interface PeerCall {
  *   the verifier names no reason of its own.
  */
 export function verifyPeerSvid(call: PeerCall, ca: CaManager, now: Date): VerifyX509SvidResult {
-  const raw = call.getAuthContext().sslPeerCertificate?.raw;
-  if (raw === undefined || raw.length === 0) throw refusedPeer(call, ca, now);
+  const raw = authorizedPeerDer(call);
+  if (raw === undefined) throw refusedPeer(call, ca, now);
   return verifyLeaf(raw, ca, now);
 }
 
 function verifyLeaf(raw: Buffer, ca: CaManager, now: Date): VerifyX509SvidResult {
-  const intermediates = ca
-    .authorities()
-    .filter((a) => !a.selfSigned)
-    .map((a) => a.certDer);
-  return verifyX509Svid([new Uint8Array(raw), ...intermediates], ca.bundle(), {
+  return verifyX509Svid([new Uint8Array(raw), ...ca.nonRootAuthoritiesDer()], ca.bundle(), {
     at: now,
     trustDomain: ca.trustDomain,
     // The OID this server writes: an SVID issued under another one (before an agent_context.oid change, or by

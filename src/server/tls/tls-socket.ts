@@ -30,6 +30,34 @@ export function tlsPeerOf(call: unknown): TlsPeer | undefined {
   };
 }
 
+/**
+ * The DER of the client certificate OpenSSL authorized on the call's connection: what grpc-js's
+ * `getAuthContext().sslPeerCertificate.raw` answers, but read once per connection instead of once per ask
+ * (`getPeerCertificate()` converts the whole certificate into an object every time, and every mTLS call asked
+ * two or three times). A connection's certificate cannot change: HTTP/2 forbids TLS renegotiation and Node's
+ * http2 disables it on the socket. Undefined when the connection's certificate was not authorized or none was
+ * sent. When the socket cannot be reached (another grpc-js), the call's own auth context answers.
+ */
+export function authorizedPeerDer(call: {
+  getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } };
+}): Buffer | undefined {
+  const socket = socketOf(call);
+  if (socket === undefined) {
+    const raw = call.getAuthContext().sslPeerCertificate?.raw;
+    return raw !== undefined && raw.length > 0 ? raw : undefined;
+  }
+  if (!socket.authorized) return undefined;
+  let raw = authorizedPeers.get(socket);
+  if (raw === undefined) {
+    const cert = socket.getPeerCertificate() as { raw?: unknown } | null;
+    raw = cert !== null && Buffer.isBuffer(cert.raw) && cert.raw.length > 0 ? cert.raw : null;
+    authorizedPeers.set(socket, raw);
+  }
+  return raw ?? undefined;
+}
+
+const authorizedPeers = new WeakMap<TLSSocket, Buffer | null>();
+
 function socketOf(call: unknown): TLSSocket | undefined {
   let inner = field(call, 'call');
   for (let i = 0; i < MAX_INTERCEPTORS && inner !== undefined; i++) {

@@ -29,6 +29,7 @@ import {
   type RevocationRow,
   type SessionRow,
 } from '../rows';
+import { StatementCache } from './statement-cache';
 
 /**
  * Sessions, grants and revocations on one SQLite connection. Every method runs inside the caller's
@@ -36,10 +37,14 @@ import {
  * inside Store.transaction), so each is atomic on its own too.
  */
 export class SqliteSessions {
+  private readonly statements: StatementCache;
+
   constructor(
     private readonly db: Database.Database,
     private readonly now: () => Date,
-  ) {}
+  ) {
+    this.statements = new StatementCache(db);
+  }
 
   createSession(s: NewSession): SessionRecord {
     const createdAt = this.now();
@@ -79,12 +84,11 @@ export class SqliteSessions {
   }
 
   getSession(id: string): SessionRecord {
-    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as
+    const row = this.statements.get('SELECT * FROM sessions WHERE id = ?').get(id) as
       SqliteRow<SessionRow> | undefined;
     if (row === undefined) throw new NotFoundError(`session ${id} does not exist`);
-    const serials = this.db
-      .prepare('SELECT serial_hex FROM session_certificates WHERE session_id = ? ORDER BY seq')
-      .pluck()
+    const serials = this.statements
+      .get('SELECT serial_hex FROM session_certificates WHERE session_id = ? ORDER BY seq', (q) => q.pluck())
       .all(id) as string[];
     return sessionFromRow(decodeSession(row), serials);
   }
@@ -282,8 +286,8 @@ export class SqliteSessions {
   }
 
   getRevocation(kind: RevocationKind, id: string): RevocationRecord | undefined {
-    const row = this.db
-      .prepare(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE kind = ? AND target_id = ?`)
+    const row = this.statements
+      .get(`SELECT ${REVOCATION_COLUMNS} FROM revocations WHERE kind = ? AND target_id = ?`)
       .get(kind, id) as SqliteRow<RevocationRow> | undefined;
     return row === undefined ? undefined : revocationFromRow(decodeRevocation(row));
   }

@@ -180,7 +180,9 @@ export class SqliteStore extends AsyncOps implements Store {
         const handle = this.transactionHandle();
         this.db.exec('SAVEPOINT group_commit_call');
         try {
-          const value = await this.inTransaction.run(true, () => job.fn(handle.tx));
+          const value = await job.inCallerContext(() =>
+            this.inTransaction.run(true, () => job.fn(handle.tx)),
+          );
           handle.close();
           this.db.exec('RELEASE group_commit_call');
           succeeded.push({ job, value });
