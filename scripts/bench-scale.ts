@@ -297,13 +297,16 @@ async function main(): Promise<void> {
     line('Attest p50: large / baseline', (many.p50 / few.p50).toFixed(2));
     line(`process RSS with both`, mib(process.memoryUsage().rss));
 
-    out('\nFan-out\n');
-    await fanOut(s, agent, WATCHERS);
+    if (WATCHERS > 0) {
+      out('\nFan-out\n');
+      await fanOut(s, agent, WATCHERS);
+    }
   } finally {
     await s.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 
+  if (AUDIT_RECORDS <= 0) return;
   out('\nAudit\n');
   const audit = execFileSync(
     process.execPath,
