@@ -94,7 +94,8 @@ type Listener = (entries: readonly RevocationCacheEntry[]) => void;
 
 /** Serials and session ids in maps of their own: a lookup hashes the id as given, no key is built. */
 interface State {
-  certificates: Map<string, Entry>;
+  /** Serial → expiry (ms): a certificate's lookup names only the serial, so nothing else is kept. */
+  certificates: Map<string, number>;
   sessions: Map<string, Entry>;
 }
 
@@ -159,21 +160,28 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
     let sequence = Math.max(this.sequence_, update.sequence);
     for (const e of update.entries) {
       if (e.sequence > sequence) sequence = e.sequence;
-      const session = e.kind === 'session';
-      const id = session ? e.id : normaliseSerial(e.id);
-      const map = session ? target.sessions : target.certificates;
-      // Delivered twice (at-least-once after a reconnect): already held.
+      const expiresAt = e.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
+      if (e.kind !== 'session') {
+        const serial = normaliseSerial(e.id);
+        // Delivered twice (at-least-once after a reconnect): already held.
+        if (target.certificates.has(serial)) continue;
+        target.certificates.set(serial, expiresAt);
+        if (target === this.live || !this.live.certificates.has(serial)) fresh.push(e);
+        continue;
+      }
+      const id = e.id;
+      const map = target.sessions;
       if (map.has(id)) continue;
-      const known = target !== this.live && (session ? this.live.sessions : this.live.certificates).has(id);
+      const known = target !== this.live && this.live.sessions.has(id);
       const reason = e.reason !== undefined && e.reason !== '' ? e.reason : undefined;
       const entry: Entry = {
         sequence: e.sequence,
-        expiresAt: e.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
+        expiresAt,
       };
       if (reason !== undefined) entry.reason = reason;
       if (e.causeSequence !== undefined && e.causeSequence > 0) entry.causeSequence = e.causeSequence;
       map.set(id, entry);
-      if (reason !== undefined && session) this.reasons.set(e.sequence, reason);
+      if (reason !== undefined) this.reasons.set(e.sequence, reason);
       if (!known) fresh.push(e);
     }
     this.sequence_ = sequence;
@@ -320,12 +328,13 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
     // can go with it.
     for (const state of [this.live, this.staging]) {
       if (state === undefined) continue;
-      for (const map of [state.certificates, state.sessions]) {
-        for (const [k, e] of map) {
-          if (e.expiresAt >= t) continue;
-          map.delete(k);
-          if (e.reason !== undefined) this.reasons.delete(e.sequence);
-        }
+      for (const [serial, expiresAt] of state.certificates) {
+        if (expiresAt < t) state.certificates.delete(serial);
+      }
+      for (const [k, e] of state.sessions) {
+        if (e.expiresAt >= t) continue;
+        state.sessions.delete(k);
+        if (e.reason !== undefined) this.reasons.delete(e.sequence);
       }
     }
   }
