@@ -167,7 +167,12 @@ async function server(): Promise<{ s: TestServer; dataDir: string }> {
     listenAddress: { host: '127.0.0.1', port: 0 },
     logLevel: 'error' as const,
     // The bench is the only user: its watchers are not a flood.
-    limits: { ...loadConfig({ dataDir, env: {} }).limits, watchers: Math.max(4096, WATCHERS + 16) },
+    limits: {
+      ...loadConfig({ dataDir, env: {} }).limits,
+      watchers: Math.max(4096, WATCHERS + 16),
+      // Every watcher here is the same verifier identity; in a fleet each verifier has its own.
+      watchersPerIdentity: Math.max(256, WATCHERS + 16),
+    },
   };
   const logger = createLogger({ level: 'error', destination: process.stderr });
   const running = await startServer(config, { logger, rotationTimer: false });
