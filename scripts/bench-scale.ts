@@ -205,6 +205,14 @@ async function revocationFigures(
     `first CRL after a change, ${label}`,
     `${crlMs.toFixed(0)} ms, ${crls.revokedCount.toLocaleString('en-US')} serials, ${mib(crls.activeDer.length)} DER`,
   );
+  // The next build after one more revocation: what a CRL request pays once the list is held.
+  const { agent: one, res: oneRes } = await startSession(s, agent);
+  await endSession(s, one, oneRes.sessionId, 'bench');
+  const [next, nextMs] = await timed(() => s.running.crl.current());
+  line(
+    `CRL after one more revocation (incremental), ${label}`,
+    `${nextMs.toFixed(0)} ms, ${next.revokedCount.toLocaleString('en-US')} serials`,
+  );
   const watcher = await newWatcher(s, agent);
   line(`new watcher: WatchRevocations until synced, ${label}`, `${watcher.ms.toFixed(0)} ms`);
   const q = { serialHex: 'abc', certSha256Hex: '00', spiffeId: `spiffe://${TD}/x`, delegationSessionIds: [] };
@@ -217,7 +225,7 @@ async function revocationFigures(
     `${Math.round(checkPerSec).toLocaleString('en-US')} /s`,
   );
   watcher.cache.close();
-  return { rss, endP50: end.p50, endP99: end.p99, crlMs, watcherMs: watcher.ms, checkPerSec };
+  return { rss, endP50: end.p50, endP99: end.p99, crlMs, nextMs, watcherMs: watcher.ms, checkPerSec };
 }
 
 async function fanOut(s: TestServer, agent: Agent, watchers: number): Promise<void> {
