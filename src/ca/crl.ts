@@ -3,12 +3,14 @@
  * ssl_crl, `openssl verify -crl_check`). The TBSCertList is assembled from DER pieces (x509/der-writer.ts), as
  * certificates are: each revoked entry is encoded once and its bytes reused for every CA's CRL and every later
  * publication, so a publication costs a concatenation and one signature, not an encoding of the whole list.
+ * Entries are written straight into one buffer per batch (encodeRevokedEntries): a million of them is a
+ * million small writes, not a million nested allocations.
  */
 import type { KeyObject } from 'node:crypto';
 import { InvalidArgumentError } from '../errors';
 import type { ParsedCertificate } from '../x509/certificate';
 import { signatureAlgorithmDer, signAndFrameDer } from '../x509/build';
-import { concatBytes, encodeTlv, TAG_SEQUENCE } from '../x509/der';
+import { concatBytes, TAG_SEQUENCE } from '../x509/der';
 import { authorityKeyIdExtDer, extensionDer } from '../x509/der-extensions';
 import {
   derContextConstructed,
@@ -51,7 +53,61 @@ export function signCrl(
 
 /** One revokedCertificates entry: SEQUENCE { userCertificate INTEGER, revocationDate Time }. */
 export function revokedEntryDer(r: RevokedSerial): Uint8Array {
-  return derSequence(derUnsignedInteger(serialBytes(r.serialHex)), derTime(r.revokedAt));
+  return encodeRevokedEntries([{ serialHex: r.serialHex, revokedAtMs: r.revokedAt.getTime() }])[0]!;
+}
+
+/** Longest entry: SEQUENCE header (2), INTEGER of 32 bytes plus a sign byte (2 + 33), GeneralizedTime (2 + 15). */
+const MAX_ENTRY_BYTES = 54;
+const SERIAL_HEX = /^[0-9a-f]{1,64}$/;
+
+/**
+ * revokedCertificates entries for a batch of serials, each a view into one buffer for the batch (the same bytes
+ * revokedEntryDer gives). Consecutive entries revoked in the same second share the encoding of their time.
+ * @throws InvalidArgumentError for a serial that is not lower-case hex of at most 32 bytes.
+ */
+export function encodeRevokedEntries(
+  list: readonly { serialHex: string; revokedAtMs: number }[],
+): Uint8Array[] {
+  const buf = Buffer.allocUnsafe(list.length * MAX_ENTRY_BYTES);
+  const views: Uint8Array[] = new Array<Uint8Array>(list.length);
+  let lastSecond = Number.NaN;
+  let time: Uint8Array = new Uint8Array(0);
+  let off = 0;
+  for (let i = 0; i < list.length; i++) {
+    const { serialHex, revokedAtMs } = list[i]!;
+    if (!SERIAL_HEX.test(serialHex)) throw new InvalidArgumentError(`not a serial: ${serialHex}`);
+    const second = Math.floor(revokedAtMs / 1000);
+    if (second !== lastSecond) {
+      time = derTime(new Date(second * 1000));
+      lastSecond = second;
+    }
+    const start = off;
+    // The magnitude goes one byte in, leaving room for a sign byte; leading zero bytes are skipped.
+    const magnitude = start + 5;
+    let n = buf.write(serialHex.length % 2 === 1 ? `0${serialHex}` : serialHex, magnitude, 'hex');
+    let from = magnitude;
+    while (n > 1 && buf[from] === 0) {
+      from++;
+      n--;
+    }
+    if (buf[from]! >= 0x80) {
+      from--;
+      buf[from] = 0;
+      n++;
+    }
+    buf[from - 2] = 0x02; // INTEGER
+    buf[from - 1] = n;
+    const integerStart = from - 2;
+    let p = from + n;
+    buf.set(time, p);
+    p += time.length;
+    // SEQUENCE header right before the INTEGER; its content is under 128 bytes, so the short length form.
+    buf[integerStart - 2] = TAG_SEQUENCE;
+    buf[integerStart - 1] = p - integerStart;
+    views[i] = buf.subarray(integerStart - 2, p);
+    off = start + MAX_ENTRY_BYTES;
+  }
+  return views;
 }
 
 /**
@@ -81,17 +137,23 @@ export function signEncodedCrl(
     derTime(header.nextUpdate),
   ];
   // An empty list is omitted, not encoded as an empty SEQUENCE (OpenSSL rejects the latter).
-  if (entries.length > 0) parts.push(encodeTlv(TAG_SEQUENCE, entries));
+  if (entries.length > 0) parts.push(tlvHeader(TAG_SEQUENCE, entries.length), entries);
   parts.push(derContextConstructed(0, derSequence(...extensions)));
-  return signAndFrameDer(derSequence(...parts), algorithm, issuer.key);
+  // Headers written beside the content, not around a copy of it: the list can be tens of megabytes.
+  const contentLength = parts.reduce((n, x) => n + x.length, 0);
+  return signAndFrameDer(
+    concatBytes([tlvHeader(TAG_SEQUENCE, contentLength), ...parts]),
+    algorithm,
+    issuer.key,
+  );
 }
 
-/** The serial's magnitude; refused unless it is a serial as Lanyard writes them. */
-function serialBytes(serialHex: string): Uint8Array {
-  if (!/^[0-9a-f]{1,64}$/.test(serialHex)) {
-    throw new InvalidArgumentError(`not a serial: ${serialHex}`);
-  }
-  return hexBytes(serialHex);
+/** The tag and length octets of an element whose content is `length` bytes. */
+function tlvHeader(tag: number, length: number): Uint8Array {
+  if (length < 0x80) return Uint8Array.of(tag, length);
+  const lengthBytes: number[] = [];
+  for (let v = length; v > 0; v = Math.floor(v / 256)) lengthBytes.unshift(v & 0xff);
+  return Uint8Array.of(tag, 0x80 | lengthBytes.length, ...lengthBytes);
 }
 
 function bigintBytes(n: bigint): Uint8Array {

@@ -6,6 +6,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { SessionServiceClient, WatchRevocationsResponse } from '../gen/lanyard/v1/session';
+import { unpackRevocations } from '../internal/revocation-page';
 import type { RevocationCache, RevocationCacheEntry } from '../verify/revocation-cache';
 
 export interface RevocationWatchOptions {
@@ -22,6 +23,31 @@ export interface RevocationWatchHandle {
   /** Resolves once the cache holds the complete state (the first message with `synced`). */
   ready: Promise<void>;
   close(): void;
+}
+
+/** The revocations of one message: packed (servers that know the field) or as messages (older ones). */
+export function entriesOf(m: WatchRevocationsResponse): RevocationCacheEntry[] {
+  const entries = m.revocations.map((r): RevocationCacheEntry => ({
+    sequence: r.sequence,
+    kind: r.kind === 'session' ? 'session' : 'certificate',
+    id: r.id,
+    ...(r.reason !== '' ? { reason: r.reason } : {}),
+    ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
+    ...(r.causeSequence > 0 ? { causeSequence: r.causeSequence } : {}),
+  }));
+  if (m.packedRevocations.length === 0) return entries;
+  for (const r of unpackRevocations(m.packedRevocations)) {
+    const e: RevocationCacheEntry = {
+      sequence: r.sequence,
+      kind: r.kind,
+      id: r.id,
+      expiresAt: new Date(r.expiresAtMs),
+    };
+    if (r.reason !== '') e.reason = r.reason;
+    if (r.causeSequence > 0) e.causeSequence = r.causeSequence;
+    entries.push(e);
+  }
+  return entries;
 }
 
 export function watchRevocationsInto(
@@ -42,18 +68,20 @@ export function watchRevocationsInto(
   const connect = (): void => {
     if (closed) return;
     const c = typeof client === 'function' ? client() : client;
-    const call = c.watchRevocations({ afterSequence: cache.sequence });
+    const call = c.watchRevocations({ afterSequence: cache.sequence, packed: true });
     current = call;
     call.on('data', (m: WatchRevocationsResponse) => {
+      let entries: RevocationCacheEntry[];
+      try {
+        entries = entriesOf(m);
+      } catch (e) {
+        // A page that cannot be read whole is not applied: drop the stream, resume from what is held.
+        retry(`unreadable page: ${(e as Error).message}`);
+        call.cancel();
+        return;
+      }
       cache.apply({
-        entries: m.revocations.map((r): RevocationCacheEntry => ({
-          sequence: r.sequence,
-          kind: r.kind === 'session' ? 'session' : 'certificate',
-          id: r.id,
-          ...(r.reason !== '' ? { reason: r.reason } : {}),
-          ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
-          ...(r.causeSequence > 0 ? { causeSequence: r.causeSequence } : {}),
-        })),
+        entries,
         sequence: m.sequence,
         fullState: m.fullState,
         synced: m.synced,

@@ -92,11 +92,20 @@ interface Entry {
 
 type Listener = (entries: readonly RevocationCacheEntry[]) => void;
 
+/** Serials and session ids in maps of their own: a lookup hashes the id as given, no key is built. */
+interface State {
+  /** Serial → expiry (ms): a certificate's lookup names only the serial, so nothing else is kept. */
+  certificates: Map<string, number>;
+  sessions: Map<string, Entry>;
+}
+
+const emptyState = (): State => ({ certificates: new Map(), sessions: new Map() });
+
 export class RevocationCache extends EventEmitter implements RevocationChecker, RevocationNotifier {
-  private live = new Map<string, Entry>();
+  private live: State = emptyState();
   /** The snapshot being received, until its last page. */
-  private staging: Map<string, Entry> | undefined;
-  /** Reasons by sequence, for cascaded entries that name their cause. */
+  private staging: State | undefined;
+  /** Reasons of session revocations by sequence, for cascaded entries that name their cause (a session). */
   private reasons = new Map<number, string>();
   private sequence_ = 0;
   private lastSync: number | undefined;
@@ -127,7 +136,7 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
 
   /** Revocations held (a snapshot being received counts once it is complete). */
   get size(): number {
-    return this.live.size;
+    return this.live.certificates.size + this.live.sessions.size;
   }
 
   /** When a complete state was last confirmed; undefined before the first. */
@@ -143,34 +152,46 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
   /** Applies one message of the feed; see RevocationUpdate. */
   apply(update: RevocationUpdate, now: Date = this.clock()): void {
     if (update.fullState === true) {
-      this.staging = new Map();
+      this.staging = emptyState();
       this.sequence_ = 0;
     }
     const target = this.staging ?? this.live;
     const fresh: RevocationCacheEntry[] = [];
+    let sequence = Math.max(this.sequence_, update.sequence);
     for (const e of update.entries) {
-      const k = key(e);
-      // Delivered twice (at-least-once after a reconnect): already held.
-      if (target.has(k)) continue;
-      const known = target !== this.live && this.live.has(k);
+      if (e.sequence > sequence) sequence = e.sequence;
+      const expiresAt = e.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
+      if (e.kind !== 'session') {
+        const serial = normaliseSerial(e.id);
+        // Delivered twice (at-least-once after a reconnect): already held.
+        if (target.certificates.has(serial)) continue;
+        target.certificates.set(serial, expiresAt);
+        if (target === this.live || !this.live.certificates.has(serial)) fresh.push(e);
+        continue;
+      }
+      const id = e.id;
+      const map = target.sessions;
+      if (map.has(id)) continue;
+      const known = target !== this.live && this.live.sessions.has(id);
       const reason = e.reason !== undefined && e.reason !== '' ? e.reason : undefined;
-      target.set(k, {
+      const entry: Entry = {
         sequence: e.sequence,
-        expiresAt: e.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
-        ...(reason !== undefined ? { reason } : {}),
-        ...(e.causeSequence !== undefined && e.causeSequence > 0 ? { causeSequence: e.causeSequence } : {}),
-      });
+        expiresAt,
+      };
+      if (reason !== undefined) entry.reason = reason;
+      if (e.causeSequence !== undefined && e.causeSequence > 0) entry.causeSequence = e.causeSequence;
+      map.set(id, entry);
       if (reason !== undefined) this.reasons.set(e.sequence, reason);
       if (!known) fresh.push(e);
     }
-    this.sequence_ = Math.max(this.sequence_, update.sequence, ...update.entries.map((e) => e.sequence));
+    this.sequence_ = sequence;
     if (update.synced === true) {
       if (this.staging !== undefined) {
         this.live = this.staging;
         this.staging = undefined;
         // What the replaced state alone held goes with it.
         this.reasons = new Map();
-        for (const e of this.live.values())
+        for (const e of this.live.sessions.values())
           if (e.reason !== undefined) this.reasons.set(e.sequence, e.reason);
       }
       this.markSynced(now);
@@ -252,18 +273,20 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
 
   private lookup(q: RevocationQuery): false | RevocationReason {
     const serial = normaliseSerial(q.serialHex);
-    if (this.find(`certificate:${serial}`) !== undefined) return { kind: 'certificate', id: serial };
+    if (this.live.certificates.has(serial) || this.staging?.certificates.has(serial) === true) {
+      return { kind: 'certificate', id: serial };
+    }
     // No arrays built: this runs on every verification, memo hits included.
     if (q.sessionId !== undefined) {
-      const e = this.find(`session:${q.sessionId}`);
+      const e = this.session(q.sessionId);
       if (e !== undefined) return this.ended(q.sessionId, 'own', e);
     }
     if (q.rootSessionId !== undefined) {
-      const e = this.find(`session:${q.rootSessionId}`);
+      const e = this.session(q.rootSessionId);
       if (e !== undefined) return this.ended(q.rootSessionId, 'root', e);
     }
     for (const id of q.delegationSessionIds) {
-      const e = this.find(`session:${id}`);
+      const e = this.session(id);
       if (e !== undefined) return this.ended(id, 'ancestor', e);
     }
     return false;
@@ -275,8 +298,8 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
     return { kind: 'session', id, relation, ...(detail !== undefined ? { detail } : {}) };
   }
 
-  private find(k: string): Entry | undefined {
-    return this.live.get(k) ?? this.staging?.get(k);
+  private session(id: string): Entry | undefined {
+    return this.live.sessions.get(id) ?? this.staging?.sessions.get(id);
   }
 
   private markSynced(now: Date): void {
@@ -303,17 +326,16 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
     this.nextSweep = t + 60_000;
     // A cause is an ancestor session, which expires no earlier than the sessions it cascaded to: its reason
     // can go with it.
-    for (const map of [this.live, this.staging]) {
-      if (map === undefined) continue;
-      for (const [k, e] of map) {
+    for (const state of [this.live, this.staging]) {
+      if (state === undefined) continue;
+      for (const [serial, expiresAt] of state.certificates) {
+        if (expiresAt < t) state.certificates.delete(serial);
+      }
+      for (const [k, e] of state.sessions) {
         if (e.expiresAt >= t) continue;
-        map.delete(k);
+        state.sessions.delete(k);
         if (e.reason !== undefined) this.reasons.delete(e.sequence);
       }
     }
   }
-}
-
-function key(e: { kind: string; id: string }): string {
-  return e.kind === 'certificate' ? `certificate:${normaliseSerial(e.id)}` : `session:${e.id}`;
 }

@@ -18,6 +18,16 @@ import type { NewSession } from '../../src/store/types';
 import { DataDir } from '../support/ca';
 import { T0 } from '../support/clock';
 
+function listedDates(der: Uint8Array): Map<string, number> {
+  const list = AsnConvert.parse(der, CertificateList);
+  return new Map(
+    (list.tbsCertList.revokedCertificates ?? []).map((r) => [
+      Buffer.from(r.userCertificate).toString('hex').replace(/^0+/, ''),
+      r.revocationDate.getTime().getTime(),
+    ]),
+  );
+}
+
 function listedSerials(der: Uint8Array): string[] {
   const list = AsnConvert.parse(der, CertificateList);
   return (list.tbsCertList.revokedCertificates ?? []).map((r) =>
@@ -130,5 +140,40 @@ describe('CrlPublisher', () => {
     const all = await Promise.all([crl.current(), crl.current(), crl.current()]);
     assert.equal(crl.builds, 1);
     assert.ok(all.every((c) => c === all[0]));
+  });
+
+  it('keeps the list right across appends, an earlier revocation of a listed serial and expiries', async () => {
+    const second = (t: Date): number => Math.floor(t.getTime() / 1000) * 1000;
+    await revoke('a1', 200);
+    const first = d.clock.now;
+    await crl.current();
+    d.clock.set(later(10));
+    await revoke('b2', 30);
+    await revoke('c3', 200);
+    const appended = await crl.current();
+    assert.deepEqual([...listedDates(appended.activeDer).keys()], ['a1', 'b2', 'c3']);
+    assert.equal(listedDates(appended.activeDer).get('a1'), second(first));
+
+    // The session that holds a1 ended earlier than a1's own revocation was recorded: the earlier time wins,
+    // and the entry's bytes change in place.
+    await store.createSession(session('s1'));
+    await store.addSessionCertificate('s1', 'a1', later(300));
+    await store.addSessionCertificate('s1', 'd4', later(300));
+    const earlier = new Date(first.getTime() - 5000);
+    const { revocations } = await store.endSessionTree('s1', earlier, 'done');
+    feed.publish(revocations);
+    const replaced = await crl.current();
+    const dates = listedDates(replaced.activeDer);
+    assert.deepEqual([...dates.keys()].sort(), ['a1', 'b2', 'c3', 'd4']);
+    assert.equal(dates.get('a1'), second(earlier));
+    assert.equal(replaced.revokedCount, 4);
+
+    // b2 expires (30 s after it was revoked at +10 s); a new serial after that is appended to what is left.
+    d.clock.set(later(60));
+    await revoke('e5', 200);
+    const afterExpiry = await crl.current();
+    assert.deepEqual([...listedDates(afterExpiry.activeDer).keys()].sort(), ['a1', 'c3', 'd4', 'e5']);
+    assert.equal(afterExpiry.revokedCount, 4);
+    assert.match(afterExpiry.pem, /^-----BEGIN X509 CRL-----/);
   });
 });

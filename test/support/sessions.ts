@@ -179,16 +179,18 @@ export async function endSession(
 
 /**
  * The raw messages of one WatchRevocations stream, from `afterSequence` until `done` says so (then the
- * stream is cancelled). Rejects with the stream's error.
+ * stream is cancelled). Rejects with the stream's error. `packed`: ask for packed pages (as the library's
+ * watcher does); by default the revocations come as messages, as for a client that predates them.
  */
 export function collectWatch(
   client: SessionServiceClient,
   afterSequence: number,
   done: (messages: readonly WatchRevocationsResponse[]) => boolean,
+  packed = false,
 ): Promise<WatchRevocationsResponse[]> {
   return new Promise((resolve, reject) => {
     const messages: WatchRevocationsResponse[] = [];
-    const call = client.watchRevocations({ afterSequence });
+    const call = client.watchRevocations({ afterSequence, packed });
     call.on('data', (m: WatchRevocationsResponse) => {
       messages.push(m);
       if (done(messages)) {

@@ -4,16 +4,18 @@
  * the last one is due for refresh. Nothing on a revocation's path waits for a CRL: EndSession only marks the
  * current one out of date.
  *
- * A build is incremental: the revoked entries are kept in memory, each encoded once (crl.ts revokedEntryDer);
- * a build reads only the revocations committed after the last one it saw, drops expired entries, and signs
- * the concatenation once per CA. Once per validity period the whole list is read again, which also picks up
+ * A build is incremental: the revoked entries are kept in memory, each encoded once (crl.ts
+ * encodeRevokedEntries), and so is their concatenation, which new serials extend; a build reads only the
+ * revocations committed after the last one it saw (by sequence: the store reads a range of its key, not the
+ * whole table), drops expired entries (the concatenation is then made again from the kept entries), and signs
+ * once per CA. The PEM form is made on its first request. Once per validity period the whole list is read again, which also picks up
  * any certificate recorded for a session after its revocation was read. Builds coalesce, and follow each
  * other at least `minRebuildMs` apart, so a flood of requests and revocations costs at most one build per
  * interval; a request always gets a CRL that covers every revocation committed before it arrived.
  */
 import type { CaManager } from '../../ca';
 import type { SignedCrl } from '../../ca/ca-manager';
-import { revokedEntryDer } from '../../ca/crl';
+import { encodeRevokedEntries } from '../../ca/crl';
 import type { Store } from '../../store/store';
 import { concatBytes } from '../../x509/der';
 import { encodePem } from '../../x509/pem';
@@ -55,8 +57,8 @@ export interface CrlPublisherOptions {
 }
 
 interface Entry {
-  revokedAt: Date;
-  expiresAt: Date;
+  revokedAt: number;
+  expiresAt: number;
   der: Uint8Array;
 }
 
@@ -68,6 +70,10 @@ export class CrlPublisher {
   private building: { promise: Promise<PublishedCrls>; version: number } | undefined;
   private lastBuildEnd = 0;
   private readonly entries = new Map<string, Entry>();
+  /** The entries' DER concatenated, in the map's order; undefined after a removal or a replacement. */
+  private body: Uint8Array | undefined = new Uint8Array(0);
+  /** New entries not yet in `body`. */
+  private appended: Uint8Array[] = [];
   private through = 0;
   private fullReadAt = Number.NEGATIVE_INFINITY;
   private nextExpiry = Number.POSITIVE_INFINITY;
@@ -163,29 +169,36 @@ export class CrlPublisher {
       const full = thisUpdate.getTime() - this.fullReadAt >= this.validityMs;
       if (full) {
         this.entries.clear();
+        this.body = new Uint8Array(0);
+        this.appended = [];
         this.through = 0;
         this.nextExpiry = Number.POSITIVE_INFINITY;
       }
       const delta = await store.listRevokedSerialsAfter(this.through, thisUpdate);
       if (full) this.fullReadAt = thisUpdate.getTime();
-      for (const s of delta.serials) this.add(s.serialHex, s.revokedAt, s.expiresAt);
+      this.addAll(delta.serials);
       this.through = delta.throughSequence;
       this.dropExpired(thisUpdate);
       // Taken from the store before signing: a failure below leaves a gap, which RFC 5280 allows; a
       // number used twice, or one that goes back after a restart, it does not.
       const crlNumber = await store.nextCrlNumber();
       const nextUpdate = new Date(thisUpdate.getTime() + this.validityMs);
-      const entriesDer = concatBytes([...this.entries.values()].map((e) => e.der));
+      const entriesDer = this.entriesDer();
       const crls = ca.signEncodedCrls({ crlNumber, thisUpdate, nextUpdate }, entriesDer);
       const active = crls.find((c) => c.state === 'active');
       if (active === undefined) throw new Error('no active CA holds a key to sign the CRL');
+      let pem: string | undefined;
       const published: PublishedCrls = {
         crlNumber,
         thisUpdate,
         nextUpdate,
         revokedCount: this.entries.size,
         activeDer: active.der,
-        pem: crls.map((c) => encodePem('X509 CRL', c.der)).join(''),
+        // Base64 of every CA's CRL is larger than the DER: made once, when first asked for.
+        get pem(): string {
+          pem ??= crls.map((c) => encodePem('X509 CRL', c.der)).join('');
+          return pem;
+        },
         crls,
       };
       this.current_ = published;
@@ -214,32 +227,73 @@ export class CrlPublisher {
     }
   }
 
-  /** A serial listed twice (its own revocation and its session's) keeps the earliest revocation time. */
-  private add(serialHex: string, revokedAt: Date, expiresAt: Date): void {
-    const known = this.entries.get(serialHex);
-    if (known !== undefined && known.revokedAt.getTime() <= revokedAt.getTime()) {
-      if (expiresAt.getTime() > known.expiresAt.getTime()) known.expiresAt = expiresAt;
-      this.nextExpiry = Math.min(this.nextExpiry, known.expiresAt.getTime());
-      return;
+  /**
+   * Adds a delta's serials. A serial listed twice (its own revocation and its session's) keeps the earliest
+   * revocation time and the latest expiry. New serials are encoded together, in one buffer.
+   */
+  private addAll(serials: readonly { serialHex: string; revokedAt: Date; expiresAt: Date }[]): void {
+    const fresh: { serialHex: string; revokedAtMs: number; expiresAt: number }[] = [];
+    const pending = new Map<string, number>();
+    for (const s of serials) {
+      const revokedAt = s.revokedAt.getTime();
+      const expiresAt = s.expiresAt.getTime();
+      const at = pending.get(s.serialHex);
+      if (at !== undefined) {
+        const f = fresh[at]!;
+        f.revokedAtMs = Math.min(f.revokedAtMs, revokedAt);
+        f.expiresAt = Math.max(f.expiresAt, expiresAt);
+        continue;
+      }
+      const known = this.entries.get(s.serialHex);
+      if (known === undefined) {
+        pending.set(s.serialHex, fresh.length);
+        fresh.push({ serialHex: s.serialHex, revokedAtMs: revokedAt, expiresAt });
+      } else if (known.revokedAt <= revokedAt) {
+        known.expiresAt = Math.max(known.expiresAt, expiresAt);
+        this.nextExpiry = Math.min(this.nextExpiry, known.expiresAt);
+      } else {
+        // Revoked earlier than the entry says: its bytes change, so the concatenation is made again.
+        known.revokedAt = revokedAt;
+        known.expiresAt = Math.max(known.expiresAt, expiresAt);
+        known.der = encodeRevokedEntries([{ serialHex: s.serialHex, revokedAtMs: revokedAt }])[0]!;
+        this.body = undefined;
+        this.nextExpiry = Math.min(this.nextExpiry, known.expiresAt);
+      }
     }
-    const entry: Entry = {
-      revokedAt,
-      expiresAt:
-        known !== undefined && known.expiresAt.getTime() > expiresAt.getTime() ? known.expiresAt : expiresAt,
-      der: revokedEntryDer({ serialHex, revokedAt }),
-    };
-    this.entries.set(serialHex, entry);
-    this.nextExpiry = Math.min(this.nextExpiry, entry.expiresAt.getTime());
+    const ders = encodeRevokedEntries(fresh);
+    for (let i = 0; i < fresh.length; i++) {
+      const f = fresh[i]!;
+      this.entries.set(f.serialHex, { revokedAt: f.revokedAtMs, expiresAt: f.expiresAt, der: ders[i]! });
+      this.nextExpiry = Math.min(this.nextExpiry, f.expiresAt);
+    }
+    if (this.body !== undefined) for (const d of ders) this.appended.push(d);
+  }
+
+  /** The revokedCertificates content: the kept concatenation, extended or made again as needed. */
+  private entriesDer(): Uint8Array {
+    if (this.body === undefined) {
+      const all: Uint8Array[] = [];
+      for (const e of this.entries.values()) all.push(e.der);
+      this.body = concatBytes(all);
+    } else if (this.appended.length > 0) {
+      this.body = concatBytes([this.body, ...this.appended]);
+    }
+    this.appended = [];
+    return this.body;
   }
 
   /** Expired certificates leave the list; a pass over it only when the earliest expiry has passed. */
   private dropExpired(now: Date): void {
     if (now.getTime() < this.nextExpiry) return;
     let next = Number.POSITIVE_INFINITY;
+    const t = now.getTime();
     for (const [serial, e] of this.entries) {
-      if (e.expiresAt.getTime() <= now.getTime()) this.entries.delete(serial);
-      else next = Math.min(next, e.expiresAt.getTime());
+      if (e.expiresAt <= t) {
+        this.entries.delete(serial);
+        this.body = undefined;
+      } else next = Math.min(next, e.expiresAt);
     }
     this.nextExpiry = next;
+    if (this.body === undefined) this.appended = [];
   }
 }

@@ -9,6 +9,14 @@
  * whatever the size of the state or how slowly its peer reads; it subscribes before its first read, so a
  * revocation committed in between is delivered (anything at or below the last sent sequence is dropped).
  *
+ * A watcher that asks for it (request `packed`) gets its pages in the compact form of
+ * src/internal/revocation-page.ts. Its initial state is read in chunks of `snapshotRows` by sequence (keyset
+ * paging: `sequence > after LIMIT n`, never OFFSET), each packed into pages once and, when complete and
+ * without a gap in its sequences, kept for the next watcher that starts at the same sequence: a thousand
+ * verifiers starting together read and encode the state once. The kept chunks are bounded in bytes (oldest
+ * dropped first); a chunk with a gap (pruned rows, or a sequence another server's transaction has not
+ * committed yet) is never kept, so a later watcher reads it again and gets what committed since.
+ *
  * Backpressure: a watcher writes its next message only once the previous one was taken by the HTTP/2 layer
  * (the write callback). A peer that takes nothing (a zero flow-control window) therefore holds one page; one
  * that stays so for the stall timeout is cut with RST_STREAM. Limits on watchers in all, per connection and
@@ -22,6 +30,7 @@ import type { RevocationRecord } from '../../store/types';
 import { toStatus } from '../../internal/grpc-call';
 import { resetServerStream } from '../grpc-stream-reset';
 import type { Logger } from '../../internal/logging';
+import { PackedPageWriter } from '../../internal/revocation-page';
 import type { RevocationFeed } from './revocation-feed';
 import { revocationToProto } from './to-proto';
 
@@ -32,7 +41,27 @@ export const WATCH_DEFAULTS = Object.freeze({
   pageBytes: 32 * 1024,
   /** Rows read from the store at once while paging. */
   readRows: 512,
+  /** Rows read at once for a packed initial state (a chunk kept for the watchers that follow). */
+  snapshotRows: 8192,
+  /** Bytes of packed chunks kept for watchers that start at the same sequence. */
+  snapshotCacheBytes: 64 * 1024 * 1024,
 });
+
+/** One packed page: its bytes, how many revocations and the last sequence they hold. */
+interface PackedPage {
+  bytes: Buffer;
+  count: number;
+  sequence: number;
+}
+
+/** What one read of the initial state gives: its pages, and whether the read came back full (more follow). */
+interface SnapshotChunk {
+  pages: readonly PackedPage[];
+  full: boolean;
+  bytes: number;
+}
+
+const NO_BYTES = Buffer.alloc(0);
 
 export interface RevocationWatchersOptions {
   store: Pick<Store, 'listRevocations' | 'lastRevocationSequence'>;
@@ -44,6 +73,8 @@ export interface RevocationWatchersOptions {
   stallTimeoutMs: number;
   pageBytes?: number;
   readRows?: number;
+  snapshotRows?: number;
+  snapshotCacheBytes?: number;
 }
 
 /** How one listener admits watchers. */
@@ -81,10 +112,59 @@ export class RevocationWatchers {
   private closing = false;
   readonly pageBytes: number;
   readonly readRows: number;
+  readonly snapshotRows: number;
+  private readonly snapshotCacheBytes: number;
+  /** Complete chunks of the initial state by the sequence they follow, oldest first. */
+  private readonly chunks = new Map<number, SnapshotChunk>();
+  private chunkBytes = 0;
+  private readonly reading = new Map<number, Promise<SnapshotChunk>>();
 
   constructor(readonly options: RevocationWatchersOptions) {
     this.pageBytes = options.pageBytes ?? WATCH_DEFAULTS.pageBytes;
     this.readRows = options.readRows ?? WATCH_DEFAULTS.readRows;
+    this.snapshotRows = options.snapshotRows ?? WATCH_DEFAULTS.snapshotRows;
+    this.snapshotCacheBytes = options.snapshotCacheBytes ?? WATCH_DEFAULTS.snapshotCacheBytes;
+  }
+
+  /**
+   * The packed revocations after `after`, up to snapshotRows of them: kept, or read once for every watcher
+   * that asks at the same time.
+   */
+  snapshotChunk(after: number): Promise<SnapshotChunk> {
+    const kept = this.chunks.get(after);
+    if (kept !== undefined) return Promise.resolve(kept);
+    let read = this.reading.get(after);
+    if (read === undefined) {
+      read = this.readChunk(after).finally(() => this.reading.delete(after));
+      this.reading.set(after, read);
+    }
+    return read;
+  }
+
+  /** Chunks kept for watchers to come: how many, and their bytes. */
+  snapshotCache(): { chunks: number; bytes: number } {
+    return { chunks: this.chunks.size, bytes: this.chunkBytes };
+  }
+
+  private async readChunk(after: number): Promise<SnapshotChunk> {
+    const rows = await this.options.store.listRevocations(after, this.snapshotRows);
+    const pages = packPages(rows, this.pageBytes);
+    const chunk: SnapshotChunk = {
+      pages,
+      full: rows.length === this.snapshotRows,
+      bytes: pages.reduce((n, p) => n + p.bytes.length, 0),
+    };
+    // Only a full chunk without a gap can never gain a row: every sequence in its range is in it.
+    if (chunk.full && isContiguousFrom(rows, after) && chunk.bytes <= this.snapshotCacheBytes) {
+      this.chunks.set(after, chunk);
+      this.chunkBytes += chunk.bytes;
+      for (const [key, c] of this.chunks) {
+        if (this.chunkBytes <= this.snapshotCacheBytes) break;
+        this.chunks.delete(key);
+        this.chunkBytes -= c.bytes;
+      }
+    }
+    return chunk;
   }
 
   /** The handler for one listener's SessionService.WatchRevocations. */
@@ -208,6 +288,8 @@ class Watcher {
   /** Published batches not yet sent, while they are few; dropped (read from the store instead) past that. */
   private hints: (readonly RevocationRecord[])[] = [];
   private hinted = 0;
+  /** The peer reads packed pages. */
+  private readonly packed: boolean;
   private started = false;
   private running = false;
   private again = false;
@@ -224,6 +306,7 @@ class Watcher {
     this.peer = call.getPeer();
     this.sent = Math.max(0, Number(call.request.afterSequence));
     this.fullState = this.sent === 0;
+    this.packed = call.request.packed === true;
     this.unsubscribe = owner.options.feed.subscribe((records) => this.published(records));
     const forget = (): void => this.close();
     call.on('cancelled', forget);
@@ -322,7 +405,16 @@ class Watcher {
           await this.deliver();
         } else if (this.heartbeatDue) {
           this.heartbeatDue = false;
-          await this.write({ fullState: false, revocations: [], sequence: this.sent, synced: true }, 0);
+          await this.write(
+            {
+              fullState: false,
+              revocations: [],
+              packedRevocations: NO_BYTES,
+              sequence: this.sent,
+              synced: true,
+            },
+            0,
+          );
         }
       } while ((this.again || (this.synced && this.head > this.sent)) && !this.closed);
     } catch (e) {
@@ -334,6 +426,7 @@ class Watcher {
 
   /** Pages the stored state until a read comes back short: the watcher then holds what was committed. */
   private async catchUp(): Promise<void> {
+    if (this.packed) return this.catchUpPacked();
     for (;;) {
       if (this.closed) return;
       const rows = await this.owner.options.store.listRevocations(this.sent, this.owner.readRows);
@@ -344,6 +437,24 @@ class Watcher {
         await this.sendRows(rows, done);
       }
       if (done) {
+        this.synced = true;
+        this.dropHintsThrough(this.sent);
+        return;
+      }
+    }
+  }
+
+  /** catchUp from the shared chunks, page by page, each written once the previous one was taken. */
+  private async catchUpPacked(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const chunk = await this.owner.snapshotChunk(this.sent);
+      if (chunk.pages.length === 0) await this.sendPage([], !chunk.full, this.sent);
+      for (let i = 0; i < chunk.pages.length; i++) {
+        if (this.closed) return;
+        await this.sendPacked(chunk.pages[i]!, !chunk.full && i === chunk.pages.length - 1);
+      }
+      if (!chunk.full) {
         this.synced = true;
         this.dropHintsThrough(this.sent);
         return;
@@ -392,6 +503,14 @@ class Watcher {
       if (last && !this.synced) await this.sendPage([], true, this.sent);
       return;
     }
+    if (this.packed) {
+      const pages = packPages(fresh, this.owner.pageBytes);
+      for (let i = 0; i < pages.length; i++) {
+        if (this.closed) return;
+        await this.sendPacked(pages[i]!, last && i === pages.length - 1);
+      }
+      return;
+    }
     let page: RevocationRecord[] = [];
     let bytes = 0;
     for (const r of fresh) {
@@ -412,6 +531,7 @@ class Watcher {
     const message: WatchRevocationsResponse = {
       fullState: this.fullState,
       revocations: records.map(revocationToProto),
+      packedRevocations: NO_BYTES,
       sequence,
       synced: synced || this.synced,
     };
@@ -421,6 +541,19 @@ class Watcher {
       message,
       records.reduce((n, r) => n + encodedSize(r), 0),
     );
+  }
+
+  private sendPacked(page: PackedPage, synced: boolean): Promise<void> {
+    const message: WatchRevocationsResponse = {
+      fullState: this.fullState,
+      revocations: [],
+      packedRevocations: page.bytes,
+      sequence: page.sequence,
+      synced: synced || this.synced,
+    };
+    this.fullState = false;
+    this.sent = Math.max(this.sent, page.sequence);
+    return this.write(message, page.bytes.length);
   }
 
   /** Resolves once the HTTP/2 layer took the message, or the watch closed. */
@@ -443,6 +576,22 @@ class Watcher {
 /** Whether `rows` are exactly the sequences after `sent`, without a gap (else the store is read instead). */
 function isContiguousFrom(rows: readonly RevocationRecord[], sent: number): boolean {
   return rows.every((r, i) => r.sequence === sent + 1 + i);
+}
+
+/** Packs rows (ascending sequences) into pages of at most `pageBytes` (one row per page at the least). */
+function packPages(rows: readonly RevocationRecord[], pageBytes: number): PackedPage[] {
+  const pages: PackedPage[] = [];
+  let w = new PackedPageWriter();
+  const flush = (): void => {
+    pages.push({ bytes: w.finish(), count: w.count, sequence: w.lastSequence });
+    w = new PackedPageWriter();
+  };
+  for (const r of rows) {
+    if (w.count > 0 && w.size + PackedPageWriter.bound(r) > pageBytes) flush();
+    w.add(r);
+  }
+  if (w.count > 0) flush();
+  return pages;
 }
 
 /**

@@ -10,7 +10,8 @@
  */
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { watchRevocationsInto } from '../../../src/client/revocation-watch';
+import { entriesOf, watchRevocationsInto } from '../../../src/client/revocation-watch';
+import { unpackRevocations } from '../../../src/internal/revocation-page';
 import { WatchRevocationsResponse } from '../../../src/gen/lanyard/v1/session';
 import { RevocationCache, verifyX509Svid } from '../../../src/verify';
 import { loadConfig } from '../../../src/server/config';
@@ -25,6 +26,7 @@ import {
   startSession,
 } from '../../support/sessions';
 import { rejectsGrpc } from '../../support/grpc-refusal';
+import { waitFor } from '../../support/agent';
 
 const SEEDED = 13_500;
 const REASON = 'r'.repeat(256);
@@ -113,6 +115,107 @@ describe('revocation feed: paged, resumable, bounded', function () {
       verifyX509Svid(live.chain, bundle, { revocation: cache });
     } finally {
       watch.close();
+      client.close();
+      cache.close();
+    }
+  });
+
+  it('packed pages: the same revocations in far fewer bytes, each page bounded, the snapshot read once', async () => {
+    const watcher = sessionClient(s, verifierWl);
+    try {
+      const plain = await collectWatch(watcher, 0, (m) => m[m.length - 1]!.synced);
+      const packed = await collectWatch(watcher, 0, (m) => m[m.length - 1]!.synced, true);
+      assert.ok(packed.every((m) => m.revocations.length === 0));
+      const sizes = packed.map((m) => WatchRevocationsResponse.encode(m).finish().length);
+      const plainBytes = plain.reduce((n, m) => n + WatchRevocationsResponse.encode(m).finish().length, 0);
+      const packedBytes = sizes.reduce((a, b) => a + b, 0);
+      assert.ok(packedBytes * 4 < plainBytes, `packed ${packedBytes} bytes, as messages ${plainBytes}`);
+      assert.ok(Math.max(...sizes) <= 32 * 1024 + 64, `largest page ${Math.max(...sizes)} bytes`);
+      assert.equal(packed[0]!.fullState, true);
+      assert.deepEqual(
+        packed.map((m) => m.synced),
+        packed.map((_, i) => i === packed.length - 1),
+      );
+      const fromPlain = plain.flatMap((m) =>
+        m.revocations.map((r) => [r.sequence, r.kind, r.id, r.reason, r.expiresAt?.getTime()]),
+      );
+      const fromPacked = packed.flatMap((m) =>
+        unpackRevocations(m.packedRevocations).map((r) => [
+          r.sequence,
+          r.kind,
+          r.id,
+          r.reason,
+          r.expiresAtMs,
+        ]),
+      );
+      assert.deepEqual(fromPacked, fromPlain);
+      assert.deepEqual(
+        packed.map((m) => m.sequence),
+        packed.map((m) => unpackRevocations(m.packedRevocations).at(-1)?.sequence ?? m.sequence),
+        'each page says the last sequence it holds',
+      );
+      // The first chunk of the state is complete and without a gap: kept, and what the next watcher gets.
+      const kept = s.running.watchers.snapshotCache();
+      assert.ok(kept.chunks >= 1 && kept.bytes > 0, JSON.stringify(kept));
+      const again = await collectWatch(watcher, 0, (m) => m[m.length - 1]!.synced, true);
+      assert.deepEqual(
+        again.map((m) => m.packedRevocations),
+        packed.map((m) => m.packedRevocations),
+      );
+      assert.deepEqual(s.running.watchers.snapshotCache(), kept);
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it('a watcher resuming in the middle of the snapshot while sessions end misses nothing', async () => {
+    const ender = await register(s, 'ender');
+    const client = sessionClient(s, verifierWl);
+    const cache = new RevocationCache();
+    try {
+      // Three pages of the snapshot, then the stream is gone: the cache holds part of a state, not synced.
+      const firstPages = await collectWatch(client, 0, (m) => m.length === 3, true);
+      for (const m of firstPages) {
+        cache.apply({
+          entries: entriesOf(m),
+          sequence: m.sequence,
+          fullState: m.fullState,
+          synced: m.synced,
+        });
+      }
+      assert.equal(cache.lastSyncAt, undefined);
+      assert.ok(cache.sequence > 0);
+
+      // Sessions end while the watcher resumes and pages through the rest.
+      const ending = (async () => {
+        const agents: Agent[] = [];
+        for (let i = 0; i < 4; i++) {
+          const { agent, res } = await startSession(s, ender);
+          await endSession(s, agent, res.sessionId, `ended while resuming ${i}`);
+          agents.push(agent);
+        }
+        return agents;
+      })();
+      const watch = watchRevocationsInto(client, cache, { retryMs: 100 });
+      try {
+        const newlyEnded = await ending;
+        await watch.ready;
+        const head = await s.running.store.lastRevocationSequence();
+        await waitFor(() => cache.sequence >= head);
+        const stored = await s.running.store.listRevocations(0);
+        assert.equal(cache.size, stored.length, 'every stored revocation, each once');
+        const bundle = s.running.ca.bundle();
+        for (const a of [...newlyEnded, ...ended]) {
+          assert.equal(
+            codeOf(() => verifyX509Svid(a.chain, bundle, { revocation: cache })),
+            'ERR_REVOKED',
+          );
+        }
+        verifyX509Svid(live.chain, bundle, { revocation: cache });
+      } finally {
+        watch.close();
+      }
+    } finally {
       client.close();
       cache.close();
     }

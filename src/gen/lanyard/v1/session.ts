@@ -220,6 +220,11 @@ export interface Revocation {
 export interface WatchRevocationsRequest {
   /** 0: start with the full state. Otherwise the last sequence the watcher holds: only newer ones follow. */
   afterSequence: number;
+  /**
+   * The watcher reads packed_revocations: the server then sends each page there instead of in `revocations`.
+   * A server that predates the field ignores it and fills `revocations`, so a watcher reads both.
+   */
+  packed: boolean;
 }
 
 export interface WatchRevocationsResponse {
@@ -238,6 +243,12 @@ export interface WatchRevocationsResponse {
    * A verifier counts its state as fresh from the last message with `synced`.
    */
   synced: boolean;
+  /**
+   * When the request set `packed`: the page's revocations in the compact form of src/internal/revocation-page.ts
+   * (a format byte, then per revocation: sequence delta, flags, the serial as bytes or the id, the reason as an
+   * index into the page's reasons, time deltas), and `revocations` is empty.
+   */
+  packedRevocations: Buffer;
 }
 
 function createBasePrincipalEvidence(): PrincipalEvidence {
@@ -2421,13 +2432,16 @@ export const Revocation: MessageFns<Revocation> = {
 };
 
 function createBaseWatchRevocationsRequest(): WatchRevocationsRequest {
-  return { afterSequence: 0 };
+  return { afterSequence: 0, packed: false };
 }
 
 export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
   encode(message: WatchRevocationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.afterSequence !== 0) {
       writer.uint32(8).int64(message.afterSequence);
+    }
+    if (message.packed !== false) {
+      writer.uint32(16).bool(message.packed);
     }
     return writer;
   },
@@ -2453,6 +2467,14 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
             message.afterSequence = longToNumber(reader.int64());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.packed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2472,6 +2494,7 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
         : isSet(object.after_sequence)
         ? globalThis.Number(object.after_sequence)
         : 0,
+      packed: isSet(object.packed) ? globalThis.Boolean(object.packed) : false,
     };
   },
 
@@ -2479,6 +2502,9 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
     const obj: any = {};
     if (message.afterSequence !== 0) {
       obj.afterSequence = Math.round(message.afterSequence);
+    }
+    if (message.packed !== false) {
+      obj.packed = message.packed;
     }
     return obj;
   },
@@ -2489,12 +2515,13 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
   fromPartial<I extends Exact<DeepPartial<WatchRevocationsRequest>, I>>(object: I): WatchRevocationsRequest {
     const message = createBaseWatchRevocationsRequest();
     message.afterSequence = object.afterSequence ?? 0;
+    message.packed = object.packed ?? false;
     return message;
   },
 };
 
 function createBaseWatchRevocationsResponse(): WatchRevocationsResponse {
-  return { fullState: false, revocations: [], sequence: 0, synced: false };
+  return { fullState: false, revocations: [], sequence: 0, synced: false, packedRevocations: Buffer.alloc(0) };
 }
 
 export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
@@ -2510,6 +2537,9 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
     }
     if (message.synced !== false) {
       writer.uint32(32).bool(message.synced);
+    }
+    if (message.packedRevocations.length !== 0) {
+      writer.uint32(42).bytes(message.packedRevocations);
     }
     return writer;
   },
@@ -2559,6 +2589,14 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
             message.synced = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.packedRevocations = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2583,6 +2621,11 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
         : [],
       sequence: isSet(object.sequence) ? globalThis.Number(object.sequence) : 0,
       synced: isSet(object.synced) ? globalThis.Boolean(object.synced) : false,
+      packedRevocations: isSet(object.packedRevocations)
+        ? Buffer.from(bytesFromBase64(object.packedRevocations))
+        : isSet(object.packed_revocations)
+        ? Buffer.from(bytesFromBase64(object.packed_revocations))
+        : Buffer.alloc(0),
     };
   },
 
@@ -2600,6 +2643,9 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
     if (message.synced !== false) {
       obj.synced = message.synced;
     }
+    if (message.packedRevocations.length !== 0) {
+      obj.packedRevocations = base64FromBytes(message.packedRevocations);
+    }
     return obj;
   },
 
@@ -2612,6 +2658,7 @@ export const WatchRevocationsResponse: MessageFns<WatchRevocationsResponse> = {
     message.revocations = object.revocations?.map((e) => Revocation.fromPartial(e)) || [];
     message.sequence = object.sequence ?? 0;
     message.synced = object.synced ?? false;
+    message.packedRevocations = object.packedRevocations ?? Buffer.alloc(0);
     return message;
   },
 };

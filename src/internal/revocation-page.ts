@@ -1,0 +1,245 @@
+/**
+ * The compact form of a page of revocations (WatchRevocationsResponse.packed_revocations), for watchers that ask
+ * for it (WatchRevocationsRequest.packed). A million revocations as protobuf messages cost a million nested
+ * messages with two Timestamps each to encode and decode (about 75 bytes each); packed, a serial is its bytes,
+ * sequences and times are deltas, and a page's repeated reasons are written once.
+ *
+ * Format 1: one byte 0x01, then the entries in ascending sequence order, each:
+ *   varint   sequence - previous sequence (the first: - 0)
+ *   byte     flags: 1 session (else certificate), 2 id as hex digits, 4 reason, 8 cause_sequence
+ *   id       flag 2: one byte, the number of hex digits (1..255), then the digits as bytes (an odd count is
+ *            padded with a leading zero digit); else varint byte length, then UTF-8
+ *   reason   flag 4: varint index into the page's reasons so far; the next index means a new one, whose
+ *            varint byte length and UTF-8 follow
+ *   zigzag   revoked_at - previous revoked_at, milliseconds (the first: - 0)
+ *   zigzag   expires_at - previous expires_at, milliseconds (the first: - 0)
+ *   varint   cause_sequence (flag 8)
+ * Varints are unsigned LEB128 of at most 8 bytes (values below 2^53). A reader refuses anything else with
+ * PackedRevocationsError: a page it cannot read whole is not applied at all.
+ */
+
+export const PACKED_REVOCATIONS_FORMAT = 1;
+
+const FLAG_SESSION = 1;
+const FLAG_HEX_ID = 2;
+const FLAG_REASON = 4;
+const FLAG_CAUSE = 8;
+const HEX_ID = /^[0-9a-f]{1,255}$/;
+
+/** One revocation as the page carries it. */
+export interface PackedRevocation {
+  sequence: number;
+  kind: 'certificate' | 'session';
+  id: string;
+  /** '' for none. */
+  reason: string;
+  revokedAtMs: number;
+  expiresAtMs: number;
+  /** 0 for none. */
+  causeSequence: number;
+}
+
+export class PackedRevocationsError extends Error {}
+
+/**
+ * Writes one page. `bound(r)` is an upper bound of what adding `r` costs, so a caller can keep pages under a
+ * byte limit without encoding twice.
+ */
+export class PackedPageWriter {
+  private buf = Buffer.allocUnsafe(4096);
+  private length = 1;
+  private previousSequence = 0;
+  private previousRevokedAt = 0;
+  private previousExpiresAt = 0;
+  private readonly reasons = new Map<string, number>();
+  count = 0;
+  /** Sequence of the last entry written (0 before the first). */
+  lastSequence = 0;
+
+  constructor() {
+    this.buf[0] = PACKED_REVOCATIONS_FORMAT;
+  }
+
+  get size(): number {
+    return this.length;
+  }
+
+  static bound(r: { id: string; reason: string }): number {
+    // Three varints and two zigzags of at most 8 bytes, the flags, the id and the reason with their lengths.
+    return 5 * 8 + 1 + 8 + r.id.length * 3 + 8 + r.reason.length * 3;
+  }
+
+  add(r: {
+    sequence: number;
+    kind: string;
+    id: string;
+    reason: string;
+    revokedAt: Date | number;
+    expiresAt: Date | number;
+    causeSequence?: number | undefined;
+  }): void {
+    const sequenceDelta = r.sequence - this.previousSequence;
+    if (!Number.isSafeInteger(sequenceDelta) || sequenceDelta <= 0) {
+      throw new PackedRevocationsError(`sequences must grow: ${r.sequence} after ${this.previousSequence}`);
+    }
+    this.reserve(PackedPageWriter.bound(r));
+    this.varint(sequenceDelta);
+    const hex = r.kind === 'certificate' && HEX_ID.test(r.id);
+    const reasonIndex = r.reason === '' ? undefined : this.reasons.get(r.reason);
+    const cause = r.causeSequence ?? 0;
+    let flags = 0;
+    if (r.kind === 'session') flags |= FLAG_SESSION;
+    if (hex) flags |= FLAG_HEX_ID;
+    if (r.reason !== '') flags |= FLAG_REASON;
+    if (cause > 0) flags |= FLAG_CAUSE;
+    this.buf[this.length++] = flags;
+    if (hex) {
+      this.buf[this.length++] = r.id.length;
+      this.length += this.buf.write(r.id.length % 2 === 1 ? `0${r.id}` : r.id, this.length, 'hex');
+    } else {
+      this.string(r.id);
+    }
+    if (r.reason !== '') {
+      if (reasonIndex !== undefined) {
+        this.varint(reasonIndex);
+      } else {
+        this.varint(this.reasons.size);
+        this.reasons.set(r.reason, this.reasons.size);
+        this.string(r.reason);
+      }
+    }
+    const revokedAt = typeof r.revokedAt === 'number' ? r.revokedAt : r.revokedAt.getTime();
+    const expiresAt = typeof r.expiresAt === 'number' ? r.expiresAt : r.expiresAt.getTime();
+    this.zigzag(revokedAt - this.previousRevokedAt);
+    this.zigzag(expiresAt - this.previousExpiresAt);
+    if (cause > 0) this.varint(cause);
+    this.previousSequence = r.sequence;
+    this.previousRevokedAt = revokedAt;
+    this.previousExpiresAt = expiresAt;
+    this.lastSequence = r.sequence;
+    this.count += 1;
+  }
+
+  /** The page's bytes (a copy: the writer can be dropped). */
+  finish(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.length));
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + n));
+    this.buf.copy(bigger, 0, 0, this.length);
+    this.buf = bigger;
+  }
+
+  private string(s: string): void {
+    const bytes = Buffer.byteLength(s);
+    this.varint(bytes);
+    this.length += this.buf.write(s, this.length, 'utf8');
+  }
+
+  private zigzag(n: number): void {
+    this.varint(n >= 0 ? n * 2 : -n * 2 - 1);
+  }
+
+  private varint(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new PackedRevocationsError(`not encodable: ${n}`);
+    while (n >= 0x80) {
+      this.buf[this.length++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.buf[this.length++] = n;
+  }
+}
+
+/** Encodes records (ascending sequences) as one page. */
+export function packRevocations(records: readonly Parameters<PackedPageWriter['add']>[0][]): Buffer {
+  const w = new PackedPageWriter();
+  for (const r of records) w.add(r);
+  return w.finish();
+}
+
+/**
+ * Reads one page.
+ * @throws PackedRevocationsError for an unknown format, a truncated or malformed entry, or sequences that do
+ * not grow.
+ */
+export function unpackRevocations(page: Uint8Array): PackedRevocation[] {
+  const buf = Buffer.isBuffer(page) ? page : Buffer.from(page.buffer, page.byteOffset, page.byteLength);
+  if (buf.length === 0) return [];
+  if (buf[0] !== PACKED_REVOCATIONS_FORMAT) {
+    throw new PackedRevocationsError(`unknown packed revocations format ${buf[0]}`);
+  }
+  let p = 1;
+  const truncated = (): never => {
+    throw new PackedRevocationsError('packed revocations: truncated entry');
+  };
+  const varint = (): number => {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      if (p >= buf.length) truncated();
+      const b = buf[p++]!;
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) return n;
+      scale *= 0x80;
+    }
+    throw new PackedRevocationsError('packed revocations: varint too long');
+  };
+  const zigzag = (): number => {
+    const z = varint();
+    return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  };
+  const string = (): string => {
+    const n = varint();
+    if (p + n > buf.length) truncated();
+    const s = buf.toString('utf8', p, p + n);
+    p += n;
+    return s;
+  };
+  const reasons: string[] = [];
+  const out: PackedRevocation[] = [];
+  let sequence = 0;
+  let revokedAt = 0;
+  let expiresAt = 0;
+  while (p < buf.length) {
+    const delta = varint();
+    if (delta === 0) throw new PackedRevocationsError('packed revocations: sequences must grow');
+    sequence += delta;
+    if (p >= buf.length) truncated();
+    const flags = buf[p++]!;
+    if (flags > 15) throw new PackedRevocationsError(`packed revocations: unknown flags ${flags}`);
+    let id: string;
+    if ((flags & FLAG_HEX_ID) !== 0) {
+      if (p >= buf.length) truncated();
+      const digits = buf[p++]!;
+      const bytes = (digits + 1) >> 1;
+      if (digits === 0 || p + bytes > buf.length) truncated();
+      id = buf.toString('hex', p, p + bytes);
+      if (digits % 2 === 1) id = id.slice(1);
+      p += bytes;
+    } else {
+      id = string();
+    }
+    let reason = '';
+    if ((flags & FLAG_REASON) !== 0) {
+      const index = varint();
+      if (index < reasons.length) reason = reasons[index]!;
+      else if (index === reasons.length) reasons.push((reason = string()));
+      else throw new PackedRevocationsError(`packed revocations: reason ${index} not defined`);
+    }
+    revokedAt += zigzag();
+    expiresAt += zigzag();
+    const causeSequence = (flags & FLAG_CAUSE) !== 0 ? varint() : 0;
+    out.push({
+      sequence,
+      kind: (flags & FLAG_SESSION) !== 0 ? 'session' : 'certificate',
+      id,
+      reason,
+      revokedAtMs: revokedAt,
+      expiresAtMs: expiresAt,
+      causeSequence,
+    });
+  }
+  return out;
+}
