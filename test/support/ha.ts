@@ -116,7 +116,7 @@ export async function spawnSharedServer(
       current.kill();
       throw e;
     }
-    admin = new AdminClient(adminSocket);
+    admin = new AdminClient(adminSocket, { timeoutMs: 60_000 });
   };
   const gone = async (signal: NodeJS.Signals): Promise<void> => {
     admin?.close();

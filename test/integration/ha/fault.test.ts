@@ -37,12 +37,12 @@ import { collectWatch, id, TD } from '../../support/sessions';
 import { tempDir } from '../../support/tmp';
 
 const SERVERS = 3;
-const CLIENTS = 200;
+const CLIENTS = Number(process.env.FAULT_CLIENTS ?? 200);
 /** Long enough for 200 clients on two busy cores, short enough that every client renews during the run. */
-const SVID_TTL_SECONDS = 40;
+const SVID_TTL_SECONDS = 60;
 /** Operations (session cycles) the clients complete before the kill, and after it before the run may stop. */
-const CYCLES_BEFORE_KILL = 150;
-const CYCLES_AFTER_KILL = 150;
+const CYCLES_BEFORE_KILL = Number(process.env.FAULT_CYCLES ?? 100);
+const CYCLES_AFTER_KILL = Number(process.env.FAULT_CYCLES ?? 100);
 /** How many spent tokens and grants are offered again to every server. */
 const SAMPLE = 8;
 
@@ -231,7 +231,7 @@ class FaultClient {
       } catch (e) {
         this.errors.push(`cycle ${codeOf(e)}`);
       }
-      await sleep(1500 + Math.random() * 3000);
+      await sleep(3000 + Math.random() * 5000);
     }
   }
 }
@@ -240,14 +240,27 @@ describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run',
   this.timeout(10 * 60_000);
   let servers: SharedServerProcess[] = [];
   let clients: FaultClient[] = [];
+  let stop = false;
   const pg = usePostgresDatabase('fault', {
     beforeDrop: async () => {
+      stop = true;
       await Promise.all(clients.map((c) => c.source?.close()));
-      for (const s of servers) await s.stop().catch(() => undefined);
+      for (const s of servers) {
+        // A server's errors, if it logged any, for the failure report.
+        const errors = s.process
+          .stdout()
+          .split('\n')
+          .filter((l) => /"level":(40|50|60)/.test(l));
+        if (errors.length > 0) process.stderr.write(`${s.dataDir}:\n${errors.slice(0, 40).join('\n')}\n`);
+        await s.stop().catch(() => undefined);
+      }
     },
   });
 
   it('keeps every identity, spends every token and grant once, refuses every ended session', async () => {
+    const t0 = Date.now();
+    const phase = (what: string): boolean =>
+      process.stderr.write(`[fault ${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}\n`);
     const yaml = [`svid: { default_ttl: ${SVID_TTL_SECONDS}s }`, 'log: { level: warn }'];
     servers = await Promise.all(
       Array.from({ length: SERVERS }, () => spawnSharedServer(pg.cluster, pg.database, yaml)),
@@ -258,6 +271,7 @@ describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run',
       );
       return sizes.every((n) => n === SERVERS);
     }, 60_000);
+    phase('servers up');
     const bundle = await bundleOfProcess(servers[1]!);
     const addresses = servers.map((s) => s.address);
 
@@ -270,6 +284,7 @@ describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run',
         ...(i % 2 === 0 && { allowedDelegates: [id(`fault/c${i + 1}`)], maxDelegationDepth: 1 }),
       })),
     });
+    phase('entries created');
     clients = [];
     for (let i = CLIENTS - 1; i >= 0; i--) {
       clients[i] = new FaultClient(i, addresses, i % 2 === 0 ? clients[i + 1] : undefined);
@@ -283,14 +298,19 @@ describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run',
       return { token: r.token, tokenId: r.tokenId };
     };
 
-    // Attest in waves, as a fleet starting up does; then every client runs on its own.
-    let stop = false;
-    const runs: Promise<void>[] = [];
+    // The fleet starts up (25 attesting at a time), then every client works on its own.
+    stop = false;
     for (let w = 0; w < CLIENTS; w += 25) {
       await Promise.all(clients.slice(w, w + 25).map((c) => c.attest(bundle, () => newToken(c))));
-      for (const c of clients.slice(w, w + 25)) runs.push(c.run(() => stop));
     }
+    phase('attested');
+    const runs = clients.map((c) => c.run(() => stop));
     const cycles = (): number => clients.reduce((n, c) => n + c.cycles, 0);
+    const progress = setInterval(() => {
+      process.stderr.write(
+        `[fault ${((Date.now() - t0) / 1000).toFixed(0)}s] cycles ${cycles()} renewed ${clients.filter((c) => c.renewedAt.length > 0).length} errors ${clients.reduce((n, c) => n + c.errors.length, 0)} ${[...new Set(clients.flatMap((c) => c.errors))].join(',')}\n`,
+      );
+    }, 5000);
     await waitFor(() => cycles() >= CYCLES_BEFORE_KILL, 180_000);
 
     // SIGKILL while calls are in flight: no drain, no shutdown.
@@ -307,7 +327,12 @@ describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run',
     );
     stop = true;
     await Promise.all(runs);
+    clearInterval(progress);
+    process.stderr.write(
+      `[fault] stopped at ${(Date.now() - t0) / 1000}s, kill at ${(killAt - t0) / 1000}s\n`,
+    );
     await killed.restart();
+    phase('restarted');
     const everyServer = servers;
     const finalBundle = await bundleOfProcess(servers[1]!);
 
@@ -346,6 +371,7 @@ describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run',
     const countBy = (event: string, reason: string): number =>
       allowed.filter((r) => r.event === event && r.reason === reason).length;
 
+    phase('checks: store');
     // Join tokens: each attested once, by the clients' account, in the store and in the audit trail.
     const attestedWith = clients.map((c) => c.tokens.find((t) => t.code === undefined)!);
     assert.equal(new Set(attestedWith.map((t) => t.token)).size, CLIENTS, 'no token attested two clients');
@@ -426,6 +452,7 @@ describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run',
       }
     }
 
+    phase('checks: refusals');
     // ...and refused as a caller by every server (the restarted one too) while its SVID is otherwise valid.
     const fresh = ended.filter((s) => s.last.notAfter.getTime() > Date.now() + 15_000);
     assert.ok(fresh.length > 0, 'sessions ended at the end of the run still hold valid SVIDs');
@@ -480,6 +507,7 @@ describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run',
       }
     }
 
+    phase('checks: audit');
     // The audit trail: verified on every server, and an export verified with every server's own keys.
     const dir = tempDir('fault-audit');
     const bundles: string[] = [];
