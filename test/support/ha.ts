@@ -99,7 +99,7 @@ export async function spawnSharedServer(
       'store:',
       '  postgres:',
       `    url: ${JSON.stringify(cluster.url(database))}`,
-      '    pool_size: 5',
+      '    pool_size: 10',
       `    password_file: ${JSON.stringify(passwordFile)}`,
       ...yaml,
       '',

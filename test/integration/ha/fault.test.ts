@@ -37,12 +37,13 @@ import { collectWatch, id, TD } from '../../support/sessions';
 import { tempDir } from '../../support/tmp';
 
 const SERVERS = 3;
-const CLIENTS = Number(process.env.FAULT_CLIENTS ?? 200);
+/** 200; LANYARD_FAULT_CLIENTS runs a smaller fleet (to reproduce a failure quickly). */
+const CLIENTS = Number(process.env.LANYARD_FAULT_CLIENTS ?? 200);
 /** Long enough for 200 clients on two busy cores, short enough that every client renews during the run. */
 const SVID_TTL_SECONDS = 60;
 /** Operations (session cycles) the clients complete before the kill, and after it before the run may stop. */
-const CYCLES_BEFORE_KILL = Number(process.env.FAULT_CYCLES ?? 100);
-const CYCLES_AFTER_KILL = Number(process.env.FAULT_CYCLES ?? 100);
+const CYCLES_BEFORE_KILL = Math.min(100, CLIENTS / 2);
+const CYCLES_AFTER_KILL = Math.min(100, CLIENTS / 2);
 /** How many spent tokens and grants are offered again to every server. */
 const SAMPLE = 8;
 
@@ -231,7 +232,7 @@ class FaultClient {
       } catch (e) {
         this.errors.push(`cycle ${codeOf(e)}`);
       }
-      await sleep(3000 + Math.random() * 5000);
+      await sleep(8000 + Math.random() * 8000);
     }
   }
 }
