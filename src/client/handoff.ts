@@ -41,6 +41,7 @@ import { signGrant, type ChildKey } from './delegation';
 import type { HandoffKey } from './handoff-keys';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from './server-credentials';
 import { ServerX509Source, type RetryOptions } from './server-x509-source';
+import { ServerEndpoints, type ServerAddresses } from './server-endpoints';
 import { notReady, StaticX509Source } from './static-x509-source';
 import { toX509Svid } from '../svid/x509-svid';
 import type { X509Source } from './x509-source';
@@ -53,8 +54,13 @@ import type { AgentContext } from '../x509/agent-context/types';
 export type { PrincipalEvidence };
 
 export interface HandoffServer {
-  /** host:port of the Lanyard server's TLS listener. */
-  server: string;
+  /**
+   * host:port of the Lanyard server's TLS listener, or several servers of one database (a list, or a name
+   * resolving to several; see ServerX509Source's `server`). Each call goes to the current server and moves to the
+   * next when one does not answer (a refusal is never offered to another), and the session source renews
+   * through them the same way, so a session outlives the loss of the server that started it.
+   */
+  server: ServerAddresses;
   deadlineMs?: number;
   /** OID of the agent-context extension: the server's `agent_context.oid`. Default 1.3.6.1.4.1.262144.1.1. */
   agentContextOid?: string;
@@ -186,9 +192,8 @@ async function signAndRegister(
       : {}),
     ...(options.agentContextOid !== undefined ? { agentContextOid: options.agentContextOid } : {}),
   });
-  const client = sessionClient(options, options.source, svid);
-  try {
-    const res = await unary<CreateGrantResponse>((cb) =>
+  const res = await onServers(options, options.source, svid, (client) =>
+    unary<CreateGrantResponse>((cb) =>
       client.createGrant(
         {
           binding: Buffer.from(signed.bindingDer),
@@ -199,19 +204,17 @@ async function signAndRegister(
         { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
         cb,
       ),
-    );
-    return {
-      grant: {
-        grantId: res.grantId,
-        redeemBy: res.redeemBy ?? signed.binding.redeemBy,
-        maxDepth: res.maxDepth,
-      },
-      signed,
-      svid,
-    };
-  } finally {
-    client.close();
-  }
+    ),
+  );
+  return {
+    grant: {
+      grantId: res.grantId,
+      redeemBy: res.redeemBy ?? signed.binding.redeemBy,
+      maxDepth: res.maxDepth,
+    },
+    signed,
+    svid,
+  };
 }
 
 /** The verified caller, as a hop helper hands it over (`HopPeer` fits). */
@@ -250,19 +253,16 @@ async function callRedeemGrant(
   own: X509Svid,
   request: Omit<Partial<RedeemGrantRequest>, 'csr'>,
 ): Promise<RedeemGrantResponse> {
-  const client = sessionClient(options, options.source, own);
-  try {
-    return await unary<RedeemGrantResponse>((cb) =>
+  return onServers(options, options.source, own, (client) =>
+    unary<RedeemGrantResponse>((cb) =>
       client.redeemGrant(
         RedeemGrantRequest.fromPartial({ ...request, csr: Buffer.from(options.key.csr()) }),
         new grpc.Metadata(),
         { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
         cb,
       ),
-    );
-  } finally {
-    client.close();
-  }
+    ),
+  );
 }
 
 export interface RedeemForeignGrantOptions extends HandoffServer {
@@ -315,13 +315,12 @@ export interface StartSessionOptions extends HandoffServer, SessionRenewalOption
 export async function startSession(options: StartSessionOptions): Promise<SessionX509Source> {
   const own = options.source.getX509Svid();
   const { privateKey } = generateSigningKeyPair(options.keyAlgorithm ?? 'ec-p256');
-  const client = sessionClient(options, options.source, own);
-  let res: StartSessionResponse;
-  try {
-    res = await unary<StartSessionResponse>((cb) =>
+  const csr = Buffer.from(createCsr(privateKey).der);
+  const res = await onServers(options, options.source, own, (client) =>
+    unary<StartSessionResponse>((cb) =>
       client.startSession(
         StartSessionRequest.fromPartial({
-          csr: Buffer.from(createCsr(privateKey).der),
+          csr,
           ...(options.principal !== undefined ? { principal: options.principal } : {}),
           intent: options.intent ?? '',
           scopes: options.scopes ?? [],
@@ -331,10 +330,8 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
         { deadline: Date.now() + (options.deadlineMs ?? 15_000) },
         cb,
       ),
-    );
-  } finally {
-    client.close();
-  }
+    ),
+  );
   return toSource(res, own, privateKey, undefined, options);
 }
 
@@ -460,14 +457,27 @@ function revocationsOf(source: X509Source): (RevocationChecker & RevocationNotif
     : undefined;
 }
 
-function sessionClient(server: HandoffServer, source: X509Source, svid: X509Svid): SessionServiceClient {
+/**
+ * `call` with a SessionService client presenting `svid`, on the current server of `server.server`, failing over
+ * to the next when one does not answer (server-endpoints.ts): a refusal is returned as it is.
+ */
+async function onServers<T>(
+  server: HandoffServer,
+  source: X509Source,
+  svid: X509Svid,
+  call: (client: SessionServiceClient) => Promise<T>,
+): Promise<T> {
   const bundle = source.getX509BundleForTrustDomain(svid.id.trustDomain);
   if (bundle === undefined) throw notReady(`no bundle for ${svid.id.trustDomain.name}`);
-  return new SessionServiceClient(
-    server.server,
-    lanyardChannelCredentials(bundle, svid),
-    LANYARD_CHANNEL_OPTIONS,
-  );
+  const credentials = lanyardChannelCredentials(bundle, svid);
+  return new ServerEndpoints(server.server).call(async (address) => {
+    const client = new SessionServiceClient(address, credentials, LANYARD_CHANNEL_OPTIONS);
+    try {
+      return await call(client);
+    } finally {
+      client.close();
+    }
+  });
 }
 
 function unary<T>(start: (cb: (e: grpc.ServiceError | null, r?: T) => void) => void): Promise<T> {

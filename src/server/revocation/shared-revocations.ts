@@ -13,7 +13,11 @@ export function relaySharedRevocations(store: Store, feed: RevocationFeed, logge
   const changes = store.changes;
   if (changes === undefined) return () => undefined;
   let lastSeen = 0;
-  let reading: Promise<void> = Promise.resolve();
+  // The first read (the catch-up once the listener is listening) starts from the state at start, not from 0.
+  let reading: Promise<void> = store
+    .lastRevocationSequence()
+    .then((s) => void (lastSeen = Math.max(lastSeen, s)))
+    .catch(() => undefined);
   const stopFeed = feed.subscribe((records) => {
     lastSeen = Math.max(lastSeen, records[records.length - 1]?.sequence ?? 0);
   });
@@ -37,10 +41,6 @@ export function relaySharedRevocations(store: Store, feed: RevocationFeed, logge
         logger.warn({ err: e }, 'could not read revocations recorded by another server'),
       );
   });
-  void store
-    .lastRevocationSequence()
-    .then((s) => (lastSeen = Math.max(lastSeen, s)))
-    .catch(() => undefined);
   return () => {
     stopChanges();
     stopFeed();

@@ -9,8 +9,9 @@ const RECONNECT_MS = 1000;
  * LISTENs, on one connection of its own, for the notifications other servers' writes send at commit
  * (pg_notify in setBundle and addRevocation), and hands them to the listeners. PostgreSQL delivers a
  * notification to every listening session once the sending transaction commits, and never for a rollback. The
- * connection is made on the first subscription; when it breaks it is made again, and the listeners are told
- * ('' / []) that something may have been missed meanwhile, so they re-read the store.
+ * connection is made on the first subscription; when it breaks it is made again. Each time it is listening (the
+ * first time too) the listeners are told ('' / []) that something may have been missed before, so they re-read
+ * the store.
  */
 export class PgChangeListener implements StoreChanges {
   private readonly bundleListeners = new Set<(trustDomain: string) => void>();
@@ -85,10 +86,11 @@ export class PgChangeListener implements StoreChanges {
       onLost();
       return;
     }
-    if (this.connectedBefore) {
-      for (const l of this.bundleListeners) l('');
-      for (const l of this.revokedListeners) l([]);
-    }
+    // A notification committed before LISTEN took effect is never delivered: on the first connection too, the
+    // listeners re-read what they hold. Otherwise a server that read the bundle or the revocations at start, and
+    // began listening only after another server published, would keep the stale state until the next change.
+    for (const l of this.bundleListeners) l('');
+    for (const l of this.revokedListeners) l([]);
     this.connectedBefore = true;
   }
 

@@ -7,6 +7,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { grantFor, redeemGrant, startSession as startTaskSession } from '../../../src/client/handoff';
+import { HandoffKey } from '../../../src/client/handoff-keys';
 import { ServerX509Source } from '../../../src/client/server-x509-source';
 import { ErrorCode } from '../../../src/errors';
 import { verifyX509Svid } from '../../../src/verify';
@@ -181,6 +183,69 @@ describe('clients failing over between servers of one database', function () {
         (e: { metadata: { get(k: string): unknown[] } }) =>
           e.metadata.get('lanyard-error-code')[0] === ErrorCode.TOKEN_SPENT,
       );
+    });
+
+    it('starts, hands off and renews a task session through another server when its own is lost', async () => {
+      const [a, b] = await shared(2);
+      const servers = [a!.running.publicAddress, b!.running.publicAddress];
+      await a!.client.createEntry({
+        entry: {
+          spiffeId: id('lead'),
+          selectors: [{ type: 'unix', value: 'name:lead' }],
+          allowedDelegates: [id('helper')],
+          maxDelegationDepth: 1,
+        },
+      });
+      const source = (name: string, token: string): Promise<ServerX509Source> =>
+        ServerX509Source.start({
+          server: servers,
+          bundle: a!.running.ca.bundle(),
+          attestorType: 'join_token',
+          evidence: Buffer.from(token),
+          retry: { initialMs: 100, maxMs: 500 },
+        });
+      const lead = await source('lead', (await a!.client.createJoinToken({ spiffeId: id('lead') })).token);
+      const helper = await source('helper', await joinToken(a!, 'helper'));
+      try {
+        const session = await startTaskSession({ source: lead, server: servers, ttlSeconds: 600 });
+        assert.ok(
+          issuedBy(
+            session.getX509Svid().chain.map((c) => c.der),
+            a!,
+          ),
+          'started on the first server',
+        );
+        await a!.stop();
+        // The session source renews through B; the handoff calls reach B past the dead A.
+        await session.renewNow();
+        assert.ok(
+          issuedBy(
+            session.getX509Svid().chain.map((c) => c.der),
+            b!,
+          ),
+          'renewed by the second server',
+        );
+        const key = HandoffKey.generate();
+        const grant = await grantFor({
+          source: session,
+          server: servers,
+          childId: id('helper'),
+          childKey: key.id,
+          scopes: [],
+        });
+        const delegated = await redeemGrant({ source: helper, server: servers, key });
+        const context = verifyX509Svid(
+          delegated.getX509Svid().chain.map((c) => c.der),
+          b!.running.ca.bundle(),
+        ).context!;
+        assert.equal(context.delegation.at(-1)?.sessionId, session.sessionId);
+        assert.equal(grant.grantId, key.id);
+        await delegated.close();
+        await session.close();
+      } finally {
+        await lead.close();
+        await helper.close();
+      }
     });
 
     describe('with a DNS name resolving to several servers', () => {

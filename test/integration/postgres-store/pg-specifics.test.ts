@@ -124,4 +124,27 @@ describe('PgStore specifics', function () {
       for (const s of stores) await s.close();
     }
   });
+
+  it('tells its listeners to re-read once listening, so nothing published before LISTEN is missed', async () => {
+    // A server reads the bundle and revocations at start and subscribes later: another server's publication in
+    // between is never notified to it, so the listener's first connection must send it back to the store.
+    const [late, other] = await Promise.all([open(), open()]);
+    try {
+      await other.addRevocation(
+        { kind: 'session', id: 'before-listen', reason: 'r', expiresAt: new Date(Date.now() + 60_000) },
+        new Date(),
+      );
+      const bundles: string[] = [];
+      const revoked: number[][] = [];
+      const changes = late.changes;
+      changes.onBundleChanged((td) => bundles.push(td));
+      changes.onRevoked((seqs) => revoked.push(seqs));
+      await changes.ready();
+      assert.deepEqual(bundles, [''], 'the bundle listener is told to re-read');
+      assert.deepEqual(revoked, [[]], 'the revocation listener is told to re-read');
+    } finally {
+      await late.close();
+      await other.close();
+    }
+  });
 });
