@@ -40,7 +40,7 @@ export interface PgStoreOptions {
  * transaction that reads and then writes (a session not ended yet, then a certificate for it; the audit head, then
  * the next record) sees no other writer in between, and sequence numbers commit in order. Reads take no lock.
  */
-const WRITE_LOCK_KEY = 0x6c616e79_0002n.toString();
+export const WRITE_LOCK_KEY = 0x6c616e79_0002n.toString();
 
 const INT8_OID = 20;
 
@@ -108,6 +108,14 @@ export class PgStore extends TableOps implements Store {
   private closed = false;
   private closing: Promise<void> | undefined;
 
+  /**
+   * Writers of this process queue here before they take a pooled connection. Writes run one at a time across
+   * every server anyway (WRITE_LOCK_KEY); without this queue each waiting writer would hold a connection while it
+   * waits for the lock, and under load the waiting writers took the whole pool and starved the reads (caller
+   * checks, Renew's lookups) until pg-pool's connect timeout failed them.
+   */
+  private readonly writers: AsyncMutex;
+
   private constructor(
     pool: Pool,
     url: string,
@@ -115,7 +123,8 @@ export class PgStore extends TableOps implements Store {
     serverId: string,
     listenConfig: ClientConfig,
   ) {
-    const run = storeRunner(pool);
+    const writers = new AsyncMutex();
+    const run = storeRunner(pool, writers);
     // The closure reads `this` only when called, after super() returned.
     const guarded: Runner = {
       read: (fn) => this.guard(() => run.read(fn)),
@@ -125,6 +134,7 @@ export class PgStore extends TableOps implements Store {
     const audit = new PgAudit(guarded);
     super(pgTables(guarded, clock, serverId), pgCall, audit);
     this.pool = pool;
+    this.writers = writers;
     this.url = url;
     this.clock = clock;
     this.serverId = serverId;
@@ -179,16 +189,18 @@ export class PgStore extends TableOps implements Store {
 
   async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     return this.guard(() =>
-      inTransaction(this.pool, WRITE_BEGIN, async (client) => {
-        let open = true;
-        try {
-          const run = transactionRunner(client, () => open);
-          const tx = new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run));
-          return await this.inTransaction.run(true, () => fn(tx));
-        } finally {
-          open = false;
-        }
-      }),
+      this.writers.run(() =>
+        inTransaction(this.pool, WRITE_BEGIN, async (client) => {
+          let open = true;
+          try {
+            const run = transactionRunner(client, () => open);
+            const tx = new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run));
+            return await this.inTransaction.run(true, () => fn(tx));
+          } finally {
+            open = false;
+          }
+        }),
+      ),
     );
   }
 
@@ -260,11 +272,11 @@ async function inTransaction<T>(
 }
 
 /** Outside a transaction: reads on the pool, snapshots and writes each in a transaction of their own. */
-function storeRunner(pool: Pool): Runner {
+function storeRunner(pool: Pool, writers: AsyncMutex): Runner {
   return {
     read: (fn) => fn(pool),
     snapshot: (fn) => inTransaction(pool, ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'], fn),
-    write: (fn) => inTransaction(pool, WRITE_BEGIN, fn),
+    write: (fn) => writers.run(() => inTransaction(pool, WRITE_BEGIN, fn)),
   };
 }
 

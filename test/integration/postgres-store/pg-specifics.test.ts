@@ -2,9 +2,12 @@ import * as assert from 'node:assert/strict';
 import { ErrorCode } from '../../../src/errors';
 import { hashJoinToken } from '../../../src/internal/join-token-secret';
 import { PG_LATEST_SCHEMA_VERSION } from '../../../src/store/postgres/migrations';
-import { PgStore, redactPostgresUrl } from '../../../src/store/postgres/pg-store';
+import { Client } from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
+import { PgStore, redactPostgresUrl, WRITE_LOCK_KEY } from '../../../src/store/postgres/pg-store';
 import { usePostgresDatabase } from '../../support/postgres-cluster';
 import { rejectsWithCode } from '../../support/refusal';
+import { newEntry } from '../../store/conformance';
 
 describe('PgStore specifics', function () {
   const pg = usePostgresDatabase('specifics');
@@ -97,6 +100,43 @@ describe('PgStore specifics', function () {
       }
     } finally {
       for (const s of stores) await s.close();
+    }
+  });
+
+  it('keeps reads answering while more writers wait for the write lock than the pool has connections', async () => {
+    // Another server's long write holds the lock every writer needs.
+    const other = new Client({
+      ...parseIntoClientConfig(pg.cluster.url(pg.database)),
+      password: pg.cluster.password,
+    });
+    other.on('error', () => undefined);
+    await other.connect();
+    const store = await open(); // poolSize 3
+    try {
+      const existing = await store.createEntry(
+        newEntry({ id: 'before-the-lock', spiffeId: 'spiffe://lanyard.local/agents/before' }),
+      );
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
+      const writes = Array.from({ length: 8 }, (_, i) =>
+        store.createEntry(newEntry({ id: `queued-${i}`, spiffeId: `spiffe://lanyard.local/agents/q${i}` })),
+      );
+      // Without a per-process writer queue the waiting writers hold all three connections and this read waits
+      // for the lock too, until pg-pool's connect timeout fails it.
+      const read = await store.getEntry(existing.id);
+      assert.equal(read.id, existing.id);
+      const page = await store.listEntries({}, { pageSize: 10 });
+      assert.deepEqual(
+        page.entries.map((e) => e.id),
+        ['before-the-lock'],
+      );
+      await other.query('COMMIT');
+      const written = await Promise.all(writes);
+      assert.equal(written.length, 8);
+      assert.equal((await store.listEntries({}, { pageSize: 20 })).entries.length, 9);
+    } finally {
+      await other.end().catch(() => undefined);
+      await store.close();
     }
   });
 
