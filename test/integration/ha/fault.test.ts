@@ -237,14 +237,12 @@ class FaultClient {
   }
 }
 
-/**
- * Opt-in (LANYARD_HA_FAULT=1) until the PostgreSQL store sustains 200 clients on two cores: writers wait for the
- * global advisory lock while holding a pooled connection, so under this load reads time out on the pool and
- * calls fail INTERNAL (see docs/operator/ha.md, "The fault test"). With a smaller fleet it passes end to end.
- */
-const describeFault = process.env.LANYARD_HA_FAULT === '1' ? describe : describe.skip;
+/** Progress lines on stderr only when asked (LANYARD_FAULT_VERBOSE=1): a passing run stays quiet in `npm test`. */
+const say = (line: string): void => {
+  if (process.env.LANYARD_FAULT_VERBOSE === '1') process.stderr.write(line);
+};
 
-describeFault('HA fault: 200 clients, three server processes, one SIGKILLed mid-run', function () {
+describe('HA fault: 200 clients, three server processes, one SIGKILLed mid-run', function () {
   this.timeout(10 * 60_000);
   let servers: SharedServerProcess[] = [];
   let clients: FaultClient[] = [];
@@ -267,8 +265,7 @@ describeFault('HA fault: 200 clients, three server processes, one SIGKILLed mid-
 
   it('keeps every identity, spends every token and grant once, refuses every ended session', async () => {
     const t0 = Date.now();
-    const phase = (what: string): boolean =>
-      process.stderr.write(`[fault ${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}\n`);
+    const phase = (what: string): void => say(`[fault ${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}\n`);
     const yaml = [`svid: { default_ttl: ${SVID_TTL_SECONDS}s }`, 'log: { level: warn }'];
     servers = await Promise.all(
       Array.from({ length: SERVERS }, () => spawnSharedServer(pg.cluster, pg.database, yaml)),
@@ -315,7 +312,7 @@ describeFault('HA fault: 200 clients, three server processes, one SIGKILLed mid-
     const runs = clients.map((c) => c.run(() => stop));
     const cycles = (): number => clients.reduce((n, c) => n + c.cycles, 0);
     const progress = setInterval(() => {
-      process.stderr.write(
+      say(
         `[fault ${((Date.now() - t0) / 1000).toFixed(0)}s] cycles ${cycles()} renewed ${clients.filter((c) => c.renewedAt.length > 0).length} errors ${clients.reduce((n, c) => n + c.errors.length, 0)} ${[...new Set(clients.flatMap((c) => c.errors))].join(',')}\n`,
       );
     }, 5000);
@@ -336,9 +333,7 @@ describeFault('HA fault: 200 clients, three server processes, one SIGKILLed mid-
     stop = true;
     await Promise.all(runs);
     clearInterval(progress);
-    process.stderr.write(
-      `[fault] stopped at ${(Date.now() - t0) / 1000}s, kill at ${(killAt - t0) / 1000}s\n`,
-    );
+    say(`[fault] stopped at ${(Date.now() - t0) / 1000}s, kill at ${(killAt - t0) / 1000}s\n`);
     await killed.restart();
     phase('restarted');
     const everyServer = servers;
@@ -368,7 +363,9 @@ describeFault('HA fault: 200 clients, three server processes, one SIGKILLed mid-
     );
     assert.deepEqual(unexpected, [], 'no refusal other than those the lost server explains');
 
-    // The store and the audit trail, read directly.
+    // The store and the audit trail, read directly. The sources still renew on their own schedule: what a client
+    // was given is taken before the read, so a renewal answered after it is not counted against the trail.
+    const received = new Map(clients.map((c) => [c, [...c.workloadSerials]]));
     const db = (sql: string): Promise<Record<string, unknown>[]> => pg.cluster.query(pg.database, sql);
     const audit = (await db(`SELECT event, serial, body FROM audit_records`)).map((r) => ({
       event: r.event as string,
@@ -423,7 +420,7 @@ describeFault('HA fault: 200 clients, three server processes, one SIGKILLed mid-
       ),
     );
     for (const c of clients) {
-      for (const serial of c.workloadSerials)
+      for (const serial of received.get(c)!)
         assert.ok(auditedSerials.has(serial), `${c.id}: ${serial} audited`);
       for (const s of c.sessions) {
         for (const serial of s.serials) {
