@@ -14,8 +14,16 @@ import { ParsedCertificate } from '../../src/x509/certificate';
 import { createCsr } from '../../src/x509/csr';
 import { verifyX509Svid } from '../../src/verify';
 import type { X509Bundle } from '../../src/bundle';
-import type { TestServer } from './test-server';
-import { attest, connectPublic, newKey, publicCredentials, PUBLIC_CHANNEL_OPTIONS } from './public-client';
+import * as fs from 'node:fs';
+import { startTestServer, tempDataDir, type TestServer } from './test-server';
+import {
+  attest,
+  connectPublic,
+  newKey,
+  publicCredentials,
+  PUBLIC_CHANNEL_OPTIONS,
+  type PublicClients,
+} from './public-client';
 
 export const TD = 'lanyard.local';
 
@@ -223,4 +231,42 @@ export async function delegate(
 /** The serial (lowercase hex) of an agent's current certificate. */
 export function serialOf(agent: Agent): string {
   return ParsedCertificate.fromDer(agent.chain[0]!).serialHex;
+}
+
+/**
+ * A real server for the enclosing describe block (started in `before`, stopped and its data dir removed in
+ * `after`) and the mTLS public clients of its agents, closed with it.
+ */
+export function useServerWithClients(): {
+  server: () => TestServer;
+  connect: (agent: Agent) => PublicClients;
+} {
+  const dir = tempDataDir();
+  let s: TestServer | undefined;
+  const closers: (() => void)[] = [];
+  before(async () => {
+    s = await startTestServer({ dir });
+  });
+  after(async () => {
+    for (const c of closers) c();
+    await s?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const server = (): TestServer => {
+    if (s === undefined) throw new Error('the server starts in the before hook');
+    return s;
+  };
+  return {
+    server,
+    connect: (agent) => {
+      const c = connectPublic(
+        server().running.publicAddress,
+        server().running.ca.bundle().toPem(),
+        TD,
+        agent,
+      );
+      closers.push(() => c.close());
+      return c;
+    },
+  };
 }

@@ -6,12 +6,11 @@
  * the same batches.
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import { verifyAuditChain } from '../../../src/audit/verify-chain';
 import { ParsedCertificate } from '../../../src/x509/certificate';
-import { connectPublic, newKey, renewCall, type PublicClients } from '../../support/public-client';
-import { register, startSession, TD, type Agent } from '../../support/sessions';
-import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import { newKey, renewCall, type PublicClients } from '../../support/public-client';
+import { register, startSession, useServerWithClients } from '../../support/sessions';
+import type { TestServer } from '../../support/test-server';
 import { rejectsWithWireCode } from '../../support/grpc-refusal';
 
 const AGENTS = 6;
@@ -19,24 +18,11 @@ const RENEWS_EACH = 6;
 
 describe('audit records of concurrent renewals (group commit)', function () {
   this.timeout(120_000);
-  const dir = tempDataDir();
+  const { server, connect: clientsOf } = useServerWithClients();
   let s: TestServer;
-  const closers: (() => void)[] = [];
-
-  before(async () => {
-    s = await startTestServer({ dir });
+  before(() => {
+    s = server();
   });
-  after(async () => {
-    for (const c of closers) c();
-    await s.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  const clientsOf = (agent: Agent): PublicClients => {
-    const c = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), TD, agent);
-    closers.push(() => c.close());
-    return c;
-  };
 
   it('one record per SVID, in the name of the agent that renewed it', async () => {
     const callers: { spiffeId: string; clients: PublicClients }[] = [];

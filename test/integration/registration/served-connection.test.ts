@@ -3,30 +3,18 @@
  * memo) never outlives a revocation: on the very connection that renewed a moment ago, the next call of a
  * revoked SVID, an ended session or a deleted entry is refused.
  */
-import * as fs from 'node:fs';
-import { connectPublic, newKey, renewCall, type PublicClients } from '../../support/public-client';
-import { endSession, register, serialOf, startSession, TD, type Agent } from '../../support/sessions';
-import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
+import { newKey, renewCall } from '../../support/public-client';
+import { endSession, register, serialOf, startSession, useServerWithClients } from '../../support/sessions';
+import type { TestServer } from '../../support/test-server';
 import { rejectsWithWireCode } from '../../support/grpc-refusal';
 
 describe('caller checks on a connection that was served before', function () {
   this.timeout(120_000);
-  const dir = tempDataDir();
+  const { server, connect } = useServerWithClients();
   let s: TestServer;
-  const closers: (() => void)[] = [];
-  before(async () => {
-    s = await startTestServer({ dir });
+  before(() => {
+    s = server();
   });
-  after(async () => {
-    for (const c of closers) c();
-    await s.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const connect = (agent: Agent): PublicClients => {
-    const c = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), TD, agent);
-    closers.push(() => c.close());
-    return c;
-  };
 
   it('a revoked workload SVID is refused on its next call', async () => {
     const agent = await register(s, 'served/revoked');
