@@ -19,7 +19,7 @@ import { AdminClient } from '../src/server/admin-client';
 import { startPostgresCluster, type PostgresCluster } from '../test/support/postgres-cluster';
 import { spawnServer, type ServerProcess } from '../test/support/server-process';
 import type { PhaseResult } from './bench-issuance-clients';
-import { fmt, makeTokens, percentile, rawSignRate, runClients } from './bench-issuance';
+import { arg, fmt, makeTokens, percentile, rawSignRate, runClients } from './bench-issuance';
 
 const SERVERS = [1, 2, 3] as const;
 const CONCURRENCY = [16, 64] as const;
@@ -56,14 +56,6 @@ function load(): string {
     .loadavg()
     .map((l) => l.toFixed(2))
     .join(', ');
-}
-
-function arg(name: string): number | undefined {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return undefined;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number`);
-  return v;
 }
 
 /** One more `lanyard server run` process on `database`, with its own data dir; resolves once it listens. */

@@ -49,7 +49,8 @@ export interface IssuanceBenchOptions {
   showAttest?: boolean;
 }
 
-function arg(name: string): number | undefined {
+/** A positive number given as `name value` on the command line, or undefined. */
+export function arg(name: string): number | undefined {
   const i = process.argv.indexOf(name);
   if (i < 0) return undefined;
   const v = Number(process.argv[i + 1]);
