@@ -47,6 +47,7 @@ import { BIN } from '../test/support/paths';
 import { event, PER_ROOT, PRINCIPALS } from './bench-audit-trail';
 import { connectPublic, attest, newKey } from '../test/support/public-client';
 import { endSession, register, sessionClient, startSession, TD, type Agent } from '../test/support/sessions';
+import { newEntry } from '../test/store/conformance';
 import type { TestServer } from '../test/support/test-server';
 
 const arg = (name: string, dflt: number): number => {
@@ -135,17 +136,12 @@ function seedEntries(file: string, first: number, count: number): void {
   const entries = new SqliteEntries(db, () => new Date());
   const batch = db.transaction((from: number, n: number) => {
     for (let i = from; i < from + n; i++) {
-      entries.create({
-        spiffeId: `spiffe://${TD}/seeded/${i}`,
-        selectors: [{ type: 'unix', value: `uid:${i}` }],
-        x509SvidTtlSeconds: 0,
-        allowedScopes: [],
-        maxDelegationDepth: 0,
-        allowedDelegates: [],
-        admin: false,
-        dnsNames: [],
-        canAssertPrincipal: false,
-      });
+      entries.create(
+        newEntry({
+          spiffeId: `spiffe://${TD}/seeded/${i}`,
+          selectors: [{ type: 'unix', value: `uid:${i}` }],
+        }),
+      );
     }
   });
   for (let done = 0; done < count; done += SEED_BATCH) {
