@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
+import { AlreadyExistsError, InvalidArgumentError } from '../../errors';
 import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { prefixRange } from '../prefix-range';
@@ -7,7 +6,15 @@ import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
 import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
 import { isUniqueViolation, type Runner, type Sql } from './sql';
-import { applyEntryPatch, entryFromRow, normaliseEntryFields, type EntryRow } from '../rows';
+import {
+  assertEntryUnique,
+  entryExists,
+  entryFromRow,
+  entryNotFound,
+  newEntry,
+  patchEntry,
+  type EntryRow,
+} from '../rows';
 
 /** An entry row with its selectors as [type, value] pairs, from the selectors subquery of SELECT_ENTRY. */
 type PgEntryRow = EntryRow & { selectors: [string, string][] | null };
@@ -28,16 +35,9 @@ export class PgEntries {
 
   create(input: NewEntry): Promise<Entry> {
     return this.run.write(async (sql) => {
-      const now = this.now();
-      const entry: Entry = {
-        ...normaliseEntryFields(input),
-        id: input.id ?? randomUUID(),
-        createdAt: now,
-        updatedAt: now,
-        revision: 1,
-      };
+      const entry = newEntry(input, this.now());
       if ((await sql.query('SELECT 1 FROM entries WHERE id = $1', [entry.id])).rowCount) {
-        throw new AlreadyExistsError(`an entry with id ${JSON.stringify(entry.id)} already exists`);
+        throw entryExists(entry.id);
       }
       await assertNoDuplicate(sql, entry);
       try {
@@ -62,15 +62,7 @@ export class PgEntries {
 
   update(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
     return this.run.write(async (sql) => {
-      const current = await getEntry(sql, id, true);
-      assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 're-read it and retry');
-      const next: Entry = {
-        id: current.id,
-        createdAt: current.createdAt,
-        ...normaliseEntryFields(applyEntryPatch(current, patch)),
-        updatedAt: this.now(),
-        revision: current.revision + 1,
-      };
+      const next = patchEntry(await getEntry(sql, id, true), patch, expectedRevision, this.now());
       await assertNoDuplicate(sql, next);
       // The INSERT's parameters without created_at, which never changes.
       const params = toParams(next);
@@ -166,7 +158,7 @@ async function getEntry(sql: Sql, id: string, forUpdate = false): Promise<Entry>
     [id],
   );
   const row = rows[0];
-  if (!row) throw new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
+  if (!row) throw entryNotFound(id);
   return pgEntryFromRow(row);
 }
 
@@ -175,13 +167,7 @@ async function assertNoDuplicate(sql: Sql, entry: Entry): Promise<void> {
     'SELECT id FROM entries WHERE spiffe_id = $1 AND parent_id = $2 AND selectors_key = $3',
     [entry.spiffeId, entry.parentId ?? '', selectorSetKey(entry.selectors)],
   );
-  const other = rows[0];
-  if (other && other.id !== entry.id) {
-    throw new AlreadyExistsError(
-      `entry ${JSON.stringify(other.id)} already has SPIFFE ID ${entry.spiffeId}` +
-        `${entry.parentId ? `, parent ${entry.parentId}` : ''} and the same selectors`,
-    );
-  }
+  assertEntryUnique(entry, rows[0]);
 }
 
 async function writeSelectors(sql: Sql, entry: Entry): Promise<void> {

@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
+import { InvalidArgumentError } from '../../errors';
 import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { prefixRange } from '../prefix-range';
@@ -8,7 +7,15 @@ import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
 import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest, Selector } from '../types';
 import { isConstraintError, stringsToJson, toMs, rowDecoder, type SqliteRow } from './codec';
-import { applyEntryPatch, entryFromRow, normaliseEntryFields, type EntryRow } from '../rows';
+import {
+  assertEntryUnique,
+  entryExists,
+  entryFromRow,
+  entryNotFound,
+  newEntry,
+  patchEntry,
+  type EntryRow,
+} from '../rows';
 
 interface SelectorRow {
   entry_id: string;
@@ -71,17 +78,8 @@ export class SqliteEntries {
   create(input: NewEntry): Entry {
     return this.db
       .transaction((): Entry => {
-        const now = this.now();
-        const entry: Entry = {
-          ...normaliseEntryFields(input),
-          id: input.id ?? randomUUID(),
-          createdAt: now,
-          updatedAt: now,
-          revision: 1,
-        };
-        if (this.selectById.get(entry.id)) {
-          throw new AlreadyExistsError(`an entry with id ${JSON.stringify(entry.id)} already exists`);
-        }
+        const entry = newEntry(input, this.now());
+        if (this.selectById.get(entry.id)) throw entryExists(entry.id);
         this.assertNoDuplicate(entry);
         this.insertEntry.run(toRow(entry));
         this.writeSelectors(entry);
@@ -92,26 +90,18 @@ export class SqliteEntries {
 
   get(id: string): Entry {
     const row = this.selectById.get(id);
-    if (!row) throw notFound(id);
+    if (!row) throw entryNotFound(id);
     return this.fromRow(row);
   }
 
   update(id: string, patch: EntryPatch, expectedRevision: number): Entry {
     return this.db
       .transaction((): Entry => {
-        const current = this.get(id);
-        assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 're-read it and retry');
-        const next: Entry = {
-          id: current.id,
-          createdAt: current.createdAt,
-          ...normaliseEntryFields(applyEntryPatch(current, patch)),
-          updatedAt: this.now(),
-          revision: current.revision + 1,
-        };
+        const next = patchEntry(this.get(id), patch, expectedRevision, this.now());
         this.assertNoDuplicate(next);
         const result = this.updateRow.run({ ...toRow(next), expected_revision: expectedRevision });
         // The revision check above ran in this transaction, so this can only fail if the row vanished.
-        if (result.changes !== 1) throw notFound(id);
+        if (result.changes !== 1) throw entryNotFound(id);
         this.deleteSelectors.run(id);
         this.writeSelectors(next);
         return next;
@@ -205,17 +195,10 @@ export class SqliteEntries {
   }
 
   private assertNoDuplicate(entry: Entry): void {
-    const other = this.selectDuplicate.get(
-      entry.spiffeId,
-      entry.parentId ?? '',
-      selectorSetKey(entry.selectors),
+    assertEntryUnique(
+      entry,
+      this.selectDuplicate.get(entry.spiffeId, entry.parentId ?? '', selectorSetKey(entry.selectors)),
     );
-    if (other && other.id !== entry.id) {
-      throw new AlreadyExistsError(
-        `entry ${JSON.stringify(other.id)} already has SPIFFE ID ${entry.spiffeId}` +
-          `${entry.parentId ? `, parent ${entry.parentId}` : ''} and the same selectors`,
-      );
-    }
   }
 
   private writeSelectors(entry: Entry): void {
@@ -283,10 +266,6 @@ function toRow(e: Entry): Record<string, string | number | null> {
     updated_at: toMs(e.updatedAt),
     revision: e.revision,
   };
-}
-
-function notFound(id: string): NotFoundError {
-  return new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
 }
 
 const decodeEntry = rowDecoder<EntryRow>({
