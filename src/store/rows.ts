@@ -21,6 +21,8 @@ import {
   AuditChainBrokenError,
   BundleSequenceRegressedError,
   FederationRelationshipInUseError,
+  GrantNotFoundError,
+  GrantReplayedError,
   InvalidArgumentError,
   NotFoundError,
   TokenExpiredError,
@@ -45,7 +47,10 @@ import type {
   GrantRecord,
   JoinTokenRecord,
   NewEntry,
+  NewGrant,
   NewJoinToken,
+  NewRevocation,
+  NewSession,
   RevocationRecord,
   Selector,
   SessionRecord,
@@ -387,6 +392,76 @@ export type GrantRow = RowOf<GrantRecord, (typeof GRANT_FIELDS)[number]>;
 export type RevocationRow = RowOf<RevocationRecord, Exclude<(typeof REVOCATION_FIELDS)[number], 'id'>> & {
   target_id: string;
 };
+
+const NEW_SESSION_FIELDS = fieldsOf<NewSession & SessionPrincipalColumns & { createdAt: Date }>()(
+  'id entryId spiffeId rootSessionId parentSessionId principalId principalIssuer principalProvenance intent scopes depth depthLimit createdAt expiresAt openerSerial parentCertSerial',
+);
+
+interface SessionPrincipalColumns {
+  principalId: string;
+  principalIssuer: string;
+  principalProvenance: string;
+}
+
+/** The columns of a new session's row. */
+export function newSessionColumns(s: NewSession, createdAt: Date): Record<string, unknown> {
+  const { id, issuer, provenance } = s.principal;
+  return columnValues(
+    { ...s, principalId: id, principalIssuer: issuer, principalProvenance: provenance, createdAt },
+    NEW_SESSION_FIELDS,
+  );
+}
+
+const NEW_GRANT_FIELDS = fieldsOf<GrantRecord>()(
+  'id parentSessionId childSpiffeId scopes notAfter redeemBy bindingDer signature parentCertDer createdAt maxDepth',
+);
+
+/** The columns of a new grant's row. */
+export function newGrantColumns(g: NewGrant, createdAt: Date): Record<string, unknown> {
+  return columnValues({ ...g, createdAt }, NEW_GRANT_FIELDS);
+}
+
+export function sessionExists(id: string): AlreadyExistsError {
+  return new AlreadyExistsError(`session ${id} already exists (or its parent does not)`);
+}
+
+export function sessionNotFound(id: string): NotFoundError {
+  return new NotFoundError(`session ${id} does not exist`);
+}
+
+export function grantExists(id: string): AlreadyExistsError {
+  return new AlreadyExistsError(
+    `grant ${id} already exists (a child key is granted once) or its session does not`,
+  );
+}
+
+export function grantNotFound(id: string): GrantNotFoundError {
+  return new GrantNotFoundError(`grant ${id} does not exist`);
+}
+
+export function grantReplayed(id: string): GrantReplayedError {
+  return new GrantReplayedError(`grant ${id} was already redeemed`);
+}
+
+/**
+ * The revocation of session `id` (ending at `expiresAt`: every SVID of a session expires by then) that ending a
+ * session tree records. Only the first of the tree (`cause` undefined) holds the reason: a cascade over many
+ * descendants must not copy it into each of them, they name the first as their cause.
+ */
+export function sessionTreeRevocation(
+  id: string,
+  expiresAt: Date,
+  reason: string,
+  cause: RevocationRecord | undefined,
+): NewRevocation {
+  return {
+    kind: 'session',
+    id,
+    reason: cause === undefined ? reason : '',
+    expiresAt,
+    ...(cause !== undefined ? { causeSequence: cause.sequence } : {}),
+  };
+}
 
 export const REVOCATION_COLUMNS = 'sequence, kind, target_id, reason, revoked_at, expires_at, cause_sequence';
 

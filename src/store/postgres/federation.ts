@@ -8,17 +8,20 @@ import type {
 import { assertRevision } from '../revision';
 import {
   assertRelationshipUnused,
+  federatedBundleColumns,
   federatedBundleFromRow,
   newRelationship,
   nextFederatedBundle,
   patchRelationship,
+  relationshipColumns,
   relationshipExists,
   relationshipFromRow,
   relationshipNotFound,
   type FederatedBundleRow,
   type RelationshipRow,
 } from '../rows';
-import type { Runner, Sql } from './sql';
+import { insertStatement, updateStatement, upsertStatement } from '../sql-text';
+import { positionalParameter, type Runner, type Sql } from './sql';
 
 /** Federation relationships and the foreign bundles fetched for them: the same contract as SqliteFederation. */
 export class PgFederation {
@@ -43,10 +46,10 @@ export class PgFederation {
       }
       const now = this.now();
       const record = newRelationship(fields, now);
+      const columns = relationshipColumns(record);
       await sql.query(
-        `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
-           web_trust_roots_pem, created_at, updated_at, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        toParams(record),
+        insertStatement('federation_relationships', columns, positionalParameter),
+        Object.values(columns),
       );
       if (bootstrap !== undefined) await putBundle(sql, fields.trustDomain, bootstrap, now);
       return record;
@@ -73,12 +76,10 @@ export class PgFederation {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
       const next = patchRelationship(current, patch, expectedRevision, this.now());
-      const params = toParams(next);
-      params.splice(5, 1);
+      const columns = relationshipColumns(next);
       await sql.query(
-        `UPDATE federation_relationships SET bundle_endpoint_url = $2, profile = $3, endpoint_spiffe_id = $4,
-           web_trust_roots_pem = $5, updated_at = $6, revision = $7 WHERE trust_domain = $1`,
-        params,
+        updateStatement('federation_relationships', 'trust_domain', columns, positionalParameter),
+        Object.values(columns),
       );
       return next;
     });
@@ -147,37 +148,10 @@ async function putBundle(
     ])
   ).rows[0];
   const record = nextFederatedBundle(trustDomain, previous, update, now);
+  const columns = federatedBundleColumns(record);
   await sql.query(
-    `INSERT INTO federated_bundles (trust_domain, bundle_json, sequence, refresh_hint_seconds, updated_at,
-       last_success_at, last_attempt_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (trust_domain) DO UPDATE SET bundle_json = excluded.bundle_json, sequence = excluded.sequence,
-       refresh_hint_seconds = excluded.refresh_hint_seconds, updated_at = excluded.updated_at,
-       last_success_at = excluded.last_success_at, last_attempt_at = excluded.last_attempt_at,
-       last_error = excluded.last_error`,
-    [
-      trustDomain,
-      record.bundleJson,
-      record.sequence ?? null,
-      record.refreshHintSeconds ?? null,
-      now,
-      record.lastSuccessAt ?? null,
-      record.lastAttemptAt ?? null,
-      record.lastError,
-    ],
+    upsertStatement('federated_bundles', 'trust_domain', columns, positionalParameter),
+    Object.values(columns),
   );
   return record;
-}
-
-/** trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id, web_trust_roots_pem, created_at, updated_at, revision */
-function toParams(r: FederationRelationshipRecord): unknown[] {
-  return [
-    r.trustDomain,
-    r.bundleEndpointUrl,
-    r.profile,
-    r.endpointSpiffeId ?? null,
-    r.webTrustRootsPem ?? null,
-    r.createdAt,
-    r.updatedAt,
-    r.revision,
-  ];
 }

@@ -33,3 +33,6 @@ export function isUniqueViolation(e: unknown, constraint?: string): boolean {
 export function isForeignKeyViolation(e: unknown): boolean {
   return pgCode(e) === '23503';
 }
+
+/** Writes the placeholder of the position-th value as PostgreSQL's $n, bound from Object.values of the columns. */
+export const positionalParameter = (_column: string, position: number): string => `$${position}`;

@@ -9,17 +9,20 @@ import type {
 import { assertRevision } from '../revision';
 import {
   assertRelationshipUnused,
+  federatedBundleColumns,
   federatedBundleFromRow,
   newRelationship,
   nextFederatedBundle,
   patchRelationship,
+  relationshipColumns,
   relationshipExists,
   relationshipFromRow,
   relationshipNotFound,
   type FederatedBundleRow,
   type RelationshipRow,
 } from '../rows';
-import { rowDecoder, toMs, type SqliteRow } from './codec';
+import { insertStatement, updateStatement, upsertStatement } from '../sql-text';
+import { encodeColumns, namedParameter, rowDecoder, toMs, type SqliteRow } from './codec';
 
 /**
  * Federation relationships and the foreign bundles fetched for them, on one SQLite connection. Each write is
@@ -49,14 +52,10 @@ export class SqliteFederation {
         }
         const now = this.now();
         const record = newRelationship(fields, now);
+        const columns = relationshipColumns(record);
         this.db
-          .prepare(
-            `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
-               web_trust_roots_pem, created_at, updated_at, revision)
-             VALUES (@trust_domain, @bundle_endpoint_url, @profile, @endpoint_spiffe_id, @web_trust_roots_pem,
-               @created_at, @updated_at, @revision)`,
-          )
-          .run(toRow(record));
+          .prepare(insertStatement('federation_relationships', columns, namedParameter))
+          .run(encodeColumns(columns));
         if (bootstrap !== undefined) this.put(fields.trustDomain, bootstrap, now);
         return record;
       })
@@ -85,14 +84,10 @@ export class SqliteFederation {
       .transaction((): FederationRelationshipRecord => {
         const current = this.get(trustDomain);
         const next = patchRelationship(current, patch, expectedRevision, this.now());
+        const columns = relationshipColumns(next);
         this.db
-          .prepare(
-            `UPDATE federation_relationships SET bundle_endpoint_url = @bundle_endpoint_url, profile = @profile,
-               endpoint_spiffe_id = @endpoint_spiffe_id, web_trust_roots_pem = @web_trust_roots_pem,
-               updated_at = @updated_at, revision = @revision
-             WHERE trust_domain = @trust_domain`,
-          )
-          .run(toRow(next));
+          .prepare(updateStatement('federation_relationships', 'trust_domain', columns, namedParameter))
+          .run(encodeColumns(columns));
         return next;
       })
       .immediate();
@@ -132,27 +127,10 @@ export class SqliteFederation {
           update,
           now,
         );
+        const columns = federatedBundleColumns(record);
         this.db
-          .prepare(
-            `INSERT INTO federated_bundles (trust_domain, bundle_json, sequence, refresh_hint_seconds, updated_at,
-               last_success_at, last_attempt_at, last_error)
-             VALUES (@trust_domain, @bundle_json, @sequence, @refresh_hint_seconds, @updated_at,
-               @last_success_at, @last_attempt_at, @last_error)
-             ON CONFLICT (trust_domain) DO UPDATE SET bundle_json = excluded.bundle_json,
-               sequence = excluded.sequence, refresh_hint_seconds = excluded.refresh_hint_seconds,
-               updated_at = excluded.updated_at, last_success_at = excluded.last_success_at,
-               last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error`,
-          )
-          .run({
-            trust_domain: trustDomain,
-            bundle_json: record.bundleJson,
-            sequence: record.sequence ?? null,
-            refresh_hint_seconds: record.refreshHintSeconds ?? null,
-            updated_at: toMs(now),
-            last_success_at: record.lastSuccessAt ? toMs(record.lastSuccessAt) : null,
-            last_attempt_at: record.lastAttemptAt ? toMs(record.lastAttemptAt) : null,
-            last_error: record.lastError,
-          });
+          .prepare(upsertStatement('federated_bundles', 'trust_domain', columns, namedParameter))
+          .run(encodeColumns(columns));
         return record;
       })
       .immediate();
@@ -163,19 +141,6 @@ export class SqliteFederation {
       .prepare('UPDATE federated_bundles SET last_attempt_at = ?, last_error = ? WHERE trust_domain = ?')
       .run(toMs(now), error.slice(0, 1024), trustDomain);
   }
-}
-
-function toRow(r: FederationRelationshipRecord): Record<string, string | number | null> {
-  return {
-    trust_domain: r.trustDomain,
-    bundle_endpoint_url: r.bundleEndpointUrl,
-    profile: r.profile,
-    endpoint_spiffe_id: r.endpointSpiffeId ?? null,
-    web_trust_roots_pem: r.webTrustRootsPem ?? null,
-    created_at: toMs(r.createdAt),
-    updated_at: toMs(r.updatedAt),
-    revision: r.revision,
-  };
 }
 
 const decodeRelationship = rowDecoder<RelationshipRow>({ created_at: 'time', updated_at: 'time' });
