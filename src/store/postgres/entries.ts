@@ -33,7 +33,7 @@ export class PgEntries {
     private readonly now: () => Date,
   ) {}
 
-  create(input: NewEntry): Promise<Entry> {
+  createEntry(input: NewEntry): Promise<Entry> {
     return this.run.write(async (sql) => {
       const entry = newEntry(input, this.now());
       if ((await sql.query('SELECT 1 FROM entries WHERE id = $1', [entry.id])).rowCount) {
@@ -56,11 +56,11 @@ export class PgEntries {
     });
   }
 
-  get(id: string): Promise<Entry> {
+  getEntry(id: string): Promise<Entry> {
     return this.run.read((sql) => getEntry(sql, id));
   }
 
-  update(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
+  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
     return this.run.write(async (sql) => {
       const next = patchEntry(await getEntry(sql, id, true), patch, expectedRevision, this.now());
       await assertNoDuplicate(sql, next);
@@ -80,7 +80,7 @@ export class PgEntries {
     });
   }
 
-  delete(id: string, expectedRevision?: number): Promise<void> {
+  deleteEntry(id: string, expectedRevision?: number): Promise<void> {
     return this.run.write(async (sql) => {
       const current = await getEntry(sql, id, true);
       assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 'not deleted');
@@ -88,7 +88,7 @@ export class PgEntries {
     });
   }
 
-  list(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
+  listEntries(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
     if (!Number.isInteger(page.pageSize) || page.pageSize < 1) {
       return Promise.reject(
         new InvalidArgumentError(`page size must be a positive integer, got ${page.pageSize}`),

@@ -30,7 +30,7 @@ export class PgFederation {
     private readonly now: () => Date,
   ) {}
 
-  create(
+  createFederationRelationship(
     fields: FederationRelationshipFields,
     bootstrap?: FederatedBundleUpdate,
   ): Promise<FederationRelationshipRecord> {
@@ -56,11 +56,11 @@ export class PgFederation {
     });
   }
 
-  get(trustDomain: string): Promise<FederationRelationshipRecord> {
+  getFederationRelationship(trustDomain: string): Promise<FederationRelationshipRecord> {
     return this.run.read((sql) => getRelationship(sql, trustDomain));
   }
 
-  list(): Promise<FederationRelationshipRecord[]> {
+  listFederationRelationships(): Promise<FederationRelationshipRecord[]> {
     return this.run.read(async (sql) =>
       (
         await sql.query<RelationshipRow>('SELECT * FROM federation_relationships ORDER BY trust_domain')
@@ -68,7 +68,7 @@ export class PgFederation {
     );
   }
 
-  update(
+  updateFederationRelationship(
     trustDomain: string,
     patch: FederationRelationshipPatch,
     expectedRevision: number,
@@ -85,7 +85,7 @@ export class PgFederation {
     });
   }
 
-  delete(trustDomain: string, expectedRevision?: number): Promise<void> {
+  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void> {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
       assertRevision(`federation relationship "${trustDomain}"`, current, expectedRevision, 'not deleted');
@@ -100,7 +100,7 @@ export class PgFederation {
     });
   }
 
-  getBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
+  getFederatedBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
     return this.run.read(async (sql) => {
       const row = (
         await sql.query<FederatedBundleRow>('SELECT * FROM federated_bundles WHERE trust_domain = $1', [
@@ -111,11 +111,15 @@ export class PgFederation {
     });
   }
 
-  put(trustDomain: string, update: FederatedBundleUpdate, now: Date): Promise<FederatedBundleRecord> {
+  putFederatedBundle(
+    trustDomain: string,
+    update: FederatedBundleUpdate,
+    now: Date,
+  ): Promise<FederatedBundleRecord> {
     return this.run.write((sql) => putBundle(sql, trustDomain, update, now));
   }
 
-  recordFailure(trustDomain: string, error: string, now: Date): Promise<void> {
+  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void> {
     return this.run.write(async (sql) => {
       await sql.query(
         'UPDATE federated_bundles SET last_attempt_at = $1, last_error = $2 WHERE trust_domain = $3',

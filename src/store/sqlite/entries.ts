@@ -75,7 +75,7 @@ export class SqliteEntries {
     this.deleteRow = db.prepare('DELETE FROM entries WHERE id = ?');
   }
 
-  create(input: NewEntry): Entry {
+  createEntry(input: NewEntry): Entry {
     return this.db
       .transaction((): Entry => {
         const entry = newEntry(input, this.now());
@@ -88,16 +88,16 @@ export class SqliteEntries {
       .immediate();
   }
 
-  get(id: string): Entry {
+  getEntry(id: string): Entry {
     const row = this.selectById.get(id);
     if (!row) throw entryNotFound(id);
     return this.fromRow(row);
   }
 
-  update(id: string, patch: EntryPatch, expectedRevision: number): Entry {
+  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Entry {
     return this.db
       .transaction((): Entry => {
-        const next = patchEntry(this.get(id), patch, expectedRevision, this.now());
+        const next = patchEntry(this.getEntry(id), patch, expectedRevision, this.now());
         this.assertNoDuplicate(next);
         const result = this.updateRow.run({ ...toRow(next), expected_revision: expectedRevision });
         // The revision check above ran in this transaction, so this can only fail if the row vanished.
@@ -109,17 +109,17 @@ export class SqliteEntries {
       .immediate();
   }
 
-  delete(id: string, expectedRevision?: number): void {
+  deleteEntry(id: string, expectedRevision?: number): void {
     this.db
       .transaction(() => {
-        const current = this.get(id);
+        const current = this.getEntry(id);
         assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 'not deleted');
         this.deleteRow.run(id);
       })
       .immediate();
   }
 
-  list(filter: EntryFilter, page: PageRequest): EntryPage {
+  listEntries(filter: EntryFilter, page: PageRequest): EntryPage {
     if (!Number.isInteger(page.pageSize) || page.pageSize < 1) {
       throw new InvalidArgumentError(`page size must be a positive integer, got ${page.pageSize}`);
     }

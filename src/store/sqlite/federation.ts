@@ -41,7 +41,7 @@ export class SqliteFederation {
     this.selectBundle = db.prepare('SELECT * FROM federated_bundles WHERE trust_domain = ?');
   }
 
-  create(
+  createFederationRelationship(
     fields: FederationRelationshipFields,
     bootstrap?: FederatedBundleUpdate,
   ): FederationRelationshipRecord {
@@ -56,33 +56,33 @@ export class SqliteFederation {
         this.db
           .prepare(insertStatement('federation_relationships', columns, namedParameter))
           .run(encodeColumns(columns));
-        if (bootstrap !== undefined) this.put(fields.trustDomain, bootstrap, now);
+        if (bootstrap !== undefined) this.putFederatedBundle(fields.trustDomain, bootstrap, now);
         return record;
       })
       .immediate();
   }
 
-  get(trustDomain: string): FederationRelationshipRecord {
+  getFederationRelationship(trustDomain: string): FederationRelationshipRecord {
     const row = this.selectRelationship.get(trustDomain);
     if (!row) throw relationshipNotFound(trustDomain);
     return relationshipFromRow(decodeRelationship(row));
   }
 
-  list(): FederationRelationshipRecord[] {
+  listFederationRelationships(): FederationRelationshipRecord[] {
     return this.db
       .prepare<[], SqliteRow<RelationshipRow>>('SELECT * FROM federation_relationships ORDER BY trust_domain')
       .all()
       .map((row) => relationshipFromRow(decodeRelationship(row)));
   }
 
-  update(
+  updateFederationRelationship(
     trustDomain: string,
     patch: FederationRelationshipPatch,
     expectedRevision: number,
   ): FederationRelationshipRecord {
     return this.db
       .transaction((): FederationRelationshipRecord => {
-        const current = this.get(trustDomain);
+        const current = this.getFederationRelationship(trustDomain);
         const next = patchRelationship(current, patch, expectedRevision, this.now());
         const columns = relationshipColumns(next);
         this.db
@@ -93,10 +93,10 @@ export class SqliteFederation {
       .immediate();
   }
 
-  delete(trustDomain: string, expectedRevision?: number): void {
+  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): void {
     this.db
       .transaction(() => {
-        const current = this.get(trustDomain);
+        const current = this.getFederationRelationship(trustDomain);
         assertRevision(`federation relationship "${trustDomain}"`, current, expectedRevision, 'not deleted');
         const users = this.db
           .prepare<[string], { id: string }>(
@@ -111,15 +111,15 @@ export class SqliteFederation {
       .immediate();
   }
 
-  getBundle(trustDomain: string): FederatedBundleRecord | undefined {
+  getFederatedBundle(trustDomain: string): FederatedBundleRecord | undefined {
     const row = this.selectBundle.get(trustDomain);
     return row ? federatedBundleFromRow(decodeBundle(row)) : undefined;
   }
 
-  put(trustDomain: string, update: FederatedBundleUpdate, now: Date): FederatedBundleRecord {
+  putFederatedBundle(trustDomain: string, update: FederatedBundleUpdate, now: Date): FederatedBundleRecord {
     return this.db
       .transaction((): FederatedBundleRecord => {
-        this.get(trustDomain);
+        this.getFederationRelationship(trustDomain);
         const previous = this.selectBundle.get(trustDomain);
         const record = nextFederatedBundle(
           trustDomain,
@@ -136,7 +136,7 @@ export class SqliteFederation {
       .immediate();
   }
 
-  recordFailure(trustDomain: string, error: string, now: Date): void {
+  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): void {
     this.db
       .prepare('UPDATE federated_bundles SET last_attempt_at = ?, last_error = ? WHERE trust_domain = ?')
       .run(toMs(now), error.slice(0, 1024), trustDomain);
