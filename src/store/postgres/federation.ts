@@ -20,8 +20,8 @@ import {
   type FederatedBundleRow,
   type RelationshipRow,
 } from '../rows';
-import { insertStatement, updateStatement, upsertStatement } from '../sql-text';
-import { positionalParameter, type Runner, type Sql } from './sql';
+import { insertRow, updateRow, upsertRow } from '../sql-text';
+import { writeRow, type Runner, type Sql } from './sql';
 
 /** Federation relationships and the foreign bundles fetched for them: the same contract as SqliteFederation. */
 export class PgFederation {
@@ -46,11 +46,7 @@ export class PgFederation {
       }
       const now = this.now();
       const record = newRelationship(fields, now);
-      const columns = relationshipColumns(record);
-      await sql.query(
-        insertStatement('federation_relationships', columns, positionalParameter),
-        Object.values(columns),
-      );
+      await writeRow(sql, insertRow('federation_relationships', relationshipColumns(record)));
       if (bootstrap !== undefined) await putBundle(sql, fields.trustDomain, bootstrap, now);
       return record;
     });
@@ -76,11 +72,7 @@ export class PgFederation {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
       const next = patchRelationship(current, patch, expectedRevision, this.now());
-      const columns = relationshipColumns(next);
-      await sql.query(
-        updateStatement('federation_relationships', 'trust_domain', columns, positionalParameter),
-        Object.values(columns),
-      );
+      await writeRow(sql, updateRow('federation_relationships', 'trust_domain', relationshipColumns(next)));
       return next;
     });
   }
@@ -152,10 +144,6 @@ async function putBundle(
     ])
   ).rows[0];
   const record = nextFederatedBundle(trustDomain, previous, update, now);
-  const columns = federatedBundleColumns(record);
-  await sql.query(
-    upsertStatement('federated_bundles', 'trust_domain', columns, positionalParameter),
-    Object.values(columns),
-  );
+  await writeRow(sql, upsertRow('federated_bundles', 'trust_domain', federatedBundleColumns(record)));
   return record;
 }

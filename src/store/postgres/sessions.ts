@@ -12,7 +12,7 @@ import type {
   SessionQuery,
   SessionRecord,
 } from '../types';
-import { isForeignKeyViolation, isUniqueViolation, positionalParameter, type Runner, type Sql } from './sql';
+import { isForeignKeyViolation, isUniqueViolation, writeRow, type Runner, type Sql } from './sql';
 import {
   grantExists,
   grantFromRow,
@@ -30,7 +30,7 @@ import {
   type RevocationRow,
   type SessionRow,
 } from '../rows';
-import { insertStatement } from '../sql-text';
+import { insertRow } from '../sql-text';
 
 interface SerialRow {
   serial_hex: string;
@@ -60,9 +60,8 @@ export class PgSessions {
 
   createSession(s: NewSession): Promise<SessionRecord> {
     return this.run.write(async (sql) => {
-      const columns = newSessionColumns(s, this.now());
       try {
-        await sql.query(insertStatement('sessions', columns, positionalParameter), Object.values(columns));
+        await writeRow(sql, insertRow('sessions', newSessionColumns(s, this.now())));
       } catch (e) {
         if (isUniqueViolation(e) || isForeignKeyViolation(e)) throw sessionExists(s.id);
         throw e;
@@ -159,9 +158,8 @@ export class PgSessions {
 
   createGrant(g: NewGrant): Promise<GrantRecord> {
     return this.run.write(async (sql) => {
-      const columns = newGrantColumns(g, this.now());
       try {
-        await sql.query(insertStatement('grants', columns, positionalParameter), Object.values(columns));
+        await writeRow(sql, insertRow('grants', newGrantColumns(g, this.now())));
       } catch (e) {
         if (isUniqueViolation(e) || isForeignKeyViolation(e)) throw grantExists(g.id);
         throw e;

@@ -1,4 +1,5 @@
 import type { QueryResult, QueryResultRow } from 'pg';
+import type { RowWrite } from '../sql-text';
 
 /** What the table modules need of a connection: a pool, a pool client, or a transaction's client. */
 export interface Sql {
@@ -34,5 +35,10 @@ export function isForeignKeyViolation(e: unknown): boolean {
   return pgCode(e) === '23503';
 }
 
-/** Writes the placeholder of the position-th value as PostgreSQL's $n, bound from Object.values of the columns. */
-export const positionalParameter = (_column: string, position: number): string => `$${position}`;
+/** Runs `write` with PostgreSQL's $n placeholders, bound from its column values in order. */
+export function writeRow(sql: Sql, write: RowWrite): Promise<QueryResult> {
+  return sql.query(
+    write.text((_column, position) => `$${position}`),
+    Object.values(write.columns),
+  );
+}

@@ -43,9 +43,6 @@ export function encodeColumns(values: Record<string, unknown>): Record<string, u
   return out;
 }
 
-/** Writes the placeholder of a column as better-sqlite3's named parameter, bound from encodeColumns' object. */
-export const namedParameter = (column: string): string => `@${column}`;
-
 /** better-sqlite3 reports constraint failures as SqliteError with a `code` such as SQLITE_CONSTRAINT_UNIQUE. */
 export function isConstraintError(e: unknown): boolean {
   return (

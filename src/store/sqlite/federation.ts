@@ -21,8 +21,9 @@ import {
   type FederatedBundleRow,
   type RelationshipRow,
 } from '../rows';
-import { insertStatement, updateStatement, upsertStatement } from '../sql-text';
-import { encodeColumns, namedParameter, rowDecoder, toMs, type SqliteRow } from './codec';
+import { insertRow, updateRow, upsertRow } from '../sql-text';
+import { StatementCache } from './statement-cache';
+import { rowDecoder, toMs, type SqliteRow } from './codec';
 
 /**
  * Federation relationships and the foreign bundles fetched for them, on one SQLite connection. Each write is
@@ -32,11 +33,13 @@ import { encodeColumns, namedParameter, rowDecoder, toMs, type SqliteRow } from 
 export class SqliteFederation {
   private readonly selectRelationship: Database.Statement<[string], SqliteRow<RelationshipRow>>;
   private readonly selectBundle: Database.Statement<[string], SqliteRow<FederatedBundleRow>>;
+  private readonly statements: StatementCache;
 
   constructor(
     private readonly db: Database.Database,
     private readonly now: () => Date,
   ) {
+    this.statements = new StatementCache(db);
     this.selectRelationship = db.prepare('SELECT * FROM federation_relationships WHERE trust_domain = ?');
     this.selectBundle = db.prepare('SELECT * FROM federated_bundles WHERE trust_domain = ?');
   }
@@ -52,10 +55,7 @@ export class SqliteFederation {
         }
         const now = this.now();
         const record = newRelationship(fields, now);
-        const columns = relationshipColumns(record);
-        this.db
-          .prepare(insertStatement('federation_relationships', columns, namedParameter))
-          .run(encodeColumns(columns));
+        this.statements.writeRow(insertRow('federation_relationships', relationshipColumns(record)));
         if (bootstrap !== undefined) this.putFederatedBundle(fields.trustDomain, bootstrap, now);
         return record;
       })
@@ -84,10 +84,9 @@ export class SqliteFederation {
       .transaction((): FederationRelationshipRecord => {
         const current = this.getFederationRelationship(trustDomain);
         const next = patchRelationship(current, patch, expectedRevision, this.now());
-        const columns = relationshipColumns(next);
-        this.db
-          .prepare(updateStatement('federation_relationships', 'trust_domain', columns, namedParameter))
-          .run(encodeColumns(columns));
+        this.statements.writeRow(
+          updateRow('federation_relationships', 'trust_domain', relationshipColumns(next)),
+        );
         return next;
       })
       .immediate();
@@ -127,10 +126,9 @@ export class SqliteFederation {
           update,
           now,
         );
-        const columns = federatedBundleColumns(record);
-        this.db
-          .prepare(upsertStatement('federated_bundles', 'trust_domain', columns, namedParameter))
-          .run(encodeColumns(columns));
+        this.statements.writeRow(
+          upsertRow('federated_bundles', 'trust_domain', federatedBundleColumns(record)),
+        );
         return record;
       })
       .immediate();

@@ -13,15 +13,7 @@ import type {
   SessionRecord,
   AgentSessionCounts,
 } from '../types';
-import {
-  encodeColumns,
-  fromMs,
-  isConstraintError,
-  namedParameter,
-  toMs,
-  rowDecoder,
-  type SqliteRow,
-} from './codec';
+import { fromMs, isConstraintError, toMs, rowDecoder, type SqliteRow } from './codec';
 import {
   grantExists,
   grantFromRow,
@@ -39,7 +31,7 @@ import {
   type RevocationRow,
   type SessionRow,
 } from '../rows';
-import { insertStatement } from '../sql-text';
+import { insertRow } from '../sql-text';
 import { StatementCache } from './statement-cache';
 
 /**
@@ -58,9 +50,8 @@ export class SqliteSessions {
   }
 
   createSession(s: NewSession): SessionRecord {
-    const columns = newSessionColumns(s, this.now());
     try {
-      this.statements.get(insertStatement('sessions', columns, namedParameter)).run(encodeColumns(columns));
+      this.statements.writeRow(insertRow('sessions', newSessionColumns(s, this.now())));
     } catch (e) {
       if (isConstraintError(e)) throw sessionExists(s.id);
       throw e;
@@ -166,9 +157,8 @@ export class SqliteSessions {
   }
 
   createGrant(g: NewGrant): GrantRecord {
-    const columns = newGrantColumns(g, this.now());
     try {
-      this.statements.get(insertStatement('grants', columns, namedParameter)).run(encodeColumns(columns));
+      this.statements.writeRow(insertRow('grants', newGrantColumns(g, this.now())));
     } catch (e) {
       if (isConstraintError(e)) throw grantExists(g.id);
       throw e;
