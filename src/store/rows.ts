@@ -142,19 +142,12 @@ export function patchEntry(current: Entry, patch: EntryPatch, expectedRevision: 
   };
 }
 
-export function entryExists(id: string): AlreadyExistsError {
-  return new AlreadyExistsError(`an entry with id ${JSON.stringify(id)} already exists`);
-}
-
-export function entryNotFound(id: string): NotFoundError {
-  return new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
-}
-
 /**
- * Refuses `entry` when another entry (`holder`: the one with its SPIFFE ID, parent and selector set, if any) has
- * the same identity.
+ * Refuses `entry` unless it is unique: `idTaken` (when creating: an entry already has its id), and `holder` (the
+ * entry with its SPIFFE ID, parent and selector set, if any) is no other entry.
  */
-export function assertEntryUnique(entry: Entry, holder: { id: string } | undefined): void {
+export function assertEntryUnique(entry: Entry, holder: { id: string } | undefined, idTaken = false): void {
+  if (idTaken) throw new AlreadyExistsError(`an entry with id ${JSON.stringify(entry.id)} already exists`);
   if (holder && holder.id !== entry.id) {
     throw new AlreadyExistsError(
       `entry ${JSON.stringify(holder.id)} already has SPIFFE ID ${entry.spiffeId}` +

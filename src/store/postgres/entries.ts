@@ -1,4 +1,4 @@
-import { AlreadyExistsError, InvalidArgumentError } from '../../errors';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
 import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { prefixRange } from '../prefix-range';
@@ -6,15 +6,8 @@ import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
 import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
 import { isUniqueViolation, type Runner, type Sql } from './sql';
-import {
-  assertEntryUnique,
-  entryExists,
-  entryFromRow,
-  entryNotFound,
-  newEntry,
-  patchEntry,
-  type EntryRow,
-} from '../rows';
+import { assertEntryUnique, entryFromRow, newEntry, patchEntry } from '../rows';
+import type { EntryRow } from '../rows';
 
 /** An entry row with its selectors as [type, value] pairs, from the selectors subquery of SELECT_ENTRY. */
 type PgEntryRow = EntryRow & { selectors: [string, string][] | null };
@@ -36,10 +29,8 @@ export class PgEntries {
   createEntry(input: NewEntry): Promise<Entry> {
     return this.run.write(async (sql) => {
       const entry = newEntry(input, this.now());
-      if ((await sql.query('SELECT 1 FROM entries WHERE id = $1', [entry.id])).rowCount) {
-        throw entryExists(entry.id);
-      }
-      await assertNoDuplicate(sql, entry);
+      const idTaken = (await sql.query('SELECT 1 FROM entries WHERE id = $1', [entry.id])).rowCount !== 0;
+      await assertNoDuplicate(sql, entry, idTaken);
       try {
         await sql.query(
           `INSERT INTO entries (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
@@ -158,16 +149,16 @@ async function getEntry(sql: Sql, id: string, forUpdate = false): Promise<Entry>
     [id],
   );
   const row = rows[0];
-  if (!row) throw entryNotFound(id);
+  if (!row) throw new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
   return pgEntryFromRow(row);
 }
 
-async function assertNoDuplicate(sql: Sql, entry: Entry): Promise<void> {
+async function assertNoDuplicate(sql: Sql, entry: Entry, idTaken = false): Promise<void> {
   const { rows } = await sql.query<{ id: string }>(
     'SELECT id FROM entries WHERE spiffe_id = $1 AND parent_id = $2 AND selectors_key = $3',
     [entry.spiffeId, entry.parentId ?? '', selectorSetKey(entry.selectors)],
   );
-  assertEntryUnique(entry, rows[0]);
+  assertEntryUnique(entry, rows[0], idTaken);
 }
 
 async function writeSelectors(sql: Sql, entry: Entry): Promise<void> {

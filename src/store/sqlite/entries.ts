@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { InvalidArgumentError } from '../../errors';
+import { InvalidArgumentError, NotFoundError } from '../../errors';
 import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { prefixRange } from '../prefix-range';
@@ -7,15 +7,8 @@ import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
 import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest, Selector } from '../types';
 import { isConstraintError, stringsToJson, toMs, rowDecoder, type SqliteRow } from './codec';
-import {
-  assertEntryUnique,
-  entryExists,
-  entryFromRow,
-  entryNotFound,
-  newEntry,
-  patchEntry,
-  type EntryRow,
-} from '../rows';
+import { assertEntryUnique, entryFromRow, newEntry, patchEntry } from '../rows';
+import type { EntryRow } from '../rows';
 
 interface SelectorRow {
   entry_id: string;
@@ -79,8 +72,7 @@ export class SqliteEntries {
     return this.db
       .transaction((): Entry => {
         const entry = newEntry(input, this.now());
-        if (this.selectById.get(entry.id)) throw entryExists(entry.id);
-        this.assertNoDuplicate(entry);
+        this.assertNoDuplicate(entry, this.selectById.get(entry.id) !== undefined);
         this.insertEntry.run(toRow(entry));
         this.writeSelectors(entry);
         return entry;
@@ -90,7 +82,7 @@ export class SqliteEntries {
 
   getEntry(id: string): Entry {
     const row = this.selectById.get(id);
-    if (!row) throw entryNotFound(id);
+    if (!row) throw notFound(id);
     return this.fromRow(row);
   }
 
@@ -101,7 +93,7 @@ export class SqliteEntries {
         this.assertNoDuplicate(next);
         const result = this.updateRow.run({ ...toRow(next), expected_revision: expectedRevision });
         // The revision check above ran in this transaction, so this can only fail if the row vanished.
-        if (result.changes !== 1) throw entryNotFound(id);
+        if (result.changes !== 1) throw notFound(id);
         this.deleteSelectors.run(id);
         this.writeSelectors(next);
         return next;
@@ -194,10 +186,11 @@ export class SqliteEntries {
     return out;
   }
 
-  private assertNoDuplicate(entry: Entry): void {
+  private assertNoDuplicate(entry: Entry, idTaken = false): void {
     assertEntryUnique(
       entry,
       this.selectDuplicate.get(entry.spiffeId, entry.parentId ?? '', selectorSetKey(entry.selectors)),
+      idTaken,
     );
   }
 
@@ -266,6 +259,10 @@ function toRow(e: Entry): Record<string, string | number | null> {
     updated_at: toMs(e.updatedAt),
     revision: e.revision,
   };
+}
+
+function notFound(id: string): NotFoundError {
+  return new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
 }
 
 const decodeEntry = rowDecoder<EntryRow>({
