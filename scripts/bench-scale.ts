@@ -136,7 +136,7 @@ function seedEntries(file: string, first: number, count: number): void {
   const entries = new SqliteEntries(db, () => new Date());
   const batch = db.transaction((from: number, n: number) => {
     for (let i = from; i < from + n; i++) {
-      entries.create(
+      entries.createEntry(
         newEntry({
           spiffeId: `spiffe://${TD}/seeded/${i}`,
           selectors: [{ type: 'unix', value: `uid:${i}` }],

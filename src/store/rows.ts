@@ -5,6 +5,7 @@
  * into them (src/store/sqlite/codec.ts). Every mapping from a row to a domain record, and the record logic
  * both stores apply before writing, is written once here.
  */
+import { randomUUID } from 'node:crypto';
 import type { AuditCheckpoint } from '../audit/checkpoint';
 import {
   MAX_AUDIT_PAGE,
@@ -20,6 +21,8 @@ import {
   AuditChainBrokenError,
   BundleSequenceRegressedError,
   FederationRelationshipInUseError,
+  GrantNotFoundError,
+  GrantReplayedError,
   InvalidArgumentError,
   NotFoundError,
   TokenExpiredError,
@@ -29,10 +32,10 @@ import {
 import { decodePageToken, encodePageToken } from './page-token';
 import { assertRevision } from './revision';
 import { canonicalSelectors } from './selectors';
+import { columnValues, fieldsOf, recordFromRow, type RowOf } from './record-columns';
 import type {
   BundleRecord,
   CaAuthorityRecord,
-  CaAuthorityStatus,
   Entry,
   EntryFields,
   EntryPatch,
@@ -43,8 +46,11 @@ import type {
   FederationRelationshipRecord,
   GrantRecord,
   JoinTokenRecord,
+  NewEntry,
+  NewGrant,
   NewJoinToken,
-  RevocationKind,
+  NewRevocation,
+  NewSession,
   RevocationRecord,
   Selector,
   SessionRecord,
@@ -53,45 +59,28 @@ import type {
 // ---------------------------------------------------------------------------------------------------------
 // Registration entries
 
-export interface EntryRow {
-  id: string;
-  spiffe_id: string;
-  parent_id: string;
-  x509_svid_ttl_seconds: number;
-  allowed_scopes: string[];
-  max_delegation_depth: number;
-  allowed_delegates: string[];
-  admin: boolean;
-  dns_names: string[];
-  expires_at: Date | null;
-  can_assert_principal: boolean;
-  federates_with: string[];
-  created_at: Date;
-  updated_at: Date;
-  revision: number;
-}
+const ENTRY_FIELDS = fieldsOf<Entry>()(
+  'id spiffeId selectors x509SvidTtlSeconds allowedScopes maxDelegationDepth allowedDelegates admin dnsNames canAssertPrincipal createdAt updatedAt revision parentId federatesWith expiresAt',
+);
+
+/** An entry's row: '' is no parent and [] federates with none (the uniqueness rule and the filters need values). */
+export type EntryRow = RowOf<
+  Entry,
+  Exclude<(typeof ENTRY_FIELDS)[number], 'selectors' | 'parentId' | 'federatesWith'>
+> & { parent_id: string; federates_with: string[] };
+
+const entryRecord = recordFromRow<Entry, EntryRow & { selectors: readonly Selector[] }>(
+  ENTRY_FIELDS,
+  (row) => ({
+    // Sorted again in code-unit order: the one order every store returns.
+    selectors: canonicalSelectors(row.selectors),
+    parentId: row.parent_id === '' ? undefined : row.parent_id,
+    federatesWith: row.federates_with.length > 0 ? row.federates_with : undefined,
+  }),
+);
 
 export function entryFromRow(row: EntryRow, selectors: readonly Selector[]): Entry {
-  const entry: Entry = {
-    id: row.id,
-    spiffeId: row.spiffe_id,
-    // Sorted again in code-unit order: the one order every store returns.
-    selectors: canonicalSelectors(selectors),
-    x509SvidTtlSeconds: row.x509_svid_ttl_seconds,
-    allowedScopes: row.allowed_scopes,
-    maxDelegationDepth: row.max_delegation_depth,
-    allowedDelegates: row.allowed_delegates,
-    admin: row.admin,
-    dnsNames: row.dns_names,
-    canAssertPrincipal: row.can_assert_principal,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    revision: row.revision,
-  };
-  if (row.parent_id !== '') entry.parentId = row.parent_id;
-  if (row.federates_with.length > 0) entry.federatesWith = row.federates_with;
-  if (row.expires_at !== null) entry.expiresAt = row.expires_at;
-  return entry;
+  return entryRecord({ ...row, selectors });
 }
 
 /** The fields of `current` with `patch` applied: undefined keeps a field, null clears an optional one. */
@@ -127,29 +116,54 @@ export function normaliseEntryFields(fields: EntryFields): EntryFields {
   return out;
 }
 
+/** A new entry from the caller's fields, at revision 1, with a random id when the caller gives none. */
+export function newEntry(input: NewEntry, now: Date): Entry {
+  return {
+    ...normaliseEntryFields(input),
+    id: input.id ?? randomUUID(),
+    createdAt: now,
+    updatedAt: now,
+    revision: 1,
+  };
+}
+
+/**
+ * `current` with `patch` applied, at the next revision.
+ * @throws RevisionConflictError when `current` is not at `expectedRevision`.
+ */
+export function patchEntry(current: Entry, patch: EntryPatch, expectedRevision: number, now: Date): Entry {
+  assertRevision(`entry ${JSON.stringify(current.id)}`, current, expectedRevision, 're-read it and retry');
+  return {
+    id: current.id,
+    createdAt: current.createdAt,
+    ...normaliseEntryFields(applyEntryPatch(current, patch)),
+    updatedAt: now,
+    revision: current.revision + 1,
+  };
+}
+
+/**
+ * Refuses `entry` unless it is unique: `idTaken` (when creating: an entry already has its id), and `holder` (the
+ * entry with its SPIFFE ID, parent and selector set, if any) is no other entry.
+ */
+export function assertEntryUnique(entry: Entry, holder: { id: string } | undefined, idTaken = false): void {
+  if (idTaken) throw new AlreadyExistsError(`an entry with id ${JSON.stringify(entry.id)} already exists`);
+  if (holder && holder.id !== entry.id) {
+    throw new AlreadyExistsError(
+      `entry ${JSON.stringify(holder.id)} already has SPIFFE ID ${entry.spiffeId}` +
+        `${entry.parentId ? `, parent ${entry.parentId}` : ''} and the same selectors`,
+    );
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Join tokens
 
-export interface JoinTokenRow {
-  id: string;
-  entry_id: string | null;
-  spiffe_id: string;
-  created_at: Date;
-  expires_at: Date;
-  spent_at: Date | null;
-}
+const JOIN_TOKEN_FIELDS = fieldsOf<JoinTokenRecord>()('id spiffeId createdAt expiresAt entryId spentAt');
 
-export function joinTokenFromRow(row: JoinTokenRow): JoinTokenRecord {
-  const record: JoinTokenRecord = {
-    id: row.id,
-    spiffeId: row.spiffe_id,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-  };
-  if (row.entry_id !== null) record.entryId = row.entry_id;
-  if (row.spent_at !== null) record.spentAt = row.spent_at;
-  return record;
-}
+export type JoinTokenRow = RowOf<JoinTokenRecord, (typeof JOIN_TOKEN_FIELDS)[number]>;
+
+export const joinTokenFromRow = recordFromRow<JoinTokenRecord, JoinTokenRow>(JOIN_TOKEN_FIELDS);
 
 /** The record of a token just stored (it holds no hash: only the store keeps that). */
 export function newJoinTokenRecord(token: NewJoinToken, createdAt: Date): JoinTokenRecord {
@@ -190,102 +204,54 @@ export function joinTokenSpent(id: string): TokenSpentError {
 // ---------------------------------------------------------------------------------------------------------
 // CA authorities and the trust bundle
 
-export interface CaRow {
-  id: string;
-  status: CaAuthorityStatus;
-  cert_der: Buffer;
-  upstream_chain_der: Buffer[];
-  key_ref: string;
-  not_before: Date;
-  not_after: Date;
-  created_at: Date;
-  activated_at: Date | null;
-}
+const CA_FIELDS = fieldsOf<CaAuthorityRecord>()(
+  'id status certDer upstreamChainDer keyRef notBefore notAfter createdAt activatedAt',
+);
 
-export interface BundleRow {
-  trust_domain: string;
-  sequence: number;
-  x509_authorities_der: Buffer[];
-  refresh_hint_seconds: number;
-  updated_at: Date;
-}
+const BUNDLE_FIELDS = fieldsOf<BundleRecord>()(
+  'trustDomain sequence x509AuthoritiesDer refreshHintSeconds updatedAt',
+);
 
-export function caFromRow(row: CaRow): CaAuthorityRecord {
-  const record: CaAuthorityRecord = {
-    id: row.id,
-    status: row.status,
-    certDer: Buffer.from(row.cert_der),
-    upstreamChainDer: row.upstream_chain_der,
-    keyRef: row.key_ref,
-    notBefore: row.not_before,
-    notAfter: row.not_after,
-    createdAt: row.created_at,
-  };
-  if (row.activated_at !== null) record.activatedAt = row.activated_at;
-  return record;
-}
+export type CaRow = RowOf<CaAuthorityRecord, (typeof CA_FIELDS)[number]>;
+export type BundleRow = RowOf<BundleRecord, (typeof BUNDLE_FIELDS)[number]>;
 
-export function bundleFromRow(row: BundleRow): BundleRecord {
-  return {
-    trustDomain: row.trust_domain,
-    sequence: row.sequence,
-    x509AuthoritiesDer: row.x509_authorities_der,
-    refreshHintSeconds: row.refresh_hint_seconds,
-    updatedAt: row.updated_at,
-  };
-}
+// A copy of the certificate: the record's owner may keep it longer than the driver's buffer.
+export const caFromRow = recordFromRow<CaAuthorityRecord, CaRow>(CA_FIELDS, (row) => ({
+  certDer: Buffer.from(row.cert_der),
+}));
+
+export const bundleFromRow = recordFromRow<BundleRecord, BundleRow>(BUNDLE_FIELDS);
 
 // ---------------------------------------------------------------------------------------------------------
 // Federation
 
-export interface RelationshipRow {
-  trust_domain: string;
-  bundle_endpoint_url: string;
-  profile: FederationRelationshipRecord['profile'];
-  endpoint_spiffe_id: string | null;
-  web_trust_roots_pem: string | null;
-  created_at: Date;
-  updated_at: Date;
-  revision: number;
+const RELATIONSHIP_FIELDS = fieldsOf<FederationRelationshipRecord>()(
+  'trustDomain bundleEndpointUrl profile createdAt updatedAt revision endpointSpiffeId webTrustRootsPem',
+);
+
+const FEDERATED_BUNDLE_FIELDS = fieldsOf<FederatedBundleRecord>()(
+  'trustDomain bundleJson updatedAt lastError sequence refreshHintSeconds lastSuccessAt lastAttemptAt',
+);
+
+export type RelationshipRow = RowOf<FederationRelationshipRecord, (typeof RELATIONSHIP_FIELDS)[number]>;
+export type FederatedBundleRow = RowOf<FederatedBundleRecord, (typeof FEDERATED_BUNDLE_FIELDS)[number]>;
+
+export const relationshipFromRow = recordFromRow<FederationRelationshipRecord, RelationshipRow>(
+  RELATIONSHIP_FIELDS,
+);
+
+export const federatedBundleFromRow = recordFromRow<FederatedBundleRecord, FederatedBundleRow>(
+  FEDERATED_BUNDLE_FIELDS,
+);
+
+/** The columns of a relationship's row, for an INSERT or UPDATE. */
+export function relationshipColumns(r: FederationRelationshipRecord): Record<string, unknown> {
+  return columnValues(r, RELATIONSHIP_FIELDS);
 }
 
-export interface FederatedBundleRow {
-  trust_domain: string;
-  bundle_json: string;
-  sequence: number | null;
-  refresh_hint_seconds: number | null;
-  updated_at: Date;
-  last_success_at: Date | null;
-  last_attempt_at: Date | null;
-  last_error: string;
-}
-
-export function relationshipFromRow(row: RelationshipRow): FederationRelationshipRecord {
-  const r: FederationRelationshipRecord = {
-    trustDomain: row.trust_domain,
-    bundleEndpointUrl: row.bundle_endpoint_url,
-    profile: row.profile,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    revision: row.revision,
-  };
-  if (row.endpoint_spiffe_id !== null) r.endpointSpiffeId = row.endpoint_spiffe_id;
-  if (row.web_trust_roots_pem !== null) r.webTrustRootsPem = row.web_trust_roots_pem;
-  return r;
-}
-
-export function federatedBundleFromRow(row: FederatedBundleRow): FederatedBundleRecord {
-  const r: FederatedBundleRecord = {
-    trustDomain: row.trust_domain,
-    bundleJson: row.bundle_json,
-    updatedAt: row.updated_at,
-    lastError: row.last_error,
-  };
-  if (row.sequence !== null) r.sequence = row.sequence;
-  if (row.refresh_hint_seconds !== null) r.refreshHintSeconds = row.refresh_hint_seconds;
-  if (row.last_success_at !== null) r.lastSuccessAt = row.last_success_at;
-  if (row.last_attempt_at !== null) r.lastAttemptAt = row.last_attempt_at;
-  return r;
+/** The columns of a federated bundle's row, for its upsert. */
+export function federatedBundleColumns(r: FederatedBundleRecord): Record<string, unknown> {
+  return columnValues(r, FEDERATED_BUNDLE_FIELDS);
 }
 
 /** Copies the caller's fields of a relationship, without any extra keys they may carry. */
@@ -397,109 +363,118 @@ export function nextFederatedBundle(
 // ---------------------------------------------------------------------------------------------------------
 // Sessions, grants, revocations
 
-export interface SessionRow {
-  id: string;
-  entry_id: string;
-  spiffe_id: string;
-  root_session_id: string;
-  parent_session_id: string | null;
-  principal_id: string;
-  principal_issuer: string;
-  principal_provenance: string;
-  intent: string;
-  scopes: string[];
-  depth: number;
-  depth_limit: number;
-  created_at: Date;
-  expires_at: Date;
-  ended_at: Date | null;
-  end_reason: string | null;
-  opener_serial: string | null;
-  parent_cert_serial: string | null;
-}
+const SESSION_FIELDS = fieldsOf<SessionRecord>()(
+  'id entryId spiffeId rootSessionId principal intent scopes depth depthLimit expiresAt createdAt certSerials parentSessionId endedAt endReason openerSerial parentCertSerial',
+);
 
-export interface GrantRow {
-  id: string;
-  parent_session_id: string;
-  child_spiffe_id: string;
-  scopes: string[];
-  not_after: Date;
-  redeem_by: Date;
-  binding_der: Buffer;
-  signature: Buffer;
-  parent_cert_der: Buffer;
-  created_at: Date;
-  redeemed_at: Date | null;
-  redeemed_session_id: string | null;
-  max_depth: number | null;
-}
+const GRANT_FIELDS = fieldsOf<GrantRecord>()(
+  'id parentSessionId childSpiffeId scopes notAfter redeemBy bindingDer signature parentCertDer createdAt redeemedAt redeemedSessionId maxDepth',
+);
 
-export interface RevocationRow {
-  sequence: number;
-  kind: RevocationKind;
+const REVOCATION_FIELDS = fieldsOf<RevocationRecord>()(
+  'sequence kind id reason revokedAt expiresAt causeSequence',
+);
+
+/** A session's row: its principal in three columns; the serials of its certificates are another table's. */
+export type SessionRow = RowOf<
+  SessionRecord,
+  Exclude<(typeof SESSION_FIELDS)[number], 'principal' | 'certSerials'>
+> & { principal_id: string; principal_issuer: string; principal_provenance: string };
+export type GrantRow = RowOf<GrantRecord, (typeof GRANT_FIELDS)[number]>;
+/** A revocation's row: the revoked session or certificate is its target_id. */
+export type RevocationRow = RowOf<RevocationRecord, Exclude<(typeof REVOCATION_FIELDS)[number], 'id'>> & {
   target_id: string;
-  reason: string;
-  revoked_at: Date;
-  expires_at: Date;
-  cause_sequence: number | null;
+};
+
+const NEW_SESSION_FIELDS = fieldsOf<NewSession & SessionPrincipalColumns & { createdAt: Date }>()(
+  'id entryId spiffeId rootSessionId parentSessionId principalId principalIssuer principalProvenance intent scopes depth depthLimit createdAt expiresAt openerSerial parentCertSerial',
+);
+
+interface SessionPrincipalColumns {
+  principalId: string;
+  principalIssuer: string;
+  principalProvenance: string;
+}
+
+/** The columns of a new session's row. */
+export function newSessionColumns(s: NewSession, createdAt: Date): Record<string, unknown> {
+  const { id, issuer, provenance } = s.principal;
+  return columnValues(
+    { ...s, principalId: id, principalIssuer: issuer, principalProvenance: provenance, createdAt },
+    NEW_SESSION_FIELDS,
+  );
+}
+
+const NEW_GRANT_FIELDS = fieldsOf<GrantRecord>()(
+  'id parentSessionId childSpiffeId scopes notAfter redeemBy bindingDer signature parentCertDer createdAt maxDepth',
+);
+
+/** The columns of a new grant's row. */
+export function newGrantColumns(g: NewGrant, createdAt: Date): Record<string, unknown> {
+  return columnValues({ ...g, createdAt }, NEW_GRANT_FIELDS);
+}
+
+export function sessionExists(id: string): AlreadyExistsError {
+  return new AlreadyExistsError(`session ${id} already exists (or its parent does not)`);
+}
+
+export function sessionNotFound(id: string): NotFoundError {
+  return new NotFoundError(`session ${id} does not exist`);
+}
+
+export function grantExists(id: string): AlreadyExistsError {
+  return new AlreadyExistsError(
+    `grant ${id} already exists (a child key is granted once) or its session does not`,
+  );
+}
+
+export function grantNotFound(id: string): GrantNotFoundError {
+  return new GrantNotFoundError(`grant ${id} does not exist`);
+}
+
+export function grantReplayed(id: string): GrantReplayedError {
+  return new GrantReplayedError(`grant ${id} was already redeemed`);
+}
+
+/**
+ * The revocation of session `id` (ending at `expiresAt`: every SVID of a session expires by then) that ending a
+ * session tree records. Only the first of the tree (`cause` undefined) holds the reason: a cascade over many
+ * descendants must not copy it into each of them, they name the first as their cause.
+ */
+export function sessionTreeRevocation(
+  id: string,
+  expiresAt: Date,
+  reason: string,
+  cause: RevocationRecord | undefined,
+): NewRevocation {
+  return {
+    kind: 'session',
+    id,
+    reason: cause === undefined ? reason : '',
+    expiresAt,
+    ...(cause !== undefined ? { causeSequence: cause.sequence } : {}),
+  };
 }
 
 export const REVOCATION_COLUMNS = 'sequence, kind, target_id, reason, revoked_at, expires_at, cause_sequence';
 
+const sessionRecord = recordFromRow<SessionRecord, SessionRow & { cert_serials: string[] }>(
+  SESSION_FIELDS,
+  (row) => ({
+    principal: { id: row.principal_id, issuer: row.principal_issuer, provenance: row.principal_provenance },
+  }),
+);
+
 /** A session from its row and the serials of the certificates issued to it, oldest first. */
 export function sessionFromRow(row: SessionRow, certSerials: string[]): SessionRecord {
-  const s: SessionRecord = {
-    id: row.id,
-    entryId: row.entry_id,
-    spiffeId: row.spiffe_id,
-    rootSessionId: row.root_session_id,
-    principal: { id: row.principal_id, issuer: row.principal_issuer, provenance: row.principal_provenance },
-    intent: row.intent,
-    scopes: row.scopes,
-    depth: row.depth,
-    depthLimit: row.depth_limit,
-    expiresAt: row.expires_at,
-    createdAt: row.created_at,
-    certSerials,
-  };
-  if (row.parent_session_id !== null) s.parentSessionId = row.parent_session_id;
-  if (row.ended_at !== null) s.endedAt = row.ended_at;
-  if (row.end_reason !== null) s.endReason = row.end_reason;
-  if (row.opener_serial !== null) s.openerSerial = row.opener_serial;
-  if (row.parent_cert_serial !== null) s.parentCertSerial = row.parent_cert_serial;
-  return s;
+  return sessionRecord({ ...row, cert_serials: certSerials });
 }
 
-export function grantFromRow(row: GrantRow): GrantRecord {
-  const g: GrantRecord = {
-    id: row.id,
-    parentSessionId: row.parent_session_id,
-    childSpiffeId: row.child_spiffe_id,
-    scopes: row.scopes,
-    notAfter: row.not_after,
-    redeemBy: row.redeem_by,
-    bindingDer: row.binding_der,
-    signature: row.signature,
-    parentCertDer: row.parent_cert_der,
-    createdAt: row.created_at,
-  };
-  if (row.redeemed_at !== null) g.redeemedAt = row.redeemed_at;
-  if (row.redeemed_session_id !== null) g.redeemedSessionId = row.redeemed_session_id;
-  if (row.max_depth !== null) g.maxDepth = row.max_depth;
-  return g;
-}
+export const grantFromRow = recordFromRow<GrantRecord, GrantRow>(GRANT_FIELDS);
 
-export function revocationFromRow(row: RevocationRow): RevocationRecord {
-  return {
-    sequence: row.sequence,
-    kind: row.kind,
-    id: row.target_id,
-    reason: row.reason,
-    revokedAt: row.revoked_at,
-    expiresAt: row.expires_at,
-    ...(row.cause_sequence !== null ? { causeSequence: row.cause_sequence } : {}),
-  };
-}
+export const revocationFromRow = recordFromRow<RevocationRecord, RevocationRow>(REVOCATION_FIELDS, (row) => ({
+  id: row.target_id,
+}));
 
 // ---------------------------------------------------------------------------------------------------------
 // Audit chains
@@ -521,14 +496,9 @@ export interface AuditRecordRow {
   hash: string;
 }
 
-export interface AuditCheckpointRow {
-  chain: string;
-  seq: number;
-  head_hash: string;
-  time: string;
-  key_id: string;
-  signature: string;
-}
+const AUDIT_CHECKPOINT_FIELDS = fieldsOf<AuditCheckpoint>()('chain seq headHash time keyId signature');
+
+export type AuditCheckpointRow = RowOf<AuditCheckpoint, (typeof AUDIT_CHECKPOINT_FIELDS)[number]>;
 
 /** The record as hashed (the stored canonical body) with its stored hash; verification checks the two agree. */
 export function auditRecordFromRow(row: AuditRecordRow): AuditRecord {
@@ -541,16 +511,9 @@ export function auditRecordFromRow(row: AuditRecordRow): AuditRecord {
   return parseRecord({ ...(body as object), hash: row.hash });
 }
 
-export function auditCheckpointFromRow(row: AuditCheckpointRow): AuditCheckpoint {
-  return {
-    chain: row.chain,
-    seq: row.seq,
-    headHash: row.head_hash,
-    time: row.time,
-    keyId: row.key_id,
-    signature: row.signature,
-  };
-}
+export const auditCheckpointFromRow = recordFromRow<AuditCheckpoint, AuditCheckpointRow>(
+  AUDIT_CHECKPOINT_FIELDS,
+);
 
 /** The values of an audit_records row, in the column order of AUDIT_RECORD_COLUMNS. */
 export const AUDIT_RECORD_COLUMNS =

@@ -10,61 +10,53 @@ type TableMethod<F> = F extends (...args: infer A) => Promise<infer R>
   ? (...args: A) => R | Promise<R>
   : never;
 
-type SessionMethods =
-  | 'createSession'
-  | 'getSession'
-  | 'listSessions'
-  | 'addSessionCertificate'
-  | 'countAgentSessions'
-  | 'countLiveSessions'
-  | 'endSessionTree'
-  | 'createGrant'
-  | 'getGrant'
-  | 'markGrantRedeemed'
-  | 'addRevocation'
-  | 'getRevocation'
-  | 'listRevocations'
-  | 'lastRevocationSequence'
-  | 'pruneRevocations'
-  | 'listRevokedSerials'
-  | 'listRevokedSerialsAfter'
-  | 'pruneGrants'
-  | 'pruneSessions'
-  | 'nextCrlNumber';
+/** A table module's share of StoreOps: the methods `M`, under their StoreOps names. */
+type Table<M extends keyof StoreOps> = { readonly [K in M]: TableMethod<StoreOps[K]> };
 
 /** The table modules of one store, on one connection or transaction. */
 export interface StoreTables {
-  readonly entries: {
-    create: TableMethod<StoreOps['createEntry']>;
-    get: TableMethod<StoreOps['getEntry']>;
-    list: TableMethod<StoreOps['listEntries']>;
-    update: TableMethod<StoreOps['updateEntry']>;
-    delete: TableMethod<StoreOps['deleteEntry']>;
-  };
-  readonly joinTokens: {
-    create: TableMethod<StoreOps['createJoinToken']>;
-    consume: TableMethod<StoreOps['consumeJoinToken']>;
-    prune: TableMethod<StoreOps['pruneJoinTokens']>;
-  };
-  readonly ca: {
-    putAuthority: TableMethod<StoreOps['putCaAuthority']>;
-    getAuthority: TableMethod<StoreOps['getCaAuthority']>;
-    listAuthorities: TableMethod<StoreOps['listCaAuthorities']>;
-    deleteAuthority: TableMethod<StoreOps['deleteCaAuthority']>;
-    getBundle: TableMethod<StoreOps['getBundle']>;
-    setBundle: TableMethod<StoreOps['setBundle']>;
-  };
-  readonly sessions: { [K in SessionMethods]: TableMethod<StoreOps[K]> };
-  readonly federation: {
-    create: TableMethod<StoreOps['createFederationRelationship']>;
-    get: TableMethod<StoreOps['getFederationRelationship']>;
-    list: TableMethod<StoreOps['listFederationRelationships']>;
-    update: TableMethod<StoreOps['updateFederationRelationship']>;
-    delete: TableMethod<StoreOps['deleteFederationRelationship']>;
-    getBundle: TableMethod<StoreOps['getFederatedBundle']>;
-    put: TableMethod<StoreOps['putFederatedBundle']>;
-    recordFailure: TableMethod<StoreOps['recordFederatedFetchFailure']>;
-  };
+  readonly entries: Table<'createEntry' | 'getEntry' | 'listEntries' | 'updateEntry' | 'deleteEntry'>;
+  readonly joinTokens: Table<'createJoinToken' | 'consumeJoinToken' | 'pruneJoinTokens'>;
+  readonly ca: Table<
+    | 'putCaAuthority'
+    | 'getCaAuthority'
+    | 'listCaAuthorities'
+    | 'deleteCaAuthority'
+    | 'getBundle'
+    | 'setBundle'
+  >;
+  readonly sessions: Table<
+    | 'createSession'
+    | 'getSession'
+    | 'listSessions'
+    | 'addSessionCertificate'
+    | 'countAgentSessions'
+    | 'countLiveSessions'
+    | 'endSessionTree'
+    | 'createGrant'
+    | 'getGrant'
+    | 'markGrantRedeemed'
+    | 'addRevocation'
+    | 'getRevocation'
+    | 'listRevocations'
+    | 'lastRevocationSequence'
+    | 'pruneRevocations'
+    | 'listRevokedSerials'
+    | 'listRevokedSerialsAfter'
+    | 'pruneGrants'
+    | 'pruneSessions'
+    | 'nextCrlNumber'
+  >;
+  readonly federation: Table<
+    | 'createFederationRelationship'
+    | 'getFederationRelationship'
+    | 'listFederationRelationships'
+    | 'updateFederationRelationship'
+    | 'deleteFederationRelationship'
+    | 'getFederatedBundle'
+    | 'putFederatedBundle'
+    | 'recordFederatedFetchFailure'
+  >;
 }
 
 /**
@@ -82,40 +74,40 @@ export class TableOps implements StoreOps {
   ) {}
 
   createEntry(entry: T.NewEntry): Promise<T.Entry> {
-    return this.call(() => this.tables.entries.create(entry));
+    return this.call(() => this.tables.entries.createEntry(entry));
   }
   getEntry(id: string): Promise<T.Entry> {
-    return this.call(() => this.tables.entries.get(id));
+    return this.call(() => this.tables.entries.getEntry(id));
   }
   listEntries(filter: T.EntryFilter, page: T.PageRequest): Promise<T.EntryPage> {
-    return this.call(() => this.tables.entries.list(filter, page));
+    return this.call(() => this.tables.entries.listEntries(filter, page));
   }
   updateEntry(id: string, patch: T.EntryPatch, expectedRevision: number): Promise<T.Entry> {
-    return this.call(() => this.tables.entries.update(id, patch, expectedRevision));
+    return this.call(() => this.tables.entries.updateEntry(id, patch, expectedRevision));
   }
   deleteEntry(id: string, expectedRevision?: number): Promise<void> {
-    return this.call(() => this.tables.entries.delete(id, expectedRevision));
+    return this.call(() => this.tables.entries.deleteEntry(id, expectedRevision));
   }
   createJoinToken(token: T.NewJoinToken): Promise<T.JoinTokenRecord> {
-    return this.call(() => this.tables.joinTokens.create(token));
+    return this.call(() => this.tables.joinTokens.createJoinToken(token));
   }
   consumeJoinToken(tokenHash: Buffer, now: Date): Promise<T.JoinTokenRecord> {
-    return this.call(() => this.tables.joinTokens.consume(tokenHash, now));
+    return this.call(() => this.tables.joinTokens.consumeJoinToken(tokenHash, now));
   }
   pruneJoinTokens(before: Date): Promise<number> {
-    return this.call(() => this.tables.joinTokens.prune(before));
+    return this.call(() => this.tables.joinTokens.pruneJoinTokens(before));
   }
   putCaAuthority(record: T.CaAuthorityRecord): Promise<void> {
-    return this.call(() => this.tables.ca.putAuthority(record));
+    return this.call(() => this.tables.ca.putCaAuthority(record));
   }
   getCaAuthority(id: string): Promise<T.CaAuthorityRecord> {
-    return this.call(() => this.tables.ca.getAuthority(id));
+    return this.call(() => this.tables.ca.getCaAuthority(id));
   }
   listCaAuthorities(): Promise<T.CaAuthorityRecord[]> {
-    return this.call(() => this.tables.ca.listAuthorities());
+    return this.call(() => this.tables.ca.listCaAuthorities());
   }
   deleteCaAuthority(id: string): Promise<void> {
-    return this.call(() => this.tables.ca.deleteAuthority(id));
+    return this.call(() => this.tables.ca.deleteCaAuthority(id));
   }
   getBundle(trustDomain: string): Promise<T.BundleRecord | undefined> {
     return this.call(() => this.tables.ca.getBundle(trustDomain));
@@ -191,35 +183,39 @@ export class TableOps implements StoreOps {
     fields: T.FederationRelationshipFields,
     bootstrap?: T.FederatedBundleUpdate,
   ): Promise<T.FederationRelationshipRecord> {
-    return this.call(() => this.tables.federation.create(fields, bootstrap));
+    return this.call(() => this.tables.federation.createFederationRelationship(fields, bootstrap));
   }
   getFederationRelationship(trustDomain: string): Promise<T.FederationRelationshipRecord> {
-    return this.call(() => this.tables.federation.get(trustDomain));
+    return this.call(() => this.tables.federation.getFederationRelationship(trustDomain));
   }
   listFederationRelationships(): Promise<T.FederationRelationshipRecord[]> {
-    return this.call(() => this.tables.federation.list());
+    return this.call(() => this.tables.federation.listFederationRelationships());
   }
   updateFederationRelationship(
     trustDomain: string,
     patch: T.FederationRelationshipPatch,
     expectedRevision: number,
   ): Promise<T.FederationRelationshipRecord> {
-    return this.call(() => this.tables.federation.update(trustDomain, patch, expectedRevision));
+    return this.call(() =>
+      this.tables.federation.updateFederationRelationship(trustDomain, patch, expectedRevision),
+    );
   }
   deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void> {
-    return this.call(() => this.tables.federation.delete(trustDomain, expectedRevision));
+    return this.call(() =>
+      this.tables.federation.deleteFederationRelationship(trustDomain, expectedRevision),
+    );
   }
   getFederatedBundle(trustDomain: string): Promise<T.FederatedBundleRecord | undefined> {
-    return this.call(() => this.tables.federation.getBundle(trustDomain));
+    return this.call(() => this.tables.federation.getFederatedBundle(trustDomain));
   }
   putFederatedBundle(
     trustDomain: string,
     update: T.FederatedBundleUpdate,
     now: Date,
   ): Promise<T.FederatedBundleRecord> {
-    return this.call(() => this.tables.federation.put(trustDomain, update, now));
+    return this.call(() => this.tables.federation.putFederatedBundle(trustDomain, update, now));
   }
   recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void> {
-    return this.call(() => this.tables.federation.recordFailure(trustDomain, error, now));
+    return this.call(() => this.tables.federation.recordFederatedFetchFailure(trustDomain, error, now));
   }
 }

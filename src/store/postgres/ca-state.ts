@@ -18,7 +18,7 @@ export class PgCaState {
     private readonly serverId: string,
   ) {}
 
-  putAuthority(r: CaAuthorityRecord): Promise<void> {
+  putCaAuthority(r: CaAuthorityRecord): Promise<void> {
     return this.run.write(async (sql) => {
       try {
         await sql
@@ -60,7 +60,7 @@ export class PgCaState {
     });
   }
 
-  getAuthority(id: string): Promise<CaAuthorityRecord> {
+  getCaAuthority(id: string): Promise<CaAuthorityRecord> {
     return this.run.read(async (sql) => {
       const row = (
         await sql.query<CaRow>('SELECT * FROM ca_authorities WHERE id = $1 AND server_id = $2', [
@@ -73,7 +73,7 @@ export class PgCaState {
     });
   }
 
-  listAuthorities(): Promise<CaAuthorityRecord[]> {
+  listCaAuthorities(): Promise<CaAuthorityRecord[]> {
     return this.run.read(async (sql) =>
       (
         await sql.query<CaRow>('SELECT * FROM ca_authorities WHERE server_id = $1 ORDER BY not_before, id', [
@@ -83,7 +83,7 @@ export class PgCaState {
     );
   }
 
-  deleteAuthority(id: string): Promise<void> {
+  deleteCaAuthority(id: string): Promise<void> {
     return this.run.write(async (sql) => {
       const deleted = await sql.query('DELETE FROM ca_authorities WHERE id = $1 AND server_id = $2', [
         id,

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
 import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
@@ -7,7 +6,8 @@ import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
 import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest } from '../types';
 import { isUniqueViolation, type Runner, type Sql } from './sql';
-import { applyEntryPatch, entryFromRow, normaliseEntryFields, type EntryRow } from '../rows';
+import { assertEntryUnique, entryFromRow, newEntry, patchEntry } from '../rows';
+import type { EntryRow } from '../rows';
 
 /** An entry row with its selectors as [type, value] pairs, from the selectors subquery of SELECT_ENTRY. */
 type PgEntryRow = EntryRow & { selectors: [string, string][] | null };
@@ -26,20 +26,11 @@ export class PgEntries {
     private readonly now: () => Date,
   ) {}
 
-  create(input: NewEntry): Promise<Entry> {
+  createEntry(input: NewEntry): Promise<Entry> {
     return this.run.write(async (sql) => {
-      const now = this.now();
-      const entry: Entry = {
-        ...normaliseEntryFields(input),
-        id: input.id ?? randomUUID(),
-        createdAt: now,
-        updatedAt: now,
-        revision: 1,
-      };
-      if ((await sql.query('SELECT 1 FROM entries WHERE id = $1', [entry.id])).rowCount) {
-        throw new AlreadyExistsError(`an entry with id ${JSON.stringify(entry.id)} already exists`);
-      }
-      await assertNoDuplicate(sql, entry);
+      const entry = newEntry(input, this.now());
+      const idTaken = (await sql.query('SELECT 1 FROM entries WHERE id = $1', [entry.id])).rowCount !== 0;
+      await assertNoDuplicate(sql, entry, idTaken);
       try {
         await sql.query(
           `INSERT INTO entries (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
@@ -56,21 +47,13 @@ export class PgEntries {
     });
   }
 
-  get(id: string): Promise<Entry> {
+  getEntry(id: string): Promise<Entry> {
     return this.run.read((sql) => getEntry(sql, id));
   }
 
-  update(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
+  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Promise<Entry> {
     return this.run.write(async (sql) => {
-      const current = await getEntry(sql, id, true);
-      assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 're-read it and retry');
-      const next: Entry = {
-        id: current.id,
-        createdAt: current.createdAt,
-        ...normaliseEntryFields(applyEntryPatch(current, patch)),
-        updatedAt: this.now(),
-        revision: current.revision + 1,
-      };
+      const next = patchEntry(await getEntry(sql, id, true), patch, expectedRevision, this.now());
       await assertNoDuplicate(sql, next);
       // The INSERT's parameters without created_at, which never changes.
       const params = toParams(next);
@@ -88,7 +71,7 @@ export class PgEntries {
     });
   }
 
-  delete(id: string, expectedRevision?: number): Promise<void> {
+  deleteEntry(id: string, expectedRevision?: number): Promise<void> {
     return this.run.write(async (sql) => {
       const current = await getEntry(sql, id, true);
       assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 'not deleted');
@@ -96,7 +79,7 @@ export class PgEntries {
     });
   }
 
-  list(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
+  listEntries(filter: EntryFilter, page: PageRequest): Promise<EntryPage> {
     if (!Number.isInteger(page.pageSize) || page.pageSize < 1) {
       return Promise.reject(
         new InvalidArgumentError(`page size must be a positive integer, got ${page.pageSize}`),
@@ -170,18 +153,12 @@ async function getEntry(sql: Sql, id: string, forUpdate = false): Promise<Entry>
   return pgEntryFromRow(row);
 }
 
-async function assertNoDuplicate(sql: Sql, entry: Entry): Promise<void> {
+async function assertNoDuplicate(sql: Sql, entry: Entry, idTaken = false): Promise<void> {
   const { rows } = await sql.query<{ id: string }>(
     'SELECT id FROM entries WHERE spiffe_id = $1 AND parent_id = $2 AND selectors_key = $3',
     [entry.spiffeId, entry.parentId ?? '', selectorSetKey(entry.selectors)],
   );
-  const other = rows[0];
-  if (other && other.id !== entry.id) {
-    throw new AlreadyExistsError(
-      `entry ${JSON.stringify(other.id)} already has SPIFFE ID ${entry.spiffeId}` +
-        `${entry.parentId ? `, parent ${entry.parentId}` : ''} and the same selectors`,
-    );
-  }
+  assertEntryUnique(entry, rows[0], idTaken);
 }
 
 async function writeSelectors(sql: Sql, entry: Entry): Promise<void> {

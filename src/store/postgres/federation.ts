@@ -8,17 +8,20 @@ import type {
 import { assertRevision } from '../revision';
 import {
   assertRelationshipUnused,
+  federatedBundleColumns,
   federatedBundleFromRow,
   newRelationship,
   nextFederatedBundle,
   patchRelationship,
+  relationshipColumns,
   relationshipExists,
   relationshipFromRow,
   relationshipNotFound,
   type FederatedBundleRow,
   type RelationshipRow,
 } from '../rows';
-import type { Runner, Sql } from './sql';
+import { insertRow, updateRow, upsertRow } from '../sql-text';
+import { writeRow, type Runner, type Sql } from './sql';
 
 /** Federation relationships and the foreign bundles fetched for them: the same contract as SqliteFederation. */
 export class PgFederation {
@@ -27,7 +30,7 @@ export class PgFederation {
     private readonly now: () => Date,
   ) {}
 
-  create(
+  createFederationRelationship(
     fields: FederationRelationshipFields,
     bootstrap?: FederatedBundleUpdate,
   ): Promise<FederationRelationshipRecord> {
@@ -43,21 +46,17 @@ export class PgFederation {
       }
       const now = this.now();
       const record = newRelationship(fields, now);
-      await sql.query(
-        `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
-           web_trust_roots_pem, created_at, updated_at, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        toParams(record),
-      );
+      await writeRow(sql, insertRow('federation_relationships', relationshipColumns(record)));
       if (bootstrap !== undefined) await putBundle(sql, fields.trustDomain, bootstrap, now);
       return record;
     });
   }
 
-  get(trustDomain: string): Promise<FederationRelationshipRecord> {
+  getFederationRelationship(trustDomain: string): Promise<FederationRelationshipRecord> {
     return this.run.read((sql) => getRelationship(sql, trustDomain));
   }
 
-  list(): Promise<FederationRelationshipRecord[]> {
+  listFederationRelationships(): Promise<FederationRelationshipRecord[]> {
     return this.run.read(async (sql) =>
       (
         await sql.query<RelationshipRow>('SELECT * FROM federation_relationships ORDER BY trust_domain')
@@ -65,7 +64,7 @@ export class PgFederation {
     );
   }
 
-  update(
+  updateFederationRelationship(
     trustDomain: string,
     patch: FederationRelationshipPatch,
     expectedRevision: number,
@@ -73,18 +72,12 @@ export class PgFederation {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
       const next = patchRelationship(current, patch, expectedRevision, this.now());
-      const params = toParams(next);
-      params.splice(5, 1);
-      await sql.query(
-        `UPDATE federation_relationships SET bundle_endpoint_url = $2, profile = $3, endpoint_spiffe_id = $4,
-           web_trust_roots_pem = $5, updated_at = $6, revision = $7 WHERE trust_domain = $1`,
-        params,
-      );
+      await writeRow(sql, updateRow('federation_relationships', 'trust_domain', relationshipColumns(next)));
       return next;
     });
   }
 
-  delete(trustDomain: string, expectedRevision?: number): Promise<void> {
+  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): Promise<void> {
     return this.run.write(async (sql) => {
       const current = await getRelationship(sql, trustDomain);
       assertRevision(`federation relationship "${trustDomain}"`, current, expectedRevision, 'not deleted');
@@ -99,7 +92,7 @@ export class PgFederation {
     });
   }
 
-  getBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
+  getFederatedBundle(trustDomain: string): Promise<FederatedBundleRecord | undefined> {
     return this.run.read(async (sql) => {
       const row = (
         await sql.query<FederatedBundleRow>('SELECT * FROM federated_bundles WHERE trust_domain = $1', [
@@ -110,11 +103,15 @@ export class PgFederation {
     });
   }
 
-  put(trustDomain: string, update: FederatedBundleUpdate, now: Date): Promise<FederatedBundleRecord> {
+  putFederatedBundle(
+    trustDomain: string,
+    update: FederatedBundleUpdate,
+    now: Date,
+  ): Promise<FederatedBundleRecord> {
     return this.run.write((sql) => putBundle(sql, trustDomain, update, now));
   }
 
-  recordFailure(trustDomain: string, error: string, now: Date): Promise<void> {
+  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): Promise<void> {
     return this.run.write(async (sql) => {
       await sql.query(
         'UPDATE federated_bundles SET last_attempt_at = $1, last_error = $2 WHERE trust_domain = $3',
@@ -147,37 +144,6 @@ async function putBundle(
     ])
   ).rows[0];
   const record = nextFederatedBundle(trustDomain, previous, update, now);
-  await sql.query(
-    `INSERT INTO federated_bundles (trust_domain, bundle_json, sequence, refresh_hint_seconds, updated_at,
-       last_success_at, last_attempt_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (trust_domain) DO UPDATE SET bundle_json = excluded.bundle_json, sequence = excluded.sequence,
-       refresh_hint_seconds = excluded.refresh_hint_seconds, updated_at = excluded.updated_at,
-       last_success_at = excluded.last_success_at, last_attempt_at = excluded.last_attempt_at,
-       last_error = excluded.last_error`,
-    [
-      trustDomain,
-      record.bundleJson,
-      record.sequence ?? null,
-      record.refreshHintSeconds ?? null,
-      now,
-      record.lastSuccessAt ?? null,
-      record.lastAttemptAt ?? null,
-      record.lastError,
-    ],
-  );
+  await writeRow(sql, upsertRow('federated_bundles', 'trust_domain', federatedBundleColumns(record)));
   return record;
-}
-
-/** trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id, web_trust_roots_pem, created_at, updated_at, revision */
-function toParams(r: FederationRelationshipRecord): unknown[] {
-  return [
-    r.trustDomain,
-    r.bundleEndpointUrl,
-    r.profile,
-    r.endpointSpiffeId ?? null,
-    r.webTrustRootsPem ?? null,
-    r.createdAt,
-    r.updatedAt,
-    r.revision,
-  ];
 }

@@ -17,7 +17,7 @@ export class PgJoinTokens {
     private readonly now: () => Date,
   ) {}
 
-  create(token: NewJoinToken): Promise<JoinTokenRecord> {
+  createJoinToken(token: NewJoinToken): Promise<JoinTokenRecord> {
     return this.run.write(async (sql) => {
       const createdAt = this.now();
       try {
@@ -34,7 +34,7 @@ export class PgJoinTokens {
     });
   }
 
-  consume(tokenHash: Buffer, now: Date): Promise<JoinTokenRecord> {
+  consumeJoinToken(tokenHash: Buffer, now: Date): Promise<JoinTokenRecord> {
     return this.run.write(async (sql) => {
       // FOR UPDATE: a consumer on another server waits here for this transaction, then sees the token spent.
       const { rows } = await sql.query<JoinTokenRow>(
@@ -55,7 +55,7 @@ export class PgJoinTokens {
     });
   }
 
-  prune(before: Date): Promise<number> {
+  pruneJoinTokens(before: Date): Promise<number> {
     return this.run.write(
       async (sql) =>
         (await sql.query('DELETE FROM join_tokens WHERE expires_at < $1', [before])).rowCount ?? 0,

@@ -1,5 +1,11 @@
 import type { PoolClient } from 'pg';
 import { latestVersion, pendingMigrations, schemaMigrationsTable, type Migration } from '../migrations';
+import {
+  AUDIT_RECORD_INDEXES,
+  AUDIT_RECORD_KEY_COLUMNS,
+  ENTRY_LOOKUP_INDEXES,
+  GRANT_MAX_DEPTH,
+} from '../schema-parts';
 
 /**
  * The PostgreSQL schema, as versioned migrations applied in order, each exactly once; a shipped migration is never
@@ -177,22 +183,9 @@ export const PG_MIGRATIONS: readonly Migration[] = [
         chain TEXT COLLATE "C" NOT NULL,
         seq BIGINT NOT NULL,
         time TEXT COLLATE "C" NOT NULL,    -- ISO 8601 UTC with ms: sorts as text
-        event TEXT NOT NULL,
-        session_id TEXT,
-        root_session_id TEXT,
-        serial TEXT,
-        principal TEXT,
-        agent_id TEXT,
-        body TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        PRIMARY KEY (chain, seq)
+${AUDIT_RECORD_KEY_COLUMNS}
       );
-      CREATE INDEX audit_by_session ON audit_records (session_id, time, chain, seq) WHERE session_id IS NOT NULL;
-      CREATE INDEX audit_by_root_session ON audit_records (root_session_id, time, chain, seq)
-        WHERE root_session_id IS NOT NULL;
-      CREATE INDEX audit_by_serial ON audit_records (serial, time, chain, seq) WHERE serial IS NOT NULL;
-      CREATE INDEX audit_by_principal ON audit_records (principal, time, chain, seq) WHERE principal IS NOT NULL;
-      CREATE INDEX audit_by_agent ON audit_records (agent_id, time, chain, seq) WHERE agent_id IS NOT NULL;
+${AUDIT_RECORD_INDEXES}
 
       CREATE TABLE audit_checkpoints (
         chain TEXT COLLATE "C" NOT NULL,
@@ -247,28 +240,14 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 3,
-    description: 'entry lookups by parent and by selector set through indexes, in list order',
-    sql: `
-      -- A node agent's entries in list order (parent, then SPIFFE ID and id for the keyset pages), so its listing
-      -- reads only its own rows and needs no sort.
-      DROP INDEX entries_by_parent_id;
-      CREATE INDEX entries_by_parent_id ON entries (parent_id, spiffe_id, id);
-      -- An exact selector-set filter.
-      CREATE INDEX entries_by_selectors_key ON entries (selectors_key);
+    ...ENTRY_LOOKUP_INDEXES,
+    sql: `${ENTRY_LOOKUP_INDEXES.sql}
       -- The entries holding a selector, from the index alone (an index-only scan).
       DROP INDEX entry_selectors_by_selector;
       CREATE INDEX entry_selectors_by_selector ON entry_selectors (type, value, entry_id);
     `,
   },
-  {
-    version: 4,
-    description: "a grant's bound on how many further delegations its child may make",
-    sql: `
-      -- NULL: no bound beyond the parent's (every grant made before this column). Kept by the server only:
-      -- the signed binding has no such field.
-      ALTER TABLE grants ADD COLUMN max_depth INTEGER CHECK (max_depth >= 0);
-    `,
-  },
+  { version: 4, ...GRANT_MAX_DEPTH },
 ];
 
 export const PG_LATEST_SCHEMA_VERSION = latestVersion(PG_MIGRATIONS);

@@ -1,10 +1,4 @@
-import {
-  AlreadyExistsError,
-  GrantNotFoundError,
-  GrantReplayedError,
-  InternalError,
-  NotFoundError,
-} from '../../errors';
+import { InternalError } from '../../errors';
 import type {
   AgentSessionCounts,
   GrantRecord,
@@ -18,16 +12,25 @@ import type {
   SessionQuery,
   SessionRecord,
 } from '../types';
-import { isForeignKeyViolation, isUniqueViolation, type Runner, type Sql } from './sql';
+import { isForeignKeyViolation, isUniqueViolation, writeRow, type Runner, type Sql } from './sql';
 import {
+  grantExists,
   grantFromRow,
+  grantNotFound,
+  grantReplayed,
+  newGrantColumns,
+  newSessionColumns,
   revocationFromRow,
   REVOCATION_COLUMNS,
+  sessionExists,
   sessionFromRow,
+  sessionNotFound,
+  sessionTreeRevocation,
   type GrantRow,
   type RevocationRow,
   type SessionRow,
 } from '../rows';
+import { insertRow } from '../sql-text';
 
 interface SerialRow {
   serial_hex: string;
@@ -57,36 +60,10 @@ export class PgSessions {
 
   createSession(s: NewSession): Promise<SessionRecord> {
     return this.run.write(async (sql) => {
-      const createdAt = this.now();
       try {
-        await sql.query(
-          `INSERT INTO sessions (id, entry_id, spiffe_id, root_session_id, parent_session_id, principal_id,
-             principal_issuer, principal_provenance, intent, scopes, depth, depth_limit, created_at, expires_at,
-             opener_serial, parent_cert_serial)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-          [
-            s.id,
-            s.entryId,
-            s.spiffeId,
-            s.rootSessionId,
-            s.parentSessionId ?? null,
-            s.principal.id,
-            s.principal.issuer,
-            s.principal.provenance,
-            s.intent,
-            s.scopes,
-            s.depth,
-            s.depthLimit,
-            createdAt,
-            s.expiresAt,
-            s.openerSerial ?? null,
-            s.parentCertSerial ?? null,
-          ],
-        );
+        await writeRow(sql, insertRow('sessions', newSessionColumns(s, this.now())));
       } catch (e) {
-        if (isUniqueViolation(e) || isForeignKeyViolation(e)) {
-          throw new AlreadyExistsError(`session ${s.id} already exists (or its parent does not)`);
-        }
+        if (isUniqueViolation(e) || isForeignKeyViolation(e)) throw sessionExists(s.id);
         throw e;
       }
       return getSession(sql, s.id);
@@ -132,7 +109,7 @@ export class PgSessions {
           [sessionId, serialHex, notAfter],
         );
       } catch (e) {
-        if (isForeignKeyViolation(e)) throw new NotFoundError(`session ${sessionId} does not exist`);
+        if (isForeignKeyViolation(e)) throw sessionNotFound(sessionId);
         throw e;
       }
     });
@@ -166,17 +143,10 @@ export class PgSessions {
           [now, reason, row.id],
         );
         ended.push(await getSession(sql, row.id));
-        // Only the first revocation holds the reason; the cascade's others name it as their cause.
         const revocation = await addRevocation(
           sql,
           this.serverId,
-          {
-            kind: 'session',
-            id: row.id,
-            reason: cause === undefined ? reason : '',
-            expiresAt: row.expires_at,
-            ...(cause !== undefined ? { causeSequence: cause.sequence } : {}),
-          },
+          sessionTreeRevocation(row.id, row.expires_at, reason, cause),
           now,
         );
         cause ??= revocation;
@@ -189,30 +159,9 @@ export class PgSessions {
   createGrant(g: NewGrant): Promise<GrantRecord> {
     return this.run.write(async (sql) => {
       try {
-        await sql.query(
-          `INSERT INTO grants (id, parent_session_id, child_spiffe_id, scopes, not_after, redeem_by, binding_der,
-             signature, parent_cert_der, created_at, max_depth)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-          [
-            g.id,
-            g.parentSessionId,
-            g.childSpiffeId,
-            g.scopes,
-            g.notAfter,
-            g.redeemBy,
-            g.bindingDer,
-            g.signature,
-            g.parentCertDer,
-            this.now(),
-            g.maxDepth ?? null,
-          ],
-        );
+        await writeRow(sql, insertRow('grants', newGrantColumns(g, this.now())));
       } catch (e) {
-        if (isUniqueViolation(e) || isForeignKeyViolation(e)) {
-          throw new AlreadyExistsError(
-            `grant ${g.id} already exists (a child key is granted once) or its session does not`,
-          );
-        }
+        if (isUniqueViolation(e) || isForeignKeyViolation(e)) throw grantExists(g.id);
         throw e;
       }
       return getGrant(sql, g.id);
@@ -234,7 +183,7 @@ export class PgSessions {
       const row = rows[0];
       if (row === undefined) {
         await getGrant(sql, id);
-        throw new GrantReplayedError(`grant ${id} was already redeemed`);
+        throw grantReplayed(id);
       }
       return grantFromRow(row);
     });
@@ -379,13 +328,13 @@ export class PgSessions {
 
 async function getSession(sql: Sql, id: string): Promise<SessionRecord> {
   const row = (await sql.query<PgSessionRow>(`${SELECT_SESSION} WHERE s.id = $1`, [id])).rows[0];
-  if (row === undefined) throw new NotFoundError(`session ${id} does not exist`);
+  if (row === undefined) throw sessionNotFound(id);
   return sessionFromRow(row, row.cert_serials);
 }
 
 async function getGrant(sql: Sql, id: string): Promise<GrantRecord> {
   const row = (await sql.query<GrantRow>('SELECT * FROM grants WHERE id = $1', [id])).rows[0];
-  if (row === undefined) throw new GrantNotFoundError(`grant ${id} does not exist`);
+  if (row === undefined) throw grantNotFound(id);
   return grantFromRow(row);
 }
 

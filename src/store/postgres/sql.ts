@@ -1,4 +1,5 @@
 import type { QueryResult, QueryResultRow } from 'pg';
+import type { RowWrite } from '../sql-text';
 
 /** What the table modules need of a connection: a pool, a pool client, or a transaction's client. */
 export interface Sql {
@@ -32,4 +33,12 @@ export function isUniqueViolation(e: unknown, constraint?: string): boolean {
 /** PostgreSQL's foreign_key_violation (23503). */
 export function isForeignKeyViolation(e: unknown): boolean {
   return pgCode(e) === '23503';
+}
+
+/** Runs `write` with PostgreSQL's $n placeholders, bound from its column values in order. */
+export function writeRow(sql: Sql, write: RowWrite): Promise<QueryResult> {
+  return sql.query(
+    write.text((_column, position) => `$${position}`),
+    Object.values(write.columns),
+  );
 }

@@ -37,7 +37,7 @@ export class SqliteCaState {
         updated_at = excluded.updated_at`);
   }
 
-  putAuthority(r: CaAuthorityRecord): void {
+  putCaAuthority(r: CaAuthorityRecord): void {
     try {
       this.upsertCa.run({
         id: r.id,
@@ -60,17 +60,17 @@ export class SqliteCaState {
     }
   }
 
-  getAuthority(id: string): CaAuthorityRecord {
+  getCaAuthority(id: string): CaAuthorityRecord {
     const row = this.selectCa.get(id);
     if (!row) throw new NotFoundError(`no CA authority with id ${JSON.stringify(id)}`);
     return caFromRow(decodeCa(row));
   }
 
-  listAuthorities(): CaAuthorityRecord[] {
+  listCaAuthorities(): CaAuthorityRecord[] {
     return this.selectAllCa.all().map((row) => caFromRow(decodeCa(row)));
   }
 
-  deleteAuthority(id: string): void {
+  deleteCaAuthority(id: string): void {
     if (this.deleteCa.run(id).changes !== 1)
       throw new NotFoundError(`no CA authority with id ${JSON.stringify(id)}`);
   }

@@ -28,6 +28,21 @@ export function dersFromJson(json: string): Buffer[] {
   return stringsFromJson(json).map((s) => Buffer.from(s, 'base64'));
 }
 
+/**
+ * Column values (src/store/record-columns.ts) as SQLite stores them: instants and booleans as integers, lists as
+ * JSON (of base64 for DER).
+ */
+export function encodeColumns(values: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [column, v] of Object.entries(values)) {
+    if (v instanceof Date) out[column] = toMs(v);
+    else if (typeof v === 'boolean') out[column] = v ? 1 : 0;
+    else if (Array.isArray(v)) out[column] = v.every(Buffer.isBuffer) ? dersToJson(v) : stringsToJson(v);
+    else out[column] = v;
+  }
+  return out;
+}
+
 /** better-sqlite3 reports constraint failures as SqliteError with a `code` such as SQLITE_CONSTRAINT_UNIQUE. */
 export function isConstraintError(e: unknown): boolean {
   return (

@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../errors';
+import { InvalidArgumentError, NotFoundError } from '../../errors';
 import { assertRevision } from '../revision';
 import { decodeEntryCursor, encodeEntryCursor } from '../page-token';
 import { prefixRange } from '../prefix-range';
@@ -8,7 +7,8 @@ import { canonicalSelectors, selectorSetKey } from '../selectors';
 import { MAX_PAGE_SIZE } from '../store';
 import type { Entry, EntryFilter, EntryPage, EntryPatch, NewEntry, PageRequest, Selector } from '../types';
 import { isConstraintError, stringsToJson, toMs, rowDecoder, type SqliteRow } from './codec';
-import { applyEntryPatch, entryFromRow, normaliseEntryFields, type EntryRow } from '../rows';
+import { assertEntryUnique, entryFromRow, newEntry, patchEntry } from '../rows';
+import type { EntryRow } from '../rows';
 
 interface SelectorRow {
   entry_id: string;
@@ -68,21 +68,11 @@ export class SqliteEntries {
     this.deleteRow = db.prepare('DELETE FROM entries WHERE id = ?');
   }
 
-  create(input: NewEntry): Entry {
+  createEntry(input: NewEntry): Entry {
     return this.db
       .transaction((): Entry => {
-        const now = this.now();
-        const entry: Entry = {
-          ...normaliseEntryFields(input),
-          id: input.id ?? randomUUID(),
-          createdAt: now,
-          updatedAt: now,
-          revision: 1,
-        };
-        if (this.selectById.get(entry.id)) {
-          throw new AlreadyExistsError(`an entry with id ${JSON.stringify(entry.id)} already exists`);
-        }
-        this.assertNoDuplicate(entry);
+        const entry = newEntry(input, this.now());
+        this.assertNoDuplicate(entry, this.selectById.get(entry.id) !== undefined);
         this.insertEntry.run(toRow(entry));
         this.writeSelectors(entry);
         return entry;
@@ -90,24 +80,16 @@ export class SqliteEntries {
       .immediate();
   }
 
-  get(id: string): Entry {
+  getEntry(id: string): Entry {
     const row = this.selectById.get(id);
     if (!row) throw notFound(id);
     return this.fromRow(row);
   }
 
-  update(id: string, patch: EntryPatch, expectedRevision: number): Entry {
+  updateEntry(id: string, patch: EntryPatch, expectedRevision: number): Entry {
     return this.db
       .transaction((): Entry => {
-        const current = this.get(id);
-        assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 're-read it and retry');
-        const next: Entry = {
-          id: current.id,
-          createdAt: current.createdAt,
-          ...normaliseEntryFields(applyEntryPatch(current, patch)),
-          updatedAt: this.now(),
-          revision: current.revision + 1,
-        };
+        const next = patchEntry(this.getEntry(id), patch, expectedRevision, this.now());
         this.assertNoDuplicate(next);
         const result = this.updateRow.run({ ...toRow(next), expected_revision: expectedRevision });
         // The revision check above ran in this transaction, so this can only fail if the row vanished.
@@ -119,17 +101,17 @@ export class SqliteEntries {
       .immediate();
   }
 
-  delete(id: string, expectedRevision?: number): void {
+  deleteEntry(id: string, expectedRevision?: number): void {
     this.db
       .transaction(() => {
-        const current = this.get(id);
+        const current = this.getEntry(id);
         assertRevision(`entry ${JSON.stringify(id)}`, current, expectedRevision, 'not deleted');
         this.deleteRow.run(id);
       })
       .immediate();
   }
 
-  list(filter: EntryFilter, page: PageRequest): EntryPage {
+  listEntries(filter: EntryFilter, page: PageRequest): EntryPage {
     if (!Number.isInteger(page.pageSize) || page.pageSize < 1) {
       throw new InvalidArgumentError(`page size must be a positive integer, got ${page.pageSize}`);
     }
@@ -204,18 +186,12 @@ export class SqliteEntries {
     return out;
   }
 
-  private assertNoDuplicate(entry: Entry): void {
-    const other = this.selectDuplicate.get(
-      entry.spiffeId,
-      entry.parentId ?? '',
-      selectorSetKey(entry.selectors),
+  private assertNoDuplicate(entry: Entry, idTaken = false): void {
+    assertEntryUnique(
+      entry,
+      this.selectDuplicate.get(entry.spiffeId, entry.parentId ?? '', selectorSetKey(entry.selectors)),
+      idTaken,
     );
-    if (other && other.id !== entry.id) {
-      throw new AlreadyExistsError(
-        `entry ${JSON.stringify(other.id)} already has SPIFFE ID ${entry.spiffeId}` +
-          `${entry.parentId ? `, parent ${entry.parentId}` : ''} and the same selectors`,
-      );
-    }
   }
 
   private writeSelectors(entry: Entry): void {

@@ -9,16 +9,20 @@ import type {
 import { assertRevision } from '../revision';
 import {
   assertRelationshipUnused,
+  federatedBundleColumns,
   federatedBundleFromRow,
   newRelationship,
   nextFederatedBundle,
   patchRelationship,
+  relationshipColumns,
   relationshipExists,
   relationshipFromRow,
   relationshipNotFound,
   type FederatedBundleRow,
   type RelationshipRow,
 } from '../rows';
+import { insertRow, updateRow, upsertRow } from '../sql-text';
+import { StatementCache } from './statement-cache';
 import { rowDecoder, toMs, type SqliteRow } from './codec';
 
 /**
@@ -29,16 +33,18 @@ import { rowDecoder, toMs, type SqliteRow } from './codec';
 export class SqliteFederation {
   private readonly selectRelationship: Database.Statement<[string], SqliteRow<RelationshipRow>>;
   private readonly selectBundle: Database.Statement<[string], SqliteRow<FederatedBundleRow>>;
+  private readonly statements: StatementCache;
 
   constructor(
     private readonly db: Database.Database,
     private readonly now: () => Date,
   ) {
+    this.statements = new StatementCache(db);
     this.selectRelationship = db.prepare('SELECT * FROM federation_relationships WHERE trust_domain = ?');
     this.selectBundle = db.prepare('SELECT * FROM federated_bundles WHERE trust_domain = ?');
   }
 
-  create(
+  createFederationRelationship(
     fields: FederationRelationshipFields,
     bootstrap?: FederatedBundleUpdate,
   ): FederationRelationshipRecord {
@@ -49,59 +55,47 @@ export class SqliteFederation {
         }
         const now = this.now();
         const record = newRelationship(fields, now);
-        this.db
-          .prepare(
-            `INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
-               web_trust_roots_pem, created_at, updated_at, revision)
-             VALUES (@trust_domain, @bundle_endpoint_url, @profile, @endpoint_spiffe_id, @web_trust_roots_pem,
-               @created_at, @updated_at, @revision)`,
-          )
-          .run(toRow(record));
-        if (bootstrap !== undefined) this.put(fields.trustDomain, bootstrap, now);
+        this.statements.writeRow(insertRow('federation_relationships', relationshipColumns(record)));
+        if (bootstrap !== undefined) this.putFederatedBundle(fields.trustDomain, bootstrap, now);
         return record;
       })
       .immediate();
   }
 
-  get(trustDomain: string): FederationRelationshipRecord {
+  getFederationRelationship(trustDomain: string): FederationRelationshipRecord {
     const row = this.selectRelationship.get(trustDomain);
     if (!row) throw relationshipNotFound(trustDomain);
     return relationshipFromRow(decodeRelationship(row));
   }
 
-  list(): FederationRelationshipRecord[] {
+  listFederationRelationships(): FederationRelationshipRecord[] {
     return this.db
       .prepare<[], SqliteRow<RelationshipRow>>('SELECT * FROM federation_relationships ORDER BY trust_domain')
       .all()
       .map((row) => relationshipFromRow(decodeRelationship(row)));
   }
 
-  update(
+  updateFederationRelationship(
     trustDomain: string,
     patch: FederationRelationshipPatch,
     expectedRevision: number,
   ): FederationRelationshipRecord {
     return this.db
       .transaction((): FederationRelationshipRecord => {
-        const current = this.get(trustDomain);
+        const current = this.getFederationRelationship(trustDomain);
         const next = patchRelationship(current, patch, expectedRevision, this.now());
-        this.db
-          .prepare(
-            `UPDATE federation_relationships SET bundle_endpoint_url = @bundle_endpoint_url, profile = @profile,
-               endpoint_spiffe_id = @endpoint_spiffe_id, web_trust_roots_pem = @web_trust_roots_pem,
-               updated_at = @updated_at, revision = @revision
-             WHERE trust_domain = @trust_domain`,
-          )
-          .run(toRow(next));
+        this.statements.writeRow(
+          updateRow('federation_relationships', 'trust_domain', relationshipColumns(next)),
+        );
         return next;
       })
       .immediate();
   }
 
-  delete(trustDomain: string, expectedRevision?: number): void {
+  deleteFederationRelationship(trustDomain: string, expectedRevision?: number): void {
     this.db
       .transaction(() => {
-        const current = this.get(trustDomain);
+        const current = this.getFederationRelationship(trustDomain);
         assertRevision(`federation relationship "${trustDomain}"`, current, expectedRevision, 'not deleted');
         const users = this.db
           .prepare<[string], { id: string }>(
@@ -116,15 +110,15 @@ export class SqliteFederation {
       .immediate();
   }
 
-  getBundle(trustDomain: string): FederatedBundleRecord | undefined {
+  getFederatedBundle(trustDomain: string): FederatedBundleRecord | undefined {
     const row = this.selectBundle.get(trustDomain);
     return row ? federatedBundleFromRow(decodeBundle(row)) : undefined;
   }
 
-  put(trustDomain: string, update: FederatedBundleUpdate, now: Date): FederatedBundleRecord {
+  putFederatedBundle(trustDomain: string, update: FederatedBundleUpdate, now: Date): FederatedBundleRecord {
     return this.db
       .transaction((): FederatedBundleRecord => {
-        this.get(trustDomain);
+        this.getFederationRelationship(trustDomain);
         const previous = this.selectBundle.get(trustDomain);
         const record = nextFederatedBundle(
           trustDomain,
@@ -132,50 +126,19 @@ export class SqliteFederation {
           update,
           now,
         );
-        this.db
-          .prepare(
-            `INSERT INTO federated_bundles (trust_domain, bundle_json, sequence, refresh_hint_seconds, updated_at,
-               last_success_at, last_attempt_at, last_error)
-             VALUES (@trust_domain, @bundle_json, @sequence, @refresh_hint_seconds, @updated_at,
-               @last_success_at, @last_attempt_at, @last_error)
-             ON CONFLICT (trust_domain) DO UPDATE SET bundle_json = excluded.bundle_json,
-               sequence = excluded.sequence, refresh_hint_seconds = excluded.refresh_hint_seconds,
-               updated_at = excluded.updated_at, last_success_at = excluded.last_success_at,
-               last_attempt_at = excluded.last_attempt_at, last_error = excluded.last_error`,
-          )
-          .run({
-            trust_domain: trustDomain,
-            bundle_json: record.bundleJson,
-            sequence: record.sequence ?? null,
-            refresh_hint_seconds: record.refreshHintSeconds ?? null,
-            updated_at: toMs(now),
-            last_success_at: record.lastSuccessAt ? toMs(record.lastSuccessAt) : null,
-            last_attempt_at: record.lastAttemptAt ? toMs(record.lastAttemptAt) : null,
-            last_error: record.lastError,
-          });
+        this.statements.writeRow(
+          upsertRow('federated_bundles', 'trust_domain', federatedBundleColumns(record)),
+        );
         return record;
       })
       .immediate();
   }
 
-  recordFailure(trustDomain: string, error: string, now: Date): void {
+  recordFederatedFetchFailure(trustDomain: string, error: string, now: Date): void {
     this.db
       .prepare('UPDATE federated_bundles SET last_attempt_at = ?, last_error = ? WHERE trust_domain = ?')
       .run(toMs(now), error.slice(0, 1024), trustDomain);
   }
-}
-
-function toRow(r: FederationRelationshipRecord): Record<string, string | number | null> {
-  return {
-    trust_domain: r.trustDomain,
-    bundle_endpoint_url: r.bundleEndpointUrl,
-    profile: r.profile,
-    endpoint_spiffe_id: r.endpointSpiffeId ?? null,
-    web_trust_roots_pem: r.webTrustRootsPem ?? null,
-    created_at: toMs(r.createdAt),
-    updated_at: toMs(r.updatedAt),
-    revision: r.revision,
-  };
 }
 
 const decodeRelationship = rowDecoder<RelationshipRow>({ created_at: 'time', updated_at: 'time' });

@@ -31,7 +31,7 @@ export class SqliteJoinTokens {
     this.deleteExpired = db.prepare('DELETE FROM join_tokens WHERE expires_at < ?');
   }
 
-  create(token: NewJoinToken): JoinTokenRecord {
+  createJoinToken(token: NewJoinToken): JoinTokenRecord {
     const createdAt = this.now();
     try {
       this.insert.run(
@@ -49,7 +49,7 @@ export class SqliteJoinTokens {
     return newJoinTokenRecord(token, createdAt);
   }
 
-  consume(tokenHash: Buffer, now: Date): JoinTokenRecord {
+  consumeJoinToken(tokenHash: Buffer, now: Date): JoinTokenRecord {
     // IMMEDIATE takes the write lock before the read, so no other connection can consume between the two.
     return this.db
       .transaction((): JoinTokenRecord => {
@@ -64,7 +64,7 @@ export class SqliteJoinTokens {
       .immediate();
   }
 
-  prune(before: Date): number {
+  pruneJoinTokens(before: Date): number {
     return this.deleteExpired.run(toMs(before)).changes;
   }
 }

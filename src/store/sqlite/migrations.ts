@@ -1,5 +1,11 @@
 import type Database from 'better-sqlite3';
 import { latestVersion, pendingMigrations, schemaMigrationsTable, type Migration } from '../migrations';
+import {
+  AUDIT_RECORD_INDEXES,
+  AUDIT_RECORD_KEY_COLUMNS,
+  ENTRY_LOOKUP_INDEXES,
+  GRANT_MAX_DEPTH,
+} from '../schema-parts';
 
 /** The SQLite schema, as versioned migrations (src/store/migrations.ts). */
 export const MIGRATIONS: readonly Migration[] = [
@@ -169,23 +175,10 @@ export const MIGRATIONS: readonly Migration[] = [
         chain TEXT NOT NULL,               -- the server's SPIFFE ID, or a shipper's for a shipped chain
         seq INTEGER NOT NULL,              -- storage position; the body holds the record's own seq
         time TEXT NOT NULL,                -- ISO 8601 UTC with ms: sorts as text
-        event TEXT NOT NULL,
-        session_id TEXT,
-        root_session_id TEXT,
-        serial TEXT,
-        principal TEXT,
-        agent_id TEXT,
-        body TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        PRIMARY KEY (chain, seq)
+${AUDIT_RECORD_KEY_COLUMNS}
       ) WITHOUT ROWID;
       -- The investigator's keys (lanyard audit trace, AuditService.Query), in result order.
-      CREATE INDEX audit_by_session ON audit_records (session_id, time, chain, seq) WHERE session_id IS NOT NULL;
-      CREATE INDEX audit_by_root_session ON audit_records (root_session_id, time, chain, seq)
-        WHERE root_session_id IS NOT NULL;
-      CREATE INDEX audit_by_serial ON audit_records (serial, time, chain, seq) WHERE serial IS NOT NULL;
-      CREATE INDEX audit_by_principal ON audit_records (principal, time, chain, seq) WHERE principal IS NOT NULL;
-      CREATE INDEX audit_by_agent ON audit_records (agent_id, time, chain, seq) WHERE agent_id IS NOT NULL;
+${AUDIT_RECORD_INDEXES}
 
       CREATE TABLE audit_checkpoints (
         chain TEXT NOT NULL,
@@ -284,25 +277,11 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 9,
-    description: 'entry lookups by parent and by selector set through indexes, in list order',
-    sql: `
-      -- A node agent's entries in list order (parent, then SPIFFE ID and id for the keyset pages), so its listing
-      -- reads only its own rows and needs no sort.
-      DROP INDEX entries_by_parent_id;
-      CREATE INDEX entries_by_parent_id ON entries (parent_id, spiffe_id, id);
-      -- An exact selector-set filter.
-      CREATE INDEX entries_by_selectors_key ON entries (selectors_key);
+    ...ENTRY_LOOKUP_INDEXES,
+    sql: `${ENTRY_LOOKUP_INDEXES.sql}
     `,
   },
-  {
-    version: 10,
-    description: "a grant's bound on how many further delegations its child may make",
-    sql: `
-      -- NULL: no bound beyond the parent's (every grant made before this column). Kept by the server only:
-      -- the signed binding has no such field.
-      ALTER TABLE grants ADD COLUMN max_depth INTEGER CHECK (max_depth >= 0);
-    `,
-  },
+  { version: 10, ...GRANT_MAX_DEPTH },
 ];
 
 export const LATEST_SCHEMA_VERSION = latestVersion(MIGRATIONS);

@@ -1,11 +1,5 @@
 import type Database from 'better-sqlite3';
-import {
-  AlreadyExistsError,
-  GrantNotFoundError,
-  GrantReplayedError,
-  InternalError,
-  NotFoundError,
-} from '../../errors';
+import { InternalError } from '../../errors';
 import type {
   GrantRecord,
   NewGrant,
@@ -19,16 +13,25 @@ import type {
   SessionRecord,
   AgentSessionCounts,
 } from '../types';
-import { fromMs, isConstraintError, stringsToJson, toMs, rowDecoder, type SqliteRow } from './codec';
+import { fromMs, isConstraintError, toMs, rowDecoder, type SqliteRow } from './codec';
 import {
+  grantExists,
   grantFromRow,
+  grantNotFound,
+  grantReplayed,
+  newGrantColumns,
+  newSessionColumns,
   revocationFromRow,
   REVOCATION_COLUMNS,
+  sessionExists,
   sessionFromRow,
+  sessionNotFound,
+  sessionTreeRevocation,
   type GrantRow,
   type RevocationRow,
   type SessionRow,
 } from '../rows';
+import { insertRow } from '../sql-text';
 import { StatementCache } from './statement-cache';
 
 /**
@@ -47,37 +50,10 @@ export class SqliteSessions {
   }
 
   createSession(s: NewSession): SessionRecord {
-    const createdAt = this.now();
     try {
-      this.db
-        .prepare(
-          `INSERT INTO sessions (id, entry_id, spiffe_id, root_session_id, parent_session_id, principal_id,
-             principal_issuer, principal_provenance, intent, scopes, depth, depth_limit, created_at, expires_at,
-             opener_serial, parent_cert_serial)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          s.id,
-          s.entryId,
-          s.spiffeId,
-          s.rootSessionId,
-          s.parentSessionId ?? null,
-          s.principal.id,
-          s.principal.issuer,
-          s.principal.provenance,
-          s.intent,
-          stringsToJson(s.scopes),
-          s.depth,
-          s.depthLimit,
-          toMs(createdAt),
-          toMs(s.expiresAt),
-          s.openerSerial ?? null,
-          s.parentCertSerial ?? null,
-        );
+      this.statements.writeRow(insertRow('sessions', newSessionColumns(s, this.now())));
     } catch (e) {
-      if (isConstraintError(e)) {
-        throw new AlreadyExistsError(`session ${s.id} already exists (or its parent does not)`);
-      }
+      if (isConstraintError(e)) throw sessionExists(s.id);
       throw e;
     }
     return this.getSession(s.id);
@@ -86,7 +62,7 @@ export class SqliteSessions {
   getSession(id: string): SessionRecord {
     const row = this.statements.get('SELECT * FROM sessions WHERE id = ?').get(id) as
       SqliteRow<SessionRow> | undefined;
-    if (row === undefined) throw new NotFoundError(`session ${id} does not exist`);
+    if (row === undefined) throw sessionNotFound(id);
     const serials = this.statements
       .get('SELECT serial_hex FROM session_certificates WHERE session_id = ? ORDER BY seq', (q) => q.pluck())
       .all(id) as string[];
@@ -168,16 +144,8 @@ export class SqliteSessions {
         for (const row of tree) {
           end.run(toMs(now), reason, row.id);
           ended.push(this.getSession(row.id));
-          // Every SVID of a session expires by the session's end, so the revocation can go then. Only the
-          // first row holds the reason: a cascade over many descendants must not copy it into each of them.
           const revocation = this.addRevocation(
-            {
-              kind: 'session',
-              id: row.id,
-              reason: cause === undefined ? reason : '',
-              expiresAt: fromMs(row.expires_at),
-              ...(cause !== undefined ? { causeSequence: cause.sequence } : {}),
-            },
+            sessionTreeRevocation(row.id, fromMs(row.expires_at), reason, cause),
             now,
           );
           cause ??= revocation;
@@ -189,32 +157,10 @@ export class SqliteSessions {
   }
 
   createGrant(g: NewGrant): GrantRecord {
-    const createdAt = this.now();
     try {
-      this.db
-        .prepare(
-          `INSERT INTO grants (id, parent_session_id, child_spiffe_id, scopes, not_after, redeem_by, binding_der,
-             signature, parent_cert_der, created_at, max_depth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          g.id,
-          g.parentSessionId,
-          g.childSpiffeId,
-          stringsToJson(g.scopes),
-          toMs(g.notAfter),
-          toMs(g.redeemBy),
-          g.bindingDer,
-          g.signature,
-          g.parentCertDer,
-          toMs(createdAt),
-          g.maxDepth ?? null,
-        );
+      this.statements.writeRow(insertRow('grants', newGrantColumns(g, this.now())));
     } catch (e) {
-      if (isConstraintError(e)) {
-        throw new AlreadyExistsError(
-          `grant ${g.id} already exists (a child key is granted once) or its session does not`,
-        );
-      }
+      if (isConstraintError(e)) throw grantExists(g.id);
       throw e;
     }
     return this.getGrant(g.id);
@@ -223,7 +169,7 @@ export class SqliteSessions {
   getGrant(id: string): GrantRecord {
     const row = this.db.prepare('SELECT * FROM grants WHERE id = ?').get(id) as
       SqliteRow<GrantRow> | undefined;
-    if (row === undefined) throw new GrantNotFoundError(`grant ${id} does not exist`);
+    if (row === undefined) throw grantNotFound(id);
     return grantFromRow(decodeGrant(row));
   }
 
@@ -238,7 +184,7 @@ export class SqliteSessions {
           .run(toMs(now), sessionId, id).changes;
         if (changes !== 1) {
           this.getGrant(id);
-          throw new GrantReplayedError(`grant ${id} was already redeemed`);
+          throw grantReplayed(id);
         }
         return this.getGrant(id);
       })

@@ -1,4 +1,6 @@
 import type Database from 'better-sqlite3';
+import type { RowWrite } from '../sql-text';
+import { encodeColumns } from './codec';
 
 /**
  * Statements prepared once per connection, by their SQL text. Compiling a statement costs more than running a
@@ -18,5 +20,10 @@ export class StatementCache {
       this.statements.set(sql, s);
     }
     return s;
+  }
+
+  /** Runs `write` with named parameters (@column), bound from its column values as SQLite stores them. */
+  writeRow(write: RowWrite): Database.RunResult {
+    return this.get(write.text((column) => `@${column}`)).run(encodeColumns(write.columns));
   }
 }
