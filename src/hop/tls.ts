@@ -369,7 +369,9 @@ export class HopHttpsAgent extends https.Agent {
       // checkServerIdentity verified (and reported) a full handshake and kept the chain it read; a resumed one
       // is read and checked here.
       const resumed = socket.isSessionReused() || checkedChain === undefined;
-      const chain = resumed ? withKnownIntermediates(socketPeerChain(socket), this.hop.source) : checkedChain!;
+      const chain = resumed
+        ? withKnownIntermediates(socketPeerChain(socket), this.hop.source)
+        : checkedChain!;
       this.serverChains.set(socket, chain);
       let server: HopPeer;
       try {
