@@ -8,7 +8,7 @@
  * open connections keep their context); clients build their context from the source's current SVID for each
  * new connection.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import * as https from 'node:https';
 import { isIP } from 'node:net';
 import type * as http from 'node:http';
@@ -258,7 +258,8 @@ function hopClientOptions(
     rejectUnauthorized: true,
     agent: false,
     session: undefined,
-    sessionIdContext: randomBytes(16).toString('hex'),
+    // Unique per call (32 hex digits); randomUUID draws from a buffered pool, randomBytes would not.
+    sessionIdContext: randomUUID().replace(/-/g, ''),
     checkServerIdentity: (_host: string, cert: tls.PeerCertificate): Error | undefined => {
       try {
         // Node has just read the detailed chain for this call; nobody needs to read it again.
