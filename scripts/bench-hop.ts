@@ -12,11 +12,12 @@
  *
  * Servers run on this thread, clients in a worker thread (scripts/bench-hop-clients.ts), so the server thread's
  * own CPU time per operation is measured apart from the clients' (Linux schedstat). Each pair is warmed up, then
- * measured in `rounds` rounds of one window each, the order of the two flipped every round; a ratio is taken
- * within each round and the median and the range over the rounds are printed. CPU per operation survives a
+ * measured in `rounds` rounds; in a round the two sides take turns in `slices` short windows (which one goes first
+ * alternates), so load that comes and goes falls on both alike. A ratio is taken within each round and the median
+ * and the range over the rounds are printed. CPU per operation survives a
  * loaded machine better than rates do.
  *
- *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--concurrency 8]   (npm run bench runs it too)
+ *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--slices 5] [--concurrency 8]   (npm run bench runs it)
  */
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -43,9 +44,11 @@ import {
 } from './bench-hop-clients';
 
 export interface HopBenchOptions {
-  /** Length of one measuring window (one side, one round). */
+  /** Time of one side in one round. */
   seconds: number;
   rounds: number;
+  /** Turns per round: each side's time is split into this many slices, the two sides alternating. */
+  slices: number;
   concurrency: number;
 }
 
@@ -57,6 +60,7 @@ export function hopOptionsFromArgv(argv = process.argv): HopBenchOptions {
   return {
     seconds: arg('--seconds', 1),
     rounds: Math.max(1, Math.round(arg('--rounds', 7))),
+    slices: Math.max(1, Math.round(arg('--slices', 5))),
     concurrency: arg('--concurrency', 8),
   };
 }
@@ -138,7 +142,14 @@ async function measurePair(
   base: Side,
   lanyard: Side,
 ): Promise<PairResult> {
-  const window = async (side: Side, seconds: number): Promise<Sample> => {
+  /** Totals of one side over the slices of a round. */
+  interface Totals {
+    ops: number;
+    wallNs: number;
+    serverNs: number | undefined;
+    clientNs: number;
+  }
+  const window = async (side: Side, seconds: number, into: Totals): Promise<void> => {
     const cpu0 = threadCpuNs();
     const r = await clients.run({
       kind: side.kind,
@@ -147,34 +158,50 @@ async function measurePair(
       concurrency: options.concurrency,
     });
     const cpu1 = threadCpuNs();
-    if (r.ops === 0) throw new Error(`${side.name}: no operation completed in ${seconds}s`);
+    into.ops += r.ops;
+    into.wallNs += r.wallNs;
+    into.serverNs =
+      into.serverNs !== undefined && cpu0 !== undefined && cpu1 !== undefined
+        ? into.serverNs + (cpu1 - cpu0)
+        : undefined;
+    into.clientNs += r.clientCpuNs;
+  };
+  const totals = (): Totals => ({ ops: 0, wallNs: 0, serverNs: 0, clientNs: 0 });
+  const sample = (side: Side, t: Totals): Sample => {
+    if (t.ops === 0) throw new Error(`${side.name}: no operation completed`);
     return {
-      rate: r.ops / (r.wallNs / 1e9),
-      serverUs: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / 1e3 / r.ops : undefined,
-      clientUs: r.clientCpuNs > 0 ? r.clientCpuNs / 1e3 / r.ops : undefined,
+      rate: t.ops / (t.wallNs / 1e9),
+      serverUs: t.serverNs !== undefined ? t.serverNs / 1e3 / t.ops : undefined,
+      clientUs: t.clientNs > 0 ? t.clientNs / 1e3 / t.ops : undefined,
     };
   };
   // Warm-up (JIT, caches, the keep-alive connections), not counted.
   const warm = Math.min(1, Math.max(0.3, options.seconds / 2));
-  await window(base, warm);
-  await window(lanyard, warm);
+  await window(base, warm, totals());
+  await window(lanyard, warm, totals());
   const result: PairResult = { name, base: [], lanyard: [], rateRatios: [], serverCpuRatios: [] };
+  const slice = options.seconds / options.slices;
   for (let i = 0; i < options.rounds; i++) {
-    // The order flips every round, so a drift in the machine's load does not favour either side.
-    let b: Sample;
-    let l: Sample;
-    if (i % 2 === 0) {
-      b = await window(base, options.seconds);
-      l = await window(lanyard, options.seconds);
-    } else {
-      l = await window(lanyard, options.seconds);
-      b = await window(base, options.seconds);
+    // Within a round the two sides take turns in short slices, the first one alternating, so that the machine's
+    // load (other processes come and go within a second) falls on both alike.
+    const b = totals();
+    const l = totals();
+    for (let k = 0; k < options.slices; k++) {
+      if ((i + k) % 2 === 0) {
+        await window(base, slice, b);
+        await window(lanyard, slice, l);
+      } else {
+        await window(lanyard, slice, l);
+        await window(base, slice, b);
+      }
     }
-    result.base.push(b);
-    result.lanyard.push(l);
-    result.rateRatios.push(l.rate / b.rate);
-    if (b.serverUs !== undefined && l.serverUs !== undefined)
-      result.serverCpuRatios.push(b.serverUs / l.serverUs);
+    const bs = sample(base, b);
+    const ls = sample(lanyard, l);
+    result.base.push(bs);
+    result.lanyard.push(ls);
+    result.rateRatios.push(ls.rate / bs.rate);
+    if (bs.serverUs !== undefined && ls.serverUs !== undefined)
+      result.serverCpuRatios.push(bs.serverUs / ls.serverUs);
   }
   const out = (text: string): void => void process.stdout.write(`${text}\n`);
   const cpu = (ss: Sample[], k: 'serverUs' | 'clientUs'): string => {
@@ -226,7 +253,7 @@ export async function runHopBench(options: HopBenchOptions): Promise<PairResult[
     caPem,
   });
   process.stdout.write(
-    `\nHop: mutual TLS on 127.0.0.1, P-256 SVIDs (leaf, intermediate, root); servers on the main thread, ${options.concurrency} concurrent clients in a worker; ${options.rounds} rounds of ${options.seconds}s per side, order flipped each round; load average ${os
+    `\nHop: mutual TLS on 127.0.0.1, P-256 SVIDs (leaf, intermediate, root); servers on the main thread, ${options.concurrency} concurrent clients in a worker; ${options.rounds} rounds of ${options.seconds}s per side, in ${options.slices} alternating slices; load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}\n`,
