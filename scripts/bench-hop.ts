@@ -1,37 +1,54 @@
 /**
- * The cost of Lanyard at a hop, as figures with ratios against a baseline measured in the same run (never
- * asserted anywhere):
- *  1. mutual-TLS handshakes per second: plain Node TLS (OpenSSL checks the client chain against a CA file, the
- *     client checks the server chain, no host-name check since SVIDs have none) vs the hop helpers
- *     (createHopTlsServer + tlsClientOptions: verifyX509Svid and an authorizer on both sides);
- *  2. requests per second through express over https keep-alive connections, with and without lanyardExpress;
- *  3. the same through fastify, with and without the lanyardFastify plugin.
- * Everything runs on 127.0.0.1 in this process with a throwaway in-memory PKI.
+ * The cost of Lanyard at a hop, as ratios against a baseline measured in the same run (never asserted anywhere):
+ *  1. mutual-TLS handshakes: plain Node TLS on both sides (the server checks the client chain against a CA file
+ *     with OpenSSL, the client checks the server's the same way, no host-name check since SVIDs have none) vs the
+ *     hop helpers on both sides (createHopTlsServer + tlsClientOptions: OpenSSL's chain check, then
+ *     verifyX509Svid and an authorizer). The same certificates (P-256 leaf, intermediate and root), no session
+ *     resumption on either side (a new full handshake each time);
+ *  2. requests over https keep-alive connections to express, with and without lanyardExpress;
+ *  3. the same for fastify, with and without the lanyardFastify plugin.
+ * The baselines of 2 and 3 are plain Node https servers checking client certificates against the same CA file;
+ * the client (a plain Node https agent) is the same for both servers of a pair.
  *
- *   npx tsx scripts/bench-hop.ts [--seconds 2] [--concurrency 8]     (npm run bench runs it after the rest)
+ * Servers run on this thread, clients in a worker thread (scripts/bench-hop-clients.ts), so the server thread's
+ * own CPU time per operation is measured apart from the clients' (Linux schedstat). Each pair is warmed up, then
+ * measured in `rounds` rounds; in a round the two sides take turns in `slices` short windows (which one goes first
+ * alternates), so load that comes and goes falls on both alike. A ratio is taken within each round and the median
+ * and the range over the rounds are printed. CPU per operation survives a
+ * loaded machine better than rates do.
+ *
+ *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--slices 5] [--concurrency 8]   (npm run bench runs it)
  */
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tls from 'node:tls';
+import { Worker } from 'node:worker_threads';
 import express from 'express';
-import fastify, { type FastifyInstance } from 'fastify';
+import fastify from 'fastify';
 import { StaticX509Source } from '../src/client/static-x509-source';
 import { toX509Svid } from '../src/svid/x509-svid';
 import { lanyardExpress } from '../src/hop/express';
 import { lanyardFastify } from '../src/hop/fastify';
-import {
-  createHopTlsServer,
-  followSource,
-  HopHttpsAgent,
-  tlsClientOptions,
-  tlsServerOptions,
-} from '../src/hop/tls';
-import { authorizeAny, authorizeId } from '../src/verify';
+import { createHopTlsServer, followSource, tlsServerOptions } from '../src/hop/tls';
+import { authorizeAny } from '../src/verify';
 import { encodePem } from '../src/x509/pem';
 import { createPki, issueSvid, type Svid } from '../test/support/pki';
+import {
+  type HopClientKind,
+  type HopClientsSetup,
+  type HopWindow,
+  type HopWindowResult,
+  threadCpuNs,
+} from './bench-hop-clients';
 
 export interface HopBenchOptions {
+  /** Time of one side in one round. */
   seconds: number;
+  rounds: number;
+  /** Turns per round: each side's time is split into this many slices, the two sides alternating. */
+  slices: number;
   concurrency: number;
 }
 
@@ -40,25 +57,12 @@ export function hopOptionsFromArgv(argv = process.argv): HopBenchOptions {
     const i = argv.indexOf(name);
     return i > 0 ? Number(argv[i + 1]) : d;
   };
-  return { seconds: arg('--seconds', 1), concurrency: arg('--concurrency', 8) };
-}
-
-/** Runs `once` from `concurrency` loops for `seconds`; completed operations per second. */
-async function rate(seconds: number, concurrency: number, once: () => Promise<void>): Promise<number> {
-  const warm = Date.now() + 200;
-  while (Date.now() < warm) await once();
-  const start = process.hrtime.bigint();
-  const end = start + BigInt(Math.round(seconds * 1e9));
-  let ops = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (process.hrtime.bigint() < end) {
-        await once();
-        ops += 1;
-      }
-    }),
-  );
-  return ops / (Number(process.hrtime.bigint() - start) / 1e9);
+  return {
+    seconds: arg('--seconds', 1),
+    rounds: Math.max(1, Math.round(arg('--rounds', 7))),
+    slices: Math.max(1, Math.round(arg('--slices', 5))),
+    concurrency: arg('--concurrency', 8),
+  };
 }
 
 const keyPem = (s: Svid): string => s.key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
@@ -68,167 +72,279 @@ function listen(server: tls.Server): Promise<number> {
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
 }
 
-/** One full handshake: connect, read the server's byte, close. */
-function handshake(port: number, options: tls.ConnectionOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ...options });
-    socket.once('data', () => socket.end());
-    socket.once('error', reject);
-    socket.once('close', () => resolve());
-  });
-}
+/** The client worker: one window per call. */
+class Clients {
+  private readonly worker: Worker;
+  private pending: ((m: { ok: true; result: HopWindowResult } | { ok: false; error: string }) => void)[] = [];
 
-function get(port: number, agent: https.Agent): Promise<void> {
-  return new Promise((resolve, reject) => {
-    https
-      .get({ host: '127.0.0.1', port, path: '/docs/1', agent }, (res) => {
-        res.resume();
-        res.on('end', () =>
-          res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`)),
-        );
-      })
-      .on('error', reject);
-  });
-}
-
-/**
- * Measures `a` and `b` alternately, `rounds` times each, and returns each one's overall rate: on a shared,
- * busy machine the load drifts, and alternating keeps that drift out of the ratio.
- */
-async function paired(
-  options: HopBenchOptions,
-  a: () => Promise<void>,
-  b: () => Promise<void>,
-  rounds = 3,
-): Promise<[number, number]> {
-  const sums: [number, number] = [0, 0];
-  for (let i = 0; i < rounds; i++) {
-    sums[0] += await rate(options.seconds / rounds, options.concurrency, a);
-    sums[1] += await rate(options.seconds / rounds, options.concurrency, b);
+  constructor(setup: HopClientsSetup) {
+    // tsx's loader does not follow into worker threads: the worker registers tsx's require hook itself.
+    const file = path.join(__dirname, 'bench-hop-clients.ts');
+    this.worker = new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, {
+      eval: true,
+      workerData: setup,
+    });
+    this.worker.on('message', (m: Parameters<Clients['pending'][number]>[0]) => this.pending.shift()?.(m));
+    this.worker.on('error', (e) => {
+      for (const p of this.pending.splice(0)) p({ ok: false, error: e.message });
+    });
   }
-  return [sums[0] / rounds, sums[1] / rounds];
+
+  run(w: HopWindow): Promise<HopWindowResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push((m) => (m.ok ? resolve(m.result) : reject(new Error(`bench clients: ${m.error}`))));
+      this.worker.postMessage(w);
+    });
+  }
+
+  close(): Promise<number> {
+    return this.worker.terminate();
+  }
 }
 
-export async function runHopBench(options: HopBenchOptions): Promise<void> {
-  const { seconds, concurrency } = options;
+/** One side of a pair, measured over one window. */
+interface Sample {
+  rate: number;
+  /** Server-thread CPU per operation, in microseconds (undefined without schedstat). */
+  serverUs: number | undefined;
+  clientUs: number | undefined;
+}
+
+interface Side {
+  name: string;
+  kind: HopClientKind;
+  port: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function fmtRate(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
+}
+
+/** What one pair measured: per-round ratios (Lanyard over baseline for rates, baseline over Lanyard for CPU). */
+export interface PairResult {
+  name: string;
+  base: Sample[];
+  lanyard: Sample[];
+  rateRatios: number[];
+  serverCpuRatios: number[];
+}
+
+async function measurePair(
+  clients: Clients,
+  options: HopBenchOptions,
+  name: string,
+  base: Side,
+  lanyard: Side,
+): Promise<PairResult> {
+  /** Totals of one side over the slices of a round. */
+  interface Totals {
+    ops: number;
+    wallNs: number;
+    serverNs: number | undefined;
+    clientNs: number;
+  }
+  const window = async (side: Side, seconds: number, into: Totals): Promise<void> => {
+    const cpu0 = threadCpuNs();
+    const r = await clients.run({
+      kind: side.kind,
+      port: side.port,
+      seconds,
+      concurrency: options.concurrency,
+    });
+    const cpu1 = threadCpuNs();
+    into.ops += r.ops;
+    into.wallNs += r.wallNs;
+    into.serverNs =
+      into.serverNs !== undefined && cpu0 !== undefined && cpu1 !== undefined
+        ? into.serverNs + (cpu1 - cpu0)
+        : undefined;
+    into.clientNs += r.clientCpuNs;
+  };
+  const totals = (): Totals => ({ ops: 0, wallNs: 0, serverNs: 0, clientNs: 0 });
+  const sample = (side: Side, t: Totals): Sample => {
+    if (t.ops === 0) throw new Error(`${side.name}: no operation completed`);
+    return {
+      rate: t.ops / (t.wallNs / 1e9),
+      serverUs: t.serverNs !== undefined ? t.serverNs / 1e3 / t.ops : undefined,
+      clientUs: t.clientNs > 0 ? t.clientNs / 1e3 / t.ops : undefined,
+    };
+  };
+  // Warm-up (JIT, caches, the keep-alive connections), not counted.
+  const warm = Math.min(1, Math.max(0.3, options.seconds / 2));
+  await window(base, warm, totals());
+  await window(lanyard, warm, totals());
+  const result: PairResult = { name, base: [], lanyard: [], rateRatios: [], serverCpuRatios: [] };
+  const slice = options.seconds / options.slices;
+  for (let i = 0; i < options.rounds; i++) {
+    // Within a round the two sides take turns in short slices, the first one alternating, so that the machine's
+    // load (other processes come and go within a second) falls on both alike.
+    const b = totals();
+    const l = totals();
+    for (let k = 0; k < options.slices; k++) {
+      if ((i + k) % 2 === 0) {
+        await window(base, slice, b);
+        await window(lanyard, slice, l);
+      } else {
+        await window(lanyard, slice, l);
+        await window(base, slice, b);
+      }
+    }
+    const bs = sample(base, b);
+    const ls = sample(lanyard, l);
+    result.base.push(bs);
+    result.lanyard.push(ls);
+    result.rateRatios.push(ls.rate / bs.rate);
+    if (bs.serverUs !== undefined && ls.serverUs !== undefined)
+      result.serverCpuRatios.push(bs.serverUs / ls.serverUs);
+  }
+  const out = (text: string): void => void process.stdout.write(`${text}\n`);
+  const cpu = (ss: Sample[], k: 'serverUs' | 'clientUs'): string => {
+    const xs = ss.map((s) => s[k]).filter((x): x is number => x !== undefined);
+    return xs.length === 0 ? 'n/a' : `${Math.round(median(xs))} µs`;
+  };
+  const range = (xs: number[]): string =>
+    `${median(xs).toFixed(2)}  (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  out(`  ${name}`);
+  for (const [side, ss] of [
+    [base, result.base],
+    [lanyard, result.lanyard],
+  ] as const) {
+    out(
+      `    ${side.name.padEnd(54)} ${fmtRate(median(ss.map((s) => s.rate))).padStart(8)} /s   server ${cpu(ss, 'serverUs').padStart(8)}/op   client ${cpu(ss, 'clientUs').padStart(8)}/op`,
+    );
+  }
+  out(`    ${'rate ratio, median (min–max) over rounds'.padEnd(54)} ${range(result.rateRatios)}`);
+  if (result.serverCpuRatios.length > 0) {
+    out(`    ${'server CPU ratio (baseline/op ÷ Lanyard/op)'.padEnd(54)} ${range(result.serverCpuRatios)}`);
+  }
+  return result;
+}
+
+export async function runHopBench(options: HopBenchOptions): Promise<PairResult[]> {
   const pki = createPki('bench.test');
-  const serverSvid = issueSvid(pki, 'spiffe://bench.test/service');
+  const serviceId = 'spiffe://bench.test/service';
+  const serverSvid = issueSvid(pki, serviceId);
   const clientSvid = issueSvid(pki, 'spiffe://bench.test/agent');
   const caPem = pki.bundle.toPem();
   const serverSource = new StaticX509Source(
     toX509Svid(serverSvid.chain, serverSvid.key.privateKey),
     pki.bundle,
   );
-  const clientSource = new StaticX509Source(
-    toX509Svid(clientSvid.chain, clientSvid.key.privateKey),
-    pki.bundle,
-  );
-  const serviceId = 'spiffe://bench.test/service';
-  const line = (name: string, v: number, unit: string): void => {
-    process.stdout.write(
-      `  ${name.padEnd(58)} ${Math.round(v).toLocaleString('en-US').padStart(10)} ${unit}\n`,
-    );
-  };
-  process.stdout.write(
-    `\nHop: mutual TLS on 127.0.0.1 (${concurrency} concurrent clients, ${seconds}s per figure, baseline and Lanyard alternated)\n`,
-  );
-
-  // 1. Handshakes: a new connection each time, no session resumption.
-  const plain = tls.createServer(
-    {
-      key: keyPem(serverSvid),
-      cert: certPem(serverSvid),
-      ca: caPem,
-      requestCert: true,
-      rejectUnauthorized: true,
-    },
-    (socket) => socket.end('x'),
-  );
-  const plainPort = await listen(plain);
-  const plainClient: tls.ConnectionOptions = {
-    key: keyPem(clientSvid),
-    cert: certPem(clientSvid),
+  // Plain Node TLS with a CA file: OpenSSL checks the client chain; nothing else.
+  const plainServerOptions: tls.TlsOptions = {
+    key: keyPem(serverSvid),
+    cert: certPem(serverSvid),
     ca: caPem,
-    checkServerIdentity: () => undefined,
+    requestCert: true,
+    rejectUnauthorized: true,
   };
-  const hop = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
-    socket.end('x'),
+  const clients = new Clients({
+    trustDomain: pki.trustDomain,
+    serviceId,
+    keyPem: keyPem(clientSvid),
+    certPem: certPem(clientSvid),
+    chainDer: clientSvid.chain.map((c) => c.der),
+    caPem,
+  });
+  process.stdout.write(
+    `\nHop: mutual TLS on 127.0.0.1, P-256 SVIDs (leaf, intermediate, root); servers on the main thread, ${options.concurrency} concurrent clients in a worker; ${options.rounds} rounds of ${options.seconds}s per side, in ${options.slices} alternating slices; load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}\n`,
   );
-  const hopPort = await listen(hop);
-  const [plainRate, hopRate] = await paired(
-    options,
-    () => handshake(plainPort, plainClient),
-    // Client options built per connection, as a client following rotation does.
-    () => handshake(hopPort, tlsClientOptions({ source: clientSource, authorize: authorizeId(serviceId) })),
+  const results: PairResult[] = [];
+  const closers: (() => Promise<unknown>)[] = [];
+  const closeServer =
+    (s: tls.Server): (() => Promise<void>) =>
+    () =>
+      new Promise((r) => {
+        (s as https.Server).closeAllConnections?.();
+        s.close(() => r());
+      });
+  try {
+    // 1. Handshakes: a new connection each time, no session resumption.
+    const plain = tls.createServer(plainServerOptions, (socket) => socket.end('x'));
+    const hop = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
+      socket.end('x'),
+    );
+    closers.push(closeServer(plain), closeServer(hop));
+    results.push(
+      await measurePair(
+        clients,
+        options,
+        'mutual-TLS handshakes',
+        { name: 'plain Node TLS, CA file, both sides', kind: 'plain-handshake', port: await listen(plain) },
+        {
+          name: 'Lanyard hop (verifier + authorizer) on both sides',
+          kind: 'lanyard-handshake',
+          port: await listen(hop),
+        },
+      ),
+    );
+
+    // 2. express over https keep-alive connections.
+    const app = (guarded: boolean): express.Express => {
+      const a = express();
+      if (guarded) a.use(lanyardExpress({ source: serverSource, authorize: authorizeAny() }));
+      a.get('/docs/:id', (req, res) => {
+        res.json({ id: req.params.id, agent: req.agent?.spiffeId ?? null });
+      });
+      return a;
+    };
+    const bare = https.createServer(plainServerOptions, app(false));
+    const guarded = https.createServer(tlsServerOptions(serverSource), app(true));
+    followSource(guarded, serverSource);
+    closers.push(closeServer(bare), closeServer(guarded));
+    results.push(
+      await measurePair(
+        clients,
+        options,
+        'express requests (keep-alive)',
+        { name: 'express, plain Node https with a CA file', kind: 'request', port: await listen(bare) },
+        { name: 'express + lanyardExpress', kind: 'request', port: await listen(guarded) },
+      ),
+    );
+
+    // 3. fastify over https keep-alive connections: the same route, with and without the plugin.
+    const fastifyApp = async (guarded: boolean): Promise<number> => {
+      const a = fastify({ https: guarded ? tlsServerOptions(serverSource) : plainServerOptions });
+      if (guarded) await a.register(lanyardFastify, { source: serverSource, authorize: authorizeAny() });
+      a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
+        id: req.params.id,
+        agent: req.agent?.spiffeId ?? null,
+      }));
+      await a.listen({ port: 0, host: '127.0.0.1' });
+      if (guarded) followSource(a.server as https.Server, serverSource);
+      closers.push(() => a.close());
+      return (a.server.address() as AddressInfo).port;
+    };
+    results.push(
+      await measurePair(
+        clients,
+        options,
+        'fastify requests (keep-alive)',
+        { name: 'fastify, plain Node https with a CA file', kind: 'request', port: await fastifyApp(false) },
+        { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp(true) },
+      ),
+    );
+  } finally {
+    await clients.close();
+    await Promise.all(closers.map((c) => c()));
+    await serverSource.close();
+  }
+  process.stdout.write(
+    `  (load average at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')})\n`,
   );
-  line('plain Node TLS, CA file (handshakes)', plainRate, '/s');
-  line('Lanyard hop: verifier + authorizer on both sides (handshakes)', hopRate, '/s');
-  plain.close();
-  hop.close();
-
-  // 2. express over https keep-alive connections, the same client agent type for both.
-  const app = (guarded: boolean): express.Express => {
-    const a = express();
-    if (guarded) a.use(lanyardExpress({ source: serverSource, authorize: authorizeAny() }));
-    a.get('/docs/:id', (req, res) => {
-      res.json({ id: req.params.id, agent: req.agent?.spiffeId ?? null });
-    });
-    return a;
-  };
-  const servers: https.Server[] = [];
-  const agents: https.Agent[] = [];
-  const setup = async (guarded: boolean): Promise<() => Promise<void>> => {
-    const server = https.createServer(tlsServerOptions(serverSource), app(guarded));
-    followSource(server, serverSource);
-    servers.push(server);
-    const port = await listen(server);
-    const agent = new HopHttpsAgent(
-      { source: clientSource, authorize: authorizeId(serviceId) },
-      { maxSockets: concurrency },
-    );
-    agents.push(agent);
-    return () => get(port, agent);
-  };
-  const [bare, guarded] = await paired(options, await setup(false), await setup(true));
-  line('express without the middleware (requests)', bare, '/s');
-  line('express + lanyardExpress (requests)', guarded, '/s');
-  for (const a of agents) a.destroy();
-  for (const s of servers) s.close();
-  agents.length = 0;
-
-  // 3. fastify over https keep-alive connections: the same route, with and without the plugin.
-  const apps: FastifyInstance[] = [];
-  const setupFastify = async (guarded: boolean): Promise<() => Promise<void>> => {
-    const a = fastify({ https: tlsServerOptions(serverSource) });
-    if (guarded) await a.register(lanyardFastify, { source: serverSource, authorize: authorizeAny() });
-    a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
-      id: req.params.id,
-      agent: req.agent?.spiffeId ?? null,
-    }));
-    await a.listen({ port: 0, host: '127.0.0.1' });
-    followSource(a.server as https.Server, serverSource);
-    apps.push(a);
-    const agent = new HopHttpsAgent(
-      { source: clientSource, authorize: authorizeId(serviceId) },
-      { maxSockets: concurrency },
-    );
-    agents.push(agent);
-    return () => get((a.server.address() as AddressInfo).port, agent);
-  };
-  const [fBare, fGuarded] = await paired(options, await setupFastify(false), await setupFastify(true));
-  line('fastify without the plugin (requests)', fBare, '/s');
-  line('fastify + lanyardFastify (requests)', fGuarded, '/s');
-  for (const a of agents) a.destroy();
-  await Promise.all(apps.map((a) => a.close()));
-
-  process.stdout.write('\nHop ratios (same run)\n');
-  const ratio = (text: string, v: number): void => {
-    process.stdout.write(`  ${text.padEnd(58)} ${v.toFixed(2).padStart(10)}\n`);
-  };
-  ratio('Lanyard hop handshakes / plain Node TLS handshakes', hopRate / plainRate);
-  ratio('express with lanyardExpress / without', guarded / bare);
-  ratio('fastify with lanyardFastify / without', fGuarded / fBare);
-  await Promise.all([serverSource.close(), clientSource.close()]);
+  return results;
 }
 
 if (require.main === module) {

@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { actionMethod, canonicalHttpAction, canonicalRequestPath } from './http-action';
 import { httpRefusal } from './http-refusal';
-import { httpVerifyOptions, type HopHttpOptions, verifyHttpPeer } from './http-peer';
+import { checkHttpPeer, httpVerifyOptions, type HopHttpOptions } from './http-peer';
 import type { HopPeer } from './peer';
 import { rememberPeer } from './tls';
 
@@ -65,15 +65,28 @@ export function lanyardExpress(options: HopExpressOptions): HopExpressMiddleware
       refuse(res, e);
       return;
     }
-    verifyHttpPeer(req.socket, verify, action).then(
-      (peer) => {
-        req.agent = peer;
-        rememberPeer(req, peer);
-        next();
-      },
-      (e: unknown) => refuse(res, e),
-    );
+    let checked: HopPeer | Promise<HopPeer>;
+    try {
+      checked = checkHttpPeer(req.socket, verify, action);
+    } catch (e) {
+      refuse(res, e);
+      return;
+    }
+    if (checked instanceof Promise) {
+      checked.then(
+        (peer) => accept(req, peer, next),
+        (e: unknown) => refuse(res, e),
+      );
+    } else {
+      accept(req, checked, next);
+    }
   };
+}
+
+function accept(req: HopExpressRequest, peer: HopPeer, next: (err?: unknown) => void): void {
+  req.agent = peer;
+  rememberPeer(req, peer);
+  next();
 }
 
 function refuse(res: ServerResponse, e: unknown): void {

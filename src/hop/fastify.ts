@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { actionMethod, canonicalHttpAction } from './http-action';
 import { httpRefusal } from './http-refusal';
-import { httpVerifyOptions, type HopHttpOptions, verifyHttpPeer } from './http-peer';
+import { checkHttpPeer, httpVerifyOptions, type HopHttpOptions } from './http-peer';
 import type { HopPeer } from './peer';
 import { rememberPeer } from './tls';
 
@@ -34,7 +34,10 @@ declare module 'fastify' {
 async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise<void> {
   const verify = httpVerifyOptions(options);
   app.decorateRequest('agent', undefined);
-  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+  // A callback hook, not an async one: an Authorizer's accept continues in the same turn, with no promise made
+  // per request. A refusal answers and never calls `done`, so no handler runs.
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    let checked: HopPeer | Promise<HopPeer>;
     try {
       // The route pattern when the router matched one; otherwise (a 404) the canonical path, with fastify's
       // case-sensitive routing as the default.
@@ -46,15 +49,31 @@ async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise
           : canonicalHttpAction(request.method, request.url, {
               caseSensitive: options.caseSensitive ?? true,
             }));
-      const peer = await verifyHttpPeer(request.raw.socket, verify, action);
-      request.agent = peer;
-      rememberPeer(request.raw, peer);
+      checked = checkHttpPeer(request.raw.socket, verify, action);
     } catch (e) {
-      const r = httpRefusal(e);
-      return reply.code(r.status).type('application/json; charset=utf-8').send(r.body);
+      refuse(reply, e);
+      return;
     }
-    return undefined;
+    if (checked instanceof Promise) {
+      checked.then(
+        (peer) => accept(request, peer, done),
+        (e: unknown) => refuse(reply, e),
+      );
+    } else {
+      accept(request, checked, done);
+    }
   });
+}
+
+function accept(request: FastifyRequest, peer: HopPeer, done: () => void): void {
+  request.agent = peer;
+  rememberPeer(request.raw, peer);
+  done();
+}
+
+function refuse(reply: FastifyReply, e: unknown): void {
+  const r = httpRefusal(e);
+  void reply.code(r.status).type('application/json; charset=utf-8').send(r.body);
 }
 
 // What fastify-plugin does: skip encapsulation, so the hook applies to routes registered outside the plugin.

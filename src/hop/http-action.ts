@@ -38,12 +38,15 @@ export function canonicalRequestPath(target: string, options: HttpActionOptions 
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0020\u007f-\uffff]/.test(raw))
     throw refuse('control, space or non-ASCII character in the path');
-  const decoded = raw.replace(/%(..)?/g, (m: string, hex: string | undefined) => {
-    if (hex === undefined || !/^[0-9A-Fa-f]{2}$/.test(hex)) throw refuse('broken percent-escape');
-    const ch = String.fromCharCode(parseInt(hex, 16));
-    if (ch === '/' || ch === '\\') throw refuse('encoded "/" or "\\" in the path');
-    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-  });
+  // Most paths have no escape at all: they skip the scan.
+  const decoded = !raw.includes('%')
+    ? raw
+    : raw.replace(/%(..)?/g, (m: string, hex: string | undefined) => {
+        if (hex === undefined || !/^[0-9A-Fa-f]{2}$/.test(hex)) throw refuse('broken percent-escape');
+        const ch = String.fromCharCode(parseInt(hex, 16));
+        if (ch === '/' || ch === '\\') throw refuse('encoded "/" or "\\" in the path');
+        return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+      });
   let segments = decoded.split('/').slice(1);
   if (segments.length > 1 && segments[segments.length - 1] === '') segments = segments.slice(0, -1);
   for (const s of segments) {

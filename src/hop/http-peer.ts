@@ -4,9 +4,10 @@ import type { TLSSocket } from 'node:tls';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { trackLivePeer } from './live-peers';
-import { checkHopVerifyOptions, type HopPeer, type HopVerifyOptions, verifyHopPeer } from './peer';
+import { checkHopPeer, checkHopVerifyOptions, type HopPeer, type HopVerifyOptions } from './peer';
 import type { HttpActionOptions } from './http-action';
-import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
+import type { OwnChainSource } from '../internal/peer-chain';
+import { connectionChains } from './connection-chain';
 
 /** Options of the HTTP middlewares: `bundles` defaults to the source. */
 export interface HopHttpOptions extends Omit<HopVerifyOptions, 'bundles'>, HttpActionOptions {
@@ -29,23 +30,6 @@ export function httpVerifyOptions(o: HopHttpOptions): HttpVerifyOptions {
   return checkHopVerifyOptions({ ...o, bundles: o.bundles ?? o.source, chainSource: o.source });
 }
 
-const chains = new WeakMap<object, Uint8Array[]>();
-
-/**
- * The peer's chain, read once per connection: Node builds the detailed certificate objects anew on every call,
- * which costs more than the (cached) verification. Renegotiation is switched off first, because it is the one
- * way a peer's certificate could change within a connection (TLS 1.3 has none anyway).
- */
-function connectionChain(socket: TLSSocket): Uint8Array[] {
-  let chain = chains.get(socket);
-  if (chain === undefined) {
-    socket.disableRenegotiation();
-    chain = socketPeerChain(socket);
-    chains.set(socket, chain);
-  }
-  return chain;
-}
-
 /**
  * Verifies the peer of the connection `socket` for `action`. A plain-TCP socket (no TLS) has no certificate
  * and is refused like a TLS peer that sent none. Re-run for every request, so that a revocation or an expiry
@@ -57,9 +41,40 @@ export async function verifyHttpPeer(
   options: HttpVerifyOptions,
   action: string,
 ): Promise<HopPeer> {
-  const peer = await verifyHttpPeerOnce(socket, options, action);
-  watchConnection(socket, options, peer);
-  return peer;
+  return checkHttpPeer(socket, options, action);
+}
+
+/**
+ * verifyHttpPeer without the promise when an Authorizer (not an async policy) decides: the middlewares call the
+ * next handler in the same turn. Everything verifyHttpPeer checks is checked on every call; only the reading of
+ * the peer's chain is done once per connection (connection-chain.ts), and the verifier's memo answers the same
+ * chain again from memory while re-checking time, bundle and revocation.
+ * @throws LanyardError for a refusal (synchronously, or as the promise's rejection).
+ */
+export function checkHttpPeer(
+  socket: Socket,
+  options: HttpVerifyOptions,
+  action: string,
+): HopPeer | Promise<HopPeer> {
+  if (typeof (socket as Partial<TLSSocket>).getPeerCertificate !== 'function') {
+    return checkHopPeer({ chain: [] }, options, {
+      transport: 'http',
+      action,
+      noCertificateMessage: 'not a TLS connection: this service needs mutual TLS with an X509-SVID',
+    });
+  }
+  const peer = checkHopPeer(connectionChains(socket as TLSSocket, options), options, {
+    transport: 'http',
+    action,
+  });
+  if (!(peer instanceof Promise)) {
+    watchConnection(socket, options, peer);
+    return peer;
+  }
+  return peer.then((p) => {
+    watchConnection(socket, options, p);
+    return p;
+  });
 }
 
 const watched = new WeakSet<Socket>();
@@ -70,27 +85,9 @@ const watched = new WeakSet<Socket>();
  * certificate cannot change within it (renegotiation is off).
  */
 function watchConnection(socket: Socket, options: HttpVerifyOptions, peer: HopPeer): void {
-  if (watched.has(socket) || socket.destroyed) return;
+  // Nothing to watch for without a checker that notifies: the WeakSet is not even consulted.
+  if (options.revocation === undefined || watched.has(socket) || socket.destroyed) return;
   watched.add(socket);
   const untrack = trackLivePeer(options, { transport: 'http' }, peer, () => socket.destroy());
   socket.once('close', untrack);
-}
-
-function verifyHttpPeerOnce(socket: Socket, options: HttpVerifyOptions, action: string): Promise<HopPeer> {
-  const tlsSocket = socket as Partial<TLSSocket>;
-  const chain =
-    typeof tlsSocket.getPeerCertificate === 'function'
-      ? withKnownIntermediates(
-          connectionChain(socket as TLSSocket),
-          options.chainSource,
-          options.intermediates,
-        )
-      : [];
-  return verifyHopPeer(chain, options, {
-    transport: 'http',
-    action,
-    ...(typeof tlsSocket.getPeerCertificate !== 'function'
-      ? { noCertificateMessage: 'not a TLS connection: this service needs mutual TLS with an X509-SVID' }
-      : {}),
-  });
 }

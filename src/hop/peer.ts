@@ -27,7 +27,14 @@ import type { AgentContext } from '../x509/agent-context/types';
 import type { HopLogger } from '../internal/logging';
 import { ParsedCertificate } from '../x509/certificate';
 import type { HopDecision, HopDecisionListener, HopTransport } from './decision';
-import { runAuthorize, type HopAuthorize, PolicyDeniedError } from './policy';
+import {
+  callAuthorize,
+  type HopAuthorize,
+  type HopRequest,
+  type PolicyDecision,
+  PolicyDeniedError,
+  policyOutcome,
+} from './policy';
 
 /** The verified peer a helper hands to the application (`req.agent`, `peerOf(socket)`, `hopPeerOf(call)`). */
 export interface HopPeer {
@@ -127,19 +134,65 @@ export async function verifyHopPeer(
   options: HopVerifyOptions,
   request: HopRequestInfo,
 ): Promise<HopPeer> {
+  return checkHopPeer({ chain }, options, request);
+}
+
+/**
+ * What a helper verifies a peer by. `chain` is tried first; when it does not verify and `presented` is given,
+ * `presented()` is read and its verdict is the one reported (as if only it had been tried). The TLS helpers pass
+ * the peer's leaf with the intermediates this service knows as `chain` and the chain the peer presented as
+ * `presented`: Node copies and converts every certificate of a detailed peer chain on each read (about twice a
+ * whole verification of a known chain), so it is read only for a peer whose issuer this service does not know.
+ * Trying the shorter chain first never accepts more: it holds only certificates the longer one has too, and
+ * the verifier accepts any valid path to a bundle root, whichever certificates it was offered.
+ */
+export interface PeerChains {
+  readonly chain: readonly Uint8Array[] | undefined;
+  readonly presented?: () => readonly Uint8Array[] | undefined;
+}
+
+/**
+ * verifyHopPeer without the promise when nothing asynchronous decides: an Authorizer's accept is returned as the
+ * peer itself, a HopPolicy's decision as a promise. A refusal of the chain or by an Authorizer throws.
+ * @throws LanyardError with the refusal's stable code (synchronously, or as the promise's rejection).
+ */
+export function checkHopPeer(
+  chains: PeerChains,
+  options: HopVerifyOptions,
+  request: HopRequestInfo,
+): HopPeer | Promise<HopPeer> {
   const service = serviceName(options);
+  const tried: Tried = { chain: chains.chain };
   let svid: VerifyX509SvidResult | undefined;
+  let hopRequest: HopRequest;
+  let answer: PolicyDecision | Promise<PolicyDecision> | undefined;
   try {
-    svid = verifyAuditChain(chain, options, request);
-    const { policyVersion } = await runAuthorize(options.authorize, svid, {
+    svid = verifyChains(chains, options, request, tried);
+    hopRequest = {
       transport: request.transport,
       service,
       ...(request.action !== undefined ? { action: request.action } : {}),
-    });
-    return allowed(options, service, request, svid, policyVersion);
+    };
+    answer = callAuthorize(options.authorize, svid, hopRequest);
+    if (answer === undefined) return allowed(options, service, request, svid, undefined);
   } catch (e) {
-    throw denied(options, service, request, chain, svid, e);
+    throw denied(options, service, request, tried.chain, svid, e);
   }
+  const verified = svid;
+  return Promise.resolve(answer).then(
+    (decision) => {
+      let outcome: { policyVersion?: string };
+      try {
+        outcome = policyOutcome(decision, verified, hopRequest);
+      } catch (e) {
+        throw denied(options, service, request, tried.chain, verified, e);
+      }
+      return allowed(options, service, request, verified, outcome.policyVersion);
+    },
+    (e: unknown) => {
+      throw denied(options, service, request, tried.chain, verified, e);
+    },
+  );
 }
 
 /**
@@ -172,6 +225,30 @@ export function verifyHopPeerSync(
   }
 }
 
+/** The chain whose verdict stands: the one a refusal is reported about. */
+interface Tried {
+  chain: readonly Uint8Array[] | undefined;
+}
+
+function verifyChains(
+  chains: PeerChains,
+  options: HopVerifyOptions,
+  request: HopRequestInfo,
+  tried: Tried,
+): VerifyX509SvidResult {
+  tried.chain = chains.chain;
+  if (chains.presented === undefined || chains.chain === undefined || chains.chain.length === 0) {
+    return verifyAuditChain(chains.chain, options, request);
+  }
+  try {
+    return verifyAuditChain(chains.chain, options, request);
+  } catch {
+    // Whatever failed, the peer's own chain decides, and its error is the one reported.
+    tried.chain = chains.presented();
+    return verifyAuditChain(tried.chain, options, request);
+  }
+}
+
 function verifyAuditChain(
   chain: readonly Uint8Array[] | undefined,
   options: HopVerifyOptions,
@@ -192,22 +269,31 @@ function verifyAuditChain(
 function checkPeerDomain(svid: VerifyX509SvidResult, options: HopVerifyOptions): void {
   const own = ownTrustDomain(options);
   if (own === undefined) return;
-  const allowed = (options.federatedTrustDomains ?? []).map((t) => (typeof t === 'string' ? t : t.name));
-  const accepted = (td: string): boolean => td === own || allowed.includes(td);
   const peerTd = svid.id.trustDomain.name;
-  if (!accepted(peerTd)) {
+  if (!acceptedDomain(peerTd, own, options)) {
     throw new WrongTrustDomainError(
       `peer ${svid.id.toString()} is of trust domain "${peerTd}", which this service (of "${own}") does not accept: list it in federatedTrustDomains to serve its workloads`,
     );
   }
-  for (const link of svid.context?.delegation ?? []) {
+  const delegation = svid.context?.delegation;
+  if (delegation === undefined) return;
+  for (const link of delegation) {
     const td = SpiffeId.parse(link.spiffeId).trustDomain.name;
-    if (!accepted(td)) {
+    if (!acceptedDomain(td, own, options)) {
       throw new WrongTrustDomainError(
         `peer ${svid.id.toString()} acts for ${link.spiffeId} of trust domain "${td}", which this service (of "${own}") does not accept: list it in federatedTrustDomains to serve chains from it`,
       );
     }
   }
+}
+
+/** The service's own domain, or one it lists in federatedTrustDomains. */
+function acceptedDomain(td: string, own: string, options: HopVerifyOptions): boolean {
+  if (td === own) return true;
+  for (const f of options.federatedTrustDomains ?? []) {
+    if (td === (typeof f === 'string' ? f : f.name)) return true;
+  }
+  return false;
 }
 
 function ownTrustDomain(options: HopVerifyOptions): string | undefined {
@@ -242,7 +328,9 @@ function allowed(
   svid: VerifyX509SvidResult,
   policyVersion: string | undefined,
 ): HopPeer {
-  const peer = hopPeerOf(svid, policyVersion);
+  const peer = peerFor(svid, policyVersion);
+  // Nobody listens: no decision record to build.
+  if (options.onDecision === undefined && options.logger === undefined) return peer;
   report(options, {
     at: new Date(),
     transport: request.transport,
@@ -254,6 +342,20 @@ function allowed(
     ...(peer.context !== undefined ? { context: peer.context } : {}),
     ...(policyVersion !== undefined ? { policyVersion } : {}),
   });
+  return peer;
+}
+
+/**
+ * The last HopPeer made from each verified SVID. The verifier's memo answers a known chain with the very result
+ * object it verified, so a kept-alive connection's every request gets the same frozen peer instead of a copy.
+ */
+const peersOfSvids = new WeakMap<VerifyX509SvidResult, HopPeer>();
+
+function peerFor(svid: VerifyX509SvidResult, policyVersion: string | undefined): HopPeer {
+  const known = peersOfSvids.get(svid);
+  if (known !== undefined && known.policyVersion === policyVersion) return known;
+  const peer = hopPeerOf(svid, policyVersion);
+  peersOfSvids.set(svid, peer);
   return peer;
 }
 

@@ -45,11 +45,31 @@ export async function runAuthorize(
   peer: VerifyX509SvidResult,
   request: HopRequest,
 ): Promise<{ policyVersion?: string }> {
+  const answer = callAuthorize(authorize, peer, request);
+  return answer === undefined ? {} : policyOutcome(await answer, peer, request);
+}
+
+/**
+ * Calls `authorize`: undefined when an Authorizer allowed (it throws to refuse), else the policy's decision,
+ * for policyOutcome. Lets a helper answer an Authorizer's allow without waiting for a promise.
+ */
+export function callAuthorize(
+  authorize: HopAuthorize,
+  peer: VerifyX509SvidResult,
+  request: HopRequest,
+): PolicyDecision | Promise<PolicyDecision> | undefined {
   const answer = (
     authorize as (p: VerifyX509SvidResult, r: HopRequest) => PolicyDecision | Promise<PolicyDecision> | void
   )(peer, request);
-  if (answer === undefined) return {};
-  const decision = await answer;
+  return answer === undefined ? undefined : answer;
+}
+
+/** The policy version of an allowing decision; throws PolicyDeniedError for anything else. */
+export function policyOutcome(
+  decision: PolicyDecision,
+  peer: VerifyX509SvidResult,
+  request: HopRequest,
+): { policyVersion?: string } {
   // Anything but an explicit allow refuses: a policy hook with a bug must not open the door.
   if (typeof decision !== 'object' || decision === null || decision.allow !== true) {
     const reason = typeof decision === 'object' && decision !== null ? decision.reason : undefined;

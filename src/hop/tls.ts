@@ -8,7 +8,7 @@
  * open connections keep their context); clients build their context from the source's current SVID for each
  * new connection.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import * as https from 'node:https';
 import { isIP } from 'node:net';
 import type * as http from 'node:http';
@@ -25,14 +25,15 @@ import { encodePem } from '../x509/pem';
 import { rootsPem } from '../client/certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { httpRefusal } from './http-refusal';
-import { type HttpVerifyOptions, verifyHttpPeer } from './http-peer';
+import { checkHttpPeer, type HttpVerifyOptions } from './http-peer';
+import { connectionChains } from './connection-chain';
 import { trackLivePeer } from './live-peers';
 import {
   checkHopVerifyOptions,
   hopPeerOf,
   type HopPeer,
   type HopVerifyOptions,
-  verifyHopPeer,
+  checkHopPeer,
   verifyHopPeerSync,
 } from './peer';
 import { peerChainOf, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
@@ -144,12 +145,12 @@ export function createHopTlsServer(
   const server = tls.createServer(tlsServerOptions(options.source, options));
   followSource(server, options.source, options);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
-    // The peer is verified once per connection: a TLS 1.2 renegotiation must not swap its certificate later.
-    // Node reports an attempt as an 'error' and would carry on; the connection ends instead.
-    socket.disableRenegotiation();
+    // The peer is verified once per connection: a TLS 1.2 renegotiation must not swap its certificate later
+    // (connectionChains switches it off). Node reports an attempt as an 'error' and would carry on; the
+    // connection ends instead.
     socket.on('error', () => socket.destroy());
-    const chain = withKnownIntermediates(socketPeerChain(socket), options.source, options.intermediates);
-    verifyHopPeer(chain, verify, { transport: 'tls' }).then(
+    const chains = connectionChains(socket, verify);
+    new Promise<HopPeer>((resolve) => resolve(checkHopPeer(chains, verify, { transport: 'tls' }))).then(
       (peer) => {
         if (socket.destroyed) return;
         peers.set(socket, peer);
@@ -194,10 +195,22 @@ export function createHopHttpsServer(
       refuse(e);
       return;
     }
-    verifyHttpPeer(req.socket, verify, action).then((peer) => {
-      peers.set(req, peer);
-      handler(req, res, peer);
-    }, refuse);
+    let checked: HopPeer | Promise<HopPeer>;
+    try {
+      checked = checkHttpPeer(req.socket, verify, action);
+    } catch (e) {
+      refuse(e);
+      return;
+    }
+    if (checked instanceof Promise) {
+      checked.then((peer) => {
+        peers.set(req, peer);
+        handler(req, res, peer);
+      }, refuse);
+    } else {
+      peers.set(req, checked);
+      handler(req, res, checked);
+    }
   });
   return server;
 }
@@ -226,21 +239,32 @@ export interface HopClientOptions extends Omit<HopVerifyOptions, 'bundles' | 'au
  * by TLS clients) keeps even a caller-supplied agent from sharing sockets or sessions between calls.
  */
 export function tlsClientOptions(options: HopClientOptions): HopTlsClientOptions {
+  return hopClientOptions(options, clientVerifyOptions(options));
+}
+
+/** tlsClientOptions with the verify options made once (HopHttpsAgent) and the server's chain reported. */
+function hopClientOptions(
+  options: HopClientOptions,
+  verify: HopVerifyOptions,
+  onChain?: (chain: Uint8Array[]) => void,
+): HopTlsClientOptions {
   const svid = options.source.getX509Svid();
   const caPem = rootsPem(options.source, options.caTrustDomains);
   if (caPem === '') {
     throw new SourceNotReadyError('the source has no bundle to check the server against');
   }
-  const verify = clientVerifyOptions(options);
   return {
-    secureContext: tls.createSecureContext(svidContextOptions(svid, caPem)),
+    secureContext: clientContext(svid, caPem),
     rejectUnauthorized: true,
     agent: false,
     session: undefined,
-    sessionIdContext: randomBytes(16).toString('hex'),
+    // Unique per call (32 hex digits); randomUUID draws from a buffered pool, randomBytes would not.
+    sessionIdContext: randomUUID().replace(/-/g, ''),
     checkServerIdentity: (_host: string, cert: tls.PeerCertificate): Error | undefined => {
       try {
+        // Node has just read the detailed chain for this call; nobody needs to read it again.
         const chain = withKnownIntermediates(peerChainOf(cert), options.source);
+        onChain?.(chain);
         const peer = verifyHopPeerSync(chain, verify, { transport: 'tls' });
         options.onServer?.(peer);
         return undefined;
@@ -249,6 +273,29 @@ export function tlsClientOptions(options: HopClientOptions): HopTlsClientOptions
       }
     },
   };
+}
+
+/**
+ * Client secure contexts, per SVID object and CA list. Making one parses the key, the chain and the roots (several
+ * milliseconds with OpenSSL 3, more than the handshake's own cryptography), so a client connecting often reuses
+ * it while the source hands out the same SVID and the bundle gives the same roots; a rotation brings a new SVID
+ * object and so a new context. Sharing a context shares no TLS session: Node keeps no client session cache in it
+ * (a session is resumed only when passed as `session`, which these options never do).
+ */
+const clientContexts = new WeakMap<X509Svid, Map<string, tls.SecureContext>>();
+/** Different CA lists for one SVID (a client per caTrustDomains choice) are few; past this, start over. */
+const MAX_CONTEXTS_PER_SVID = 8;
+
+function clientContext(svid: X509Svid, caPem: string): tls.SecureContext {
+  let byRoots = clientContexts.get(svid);
+  if (byRoots === undefined) clientContexts.set(svid, (byRoots = new Map()));
+  let context = byRoots.get(caPem);
+  if (context === undefined) {
+    context = tls.createSecureContext(svidContextOptions(svid, caPem));
+    if (byRoots.size >= MAX_CONTEXTS_PER_SVID) byRoots.clear();
+    byRoots.set(caPem, context);
+  }
+  return context;
 }
 
 /** What tlsClientOptions returns: Node's connection options, never pooled and never resumed. */
@@ -303,8 +350,11 @@ export class HopHttpsAgent extends https.Agent {
     callback?: (err: Error | null, stream: Duplex) => void,
   ): Duplex | null | undefined {
     let ours: HopTlsClientOptions;
+    let checkedChain: Uint8Array[] | undefined;
     try {
-      ours = tlsClientOptions(this.hop);
+      ours = hopClientOptions(this.hop, this.verify, (chain) => {
+        checkedChain = chain;
+      });
     } catch (e) {
       // No current SVID: the request fails with the reason instead of connecting without one.
       callback?.(e instanceof Error ? e : new Error(String(e)), undefined as unknown as Duplex);
@@ -317,12 +367,16 @@ export class HopHttpsAgent extends https.Agent {
     const socket = tls.connect({ ...(rest as tls.ConnectionOptions), ...client, ...sni });
     this.connectOptions.set(socket, options);
     socket.once('secureConnect', () => {
-      const chain = withKnownIntermediates(socketPeerChain(socket), this.hop.source);
+      // checkServerIdentity verified (and reported) a full handshake and kept the chain it read; a resumed one
+      // is read and checked here.
+      const resumed = socket.isSessionReused() || checkedChain === undefined;
+      const chain = resumed
+        ? withKnownIntermediates(socketPeerChain(socket), this.hop.source)
+        : checkedChain!;
       this.serverChains.set(socket, chain);
       let server: HopPeer;
       try {
-        // checkServerIdentity verified (and reported) a full handshake; a resumed one is checked here.
-        server = socket.isSessionReused()
+        server = resumed
           ? verifyHopPeerSync(chain, this.verify, { transport: 'tls' })
           : hopPeerOf(this.verifiedChain(chain));
       } catch (e) {

@@ -1,0 +1,272 @@
+/**
+ * What the hop helpers keep per connection and per SVID, and what they must never keep: the peer's chain is read
+ * once per connection (the leaf with the known intermediates first, the presented chain only when that does not
+ * verify), the client's secure context is reused per SVID, the HopPeer per verified result. Each test shows a
+ * trust decision still made afresh where it must be: per connection, per request, per policy answer, per SVID.
+ */
+import assert from 'node:assert/strict';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
+import express from 'express';
+import Fastify from 'fastify';
+import { StaticX509Source } from '../../../src/client/static-x509-source';
+import { ErrorCode } from '../../../src/errors';
+import { lanyardExpress, type HopExpressOptions } from '../../../src/hop/express';
+import { lanyardFastify } from '../../../src/hop/fastify';
+import { createHopTlsServer, peerOf, tlsClientOptions, tlsServerOptions } from '../../../src/hop/tls';
+import { toX509Svid } from '../../../src/svid/x509-svid';
+import { authorizeAny, authorizeId, type RevocationChecker } from '../../../src/verify';
+import { certsPem, createPki, issueSvid, keyPem, type Svid } from '../../support/pki';
+import { DecisionLog, pkiSource } from '../../support/hop';
+
+const TD = 'cache.test';
+const sid = (name: string): string => `spiffe://${TD}/${name}`;
+
+interface Reply {
+  status: number;
+  body: { agent?: string; policyVersion?: string; error?: { code: string } };
+  socket: unknown;
+}
+
+/** GET / through `agent` (a plain Node agent presenting `client`): status, JSON body, the socket it rode. */
+function get(port: number, agent: https.Agent, path = '/'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: JSON.parse(text) as Reply['body'],
+            socket: res.socket,
+          }),
+        );
+      })
+      .on('error', reject);
+  });
+}
+
+/** One kept-alive connection at most, so consecutive requests ride the same socket. */
+function clientAgent(client: Svid, roots: string): https.Agent {
+  return new https.Agent({
+    keepAlive: true,
+    maxSockets: 1,
+    key: keyPem(client.key.privateKey),
+    cert: certsPem(client.chain),
+    ca: roots,
+    checkServerIdentity: () => undefined,
+  });
+}
+
+async function listen(server: tls.Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return (server.address() as AddressInfo).port;
+}
+
+describe('hop: what is kept per connection and per SVID', function () {
+  this.timeout(30_000);
+  const pki = createPki(TD);
+  // A second intermediate under the same root: the service holds only the first one.
+  const sibling = createPki(TD, { root: pki.root });
+  const roots = pki.bundle.toPem();
+  const closers: (() => unknown)[] = [];
+  after(async () => {
+    for (const c of closers.reverse()) await c();
+  });
+
+  async function expressServer(options: Omit<HopExpressOptions, 'source'>): Promise<{
+    port: number;
+    connections: () => number;
+  }> {
+    const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
+    const app = express();
+    app.use(lanyardExpress({ source, ...options }));
+    app.get('/', (req, res) => {
+      res.json({ agent: req.agent?.spiffeId, policyVersion: req.agent?.policyVersion });
+    });
+    const server = https.createServer(tlsServerOptions(source), app);
+    let connections = 0;
+    server.on('secureConnection', () => connections++);
+    const port = await listen(server);
+    closers.push(
+      () => new Promise((r) => server.close(r)),
+      () => server.closeAllConnections(),
+    );
+    return { port, connections: () => connections };
+  }
+
+  it('a peer under an intermediate the service does not hold is verified by the chain it presented, on every request', async () => {
+    const decisions = new DecisionLog();
+    const { port } = await expressServer({ authorize: authorizeAny(), onDecision: decisions.listener });
+    const agent = clientAgent(issueSvid(sibling, sid('sibling')), roots);
+    closers.push(() => agent.destroy());
+    const first = await get(port, agent);
+    const second = await get(port, agent);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    assert.equal(first.body.agent, sid('sibling'));
+    assert.equal(second.socket, first.socket, 'the second request rode another connection');
+    assert.deepEqual(
+      decisions.all.map((d) => d.decision),
+      ['allow', 'allow'],
+    );
+  });
+
+  it('when neither chain verifies, the presented chain’s reason is reported, once per request', async () => {
+    const decisions = new DecisionLog();
+    const { port } = await expressServer({ authorize: authorizeAny(), onDecision: decisions.listener });
+    // An expired leaf under the sibling intermediate: with the service's own intermediate its signature does not
+    // check (ERR_SIGNATURE_INVALID), with its own chain the path holds and the expiry is the reason.
+    const expired = issueSvid(sibling, sid('expired'), { now: new Date(Date.now() - 3 * 3600_000) });
+    const agent = clientAgent(expired, roots);
+    closers.push(() => agent.destroy());
+    for (let i = 0; i < 2; i++) {
+      const r = await get(port, agent);
+      assert.equal(r.status, 401);
+      assert.equal(r.body.error?.code, ErrorCode.SVID_EXPIRED);
+    }
+    // The shorter first try is not reported: one decision per request, naming the peer.
+    assert.equal(decisions.all.length, 2);
+    for (const d of decisions.all) {
+      assert.equal(d.decision, 'deny');
+      assert.equal(d.reason, ErrorCode.SVID_EXPIRED);
+      assert.equal(d.peerId, sid('expired'));
+    }
+  });
+
+  it('a connection’s accepted peer is never another connection’s: each request is answered for its own peer', async () => {
+    const { port } = await expressServer({ authorize: authorizeId(sid('allowed')) });
+    const allowed = clientAgent(issueSvid(pki, sid('allowed')), roots);
+    const refused = clientAgent(issueSvid(sibling, sid('refused')), roots);
+    closers.push(
+      () => allowed.destroy(),
+      () => refused.destroy(),
+    );
+    for (let i = 0; i < 2; i++) {
+      const a = await get(port, allowed);
+      assert.equal(a.status, 200);
+      assert.equal(a.body.agent, sid('allowed'));
+      const r = await get(port, refused);
+      assert.equal(r.status, 403);
+      assert.equal(r.body.error?.code, ErrorCode.UNAUTHORIZED);
+    }
+  });
+
+  it('a revocation after the first request on a kept-alive connection refuses the next request on it', async () => {
+    // A checker that cannot notify: nothing closes the connection, only the per-request check can refuse.
+    const revoked = new Set<string>();
+    const revocation: RevocationChecker = { isRevoked: (q) => revoked.has(q.serialHex) };
+    for (const mount of ['express', 'fastify'] as const) {
+      const client = issueSvid(pki, sid(`victim-${mount}`));
+      let port: number;
+      let connections: () => number;
+      if (mount === 'express') {
+        ({ port, connections } = await expressServer({ authorize: authorizeAny(), revocation }));
+      } else {
+        const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
+        const app = Fastify({ https: tlsServerOptions(source) });
+        await app.register(lanyardFastify, { source, authorize: authorizeAny(), revocation });
+        app.get('/', async (request) => ({ agent: request.agent?.spiffeId }));
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        let n = 0;
+        app.server.on('secureConnection', () => n++);
+        closers.push(() => app.close());
+        port = (app.server.address() as AddressInfo).port;
+        connections = () => n;
+      }
+      const agent = clientAgent(client, roots);
+      closers.push(() => agent.destroy());
+      const before = await get(port, agent);
+      assert.equal(before.status, 200, mount);
+      revoked.add(client.cert.serialHex);
+      const after = await get(port, agent);
+      assert.equal(after.socket, before.socket, `${mount}: the request rode a new connection`);
+      assert.equal(connections(), 1);
+      assert.equal(after.status, 401, mount);
+      assert.equal(after.body.error?.code, ErrorCode.REVOKED, mount);
+    }
+  });
+
+  it('the peer handed to a handler carries the policy version of its own request', async () => {
+    let version = 'v1';
+    const { port } = await expressServer({
+      authorize: () => ({ allow: true, policyVersion: version }),
+    });
+    const agent = clientAgent(issueSvid(pki, sid('caller')), roots);
+    closers.push(() => agent.destroy());
+    const first = await get(port, agent);
+    version = 'v2';
+    const second = await get(port, agent);
+    assert.equal(second.socket, first.socket);
+    assert.equal(first.body.policyVersion, 'v1');
+    assert.equal(second.body.policyVersion, 'v2');
+  });
+
+  it('createHopTlsServer verifies a peer under an unknown intermediate by its chain, and refuses an impostor', async () => {
+    const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
+    const server = createHopTlsServer({ source, authorize: authorizeAny() }, (socket, peer) =>
+      socket.end(peer.spiffeId),
+    );
+    const port = await listen(server);
+    closers.push(() => new Promise((r) => server.close(r)));
+    const talk = (client: Svid): Promise<string> =>
+      new Promise((resolve) => {
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port,
+          key: keyPem(client.key.privateKey),
+          cert: certsPem(client.chain),
+          ca: roots,
+          checkServerIdentity: () => undefined,
+        });
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (d: string) => (text += d));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(text));
+      });
+    assert.equal(await talk(issueSvid(sibling, sid('sibling'))), sid('sibling'));
+    assert.equal(await talk(issueSvid(createPki(TD), sid('impostor'))), '');
+  });
+
+  it('tlsClientOptions reuses its secure context but never a session, and a rotated SVID gets a new one', async () => {
+    const serverSource = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
+    const server = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
+      socket.end(`${peerOf(socket)?.serialHex}:${String(socket.isSessionReused())}`),
+    );
+    const port = await listen(server);
+    closers.push(() => new Promise((r) => server.close(r)));
+    const first = issueSvid(pki, sid('client'));
+    const clientSource = new StaticX509Source(toX509Svid(first.chain, first.key.privateKey), pki.bundle);
+    const checked: string[] = [];
+    const connect = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port,
+          ...tlsClientOptions({
+            source: clientSource,
+            authorize: authorizeId(sid('api')),
+            onServer: (peer) => checked.push(peer.spiffeId),
+          }),
+        });
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (d: string) => (text += d));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(text));
+      });
+    const a = await connect();
+    const b = await connect();
+    assert.equal(a, `${first.cert.serialHex}:false`);
+    assert.equal(b, `${first.cert.serialHex}:false`, 'the second connection resumed a session');
+    assert.deepEqual(checked, [sid('api'), sid('api')], 'the server was not checked on every connection');
+    const renewed = issueSvid(pki, sid('client'));
+    clientSource.set(toX509Svid(renewed.chain, renewed.key.privateKey));
+    assert.equal(await connect(), `${renewed.cert.serialHex}:false`);
+    await clientSource.close();
+  });
+});
