@@ -6,7 +6,7 @@ import { decodeAgentContext, delegationLinkSha256 } from '../x509/agent-context/
 import { verifyDelegationLinkSignature } from '../x509/agent-context/delegation-signature';
 import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AGENT_CONTEXT_VERSION, AgentContext, DelegationLink } from '../x509/agent-context/types';
-import { VerificationCache } from './cache';
+import { type ProvenContext, VerificationCache } from './cache';
 import { checkParentChain, type ParentChainVerifier } from './parent-chain';
 import { readOnlyContext } from './read-only-context';
 
@@ -89,14 +89,14 @@ export function verifiedAgentContext(
     notAfter: leaf.notAfter,
     spkiDer: leaf.spkiDer,
   };
-  const cacheKey = options.cache !== undefined ? contextCacheKey(ext.value, oid, leafId) : '';
-  const known = options.cache?.context(cacheKey);
+  const trustDomain = leafId.trustDomain.name;
+  const known = options.cache?.context(ext.value, oid, trustDomain);
   // A cross-domain context (version 2) was proven with other domains' bundles, which may have changed since:
   // it is checked afresh every time (its link signatures stay cached).
-  if (known !== undefined && known.version === AGENT_CONTEXT_VERSION) {
-    checkDepth(known.delegation.length, options);
-    checkLeafHop(known, { ...leafHop, scopes: known.scopes });
-    return known;
+  if (known !== undefined && known.context.version === AGENT_CONTEXT_VERSION) {
+    checkDepth(known.context.delegation.length, options);
+    checkLeafHop(known.context, { ...leafHop, scopes: known.context.scopes }, known);
+    return known.context;
   }
   const context = decodeAgentContext(ext.value);
   checkAttribution(context, leafId.trustDomain);
@@ -105,17 +105,12 @@ export function verifiedAgentContext(
     if (link.parentChain !== undefined) checkParentChain(context, i, hashes, options.verifyParentChain);
   });
   const view = readOnlyContext(context);
-  if (context.version === AGENT_CONTEXT_VERSION) options.cache?.rememberContext(cacheKey, view);
+  if (context.version === AGENT_CONTEXT_VERSION) {
+    // The leaf's key passed checkLeafHop above: a renewal holding the same key is not hashed again.
+    const leafKey = context.delegation.length > 0 ? leaf.spkiDer : undefined;
+    options.cache?.rememberContext(ext.value, oid, trustDomain, view, leafKey);
+  }
   return view;
-}
-
-/**
- * The extension's exact bytes, as a string (a Map compares it whole: two contexts differing in one byte never
- * share an entry), behind the OID it was read under and the trust domain attribution was checked against.
- */
-function contextCacheKey(value: Uint8Array, oid: string, leafId: SpiffeId): string {
-  const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1');
-  return `${oid} ${leafId.trustDomain.name} ${bytes}`;
 }
 
 /**
@@ -317,14 +312,25 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
   return hashes;
 }
 
-/** The leaf is the hop the last link delegates to; without links there is nothing to check against it. */
-function checkLeafHop(ctx: Readonly<AgentContext>, leaf: Hop): void {
+/**
+ * The leaf is the hop the last link delegates to; without links there is nothing to check against it. With a
+ * proven context, a leaf key equal to the one already found to match is not hashed again; a key that matches
+ * becomes the one remembered.
+ */
+function checkLeafHop(ctx: Readonly<AgentContext>, leaf: Hop, proven?: ProvenContext): void {
   const n = ctx.delegation.length;
-  if (n > 0) checkNextHop(ctx.delegation[n - 1]!, n - 1, leaf);
+  if (n === 0) return;
+  const known = proven?.leafKey;
+  const keyProven = known !== undefined && bytesEqual(known, leaf.spkiDer);
+  checkNextHop(ctx.delegation[n - 1]!, n - 1, leaf, keyProven);
+  if (proven !== undefined && !keyProven) proven.leafKey = new Uint8Array(leaf.spkiDer);
 }
 
-/** `next` is the child link i's binding names: its SPIFFE ID, its key, no wider scopes, no later expiry. */
-function checkNextHop(link: Readonly<DelegationLink>, i: number, next: Hop): void {
+/**
+ * `next` is the child link i's binding names: its SPIFFE ID, its key, no wider scopes, no later expiry.
+ * `keyProven`: next.spkiDer is bytes already found to hash to this binding's childKeySha256.
+ */
+function checkNextHop(link: Readonly<DelegationLink>, i: number, next: Hop, keyProven = false): void {
   const at = `delegation link ${i} (${link.spiffeId})`;
   const b = link.binding;
   if (next.spiffeId !== b.childId) {
@@ -335,7 +341,7 @@ function checkNextHop(link: Readonly<DelegationLink>, i: number, next: Hop): voi
   }
   // Required since binding version 3: every hop after the first holds a key its parent signed for, so none is
   // vouched for by the CA alone.
-  if (!bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
+  if (!keyProven && !bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
     throw reject(
       ErrorCode.DELEGATION_LINK_INVALID,
       `${at}: delegates to another key than the one ${next.what} holds`,

@@ -69,11 +69,12 @@ export function validateCertPath(
     throw new UnknownAuthorityError('no trust anchors: every certificate is untrusted');
   }
 
-  const rootHashes = new Set(roots.map((r) => r.sha256Hex));
+  const anchors = trustAnchors(roots);
+  // The leaf is compared by its bytes: a new leaf's SHA-256 is never needed to verify it.
   const intermediates = uniqueByHash(leafAndIntermediates.slice(1)).filter(
-    (c) => !rootHashes.has(c.sha256Hex) && c.sha256Hex !== leaf.sha256Hex,
+    (c) => !anchors.hashes.has(c.sha256Hex) && !sameCertificate(c, leaf),
   );
-  const search = new PathSearch(uniqueByHash(roots), intermediates, at, maxDepth, options.cache);
+  const search = new PathSearch(anchors.unique, intermediates, at, maxDepth, options.cache);
   const path = search.run(leaf);
   if (path !== undefined) {
     search.rememberSignatures(path);
@@ -104,11 +105,15 @@ class PathSearch {
   /** Depth-first: the first issuer candidate that leads to a passing path wins. */
   private extend(path: ParsedCertificate[]): ParsedCertificate[] | undefined {
     const child = path[path.length - 1]!;
-    const inPath = new Set(path.map((c) => c.sha256Hex));
+    const notInPath = (c: ParsedCertificate): boolean => !path.some((p) => sameCertificate(p, c));
     const candidates = [
-      ...this.issuersOf(child, this.roots).map((c) => ({ cert: c, anchor: true })),
-      ...this.issuersOf(child, this.intermediates).map((c) => ({ cert: c, anchor: false })),
-    ].filter((c) => !inPath.has(c.cert.sha256Hex));
+      ...this.issuersOf(child, this.roots)
+        .filter(notInPath)
+        .map((c) => ({ cert: c, anchor: true })),
+      ...this.issuersOf(child, this.intermediates)
+        .filter(notInPath)
+        .map((c) => ({ cert: c, anchor: false })),
+    ];
 
     // The leaf and every intermediate that is not self-issued count toward maxDepth.
     const counted = path.filter((c, i) => i === 0 || !c.selfIssued).length;
@@ -218,6 +223,29 @@ class PathSearch {
       )
     );
   }
+}
+
+/** The trust anchors, deduplicated once per frozen array (an X509Bundle's authorities never change). */
+interface TrustAnchors {
+  readonly unique: readonly ParsedCertificate[];
+  readonly hashes: ReadonlySet<string>;
+}
+
+const anchorsOf = new WeakMap<readonly ParsedCertificate[], TrustAnchors>();
+
+function trustAnchors(roots: readonly ParsedCertificate[]): TrustAnchors {
+  let anchors = anchorsOf.get(roots);
+  if (anchors === undefined) {
+    const unique = uniqueByHash(roots);
+    anchors = { unique, hashes: new Set(unique.map((r) => r.sha256Hex)) };
+    if (Object.isFrozen(roots)) anchorsOf.set(roots, anchors);
+  }
+  return anchors;
+}
+
+/** The same certificate: the same object, or the same DER (what equal SHA-256 hashes stand for). */
+function sameCertificate(a: ParsedCertificate, b: ParsedCertificate): boolean {
+  return a === b || (a.der.length === b.der.length && bytesEqual(a.der, b.der));
 }
 
 function uniqueByHash(certs: readonly ParsedCertificate[]): ParsedCertificate[] {

@@ -73,9 +73,6 @@ export class ParsedCertificate {
    * accepts a v1 certificate only as a trust anchor (see src/verify/path-rules.ts).
    */
   readonly version: 1 | 3;
-  /** SHA-256 of the DER, lower-case hex: the cache key and the "certificate hash" in delegation links. */
-  readonly sha256Hex: string;
-  readonly sha256: Uint8Array;
   /** Serial number as lower-case hex without leading zeros (at least one digit). */
   readonly serialHex: string;
   readonly notBefore: Date;
@@ -116,6 +113,8 @@ export class ParsedCertificate {
   #nodeUnavailable = false;
   #asn: Certificate | undefined;
   #subjectCommonNames: readonly string[] | undefined;
+  #sha256: Uint8Array | undefined;
+  #sha256Hex: string | undefined;
 
   private constructor(der: Uint8Array) {
     let f: CertificateFields;
@@ -126,8 +125,6 @@ export class ParsedCertificate {
     }
     this.der = der;
     this.version = f.version;
-    this.sha256 = createHash('sha256').update(der).digest();
-    this.sha256Hex = Buffer.from(this.sha256).toString('hex');
     this.serialHex = serialToHex(f.serial);
     this.notBefore = f.notBefore;
     this.notAfter = f.notAfter;
@@ -160,6 +157,22 @@ export class ParsedCertificate {
       throw new MalformedCertificateError('empty certificate');
     }
     return new ParsedCertificate(new Uint8Array(der));
+  }
+
+  /**
+   * SHA-256 of the DER, on first use: the "certificate hash" in delegation links and revocation queries. A new
+   * leaf under known intermediates is verified without it (path search compares bytes), so it is not computed
+   * at parse time.
+   */
+  get sha256(): Uint8Array {
+    this.#sha256 ??= createHash('sha256').update(this.der).digest();
+    return this.#sha256;
+  }
+
+  /** sha256 as lower-case hex: the key of CA facts in the verification cache. */
+  get sha256Hex(): string {
+    this.#sha256Hex ??= Buffer.from(this.sha256).toString('hex');
+    return this.#sha256Hex;
   }
 
   /**
