@@ -381,8 +381,11 @@ function importPublicKey(
   }
 }
 
+/** For the short fields compared here (algorithm identifiers, curve OIDs): no Buffer view is made. */
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function serialToHex(bytes: Uint8Array): string {
