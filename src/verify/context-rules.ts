@@ -28,7 +28,8 @@ export interface ContextRuleOptions {
 
 /** The hop a binding delegates to: the next link's parent, or finally the leaf itself. */
 interface Hop {
-  what: string;
+  /** The link's index, or 'leaf'; names the hop in a refusal (hopName). */
+  position: number | 'leaf';
   spiffeId: string;
   scopes: readonly string[];
   notAfter: Date;
@@ -83,7 +84,7 @@ export function verifiedAgentContext(
   const ext = agentContextExtension(leaf, oid);
   if (ext === undefined) return undefined;
   const leafHop: Hop = {
-    what: `the leaf ${leafId.toString()}`,
+    position: 'leaf',
     spiffeId: leafId.toString(),
     scopes: [],
     notAfter: leaf.notAfter,
@@ -284,19 +285,13 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
           `"${ctx.principal.issuer}", provenance "${ctx.principal.provenance}")`,
       );
     }
-    checkNarrowing(
-      `${at}: the binding`,
-      b.scopes,
-      b.notAfter,
-      `the parent's own`,
-      link.scopes,
-      link.notAfter,
-    );
+    const widened = widening(b.scopes, b.notAfter, link.scopes, link.notAfter);
+    if (widened !== undefined) throw widened(`${at}: the binding`, `the parent's own`);
 
     if (i + 1 < links.length) {
       const next = links[i + 1]!;
       checkNextHop(link, i, {
-        what: `delegation link ${i + 1} (${next.spiffeId})`,
+        position: i + 1,
         spiffeId: next.spiffeId,
         scopes: next.scopes,
         notAfter: next.notAfter,
@@ -331,12 +326,12 @@ function checkLeafHop(ctx: Readonly<AgentContext>, leaf: Hop, proven?: ProvenCon
  * `keyProven`: next.spkiDer is bytes already found to hash to this binding's childKeySha256.
  */
 function checkNextHop(link: Readonly<DelegationLink>, i: number, next: Hop, keyProven = false): void {
-  const at = `delegation link ${i} (${link.spiffeId})`;
+  // Messages are built only for a refusal: this runs for every new leaf.
   const b = link.binding;
   if (next.spiffeId !== b.childId) {
     throw reject(
       ErrorCode.DELEGATION_LINK_INVALID,
-      `${at}: delegates to "${b.childId}", but the next hop is ${next.what}`,
+      `${linkName(i, link)}: delegates to "${b.childId}", but the next hop is ${hopName(next)}`,
     );
   }
   // Required since binding version 3: every hop after the first holds a key its parent signed for, so none is
@@ -344,35 +339,49 @@ function checkNextHop(link: Readonly<DelegationLink>, i: number, next: Hop, keyP
   if (!keyProven && !bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
     throw reject(
       ErrorCode.DELEGATION_LINK_INVALID,
-      `${at}: delegates to another key than the one ${next.what} holds`,
+      `${linkName(i, link)}: delegates to another key than the one ${hopName(next)} holds`,
     );
   }
-  checkNarrowing(next.what, next.scopes, next.notAfter, `${at}'s binding`, b.scopes, b.notAfter);
+  const widened = widening(next.scopes, next.notAfter, b.scopes, b.notAfter);
+  if (widened !== undefined) throw widened(hopName(next), `${linkName(i, link)}'s binding`);
 }
 
-/** `child` scopes must be a subset of `parent` scopes, and its expiry no later. */
-function checkNarrowing(
-  child: string,
+function linkName(i: number, link: Readonly<DelegationLink>): string {
+  return `delegation link ${i} (${link.spiffeId})`;
+}
+
+function hopName(hop: Hop): string {
+  return hop.position === 'leaf'
+    ? `the leaf ${hop.spiffeId}`
+    : `delegation link ${hop.position} (${hop.spiffeId})`;
+}
+
+/**
+ * Undefined when `child` narrows `parent` (its scopes a subset, its expiry no later); otherwise the refusal,
+ * made from the names of both once they are known to be needed.
+ */
+function widening(
   childScopes: readonly string[],
   childNotAfter: Date,
-  parent: string,
   parentScopes: readonly string[],
   parentNotAfter: Date,
-): void {
-  const allowed = new Set(parentScopes);
-  const extra = childScopes.filter((s) => !allowed.has(s));
+): ((child: string, parent: string) => SvidVerificationError) | undefined {
+  const extra = childScopes.filter((s) => !parentScopes.includes(s));
   if (extra.length > 0) {
-    throw reject(
-      ErrorCode.SCOPE_ESCALATION,
-      `${child} has scopes ${extra.map((s) => `"${s}"`).join(', ')} beyond ${parent} scopes`,
-    );
+    return (child, parent) =>
+      reject(
+        ErrorCode.SCOPE_ESCALATION,
+        `${child} has scopes ${extra.map((s) => `"${s}"`).join(', ')} beyond ${parent} scopes`,
+      );
   }
   if (childNotAfter.getTime() > parentNotAfter.getTime()) {
-    throw reject(
-      ErrorCode.LIFETIME_ESCALATION,
-      `${child} expires at ${childNotAfter.toISOString()}, after ${parent} expiry ${parentNotAfter.toISOString()}`,
-    );
+    return (child, parent) =>
+      reject(
+        ErrorCode.LIFETIME_ESCALATION,
+        `${child} expires at ${childNotAfter.toISOString()}, after ${parent} expiry ${parentNotAfter.toISOString()}`,
+      );
   }
+  return undefined;
 }
 
 /** A key the signature module cannot use counts as a failed signature: the link proves nothing. */

@@ -83,6 +83,13 @@ export function validateCertPath(
   throw search.failure(leaf);
 }
 
+/** An issuer to try: from the trust anchors or the presented intermediates, and how well it matches. */
+interface Candidate {
+  readonly cert: ParsedCertificate;
+  readonly anchor: boolean;
+  readonly score: number;
+}
+
 /** Failure kinds in increasing order of how much they tell the caller. */
 const Rank = { noIssuer: 0, tooLong: 1, badSignature: 2, pathRule: 3 } as const;
 
@@ -105,18 +112,13 @@ class PathSearch {
   /** Depth-first: the first issuer candidate that leads to a passing path wins. */
   private extend(path: ParsedCertificate[]): ParsedCertificate[] | undefined {
     const child = path[path.length - 1]!;
-    const notInPath = (c: ParsedCertificate): boolean => !path.some((p) => sameCertificate(p, c));
-    const candidates = [
-      ...this.issuersOf(child, this.roots)
-        .filter(notInPath)
-        .map((c) => ({ cert: c, anchor: true })),
-      ...this.issuersOf(child, this.intermediates)
-        .filter(notInPath)
-        .map((c) => ({ cert: c, anchor: false })),
-    ];
+    const candidates: Candidate[] = [];
+    this.collectIssuers(child, path, this.roots, true, candidates);
+    this.collectIssuers(child, path, this.intermediates, false, candidates);
 
     // The leaf and every intermediate that is not self-issued count toward maxDepth.
-    const counted = path.filter((c, i) => i === 0 || !c.selfIssued).length;
+    let counted = 1;
+    for (let i = 1; i < path.length; i++) if (!path[i]!.selfIssued) counted++;
     for (const { cert: issuer, anchor } of candidates) {
       // Even the anchor must fit: path + issuer, and for an intermediate, one more certificate above it.
       const needed = counted + (anchor ? 1 : issuer.selfIssued ? 1 : 2);
@@ -159,26 +161,38 @@ class PathSearch {
   }
 
   /**
-   * Certificates whose subject is `child`'s issuer, best first: a matching AKI/SKI before an unknown one before a
-   * mismatch (still tried: key identifiers are hints, the signature decides), then valid at `at` before not.
+   * Appends the certificates of `pool` whose subject is `child`'s issuer and that are not in `path` yet, best
+   * first: a matching AKI/SKI before an unknown one before a mismatch (still tried: key identifiers are hints,
+   * the signature decides), then valid at `at` before not.
    */
-  private issuersOf(child: ParsedCertificate, pool: readonly ParsedCertificate[]): ParsedCertificate[] {
+  private collectIssuers(
+    child: ParsedCertificate,
+    path: readonly ParsedCertificate[],
+    pool: readonly ParsedCertificate[],
+    anchor: boolean,
+    out: Candidate[],
+  ): void {
+    const from = out.length;
+    for (const cert of pool) {
+      if (!bytesEqual(cert.subjectDer, child.issuerDer) || inPath(path, cert)) continue;
+      out.push({ cert, anchor, score: this.issuerScore(child, cert) });
+    }
+    if (out.length - from > 1) {
+      const sorted = out.splice(from).sort((a, b) => a.score - b.score);
+      out.push(...sorted);
+    }
+  }
+
+  private issuerScore(child: ParsedCertificate, issuer: ParsedCertificate): number {
+    let s = 0;
+    if (child.authorityKeyId !== undefined && issuer.subjectKeyId !== undefined) {
+      s += bytesEqual(child.authorityKeyId, issuer.subjectKeyId) ? 0 : 4;
+    } else {
+      s += 2;
+    }
     const at = this.at.getTime();
-    const score = (c: ParsedCertificate): number => {
-      let s = 0;
-      if (child.authorityKeyId !== undefined && c.subjectKeyId !== undefined) {
-        s += bytesEqual(child.authorityKeyId, c.subjectKeyId) ? 0 : 4;
-      } else {
-        s += 2;
-      }
-      if (at < c.notBefore.getTime() || at > c.notAfter.getTime()) s += 1;
-      return s;
-    };
-    return pool
-      .filter((c) => bytesEqual(c.subjectDer, child.issuerDer))
-      .map((c) => ({ c, s: score(c) }))
-      .sort((a, b) => a.s - b.s)
-      .map((x) => x.c);
+    if (at < issuer.notBefore.getTime() || at > issuer.notAfter.getTime()) s += 1;
+    return s;
   }
 
   /**
@@ -241,6 +255,11 @@ function trustAnchors(roots: readonly ParsedCertificate[]): TrustAnchors {
     if (Object.isFrozen(roots)) anchorsOf.set(roots, anchors);
   }
   return anchors;
+}
+
+function inPath(path: readonly ParsedCertificate[], cert: ParsedCertificate): boolean {
+  for (const c of path) if (sameCertificate(c, cert)) return true;
+  return false;
 }
 
 /** The same certificate: the same object, or the same DER (what equal SHA-256 hashes stand for). */

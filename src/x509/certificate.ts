@@ -114,6 +114,7 @@ export class ParsedCertificate {
   #asn: Certificate | undefined;
   #subjectCommonNames: readonly string[] | undefined;
   #sha256: Uint8Array | undefined;
+  #keyDescription: KeyDescription | undefined;
   #sha256Hex: string | undefined;
 
   private constructor(der: Uint8Array) {
@@ -194,6 +195,12 @@ export class ParsedCertificate {
    * @throws MalformedCertificateError for a point off its curve; UnsupportedKeyError as describeKey.
    */
   describeKey(): KeyDescription {
+    // A CA's key is described on every path through it: the answer is kept (a refusal is not).
+    this.#keyDescription ??= Object.freeze(this.#describeKey());
+    return this.#keyDescription;
+  }
+
+  #describeKey(): KeyDescription {
     if (this.#publicKey === undefined && !this.isCa && this.#spkiAlgorithm.oid === OID_EC_PUBLIC_KEY) {
       const params = this.#spkiAlgorithm.params;
       const curve =
