@@ -3,8 +3,8 @@
  * keeps the oldest entry first and eviction is O(1). Bounded so that a peer presenting endless
  * distinct chains cannot grow a verifier's memory.
  */
-export class Lru<V> {
-  private readonly entries = new Map<string, V>();
+export class Lru<V, K = string> {
+  private readonly entries = new Map<K, V>();
   private evicted = 0;
 
   constructor(readonly maxEntries: number) {
@@ -13,7 +13,7 @@ export class Lru<V> {
     }
   }
 
-  get(key: string): V | undefined {
+  get(key: K): V | undefined {
     const value = this.entries.get(key);
     if (value === undefined) return undefined;
     this.entries.delete(key);
@@ -22,11 +22,11 @@ export class Lru<V> {
   }
 
   /** The value without counting as a use (no move to the recent end). */
-  peek(key: string): V | undefined {
+  peek(key: K): V | undefined {
     return this.entries.get(key);
   }
 
-  set(key: string, value: V): void {
+  set(key: K, value: V): void {
     this.entries.delete(key);
     this.entries.set(key, value);
     while (this.entries.size > this.maxEntries) {
@@ -37,7 +37,7 @@ export class Lru<V> {
     }
   }
 
-  delete(key: string): void {
+  delete(key: K): void {
     this.entries.delete(key);
   }
 

@@ -28,6 +28,27 @@ export interface VerificationCacheStats {
   chains: CacheCounters;
 }
 
+/**
+ * An agent context that passed every rule reading only its extension bytes, as the cache keeps it: the
+ * read-only view, and the leaf key already found to be the one the last link delegates to.
+ */
+export interface ProvenContext {
+  readonly context: AgentContext;
+  /**
+   * A leaf's SubjectPublicKeyInfo whose SHA-256 equalled the last link's childKeySha256 (the context bytes fix
+   * that hash, so equal key bytes give the same answer without hashing them again). Undefined for a context
+   * without links.
+   */
+  leafKey: Uint8Array | undefined;
+}
+
+interface ContextEntry extends ProvenContext {
+  readonly oid: string;
+  readonly trustDomain: string;
+  /** A private copy of the extension value the context was decoded from. */
+  readonly extension: Uint8Array;
+}
+
 export interface VerificationCacheOptions {
   /** Bound for each of the maps. Default 1024. */
   maxEntries?: number;
@@ -56,8 +77,8 @@ export interface VerificationCacheOptions {
 export class VerificationCache {
   private readonly signatures: Lru<true>;
   private readonly links: Lru<true>;
-  private readonly certificates: Lru<ParsedCertificate>;
-  private readonly contexts: Lru<AgentContext>;
+  private readonly certificates: Lru<ParsedCertificate, number>;
+  private readonly contexts: Lru<ContextEntry, number>;
   /** Whole answers of verifyX509Svid; bundle, time and revocation are checked again on every hit. */
   readonly chains: VerifiedChainMemo<VerifyX509SvidResult> | undefined;
   private readonly counters = {
@@ -102,9 +123,9 @@ export class VerificationCache {
    * when every byte is equal, so no SHA-256 is computed for the lookup.
    */
   certificate(der: Uint8Array): ParsedCertificate | undefined {
-    const key = certificateKey(der);
+    const key = chainMemoHint([der], '');
     const known = this.certificates.peek(key);
-    if (known === undefined || Buffer.compare(known.der, der) !== 0) {
+    if (known === undefined || !sameBytes(known.der, der)) {
       this.counters.certificates.misses++;
       return undefined;
     }
@@ -114,24 +135,51 @@ export class VerificationCache {
 
   /** Remember certificates of a chain that verified; callers never add certificates from a rejected chain. */
   rememberCertificate(cert: ParsedCertificate): void {
-    const key = certificateKey(cert.der);
+    const key = chainMemoHint([cert.der], '');
     if (this.certificates.peek(key) !== cert) this.certificates.set(key, cert);
   }
 
   /**
-   * An agent context, under the key verifiedAgentContext makes from the extension's exact bytes, as it was when
-   * every rule that reads only those bytes passed (decoding, attribution, link signatures and references,
-   * narrowing along the links). Those rules never read the clock, so the answer cannot change; the rules that
-   * read the leaf (its ID, key and expiry against the last link) and the caller's depth bound are applied again
-   * on every use. The value is a read-only view (frozen; byte arrays and dates copied on each read), so it is
-   * handed out as it is.
+   * The agent context verifiedAgentContext proved from exactly these extension bytes, read under `oid` for a leaf
+   * of `trustDomain`, as it was when every rule that reads only those bytes passed (decoding, attribution, link
+   * signatures and references, narrowing along the links). Those rules never read the clock, so the answer
+   * cannot change; the rules that read the leaf (its ID, key and expiry against the last link) and the caller's
+   * depth bound are applied again on every use. Found by a hint (the length and last bytes) and accepted only
+   * when every byte is equal: no string or hash is made of the extension. The context is a read-only view
+   * (frozen; byte arrays and dates copied on each read), so it is handed out as it is.
    */
-  context(key: string): AgentContext | undefined {
-    return this.lookup(this.contexts, this.counters.contexts, key);
+  context(extension: Uint8Array, oid: string, trustDomain: string): ProvenContext | undefined {
+    const key = contextKey(extension, oid, trustDomain);
+    const known = this.contexts.peek(key);
+    if (
+      known === undefined ||
+      known.oid !== oid ||
+      known.trustDomain !== trustDomain ||
+      !sameBytes(known.extension, extension)
+    ) {
+      this.counters.contexts.misses++;
+      return undefined;
+    }
+    this.counters.contexts.hits++;
+    return this.contexts.get(key);
   }
 
-  rememberContext(key: string, context: AgentContext): void {
-    this.contexts.set(key, context);
+  /** Remember a context proven from `extension` (copied), with the leaf key it was proven for. */
+  rememberContext(
+    extension: Uint8Array,
+    oid: string,
+    trustDomain: string,
+    context: AgentContext,
+    leafKey?: Uint8Array,
+  ): void {
+    const entry: ContextEntry = {
+      oid,
+      trustDomain,
+      extension: new Uint8Array(extension),
+      context,
+      leafKey: leafKey === undefined ? undefined : new Uint8Array(leafKey),
+    };
+    this.contexts.set(contextKey(extension, oid, trustDomain), entry);
   }
 
   stats(): VerificationCacheStats {
@@ -164,14 +212,18 @@ export class VerificationCache {
     return value;
   }
 
-  private snapshot<V>(lru: Lru<V>, counter: { hits: number; misses: number }): CacheCounters {
+  private snapshot<V, K>(lru: Lru<V, K>, counter: { hits: number; misses: number }): CacheCounters {
     return { hits: counter.hits, misses: counter.misses, size: lru.size, evictions: lru.evictions };
   }
 }
 
-/** A hint, not an identity: certificate() compares the bytes. */
-function certificateKey(der: Uint8Array): string {
-  return String(chainMemoHint([der], ''));
+/** A hint, not an identity: context() compares the OID, the trust domain and the bytes. */
+function contextKey(extension: Uint8Array, oid: string, trustDomain: string): number {
+  return chainMemoHint([extension], `${oid} ${trustDomain}`);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 
 function edgeKey(child: ParsedCertificate, issuer: ParsedCertificate): string {

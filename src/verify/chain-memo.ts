@@ -1,4 +1,5 @@
 import type { X509Bundle, X509BundleSource } from '../bundle';
+import { Lru } from '../internal/lru';
 import type { SpiffeId } from '../spiffe';
 import type { ParsedCertificate } from '../x509/certificate';
 import type { RevocationQuery } from './revocation';
@@ -38,20 +39,15 @@ export interface MemoizedChain<R> {
   touched: number;
 }
 
-export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> {
-  /** Insertion order is recency order: a hit moves its entry to the end, eviction takes the first. */
-  private readonly entries = new Map<number, MemoizedChain<R>>();
-  private evicted = 0;
+/**
+ * The memo is an Lru keyed by chainMemoHint whose recency is approximate: a hit moves its entry to the recent end
+ * only when it has fallen into the older half, so a chain hit on every request costs no Map re-insertion.
+ */
+export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<MemoizedChain<R>, number> {
   /** Counts insertions and moves: an entry's `touched` says how many happened since it was last moved. */
   private clock = 0;
   hits = 0;
   misses = 0;
-
-  constructor(readonly maxEntries: number) {
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
-    }
-  }
 
   /**
    * The remembered entry for exactly these chain bytes under exactly these options, when `source` still holds
@@ -59,14 +55,14 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> {
    * another bundle or past its window is forgotten at once: it can never become valid again. An invalid
    * `atMs` (NaN) is never a hit, so the full path reports it.
    */
-  get(
+  find(
     ders: readonly Uint8Array[],
     options: string,
     source: X509BundleSource,
     atMs: number,
   ): MemoizedChain<R> | undefined {
     const hint = chainMemoHint(ders, options);
-    const entry = this.entries.get(hint);
+    const entry = this.peek(hint);
     if (entry === undefined || !sameChain(entry, ders, options)) {
       this.misses++;
       return undefined;
@@ -74,24 +70,22 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> {
     const bundle = source.getX509BundleForTrustDomain(entry.result.id.trustDomain);
     if (entry.bundle !== bundle || !(atMs >= entry.validFrom && atMs <= entry.validUntil)) {
       // A chain that is not yet valid may become so; keep that entry, drop the others.
-      if (entry.bundle !== bundle || atMs > entry.validUntil) this.entries.delete(hint);
+      if (entry.bundle !== bundle || atMs > entry.validUntil) this.delete(hint);
       this.misses++;
       return undefined;
     }
     this.hits++;
-    // Approximate LRU: an entry that is among the more recent half stays where it is, so a peer's chain that is
-    // hit on every request costs no Map re-insertion; one that fell behind is moved to the recent end.
     if (this.clock - entry.touched > this.maxEntries >> 1) {
       entry.touched = ++this.clock;
-      this.entries.delete(hint);
-      this.entries.set(hint, entry);
+      this.set(hint, entry);
     }
     return entry;
   }
 
   /**
    * Remember the answer for a chain that passed every check, revocation included. The presented bytes are
-   * copied: the caller's arrays may change after this returns, the memo's may not.
+   * copied: the caller's arrays may change after this returns, the memo's may not. Another chain under the same
+   * hint is replaced: a hint collision costs a full verification, never more.
    */
   remember(
     ders: readonly Uint8Array[],
@@ -108,29 +102,17 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> {
       validUntil = Math.min(validUntil, c.notAfter.getTime());
     }
     const kept = Object.freeze(ders.map((d) => new Uint8Array(d)));
-    const hint = chainMemoHint(kept, options);
-    // Another chain under the same hint is replaced: a hint collision costs a full verification, never more.
-    this.entries.delete(hint);
     const touched = ++this.clock;
-    this.entries.set(hint, { bundle, validFrom, validUntil, result, query, options, ders: kept, touched });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
-      this.evicted++;
-    }
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get evictions(): number {
-    return this.evicted;
-  }
-
-  clear(): void {
-    this.entries.clear();
+    this.set(chainMemoHint(kept, options), {
+      bundle,
+      validFrom,
+      validUntil,
+      result,
+      query,
+      options,
+      ders: kept,
+      touched,
+    });
   }
 }
 

@@ -6,7 +6,7 @@ import { decodeAgentContext, delegationLinkSha256 } from '../x509/agent-context/
 import { verifyDelegationLinkSignature } from '../x509/agent-context/delegation-signature';
 import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AGENT_CONTEXT_VERSION, AgentContext, DelegationLink } from '../x509/agent-context/types';
-import { VerificationCache } from './cache';
+import { type ProvenContext, VerificationCache } from './cache';
 import { checkParentChain, type ParentChainVerifier } from './parent-chain';
 import { readOnlyContext } from './read-only-context';
 
@@ -28,7 +28,8 @@ export interface ContextRuleOptions {
 
 /** The hop a binding delegates to: the next link's parent, or finally the leaf itself. */
 interface Hop {
-  what: string;
+  /** The link's index, or 'leaf'; names the hop in a refusal (hopName). */
+  position: number | 'leaf';
   spiffeId: string;
   scopes: readonly string[];
   notAfter: Date;
@@ -83,20 +84,20 @@ export function verifiedAgentContext(
   const ext = agentContextExtension(leaf, oid);
   if (ext === undefined) return undefined;
   const leafHop: Hop = {
-    what: `the leaf ${leafId.toString()}`,
+    position: 'leaf',
     spiffeId: leafId.toString(),
     scopes: [],
     notAfter: leaf.notAfter,
     spkiDer: leaf.spkiDer,
   };
-  const cacheKey = options.cache !== undefined ? contextCacheKey(ext.value, oid, leafId) : '';
-  const known = options.cache?.context(cacheKey);
+  const trustDomain = leafId.trustDomain.name;
+  const known = options.cache?.context(ext.value, oid, trustDomain);
   // A cross-domain context (version 2) was proven with other domains' bundles, which may have changed since:
   // it is checked afresh every time (its link signatures stay cached).
-  if (known !== undefined && known.version === AGENT_CONTEXT_VERSION) {
-    checkDepth(known.delegation.length, options);
-    checkLeafHop(known, { ...leafHop, scopes: known.scopes });
-    return known;
+  if (known !== undefined && known.context.version === AGENT_CONTEXT_VERSION) {
+    checkDepth(known.context.delegation.length, options);
+    checkLeafHop(known.context, { ...leafHop, scopes: known.context.scopes }, known);
+    return known.context;
   }
   const context = decodeAgentContext(ext.value);
   checkAttribution(context, leafId.trustDomain);
@@ -105,17 +106,12 @@ export function verifiedAgentContext(
     if (link.parentChain !== undefined) checkParentChain(context, i, hashes, options.verifyParentChain);
   });
   const view = readOnlyContext(context);
-  if (context.version === AGENT_CONTEXT_VERSION) options.cache?.rememberContext(cacheKey, view);
+  if (context.version === AGENT_CONTEXT_VERSION) {
+    // The leaf's key passed checkLeafHop above: a renewal holding the same key is not hashed again.
+    const leafKey = context.delegation.length > 0 ? leaf.spkiDer : undefined;
+    options.cache?.rememberContext(ext.value, oid, trustDomain, view, leafKey);
+  }
   return view;
-}
-
-/**
- * The extension's exact bytes, as a string (a Map compares it whole: two contexts differing in one byte never
- * share an entry), behind the OID it was read under and the trust domain attribution was checked against.
- */
-function contextCacheKey(value: Uint8Array, oid: string, leafId: SpiffeId): string {
-  const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1');
-  return `${oid} ${leafId.trustDomain.name} ${bytes}`;
 }
 
 /**
@@ -289,19 +285,13 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
           `"${ctx.principal.issuer}", provenance "${ctx.principal.provenance}")`,
       );
     }
-    checkNarrowing(
-      `${at}: the binding`,
-      b.scopes,
-      b.notAfter,
-      `the parent's own`,
-      link.scopes,
-      link.notAfter,
-    );
+    const widened = widening(b.scopes, b.notAfter, link.scopes, link.notAfter);
+    if (widened !== undefined) throw widened(`${at}: the binding`, `the parent's own`);
 
     if (i + 1 < links.length) {
       const next = links[i + 1]!;
       checkNextHop(link, i, {
-        what: `delegation link ${i + 1} (${next.spiffeId})`,
+        position: i + 1,
         spiffeId: next.spiffeId,
         scopes: next.scopes,
         notAfter: next.notAfter,
@@ -317,56 +307,81 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
   return hashes;
 }
 
-/** The leaf is the hop the last link delegates to; without links there is nothing to check against it. */
-function checkLeafHop(ctx: Readonly<AgentContext>, leaf: Hop): void {
+/**
+ * The leaf is the hop the last link delegates to; without links there is nothing to check against it. With a
+ * proven context, a leaf key equal to the one already found to match is not hashed again; a key that matches
+ * becomes the one remembered.
+ */
+function checkLeafHop(ctx: Readonly<AgentContext>, leaf: Hop, proven?: ProvenContext): void {
   const n = ctx.delegation.length;
-  if (n > 0) checkNextHop(ctx.delegation[n - 1]!, n - 1, leaf);
+  if (n === 0) return;
+  const known = proven?.leafKey;
+  const keyProven = known !== undefined && bytesEqual(known, leaf.spkiDer);
+  checkNextHop(ctx.delegation[n - 1]!, n - 1, leaf, keyProven);
+  if (proven !== undefined && !keyProven) proven.leafKey = new Uint8Array(leaf.spkiDer);
 }
 
-/** `next` is the child link i's binding names: its SPIFFE ID, its key, no wider scopes, no later expiry. */
-function checkNextHop(link: Readonly<DelegationLink>, i: number, next: Hop): void {
-  const at = `delegation link ${i} (${link.spiffeId})`;
+/**
+ * `next` is the child link i's binding names: its SPIFFE ID, its key, no wider scopes, no later expiry.
+ * `keyProven`: next.spkiDer is bytes already found to hash to this binding's childKeySha256.
+ */
+function checkNextHop(link: Readonly<DelegationLink>, i: number, next: Hop, keyProven = false): void {
+  // Messages are built only for a refusal: this runs for every new leaf.
   const b = link.binding;
   if (next.spiffeId !== b.childId) {
     throw reject(
       ErrorCode.DELEGATION_LINK_INVALID,
-      `${at}: delegates to "${b.childId}", but the next hop is ${next.what}`,
+      `${linkName(i, link)}: delegates to "${b.childId}", but the next hop is ${hopName(next)}`,
     );
   }
   // Required since binding version 3: every hop after the first holds a key its parent signed for, so none is
   // vouched for by the CA alone.
-  if (!bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
+  if (!keyProven && !bytesEqual(b.childKeySha256, sha256(next.spkiDer))) {
     throw reject(
       ErrorCode.DELEGATION_LINK_INVALID,
-      `${at}: delegates to another key than the one ${next.what} holds`,
+      `${linkName(i, link)}: delegates to another key than the one ${hopName(next)} holds`,
     );
   }
-  checkNarrowing(next.what, next.scopes, next.notAfter, `${at}'s binding`, b.scopes, b.notAfter);
+  const widened = widening(next.scopes, next.notAfter, b.scopes, b.notAfter);
+  if (widened !== undefined) throw widened(hopName(next), `${linkName(i, link)}'s binding`);
 }
 
-/** `child` scopes must be a subset of `parent` scopes, and its expiry no later. */
-function checkNarrowing(
-  child: string,
+function linkName(i: number, link: Readonly<DelegationLink>): string {
+  return `delegation link ${i} (${link.spiffeId})`;
+}
+
+function hopName(hop: Hop): string {
+  return hop.position === 'leaf'
+    ? `the leaf ${hop.spiffeId}`
+    : `delegation link ${hop.position} (${hop.spiffeId})`;
+}
+
+/**
+ * Undefined when `child` narrows `parent` (its scopes a subset, its expiry no later); otherwise the refusal,
+ * made from the names of both once they are known to be needed.
+ */
+function widening(
   childScopes: readonly string[],
   childNotAfter: Date,
-  parent: string,
   parentScopes: readonly string[],
   parentNotAfter: Date,
-): void {
-  const allowed = new Set(parentScopes);
-  const extra = childScopes.filter((s) => !allowed.has(s));
+): ((child: string, parent: string) => SvidVerificationError) | undefined {
+  const extra = childScopes.filter((s) => !parentScopes.includes(s));
   if (extra.length > 0) {
-    throw reject(
-      ErrorCode.SCOPE_ESCALATION,
-      `${child} has scopes ${extra.map((s) => `"${s}"`).join(', ')} beyond ${parent} scopes`,
-    );
+    return (child, parent) =>
+      reject(
+        ErrorCode.SCOPE_ESCALATION,
+        `${child} has scopes ${extra.map((s) => `"${s}"`).join(', ')} beyond ${parent} scopes`,
+      );
   }
   if (childNotAfter.getTime() > parentNotAfter.getTime()) {
-    throw reject(
-      ErrorCode.LIFETIME_ESCALATION,
-      `${child} expires at ${childNotAfter.toISOString()}, after ${parent} expiry ${parentNotAfter.toISOString()}`,
-    );
+    return (child, parent) =>
+      reject(
+        ErrorCode.LIFETIME_ESCALATION,
+        `${child} expires at ${childNotAfter.toISOString()}, after ${parent} expiry ${parentNotAfter.toISOString()}`,
+      );
   }
+  return undefined;
 }
 
 /** A key the signature module cannot use counts as a failed signature: the link proves nothing. */

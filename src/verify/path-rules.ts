@@ -191,14 +191,14 @@ function checkKeyAndAlgorithm(cert: ParsedCertificate, i: number, anchor: boolea
  */
 function checkProfile(path: readonly ParsedCertificate[], i: number, anchor: boolean): void {
   const cert = path[i]!;
-  const profile = (rule: string): PathFailure =>
-    fail(ErrorCode.CERT_PROFILE_INVALID, `${describe(cert)} ${rule}`, i, cert);
   if (cert.version !== 3 && !anchor) {
-    throw profile('is an X.509 v1 certificate; only a trust anchor may be v1');
+    throw profileFailure(cert, i, 'is an X.509 v1 certificate; only a trust anchor may be v1');
   }
   for (const oid of [id_ce_authorityKeyIdentifier, id_ce_subjectKeyIdentifier]) {
     if (cert.extension(oid)?.critical === true) {
-      throw profile(
+      throw profileFailure(
+        cert,
+        i,
         `marks its ${oid === id_ce_authorityKeyIdentifier ? 'authority' : 'subject'} key identifier critical (RFC 5280 §4.2.1.1, §4.2.1.2: never critical)`,
       );
     }
@@ -212,30 +212,45 @@ function checkProfile(path: readonly ParsedCertificate[], i: number, anchor: boo
     );
   }
   if (cert.nameConstraints !== undefined && cert.basicConstraints?.ca !== true) {
-    throw profile('carries name constraints but is not a CA (RFC 5280 §4.2.1.10: CA certificates only)');
+    throw profileFailure(
+      cert,
+      i,
+      'carries name constraints but is not a CA (RFC 5280 §4.2.1.10: CA certificates only)',
+    );
   }
   if (anchor) return;
   if (cert.authorityKeyId === undefined && path[i + 1]!.subjectKeyId !== undefined) {
-    throw profile(
+    throw profileFailure(
+      cert,
+      i,
       'has no authority key identifier while its issuer has a subject key identifier (RFC 5280 §4.2.1.1)',
     );
   }
   for (const name of cert.subjectAltNames) {
     if (name.kind === 'dns') {
       const problem = dnsNameProblem(name.value, { wildcard: true });
-      if (problem !== undefined) throw profile(`has a malformed DNS name SAN "${name.value}": ${problem}`);
+      if (problem !== undefined)
+        throw profileFailure(cert, i, `has a malformed DNS name SAN "${name.value}": ${problem}`);
     } else if (name.kind === 'email' && parseMailbox(name.value) === undefined) {
-      throw profile(`has a malformed email address SAN "${name.value}" (not a mailbox)`);
+      throw profileFailure(cert, i, `has a malformed email address SAN "${name.value}" (not a mailbox)`);
     } else if (name.kind === 'ip' && !isIpAddressBytes(name.bytes ?? new Uint8Array(0))) {
-      throw profile(`has a malformed IP address SAN ${name.value} (4 or 16 octets)`);
+      throw profileFailure(cert, i, `has a malformed IP address SAN ${name.value} (4 or 16 octets)`);
     }
   }
   if (isEmptyDn(cert.subjectDer)) {
     const san = cert.extension(id_ce_subjectAltName);
     if (san === undefined || !san.critical) {
-      throw profile('has an empty subject without a critical subjectAltName (RFC 5280 §4.1.2.6, §4.2.1.6)');
+      throw profileFailure(
+        cert,
+        i,
+        'has an empty subject without a critical subjectAltName (RFC 5280 §4.1.2.6, §4.2.1.6)',
+      );
     }
   }
+}
+
+function profileFailure(cert: ParsedCertificate, i: number, rule: string): PathFailure {
+  return fail(ErrorCode.CERT_PROFILE_INVALID, `${describe(cert)} ${rule}`, i, cert);
 }
 
 /**

@@ -69,17 +69,25 @@ export function validateCertPath(
     throw new UnknownAuthorityError('no trust anchors: every certificate is untrusted');
   }
 
-  const rootHashes = new Set(roots.map((r) => r.sha256Hex));
+  const anchors = trustAnchors(roots);
+  // The leaf is compared by its bytes: a new leaf's SHA-256 is never needed to verify it.
   const intermediates = uniqueByHash(leafAndIntermediates.slice(1)).filter(
-    (c) => !rootHashes.has(c.sha256Hex) && c.sha256Hex !== leaf.sha256Hex,
+    (c) => !anchors.hashes.has(c.sha256Hex) && !sameCertificate(c, leaf),
   );
-  const search = new PathSearch(uniqueByHash(roots), intermediates, at, maxDepth, options.cache);
+  const search = new PathSearch(anchors.unique, intermediates, at, maxDepth, options.cache);
   const path = search.run(leaf);
   if (path !== undefined) {
     search.rememberSignatures(path);
     return Object.freeze({ path: Object.freeze(path) });
   }
   throw search.failure(leaf);
+}
+
+/** An issuer to try: from the trust anchors or the presented intermediates, and how well it matches. */
+interface Candidate {
+  readonly cert: ParsedCertificate;
+  readonly anchor: boolean;
+  readonly score: number;
 }
 
 /** Failure kinds in increasing order of how much they tell the caller. */
@@ -104,14 +112,13 @@ class PathSearch {
   /** Depth-first: the first issuer candidate that leads to a passing path wins. */
   private extend(path: ParsedCertificate[]): ParsedCertificate[] | undefined {
     const child = path[path.length - 1]!;
-    const inPath = new Set(path.map((c) => c.sha256Hex));
-    const candidates = [
-      ...this.issuersOf(child, this.roots).map((c) => ({ cert: c, anchor: true })),
-      ...this.issuersOf(child, this.intermediates).map((c) => ({ cert: c, anchor: false })),
-    ].filter((c) => !inPath.has(c.cert.sha256Hex));
+    const candidates: Candidate[] = [];
+    this.collectIssuers(child, path, this.roots, true, candidates);
+    this.collectIssuers(child, path, this.intermediates, false, candidates);
 
     // The leaf and every intermediate that is not self-issued count toward maxDepth.
-    const counted = path.filter((c, i) => i === 0 || !c.selfIssued).length;
+    let counted = 1;
+    for (let i = 1; i < path.length; i++) if (!path[i]!.selfIssued) counted++;
     for (const { cert: issuer, anchor } of candidates) {
       // Even the anchor must fit: path + issuer, and for an intermediate, one more certificate above it.
       const needed = counted + (anchor ? 1 : issuer.selfIssued ? 1 : 2);
@@ -154,26 +161,38 @@ class PathSearch {
   }
 
   /**
-   * Certificates whose subject is `child`'s issuer, best first: a matching AKI/SKI before an unknown one before a
-   * mismatch (still tried: key identifiers are hints, the signature decides), then valid at `at` before not.
+   * Appends the certificates of `pool` whose subject is `child`'s issuer and that are not in `path` yet, best
+   * first: a matching AKI/SKI before an unknown one before a mismatch (still tried: key identifiers are hints,
+   * the signature decides), then valid at `at` before not.
    */
-  private issuersOf(child: ParsedCertificate, pool: readonly ParsedCertificate[]): ParsedCertificate[] {
+  private collectIssuers(
+    child: ParsedCertificate,
+    path: readonly ParsedCertificate[],
+    pool: readonly ParsedCertificate[],
+    anchor: boolean,
+    out: Candidate[],
+  ): void {
+    const from = out.length;
+    for (const cert of pool) {
+      if (!bytesEqual(cert.subjectDer, child.issuerDer) || inPath(path, cert)) continue;
+      out.push({ cert, anchor, score: this.issuerScore(child, cert) });
+    }
+    if (out.length - from > 1) {
+      const sorted = out.splice(from).sort((a, b) => a.score - b.score);
+      out.push(...sorted);
+    }
+  }
+
+  private issuerScore(child: ParsedCertificate, issuer: ParsedCertificate): number {
+    let s = 0;
+    if (child.authorityKeyId !== undefined && issuer.subjectKeyId !== undefined) {
+      s += bytesEqual(child.authorityKeyId, issuer.subjectKeyId) ? 0 : 4;
+    } else {
+      s += 2;
+    }
     const at = this.at.getTime();
-    const score = (c: ParsedCertificate): number => {
-      let s = 0;
-      if (child.authorityKeyId !== undefined && c.subjectKeyId !== undefined) {
-        s += bytesEqual(child.authorityKeyId, c.subjectKeyId) ? 0 : 4;
-      } else {
-        s += 2;
-      }
-      if (at < c.notBefore.getTime() || at > c.notAfter.getTime()) s += 1;
-      return s;
-    };
-    return pool
-      .filter((c) => bytesEqual(c.subjectDer, child.issuerDer))
-      .map((c) => ({ c, s: score(c) }))
-      .sort((a, b) => a.s - b.s)
-      .map((x) => x.c);
+    if (at < issuer.notBefore.getTime() || at > issuer.notAfter.getTime()) s += 1;
+    return s;
   }
 
   /**
@@ -218,6 +237,34 @@ class PathSearch {
       )
     );
   }
+}
+
+/** The trust anchors, deduplicated once per frozen array (an X509Bundle's authorities never change). */
+interface TrustAnchors {
+  readonly unique: readonly ParsedCertificate[];
+  readonly hashes: ReadonlySet<string>;
+}
+
+const anchorsOf = new WeakMap<readonly ParsedCertificate[], TrustAnchors>();
+
+function trustAnchors(roots: readonly ParsedCertificate[]): TrustAnchors {
+  let anchors = anchorsOf.get(roots);
+  if (anchors === undefined) {
+    const unique = uniqueByHash(roots);
+    anchors = { unique, hashes: new Set(unique.map((r) => r.sha256Hex)) };
+    if (Object.isFrozen(roots)) anchorsOf.set(roots, anchors);
+  }
+  return anchors;
+}
+
+function inPath(path: readonly ParsedCertificate[], cert: ParsedCertificate): boolean {
+  for (const c of path) if (sameCertificate(c, cert)) return true;
+  return false;
+}
+
+/** The same certificate: the same object, or the same DER (what equal SHA-256 hashes stand for). */
+function sameCertificate(a: ParsedCertificate, b: ParsedCertificate): boolean {
+  return a === b || (a.der.length === b.der.length && bytesEqual(a.der, b.der));
 }
 
 function uniqueByHash(certs: readonly ParsedCertificate[]): ParsedCertificate[] {

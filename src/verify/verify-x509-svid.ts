@@ -77,7 +77,7 @@ export function verifyX509Svid(
     // A non-Date `at` is NaN here, never a hit: the full path refuses it with its own error.
     const atMs =
       options.at === undefined ? Date.now() : options.at instanceof Date ? options.at.getTime() : NaN;
-    const known = memo.get(ders, optionsKey, bundleSource, atMs);
+    const known = memo.find(ders, optionsKey, bundleSource, atMs);
     if (known !== undefined) {
       // Revocation is never remembered: asked afresh, with the question built when the chain was verified.
       if (options.revocation !== undefined) checkRevocation(options.revocation, known.query, known.result.id);
@@ -227,7 +227,10 @@ export function revocationQueryOf(svid: {
   return {
     serialHex: leaf.serialHex,
     ...(svid.chain[1] !== undefined ? { issuerSha256Hex: svid.chain[1].sha256Hex } : {}),
-    certSha256Hex: leaf.sha256Hex,
+    // Hashed when a checker reads it (StaticRevocationList and RevocationCache never do), not for every leaf.
+    get certSha256Hex(): string {
+      return leaf.sha256Hex;
+    },
     spiffeId: svid.id.toString(),
     ...(context !== undefined ? { sessionId: context.sessionId, rootSessionId: context.rootSessionId } : {}),
     delegationSessionIds: context?.delegation.map((l) => l.sessionId) ?? [],

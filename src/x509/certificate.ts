@@ -73,9 +73,6 @@ export class ParsedCertificate {
    * accepts a v1 certificate only as a trust anchor (see src/verify/path-rules.ts).
    */
   readonly version: 1 | 3;
-  /** SHA-256 of the DER, lower-case hex: the cache key and the "certificate hash" in delegation links. */
-  readonly sha256Hex: string;
-  readonly sha256: Uint8Array;
   /** Serial number as lower-case hex without leading zeros (at least one digit). */
   readonly serialHex: string;
   readonly notBefore: Date;
@@ -116,6 +113,9 @@ export class ParsedCertificate {
   #nodeUnavailable = false;
   #asn: Certificate | undefined;
   #subjectCommonNames: readonly string[] | undefined;
+  #sha256: Uint8Array | undefined;
+  #keyDescription: KeyDescription | undefined;
+  #sha256Hex: string | undefined;
 
   private constructor(der: Uint8Array) {
     let f: CertificateFields;
@@ -126,8 +126,6 @@ export class ParsedCertificate {
     }
     this.der = der;
     this.version = f.version;
-    this.sha256 = createHash('sha256').update(der).digest();
-    this.sha256Hex = Buffer.from(this.sha256).toString('hex');
     this.serialHex = serialToHex(f.serial);
     this.notBefore = f.notBefore;
     this.notAfter = f.notAfter;
@@ -163,6 +161,22 @@ export class ParsedCertificate {
   }
 
   /**
+   * SHA-256 of the DER, on first use: the "certificate hash" in delegation links and revocation queries. A new
+   * leaf under known intermediates is verified without it (path search compares bytes), so it is not computed
+   * at parse time.
+   */
+  get sha256(): Uint8Array {
+    this.#sha256 ??= createHash('sha256').update(this.der).digest();
+    return this.#sha256;
+  }
+
+  /** sha256 as lower-case hex: the key of CA facts in the verification cache. */
+  get sha256Hex(): string {
+    this.#sha256Hex ??= Buffer.from(this.sha256).toString('hex');
+    return this.#sha256Hex;
+  }
+
+  /**
    * The subject public key, imported on first use: OpenSSL's SubjectPublicKeyInfo decoder costs about as much
    * as a signature check, and a leaf's key is often never needed. Parsing has already checked the shape of EC,
    * RSA and Ed25519 keys; a key OpenSSL still cannot read (an EC point off its curve, an algorithm it does not
@@ -181,6 +195,12 @@ export class ParsedCertificate {
    * @throws MalformedCertificateError for a point off its curve; UnsupportedKeyError as describeKey.
    */
   describeKey(): KeyDescription {
+    // A CA's key is described on every path through it: the answer is kept (a refusal is not).
+    this.#keyDescription ??= Object.freeze(this.#describeKey());
+    return this.#keyDescription;
+  }
+
+  #describeKey(): KeyDescription {
     if (this.#publicKey === undefined && !this.isCa && this.#spkiAlgorithm.oid === OID_EC_PUBLIC_KEY) {
       const params = this.#spkiAlgorithm.params;
       const curve =
@@ -368,8 +388,11 @@ function importPublicKey(
   }
 }
 
+/** For the short fields compared here (algorithm identifiers, curve OIDs): no Buffer view is made. */
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function serialToHex(bytes: Uint8Array): string {

@@ -187,8 +187,38 @@ const OID_ARC_SAFE = Math.floor((Number.MAX_SAFE_INTEGER - 127) / 128);
 /**
  * OBJECT IDENTIFIER contents in DER, as dotted decimal. Arcs of any size are exact (UUID-based OIDs under
  * 2.25 carry 128-bit arcs); sub-identifiers must be minimal (no leading 0x80 octet) and the last one complete.
+ * An encoding of up to 12 octets already decoded is answered from a bounded memo (the same few OIDs fill every
+ * certificate: a leaf carries some twenty), found by its exact octets.
  */
 export function readOid(buf: Uint8Array, tlv: Tlv): string {
+  const n = tlv.end - tlv.contentStart;
+  if (n <= OID_MEMO_OCTETS) {
+    // The length and the octets, packed without loss into two integers below 2^53: an exact key.
+    let hi = n;
+    let lo = 0;
+    for (let i = 0; i < 6; i++) hi = hi * 256 + (i < n ? buf[tlv.contentStart + i]! : 0);
+    for (let i = 6; i < OID_MEMO_OCTETS; i++) lo = lo * 256 + (i < n ? buf[tlv.contentStart + i]! : 0);
+    const row = oidMemo.get(hi);
+    const known = row?.get(lo);
+    if (known !== undefined) return known;
+    const oid = decodeOid(buf, tlv);
+    if (oidMemoSize < OID_MEMO_ENTRIES) {
+      if (row === undefined) oidMemo.set(hi, new Map([[lo, oid]]));
+      else row.set(lo, oid);
+      oidMemoSize++;
+    }
+    return oid;
+  }
+  return decodeOid(buf, tlv);
+}
+
+const OID_MEMO_OCTETS = 12;
+/** Bound on the memo: input cannot grow it further, only leave later OIDs to be decoded each time. */
+const OID_MEMO_ENTRIES = 512;
+const oidMemo = new Map<number, Map<number, string>>();
+let oidMemoSize = 0;
+
+function decodeOid(buf: Uint8Array, tlv: Tlv): string {
   if (tlv.end === tlv.contentStart)
     throw new DerFramingError(`empty OBJECT IDENTIFIER at offset ${tlv.start}`);
   if ((buf[tlv.end - 1]! & 0x80) !== 0) {

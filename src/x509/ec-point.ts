@@ -35,10 +35,15 @@ export function isUncompressedPointOnCurve(curveName: 'P-256' | 'P-384', point: 
   const y = toBigInt(point.subarray(1 + n));
   const { p, b } = curve;
   if (x >= p || y >= p) return false;
-  const rhs = (((((x * x) % p) * x) % p) - 3n * x + b) % p;
-  return (y * y) % p === (rhs + p) % p;
+  // One reduction per side: x³ − 3x + b is below p³ and negative only for tiny x.
+  const rhs = (x * (x * x - 3n) + b) % p;
+  return (y * y) % p === (rhs < 0n ? rhs + p : rhs);
 }
 
+/** Big-endian unsigned integer of a whole number of 64-bit words (32 or 48 bytes here). */
 function toBigInt(bytes: Uint8Array): bigint {
-  return BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let v = 0n;
+  for (let i = 0; i < bytes.length; i += 8) v = (v << 64n) | view.getBigUint64(i);
+  return v;
 }
