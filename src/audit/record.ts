@@ -252,5 +252,12 @@ export function parseRecordFields(value: unknown, lineKey: string | undefined): 
   } catch (e) {
     throw invalid(`record ${seq}: ${(e as Error).message}`);
   }
-  return { ...(fields as Omit<AuditEvent, 'time'>), chain, seq, time, prevHash, hash };
+  // The checked copy is new and ours: completed in place rather than copied once more.
+  const record = fields as unknown as AuditRecord;
+  record.chain = chain;
+  record.seq = seq;
+  record.time = time;
+  record.prevHash = prevHash;
+  record.hash = hash;
+  return record;
 }
