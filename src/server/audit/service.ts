@@ -325,7 +325,7 @@ async function exportChain(
     await write(message);
   };
   let after = 0;
-  for (let done = false; !done; ) {
+  for (let done = false; !done;) {
     const { rows, nextPosition } = await deps.store.audit.readStoredRecords(chain, after, EXPORT_READ);
     if (rows.length === 0) break;
     for (const row of rows) {

@@ -130,7 +130,11 @@ export class SqliteAudit {
     afterPosition: number,
     limit: number,
   ): { rows: StoredAuditRecord[]; nextPosition: number } {
-    const raw = this.storedStmt.all(chain, afterPosition, auditReadLimit(limit)) as [number, string, string][];
+    const raw = this.storedStmt.all(chain, afterPosition, auditReadLimit(limit)) as [
+      number,
+      string,
+      string,
+    ][];
     const rows = raw.map(([position, body, hash]) => ({ position, body, hash }));
     return { rows, nextPosition: rows[rows.length - 1]?.position ?? afterPosition };
   }
