@@ -1,8 +1,13 @@
 /**
  * The synthetic audit trail the benchmarks load: root sessions of ten records each (start, hops, a delegated
- * child session with its grant redemption), principals and agents spread over them, a deny now and then.
+ * child session with its grant redemption), principals and agents spread over them, a deny now and then, and
+ * the bulk seeding of such a trail into a server's SQLite file.
  */
+import Database from 'better-sqlite3';
+import { nextRecord } from '../src/audit/chain';
 import type { AuditEvent } from '../src/audit/record';
+import { AUDIT_RECORD_COLUMNS, auditRecordValues } from '../src/store/rows';
+import { SqliteAudit } from '../src/store/sqlite/audit';
 
 /** Records per root session in the synthetic trail (start, grants, redeems, hops, end). */
 export const PER_ROOT = 10;
@@ -26,4 +31,43 @@ export function event(i: number): AuditEvent {
     scopes: ['docs:read'],
     serial: (0x100000 + Math.floor(i / 2)).toString(16),
   };
+}
+
+/** Records per transaction when seeding: one durable commit per this many, not one per record. */
+const SEED_TRANSACTION = 50_000;
+/** Page cache of the seeding connection: the five query indexes of a large chain stay in memory while it grows. */
+const SEED_CACHE_KIB = 256 * 1024;
+
+/**
+ * Appends `count` records of the synthetic trail (events `first`..`first + count - 1`) to `chain` straight in a
+ * server's SQLite file, on a second connection, as the server's store would append them: each chained from the
+ * stored head (hash and link as the recorder does) and stored as the store's own row (rows.ts), with one prepared
+ * INSERT and SEED_TRANSACTION records per IMMEDIATE transaction, so a running server's appends interleave
+ * between transactions and the chain does not fork. The server signs a checkpoint over them at its next export
+ * (after checking that they continue its last signed head).
+ */
+export function seedAuditRecords(file: string, chain: string, count: number, first = 0): void {
+  const db = new Database(file);
+  try {
+    db.pragma('busy_timeout = 60000');
+    db.pragma(`cache_size = -${SEED_CACHE_KIB}`);
+    const audit = new SqliteAudit(db);
+    const insert = db.prepare(
+      `INSERT INTO audit_records (${AUDIT_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const now = new Date();
+    const batch = db.transaction((from: number, to: number) => {
+      let head = audit.head(chain);
+      for (let i = from; i < to; i++) {
+        const r = nextRecord(head, event(i), now);
+        insert.run(...auditRecordValues(r));
+        head = { chain, seq: r.seq, hash: r.hash };
+      }
+    });
+    for (let from = first; from < first + count; from += SEED_TRANSACTION) {
+      batch.immediate(from, Math.min(first + count, from + SEED_TRANSACTION));
+    }
+  } finally {
+    db.close();
+  }
 }

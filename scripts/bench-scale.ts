@@ -11,9 +11,11 @@
  *   watchers     --watchers (default 1,000) WatchRevocations streams (4 per connection, the server's default
  *                cap): EndSession until every watcher holds the revocation, p50/p99
  *   audit        `lanyard audit export` and `audit verify` (--server and --file) as processes over a chain of
- *                --stream-records (default 100,000) records, peak RSS beside the same commands on the chain before
- *                the seeding; then --audit-records (default 1,000,000) records in the chain: `audit trace` with
- *                the server's part (its QueryAuditRecords calls) apart from the CLI's
+ *                --stream-records records (default 100,000; a list such as 100000,1000000,10000000 measures at
+ *                each size in turn), wall time, records per second and peak RSS beside the same commands on the
+ *                chain before the seeding; then --audit-records (default 1,000,000, at least the largest
+ *                --stream-records) records in the chain: `audit trace` with the server's part (its
+ *                QueryAuditRecords calls) apart from the CLI's
  *
  * Bulk state (revoked serials, entries, audit records) is written straight into the server's SQLite file on a
  * second connection, in large transactions, by the store's own code, so the rows are exactly what the server
@@ -22,6 +24,7 @@
  *   npm run bench:scale
  *   npm run bench:scale -- --revocations 200000 --entries 20000 --watchers 200 --audit-records 200000
  *   npm run bench:scale -- --skip revocations,fanout      # parts: revocations, entries, fanout, audit
+ *   npm run bench:scale -- --skip revocations,entries,fanout --stream-records 100000,1000000,10000000
  * Figures, not assertions: tests never time anything.
  */
 import { spawn } from 'node:child_process';
@@ -37,14 +40,12 @@ import { startServer } from '../src/server/run';
 import { RevocationCache } from '../src/verify';
 import { SQLITE_FILE_NAME } from '../src/store';
 import Database from 'better-sqlite3';
-import { nextRecord } from '../src/audit/chain';
-import { parseRecord, type AuditRecord } from '../src/audit/record';
+import { parseRecord } from '../src/audit/record';
 import { buildTrace } from '../src/audit/trace';
 import { AuditAdminClient } from '../src/server/audit/client';
-import { SqliteAudit } from '../src/store/sqlite/audit';
 import { SqliteEntries } from '../src/store/sqlite/entries';
 import { BIN } from '../test/support/paths';
-import { event, PER_ROOT, PRINCIPALS } from './bench-audit-trail';
+import { PER_ROOT, PRINCIPALS, seedAuditRecords } from './bench-audit-trail';
 import { connectPublic, attest, newKey } from '../test/support/public-client';
 import { endSession, register, sessionClient, startSession, TD, type Agent } from '../test/support/sessions';
 import { newEntry } from '../test/store/conformance';
@@ -57,9 +58,21 @@ const arg = (name: string, dflt: number): number => {
 const REVOCATIONS = arg('--revocations', 1_000_000);
 const ENTRIES = arg('--entries', 100_000);
 const WATCHERS = arg('--watchers', 1_000);
-const AUDIT_RECORDS = arg('--audit-records', 1_000_000);
-/** Records in the chain when export and verify are measured (all of it is exported and verified). */
-const STREAM_RECORDS = Math.min(arg('--stream-records', 100_000), AUDIT_RECORDS);
+/**
+ * Chain sizes at which export and verify are measured (all of the chain is exported and verified each time),
+ * ascending; the chain is seeded up to each in turn.
+ */
+const STREAM_SIZES = (() => {
+  const i = process.argv.indexOf('--stream-records');
+  const given = i > 0 ? (process.argv[i + 1] ?? '') : '100000';
+  const sizes = given.split(',').map(Number);
+  if (sizes.some((n) => !Number.isSafeInteger(n) || n <= 0)) {
+    throw new Error(`--stream-records: a size or a comma-separated list of sizes, not "${given}"`);
+  }
+  return [...new Set(sizes)].sort((a, b) => a - b);
+})();
+/** Records in the chain for the trace: at least the largest size export and verify ran at. */
+const AUDIT_RECORDS = Math.max(arg('--audit-records', 1_000_000), STREAM_SIZES[STREAM_SIZES.length - 1]!);
 /** Samples per latency figure. */
 const SAMPLES = arg('--samples', 20);
 const SEED_BATCH = 20_000;
@@ -146,28 +159,6 @@ function seedEntries(file: string, first: number, count: number): void {
   });
   for (let done = 0; done < count; done += SEED_BATCH) {
     batch.immediate(first + done, Math.min(SEED_BATCH, count - done));
-  }
-  db.close();
-}
-
-/**
- * Audit records appended to the server's own chain straight in its SQLite file: chained from the stored head
- * (hash and link as the recorder does) and stored 10,000 per transaction through SqliteAudit.appendRecords, which
- * checks each link against the stored head. The server signs a checkpoint over them at its next export.
- */
-function seedAudit(file: string, chain: string, count: number, first = 0): void {
-  const db = new Database(file);
-  db.pragma('busy_timeout = 60000');
-  const audit = new SqliteAudit(db);
-  let head = audit.head(chain);
-  for (let from = first; from < first + count; from += 10_000) {
-    const records: AuditRecord[] = [];
-    for (let i = from; i < Math.min(first + count, from + 10_000); i++) {
-      const r = nextRecord(head, event(i), new Date());
-      records.push(r);
-      head = { chain, seq: r.seq, hash: r.hash };
-    }
-    audit.appendRecords(chain, records, []);
   }
   db.close();
 }
@@ -505,25 +496,32 @@ async function auditPart(s: TestServer, dataDir: string): Promise<void> {
     const chain = s.running.audit.chain;
     const file = path.join(dataDir, SQLITE_FILE_NAME);
     const small = await streamFigures(s, dir, bundleFile, 'the chain before seeding');
-    // Export and verify read the whole chain: they run at STREAM_RECORDS, the trace at AUDIT_RECORDS.
-    const [, seedMs] = await timed(async () => seedAudit(file, chain, STREAM_RECORDS));
-    const sn = STREAM_RECORDS.toLocaleString('en-US');
-    line(
-      `seeded ${sn} audit records into the server's chain (not a figure)`,
-      `${(seedMs / 1000).toFixed(1)} s`,
-    );
-    const big = await streamFigures(s, dir, bundleFile, `${sn} records more`);
     const ratio = (a?: number, b?: number): string => (a && b ? (a / b).toFixed(2) : 'n/a');
-    line('peak RSS, large / small: export', ratio(big.exportRss, small.exportRss));
-    line('peak RSS, large / small: verify --file', ratio(big.verifyFileRss, small.verifyFileRss));
-    line('peak RSS, large / small: verify --server', ratio(big.verifyServerRss, small.verifyServerRss));
-    line(
-      'export, records per second of the whole process',
-      `${((STREAM_RECORDS / big.exportMs) * 1000).toFixed(0)}`,
-    );
-    const [, restMs] = await timed(async () =>
-      seedAudit(file, chain, AUDIT_RECORDS - STREAM_RECORDS, STREAM_RECORDS),
-    );
+    const perSec = (n: number, msTaken: number): string =>
+      `${Math.round((n / msTaken) * 1000).toLocaleString('en-US')} records/s`;
+    // Export and verify read the whole chain: they run at each STREAM_SIZES, the trace at AUDIT_RECORDS.
+    let seeded = 0;
+    for (const size of STREAM_SIZES) {
+      const [, seedMs] = await timed(async () => seedAuditRecords(file, chain, size - seeded, seeded));
+      seeded = size;
+      const sn = size.toLocaleString('en-US');
+      line(`seeded up to ${sn} audit records (not a figure)`, `${(seedMs / 1000).toFixed(1)} s`);
+      const big = await streamFigures(s, dir, bundleFile, `${sn} records`);
+      line(`peak RSS at ${sn} / before seeding: export`, ratio(big.exportRss, small.exportRss));
+      line(
+        `peak RSS at ${sn} / before seeding: verify --file`,
+        ratio(big.verifyFileRss, small.verifyFileRss),
+      );
+      line(
+        `peak RSS at ${sn} / before seeding: verify --server`,
+        ratio(big.verifyServerRss, small.verifyServerRss),
+      );
+      // Whole processes, node start-up included: at small sizes that start-up is most of it.
+      line(`export, ${sn} records, whole process`, perSec(size, big.exportMs));
+      line(`verify --file, ${sn} records, whole process`, perSec(size, big.verifyFileMs));
+      line(`verify --server, ${sn} records, whole process`, perSec(size, big.verifyServerMs));
+    }
+    const [, restMs] = await timed(async () => seedAuditRecords(file, chain, AUDIT_RECORDS - seeded, seeded));
     line(
       `seeded up to ${AUDIT_RECORDS.toLocaleString('en-US')} records (not a figure)`,
       `${(restMs / 1000).toFixed(1)} s`,

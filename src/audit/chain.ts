@@ -7,8 +7,9 @@
  *
  * The genesis depends on the chain's name, so records cannot be spliced from one chain into another.
  */
-import { canonicalJson, sha256Hex } from './canonical';
+import { sha256Hex } from './canonical';
 import { checkEvent, type AuditEvent, type AuditRecord } from './record';
+import { canonicalRecordBody, canonicalRecordLine } from './record-json';
 
 export const GENESIS_LABEL = 'lanyard-audit-v1 genesis\n';
 
@@ -29,8 +30,7 @@ export function emptyHead(chain: string): ChainHead {
 
 /** The canonical text of a record without its hash: what `hash` covers and what the stores keep. */
 export function recordBody(r: Omit<AuditRecord, 'hash'>): string {
-  const { hash: _ignored, ...body } = r as AuditRecord;
-  return canonicalJson({ ...body, scopes: body.scopes });
+  return canonicalRecordBody(r);
 }
 
 export function recordHash(r: Omit<AuditRecord, 'hash'>): string {
@@ -53,5 +53,5 @@ export function nextRecord(head: ChainHead, event: AuditEvent, now: Date): Audit
 
 /** A record as one JSON line (canonical, with its hash), the form of file chains and exports. */
 export function recordLine(r: AuditRecord): string {
-  return canonicalJson({ type: 'record', ...r, scopes: r.scopes });
+  return canonicalRecordLine(r);
 }

@@ -88,6 +88,15 @@ export interface AuditStore {
     afterPosition: number,
     limit: number,
   ): Promise<{ records: AuditRecord[]; nextPosition: number }>;
+  /**
+   * readRecords as stored, unparsed: each row's canonical body and hash, for a reader that passes records on
+   * without looking into them (an export: whoever reads the export verifies it). Same positions and paging.
+   */
+  readStoredRecords(
+    chain: string,
+    afterPosition: number,
+    limit: number,
+  ): Promise<{ rows: StoredAuditRecord[]; nextPosition: number }>;
   /** @throws LanyardError(ERR_INVALID_ARGUMENT) for a malformed page token */
   query(q: AuditQuery): Promise<AuditPage>;
   chains(): Promise<AuditChainInfo[]>;
@@ -101,6 +110,13 @@ export interface AuditStore {
   putServerKeyHistory(serverId: string, introductionsJson: string, now: Date): Promise<void>;
   /** Every server's recorded key history, as stored (the reader checks it: the database is not trusted). */
   serverKeyHistories(): Promise<ServerKeyHistory[]>;
+}
+
+/** A record as a store keeps it: its storage position, its body as hashed (canonical JSON) and its hash. */
+export interface StoredAuditRecord {
+  position: number;
+  body: string;
+  hash: string;
 }
 
 export interface ServerKeyHistory {

@@ -124,35 +124,54 @@ function invalid(message: string): AuditError {
   return new AuditRecordInvalidError(message);
 }
 
-/** Fails closed on anything that is not a well-formed event; returns a copy without empty optional fields. */
-export function checkEvent(e: AuditEvent): AuditEvent {
-  if (!(AUDIT_EVENT_TYPES as readonly string[]).includes(e.event)) {
+const EVENT_TYPES: ReadonlySet<string> = new Set(AUDIT_EVENT_TYPES);
+
+/** Whether `v` is at most MAX_FIELD_BYTES in UTF-8, without encoding the (usual) short string. */
+function withinFieldBytes(v: string): boolean {
+  // A UTF-16 code unit is at most 3 bytes of UTF-8.
+  return v.length * 3 <= MAX_FIELD_BYTES || Buffer.byteLength(v) <= MAX_FIELD_BYTES;
+}
+
+/**
+ * The event fields of `e` checked and copied (not its time, which `time` gives already checked). Reads `e` as
+ * a bag of unknown values, so a parsed record is checked without copying it first.
+ */
+function checkedEvent(e: Record<string, unknown>, time: Date | undefined): AuditEvent {
+  if (typeof e.event !== 'string' || !EVENT_TYPES.has(e.event)) {
     throw invalid(`unknown audit event type ${JSON.stringify(String(e.event).slice(0, 64))}`);
   }
   if (e.decision !== 'allow' && e.decision !== 'deny') throw invalid('decision must be "allow" or "deny"');
-  const out: AuditEvent = { event: e.event, decision: e.decision };
-  if (e.time !== undefined) {
-    if (!(e.time instanceof Date) || Number.isNaN(e.time.getTime()))
-      throw invalid('time is not a valid date');
-    out.time = e.time;
-  }
+  const out: AuditEvent = { event: e.event as AuditEventType, decision: e.decision };
+  if (time !== undefined) out.time = time;
   for (const f of STRING_FIELDS) {
     const v = e[f];
     if (v === undefined || v === '') continue;
     if (typeof v !== 'string') throw invalid(`${f} must be a string`);
-    if (Buffer.byteLength(v) > MAX_FIELD_BYTES) throw invalid(`${f} is longer than ${MAX_FIELD_BYTES} bytes`);
+    if (!withinFieldBytes(v)) throw invalid(`${f} is longer than ${MAX_FIELD_BYTES} bytes`);
     out[f] = v;
   }
-  if (e.scopes !== undefined) {
-    if (!Array.isArray(e.scopes) || e.scopes.length > MAX_SCOPES)
-      throw invalid(`scopes: at most ${MAX_SCOPES}`);
-    for (const s of e.scopes) {
-      if (typeof s !== 'string' || Buffer.byteLength(s) > MAX_FIELD_BYTES) throw invalid('scopes: bad scope');
+  const scopes = e.scopes;
+  if (scopes !== undefined) {
+    if (!Array.isArray(scopes) || scopes.length > MAX_SCOPES) throw invalid(`scopes: at most ${MAX_SCOPES}`);
+    for (const s of scopes as unknown[]) {
+      if (typeof s !== 'string' || !withinFieldBytes(s)) throw invalid('scopes: bad scope');
     }
-    out.scopes = [...e.scopes];
+    out.scopes = [...(scopes as string[])];
   }
   if (e.changes !== undefined) out.changes = checkChanges(e.changes);
   return out;
+}
+
+/** Fails closed on anything that is not a well-formed event; returns a copy without empty optional fields. */
+export function checkEvent(e: AuditEvent): AuditEvent {
+  const fields = e as unknown as Record<string, unknown>;
+  if (typeof fields.event !== 'string' || !EVENT_TYPES.has(fields.event)) {
+    throw invalid(`unknown audit event type ${JSON.stringify(String(e.event).slice(0, 64))}`);
+  }
+  if (e.decision !== 'allow' && e.decision !== 'deny') throw invalid('decision must be "allow" or "deny"');
+  if (e.time !== undefined && (!(e.time instanceof Date) || Number.isNaN(e.time.getTime())))
+    throw invalid('time is not a valid date');
+  return checkedEvent(fields, e.time);
 }
 
 function checkChanges(changes: unknown): AuditFieldChange[] {
@@ -182,30 +201,42 @@ function checkChanges(changes: unknown): AuditFieldChange[] {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** Every field a record may hold. */
+const RECORD_FIELDS: ReadonlySet<string> = new Set<string>([
+  ...STRING_FIELDS,
+  'event',
+  'decision',
+  'scopes',
+  'changes',
+  'chain',
+  'seq',
+  'time',
+  'prevHash',
+  'hash',
+]);
+
 /**
  * Parses a record from untrusted JSON (a shipped or exported chain): every field typed, nothing unknown.
  * It does not check the hash; verify-chain.ts does.
  */
 export function parseRecord(value: unknown): AuditRecord {
+  return parseRecordFields(value, undefined);
+}
+
+/**
+ * parseRecord of a chain line's object, whose `lineKey` field (its line type, read by the caller) is not a
+ * record field: spares copying every line's object without it.
+ */
+export function parseRecordFields(value: unknown, lineKey: string | undefined): AuditRecord {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw invalid('record is not an object');
   const o = value as Record<string, unknown>;
-  const known = new Set<string>([
-    ...STRING_FIELDS,
-    'event',
-    'decision',
-    'scopes',
-    'changes',
-    'chain',
-    'seq',
-    'time',
-    'prevHash',
-    'hash',
-  ]);
-  for (const k of Object.keys(o))
-    if (!known.has(k)) throw invalid(`unknown record field "${k.slice(0, 64)}"`);
+  for (const k in o) {
+    if (!Object.hasOwn(o, k) || k === lineKey) continue;
+    if (!RECORD_FIELDS.has(k)) throw invalid(`unknown record field "${k.slice(0, 64)}"`);
+  }
   const { chain, seq, time, prevHash, hash } = o;
-  if (typeof chain !== 'string' || chain === '' || Buffer.byteLength(chain) > MAX_FIELD_BYTES) {
+  if (typeof chain !== 'string' || chain === '' || !withinFieldBytes(chain)) {
     throw invalid('chain must be a non-empty string');
   }
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1)
@@ -215,12 +246,18 @@ export function parseRecord(value: unknown): AuditRecord {
   if (typeof prevHash !== 'string' || !HEX64.test(prevHash))
     throw invalid(`record ${seq}: prevHash is not SHA-256 hex`);
   if (typeof hash !== 'string' || !HEX64.test(hash)) throw invalid(`record ${seq}: hash is not SHA-256 hex`);
-  let event: AuditEvent;
+  let fields: AuditEvent;
   try {
-    event = checkEvent({ ...o, time: undefined } as unknown as AuditEvent);
+    fields = checkedEvent(o, undefined);
   } catch (e) {
     throw invalid(`record ${seq}: ${(e as Error).message}`);
   }
-  const { time: _t, ...fields } = event;
-  return { ...fields, chain, seq, time, prevHash, hash };
+  // The checked copy is new and ours: completed in place rather than copied once more.
+  const record = fields as unknown as AuditRecord;
+  record.chain = chain;
+  record.seq = seq;
+  record.time = time;
+  record.prevHash = prevHash;
+  record.hash = hash;
+  return record;
 }

@@ -230,7 +230,8 @@ async function streamChainFile(file: string, strict: VerifyAuditChainOptions): P
   const splitter = new ChainTextSplitter(reader.parser);
   let stream: fs.ReadStream;
   try {
-    stream = fs.createReadStream(file, { encoding: 'utf8' });
+    // Large reads: a chain of millions of lines is read in a few thousand chunks, not a hundred thousand.
+    stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1024 * 1024 });
     await new Promise<void>((resolve, reject) => stream.once('open', () => resolve()).once('error', reject));
   } catch (e) {
     throw usageError(`cannot read audit chain ${file}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`);

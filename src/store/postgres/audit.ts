@@ -11,6 +11,7 @@ import {
   type AuditQuery,
   type AuditStore,
   type ServerKeyHistory,
+  type StoredAuditRecord,
 } from '../../audit/log';
 import { type AuditEvent, type AuditRecord } from '../../audit/record';
 import { AuditChainBrokenError } from '../../errors';
@@ -102,6 +103,21 @@ export class PgAudit implements AuditStore {
         records: rows.map(auditRecordFromRow),
         nextPosition: rows[rows.length - 1]?.seq ?? afterPosition,
       };
+    });
+  }
+
+  readStoredRecords(
+    chain: string,
+    afterPosition: number,
+    limit: number,
+  ): Promise<{ rows: StoredAuditRecord[]; nextPosition: number }> {
+    return this.run.read(async (sql) => {
+      const { rows } = await sql.query<{ seq: number; body: string; hash: string }>(
+        'SELECT seq, body, hash FROM audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+        [chain, afterPosition, auditReadLimit(limit)],
+      );
+      const stored = rows.map((r) => ({ position: Number(r.seq), body: r.body, hash: r.hash }));
+      return { rows: stored, nextPosition: stored[stored.length - 1]?.position ?? afterPosition };
     });
   }
 

@@ -8,7 +8,13 @@
 import type Database from 'better-sqlite3';
 import { emptyHead, nextRecord, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
-import { type AuditChainInfo, type AuditPage, type AuditQuery, type ServerKeyHistory } from '../../audit/log';
+import {
+  type AuditChainInfo,
+  type AuditPage,
+  type AuditQuery,
+  type ServerKeyHistory,
+  type StoredAuditRecord,
+} from '../../audit/log';
 import { type AuditEvent, type AuditRecord } from '../../audit/record';
 import { AuditChainBrokenError, AuditError } from '../../errors';
 import {
@@ -29,6 +35,7 @@ export class SqliteAudit {
   private readonly headStmt: Database.Statement;
   private readonly insertStmt: Database.Statement;
   private readonly storedHashStmt: Database.Statement;
+  private readonly storedStmt: Database.Statement;
 
   constructor(private readonly db: Database.Database) {
     this.headStmt = db.prepare(
@@ -38,6 +45,10 @@ export class SqliteAudit {
       `INSERT INTO audit_records (${AUDIT_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.storedHashStmt = db.prepare('SELECT hash FROM audit_records WHERE chain = ? AND seq = ?');
+    // Rows as arrays: an export reads millions, and only these three columns.
+    this.storedStmt = db
+      .prepare('SELECT seq, body, hash FROM audit_records WHERE chain = ? AND seq > ? ORDER BY seq LIMIT ?')
+      .raw(true);
   }
 
   append(chain: string, event: AuditEvent, now: Date): AuditRecord {
@@ -112,6 +123,20 @@ export class SqliteAudit {
       records: rows.map(auditRecordFromRow),
       nextPosition: rows[rows.length - 1]?.seq ?? afterPosition,
     };
+  }
+
+  readStoredRecords(
+    chain: string,
+    afterPosition: number,
+    limit: number,
+  ): { rows: StoredAuditRecord[]; nextPosition: number } {
+    const raw = this.storedStmt.all(chain, afterPosition, auditReadLimit(limit)) as [
+      number,
+      string,
+      string,
+    ][];
+    const rows = raw.map(([position, body, hash]) => ({ position, body, hash }));
+    return { rows, nextPosition: rows[rows.length - 1]?.position ?? afterPosition };
   }
 
   query(q: AuditQuery): AuditPage {

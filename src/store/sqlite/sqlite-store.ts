@@ -97,6 +97,7 @@ export class SqliteStore extends AsyncOps implements Store {
       addCheckpoint: (c) => guard(() => audit.addCheckpoint(c)),
       checkpoints: (chain) => guard(() => audit.checkpoints(chain)),
       readRecords: (chain, afterSeq, limit) => guard(() => audit.readRecords(chain, afterSeq, limit)),
+      readStoredRecords: (chain, after, limit) => guard(() => audit.readStoredRecords(chain, after, limit)),
       query: (q) => guard(() => audit.query(q)),
       chains: () => guard(() => audit.chains()),
       pinChainKey: (chain, jwk, now) => guard(() => audit.pinChainKey(chain, jwk, now)),

@@ -272,6 +272,94 @@ describe('audit: a database writer cannot rewrite the trail unseen', function ()
     }
   });
 
+  it('the export passes stored rows on as they are: verify --server finds a changed, removed or swapped row and a forged checkpoint at its place', async () => {
+    const { s } = await serverWithHistory(files);
+    const socket = ['--socket', s.config.adminSocketPath];
+    const verify = async (): Promise<CliResult> => lanyard(['audit', 'verify', '--server', ...socket]);
+    type Row = { seq: number; body: string; hash: string };
+    try {
+      const chain = s.running.audit.chain;
+      expectExit(await verify(), EXIT_OK);
+      const pristine = withDb(s, (db) =>
+        db.prepare('SELECT seq, body, hash FROM audit_records WHERE chain = ? ORDER BY seq').all(chain),
+      ) as Row[];
+      const row = (seq: number): Row => pristine.find((r) => r.seq === seq)!;
+      /** Tampers with the live database, runs verify --server, and puts every row back as it was. */
+      const tampered = async (change: (db: Database.Database) => void): Promise<string> => {
+        withDb(s, change);
+        try {
+          return expectExit(await verify(), EXIT_REJECTED).stdout;
+        } finally {
+          withDb(s, (db) =>
+            db.transaction(() => {
+              db.prepare('DELETE FROM audit_checkpoints WHERE signature = ?').run('forged');
+              const put = db.prepare(
+                'UPDATE audit_records SET body = ?, hash = ? WHERE chain = ? AND seq = ?',
+              );
+              for (const r of pristine) put.run(r.body, r.hash, chain, r.seq);
+              const insert = db.prepare(
+                'INSERT OR IGNORE INTO audit_records (chain, seq, time, event, body, hash) VALUES (?, ?, ?, ?, ?, ?)',
+              );
+              for (const r of pristine) {
+                const rec = JSON.parse(r.body) as { time: string; event: string };
+                insert.run(chain, r.seq, rec.time, rec.event, r.body, r.hash);
+              }
+            })(),
+          );
+        }
+      };
+      const update = (db: Database.Database, seq: number, body: string, hash: string): void => {
+        db.prepare('UPDATE audit_records SET body = ?, hash = ? WHERE chain = ? AND seq = ?').run(
+          body,
+          hash,
+          chain,
+          seq,
+        );
+      };
+
+      // A field changed, the stored hash kept.
+      const edited = await tampered((db) =>
+        update(db, 4, row(4).body.replace('"decision":"allow"', '"decision":"deny"'), row(4).hash),
+      );
+      assert.match(edited, /BROKEN at 4: edited/);
+      // A row removed.
+      const removed = await tampered((db) =>
+        db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq = ?').run(chain, 4),
+      );
+      assert.match(removed, /BROKEN at 4: deleted/);
+      // Rows 4 and 5 swapped: each position holds the other record, hashes and all.
+      const swapped = await tampered((db) => {
+        update(db, 4, row(5).body, row(5).hash);
+        update(db, 5, row(4).body, row(4).hash);
+      });
+      assert.match(swapped, /BROKEN at 5: reordered/);
+      // A checkpoint over record 5 that the audit key did not sign.
+      const forged = await tampered((db) =>
+        db
+          .prepare(
+            'INSERT INTO audit_checkpoints (chain, seq, head_hash, time, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)',
+          )
+          .run(chain, 5, row(5).hash, new Date().toISOString(), 'forged-key', 'forged'),
+      );
+      assert.match(forged, /BROKEN at 5: checkpoint_signature/);
+
+      // A body stored in another key order and spacing, content and hash unchanged: the export parses it and
+      // writes it canonically (the shortcut is only for the canonical form), so the chain still verifies.
+      const reformatted = JSON.stringify(
+        JSON.parse(row(4).body) as object,
+        Object.keys(JSON.parse(row(4).body) as object).reverse(),
+        1,
+      );
+      withDb(s, (db) => update(db, 4, reformatted, row(4).hash));
+      expectExit(await verify(), EXIT_OK);
+      withDb(s, (db) => update(db, 4, row(4).body, row(4).hash));
+      expectExit(await verify(), EXIT_OK);
+    } finally {
+      await s.stop();
+      fs.rmSync(s.dir, { recursive: true, force: true });
+    }
+  });
+
   it('kill -9, restart: the server signs its head at start-up and verify --server passes', async () => {
     const dir = tempDataDir();
     const socketPath = path.join(dir, 'admin.sock');
