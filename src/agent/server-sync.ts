@@ -3,7 +3,8 @@
  * each entry that has none, whose entry changed, or that is past half its lifetime (one fresh key per SVID,
  * generated here; only CSRs leave the agent), and refreshes the bundle and JWT keys. Runs every
  * `intervalMs`; after a failure it retries with exponential backoff (capped), while the cache keeps serving
- * what it holds until it expires. grpc-js reconnects the channel by itself; a new agent SVID gets a new one.
+ * what it holds until it expires. A call that does not reach the server drops the channel (the next attempt
+ * dials afresh); a new agent SVID gets a new one.
  * A sync that finds its server unavailable runs again, whole, on the next server of the database.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -11,7 +12,7 @@ import { createPublicKey } from 'node:crypto';
 import { X509Bundle } from '../bundle';
 import { federatedBundlesFromProto } from '../client/federated-bundles';
 import { LANYARD_CHANNEL_OPTIONS, lanyardChannelCredentials } from '../client/server-credentials';
-import type { ServerEndpoints } from '../client/server-endpoints';
+import { isFailoverError, type ServerEndpoints } from '../client/server-endpoints';
 import { InternalError } from '../errors';
 import {
   NodeServiceClient,
@@ -21,6 +22,7 @@ import {
 } from '../gen/lanyard/v1/node';
 import type { Bundle } from '../gen/lanyard/v1/types';
 import type { Logger } from '../internal/logging';
+import { MAX_X509_SVID_BATCH } from '../internal/node-api-limits';
 import { TrustDomain } from '../spiffe';
 import { toX509Svid, type X509Svid } from '../svid/x509-svid';
 import { resolveAgentContextOid } from '../x509/agent-context/oid';
@@ -32,7 +34,6 @@ import type { NodeIdentity } from './node-identity';
 
 export const SYNC_DEFAULTS = Object.freeze({ intervalMs: 5_000, minBackoffMs: 250, maxBackoffMs: 30_000 });
 const CALL_DEADLINE_MS = 15_000;
-const MAX_BATCH = 64;
 
 export interface SyncOptions {
   servers: ServerEndpoints;
@@ -97,10 +98,11 @@ export class ServerSync {
 
   /** A JWT-SVID for an entry under the agent, from the server. */
   async newJwtSvid(entryId: string, audience: string[]): Promise<CachedJwt> {
-    const res = await this.opts.servers.call(async (address) => {
-      const client = await this.nodeClient(address);
-      return unary<NewJwtSvidResponse>((md, o, cb) => client.newJwtSvid({ entryId, audience }, md, o, cb));
-    });
+    const res = await this.opts.servers.call((address) =>
+      this.withNodeClient(address, (client) =>
+        unary<NewJwtSvidResponse>((md, o, cb) => client.newJwtSvid({ entryId, audience }, md, o, cb)),
+      ),
+    );
     return { token: res.token, issuedAt: this.opts.clock(), expiresAt: res.expiresAt ?? this.opts.clock() };
   }
 
@@ -110,7 +112,7 @@ export class ServerSync {
     const started = process.hrtime.bigint();
     const took = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     this.running = this.opts.servers
-      .call((address) => this.sync(address))
+      .call((address) => this.withNodeClient(address, (client) => this.sync(client)))
       .then(
         () => {
           this.failures = 0;
@@ -148,6 +150,28 @@ export class ServerSync {
     this.timer.unref();
   }
 
+  /**
+   * Runs `fn` with the node client for `address`. A call that did not reach the server (UNAVAILABLE,
+   * DEADLINE_EXCEEDED) drops the channel, so the next attempt dials afresh: a kept channel sits out grpc-js's
+   * own reconnect backoff (growing to 120 s) and fails every call until then at once, so a restarted server
+   * was met seconds to minutes late, whatever the agent's own backoff said, while cached SVIDs ran out.
+   */
+  private async withNodeClient<T>(
+    address: string,
+    fn: (client: NodeServiceClient) => Promise<T>,
+  ): Promise<T> {
+    const client = await this.nodeClient(address);
+    try {
+      return await fn(client);
+    } catch (e) {
+      if (isFailoverError(e) && this.client?.client === client) {
+        client.close();
+        this.client = undefined;
+      }
+      throw e;
+    }
+  }
+
   private async nodeClient(address: string): Promise<NodeServiceClient> {
     const svid = await this.opts.identity.ensure();
     if (this.client?.svid === svid && this.client.address === address) return this.client.client;
@@ -161,8 +185,7 @@ export class ServerSync {
     return client;
   }
 
-  private async sync(address: string): Promise<void> {
-    const client = await this.nodeClient(address);
+  private async sync(client: NodeServiceClient): Promise<void> {
     const res = await unary<FetchEntriesResponse>((md, o, cb) => client.fetchEntries({}, md, o, cb));
     if (this.closed) return;
     const { cache, clock } = this.opts;
@@ -182,9 +205,9 @@ export class ServerSync {
       if (s === undefined || s.revision !== e.revision || s.svid.id.toString() !== e.spiffeId) return true;
       return now >= s.receivedAt.getTime() + (s.svid.notAfter.getTime() - s.receivedAt.getTime()) / 2;
     });
-    for (let i = 0; i < due.length; i += MAX_BATCH) {
+    for (let i = 0; i < due.length; i += MAX_X509_SVID_BATCH) {
       const batch = due
-        .slice(i, i + MAX_BATCH)
+        .slice(i, i + MAX_X509_SVID_BATCH)
         .map((entry) => ({ entry, ...generateSigningKeyPair('ec-p256') }));
       const out = await unary<BatchNewX509SvidResponse>((md, o, cb) =>
         client.batchNewX509Svid(

@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { BUNDLE_FILE, SVID_FILE, SVID_KEY_FILE, writeSvidFiles, type SvidFiles } from '../ca/dev-ca';
 import { StaticX509Source } from '../client/static-x509-source';
 import type { X509Source } from '../client/x509-source';
@@ -12,6 +13,8 @@ import { isLanyardError } from '../errors';
 import { grpcStatusOf, GrpcStatus } from '../internal/grpc-status-map';
 import { CliError, usageError } from './cli-error';
 import { EXIT_REJECTED, EXIT_USAGE } from './exit-codes';
+import { AGENT_CONTEXT_OID_OPTION, agentContextOidFlag } from './input';
+import { printResult } from './output';
 
 export const IDENTITY_HELP =
   'directory holding svid.pem, svid_key.pem and bundle.pem (as `svid fetch --out`, `session start --out` and `grant redeem --out` write them)';
@@ -35,6 +38,67 @@ export function writeIdentityDir(dir: string, source: X509Source): SvidFiles {
   const bundle = source.getX509BundleForTrustDomain(svid.id.trustDomain);
   if (bundle === undefined) throw new CliError(`no bundle for ${svid.id.trustDomain.name} to write`);
   return writeSvidFiles(dir, svid, bundle);
+}
+
+/**
+ * The flags of a command that calls the server's TLS listener as the SVID in --identity (`whose`, e.g. "the
+ * child's workload SVID"): --server and --identity first, then the command's own (`own`), then
+ * --agent-context-oid and --json.
+ */
+export function serverCallCommand(cmd: Command, whose: string, own: (c: Command) => Command): Command {
+  return own(
+    cmd
+      .requiredOption('--server <host:port>', "the server's TLS listener, e.g. 127.0.0.1:8081")
+      .requiredOption('--identity <dir>', `${whose}: ${IDENTITY_HELP}`),
+  )
+    .option(...AGENT_CONTEXT_OID_OPTION)
+    .option('--json', 'print JSON instead of text');
+}
+
+/** The flags serverCallCommand adds, as commander hands them to the action. */
+export interface ServerCallFlags {
+  server: string;
+  identity: string;
+  agentContextOid?: string;
+  json?: boolean;
+}
+
+/** Who calls the server, and where: what the client's handoff calls take. */
+export interface ServerCaller {
+  server: string;
+  source: StaticX509Source;
+  agentContextOid: string;
+}
+
+/** Reads --agent-context-oid, loads --identity, and runs `fn` as that caller (callServer's exit codes). */
+export function callServerAs<T>(opts: ServerCallFlags, fn: (caller: ServerCaller) => Promise<T>): Promise<T> {
+  const agentContextOid = agentContextOidFlag(opts.agentContextOid);
+  const source = loadIdentityDir(opts.identity);
+  return callServer(opts.server, () => fn({ server: opts.server, source, agentContextOid }));
+}
+
+/** What a command says about an identity it obtained: `json` under --json, else `text()`. */
+export interface IdentityReport {
+  json: unknown;
+  text: () => string;
+}
+
+/**
+ * Writes the SVID, key and bundle `source` obtained (a session or a delegated SVID) to `out`, prints what
+ * `report` makes of them, and closes the source (its renewals stop: the files are what the command leaves).
+ */
+export async function saveObtainedIdentity<S extends X509Source & { close(): Promise<void> }>(
+  source: S,
+  out: string,
+  opts: { json?: boolean },
+  report: (files: SvidFiles) => IdentityReport,
+): Promise<void> {
+  try {
+    const r = report(writeIdentityDir(out, source));
+    printResult(opts, r.json, r.text);
+  } finally {
+    await source.close();
+  }
 }
 
 /**

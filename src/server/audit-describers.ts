@@ -3,7 +3,7 @@
  * serial, agent, sessions, principal, scopes, policy version, parent link); refusals carry the caller's own
  * verified SVID fields (wrapper) plus what was asked for. Never a token, key, CSR or binding body.
  */
-import type { AuditEvent } from '../audit/record';
+import type { AuditEvent, AuditEventType } from '../audit/record';
 import type {
   CreateJoinTokenRequest,
   CreateJoinTokenResponse,
@@ -48,11 +48,23 @@ export const adminCaller = (c: AuditCaller): Partial<AuditEvent> => ({
   ...(c.serial !== undefined && { serial: c.serial }),
 });
 
-function issued(event: AuditEvent['event'], svid: X509Svid | undefined, caller: AuditCaller): AuditEvent {
+/** An allow record of `event`: the caller as `who` names it, then what the call acted on. */
+function allowRecord(
+  event: AuditEventType,
+  who: Partial<AuditEvent>,
+  fields: Partial<AuditEvent>,
+): AuditEvent {
+  return { event, decision: 'allow', ...who, ...fields };
+}
+
+function issued(event: AuditEventType, svid: X509Svid | undefined, caller: AuditCaller): AuditEvent {
   // The leaf this server just signed is parsed already (svidToProto remembers it by its Buffer).
   const signed = issuedLeafOf(svid?.certChain[0]);
-  const fields = signed !== undefined ? certificateFields(signed) : svidFields(leafOf(svid));
-  return { event, decision: 'allow', ...actorOnly(caller), ...fields };
+  return allowRecord(
+    event,
+    actorOnly(caller),
+    signed !== undefined ? certificateFields(signed) : svidFields(leafOf(svid)),
+  );
 }
 
 /** The child SPIFFE ID and scopes a grant binding names; nothing when it does not decode. */
@@ -105,22 +117,21 @@ export function sessionMethods(store: Store): Record<string, MethodAudit> {
         const out: AuditEvent[] = [];
         for (const id of res.endedSessionIds) {
           const s = await (tx ?? store).getSession(id).catch(() => undefined);
-          out.push({
-            event: 'session.end',
-            decision: 'allow',
-            ...actorOnly(caller),
-            subject: id,
-            sessionId: id,
-            ...(s !== undefined && {
-              rootSessionId: s.rootSessionId,
-              agentId: s.entryId,
-              principal: s.principal.id,
-              principalIssuer: s.principal.issuer,
-              ...(s.parentSessionId !== undefined && { parentSessionId: s.parentSessionId }),
+          out.push(
+            allowRecord('session.end', actorOnly(caller), {
+              subject: id,
+              sessionId: id,
+              ...(s !== undefined && {
+                rootSessionId: s.rootSessionId,
+                agentId: s.entryId,
+                principal: s.principal.id,
+                principalIssuer: s.principal.issuer,
+                ...(s.parentSessionId !== undefined && { parentSessionId: s.parentSessionId }),
+              }),
+              ...(id !== req.sessionId && { reason: `cascade from ${req.sessionId}` }),
+              ...(id === req.sessionId && req.reason !== '' && { reason: req.reason.slice(0, 256) }),
             }),
-            ...(id !== req.sessionId && { reason: `cascade from ${req.sessionId}` }),
-            ...(id === req.sessionId && req.reason !== '' && { reason: req.reason.slice(0, 256) }),
-          });
+          );
         }
         return out;
       },
@@ -130,13 +141,15 @@ export function sessionMethods(store: Store): Record<string, MethodAudit> {
       event: 'svid.revoke',
       inTransaction: true,
       allowed: (req: RevokeSvidRequest, res: RevokeSvidResponse) => [
-        {
-          event: 'svid.revoke',
-          decision: 'allow',
-          subject: res.revocation?.id ?? '',
-          serial: res.revocation?.id ?? '',
-          ...(req.reason !== '' && { reason: req.reason.slice(0, 256) }),
-        },
+        allowRecord(
+          'svid.revoke',
+          {},
+          {
+            subject: res.revocation?.id ?? '',
+            serial: res.revocation?.id ?? '',
+            ...(req.reason !== '' && { reason: req.reason.slice(0, 256) }),
+          },
+        ),
       ],
       denied: (req: RevokeSvidRequest) => ({ subject: req.serialHex.slice(0, 128) }),
     },
@@ -161,7 +174,7 @@ export const registrationMethods: Record<string, MethodAudit> = {
     event: 'entry.create',
     inTransaction: true,
     allowed: (_req: never, res: { entry?: Entry }, caller) => [
-      { event: 'entry.create', decision: 'allow', ...adminCaller(caller), ...entryFields(res.entry) },
+      allowRecord('entry.create', adminCaller(caller), entryFields(res.entry)),
     ],
     denied: (req: { entry?: Entry }) => ({ subject: req.entry?.spiffeId.slice(0, 2048) ?? '' }),
   },
@@ -169,25 +182,17 @@ export const registrationMethods: Record<string, MethodAudit> = {
     event: 'entry.create',
     inTransaction: true,
     allowed: (_req: never, res: { entries: Entry[] }, caller) =>
-      res.entries.map((e) => ({
-        event: 'entry.create' as const,
-        decision: 'allow' as const,
-        ...adminCaller(caller),
-        ...entryFields(e),
-      })),
+      res.entries.map((e) => allowRecord('entry.create', adminCaller(caller), entryFields(e))),
   },
   updateEntry: {
     event: 'entry.update',
     inTransaction: true,
     allowed: (_req: never, res: { entry?: Entry }, caller, _tx, detail?: EntryUpdateDetail) => [
-      {
-        event: 'entry.update',
-        decision: 'allow',
-        ...adminCaller(caller),
+      allowRecord('entry.update', adminCaller(caller), {
         ...entryFields(res.entry),
         ...(detail !== undefined &&
           res.entry !== undefined && { changes: entryChanges(detail.before, res.entry) }),
-      },
+      }),
     ],
     denied: (req: UpdateEntryRequest) => ({ agentId: req.entry?.id.slice(0, 256) ?? '' }),
   },
@@ -195,7 +200,7 @@ export const registrationMethods: Record<string, MethodAudit> = {
     event: 'entry.delete',
     inTransaction: true,
     allowed: (req: DeleteEntryRequest, _res: never, caller) => [
-      { event: 'entry.delete', decision: 'allow', ...adminCaller(caller), agentId: req.id },
+      allowRecord('entry.delete', adminCaller(caller), { agentId: req.id }),
     ],
     denied: (req: DeleteEntryRequest) => ({ agentId: req.id.slice(0, 256) }),
   },
@@ -204,14 +209,11 @@ export const registrationMethods: Record<string, MethodAudit> = {
     inTransaction: true,
     // The token id, never the token: the secret is shown once, to the caller, and nowhere else.
     allowed: (_req: never, res: CreateJoinTokenResponse, caller) => [
-      {
-        event: 'join_token.create',
-        decision: 'allow',
-        ...adminCaller(caller),
+      allowRecord('join_token.create', adminCaller(caller), {
         subject: res.spiffeId,
         agentId: res.entryId,
         reason: `token ${res.tokenId}`,
-      },
+      }),
     ],
     denied: (req: CreateJoinTokenRequest) => ({
       ...(req.spiffeId !== '' && { subject: req.spiffeId.slice(0, 2048) }),
@@ -228,15 +230,12 @@ const federationAudit = (event: 'federation.create' | 'federation.update' | 'fed
     res: { relationship?: { trustDomain: string; bundleEndpointUrl: string; revision: number } },
     caller: AuditCaller,
   ) => [
-    {
-      event,
-      decision: 'allow' as const,
-      ...adminCaller(caller),
+    allowRecord(event, adminCaller(caller), {
       subject: `spiffe://${res.relationship?.trustDomain ?? req.trustDomain ?? req.relationship?.trustDomain ?? ''}`,
       ...(res.relationship !== undefined && {
         reason: `${res.relationship.bundleEndpointUrl} revision ${res.relationship.revision}`,
       }),
-    },
+    }),
   ],
   denied: (req: { trustDomain?: string; relationship?: { trustDomain: string } }) => ({
     subject: `spiffe://${(req.trustDomain ?? req.relationship?.trustDomain ?? '').slice(0, 255)}`,
@@ -260,13 +259,10 @@ export const adminMethods: Record<string, MethodAudit> = {
   rotateCa: {
     event: 'ca.rotate',
     allowed: (_req: never, res: RotateCaResponse, caller) => [
-      {
-        event: 'ca.rotate',
-        decision: 'allow',
-        ...adminCaller(caller),
+      allowRecord('ca.rotate', adminCaller(caller), {
         subject: res.authority?.id ?? '',
         action: caRotationStepToJSON(res.step),
-      },
+      }),
     ],
     denied: (req: RotateCaRequest) => ({ action: caRotationStepToJSON(req.step) }),
   },
@@ -285,14 +281,11 @@ export const nodeMethods: Record<string, MethodAudit> = {
     event: 'jwt_svid.issue',
     // The SPIFFE ID and audiences; never the token.
     allowed: (req: NewJwtSvidRequest, res: NewJwtSvidResponse, caller) => [
-      {
-        event: 'jwt_svid.issue',
-        decision: 'allow',
-        ...actorOnly(caller),
+      allowRecord('jwt_svid.issue', actorOnly(caller), {
         subject: res.spiffeId,
         agentId: req.entryId,
         action: `aud ${req.audience.join(' ')}`.slice(0, 1024),
-      },
+      }),
     ],
     denied: (req: NewJwtSvidRequest) => ({ agentId: req.entryId.slice(0, 256) }),
   },

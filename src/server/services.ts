@@ -74,29 +74,16 @@ export function buildListeners(ctx: ServerContext): ListenerSpec[] {
  * TLS; Renew and the registration API verify the caller's client SVID per call (tls/peer-svid.ts).
  */
 export function publicListener(ctx: ServerContext): ListenerSpec {
-  const registration = createRegistrationService({
-    store: ctx.store,
-    trustDomain: ctx.trustDomain,
-    logger: ctx.logger.child({ listener: 'public' }),
-    clock: ctx.clock,
-    ...(ctx.federation !== undefined && { federation: ctx.federation }),
-  });
+  const registration = createRegistrationService(
+    registrationDeps(ctx, ctx.logger.child({ listener: 'public' })),
+  );
   const adminGuard = { ca: ctx.ca, store: ctx.store, clock: ctx.clock };
   return {
     name: 'public',
     address: formatHostPort(ctx.config.listenAddress),
     credentials: publicListenerCredentials(ctx.certificates),
     services: [
-      createAttestationService({
-        store: ctx.store,
-        ca: ctx.ca,
-        attestors: ctx.attestors,
-        defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
-        clock: ctx.clock,
-        logger: ctx.logger,
-        ...(ctx.policy !== undefined && { policy: ctx.policy }),
-        ...(ctx.federation !== undefined && { federation: ctx.federation }),
-      }),
+      createAttestationService({ ...issuanceDeps(ctx), attestors: ctx.attestors }),
       createBundleService({
         ca: ctx.ca,
         logger: ctx.logger,
@@ -104,16 +91,7 @@ export function publicListener(ctx: ServerContext): ListenerSpec {
       }),
       createSessionService(sessionDeps(ctx)),
       // Node agents, over mTLS with their own SVID: only the entries whose parent_id is the agent.
-      createNodeService({
-        store: ctx.store,
-        ca: ctx.ca,
-        jwt: ctx.jwt,
-        defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
-        clock: ctx.clock,
-        logger: ctx.logger,
-        ...(ctx.policy !== undefined && { policy: ctx.policy }),
-        ...(ctx.federation !== undefined && { federation: ctx.federation }),
-      }),
+      createNodeService({ ...issuanceDeps(ctx), jwt: ctx.jwt }),
       guardAdmin(registration, adminGuard),
       guardAdmin(
         createAdminService({ ca: ctx.ca, logger: ctx.logger.child({ listener: 'public' }) }),
@@ -131,13 +109,7 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
     address: `unix://${socketPath}`,
     credentials: grpc.ServerCredentials.createInsecure(),
     services: [
-      createRegistrationService({
-        store: ctx.store,
-        trustDomain: ctx.trustDomain,
-        logger: ctx.logger,
-        clock: ctx.clock,
-        ...(ctx.federation !== undefined && { federation: ctx.federation }),
-      }),
+      createRegistrationService(registrationDeps(ctx, ctx.logger)),
       // For `lanyard bundle show` on the server host.
       createBundleService({
         ca: ctx.ca,
@@ -155,19 +127,40 @@ export function adminListener(ctx: ServerContext): ListenerSpec {
   };
 }
 
-function sessionDeps(ctx: ServerContext): SessionDeps {
+/**
+ * What every service that issues SVIDs (attestation, node, sessions) takes from the context: the same store,
+ * CA, clock, log and default lifetime, and the issuance policy and federated bundles when they are configured.
+ */
+function issuanceDeps(ctx: ServerContext) {
   return {
     store: ctx.store,
     ca: ctx.ca,
+    defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
     clock: ctx.clock,
     logger: ctx.logger,
-    defaultTtlSeconds: ctx.config.svidDefaultTtlSeconds,
+    ...(ctx.policy !== undefined && { policy: ctx.policy }),
+    ...(ctx.federation !== undefined && { federation: ctx.federation }),
+  };
+}
+
+/** The registration API's dependencies; each listener names its own logger. */
+function registrationDeps(ctx: ServerContext, logger: Logger) {
+  return {
+    store: ctx.store,
+    trustDomain: ctx.trustDomain,
+    logger,
+    clock: ctx.clock,
+    ...(ctx.federation !== undefined && { federation: ctx.federation }),
+  };
+}
+
+function sessionDeps(ctx: ServerContext): SessionDeps {
+  return {
+    ...issuanceDeps(ctx),
     caTtlSeconds: ctx.config.caTtlSeconds,
     principals: ctx.principals,
     revocations: ctx.revocations,
     limits: ctx.config.limits,
     watchers: ctx.watchers,
-    ...(ctx.policy !== undefined && { policy: ctx.policy }),
-    ...(ctx.federation !== undefined && { federation: ctx.federation }),
   };
 }

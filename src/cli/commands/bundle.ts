@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { usageError } from '../cli-error';
 import { runAction } from '../run-action';
-import { type AdminConnectionOptions, printJson, withAdminClient, withAdminOptions } from './server-admin';
+import { printJson } from '../output';
+import { type AdminConnectionOptions, withAdminClient, withAdminOptions } from './server-admin';
 
 const FORMATS = ['pem', 'jwks'] as const;
 type BundleFormat = (typeof FORMATS)[number];

@@ -13,13 +13,8 @@ import {
 import type { Bundle } from '../../gen/lanyard/v1/types';
 import { usageError } from '../cli-error';
 import { runAction } from '../run-action';
-import {
-  type AdminConnectionOptions,
-  printJson,
-  renderTable,
-  withAdminClient,
-  withAdminOptions,
-} from './server-admin';
+import { printResult, renderTable } from '../output';
+import { type AdminConnectionOptions, withAdminClient, withAdminOptions } from './server-admin';
 
 export function registerCaServerCommands(ca: Command): void {
   withAdminOptions(
@@ -40,11 +35,7 @@ export function registerCaServerCommands(ca: Command): void {
           ? CaRotationStep.CA_ROTATION_STEP_ACTIVATE
           : CaRotationStep.CA_ROTATION_STEP_UNSPECIFIED;
       const res = await withAdminClient(opts, (c) => c.rotateCa({ step }));
-      if (opts.json) {
-        printJson(rotateToJson(res));
-        return;
-      }
-      process.stdout.write(rotateText(res));
+      printResult(opts, rotateToJson(res), () => rotateText(res));
     }),
   );
 
@@ -55,11 +46,7 @@ export function registerCaServerCommands(ca: Command): void {
   ).action(
     runAction(async (opts: AdminConnectionOptions) => {
       const res = await withAdminClient(opts, (c) => c.getCa());
-      if (opts.json) {
-        printJson(showToJson(res));
-        return;
-      }
-      process.stdout.write(showText(res));
+      printResult(opts, showToJson(res), () => showText(res));
     }),
   );
 }

@@ -1,6 +1,6 @@
 /** How `lanyard entry` prints entries: a table for lists, key/value lines for one entry, or JSON. */
 import type { Entry } from '../../gen/lanyard/v1/types';
-import { renderTable } from './server-admin';
+import { renderFields, renderTable } from '../output';
 
 /** Every field, always present (null for unset optional ones), so scripts can rely on the shape. */
 export function entryToJson(e: Entry): Record<string, unknown> {
@@ -67,6 +67,5 @@ export function entryDetail(e: Entry): string {
     ['Updated at', e.updatedAt?.toISOString() ?? ''],
     ['Revision', String(e.revision)],
   ];
-  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
-  return rows.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}`).join('\n') + '\n';
+  return renderFields(rows);
 }

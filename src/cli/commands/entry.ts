@@ -16,7 +16,13 @@ import {
 } from '../input';
 import { runAction } from '../run-action';
 import { entriesTable, entryDetail, entryToJson } from './entry-format';
-import { type AdminConnectionOptions, printJson, withAdminClient, withAdminOptions } from './server-admin';
+import { printResult } from '../output';
+import {
+  type AdminConnectionOptions,
+  registerDeleteCommand,
+  withAdminClient,
+  withAdminOptions,
+} from './server-admin';
 
 /** Flags that set entry fields; shared by create and update. */
 interface EntryFieldFlags {
@@ -76,8 +82,11 @@ export function registerEntryCommands(program: Command): void {
       if (opts.file) {
         const entries = readEntriesFile(opts.file);
         const res = await withAdminClient(opts, (c) => c.batchCreateEntry({ entries }));
-        if (opts.json) printJson({ entries: res.entries.map(entryToJson) });
-        else process.stdout.write(`created ${res.entries.length} entries\n${entriesTable(res.entries)}`);
+        printResult(
+          opts,
+          { entries: res.entries.map(entryToJson) },
+          () => `created ${res.entries.length} entries\n${entriesTable(res.entries)}`,
+        );
         return;
       }
       if (!opts.spiffeId) throw usageError('--spiffe-id is required (or --file)');
@@ -127,12 +136,11 @@ export function registerEntryCommands(program: Command): void {
         const { entries, nextPageToken } = await withAdminClient(opts, (c) =>
           listPages(c, filter, pageSize, opts.pageToken ?? '', single),
         );
-        if (opts.json) {
-          printJson({ entries: entries.map(entryToJson), nextPageToken });
-          return;
-        }
-        process.stdout.write(entriesTable(entries));
-        if (nextPageToken) process.stdout.write(`next page: --page-token ${nextPageToken}\n`);
+        printResult(
+          opts,
+          { entries: entries.map(entryToJson), nextPageToken },
+          () => entriesTable(entries) + (nextPageToken ? `next page: --page-token ${nextPageToken}\n` : ''),
+        );
       },
     ),
   );
@@ -158,13 +166,13 @@ export function registerEntryCommands(program: Command): void {
       if (entries.length === 0) throw new NotFoundError(`no registration entry has SPIFFE ID ${spiffeId}`);
       // One entry prints as `entry show <entry-id>` does; several (other selectors, parents) print in full,
       // one after another, so nothing is hidden by choosing one of them.
-      if (opts.json) {
-        if (entries.length === 1) printJson(entryToJson(entries[0]!));
-        else printJson({ entries: entries.map(entryToJson) });
-        return;
-      }
-      if (entries.length > 1) process.stdout.write(`${entries.length} entries have ${spiffeId}\n\n`);
-      process.stdout.write(entries.map(entryDetail).join('\n'));
+      printResult(
+        opts,
+        entries.length === 1 ? entryToJson(entries[0]!) : { entries: entries.map(entryToJson) },
+        () =>
+          (entries.length > 1 ? `${entries.length} entries have ${spiffeId}\n\n` : '') +
+          entries.map(entryDetail).join('\n'),
+      );
     }),
   );
 
@@ -214,20 +222,12 @@ export function registerEntryCommands(program: Command): void {
       ),
     );
 
-  withAdminOptions(
-    entry
-      .command('delete')
-      .description('delete an entry')
-      .argument('<id>', 'entry id')
-      .option('--revision <n>', 'only delete at this revision'),
-  ).action(
-    runAction(async (id: string, opts: AdminConnectionOptions & { revision?: string }) => {
-      const revision = opts.revision !== undefined ? parsePositiveInt(opts.revision, '--revision') : 0;
-      await withAdminClient(opts, (c) => c.deleteEntry({ id, revision }));
-      if (opts.json) printJson({ deleted: id });
-      else process.stdout.write(`deleted entry ${id}\n`);
-    }),
-  );
+  registerDeleteCommand(entry, {
+    description: 'delete an entry',
+    argument: ['<id>', 'entry id'],
+    noun: 'entry',
+    remove: (c, id, revision) => c.deleteEntry({ id, revision }),
+  });
 }
 
 type EntryFilter = NonNullable<ListEntriesRequest['filter']>;
@@ -387,6 +387,5 @@ function readEntriesFile(file: string): Entry[] {
 
 function printEntry(e: Entry | undefined, opts: { json?: boolean }): void {
   if (!e) throw new Error('the server answered without an entry');
-  if (opts.json) printJson(entryToJson(e));
-  else process.stdout.write(entryDetail(e));
+  printResult(opts, entryToJson(e), () => entryDetail(e));
 }

@@ -2,12 +2,12 @@
 import type { Command } from 'commander';
 import { BundleEndpointProfile, type FederationRelationship } from '../../gen/lanyard/v1/registration';
 import { usageError } from '../cli-error';
-import { readInputFile } from '../input';
+import { parsePositiveInt, readInputFile } from '../input';
 import { runAction } from '../run-action';
+import { printResult, renderFields, renderTable } from '../output';
 import {
   type AdminConnectionOptions,
-  printJson,
-  renderTable,
+  registerDeleteCommand,
   withAdminClient,
   withAdminOptions,
 } from './server-admin';
@@ -55,25 +55,19 @@ export function registerFederationCommands(program: Command): void {
   ).action(
     runAction(async (opts: AdminConnectionOptions) => {
       const res = await withAdminClient(opts, (c) => c.listFederationRelationships());
-      if (opts.json) {
-        printJson({ relationships: res.relationships.map(toJson) });
-        return;
-      }
-      if (res.relationships.length === 0) {
-        process.stdout.write('no federation relationships\n');
-        return;
-      }
-      process.stdout.write(
-        renderTable(
-          ['TRUST DOMAIN', 'PROFILE', 'ENDPOINT', 'SEQUENCE', 'LAST ERROR'],
-          res.relationships.map((r) => [
-            r.trustDomain,
-            profileName(r.profile),
-            r.bundleEndpointUrl,
-            r.state?.bundle !== undefined ? String(r.state.bundle.sequence) : '(none)',
-            r.state?.lastError || '-',
-          ]),
-        ),
+      printResult(opts, { relationships: res.relationships.map(toJson) }, () =>
+        res.relationships.length === 0
+          ? 'no federation relationships\n'
+          : renderTable(
+              ['TRUST DOMAIN', 'PROFILE', 'ENDPOINT', 'SEQUENCE', 'LAST ERROR'],
+              res.relationships.map((r) => [
+                r.trustDomain,
+                profileName(r.profile),
+                r.bundleEndpointUrl,
+                r.state?.bundle !== undefined ? String(r.state.bundle.sequence) : '(none)',
+                r.state?.lastError || '-',
+              ]),
+            ),
       );
     }),
   );
@@ -120,7 +114,7 @@ export function registerFederationCommands(program: Command): void {
         const res = await withAdminClient(opts, async (c) => {
           const revision =
             opts.revision !== undefined
-              ? positive(opts.revision, '--revision')
+              ? parsePositiveInt(opts.revision, '--revision')
               : ((await c.getFederationRelationship({ trustDomain })).relationship?.revision ?? 0);
           return c.updateFederationRelationship({
             relationship: { ...fromFlags(opts), trustDomain, revision },
@@ -132,20 +126,12 @@ export function registerFederationCommands(program: Command): void {
     ),
   );
 
-  withAdminOptions(
-    fed
-      .command('delete')
-      .description('stop federating: the bundle is dropped (refused while entries federate with it)')
-      .argument('<trust-domain>', 'foreign trust domain')
-      .option('--revision <n>', 'only delete at this revision'),
-  ).action(
-    runAction(async (trustDomain: string, opts: AdminConnectionOptions & { revision?: string }) => {
-      const revision = opts.revision !== undefined ? positive(opts.revision, '--revision') : 0;
-      await withAdminClient(opts, (c) => c.deleteFederationRelationship({ trustDomain, revision }));
-      if (opts.json) printJson({ deleted: trustDomain });
-      else process.stdout.write(`deleted federation relationship ${trustDomain}\n`);
-    }),
-  );
+  registerDeleteCommand(fed, {
+    description: 'stop federating: the bundle is dropped (refused while entries federate with it)',
+    argument: ['<trust-domain>', 'foreign trust domain'],
+    noun: 'federation relationship',
+    remove: (c, trustDomain, revision) => c.deleteFederationRelationship({ trustDomain, revision }),
+  });
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -193,13 +179,6 @@ function maskOf(f: RelationshipFlags): string[] {
   return given.filter(([v]) => v !== undefined).map(([, p]) => p);
 }
 
-function positive(value: string, flag: string): number {
-  if (!/^\d+$/.test(value) || Number(value) === 0 || !Number.isSafeInteger(Number(value))) {
-    throw usageError(`${flag} must be a positive integer, got "${value}"`);
-  }
-  return Number(value);
-}
-
 function profileName(p: BundleEndpointProfile): string {
   return p === BundleEndpointProfile.BUNDLE_ENDPOINT_PROFILE_HTTPS_WEB
     ? 'https_web'
@@ -232,12 +211,8 @@ function toJson(r: FederationRelationship): Record<string, unknown> {
 
 function print(r: FederationRelationship | undefined, opts: { json?: boolean }): void {
   if (r === undefined) throw new Error('the server answered without a relationship');
-  if (opts.json) {
-    printJson(toJson(r));
-    return;
-  }
   const j = toJson(r);
-  const rows = Object.entries(j).map(([k, v]) => [k, v === null ? '(none)' : String(v)] as const);
-  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
-  process.stdout.write(rows.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}`).join('\n') + '\n');
+  printResult(opts, j, () =>
+    renderFields(Object.entries(j).map(([k, v]) => [k, v === null ? '(none)' : String(v)] as const)),
+  );
 }

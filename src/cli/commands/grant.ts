@@ -11,19 +11,17 @@ import type { Command } from 'commander';
 import { grantFor, redeemGrant } from '../../client/handoff';
 import { HandoffKey } from '../../client/handoff-keys';
 import { makeDir, writeFileAtomic } from '../../internal/secure-file';
-import { callServer, IDENTITY_HELP, loadIdentityDir, writeIdentityDir } from '../agent-identity';
+import {
+  callServerAs,
+  saveObtainedIdentity,
+  serverCallCommand,
+  type ServerCallFlags,
+} from '../agent-identity';
 import { usageError } from '../cli-error';
 import { isoSeconds } from '../format/svid-text';
-import {
-  AGENT_CONTEXT_OID_OPTION,
-  agentContextOidFlag,
-  parseDuration,
-  parseNonNegativeInt,
-  parseSpiffeIdFlag,
-  readInputFile,
-} from '../input';
+import { parseDuration, parseNonNegativeInt, parseSpiffeIdFlag, readInputFile } from '../input';
 import { runAction } from '../run-action';
-import { printJson } from './server-admin';
+import { printResult } from '../output';
 
 /** The file `grant key` writes, and `grant redeem --key` reads by default from the same directory. */
 export const GRANT_KEY_FILE = 'grant_key.pem';
@@ -44,142 +42,119 @@ export function registerGrantCommands(program: Command): void {
         makeDir(opts.out, 0o700);
         const file = join(opts.out, GRANT_KEY_FILE);
         writeFileAtomic(file, key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
-        if (opts.json === true) {
-          printJson({ keySha256: key.id, file });
-          return;
-        }
-        process.stdout.write(`${key.id}\n  ${file} (mode 0600)\n`);
+        printResult(opts, { keySha256: key.id, file }, () => `${key.id}\n  ${file} (mode 0600)\n`);
       }),
     );
 
-  grant
-    .command('create')
-    .description(
-      "the parent: sign a grant for the child's key with the session SVID in --identity and register it; prints the grant id",
-    )
-    .requiredOption('--server <host:port>', "the server's TLS listener, e.g. 127.0.0.1:8081")
-    .requiredOption('--identity <dir>', `the parent's session SVID: ${IDENTITY_HELP}`)
-    .requiredOption('--child <spiffe-id>', 'SPIFFE ID of the agent that will redeem')
-    .requiredOption('--child-key <sha256>', "the child key's SHA-256 (hex), as `grant key` printed it")
-    .requiredOption('--scope <scope...>', "scopes to delegate: a subset of the parent session's")
-    .option('--ttl <duration>', "lifetime of the delegated session (default and at most: the parent SVID's)")
-    .option('--redeem-within <duration>', 'how long the child has to redeem it (at most 60s)', '60s')
-    .option(
-      '--depth <n>',
-      "how many further delegations the child may make below itself (0: none); default: the parent's own bound. More than the parent may allow is refused",
-    )
-    .option(...AGENT_CONTEXT_OID_OPTION)
-    .option('--json', 'print JSON instead of text')
-    .action(
-      runAction(
-        async (opts: {
-          server: string;
-          identity: string;
+  serverCallCommand(
+    grant
+      .command('create')
+      .description(
+        "the parent: sign a grant for the child's key with the session SVID in --identity and register it; prints the grant id",
+      ),
+    "the parent's session SVID",
+    (c) =>
+      c
+        .requiredOption('--child <spiffe-id>', 'SPIFFE ID of the agent that will redeem')
+        .requiredOption('--child-key <sha256>', "the child key's SHA-256 (hex), as `grant key` printed it")
+        .requiredOption('--scope <scope...>', "scopes to delegate: a subset of the parent session's")
+        .option(
+          '--ttl <duration>',
+          "lifetime of the delegated session (default and at most: the parent SVID's)",
+        )
+        .option('--redeem-within <duration>', 'how long the child has to redeem it (at most 60s)', '60s')
+        .option(
+          '--depth <n>',
+          "how many further delegations the child may make below itself (0: none); default: the parent's own bound. More than the parent may allow is refused",
+        ),
+  ).action(
+    runAction(
+      async (
+        opts: ServerCallFlags & {
           child: string;
           childKey: string;
           scope: string[];
           ttl?: string;
           redeemWithin: string;
           depth?: string;
-          agentContextOid?: string;
-          json?: boolean;
-        }) => {
-          const agentContextOid = agentContextOidFlag(opts.agentContextOid);
-          parseSpiffeIdFlag(opts.child, '--child');
-          if (!/^[0-9a-f]{64}$/i.test(opts.childKey)) {
-            throw usageError('--child-key: expected the 64 hex digits `grant key` printed');
-          }
-          const ttlSeconds = opts.ttl !== undefined ? parseDuration(opts.ttl, '--ttl') : undefined;
-          const redeemWithinSeconds = parseDuration(opts.redeemWithin, '--redeem-within');
-          const maxDepth = opts.depth !== undefined ? parseNonNegativeInt(opts.depth, '--depth') : undefined;
-          const source = loadIdentityDir(opts.identity);
-          const g = await callServer(opts.server, () =>
-            grantFor({
-              server: opts.server,
-              source,
-              childId: opts.child,
-              childKey: opts.childKey.toLowerCase(),
-              scopes: opts.scope,
-              redeemWithinSeconds,
-              agentContextOid,
-              ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
-              ...(maxDepth !== undefined ? { maxDepth } : {}),
-            }),
-          );
-          const r = {
-            grantId: g.grantId,
+        },
+      ) => {
+        parseSpiffeIdFlag(opts.child, '--child');
+        if (!/^[0-9a-f]{64}$/i.test(opts.childKey)) {
+          throw usageError('--child-key: expected the 64 hex digits `grant key` printed');
+        }
+        const ttlSeconds = opts.ttl !== undefined ? parseDuration(opts.ttl, '--ttl') : undefined;
+        const redeemWithinSeconds = parseDuration(opts.redeemWithin, '--redeem-within');
+        const maxDepth = opts.depth !== undefined ? parseNonNegativeInt(opts.depth, '--depth') : undefined;
+        const g = await callServerAs(opts, (caller) =>
+          grantFor({
+            ...caller,
             childId: opts.child,
+            childKey: opts.childKey.toLowerCase(),
             scopes: opts.scope,
-            redeemBy: isoSeconds(g.redeemBy),
-            // What the server holds: --depth, or the parent's own bound when it was not given.
-            maxDepth: g.maxDepth,
-          };
-          if (opts.json === true) {
-            printJson(r);
-            return;
-          }
-          const further = r.maxDepth === 0 ? 'no further delegation' : `at most ${r.maxDepth} further hop(s)`;
-          process.stdout.write(
+            redeemWithinSeconds,
+            ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
+            ...(maxDepth !== undefined ? { maxDepth } : {}),
+          }),
+        );
+        const r = {
+          grantId: g.grantId,
+          childId: opts.child,
+          scopes: opts.scope,
+          redeemBy: isoSeconds(g.redeemBy),
+          // What the server holds: --depth, or the parent's own bound when it was not given.
+          maxDepth: g.maxDepth,
+        };
+        const further = r.maxDepth === 0 ? 'no further delegation' : `at most ${r.maxDepth} further hop(s)`;
+        printResult(
+          opts,
+          r,
+          () =>
             `granted ${r.grantId}\n  to ${r.childId}, scopes ${r.scopes.join(' ')}; ${further}; redeem by ${r.redeemBy}\n`,
-          );
-        },
-      ),
-    );
+        );
+      },
+    ),
+  );
 
-  grant
-    .command('redeem')
-    .description(
-      'the child: redeem the grant for its key with its workload SVID; writes the delegated SVID, key (0600) and bundle to --out',
-    )
-    .requiredOption('--server <host:port>', "the server's TLS listener, e.g. 127.0.0.1:8081")
-    .requiredOption('--identity <dir>', `the child's workload SVID: ${IDENTITY_HELP}`)
-    .requiredOption('--key <file>', `the key \`grant key\` wrote (${GRANT_KEY_FILE})`)
-    .requiredOption('--out <dir>', 'directory for the delegated svid.pem, svid_key.pem (0600) and bundle.pem')
-    .option(...AGENT_CONTEXT_OID_OPTION)
-    .option('--json', 'print JSON instead of text')
-    .action(
-      runAction(
-        async (opts: {
-          server: string;
-          identity: string;
-          key: string;
-          out: string;
-          agentContextOid?: string;
-          json?: boolean;
-        }) => {
-          const agentContextOid = agentContextOidFlag(opts.agentContextOid);
-          const key = HandoffKey.fromPrivateKey(readKey(opts.key));
-          const source = loadIdentityDir(opts.identity);
-          const delegated = await callServer(opts.server, () =>
-            redeemGrant({ server: opts.server, source, key, agentContextOid }),
-          );
-          try {
-            const svid = delegated.getX509Svid();
-            const files = writeIdentityDir(opts.out, delegated);
-            const r = {
-              sessionId: delegated.sessionId,
-              rootSessionId: svid.context?.rootSessionId ?? null,
-              spiffeId: svid.id.toString(),
-              chain: [...(svid.context?.delegation.map((l) => l.spiffeId) ?? []), svid.id.toString()],
-              scopes: svid.context?.scopes ?? [],
-              sessionExpiresAt: isoSeconds(delegated.sessionExpiresAt),
-              files,
-            };
-            if (opts.json === true) {
-              printJson(r);
-              return;
-            }
-            process.stdout.write(
-              `redeemed: session ${r.sessionId} (root ${r.rootSessionId ?? '?'})\n` +
-                `  chain ${r.chain.join(' -> ')}; scopes ${r.scopes.join(' ') || '(none)'}; ends ${r.sessionExpiresAt}\n` +
-                `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
-            );
-          } finally {
-            await delegated.close();
-          }
-        },
+  serverCallCommand(
+    grant
+      .command('redeem')
+      .description(
+        'the child: redeem the grant for its key with its workload SVID; writes the delegated SVID, key (0600) and bundle to --out',
       ),
-    );
+    "the child's workload SVID",
+    (c) =>
+      c
+        .requiredOption('--key <file>', `the key \`grant key\` wrote (${GRANT_KEY_FILE})`)
+        .requiredOption(
+          '--out <dir>',
+          'directory for the delegated svid.pem, svid_key.pem (0600) and bundle.pem',
+        ),
+  ).action(
+    runAction(async (opts: ServerCallFlags & { key: string; out: string }) => {
+      const key = HandoffKey.fromPrivateKey(readKey(opts.key));
+      const delegated = await callServerAs(opts, (caller) => redeemGrant({ ...caller, key }));
+      await saveObtainedIdentity(delegated, opts.out, opts, (files) => {
+        const svid = delegated.getX509Svid();
+        const r = {
+          sessionId: delegated.sessionId,
+          rootSessionId: svid.context?.rootSessionId ?? null,
+          spiffeId: svid.id.toString(),
+          chain: [...(svid.context?.delegation.map((l) => l.spiffeId) ?? []), svid.id.toString()],
+          scopes: svid.context?.scopes ?? [],
+          sessionExpiresAt: isoSeconds(delegated.sessionExpiresAt),
+          files,
+        };
+        return {
+          json: r,
+          text: () =>
+            `redeemed: session ${r.sessionId} (root ${r.rootSessionId ?? '?'})\n` +
+            `  chain ${r.chain.join(' -> ')}; scopes ${r.scopes.join(' ') || '(none)'}; ends ${r.sessionExpiresAt}\n` +
+            `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
+        };
+      });
+    }),
+  );
 }
 
 function readKey(file: string): KeyObject {

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { compilePolicies, LANYARD_CEDAR_SCHEMA, readPolicyFiles } from '../../policy';
 import { runAction } from '../run-action';
-import { printJson } from './server-admin';
+import { printJson } from '../output';
 
 export function registerPolicyCommands(program: Command): void {
   const policy = program.command('policy').description('Cedar policies for issuance and for every hop');

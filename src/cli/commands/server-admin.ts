@@ -8,6 +8,9 @@ import { AdminCallError, AdminClient } from '../../server/admin-client';
 import { loadConfig } from '../../server/config';
 import { CliError, usageError } from '../cli-error';
 import { EXIT_REJECTED, EXIT_USAGE } from '../exit-codes';
+import { parsePositiveInt } from '../input';
+import { printResult } from '../output';
+import { runAction } from '../run-action';
 
 export interface AdminConnectionOptions {
   socket?: string;
@@ -91,17 +94,31 @@ function toCliError(e: AdminCallError, socketPath: string): CliError {
   );
 }
 
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+/** What `<group> delete <key>` deletes, and how. */
+export interface DeleteCommandSpec {
+  description: string;
+  argument: readonly [name: string, description: string];
+  /** What the confirmation calls it, e.g. "entry". */
+  noun: string;
+  remove: (client: AdminClient, key: string, revision: number) => Promise<unknown>;
 }
 
-/** Left-aligned columns separated by two spaces. */
-export function renderTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+/** `<group> delete <key> [--revision n]`: one object removed over the admin socket (revision 0: any). */
+export function registerDeleteCommand(group: Command, spec: DeleteCommandSpec): void {
+  withAdminOptions(
+    group
+      .command('delete')
+      .description(spec.description)
+      .argument(...spec.argument)
+      .option('--revision <n>', 'only delete at this revision'),
+  ).action(
+    runAction(async (key: string, opts: AdminConnectionOptions & { revision?: string }) => {
+      const revision = opts.revision !== undefined ? parsePositiveInt(opts.revision, '--revision') : 0;
+      await withAdminClient(opts, (c) => spec.remove(c, key, revision));
+      printResult(opts, { deleted: key }, () => `deleted ${spec.noun} ${key}\n`);
+    }),
+  );
 }
+
+// Output helpers live in ../output; audit.ts still reads printJson from here.
+export { printJson } from '../output';

@@ -7,24 +7,18 @@
 import type { Command } from 'commander';
 import { startSession } from '../../client/handoff';
 import type { Session } from '../../gen/lanyard/v1/session';
-import { callServer, IDENTITY_HELP, loadIdentityDir, writeIdentityDir } from '../agent-identity';
+import {
+  callServerAs,
+  saveObtainedIdentity,
+  serverCallCommand,
+  type ServerCallFlags,
+} from '../agent-identity';
 import { CliError, usageError } from '../cli-error';
 import { isoSeconds } from '../format/svid-text';
-import {
-  AGENT_CONTEXT_OID_OPTION,
-  agentContextOidFlag,
-  parseDuration,
-  parseSpiffeIdFlag,
-  readInputFile,
-} from '../input';
+import { parseDuration, parseSpiffeIdFlag, readInputFile } from '../input';
 import { runAction } from '../run-action';
-import {
-  type AdminConnectionOptions,
-  printJson,
-  renderTable,
-  withAdminClient,
-  withAdminOptions,
-} from './server-admin';
+import { printResult, renderFields, renderTable } from '../output';
+import { type AdminConnectionOptions, withAdminClient, withAdminOptions } from './server-admin';
 
 interface ReasonOptions extends AdminConnectionOptions {
   reason?: string;
@@ -43,16 +37,10 @@ export function registerSessionCommands(program: Command): void {
   ).action(
     runAction(async (sessionId: string, opts: ReasonOptions) => {
       const res = await withAdminClient(opts, (c) => c.endSession({ sessionId, reason: opts.reason ?? '' }));
-      if (opts.json) {
-        printJson({ sessionId, endedSessionIds: res.endedSessionIds });
-        return;
-      }
-      if (res.endedSessionIds.length === 0) {
-        process.stdout.write(`session ${sessionId} had already ended: nothing more to end\n`);
-        return;
-      }
-      process.stdout.write(
-        `ended ${res.endedSessionIds.length} session(s):\n${res.endedSessionIds.map((s) => `  ${s}\n`).join('')}`,
+      printResult(opts, { sessionId, endedSessionIds: res.endedSessionIds }, () =>
+        res.endedSessionIds.length === 0
+          ? `session ${sessionId} had already ended: nothing more to end\n`
+          : `ended ${res.endedSessionIds.length} session(s):\n${res.endedSessionIds.map((s) => `  ${s}\n`).join('')}`,
       );
     }),
   );
@@ -78,105 +66,97 @@ export function registerSvidRevokeCommand(svid: Command): void {
         revokedAt: revocation?.revokedAt?.toISOString() ?? '',
         expiresAt: revocation?.expiresAt?.toISOString() ?? '',
       };
-      if (opts.json) {
-        printJson(r);
-        return;
-      }
-      process.stdout.write(
-        `revoked serial ${r.serialHex} (revocation ${r.sequence}, at ${r.revokedAt}; listed until ${r.expiresAt})\n`,
+      printResult(
+        opts,
+        r,
+        () =>
+          `revoked serial ${r.serialHex} (revocation ${r.sequence}, at ${r.revokedAt}; listed until ${r.expiresAt})\n`,
       );
     }),
   );
 }
 
-interface StartOptions {
-  server: string;
-  identity: string;
+interface StartOptions extends ServerCallFlags {
   out: string;
   principal?: string;
   principalTokenFile?: string;
   intent?: string;
   scope?: string[];
   ttl?: string;
-  agentContextOid?: string;
-  json?: boolean;
 }
 
 /** `lanyard session start`: a session SVID for the agent whose workload SVID is in --identity. */
 function registerSessionStart(session: Command): void {
-  session
-    .command('start')
-    .description(
-      "start a task session with the agent's workload SVID; writes the session SVID, its key (0600) and the bundle to --out",
-    )
-    .requiredOption('--server <host:port>', "the server's TLS listener, e.g. 127.0.0.1:8081")
-    .requiredOption('--identity <dir>', `the agent's workload SVID: ${IDENTITY_HELP}`)
-    .requiredOption('--out <dir>', 'directory for the session svid.pem, svid_key.pem (0600) and bundle.pem')
-    .option('--principal <id>', 'the principal, asserted (only for entries with can_assert_principal)')
-    .option('--principal-token-file <file>', "file holding the principal's OIDC ID token or JWT access token")
-    .option('--intent <text>', 'short task intent (at most 256 bytes; never a prompt)')
-    .option('--scope <scope...>', "requested scopes (granted: those the agent's entry allows)")
-    .option(
-      '--ttl <duration>',
-      'session lifetime, e.g. 2h (default: one SVID lifetime; at most limits.max_session_ttl)',
-    )
-    .option(...AGENT_CONTEXT_OID_OPTION)
-    .option('--json', 'print JSON instead of text')
-    .action(
-      runAction(async (opts: StartOptions) => {
-        const agentContextOid = agentContextOidFlag(opts.agentContextOid);
-        if (opts.principal !== undefined && opts.principalTokenFile !== undefined) {
-          throw usageError('--principal and --principal-token-file are exclusive');
-        }
-        const ttlSeconds = opts.ttl !== undefined ? parseDuration(opts.ttl, '--ttl') : undefined;
-        const principal =
-          opts.principalTokenFile !== undefined
-            ? {
-                evidence: {
-                  $case: 'token' as const,
-                  value: readInputFile(opts.principalTokenFile, 'principal token file').trim(),
-                },
-              }
-            : opts.principal !== undefined
-              ? { evidence: { $case: 'assertedId' as const, value: opts.principal } }
-              : undefined;
-        const identity = loadIdentityDir(opts.identity);
-        const started = await callServer(opts.server, () =>
-          startSession({
-            server: opts.server,
-            source: identity,
-            agentContextOid,
-            ...(principal !== undefined ? { principal } : {}),
-            ...(opts.intent !== undefined ? { intent: opts.intent } : {}),
-            ...(opts.scope !== undefined ? { scopes: opts.scope } : {}),
-            ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
-          }),
-        );
-        try {
-          const svid = started.getX509Svid();
-          const files = writeIdentityDir(opts.out, started);
-          const r = {
-            sessionId: started.sessionId,
-            spiffeId: svid.id.toString(),
-            scopes: svid.context?.scopes ?? [],
-            svidNotAfter: isoSeconds(svid.notAfter),
-            sessionExpiresAt: isoSeconds(started.sessionExpiresAt),
-            files,
-          };
-          if (opts.json === true) {
-            printJson(r);
-            return;
-          }
-          process.stdout.write(
+  serverCallCommand(
+    session
+      .command('start')
+      .description(
+        "start a task session with the agent's workload SVID; writes the session SVID, its key (0600) and the bundle to --out",
+      ),
+    "the agent's workload SVID",
+    (c) =>
+      c
+        .requiredOption(
+          '--out <dir>',
+          'directory for the session svid.pem, svid_key.pem (0600) and bundle.pem',
+        )
+        .option('--principal <id>', 'the principal, asserted (only for entries with can_assert_principal)')
+        .option(
+          '--principal-token-file <file>',
+          "file holding the principal's OIDC ID token or JWT access token",
+        )
+        .option('--intent <text>', 'short task intent (at most 256 bytes; never a prompt)')
+        .option('--scope <scope...>', "requested scopes (granted: those the agent's entry allows)")
+        .option(
+          '--ttl <duration>',
+          'session lifetime, e.g. 2h (default: one SVID lifetime; at most limits.max_session_ttl)',
+        ),
+  ).action(
+    runAction(async (opts: StartOptions) => {
+      if (opts.principal !== undefined && opts.principalTokenFile !== undefined) {
+        throw usageError('--principal and --principal-token-file are exclusive');
+      }
+      const ttlSeconds = opts.ttl !== undefined ? parseDuration(opts.ttl, '--ttl') : undefined;
+      const principal =
+        opts.principalTokenFile !== undefined
+          ? {
+              evidence: {
+                $case: 'token' as const,
+                value: readInputFile(opts.principalTokenFile, 'principal token file').trim(),
+              },
+            }
+          : opts.principal !== undefined
+            ? { evidence: { $case: 'assertedId' as const, value: opts.principal } }
+            : undefined;
+      const started = await callServerAs(opts, (caller) =>
+        startSession({
+          ...caller,
+          ...(principal !== undefined ? { principal } : {}),
+          ...(opts.intent !== undefined ? { intent: opts.intent } : {}),
+          ...(opts.scope !== undefined ? { scopes: opts.scope } : {}),
+          ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
+        }),
+      );
+      await saveObtainedIdentity(started, opts.out, opts, (files) => {
+        const svid = started.getX509Svid();
+        const r = {
+          sessionId: started.sessionId,
+          spiffeId: svid.id.toString(),
+          scopes: svid.context?.scopes ?? [],
+          svidNotAfter: isoSeconds(svid.notAfter),
+          sessionExpiresAt: isoSeconds(started.sessionExpiresAt),
+          files,
+        };
+        return {
+          json: r,
+          text: () =>
             `started session ${r.sessionId} for ${r.spiffeId}\n` +
-              `  scopes ${r.scopes.join(' ') || '(none)'}; session ends ${r.sessionExpiresAt}, this SVID ${r.svidNotAfter}\n` +
-              `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
-          );
-        } finally {
-          await started.close();
-        }
-      }),
-    );
+            `  scopes ${r.scopes.join(' ') || '(none)'}; session ends ${r.sessionExpiresAt}, this SVID ${r.svidNotAfter}\n` +
+            `  ${files.svid}\n  ${files.key} (mode 0600)\n  ${files.bundle}\n`,
+        };
+      });
+    }),
+  );
 }
 
 interface ShowOptions extends AdminConnectionOptions {
@@ -223,10 +203,6 @@ function registerSessionQueries(session: Command): void {
     runAction(async (sessionId: string, opts: AdminConnectionOptions) => {
       const { session: s } = await withAdminClient(opts, (c) => c.getSession({ sessionId }));
       if (s === undefined) throw new CliError(`the server answered without session ${sessionId}`);
-      if (opts.json) {
-        printJson(sessionJson(s));
-        return;
-      }
       const j = sessionJson(s);
       const rows: [string, string][] = [
         ['ID', s.id],
@@ -244,7 +220,7 @@ function registerSessionQueries(session: Command): void {
         ['Ended', j.endedAt === null ? '-' : String(j.endedAt)],
         ['SVIDs', s.certSerials.join(' ') || '(none)'],
       ];
-      process.stdout.write(rows.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}\n`).join(''));
+      printResult(opts, j, () => renderFields(rows, 16));
     }),
   );
   withAdminOptions(
@@ -270,28 +246,22 @@ function registerSessionQueries(session: Command): void {
           limit,
         }),
       );
-      if (opts.json) {
-        printJson(sessions.map(sessionJson));
-        return;
-      }
-      if (sessions.length === 0) {
-        process.stdout.write('no sessions\n');
-        return;
-      }
       const now = new Date();
-      process.stdout.write(
-        renderTable(
-          ['SESSION', 'STATE', 'SPIFFE ID', 'PARENT', 'PRINCIPAL', 'EXPIRES', 'SCOPES'],
-          sessions.map((s) => [
-            s.id,
-            stateOf(s, now),
-            s.spiffeId,
-            s.parentSessionId || '-',
-            s.principalId,
-            s.expiresAt !== undefined ? isoSeconds(s.expiresAt) : '-',
-            s.scopes.join(' '),
-          ]),
-        ),
+      printResult(opts, sessions.map(sessionJson), () =>
+        sessions.length === 0
+          ? 'no sessions\n'
+          : renderTable(
+              ['SESSION', 'STATE', 'SPIFFE ID', 'PARENT', 'PRINCIPAL', 'EXPIRES', 'SCOPES'],
+              sessions.map((s) => [
+                s.id,
+                stateOf(s, now),
+                s.spiffeId,
+                s.parentSessionId || '-',
+                s.principalId,
+                s.expiresAt !== undefined ? isoSeconds(s.expiresAt) : '-',
+                s.scopes.join(' '),
+              ]),
+            ),
       );
     }),
   );

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { usageError } from '../cli-error';
 import { parseDuration } from '../input';
 import { runAction } from '../run-action';
-import { type AdminConnectionOptions, printJson, withAdminClient, withAdminOptions } from './server-admin';
+import { printJson } from '../output';
+import { type AdminConnectionOptions, withAdminClient, withAdminOptions } from './server-admin';
 
 export function registerTokenCommands(program: Command): void {
   const token = program.command('token').description('join tokens: single-use attestation secrets');

@@ -21,15 +21,7 @@ export function policyReloadEvent(
   previous: string,
   files: readonly string[],
 ): AuditEvent {
-  return {
-    event: 'policy.reload',
-    decision: 'allow',
-    actor,
-    action: 'reload',
-    subject: clip(files.join(','), MAX_SUBJECT_CHARS),
-    reason: `${previous} -> ${version}`,
-    policyVersion: version,
-  };
+  return reloadRecord('allow', actor, files, `${previous} -> ${version}`, version);
 }
 
 /** The record of a reload refused with `err`; `current` is the version that stays in force. */
@@ -40,14 +32,25 @@ export function policyReloadFailedEvent(
   err: Error,
 ): AuditEvent {
   const why = isLanyardError(err) ? `${err.code}: ${err.message}` : err.message;
+  return reloadRecord('deny', actor, sources, clip(why, MAX_REASON_CHARS), current);
+}
+
+/** A `policy.reload` record: the files it read as the subject, the version in force after it. */
+function reloadRecord(
+  decision: AuditEvent['decision'],
+  actor: string,
+  files: readonly string[],
+  reason: string,
+  policyVersion: string,
+): AuditEvent {
   return {
     event: 'policy.reload',
-    decision: 'deny',
+    decision,
     actor,
     action: 'reload',
-    subject: clip(sources.join(','), MAX_SUBJECT_CHARS),
-    reason: clip(why, MAX_REASON_CHARS),
-    policyVersion: current,
+    subject: clip(files.join(','), MAX_SUBJECT_CHARS),
+    reason,
+    policyVersion,
   };
 }
 

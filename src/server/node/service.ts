@@ -17,6 +17,7 @@ import {
 import type { Store } from '../../store/store';
 import type { Entry } from '../../store/types';
 import type { ParsedCsr } from '../../x509/csr';
+import { MAX_X509_SVID_BATCH } from '../../internal/node-api-limits';
 import { sha256 } from '../../internal/digest';
 import { issueWorkloadSvid, svidToProto, svidTtlSeconds } from '../issuance/workload-svid';
 import { auditedSharedTransaction } from '../audit/in-transaction';
@@ -35,8 +36,6 @@ import { MAX_JWT_SVID_TTL_SECONDS, type JwtAuthority } from './jwt-authority';
 export const NODE_SERVICE_NAME = 'lanyard.v1.NodeService';
 /** Provenance method of SVIDs an agent obtained for a local workload. */
 export const NODE_AGENT_METHOD = 'node-agent';
-/** Most CSRs in one BatchNewX509Svid: bounds the work one call can ask for. */
-export const MAX_BATCH = 64;
 /** JWT-SVIDs are bearer tokens: short-lived (JWT-SVID §5 advises short lifetimes). */
 export const JWT_SVID_TTL_SECONDS = MAX_JWT_SVID_TTL_SECONDS;
 const MAX_AUDIENCES = 16;
@@ -100,8 +99,8 @@ export async function batchNewX509Svid(
 ): Promise<BatchNewX509SvidResponse> {
   const now = deps.clock();
   const agent = await resolveCaller(deps, call, 'node', now);
-  if (req.params.length === 0 || req.params.length > MAX_BATCH) {
-    throw new InvalidArgumentError(`params: 1 to ${MAX_BATCH} CSRs per call`);
+  if (req.params.length === 0 || req.params.length > MAX_X509_SVID_BATCH) {
+    throw new InvalidArgumentError(`params: 1 to ${MAX_X509_SVID_BATCH} CSRs per call`);
   }
   // Everything is checked before anything is signed: one refused entry refuses the whole batch.
   const checked: { entry: Entry; csr: ParsedCsr }[] = [];

@@ -38,13 +38,11 @@ import { spiffeIdOfLeaf } from '../../svid/rules';
 import { ParsedCertificate } from '../../x509/certificate';
 import { verifyX509Svid } from '../../verify/verify-x509-svid';
 import { decodeDelegationBinding, delegationLinkSha256 } from '../../x509/agent-context/codec';
-import { verifyDelegationLinkSignature } from '../../x509/agent-context/delegation-signature';
 import {
   AGENT_CONTEXT_LIMITS,
   AGENT_CONTEXT_VERSION_CROSS_DOMAIN,
   type AgentContext,
   type DelegationBinding,
-  type DelegationLink,
 } from '../../x509/agent-context/types';
 import { AgentContextError } from '../../errors';
 import { auditedSharedTransaction } from '../audit/in-transaction';
@@ -53,6 +51,7 @@ import type { SessionDeps } from './deps';
 import { assertSessionQuota } from './quota';
 import { delegatedDepthLimit, openDelegatedSession, resolveSessionOpener } from './session-opening';
 import { MAX_REDEEM_WINDOW_SECONDS } from './create-grant';
+import { signedParentLink } from './parent-link';
 
 export const FOREIGN_DELEGATION_METHOD = 'delegation-foreign';
 
@@ -125,21 +124,12 @@ export async function redeemForeignGrant(
   if (parentContext === undefined) throw new NotASessionError('the parent SVID carries no agent context');
   checkBindingAgainstParent(binding, parentCert.sha256, parentCert.notAfter, parentContext);
 
-  const link: DelegationLink = {
-    spiffeId: parentId.toString(),
-    agentId: parentContext.agentId,
-    sessionId: parentContext.sessionId,
-    scopes: [...parentContext.scopes],
-    notAfter: parentCert.notAfter,
-    certSha256: parentCert.sha256,
-    publicKey: parentCert.spkiDer,
+  const link = signedParentLink(
+    { spiffeId: parentId.toString(), cert: parentCert, context: parentContext, chain: parentChain },
     binding,
-    signature: new Uint8Array(grant.signature),
-    parentChain,
-  };
-  if (!verifyDelegationLinkSignature(link)) {
-    throw new GrantBindingInvalidError("the parent's signature over the binding does not verify");
-  }
+    grant.signature,
+    'the foreign grant',
+  );
   const depth = parentContext.delegation.length + 1;
   if (depth > AGENT_CONTEXT_LIMITS.maxDelegationDepth) {
     throw new DelegationTooDeepError(

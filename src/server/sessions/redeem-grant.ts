@@ -10,7 +10,6 @@ import { sameBytes } from '../../internal/bytes';
 import { sha256 } from '../../internal/digest';
 import {
   DelegationTooDeepError,
-  GrantBindingInvalidError,
   GrantExpiredError,
   GrantKeyMismatchError,
   GrantReplayedError,
@@ -21,9 +20,8 @@ import {
 } from '../../errors';
 import type { RedeemGrantRequest, RedeemGrantResponse } from '../../gen/lanyard/v1/session';
 import { decodeDelegationBinding } from '../../x509/agent-context/codec';
-import { verifyDelegationLinkSignature } from '../../x509/agent-context/delegation-signature';
 import { readAgentContext } from '../../x509/agent-context/oid';
-import type { AgentContext, DelegationLink } from '../../x509/agent-context/types';
+import type { AgentContext } from '../../x509/agent-context/types';
 import { ParsedCertificate } from '../../x509/certificate';
 import { auditedSharedTransaction } from '../audit/in-transaction';
 import type { PeerCall } from '../tls/peer-svid';
@@ -33,6 +31,7 @@ import { assertSessionQuota } from './quota';
 import { newSessionId } from '../issuance/session-svid';
 import { delegatedDepthLimit, openDelegatedSession, resolveSessionOpener } from './session-opening';
 import { redeemForeignGrant } from './redeem-foreign-grant';
+import { signedParentLink } from './parent-link';
 
 export const DELEGATION_METHOD = 'delegation';
 
@@ -88,21 +87,13 @@ export async function redeemGrant(
     if (depth > parent.depthLimit) {
       throw new DelegationTooDeepError(`a chain of ${depth} hops exceeds the limit ${parent.depthLimit}`);
     }
-    const link: DelegationLink = {
-      spiffeId: parent.spiffeId,
-      agentId: parentContext.agentId,
-      sessionId: parentContext.sessionId,
-      scopes: [...parentContext.scopes],
-      notAfter: parentCert.notAfter,
-      certSha256: parentCert.sha256,
-      publicKey: parentCert.spkiDer,
+    // CreateGrant checked the signature already; a stored grant is still re-proven before the CA vouches for it.
+    const link = signedParentLink(
+      { spiffeId: parent.spiffeId, cert: parentCert, context: parentContext },
       binding,
-      signature: new Uint8Array(grant.signature),
-    };
-    // CreateGrant checked it already; a stored grant is still re-proven before the CA vouches for it.
-    if (!verifyDelegationLinkSignature(link)) {
-      throw new GrantBindingInvalidError(`grant ${grant.id}: the parent's signature does not verify`);
-    }
+      grant.signature,
+      `grant ${grant.id}`,
+    );
     await assertSessionQuota(tx, deps.limits, entry.id, now);
     const opened = await openDelegatedSession(deps, tx, opener, {
       parentContext,
