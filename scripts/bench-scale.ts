@@ -29,6 +29,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import * as inspector from 'node:inspector';
 import { watchRevocationsInto } from '../src/client/revocation-watch';
 import { AdminClient } from '../src/server/admin-client';
 import { loadConfig } from '../src/server/config';
@@ -203,15 +204,43 @@ async function endSessionLatencies(s: TestServer, agent: Agent, samples: number)
   return times;
 }
 
+/**
+ * Runs `fn` under the inspector's CPU profiler when LANYARD_BENCH_PROFILE_DIR is set, writing
+ * `<dir>/<name>.cpuprofile` (server and bench clients share this process: read shares by file).
+ */
+async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const dir = process.env.LANYARD_BENCH_PROFILE_DIR;
+  if (dir === undefined || dir === '') return fn();
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 500 });
+  await post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = (await post('Profiler.stop')) as { profile: object };
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `${name.replace(/\W+/g, '-')}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 /** A new verifier: WatchRevocations from sequence 0 into a client cache, until it holds the whole state. */
 async function newWatcher(s: TestServer, agent: Agent): Promise<{ ms: number; cache: RevocationCache }> {
   const client = sessionClient(s, agent);
   const cache = new RevocationCache();
-  const [handle, t] = await timed(async () => {
-    const h = watchRevocationsInto(client, cache);
-    await h.ready;
-    return h;
-  });
+  const [handle, t] = await profiled(`watcher-sync-${Date.now()}`, () =>
+    timed(async () => {
+      const h = watchRevocationsInto(client, cache);
+      await h.ready;
+      return h;
+    }),
+  );
   handle.close();
   client.close();
   return { ms: t, cache };
