@@ -243,3 +243,29 @@ export function unpackRevocations(page: Uint8Array): PackedRevocation[] {
   }
   return out;
 }
+
+/** One packed page: its bytes, how many revocations and the last sequence they hold. */
+export interface PackedPage {
+  bytes: Buffer;
+  count: number;
+  sequence: number;
+}
+
+/** Packs rows (ascending sequences) into pages of at most `pageBytes` (one row per page at the least). */
+export function packPages(
+  rows: readonly Parameters<PackedPageWriter['add']>[0][],
+  pageBytes: number,
+): PackedPage[] {
+  const pages: PackedPage[] = [];
+  let w = new PackedPageWriter();
+  const flush = (): void => {
+    pages.push({ bytes: w.finish(), count: w.count, sequence: w.lastSequence });
+    w = new PackedPageWriter();
+  };
+  for (const r of rows) {
+    if (w.count > 0 && w.size + PackedPageWriter.bound(r) > pageBytes) flush();
+    w.add(r);
+  }
+  if (w.count > 0) flush();
+  return pages;
+}

@@ -22,3 +22,20 @@ export function startWorkerScript(
   }
   return new Worker(file, options);
 }
+
+/**
+ * `bytes` in an ArrayBuffer of its own (itself when it already is), so it can be put in a transfer list: a view
+ * into a shared pool (small Buffers) must never be transferred, which would detach the whole pool.
+ */
+export function ownedBytes(bytes: Uint8Array): Uint8Array {
+  if (
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength &&
+    !(typeof SharedArrayBuffer !== 'undefined' && bytes.buffer instanceof SharedArrayBuffer)
+  ) {
+    return bytes;
+  }
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
+}

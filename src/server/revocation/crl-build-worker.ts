@@ -11,6 +11,7 @@
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import { isLanyardError } from '../../errors';
+import { ownedBytes } from '../../internal/worker-script';
 import { SqliteSessions } from '../../store/sqlite/sessions';
 import { ParsedCertificate } from '../../x509/certificate';
 import type { CrlBuildMessage, CrlWorkerData, CrlWorkerReply, CrlWorkerRequest } from './crl-build-protocol';
@@ -72,7 +73,7 @@ function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'b
     type: 'built',
     id: m.id,
     // Each DER in a buffer of its own, so it can be transferred rather than copied.
-    crls: crls.map((c) => ({ authorityId: c.authorityId, der: ownBuffer(c.der) })),
+    crls: crls.map((c) => ({ authorityId: c.authorityId, der: ownedBytes(c.der) })),
     revokedCount: list.size,
     added: delta.serials.length,
     throughSequence,
@@ -93,17 +94,6 @@ function readDelta(after: number, now: Date): ReturnType<SqliteSessions['listRev
   }
   const { db, table } = sessions;
   return db.transaction(() => table.listRevokedSerialsAfter(after, now))();
-}
-
-function ownBuffer(der: Uint8Array): Uint8Array {
-  if (der.byteOffset === 0 && der.byteLength === der.buffer.byteLength && !isShared(der)) return der;
-  const copy = new Uint8Array(der.byteLength);
-  copy.set(der);
-  return copy;
-}
-
-function isShared(b: Uint8Array): boolean {
-  return typeof SharedArrayBuffer !== 'undefined' && b.buffer instanceof SharedArrayBuffer;
 }
 
 function failure(id: number, e: unknown): CrlWorkerReply {
