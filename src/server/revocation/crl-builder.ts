@@ -99,6 +99,8 @@ export class WorkerCrlBuilder implements CrlBuilder {
   private readonly buildTimeoutMs: number;
   /** Workers that stopped while holding a build, or were stopped: for tests and operators. */
   lostWorkers = 0;
+  /** Called when the worker begins the running build (stopWorker's midBuild). */
+  private startWaiters: (() => void)[] = [];
 
   constructor(
     private readonly store: DeltaStore,
@@ -156,9 +158,13 @@ export class WorkerCrlBuilder implements CrlBuilder {
 
   /**
    * Stops the worker at once, as a crash would: a build it held fails, and the next build starts a new worker
-   * that reads the list whole. For operators' drills and for tests of exactly that path.
+   * that reads the list whole. With `midBuild`, first waits until the worker began a build (the running one,
+   * or the next). For operators' drills and for tests of exactly that path.
    */
-  async stopWorker(): Promise<void> {
+  async stopWorker(options: { midBuild?: boolean } = {}): Promise<void> {
+    if (options.midBuild === true) {
+      await new Promise<void>((resolve) => this.startWaiters.push(resolve));
+    }
     const w = this.worker;
     if (w === undefined) return;
     await w.terminate();
@@ -190,7 +196,10 @@ export class WorkerCrlBuilder implements CrlBuilder {
   private reply(worker: Worker, m: CrlWorkerReply): void {
     const run = this.running;
     if (worker !== this.worker || run === undefined || m.id !== run.id) return;
-    if (m.type === 'started') return;
+    if (m.type === 'started') {
+      for (const w of this.startWaiters.splice(0)) w();
+      return;
+    }
     if (m.type === 'built') {
       this.primed = true;
       this.settle({

@@ -173,11 +173,11 @@ export class CrlPublisher {
 
   /**
    * Stops the build worker at once, as a crash would: a build it held fails (a request then gets the last CRL
-   * inside its validity, or an error), and the next build reads the list whole in a new worker. For drills and
-   * tests.
+   * inside its validity, or an error), and the next build reads the list whole in a new worker. With `midBuild`,
+   * once the worker began a build (the running one, or the next). For drills and tests.
    */
-  async stopBuildWorkerForDrill(): Promise<void> {
-    if (this.builder instanceof WorkerCrlBuilder) await this.builder.stopWorker();
+  async stopBuildWorkerForDrill(options: { midBuild?: boolean } = {}): Promise<void> {
+    if (this.builder instanceof WorkerCrlBuilder) await this.builder.stopWorker(options);
   }
 
   /** The last CRLs while the clock is before their nextUpdate; never one past it. */
