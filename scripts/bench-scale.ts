@@ -46,6 +46,7 @@ import { SqliteAudit } from '../src/store/sqlite/audit';
 import { SqliteEntries } from '../src/store/sqlite/entries';
 import { BIN } from '../test/support/paths';
 import { event, PER_ROOT, PRINCIPALS } from './bench-audit-trail';
+import { seedRevocations } from './bench-seed';
 import { connectPublic, attest, newKey } from '../test/support/public-client';
 import { endSession, register, sessionClient, startSession, TD, type Agent } from '../test/support/sessions';
 import { newEntry } from '../test/store/conformance';
@@ -101,29 +102,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t0 = process.hrtime.bigint();
   const r = await fn();
   return [r, ms(t0)];
-}
-
-/**
- * Revoked serials written straight into the server's SQLite file (a second connection, one transaction per
- * batch): through the store API a million rows take many minutes on this machine, and only the reads are being
- * measured. The rows are what addRevocation writes; the server reads them on its next change.
- */
-function seedRevocations(file: string, count: number): void {
-  const db = new Database(file);
-  db.pragma('busy_timeout = 60000');
-  const insert = db.prepare(
-    `INSERT OR IGNORE INTO revocations (kind, target_id, reason, revoked_at, expires_at) VALUES ('certificate', ?, 'bench', ?, ?)`,
-  );
-  const now = Date.now();
-  const expiresAt = now + 6 * 3600_000;
-  const batch = db.transaction((n: number) => {
-    for (let i = 0; i < n; i++) {
-      // A serial as the CA makes them: random, 127 bits, lower-case hex.
-      insert.run((BigInt(`0x${randomBytes(16).toString('hex')}`) >> 1n).toString(16), now, expiresAt);
-    }
-  });
-  for (let done = 0; done < count; done += SEED_BATCH) batch(Math.min(SEED_BATCH, count - done));
-  db.close();
 }
 
 /**
