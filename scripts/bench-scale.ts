@@ -28,7 +28,6 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import * as inspector from 'node:inspector';
 import { watchRevocationsInto } from '../src/client/revocation-watch';
 import { AdminClient } from '../src/server/admin-client';
