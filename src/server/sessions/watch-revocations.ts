@@ -135,8 +135,8 @@ export class RevocationWatchers {
 
   /**
    * The packed revocations after `after`, up to snapshotRows of them: kept, or read once for every watcher
-   * that asks at the same time. A full chunk has the next one read ahead, so while a watcher writes this
-   * chunk's pages the next is being read (in the reader's thread with SQLite).
+   * that asks at the same time. With the worker reader a full chunk has the next one read ahead, so while a
+   * watcher writes this chunk's pages the next is being read.
    */
   snapshotChunk(after: number): Promise<SnapshotChunk> {
     const kept = this.chunks.get(after);
@@ -148,6 +148,9 @@ export class RevocationWatchers {
       read.then(
         (chunk) => {
           const last = chunk.pages[chunk.pages.length - 1]?.sequence;
+          // Only in the reader's thread: on this one a read-ahead would run back to back with the watcher's
+          // own reads and starve every other call.
+          if (!(this.reader instanceof WorkerSnapshotReader)) return;
           if (!chunk.full || last === undefined || this.closing) return;
           // Read ahead; a failure is met again (and reported) by the watcher that asks for it.
           if (!this.chunks.has(last) && !this.reading.has(last)) this.snapshotChunk(last).catch(() => {});
