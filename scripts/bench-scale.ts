@@ -31,7 +31,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import * as inspector from 'node:inspector';
 import { watchRevocationsInto } from '../src/client/revocation-watch';
 import { AdminClient } from '../src/server/admin-client';
 import { loadConfig } from '../src/server/config';
@@ -46,6 +46,7 @@ import { AuditAdminClient } from '../src/server/audit/client';
 import { SqliteEntries } from '../src/store/sqlite/entries';
 import { BIN } from '../test/support/paths';
 import { PER_ROOT, PRINCIPALS, seedAuditRecords } from './bench-audit-trail';
+import { seedRevocations } from './bench-seed';
 import { connectPublic, attest, newKey } from '../test/support/public-client';
 import { endSession, register, sessionClient, startSession, TD, type Agent } from '../test/support/sessions';
 import { newEntry } from '../test/store/conformance';
@@ -116,29 +117,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 }
 
 /**
- * Revoked serials written straight into the server's SQLite file (a second connection, one transaction per
- * batch): through the store API a million rows take many minutes on this machine, and only the reads are being
- * measured. The rows are what addRevocation writes; the server reads them on its next change.
- */
-function seedRevocations(file: string, count: number): void {
-  const db = new Database(file);
-  db.pragma('busy_timeout = 60000');
-  const insert = db.prepare(
-    `INSERT OR IGNORE INTO revocations (kind, target_id, reason, revoked_at, expires_at) VALUES ('certificate', ?, 'bench', ?, ?)`,
-  );
-  const now = Date.now();
-  const expiresAt = now + 6 * 3600_000;
-  const batch = db.transaction((n: number) => {
-    for (let i = 0; i < n; i++) {
-      // A serial as the CA makes them: random, 127 bits, lower-case hex.
-      insert.run((BigInt(`0x${randomBytes(16).toString('hex')}`) >> 1n).toString(16), now, expiresAt);
-    }
-  });
-  for (let done = 0; done < count; done += SEED_BATCH) batch(Math.min(SEED_BATCH, count - done));
-  db.close();
-}
-
-/**
  * Registration entries written straight into the server's SQLite file through the store's own SqliteEntries on a
  * second connection (the same checks, encoders and selector rows as CreateEntry), SEED_BATCH per transaction:
  * one commit per batch instead of one durable commit per entry.
@@ -194,15 +172,43 @@ async function endSessionLatencies(s: TestServer, agent: Agent, samples: number)
   return times;
 }
 
+/**
+ * Runs `fn` under the inspector's CPU profiler when LANYARD_BENCH_PROFILE_DIR is set, writing
+ * `<dir>/<name>.cpuprofile` (server and bench clients share this process: read shares by file).
+ */
+async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const dir = process.env.LANYARD_BENCH_PROFILE_DIR;
+  if (dir === undefined || dir === '') return fn();
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 500 });
+  await post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = (await post('Profiler.stop')) as { profile: object };
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `${name.replace(/\W+/g, '-')}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 /** A new verifier: WatchRevocations from sequence 0 into a client cache, until it holds the whole state. */
 async function newWatcher(s: TestServer, agent: Agent): Promise<{ ms: number; cache: RevocationCache }> {
   const client = sessionClient(s, agent);
   const cache = new RevocationCache();
-  const [handle, t] = await timed(async () => {
-    const h = watchRevocationsInto(client, cache);
-    await h.ready;
-    return h;
-  });
+  const [handle, t] = await profiled(`watcher-sync-${Date.now()}`, () =>
+    timed(async () => {
+      const h = watchRevocationsInto(client, cache);
+      await h.ready;
+      return h;
+    }),
+  );
   handle.close();
   client.close();
   return { ms: t, cache };
@@ -239,6 +245,58 @@ async function server(): Promise<{ s: TestServer; dataDir: string }> {
   return { s, dataDir };
 }
 
+/**
+ * EndSession calls one after another while `work` runs (at least `min`): their latencies, and how long `work` took.
+ * What a CRL build costs the server's other calls.
+ */
+async function endSessionsDuring(
+  s: TestServer,
+  agent: Agent,
+  work: () => Promise<unknown>,
+  min = 3,
+): Promise<{ times: number[]; workMs: number }> {
+  let done = false;
+  const times: number[] = [];
+  const calls = (async () => {
+    while (!done || times.length < min) {
+      const { agent: sess, res } = await startSession(s, agent);
+      const [, t] = await timed(() => endSession(s, sess, res.sessionId, 'bench'));
+      times.push(t);
+    }
+  })();
+  const [, workMs] = await timed(work);
+  done = true;
+  await calls;
+  return { times, workMs };
+}
+
+/** WatchRevocations from 0, packed pages received but not decoded: the server's part of a sync (and gRPC's). */
+async function pagesOnly(s: TestServer, agent: Agent): Promise<{ ms: number; bytes: number }> {
+  const client = sessionClient(s, agent);
+  try {
+    let bytes = 0;
+    const [, t] = await timed(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const call = client.watchRevocations({ afterSequence: 0, packed: true });
+          call.on('data', (m: { packedRevocations: Uint8Array; synced: boolean }) => {
+            bytes += m.packedRevocations.length;
+            if (m.synced) {
+              call.cancel();
+              resolve();
+            }
+          });
+          call.on('error', (e: { code?: number }) => {
+            if (e.code !== 1) reject(e as Error);
+          });
+        }),
+    );
+    return { ms: t, bytes };
+  } finally {
+    client.close();
+  }
+}
+
 /** Revocation-side figures at the current state of the server. */
 async function revocationFigures(
   s: TestServer,
@@ -248,18 +306,30 @@ async function revocationFigures(
   const rss = process.memoryUsage().rss;
   line(`process RSS (server + bench clients), ${label}`, mib(rss));
   const end = latency(`EndSession, ${label}`, await endSessionLatencies(s, agent, SAMPLES));
-  const [crls, crlMs] = await timed(() => s.running.crl.current());
+  // The CRL is built in a worker thread: EndSession is measured while the build runs.
+  let crls!: Awaited<ReturnType<typeof s.running.crl.current>>;
+  const first = await endSessionsDuring(s, agent, async () => {
+    crls = await s.running.crl.refresh();
+  });
   line(
     `first CRL after a change, ${label}`,
-    `${crlMs.toFixed(0)} ms, ${crls.revokedCount.toLocaleString('en-US')} serials, ${mib(crls.activeDer.length)} DER`,
+    `${first.workMs.toFixed(0)} ms, ${crls.revokedCount.toLocaleString('en-US')} serials, ${mib(crls.activeDer.length)} DER`,
   );
+  const during = latency(`EndSession while that CRL build runs, ${label}`, first.times);
   // The next build after one more revocation: what a CRL request pays once the list is held.
-  const { agent: one, res: oneRes } = await startSession(s, agent);
-  await endSession(s, one, oneRes.sessionId, 'bench');
-  const [next, nextMs] = await timed(() => s.running.crl.current());
+  let next!: Awaited<ReturnType<typeof s.running.crl.current>>;
+  const second = await endSessionsDuring(s, agent, async () => {
+    next = await s.running.crl.refresh();
+  });
   line(
     `CRL after one more revocation (incremental), ${label}`,
-    `${nextMs.toFixed(0)} ms, ${next.revokedCount.toLocaleString('en-US')} serials`,
+    `${second.workMs.toFixed(0)} ms, ${next.revokedCount.toLocaleString('en-US')} serials`,
+  );
+  const duringNext = latency(`EndSession while the incremental build runs, ${label}`, second.times);
+  const pages = await pagesOnly(s, agent);
+  line(
+    `new watcher, server's part: packed pages until synced, not decoded, ${label}`,
+    `${pages.ms.toFixed(0)} ms, ${mib(pages.bytes)}`,
   );
   const watcher = await newWatcher(s, agent);
   line(`new watcher: WatchRevocations until synced, ${label}`, `${watcher.ms.toFixed(0)} ms`);
@@ -273,7 +343,21 @@ async function revocationFigures(
     `${Math.round(checkPerSec).toLocaleString('en-US')} /s`,
   );
   watcher.cache.close();
-  return { rss, endP50: end.p50, endP99: end.p99, crlMs, nextMs, watcherMs: watcher.ms, checkPerSec };
+  line(
+    `process RSS (server + bench clients) after the CRL builds and the sync, ${label}`,
+    mib(process.memoryUsage().rss),
+  );
+  return {
+    rss,
+    endP50: end.p50,
+    endP99: end.p99,
+    duringP99: Math.max(during.p99, duringNext.p99),
+    crlMs: first.workMs,
+    nextMs: second.workMs,
+    pagesMs: pages.ms,
+    watcherMs: watcher.ms,
+    checkPerSec,
+  };
 }
 
 async function fanOut(s: TestServer, agent: Agent, watchers: number): Promise<void> {
@@ -554,6 +638,10 @@ async function main(): Promise<void> {
       );
       const big = await revocationFigures(s, agent, `${REVOCATIONS.toLocaleString('en-US')} revocations`);
       line('EndSession p99: large / baseline', (big.endP99! / small.endP99!).toFixed(2));
+      line(
+        'EndSession p99 during a CRL build (large) / baseline without',
+        (big.duringP99! / small.endP99!).toFixed(2),
+      );
     }
 
     if (runs('entries')) await entriesPart(s, dataDir, agent);

@@ -134,6 +134,14 @@ export interface SignedCrl {
   der: Uint8Array;
 }
 
+/** A CA that signs CRLs, with its key handle (CaManager.crlSigners). */
+export interface CrlSigner {
+  authorityId: string;
+  state: CaAuthorityState;
+  cert: ParsedCertificate;
+  key: KeyObject;
+}
+
 /** CaManager.readiness: can the server issue now, and until when; or why not. */
 export type CaReadiness = { ready: true; until: Date } | { ready: false; reason: string };
 
@@ -429,17 +437,26 @@ export class CaManager {
     return this.signEachCrl((issuer) => signEncodedCrl(issuer, header, entries));
   }
 
+  /**
+   * The CAs that sign CRLs (every one holding its key), with their key handles: for a CRL builder that signs
+   * elsewhere (the server's CRL worker thread gets each KeyObject in a structured-clone message, a handle to the
+   * same in-memory key, never its bytes). Nothing may log or persist what this returns.
+   */
+  crlSigners(): CrlSigner[] {
+    return this.state()
+      .authorities.filter((a) => a.key !== undefined)
+      .map((a) => ({ authorityId: a.id, state: a.state, cert: a.cert, key: a.key! }));
+  }
+
   private signEachCrl(
     sign: (issuer: { cert: ParsedCertificate; key: KeyObject }) => Uint8Array,
   ): SignedCrl[] {
-    return this.state()
-      .authorities.filter((a) => a.key !== undefined)
-      .map((a) => ({
-        authorityId: a.id,
-        state: a.state,
-        issuer: a.cert,
-        der: sign({ cert: a.cert, key: a.key! }),
-      }));
+    return this.crlSigners().map((s) => ({
+      authorityId: s.authorityId,
+      state: s.state,
+      issuer: s.cert,
+      der: sign({ cert: s.cert, key: s.key }),
+    }));
   }
 
   // --- changing ---

@@ -6,7 +6,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { SessionServiceClient, WatchRevocationsResponse } from '../gen/lanyard/v1/session';
-import { unpackRevocations } from '../internal/revocation-page';
+import { PackedRevocationsError, unpackRevocations } from '../internal/revocation-page';
 import type { RevocationCache, RevocationCacheEntry } from '../verify/revocation-cache';
 
 export interface RevocationWatchOptions {
@@ -71,21 +71,22 @@ export function watchRevocationsInto(
     const call = c.watchRevocations({ afterSequence: cache.sequence, packed: true });
     current = call;
     call.on('data', (m: WatchRevocationsResponse) => {
-      let entries: RevocationCacheEntry[];
+      const update = { sequence: m.sequence, fullState: m.fullState, synced: m.synced };
       try {
-        entries = entriesOf(m);
+        // A packed page goes straight into the cache's maps (no object per revocation): a new verifier's
+        // state can be a million of them.
+        if (m.revocations.length === 0 && m.packedRevocations.length > 0) {
+          cache.applyPacked(m.packedRevocations, update);
+        } else {
+          cache.apply({ ...update, entries: entriesOf(m) });
+        }
       } catch (e) {
+        if (!(e instanceof PackedRevocationsError)) throw e;
         // A page that cannot be read whole is not applied: drop the stream, resume from what is held.
-        retry(`unreadable page: ${(e as Error).message}`);
+        retry(`unreadable page: ${e.message}`);
         call.cancel();
         return;
       }
-      cache.apply({
-        entries,
-        sequence: m.sequence,
-        fullState: m.fullState,
-        synced: m.synced,
-      });
       if (m.synced) {
         failures = 0;
         markReady();

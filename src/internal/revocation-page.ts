@@ -160,13 +160,43 @@ export function packRevocations(records: readonly Parameters<PackedPageWriter['a
 }
 
 /**
- * Reads one page.
+ * A page decoded into columns: no object per revocation (a million of them arrive in a new watcher's state).
+ * Index i of every array is the i-th revocation of the page.
+ */
+export interface PackedColumns {
+  count: number;
+  sequences: number[];
+  /** 1 for a session, 0 for a certificate. */
+  sessions: number[];
+  ids: string[];
+  /** Index into `reasonTable`, -1 for none. */
+  reasons: number[];
+  reasonTable: string[];
+  revokedAtMs: number[];
+  expiresAtMs: number[];
+  /** 0 for none. */
+  causeSequences: number[];
+}
+
+/**
+ * Reads one page into columns; nothing is returned unless the whole page reads.
  * @throws PackedRevocationsError for an unknown format, a truncated or malformed entry, or sequences that do
  * not grow.
  */
-export function unpackRevocations(page: Uint8Array): PackedRevocation[] {
+export function unpackRevocationColumns(page: Uint8Array): PackedColumns {
   const buf = Buffer.isBuffer(page) ? page : Buffer.from(page.buffer, page.byteOffset, page.byteLength);
-  if (buf.length === 0) return [];
+  const out: PackedColumns = {
+    count: 0,
+    sequences: [],
+    sessions: [],
+    ids: [],
+    reasons: [],
+    reasonTable: [],
+    revokedAtMs: [],
+    expiresAtMs: [],
+    causeSequences: [],
+  };
+  if (buf.length === 0) return out;
   if (buf[0] !== PACKED_REVOCATIONS_FORMAT) {
     throw new PackedRevocationsError(`unknown packed revocations format ${buf[0]}`);
   }
@@ -197,8 +227,7 @@ export function unpackRevocations(page: Uint8Array): PackedRevocation[] {
     p += n;
     return s;
   };
-  const reasons: string[] = [];
-  const out: PackedRevocation[] = [];
+  const reasons = out.reasonTable;
   let sequence = 0;
   let revokedAt = 0;
   let expiresAt = 0;
@@ -221,25 +250,75 @@ export function unpackRevocations(page: Uint8Array): PackedRevocation[] {
     } else {
       id = string();
     }
-    let reason = '';
+    let reason = -1;
     if ((flags & FLAG_REASON) !== 0) {
       const index = varint();
-      if (index < reasons.length) reason = reasons[index]!;
-      else if (index === reasons.length) reasons.push((reason = string()));
-      else throw new PackedRevocationsError(`packed revocations: reason ${index} not defined`);
+      if (index === reasons.length) reasons.push(string());
+      else if (index > reasons.length) {
+        throw new PackedRevocationsError(`packed revocations: reason ${index} not defined`);
+      }
+      reason = index;
     }
     revokedAt += zigzag();
     expiresAt += zigzag();
     const causeSequence = (flags & FLAG_CAUSE) !== 0 ? varint() : 0;
-    out.push({
-      sequence,
-      kind: (flags & FLAG_SESSION) !== 0 ? 'session' : 'certificate',
-      id,
-      reason,
-      revokedAtMs: revokedAt,
-      expiresAtMs: expiresAt,
-      causeSequence,
-    });
+    out.sequences.push(sequence);
+    out.sessions.push((flags & FLAG_SESSION) !== 0 ? 1 : 0);
+    out.ids.push(id);
+    out.reasons.push(reason);
+    out.revokedAtMs.push(revokedAt);
+    out.expiresAtMs.push(expiresAt);
+    out.causeSequences.push(causeSequence);
+    out.count += 1;
   }
   return out;
+}
+
+/**
+ * Reads one page.
+ * @throws PackedRevocationsError for an unknown format, a truncated or malformed entry, or sequences that do
+ * not grow.
+ */
+export function unpackRevocations(page: Uint8Array): PackedRevocation[] {
+  const c = unpackRevocationColumns(page);
+  const out = new Array<PackedRevocation>(c.count);
+  for (let i = 0; i < c.count; i++) {
+    const r = c.reasons[i]!;
+    out[i] = {
+      sequence: c.sequences[i]!,
+      kind: c.sessions[i] === 1 ? 'session' : 'certificate',
+      id: c.ids[i]!,
+      reason: r >= 0 ? c.reasonTable[r]! : '',
+      revokedAtMs: c.revokedAtMs[i]!,
+      expiresAtMs: c.expiresAtMs[i]!,
+      causeSequence: c.causeSequences[i]!,
+    };
+  }
+  return out;
+}
+
+/** One packed page: its bytes, how many revocations and the last sequence they hold. */
+export interface PackedPage {
+  bytes: Buffer;
+  count: number;
+  sequence: number;
+}
+
+/** Packs rows (ascending sequences) into pages of at most `pageBytes` (one row per page at the least). */
+export function packPages(
+  rows: readonly Parameters<PackedPageWriter['add']>[0][],
+  pageBytes: number,
+): PackedPage[] {
+  const pages: PackedPage[] = [];
+  let w = new PackedPageWriter();
+  const flush = (): void => {
+    pages.push({ bytes: w.finish(), count: w.count, sequence: w.lastSequence });
+    w = new PackedPageWriter();
+  };
+  for (const r of rows) {
+    if (w.count > 0 && w.size + PackedPageWriter.bound(r) > pageBytes) flush();
+    w.add(r);
+  }
+  if (w.count > 0) flush();
+  return pages;
 }

@@ -186,7 +186,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       federation.stop();
       await bundleEndpoint?.close();
       await oidcEndpoint?.close();
-      crl?.stop();
+      await crl?.stop();
       certificates.provider?.stop();
       await ca?.close();
     } finally {

@@ -19,6 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { RevocationStaleError } from '../errors';
+import { unpackRevocationColumns } from '../internal/revocation-page';
 import {
   isTaskSessionQuery,
   type RevocationChangeListener,
@@ -151,39 +152,104 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
 
   /** Applies one message of the feed; see RevocationUpdate. */
   apply(update: RevocationUpdate, now: Date = this.clock()): void {
-    if (update.fullState === true) {
-      this.staging = emptyState();
-      this.sequence_ = 0;
-    }
-    const target = this.staging ?? this.live;
+    const target = this.begin(update);
     const fresh: RevocationCacheEntry[] = [];
     let sequence = Math.max(this.sequence_, update.sequence);
     for (const e of update.entries) {
       if (e.sequence > sequence) sequence = e.sequence;
       const expiresAt = e.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
-      if (e.kind !== 'session') {
-        const serial = normaliseSerial(e.id);
-        // Delivered twice (at-least-once after a reconnect): already held.
-        if (target.certificates.has(serial)) continue;
-        target.certificates.set(serial, expiresAt);
-        if (target === this.live || !this.live.certificates.has(serial)) fresh.push(e);
-        continue;
-      }
-      const id = e.id;
-      const map = target.sessions;
-      if (map.has(id)) continue;
-      const known = target !== this.live && this.live.sessions.has(id);
-      const reason = e.reason !== undefined && e.reason !== '' ? e.reason : undefined;
-      const entry: Entry = {
-        sequence: e.sequence,
-        expiresAt,
-      };
-      if (reason !== undefined) entry.reason = reason;
-      if (e.causeSequence !== undefined && e.causeSequence > 0) entry.causeSequence = e.causeSequence;
-      map.set(id, entry);
-      if (reason !== undefined) this.reasons.set(e.sequence, reason);
-      if (!known) fresh.push(e);
+      const added =
+        e.kind !== 'session'
+          ? this.addCertificate(target, normaliseSerial(e.id), expiresAt)
+          : this.addSession(target, e.id, e.sequence, expiresAt, e.reason, e.causeSequence ?? 0);
+      if (added) fresh.push(e);
     }
+    this.finish(update, sequence, fresh, now);
+  }
+
+  /**
+   * Applies one message whose revocations are a packed page (src/internal/revocation-page.ts), decoded straight
+   * into the state: no object per revocation unless someone listens for changes. The page is read whole before
+   * anything is applied.
+   * @throws PackedRevocationsError for a page that cannot be read whole (nothing is applied).
+   */
+  applyPacked(page: Uint8Array, update: Omit<RevocationUpdate, 'entries'>, now: Date = this.clock()): void {
+    const c = unpackRevocationColumns(page);
+    const target = this.begin(update);
+    const listening = this.listenerCount('revoked') > 0 || this.changeListeners.size > 0;
+    const fresh: RevocationCacheEntry[] = [];
+    let sequence = Math.max(this.sequence_, update.sequence);
+    for (let i = 0; i < c.count; i++) {
+      const seq = c.sequences[i]!;
+      if (seq > sequence) sequence = seq;
+      const session = c.sessions[i] === 1;
+      const id = c.ids[i]!;
+      const r = c.reasons[i]!;
+      const reason = r >= 0 ? c.reasonTable[r] : undefined;
+      const cause = c.causeSequences[i]!;
+      const expiresAt = c.expiresAtMs[i]!;
+      const added = session
+        ? this.addSession(target, id, seq, expiresAt, reason, cause)
+        : this.addCertificate(target, normaliseSerial(id), expiresAt);
+      if (added && listening) {
+        const e: RevocationCacheEntry = {
+          sequence: seq,
+          kind: session ? 'session' : 'certificate',
+          id,
+          expiresAt: new Date(expiresAt),
+        };
+        if (reason !== undefined && reason !== '') e.reason = reason;
+        if (cause > 0) e.causeSequence = cause;
+        fresh.push(e);
+      }
+    }
+    this.finish(update, sequence, fresh, now);
+  }
+
+  /** Starts a message: a snapshot's first page starts a new staging state. Returns where entries go. */
+  private begin(update: { fullState?: boolean }): State {
+    if (update.fullState === true) {
+      this.staging = emptyState();
+      this.sequence_ = 0;
+    }
+    return this.staging ?? this.live;
+  }
+
+  /** Whether the serial is new to what a lookup consults (so listeners hear of it). */
+  private addCertificate(target: State, serial: string, expiresAt: number): boolean {
+    // Delivered twice (at-least-once after a reconnect): already held.
+    if (target.certificates.has(serial)) return false;
+    target.certificates.set(serial, expiresAt);
+    return target === this.live || !this.live.certificates.has(serial);
+  }
+
+  private addSession(
+    target: State,
+    id: string,
+    sequence: number,
+    expiresAt: number,
+    reasonText: string | undefined,
+    causeSequence: number,
+  ): boolean {
+    const map = target.sessions;
+    if (map.has(id)) return false;
+    const known = target !== this.live && this.live.sessions.has(id);
+    const reason = reasonText !== undefined && reasonText !== '' ? reasonText : undefined;
+    const entry: Entry = { sequence, expiresAt };
+    if (reason !== undefined) entry.reason = reason;
+    if (causeSequence > 0) entry.causeSequence = causeSequence;
+    map.set(id, entry);
+    if (reason !== undefined) this.reasons.set(sequence, reason);
+    return !known;
+  }
+
+  /** Ends a message: its sequence, a completed snapshot replacing the state, the sweep and the notices. */
+  private finish(
+    update: { synced?: boolean },
+    sequence: number,
+    fresh: readonly RevocationCacheEntry[],
+    now: Date,
+  ): void {
     this.sequence_ = sequence;
     if (update.synced === true) {
       if (this.staging !== undefined) {

@@ -62,7 +62,7 @@ describe('CrlPublisher', () => {
     crl.start();
   });
   afterEach(async () => {
-    crl.stop();
+    await crl.stop();
     await d.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });

@@ -12,6 +12,11 @@ import {
   type RevocationCacheEntry,
   type RevocationStaleEvent,
 } from '../../src/verify/revocation-cache';
+import {
+  packRevocations,
+  PackedRevocationsError,
+  unpackRevocations,
+} from '../../src/internal/revocation-page';
 import { FakeClock, T0 } from '../support/clock';
 
 const query = (q: Partial<RevocationQuery> = {}): RevocationQuery => ({
@@ -232,5 +237,72 @@ describe('RevocationCache', () => {
         ],
       },
     ]);
+  });
+
+  it('a packed page applies as its entries do, straight into the state, and notifies the same', () => {
+    const exp = T0.getTime() + 3600_000;
+    const rows = [
+      { sequence: 4, kind: 'session', id: 's-root', reason: 'task done', revokedAt: T0, expiresAt: exp },
+      {
+        sequence: 5,
+        kind: 'session',
+        id: 's-child',
+        reason: '',
+        revokedAt: T0,
+        expiresAt: exp,
+        causeSequence: 4,
+      },
+      { sequence: 9, kind: 'certificate', id: 'def', reason: '', revokedAt: T0, expiresAt: exp },
+    ];
+    const reference = new RevocationCache({ clock: clock.read, checkIntervalMs: 0 });
+    const packedSeen: RevocationCacheEntry[][] = [];
+    const plainSeen: RevocationCacheEntry[][] = [];
+    cache.on('revoked', (e: RevocationCacheEntry[]) => packedSeen.push(e));
+    reference.on('revoked', (e: RevocationCacheEntry[]) => plainSeen.push(e));
+    const page = packRevocations(rows);
+    cache.applyPacked(page, { sequence: 9, fullState: true, synced: true });
+    reference.apply({
+      entries: unpackRevocations(page).map((r) => ({
+        sequence: r.sequence,
+        kind: r.kind,
+        id: r.id,
+        expiresAt: new Date(r.expiresAtMs),
+        ...(r.reason !== '' && { reason: r.reason }),
+        ...(r.causeSequence > 0 && { causeSequence: r.causeSequence }),
+      })),
+      sequence: 9,
+      fullState: true,
+      synced: true,
+    });
+    assert.deepEqual(packedSeen, plainSeen);
+    for (const c of [cache, reference]) {
+      assert.equal(c.sequence, 9);
+      assert.equal(c.size, 3);
+      assert.deepEqual(c.isRevoked(session('s-child', { serialHex: '1' })), {
+        kind: 'session',
+        id: 's-child',
+        relation: 'own',
+        detail: 'task done',
+      });
+      assert.deepEqual(c.isRevoked(query({ serialHex: '0DEF' })), { kind: 'certificate', id: 'def' });
+    }
+    reference.close();
+  });
+
+  it('a packed page that cannot be read whole applies nothing', () => {
+    const exp = T0.getTime() + 3600_000;
+    cache.apply({ entries: [entry(1, 's-a')], sequence: 1, fullState: true, synced: true });
+    const page = packRevocations([
+      { sequence: 2, kind: 'session', id: 's-b', reason: '', revokedAt: T0, expiresAt: exp },
+      { sequence: 3, kind: 'certificate', id: 'abc', reason: '', revokedAt: T0, expiresAt: exp },
+    ]);
+    // Cut inside the second entry: the first one reads, but must not be applied either.
+    assert.throws(
+      () => cache.applyPacked(page.subarray(0, page.length - 2), { sequence: 3, synced: true }),
+      PackedRevocationsError,
+    );
+    assert.equal(cache.sequence, 1);
+    assert.equal(cache.isRevoked(session('s-b')), false);
+    assert.equal(cache.isRevoked(workload), false);
   });
 });

@@ -4,23 +4,32 @@
  * the last one is due for refresh. Nothing on a revocation's path waits for a CRL: EndSession only marks the
  * current one out of date.
  *
- * A build is incremental: the revoked entries are kept in memory, each encoded once (crl.ts
- * encodeRevokedEntries), and so is their concatenation, which new serials extend; a build reads only the
- * revocations committed after the last one it saw (by sequence: the store reads a range of its key, not the
- * whole table), drops expired entries (the concatenation is then made again from the kept entries), and signs
- * once per CA. The PEM form is made on its first request. Once per validity period the whole list is read again, which also picks up
- * any certificate recorded for a session after its revocation was read. Builds coalesce, and follow each
- * other at least `minRebuildMs` apart, so a flood of requests and revocations costs at most one build per
- * interval; a request always gets a CRL that covers every revocation committed before it arrived.
+ * Off the server's thread: a build runs in a worker thread (crl-builder.ts WorkerCrlBuilder), which keeps the
+ * revoked list, reads the revocations (SQLite: on its own read-only connection), encodes and signs; the server's
+ * thread only takes the next cRLNumber and hands over the CA key handles. Builds are incremental (only the
+ * revocations committed after the last build are read, a primary-key range) and once per validity period the
+ * whole list is read again, which also picks up any certificate recorded for a session after its revocation was
+ * read. Builds coalesce, and follow each other at least `minRebuildMs` apart.
+ *
+ * What a request gets (`current()`), the staleness bound:
+ * - nothing built yet, or the last CRL is past its nextUpdate: it waits for a build; a failed build is an error
+ *   (the HTTP listener answers 503), never a CRL past its nextUpdate;
+ * - the last CRL is up to date: that one;
+ * - the last CRL is out of date (a revocation since, or due for refresh) but inside its validity: a build starts
+ *   (or the running one is joined) and the request waits for it up to `maxWaitMs`; if it is not done by then, the
+ *   request gets the last CRL (as long as it is still inside its validity) and the build goes on for the
+ *   requests that follow. So a served CRL lists every revocation committed before the request arrived, unless a
+ *   build was still running `maxWaitMs` after it, and is never served past its nextUpdate.
  */
 import type { CaManager } from '../../ca';
 import type { SignedCrl } from '../../ca/ca-manager';
-import { encodeRevokedEntries } from '../../ca/crl';
+import { CaNotReadyError } from '../../errors';
 import type { Store } from '../../store/store';
-import { concatBytes } from '../../x509/der';
+import { SqliteStore } from '../../store';
 import { encodePem } from '../../x509/pem';
 import type { Logger } from '../../internal/logging';
 import type { RevocationFeed } from '../sessions/revocation-feed';
+import { InlineCrlBuilder, WorkerCrlBuilder, type CrlBuilder } from './crl-builder';
 
 export const CRL_DEFAULTS = Object.freeze({
   /** nextUpdate - thisUpdate: how long a fetched CRL may be relied on. */
@@ -29,6 +38,11 @@ export const CRL_DEFAULTS = Object.freeze({
   refreshSeconds: 600,
   /** Least time between the end of one build and the start of the next. */
   minRebuildMs: 1000,
+  /**
+   * How long a request waits for a build when an older CRL, still inside its validity, could be served instead.
+   * The build is off the server's thread, so waiting costs the requester only.
+   */
+  maxWaitMs: 5000,
 });
 
 export interface PublishedCrls {
@@ -54,12 +68,12 @@ export interface CrlPublisherOptions {
   validitySeconds?: number;
   refreshSeconds?: number;
   minRebuildMs?: number;
-}
-
-interface Entry {
-  revokedAt: number;
-  expiresAt: number;
-  der: Uint8Array;
+  maxWaitMs?: number;
+  /**
+   * Where builds run: 'worker' (default) in a worker thread; 'inline' on the server's thread, as before the
+   * worker (kept as the reference the worker's CRLs are compared against).
+   */
+  builder?: 'worker' | 'inline';
 }
 
 export class CrlPublisher {
@@ -69,25 +83,28 @@ export class CrlPublisher {
   private builtVersion = -1;
   private building: { promise: Promise<PublishedCrls>; version: number } | undefined;
   private lastBuildEnd = 0;
-  private readonly entries = new Map<string, Entry>();
-  /** The entries' DER concatenated, in the map's order; undefined after a removal or a replacement. */
-  private body: Uint8Array | undefined = new Uint8Array(0);
-  /** New entries not yet in `body`. */
-  private appended: Uint8Array[] = [];
+  /** The highest revocation sequence the builder's list covers. */
   private through = 0;
   private fullReadAt = Number.NEGATIVE_INFINITY;
-  private nextExpiry = Number.POSITIVE_INFINITY;
   private builds_ = 0;
   private readonly unsubscribe: (() => void)[] = [];
   private stopped = false;
   private readonly validityMs: number;
   private readonly refreshMs: number;
   private readonly minRebuildMs: number;
+  private readonly maxWaitMs: number;
+  private readonly builder: CrlBuilder;
 
   constructor(private readonly options: CrlPublisherOptions) {
     this.validityMs = (options.validitySeconds ?? CRL_DEFAULTS.validitySeconds) * 1000;
     this.refreshMs = (options.refreshSeconds ?? CRL_DEFAULTS.refreshSeconds) * 1000;
     this.minRebuildMs = options.minRebuildMs ?? CRL_DEFAULTS.minRebuildMs;
+    this.maxWaitMs = options.maxWaitMs ?? CRL_DEFAULTS.maxWaitMs;
+    const { store } = options;
+    this.builder =
+      options.builder === 'inline'
+        ? new InlineCrlBuilder(store)
+        : new WorkerCrlBuilder(store, store instanceof SqliteStore ? { sqliteFile: store.file } : {});
   }
 
   /** Follows revocations and CA changes (marking the CRLs out of date); builds nothing by itself. */
@@ -96,9 +113,11 @@ export class CrlPublisher {
     this.unsubscribe.push(this.options.feed.subscribe(changed), this.options.ca.onBundleChange(changed));
   }
 
-  stop(): void {
+  /** Stops following changes and stops the build worker (a build it held fails). */
+  async stop(): Promise<void> {
     this.stopped = true;
     for (const u of this.unsubscribe.splice(0)) u();
+    await this.builder.close();
   }
 
   /** Something the CRLs list may have changed: the next request rebuilds them. */
@@ -111,26 +130,61 @@ export class CrlPublisher {
     return this.builds_;
   }
 
+  /** Whether a build is running (or waiting for its `minRebuildMs` turn). */
+  get rebuilding(): boolean {
+    return this.building !== undefined;
+  }
+
   /** The CRLs of the last build, without building; undefined before the first. */
   published(): PublishedCrls | undefined {
     return this.current_;
   }
 
   /**
-   * The CRLs to serve now: the last ones when nothing changed since and they are not due for refresh, else
-   * a new build (shared with concurrent callers). A failed build keeps the previous CRLs published.
-   * @throws when no CRL could be built at all.
+   * The CRLs to serve now (see the file's comment for the staleness bound): the last ones when nothing changed
+   * since and they are not due for refresh; else a new build (shared with concurrent callers), awaited for at
+   * most `maxWaitMs` when the last ones are still inside their validity.
+   * @throws when there is no CRL inside its validity and the build failed.
    */
   async current(): Promise<PublishedCrls> {
-    const c = this.current_;
+    const c = this.servable();
     if (c !== undefined && this.builtVersion === this.version && !this.dueForRefresh(c)) return c;
-    return this.rebuild();
+    const build = this.rebuild();
+    if (c === undefined) return build;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<'waited'>((resolve) => {
+      timer = setTimeout(() => resolve('waited'), this.maxWaitMs);
+    });
+    try {
+      const first = await Promise.race([build, waited]);
+      if (first !== 'waited') return first;
+    } finally {
+      clearTimeout(timer);
+    }
+    // Still building: the last CRL if it is still valid now, else the build's.
+    return this.servable() ?? build;
   }
 
   /** Builds now (or joins the build that covers every change so far). */
   refresh(): Promise<PublishedCrls> {
     this.invalidate();
     return this.rebuild();
+  }
+
+  /**
+   * Stops the build worker at once, as a crash would: a build it held fails (a request then gets the last CRL
+   * inside its validity, or an error), and the next build reads the list whole in a new worker. With `midBuild`,
+   * once the worker began a build (the running one, or the next). For drills and tests.
+   */
+  async stopBuildWorkerForDrill(options: { midBuild?: boolean } = {}): Promise<void> {
+    if (this.builder instanceof WorkerCrlBuilder) await this.builder.stopWorker(options);
+  }
+
+  /** The last CRLs while the clock is before their nextUpdate; never one past it. */
+  private servable(): PublishedCrls | undefined {
+    const c = this.current_;
+    if (c === undefined) return undefined;
+    return this.options.clock().getTime() < c.nextUpdate.getTime() ? c : undefined;
   }
 
   private dueForRefresh(c: PublishedCrls): boolean {
@@ -144,7 +198,7 @@ export class CrlPublisher {
     const promise = (running?.promise ?? Promise.resolve())
       .catch(() => undefined)
       .then(async () => {
-        const c = this.current_;
+        const c = this.servable();
         if (c !== undefined && this.builtVersion >= version && !this.dueForRefresh(c)) return c;
         const wait = this.lastBuildEnd + this.minRebuildMs - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -161,38 +215,40 @@ export class CrlPublisher {
 
   private async build(): Promise<PublishedCrls> {
     const { store, ca, clock, logger } = this.options;
-    if (this.stopped) throw new Error('the CRL publisher is stopped');
     const version = this.version;
     const thisUpdate = clock();
     const started = Date.now();
     try {
+      if (this.stopped) throw new CaNotReadyError('the CRL publisher is stopped');
       const full = thisUpdate.getTime() - this.fullReadAt >= this.validityMs;
-      if (full) {
-        this.entries.clear();
-        this.body = new Uint8Array(0);
-        this.appended = [];
-        this.through = 0;
-        this.nextExpiry = Number.POSITIVE_INFINITY;
+      const signers = ca.crlSigners();
+      if (!signers.some((s) => s.state === 'active')) {
+        throw new CaNotReadyError('no active CA holds a key to sign the CRL');
       }
-      const delta = await store.listRevokedSerialsAfter(this.through, thisUpdate);
-      if (full) this.fullReadAt = thisUpdate.getTime();
-      this.addAll(delta.serials);
-      this.through = delta.throughSequence;
-      this.dropExpired(thisUpdate);
       // Taken from the store before signing: a failure below leaves a gap, which RFC 5280 allows; a
       // number used twice, or one that goes back after a restart, it does not.
       const crlNumber = await store.nextCrlNumber();
       const nextUpdate = new Date(thisUpdate.getTime() + this.validityMs);
-      const entriesDer = this.entriesDer();
-      const crls = ca.signEncodedCrls({ crlNumber, thisUpdate, nextUpdate }, entriesDer);
-      const active = crls.find((c) => c.state === 'active');
-      if (active === undefined) throw new Error('no active CA holds a key to sign the CRL');
+      const built = await this.builder.build({
+        full,
+        after: full ? 0 : this.through,
+        header: { crlNumber, thisUpdate, nextUpdate },
+        signers,
+      });
+      if (built.full) this.fullReadAt = thisUpdate.getTime();
+      this.through = built.throughSequence;
+      const byId = new Map(signers.map((s) => [s.authorityId, s]));
+      const crls: SignedCrl[] = built.crls.map((c) => {
+        const s = byId.get(c.authorityId)!;
+        return { authorityId: c.authorityId, state: s.state, issuer: s.cert, der: c.der };
+      });
+      const active = crls.find((c) => c.state === 'active')!;
       let pem: string | undefined;
       const published: PublishedCrls = {
         crlNumber,
         thisUpdate,
         nextUpdate,
-        revokedCount: this.entries.size,
+        revokedCount: built.revokedCount,
         activeDer: active.der,
         // Base64 of every CA's CRL is larger than the DER: made once, when first asked for.
         get pem(): string {
@@ -207,9 +263,9 @@ export class CrlPublisher {
       logger.debug(
         {
           crlNumber: crlNumber.toString(),
-          revoked: this.entries.size,
-          added: delta.serials.length,
-          full,
+          revoked: built.revokedCount,
+          added: built.added,
+          full: built.full,
           cas: crls.length,
           durationMs: Date.now() - started,
         },
@@ -217,83 +273,19 @@ export class CrlPublisher {
       );
       return published;
     } catch (e) {
-      // The in-memory list may be half-updated: read it whole next time.
+      // The builder's list may be half-updated: read it whole next time.
       this.fullReadAt = Number.NEGATIVE_INFINITY;
-      logger.warn({ err: e }, 'CRL build failed; the previous CRL stays published');
-      if (this.current_ !== undefined) return this.current_;
+      const fallback = this.servable();
+      logger.warn(
+        { err: e },
+        fallback !== undefined
+          ? 'CRL build failed; the previous CRL, still inside its validity, stays published'
+          : 'CRL build failed; no CRL inside its validity to serve',
+      );
+      if (fallback !== undefined) return fallback;
       throw e;
     } finally {
       this.lastBuildEnd = Date.now();
     }
-  }
-
-  /**
-   * Adds a delta's serials. A serial listed twice (its own revocation and its session's) keeps the earliest
-   * revocation time and the latest expiry. New serials are encoded together, in one buffer.
-   */
-  private addAll(serials: readonly { serialHex: string; revokedAt: Date; expiresAt: Date }[]): void {
-    const fresh: { serialHex: string; revokedAtMs: number; expiresAt: number }[] = [];
-    const pending = new Map<string, number>();
-    for (const s of serials) {
-      const revokedAt = s.revokedAt.getTime();
-      const expiresAt = s.expiresAt.getTime();
-      const at = pending.get(s.serialHex);
-      if (at !== undefined) {
-        const f = fresh[at]!;
-        f.revokedAtMs = Math.min(f.revokedAtMs, revokedAt);
-        f.expiresAt = Math.max(f.expiresAt, expiresAt);
-        continue;
-      }
-      const known = this.entries.get(s.serialHex);
-      if (known === undefined) {
-        pending.set(s.serialHex, fresh.length);
-        fresh.push({ serialHex: s.serialHex, revokedAtMs: revokedAt, expiresAt });
-      } else if (known.revokedAt <= revokedAt) {
-        known.expiresAt = Math.max(known.expiresAt, expiresAt);
-        this.nextExpiry = Math.min(this.nextExpiry, known.expiresAt);
-      } else {
-        // Revoked earlier than the entry says: its bytes change, so the concatenation is made again.
-        known.revokedAt = revokedAt;
-        known.expiresAt = Math.max(known.expiresAt, expiresAt);
-        known.der = encodeRevokedEntries([{ serialHex: s.serialHex, revokedAtMs: revokedAt }])[0]!;
-        this.body = undefined;
-        this.nextExpiry = Math.min(this.nextExpiry, known.expiresAt);
-      }
-    }
-    const ders = encodeRevokedEntries(fresh);
-    for (let i = 0; i < fresh.length; i++) {
-      const f = fresh[i]!;
-      this.entries.set(f.serialHex, { revokedAt: f.revokedAtMs, expiresAt: f.expiresAt, der: ders[i]! });
-      this.nextExpiry = Math.min(this.nextExpiry, f.expiresAt);
-    }
-    if (this.body !== undefined) for (const d of ders) this.appended.push(d);
-  }
-
-  /** The revokedCertificates content: the kept concatenation, extended or made again as needed. */
-  private entriesDer(): Uint8Array {
-    if (this.body === undefined) {
-      const all: Uint8Array[] = [];
-      for (const e of this.entries.values()) all.push(e.der);
-      this.body = concatBytes(all);
-    } else if (this.appended.length > 0) {
-      this.body = concatBytes([this.body, ...this.appended]);
-    }
-    this.appended = [];
-    return this.body;
-  }
-
-  /** Expired certificates leave the list; a pass over it only when the earliest expiry has passed. */
-  private dropExpired(now: Date): void {
-    if (now.getTime() < this.nextExpiry) return;
-    let next = Number.POSITIVE_INFINITY;
-    const t = now.getTime();
-    for (const [serial, e] of this.entries) {
-      if (e.expiresAt <= t) {
-        this.entries.delete(serial);
-        this.body = undefined;
-      } else next = Math.min(next, e.expiresAt);
-    }
-    this.nextExpiry = next;
-    if (this.body === undefined) this.appended = [];
   }
 }

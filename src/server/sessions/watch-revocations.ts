@@ -30,7 +30,9 @@ import type { RevocationRecord } from '../../store/types';
 import { toStatus } from '../../internal/grpc-call';
 import { resetServerStream } from '../grpc-stream-reset';
 import type { Logger } from '../../internal/logging';
-import { PackedPageWriter } from '../../internal/revocation-page';
+import { packPages, type PackedPage } from '../../internal/revocation-page';
+import { SqliteStore } from '../../store';
+import { StoreSnapshotReader, WorkerSnapshotReader, type SnapshotReader } from './revocation-snapshot';
 import type { RevocationFeed } from './revocation-feed';
 import { revocationToProto } from './to-proto';
 
@@ -46,13 +48,6 @@ export const WATCH_DEFAULTS = Object.freeze({
   /** Bytes of packed chunks kept for watchers that start at the same sequence. */
   snapshotCacheBytes: 64 * 1024 * 1024,
 });
-
-/** One packed page: its bytes, how many revocations and the last sequence they hold. */
-interface PackedPage {
-  bytes: Buffer;
-  count: number;
-  sequence: number;
-}
 
 /** What one read of the initial state gives: its pages, and whether the read came back full (more follow). */
 interface SnapshotChunk {
@@ -75,6 +70,12 @@ export interface RevocationWatchersOptions {
   readRows?: number;
   snapshotRows?: number;
   snapshotCacheBytes?: number;
+  /**
+   * Where the initial state is read and packed: 'worker' (default with a SQLite store) in a worker thread with
+   * its own read-only connection; 'inline' through the store on the server's thread (always so with any other
+   * store).
+   */
+  snapshotReader?: 'worker' | 'inline';
 }
 
 /** How one listener admits watchers. */
@@ -118,17 +119,24 @@ export class RevocationWatchers {
   private readonly chunks = new Map<number, SnapshotChunk>();
   private chunkBytes = 0;
   private readonly reading = new Map<number, Promise<SnapshotChunk>>();
+  private readonly reader: SnapshotReader;
 
   constructor(readonly options: RevocationWatchersOptions) {
     this.pageBytes = options.pageBytes ?? WATCH_DEFAULTS.pageBytes;
     this.readRows = options.readRows ?? WATCH_DEFAULTS.readRows;
     this.snapshotRows = options.snapshotRows ?? WATCH_DEFAULTS.snapshotRows;
     this.snapshotCacheBytes = options.snapshotCacheBytes ?? WATCH_DEFAULTS.snapshotCacheBytes;
+    const { store } = options;
+    this.reader =
+      options.snapshotReader !== 'inline' && store instanceof SqliteStore
+        ? new WorkerSnapshotReader(store.file)
+        : new StoreSnapshotReader(store);
   }
 
   /**
    * The packed revocations after `after`, up to snapshotRows of them: kept, or read once for every watcher
-   * that asks at the same time.
+   * that asks at the same time. With the worker reader a full chunk has the next one read ahead, so while a
+   * watcher writes this chunk's pages the next is being read.
    */
   snapshotChunk(after: number): Promise<SnapshotChunk> {
     const kept = this.chunks.get(after);
@@ -137,8 +145,30 @@ export class RevocationWatchers {
     if (read === undefined) {
       read = this.readChunk(after).finally(() => this.reading.delete(after));
       this.reading.set(after, read);
+      read.then(
+        (chunk) => {
+          const last = chunk.pages[chunk.pages.length - 1]?.sequence;
+          // Only in the reader's thread: on this one a read-ahead would run back to back with the watcher's
+          // own reads and starve every other call.
+          if (!(this.reader instanceof WorkerSnapshotReader)) return;
+          if (!chunk.full || last === undefined || this.closing) return;
+          // Read ahead; a failure is met again (and reported) by the watcher that asks for it.
+          if (!this.chunks.has(last) && !this.reading.has(last)) this.snapshotChunk(last).catch(() => {});
+        },
+        () => {},
+      );
     }
     return read;
+  }
+
+  /** How the initial state is read: in a worker thread (SQLite) or through the store here. */
+  get snapshotReaderKind(): 'worker' | 'inline' {
+    return this.reader instanceof WorkerSnapshotReader ? 'worker' : 'inline';
+  }
+
+  /** Stops the snapshot reader's worker as a crash would (the reads it held fail). For tests. */
+  async stopSnapshotWorkerForDrill(): Promise<void> {
+    if (this.reader instanceof WorkerSnapshotReader) await this.reader.stopWorker();
   }
 
   /** Chunks kept for watchers to come: how many, and their bytes. */
@@ -147,15 +177,15 @@ export class RevocationWatchers {
   }
 
   private async readChunk(after: number): Promise<SnapshotChunk> {
-    const rows = await this.options.store.listRevocations(after, this.snapshotRows);
-    const pages = packPages(rows, this.pageBytes);
+    const read = await this.reader.read(after, this.snapshotRows, this.pageBytes);
+    const pages = read.pages;
     const chunk: SnapshotChunk = {
       pages,
-      full: rows.length === this.snapshotRows,
+      full: read.rows === this.snapshotRows,
       bytes: pages.reduce((n, p) => n + p.bytes.length, 0),
     };
     // Only a full chunk without a gap can never gain a row: every sequence in its range is in it.
-    if (chunk.full && isContiguousFrom(rows, after) && chunk.bytes <= this.snapshotCacheBytes) {
+    if (chunk.full && read.contiguous && chunk.bytes <= this.snapshotCacheBytes) {
       this.chunks.set(after, chunk);
       this.chunkBytes += chunk.bytes;
       for (const [key, c] of this.chunks) {
@@ -190,6 +220,7 @@ export class RevocationWatchers {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     for (const w of [...this.open]) w.end();
+    this.reader.close();
   }
 
   private async admit(call: RevocationWatch, admission: WatchAdmission): Promise<void> {
@@ -576,22 +607,6 @@ class Watcher {
 /** Whether `rows` are exactly the sequences after `sent`, without a gap (else the store is read instead). */
 function isContiguousFrom(rows: readonly RevocationRecord[], sent: number): boolean {
   return rows.every((r, i) => r.sequence === sent + 1 + i);
-}
-
-/** Packs rows (ascending sequences) into pages of at most `pageBytes` (one row per page at the least). */
-function packPages(rows: readonly RevocationRecord[], pageBytes: number): PackedPage[] {
-  const pages: PackedPage[] = [];
-  let w = new PackedPageWriter();
-  const flush = (): void => {
-    pages.push({ bytes: w.finish(), count: w.count, sequence: w.lastSequence });
-    w = new PackedPageWriter();
-  };
-  for (const r of rows) {
-    if (w.count > 0 && w.size + PackedPageWriter.bound(r) > pageBytes) flush();
-    w.add(r);
-  }
-  if (w.count > 0) flush();
-  return pages;
 }
 
 /**

@@ -1,0 +1,62 @@
+/**
+ * The messages between the CRL publisher's worker builder (crl-builder.ts) and its thread (crl-build-worker.ts).
+ * A CA key crosses the thread boundary only as a KeyObject in a `build` message (structured clone hands the
+ * worker a handle to the same in-memory key, never its bytes); the worker keeps it for that build only. Neither
+ * side logs a message, and a reply never carries a key.
+ */
+import type { KeyObject } from 'node:crypto';
+
+/** Given to the worker when it starts. */
+export interface CrlWorkerData {
+  /** The SQLite store's file: the worker reads the revocations on a read-only connection of its own. */
+  sqliteFile?: string;
+}
+
+/** A CA to sign for, in one build. */
+export interface CrlWorkerSigner {
+  authorityId: string;
+  certDer: Uint8Array;
+  key: KeyObject;
+}
+
+/** A delta the server's thread read from a store the worker cannot open (PostgreSQL), in columns. */
+export interface CrlWorkerDelta {
+  serials: string[];
+  revokedAtMs: Float64Array;
+  expiresAtMs: Float64Array;
+  throughSequence: number;
+}
+
+export interface CrlBuildMessage {
+  type: 'build';
+  id: number;
+  /** Read everything again (the list is emptied first); else only the revocations after `after`. */
+  full: boolean;
+  after: number;
+  crlNumber: bigint;
+  thisUpdateMs: number;
+  nextUpdateMs: number;
+  signers: CrlWorkerSigner[];
+  /** Absent when the worker reads the store itself. */
+  delta?: CrlWorkerDelta;
+}
+
+export type CrlWorkerRequest = CrlBuildMessage;
+
+export type CrlWorkerReply =
+  /** The build began (the worker took the message). */
+  | { type: 'started'; id: number }
+  | {
+      type: 'built';
+      id: number;
+      crls: { authorityId: string; der: Uint8Array }[];
+      revokedCount: number;
+      added: number;
+      throughSequence: number;
+      /** Whether the list was read whole (asked for, or the worker had no list yet). */
+      full: boolean;
+      /** Time spent in the worker, milliseconds. */
+      durationMs: number;
+    }
+  /** `typed`: `code` is a LanyardErrorCode; else the thrown error's class name. */
+  | { type: 'failed'; id: number; code: string; message: string; typed: boolean };

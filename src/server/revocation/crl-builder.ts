@@ -1,0 +1,253 @@
+/**
+ * Where a CRL is built: in a worker thread (the default, WorkerCrlBuilder) or on the server's thread
+ * (InlineCrlBuilder, the reference the worker is compared against). Both keep the revoked list between builds and
+ * make the same bytes for the same revocations (revoked-list.ts applyAndSign); the publisher decides what to read
+ * (a full read or the revocations after a sequence) and when.
+ *
+ * The worker reads a SQLite store itself, on a read-only connection of its own (WAL lets it read beside the
+ * server's writer); for any other store (PostgreSQL) the server's thread reads the delta through the store, whose
+ * I/O is asynchronous, and hands it over in columns. A worker that dies (a crash, an out-of-memory kill of the
+ * thread, `stopWorker`) fails the build it held with ERR_INTERNAL and is replaced on the next build, which then reads
+ * the list whole; a build that outlasts `buildTimeoutMs` is treated the same way, so a caller gets an error, never
+ * a hang.
+ */
+import type { Worker } from 'node:worker_threads';
+import type { CrlSigner } from '../../ca/ca-manager';
+import type { CrlHeader } from '../../ca/crl';
+import { errorFromCode, InternalError, isLanyardErrorCode } from '../../errors';
+import { startWorkerScript } from '../../internal/worker-script';
+import type { Store } from '../../store/store';
+import type { CrlWorkerData, CrlWorkerReply, CrlWorkerRequest } from './crl-build-protocol';
+import { applyAndSign, RevokedList, toColumns } from './revoked-list';
+
+export interface CrlBuildRequest {
+  /** Read the whole list again; else only the revocations after `after`. */
+  full: boolean;
+  after: number;
+  header: CrlHeader;
+  signers: readonly CrlSigner[];
+}
+
+export interface CrlBuildResult {
+  crls: { authorityId: string; der: Uint8Array }[];
+  revokedCount: number;
+  /** Serials the delta held (a serial may count twice). */
+  added: number;
+  throughSequence: number;
+  /** Whether the list was read whole: asked for, or the builder had no list (a new worker). */
+  full: boolean;
+}
+
+export interface CrlBuilder {
+  build(request: CrlBuildRequest): Promise<CrlBuildResult>;
+  close(): Promise<void>;
+}
+
+type DeltaStore = Pick<Store, 'listRevokedSerialsAfter'>;
+
+/** On the server's thread: what every build did before the worker. */
+export class InlineCrlBuilder implements CrlBuilder {
+  private readonly list = new RevokedList();
+
+  constructor(private readonly store: DeltaStore) {}
+
+  async build(r: CrlBuildRequest): Promise<CrlBuildResult> {
+    try {
+      const delta = await this.store.listRevokedSerialsAfter(r.full ? 0 : r.after, r.header.thisUpdate);
+      const crls = applyAndSign(
+        this.list,
+        { full: r.full, header: r.header, delta: toColumns(delta.serials) },
+        r.signers,
+      );
+      return {
+        crls,
+        revokedCount: this.list.size,
+        added: delta.serials.length,
+        throughSequence: delta.throughSequence,
+        full: r.full,
+      };
+    } catch (e) {
+      // The list may be half-updated: the publisher reads it whole next time (it does after any failure).
+      this.list.clear();
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+export const CRL_WORKER_DEFAULTS = Object.freeze({
+  /** A build still running after this is abandoned (its worker stopped): the caller gets an error. */
+  buildTimeoutMs: 10 * 60_000,
+});
+
+interface Running {
+  id: number;
+  resolve(r: CrlBuildResult): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** In a worker thread of its own, started on the first build and kept (with its list) between builds. */
+export class WorkerCrlBuilder implements CrlBuilder {
+  private worker: Worker | undefined;
+  /** The current worker holds a complete list (it finished a full read). */
+  private primed = false;
+  private running: Running | undefined;
+  private nextId = 1;
+  private closed = false;
+  private readonly buildTimeoutMs: number;
+  /** Workers that stopped while holding a build, or were stopped: for tests and operators. */
+  lostWorkers = 0;
+  /** Called when the worker begins the running build (stopWorker's midBuild). */
+  private startWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly store: DeltaStore,
+    private readonly options: { sqliteFile?: string; buildTimeoutMs?: number } = {},
+  ) {
+    this.buildTimeoutMs = options.buildTimeoutMs ?? CRL_WORKER_DEFAULTS.buildTimeoutMs;
+  }
+
+  /** Whether the worker reads the store itself (SQLite) rather than being handed what this thread read. */
+  get readsStore(): boolean {
+    return this.options.sqliteFile !== undefined;
+  }
+
+  async build(r: CrlBuildRequest): Promise<CrlBuildResult> {
+    if (this.closed) throw new InternalError('the CRL builder is closed');
+    // The publisher runs one build at a time; a second here is a bug, not a caller's fault.
+    if (this.running !== undefined) throw new InternalError('a CRL build is already running');
+    // A new worker has no list: whatever was asked, it reads everything.
+    const full = r.full || !this.primed;
+    const id = this.nextId++;
+    const delta = this.readsStore
+      ? undefined
+      : await this.store.listRevokedSerialsAfter(full ? 0 : r.after, r.header.thisUpdate);
+    if (this.closed) throw new InternalError('the CRL builder is closed');
+    const worker = this.ensureWorker();
+    const message: CrlWorkerRequest = {
+      type: 'build',
+      id,
+      full,
+      after: r.after,
+      crlNumber: r.header.crlNumber,
+      thisUpdateMs: r.header.thisUpdate.getTime(),
+      nextUpdateMs: r.header.nextUpdate.getTime(),
+      signers: r.signers.map((s) => ({ authorityId: s.authorityId, certDer: s.cert.der, key: s.key })),
+      ...(delta !== undefined && {
+        delta: { ...toColumns(delta.serials), throughSequence: delta.throughSequence },
+      }),
+    };
+    return new Promise<CrlBuildResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.abandon(
+          new InternalError(`the CRL build took more than ${this.buildTimeoutMs} ms: its worker was stopped`),
+        );
+      }, this.buildTimeoutMs);
+      timer.unref();
+      this.running = { id, resolve, reject, timer };
+      worker.ref();
+      const transfer =
+        message.delta !== undefined
+          ? [message.delta.revokedAtMs.buffer as ArrayBuffer, message.delta.expiresAtMs.buffer as ArrayBuffer]
+          : [];
+      worker.postMessage(message, transfer);
+    });
+  }
+
+  /**
+   * Stops the worker at once, as a crash would: a build it held fails, and the next build starts a new worker
+   * that reads the list whole. With `midBuild`, first waits until the worker began a build (the running one,
+   * or the next). For operators' drills and for tests of exactly that path.
+   */
+  async stopWorker(options: { midBuild?: boolean } = {}): Promise<void> {
+    if (options.midBuild === true) {
+      await new Promise<void>((resolve) => this.startWaiters.push(resolve));
+    }
+    const w = this.worker;
+    if (w === undefined) return;
+    await w.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.worker;
+    this.worker = undefined;
+    if (w !== undefined) await w.terminate();
+    this.settle(undefined, new InternalError('the CRL builder is closed'));
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    const data: CrlWorkerData =
+      this.options.sqliteFile !== undefined ? { sqliteFile: this.options.sqliteFile } : {};
+    const worker = startWorkerScript(__filename, 'crl-build-worker', { workerData: data });
+    this.worker = worker;
+    this.primed = false;
+    worker.unref();
+    worker.on('message', (m: CrlWorkerReply) => this.reply(worker, m));
+    // An uncaught error is followed by the exit, which fails the build; nothing here may log a message.
+    worker.on('error', () => {});
+    worker.on('exit', (code) => this.exited(worker, code));
+    return worker;
+  }
+
+  private reply(worker: Worker, m: CrlWorkerReply): void {
+    const run = this.running;
+    if (worker !== this.worker || run === undefined || m.id !== run.id) return;
+    if (m.type === 'started') {
+      for (const w of this.startWaiters.splice(0)) w();
+      return;
+    }
+    if (m.type === 'built') {
+      this.primed = true;
+      this.settle({
+        crls: m.crls.map((c) => ({ authorityId: c.authorityId, der: c.der })),
+        revokedCount: m.revokedCount,
+        added: m.added,
+        throughSequence: m.throughSequence,
+        full: m.full,
+      });
+      return;
+    }
+    this.primed = false;
+    this.settle(
+      undefined,
+      m.typed && isLanyardErrorCode(m.code)
+        ? errorFromCode(m.code, m.message)
+        : new InternalError(`the CRL build failed: ${m.code}: ${m.message}`),
+    );
+  }
+
+  private exited(worker: Worker, code: number): void {
+    if (worker !== this.worker) return;
+    this.worker = undefined;
+    this.primed = false;
+    if (this.running !== undefined) this.lostWorkers += 1;
+    this.settle(
+      undefined,
+      new InternalError(`the CRL build worker stopped (exit code ${code}) during the build; no CRL was made`),
+    );
+  }
+
+  /** Gives up on the running build: its worker is stopped (its exit fails the build with `e`). */
+  private abandon(e: Error): void {
+    const w = this.worker;
+    this.worker = undefined;
+    this.primed = false;
+    this.lostWorkers += 1;
+    this.settle(undefined, e);
+    void w?.terminate();
+  }
+
+  private settle(result: CrlBuildResult | undefined, error?: Error): void {
+    const run = this.running;
+    if (run === undefined) return;
+    this.running = undefined;
+    clearTimeout(run.timer);
+    this.worker?.unref();
+    if (result !== undefined) run.resolve(result);
+    else run.reject(error ?? new InternalError('the CRL build failed'));
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The thread that reads and packs the initial revocation state for WatchRevocations (revocation-snapshot.ts):
+ * a chunk of rows by sequence on a read-only SQLite connection of its own (WAL lets it read beside the server's
+ * writer), packed into pages (src/internal/revocation-page.ts) that are transferred, not copied, to the server's
+ * thread. The row objects and their garbage stay in this thread's heap. Nothing here logs.
+ */
+import Database from 'better-sqlite3';
+import { parentPort, workerData } from 'node:worker_threads';
+import { packPages } from '../../internal/revocation-page';
+import { ownedBytes } from '../../internal/worker-script';
+import { SqliteSessions } from '../../store/sqlite/sessions';
+import type { SnapshotWorkerData, SnapshotWorkerReply, SnapshotWorkerRequest } from './revocation-snapshot';
+
+const port = parentPort;
+if (port === null) throw new Error('revocation-snapshot-worker runs only as a worker thread');
+const { sqliteFile } = workerData as SnapshotWorkerData;
+const db = new Database(sqliteFile, { readonly: true, fileMustExist: true, timeout: 5000 });
+const sessions = new SqliteSessions(db, () => new Date());
+
+port.on('message', (m: SnapshotWorkerRequest) => {
+  let reply: SnapshotWorkerReply;
+  try {
+    const rows = sessions.listRevocations(m.after, m.limit);
+    const pages = packPages(rows, m.pageBytes).map((p) => ({ ...p, bytes: ownedBytes(p.bytes) }));
+    reply = {
+      id: m.id,
+      ok: true,
+      pages,
+      rows: rows.length,
+      contiguous: rows.every((r, i) => r.sequence === m.after + 1 + i),
+    };
+    port.postMessage(
+      reply,
+      pages.map((p) => p.bytes.buffer as ArrayBuffer),
+    );
+  } catch (e) {
+    const message = e instanceof Error ? `${e.name}: ${e.message}` : 'non-error thrown';
+    port.postMessage({ id: m.id, ok: false, message } satisfies SnapshotWorkerReply);
+  }
+});
