@@ -168,6 +168,99 @@ export type LanyardErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** The former name of LanyardErrorCode. */
 export type ErrorCodeValue = LanyardErrorCode;
 
+/**
+ * The codes filed under each family of errors (an abstract class such as PathValidationError, or
+ * InvalidSpiffeIdError with its subclass): a family's `code` is one of these, and a class of the family names
+ * one of them as its code.
+ */
+export interface ErrorFamilyCodes {
+  InvalidSpiffeIdError: typeof ErrorCode.INVALID_SPIFFE_ID | typeof ErrorCode.INVALID_TRUST_DOMAIN;
+  BundleError: typeof ErrorCode.INVALID_BUNDLE | typeof ErrorCode.BUNDLE_NOT_FOUND;
+  MalformedInputError:
+    | typeof ErrorCode.MALFORMED_CERTIFICATE
+    | typeof ErrorCode.MALFORMED_CSR
+    | typeof ErrorCode.CSR_SIGNATURE_INVALID
+    | typeof ErrorCode.UNSUPPORTED_KEY
+    | typeof ErrorCode.UNSUPPORTED_ALGORITHM
+    | typeof ErrorCode.MALFORMED_PEM;
+  AgentContextError:
+    | typeof ErrorCode.MALFORMED_AGENT_CONTEXT
+    | typeof ErrorCode.AGENT_CONTEXT_TOO_LARGE
+    | typeof ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION
+    | typeof ErrorCode.AGENT_CONTEXT_OID_MISMATCH
+    | typeof ErrorCode.INVALID_AGENT_CONTEXT_OID;
+  PathValidationError:
+    | typeof ErrorCode.CHAIN_EMPTY
+    | typeof ErrorCode.CHAIN_TOO_LONG
+    | typeof ErrorCode.UNKNOWN_AUTHORITY
+    | typeof ErrorCode.SIGNATURE_INVALID
+    | typeof ErrorCode.CERT_EXPIRED
+    | typeof ErrorCode.CERT_NOT_YET_VALID
+    | typeof ErrorCode.NOT_A_CA
+    | typeof ErrorCode.PATH_LEN_EXCEEDED
+    | typeof ErrorCode.KEY_USAGE_INVALID
+    | typeof ErrorCode.UNKNOWN_CRITICAL_EXTENSION
+    | typeof ErrorCode.NAME_CONSTRAINTS_VIOLATED
+    | typeof ErrorCode.CERT_PROFILE_INVALID;
+  SvidVerificationError:
+    | typeof ErrorCode.SVID_INVALID
+    | typeof ErrorCode.SVID_EXPIRED
+    | typeof ErrorCode.WRONG_TRUST_DOMAIN
+    | typeof ErrorCode.SCOPE_ESCALATION
+    | typeof ErrorCode.LIFETIME_ESCALATION
+    | typeof ErrorCode.DELEGATION_TOO_DEEP
+    | typeof ErrorCode.ROOT_CHANGED
+    | typeof ErrorCode.DELEGATION_LINK_INVALID
+    | typeof ErrorCode.DELEGATION_SIGNATURE_INVALID
+    | typeof ErrorCode.CONTEXT_FOREIGN_DOMAIN
+    | typeof ErrorCode.PARENT_CHAIN_INVALID;
+  StoreError: typeof ErrorCode.STORE_CLOSED | typeof ErrorCode.STORE_SCHEMA_TOO_NEW;
+  AttestationError:
+    | typeof ErrorCode.TOKEN_INVALID
+    | typeof ErrorCode.TOKEN_EXPIRED
+    | typeof ErrorCode.TOKEN_SPENT
+    | typeof ErrorCode.ATTESTOR_UNKNOWN
+    | typeof ErrorCode.MALFORMED_EVIDENCE
+    | typeof ErrorCode.TOKEN_NOT_YET_VALID
+    | typeof ErrorCode.TOKEN_AUDIENCE_MISMATCH
+    | typeof ErrorCode.TOKEN_ISSUER_MISMATCH
+    | typeof ErrorCode.CHALLENGE_FAILED
+    | typeof ErrorCode.CHALLENGE_TIMEOUT;
+  CaError:
+    typeof ErrorCode.CA_NOT_READY | typeof ErrorCode.CA_NOT_PREPARED | typeof ErrorCode.CA_SELF_TEST_FAILED;
+  KeyManagerError: typeof ErrorCode.KEY_FILE_INSECURE | typeof ErrorCode.KEY_UNREADABLE;
+  IssuanceError:
+    | typeof ErrorCode.NO_MATCHING_ENTRY
+    | typeof ErrorCode.ENTRY_AMBIGUOUS
+    | typeof ErrorCode.CLIENT_CERT_REQUIRED;
+  SessionError:
+    | typeof ErrorCode.PRINCIPAL_ISSUER_UNKNOWN
+    | typeof ErrorCode.PRINCIPAL_ASSERTION_NOT_ALLOWED
+    | typeof ErrorCode.NOT_A_SESSION
+    | typeof ErrorCode.SESSION_ENDED
+    | typeof ErrorCode.SESSION_EXPIRED
+    | typeof ErrorCode.SESSION_UNKNOWN
+    | typeof ErrorCode.DELEGATE_NOT_ALLOWED
+    | typeof ErrorCode.GRANT_BINDING_INVALID
+    | typeof ErrorCode.GRANT_NOT_FOUND
+    | typeof ErrorCode.GRANT_WRONG_REDEEMER
+    | typeof ErrorCode.GRANT_REPLAYED
+    | typeof ErrorCode.GRANT_EXPIRED
+    | typeof ErrorCode.GRANT_KEY_MISMATCH;
+  PolicyError: typeof ErrorCode.POLICY_INVALID | typeof ErrorCode.POLICY_DENIED;
+  AuditError:
+    | typeof ErrorCode.AUDIT_RECORD_INVALID
+    | typeof ErrorCode.AUDIT_CHAIN_BROKEN
+    | typeof ErrorCode.AUDIT_WRITE_FAILED
+    | typeof ErrorCode.AUDIT_QUOTA_EXCEEDED;
+  FederationError:
+    | typeof ErrorCode.BUNDLE_SEQUENCE_REGRESSED
+    | typeof ErrorCode.FEDERATION_FETCH_FAILED
+    | typeof ErrorCode.FEDERATION_ENDPOINT_UNAUTHENTICATED
+    | typeof ErrorCode.FEDERATION_RELATIONSHIP_MISSING
+    | typeof ErrorCode.FEDERATION_RELATIONSHIP_IN_USE;
+}
+
 export interface LanyardErrorOptions {
   cause?: unknown;
 }
@@ -180,10 +273,14 @@ export interface LanyardErrorOptions {
  * argument of its family (`extends PathValidationError<'ERR_CHAIN_EMPTY'>`) so that the instance `code` is
  * that literal; the constructor copies the static onto the instance.
  */
-export abstract class LanyardError<C extends LanyardErrorCode = LanyardErrorCode> extends Error {
+export abstract class LanyardError<
+  C extends LanyardErrorCode = LanyardErrorCode,
+  O extends LanyardErrorOptions = LanyardErrorOptions,
+> extends Error {
   declare readonly code: C;
 
-  constructor(message: string, options?: LanyardErrorOptions) {
+  /** `options` holds the `cause` and the details the class takes (its `O`), each set as a field when given. */
+  constructor(message: string, options?: O) {
     // Abstract for TypeScript; this holds it for plain JavaScript callers too, for the families as well.
     const code = (new.target as { readonly code?: unknown }).code;
     if (!isLanyardErrorCode(code))
@@ -191,37 +288,36 @@ export abstract class LanyardError<C extends LanyardErrorCode = LanyardErrorCode
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
     this.code = code as C;
+    // The one place an option becomes a field. A detail never replaces what is already set (message, stack,
+    // name, code, or anything the prototype has).
+    for (const [key, value] of Object.entries(options ?? {}))
+      if (key !== 'cause' && value !== undefined && !(key in this))
+        (this as Record<string, unknown>)[key] = value;
   }
 
   /**
    * The default `instanceof`, typed so that `e instanceof PathValidationError` narrows to the family with its
    * code union (TypeScript would otherwise narrow a generic class to `PathValidationError<any>`).
    */
-  static override [Symbol.hasInstance]<T>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
+  static override [Symbol.hasInstance]<T>(
+    this: abstract new (...args: never[]) => T,
+    value: unknown,
+  ): value is T {
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
-
-/** The codes of InvalidSpiffeIdError: its own, and its subclass InvalidTrustDomainError's. */
-export type InvalidSpiffeIdErrorCode =
-  typeof ErrorCode.INVALID_SPIFFE_ID | typeof ErrorCode.INVALID_TRUST_DOMAIN;
 
 /**
  * A SPIFFE ID breaks a rule of the SPIFFE-ID standard; the message names the rule, and `rule` carries its
  * SpiffeIdRule key when it is one of the standard's syntax rules.
  */
 export class InvalidSpiffeIdError<
-  C extends InvalidSpiffeIdErrorCode = InvalidSpiffeIdErrorCode,
-> extends LanyardError<C> {
+  C extends ErrorFamilyCodes['InvalidSpiffeIdError'] = ErrorFamilyCodes['InvalidSpiffeIdError'],
+> extends LanyardError<C, LanyardErrorOptions & { rule?: SpiffeIdRuleName }> {
   // Widened to both codes so InvalidTrustDomainError can stay a subclass: one `instanceof InvalidSpiffeIdError`
   // catches every ID and trust-domain parse failure.
-  static readonly code: InvalidSpiffeIdErrorCode = ErrorCode.INVALID_SPIFFE_ID;
-  readonly rule?: SpiffeIdRuleName;
-
-  constructor(message: string, options?: LanyardErrorOptions & { rule?: SpiffeIdRuleName }) {
-    super(message, options);
-    if (options?.rule !== undefined) this.rule = options.rule;
-  }
+  static readonly code: ErrorFamilyCodes['InvalidSpiffeIdError'] = ErrorCode.INVALID_SPIFFE_ID;
+  declare readonly rule?: SpiffeIdRuleName;
 }
 
 /**
@@ -232,11 +328,10 @@ export class InvalidTrustDomainError extends InvalidSpiffeIdError<'ERR_INVALID_T
   static override readonly code = ErrorCode.INVALID_TRUST_DOMAIN;
 }
 
-/** The codes of BundleError. */
-export type BundleErrorCode = typeof ErrorCode.INVALID_BUNDLE | typeof ErrorCode.BUNDLE_NOT_FOUND;
-
 /** A trust bundle (PEM or SPIFFE JWKS) could not be read, or none exists for a trust domain. */
-export abstract class BundleError<C extends BundleErrorCode = BundleErrorCode> extends LanyardError<C> {}
+export abstract class BundleError<
+  C extends ErrorFamilyCodes['BundleError'] = ErrorFamilyCodes['BundleError'],
+> extends LanyardError<C> {}
 
 /** A trust bundle (PEM or SPIFFE bundle JWKS) does not parse or holds no usable root. */
 export class InvalidBundleError extends BundleError<'ERR_INVALID_BUNDLE'> {
@@ -256,29 +351,14 @@ export interface CertificateErrorOptions extends LanyardErrorOptions {
   certSha256Hex?: string;
 }
 
-/** The codes of MalformedInputError. */
-export type MalformedInputErrorCode =
-  | typeof ErrorCode.MALFORMED_CERTIFICATE
-  | typeof ErrorCode.MALFORMED_CSR
-  | typeof ErrorCode.CSR_SIGNATURE_INVALID
-  | typeof ErrorCode.UNSUPPORTED_KEY
-  | typeof ErrorCode.UNSUPPORTED_ALGORITHM
-  | typeof ErrorCode.MALFORMED_PEM;
-
 /** DER, PEM, CSR or key input that cannot be parsed, or that uses something Lanyard refuses. */
 export abstract class MalformedInputError<
-  C extends MalformedInputErrorCode = MalformedInputErrorCode,
-> extends LanyardError<C> {
+  C extends ErrorFamilyCodes['MalformedInputError'] = ErrorFamilyCodes['MalformedInputError'],
+> extends LanyardError<C, CertificateErrorOptions> {
   /** Which certificate of a path was at fault, counted from the leaf (0), when path validation found it. */
-  readonly certIndex?: number;
+  declare readonly certIndex?: number;
   /** The SHA-256 (hex) of that certificate's DER. */
-  readonly certSha256Hex?: string;
-
-  constructor(message: string, options?: CertificateErrorOptions) {
-    super(message, options);
-    if (options?.certIndex !== undefined) this.certIndex = options.certIndex;
-    if (options?.certSha256Hex !== undefined) this.certSha256Hex = options.certSha256Hex;
-  }
+  declare readonly certSha256Hex?: string;
 }
 
 /** A certificate is not well-formed DER X.509 (or not one Lanyard can read). */
@@ -311,18 +391,11 @@ export class MalformedPemError extends MalformedInputError<'ERR_MALFORMED_PEM'> 
   static readonly code = ErrorCode.MALFORMED_PEM;
 }
 
-/** The codes of AgentContextError. */
-export type AgentContextErrorCode =
-  | typeof ErrorCode.MALFORMED_AGENT_CONTEXT
-  | typeof ErrorCode.AGENT_CONTEXT_TOO_LARGE
-  | typeof ErrorCode.UNSUPPORTED_AGENT_CONTEXT_VERSION
-  | typeof ErrorCode.AGENT_CONTEXT_OID_MISMATCH
-  | typeof ErrorCode.INVALID_AGENT_CONTEXT_OID;
-
 /** The agent-context extension is malformed, oversized, of an unknown version, or under an unexpected OID. */
 export abstract class AgentContextError<
-  C extends AgentContextErrorCode = AgentContextErrorCode,
-> extends LanyardError<C> {}
+  C extends ErrorFamilyCodes['AgentContextError'] = ErrorFamilyCodes['AgentContextError'],
+  O extends LanyardErrorOptions = LanyardErrorOptions,
+> extends LanyardError<C, O> {}
 
 /** The agent-context extension (or a delegation binding) is not valid canonical DER of the Lanyard schema. */
 export class MalformedAgentContextError extends AgentContextError<'ERR_MALFORMED_AGENT_CONTEXT'> {
@@ -343,18 +416,15 @@ export class UnsupportedAgentContextVersionError extends AgentContextError<'ERR_
  * A certificate carries a Lanyard agent context under another OID than the one this side reads (the issuing
  * server's `agent_context.oid` and the verifier's `agentContextOid` differ). Never read as "no context".
  */
-export class AgentContextOidMismatchError extends AgentContextError<'ERR_AGENT_CONTEXT_OID_MISMATCH'> {
+export class AgentContextOidMismatchError extends AgentContextError<
+  'ERR_AGENT_CONTEXT_OID_MISMATCH',
+  LanyardErrorOptions & { expectedOid?: string; foundOid?: string }
+> {
   static readonly code = ErrorCode.AGENT_CONTEXT_OID_MISMATCH;
   /** The OID this side reads the agent context under (absent when rebuilt from a remote status). */
-  readonly expectedOid?: string;
+  declare readonly expectedOid?: string;
   /** The OID the certificate carries it under (absent when rebuilt from a remote status). */
-  readonly foundOid?: string;
-
-  constructor(message: string, options?: LanyardErrorOptions & { expectedOid?: string; foundOid?: string }) {
-    super(message, options);
-    if (options?.expectedOid !== undefined) this.expectedOid = options.expectedOid;
-    if (options?.foundOid !== undefined) this.foundOid = options.foundOid;
-  }
+  declare readonly foundOid?: string;
 }
 
 /** A configured agent-context OID is not one Lanyard may write the extension under. */
@@ -362,38 +432,17 @@ export class InvalidAgentContextOidError extends AgentContextError<'ERR_INVALID_
   static readonly code = ErrorCode.INVALID_AGENT_CONTEXT_OID;
 }
 
-/** The codes of PathValidationError. */
-export type PathValidationErrorCode =
-  | typeof ErrorCode.CHAIN_EMPTY
-  | typeof ErrorCode.CHAIN_TOO_LONG
-  | typeof ErrorCode.UNKNOWN_AUTHORITY
-  | typeof ErrorCode.SIGNATURE_INVALID
-  | typeof ErrorCode.CERT_EXPIRED
-  | typeof ErrorCode.CERT_NOT_YET_VALID
-  | typeof ErrorCode.NOT_A_CA
-  | typeof ErrorCode.PATH_LEN_EXCEEDED
-  | typeof ErrorCode.KEY_USAGE_INVALID
-  | typeof ErrorCode.UNKNOWN_CRITICAL_EXTENSION
-  | typeof ErrorCode.NAME_CONSTRAINTS_VIOLATED
-  | typeof ErrorCode.CERT_PROFILE_INVALID;
-
 /**
  * The certification path does not validate (RFC 5280). `certIndex` and `certSha256Hex` name the certificate at
  * fault when one is (0 = the leaf).
  */
 export abstract class PathValidationError<
-  C extends PathValidationErrorCode = PathValidationErrorCode,
-> extends LanyardError<C> {
+  C extends ErrorFamilyCodes['PathValidationError'] = ErrorFamilyCodes['PathValidationError'],
+> extends LanyardError<C, CertificateErrorOptions> {
   /** Which certificate of the candidate path failed, counted from the leaf (0), when one did. */
-  readonly certIndex?: number;
+  declare readonly certIndex?: number;
   /** The SHA-256 (hex) of that certificate's DER. */
-  readonly certSha256Hex?: string;
-
-  constructor(message: string, options?: CertificateErrorOptions) {
-    super(message, options);
-    if (options?.certIndex !== undefined) this.certIndex = options.certIndex;
-    if (options?.certSha256Hex !== undefined) this.certSha256Hex = options.certSha256Hex;
-  }
+  declare readonly certSha256Hex?: string;
 }
 
 /** The peer presented no certificate. */
@@ -459,23 +508,9 @@ export class CertProfileInvalidError extends PathValidationError<'ERR_CERT_PROFI
   static readonly code = ErrorCode.CERT_PROFILE_INVALID;
 }
 
-/** The codes of SvidVerificationError. */
-export type SvidVerificationErrorCode =
-  | typeof ErrorCode.SVID_INVALID
-  | typeof ErrorCode.SVID_EXPIRED
-  | typeof ErrorCode.WRONG_TRUST_DOMAIN
-  | typeof ErrorCode.SCOPE_ESCALATION
-  | typeof ErrorCode.LIFETIME_ESCALATION
-  | typeof ErrorCode.DELEGATION_TOO_DEEP
-  | typeof ErrorCode.ROOT_CHANGED
-  | typeof ErrorCode.DELEGATION_LINK_INVALID
-  | typeof ErrorCode.DELEGATION_SIGNATURE_INVALID
-  | typeof ErrorCode.CONTEXT_FOREIGN_DOMAIN
-  | typeof ErrorCode.PARENT_CHAIN_INVALID;
-
 /** The leaf is not a valid X.509-SVID, or its agent context breaks a rule of the delegation chain. */
 export abstract class SvidVerificationError<
-  C extends SvidVerificationErrorCode = SvidVerificationErrorCode,
+  C extends ErrorFamilyCodes['SvidVerificationError'] = ErrorFamilyCodes['SvidVerificationError'],
 > extends LanyardError<C> {}
 
 /**
@@ -594,22 +629,19 @@ export class AlreadyExistsError extends LanyardError<'ERR_ALREADY_EXISTS'> {
 }
 
 /** Optimistic concurrency: the caller's revision is not the stored one. Re-read and retry. */
-export class RevisionConflictError extends LanyardError<'ERR_REVISION_CONFLICT'> {
+export class RevisionConflictError extends LanyardError<
+  'ERR_REVISION_CONFLICT',
+  LanyardErrorOptions & { currentRevision?: number }
+> {
   static readonly code = ErrorCode.REVISION_CONFLICT;
   /** The stored revision (absent when rebuilt from a remote status). */
-  readonly currentRevision?: number;
-
-  constructor(message: string, options?: LanyardErrorOptions & { currentRevision?: number }) {
-    super(message, options);
-    if (options?.currentRevision !== undefined) this.currentRevision = options.currentRevision;
-  }
+  declare readonly currentRevision?: number;
 }
 
-/** The codes of StoreError. */
-export type StoreErrorCode = typeof ErrorCode.STORE_CLOSED | typeof ErrorCode.STORE_SCHEMA_TOO_NEW;
-
 /** The store cannot serve: closed, or its database was written by a newer Lanyard. */
-export abstract class StoreError<C extends StoreErrorCode = StoreErrorCode> extends LanyardError<C> {}
+export abstract class StoreError<
+  C extends ErrorFamilyCodes['StoreError'] = ErrorFamilyCodes['StoreError'],
+> extends LanyardError<C> {}
 
 /** The store is closed (the server is shutting down). */
 export class StoreClosedError extends StoreError<'ERR_STORE_CLOSED'> {
@@ -621,25 +653,12 @@ export class StoreSchemaTooNewError extends StoreError<'ERR_STORE_SCHEMA_TOO_NEW
   static readonly code = ErrorCode.STORE_SCHEMA_TOO_NEW;
 }
 
-/** The codes of AttestationError. */
-export type AttestationErrorCode =
-  | typeof ErrorCode.TOKEN_INVALID
-  | typeof ErrorCode.TOKEN_EXPIRED
-  | typeof ErrorCode.TOKEN_SPENT
-  | typeof ErrorCode.ATTESTOR_UNKNOWN
-  | typeof ErrorCode.MALFORMED_EVIDENCE
-  | typeof ErrorCode.TOKEN_NOT_YET_VALID
-  | typeof ErrorCode.TOKEN_AUDIENCE_MISMATCH
-  | typeof ErrorCode.TOKEN_ISSUER_MISMATCH
-  | typeof ErrorCode.CHALLENGE_FAILED
-  | typeof ErrorCode.CHALLENGE_TIMEOUT;
-
 /**
  * Attestation refused the evidence: an unknown attestor, malformed evidence, a bad join token, a JWT for another
  * audience or issuer, a failed challenge. Messages never contain the evidence itself.
  */
 export abstract class AttestationError<
-  C extends AttestationErrorCode = AttestationErrorCode,
+  C extends ErrorFamilyCodes['AttestationError'] = ErrorFamilyCodes['AttestationError'],
 > extends LanyardError<C> {}
 
 /**
@@ -695,12 +714,10 @@ export class ChallengeTimeoutError extends AttestationError<'ERR_CHALLENGE_TIMEO
   static readonly code = ErrorCode.CHALLENGE_TIMEOUT;
 }
 
-/** The codes of CaError. */
-export type CaErrorCode =
-  typeof ErrorCode.CA_NOT_READY | typeof ErrorCode.CA_NOT_PREPARED | typeof ErrorCode.CA_SELF_TEST_FAILED;
-
 /** The CA cannot sign (not ready), has nothing to activate, or a new CA failed its self-test. */
-export abstract class CaError<C extends CaErrorCode = CaErrorCode> extends LanyardError<C> {}
+export abstract class CaError<
+  C extends ErrorFamilyCodes['CaError'] = ErrorFamilyCodes['CaError'],
+> extends LanyardError<C> {}
 
 /**
  * The CA is not started, is closed, or has no usable signing key: a retry later (or on another server) may
@@ -720,15 +737,12 @@ export class CaSelfTestFailedError extends CaError<'ERR_CA_SELF_TEST_FAILED'> {
   static readonly code = ErrorCode.CA_SELF_TEST_FAILED;
 }
 
-/** The codes of KeyManagerError. */
-export type KeyManagerErrorCode = typeof ErrorCode.KEY_FILE_INSECURE | typeof ErrorCode.KEY_UNREADABLE;
-
 /**
  * A key manager could not create, load or delete a key. The message names the key id and, for disk keys, the file;
  * never any key material.
  */
 export abstract class KeyManagerError<
-  C extends KeyManagerErrorCode = KeyManagerErrorCode,
+  C extends ErrorFamilyCodes['KeyManagerError'] = ErrorFamilyCodes['KeyManagerError'],
 > extends LanyardError<C> {}
 
 /** A private key file (or its directory) is readable by others than its owner; it is not loaded. */
@@ -741,15 +755,9 @@ export class KeyUnreadableError extends KeyManagerError<'ERR_KEY_UNREADABLE'> {
   static readonly code = ErrorCode.KEY_UNREADABLE;
 }
 
-/** The codes of IssuanceError. */
-export type IssuanceErrorCode =
-  | typeof ErrorCode.NO_MATCHING_ENTRY
-  | typeof ErrorCode.ENTRY_AMBIGUOUS
-  | typeof ErrorCode.CLIENT_CERT_REQUIRED;
-
 /** Issuance refused after the evidence was checked: no entry, several entries, or no client certificate. */
 export abstract class IssuanceError<
-  C extends IssuanceErrorCode = IssuanceErrorCode,
+  C extends ErrorFamilyCodes['IssuanceError'] = ErrorFamilyCodes['IssuanceError'],
 > extends LanyardError<C> {}
 
 /** Attested, but no registration entry grants this runtime an identity (or its entry is gone). */
@@ -767,24 +775,10 @@ export class ClientCertRequiredError extends IssuanceError<'ERR_CLIENT_CERT_REQU
   static readonly code = ErrorCode.CLIENT_CERT_REQUIRED;
 }
 
-/** The codes of SessionError. */
-export type SessionErrorCode =
-  | typeof ErrorCode.PRINCIPAL_ISSUER_UNKNOWN
-  | typeof ErrorCode.PRINCIPAL_ASSERTION_NOT_ALLOWED
-  | typeof ErrorCode.NOT_A_SESSION
-  | typeof ErrorCode.SESSION_ENDED
-  | typeof ErrorCode.SESSION_EXPIRED
-  | typeof ErrorCode.SESSION_UNKNOWN
-  | typeof ErrorCode.DELEGATE_NOT_ALLOWED
-  | typeof ErrorCode.GRANT_BINDING_INVALID
-  | typeof ErrorCode.GRANT_NOT_FOUND
-  | typeof ErrorCode.GRANT_WRONG_REDEEMER
-  | typeof ErrorCode.GRANT_REPLAYED
-  | typeof ErrorCode.GRANT_EXPIRED
-  | typeof ErrorCode.GRANT_KEY_MISMATCH;
-
 /** A session, delegation grant or revocation call was refused. */
-export abstract class SessionError<C extends SessionErrorCode = SessionErrorCode> extends LanyardError<C> {}
+export abstract class SessionError<
+  C extends ErrorFamilyCodes['SessionError'] = ErrorFamilyCodes['SessionError'],
+> extends LanyardError<C> {}
 
 /** A principal token from an issuer this server was not configured to trust: it authenticates nobody. */
 export class PrincipalIssuerUnknownError extends SessionError<'ERR_PRINCIPAL_ISSUER_UNKNOWN'> {
@@ -875,11 +869,11 @@ export class SourceNotReadyError extends LanyardError<'ERR_SOURCE_NOT_READY'> {
   static readonly code = ErrorCode.SOURCE_NOT_READY;
 }
 
-/** The codes of PolicyError. */
-export type PolicyErrorCode = typeof ErrorCode.POLICY_INVALID | typeof ErrorCode.POLICY_DENIED;
-
 /** A policy file is unreadable, does not parse or validate, or the policy denied the request. */
-export abstract class PolicyError<C extends PolicyErrorCode = PolicyErrorCode> extends LanyardError<C> {}
+export abstract class PolicyError<
+  C extends ErrorFamilyCodes['PolicyError'] = ErrorFamilyCodes['PolicyError'],
+  O extends LanyardErrorOptions = LanyardErrorOptions,
+> extends LanyardError<C, O> {}
 
 /**
  * A Cedar policy file does not parse or validate against the Lanyard schema (the message names the file); on a
@@ -890,32 +884,21 @@ export class PolicyInvalidError extends PolicyError<'ERR_POLICY_INVALID'> {
 }
 
 /** The policy set did not permit the request (deny by default). */
-export class PolicyDeniedError extends PolicyError<'ERR_POLICY_DENIED'> {
+export class PolicyDeniedError extends PolicyError<
+  'ERR_POLICY_DENIED',
+  LanyardErrorOptions & { policyReason?: string; policyVersion?: string }
+> {
   static readonly code = ErrorCode.POLICY_DENIED;
   /** The reason the policy gave, when it gave one. */
-  readonly policyReason?: string;
+  declare readonly policyReason?: string;
   /** The version of the policy set that decided. */
-  readonly policyVersion?: string;
-
-  constructor(
-    message: string,
-    options?: LanyardErrorOptions & { policyReason?: string; policyVersion?: string },
-  ) {
-    super(message, options);
-    if (options?.policyReason !== undefined) this.policyReason = options.policyReason;
-    if (options?.policyVersion !== undefined) this.policyVersion = options.policyVersion;
-  }
+  declare readonly policyVersion?: string;
 }
 
-/** The codes of AuditError. */
-export type AuditErrorCode =
-  | typeof ErrorCode.AUDIT_RECORD_INVALID
-  | typeof ErrorCode.AUDIT_CHAIN_BROKEN
-  | typeof ErrorCode.AUDIT_WRITE_FAILED
-  | typeof ErrorCode.AUDIT_QUOTA_EXCEEDED;
-
 /** An audit record or line is malformed, a chain does not verify, or a record could not be written. */
-export abstract class AuditError<C extends AuditErrorCode = AuditErrorCode> extends LanyardError<C> {}
+export abstract class AuditError<
+  C extends ErrorFamilyCodes['AuditError'] = ErrorFamilyCodes['AuditError'],
+> extends LanyardError<C> {}
 
 /** A record or line is not a valid audit record. */
 export class AuditRecordInvalidError extends AuditError<'ERR_AUDIT_RECORD_INVALID'> {
@@ -1000,17 +983,9 @@ export class QuotaExceededError extends LanyardError<'ERR_QUOTA_EXCEEDED'> {
   static readonly code = ErrorCode.QUOTA_EXCEEDED;
 }
 
-/** The codes of FederationError. */
-export type FederationErrorCode =
-  | typeof ErrorCode.BUNDLE_SEQUENCE_REGRESSED
-  | typeof ErrorCode.FEDERATION_FETCH_FAILED
-  | typeof ErrorCode.FEDERATION_ENDPOINT_UNAUTHENTICATED
-  | typeof ErrorCode.FEDERATION_RELATIONSHIP_MISSING
-  | typeof ErrorCode.FEDERATION_RELATIONSHIP_IN_USE;
-
 /** SPIFFE federation: foreign bundles, their endpoints and the relationships that name them. */
 export abstract class FederationError<
-  C extends FederationErrorCode = FederationErrorCode,
+  C extends ErrorFamilyCodes['FederationError'] = ErrorFamilyCodes['FederationError'],
 > extends LanyardError<C> {}
 
 /** A foreign bundle whose spiffe_sequence is lower than the stored one: an old bundle replayed. */
