@@ -307,6 +307,97 @@ export abstract class LanyardError<
   }
 }
 
+/** A trust bundle (PEM or SPIFFE JWKS) could not be read, or none exists for a trust domain. */
+export abstract class BundleError<
+  C extends ErrorFamilyCodes['BundleError'] = ErrorFamilyCodes['BundleError'],
+> extends LanyardError<C> {}
+
+/** DER, PEM, CSR or key input that cannot be parsed, or that uses something Lanyard refuses. */
+export abstract class MalformedInputError<
+  C extends ErrorFamilyCodes['MalformedInputError'] = ErrorFamilyCodes['MalformedInputError'],
+> extends LanyardError<C, CertificateErrorOptions> {
+  /** Which certificate of a path was at fault, counted from the leaf (0), when path validation found it. */
+  declare readonly certIndex?: number;
+  /** The SHA-256 (hex) of that certificate's DER. */
+  declare readonly certSha256Hex?: string;
+}
+
+/** The agent-context extension is malformed, oversized, of an unknown version, or under an unexpected OID. */
+export abstract class AgentContextError<
+  C extends ErrorFamilyCodes['AgentContextError'] = ErrorFamilyCodes['AgentContextError'],
+  O extends LanyardErrorOptions = LanyardErrorOptions,
+> extends LanyardError<C, O> {}
+
+/**
+ * The certification path does not validate (RFC 5280). `certIndex` and `certSha256Hex` name the certificate at
+ * fault when one is (0 = the leaf).
+ */
+export abstract class PathValidationError<
+  C extends ErrorFamilyCodes['PathValidationError'] = ErrorFamilyCodes['PathValidationError'],
+> extends LanyardError<C, CertificateErrorOptions> {
+  /** Which certificate of the candidate path failed, counted from the leaf (0), when one did. */
+  declare readonly certIndex?: number;
+  /** The SHA-256 (hex) of that certificate's DER. */
+  declare readonly certSha256Hex?: string;
+}
+
+/** The leaf is not a valid X.509-SVID, or its agent context breaks a rule of the delegation chain. */
+export abstract class SvidVerificationError<
+  C extends ErrorFamilyCodes['SvidVerificationError'] = ErrorFamilyCodes['SvidVerificationError'],
+> extends LanyardError<C> {}
+
+/** The store cannot serve: closed, or its database was written by a newer Lanyard. */
+export abstract class StoreError<
+  C extends ErrorFamilyCodes['StoreError'] = ErrorFamilyCodes['StoreError'],
+> extends LanyardError<C> {}
+
+/**
+ * Attestation refused the evidence: an unknown attestor, malformed evidence, a bad join token, a JWT for another
+ * audience or issuer, a failed challenge. Messages never contain the evidence itself.
+ */
+export abstract class AttestationError<
+  C extends ErrorFamilyCodes['AttestationError'] = ErrorFamilyCodes['AttestationError'],
+> extends LanyardError<C> {}
+
+/** The CA cannot sign (not ready), has nothing to activate, or a new CA failed its self-test. */
+export abstract class CaError<
+  C extends ErrorFamilyCodes['CaError'] = ErrorFamilyCodes['CaError'],
+> extends LanyardError<C> {}
+
+/**
+ * A key manager could not create, load or delete a key. The message names the key id and, for disk keys, the file;
+ * never any key material.
+ */
+export abstract class KeyManagerError<
+  C extends ErrorFamilyCodes['KeyManagerError'] = ErrorFamilyCodes['KeyManagerError'],
+> extends LanyardError<C> {}
+
+/** Issuance refused after the evidence was checked: no entry, several entries, or no client certificate. */
+export abstract class IssuanceError<
+  C extends ErrorFamilyCodes['IssuanceError'] = ErrorFamilyCodes['IssuanceError'],
+> extends LanyardError<C> {}
+
+/** A session, delegation grant or revocation call was refused. */
+export abstract class SessionError<
+  C extends ErrorFamilyCodes['SessionError'] = ErrorFamilyCodes['SessionError'],
+> extends LanyardError<C> {}
+
+/** A policy file is unreadable, does not parse or validate, or the policy denied the request. */
+export abstract class PolicyError<
+  C extends ErrorFamilyCodes['PolicyError'] = ErrorFamilyCodes['PolicyError'],
+  O extends LanyardErrorOptions = LanyardErrorOptions,
+> extends LanyardError<C, O> {}
+
+/** An audit record or line is malformed, a chain does not verify, or a record could not be written. */
+export abstract class AuditError<
+  C extends ErrorFamilyCodes['AuditError'] = ErrorFamilyCodes['AuditError'],
+> extends LanyardError<C> {}
+
+/** SPIFFE federation: foreign bundles, their endpoints and the relationships that name them. */
+export abstract class FederationError<
+  C extends ErrorFamilyCodes['FederationError'] = ErrorFamilyCodes['FederationError'],
+> extends LanyardError<C> {}
+
 /**
  * A SPIFFE ID breaks a rule of the SPIFFE-ID standard; the message names the rule, and `rule` carries its
  * SpiffeIdRule key when it is one of the standard's syntax rules.
@@ -328,11 +419,6 @@ export class InvalidTrustDomainError extends InvalidSpiffeIdError<'ERR_INVALID_T
   static override readonly code = ErrorCode.INVALID_TRUST_DOMAIN;
 }
 
-/** A trust bundle (PEM or SPIFFE JWKS) could not be read, or none exists for a trust domain. */
-export abstract class BundleError<
-  C extends ErrorFamilyCodes['BundleError'] = ErrorFamilyCodes['BundleError'],
-> extends LanyardError<C> {}
-
 /** A trust bundle (PEM or SPIFFE bundle JWKS) does not parse or holds no usable root. */
 export class InvalidBundleError extends BundleError<'ERR_INVALID_BUNDLE'> {
   static readonly code = ErrorCode.INVALID_BUNDLE;
@@ -349,16 +435,6 @@ export interface CertificateErrorOptions extends LanyardErrorOptions {
   certIndex?: number;
   /** The SHA-256 (hex) of that certificate's DER. */
   certSha256Hex?: string;
-}
-
-/** DER, PEM, CSR or key input that cannot be parsed, or that uses something Lanyard refuses. */
-export abstract class MalformedInputError<
-  C extends ErrorFamilyCodes['MalformedInputError'] = ErrorFamilyCodes['MalformedInputError'],
-> extends LanyardError<C, CertificateErrorOptions> {
-  /** Which certificate of a path was at fault, counted from the leaf (0), when path validation found it. */
-  declare readonly certIndex?: number;
-  /** The SHA-256 (hex) of that certificate's DER. */
-  declare readonly certSha256Hex?: string;
 }
 
 /** A certificate is not well-formed DER X.509 (or not one Lanyard can read). */
@@ -390,12 +466,6 @@ export class UnsupportedAlgorithmError extends MalformedInputError<'ERR_UNSUPPOR
 export class MalformedPemError extends MalformedInputError<'ERR_MALFORMED_PEM'> {
   static readonly code = ErrorCode.MALFORMED_PEM;
 }
-
-/** The agent-context extension is malformed, oversized, of an unknown version, or under an unexpected OID. */
-export abstract class AgentContextError<
-  C extends ErrorFamilyCodes['AgentContextError'] = ErrorFamilyCodes['AgentContextError'],
-  O extends LanyardErrorOptions = LanyardErrorOptions,
-> extends LanyardError<C, O> {}
 
 /** The agent-context extension (or a delegation binding) is not valid canonical DER of the Lanyard schema. */
 export class MalformedAgentContextError extends AgentContextError<'ERR_MALFORMED_AGENT_CONTEXT'> {
@@ -430,19 +500,6 @@ export class AgentContextOidMismatchError extends AgentContextError<
 /** A configured agent-context OID is not one Lanyard may write the extension under. */
 export class InvalidAgentContextOidError extends AgentContextError<'ERR_INVALID_AGENT_CONTEXT_OID'> {
   static readonly code = ErrorCode.INVALID_AGENT_CONTEXT_OID;
-}
-
-/**
- * The certification path does not validate (RFC 5280). `certIndex` and `certSha256Hex` name the certificate at
- * fault when one is (0 = the leaf).
- */
-export abstract class PathValidationError<
-  C extends ErrorFamilyCodes['PathValidationError'] = ErrorFamilyCodes['PathValidationError'],
-> extends LanyardError<C, CertificateErrorOptions> {
-  /** Which certificate of the candidate path failed, counted from the leaf (0), when one did. */
-  declare readonly certIndex?: number;
-  /** The SHA-256 (hex) of that certificate's DER. */
-  declare readonly certSha256Hex?: string;
 }
 
 /** The peer presented no certificate. */
@@ -507,11 +564,6 @@ export class NameConstraintsViolatedError extends PathValidationError<'ERR_NAME_
 export class CertProfileInvalidError extends PathValidationError<'ERR_CERT_PROFILE_INVALID'> {
   static readonly code = ErrorCode.CERT_PROFILE_INVALID;
 }
-
-/** The leaf is not a valid X.509-SVID, or its agent context breaks a rule of the delegation chain. */
-export abstract class SvidVerificationError<
-  C extends ErrorFamilyCodes['SvidVerificationError'] = ErrorFamilyCodes['SvidVerificationError'],
-> extends LanyardError<C> {}
 
 /**
  * The leaf breaks a rule of the X509-SVID standard (no or several URI SANs, a CA leaf, a wrong key usage, ...).
@@ -638,11 +690,6 @@ export class RevisionConflictError extends LanyardError<
   declare readonly currentRevision?: number;
 }
 
-/** The store cannot serve: closed, or its database was written by a newer Lanyard. */
-export abstract class StoreError<
-  C extends ErrorFamilyCodes['StoreError'] = ErrorFamilyCodes['StoreError'],
-> extends LanyardError<C> {}
-
 /** The store is closed (the server is shutting down). */
 export class StoreClosedError extends StoreError<'ERR_STORE_CLOSED'> {
   static readonly code = ErrorCode.STORE_CLOSED;
@@ -652,14 +699,6 @@ export class StoreClosedError extends StoreError<'ERR_STORE_CLOSED'> {
 export class StoreSchemaTooNewError extends StoreError<'ERR_STORE_SCHEMA_TOO_NEW'> {
   static readonly code = ErrorCode.STORE_SCHEMA_TOO_NEW;
 }
-
-/**
- * Attestation refused the evidence: an unknown attestor, malformed evidence, a bad join token, a JWT for another
- * audience or issuer, a failed challenge. Messages never contain the evidence itself.
- */
-export abstract class AttestationError<
-  C extends ErrorFamilyCodes['AttestationError'] = ErrorFamilyCodes['AttestationError'],
-> extends LanyardError<C> {}
 
 /**
  * A join token or attestation token is unknown or does not authenticate the runtime. The message never contains
@@ -714,11 +753,6 @@ export class ChallengeTimeoutError extends AttestationError<'ERR_CHALLENGE_TIMEO
   static readonly code = ErrorCode.CHALLENGE_TIMEOUT;
 }
 
-/** The CA cannot sign (not ready), has nothing to activate, or a new CA failed its self-test. */
-export abstract class CaError<
-  C extends ErrorFamilyCodes['CaError'] = ErrorFamilyCodes['CaError'],
-> extends LanyardError<C> {}
-
 /**
  * The CA is not started, is closed, or has no usable signing key: a retry later (or on another server) may
  * succeed.
@@ -737,14 +771,6 @@ export class CaSelfTestFailedError extends CaError<'ERR_CA_SELF_TEST_FAILED'> {
   static readonly code = ErrorCode.CA_SELF_TEST_FAILED;
 }
 
-/**
- * A key manager could not create, load or delete a key. The message names the key id and, for disk keys, the file;
- * never any key material.
- */
-export abstract class KeyManagerError<
-  C extends ErrorFamilyCodes['KeyManagerError'] = ErrorFamilyCodes['KeyManagerError'],
-> extends LanyardError<C> {}
-
 /** A private key file (or its directory) is readable by others than its owner; it is not loaded. */
 export class KeyFileInsecureError extends KeyManagerError<'ERR_KEY_FILE_INSECURE'> {
   static readonly code = ErrorCode.KEY_FILE_INSECURE;
@@ -754,11 +780,6 @@ export class KeyFileInsecureError extends KeyManagerError<'ERR_KEY_FILE_INSECURE
 export class KeyUnreadableError extends KeyManagerError<'ERR_KEY_UNREADABLE'> {
   static readonly code = ErrorCode.KEY_UNREADABLE;
 }
-
-/** Issuance refused after the evidence was checked: no entry, several entries, or no client certificate. */
-export abstract class IssuanceError<
-  C extends ErrorFamilyCodes['IssuanceError'] = ErrorFamilyCodes['IssuanceError'],
-> extends LanyardError<C> {}
 
 /** Attested, but no registration entry grants this runtime an identity (or its entry is gone). */
 export class NoMatchingEntryError extends IssuanceError<'ERR_NO_MATCHING_ENTRY'> {
@@ -774,11 +795,6 @@ export class EntryAmbiguousError extends IssuanceError<'ERR_ENTRY_AMBIGUOUS'> {
 export class ClientCertRequiredError extends IssuanceError<'ERR_CLIENT_CERT_REQUIRED'> {
   static readonly code = ErrorCode.CLIENT_CERT_REQUIRED;
 }
-
-/** A session, delegation grant or revocation call was refused. */
-export abstract class SessionError<
-  C extends ErrorFamilyCodes['SessionError'] = ErrorFamilyCodes['SessionError'],
-> extends LanyardError<C> {}
 
 /** A principal token from an issuer this server was not configured to trust: it authenticates nobody. */
 export class PrincipalIssuerUnknownError extends SessionError<'ERR_PRINCIPAL_ISSUER_UNKNOWN'> {
@@ -869,12 +885,6 @@ export class SourceNotReadyError extends LanyardError<'ERR_SOURCE_NOT_READY'> {
   static readonly code = ErrorCode.SOURCE_NOT_READY;
 }
 
-/** A policy file is unreadable, does not parse or validate, or the policy denied the request. */
-export abstract class PolicyError<
-  C extends ErrorFamilyCodes['PolicyError'] = ErrorFamilyCodes['PolicyError'],
-  O extends LanyardErrorOptions = LanyardErrorOptions,
-> extends LanyardError<C, O> {}
-
 /**
  * A Cedar policy file does not parse or validate against the Lanyard schema (the message names the file); on a
  * reload the server keeps the last good set.
@@ -894,11 +904,6 @@ export class PolicyDeniedError extends PolicyError<
   /** The version of the policy set that decided. */
   declare readonly policyVersion?: string;
 }
-
-/** An audit record or line is malformed, a chain does not verify, or a record could not be written. */
-export abstract class AuditError<
-  C extends ErrorFamilyCodes['AuditError'] = ErrorFamilyCodes['AuditError'],
-> extends LanyardError<C> {}
 
 /** A record or line is not a valid audit record. */
 export class AuditRecordInvalidError extends AuditError<'ERR_AUDIT_RECORD_INVALID'> {
@@ -982,11 +987,6 @@ export class MalformedRequestError extends LanyardError<'ERR_MALFORMED_REQUEST'>
 export class QuotaExceededError extends LanyardError<'ERR_QUOTA_EXCEEDED'> {
   static readonly code = ErrorCode.QUOTA_EXCEEDED;
 }
-
-/** SPIFFE federation: foreign bundles, their endpoints and the relationships that name them. */
-export abstract class FederationError<
-  C extends ErrorFamilyCodes['FederationError'] = ErrorFamilyCodes['FederationError'],
-> extends LanyardError<C> {}
 
 /** A foreign bundle whose spiffe_sequence is lower than the stored one: an old bundle replayed. */
 export class BundleSequenceRegressedError extends FederationError<'ERR_BUNDLE_SEQUENCE_REGRESSED'> {
