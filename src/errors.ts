@@ -281,10 +281,13 @@ export abstract class LanyardError<
 
   /** `options` holds the `cause` and the details the class takes (its `O`), each set as a field when given. */
   constructor(message: string, options?: O) {
-    // Abstract for TypeScript; this holds it for plain JavaScript callers too, for the families as well.
+    // Abstract for TypeScript; this holds it for plain JavaScript callers too, for the families as well. And
+    // a code has one class: a subclass that inherits (or repeats) another class's code cannot be thrown.
     const code = (new.target as { readonly code?: unknown }).code;
     if (!isLanyardErrorCode(code))
       throw new TypeError(`${new.target.name} is abstract: throw the class of the code`);
+    if ((errorClasses[code] as unknown) !== new.target)
+      throw new TypeError(`${new.target.name} is not the class of ${code}: throw ${errorClasses[code].name}`);
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
     this.code = code as C;
