@@ -79,4 +79,4 @@ export {
   SessionError,
   SvidVerificationError,
 } from './errors';
-export type { AnyLanyardError, LanyardErrorCode } from './errors';
+export type { AnyLanyardError, ErrorFamilyCodes, LanyardErrorCode } from './errors';

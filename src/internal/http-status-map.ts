@@ -1,119 +1,34 @@
 /**
  * The HTTP edge's one table: the status a hop HTTP helper (Node https, express, fastify) answers a refused
- * request with, for every Lanyard error code. 401 when the peer did not authenticate (no, or an invalid,
- * certificate); 503 when this service cannot currently decide (no SVID of its own, revocation state too old, a
- * write that did not land); 500 for a bug; 400 for a request target with no one meaning; 403 for everything
- * else a peer can be refused for.
+ * request with. It tells a caller what the code's gRPC status tells it (grpc-status-map.ts, the one per-code
+ * table), in HTTP's coarser terms: 401 when the peer did not authenticate (no, or an invalid, certificate); 503
+ * when this service cannot currently decide (no SVID of its own, revocation state too old, a write that did not
+ * land); 500 for a bug; 403 for everything else a peer can be refused for. Only a code whose HTTP answer is not
+ * the one of its gRPC status is listed by code.
  */
 import type { LanyardError, LanyardErrorCode } from '../errors';
+import { GrpcStatus, grpcStatusByCode, type GrpcStatusCode } from './grpc-status-map';
 
-/** The HTTP status of every code. Typed as a complete record, so a new code cannot ship without one. */
-export const httpStatusByCode: Readonly<Record<LanyardErrorCode, number>> = {
-  ERR_INVALID_SPIFFE_ID: 403,
-  ERR_INVALID_TRUST_DOMAIN: 403,
-  ERR_INVALID_BUNDLE: 403,
-  ERR_BUNDLE_NOT_FOUND: 401,
-  ERR_MALFORMED_CERTIFICATE: 403,
-  ERR_MALFORMED_CSR: 403,
-  ERR_CSR_SIGNATURE_INVALID: 403,
-  ERR_UNSUPPORTED_KEY: 403,
-  ERR_UNSUPPORTED_ALGORITHM: 403,
-  ERR_MALFORMED_PEM: 403,
-  ERR_MALFORMED_AGENT_CONTEXT: 403,
-  ERR_AGENT_CONTEXT_TOO_LARGE: 403,
-  ERR_UNSUPPORTED_AGENT_CONTEXT_VERSION: 403,
-  ERR_AGENT_CONTEXT_OID_MISMATCH: 401,
-  ERR_INVALID_AGENT_CONTEXT_OID: 403,
-  ERR_CHAIN_EMPTY: 401,
-  ERR_CHAIN_TOO_LONG: 401,
-  ERR_UNKNOWN_AUTHORITY: 401,
-  ERR_SIGNATURE_INVALID: 401,
-  ERR_CERT_EXPIRED: 401,
-  ERR_CERT_NOT_YET_VALID: 401,
-  ERR_NOT_A_CA: 401,
-  ERR_PATH_LEN_EXCEEDED: 401,
-  ERR_KEY_USAGE_INVALID: 401,
-  ERR_UNKNOWN_CRITICAL_EXTENSION: 401,
-  ERR_NAME_CONSTRAINTS_VIOLATED: 401,
-  ERR_CERT_PROFILE_INVALID: 401,
-  ERR_SVID_INVALID: 401,
-  ERR_SVID_EXPIRED: 401,
-  ERR_WRONG_TRUST_DOMAIN: 401,
-  ERR_SCOPE_ESCALATION: 403,
-  ERR_LIFETIME_ESCALATION: 403,
-  ERR_DELEGATION_TOO_DEEP: 403,
-  ERR_ROOT_CHANGED: 403,
-  ERR_DELEGATION_LINK_INVALID: 401,
-  ERR_DELEGATION_SIGNATURE_INVALID: 401,
-  ERR_CONTEXT_FOREIGN_DOMAIN: 401,
-  ERR_PARENT_CHAIN_INVALID: 401,
-  ERR_REVOKED: 401,
-  ERR_REVOCATION_STALE: 503,
-  ERR_UNAUTHORIZED: 403,
-  ERR_INVALID_ARGUMENT: 403,
-  ERR_IO: 503,
-  ERR_INTERNAL: 500,
-  ERR_INVALID_CONFIG: 403,
-  ERR_NOT_FOUND: 403,
-  ERR_ALREADY_EXISTS: 403,
-  ERR_REVISION_CONFLICT: 403,
-  ERR_STORE_CLOSED: 503,
-  ERR_STORE_SCHEMA_TOO_NEW: 403,
-  ERR_TOKEN_INVALID: 401,
-  ERR_TOKEN_EXPIRED: 401,
-  ERR_TOKEN_SPENT: 401,
-  ERR_CA_NOT_READY: 503,
-  ERR_CA_NOT_PREPARED: 403,
-  ERR_CA_SELF_TEST_FAILED: 500,
-  ERR_KEY_FILE_INSECURE: 403,
-  ERR_KEY_UNREADABLE: 403,
-  ERR_ATTESTOR_UNKNOWN: 403,
-  ERR_MALFORMED_EVIDENCE: 403,
-  ERR_TOKEN_NOT_YET_VALID: 401,
-  ERR_TOKEN_AUDIENCE_MISMATCH: 401,
-  ERR_TOKEN_ISSUER_MISMATCH: 401,
-  ERR_CHALLENGE_FAILED: 401,
-  ERR_CHALLENGE_TIMEOUT: 403,
-  ERR_NO_MATCHING_ENTRY: 403,
-  ERR_ENTRY_AMBIGUOUS: 403,
-  ERR_CLIENT_CERT_REQUIRED: 401,
-  ERR_PRINCIPAL_ISSUER_UNKNOWN: 401,
-  ERR_PRINCIPAL_ASSERTION_NOT_ALLOWED: 403,
-  ERR_NOT_A_SESSION: 403,
-  ERR_SESSION_ENDED: 403,
-  ERR_SESSION_EXPIRED: 403,
-  ERR_SESSION_UNKNOWN: 403,
-  ERR_DELEGATE_NOT_ALLOWED: 403,
-  ERR_GRANT_BINDING_INVALID: 403,
-  ERR_GRANT_NOT_FOUND: 403,
-  ERR_GRANT_WRONG_REDEEMER: 403,
-  ERR_GRANT_REPLAYED: 403,
-  ERR_GRANT_EXPIRED: 403,
-  ERR_GRANT_KEY_MISMATCH: 403,
-  ERR_HANDOFF_KEY_UNKNOWN: 403,
-  ERR_HANDOFF_KEYS_EXHAUSTED: 403,
-  ERR_SOURCE_NOT_READY: 503,
-  ERR_POLICY_INVALID: 403,
-  ERR_POLICY_DENIED: 403,
-  ERR_AUDIT_RECORD_INVALID: 403,
-  ERR_AUDIT_CHAIN_BROKEN: 403,
-  ERR_AUDIT_WRITE_FAILED: 503,
-  ERR_AUDIT_QUOTA_EXCEEDED: 403,
-  ERR_NOT_ENTITLED: 403,
-  ERR_SECURITY_HEADER_MISSING: 403,
-  ERR_JWT_SVID_INVALID: 403,
-  ERR_AGENT_NOT_READY: 503,
-  ERR_WORKLOAD_ATTESTATION_FAILED: 403,
-  ERR_INVALID_REQUEST_TARGET: 400,
-  ERR_CLIENT_CERT_REJECTED: 401,
-  ERR_MALFORMED_REQUEST: 403,
-  ERR_QUOTA_EXCEEDED: 403,
-  ERR_BUNDLE_SEQUENCE_REGRESSED: 403,
-  ERR_FEDERATION_FETCH_FAILED: 503,
-  ERR_FEDERATION_ENDPOINT_UNAUTHENTICATED: 401,
-  ERR_FEDERATION_RELATIONSHIP_MISSING: 403,
-  ERR_FEDERATION_RELATIONSHIP_IN_USE: 403,
+/** The HTTP status of a gRPC status that says the same thing; any other refusal is 403. */
+const httpStatusByGrpcStatus: Partial<Record<GrpcStatusCode, number>> = {
+  [GrpcStatus.UNAUTHENTICATED]: 401,
+  [GrpcStatus.UNAVAILABLE]: 503,
+  [GrpcStatus.INTERNAL]: 500,
 };
+
+/** Codes whose HTTP answer is not the one of their gRPC status. */
+const httpStatusOverrides: Partial<Record<LanyardErrorCode, number>> = {
+  // A request target whose path has no one meaning is a malformed request, refused before any policy sees it.
+  ERR_INVALID_REQUEST_TARGET: 400,
+};
+
+/** The HTTP status of every code. */
+export const httpStatusByCode: Readonly<Record<LanyardErrorCode, number>> = Object.fromEntries(
+  Object.entries(grpcStatusByCode).map(([code, grpc]) => [
+    code,
+    httpStatusOverrides[code as LanyardErrorCode] ?? httpStatusByGrpcStatus[grpc] ?? 403,
+  ]),
+) as Record<LanyardErrorCode, number>;
 
 /** The HTTP status a refusal with a Lanyard error is answered with. */
 export function httpStatusOf(e: LanyardError): number {

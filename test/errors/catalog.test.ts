@@ -9,19 +9,26 @@ import {
   AuditError,
   BundleError,
   CaError,
+  CertExpiredError,
   ErrorCode,
   errorClasses,
   errorFromCode,
+  FederationError,
   isLanyardError,
   InvalidSpiffeIdError,
+  InvalidTrustDomainError,
   isLanyardErrorCode,
   IssuanceError,
   KeyManagerError,
   LanyardError,
   type LanyardErrorCode,
+  type LanyardErrorOptions,
   MalformedInputError,
+  NoMatchingEntryError,
   PathValidationError,
   PolicyError,
+  RevisionConflictError,
+  RevokedError,
   SessionError,
   StoreError,
   SvidVerificationError,
@@ -82,18 +89,76 @@ describe('error catalog', () => {
   });
 
   it("answers HTTP with the class of the code's gRPC status, as the hop helpers always did", () => {
-    // The two edge tables are separate, but they must tell a caller the same thing: not authenticated (401),
-    // refused (403), cannot decide now (503), a bug (500); 400 only for a request target with no one meaning.
+    // The HTTP edge tells a caller what the gRPC status does, coarser: not authenticated (401), refused (403),
+    // cannot decide now (503), a bug (500); 400 only for a request target with no one meaning.
+    const expected: Partial<Record<LanyardErrorCode, number>> = {
+      ERR_SVID_EXPIRED: 401,
+      ERR_UNKNOWN_AUTHORITY: 401,
+      ERR_TOKEN_INVALID: 401,
+      ERR_REVOCATION_STALE: 503,
+      ERR_SOURCE_NOT_READY: 503,
+      ERR_AUDIT_WRITE_FAILED: 503,
+      ERR_INTERNAL: 500,
+      ERR_CA_SELF_TEST_FAILED: 500,
+      ERR_INVALID_REQUEST_TARGET: 400,
+      ERR_POLICY_DENIED: 403,
+      ERR_SCOPE_ESCALATION: 403,
+      ERR_MALFORMED_CERTIFICATE: 403,
+      ERR_AUDIT_CHAIN_BROKEN: 403,
+      ERR_QUOTA_EXCEEDED: 403,
+      ERR_NOT_FOUND: 403,
+    };
+    for (const [code, status] of Object.entries(expected)) {
+      assert.equal(httpStatusByCode[code as LanyardErrorCode], status, code);
+    }
     const httpFor: Partial<Record<number, number>> = {
       [GrpcStatus.UNAUTHENTICATED]: 401,
       [GrpcStatus.UNAVAILABLE]: 503,
       [GrpcStatus.INTERNAL]: 500,
     };
     for (const code of codes) {
-      const expected =
+      const status =
         code === ErrorCode.INVALID_REQUEST_TARGET ? 400 : (httpFor[grpcStatusByCode[code]] ?? 403);
-      assert.equal(httpStatusByCode[code], expected, code);
+      assert.equal(httpStatusByCode[code], status, code);
     }
+  });
+
+  it('constructs only the class filed under a code: a family, or a second class of a code, throws', () => {
+    // What plain JavaScript (or a cast) could do; TypeScript refuses the abstract ones at compile time.
+    const construct = (Class: unknown): unknown => new (Class as new (message: string) => unknown)('x');
+    for (const family of [LanyardError, PathValidationError, SessionError, FederationError, PolicyError]) {
+      assert.throws(() => construct(family), { name: 'TypeError', message: /is abstract/ }, family.name);
+    }
+    // A subclass inherits its parent's code: it would throw that code as a second class.
+    class BoundEntryGone extends NoMatchingEntryError {}
+    assert.throws(() => new BoundEntryGone('x'), {
+      name: 'TypeError',
+      message: 'BoundEntryGone is not the class of ERR_NO_MATCHING_ENTRY: throw NoMatchingEntryError',
+    });
+    // ...and so would one that repeats another class's code.
+    class AnotherRevoked extends LanyardError<'ERR_REVOKED'> {
+      static readonly code = ErrorCode.REVOKED;
+    }
+    assert.throws(() => new AnotherRevoked('x'), { name: 'TypeError', message: /throw RevokedError/ });
+    // The one subclass with a code of its own is its own class.
+    assert.ok(new InvalidTrustDomainError('x') instanceof InvalidSpiffeIdError);
+  });
+
+  it('sets the details a class takes as fields when given, and never over what the error already says', () => {
+    const e = new RevisionConflictError('stale', { currentRevision: 7, cause: 'c' });
+    assert.equal(e.currentRevision, 7);
+    assert.equal(e.cause, 'c');
+    const bare = new RevisionConflictError('stale');
+    assert.ok(!('currentRevision' in bare), 'an absent detail is no field');
+    const located = new CertExpiredError('old', { certIndex: 0, certSha256Hex: 'ab' });
+    assert.deepEqual([located.certIndex, located.certSha256Hex], [0, 'ab']);
+    assert.equal(new CertExpiredError('old', { certSha256Hex: undefined }).certSha256Hex, undefined);
+    // Options from plain JavaScript cannot rename, recode or reword the error.
+    const forged = { code: 'ERR_INTERNAL', name: 'Other', message: 'other', stack: 'x', toString: 'x' };
+    const f = new RevokedError('revoked', forged as unknown as LanyardErrorOptions);
+    assert.deepEqual([f.code, f.name, f.message], ['ERR_REVOKED', 'RevokedError', 'revoked']);
+    assert.notEqual(f.stack, 'x');
+    assert.equal(typeof f.toString, 'function');
   });
 
   it('files each code under its family, so instanceof a family still catches it', () => {

@@ -6,12 +6,16 @@
 import assert from 'node:assert/strict';
 import {
   type AnyLanyardError,
+  CertExpiredError,
   ErrorCode,
+  type ErrorFamilyCodes,
   errorFromCode,
+  InvalidSpiffeIdError,
   InvalidTrustDomainError,
   isLanyardError,
   LanyardError,
   type LanyardErrorCode,
+  PathValidationError,
   PolicyDeniedError,
   RevisionConflictError,
 } from '../../src/errors';
@@ -75,6 +79,23 @@ describe('error types', () => {
     expectType<Equal<(typeof RevisionConflictError)['code'], 'ERR_REVISION_CONFLICT'>>();
     const e = errorFromCode('ERR_POLICY_DENIED', 'x');
     assert.ok(e instanceof PolicyDeniedError);
+  });
+
+  it('narrows a caught value by instanceof to the class, or to the family with its codes', () => {
+    const caught: unknown = errorFromCode('ERR_CERT_EXPIRED', 'x');
+    if (!(caught instanceof PathValidationError)) assert.fail('not a PathValidationError');
+    // Not PathValidationError<any>: the family's own codes.
+    expectType<Equal<typeof caught.code, ErrorFamilyCodes['PathValidationError']>>();
+    assert.equal(caught.certIndex, undefined);
+    if (!(caught instanceof CertExpiredError)) assert.fail('not a CertExpiredError');
+    expectType<Equal<typeof caught.code, 'ERR_CERT_EXPIRED'>>();
+    const other: unknown = new InvalidTrustDomainError('x');
+    if (!(other instanceof InvalidSpiffeIdError)) assert.fail('not an InvalidSpiffeIdError');
+    expectType<Equal<typeof other.code, 'ERR_INVALID_SPIFFE_ID' | 'ERR_INVALID_TRUST_DOMAIN'>>();
+    assert.equal(other.code, 'ERR_INVALID_TRUST_DOMAIN');
+    const any: unknown = errorFromCode('ERR_IO', 'x');
+    if (!(any instanceof LanyardError)) assert.fail('not a LanyardError');
+    expectType<Equal<typeof any.code, LanyardErrorCode>>();
   });
 
   it('cannot throw the base class bare, nor read a transport status off an error', () => {

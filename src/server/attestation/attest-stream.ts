@@ -13,7 +13,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Attestors, AttestationResult } from '../../attest';
 import { JOIN_TOKEN_ATTESTOR, JOIN_TOKEN_SELECTOR_TYPE, StreamChallengeChannel } from '../../attest';
 import type { CaManager, SignedX509Svid } from '../../ca';
-import { InvalidArgumentError, isLanyardError, LanyardError } from '../../errors';
+import { InvalidArgumentError, isLanyardError, LanyardError, NoMatchingEntryError } from '../../errors';
 import { GrpcStatus, grpcStatusOf } from '../../internal/grpc-status-map';
 import type { AttestParams, AttestRequest, AttestResponse } from '../../gen/lanyard/v1/attestation';
 import { sharedTransaction, type Store, type StoreOps } from '../../store/store';
@@ -22,7 +22,7 @@ import { toStatus } from '../../internal/grpc-call';
 import { attestAuditOf, type AttestTransactionalAudit } from '../audit/in-transaction';
 import type { Logger } from '../../internal/logging';
 import { bundleToProto } from '../bundle/to-proto';
-import { BoundEntryUnavailableError, matchEntry } from './entry-match';
+import { isBound, matchEntry } from './entry-match';
 import { issueWorkloadSvid, svidToProto } from '../issuance/workload-svid';
 import { newWorkloadContext, wholeSeconds } from '../issuance/workload-context';
 import type { IssuancePolicySource } from '../../policy';
@@ -194,8 +194,9 @@ async function attest(
         try {
           issued = await issue(result, tx);
         } catch (e) {
-          // The token's entry is gone or changed: commit the spent token, then refuse (fail closed).
-          if (e instanceof BoundEntryUnavailableError) return { refused: e };
+          // The entry the token is bound to is gone or changed (the only refusal of a bound match): commit the
+          // spent token, then refuse. Fail closed: the token never wakes up for an entry re-created later.
+          if (e instanceof NoMatchingEntryError && isBound(result)) return { refused: e };
           throw e;
         }
         // A client that left, or a call already failed (say, params sent twice), cannot receive the SVID:

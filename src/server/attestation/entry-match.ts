@@ -4,7 +4,7 @@
  *   authorization, so the entry's selectors are not matched against the token's selector, and the caller's
  *   spiffe_id is ignored. Several entries may share the token's SPIFFE ID (one of them admin): the token
  *   never picks among them. An entry that was deleted (or re-created under its id after the token), changed
- *   its SPIFFE ID, moved under a node agent or expired is refused with BoundEntryUnavailableError.
+ *   its SPIFFE ID, moved under a node agent or expired is refused with NoMatchingEntryError (and the token is spent).
  * - otherwise: the unexpired entries whose selectors are all among the attested ones. None ->
  *   PERMISSION_DENIED. One -> it. Several -> the caller's spiffe_id picks one of them; without it (or with
  *   one that is not among them) FAILED_PRECONDITION listing the candidates. One SVID per attestation, not
@@ -33,18 +33,16 @@ export interface MatchRequest {
   now: Date;
 }
 
-/**
- * The entry a join token is bound to can never be issued with it (gone, changed, expired, or the token
- * names none). The attestation spends the token anyway: it fails closed, so a token can never wake up
- * later for an entry re-created or restored under the same id.
- */
-export class BoundEntryUnavailableError extends NoMatchingEntryError {}
+/** Evidence bound to an entry (a join token): it gets exactly that entry or nothing. */
+export function isBound(evidence: Pick<MatchRequest, 'boundSpiffeId' | 'boundEntryId'>): boolean {
+  return evidence.boundSpiffeId !== undefined || evidence.boundEntryId !== undefined;
+}
 
 export async function matchEntry(
   store: Pick<StoreOps, 'listEntries' | 'getEntry'>,
   req: MatchRequest,
 ): Promise<Entry> {
-  if (req.boundSpiffeId !== undefined || req.boundEntryId !== undefined) return boundEntry(store, req);
+  if (isBound(req)) return boundEntry(store, req);
 
   const candidates = await listAll(store, {
     selectors: { selectors: req.selectors, match: 'subset' },
@@ -73,11 +71,15 @@ export async function matchEntry(
   );
 }
 
+/**
+ * The entry the evidence is bound to, or NoMatchingEntryError when it can never be issued with it (gone,
+ * changed, expired, or the token names none): attest-stream then spends the token anyway.
+ */
 async function boundEntry(store: Pick<StoreOps, 'getEntry'>, req: MatchRequest): Promise<Entry> {
   const spiffeId = req.boundSpiffeId ?? '';
   const id = req.boundEntryId;
   if (id === undefined) {
-    throw new BoundEntryUnavailableError(
+    throw new NoMatchingEntryError(
       `the join token is bound to ${spiffeId} but names no entry (it predates tokens bound to one entry, and ` +
         'several entries had that SPIFFE ID): create a new token for an entry id',
     );
@@ -85,28 +87,26 @@ async function boundEntry(store: Pick<StoreOps, 'getEntry'>, req: MatchRequest):
   const entry = await ifNotFound(
     () => store.getEntry(id),
     () => {
-      throw new BoundEntryUnavailableError(
-        `the registration entry ${id} the join token is bound to was deleted`,
-      );
+      throw new NoMatchingEntryError(`the registration entry ${id} the join token is bound to was deleted`);
     },
   );
   if (req.boundAt !== undefined && entry.createdAt.getTime() > req.boundAt.getTime()) {
-    throw new BoundEntryUnavailableError(
+    throw new NoMatchingEntryError(
       `the registration entry ${id} was created after the join token (the entry it was bound to was deleted)`,
     );
   }
   if (req.boundSpiffeId !== undefined && entry.spiffeId !== req.boundSpiffeId) {
-    throw new BoundEntryUnavailableError(
+    throw new NoMatchingEntryError(
       `the registration entry ${id} now issues ${entry.spiffeId}, not ${req.boundSpiffeId} as when the join token was created`,
     );
   }
   if (entry.parentId !== undefined) {
-    throw new BoundEntryUnavailableError(
+    throw new NoMatchingEntryError(
       `the registration entry ${id} is now issued through its node agent (${entry.parentId}), not with a join token`,
     );
   }
   if (entry.expiresAt !== undefined && entry.expiresAt.getTime() <= req.now.getTime()) {
-    throw new BoundEntryUnavailableError(
+    throw new NoMatchingEntryError(
       `the registration entry ${id} the join token is bound to expired at ${entry.expiresAt.toISOString()}`,
     );
   }
