@@ -1,0 +1,95 @@
+/** Transactions on PostgreSQL connections, for PgStore and its group commit. */
+import type { Pool, PoolClient } from 'pg';
+import { InternalError } from '../../errors';
+import { AsyncMutex } from '../../internal/async-mutex';
+import type { Runner, Sql } from './sql';
+
+/**
+ * Transaction-scoped advisory lock that every write holds ("lanyard" + 2). It gives PostgreSQL the guarantee the
+ * SQLite store gets from BEGIN IMMEDIATE: writers, on every server sharing the database, run one at a time, so a
+ * transaction that reads and then writes (a session not ended yet, then a certificate for it; the audit head, then
+ * the next record) sees no other writer in between, and sequence numbers commit in order. Reads take no lock.
+ */
+export const WRITE_LOCK_KEY = 0x6c616e79_0002n.toString();
+
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+/** A write transaction: writers hold WRITE_LOCK_KEY, so they run one at a time across servers. */
+export const WRITE_BEGIN: readonly Statement[] = [
+  { text: 'BEGIN', values: [] },
+  { text: 'SELECT pg_advisory_xact_lock($1)', values: [WRITE_LOCK_KEY] },
+];
+
+export const SNAPSHOT_BEGIN: readonly Statement[] = [
+  { text: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', values: [] },
+];
+
+/** Runs fn on a pooled connection inside the transaction the `begin` statements open; commits or rolls back. */
+export async function inTransaction<T>(
+  pool: Pool,
+  begin: readonly Statement[],
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    for (const statement of begin) await client.query(statement.text, statement.values);
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (e) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+    }
+    throw e;
+  } finally {
+    // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
+    client.release(broken);
+  }
+}
+
+/** The Runner of an open transaction, and how to end it. */
+export interface TransactionHandle {
+  run: Runner;
+  /** Refuses any later call, then resolves once the calls already started have ended. */
+  end(): Promise<void>;
+}
+
+/**
+ * Inside a transaction: every call on the one connection, one at a time (a callback may start several at once),
+ * each in a savepoint, so a failed statement undoes that call only instead of aborting the transaction.
+ */
+export function transactionRunner(client: PoolClient): TransactionHandle {
+  const mutex = new AsyncMutex();
+  let open = true;
+  const ended = (): InternalError => new InternalError('transaction handle used after its transaction ended');
+  const inSavepoint = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> => {
+    if (!open) return Promise.reject(ended());
+    return mutex.run(async () => {
+      if (!open) throw ended();
+      await client.query('SAVEPOINT lanyard_call');
+      try {
+        const result = await fn(client);
+        await client.query('RELEASE SAVEPOINT lanyard_call');
+        return result;
+      } catch (e) {
+        await client.query('ROLLBACK TO SAVEPOINT lanyard_call');
+        await client.query('RELEASE SAVEPOINT lanyard_call');
+        throw e;
+      }
+    });
+  };
+  return {
+    run: { read: inSavepoint, snapshot: inSavepoint, write: inSavepoint },
+    end: () => {
+      open = false;
+      // The mutex is FIFO: this runs after every call queued before; those queued later see `open` false.
+      return mutex.run(() => undefined);
+    },
+  };
+}
