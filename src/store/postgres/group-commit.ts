@@ -20,7 +20,7 @@ import { InternalError } from '../../errors';
 import type { CommitJob } from '../commit-queue';
 import type { StoreOps } from '../store';
 import type { Runner } from './sql';
-import { transactionRunner, WRITE_BEGIN } from './transaction';
+import { checkout, transactionRunner, WRITE_BEGIN, type CheckedOut } from './transaction';
 
 /** What a batch needs from the store. */
 export interface PgBatchContext {
@@ -35,13 +35,14 @@ type CallOutcome = { ok: true; value: unknown } | { ok: false; error: unknown; b
 
 /** Runs the calls of `jobs` in one transaction and settles every one of them. Never rejects. */
 export async function runPgBatch(ctx: PgBatchContext, jobs: readonly CommitJob[]): Promise<void> {
-  let client: PoolClient;
+  let connection: CheckedOut;
   try {
-    client = await ctx.pool.connect();
+    connection = await checkout(ctx.pool);
   } catch (e) {
     for (const job of jobs) job.reject(e);
     return;
   }
+  const { client } = connection;
   const succeeded: { job: CommitJob; value: unknown }[] = [];
   let failure: unknown;
   let broken: Error | undefined;
@@ -74,7 +75,7 @@ export async function runPgBatch(ctx: PgBatchContext, jobs: readonly CommitJob[]
     }
   }
   // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
-  client.release(broken);
+  connection.release(broken);
   if (failure === undefined) {
     for (const s of succeeded) s.job.resolve(s.value);
     return;

@@ -27,13 +27,42 @@ export const SNAPSHOT_BEGIN: readonly Statement[] = [
   { text: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', values: [] },
 ];
 
+/** A connection taken from the pool, until `release`. */
+export interface CheckedOut {
+  client: PoolClient;
+  /** Gives it back; one that broke (`broken`, or an 'error' it emitted meanwhile) is closed, not reused. */
+  release(broken?: Error): void;
+}
+
+/**
+ * Takes a connection from the pool. pg-pool listens for a connection's 'error' only while it is idle, and a
+ * connection that breaks while checked out (the database restarted, the backend was terminated) emits one even
+ * when a query is running: without a listener of ours that would be an uncaught exception ending the server. The
+ * running query and every later one fail on their own, so the listener only remembers that it broke.
+ */
+export async function checkout(pool: Pool): Promise<CheckedOut> {
+  const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (e: Error): void => {
+    lost ??= e;
+  };
+  client.on('error', onError);
+  return {
+    client,
+    release: (broken) => {
+      client.removeListener('error', onError);
+      client.release(broken ?? lost);
+    },
+  };
+}
+
 /** Runs fn on a pooled connection inside the transaction the `begin` statements open; commits or rolls back. */
 export async function inTransaction<T>(
   pool: Pool,
   begin: readonly Statement[],
   fn: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
-  const client = await pool.connect();
+  const { client, release } = await checkout(pool);
   let broken: Error | undefined;
   try {
     for (const statement of begin) await client.query(statement.text, statement.values);
@@ -49,7 +78,7 @@ export async function inTransaction<T>(
     throw e;
   } finally {
     // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
-    client.release(broken);
+    release(broken);
   }
 }
 
