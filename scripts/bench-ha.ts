@@ -6,6 +6,9 @@
  * step 16 then 64 clients (one worker thread, scripts/bench-issuance-clients.ts) are dealt round-robin over the
  * running servers, each client on its own connection to one server: each attests once with a join token, then
  * Renews over mTLS. Printed beside the raw P-256 sign rate of the same run, with ratios to the 1-server figure.
+ * The cluster is durable (fsync and synchronous_commit on, as in production): a commit waits for its WAL flush.
+ * Each measurement also prints its issuance calls (Attest + Renew) per WAL flush, from PostgreSQL's pg_stat_wal:
+ * how many calls each durable commit carried (group commit), whatever the servers' code.
  * When PostgreSQL cannot be installed, says so and skips (exit 0).
  *
  *   npm run bench:ha [-- --renews 480] [--budget 10]
@@ -47,6 +50,18 @@ interface Row {
   clients: number;
   rate: number;
   renew: PhaseResult;
+  /** Attest + Renew calls per WAL flush during the measurement. */
+  callsPerFlush: number;
+}
+
+/**
+ * WAL flushes so far (pg_stat_wal.wal_sync). Backends publish their counters once idle for about a second, so
+ * this waits for the servers' connections to go quiet first.
+ */
+async function walFlushes(cluster: PostgresCluster): Promise<number> {
+  await new Promise((r) => setTimeout(r, 2_000));
+  const rows = await cluster.query('postgres', 'SELECT wal_sync FROM pg_stat_wal');
+  return Number(rows[0]?.wal_sync ?? 0);
 }
 
 const out = (s: string): boolean => process.stdout.write(s);
@@ -135,7 +150,7 @@ export async function runHaBench(options: HaBenchOptions = {}): Promise<void> {
 
   let cluster: PostgresCluster;
   try {
-    cluster = await startPostgresCluster();
+    cluster = await startPostgresCluster({ durable: true });
   } catch (e) {
     out(
       `  SKIPPED: no PostgreSQL to run on (scripts/install-postgres.sh could not install or start it):\n` +
@@ -159,25 +174,30 @@ export async function runHaBench(options: HaBenchOptions = {}): Promise<void> {
       const bundlePem = await bundleWith(servers[n - 1]!, n);
       out(`  -- ${n} server${n > 1 ? 's' : ''} on one PostgreSQL\n`);
       for (const clients of CONCURRENCY) {
+        // Join tokens are shared by every server: server 1's admin socket makes them for all.
+        const tokens = await makeTokens(servers[0]!.admin, SPIFFE_ID, clients, 1);
+        const flushesBefore = await walFlushes(cluster);
         const result = await runClients({
           address: servers[0]!.address,
           addresses: Array.from({ length: clients }, (_, i) => servers[i % n]!.address),
           trustDomain: TRUST_DOMAIN,
           bundlePem,
-          // Join tokens are shared by every server: server 1's admin socket makes them for all.
-          tokens: await makeTokens(servers[0]!.admin, SPIFFE_ID, clients, 1),
+          tokens,
           renewsPerClient: Math.ceil(renews / clients),
           phaseBudgetMs: budgetMs,
         });
+        const flushes = (await walFlushes(cluster)) - flushesBefore;
         const r = result.renew;
         failed += r.errors + result.attest.errors;
         const rate = r.ops / (r.elapsedMs / 1000);
-        rows.push({ servers: n, clients, rate, renew: r });
+        const callsPerFlush = (r.ops + result.attest.ops) / Math.max(1, flushes);
+        rows.push({ servers: n, clients, rate, renew: r, callsPerFlush });
         out(
           `  ${`Renew (mTLS), ${n} server${n > 1 ? 's' : ''}, N=${clients} concurrent`.padEnd(58)} ` +
             `${fmt(rate).padStart(10)} /s   p50 ${percentile(r.latenciesMs, 50).toFixed(1)} ms, ` +
             `p99 ${percentile(r.latenciesMs, 99).toFixed(1)} ms, ${r.ops} ok` +
-            `${r.errors > 0 ? `, ${r.errors} FAILED (${r.firstError ?? '?'})` : ''}\n`,
+            `${r.errors > 0 ? `, ${r.errors} FAILED (${r.firstError ?? '?'})` : ''}` +
+            `, ${callsPerFlush.toFixed(1)} calls per WAL flush\n`,
         );
       }
     }
