@@ -104,17 +104,11 @@ async function runCall(ctx: PgBatchContext, client: PoolClient, job: CommitJob):
   // A call may have left work running on its handle (started, not awaited): let it end before the savepoint
   // does, or its statements would land in the next call's savepoint. Later use of the handle is refused.
   await handle.end();
-  if (outcome.ok) {
-    try {
-      await client.query('RELEASE SAVEPOINT group_commit_call');
-      return outcome;
-    } catch (e) {
-      outcome = { ok: false, error: batchNotCommitted(e) };
-    }
-  }
+  // A call that succeeded keeps its savepoint (the next call's nests inside it; COMMIT ends them all): releasing
+  // it would cost a round trip per call, under the lock. ROLLBACK TO names the newest one: this call's.
+  if (outcome.ok) return outcome;
   try {
     await client.query('ROLLBACK TO SAVEPOINT group_commit_call');
-    await client.query('RELEASE SAVEPOINT group_commit_call');
   } catch (e) {
     return { ...outcome, broken: e };
   }

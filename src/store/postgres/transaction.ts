@@ -17,10 +17,12 @@ export interface Statement {
   values: unknown[];
 }
 
-/** A write transaction: writers hold WRITE_LOCK_KEY, so they run one at a time across servers. */
+/**
+ * A write transaction: writers hold WRITE_LOCK_KEY, so they run one at a time across servers. One round trip (a
+ * simple query of two statements; the key is our constant, not input), since every write pays it under load.
+ */
 export const WRITE_BEGIN: readonly Statement[] = [
-  { text: 'BEGIN', values: [] },
-  { text: 'SELECT pg_advisory_xact_lock($1)', values: [WRITE_LOCK_KEY] },
+  { text: `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`, values: [] },
 ];
 
 export const SNAPSHOT_BEGIN: readonly Statement[] = [
@@ -91,7 +93,9 @@ export interface TransactionHandle {
 
 /**
  * Inside a transaction: every call on the one connection, one at a time (a callback may start several at once),
- * each in a savepoint, so a failed statement undoes that call only instead of aborting the transaction.
+ * each in a savepoint, so a failed statement undoes that call only instead of aborting the transaction. A call
+ * that succeeds leaves its savepoint in place rather than paying a round trip to release it: savepoints nest,
+ * ROLLBACK TO names the newest of that name (the failing call's own), and the transaction's end discards them all.
  */
 export function transactionRunner(client: PoolClient): TransactionHandle {
   const mutex = new AsyncMutex();
@@ -103,12 +107,9 @@ export function transactionRunner(client: PoolClient): TransactionHandle {
       if (!open) throw ended();
       await client.query('SAVEPOINT lanyard_call');
       try {
-        const result = await fn(client);
-        await client.query('RELEASE SAVEPOINT lanyard_call');
-        return result;
+        return await fn(client);
       } catch (e) {
         await client.query('ROLLBACK TO SAVEPOINT lanyard_call');
-        await client.query('RELEASE SAVEPOINT lanyard_call');
         throw e;
       }
     });
