@@ -239,8 +239,16 @@ export interface Store extends StoreOps {
    * bound. Optional: a store without it is used through `transaction` (see `sharedTransaction` below).
    */
   sharedTransaction?<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  /** Present with `sharedTransaction`: the shared transactions run so far and the calls they held. */
+  groupCommitStats?(): GroupCommitStats;
   /** Waits for running calls, then closes. Later calls fail with ERR_STORE_CLOSED. Idempotent. */
   close(): Promise<void>;
+}
+
+/** How well group commit groups: `calls / batches` is the calls per durable commit. */
+export interface GroupCommitStats {
+  batches: number;
+  calls: number;
 }
 
 /** `store.sharedTransaction` when the store groups commits, else a transaction of its own. */

@@ -8,29 +8,12 @@ import { ErrorCode } from '../../src/errors';
 import { hashJoinToken } from '../../src/internal/join-token-secret';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/sqlite/migrations';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
-import type { Store } from '../../src/store/store';
-import { runStoreConformance, type StoreHarness } from './conformance';
+import { runStoreConformance } from './conformance';
+import { sqliteHarness } from './harnesses';
 import { rejectsWithCode } from '../support/refusal';
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-store-'));
-}
-
-/** Every open() is a new connection to the same file, like a restart or a second server process. */
-function sqliteHarness(): Promise<StoreHarness> {
-  const dir = tempDir();
-  const opened: Store[] = [];
-  return Promise.resolve({
-    async open(options) {
-      const store = await SqliteStore.open({ file: path.join(dir, 'lanyard.db'), ...options });
-      opened.push(store);
-      return store;
-    },
-    async destroy() {
-      for (const s of opened) await s.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  });
 }
 
 runStoreConformance('sqlite', sqliteHarness);

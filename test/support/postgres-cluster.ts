@@ -85,7 +85,16 @@ function run(bin: string, args: string[], as: { user?: string }, env: NodeJS.Pro
 
 let counter = 0;
 
-export async function startPostgresCluster(): Promise<PostgresCluster> {
+export interface PostgresClusterOptions {
+  /**
+   * fsync, synchronous_commit and full_page_writes on, as a production database runs: for benchmarks of commit
+   * paths (a commit then waits for its WAL flush). Tests leave it off: their durability across a crash of the
+   * machine does not matter, their speed does.
+   */
+  durable?: boolean;
+}
+
+export async function startPostgresCluster(opts: PostgresClusterOptions = {}): Promise<PostgresCluster> {
   const bindir = ensurePostgres();
   const as = runAs();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-pg-'));
@@ -135,9 +144,9 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
       `-c unix_socket_directories=${socketDir}`,
       `-c port=${port}`,
       // A throwaway cluster: durability of its files across a machine crash does not matter, speed does.
-      '-c fsync=off',
-      '-c synchronous_commit=off',
-      '-c full_page_writes=off',
+      ...(opts.durable === true
+        ? ['-c fsync=on', '-c synchronous_commit=on', '-c full_page_writes=on']
+        : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off']),
       '-c max_connections=300',
       '-c shared_buffers=32MB',
     ].join(' ');

@@ -16,6 +16,7 @@ import { verifyX509Svid } from '../../src/verify';
 import type { X509Bundle } from '../../src/bundle';
 import * as fs from 'node:fs';
 import { startTestServer, tempDataDir, type TestServer } from './test-server';
+import { startPostgresCluster, type PostgresCluster } from './postgres-cluster';
 import {
   attest,
   connectPublic,
@@ -235,21 +236,35 @@ export function serialOf(agent: Agent): string {
 
 /**
  * A real server for the enclosing describe block (started in `before`, stopped and its data dir removed in
- * `after`) and the mTLS public clients of its agents, closed with it.
+ * `after`) and the mTLS public clients of its agents, closed with it. With `store: 'postgres'` its store is a
+ * database on a throwaway PostgreSQL cluster (./postgres-cluster.ts), stopped after the server.
  */
-export function useServerWithClients(): {
+export function useServerWithClients(options: { store?: 'sqlite' | 'postgres' } = {}): {
   server: () => TestServer;
   connect: (agent: Agent) => PublicClients;
 } {
   const dir = tempDataDir();
   let s: TestServer | undefined;
+  let cluster: PostgresCluster | undefined;
   const closers: (() => void)[] = [];
-  before(async () => {
-    s = await startTestServer({ dir });
+  before(async function () {
+    if (options.store !== 'postgres') {
+      s = await startTestServer({ dir });
+      return;
+    }
+    // Installing Debian's postgresql on a bare machine can take minutes; a present one starts in seconds.
+    this.timeout(15 * 60_000);
+    cluster = await startPostgresCluster();
+    const database = await cluster.createDatabase('server');
+    s = await startTestServer({
+      dir,
+      config: { postgres: { url: cluster.url(database), poolSize: 5, passwordFile: cluster.passwordFile } },
+    });
   });
   after(async () => {
     for (const c of closers) c();
     await s?.stop();
+    await cluster?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const server = (): TestServer => {

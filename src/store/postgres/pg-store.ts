@@ -1,20 +1,25 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Pool, types, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
+import { Pool, types, type ClientConfig, type PoolConfig } from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { AuditStore } from '../../audit/log';
 import { InternalError, InvalidArgumentError, LanyardError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
-import type { Store, StoreOps } from '../store';
+import { CommitQueue, type CommitJob } from '../commit-queue';
+import type { GroupCommitStats, Store, StoreOps } from '../store';
 import { TableOps, type StoreTables, type TableCall } from '../table-ops';
 import { PgAudit } from './audit';
 import { PgCaState } from './ca-state';
 import { PgChangeListener } from './change-listener';
 import { PgEntries } from './entries';
 import { PgFederation } from './federation';
+import { runPgBatch } from './group-commit';
 import { PgJoinTokens } from './join-tokens';
 import { migratePostgres, pgSchemaVersion } from './migrations';
 import { PgSessions } from './sessions';
-import type { Runner, Sql } from './sql';
+import type { Runner } from './sql';
+import { inTransaction, SNAPSHOT_BEGIN, transactionRunner, WRITE_BEGIN } from './transaction';
+
+export { WRITE_LOCK_KEY } from './transaction';
 
 export interface PgStoreOptions {
   /** postgresql://user@host:port/database?... (a Unix socket dir as `host=/path`). Must not hold a password. */
@@ -33,14 +38,6 @@ export interface PgStoreOptions {
    */
   serverId?: string;
 }
-
-/**
- * Transaction-scoped advisory lock that every write holds ("lanyard" + 2). It gives PostgreSQL the guarantee the
- * SQLite store gets from BEGIN IMMEDIATE: writers, on every server sharing the database, run one at a time, so a
- * transaction that reads and then writes (a session not ended yet, then a certificate for it; the audit head, then
- * the next record) sees no other writer in between, and sequence numbers commit in order. Reads take no lock.
- */
-export const WRITE_LOCK_KEY = 0x6c616e79_0002n.toString();
 
 const INT8_OID = 20;
 
@@ -91,9 +88,12 @@ const pgCall: TableCall = (op) => new Promise((resolve) => resolve(op()));
  *
  * Atomicity: every write method is one transaction, and `transaction(fn)` one transaction for all of fn's calls;
  * each call inside it is a savepoint, so a failure that fn catches undoes that call only (as in SQLite).
+ * `sharedTransaction(fn)` runs fn in a transaction shared with the other calls queued meanwhile (group commit,
+ * ./group-commit.ts): one lock, one COMMIT for the batch, fn's writes still a unit of their own.
  * Isolation: writes hold WRITE_LOCK_KEY for their transaction, so they are serial across servers; reads are READ
  * COMMITTED (a read of several statements that must agree runs in one REPEATABLE READ snapshot).
- * Durability: PostgreSQL's (synchronous_commit as the database is configured; the default is on).
+ * Durability: PostgreSQL's (synchronous_commit as the database is configured; the default is on). A call is
+ * answered only after the COMMIT that holds it.
  */
 export class PgStore extends TableOps implements Store {
   readonly kind = 'postgres';
@@ -107,6 +107,7 @@ export class PgStore extends TableOps implements Store {
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
   private closing: Promise<void> | undefined;
+  private readonly commits = new CommitQueue((jobs) => this.runBatch(jobs));
 
   /**
    * Writers of this process queue here before they take a pooled connection. Writes run one at a time across
@@ -191,17 +192,45 @@ export class PgStore extends TableOps implements Store {
     return this.guard(() =>
       this.writers.run(() =>
         inTransaction(this.pool, WRITE_BEGIN, async (client) => {
-          let open = true;
+          const handle = transactionRunner(client);
           try {
-            const run = transactionRunner(client, () => open);
-            const tx = new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run));
-            return await this.inTransaction.run(true, () => fn(tx));
+            return await this.inTransaction.run(true, () => fn(this.ops(handle.run)));
           } finally {
-            open = false;
+            await handle.end();
           }
         }),
       ),
     );
+  }
+
+  sharedTransaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+    return this.guard(() => this.commits.enqueue(fn));
+  }
+
+  groupCommitStats(): GroupCommitStats {
+    return { batches: this.commits.batches, calls: this.commits.calls };
+  }
+
+  /**
+   * One group commit. Behind this process's other writers (the `writers` queue), like any write: the batch then
+   * holds WRITE_LOCK_KEY once for all of its calls.
+   */
+  private runBatch(jobs: readonly CommitJob[]): Promise<void> {
+    return this.writers.run(() =>
+      runPgBatch(
+        {
+          pool: this.pool,
+          ops: (run) => this.ops(run),
+          markInTransaction: (f) => this.inTransaction.run(true, f),
+        },
+        jobs,
+      ),
+    );
+  }
+
+  /** The StoreOps of one transaction (or one call of a shared one), over its runner. */
+  private ops(run: Runner): StoreOps {
+    return new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run));
   }
 
   /** What the store runs with, for the start-up log line and tests. The URL never holds a password. */
@@ -240,71 +269,11 @@ export class PgStore extends TableOps implements Store {
   }
 }
 
-/** A write transaction: writers hold WRITE_LOCK_KEY, so they run one at a time across servers. */
-const WRITE_BEGIN = ['BEGIN', 'SELECT pg_advisory_xact_lock($1)'];
-
-/** Runs fn on a pooled connection inside the transaction the `begin` statements open; commits or rolls back. */
-async function inTransaction<T>(
-  pool: Pool,
-  begin: readonly string[],
-  fn: (client: PoolClient) => Promise<T>,
-): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    for (const statement of begin) {
-      await client.query(statement, statement.includes('$1') ? [WRITE_LOCK_KEY] : []);
-    }
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (e) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackError) {
-      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-    }
-    throw e;
-  } finally {
-    // A connection whose ROLLBACK failed is in an unknown state: the pool closes it instead of reusing it.
-    client.release(broken);
-  }
-}
-
 /** Outside a transaction: reads on the pool, snapshots and writes each in a transaction of their own. */
 function storeRunner(pool: Pool, writers: AsyncMutex): Runner {
   return {
     read: (fn) => fn(pool),
-    snapshot: (fn) => inTransaction(pool, ['BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'], fn),
+    snapshot: (fn) => inTransaction(pool, SNAPSHOT_BEGIN, fn),
     write: (fn) => writers.run(() => inTransaction(pool, WRITE_BEGIN, fn)),
   };
-}
-
-/**
- * Inside Store.transaction: every call on the one connection, one at a time (a callback may start several at
- * once), each in a savepoint, so a failed statement undoes that call only instead of aborting the transaction.
- */
-function transactionRunner(client: PoolClient, isOpen: () => boolean): Runner {
-  const mutex = new AsyncMutex();
-  const inSavepoint = <T>(fn: (sql: Sql) => Promise<T>): Promise<T> => {
-    if (!isOpen()) {
-      return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
-    }
-    return mutex.run(async () => {
-      if (!isOpen()) {
-        throw new InternalError('transaction handle used after its transaction ended');
-      }
-      await client.query('SAVEPOINT lanyard_call');
-      try {
-        const result = await fn(client);
-        await client.query('RELEASE SAVEPOINT lanyard_call');
-        return result;
-      } catch (e) {
-        await client.query('ROLLBACK TO SAVEPOINT lanyard_call');
-        await client.query('RELEASE SAVEPOINT lanyard_call');
-        throw e;
-      }
-    });
-  };
-  return { read: inSavepoint, snapshot: inSavepoint, write: inSavepoint };
 }

@@ -3,10 +3,9 @@
  * PostgreSQL cluster (test/support/postgres-cluster.ts). Each test gets a fresh database; each open() is a new
  * PgStore (its own pool) on it, like a second server on the same database.
  */
-import type { Store } from '../../../src/store/store';
-import { PgStore } from '../../../src/store/postgres/pg-store';
 import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
-import { runStoreConformance, type StoreHarness } from '../../store/conformance';
+import { runStoreConformance } from '../../store/conformance';
+import { postgresHarness } from '../../store/harnesses';
 
 describe('PostgreSQL store', function () {
   let cluster: PostgresCluster;
@@ -19,26 +18,8 @@ describe('PostgreSQL store', function () {
     await cluster?.stop();
   });
 
-  async function pgHarness(): Promise<StoreHarness> {
-    const database = await cluster.createDatabase('conformance');
-    const opened: Store[] = [];
-    return {
-      async open(options) {
-        const store = await PgStore.open({
-          url: cluster.url(database),
-          password: cluster.password,
-          poolSize: 4,
-          ...options,
-        });
-        opened.push(store);
-        return store;
-      },
-      async destroy() {
-        for (const s of opened) await s.close();
-        await cluster.dropDatabase(database);
-      },
-    };
-  }
-
-  runStoreConformance('postgres', pgHarness);
+  runStoreConformance(
+    'postgres',
+    postgresHarness(() => cluster, 'conformance'),
+  );
 });
