@@ -15,33 +15,20 @@
  *   (--renews: Renew calls per measurement, shared by the clients; --budget: seconds a phase may take at most)
  *   (npm run bench runs it at the end)
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { AdminClient } from "../src/server/admin-client";
-import { PgStore } from "../src/store/postgres/pg-store";
-import { sharedTransaction } from "../src/store/store";
-import {
-  startPostgresCluster,
-  type PostgresCluster,
-} from "../test/support/postgres-cluster";
-import {
-  spawnServer,
-  type ServerProcess,
-} from "../test/support/server-process";
-import type { PhaseResult } from "./bench-issuance-clients";
-import {
-  arg,
-  fmt,
-  makeTokens,
-  percentile,
-  rawSignRate,
-  runClients,
-} from "./bench-issuance";
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AdminClient } from '../src/server/admin-client';
+import { PgStore } from '../src/store/postgres/pg-store';
+import { sharedTransaction } from '../src/store/store';
+import { startPostgresCluster, type PostgresCluster } from '../test/support/postgres-cluster';
+import { spawnServer, type ServerProcess } from '../test/support/server-process';
+import type { PhaseResult } from './bench-issuance-clients';
+import { arg, fmt, makeTokens, percentile, rawSignRate, runClients } from './bench-issuance';
 
 const SERVERS = [1, 2, 3] as const;
 const CONCURRENCY = [16, 64] as const;
-const TRUST_DOMAIN = "bench.lanyard.local";
+const TRUST_DOMAIN = 'bench.lanyard.local';
 const SPIFFE_ID = `spiffe://${TRUST_DOMAIN}/bench/agent`;
 
 export interface HaBenchOptions {
@@ -75,10 +62,7 @@ interface Row {
  */
 async function walFlushes(cluster: PostgresCluster): Promise<number> {
   await new Promise((r) => setTimeout(r, 2_000));
-  const rows = await cluster.query(
-    "postgres",
-    "SELECT wal_sync FROM pg_stat_wal",
-  );
+  const rows = await cluster.query('postgres', 'SELECT wal_sync FROM pg_stat_wal');
   return Number(rows[0]?.wal_sync ?? 0);
 }
 
@@ -88,39 +72,33 @@ function load(): string {
   return os
     .loadavg()
     .map((l) => l.toFixed(2))
-    .join(", ");
+    .join(', ');
 }
 
 /** One more `lanyard server run` process on `database`, with its own data dir; resolves once it listens. */
-async function startServer(
-  cluster: PostgresCluster,
-  database: string,
-  n: number,
-): Promise<Server> {
-  const dataDir = fs.mkdtempSync(
-    path.join(os.tmpdir(), `lanyard-bench-ha-${n}-`),
-  );
-  const config = path.join(dataDir, "server.yaml");
+async function startServer(cluster: PostgresCluster, database: string, n: number): Promise<Server> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `lanyard-bench-ha-${n}-`));
+  const config = path.join(dataDir, 'server.yaml');
   // The password file of the cluster (0600, ours): the server reads it, it never goes in the URL.
   fs.writeFileSync(
     config,
     [
       `trust_domain: ${TRUST_DOMAIN}`,
       `data_dir: ${JSON.stringify(dataDir)}`,
-      "listen_address: 127.0.0.1:0",
+      'listen_address: 127.0.0.1:0',
       // Errors only: a bench must not measure log formatting, but a failure must not go unseen.
-      "log: { level: error }",
-      "store:",
-      "  postgres:",
+      'log: { level: error }',
+      'store:',
+      '  postgres:',
       `    url: ${JSON.stringify(cluster.url(database))}`,
       `    password_file: ${JSON.stringify(cluster.passwordFile)}`,
-      "",
-    ].join("\n"),
+      '',
+    ].join('\n'),
   );
-  const proc = spawnServer(["--config", config]);
+  const proc = spawnServer(['--config', config]);
   // After the banner, anything the server prints on stderr is an error worth seeing.
   void proc.ready.then(
-    () => proc.child.stderr.on("data", (d: Buffer) => process.stderr.write(d)),
+    () => proc.child.stderr.on('data', (d: Buffer) => process.stderr.write(d)),
     () => undefined,
   );
   let address: string;
@@ -134,7 +112,7 @@ async function startServer(
   return {
     process: proc,
     address,
-    admin: new AdminClient(path.join(dataDir, "admin.sock"), {
+    admin: new AdminClient(path.join(dataDir, 'admin.sock'), {
       timeoutMs: 60_000,
     }),
     dataDir,
@@ -143,11 +121,8 @@ async function startServer(
 
 async function stopServer(s: Server): Promise<void> {
   s.admin.close();
-  if (
-    s.process.child.exitCode === null &&
-    s.process.child.signalCode === null
-  ) {
-    s.process.child.kill("SIGTERM");
+  if (s.process.child.exitCode === null && s.process.child.signalCode === null) {
+    s.process.child.kill('SIGTERM');
     const killer = setTimeout(() => s.process.kill(), 30_000);
     await s.process.exited;
     clearTimeout(killer);
@@ -160,10 +135,8 @@ async function bundleWith(s: Server, roots: number): Promise<string> {
   const until = Date.now() + 30_000;
   for (;;) {
     const { bundle } = await s.admin.getBundle({});
-    if (bundle !== undefined && bundle.x509Authorities.length >= roots)
-      return bundle.x509AuthoritiesPem;
-    if (Date.now() > until)
-      throw new Error(`the bundle did not reach ${roots} roots`);
+    if (bundle !== undefined && bundle.x509Authorities.length >= roots) return bundle.x509AuthoritiesPem;
+    if (Date.now() > until) throw new Error(`the bundle did not reach ${roots} roots`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -178,7 +151,7 @@ async function storeCommitPhase(cluster: PostgresCluster): Promise<void> {
   const CALLS = 64;
   const PER_MEASUREMENT = 640;
   const ROUNDS = 3;
-  const database = await cluster.createDatabase("bench_commit");
+  const database = await cluster.createDatabase('bench_commit');
   const store = await PgStore.open({
     url: cluster.url(database),
     password: cluster.password,
@@ -186,15 +159,13 @@ async function storeCommitPhase(cluster: PostgresCluster): Promise<void> {
   });
   const chain = `spiffe://${TRUST_DOMAIN}/lanyard/server`;
   try {
-    out(
-      `  -- the store alone: ${CALLS} concurrent calls, each appending one audit record (one process)\n`,
-    );
-    const rates: Record<"per call" | "shared", number[]> = {
-      "per call": [],
+    out(`  -- the store alone: ${CALLS} concurrent calls, each appending one audit record (one process)\n`);
+    const rates: Record<'per call' | 'shared', number[]> = {
+      'per call': [],
       shared: [],
     };
     for (let round = 0; round < ROUNDS; round++) {
-      for (const mode of ["per call", "shared"] as const) {
+      for (const mode of ['per call', 'shared'] as const) {
         let next = 0;
         const started = Date.now();
         const flushesBefore = await walFlushes(cluster);
@@ -203,21 +174,17 @@ async function storeCommitPhase(cluster: PostgresCluster): Promise<void> {
           Array.from({ length: CALLS }, async () => {
             while (next < PER_MEASUREMENT) {
               next++;
-              const append = (
-                tx: Parameters<Parameters<PgStore["transaction"]>[0]>[0],
-              ) =>
+              const append = (tx: Parameters<Parameters<PgStore['transaction']>[0]>[0]) =>
                 tx.audit.append(
                   chain,
                   {
-                    event: "svid.renew",
-                    decision: "allow",
+                    event: 'svid.renew',
+                    decision: 'allow',
                     subject: SPIFFE_ID,
                   },
                   new Date(started),
                 );
-              await (mode === "shared"
-                ? sharedTransaction(store, append)
-                : store.transaction(append));
+              await (mode === 'shared' ? sharedTransaction(store, append) : store.transaction(append));
             }
           }),
         );
@@ -225,17 +192,13 @@ async function storeCommitPhase(cluster: PostgresCluster): Promise<void> {
         const flushes = (await walFlushes(cluster)) - flushesBefore;
         rates[mode].push(rate);
         out(
-          `  ${`store: audit append, ${mode === "shared" ? "sharedTransaction" : "transaction per call"}`.padEnd(58)} ` +
+          `  ${`store: audit append, ${mode === 'shared' ? 'sharedTransaction' : 'transaction per call'}`.padEnd(58)} ` +
             `${fmt(rate).padStart(10)} /s   ${(PER_MEASUREMENT / Math.max(1, flushes)).toFixed(1)} calls per WAL flush\n`,
         );
       }
     }
-    const ratios = rates.shared.map((r, i) =>
-      (r / rates["per call"][i]!).toFixed(2),
-    );
-    out(
-      `  ${"store: shared / per call, each round".padEnd(58)} ${ratios.join(", ").padStart(10)}\n`,
-    );
+    const ratios = rates.shared.map((r, i) => (r / rates['per call'][i]!).toFixed(2));
+    out(`  ${'store: shared / per call, each round'.padEnd(58)} ${ratios.join(', ').padStart(10)}\n`);
   } finally {
     await store.close();
   }
@@ -250,9 +213,7 @@ export async function runHaBench(options: HaBenchOptions = {}): Promise<void> {
   );
   out(`  load average at start (uptime): ${load()}\n`);
   const rawSign = options.rawSignPerSec ?? rawSignRate(1);
-  out(
-    `  ${"node:crypto ECDSA P-256 sign (baseline)".padEnd(58)} ${fmt(rawSign).padStart(10)} /s\n`,
-  );
+  out(`  ${'node:crypto ECDSA P-256 sign (baseline)'.padEnd(58)} ${fmt(rawSign).padStart(10)} /s\n`);
 
   let cluster: PostgresCluster;
   try {
@@ -260,7 +221,7 @@ export async function runHaBench(options: HaBenchOptions = {}): Promise<void> {
   } catch (e) {
     out(
       `  SKIPPED: no PostgreSQL to run on (scripts/install-postgres.sh could not install or start it):\n` +
-        `  ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}\n`,
+        `  ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}\n`,
     );
     return;
   }
@@ -269,35 +230,27 @@ export async function runHaBench(options: HaBenchOptions = {}): Promise<void> {
   let failed = 0;
   try {
     await storeCommitPhase(cluster);
-    const database = await cluster.createDatabase("bench_ha");
+    const database = await cluster.createDatabase('bench_ha');
     for (const n of SERVERS) {
       servers.push(await startServer(cluster, database, n));
       if (n === 1) {
         await servers[0]!.admin.createEntry({
           entry: {
             spiffeId: SPIFFE_ID,
-            selectors: [{ type: "bench", value: "agent" }],
+            selectors: [{ type: 'bench', value: 'agent' }],
           },
         });
       }
       // The newest server published the union of every server's roots; clients of any server need all of them.
       const bundlePem = await bundleWith(servers[n - 1]!, n);
-      out(`  -- ${n} server${n > 1 ? "s" : ""} on one PostgreSQL\n`);
+      out(`  -- ${n} server${n > 1 ? 's' : ''} on one PostgreSQL\n`);
       for (const clients of CONCURRENCY) {
         // Join tokens are shared by every server: server 1's admin socket makes them for all.
-        const tokens = await makeTokens(
-          servers[0]!.admin,
-          SPIFFE_ID,
-          clients,
-          1,
-        );
+        const tokens = await makeTokens(servers[0]!.admin, SPIFFE_ID, clients, 1);
         const flushesBefore = await walFlushes(cluster);
         const result = await runClients({
           address: servers[0]!.address,
-          addresses: Array.from(
-            { length: clients },
-            (_, i) => servers[i % n]!.address,
-          ),
+          addresses: Array.from({ length: clients }, (_, i) => servers[i % n]!.address),
           trustDomain: TRUST_DOMAIN,
           bundlePem,
           tokens,
@@ -308,25 +261,22 @@ export async function runHaBench(options: HaBenchOptions = {}): Promise<void> {
         const r = result.renew;
         failed += r.errors + result.attest.errors;
         const rate = r.ops / (r.elapsedMs / 1000);
-        const callsPerFlush =
-          (r.ops + result.attest.ops) / Math.max(1, flushes);
+        const callsPerFlush = (r.ops + result.attest.ops) / Math.max(1, flushes);
         rows.push({ servers: n, clients, rate, renew: r, callsPerFlush });
         out(
-          `  ${`Renew (mTLS), ${n} server${n > 1 ? "s" : ""}, N=${clients} concurrent`.padEnd(58)} ` +
+          `  ${`Renew (mTLS), ${n} server${n > 1 ? 's' : ''}, N=${clients} concurrent`.padEnd(58)} ` +
             `${fmt(rate).padStart(10)} /s   p50 ${percentile(r.latenciesMs, 50).toFixed(1)} ms, ` +
             `p99 ${percentile(r.latenciesMs, 99).toFixed(1)} ms, ${r.ops} ok` +
-            `${r.errors > 0 ? `, ${r.errors} FAILED (${r.firstError ?? "?"})` : ""}` +
+            `${r.errors > 0 ? `, ${r.errors} FAILED (${r.firstError ?? '?'})` : ''}` +
             `, ${callsPerFlush.toFixed(1)} calls per WAL flush\n`,
         );
       }
     }
     out(`  load average at end (uptime): ${load()}\n`);
-    out("\nRatios (same run)\n");
+    out('\nRatios (same run)\n');
     for (const row of rows) {
-      const one = rows.find(
-        (r) => r.servers === 1 && r.clients === row.clients,
-      )!;
-      const tag = `Renew/s, ${row.servers} server${row.servers > 1 ? "s" : ""}, N=${row.clients}`;
+      const one = rows.find((r) => r.servers === 1 && r.clients === row.clients)!;
+      const tag = `Renew/s, ${row.servers} server${row.servers > 1 ? 's' : ''}, N=${row.clients}`;
       out(
         `  ${`${tag} / 1 server, same N`.padEnd(58)} ${(row.rate / one.rate).toFixed(2).padStart(10)}` +
           `   / raw P-256 sign ${(row.rate / rawSign).toFixed(3)}\n`,
@@ -345,8 +295,8 @@ export async function runHaBench(options: HaBenchOptions = {}): Promise<void> {
 
 /** --renews and --budget from the command line (also when scripts/bench.ts runs this). */
 export function haOptionsFromArgv(): HaBenchOptions {
-  const renews = arg("--renews");
-  const budget = arg("--budget");
+  const renews = arg('--renews');
+  const budget = arg('--budget');
   return {
     ...(renews !== undefined && { renewsPerMeasurement: Math.ceil(renews) }),
     ...(budget !== undefined && { phaseBudgetSeconds: budget }),
@@ -355,9 +305,7 @@ export function haOptionsFromArgv(): HaBenchOptions {
 
 if (require.main === module) {
   runHaBench(haOptionsFromArgv()).catch((e: unknown) => {
-    process.stderr.write(
-      `bench-ha: ${e instanceof Error ? e.stack : String(e)}\n`,
-    );
+    process.stderr.write(`bench-ha: ${e instanceof Error ? e.stack : String(e)}\n`);
     process.exitCode = 1;
   });
 }
