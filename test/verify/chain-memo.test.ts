@@ -315,11 +315,13 @@ describe('verified-chain memo', () => {
     ]);
     const runner = hops[1]!;
     verifyX509Svid([runner.cert.der, f.inter.cert.der], f.bundle, { cache });
-    // The same hop renewed: a new certificate (new serial) for the same key and context, so the same link.
+    // The same hop renewed: a new certificate (new serial) for the same key and context, so the same link. Its
+    // lifetime is a little shorter than the link's: issued a second later with the same TTL it would outlive the
+    // link it is bound to and be refused as a lifetime escalation.
     const renewed = issueSvid(f.inter, runner.id, {
       key: runner.key,
       context: runner.context,
-      ttlSeconds: 1800,
+      ttlSeconds: 1700,
     }).cert;
     assert.notEqual(renewed.serialHex, runner.cert.serialHex);
     const before = cache.stats();
