@@ -226,6 +226,27 @@ export interface PostgresSuite {
 }
 
 /**
+ * Registers the mocha hooks that start a throwaway cluster before the suite (installing Debian's postgresql on a
+ * bare machine can take minutes; a present one starts in seconds) and stop it after. Returns the cluster's getter,
+ * for hooks and tests. Call it inside `describe`, before the suite's own hooks.
+ */
+export function usePostgresCluster(): () => PostgresCluster {
+  let cluster: PostgresCluster | undefined;
+  before(async function () {
+    this.timeout(15 * 60_000);
+    cluster = await startPostgresCluster();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+  return () => {
+    if (cluster === undefined)
+      throw new Error('the PostgreSQL cluster has not started (use it inside hooks and tests)');
+    return cluster;
+  };
+}
+
+/**
  * Registers the mocha hooks of a suite on a throwaway cluster: the cluster starts before the suite (installing
  * Debian's postgresql on a bare machine can take minutes) and stops after it; each test gets a fresh database
  * named after `prefix` (the suite's own beforeEach hooks, registered later, run after it). `beforeDrop` runs after each test before its database is dropped: whatever still holds a
@@ -235,28 +256,19 @@ export function usePostgresDatabase(
   prefix: string,
   options: { beforeDrop?: () => Promise<void> | void } = {},
 ): PostgresSuite {
-  let cluster: PostgresCluster | undefined;
+  const cluster = usePostgresCluster();
   let database: string | undefined;
-  before(async function () {
-    this.timeout(15 * 60_000);
-    cluster = await startPostgresCluster();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
   beforeEach(async () => {
-    database = await cluster!.createDatabase(prefix);
+    database = await cluster().createDatabase(prefix);
   });
   afterEach(async () => {
     await options.beforeDrop?.();
-    if (database !== undefined) await cluster!.dropDatabase(database);
+    if (database !== undefined) await cluster().dropDatabase(database);
     database = undefined;
   });
   return {
     get cluster(): PostgresCluster {
-      if (cluster === undefined)
-        throw new Error('the PostgreSQL cluster has not started (use it inside hooks and tests)');
-      return cluster;
+      return cluster();
     },
     get database(): string {
       if (database === undefined) throw new Error('no database outside a test');

@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { ErrorCode, InvalidArgumentError, LanyardError } from '../../../src/errors';
 import { PgStore } from '../../../src/store/postgres/pg-store';
 import type { StoreOps } from '../../../src/store/store';
-import { startPostgresCluster, type PostgresCluster } from '../../support/postgres-cluster';
+import { usePostgresCluster } from '../../support/postgres-cluster';
 import { newEntry } from '../../store/conformance';
 import { runGroupCommitConformance } from '../../store/group-commit-conformance';
 import { postgresHarness } from '../../store/harnesses';
@@ -50,27 +50,17 @@ function track<T>(p: Promise<T>): {
 }
 
 describe('PostgreSQL store', function () {
-  let cluster: PostgresCluster;
-  before(async function () {
-    this.timeout(15 * 60_000);
-    cluster = await startPostgresCluster();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
+  const cluster = usePostgresCluster();
 
-  runGroupCommitConformance(
-    'postgres',
-    postgresHarness(() => cluster, 'group_commit'),
-  );
+  runGroupCommitConformance('postgres', postgresHarness(cluster, 'group_commit'));
 
   describe('group commit against a failing database', () => {
     let database: string;
     const stores: PgStore[] = [];
     const open = async (serverId = 'a'): Promise<PgStore> => {
       const s = await PgStore.open({
-        url: cluster.url(database),
-        password: cluster.password,
+        url: cluster().url(database),
+        password: cluster().password,
         poolSize: 3,
         serverId,
       });
@@ -78,16 +68,16 @@ describe('PostgreSQL store', function () {
       return s;
     };
     beforeEach(async () => {
-      database = await cluster.createDatabase('group_commit_fail');
+      database = await cluster().createDatabase('group_commit_fail');
     });
     afterEach(async () => {
       for (const s of stores.splice(0)) await s.close();
-      await cluster.dropDatabase(database);
+      await cluster().dropDatabase(database);
     });
 
     /** The backend that holds the write lock (a running batch's connection). */
     async function lockHolder(): Promise<number> {
-      const rows = await cluster.query(
+      const rows = await cluster().query(
         database,
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
       );
@@ -96,7 +86,7 @@ describe('PostgreSQL store', function () {
     }
 
     async function storedIds(): Promise<string[]> {
-      const rows = await cluster.query(database, 'SELECT spiffe_id FROM entries ORDER BY spiffe_id');
+      const rows = await cluster().query(database, 'SELECT spiffe_id FROM entries ORDER BY spiffe_id');
       return rows.map((r) => String(r.spiffe_id));
     }
 
@@ -137,7 +127,7 @@ describe('PostgreSQL store', function () {
       const calls = pausedBatch(store, g);
       await g.reached;
       const pid = await lockHolder();
-      await cluster.query(database, 'SELECT pg_terminate_backend($1)', [pid]);
+      await cluster().query(database, 'SELECT pg_terminate_backend($1)', [pid]);
       g.open();
       const outcomes = await Promise.all(calls.map((c) => c.done));
       assert.deepEqual(
@@ -165,7 +155,7 @@ describe('PostgreSQL store', function () {
     it('a COMMIT that fails fails every call of the batch and commits none of them', async () => {
       const store = await open();
       // Checked at COMMIT, not before: a deferred constraint trigger refusing one SPIFFE ID.
-      await cluster.query(
+      await cluster().query(
         database,
         `CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
@@ -173,7 +163,7 @@ describe('PostgreSQL store', function () {
            RETURN NULL;
          END $$`,
       );
-      await cluster.query(
+      await cluster().query(
         database,
         `CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON entries DEFERRABLE INITIALLY DEFERRED
          FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()`,
@@ -267,7 +257,7 @@ describe('PostgreSQL store', function () {
         }),
       );
       await g.reached;
-      await cluster.query(database, 'SELECT pg_terminate_backend($1)', [await lockHolder()]);
+      await cluster().query(database, 'SELECT pg_terminate_backend($1)', [await lockHolder()]);
       g.open();
       await tx.done;
       assert.equal(tx.state(), 'rejected');
