@@ -17,6 +17,7 @@
  * after it links on. A database rewritten behind its back gets no signature (ERR_AUDIT_CHAIN_BROKEN, logged).
  */
 import * as path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { AuditSigningKey } from '../../audit/audit-key';
 import { canonicalJson } from '../../audit/canonical';
 import { recordHash, type ChainHead } from '../../audit/chain';
@@ -401,6 +402,10 @@ export class AuditRecorder {
       }
       if (records.length < CONTINUITY_PAGE) break;
       position = nextPosition;
+      // SQLite's reads settle in microtasks, so without a turn of the event loop a long unsigned tail (a
+      // checkpoint interval of busy issuance, or history seeded in bulk) would hold the server's thread for
+      // the whole check: every Renew and EndSession would wait behind it.
+      await nextTurn();
     }
     if (first) throw broken(`record ${last.seq} is missing`);
     if (prevSeq !== head.seq || prevHash !== head.hash)
