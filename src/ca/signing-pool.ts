@@ -12,9 +12,8 @@
  * (UNAVAILABLE: retry) and is replaced; since an answer is only sent after signing, a failed call issued nothing
  * anyone received. `close()` lets the calls in flight finish, then stops the threads.
  */
-import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import {
   CaNotReadyError,
   errorFromCode,
@@ -22,6 +21,7 @@ import {
   isLanyardErrorCode,
   type LanyardError,
 } from '../errors';
+import { startWorkerScript } from '../internal/worker-script';
 import type { ParsedCsr } from '../x509/csr';
 import type { SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
 
@@ -149,7 +149,7 @@ export class SigningPool {
   }
 
   private spawn(): Slot {
-    const worker = startWorker();
+    const worker = startWorkerScript(__filename, 'signing-worker');
     const slot: Slot = { worker, pending: new Map(), installed: undefined, gone: false };
     worker.unref();
     worker.on('message', (reply: WorkerReply) => this.settle(slot, reply));
@@ -199,17 +199,4 @@ export class SigningPool {
 function rebuild(reply: WorkerReply & { ok: false }): LanyardError {
   if (reply.typed && isLanyardErrorCode(reply.code)) return errorFromCode(reply.code, reply.message);
   return new InternalError(`the signing worker failed: ${reply.code}: ${reply.message}`);
-}
-
-/**
- * The worker runs the compiled signing-worker.js next to this file; when this file is the TypeScript source
- * (tests, `tsx` scripts), the worker registers tsx's require hook first, which does not follow into threads.
- */
-function startWorker(): Worker {
-  const ext = path.extname(__filename);
-  const file = path.join(__dirname, `signing-worker${ext}`);
-  if (ext === '.ts') {
-    return new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true });
-  }
-  return new Worker(file);
 }
