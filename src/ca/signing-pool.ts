@@ -23,6 +23,7 @@ import {
 } from '../errors';
 import { startWorkerScript } from '../internal/worker-script';
 import type { ParsedCsr } from '../x509/csr';
+import type { SignedLeaf } from '../x509/profiles';
 import type { SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
 
 /** The authority a signature is made with: what a worker needs to hold to sign for it. */
@@ -73,15 +74,22 @@ export class SigningPool {
     return { publicKey: reply.publicKey, spki: new Uint8Array(reply.spki) };
   }
 
-  /** issueX509Svid in a worker with the authority's key; the leaf's DER. */
-  async sign(authority: PoolAuthority, request: PoolSignRequest): Promise<Uint8Array> {
+  /** signX509SvidLeaf in a worker with the authority's key: the leaf's DER and the fields it was signed with. */
+  async sign(authority: PoolAuthority, request: PoolSignRequest): Promise<SignedLeaf> {
     const reply = await this.call(
       (id) => ({ ...request, type: 'sign', id, authorityId: authority.id }),
       authority,
     );
     if (!('der' in reply))
       throw new InternalError('the signing worker answered a signature with no certificate');
-    return new Uint8Array(reply.der);
+    return {
+      der: new Uint8Array(reply.der),
+      spiffeId: request.spiffeId,
+      serialHex: reply.serialHex,
+      notBefore: new Date(reply.notBeforeMs),
+      notAfter: new Date(reply.notAfterMs),
+      ...(request.agentContextDer !== undefined && { agentContextDer: request.agentContextDer }),
+    };
   }
 
   /** Worker threads running: `size` until `close()` finished, then 0. */
