@@ -8,7 +8,7 @@
  * The genesis depends on the chain's name, so records cannot be spliced from one chain into another.
  */
 import { sha256Hex } from './canonical';
-import { checkEvent, type AuditEvent, type AuditRecord } from './record';
+import { checkEventApart, type AuditEvent, type AuditRecord } from './record';
 import { canonicalRecordBody, canonicalRecordLine } from './record-json';
 
 export const GENESIS_LABEL = 'lanyard-audit-v1 genesis\n';
@@ -39,16 +39,29 @@ export function recordHash(r: Omit<AuditRecord, 'hash'>): string {
 
 /** The record that follows `head` for `event` at `now` (when the event has no time of its own). */
 export function nextRecord(head: ChainHead, event: AuditEvent, now: Date): AuditRecord {
-  const e = checkEvent(event);
-  const { time, ...fields } = e;
-  const unhashed: Omit<AuditRecord, 'hash'> = {
-    ...fields,
-    chain: head.chain,
-    seq: head.seq + 1,
-    time: (time ?? now).toISOString(),
-    prevHash: head.hash,
-  };
-  return { ...unhashed, hash: recordHash(unhashed) };
+  return chainRecord(head, event, now).record;
+}
+
+/** A record just chained, with its canonical body (what its hash covers and what a store keeps). */
+export interface ChainedRecord {
+  record: AuditRecord;
+  body: string;
+}
+
+/**
+ * nextRecord, with the body it hashed: a store writes that body as it is instead of serialising the record a
+ * second time. The checked copy of the event is new and ours, so it is completed into the record in place.
+ */
+export function chainRecord(head: ChainHead, event: AuditEvent, now: Date): ChainedRecord {
+  const { fields, time } = checkEventApart(event);
+  const record = fields as unknown as AuditRecord;
+  record.chain = head.chain;
+  record.seq = head.seq + 1;
+  record.time = (time ?? now).toISOString();
+  record.prevHash = head.hash;
+  const body = recordBody(record);
+  record.hash = sha256Hex(body);
+  return { record, body };
 }
 
 /** A record as one JSON line (canonical, with its hash), the form of file chains and exports. */

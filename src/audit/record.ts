@@ -164,6 +164,20 @@ function checkedEvent(e: Record<string, unknown>, time: Date | undefined): Audit
 
 /** Fails closed on anything that is not a well-formed event; returns a copy without empty optional fields. */
 export function checkEvent(e: AuditEvent): AuditEvent {
+  return checkedEvent(e as unknown as Record<string, unknown>, checkTime(e));
+}
+
+/**
+ * checkEvent, with the copy left without its time (returned beside it): a copy the chain completes into a record
+ * in place, instead of copying it once more without `time`.
+ */
+export function checkEventApart(e: AuditEvent): { fields: AuditEvent; time: Date | undefined } {
+  const time = checkTime(e);
+  return { fields: checkedEvent(e as unknown as Record<string, unknown>, undefined), time };
+}
+
+/** The event's own time, checked; undefined when it has none. Fails closed as checkEvent does. */
+function checkTime(e: AuditEvent): Date | undefined {
   const fields = e as unknown as Record<string, unknown>;
   if (typeof fields.event !== 'string' || !EVENT_TYPES.has(fields.event)) {
     throw invalid(`unknown audit event type ${JSON.stringify(String(e.event).slice(0, 64))}`);
@@ -171,7 +185,7 @@ export function checkEvent(e: AuditEvent): AuditEvent {
   if (e.decision !== 'allow' && e.decision !== 'deny') throw invalid('decision must be "allow" or "deny"');
   if (e.time !== undefined && (!(e.time instanceof Date) || Number.isNaN(e.time.getTime())))
     throw invalid('time is not a valid date');
-  return checkedEvent(fields, e.time);
+  return e.time;
 }
 
 function checkChanges(changes: unknown): AuditFieldChange[] {

@@ -18,7 +18,7 @@ import { resolveAgentContextOid } from '../x509/agent-context/oid';
 import { ParsedCertificate } from '../x509/certificate';
 import type { KeyAlgorithm } from '../x509/keys';
 import { parseCsr, type ParsedCsr } from '../x509/csr';
-import { issueX509Svid } from '../x509/profiles';
+import { signX509SvidLeaf, type SignedLeaf } from '../x509/profiles';
 import {
   CaAuthority,
   CaAuthorityInfo,
@@ -110,7 +110,8 @@ export interface SignX509SvidRequest {
 export interface SignedX509Svid {
   /** Leaf first, then the CA certificate and any upstream intermediates. */
   chain: Uint8Array[];
-  cert: ParsedCertificate;
+  /** The leaf's fields as signed (no parse of it: the server's thread parsed every leaf it signed before). */
+  leaf: SignedLeaf;
   /** The trust bundle in force when the SVID was signed (it contains the SVID's root). */
   bundle: X509Bundle;
   authorityId: string;
@@ -404,19 +405,16 @@ export class CaManager {
       ...(request.agentContextDer !== undefined ? { agentContextDer: request.agentContextDer } : {}),
       agentContextOid: this.agentContextOid,
     };
-    let leaf: { der: Uint8Array; cert: ParsedCertificate };
-    if (this.pool !== undefined) {
-      const der = await this.pool.sign(
-        { id: active.id, certDer: active.cert.der, key: active.key },
-        { ...fields, nowMs: now.getTime() },
-      );
-      leaf = { der, cert: ParsedCertificate.fromDer(der) };
-    } else {
-      leaf = issueX509Svid({ ...fields, issuer: { cert: active.cert, key: active.key }, now });
-    }
+    const leaf =
+      this.pool !== undefined
+        ? await this.pool.sign(
+            { id: active.id, certDer: active.cert.der, key: active.key },
+            { ...fields, nowMs: now.getTime() },
+          )
+        : signX509SvidLeaf({ ...fields, issuer: { cert: active.cert, key: active.key }, now });
     return {
       chain: [leaf.der, ...chainAbove(active)],
-      cert: leaf.cert,
+      leaf,
       bundle: snapshot.bundle,
       authorityId: active.id,
     };

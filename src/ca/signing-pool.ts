@@ -12,9 +12,8 @@
  * (UNAVAILABLE: retry) and is replaced; since an answer is only sent after signing, a failed call issued nothing
  * anyone received. `close()` lets the calls in flight finish, then stops the threads.
  */
-import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import {
   CaNotReadyError,
   errorFromCode,
@@ -22,7 +21,9 @@ import {
   isLanyardErrorCode,
   type LanyardError,
 } from '../errors';
+import { startWorkerScript } from '../internal/worker-script';
 import type { ParsedCsr } from '../x509/csr';
+import type { SignedLeaf } from '../x509/profiles';
 import type { SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
 
 /** The authority a signature is made with: what a worker needs to hold to sign for it. */
@@ -73,15 +74,22 @@ export class SigningPool {
     return { publicKey: reply.publicKey, spki: new Uint8Array(reply.spki) };
   }
 
-  /** issueX509Svid in a worker with the authority's key; the leaf's DER. */
-  async sign(authority: PoolAuthority, request: PoolSignRequest): Promise<Uint8Array> {
+  /** signX509SvidLeaf in a worker with the authority's key: the leaf's DER and the fields it was signed with. */
+  async sign(authority: PoolAuthority, request: PoolSignRequest): Promise<SignedLeaf> {
     const reply = await this.call(
       (id) => ({ ...request, type: 'sign', id, authorityId: authority.id }),
       authority,
     );
     if (!('der' in reply))
       throw new InternalError('the signing worker answered a signature with no certificate');
-    return new Uint8Array(reply.der);
+    return {
+      der: new Uint8Array(reply.der),
+      spiffeId: request.spiffeId,
+      serialHex: reply.serialHex,
+      notBefore: new Date(reply.notBeforeMs),
+      notAfter: new Date(reply.notAfterMs),
+      ...(request.agentContextDer !== undefined && { agentContextDer: request.agentContextDer }),
+    };
   }
 
   /** Worker threads running: `size` until `close()` finished, then 0. */
@@ -149,7 +157,7 @@ export class SigningPool {
   }
 
   private spawn(): Slot {
-    const worker = startWorker();
+    const worker = startWorkerScript(__filename, 'signing-worker');
     const slot: Slot = { worker, pending: new Map(), installed: undefined, gone: false };
     worker.unref();
     worker.on('message', (reply: WorkerReply) => this.settle(slot, reply));
@@ -199,17 +207,4 @@ export class SigningPool {
 function rebuild(reply: WorkerReply & { ok: false }): LanyardError {
   if (reply.typed && isLanyardErrorCode(reply.code)) return errorFromCode(reply.code, reply.message);
   return new InternalError(`the signing worker failed: ${reply.code}: ${reply.message}`);
-}
-
-/**
- * The worker runs the compiled signing-worker.js next to this file; when this file is the TypeScript source
- * (tests, `tsx` scripts), the worker registers tsx's require hook first, which does not follow into threads.
- */
-function startWorker(): Worker {
-  const ext = path.extname(__filename);
-  const file = path.join(__dirname, `signing-worker${ext}`);
-  if (ext === '.ts') {
-    return new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true });
-  }
-  return new Worker(file);
 }

@@ -42,6 +42,13 @@ export type WorkerRequest = InstallRequest | RetainRequest | CsrRequest | SignRe
 
 export type WorkerReply =
   | { id: number; ok: true; publicKey: KeyObject; spki: Uint8Array }
-  | { id: number; ok: true; der: Uint8Array }
+  | {
+      id: number;
+      ok: true;
+      der: Uint8Array;
+      serialHex: string;
+      notBeforeMs: number;
+      notAfterMs: number;
+    }
   /** `code` is a LanyardErrorCode when the failure was a typed error; otherwise the thrown error's class name. */
   | { id: number; ok: false; code: string; message: string; typed: boolean };

@@ -8,7 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { isLanyardError } from '../errors';
 import { ParsedCertificate } from '../x509/certificate';
 import { parseCsr } from '../x509/csr';
-import { issueX509Svid } from '../x509/profiles';
+import { signX509SvidLeaf, type SignedLeaf } from '../x509/profiles';
 import type { SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
 
 const authorities = new Map<string, { cert: ParsedCertificate; key: KeyObject }>();
@@ -32,16 +32,26 @@ port.on('message', (m: WorkerRequest) => {
       );
       return;
     case 'sign':
-      port.postMessage(answer(m.id, () => ({ der: sign(m) })));
+      port.postMessage(
+        answer(m.id, () => {
+          const leaf = sign(m);
+          return {
+            der: leaf.der,
+            serialHex: leaf.serialHex,
+            notBeforeMs: leaf.notBefore.getTime(),
+            notAfterMs: leaf.notAfter.getTime(),
+          };
+        }),
+      );
       return;
   }
 });
 
-function sign(m: SignRequest): Uint8Array {
+function sign(m: SignRequest): SignedLeaf {
   const issuer = authorities.get(m.authorityId);
   // The pool installs before it signs on the same port, so this is a bug in the pool, never a caller's fault.
   if (issuer === undefined) throw new Error(`authority ${m.authorityId} is not installed in this worker`);
-  return issueX509Svid({
+  return signX509SvidLeaf({
     spiffeId: m.spiffeId,
     publicKey: m.publicKey,
     issuer,
@@ -50,10 +60,12 @@ function sign(m: SignRequest): Uint8Array {
     ...(m.dnsNames !== undefined ? { dnsNames: m.dnsNames } : {}),
     ...(m.agentContextDer !== undefined ? { agentContextDer: m.agentContextDer } : {}),
     agentContextOid: m.agentContextOid,
-  }).der;
+  });
 }
 
-type Result = { publicKey: KeyObject; spki: Uint8Array } | { der: Uint8Array };
+type Result =
+  | { publicKey: KeyObject; spki: Uint8Array }
+  | { der: Uint8Array; serialHex: string; notBeforeMs: number; notAfterMs: number };
 
 function answer(id: number, work: () => Result): WorkerReply {
   try {

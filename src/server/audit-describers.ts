@@ -28,7 +28,7 @@ import type { Entry, X509Svid } from '../gen/lanyard/v1/types';
 import type { Store } from '../store/store';
 import { decodeDelegationBinding } from '../x509/agent-context';
 import type { AuditCaller, MethodAudit } from './audit/audited-service';
-import { certificateFields, svidFields } from './audit/svid-fields';
+import { signedLeafFields, svidFields } from './audit/svid-fields';
 import { issuedLeafOf } from './issuance/workload-svid';
 import { entryChanges } from './registration/entry-changes';
 import type { EntryUpdateDetail } from './registration/service';
@@ -58,12 +58,13 @@ function allowRecord(
 }
 
 function issued(event: AuditEventType, svid: X509Svid | undefined, caller: AuditCaller): AuditEvent {
-  // The leaf this server just signed is parsed already (svidToProto remembers it by its Buffer).
+  // The fields of the leaf this server just signed are known without a parse (svidToProto remembers them by
+  // its Buffer).
   const signed = issuedLeafOf(svid?.certChain[0]);
   return allowRecord(
     event,
     actorOnly(caller),
-    signed !== undefined ? certificateFields(signed) : svidFields(leafOf(svid)),
+    signed !== undefined ? signedLeafFields(signed) : svidFields(leafOf(svid)),
   );
 }
 

@@ -515,11 +515,15 @@ export const auditCheckpointFromRow = recordFromRow<AuditCheckpoint, AuditCheckp
   AUDIT_CHECKPOINT_FIELDS,
 );
 
-/** The values of an audit_records row, in the column order of AUDIT_RECORD_COLUMNS. */
+/** The columns an audit record is written to, in the order of auditRecordValues. */
 export const AUDIT_RECORD_COLUMNS =
   'chain, seq, time, event, session_id, root_session_id, serial, principal, agent_id, body, hash';
 
-export function auditRecordValues(r: AuditRecord): (string | number | null)[] {
+/**
+ * The values of an audit_records row, in the column order of AUDIT_RECORD_COLUMNS.
+ * @param body the record's canonical body when the caller has it already (chainRecord gives it)
+ */
+export function auditRecordValues(r: AuditRecord, body?: string): (string | number | null)[] {
   return [
     r.chain,
     r.seq,
@@ -530,7 +534,7 @@ export function auditRecordValues(r: AuditRecord): (string | number | null)[] {
     r.serial ?? null,
     r.principal ?? null,
     r.agentId ?? null,
-    recordBody(r),
+    body ?? recordBody(r),
     r.hash,
   ];
 }

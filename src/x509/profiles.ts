@@ -145,6 +145,30 @@ export function createIntermediateCa(opts: IntermediateCaOptions): IssuedCertifi
 }
 
 export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
+  return issued(signX509SvidLeaf(opts).der);
+}
+
+/**
+ * An X509-SVID just signed, with the fields its signer set, known without parsing the certificate back: the
+ * server needs no more than these of the leaf it answers with (what it records and stores), and a parse of it
+ * cost as much as the signature.
+ */
+export interface SignedLeaf {
+  der: Uint8Array;
+  spiffeId: string;
+  /** Lowercase hex without leading zeros, as ParsedCertificate.serialHex. */
+  serialHex: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** The agent-context extension's value as signed into the leaf, when it has one. */
+  agentContextDer?: Uint8Array;
+}
+
+/**
+ * issueX509Svid without the parse: the same checks, the same certificate bytes.
+ * @param serial the certificate's serial number; a fresh random one unless a test fixes it
+ */
+export function signX509SvidLeaf(opts: SvidOptions, serial: Uint8Array = randomSerial()): SignedLeaf {
   const trustDomain = leafTrustDomain(opts.spiffeId);
   const dnsNames = opts.dnsNames ?? [];
   dnsNames.forEach(checkDnsName);
@@ -182,8 +206,8 @@ export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
     // Non-critical so that OpenSSL, Go, Envoy and nginx, which do not know it, still accept the certificate.
     extensions.push(extensionDer(contextOid, false, opts.agentContextDer));
   }
-  const der = signCertificate({
-    serial: randomSerial(),
+  const fields = {
+    serial,
     issuer: issuerNameDer(opts.issuer.cert),
     subject: SVID_SUBJECT,
     notBefore: clampNotBefore(notBefore, opts.issuer.cert),
@@ -191,8 +215,21 @@ export function issueX509Svid(opts: SvidOptions): IssuedCertificate {
     spki,
     extensions,
     signingKey: opts.issuer.key,
-  });
-  return issued(der);
+  };
+  return {
+    der: signCertificate(fields),
+    spiffeId: opts.spiffeId,
+    serialHex: serialHex(serial),
+    // Copies: either may be the issuer certificate's own Date.
+    notBefore: new Date(fields.notBefore.getTime()),
+    notAfter: new Date(fields.notAfter.getTime()),
+    ...(opts.agentContextDer !== undefined && { agentContextDer: opts.agentContextDer }),
+  };
+}
+
+/** The serial as ParsedCertificate.serialHex gives it: the INTEGER's magnitude in hex, no leading zeros. */
+function serialHex(serial: Uint8Array): string {
+  return Buffer.from(serial).toString('hex').replace(/^0+/, '') || '0';
 }
 
 const SVID_SUBJECT = buildName({ organization: SVID_SUBJECT_ORGANIZATION });

@@ -115,7 +115,7 @@ describe('CaManager', () => {
       assert.deepEqual(svid.chain[1], activeOf(ca).certDer);
       assert.equal(svid.authorityId, activeOf(ca).id);
       assert.equal(svid.bundle, ca.bundle());
-      assert.equal(svid.cert.notAfter.getTime(), addSeconds(T0, 120).getTime());
+      assert.equal(svid.leaf.notAfter.getTime(), addSeconds(T0, 120).getTime());
       const verified = verifyX509Svid(svid.chain, ca.bundle(), { at: addSeconds(T0, 1), cache: null });
       assert.equal(verified.id.toString(), `spiffe://${TD}/agents/planner`);
     });
@@ -321,7 +321,7 @@ describe('CaManager', () => {
         for (const at of [addSeconds(t.prepareAt, -1), addSeconds(t.activateAt, -1)]) {
           const svid = await sign(ca, at, 10 * CA_TTL);
           assert.equal(svid.authorityId, active.id);
-          assert.equal(svid.cert.notAfter.getTime(), active.notAfter.getTime(), 'capped by the CA');
+          assert.equal(svid.leaf.notAfter.getTime(), active.notAfter.getTime(), 'capped by the CA');
           issued.push({ svid, caNotAfter: active.notAfter });
         }
         await ca.tick(t.prepareAt);

@@ -11,6 +11,7 @@ import { CaManager, type SignedX509Svid } from '../../src/ca';
 import { CaNotReadyError, ErrorCode, isLanyardError } from '../../src/errors';
 import { verifyX509Svid } from '../../src/verify';
 import { encodeAgentContext } from '../../src/x509/agent-context/codec';
+import { ParsedCertificate } from '../../src/x509/certificate';
 import { createCsr, parseCsr } from '../../src/x509/csr';
 import { generateSigningKeyPair } from '../../src/x509/keys';
 import { DataDir, TD } from '../support/ca';
@@ -35,8 +36,16 @@ function assertValidSvid(ca: CaManager | X509Bundle, svid: SignedX509Svid, spiff
   const issuer = new X509Certificate(Buffer.from(svid.chain[1]!));
   assert.ok(leaf.verify(issuer.publicKey), 'OpenSSL verifies the leaf under the CA certificate');
   assert.ok(leaf.checkIssued(issuer));
-  assert.deepEqual(svid.cert.der, svid.chain[0]);
+  assert.deepEqual(svid.leaf.der, svid.chain[0]);
+  // The fields the worker reports are the certificate's own, without the server parsing it.
+  const parsed = ParsedCertificate.fromDer(svid.chain[0]!);
+  assert.equal(svid.leaf.spiffeId, parsed.uriSans[0]);
+  assert.equal(svid.leaf.serialHex, parsed.serialHex);
+  assert.equal(svid.leaf.notBefore.getTime(), parsed.notBefore.getTime());
+  assert.equal(svid.leaf.notAfter.getTime(), parsed.notAfter.getTime());
 }
+
+const certOf = (svid: SignedX509Svid): ParsedCertificate => ParsedCertificate.fromDer(svid.chain[0]!);
 
 describe('ca/signing-pool: CSR checks and signing in worker threads', function () {
   // Each worker loads the x509 code through tsx on its first start.
@@ -65,7 +74,7 @@ describe('ca/signing-pool: CSR checks and signing in worker threads', function (
     );
     svids.forEach((svid, i) => {
       assertValidSvid(ca, svid, `spiffe://${TD}/agent/${i}`);
-      assert.ok(svid.cert.publicKey.equals(workloads[i]!.publicKey));
+      assert.ok(certOf(svid).publicKey.equals(workloads[i]!.publicKey));
     });
 
     // With a context and DNS names, the worker's leaf carries what the in-thread one carries.
@@ -77,9 +86,10 @@ describe('ca/signing-pool: CSR checks and signing in worker threads', function (
     };
     const pooled = await ca.signX509Svid(withContext);
     assertValidSvid(ca, pooled, `spiffe://${TD}/agent`);
-    assert.deepEqual(pooled.cert.extension(DEFAULT_AGENT_CONTEXT_OID)?.value, withContext.agentContextDer);
-    assert.deepEqual([...pooled.cert.dnsSans], ['agent.example.org']);
-    assert.equal(pooled.cert.notAfter.getTime(), T0.getTime() + 300_000);
+    assert.deepEqual(certOf(pooled).extension(DEFAULT_AGENT_CONTEXT_OID)?.value, withContext.agentContextDer);
+    assert.deepEqual([...certOf(pooled).dnsSans], ['agent.example.org']);
+    assert.equal(pooled.leaf.notAfter.getTime(), T0.getTime() + 300_000);
+    assert.deepEqual(pooled.leaf.agentContextDer, withContext.agentContextDer);
   });
 
   it('refuses a bad CSR in the worker with the typed error parseCsr gives', async () => {

@@ -72,7 +72,12 @@ describe('CaManager with an upstream authority', () => {
     const verified = verifyX509Svid(svid.chain, ca.bundle(), { at: T0, cache: null });
     assert.deepEqual(
       verified.chain.map((c) => c.sha256Hex),
-      [svid.cert.sha256Hex, lanyardCa.sha256Hex, org.signer.cert.sha256Hex, org.root.cert.sha256Hex],
+      [
+        ParsedCertificate.fromDer(svid.chain[0]!).sha256Hex,
+        lanyardCa.sha256Hex,
+        org.signer.cert.sha256Hex,
+        org.root.cert.sha256Hex,
+      ],
     );
     // The server's own SVID chains the same way.
     assert.equal(ca.serverSvid().chain.length, 3);

@@ -4,6 +4,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AuditEvent } from '../../src/audit/record';
 import { verifyAuditChain } from '../../src/audit/verify-chain';
 import { ErrorCode, InvalidArgumentError, LanyardError } from '../../src/errors';
 import { hashJoinToken } from '../../src/internal/join-token-secret';
@@ -235,6 +236,83 @@ export function runGroupCommitConformance(name: string, makeHarness: MakeStoreHa
           assert.ok(!stored.has(`${ID}/${i}`), `call ${i} failed but is stored`);
         }
       });
+    });
+
+    it('chains every record of a batch in commit order, on each chain, with no record of a failed call', async () => {
+      // The batch carries each chain's head from call to call (one head read per batch): a call rolled back
+      // must take the heads its records made with it, on every chain it wrote, and an append that failed
+      // (refused before its INSERT) must move no head at all.
+      const second = `${CHAIN}/second`;
+      const before = store.groupCommitStats();
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          store.sharedTransaction(async (tx) => {
+            await tx.audit.append(CHAIN, { ...sampleEvent(i), subject: `call-${i}-a` }, new Date());
+            if (i === 3) {
+              const bad = { ...sampleEvent(i), event: 'no.such.event' } as unknown as AuditEvent;
+              await rejectsWithCode(tx.audit.append(CHAIN, bad, new Date()), ErrorCode.AUDIT_RECORD_INVALID);
+            }
+            await tx.audit.append(second, { ...sampleEvent(i), subject: `call-${i}` }, new Date());
+            const last = await tx.audit.append(
+              CHAIN,
+              { ...sampleEvent(i), subject: `call-${i}-b` },
+              new Date(),
+            );
+            if (i === 2 || i === 5) throw new InvalidArgumentError(`call ${i} refused`);
+            return last;
+          }),
+        ),
+      );
+      assert.equal(store.groupCommitStats().batches - before.batches, 1, 'the eight calls shared one batch');
+      const kept = [0, 1, 3, 4, 6, 7];
+      assert.deepEqual(
+        outcomes.map((o) => o.status),
+        outcomes.map((_, i) => (kept.includes(i) ? 'fulfilled' : 'rejected')),
+      );
+      const { records } = await store.audit.readRecords(CHAIN, 0, 100);
+      assert.deepEqual(
+        records.map((r) => r.subject),
+        kept.flatMap((i) => [`call-${i}-a`, `call-${i}-b`]),
+      );
+      assert.deepEqual(
+        records.map((r) => r.seq),
+        records.map((_, i) => i + 1),
+      );
+      assert.equal(verifyAuditChain(CHAIN, records, [], undefined, { allowUnsignedTail: true }).ok, true);
+      // What each call was told is what was stored.
+      for (const o of outcomes) {
+        if (o.status !== 'fulfilled') continue;
+        assert.deepEqual(records[o.value.seq - 1], o.value);
+      }
+      const other = (await store.audit.readRecords(second, 0, 100)).records;
+      assert.deepEqual(
+        other.map((r) => r.subject),
+        kept.map((i) => `call-${i}`),
+      );
+      assert.equal(verifyAuditChain(second, other, [], undefined, { allowUnsignedTail: true }).ok, true);
+    });
+
+    it('reads each head again in every batch: records another writer added in between are chained on', async () => {
+      // Between two batches another server (PostgreSQL) or another process on the same SQLite file may have
+      // appended: a head carried over from the previous batch would fork the chain.
+      const other = await harness.open();
+      const batch = (from: number): Promise<unknown> =>
+        Promise.all(
+          [from, from + 1].map((i) =>
+            store.sharedTransaction((tx) =>
+              tx.audit.append(CHAIN, { ...sampleEvent(i), subject: `batch-${i}` }, new Date()),
+            ),
+          ),
+        );
+      await batch(0);
+      await other.audit.append(CHAIN, { ...sampleEvent(2), subject: 'other' }, new Date());
+      await batch(3);
+      const { records } = await other.audit.readRecords(CHAIN, 0, 100);
+      assert.deepEqual(
+        records.map((r) => `${r.seq} ${r.subject}`),
+        ['1 batch-0', '2 batch-1', '3 other', '4 batch-3', '5 batch-4'],
+      );
+      assert.equal(verifyAuditChain(CHAIN, records, [], undefined, { allowUnsignedTail: true }).ok, true);
     });
 
     it('a transaction handle kept past its call is refused', async () => {

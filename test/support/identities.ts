@@ -23,7 +23,7 @@ export async function expiredSvid(s: TestServer, spiffeId: string): Promise<Clie
     ttlSeconds: 1,
     now: new Date(Date.now() - 60_000),
   });
-  assert.ok(expired.cert.notAfter.getTime() < Date.now());
+  assert.ok(expired.leaf.notAfter.getTime() < Date.now());
   return { key: k.key, chain: expired.chain };
 }
 

@@ -70,7 +70,7 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
   // group commit shared with the other issuance calls in flight; the caller is answered after it.
   return auditedSharedTransaction(deps.store, async (tx) => {
     if (session !== undefined) {
-      await tx.addSessionCertificate(session.id, signed.cert.serialHex, signed.cert.notAfter);
+      await tx.addSessionCertificate(session.id, signed.leaf.serialHex, signed.leaf.notAfter);
     }
     return {
       svid: svidToProto(signed, entry),

@@ -4,7 +4,9 @@
  */
 import { contextFields, type SvidFields } from '../../audit/context-fields';
 import { describeAgentContextAnyOid } from '../../x509/agent-context/oid';
+import { decodeAgentContext } from '../../x509/agent-context/codec';
 import { ParsedCertificate } from '../../x509/certificate';
+import type { SignedLeaf } from '../../x509/profiles';
 
 /** The fields of a certificate this server issued (so it parses); {} for bytes that do not. */
 export function svidFields(der: Uint8Array | undefined): SvidFields {
@@ -18,8 +20,23 @@ export function svidFields(der: Uint8Array | undefined): SvidFields {
   return certificateFields(cert);
 }
 
-/** svidFields of a certificate already parsed (the one just signed). */
-export function certificateFields(cert: ParsedCertificate): SvidFields {
+/**
+ * svidFields of a leaf this server just signed, from the fields it was signed with: the same record as the
+ * parse of its certificate gives (the one URI SAN is its SPIFFE ID; the context is the extension's value).
+ */
+export function signedLeafFields(leaf: SignedLeaf): SvidFields {
+  const out: SvidFields = { serial: leaf.serialHex, subject: leaf.spiffeId };
+  if (leaf.agentContextDer === undefined) return out;
+  try {
+    Object.assign(out, contextFields(decodeAgentContext(leaf.agentContextDer)));
+  } catch {
+    // As for a parsed certificate: one without a readable context is recorded by its SPIFFE ID and serial.
+  }
+  return out;
+}
+
+/** svidFields of a certificate already parsed. */
+function certificateFields(cert: ParsedCertificate): SvidFields {
   const out: SvidFields = { serial: cert.serialHex };
   const uri = cert.uriSans[0];
   if (uri !== undefined) out.subject = uri;

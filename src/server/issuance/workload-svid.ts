@@ -3,9 +3,9 @@ import type { KeyObject } from 'node:crypto';
 import type { CaManager, SignedX509Svid } from '../../ca';
 import type { X509Svid } from '../../gen/lanyard/v1/types';
 import type { Entry } from '../../store/types';
-import type { ParsedCertificate } from '../../x509/certificate';
 import { encodeAgentContext } from '../../x509/agent-context/codec';
 import type { AgentContext } from '../../x509/agent-context/types';
+import type { SignedLeaf } from '../../x509/profiles';
 
 export interface IssueRequest {
   entry: Entry;
@@ -33,22 +33,23 @@ export function issueWorkloadSvid(ca: CaManager, req: IssueRequest): Promise<Sig
 
 export function svidToProto(signed: SignedX509Svid, entry: Entry): X509Svid {
   const certChain = signed.chain.map((der) => Buffer.from(der));
-  issuedLeaves.set(certChain[0]!, signed.cert);
+  issuedLeaves.set(certChain[0]!, signed.leaf);
   return {
     spiffeId: entry.spiffeId,
     certChain,
-    expiresAt: signed.cert.notAfter,
+    expiresAt: signed.leaf.notAfter,
     entryId: entry.id,
   };
 }
 
 /**
- * The certificate signX509Svid parsed, by the very Buffer that carries its DER in a response: the audit
- * record of the call reads its fields, and parsing the leaf a second time cost as much as signing it.
+ * The leaf signX509Svid signed, with the fields it was signed with, by the very Buffer that carries its DER in
+ * a response: the audit record of the call reads those fields instead of parsing the certificate, which cost as
+ * much as signing it.
  */
-const issuedLeaves = new WeakMap<Uint8Array, ParsedCertificate>();
+const issuedLeaves = new WeakMap<Uint8Array, SignedLeaf>();
 
-/** The parsed leaf of a response's `certChain[0]` when svidToProto made it; undefined for other bytes. */
-export function issuedLeafOf(der: Uint8Array | undefined): ParsedCertificate | undefined {
+/** The signed leaf of a response's `certChain[0]` when svidToProto made it; undefined for other bytes. */
+export function issuedLeafOf(der: Uint8Array | undefined): SignedLeaf | undefined {
   return der === undefined ? undefined : issuedLeaves.get(der);
 }

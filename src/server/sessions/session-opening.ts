@@ -80,7 +80,7 @@ export async function storeOpenedSession(
     // session at the server too.
     openerSerial: leaf.serialHex,
   });
-  await tx.addSessionCertificate(session.id, signed.cert.serialHex, signed.cert.notAfter);
+  await tx.addSessionCertificate(session.id, signed.leaf.serialHex, signed.leaf.notAfter);
   return { svid: svidToProto(signed, entry), bundle: bundleToProto(signed.bundle) };
 }
 
@@ -172,5 +172,5 @@ export async function openDelegatedSession(
     },
     signed,
   );
-  return { ...answer, sessionId: d.sessionId, expiresAt: signed.cert.notAfter };
+  return { ...answer, sessionId: d.sessionId, expiresAt: signed.leaf.notAfter };
 }

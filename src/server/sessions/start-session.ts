@@ -87,7 +87,7 @@ export async function startSession(
   const expiresAt =
     sessionTtl > ttlSeconds
       ? new Date(wholeSeconds(now).getTime() + sessionTtl * 1000)
-      : signed.cert.notAfter;
+      : signed.leaf.notAfter;
   // The session, its first serial and its audit record commit together.
   return auditedSharedTransaction(deps.store, async (tx): Promise<StartSessionResponse> => {
     await assertSessionQuota(tx, deps.limits, entry.id, now);

@@ -3,7 +3,7 @@
  * and insert inside one write (under the store's write lock), so concurrent writers on every server serialise and
  * no chain ever forks.
  */
-import { emptyHead, nextRecord, type ChainHead } from '../../audit/chain';
+import { chainRecord, emptyHead, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
 import {
   type AuditChainInfo,
@@ -15,6 +15,7 @@ import {
 } from '../../audit/log';
 import { type AuditEvent, type AuditRecord } from '../../audit/record';
 import { AuditChainBrokenError } from '../../errors';
+import type { BatchAuditHeads } from '../audit-batch';
 import type { Runner, Sql } from './sql';
 import {
   AUDIT_RECORD_COLUMNS,
@@ -30,12 +31,21 @@ import {
 } from '../rows';
 
 export class PgAudit implements AuditStore {
-  constructor(private readonly run: Runner) {}
+  /**
+   * @param heads on a call of a group commit: the batch's chain heads, so that the head is read once per batch
+   *   (in its transaction, under the write lock) rather than once per record
+   */
+  constructor(
+    private readonly run: Runner,
+    private readonly heads?: BatchAuditHeads,
+  ) {}
 
   append(chain: string, event: AuditEvent, now: Date): Promise<AuditRecord> {
+    const heads = this.heads;
     return this.run.write(async (sql) => {
-      const record = nextRecord(await head(sql, chain), event, now);
-      await insert(sql, record);
+      const { record, body } = chainRecord(heads?.head(chain) ?? (await head(sql, chain)), event, now);
+      await insert(sql, record, body);
+      heads?.moved({ chain, seq: record.seq, hash: record.hash });
       return record;
     });
   }
@@ -214,10 +224,10 @@ async function addCheckpoint(sql: Sql, c: AuditCheckpoint): Promise<void> {
   );
 }
 
-async function insert(sql: Sql, r: AuditRecord): Promise<void> {
+async function insert(sql: Sql, r: AuditRecord, body?: string): Promise<void> {
   await sql.query(
     `INSERT INTO audit_records (${AUDIT_RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-    auditRecordValues(r),
+    auditRecordValues(r, body),
   );
 }
 

@@ -17,6 +17,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { InternalError } from '../../errors';
+import { BatchAuditHeads } from '../audit-batch';
 import type { CommitJob } from '../commit-queue';
 import type { StoreOps } from '../store';
 import type { Runner } from './sql';
@@ -25,8 +26,8 @@ import { checkout, transactionRunner, WRITE_BEGIN, type CheckedOut } from './tra
 /** What a batch needs from the store. */
 export interface PgBatchContext {
   pool: Pool;
-  /** The StoreOps a call gets, over the runner of its savepoint. */
-  ops(run: Runner): StoreOps;
+  /** The StoreOps a call gets, over the runner of its savepoint, appending after the batch's audit heads. */
+  ops(run: Runner, heads: BatchAuditHeads): StoreOps;
   /** Runs `f` marked as inside a store transaction (the store refuses calls on itself from there). */
   markInTransaction<T>(f: () => T): T;
 }
@@ -49,9 +50,10 @@ export async function runPgBatch(ctx: PgBatchContext, jobs: readonly CommitJob[]
   let next = 0;
   try {
     for (const statement of WRITE_BEGIN) await client.query(statement.text, statement.values);
+    const heads = new BatchAuditHeads();
     for (; next < jobs.length; next++) {
       const job = jobs[next]!;
-      const outcome = await runCall(ctx, client, job);
+      const outcome = await runCall(ctx, client, job, heads);
       if (outcome.ok) {
         succeeded.push({ job, value: outcome.value });
         continue;
@@ -87,7 +89,12 @@ export async function runPgBatch(ctx: PgBatchContext, jobs: readonly CommitJob[]
 }
 
 /** One call of the batch in its own savepoint, in its caller's async context. */
-async function runCall(ctx: PgBatchContext, client: PoolClient, job: CommitJob): Promise<CallOutcome> {
+async function runCall(
+  ctx: PgBatchContext,
+  client: PoolClient,
+  job: CommitJob,
+  heads: BatchAuditHeads,
+): Promise<CallOutcome> {
   try {
     await client.query('SAVEPOINT group_commit_call');
   } catch (e) {
@@ -96,7 +103,9 @@ async function runCall(ctx: PgBatchContext, client: PoolClient, job: CommitJob):
   const handle = transactionRunner(client);
   let outcome: CallOutcome;
   try {
-    const value = await job.inCallerContext(() => ctx.markInTransaction(() => job.fn(ctx.ops(handle.run))));
+    const value = await job.inCallerContext(() =>
+      ctx.markInTransaction(() => job.fn(ctx.ops(handle.run, heads))),
+    );
     outcome = { ok: true, value };
   } catch (e) {
     outcome = { ok: false, error: e };
@@ -106,7 +115,11 @@ async function runCall(ctx: PgBatchContext, client: PoolClient, job: CommitJob):
   await handle.end();
   // A call that succeeded keeps its savepoint (the next call's nests inside it; COMMIT ends them all): releasing
   // it would cost a round trip per call, under the lock. ROLLBACK TO names the newest one: this call's.
-  if (outcome.ok) return outcome;
+  if (outcome.ok) {
+    heads.callKept();
+    return outcome;
+  }
+  heads.callRolledBack();
   try {
     await client.query('ROLLBACK TO SAVEPOINT group_commit_call');
   } catch (e) {

@@ -6,6 +6,7 @@ import { InternalError, InvalidArgumentError, LanyardError, StoreClosedError } f
 import { AsyncMutex } from '../../internal/async-mutex';
 import { CommitQueue, type CommitJob } from '../commit-queue';
 import type { GroupCommitStats, Store, StoreOps } from '../store';
+import type { BatchAuditHeads } from '../audit-batch';
 import { TableOps, type StoreTables, type TableCall } from '../table-ops';
 import { PgAudit } from './audit';
 import { PgCaState } from './ca-state';
@@ -220,7 +221,7 @@ export class PgStore extends TableOps implements Store {
       runPgBatch(
         {
           pool: this.pool,
-          ops: (run) => this.ops(run),
+          ops: (run, heads) => this.ops(run, heads),
           markInTransaction: (f) => this.inTransaction.run(true, f),
         },
         jobs,
@@ -229,8 +230,8 @@ export class PgStore extends TableOps implements Store {
   }
 
   /** The StoreOps of one transaction (or one call of a shared one), over its runner. */
-  private ops(run: Runner): StoreOps {
-    return new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run));
+  private ops(run: Runner, heads?: BatchAuditHeads): StoreOps {
+    return new TableOps(pgTables(run, this.clock, this.serverId), pgCall, new PgAudit(run, heads));
   }
 
   /** What the store runs with, for the start-up log line and tests. The URL never holds a password. */

@@ -3,10 +3,11 @@
  * verifier recomputes the hash from what is stored), its hash, and copies of the query keys for the indexes.
  * `seq` in the row is the storage position; the body carries the record's own seq, which is what verification
  * trusts. Appends read the head and insert inside one IMMEDIATE transaction, so concurrent writers (also other
- * processes on the same file) serialise and the chain never forks.
+ * processes on the same file) serialise and the chain never forks; the calls of one group commit read each head
+ * once for the whole batch (audit-batch.ts).
  */
 import type Database from 'better-sqlite3';
-import { emptyHead, nextRecord, type ChainHead } from '../../audit/chain';
+import { chainRecord, emptyHead, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
 import {
   type AuditChainInfo,
@@ -29,6 +30,7 @@ import {
   type AuditCheckpointRow,
   type AuditRecordRow,
 } from '../rows';
+import type { BatchAuditHeads } from '../audit-batch';
 
 export class SqliteAudit {
   // Prepared once: appends are the hot path (every audited call), and preparing costs more than the insert.
@@ -52,12 +54,26 @@ export class SqliteAudit {
   }
 
   append(chain: string, event: AuditEvent, now: Date): AuditRecord {
-    const run = this.db.transaction(() => {
-      const record = nextRecord(this.head(chain), event, now);
-      this.insert(record);
-      return record;
-    });
-    return this.inTransaction(run);
+    // Inside a transaction the head read and the one INSERT need no savepoint of their own: a failing INSERT
+    // undoes only itself, and the transaction's write lock keeps the head where it was read.
+    if (this.db.inTransaction) return this.appendAfter(this.head(chain), event, now);
+    return this.db.transaction(() => this.appendAfter(this.head(chain), event, now)).immediate();
+  }
+
+  /**
+   * An append by a call of a group-commit batch: the chain's head is read once per batch (`heads` carries it
+   * from one call to the next), not once per record. Runs inside the batch's transaction only.
+   */
+  appendInBatch(chain: string, event: AuditEvent, now: Date, heads: BatchAuditHeads): AuditRecord {
+    const record = this.appendAfter(heads.head(chain) ?? this.head(chain), event, now);
+    heads.moved({ chain, seq: record.seq, hash: record.hash });
+    return record;
+  }
+
+  private appendAfter(head: ChainHead, event: AuditEvent, now: Date): AuditRecord {
+    const { record, body } = chainRecord(head, event, now);
+    this.insertStmt.run(...auditRecordValues(record, body));
+    return record;
   }
 
   appendRecords(

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { InternalError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
+import { BatchAuditHeads } from '../audit-batch';
 import { CommitQueue, type CommitJob } from '../commit-queue';
 import type { Store, StoreOps } from '../store';
 import { TableOps, type StoreTables, type TableCall } from '../table-ops';
@@ -55,9 +56,17 @@ class AsyncOps extends TableOps {
   constructor(
     protected readonly sync: SyncTables,
     guard: TableCall,
+    heads?: BatchAuditHeads,
   ) {
-    // Inside a transaction SqliteAudit.append nests as a savepoint: the record commits with the transaction.
-    super(sync, guard, { append: (chain, event, now) => guard(() => sync.audit.append(chain, event, now)) });
+    // Inside a transaction the record commits with it; a call of a group commit appends after the batch's head.
+    super(sync, guard, {
+      append: (chain, event, now) =>
+        guard(() =>
+          heads !== undefined
+            ? sync.audit.appendInBatch(chain, event, now, heads)
+            : sync.audit.append(chain, event, now),
+        ),
+    });
   }
 }
 
@@ -172,13 +181,14 @@ export class SqliteStore extends AsyncOps implements Store {
         return;
       }
       const succeeded: { job: CommitJob; value: unknown }[] = [];
+      const heads = new BatchAuditHeads();
       let aborted: unknown;
       for (const job of jobs) {
         if (aborted !== undefined) {
           job.reject(aborted);
           continue;
         }
-        const handle = this.transactionHandle();
+        const handle = this.transactionHandle(heads);
         this.db.exec('SAVEPOINT group_commit_call');
         try {
           const value = await job.inCallerContext(() =>
@@ -186,9 +196,11 @@ export class SqliteStore extends AsyncOps implements Store {
           );
           handle.close();
           this.db.exec('RELEASE group_commit_call');
+          heads.callKept();
           succeeded.push({ job, value });
         } catch (e) {
           handle.close();
+          heads.callRolledBack();
           job.reject(e);
           if (this.db.inTransaction) {
             this.db.exec('ROLLBACK TO group_commit_call');
@@ -214,15 +226,19 @@ export class SqliteStore extends AsyncOps implements Store {
   }
 
   /** A StoreOps bound to the open transaction, refusing use once `close` was called. */
-  private transactionHandle(): { tx: StoreOps; close: () => void } {
+  private transactionHandle(heads?: BatchAuditHeads): { tx: StoreOps; close: () => void } {
     let open = true;
-    const tx = new AsyncOps(this.sync, (op) => {
-      if (!open) {
-        return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
-      }
-      // A throw becomes a rejection: callers of an async API expect one.
-      return new Promise((resolve) => resolve(op()));
-    });
+    const tx = new AsyncOps(
+      this.sync,
+      (op) => {
+        if (!open) {
+          return Promise.reject(new InternalError('transaction handle used after its transaction ended'));
+        }
+        // A throw becomes a rejection: callers of an async API expect one.
+        return new Promise((resolve) => resolve(op()));
+      },
+      heads,
+    );
     return {
       tx,
       close: () => {
