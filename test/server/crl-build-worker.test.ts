@@ -6,14 +6,24 @@
  * worker threads; a clock moved by hand.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { InternalError } from '../../src/errors';
 import {
+  CRL_WORKER_DEFAULTS,
   InlineCrlBuilder,
   WorkerCrlBuilder,
   type CrlBuildRequest,
 } from '../../src/server/revocation/crl-builder';
 import { readChildren, readSingleTlv, tlvBytes } from '../../src/x509/der';
 import { crlSerials as listedSerials, useRevocationFixture } from '../support/revocations';
+
+/** Each revokedCertificates entry of a CRL, as hex of its DER. */
+function crlEntries(der: Uint8Array): string[] {
+  const tbs = readChildren(der, readSingleTlv(der))[0]!;
+  const list = readChildren(der, tbs)[5];
+  if (list === undefined || list.tag !== 0x30) return [];
+  return readChildren(der, list).map((e) => Buffer.from(tlvBytes(der, e)).toString('hex'));
+}
 
 /** The signed part of a CRL (what the signature covers), as its DER bytes. */
 function tbsOf(der: Uint8Array): Buffer {
@@ -75,6 +85,77 @@ describe('CRL built off the server thread', function () {
     } finally {
       await worker.close();
       await inline.close();
+    }
+  });
+
+  it('reads the store in bounded reads, however cut the same entries as one read', async () => {
+    // A session's certificates, one also revoked on its own later, spread over reads of 7 sequences each.
+    await seed(40);
+    await revoke('a1', 200);
+    await f.store.createSession(session('s1'));
+    await f.store.addSessionCertificate('s1', 'a1', later(300));
+    await f.store.addSessionCertificate('s1', 'c3', later(300));
+    await seed(10, 40);
+    await f.store.endSessionTree('s1', new Date(f.dataDir.clock.now.getTime() - 60_000), 'done');
+    await seed(25, 50);
+    const worker = new WorkerCrlBuilder(f.store, { sqliteFile: f.store.file, readChunk: 7 });
+    const inline = new InlineCrlBuilder(f.store);
+    try {
+      const request: CrlBuildRequest = {
+        full: true,
+        after: 0,
+        header: { crlNumber: 7n, thisUpdate: f.dataDir.clock.now, nextUpdate: later(300) },
+        signers: f.ca.crlSigners(),
+      };
+      const w = await worker.build(request);
+      const i = await inline.build(request);
+      assert.equal(w.throughSequence, i.throughSequence);
+      assert.equal(w.reads, Math.ceil(w.throughSequence / 7), 'one read per 7 sequences');
+      assert.equal(w.revokedCount, 77);
+      assert.equal(w.revokedCount, i.revokedCount);
+      // The order of the entries follows the reads; the entries (serial and date) are the same.
+      const entries = (der: Uint8Array): string[] => crlEntries(der).sort();
+      assert.deepEqual(entries(w.crls[0]!.der), entries(i.crls[0]!.der));
+      // a1 is listed once, with the session's earlier end as its date, in one read or in several.
+      const a1 = (der: Uint8Array): string[] => {
+        const all = crlEntries(der);
+        return listedSerials(der).flatMap((serial, k) => (serial === 'a1' ? [all[k]!] : []));
+      };
+      assert.equal(a1(w.crls[0]!.der).length, 1);
+      assert.deepEqual(a1(w.crls[0]!.der), a1(i.crls[0]!.der));
+    } finally {
+      await worker.close();
+      await inline.close();
+    }
+  });
+
+  it('the build worker runs at a lower priority than the server thread (Linux)', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const nice = (tid: string): number => {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // After the command name (in parentheses): state is the 1st field, nice the 17th.
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    const base = nice(String(process.pid));
+    if (base >= CRL_WORKER_DEFAULTS.niceness) this.skip();
+    const niced = (): string[] =>
+      fs.readdirSync('/proc/self/task').filter((t) => nice(t) === CRL_WORKER_DEFAULTS.niceness);
+    const before = niced();
+    const worker = new WorkerCrlBuilder(f.store, { sqliteFile: f.store.file });
+    try {
+      await revoke('a1');
+      await worker.build({
+        full: true,
+        after: 0,
+        header: { crlNumber: 1n, thisUpdate: f.dataDir.clock.now, nextUpdate: later(300) },
+        signers: f.ca.crlSigners(),
+      });
+      const added = niced().filter((t) => !before.includes(t));
+      assert.equal(added.length, 1, 'the build thread, and only it, at the lower priority');
+      assert.notEqual(added[0], String(process.pid));
+      assert.equal(nice(String(process.pid)), base, "the server's thread keeps its priority");
+    } finally {
+      await worker.close();
     }
   });
 
