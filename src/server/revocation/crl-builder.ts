@@ -33,7 +33,10 @@ export interface CrlBuildResult {
   revokedCount: number;
   /** Serials the delta held (a serial may count twice). */
   added: number;
-  /** Bounded reads of the store the build made in the worker (0 when the delta was read on this thread). */
+  /**
+   * The worker's bounded reads of the store for this build; 0 when it was handed a delta read on the server's
+   * thread (PostgreSQL); 1 for the inline builder (one read).
+   */
   reads: number;
   throughSequence: number;
   /** Whether the list was read whole: asked for, or the builder had no list (a new worker). */
