@@ -1,9 +1,19 @@
 /**
- * `npx tsx scripts/bench-revocation-threads.ts [--revocations N] [--rounds R]`: what a CRL build and a new
- * watcher's initial state cost the server's thread, on it (inline) against off it (worker thread), alternated
- * in one process over the same store, so the machine's load falls on both alike.
+ * `npx tsx scripts/bench-revocation-threads.ts [--revocations N] [--rounds R] [--parts threads,endsession]`:
  *
- * For each: wall time, the server thread's busy share during it (event-loop utilisation), the longest the event
+ * `threads`: what a CRL build and a new watcher's initial state cost the server's thread, on it (inline) against
+ * off it (worker thread), alternated in one process over the same store, so the machine's load falls on both
+ * alike.
+ *
+ * `endsession`: EndSession over gRPC on a real server (each call its own mTLS connection, as `npm run
+ * bench:scale` makes them) while the first CRL of N revocations is built in a new worker, for worker settings
+ * alternated round by round in one process: the whole list in one read at the process's priority (as before
+ * the bounded reads), bounded reads at the process's priority, and bounded reads at the lowered priority (the
+ * default). Beside each: the main thread's GC pauses (count, total, longest), its event-loop delay (p99, max),
+ * and how far the SQLite WAL grew (it is truncated before each build, so its size is the frames no checkpoint
+ * could reset).
+ *
+ * `threads`, for each: wall time, the server thread's busy share during it (event-loop utilisation), the longest the event
  * loop was blocked (what an EndSession arriving then would wait at least), and the latency of store writes made
  * meanwhile (a revocation's commit). Real SQLite (WAL, durable commits), real CA keys, N revoked serials written
  * straight into the file. Figures, not assertions.
@@ -11,8 +21,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import { AdminClient } from '../src/server/admin-client';
+import { loadConfig } from '../src/server/config';
+import { CRL_WORKER_DEFAULTS } from '../src/server/revocation/crl-builder';
 import { CrlPublisher } from '../src/server/revocation/crl-publisher';
+import { startServer } from '../src/server/run';
+import { SQLITE_FILE_NAME } from '../src/store';
+import { endSession, register, startSession } from '../test/support/sessions';
+import type { TestServer } from '../test/support/test-server';
 import { RevocationFeed } from '../src/server/sessions/revocation-feed';
 import { RevocationWatchers } from '../src/server/sessions/watch-revocations';
 import { createLogger } from '../src/internal/logging';
@@ -25,6 +43,9 @@ const arg = (name: string, dflt: number): number => {
 };
 const REVOCATIONS = arg('--revocations', 1_000_000);
 const ROUNDS = arg('--rounds', 3);
+const PARTS = (
+  process.argv.includes('--parts') ? process.argv[process.argv.indexOf('--parts') + 1]! : 'threads,endsession'
+).split(',');
 const out = (s: string): boolean => process.stdout.write(s);
 
 interface Cost {
@@ -89,11 +110,7 @@ function show(name: string, c: Cost): void {
   );
 }
 
-async function main(): Promise<void> {
-  out(
-    `revocation work on and off the server thread (node ${process.version}, ${os.cpus().length} CPUs, ` +
-      `load average ${os.loadavg()[0]!.toFixed(1)}), ${REVOCATIONS.toLocaleString('en-US')} revocations\n`,
-  );
+async function threadsPart(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-threads-'));
   const d = new DataDir(dir);
   const { store, ca } = await d.start();
@@ -174,6 +191,164 @@ async function main(): Promise<void> {
   } finally {
     await d.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What the main thread's GC did between `start()` and `stop()`: pauses as the gc performance entries say. */
+function gcPauses(): { stop(): { count: number; totalMs: number; maxMs: number } } {
+  const pauses: number[] = [];
+  const observer = new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) pauses.push(e.duration);
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    stop() {
+      observer.disconnect();
+      return {
+        count: pauses.length,
+        totalMs: pauses.reduce((a, b) => a + b, 0),
+        maxMs: Math.max(0, ...pauses),
+      };
+    },
+  };
+}
+
+const pct = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+async function endSessionPart(): Promise<void> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-endsession-'));
+  const config = {
+    ...loadConfig({ dataDir, env: {} }),
+    listenAddress: { host: '127.0.0.1', port: 0 },
+    logLevel: 'error' as const,
+  };
+  const logger = createLogger({ level: 'error', destination: process.stderr });
+  const running = await startServer(config, { logger, rotationTimer: false });
+  const client = new AdminClient(config.adminSocketPath, { timeoutMs: 120_000 });
+  const s: TestServer = {
+    dir: dataDir,
+    config,
+    running,
+    client,
+    logs: [],
+    async stop() {
+      client.close();
+      await running.close();
+    },
+  };
+  const file = path.join(dataDir, SQLITE_FILE_NAME);
+  const truncateWal = (): void => {
+    const db = new Database(file);
+    db.pragma('busy_timeout = 60000');
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+  };
+  const walBytes = (): number => {
+    try {
+      return fs.statSync(`${file}-wal`).size;
+    } catch {
+      return 0;
+    }
+  };
+  try {
+    const agent = await register(s, 'bench-verifier');
+    const t = performance.now();
+    seedRevocations(file, REVOCATIONS);
+    out(`  seeded (not a figure) ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
+    const endOne = async (): Promise<number> => {
+      const { agent: sess, res } = await startSession(s, agent);
+      const t0 = performance.now();
+      await endSession(s, sess, res.sessionId, 'bench');
+      return performance.now() - t0;
+    };
+    // Warm-up: connections, JIT, the store's statements.
+    for (let i = 0; i < 20; i++) await endOne();
+    // At rest, for as many calls as a build usually overlaps: the same figures without a build.
+    const restGc = gcPauses();
+    const restDelay = monitorEventLoopDelay({ resolution: 5 });
+    restDelay.enable();
+    const rest: number[] = [];
+    const restStart = performance.now();
+    for (let i = 0; i < 200; i++) rest.push(await endOne());
+    const restMs = performance.now() - restStart;
+    restDelay.disable();
+    const rg = restGc.stop();
+    rest.sort((a, b) => a - b);
+    out(
+      `  ${'at rest (no build)'.padEnd(40)} ${(restMs / 1000).toFixed(1).padStart(11)} s ` +
+        `EndSession p50 ${pct(rest, 50).toFixed(1)} p99 ${pct(rest, 99).toFixed(1)} max ${pct(rest, 100).toFixed(1)} ms` +
+        ` (${rest.length} calls)  main GC ${rg.count} pauses ${rg.totalMs.toFixed(0)} ms, longest ` +
+        `${rg.maxMs.toFixed(1)} ms  loop delay p99 ${(restDelay.percentile(99) / 1e6).toFixed(1)} max ` +
+        `${(restDelay.max / 1e6).toFixed(1)} ms  load ${os.loadavg()[0]!.toFixed(1)}\n`,
+    );
+    const variants: { name: string; worker: { readChunk: number; niceness: number } }[] = [
+      { name: 'one read, nice 0 (before)', worker: { readChunk: Number.MAX_SAFE_INTEGER, niceness: 0 } },
+      { name: 'bounded reads, nice 0', worker: { readChunk: CRL_WORKER_DEFAULTS.readChunk, niceness: 0 } },
+      {
+        name: `bounded reads, nice ${CRL_WORKER_DEFAULTS.niceness} (after)`,
+        worker: { readChunk: CRL_WORKER_DEFAULTS.readChunk, niceness: CRL_WORKER_DEFAULTS.niceness },
+      },
+    ];
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? variants : [...variants].reverse();
+      for (const v of order) {
+        truncateWal();
+        // A publisher of its own, so each build is a first one (a new worker reads the whole list).
+        const crl = new CrlPublisher({
+          store: running.store,
+          ca: running.ca,
+          feed: new RevocationFeed(),
+          clock: () => new Date(),
+          logger,
+          minRebuildMs: 0,
+          worker: v.worker,
+        });
+        const gc = gcPauses();
+        const delay = monitorEventLoopDelay({ resolution: 5 });
+        delay.enable();
+        let walMax = walBytes();
+        const walTimer = setInterval(() => (walMax = Math.max(walMax, walBytes())), 50);
+        let done = false;
+        const times: number[] = [];
+        const calls = (async () => {
+          while (!done) times.push(await endOne());
+        })();
+        const t0 = performance.now();
+        const built = await crl.refresh();
+        const buildMs = performance.now() - t0;
+        done = true;
+        await calls;
+        clearInterval(walTimer);
+        delay.disable();
+        const g = gc.stop();
+        await crl.stop();
+        times.sort((a, b) => a - b);
+        out(
+          `  ${`${v.name}, round ${r + 1}`.padEnd(40)} build ${(buildMs / 1000).toFixed(1).padStart(5)} s ` +
+            `(${built.revokedCount.toLocaleString('en-US')} serials)  EndSession p50 ${pct(times, 50).toFixed(1)}` +
+            ` p99 ${pct(times, 99).toFixed(1)} max ${pct(times, 100).toFixed(1)} ms (${times.length} calls)` +
+            `  main GC ${g.count} pauses ${g.totalMs.toFixed(0)} ms, longest ${g.maxMs.toFixed(1)} ms` +
+            `  loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(1)} max ${(delay.max / 1e6).toFixed(1)} ms` +
+            `  WAL ${(walMax / 2 ** 20).toFixed(1)} MiB  load ${os.loadavg()[0]!.toFixed(1)}\n`,
+        );
+      }
+    }
+  } finally {
+    await s.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  out(
+    `revocation work on and off the server thread (node ${process.version}, ${os.cpus().length} CPUs, ` +
+      `load average ${os.loadavg()[0]!.toFixed(1)}), ${REVOCATIONS.toLocaleString('en-US')} revocations\n`,
+  );
+  if (PARTS.includes('threads')) await threadsPart();
+  if (PARTS.includes('endsession')) {
+    out('\nEndSession while the first CRL is built, worker settings alternated\n');
+    await endSessionPart();
   }
   out(
     `\nload average at the end ${os

@@ -7,32 +7,22 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import type { CaManager } from '../../src/ca';
 import { InternalError } from '../../src/errors';
 import {
+  CRL_WORKER_DEFAULTS,
   InlineCrlBuilder,
   WorkerCrlBuilder,
   type CrlBuildRequest,
 } from '../../src/server/revocation/crl-builder';
-import { CrlPublisher } from '../../src/server/revocation/crl-publisher';
-import { RevocationFeed } from '../../src/server/sessions/revocation-feed';
-import type { SqliteStore } from '../../src/store';
-import type { NewSession } from '../../src/store/types';
 import { readChildren, readSingleTlv, tlvBytes } from '../../src/x509/der';
-import { DataDir } from '../support/ca';
+import { crlSerials as listedSerials, useRevocationFixture } from '../support/revocations';
 
-/** The serials a CRL lists, read with the DER reader (the ASN.1 schema parser caps its node count). */
-function listedSerials(der: Uint8Array): string[] {
+/** Each revokedCertificates entry of a CRL, as hex of its DER. */
+function crlEntries(der: Uint8Array): string[] {
   const tbs = readChildren(der, readSingleTlv(der))[0]!;
-  // version, signature, issuer, thisUpdate, nextUpdate, then revokedCertificates when there are any.
   const list = readChildren(der, tbs)[5];
   if (list === undefined || list.tag !== 0x30) return [];
-  return readChildren(der, list).map((entry) => {
-    const serial = readChildren(der, entry)[0]!;
-    return Buffer.from(der.subarray(serial.contentStart, serial.end)).toString('hex').replace(/^0+/, '');
-  });
+  return readChildren(der, list).map((e) => Buffer.from(tlvBytes(der, e)).toString('hex'));
 }
 
 /** The signed part of a CRL (what the signature covers), as its DER bytes. */
@@ -43,82 +33,21 @@ function tbsOf(der: Uint8Array): Buffer {
 
 describe('CRL built off the server thread', function () {
   this.timeout(60_000);
-  let dir: string;
-  let d: DataDir;
-  let store: SqliteStore;
-  let ca: CaManager;
-  let feed: RevocationFeed;
-  const later = (s: number): Date => new Date(d.clock.now.getTime() + s * 1000);
-
-  beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-crl-worker-'));
-    d = new DataDir(dir);
-    ({ store, ca } = await d.start());
-    feed = new RevocationFeed();
-  });
-  afterEach(async () => {
-    await d.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  const revoke = async (serial: string, expiresInSeconds = 200, at = d.clock.now): Promise<void> => {
-    const r = await store.addRevocation(
-      { kind: 'certificate', id: serial, reason: '', expiresAt: later(expiresInSeconds) },
-      at,
-    );
-    feed.publish([r]);
-  };
-  const seed = async (count: number, from = 0): Promise<void> => {
-    await store.transaction(async (tx) => {
-      for (let i = from; i < from + count; i++) {
-        const serial = (0x4000_0000_0000 + i * 7919).toString(16);
-        await tx.addRevocation(
-          { kind: 'certificate', id: serial, reason: '', expiresAt: later(3000) },
-          d.clock.now,
-        );
-      }
-    });
-  };
-  const session = (id: string): NewSession => ({
-    id,
-    entryId: 'e',
-    spiffeId: `spiffe://example.org/a`,
-    rootSessionId: id,
-    principal: { id: 'p', issuer: 'i', provenance: 'workload' },
-    intent: '',
-    scopes: [],
-    depth: 0,
-    depthLimit: 0,
-    expiresAt: later(500),
-  });
-  const publisher = (more: Partial<ConstructorParameters<typeof CrlPublisher>[0]> = {}): CrlPublisher => {
-    const p = new CrlPublisher({
-      store,
-      ca,
-      feed,
-      clock: d.clock.read,
-      logger: d.log.logger,
-      validitySeconds: 300,
-      refreshSeconds: 60,
-      minRebuildMs: 0,
-      ...more,
-    });
-    p.start();
-    return p;
-  };
+  const f = useRevocationFixture('lanyard-crl-worker');
+  const { later, revoke, seed, session, publisher } = f;
 
   it('makes the same CRL content as the inline builder, full and incremental, across every kind of change', async () => {
-    const worker = new WorkerCrlBuilder(store, { sqliteFile: store.file });
-    const inline = new InlineCrlBuilder(store);
+    const worker = new WorkerCrlBuilder(f.store, { sqliteFile: f.store.file });
+    const inline = new InlineCrlBuilder(f.store);
     try {
       let number = 100n;
       const both = async (full: boolean, after: number): Promise<number> => {
-        const thisUpdate = d.clock.now;
+        const thisUpdate = f.dataDir.clock.now;
         const request: CrlBuildRequest = {
           full,
           after,
           header: { crlNumber: number++, thisUpdate, nextUpdate: later(300) },
-          signers: ca.crlSigners(),
+          signers: f.ca.crlSigners(),
         };
         const [w, i] = await Promise.all([worker.build(request), inline.build(request)]);
         assert.equal(w.crls.length, i.crls.length);
@@ -134,21 +63,21 @@ describe('CRL built off the server thread', function () {
       await revoke('a1', 30);
       let through = await both(true, 0);
       // Appends; an earlier revocation of a listed serial (its entry's bytes change); expiries.
-      d.clock.set(later(10));
+      f.dataDir.clock.set(later(10));
       await revoke('b2', 30);
-      await store.createSession(session('s1'));
-      await store.addSessionCertificate('s1', 'a1', later(300));
-      await store.addSessionCertificate('s1', 'c3', later(300));
-      await store.endSessionTree('s1', new Date(d.clock.now.getTime() - 60_000), 'done');
+      await f.store.createSession(session('s1'));
+      await f.store.addSessionCertificate('s1', 'a1', later(300));
+      await f.store.addSessionCertificate('s1', 'c3', later(300));
+      await f.store.endSessionTree('s1', new Date(f.dataDir.clock.now.getTime() - 60_000), 'done');
       through = await both(false, through);
-      d.clock.set(later(45));
+      f.dataDir.clock.set(later(45));
       await revoke('d4');
       through = await both(false, through);
       const crl = (await worker.build({
         full: false,
         after: through,
-        header: { crlNumber: number++, thisUpdate: d.clock.now, nextUpdate: later(300) },
-        signers: ca.crlSigners(),
+        header: { crlNumber: number++, thisUpdate: f.dataDir.clock.now, nextUpdate: later(300) },
+        signers: f.ca.crlSigners(),
       }))!;
       const serials = listedSerials(crl.crls[0]!.der);
       assert.ok(serials.includes('a1') && serials.includes('c3') && serials.includes('d4'));
@@ -156,6 +85,77 @@ describe('CRL built off the server thread', function () {
     } finally {
       await worker.close();
       await inline.close();
+    }
+  });
+
+  it('reads the store in bounded reads, however cut the same entries as one read', async () => {
+    // A session's certificates, one also revoked on its own later, spread over reads of 7 sequences each.
+    await seed(40);
+    await revoke('a1', 200);
+    await f.store.createSession(session('s1'));
+    await f.store.addSessionCertificate('s1', 'a1', later(300));
+    await f.store.addSessionCertificate('s1', 'c3', later(300));
+    await seed(10, 40);
+    await f.store.endSessionTree('s1', new Date(f.dataDir.clock.now.getTime() - 60_000), 'done');
+    await seed(25, 50);
+    const worker = new WorkerCrlBuilder(f.store, { sqliteFile: f.store.file, readChunk: 7 });
+    const inline = new InlineCrlBuilder(f.store);
+    try {
+      const request: CrlBuildRequest = {
+        full: true,
+        after: 0,
+        header: { crlNumber: 7n, thisUpdate: f.dataDir.clock.now, nextUpdate: later(300) },
+        signers: f.ca.crlSigners(),
+      };
+      const w = await worker.build(request);
+      const i = await inline.build(request);
+      assert.equal(w.throughSequence, i.throughSequence);
+      assert.equal(w.reads, Math.ceil(w.throughSequence / 7), 'one read per 7 sequences');
+      assert.equal(w.revokedCount, 77);
+      assert.equal(w.revokedCount, i.revokedCount);
+      // The order of the entries follows the reads; the entries (serial and date) are the same.
+      const entries = (der: Uint8Array): string[] => crlEntries(der).sort();
+      assert.deepEqual(entries(w.crls[0]!.der), entries(i.crls[0]!.der));
+      // a1 is listed once, with the session's earlier end as its date, in one read or in several.
+      const a1 = (der: Uint8Array): string[] => {
+        const all = crlEntries(der);
+        return listedSerials(der).flatMap((serial, k) => (serial === 'a1' ? [all[k]!] : []));
+      };
+      assert.equal(a1(w.crls[0]!.der).length, 1);
+      assert.deepEqual(a1(w.crls[0]!.der), a1(i.crls[0]!.der));
+    } finally {
+      await worker.close();
+      await inline.close();
+    }
+  });
+
+  it('the build worker runs at a lower priority than the server thread (Linux)', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const nice = (tid: string): number => {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // After the command name (in parentheses): state is the 1st field, nice the 17th.
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    const base = nice(String(process.pid));
+    if (base >= CRL_WORKER_DEFAULTS.niceness) this.skip();
+    const niced = (): string[] =>
+      fs.readdirSync('/proc/self/task').filter((t) => nice(t) === CRL_WORKER_DEFAULTS.niceness);
+    const before = niced();
+    const worker = new WorkerCrlBuilder(f.store, { sqliteFile: f.store.file });
+    try {
+      await revoke('a1');
+      await worker.build({
+        full: true,
+        after: 0,
+        header: { crlNumber: 1n, thisUpdate: f.dataDir.clock.now, nextUpdate: later(300) },
+        signers: f.ca.crlSigners(),
+      });
+      const added = niced().filter((t) => !before.includes(t));
+      assert.equal(added.length, 1, 'the build thread, and only it, at the lower priority');
+      assert.notEqual(added[0], String(process.pid));
+      assert.equal(nice(String(process.pid)), base, "the server's thread keeps its priority");
+    } finally {
+      await worker.close();
     }
   });
 
@@ -196,13 +196,13 @@ describe('CRL built off the server thread', function () {
     try {
       const first = await crl.current();
       // Past nextUpdate (validity 300 s): even with maxWaitMs 0 the request waits for a new CRL.
-      d.clock.set(later(301));
+      f.dataDir.clock.set(later(301));
       const fresh = await crl.current();
       assert.notEqual(fresh, first);
-      assert.ok(fresh.nextUpdate.getTime() > d.clock.now.getTime());
+      assert.ok(fresh.nextUpdate.getTime() > f.dataDir.clock.now.getTime());
 
       // Past nextUpdate again, and the build fails (its worker stopped in the middle): an error, not the old CRL.
-      d.clock.set(later(301));
+      f.dataDir.clock.set(later(301));
       await seed(20_000);
       crl.invalidate();
       const request = crl.current();
@@ -245,9 +245,9 @@ describe('CRL built off the server thread', function () {
       await crl.stop();
     }
     // The CA keys reached the worker as handles: no key material in any log line.
-    const logs = d.log.raw.join('');
+    const logs = f.dataDir.log.raw.join('');
     assert.doesNotMatch(logs, /PRIVATE KEY/);
-    for (const s of ca.crlSigners()) {
+    for (const s of f.ca.crlSigners()) {
       const jwk = s.key.export({ format: 'jwk' });
       assert.ok(jwk.d !== undefined && !logs.includes(jwk.d));
     }

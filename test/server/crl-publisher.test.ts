@@ -5,18 +5,11 @@
  * its revocation was read). Real store and CA, a clock moved by hand.
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
-import type { CaManager } from '../../src/ca';
-import { CrlPublisher } from '../../src/server/revocation/crl-publisher';
-import { RevocationFeed } from '../../src/server/sessions/revocation-feed';
-import type { SqliteStore } from '../../src/store';
-import type { NewSession } from '../../src/store/types';
-import { DataDir } from '../support/ca';
+import type { CrlPublisher } from '../../src/server/revocation/crl-publisher';
 import { T0 } from '../support/clock';
+import { crlSerials as listedSerials, useRevocationFixture } from '../support/revocations';
 
 function listedDates(der: Uint8Array): Map<string, number> {
   const list = AsnConvert.parse(der, CertificateList);
@@ -28,63 +21,13 @@ function listedDates(der: Uint8Array): Map<string, number> {
   );
 }
 
-function listedSerials(der: Uint8Array): string[] {
-  const list = AsnConvert.parse(der, CertificateList);
-  return (list.tbsCertList.revokedCertificates ?? []).map((r) =>
-    Buffer.from(r.userCertificate).toString('hex').replace(/^0+/, ''),
-  );
-}
-
 describe('CrlPublisher', () => {
-  let dir: string;
-  let d: DataDir;
-  let store: SqliteStore;
-  let ca: CaManager;
-  let feed: RevocationFeed;
+  const f = useRevocationFixture('lanyard-crl');
+  const { later, revoke, session } = f;
   let crl: CrlPublisher;
-  const later = (s: number): Date => new Date(d.clock.now.getTime() + s * 1000);
 
-  beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-crl-'));
-    d = new DataDir(dir);
-    ({ store, ca } = await d.start());
-    feed = new RevocationFeed();
-    crl = new CrlPublisher({
-      store,
-      ca,
-      feed,
-      clock: d.clock.read,
-      logger: d.log.logger,
-      validitySeconds: 300,
-      refreshSeconds: 60,
-      minRebuildMs: 0,
-    });
-    crl.start();
-  });
-  afterEach(async () => {
-    await crl.stop();
-    await d.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  const revoke = async (serial: string, expiresInSeconds: number): Promise<void> => {
-    const r = await store.addRevocation(
-      { kind: 'certificate', id: serial, reason: '', expiresAt: later(expiresInSeconds) },
-      d.clock.now,
-    );
-    feed.publish([r]);
-  };
-  const session = (id: string): NewSession => ({
-    id,
-    entryId: 'e',
-    spiffeId: `spiffe://example.org/a`,
-    rootSessionId: id,
-    principal: { id: 'p', issuer: 'i', provenance: 'workload' },
-    intent: '',
-    scopes: [],
-    depth: 0,
-    depthLimit: 0,
-    expiresAt: later(500),
+  beforeEach(() => {
+    crl = f.publisher();
   });
 
   it('builds on demand, reuses the last CRLs while nothing changed, adds only what changed', async () => {
@@ -102,11 +45,11 @@ describe('CrlPublisher', () => {
     assert.ok(two.crlNumber > empty.crlNumber);
 
     // A session's certificates join when it ends; a serial revoked both ways is listed once.
-    await store.createSession(session('s1'));
-    await store.addSessionCertificate('s1', 'a1', later(200));
-    await store.addSessionCertificate('s1', 'c3', later(200));
-    const { revocations } = await store.endSessionTree('s1', d.clock.now, 'done');
-    feed.publish(revocations);
+    await f.store.createSession(session('s1'));
+    await f.store.addSessionCertificate('s1', 'a1', later(200));
+    await f.store.addSessionCertificate('s1', 'c3', later(200));
+    const { revocations } = await f.store.endSessionTree('s1', f.dataDir.clock.now, 'done');
+    f.feed.publish(revocations);
     const three = await crl.current();
     assert.deepEqual(listedSerials(three.activeDer).sort(), ['a1', 'b2', 'c3']);
     assert.equal(three.revokedCount, 3);
@@ -117,21 +60,21 @@ describe('CrlPublisher', () => {
     await revoke('a1', 30);
     await revoke('b2', 500);
     assert.deepEqual(listedSerials((await crl.current()).activeDer).sort(), ['a1', 'b2']);
-    d.clock.set(at(61));
+    f.dataDir.clock.set(at(61));
     const refreshed = await crl.current();
     assert.equal(crl.builds, 2, 'due for refresh');
     assert.deepEqual(listedSerials(refreshed.activeDer), ['b2']);
 
     // A certificate recorded for a session after its revocation was read: the periodic full read lists it.
-    await store.createSession(session('s1'));
-    const { revocations } = await store.endSessionTree('s1', d.clock.now, 'done');
-    feed.publish(revocations);
+    await f.store.createSession(session('s1'));
+    const { revocations } = await f.store.endSessionTree('s1', f.dataDir.clock.now, 'done');
+    f.feed.publish(revocations);
     await crl.current();
-    await store.addSessionCertificate('s1', 'ff', at(450));
-    d.clock.set(at(130));
+    await f.store.addSessionCertificate('s1', 'ff', at(450));
+    f.dataDir.clock.set(at(130));
     assert.deepEqual(listedSerials((await crl.current()).activeDer), ['b2'], 'incremental: not seen yet');
     // 300 s (the validity) after the first full read.
-    d.clock.set(at(301));
+    f.dataDir.clock.set(at(301));
     assert.deepEqual(listedSerials((await crl.current()).activeDer).sort(), ['b2', 'ff']);
   });
 
@@ -145,9 +88,9 @@ describe('CrlPublisher', () => {
   it('keeps the list right across appends, an earlier revocation of a listed serial and expiries', async () => {
     const second = (t: Date): number => Math.floor(t.getTime() / 1000) * 1000;
     await revoke('a1', 200);
-    const first = d.clock.now;
+    const first = f.dataDir.clock.now;
     await crl.current();
-    d.clock.set(later(10));
+    f.dataDir.clock.set(later(10));
     await revoke('b2', 30);
     await revoke('c3', 200);
     const appended = await crl.current();
@@ -156,12 +99,12 @@ describe('CrlPublisher', () => {
 
     // The session that holds a1 ended earlier than a1's own revocation was recorded: the earlier time wins,
     // and the entry's bytes change in place.
-    await store.createSession(session('s1'));
-    await store.addSessionCertificate('s1', 'a1', later(300));
-    await store.addSessionCertificate('s1', 'd4', later(300));
+    await f.store.createSession(session('s1'));
+    await f.store.addSessionCertificate('s1', 'a1', later(300));
+    await f.store.addSessionCertificate('s1', 'd4', later(300));
     const earlier = new Date(first.getTime() - 5000);
-    const { revocations } = await store.endSessionTree('s1', earlier, 'done');
-    feed.publish(revocations);
+    const { revocations } = await f.store.endSessionTree('s1', earlier, 'done');
+    f.feed.publish(revocations);
     const replaced = await crl.current();
     const dates = listedDates(replaced.activeDer);
     assert.deepEqual([...dates.keys()].sort(), ['a1', 'b2', 'c3', 'd4']);
@@ -169,7 +112,7 @@ describe('CrlPublisher', () => {
     assert.equal(replaced.revokedCount, 4);
 
     // b2 expires (30 s after it was revoked at +10 s); a new serial after that is appended to what is left.
-    d.clock.set(later(60));
+    f.dataDir.clock.set(later(60));
     await revoke('e5', 200);
     const afterExpiry = await crl.current();
     assert.deepEqual([...listedDates(afterExpiry.activeDer).keys()].sort(), ['a1', 'c3', 'd4', 'e5']);

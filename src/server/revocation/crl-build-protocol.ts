@@ -10,6 +10,13 @@ import type { KeyObject } from 'node:crypto';
 export interface CrlWorkerData {
   /** The SQLite store's file: the worker reads the revocations on a read-only connection of its own. */
   sqliteFile?: string;
+  /** Revocation sequences per bounded read of the store (default 32,768). */
+  readChunk?: number;
+  /**
+   * The nice value the worker thread gives itself (Linux: a thread's own; elsewhere nothing), so that on a busy
+   * machine the server's thread is scheduled before the build. 0 leaves it as the process's.
+   */
+  niceness?: number;
 }
 
 /** A CA to sign for, in one build. */
@@ -52,6 +59,8 @@ export type CrlWorkerReply =
       crls: { authorityId: string; der: Uint8Array }[];
       revokedCount: number;
       added: number;
+      /** Reads of the store the build made (bounded reads; 0 when handed the delta). */
+      reads: number;
       throughSequence: number;
       /** Whether the list was read whole (asked for, or the worker had no list yet). */
       full: boolean;

@@ -14,16 +14,18 @@ import { isLanyardError } from '../../errors';
 import { ownedBytes } from '../../internal/worker-script';
 import { SqliteSessions } from '../../store/sqlite/sessions';
 import { ParsedCertificate } from '../../x509/certificate';
+import { lowerThreadPriority } from './thread-priority';
 import type { CrlBuildMessage, CrlWorkerData, CrlWorkerReply, CrlWorkerRequest } from './crl-build-protocol';
-import { applyAndSign, RevokedList, toColumns, type RevokedColumns } from './revoked-list';
+import { applyAndSign, RevokedList, type RevokedColumns } from './revoked-list';
 
 const port = parentPort;
 if (port === null) throw new Error('crl-build-worker runs only as a worker thread');
 const data = (workerData ?? {}) as CrlWorkerData;
+lowerThreadPriority(data.niceness ?? 0);
 const list = new RevokedList();
 /** The list holds a complete read: an incremental build may extend it. */
 let primed = false;
-let sessions: { db: Database.Database; table: SqliteSessions } | undefined;
+let sessions: SqliteSessions | undefined;
 
 port.on('message', (m: CrlWorkerRequest) => {
   port.postMessage({ type: 'started', id: m.id } satisfies CrlWorkerReply);
@@ -35,8 +37,6 @@ port.on('message', (m: CrlWorkerRequest) => {
       reply.crls.map((c) => c.der.buffer as ArrayBuffer),
     );
   } catch (e) {
-    // The list may be half-updated: only a full read may follow.
-    primed = false;
     port.postMessage(failure(m.id, e));
   }
 });
@@ -44,14 +44,15 @@ port.on('message', (m: CrlWorkerRequest) => {
 function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'built' } {
   if (!m.full && !primed) throw new Error('an incremental CRL build reached a worker without a list');
   const thisUpdate = new Date(m.thisUpdateMs);
-  let delta: RevokedColumns;
+  let deltas: Iterable<RevokedColumns>;
   let throughSequence: number;
+  const reads = { count: 0 };
   if (m.delta !== undefined) {
-    delta = m.delta;
+    deltas = [m.delta];
     throughSequence = m.delta.throughSequence;
   } else {
-    const read = readDelta(m.full ? 0 : m.after, thisUpdate);
-    delta = toColumns(read.serials);
+    const read = readDeltas(m.full ? 0 : m.after, thisUpdate, reads);
+    deltas = read.deltas;
     throughSequence = read.throughSequence;
   }
   const signers = m.signers.map((s) => ({
@@ -59,12 +60,14 @@ function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'b
     cert: ParsedCertificate.fromDer(s.certDer),
     key: s.key,
   }));
-  const crls = applyAndSign(
+  // A list half-updated by a failed read must not be extended later.
+  primed = false;
+  const { crls, added } = applyAndSign(
     list,
     {
       full: m.full,
       header: { crlNumber: m.crlNumber, thisUpdate, nextUpdate: new Date(m.nextUpdateMs) },
-      delta,
+      deltas,
     },
     signers,
   );
@@ -75,7 +78,8 @@ function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'b
     // Each DER in a buffer of its own, so it can be transferred rather than copied.
     crls: crls.map((c) => ({ authorityId: c.authorityId, der: ownedBytes(c.der) })),
     revokedCount: list.size,
-    added: delta.serials.length,
+    added,
+    reads: reads.count,
     throughSequence,
     full: m.full,
     durationMs: performance.now() - started,
@@ -83,17 +87,33 @@ function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'b
 }
 
 /**
- * The revocations after `after` on this thread's own read-only connection, in one read transaction: the rows and
- * the sequence they reach are one snapshot, so a revocation the server commits meanwhile is in the next delta.
+ * The revocations after `after` on this thread's own read-only connection, as a run of bounded reads of
+ * `readChunk` sequences each, read lazily as the list takes them. The last sequence committed is read first;
+ * each read is one statement (its own read transaction) over a range below it, so the rows are exactly those
+ * of the revocations up to it: one committed meanwhile has a higher sequence (SQLite has one writer) and is in
+ * the next build's delta. No read transaction lasts the whole build, so the server's commits can checkpoint the
+ * WAL between reads rather than let it grow until the build ends.
  */
-function readDelta(after: number, now: Date): ReturnType<SqliteSessions['listRevokedSerialsAfter']> {
+function readDeltas(
+  after: number,
+  now: Date,
+  reads: { count: number },
+): { deltas: Iterable<RevokedColumns>; throughSequence: number } {
   if (data.sqliteFile === undefined) throw new Error('the CRL worker has no store to read and got no delta');
   if (sessions === undefined) {
     const db = new Database(data.sqliteFile, { readonly: true, fileMustExist: true, timeout: 5000 });
-    sessions = { db, table: new SqliteSessions(db, () => new Date()) };
+    sessions = new SqliteSessions(db, () => new Date());
   }
-  const { db, table } = sessions;
-  return db.transaction(() => table.listRevokedSerialsAfter(after, now))();
+  const table = sessions;
+  const through = Math.max(after, table.lastRevocationSequence());
+  const chunk = Math.max(1, data.readChunk ?? Number.MAX_SAFE_INTEGER);
+  function* deltas(): Generator<RevokedColumns> {
+    for (let from = after; from < through; from += chunk) {
+      reads.count += 1;
+      yield table.revokedSerialColumns(from, Math.min(through, from + chunk), now);
+    }
+  }
+  return { deltas: deltas(), throughSequence: through };
 }
 
 function failure(id: number, e: unknown): CrlWorkerReply {

@@ -33,6 +33,11 @@ export interface CrlBuildResult {
   revokedCount: number;
   /** Serials the delta held (a serial may count twice). */
   added: number;
+  /**
+   * The worker's bounded reads of the store for this build; 0 when it was handed a delta read on the server's
+   * thread (PostgreSQL); 1 for the inline builder (one read).
+   */
+  reads: number;
   throughSequence: number;
   /** Whether the list was read whole: asked for, or the builder had no list (a new worker). */
   full: boolean;
@@ -54,15 +59,16 @@ export class InlineCrlBuilder implements CrlBuilder {
   async build(r: CrlBuildRequest): Promise<CrlBuildResult> {
     try {
       const delta = await this.store.listRevokedSerialsAfter(r.full ? 0 : r.after, r.header.thisUpdate);
-      const crls = applyAndSign(
+      const { crls, added } = applyAndSign(
         this.list,
-        { full: r.full, header: r.header, delta: toColumns(delta.serials) },
+        { full: r.full, header: r.header, deltas: [toColumns(delta.serials)] },
         r.signers,
       );
       return {
         crls,
         revokedCount: this.list.size,
-        added: delta.serials.length,
+        added,
+        reads: 1,
         throughSequence: delta.throughSequence,
         full: r.full,
       };
@@ -79,7 +85,19 @@ export class InlineCrlBuilder implements CrlBuilder {
 export const CRL_WORKER_DEFAULTS = Object.freeze({
   /** A build still running after this is abandoned (its worker stopped): the caller gets an error. */
   buildTimeoutMs: 10 * 60_000,
+  /** Revocation sequences per bounded read of a SQLite store: no read transaction lasts the whole build. */
+  readChunk: 32_768,
+  /** The worker thread's nice value (Linux): the server's thread is scheduled first when the cores are busy. */
+  niceness: 10,
 });
+
+export interface WorkerCrlBuilderOptions {
+  /** The SQLite store's file: the worker reads it itself. Else this thread reads the store and hands over. */
+  sqliteFile?: string;
+  buildTimeoutMs?: number;
+  readChunk?: number;
+  niceness?: number;
+}
 
 interface Running {
   id: number;
@@ -104,7 +122,7 @@ export class WorkerCrlBuilder implements CrlBuilder {
 
   constructor(
     private readonly store: DeltaStore,
-    private readonly options: { sqliteFile?: string; buildTimeoutMs?: number } = {},
+    private readonly options: WorkerCrlBuilderOptions = {},
   ) {
     this.buildTimeoutMs = options.buildTimeoutMs ?? CRL_WORKER_DEFAULTS.buildTimeoutMs;
   }
@@ -180,8 +198,11 @@ export class WorkerCrlBuilder implements CrlBuilder {
 
   private ensureWorker(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const data: CrlWorkerData =
-      this.options.sqliteFile !== undefined ? { sqliteFile: this.options.sqliteFile } : {};
+    const data: CrlWorkerData = {
+      ...(this.options.sqliteFile !== undefined && { sqliteFile: this.options.sqliteFile }),
+      readChunk: this.options.readChunk ?? CRL_WORKER_DEFAULTS.readChunk,
+      niceness: this.options.niceness ?? CRL_WORKER_DEFAULTS.niceness,
+    };
     const worker = startWorkerScript(__filename, 'crl-build-worker', { workerData: data });
     this.worker = worker;
     this.primed = false;
@@ -206,6 +227,7 @@ export class WorkerCrlBuilder implements CrlBuilder {
         crls: m.crls.map((c) => ({ authorityId: c.authorityId, der: c.der })),
         revokedCount: m.revokedCount,
         added: m.added,
+        reads: m.reads,
         throughSequence: m.throughSequence,
         full: m.full,
       });

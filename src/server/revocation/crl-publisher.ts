@@ -29,7 +29,12 @@ import { SqliteStore } from '../../store';
 import { encodePem } from '../../x509/pem';
 import type { Logger } from '../../internal/logging';
 import type { RevocationFeed } from '../sessions/revocation-feed';
-import { InlineCrlBuilder, WorkerCrlBuilder, type CrlBuilder } from './crl-builder';
+import {
+  InlineCrlBuilder,
+  WorkerCrlBuilder,
+  type CrlBuilder,
+  type WorkerCrlBuilderOptions,
+} from './crl-builder';
 
 export const CRL_DEFAULTS = Object.freeze({
   /** nextUpdate - thisUpdate: how long a fetched CRL may be relied on. */
@@ -74,6 +79,8 @@ export interface CrlPublisherOptions {
    * worker (kept as the reference the worker's CRLs are compared against).
    */
   builder?: 'worker' | 'inline';
+  /** The worker's bounded reads and priority (CRL_WORKER_DEFAULTS); for tests and benchmarks. */
+  worker?: Pick<WorkerCrlBuilderOptions, 'readChunk' | 'niceness'>;
 }
 
 export class CrlPublisher {
@@ -104,7 +111,10 @@ export class CrlPublisher {
     this.builder =
       options.builder === 'inline'
         ? new InlineCrlBuilder(store)
-        : new WorkerCrlBuilder(store, store instanceof SqliteStore ? { sqliteFile: store.file } : {});
+        : new WorkerCrlBuilder(store, {
+            ...options.worker,
+            ...(store instanceof SqliteStore && { sqliteFile: store.file }),
+          });
   }
 
   /** Follows revocations and CA changes (marking the CRLs out of date); builds nothing by itself. */
@@ -265,6 +275,7 @@ export class CrlPublisher {
           crlNumber: crlNumber.toString(),
           revoked: built.revokedCount,
           added: built.added,
+          reads: built.reads,
           full: built.full,
           cas: crls.length,
           durationMs: Date.now() - started,

@@ -136,27 +136,37 @@ export class RevokedList {
 
 /** What one build applies to the list before signing. */
 export interface CrlBuildStep {
-  /** The list is emptied first (the delta is the whole list). */
+  /** The list is emptied first (the deltas are the whole list). */
   full: boolean;
   header: CrlHeader;
-  delta: RevokedColumns;
+  /**
+   * The revocations to add, in order: one delta, or a run of bounded reads that are each applied (and become
+   * garbage) before the next is read.
+   */
+  deltas: Iterable<RevokedColumns>;
 }
 
 /**
- * Applies a delta (drops what expired at thisUpdate) and signs one CRL per signer over the list: the one place
- * that makes a CRL's content, for the worker and the inline builder alike.
+ * Applies the deltas (drops what expired at thisUpdate) and signs one CRL per signer over the list: the one
+ * place that makes a CRL's content, for the worker and the inline builder alike. `added` counts the deltas'
+ * serials (a serial may count twice).
  */
 export function applyAndSign(
   list: RevokedList,
   step: CrlBuildStep,
   signers: readonly { authorityId: string; cert: ParsedCertificate; key: KeyObject }[],
-): { authorityId: string; der: Uint8Array }[] {
+): { crls: { authorityId: string; der: Uint8Array }[]; added: number } {
   if (step.full) list.clear();
-  list.addAll(step.delta);
+  let added = 0;
+  for (const delta of step.deltas) {
+    list.addAll(delta);
+    added += delta.serials.length;
+  }
   list.dropExpired(step.header.thisUpdate);
   const entries = list.entriesDer();
-  return signers.map((s) => ({
+  const crls = signers.map((s) => ({
     authorityId: s.authorityId,
     der: signEncodedCrl({ cert: s.cert, key: s.key }, step.header, entries),
   }));
+  return { crls, added };
 }

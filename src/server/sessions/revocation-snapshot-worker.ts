@@ -9,7 +9,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { packPages } from '../../internal/revocation-page';
 import { ownedBytes } from '../../internal/worker-script';
 import { SqliteSessions } from '../../store/sqlite/sessions';
-import type { SnapshotWorkerData, SnapshotWorkerReply, SnapshotWorkerRequest } from './revocation-snapshot';
+import {
+  SNAPSHOT_DRILL_EXIT_CODE,
+  type SnapshotWorkerData,
+  type SnapshotWorkerReply,
+  type SnapshotWorkerRequest,
+} from './revocation-snapshot';
 
 const port = parentPort;
 if (port === null) throw new Error('revocation-snapshot-worker runs only as a worker thread');
@@ -17,10 +22,19 @@ const { sqliteFile } = workerData as SnapshotWorkerData;
 const db = new Database(sqliteFile, { readonly: true, fileMustExist: true, timeout: 5000 });
 const sessions = new SqliteSessions(db, () => new Date());
 
+/** Armed by the drill: the next read exits after reading its rows. */
+let exitMidRead = false;
+
 port.on('message', (m: SnapshotWorkerRequest) => {
+  if (m.type === 'exit-mid-read') {
+    exitMidRead = true;
+    return;
+  }
   let reply: SnapshotWorkerReply;
   try {
     const rows = sessions.listRevocations(m.after, m.limit);
+    // Stops this thread only (a worker's process.exit), before anything is answered.
+    if (exitMidRead) process.exit(SNAPSHOT_DRILL_EXIT_CODE);
     const pages = packPages(rows, m.pageBytes).map((p) => ({ ...p, bytes: ownedBytes(p.bytes) }));
     reply = {
       id: m.id,

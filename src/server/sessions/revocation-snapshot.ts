@@ -30,12 +30,13 @@ export interface SnapshotWorkerData {
   sqliteFile: string;
 }
 
-export interface SnapshotWorkerRequest {
-  id: number;
-  after: number;
-  limit: number;
-  pageBytes: number;
-}
+export type SnapshotWorkerRequest =
+  | { type: 'read'; id: number; after: number; limit: number; pageBytes: number }
+  /** A drill: the worker exits in the middle of its next read (rows read, nothing answered), as a crash there. */
+  | { type: 'exit-mid-read' };
+
+/** The exit code of a worker that exited for the drill. */
+export const SNAPSHOT_DRILL_EXIT_CODE = 75;
 
 export type SnapshotWorkerReply =
   | {
@@ -86,13 +87,27 @@ export class WorkerSnapshotReader implements SnapshotReader {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) worker.ref();
-      worker.postMessage({ id, after, limit, pageBytes } satisfies SnapshotWorkerRequest);
+      worker.postMessage({ type: 'read', id, after, limit, pageBytes } satisfies SnapshotWorkerRequest);
     });
   }
 
-  /** Stops the worker at once, as a crash would (its reads fail). For tests. */
-  async stopWorker(): Promise<void> {
-    await this.worker?.terminate();
+  /**
+   * Stops the worker as a crash would: the reads it held fail (their watchers get UNAVAILABLE and resume from
+   * their sequence) and the next read starts a new worker. At once; or with `midRead`, in the middle of the next
+   * read it takes (its rows read, nothing answered), resolving once it exited. For drills and tests.
+   */
+  async stopWorker(options: { midRead?: boolean } = {}): Promise<void> {
+    if (options.midRead !== true) {
+      await this.worker?.terminate();
+      return;
+    }
+    if (this.closed) return;
+    const worker = this.ensureWorker();
+    // Kept referenced until it exits: the drill waits for a read that has not been asked for yet.
+    worker.ref();
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ type: 'exit-mid-read' } satisfies SnapshotWorkerRequest);
+    await exited;
   }
 
   close(): void {

@@ -166,9 +166,13 @@ export class RevocationWatchers {
     return this.reader instanceof WorkerSnapshotReader ? 'worker' : 'inline';
   }
 
-  /** Stops the snapshot reader's worker as a crash would (the reads it held fail). For tests. */
-  async stopSnapshotWorkerForDrill(): Promise<void> {
-    if (this.reader instanceof WorkerSnapshotReader) await this.reader.stopWorker();
+  /**
+   * Stops the snapshot reader's worker as a crash would (the reads it held fail: their watchers get UNAVAILABLE
+   * and resume from their sequence): at once, or with `midRead` in the middle of the next read it takes. For
+   * drills and tests.
+   */
+  async stopSnapshotWorkerForDrill(options: { midRead?: boolean } = {}): Promise<void> {
+    if (this.reader instanceof WorkerSnapshotReader) await this.reader.stopWorker(options);
   }
 
   /** Chunks kept for watchers to come: how many, and their bytes. */

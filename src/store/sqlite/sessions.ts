@@ -279,19 +279,7 @@ export class SqliteSessions {
   }
 
   listRevokedSerialsAfter(afterSequence: number, now: Date): RevokedSerialsDelta {
-    // `+kind`: the planner would otherwise walk the (kind, target_id) index, i.e. every certificate revocation
-    // ever made, for what is a range of the primary key (a CRL build after one EndSession reads one row).
-    const rows = this.db
-      .prepare(
-        `SELECT target_id AS serial_hex, revoked_at, expires_at FROM revocations
-           WHERE +kind = 'certificate' AND sequence > @after AND +expires_at > @now
-         UNION ALL
-         SELECT c.serial_hex, r.revoked_at, c.not_after AS expires_at
-           FROM revocations r JOIN session_certificates c ON c.session_id = r.target_id
-           WHERE +r.kind = 'session' AND r.sequence > @after AND c.not_after > @now`,
-      )
-      .raw()
-      .all({ after: afterSequence, now: toMs(now) }) as [string, number, number][];
+    const rows = this.revokedSerialRows(afterSequence, Number.MAX_SAFE_INTEGER, now);
     // Read in the same synchronous step as the rows, so nothing can commit in between.
     const through = this.db.prepare('SELECT MAX(sequence) FROM revocations').pluck().get() as number | null;
     const serials = new Array<RevokedSerialsDelta['serials'][number]>(rows.length);
@@ -300,6 +288,50 @@ export class SqliteSessions {
       serials[i] = { serialHex, revokedAt: fromMs(revokedAt), expiresAt: fromMs(expiresAt) };
     }
     return { serials, throughSequence: Math.max(afterSequence, through ?? 0) };
+  }
+
+  /**
+   * The serials of the revocations with a sequence in (`after`, `through`], in columns (times in milliseconds,
+   * no Date per row): one bounded read for the CRL build worker, which reads a large list as a run of these so
+   * that no read transaction holds back the WAL checkpoint for long. The rows listRevokedSerialsAfter gives for
+   * that range, in the same order; a serial may repeat.
+   */
+  revokedSerialColumns(
+    after: number,
+    through: number,
+    now: Date,
+  ): { serials: string[]; revokedAtMs: Float64Array; expiresAtMs: Float64Array } {
+    const rows = this.revokedSerialRows(after, through, now);
+    const n = rows.length;
+    const out = {
+      serials: new Array<string>(n),
+      revokedAtMs: new Float64Array(n),
+      expiresAtMs: new Float64Array(n),
+    };
+    for (let i = 0; i < n; i++) {
+      const [serialHex, revokedAt, expiresAt] = rows[i]!;
+      out.serials[i] = serialHex;
+      out.revokedAtMs[i] = revokedAt;
+      out.expiresAtMs[i] = expiresAt;
+    }
+    return out;
+  }
+
+  /** [serial, revoked_at, expires_at] of the revocations with a sequence in (after, through], still unexpired. */
+  private revokedSerialRows(after: number, through: number, now: Date): [string, number, number][] {
+    // `+kind`: the planner would otherwise walk the (kind, target_id) index, i.e. every certificate revocation
+    // ever made, for what is a range of the primary key (a CRL build after one EndSession reads one row).
+    return this.db
+      .prepare(
+        `SELECT target_id AS serial_hex, revoked_at, expires_at FROM revocations
+           WHERE +kind = 'certificate' AND sequence > @after AND sequence <= @through AND +expires_at > @now
+         UNION ALL
+         SELECT c.serial_hex, r.revoked_at, c.not_after AS expires_at
+           FROM revocations r JOIN session_certificates c ON c.session_id = r.target_id
+           WHERE +r.kind = 'session' AND r.sequence > @after AND r.sequence <= @through AND c.not_after > @now`,
+      )
+      .raw()
+      .all({ after, through, now: toMs(now) }) as [string, number, number][];
   }
 
   pruneGrants(before: Date): number {
