@@ -41,7 +41,10 @@ export class KeptVerdict {
    * bundle object, inside the path's validity, and not revoked. Undefined otherwise, and for a checker that
    * throws (the full path asks it again and reports its error).
    */
-  recall(options: HopVerifyOptions, chain: readonly Uint8Array[] | undefined): VerifyX509SvidResult | undefined {
+  recall(
+    options: HopVerifyOptions,
+    chain: readonly Uint8Array[] | undefined,
+  ): VerifyX509SvidResult | undefined {
     const svid = this.svid;
     if (svid === undefined || chain !== this.chain || options !== this.options) return undefined;
     const now = Date.now();
@@ -75,7 +78,8 @@ export class KeptVerdict {
       this.svid = undefined;
       return;
     }
-    if (svid === this.svid && chain === this.chain && options === this.options && bundle === this.bundle) return;
+    if (svid === this.svid && chain === this.chain && options === this.options && bundle === this.bundle)
+      return;
     let validFrom = -Infinity;
     let validUntil = Infinity;
     for (const c of svid.chain) {

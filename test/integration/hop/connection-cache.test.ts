@@ -17,53 +17,24 @@ import { lanyardFastify } from '../../../src/hop/fastify';
 import { createHopTlsServer, peerOf, tlsClientOptions, tlsServerOptions } from '../../../src/hop/tls';
 import { toX509Svid } from '../../../src/svid/x509-svid';
 import { authorizeAny, authorizeId, type RevocationChecker } from '../../../src/verify';
-import { certsPem, createPki, issueSvid, keyPem, type Svid } from '../../support/pki';
-import { DecisionLog, pkiSource } from '../../support/hop';
+import { createPki, issueSvid, type Svid } from '../../support/pki';
+import {
+  DecisionLog,
+  httpsCall,
+  jsonOf,
+  listenLocal,
+  pkiSource,
+  svidAgent,
+  tlsExchange,
+} from '../../support/hop';
 
 const TD = 'cache.test';
 const sid = (name: string): string => `spiffe://${TD}/${name}`;
 
-interface Reply {
-  status: number;
-  body: { agent?: string; policyVersion?: string; error?: { code: string } };
-  socket: unknown;
-}
-
-/** GET / through `agent` (a plain Node agent presenting `client`): status, JSON body, the socket it rode. */
-function get(port: number, agent: https.Agent, path = '/'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    https
-      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body: JSON.parse(text) as Reply['body'],
-            socket: res.socket,
-          }),
-        );
-      })
-      .on('error', reject);
-  });
-}
-
-/** One kept-alive connection at most, so consecutive requests ride the same socket. */
-function clientAgent(client: Svid, roots: string): https.Agent {
-  return new https.Agent({
-    keepAlive: true,
-    maxSockets: 1,
-    key: keyPem(client.key.privateKey),
-    cert: certsPem(client.chain),
-    ca: roots,
-    checkServerIdentity: () => undefined,
-  });
-}
-
-async function listen(server: tls.Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return (server.address() as AddressInfo).port;
+/** What the test services answer: the peer they saw, or the refusal. */
+interface Seen {
+  agent?: string;
+  policyVersion?: string;
 }
 
 describe('hop: what is kept per connection and per SVID', function () {
@@ -90,7 +61,7 @@ describe('hop: what is kept per connection and per SVID', function () {
     const server = https.createServer(tlsServerOptions(source), app);
     let connections = 0;
     server.on('secureConnection', () => connections++);
-    const port = await listen(server);
+    const port = await listenLocal(server);
     closers.push(
       () => new Promise((r) => server.close(r)),
       () => server.closeAllConnections(),
@@ -101,13 +72,13 @@ describe('hop: what is kept per connection and per SVID', function () {
   it('a peer under an intermediate the service does not hold is verified by the chain it presented, on every request', async () => {
     const decisions = new DecisionLog();
     const { port } = await expressServer({ authorize: authorizeAny(), onDecision: decisions.listener });
-    const agent = clientAgent(issueSvid(sibling, sid('sibling')), roots);
+    const agent = svidAgent(issueSvid(sibling, sid('sibling')), roots);
     closers.push(() => agent.destroy());
-    const first = await get(port, agent);
-    const second = await get(port, agent);
-    assert.equal(first.status, 200, JSON.stringify(first.body));
-    assert.equal(second.status, 200, JSON.stringify(second.body));
-    assert.equal(first.body.agent, sid('sibling'));
+    const first = await httpsCall(port, { agent });
+    const second = await httpsCall(port, { agent });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(second.status, 200, second.text);
+    assert.equal(jsonOf<Seen>(first).agent, sid('sibling'));
     assert.equal(second.socket, first.socket, 'the second request rode another connection');
     assert.deepEqual(
       decisions.all.map((d) => d.decision),
@@ -121,12 +92,12 @@ describe('hop: what is kept per connection and per SVID', function () {
     // An expired leaf under the sibling intermediate: with the service's own intermediate its signature does not
     // check (ERR_SIGNATURE_INVALID), with its own chain the path holds and the expiry is the reason.
     const expired = issueSvid(sibling, sid('expired'), { now: new Date(Date.now() - 3 * 3600_000) });
-    const agent = clientAgent(expired, roots);
+    const agent = svidAgent(expired, roots);
     closers.push(() => agent.destroy());
     for (let i = 0; i < 2; i++) {
-      const r = await get(port, agent);
+      const r = await httpsCall(port, { agent });
       assert.equal(r.status, 401);
-      assert.equal(r.body.error?.code, ErrorCode.SVID_EXPIRED);
+      assert.equal(jsonOf<Seen>(r).error?.code, ErrorCode.SVID_EXPIRED);
     }
     // The shorter first try is not reported: one decision per request, naming the peer.
     assert.equal(decisions.all.length, 2);
@@ -139,19 +110,19 @@ describe('hop: what is kept per connection and per SVID', function () {
 
   it('a connection’s accepted peer is never another connection’s: each request is answered for its own peer', async () => {
     const { port } = await expressServer({ authorize: authorizeId(sid('allowed')) });
-    const allowed = clientAgent(issueSvid(pki, sid('allowed')), roots);
-    const refused = clientAgent(issueSvid(sibling, sid('refused')), roots);
+    const allowed = svidAgent(issueSvid(pki, sid('allowed')), roots);
+    const refused = svidAgent(issueSvid(sibling, sid('refused')), roots);
     closers.push(
       () => allowed.destroy(),
       () => refused.destroy(),
     );
     for (let i = 0; i < 2; i++) {
-      const a = await get(port, allowed);
+      const a = await httpsCall(port, { agent: allowed });
       assert.equal(a.status, 200);
-      assert.equal(a.body.agent, sid('allowed'));
-      const r = await get(port, refused);
+      assert.equal(jsonOf<Seen>(a).agent, sid('allowed'));
+      const r = await httpsCall(port, { agent: refused });
       assert.equal(r.status, 403);
-      assert.equal(r.body.error?.code, ErrorCode.UNAUTHORIZED);
+      assert.equal(jsonOf<Seen>(r).error?.code, ErrorCode.UNAUTHORIZED);
     }
   });
 
@@ -177,16 +148,16 @@ describe('hop: what is kept per connection and per SVID', function () {
         port = (app.server.address() as AddressInfo).port;
         connections = () => n;
       }
-      const agent = clientAgent(client, roots);
+      const agent = svidAgent(client, roots);
       closers.push(() => agent.destroy());
-      const before = await get(port, agent);
+      const before = await httpsCall(port, { agent });
       assert.equal(before.status, 200, mount);
       revoked.add(client.cert.serialHex);
-      const after = await get(port, agent);
+      const after = await httpsCall(port, { agent });
       assert.equal(after.socket, before.socket, `${mount}: the request rode a new connection`);
       assert.equal(connections(), 1);
       assert.equal(after.status, 401, mount);
-      assert.equal(after.body.error?.code, ErrorCode.REVOKED, mount);
+      assert.equal(jsonOf<Seen>(after).error?.code, ErrorCode.REVOKED, mount);
     }
   });
 
@@ -195,14 +166,14 @@ describe('hop: what is kept per connection and per SVID', function () {
     const { port } = await expressServer({
       authorize: () => ({ allow: true, policyVersion: version }),
     });
-    const agent = clientAgent(issueSvid(pki, sid('caller')), roots);
+    const agent = svidAgent(issueSvid(pki, sid('caller')), roots);
     closers.push(() => agent.destroy());
-    const first = await get(port, agent);
+    const first = await httpsCall(port, { agent });
     version = 'v2';
-    const second = await get(port, agent);
+    const second = await httpsCall(port, { agent });
     assert.equal(second.socket, first.socket);
-    assert.equal(first.body.policyVersion, 'v1');
-    assert.equal(second.body.policyVersion, 'v2');
+    assert.equal(jsonOf<Seen>(first).policyVersion, 'v1');
+    assert.equal(jsonOf<Seen>(second).policyVersion, 'v2');
   });
 
   it('createHopTlsServer verifies a peer under an unknown intermediate by its chain, and refuses an impostor', async () => {
@@ -210,24 +181,9 @@ describe('hop: what is kept per connection and per SVID', function () {
     const server = createHopTlsServer({ source, authorize: authorizeAny() }, (socket, peer) =>
       socket.end(peer.spiffeId),
     );
-    const port = await listen(server);
+    const port = await listenLocal(server);
     closers.push(() => new Promise((r) => server.close(r)));
-    const talk = (client: Svid): Promise<string> =>
-      new Promise((resolve) => {
-        const socket = tls.connect({
-          host: '127.0.0.1',
-          port,
-          key: keyPem(client.key.privateKey),
-          cert: certsPem(client.chain),
-          ca: roots,
-          checkServerIdentity: () => undefined,
-        });
-        let text = '';
-        socket.setEncoding('utf8');
-        socket.on('data', (d: string) => (text += d));
-        socket.on('error', () => undefined);
-        socket.on('close', () => resolve(text));
-      });
+    const talk = async (client: Svid): Promise<string> => (await tlsExchange(port, client, roots)).reply;
     assert.equal(await talk(issueSvid(sibling, sid('sibling'))), sid('sibling'));
     assert.equal(await talk(issueSvid(createPki(TD), sid('impostor'))), '');
   });
@@ -237,7 +193,7 @@ describe('hop: what is kept per connection and per SVID', function () {
     const server = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
       socket.end(`${peerOf(socket)?.serialHex}:${String(socket.isSessionReused())}`),
     );
-    const port = await listen(server);
+    const port = await listenLocal(server);
     closers.push(() => new Promise((r) => server.close(r)));
     const first = issueSvid(pki, sid('client'));
     const clientSource = new StaticX509Source(toX509Svid(first.chain, first.key.privateKey), pki.bundle);
