@@ -16,10 +16,11 @@ import { lanyardExpress, type HopExpressOptions } from '../../../src/hop/express
 import { lanyardFastify } from '../../../src/hop/fastify';
 import { createHopTlsServer, peerOf, tlsClientOptions, tlsServerOptions } from '../../../src/hop/tls';
 import { toX509Svid } from '../../../src/svid/x509-svid';
-import { authorizeAny, authorizeId, type RevocationChecker } from '../../../src/verify';
+import { authorizeAny, authorizeId, type RevocationChecker, VerificationCache } from '../../../src/verify';
 import { createPki, issueSvid, type Svid } from '../../support/pki';
 import {
   DecisionLog,
+  eventually,
   httpsCall,
   jsonOf,
   listenLocal,
@@ -51,6 +52,7 @@ describe('hop: what is kept per connection and per SVID', function () {
   async function expressServer(options: Omit<HopExpressOptions, 'source'>): Promise<{
     port: number;
     connections: () => number;
+    source: StaticX509Source;
   }> {
     const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
     const app = express();
@@ -59,6 +61,8 @@ describe('hop: what is kept per connection and per SVID', function () {
       res.json({ agent: req.agent?.spiffeId, policyVersion: req.agent?.policyVersion });
     });
     const server = https.createServer(tlsServerOptions(source), app);
+    // Kept-alive connections outlive the waits of these tests (Node's default is 5 s).
+    server.keepAliveTimeout = 60_000;
     let connections = 0;
     server.on('secureConnection', () => connections++);
     const port = await listenLocal(server);
@@ -66,7 +70,21 @@ describe('hop: what is kept per connection and per SVID', function () {
       () => new Promise((r) => server.close(r)),
       () => server.closeAllConnections(),
     );
-    return { port, connections: () => connections };
+    return { port, connections: () => connections, source };
+  }
+
+  async function fastifyServer(
+    options: Omit<HopExpressOptions, 'source' | 'action'>,
+  ): Promise<{ port: number; connections: () => number }> {
+    const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
+    const app = Fastify({ https: tlsServerOptions(source), keepAliveTimeout: 60_000 });
+    await app.register(lanyardFastify, { source, ...options });
+    app.get('/', async (request) => ({ agent: request.agent?.spiffeId }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    let n = 0;
+    app.server.on('secureConnection', () => n++);
+    closers.push(() => app.close());
+    return { port: (app.server.address() as AddressInfo).port, connections: () => n };
   }
 
   it('a peer under an intermediate the service does not hold is verified by the chain it presented, on every request', async () => {
@@ -132,22 +150,10 @@ describe('hop: what is kept per connection and per SVID', function () {
     const revocation: RevocationChecker = { isRevoked: (q) => revoked.has(q.serialHex) };
     for (const mount of ['express', 'fastify'] as const) {
       const client = issueSvid(pki, sid(`victim-${mount}`));
-      let port: number;
-      let connections: () => number;
-      if (mount === 'express') {
-        ({ port, connections } = await expressServer({ authorize: authorizeAny(), revocation }));
-      } else {
-        const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
-        const app = Fastify({ https: tlsServerOptions(source) });
-        await app.register(lanyardFastify, { source, authorize: authorizeAny(), revocation });
-        app.get('/', async (request) => ({ agent: request.agent?.spiffeId }));
-        await app.listen({ port: 0, host: '127.0.0.1' });
-        let n = 0;
-        app.server.on('secureConnection', () => n++);
-        closers.push(() => app.close());
-        port = (app.server.address() as AddressInfo).port;
-        connections = () => n;
-      }
+      const { port, connections } = await (mount === 'express' ? expressServer : fastifyServer)({
+        authorize: authorizeAny(),
+        revocation,
+      });
       const agent = svidAgent(client, roots);
       closers.push(() => agent.destroy());
       const before = await httpsCall(port, { agent });
@@ -158,6 +164,76 @@ describe('hop: what is kept per connection and per SVID', function () {
       assert.equal(connections(), 1);
       assert.equal(after.status, 401, mount);
       assert.equal(jsonOf<Seen>(after).error?.code, ErrorCode.REVOKED, mount);
+    }
+  });
+
+  it('a connection’s later requests are answered by the verdict kept on it, without the chain memo', async () => {
+    const cache = new VerificationCache();
+    const { port } = await expressServer({ authorize: authorizeAny(), cache });
+    const client = issueSvid(pki, sid('kept'));
+    const agent = svidAgent(client, roots);
+    closers.push(() => agent.destroy());
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(await httpsCall(port, { agent }));
+    for (const r of replies) assert.equal(jsonOf<Seen>(r).agent, sid('kept'));
+    assert.equal(replies[2]!.socket, replies[0]!.socket);
+    // The first request verified the chain (a memo miss); the two after it never asked the memo.
+    assert.deepEqual([cache.stats().chains.hits, cache.stats().chains.misses], [0, 1]);
+    // Another connection presenting the same chain has no verdict of its own yet: the memo answers it.
+    const other = svidAgent(client, roots);
+    closers.push(() => other.destroy());
+    assert.equal((await httpsCall(port, { agent: other })).status, 200);
+    assert.deepEqual([cache.stats().chains.hits, cache.stats().chains.misses], [1, 1]);
+  });
+
+  it('a cache without the chain memo keeps no verdict either: every request is verified in full', async () => {
+    const cache = new VerificationCache({ chains: false });
+    const { port } = await expressServer({ authorize: authorizeAny(), cache });
+    const agent = svidAgent(issueSvid(pki, sid('full')), roots);
+    closers.push(() => agent.destroy());
+    const found: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await httpsCall(port, { agent })).status, 200);
+      found.push(cache.stats().certificates.hits);
+    }
+    // Each full verification looks its certificates up again.
+    assert.ok(found[0]! < found[1]! && found[1]! < found[2]!, `certificate lookups ${found.join(', ')}`);
+  });
+
+  it('a bundle that no longer holds the peer’s root refuses the next request on the kept-alive connection', async () => {
+    const { port, source, connections } = await expressServer({ authorize: authorizeAny() });
+    const agent = svidAgent(issueSvid(pki, sid('rooted')), roots);
+    closers.push(() => agent.destroy());
+    const before = await httpsCall(port, { agent });
+    assert.equal(before.status, 200, before.text);
+    // The same SVID of the service, a bundle of the same trust domain under another root.
+    source.set(source.getX509Svid(), createPki(TD).bundle);
+    const after = await httpsCall(port, { agent });
+    assert.equal(after.socket, before.socket, 'the request rode a new connection');
+    assert.equal(connections(), 1);
+    assert.equal(after.status, 401, after.text);
+    // The new root has the old one's name but not its key: the intermediate's signature no longer checks.
+    assert.equal(jsonOf<Seen>(after).error?.code, ErrorCode.SIGNATURE_INVALID);
+  });
+
+  it('a peer whose SVID expires while its connection is kept alive is refused on the next request', async () => {
+    // notAfter a couple of seconds from now (whole seconds in the certificate).
+    const client = issueSvid(pki, sid('short'), { now: new Date(Date.now() - 3600_000 + 2500) });
+    const servers = [
+      await expressServer({ authorize: authorizeAny() }),
+      await fastifyServer({ authorize: authorizeAny() }),
+    ];
+    const agents = servers.map(() => svidAgent(client, roots));
+    closers.push(...agents.map((a) => () => a.destroy()));
+    const before = await Promise.all(servers.map((s, i) => httpsCall(s.port, { agent: agents[i]! })));
+    for (const r of before) assert.equal(r.status, 200, r.text);
+    await eventually(() => Date.now() > client.cert.notAfter.getTime() + 1000, 10_000, 'the SVID expired');
+    for (const [i, s] of servers.entries()) {
+      const after = await httpsCall(s.port, { agent: agents[i]! });
+      assert.equal(after.socket, before[i]!.socket, 'the request rode a new connection');
+      assert.equal(s.connections(), 1);
+      assert.equal(after.status, 401, after.text);
+      assert.equal(jsonOf<Seen>(after).error?.code, ErrorCode.SVID_EXPIRED);
     }
   });
 
