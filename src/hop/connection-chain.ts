@@ -17,6 +17,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
+import { KeptVerdict } from './kept-verdict';
 import type { PeerChains } from './peer';
 
 /** How a chain is completed: the service's own chain source and extra DER intermediates. */
@@ -38,18 +39,21 @@ class ConnectionChain {
 
   /** The PeerChains handed out last, reused while it holds the same completed chain. */
   private handedOut: PeerChains | undefined;
+  /** The verdict on the chain, for the connection's next requests. */
+  private readonly kept = new KeptVerdict();
 
   chains(completion: ChainCompletion): PeerChains {
     const chain = this.complete(completion, this.needsPresented);
     if (this.handedOut?.chain === chain) return this.handedOut;
     this.handedOut = this.needsPresented
-      ? { chain }
+      ? { chain, kept: this.kept }
       : {
           chain,
           presented: () => {
             this.needsPresented = true;
             return this.complete(completion, true);
           },
+          kept: this.kept,
         };
     return this.handedOut;
   }

@@ -9,8 +9,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { actionMethod, canonicalHttpAction, canonicalRequestPath } from './http-action';
-import { httpRefusal } from './http-refusal';
-import { checkHttpPeer, httpVerifyOptions, type HopHttpOptions } from './http-peer';
+import { guardRequest, writeRefusal, type HttpGuard } from './http-guard';
+import { httpVerifyOptions, type HopHttpOptions } from './http-peer';
 import type { HopPeer } from './peer';
 import { rememberPeer } from './tls';
 
@@ -57,43 +57,19 @@ export type HopExpressMiddleware = (
 
 export function lanyardExpress(options: HopExpressOptions): HopExpressMiddleware {
   const verify = httpVerifyOptions(options);
-  return (req, res, next) => {
-    let action: string;
-    try {
-      action = options.action?.(req) ?? defaultAction(req, options);
-    } catch (e) {
-      refuse(res, e);
-      return;
-    }
-    let checked: HopPeer | Promise<HopPeer>;
-    try {
-      checked = checkHttpPeer(req.socket, verify, action);
-    } catch (e) {
-      refuse(res, e);
-      return;
-    }
-    if (checked instanceof Promise) {
-      checked.then(
-        (peer) => accept(req, peer, next),
-        (e: unknown) => refuse(res, e),
-      );
-    } else {
-      accept(req, checked, next);
-    }
+  const guard: HttpGuard<HopExpressRequest, ServerResponse, (err?: unknown) => void> = {
+    action: (req) => options.action?.(req) ?? defaultAction(req, options),
+    socket: (req) => req.socket,
+    accept,
+    refuse: writeRefusal,
   };
+  return (req, res, next) => guardRequest(guard, verify, req, res, next);
 }
 
 function accept(req: HopExpressRequest, peer: HopPeer, next: (err?: unknown) => void): void {
   req.agent = peer;
   rememberPeer(req, peer);
   next();
-}
-
-function refuse(res: ServerResponse, e: unknown): void {
-  const r = httpRefusal(e);
-  res.statusCode = r.status;
-  res.setHeader('content-type', 'application/json; charset=utf-8');
-  res.end(JSON.stringify(r.body));
 }
 
 declare global {

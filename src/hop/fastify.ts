@@ -8,8 +8,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { actionMethod, canonicalHttpAction } from './http-action';
-import { httpRefusal } from './http-refusal';
-import { checkHttpPeer, httpVerifyOptions, type HopHttpOptions } from './http-peer';
+import { guardRequest, type HttpGuard } from './http-guard';
+import type { HttpRefusal } from './http-refusal';
+import { httpVerifyOptions, type HopHttpOptions } from './http-peer';
 import type { HopPeer } from './peer';
 import { rememberPeer } from './tls';
 
@@ -33,36 +34,28 @@ declare module 'fastify' {
 
 async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise<void> {
   const verify = httpVerifyOptions(options);
+  const caseSensitive = { caseSensitive: options.caseSensitive ?? true };
+  const guard: HttpGuard<FastifyRequest, FastifyReply, () => void> = {
+    // The route pattern when the router matched one; otherwise (a 404) the canonical path, with fastify's
+    // case-sensitive routing as the default.
+    action: (request) => {
+      const custom = options.action?.(request);
+      if (custom !== undefined) return custom;
+      const route = request.routeOptions.url;
+      return route !== undefined
+        ? `${actionMethod(request.method)} ${route}`
+        : canonicalHttpAction(request.method, request.url, caseSensitive);
+    },
+    socket: (request) => request.raw.socket,
+    accept,
+    refuse,
+  };
   app.decorateRequest('agent', undefined);
   // A callback hook, not an async one: an Authorizer's accept continues in the same turn, with no promise made
   // per request. A refusal answers and never calls `done`, so no handler runs.
-  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    let checked: HopPeer | Promise<HopPeer>;
-    try {
-      // The route pattern when the router matched one; otherwise (a 404) the canonical path, with fastify's
-      // case-sensitive routing as the default.
-      const route = request.routeOptions.url;
-      const action =
-        options.action?.(request) ??
-        (route !== undefined
-          ? `${actionMethod(request.method)} ${route}`
-          : canonicalHttpAction(request.method, request.url, {
-              caseSensitive: options.caseSensitive ?? true,
-            }));
-      checked = checkHttpPeer(request.raw.socket, verify, action);
-    } catch (e) {
-      refuse(reply, e);
-      return;
-    }
-    if (checked instanceof Promise) {
-      checked.then(
-        (peer) => accept(request, peer, done),
-        (e: unknown) => refuse(reply, e),
-      );
-    } else {
-      accept(request, checked, done);
-    }
-  });
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) =>
+    guardRequest(guard, verify, request, reply, done),
+  );
 }
 
 function accept(request: FastifyRequest, peer: HopPeer, done: () => void): void {
@@ -71,8 +64,7 @@ function accept(request: FastifyRequest, peer: HopPeer, done: () => void): void 
   done();
 }
 
-function refuse(reply: FastifyReply, e: unknown): void {
-  const r = httpRefusal(e);
+function refuse(reply: FastifyReply, r: HttpRefusal): void {
   void reply.code(r.status).type('application/json; charset=utf-8').send(r.body);
 }
 

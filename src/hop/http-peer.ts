@@ -26,8 +26,20 @@ export interface HttpVerifyOptions extends HopVerifyOptions {
   intermediates?: readonly Uint8Array[];
 }
 
+/**
+ * The verify options of a server-side helper, made once when the helper is made: the connection keeps its
+ * verdict for this very object (kept-verdict.ts), so what decides a verdict is copied here and not read from
+ * the caller's object again (`federatedTrustDomains` included).
+ */
 export function httpVerifyOptions(o: HopHttpOptions): HttpVerifyOptions {
-  return checkHopVerifyOptions({ ...o, bundles: o.bundles ?? o.source, chainSource: o.source });
+  return checkHopVerifyOptions({
+    ...o,
+    bundles: o.bundles ?? o.source,
+    chainSource: o.source,
+    ...(o.federatedTrustDomains !== undefined
+      ? { federatedTrustDomains: Object.freeze([...o.federatedTrustDomains]) }
+      : {}),
+  });
 }
 
 /**

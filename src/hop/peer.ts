@@ -27,6 +27,7 @@ import type { AgentContext } from '../x509/agent-context/types';
 import type { HopLogger } from '../internal/logging';
 import { ParsedCertificate } from '../x509/certificate';
 import type { HopDecision, HopDecisionListener, HopTransport } from './decision';
+import type { KeptVerdict } from './kept-verdict';
 import {
   callAuthorize,
   type HopAuthorize,
@@ -149,6 +150,8 @@ export async function verifyHopPeer(
 export interface PeerChains {
   readonly chain: readonly Uint8Array[] | undefined;
   readonly presented?: () => readonly Uint8Array[] | undefined;
+  /** Where a connection keeps the verdict on its chain for its next requests (kept-verdict.ts). */
+  readonly kept?: KeptVerdict;
 }
 
 /**
@@ -168,11 +171,10 @@ export function checkHopPeer(
   let answer: PolicyDecision | Promise<PolicyDecision> | undefined;
   try {
     svid = verifyChains(chains, options, request, tried);
-    hopRequest = {
-      transport: request.transport,
-      service,
-      ...(request.action !== undefined ? { action: request.action } : {}),
-    };
+    hopRequest =
+      request.action !== undefined
+        ? { transport: request.transport, service, action: request.action }
+        : { transport: request.transport, service };
     answer = callAuthorize(options.authorize, svid, hopRequest);
     if (answer === undefined) return allowed(options, service, request, svid, undefined);
   } catch (e) {
@@ -237,16 +239,22 @@ function verifyChains(
   tried: Tried,
 ): VerifyX509SvidResult {
   tried.chain = chains.chain;
+  const kept = chains.kept?.recall(options, chains.chain);
+  if (kept !== undefined) return kept;
+  let svid: VerifyX509SvidResult;
   if (chains.presented === undefined || chains.chain === undefined || chains.chain.length === 0) {
-    return verifyAuditChain(chains.chain, options, request);
+    svid = verifyAuditChain(chains.chain, options, request);
+  } else {
+    try {
+      svid = verifyAuditChain(chains.chain, options, request);
+    } catch {
+      // Whatever failed, the peer's own chain decides, and its error is the one reported.
+      tried.chain = chains.presented();
+      svid = verifyAuditChain(tried.chain, options, request);
+    }
   }
-  try {
-    return verifyAuditChain(chains.chain, options, request);
-  } catch {
-    // Whatever failed, the peer's own chain decides, and its error is the one reported.
-    tried.chain = chains.presented();
-    return verifyAuditChain(tried.chain, options, request);
-  }
+  chains.kept?.keep(options, tried.chain!, svid);
+  return svid;
 }
 
 function verifyAuditChain(

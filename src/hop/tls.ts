@@ -24,8 +24,8 @@ import { verifyX509Svid, type VerifyX509SvidResult } from '../verify/verify-x509
 import { encodePem } from '../x509/pem';
 import { rootsPem } from '../client/certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
-import { httpRefusal } from './http-refusal';
-import { checkHttpPeer, type HttpVerifyOptions } from './http-peer';
+import { guardRequest, writeRefusal, type HttpGuard } from './http-guard';
+import { httpVerifyOptions } from './http-peer';
 import { connectionChains } from './connection-chain';
 import { trackLivePeer } from './live-peers';
 import {
@@ -54,6 +54,8 @@ export interface HopServerOptions extends Omit<HopVerifyOptions, 'bundles'>, Htt
 }
 
 const peers = new WeakMap<object, HopPeer>();
+
+const TLS_REQUEST = Object.freeze({ transport: 'tls' as const });
 
 /**
  * The verified peer of a socket or request that a hop helper accepted; undefined for anything it did not
@@ -127,10 +129,6 @@ export function followSource(
   return stop;
 }
 
-function verifyOptions(o: HopServerOptions): HttpVerifyOptions {
-  return checkHopVerifyOptions({ ...o, bundles: o.bundles ?? o.source, chainSource: o.source });
-}
-
 /**
  * A TLS server whose every connection is verified and authorized before `listener` sees it; refused
  * connections are destroyed unread, and an accepted one is destroyed as soon as a notifying `revocation` checker
@@ -141,7 +139,7 @@ export function createHopTlsServer(
   listener: (socket: tls.TLSSocket, peer: HopPeer) => void,
 ): tls.Server {
   // Options first: a bad one must not leave a listener on the source.
-  const verify = verifyOptions(options);
+  const verify = httpVerifyOptions(options);
   const server = tls.createServer(tlsServerOptions(options.source, options));
   followSource(server, options.source, options);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
@@ -149,19 +147,30 @@ export function createHopTlsServer(
     // (connectionChains switches it off). Node reports an attempt as an 'error' and would carry on; the
     // connection ends instead.
     socket.on('error', () => socket.destroy());
-    const chains = connectionChains(socket, verify);
-    new Promise<HopPeer>((resolve) => resolve(checkHopPeer(chains, verify, { transport: 'tls' }))).then(
-      (peer) => {
-        if (socket.destroyed) return;
-        peers.set(socket, peer);
-        // Checked once per connection: a later revocation of the peer closes it (live-peers.ts).
-        const untrack = trackLivePeer(verify, { transport: 'tls' }, peer, () => socket.destroy());
-        socket.once('close', untrack);
-        listener(socket, peer);
-      },
-      () => socket.destroy(),
-    );
+    let checked: HopPeer | Promise<HopPeer>;
+    try {
+      checked = checkHopPeer(connectionChains(socket, verify), verify, TLS_REQUEST);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    if (checked instanceof Promise) {
+      checked.then(
+        (peer) => acceptConnection(socket, peer),
+        () => socket.destroy(),
+      );
+    } else {
+      acceptConnection(socket, checked);
+    }
   });
+  const acceptConnection = (socket: tls.TLSSocket, peer: HopPeer): void => {
+    if (socket.destroyed) return;
+    peers.set(socket, peer);
+    // Checked once per connection: a later revocation of the peer closes it (live-peers.ts).
+    const untrack = trackLivePeer(verify, TLS_REQUEST, peer, () => socket.destroy());
+    socket.once('close', untrack);
+    listener(socket, peer);
+  };
   // Handshake failures (a peer that aborts) have nothing to report to the application.
   server.on('tlsClientError', () => undefined);
   return server;
@@ -179,39 +188,21 @@ export function createHopHttpsServer(
   handler: (req: IncomingMessage, res: ServerResponse, peer: HopPeer) => void,
 ): https.Server {
   // Options first: a bad one must not leave a listener on the source.
-  const verify = verifyOptions(options);
+  const verify = httpVerifyOptions(options);
   const server = https.createServer(tlsServerOptions(options.source, options));
   followSource(server, options.source, options);
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const refuse = (e: unknown): void => {
-      const r = httpRefusal(e);
-      res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8' });
-      res.end(JSON.stringify(r.body));
-    };
-    let action: string;
-    try {
-      action = canonicalHttpAction(req.method, req.url, options);
-    } catch (e) {
-      refuse(e);
-      return;
-    }
-    let checked: HopPeer | Promise<HopPeer>;
-    try {
-      checked = checkHttpPeer(req.socket, verify, action);
-    } catch (e) {
-      refuse(e);
-      return;
-    }
-    if (checked instanceof Promise) {
-      checked.then((peer) => {
-        peers.set(req, peer);
-        handler(req, res, peer);
-      }, refuse);
-    } else {
-      peers.set(req, checked);
-      handler(req, res, checked);
-    }
-  });
+  const guard: HttpGuard<IncomingMessage, ServerResponse, ServerResponse> = {
+    action: (req) => canonicalHttpAction(req.method, req.url, options),
+    socket: (req) => req.socket,
+    accept: (req, peer, res) => {
+      peers.set(req, peer);
+      handler(req, res, peer);
+    },
+    refuse: writeRefusal,
+  };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) =>
+    guardRequest(guard, verify, req, res, res),
+  );
   return server;
 }
 

@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
+import type { AddressInfo, Server } from 'node:net';
+import * as tls from 'node:tls';
 import { X509Bundle } from '../../src/bundle';
 import { ServerX509Source } from '../../src/client/server-x509-source';
 import { StaticX509Source } from '../../src/client/static-x509-source';
@@ -14,7 +16,7 @@ import type { HopDecision } from '../../src/hop/decision';
 import { grantFor, HandoffKey, redeemGrant } from '../../src/hop/handoff';
 import { TrustDomain } from '../../src/spiffe';
 import { startTestServer, type TestServer } from './test-server';
-import { type Svid } from './pki';
+import { certsPem, keyPem, type Svid } from './pki';
 import { expectRefusal } from './refusal';
 
 export const TD = 'lanyard.local';
@@ -154,5 +156,110 @@ export function httpsGetJson<T>(
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(t) as T }));
       })
       .on('error', reject);
+  });
+}
+
+/** Listens on 127.0.0.1 at a free port and resolves with it. */
+export async function listenLocal(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return (server.address() as AddressInfo).port;
+}
+
+/** Closes `server` with the connections it still holds (kept-alive ones included). */
+export function closeServer(server: tls.Server): Promise<void> {
+  (server as Partial<https.Server>).closeAllConnections?.();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** What a plain TLS client presenting an SVID needs: its key and chain, the roots, no host-name check. */
+export function svidClientOptions(client: Svid, roots: string): tls.ConnectionOptions {
+  return {
+    key: keyPem(client.key.privateKey),
+    cert: certsPem(client.chain),
+    ca: roots,
+    // SVIDs name a SPIFFE ID, not a host: the hop helpers under test are the ones that check identities.
+    checkServerIdentity: () => undefined,
+  };
+}
+
+/** A plain Node keep-alive agent presenting `client`; one connection at most, so requests ride the same one. */
+export function svidAgent(client: Svid, roots: string): https.Agent {
+  return new https.Agent({ keepAlive: true, maxSockets: 1, ...svidClientOptions(client, roots) });
+}
+
+/** One https exchange: status and body, or the error; the socket it rode and whether its session was resumed. */
+export interface HttpsReply {
+  status?: number;
+  text?: string;
+  error?: Error;
+  reused?: boolean;
+  socket?: tls.TLSSocket;
+}
+
+/** A request to 127.0.0.1:`port` (GET / unless `options` say otherwise); a transport error resolves as `error`. */
+export function httpsCall(port: number, options: https.RequestOptions): Promise<HttpsReply> {
+  return new Promise((resolve) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/', ...options }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          text,
+          reused: (req.socket as tls.TLSSocket).isSessionReused(),
+          socket: req.socket as tls.TLSSocket,
+        }),
+      );
+    });
+    req.on('error', (error) => resolve({ error }));
+    req.end();
+  });
+}
+
+/** The JSON body of a reply, with a refusal's `error.code` when there is one. */
+export function jsonOf<T extends object = Record<string, unknown>>(
+  r: HttpsReply,
+): T & { error?: { code: string; message: string } } {
+  assert.ok(r.text !== undefined, `no reply: ${r.error?.message}`);
+  return JSON.parse(r.text) as T & { error?: { code: string; message: string } };
+}
+
+/** What a raw TLS exchange gave: what the server wrote before closing, resumption, the session ticket. */
+export interface TlsExchange {
+  reply: string;
+  reused: boolean;
+  session?: Buffer;
+}
+
+/**
+ * Connects to 127.0.0.1:`port` presenting `client` (resuming `session` when given) and reads until the server
+ * closes; a refused handshake reads ''.
+ */
+export function tlsExchange(
+  port: number,
+  client: Svid,
+  roots: string,
+  session?: Buffer,
+): Promise<TlsExchange> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ...svidClientOptions(client, roots),
+      ...(session !== undefined ? { session } : {}),
+    });
+    let reply = '';
+    let ticket: Buffer | undefined;
+    // Asked at secureConnect: after 'close' the TLS handle is gone and Node answers null.
+    let reused = false;
+    socket.once('secureConnect', () => (reused = socket.isSessionReused()));
+    socket.setEncoding('utf8');
+    socket.on('session', (t: Buffer) => (ticket = t));
+    socket.on('data', (d: string) => (reply += d));
+    socket.on('error', () => undefined);
+    socket.on('close', () =>
+      resolve({ reply, reused, ...(ticket !== undefined ? { session: ticket } : {}) }),
+    );
   });
 }

@@ -16,54 +16,26 @@ import { lanyardExpress, type HopExpressOptions } from '../../../src/hop/express
 import { lanyardFastify } from '../../../src/hop/fastify';
 import { createHopTlsServer, peerOf, tlsClientOptions, tlsServerOptions } from '../../../src/hop/tls';
 import { toX509Svid } from '../../../src/svid/x509-svid';
-import { authorizeAny, authorizeId, type RevocationChecker } from '../../../src/verify';
-import { certsPem, createPki, issueSvid, keyPem, type Svid } from '../../support/pki';
-import { DecisionLog, pkiSource } from '../../support/hop';
+import { authorizeAny, authorizeId, type RevocationChecker, VerificationCache } from '../../../src/verify';
+import { createPki, issueSvid, type Svid } from '../../support/pki';
+import {
+  DecisionLog,
+  eventually,
+  httpsCall,
+  jsonOf,
+  listenLocal,
+  pkiSource,
+  svidAgent,
+  tlsExchange,
+} from '../../support/hop';
 
 const TD = 'cache.test';
 const sid = (name: string): string => `spiffe://${TD}/${name}`;
 
-interface Reply {
-  status: number;
-  body: { agent?: string; policyVersion?: string; error?: { code: string } };
-  socket: unknown;
-}
-
-/** GET / through `agent` (a plain Node agent presenting `client`): status, JSON body, the socket it rode. */
-function get(port: number, agent: https.Agent, path = '/'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    https
-      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body: JSON.parse(text) as Reply['body'],
-            socket: res.socket,
-          }),
-        );
-      })
-      .on('error', reject);
-  });
-}
-
-/** One kept-alive connection at most, so consecutive requests ride the same socket. */
-function clientAgent(client: Svid, roots: string): https.Agent {
-  return new https.Agent({
-    keepAlive: true,
-    maxSockets: 1,
-    key: keyPem(client.key.privateKey),
-    cert: certsPem(client.chain),
-    ca: roots,
-    checkServerIdentity: () => undefined,
-  });
-}
-
-async function listen(server: tls.Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return (server.address() as AddressInfo).port;
+/** What the test services answer: the peer they saw, or the refusal. */
+interface Seen {
+  agent?: string;
+  policyVersion?: string;
 }
 
 describe('hop: what is kept per connection and per SVID', function () {
@@ -80,6 +52,7 @@ describe('hop: what is kept per connection and per SVID', function () {
   async function expressServer(options: Omit<HopExpressOptions, 'source'>): Promise<{
     port: number;
     connections: () => number;
+    source: StaticX509Source;
   }> {
     const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
     const app = express();
@@ -88,26 +61,42 @@ describe('hop: what is kept per connection and per SVID', function () {
       res.json({ agent: req.agent?.spiffeId, policyVersion: req.agent?.policyVersion });
     });
     const server = https.createServer(tlsServerOptions(source), app);
+    // Kept-alive connections outlive the waits of these tests (Node's default is 5 s).
+    server.keepAliveTimeout = 60_000;
     let connections = 0;
     server.on('secureConnection', () => connections++);
-    const port = await listen(server);
+    const port = await listenLocal(server);
     closers.push(
       () => new Promise((r) => server.close(r)),
       () => server.closeAllConnections(),
     );
-    return { port, connections: () => connections };
+    return { port, connections: () => connections, source };
+  }
+
+  async function fastifyServer(
+    options: Omit<HopExpressOptions, 'source' | 'action'>,
+  ): Promise<{ port: number; connections: () => number }> {
+    const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
+    const app = Fastify({ https: tlsServerOptions(source), keepAliveTimeout: 60_000 });
+    await app.register(lanyardFastify, { source, ...options });
+    app.get('/', async (request) => ({ agent: request.agent?.spiffeId }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    let n = 0;
+    app.server.on('secureConnection', () => n++);
+    closers.push(() => app.close());
+    return { port: (app.server.address() as AddressInfo).port, connections: () => n };
   }
 
   it('a peer under an intermediate the service does not hold is verified by the chain it presented, on every request', async () => {
     const decisions = new DecisionLog();
     const { port } = await expressServer({ authorize: authorizeAny(), onDecision: decisions.listener });
-    const agent = clientAgent(issueSvid(sibling, sid('sibling')), roots);
+    const agent = svidAgent(issueSvid(sibling, sid('sibling')), roots);
     closers.push(() => agent.destroy());
-    const first = await get(port, agent);
-    const second = await get(port, agent);
-    assert.equal(first.status, 200, JSON.stringify(first.body));
-    assert.equal(second.status, 200, JSON.stringify(second.body));
-    assert.equal(first.body.agent, sid('sibling'));
+    const first = await httpsCall(port, { agent });
+    const second = await httpsCall(port, { agent });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(second.status, 200, second.text);
+    assert.equal(jsonOf<Seen>(first).agent, sid('sibling'));
     assert.equal(second.socket, first.socket, 'the second request rode another connection');
     assert.deepEqual(
       decisions.all.map((d) => d.decision),
@@ -121,12 +110,12 @@ describe('hop: what is kept per connection and per SVID', function () {
     // An expired leaf under the sibling intermediate: with the service's own intermediate its signature does not
     // check (ERR_SIGNATURE_INVALID), with its own chain the path holds and the expiry is the reason.
     const expired = issueSvid(sibling, sid('expired'), { now: new Date(Date.now() - 3 * 3600_000) });
-    const agent = clientAgent(expired, roots);
+    const agent = svidAgent(expired, roots);
     closers.push(() => agent.destroy());
     for (let i = 0; i < 2; i++) {
-      const r = await get(port, agent);
+      const r = await httpsCall(port, { agent });
       assert.equal(r.status, 401);
-      assert.equal(r.body.error?.code, ErrorCode.SVID_EXPIRED);
+      assert.equal(jsonOf<Seen>(r).error?.code, ErrorCode.SVID_EXPIRED);
     }
     // The shorter first try is not reported: one decision per request, naming the peer.
     assert.equal(decisions.all.length, 2);
@@ -139,19 +128,19 @@ describe('hop: what is kept per connection and per SVID', function () {
 
   it('a connection’s accepted peer is never another connection’s: each request is answered for its own peer', async () => {
     const { port } = await expressServer({ authorize: authorizeId(sid('allowed')) });
-    const allowed = clientAgent(issueSvid(pki, sid('allowed')), roots);
-    const refused = clientAgent(issueSvid(sibling, sid('refused')), roots);
+    const allowed = svidAgent(issueSvid(pki, sid('allowed')), roots);
+    const refused = svidAgent(issueSvid(sibling, sid('refused')), roots);
     closers.push(
       () => allowed.destroy(),
       () => refused.destroy(),
     );
     for (let i = 0; i < 2; i++) {
-      const a = await get(port, allowed);
+      const a = await httpsCall(port, { agent: allowed });
       assert.equal(a.status, 200);
-      assert.equal(a.body.agent, sid('allowed'));
-      const r = await get(port, refused);
+      assert.equal(jsonOf<Seen>(a).agent, sid('allowed'));
+      const r = await httpsCall(port, { agent: refused });
       assert.equal(r.status, 403);
-      assert.equal(r.body.error?.code, ErrorCode.UNAUTHORIZED);
+      assert.equal(jsonOf<Seen>(r).error?.code, ErrorCode.UNAUTHORIZED);
     }
   });
 
@@ -161,32 +150,90 @@ describe('hop: what is kept per connection and per SVID', function () {
     const revocation: RevocationChecker = { isRevoked: (q) => revoked.has(q.serialHex) };
     for (const mount of ['express', 'fastify'] as const) {
       const client = issueSvid(pki, sid(`victim-${mount}`));
-      let port: number;
-      let connections: () => number;
-      if (mount === 'express') {
-        ({ port, connections } = await expressServer({ authorize: authorizeAny(), revocation }));
-      } else {
-        const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
-        const app = Fastify({ https: tlsServerOptions(source) });
-        await app.register(lanyardFastify, { source, authorize: authorizeAny(), revocation });
-        app.get('/', async (request) => ({ agent: request.agent?.spiffeId }));
-        await app.listen({ port: 0, host: '127.0.0.1' });
-        let n = 0;
-        app.server.on('secureConnection', () => n++);
-        closers.push(() => app.close());
-        port = (app.server.address() as AddressInfo).port;
-        connections = () => n;
-      }
-      const agent = clientAgent(client, roots);
+      const { port, connections } = await (mount === 'express' ? expressServer : fastifyServer)({
+        authorize: authorizeAny(),
+        revocation,
+      });
+      const agent = svidAgent(client, roots);
       closers.push(() => agent.destroy());
-      const before = await get(port, agent);
+      const before = await httpsCall(port, { agent });
       assert.equal(before.status, 200, mount);
       revoked.add(client.cert.serialHex);
-      const after = await get(port, agent);
+      const after = await httpsCall(port, { agent });
       assert.equal(after.socket, before.socket, `${mount}: the request rode a new connection`);
       assert.equal(connections(), 1);
       assert.equal(after.status, 401, mount);
-      assert.equal(after.body.error?.code, ErrorCode.REVOKED, mount);
+      assert.equal(jsonOf<Seen>(after).error?.code, ErrorCode.REVOKED, mount);
+    }
+  });
+
+  it('a connection’s later requests are answered by the verdict kept on it, without the chain memo', async () => {
+    const cache = new VerificationCache();
+    const { port } = await expressServer({ authorize: authorizeAny(), cache });
+    const client = issueSvid(pki, sid('kept'));
+    const agent = svidAgent(client, roots);
+    closers.push(() => agent.destroy());
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(await httpsCall(port, { agent }));
+    for (const r of replies) assert.equal(jsonOf<Seen>(r).agent, sid('kept'));
+    assert.equal(replies[2]!.socket, replies[0]!.socket);
+    // The first request verified the chain (a memo miss); the two after it never asked the memo.
+    assert.deepEqual([cache.stats().chains.hits, cache.stats().chains.misses], [0, 1]);
+    // Another connection presenting the same chain has no verdict of its own yet: the memo answers it.
+    const other = svidAgent(client, roots);
+    closers.push(() => other.destroy());
+    assert.equal((await httpsCall(port, { agent: other })).status, 200);
+    assert.deepEqual([cache.stats().chains.hits, cache.stats().chains.misses], [1, 1]);
+  });
+
+  it('a cache without the chain memo keeps no verdict either: every request is verified in full', async () => {
+    const cache = new VerificationCache({ chains: false });
+    const { port } = await expressServer({ authorize: authorizeAny(), cache });
+    const agent = svidAgent(issueSvid(pki, sid('full')), roots);
+    closers.push(() => agent.destroy());
+    const found: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await httpsCall(port, { agent })).status, 200);
+      found.push(cache.stats().certificates.hits);
+    }
+    // Each full verification looks its certificates up again.
+    assert.ok(found[0]! < found[1]! && found[1]! < found[2]!, `certificate lookups ${found.join(', ')}`);
+  });
+
+  it('a bundle that no longer holds the peer’s root refuses the next request on the kept-alive connection', async () => {
+    const { port, source, connections } = await expressServer({ authorize: authorizeAny() });
+    const agent = svidAgent(issueSvid(pki, sid('rooted')), roots);
+    closers.push(() => agent.destroy());
+    const before = await httpsCall(port, { agent });
+    assert.equal(before.status, 200, before.text);
+    // The same SVID of the service, a bundle of the same trust domain under another root.
+    source.set(source.getX509Svid(), createPki(TD).bundle);
+    const after = await httpsCall(port, { agent });
+    assert.equal(after.socket, before.socket, 'the request rode a new connection');
+    assert.equal(connections(), 1);
+    assert.equal(after.status, 401, after.text);
+    // The new root has the old one's name but not its key: the intermediate's signature no longer checks.
+    assert.equal(jsonOf<Seen>(after).error?.code, ErrorCode.SIGNATURE_INVALID);
+  });
+
+  it('a peer whose SVID expires while its connection is kept alive is refused on the next request', async () => {
+    // notAfter a couple of seconds from now (whole seconds in the certificate).
+    const client = issueSvid(pki, sid('short'), { now: new Date(Date.now() - 3600_000 + 2500) });
+    const servers = [
+      await expressServer({ authorize: authorizeAny() }),
+      await fastifyServer({ authorize: authorizeAny() }),
+    ];
+    const agents = servers.map(() => svidAgent(client, roots));
+    closers.push(...agents.map((a) => () => a.destroy()));
+    const before = await Promise.all(servers.map((s, i) => httpsCall(s.port, { agent: agents[i]! })));
+    for (const r of before) assert.equal(r.status, 200, r.text);
+    await eventually(() => Date.now() > client.cert.notAfter.getTime() + 1000, 10_000, 'the SVID expired');
+    for (const [i, s] of servers.entries()) {
+      const after = await httpsCall(s.port, { agent: agents[i]! });
+      assert.equal(after.socket, before[i]!.socket, 'the request rode a new connection');
+      assert.equal(s.connections(), 1);
+      assert.equal(after.status, 401, after.text);
+      assert.equal(jsonOf<Seen>(after).error?.code, ErrorCode.SVID_EXPIRED);
     }
   });
 
@@ -195,14 +242,14 @@ describe('hop: what is kept per connection and per SVID', function () {
     const { port } = await expressServer({
       authorize: () => ({ allow: true, policyVersion: version }),
     });
-    const agent = clientAgent(issueSvid(pki, sid('caller')), roots);
+    const agent = svidAgent(issueSvid(pki, sid('caller')), roots);
     closers.push(() => agent.destroy());
-    const first = await get(port, agent);
+    const first = await httpsCall(port, { agent });
     version = 'v2';
-    const second = await get(port, agent);
+    const second = await httpsCall(port, { agent });
     assert.equal(second.socket, first.socket);
-    assert.equal(first.body.policyVersion, 'v1');
-    assert.equal(second.body.policyVersion, 'v2');
+    assert.equal(jsonOf<Seen>(first).policyVersion, 'v1');
+    assert.equal(jsonOf<Seen>(second).policyVersion, 'v2');
   });
 
   it('createHopTlsServer verifies a peer under an unknown intermediate by its chain, and refuses an impostor', async () => {
@@ -210,24 +257,9 @@ describe('hop: what is kept per connection and per SVID', function () {
     const server = createHopTlsServer({ source, authorize: authorizeAny() }, (socket, peer) =>
       socket.end(peer.spiffeId),
     );
-    const port = await listen(server);
+    const port = await listenLocal(server);
     closers.push(() => new Promise((r) => server.close(r)));
-    const talk = (client: Svid): Promise<string> =>
-      new Promise((resolve) => {
-        const socket = tls.connect({
-          host: '127.0.0.1',
-          port,
-          key: keyPem(client.key.privateKey),
-          cert: certsPem(client.chain),
-          ca: roots,
-          checkServerIdentity: () => undefined,
-        });
-        let text = '';
-        socket.setEncoding('utf8');
-        socket.on('data', (d: string) => (text += d));
-        socket.on('error', () => undefined);
-        socket.on('close', () => resolve(text));
-      });
+    const talk = async (client: Svid): Promise<string> => (await tlsExchange(port, client, roots)).reply;
     assert.equal(await talk(issueSvid(sibling, sid('sibling'))), sid('sibling'));
     assert.equal(await talk(issueSvid(createPki(TD), sid('impostor'))), '');
   });
@@ -237,7 +269,7 @@ describe('hop: what is kept per connection and per SVID', function () {
     const server = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
       socket.end(`${peerOf(socket)?.serialHex}:${String(socket.isSessionReused())}`),
     );
-    const port = await listen(server);
+    const port = await listenLocal(server);
     closers.push(() => new Promise((r) => server.close(r)));
     const first = issueSvid(pki, sid('client'));
     const clientSource = new StaticX509Source(toX509Svid(first.chain, first.key.privateKey), pki.bundle);

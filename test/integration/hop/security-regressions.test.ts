@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import * as tls from 'node:tls';
 import express from 'express';
 import Fastify from 'fastify';
 import type { StaticX509Source } from '../../../src/client/static-x509-source';
@@ -30,53 +29,22 @@ import {
 import { SpiffeId } from '../../../src/spiffe';
 import { authorizeAny, authorizeId } from '../../../src/verify/authorize';
 import { StaticRevocationList } from '../../../src/verify/revocation';
-import { certsPem, createPki, issueSvid, keyPem, type TrustDomainPki } from '../../support/pki';
-import { DecisionLog, pkiSource } from '../../support/hop';
+import { createPki, issueSvid, type TrustDomainPki } from '../../support/pki';
+import {
+  closeServer,
+  DecisionLog,
+  httpsCall,
+  jsonOf,
+  listenLocal,
+  pkiSource,
+  svidClientOptions,
+  tlsExchange,
+  type TlsExchange,
+} from '../../support/hop';
 import { assertRefusal } from '../../support/refusal';
 
 const TD = 'td.test';
 const sid = (name: string): string => `spiffe://${TD}/${name}`;
-
-interface Reply {
-  status?: number;
-  body?: string;
-  error?: Error;
-  reused?: boolean;
-}
-
-function send(port: number, options: https.RequestOptions): Promise<Reply> {
-  return new Promise((resolve) => {
-    const req = https.request({ host: '127.0.0.1', port, path: '/', ...options }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode!,
-          body,
-          reused: (req.socket as tls.TLSSocket).isSessionReused(),
-        }),
-      );
-    });
-    req.on('error', (error) => resolve({ error }));
-    req.end();
-  });
-}
-
-function listen(server: https.Server): Promise<number> {
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
-  );
-}
-
-function close(server: https.Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(() => resolve()));
-}
-
-function codeOf(r: Reply): string | undefined {
-  return r.body !== undefined ? (JSON.parse(r.body) as { error: { code: string } }).error.code : undefined;
-}
 
 describe('hop security regressions', () => {
   let pki: TrustDomainPki;
@@ -88,7 +56,7 @@ describe('hop security regressions', () => {
     servers = [];
   });
   afterEach(async () => {
-    await Promise.all(servers.map(close));
+    await Promise.all(servers.map(closeServer));
   });
 
   async function hopServer(
@@ -101,18 +69,21 @@ describe('hop security regressions', () => {
       (req, res, p) => res.end(`${name} serves ${p.spiffeId} ${req.method} ${req.url}`),
     );
     servers.push(server);
-    return { port: await listen(server), source: src };
+    return { port: await listenLocal(server), source: src };
   }
 
   describe('HIGH: the TLS client check is never skipped', () => {
     it('tlsClientOptions never rides a pooled socket a check for another identity accepted', async () => {
       const evil = await hopServer('evil');
       const client = source('client');
-      const first = await send(evil.port, tlsClientOptions({ source: client, authorize: authorizeAny() }));
+      const first = await httpsCall(
+        evil.port,
+        tlsClientOptions({ source: client, authorize: authorizeAny() }),
+      );
       assert.equal(first.status, 200, first.error?.message);
       const billing = authorizeId(SpiffeId.parse(sid('billing')));
-      const second = await send(evil.port, tlsClientOptions({ source: client, authorize: billing }));
-      assert.equal(second.status, undefined, `evil answered: ${second.body}`);
+      const second = await httpsCall(evil.port, tlsClientOptions({ source: client, authorize: billing }));
+      assert.equal(second.status, undefined, `evil answered: ${second.text}`);
       assertRefusal(second.error, ErrorCode.UNAUTHORIZED);
     });
 
@@ -125,22 +96,22 @@ describe('hop security regressions', () => {
           ...tlsClientOptions({ source: client, authorize: authorizeAny() }),
           agent: shared,
         });
-        const first = await send(evil.port, any());
+        const first = await httpsCall(evil.port, any());
         assert.equal(first.status, 200, first.error?.message);
         const billing = authorizeId(SpiffeId.parse(sid('billing')));
-        const pooled = await send(evil.port, {
+        const pooled = await httpsCall(evil.port, {
           ...tlsClientOptions({ source: client, authorize: billing }),
           agent: shared,
         });
         assertRefusal(pooled.error, ErrorCode.UNAUTHORIZED);
         // The reproduction's second step: the pool gone, a cached session would have skipped the check.
         shared.destroy();
-        const fresh = await send(evil.port, {
+        const fresh = await httpsCall(evil.port, {
           ...tlsClientOptions({ source: client, authorize: billing }),
           agent: shared,
         });
         assertRefusal(fresh.error, ErrorCode.UNAUTHORIZED);
-        const again = await send(evil.port, any());
+        const again = await httpsCall(evil.port, any());
         assert.equal(again.status, 200);
         assert.equal(again.reused, false, 'a TLS session was resumed');
       } finally {
@@ -159,13 +130,13 @@ describe('hop security regressions', () => {
         onDecision: decisions.listener,
       });
       try {
-        const first = await send(api.port, { agent });
+        const first = await httpsCall(api.port, { agent });
         assert.equal(first.status, 200, first.error?.message);
-        const second = await send(api.port, { agent });
+        const second = await httpsCall(api.port, { agent });
         assert.equal(second.status, 200, 'a pooled connection to a good server keeps serving');
         revocation.revokeSerial(api.source.getX509Svid().chain[0]!.serialHex);
-        const third = await send(api.port, { agent });
-        assert.equal(third.status, undefined, `the revoked server answered: ${third.body}`);
+        const third = await httpsCall(api.port, { agent });
+        assert.equal(third.status, undefined, `the revoked server answered: ${third.text}`);
         assertRefusal(third.error, ErrorCode.REVOKED);
         assert.ok(decisions.denials().some((d) => d.reason === ErrorCode.REVOKED));
       } finally {
@@ -181,7 +152,7 @@ describe('hop security regressions', () => {
       );
       try {
         for (let i = 0; i < 3; i++) {
-          const r = await send(api.port, { agent });
+          const r = await httpsCall(api.port, { agent });
           assert.equal(r.status, 200, r.error?.message);
           assert.equal(r.reused, false);
         }
@@ -201,7 +172,7 @@ describe('hop security regressions', () => {
       const server = https.createServer(tlsServerOptions(src), app);
       followSource(server, src);
       servers.push(server);
-      return listen(server);
+      return listenLocal(server);
     }
 
     it('express: other spellings of a forbidden route are refused, unclear targets are 400', async () => {
@@ -221,9 +192,9 @@ describe('hop security regressions', () => {
           '/admin/users/',
           '/admin/%75sers?x=1',
         ]) {
-          const r = await send(port, { agent, method: 'DELETE', path });
-          assert.equal(r.status, 403, `${path}: ${r.status} ${r.body}`);
-          assert.equal(codeOf(r), ErrorCode.POLICY_DENIED);
+          const r = await httpsCall(port, { agent, method: 'DELETE', path });
+          assert.equal(r.status, 403, `${path}: ${r.status} ${r.text}`);
+          assert.equal(jsonOf(r).error?.code, ErrorCode.POLICY_DENIED);
         }
         for (const path of [
           '/public/../admin/users',
@@ -232,14 +203,14 @@ describe('hop security regressions', () => {
           '/admin//users',
           '/x/%2e%2E/admin/users',
         ]) {
-          const r = await send(port, { agent, method: 'DELETE', path });
-          assert.equal(r.status, 400, `${path}: ${r.status} ${r.body}`);
-          assert.equal(codeOf(r), ErrorCode.INVALID_REQUEST_TARGET);
+          const r = await httpsCall(port, { agent, method: 'DELETE', path });
+          assert.equal(r.status, 400, `${path}: ${r.status} ${r.text}`);
+          assert.equal(jsonOf(r).error?.code, ErrorCode.INVALID_REQUEST_TARGET);
         }
         // express answers HEAD with the GET handler: the policy sees GET.
-        const head = await send(port, { agent, method: 'HEAD', path: '/Secret' });
+        const head = await httpsCall(port, { agent, method: 'HEAD', path: '/Secret' });
         assert.equal(head.status, 403);
-        const other = await send(port, { agent, method: 'DELETE', path: '/admin/groups' });
+        const other = await httpsCall(port, { agent, method: 'DELETE', path: '/admin/groups' });
         assert.equal(other.status, 200);
       } finally {
         agent.destroy();
@@ -264,10 +235,10 @@ describe('hop security regressions', () => {
       const port = await serve(app, src);
       const agent = new HopHttpsAgent({ source: source('intern'), authorize: authorizeAny() });
       try {
-        const mounted = await send(port, { agent, method: 'DELETE', path: '/Admin/Users/' });
-        assert.equal(mounted.status, 403, mounted.body);
-        const route = await send(port, { agent, method: 'DELETE', path: '/docs/42' });
-        assert.equal(route.status, 200, route.body);
+        const mounted = await httpsCall(port, { agent, method: 'DELETE', path: '/Admin/Users/' });
+        assert.equal(mounted.status, 403, mounted.text);
+        const route = await httpsCall(port, { agent, method: 'DELETE', path: '/docs/42' });
+        assert.equal(route.status, 200, route.text);
         assert.deepEqual(seen, ['DELETE /admin/users', 'DELETE /docs/:id']);
       } finally {
         agent.destroy();
@@ -284,14 +255,14 @@ describe('hop security regressions', () => {
           `https://127.0.0.1:${api.port}/admin/users`,
           '/public\\..\\admin',
         ]) {
-          const r = await send(api.port, { agent, method: 'DELETE', path });
-          assert.equal(r.status, 400, `${path}: ${r.status} ${r.body}`);
-          assert.equal(codeOf(r), ErrorCode.INVALID_REQUEST_TARGET);
+          const r = await httpsCall(api.port, { agent, method: 'DELETE', path });
+          assert.equal(r.status, 400, `${path}: ${r.status} ${r.text}`);
+          assert.equal(jsonOf(r).error?.code, ErrorCode.INVALID_REQUEST_TARGET);
         }
         assert.equal(decisions.all.length, 0, 'no policy decision on a refused target');
-        const denied = await send(api.port, { agent, method: 'DELETE', path: '/ADMIN/users/' });
+        const denied = await httpsCall(api.port, { agent, method: 'DELETE', path: '/ADMIN/users/' });
         assert.equal(denied.status, 403);
-        const allowed = await send(api.port, { agent, method: 'GET', path: '/admin/users?page=2' });
+        const allowed = await httpsCall(api.port, { agent, method: 'GET', path: '/admin/users?page=2' });
         assert.equal(allowed.status, 200);
       } finally {
         agent.destroy();
@@ -314,12 +285,12 @@ describe('hop security regressions', () => {
       const port = (app.server.address() as AddressInfo).port;
       const agent = new HopHttpsAgent({ source: source('intern'), authorize: authorizeAny() });
       try {
-        const slash = await send(port, { agent, method: 'DELETE', path: '/admin/users/' });
-        assert.equal(slash.status, 403, slash.body);
-        const dots = await send(port, { agent, method: 'DELETE', path: '/x/../admin/users' });
-        assert.equal(dots.status, 400, dots.body);
-        const unknown = await send(port, { agent, method: 'GET', path: '/Nothing/' });
-        assert.equal(unknown.status, 404, unknown.body);
+        const slash = await httpsCall(port, { agent, method: 'DELETE', path: '/admin/users/' });
+        assert.equal(slash.status, 403, slash.text);
+        const dots = await httpsCall(port, { agent, method: 'DELETE', path: '/x/../admin/users' });
+        assert.equal(dots.status, 400, dots.text);
+        const unknown = await httpsCall(port, { agent, method: 'GET', path: '/Nothing/' });
+        assert.equal(unknown.status, 404, unknown.text);
         assert.deepEqual(seen, ['DELETE /admin/users', 'GET /Nothing']);
       } finally {
         agent.destroy();
@@ -368,37 +339,10 @@ describe('hop security regressions', () => {
         { source: src, authorize: authorizeAny(), revocation },
         (socket, peer) => socket.end(`hello ${peer.spiffeId}\n`),
       );
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-      const port = (server.address() as AddressInfo).port;
+      const port = await listenLocal(server);
       const client = issueSvid(pki, sid('client'));
-      const connect = (session?: Buffer): Promise<{ reply: string; reused: boolean; session?: Buffer }> =>
-        new Promise((resolve) => {
-          const socket = tls.connect({
-            host: '127.0.0.1',
-            port,
-            key: keyPem(client.key.privateKey),
-            cert: certsPem(client.chain),
-            ca: pki.bundle.toPem(),
-            checkServerIdentity: () => undefined,
-            ...(session !== undefined ? { session } : {}),
-          });
-          let reply = '';
-          let ticket: Buffer | undefined;
-          // Asked at secureConnect: after 'close' the TLS handle is gone and Node answers null.
-          let reused = false;
-          socket.once('secureConnect', () => (reused = socket.isSessionReused()));
-          socket.setEncoding('utf8');
-          socket.on('session', (t: Buffer) => (ticket = t));
-          socket.on('data', (d: string) => (reply += d));
-          socket.on('error', () => undefined);
-          socket.on('close', () =>
-            resolve({
-              reply,
-              reused,
-              ...(ticket !== undefined ? { session: ticket } : {}),
-            }),
-          );
-        });
+      const connect = (session?: Buffer): Promise<TlsExchange> =>
+        tlsExchange(port, client, pki.bundle.toPem(), session);
       try {
         const first = await connect();
         assert.equal(first.reply, `hello ${sid('client')}\n`);
@@ -422,25 +366,19 @@ describe('hop security regressions', () => {
       const client = issueSvid(pki, sid('client'));
       // A plain Node client with session caching, as any https client would be.
       const agent = new https.Agent({ keepAlive: false });
-      const options: https.RequestOptions = {
-        agent,
-        key: keyPem(client.key.privateKey),
-        cert: certsPem(client.chain),
-        ca: pki.bundle.toPem(),
-        checkServerIdentity: () => undefined,
-      };
+      const options: https.RequestOptions = { agent, ...svidClientOptions(client, pki.bundle.toPem()) };
       try {
-        const first = await send(api.port, options);
-        assert.equal(first.status, 200, first.body ?? first.error?.message);
+        const first = await httpsCall(api.port, options);
+        assert.equal(first.status, 200, first.text ?? first.error?.message);
         assert.equal(first.reused, false);
-        const resumed = await send(api.port, options);
+        const resumed = await httpsCall(api.port, options);
         assert.equal(resumed.reused, true, 'the client did not resume its session');
-        assert.equal(resumed.status, 200, resumed.body);
+        assert.equal(resumed.status, 200, resumed.text);
         revocation.revokeSerial(client.cert.serialHex);
-        const revoked = await send(api.port, options);
+        const revoked = await httpsCall(api.port, options);
         assert.equal(revoked.reused, true);
-        assert.equal(revoked.status, 401, revoked.body);
-        assert.equal(codeOf(revoked), ErrorCode.REVOKED);
+        assert.equal(revoked.status, 401, revoked.text);
+        assert.equal(jsonOf(revoked).error?.code, ErrorCode.REVOKED);
         assert.ok(decisions.denials().some((d) => d.reason === ErrorCode.REVOKED));
       } finally {
         agent.destroy();
