@@ -22,10 +22,12 @@ class FsyncGate {
   readonly started: number[] = [];
   private held: (() => void)[] = [];
   private onStart: (() => void)[] = [];
+  private holdingOn = true;
 
   readonly hook: FsyncHook = (fd) => {
     this.started.push(fd);
     for (const f of this.onStart.splice(0)) f();
+    if (!this.holdingOn) return fsyncOnThreadpool(fd);
     return new Promise<void>((resolve) => this.held.push(resolve)).then(() => fsyncOnThreadpool(fd));
   };
 
@@ -40,6 +42,12 @@ class FsyncGate {
 
   release(): void {
     for (const r of this.held.splice(0)) r();
+  }
+
+  /** Releases what it holds and lets every later fsync through. */
+  stopHolding(): void {
+    this.holdingOn = false;
+    this.release();
   }
 }
 
@@ -68,6 +76,13 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
   let dir: string;
   let file: string;
   const stores: SqliteStore[] = [];
+  /** Released after each test, so a failed assertion cannot leave close() waiting for a held fsync. */
+  const gates: FsyncGate[] = [];
+  const newGate = (): FsyncGate => {
+    const g = new FsyncGate();
+    gates.push(g);
+    return g;
+  };
   const open = async (fsync?: FsyncHook): Promise<SqliteStore> => {
     const s = await SqliteStore.open({ file, fsync });
     stores.push(s);
@@ -78,12 +93,13 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
     file = path.join(dir, 'lanyard.db');
   });
   afterEach(async () => {
+    for (const g of gates.splice(0)) g.stopHolding();
     for (const s of stores.splice(0)) await s.close().catch(() => undefined);
     removeDir(dir);
   });
 
   it('answers no call of a group commit before the fsync of its -wal file, and commits the next one meanwhile', async () => {
-    const gate = new FsyncGate();
+    const gate = newGate();
     const store = await open(gate.hook);
     const first = Promise.all(
       Array.from({ length: 8 }, (_, i) =>
@@ -227,7 +243,7 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
   });
 
   it('close() waits for the calls queued for a shared transaction and for their fsync', async () => {
-    const gate = new FsyncGate();
+    const gate = newGate();
     const store = await open(gate.hook);
     const calls = Array.from({ length: 10 }, (_, i) =>
       store.sharedTransaction((tx) => tx.createEntry(newEntry({ spiffeId: `${ID}/${i}` }))),
