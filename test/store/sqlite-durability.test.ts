@@ -6,61 +6,16 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { ErrorCode } from '../../src/errors';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { fsyncOnThreadpool, type FsyncHook } from '../../src/store/sqlite/wal-fsync';
+import { FsyncGate, settled } from '../support/fsync-gate';
 import { rejectsWithCode } from '../support/refusal';
 import { removeDir, tempDir } from '../support/tmp';
 import { newEntry } from './conformance';
 
 const ID = 'spiffe://lanyard.local/durable';
-
-/** Holds every fsync (the real one runs only when released) so a test can look at what was answered meanwhile. */
-class FsyncGate {
-  readonly started: number[] = [];
-  private held: (() => void)[] = [];
-  private onStart: (() => void)[] = [];
-  private holdingOn = true;
-
-  readonly hook: FsyncHook = (fd) => {
-    this.started.push(fd);
-    for (const f of this.onStart.splice(0)) f();
-    if (!this.holdingOn) return fsyncOnThreadpool(fd);
-    return new Promise<void>((resolve) => this.held.push(resolve)).then(() => fsyncOnThreadpool(fd));
-  };
-
-  /** Resolves once `n` fsyncs have started in all. */
-  async waitForStarts(n: number): Promise<void> {
-    while (this.started.length < n) await new Promise<void>((r) => this.onStart.push(r));
-  }
-
-  get holding(): number {
-    return this.held.length;
-  }
-
-  release(): void {
-    for (const r of this.held.splice(0)) r();
-  }
-
-  /** Releases what it holds and lets every later fsync through. */
-  stopHolding(): void {
-    this.holdingOn = false;
-    this.release();
-  }
-}
-
-/** Whether `p` has settled after the event loop had a few turns to settle it. */
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  for (let i = 0; i < 5; i++) await nextTurn();
-  return done;
-}
 
 /** Rows another connection sees: committed (written to the WAL), durable or not. */
 function committedEntries(file: string): number {

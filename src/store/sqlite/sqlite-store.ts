@@ -313,6 +313,15 @@ export class SqliteStore extends AsyncOps implements Store {
     return { batches: this.commits.batches, calls: this.commits.calls };
   }
 
+  /**
+   * Resolves once every commit written so far is durable; rejects if the store failed closed. Another connection
+   * to this file (a worker thread's reader) sees a commit as soon as it is written, before its fsync: such a reader
+   * calls this after its read and answers with what it read only when it resolves.
+   */
+  durableBarrier(): Promise<void> {
+    return this.wal.whenDurable(this.wal.lastWritten());
+  }
+
   /** How many fsyncs of the -wal file ran (each covers every commit written before it started). */
   walFsyncCount(): number {
     return this.wal.fsyncs;
