@@ -22,10 +22,13 @@ export const MAX_GROUP_COMMIT = 256;
  * batch is being written wait for the next one instead of each paying their own: a batch starts as soon as
  * the previous one ended (or, when idle, at the next turn of the event loop, so the calls of one tick share
  * it), with at most MAX_GROUP_COMMIT calls. Under no load a call waits for nothing but its own commit.
+ * `runBatch` may settle its jobs after it returns (SQLite answers them once their fsync is done): the next batch
+ * starts when the previous one returned, not when its calls were answered.
  */
 export class CommitQueue {
   private queue: CommitJob[] = [];
   private running = false;
+  private idleWaiters: (() => void)[] = [];
   /** Shared transactions run, and the calls they held: calls / batches is the fsyncs saved per commit. */
   batches = 0;
   calls = 0;
@@ -48,6 +51,12 @@ export class CommitQueue {
     });
   }
 
+  /** Resolves once every call queued so far has been run (their batches returned). */
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_GROUP_COMMIT);
@@ -61,5 +70,6 @@ export class CommitQueue {
       }
     }
     this.running = false;
+    for (const idle of this.idleWaiters.splice(0)) idle();
   }
 }

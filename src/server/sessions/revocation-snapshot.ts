@@ -78,7 +78,15 @@ export class WorkerSnapshotReader implements SnapshotReader {
   /** Workers that stopped while holding reads: for tests and operators. */
   lostWorkers = 0;
 
-  constructor(private readonly sqliteFile: string) {}
+  /**
+   * `durable` resolves once every commit written so far is on disk (SqliteStore.durableBarrier): the worker's
+   * connection sees commits before their fsync, and a watcher must not be handed a revocation (and its sequence)
+   * that a power loss could take back and reuse.
+   */
+  constructor(
+    private readonly sqliteFile: string,
+    private readonly durable: () => Promise<void>,
+  ) {}
 
   read(after: number, limit: number, pageBytes: number): Promise<SnapshotRead> {
     if (this.closed) return Promise.reject(new CaNotReadyError('the server is shutting down'));
@@ -135,7 +143,7 @@ export class WorkerSnapshotReader implements SnapshotReader {
         p.reject(new InternalError(`reading the revocation state failed: ${m.message}`));
         return;
       }
-      p.resolve({
+      const read: SnapshotRead = {
         pages: m.pages.map((pg) => ({
           bytes: Buffer.from(pg.bytes.buffer, pg.bytes.byteOffset, pg.bytes.byteLength),
           count: pg.count,
@@ -143,7 +151,12 @@ export class WorkerSnapshotReader implements SnapshotReader {
         })),
         rows: m.rows,
         contiguous: m.contiguous,
-      });
+      };
+      // Taken now, after the read: every commit the worker could have seen was written before this point.
+      this.durable().then(
+        () => p.resolve(read),
+        (e: unknown) => p.reject(e instanceof Error ? e : new InternalError(String(e))),
+      );
     });
     worker.on('error', () => {});
     worker.on('exit', (code) => {

@@ -129,7 +129,7 @@ export class RevocationWatchers {
     const { store } = options;
     this.reader =
       options.snapshotReader !== 'inline' && store instanceof SqliteStore
-        ? new WorkerSnapshotReader(store.file)
+        ? new WorkerSnapshotReader(store.file, () => store.durableBarrier())
         : new StoreSnapshotReader(store);
   }
 

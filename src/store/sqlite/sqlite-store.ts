@@ -16,6 +16,7 @@ import { SqliteFederation } from './federation';
 import { SqliteJoinTokens } from './join-tokens';
 import { migrate, schemaVersion } from './migrations';
 import { SqliteSessions } from './sessions';
+import { WalFsync, type FsyncHook } from './wal-fsync';
 
 /** The database file's name inside the data dir. */
 export const SQLITE_FILE_NAME = 'lanyard.db';
@@ -27,6 +28,11 @@ export interface SqliteStoreOptions {
   clock?: () => Date;
   /** How long a write waits for another connection's write lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * How the -wal file is made durable after each commit; the default is fsync(2) on libuv's threadpool. Tests
+   * wrap it to hold or fail an fsync (it receives the store's own descriptor of the -wal file).
+   */
+  fsync?: FsyncHook;
 }
 
 /** The synchronous table modules of one connection; SqliteStore gives them the async StoreOps shape. */
@@ -73,11 +79,20 @@ class AsyncOps extends TableOps {
 /**
  * The embedded store: one SQLite file in the data dir, one connection per SqliteStore.
  *
- * Durability: WAL with synchronous=FULL, so a commit is on disk (the WAL is fsynced) before the call
- * returns. Atomicity: every write method is one transaction; `transaction(fn)` wraps several;
- * `sharedTransaction(fn)` runs `fn` in a transaction shared with the other calls queued meanwhile (group commit). Several
- * processes may open the same file: writers take SQLite's write lock up front (BEGIN IMMEDIATE) and wait up
- * to busyTimeoutMs for it.
+ * Durability: no call is answered before its rows are on disk (power loss, not only a process crash). The
+ * connection runs WAL with synchronous=NORMAL, so a COMMIT only writes the WAL frames; the fsync of the -wal
+ * file that makes them durable runs on libuv's threadpool (WalFsync) and the calls of that commit are answered
+ * when it completes, while the server's thread goes on (the next commit can be written during that fsync; one
+ * fsync covers every commit written before it started). A call that only reads is answered once every commit
+ * written before it ran is durable, so no answer rests on rows a power loss could take back. A failed fsync
+ * fails every call it covered and every later call (the store is poisoned until reopened): fail closed. Why this
+ * is as strong as synchronous=FULL against SQLite's WAL internals (restarts, checkpoints, the -wal being
+ * truncated or deleted): docs/design/performance.md, "Renew: the durable commit off the server's thread".
+ *
+ * Atomicity: every write method is one transaction; `transaction(fn)` wraps several; `sharedTransaction(fn)`
+ * runs `fn` in a transaction shared with the other calls queued meanwhile (group commit). Several processes may
+ * open the same file: writers take SQLite's write lock up front (BEGIN IMMEDIATE) and wait up to busyTimeoutMs
+ * for it.
  */
 export class SqliteStore extends AsyncOps implements Store {
   readonly kind = 'sqlite';
@@ -88,14 +103,23 @@ export class SqliteStore extends AsyncOps implements Store {
   /** Marks the async context of a running transaction callback, to refuse re-entrant calls. */
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly commits = new CommitQueue((jobs) => this.runBatch(jobs));
+  private readonly totalChanges: Database.Statement;
+  /** Set by close(): new calls are refused, the ones already made still run. */
+  private closing: Promise<void> | undefined;
   private closed = false;
 
-  private constructor(file: string, db: Database.Database, clock: () => Date) {
+  private constructor(
+    file: string,
+    db: Database.Database,
+    clock: () => Date,
+    private readonly wal: WalFsync,
+  ) {
     const sync = new SyncTables(db, clock);
     // A method reference cannot be passed before super(); this closure reads `this` only when called.
     super(sync, (op) => this.exclusive(op));
     this.file = file;
     this.db = db;
+    this.totalChanges = db.prepare('SELECT total_changes()').pluck();
     const audit = sync.audit;
     const guard = <T>(op: () => T): Promise<T> => this.exclusive(op);
     this.audit = {
@@ -125,21 +149,27 @@ export class SqliteStore extends AsyncOps implements Store {
     fs.closeSync(fs.openSync(options.file, 'a', 0o600));
     fs.chmodSync(options.file, 0o600);
     const db = new Database(options.file, { timeout: options.busyTimeoutMs ?? 5000 });
+    let wal: WalFsync;
     try {
       db.pragma('journal_mode = WAL');
+      // Migrations commit durably by themselves; only then do commits leave their fsync to WalFsync.
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       migrate(db, clock);
+      db.pragma('synchronous = NORMAL');
+      // The connection has its -wal open by now (a WAL-mode read opens or creates it), so this is the same file.
+      wal = WalFsync.open(`${path.resolve(options.file)}-wal`, options.fsync);
     } catch (e) {
       db.close();
       throw e;
     }
-    return new SqliteStore(options.file, db, clock);
+    return new SqliteStore(options.file, db, clock, wal);
   }
 
   async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     this.refuseReentry();
-    return this.mutex.run(async () => {
+    this.refuseIfClosing();
+    const { value, commit } = await this.mutex.run(async () => {
       this.assertOpen();
       const handle = this.transactionHandle();
       this.db.exec('BEGIN IMMEDIATE');
@@ -147,7 +177,7 @@ export class SqliteStore extends AsyncOps implements Store {
         const result = await this.inTransaction.run(true, () => fn(handle.tx));
         handle.close();
         this.db.exec('COMMIT');
-        return result;
+        return { value: result, commit: this.wal.committed() };
       } catch (e) {
         handle.close();
         // A failed COMMIT may already have rolled back; ROLLBACK without a transaction would throw.
@@ -155,11 +185,15 @@ export class SqliteStore extends AsyncOps implements Store {
         throw e;
       }
     });
+    // Outside the lock: the next transaction is written while this one's fsync runs.
+    await this.wal.whenDurable(commit);
+    return value;
   }
 
   sharedTransaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     try {
       this.refuseReentry();
+      this.refuseIfClosing();
     } catch (e) {
       return Promise.reject(e);
     }
@@ -168,8 +202,9 @@ export class SqliteStore extends AsyncOps implements Store {
 
   /**
    * One group commit: every queued call runs in the one transaction, each inside its own savepoint so that a
-   * call that fails leaves nothing behind while the others go on; then one COMMIT (one WAL fsync) for all, and
-   * only then does any of them get its result.
+   * call that fails leaves nothing behind while the others go on; then one COMMIT for all. Their results wait
+   * for the fsync that makes that COMMIT durable, which runs off the thread: this returns (and the next batch
+   * may start) as soon as the COMMIT is written.
    */
   private runBatch(jobs: readonly CommitJob[]): Promise<void> {
     return this.mutex.run(async () => {
@@ -221,7 +256,14 @@ export class SqliteStore extends AsyncOps implements Store {
         for (const s of succeeded) s.job.reject(e);
         return;
       }
-      for (const s of succeeded) s.job.resolve(s.value);
+      this.wal.whenDurable(this.wal.committed()).then(
+        () => {
+          for (const s of succeeded) s.job.resolve(s.value);
+        },
+        (e: unknown) => {
+          for (const s of succeeded) s.job.reject(e);
+        },
+      );
     });
   }
 
@@ -252,6 +294,8 @@ export class SqliteStore extends AsyncOps implements Store {
     file: string;
     journalMode: string;
     synchronous: 'off' | 'normal' | 'full' | 'extra';
+    /** Where a commit's WAL fsync runs: off the server's thread, before the commit's calls are answered. */
+    walFsync: 'threadpool';
     schemaVersion: number;
   } {
     const sync = this.db.pragma('synchronous', { simple: true }) as number;
@@ -259,6 +303,7 @@ export class SqliteStore extends AsyncOps implements Store {
       file: this.file,
       journalMode: String(this.db.pragma('journal_mode', { simple: true })),
       synchronous: (['off', 'normal', 'full', 'extra'] as const)[sync] ?? 'off',
+      walFsync: 'threadpool',
       schemaVersion: schemaVersion(this.db),
     };
   }
@@ -268,26 +313,77 @@ export class SqliteStore extends AsyncOps implements Store {
     return { batches: this.commits.batches, calls: this.commits.calls };
   }
 
+  /**
+   * Resolves once every commit written so far is durable; rejects if the store failed closed. Another connection
+   * to this file (a worker thread's reader) sees a commit as soon as it is written, before its fsync: such a reader
+   * calls this after its read and answers with what it read only when it resolves.
+   */
+  durableBarrier(): Promise<void> {
+    return this.wal.whenDurable(this.wal.lastWritten());
+  }
+
+  /** How many fsyncs of the -wal file ran (each covers every commit written before it started). */
+  walFsyncCount(): number {
+    return this.wal.fsyncs;
+  }
+
+  /**
+   * Refuses new calls at once; the calls already made (queued for a shared transaction, waiting for the lock,
+   * waiting for their fsync) finish first, then the connection closes.
+   */
   close(): Promise<void> {
-    return this.mutex.run(() => {
-      if (this.closed) return;
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    await this.commits.idle();
+    await this.mutex.run(async () => {
+      await this.wal.settled();
       this.closed = true;
+      this.wal.close();
       this.db.close();
     });
   }
 
-  /** Runs one operation under the connection lock, after any running transaction. */
+  /**
+   * Runs one operation under the connection lock, after any running transaction, and answers once what it
+   * wrote (or, for a read, every commit it could have seen) is durable.
+   */
   private exclusive<T>(op: () => T | Promise<T>): Promise<T> {
     try {
       this.refuseReentry();
+      this.refuseIfClosing();
     } catch (e) {
       // A rejection, not a synchronous throw: callers of an async API expect one.
       return Promise.reject(e);
     }
-    return this.mutex.run(() => {
-      this.assertOpen();
-      return op();
-    });
+    return this.mutex
+      .run(async () => {
+        this.assertOpen();
+        const before = this.totalChanges.get() as number;
+        try {
+          return { value: await op(), commit: this.commitOf(before) };
+        } catch (e) {
+          // It may have committed something before failing: later readers must wait for that to be durable.
+          this.commitOf(before);
+          throw e;
+        }
+      })
+      .then(async ({ value, commit }) => {
+        await this.wal.whenDurable(commit);
+        return value;
+      });
+  }
+
+  /**
+   * The commit an operation must wait for: a new one if it changed rows (each write method is its own
+   * transaction), else the last one written, which a read may have seen.
+   */
+  private commitOf(changesBefore: number): number {
+    return (this.totalChanges.get() as number) !== changesBefore
+      ? this.wal.committed()
+      : this.wal.lastWritten();
   }
 
   private refuseReentry(): void {
@@ -299,7 +395,12 @@ export class SqliteStore extends AsyncOps implements Store {
     }
   }
 
+  private refuseIfClosing(): void {
+    if (this.closing !== undefined) throw new StoreClosedError('the store is closed');
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new StoreClosedError('the store is closed');
+    if (this.wal.failure !== undefined) throw this.wal.failure;
   }
 }
