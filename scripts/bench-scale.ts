@@ -296,12 +296,15 @@ async function crlAfterChange(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const p = await published;
+  // Served once its line is out: this CRL, or a later one that covers the calls made meanwhile.
   const { bytes } = await s.fetchCrl();
-  await crlSettled(s);
   return { wallMs: Number(p.seenAt - t0) / 1e6, published: p, bytes };
 }
 
-/** Until no CRL build runs: a request answered at once with no new CRL published meanwhile. */
+/**
+ * Until no CRL build runs: a request answered at once with no new CRL published meanwhile. Only while nothing
+ * revokes (every change starts another build).
+ */
 async function crlSettled(s: ServerUnderBench): Promise<void> {
   for (;;) {
     const n = lastCrlNumber(s);
@@ -381,6 +384,7 @@ async function revocationFigures(
       `${crl.published.revoked.toLocaleString('en-US')} serials, ${mib(crl.bytes)} DER`,
   );
   const during = latency(`EndSession while that CRL build runs, ${label}`, first.times);
+  await crlSettled(s);
   await memoryStage(s, `${label}, first CRL built`);
   // The next build after a few more revocations: what a CRL request pays once the list is held.
   let next!: Awaited<ReturnType<typeof crlAfterChange>>;
@@ -393,6 +397,7 @@ async function revocationFigures(
       `${next.published.revoked.toLocaleString('en-US')} serials, ${next.published.added} added`,
   );
   const duringNext = latency(`EndSession while the incremental build runs, ${label}`, second.times);
+  await crlSettled(s);
   const pages = await pagesOnly(s, agent);
   line(
     `new watcher, server's part: packed pages until synced, not decoded, ${label}`,

@@ -184,6 +184,17 @@ export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnd
       NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...nodeOptions].join(' ').trim(),
     }),
   });
+  // The server must not outlive the bench, however the bench ends.
+  const killServer = (): void => {
+    proc.kill();
+    if (o.heapSnapshots !== true) fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  process.once('exit', killServer);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.exit(130);
+    });
+  }
   try {
     const publicAddress = await proc.ready;
     const crlAddress = await loggedField(proc, 'CRL served over HTTP', 'crlAddress');
@@ -282,6 +293,8 @@ function followCrlLog(proc: ServerProcess): {
   after(n: bigint): Promise<CrlPublished>;
 } {
   const lines: CrlPublished[] = [];
+  /** 'CRL build failed' lines: a build that failed publishes nothing, so a wait for it must end. */
+  let failures = 0;
   const waiters: (() => void)[] = [];
   let partial = '';
   proc.child.stdout.on('data', (d: Buffer) => {
@@ -289,6 +302,7 @@ function followCrlLog(proc: ServerProcess): {
     const split = text.split('\n');
     partial = split.pop() ?? '';
     for (const l of split) {
+      if (l.includes('"CRL build failed')) failures += 1;
       if (!l.includes('"CRL published"')) continue;
       const j = JSON.parse(l) as {
         crlNumber: string;
@@ -310,9 +324,11 @@ function followCrlLog(proc: ServerProcess): {
   });
   const after = (n: bigint): Promise<CrlPublished> =>
     new Promise((resolve, reject) => {
+      const failed = failures;
       const check = (): void => {
         const found = lines.find((l) => l.crlNumber > n);
         if (found !== undefined) resolve(found);
+        else if (failures > failed) reject(new Error(`a CRL build failed (the server's log says why)`));
         else if (proc.child.exitCode !== null || proc.child.signalCode !== null)
           reject(new Error(`the server exited before a CRL numbered above ${n}`));
         else waiters.push(check);
