@@ -30,7 +30,8 @@
  *   npm run bench:scale -- --revocations 200000 --entries 20000 --watchers 200 --audit-records 200000
  *   npm run bench:scale -- --skip revocations,fanout      # parts: revocations, entries, fanout, audit
  *   npm run bench:scale -- --skip revocations,entries,fanout --stream-records 100000,1000000,10000000
- *   npm run bench:scale -- --heap-snapshots    # a heap snapshot of the server after each stage (kept, path printed)
+ *   npm run bench:scale -- --heap-snapshots    # a heap snapshot of the server after each stage (kept, path printed;
+ *                                              # taking one grows the server's RSS: not for the memory figures)
  * LANYARD_BENCH_PROFILE_DIR=dir: CPU profiles of the server process (whole run, written at its exit) and of this
  * process's watcher syncs.
  * Figures, not assertions: tests never time anything.
