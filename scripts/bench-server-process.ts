@@ -75,8 +75,11 @@ export interface ServerUnderBench extends PublicServer {
   crlsPublished(): readonly CrlPublished[];
   /** Resolves with the first 'CRL published' line whose cRLNumber is above `after`. */
   crlPublishedAfter(after: bigint): Promise<CrlPublished>;
-  /** GET the active CA's CRL (DER) as a relying party does: its size, and how long the request took. */
-  fetchCrl(): Promise<{ bytes: number; ms: number }>;
+  /**
+   * GET the active CA's CRL (DER) as a relying party does: its size, and how long the request took. HEAD asks the
+   * same (a build when something changed) without the body, so its time is the server's wait alone.
+   */
+  fetchCrl(method?: 'GET' | 'HEAD'): Promise<{ bytes: number; ms: number }>;
   /** The last revocation sequence committed, read by the store's own code. */
   lastRevocationSequence(): number;
   /** SIGUSR2: the server writes a heap snapshot into its data dir's `heap/` (started with `heapSnapshots`). */
@@ -116,15 +119,24 @@ export function processMemory(pid: number | 'self'): ProcessMemory {
   };
 }
 
-function httpGet(address: string, urlPath: string): Promise<{ status: number; body: Buffer }> {
+function httpGet(
+  address: string,
+  urlPath: string,
+  method: 'GET' | 'HEAD' = 'GET',
+): Promise<{ status: number; body: Buffer; length: number }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`http://${address}${urlPath}`, (res) => {
+    const req = http.request(`http://${address}${urlPath}`, { method }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const length = method === 'HEAD' ? Number(res.headers['content-length'] ?? 0) : body.length;
+        resolve({ status: res.statusCode ?? 0, body, length });
+      });
       res.on('error', reject);
     });
     req.on('error', reject);
+    req.end();
   });
 }
 
@@ -234,11 +246,11 @@ export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnd
       },
       crlsPublished: () => published.lines,
       crlPublishedAfter: (after) => published.after(after),
-      async fetchCrl() {
+      async fetchCrl(method = 'GET') {
         const t0 = process.hrtime.bigint();
-        const r = await httpGet(crlAddress, `/crl/${o.trustDomain}.crl`);
-        if (r.status !== 200) throw new Error(`GET the CRL: HTTP ${r.status} ${r.body.toString()}`);
-        return { bytes: r.body.length, ms: ms(t0) };
+        const r = await httpGet(crlAddress, `/crl/${o.trustDomain}.crl`, method);
+        if (r.status !== 200) throw new Error(`${method} the CRL: HTTP ${r.status} ${r.body.toString()}`);
+        return { bytes: r.length, ms: ms(t0) };
       },
       lastRevocationSequence: () => sessions.lastRevocationSequence(),
       async heapSnapshot(label) {
