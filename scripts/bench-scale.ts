@@ -1,11 +1,16 @@
 /**
  * `npm run bench:scale`: what the server does at the sizes issue 15 names, each figure beside a baseline of the
- * same run (the same operation at a small size, on the same server). A real server on loopback (TLS, SQLite with
- * durable commits, a temp data dir removed afterwards); the bulk state is seeded into its store directly, the
- * measured calls go through the real gRPC path.
+ * same run (the same operation at a small size, on the same server). The server is its own process, as deployed:
+ * `lanyard server run` from dist/ (built first when stale; `--from-source` runs the sources under tsx) on a temp
+ * data dir removed afterwards, TLS on loopback, SQLite with durable commits, the CRL and metrics listeners on
+ * loopback (scripts/bench-server-process.ts). The bench's clients (watchers and their caches, the seeding) run in
+ * this process, so the server's memory is measured apart: its VmRSS, and its VmHWM (the peak since the stage
+ * before), from /proc/<pid>/status after each stage, beside its main thread's heap from /metrics. The bulk state
+ * is seeded into its store directly, the measured calls go through the real gRPC path; the CRL is fetched over
+ * HTTP as a relying party does, its build timed by the server's 'CRL published' log line.
  *
- *   revocations  --revocations (default 1,000,000) revoked serials: server RSS, EndSession latency, the first CRL
- *                after a change (build time, size), a new watcher's time to its complete state (paged
+ *   revocations  --revocations (default 1,000,000) revoked serials: EndSession latency, the first CRL after a
+ *                change (build time, size), a new watcher's time to its complete state (paged
  *                WatchRevocations), and a revocation check in the client cache holding that state
  *   entries      --entries (default 100,000) registration entries: join-token Attest latency
  *   watchers     --watchers (default 1,000) WatchRevocations streams (4 per connection, the server's default
@@ -25,6 +30,10 @@
  *   npm run bench:scale -- --revocations 200000 --entries 20000 --watchers 200 --audit-records 200000
  *   npm run bench:scale -- --skip revocations,fanout      # parts: revocations, entries, fanout, audit
  *   npm run bench:scale -- --skip revocations,entries,fanout --stream-records 100000,1000000,10000000
+ *   npm run bench:scale -- --heap-snapshots    # a heap snapshot of the server after each stage (kept, path printed;
+ *                                              # taking one grows the server's RSS: not for the memory figures)
+ * LANYARD_BENCH_PROFILE_DIR=dir: CPU profiles of the server process (whole run, written at its exit) and of this
+ * process's watcher syncs.
  * Figures, not assertions: tests never time anything.
  */
 import { spawn } from 'node:child_process';
@@ -33,12 +42,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as inspector from 'node:inspector';
 import { watchRevocationsInto } from '../src/client/revocation-watch';
-import { AdminClient } from '../src/server/admin-client';
-import { loadConfig } from '../src/server/config';
-import { createLogger } from '../src/internal/logging';
-import { startServer } from '../src/server/run';
+import { CRL_DEFAULTS } from '../src/server/revocation/crl-publisher';
 import { RevocationCache } from '../src/verify';
-import { SQLITE_FILE_NAME } from '../src/store';
 import Database from 'better-sqlite3';
 import { parseRecord } from '../src/audit/record';
 import { buildTrace } from '../src/audit/trace';
@@ -50,7 +55,12 @@ import { seedRevocations } from './bench-seed';
 import { connectPublic, attest, newKey } from '../test/support/public-client';
 import { endSession, register, sessionClient, startSession, TD, type Agent } from '../test/support/sessions';
 import { newEntry } from '../test/store/conformance';
-import type { TestServer } from '../test/support/test-server';
+import {
+  processMemory,
+  startBenchServer,
+  type CrlPublished,
+  type ServerUnderBench,
+} from './bench-server-process';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(name);
@@ -90,6 +100,8 @@ for (const p of skipped) {
     throw new Error(`--skip: unknown part ${p} (${PARTS.join(', ')})`);
 }
 const runs = (part: (typeof PARTS)[number]): boolean => !skipped.has(part);
+const FROM_SOURCE = process.argv.includes('--from-source');
+const HEAP_SNAPSHOTS = process.argv.includes('--heap-snapshots');
 
 const out = (s: string): boolean => process.stdout.write(s);
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -142,7 +154,7 @@ function seedEntries(file: string, first: number, count: number): void {
 }
 
 /** Join-token Attests of `agent`'s entry, one at a time: latency of each. */
-async function attestLatencies(s: TestServer, spiffeId: string, samples: number): Promise<number[]> {
+async function attestLatencies(s: ServerUnderBench, spiffeId: string, samples: number): Promise<number[]> {
   const tokens = [];
   for (let i = 0; i < samples; i++) tokens.push((await s.client.createJoinToken({ spiffeId })).token);
   const pub = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), TD);
@@ -162,7 +174,7 @@ async function attestLatencies(s: TestServer, spiffeId: string, samples: number)
 }
 
 /** StartSession then EndSession, `samples` times: EndSession's latency each time. */
-async function endSessionLatencies(s: TestServer, agent: Agent, samples: number): Promise<number[]> {
+async function endSessionLatencies(s: ServerUnderBench, agent: Agent, samples: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < samples; i++) {
     const { agent: sess, res } = await startSession(s, agent);
@@ -174,7 +186,7 @@ async function endSessionLatencies(s: TestServer, agent: Agent, samples: number)
 
 /**
  * Runs `fn` under the inspector's CPU profiler when LANYARD_BENCH_PROFILE_DIR is set, writing
- * `<dir>/<name>.cpuprofile` (server and bench clients share this process: read shares by file).
+ * `<dir>/<name>.cpuprofile` (the bench's own process: the watcher's client side; the server profiles itself).
  */
 async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const dir = process.env.LANYARD_BENCH_PROFILE_DIR;
@@ -199,7 +211,10 @@ async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
 }
 
 /** A new verifier: WatchRevocations from sequence 0 into a client cache, until it holds the whole state. */
-async function newWatcher(s: TestServer, agent: Agent): Promise<{ ms: number; cache: RevocationCache }> {
+async function newWatcher(
+  s: ServerUnderBench,
+  agent: Agent,
+): Promise<{ ms: number; cache: RevocationCache }> {
   const client = sessionClient(s, agent);
   const cache = new RevocationCache();
   const [handle, t] = await profiled(`watcher-sync-${Date.now()}`, () =>
@@ -214,35 +229,94 @@ async function newWatcher(s: TestServer, agent: Agent): Promise<{ ms: number; ca
   return { ms: t, cache };
 }
 
-async function server(): Promise<{ s: TestServer; dataDir: string }> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-scale-'));
-  const config = {
-    ...loadConfig({ dataDir, env: {} }),
-    listenAddress: { host: '127.0.0.1', port: 0 },
-    logLevel: 'error' as const,
-    // The bench is the only user: its watchers are not a flood.
-    limits: {
-      ...loadConfig({ dataDir, env: {} }).limits,
-      watchers: Math.max(4096, WATCHERS + 16),
-      // Every watcher here is the same verifier identity; in a fleet each verifier has its own.
-      watchersPerIdentity: Math.max(256, WATCHERS + 16),
-    },
-  };
-  const logger = createLogger({ level: 'error', destination: process.stderr });
-  const running = await startServer(config, { logger, rotationTimer: false });
-  const client = new AdminClient(config.adminSocketPath, { timeoutMs: 120_000 });
-  const s: TestServer = {
-    dir: dataDir,
-    config,
-    running,
-    client,
-    logs: [],
-    async stop() {
-      client.close();
-      await running.close();
-    },
-  };
-  return { s, dataDir };
+/** Server memory after one stage of the run. */
+interface Stage {
+  label: string;
+  rss: number;
+  /** VmHWM since the stage before (the peak is reset after each stage). */
+  peak: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  /** This process (the bench's clients), for comparison with the single-process figures of earlier runs. */
+  benchRss: number;
+}
+const stages: Stage[] = [];
+
+/** The server process's RSS now and its peak since the last stage, its main thread's heap; then a new peak. */
+async function memoryStage(s: ServerUnderBench, label: string): Promise<void> {
+  const m = s.memory();
+  const h = await s.mainThread();
+  s.resetPeak();
+  const stage = { label, rss: m.rss, peak: m.peak, ...h, benchRss: processMemory('self').rss };
+  stages.push(stage);
+  line(
+    `server RSS, ${label}`,
+    `${mib(m.rss)}, peak ${mib(m.peak)} (heap ${mib(h.heapUsed)} of ${mib(h.heapTotal)}, external ${mib(h.external)})`,
+  );
+  const snapshot = await s.heapSnapshot(label);
+  if (snapshot !== undefined) line(`server heap snapshot, ${label}`, snapshot);
+}
+
+function stageTable(): void {
+  out('\nServer memory by stage (the server process alone; peak = VmHWM since the stage before)\n');
+  out(
+    `  ${'stage'.padEnd(52)} ${'RSS'.padStart(9)} ${'peak'.padStart(9)} ${'heap used'.padStart(9)} ` +
+      `${'external'.padStart(9)} ${'bench'.padStart(9)}\n`,
+  );
+  for (const st of stages) {
+    out(
+      `  ${st.label.padEnd(52)} ${mib(st.rss).padStart(9)} ${mib(st.peak).padStart(9)} ` +
+        `${mib(st.heapUsed).padStart(9)} ${mib(st.external).padStart(9)} ${mib(st.benchRss).padStart(9)}\n`,
+    );
+  }
+  const peak = Math.max(...stages.map((st) => st.peak));
+  line('server peak RSS over the run (VmHWM)', `${mib(peak)} (${(peak / 2 ** 30).toFixed(2)} GiB)`);
+}
+
+const lastCrlNumber = (s: ServerUnderBench): bigint =>
+  s.crlsPublished().reduce((max, l) => (l.crlNumber > max ? l.crlNumber : max), -1n);
+
+/**
+ * A CRL that covers the changes so far, asked for as a relying party asks: GET the CRL endpoint (a request builds
+ * when something changed; it waits for the build up to the server's maxWaitMs, then gets the last CRL). Waits
+ * for the server's 'CRL published' line of the build that request started: the wall time until that line (the
+ * 1 s spacing between builds included), the server's own build time, and the size of the CRL it served.
+ */
+async function crlAfterChange(
+  s: ServerUnderBench,
+): Promise<{ wallMs: number; published: CrlPublished; bytes: number }> {
+  const n0 = lastCrlNumber(s);
+  const t0 = process.hrtime.bigint();
+  const published = s.crlPublishedAfter(n0);
+  for (;;) {
+    const r = await s.fetchCrl('HEAD');
+    // A new CRL is out, or the request waited maxWaitMs for a build that is still running: its line will come.
+    if (lastCrlNumber(s) > n0 || r.ms >= CRL_DEFAULTS.maxWaitMs - 250) break;
+    // Nothing had changed yet (the change is a call still in flight): ask again.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const p = await published;
+  // Served once its line is out: this CRL, or a later one that covers the calls made meanwhile.
+  const { bytes } = await s.fetchCrl();
+  return { wallMs: Number(p.seenAt - t0) / 1e6, published: p, bytes };
+}
+
+/**
+ * Until no CRL build runs: a request answered at once with no new CRL published meanwhile. Only while nothing
+ * revokes (every change starts another build).
+ */
+async function crlSettled(s: ServerUnderBench): Promise<void> {
+  for (;;) {
+    const n = lastCrlNumber(s);
+    // HEAD: its time is the server's wait for a build, not the transfer of a CRL of tens of MiB.
+    const r = await s.fetchCrl('HEAD');
+    if (r.ms < CRL_DEFAULTS.maxWaitMs - 250 && lastCrlNumber(s) === n) return;
+    // A build ran or still runs: ask again once it has published, or after maxWaitMs in any case.
+    const next = s.crlPublishedAfter(n);
+    next.catch(() => undefined);
+    await Promise.race([next, new Promise((resolve) => setTimeout(resolve, CRL_DEFAULTS.maxWaitMs))]);
+  }
 }
 
 /**
@@ -250,7 +324,7 @@ async function server(): Promise<{ s: TestServer; dataDir: string }> {
  * What a CRL build costs the server's other calls.
  */
 async function endSessionsDuring(
-  s: TestServer,
+  s: ServerUnderBench,
   agent: Agent,
   work: () => Promise<unknown>,
   min = 3,
@@ -271,7 +345,7 @@ async function endSessionsDuring(
 }
 
 /** WatchRevocations from 0, packed pages received but not decoded: the server's part of a sync (and gRPC's). */
-async function pagesOnly(s: TestServer, agent: Agent): Promise<{ ms: number; bytes: number }> {
+async function pagesOnly(s: ServerUnderBench, agent: Agent): Promise<{ ms: number; bytes: number }> {
   const client = sessionClient(s, agent);
   try {
     let bytes = 0;
@@ -299,33 +373,36 @@ async function pagesOnly(s: TestServer, agent: Agent): Promise<{ ms: number; byt
 
 /** Revocation-side figures at the current state of the server. */
 async function revocationFigures(
-  s: TestServer,
+  s: ServerUnderBench,
   agent: Agent,
   label: string,
 ): Promise<Record<string, number>> {
-  const rss = process.memoryUsage().rss;
-  line(`process RSS (server + bench clients), ${label}`, mib(rss));
   const end = latency(`EndSession, ${label}`, await endSessionLatencies(s, agent, SAMPLES));
   // The CRL is built in a worker thread: EndSession is measured while the build runs.
-  let crls!: Awaited<ReturnType<typeof s.running.crl.current>>;
+  let crl!: Awaited<ReturnType<typeof crlAfterChange>>;
   const first = await endSessionsDuring(s, agent, async () => {
-    crls = await s.running.crl.refresh();
+    crl = await crlAfterChange(s);
   });
   line(
     `first CRL after a change, ${label}`,
-    `${first.workMs.toFixed(0)} ms, ${crls.revokedCount.toLocaleString('en-US')} serials, ${mib(crls.activeDer.length)} DER`,
+    `${crl.wallMs.toFixed(0)} ms (the build ${crl.published.durationMs} ms), ` +
+      `${crl.published.revoked.toLocaleString('en-US')} serials, ${mib(crl.bytes)} DER`,
   );
   const during = latency(`EndSession while that CRL build runs, ${label}`, first.times);
-  // The next build after one more revocation: what a CRL request pays once the list is held.
-  let next!: Awaited<ReturnType<typeof s.running.crl.current>>;
+  await crlSettled(s);
+  await memoryStage(s, `${label}, first CRL built`);
+  // The next build after a few more revocations: what a CRL request pays once the list is held.
+  let next!: Awaited<ReturnType<typeof crlAfterChange>>;
   const second = await endSessionsDuring(s, agent, async () => {
-    next = await s.running.crl.refresh();
+    next = await crlAfterChange(s);
   });
   line(
-    `CRL after one more revocation (incremental), ${label}`,
-    `${second.workMs.toFixed(0)} ms, ${next.revokedCount.toLocaleString('en-US')} serials`,
+    `CRL after a few more revocations (incremental), ${label}`,
+    `${next.wallMs.toFixed(0)} ms (the build ${next.published.durationMs} ms), ` +
+      `${next.published.revoked.toLocaleString('en-US')} serials, ${next.published.added} added`,
   );
   const duringNext = latency(`EndSession while the incremental build runs, ${label}`, second.times);
+  await crlSettled(s);
   const pages = await pagesOnly(s, agent);
   line(
     `new watcher, server's part: packed pages until synced, not decoded, ${label}`,
@@ -343,29 +420,25 @@ async function revocationFigures(
     `${Math.round(checkPerSec).toLocaleString('en-US')} /s`,
   );
   watcher.cache.close();
-  line(
-    `process RSS (server + bench clients) after the CRL builds and the sync, ${label}`,
-    mib(process.memoryUsage().rss),
-  );
+  await memoryStage(s, `${label}, a watcher synced`);
   return {
-    rss,
     endP50: end.p50,
     endP99: end.p99,
     duringP99: Math.max(during.p99, duringNext.p99),
-    crlMs: first.workMs,
-    nextMs: second.workMs,
+    crlMs: crl.wallMs,
+    nextMs: next.wallMs,
     pagesMs: pages.ms,
     watcherMs: watcher.ms,
     checkPerSec,
   };
 }
 
-async function fanOut(s: TestServer, agent: Agent, watchers: number): Promise<void> {
+async function fanOut(s: ServerUnderBench, agent: Agent, watchers: number): Promise<void> {
   // 4 streams per connection: the server's default cap (limits.watchers_per_connection).
   const clients = Array.from({ length: Math.ceil(watchers / 4) }, () => sessionClient(s, agent));
   const caches: RevocationCache[] = [];
   const handles: ReturnType<typeof watchRevocationsInto>[] = [];
-  const from = await s.running.store.lastRevocationSequence();
+  const from = s.lastRevocationSequence();
   for (let i = 0; i < watchers; i++) {
     // A verifier that restarts with its state resumes from its sequence: these start at the current one.
     const cache = new RevocationCache();
@@ -400,13 +473,17 @@ async function fanOut(s: TestServer, agent: Agent, watchers: number): Promise<vo
     rounds.push(seen);
   }
   latency(`EndSession until each of ${watchers} watchers holds it (3 rounds)`, rounds.flat());
+  await memoryStage(s, `${watchers.toLocaleString('en-US')} watchers streaming`);
   for (const h of handles) h.close();
   for (const c of clients) c.close();
   for (const c of caches) c.close();
 }
 
 /** CreateJoinToken naming an entry by a SPIFFE ID that prefixes every seeded one, and one page of `entry list`. */
-async function entryLookups(s: TestServer, prefixId: string): Promise<{ token: number[]; page: number[] }> {
+async function entryLookups(
+  s: ServerUnderBench,
+  prefixId: string,
+): Promise<{ token: number[]; page: number[] }> {
   const token: number[] = [];
   const page: number[] = [];
   for (let i = 0; i < SAMPLES; i++) {
@@ -425,14 +502,14 @@ async function entryLookups(s: TestServer, prefixId: string): Promise<{ token: n
   return { token, page };
 }
 
-async function entriesPart(s: TestServer, dataDir: string, agent: Agent): Promise<void> {
+async function entriesPart(s: ServerUnderBench, agent: Agent): Promise<void> {
   out('\nRegistration entries\n');
   // An entry whose SPIFFE ID prefixes every seeded one: naming it must not read them.
   const prefixId = `spiffe://${TD}/seeded`;
   await s.client.createEntry({ entry: { spiffeId: prefixId, selectors: [] } });
   // The baseline is the same server with BASE_ENTRIES entries, so a page of the listing is full in both.
   const base = Math.min(BASE_ENTRIES, ENTRIES);
-  const file = path.join(dataDir, SQLITE_FILE_NAME);
+  const file = s.sqliteFile;
   seedEntries(file, 0, base);
   const b = base.toLocaleString('en-US');
   const few = latency(`join-token Attest, ${b} entries`, await attestLatencies(s, agent.spiffeId, SAMPLES));
@@ -452,7 +529,7 @@ async function entriesPart(s: TestServer, dataDir: string, agent: Agent): Promis
   line('Attest p50: large / baseline', (many.p50 / few.p50).toFixed(2));
   line('CreateJoinToken p50: large / baseline', (manyToken.p50 / fewToken.p50).toFixed(2));
   line('ListEntries page p50: large / baseline', (manyPage.p50 / fewPage.p50).toFixed(2));
-  line(`process RSS (server + bench clients)`, mib(process.memoryUsage().rss));
+  await memoryStage(s, `${n} entries`);
 }
 
 /**
@@ -497,7 +574,7 @@ interface StreamFigures {
 
 /** `audit export --out`, `audit verify --file` on it, and `audit verify --server`, each as a process. */
 async function streamFigures(
-  s: TestServer,
+  s: ServerUnderBench,
   dir: string,
   bundleFile: string,
   label: string,
@@ -529,7 +606,7 @@ async function streamFigures(
  * records, then each of its root sessions), measured here on the admin socket; the CLI's own part is building
  * the trace from them. Then whole `lanyard audit trace` processes, node start-up included.
  */
-async function traceFigures(s: TestServer, roots: number): Promise<void> {
+async function traceFigures(s: ServerUnderBench, roots: number): Promise<void> {
   const client = new AuditAdminClient(s.config.adminSocketPath, { timeoutMs: 120_000 });
   const server: number[] = [];
   const build: number[] = [];
@@ -571,14 +648,14 @@ async function traceFigures(s: TestServer, roots: number): Promise<void> {
   latency('lanyard audit trace --principal, whole process (node start-up included)', whole);
 }
 
-async function auditPart(s: TestServer, dataDir: string): Promise<void> {
+async function auditPart(s: ServerUnderBench): Promise<void> {
   out('\nAudit\n');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-scale-audit-'));
   try {
     const bundleFile = path.join(dir, 'bundle.json');
     fs.writeFileSync(bundleFile, (await s.client.getBundle()).bundle!.spiffeBundleJson);
-    const chain = s.running.audit.chain;
-    const file = path.join(dataDir, SQLITE_FILE_NAME);
+    const chain = s.chain;
+    const file = s.sqliteFile;
     const small = await streamFigures(s, dir, bundleFile, 'the chain before seeding');
     const ratio = (a?: number, b?: number): string => (a && b ? (a / b).toFixed(2) : 'n/a');
     const perSec = (n: number, msTaken: number): string =>
@@ -611,6 +688,7 @@ async function auditPart(s: TestServer, dataDir: string): Promise<void> {
       `${(restMs / 1000).toFixed(1)} s`,
     );
     await traceFigures(s, Math.floor(AUDIT_RECORDS / PER_ROOT));
+    await memoryStage(s, `${AUDIT_RECORDS.toLocaleString('en-US')} audit records`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -619,19 +697,26 @@ async function auditPart(s: TestServer, dataDir: string): Promise<void> {
 async function main(): Promise<void> {
   out(
     `Lanyard scale benchmark (node ${process.version}, ${os.cpus().length} CPUs, load average ` +
-      `${os.loadavg()[0]!.toFixed(1)})\n\n`,
+      `${os.loadavg()[0]!.toFixed(1)})\n`,
   );
   const started = process.hrtime.bigint();
-  const { s, dataDir } = await server();
+  const profileDir = process.env.LANYARD_BENCH_PROFILE_DIR;
+  const s = await startBenchServer({
+    trustDomain: TD,
+    watchers: WATCHERS,
+    fromSource: FROM_SOURCE,
+    heapSnapshots: HEAP_SNAPSHOTS,
+    ...(profileDir !== undefined && profileDir !== '' && { cpuProfileDir: path.resolve(profileDir) }),
+  });
+  out(`server: pid ${s.pid}, ${s.runtime === 'dist' ? 'dist/' : 'the sources under tsx'}\n\n`);
   try {
     const agent = await register(s, 'bench-verifier');
+    await memoryStage(s, 'started, one agent registered');
 
     if (runs('revocations') && REVOCATIONS > 0) {
-      out('Revocations\n');
+      out('\nRevocations\n');
       const small = await revocationFigures(s, agent, 'baseline (a few revocations)');
-      const [, seedMs] = await timed(async () =>
-        seedRevocations(path.join(dataDir, SQLITE_FILE_NAME), REVOCATIONS),
-      );
+      const [, seedMs] = await timed(async () => seedRevocations(s.sqliteFile, REVOCATIONS));
       line(
         `seeded ${REVOCATIONS.toLocaleString('en-US')} revoked serials into the store (not a figure)`,
         `${(seedMs / 1000).toFixed(1)} s`,
@@ -644,17 +729,17 @@ async function main(): Promise<void> {
       );
     }
 
-    if (runs('entries')) await entriesPart(s, dataDir, agent);
+    if (runs('entries')) await entriesPart(s, agent);
 
     if (runs('fanout') && WATCHERS > 0) {
       out('\nFan-out\n');
       await fanOut(s, agent, WATCHERS);
     }
 
-    if (runs('audit') && AUDIT_RECORDS > 0) await auditPart(s, dataDir);
+    if (runs('audit') && AUDIT_RECORDS > 0) await auditPart(s);
+    stageTable();
   } finally {
     await s.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
   }
   out(
     `\nwhole run ${(ms(started) / 1000).toFixed(0)} s, load average ${os

@@ -66,9 +66,12 @@ export function sessionClient(s: PublicServer, who?: Agent): SessionServiceClien
   );
 }
 
-/** Registers an entry and attests it with a join token: the agent's workload SVID. */
+/**
+ * Registers an entry and attests it with a join token: the agent's workload SVID. Any server with an admin
+ * client: a TestServer, or a server process (the scale bench's).
+ */
 export async function register(
-  s: TestServer,
+  s: PublicServer & Pick<TestServer, 'client'>,
   name: string,
   fields: Record<string, unknown> = {},
 ): Promise<Agent> {
