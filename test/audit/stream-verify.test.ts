@@ -38,13 +38,13 @@ describe('audit: streaming chain verifier', () => {
   });
 
   const streamed = (list: Item[], window = WINDOW, allowUnsignedTail = false): ChainVerification => {
-    const v = new AuditChainVerifier({ allowUnsignedTail }, window);
+    const v = new AuditChainVerifier({ allowUnsignedTail, keys: key.publicKey }, window);
     v.setChain(CHAIN);
     for (const it of list) {
       if ('record' in it) v.addRecord(it.record);
       else v.addCheckpoint(it.checkpoint);
     }
-    return v.finish(key.publicKey);
+    return v.finish();
   };
   const whole = (list: Item[], allowUnsignedTail = false): ChainVerification =>
     verifyAuditChain(
