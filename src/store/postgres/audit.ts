@@ -7,6 +7,7 @@ import { chainRecord, emptyHead, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
 import {
   type AuditChainInfo,
+  type AuditCheckpointCursor,
   type AuditPage,
   type AuditQuery,
   type AuditStore,
@@ -95,6 +96,27 @@ export class PgAudit implements AuditStore {
         'SELECT * FROM audit_checkpoints WHERE chain = $1 ORDER BY seq, time',
         [chain],
       );
+      return rows.map(auditCheckpointFromRow);
+    });
+  }
+
+  readCheckpoints(
+    chain: string,
+    after: AuditCheckpointCursor | undefined,
+    limit: number,
+  ): Promise<AuditCheckpoint[]> {
+    return this.run.read(async (sql) => {
+      // The primary key (chain, seq, time) orders the page and finds where the last one ended.
+      const { rows } =
+        after === undefined
+          ? await sql.query<AuditCheckpointRow>(
+              'SELECT * FROM audit_checkpoints WHERE chain = $1 ORDER BY seq, time LIMIT $2',
+              [chain, auditReadLimit(limit)],
+            )
+          : await sql.query<AuditCheckpointRow>(
+              'SELECT * FROM audit_checkpoints WHERE chain = $1 AND (seq, time) > ($2, $3) ORDER BY seq, time LIMIT $4',
+              [chain, after.seq, after.time, auditReadLimit(limit)],
+            );
       return rows.map(auditCheckpointFromRow);
     });
   }
