@@ -89,6 +89,8 @@ export interface AuditStore {
     after: AuditCheckpointCursor | undefined,
     limit: number,
   ): Promise<AuditCheckpoint[]>;
+  /** The last of `checkpoints` (highest seq, then latest time), without reading the others. */
+  latestCheckpoint(chain: string): Promise<AuditCheckpoint | undefined>;
   /**
    * Records stored after `afterPosition` (0 = from the start), in storage order, at most `limit`, and the
    * position to continue from. Positions, not the records' own seq: a tampered record cannot skew paging.

@@ -1252,6 +1252,8 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
           assert.deepEqual(paged, all, `pages of ${size}`);
         }
         assert.deepEqual(await store.audit.readCheckpoints('spiffe://example.org/none', undefined, 10), []);
+        assert.deepEqual(await store.audit.latestCheckpoint(chain), all[all.length - 1]);
+        assert.equal(await store.audit.latestCheckpoint('spiffe://example.org/none'), undefined);
       });
     });
 

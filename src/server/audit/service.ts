@@ -157,8 +157,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
       async (req) => {
         const chain = chainOf(req.chain);
         const head = await store.audit.head(chain);
-        const checkpoints = await store.audit.checkpoints(chain);
-        const latest = checkpoints[checkpoints.length - 1];
+        const latest = await store.audit.latestCheckpoint(chain);
         return {
           chain,
           headSeq: head.seq,

@@ -121,6 +121,16 @@ export class PgAudit implements AuditStore {
     });
   }
 
+  latestCheckpoint(chain: string): Promise<AuditCheckpoint | undefined> {
+    return this.run.read(async (sql) => {
+      const { rows } = await sql.query<AuditCheckpointRow>(
+        'SELECT * FROM audit_checkpoints WHERE chain = $1 ORDER BY seq DESC, time DESC LIMIT 1',
+        [chain],
+      );
+      return rows[0] === undefined ? undefined : auditCheckpointFromRow(rows[0]);
+    });
+  }
+
   readRecords(
     chain: string,
     afterPosition: number,

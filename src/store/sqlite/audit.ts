@@ -147,6 +147,13 @@ export class SqliteAudit {
     return (rows as AuditCheckpointRow[]).map(auditCheckpointFromRow);
   }
 
+  latestCheckpoint(chain: string): AuditCheckpoint | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM audit_checkpoints WHERE chain = ? ORDER BY seq DESC, time DESC LIMIT 1')
+      .get(chain) as AuditCheckpointRow | undefined;
+    return row === undefined ? undefined : auditCheckpointFromRow(row);
+  }
+
   readRecords(
     chain: string,
     afterPosition: number,

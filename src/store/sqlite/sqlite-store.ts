@@ -106,6 +106,7 @@ export class SqliteStore extends AsyncOps implements Store {
       addCheckpoint: (c) => guard(() => audit.addCheckpoint(c)),
       checkpoints: (chain) => guard(() => audit.checkpoints(chain)),
       readCheckpoints: (chain, after, limit) => guard(() => audit.readCheckpoints(chain, after, limit)),
+      latestCheckpoint: (chain) => guard(() => audit.latestCheckpoint(chain)),
       readRecords: (chain, afterSeq, limit) => guard(() => audit.readRecords(chain, afterSeq, limit)),
       readStoredRecords: (chain, after, limit) => guard(() => audit.readStoredRecords(chain, after, limit)),
       query: (q) => guard(() => audit.query(q)),
