@@ -128,11 +128,7 @@ export class SqliteAudit {
     ).map(auditCheckpointFromRow);
   }
 
-  readCheckpoints(
-    chain: string,
-    after: AuditCheckpointCursor | undefined,
-    limit: number,
-  ): AuditCheckpoint[] {
+  readCheckpoints(chain: string, after: AuditCheckpointCursor | undefined, limit: number): AuditCheckpoint[] {
     // The primary key (chain, seq, time) orders the page and finds where the last one ended.
     const rows =
       after === undefined
