@@ -4,7 +4,9 @@
  * the bulk seeding of such a trail into a server's SQLite file.
  */
 import Database from 'better-sqlite3';
+import type { AuditSigningKey } from '../src/audit/audit-key';
 import { nextRecord } from '../src/audit/chain';
+import { signCheckpoint } from '../src/audit/checkpoint';
 import type { AuditEvent } from '../src/audit/record';
 import { AUDIT_RECORD_COLUMNS, auditRecordValues } from '../src/store/rows';
 import { SqliteAudit } from '../src/store/sqlite/audit';
@@ -39,14 +41,30 @@ const SEED_TRANSACTION = 50_000;
 const SEED_CACHE_KIB = 256 * 1024;
 
 /**
+ * Signed checkpoints among seeded records, as a server signs them (its timer, every export): one over every
+ * `every`-th record, signed with `key` (the server's own audit key, so the chain verifies).
+ */
+export interface SeedCheckpoints {
+  every: number;
+  key: AuditSigningKey;
+}
+
+/**
  * Appends `count` records of the synthetic trail (events `first`..`first + count - 1`) to `chain` straight in a
  * server's SQLite file, on a second connection, as the server's store would append them: each chained from the
  * stored head (hash and link as the recorder does) and stored as the store's own row (rows.ts), with one prepared
  * INSERT and SEED_TRANSACTION records per IMMEDIATE transaction, so a running server's appends interleave
  * between transactions and the chain does not fork. The server signs a checkpoint over them at its next export
- * (after checking that they continue its last signed head).
+ * (after checking that they continue its last signed head); with `checkpoints`, checkpoints are stored among
+ * them too, in the same transactions.
  */
-export function seedAuditRecords(file: string, chain: string, count: number, first = 0): void {
+export function seedAuditRecords(
+  file: string,
+  chain: string,
+  count: number,
+  first = 0,
+  checkpoints?: SeedCheckpoints,
+): void {
   const db = new Database(file);
   try {
     db.pragma('busy_timeout = 60000');
@@ -62,6 +80,9 @@ export function seedAuditRecords(file: string, chain: string, count: number, fir
         const r = nextRecord(head, event(i), now);
         insert.run(...auditRecordValues(r));
         head = { chain, seq: r.seq, hash: r.hash };
+        if (checkpoints !== undefined && (i + 1) % checkpoints.every === 0) {
+          audit.addCheckpoint(signCheckpoint(head, checkpoints.key, now));
+        }
       }
     });
     for (let from = first; from < first + count; from += SEED_TRANSACTION) {

@@ -17,8 +17,8 @@
  *                cap): EndSession until every watcher holds the revocation, p50/p99
  *   audit        `lanyard audit export` and `audit verify` (--server and --file) as processes over a chain of
  *                --stream-records records (default 100,000; a list such as 100000,1000000,10000000 measures at
- *                each size in turn), wall time, records per second and peak RSS beside the same commands on the
- *                chain before the seeding; then --audit-records (default 1,000,000, at least the largest
+ *                each size in turn; a signed checkpoint every --stream-checkpoint-every records, default 100),
+ *                wall time, records per second and peak RSS beside the same commands on the chain before the seeding; then --audit-records (default 1,000,000, at least the largest
  *                --stream-records) records in the chain: `audit trace` with the server's part (its
  *                QueryAuditRecords calls) apart from the CLI's
  *
@@ -82,6 +82,11 @@ const STREAM_SIZES = (() => {
   }
   return [...new Set(sizes)].sort((a, b) => a - b);
 })();
+/**
+ * A signed checkpoint over every this many seeded records (a busy server's timer and exports): export and verify
+ * must stay flat in the checkpoints too, not only in the records.
+ */
+const STREAM_CHECKPOINT_EVERY = arg('--stream-checkpoint-every', 100);
 /** Records in the chain for the trace: at least the largest size export and verify ran at. */
 const AUDIT_RECORDS = Math.max(arg('--audit-records', 1_000_000), STREAM_SIZES[STREAM_SIZES.length - 1]!);
 /** Samples per latency figure. */
@@ -663,10 +668,18 @@ async function auditPart(s: ServerUnderBench): Promise<void> {
     // Export and verify read the whole chain: they run at each STREAM_SIZES, the trace at AUDIT_RECORDS.
     let seeded = 0;
     for (const size of STREAM_SIZES) {
-      const [, seedMs] = await timed(async () => seedAuditRecords(file, chain, size - seeded, seeded));
+      const [, seedMs] = await timed(async () =>
+        seedAuditRecords(file, chain, size - seeded, seeded, {
+          every: STREAM_CHECKPOINT_EVERY,
+          key: s.running.audit.key,
+        }),
+      );
       seeded = size;
       const sn = size.toLocaleString('en-US');
-      line(`seeded up to ${sn} audit records (not a figure)`, `${(seedMs / 1000).toFixed(1)} s`);
+      line(
+        `seeded up to ${sn} audit records, a checkpoint every ${STREAM_CHECKPOINT_EVERY} (not a figure)`,
+        `${(seedMs / 1000).toFixed(1)} s`,
+      );
       const big = await streamFigures(s, dir, bundleFile, `${sn} records`);
       line(`peak RSS at ${sn} / before seeding: export`, ratio(big.exportRss, small.exportRss));
       line(

@@ -80,6 +80,18 @@ export interface AuditStore {
   addCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
   checkpoints(chain: string): Promise<AuditCheckpoint[]>;
   /**
+   * A chain's checkpoints in the order `checkpoints` gives (seq, then time), after `after` (the last one of the
+   * previous page; the start when absent), at most `limit` (capped as for readRecords): for a reader that goes
+   * through a chain of any number of checkpoints without holding them all (an export).
+   */
+  readCheckpoints(
+    chain: string,
+    after: AuditCheckpointCursor | undefined,
+    limit: number,
+  ): Promise<AuditCheckpoint[]>;
+  /** The last of `checkpoints` (highest seq, then latest time), without reading the others. */
+  latestCheckpoint(chain: string): Promise<AuditCheckpoint | undefined>;
+  /**
    * Records stored after `afterPosition` (0 = from the start), in storage order, at most `limit`, and the
    * position to continue from. Positions, not the records' own seq: a tampered record cannot skew paging.
    */
@@ -111,6 +123,9 @@ export interface AuditStore {
   /** Every server's recorded key history, as stored (the reader checks it: the database is not trusted). */
   serverKeyHistories(): Promise<ServerKeyHistory[]>;
 }
+
+/** Where a page of checkpoints ends: checkpoints are stored once per chain, sequence number and time. */
+export type AuditCheckpointCursor = Pick<AuditCheckpoint, 'seq' | 'time'>;
 
 /** A record as a store keeps it: its storage position, its body as hashed (canonical JSON) and its hash. */
 export interface StoredAuditRecord {

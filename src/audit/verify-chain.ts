@@ -78,14 +78,52 @@ export interface VerifyAuditChainOptions {
  */
 export const STREAM_HASH_WINDOW = 4096;
 
-/** What became of a checkpoint's head when it was read: compared at finish(), with the batch's rules. */
-type HeadCheck = 'match' | 'mismatch' | 'pending' | 'forgotten';
+/**
+ * Checkpoints a streaming verifier holds while their record has not been read yet. A chain's lines never put a
+ * checkpoint before its record; a stream with more of them than this is refused (fail closed) rather than held.
+ */
+export const STREAM_PENDING_CHECKPOINTS = 1024;
+
+/** Who signs a chain's checkpoints: one key, every key with its window, or none (any checkpoint is a break). */
+export type AuditChainKeys = AuditPublicKey | AuditKeyRing | undefined;
+
+export interface AuditChainVerifierOptions extends VerifyAuditChainOptions {
+  /**
+   * The keys checkpoints are checked with as they are read, or a function giving them, called once, when the
+   * first checkpoint arrives (a file chain's header, read by then, may name them).
+   */
+  keys?: AuditChainKeys | (() => AuditChainKeys);
+  /** Hashes kept for checkpoints read after their record (default STREAM_HASH_WINDOW); Infinity keeps all. */
+  window?: number;
+  /** Checkpoints held before their record (default STREAM_PENDING_CHECKPOINTS); Infinity holds all. */
+  maxPending?: number;
+  /** Told of every checkpoint read, in read order (a witness cross-check looks for its own among them). */
+  onCheckpoint?: (c: AuditCheckpoint) => void;
+}
+
+/** What a streaming verifier holds, for tests that show it does not grow with the chain. */
+export interface AuditChainVerifierState {
+  /** Record hashes kept (at most the window). */
+  hashes: number;
+  /** Checkpoints held because their record has not been read yet (at most maxPending). */
+  pendingCheckpoints: number;
+  /** Checkpoints held in any other way: none, whatever the number read. */
+  heldCheckpoints: number;
+}
+
+/** A checkpoint's verdict for the first break among checkpoints: the lowest seq wins. */
+function lower(a: ChainBreak | undefined, b: ChainBreak): ChainBreak {
+  return a === undefined || b.seq < a.seq ? b : a;
+}
 
 /**
- * The chain verifier, fed one record or checkpoint at a time in storage order, holding no record: its memory is
- * the last `window` hashes and the checkpoints (a few per chain), whatever the chain's length. `finish()` gives
- * exactly what verifyAuditChain gives for the same records and checkpoints, except a checkpoint read more than
- * `window` records after the record it signs, which is a break (fail closed: its head can no longer be compared).
+ * The chain verifier, fed one record or checkpoint at a time in storage order, holding no record and no
+ * checkpoint: each checkpoint's signature and key window are checked as it is read, its head as soon as its
+ * record has been read (at once, in chain order), and only the best checkpoint so far and the first break are
+ * kept. Its memory is the last `window` hashes and at most `maxPending` checkpoints read ahead of their record,
+ * whatever the number of records and checkpoints. `finish()` gives exactly what verifyAuditChain gives for the
+ * same records and checkpoints, except a checkpoint read more than `window` records after the record it signs
+ * (or more than `maxPending` ahead of theirs), which is a break: fail closed, its head can no longer be compared.
  */
 export class AuditChainVerifier {
   private chainName: string | undefined;
@@ -98,14 +136,34 @@ export class AuditChainVerifier {
   /** A gap in the sequence: deleted, unless the missing record turns up later (then reordered). */
   private gap: { missing: number; at: number; seenLater: boolean } | undefined;
   private readonly recent = new Map<number, string>();
-  private readonly read: { c: AuditCheckpoint; head: HeadCheck }[] = [];
-  private readonly pending = new Map<number, { c: AuditCheckpoint; head: HeadCheck }[]>();
+  private readonly window: number;
+  private readonly maxPending: number;
+  private keysGiven: AuditChainVerifierOptions['keys'];
+  private ring: AuditKeyRing | undefined;
+  private ringResolved = false;
+  private checkpointCount = 0;
+  /** Checkpoints whose signature verified, read before their record (and no record break yet). */
+  private readonly pending = new Map<number, AuditCheckpoint[]>();
+  private pendingCount = 0;
+  /** The highest checkpoint whose signature and head verified. */
+  private best: { seq: number; time: string } | undefined;
+  /** The lowest-seq checkpoint that is forged, of another chain, or whose head does not match. */
+  private checkpointBreak: ChainBreak | undefined;
+  /** Lowest seq of a checkpoint read beyond the valid prefix after a record break (judged at finish). */
+  private beyondBreak: number | undefined;
 
-  /** @param window hashes kept for checkpoints read after their record; Infinity keeps every one. */
+  /**
+   * @param options what verifyAuditChain takes, the keys, and the stream's bounds
+   * @param window hashes kept for checkpoints read after their record (overrides options.window)
+   */
   constructor(
-    private readonly options: VerifyAuditChainOptions = {},
-    private readonly window = STREAM_HASH_WINDOW,
-  ) {}
+    private readonly options: AuditChainVerifierOptions = {},
+    window?: number,
+  ) {
+    this.window = window ?? options.window ?? STREAM_HASH_WINDOW;
+    this.maxPending = options.maxPending ?? STREAM_PENDING_CHECKPOINTS;
+    this.keysGiven = options.keys;
+  }
 
   /** The chain's name (a file's header); without it, the first record's chain is the chain. */
   setChain(chain: string): void {
@@ -115,13 +173,19 @@ export class AuditChainVerifier {
     this.start(chain);
   }
 
+  /** The keys checkpoints are checked with; only before the first checkpoint is read. */
+  setKeys(keys: AuditChainVerifierOptions['keys']): void {
+    if (this.ringResolved) throw new Error('the keys are set before the first checkpoint');
+    this.keysGiven = keys;
+  }
+
   get chain(): string | undefined {
     return this.chainName;
   }
 
-  /** Every checkpoint read so far, in the order read. */
-  get checkpoints(): AuditCheckpoint[] {
-    return this.read.map((r) => r.c);
+  /** What the verifier holds now (constant in the chain's records and checkpoints). */
+  get state(): AuditChainVerifierState {
+    return { hashes: this.recent.size, pendingCheckpoints: this.pendingCount, heldCheckpoints: 0 };
   }
 
   addRecord(r: AuditRecord): void {
@@ -175,33 +239,75 @@ export class AuditChainVerifier {
     if (this.recent.size > this.window) this.recent.delete(this.recent.keys().next().value!);
     const waiting = this.pending.get(r.seq);
     if (waiting !== undefined) {
-      for (const w of waiting) w.head = w.c.headHash === r.hash ? 'match' : 'mismatch';
       this.pending.delete(r.seq);
+      this.pendingCount -= waiting.length;
+      for (const c of waiting) this.judgeHead(c, r.hash);
     }
   }
 
   addCheckpoint(c: AuditCheckpoint): void {
-    const entry: { c: AuditCheckpoint; head: HeadCheck } = { c, head: 'pending' };
-    this.read.push(entry);
-    if (this.recordBreak === undefined && c.seq > this.prevSeq) {
-      const list = this.pending.get(c.seq) ?? [];
-      list.push(entry);
-      this.pending.set(c.seq, list);
+    this.checkpointCount++;
+    // A headerless chain that starts with a checkpoint: the checkpoint names the chain its records must be of.
+    if (this.chainName === undefined) this.start(c.chain);
+    const chain = this.chainName!;
+    this.options.onCheckpoint?.(c);
+    if (c.chain !== chain) {
+      this.failCheckpoint({
+        kind: 'checkpoint_signature',
+        seq: c.seq,
+        message: `checkpoint at ${c.seq} is of chain "${c.chain}", not "${chain}"`,
+      });
       return;
     }
-    if (c.seq > this.prevSeq) return; // beyond a record break: judged at finish()
-    const hash = c.seq === 0 ? this.genesis() : this.recent.get(c.seq);
-    entry.head = hash === undefined ? 'forgotten' : hash === c.headHash ? 'match' : 'mismatch';
+    const ring = this.keys();
+    const problem =
+      ring === undefined
+        ? {
+            kind: 'checkpoint_signature' as const,
+            message: `checkpoint at ${c.seq}: no audit public key to check it with`,
+          }
+        : ring.checkCheckpoint(c);
+    if (problem !== undefined) {
+      this.failCheckpoint({ kind: problem.kind, seq: c.seq, message: problem.message });
+      return;
+    }
+    if (this.recordBreak === undefined && c.seq > this.prevSeq) {
+      // Read ahead of its record: judged when the record comes, or at finish() (truncated) if it never does.
+      if (this.pendingCount >= this.maxPending) {
+        this.failCheckpoint({
+          kind: 'checkpoint_mismatch',
+          seq: c.seq,
+          message: `the checkpoint of ${c.time} over record ${c.seq} is one of more than ${this.maxPending} stored ahead of their records, out of chain order: it is not held to be checked in one pass (export the chain again)`,
+        });
+        return;
+      }
+      const list = this.pending.get(c.seq) ?? [];
+      list.push(c);
+      this.pending.set(c.seq, list);
+      this.pendingCount++;
+      return;
+    }
+    if (c.seq > this.prevSeq) {
+      // Beyond a record break: only whether it lies before that break matters, at finish().
+      if (this.beyondBreak === undefined || c.seq < this.beyondBreak) this.beyondBreak = c.seq;
+      return;
+    }
+    const hash = c.seq === 0 ? genesisHash(chain) : this.recent.get(c.seq);
+    if (hash === undefined) {
+      this.failCheckpoint({
+        kind: 'checkpoint_mismatch',
+        seq: c.seq,
+        message: `the checkpoint of ${c.time} over record ${c.seq} is stored more than ${this.window} records after it, out of chain order: its head cannot be checked in one pass (export the chain again)`,
+      });
+      return;
+    }
+    this.judgeHead(c, hash);
   }
 
-  /**
-   * @param keys the audit key, or every audit key with its window (a rotating key); without any, checkpoints are
-   *   not accepted (any checkpoint is a break).
-   */
-  finish(keys: AuditPublicKey | AuditKeyRing | undefined): ChainVerification {
+  /** The verdict on everything read: the first break by sequence number, or OK. */
+  finish(): ChainVerification {
     const chain = this.chainName;
     if (chain === undefined) throw new Error('no chain name and no record: nothing to verify');
-    const ring = keys instanceof AuditPublicKey ? AuditKeyRing.of(keys) : keys;
     const prevSeq = this.prevSeq;
     let recordBreak = this.recordBreak;
     if (this.gap !== undefined) {
@@ -218,61 +324,20 @@ export class AuditChainVerifier {
           };
     }
 
-    let checkpointedSeq = 0;
-    let checkpointedAt: string | undefined;
-    let checkpointBreak: ChainBreak | undefined;
-    const sorted = [...this.read].sort((a, b) => a.c.seq - b.c.seq);
-    for (const { c, head } of sorted) {
-      if (c.chain !== chain) {
-        checkpointBreak = {
-          kind: 'checkpoint_signature',
-          seq: c.seq,
-          message: `checkpoint at ${c.seq} is of chain "${c.chain}", not "${chain}"`,
-        };
-        break;
-      }
-      const problem =
-        ring === undefined
-          ? {
-              kind: 'checkpoint_signature' as const,
-              message: `checkpoint at ${c.seq}: no audit public key to check it with`,
-            }
-          : ring.checkCheckpoint(c);
-      if (problem !== undefined) {
-        checkpointBreak = { kind: problem.kind, seq: c.seq, message: problem.message };
-        break;
-      }
-      // Beyond a record break the chain is already untrusted; that break is what gets reported.
-      if (recordBreak !== undefined && c.seq >= recordBreak.seq) continue;
-      if (c.seq > prevSeq) {
-        checkpointBreak = {
-          kind: 'truncated',
-          seq: prevSeq + 1,
-          message: `a checkpoint signed record ${c.seq}, but the chain ends at ${prevSeq}: records ${prevSeq + 1}..${c.seq} were cut off`,
-        };
-        break;
-      }
-      if (head === 'forgotten') {
-        checkpointBreak = {
-          kind: 'checkpoint_mismatch',
-          seq: c.seq,
-          message: `the checkpoint of ${c.time} over record ${c.seq} is stored more than ${this.window} records after it, out of chain order: its head cannot be checked in one pass (export the chain again)`,
-        };
-        break;
-      }
-      if (head !== 'match') {
-        checkpointBreak = {
-          kind: 'checkpoint_mismatch',
-          seq: c.seq,
-          message: `the chain's hash at ${c.seq} is not the one the checkpoint of ${c.time} signed: records up to ${c.seq} were rewritten`,
-        };
-        break;
-      }
-      if (c.seq >= checkpointedSeq) {
-        checkpointedSeq = c.seq;
-        checkpointedAt = c.time;
-      }
+    let checkpointBreak = this.checkpointBreak;
+    // Checkpoints never reached by a record: beyond the chain's end (truncated) unless past a record break.
+    let beyond = this.beyondBreak;
+    for (const seq of this.pending.keys()) if (beyond === undefined || seq < beyond) beyond = seq;
+    if (beyond !== undefined && (recordBreak === undefined || beyond < recordBreak.seq)) {
+      checkpointBreak = lower(checkpointBreak, {
+        kind: 'truncated',
+        seq: prevSeq + 1,
+        message: `a checkpoint signed record ${beyond}, but the chain ends at ${prevSeq}: records ${prevSeq + 1}..${beyond} were cut off`,
+      });
     }
+    const best = this.best;
+    const checkpointedSeq = best?.seq ?? 0;
+    const checkpointedAt = best?.time;
 
     let tailBreak: ChainBreak | undefined;
     if (
@@ -305,7 +370,7 @@ export class AuditChainVerifier {
       chain,
       ok: first === undefined,
       records: this.recordCount,
-      checkpoints: this.read.length,
+      checkpoints: this.checkpointCount,
       headSeq: prevSeq,
       headHash: this.prevHash,
       checkpointedSeq,
@@ -314,14 +379,37 @@ export class AuditChainVerifier {
     };
   }
 
+  private keys(): AuditKeyRing | undefined {
+    if (!this.ringResolved) {
+      this.ringResolved = true;
+      const given = typeof this.keysGiven === 'function' ? this.keysGiven() : this.keysGiven;
+      this.ring = given instanceof AuditPublicKey ? AuditKeyRing.of(given) : given;
+    }
+    return this.ring;
+  }
+
+  /** A checkpoint whose signature verified, against the chain's hash at its seq. */
+  private judgeHead(c: AuditCheckpoint, hash: string): void {
+    if (hash !== c.headHash) {
+      this.failCheckpoint({
+        kind: 'checkpoint_mismatch',
+        seq: c.seq,
+        message: `the chain's hash at ${c.seq} is not the one the checkpoint of ${c.time} signed: records up to ${c.seq} were rewritten`,
+      });
+      return;
+    }
+    // Among checkpoints of one seq, the one read last (a store reads them in time order).
+    if (this.best === undefined || c.seq >= this.best.seq) this.best = { seq: c.seq, time: c.time };
+  }
+
+  private failCheckpoint(b: ChainBreak): void {
+    this.checkpointBreak = lower(this.checkpointBreak, b);
+  }
+
   private start(chain: string): void {
     this.chainName = chain;
     this.prevHash = genesisHash(chain);
     this.beforePrev = this.prevHash;
-  }
-
-  private genesis(): string {
-    return genesisHash(this.chainName!);
   }
 }
 
@@ -338,9 +426,9 @@ export function verifyAuditChain(
   options: VerifyAuditChainOptions = {},
 ): ChainVerification {
   // Every hash kept: the checkpoints come after all the records here, whatever their order in a file.
-  const v = new AuditChainVerifier(options, Infinity);
+  const v = new AuditChainVerifier({ ...options, keys, window: Infinity, maxPending: Infinity });
   v.setChain(chain);
   for (const r of records) v.addRecord(r);
   for (const c of checkpoints) v.addCheckpoint(c);
-  return v.finish(keys);
+  return v.finish();
 }

@@ -40,9 +40,53 @@ export interface WitnessedVerification extends ChainVerification {
 }
 
 export function crossCheckWitnesses(input: WitnessCheckInput): WitnessedVerification {
+  const stored = new Set(input.checkpoints.map(checkpointKey));
+  return crossCheck(input, (c) => stored.has(checkpointKey(c)));
+}
+
+/**
+ * The witness cross-check of a chain read as a stream: built before the chain is read, told of each stored
+ * checkpoint as it passes (`see`, an AuditChainVerifier's onCheckpoint), it holds only the witnesses' own
+ * checkpoints of that chain still unmatched, never the stored ones: a chain of any number of checkpoints is
+ * checked in the memory its witnesses already take.
+ */
+export class WitnessCheckpointTracker {
+  /** Keys of the witnesses' checkpoints of the chain not yet seen among the stored ones. */
+  private readonly unseen = new Set<string>();
+
+  constructor(
+    readonly chain: string,
+    witnesses: readonly WitnessContent[],
+  ) {
+    for (const w of witnesses)
+      for (const c of w.checkpoints) if (c.chain === chain) this.unseen.add(checkpointKey(c));
+  }
+
+  /** A stored checkpoint of the chain, as it is read. */
+  see(c: AuditCheckpoint): void {
+    if (this.unseen.size > 0) this.unseen.delete(checkpointKey(c));
+  }
+
+  /** Witness checkpoints still unmatched (what the tracker holds). */
+  get held(): number {
+    return this.unseen.size;
+  }
+
+  /** crossCheckWitnesses for the chain once every stored checkpoint was seen. */
+  check(input: Omit<WitnessCheckInput, 'checkpoints'>): WitnessedVerification {
+    if (input.verification.chain !== this.chain) {
+      throw new Error(`the tracker is of chain "${this.chain}", not "${input.verification.chain}"`);
+    }
+    return crossCheck(input, (c) => !this.unseen.has(checkpointKey(c)));
+  }
+}
+
+function crossCheck(
+  input: Omit<WitnessCheckInput, 'checkpoints'>,
+  isStored: (c: AuditCheckpoint) => boolean,
+): WitnessedVerification {
   const { verification: v, witnesses } = input;
   const chain = v.chain;
-  const stored = new Set(input.checkpoints.map(checkpointKey));
   let count = 0;
   let found: ChainBreak | undefined;
   const fail = (seq: number, message: string): void => {
@@ -63,7 +107,7 @@ export function crossCheckWitnesses(input: WitnessCheckInput): WitnessedVerifica
           `${w.name} holds a checkpoint at ${c.seq} (${c.time}) that the chain's keys do not verify: ${problem.message}` +
             (input.ownChain ? '' : ' (was the pinned key replaced?)'),
         );
-      } else if (!stored.has(checkpointKey(c))) {
+      } else if (!isStored(c)) {
         fail(
           c.seq,
           `${w.name} holds the checkpoint of ${c.time} at ${c.seq} (head ${c.headHash.slice(0, 16)}…) and the database does not: checkpoints were deleted or the chain was rolled back or rewritten`,

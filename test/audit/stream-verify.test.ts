@@ -38,13 +38,13 @@ describe('audit: streaming chain verifier', () => {
   });
 
   const streamed = (list: Item[], window = WINDOW, allowUnsignedTail = false): ChainVerification => {
-    const v = new AuditChainVerifier({ allowUnsignedTail }, window);
+    const v = new AuditChainVerifier({ allowUnsignedTail, keys: key.publicKey }, window);
     v.setChain(CHAIN);
     for (const it of list) {
       if ('record' in it) v.addRecord(it.record);
       else v.addCheckpoint(it.checkpoint);
     }
-    return v.finish(key.publicKey);
+    return v.finish();
   };
   const whole = (list: Item[], allowUnsignedTail = false): ChainVerification =>
     verifyAuditChain(
@@ -153,6 +153,72 @@ describe('audit: streaming chain verifier', () => {
     const [moved] = near.splice(j, 1);
     near.splice(j + WINDOW / 2, 0, moved!);
     assert.equal(streamed(near).ok, true);
+  });
+
+  it('holds no checkpoint: its state after 200 and after 2,000 checkpoints is the same', () => {
+    // A checkpoint after every record (a server signs one per export and per interval): 2,000 of them.
+    const many: Item[] = [];
+    let head = emptyHead(CHAIN);
+    const at = new Date(Date.UTC(2026, 0, 1));
+    for (let i = 1; i <= 2_000; i++) {
+      const r = nextRecord(head, sampleEvent(i), at);
+      head = { chain: CHAIN, seq: r.seq, hash: r.hash };
+      many.push({ record: r }, { checkpoint: signCheckpoint(head, key, at) });
+    }
+    const seen: number[] = [];
+    const v = new AuditChainVerifier({ keys: key.publicKey, onCheckpoint: (c) => seen.push(c.seq) }, WINDOW);
+    v.setChain(CHAIN);
+    const states = [];
+    for (const [i, it] of many.entries()) {
+      if ('record' in it) v.addRecord(it.record);
+      else v.addCheckpoint(it.checkpoint);
+      if (i === 399 || i === many.length - 1) states.push(v.state);
+    }
+    assert.deepEqual(states[0], { hashes: WINDOW, pendingCheckpoints: 0, heldCheckpoints: 0 });
+    assert.deepEqual(states[1], states[0]);
+    const result = v.finish();
+    assert.equal(result.ok, true, result.break?.message);
+    assert.equal(result.checkpoints, 2_000);
+    assert.equal(result.checkpointedSeq, 2_000);
+    assert.equal(seen.length, 2_000, 'every checkpoint passed to the witness check');
+    // A forged one among them is still found, at its place.
+    const forged = [...many];
+    const j = forged.findIndex((it) => 'checkpoint' in it && it.checkpoint.seq === 1_234);
+    const c = (forged[j] as { checkpoint: AuditCheckpoint }).checkpoint;
+    forged[j] = { checkpoint: { ...c, time: new Date(at.getTime() + 1).toISOString() } };
+    const f = streamed(forged);
+    assert.equal(f.break?.kind, 'checkpoint_signature');
+    assert.equal(f.break?.seq, 1_234);
+    assert.deepEqual(f, whole(forged));
+  });
+
+  it('holds checkpoints read ahead of their record only up to a bound, then refuses (fail closed)', () => {
+    // Every checkpoint first, then the records: what no writer produces, and what would make a verifier hold
+    // all of them.
+    const ahead = [...items.filter((it) => 'checkpoint' in it), ...items.filter((it) => 'record' in it)];
+    const bounded = (maxPending: number): { v: AuditChainVerifier; peak: number } => {
+      const v = new AuditChainVerifier({ keys: key.publicKey, maxPending }, WINDOW);
+      v.setChain(CHAIN);
+      let peak = 0;
+      for (const it of ahead) {
+        if ('record' in it) v.addRecord(it.record);
+        else v.addCheckpoint(it.checkpoint);
+        peak = Math.max(peak, v.state.pendingCheckpoints);
+      }
+      return { v, peak };
+    };
+    // Room for all of them: each is judged when its record comes, and the chain verifies.
+    const roomy = bounded(N / EVERY);
+    assert.equal(roomy.v.finish().ok, true);
+    assert.equal(roomy.peak, N / EVERY);
+    // Room for 5: the sixth is refused where it signs, and no more than 5 are ever held.
+    const tight = bounded(5);
+    assert.equal(tight.peak, 5);
+    const r = tight.v.finish();
+    assert.equal(r.ok, false);
+    assert.equal(r.break?.kind, 'checkpoint_mismatch');
+    assert.equal(r.break?.seq, 6 * EVERY);
+    assert.match(r.break!.message, /more than 5 stored ahead of their records/);
   });
 
   it('reads a chain text in any chunks into the same records and checkpoints, torn tail included', () => {

@@ -12,8 +12,13 @@ import { signCheckpoint, type AuditCheckpoint } from '../../src/audit/checkpoint
 import { introduceKey, ringFromIntroductions } from '../../src/audit/key-history';
 import { AuditKeyRing } from '../../src/audit/key-ring';
 import type { AuditRecord } from '../../src/audit/record';
-import { verifyAuditChain, type ChainBreakKind, type ChainVerification } from '../../src/audit/verify-chain';
-import { crossCheckWitnesses } from '../../src/audit/witness-check';
+import {
+  AuditChainVerifier,
+  verifyAuditChain,
+  type ChainBreakKind,
+  type ChainVerification,
+} from '../../src/audit/verify-chain';
+import { crossCheckWitnesses, WitnessCheckpointTracker } from '../../src/audit/witness-check';
 import { signChainKeyPin, type WitnessContent } from '../../src/audit/witness';
 import { CHAIN, sampleEvent } from './helpers';
 
@@ -159,15 +164,41 @@ describe('audit verify: the database against its witnesses', () => {
     extra: { ownChain?: boolean; pinnedX?: string; storedRecords?: AuditRecord[] } = {},
   ): ReturnType<typeof crossCheckWitnesses> => {
     const rs = extra.storedRecords ?? records;
-    return crossCheckWitnesses({
-      verification: verifyAuditChain(CHAIN, rs, stored, ring, { allowUnsignedTail: true }),
-      checkpoints: stored,
+    const rest = {
       chainKeys: ring,
       serverKeys: ring,
       ownChain: extra.ownChain ?? true,
       ...(extra.pinnedX !== undefined && { pinnedX: extra.pinnedX }),
       witnesses: [w],
+    };
+    const whole = crossCheckWitnesses({
+      verification: verifyAuditChain(CHAIN, rs, stored, ring, { allowUnsignedTail: true }),
+      checkpoints: stored,
+      ...rest,
     });
+    // The same chain as `verify` reads it, in chain order, the stored checkpoints seen and dropped as they pass:
+    // the same verdict, the tracker holding only what the witness holds and the database does not.
+    const tracker = new WitnessCheckpointTracker(CHAIN, [w]);
+    const v = new AuditChainVerifier({
+      allowUnsignedTail: true,
+      keys: ring,
+      onCheckpoint: (c) => tracker.see(c),
+    });
+    v.setChain(CHAIN);
+    for (const c of stored.filter((c) => c.seq === 0)) v.addCheckpoint(c);
+    for (const r of rs) {
+      v.addRecord(r);
+      for (const c of stored.filter((c) => c.seq === r.seq)) v.addCheckpoint(c);
+    }
+    for (const c of stored.filter((c) => c.seq > rs.length)) v.addCheckpoint(c);
+    const streamed = tracker.check({ verification: v.finish(), ...rest });
+    assert.deepEqual(streamed, whole, 'streamed and whole-chain cross-checks agree');
+    const text = (c: AuditCheckpoint): string => JSON.stringify(c);
+    const storedText = new Set(stored.map(text));
+    const missing = new Set(w.checkpoints.filter((c) => c.chain === CHAIN).map(text));
+    for (const t of storedText) missing.delete(t);
+    assert.equal(tracker.held, missing.size);
+    return whole;
   };
 
   it('agrees when the database holds every checkpoint the witness does (and may hold more)', () => {

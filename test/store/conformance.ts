@@ -6,6 +6,7 @@ import * as assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, isLanyardError, RevisionConflictError } from '../../src/errors';
 import { hashJoinToken } from '../../src/internal/join-token-secret';
+import type { AuditCheckpoint } from '../../src/audit/checkpoint';
 import type { Store } from '../../src/store/store';
 import { FakeClock } from '../support/clock';
 import { rejectsWithCode } from '../support/refusal';
@@ -1216,6 +1217,43 @@ export function runStoreConformance(name: string, makeHarness: MakeStoreHarness)
           { serverId: 'server-a', introductionsJson: '[{"keyId":"a1"}]' },
           { serverId: 'server-b', introductionsJson: '[{"keyId":"b1"},{"keyId":"b2"}]' },
         ]);
+      });
+    });
+
+    describe('audit checkpoints in pages', () => {
+      it('reads every checkpoint of a chain once, in seq and time order, page after page', async () => {
+        const chain = 'spiffe://example.org/lanyard/server';
+        const at = (s: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+        const cp = (seq: number, s: number): AuditCheckpoint => ({
+          chain,
+          seq,
+          headHash: seq.toString(16).padStart(64, '0'),
+          time: at(s),
+          keyId: 'k1',
+          signature: 'sig',
+        });
+        // Stored out of order, with two checkpoints of one head (signed at different times) and another chain.
+        const stored = [cp(5, 9), cp(1, 1), cp(5, 3), cp(9, 10), cp(3, 2), cp(0, 0), cp(7, 7)];
+        for (const c of stored) await store.audit.addCheckpoint(c);
+        await store.audit.addCheckpoint({ ...cp(4, 4), chain: 'spiffe://example.org/other' });
+        const all = await store.audit.checkpoints(chain);
+        assert.deepEqual(
+          all.map((c) => [c.seq, c.time]),
+          [cp(0, 0), cp(1, 1), cp(3, 2), cp(5, 3), cp(5, 9), cp(7, 7), cp(9, 10)].map((c) => [c.seq, c.time]),
+        );
+        for (const size of [1, 2, 3, 100]) {
+          const paged: AuditCheckpoint[] = [];
+          let page = await store.audit.readCheckpoints(chain, undefined, size);
+          while (page.length > 0) {
+            assert.ok(page.length <= size);
+            paged.push(...page);
+            page = await store.audit.readCheckpoints(chain, page[page.length - 1], size);
+          }
+          assert.deepEqual(paged, all, `pages of ${size}`);
+        }
+        assert.deepEqual(await store.audit.readCheckpoints('spiffe://example.org/none', undefined, 10), []);
+        assert.deepEqual(await store.audit.latestCheckpoint(chain), all[all.length - 1]);
+        assert.equal(await store.audit.latestCheckpoint('spiffe://example.org/none'), undefined);
       });
     });
 

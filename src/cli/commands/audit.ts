@@ -23,7 +23,7 @@ import {
   type ChainVerification,
   type VerifyAuditChainOptions,
 } from '../../audit/verify-chain';
-import { crossCheckWitnesses } from '../../audit/witness-check';
+import { WitnessCheckpointTracker } from '../../audit/witness-check';
 import { parseWitnessLines, type WitnessContent } from '../../audit/witness';
 import { SERVER_SPIFFE_PATH } from '../../ca/server-svid';
 import { AuditRecordInvalidError, isLanyardError } from '../../errors';
@@ -173,26 +173,41 @@ function parseLines(lines: string[], what: string): ParsedChain {
   }
 }
 
+/** What a chain's header named, as read. */
+type ChainHeader = Pick<ParsedChain, 'publicJwk' | 'keyJwks'>;
+
 /** A chain read line by line into a verifier, with what its header named. */
 interface StreamedChain {
   chain: string;
   verifier: AuditChainVerifier;
-  publicJwk?: unknown;
-  keyJwks?: unknown[];
+  header: ChainHeader;
+  /** The witnesses' checkpoints of the chain, matched against the stored ones as they passed. */
+  tracker: WitnessCheckpointTracker;
 }
 
 /**
- * A parser whose records and checkpoints go straight to a verifier, so no chain is ever held whole: memory
- * stays the same for ten records or ten million.
+ * A parser whose records and checkpoints go straight to a verifier, so no chain is ever held whole: each
+ * checkpoint is checked as it is read (with the keys `keysFor` gives once the header is read) and matched
+ * against the witnesses' checkpoints, then dropped. Memory stays the same for ten records or ten million, and
+ * for ten checkpoints or a million.
  */
 function chainVerifierReader(
   strict: VerifyAuditChainOptions,
   what: string,
+  keysFor: (chain: string, header: ChainHeader) => AuditKeyRing | undefined,
+  witnesses: readonly WitnessContent[],
   expected?: string,
 ): { parser: ChainLineParser; done(): StreamedChain } {
-  const verifier = new AuditChainVerifier(strict);
+  const header: ChainHeader = {};
+  let tracker: WitnessCheckpointTracker | undefined;
+  const trackerOf = (chain: string): WitnessCheckpointTracker =>
+    (tracker ??= new WitnessCheckpointTracker(chain, witnesses));
+  const verifier: AuditChainVerifier = new AuditChainVerifier({
+    ...strict,
+    keys: () => keysFor(verifier.chain!, header),
+    onCheckpoint: (c) => trackerOf(verifier.chain!).see(c),
+  });
   if (expected !== undefined) verifier.setChain(expected);
-  const header: Pick<StreamedChain, 'publicJwk' | 'keyJwks'> = {};
   const parser = new ChainLineParser({
     header: (h) => {
       if (expected === undefined) verifier.setChain(h.chain);
@@ -215,7 +230,7 @@ function chainVerifierReader(
           new AuditRecordInvalidError('no header line and no records: not an audit chain'),
         );
       }
-      return { chain, verifier, ...header };
+      return { chain, verifier, header, tracker: trackerOf(chain) };
     },
   };
 }
@@ -225,8 +240,13 @@ function rejected(what: string, e: unknown): unknown {
 }
 
 /** A chain file read in chunks into a verifier. */
-async function streamChainFile(file: string, strict: VerifyAuditChainOptions): Promise<StreamedChain> {
-  const reader = chainVerifierReader(strict, file);
+async function streamChainFile(
+  file: string,
+  strict: VerifyAuditChainOptions,
+  keysFor: (chain: string, header: ChainHeader) => AuditKeyRing | undefined,
+  witnesses: readonly WitnessContent[],
+): Promise<StreamedChain> {
+  const reader = chainVerifierReader(strict, file, keysFor, witnesses);
   const splitter = new ChainTextSplitter(reader.parser);
   let stream: fs.ReadStream;
   try {
@@ -251,9 +271,11 @@ async function streamServerChain(
   c: AuditAdminClient,
   chain: string,
   strict: VerifyAuditChainOptions,
+  keysFor: (chain: string, header: ChainHeader) => AuditKeyRing | undefined,
+  witnesses: readonly WitnessContent[],
 ): Promise<StreamedChain> {
   const what = `chain ${chain}`;
-  const reader = chainVerifierReader(strict, what, chain);
+  const reader = chainVerifierReader(strict, what, keysFor, witnesses, chain);
   for await (const batch of c.exportLines(chain)) {
     try {
       for (const line of batch) reader.parser.line(line);
@@ -336,15 +358,19 @@ export function registerAuditCommands(program: Command): void {
       const given = givenKeys(opts);
       const results: VerifyResult[] = [];
       if (opts.file !== undefined) {
-        const parsed = await streamChainFile(opts.file, strict);
-        const own = parsed.keyJwks !== undefined || isServerChainName(parsed.chain);
         // A shipped chain's checkpoints are its shipper's: --key names that key; --bundle is the server's.
-        const fromHeader = headerKeys(parsed);
-        const chainKeys = own
-          ? (given?.keys ?? fromHeader)
-          : opts.key !== undefined
-            ? given?.keys
-            : fromHeader;
+        const isOwn = (chain: string, header: ChainHeader): boolean =>
+          header.keyJwks !== undefined || isServerChainName(chain);
+        const keysFor = (chain: string, header: ChainHeader): AuditKeyRing | undefined =>
+          isOwn(chain, header)
+            ? (given?.keys ?? headerKeys(header))
+            : opts.key !== undefined
+              ? given?.keys
+              : headerKeys(header);
+        const witnesses = await witnessFiles(opts.witness ?? []);
+        const parsed = await streamChainFile(opts.file, strict, keysFor, witnesses);
+        const own = isOwn(parsed.chain, parsed.header);
+        const chainKeys = keysFor(parsed.chain, parsed.header);
         const keyFrom = own ? (given?.from ?? 'the chain header') : (opts.key ?? 'the chain header');
         const serverKeys = own ? chainKeys : opts.bundle !== undefined ? given?.keys : undefined;
         if (!own && opts.witness !== undefined && serverKeys === undefined) {
@@ -352,19 +378,19 @@ export function registerAuditCommands(program: Command): void {
             "to check a shipped chain against a witness, give the server's keys with --bundle",
           );
         }
-        const verification = parsed.verifier.finish(chainKeys);
+        const verification = parsed.verifier.finish();
+        const pinnedX = jwkX(parsed.header.publicJwk);
         results.push({
           verification:
             opts.witness === undefined
               ? verification
-              : crossCheckWitnesses({
+              : parsed.tracker.check({
                   verification,
-                  checkpoints: parsed.verifier.checkpoints,
                   chainKeys,
                   serverKeys,
                   ownChain: own,
-                  ...(jwkX(parsed.publicJwk) !== undefined && !own && { pinnedX: jwkX(parsed.publicJwk)! }),
-                  witnesses: await witnessFiles(opts.witness),
+                  ...(pinnedX !== undefined && !own && { pinnedX }),
+                  witnesses,
                 }),
           keyFrom,
         });
@@ -385,19 +411,21 @@ export function registerAuditCommands(program: Command): void {
           const chains = [head.chain, ...head.chains.map((s) => s.chain).filter((n) => n !== head.chain)];
           for (const chain of chains) {
             // The server signs its head before it exports, so a healthy chain is covered to its last record.
-            // The export is verified as it arrives: the chain is never held whole.
-            const parsed = await streamServerChain(c, chain, strict);
+            // The export is verified as it arrives: neither its records nor its checkpoints are held.
             const own = chain === head.chain;
-            const chainKeys = own ? serverKeys : headerKeys(parsed);
-            const verification = parsed.verifier.finish(chainKeys);
+            const keysFor = (_chain: string, header: ChainHeader): AuditKeyRing | undefined =>
+              own ? serverKeys : headerKeys(header);
+            const parsed = await streamServerChain(c, chain, strict, keysFor, witnesses);
+            const chainKeys = keysFor(chain, parsed.header);
+            const verification = parsed.verifier.finish();
+            const pinnedX = jwkX(parsed.header.publicJwk);
             results.push({
-              verification: crossCheckWitnesses({
+              verification: parsed.tracker.check({
                 verification,
-                checkpoints: parsed.verifier.checkpoints,
                 chainKeys,
                 serverKeys,
                 ownChain: own,
-                ...(!own && jwkX(parsed.publicJwk) !== undefined && { pinnedX: jwkX(parsed.publicJwk)! }),
+                ...(!own && pinnedX !== undefined && { pinnedX }),
                 witnesses,
               }),
               keyFrom: own ? (given?.from ?? 'the server') : 'the key pinned at its first shipment',

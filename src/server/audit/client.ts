@@ -2,12 +2,15 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   AuditServiceClient,
+  type ExportAuditResponse,
   type GetAuditHeadResponse,
   type IngestAuditChainResponse,
   QueryAuditRecordsRequest,
 } from '../../gen/lanyard/v1/audit';
 import type { AuditQueryKey } from '../../audit/log';
+import { isLanyardError } from '../../errors';
 import { AdminCallError } from '../admin-client';
+import { ExportLineJoiner, MAX_EXPORT_LINE_BYTES } from './export-messages';
 
 const CASE: Record<AuditQueryKey, NonNullable<QueryAuditRecordsRequest['key']>['$case']> = {
   sessionId: 'sessionId',
@@ -20,10 +23,16 @@ const CASE: Record<AuditQueryKey, NonNullable<QueryAuditRecordsRequest['key']>['
 export class AuditAdminClient {
   private readonly client: AuditServiceClient;
   private readonly timeoutMs: number;
+  private readonly maxExportLineBytes: number;
 
-  constructor(socketPath: string, options: { timeoutMs?: number } = {}) {
+  /**
+   * @param options.maxExportLineBytes the longest export line put together from pieces (default
+   *   MAX_EXPORT_LINE_BYTES, above any record); a longer one fails the export
+   */
+  constructor(socketPath: string, options: { timeoutMs?: number; maxExportLineBytes?: number } = {}) {
     this.client = new AuditServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.maxExportLineBytes = options.maxExportLineBytes ?? MAX_EXPORT_LINE_BYTES;
   }
 
   /** Every record (all pages) whose `key` equals `value`, as JSON lines. */
@@ -56,11 +65,14 @@ export class AuditAdminClient {
 
   /**
    * A whole chain as JSON lines, in the server's batches as they arrive: the next batch is read only when the
-   * caller asks for it (flow control), so a chain of any length passes in bounded memory. A long chain takes
-   * longer than any fixed deadline: the call fails when no batch arrives for the client's timeout instead.
+   * caller asks for it (flow control), so a chain of any length passes in bounded memory. A line too long for
+   * one message arrives in pieces and is yielded whole, alone. A long chain takes longer than any fixed
+   * deadline: the call fails when no batch arrives for the client's timeout instead.
+   * @throws AuditError(ERR_AUDIT_RECORD_INVALID) for a line over maxExportLineBytes or one cut off
    */
   async *exportLines(chain = ''): AsyncGenerator<string[]> {
     const stream = this.client.exportAudit({ chain }, new grpc.Metadata());
+    const joiner = new ExportLineJoiner(this.maxExportLineBytes);
     let idle: NodeJS.Timeout | undefined;
     let timedOut = false;
     const arm = (): void => {
@@ -72,12 +84,15 @@ export class AuditAdminClient {
     };
     arm();
     try {
-      for await (const m of stream as AsyncIterable<{ lines: string[] }>) {
+      for await (const m of stream as AsyncIterable<ExportAuditResponse>) {
         clearTimeout(idle);
-        yield m.lines;
+        const lines = joiner.take(m);
+        if (lines.length > 0) yield lines;
         arm();
       }
+      joiner.end();
     } catch (e) {
+      if (isLanyardError(e)) throw e;
       const err = e as grpc.ServiceError;
       if (timedOut) {
         throw new AdminCallError(

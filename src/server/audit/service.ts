@@ -40,6 +40,7 @@ import type { Store } from '../../store/store';
 import { toStatus, unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../../internal/logging';
+import { ExportMessageWriter } from './export-messages';
 import type { IngestQuota } from './ingest-quota';
 import type { AuditRecorder } from './recorder';
 
@@ -50,12 +51,7 @@ export const AUDIT_SERVICE_NAME = 'lanyard.v1.AuditService';
  * thread, so a read stays at a few milliseconds; an export of millions of records is thousands of reads.
  */
 const EXPORT_READ = 1000;
-/**
- * An ExportAudit message is sent once its lines reach this many characters (about 2,000 identifier-only
- * records): large enough that per-message costs (framing, flow control, the client's wake-ups) vanish beside the
- * records, well under the 4 MiB message limit.
- */
-const EXPORT_MESSAGE_CHARS = 1024 * 1024;
+// Messages of at most about 1 MiB of lines, a longer line in pieces: export-messages.ts.
 /** Lines per ReadAuditWitness message: checkpoint and pin lines are under 1 KiB. */
 const WITNESS_BATCH = 1000;
 
@@ -161,8 +157,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
       async (req) => {
         const chain = chainOf(req.chain);
         const head = await store.audit.head(chain);
-        const checkpoints = await store.audit.checkpoints(chain);
-        const latest = checkpoints[checkpoints.length - 1];
+        const latest = await store.audit.latestCheckpoint(chain);
         return {
           chain,
           headSeq: head.seq,
@@ -287,6 +282,46 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
 }
 
 /**
+ * A chain's checkpoints in (seq, time) order, read from the store a page at a time as the export reaches them:
+ * an export holds one page, whatever the number of signed heads.
+ */
+class CheckpointCursor {
+  private page: AuditCheckpoint[] = [];
+  private next = 0;
+  private last: AuditCheckpoint | undefined;
+  private exhausted = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly chain: string,
+    private readonly within: (seq: number) => boolean,
+  ) {}
+
+  /** Whether upTo(seq) may have a line to add (false: nothing to do, without a call per record). */
+  due(seq: number): boolean {
+    return this.next === this.page.length ? !this.exhausted : this.page[this.next]!.seq <= seq;
+  }
+
+  /** The lines of every checkpoint not yet taken with seq at most `seq` (every one left: Infinity). */
+  async upTo(seq: number, add: (line: string) => Promise<void>): Promise<void> {
+    for (;;) {
+      if (this.next === this.page.length) {
+        if (this.exhausted) return;
+        this.page = await this.store.audit.readCheckpoints(this.chain, this.last, EXPORT_READ);
+        this.next = 0;
+        if (this.page.length < EXPORT_READ) this.exhausted = true;
+        if (this.page.length === 0) return;
+        this.last = this.page[this.page.length - 1];
+      }
+      const c = this.page[this.next]!;
+      if (c.seq > seq) return;
+      this.next++;
+      if (this.within(c.seq)) await add(checkpointLine(c));
+    }
+  }
+}
+
+/**
  * @param through for the server's chain, the checkpoint just signed: records and checkpoints after it (appended
  *   meanwhile) belong to the next export, so this one ends exactly at a signed head
  */
@@ -297,33 +332,23 @@ async function exportChain(
   through: number | undefined,
   call: grpc.ServerWritableStream<ExportAuditRequest, ExportAuditResponse>,
 ): Promise<void> {
-  const write = async (lines: string[]): Promise<void> => {
+  const out = new ExportMessageWriter(async (m) => {
     if (call.cancelled) throw new AuditWriteFailedError('export cancelled');
-    if (!call.write({ lines })) await new Promise((resolve) => call.once('drain', resolve));
-  };
+    if (!call.write(m)) await new Promise((resolve) => call.once('drain', resolve));
+  });
+  const add = async (line: string): Promise<void> => out.add(line);
   const within = (seq: number): boolean => through === undefined || seq <= through;
-  const checkpoints = (await deps.store.audit.checkpoints(chain)).filter((c) => within(c.seq));
-  const bySeq = new Map<number, AuditCheckpoint[]>();
-  for (const c of checkpoints) bySeq.set(c.seq, [...(bySeq.get(c.seq) ?? []), c]);
+  const checkpoints = new CheckpointCursor(deps.store, chain, within);
   const own = chain === deps.recorder.chain;
-  const header = headerLine(
-    chain,
-    await publicJwkOf(chain),
-    own ? (await deps.recorder.fleetRing()).ring.jwks() : undefined,
+  await add(
+    headerLine(
+      chain,
+      await publicJwkOf(chain),
+      own ? (await deps.recorder.fleetRing()).ring.jwks() : undefined,
+    ),
   );
-  let lines = [header, ...(bySeq.get(0) ?? []).map(checkpointLine)];
-  let chars = 0;
-  const add = (line: string): void => {
-    lines.push(line);
-    chars += line.length;
-  };
-  const flush = async (): Promise<void> => {
-    if (lines.length === 0) return;
-    const message = lines;
-    lines = [];
-    chars = 0;
-    await write(message);
-  };
+  await checkpoints.upTo(0, add);
+  // Each checkpoint right after the record it signs (or, for a record missing from the store, the next one).
   let after = 0;
   for (let done = false; !done;) {
     const { rows, nextPosition } = await deps.store.audit.readStoredRecords(chain, after, EXPORT_READ);
@@ -333,13 +358,16 @@ async function exportChain(
         done = true;
         break;
       }
-      add(storedRecordLine(row.body, row.hash) ?? parsedRecordLine(chain, row));
-      for (const c of bySeq.get(row.position) ?? []) add(checkpointLine(c));
-      if (chars >= EXPORT_MESSAGE_CHARS) await flush();
+      // Awaited only when a message is sent or checkpoints are due: millions of records, no promise each.
+      const sent = out.add(storedRecordLine(row.body, row.hash) ?? parsedRecordLine(chain, row));
+      if (sent !== undefined) await sent;
+      if (checkpoints.due(row.position)) await checkpoints.upTo(row.position, add);
     }
     after = nextPosition;
   }
-  await flush();
+  // Checkpoints beyond the last stored record: records were cut off the end, which the verifier reports.
+  await checkpoints.upTo(Infinity, add);
+  await out.flush();
 }
 
 /**

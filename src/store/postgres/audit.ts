@@ -7,6 +7,7 @@ import { chainRecord, emptyHead, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
 import {
   type AuditChainInfo,
+  type AuditCheckpointCursor,
   type AuditPage,
   type AuditQuery,
   type AuditStore,
@@ -96,6 +97,37 @@ export class PgAudit implements AuditStore {
         [chain],
       );
       return rows.map(auditCheckpointFromRow);
+    });
+  }
+
+  readCheckpoints(
+    chain: string,
+    after: AuditCheckpointCursor | undefined,
+    limit: number,
+  ): Promise<AuditCheckpoint[]> {
+    return this.run.read(async (sql) => {
+      // The primary key (chain, seq, time) orders the page and finds where the last one ended.
+      const { rows } =
+        after === undefined
+          ? await sql.query<AuditCheckpointRow>(
+              'SELECT * FROM audit_checkpoints WHERE chain = $1 ORDER BY seq, time LIMIT $2',
+              [chain, auditReadLimit(limit)],
+            )
+          : await sql.query<AuditCheckpointRow>(
+              'SELECT * FROM audit_checkpoints WHERE chain = $1 AND (seq, time) > ($2, $3) ORDER BY seq, time LIMIT $4',
+              [chain, after.seq, after.time, auditReadLimit(limit)],
+            );
+      return rows.map(auditCheckpointFromRow);
+    });
+  }
+
+  latestCheckpoint(chain: string): Promise<AuditCheckpoint | undefined> {
+    return this.run.read(async (sql) => {
+      const { rows } = await sql.query<AuditCheckpointRow>(
+        'SELECT * FROM audit_checkpoints WHERE chain = $1 ORDER BY seq DESC, time DESC LIMIT 1',
+        [chain],
+      );
+      return rows[0] === undefined ? undefined : auditCheckpointFromRow(rows[0]);
     });
   }
 

@@ -11,6 +11,7 @@ import { chainRecord, emptyHead, type ChainHead } from '../../audit/chain';
 import type { AuditCheckpoint } from '../../audit/checkpoint';
 import {
   type AuditChainInfo,
+  type AuditCheckpointCursor,
   type AuditPage,
   type AuditQuery,
   type ServerKeyHistory,
@@ -125,6 +126,28 @@ export class SqliteAudit {
         .prepare('SELECT * FROM audit_checkpoints WHERE chain = ? ORDER BY seq, time')
         .all(chain) as AuditCheckpointRow[]
     ).map(auditCheckpointFromRow);
+  }
+
+  readCheckpoints(chain: string, after: AuditCheckpointCursor | undefined, limit: number): AuditCheckpoint[] {
+    // The primary key (chain, seq, time) orders the page and finds where the last one ended.
+    const rows =
+      after === undefined
+        ? this.db
+            .prepare('SELECT * FROM audit_checkpoints WHERE chain = ? ORDER BY seq, time LIMIT ?')
+            .all(chain, auditReadLimit(limit))
+        : this.db
+            .prepare(
+              'SELECT * FROM audit_checkpoints WHERE chain = ? AND (seq, time) > (?, ?) ORDER BY seq, time LIMIT ?',
+            )
+            .all(chain, after.seq, after.time, auditReadLimit(limit));
+    return (rows as AuditCheckpointRow[]).map(auditCheckpointFromRow);
+  }
+
+  latestCheckpoint(chain: string): AuditCheckpoint | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM audit_checkpoints WHERE chain = ? ORDER BY seq DESC, time DESC LIMIT 1')
+      .get(chain) as AuditCheckpointRow | undefined;
+    return row === undefined ? undefined : auditCheckpointFromRow(row);
   }
 
   readRecords(

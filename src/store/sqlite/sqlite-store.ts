@@ -129,6 +129,8 @@ export class SqliteStore extends AsyncOps implements Store {
       head: (chain) => guard(() => audit.head(chain)),
       addCheckpoint: (c) => guard(() => audit.addCheckpoint(c)),
       checkpoints: (chain) => guard(() => audit.checkpoints(chain)),
+      readCheckpoints: (chain, after, limit) => guard(() => audit.readCheckpoints(chain, after, limit)),
+      latestCheckpoint: (chain) => guard(() => audit.latestCheckpoint(chain)),
       readRecords: (chain, afterSeq, limit) => guard(() => audit.readRecords(chain, afterSeq, limit)),
       readStoredRecords: (chain, after, limit) => guard(() => audit.readStoredRecords(chain, after, limit)),
       query: (q) => guard(() => audit.query(q)),

@@ -360,6 +360,71 @@ describe('audit: a database writer cannot rewrite the trail unseen', function ()
     }
   });
 
+  it('verify --server finds a record inserted between two, and records cut off the end with their checkpoint kept', async () => {
+    const { s } = await serverWithHistory(files);
+    const socket = ['--socket', s.config.adminSocketPath];
+    const verify = async (): Promise<CliResult> => lanyard(['audit', 'verify', '--server', ...socket]);
+    try {
+      const chain = s.running.audit.chain;
+      expectExit(await verify(), EXIT_OK); // signs the head: the last checkpoint covers the last record
+      withDb(s, (db) =>
+        db.exec(`CREATE TABLE pristine AS SELECT * FROM audit_records WHERE chain = '${chain}'`),
+      );
+      const restore = (): void =>
+        withDb(s, (db) =>
+          db.transaction(() => {
+            db.prepare('DELETE FROM audit_records WHERE chain = ?').run(chain);
+            db.exec('INSERT INTO audit_records SELECT * FROM pristine');
+          })(),
+        );
+      const rows = withDb(
+        s,
+        (db) =>
+          db.prepare('SELECT seq, body, hash FROM audit_records WHERE chain = ? ORDER BY seq').all(chain) as {
+            seq: number;
+            body: string;
+            hash: string;
+          }[],
+      );
+      const last = rows[rows.length - 1]!.seq;
+
+      // A record that links to record 4, slipped in before the real record 5 (the rest moved up one place).
+      withDb(s, (db) =>
+        db.transaction(() => {
+          for (const r of [...rows].reverse().filter((r) => r.seq >= 5)) {
+            db.prepare('UPDATE audit_records SET seq = ? WHERE chain = ? AND seq = ?').run(
+              r.seq + 1,
+              chain,
+              r.seq,
+            );
+          }
+          const four = parseRecord({ ...(JSON.parse(rows[3]!.body) as object), hash: rows[3]!.hash });
+          const body = { ...four, seq: 5, prevHash: four.hash, principal: 'mallory' };
+          const forged: AuditRecord = { ...body, hash: recordHash(body) };
+          db.prepare(
+            'INSERT INTO audit_records (chain, seq, time, event, body, hash) VALUES (?, ?, ?, ?, ?, ?)',
+          ).run(chain, 5, forged.time, forged.event, recordBody(forged), forged.hash);
+        })(),
+      );
+      const inserted = expectExit(await verify(), EXIT_REJECTED).stdout;
+      assert.match(inserted, /BROKEN at 5: inserted/);
+      restore();
+      expectExit(await verify(), EXIT_OK);
+
+      // The last three records deleted, the checkpoint over the last one kept: the export still carries it.
+      withDb(s, (db) =>
+        db.prepare('DELETE FROM audit_records WHERE chain = ? AND seq > ?').run(chain, last - 3),
+      );
+      const cut = expectExit(await verify(), EXIT_REJECTED).stdout;
+      assert.match(cut, new RegExp(`BROKEN at ${last - 2}: truncated`));
+      restore();
+      expectExit(await verify(), EXIT_OK);
+    } finally {
+      await s.stop();
+      fs.rmSync(s.dir, { recursive: true, force: true });
+    }
+  });
+
   it('kill -9, restart: the server signs its head at start-up and verify --server passes', async () => {
     const dir = tempDataDir();
     const socketPath = path.join(dir, 'admin.sock');

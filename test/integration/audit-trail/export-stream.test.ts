@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { nextRecord } from '../../../src/audit/chain';
+import { nextRecord, recordLine } from '../../../src/audit/chain';
+import { signCheckpoint } from '../../../src/audit/checkpoint';
+import { ErrorCode, isLanyardError } from '../../../src/errors';
 import { EXIT_OK, EXIT_REJECTED } from '../../../src/cli/exit-codes';
 import { AuditAdminClient } from '../../../src/server/audit/client';
 import { startTestServer, type TestServer } from '../../support/test-server';
@@ -134,6 +136,100 @@ describe('lanyard audit export and verify over a chain of many pages', function 
       EXIT_REJECTED,
     );
     assert.match(c.stdout, /BROKEN at 2000: truncated/);
+  });
+
+  it('reads checkpoints a page at a time: thousands of them export and verify, none read all at once', async () => {
+    // A checkpoint over every seeded record, signed with the server's own audit key (as its timer and every
+    // export sign them), then counted as the export and `verify --server` read them.
+    const key = s.running.audit.key;
+    const { records } = await s.running.store.audit.readRecords(chain, 0, SEEDED);
+    const time = new Date().toISOString();
+    for (const r of records) {
+      await s.running.store.audit.addCheckpoint(
+        signCheckpoint({ chain, seq: r.seq, hash: r.hash }, key, new Date(time)),
+      );
+    }
+    const audit = s.running.store.audit;
+    const calls = { all: 0, pages: [] as number[] };
+    const { checkpoints, readCheckpoints } = audit;
+    audit.checkpoints = (c) => {
+      calls.all++;
+      return checkpoints(c);
+    };
+    audit.readCheckpoints = async (c, after, limit) => {
+      const page = await readCheckpoints(c, after, limit);
+      calls.pages.push(page.length);
+      return page;
+    };
+    try {
+      const server = expectExit(await lanyard(['audit', 'verify', '--server', '--json', ...socket]), EXIT_OK);
+      const [own] = JSON.parse(server.stdout) as { ok: boolean; checkpoints: number; records: number }[];
+      assert.equal(own?.ok, true);
+      assert.ok(own!.checkpoints > SEEDED, `${own!.checkpoints} checkpoints`);
+      assert.equal(calls.all, 0, 'neither the export nor the head reads every checkpoint');
+      assert.ok(calls.pages.length >= 3, `${calls.pages.length} pages`);
+      assert.ok(Math.max(...calls.pages) <= 1_000, `pages of ${calls.pages.join(', ')}`);
+    } finally {
+      audit.checkpoints = checkpoints;
+      audit.readCheckpoints = readCheckpoints;
+    }
+  });
+
+  it('a record over 4 MiB (an entry update recording changed fields in full) exports in pieces and verifies', async () => {
+    // Longer than gRPC's 4 MiB message limit, written by the server's own recorder; multi-byte characters.
+    const value = (c: string): string => `${c}€`.repeat(250_000);
+    const big = await s.running.audit.record({
+      event: 'entry.update',
+      decision: 'allow',
+      actor: 'admin-socket',
+      subject: 'e-big',
+      changes: ['a', 'b', 'c', 'd'].map((c) => ({
+        field: `f${c}`,
+        before: value(c),
+        after: value(c.toUpperCase()),
+      })),
+    });
+    const out = path.join(files, 'big.jsonl');
+    expectExit(await lanyard(['audit', 'export', '--out', out, ...socket]), EXIT_OK);
+    const lines = fs.readFileSync(out, 'utf8').trimEnd().split('\n');
+    const at = lines.findIndex((l) => l.includes(`"seq":${big.seq},`) && l.includes('"record"'));
+    assert.ok(at > 0, 'the big record is in the export');
+    assert.ok(Buffer.byteLength(lines[at]!) > 6 * 1024 * 1024, `${Buffer.byteLength(lines[at]!)} bytes`);
+    assert.equal(lines[at], recordLine(big), 'exported byte for byte');
+    expectExit(await lanyard(['audit', 'verify', '--file', out, '--bundle', bundleFile]), EXIT_OK);
+    expectExit(await lanyard(['audit', 'verify', '--server', ...socket]), EXIT_OK);
+
+    // One character of it changed: found where it is.
+    const edited = [...lines];
+    edited[at] = edited[at]!.replace('"before":"a€a€', '"before":"a€b€');
+    assert.notEqual(edited[at], lines[at]);
+    const editedFile = path.join(files, 'big-edited.jsonl');
+    fs.writeFileSync(editedFile, `${edited.join('\n')}\n`);
+    const e = expectExit(
+      await lanyard(['audit', 'verify', '--file', editedFile, '--bundle', bundleFile]),
+      EXIT_REJECTED,
+    );
+    assert.match(e.stdout, new RegExp(`BROKEN at ${big.seq}: edited`));
+
+    // A client whose bound is below the record refuses it with a typed error, not a transport one.
+    const small = new AuditAdminClient(s.config.adminSocketPath, { maxExportLineBytes: 1024 * 1024 });
+    try {
+      await assert.rejects(
+        (async () => {
+          for await (const _batch of small.exportLines()) {
+            // read on
+          }
+        })(),
+        (err: unknown) => {
+          assert.ok(isLanyardError(err), String(err));
+          assert.equal(err.code, ErrorCode.AUDIT_RECORD_INVALID);
+          assert.match(err.message, /longer than 1048576 bytes/);
+          return true;
+        },
+      );
+    } finally {
+      small.close();
+    }
   });
 
   it('refuses to export over an existing file, and leaves it as it was', async () => {

@@ -63,6 +63,13 @@ export interface ExportAuditRequest {
 export interface ExportAuditResponse {
   /** JSON lines without their newlines; the first line of the first message is the header. */
   lines: string[];
+  /**
+   * A piece of one line too long for a message of its own (more than 1 MiB): a message carries either `lines`
+   * or a piece. The line's UTF-8 bytes are the pieces of consecutive messages concatenated, up to and
+   * including the first piece whose `line_continues` is false; it comes after every line sent before it.
+   */
+  linePiece: Buffer;
+  lineContinues: boolean;
 }
 
 export interface GetAuditHeadRequest {
@@ -601,13 +608,19 @@ export const ExportAuditRequest: MessageFns<ExportAuditRequest> = {
 };
 
 function createBaseExportAuditResponse(): ExportAuditResponse {
-  return { lines: [] };
+  return { lines: [], linePiece: Buffer.alloc(0), lineContinues: false };
 }
 
 export const ExportAuditResponse: MessageFns<ExportAuditResponse> = {
   encode(message: ExportAuditResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.lines) {
       writer.uint32(10).string(v!);
+    }
+    if (message.linePiece.length !== 0) {
+      writer.uint32(18).bytes(message.linePiece);
+    }
+    if (message.lineContinues !== false) {
+      writer.uint32(24).bool(message.lineContinues);
     }
     return writer;
   },
@@ -633,6 +646,22 @@ export const ExportAuditResponse: MessageFns<ExportAuditResponse> = {
             message.lines.push(reader.string());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.linePiece = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lineContinues = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -646,13 +675,31 @@ export const ExportAuditResponse: MessageFns<ExportAuditResponse> = {
   },
 
   fromJSON(object: any): ExportAuditResponse {
-    return { lines: globalThis.Array.isArray(object?.lines) ? object.lines.map((e: any) => globalThis.String(e)) : [] };
+    return {
+      lines: globalThis.Array.isArray(object?.lines) ? object.lines.map((e: any) => globalThis.String(e)) : [],
+      linePiece: isSet(object.linePiece)
+        ? Buffer.from(bytesFromBase64(object.linePiece))
+        : isSet(object.line_piece)
+        ? Buffer.from(bytesFromBase64(object.line_piece))
+        : Buffer.alloc(0),
+      lineContinues: isSet(object.lineContinues)
+        ? globalThis.Boolean(object.lineContinues)
+        : isSet(object.line_continues)
+        ? globalThis.Boolean(object.line_continues)
+        : false,
+    };
   },
 
   toJSON(message: ExportAuditResponse): unknown {
     const obj: any = {};
     if (message.lines?.length) {
       obj.lines = message.lines;
+    }
+    if (message.linePiece.length !== 0) {
+      obj.linePiece = base64FromBytes(message.linePiece);
+    }
+    if (message.lineContinues !== false) {
+      obj.lineContinues = message.lineContinues;
     }
     return obj;
   },
@@ -663,6 +710,8 @@ export const ExportAuditResponse: MessageFns<ExportAuditResponse> = {
   fromPartial<I extends Exact<DeepPartial<ExportAuditResponse>, I>>(object: I): ExportAuditResponse {
     const message = createBaseExportAuditResponse();
     message.lines = object.lines?.map((e) => e) || [];
+    message.linePiece = object.linePiece ?? Buffer.alloc(0);
+    message.lineContinues = object.lineContinues ?? false;
     return message;
   },
 };
