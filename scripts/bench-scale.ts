@@ -46,6 +46,8 @@ import { CRL_DEFAULTS } from '../src/server/revocation/crl-publisher';
 import { RevocationCache } from '../src/verify';
 import Database from 'better-sqlite3';
 import { parseRecord } from '../src/audit/record';
+import { AuditSigningKey } from '../src/audit/audit-key';
+import { AUDIT_KEY_FILE } from '../src/server/audit/recorder';
 import { buildTrace } from '../src/audit/trace';
 import { AuditAdminClient } from '../src/server/audit/client';
 import { SqliteEntries } from '../src/store/sqlite/entries';
@@ -671,7 +673,8 @@ async function auditPart(s: ServerUnderBench): Promise<void> {
       const [, seedMs] = await timed(async () =>
         seedAuditRecords(file, chain, size - seeded, seeded, {
           every: STREAM_CHECKPOINT_EVERY,
-          key: s.running.audit.key,
+          // The server's own signing key, read from its data dir (0600) as the server reads it.
+          key: AuditSigningKey.loadOrCreate(path.join(s.dataDir, AUDIT_KEY_FILE)),
         }),
       );
       seeded = size;
