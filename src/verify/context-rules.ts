@@ -24,6 +24,11 @@ export interface ContextRuleOptions {
    * source). Without it, a link from another trust domain is never proven and is refused.
    */
   verifyParentChain?: ParentChainVerifier;
+  /**
+   * Makes verifyParentChain when a link carries a parent chain, for callers that would otherwise build a closure
+   * on every call (verifyX509Svid). Ignored when verifyParentChain is given.
+   */
+  parentChainVerifier?: () => ParentChainVerifier;
 }
 
 /** The hop a binding delegates to: the next link's parent, or finally the leaf itself. */
@@ -96,14 +101,18 @@ export function verifiedAgentContext(
   // it is checked afresh every time (its link signatures stay cached).
   if (known !== undefined && known.context.version === AGENT_CONTEXT_VERSION) {
     checkDepth(known.context.delegation.length, options);
-    checkLeafHop(known.context, { ...leafHop, scopes: known.context.scopes }, known);
+    leafHop.scopes = known.context.scopes;
+    checkLeafHop(known.context, leafHop, known);
     return known.context;
   }
   const context = decodeAgentContext(ext.value);
   checkAttribution(context, leafId.trustDomain);
   const hashes = checkDelegationChain(context, { ...leafHop, scopes: context.scopes }, options);
+  let verifyParent = options.verifyParentChain;
   context.delegation.forEach((link, i) => {
-    if (link.parentChain !== undefined) checkParentChain(context, i, hashes, options.verifyParentChain);
+    if (link.parentChain === undefined) return;
+    verifyParent ??= options.parentChainVerifier?.();
+    checkParentChain(context, i, hashes, verifyParent);
   });
   const view = readOnlyContext(context);
   if (context.version === AGENT_CONTEXT_VERSION) {
@@ -366,8 +375,11 @@ function widening(
   parentScopes: readonly string[],
   parentNotAfter: Date,
 ): ((child: string, parent: string) => SvidVerificationError) | undefined {
-  const extra = childScopes.filter((s) => !parentScopes.includes(s));
-  if (extra.length > 0) {
+  // No array is made while every scope narrows: this runs for every hop of every new leaf.
+  let narrows = true;
+  for (let i = 0; i < childScopes.length && narrows; i++) narrows = parentScopes.includes(childScopes[i]!);
+  if (!narrows) {
+    const extra = childScopes.filter((s) => !parentScopes.includes(s));
     return (child, parent) =>
       reject(
         ErrorCode.SCOPE_ESCALATION,
