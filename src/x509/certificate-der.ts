@@ -493,7 +493,9 @@ function readExtensions(der: Uint8Array, seq: Tlv, out: CertificateFields): void
  * caller owns it) rather than copies.
  */
 export function readExtensionList(der: Uint8Array, seq: Tlv, view = false): ParsedExtension[] {
-  const seen = new Set<string>();
+  // A certificate carries a handful of extensions: they are compared with the ones before them, and a set is
+  // made only for a long list (so that a crafted one costs linear time, not quadratic).
+  let seen: Set<string> | undefined;
   const out: ParsedExtension[] = [];
   for (const extTlv of readChildren(der, seq)) {
     const parts = readChildren(der, expectTag(extTlv, TAG_SEQUENCE, 'Extension'));
@@ -512,11 +514,12 @@ export function readExtensionList(der: Uint8Array, seq: Tlv, view = false): Pars
         ? parts[k]!
         : expectTag(parts[k], TAG_OCTET_STRING, `extension ${oid} extnValue`);
     if (parts.length !== k + 1) throw new DerFramingError(`extension ${oid} has extra elements`);
-    if (seen.has(oid)) {
+    if (out.length === DUPLICATE_SCAN_LIMIT) seen = new Set(out.map((e) => e.oid));
+    if (seen !== undefined ? seen.has(oid) : out.some((e) => e.oid === oid)) {
       // RFC 5280 §4.2: a certificate MUST NOT include more than one instance of an extension.
       throw new DerFramingError(`duplicate extension ${oid}`);
     }
-    seen.add(oid);
+    seen?.add(oid);
     const value = view
       ? der.subarray(valueTlv.contentStart, valueTlv.end)
       : der.slice(valueTlv.contentStart, valueTlv.end);
@@ -524,6 +527,9 @@ export function readExtensionList(der: Uint8Array, seq: Tlv, view = false): Pars
   }
   return out;
 }
+
+/** Up to this many extensions, a new one is compared with each before it. */
+const DUPLICATE_SCAN_LIMIT = 16;
 
 function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields): void {
   switch (oid) {
@@ -568,8 +574,14 @@ function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields
       if (names.length === 0) throw new DerFramingError('GeneralNames is empty (SIZE (1..MAX))');
       out.subjectAltNames = names;
       out.sanCount = names.length;
-      out.uriSans = names.flatMap((g) => (g.kind === 'uri' ? [g.value] : []));
-      out.dnsSans = names.flatMap((g) => (g.kind === 'dns' ? [g.value] : []));
+      const uris: string[] = [];
+      const dns: string[] = [];
+      for (const g of names) {
+        if (g.kind === 'uri') uris.push(g.value);
+        else if (g.kind === 'dns') dns.push(g.value);
+      }
+      out.uriSans = uris;
+      out.dnsSans = dns;
       return;
     }
     case OID_SUBJECT_KEY_ID: {

@@ -1021,6 +1021,29 @@ describe('ParsedCertificate parsing', function () {
         /duplicate extension 1\.2\.3\.4/,
       ],
       [
+        // Past 16 extensions duplicates are found through a set rather than by comparing with each before.
+        'a duplicate after 20 distinct extensions',
+        () =>
+          certDer({
+            extensions: [
+              ...Array.from({ length: 20 }, (_, i) => ext(`1.2.3.${i}`, t(0x05))),
+              ext('1.2.3.4', t(0x05)),
+            ],
+          }),
+        /duplicate extension 1\.2\.3\.4/,
+      ],
+      [
+        'a duplicate of the 17th extension, the first one added to the set',
+        () =>
+          certDer({
+            extensions: [
+              ...Array.from({ length: 17 }, (_, i) => ext(`1.2.3.${i}`, t(0x05))),
+              ext('1.2.3.16', t(0x05)),
+            ],
+          }),
+        /duplicate extension 1\.2\.3\.16/,
+      ],
+      [
         'an explicit critical FALSE (the DEFAULT)',
         () => certDer({ extensions: [ext('1.2.3.4', t(0x05), t(0x01, bytes(0)))] }),
         /critical FALSE/,
