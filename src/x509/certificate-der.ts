@@ -189,14 +189,14 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   const serial = readIntegerBytes(der, expectTag(fields[i++], TAG_INTEGER, 'serialNumber')).slice();
   const tbsSignatureAlgorithm = readAlgorithmIdentifier(der, fields[i++], 'tbsCertificate.signature', true);
   const issuerTlv = fields[i++];
-  checkName(der, issuerTlv, 'issuer');
+  checkCertificateName(der, issuerTlv, 'issuer');
   const validity = readChildren(der, expectTag(fields[i++], TAG_SEQUENCE, 'validity'));
   if (validity.length !== 2)
     throw new DerFramingError(`validity has ${validity.length} elements, expected 2`);
   const notBefore = readTime(der, validity[0]!, 'notBefore');
   const notAfter = readTime(der, validity[1]!, 'notAfter');
   const subjectTlv = fields[i++];
-  checkName(der, subjectTlv, 'subject');
+  checkCertificateName(der, subjectTlv, 'subject');
   const spkiTlv = expectTag(fields[i++], TAG_SEQUENCE, 'subjectPublicKeyInfo');
   const spkiParts = readChildren(der, spkiTlv);
   if (spkiParts.length !== 2)
@@ -330,6 +330,34 @@ export function checkName(der: Uint8Array, tlv: Tlv | undefined, what: string): 
       checkAnyValue(der, value, `${what} attribute value`);
     }
   }
+}
+
+/**
+ * checkName for a certificate's issuer or subject, skipped for the exact bytes of a name that passed it lately: a
+ * new leaf names the same issuer as the last one (its CA's subject) and often the same subject. checkName is a
+ * function of the bytes alone, so equal bytes pass again; anything else is checked.
+ */
+function checkCertificateName(der: Uint8Array, tlv: Tlv | undefined, what: string): void {
+  if (tlv !== undefined && tlv.tag === TAG_SEQUENCE) {
+    for (const known of passedNames) if (sameRange(known, der, tlv.start, tlv.end)) return;
+  }
+  checkName(der, tlv, what);
+  if (tlv!.end - tlv!.start <= MAX_PASSED_NAME_BYTES) {
+    passedNames[nextPassedName] = der.slice(tlv!.start, tlv!.end);
+    nextPassedName = (nextPassedName + 1) % PASSED_NAMES;
+  }
+}
+
+/** Private copies of the last names that passed checkName, in a ring. */
+const PASSED_NAMES = 4;
+const MAX_PASSED_NAME_BYTES = 256;
+const passedNames: Uint8Array[] = [];
+let nextPassedName = 0;
+
+function sameRange(known: Uint8Array, der: Uint8Array, start: number, end: number): boolean {
+  if (known.length !== end - start) return false;
+  for (let i = 0; i < known.length; i++) if (known[i] !== der[start + i]) return false;
+  return true;
 }
 
 const NAME_VALUE_TAGS: ReadonlySet<number> = new Set([
