@@ -24,10 +24,11 @@ export interface ContextRuleOptions {
    * source). Without it, a link from another trust domain is never proven and is refused.
    */
   verifyParentChain?: ParentChainVerifier;
-  /**
-   * Makes verifyParentChain when a link carries a parent chain, for callers that would otherwise build a closure
-   * on every call (verifyX509Svid). Ignored when verifyParentChain is given.
-   */
+}
+
+/** What verifyX509Svid passes: verifyParentChain made only when a link carries a parent chain. */
+export interface VerifiedContextOptions extends ContextRuleOptions {
+  /** Makes verifyParentChain on first need (a closure per call costs every new leaf); ignored when it is given. */
   parentChainVerifier?: () => ParentChainVerifier;
 }
 
@@ -83,7 +84,7 @@ export function verifyAgentContext(
 export function verifiedAgentContext(
   leaf: ParsedCertificate,
   leafId: SpiffeId,
-  options: ContextRuleOptions = {},
+  options: VerifiedContextOptions = {},
 ): Readonly<AgentContext> | undefined {
   const oid = resolveAgentContextOid(options.agentContextOid);
   const ext = agentContextExtension(leaf, oid);
