@@ -78,6 +78,8 @@ export class VerificationCache {
   private readonly signatures: Lru<true>;
   private readonly links: Lru<true>;
   private readonly certificates: Lru<ParsedCertificate, number>;
+  /** Hints of leaves verified once and not kept yet (see rememberLeaf). */
+  private readonly seenLeaves: Lru<true, number>;
   private readonly contexts: Lru<ContextEntry, number>;
   /** Whole answers of verifyX509Svid; bundle, time and revocation are checked again on every hit. */
   readonly chains: VerifiedChainMemo<VerifyX509SvidResult> | undefined;
@@ -93,6 +95,7 @@ export class VerificationCache {
     this.signatures = new Lru(max);
     this.links = new Lru(max);
     this.certificates = new Lru(max);
+    this.seenLeaves = new Lru(max);
     this.contexts = new Lru(max);
     this.chains = options.chains === false ? undefined : new VerifiedChainMemo(max);
   }
@@ -137,6 +140,26 @@ export class VerificationCache {
   rememberCertificate(cert: ParsedCertificate): void {
     const key = chainMemoHint([cert.der], '');
     if (this.certificates.peek(key) !== cert) this.certificates.set(key, cert);
+  }
+
+  /**
+   * Remember the leaf of a chain that verified, the second time it verifies: the first time only its lookup hint
+   * is noted. A renewed leaf is verified once and dropped; keeping every such leaf among the certificates (up to
+   * maxEntries of them) kept it alive long enough to be copied into V8's old generation, a garbage-collection
+   * cost for each new leaf. A leaf presented again (a peer reconnecting with the same SVID) is kept from then
+   * on. The hint is only a hint: a different leaf with the same hint is admitted one verification early, never
+   * answered for another's bytes (certificate() compares every byte).
+   */
+  rememberLeaf(cert: ParsedCertificate): void {
+    const key = chainMemoHint([cert.der], '');
+    const known = this.certificates.peek(key);
+    if (known === cert) return;
+    if (known !== undefined || this.seenLeaves.peek(key) !== undefined) {
+      this.seenLeaves.delete(key);
+      this.certificates.set(key, cert);
+    } else {
+      this.seenLeaves.set(key, true);
+    }
   }
 
   /**
@@ -201,6 +224,7 @@ export class VerificationCache {
     this.signatures.clear();
     this.links.clear();
     this.certificates.clear();
+    this.seenLeaves.clear();
     this.contexts.clear();
     this.chains?.clear();
   }

@@ -26,6 +26,12 @@ export interface ContextRuleOptions {
   verifyParentChain?: ParentChainVerifier;
 }
 
+/** What verifyX509Svid passes: verifyParentChain made only when a link carries a parent chain. */
+export interface VerifiedContextOptions extends ContextRuleOptions {
+  /** Makes verifyParentChain on first need (a closure per call costs every new leaf); ignored when it is given. */
+  parentChainVerifier?: () => ParentChainVerifier;
+}
+
 /** The hop a binding delegates to: the next link's parent, or finally the leaf itself. */
 interface Hop {
   /** The link's index, or 'leaf'; names the hop in a refusal (hopName). */
@@ -78,7 +84,7 @@ export function verifyAgentContext(
 export function verifiedAgentContext(
   leaf: ParsedCertificate,
   leafId: SpiffeId,
-  options: ContextRuleOptions = {},
+  options: VerifiedContextOptions = {},
 ): Readonly<AgentContext> | undefined {
   const oid = resolveAgentContextOid(options.agentContextOid);
   const ext = agentContextExtension(leaf, oid);
@@ -96,14 +102,18 @@ export function verifiedAgentContext(
   // it is checked afresh every time (its link signatures stay cached).
   if (known !== undefined && known.context.version === AGENT_CONTEXT_VERSION) {
     checkDepth(known.context.delegation.length, options);
-    checkLeafHop(known.context, { ...leafHop, scopes: known.context.scopes }, known);
+    leafHop.scopes = known.context.scopes;
+    checkLeafHop(known.context, leafHop, known);
     return known.context;
   }
   const context = decodeAgentContext(ext.value);
   checkAttribution(context, leafId.trustDomain);
   const hashes = checkDelegationChain(context, { ...leafHop, scopes: context.scopes }, options);
+  let verifyParent = options.verifyParentChain;
   context.delegation.forEach((link, i) => {
-    if (link.parentChain !== undefined) checkParentChain(context, i, hashes, options.verifyParentChain);
+    if (link.parentChain === undefined) return;
+    verifyParent ??= options.parentChainVerifier?.();
+    checkParentChain(context, i, hashes, verifyParent);
   });
   const view = readOnlyContext(context);
   if (context.version === AGENT_CONTEXT_VERSION) {
@@ -366,8 +376,11 @@ function widening(
   parentScopes: readonly string[],
   parentNotAfter: Date,
 ): ((child: string, parent: string) => SvidVerificationError) | undefined {
-  const extra = childScopes.filter((s) => !parentScopes.includes(s));
-  if (extra.length > 0) {
+  // No array is made while every scope narrows: this runs for every hop of every new leaf.
+  let narrows = true;
+  for (let i = 0; i < childScopes.length && narrows; i++) narrows = parentScopes.includes(childScopes[i]!);
+  if (!narrows) {
+    const extra = childScopes.filter((s) => !parentScopes.includes(s));
     return (child, parent) =>
       reject(
         ErrorCode.SCOPE_ESCALATION,

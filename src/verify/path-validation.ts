@@ -71,9 +71,7 @@ export function validateCertPath(
 
   const anchors = trustAnchors(roots);
   // The leaf is compared by its bytes: a new leaf's SHA-256 is never needed to verify it.
-  const intermediates = uniqueByHash(leafAndIntermediates.slice(1)).filter(
-    (c) => !anchors.hashes.has(c.sha256Hex) && !sameCertificate(c, leaf),
-  );
+  const intermediates = presentedIntermediates(leafAndIntermediates, anchors);
   const search = new PathSearch(anchors.unique, intermediates, at, maxDepth, options.cache);
   const path = search.run(leaf);
   if (path !== undefined) {
@@ -265,6 +263,30 @@ function inPath(path: readonly ParsedCertificate[], cert: ParsedCertificate): bo
 /** The same certificate: the same object, or the same DER (what equal SHA-256 hashes stand for). */
 function sameCertificate(a: ParsedCertificate, b: ParsedCertificate): boolean {
   return a === b || (a.der.length === b.der.length && bytesEqual(a.der, b.der));
+}
+
+/**
+ * The presented certificates after the leaf that may serve as intermediates: each once (by hash), neither a
+ * trust anchor nor the leaf itself. One intermediate, the common case, needs no set.
+ */
+function presentedIntermediates(
+  presented: readonly ParsedCertificate[],
+  anchors: TrustAnchors,
+): ParsedCertificate[] {
+  const leaf = presented[0]!;
+  const out: ParsedCertificate[] = [];
+  let seen: Set<string> | undefined;
+  for (let i = 1; i < presented.length; i++) {
+    const c = presented[i]!;
+    const hash = c.sha256Hex;
+    if (presented.length > 2) {
+      seen ??= new Set();
+      if (seen.has(hash)) continue;
+      seen.add(hash);
+    }
+    if (!anchors.hashes.has(hash) && !sameCertificate(c, leaf)) out.push(c);
+  }
+  return out;
 }
 
 function uniqueByHash(certs: readonly ParsedCertificate[]): ParsedCertificate[] {

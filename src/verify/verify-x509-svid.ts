@@ -15,7 +15,8 @@ import { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } from '../x509/agent
 import { AgentContext } from '../x509/agent-context/types';
 import { defaultVerificationCache, VerificationCache } from './cache';
 import { verifiedAgentContext } from './context-rules';
-import { MAX_PRESENTED_CERTIFICATES, validateCertPath } from './path-validation';
+import { MAX_PRESENTED_CERTIFICATES, type PathValidationOptions, validateCertPath } from './path-validation';
+import type { ParentChainVerifier } from './parent-chain';
 import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../svid/rules';
 
@@ -89,7 +90,7 @@ export function verifyX509Svid(
   const certs = toCertificates(chain, cache);
   const leaf = certs[0]!;
 
-  const id = spiffeIdOfLeaf(leaf);
+  const id = leafSpiffeId(leaf);
   if (options.trustDomain !== undefined) {
     const allowed =
       options.trustDomain instanceof TrustDomain
@@ -110,11 +111,8 @@ export function verifyX509Svid(
 
   let path: readonly ParsedCertificate[];
   try {
-    path = validateCertPath(certs, bundle.x509Authorities, {
-      at,
-      ...(options.maxPathDepth !== undefined ? { maxDepth: options.maxPathDepth } : {}),
-      ...(cache !== undefined ? { cache } : {}),
-    }).path;
+    const pathOptions: PathValidationOptions = { at, maxDepth: options.maxPathDepth, cache };
+    path = validateCertPath(certs, bundle.x509Authorities, pathOptions).path;
   } catch (e) {
     if (e instanceof PathValidationError && e.certIndex === 0 && e.code === ErrorCode.CERT_EXPIRED) {
       throw new SvidExpiredError(`X509-SVID ${id.toString()}: ${e.message}`, {
@@ -126,22 +124,21 @@ export function verifyX509Svid(
 
   checkSvidLeaf(leaf);
   const context = verifiedAgentContext(leaf, id, {
-    ...(options.maxDelegationDepth !== undefined ? { maxDelegationDepth: options.maxDelegationDepth } : {}),
-    ...(cache !== undefined ? { cache } : {}),
+    maxDelegationDepth: options.maxDelegationDepth,
+    cache,
     agentContextOid,
-    // A link from another trust domain is proven by its parent's SVID, verified here as an SVID of that domain
-    // with that domain's bundle, at the same instant and under the same rules (its own context included). The
-    // recursion is bounded: a parent's chain holds only the links before its own.
-    verifyParentChain: (parentChain, trustDomain) => {
-      // Revocation is the caller's question about the whole chain: its query names every link's session.
-      const { revocation: _asked, ...rest } = options;
-      const parent = verifyX509Svid(parentChain, bundleSource, { ...rest, at, trustDomain });
-      return { id: parent.id, leaf: parent.chain[0]!, context: parent.context };
-    },
+    // Made only when a link carries a parent chain: a closure per call costs every new leaf.
+    parentChainVerifier: () => parentChainVerifier(bundleSource, options, at),
   });
 
-  const query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
-  if (options.revocation !== undefined) checkRevocation(options.revocation, query, id);
+  // The question is built only when someone asks it: the caller's checker now, or the memo on later hits.
+  const remember =
+    memo !== undefined && ders !== undefined && (context === undefined || context.version === 1);
+  let query: RevocationQuery | undefined;
+  if (options.revocation !== undefined || remember) {
+    query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
+    if (options.revocation !== undefined) checkRevocation(options.revocation, query, id);
+  }
 
   // The context is a read-only view (frozen, bytes and dates copied on each read, read-only-context.ts): it
   // serves this caller, every memo hit and every renewed leaf carrying the same context bytes.
@@ -151,13 +148,46 @@ export function verifyX509Svid(
     chain: Object.freeze([...path]),
   });
   if (cache !== undefined) {
-    for (const c of path) cache.rememberCertificate(c);
+    // The CAs are kept for the next leaf under them; the leaf only when it comes again (see rememberLeaf): a
+    // renewed leaf is seen once, and keeping it would only carry it into the old generation before it is dropped.
+    for (let i = 1; i < path.length; i++) cache.rememberCertificate(path[i]!);
+    cache.rememberLeaf(leaf);
     // A cross-domain context also rests on other domains' bundles, which the memo does not track.
-    if (memo !== undefined && ders !== undefined && (context === undefined || context.version === 1)) {
-      memo.remember(ders, optionsKey, bundle, path, verified, query);
-    }
+    if (remember && query !== undefined) memo.remember(ders, optionsKey, bundle, path, verified, query);
   }
   return verified;
+}
+
+/**
+ * A link from another trust domain is proven by its parent's SVID, verified as an SVID of that domain with that
+ * domain's bundle, at the same instant and under the same rules (its own context included). The recursion is
+ * bounded: a parent's chain holds only the links before its own.
+ */
+function parentChainVerifier(
+  bundleSource: X509BundleSource,
+  options: VerifyX509SvidOptions,
+  at: Date,
+): ParentChainVerifier {
+  return (parentChain, trustDomain) => {
+    // Revocation is the caller's question about the whole chain: its query names every link's session.
+    const { revocation: _asked, ...rest } = options;
+    const parent = verifyX509Svid(parentChain, bundleSource, { ...rest, at, trustDomain });
+    return { id: parent.id, leaf: parent.chain[0]!, context: parent.context };
+  };
+}
+
+/**
+ * The last leaf ID read, kept: SpiffeId is immutable and equal strings parse to equal IDs, so a renewed leaf of
+ * the same workload is not parsed again. Any other leaf goes through every rule of spiffeIdOfLeaf.
+ */
+let lastLeafId: SpiffeId | undefined;
+
+function leafSpiffeId(leaf: ParsedCertificate): SpiffeId {
+  const uris = leaf.uriSans;
+  if (lastLeafId !== undefined && uris.length === 1 && uris[0] === lastLeafId.toString()) return lastLeafId;
+  const id = spiffeIdOfLeaf(leaf);
+  lastLeafId = id;
+  return id;
 }
 
 /** Throws RevokedError unless the checker answers exactly `false`; a checker that throws fails the call. */
@@ -255,8 +285,10 @@ function toCertificates(
   chain: readonly ParsedCertificate[] | readonly Uint8Array[],
   cache: VerificationCache | undefined,
 ): ParsedCertificate[] {
-  return (chain as readonly (ParsedCertificate | Uint8Array)[]).map((c) => {
-    if (c instanceof ParsedCertificate) return c;
-    return cache?.certificate(c) ?? ParsedCertificate.fromDer(c);
-  });
+  const out = new Array<ParsedCertificate>(chain.length);
+  for (let i = 0; i < chain.length; i++) {
+    const c = chain[i]!;
+    out[i] = c instanceof ParsedCertificate ? c : (cache?.certificate(c) ?? ParsedCertificate.fromDer(c));
+  }
+  return out;
 }

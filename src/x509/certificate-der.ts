@@ -189,14 +189,14 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   const serial = readIntegerBytes(der, expectTag(fields[i++], TAG_INTEGER, 'serialNumber')).slice();
   const tbsSignatureAlgorithm = readAlgorithmIdentifier(der, fields[i++], 'tbsCertificate.signature', true);
   const issuerTlv = fields[i++];
-  checkName(der, issuerTlv, 'issuer');
+  checkCertificateName(der, issuerTlv, 'issuer');
   const validity = readChildren(der, expectTag(fields[i++], TAG_SEQUENCE, 'validity'));
   if (validity.length !== 2)
     throw new DerFramingError(`validity has ${validity.length} elements, expected 2`);
   const notBefore = readTime(der, validity[0]!, 'notBefore');
   const notAfter = readTime(der, validity[1]!, 'notAfter');
   const subjectTlv = fields[i++];
-  checkName(der, subjectTlv, 'subject');
+  checkCertificateName(der, subjectTlv, 'subject');
   const spkiTlv = expectTag(fields[i++], TAG_SEQUENCE, 'subjectPublicKeyInfo');
   const spkiParts = readChildren(der, spkiTlv);
   if (spkiParts.length !== 2)
@@ -330,6 +330,34 @@ export function checkName(der: Uint8Array, tlv: Tlv | undefined, what: string): 
       checkAnyValue(der, value, `${what} attribute value`);
     }
   }
+}
+
+/**
+ * checkName for a certificate's issuer or subject, skipped for the exact bytes of a name that passed it lately: a
+ * new leaf names the same issuer as the last one (its CA's subject) and often the same subject. checkName is a
+ * function of the bytes alone, so equal bytes pass again; anything else is checked.
+ */
+function checkCertificateName(der: Uint8Array, tlv: Tlv | undefined, what: string): void {
+  if (tlv !== undefined && tlv.tag === TAG_SEQUENCE) {
+    for (const known of passedNames) if (sameRange(known, der, tlv.start, tlv.end)) return;
+  }
+  checkName(der, tlv, what);
+  if (tlv!.end - tlv!.start <= MAX_PASSED_NAME_BYTES) {
+    passedNames[nextPassedName] = der.slice(tlv!.start, tlv!.end);
+    nextPassedName = (nextPassedName + 1) % PASSED_NAMES;
+  }
+}
+
+/** Private copies of the last names that passed checkName, in a ring. */
+const PASSED_NAMES = 4;
+const MAX_PASSED_NAME_BYTES = 256;
+const passedNames: Uint8Array[] = [];
+let nextPassedName = 0;
+
+function sameRange(known: Uint8Array, der: Uint8Array, start: number, end: number): boolean {
+  if (known.length !== end - start) return false;
+  for (let i = 0; i < known.length; i++) if (known[i] !== der[start + i]) return false;
+  return true;
 }
 
 const NAME_VALUE_TAGS: ReadonlySet<number> = new Set([
@@ -493,7 +521,9 @@ function readExtensions(der: Uint8Array, seq: Tlv, out: CertificateFields): void
  * caller owns it) rather than copies.
  */
 export function readExtensionList(der: Uint8Array, seq: Tlv, view = false): ParsedExtension[] {
-  const seen = new Set<string>();
+  // A certificate carries a handful of extensions: they are compared with the ones before them, and a set is
+  // made only for a long list (so that a crafted one costs linear time, not quadratic).
+  let seen: Set<string> | undefined;
   const out: ParsedExtension[] = [];
   for (const extTlv of readChildren(der, seq)) {
     const parts = readChildren(der, expectTag(extTlv, TAG_SEQUENCE, 'Extension'));
@@ -512,11 +542,12 @@ export function readExtensionList(der: Uint8Array, seq: Tlv, view = false): Pars
         ? parts[k]!
         : expectTag(parts[k], TAG_OCTET_STRING, `extension ${oid} extnValue`);
     if (parts.length !== k + 1) throw new DerFramingError(`extension ${oid} has extra elements`);
-    if (seen.has(oid)) {
+    if (out.length === DUPLICATE_SCAN_LIMIT) seen = new Set(out.map((e) => e.oid));
+    if (seen !== undefined ? seen.has(oid) : out.some((e) => e.oid === oid)) {
       // RFC 5280 §4.2: a certificate MUST NOT include more than one instance of an extension.
       throw new DerFramingError(`duplicate extension ${oid}`);
     }
-    seen.add(oid);
+    seen?.add(oid);
     const value = view
       ? der.subarray(valueTlv.contentStart, valueTlv.end)
       : der.slice(valueTlv.contentStart, valueTlv.end);
@@ -524,6 +555,9 @@ export function readExtensionList(der: Uint8Array, seq: Tlv, view = false): Pars
   }
   return out;
 }
+
+/** Up to this many extensions, a new one is compared with each before it. */
+const DUPLICATE_SCAN_LIMIT = 16;
 
 function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields): void {
   switch (oid) {
@@ -568,8 +602,14 @@ function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields
       if (names.length === 0) throw new DerFramingError('GeneralNames is empty (SIZE (1..MAX))');
       out.subjectAltNames = names;
       out.sanCount = names.length;
-      out.uriSans = names.flatMap((g) => (g.kind === 'uri' ? [g.value] : []));
-      out.dnsSans = names.flatMap((g) => (g.kind === 'dns' ? [g.value] : []));
+      const uris: string[] = [];
+      const dns: string[] = [];
+      for (const g of names) {
+        if (g.kind === 'uri') uris.push(g.value);
+        else if (g.kind === 'dns') dns.push(g.value);
+      }
+      out.uriSans = uris;
+      out.dnsSans = dns;
       return;
     }
     case OID_SUBJECT_KEY_ID: {

@@ -131,7 +131,7 @@ export class ParsedCertificate {
     this.notAfter = f.notAfter;
     this.subjectDer = f.subject;
     this.issuerDer = f.issuer;
-    this.selfIssued = Buffer.from(f.subject).equals(f.issuer);
+    this.selfIssued = bytesEqual(f.subject, f.issuer);
     this.spkiDer = f.spki;
     this.subjectKeyId = f.subjectKeyId;
     this.authorityKeyId = f.authorityKeyId;
@@ -212,7 +212,7 @@ export class ParsedCertificate {
               ? 'P-384'
               : undefined;
       if (curve !== undefined && this.#spkiKey[0] === 0x04) {
-        if (!isUncompressedPointOnCurve(curve, this.#spkiKey)) {
+        if (!onCurve(curve, this.#spkiKey)) {
           throw new MalformedCertificateError(
             `the certificate's public key (algorithm ${OID_EC_PUBLIC_KEY}) cannot be read: the point is not on ${curve}`,
           );
@@ -388,6 +388,21 @@ function importPublicKey(
   }
 }
 
+/**
+ * The last point found on each curve, as a private copy. A renewed leaf often keeps its key (a delegated SVID
+ * does, src/client/server-x509-source.ts), and comparing 65 or 97 bytes costs far less than the curve equation.
+ * Only a point that passed is kept, so a different point, or the same point on the other curve, is checked.
+ */
+const lastOnCurve: { 'P-256'?: Uint8Array; 'P-384'?: Uint8Array } = {};
+
+function onCurve(curve: 'P-256' | 'P-384', point: Uint8Array): boolean {
+  const known = lastOnCurve[curve];
+  if (known !== undefined && bytesEqual(known, point)) return true;
+  if (!isUncompressedPointOnCurve(curve, point)) return false;
+  lastOnCurve[curve] = point.slice();
+  return true;
+}
+
 /** For the short fields compared here (algorithm identifiers, curve OIDs): no Buffer view is made. */
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -395,9 +410,12 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** A view, not a copy, for the hex encoder; then without leading zeros. */
 function serialToHex(bytes: Uint8Array): string {
-  const hex = Buffer.from(bytes).toString('hex').replace(/^0+/, '');
-  return hex === '' ? '0' : hex;
+  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  let i = 0;
+  while (i < hex.length - 1 && hex.charCodeAt(i) === 0x30) i++;
+  return i === 0 ? hex : hex.slice(i);
 }
 
 function errMsg(e: unknown): string {

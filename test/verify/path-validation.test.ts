@@ -419,6 +419,25 @@ describe('validateCertPath', () => {
           );
         }
       });
+
+      it(`refuses a ${curve} point off its curve right after the same key's valid point was accepted`, () => {
+        // describeKey remembers the last point found on each curve: only those exact bytes skip the equation.
+        const root = makeRoot(TD);
+        const key = newKey(alg);
+        const good = Buffer.from(key.publicKey.export({ type: 'spki', format: 'der' }));
+        const bad = Buffer.from(good);
+        bad[bad.length - 1]! ^= 0x01;
+        for (let round = 0; round < 2; round++) {
+          const accepted = makeLeaf(ID, root, { spkiDer: good });
+          validateCertPath([accepted.cert], [root.cert], { at });
+          assert.deepEqual(accepted.cert.describeKey(), { kind: 'ec', curve });
+          expectRefusal(
+            () => validateCertPath([makeLeaf(ID, root, { spkiDer: bad }).cert], [root.cert], { at }),
+            ErrorCode.UNSUPPORTED_KEY,
+            /not on/,
+          );
+        }
+      });
     }
   });
 

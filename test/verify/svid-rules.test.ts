@@ -44,6 +44,18 @@ describe('X509-SVID leaf rules', () => {
       expectRefusal(() => verifyLeaf({}, 'spiffe://Example.org/workload'), ErrorCode.SVID_INVALID);
       expectRefusal(() => verifyLeaf({}, 'spiffe://example.org/a/../b'), ErrorCode.SVID_INVALID);
     });
+    it('reads each leaf ID afresh after the last one was accepted (the verifier keeps the last ID read)', () => {
+      // Each refusal comes right after an accepted leaf, so the kept ID is the accepted one.
+      const after = (spec: Partial<CertSpec>, id: string): (() => unknown) => {
+        verifyLeaf({});
+        return () => verifyLeaf(spec, id);
+      };
+      expectRefusal(after({}, 'spiffe://example.org/workload/'), ErrorCode.SVID_INVALID, /not a valid/);
+      expectRefusal(after({}, 'spiffe://example.org'), ErrorCode.SVID_INVALID, /no path/);
+      expectRefusal(after({ uris: [ID, ID] }, ID), ErrorCode.SVID_INVALID, /it has 2/);
+      expectRefusal(after({ uris: [] }, ID), ErrorCode.SVID_INVALID, /it has 0/);
+      assert.equal(verifyLeaf({}, 'spiffe://example.org/other').id.toString(), 'spiffe://example.org/other');
+    });
     it('rejects the SPIFFE ID of a trust domain (no path) on a leaf', () => {
       expectRefusal(() => verifyLeaf({}, 'spiffe://example.org'), ErrorCode.SVID_INVALID, /no path/);
     });

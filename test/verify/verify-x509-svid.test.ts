@@ -250,7 +250,34 @@ describe('verifyX509Svid', () => {
       const second = cache.stats();
       assert.equal(second.signatures.hits, 2, 'int2->int and int->root come from the cache');
       assert.equal(second.signatures.misses, 2, 'the leaf signature is never looked up, only checked');
-      assert.equal(second.certificates.hits, 3, 'nothing is decoded again');
+      assert.equal(second.certificates.hits, 2, 'the CAs are not decoded again');
+      assert.equal(second.certificates.misses, 4, 'a leaf is kept from its second verification on');
+      verifyX509Svid(chain, bundle, { at, cache });
+      assert.equal(cache.stats().certificates.hits, 5, 'the third time nothing is decoded again');
+    });
+
+    it('keeps a leaf only once it is verified a second time, and never another leaf for its bytes', () => {
+      const cache = new VerificationCache({ chains: false });
+      const leaf = makeLeaf(ID, int);
+      verifyX509Svid([leaf.cert.der, int.cert.der], bundle, { at, cache });
+      assert.equal(cache.certificate(leaf.cert.der), undefined, 'a leaf seen once is not kept');
+      assert.equal(cache.stats().certificates.size, 2, 'the intermediate and the root are');
+      const second = verifyX509Svid([leaf.cert.der, int.cert.der], bundle, { at, cache }).chain[0]!;
+      assert.equal(cache.certificate(leaf.cert.der), second, 'kept after its second verification');
+      // Same length and last bytes (the lookup hint), one signature byte different: never answered from the
+      // kept leaf, and refused.
+      const near = new Uint8Array(leaf.cert.der);
+      near[near.length - 20] = near[near.length - 20]! ^ 0x01;
+      assert.equal(cache.certificate(near), undefined);
+      expectRefusal(
+        () => verifyX509Svid([near, int.cert.der], bundle, { at, cache }),
+        'ERR_SIGNATURE_INVALID',
+      );
+      // A refused leaf is never noted: verified twice after a refusal, it is kept only at the second success.
+      const other = makeLeaf(ID, int);
+      assert.throws(() => verifyX509Svid([other.cert.der, int.cert.der], bundle, { at: new Date(0), cache }));
+      verifyX509Svid([other.cert.der, int.cert.der], bundle, { at, cache });
+      assert.equal(cache.certificate(other.cert.der), undefined, 'one success is one sighting');
     });
 
     it('remembers nothing from a chain that was rejected', () => {

@@ -1021,6 +1021,29 @@ describe('ParsedCertificate parsing', function () {
         /duplicate extension 1\.2\.3\.4/,
       ],
       [
+        // Past 16 extensions duplicates are found through a set rather than by comparing with each before.
+        'a duplicate after 20 distinct extensions',
+        () =>
+          certDer({
+            extensions: [
+              ...Array.from({ length: 20 }, (_, i) => ext(`1.2.3.${i}`, t(0x05))),
+              ext('1.2.3.4', t(0x05)),
+            ],
+          }),
+        /duplicate extension 1\.2\.3\.4/,
+      ],
+      [
+        'a duplicate of the 17th extension, the first one added to the set',
+        () =>
+          certDer({
+            extensions: [
+              ...Array.from({ length: 17 }, (_, i) => ext(`1.2.3.${i}`, t(0x05))),
+              ext('1.2.3.16', t(0x05)),
+            ],
+          }),
+        /duplicate extension 1\.2\.3\.16/,
+      ],
+      [
         'an explicit critical FALSE (the DEFAULT)',
         () => certDer({ extensions: [ext('1.2.3.4', t(0x05), t(0x01, bytes(0)))] }),
         /critical FALSE/,
@@ -1476,6 +1499,24 @@ describe('ParsedCertificate parsing', function () {
     for (const [name, make, message] of cases) {
       it(name, () => assertMalformed(make(), message));
     }
+
+    it('checks every issuer and subject name that differs from one that passed a moment before', () => {
+      // The parser skips the name check only for the exact bytes of a name that passed lately (a new leaf names
+      // the same issuer as the last one): one byte more or different is checked again, as issuer or subject.
+      const name = (value: Uint8Array): Uint8Array =>
+        t(0x30, t(0x31, t(0x30, oidDer('2.5.4.3'), t(0x0c, value))));
+      const good = name(bytes(0x61, 0x61));
+      const bad = name(bytes(0x61, 0x80)); // the same length, invalid UTF-8
+      for (let round = 0; round < 2; round++) {
+        ParsedCertificate.fromDer(certDer({ issuer: good, subject: good }));
+        assertMalformed(certDer({ issuer: bad, subject: good }), /issuer attribute value: invalid contents/);
+        assertMalformed(certDer({ issuer: good, subject: bad }), /subject attribute value: invalid contents/);
+        assertMalformed(
+          certDer({ issuer: good, subject: name(bytes(0x61, 0x61, 0xff)) }),
+          /subject attribute value: invalid contents/,
+        );
+      }
+    });
 
     it('refuses what is not a Uint8Array', () => {
       for (const v of ['30 00', null, undefined, [0x30, 0x00], new ArrayBuffer(2)]) {
