@@ -1581,6 +1581,19 @@ describe('ParsedCertificate parsing', function () {
           // CERT_FUZZ_RUNS=40000 for a longer search (a few minutes for the five seeds).
           { numRuns: Number(process.env.CERT_FUZZ_RUNS ?? propertyRuns(400)) },
         );
+        // About one mutation in ten parses; the quick run's 40 draws miss them all a few times in a hundred, so
+        // the non-vacuity check draws on (bounded) rather than fail on a short run.
+        for (const ms of accepted > 0
+          ? []
+          : fc.sample(fc.array(mutation, { minLength: 1, maxLength: 3 }), 2_000)) {
+          try {
+            ParsedCertificate.fromDer(ms.reduce(mutate, der));
+            accepted++;
+            break;
+          } catch (e) {
+            if (!isMalformed(e)) throw e;
+          }
+        }
         assert.ok(accepted > 0, 'some mutations keep a parseable certificate');
       });
     }
