@@ -120,9 +120,13 @@ export function runClients(job: ClientsJob): Promise<ClientsResult> {
       else reject(new Error(`bench clients failed: ${m.error}`));
     });
     worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (code !== 0 && code !== 1) reject(new Error(`bench worker exited with ${code}`));
-    });
+    // A worker whose event loop drains while a call neither answered nor failed exits 0 without a message; the
+    // bench used to wait for that message forever (two runs stalled this way with every process idle).
+    worker.once('exit', (code) =>
+      reject(
+        new Error(`bench clients ended (exit ${code}) without a result: a call neither answered nor failed`),
+      ),
+    );
   });
 }
 
