@@ -120,8 +120,9 @@ export function runClients(job: ClientsJob): Promise<ClientsResult> {
       else reject(new Error(`bench clients failed: ${m.error}`));
     });
     worker.once('error', reject);
-    // A worker whose event loop drains while a call neither answered nor failed exits 0 without a message; the
-    // bench used to wait for that message forever (two runs stalled this way with every process idle).
+    // A worker that ends without posting (its loop drained with a call unsettled, or it died quietly) left the
+    // bench waiting for the message forever. Two runs stalled with every process idle, possibly this way; the
+    // cause is not known, so the run now fails saying what it saw.
     worker.once('exit', (code) =>
       reject(
         new Error(`bench clients ended (exit ${code}) without a result: a call neither answered nor failed`),
