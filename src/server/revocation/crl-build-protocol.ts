@@ -48,24 +48,27 @@ export interface CrlBuildMessage {
   delta?: CrlWorkerDelta;
 }
 
+export interface CrlBuildResult {
+  crls: { authorityId: string; der: Uint8Array }[];
+  revokedCount: number;
+  /** Serials the delta held (a serial may count twice). */
+  added: number;
+  /**
+   * The worker's bounded reads of the store for this build; 0 when it was handed a delta read on the server's
+   * thread (PostgreSQL); 1 for the inline builder (one read).
+   */
+  reads: number;
+  throughSequence: number;
+  /** Whether the list was read whole: asked for, or the builder had no list (a new worker). */
+  full: boolean;
+}
+
 export type CrlWorkerRequest = CrlBuildMessage;
 
 export type CrlWorkerReply =
   /** The build began (the worker took the message). */
   | { type: 'started'; id: number }
-  | {
-      type: 'built';
-      id: number;
-      crls: { authorityId: string; der: Uint8Array }[];
-      revokedCount: number;
-      added: number;
-      /** Reads of the store the build made (bounded reads; 0 when handed the delta). */
-      reads: number;
-      throughSequence: number;
-      /** Whether the list was read whole (asked for, or the worker had no list yet). */
-      full: boolean;
-      /** Time spent in the worker, milliseconds. */
-      durationMs: number;
-    }
+  /** The signed CRLs, with the time spent in the worker (milliseconds). */
+  | (CrlBuildResult & { type: 'built'; id: number; durationMs: number })
   /** `typed`: `code` is a LanyardErrorCode; else the thrown error's class name. */
   | { type: 'failed'; id: number; code: string; message: string; typed: boolean };

@@ -17,8 +17,10 @@ import type { CrlHeader } from '../../ca/crl';
 import { errorFromCode, InternalError, isLanyardErrorCode } from '../../errors';
 import { startWorkerScript } from '../../internal/worker-script';
 import type { Store } from '../../store/store';
-import type { CrlWorkerData, CrlWorkerReply, CrlWorkerRequest } from './crl-build-protocol';
+import type { CrlBuildResult, CrlWorkerData, CrlWorkerReply, CrlWorkerRequest } from './crl-build-protocol';
 import { applyAndSign, RevokedList, toColumns } from './revoked-list';
+
+export type { CrlBuildResult } from './crl-build-protocol';
 
 export interface CrlBuildRequest {
   /** Read the whole list again; else only the revocations after `after`. */
@@ -26,21 +28,6 @@ export interface CrlBuildRequest {
   after: number;
   header: CrlHeader;
   signers: readonly CrlSigner[];
-}
-
-export interface CrlBuildResult {
-  crls: { authorityId: string; der: Uint8Array }[];
-  revokedCount: number;
-  /** Serials the delta held (a serial may count twice). */
-  added: number;
-  /**
-   * The worker's bounded reads of the store for this build; 0 when it was handed a delta read on the server's
-   * thread (PostgreSQL); 1 for the inline builder (one read).
-   */
-  reads: number;
-  throughSequence: number;
-  /** Whether the list was read whole: asked for, or the builder had no list (a new worker). */
-  full: boolean;
 }
 
 export interface CrlBuilder {
