@@ -8,13 +8,19 @@ import type { SqliteSessions } from './sessions';
 
 export interface CallerReadTables {
   readonly entries: Pick<SqliteEntries, 'getEntry'>;
-  readonly sessions: Pick<SqliteSessions, 'getSession' | 'getRevocation'>;
+  readonly sessions: Pick<SqliteSessions, 'getSession'>;
 }
 
 type Reader = (tables: CallerReadTables, query: CallerQuery) => CallerRecords;
 
-/** One wrapped read transaction per connection: better-sqlite3 compiles its BEGIN and COMMIT once. */
-const readers = new WeakMap<Database.Database, Reader>();
+interface Connection {
+  read: Reader;
+  /** Whether the serial is revoked and the session stored, in one statement: no record decoded, nothing thrown. */
+  firstLook: Database.Statement<[string, string | null], { revoked: number; stored: number }>;
+  revoked: Database.Statement<[string], number | undefined>;
+}
+
+const connections = new WeakMap<Database.Database, Connection>();
 
 /**
  * Runs inside the store's connection lock. The deferred read transaction is the snapshot: another process that
@@ -25,28 +31,35 @@ export function readCallerSqlite(
   tables: CallerReadTables,
   query: CallerQuery,
 ): CallerRecords {
-  let reader = readers.get(db);
-  if (reader === undefined) {
-    reader = db.transaction(read);
-    readers.set(db, reader);
+  let c = connections.get(db);
+  if (c === undefined) {
+    const firstLook = db.prepare<[string, string | null], { revoked: number; stored: number }>(
+      `SELECT EXISTS (SELECT 1 FROM revocations WHERE kind = 'certificate' AND target_id = ?) AS revoked,
+              EXISTS (SELECT 1 FROM sessions WHERE id = ?) AS stored`,
+    );
+    const revoked = db
+      .prepare<[string], number>(`SELECT 1 FROM revocations WHERE kind = 'certificate' AND target_id = ?`)
+      .pluck();
+    c = { read: db.transaction((t: CallerReadTables, q: CallerQuery) => read(c!, t, q)), firstLook, revoked };
+    connections.set(db, c);
   }
-  return reader(tables, query);
+  return c.read(tables, query);
 }
 
-function read(tables: CallerReadTables, query: CallerQuery): CallerRecords {
-  const { sessions } = tables;
-  const revoked = (serial: string): boolean => sessions.getRevocation('certificate', serial) !== undefined;
+function read(c: Connection, tables: CallerReadTables, query: CallerQuery): CallerRecords {
+  const first = c.firstLook.get(query.serialHex, query.sessionId ?? null)!;
   const records: CallerRecords = {
-    certificateRevoked: revoked(query.serialHex),
+    certificateRevoked: first.revoked === 1,
     sessions: [],
     revokedSessionSerials: new Set(),
   };
-  if (query.sessionId !== undefined) {
-    const chain = sessionChain(sessions, query.sessionId, query.maxAncestors);
+  // A workload SVID's session id names no stored session: the common case reads no session at all.
+  if (first.stored === 1 && query.sessionId !== undefined) {
+    const chain = sessionChain(tables.sessions, query.sessionId, query.maxAncestors);
     const serials = new Set<string>();
     for (const s of chain) {
       for (const serial of [s.openerSerial, s.parentCertSerial]) {
-        if (serial !== undefined && revoked(serial)) serials.add(serial);
+        if (serial !== undefined && c.revoked.get(serial) !== undefined) serials.add(serial);
       }
     }
     records.sessions = chain;
