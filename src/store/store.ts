@@ -241,8 +241,40 @@ export interface Store extends StoreOps {
   sharedTransaction?<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
   /** Present with `sharedTransaction`: the shared transactions run so far and the calls they held. */
   groupCommitStats?(): GroupCommitStats;
+  /**
+   * What caller authentication needs of the store, read in one consistent snapshot (one statement, or one read
+   * transaction) and answered after one wait: see CallerQuery and CallerRecords. Reads only.
+   */
+  readCaller(query: CallerQuery): Promise<CallerRecords>;
   /** Waits for running calls, then closes. Later calls fail with ERR_STORE_CLOSED. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Which records a caller's SVID names: its serial, and (from its agent context) its session and entry. */
+export interface CallerQuery {
+  /** The client certificate's serial, lowercase hex. */
+  serialHex: string;
+  /** The session its agent context names; absent for an SVID without one (nothing else is then read). */
+  sessionId?: string;
+  /** The registration entry its agent context names. */
+  entryId?: string;
+  /** How many ancestors of the session to read at most (the walk's bound against a loop in a corrupt store). */
+  maxAncestors: number;
+}
+
+/** The records of a CallerQuery as they stood at one instant. The caller decides what they mean. */
+export interface CallerRecords {
+  /** The serial has a certificate revocation. */
+  certificateRevoked: boolean;
+  /**
+   * The stored session, then each one it was delegated from, nearest first: ends at a root, at a parent that is
+   * not stored, or after `maxAncestors` ancestors. Empty when the session is not stored.
+   */
+  sessions: SessionRecord[];
+  /** Of the serials these sessions hang on (openerSerial, parentCertSerial), those with a certificate revocation. */
+  revokedSessionSerials: ReadonlySet<string>;
+  /** The entry as stored now; undefined when there is none. */
+  entry?: Entry;
 }
 
 /** How well group commit groups: `calls / batches` is the calls per durable commit. */

@@ -204,7 +204,7 @@ async function attest(
         if (isAbandoned()) {
           throw new InvalidArgumentError('the attestation was abandoned');
         }
-        await audit?.record(tx, issued.signed.leaf.der, spentEvidence(result));
+        await audit?.record(tx, issued.signed.leaf, spentEvidence(result));
         return { issued };
       },
     );
@@ -216,7 +216,7 @@ async function attest(
     outcome = await issue(result, store);
     if (audit !== undefined) {
       const signed = outcome.signed;
-      await sharedTransaction(store, (tx) => audit.record(tx, signed.leaf.der));
+      await sharedTransaction(store, (tx) => audit.record(tx, signed.leaf));
     }
   }
   return {

@@ -13,7 +13,7 @@ import type { Logger } from '../../internal/logging';
 import { errorCodeOf } from './audited-service';
 import { lendAttestAudit } from './in-transaction';
 import type { AuditRecorder } from './recorder';
-import { svidFields } from './svid-fields';
+import { signedLeafFields, svidFields } from './svid-fields';
 
 type AttestCall = grpc.ServerDuplexStream<AttestRequest, AttestResponse>;
 
@@ -41,12 +41,13 @@ export function auditAttest(
     // Set once the handler wrote the allow record inside its own transaction (committed before it answers).
     let recordedInTransaction = false;
     lendAttestAudit(call, {
-      record: async (tx, leafDer, spent) => {
+      record: async (tx, leaf, spent) => {
+        // From the fields the leaf was signed with, as Renew's record: the same record as a parse of its DER.
         await recorder.recordIn(tx, {
           event: 'svid.attest',
           decision: 'allow',
           ...base(),
-          ...svidFields(leafDer),
+          ...signedLeafFields(leaf),
           ...(spent !== undefined && { reason: spent }),
         });
         recordedInTransaction = true;

@@ -7,6 +7,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { sharedTransaction, type Store, type StoreOps } from '../../store/store';
+import type { SignedLeaf } from '../../x509/profiles';
 
 export interface TransactionalAudit {
   /**
@@ -53,8 +54,8 @@ export function auditedSharedTransaction<R>(store: Store, fn: (tx: StoreOps) => 
 
 /** What the Attest stream's audit wrapper lends the handler to write the allow record inside its transaction. */
 export interface AttestTransactionalAudit {
-  /** Appends the allow record of the SVID `leafDer` through `tx`; `spent` names the evidence used up. */
-  record(tx: StoreOps, leafDer: Uint8Array, spent?: string): Promise<void>;
+  /** Appends the allow record of the SVID `leaf` through `tx`; `spent` names the evidence used up. */
+  record(tx: StoreOps, leaf: SignedLeaf, spent?: string): Promise<void>;
 }
 
 // A bidirectional stream's handler runs in event callbacks, outside any async context the wrapper could open,

@@ -18,7 +18,6 @@
  *
  * Session checks come before the kind check so that an ended session is named as ended whatever it called.
  */
-import { ifNotFound } from '../../internal/not-found';
 import type { CaManager } from '../../ca';
 import {
   AuthorizationError,
@@ -29,7 +28,7 @@ import {
   SessionExpiredError,
   SessionUnknownError,
 } from '../../errors';
-import type { StoreOps } from '../../store/store';
+import type { CallerRecords, Store } from '../../store/store';
 import type { Entry, SessionRecord } from '../../store/types';
 import type { VerifyX509SvidResult } from '../../verify';
 import type { ParsedCertificate } from '../../x509/certificate';
@@ -67,7 +66,7 @@ export type CallerOf<K extends CallerKind> = K extends 'session'
 
 export interface CallerDeps {
   ca: CaManager;
-  store: Pick<StoreOps, 'getEntry' | 'getSession' | 'getRevocation'>;
+  store: Pick<Store, 'readCaller'>;
 }
 
 /** Deepest ancestor walk: far above the delegation depth limit, so only a corrupt store loop reaches it. */
@@ -79,14 +78,20 @@ export async function resolveCaller<K extends CallerKind>(
   kind: K,
   now: Date,
 ): Promise<CallerOf<K>> {
-  const { store } = deps;
   const peer = verifyPeerSvid(call, deps.ca, now);
   const id = peer.id.toString();
   const leaf = peer.chain[0]!;
-  if ((await store.getRevocation('certificate', leaf.serialHex)) !== undefined) {
+  const context = peer.context;
+  // One read for every record the checks below consult, so they judge one state of the store (and the call waits
+  // for the store once, not once a record).
+  const records = await deps.store.readCaller({
+    serialHex: leaf.serialHex,
+    ...(context !== undefined && { sessionId: context.sessionId, entryId: context.agentId }),
+    maxAncestors: MAX_ANCESTORS,
+  });
+  if (records.certificateRevoked) {
     throw new RevokedError(`the client certificate of ${id} (serial ${leaf.serialHex}) is revoked`);
   }
-  const context = peer.context;
   if (context === undefined) {
     // The server's own SVID and SVIDs from elsewhere carry no context: nothing says which entry they are.
     throw new NoMatchingEntryError(
@@ -94,9 +99,9 @@ export async function resolveCaller<K extends CallerKind>(
     );
   }
 
-  const session = await callerSession(store, id, context, now);
+  const session = callerSession(records, id, context, now);
   checkKind(kind, id, session);
-  const entry = await currentEntry(store, context.agentId, id, now);
+  const entry = checkEntry(records.entry, context.agentId, id, now);
   if (kind === 'admin' && !entry.admin) {
     throw new AuthorizationError(
       `${id} is not an admin: its registration entry ${entry.id} lacks admin=true`,
@@ -111,19 +116,19 @@ export async function resolveCaller<K extends CallerKind>(
  * The live session of a session SVID, or undefined for a workload SVID. A workload SVID's session id has
  * the workload prefix and no stored session; anything else claims a task session, which must be stored.
  */
-async function callerSession(
-  store: CallerDeps['store'],
+function callerSession(
+  records: CallerRecords,
   id: string,
   context: Readonly<AgentContext>,
   now: Date,
-): Promise<SessionRecord | undefined> {
-  const stored = await findSession(store, context.sessionId);
+): SessionRecord | undefined {
+  const stored = records.sessions[0];
   const claimsSession =
     stored !== undefined ||
     context.delegation.length > 0 ||
     !context.sessionId.startsWith(WORKLOAD_SESSION_PREFIX);
   if (!claimsSession) return undefined;
-  if (stored === undefined) {
+  if (stored === undefined || stored.id !== context.sessionId) {
     throw new SessionUnknownError(
       `${id} presented the SVID of session ${context.sessionId.slice(0, 128)}, which this server does not know`,
     );
@@ -133,14 +138,16 @@ async function callerSession(
       `${id} presented an SVID naming session ${stored.id}, which belongs to ${stored.spiffeId} (entry ${stored.entryId})`,
     );
   }
-  await assertChainLive(store, stored, now);
+  assertChainLive(records, now);
   return stored;
 }
 
 /** The session and every one it descends from: live, and nothing it hangs on revoked. */
-async function assertChainLive(store: CallerDeps['store'], session: SessionRecord, now: Date): Promise<void> {
-  let s = session;
+function assertChainLive(records: CallerRecords, now: Date): void {
+  const { sessions: chain, revokedSessionSerials: revoked } = records;
+  const session = chain[0]!;
   for (let hops = 0; ; hops++) {
+    const s = chain[hops]!;
     assertLive(s, now);
     const what = s.id === session.id ? `session ${s.id}` : `session ${session.id} (under ${s.id})`;
     if (s.openerSerial === undefined) {
@@ -148,27 +155,24 @@ async function assertChainLive(store: CallerDeps['store'], session: SessionRecor
         `${what} was stored before this server recorded which SVID opened it: start a new session`,
       );
     }
-    if ((await store.getRevocation('certificate', s.openerSerial)) !== undefined) {
+    if (revoked.has(s.openerSerial)) {
       throw new RevokedError(`${what}: the SVID that opened it (serial ${s.openerSerial}) is revoked`);
     }
-    if (s.parentCertSerial !== undefined) {
-      if ((await store.getRevocation('certificate', s.parentCertSerial)) !== undefined) {
-        throw new RevokedError(
-          `${what}: the parent certificate it was delegated with (serial ${s.parentCertSerial}) is revoked`,
-        );
-      }
+    if (s.parentCertSerial !== undefined && revoked.has(s.parentCertSerial)) {
+      throw new RevokedError(
+        `${what}: the parent certificate it was delegated with (serial ${s.parentCertSerial}) is revoked`,
+      );
     }
     if (s.parentSessionId === undefined) return;
     if (hops >= MAX_ANCESTORS) {
       throw new SessionUnknownError(`${what}: no root within ${MAX_ANCESTORS} ancestors`);
     }
-    const parent = await findSession(store, s.parentSessionId);
-    if (parent === undefined) {
+    const parent = chain[hops + 1];
+    if (parent === undefined || parent.id !== s.parentSessionId) {
       throw new SessionUnknownError(
         `${what}: the session it was delegated from (${s.parentSessionId}) is no longer known`,
       );
     }
-    s = parent;
   }
 }
 
@@ -221,20 +225,12 @@ export function assertLive(session: SessionRecord, now: Date): void {
  * The entry an SVID was issued for, as it is now: deleting or expiring an entry, or pointing it at another
  * SPIFFE ID, is how an operator stops everything its SVIDs do at the server.
  */
-export async function currentEntry(
-  store: Pick<StoreOps, 'getEntry'>,
-  entryId: string,
-  spiffeId: string,
-  now: Date,
-): Promise<Entry> {
-  const entry = await ifNotFound(
-    () => store.getEntry(entryId),
-    () => {
-      throw new NoMatchingEntryError(
-        `the registration entry of ${spiffeId} (${entryId.slice(0, 128)}) was deleted: refused`,
-      );
-    },
-  );
+function checkEntry(entry: Entry | undefined, entryId: string, spiffeId: string, now: Date): Entry {
+  if (entry === undefined) {
+    throw new NoMatchingEntryError(
+      `the registration entry of ${spiffeId} (${entryId.slice(0, 128)}) was deleted: refused`,
+    );
+  }
   if (entry.spiffeId !== spiffeId) {
     throw new NoMatchingEntryError(
       `the registration entry ${entryId} now issues ${entry.spiffeId}, not ${spiffeId}: attest again`,
@@ -246,14 +242,4 @@ export async function currentEntry(
     );
   }
   return entry;
-}
-
-async function findSession(
-  store: Pick<StoreOps, 'getSession'>,
-  sessionId: string,
-): Promise<SessionRecord | undefined> {
-  return ifNotFound(
-    () => store.getSession(sessionId),
-    () => undefined,
-  );
 }

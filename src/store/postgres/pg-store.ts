@@ -5,10 +5,11 @@ import type { AuditStore } from '../../audit/log';
 import { InternalError, InvalidArgumentError, LanyardError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 import { CommitQueue, type CommitJob } from '../commit-queue';
-import type { GroupCommitStats, Store, StoreOps } from '../store';
+import type { CallerQuery, CallerRecords, GroupCommitStats, Store, StoreOps } from '../store';
 import type { BatchAuditHeads } from '../audit-batch';
 import { TableOps, type StoreTables, type TableCall } from '../table-ops';
 import { PgAudit } from './audit';
+import { readCallerPg } from './caller-read';
 import { PgCaState } from './ca-state';
 import { PgChangeListener } from './change-listener';
 import { PgEntries } from './entries';
@@ -202,6 +203,10 @@ export class PgStore extends TableOps implements Store {
         }),
       ),
     );
+  }
+
+  readCaller(query: CallerQuery): Promise<CallerRecords> {
+    return this.guard(() => readCallerPg(storeRunner(this.pool, this.writers), query));
   }
 
   sharedTransaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {

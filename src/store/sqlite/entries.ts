@@ -265,7 +265,7 @@ function notFound(id: string): NotFoundError {
   return new NotFoundError(`no entry with id ${JSON.stringify(id)}`);
 }
 
-const decodeEntry = rowDecoder<EntryRow>({
+export const decodeEntry = rowDecoder<EntryRow>({
   allowed_scopes: 'strings',
   allowed_delegates: 'strings',
   admin: 'bool',

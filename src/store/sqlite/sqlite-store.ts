@@ -6,10 +6,11 @@ import { InternalError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 import { BatchAuditHeads } from '../audit-batch';
 import { CommitQueue, type CommitJob } from '../commit-queue';
-import type { Store, StoreOps } from '../store';
+import type { CallerQuery, CallerRecords, Store, StoreOps } from '../store';
 import { TableOps, type StoreTables, type TableCall } from '../table-ops';
 import type { AuditStore } from '../../audit/log';
 import { SqliteAudit } from './audit';
+import { readCallerSqlite } from './caller-read';
 import { SqliteCaState } from './ca-state';
 import { SqliteEntries } from './entries';
 import { SqliteFederation } from './federation';
@@ -190,6 +191,10 @@ export class SqliteStore extends AsyncOps implements Store {
     // Outside the lock: the next transaction is written while this one's fsync runs.
     await this.wal.whenDurable(commit);
     return value;
+  }
+
+  readCaller(query: CallerQuery): Promise<CallerRecords> {
+    return this.exclusive(() => readCallerSqlite(this.db, this.sync, query));
   }
 
   sharedTransaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {

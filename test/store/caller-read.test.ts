@@ -1,0 +1,4 @@
+import { runCallerReadConformance } from './caller-read-conformance';
+import { sqliteHarness } from './harnesses';
+
+runCallerReadConformance('sqlite', sqliteHarness);
