@@ -87,6 +87,9 @@ function clients(setup: HopClientsSetup): (w: HopWindow) => Promise<HopWindowRes
   const source = new StaticX509Source(toX509Svid(setup.chainDer, createPrivateKey(setup.keyPem)), bundle);
   const plainContext = tls.createSecureContext({ key: setup.keyPem, cert: setup.certPem, ca: setup.caPem });
   const noHostName = (): undefined => undefined;
+  // Made once, as a client does: the authorizer is configuration. tlsClientOptions runs per connection, as a
+  // client following rotation calls it.
+  const authorize = authorizeId(setup.serviceId);
   const agents = new Map<number, https.Agent>();
   const agentFor = (port: number, concurrency: number): https.Agent => {
     let agent = agents.get(port);
@@ -108,7 +111,7 @@ function clients(setup: HopClientsSetup): (w: HopWindow) => Promise<HopWindowRes
       case 'plain-handshake':
         return () => handshake(w.port, { secureContext: plainContext, checkServerIdentity: noHostName });
       case 'lanyard-handshake':
-        return () => handshake(w.port, tlsClientOptions({ source, authorize: authorizeId(setup.serviceId) }));
+        return () => handshake(w.port, tlsClientOptions({ source, authorize }));
       case 'request': {
         const agent = agentFor(w.port, w.concurrency);
         return () => get(w.port, agent);

@@ -13,11 +13,14 @@
  * Servers run on this thread, clients in a worker thread (scripts/bench-hop-clients.ts), so the server thread's
  * own CPU time per operation is measured apart from the clients' (Linux schedstat). Each pair is warmed up, then
  * measured in `rounds` rounds; in a round the two sides take turns in `slices` short windows (which one goes first
- * alternates), so load that comes and goes falls on both alike. A ratio is taken within each round and the median
- * and the range over the rounds are printed. CPU per operation survives a
- * loaded machine better than rates do.
+ * alternates), so load that comes and goes falls on both alike. A ratio is taken within each round; the median
+ * over the rounds is printed with a distribution-free 95% confidence interval for it (order statistics: no
+ * assumption about how load skews a round), and the server CPU Lanyard adds per operation (the per-round
+ * difference, same interval). CPU per operation survives a loaded machine better than rates do; the interval
+ * says whether a run settles a target (with 7 rounds it is the whole range, with 21 it narrows).
  *
- *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--slices 5] [--concurrency 8]   (npm run bench runs it)
+ *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--slices 5] [--concurrency 8]
+ *                                [--pairs handshake,express,fastify]   (npm run bench runs it with the defaults)
  */
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -50,6 +53,22 @@ export interface HopBenchOptions {
   /** Turns per round: each side's time is split into this many slices, the two sides alternating. */
   slices: number;
   concurrency: number;
+  /** Which pairs to measure (default all three), e.g. only the handshake with more rounds. */
+  pairs: readonly HopPair[];
+}
+
+export type HopPair = 'handshake' | 'express' | 'fastify';
+const ALL_PAIRS: readonly HopPair[] = ['handshake', 'express', 'fastify'];
+
+function pairsFromArg(text: string | undefined): readonly HopPair[] {
+  if (text === undefined) return ALL_PAIRS;
+  const pairs = text.split(',').map((p) => p.trim());
+  for (const p of pairs) {
+    if (!(ALL_PAIRS as readonly string[]).includes(p)) {
+      throw new Error(`--pairs: unknown pair "${p}" (known: ${ALL_PAIRS.join(', ')})`);
+    }
+  }
+  return pairs as HopPair[];
 }
 
 export function hopOptionsFromArgv(argv = process.argv): HopBenchOptions {
@@ -62,6 +81,7 @@ export function hopOptionsFromArgv(argv = process.argv): HopBenchOptions {
     rounds: Math.max(1, Math.round(arg('--rounds', 7))),
     slices: Math.max(1, Math.round(arg('--slices', 5))),
     concurrency: arg('--concurrency', 8),
+    pairs: pairsFromArg(argv.includes('--pairs') ? argv[argv.indexOf('--pairs') + 1] : undefined),
   };
 }
 
@@ -122,6 +142,28 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/**
+ * A distribution-free confidence interval for the median of `xs` (order statistics): the k-th smallest and k-th
+ * largest, with k the largest rank whose binomial tail P(Bin(n, 1/2) < k) is at most 2.5%. Coverage is at least
+ * 95% whatever the distribution; with fewer than 6 values no such k exists and the range is returned.
+ */
+export function medianInterval(xs: readonly number[]): { low: number; high: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  let k = 1;
+  let below = 0; // P(Bin(n, 1/2) <= j), accumulated
+  let term = Math.pow(0.5, n); // P(Bin = j)
+  for (let j = 0; j < n; j++) {
+    below += term;
+    // [x(k), x(n+1-k)] covers the median with probability 1 - 2 P(Bin <= k-1).
+    if (below > 0.025) break;
+    k = j + 1;
+    term = (term * (n - j)) / (j + 1);
+  }
+  k = Math.min(Math.max(1, k), Math.ceil(n / 2));
+  return { low: s[k - 1]!, high: s[n - k]! };
+}
+
 function fmtRate(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
 }
@@ -133,6 +175,8 @@ export interface PairResult {
   lanyard: Sample[];
   rateRatios: number[];
   serverCpuRatios: number[];
+  /** Server CPU per operation, Lanyard minus baseline, per round (µs). */
+  serverAddedUs: number[];
 }
 
 async function measurePair(
@@ -179,7 +223,14 @@ async function measurePair(
   const warm = Math.min(1, Math.max(0.3, options.seconds / 2));
   await window(base, warm, totals());
   await window(lanyard, warm, totals());
-  const result: PairResult = { name, base: [], lanyard: [], rateRatios: [], serverCpuRatios: [] };
+  const result: PairResult = {
+    name,
+    base: [],
+    lanyard: [],
+    rateRatios: [],
+    serverCpuRatios: [],
+    serverAddedUs: [],
+  };
   const slice = options.seconds / options.slices;
   for (let i = 0; i < options.rounds; i++) {
     // Within a round the two sides take turns in short slices, the first one alternating, so that the machine's
@@ -200,16 +251,20 @@ async function measurePair(
     result.base.push(bs);
     result.lanyard.push(ls);
     result.rateRatios.push(ls.rate / bs.rate);
-    if (bs.serverUs !== undefined && ls.serverUs !== undefined)
+    if (bs.serverUs !== undefined && ls.serverUs !== undefined) {
       result.serverCpuRatios.push(bs.serverUs / ls.serverUs);
+      result.serverAddedUs.push(ls.serverUs - bs.serverUs);
+    }
   }
   const out = (text: string): void => void process.stdout.write(`${text}\n`);
   const cpu = (ss: Sample[], k: 'serverUs' | 'clientUs'): string => {
     const xs = ss.map((s) => s[k]).filter((x): x is number => x !== undefined);
     return xs.length === 0 ? 'n/a' : `${Math.round(median(xs))} µs`;
   };
-  const range = (xs: number[]): string =>
-    `${median(xs).toFixed(2)}  (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  const range = (xs: number[], digits = 2): string => {
+    const ci = medianInterval(xs);
+    return `${median(xs).toFixed(digits)}  (95% CI ${ci.low.toFixed(digits)}–${ci.high.toFixed(digits)}; range ${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+  };
   out(`  ${name}`);
   for (const [side, ss] of [
     [base, result.base],
@@ -219,9 +274,10 @@ async function measurePair(
       `    ${side.name.padEnd(54)} ${fmtRate(median(ss.map((s) => s.rate))).padStart(8)} /s   server ${cpu(ss, 'serverUs').padStart(8)}/op   client ${cpu(ss, 'clientUs').padStart(8)}/op`,
     );
   }
-  out(`    ${'rate ratio, median (min–max) over rounds'.padEnd(54)} ${range(result.rateRatios)}`);
+  out(`    ${'rate ratio, median over rounds'.padEnd(54)} ${range(result.rateRatios)}`);
   if (result.serverCpuRatios.length > 0) {
     out(`    ${'server CPU ratio (baseline/op ÷ Lanyard/op)'.padEnd(54)} ${range(result.serverCpuRatios)}`);
+    out(`    ${'server CPU Lanyard adds per op, µs'.padEnd(54)} ${range(result.serverAddedUs, 0)}`);
   }
   return result;
 }
@@ -269,70 +325,80 @@ export async function runHopBench(options: HopBenchOptions): Promise<PairResult[
       });
   try {
     // 1. Handshakes: a new connection each time, no session resumption.
-    const plain = tls.createServer(plainServerOptions, (socket) => socket.end('x'));
-    const hop = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
-      socket.end('x'),
-    );
-    closers.push(closeServer(plain), closeServer(hop));
-    results.push(
-      await measurePair(
-        clients,
-        options,
-        'mutual-TLS handshakes',
-        { name: 'plain Node TLS, CA file, both sides', kind: 'plain-handshake', port: await listen(plain) },
-        {
-          name: 'Lanyard hop (verifier + authorizer) on both sides',
-          kind: 'lanyard-handshake',
-          port: await listen(hop),
-        },
-      ),
-    );
+    if (options.pairs.includes('handshake')) {
+      const plain = tls.createServer(plainServerOptions, (socket) => socket.end('x'));
+      const hop = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
+        socket.end('x'),
+      );
+      closers.push(closeServer(plain), closeServer(hop));
+      results.push(
+        await measurePair(
+          clients,
+          options,
+          'mutual-TLS handshakes',
+          { name: 'plain Node TLS, CA file, both sides', kind: 'plain-handshake', port: await listen(plain) },
+          {
+            name: 'Lanyard hop (verifier + authorizer) on both sides',
+            kind: 'lanyard-handshake',
+            port: await listen(hop),
+          },
+        ),
+      );
+    }
 
     // 2. express over https keep-alive connections.
-    const app = (guarded: boolean): express.Express => {
-      const a = express();
-      if (guarded) a.use(lanyardExpress({ source: serverSource, authorize: authorizeAny() }));
-      a.get('/docs/:id', (req, res) => {
-        res.json({ id: req.params.id, agent: req.agent?.spiffeId ?? null });
-      });
-      return a;
-    };
-    const bare = https.createServer(plainServerOptions, app(false));
-    const guarded = https.createServer(tlsServerOptions(serverSource), app(true));
-    followSource(guarded, serverSource);
-    closers.push(closeServer(bare), closeServer(guarded));
-    results.push(
-      await measurePair(
-        clients,
-        options,
-        'express requests (keep-alive)',
-        { name: 'express, plain Node https with a CA file', kind: 'request', port: await listen(bare) },
-        { name: 'express + lanyardExpress', kind: 'request', port: await listen(guarded) },
-      ),
-    );
+    if (options.pairs.includes('express')) {
+      const app = (guarded: boolean): express.Express => {
+        const a = express();
+        if (guarded) a.use(lanyardExpress({ source: serverSource, authorize: authorizeAny() }));
+        a.get('/docs/:id', (req, res) => {
+          res.json({ id: req.params.id, agent: req.agent?.spiffeId ?? null });
+        });
+        return a;
+      };
+      const bare = https.createServer(plainServerOptions, app(false));
+      const guarded = https.createServer(tlsServerOptions(serverSource), app(true));
+      followSource(guarded, serverSource);
+      closers.push(closeServer(bare), closeServer(guarded));
+      results.push(
+        await measurePair(
+          clients,
+          options,
+          'express requests (keep-alive)',
+          { name: 'express, plain Node https with a CA file', kind: 'request', port: await listen(bare) },
+          { name: 'express + lanyardExpress', kind: 'request', port: await listen(guarded) },
+        ),
+      );
+    }
 
     // 3. fastify over https keep-alive connections: the same route, with and without the plugin.
-    const fastifyApp = async (guarded: boolean): Promise<number> => {
-      const a = fastify({ https: guarded ? tlsServerOptions(serverSource) : plainServerOptions });
-      if (guarded) await a.register(lanyardFastify, { source: serverSource, authorize: authorizeAny() });
-      a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
-        id: req.params.id,
-        agent: req.agent?.spiffeId ?? null,
-      }));
-      await a.listen({ port: 0, host: '127.0.0.1' });
-      if (guarded) followSource(a.server as https.Server, serverSource);
-      closers.push(() => a.close());
-      return (a.server.address() as AddressInfo).port;
-    };
-    results.push(
-      await measurePair(
-        clients,
-        options,
-        'fastify requests (keep-alive)',
-        { name: 'fastify, plain Node https with a CA file', kind: 'request', port: await fastifyApp(false) },
-        { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp(true) },
-      ),
-    );
+    if (options.pairs.includes('fastify')) {
+      const fastifyApp = async (guarded: boolean): Promise<number> => {
+        const a = fastify({ https: guarded ? tlsServerOptions(serverSource) : plainServerOptions });
+        if (guarded) await a.register(lanyardFastify, { source: serverSource, authorize: authorizeAny() });
+        a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
+          id: req.params.id,
+          agent: req.agent?.spiffeId ?? null,
+        }));
+        await a.listen({ port: 0, host: '127.0.0.1' });
+        if (guarded) followSource(a.server as https.Server, serverSource);
+        closers.push(() => a.close());
+        return (a.server.address() as AddressInfo).port;
+      };
+      results.push(
+        await measurePair(
+          clients,
+          options,
+          'fastify requests (keep-alive)',
+          {
+            name: 'fastify, plain Node https with a CA file',
+            kind: 'request',
+            port: await fastifyApp(false),
+          },
+          { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp(true) },
+        ),
+      );
+    }
   } finally {
     await clients.close();
     await Promise.all(closers.map((c) => c()));

@@ -113,3 +113,39 @@ export function connectionChains(socket: TLSSocket, completion: ChainCompletion)
   }
   return connection.chains(completion);
 }
+
+/**
+ * The chains of a connection that is verified once, when its handshake ends (createHopTlsServer): the peer's
+ * leaf completed with the known intermediates, and the presented chain read only should that not verify.
+ * Nothing is kept for later requests, since there are none: no ConnectionChain, no verdict, no registry entry.
+ * Renegotiation is switched off here too, before the leaf is read.
+ */
+export function handshakeChains(socket: TLSSocket, completion: ChainCompletion): PeerChains {
+  socket.disableRenegotiation();
+  return new HandshakeChains(socket, completion);
+}
+
+class HandshakeChains implements PeerChains {
+  readonly chain: Uint8Array[];
+
+  constructor(
+    private readonly socket: TLSSocket,
+    private readonly completion: ChainCompletion,
+  ) {
+    // Null once the socket is gone: then there is no certificate to verify.
+    const raw = (socket.getPeerCertificate(false) as { raw?: Buffer } | null)?.raw;
+    this.chain =
+      raw === undefined || raw.length === 0
+        ? []
+        : withKnownIntermediates([new Uint8Array(raw)], completion.chainSource, completion.intermediates);
+  }
+
+  /** A method, not a closure: checkHopPeer calls it as `chains.presented()`, and only on a failed leaf. */
+  presented(): Uint8Array[] {
+    return withKnownIntermediates(
+      socketPeerChain(this.socket),
+      this.completion.chainSource,
+      this.completion.intermediates,
+    );
+  }
+}

@@ -107,6 +107,9 @@ class LivePeers {
 
 const registries = new WeakMap<object, LivePeers>();
 
+/** What trackLivePeer returns when nothing can notify: there is nothing to untrack, so no 'close' listener. */
+export const NOT_TRACKED = (): void => undefined;
+
 /**
  * Registers an accepted connection or stream: `close` runs (once) when the peer's SVID is revoked later.
  * Returns the function to call when the connection or stream ends by itself. A no-op without a notifying
@@ -119,7 +122,7 @@ export function trackLivePeer(
   close: (reason: LanyardError) => void,
 ): () => void {
   const checker = options.revocation;
-  if (checker === undefined || !isRevocationNotifier(checker)) return () => undefined;
+  if (checker === undefined || !isRevocationNotifier(checker)) return NOT_TRACKED;
   let registry = registries.get(checker);
   if (registry === undefined) registries.set(checker, (registry = new LivePeers(checker)));
   const query = revocationQueryOf(peer);

@@ -15,7 +15,7 @@ import type * as http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
-import type { X509BundleSource } from '../bundle';
+import type { X509Bundle, X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import type { X509Svid } from '../svid/x509-svid';
 import { SourceNotReadyError } from '../errors';
@@ -26,8 +26,8 @@ import { rootsPem } from '../client/certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { guardRequest, writeRefusal, type HttpGuard } from './http-guard';
 import { httpVerifyOptions } from './http-peer';
-import { connectionChains } from './connection-chain';
-import { trackLivePeer } from './live-peers';
+import { handshakeChains } from './connection-chain';
+import { NOT_TRACKED, trackLivePeer } from './live-peers';
 import {
   checkHopVerifyOptions,
   hopPeerOf,
@@ -56,6 +56,11 @@ export interface HopServerOptions extends Omit<HopVerifyOptions, 'bundles'>, Htt
 const peers = new WeakMap<object, HopPeer>();
 
 const TLS_REQUEST = Object.freeze({ transport: 'tls' as const });
+
+/** An 'error' listener shared by every connection (Node calls it with the socket as `this`). */
+function destroySocket(this: tls.TLSSocket): void {
+  this.destroy();
+}
 
 /**
  * The verified peer of a socket or request that a hop helper accepted; undefined for anything it did not
@@ -144,12 +149,12 @@ export function createHopTlsServer(
   followSource(server, options.source, options);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     // The peer is verified once per connection: a TLS 1.2 renegotiation must not swap its certificate later
-    // (connectionChains switches it off). Node reports an attempt as an 'error' and would carry on; the
+    // (handshakeChains switches it off). Node reports an attempt as an 'error' and would carry on; the
     // connection ends instead.
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     let checked: HopPeer | Promise<HopPeer>;
     try {
-      checked = checkHopPeer(connectionChains(socket, verify), verify, TLS_REQUEST);
+      checked = checkHopPeer(handshakeChains(socket, verify), verify, TLS_REQUEST);
     } catch {
       socket.destroy();
       return;
@@ -168,7 +173,7 @@ export function createHopTlsServer(
     peers.set(socket, peer);
     // Checked once per connection: a later revocation of the peer closes it (live-peers.ts).
     const untrack = trackLivePeer(verify, TLS_REQUEST, peer, () => socket.destroy());
-    socket.once('close', untrack);
+    if (untrack !== NOT_TRACKED) socket.once('close', untrack);
     listener(socket, peer);
   };
   // Handshake failures (a peer that aborts) have nothing to report to the application.
@@ -240,7 +245,7 @@ function hopClientOptions(
   onChain?: (chain: Uint8Array[]) => void,
 ): HopTlsClientOptions {
   const svid = options.source.getX509Svid();
-  const caPem = rootsPem(options.source, options.caTrustDomains);
+  const caPem = clientRootsPem(options.source, options.caTrustDomains);
   if (caPem === '') {
     throw new SourceNotReadyError('the source has no bundle to check the server against');
   }
@@ -264,6 +269,28 @@ function hopClientOptions(
       }
     },
   };
+}
+
+/**
+ * The PEM of each bundle object. A client encoded its own trust domain's roots on every call (a tenth of
+ * tlsClientOptions); a bundle never changes (the source hands out a new object when it does), so its PEM is
+ * made once. The same string each time also lets clientContext's look-up use its cached hash.
+ */
+const bundlePems = new WeakMap<X509Bundle, string>();
+
+function clientRootsPem(source: X509Source, caTrustDomains: readonly string[] | undefined): string {
+  // An explicit list (federation) is rare on a hot path: the shared function, as it was.
+  if (caTrustDomains !== undefined) return rootsPem(source, caTrustDomains);
+  let bundle: X509Bundle | undefined;
+  try {
+    bundle = source.getX509BundleForTrustDomain(source.getX509Svid().id.trustDomain);
+  } catch {
+    return '';
+  }
+  if (bundle === undefined) return '';
+  let pem = bundlePems.get(bundle);
+  if (pem === undefined) bundlePems.set(bundle, (pem = bundle.toPem()));
+  return pem;
 }
 
 /**

@@ -27,6 +27,38 @@ export interface OwnChainSource {
 }
 
 /**
+ * The intermediates of each own SVID object, as DER. A service completes a peer's chain with them on every
+ * handshake; an SVID object never changes (a rotation brings a new one), so they are taken out of it once.
+ */
+const ownIntermediates = new WeakMap<object, readonly Uint8Array[]>();
+
+function intermediatesOf(svid: { chain: readonly { der: Uint8Array }[] }): readonly Uint8Array[] {
+  let own = ownIntermediates.get(svid);
+  if (own === undefined) {
+    own = Object.freeze(svid.chain.slice(1).map((c) => c.der));
+    ownIntermediates.set(svid, own);
+  }
+  return own;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
+function appendMissing(out: Uint8Array[], ders: readonly Uint8Array[]): void {
+  for (const der of ders) {
+    let present = false;
+    for (const c of out) {
+      if (sameBytes(c, der)) {
+        present = true;
+        break;
+      }
+    }
+    if (!present) out.push(der);
+  }
+}
+
+/**
  * `chain` with the intermediates this service knows appended: those of its own SVID (same trust domain, same
  * CA) and `extra`. A resumed TLS session keeps only the peer's leaf, so without them a peer whose SVID an
  * intermediate signed would be refused as ERR_UNKNOWN_AUTHORITY on every resumption. Appending is safe: the
@@ -38,19 +70,17 @@ export function withKnownIntermediates(
   extra: readonly Uint8Array[] = [],
 ): Uint8Array[] {
   if (chain.length === 0) return [];
-  let own: readonly Uint8Array[] = [];
-  try {
-    own =
-      source
-        ?.getX509Svid()
-        .chain.slice(1)
-        .map((c) => c.der) ?? [];
-  } catch {
-    // Without a current SVID of its own the service still verifies peers that present their chain.
+  const out = chain.slice();
+  if (source !== undefined) {
+    let svid: { chain: readonly { der: Uint8Array }[] } | undefined;
+    try {
+      svid = source.getX509Svid();
+    } catch {
+      // Without a current SVID of its own the service still verifies peers that present their chain.
+      svid = undefined;
+    }
+    if (svid !== undefined) appendMissing(out, intermediatesOf(svid));
   }
-  const out = [...chain];
-  for (const der of [...own, ...extra]) {
-    if (!out.some((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength).equals(der))) out.push(der);
-  }
+  appendMissing(out, extra);
   return out;
 }

@@ -264,6 +264,43 @@ describe('hop: what is kept per connection and per SVID', function () {
     assert.equal(await talk(issueSvid(createPki(TD), sid('impostor'))), '');
   });
 
+  it('createHopTlsServer completes a leaf-only peer with its current SVID’s intermediates, also after a rotation', async () => {
+    // The service's own intermediates are taken out of each SVID object once: a rotation to an SVID under
+    // another intermediate must complete peers with the new one, and rotating back must stop doing so.
+    const first = issueSvid(pki, sid('api'));
+    const source = new StaticX509Source(toX509Svid(first.chain, first.key.privateKey), pki.bundle);
+    const denied: string[] = [];
+    const server = createHopTlsServer(
+      {
+        source,
+        authorize: authorizeAny(),
+        onDecision: (d) => {
+          if (d.decision === 'deny') denied.push(d.reason ?? '');
+        },
+      },
+      (socket, peer) => socket.end(peer.spiffeId),
+    );
+    const port = await listenLocal(server);
+    closers.push(
+      () => new Promise((r) => server.close(r)),
+      () => source.close(),
+    );
+    const underSibling = issueSvid(sibling, sid('sibling'));
+    // Only its leaf, as a client resuming a session presents it: the server must know the intermediate.
+    const leafOnly: Svid = { ...underSibling, chain: underSibling.chain.slice(0, 1) };
+    const talk = async (): Promise<string> => (await tlsExchange(port, leafOnly, roots)).reply;
+
+    assert.equal(await talk(), '', 'a leaf under an intermediate the service does not hold was accepted');
+    // Both intermediates have the same name: the leaf meets the wrong one's key.
+    assert.deepEqual(denied, [ErrorCode.SIGNATURE_INVALID]);
+    const rotated = issueSvid(sibling, sid('api'));
+    source.set(toX509Svid(rotated.chain, rotated.key.privateKey));
+    assert.equal(await talk(), sid('sibling'));
+    source.set(toX509Svid(first.chain, first.key.privateKey));
+    assert.equal(await talk(), '', 'the intermediate of a rotated-away SVID still completed the chain');
+    assert.deepEqual(denied, [ErrorCode.SIGNATURE_INVALID, ErrorCode.SIGNATURE_INVALID]);
+  });
+
   it('tlsClientOptions reuses its secure context but never a session, and a rotated SVID gets a new one', async () => {
     const serverSource = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
     const server = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
