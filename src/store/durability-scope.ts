@@ -38,7 +38,7 @@ export class DurabilityScope {
   /** Seals the scope and resolves once every commit noted is durable; rejects if one cannot be made so. */
   async settle(): Promise<void> {
     this.sealed = true;
-    await Promise.all([...this.seen].map(([log, commit]) => log.whenDurable(commit)));
+    for (const [log, commit] of this.seen) await log.whenDurable(commit);
   }
 }
 
