@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../internal/logging';
+import { answerWhenDurable } from './durable-answers';
 import { answerMalformedRequests } from './malformed-request';
 import { reflectedServiceNames, reflectionPackageDefinition } from './proto-descriptors';
 
@@ -123,7 +124,8 @@ export class LanyardServer {
       Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as const])),
     );
     for (const s of spec.services) {
-      const answering = answerMalformedRequests(s, logger);
+      // Outside every other wrapper but the metrics: the scope must hold every store read of the call.
+      const answering = answerWhenDurable(answerMalformedRequests(s, logger), logger);
       const wrapped = this.options.instrument?.(answering, spec.name) ?? answering;
       server.addService(wrapped.definition, wrapped.implementation);
     }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode } from '../../src/errors';
+import { DurabilityScope, runInDurabilityScope } from '../../src/store/durability-scope';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { fsyncOnThreadpool, type FsyncHook } from '../../src/store/sqlite/wal-fsync';
 import { FsyncGate, settled } from '../support/fsync-gate';
@@ -222,5 +223,151 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
       (await reopened.listEntries({ spiffeIdPrefix: `${ID}/` }, { pageSize: 100 })).entries.length,
       10,
     );
+  });
+});
+
+describe('SqliteStore durability inside a per-call scope: reads note, the answer waits', () => {
+  let dir: string;
+  let file: string;
+  const stores: SqliteStore[] = [];
+  const gates: FsyncGate[] = [];
+  const open = async (fsync?: FsyncHook): Promise<SqliteStore> => {
+    const s = await SqliteStore.open({ file, fsync });
+    stores.push(s);
+    return s;
+  };
+  /** A store whose fsyncs are held from the next one on, with one entry already durable. */
+  const heldStore = async (): Promise<{ store: SqliteStore; gate: FsyncGate; first: string }> => {
+    const gate = new FsyncGate({ holding: false });
+    gates.push(gate);
+    const store = await open(gate.hook);
+    const first = (await store.createEntry(newEntry({ spiffeId: `${ID}/durable` }))).id;
+    gate.hold();
+    return { store, gate, first };
+  };
+  /** Runs `fn` in a fresh scope; returns its result and the scope. */
+  const inScope = <T>(fn: () => Promise<T>): { result: Promise<T>; scope: DurabilityScope } => {
+    const scope = new DurabilityScope();
+    return { result: runInDurabilityScope(scope, fn), scope };
+  };
+  beforeEach(() => {
+    dir = tempDir('durable-scope');
+    file = path.join(dir, 'lanyard.db');
+  });
+  afterEach(async () => {
+    for (const g of gates.splice(0)) g.stopHolding();
+    for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+    removeDir(dir);
+  });
+
+  it('a read in a scope returns at once; the scope settles only after the fsync of every commit it saw', async () => {
+    const { store, gate, first } = await heldStore();
+    // Commit A: its fsync starts and is held.
+    const a = store.createEntry(newEntry({ spiffeId: `${ID}/a` }));
+    await gate.waitForStarts(2);
+    // Commit B, written during A's fsync: it needs the next one.
+    const b = store.createEntry(newEntry({ spiffeId: `${ID}/b` }));
+    for (let i = 0; i < 400 && committedEntries(file) < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(committedEntries(file), 3);
+
+    const { result, scope } = inScope(async () => {
+      const listed = await store.listEntries({ spiffeIdPrefix: `${ID}/` }, { pageSize: 10 });
+      const got = await store.getEntry(first);
+      return { listed: listed.entries.length, got: got.id };
+    });
+    assert.equal(await settled(result), true, 'a read in a scope waited for an fsync');
+    assert.deepEqual(await result, { listed: 3, got: first });
+    const answer = scope.settle();
+    assert.equal(await settled(answer), false, 'settled before the commits it saw were durable');
+
+    // A's fsync completes: A is durable, B (which the reads saw) is not yet.
+    gate.release();
+    await a;
+    await gate.waitForStarts(3);
+    assert.equal(await settled(answer), false, 'settled on an fsync that started before a commit it saw');
+    gate.release();
+    await answer;
+    await b;
+  });
+
+  it('outside a scope every read still waits for the commits it could have seen', async () => {
+    const { store, gate, first } = await heldStore();
+    const a = store.createEntry(newEntry({ spiffeId: `${ID}/a` }));
+    await gate.waitForStarts(2);
+    const read = store.getEntry(first);
+    // A failure is an answer too: "not found" waits like a row does.
+    const missing = store.getEntry('no-such-entry').then(
+      () => 'found',
+      (e: { code: string }) => e.code,
+    );
+    assert.equal(await settled(read), false, 'a read outside a scope answered before the fsync');
+    assert.equal(await settled(missing), false, 'a failed read answered before the fsync');
+    gate.release();
+    await Promise.all([a, read]);
+    assert.equal(await missing, ErrorCode.NOT_FOUND);
+  });
+
+  it('a read-only call in a scope waits for a commit still in flight that it saw; a failed read is noted too', async () => {
+    const { store, gate } = await heldStore();
+    const a = store.createEntry(newEntry({ spiffeId: `${ID}/a` }));
+    await gate.waitForStarts(2);
+    const { result, scope } = inScope(() =>
+      store.getEntry('no-such-entry').then(
+        () => 'found',
+        (e: { code: string }) => e.code,
+      ),
+    );
+    assert.equal(await result, ErrorCode.NOT_FOUND);
+    const answer = scope.settle();
+    assert.equal(await settled(answer), false, 'a refusal resting on a commit in flight was let out');
+    gate.release();
+    await Promise.all([a, answer]);
+  });
+
+  it('a write in a scope still waits for its own commit; a scope with nothing noted settles at once', async () => {
+    const { store, gate } = await heldStore();
+    const { result, scope } = inScope(() => store.createEntry(newEntry({ spiffeId: `${ID}/w` })));
+    await gate.waitForStarts(2);
+    assert.equal(await settled(result), false, 'a write in a scope answered before its fsync');
+    gate.release();
+    await result;
+    await scope.settle();
+    assert.equal(await settled(new DurabilityScope().settle()), true);
+  });
+
+  it('once settling, a scope is sealed: a read finishing later waits for itself', async () => {
+    const { store, gate, first } = await heldStore();
+    const a = store.createEntry(newEntry({ spiffeId: `${ID}/a` }));
+    await gate.waitForStarts(2);
+    const scope = new DurabilityScope();
+    const answer = scope.settle();
+    assert.equal(await settled(answer), true, 'nothing was noted');
+    // Detached work of a call already answered: nothing will wait for it but itself.
+    const late = runInDurabilityScope(scope, () => store.getEntry(first));
+    assert.equal(await settled(late), false, 'a read in a sealed scope did not wait');
+    gate.release();
+    await Promise.all([a, late]);
+  });
+
+  it('a failed fsync fails the scope of a call whose reads saw its commit', async () => {
+    let failNext = false;
+    const gate = new FsyncGate({ holding: false });
+    gates.push(gate);
+    const store = await open(async (fd) => {
+      const failing = failNext;
+      await gate.hook(fd);
+      if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    });
+    const first = (await store.createEntry(newEntry({ spiffeId: `${ID}/durable` }))).id;
+    failNext = true;
+    gate.hold();
+    const a = store.createEntry(newEntry({ spiffeId: `${ID}/a` }));
+    await gate.waitForStarts(2);
+    const { result, scope } = inScope(() => store.getEntry(first));
+    assert.equal((await result).id, first);
+    const answer = scope.settle();
+    gate.release();
+    await rejectsWithCode(answer, ErrorCode.INTERNAL);
+    await rejectsWithCode(a, ErrorCode.INTERNAL);
   });
 });

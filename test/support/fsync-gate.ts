@@ -10,7 +10,11 @@ export class FsyncGate {
   readonly started: number[] = [];
   private held: (() => void)[] = [];
   private onStart: (() => void)[] = [];
-  private holdingOn = true;
+  private holdingOn: boolean;
+
+  constructor(options: { holding?: boolean } = {}) {
+    this.holdingOn = options.holding ?? true;
+  }
 
   readonly hook: FsyncHook = (fd) => {
     this.started.push(fd);
@@ -30,6 +34,11 @@ export class FsyncGate {
 
   release(): void {
     for (const r of this.held.splice(0)) r();
+  }
+
+  /** Holds every later fsync again (after stopHolding, or a gate made with `holding: false`). */
+  hold(): void {
+    this.holdingOn = true;
   }
 
   /** Releases what it holds and lets every later fsync through. */

@@ -15,6 +15,7 @@ import { createCsr } from '../../src/x509/csr';
 import { verifyX509Svid } from '../../src/verify';
 import type { X509Bundle } from '../../src/bundle';
 import * as fs from 'node:fs';
+import type { StartOptions } from '../../src/server/run';
 import { startTestServer, tempDataDir, type TestServer } from './test-server';
 import { startPostgresCluster, type PostgresCluster } from './postgres-cluster';
 import {
@@ -240,9 +241,12 @@ export function serialOf(agent: Agent): string {
 /**
  * A real server for the enclosing describe block (started in `before`, stopped and its data dir removed in
  * `after`) and the mTLS public clients of its agents, closed with it. With `store: 'postgres'` its store is a
- * database on a throwaway PostgreSQL cluster (./postgres-cluster.ts), stopped after the server.
+ * database on a throwaway PostgreSQL cluster (./postgres-cluster.ts), stopped after the server; `openStore`
+ * opens the SQLite store instead of the server's default (to hold its fsync, say).
  */
-export function useServerWithClients(options: { store?: 'sqlite' | 'postgres' } = {}): {
+export function useServerWithClients(
+  options: { store?: 'sqlite' | 'postgres'; openStore?: StartOptions['openStore'] } = {},
+): {
   server: () => TestServer;
   connect: (agent: Agent) => PublicClients;
 } {
@@ -252,7 +256,10 @@ export function useServerWithClients(options: { store?: 'sqlite' | 'postgres' } 
   const closers: (() => void)[] = [];
   before(async function () {
     if (options.store !== 'postgres') {
-      s = await startTestServer({ dir });
+      s = await startTestServer({
+        dir,
+        ...(options.openStore !== undefined && { start: { openStore: options.openStore } }),
+      });
       return;
     }
     // Installing Debian's postgresql on a bare machine can take minutes; a present one starts in seconds.

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { InternalError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 import { BatchAuditHeads } from '../audit-batch';
+import { currentDurabilityScope } from '../durability-scope';
 import { CommitQueue, type CommitJob } from '../commit-queue';
 import type { CallerQuery, CallerRecords, Store, StoreOps } from '../store';
 import { TableOps, type StoreTables, type TableCall } from '../table-ops';
@@ -85,7 +86,9 @@ class AsyncOps extends TableOps {
  * file that makes them durable runs on libuv's threadpool (WalFsync) and the calls of that commit are answered
  * when it completes, while the server's thread goes on (the next commit can be written during that fsync; one
  * fsync covers every commit written before it started). A call that only reads is answered once every commit
- * written before it ran is durable, so no answer rests on rows a power loss could take back. A failed fsync
+ * written before it ran is durable, so no answer rests on rows a power loss could take back; inside a
+ * durability scope (../durability-scope.ts) the read notes that commit instead and the scope's opener waits for
+ * it once, before it answers (a gRPC call: server/durable-answers.ts). A failed fsync
  * fails every call it covered and every later call (the store is poisoned until reopened): fail closed. Why this
  * is as strong as synchronous=FULL against SQLite's WAL internals (restarts, checkpoints, the -wal being
  * truncated or deleted): docs/design/performance.md, "Renew: the durable commit off the server's thread".
@@ -355,7 +358,10 @@ export class SqliteStore extends AsyncOps implements Store {
 
   /**
    * Runs one operation under the connection lock, after any running transaction, and answers once what it
-   * wrote (or, for a read, every commit it could have seen) is durable.
+   * wrote (or, for a read, every commit it could have seen) is durable. Its outcome, a failure included (a
+   * "not found" is an answer too), waits the same way. A read inside a durability scope (durability-scope.ts)
+   * does not wait: it notes the commit in the scope, whose opener waits for it before answering. A write
+   * always waits for its own commit (what follows it may tell others about it).
    */
   private exclusive<T>(op: () => T | Promise<T>): Promise<T> {
     try {
@@ -365,21 +371,27 @@ export class SqliteStore extends AsyncOps implements Store {
       // A rejection, not a synchronous throw: callers of an async API expect one.
       return Promise.reject(e);
     }
+    // Taken now, in the caller's async context: the lock may hand the operation over from another's.
+    const scope = currentDurabilityScope();
     return this.mutex
       .run(async () => {
         this.assertOpen();
         const before = this.totalChanges.get() as number;
+        let outcome: { ok: true; value: T } | { ok: false; error: unknown };
         try {
-          return { value: await op(), commit: this.commitOf(before) };
+          outcome = { ok: true, value: await op() };
         } catch (e) {
-          // It may have committed something before failing: later readers must wait for that to be durable.
-          this.commitOf(before);
-          throw e;
+          // It may have committed something before failing: its failure waits for that to be durable too.
+          outcome = { ok: false, error: e };
         }
+        return { outcome, ...this.commitOf(before) };
       })
-      .then(async ({ value, commit }) => {
-        await this.wal.whenDurable(commit);
-        return value;
+      .then(async ({ outcome, commit, wrote }) => {
+        if (wrote || scope === undefined || !scope.note(this.wal, commit)) {
+          await this.wal.whenDurable(commit);
+        }
+        if (!outcome.ok) throw outcome.error;
+        return outcome.value;
       });
   }
 
@@ -387,10 +399,9 @@ export class SqliteStore extends AsyncOps implements Store {
    * The commit an operation must wait for: a new one if it changed rows (each write method is its own
    * transaction), else the last one written, which a read may have seen.
    */
-  private commitOf(changesBefore: number): number {
-    return (this.totalChanges.get() as number) !== changesBefore
-      ? this.wal.committed()
-      : this.wal.lastWritten();
+  private commitOf(changesBefore: number): { commit: number; wrote: boolean } {
+    const wrote = (this.totalChanges.get() as number) !== changesBefore;
+    return { commit: wrote ? this.wal.committed() : this.wal.lastWritten(), wrote };
   }
 
   private refuseReentry(): void {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { InternalError } from '../../errors';
+import type { DurableLog } from '../durability-scope';
 
 /** Makes everything written to the file behind `fd` durable; the default is fsync(2) on libuv's threadpool. */
 export type FsyncHook = (fd: number) => Promise<void>;
@@ -26,7 +27,7 @@ interface Waiter {
  * first checks that the path still names that file (a -wal removed or replaced under an open connection would
  * leave SQLite writing to an unlinked inode that no restart reads).
  */
-export class WalFsync {
+export class WalFsync implements DurableLog {
   private written = 0;
   private durable = 0;
   private inFlight: Promise<void> | undefined;
