@@ -108,7 +108,8 @@ export function seedAuditDataDir(dataDir: string, count: number, o: AuditSeedOpt
       }
     });
     const t0 = Date.now();
-    // Built again below whatever happens, so an interrupted seeding never leaves the queries without them.
+    // Built again below whatever the seeding throws; a seeding killed by a signal leaves the data dir without
+    // them (bench data: seed a new one).
     db.transaction(() => {
       for (const i of droppable) db.exec(`DROP INDEX ${i.name}`);
     }).immediate();
