@@ -6,6 +6,7 @@ import {
   type GetAuditHeadResponse,
   type IngestAuditChainResponse,
   QueryAuditRecordsRequest,
+  type QueryAuditRecordsResponse,
 } from '../../gen/lanyard/v1/audit';
 import type { AuditQueryKey } from '../../audit/log';
 import { isLanyardError } from '../../errors';
@@ -26,8 +27,8 @@ export class AuditAdminClient {
   private readonly maxExportLineBytes: number;
 
   /**
-   * @param options.maxExportLineBytes the longest export line put together from pieces (default
-   *   MAX_EXPORT_LINE_BYTES, above any record); a longer one fails the export
+   * @param options.maxExportLineBytes the longest export or query line put together from pieces (default
+   *   MAX_EXPORT_LINE_BYTES, above any record); a longer one fails the export or query
    */
   constructor(socketPath: string, options: { timeoutMs?: number; maxExportLineBytes?: number } = {}) {
     this.client = new AuditServiceClient(`unix://${socketPath}`, grpc.credentials.createInsecure());
@@ -35,9 +36,14 @@ export class AuditAdminClient {
     this.maxExportLineBytes = options.maxExportLineBytes ?? MAX_EXPORT_LINE_BYTES;
   }
 
-  /** Every record (all pages) whose `key` equals `value`, as JSON lines. */
+  /**
+   * Every record (all pages) whose `key` equals `value`, as JSON lines. A line too long for one response comes
+   * in pieces over several pages and is put back together (at most maxExportLineBytes, as an export's).
+   * @throws AuditError(ERR_AUDIT_RECORD_INVALID) for a line over maxExportLineBytes or one cut off
+   */
   async query(key: AuditQueryKey, value: string, chain = ''): Promise<string[]> {
     const out: string[] = [];
+    const joiner = new ExportLineJoiner(this.maxExportLineBytes);
     let pageToken = '';
     do {
       const req = QueryAuditRecordsRequest.fromPartial({
@@ -46,13 +52,21 @@ export class AuditAdminClient {
         pageSize: 1000,
         pageToken,
       });
-      const res = await this.unary<
-        QueryAuditRecordsRequest,
-        { records: { json: string }[]; nextPageToken: string }
-      >((r, md, o, cb) => this.client.queryAuditRecords(r, md, o, cb), req);
-      out.push(...res.records.map((r) => r.json));
+      const res = await this.unary<QueryAuditRecordsRequest, QueryAuditRecordsResponse>(
+        (r, md, o, cb) => this.client.queryAuditRecords(r, md, o, cb),
+        req,
+      );
+      for (const r of res.records) {
+        const lines = joiner.take({
+          lines: r.json !== '' ? [r.json] : [],
+          linePiece: r.jsonPiece,
+          lineContinues: r.jsonContinues,
+        });
+        for (const l of lines) out.push(l);
+      }
       pageToken = res.nextPageToken;
     } while (pageToken !== '');
+    joiner.end();
     return out;
   }
 

@@ -412,24 +412,37 @@ export class AuditRecorder {
       throw broken(`the head ${head.seq} is not reached by links`);
   }
 
-  /** The newest checkpoint of this chain that verifies, from the witnesses and the store. */
+  /**
+   * The newest checkpoint of this chain that verifies, from the witnesses and the store. The store's newest is
+   * read alone: when it verifies no older one can be newer, so a chain of millions of checkpoints is not read
+   * whole at every start. Only when it does not (a forged row) are the others read, a page at a time.
+   */
   private async loadLastSigned(): Promise<void> {
-    const candidates: AuditCheckpoint[] = [...(await this.options.store.audit.checkpoints(this.chain))];
+    const ring = this.ring();
+    const consider = (c: AuditCheckpoint): void => {
+      if (ring.checkCheckpoint(c) !== undefined) return;
+      const l = this.lastSigned;
+      if (l === undefined || c.seq > l.seq || (c.seq === l.seq && c.time > l.time)) this.lastSigned = c;
+    };
+    const audit = this.options.store.audit;
+    const latest = await audit.latestCheckpoint(this.chain);
+    if (latest !== undefined) consider(latest);
+    if (latest !== undefined && this.lastSigned === undefined) {
+      for (let after: AuditCheckpoint | undefined; ;) {
+        const page = await audit.readCheckpoints(this.chain, after, CONTINUITY_PAGE);
+        for (const c of page) consider(c);
+        if (page.length < CONTINUITY_PAGE) break;
+        after = page[page.length - 1];
+      }
+    }
     for (const w of this.witnesses) {
       if (w.readLines === undefined) continue;
       try {
-        candidates.push(
-          ...parseWitnessLines(w.name, await w.readLines()).checkpoints.filter((c) => c.chain === this.chain),
-        );
+        for (const c of parseWitnessLines(w.name, await w.readLines()).checkpoints)
+          if (c.chain === this.chain) consider(c);
       } catch (e) {
         this.options.logger.error({ err: e, witness: w.name }, 'audit witness unreadable');
       }
-    }
-    const ring = this.ring();
-    for (const c of candidates) {
-      if (ring.checkCheckpoint(c) !== undefined) continue;
-      const l = this.lastSigned;
-      if (l === undefined || c.seq > l.seq || (c.seq === l.seq && c.time > l.time)) this.lastSigned = c;
     }
   }
 

@@ -41,6 +41,7 @@ import { toStatus, unaryHandler } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../../internal/logging';
 import { ExportMessageWriter } from './export-messages';
+import { queryLinesPage } from './query-pages';
 import type { IngestQuota } from './ingest-quota';
 import type { AuditRecorder } from './recorder';
 
@@ -123,17 +124,14 @@ export function createAuditService(deps: AuditServiceDeps): ServiceRegistration 
           throw new InvalidArgumentError('name a key: session, root session, serial, principal or agent');
         }
         const value = req.key.$case === 'serialHex' ? normaliseSerialHex(req.key.value) : req.key.value;
-        const page = await store.audit.query({
+        // Cut by bytes as well as by records, a record too long for a response in pieces: query-pages.ts.
+        return queryLinesPage(store.audit, {
           key: KEYS[req.key.$case],
           value,
           ...(req.chain !== '' && { chain: req.chain }),
           pageSize: req.pageSize || 100,
           ...(req.pageToken !== '' && { pageToken: req.pageToken }),
         });
-        return {
-          records: page.records.map((r) => ({ chain: r.chain, seq: r.seq, json: recordLine(r) })),
-          nextPageToken: page.nextPageToken,
-        };
       },
       { okLevel: 'debug' },
     ),

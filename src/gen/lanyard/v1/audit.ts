@@ -45,11 +45,20 @@ export interface QueryAuditRecordsRequest {
 export interface AuditRecordLine {
   chain: string;
   seq: number;
-  /** The record's canonical JSON line, with `type` "record" and its `hash`. */
+  /** The record's canonical JSON line, with `type` "record" and its `hash`. Empty when the line comes in pieces. */
   json: string;
+  /**
+   * A piece of a line too long for a response of its own (more than 1 MiB: an entry update records every changed
+   * field in full), as ExportAuditResponse.line_piece: such a line is alone on its page, and its UTF-8 bytes are
+   * the pieces of consecutive pages (each page's next_page_token asks for the next piece) concatenated, up to and
+   * including the first piece whose `json_continues` is false.
+   */
+  jsonPiece: Buffer;
+  jsonContinues: boolean;
 }
 
 export interface QueryAuditRecordsResponse {
+  /** Whole lines up to about 1 MiB a page, whatever page_size asks: a page never nears the 4 MiB message limit. */
   records: AuditRecordLine[];
   /** Empty on the last page. */
   nextPageToken: string;
@@ -349,7 +358,7 @@ export const QueryAuditRecordsRequest: MessageFns<QueryAuditRecordsRequest> = {
 };
 
 function createBaseAuditRecordLine(): AuditRecordLine {
-  return { chain: "", seq: 0, json: "" };
+  return { chain: "", seq: 0, json: "", jsonPiece: Buffer.alloc(0), jsonContinues: false };
 }
 
 export const AuditRecordLine: MessageFns<AuditRecordLine> = {
@@ -362,6 +371,12 @@ export const AuditRecordLine: MessageFns<AuditRecordLine> = {
     }
     if (message.json !== "") {
       writer.uint32(26).string(message.json);
+    }
+    if (message.jsonPiece.length !== 0) {
+      writer.uint32(34).bytes(message.jsonPiece);
+    }
+    if (message.jsonContinues !== false) {
+      writer.uint32(40).bool(message.jsonContinues);
     }
     return writer;
   },
@@ -403,6 +418,22 @@ export const AuditRecordLine: MessageFns<AuditRecordLine> = {
             message.json = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.jsonPiece = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.jsonContinues = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -420,6 +451,16 @@ export const AuditRecordLine: MessageFns<AuditRecordLine> = {
       chain: isSet(object.chain) ? globalThis.String(object.chain) : "",
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
       json: isSet(object.json) ? globalThis.String(object.json) : "",
+      jsonPiece: isSet(object.jsonPiece)
+        ? Buffer.from(bytesFromBase64(object.jsonPiece))
+        : isSet(object.json_piece)
+        ? Buffer.from(bytesFromBase64(object.json_piece))
+        : Buffer.alloc(0),
+      jsonContinues: isSet(object.jsonContinues)
+        ? globalThis.Boolean(object.jsonContinues)
+        : isSet(object.json_continues)
+        ? globalThis.Boolean(object.json_continues)
+        : false,
     };
   },
 
@@ -434,6 +475,12 @@ export const AuditRecordLine: MessageFns<AuditRecordLine> = {
     if (message.json !== "") {
       obj.json = message.json;
     }
+    if (message.jsonPiece.length !== 0) {
+      obj.jsonPiece = base64FromBytes(message.jsonPiece);
+    }
+    if (message.jsonContinues !== false) {
+      obj.jsonContinues = message.jsonContinues;
+    }
     return obj;
   },
 
@@ -445,6 +492,8 @@ export const AuditRecordLine: MessageFns<AuditRecordLine> = {
     message.chain = object.chain ?? "";
     message.seq = object.seq ?? 0;
     message.json = object.json ?? "";
+    message.jsonPiece = object.jsonPiece ?? Buffer.alloc(0);
+    message.jsonContinues = object.jsonContinues ?? false;
     return message;
   },
 };
