@@ -161,7 +161,7 @@ describe('CRL over HTTP', function () {
     assert.equal(head.headers.get('etag'), pemTag);
     assert.equal(Number(head.headers.get('content-length')), pemBody.length);
 
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { 'If-None-Match': etag },
       { 'If-None-Match': `"nope", W/${etag}` },
       { 'If-None-Match': '*' },
@@ -174,7 +174,7 @@ describe('CRL over HTTP', function () {
       assert.equal(r.headers.get('last-modified'), lastModified);
     }
     // If-None-Match decides when present: a stale tag is served in full whatever the date says.
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { 'If-None-Match': pemTag },
       { 'If-None-Match': '"nope"', 'If-Modified-Since': lastModified },
       { 'If-Modified-Since': new Date(published.thisUpdate.getTime() - 2000).toUTCString() },
