@@ -34,18 +34,26 @@ export function* pemChunks(
 ): Generator<Buffer> {
   const piece = pemPieceBytes(chunkBytes);
   for (const der of ders) {
-    let head = `-----BEGIN ${label}-----\n`;
+    const begin = Buffer.from(`-----BEGIN ${label}-----\n`, 'latin1');
+    let first = true;
     for (let at = 0; at < der.byteLength; at += piece) {
-      const b64 = Buffer.from(der.buffer, der.byteOffset + at, Math.min(piece, der.byteLength - at)).toString(
-        'base64',
-      );
-      let text = head;
-      head = '';
-      for (let i = 0; i < b64.length; i += 64) text += `${b64.slice(i, i + 64)}\n`;
-      yield Buffer.from(text, 'latin1');
+      const n = Math.min(piece, der.byteLength - at);
+      // Base64 as bytes, then copied 64 at a time with a newline after each: no string per line.
+      const b64 = Buffer.from(Buffer.from(der.buffer, der.byteOffset + at, n).toString('base64'), 'latin1');
+      const lines = Math.ceil(b64.length / 64);
+      const head = first ? begin.length : 0;
+      const out = Buffer.allocUnsafe(head + b64.length + lines);
+      if (first) begin.copy(out, 0);
+      let o = head;
+      for (let i = 0; i < b64.length; i += 64) {
+        o += b64.copy(out, o, i, Math.min(b64.length, i + 64));
+        out[o++] = 0x0a;
+      }
+      first = false;
+      yield out;
     }
     // encodePem of an empty DER has one empty line; a CRL is never empty, but the bytes stay the same.
-    yield Buffer.from(`${head}${der.byteLength === 0 ? '\n' : ''}-----END ${label}-----\n`, 'latin1');
+    yield Buffer.from(`${first ? `${begin.toString('latin1')}\n` : ''}-----END ${label}-----\n`, 'latin1');
   }
 }
 
