@@ -1,5 +1,5 @@
 /**
- * `npx tsx scripts/bench-revocation-threads.ts [--revocations N] [--rounds R] [--parts threads,endsession]`:
+ * `npx tsx scripts/bench-revocation-threads.ts [--revocations N] [--rounds R] [--parts threads,endsession,fetch]`:
  *
  * `threads`: what a CRL build and a new watcher's initial state cost the server's thread, on it (inline) against
  * off it (worker thread), alternated in one process over the same store, so the machine's load falls on both
@@ -13,15 +13,25 @@
  * and how far the SQLite WAL grew (it is truncated before each build, so its size is the frames no checkpoint
  * could reset).
  *
+ * `fetch`: EndSession on a real server holding N revocations and their CRL, alternated round by round with
+ * nothing else, with a `curl` process fetching the DER over and over, and fetching the PEM; then an incremental
+ * build, with the main thread's longest stall around its hand-off. Beside each: event-loop delay and stalls.
+ *
  * `threads`, for each: wall time, the server thread's busy share during it (event-loop utilisation), the longest the event
  * loop was blocked (what an EndSession arriving then would wait at least), and the latency of store writes made
  * meanwhile (a revocation's commit). Real SQLite (WAL, durable commits), real CA keys, N revoked serials written
  * straight into the file. Figures, not assertions.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
+import {
+  monitorEventLoopDelay,
+  performance,
+  PerformanceObserver,
+  type IntervalHistogram,
+} from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { AdminClient } from '../src/server/admin-client';
 import { loadConfig } from '../src/server/config';
@@ -340,12 +350,179 @@ async function endSessionPart(): Promise<void> {
   }
 }
 
+/** The main thread's longest stalls, with when they ended: a 1 ms timer's gaps beyond its period. */
+function stalls(): { stop(): { at: number; ms: number }[] } {
+  const seen: { at: number; ms: number }[] = [];
+  let last = performance.now();
+  const t = setInterval(() => {
+    const now = performance.now();
+    if (now - last > 6) seen.push({ at: now, ms: now - last - 1 });
+    last = now;
+  }, 1);
+  return {
+    stop() {
+      clearInterval(t);
+      return seen;
+    },
+  };
+}
+
+/** `curl` fetching `url` (to /dev/null) one request after another until `stop()`: a relying party apart. */
+function fetchLoop(url: string): { stop(): Promise<number[]> } {
+  const times: number[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const c = spawn('curl', ['-sf', '-o', '/dev/null', url], { stdio: 'ignore' });
+        c.on('error', reject);
+        c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`curl ${url}: exit ${code}`))));
+      });
+      times.push(performance.now() - t0);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return times;
+    },
+  };
+}
+
+/**
+ * `fetch`: EndSession on a real server holding N revocations and their CRL, with nothing else running and while a
+ * `curl` process fetches the DER (or the PEM) over and over, alternated round by round; and an incremental
+ * build's hand-off. Beside each: the main thread's event-loop delay and its longest stalls.
+ */
+async function fetchPart(): Promise<void> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-fetch-'));
+  const config = {
+    ...loadConfig({ dataDir, env: {} }),
+    listenAddress: { host: '127.0.0.1', port: 0 },
+    crlListenAddress: { host: '127.0.0.1', port: 0 },
+    logLevel: 'error' as const,
+  };
+  const logger = createLogger({ level: 'error', destination: process.stderr });
+  const running = await startServer(config, { logger, rotationTimer: false });
+  const client = new AdminClient(config.adminSocketPath, { timeoutMs: 120_000 });
+  const s: TestServer = {
+    dir: dataDir,
+    config,
+    running,
+    client,
+    logs: [],
+    async stop() {
+      client.close();
+      await running.close();
+    },
+  };
+  const file = path.join(dataDir, SQLITE_FILE_NAME);
+  const td = running.ca.trustDomain.name;
+  const url = (form: 'crl' | 'pem'): string => `http://${running.crlAddress}/crl/${td}.${form}`;
+  try {
+    const agent = await register(s, 'bench-verifier');
+    const t = performance.now();
+    seedRevocations(file, REVOCATIONS);
+    out(`  seeded (not a figure) ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
+    const endOne = async (): Promise<number> => {
+      const { agent: sess, res } = await startSession(s, agent);
+      const t0 = performance.now();
+      await endSession(s, sess, res.sessionId, 'bench');
+      return performance.now() - t0;
+    };
+    for (let i = 0; i < 20; i++) await endOne();
+    const first = await running.crl.refresh();
+    out(
+      `  first CRL built (not a figure): ${first.revokedCount.toLocaleString('en-US')} serials, ` +
+        `${(first.activeDer.byteLength / 2 ** 20).toFixed(1)} MiB DER\n`,
+    );
+    const report = (
+      name: string,
+      times: number[],
+      delay: IntervalHistogram,
+      st: { ms: number }[],
+      extra = '',
+    ): void => {
+      times.sort((a, b) => a - b);
+      const longest = st.map((x) => x.ms).sort((a, b) => b - a);
+      out(
+        `  ${name.padEnd(34)} EndSession p50 ${pct(times, 50).toFixed(1)} p99 ${pct(times, 99).toFixed(1)} max ` +
+          `${pct(times, 100).toFixed(1)} ms (${times.length} calls)  loop delay p99 ` +
+          `${(delay.percentile(99) / 1e6).toFixed(1)} max ${(delay.max / 1e6).toFixed(1)} ms  stalls > 5 ms ` +
+          `${st.length}, longest ${
+            longest
+              .slice(0, 3)
+              .map((x) => x.toFixed(0))
+              .join(', ') || '-'
+          } ms${extra}` +
+          `  load ${os.loadavg()[0]!.toFixed(1)}\n`,
+      );
+    };
+    const CALLS = 60;
+    const variants = ['no fetch', 'DER fetched', 'PEM fetched'] as const;
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? variants : [...variants].reverse();
+      for (const v of order) {
+        // The calls revoke sessions: bring the CRL up to date first, so no build runs during the round.
+        await running.crl.refresh();
+        const delay = monitorEventLoopDelay({ resolution: 1 });
+        delay.enable();
+        const st = stalls();
+        const loop = v === 'no fetch' ? undefined : fetchLoop(url(v === 'DER fetched' ? 'crl' : 'pem'));
+        const times: number[] = [];
+        for (let i = 0; i < CALLS; i++) times.push(await endOne());
+        const fetches = (await loop?.stop()) ?? [];
+        delay.disable();
+        fetches.sort((a, b) => a - b);
+        const extra =
+          fetches.length > 0 ? `  ${fetches.length} fetches, p50 ${pct(fetches, 50).toFixed(0)} ms` : '';
+        report(`${v}, round ${r + 1}`, times, delay, st.stop(), extra);
+      }
+      // An incremental build (the round's revocations): the thread around its hand-off.
+      const delay = monitorEventLoopDelay({ resolution: 1 });
+      delay.enable();
+      const st = stalls();
+      let done = false;
+      const times: number[] = [];
+      const calls = (async () => {
+        while (!done || times.length < 3) times.push(await endOne());
+      })();
+      const t0 = performance.now();
+      const built = await running.crl.refresh();
+      const end = performance.now();
+      await new Promise((res) => setTimeout(res, 100));
+      done = true;
+      await calls;
+      delay.disable();
+      const all = st.stop();
+      const nearEnd = all.filter((x) => x.at > end - 200 && x.at < end + 100).map((x) => x.ms);
+      report(
+        `incremental build, round ${r + 1}`,
+        times,
+        delay,
+        all,
+        `  build ${(end - t0).toFixed(0)} ms (${built.revokedCount.toLocaleString('en-US')}), stall at its ` +
+          `hand-off ${nearEnd.length > 0 ? Math.max(...nearEnd).toFixed(0) : '0'} ms`,
+      );
+    }
+  } finally {
+    await s.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   out(
     `revocation work on and off the server thread (node ${process.version}, ${os.cpus().length} CPUs, ` +
       `load average ${os.loadavg()[0]!.toFixed(1)}), ${REVOCATIONS.toLocaleString('en-US')} revocations\n`,
   );
   if (PARTS.includes('threads')) await threadsPart();
+  if (PARTS.includes('fetch')) {
+    out("\nEndSession with and without a CRL fetch, alternated; an incremental build's hand-off\n");
+    await fetchPart();
+  }
   if (PARTS.includes('endsession')) {
     out('\nEndSession while the first CRL is built, worker settings alternated\n');
     await endSessionPart();

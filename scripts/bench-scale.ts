@@ -292,7 +292,7 @@ const lastCrlNumber = (s: ServerUnderBench): bigint =>
  */
 async function crlAfterChange(
   s: ServerUnderBench,
-): Promise<{ wallMs: number; published: CrlPublished; bytes: number }> {
+): Promise<{ wallMs: number; published: CrlPublished; bytes: number; fetchedFrom: bigint }> {
   const n0 = lastCrlNumber(s);
   const t0 = process.hrtime.bigint();
   const published = s.crlPublishedAfter(n0);
@@ -305,8 +305,9 @@ async function crlAfterChange(
   }
   const p = await published;
   // Served once its line is out: this CRL, or a later one that covers the calls made meanwhile.
+  const fetchedFrom = process.hrtime.bigint();
   const { bytes } = await s.fetchCrl();
-  return { wallMs: Number(p.seenAt - t0) / 1e6, published: p, bytes };
+  return { wallMs: Number(p.seenAt - t0) / 1e6, published: p, bytes, fetchedFrom };
 }
 
 /**
@@ -335,12 +336,14 @@ async function endSessionsDuring(
   agent: Agent,
   work: () => Promise<unknown>,
   min = 3,
-): Promise<{ times: number[]; workMs: number }> {
+): Promise<{ times: number[]; starts: bigint[]; workMs: number }> {
   let done = false;
   const times: number[] = [];
+  const starts: bigint[] = [];
   const calls = (async () => {
     while (!done || times.length < min) {
       const { agent: sess, res } = await startSession(s, agent);
+      starts.push(process.hrtime.bigint());
       const [, t] = await timed(() => endSession(s, sess, res.sessionId, 'bench'));
       times.push(t);
     }
@@ -348,7 +351,22 @@ async function endSessionsDuring(
   const [, workMs] = await timed(work);
   done = true;
   await calls;
-  return { times, workMs };
+  return { times, starts, workMs };
+}
+
+/**
+ * The calls of `during` split at the CRL's fetch: those that began while the build ran (before the GET of the
+ * CRL it published) and those that began during the GET or after it. The GET writes tens of MiB from the
+ * server's thread: its cost is apart from the build's.
+ */
+function splitAtFetch(
+  during: { times: number[]; starts: bigint[] },
+  fetchedFrom: bigint,
+): { build: number[]; fetch: number[] } {
+  const build: number[] = [];
+  const fetch: number[] = [];
+  during.times.forEach((t, i) => (during.starts[i]! < fetchedFrom ? build : fetch).push(t));
+  return { build, fetch };
 }
 
 /** WatchRevocations from 0, packed pages received but not decoded: the server's part of a sync (and gRPC's). */
@@ -396,6 +414,11 @@ async function revocationFigures(
       `${crl.published.revoked.toLocaleString('en-US')} serials, ${mib(crl.bytes)} DER`,
   );
   const during = latency(`EndSession while that CRL build runs, ${label}`, first.times);
+  const firstSplit = splitAtFetch(first, crl.fetchedFrom);
+  if (firstSplit.build.length > 0)
+    latency(`  of which began before the CRL's GET (the build), ${label}`, firstSplit.build);
+  if (firstSplit.fetch.length > 0)
+    latency(`  of which began during the GET of the CRL, ${label}`, firstSplit.fetch);
   await crlSettled(s);
   await memoryStage(s, `${label}, first CRL built`);
   // The next build after a few more revocations: what a CRL request pays once the list is held.
@@ -409,6 +432,11 @@ async function revocationFigures(
       `${next.published.revoked.toLocaleString('en-US')} serials, ${next.published.added} added`,
   );
   const duringNext = latency(`EndSession while the incremental build runs, ${label}`, second.times);
+  const nextSplit = splitAtFetch(second, next.fetchedFrom);
+  if (nextSplit.build.length > 0)
+    latency(`  of which began before the CRL's GET (the build), ${label}`, nextSplit.build);
+  if (nextSplit.fetch.length > 0)
+    latency(`  of which began during the GET of the CRL, ${label}`, nextSplit.fetch);
   await crlSettled(s);
   const pages = await pagesOnly(s, agent);
   line(

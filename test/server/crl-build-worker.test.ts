@@ -37,7 +37,10 @@ describe('CRL built off the server thread', function () {
   const { later, revoke, seed, session, publisher } = f;
 
   it('makes the same CRL content as the inline builder, full and incremental, across every kind of change', async () => {
-    const worker = new WorkerCrlBuilder(f.store, { sqliteFile: f.store.file });
+    const worker = new WorkerCrlBuilder(f.store, {
+      sqliteFile: f.store.file,
+      durable: () => f.store.durableBarrier(),
+    });
     const inline = new InlineCrlBuilder(f.store);
     try {
       let number = 100n;
@@ -98,7 +101,11 @@ describe('CRL built off the server thread', function () {
     await seed(10, 40);
     await f.store.endSessionTree('s1', new Date(f.dataDir.clock.now.getTime() - 60_000), 'done');
     await seed(25, 50);
-    const worker = new WorkerCrlBuilder(f.store, { sqliteFile: f.store.file, readChunk: 7 });
+    const worker = new WorkerCrlBuilder(f.store, {
+      sqliteFile: f.store.file,
+      durable: () => f.store.durableBarrier(),
+      readChunk: 7,
+    });
     const inline = new InlineCrlBuilder(f.store);
     try {
       const request: CrlBuildRequest = {
@@ -141,7 +148,10 @@ describe('CRL built off the server thread', function () {
     const niced = (): string[] =>
       fs.readdirSync('/proc/self/task').filter((t) => nice(t) === CRL_WORKER_DEFAULTS.niceness);
     const before = niced();
-    const worker = new WorkerCrlBuilder(f.store, { sqliteFile: f.store.file });
+    const worker = new WorkerCrlBuilder(f.store, {
+      sqliteFile: f.store.file,
+      durable: () => f.store.durableBarrier(),
+    });
     try {
       await revoke('a1');
       await worker.build({

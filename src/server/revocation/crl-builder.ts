@@ -81,6 +81,13 @@ export const CRL_WORKER_DEFAULTS = Object.freeze({
 export interface WorkerCrlBuilderOptions {
   /** The SQLite store's file: the worker reads it itself. Else this thread reads the store and hands over. */
   sqliteFile?: string;
+  /**
+   * Resolves once every commit written so far is durable (SqliteStore.durableBarrier). The worker's own
+   * connection sees a commit as soon as it is written, before its WAL fsync: a built CRL is handed over only
+   * once this resolves, taken after the worker's reply, so it never lists a revocation a power loss could take
+   * back. Required with `sqliteFile`.
+   */
+  durable?: () => Promise<void>;
   buildTimeoutMs?: number;
   readChunk?: number;
   niceness?: number;
@@ -112,6 +119,9 @@ export class WorkerCrlBuilder implements CrlBuilder {
     private readonly options: WorkerCrlBuilderOptions = {},
   ) {
     this.buildTimeoutMs = options.buildTimeoutMs ?? CRL_WORKER_DEFAULTS.buildTimeoutMs;
+    if (options.sqliteFile !== undefined && options.durable === undefined) {
+      throw new InternalError("a CRL builder reading SQLite needs the store's durability barrier");
+    }
   }
 
   /** Whether the worker reads the store itself (SQLite) rather than being handed what this thread read. */
@@ -210,14 +220,30 @@ export class WorkerCrlBuilder implements CrlBuilder {
     }
     if (m.type === 'built') {
       this.primed = true;
-      this.settle({
+      const result: CrlBuildResult = {
         crls: m.crls.map((c) => ({ authorityId: c.authorityId, der: c.der })),
         revokedCount: m.revokedCount,
         added: m.added,
         reads: m.reads,
         throughSequence: m.throughSequence,
         full: m.full,
-      });
+      };
+      const durable = this.readsStore ? this.options.durable : undefined;
+      if (durable === undefined) {
+        this.settle(result);
+        return;
+      }
+      // Taken now, after the reply: every commit the worker read was written before this point. The build stays
+      // running meanwhile (a close or the timeout fails it; no other build starts).
+      durable().then(
+        () => {
+          if (this.running === run) this.settle(result);
+        },
+        (e: unknown) => {
+          if (this.running === run)
+            this.settle(undefined, e instanceof Error ? e : new InternalError(String(e)));
+        },
+      );
       return;
     }
     this.primed = false;

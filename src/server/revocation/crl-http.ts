@@ -8,7 +8,8 @@ import * as http from 'node:http';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { listenOn } from '../http-listen';
 import type { Logger } from '../../internal/logging';
-import type { CrlPublisher } from './crl-publisher';
+import { derChunks, pemChunks, pemLength, writeChunks } from './crl-body';
+import type { CrlPublisher, PublishedCrls } from './crl-publisher';
 
 export interface CrlHttpServer {
   /** host:port actually bound (the real port when the config said 0). */
@@ -41,18 +42,7 @@ export async function startCrlHttpServer(opts: {
     }
     // Built here, on demand (and only when something changed): a server whose CRLs nobody fetches builds none.
     opts.publisher.current().then(
-      (crls) => {
-        const body = path === paths.der ? Buffer.from(crls.activeDer) : Buffer.from(crls.pem);
-        res.writeHead(200, {
-          // RFC 2585 §4.2 for DER; PEM has no registered type.
-          'Content-Type': path === paths.der ? 'application/pkix-crl' : 'application/x-pem-file',
-          'Content-Length': body.length,
-          'Last-Modified': crls.thisUpdate.toUTCString(),
-          // A CRL changes on every revocation: caches may keep it briefly, never past nextUpdate.
-          'Cache-Control': `max-age=${Math.max(0, Math.min(60, Math.floor((crls.nextUpdate.getTime() - Date.now()) / 1000)))}`,
-        });
-        res.end(req.method === 'HEAD' ? undefined : body);
-      },
+      (crls) => serve(req, res, crls, path === paths.der ? 'der' : 'pem'),
       () => {
         if (!res.headersSent) {
           res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '5' }).end('no CRL yet\n');
@@ -74,6 +64,61 @@ export async function startCrlHttpServer(opts: {
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Answers with `crls` in the asked form: 304 when the request's validators match, else the body written in chunks
+ * (crl-body.ts). The ETag is the cRLNumber (with the form): every build takes a new number from the store,
+ * across restarts, CA rotations and servers sharing a store, so one number names exactly one set of bytes and
+ * no hash of 33 MiB is needed.
+ */
+function serve(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  crls: PublishedCrls,
+  form: 'der' | 'pem',
+): void {
+  const etag = `"${crls.crlNumber.toString(16)}${form === 'pem' ? '-pem' : ''}"`;
+  const headers = {
+    ETag: etag,
+    'Last-Modified': crls.thisUpdate.toUTCString(),
+    // A CRL changes on every revocation: caches may keep it briefly, never past nextUpdate.
+    'Cache-Control': `max-age=${Math.max(0, Math.min(60, Math.floor((crls.nextUpdate.getTime() - Date.now()) / 1000)))}`,
+  };
+  if (notModified(req, etag, crls.thisUpdate)) {
+    res.writeHead(304, headers).end();
+    return;
+  }
+  const ders = crls.crls.map((c) => c.der);
+  res.writeHead(200, {
+    ...headers,
+    // RFC 2585 §4.2 for DER; PEM has no registered type.
+    'Content-Type': form === 'der' ? 'application/pkix-crl' : 'application/x-pem-file',
+    'Content-Length': form === 'der' ? crls.activeDer.byteLength : pemLength(ders, 'X509 CRL'),
+  });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  void writeChunks(res, form === 'der' ? derChunks(crls.activeDer) : pemChunks(ders, 'X509 CRL'));
+}
+
+/**
+ * RFC 9110 §13.1: If-None-Match (a list of entity tags, or `*`) decides when present; else If-Modified-Since, at
+ * the second (HTTP dates have no finer unit). A malformed date is ignored, as the RFC says.
+ */
+function notModified(req: http.IncomingMessage, etag: string, lastModified: Date): boolean {
+  const inm = req.headers['if-none-match'];
+  if (inm !== undefined) {
+    return inm
+      .split(',')
+      .map((t) => t.trim().replace(/^W\//, ''))
+      .some((t) => t === '*' || t === etag);
+  }
+  const ims = req.headers['if-modified-since'];
+  if (ims === undefined) return false;
+  const since = Date.parse(ims);
+  return Number.isFinite(since) && Math.floor(lastModified.getTime() / 1000) * 1000 <= since;
 }
 
 /** Logs a warning when `ip` (the bound address) is not loopback. Returns whether it warned. */

@@ -113,7 +113,10 @@ export class CrlPublisher {
         ? new InlineCrlBuilder(store)
         : new WorkerCrlBuilder(store, {
             ...options.worker,
-            ...(store instanceof SqliteStore && { sqliteFile: store.file }),
+            ...(store instanceof SqliteStore && {
+              sqliteFile: store.file,
+              durable: () => store.durableBarrier(),
+            }),
           });
   }
 

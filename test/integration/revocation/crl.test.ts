@@ -138,4 +138,61 @@ describe('CRL over HTTP', function () {
     const out = openssl(['crl', '-inform', 'DER', '-in', path.join(dir, 'c.der'), '-noout', '-text']);
     assert.match(out.output, /FEDCBA9876/);
   });
+
+  it('validators: ETag and Last-Modified on every answer, 304 when they match, a new ETag after a revocation', async () => {
+    const der = await fetch(`${base}.crl`);
+    const derBody = Buffer.from(await der.arrayBuffer());
+    const etag = der.headers.get('etag')!;
+    const lastModified = der.headers.get('last-modified')!;
+    const published = s.running.crl.published()!;
+    assert.equal(etag, `"${published.crlNumber.toString(16)}"`);
+    assert.equal(lastModified, published.thisUpdate.toUTCString());
+    assert.match(der.headers.get('cache-control') ?? '', /^max-age=\d+$/);
+    assert.equal(Number(der.headers.get('content-length')), derBody.length);
+    assert.ok(derBody.equals(Buffer.from(published.activeDer)));
+
+    const pem = await fetch(`${base}.pem`);
+    const pemBody = Buffer.from(await pem.arrayBuffer());
+    const pemTag = pem.headers.get('etag')!;
+    assert.notEqual(pemTag, etag, 'the DER and the PEM share an ETag');
+    assert.equal(Number(pem.headers.get('content-length')), pemBody.length);
+    assert.equal(pemBody.toString(), published.crls.map((c) => encodePem('X509 CRL', c.der)).join(''));
+    const head = await fetch(`${base}.pem`, { method: 'HEAD' });
+    assert.equal(head.headers.get('etag'), pemTag);
+    assert.equal(Number(head.headers.get('content-length')), pemBody.length);
+
+    for (const headers of <Record<string, string>[]>[
+      { 'If-None-Match': etag },
+      { 'If-None-Match': `"nope", W/${etag}` },
+      { 'If-None-Match': '*' },
+      { 'If-Modified-Since': lastModified },
+    ]) {
+      const r = await fetch(`${base}.crl`, { headers });
+      assert.equal(r.status, 304, JSON.stringify(headers));
+      assert.equal((await r.arrayBuffer()).byteLength, 0);
+      assert.equal(r.headers.get('etag'), etag);
+      assert.equal(r.headers.get('last-modified'), lastModified);
+    }
+    // If-None-Match decides when present: a stale tag is served in full whatever the date says.
+    for (const headers of <Record<string, string>[]>[
+      { 'If-None-Match': pemTag },
+      { 'If-None-Match': '"nope"', 'If-Modified-Since': lastModified },
+      { 'If-Modified-Since': new Date(published.thisUpdate.getTime() - 2000).toUTCString() },
+      { 'If-Modified-Since': 'not a date' },
+    ]) {
+      assert.equal((await fetch(`${base}.crl`, { headers })).status, 200, JSON.stringify(headers));
+    }
+
+    await s.client.revokeSvid({ serialHex: '5eed0fe7a9', reason: 'leaked' });
+    const after = await fetch(`${base}.crl`, { headers: { 'If-None-Match': etag } });
+    assert.equal(after.status, 200, 'a changed CRL answered 304 to the old tag');
+    assert.notEqual(after.headers.get('etag'), etag);
+    const text = Buffer.from(await after.arrayBuffer());
+    const dir = fs.mkdtempSync(path.join(s.dir, 'crl-'));
+    fs.writeFileSync(path.join(dir, 'c.der'), text);
+    assert.match(
+      openssl(['crl', '-inform', 'DER', '-in', path.join(dir, 'c.der'), '-noout', '-text']).output,
+      /5EED0FE7A9/,
+    );
+  });
 });
