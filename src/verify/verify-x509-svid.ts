@@ -132,8 +132,11 @@ export function verifyX509Svid(
   });
 
   // The question is built only when someone asks it: the caller's checker now, or the memo on later hits.
-  const remember =
+  // A cross-domain context also rests on other domains' bundles, which the memo does not track.
+  const memoable =
     memo !== undefined && ders !== undefined && (context === undefined || context.version === 1);
+  // Remembered from the second time it passes (see seenBefore): a renewed leaf's chain is seen once.
+  const remember = memoable && memo.seenBefore(ders, optionsKey);
   let query: RevocationQuery | undefined;
   if (options.revocation !== undefined || remember) {
     query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
@@ -152,8 +155,8 @@ export function verifyX509Svid(
     // renewed leaf is seen once, and keeping it would only carry it into the old generation before it is dropped.
     for (let i = 1; i < path.length; i++) cache.rememberCertificate(path[i]!);
     cache.rememberLeaf(leaf);
-    // A cross-domain context also rests on other domains' bundles, which the memo does not track.
     if (remember && query !== undefined) memo.remember(ders, optionsKey, bundle, path, verified, query);
+    else if (memoable) memo.noteSighting(ders, optionsKey);
   }
   return verified;
 }
