@@ -96,7 +96,7 @@ export interface AlgorithmIdentifierParts {
 
 /**
  * Everything read from the certificate. Byte fields are views into the DER passed to parseCertificateDer, which
- * the caller owns (ParsedCertificate parses a private copy), except `serial` (a copy).
+ * the caller owns (ParsedCertificate parses a private copy).
  */
 export interface CertificateFields {
   /** 3, or 1 for a certificate without the version field (no extensions). */
@@ -186,7 +186,7 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     version = 3;
     i++;
   }
-  const serial = readIntegerBytes(der, expectTag(fields[i++], TAG_INTEGER, 'serialNumber')).slice();
+  const serial = readIntegerBytes(der, expectTag(fields[i++], TAG_INTEGER, 'serialNumber'));
   const tbsSignatureAlgorithm = readAlgorithmIdentifier(der, fields[i++], 'tbsCertificate.signature', true);
   const issuerTlv = fields[i++];
   checkCertificateName(der, issuerTlv, 'issuer');
