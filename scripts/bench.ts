@@ -6,6 +6,7 @@
  *                               # Renew/s with 1, 2 and 3 servers on one PostgreSQL (scripts/bench-ha.ts)
  *   npm run bench -- --seconds 3
  *   npm run bench -- --ops 64   # calls per client in the gRPC part (scripts/bench-issuance.ts)
+ *   npx tsx scripts/bench.ts --verify-only   # the raw verify and the verification figures alone, then exit
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, sign, verify } from 'node:crypto';
@@ -31,6 +32,8 @@ const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
 /** Leaves made for the new-leaf figure: each is verified once. */
 const NEW_LEAVES = Math.max(800, Math.round(2000 * SECONDS));
+/** Only the verification part: for A/B runs of the verifier that must not load a shared machine with the rest. */
+const VERIFY_ONLY = process.argv.includes('--verify-only');
 
 interface Figure {
   name: string;
@@ -134,11 +137,13 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   const message = randomBytes(400);
   const sig = sign('sha256', message, p256.privateKey);
   process.stdout.write('Baseline\n');
-  const rawSign = measure('node:crypto ECDSA P-256 sign', () => sign('sha256', message, p256.privateKey));
+  const rawSign = VERIFY_ONLY
+    ? { name: 'sign', opsPerSec: NaN }
+    : measure('node:crypto ECDSA P-256 sign', () => sign('sha256', message, p256.privateKey));
   const rawVerify = measure('node:crypto ECDSA P-256 verify', () => {
     if (!verify('sha256', message, p256.publicKey, sig)) throw new Error('baseline verify failed');
   });
-  const speed = opensslSpeed();
+  const speed = VERIFY_ONLY ? undefined : opensslSpeed();
   if (speed) {
     process.stdout.write(
       `  ${'openssl speed ecdsap256 sign'.padEnd(58)} ${fmt(speed.sign).padStart(10)} /s\n`,
@@ -205,6 +210,32 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
       if (!verify('sha256', message, p256.publicKey, sig)) throw new Error('baseline verify failed');
     },
   );
+  // The same with the chain memo on (the default cache): a new chain is also offered to the memo.
+  const memoCache = new VerificationCache();
+  verifyX509Svid(chainDer, bundle, { cache: memoCache });
+  const freshLeavesMemo = Array.from(
+    { length: NEW_LEAVES },
+    () =>
+      issueX509Svid({
+        spiffeId: hops[2]!.id,
+        publicKey: hops[2]!.key.publicKey,
+        issuer: asIssuer(pki.intermediate),
+        ttlSeconds: 600,
+        agentContextDer: encodeAgentContext(hops[2]!.context),
+      }).cert.der,
+  );
+  const [renewedLeafMemo, rawBesideMemo] = measureEachBeside(
+    'verifyX509Svid new leaf, chain memo on',
+    freshLeavesMemo,
+    (der) => {
+      const svid = verifyX509Svid([der, inter.der], bundle, { cache: memoCache });
+      if (svid.context === undefined) throw new Error('new leaf lost its context');
+    },
+    'node:crypto ECDSA P-256 verify, in turns with them',
+    () => {
+      if (!verify('sha256', message, p256.publicKey, sig)) throw new Error('baseline verify failed');
+    },
+  );
   const plainCache = new VerificationCache();
   const plainChain = [plainLeaf.der, inter.der];
   verifyX509Svid(plainChain, bundle, { cache: plainCache });
@@ -218,6 +249,27 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   const decode = measure('decodeAgentContext (2 links)', () => {
     decodeAgentContext(ctxExt.value);
   });
+
+  const ratio = (a: Figure, b: Figure, text: string): void => {
+    process.stdout.write(`  ${text.padEnd(58)} ${(a.opsPerSec / b.opsPerSec).toFixed(2).padStart(10)}\n`);
+  };
+  const verificationRatios = (): void => {
+    ratio(cached, rawVerify, 'same chain again (memo) / raw P-256 verify');
+    ratio(cachedRevocation, rawVerify, 'same chain again + revocation / raw P-256 verify');
+    ratio(factsOnly, rawVerify, 'same chain, memo off / raw P-256 verify');
+    ratio(renewedLeaf, rawVerify, 'new leaf under known CA + links / raw P-256 verify');
+    ratio(renewedLeaf, rawBeside, '  the same, against raw verifies in turns with it');
+    ratio(renewedLeafMemo, rawBesideMemo, '  with the chain memo on, against raw verifies in turns');
+    ratio(cachedPlain, rawVerify, 'cached verify (no context) / raw P-256 verify');
+    ratio(cold, rawVerify, 'cold verify / raw P-256 verify');
+    ratio(parse, rawVerify, 'certificate parse / raw P-256 verify');
+    ratio(decode, rawVerify, 'context decode / raw P-256 verify');
+  };
+  if (VERIFY_ONLY) {
+    process.stdout.write('\nRatios (same run)\n');
+    verificationRatios();
+    return { rawSignPerSec: NaN, inProcessIssuePerSec: NaN };
+  }
 
   // The codec alone, direct DER beside the asn1-schema reference it replaced (test/x509/agent-context/reference-codec.ts).
   process.stdout.write('\nAgent-context codec (direct DER vs the asn1-schema reference)\n');
@@ -264,18 +316,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   });
 
   process.stdout.write('\nRatios (same run)\n');
-  const ratio = (a: Figure, b: Figure, text: string): void => {
-    process.stdout.write(`  ${text.padEnd(58)} ${(a.opsPerSec / b.opsPerSec).toFixed(2).padStart(10)}\n`);
-  };
-  ratio(cached, rawVerify, 'same chain again (memo) / raw P-256 verify');
-  ratio(cachedRevocation, rawVerify, 'same chain again + revocation / raw P-256 verify');
-  ratio(factsOnly, rawVerify, 'same chain, memo off / raw P-256 verify');
-  ratio(renewedLeaf, rawVerify, 'new leaf under known CA + links / raw P-256 verify');
-  ratio(renewedLeaf, rawBeside, '  the same, against raw verifies in turns with it');
-  ratio(cachedPlain, rawVerify, 'cached verify (no context) / raw P-256 verify');
-  ratio(cold, rawVerify, 'cold verify / raw P-256 verify');
-  ratio(parse, rawVerify, 'certificate parse / raw P-256 verify');
-  ratio(decode, rawVerify, 'context decode / raw P-256 verify');
+  verificationRatios();
   ratio(codec.encode2, codec.encode2Ref, 'context encode (2 links): direct DER / asn1-schema');
   ratio(codec.decode0, codec.decode0Ref, 'context decode (no links): direct DER / asn1-schema');
   ratio(decode, codec.decode2Ref, 'context decode (2 links): direct DER / asn1-schema');
@@ -292,14 +333,15 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
 
 const { rawSignPerSec, inProcessIssuePerSec } = main();
 // End to end: Attest and Renew against a real server on loopback, beside the raw sign rate measured above.
-runIssuanceBench({ ...issuanceOptionsFromArgv(), rawSignPerSec, inProcessIssuePerSec })
-  // Cedar at a hop and at issuance, beside the authorizers and the cached verify of its own run.
-  .then(() => runPolicyBench(SECONDS))
-  // The cost of Lanyard at a hop: mTLS handshakes and express requests, each beside its plain baseline.
-  .then(() => runHopBench(hopOptionsFromArgv()))
-  // Renew/s with 1, 2 and 3 servers on one PostgreSQL (a throwaway cluster; skipped when it cannot be installed).
-  .then(() => runHaBench({ ...haOptionsFromArgv(), rawSignPerSec }))
-  .catch((e: unknown) => {
-    process.stderr.write(`bench: ${e instanceof Error ? e.stack : String(e)}\n`);
-    process.exitCode = 1;
-  });
+if (!VERIFY_ONLY)
+  runIssuanceBench({ ...issuanceOptionsFromArgv(), rawSignPerSec, inProcessIssuePerSec })
+    // Cedar at a hop and at issuance, beside the authorizers and the cached verify of its own run.
+    .then(() => runPolicyBench(SECONDS))
+    // The cost of Lanyard at a hop: mTLS handshakes and express requests, each beside its plain baseline.
+    .then(() => runHopBench(hopOptionsFromArgv()))
+    // Renew/s with 1, 2 and 3 servers on one PostgreSQL (a throwaway cluster; skipped when it cannot be installed).
+    .then(() => runHaBench({ ...haOptionsFromArgv(), rawSignPerSec }))
+    .catch((e: unknown) => {
+      process.stderr.write(`bench: ${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exitCode = 1;
+    });

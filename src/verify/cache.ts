@@ -83,6 +83,7 @@ export class VerificationCache {
   private readonly contexts: Lru<ContextEntry, number>;
   /** Whole answers of verifyX509Svid; bundle, time and revocation are checked again on every hit. */
   readonly chains: VerifiedChainMemo<VerifyX509SvidResult> | undefined;
+  private lastEdge: { child: ParsedCertificate; issuer: ParsedCertificate; key: string } | undefined;
   private readonly counters = {
     contexts: { hits: 0, misses: 0 },
     signatures: { hits: 0, misses: 0 },
@@ -102,12 +103,26 @@ export class VerificationCache {
 
   /** True when `child` was earlier proven to be signed by `issuer`'s key. */
   hasSignature(child: ParsedCertificate, issuer: ParsedCertificate): boolean {
-    return this.lookup(this.signatures, this.counters.signatures, edgeKey(child, issuer)) !== undefined;
+    return this.lookup(this.signatures, this.counters.signatures, this.edgeKey(child, issuer)) !== undefined;
   }
 
   rememberSignature(child: ParsedCertificate, issuer: ParsedCertificate): void {
-    const key = edgeKey(child, issuer);
+    const key = this.edgeKey(child, issuer);
     if (this.signatures.peek(key) === undefined) this.signatures.set(key, true);
+  }
+
+  /**
+   * The signature cache's key for a pair of certificates. Every new leaf under a known intermediate asks for the
+   * same pair (the intermediate and its root, the same objects from the certificate cache and the bundle), so
+   * the last key is kept with the pair: no string is built and hashed again. Certificates are immutable, so the
+   * same objects always give the same key.
+   */
+  private edgeKey(child: ParsedCertificate, issuer: ParsedCertificate): string {
+    const last = this.lastEdge;
+    if (last !== undefined && last.child === child && last.issuer === issuer) return last.key;
+    const key = `${child.sha256Hex}:${issuer.sha256Hex}`;
+    this.lastEdge = { child, issuer, key };
+    return key;
   }
 
   /** True when the delegation link with this SHA-256 (hex) was earlier proven to carry a valid signature. */
@@ -227,6 +242,7 @@ export class VerificationCache {
     this.seenLeaves.clear();
     this.contexts.clear();
     this.chains?.clear();
+    this.lastEdge = undefined;
   }
 
   private lookup<V>(lru: Lru<V>, counter: { hits: number; misses: number }, key: string): V | undefined {
@@ -248,10 +264,6 @@ function contextKey(extension: Uint8Array, oid: string, trustDomain: string): nu
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
-}
-
-function edgeKey(child: ParsedCertificate, issuer: ParsedCertificate): string {
-  return `${child.sha256Hex}:${issuer.sha256Hex}`;
 }
 
 /** Shared by verifyX509Svid calls that do not bring their own cache: one process, one set of known CAs. */

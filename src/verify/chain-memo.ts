@@ -46,8 +46,37 @@ export interface MemoizedChain<R> {
 export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<MemoizedChain<R>, number> {
   /** Counts insertions and moves: an entry's `touched` says how many happened since it was last moved. */
   private clock = 0;
+  /** Hints of chains verified once and not remembered yet (see seenBefore). */
+  private readonly sightings: Lru<true, number>;
   hits = 0;
   misses = 0;
+
+  constructor(maxEntries: number) {
+    super(maxEntries);
+    this.sightings = new Lru(maxEntries);
+  }
+
+  /**
+   * Whether a chain about to pass should be remembered: from its second verification that passed on. The first
+   * time only its hint is noted (noteSighting). A renewed leaf makes a chain that is verified once; remembering
+   * each such chain (a copy of its bytes, its frozen result with the parsed certificates, kept until maxEntries
+   * newer chains arrive) carried every one of them into V8's old generation before it was dropped. A hint is
+   * only a hint: another chain with the same hint is admitted one verification early, never answered for these
+   * bytes (find compares them all).
+   */
+  seenBefore(ders: readonly Uint8Array[], options: string): boolean {
+    return this.sightings.peek(chainMemoHint(ders, options)) !== undefined;
+  }
+
+  /** A chain that passed and was not remembered: the next time it passes, it is (see seenBefore). */
+  noteSighting(ders: readonly Uint8Array[], options: string): void {
+    this.sightings.set(chainMemoHint(ders, options), true);
+  }
+
+  override clear(): void {
+    super.clear();
+    this.sightings.clear();
+  }
 
   /**
    * The remembered entry for exactly these chain bytes under exactly these options, when `source` still holds
@@ -103,7 +132,9 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<
     }
     const kept = Object.freeze(ders.map((d) => new Uint8Array(d)));
     const touched = ++this.clock;
-    this.set(chainMemoHint(kept, options), {
+    const hint = chainMemoHint(kept, options);
+    this.sightings.delete(hint);
+    this.set(hint, {
       bundle,
       validFrom,
       validUntil,

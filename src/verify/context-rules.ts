@@ -28,8 +28,11 @@ export interface ContextRuleOptions {
 
 /** What verifyX509Svid passes: verifyParentChain made only when a link carries a parent chain. */
 export interface VerifiedContextOptions extends ContextRuleOptions {
-  /** Makes verifyParentChain on first need (a closure per call costs every new leaf); ignored when it is given. */
-  parentChainVerifier?: () => ParentChainVerifier;
+  /**
+   * Makes verifyParentChain on first need (a verifier per call would cost every new leaf, which mostly never
+   * meets a parent chain); ignored when verifyParentChain is given.
+   */
+  parentChainVerifier?: { make(): ParentChainVerifier };
 }
 
 /** The hop a binding delegates to: the next link's parent, or finally the leaf itself. */
@@ -112,7 +115,7 @@ export function verifiedAgentContext(
   let verifyParent = options.verifyParentChain;
   context.delegation.forEach((link, i) => {
     if (link.parentChain === undefined) return;
-    verifyParent ??= options.parentChainVerifier?.();
+    verifyParent ??= options.parentChainVerifier?.make();
     checkParentChain(context, i, hashes, verifyParent);
   });
   const view = readOnlyContext(context);

@@ -125,7 +125,13 @@ function checkValidity(cert: ParsedCertificate, i: number, at: Date): void {
 }
 
 function checkCriticalExtensions(cert: ParsedCertificate, i: number): void {
-  const unknown = cert.extensions.find((e) => e.critical && !ENFORCED_EXTENSIONS.has(e.oid));
+  let unknown: ParsedCertificate['extensions'][number] | undefined;
+  for (const e of cert.extensions) {
+    if (e.critical && !ENFORCED_EXTENSIONS.has(e.oid)) {
+      unknown = e;
+      break;
+    }
+  }
   if (unknown !== undefined) {
     throw fail(
       ErrorCode.UNKNOWN_CRITICAL_EXTENSION,
@@ -194,7 +200,7 @@ function checkProfile(path: readonly ParsedCertificate[], i: number, anchor: boo
   if (cert.version !== 3 && !anchor) {
     throw profileFailure(cert, i, 'is an X.509 v1 certificate; only a trust anchor may be v1');
   }
-  for (const oid of [id_ce_authorityKeyIdentifier, id_ce_subjectKeyIdentifier]) {
+  for (const oid of KEY_IDENTIFIER_EXTENSIONS) {
     if (cert.extension(oid)?.critical === true) {
       throw profileFailure(
         cert,
@@ -248,6 +254,8 @@ function checkProfile(path: readonly ParsedCertificate[], i: number, anchor: boo
     }
   }
 }
+
+const KEY_IDENTIFIER_EXTENSIONS = [id_ce_authorityKeyIdentifier, id_ce_subjectKeyIdentifier] as const;
 
 function profileFailure(cert: ParsedCertificate, i: number, rule: string): PathFailure {
   return fail(ErrorCode.CERT_PROFILE_INVALID, `${describe(cert)} ${rule}`, i, cert);

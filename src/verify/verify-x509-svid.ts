@@ -127,13 +127,17 @@ export function verifyX509Svid(
     maxDelegationDepth: options.maxDelegationDepth,
     cache,
     agentContextOid,
-    // Made only when a link carries a parent chain: a closure per call costs every new leaf.
-    parentChainVerifier: () => parentChainVerifier(bundleSource, options, at),
+    // The verifier is made only when a link carries a parent chain; what it needs is a plain object (a closure
+    // per call costs every new leaf, and under tsx a name definition too).
+    parentChainVerifier: new ParentChainVerifierSource(bundleSource, options, at),
   });
 
   // The question is built only when someone asks it: the caller's checker now, or the memo on later hits.
-  const remember =
+  // A cross-domain context also rests on other domains' bundles, which the memo does not track.
+  const memoable =
     memo !== undefined && ders !== undefined && (context === undefined || context.version === 1);
+  // Remembered from the second time it passes (see seenBefore): a renewed leaf's chain is seen once.
+  const remember = memoable && memo.seenBefore(ders, optionsKey);
   let query: RevocationQuery | undefined;
   if (options.revocation !== undefined || remember) {
     query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
@@ -152,8 +156,8 @@ export function verifyX509Svid(
     // renewed leaf is seen once, and keeping it would only carry it into the old generation before it is dropped.
     for (let i = 1; i < path.length; i++) cache.rememberCertificate(path[i]!);
     cache.rememberLeaf(leaf);
-    // A cross-domain context also rests on other domains' bundles, which the memo does not track.
     if (remember && query !== undefined) memo.remember(ders, optionsKey, bundle, path, verified, query);
+    else if (memoable) memo.noteSighting(ders, optionsKey);
   }
   return verified;
 }
@@ -163,17 +167,22 @@ export function verifyX509Svid(
  * domain's bundle, at the same instant and under the same rules (its own context included). The recursion is
  * bounded: a parent's chain holds only the links before its own.
  */
-function parentChainVerifier(
-  bundleSource: X509BundleSource,
-  options: VerifyX509SvidOptions,
-  at: Date,
-): ParentChainVerifier {
-  return (parentChain, trustDomain) => {
-    // Revocation is the caller's question about the whole chain: its query names every link's session.
-    const { revocation: _asked, ...rest } = options;
-    const parent = verifyX509Svid(parentChain, bundleSource, { ...rest, at, trustDomain });
-    return { id: parent.id, leaf: parent.chain[0]!, context: parent.context };
-  };
+class ParentChainVerifierSource {
+  constructor(
+    private readonly bundleSource: X509BundleSource,
+    private readonly options: VerifyX509SvidOptions,
+    private readonly at: Date,
+  ) {}
+
+  make(): ParentChainVerifier {
+    const { bundleSource, options, at } = this;
+    return (parentChain, trustDomain) => {
+      // Revocation is the caller's question about the whole chain: its query names every link's session.
+      const { revocation: _asked, ...rest } = options;
+      const parent = verifyX509Svid(parentChain, bundleSource, { ...rest, at, trustDomain });
+      return { id: parent.id, leaf: parent.chain[0]!, context: parent.context };
+    };
+  }
 }
 
 /**

@@ -9,7 +9,9 @@ import { formatIpBytes } from './name-syntax';
 // of a certificate parse. Compiled output (dist/) is the same either way.
 const {
   contentOf,
+  DerCursor,
   DerFramingError,
+  NO_ELEMENT,
   expectTag,
   readBitString,
   readBoolean,
@@ -96,7 +98,7 @@ export interface AlgorithmIdentifierParts {
 
 /**
  * Everything read from the certificate. Byte fields are views into the DER passed to parseCertificateDer, which
- * the caller owns (ParsedCertificate parses a private copy), except `serial` (a copy).
+ * the caller owns (ParsedCertificate parses a private copy).
  */
 export interface CertificateFields {
   /** 3, or 1 for a certificate without the version field (no extensions). */
@@ -164,15 +166,16 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   const signatureAlgorithm = readAlgorithmIdentifier(der, top[1], 'signatureAlgorithm', true);
   const signature = wholeOctets(der, expectTag(top[2], TAG_BIT_STRING, 'signatureValue'), 'signatureValue');
 
-  const fields = readChildren(der, tbsTlv);
-  let i = 0;
+  // The tbsCertificate's fields are read with one cursor (no array, no object per field): each is decoded, or
+  // its offsets kept, before the cursor moves on.
+  const fields = new DerCursor(der).enter(tbsTlv);
+  fields.next();
   // version [0] EXPLICIT Version DEFAULT v1: absent means v1, which path validation accepts only as a trust
   // anchor (RFC 5280 §6.1.1 (d): an anchor is a name and a key). v2 only adds unique identifiers, which nothing
   // uses, and is refused as before.
   let version: 1 | 3 = 1;
-  const versionTlv = fields[0];
-  if (versionTlv?.tag === TAG_CONTEXT_0_CONSTRUCTED) {
-    const versionChildren = readChildren(der, versionTlv);
+  if (fields.tag === TAG_CONTEXT_0_CONSTRUCTED) {
+    const versionChildren = readChildren(der, fields);
     const versionInt = expectTag(versionChildren[0], TAG_INTEGER, 'version');
     if (versionChildren.length !== 1) throw new DerFramingError('version [0] holds more than one element');
     const v = readIntegerBytes(der, versionInt);
@@ -184,20 +187,31 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
       );
     }
     version = 3;
-    i++;
+    fields.next();
   }
-  const serial = readIntegerBytes(der, expectTag(fields[i++], TAG_INTEGER, 'serialNumber')).slice();
-  const tbsSignatureAlgorithm = readAlgorithmIdentifier(der, fields[i++], 'tbsCertificate.signature', true);
-  const issuerTlv = fields[i++];
-  checkCertificateName(der, issuerTlv, 'issuer');
-  const validity = readChildren(der, expectTag(fields[i++], TAG_SEQUENCE, 'validity'));
+  const serial = readIntegerBytes(der, expectTag(fields.current, TAG_INTEGER, 'serialNumber'));
+  fields.next();
+  const tbsSignatureAlgorithm = readAlgorithmIdentifier(
+    der,
+    fields.current,
+    'tbsCertificate.signature',
+    true,
+  );
+  fields.next();
+  checkCertificateName(der, fields.current, 'issuer');
+  const issuer = der.subarray(fields.start, fields.end);
+  fields.next();
+  const validity = readChildren(der, expectTag(fields.current, TAG_SEQUENCE, 'validity'));
   if (validity.length !== 2)
     throw new DerFramingError(`validity has ${validity.length} elements, expected 2`);
   const notBefore = readTime(der, validity[0]!, 'notBefore');
   const notAfter = readTime(der, validity[1]!, 'notAfter');
-  const subjectTlv = fields[i++];
-  checkCertificateName(der, subjectTlv, 'subject');
-  const spkiTlv = expectTag(fields[i++], TAG_SEQUENCE, 'subjectPublicKeyInfo');
+  fields.next();
+  checkCertificateName(der, fields.current, 'subject');
+  const subject = der.subarray(fields.start, fields.end);
+  fields.next();
+  const spkiTlv = expectTag(fields.current, TAG_SEQUENCE, 'subjectPublicKeyInfo');
+  const spki = der.subarray(spkiTlv.start, spkiTlv.end);
   const spkiParts = readChildren(der, spkiTlv);
   if (spkiParts.length !== 2)
     throw new DerFramingError('subjectPublicKeyInfo is not { algorithm, subjectPublicKey }');
@@ -208,14 +222,21 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     'subjectPublicKey',
   );
   checkKnownKey(spkiAlgorithm, spkiKey);
+  fields.next();
 
   // issuerUniqueID [1], subjectUniqueID [2] (IMPLICIT BIT STRING; obsolete but legal), extensions [3]; none of
   // them exists in v1 (RFC 5280 §4.1.2.8, §4.1.2.9).
-  if (version === 1 && fields[i] !== undefined) {
+  if (version === 1 && fields.tag !== NO_ELEMENT) {
     throw new DerFramingError('a v1 certificate carries no unique identifiers and no extensions');
   }
-  if (version === 3 && fields[i]?.tag === TAG_CTX_1_PRIMITIVE) readBitString(der, fields[i++]!);
-  if (version === 3 && fields[i]?.tag === TAG_CTX_2_PRIMITIVE) readBitString(der, fields[i++]!);
+  if (version === 3 && fields.tag === TAG_CTX_1_PRIMITIVE) {
+    readBitString(der, fields);
+    fields.next();
+  }
+  if (version === 3 && fields.tag === TAG_CTX_2_PRIMITIVE) {
+    readBitString(der, fields);
+    fields.next();
+  }
   const out: CertificateFields = {
     version,
     tbs: der.subarray(tbsTlv.start, tbsTlv.end),
@@ -225,9 +246,9 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     serial,
     notBefore,
     notAfter,
-    issuer: der.subarray(issuerTlv!.start, issuerTlv!.end),
-    subject: der.subarray(subjectTlv!.start, subjectTlv!.end),
-    spki: der.subarray(spkiTlv.start, spkiTlv.end),
+    issuer,
+    subject,
+    spki,
     spkiAlgorithm,
     spkiKey,
     extensions: [],
@@ -236,13 +257,14 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     sanCount: 0,
     subjectAltNames: [],
   };
-  if (version === 3 && fields[i]?.tag === TAG_CTX_3_CONSTRUCTED) {
-    const wrapper = readChildren(der, fields[i++]!);
+  if (version === 3 && fields.tag === TAG_CTX_3_CONSTRUCTED) {
+    const wrapper = readChildren(der, fields);
     if (wrapper.length !== 1) throw new DerFramingError('extensions [3] holds more than one element');
     readExtensions(der, expectTag(wrapper[0], TAG_SEQUENCE, 'extensions'), out);
+    fields.next();
   }
-  if (i !== fields.length) {
-    throw new DerFramingError(`unexpected element (tag 0x${fields[i]!.tag.toString(16)}) in tbsCertificate`);
+  if (fields.tag !== NO_ELEMENT) {
+    throw new DerFramingError(`unexpected element (tag 0x${fields.tag.toString(16)}) in tbsCertificate`);
   }
   return out;
 }
@@ -254,19 +276,15 @@ export function readAlgorithmIdentifier(
   what: string,
   view = false,
 ): AlgorithmIdentifierParts {
-  const parts = readChildren(der, expectTag(tlv, TAG_SEQUENCE, what));
-  if (parts.length < 1 || parts.length > 2)
-    throw new DerFramingError(`${what} is not { algorithm, parameters }`);
-  const oid = readOid(der, expectTag(parts[0], TAG_OID, `${what}.algorithm`));
-  const params = parts[1];
-  if (params !== undefined) checkAnyValue(der, params, `${what}.parameters`);
+  const parts = new DerCursor(der).enter(expectTag(tlv, TAG_SEQUENCE, what));
+  if (parts.next() === NO_ELEMENT) throw new DerFramingError(`${what} is not { algorithm, parameters }`);
+  const oid = readOid(der, expectTag(parts, TAG_OID, `${what}.algorithm`));
   const whole = view ? der.subarray(tlv!.start, tlv!.end) : der.slice(tlv!.start, tlv!.end);
-  if (params === undefined) return { oid, der: whole };
-  return {
-    oid,
-    der: whole,
-    params: view ? der.subarray(params.start, params.end) : der.slice(params.start, params.end),
-  };
+  if (parts.next() === NO_ELEMENT) return { oid, der: whole };
+  checkAnyValue(der, parts, `${what}.parameters`);
+  const params = view ? der.subarray(parts.start, parts.end) : der.slice(parts.start, parts.end);
+  if (parts.next() !== NO_ELEMENT) throw new DerFramingError(`${what} is not { algorithm, parameters }`);
+  return { oid, der: whole, params };
 }
 
 /** A BIT STRING that holds whole octets (signatures, keys); a view into `der`. */
@@ -525,35 +543,41 @@ export function readExtensionList(der: Uint8Array, seq: Tlv, view = false): Pars
   // made only for a long list (so that a crafted one costs linear time, not quadratic).
   let seen: Set<string> | undefined;
   const out: ParsedExtension[] = [];
-  for (const extTlv of readChildren(der, seq)) {
-    const parts = readChildren(der, expectTag(extTlv, TAG_SEQUENCE, 'Extension'));
-    const oid = readOid(der, expectTag(parts[0], TAG_OID, 'extnID'));
+  // Two cursors for the whole list: no array or element object per extension.
+  const list = new DerCursor(der).enter(seq);
+  const parts = new DerCursor(der);
+  while (list.next() !== NO_ELEMENT) {
+    parts.enter(expectTag(list, TAG_SEQUENCE, 'Extension'));
+    parts.next();
+    const oid = readOid(der, expectTag(parts.current, TAG_OID, 'extnID'));
     let critical = false;
-    let k = 1;
-    if (parts[k]?.tag === TAG_BOOLEAN) {
-      critical = readBoolean(der, parts[k]!);
+    if (parts.next() === TAG_BOOLEAN) {
+      critical = readBoolean(der, parts);
       // DER (X.690 §11.5): a value equal to the DEFAULT is left out, so an explicit FALSE is not DER.
       if (!critical) throw new DerFramingError(`extension ${oid} encodes critical FALSE, the DEFAULT`);
-      k++;
+      parts.next();
     }
     // The message is built only for a refusal: a template argument would be made for every extension.
-    const valueTlv =
-      parts[k]?.tag === TAG_OCTET_STRING
-        ? parts[k]!
-        : expectTag(parts[k], TAG_OCTET_STRING, `extension ${oid} extnValue`);
-    if (parts.length !== k + 1) throw new DerFramingError(`extension ${oid} has extra elements`);
+    if (parts.tag !== TAG_OCTET_STRING)
+      expectTag(parts.current, TAG_OCTET_STRING, `extension ${oid} extnValue`);
+    const valueStart = parts.contentStart;
+    const valueEnd = parts.end;
+    if (parts.next() !== NO_ELEMENT) throw new DerFramingError(`extension ${oid} has extra elements`);
     if (out.length === DUPLICATE_SCAN_LIMIT) seen = new Set(out.map((e) => e.oid));
-    if (seen !== undefined ? seen.has(oid) : out.some((e) => e.oid === oid)) {
+    if (seen !== undefined ? seen.has(oid) : hasOid(out, oid)) {
       // RFC 5280 §4.2: a certificate MUST NOT include more than one instance of an extension.
       throw new DerFramingError(`duplicate extension ${oid}`);
     }
     seen?.add(oid);
-    const value = view
-      ? der.subarray(valueTlv.contentStart, valueTlv.end)
-      : der.slice(valueTlv.contentStart, valueTlv.end);
+    const value = view ? der.subarray(valueStart, valueEnd) : der.slice(valueStart, valueEnd);
     out.push({ oid, critical, value });
   }
   return out;
+}
+
+function hasOid(exts: readonly ParsedExtension[], oid: string): boolean {
+  for (let i = 0; i < exts.length; i++) if (exts[i]!.oid === oid) return true;
+  return false;
 }
 
 /** Up to this many extensions, a new one is compared with each before it. */
@@ -591,10 +615,13 @@ function decodeKnownExtension(oid: string, v: Uint8Array, out: CertificateFields
       return;
     }
     case OID_EXT_KEY_USAGE: {
-      const items = readChildren(v, expectTag(readSingleTlv(v), TAG_SEQUENCE, 'ExtKeyUsageSyntax'));
+      const items = new DerCursor(v).enter(expectTag(readSingleTlv(v), TAG_SEQUENCE, 'ExtKeyUsageSyntax'));
+      const purposes: string[] = [];
+      while (items.next() !== NO_ELEMENT)
+        purposes.push(readOid(v, expectTag(items, TAG_OID, 'KeyPurposeId')));
       // SIZE (1..MAX): an empty list names no purpose, and reading it as "no restriction" would widen it.
-      if (items.length === 0) throw new DerFramingError('ExtKeyUsageSyntax is empty (SIZE (1..MAX))');
-      out.extKeyUsage = items.map((t) => readOid(v, expectTag(t, TAG_OID, 'KeyPurposeId')));
+      if (purposes.length === 0) throw new DerFramingError('ExtKeyUsageSyntax is empty (SIZE (1..MAX))');
+      out.extKeyUsage = purposes;
       return;
     }
     case OID_SUBJECT_ALT_NAME: {
@@ -679,7 +706,10 @@ function readGeneralNames(v: Uint8Array, tlv: Tlv): GeneralName[] {
   if (tlv.tag !== TAG_SEQUENCE && tlv.tag !== 0xa1) {
     throw new DerFramingError(`GeneralNames: unexpected tag 0x${tlv.tag.toString(16)}`);
   }
-  return readChildren(v, tlv).map((g) => readGeneralName(v, g));
+  const out: GeneralName[] = [];
+  const names = new DerCursor(v).enter(tlv);
+  while (names.next() !== NO_ELEMENT) out.push(readGeneralName(v, names));
+  return out;
 }
 
 /** GeneralName (RFC 5280 §4.2.1.6), every alternative checked and decoded. */

@@ -73,8 +73,6 @@ export class ParsedCertificate {
    * accepts a v1 certificate only as a trust anchor (see src/verify/path-rules.ts).
    */
   readonly version: 1 | 3;
-  /** Serial number as lower-case hex without leading zeros (at least one digit). */
-  readonly serialHex: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly subjectDer: Uint8Array;
@@ -116,6 +114,9 @@ export class ParsedCertificate {
   #sha256: Uint8Array | undefined;
   #keyDescription: KeyDescription | undefined;
   #sha256Hex: string | undefined;
+  /** The serialNumber INTEGER's contents: a view into the private copy of the DER. */
+  readonly #serial: Uint8Array;
+  #serialHex: string | undefined;
 
   private constructor(der: Uint8Array) {
     let f: CertificateFields;
@@ -126,7 +127,7 @@ export class ParsedCertificate {
     }
     this.der = der;
     this.version = f.version;
-    this.serialHex = serialToHex(f.serial);
+    this.#serial = f.serial;
     this.notBefore = f.notBefore;
     this.notAfter = f.notAfter;
     this.subjectDer = f.subject;
@@ -158,6 +159,15 @@ export class ParsedCertificate {
       throw new MalformedCertificateError('empty certificate');
     }
     return new ParsedCertificate(new Uint8Array(der));
+  }
+
+  /**
+   * Serial number as lower-case hex without leading zeros (at least one digit), made on first use: a new leaf
+   * is verified without it (only a revocation question, the chain memo and refusal messages read it).
+   */
+  get serialHex(): string {
+    this.#serialHex ??= serialToHex(this.#serial);
+    return this.#serialHex;
   }
 
   /**
@@ -295,7 +305,11 @@ export class ParsedCertificate {
   }
 
   extension(oid: string): ParsedExtension | undefined {
-    return this.extensions.find((e) => e.oid === oid);
+    // A loop, not find(): the path rules ask this several times per certificate, and a closure per call is
+    // garbage (and, under tsx, a name definition) on every new leaf.
+    const exts = this.extensions;
+    for (let i = 0; i < exts.length; i++) if (exts[i]!.oid === oid) return exts[i];
+    return undefined;
   }
 
   /**

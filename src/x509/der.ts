@@ -31,6 +31,11 @@ export class DerFramingError extends Error {}
 
 /** Reads the element starting at `offset`, which must end within `limit` (default: the end of `buf`). */
 export function readTlv(buf: Uint8Array, offset: number, limit: number = buf.length): Tlv {
+  return readTlvInto(buf, offset, limit, { tag: 0, start: 0, contentStart: 0, end: 0 });
+}
+
+/** readTlv, written into `out` (a DerCursor reuses itself) rather than into a new object. */
+function readTlvInto(buf: Uint8Array, offset: number, limit: number, out: Tlv): Tlv {
   if (offset + 2 > limit) throw new DerFramingError(`truncated element at offset ${offset}`);
   const tag = buf[offset]!;
   // Multi-byte tags never occur in X.509 or PKCS#10; refusing them keeps this reader small.
@@ -56,7 +61,57 @@ export function readTlv(buf: Uint8Array, offset: number, limit: number = buf.len
   }
   const end = contentStart + length;
   if (end > limit) throw new DerFramingError(`element at offset ${offset} runs past its container`);
-  return { tag, start: offset, contentStart, end };
+  out.tag = tag;
+  out.start = offset;
+  out.contentStart = contentStart;
+  out.end = end;
+  return out;
+}
+
+/** DerCursor's tag when there is no current element. */
+export const NO_ELEMENT = -1;
+
+/**
+ * The elements directly inside a constructed element, read one at a time into the cursor itself: no array and
+ * no object per element (readChildren makes both, and a certificate has some eighty elements). The cursor is a
+ * Tlv whose fields are those of the current element, so the primitive readers below take it as it is; a caller
+ * that needs an element after moving on keeps its offsets. The elements must fill the parent exactly, as with
+ * readChildren, but a framing error in a later element is found only when the cursor reaches it.
+ */
+export class DerCursor implements Tlv {
+  tag = NO_ELEMENT;
+  start = 0;
+  contentStart = 0;
+  end = 0;
+  private pos = 0;
+  private limit = 0;
+
+  constructor(private readonly buf: Uint8Array) {}
+
+  /** Starts over on the elements inside `parent` (which may be another cursor's current element). */
+  enter(parent: Tlv): this {
+    if ((parent.tag & 0x20) === 0) throw new DerFramingError('primitive element has no children');
+    this.pos = parent.contentStart;
+    this.limit = parent.end;
+    this.tag = NO_ELEMENT;
+    return this;
+  }
+
+  /** Moves to the next element and returns its tag; NO_ELEMENT (-1) after the last one. */
+  next(): number {
+    if (this.pos >= this.limit) {
+      this.tag = NO_ELEMENT;
+      return NO_ELEMENT;
+    }
+    readTlvInto(this.buf, this.pos, this.limit, this);
+    this.pos = this.end;
+    return this.tag;
+  }
+
+  /** The current element, or undefined past the last one: what expectTag reads as "missing". */
+  get current(): Tlv | undefined {
+    return this.tag === NO_ELEMENT ? undefined : this;
+  }
 }
 
 /** The single element that spans all of `buf`; trailing bytes are an error. */

@@ -36,11 +36,47 @@ function fixture(): {
   };
 }
 
+/** Verifies `chain` twice: a chain is remembered from its second verification that passed (seenBefore). */
+function remembered(
+  chain: readonly Uint8Array[],
+  bundle: X509Bundle,
+  options: Parameters<typeof verifyX509Svid>[2],
+): ReturnType<typeof verifyX509Svid> {
+  verifyX509Svid(chain, bundle, options);
+  return verifyX509Svid(chain, bundle, options);
+}
+
 describe('verified-chain memo', () => {
+  it('remembers a chain from its second verification on: a chain seen once (a renewed leaf) is not kept', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    assert.deepEqual(cache.stats().chains, { hits: 0, misses: 1, size: 0, evictions: 0 });
+    const second = verifyX509Svid(f.chain, f.bundle, { cache });
+    assert.deepEqual(cache.stats().chains, { hits: 0, misses: 2, size: 1, evictions: 0 });
+    assert.equal(
+      verifyX509Svid(f.chain, f.bundle, { cache }),
+      second,
+      'the third call is answered from memory',
+    );
+    assert.equal(cache.stats().chains.hits, 1);
+  });
+
+  it('does not count a refused verification as a sighting', () => {
+    const f = fixture();
+    const cache = new VerificationCache();
+    const revocation = new StaticRevocationList({ sessions: ['session-tool-runner'] });
+    expectCode(() => verifyX509Svid(f.chain, f.bundle, { cache, revocation }), ErrorCode.REVOKED);
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    assert.equal(cache.stats().chains.size, 0, 'the first verification that passed is a first sighting');
+    verifyX509Svid(f.chain, f.bundle, { cache });
+    assert.equal(cache.stats().chains.size, 1);
+  });
+
   it('answers the same chain bytes again from memory: no parse, no signature check', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    const first = verifyX509Svid(f.chain, f.bundle, { cache });
+    const first = remembered(f.chain, f.bundle, { cache });
     const before = cache.stats();
     // Fresh copies of the bytes: the memo keys on content, not on the arrays' identity.
     const again = verifyX509Svid(
@@ -60,7 +96,7 @@ describe('verified-chain memo', () => {
   it('hands out a read-only context: nothing a caller does to it changes the next answer', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    const first = verifyX509Svid(f.chain, f.bundle, { cache });
+    const first = remembered(f.chain, f.bundle, { cache });
     const proven = structuredClone(first.context!);
     const link = first.context!.delegation[0]!;
     // Byte arrays and dates cannot be frozen: each read is a copy of its own.
@@ -97,7 +133,7 @@ describe('verified-chain memo', () => {
     const f = fixture();
     const cache = new VerificationCache();
     const revocation = new StaticRevocationList();
-    verifyX509Svid(f.chain, f.bundle, { cache, revocation });
+    remembered(f.chain, f.bundle, { cache, revocation });
     revocation.revokeSession('session-tool-runner', 'task ended');
     expectCode(() => verifyX509Svid(f.chain, f.bundle, { cache, revocation }), ErrorCode.REVOKED);
     assert.equal(cache.stats().chains.hits, 1, 'the refusal came from the memo hit, revocation asked afresh');
@@ -106,7 +142,7 @@ describe('verified-chain memo', () => {
   it('refuses a remembered chain whose serial is revoked, and one given a checker that cannot answer', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    verifyX509Svid(f.chain, f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
     const leafSerial = verifyX509Svid(f.chain, f.bundle, { cache }).chain[0]!.serialHex;
     expectCode(
       () =>
@@ -130,7 +166,7 @@ describe('verified-chain memo', () => {
   it('does not answer under a rotated bundle: a bundle without the old root refuses the chain', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    verifyX509Svid(f.chain, f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
     const rotated = X509Bundle.fromDer(TrustDomain.parse(TD), [createCa(TD).cert.der]);
     // Same subject name, another key: the intermediate's signature no longer verifies.
     expectCode(() => verifyX509Svid(f.chain, rotated, { cache }), ErrorCode.SIGNATURE_INVALID);
@@ -147,7 +183,7 @@ describe('verified-chain memo', () => {
   it('does not answer for a trust domain the source no longer holds', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    verifyX509Svid(f.chain, f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
     const other = X509Bundle.fromDer(TrustDomain.parse('other.org'), [f.root.cert.der]);
     expectCode(() => verifyX509Svid(f.chain, other, { cache }), ErrorCode.BUNDLE_NOT_FOUND);
   });
@@ -155,7 +191,7 @@ describe('verified-chain memo', () => {
   it('refuses a remembered chain once its leaf expired, and before it was valid', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    verifyX509Svid(f.chain, f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
     const late = new Date(f.leafNotAfter.getTime() + 1000);
     expectCode(() => verifyX509Svid(f.chain, f.bundle, { cache, at: late }), ErrorCode.SVID_EXPIRED);
     assert.equal(cache.stats().chains.hits, 0);
@@ -177,7 +213,7 @@ describe('verified-chain memo', () => {
     const leaf = issueSvid(pki, `spiffe://${TD}/w`, { ttlSeconds: 3600 }).cert;
     const bundle = pki.bundle;
     const cache = new VerificationCache();
-    verifyX509Svid([leaf.der, inter.cert.der], bundle, { cache });
+    remembered([leaf.der, inter.cert.der], bundle, { cache });
     const after = new Date(inter.cert.notAfter.getTime() + 1000);
     assert.throws(
       () => verifyX509Svid([leaf.der, inter.cert.der], bundle, { cache, at: after }),
@@ -189,7 +225,7 @@ describe('verified-chain memo', () => {
   it('does not answer under another agent-context OID, trust domain or depth bound', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    verifyX509Svid(f.chain, f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
     expectCode(
       () => verifyX509Svid(f.chain, f.bundle, { cache, agentContextOid: OTHER_OID }),
       ErrorCode.AGENT_CONTEXT_OID_MISMATCH,
@@ -210,6 +246,7 @@ describe('verified-chain memo', () => {
     const f = fixture();
     const cache = new VerificationCache();
     const leafId = `spiffe://${TD}/retrieval`;
+    verifyX509Svid(f.chain, f.bundle, { cache });
     const peer = verifyHopPeerSync(
       f.chain,
       { bundles: f.bundle, cache, authorize: authorizeId(leafId) },
@@ -231,7 +268,7 @@ describe('verified-chain memo', () => {
   it('never answers other bytes: a chain differing in one byte, or in order, verifies in full', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    verifyX509Svid(f.chain, f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
     const tampered = new Uint8Array(f.chain[0]!);
     tampered[tampered.length - 5] = tampered[tampered.length - 5]! ^ 0x01;
     assert.throws(() => verifyX509Svid([tampered, f.chain[1]!], f.bundle, { cache }), LanyardError);
@@ -243,7 +280,7 @@ describe('verified-chain memo', () => {
   it('a chain with the same lookup hint but one byte changed is never a hit', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    verifyX509Svid(f.chain, f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
     // Same lengths and same last bytes (the hint's inputs); one byte inside the leaf's tbsCertificate differs.
     for (const at of [20, Math.floor(f.chain[0]!.length / 2), f.chain[0]!.length - 100]) {
       const near = new Uint8Array(f.chain[0]!);
@@ -263,7 +300,7 @@ describe('verified-chain memo', () => {
     const f = fixture();
     const cache = new VerificationCache();
     const mine = f.chain.map((d) => new Uint8Array(d));
-    verifyX509Svid(mine, f.bundle, { cache });
+    remembered(mine, f.bundle, { cache });
     mine[0]![30] = mine[0]![30]! ^ 0x01;
     assert.throws(() => verifyX509Svid(mine, f.bundle, { cache }), LanyardError);
     assert.equal(cache.stats().chains.hits, 0);
@@ -274,7 +311,7 @@ describe('verified-chain memo', () => {
   it('refuses an invalid verification time for a remembered chain', () => {
     const f = fixture();
     const cache = new VerificationCache();
-    verifyX509Svid(f.chain, f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
     expectCode(
       () => verifyX509Svid(f.chain, f.bundle, { cache, at: new Date(NaN) }),
       ErrorCode.INVALID_ARGUMENT,
@@ -296,13 +333,13 @@ describe('verified-chain memo', () => {
         return false;
       },
     };
-    const first = verifyX509Svid(f.chain, f.bundle, { cache, revocation });
+    const first = remembered(f.chain, f.bundle, { cache, revocation });
     const second = verifyX509Svid(f.chain, f.bundle, { cache, revocation });
     const third = verifyX509Svid(f.chain, f.bundle, { cache, revocation });
     assert.equal(second, first);
     assert.equal(third, first);
-    assert.equal(asked.length, 3);
-    assert.deepEqual(asked[2], asked[0]);
+    assert.equal(asked.length, 4);
+    assert.deepEqual(asked[3], asked[0]);
     assert.deepEqual(asked[0]!.delegationSessionIds, ['session-planner', 'session-tool-runner']);
     assert.ok(Object.isFrozen(asked[1]) && Object.isFrozen(asked[1]!.delegationSessionIds));
   });
@@ -341,8 +378,8 @@ describe('verified-chain memo', () => {
     const f = fixture();
     const cache = new VerificationCache({ maxEntries: 1 });
     const other = issueSvid(f.inter, `spiffe://${TD}/w`, { ttlSeconds: 600 }).cert;
-    verifyX509Svid(f.chain, f.bundle, { cache });
-    verifyX509Svid([other.der, f.inter.cert.der], f.bundle, { cache });
+    remembered(f.chain, f.bundle, { cache });
+    remembered([other.der, f.inter.cert.der], f.bundle, { cache });
     const stats = cache.stats().chains;
     assert.equal(stats.size, 1);
     assert.equal(stats.evictions, 1);
