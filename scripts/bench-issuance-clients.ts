@@ -47,6 +47,23 @@ export interface ClientsResult {
   renew: PhaseResult;
 }
 
+/**
+ * What the worker says when runClients' watchdog asks (`'probe'`): where it is and whether calls still settle.
+ * A worker that does not answer is not running its event loop (blocked in a synchronous call).
+ */
+export interface ClientsProbe {
+  stage: 'keys' | 'connect' | 'attest' | 'connect-mtls' | 'renew' | 'done';
+  /** Calls settled (answered or failed) so far, both phases. */
+  settled: number;
+  /** Calls started and not settled, with the age of the oldest, ms. */
+  pending: number;
+  oldestPendingMs: number;
+  /** Connectivity state of each client's channel, counted by state name. */
+  channels: Record<string, number>;
+  /** process.getActiveResourcesInfo() of the worker, counted by kind. */
+  resources: Record<string, number>;
+}
+
 interface Pending {
   key: KeyObject;
   csr: Buffer;
@@ -140,6 +157,54 @@ async function phase<T>(
   };
 }
 
+/** The worker's progress, for the watchdog's probes. */
+const progress = {
+  stage: 'keys' as ClientsProbe['stage'],
+  settled: 0,
+  /** Start time of each call not yet settled, by call number. */
+  pending: new Map<number, number>(),
+  calls: 0,
+  channels: [] as grpc.Client[],
+};
+
+/** Wraps a call so the probes see it pending (by start time) until it settles. */
+async function tracked<T>(call: () => Promise<T>): Promise<T> {
+  const id = ++progress.calls;
+  progress.pending.set(id, performance.now());
+  try {
+    return await call();
+  } finally {
+    progress.pending.delete(id);
+    progress.settled++;
+  }
+}
+
+function countBy(items: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const i of items) counts[i] = (counts[i] ?? 0) + 1;
+  return counts;
+}
+
+export function probe(): ClientsProbe {
+  const now = performance.now();
+  return {
+    stage: progress.stage,
+    settled: progress.settled,
+    pending: progress.pending.size,
+    oldestPendingMs: progress.pending.size > 0 ? now - Math.min(...progress.pending.values()) : 0,
+    channels: countBy(
+      progress.channels.map((c) => {
+        try {
+          return grpc.connectivityState[c.getChannel().getConnectivityState(false)] ?? '?';
+        } catch {
+          return 'closed';
+        }
+      }),
+    ),
+    resources: countBy(process.getActiveResourcesInfo()),
+  };
+}
+
 async function run(job: ClientsJob): Promise<ClientsResult> {
   const bundle = X509Bundle.fromPem(TrustDomain.parse(job.trustDomain), job.bundlePem);
   const attestCsrs = job.tokens.map((t) => freshCsrs(t.length));
@@ -149,14 +214,17 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
     (_, i) => new AttestationServiceClient(addressOf(i), lanyardChannelCredentials(bundle), CHANNEL_OPTIONS),
   );
   const mtlsClients: AttestationServiceClient[] = [];
+  progress.channels = clients;
   try {
     // Connections (TLS handshakes) are made before the clock starts: steady-state issuance is measured.
+    progress.stage = 'connect';
     await Promise.all(clients.map(waitForReady));
+    progress.stage = 'attest';
     const attest = await phase(
       clients.map((c, i) => ({
         calls: job.tokens[i]!.map((token, j) => async () => {
           const pending = attestCsrs[i]![j]!;
-          const r = await attestOnce(c, token, pending.csr);
+          const r = await tracked(() => attestOnce(c, token, pending.csr));
           // Parsed once the clock has stopped: the phase measures issuance, not the client's own checks.
           return { privateKey: pending.key, chain: r.svid!.certChain };
         }),
@@ -175,13 +243,17 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
         new AttestationServiceClient(addressOf(i), lanyardChannelCredentials(bundle, svid), CHANNEL_OPTIONS),
       );
     }
+    progress.channels = mtlsClients;
+    progress.stage = 'connect-mtls';
     await Promise.all(mtlsClients.map(waitForReady));
+    progress.stage = 'renew';
     const renew = await phase(
       mtlsClients.map((c, i) => ({
-        calls: renewCsrs[i]!.map((pending) => () => renewOnce(c, pending.csr)),
+        calls: renewCsrs[i]!.map((pending) => () => tracked(() => renewOnce(c, pending.csr))),
       })),
       job.phaseBudgetMs,
     );
+    progress.stage = 'done';
     return { attest: attest.result, renew: renew.result };
   } finally {
     for (const c of [...clients, ...mtlsClients]) c.close();
@@ -190,6 +262,12 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
 
 if (parentPort !== null) {
   const port = parentPort;
+  port.on('message', (m: unknown) => {
+    if (m === 'probe') port.postMessage({ probe: probe() });
+  });
+  // Listening must not keep the worker alive: one whose loop drains with a call unsettled still exits, and
+  // runClients reports that as such.
+  port.unref();
   run(workerData as ClientsJob).then(
     (result) => port.postMessage({ ok: true, result }),
     (e: unknown) => port.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e) }),

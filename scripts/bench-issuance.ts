@@ -25,7 +25,7 @@ import { createCsr, parseCsr } from '../src/x509/csr';
 import { generateSigningKeyPair } from '../src/x509/keys';
 import { issueX509Svid } from '../src/x509/profiles';
 import { asIssuer, createPki, TD } from '../test/support/pki';
-import type { ClientsJob, ClientsResult, PhaseResult } from './bench-issuance-clients';
+import type { ClientsJob, ClientsProbe, ClientsResult, PhaseResult } from './bench-issuance-clients';
 
 const CONCURRENCY = [1, 4, 16, 64];
 const TRUST_DOMAIN = 'bench.lanyard.local';
@@ -106,6 +106,16 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** How often runClients asks its worker where it is, and how long the worker may take to answer. */
+const PROBE_EVERY_MS = 15_000;
+/**
+ * No call settled for this long while calls are pending: every call has a 30 s deadline, so grpc-js should have
+ * failed them by now; the run stops and says what it saw instead of waiting forever.
+ */
+const STALL_MS = 120_000;
+/** A probe unanswered this long: the worker's thread is not running its event loop (its key making takes less). */
+const UNANSWERED_MS = 180_000;
+
 export function runClients(job: ClientsJob): Promise<ClientsResult> {
   return new Promise((resolve, reject) => {
     // tsx's loader does not follow into worker threads: the worker registers tsx's require hook itself.
@@ -114,18 +124,66 @@ export function runClients(job: ClientsJob): Promise<ClientsResult> {
       eval: true,
       workerData: job,
     });
-    worker.once('message', (m: { ok: true; result: ClientsResult } | { ok: false; error: string }) => {
+    // Two runs stalled with every process idle, cause unknown: the worker is asked where it is every
+    // PROBE_EVERY_MS, and a worker that stops answering (its thread blocked outside its event loop) or whose
+    // calls stop settling (a call grpc-js neither answers nor fails) ends the run with what it said last.
+    let last: { probe: ClientsProbe } | undefined;
+    let progressAt = performance.now();
+    // When the oldest probe still unanswered was sent.
+    let unanswered: number | undefined;
+    let done = false;
+    const finish = (settle: () => void): void => {
+      if (done) return;
+      done = true;
+      clearInterval(watchdog);
+      settle();
+    };
+    const stalled = (why: string): void => {
+      finish(() =>
+        reject(new Error(`bench clients stalled: ${why}; last probe ${JSON.stringify(last?.probe)}`)),
+      );
       void worker.terminate();
-      if (m.ok) resolve(m.result);
-      else reject(new Error(`bench clients failed: ${m.error}`));
-    });
-    worker.once('error', reject);
+    };
+    const watchdog = setInterval(() => {
+      const now = performance.now();
+      if (unanswered !== undefined && now - unanswered > UNANSWERED_MS) {
+        stalled(`the worker has not answered a probe for ${Math.round((now - unanswered) / 1000)} s`);
+        return;
+      }
+      if (last !== undefined && last.probe.pending > 0 && now - progressAt > STALL_MS) {
+        stalled(
+          `no call settled for ${Math.round((now - progressAt) / 1000)} s with ${last.probe.pending} pending`,
+        );
+        return;
+      }
+      unanswered ??= now;
+      worker.postMessage('probe');
+    }, PROBE_EVERY_MS);
+    watchdog.unref();
+    worker.on(
+      'message',
+      (m: { ok: true; result: ClientsResult } | { ok: false; error: string } | { probe: ClientsProbe }) => {
+        if ('probe' in m) {
+          if (last === undefined || m.probe.settled !== last.probe.settled) progressAt = performance.now();
+          last = { probe: m.probe };
+          unanswered = undefined;
+          return;
+        }
+        void worker.terminate();
+        finish(() => (m.ok ? resolve(m.result) : reject(new Error(`bench clients failed: ${m.error}`))));
+      },
+    );
+    worker.once('error', (e) => finish(() => reject(e)));
     // A worker that ends without posting (its loop drained with a call unsettled, or it died quietly) left the
-    // bench waiting for the message forever. Two runs stalled with every process idle, possibly this way; the
-    // cause is not known, so the run now fails saying what it saw.
+    // bench waiting for the message forever.
     worker.once('exit', (code) =>
-      reject(
-        new Error(`bench clients ended (exit ${code}) without a result: a call neither answered nor failed`),
+      finish(() =>
+        reject(
+          new Error(
+            `bench clients ended (exit ${code}) without a result: a call neither answered nor failed; ` +
+              `last probe ${JSON.stringify(last?.probe)}`,
+          ),
+        ),
       ),
     );
   });

@@ -22,6 +22,8 @@ import { openConfiguredStore, serverIdOf } from './open-store';
 import { relaySharedRevocations } from './revocation/shared-revocations';
 import { CA_UPSTREAM_FIELDS, type ServerConfig } from './config';
 import { type CaHealthMonitor, CA_DEPENDENT_HEALTH_NAMES, watchCaHealth } from './ca-health';
+import { HealthBoard } from './health-board';
+import { STORE_DEPENDENT_HEALTH_NAMES, type StoreHealthMonitor, watchStoreHealth } from './store-health';
 import { type BoundListener, LanyardServer } from './grpc-server';
 import { createLogger, type Logger } from '../internal/logging';
 import { FileWitness } from '../audit/file-witness';
@@ -165,7 +167,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let policy: PolicyEngine | undefined;
   let jwtAuthority: JwtAuthority | undefined;
   // Started once the listeners are up; the rotation timer (made before) re-checks it after each tick.
-  const health: { monitor?: CaHealthMonitor } = {};
+  const health: { monitor?: CaHealthMonitor; store?: StoreHealthMonitor } = {};
   // Stops, in order, what runs on top of the store; then the store. Runs once, on close or a failed start.
   // Following other servers' changes on a shared store (PostgreSQL); stopped first on the way down.
   const sharing: (() => void)[] = [];
@@ -179,6 +181,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       await audit?.stop();
       policy?.close();
       health.monitor?.stop();
+      health.store?.stop();
       await timer?.stop();
       await jwtTimer?.stop();
       await pruner?.stop();
@@ -450,11 +453,19 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     }
     logger.info({ metricsAddress: metricsEndpoint.address }, 'Prometheus metrics served at /metrics');
   }
+  // The CA and the store each take names out of service; a name serves again only when neither holds it.
+  const board = new HealthBoard((names, status) => serving.setHealth(names, status));
+  const healthLog = logger.child({ component: 'health' });
   health.monitor = watchCaHealth({
     ca: ca!,
     clock,
-    logger: logger.child({ component: 'health' }),
-    onChange: (ok) => serving.setHealth(CA_DEPENDENT_HEALTH_NAMES, ok ? 'SERVING' : 'NOT_SERVING'),
+    logger: healthLog,
+    onChange: (ok) => board.set('ca', CA_DEPENDENT_HEALTH_NAMES, ok),
+  });
+  health.store = watchStoreHealth({
+    store,
+    logger: healthLog,
+    onChange: (ok) => board.set('store', STORE_DEPENDENT_HEALTH_NAMES, ok),
   });
   const publicAddress = listeners.find((l) => l.name === 'public')?.address ?? '';
   logger.info(

@@ -23,7 +23,7 @@ export function registerServerHealthcheckCommand(server: Command): void {
     server
       .command('healthcheck')
       .description(
-        "exit 0 when the server is SERVING (its CA can issue), 1 otherwise; asks the admin socket's grpc.health.v1",
+        "exit 0 when the server is SERVING (its CA can issue, its store has not failed closed), 1 otherwise; asks the admin socket's grpc.health.v1",
       ),
   )
     .option('--timeout <duration>', 'how long to wait for an answer', '5s')

@@ -15,6 +15,7 @@ import { GrpcServerMetrics, type FinishedCall } from '../../internal/grpc-metric
 import type { Logger } from '../../internal/logging';
 import type { Store } from '../../store/store';
 import type { AuditAppendMode } from '../audit/recorder';
+import { storeFailure } from '../store-health';
 import type { RevocationFeed } from '../sessions/revocation-feed';
 
 /** The RPCs that issue an identity (X.509-SVIDs, JWT-SVIDs), by service: the issuance counter's `method`. */
@@ -170,6 +171,15 @@ export class ServerMetrics {
       collect() {
         const s = sources();
         this.set(s === undefined ? Number.NaN : s.ca.readiness(now()).ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'lanyard_server_store_failed_closed',
+      help: '1 when the store failed closed (a WAL fsync failed): it refuses every call until the server restarts, else 0',
+      registers,
+      collect() {
+        const s = sources();
+        this.set(s === undefined ? Number.NaN : storeFailure(s.store) !== undefined ? 1 : 0);
       },
     });
     new Gauge({

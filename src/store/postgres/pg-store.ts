@@ -245,6 +245,15 @@ export class PgStore extends TableOps implements Store {
     return { url: this.url, poolSize: this.pool.options.max, schemaVersion };
   }
 
+  /**
+   * Always undefined: PostgreSQL has no failed-closed state. A commit it cannot make fails and rolls back only
+   * its own calls; an unreachable server or an exhausted pool fails calls until it is back, which restarting
+   * this process would not hasten (src/server/store-health.ts says why health stays SERVING then).
+   */
+  failedClosed(): undefined {
+    return undefined;
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;

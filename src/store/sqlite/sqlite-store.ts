@@ -332,6 +332,14 @@ export class SqliteStore extends AsyncOps implements Store {
     return this.wal.whenDurable(this.wal.lastWritten());
   }
 
+  /**
+   * Why the store failed closed (a failed fsync, a -wal removed or replaced), or undefined while it works. Once
+   * set it stays: every call fails until the server restarts, so the health service reports NOT_SERVING.
+   */
+  failedClosed(): InternalError | undefined {
+    return this.wal.failure;
+  }
+
   /** How many fsyncs of the -wal file ran (each covers every commit written before it started). */
   walFsyncCount(): number {
     return this.wal.fsyncs;

@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
+import {
+  checkHealth as check,
+  healthClient,
+  watchHealth as watch,
+  type HealthClient,
+} from '../../support/health-client';
 import { startTestServer, type TestServer } from '../../support/test-server';
 import {
   attest,
@@ -15,44 +20,6 @@ import {
   PUBLIC_CHANNEL_OPTIONS,
   publicCredentials,
 } from '../../support/public-client';
-
-type Status = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN' | 'UNKNOWN';
-type HealthClient = grpc.Client & {
-  Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: { status: Status }) => void): void;
-  Watch(req: { service: string }): grpc.ClientReadableStream<{ status: Status }>;
-};
-
-const Health = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'Health');
-
-function healthClient(target: string, creds: grpc.ChannelCredentials, options = {}): HealthClient {
-  return new Health(target, creds, options) as unknown as HealthClient;
-}
-
-function check(client: HealthClient, service: string): Promise<Status> {
-  return new Promise((resolve, reject) =>
-    client.Check({ service }, (err, res) => (err ? reject(err) : resolve(res.status))),
-  );
-}
-
-/** A Watch stream; `until(s)` resolves once the latest status seen is `s`. */
-function watch(client: HealthClient, service: string): { seen: Status[]; until(s: Status): Promise<void> } {
-  const seen: Status[] = [];
-  const waiters: (() => void)[] = [];
-  const stream = client.Watch({ service });
-  stream.on('data', (m: { status: Status }) => {
-    seen.push(m.status);
-    for (const w of waiters.splice(0)) w();
-  });
-  stream.on('error', () => undefined);
-  return {
-    seen,
-    until: (s) =>
-      new Promise((resolve) => {
-        const test = (): void => (seen[seen.length - 1] === s ? resolve() : void waiters.push(test));
-        test();
-      }),
-  };
-}
 
 const TD = 'lanyard.local';
 /**
