@@ -34,7 +34,7 @@ import {
 } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { AdminClient } from '../src/server/admin-client';
-import { loadConfig } from '../src/server/config';
+import { loadConfig, type ServerConfig } from '../src/server/config';
 import { CRL_WORKER_DEFAULTS } from '../src/server/revocation/crl-builder';
 import { CrlPublisher } from '../src/server/revocation/crl-publisher';
 import { startServer } from '../src/server/run';
@@ -226,18 +226,20 @@ function gcPauses(): { stop(): { count: number; totalMs: number; maxMs: number }
 const pct = (sorted: readonly number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
-async function endSessionPart(): Promise<void> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-endsession-'));
-  const config = {
-    ...loadConfig({ dataDir, env: {} }),
+/** A real server on loopback in this process, as the parts below measure it (no rotation timer, errors only). */
+async function startBenchServer(prefix: string, extra: Partial<ServerConfig> = {}): Promise<TestServer> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const config: ServerConfig = {
+    ...loadConfig({ dataDir: dir, env: {} }),
     listenAddress: { host: '127.0.0.1', port: 0 },
-    logLevel: 'error' as const,
+    logLevel: 'error',
+    ...extra,
   };
   const logger = createLogger({ level: 'error', destination: process.stderr });
   const running = await startServer(config, { logger, rotationTimer: false });
   const client = new AdminClient(config.adminSocketPath, { timeoutMs: 120_000 });
-  const s: TestServer = {
-    dir: dataDir,
+  return {
+    dir,
     config,
     running,
     client,
@@ -247,6 +249,12 @@ async function endSessionPart(): Promise<void> {
       await running.close();
     },
   };
+}
+
+async function endSessionPart(): Promise<void> {
+  const s = await startBenchServer('lanyard-bench-endsession-');
+  const { dir: dataDir, running } = s;
+  const logger = createLogger({ level: 'error', destination: process.stderr });
   const file = path.join(dataDir, SQLITE_FILE_NAME);
   const truncateWal = (): void => {
     const db = new Database(file);
@@ -397,27 +405,10 @@ function fetchLoop(url: string): { stop(): Promise<number[]> } {
  * build's hand-off. Beside each: the main thread's event-loop delay and its longest stalls.
  */
 async function fetchPart(): Promise<void> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-fetch-'));
-  const config = {
-    ...loadConfig({ dataDir, env: {} }),
-    listenAddress: { host: '127.0.0.1', port: 0 },
+  const s = await startBenchServer('lanyard-bench-fetch-', {
     crlListenAddress: { host: '127.0.0.1', port: 0 },
-    logLevel: 'error' as const,
-  };
-  const logger = createLogger({ level: 'error', destination: process.stderr });
-  const running = await startServer(config, { logger, rotationTimer: false });
-  const client = new AdminClient(config.adminSocketPath, { timeoutMs: 120_000 });
-  const s: TestServer = {
-    dir: dataDir,
-    config,
-    running,
-    client,
-    logs: [],
-    async stop() {
-      client.close();
-      await running.close();
-    },
-  };
+  });
+  const { dir: dataDir, running } = s;
   const file = path.join(dataDir, SQLITE_FILE_NAME);
   const td = running.ca.trustDomain.name;
   const url = (form: 'crl' | 'pem'): string => `http://${running.crlAddress}/crl/${td}.${form}`;

@@ -187,17 +187,19 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   // A renewal: a new certificate for the same key and context under the known intermediate and links. Every
   // call must see bytes it has never seen: cycling through a few leaves (as this figure once did) measured the
   // per-fact caches answering for leaves already verified, not a new leaf.
-  const freshLeaves = Array.from(
-    { length: NEW_LEAVES },
-    () =>
-      issueX509Svid({
-        spiffeId: hops[2]!.id,
-        publicKey: hops[2]!.key.publicKey,
-        issuer: asIssuer(pki.intermediate),
-        ttlSeconds: 600,
-        agentContextDer: encodeAgentContext(hops[2]!.context),
-      }).cert.der,
-  );
+  const newLeaves = (): Uint8Array[] =>
+    Array.from(
+      { length: NEW_LEAVES },
+      () =>
+        issueX509Svid({
+          spiffeId: hops[2]!.id,
+          publicKey: hops[2]!.key.publicKey,
+          issuer: asIssuer(pki.intermediate),
+          ttlSeconds: 600,
+          agentContextDer: encodeAgentContext(hops[2]!.context),
+        }).cert.der,
+    );
+  const freshLeaves = newLeaves();
   const [renewedLeaf, rawBeside] = measureEachBeside(
     'verifyX509Svid new leaf, known intermediate + links',
     freshLeaves,
@@ -213,17 +215,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   // The same with the chain memo on (the default cache): a new chain is also offered to the memo.
   const memoCache = new VerificationCache();
   verifyX509Svid(chainDer, bundle, { cache: memoCache });
-  const freshLeavesMemo = Array.from(
-    { length: NEW_LEAVES },
-    () =>
-      issueX509Svid({
-        spiffeId: hops[2]!.id,
-        publicKey: hops[2]!.key.publicKey,
-        issuer: asIssuer(pki.intermediate),
-        ttlSeconds: 600,
-        agentContextDer: encodeAgentContext(hops[2]!.context),
-      }).cert.der,
-  );
+  const freshLeavesMemo = newLeaves();
   const [renewedLeafMemo, rawBesideMemo] = measureEachBeside(
     'verifyX509Svid new leaf, chain memo on',
     freshLeavesMemo,

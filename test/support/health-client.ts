@@ -1,6 +1,8 @@
 /** A grpc.health.v1 client for tests: Check, and Watch streams a test can wait on (never for a fixed time). */
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
+import { PUBLIC_CHANNEL_OPTIONS } from './public-client';
+import type { TestServer } from './test-server';
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN' | 'UNKNOWN';
 
@@ -53,4 +55,36 @@ export function watchHealth(client: HealthClient, service: string): HealthWatch 
         test();
       }),
   };
+}
+
+/**
+ * The health clients a test opens, closed together (`closeAll()` in its afterEach): over the admin socket, and
+ * over TLS without verifying the server, as a probe (grpc_health_probe -tls-no-verify) reaches the public
+ * listener even when the server's certificate has expired.
+ */
+export class HealthClients {
+  private readonly open: grpc.Client[] = [];
+
+  admin(s: TestServer): HealthClient {
+    return this.keep(healthClient(`unix://${s.config.adminSocketPath}`, grpc.credentials.createInsecure()));
+  }
+
+  probe(s: TestServer): HealthClient {
+    return this.keep(
+      healthClient(
+        s.running.publicAddress,
+        grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false }),
+        PUBLIC_CHANNEL_OPTIONS,
+      ),
+    );
+  }
+
+  keep(c: HealthClient): HealthClient {
+    this.open.push(c);
+    return c;
+  }
+
+  closeAll(): void {
+    for (const c of this.open.splice(0)) c.close();
+  }
 }

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
 import {
   checkHealth as check,
   healthClient,
+  HealthClients,
   watchHealth as watch,
   type HealthClient,
 } from '../../support/health-client';
@@ -35,9 +35,9 @@ const ISSUING = ['', 'lanyard.v1.AttestationService', 'lanyard.v1.NodeService', 
 describe('health follows the CA', function () {
   this.timeout(60_000);
   let t: TestServer | undefined;
-  const clients: grpc.Client[] = [];
+  const clients = new HealthClients();
   afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
+    clients.closeAll();
     if (t) {
       await t.stop();
       fs.rmSync(t.dir, { recursive: true, force: true });
@@ -45,31 +45,18 @@ describe('health follows the CA', function () {
     t = undefined;
   });
 
-  const admin = (s: TestServer): HealthClient => {
-    const c = healthClient(`unix://${s.config.adminSocketPath}`, grpc.credentials.createInsecure());
-    clients.push(c);
-    return c;
-  };
+  const admin = (s: TestServer): HealthClient => clients.admin(s);
   /** Over TLS trusting the bundle and checking the server's SPIFFE ID, as workloads connect. */
-  const verified = (s: TestServer): HealthClient => {
-    const c = healthClient(
-      s.running.publicAddress,
-      publicCredentials(s.running.ca.bundle().toPem(), TD),
-      PUBLIC_CHANNEL_OPTIONS,
+  const verified = (s: TestServer): HealthClient =>
+    clients.keep(
+      healthClient(
+        s.running.publicAddress,
+        publicCredentials(s.running.ca.bundle().toPem(), TD),
+        PUBLIC_CHANNEL_OPTIONS,
+      ),
     );
-    clients.push(c);
-    return c;
-  };
   /** Over TLS without verifying the server, as a probe (grpc_health_probe -tls-no-verify) still can when its certificate expired. */
-  const probe = (s: TestServer): HealthClient => {
-    const c = healthClient(
-      s.running.publicAddress,
-      grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false }),
-      PUBLIC_CHANNEL_OPTIONS,
-    );
-    clients.push(c);
-    return c;
-  };
+  const probe = (s: TestServer): HealthClient => clients.probe(s);
 
   it('the active CA expires: NOT_SERVING on both listeners (Check and Watch); a new CA: SERVING again', async () => {
     t = await startTestServer({

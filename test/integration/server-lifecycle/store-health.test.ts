@@ -9,14 +9,12 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { EXIT_OK, EXIT_REJECTED } from '../../../src/cli/exit-codes';
 import { AdminCallError } from '../../../src/server/admin-client';
 import { STORE_DEPENDENT_HEALTH_NAMES } from '../../../src/server/store-health';
 import { SQLITE_FILE_NAME, SqliteStore } from '../../../src/store/sqlite/sqlite-store';
 import { fsyncOnThreadpool, type FsyncHook } from '../../../src/store/sqlite/wal-fsync';
-import { checkHealth, healthClient, watchHealth, type HealthClient } from '../../support/health-client';
-import { PUBLIC_CHANNEL_OPTIONS } from '../../support/public-client';
+import { checkHealth, HealthClients, watchHealth, type HealthClient } from '../../support/health-client';
 import { runCli } from '../../support/server-process';
 import { startTestServer, type TestServer } from '../../support/test-server';
 
@@ -48,9 +46,9 @@ const LOG_LINE = 'store failed closed: health NOT_SERVING until the server resta
 describe('health follows the store when it fails closed', function () {
   this.timeout(120_000);
   let t: TestServer | undefined;
-  const clients: grpc.Client[] = [];
+  const clients = new HealthClients();
   afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
+    clients.closeAll();
     if (t) {
       await t.stop();
       fs.rmSync(t.dir, { recursive: true, force: true });
@@ -67,21 +65,8 @@ describe('health follows the store when it fails closed', function () {
           SqliteStore.open({ file: path.join(config.dataDir, SQLITE_FILE_NAME), fsync: hook }),
       },
     });
-  const admin = (s: TestServer): HealthClient => {
-    const c = healthClient(`unix://${s.config.adminSocketPath}`, grpc.credentials.createInsecure());
-    clients.push(c);
-    return c;
-  };
-  /** As a probe reaches the public listener (grpc_health_probe -tls-no-verify). */
-  const probe = (s: TestServer): HealthClient => {
-    const c = healthClient(
-      s.running.publicAddress,
-      grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false }),
-      PUBLIC_CHANNEL_OPTIONS,
-    );
-    clients.push(c);
-    return c;
-  };
+  const admin = (s: TestServer): HealthClient => clients.admin(s);
+  const probe = (s: TestServer): HealthClient => clients.probe(s);
   const gauge = async (s: TestServer): Promise<string | undefined> => {
     const res = await fetch(`http://${s.running.metricsAddress}/metrics`);
     assert.equal(res.status, 200);
