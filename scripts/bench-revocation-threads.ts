@@ -251,6 +251,25 @@ async function startBenchServer(prefix: string, extra: Partial<ServerConfig> = {
   };
 }
 
+/**
+ * Seeds REVOCATIONS revoked serials into the server's file and warms EndSession up (connections, JIT, the store's
+ * statements); returns one timed EndSession of a new session, in ms.
+ */
+async function seededEndSessions(s: TestServer, file: string): Promise<() => Promise<number>> {
+  const agent = await register(s, 'bench-verifier');
+  const t = performance.now();
+  seedRevocations(file, REVOCATIONS);
+  out(`  seeded (not a figure) ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
+  const endOne = async (): Promise<number> => {
+    const { agent: sess, res } = await startSession(s, agent);
+    const t0 = performance.now();
+    await endSession(s, sess, res.sessionId, 'bench');
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 20; i++) await endOne();
+  return endOne;
+}
+
 async function endSessionPart(): Promise<void> {
   const s = await startBenchServer('lanyard-bench-endsession-');
   const { dir: dataDir, running } = s;
@@ -270,18 +289,7 @@ async function endSessionPart(): Promise<void> {
     }
   };
   try {
-    const agent = await register(s, 'bench-verifier');
-    const t = performance.now();
-    seedRevocations(file, REVOCATIONS);
-    out(`  seeded (not a figure) ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
-    const endOne = async (): Promise<number> => {
-      const { agent: sess, res } = await startSession(s, agent);
-      const t0 = performance.now();
-      await endSession(s, sess, res.sessionId, 'bench');
-      return performance.now() - t0;
-    };
-    // Warm-up: connections, JIT, the store's statements.
-    for (let i = 0; i < 20; i++) await endOne();
+    const endOne = await seededEndSessions(s, file);
     // At rest, for as many calls as a build usually overlaps: the same figures without a build.
     const restGc = gcPauses();
     const restDelay = monitorEventLoopDelay({ resolution: 5 });
@@ -413,17 +421,7 @@ async function fetchPart(): Promise<void> {
   const td = running.ca.trustDomain.name;
   const url = (form: 'crl' | 'pem'): string => `http://${running.crlAddress}/crl/${td}.${form}`;
   try {
-    const agent = await register(s, 'bench-verifier');
-    const t = performance.now();
-    seedRevocations(file, REVOCATIONS);
-    out(`  seeded (not a figure) ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
-    const endOne = async (): Promise<number> => {
-      const { agent: sess, res } = await startSession(s, agent);
-      const t0 = performance.now();
-      await endSession(s, sess, res.sessionId, 'bench');
-      return performance.now() - t0;
-    };
-    for (let i = 0; i < 20; i++) await endOne();
+    const endOne = await seededEndSessions(s, file);
     const first = await running.crl.refresh();
     out(
       `  first CRL built (not a figure): ${first.revokedCount.toLocaleString('en-US')} serials, ` +
