@@ -14,8 +14,9 @@
  * local state, and a PostgreSQL commit that fails is rolled back by the database: nothing local is left to
  * distrust.
  *
- * Read by polling a getter (no I/O, every `intervalMs`): the store has no event for it, and a probe period
- * is seconds anyway.
+ * Told by the store (SqliteStore.onFailedClosed), not polled: the listener runs as the store poisons itself,
+ * before the failing call's rejection reaches its caller, so no call answered after the failure finds health
+ * still SERVING. Only the -wal pipeline poisons a store, and it fires that event, so nothing is left to poll.
  */
 import type { Logger } from '../internal/logging';
 import type { Store } from '../store/store';
@@ -45,8 +46,17 @@ interface FailsClosed {
   failedClosed(): Error | undefined;
 }
 
+/** A store that says when it fails closed (SqliteStore; PgStore has nothing to say). */
+interface ReportsFailure extends FailsClosed {
+  onFailedClosed(listener: (failure: Error) => void): () => void;
+}
+
 function failsClosed(store: Store): store is Store & FailsClosed {
   return typeof (store as Partial<FailsClosed>).failedClosed === 'function';
+}
+
+function reportsFailure(store: Store): store is Store & ReportsFailure {
+  return failsClosed(store) && typeof (store as Partial<ReportsFailure>).onFailedClosed === 'function';
 }
 
 /** Why `store` refuses every call until restarted, or undefined while it works (or cannot fail so). */
@@ -59,32 +69,27 @@ export interface StoreHealthOptions {
   logger: Logger;
   /** Called once, when the store is found failed (not at start while it works). */
   onChange: (serving: boolean) => void;
-  /** Time between two looks at the store. Default 1 s. */
-  intervalMs?: number;
 }
 
 export interface StoreHealthMonitor {
-  /** Looks now (also done every intervalMs). */
+  /** Looks now (the store also says so itself when it fails). */
   check(): void;
   stop(): void;
 }
 
 export function watchStoreHealth(options: StoreHealthOptions): StoreHealthMonitor {
   const { store, logger, onChange } = options;
-  const intervalMs = options.intervalMs ?? 1_000;
   let failed = false;
-  let timer: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
 
   const stop = (): void => {
-    if (timer !== undefined) clearInterval(timer);
-    timer = undefined;
+    unsubscribe?.();
+    unsubscribe = undefined;
   };
-  const check = (): void => {
+  const report = (failure: Error): void => {
     if (failed) return;
-    const failure = storeFailure(store);
-    if (failure === undefined) return;
     failed = true;
-    // Nothing brings it back but a restart: no need to look again.
+    // Nothing brings it back but a restart: no need to listen any more.
     stop();
     // The store's message and its cause's (an errno, the -wal path): no key material passes through here.
     logger.error(
@@ -93,13 +98,14 @@ export function watchStoreHealth(options: StoreHealthOptions): StoreHealthMonito
     );
     onChange(false);
   };
+  const check = (): void => {
+    const failure = storeFailure(store);
+    if (failure !== undefined) report(failure);
+  };
 
-  check();
-  if (!failed) {
-    timer = setInterval(check, intervalMs);
-    // A probe of the store's state must not keep a closing process alive.
-    timer.unref();
-  }
+  // Fires at once if the store has already failed.
+  if (reportsFailure(store)) unsubscribe = store.onFailedClosed(report);
+  else check();
   return { check, stop };
 }
 

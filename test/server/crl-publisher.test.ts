@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
+import { pemChunks, pemLength } from '../../src/server/revocation/crl-body';
 import type { CrlPublisher } from '../../src/server/revocation/crl-publisher';
+import { decodePemBlocks } from '../../src/x509/pem';
 import { T0 } from '../support/clock';
 import { crlSerials as listedSerials, useRevocationFixture } from '../support/revocations';
 
@@ -117,6 +119,16 @@ describe('CrlPublisher', () => {
     const afterExpiry = await crl.current();
     assert.deepEqual([...listedDates(afterExpiry.activeDer).keys()].sort(), ['a1', 'c3', 'd4', 'e5']);
     assert.equal(afterExpiry.revokedCount, 4);
-    assert.match(afterExpiry.pem, /^-----BEGIN X509 CRL-----/);
+    // What `/crl/<td>.pem` serves: every CA's CRL, encoded piece by piece from the published DERs.
+    const ders = afterExpiry.crls.map((c) => c.der);
+    const served = Buffer.concat([...pemChunks(ders, 'X509 CRL', 1024)]).toString('latin1');
+    assert.match(served, /^-----BEGIN X509 CRL-----\n/);
+    assert.equal(served.length, pemLength(ders, 'X509 CRL'));
+    const blocks = decodePemBlocks(served, 'X509 CRL');
+    assert.deepEqual(
+      blocks.map((b) => Buffer.from(b).toString('hex')),
+      ders.map((d) => Buffer.from(d).toString('hex')),
+    );
+    assert.ok(ders.some((d) => Buffer.from(d).equals(Buffer.from(afterExpiry.activeDer))));
   });
 });

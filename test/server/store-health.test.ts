@@ -84,6 +84,53 @@ describe('store health', () => {
     assert.equal(errors[0]!.cause, 'EIO: i/o error, fsync');
   });
 
+  it('told by the store: NOT_SERVING before the failing call hears of its rejection', async () => {
+    let fail = false;
+    const s = await open(async (fd) => {
+      await fsyncOnThreadpool(fd);
+      if (fail) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    });
+    const board = new HealthBoard(() => {});
+    monitor = watchStoreHealth({
+      store: s,
+      logger: capture().logger,
+      onChange: (ok) => board.set('store', STORE_DEPENDENT_HEALTH_NAMES, ok),
+    });
+    await s.createEntry(entry(1));
+    assert.equal(board.status(''), 'SERVING');
+
+    fail = true;
+    // No check() anywhere: what the caller sees when its call is refused is what the store already told health.
+    const seen = await s.createEntry(entry(2)).then(
+      () => 'resolved',
+      () => board.status(''),
+    );
+    assert.equal(seen, 'NOT_SERVING');
+    for (const n of STORE_DEPENDENT_HEALTH_NAMES) assert.equal(board.status(n), 'NOT_SERVING', n);
+  });
+
+  it('a listener that throws does not keep the failing calls waiting', async () => {
+    let fail = false;
+    const s = await open(async (fd) => {
+      await fsyncOnThreadpool(fd);
+      if (fail) throw new Error('EIO: i/o error, fsync');
+    });
+    const heard: string[] = [];
+    s.onFailedClosed(() => {
+      heard.push('first');
+      throw new Error('a broken listener');
+    });
+    s.onFailedClosed((failure) => heard.push(failure.message));
+    fail = true;
+    await assert.rejects(s.createEntry(entry(1)), { code: 'ERR_INTERNAL' });
+    assert.equal(heard.length, 2);
+    assert.match(heard[1]!, /could not make its write-ahead log durable/);
+    // Already failed: a late listener hears of it at once, and only once.
+    let late = 0;
+    s.onFailedClosed(() => late++);
+    assert.equal(late, 1);
+  });
+
   it('a -wal replaced under the open store: reported, and found at start by a new monitor', async () => {
     const s = await open();
     await s.createEntry(entry(1));

@@ -149,14 +149,38 @@ export class ServerMetrics {
 
   private stateGauges(): void {
     const registers = [this.registry];
-    // A gauge whose source cannot be read right now reports NaN ("unknown") rather than a stale or made-up value.
+    // A gauge whose source cannot be read right now reports NaN ("unknown") rather than a stale or made-up value:
+    // left unset, a gauge without labels would repeat its last value as current. Each failure state is logged
+    // once, not on every scrape: a metric's failure when it starts (and its recovery), a store failed closed once
+    // for all its gauges, which then do not ask it at all (it refuses every call until the server restarts).
+    const unreadable = new Set<string>();
+    let storeFailedLogged = false;
     const read = async (what: string, fn: (s: ServerMetricSources) => Promise<number>): Promise<number> => {
       const s = this.sources;
       if (s === undefined) return Number.NaN;
+      const failure = storeFailure(s.store);
+      if (failure !== undefined) {
+        if (!storeFailedLogged) {
+          storeFailedLogged = true;
+          this.logger.warn(
+            { reason: failure.message },
+            'store failed closed: the gauges read from it report NaN until the server restarts',
+          );
+        }
+        return Number.NaN;
+      }
       try {
-        return await fn(s);
+        const value = await fn(s);
+        if (unreadable.delete(what)) this.logger.info({ metric: what }, 'metric can be read again');
+        return value;
       } catch (e) {
-        this.logger.warn({ err: e, metric: what }, 'metric could not be read; reported as NaN');
+        if (!unreadable.has(what)) {
+          unreadable.add(what);
+          this.logger.warn(
+            { err: e, metric: what },
+            'metric could not be read; reported as NaN until it can',
+          );
+        }
         return Number.NaN;
       }
     };

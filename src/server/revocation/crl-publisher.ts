@@ -26,7 +26,6 @@ import type { SignedCrl } from '../../ca/ca-manager';
 import { CaNotReadyError } from '../../errors';
 import type { Store } from '../../store/store';
 import { SqliteStore } from '../../store';
-import { encodePem } from '../../x509/pem';
 import type { Logger } from '../../internal/logging';
 import type { RevocationFeed } from '../sessions/revocation-feed';
 import {
@@ -59,8 +58,10 @@ export interface PublishedCrls {
   revokedCount: number;
   /** The active CA's CRL, DER: what `/crl/<td>.crl` serves. */
   activeDer: Uint8Array;
-  /** Every CA's CRL (prepared, active, old), PEM, concatenated: what `/crl/<td>.pem` serves. */
-  pem: string;
+  /**
+   * Every CA's CRL (prepared, active, old): `/crl/<td>.pem` serves them as PEM, encoded piece by piece as it
+   * writes (crl-body.ts pemChunks), so no PEM string of the whole is ever made.
+   */
   crls: readonly SignedCrl[];
 }
 
@@ -256,18 +257,12 @@ export class CrlPublisher {
         return { authorityId: c.authorityId, state: s.state, issuer: s.cert, der: c.der };
       });
       const active = crls.find((c) => c.state === 'active')!;
-      let pem: string | undefined;
       const published: PublishedCrls = {
         crlNumber,
         thisUpdate,
         nextUpdate,
         revokedCount: built.revokedCount,
         activeDer: active.der,
-        // Base64 of every CA's CRL is larger than the DER: made once, when first asked for.
-        get pem(): string {
-          pem ??= crls.map((c) => encodePem('X509 CRL', c.der)).join('');
-          return pem;
-        },
         crls,
       };
       this.current_ = published;

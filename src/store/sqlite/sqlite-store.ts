@@ -340,6 +340,14 @@ export class SqliteStore extends AsyncOps implements Store {
     return this.wal.failure;
   }
 
+  /**
+   * Calls `listener` once, when the store fails closed, synchronously and before the failing calls' rejections
+   * reach their callers; at once if it already has. Returns a function that removes the listener.
+   */
+  onFailedClosed(listener: (failure: InternalError) => void): () => void {
+    return this.wal.onPoisoned(listener);
+  }
+
   /** How many fsyncs of the -wal file ran (each covers every commit written before it started). */
   walFsyncCount(): number {
     return this.wal.fsyncs;

@@ -34,6 +34,7 @@ export class WalFsync implements DurableLog {
   private waiters: Waiter[] = [];
   private fault: InternalError | undefined;
   private idleWaiters: (() => void)[] = [];
+  private poisonListeners: ((failure: InternalError) => void)[] = [];
   /** fsyncs run, and commits they covered: commits / fsyncs is what pipelining saved. */
   fsyncs = 0;
 
@@ -59,6 +60,22 @@ export class WalFsync implements DurableLog {
   /** The durability failure that poisoned the store, if any. */
   get failure(): InternalError | undefined {
     return this.fault;
+  }
+
+  /**
+   * Calls `listener` once, when the pipeline fails closed, before any waiter's rejection can be observed (so
+   * health is NOT_SERVING before the failing call's caller hears of it); at once if it already has. Returns a
+   * function that removes the listener.
+   */
+  onPoisoned(listener: (failure: InternalError) => void): () => void {
+    if (this.fault !== undefined) {
+      listener(this.fault);
+      return () => {};
+    }
+    this.poisonListeners.push(listener);
+    return () => {
+      this.poisonListeners = this.poisonListeners.filter((l) => l !== listener);
+    };
   }
 
   /** Counts one COMMIT written to the WAL and returns its number, to pass to whenDurable. */
@@ -144,6 +161,15 @@ export class WalFsync implements DurableLog {
       'the store could not make its write-ahead log durable; it refuses every call until restarted',
       { cause },
     );
+    // Before the waiters are rejected: a rejection reaches its handlers only on a later microtask, but a
+    // listener that throws must not keep the waiters hanging either.
+    for (const listener of this.poisonListeners.splice(0)) {
+      try {
+        listener(this.fault);
+      } catch {
+        // The store is poisoned whatever a listener does; its failure is not the store's to report.
+      }
+    }
     for (const w of this.waiters.splice(0)) w.reject(this.fault);
     for (const idle of this.idleWaiters.splice(0)) idle();
   }

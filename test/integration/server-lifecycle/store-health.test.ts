@@ -42,6 +42,12 @@ const ON_ADMIN = STORE_DEPENDENT_HEALTH_NAMES.filter(
   (n) => n !== 'lanyard.v1.AttestationService' && n !== 'lanyard.v1.NodeService',
 );
 const LOG_LINE = 'store failed closed: health NOT_SERVING until the server restarts';
+const GAUGES_LINE = 'store failed closed: the gauges read from it report NaN until the server restarts';
+const STORE_GAUGES = [
+  'lanyard_server_sessions_active',
+  'lanyard_server_revocation_sequence',
+  'lanyard_server_audit_chain_head_sequence',
+];
 
 describe('health follows the store when it fails closed', function () {
   this.timeout(120_000);
@@ -105,6 +111,19 @@ describe('health follows the store when it fails closed', function () {
     // The bundle is answered from memory: still served.
     assert.equal(await checkHealth(pr, 'lanyard.v1.BundleService'), 'SERVING');
     assert.equal(await gauge(s), '1');
+    // The gauges read from the store: NaN (not their last value) on every scrape, and one warning in all.
+    for (let i = 0; i < 3; i++) {
+      const text = await (await fetch(`http://${s.running.metricsAddress}/metrics`)).text();
+      for (const name of STORE_GAUGES) {
+        assert.match(
+          new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? '',
+          /^nan$/i,
+          `${name}, scrape ${i}`,
+        );
+      }
+    }
+    assert.equal(s.logs.filter((l) => l.includes('metric could not be read')).length, 0);
+    assert.equal(s.logs.filter((l) => l.includes(GAUGES_LINE)).length, 1, 'one warning for the store gauges');
 
     const cli = await runCli(['server', 'healthcheck', '--data-dir', s.dir]);
     assert.equal(cli.code, EXIT_REJECTED, cli.stderr);
@@ -138,5 +157,10 @@ describe('health follows the store when it fails closed', function () {
     const cli = await runCli(['server', 'healthcheck', '--data-dir', s.dir]);
     assert.equal(cli.code, EXIT_OK, cli.stderr);
     assert.ok(!s.logs.some((l) => l.includes(LOG_LINE)));
+    const text = await (await fetch(`http://${s.running.metricsAddress}/metrics`)).text();
+    for (const name of STORE_GAUGES) {
+      assert.match(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? '', /^\d+$/, name);
+    }
+    assert.ok(!s.logs.some((l) => l.includes(GAUGES_LINE)));
   });
 });
