@@ -12,15 +12,6 @@
  * wrong, the certificate is read from the call's TLS socket (see tls-socket.ts) and run through the same
  * verifier, whose error names the reason. It is only ever used to explain a refusal: a call whose
  * certificate the TLS stack refused is never accepted, even when the verifier would have taken it.
- *
- * Verified once per call: the audit wrapper (to name the actor) and resolveCaller (to authenticate) both ask
- * about the same call object, so its first verification that passed is kept with it (under `VERIFIED`) and
- * handed to the second ask when nothing it depended on has changed — the same certificate bytes, the same CA
- * object (its trust domain and agent-context OID are fixed) with the very same bundle and non-root authorities
- * objects (replaced, never edited, on rotation), and `now` inside the validity of every certificate of the path it was verified along (the
- * verifier's own chain memo keeps the same rule). A refusal is never kept: it is worked out again in full, so
- * a refused call gets the same error from each ask. Revocation is not part of this verification (resolveCaller
- * reads it from the store on every call).
  */
 import type { CaManager } from '../../ca';
 import { ClientCertRejectedError, ClientCertRequiredError, LanyardError } from '../../errors';
@@ -41,62 +32,7 @@ export interface PeerCall {
 export function verifyPeerSvid(call: PeerCall, ca: CaManager, now: Date): VerifyX509SvidResult {
   const raw = authorizedPeerDer(call);
   if (raw === undefined) throw refusedPeer(call, ca, now);
-  const held = call as PeerCall & { [VERIFIED]?: VerifiedPeer };
-  const kept = held[VERIFIED];
-  if (kept !== undefined && stillHolds(kept, raw, ca, now)) return kept.result;
-  const result = verifyLeaf(raw, ca, now);
-  // A call object that cannot take the property (frozen: not grpc-js's) is simply verified on every ask.
-  if (Object.isExtensible(held)) held[VERIFIED] = keep(result, raw, ca);
-  return result;
-}
-
-/** A verification that passed for one call, and everything its answer depended on. */
-interface VerifiedPeer {
-  readonly result: VerifyX509SvidResult;
-  readonly raw: Buffer;
-  readonly ca: CaManager;
-  readonly bundle: ReturnType<CaManager['bundle']>;
-  readonly nonRoot: readonly Uint8Array[];
-  /** Milliseconds since the epoch: the latest notBefore and the earliest notAfter of the verified path. */
-  readonly validFrom: number;
-  readonly validUntil: number;
-}
-
-/**
- * Where a call keeps its verification: a property under a symbol no other module holds, so it goes with the call
- * object and is never shared between two calls. Not a WeakMap: a new key per call cost as much as the
- * verification it saves (a chain memo hit), measured in docs/design/performance.md.
- */
-const VERIFIED = Symbol('lanyard.verifiedPeer');
-
-function keep(result: VerifyX509SvidResult, raw: Buffer, ca: CaManager): VerifiedPeer {
-  let validFrom = -Infinity;
-  let validUntil = Infinity;
-  for (const c of result.chain) {
-    validFrom = Math.max(validFrom, c.notBefore.getTime());
-    validUntil = Math.min(validUntil, c.notAfter.getTime());
-  }
-  return {
-    result,
-    raw,
-    ca,
-    bundle: ca.bundle(),
-    nonRoot: ca.nonRootAuthoritiesDer(),
-    validFrom,
-    validUntil,
-  };
-}
-
-function stillHolds(kept: VerifiedPeer, raw: Buffer, ca: CaManager, now: Date): boolean {
-  const at = now.getTime();
-  return (
-    kept.ca === ca &&
-    kept.bundle === ca.bundle() &&
-    kept.nonRoot === ca.nonRootAuthoritiesDer() &&
-    at >= kept.validFrom &&
-    at <= kept.validUntil &&
-    (kept.raw === raw || kept.raw.equals(raw))
-  );
+  return verifyLeaf(raw, ca, now);
 }
 
 function verifyLeaf(raw: Buffer, ca: CaManager, now: Date): VerifyX509SvidResult {
