@@ -14,12 +14,11 @@
  *   tsx scripts/bench-audit-stream.ts --sizes 100000 --checkpoint-every 100
  * Figures, not assertions: tests never time anything.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AdminClient } from '../src/server/admin-client';
-import { BIN, spawnServer, type ServerProcess } from '../test/support/server-process';
+import { BIN, runProcess, spawnServer, type ServerProcess } from '../test/support/server-process';
 import { seedAuditDataDir } from './bench-audit-seed';
 import { processMemory } from './bench-server-process';
 
@@ -77,16 +76,8 @@ async function cli(proc: ServerProcess, args: string[]): Promise<Run> {
   const pid = proc.child.pid!;
   fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
   const t0 = process.hrtime.bigint();
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, BIN, ...args], {
-      env: { ...process.env, LANYARD_FROM_SOURCE: '1', NODE_OPTIONS },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  const r = await runProcess('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, BIN, ...args], {
+    env: { ...process.env, LANYARD_FROM_SOURCE: '1', NODE_OPTIONS },
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const mem = processMemory(pid);

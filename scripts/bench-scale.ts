@@ -36,7 +36,6 @@
  * process's watcher syncs.
  * Figures, not assertions: tests never time anything.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -52,6 +51,7 @@ import { buildTrace } from '../src/audit/trace';
 import { AuditAdminClient } from '../src/server/audit/client';
 import { SqliteEntries } from '../src/store/sqlite/entries';
 import { BIN } from '../test/support/paths';
+import { runProcess } from '../test/support/server-process';
 import { PER_ROOT, PRINCIPALS, seedAuditRecords } from './bench-audit-trail';
 import { seedRevocations } from './bench-seed';
 import { connectPublic, attest, newKey } from '../test/support/public-client';
@@ -359,6 +359,14 @@ async function endSessionsDuring(
  * CRL it published) and those that began during the GET or after it. The GET writes tens of MiB from the
  * server's thread: its cost is apart from the build's.
  */
+/** EndSession calls during a build, printed by whether they began before the CRL's GET or during it. */
+function reportFetchSplit(run: Parameters<typeof splitAtFetch>[0], fetchedFrom: bigint, label: string): void {
+  const split = splitAtFetch(run, fetchedFrom);
+  if (split.build.length > 0)
+    latency(`  of which began before the CRL's GET (the build), ${label}`, split.build);
+  if (split.fetch.length > 0) latency(`  of which began during the GET of the CRL, ${label}`, split.fetch);
+}
+
 function splitAtFetch(
   during: { times: number[]; starts: bigint[] },
   fetchedFrom: bigint,
@@ -414,11 +422,7 @@ async function revocationFigures(
       `${crl.published.revoked.toLocaleString('en-US')} serials, ${mib(crl.bytes)} DER`,
   );
   const during = latency(`EndSession while that CRL build runs, ${label}`, first.times);
-  const firstSplit = splitAtFetch(first, crl.fetchedFrom);
-  if (firstSplit.build.length > 0)
-    latency(`  of which began before the CRL's GET (the build), ${label}`, firstSplit.build);
-  if (firstSplit.fetch.length > 0)
-    latency(`  of which began during the GET of the CRL, ${label}`, firstSplit.fetch);
+  reportFetchSplit(first, crl.fetchedFrom, label);
   await crlSettled(s);
   await memoryStage(s, `${label}, first CRL built`);
   // The next build after a few more revocations: what a CRL request pays once the list is held.
@@ -432,11 +436,7 @@ async function revocationFigures(
       `${next.published.revoked.toLocaleString('en-US')} serials, ${next.published.added} added`,
   );
   const duringNext = latency(`EndSession while the incremental build runs, ${label}`, second.times);
-  const nextSplit = splitAtFetch(second, next.fetchedFrom);
-  if (nextSplit.build.length > 0)
-    latency(`  of which began before the CRL's GET (the build), ${label}`, nextSplit.build);
-  if (nextSplit.fetch.length > 0)
-    latency(`  of which began during the GET of the CRL, ${label}`, nextSplit.fetch);
+  reportFetchSplit(second, next.fetchedFrom, label);
   await crlSettled(s);
   const pages = await pagesOnly(s, agent);
   line(
@@ -576,21 +576,13 @@ async function cliRun(args: string[]): Promise<{ ms: number; rssKiB?: number; st
   const withTime = fs.existsSync(timeBin);
   const argv = [process.execPath, BIN, ...args];
   const t0 = process.hrtime.bigint();
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(
-      withTime ? timeBin : argv[0]!,
-      withTime ? ['-f', 'maxrss=%M', ...argv] : argv.slice(1),
-      {
-        env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const r = await runProcess(
+    withTime ? timeBin : argv[0]!,
+    withTime ? ['-f', 'maxrss=%M', ...argv] : argv.slice(1),
+    {
+      env: { ...process.env, LANYARD_FROM_SOURCE: '1' },
+    },
+  );
   const elapsed = ms(t0);
   if (r.code !== 0) throw new Error(`lanyard ${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
   const rss = /maxrss=(\d+)/.exec(r.stderr)?.[1];
