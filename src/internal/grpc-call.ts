@@ -42,7 +42,7 @@ export function unaryHandler<Req, Res>(
     fn(call.request, call).then(
       (response) => {
         // The line's fields (the peer's address among them) are built only when the line is written: with
-        // the level off, as on a busy server, a successful call costs no log work at all.
+        // its level off (`log.level: warn` and above), a successful call costs no log work at all.
         if (logger.isLevelEnabled(okLevel)) {
           logger[okLevel]({ method, code: 'OK', durationMs: elapsedMs(), peer: call.getPeer() });
         }
