@@ -1,8 +1,10 @@
 /**
- * The client side of `scripts/bench-issuance.ts`, run in a worker thread so that client work (TLS, protobuf,
+ * The client side of `scripts/bench-issuance.ts`, run in worker threads so that client work (TLS, protobuf,
  * key generation) does not share the server's event loop. N clients, each on its own connection, first
  * Attest with their pre-made join tokens one after another, then Renew over mTLS with the SVID they got.
  * Keys and CSRs are made before the clock starts: the figures are the server's, not the client's keygen.
+ * When the clients are split over several workers (`--client-threads`), each worker waits at the start of each
+ * phase until the main thread says every worker is there (`gated`), so the phases of all workers overlap.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
@@ -31,6 +33,11 @@ export interface ClientsJob {
   renewsPerClient: number;
   /** A phase stops starting calls after this long (the bench is bounded in time, not only in count). */
   phaseBudgetMs: number;
+  /**
+   * Wait for the main thread's `{ go: phase }` before each phase, after posting `{ ready: phase }`: several
+   * workers then start each phase together (runClients with more than one thread).
+   */
+  gated?: boolean;
 }
 
 export interface PhaseResult {
@@ -38,6 +45,9 @@ export interface PhaseResult {
   errors: number;
   firstError?: string;
   elapsedMs: number;
+  /** When the phase started and ended, ms on a clock every thread of the process shares (timeOrigin + now). */
+  startedAtMs: number;
+  endedAtMs: number;
   /** Latency of each successful call, ms, sorted. */
   latenciesMs: number[];
 }
@@ -73,6 +83,8 @@ interface Pending {
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.ssl_target_name_override': 'lanyard-server',
   'grpc.use_local_subchannel_pool': 1,
+  // The client thread's own bookkeeping for a channelz service nobody queries: the bench measures the server.
+  'grpc.enable_channelz': 0,
 };
 const CALL_DEADLINE_MS = 30_000;
 
@@ -125,6 +137,7 @@ async function phase<T>(
   let errors = 0;
   let firstError: string | undefined;
   const started = performance.now();
+  const startedAtMs = performance.timeOrigin + started;
   const stopAt = started + budgetMs;
   const last = await Promise.all(
     perClient.map(async ({ calls }) => {
@@ -143,14 +156,16 @@ async function phase<T>(
       return latest;
     }),
   );
-  const elapsedMs = performance.now() - started;
+  const ended = performance.now();
   latencies.sort((a, b) => a - b);
   return {
     result: {
       ops: latencies.length,
       errors,
       ...(firstError !== undefined ? { firstError } : {}),
-      elapsedMs,
+      elapsedMs: ended - started,
+      startedAtMs,
+      endedAtMs: performance.timeOrigin + ended,
       latenciesMs: latencies,
     },
     last,
@@ -205,6 +220,22 @@ export function probe(): ClientsProbe {
   };
 }
 
+/** Resolves when the main thread says phase `name` may start (at once when the job is not gated). */
+const gates = new Map<string, () => void>();
+function gate(job: ClientsJob, name: 'attest' | 'renew'): Promise<void> {
+  if (job.gated !== true || parentPort === null) return Promise.resolve();
+  const port = parentPort;
+  return new Promise((resolve) => {
+    // Nothing else may keep the loop alive while it waits (idle connections are unref'd): the port does, until then.
+    port.ref();
+    gates.set(name, () => {
+      port.unref();
+      resolve();
+    });
+    port.postMessage({ ready: name });
+  });
+}
+
 async function run(job: ClientsJob): Promise<ClientsResult> {
   const bundle = X509Bundle.fromPem(TrustDomain.parse(job.trustDomain), job.bundlePem);
   const attestCsrs = job.tokens.map((t) => freshCsrs(t.length));
@@ -219,6 +250,7 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
     // Connections (TLS handshakes) are made before the clock starts: steady-state issuance is measured.
     progress.stage = 'connect';
     await Promise.all(clients.map(waitForReady));
+    await gate(job, 'attest');
     progress.stage = 'attest';
     const attest = await phase(
       clients.map((c, i) => ({
@@ -246,6 +278,7 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
     progress.channels = mtlsClients;
     progress.stage = 'connect-mtls';
     await Promise.all(mtlsClients.map(waitForReady));
+    await gate(job, 'renew');
     progress.stage = 'renew';
     const renew = await phase(
       mtlsClients.map((c, i) => ({
@@ -264,6 +297,7 @@ if (parentPort !== null) {
   const port = parentPort;
   port.on('message', (m: unknown) => {
     if (m === 'probe') port.postMessage({ probe: probe() });
+    else if (m !== null && typeof m === 'object' && 'go' in m) gates.get(String(m.go))?.();
   });
   // Listening must not keep the worker alive: one whose loop drains with a call unsettled still exits, and
   // runClients reports that as such.

@@ -6,9 +6,10 @@
  * Everything is on loopback; the data dir is removed at the end.
  *
  *   npx tsx scripts/bench-issuance.ts [--ops 32] [--budget 60] [--seconds 1] [--workers 0,2]
- *                                     [--clients 1,4,16,64] [--phases attest,renew]
+ *                                     [--clients 1,4,16,64] [--phases attest,renew] [--client-threads 1]
  *   (--workers: the ca.signing_workers settings to compare, one server each; --clients: the concurrency levels;
- *   --phases: which calls to time, Renew needs the SVIDs Attest gave, so Attest always runs)
+ *   --phases: which calls to time, Renew needs the SVIDs Attest gave, so Attest always runs; --client-threads:
+ *   the worker threads the clients are dealt over, so that one client thread is not what limits the rate)
  *   (npm run bench runs it after scripts/bench.ts; run alone, it measures the in-process issuance figure itself)
  */
 import { randomBytes, sign } from 'node:crypto';
@@ -47,6 +48,8 @@ export interface IssuanceBenchOptions {
   clients?: number[];
   /** Print Attest figures too (default true); Attest always runs, Renew needs the SVIDs it gives. */
   showAttest?: boolean;
+  /** Worker threads the clients are dealt over (client i to thread i mod threads). Default 1. */
+  clientThreads?: number;
 }
 
 /** A positive number given as `name value` on the command line, or undefined. */
@@ -116,7 +119,64 @@ const STALL_MS = 120_000;
 /** A probe unanswered this long: the worker's thread is not running its event loop (its key making takes less). */
 const UNANSWERED_MS = 180_000;
 
-export function runClients(job: ClientsJob): Promise<ClientsResult> {
+/**
+ * Runs the clients of `job` in `threads` worker threads (client i in thread i mod threads), each phase starting in
+ * all of them together, and merges what they measured: one phase from the first start to the last end.
+ */
+export async function runClients(job: ClientsJob, threads = 1): Promise<ClientsResult> {
+  const n = Math.max(1, Math.min(threads, job.tokens.length));
+  const parts: ClientsJob[] = Array.from({ length: n }, (_, t) => {
+    const mine = (_: unknown, i: number): boolean => i % n === t;
+    return {
+      ...job,
+      tokens: job.tokens.filter(mine),
+      ...(job.addresses !== undefined && { addresses: job.addresses.filter(mine) }),
+      gated: n > 1,
+    };
+  });
+  const ready = new Map<string, number>();
+  const workers: Worker[] = [];
+  // A phase starts in every worker once all of them are at its start (connected, keys made).
+  const onReady = (phase: string): void => {
+    const count = (ready.get(phase) ?? 0) + 1;
+    ready.set(phase, count);
+    if (count === n) for (const w of workers) w.postMessage({ go: phase });
+  };
+  const results = await Promise.all(parts.map((part) => runWorker(part, workers, onReady))).catch(
+    async (e: unknown) => {
+      // The others may be waiting at a phase's start for the one that failed.
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw e;
+    },
+  );
+  return {
+    attest: mergePhases(results.map((r) => r.attest)),
+    renew: mergePhases(results.map((r) => r.renew)),
+  };
+}
+
+/** The phases of several workers as one: calls and errors summed, from the first start to the last end. */
+function mergePhases(phases: PhaseResult[]): PhaseResult {
+  if (phases.length === 1) return phases[0]!;
+  const startedAtMs = Math.min(...phases.map((p) => p.startedAtMs));
+  const endedAtMs = Math.max(...phases.map((p) => p.endedAtMs));
+  const firstError = phases.find((p) => p.firstError !== undefined)?.firstError;
+  return {
+    ops: phases.reduce((a, p) => a + p.ops, 0),
+    errors: phases.reduce((a, p) => a + p.errors, 0),
+    ...(firstError !== undefined && { firstError }),
+    elapsedMs: endedAtMs - startedAtMs,
+    startedAtMs,
+    endedAtMs,
+    latenciesMs: phases.flatMap((p) => p.latenciesMs).sort((a, b) => a - b),
+  };
+}
+
+function runWorker(
+  job: ClientsJob,
+  workers: Worker[],
+  onReady: (phase: string) => void,
+): Promise<ClientsResult> {
   return new Promise((resolve, reject) => {
     // tsx's loader does not follow into worker threads: the worker registers tsx's require hook itself.
     const file = path.join(__dirname, 'bench-issuance-clients.ts');
@@ -124,6 +184,7 @@ export function runClients(job: ClientsJob): Promise<ClientsResult> {
       eval: true,
       workerData: job,
     });
+    workers.push(worker);
     // Two runs stalled with every process idle, cause unknown: the worker is asked where it is every
     // PROBE_EVERY_MS, and a worker that stops answering (its thread blocked outside its event loop) or whose
     // calls stop settling (a call grpc-js neither answers nor fails) ends the run with what it said last.
@@ -162,7 +223,17 @@ export function runClients(job: ClientsJob): Promise<ClientsResult> {
     watchdog.unref();
     worker.on(
       'message',
-      (m: { ok: true; result: ClientsResult } | { ok: false; error: string } | { probe: ClientsProbe }) => {
+      (
+        m:
+          | { ok: true; result: ClientsResult }
+          | { ok: false; error: string }
+          | { probe: ClientsProbe }
+          | { ready: string },
+      ) => {
+        if ('ready' in m) {
+          onReady(m.ready);
+          return;
+        }
         if ('probe' in m) {
           if (last === undefined || m.probe.settled !== last.probe.settled) progressAt = performance.now();
           last = { probe: m.probe };
@@ -208,7 +279,8 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
   const out = (s: string): boolean => process.stdout.write(s);
   out(
     `\nEnd-to-end issuance over gRPC (TLS on loopback, SQLite; ${opsPerClient} Attest then ` +
-      `${opsPerClient} Renew per client; clients in a worker thread, ${os.cpus().length} CPUs)\n`,
+      `${opsPerClient} Renew per client; clients in ${options.clientThreads ?? 1} worker thread(s), ` +
+      `${os.cpus().length} CPUs)\n`,
   );
   const rawSign = options.rawSignPerSec ?? rawSignRate(options.baselineSeconds ?? 1);
   out(`  ${'node:crypto ECDSA P-256 sign (baseline)'.padEnd(58)} ${fmt(rawSign).padStart(10)} /s\n`);
@@ -290,14 +362,17 @@ async function runServer(
       entry: { spiffeId, selectors: [{ type: 'bench', value: 'agent' }], allowedScopes: ['bench:run'] },
     });
     for (const n of options.clients ?? CONCURRENCY) {
-      const result = await runClients({
-        address: running.publicAddress,
-        trustDomain: TRUST_DOMAIN,
-        bundlePem: running.ca.bundle().toPem(),
-        tokens: await makeTokens(admin, spiffeId, n, opsPerClient),
-        renewsPerClient: opsPerClient,
-        phaseBudgetMs: budgetMs,
-      });
+      const result = await runClients(
+        {
+          address: running.publicAddress,
+          trustDomain: TRUST_DOMAIN,
+          bundlePem: running.ca.bundle().toPem(),
+          tokens: await makeTokens(admin, spiffeId, n, opsPerClient),
+          renewsPerClient: opsPerClient,
+          phaseBudgetMs: budgetMs,
+        },
+        options.clientThreads,
+      );
       for (const [name, r] of [
         ['Attest', result.attest],
         ['Renew', result.renew],
@@ -356,6 +431,7 @@ export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
     throw new Error('--phases takes attest, renew or attest,renew');
   }
   const ops = arg('--ops');
+  const clientThreads = arg('--client-threads');
   const budget = arg('--budget');
   const seconds = arg('--seconds');
   return {
@@ -365,6 +441,7 @@ export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
     ...(signingWorkers !== undefined && { signingWorkers }),
     ...(clients !== undefined && { clients }),
     ...(phases !== undefined && { showAttest: phases.includes('attest') }),
+    ...(clientThreads !== undefined && { clientThreads: Math.ceil(clientThreads) }),
   };
 }
 

@@ -35,17 +35,17 @@ export function unaryHandler<Req, Res>(
   fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
   options: CallLogOptions = {},
 ): grpc.handleUnaryCall<Req, Res> {
+  const okLevel = options.okLevel ?? 'info';
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const elapsedMs = (): number => Number(process.hrtime.bigint() - started) / 1e6;
     fn(call.request, call).then(
       (response) => {
-        logger[options.okLevel ?? 'info']({
-          method,
-          code: 'OK',
-          durationMs: elapsedMs(),
-          peer: call.getPeer(),
-        });
+        // The line's fields (the peer's address among them) are built only when the line is written: with
+        // its level off (`log.level: warn` and above), a successful call costs no log work at all.
+        if (logger.isLevelEnabled(okLevel)) {
+          logger[okLevel]({ method, code: 'OK', durationMs: elapsedMs(), peer: call.getPeer() });
+        }
         callback(null, response);
       },
       (e: unknown) => {

@@ -17,10 +17,22 @@ import { wrapMethods, type WrappableService } from '../internal/method-wrap';
 import { DurabilityScope, runInDurabilityScope } from '../store/durability-scope';
 
 /**
- * The unary methods answered in a scope. Renew: caller resolution reads (revocation, session, entry), signs
- * and commits its serial and audit record in a group commit; what it read goes to no one but its caller.
+ * The unary methods answered in a scope. Each was checked: what it reads from the store goes to no one but its
+ * caller before it answers (no cache, memo, feed or stream fed from it), and what it writes commits in the
+ * group commit, which waits for its own fsync.
+ * - Renew: caller resolution reads (revocation, session, entry); the CSR check and the signature use no store,
+ *   the federated bundles and the policy come from memory; its serial and audit record commit together.
+ * - StartSession: caller resolution, the session quota (a count, checked again inside the transaction), the
+ *   principal's token against the issuer's JWKS file (not the store); the session, its first serial and its
+ *   audit record commit together.
+ * - BatchNewX509Svid (the node agent's issuance): caller resolution and each entry the agent asks for (read
+ *   and judged for this call only); the audit records of the batch commit together.
  */
-export const SCOPED_METHODS: ReadonlySet<string> = new Set(['/lanyard.v1.AttestationService/Renew']);
+export const SCOPED_METHODS: ReadonlySet<string> = new Set([
+  '/lanyard.v1.AttestationService/Renew',
+  '/lanyard.v1.SessionService/StartSession',
+  '/lanyard.v1.NodeService/BatchNewX509Svid',
+]);
 
 export function answerWhenDurable<S extends WrappableService>(
   service: S,

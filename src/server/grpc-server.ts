@@ -118,6 +118,10 @@ export class LanyardServer {
     const server = new grpc.Server({
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
+      // grpc-js keeps channelz data (call counters, timestamps, a socket entry per connection) unless told not
+      // to, and nothing here serves the channelz service that would read it: work on every call and memory
+      // per connection for data no one can see (0.1-0.2 % of the server thread's time in a Renew profile).
+      'grpc.enable_channelz': 0,
     });
     const names = spec.services.map((s) => s.name);
     const health = new HealthImplementation(
