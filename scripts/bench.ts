@@ -90,7 +90,8 @@ function measureEachBeside<T>(
       const own = side === turn % 2;
       if (own && afterName !== undefined) {
         // The same baseline call, timed alone right after each input's call: what the surrounding work does to
-        // it. The input's own call is timed apart, so the figure for `fn` is the same as without.
+        // it. The input's call is timed apart, but its figure is not the one to read: with a baseline call just
+        // before each input, it no longer runs after its own kind only.
         for (let i = from; i < to; i++) {
           const t0 = process.hrtime.bigint();
           fn(inputs[i]!);
@@ -167,8 +168,8 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
 
   // --- baseline: raw OpenSSL through node:crypto. The verify is exactly the check a leaf's signature gets in the
   // verifier (ParsedCertificate.isSignedBy): the leaf's tbsCertificate (~1.8 KB) and DER signature under the
-  // intermediate's key as imported from its SPKI. It once verified a 400-byte message under a generated key; the
-  // two cost the same within noise (docs/design/performance.md, "A new leaf: the signature check in place").
+  // intermediate's key as imported from its SPKI. It once verified a 400-byte message under a generated key, a
+  // percent or two cheaper (docs/design/performance.md, "A new leaf: the signature check in place").
   const p256 = generateSigningKeyPair('ec-p256');
   const message = randomBytes(400);
   const signed = signedParts(leaf.der);
