@@ -99,10 +99,16 @@ describe('a new leaf under known intermediates', () => {
   });
 
   describe('agent context on a renewed leaf (same context bytes, new certificate)', () => {
-    const pki = createPki(TD);
-    const hops = plannerChain(pki);
-    const last = hops[2]!;
-    const contextDer = encodeAgentContext(last.context);
+    // Built when the tests run, not when mocha loads the file: the chain's hops live 15-60 minutes of real
+    // time and each renewal 10 more, so on a slow full run a chain made at load time expired under the tests.
+    let pki: TrustDomainPki;
+    let last: ReturnType<typeof plannerChain>[number];
+    let contextDer: Uint8Array;
+    before(() => {
+      pki = createPki(TD);
+      last = plannerChain(pki)[2]!;
+      contextDer = encodeAgentContext(last.context);
+    });
     const renew = (options: { spiffeId?: string; key?: ReturnType<typeof newKey> } = {}): Uint8Array =>
       issueX509Svid({
         spiffeId: options.spiffeId ?? last.id,
