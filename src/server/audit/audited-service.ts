@@ -36,7 +36,8 @@ export interface MethodAudit {
   event: AuditEventType;
   /**
    * Records for an allowed call (several for a cascade or a batch). `tx` is the handler's transaction when
-   * they are written inside it (read through it, not the store, which refuses calls from inside).
+   * they are written inside it (read through it, not the store, which refuses calls from inside). Each event
+   * returned must be a new object: the wrapper completes it in place (`completeAllowed`).
    */
   allowed(
     request: never,
@@ -142,6 +143,19 @@ export function errorCodeOf(status: Partial<grpc.StatusObject> | grpc.ServiceErr
   return code !== undefined ? `GRPC_${grpc.status[code] ?? code}` : 'GRPC_UNKNOWN';
 }
 
+/**
+ * An allowed call's event as recorded: the method's event type and the caller's actor unless the describer set
+ * its own, decision allow (what `{ event, actor, ...e, decision: 'allow' }` gives). Completed in place rather than
+ * copied: a spread copy of a describer's record-sized event cost several times what building it did (measured,
+ * docs/design/performance.md "Renew: the audit wrapper's share"), and the recorder checks and copies it anyway.
+ */
+function completeAllowed(e: AuditEvent, event: AuditEventType, caller: AuditCaller): AuditEvent {
+  if (!Object.hasOwn(e, 'event')) e.event = event;
+  if (!Object.hasOwn(e, 'actor') && caller.actor !== undefined) e.actor = caller.actor;
+  e.decision = 'allow';
+  return e;
+}
+
 /** The record of an admin call that changes nothing (a read): who asked for what. */
 function adminReadEvent(method: MethodInfo, caller: AuditCaller): AuditEvent {
   return {
@@ -208,10 +222,6 @@ export function auditService(
           if (admin) logAdmin(method, name(), err);
           answer(err, response, trailer, flags);
         };
-        const allow = (e: AuditEvent, caller: AuditCaller): AuditEvent => {
-          const base = { event: audit.event, ...(caller.actor !== undefined && { actor: caller.actor }) };
-          return { ...base, ...e, decision: 'allow' };
-        };
         // Set once the handler's transaction wrote the allow records; a rolled-back one ends in `err` anyway.
         let recordedInTransaction = false;
         const done: grpc.sendUnaryData<unknown> = (err, response, trailer, flags) => {
@@ -247,7 +257,7 @@ export function auditService(
             .then(() => audit.allowed(call.request as never, response as never, name()))
             .then(async (events) => {
               const caller = name();
-              for (const e of events) await options.recorder.record(allow(e, caller));
+              for (const e of events) await options.recorder.record(completeAllowed(e, audit.event, caller));
             })
             .then(
               () => callback(null, response, trailer, flags),
@@ -259,7 +269,8 @@ export function auditService(
           return;
         }
         const writeIn = async (tx: StoreOps, events: AuditEvent[], caller: AuditCaller): Promise<void> => {
-          for (const e of events) await options.recorder.recordIn(tx, allow(e, caller));
+          for (const e of events)
+            await options.recorder.recordIn(tx, completeAllowed(e, audit.event, caller));
           recordedInTransaction = true;
         };
         withTransactionalAudit(
