@@ -15,7 +15,7 @@
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import type { CaManager } from '../../../src/ca';
-import type { AuditRecord } from '../../../src/audit/record';
+import type { AuditEvent, AuditRecord } from '../../../src/audit/record';
 import { RotatingAuditKey } from '../../../src/audit/rotating-key';
 import { resolveCaller } from '../../../src/server/auth/resolve-caller';
 import { auditService, type AuditCaller, type MethodAudit } from '../../../src/server/audit/audited-service';
@@ -94,6 +94,9 @@ describe('the audit wrapper names the caller from the call’s own authenticatio
     wrapperClock: () => Date,
     handler: (call: Call) => void,
     refuse: boolean,
+    describe: (caller: AuditCaller) => AuditEvent[] = (caller) => [
+      { event: 'svid.renew', decision: 'allow', ...caller },
+    ],
   ): Promise<{ records: AuditRecord[]; named: AuditCaller[] }> => {
     const keyDir = tempDir('caller-naming-key');
     dirs.push(keyDir);
@@ -111,7 +114,7 @@ describe('the audit wrapper names the caller from the call’s own authenticatio
         event: 'svid.renew',
         allowed: (_req: never, _res: never, caller) => {
           named.push(caller);
-          return [{ event: 'svid.renew', decision: 'allow', ...caller }];
+          return describe(caller);
         },
       },
     };
@@ -229,6 +232,33 @@ describe('the audit wrapper names the caller from the call’s own authenticatio
     };
     assert.deepEqual(fields(noted.records[0]!), fields(own.records[0]!));
     assert.equal(noted.records[0]!.decision, 'allow');
+  });
+
+  it('an allowed event gets the caller as actor and decision allow; an actor the describer set is kept', async () => {
+    const env = await start();
+    const der = await svidOf(env.ca);
+    const authenticate = (c: Call): void =>
+      noteAuthenticatedPeer(c, env.ca, verifyPeerSvid(c, env.ca, env.dir.clock.now));
+    // The describer leaves the actor out and says deny: the record has the caller and allow (as the spread had).
+    const plain = await runCall(env, callWith(der), env.dir.clock.read, authenticate, false, () => [
+      { event: 'svid.renew', decision: 'deny', subject: 'spiffe://example.org/issued' },
+    ]);
+    assert.equal(plain.records[0]!.actor, CALLER);
+    assert.equal(plain.records[0]!.decision, 'allow');
+    assert.equal(plain.records[0]!.event, 'svid.renew');
+    assert.equal(plain.records[0]!.subject, 'spiffe://example.org/issued');
+    // Its own actor (an admin record naming another party) and its own event type win over the wrapper's.
+    const own = await runCall(env, callWith(der), env.dir.clock.read, authenticate, false, () => [
+      { event: 'svid.issue', decision: 'allow', actor: 'admin-socket' },
+      { event: 'svid.issue', decision: 'allow', actor: undefined, serial: 'ab12' },
+    ]);
+    assert.deepEqual(
+      own.records.map((r) => [r.event, r.actor, r.serial]),
+      [
+        ['svid.issue', 'admin-socket', undefined],
+        ['svid.issue', undefined, 'ab12'],
+      ],
+    );
   });
 });
 
