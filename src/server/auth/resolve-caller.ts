@@ -33,6 +33,7 @@ import type { Entry, SessionRecord } from '../../store/types';
 import type { VerifyX509SvidResult } from '../../verify';
 import type { ParsedCertificate } from '../../x509/certificate';
 import type { AgentContext } from '../../x509/agent-context/types';
+import { noteAuthenticatedPeer } from '../audit/authenticated-peer';
 import { WORKLOAD_SESSION_PREFIX } from '../issuance/workload-context';
 import { verifyPeerSvid, type PeerCall } from '../tls/peer-svid';
 
@@ -79,6 +80,8 @@ export async function resolveCaller<K extends CallerKind>(
   now: Date,
 ): Promise<CallerOf<K>> {
   const peer = verifyPeerSvid(call, deps.ca, now);
+  // The audit wrapper names the caller from this verification instead of repeating it.
+  noteAuthenticatedPeer(call, deps.ca, peer);
   const id = peer.id.toString();
   const leaf = peer.chain[0]!;
   const context = peer.context;
