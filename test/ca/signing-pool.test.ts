@@ -213,10 +213,14 @@ describe('ca/signing-pool: CSR checks and signing in worker threads', function (
     const { ca } = await d.start({ signingWorkers: 1 });
     const key = generateSigningKeyPair('ec-p256');
     const context = encodeAgentContext(plannerChain(createPki(TD))[0]!.context);
-    // Small Buffers share Node's 8 KiB pool, as the gRPC decoder's do: neither may be detached or changed.
-    const csr = Buffer.from(createCsr(key.privateKey).der);
+    // The CSR is a window on a larger buffer (a frame); the context a small Buffer in Node's 8 KiB pool, as the
+    // gRPC decoder's are. Neither may be detached, changed, or sent whole.
+    const der = createCsr(key.privateKey).der;
+    const frame = new Uint8Array(der.length + 64);
+    frame.set(der, 32);
+    const csr = Buffer.from(frame.buffer, 32, der.length);
     const contextView = Buffer.from(context);
-    const csrCopy = Buffer.from(csr);
+    const csrCopy = Buffer.from(der);
     const checked = await ca.checkCsr(csr);
     assert.ok(checked.publicKey.equals(key.publicKey));
     const svid = await ca.signX509Svid({ ...request(checked.publicKey), agentContextDer: contextView });
@@ -225,6 +229,7 @@ describe('ca/signing-pool: CSR checks and signing in worker threads', function (
     const same = (a: Uint8Array | undefined, b: Uint8Array): boolean =>
       a !== undefined && Buffer.from(a).equals(Buffer.from(b));
     assert.ok(csr.equals(csrCopy));
+    assert.equal(frame.byteLength, der.length + 64, 'the frame is not detached');
     assert.ok(same(contextView, context), 'the agent context is not detached');
     assert.ok(same(svid.leaf.agentContextDer, context));
     assert.ok(same(certOf(svid).extension(DEFAULT_AGENT_CONTEXT_OID)?.value, context));
