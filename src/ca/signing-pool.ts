@@ -5,8 +5,14 @@
  *
  * Key handling is as it is without the pool: a CA key exists only in this process's memory. It reaches a worker
  * as a KeyObject (structured clone passes a handle to the same key, not its bytes), in a message that nothing
- * logs; a worker keeps only the key of the authority it last signed for, and the pool's errors carry codes and
- * messages, never a request or a key.
+ * logs, once per worker and authority; a worker keeps only the key of the authority it last signed for, and the
+ * pool's errors carry codes and messages, never a request or a key.
+ *
+ * The server's thread pays as little as it can per call: the requests made in one event-loop turn go to a
+ * worker as one message (one wake-up of the thread, one 'message' event back), their bytes are exact-size copies
+ * moved by transfer (a Buffer from the gRPC decoder is a view on an 8 KiB pool, which structured clone would copy
+ * whole), a signature request names the workload's key by its SPKI (no KeyObject per job), and the leaf comes
+ * back as bytes and the fields it was signed with, not re-parsed.
  *
  * A worker that dies (a crash, an out-of-memory kill of the thread) fails the calls it held with ERR_CA_NOT_READY
  * (UNAVAILABLE: retry) and is replaced; since an answer is only sent after signing, a failed call issued nothing
@@ -23,8 +29,16 @@ import {
 } from '../errors';
 import { startWorkerScript } from '../internal/worker-script';
 import type { ParsedCsr } from '../x509/csr';
+import { describeKey, rememberSpkiExport, spkiDer } from '../x509/keys';
 import type { SignedLeaf } from '../x509/profiles';
-import type { SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
+import {
+  copyForTransfer,
+  type BatchReply,
+  type BatchRequest,
+  type SignRequest,
+  type WorkerReply,
+  type WorkerRequest,
+} from './signing-protocol';
 
 /** The authority a signature is made with: what a worker needs to hold to sign for it. */
 export interface PoolAuthority {
@@ -33,7 +47,10 @@ export interface PoolAuthority {
   key: KeyObject;
 }
 
-export type PoolSignRequest = Omit<SignRequest, 'type' | 'id' | 'authorityId'>;
+export type PoolSignRequest = Omit<SignRequest, 'type' | 'id' | 'authorityId' | 'spki' | 'keyKind'> & {
+  /** The workload's key; the worker gets its SPKI (what the certificate carries), not the KeyObject. */
+  publicKey: KeyObject;
+};
 
 interface Pending {
   resolve(reply: WorkerReply & { ok: true }): void;
@@ -47,6 +64,9 @@ interface Slot {
   installed: string | undefined;
   /** Set once the worker's exit was handled, so a late event does not fail calls twice. */
   gone: boolean;
+  /** Requests of this event-loop turn not yet posted, in order, and the buffers they give away. */
+  queue: WorkerRequest[];
+  transfer: ArrayBuffer[];
 }
 
 export class SigningPool {
@@ -55,6 +75,7 @@ export class SigningPool {
   private closing = false;
   private stopped = false;
   private drained: (() => void) | undefined;
+  private flushScheduled = false;
   /** Workers replaced after dying: for health output and tests. */
   restarts = 0;
 
@@ -68,22 +89,47 @@ export class SigningPool {
 
   /** parseCsr in a worker: the same checks, the same typed errors (ERR_MALFORMED_CSR, ...). */
   async checkCsr(csr: Uint8Array | string): Promise<ParsedCsr> {
-    const reply = await this.call((id) => ({ type: 'csr', id, csr }));
+    const reply = await this.call((id, transfer) => ({
+      type: 'csr',
+      id,
+      csr: typeof csr === 'string' ? csr : copyForTransfer(csr, transfer),
+    }));
     if (!('publicKey' in reply))
       throw new InternalError('the signing worker answered a CSR check with no key');
-    return { publicKey: reply.publicKey, spki: new Uint8Array(reply.spki) };
+    // The key the worker imported, cloned as a handle, and its SPKI as the worker exported it: remembered, so
+    // the signature request (and anything else) reads the SPKI back without an OpenSSL export on this thread.
+    rememberSpkiExport(reply.publicKey, reply.spki);
+    return { publicKey: reply.publicKey, spki: reply.spki };
   }
 
   /** signX509SvidLeaf in a worker with the authority's key: the leaf's DER and the fields it was signed with. */
   async sign(authority: PoolAuthority, request: PoolSignRequest): Promise<SignedLeaf> {
-    const reply = await this.call(
-      (id) => ({ ...request, type: 'sign', id, authorityId: authority.id }),
-      authority,
-    );
+    // Vetted here as signX509SvidLeaf would (ERR_UNSUPPORTED_KEY for a key outside the accepted set).
+    const keyKind = describeKey(request.publicKey).kind;
+    const reply = await this.call((id, transfer): SignRequest => {
+      const m: SignRequest = {
+        type: 'sign',
+        id,
+        authorityId: authority.id,
+        spiffeId: request.spiffeId,
+        // spkiDer hands out a fresh copy: it can be given away.
+        spki: spkiDer(request.publicKey),
+        keyKind,
+        ttlSeconds: request.ttlSeconds,
+        nowMs: request.nowMs,
+        agentContextOid: request.agentContextOid,
+      };
+      transfer.push(m.spki.buffer as ArrayBuffer);
+      if (request.dnsNames !== undefined) m.dnsNames = request.dnsNames;
+      if (request.agentContextDer !== undefined) {
+        m.agentContextDer = copyForTransfer(request.agentContextDer, transfer);
+      }
+      return m;
+    }, authority);
     if (!('der' in reply))
       throw new InternalError('the signing worker answered a signature with no certificate');
     return {
-      der: new Uint8Array(reply.der),
+      der: reply.der,
       spiffeId: request.spiffeId,
       serialHex: reply.serialHex,
       notBefore: new Date(reply.notBeforeMs),
@@ -121,33 +167,53 @@ export class SigningPool {
   }
 
   private call(
-    make: (id: number) => WorkerRequest,
+    make: (id: number, transfer: ArrayBuffer[]) => WorkerRequest,
     authority?: PoolAuthority,
   ): Promise<WorkerReply & { ok: true }> {
     if (this.closing) return Promise.reject(new CaNotReadyError('the signing pool is closed'));
     const slot = this.leastBusy();
     const id = this.nextId++;
+    // Made before the promise, so a throw in it rejects this call and leaves nothing queued.
+    const transfer: ArrayBuffer[] = [];
+    const request = make(id, transfer);
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       if (slot.pending.size === 1) slot.worker.ref();
       if (authority !== undefined && slot.installed !== authority.id) {
-        // One CA key per worker: the one it signs with now. Messages on a port arrive in order, so a request
-        // for the previous authority that was already posted is signed before the key is dropped.
-        this.post(slot, { type: 'retain', authorityIds: [] });
-        this.post(slot, {
-          type: 'install',
-          authorityId: authority.id,
-          certDer: authority.certDer,
-          key: authority.key,
-        });
+        // One CA key per worker: the one it signs with now. A worker handles its requests in the order they
+        // were queued, so a request for the previous authority queued before is signed before the key is dropped.
+        this.enqueue(slot, { type: 'retain', authorityIds: [] }, []);
+        this.enqueue(
+          slot,
+          { type: 'install', authorityId: authority.id, certDer: authority.certDer, key: authority.key },
+          [],
+        );
         slot.installed = authority.id;
       }
-      this.post(slot, make(id));
+      this.enqueue(slot, request, transfer);
     });
   }
 
-  private post(slot: Slot, m: WorkerRequest): void {
-    slot.worker.postMessage(m);
+  /** Queues a request for the end of this event-loop turn, when each worker gets its requests in one message. */
+  private enqueue(slot: Slot, m: WorkerRequest, transfer: ArrayBuffer[]): void {
+    slot.queue.push(m);
+    for (const b of transfer) slot.transfer.push(b);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const slot of this.slots) {
+      if (slot.queue.length === 0) continue;
+      const batch: BatchRequest = { type: 'batch', requests: slot.queue };
+      const transfer = slot.transfer;
+      slot.queue = [];
+      slot.transfer = [];
+      slot.worker.postMessage(batch, transfer);
+    }
   }
 
   private leastBusy(): Slot {
@@ -158,9 +224,18 @@ export class SigningPool {
 
   private spawn(): Slot {
     const worker = startWorkerScript(__filename, 'signing-worker');
-    const slot: Slot = { worker, pending: new Map(), installed: undefined, gone: false };
+    const slot: Slot = {
+      worker,
+      pending: new Map(),
+      installed: undefined,
+      gone: false,
+      queue: [],
+      transfer: [],
+    };
     worker.unref();
-    worker.on('message', (reply: WorkerReply) => this.settle(slot, reply));
+    worker.on('message', (batch: BatchReply) => {
+      for (const reply of batch.replies) this.settle(slot, reply);
+    });
     // An uncaught error in the worker is followed by its exit, which fails its calls; nothing to log here
     // that could carry a request.
     worker.on('error', () => {});
@@ -179,6 +254,9 @@ export class SigningPool {
   private exited(slot: Slot, code: number): void {
     if (slot.gone) return;
     slot.gone = true;
+    // Requests not yet posted belong to calls failed just below; nothing of them reaches a worker.
+    slot.queue = [];
+    slot.transfer = [];
     const failed = [...slot.pending.entries()];
     for (const [id, p] of failed) {
       this.forget(slot, id);

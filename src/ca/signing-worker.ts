@@ -1,59 +1,71 @@
 /**
  * A thread of the signing pool: checks CSRs (proof of possession) and signs X509-SVIDs with the CA keys the pool
  * installed. It holds no state beyond those keys and their certificates, logs nothing, and answers every request
- * with the leaf's DER or a typed error's code and message (never a key, never a stack).
+ * with the leaf's DER or a typed error's code and message (never a key, never a stack). Requests come in
+ * batches (one event-loop turn of the pool's) and are answered in one batch, in order; byte fields go back in a
+ * transfer list, so the server's thread neither copies nor re-parses them.
  */
 import type { KeyObject } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { isLanyardError } from '../errors';
+import { ownedBytes } from '../internal/worker-script';
 import { ParsedCertificate } from '../x509/certificate';
 import { parseCsr } from '../x509/csr';
-import { signX509SvidLeaf, type SignedLeaf } from '../x509/profiles';
-import type { SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
+import { signX509SvidLeafForKey, type SignedLeaf } from '../x509/profiles';
+import type { BatchReply, BatchRequest, SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
 
 const authorities = new Map<string, { cert: ParsedCertificate; key: KeyObject }>();
 const port = parentPort;
 if (port === null) throw new Error('signing-worker runs only as a worker thread');
 
-port.on('message', (m: WorkerRequest) => {
+port.on('message', (batch: BatchRequest) => {
+  const replies: WorkerReply[] = [];
+  const transfer: ArrayBuffer[] = [];
+  for (const m of batch.requests) {
+    const reply = handle(m, transfer);
+    if (reply !== undefined) replies.push(reply);
+  }
+  if (replies.length > 0) port.postMessage({ type: 'batch', replies } satisfies BatchReply, transfer);
+});
+
+function handle(m: WorkerRequest, transfer: ArrayBuffer[]): WorkerReply | undefined {
   switch (m.type) {
     case 'install':
       authorities.set(m.authorityId, { cert: ParsedCertificate.fromDer(m.certDer), key: m.key });
-      return;
+      return undefined;
     case 'retain':
       for (const id of [...authorities.keys()]) if (!m.authorityIds.includes(id)) authorities.delete(id);
-      return;
+      return undefined;
     case 'csr':
-      port.postMessage(
-        answer(m.id, () => {
-          const csr = parseCsr(m.csr);
-          return { publicKey: csr.publicKey, spki: csr.spki };
-        }),
-      );
-      return;
+      return answer(m.id, () => {
+        const csr = parseCsr(m.csr);
+        // Nothing here keeps these bytes: they are given away (copied only if a view on a larger buffer).
+        const spki = ownedBytes(csr.spki);
+        transfer.push(spki.buffer as ArrayBuffer);
+        return { publicKey: csr.publicKey, spki };
+      });
     case 'sign':
-      port.postMessage(
-        answer(m.id, () => {
-          const leaf = sign(m);
-          return {
-            der: leaf.der,
-            serialHex: leaf.serialHex,
-            notBeforeMs: leaf.notBefore.getTime(),
-            notAfterMs: leaf.notAfter.getTime(),
-          };
-        }),
-      );
-      return;
+      return answer(m.id, () => {
+        const leaf = sign(m);
+        const der = ownedBytes(leaf.der);
+        transfer.push(der.buffer as ArrayBuffer);
+        return {
+          der,
+          serialHex: leaf.serialHex,
+          notBeforeMs: leaf.notBefore.getTime(),
+          notAfterMs: leaf.notAfter.getTime(),
+        };
+      });
   }
-});
+}
 
 function sign(m: SignRequest): SignedLeaf {
   const issuer = authorities.get(m.authorityId);
   // The pool installs before it signs on the same port, so this is a bug in the pool, never a caller's fault.
   if (issuer === undefined) throw new Error(`authority ${m.authorityId} is not installed in this worker`);
-  return signX509SvidLeaf({
+  return signX509SvidLeafForKey({
     spiffeId: m.spiffeId,
-    publicKey: m.publicKey,
+    subjectKey: { spki: m.spki, kind: m.keyKind },
     issuer,
     ttlSeconds: m.ttlSeconds,
     now: new Date(m.nowMs),

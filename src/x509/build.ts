@@ -1,4 +1,4 @@
-import { KeyObject, randomBytes } from 'node:crypto';
+import { KeyObject, randomFillSync } from 'node:crypto';
 import { signatureSchemeFor, signWithKey } from './keys';
 import { concatBytes, encodeTlv, TAG_SEQUENCE } from './der';
 import {
@@ -47,11 +47,27 @@ export interface CertificateFields {
  */
 export function randomSerial(): Uint8Array {
   for (;;) {
-    const bytes = new Uint8Array(randomBytes(16));
+    if (serialPoolOffset + SERIAL_BYTES > serialPool.length) {
+      randomFillSync(serialPool);
+      serialPoolOffset = 0;
+    }
+    // Each drawn byte is used once: the copy is taken and the offset moves before anything can fail.
+    const bytes = serialPool.slice(serialPoolOffset, serialPoolOffset + SERIAL_BYTES);
+    serialPoolOffset += SERIAL_BYTES;
     bytes[0] = bytes[0]! & 0x7f;
     if (bytes[0] !== 0) return bytes;
   }
 }
+
+const SERIAL_BYTES = 16;
+/**
+ * Random bytes for serials, drawn from the CSPRNG 256 serials at a time: one call into OpenSSL's generator per
+ * 4 KiB instead of one per certificate (as node:crypto's randomUUID does). A serial is public; it only has to
+ * be unpredictable before issuance and never reused, which bytes from the same generator, each handed out
+ * once, are.
+ */
+const serialPool = new Uint8Array(256 * SERIAL_BYTES);
+let serialPoolOffset = serialPool.length;
 
 /** O and CN as UTF8String attributes, each in its own RDN, in that order; the Name's DER. */
 export function buildName(attrs: { organization?: string; commonName?: string }): Uint8Array {
@@ -67,11 +83,23 @@ export function buildName(attrs: { organization?: string; commonName?: string })
 
 /** The AlgorithmIdentifier DER of the one scheme `signingKey` signs with (also inside the signed part). */
 export function signatureAlgorithmDer(signingKey: KeyObject): Uint8Array {
-  const scheme = signatureSchemeFor(signingKey);
-  // RSA carries an explicit NULL (RFC 4055); ECDSA and Ed25519 leave the parameters out (RFC 5758, RFC 8410).
-  return scheme.nullParams
-    ? derSequence(derOid(scheme.oid), DER_NULL_ELEMENT)
-    : derSequence(derOid(scheme.oid));
+  return algorithmDerOf(signingKey).slice();
+}
+
+/** Per signing key, shared and never handed out (signatureAlgorithmDer copies): encoded once per CA key. */
+const algorithmDers = new WeakMap<KeyObject, Uint8Array>();
+
+function algorithmDerOf(signingKey: KeyObject): Uint8Array {
+  let der = algorithmDers.get(signingKey);
+  if (der === undefined) {
+    const scheme = signatureSchemeFor(signingKey);
+    // RSA carries an explicit NULL (RFC 4055); ECDSA and Ed25519 leave the parameters out (RFC 5758, RFC 8410).
+    der = scheme.nullParams
+      ? derSequence(derOid(scheme.oid), DER_NULL_ELEMENT)
+      : derSequence(derOid(scheme.oid));
+    algorithmDers.set(signingKey, der);
+  }
+  return der;
 }
 
 /** Seconds precision, as X.509 times carry no fraction. */
@@ -83,7 +111,8 @@ const DER_VERSION_3 = derContextConstructed(0, derSmallInteger(2));
 
 /** Builds, signs and DER-encodes the certificate. */
 export function signCertificate(fields: CertificateFields): Uint8Array {
-  const algorithm = signatureAlgorithmDer(fields.signingKey);
+  // Only copied into the certificate below, never changed: the shared encoding is safe here.
+  const algorithm = algorithmDerOf(fields.signingKey);
   const parts = [
     DER_VERSION_3,
     derUnsignedInteger(fields.serial),

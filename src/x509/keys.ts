@@ -70,9 +70,23 @@ export function describeKey(key: KeyObject): KeyDescription {
   throw new UnsupportedKeyError(`key type ${type ?? 'unknown'} is not accepted`);
 }
 
+/**
+ * Schemes already found, per key: a CA key signs every certificate and CRL, and reading a key's details crosses
+ * into OpenSSL each time. KeyObjects are immutable; weak keys let an entry go with its key.
+ */
+const schemes = new WeakMap<KeyObject, SignatureScheme>();
+
 /** The one scheme each accepted key signs with. Fixing it per key type rules out algorithm confusion. */
 export function signatureSchemeFor(key: KeyObject): SignatureScheme {
-  const d = describeKey(key);
+  let scheme = schemes.get(key);
+  if (scheme === undefined) {
+    scheme = Object.freeze(schemeOf(describeKey(key)));
+    schemes.set(key, scheme);
+  }
+  return scheme;
+}
+
+function schemeOf(d: KeyDescription): SignatureScheme {
   switch (d.kind) {
     case 'ec':
       return d.curve === 'P-384'

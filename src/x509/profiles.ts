@@ -10,7 +10,7 @@ import {
 import { resolveAgentContextOid } from './agent-context/oid';
 import { AGENT_CONTEXT_LIMITS } from './agent-context/types';
 import { buildName, randomSerial, signCertificate, wholeSeconds } from './build';
-import { DerFramingError, readSingleTlv, TAG_SEQUENCE } from './der';
+import { concatBytes, DerFramingError, readSingleTlv, TAG_SEQUENCE } from './der';
 import {
   authorityKeyIdExtDer,
   basicConstraintsExtDer,
@@ -25,7 +25,7 @@ import {
   subjectKeyIdOf,
 } from './der-extensions';
 import { capNotAfter, checkIssuer, clampNotBefore, Issuer, issuerNameOf } from './issuer';
-import { describeKey, spkiDer } from './keys';
+import { describeKey, spkiDer, type KeyDescription } from './keys';
 import { checkDnsName, leafTrustDomain, trustDomainName } from './names';
 import { dnsNameProblem } from './name-syntax';
 
@@ -164,11 +164,44 @@ export interface SignedLeaf {
   agentContextDer?: Uint8Array;
 }
 
+/** The workload's key as a certificate carries it. */
+export interface LeafPublicKey {
+  /** SubjectPublicKeyInfo DER in node:crypto's own encoding (keys.ts spkiDer of an accepted key). */
+  spki: Uint8Array;
+  /** describeKey's verdict on that key: decides the keyUsage bits. */
+  kind: KeyDescription['kind'];
+}
+
+export interface SvidKeyOptions extends Omit<SvidOptions, 'publicKey'> {
+  /** From a KeyObject describeKey accepted: the signing pool's workers get the SPKI, not the KeyObject. */
+  subjectKey: LeafPublicKey;
+}
+
 /**
  * issueX509Svid without the parse: the same checks, the same certificate bytes.
  * @param serial the certificate's serial number; a fresh random one unless a test fixes it
  */
 export function signX509SvidLeaf(opts: SvidOptions, serial: Uint8Array = randomSerial()): SignedLeaf {
+  return signLeaf(
+    opts,
+    () => ({ kind: describeKey(opts.publicKey).kind, spki: spkiDer(opts.publicKey) }),
+    serial,
+  );
+}
+
+/** signX509SvidLeaf for a key given as its SPKI and kind (what a signing worker holds): the same bytes. */
+export function signX509SvidLeafForKey(
+  opts: SvidKeyOptions,
+  serial: Uint8Array = randomSerial(),
+): SignedLeaf {
+  return signLeaf(opts, () => opts.subjectKey, serial);
+}
+
+function signLeaf(
+  opts: Omit<SvidOptions, 'publicKey'>,
+  subjectKey: () => LeafPublicKey,
+  serial: Uint8Array,
+): SignedLeaf {
   const trustDomain = leafTrustDomain(opts.spiffeId);
   const dnsNames = opts.dnsNames ?? [];
   dnsNames.forEach(checkDnsName);
@@ -179,9 +212,8 @@ export function signX509SvidLeaf(opts: SvidOptions, serial: Uint8Array = randomS
   const contextOid = resolveAgentContextOid(opts.agentContextOid);
   const { now, notBefore, notAfter: requested } = validity(opts);
   const { keyId: issuerKeyId } = checkIssuer(opts.issuer, now, false);
-  const issuerTrustDomains = opts.issuer.cert.uriSans
-    .filter((u) => u.startsWith('spiffe://'))
-    .map((u) => u.slice('spiffe://'.length));
+  const template = leafTemplateOf(opts.issuer.cert, issuerKeyId);
+  const issuerTrustDomains = template.trustDomains;
   if (issuerTrustDomains.length > 0 && !issuerTrustDomains.includes(trustDomain)) {
     // A verifier looks up the bundle of the leaf's trust domain; a leaf signed by another domain's CA fails there.
     throw new WrongTrustDomainError(
@@ -189,17 +221,12 @@ export function signX509SvidLeaf(opts: SvidOptions, serial: Uint8Array = randomS
     );
   }
 
-  const key = describeKey(opts.publicKey);
-  // keyEncipherment only matters for RSA key transport (TLS 1.2 RSA kex); keyAgreement is never set.
-  const usages: KeyUsageName[] =
-    key.kind === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'];
-  const spki = spkiDer(opts.publicKey);
+  const key = subjectKey();
   const extensions = [
-    basicConstraintsExtDer(false),
-    keyUsageExtDer(usages),
-    extKeyUsageExtDer([EKU_SERVER_AUTH, EKU_CLIENT_AUTH]),
-    subjectKeyIdExtDer(subjectKeyIdOf(spki)),
-    authorityKeyIdExtDer(issuerKeyId),
+    // keyEncipherment only matters for RSA key transport (TLS 1.2 RSA kex); keyAgreement is never set.
+    key.kind === 'rsa' ? template.fixedRsa : template.fixedSigning,
+    subjectKeyIdExtDer(subjectKeyIdOf(key.spki)),
+    template.authorityKeyId,
     subjectAltNameExtDer({ uris: [opts.spiffeId], dnsNames }),
   ];
   if (opts.agentContextDer !== undefined) {
@@ -208,11 +235,11 @@ export function signX509SvidLeaf(opts: SvidOptions, serial: Uint8Array = randomS
   }
   const fields = {
     serial,
-    issuer: issuerNameDer(opts.issuer.cert),
+    issuer: template.issuerName,
     subject: SVID_SUBJECT,
     notBefore: clampNotBefore(notBefore, opts.issuer.cert),
     notAfter: capNotAfter(requested, opts.issuer.cert),
-    spki,
+    spki: key.spki,
     extensions,
     signingKey: opts.issuer.key,
   };
@@ -225,6 +252,46 @@ export function signX509SvidLeaf(opts: SvidOptions, serial: Uint8Array = randomS
     notAfter: new Date(fields.notAfter.getTime()),
     ...(opts.agentContextDer !== undefined && { agentContextDer: opts.agentContextDer }),
   };
+}
+
+/**
+ * What every leaf of one issuer certificate has in common, encoded once: the issuer Name (vetted by
+ * issuerNameOf), the issuer's trust domains, the authorityKeyIdentifier, and the run of fixed extensions in
+ * front of the subjectKeyIdentifier (basicConstraints, keyUsage, extKeyUsage), one for RSA keys and one for
+ * signing-only keys. Only ever copied into a certificate, never changed. Keyed weakly by the certificate, so a
+ * retired CA's template goes with it; checkIssuer still runs on every call (expiry, key match).
+ */
+interface LeafTemplate {
+  issuerName: Uint8Array;
+  trustDomains: readonly string[];
+  authorityKeyId: Uint8Array;
+  fixedSigning: Uint8Array;
+  fixedRsa: Uint8Array;
+}
+
+const leafTemplates = new WeakMap<ParsedCertificate, LeafTemplate>();
+
+function leafTemplateOf(cert: ParsedCertificate, issuerKeyId: Uint8Array): LeafTemplate {
+  let template = leafTemplates.get(cert);
+  if (template === undefined) {
+    const fixed = (usages: KeyUsageName[]): Uint8Array =>
+      concatBytes([
+        basicConstraintsExtDer(false),
+        keyUsageExtDer(usages),
+        extKeyUsageExtDer([EKU_SERVER_AUTH, EKU_CLIENT_AUTH]),
+      ]);
+    template = {
+      issuerName: issuerNameDer(cert),
+      trustDomains: Object.freeze(
+        cert.uriSans.filter((u) => u.startsWith('spiffe://')).map((u) => u.slice('spiffe://'.length)),
+      ),
+      authorityKeyId: authorityKeyIdExtDer(issuerKeyId),
+      fixedSigning: fixed(['digitalSignature']),
+      fixedRsa: fixed(['digitalSignature', 'keyEncipherment']),
+    };
+    leafTemplates.set(cert, template);
+  }
+  return template;
 }
 
 /** The serial as ParsedCertificate.serialHex gives it: the INTEGER's magnitude in hex, no leading zeros. */

@@ -3,12 +3,13 @@
  * CaManager as the server uses it. Real threads, real keys, the real store.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Bundle } from '../../src/bundle';
 import { CaManager, type SignedX509Svid } from '../../src/ca';
-import { CaNotReadyError, ErrorCode, isLanyardError } from '../../src/errors';
+import { SigningPool } from '../../src/ca/signing-pool';
+import { CaNotReadyError, ErrorCode, isLanyardError, UnsupportedKeyError } from '../../src/errors';
 import { verifyX509Svid } from '../../src/verify';
 import { encodeAgentContext } from '../../src/x509/agent-context/codec';
 import { ParsedCertificate } from '../../src/x509/certificate';
@@ -170,6 +171,82 @@ describe('ca/signing-pool: CSR checks and signing in worker threads', function (
       ErrorCode.CA_NOT_READY,
     );
     assert.equal(ca.signingWorkers, 0, 'every worker thread stopped');
+  });
+
+  it('signs with the authority each call named when calls for two authorities interleave in one turn', async () => {
+    // One worker, so every call of the turn goes to it in one batch: the key it holds changes four times
+    // inside that batch (a rotation while calls for the old CA are still queued).
+    const pool = new SigningPool(1);
+    try {
+      const authorities = [createPki(TD), createPki(TD)].map((pki, i) => ({
+        id: `authority-${i}`,
+        certDer: pki.intermediate.cert.der,
+        key: pki.intermediate.key.privateKey,
+        cert: pki.intermediate.cert,
+      }));
+      const nowMs = authorities[0]!.cert.notBefore.getTime() + 60_000;
+      const order = [0, 0, 1, 1, 0, 1, 0, 0];
+      const leaves = await Promise.all(
+        order.map((a, i) =>
+          pool.sign(authorities[a]!, {
+            spiffeId: `spiffe://${TD}/turn/${i}`,
+            publicKey: generateSigningKeyPair('ec-p256').publicKey,
+            ttlSeconds: 60,
+            nowMs,
+            agentContextOid: DEFAULT_AGENT_CONTEXT_OID,
+          }),
+        ),
+      );
+      leaves.forEach((leaf, i) => {
+        const issuer = authorities[order[i]!]!.cert;
+        const cert = new X509Certificate(Buffer.from(leaf.der));
+        assert.ok(cert.verify(issuer.publicKey), `call ${i} is signed by the authority it named`);
+        assert.deepEqual(ParsedCertificate.fromDer(leaf.der).issuerDer, issuer.subjectDer);
+        assert.equal(leaf.spiffeId, `spiffe://${TD}/turn/${i}`);
+      });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("leaves the caller's bytes as they were: a CSR and an agent context that are views on a shared buffer", async () => {
+    const { ca } = await d.start({ signingWorkers: 1 });
+    const key = generateSigningKeyPair('ec-p256');
+    const context = encodeAgentContext(plannerChain(createPki(TD))[0]!.context);
+    // The CSR is a window on a larger buffer (a frame); the context a small Buffer in Node's 8 KiB pool, as the
+    // gRPC decoder's are. Neither may be detached, changed, or sent whole.
+    const der = createCsr(key.privateKey).der;
+    const frame = new Uint8Array(der.length + 64);
+    frame.set(der, 32);
+    const csr = Buffer.from(frame.buffer, 32, der.length);
+    const contextView = Buffer.from(context);
+    const csrCopy = Buffer.from(der);
+    const checked = await ca.checkCsr(csr);
+    assert.ok(checked.publicKey.equals(key.publicKey));
+    const svid = await ca.signX509Svid({ ...request(checked.publicKey), agentContextDer: contextView });
+    assertValidSvid(ca, svid, `spiffe://${TD}/agent`);
+    assert.equal(csr.length, csrCopy.length, 'the CSR buffer is not detached');
+    const same = (a: Uint8Array | undefined, b: Uint8Array): boolean =>
+      a !== undefined && Buffer.from(a).equals(Buffer.from(b));
+    assert.ok(csr.equals(csrCopy));
+    assert.equal(frame.byteLength, der.length + 64, 'the frame is not detached');
+    assert.ok(same(contextView, context), 'the agent context is not detached');
+    assert.ok(same(svid.leaf.agentContextDer, context));
+    assert.ok(same(certOf(svid).extension(DEFAULT_AGENT_CONTEXT_OID)?.value, context));
+    assert.ok(same(checked.spki, certOf(svid).spkiDer), 'the SPKI the worker reported is the one signed');
+  });
+
+  it('refuses a key outside the accepted set with ERR_UNSUPPORTED_KEY, with and without workers', async () => {
+    const secp256k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey;
+    const rsa1024 = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    for (const workers of [0, 1]) {
+      const { ca } = await d.start({ signingWorkers: workers });
+      for (const key of [secp256k1, rsa1024]) {
+        const e = await ca.signX509Svid(request(key)).catch((x: unknown) => x);
+        assertRefusal(e, ErrorCode.UNSUPPORTED_KEY, { class: UnsupportedKeyError });
+      }
+      await d.stop();
+    }
   });
 
   it('keeps the CA key where it was: no new file, nothing in the log or in any refusal', async () => {

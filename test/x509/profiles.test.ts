@@ -614,6 +614,18 @@ describe('x509 profiles', () => {
       assert.equal(seen.size, 2000);
     });
 
+    it('are copies of their own: changing one changes no other serial (they share a random pool)', () => {
+      const serials = Array.from({ length: 600 }, () => randomSerial());
+      const before = serials.map((s) => Buffer.from(s).toString('hex'));
+      for (const s of serials) {
+        assert.equal(s.byteOffset, 0, 'not a view on the pool');
+        s.fill(0);
+      }
+      const next = Array.from({ length: 600 }, () => randomSerial());
+      assert.ok(next.every((s) => s[0] !== 0));
+      assert.equal(new Set([...before, ...next.map((s) => Buffer.from(s).toString('hex'))]).size, 1200);
+    });
+
     it('are what the certificate carries', () => {
       const { cert } = svid();
       const bytes = serialBytes(cert);

@@ -4,13 +4,21 @@
  * deterministically, and the serial is the fixture's), and the fields it reports must be the certificate's own.
  */
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeAgentContext } from '../../src/x509/agent-context/codec';
 import { describeAgentContextAnyOid } from '../../src/x509/agent-context/oid';
 import { ParsedCertificate } from '../../src/x509/certificate';
-import { issueX509Svid, signX509SvidLeaf, type SvidOptions } from '../../src/x509/profiles';
+import { describeKey, generateSigningKeyPair, spkiDer } from '../../src/x509/keys';
+import {
+  createIntermediateCa,
+  createRootCa,
+  issueX509Svid,
+  signX509SvidLeaf,
+  signX509SvidLeafForKey,
+  type SvidOptions,
+} from '../../src/x509/profiles';
 
 interface GoldenCase {
   spiffeId: string;
@@ -28,6 +36,7 @@ const golden = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'svid-leaf-go
   caCertDer: string;
   cases: GoldenCase[];
 };
+const NOW = new Date('2030-06-01T12:00:00Z');
 const b64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
 const issuer = {
   cert: ParsedCertificate.fromDer(b64(golden.caCertDer)),
@@ -88,6 +97,53 @@ describe('signX509SvidLeaf', () => {
     for (const hex of ['0f' + 'ab'.repeat(15), '00' + '01'.repeat(15), '7f' + 'ff'.repeat(15)]) {
       const leaf = signX509SvidLeaf(options(c), Buffer.from(hex, 'hex'));
       assert.equal(leaf.serialHex, ParsedCertificate.fromDer(leaf.der).serialHex, hex);
+    }
+  });
+
+  it('signs the same bytes for a key given as its SPKI and kind (what a signing worker gets)', () => {
+    for (const c of golden.cases) {
+      const { publicKey, ...rest } = options(c);
+      const serial = Buffer.from(c.serialHex.padStart(32, '0'), 'hex');
+      const leaf = signX509SvidLeafForKey(
+        { ...rest, subjectKey: { spki: spkiDer(publicKey), kind: describeKey(publicKey).kind } },
+        serial,
+      );
+      assert.equal(Buffer.from(leaf.der).toString('base64'), c.leafDer, c.spiffeId);
+    }
+  });
+
+  it("carries each issuer's own name and key id when issuers alternate (one template per issuer)", () => {
+    const rootKey = generateSigningKeyPair('ec-p256').privateKey;
+    const root = createRootCa({ trustDomain: 'example.org', ttlSeconds: 86_400, key: rootKey, now: NOW });
+    const issuers = ['A', 'B'].map((name) => {
+      const key = generateSigningKeyPair('ec-p256');
+      const ca = createIntermediateCa({
+        trustDomain: 'example.org',
+        ttlSeconds: 3600,
+        publicKey: key.publicKey,
+        issuer: { cert: root.cert, key: rootKey },
+        subject: { commonName: `intermediate ${name}` },
+        now: NOW,
+      });
+      return { cert: ca.cert, key: key.privateKey };
+    });
+    const workload = generateSigningKeyPair('rsa-2048').publicKey;
+    for (const i of [0, 1, 0, 1]) {
+      const leaf = signX509SvidLeaf({
+        spiffeId: 'spiffe://example.org/w',
+        publicKey: workload,
+        issuer: issuers[i]!,
+        ttlSeconds: 60,
+        now: NOW,
+      });
+      const cert = ParsedCertificate.fromDer(leaf.der);
+      assert.deepEqual(cert.issuerDer, issuers[i]!.cert.subjectDer);
+      assert.deepEqual(cert.authorityKeyId, issuers[i]!.cert.subjectKeyId);
+      assert.ok(
+        new X509Certificate(Buffer.from(leaf.der)).verify(issuers[i]!.cert.publicKey),
+        'signed by the issuer it names',
+      );
+      assert.equal(cert.keyUsage?.keyEncipherment, true, 'an RSA key keeps keyEncipherment');
     }
   });
 
