@@ -37,6 +37,30 @@ export interface SqliteStoreOptions {
   fsync?: FsyncHook;
 }
 
+/**
+ * The statements that open and end the store's transactions and a group commit's per-call savepoints, prepared
+ * once: `db.exec` compiles its SQL on every call, and these run several times per batch on the server's thread.
+ */
+interface TransactionControl {
+  begin: Database.Statement;
+  commit: Database.Statement;
+  rollback: Database.Statement;
+  savepoint: Database.Statement;
+  release: Database.Statement;
+  rollbackToSavepoint: Database.Statement;
+}
+
+function transactionControl(db: Database.Database): TransactionControl {
+  return {
+    begin: db.prepare('BEGIN IMMEDIATE'),
+    commit: db.prepare('COMMIT'),
+    rollback: db.prepare('ROLLBACK'),
+    savepoint: db.prepare('SAVEPOINT group_commit_call'),
+    release: db.prepare('RELEASE group_commit_call'),
+    rollbackToSavepoint: db.prepare('ROLLBACK TO group_commit_call'),
+  };
+}
+
 /** The synchronous table modules of one connection; SqliteStore gives them the async StoreOps shape. */
 class SyncTables implements StoreTables {
   readonly entries: SqliteEntries;
@@ -108,6 +132,7 @@ export class SqliteStore extends AsyncOps implements Store {
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly commits = new CommitQueue((jobs) => this.runBatch(jobs));
   private readonly totalChanges: Database.Statement;
+  private readonly control: TransactionControl;
   /** Set by close(): new calls are refused, the ones already made still run. */
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -124,6 +149,7 @@ export class SqliteStore extends AsyncOps implements Store {
     this.file = file;
     this.db = db;
     this.totalChanges = db.prepare('SELECT total_changes()').pluck();
+    this.control = transactionControl(db);
     const audit = sync.audit;
     const guard = <T>(op: () => T): Promise<T> => this.exclusive(op);
     this.audit = {
@@ -178,16 +204,16 @@ export class SqliteStore extends AsyncOps implements Store {
     const { value, commit } = await this.mutex.run(async () => {
       this.assertOpen();
       const handle = this.transactionHandle();
-      this.db.exec('BEGIN IMMEDIATE');
+      this.control.begin.run();
       try {
         const result = await this.inTransaction.run(true, () => fn(handle.tx));
         handle.close();
-        this.db.exec('COMMIT');
+        this.control.commit.run();
         return { value: result, commit: this.wal.committed() };
       } catch (e) {
         handle.close();
         // A failed COMMIT may already have rolled back; ROLLBACK without a transaction would throw.
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        if (this.db.inTransaction) this.control.rollback.run();
         throw e;
       }
     });
@@ -220,7 +246,7 @@ export class SqliteStore extends AsyncOps implements Store {
     return this.mutex.run(async () => {
       try {
         this.assertOpen();
-        this.db.exec('BEGIN IMMEDIATE');
+        this.control.begin.run();
       } catch (e) {
         for (const job of jobs) job.reject(e);
         return;
@@ -234,13 +260,13 @@ export class SqliteStore extends AsyncOps implements Store {
           continue;
         }
         const handle = this.transactionHandle(heads);
-        this.db.exec('SAVEPOINT group_commit_call');
+        this.control.savepoint.run();
         try {
           const value = await job.inCallerContext(() =>
             this.inTransaction.run(true, () => job.fn(handle.tx)),
           );
           handle.close();
-          this.db.exec('RELEASE group_commit_call');
+          this.control.release.run();
           heads.callKept();
           succeeded.push({ job, value });
         } catch (e) {
@@ -248,8 +274,8 @@ export class SqliteStore extends AsyncOps implements Store {
           heads.callRolledBack();
           job.reject(e);
           if (this.db.inTransaction) {
-            this.db.exec('ROLLBACK TO group_commit_call');
-            this.db.exec('RELEASE group_commit_call');
+            this.control.rollbackToSavepoint.run();
+            this.control.release.run();
           } else {
             // SQLite rolled the whole transaction back (a full disk, an I/O error): nothing here commits.
             aborted = new InternalError('the shared transaction was rolled back', {
@@ -260,9 +286,9 @@ export class SqliteStore extends AsyncOps implements Store {
       }
       try {
         if (aborted !== undefined) throw aborted;
-        this.db.exec('COMMIT');
+        this.control.commit.run();
       } catch (e) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        if (this.db.inTransaction) this.control.rollback.run();
         for (const s of succeeded) s.job.reject(e);
         return;
       }
