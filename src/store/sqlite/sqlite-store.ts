@@ -18,6 +18,11 @@ import { SqliteFederation } from './federation';
 import { SqliteJoinTokens } from './join-tokens';
 import { migrate, schemaVersion } from './migrations';
 import { SqliteSessions } from './sessions';
+import {
+  BACKSTOP_AUTOCHECKPOINT_PAGES,
+  INLINE_AUTOCHECKPOINT_PAGES,
+  WalCheckpointer,
+} from './wal-checkpointer';
 import { WalFsync, type FsyncHook } from './wal-fsync';
 
 /** The database file's name inside the data dir. */
@@ -133,6 +138,7 @@ export class SqliteStore extends AsyncOps implements Store {
   private readonly commits = new CommitQueue((jobs) => this.runBatch(jobs));
   private readonly totalChanges: Database.Statement;
   private readonly control: TransactionControl;
+  private readonly checkpointer: WalCheckpointer;
   /** Set by close(): new calls are refused, the ones already made still run. */
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -150,6 +156,10 @@ export class SqliteStore extends AsyncOps implements Store {
     this.db = db;
     this.totalChanges = db.prepare('SELECT total_changes()').pluck();
     this.control = transactionControl(db);
+    // The worker's connection checkpoints; should it fail, this connection does again, as SQLite does by default.
+    this.checkpointer = new WalCheckpointer(file, () => {
+      if (!this.closed) db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
+    });
     const audit = sync.audit;
     const guard = <T>(op: () => T): Promise<T> => this.exclusive(op);
     this.audit = {
@@ -189,6 +199,8 @@ export class SqliteStore extends AsyncOps implements Store {
       db.pragma('foreign_keys = ON');
       migrate(db, clock);
       db.pragma('synchronous = NORMAL');
+      // Checkpoints run on the WalCheckpointer's connection; this one only if that falls far behind.
+      db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
       // The connection has its -wal open by now (a WAL-mode read opens or creates it), so this is the same file.
       wal = WalFsync.open(`${path.resolve(options.file)}-wal`, options.fsync);
     } catch (e) {
@@ -209,7 +221,7 @@ export class SqliteStore extends AsyncOps implements Store {
         const result = await this.inTransaction.run(true, () => fn(handle.tx));
         handle.close();
         this.control.commit.run();
-        return { value: result, commit: this.wal.committed() };
+        return { value: result, commit: this.commitWritten() };
       } catch (e) {
         handle.close();
         // A failed COMMIT may already have rolled back; ROLLBACK without a transaction would throw.
@@ -292,7 +304,7 @@ export class SqliteStore extends AsyncOps implements Store {
         for (const s of succeeded) s.job.reject(e);
         return;
       }
-      this.wal.whenDurable(this.wal.committed()).then(
+      this.wal.whenDurable(this.commitWritten()).then(
         () => {
           for (const s of succeeded) s.job.resolve(s.value);
         },
@@ -330,6 +342,8 @@ export class SqliteStore extends AsyncOps implements Store {
     file: string;
     journalMode: string;
     synchronous: 'off' | 'normal' | 'full' | 'extra';
+    /** This connection's own auto-checkpoint threshold in pages (a backstop while the worker checkpoints). */
+    walAutocheckpointPages: number;
     /** Where a commit's WAL fsync runs: off the server's thread, before the commit's calls are answered. */
     walFsync: 'threadpool';
     schemaVersion: number;
@@ -339,6 +353,7 @@ export class SqliteStore extends AsyncOps implements Store {
       file: this.file,
       journalMode: String(this.db.pragma('journal_mode', { simple: true })),
       synchronous: (['off', 'normal', 'full', 'extra'] as const)[sync] ?? 'off',
+      walAutocheckpointPages: Number(this.db.pragma('wal_autocheckpoint', { simple: true })),
       walFsync: 'threadpool',
       schemaVersion: schemaVersion(this.db),
     };
@@ -374,6 +389,25 @@ export class SqliteStore extends AsyncOps implements Store {
     return this.wal.onPoisoned(listener);
   }
 
+  /**
+   * Checkpoints the worker thread completed, and why checkpoints went back to this connection (undefined while
+   * the worker does them); `idle` resolves when none is running or asked for.
+   */
+  walCheckpoints(): {
+    checkpoints: number;
+    fallback: string | undefined;
+    idle: () => Promise<void>;
+    /** A drill: the worker stops as if it crashed. */
+    stopWorker: () => Promise<void>;
+  } {
+    return {
+      checkpoints: this.checkpointer.checkpoints,
+      fallback: this.checkpointer.fallback,
+      idle: () => this.checkpointer.idle(),
+      stopWorker: () => this.checkpointer.stopWorker(),
+    };
+  }
+
   /** How many fsyncs of the -wal file ran (each covers every commit written before it started). */
   walFsyncCount(): number {
     return this.wal.fsyncs;
@@ -390,6 +424,8 @@ export class SqliteStore extends AsyncOps implements Store {
 
   private async shutDown(): Promise<void> {
     await this.commits.idle();
+    // Before this connection closes: the last connection to close checkpoints the WAL and deletes it.
+    await this.checkpointer.close();
     await this.mutex.run(async () => {
       await this.wal.settled();
       this.closed = true;
@@ -443,7 +479,13 @@ export class SqliteStore extends AsyncOps implements Store {
    */
   private commitOf(changesBefore: number): { commit: number; wrote: boolean } {
     const wrote = (this.totalChanges.get() as number) !== changesBefore;
-    return { commit: wrote ? this.wal.committed() : this.wal.lastWritten(), wrote };
+    return { commit: wrote ? this.commitWritten() : this.wal.lastWritten(), wrote };
+  }
+
+  /** Numbers a COMMIT just written on this connection (for WalFsync) and counts it towards the next checkpoint. */
+  private commitWritten(): number {
+    this.checkpointer.committed();
+    return this.wal.committed();
   }
 
   private refuseReentry(): void {
