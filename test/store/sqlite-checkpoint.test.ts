@@ -5,6 +5,7 @@
  * connection, and close() leaves no -wal behind. Real SQLite on real files, real worker threads.
  */
 import * as assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
@@ -127,5 +128,21 @@ describe('SqliteStore: WAL checkpoints off the server thread', () => {
     assert.ok(store.walCheckpoints().checkpoints >= 1);
     assert.equal(fs.existsSync(`${file}-wal`), false, 'the -wal is left behind');
     assert.equal(entriesInDatabaseFile(file, dir), CHECKPOINT_EVERY_COMMITS);
+  });
+
+  it('close() keeps a process alive until the worker stopped, when that is all the process has left to do', async () => {
+    const child = fork(path.join(__dirname, 'fixtures', 'checkpoint-close.ts'), [file], {
+      execArgv: ['--require', require.resolve('tsx/cjs')],
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (c) => resolve(c));
+    });
+    assert.equal(code, 0);
+    assert.match(out, /^closed [1-9]/);
+    assert.equal(fs.existsSync(`${file}-wal`), false);
   });
 });

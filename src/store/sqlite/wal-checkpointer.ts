@@ -114,6 +114,8 @@ export class WalCheckpointer {
     const worker = this.worker;
     if (worker === undefined) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    // Referenced until it exited: a process whose last work is this close must not end while it waits.
+    worker.ref();
     // Messages are handled in order: a checkpoint already asked for runs first.
     worker.postMessage({ type: 'close' } satisfies CheckpointRequest);
     await exited;
