@@ -8,6 +8,7 @@ import { ErrorCode } from '../../src/errors';
 import { hashJoinToken } from '../../src/internal/join-token-secret';
 import { LATEST_SCHEMA_VERSION } from '../../src/store/sqlite/migrations';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
+import { BACKSTOP_AUTOCHECKPOINT_PAGES } from '../../src/store/sqlite/wal-checkpointer';
 import { runStoreConformance } from './conformance';
 import { sqliteHarness } from './harnesses';
 import { rejectsWithCode } from '../support/refusal';
@@ -34,6 +35,7 @@ describe('SqliteStore specifics', () => {
         file,
         journalMode: 'wal',
         synchronous: 'normal',
+        walAutocheckpointPages: BACKSTOP_AUTOCHECKPOINT_PAGES,
         walFsync: 'threadpool',
         schemaVersion: LATEST_SCHEMA_VERSION,
       });

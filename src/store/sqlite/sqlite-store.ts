@@ -18,6 +18,11 @@ import { SqliteFederation } from './federation';
 import { SqliteJoinTokens } from './join-tokens';
 import { migrate, schemaVersion } from './migrations';
 import { SqliteSessions } from './sessions';
+import {
+  BACKSTOP_AUTOCHECKPOINT_PAGES,
+  INLINE_AUTOCHECKPOINT_PAGES,
+  WalCheckpointer,
+} from './wal-checkpointer';
 import { WalFsync, type FsyncHook } from './wal-fsync';
 
 /** The database file's name inside the data dir. */
@@ -35,6 +40,30 @@ export interface SqliteStoreOptions {
    * wrap it to hold or fail an fsync (it receives the store's own descriptor of the -wal file).
    */
   fsync?: FsyncHook;
+}
+
+/**
+ * The statements that open and end the store's transactions and a group commit's per-call savepoints, prepared
+ * once: `db.exec` compiles its SQL on every call, and these run several times per batch on the server's thread.
+ */
+interface TransactionControl {
+  begin: Database.Statement;
+  commit: Database.Statement;
+  rollback: Database.Statement;
+  savepoint: Database.Statement;
+  release: Database.Statement;
+  rollbackToSavepoint: Database.Statement;
+}
+
+function transactionControl(db: Database.Database): TransactionControl {
+  return {
+    begin: db.prepare('BEGIN IMMEDIATE'),
+    commit: db.prepare('COMMIT'),
+    rollback: db.prepare('ROLLBACK'),
+    savepoint: db.prepare('SAVEPOINT group_commit_call'),
+    release: db.prepare('RELEASE group_commit_call'),
+    rollbackToSavepoint: db.prepare('ROLLBACK TO group_commit_call'),
+  };
 }
 
 /** The synchronous table modules of one connection; SqliteStore gives them the async StoreOps shape. */
@@ -108,6 +137,8 @@ export class SqliteStore extends AsyncOps implements Store {
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly commits = new CommitQueue((jobs) => this.runBatch(jobs));
   private readonly totalChanges: Database.Statement;
+  private readonly control: TransactionControl;
+  private readonly checkpointer: WalCheckpointer;
   /** Set by close(): new calls are refused, the ones already made still run. */
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -124,6 +155,11 @@ export class SqliteStore extends AsyncOps implements Store {
     this.file = file;
     this.db = db;
     this.totalChanges = db.prepare('SELECT total_changes()').pluck();
+    this.control = transactionControl(db);
+    // The worker's connection checkpoints; should it fail, this connection does again, as SQLite does by default.
+    this.checkpointer = new WalCheckpointer(file, () => {
+      if (!this.closed) db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
+    });
     const audit = sync.audit;
     const guard = <T>(op: () => T): Promise<T> => this.exclusive(op);
     this.audit = {
@@ -163,6 +199,8 @@ export class SqliteStore extends AsyncOps implements Store {
       db.pragma('foreign_keys = ON');
       migrate(db, clock);
       db.pragma('synchronous = NORMAL');
+      // Checkpoints run on the WalCheckpointer's connection; this one only if that falls far behind.
+      db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
       // The connection has its -wal open by now (a WAL-mode read opens or creates it), so this is the same file.
       wal = WalFsync.open(`${path.resolve(options.file)}-wal`, options.fsync);
     } catch (e) {
@@ -178,16 +216,16 @@ export class SqliteStore extends AsyncOps implements Store {
     const { value, commit } = await this.mutex.run(async () => {
       this.assertOpen();
       const handle = this.transactionHandle();
-      this.db.exec('BEGIN IMMEDIATE');
+      this.control.begin.run();
       try {
         const result = await this.inTransaction.run(true, () => fn(handle.tx));
         handle.close();
-        this.db.exec('COMMIT');
-        return { value: result, commit: this.wal.committed() };
+        this.control.commit.run();
+        return { value: result, commit: this.commitWritten() };
       } catch (e) {
         handle.close();
         // A failed COMMIT may already have rolled back; ROLLBACK without a transaction would throw.
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        if (this.db.inTransaction) this.control.rollback.run();
         throw e;
       }
     });
@@ -220,7 +258,7 @@ export class SqliteStore extends AsyncOps implements Store {
     return this.mutex.run(async () => {
       try {
         this.assertOpen();
-        this.db.exec('BEGIN IMMEDIATE');
+        this.control.begin.run();
       } catch (e) {
         for (const job of jobs) job.reject(e);
         return;
@@ -234,13 +272,13 @@ export class SqliteStore extends AsyncOps implements Store {
           continue;
         }
         const handle = this.transactionHandle(heads);
-        this.db.exec('SAVEPOINT group_commit_call');
+        this.control.savepoint.run();
         try {
           const value = await job.inCallerContext(() =>
             this.inTransaction.run(true, () => job.fn(handle.tx)),
           );
           handle.close();
-          this.db.exec('RELEASE group_commit_call');
+          this.control.release.run();
           heads.callKept();
           succeeded.push({ job, value });
         } catch (e) {
@@ -248,8 +286,8 @@ export class SqliteStore extends AsyncOps implements Store {
           heads.callRolledBack();
           job.reject(e);
           if (this.db.inTransaction) {
-            this.db.exec('ROLLBACK TO group_commit_call');
-            this.db.exec('RELEASE group_commit_call');
+            this.control.rollbackToSavepoint.run();
+            this.control.release.run();
           } else {
             // SQLite rolled the whole transaction back (a full disk, an I/O error): nothing here commits.
             aborted = new InternalError('the shared transaction was rolled back', {
@@ -260,13 +298,13 @@ export class SqliteStore extends AsyncOps implements Store {
       }
       try {
         if (aborted !== undefined) throw aborted;
-        this.db.exec('COMMIT');
+        this.control.commit.run();
       } catch (e) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        if (this.db.inTransaction) this.control.rollback.run();
         for (const s of succeeded) s.job.reject(e);
         return;
       }
-      this.wal.whenDurable(this.wal.committed()).then(
+      this.wal.whenDurable(this.commitWritten()).then(
         () => {
           for (const s of succeeded) s.job.resolve(s.value);
         },
@@ -304,6 +342,8 @@ export class SqliteStore extends AsyncOps implements Store {
     file: string;
     journalMode: string;
     synchronous: 'off' | 'normal' | 'full' | 'extra';
+    /** This connection's own auto-checkpoint threshold in pages (a backstop while the worker checkpoints). */
+    walAutocheckpointPages: number;
     /** Where a commit's WAL fsync runs: off the server's thread, before the commit's calls are answered. */
     walFsync: 'threadpool';
     schemaVersion: number;
@@ -313,6 +353,7 @@ export class SqliteStore extends AsyncOps implements Store {
       file: this.file,
       journalMode: String(this.db.pragma('journal_mode', { simple: true })),
       synchronous: (['off', 'normal', 'full', 'extra'] as const)[sync] ?? 'off',
+      walAutocheckpointPages: Number(this.db.pragma('wal_autocheckpoint', { simple: true })),
       walFsync: 'threadpool',
       schemaVersion: schemaVersion(this.db),
     };
@@ -348,6 +389,25 @@ export class SqliteStore extends AsyncOps implements Store {
     return this.wal.onPoisoned(listener);
   }
 
+  /**
+   * Checkpoints the worker thread completed, and why checkpoints went back to this connection (undefined while
+   * the worker does them); `idle` resolves when none is running or asked for.
+   */
+  walCheckpoints(): {
+    checkpoints: number;
+    fallback: string | undefined;
+    idle: () => Promise<void>;
+    /** A drill: the worker stops as if it crashed. */
+    stopWorker: () => Promise<void>;
+  } {
+    return {
+      checkpoints: this.checkpointer.checkpoints,
+      fallback: this.checkpointer.fallback,
+      idle: () => this.checkpointer.idle(),
+      stopWorker: () => this.checkpointer.stopWorker(),
+    };
+  }
+
   /** How many fsyncs of the -wal file ran (each covers every commit written before it started). */
   walFsyncCount(): number {
     return this.wal.fsyncs;
@@ -364,6 +424,8 @@ export class SqliteStore extends AsyncOps implements Store {
 
   private async shutDown(): Promise<void> {
     await this.commits.idle();
+    // Before this connection closes: the last connection to close checkpoints the WAL and deletes it.
+    await this.checkpointer.close();
     await this.mutex.run(async () => {
       await this.wal.settled();
       this.closed = true;
@@ -417,7 +479,13 @@ export class SqliteStore extends AsyncOps implements Store {
    */
   private commitOf(changesBefore: number): { commit: number; wrote: boolean } {
     const wrote = (this.totalChanges.get() as number) !== changesBefore;
-    return { commit: wrote ? this.wal.committed() : this.wal.lastWritten(), wrote };
+    return { commit: wrote ? this.commitWritten() : this.wal.lastWritten(), wrote };
+  }
+
+  /** Numbers a COMMIT just written on this connection (for WalFsync) and counts it towards the next checkpoint. */
+  private commitWritten(): number {
+    this.checkpointer.committed();
+    return this.wal.committed();
   }
 
   private refuseReentry(): void {
