@@ -37,6 +37,7 @@
  *   npm run bench:scale -- --skip revocations,entries,fanout --stream-records 100000,1000000,10000000
  *   npm run bench:scale -- --heap-snapshots    # a heap snapshot of the server after each stage (kept, path printed;
  *                                              # taking one grows the server's RSS: not for the memory figures)
+ * LANYARD_BENCH_CALLS_FILE=file: each EndSession call timed (its phase, start and latency) as JSON lines.
  * LANYARD_BENCH_PROFILE_DIR=dir: CPU profiles of the server process (whole run, written at its exit) and of this
  * process's watcher syncs.
  * Figures, not assertions: tests never time anything.
@@ -195,12 +196,30 @@ async function attestLatencies(s: ServerUnderBench, spiffeId: string, samples: n
 /** StartSession then EndSession, `samples` times: EndSession's latency each time. */
 async function endSessionLatencies(s: ServerUnderBench, agent: Agent, samples: number): Promise<number[]> {
   const times: number[] = [];
+  const starts: bigint[] = [];
   for (let i = 0; i < samples; i++) {
     const { agent: sess, res } = await startSession(s, agent);
+    starts.push(process.hrtime.bigint());
     const [, t] = await timed(() => endSession(s, sess, res.sessionId, 'bench'));
     times.push(t);
   }
+  logCalls('at rest', { times, starts });
   return times;
+}
+
+/**
+ * LANYARD_BENCH_CALLS_FILE=file: every EndSession call timed, one JSON line each (the phase, its start as
+ * process.hrtime in ns, its latency), to set beside what the server's thread did at that moment.
+ */
+const callLog: string[] = [];
+function logCalls(phase: string, calls: Calls): void {
+  calls.times.forEach((t, i) =>
+    callLog.push(JSON.stringify({ phase, start: String(calls.starts[i]), ms: Number(t.toFixed(3)) })),
+  );
+}
+function writeCallLog(): void {
+  const file = process.env.LANYARD_BENCH_CALLS_FILE;
+  if (file !== undefined && file !== '') fs.writeFileSync(file, callLog.join('\n') + '\n');
 }
 
 /**
@@ -409,6 +428,7 @@ async function endSessionsDuring(
   const [, workMs] = await timed(work);
   done = true;
   await calls;
+  logCalls('during CRL work', { times, starts });
   return { times, starts, workMs };
 }
 
@@ -443,6 +463,10 @@ function splitCalls(
 
 /** EndSession calls during CRL work, printed by what they overlapped (splitCalls). */
 function reportSplit(calls: Calls, fetches: readonly CrlFetch[], s: ServerUnderBench, label: string): void {
+  logCalls('CRL transfer', {
+    times: fetches.map((f) => Number(f.end - f.headers) / 1e6),
+    starts: fetches.map((f) => f.headers),
+  });
   const split = splitCalls(calls, fetches, s.crlsPublished());
   if (split.build.length > 0) latency(`  of which overlapped a build, not a transfer, ${label}`, split.build);
   if (split.fetch.length > 0)
@@ -867,6 +891,7 @@ async function main(): Promise<void> {
     stageTable();
   } finally {
     await s.stop();
+    writeCallLog();
   }
   out(
     `\nwhole run ${(ms(started) / 1000).toFixed(0)} s, load average ${os
