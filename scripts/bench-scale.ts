@@ -532,7 +532,10 @@ async function revocationFigures(
     `${next.wallMs.toFixed(0)} ms (the build ${next.published.durationMs} ms), ` +
       `${next.published.revoked.toLocaleString('en-US')} serials, ${next.published.added} added`,
   );
-  const duringNext = latency(`EndSession while the incremental CRL is built and fetched, ${label}`, second.times);
+  const duringNext = latency(
+    `EndSession while the incremental CRL is built and fetched, ${label}`,
+    second.times,
+  );
   reportSplit(second, next.fetches, s, label);
   await crlSettled(s);
   // A relying party fetching over and over while sessions end: each GET after a revocation waits for an

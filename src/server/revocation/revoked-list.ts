@@ -112,7 +112,10 @@ export class RevokedList {
       }
     }
     const ders = encodeRevokedEntries(fresh);
-    this.reserve(fresh.length, ders.reduce((n, d) => n + d.length, 0));
+    this.reserve(
+      fresh.length,
+      ders.reduce((n, d) => n + d.length, 0),
+    );
     for (let i = 0; i < fresh.length; i++) {
       const f = fresh[i]!;
       const slot = this.used++;
