@@ -9,9 +9,14 @@
  * is seeded into its store directly, the measured calls go through the real gRPC path; the CRL is fetched over
  * HTTP as a relying party does, its build timed by the server's 'CRL published' log line.
  *
- *   revocations  --revocations (default 1,000,000) revoked serials: EndSession latency, the first CRL after a
- *                change (build time, size), a new watcher's time to its complete state (paged
- *                WatchRevocations), and a revocation check in the client cache holding that state
+ *   revocations  --revocations (default 1,000,000) revoked serials: EndSession latency (--end-samples calls at
+ *                rest, default 300), the first CRL after a change (build time, size) and an incremental one, each
+ *                with EndSession timed while it is built and fetched, then EndSession while a relying party
+ *                GETs the CRL --crl-fetches times back to back (default 8); the CRL is always fetched by a node
+ *                process of its own, as a relying party does, never by this thread that times the calls, and the
+ *                calls are reported by what they overlapped (a transfer, a build only, neither); a new watcher's
+ *                time to its complete state (paged WatchRevocations), and a revocation check in the client cache
+ *                holding that state
  *   entries      --entries (default 100,000) registration entries: join-token Attest latency
  *   watchers     --watchers (default 1,000) WatchRevocations streams (4 per connection, the server's default
  *                cap): EndSession until every watcher holds the revocation, p50/p99
@@ -32,6 +37,7 @@
  *   npm run bench:scale -- --skip revocations,entries,fanout --stream-records 100000,1000000,10000000
  *   npm run bench:scale -- --heap-snapshots    # a heap snapshot of the server after each stage (kept, path printed;
  *                                              # taking one grows the server's RSS: not for the memory figures)
+ * LANYARD_BENCH_CALLS_FILE=file: each EndSession call timed (its phase, start and latency) as JSON lines.
  * LANYARD_BENCH_PROFILE_DIR=dir: CPU profiles of the server process (whole run, written at its exit) and of this
  * process's watcher syncs.
  * Figures, not assertions: tests never time anything.
@@ -93,6 +99,13 @@ const STREAM_CHECKPOINT_EVERY = arg('--stream-checkpoint-every', 100);
 const AUDIT_RECORDS = Math.max(arg('--audit-records', 1_000_000), STREAM_SIZES[STREAM_SIZES.length - 1]!);
 /** Samples per latency figure. */
 const SAMPLES = arg('--samples', 20);
+/**
+ * EndSession calls at rest per size: enough that p99 is not the largest of a handful (at 300 it is the third
+ * largest).
+ */
+const END_SAMPLES = arg('--end-samples', 300);
+/** GETs of the CRL, back to back, by the relying party's process while EndSession calls run. */
+const CRL_FETCHES = arg('--crl-fetches', 8);
 const SEED_BATCH = 20_000;
 /** Entries of the baseline in the entries part. */
 const BASE_ENTRIES = 1_000;
@@ -183,12 +196,30 @@ async function attestLatencies(s: ServerUnderBench, spiffeId: string, samples: n
 /** StartSession then EndSession, `samples` times: EndSession's latency each time. */
 async function endSessionLatencies(s: ServerUnderBench, agent: Agent, samples: number): Promise<number[]> {
   const times: number[] = [];
+  const starts: bigint[] = [];
   for (let i = 0; i < samples; i++) {
     const { agent: sess, res } = await startSession(s, agent);
+    starts.push(process.hrtime.bigint());
     const [, t] = await timed(() => endSession(s, sess, res.sessionId, 'bench'));
     times.push(t);
   }
+  logCalls('at rest', { times, starts });
   return times;
+}
+
+/**
+ * LANYARD_BENCH_CALLS_FILE=file: every EndSession call timed, one JSON line each (the phase, its start as
+ * process.hrtime in ns, its latency), to set beside what the server's thread did at that moment.
+ */
+const callLog: string[] = [];
+function logCalls(phase: string, calls: Calls): void {
+  calls.times.forEach((t, i) =>
+    callLog.push(JSON.stringify({ phase, start: String(calls.starts[i]), ms: Number(t.toFixed(3)) })),
+  );
+}
+function writeCallLog(): void {
+  const file = process.env.LANYARD_BENCH_CALLS_FILE;
+  if (file !== undefined && file !== '') fs.writeFileSync(file, callLog.join('\n') + '\n');
 }
 
 /**
@@ -292,7 +323,7 @@ const lastCrlNumber = (s: ServerUnderBench): bigint =>
  */
 async function crlAfterChange(
   s: ServerUnderBench,
-): Promise<{ wallMs: number; published: CrlPublished; bytes: number; fetchedFrom: bigint }> {
+): Promise<{ wallMs: number; published: CrlPublished; bytes: number; fetches: CrlFetch[] }> {
   const n0 = lastCrlNumber(s);
   const t0 = process.hrtime.bigint();
   const published = s.crlPublishedAfter(n0);
@@ -304,10 +335,56 @@ async function crlAfterChange(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const p = await published;
-  // Served once its line is out: this CRL, or a later one that covers the calls made meanwhile.
-  const fetchedFrom = process.hrtime.bigint();
-  const { bytes } = await s.fetchCrl();
-  return { wallMs: Number(p.seenAt - t0) / 1e6, published: p, bytes, fetchedFrom };
+  // Served once its line is out: this CRL, or a later one that covers the calls made meanwhile; fetched by the
+  // relying party's own process, so this thread (which times the EndSession calls) does not receive it.
+  const fetches = await fetchCrlElsewhere(s.crlUrl, 1);
+  return { wallMs: Number(p.seenAt - t0) / 1e6, published: p, bytes: fetches[0]!.bytes, fetches };
+}
+
+/**
+ * One GET of the CRL by the relying party's process: when it was sent, when the response's headers came (the
+ * server's wait for a build before them) and its last byte (the transfer). process.hrtime is CLOCK_MONOTONIC,
+ * one clock for every process on the machine, so these compare with this process's call times.
+ */
+interface CrlFetch {
+  sent: bigint;
+  headers: bigint;
+  end: bigint;
+  bytes: number;
+}
+
+/** The relying party: a node process of its own that GETs the CRL `count` times back to back, counting bytes. */
+const FETCHER = `
+const http = require('node:http');
+const [url, count] = [process.argv[1], Number(process.argv[2])];
+const one = () => new Promise((resolve, reject) => {
+  const sent = process.hrtime.bigint();
+  http.get(url, (res) => {
+    const headers = process.hrtime.bigint();
+    let bytes = 0;
+    res.on('data', (c) => (bytes += c.length));
+    res.on('end', () => {
+      if (res.statusCode !== 200) return reject(new Error('GET the CRL: HTTP ' + res.statusCode));
+      const end = process.hrtime.bigint();
+      process.stdout.write(JSON.stringify({ sent: String(sent), headers: String(headers), end: String(end), bytes }) + '\\n');
+      resolve();
+    });
+    res.on('error', reject);
+  }).on('error', reject);
+});
+(async () => { for (let i = 0; i < count; i++) await one(); })().catch((e) => { console.error(String(e)); process.exit(1); });
+`;
+
+async function fetchCrlElsewhere(url: string, count: number): Promise<CrlFetch[]> {
+  const r = await runProcess(process.execPath, ['-e', FETCHER, url, String(count)], { ignoreStdin: true });
+  if (r.code !== 0) throw new Error(`the CRL fetcher: exit ${r.code}\n${r.stderr}`);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      const j = JSON.parse(l) as { sent: string; headers: string; end: string; bytes: number };
+      return { sent: BigInt(j.sent), headers: BigInt(j.headers), end: BigInt(j.end), bytes: j.bytes };
+    });
 }
 
 /**
@@ -336,7 +413,7 @@ async function endSessionsDuring(
   agent: Agent,
   work: () => Promise<unknown>,
   min = 3,
-): Promise<{ times: number[]; starts: bigint[]; workMs: number }> {
+): Promise<Calls & { workMs: number }> {
   let done = false;
   const times: number[] = [];
   const starts: bigint[] = [];
@@ -351,30 +428,50 @@ async function endSessionsDuring(
   const [, workMs] = await timed(work);
   done = true;
   await calls;
+  logCalls('during CRL work', { times, starts });
   return { times, starts, workMs };
 }
 
-/**
- * The calls of `during` split at the CRL's fetch: those that began while the build ran (before the GET of the
- * CRL it published) and those that began during the GET or after it. The GET writes tens of MiB from the
- * server's thread: its cost is apart from the build's.
- */
-/** EndSession calls during a build, printed by whether they began before the CRL's GET or during it. */
-function reportFetchSplit(run: Parameters<typeof splitAtFetch>[0], fetchedFrom: bigint, label: string): void {
-  const split = splitAtFetch(run, fetchedFrom);
-  if (split.build.length > 0)
-    latency(`  of which began before the CRL's GET (the build), ${label}`, split.build);
-  if (split.fetch.length > 0) latency(`  of which began during the GET of the CRL, ${label}`, split.fetch);
+/** EndSession calls: each one's latency and when it began (process.hrtime). */
+interface Calls {
+  times: number[];
+  starts: bigint[];
 }
 
-function splitAtFetch(
-  during: { times: number[]; starts: bigint[] },
-  fetchedFrom: bigint,
-): { build: number[]; fetch: number[] } {
-  const build: number[] = [];
-  const fetch: number[] = [];
-  during.times.forEach((t, i) => (during.starts[i]! < fetchedFrom ? build : fetch).push(t));
-  return { build, fetch };
+/**
+ * The calls split by what the server did while each ran: those that overlapped the transfer of a CRL to the
+ * relying party's process (from its response headers to its last byte), those that overlapped a build only (from
+ * the build's start, its 'CRL published' line less its duration, to that line), and the rest.
+ */
+function splitCalls(
+  calls: Calls,
+  fetches: readonly CrlFetch[],
+  builds: readonly CrlPublished[],
+): { fetch: number[]; build: number[]; rest: number[] } {
+  const r = { fetch: [] as number[], build: [] as number[], rest: [] as number[] };
+  const overlaps = (a: bigint, b: bigint, from: bigint, to: bigint): boolean => a < to && b > from;
+  calls.times.forEach((t, i) => {
+    const a = calls.starts[i]!;
+    const b = a + BigInt(Math.round(t * 1e6));
+    if (fetches.some((f) => overlaps(a, b, f.headers, f.end))) r.fetch.push(t);
+    else if (builds.some((p) => overlaps(a, b, p.seenAt - BigInt(Math.round(p.durationMs * 1e6)), p.seenAt)))
+      r.build.push(t);
+    else r.rest.push(t);
+  });
+  return r;
+}
+
+/** EndSession calls during CRL work, printed by what they overlapped (splitCalls). */
+function reportSplit(calls: Calls, fetches: readonly CrlFetch[], s: ServerUnderBench, label: string): void {
+  logCalls('CRL transfer', {
+    times: fetches.map((f) => Number(f.end - f.headers) / 1e6),
+    starts: fetches.map((f) => f.headers),
+  });
+  const split = splitCalls(calls, fetches, s.crlsPublished());
+  if (split.build.length > 0) latency(`  of which overlapped a build, not a transfer, ${label}`, split.build);
+  if (split.fetch.length > 0)
+    latency(`  of which overlapped the CRL's transfer to another process, ${label}`, split.fetch);
+  if (split.rest.length > 0) latency(`  of which overlapped neither, ${label}`, split.rest);
 }
 
 /** WatchRevocations from 0, packed pages received but not decoded: the server's part of a sync (and gRPC's). */
@@ -410,7 +507,7 @@ async function revocationFigures(
   agent: Agent,
   label: string,
 ): Promise<Record<string, number>> {
-  const end = latency(`EndSession, ${label}`, await endSessionLatencies(s, agent, SAMPLES));
+  const end = latency(`EndSession, ${label}`, await endSessionLatencies(s, agent, END_SAMPLES));
   // The CRL is built in a worker thread: EndSession is measured while the build runs.
   let crl!: Awaited<ReturnType<typeof crlAfterChange>>;
   const first = await endSessionsDuring(s, agent, async () => {
@@ -421,8 +518,8 @@ async function revocationFigures(
     `${crl.wallMs.toFixed(0)} ms (the build ${crl.published.durationMs} ms), ` +
       `${crl.published.revoked.toLocaleString('en-US')} serials, ${mib(crl.bytes)} DER`,
   );
-  const during = latency(`EndSession while that CRL build runs, ${label}`, first.times);
-  reportFetchSplit(first, crl.fetchedFrom, label);
+  const during = latency(`EndSession while that CRL is built and fetched, ${label}`, first.times);
+  reportSplit(first, crl.fetches, s, label);
   await crlSettled(s);
   await memoryStage(s, `${label}, first CRL built`);
   // The next build after a few more revocations: what a CRL request pays once the list is held.
@@ -435,8 +532,29 @@ async function revocationFigures(
     `${next.wallMs.toFixed(0)} ms (the build ${next.published.durationMs} ms), ` +
       `${next.published.revoked.toLocaleString('en-US')} serials, ${next.published.added} added`,
   );
-  const duringNext = latency(`EndSession while the incremental build runs, ${label}`, second.times);
-  reportFetchSplit(second, next.fetchedFrom, label);
+  const duringNext = latency(
+    `EndSession while the incremental CRL is built and fetched, ${label}`,
+    second.times,
+  );
+  reportSplit(second, next.fetches, s, label);
+  await crlSettled(s);
+  // A relying party fetching over and over while sessions end: each GET after a revocation waits for an
+  // incremental build (up to maxWaitMs), then receives the whole CRL.
+  let fetches: CrlFetch[] = [];
+  const repeated = await endSessionsDuring(s, agent, async () => {
+    fetches = await fetchCrlElsewhere(s.crlUrl, CRL_FETCHES);
+  });
+  const transfers = fetches.map((f) => Number(f.end - f.headers) / 1e6);
+  line(
+    `${CRL_FETCHES} GETs of the CRL back to back by another process, ${label}`,
+    `transfer p50 ${pct(transfers, 50).toFixed(0)} ms, wait for the build p50 ` +
+      `${pct(
+        fetches.map((f) => Number(f.headers - f.sent) / 1e6),
+        50,
+      ).toFixed(0)} ms`,
+  );
+  const duringFetches = latency(`EndSession while another process fetches the CRL, ${label}`, repeated.times);
+  reportSplit(repeated, fetches, s, label);
   await crlSettled(s);
   const pages = await pagesOnly(s, agent);
   line(
@@ -459,7 +577,7 @@ async function revocationFigures(
   return {
     endP50: end.p50,
     endP99: end.p99,
-    duringP99: Math.max(during.p99, duringNext.p99),
+    duringP99: Math.max(during.p99, duringNext.p99, duringFetches.p99),
     crlMs: crl.wallMs,
     nextMs: next.wallMs,
     pagesMs: pages.ms,
@@ -776,6 +894,7 @@ async function main(): Promise<void> {
     stageTable();
   } finally {
     await s.stop();
+    writeCallLog();
   }
   out(
     `\nwhole run ${(ms(started) / 1000).toFixed(0)} s, load average ${os

@@ -80,6 +80,8 @@ export interface ServerUnderBench extends PublicServer {
    * same (a build when something changed) without the body, so its time is the server's wait alone.
    */
   fetchCrl(method?: 'GET' | 'HEAD'): Promise<{ bytes: number; ms: number }>;
+  /** The active CA's CRL (DER) URL, for a relying party in another process. */
+  crlUrl: string;
   /** The last revocation sequence committed, read by the store's own code. */
   lastRevocationSequence(): number;
   /** SIGUSR2: the server writes a heap snapshot into its data dir's `heap/` (started with `heapSnapshots`). */
@@ -253,6 +255,7 @@ export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnd
       },
       crlsPublished: () => published.lines,
       crlPublishedAfter: (after) => published.after(after),
+      crlUrl: `http://${crlAddress}/crl/${o.trustDomain}.crl`,
       async fetchCrl(method = 'GET') {
         const t0 = process.hrtime.bigint();
         const r = await httpGet(crlAddress, `/crl/${o.trustDomain}.crl`, method, false);

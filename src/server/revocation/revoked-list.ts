@@ -1,6 +1,6 @@
 /**
  * The revokedCertificates of the CRLs, kept between builds: each serial's entry encoded once (crl.ts
- * encodeRevokedEntries) and the entries' concatenation, which new serials extend. It is made again from the kept
+ * encodeRevokedEntries) into one buffer of entries, which new serials extend. It is compacted from the kept
  * entries only after an expiry or an earlier revocation of a listed serial. One list serves every CA's CRL.
  *
  * Used where the CRL is built: in the CRL build worker (crl-build-worker.ts), or on the server's thread by the
@@ -9,7 +9,6 @@
 import type { KeyObject } from 'node:crypto';
 import { encodeRevokedEntries, signEncodedCrl, type CrlHeader } from '../../ca/crl';
 import type { ParsedCertificate } from '../../x509/certificate';
-import { concatBytes } from '../../x509/der';
 
 /** A delta of the store's listRevokedSerialsAfter in columns (times in milliseconds): a serial may repeat. */
 export interface RevokedColumns {
@@ -37,28 +36,45 @@ export function toColumns(
   return out;
 }
 
-interface Entry {
-  revokedAt: number;
-  expiresAt: number;
-  der: Uint8Array;
-}
-
+/**
+ * The list in columns: a serial's slot (its place in the list) in one map, and per slot its times, and where its
+ * encoded entry lies in one buffer of entries (the arena). At a million serials a `Map` of per-entry objects, each
+ * with its own view of the encoded bytes, was ~215 MiB of the worker's heap and some three million objects that
+ * every full garbage collection marked; here there is one number per serial in the map and a few typed arrays.
+ *
+ * The map's order is the slots' order (a new serial takes the next slot and goes last in the map; an earlier
+ * revocation changes a slot in place), and the arena holds the live entries in that order, back to back, until
+ * an entry is dropped (an expiry) or re-encoded (an earlier revocation): then the next `entriesDer` compacts it.
+ */
 export class RevokedList {
-  private readonly entries = new Map<string, Entry>();
-  /** The entries' DER concatenated, in the map's order; undefined after a removal or a replacement. */
-  private body: Uint8Array | undefined = new Uint8Array(0);
-  /** New entries not yet in `body`. */
-  private appended: Uint8Array[] = [];
+  private readonly slots = new Map<string, number>();
+  private revokedAt = new Float64Array(0);
+  private expiresAt = new Float64Array(0);
+  /** Where each slot's entry starts in the arena, and its length (0: dropped). */
+  private offset = new Uint32Array(0);
+  private length = new Uint8Array(0);
+  /** Slots taken, live or dropped. */
+  private used = 0;
+  private arena = new Uint8Array(0);
+  private arenaUsed = 0;
+  /** The arena's first `arenaUsed` bytes are exactly the live entries in slot order. */
+  private contiguous = true;
   private nextExpiry = Number.POSITIVE_INFINITY;
 
   get size(): number {
-    return this.entries.size;
+    return this.slots.size;
   }
 
   clear(): void {
-    this.entries.clear();
-    this.body = new Uint8Array(0);
-    this.appended = [];
+    this.slots.clear();
+    this.revokedAt = new Float64Array(0);
+    this.expiresAt = new Float64Array(0);
+    this.offset = new Uint32Array(0);
+    this.length = new Uint8Array(0);
+    this.used = 0;
+    this.arena = new Uint8Array(0);
+    this.arenaUsed = 0;
+    this.contiguous = true;
     this.nextExpiry = Number.POSITIVE_INFINITY;
   }
 
@@ -80,42 +96,44 @@ export class RevokedList {
         f.expiresAt = Math.max(f.expiresAt, expiresAt);
         continue;
       }
-      const known = this.entries.get(serialHex);
-      if (known === undefined) {
+      const slot = this.slots.get(serialHex);
+      if (slot === undefined) {
         pending.set(serialHex, fresh.length);
         fresh.push({ serialHex, revokedAtMs: revokedAt, expiresAt });
-      } else if (known.revokedAt <= revokedAt) {
-        known.expiresAt = Math.max(known.expiresAt, expiresAt);
-        this.nextExpiry = Math.min(this.nextExpiry, known.expiresAt);
-      } else {
-        // Revoked earlier than the entry says: its bytes change, so the concatenation is made again.
-        known.revokedAt = revokedAt;
-        known.expiresAt = Math.max(known.expiresAt, expiresAt);
-        known.der = encodeRevokedEntries([{ serialHex, revokedAtMs: revokedAt }])[0]!;
-        this.body = undefined;
-        this.nextExpiry = Math.min(this.nextExpiry, known.expiresAt);
+        continue;
+      }
+      this.expiresAt[slot] = Math.max(this.expiresAt[slot]!, expiresAt);
+      this.nextExpiry = Math.min(this.nextExpiry, this.expiresAt[slot]!);
+      if (this.revokedAt[slot]! > revokedAt) {
+        // Revoked earlier than the entry says: its bytes change, so the arena is compacted before it is used.
+        this.revokedAt[slot] = revokedAt;
+        this.place(slot, encodeRevokedEntries([{ serialHex, revokedAtMs: revokedAt }])[0]!);
+        this.contiguous = false;
       }
     }
     const ders = encodeRevokedEntries(fresh);
+    this.reserve(
+      fresh.length,
+      ders.reduce((n, d) => n + d.length, 0),
+    );
     for (let i = 0; i < fresh.length; i++) {
       const f = fresh[i]!;
-      this.entries.set(f.serialHex, { revokedAt: f.revokedAtMs, expiresAt: f.expiresAt, der: ders[i]! });
+      const slot = this.used++;
+      this.revokedAt[slot] = f.revokedAtMs;
+      this.expiresAt[slot] = f.expiresAt;
+      this.place(slot, ders[i]!);
+      this.slots.set(f.serialHex, slot);
       this.nextExpiry = Math.min(this.nextExpiry, f.expiresAt);
     }
-    if (this.body !== undefined) for (const d of ders) this.appended.push(d);
   }
 
-  /** The revokedCertificates content: the kept concatenation, extended or made again as needed. */
+  /**
+   * The revokedCertificates content: the arena as it is (a view; the bytes under it never change, later entries
+   * go after it or into a new arena), compacted first after a removal or a re-encoded entry.
+   */
   entriesDer(): Uint8Array {
-    if (this.body === undefined) {
-      const all: Uint8Array[] = [];
-      for (const e of this.entries.values()) all.push(e.der);
-      this.body = concatBytes(all);
-    } else if (this.appended.length > 0) {
-      this.body = concatBytes([this.body, ...this.appended]);
-    }
-    this.appended = [];
-    return this.body;
+    if (!this.contiguous) this.compact();
+    return this.arena.subarray(0, this.arenaUsed);
   }
 
   /** Expired certificates leave the list; a pass over it only when the earliest expiry has passed. */
@@ -123,15 +141,80 @@ export class RevokedList {
     if (now.getTime() < this.nextExpiry) return;
     let next = Number.POSITIVE_INFINITY;
     const t = now.getTime();
-    for (const [serial, e] of this.entries) {
-      if (e.expiresAt <= t) {
-        this.entries.delete(serial);
-        this.body = undefined;
-      } else next = Math.min(next, e.expiresAt);
+    for (const [serial, slot] of this.slots) {
+      if (this.expiresAt[slot]! <= t) {
+        this.slots.delete(serial);
+        this.length[slot] = 0;
+        this.contiguous = false;
+      } else next = Math.min(next, this.expiresAt[slot]!);
     }
     this.nextExpiry = next;
-    if (this.body === undefined) this.appended = [];
   }
+
+  /** Appends `der` to the arena as `slot`'s entry. */
+  private place(slot: number, der: Uint8Array): void {
+    this.reserve(0, der.length);
+    this.arena.set(der, this.arenaUsed);
+    this.offset[slot] = this.arenaUsed;
+    this.length[slot] = der.length;
+    this.arenaUsed += der.length;
+  }
+
+  /** Room for `slots` more slots and `bytes` more arena bytes, growing by doubling (copies, never in place). */
+  private reserve(slots: number, bytes: number): void {
+    if (this.used + slots > this.offset.length) {
+      const cap = Math.max(1024, this.used + slots, this.offset.length * 2);
+      this.revokedAt = grown(this.revokedAt, new Float64Array(cap));
+      this.expiresAt = grown(this.expiresAt, new Float64Array(cap));
+      this.offset = grown(this.offset, new Uint32Array(cap));
+      this.length = grown(this.length, new Uint8Array(cap));
+    }
+    if (this.arenaUsed + bytes > this.arena.length) {
+      const cap = Math.max(64 * 1024, this.arenaUsed + bytes, this.arena.length * 2);
+      const next = new Uint8Array(cap);
+      next.set(this.arena.subarray(0, this.arenaUsed));
+      this.arena = next;
+    }
+  }
+
+  /** The live entries back to back in slot order, renumbered from 0, in a new arena and new columns. */
+  private compact(): void {
+    const n = this.slots.size;
+    let bytes = 0;
+    for (const slot of this.slots.values()) bytes += this.length[slot]!;
+    const arena = new Uint8Array(Math.max(64 * 1024, bytes));
+    const revokedAt = new Float64Array(Math.max(1024, n));
+    const expiresAt = new Float64Array(revokedAt.length);
+    const offset = new Uint32Array(revokedAt.length);
+    const length = new Uint8Array(revokedAt.length);
+    let to = 0;
+    let at = 0;
+    for (const [serial, slot] of this.slots) {
+      const len = this.length[slot]!;
+      arena.set(this.arena.subarray(this.offset[slot]!, this.offset[slot]! + len), at);
+      revokedAt[to] = this.revokedAt[slot]!;
+      expiresAt[to] = this.expiresAt[slot]!;
+      offset[to] = at;
+      length[to] = len;
+      // Setting an existing key keeps its place in the map's order.
+      this.slots.set(serial, to);
+      at += len;
+      to++;
+    }
+    this.arena = arena;
+    this.revokedAt = revokedAt;
+    this.expiresAt = expiresAt;
+    this.offset = offset;
+    this.length = length;
+    this.used = n;
+    this.arenaUsed = at;
+    this.contiguous = true;
+  }
+}
+
+function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, into: T): T {
+  into.set(from as never);
+  return into;
 }
 
 /** What one build applies to the list before signing. */
