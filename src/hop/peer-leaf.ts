@@ -38,21 +38,23 @@ export function peerLeafDer(socket: TLSSocket): Uint8Array | undefined {
  */
 export function certificateOfSession(der: Uint8Array): Uint8Array | undefined {
   if (der[0] !== SEQUENCE) return undefined;
-  const outer = valueAt(der, 0, der.length);
-  if (outer === undefined) return undefined;
-  let at = outer.start;
-  while (at < outer.end) {
-    const field = valueAt(der, at, outer.end);
-    if (field === undefined) return undefined;
+  const outerStart = valueStart(der, 0, der.length);
+  if (outerStart < 0) return undefined;
+  const outerEnd = outerStart + valueLength(der, 0);
+  let at = outerStart;
+  while (at < outerEnd) {
+    const start = valueStart(der, at, outerEnd);
+    if (start < 0) return undefined;
+    const end = start + valueLength(der, at);
     if (der[at] === PEER_TAG) {
-      if (der[field.start] !== SEQUENCE) return undefined;
-      const cert = valueAt(der, field.start, field.end);
+      if (der[start] !== SEQUENCE) return undefined;
+      const certStart = valueStart(der, start, end);
       // The certificate must fill the explicit field exactly.
-      if (cert === undefined || cert.end !== field.end) return undefined;
+      if (certStart < 0 || certStart + valueLength(der, start) !== end) return undefined;
       // A copy (Buffer's own slice would be a view of the bytes about to be zeroed).
-      return new Uint8Array(der.subarray(field.start, field.end));
+      return new Uint8Array(der.subarray(start, end));
     }
-    at = field.end;
+    at = end;
   }
   return undefined;
 }
@@ -61,19 +63,27 @@ export function certificateOfSession(der: Uint8Array): Uint8Array | undefined {
 const PEER_TAG = 0xa3;
 const SEQUENCE = 0x30;
 
-/** Where the value of the TLV at `at` starts and ends, within `limit`; undefined when it does not fit. */
-function valueAt(der: Uint8Array, at: number, limit: number): { start: number; end: number } | undefined {
-  if (at + 2 > limit) return undefined;
-  let length = der[at + 1]!;
-  let start = at + 2;
-  if (length > 0x7f) {
-    const n = length & 0x7f;
-    // Definite lengths of up to 3 bytes (16 MiB) are all a session can hold; 0x80 (indefinite) is not DER.
-    if (n === 0 || n > 3 || start + n > limit) return undefined;
-    length = 0;
-    for (let i = 0; i < n; i++) length = length * 256 + der[start + i]!;
-    start += n;
-  }
-  const end = start + length;
-  return end > limit ? undefined : { start, end };
+/**
+ * Where the value of the TLV at `at` starts, when its length octets are DER a session can hold (definite, up to
+ * three octets) and the value ends within `limit`; -1 otherwise. Numbers only: this runs once per handshake, in
+ * code too cold to be optimized, where every allocation shows.
+ */
+function valueStart(der: Uint8Array, at: number, limit: number): number {
+  if (at + 2 > limit) return -1;
+  const first = der[at + 1]!;
+  const n = first > 0x7f ? first & 0x7f : 0;
+  // 0x80 (indefinite) is not DER; more than three length octets (16 MiB) no session holds.
+  if (first > 0x7f && (n === 0 || n > 3)) return -1;
+  const start = at + 2 + n;
+  if (start > limit || start + valueLength(der, at) > limit) return -1;
+  return start;
+}
+
+/** The length of the value of the TLV at `at`, whose length octets valueStart accepted (or is checking). */
+function valueLength(der: Uint8Array, at: number): number {
+  const first = der[at + 1]!;
+  if (first < 0x80) return first;
+  let length = 0;
+  for (let i = 0; i < (first & 0x7f); i++) length = length * 256 + (der[at + 2 + i] ?? 0);
+  return length;
 }
