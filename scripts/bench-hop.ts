@@ -19,7 +19,8 @@
  * windows (which one goes first alternates), so load that comes and goes falls on both alike. A ratio is taken
  * within each round; the median over the rounds is printed with a distribution-free 95% confidence interval for
  * it (order statistics: no assumption about how load skews a round), and the server CPU Lanyard adds per
- * operation (the per-round difference, same interval). For handshakes, where Lanyard is on the client side
+ * operation (the per-round difference, same interval), and the ratio of each side's least disturbed slice (other
+ * processes only ever add to a slice's CPU per operation). For handshakes, where Lanyard is on the client side
  * too, the client's CPU ratio and both ends' together are printed as well. CPU per operation survives a loaded
  * machine better than rates do; the interval says whether a run settles a target (with 7 rounds it is the whole
  * range, with 21 it narrows). `npm run bench` runs this in a process of its own (runHopBench).
@@ -134,6 +135,8 @@ interface Sample {
   /** Server-thread CPU per operation, in microseconds (undefined without schedstat). */
   serverUs: number | undefined;
   clientUs: number | undefined;
+  /** The least server CPU per operation of the round's slices (undefined without schedstat). */
+  minServerUs: number | undefined;
 }
 
 interface Side {
@@ -183,6 +186,12 @@ export interface PairResult {
   serverCpuRatios: number[];
   /** Server CPU per operation, Lanyard minus baseline, per round (µs). */
   serverAddedUs: number[];
+  /**
+   * The same ratio from each side's least disturbed slice of the round: another process on the machine only
+   * ever adds to a slice's CPU per operation (caches and TLB it evicts), so the least of a side's slices is
+   * the closest to its own cost.
+   */
+  minServerCpuRatios: number[];
   /** Client thread CPU per operation, baseline over Lanyard (the handshake's client side is Lanyard's too). */
   clientCpuRatios: number[];
   /** Server and client CPU per operation together, baseline over Lanyard: both ends of a handshake. */
@@ -207,9 +216,21 @@ interface Totals {
   serverNs: number | undefined;
   clientNs: number;
   reopened: number;
+  /** Server CPU per operation of the least disturbed slice so far (µs). */
+  minServerUs: number;
 }
 
-const totals = (): Totals => ({ ops: 0, wallNs: 0, serverNs: 0, clientNs: 0, reopened: 0 });
+const totals = (): Totals => ({
+  ops: 0,
+  wallNs: 0,
+  serverNs: 0,
+  clientNs: 0,
+  reopened: 0,
+  minServerUs: Infinity,
+});
+
+/** A slice with fewer operations says too little about its CPU per operation to be the round's least. */
+const MIN_SLICE_OPS = 10;
 
 async function window(
   clients: Clients,
@@ -234,6 +255,9 @@ async function window(
       : undefined;
   into.clientNs += r.clientCpuNs;
   into.reopened += r.reopened;
+  if (cpu0 !== undefined && cpu1 !== undefined && r.ops >= MIN_SLICE_OPS) {
+    into.minServerUs = Math.min(into.minServerUs, (cpu1 - cpu0) / 1e3 / r.ops);
+  }
 }
 
 function sample(side: Side, t: Totals): Sample {
@@ -242,6 +266,7 @@ function sample(side: Side, t: Totals): Sample {
     rate: t.ops / (t.wallNs / 1e9),
     serverUs: t.serverNs !== undefined ? t.serverNs / 1e3 / t.ops : undefined,
     clientUs: t.clientNs > 0 ? t.clientNs / 1e3 / t.ops : undefined,
+    minServerUs: Number.isFinite(t.minServerUs) ? t.minServerUs : undefined,
   };
 }
 
@@ -289,6 +314,7 @@ async function measurePairs(
     rateRatios: [],
     serverCpuRatios: [],
     serverAddedUs: [],
+    minServerCpuRatios: [],
     clientCpuRatios: [],
     bothCpuRatios: [],
     reopened: 0,
@@ -309,6 +335,9 @@ async function measurePairs(
       if (bs.serverUs !== undefined && ls.serverUs !== undefined) {
         result.serverCpuRatios.push(bs.serverUs / ls.serverUs);
         result.serverAddedUs.push(ls.serverUs - bs.serverUs);
+      }
+      if (bs.minServerUs !== undefined && ls.minServerUs !== undefined) {
+        result.minServerCpuRatios.push(bs.minServerUs / ls.minServerUs);
       }
       if (bs.clientUs !== undefined && ls.clientUs !== undefined) {
         result.clientCpuRatios.push(bs.clientUs / ls.clientUs);
@@ -345,6 +374,11 @@ function printPair(pair: PairSpec, result: PairResult): void {
   if (result.serverCpuRatios.length > 0) {
     out(`    ${'server CPU ratio (baseline/op ÷ Lanyard/op)'.padEnd(54)} ${range(result.serverCpuRatios)}`);
     out(`    ${'server CPU Lanyard adds per op, µs'.padEnd(54)} ${range(result.serverAddedUs, 0)}`);
+  }
+  if (result.minServerCpuRatios.length > 0) {
+    out(
+      `    ${'server CPU ratio, least disturbed slice of each side'.padEnd(54)} ${range(result.minServerCpuRatios)}`,
+    );
   }
   if (pair.bothEnds && result.bothCpuRatios.length > 0) {
     out(`    ${'client CPU ratio (baseline/op ÷ Lanyard/op)'.padEnd(54)} ${range(result.clientCpuRatios)}`);
