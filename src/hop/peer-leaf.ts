@@ -24,7 +24,8 @@ export function peerLeafDer(socket: TLSSocket): Uint8Array | undefined {
       const leaf = certificateOfSession(session);
       if (leaf !== undefined) return leaf;
     } finally {
-      session.fill(0);
+      // The typed array's own fill: Buffer's validates its arguments in JavaScript first.
+      Uint8Array.prototype.fill.call(session, 0);
     }
   }
   // Null once the socket is gone: then there is no certificate to verify.
@@ -51,8 +52,8 @@ export function certificateOfSession(der: Uint8Array): Uint8Array | undefined {
       const certStart = valueStart(der, start, end);
       // The certificate must fill the explicit field exactly.
       if (certStart < 0 || certStart + valueLength(der, start) !== end) return undefined;
-      // A copy (Buffer's own slice would be a view of the bytes about to be zeroed).
-      return new Uint8Array(der.subarray(start, end));
+      // A copy in one step (Buffer's own slice would be a view of the bytes about to be zeroed).
+      return Uint8Array.prototype.slice.call(der, start, end);
     }
     at = end;
   }
