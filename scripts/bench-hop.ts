@@ -8,20 +8,27 @@
  *  2. requests over https keep-alive connections to express, with and without lanyardExpress;
  *  3. the same for fastify, with and without the lanyardFastify plugin.
  * The baselines of 2 and 3 are plain Node https servers checking client certificates against the same CA file;
- * the client (a plain Node https agent) is the same for both servers of a pair.
+ * the request client (a minimal HTTP/1.1 client on kept-alive TLS connections, opened once before the warm-up
+ * and never closed by the servers) is the same for both servers of a pair, and costs a fraction of a server's
+ * request, so the server is what limits a window.
  *
  * Servers run on this thread, clients in a worker thread (scripts/bench-hop-clients.ts), so the server thread's
- * own CPU time per operation is measured apart from the clients' (Linux schedstat). Each pair is warmed up, then
- * measured in `rounds` rounds; in a round the two sides take turns in `slices` short windows (which one goes first
- * alternates), so load that comes and goes falls on both alike. A ratio is taken within each round; the median
- * over the rounds is printed with a distribution-free 95% confidence interval for it (order statistics: no
- * assumption about how load skews a round), and the server CPU Lanyard adds per operation (the per-round
- * difference, same interval). CPU per operation survives a loaded machine better than rates do; the interval
- * says whether a run settles a target (with 7 rounds it is the whole range, with 21 it narrows).
+ * own CPU time per operation is measured apart from the clients' (Linux schedstat). A whole round is run first
+ * and discarded (warm-up); then `rounds` rounds, each giving every pair its turn (the order rotating), so every
+ * pair's rounds spread over the whole run. Within a pair's turn the two sides take turns in `slices` short
+ * windows (which one goes first alternates), so load that comes and goes falls on both alike. A ratio is taken
+ * within each round; the median over the rounds is printed with a distribution-free 95% confidence interval for
+ * it (order statistics: no assumption about how load skews a round), and the server CPU Lanyard adds per
+ * operation (the per-round difference, same interval), and the ratio of each side's least disturbed slice (other
+ * processes only ever add to a slice's CPU per operation). For handshakes, where Lanyard is on the client side
+ * too, the client's CPU ratio and both ends' together are printed as well. CPU per operation survives a loaded
+ * machine better than rates do; the interval says whether a run settles a target (with 7 rounds it is the whole
+ * range, with 21 it narrows). `npm run bench` runs this in a process of its own (runHopBench).
  *
  *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--slices 5] [--concurrency 8]
  *                                [--pairs handshake,express,fastify]   (npm run bench runs it with the defaults)
  */
+import { spawn } from 'node:child_process';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
@@ -128,6 +135,8 @@ interface Sample {
   /** Server-thread CPU per operation, in microseconds (undefined without schedstat). */
   serverUs: number | undefined;
   clientUs: number | undefined;
+  /** The least server CPU per operation of the round's slices (undefined without schedstat). */
+  minServerUs: number | undefined;
 }
 
 interface Side {
@@ -177,85 +186,172 @@ export interface PairResult {
   serverCpuRatios: number[];
   /** Server CPU per operation, Lanyard minus baseline, per round (µs). */
   serverAddedUs: number[];
+  /**
+   * The same ratio from each side's least disturbed slice of the round: another process on the machine only
+   * ever adds to a slice's CPU per operation (caches and TLB it evicts), so the least of a side's slices is
+   * the closest to its own cost.
+   */
+  minServerCpuRatios: number[];
+  /** Client thread CPU per operation, baseline over Lanyard (the handshake's client side is Lanyard's too). */
+  clientCpuRatios: number[];
+  /** Server and client CPU per operation together, baseline over Lanyard: both ends of a handshake. */
+  bothCpuRatios: number[];
+  /** Request connections a server closed and the client opened again inside a window (should be 0). */
+  reopened: number;
 }
 
-async function measurePair(
+/** A pair to measure: the baseline side and the Lanyard side, and whether the client differs between them. */
+interface PairSpec {
+  name: string;
+  base: Side;
+  lanyard: Side;
+  /** Lanyard is on the client side too (handshakes): its client CPU is part of the figure. */
+  bothEnds: boolean;
+}
+
+/** Totals of one side over the slices of a round. */
+interface Totals {
+  ops: number;
+  wallNs: number;
+  serverNs: number | undefined;
+  clientNs: number;
+  reopened: number;
+  /** Server CPU per operation of the least disturbed slice so far (µs). */
+  minServerUs: number;
+}
+
+const totals = (): Totals => ({
+  ops: 0,
+  wallNs: 0,
+  serverNs: 0,
+  clientNs: 0,
+  reopened: 0,
+  minServerUs: Infinity,
+});
+
+/** A slice with fewer operations says too little about its CPU per operation to be the round's least. */
+const MIN_SLICE_OPS = 10;
+
+async function window(
   clients: Clients,
   options: HopBenchOptions,
-  name: string,
-  base: Side,
-  lanyard: Side,
-): Promise<PairResult> {
-  /** Totals of one side over the slices of a round. */
-  interface Totals {
-    ops: number;
-    wallNs: number;
-    serverNs: number | undefined;
-    clientNs: number;
+  side: Side,
+  seconds: number,
+  into: Totals,
+): Promise<void> {
+  const cpu0 = threadCpuNs();
+  const r = await clients.run({
+    kind: side.kind,
+    port: side.port,
+    seconds,
+    concurrency: options.concurrency,
+  });
+  const cpu1 = threadCpuNs();
+  into.ops += r.ops;
+  into.wallNs += r.wallNs;
+  into.serverNs =
+    into.serverNs !== undefined && cpu0 !== undefined && cpu1 !== undefined
+      ? into.serverNs + (cpu1 - cpu0)
+      : undefined;
+  into.clientNs += r.clientCpuNs;
+  into.reopened += r.reopened;
+  if (cpu0 !== undefined && cpu1 !== undefined && r.ops >= MIN_SLICE_OPS) {
+    into.minServerUs = Math.min(into.minServerUs, (cpu1 - cpu0) / 1e3 / r.ops);
   }
-  const window = async (side: Side, seconds: number, into: Totals): Promise<void> => {
-    const cpu0 = threadCpuNs();
-    const r = await clients.run({
-      kind: side.kind,
-      port: side.port,
-      seconds,
-      concurrency: options.concurrency,
-    });
-    const cpu1 = threadCpuNs();
-    into.ops += r.ops;
-    into.wallNs += r.wallNs;
-    into.serverNs =
-      into.serverNs !== undefined && cpu0 !== undefined && cpu1 !== undefined
-        ? into.serverNs + (cpu1 - cpu0)
-        : undefined;
-    into.clientNs += r.clientCpuNs;
+}
+
+function sample(side: Side, t: Totals): Sample {
+  if (t.ops === 0) throw new Error(`${side.name}: no operation completed`);
+  return {
+    rate: t.ops / (t.wallNs / 1e9),
+    serverUs: t.serverNs !== undefined ? t.serverNs / 1e3 / t.ops : undefined,
+    clientUs: t.clientNs > 0 ? t.clientNs / 1e3 / t.ops : undefined,
+    minServerUs: Number.isFinite(t.minServerUs) ? t.minServerUs : undefined,
   };
-  const totals = (): Totals => ({ ops: 0, wallNs: 0, serverNs: 0, clientNs: 0 });
-  const sample = (side: Side, t: Totals): Sample => {
-    if (t.ops === 0) throw new Error(`${side.name}: no operation completed`);
-    return {
-      rate: t.ops / (t.wallNs / 1e9),
-      serverUs: t.serverNs !== undefined ? t.serverNs / 1e3 / t.ops : undefined,
-      clientUs: t.clientNs > 0 ? t.clientNs / 1e3 / t.ops : undefined,
-    };
-  };
-  // Warm-up (JIT, caches, the keep-alive connections), not counted.
-  const warm = Math.min(1, Math.max(0.3, options.seconds / 2));
-  await window(base, warm, totals());
-  await window(lanyard, warm, totals());
-  const result: PairResult = {
-    name,
+}
+
+/**
+ * One round of one pair: the two sides take turns in `slices` short windows, the first one alternating with
+ * the round, so that the machine's load (other processes come and go within a second) falls on both alike.
+ */
+async function pairRound(
+  clients: Clients,
+  options: HopBenchOptions,
+  pair: PairSpec,
+  round: number,
+  seconds: number,
+): Promise<{ b: Totals; l: Totals }> {
+  const b = totals();
+  const l = totals();
+  const slice = seconds / options.slices;
+  for (let k = 0; k < options.slices; k++) {
+    if ((round + k) % 2 === 0) {
+      await window(clients, options, pair.base, slice, b);
+      await window(clients, options, pair.lanyard, slice, l);
+    } else {
+      await window(clients, options, pair.lanyard, slice, l);
+      await window(clients, options, pair.base, slice, b);
+    }
+  }
+  return { b, l };
+}
+
+/**
+ * Measures every pair in the same rounds: a round gives each pair its turn (the order rotating from round to
+ * round), so a pair's rounds are spread over the whole run like every other pair's, and what the machine does
+ * meanwhile falls on all of them. A whole round is run first and thrown away (JIT tiers, caches, the request
+ * connections), at least one second per side.
+ */
+async function measurePairs(
+  clients: Clients,
+  options: HopBenchOptions,
+  pairs: readonly PairSpec[],
+): Promise<PairResult[]> {
+  const results: PairResult[] = pairs.map((p) => ({
+    name: p.name,
     base: [],
     lanyard: [],
     rateRatios: [],
     serverCpuRatios: [],
     serverAddedUs: [],
-  };
-  const slice = options.seconds / options.slices;
+    minServerCpuRatios: [],
+    clientCpuRatios: [],
+    bothCpuRatios: [],
+    reopened: 0,
+  }));
+  for (const pair of pairs) await pairRound(clients, options, pair, 0, Math.max(1, options.seconds));
   for (let i = 0; i < options.rounds; i++) {
-    // Within a round the two sides take turns in short slices, the first one alternating, so that the machine's
-    // load (other processes come and go within a second) falls on both alike.
-    const b = totals();
-    const l = totals();
-    for (let k = 0; k < options.slices; k++) {
-      if ((i + k) % 2 === 0) {
-        await window(base, slice, b);
-        await window(lanyard, slice, l);
-      } else {
-        await window(lanyard, slice, l);
-        await window(base, slice, b);
+    for (let j = 0; j < pairs.length; j++) {
+      const p = (i + j) % pairs.length;
+      const pair = pairs[p]!;
+      const result = results[p]!;
+      const { b, l } = await pairRound(clients, options, pair, i, options.seconds);
+      const bs = sample(pair.base, b);
+      const ls = sample(pair.lanyard, l);
+      result.base.push(bs);
+      result.lanyard.push(ls);
+      result.reopened += b.reopened + l.reopened;
+      result.rateRatios.push(ls.rate / bs.rate);
+      if (bs.serverUs !== undefined && ls.serverUs !== undefined) {
+        result.serverCpuRatios.push(bs.serverUs / ls.serverUs);
+        result.serverAddedUs.push(ls.serverUs - bs.serverUs);
+      }
+      if (bs.minServerUs !== undefined && ls.minServerUs !== undefined) {
+        result.minServerCpuRatios.push(bs.minServerUs / ls.minServerUs);
+      }
+      if (bs.clientUs !== undefined && ls.clientUs !== undefined) {
+        result.clientCpuRatios.push(bs.clientUs / ls.clientUs);
+        if (bs.serverUs !== undefined && ls.serverUs !== undefined) {
+          result.bothCpuRatios.push((bs.serverUs + bs.clientUs) / (ls.serverUs + ls.clientUs));
+        }
       }
     }
-    const bs = sample(base, b);
-    const ls = sample(lanyard, l);
-    result.base.push(bs);
-    result.lanyard.push(ls);
-    result.rateRatios.push(ls.rate / bs.rate);
-    if (bs.serverUs !== undefined && ls.serverUs !== undefined) {
-      result.serverCpuRatios.push(bs.serverUs / ls.serverUs);
-      result.serverAddedUs.push(ls.serverUs - bs.serverUs);
-    }
   }
+  pairs.forEach((pair, k) => printPair(pair, results[k]!));
+  return results;
+}
+
+function printPair(pair: PairSpec, result: PairResult): void {
   const out = (text: string): void => void process.stdout.write(`${text}\n`);
   const cpu = (ss: Sample[], k: 'serverUs' | 'clientUs'): string => {
     const xs = ss.map((s) => s[k]).filter((x): x is number => x !== undefined);
@@ -265,10 +361,10 @@ async function measurePair(
     const ci = medianInterval(xs);
     return `${median(xs).toFixed(digits)}  (95% CI ${ci.low.toFixed(digits)}–${ci.high.toFixed(digits)}; range ${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
   };
-  out(`  ${name}`);
+  out(`  ${pair.name}`);
   for (const [side, ss] of [
-    [base, result.base],
-    [lanyard, result.lanyard],
+    [pair.base, result.base],
+    [pair.lanyard, result.lanyard],
   ] as const) {
     out(
       `    ${side.name.padEnd(54)} ${fmtRate(median(ss.map((s) => s.rate))).padStart(8)} /s   server ${cpu(ss, 'serverUs').padStart(8)}/op   client ${cpu(ss, 'clientUs').padStart(8)}/op`,
@@ -279,10 +375,52 @@ async function measurePair(
     out(`    ${'server CPU ratio (baseline/op ÷ Lanyard/op)'.padEnd(54)} ${range(result.serverCpuRatios)}`);
     out(`    ${'server CPU Lanyard adds per op, µs'.padEnd(54)} ${range(result.serverAddedUs, 0)}`);
   }
-  return result;
+  if (result.minServerCpuRatios.length > 0) {
+    out(
+      `    ${'server CPU ratio, least disturbed slice of each side'.padEnd(54)} ${range(result.minServerCpuRatios)}`,
+    );
+  }
+  if (pair.bothEnds && result.bothCpuRatios.length > 0) {
+    out(`    ${'client CPU ratio (baseline/op ÷ Lanyard/op)'.padEnd(54)} ${range(result.clientCpuRatios)}`);
+    out(`    ${'both ends CPU ratio (server + client)'.padEnd(54)} ${range(result.bothCpuRatios)}`);
+  }
+  if (result.reopened > 0) {
+    out(`    (${result.reopened} request connections were closed by a server and opened again in a window)`);
+  }
 }
 
-export async function runHopBench(options: HopBenchOptions): Promise<PairResult[]> {
+/**
+ * The hop bench as `npm run bench` runs it: in a Node process of its own, started with this one's loader
+ * (tsx), so that the heap, the JIT state and the verifier's process-wide cache the earlier parts of the bench
+ * left behind do not weigh on one side of a pair more than the other, and its figures are those of the bench
+ * run alone. Output goes straight to this process's stdout.
+ */
+export function runHopBench(options: HopBenchOptions): Promise<void> {
+  const args = [
+    ...process.execArgv,
+    __filename,
+    '--seconds',
+    String(options.seconds),
+    '--rounds',
+    String(options.rounds),
+    '--slices',
+    String(options.slices),
+    '--concurrency',
+    String(options.concurrency),
+    '--pairs',
+    options.pairs.join(','),
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', reject);
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`bench-hop exited with ${code ?? signal}`)),
+    );
+  });
+}
+
+/** Measures the hop pairs in this process (what `runHopBench`'s child and `npx tsx scripts/bench-hop.ts` run). */
+export async function measureHops(options: HopBenchOptions): Promise<PairResult[]> {
   const pki = createPki('bench.test');
   const serviceId = 'spiffe://bench.test/service';
   const serverSvid = issueSvid(pki, serviceId);
@@ -314,7 +452,7 @@ export async function runHopBench(options: HopBenchOptions): Promise<PairResult[
       .map((l) => l.toFixed(1))
       .join(' ')}\n`,
   );
-  const results: PairResult[] = [];
+  let results: PairResult[] = [];
   const closers: (() => Promise<unknown>)[] = [];
   const closeServer =
     (s: tls.Server): (() => Promise<void>) =>
@@ -323,7 +461,14 @@ export async function runHopBench(options: HopBenchOptions): Promise<PairResult[
         (s as https.Server).closeAllConnections?.();
         s.close(() => r());
       });
+  // The request connections are opened once and idle while the other pairs take their turns: no server may
+  // close them in between (Node's default keep-alive timeout is 5 s, fastify's 72 s).
+  const keepOpen = (s: https.Server): https.Server => {
+    s.keepAliveTimeout = 0;
+    return s;
+  };
   try {
+    const pairs: PairSpec[] = [];
     // 1. Handshakes: a new connection each time, no session resumption.
     if (options.pairs.includes('handshake')) {
       const plain = tls.createServer(plainServerOptions, (socket) => socket.end('x'));
@@ -331,19 +476,20 @@ export async function runHopBench(options: HopBenchOptions): Promise<PairResult[
         socket.end('x'),
       );
       closers.push(closeServer(plain), closeServer(hop));
-      results.push(
-        await measurePair(
-          clients,
-          options,
-          'mutual-TLS handshakes',
-          { name: 'plain Node TLS, CA file, both sides', kind: 'plain-handshake', port: await listen(plain) },
-          {
-            name: 'Lanyard hop (verifier + authorizer) on both sides',
-            kind: 'lanyard-handshake',
-            port: await listen(hop),
-          },
-        ),
-      );
+      pairs.push({
+        name: 'mutual-TLS handshakes',
+        base: {
+          name: 'plain Node TLS, CA file, both sides',
+          kind: 'plain-handshake',
+          port: await listen(plain),
+        },
+        lanyard: {
+          name: 'Lanyard hop (verifier + authorizer) on both sides',
+          kind: 'lanyard-handshake',
+          port: await listen(hop),
+        },
+        bothEnds: true,
+      });
     }
 
     // 2. express over https keep-alive connections.
@@ -356,25 +502,25 @@ export async function runHopBench(options: HopBenchOptions): Promise<PairResult[
         });
         return a;
       };
-      const bare = https.createServer(plainServerOptions, app(false));
-      const guarded = https.createServer(tlsServerOptions(serverSource), app(true));
+      const bare = keepOpen(https.createServer(plainServerOptions, app(false)));
+      const guarded = keepOpen(https.createServer(tlsServerOptions(serverSource), app(true)));
       followSource(guarded, serverSource);
       closers.push(closeServer(bare), closeServer(guarded));
-      results.push(
-        await measurePair(
-          clients,
-          options,
-          'express requests (keep-alive)',
-          { name: 'express, plain Node https with a CA file', kind: 'request', port: await listen(bare) },
-          { name: 'express + lanyardExpress', kind: 'request', port: await listen(guarded) },
-        ),
-      );
+      pairs.push({
+        name: 'express requests (keep-alive)',
+        base: { name: 'express, plain Node https with a CA file', kind: 'request', port: await listen(bare) },
+        lanyard: { name: 'express + lanyardExpress', kind: 'request', port: await listen(guarded) },
+        bothEnds: false,
+      });
     }
 
     // 3. fastify over https keep-alive connections: the same route, with and without the plugin.
     if (options.pairs.includes('fastify')) {
       const fastifyApp = async (guarded: boolean): Promise<number> => {
-        const a = fastify({ https: guarded ? tlsServerOptions(serverSource) : plainServerOptions });
+        const a = fastify({
+          https: guarded ? tlsServerOptions(serverSource) : plainServerOptions,
+          keepAliveTimeout: 0,
+        });
         if (guarded) await a.register(lanyardFastify, { source: serverSource, authorize: authorizeAny() });
         a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
           id: req.params.id,
@@ -385,20 +531,18 @@ export async function runHopBench(options: HopBenchOptions): Promise<PairResult[
         closers.push(() => a.close());
         return (a.server.address() as AddressInfo).port;
       };
-      results.push(
-        await measurePair(
-          clients,
-          options,
-          'fastify requests (keep-alive)',
-          {
-            name: 'fastify, plain Node https with a CA file',
-            kind: 'request',
-            port: await fastifyApp(false),
-          },
-          { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp(true) },
-        ),
-      );
+      pairs.push({
+        name: 'fastify requests (keep-alive)',
+        base: {
+          name: 'fastify, plain Node https with a CA file',
+          kind: 'request',
+          port: await fastifyApp(false),
+        },
+        lanyard: { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp(true) },
+        bothEnds: false,
+      });
     }
+    results = await measurePairs(clients, options, pairs);
   } finally {
     await clients.close();
     await Promise.all(closers.map((c) => c()));
@@ -414,7 +558,7 @@ export async function runHopBench(options: HopBenchOptions): Promise<PairResult[
 }
 
 if (require.main === module) {
-  runHopBench(hopOptionsFromArgv()).catch((e: unknown) => {
+  measureHops(hopOptionsFromArgv()).catch((e: unknown) => {
     process.stderr.write(`bench-hop: ${e instanceof Error ? e.stack : String(e)}\n`);
     process.exitCode = 1;
   });
