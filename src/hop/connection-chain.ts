@@ -11,15 +11,13 @@
  * as one of a federated domain). Which one the connection needed is remembered for its later requests.
  *
  * Renegotiation is switched off when the connection is first seen: it is the one way a peer's certificate could
- * change within a TLS connection (TLS 1.3 has none anyway). The leaf's DER is read from the connection's session
- * (peer-leaf.ts), not through Node's certificate objects; `getPeerX509Certificate()` is not used: in Node 20 it
- * takes the certificates out of the connection's peer chain, so a later `getPeerCertificate(true)` by the
- * application would find the chain cut short.
+ * change within a TLS connection (TLS 1.3 has none anyway). The cheaper `getPeerX509Certificate()` is not used:
+ * in Node 20 it takes the certificates out of the connection's peer chain, so a later `getPeerCertificate(true)`
+ * by the application would find the chain cut short.
  */
 import type { TLSSocket } from 'node:tls';
 import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
 import { KeptVerdict } from './kept-verdict';
-import { peerLeafDer } from './peer-leaf';
 import type { PeerChains } from './peer';
 
 /** How a chain is completed: the service's own chain source and extra DER intermediates. */
@@ -90,8 +88,9 @@ class ConnectionChain {
 
   private leaf(): Uint8Array[] {
     if (this.leafDer === undefined) {
-      const leaf = peerLeafDer(this.socket);
-      this.leafDer = leaf === undefined ? [] : [leaf];
+      // Null once the socket is gone: then there is no certificate to verify.
+      const raw = (this.socket.getPeerCertificate(false) as { raw?: Buffer } | null)?.raw;
+      this.leafDer = raw === undefined || raw.length === 0 ? [] : [new Uint8Array(raw)];
     }
     return this.leafDer;
   }
@@ -133,11 +132,12 @@ class HandshakeChains implements PeerChains {
     private readonly socket: TLSSocket,
     private readonly completion: ChainCompletion,
   ) {
-    const leaf = peerLeafDer(socket);
+    // Null once the socket is gone: then there is no certificate to verify.
+    const raw = (socket.getPeerCertificate(false) as { raw?: Buffer } | null)?.raw;
     this.chain =
-      leaf === undefined
+      raw === undefined || raw.length === 0
         ? []
-        : withKnownIntermediates([leaf], completion.chainSource, completion.intermediates);
+        : withKnownIntermediates([new Uint8Array(raw)], completion.chainSource, completion.intermediates);
   }
 
   /** A method, not a closure: checkHopPeer calls it as `chains.presented()`, and only on a failed leaf. */
