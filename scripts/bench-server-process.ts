@@ -192,19 +192,22 @@ export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnd
   const configFile = path.join(dataDir, 'bench-server.yaml');
   fs.writeFileSync(configFile, configYaml(dataDir, o), { mode: 0o600 });
   const heapDir = path.join(dataDir, 'heap');
-  const nodeOptions = [
-    ...(o.heapSnapshots === true ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : []),
-    ...(o.cpuProfileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : []),
-  ];
+  const nodeOptions =
+    o.heapSnapshots === true ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : [];
   if (o.heapSnapshots === true) fs.mkdirSync(heapDir);
-  const proc: ServerProcess = spawnServer(['--config', configFile], {
-    // '' lets bin/lanyard.js run dist/ (current: ensured above); '1' forces the sources.
-    LANYARD_FROM_SOURCE: o.fromSource === true ? '1' : '',
-    LANYARD_LISTEN_ADDRESS: '',
-    ...(nodeOptions.length > 0 && {
-      NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...nodeOptions].join(' ').trim(),
-    }),
-  });
+  const proc: ServerProcess = spawnServer(
+    ['--config', configFile],
+    {
+      // '' lets bin/lanyard.js run dist/ (current: ensured above); '1' forces the sources.
+      LANYARD_FROM_SOURCE: o.fromSource === true ? '1' : '',
+      LANYARD_LISTEN_ADDRESS: '',
+      ...(nodeOptions.length > 0 && {
+        NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...nodeOptions].join(' ').trim(),
+      }),
+    },
+    // On node's command line: node refuses --cpu-prof in NODE_OPTIONS, and the server did not start.
+    o.cpuProfileDir !== undefined ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] } : {},
+  );
   // The server must not outlive the bench, however the bench ends.
   const killServer = (): void => {
     proc.kill();

@@ -12,12 +12,14 @@ import type { ChallengeChannel } from './attestor';
  */
 export class StreamChallengeChannel implements ChallengeChannel {
   private pending: { resolve: (r: Uint8Array) => void; reject: (e: Error) => void } | undefined;
-  private closedWith: Error | undefined;
+  private closed = false;
+  /** Why it closed; built on first use when close() had no reason (most streams end with nothing pending). */
+  private closedWith: LanyardError | undefined;
 
   constructor(private readonly send: (challenge: Uint8Array) => void | Promise<void>) {}
 
   challenge(challenge: Uint8Array): Promise<Uint8Array> {
-    if (this.closedWith !== undefined) return Promise.reject(this.closedWith);
+    if (this.closed) return Promise.reject(this.closedError());
     if (this.pending !== undefined) {
       return Promise.reject(new InternalError('a challenge is already outstanding on this stream'));
     }
@@ -47,11 +49,18 @@ export class StreamChallengeChannel implements ChallengeChannel {
    * rejects with `reason`; later challenges reject at once. Idempotent.
    */
   close(reason?: LanyardError): void {
-    if (this.closedWith !== undefined) return;
-    this.closedWith =
-      reason ?? new InvalidArgumentError('the stream ended before the challenge was answered');
-    const closedWith = this.closedWith;
-    this.settle((p) => p.reject(closedWith));
+    if (this.closed) return;
+    this.closed = true;
+    this.closedWith = reason;
+    if (this.pending !== undefined) this.settle((p) => p.reject(this.closedError()));
+  }
+
+  /** The error a closed channel fails challenges with: the same instance every time. */
+  private closedError(): LanyardError {
+    // Built here rather than in close(): an error captures a stack trace, and a stream that ended with
+    // nothing outstanding (every successful attestation) never shows it to anyone.
+    this.closedWith ??= new InvalidArgumentError('the stream ended before the challenge was answered');
+    return this.closedWith;
   }
 
   private settle(fn: (p: { resolve: (r: Uint8Array) => void; reject: (e: Error) => void }) => void): void {

@@ -8,7 +8,7 @@ import {
   WrongTrustDomainError,
 } from '../errors';
 import { resolveAgentContextOid } from './agent-context/oid';
-import { AGENT_CONTEXT_LIMITS } from './agent-context/types';
+import { AGENT_CONTEXT_LIMITS, type AgentContext } from './agent-context/types';
 import { buildName, randomSerial, signCertificate, wholeSeconds } from './build';
 import { concatBytes, DerFramingError, readSingleTlv, TAG_SEQUENCE } from './der';
 import {
@@ -162,6 +162,12 @@ export interface SignedLeaf {
   notAfter: Date;
   /** The agent-context extension's value as signed into the leaf, when it has one. */
   agentContextDer?: Uint8Array;
+  /**
+   * The context agentContextDer is the encoding of, when the issuer had it (the server's issuance, which
+   * validated it in encoding it): what the audit record reads, rather than a decode of the bytes just encoded.
+   * Never changed once signed.
+   */
+  agentContext?: Readonly<AgentContext>;
 }
 
 /** The workload's key as a certificate carries it. */

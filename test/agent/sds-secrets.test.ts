@@ -6,10 +6,12 @@ import { SPIFFECertValidatorConfig } from '../../src/gen/envoy/extensions/transp
 import type { Entitlement } from '../../src/agent/cache';
 import { secretsFor, selectSecrets, SECRET_TYPE_URL, versionOf } from '../../src/agent/sds/secrets';
 import { toX509Svid } from '../../src/svid/x509-svid';
-import { createPki, issueSvid } from '../support/pki';
+import { createPki, issueSvid, type TrustDomainPki } from '../support/pki';
 
-const ours = createPki('ours.test');
-const partner = createPki('partner.test');
+// Built when the tests run, not when mocha loads the file: certificates made at load can expire by the time a
+// slow run reaches them.
+let ours: TrustDomainPki;
+let partner: TrustDomainPki;
 
 function entitlement(id: string): Entitlement {
   const s = issueSvid(ours, id);
@@ -25,8 +27,14 @@ const decode = (any: { typeUrl: string; value: Buffer }): Secret => {
 };
 
 describe('agent SDS secrets', () => {
-  const a = entitlement('spiffe://ours.test/a');
-  const b = entitlement('spiffe://ours.test/b');
+  let a: Entitlement;
+  let b: Entitlement;
+  before(() => {
+    ours = createPki('ours.test');
+    partner = createPki('partner.test');
+    a = entitlement('spiffe://ours.test/a');
+    b = entitlement('spiffe://ours.test/b');
+  });
 
   it('names each SVID by its SPIFFE ID, the first also "default", and each bundle by its trust domain ID', () => {
     const set = secretsFor([a, b], ours.bundle, [partner.bundle]);

@@ -12,14 +12,20 @@ import { verifyHopPeer, verifyHopPeerSync } from '../../src/hop/peer';
 import { runAuthorize, type HopPolicy } from '../../src/hop/policy';
 import { authorizeAny, authorizeId, verifyX509Svid } from '../../src/verify';
 import { GrpcStatus, grpcStatusOf } from '../../src/internal/grpc-status-map';
-import { createPki, issueSvid } from '../support/pki';
+import { createPki, issueSvid, type TrustDomainPki } from '../support/pki';
 import { assertRefusal } from '../support/refusal';
 
 describe('hop: authorizers, policy hooks and decisions', () => {
-  const pki = createPki('example.org');
-  const agent = issueSvid(pki, 'spiffe://example.org/agent');
-  const chain = agent.chain.map((c) => c.der);
-  const peer = verifyX509Svid(chain, pki.bundle);
+  // Built when the tests run, not when mocha loads the file: a certificate made and verified at load can expire
+  // by the time a slow run reaches these tests.
+  let pki: TrustDomainPki;
+  let chain: Uint8Array[];
+  let peer: ReturnType<typeof verifyX509Svid>;
+  before(() => {
+    pki = createPki('example.org');
+    chain = issueSvid(pki, 'spiffe://example.org/agent').chain.map((c) => c.der);
+    peer = verifyX509Svid(chain, pki.bundle);
+  });
   const request = { transport: 'http' as const, action: 'GET /docs', service: 'spiffe://example.org/api' };
 
   it('an Authorizer allows by returning and refuses by throwing ERR_UNAUTHORIZED', async () => {

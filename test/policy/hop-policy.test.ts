@@ -10,7 +10,7 @@ import type { HopDecision } from '../../src/hop/decision';
 import { verifyHopPeer } from '../../src/hop/peer';
 import type { HopPolicy } from '../../src/hop/policy';
 import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../../src/policy';
-import { createPki, delegatedPair } from '../support/pki';
+import { createPki, delegatedPair, type DelegatedPair } from '../support/pki';
 import { tempPolicyDir } from './helpers';
 import { removeDir } from '../support/tmp';
 
@@ -28,14 +28,11 @@ forbid (principal, action == Lanyard::Action::"call", resource) when { context.o
 `;
 
 describe('policy: the Cedar engine behind the hop helpers (HopPolicy)', () => {
-  const pki = createPki('example.org');
-  const bundles = new BundleSet([pki.bundle]);
-  const pair = delegatedPair(
-    pki,
-    { name: 'planner', scopes: ['tools:run'], ttlSeconds: 3 * 3600 },
-    { name: 'tool-runner', scopes: ['tools:run'], ttlSeconds: 2 * 3600 },
-  );
-  const der = (chain: typeof pair.child.chain): Uint8Array[] => chain.map((c) => c.der);
+  // Built when the tests run, not when mocha loads the file: a delegated pair made at load can expire or
+  // outlive its links by the time a slow run reaches these tests.
+  let bundles: BundleSet;
+  let pair: DelegatedPair;
+  const der = (chain: DelegatedPair['child']['chain']): Uint8Array[] => chain.map((c) => c.der);
   let dir: string;
   let engine: PolicyEngine;
   const decisions: HopDecision[] = [];
@@ -43,6 +40,13 @@ describe('policy: the Cedar engine behind the hop helpers (HopPolicy)', () => {
   let hook: HopPolicy;
 
   before(() => {
+    const pki = createPki('example.org');
+    bundles = new BundleSet([pki.bundle]);
+    pair = delegatedPair(
+      pki,
+      { name: 'planner', scopes: ['tools:run'], ttlSeconds: 3 * 3600 },
+      { name: 'tool-runner', scopes: ['tools:run'], ttlSeconds: 2 * 3600 },
+    );
     dir = tempPolicyDir({ 'hop.cedar': POLICY });
     engine = PolicyEngine.load({ sources: [dir], watch: false });
     // Typed as the hop helpers' hook: the adapter fits it without a cast.

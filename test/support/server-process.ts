@@ -33,9 +33,16 @@ export function underUmask(umask: string, command: string, args: string[]): [str
 export function spawnServer(
   args: string[],
   env: NodeJS.ProcessEnv = {},
-  options: { umask?: string } = {},
+  options: {
+    umask?: string;
+    /**
+     * Options of the server's node itself, before the script (e.g. --cpu-prof): node refuses some of them in
+     * NODE_OPTIONS ("--cpu-prof is not allowed in NODE_OPTIONS").
+     */
+    nodeArgs?: readonly string[];
+  } = {},
 ): ServerProcess {
-  const argv = [BIN, 'server', 'run', ...args];
+  const argv = [...(options.nodeArgs ?? []), BIN, 'server', 'run', ...args];
   const [command, commandArgs] =
     options.umask === undefined
       ? [process.execPath, argv]

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DerCursor, DerFramingError, NO_ELEMENT, readChildren, readTlv, type Tlv } from '../../src/x509/der';
-import { createPki, plannerChain, TD } from '../support/pki';
+import { createPki, plannerChain, TD, type TrustDomainPki } from '../support/pki';
 import { mutate, mutation } from './mutations';
 
 /** Every element the cursor visits inside `parent`, as plain objects. */
@@ -38,8 +38,14 @@ function agreeOn(buf: Uint8Array, parent: Tlv): void {
 }
 
 describe('DerCursor', () => {
-  const pki = createPki(TD);
-  const leaf = plannerChain(pki)[2]!.cert.der;
+  // Built when the tests run, not when mocha loads the file: certificates made at load can expire or outlive
+  // their links by the time a slow run reaches them.
+  let pki: TrustDomainPki;
+  let leaf: Uint8Array;
+  before(() => {
+    pki = createPki(TD);
+    leaf = plannerChain(pki)[2]!.cert.der;
+  });
 
   it('visits exactly the elements readChildren gives, at every level of real certificates', () => {
     for (const der of [leaf, pki.intermediate.cert.der, pki.root.cert.der]) agreeOn(der, readTlv(der, 0));

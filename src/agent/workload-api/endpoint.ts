@@ -54,7 +54,12 @@ export class WorkloadEndpoint {
   }): Promise<WorkloadEndpoint> {
     prepareWorkloadSocketDir(opts.socketPath);
     await clearStaleSocket(opts.socketPath);
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': 1024 * 1024,
+      // As on the server's listeners (src/server/grpc-server.ts): grpc-js keeps channelz data on every call and
+      // connection unless told not to, and nothing in the agent serves the channelz service that would read it.
+      'grpc.enable_channelz': 0,
+    });
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     const netServer = net.createServer();
     const endpoint = new WorkloadEndpoint(opts.socketPath, netServer, server, injector);

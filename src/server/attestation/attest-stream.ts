@@ -123,10 +123,11 @@ export function createAttestHandler(
           { ...logFields(), code: 'CANCELLED', begun },
           'attestation abandoned: the call was cancelled',
         );
+        // A finished call closed the channel already (close is idempotent): no error to build for it.
+        channel.close(new InvalidArgumentError('the client cancelled the attestation'));
       }
       finished = true;
       abandoned = true;
-      channel.close(new InvalidArgumentError('the client cancelled the attestation'));
     });
     call.on('error', () => channel.close());
   };

@@ -5,6 +5,7 @@ import { SessionExpiredError } from '../../errors';
 import type { Entry } from '../../store/types';
 import { encodeAgentContext } from '../../x509/agent-context/codec';
 import type { AgentContext } from '../../x509/agent-context/types';
+import { withIssuedContext } from './workload-svid';
 
 /** 128 random bits: a session id is a bearer of nothing, but it must not be guessable or enumerable. */
 export function newSessionId(): string {
@@ -18,16 +19,18 @@ export function secondsUntil(now: Date, until: Date, maxSeconds: number, what: s
   return Math.min(left, maxSeconds);
 }
 
-export function signSessionSvid(
+export async function signSessionSvid(
   ca: CaManager,
   req: { entry: Entry; publicKey: KeyObject; context: AgentContext; ttlSeconds: number; now: Date },
 ): Promise<SignedX509Svid> {
-  return ca.signX509Svid({
+  const agentContextDer = encodeAgentContext(req.context);
+  const signed = await ca.signX509Svid({
     spiffeId: req.entry.spiffeId,
     publicKey: req.publicKey,
     ttlSeconds: req.ttlSeconds,
     ...(req.entry.dnsNames.length > 0 ? { dnsNames: [...req.entry.dnsNames] } : {}),
-    agentContextDer: encodeAgentContext(req.context),
+    agentContextDer,
     now: req.now,
   });
+  return withIssuedContext(signed, agentContextDer, req.context);
 }

@@ -20,15 +20,33 @@ export function svidTtlSeconds(entry: Entry, defaultTtlSeconds: number): number 
   return entry.x509SvidTtlSeconds > 0 ? entry.x509SvidTtlSeconds : defaultTtlSeconds;
 }
 
-export function issueWorkloadSvid(ca: CaManager, req: IssueRequest): Promise<SignedX509Svid> {
-  return ca.signX509Svid({
+export async function issueWorkloadSvid(ca: CaManager, req: IssueRequest): Promise<SignedX509Svid> {
+  const agentContextDer = encodeAgentContext(req.context);
+  const signed = await ca.signX509Svid({
     spiffeId: req.entry.spiffeId,
     publicKey: req.publicKey,
     ttlSeconds: svidTtlSeconds(req.entry, req.defaultTtlSeconds),
     ...(req.entry.dnsNames.length > 0 ? { dnsNames: [...req.entry.dnsNames] } : {}),
-    agentContextDer: encodeAgentContext(req.context),
+    agentContextDer,
     now: req.now,
   });
+  return withIssuedContext(signed, agentContextDer, req.context);
+}
+
+/**
+ * `signed` with the context its leaf was signed with on the leaf (SignedLeaf.agentContext), for the audit record.
+ * It is the caller's context, the one encodeAgentContext validated into `der`, whether the leaf was signed on
+ * this thread or in a signing worker: a worker signs the bytes it is handed, and the leaf it returns names the
+ * caller's bytes (signing-pool.ts), so nothing the worker sends back is read for it. A leaf whose extension is
+ * not those bytes (no signer here does that) is left without it, and its record decodes what it carries.
+ */
+export function withIssuedContext(
+  signed: SignedX509Svid,
+  der: Uint8Array,
+  context: Readonly<AgentContext>,
+): SignedX509Svid {
+  if (signed.leaf.agentContextDer !== der) return signed;
+  return { ...signed, leaf: { ...signed.leaf, agentContext: context } };
 }
 
 export function svidToProto(signed: SignedX509Svid, entry: Entry): X509Svid {
