@@ -9,18 +9,21 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { X509Bundle } from '../src/bundle';
-import type { KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { lanyardChannelCredentials } from '../src/client/server-credentials';
 import { toX509Svid } from '../src/svid/x509-svid';
 import {
   AttestationServiceClient,
   type AttestResponse,
   type AttestResult,
-  type RenewResponse,
+  RenewRequest,
+  RenewResponse,
 } from '../src/gen/lanyard/v1/attestation';
 import { TrustDomain } from '../src/spiffe';
 import { createCsr } from '../src/x509/csr';
 import { generateSigningKeyPair } from '../src/x509/keys';
+import { decodePemBlocks } from '../src/x509/pem';
+import { ECHO_SERVICE, echoRequest, type EchoTarget } from './bench-transport-echo';
 
 export interface ClientsJob {
   address: string;
@@ -38,6 +41,11 @@ export interface ClientsJob {
    * workers then start each phase together (runClients with more than one thread).
    */
   gated?: boolean;
+  /**
+   * After Renew, the same clients call a bare grpc-js server (scripts/bench-transport-echo.ts) as many times with
+   * requests and answers of a Renew's size: the transport's ceiling in the same run.
+   */
+  echo?: EchoTarget;
 }
 
 export interface PhaseResult {
@@ -55,6 +63,8 @@ export interface PhaseResult {
 export interface ClientsResult {
   attest: PhaseResult;
   renew: PhaseResult;
+  /** The echo phase, when the job named an echo server. */
+  echo?: PhaseResult;
 }
 
 /**
@@ -62,7 +72,7 @@ export interface ClientsResult {
  * A worker that does not answer is not running its event loop (blocked in a synchronous call).
  */
 export interface ClientsProbe {
-  stage: 'keys' | 'connect' | 'attest' | 'connect-mtls' | 'renew' | 'done';
+  stage: 'keys' | 'connect' | 'attest' | 'connect-mtls' | 'renew' | 'connect-echo' | 'echo' | 'done';
   /** Calls settled (answered or failed) so far, both phases. */
   settled: number;
   /** Calls started and not settled, with the age of the oldest, ms. */
@@ -222,7 +232,7 @@ export function probe(): ClientsProbe {
 
 /** Resolves when the main thread says phase `name` may start (at once when the job is not gated). */
 const gates = new Map<string, () => void>();
-function gate(job: ClientsJob, name: 'attest' | 'renew'): Promise<void> {
+function gate(job: ClientsJob, name: 'attest' | 'renew' | 'echo'): Promise<void> {
   if (job.gated !== true || parentPort === null) return Promise.resolve();
   const port = parentPort;
   return new Promise((resolve) => {
@@ -245,6 +255,7 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
     (_, i) => new AttestationServiceClient(addressOf(i), lanyardChannelCredentials(bundle), CHANNEL_OPTIONS),
   );
   const mtlsClients: AttestationServiceClient[] = [];
+  const echoClients: EchoClient[] = [];
   progress.channels = clients;
   try {
     // Connections (TLS handshakes) are made before the clock starts: steady-state issuance is measured.
@@ -286,11 +297,77 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
       })),
       job.phaseBudgetMs,
     );
+    const echo =
+      job.echo === undefined ? undefined : await echoPhase(job, job.echo, renewCsrs, renew.last, echoClients);
     progress.stage = 'done';
-    return { attest: attest.result, renew: renew.result };
+    return { attest: attest.result, renew: renew.result, ...(echo !== undefined && { echo }) };
   } finally {
-    for (const c of [...clients, ...mtlsClients]) c.close();
+    for (const c of [...clients, ...mtlsClients, ...echoClients]) c.close();
   }
+}
+
+type EchoClient = grpc.Client & {
+  echo(
+    req: Buffer,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    done: grpc.requestCallback<Buffer>,
+  ): grpc.ClientUnaryCall;
+};
+const EchoClient = grpc.makeGenericClientConstructor(ECHO_SERVICE, 'TransportEcho') as unknown as new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options: grpc.ChannelOptions,
+) => EchoClient;
+
+/**
+ * The echo phase: every client, on a connection of its own made as its Renew connection was, sends as many
+ * requests of a RenewRequest's size and gets answers of a RenewResponse's size (the last answer this client
+ * got, encoded) from a handler that does nothing else.
+ */
+async function echoPhase(
+  job: ClientsJob,
+  target: EchoTarget,
+  renewCsrs: Pending[][],
+  renewed: (RenewResponse | undefined)[],
+  echoClients: EchoClient[],
+): Promise<PhaseResult> {
+  const bundle = X509Bundle.fromPem(TrustDomain.parse(target.trustDomain), target.bundlePem);
+  const svid = toX509Svid(
+    decodePemBlocks(target.clientChainPem, 'CERTIFICATE'),
+    createPrivateKey(target.clientKeyPem),
+  );
+  for (let i = 0; i < renewCsrs.length; i++) {
+    echoClients.push(
+      new EchoClient(target.address, lanyardChannelCredentials(bundle, svid), CHANNEL_OPTIONS),
+    );
+  }
+  progress.channels = echoClients;
+  progress.stage = 'connect-echo';
+  await Promise.all(echoClients.map(waitForReady));
+  const requests = renewCsrs.map((csrs, i) => {
+    const answer = renewed[i];
+    if (answer === undefined) throw new Error('a client got no Renew answer to size its echo by');
+    const answerBytes = RenewResponse.encode(answer).finish().length;
+    return csrs.map((p) => echoRequest(RenewRequest.encode({ csr: p.csr }).finish().length, answerBytes));
+  });
+  await gate(job, 'echo');
+  progress.stage = 'echo';
+  const echo = await phase(
+    echoClients.map((c, i) => ({
+      calls: requests[i]!.map((req) => () => tracked(() => echoOnce(c, req))),
+    })),
+    job.phaseBudgetMs,
+  );
+  return echo.result;
+}
+
+function echoOnce(client: EchoClient, req: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    client.echo(req, new grpc.Metadata(), { deadline: Date.now() + CALL_DEADLINE_MS }, (e, res) =>
+      e || res === undefined ? reject(e ?? new Error('no answer')) : resolve(res),
+    ),
+  );
 }
 
 if (parentPort !== null) {

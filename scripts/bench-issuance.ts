@@ -1,7 +1,8 @@
 /**
  * End-to-end issuance over gRPC: a real server (SQLite in a temp data dir, TLS on 127.0.0.1:0), one
  * registration entry, then N = 1, 4, 16, 64 concurrent clients (worker thread, one connection each) doing Attest
- * with pre-made join tokens, then Renew over mTLS. Printed beside the raw P-256 sign rate of the same run.
+ * with pre-made join tokens, then Renew over mTLS. Printed beside the raw P-256 sign rate of the same run and the
+ * transport's ceiling: the same clients calling a bare grpc-js server with Renew's sizes (bench-transport-echo.ts).
  * Bounded: a fixed number of calls per client, and each phase stops starting calls after --budget seconds.
  * Everything is on loopback; the data dir is removed at the end.
  *
@@ -27,6 +28,7 @@ import { generateSigningKeyPair } from '../src/x509/keys';
 import { issueX509Svid } from '../src/x509/profiles';
 import { asIssuer, createPki, TD } from '../test/support/pki';
 import type { ClientsJob, ClientsProbe, ClientsResult, PhaseResult } from './bench-issuance-clients';
+import { startEchoServer } from './bench-transport-echo';
 
 const CONCURRENCY = [1, 4, 16, 64];
 const TRUST_DOMAIN = 'bench.lanyard.local';
@@ -149,9 +151,11 @@ export async function runClients(job: ClientsJob, threads = 1): Promise<ClientsR
       throw e;
     },
   );
+  const echoes = results.flatMap((r) => (r.echo !== undefined ? [r.echo] : []));
   return {
     attest: mergePhases(results.map((r) => r.attest)),
     renew: mergePhases(results.map((r) => r.renew)),
+    ...(echoes.length === results.length && { echo: mergePhases(echoes) }),
   };
 }
 
@@ -354,6 +358,8 @@ async function runServer(
   // Errors only, to stderr: a bench must not measure log formatting, but a failure must not go unseen.
   const logger = createLogger({ level: 'error', destination: process.stderr });
   const running = await startServer(config, { logger, rotationTimer: false });
+  // On the server's thread, like the server: the transport's ceiling as this server's clients see it.
+  const echo = await startEchoServer('echo.bench.lanyard.local');
   const admin = new AdminClient(config.adminSocketPath, { timeoutMs: 60_000 });
   let failed = 0;
   try {
@@ -370,6 +376,7 @@ async function runServer(
           tokens: await makeTokens(admin, spiffeId, n, opsPerClient),
           renewsPerClient: opsPerClient,
           phaseBudgetMs: budgetMs,
+          echo: echo.target,
         },
         options.clientThreads,
       );
@@ -394,6 +401,19 @@ async function runServer(
             // Filled in once the run's in-process figure is final (see runIssuanceBench).
             `@@${rate}@@`,
         );
+        if (name === 'Renew' && result.echo !== undefined && result.echo.ops > 0) {
+          const e = result.echo;
+          failed += e.errors;
+          const echoRate = e.ops / (e.elapsedMs / 1000);
+          out(
+            `  ${`bare grpc-js unary, mTLS, Renew's sizes, N=${n}`.padEnd(58)} ${fmt(echoRate).padStart(10)} /s` +
+              `   p50 ${percentile(e.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(e.latenciesMs, 99).toFixed(1)} ms` +
+              `, ${e.ops} ok${e.errors > 0 ? `, ${e.errors} FAILED (${e.firstError ?? '?'})` : ''}\n`,
+          );
+          rows.push(
+            `  ${`${tag} / bare grpc-js unary (same sizes)`.padEnd(58)} ${(rate / echoRate).toFixed(3).padStart(10)}`,
+          );
+        }
       }
     }
     if (running.store instanceof SqliteStore) {
@@ -405,6 +425,7 @@ async function runServer(
     }
   } finally {
     admin.close();
+    await echo.close();
     await running.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
