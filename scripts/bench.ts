@@ -169,7 +169,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   // --- baseline: raw OpenSSL through node:crypto. The verify is exactly the check a leaf's signature gets in the
   // verifier (ParsedCertificate.isSignedBy): the leaf's tbsCertificate (~1.8 KB) and DER signature under the
   // intermediate's key as imported from its SPKI. It once verified a 400-byte message under a generated key, a
-  // percent or two cheaper (docs/design/performance.md, "A new leaf: the signature check in place").
+  // percent or two cheaper (docs/design/performance-log.md, "A new leaf: the signature check in place").
   const p256 = generateSigningKeyPair('ec-p256');
   const message = randomBytes(400);
   const signed = signedParts(leaf.der);

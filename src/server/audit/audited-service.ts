@@ -147,7 +147,7 @@ export function errorCodeOf(status: Partial<grpc.StatusObject> | grpc.ServiceErr
  * An allowed call's event as recorded: the method's event type and the caller's actor unless the describer set
  * its own, decision allow (what `{ event, actor, ...e, decision: 'allow' }` gives). Completed in place rather than
  * copied: a spread copy of a describer's record-sized event cost several times what building it did (measured,
- * docs/design/performance.md "Renew: the audit wrapper's share"), and the recorder checks and copies it anyway.
+ * docs/design/performance-log.md "Renew: the audit wrapper's share"), and the recorder checks and copies it anyway.
  */
 function completeAllowed(e: AuditEvent, event: AuditEventType, caller: AuditCaller): AuditEvent {
   if (!Object.hasOwn(e, 'event')) e.event = event;
