@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import {
   OID_AUTHORITY_KEY_ID,
   OID_BASIC_CONSTRAINTS,
@@ -10,10 +10,11 @@ import {
 } from './certificate-der';
 import {
   concatBytes,
+  DerCursor,
   DerFramingError,
   expectTag,
+  NO_ELEMENT,
   readBitString,
-  readChildren,
   readSingleTlv,
   TAG_BIT_STRING,
   TAG_OCTET_STRING,
@@ -91,15 +92,33 @@ export function extKeyUsageExtDer(oids: string[]): Uint8Array {
 export function subjectKeyIdOf(spki: Uint8Array): Uint8Array {
   let key: Uint8Array;
   try {
-    const parts = readChildren(spki, expectTag(readSingleTlv(spki), TAG_SEQUENCE, 'SubjectPublicKeyInfo'));
-    if (parts.length !== 2) throw new DerFramingError('SubjectPublicKeyInfo is not { algorithm, key }');
-    key = readBitString(spki, expectTag(parts[1], TAG_BIT_STRING, 'subjectPublicKey')).bytes;
+    const parts = new DerCursor(spki).enter(
+      expectTag(readSingleTlv(spki), TAG_SEQUENCE, 'SubjectPublicKeyInfo'),
+    );
+    parts.next();
+    const bits = expectTag(
+      parts.next() === NO_ELEMENT ? undefined : parts,
+      TAG_BIT_STRING,
+      'subjectPublicKey',
+    );
+    key = readBitString(spki, bits).bytes;
+    if (parts.next() !== NO_ELEMENT)
+      throw new DerFramingError('SubjectPublicKeyInfo is not { algorithm, key }');
   } catch (e) {
     // Only node:crypto's own export reaches here; a failure is a bug, not bad input.
     throw new Error(`cannot read a SubjectPublicKeyInfo: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return new Uint8Array(createHash('sha256').update(key).digest().subarray(0, 20));
+  return new Uint8Array(sha256(key).subarray(0, 20));
 }
+
+/**
+ * One-shot SHA-256 where Node has it (20.12 and later): a leaf hashes its key on every issuance, and a Hash object
+ * (a stream underneath) costs more to make than 65 bytes cost to hash. Node 20.11 takes the Hash object.
+ */
+const sha256: (data: Uint8Array) => Uint8Array =
+  typeof nodeCrypto.hash === 'function'
+    ? (data) => nodeCrypto.hash('sha256', data, 'buffer')
+    : (data) => nodeCrypto.createHash('sha256').update(data).digest();
 
 export function subjectKeyIdExtDer(keyId: Uint8Array): Uint8Array {
   return writeDer(subjectKeyIdExtNode(keyId));

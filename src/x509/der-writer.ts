@@ -124,6 +124,8 @@ export function writeDerInto(node: DerNode, out: Uint8Array, offset: number): nu
   return end;
 }
 
+const SHORT_TEXT = 128;
+
 /** The output, and a Buffer over it made only if a string is written (Buffer.write encodes in place). */
 class NodeWriter {
   private view: Buffer | undefined;
@@ -131,6 +133,13 @@ class NodeWriter {
   constructor(readonly out: Uint8Array) {}
 
   text(text: string, offset: number, size: number): number {
+    // As many UTF-8 bytes as UTF-16 units: ASCII only (every other character takes two bytes or more). Short ASCII
+    // (names, IDs, URIs) is copied unit by unit, cheaper than Buffer.write's checks; the rest is left to it.
+    if (size === text.length && size <= SHORT_TEXT) {
+      const out = this.out;
+      for (let i = 0; i < size; i++) out[offset + i] = text.charCodeAt(i);
+      return size;
+    }
     this.view ??= Buffer.from(this.out.buffer, this.out.byteOffset, this.out.length);
     return this.view.write(text, offset, size, 'utf8');
   }
