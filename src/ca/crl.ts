@@ -2,7 +2,7 @@
  * An X.509 v2 CRL (RFC 5280 §5) signed by one CA key, for relying parties that only speak CRLs (nginx's
  * ssl_crl, `openssl verify -crl_check`). The TBSCertList is assembled from DER pieces (x509/der-writer.ts), as
  * certificates are: each revoked entry is encoded once and its bytes reused for every CA's CRL and every later
- * publication, so a publication costs a concatenation and one signature, not an encoding of the whole list.
+ * publication, so a publication costs a copy of the list and one signature, not an encoding of the whole list.
  * Entries are written straight into one buffer per batch (encodeRevokedEntries): a million of them is a
  * million small writes, not a million nested allocations.
  */
@@ -13,11 +13,14 @@ import { signatureAlgorithmDer, signAndFrameDer } from '../x509/build';
 import { concatBytes, TAG_SEQUENCE } from '../x509/der';
 import { authorityKeyIdExtDer, extensionDer } from '../x509/der-extensions';
 import {
+  constructedNode,
   derContextConstructed,
   derSequence,
   derSmallInteger,
   derTime,
   derUnsignedInteger,
+  encodedNode,
+  writeDer,
 } from '../x509/der-writer';
 
 /** id-ce-cRLNumber (RFC 5280 §5.2.3). */
@@ -135,25 +138,12 @@ export function signEncodedCrl(
     issuer.cert.subjectDer,
     derTime(header.thisUpdate),
     derTime(header.nextUpdate),
-  ];
+  ].map(encodedNode);
   // An empty list is omitted, not encoded as an empty SEQUENCE (OpenSSL rejects the latter).
-  if (entries.length > 0) parts.push(tlvHeader(TAG_SEQUENCE, entries.length), entries);
-  parts.push(derContextConstructed(0, derSequence(...extensions)));
-  // Headers written beside the content, not around a copy of it: the list can be tens of megabytes.
-  const contentLength = parts.reduce((n, x) => n + x.length, 0);
-  return signAndFrameDer(
-    concatBytes([tlvHeader(TAG_SEQUENCE, contentLength), ...parts]),
-    algorithm,
-    issuer.key,
-  );
-}
-
-/** The tag and length octets of an element whose content is `length` bytes. */
-function tlvHeader(tag: number, length: number): Uint8Array {
-  if (length < 0x80) return Uint8Array.of(tag, length);
-  const lengthBytes: number[] = [];
-  for (let v = length; v > 0; v = Math.floor(v / 256)) lengthBytes.unshift(v & 0xff);
-  return Uint8Array.of(tag, 0x80 | lengthBytes.length, ...lengthBytes);
+  if (entries.length > 0) parts.push(constructedNode(TAG_SEQUENCE, [encodedNode(entries)]));
+  parts.push(encodedNode(derContextConstructed(0, derSequence(...extensions))));
+  // One write of the list, which can be tens of megabytes, with the headers around it.
+  return signAndFrameDer(writeDer(constructedNode(TAG_SEQUENCE, parts)), algorithm, issuer.key);
 }
 
 function bigintBytes(n: bigint): Uint8Array {

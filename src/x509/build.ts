@@ -1,24 +1,29 @@
 import { KeyObject, randomFillSync } from 'node:crypto';
 import { signatureSchemeFor, signWithKey } from './keys';
-import { concatBytes, encodeTlv, TAG_SEQUENCE } from './der';
 import {
+  bitStringNode,
+  contextConstructedNode,
   DER_NULL_ELEMENT,
-  derBitString,
   derContextConstructed,
+  type DerNode,
   derOid,
   derSequence,
   derSetOf,
   derSmallInteger,
   derTime,
-  derUnsignedInteger,
   derUtf8String,
+  encodedNode,
+  sequenceNode,
+  unsignedIntegerNode,
+  writeDer,
+  writeDerInto,
 } from './der-writer';
 
 /**
- * Assembles and signs one certificate. The TBSCertificate is written directly as DER (der-writer.ts) from
- * fields that are DER already (names, key, extensions) and signed with node:crypto; the outer SEQUENCE is
- * framed around those exact bytes, so what is signed is, byte for byte, what is embedded. Profiles decide the
- * fields; this module only encodes them.
+ * Assembles and signs one certificate. The TBSCertificate is sized as a tree and written once (der-writer.ts)
+ * from fields that are mostly DER already (names, key, extensions), signed with node:crypto, and copied once
+ * into the Certificate framed around it, so what is signed is, byte for byte, what is embedded. Profiles decide
+ * the fields; this module only encodes them.
  */
 
 export const OID_ORGANIZATION = '2.5.4.10';
@@ -34,8 +39,8 @@ export interface CertificateFields {
   notAfter: Date;
   /** SubjectPublicKeyInfo DER, as node:crypto exports it. */
   spki: Uint8Array;
-  /** Each one whole Extension element (der-extensions.ts). */
-  extensions: Uint8Array[];
+  /** Each one whole Extension element (or a run of them), as its DER or as a node (der-extensions.ts). */
+  extensions: readonly (Uint8Array | DerNode)[];
   /** The issuer's private key; also decides the signature algorithm. */
   signingKey: KeyObject;
 }
@@ -107,7 +112,7 @@ export function wholeSeconds(d: Date): Date {
   return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }
 
-const DER_VERSION_3 = derContextConstructed(0, derSmallInteger(2));
+const DER_VERSION_3 = encodedNode(derContextConstructed(0, derSmallInteger(2)));
 
 /** Builds, signs and DER-encodes the certificate. */
 export function signCertificate(fields: CertificateFields): Uint8Array {
@@ -115,19 +120,28 @@ export function signCertificate(fields: CertificateFields): Uint8Array {
   const algorithm = algorithmDerOf(fields.signingKey);
   const parts = [
     DER_VERSION_3,
-    derUnsignedInteger(fields.serial),
-    algorithm,
-    fields.issuer,
+    unsignedIntegerNode(fields.serial),
+    encodedNode(algorithm),
+    encodedNode(fields.issuer),
     // derTime picks UTCTime through 2049 and GeneralizedTime after, as RFC 5280 §4.1.2.5 requires.
-    derSequence(derTime(fields.notBefore), derTime(fields.notAfter)),
-    fields.subject,
-    fields.spki,
+    sequenceNode(encodedNode(derTime(fields.notBefore)), encodedNode(derTime(fields.notAfter))),
+    encodedNode(fields.subject),
+    encodedNode(fields.spki),
   ];
   if (fields.extensions.length > 0) {
-    parts.push(derContextConstructed(3, derSequence(...fields.extensions)));
+    const extensions = fields.extensions.map((e) => (e instanceof Uint8Array ? encodedNode(e) : e));
+    parts.push(contextConstructedNode(3, [sequenceNode(...extensions)]));
   }
-  return frameSigned(derSequence(...parts), algorithm, fields.signingKey);
+  const tbs = sequenceNode(...parts);
+  // The TBSCertificate lives only until it is signed and copied into the certificate: it is written into a
+  // buffer kept for the next one (signing is synchronous, so no other certificate is written meanwhile).
+  const scratch = tbs.length <= TBS_SCRATCH_BYTES ? tbsScratch : new Uint8Array(tbs.length);
+  return frameSigned(scratch.subarray(0, writeDerInto(tbs, scratch, 0)), algorithm, fields.signingKey);
 }
+
+/** Above the agent context's 32 KiB limit and a few names; a larger TBSCertificate gets a buffer of its own. */
+const TBS_SCRATCH_BYTES = 48 * 1024;
+const tbsScratch = new Uint8Array(TBS_SCRATCH_BYTES);
 
 /**
  * SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }: the shape of a Certificate and of a
@@ -139,7 +153,7 @@ export function signAndFrameDer(tbsDer: Uint8Array, algorithmDer: Uint8Array, ke
 
 function frameSigned(tbsDer: Uint8Array, algorithmDer: Uint8Array, key: KeyObject): Uint8Array {
   const signature = signWithKey(tbsDer, key);
-  return encodeTlv(TAG_SEQUENCE, concatBytes([tbsDer, algorithmDer, derBitString(signature)]));
+  return writeDer(sequenceNode(encodedNode(tbsDer), encodedNode(algorithmDer), bitStringNode(signature)));
 }
 
 export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {

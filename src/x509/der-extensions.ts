@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import {
   OID_AUTHORITY_KEY_ID,
   OID_BASIC_CONSTRAINTS,
@@ -10,38 +10,54 @@ import {
 } from './certificate-der';
 import {
   concatBytes,
+  DerCursor,
   DerFramingError,
   expectTag,
+  NO_ELEMENT,
   readBitString,
-  readChildren,
   readSingleTlv,
   TAG_BIT_STRING,
+  TAG_OCTET_STRING,
   TAG_SEQUENCE,
 } from './der';
 import {
+  bytesNode,
+  constructedNode,
   derBoolean,
   derContextConstructed,
   derImplicitPrimitive,
   derNamedBits,
-  derOctetString,
   derOid,
   derSequence,
   derSmallInteger,
+  type DerNode,
+  encodedNode,
   ia5Bytes,
+  ia5Node,
+  sequenceNode,
+  writeDer,
 } from './der-writer';
 
 /**
  * The certificate extensions the profiles write, each as the DER of one Extension element. Criticality is
  * decided by the profile that calls them, so each builder takes it explicitly rather than hiding a default.
- * (The CRL's two extensions still come from extensions.ts as schema objects; CRLs are not on the hot path.)
+ * The ones that differ from leaf to leaf (subjectKeyIdentifier, subjectAltName, the agent context) also come
+ * as DerNodes, written in place into the leaf (der-writer.ts); the rest are encoded once per CA or template.
  */
 
 /** Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE (left out when false), extnValue }. */
 export function extensionDer(oid: string, critical: boolean, valueDer: Uint8Array): Uint8Array {
-  return critical
-    ? derSequence(derOid(oid), derBoolean(true), derOctetString(valueDer))
-    : derSequence(derOid(oid), derOctetString(valueDer));
+  return writeDer(extensionNode(oid, critical, encodedNode(valueDer)));
 }
+
+/** extensionDer as a node, over a value given as a node. */
+export function extensionNode(oid: string, critical: boolean, value: DerNode): DerNode {
+  const extnValue = constructedNode(TAG_OCTET_STRING, [value]);
+  const id = encodedNode(derOid(oid));
+  return critical ? sequenceNode(id, DER_TRUE_NODE, extnValue) : sequenceNode(id, extnValue);
+}
+
+const DER_TRUE_NODE = encodedNode(derBoolean(true));
 
 export function basicConstraintsExtDer(ca: boolean, pathLen?: number): Uint8Array {
   // cA FALSE is the DEFAULT and so left out (X.690 §11.5).
@@ -76,18 +92,40 @@ export function extKeyUsageExtDer(oids: string[]): Uint8Array {
 export function subjectKeyIdOf(spki: Uint8Array): Uint8Array {
   let key: Uint8Array;
   try {
-    const parts = readChildren(spki, expectTag(readSingleTlv(spki), TAG_SEQUENCE, 'SubjectPublicKeyInfo'));
-    if (parts.length !== 2) throw new DerFramingError('SubjectPublicKeyInfo is not { algorithm, key }');
-    key = readBitString(spki, expectTag(parts[1], TAG_BIT_STRING, 'subjectPublicKey')).bytes;
+    const parts = new DerCursor(spki).enter(
+      expectTag(readSingleTlv(spki), TAG_SEQUENCE, 'SubjectPublicKeyInfo'),
+    );
+    parts.next();
+    const bits = expectTag(
+      parts.next() === NO_ELEMENT ? undefined : parts,
+      TAG_BIT_STRING,
+      'subjectPublicKey',
+    );
+    key = readBitString(spki, bits).bytes;
+    if (parts.next() !== NO_ELEMENT)
+      throw new DerFramingError('SubjectPublicKeyInfo is not { algorithm, key }');
   } catch (e) {
     // Only node:crypto's own export reaches here; a failure is a bug, not bad input.
     throw new Error(`cannot read a SubjectPublicKeyInfo: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return new Uint8Array(createHash('sha256').update(key).digest().subarray(0, 20));
+  return new Uint8Array(sha256(key).subarray(0, 20));
 }
 
+/**
+ * One-shot SHA-256 where Node has it (20.12 and later): a leaf hashes its key on every issuance, and a Hash object
+ * (a stream underneath) costs more to make than 65 bytes cost to hash. Node 20.11 takes the Hash object.
+ */
+const sha256: (data: Uint8Array) => Uint8Array =
+  typeof nodeCrypto.hash === 'function'
+    ? (data) => nodeCrypto.hash('sha256', data, 'buffer')
+    : (data) => nodeCrypto.createHash('sha256').update(data).digest();
+
 export function subjectKeyIdExtDer(keyId: Uint8Array): Uint8Array {
-  return extensionDer(OID_SUBJECT_KEY_ID, false, derOctetString(keyId));
+  return writeDer(subjectKeyIdExtNode(keyId));
+}
+
+export function subjectKeyIdExtNode(keyId: Uint8Array): DerNode {
+  return extensionNode(OID_SUBJECT_KEY_ID, false, bytesNode(TAG_OCTET_STRING, keyId));
 }
 
 /** AuthorityKeyIdentifier with only keyIdentifier [0]. */
@@ -105,13 +143,20 @@ function generalName(kind: 'uri' | 'dns', value: string): Uint8Array {
   return derImplicitPrimitive(kind === 'uri' ? 6 : 2, ia5Bytes(value));
 }
 
+/** `[6] IMPLICIT IA5String` and `[2] IMPLICIT IA5String`: primitive, context-specific. */
+const TAG_URI_NAME = 0x86;
+const TAG_DNS_NAME = 0x82;
+
 /** Non-critical: every certificate we issue has a non-empty subject (RFC 5280 §4.2.1.6). */
 export function subjectAltNameExtDer(values: SanValues): Uint8Array {
-  const names = [
-    ...(values.uris ?? []).map((u) => generalName('uri', u)),
-    ...(values.dnsNames ?? []).map((d) => generalName('dns', d)),
-  ];
-  return extensionDer(OID_SUBJECT_ALT_NAME, false, derSequence(...names));
+  return writeDer(subjectAltNameExtNode(values));
+}
+
+export function subjectAltNameExtNode(values: SanValues): DerNode {
+  const names: DerNode[] = [];
+  for (const u of values.uris ?? []) names.push(ia5Node(TAG_URI_NAME, u));
+  for (const d of values.dnsNames ?? []) names.push(ia5Node(TAG_DNS_NAME, d));
+  return extensionNode(OID_SUBJECT_ALT_NAME, false, constructedNode(TAG_SEQUENCE, names));
 }
 
 /** A name-constraint base: a URI host (`td` matches `spiffe://td/...`) or a DNS domain. */

@@ -140,25 +140,38 @@ export function tlvBytes(buf: Uint8Array, tlv: Tlv): Uint8Array {
   return buf.subarray(tlv.start, tlv.end);
 }
 
+/** Bytes of the tag and DER's minimal definite length in front of `size` content bytes. */
+export function headerLength(size: number): number {
+  if (size < 0x80) return 2;
+  let n = 2;
+  for (let v = size; v > 0; v = Math.floor(v / 256)) n++;
+  return n;
+}
+
+/** Writes the tag and minimal definite length of an element of `size` content bytes at `offset`; returns the end. */
+export function writeHeader(out: Uint8Array, offset: number, tag: number, size: number): number {
+  out[offset++] = tag;
+  if (size < 0x80) {
+    out[offset++] = size;
+    return offset;
+  }
+  const lengthBytes = headerLength(size) - 2;
+  out[offset++] = 0x80 | lengthBytes;
+  for (let i = lengthBytes - 1, v = size; i >= 0; i--, v = Math.floor(v / 256)) out[offset + i] = v & 0xff;
+  return offset + lengthBytes;
+}
+
 /** Encodes one element with a minimal definite length. */
 export function encodeTlv(tag: number, content: Uint8Array): Uint8Array {
-  const len = content.length;
-  let header: number[];
-  if (len < 0x80) {
-    header = [tag, len];
-  } else {
-    const lenBytes: number[] = [];
-    for (let v = len; v > 0; v = Math.floor(v / 256)) lenBytes.unshift(v & 0xff);
-    header = [tag, 0x80 | lenBytes.length, ...lenBytes];
-  }
-  const out = new Uint8Array(header.length + len);
-  out.set(header, 0);
-  out.set(content, header.length);
+  const out = new Uint8Array(headerLength(content.length) + content.length);
+  out.set(content, writeHeader(out, 0, tag, content.length));
   return out;
 }
 
-export function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
   let offset = 0;
   for (const p of parts) {
     out.set(p, offset);

@@ -14,16 +14,19 @@ import { concatBytes, DerFramingError, readSingleTlv, TAG_SEQUENCE } from './der
 import {
   authorityKeyIdExtDer,
   basicConstraintsExtDer,
-  extensionDer,
+  extensionNode,
   extKeyUsageExtDer,
   keyUsageExtDer,
   KeyUsageName,
   NameConstraintsSpec,
   nameConstraintsExtDer,
   subjectAltNameExtDer,
+  subjectAltNameExtNode,
   subjectKeyIdExtDer,
+  subjectKeyIdExtNode,
   subjectKeyIdOf,
 } from './der-extensions';
+import { type DerNode, encodedNode } from './der-writer';
 import { capNotAfter, checkIssuer, clampNotBefore, Issuer, issuerNameOf } from './issuer';
 import { describeKey, spkiDer, type KeyDescription } from './keys';
 import { checkDnsName, leafTrustDomain, trustDomainName } from './names';
@@ -228,16 +231,17 @@ function signLeaf(
   }
 
   const key = subjectKey();
-  const extensions = [
+  // Nodes, written once in place into the leaf (build.ts); the template's parts are copied as they are.
+  const extensions: DerNode[] = [
     // keyEncipherment only matters for RSA key transport (TLS 1.2 RSA kex); keyAgreement is never set.
     key.kind === 'rsa' ? template.fixedRsa : template.fixedSigning,
-    subjectKeyIdExtDer(subjectKeyIdOf(key.spki)),
+    subjectKeyIdExtNode(subjectKeyIdOf(key.spki)),
     template.authorityKeyId,
-    subjectAltNameExtDer({ uris: [opts.spiffeId], dnsNames }),
+    subjectAltNameExtNode({ uris: [opts.spiffeId], dnsNames }),
   ];
   if (opts.agentContextDer !== undefined) {
     // Non-critical so that OpenSSL, Go, Envoy and nginx, which do not know it, still accept the certificate.
-    extensions.push(extensionDer(contextOid, false, opts.agentContextDer));
+    extensions.push(extensionNode(contextOid, false, encodedNode(opts.agentContextDer)));
   }
   const fields = {
     serial,
@@ -264,15 +268,16 @@ function signLeaf(
  * What every leaf of one issuer certificate has in common, encoded once: the issuer Name (vetted by
  * issuerNameOf), the issuer's trust domains, the authorityKeyIdentifier, and the run of fixed extensions in
  * front of the subjectKeyIdentifier (basicConstraints, keyUsage, extKeyUsage), one for RSA keys and one for
- * signing-only keys. Only ever copied into a certificate, never changed. Keyed weakly by the certificate, so a
- * retired CA's template goes with it; checkIssuer still runs on every call (expiry, key match).
+ * signing-only keys. The extensions are nodes over their encoded bytes, which the writer copies into each leaf;
+ * never changed. Keyed weakly by the certificate, so a retired CA's template goes with it; checkIssuer still runs
+ * on every call (expiry, key match).
  */
 interface LeafTemplate {
   issuerName: Uint8Array;
   trustDomains: readonly string[];
-  authorityKeyId: Uint8Array;
-  fixedSigning: Uint8Array;
-  fixedRsa: Uint8Array;
+  authorityKeyId: DerNode;
+  fixedSigning: DerNode;
+  fixedRsa: DerNode;
 }
 
 const leafTemplates = new WeakMap<ParsedCertificate, LeafTemplate>();
@@ -280,18 +285,20 @@ const leafTemplates = new WeakMap<ParsedCertificate, LeafTemplate>();
 function leafTemplateOf(cert: ParsedCertificate, issuerKeyId: Uint8Array): LeafTemplate {
   let template = leafTemplates.get(cert);
   if (template === undefined) {
-    const fixed = (usages: KeyUsageName[]): Uint8Array =>
-      concatBytes([
-        basicConstraintsExtDer(false),
-        keyUsageExtDer(usages),
-        extKeyUsageExtDer([EKU_SERVER_AUTH, EKU_CLIENT_AUTH]),
-      ]);
+    const fixed = (usages: KeyUsageName[]): DerNode =>
+      encodedNode(
+        concatBytes([
+          basicConstraintsExtDer(false),
+          keyUsageExtDer(usages),
+          extKeyUsageExtDer([EKU_SERVER_AUTH, EKU_CLIENT_AUTH]),
+        ]),
+      );
     template = {
       issuerName: issuerNameDer(cert),
       trustDomains: Object.freeze(
         cert.uriSans.filter((u) => u.startsWith('spiffe://')).map((u) => u.slice('spiffe://'.length)),
       ),
-      authorityKeyId: authorityKeyIdExtDer(issuerKeyId),
+      authorityKeyId: encodedNode(authorityKeyIdExtDer(issuerKeyId)),
       fixedSigning: fixed(['digitalSignature']),
       fixedRsa: fixed(['digitalSignature', 'keyEncipherment']),
     };
@@ -302,8 +309,16 @@ function leafTemplateOf(cert: ParsedCertificate, issuerKeyId: Uint8Array): LeafT
 
 /** The serial as ParsedCertificate.serialHex gives it: the INTEGER's magnitude in hex, no leading zeros. */
 function serialHex(serial: Uint8Array): string {
-  return Buffer.from(serial).toString('hex').replace(/^0+/, '') || '0';
+  let i = 0;
+  while (i < serial.length && serial[i] === 0) i++;
+  if (i === serial.length) return '0';
+  // Sixteen bytes by table: cheaper than a Buffer's toString, which crosses into C++ for 32 characters.
+  let hex = serial[i]! < 0x10 ? HEX_DIGITS[serial[i]!]!.slice(1) : HEX_DIGITS[serial[i]!]!;
+  for (i++; i < serial.length; i++) hex += HEX_DIGITS[serial[i]!]!;
+  return hex;
 }
+
+const HEX_DIGITS = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 
 const SVID_SUBJECT = buildName({ organization: SVID_SUBJECT_ORGANIZATION });
 

@@ -5,8 +5,14 @@
  * checks a rule.
  */
 import { TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE } from '../der';
-import { derGeneralizedTime } from '../der-writer';
-import { bytesNode, constructedNode, type DerNode, textNode, writeDer } from './der-two-pass-writer';
+import {
+  bytesNode,
+  constructedNode,
+  derGeneralizedTime,
+  type DerNode,
+  textNode,
+  writeDer,
+} from '../der-writer';
 import {
   DELEGATION_BINDING_VERSION,
   type AgentContext,
