@@ -14,7 +14,9 @@
  *                with EndSession timed while it is built and fetched, then EndSession while a relying party
  *                GETs the CRL --crl-fetches times back to back (default 8); the CRL is always fetched by a node
  *                process of its own, as a relying party does, never by this thread that times the calls, and the
- *                calls are reported by what they overlapped (a transfer, a build only, neither); a new watcher's
+ *                calls are reported by what they overlapped (a transfer, a build only, neither); beside each set
+ *                of calls the data directory's own fsync latency, probed after each call (a 4 KiB write and
+ *                fsync, as each commit's; the disk's part of EndSession's latency, same run); a new watcher's
  *                time to its complete state (paged WatchRevocations), and a revocation check in the client cache
  *                holding that state
  *   entries      --entries (default 100,000) registration entries: join-token Attest latency
@@ -46,6 +48,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as inspector from 'node:inspector';
+import { promisify } from 'node:util';
 import { watchRevocationsInto } from '../src/client/revocation-watch';
 import { CRL_DEFAULTS } from '../src/server/revocation/crl-publisher';
 import { RevocationCache } from '../src/verify';
@@ -193,8 +196,59 @@ async function attestLatencies(s: ServerUnderBench, spiffeId: string, samples: n
   return times;
 }
 
-/** StartSession then EndSession, `samples` times: EndSession's latency each time. */
-async function endSessionLatencies(s: ServerUnderBench, agent: Agent, samples: number): Promise<number[]> {
+/**
+ * The disk's own part of EndSession's latency, measured in the same run: a small write into a file in the
+ * server's data directory and its fsync(2) on libuv's threadpool, as the server's WalFsync makes each commit
+ * durable (EndSession is answered only once its revocation's commit is). One probe after each EndSession call,
+ * never during one, so the two sets of samples are interleaved in time and see the same disk. The write
+ * overwrites 4 KiB at the next offset of a preallocated file, as SQLite reuses its -wal after a checkpoint.
+ */
+class DiskProbe {
+  private static readonly WRITE = Buffer.alloc(4096, 0x5a);
+  private static readonly FILE_BYTES = 4 * 1024 * 1024;
+  private readonly fd: number;
+  private readonly file: string;
+  private offset = 0;
+  readonly samples: number[] = [];
+
+  constructor(dir: string) {
+    this.file = path.join(dir, 'bench-fsync-probe');
+    this.fd = fs.openSync(this.file, 'w+', 0o600);
+    fs.writeSync(this.fd, Buffer.alloc(DiskProbe.FILE_BYTES));
+    fs.fsyncSync(this.fd);
+  }
+
+  async probe(): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    await writeAt(this.fd, DiskProbe.WRITE, this.offset);
+    await fsyncAsync(this.fd);
+    this.samples.push(ms(t0));
+    this.offset = (this.offset + DiskProbe.WRITE.length) % DiskProbe.FILE_BYTES;
+  }
+
+  /** The samples since the last take, printed as `name`. */
+  report(name: string): { p50: number; p99: number } {
+    const r = latency(name, this.samples);
+    this.samples.length = 0;
+    return r;
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+    fs.rmSync(this.file, { force: true });
+  }
+}
+const fsyncAsync = promisify(fs.fsync);
+const writeAt = (fd: number, b: Buffer, at: number): Promise<unknown> =>
+  new Promise((resolve, reject) => fs.write(fd, b, 0, b.length, at, (e, n) => (e ? reject(e) : resolve(n))));
+
+/** StartSession then EndSession, `samples` times: EndSession's latency each time, a disk probe after each. */
+async function endSessionLatencies(
+  s: ServerUnderBench,
+  agent: Agent,
+  samples: number,
+  disk: DiskProbe,
+): Promise<number[]> {
   const times: number[] = [];
   const starts: bigint[] = [];
   for (let i = 0; i < samples; i++) {
@@ -202,6 +256,7 @@ async function endSessionLatencies(s: ServerUnderBench, agent: Agent, samples: n
     starts.push(process.hrtime.bigint());
     const [, t] = await timed(() => endSession(s, sess, res.sessionId, 'bench'));
     times.push(t);
+    await disk.probe();
   }
   logCalls('at rest', { times, starts });
   return times;
@@ -411,6 +466,7 @@ async function crlSettled(s: ServerUnderBench): Promise<void> {
 async function endSessionsDuring(
   s: ServerUnderBench,
   agent: Agent,
+  disk: DiskProbe,
   work: () => Promise<unknown>,
   min = 3,
 ): Promise<Calls & { workMs: number }> {
@@ -423,6 +479,7 @@ async function endSessionsDuring(
       starts.push(process.hrtime.bigint());
       const [, t] = await timed(() => endSession(s, sess, res.sessionId, 'bench'));
       times.push(t);
+      await disk.probe();
     }
   })();
   const [, workMs] = await timed(work);
@@ -507,10 +564,26 @@ async function revocationFigures(
   agent: Agent,
   label: string,
 ): Promise<Record<string, number>> {
-  const end = latency(`EndSession, ${label}`, await endSessionLatencies(s, agent, END_SAMPLES));
+  const disk = new DiskProbe(s.dataDir);
+  try {
+    return await revocationFiguresWith(s, agent, label, disk);
+  } finally {
+    disk.close();
+  }
+}
+
+/** revocationFigures, the data directory's fsync probed after each EndSession call and printed beside it. */
+async function revocationFiguresWith(
+  s: ServerUnderBench,
+  agent: Agent,
+  label: string,
+  disk: DiskProbe,
+): Promise<Record<string, number>> {
+  const end = latency(`EndSession, ${label}`, await endSessionLatencies(s, agent, END_SAMPLES, disk));
+  const endDisk = disk.report(`  the data dir's fsync, probed after each of those calls`);
   // The CRL is built in a worker thread: EndSession is measured while the build runs.
   let crl!: Awaited<ReturnType<typeof crlAfterChange>>;
-  const first = await endSessionsDuring(s, agent, async () => {
+  const first = await endSessionsDuring(s, agent, disk, async () => {
     crl = await crlAfterChange(s);
   });
   line(
@@ -519,12 +592,13 @@ async function revocationFigures(
       `${crl.published.revoked.toLocaleString('en-US')} serials, ${mib(crl.bytes)} DER`,
   );
   const during = latency(`EndSession while that CRL is built and fetched, ${label}`, first.times);
+  disk.report(`  the data dir's fsync, probed after each of those calls`);
   reportSplit(first, crl.fetches, s, label);
   await crlSettled(s);
   await memoryStage(s, `${label}, first CRL built`);
   // The next build after a few more revocations: what a CRL request pays once the list is held.
   let next!: Awaited<ReturnType<typeof crlAfterChange>>;
-  const second = await endSessionsDuring(s, agent, async () => {
+  const second = await endSessionsDuring(s, agent, disk, async () => {
     next = await crlAfterChange(s);
   });
   line(
@@ -536,12 +610,13 @@ async function revocationFigures(
     `EndSession while the incremental CRL is built and fetched, ${label}`,
     second.times,
   );
+  disk.report(`  the data dir's fsync, probed after each of those calls`);
   reportSplit(second, next.fetches, s, label);
   await crlSettled(s);
   // A relying party fetching over and over while sessions end: each GET after a revocation waits for an
   // incremental build (up to maxWaitMs), then receives the whole CRL.
   let fetches: CrlFetch[] = [];
-  const repeated = await endSessionsDuring(s, agent, async () => {
+  const repeated = await endSessionsDuring(s, agent, disk, async () => {
     fetches = await fetchCrlElsewhere(s.crlUrl, CRL_FETCHES);
   });
   const transfers = fetches.map((f) => Number(f.end - f.headers) / 1e6);
@@ -554,6 +629,7 @@ async function revocationFigures(
       ).toFixed(0)} ms`,
   );
   const duringFetches = latency(`EndSession while another process fetches the CRL, ${label}`, repeated.times);
+  disk.report(`  the data dir's fsync, probed after each of those calls`);
   reportSplit(repeated, fetches, s, label);
   await crlSettled(s);
   const pages = await pagesOnly(s, agent);
@@ -577,6 +653,8 @@ async function revocationFigures(
   return {
     endP50: end.p50,
     endP99: end.p99,
+    diskP50: endDisk.p50,
+    diskP99: endDisk.p99,
     duringP99: Math.max(during.p99, duringNext.p99, duringFetches.p99),
     crlMs: crl.wallMs,
     nextMs: next.wallMs,
@@ -877,6 +955,16 @@ async function main(): Promise<void> {
       );
       const big = await revocationFigures(s, agent, `${REVOCATIONS.toLocaleString('en-US')} revocations`);
       line('EndSession p99: large / baseline', (big.endP99! / small.endP99!).toFixed(2));
+      for (const [name, r] of [
+        ['baseline', small],
+        ['large', big],
+      ] as const) {
+        line(
+          `EndSession at rest against the data dir's fsync, ${name}`,
+          `p50 ${r.endP50!.toFixed(1)} / ${r.diskP50!.toFixed(1)} ms, p99 ${r.endP99!.toFixed(1)} / ` +
+            `${r.diskP99!.toFixed(1)} ms`,
+        );
+      }
       line(
         'EndSession p99 during a CRL build (large) / baseline without',
         (big.duringP99! / small.endP99!).toFixed(2),

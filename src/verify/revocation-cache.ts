@@ -20,6 +20,7 @@
 import { EventEmitter } from 'node:events';
 import { RevocationStaleError } from '../errors';
 import { unpackRevocationColumns } from '../internal/revocation-page';
+import { RevokedSerials } from './revoked-serials';
 import {
   isTaskSessionQuery,
   type RevocationChangeListener,
@@ -93,14 +94,14 @@ interface Entry {
 
 type Listener = (entries: readonly RevocationCacheEntry[]) => void;
 
-/** Serials and session ids in maps of their own: a lookup hashes the id as given, no key is built. */
+/** Serials and session ids apart: a lookup asks the one its query names. */
 interface State {
-  /** Serial → expiry (ms): a certificate's lookup names only the serial, so nothing else is kept. */
-  certificates: Map<string, number>;
+  /** Serials with their expiry: a certificate's lookup names only the serial, so nothing else is kept. */
+  certificates: RevokedSerials;
   sessions: Map<string, Entry>;
 }
 
-const emptyState = (): State => ({ certificates: new Map(), sessions: new Map() });
+const emptyState = (): State => ({ certificates: new RevokedSerials(), sessions: new Map() });
 
 export class RevocationCache extends EventEmitter implements RevocationChecker, RevocationNotifier {
   private live: State = emptyState();
@@ -218,9 +219,8 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
   /** Whether the serial is new to what a lookup consults (so listeners hear of it). */
   private addCertificate(target: State, serial: string, expiresAt: number): boolean {
     // Delivered twice (at-least-once after a reconnect): already held.
-    if (target.certificates.has(serial)) return false;
-    target.certificates.set(serial, expiresAt);
-    return target === this.live || !this.live.certificates.has(serial);
+    if (!target.certificates.add(serial, expiresAt)) return false;
+    return target === this.live || this.live.certificates.size === 0 || !this.live.certificates.has(serial);
   }
 
   private addSession(
@@ -394,9 +394,7 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
     // can go with it.
     for (const state of [this.live, this.staging]) {
       if (state === undefined) continue;
-      for (const [serial, expiresAt] of state.certificates) {
-        if (expiresAt < t) state.certificates.delete(serial);
-      }
+      state.certificates.sweep(t);
       for (const [k, e] of state.sessions) {
         if (e.expiresAt >= t) continue;
         state.sessions.delete(k);
