@@ -349,6 +349,34 @@ describe('SqliteStore durability inside a per-call scope: reads note, the answer
     await Promise.all([a, late]);
   });
 
+  it('caller reads asked together keep their own waits: in a scope each notes, outside each waits', async () => {
+    const { store, gate, first } = await heldStore();
+    const a = store.createEntry(newEntry({ spiffeId: `${ID}/a` }));
+    await gate.waitForStarts(2);
+    const query = { serialHex: '01', sessionId: 'workload:x', entryId: first, maxAncestors: 64 };
+    // Queued next to each other for the lock, in and out of scopes: one turn of it reads them all.
+    const outside = [store.readCaller(query), store.readCaller({ ...query, entryId: 'no-such-entry' })];
+    const { result, scope } = inScope(() => Promise.all([store.readCaller(query), store.readCaller(query)]));
+    const sealed = new DurabilityScope();
+    void sealed.settle();
+    const late = runInDurabilityScope(sealed, () => store.readCaller(query));
+    assert.equal(await settled(result), true, 'a caller read in a scope waited for an fsync');
+    for (const r of outside)
+      assert.equal(await settled(r), false, 'a caller read outside a scope did not wait');
+    assert.equal(await settled(late), false, 'a caller read in a sealed scope did not wait');
+    const answer = scope.settle();
+    assert.equal(
+      await settled(answer),
+      false,
+      'the scope settled before the commit its reads saw was durable',
+    );
+    gate.release();
+    await Promise.all([a, answer, late, ...outside]);
+    assert.equal((await outside[0]!).entry?.id, first);
+    assert.equal((await outside[1]!).entry, undefined);
+    assert.deepEqual(await result, [await outside[0]!, await outside[0]!]);
+  });
+
   it('a failed fsync fails the scope of a call whose reads saw its commit', async () => {
     let failNext = false;
     const gate = new FsyncGate({ holding: false });
