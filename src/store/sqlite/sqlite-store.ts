@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { InternalError, StoreClosedError } from '../../errors';
 import { AsyncMutex } from '../../internal/async-mutex';
 import { BatchAuditHeads } from '../audit-batch';
-import { currentDurabilityScope, type DurabilityScope } from '../durability-scope';
+import { currentDurabilityScope } from '../durability-scope';
 import { CommitQueue, type CommitJob } from '../commit-queue';
 import type { CallerQuery, CallerRecords, Store, StoreOps } from '../store';
 import { TableOps, type StoreTables, type TableCall } from '../table-ops';
@@ -48,8 +48,6 @@ export interface SqliteStoreOptions {
  */
 interface TransactionControl {
   begin: Database.Statement;
-  /** A deferred transaction: the callers' reads of one turn share one snapshot (SqliteStore.readCaller). */
-  beginRead: Database.Statement;
   commit: Database.Statement;
   rollback: Database.Statement;
   savepoint: Database.Statement;
@@ -59,14 +57,14 @@ interface TransactionControl {
 
 /**
  * Opens a write transaction (BEGIN IMMEDIATE) whose sub-journal stays in memory. A savepoint (a group commit's
- * per-call one, a nested `db.transaction`) copies each page it is the first to change into the sub-journal;
- * past 64 KiB, SQLite spills that to a temp file, and from then on until the transaction ends every page an
- * INSERT touches costs two more write(2) calls on the server's thread (an audit record changes six b-trees, a
+ * per-call one, a nested `db.transaction`) copies each page it is the first to change into the sub-journal; past
+ * 64 KiB SQLite spills that to a temp file, and from then on until the transaction ends every page a call
+ * changes first costs two more write(2) calls on the server's thread (an audit record changes six b-trees, a
  * batch holds up to MAX_GROUP_COMMIT calls). SQLite decides where the sub-journal lives from temp_store when the
  * write transaction begins, so the setting is MEMORY only for that statement: the connection's sorts and
- * temporary b-trees (a CRL's GROUP BY over every revoked serial) keep spilling to files as before. The
- * sub-journal holds only the pages of the savepoint open at the time (it is emptied when that is released).
- * PRAGMA temp_store acts when it is prepared, so it is not a prepared statement here.
+ * temporary b-trees (a CRL's GROUP BY over every revoked serial) spill to files as before. The sub-journal holds
+ * the pages of the savepoints open at the time only (it is emptied when the outermost is released). PRAGMA
+ * temp_store takes effect when it is prepared, so it cannot be a prepared statement stepped again.
  */
 function beginWrite(db: Database.Database, control: TransactionControl, restoreTempStore: number): void {
   db.pragma('temp_store = MEMORY');
@@ -76,7 +74,7 @@ function beginWrite(db: Database.Database, control: TransactionControl, restoreT
     try {
       db.pragma(`temp_store = ${restoreTempStore}`);
     } catch (e) {
-      // Not expected (the connection has no TEMP schema open); never leave a transaction open behind a failure.
+      // Not expected (the connection opens no TEMP schema); never leave a transaction open behind a failure.
       if (db.inTransaction) control.rollback.run();
       // eslint-disable-next-line no-unsafe-finally
       throw e;
@@ -87,24 +85,12 @@ function beginWrite(db: Database.Database, control: TransactionControl, restoreT
 function transactionControl(db: Database.Database): TransactionControl {
   return {
     begin: db.prepare('BEGIN IMMEDIATE'),
-    beginRead: db.prepare('BEGIN'),
     commit: db.prepare('COMMIT'),
     rollback: db.prepare('ROLLBACK'),
     savepoint: db.prepare('SAVEPOINT group_commit_call'),
     release: db.prepare('RELEASE group_commit_call'),
     rollbackToSavepoint: db.prepare('ROLLBACK TO group_commit_call'),
   };
-}
-
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-/** A caller read waiting for its batch's turn of the lock (SqliteStore.readCaller). */
-interface CallerReadJob {
-  query: CallerQuery;
-  /** The durability scope of the call that asked, taken in its async context. */
-  scope: DurabilityScope | undefined;
-  resolve: (records: CallerRecords) => void;
-  reject: (reason: unknown) => void;
 }
 
 /** The synchronous table modules of one connection; SqliteStore gives them the async StoreOps shape. */
@@ -174,10 +160,6 @@ export class SqliteStore extends AsyncOps implements Store {
   declare readonly audit: AuditStore;
   private readonly db: Database.Database;
   private readonly mutex = new AsyncMutex();
-  /** How many times the lock was asked for: a caller-read batch takes joiners only while it is the last asked. */
-  private lockRequests = 0;
-  /** The caller reads queued for the lock and still taking joiners (see readCaller). */
-  private callerReads: { jobs: CallerReadJob[]; queuedAt: number } | undefined;
   /** Marks the async context of a running transaction callback, to refuse re-entrant calls. */
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly commits = new CommitQueue((jobs) => this.runBatch(jobs));
@@ -261,7 +243,7 @@ export class SqliteStore extends AsyncOps implements Store {
   async transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     this.refuseReentry();
     this.refuseIfClosing();
-    const { value, commit } = await this.locked(async () => {
+    const { value, commit } = await this.mutex.run(async () => {
       this.assertOpen();
       const handle = this.transactionHandle();
       beginWrite(this.db, this.control, this.tempStore);
@@ -282,95 +264,8 @@ export class SqliteStore extends AsyncOps implements Store {
     return value;
   }
 
-  /**
-   * As `exclusive` would run it, but the reads queued next to each other for the lock run in one turn of it,
-   * inside one deferred transaction: a statement outside a transaction opens and ends a read transaction of its
-   * own (the WAL read lock, taken and dropped, about half of what the caller's statement costs on its own), and
-   * each turn of the lock is a chain of promises. A read joins the batch only while nothing else has asked for
-   * the lock since the batch did, so it never runs before an operation asked for ahead of it (a write the caller
-   * has not awaited yet is still seen). Each read keeps its own outcome, and its own durability wait: a read in
-   * a durability scope notes the last commit written, one outside waits for it (as `exclusive`).
-   */
   readCaller(query: CallerQuery): Promise<CallerRecords> {
-    try {
-      this.refuseReentry();
-      this.refuseIfClosing();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const scope = currentDurabilityScope();
-    return new Promise<CallerRecords>((resolve, reject) => {
-      const job: CallerReadJob = { query, scope, resolve, reject };
-      const open = this.callerReads;
-      if (open !== undefined && open.queuedAt === this.lockRequests) {
-        open.jobs.push(job);
-        return;
-      }
-      const batch = { jobs: [job], queuedAt: 0 };
-      this.callerReads = batch;
-      void this.locked(() => this.readCallers(batch)).then(
-        ({ outcomes, commit, wrote }) => {
-          for (let i = 0; i < batch.jobs.length; i++)
-            void this.settleRead(batch.jobs[i]!, outcomes[i]!, commit, wrote);
-        },
-        (e: unknown) => {
-          for (const j of batch.jobs) j.reject(e);
-        },
-      );
-      batch.queuedAt = this.lockRequests;
-    });
-  }
-
-  /** Runs a batch of caller reads under the lock; a batch of one runs as a statement of its own. */
-  private readCallers(batch: { jobs: CallerReadJob[] }): {
-    outcomes: Outcome<CallerRecords>[];
-    commit: number;
-    wrote: boolean;
-  } {
-    // From here on the batch takes no more reads: they queue for the next turn.
-    if (this.callerReads === batch) this.callerReads = undefined;
-    this.assertOpen();
-    const before = this.totalChanges.get() as number;
-    const shared = batch.jobs.length > 1;
-    if (shared) this.control.beginRead.run();
-    const outcomes: Outcome<CallerRecords>[] = [];
-    try {
-      for (const job of batch.jobs) {
-        try {
-          outcomes.push({ ok: true, value: readCallerSqlite(this.db, this.sync, job.query) });
-        } catch (e) {
-          outcomes.push({ ok: false, error: e });
-        }
-      }
-    } finally {
-      // A statement's failure may have ended the transaction already (SQLite rolls back on some errors).
-      if (shared && this.db.inTransaction) this.control.commit.run();
-    }
-    return { outcomes, ...this.commitOf(before) };
-  }
-
-  private async settleRead(
-    job: CallerReadJob,
-    outcome: Outcome<CallerRecords>,
-    commit: number,
-    wrote: boolean,
-  ): Promise<void> {
-    try {
-      if (wrote || job.scope === undefined || !job.scope.note(this.wal, commit)) {
-        await this.wal.whenDurable(commit);
-      }
-    } catch (e) {
-      job.reject(e);
-      return;
-    }
-    if (outcome.ok) job.resolve(outcome.value);
-    else job.reject(outcome.error);
-  }
-
-  /** The store's lock: every operation on the connection runs inside it, one at a time, in the order asked. */
-  private locked<T>(fn: () => Promise<T> | T): Promise<T> {
-    this.lockRequests++;
-    return this.mutex.run(fn);
+    return this.exclusive(() => readCallerSqlite(this.db, this.sync, query));
   }
 
   sharedTransaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
@@ -390,7 +285,7 @@ export class SqliteStore extends AsyncOps implements Store {
    * may start) as soon as the COMMIT is written.
    */
   private runBatch(jobs: readonly CommitJob[]): Promise<void> {
-    return this.locked(async () => {
+    return this.mutex.run(async () => {
       try {
         this.assertOpen();
         beginWrite(this.db, this.control, this.tempStore);
@@ -561,7 +456,7 @@ export class SqliteStore extends AsyncOps implements Store {
     await this.commits.idle();
     // Before this connection closes: the last connection to close checkpoints the WAL and deletes it.
     await this.checkpointer.close();
-    await this.locked(async () => {
+    await this.mutex.run(async () => {
       await this.wal.settled();
       this.closed = true;
       this.wal.close();
@@ -586,24 +481,26 @@ export class SqliteStore extends AsyncOps implements Store {
     }
     // Taken now, in the caller's async context: the lock may hand the operation over from another's.
     const scope = currentDurabilityScope();
-    return this.locked(async () => {
-      this.assertOpen();
-      const before = this.totalChanges.get() as number;
-      let outcome: Outcome<T>;
-      try {
-        outcome = { ok: true, value: await op() };
-      } catch (e) {
-        // It may have committed something before failing: its failure waits for that to be durable too.
-        outcome = { ok: false, error: e };
-      }
-      return { outcome, ...this.commitOf(before) };
-    }).then(async ({ outcome, commit, wrote }) => {
-      if (wrote || scope === undefined || !scope.note(this.wal, commit)) {
-        await this.wal.whenDurable(commit);
-      }
-      if (!outcome.ok) throw outcome.error;
-      return outcome.value;
-    });
+    return this.mutex
+      .run(async () => {
+        this.assertOpen();
+        const before = this.totalChanges.get() as number;
+        let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+        try {
+          outcome = { ok: true, value: await op() };
+        } catch (e) {
+          // It may have committed something before failing: its failure waits for that to be durable too.
+          outcome = { ok: false, error: e };
+        }
+        return { outcome, ...this.commitOf(before) };
+      })
+      .then(async ({ outcome, commit, wrote }) => {
+        if (wrote || scope === undefined || !scope.note(this.wal, commit)) {
+          await this.wal.whenDurable(commit);
+        }
+        if (!outcome.ok) throw outcome.error;
+        return outcome.value;
+      });
   }
 
   /**
