@@ -87,6 +87,39 @@ export function runCallerReadConformance(name: string, makeHarness: MakeStoreHar
       assert.deepEqual(read.entry, await store.getEntry('entry-1'));
     });
 
+    it("reads an entry's selectors as getEntry does after they changed: the same set, in the same order", async () => {
+      const created = await store.createEntry(
+        newEntry({
+          id: 'entry-1',
+          selectors: [
+            { type: 'unix', value: 'uid:1' },
+            { type: 'k8s', value: 'ns:a' },
+          ],
+        }),
+      );
+      const query = { serialHex: '01', sessionId: 'workload:s', entryId: 'entry-1', maxAncestors: 64 };
+      // Unsorted, with a duplicate, and values whose UTF-16 and UTF-8 orders differ (an astral character).
+      const updated = await store.updateEntry(
+        'entry-1',
+        {
+          selectors: [
+            { type: 'k8s', value: 'ns:\u{1F600}' },
+            { type: 'k8s', value: 'ns:\uFF21' },
+            { type: 'docker', value: 'label:a' },
+            { type: 'k8s', value: 'ns:\uFF21' },
+          ],
+        },
+        created.revision,
+      );
+      const read = await store.readCaller(query);
+      assert.deepEqual(read.entry, await store.getEntry('entry-1'));
+      assert.deepEqual(read.entry?.selectors, updated.selectors);
+      assert.deepEqual(
+        read.entry?.selectors.map((s) => s.value),
+        ['label:a', 'ns:\u{1F600}', 'ns:\uFF21'],
+      );
+    });
+
     it('reports a revoked serial, and an entry that was deleted as none', async () => {
       await store.createEntry(newEntry({ id: 'entry-1' }));
       await store.deleteEntry('entry-1');
