@@ -11,9 +11,8 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { verifyAuditChain } from '../../src/audit/verify-chain';
 import type { AuditEvent } from '../../src/audit/record';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { CHAIN } from '../audit/helpers';
-import { removeDir, tempDir } from '../support/tmp';
+import { useSqliteFilePerTest } from '../support/store-per-test';
 
 /** SQLite's temp files (unlinked at once, named etilqs_*) this process holds open now. */
 function openSqliteTempFiles(): string[] {
@@ -48,25 +47,13 @@ function randomEvent(): AuditEvent {
 }
 
 describe('SqliteStore: the write transactions keep their sub-journal in memory', () => {
-  let dir: string;
-  let file: string;
-  let store: SqliteStore | undefined;
+  const place = useSqliteFilePerTest('subjournal');
   before(function () {
     if (!fs.existsSync('/proc/self/fd')) this.skip();
   });
-  beforeEach(() => {
-    dir = tempDir('subjournal');
-    file = path.join(dir, 'lanyard.db');
-  });
-  afterEach(async () => {
-    await store?.close().catch(() => undefined);
-    store = undefined;
-    removeDir(dir);
-  });
 
   it('a group commit whose calls change many existing pages opens no temp file; every record commits', async () => {
-    store = await SqliteStore.open({ file });
-    const s = store;
+    const s = await place.open();
     // Enough records that the indexes have many leaf pages for the next calls to change.
     for (let b = 0; b < 8; b++) {
       await Promise.all(
@@ -93,7 +80,7 @@ describe('SqliteStore: the write transactions keep their sub-journal in memory',
     const g = s.groupCommitStats();
     assert.ok(g.calls > g.batches, 'the calls did share transactions');
     await s.close();
-    const db = new Database(file, { readonly: true });
+    const db = new Database(place.file(), { readonly: true });
     try {
       assert.equal(db.prepare('SELECT count(*) FROM audit_records').pluck().get(), 8 * 64 + 4 * 40);
     } finally {
@@ -102,8 +89,7 @@ describe('SqliteStore: the write transactions keep their sub-journal in memory',
   });
 
   it('a call that fails is still rolled back to its savepoint; the others commit', async () => {
-    store = await SqliteStore.open({ file });
-    const s = store;
+    const s = await place.open();
     const results = await Promise.allSettled(
       Array.from({ length: 6 }, (_, i) =>
         s.sharedTransaction(async (tx) => {
@@ -124,8 +110,7 @@ describe('SqliteStore: the write transactions keep their sub-journal in memory',
   });
 
   it('leaves the connection’s temp_store as it was outside the BEGIN', async () => {
-    store = await SqliteStore.open({ file });
-    const s = store;
+    const s = await place.open();
     await s.sharedTransaction(async (tx) => {
       await tx.audit.append(CHAIN, randomEvent(), new Date());
     });
