@@ -79,8 +79,31 @@ const entryRecord = recordFromRow<Entry, EntryRow & { selectors: readonly Select
   }),
 );
 
+/** As entryRecord, for selectors already canonical (the row's own selectors_key: selectorSetKey's pairs). */
+const entryRecordFromKey = recordFromRow<Entry, EntryRow & { selectors: Selector[] }>(
+  ENTRY_FIELDS,
+  (row) => ({
+    selectors: row.selectors,
+    parentId: row.parent_id === '' ? undefined : row.parent_id,
+    federatesWith: row.federates_with.length > 0 ? row.federates_with : undefined,
+  }),
+);
+
 export function entryFromRow(row: EntryRow, selectors: readonly Selector[]): Entry {
   return entryRecord({ ...row, selectors });
+}
+
+/**
+ * The entry of a row, its selectors read from the row's `selectors_key` column: the canonical JSON of the set
+ * (selectorSetKey), written with the selector rows in the same statement of every write and the key the exact
+ * selector-set filter and the uniqueness rule already compare. It lists the pairs deduplicated and in code-unit
+ * order, the order entryFromRow sorts into, so the entry equals entryFromRow's over the selector rows without
+ * reading them (the caller's one statement, src/store/sqlite/caller-read.ts).
+ */
+export function entryFromRowWithKey(row: EntryRow & { selectors_key: string }): Entry {
+  const pairs = JSON.parse(row.selectors_key) as [string, string][];
+  const selectors = pairs.map(([type, value]) => ({ type, value }));
+  return entryRecordFromKey({ ...row, selectors });
 }
 
 /** The fields of `current` with `patch` applied: undefined keeps a field, null clears an optional one. */

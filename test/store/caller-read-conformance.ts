@@ -87,6 +87,39 @@ export function runCallerReadConformance(name: string, makeHarness: MakeStoreHar
       assert.deepEqual(read.entry, await store.getEntry('entry-1'));
     });
 
+    it("reads an entry's selectors as getEntry does after they changed: the same set, in the same order", async () => {
+      const created = await store.createEntry(
+        newEntry({
+          id: 'entry-1',
+          selectors: [
+            { type: 'unix', value: 'uid:1' },
+            { type: 'k8s', value: 'ns:a' },
+          ],
+        }),
+      );
+      const query = { serialHex: '01', sessionId: 'workload:s', entryId: 'entry-1', maxAncestors: 64 };
+      // Unsorted, with a duplicate, and values whose UTF-16 and UTF-8 orders differ (an astral character).
+      const updated = await store.updateEntry(
+        'entry-1',
+        {
+          selectors: [
+            { type: 'k8s', value: 'ns:\u{1F600}' },
+            { type: 'k8s', value: 'ns:\uFF21' },
+            { type: 'docker', value: 'label:a' },
+            { type: 'k8s', value: 'ns:\uFF21' },
+          ],
+        },
+        created.revision,
+      );
+      const read = await store.readCaller(query);
+      assert.deepEqual(read.entry, await store.getEntry('entry-1'));
+      assert.deepEqual(read.entry?.selectors, updated.selectors);
+      assert.deepEqual(
+        read.entry?.selectors.map((s) => s.value),
+        ['label:a', 'ns:\u{1F600}', 'ns:\uFF21'],
+      );
+    });
+
     it('reports a revoked serial, and an entry that was deleted as none', async () => {
       await store.createEntry(newEntry({ id: 'entry-1' }));
       await store.deleteEntry('entry-1');
@@ -164,6 +197,51 @@ export function runCallerReadConformance(name: string, makeHarness: MakeStoreHar
       );
       const unknown = await store.readCaller({ serialHex: '01', sessionId: 'nope', maxAncestors: 64 });
       assert.deepEqual(unknown.sessions, []);
+    });
+    it('reads asked together each answer their own query, as each alone does', async () => {
+      await store.createEntry(newEntry({ id: 'entry-1' }));
+      await store.createEntry(newEntry({ id: 'entry-2', spiffeId: `${TD}/agents/other` }));
+      await storeChain();
+      await revoke('0bad');
+      await revoke('0croot');
+      const queries = [
+        { serialHex: '01', sessionId: 'workload:a', entryId: 'entry-1', maxAncestors: 64 },
+        { serialHex: '0bad', sessionId: 'workload:b', entryId: 'entry-2', maxAncestors: 64 },
+        { serialHex: '02', sessionId: 'workload:c', entryId: 'no-such-entry', maxAncestors: 64 },
+        { serialHex: '03', sessionId: 'grandchild', entryId: 'entry-1', maxAncestors: 64 },
+        { serialHex: '04', maxAncestors: 64 },
+        { serialHex: '05', sessionId: 'child', entryId: 'entry-1', maxAncestors: 0 },
+      ];
+      const alone = [];
+      for (const q of queries) alone.push(await store.readCaller(q));
+      const together = await Promise.all(queries.map((q) => store.readCaller(q)));
+      assert.deepEqual(together, alone);
+      assert.deepEqual(
+        together.map((r) => [r.certificateRevoked, r.entry?.id, r.sessions.length]),
+        [
+          [false, 'entry-1', 0],
+          [true, 'entry-2', 0],
+          [false, undefined, 0],
+          [false, 'entry-1', 3],
+          [false, undefined, 0],
+          [false, 'entry-1', 1],
+        ],
+      );
+    });
+
+    it('a read sees the writes asked for before it, awaited or not, also with reads queued ahead of both', async () => {
+      await store.createEntry(newEntry({ id: 'entry-1' }));
+      const query = { serialHex: '0e', sessionId: 'workload:x', entryId: 'entry-1', maxAncestors: 64 };
+      // A read queued first, then a revocation and a deletion not yet awaited, then the read that must see them.
+      const ahead = store.readCaller(query);
+      const revoked = revoke('0e');
+      const deleted = store.deleteEntry('entry-1');
+      const after = store.readCaller(query);
+      const [first, second] = await Promise.all([ahead, after, revoked, deleted]);
+      assert.equal(first.certificateRevoked, false);
+      assert.equal(first.entry?.id, 'entry-1');
+      assert.equal(second.certificateRevoked, true, 'the read ran before the revocation asked ahead of it');
+      assert.equal(second.entry, undefined, 'the read ran before the deletion asked ahead of it');
     });
   });
 }

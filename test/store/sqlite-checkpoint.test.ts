@@ -17,7 +17,7 @@ import {
   INLINE_AUTOCHECKPOINT_PAGES,
 } from '../../src/store/sqlite/wal-checkpointer';
 import { CHAIN, sampleEvent } from '../audit/helpers';
-import { removeDir, tempDir } from '../support/tmp';
+import { useSqliteFilePerTest } from '../support/store-per-test';
 import { newEntry } from './conformance';
 
 const ID = 'spiffe://lanyard.local/checkpointed';
@@ -36,22 +36,8 @@ function entriesInDatabaseFile(file: string, dir: string): number {
 }
 
 describe('SqliteStore: WAL checkpoints off the server thread', () => {
-  let dir: string;
-  let file: string;
-  const stores: SqliteStore[] = [];
-  const open = async (): Promise<SqliteStore> => {
-    const s = await SqliteStore.open({ file });
-    stores.push(s);
-    return s;
-  };
-  beforeEach(() => {
-    dir = tempDir('checkpoint');
-    file = path.join(dir, 'lanyard.db');
-  });
-  afterEach(async () => {
-    for (const s of stores.splice(0)) await s.close().catch(() => undefined);
-    removeDir(dir);
-  });
+  const place = useSqliteFilePerTest('checkpoint');
+  const open = (): Promise<SqliteStore> => place.open();
 
   it('checkpoints on the worker every few commits; its own connection only as a far backstop', async () => {
     const store = await open();
@@ -64,7 +50,7 @@ describe('SqliteStore: WAL checkpoints off the server thread', () => {
     assert.equal(stats.fallback, undefined);
     assert.ok(stats.checkpoints >= 1, `${stats.checkpoints} checkpoints`);
     // The first checkpoint was asked for after CHECKPOINT_EVERY_COMMITS commits: at least those are backfilled.
-    const backfilled = entriesInDatabaseFile(file, dir);
+    const backfilled = entriesInDatabaseFile(place.file(), place.dir());
     assert.ok(backfilled >= CHECKPOINT_EVERY_COMMITS, `${backfilled} entries in the database file`);
   });
 
@@ -126,12 +112,12 @@ describe('SqliteStore: WAL checkpoints off the server thread', () => {
     // A checkpoint was just asked for: close lets it end, then stops the worker.
     await store.close();
     assert.ok(store.walCheckpoints().checkpoints >= 1);
-    assert.equal(fs.existsSync(`${file}-wal`), false, 'the -wal is left behind');
-    assert.equal(entriesInDatabaseFile(file, dir), CHECKPOINT_EVERY_COMMITS);
+    assert.equal(fs.existsSync(`${place.file()}-wal`), false, 'the -wal is left behind');
+    assert.equal(entriesInDatabaseFile(place.file(), place.dir()), CHECKPOINT_EVERY_COMMITS);
   });
 
   it('close() keeps a process alive until the worker stopped, when that is all the process has left to do', async () => {
-    const child = fork(path.join(__dirname, 'fixtures', 'checkpoint-close.ts'), [file], {
+    const child = fork(path.join(__dirname, 'fixtures', 'checkpoint-close.ts'), [place.file()], {
       execArgv: ['--require', require.resolve('tsx/cjs')],
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
@@ -143,6 +129,6 @@ describe('SqliteStore: WAL checkpoints off the server thread', () => {
     });
     assert.equal(code, 0);
     assert.match(out, /^closed [1-9]/);
-    assert.equal(fs.existsSync(`${file}-wal`), false);
+    assert.equal(fs.existsSync(`${place.file()}-wal`), false);
   });
 });

@@ -5,7 +5,6 @@
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode } from '../../src/errors';
 import { DurabilityScope, runInDurabilityScope } from '../../src/store/durability-scope';
@@ -13,7 +12,7 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { fsyncOnThreadpool, type FsyncHook } from '../../src/store/sqlite/wal-fsync';
 import { FsyncGate, settled } from '../support/fsync-gate';
 import { rejectsWithCode } from '../support/refusal';
-import { removeDir, tempDir } from '../support/tmp';
+import { useSqliteFilePerTest } from '../support/store-per-test';
 import { newEntry } from './conformance';
 
 const ID = 'spiffe://lanyard.local/durable';
@@ -29,30 +28,19 @@ function committedEntries(file: string): number {
 }
 
 describe('SqliteStore durability: the WAL fsync off the thread', () => {
-  let dir: string;
-  let file: string;
-  const stores: SqliteStore[] = [];
-  /** Released after each test, so a failed assertion cannot leave close() waiting for a held fsync. */
+  const place = useSqliteFilePerTest('durable');
+  const file = (): string => place.file();
+  /** Released after each test, before the stores close, so a failed assertion cannot leave close() waiting. */
   const gates: FsyncGate[] = [];
+  place.beforeClose(() => {
+    for (const g of gates.splice(0)) g.stopHolding();
+  });
   const newGate = (): FsyncGate => {
     const g = new FsyncGate();
     gates.push(g);
     return g;
   };
-  const open = async (fsync?: FsyncHook): Promise<SqliteStore> => {
-    const s = await SqliteStore.open({ file, fsync });
-    stores.push(s);
-    return s;
-  };
-  beforeEach(() => {
-    dir = tempDir('durable');
-    file = path.join(dir, 'lanyard.db');
-  });
-  afterEach(async () => {
-    for (const g of gates.splice(0)) g.stopHolding();
-    for (const s of stores.splice(0)) await s.close().catch(() => undefined);
-    removeDir(dir);
-  });
+  const open = (fsync?: FsyncHook): Promise<SqliteStore> => place.open({ fsync });
 
   it('answers no call of a group commit before the fsync of its -wal file, and commits the next one meanwhile', async () => {
     const gate = newGate();
@@ -64,9 +52,9 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
     );
     await gate.waitForStarts(1);
     // Committed (another connection reads the rows) but not durable: nobody is answered yet.
-    assert.equal(committedEntries(file), 8);
+    assert.equal(committedEntries(file()), 8);
     assert.equal(await settled(first), false, 'a call was answered before its fsync');
-    const walIno = fs.statSync(`${file}-wal`).ino;
+    const walIno = fs.statSync(`${file()}-wal`).ino;
     assert.equal(fs.fstatSync(gate.started[0]!).ino, walIno, 'the fsync is of the -wal file');
 
     // The thread is free during that fsync: the next batch commits, and waits for an fsync of its own.
@@ -75,8 +63,8 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
     const inTransaction = store.transaction((tx) => tx.createEntry(newEntry({ spiffeId: `${ID}/d` })));
     // A read may see rows that are not durable yet: it is answered only when they are.
     const read = store.listEntries({ spiffeIdPrefix: `${ID}/` }, { pageSize: 100 });
-    for (let i = 0; i < 400 && committedEntries(file) < 11; i++) await new Promise((r) => setTimeout(r, 5));
-    assert.equal(committedEntries(file), 11);
+    for (let i = 0; i < 400 && committedEntries(file()) < 11; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(committedEntries(file()), 11);
     for (const p of [second, plain, inTransaction, read]) assert.equal(await settled(p), false);
 
     gate.release();
@@ -126,7 +114,7 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
     const store = await open();
     await store.createEntry(newEntry({ spiffeId: `${ID}/before` }));
     // SQLite would go on writing to the unlinked inode, which no reopen reads: no commit can be durable.
-    fs.rmSync(`${file}-wal`);
+    fs.rmSync(`${file()}-wal`);
     await rejectsWithCode(store.createEntry(newEntry({ spiffeId: `${ID}/after` })), ErrorCode.INTERNAL);
     await rejectsWithCode(store.getEntry('anything'), ErrorCode.INTERNAL);
   });
@@ -138,9 +126,9 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
       await new Promise((r) => setTimeout(r, 2));
       await fsyncOnThreadpool(fd);
     });
-    const checkpointer = new Database(file, { timeout: 0 });
+    const checkpointer = new Database(file(), { timeout: 0 });
     const salt = (): string => {
-      const fd = fs.openSync(`${file}-wal`, 'r');
+      const fd = fs.openSync(`${file()}-wal`, 'r');
       try {
         const header = Buffer.alloc(32);
         return fs.readSync(fd, header, 0, 32, 0) === 32 ? header.subarray(16, 24).toString('hex') : '';
@@ -227,15 +215,13 @@ describe('SqliteStore durability: the WAL fsync off the thread', () => {
 });
 
 describe('SqliteStore durability inside a per-call scope: reads note, the answer waits', () => {
-  let dir: string;
-  let file: string;
-  const stores: SqliteStore[] = [];
+  const place = useSqliteFilePerTest('durable-scope');
+  const file = (): string => place.file();
   const gates: FsyncGate[] = [];
-  const open = async (fsync?: FsyncHook): Promise<SqliteStore> => {
-    const s = await SqliteStore.open({ file, fsync });
-    stores.push(s);
-    return s;
-  };
+  place.beforeClose(() => {
+    for (const g of gates.splice(0)) g.stopHolding();
+  });
+  const open = (fsync?: FsyncHook): Promise<SqliteStore> => place.open({ fsync });
   /** A store whose fsyncs are held from the next one on, with one entry already durable. */
   const heldStore = async (): Promise<{ store: SqliteStore; gate: FsyncGate; first: string }> => {
     const gate = new FsyncGate({ holding: false });
@@ -250,15 +236,6 @@ describe('SqliteStore durability inside a per-call scope: reads note, the answer
     const scope = new DurabilityScope();
     return { result: runInDurabilityScope(scope, fn), scope };
   };
-  beforeEach(() => {
-    dir = tempDir('durable-scope');
-    file = path.join(dir, 'lanyard.db');
-  });
-  afterEach(async () => {
-    for (const g of gates.splice(0)) g.stopHolding();
-    for (const s of stores.splice(0)) await s.close().catch(() => undefined);
-    removeDir(dir);
-  });
 
   it('a read in a scope returns at once; the scope settles only after the fsync of every commit it saw', async () => {
     const { store, gate, first } = await heldStore();
@@ -267,8 +244,8 @@ describe('SqliteStore durability inside a per-call scope: reads note, the answer
     await gate.waitForStarts(2);
     // Commit B, written during A's fsync: it needs the next one.
     const b = store.createEntry(newEntry({ spiffeId: `${ID}/b` }));
-    for (let i = 0; i < 400 && committedEntries(file) < 3; i++) await new Promise((r) => setTimeout(r, 5));
-    assert.equal(committedEntries(file), 3);
+    for (let i = 0; i < 400 && committedEntries(file()) < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(committedEntries(file()), 3);
 
     const { result, scope } = inScope(async () => {
       const listed = await store.listEntries({ spiffeIdPrefix: `${ID}/` }, { pageSize: 10 });
@@ -347,6 +324,34 @@ describe('SqliteStore durability inside a per-call scope: reads note, the answer
     assert.equal(await settled(late), false, 'a read in a sealed scope did not wait');
     gate.release();
     await Promise.all([a, late]);
+  });
+
+  it('caller reads asked together keep their own waits: in a scope each notes, outside each waits', async () => {
+    const { store, gate, first } = await heldStore();
+    const a = store.createEntry(newEntry({ spiffeId: `${ID}/a` }));
+    await gate.waitForStarts(2);
+    const query = { serialHex: '01', sessionId: 'workload:x', entryId: first, maxAncestors: 64 };
+    // Queued next to each other for the lock, in and out of scopes: one turn of it reads them all.
+    const outside = [store.readCaller(query), store.readCaller({ ...query, entryId: 'no-such-entry' })];
+    const { result, scope } = inScope(() => Promise.all([store.readCaller(query), store.readCaller(query)]));
+    const sealed = new DurabilityScope();
+    void sealed.settle();
+    const late = runInDurabilityScope(sealed, () => store.readCaller(query));
+    assert.equal(await settled(result), true, 'a caller read in a scope waited for an fsync');
+    for (const r of outside)
+      assert.equal(await settled(r), false, 'a caller read outside a scope did not wait');
+    assert.equal(await settled(late), false, 'a caller read in a sealed scope did not wait');
+    const answer = scope.settle();
+    assert.equal(
+      await settled(answer),
+      false,
+      'the scope settled before the commit its reads saw was durable',
+    );
+    gate.release();
+    await Promise.all([a, answer, late, ...outside]);
+    assert.equal((await outside[0]!).entry?.id, first);
+    assert.equal((await outside[1]!).entry, undefined);
+    assert.deepEqual(await result, [await outside[0]!, await outside[0]!]);
   });
 
   it('a failed fsync fails the scope of a call whose reads saw its commit', async () => {

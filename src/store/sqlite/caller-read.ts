@@ -1,7 +1,7 @@
 /** Caller authentication's records on one SQLite connection (Store.readCaller). */
 import type Database from 'better-sqlite3';
 import { ErrorCode, isLanyardError } from '../../errors';
-import { entryFromRow, type EntryRow } from '../rows';
+import { entryFromRowWithKey, type EntryRow } from '../rows';
 import type { CallerQuery, CallerRecords } from '../store';
 import type { SessionRecord } from '../types';
 import type { SqliteRow } from './codec';
@@ -13,22 +13,20 @@ export interface CallerReadTables {
 }
 
 /**
- * The serial's revocation, whether the session is stored, and the entry with its selectors, in one statement
- * (one snapshot, nothing decoded that is not needed, nothing thrown for a missing record). The LEFT JOIN from one
- * row answers a row also when the entry is gone; its columns are then NULL.
+ * The serial's revocation, whether the session is stored, and the entry, in one statement (one snapshot, nothing
+ * decoded that is not needed, nothing thrown for a missing record). The LEFT JOIN from one row answers a row also
+ * when the entry is gone; its columns are then NULL. The entry's selectors come from its own row
+ * (`selectors_key`, entryFromRowWithKey), not from a subquery over entry_selectors.
  */
 const CALLER = `SELECT
     EXISTS (SELECT 1 FROM revocations WHERE kind = 'certificate' AND target_id = @serial) AS caller_revoked,
     EXISTS (SELECT 1 FROM sessions WHERE id = @session) AS caller_session_stored,
-    (SELECT json_group_array(json_array(type, value))
-       FROM (SELECT type, value FROM entry_selectors WHERE entry_id = @entry ORDER BY type, value)) AS caller_selectors,
     e.*
   FROM (SELECT 1) AS one LEFT JOIN entries e ON e.id = @entry`;
 
-type CallerRow = Partial<SqliteRow<EntryRow>> & {
+type CallerRow = Partial<SqliteRow<EntryRow> & { selectors_key: string }> & {
   caller_revoked: number;
   caller_session_stored: number;
-  caller_selectors: string;
 };
 
 interface CallerParams {
@@ -110,11 +108,8 @@ function records(row: CallerRow, sessions: SessionRecord[], revoked: ReadonlySet
     revokedSessionSerials: revoked,
   };
   if (row.id !== undefined && row.id !== null) {
-    const selectors = (JSON.parse(row.caller_selectors) as [string, string][]).map(([type, value]) => ({
-      type,
-      value,
-    }));
-    out.entry = entryFromRow(decodeEntry(row as SqliteRow<EntryRow>), selectors);
+    const entryRow = row as SqliteRow<EntryRow> & { selectors_key: string };
+    out.entry = entryFromRowWithKey({ ...decodeEntry(entryRow), selectors_key: entryRow.selectors_key });
   }
   return out;
 }

@@ -55,6 +55,33 @@ interface TransactionControl {
   rollbackToSavepoint: Database.Statement;
 }
 
+/**
+ * Opens a write transaction (BEGIN IMMEDIATE) whose sub-journal stays in memory. A savepoint (a group commit's
+ * per-call one, a nested `db.transaction`) copies each page it is the first to change into the sub-journal; past
+ * 64 KiB SQLite spills that to a temp file, and from then on until the transaction ends every page a call
+ * changes first costs two more write(2) calls on the server's thread (an audit record changes six b-trees, a
+ * batch holds up to MAX_GROUP_COMMIT calls). SQLite decides where the sub-journal lives from temp_store when the
+ * write transaction begins, so the setting is MEMORY only for that statement: the connection's sorts and
+ * temporary b-trees (a CRL's GROUP BY over every revoked serial) spill to files as before. The sub-journal holds
+ * the pages of the savepoints open at the time only (it is emptied when the outermost is released). PRAGMA
+ * temp_store takes effect when it is prepared, so it cannot be a prepared statement stepped again.
+ */
+function beginWrite(db: Database.Database, control: TransactionControl, restoreTempStore: number): void {
+  db.pragma('temp_store = MEMORY');
+  try {
+    control.begin.run();
+  } finally {
+    try {
+      db.pragma(`temp_store = ${restoreTempStore}`);
+    } catch (e) {
+      // Not expected (the connection opens no TEMP schema); never leave a transaction open behind a failure.
+      if (db.inTransaction) control.rollback.run();
+      // eslint-disable-next-line no-unsafe-finally
+      throw e;
+    }
+  }
+}
+
 function transactionControl(db: Database.Database): TransactionControl {
   return {
     begin: db.prepare('BEGIN IMMEDIATE'),
@@ -138,6 +165,8 @@ export class SqliteStore extends AsyncOps implements Store {
   private readonly commits = new CommitQueue((jobs) => this.runBatch(jobs));
   private readonly totalChanges: Database.Statement;
   private readonly control: TransactionControl;
+  /** The connection's temp_store, restored once a write transaction has begun (beginWrite). */
+  private readonly tempStore: number;
   private readonly checkpointer: WalCheckpointer;
   /** Set by close(): new calls are refused, the ones already made still run. */
   private closing: Promise<void> | undefined;
@@ -156,6 +185,7 @@ export class SqliteStore extends AsyncOps implements Store {
     this.db = db;
     this.totalChanges = db.prepare('SELECT total_changes()').pluck();
     this.control = transactionControl(db);
+    this.tempStore = Number(db.pragma('temp_store', { simple: true }));
     // The worker's connection checkpoints; should it fail, this connection does again, as SQLite does by default.
     this.checkpointer = new WalCheckpointer(file, () => {
       if (!this.closed) db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
@@ -216,7 +246,7 @@ export class SqliteStore extends AsyncOps implements Store {
     const { value, commit } = await this.mutex.run(async () => {
       this.assertOpen();
       const handle = this.transactionHandle();
-      this.control.begin.run();
+      beginWrite(this.db, this.control, this.tempStore);
       try {
         const result = await this.inTransaction.run(true, () => fn(handle.tx));
         handle.close();
@@ -258,7 +288,7 @@ export class SqliteStore extends AsyncOps implements Store {
     return this.mutex.run(async () => {
       try {
         this.assertOpen();
-        this.control.begin.run();
+        beginWrite(this.db, this.control, this.tempStore);
       } catch (e) {
         for (const job of jobs) job.reject(e);
         return;

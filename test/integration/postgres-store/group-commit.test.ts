@@ -8,6 +8,7 @@ import { ErrorCode, InvalidArgumentError, LanyardError } from '../../../src/erro
 import { PgStore } from '../../../src/store/postgres/pg-store';
 import type { StoreOps } from '../../../src/store/store';
 import { usePostgresCluster } from '../../support/postgres-cluster';
+import { usePgDatabasePerTest } from '../../support/store-per-test';
 import { newEntry } from '../../store/conformance';
 import { runGroupCommitConformance } from '../../store/group-commit-conformance';
 import { postgresHarness } from '../../store/harnesses';
@@ -55,30 +56,13 @@ describe('PostgreSQL store', function () {
   runGroupCommitConformance('postgres', postgresHarness(cluster, 'group_commit'));
 
   describe('group commit against a failing database', () => {
-    let database: string;
-    const stores: PgStore[] = [];
-    const open = async (serverId = 'a'): Promise<PgStore> => {
-      const s = await PgStore.open({
-        url: cluster().url(database),
-        password: cluster().password,
-        poolSize: 3,
-        serverId,
-      });
-      stores.push(s);
-      return s;
-    };
-    beforeEach(async () => {
-      database = await cluster().createDatabase('group_commit_fail');
-    });
-    afterEach(async () => {
-      for (const s of stores.splice(0)) await s.close();
-      await cluster().dropDatabase(database);
-    });
+    const place = usePgDatabasePerTest(cluster, 'group_commit_fail');
+    const open = (serverId = 'a'): Promise<PgStore> => place.open({ poolSize: 3, serverId });
 
     /** The backend that holds the write lock (a running batch's connection). */
     async function lockHolder(): Promise<number> {
       const rows = await cluster().query(
-        database,
+        place.database(),
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
       );
       assert.equal(rows.length, 1, 'one connection holds the write lock, once');
@@ -86,7 +70,10 @@ describe('PostgreSQL store', function () {
     }
 
     async function storedIds(): Promise<string[]> {
-      const rows = await cluster().query(database, 'SELECT spiffe_id FROM entries ORDER BY spiffe_id');
+      const rows = await cluster().query(
+        place.database(),
+        'SELECT spiffe_id FROM entries ORDER BY spiffe_id',
+      );
       return rows.map((r) => String(r.spiffe_id));
     }
 
@@ -127,7 +114,7 @@ describe('PostgreSQL store', function () {
       const calls = pausedBatch(store, g);
       await g.reached;
       const pid = await lockHolder();
-      await cluster().query(database, 'SELECT pg_terminate_backend($1)', [pid]);
+      await cluster().query(place.database(), 'SELECT pg_terminate_backend($1)', [pid]);
       g.open();
       const outcomes = await Promise.all(calls.map((c) => c.done));
       assert.deepEqual(
@@ -156,7 +143,7 @@ describe('PostgreSQL store', function () {
       const store = await open();
       // Checked at COMMIT, not before: a deferred constraint trigger refusing one SPIFFE ID.
       await cluster().query(
-        database,
+        place.database(),
         `CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
            IF NEW.spiffe_id LIKE '%/refused-at-commit' THEN RAISE EXCEPTION 'refused at commit'; END IF;
@@ -164,7 +151,7 @@ describe('PostgreSQL store', function () {
          END $$`,
       );
       await cluster().query(
-        database,
+        place.database(),
         `CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON entries DEFERRABLE INITIALLY DEFERRED
          FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()`,
       );
@@ -257,7 +244,7 @@ describe('PostgreSQL store', function () {
         }),
       );
       await g.reached;
-      await cluster().query(database, 'SELECT pg_terminate_backend($1)', [await lockHolder()]);
+      await cluster().query(place.database(), 'SELECT pg_terminate_backend($1)', [await lockHolder()]);
       g.open();
       await tx.done;
       assert.equal(tx.state(), 'rejected');
