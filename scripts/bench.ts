@@ -240,6 +240,18 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     'node:crypto ECDSA P-256 verify, in turns with the new leaves',
     rawVerifyOnce,
   );
+  // The floor under the new-leaf figure: each fresh leaf parsed and its one signature checked, nothing else (no
+  // path or SVID rule, no lookup, no context, no cache). No verifier of a new leaf can cost less; its ratio is the
+  // ceiling of the new-leaf ratio (docs/design/performance.md, "A new leaf: what surrounds the signature").
+  const [parseAndSignature, rawBesideParse] = measureEachBeside(
+    'parse + the leaf signature only, no rules (a floor)',
+    newLeaves(),
+    (der) => {
+      if (!ParsedCertificate.fromDer(der).isSignedBy(inter)) throw new Error('leaf signature failed');
+    },
+    'node:crypto ECDSA P-256 verify, in turns with them',
+    rawVerifyOnce,
+  );
   // The leaf's signature check costs more in place than in a loop. The same raw verify, timed alone right after
   // each new leaf's verification, shows how much of that is the surrounding work rather than the call itself.
   const [, rawBesideAfter, rawAfter] = measureEachBeside(
@@ -290,6 +302,10 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     ratio(renewedLeaf, rawVerify, 'new leaf under known CA + links / raw P-256 verify');
     ratio(renewedLeaf, rawBeside, '  the same, against raw verifies in turns with it');
     ratio(renewedLeafMemo, rawBesideMemo, '  with the chain memo on, against raw verifies in turns');
+    ratio(parseAndSignature, rawBesideParse, 'parse + signature only, no rules / raw verify in turns');
+    process.stdout.write(
+      `  ${'  new leaf / parse + signature only (both in turns)'.padEnd(58)} ${(renewedLeaf.opsPerSec / rawBeside.opsPerSec / (parseAndSignature.opsPerSec / rawBesideParse.opsPerSec)).toFixed(2).padStart(10)}\n`,
+    );
     ratio(rawBesideAfter, rawAfter!, 'raw verify right after a new leaf, cost / in turns');
     ratio(cachedPlain, rawVerify, 'cached verify (no context) / raw P-256 verify');
     ratio(cold, rawVerify, 'cold verify / raw P-256 verify');
