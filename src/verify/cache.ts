@@ -2,6 +2,7 @@ import { ParsedCertificate } from '../x509/certificate';
 import type { AgentContext } from '../x509/agent-context/types';
 import { Lru } from '../internal/lru';
 import { VerifiedChainMemo } from './chain-memo';
+import { Sightings } from './sightings';
 import type { VerifyX509SvidResult } from './verify-x509-svid';
 
 /** Counters for one kind of cached fact. */
@@ -79,7 +80,7 @@ export class VerificationCache {
   private readonly links: Lru<true>;
   private readonly certificates: Lru<ParsedCertificate, number>;
   /** Hints of leaves verified once and not kept yet (see rememberLeaf). */
-  private readonly seenLeaves: Lru<true, number>;
+  private readonly seenLeaves: Sightings;
   private readonly contexts: Lru<ContextEntry, number>;
   /** Whole answers of verifyX509Svid; bundle, time and revocation are checked again on every hit. */
   readonly chains: VerifiedChainMemo<VerifyX509SvidResult> | undefined;
@@ -97,7 +98,7 @@ export class VerificationCache {
     this.signatures = new Lru(max);
     this.links = new Lru(max);
     this.certificates = new Lru(max);
-    this.seenLeaves = new Lru(max);
+    this.seenLeaves = new Sightings(max);
     this.contexts = new Lru(max);
     this.chains = options.chains === false ? undefined : new VerifiedChainMemo(max);
   }
@@ -170,11 +171,11 @@ export class VerificationCache {
     const key = bytesHint(cert.der, CERTIFICATE_SEED);
     const known = this.certificates.peek(key);
     if (known === cert) return;
-    if (known !== undefined || this.seenLeaves.peek(key) !== undefined) {
-      this.seenLeaves.delete(key);
+    if (known !== undefined || this.seenLeaves.has(key)) {
+      this.seenLeaves.forget(key);
       this.certificates.set(key, cert);
     } else {
-      this.seenLeaves.set(key, true);
+      this.seenLeaves.note(key);
     }
   }
 
