@@ -7,8 +7,10 @@
  *   npm run bench -- --seconds 3
  *   npm run bench -- --ops 64   # calls per client in the gRPC part (scripts/bench-issuance.ts)
  *   npx tsx scripts/bench.ts --verify-only   # the raw verify and the verification figures alone, then exit
+ *   npx tsx scripts/bench.ts --verify-only --dist   # also the new leaf over dist/ (npm run build first)
  */
 import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 import { randomBytes, sign, verify } from 'node:crypto';
 
 import { AsnConvert } from '@peculiar/asn1-schema';
@@ -29,12 +31,18 @@ import { hopOptionsFromArgv, runHopBench } from './bench-hop';
 import { runPolicyBench } from './bench-policy';
 import { haOptionsFromArgv, runHaBench } from './bench-ha';
 
+// bin/build-stamp.js is the launcher's own rule for "dist/ is current": --dist asks it the same question.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { distStaleReason } = require('../bin/build-stamp') as { distStaleReason(root: string): string | null };
+
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
 /** Leaves made for the new-leaf figure: each is verified once. */
 const NEW_LEAVES = Math.max(800, Math.round(2000 * SECONDS));
 /** Only the verification part: for A/B runs of the verifier that must not load a shared machine with the rest. */
 const VERIFY_ONLY = process.argv.includes('--verify-only');
+/** Also verify the new leaves with the compiled verifier in dist/ (`npm run build` first): what a service runs. */
+const WITH_DIST = process.argv.includes('--dist');
 
 interface Figure {
   name: string;
@@ -121,6 +129,55 @@ function measureEachBeside<T>(
     process.stdout.write(`  ${fig.name.padEnd(58)} ${fmt(fig.opsPerSec).padStart(10)} /s\n`);
   }
   return figures;
+}
+
+/**
+ * The new-leaf figure and the parse + signature floor, each in turns with raw verifies, over dist/ (the bench's
+ * own leaves, as DER: the compiled verifier gets its own bundle and cache, none of the tsx objects).
+ */
+function compiledNewLeaf(
+  rootDer: Uint8Array,
+  interDer: Uint8Array,
+  newLeaves: () => Uint8Array[],
+  rawVerifyOnce: () => void,
+): [Figure, Figure, string][] {
+  const stale = distStaleReason(path.join(__dirname, '..'));
+  if (stale !== null) throw new Error(`--dist: dist/ is not current (${stale}); run npm run build`);
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const dist = {
+    ...(require('../dist/bundle') as typeof import('../src/bundle')),
+    ...(require('../dist/spiffe') as typeof import('../src/spiffe')),
+    ...(require('../dist/verify') as typeof import('../src/verify')),
+    ...(require('../dist/x509/certificate') as typeof import('../src/x509/certificate')),
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const bundle = dist.X509Bundle.fromDer(dist.TrustDomain.parse(TD), [rootDer]);
+  const cache = new dist.VerificationCache({ chains: false });
+  const inter = dist.ParsedCertificate.fromDer(interDer);
+  const leaf = measureEachBeside(
+    'compiled (dist/) new leaf, known intermediate + links',
+    newLeaves(),
+    (der) => {
+      if (dist.verifyX509Svid([der, interDer], bundle, { cache }).context === undefined) {
+        throw new Error('new leaf lost its context');
+      }
+    },
+    'node:crypto ECDSA P-256 verify, in turns with them',
+    rawVerifyOnce,
+  );
+  const floor = measureEachBeside(
+    'compiled (dist/) parse + the leaf signature only, no rules',
+    newLeaves(),
+    (der) => {
+      if (!dist.ParsedCertificate.fromDer(der).isSignedBy(inter)) throw new Error('leaf signature failed');
+    },
+    'node:crypto ECDSA P-256 verify, in turns with them',
+    rawVerifyOnce,
+  );
+  return [
+    [leaf[0], leaf[1], 'compiled: new leaf / raw verify in turns'],
+    [floor[0], floor[1], 'compiled: parse + signature only / raw verify in turns'],
+  ];
 }
 
 /** A certificate's tbsCertificate and signature value: what its issuer's key verifies. */
@@ -240,6 +297,23 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     'node:crypto ECDSA P-256 verify, in turns with the new leaves',
     rawVerifyOnce,
   );
+  // The floor under the new-leaf figure: each fresh leaf parsed and its one signature checked, nothing else (no
+  // path or SVID rule, no lookup, no context, no cache). No verifier of a new leaf can cost less; its ratio is the
+  // ceiling of the new-leaf ratio (docs/design/performance.md, "A new leaf: what surrounds the signature").
+  const [parseAndSignature, rawBesideParse] = measureEachBeside(
+    'parse + the leaf signature only, no rules (a floor)',
+    newLeaves(),
+    (der) => {
+      if (!ParsedCertificate.fromDer(der).isSignedBy(inter)) throw new Error('leaf signature failed');
+    },
+    'node:crypto ECDSA P-256 verify, in turns with them',
+    rawVerifyOnce,
+  );
+  // Under tsx (this script) every imported binding is a getter call; the compiled output a service runs has none.
+  // The same two figures over dist/, when asked for ("A new leaf: what surrounds the signature").
+  const distFigures = WITH_DIST
+    ? compiledNewLeaf(pki.root.cert.der, inter.der, newLeaves, rawVerifyOnce)
+    : [];
   // The leaf's signature check costs more in place than in a loop. The same raw verify, timed alone right after
   // each new leaf's verification, shows how much of that is the surrounding work rather than the call itself.
   const [, rawBesideAfter, rawAfter] = measureEachBeside(
@@ -290,6 +364,11 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     ratio(renewedLeaf, rawVerify, 'new leaf under known CA + links / raw P-256 verify');
     ratio(renewedLeaf, rawBeside, '  the same, against raw verifies in turns with it');
     ratio(renewedLeafMemo, rawBesideMemo, '  with the chain memo on, against raw verifies in turns');
+    ratio(parseAndSignature, rawBesideParse, 'parse + signature only, no rules / raw verify in turns');
+    process.stdout.write(
+      `  ${'  new leaf / parse + signature only (both in turns)'.padEnd(58)} ${(renewedLeaf.opsPerSec / rawBeside.opsPerSec / (parseAndSignature.opsPerSec / rawBesideParse.opsPerSec)).toFixed(2).padStart(10)}\n`,
+    );
+    for (const [fig, base, text] of distFigures) ratio(fig, base, text);
     ratio(rawBesideAfter, rawAfter!, 'raw verify right after a new leaf, cost / in turns');
     ratio(cachedPlain, rawVerify, 'cached verify (no context) / raw P-256 verify');
     ratio(cold, rawVerify, 'cold verify / raw P-256 verify');

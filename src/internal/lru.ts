@@ -6,6 +6,14 @@
 export class Lru<V, K = string> {
   private readonly entries = new Map<K, V>();
   private evicted = 0;
+  /**
+   * The key at the recent end of `entries` (the last one set or moved), or undefined when unknown. A hit on it
+   * needs no move: it is already the most recent. A verifier asks each of its caches for the same entry on
+   * every new leaf (the intermediate, its edge to the root, the context), so the Map delete and insert that
+   * exact recency costs is skipped where it would change nothing, and recency stays exact.
+   */
+  private newest: K | undefined;
+  private hasNewest = false;
 
   constructor(readonly maxEntries: number) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
@@ -16,8 +24,11 @@ export class Lru<V, K = string> {
   get(key: K): V | undefined {
     const value = this.entries.get(key);
     if (value === undefined) return undefined;
+    if (this.hasNewest && this.newest === key) return value;
     this.entries.delete(key);
     this.entries.set(key, value);
+    this.newest = key;
+    this.hasNewest = true;
     return value;
   }
 
@@ -27,8 +38,11 @@ export class Lru<V, K = string> {
   }
 
   set(key: K, value: V): void {
-    this.entries.delete(key);
+    // Setting the newest key again replaces its value in place: it stays at the recent end.
+    if (!(this.hasNewest && this.newest === key)) this.entries.delete(key);
     this.entries.set(key, value);
+    this.newest = key;
+    this.hasNewest = true;
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next();
       if (oldest.done === true) break;
@@ -39,6 +53,7 @@ export class Lru<V, K = string> {
 
   delete(key: K): void {
     this.entries.delete(key);
+    if (this.hasNewest && this.newest === key) this.forgetNewest();
   }
 
   get size(): number {
@@ -51,5 +66,11 @@ export class Lru<V, K = string> {
 
   clear(): void {
     this.entries.clear();
+    this.forgetNewest();
+  }
+
+  private forgetNewest(): void {
+    this.newest = undefined;
+    this.hasNewest = false;
   }
 }

@@ -1,7 +1,8 @@
 import { ParsedCertificate } from '../x509/certificate';
 import type { AgentContext } from '../x509/agent-context/types';
 import { Lru } from '../internal/lru';
-import { chainMemoHint, VerifiedChainMemo } from './chain-memo';
+import { VerifiedChainMemo } from './chain-memo';
+import { Sightings } from './sightings';
 import type { VerifyX509SvidResult } from './verify-x509-svid';
 
 /** Counters for one kind of cached fact. */
@@ -79,11 +80,12 @@ export class VerificationCache {
   private readonly links: Lru<true>;
   private readonly certificates: Lru<ParsedCertificate, number>;
   /** Hints of leaves verified once and not kept yet (see rememberLeaf). */
-  private readonly seenLeaves: Lru<true, number>;
+  private readonly seenLeaves: Sightings;
   private readonly contexts: Lru<ContextEntry, number>;
   /** Whole answers of verifyX509Svid; bundle, time and revocation are checked again on every hit. */
   readonly chains: VerifiedChainMemo<VerifyX509SvidResult> | undefined;
   private lastEdge: { child: ParsedCertificate; issuer: ParsedCertificate; key: string } | undefined;
+  private lastContextSeed: { oid: string; trustDomain: string; seed: number } | undefined;
   private readonly counters = {
     contexts: { hits: 0, misses: 0 },
     signatures: { hits: 0, misses: 0 },
@@ -96,7 +98,7 @@ export class VerificationCache {
     this.signatures = new Lru(max);
     this.links = new Lru(max);
     this.certificates = new Lru(max);
-    this.seenLeaves = new Lru(max);
+    this.seenLeaves = new Sightings(max);
     this.contexts = new Lru(max);
     this.chains = options.chains === false ? undefined : new VerifiedChainMemo(max);
   }
@@ -137,11 +139,11 @@ export class VerificationCache {
   /**
    * A certificate decoded earlier from identical DER, if any. Decoding is deterministic and costs far more than a
    * lookup, so a peer that reconnects with the same SVID, or presents the same intermediate with each new leaf,
-   * does not pay it again. Looked up by a cheap hint (chainMemoHint: the length and last bytes) and accepted only
+   * does not pay it again. Looked up by a cheap hint (bytesHint: the length and last bytes) and accepted only
    * when every byte is equal, so no SHA-256 is computed for the lookup.
    */
   certificate(der: Uint8Array): ParsedCertificate | undefined {
-    const key = chainMemoHint([der], '');
+    const key = bytesHint(der, CERTIFICATE_SEED);
     const known = this.certificates.peek(key);
     if (known === undefined || !sameBytes(known.der, der)) {
       this.counters.certificates.misses++;
@@ -153,7 +155,7 @@ export class VerificationCache {
 
   /** Remember certificates of a chain that verified; callers never add certificates from a rejected chain. */
   rememberCertificate(cert: ParsedCertificate): void {
-    const key = chainMemoHint([cert.der], '');
+    const key = bytesHint(cert.der, CERTIFICATE_SEED);
     if (this.certificates.peek(key) !== cert) this.certificates.set(key, cert);
   }
 
@@ -166,14 +168,14 @@ export class VerificationCache {
    * answered for another's bytes (certificate() compares every byte).
    */
   rememberLeaf(cert: ParsedCertificate): void {
-    const key = chainMemoHint([cert.der], '');
+    const key = bytesHint(cert.der, CERTIFICATE_SEED);
     const known = this.certificates.peek(key);
     if (known === cert) return;
-    if (known !== undefined || this.seenLeaves.peek(key) !== undefined) {
-      this.seenLeaves.delete(key);
+    if (known !== undefined || this.seenLeaves.has(key)) {
+      this.seenLeaves.forget(key);
       this.certificates.set(key, cert);
     } else {
-      this.seenLeaves.set(key, true);
+      this.seenLeaves.note(key);
     }
   }
 
@@ -187,7 +189,7 @@ export class VerificationCache {
    * (frozen; byte arrays and dates copied on each read), so it is handed out as it is.
    */
   context(extension: Uint8Array, oid: string, trustDomain: string): ProvenContext | undefined {
-    const key = contextKey(extension, oid, trustDomain);
+    const key = bytesHint(extension, this.contextSeed(oid, trustDomain));
     const known = this.contexts.peek(key);
     if (
       known === undefined ||
@@ -217,7 +219,19 @@ export class VerificationCache {
       context,
       leafKey: leafKey === undefined ? undefined : new Uint8Array(leafKey),
     };
-    this.contexts.set(contextKey(extension, oid, trustDomain), entry);
+    this.contexts.set(bytesHint(extension, this.contextSeed(oid, trustDomain)), entry);
+  }
+
+  /**
+   * The part of a context's hint that names the OID and the trust domain. A verifier reads one OID for the
+   * leaves of one trust domain, so the last pair's seed is kept: no string is built or hashed per leaf.
+   */
+  private contextSeed(oid: string, trustDomain: string): number {
+    const last = this.lastContextSeed;
+    if (last !== undefined && last.oid === oid && last.trustDomain === trustDomain) return last.seed;
+    const seed = stringHint(`${oid} ${trustDomain}`);
+    this.lastContextSeed = { oid, trustDomain, seed };
+    return seed;
   }
 
   stats(): VerificationCacheStats {
@@ -243,6 +257,7 @@ export class VerificationCache {
     this.contexts.clear();
     this.chains?.clear();
     this.lastEdge = undefined;
+    this.lastContextSeed = undefined;
   }
 
   private lookup<V>(lru: Lru<V>, counter: { hits: number; misses: number }, key: string): V | undefined {
@@ -257,10 +272,28 @@ export class VerificationCache {
   }
 }
 
-/** A hint, not an identity: context() compares the OID, the trust domain and the bytes. */
-function contextKey(extension: Uint8Array, oid: string, trustDomain: string): number {
-  return chainMemoHint([extension], `${oid} ${trustDomain}`);
+/**
+ * Where a certificate or a context is looked for: a 32-bit mix of a seed, the length and the last 16 bytes (the
+ * end of a certificate's signature, or of a context's last link signature, which differ between any two that
+ * were signed). A hint, not an identity: certificate() and context() compare every byte (and the OID and the
+ * trust domain), so two with the same hint only replace each other. No array or string is made per lookup.
+ */
+function bytesHint(bytes: Uint8Array, seed: number): number {
+  let h = Math.imul(seed ^ bytes.length, 0x01000193);
+  for (let i = Math.max(0, bytes.length - 16); i < bytes.length; i++)
+    h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h >>> 0;
 }
+
+function stringHint(s: string): number {
+  let h = CONTEXT_SEED;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** Distinct seeds, so that the two kinds of hint never share a start (they live in separate maps anyway). */
+const CERTIFICATE_SEED = 0x811c9dc5;
+const CONTEXT_SEED = 0x050c5d1f;
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;

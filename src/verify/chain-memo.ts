@@ -3,6 +3,7 @@ import { Lru } from '../internal/lru';
 import type { SpiffeId } from '../spiffe';
 import type { ParsedCertificate } from '../x509/certificate';
 import type { RevocationQuery } from './revocation';
+import { Sightings } from './sightings';
 
 /**
  * The answer verifyX509Svid gave for one exact chain, kept so that the same peer presenting the same
@@ -47,13 +48,13 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<
   /** Counts insertions and moves: an entry's `touched` says how many happened since it was last moved. */
   private clock = 0;
   /** Hints of chains verified once and not remembered yet (see seenBefore). */
-  private readonly sightings: Lru<true, number>;
+  private readonly sightings: Sightings;
   hits = 0;
   misses = 0;
 
   constructor(maxEntries: number) {
     super(maxEntries);
-    this.sightings = new Lru(maxEntries);
+    this.sightings = new Sightings(maxEntries);
   }
 
   /**
@@ -65,12 +66,12 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<
    * bytes (find compares them all).
    */
   seenBefore(ders: readonly Uint8Array[], options: string): boolean {
-    return this.sightings.peek(chainMemoHint(ders, options)) !== undefined;
+    return this.sightings.has(chainMemoHint(ders, options));
   }
 
   /** A chain that passed and was not remembered: the next time it passes, it is (see seenBefore). */
   noteSighting(ders: readonly Uint8Array[], options: string): void {
-    this.sightings.set(chainMemoHint(ders, options), true);
+    this.sightings.note(chainMemoHint(ders, options));
   }
 
   override clear(): void {
@@ -133,7 +134,7 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<
     const kept = Object.freeze(ders.map((d) => new Uint8Array(d)));
     const touched = ++this.clock;
     const hint = chainMemoHint(kept, options);
-    this.sightings.delete(hint);
+    this.sightings.forget(hint);
     this.set(hint, {
       bundle,
       validFrom,

@@ -4,11 +4,17 @@ import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
 import { decodeAgentContext, delegationLinkSha256 } from '../x509/agent-context/codec';
 import { verifyDelegationLinkSignature } from '../x509/agent-context/delegation-signature';
-import { agentContextExtension, resolveAgentContextOid } from '../x509/agent-context/oid';
-import { AGENT_CONTEXT_VERSION, AgentContext, DelegationLink } from '../x509/agent-context/types';
+import * as agentContextOids from '../x509/agent-context/oid';
+import * as agentContextTypes from '../x509/agent-context/types';
+import type { AgentContext, DelegationLink } from '../x509/agent-context/types';
 import { type ProvenContext, VerificationCache } from './cache';
 import { checkParentChain, type ParentChainVerifier } from './parent-chain';
 import { readOnlyContext } from './read-only-context';
+
+// Read once at load: under tsx (which `npm run bench` and the tests run) an imported binding is a getter call
+// on every use, and these run for every new leaf (see certificate-der.ts). Compiled output (dist/) is the same.
+const { agentContextExtension, resolveAgentContextOid } = agentContextOids;
+const { AGENT_CONTEXT_VERSION } = agentContextTypes;
 
 export const DEFAULT_MAX_DELEGATION_DEPTH = 8;
 
@@ -417,6 +423,10 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
+/** Keys and hashes (tens of bytes; a leaf's key on every new leaf): a loop, no Buffer view made per comparison. */
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+  const n = a.length;
+  if (n !== b.length) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -16,10 +16,15 @@ import {
   type UnsupportedKeyError,
 } from '../errors';
 import { ParsedCertificate, ParsedNameConstraints } from '../x509/certificate';
-import { isEmptyDn } from '../x509/distinguished-name';
+import * as distinguishedName from '../x509/distinguished-name';
 import { dnsNameProblem, isIpAddressBytes, parseMailbox } from '../x509/name-syntax';
-import { isCaCertificate, keyCertSignProblem, NOT_A_CA } from '../svid/rules';
+import * as svidRules from '../svid/rules';
 import { ConstraintBudget, nameConstraintViolation, subtreeProblem } from './name-constraints';
+
+// Read once at load: under tsx (which `npm run bench` and the tests run) an imported binding is a getter call
+// on every use, and these run for every new leaf (see certificate-der.ts). Compiled output (dist/) is the same.
+const { isCaCertificate, keyCertSignProblem, NOT_A_CA } = svidRules;
+const { isEmptyDn } = distinguishedName;
 
 /**
  * Extensions whose semantics this validator enforces, so they may be critical. Everything else marked critical

@@ -294,6 +294,14 @@ function uniqueByHash(certs: readonly ParsedCertificate[]): ParsedCertificate[] 
   return certs.filter((c) => (seen.has(c.sha256Hex) ? false : (seen.add(c.sha256Hex), true)));
 }
 
+/**
+ * Names and key identifiers (tens of bytes, compared for every candidate issuer of every new leaf) in a loop:
+ * no Buffer view is made per comparison. Whole certificates through Buffer.compare, which takes a Uint8Array.
+ */
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+  const n = a.length;
+  if (n !== b.length) return false;
+  if (n > 128) return Buffer.compare(a, b) === 0;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -2,25 +2,32 @@ import { createHash, createPublicKey, KeyObject, verify, X509Certificate } from 
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { MalformedCertificateError } from '../errors';
-import { TAG_OID, TAG_SEQUENCE } from './der';
-import {
+import * as der from './der';
+import * as certificateDer from './certificate-der';
+import type {
   AlgorithmIdentifierParts,
   CertificateFields,
-  DER_NULL,
-  DER_P256,
-  DER_P384,
-  KeyUsageBits,
-  OID_EC_PUBLIC_KEY,
-  OID_ED25519,
-  OID_RSA_ENCRYPTION,
   GeneralName,
+  KeyUsageBits,
   ParsedExtension,
   ParsedNameConstraints,
-  nameAttributeStrings,
-  parseCertificateDer,
 } from './certificate-der';
 import { isUncompressedPointOnCurve } from './ec-point';
 import { describeKey, type KeyDescription } from './keys';
+
+// Read once at load: under tsx (which `npm run bench` and the tests run) an imported binding is a getter call
+// on every use, and these run for every new leaf (see certificate-der.ts). Compiled output (dist/) is the same.
+const { TAG_OID, TAG_SEQUENCE } = der;
+const {
+  DER_NULL,
+  DER_P256,
+  DER_P384,
+  OID_EC_PUBLIC_KEY,
+  OID_ED25519,
+  OID_RSA_ENCRYPTION,
+  nameAttributeStrings,
+  parseCertificateDer,
+} = certificateDer;
 
 export type {
   GeneralName,
