@@ -299,7 +299,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   );
   // The floor under the new-leaf figure: each fresh leaf parsed and its one signature checked, nothing else (no
   // path or SVID rule, no lookup, no context, no cache). No verifier of a new leaf can cost less; its ratio is the
-  // ceiling of the new-leaf ratio (docs/design/performance.md, "A new leaf: what surrounds the signature").
+  // ceiling of the new-leaf ratio (docs/design/performance-log.md, "A new leaf: what surrounds the signature").
   const [parseAndSignature, rawBesideParse] = measureEachBeside(
     'parse + the leaf signature only, no rules (a floor)',
     newLeaves(),
