@@ -18,6 +18,7 @@
 import type { TLSSocket } from 'node:tls';
 import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
 import { KeptVerdict } from './kept-verdict';
+import { objectSlot } from './object-slot';
 import type { PeerChains } from './peer';
 
 /** How a chain is completed: the service's own chain source and extra DER intermediates. */
@@ -101,7 +102,8 @@ class ConnectionChain {
   }
 }
 
-const connections = new WeakMap<TLSSocket, ConnectionChain>();
+/** Each connection's ConnectionChain, in a private field of its socket (object-slot.ts): read on every request. */
+const connections = objectSlot<ConnectionChain>();
 
 /** The chains to verify the peer of `socket` by (see PeerChains); the same object for every request on it. */
 export function connectionChains(socket: TLSSocket, completion: ChainCompletion): PeerChains {

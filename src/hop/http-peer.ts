@@ -8,6 +8,7 @@ import { checkHopPeer, checkHopVerifyOptions, type HopPeer, type HopVerifyOption
 import type { HttpActionOptions } from './http-action';
 import type { OwnChainSource } from '../internal/peer-chain';
 import { connectionChains } from './connection-chain';
+import { objectSlot } from './object-slot';
 
 /** Options of the HTTP middlewares: `bundles` defaults to the source. */
 export interface HopHttpOptions extends Omit<HopVerifyOptions, 'bundles'>, HttpActionOptions {
@@ -89,7 +90,7 @@ export function checkHttpPeer(
   });
 }
 
-const watched = new WeakSet<Socket>();
+const watched = objectSlot<true>();
 
 /**
  * A kept-alive connection (and a response still streaming on it) would run until its next request: it is
@@ -98,8 +99,8 @@ const watched = new WeakSet<Socket>();
  */
 function watchConnection(socket: Socket, options: HttpVerifyOptions, peer: HopPeer): void {
   // Nothing to watch for without a checker that notifies: the WeakSet is not even consulted.
-  if (options.revocation === undefined || watched.has(socket) || socket.destroyed) return;
-  watched.add(socket);
+  if (options.revocation === undefined || watched.get(socket) === true || socket.destroyed) return;
+  watched.set(socket, true);
   const untrack = trackLivePeer(options, { transport: 'http' }, peer, () => socket.destroy());
   socket.once('close', untrack);
 }

@@ -28,6 +28,7 @@ import { guardRequest, writeRefusal, type HttpGuard } from './http-guard';
 import { httpVerifyOptions } from './http-peer';
 import { handshakeChains } from './connection-chain';
 import { NOT_TRACKED, trackLivePeer } from './live-peers';
+import { objectSlot } from './object-slot';
 import {
   checkHopVerifyOptions,
   hopPeerOf,
@@ -53,7 +54,8 @@ export interface HopServerOptions extends Omit<HopVerifyOptions, 'bundles'>, Htt
   tlsOptions?: tls.TlsOptions;
 }
 
-const peers = new WeakMap<object, HopPeer>();
+/** The peer each accepted socket or request was accepted with (a private field: object-slot.ts). */
+const peers = objectSlot<HopPeer>();
 
 const TLS_REQUEST = Object.freeze({ transport: 'tls' as const });
 
