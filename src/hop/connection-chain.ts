@@ -91,7 +91,10 @@ class ConnectionChain {
     if (this.leafDer === undefined) {
       // Null once the socket is gone: then there is no certificate to verify.
       const raw = (this.socket.getPeerCertificate(false) as { raw?: Buffer } | null)?.raw;
-      this.leafDer = raw === undefined || raw.length === 0 ? [] : [new Uint8Array(raw)];
+      this.leafDer =
+        raw === undefined || raw.length === 0
+          ? []
+          : [new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)];
     }
     return this.leafDer;
   }
@@ -139,7 +142,11 @@ class HandshakeChains implements PeerChains {
     this.chain =
       raw === undefined || raw.length === 0
         ? []
-        : withKnownIntermediates([new Uint8Array(raw)], completion.chainSource, completion.intermediates);
+        : withKnownIntermediates(
+            [new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)],
+            completion.chainSource,
+            completion.intermediates,
+          );
   }
 
   /** A method, not a closure: checkHopPeer calls it as `chains.presented()`, and only on a failed leaf. */

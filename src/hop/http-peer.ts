@@ -4,7 +4,13 @@ import type { TLSSocket } from 'node:tls';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { trackLivePeer } from './live-peers';
-import { checkHopPeer, checkHopVerifyOptions, type HopPeer, type HopVerifyOptions } from './peer';
+import {
+  checkHopPeer,
+  checkHopVerifyOptions,
+  prepareHopVerifyOptions,
+  type HopPeer,
+  type HopVerifyOptions,
+} from './peer';
 import type { HttpActionOptions } from './http-action';
 import type { OwnChainSource } from '../internal/peer-chain';
 import { connectionChains } from './connection-chain';
@@ -33,14 +39,16 @@ export interface HttpVerifyOptions extends HopVerifyOptions {
  * the caller's object again (`federatedTrustDomains` included).
  */
 export function httpVerifyOptions(o: HopHttpOptions): HttpVerifyOptions {
-  return checkHopVerifyOptions({
-    ...o,
-    bundles: o.bundles ?? o.source,
-    chainSource: o.source,
-    ...(o.federatedTrustDomains !== undefined
-      ? { federatedTrustDomains: Object.freeze([...o.federatedTrustDomains]) }
-      : {}),
-  });
+  return prepareHopVerifyOptions(
+    checkHopVerifyOptions({
+      ...o,
+      bundles: o.bundles ?? o.source,
+      chainSource: o.source,
+      ...(o.federatedTrustDomains !== undefined
+        ? { federatedTrustDomains: Object.freeze([...o.federatedTrustDomains]) }
+        : {}),
+    }),
+  );
 }
 
 /**
