@@ -445,7 +445,11 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
   const pki = createPki('bench.test');
   const serviceId = 'spiffe://bench.test/service';
   const serverSvid = issueSvid(pki, serviceId);
-  const clientSvid = issueSvid(pki, 'spiffe://bench.test/agent');
+  const clientId = 'spiffe://bench.test/agent';
+  const clientSvid = issueSvid(pki, clientId);
+  // What a route answers: the caller's ID from req.agent behind a helper; the same string on the other sides,
+  // so that every side of a request pair writes the same bytes and only the server's work differs.
+  const answeredAgent = (agent: { spiffeId: string } | undefined): string => agent?.spiffeId ?? clientId;
   const caPem = pki.bundle.toPem();
   const serverSource = new StaticX509Source(
     toX509Svid(serverSvid.chain, serverSvid.key.privateKey),
@@ -544,7 +548,7 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
       if (guard === 'lanyard') a.use(lanyardExpress({ source: serverSource, authorize: authorizeAny() }));
       if (guard === 'noop') a.use((_req, _res, next) => next());
       a.get('/docs/:id', (req, res) => {
-        res.json({ id: req.params.id, agent: req.agent?.spiffeId ?? null });
+        res.json({ id: req.params.id, agent: answeredAgent(req.agent) });
       });
       return a;
     };
@@ -598,7 +602,7 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
       if (guard === 'noop') a.addHook('onRequest', (_request, _reply, done) => done());
       a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
         id: req.params.id,
-        agent: req.agent?.spiffeId ?? null,
+        agent: answeredAgent(req.agent),
       }));
       await a.listen({ port: 0, host: '127.0.0.1' });
       if (guard === 'lanyard') followSource(a.server as https.Server, serverSource);
