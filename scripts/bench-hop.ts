@@ -26,7 +26,8 @@
  * range, with 21 it narrows). `npm run bench` runs this in a process of its own (runHopBench).
  *
  *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--slices 5] [--concurrency 8]
- *                                [--pairs handshake,express,fastify]   (npm run bench runs it with the defaults)
+ *                                [--pairs handshake,express,fastify,handshake-floor,express-floor,fastify-floor]
+ *   (npm run bench runs it with the defaults: all six pairs)
  */
 import { spawn } from 'node:child_process';
 import * as https from 'node:https';
@@ -64,8 +65,25 @@ export interface HopBenchOptions {
   pairs: readonly HopPair[];
 }
 
-export type HopPair = 'handshake' | 'express' | 'fastify';
-const ALL_PAIRS: readonly HopPair[] = ['handshake', 'express', 'fastify'];
+/**
+ * The three pairs of issue 15, and for each the part of its cost that no hop helper can avoid, measured the same
+ * way against the same baseline (a `-floor` pair has no Lanyard code on either side):
+ *  - `handshake-floor`: the plain server reading the peer's leaf with `getPeerCertificate(false)`, the one way to
+ *    its DER Node 20 offers a server (see performance.md "The hop ratios, measured tight");
+ *  - `express-floor`: express with a middleware that only calls `next()` (the router layer any `app.use` adds);
+ *  - `fastify-floor`: fastify with an onRequest hook that only calls `done()` (the hook runner any plugin adds).
+ * A pair's ratio over its floor's is what is left to Lanyard's own code.
+ */
+export type HopPair =
+  'handshake' | 'express' | 'fastify' | 'handshake-floor' | 'express-floor' | 'fastify-floor';
+const ALL_PAIRS: readonly HopPair[] = [
+  'handshake',
+  'express',
+  'fastify',
+  'handshake-floor',
+  'express-floor',
+  'fastify-floor',
+];
 
 function pairsFromArg(text: string | undefined): readonly HopPair[] {
   if (text === undefined) return ALL_PAIRS;
@@ -207,6 +225,8 @@ interface PairSpec {
   lanyard: Side;
   /** Lanyard is on the client side too (handshakes): its client CPU is part of the figure. */
   bothEnds: boolean;
+  /** What the second side adds, in the printed labels: 'Lanyard', or a floor pair's unavoidable part. */
+  adds?: string;
 }
 
 /** Totals of one side over the slices of a round. */
@@ -361,6 +381,7 @@ function printPair(pair: PairSpec, result: PairResult): void {
     const ci = medianInterval(xs);
     return `${median(xs).toFixed(digits)}  (95% CI ${ci.low.toFixed(digits)}–${ci.high.toFixed(digits)}; range ${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
   };
+  const adds = pair.adds ?? 'Lanyard';
   out(`  ${pair.name}`);
   for (const [side, ss] of [
     [pair.base, result.base],
@@ -372,8 +393,8 @@ function printPair(pair: PairSpec, result: PairResult): void {
   }
   out(`    ${'rate ratio, median over rounds'.padEnd(54)} ${range(result.rateRatios)}`);
   if (result.serverCpuRatios.length > 0) {
-    out(`    ${'server CPU ratio (baseline/op ÷ Lanyard/op)'.padEnd(54)} ${range(result.serverCpuRatios)}`);
-    out(`    ${'server CPU Lanyard adds per op, µs'.padEnd(54)} ${range(result.serverAddedUs, 0)}`);
+    out(`    ${`server CPU ratio (baseline/op ÷ ${adds}/op)`.padEnd(54)} ${range(result.serverCpuRatios)}`);
+    out(`    ${`server CPU ${adds} adds per op, µs`.padEnd(54)} ${range(result.serverAddedUs, 0)}`);
   }
   if (result.minServerCpuRatios.length > 0) {
     out(
@@ -381,7 +402,7 @@ function printPair(pair: PairSpec, result: PairResult): void {
     );
   }
   if (pair.bothEnds && result.bothCpuRatios.length > 0) {
-    out(`    ${'client CPU ratio (baseline/op ÷ Lanyard/op)'.padEnd(54)} ${range(result.clientCpuRatios)}`);
+    out(`    ${`client CPU ratio (baseline/op ÷ ${adds}/op)`.padEnd(54)} ${range(result.clientCpuRatios)}`);
     out(`    ${'both ends CPU ratio (server + client)'.padEnd(54)} ${range(result.bothCpuRatios)}`);
   }
   if (result.reopened > 0) {
@@ -424,7 +445,11 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
   const pki = createPki('bench.test');
   const serviceId = 'spiffe://bench.test/service';
   const serverSvid = issueSvid(pki, serviceId);
-  const clientSvid = issueSvid(pki, 'spiffe://bench.test/agent');
+  const clientId = 'spiffe://bench.test/agent';
+  const clientSvid = issueSvid(pki, clientId);
+  // What a route answers: the caller's ID from req.agent behind a helper; the same string on the other sides,
+  // so that every side of a request pair writes the same bytes and only the server's work differs.
+  const answeredAgent = (agent: { spiffeId: string } | undefined): string => agent?.spiffeId ?? clientId;
   const caPem = pki.bundle.toPem();
   const serverSource = new StaticX509Source(
     toX509Svid(serverSvid.chain, serverSvid.key.privateKey),
@@ -492,54 +517,125 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
       });
     }
 
-    // 2. express over https keep-alive connections.
-    if (options.pairs.includes('express')) {
-      const app = (guarded: boolean): express.Express => {
-        const a = express();
-        if (guarded) a.use(lanyardExpress({ source: serverSource, authorize: authorizeAny() }));
-        a.get('/docs/:id', (req, res) => {
-          res.json({ id: req.params.id, agent: req.agent?.spiffeId ?? null });
-        });
-        return a;
-      };
-      const bare = keepOpen(https.createServer(plainServerOptions, app(false)));
-      const guarded = keepOpen(https.createServer(tlsServerOptions(serverSource), app(true)));
-      followSource(guarded, serverSource);
-      closers.push(closeServer(bare), closeServer(guarded));
+    // 1a. The handshake's floor: the plain server reading the peer's leaf the way the hop server must.
+    if (options.pairs.includes('handshake-floor')) {
+      const plain = tls.createServer(plainServerOptions, (socket) => socket.end('x'));
+      const leaf = tls.createServer(plainServerOptions, (socket) => {
+        if (socket.getPeerCertificate(false).raw === undefined) socket.destroy();
+        else socket.end('x');
+      });
+      closers.push(closeServer(plain), closeServer(leaf));
       pairs.push({
-        name: 'express requests (keep-alive)',
-        base: { name: 'express, plain Node https with a CA file', kind: 'request', port: await listen(bare) },
-        lanyard: { name: 'express + lanyardExpress', kind: 'request', port: await listen(guarded) },
+        name: 'floor: mutual-TLS handshakes, the peer leaf read',
+        base: {
+          name: 'plain Node TLS, CA file, both sides',
+          kind: 'plain-handshake',
+          port: await listen(plain),
+        },
+        lanyard: {
+          name: 'the same, the server reads getPeerCertificate(false)',
+          kind: 'plain-handshake',
+          port: await listen(leaf),
+        },
         bothEnds: false,
+        adds: 'leaf read',
       });
     }
 
-    // 3. fastify over https keep-alive connections: the same route, with and without the plugin.
+    // 2. express over https keep-alive connections; its floor: a middleware that only calls next().
+    const expressApp = (guard: 'lanyard' | 'noop' | 'none'): express.Express => {
+      const a = express();
+      if (guard === 'lanyard') a.use(lanyardExpress({ source: serverSource, authorize: authorizeAny() }));
+      if (guard === 'noop') a.use((_req, _res, next) => next());
+      a.get('/docs/:id', (req, res) => {
+        res.json({ id: req.params.id, agent: answeredAgent(req.agent) });
+      });
+      return a;
+    };
+    const expressServer = async (guard: 'lanyard' | 'noop' | 'none'): Promise<number> => {
+      const server = keepOpen(
+        https.createServer(
+          guard === 'lanyard' ? tlsServerOptions(serverSource) : plainServerOptions,
+          expressApp(guard),
+        ),
+      );
+      if (guard === 'lanyard') followSource(server, serverSource);
+      closers.push(closeServer(server));
+      return listen(server);
+    };
+    if (options.pairs.includes('express')) {
+      pairs.push({
+        name: 'express requests (keep-alive)',
+        base: {
+          name: 'express, plain Node https with a CA file',
+          kind: 'request',
+          port: await expressServer('none'),
+        },
+        lanyard: { name: 'express + lanyardExpress', kind: 'request', port: await expressServer('lanyard') },
+        bothEnds: false,
+      });
+    }
+    if (options.pairs.includes('express-floor')) {
+      pairs.push({
+        name: 'floor: express requests, a middleware that only calls next()',
+        base: {
+          name: 'express, plain Node https with a CA file',
+          kind: 'request',
+          port: await expressServer('none'),
+        },
+        lanyard: { name: 'express + a no-op middleware', kind: 'request', port: await expressServer('noop') },
+        bothEnds: false,
+        adds: 'no-op middleware',
+      });
+    }
+
+    // 3. fastify over https keep-alive connections: the same route, with and without the plugin; its floor: an
+    // onRequest hook that only calls done().
+    const fastifyApp = async (guard: 'lanyard' | 'noop' | 'none'): Promise<number> => {
+      const a = fastify({
+        https: guard === 'lanyard' ? tlsServerOptions(serverSource) : plainServerOptions,
+        keepAliveTimeout: 0,
+      });
+      if (guard === 'lanyard') {
+        await a.register(lanyardFastify, { source: serverSource, authorize: authorizeAny() });
+      }
+      if (guard === 'noop') a.addHook('onRequest', (_request, _reply, done) => done());
+      a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
+        id: req.params.id,
+        agent: answeredAgent(req.agent),
+      }));
+      await a.listen({ port: 0, host: '127.0.0.1' });
+      if (guard === 'lanyard') followSource(a.server as https.Server, serverSource);
+      closers.push(() => a.close());
+      return (a.server.address() as AddressInfo).port;
+    };
     if (options.pairs.includes('fastify')) {
-      const fastifyApp = async (guarded: boolean): Promise<number> => {
-        const a = fastify({
-          https: guarded ? tlsServerOptions(serverSource) : plainServerOptions,
-          keepAliveTimeout: 0,
-        });
-        if (guarded) await a.register(lanyardFastify, { source: serverSource, authorize: authorizeAny() });
-        a.get<{ Params: { id: string } }>('/docs/:id', async (req) => ({
-          id: req.params.id,
-          agent: req.agent?.spiffeId ?? null,
-        }));
-        await a.listen({ port: 0, host: '127.0.0.1' });
-        if (guarded) followSource(a.server as https.Server, serverSource);
-        closers.push(() => a.close());
-        return (a.server.address() as AddressInfo).port;
-      };
       pairs.push({
         name: 'fastify requests (keep-alive)',
         base: {
           name: 'fastify, plain Node https with a CA file',
           kind: 'request',
-          port: await fastifyApp(false),
+          port: await fastifyApp('none'),
         },
-        lanyard: { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp(true) },
+        lanyard: { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp('lanyard') },
         bothEnds: false,
+      });
+    }
+    if (options.pairs.includes('fastify-floor')) {
+      pairs.push({
+        name: 'floor: fastify requests, an onRequest hook that only calls done()',
+        base: {
+          name: 'fastify, plain Node https with a CA file',
+          kind: 'request',
+          port: await fastifyApp('none'),
+        },
+        lanyard: {
+          name: 'fastify + a no-op onRequest hook',
+          kind: 'request',
+          port: await fastifyApp('noop'),
+        },
+        bothEnds: false,
+        adds: 'no-op hook',
       });
     }
     results = await measurePairs(clients, options, pairs);

@@ -1,11 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import * as tls from 'node:tls';
-import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 import { X509Bundle } from '../bundle';
 import { SpiffeId } from '../spiffe';
 import type { MarshaledX509Svid, X509Svid } from '../svid/x509-svid';
 import { authorizeId, verifyX509Svid } from '../verify';
 
+import { peerChainOf } from '../internal/peer-chain';
 import { SERVER_ID_PATH } from '../internal/server-id';
 
 export { SERVER_ID_PATH };
@@ -29,6 +30,8 @@ export function channelCredentialsPresenting(
 ): grpc.ChannelCredentials {
   const serverId = SpiffeId.fromPath(bundle.trustDomain, SERVER_ID_PATH);
   const authorize = authorizeId(serverId);
+  // Made once per credentials: every handshake of the channel checks with the same options.
+  const verifyOptions = Object.freeze({ trustDomain: bundle.trustDomain });
   return grpc.credentials.createSsl(
     Buffer.from(bundle.toPem()),
     identity ? Buffer.from(identity.key) : null,
@@ -36,7 +39,8 @@ export function channelCredentialsPresenting(
     {
       checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
         try {
-          authorize(verifyX509Svid(peerChain(cert), bundle, { trustDomain: bundle.trustDomain }));
+          // The chain Node has just read for this check, as views of its buffers (peer-chain.ts).
+          authorize(verifyX509Svid(peerChainOf(cert), bundle, verifyOptions));
           return undefined;
         } catch (e) {
           return e instanceof Error ? e : new Error(String(e));
@@ -53,20 +57,6 @@ export function channelCredentialsPresenting(
 export const LANYARD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.ssl_target_name_override': 'lanyard-server',
 };
-
-/** DER chain, leaf first, from Node's detailed peer certificate (stops at the self-signed root). */
-function peerChain(cert: PeerCertificate): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let c: PeerCertificate | undefined = cert;
-  const seen = new Set<string>();
-  while (c !== undefined && c.raw !== undefined && !seen.has(c.fingerprint256)) {
-    seen.add(c.fingerprint256);
-    out.push(new Uint8Array(c.raw));
-    const next: PeerCertificate | undefined = (c as DetailedPeerCertificate).issuerCertificate;
-    c = next;
-  }
-  return out;
-}
 
 /**
  * Whether the server at `address` (host:port) presents a chain the bundle vouches for, checked with the same
@@ -93,7 +83,7 @@ export function checkServerTrust(address: string, bundle: X509Bundle, timeoutMs 
     socket.once('secureConnect', () => {
       try {
         authorize(
-          verifyX509Svid(peerChain(socket.getPeerCertificate(true)), bundle, {
+          verifyX509Svid(peerChainOf(socket.getPeerCertificate(true)), bundle, {
             trustDomain: bundle.trustDomain,
           }),
         );

@@ -18,6 +18,7 @@
 import type { TLSSocket } from 'node:tls';
 import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
 import { KeptVerdict } from './kept-verdict';
+import { objectSlot } from './object-slot';
 import type { PeerChains } from './peer';
 
 /** How a chain is completed: the service's own chain source and extra DER intermediates. */
@@ -90,7 +91,10 @@ class ConnectionChain {
     if (this.leafDer === undefined) {
       // Null once the socket is gone: then there is no certificate to verify.
       const raw = (this.socket.getPeerCertificate(false) as { raw?: Buffer } | null)?.raw;
-      this.leafDer = raw === undefined || raw.length === 0 ? [] : [new Uint8Array(raw)];
+      this.leafDer =
+        raw === undefined || raw.length === 0
+          ? []
+          : [new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)];
     }
     return this.leafDer;
   }
@@ -101,7 +105,8 @@ class ConnectionChain {
   }
 }
 
-const connections = new WeakMap<TLSSocket, ConnectionChain>();
+/** Each connection's ConnectionChain, in a private field of its socket (object-slot.ts): read on every request. */
+const connections = objectSlot<ConnectionChain>();
 
 /** The chains to verify the peer of `socket` by (see PeerChains); the same object for every request on it. */
 export function connectionChains(socket: TLSSocket, completion: ChainCompletion): PeerChains {
@@ -137,7 +142,11 @@ class HandshakeChains implements PeerChains {
     this.chain =
       raw === undefined || raw.length === 0
         ? []
-        : withKnownIntermediates([new Uint8Array(raw)], completion.chainSource, completion.intermediates);
+        : withKnownIntermediates(
+            [new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)],
+            completion.chainSource,
+            completion.intermediates,
+          );
   }
 
   /** A method, not a closure: checkHopPeer calls it as `chains.presented()`, and only on a failed leaf. */

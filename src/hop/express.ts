@@ -12,7 +12,7 @@ import { actionMethod, canonicalHttpAction, canonicalRequestPath } from './http-
 import { guardRequest, writeRefusal, type HttpGuard } from './http-guard';
 import { httpVerifyOptions, type HopHttpOptions } from './http-peer';
 import type { HopPeer } from './peer';
-import { rememberPeer } from './tls';
+import { rememberRequestPeer } from './tls';
 
 export type { HopHttpOptions } from './http-peer';
 export type { HopPeer } from './peer';
@@ -68,7 +68,7 @@ export function lanyardExpress(options: HopExpressOptions): HopExpressMiddleware
 
 function accept(req: HopExpressRequest, peer: HopPeer, next: (err?: unknown) => void): void {
   req.agent = peer;
-  rememberPeer(req, peer);
+  rememberRequestPeer(req, peer);
   next();
 }
 

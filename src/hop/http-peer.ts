@@ -4,10 +4,17 @@ import type { TLSSocket } from 'node:tls';
 import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { trackLivePeer } from './live-peers';
-import { checkHopPeer, checkHopVerifyOptions, type HopPeer, type HopVerifyOptions } from './peer';
+import {
+  checkHopPeer,
+  checkHopVerifyOptions,
+  prepareHopVerifyOptions,
+  type HopPeer,
+  type HopVerifyOptions,
+} from './peer';
 import type { HttpActionOptions } from './http-action';
 import type { OwnChainSource } from '../internal/peer-chain';
 import { connectionChains } from './connection-chain';
+import { objectSlot } from './object-slot';
 
 /** Options of the HTTP middlewares: `bundles` defaults to the source. */
 export interface HopHttpOptions extends Omit<HopVerifyOptions, 'bundles'>, HttpActionOptions {
@@ -32,14 +39,16 @@ export interface HttpVerifyOptions extends HopVerifyOptions {
  * the caller's object again (`federatedTrustDomains` included).
  */
 export function httpVerifyOptions(o: HopHttpOptions): HttpVerifyOptions {
-  return checkHopVerifyOptions({
-    ...o,
-    bundles: o.bundles ?? o.source,
-    chainSource: o.source,
-    ...(o.federatedTrustDomains !== undefined
-      ? { federatedTrustDomains: Object.freeze([...o.federatedTrustDomains]) }
-      : {}),
-  });
+  return prepareHopVerifyOptions(
+    checkHopVerifyOptions({
+      ...o,
+      bundles: o.bundles ?? o.source,
+      chainSource: o.source,
+      ...(o.federatedTrustDomains !== undefined
+        ? { federatedTrustDomains: Object.freeze([...o.federatedTrustDomains]) }
+        : {}),
+    }),
+  );
 }
 
 /**
@@ -89,7 +98,7 @@ export function checkHttpPeer(
   });
 }
 
-const watched = new WeakSet<Socket>();
+const watched = objectSlot<true>();
 
 /**
  * A kept-alive connection (and a response still streaming on it) would run until its next request: it is
@@ -98,8 +107,8 @@ const watched = new WeakSet<Socket>();
  */
 function watchConnection(socket: Socket, options: HttpVerifyOptions, peer: HopPeer): void {
   // Nothing to watch for without a checker that notifies: the WeakSet is not even consulted.
-  if (options.revocation === undefined || watched.has(socket) || socket.destroyed) return;
-  watched.add(socket);
+  if (options.revocation === undefined || watched.get(socket) === true || socket.destroyed) return;
+  watched.set(socket, true);
   const untrack = trackLivePeer(options, { transport: 'http' }, peer, () => socket.destroy());
   socket.once('close', untrack);
 }

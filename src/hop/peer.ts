@@ -28,6 +28,7 @@ import type { HopLogger } from '../internal/logging';
 import { ParsedCertificate } from '../x509/certificate';
 import type { HopDecision, HopDecisionListener, HopTransport } from './decision';
 import type { KeptVerdict } from './kept-verdict';
+import { objectSlot } from './object-slot';
 import {
   callAuthorize,
   type HopAuthorize,
@@ -95,6 +96,21 @@ export interface HopVerifyOptions {
  */
 export function checkHopVerifyOptions<T extends Pick<HopVerifyOptions, 'agentContextOid'>>(options: T): T {
   resolveAgentContextOid(options.agentContextOid);
+  return options;
+}
+
+/**
+ * The verifier's options of a helper's own verify options, made when the helper is made (`prepareHopVerifyOptions`)
+ * instead of with four spreads on every handshake and every request that misses the kept verdict.
+ */
+const preparedSvidOptions = objectSlot<VerifyX509SvidOptions>();
+
+/**
+ * Makes the verifier's options of `options` once, for a helper that made `options` itself and never changes
+ * them (its own copy, `federatedTrustDomains` copied too): every later check reads them instead of rebuilding.
+ */
+export function prepareHopVerifyOptions<T extends HopVerifyOptions>(options: T): T {
+  preparedSvidOptions.set(options, Object.freeze(svidOptions(options, true)));
   return options;
 }
 
@@ -263,7 +279,11 @@ function verifyAuditChain(
   request: HopRequestInfo,
 ): VerifyX509SvidResult {
   if (chain === undefined || chain.length === 0) throw noPeerCertificate(request.noCertificateMessage);
-  const svid = verifyX509Svid(chain, options.bundles, svidOptions(options, true));
+  const svid = verifyX509Svid(
+    chain,
+    options.bundles,
+    preparedSvidOptions.get(options) ?? svidOptions(options, true),
+  );
   checkPeerDomain(svid, options);
   return svid;
 }

@@ -28,9 +28,11 @@ import { guardRequest, writeRefusal, type HttpGuard } from './http-guard';
 import { httpVerifyOptions } from './http-peer';
 import { handshakeChains } from './connection-chain';
 import { NOT_TRACKED, trackLivePeer } from './live-peers';
+import { objectSlot } from './object-slot';
 import {
   checkHopVerifyOptions,
   hopPeerOf,
+  prepareHopVerifyOptions,
   type HopPeer,
   type HopVerifyOptions,
   checkHopPeer,
@@ -53,7 +55,18 @@ export interface HopServerOptions extends Omit<HopVerifyOptions, 'bundles'>, Htt
   tlsOptions?: tls.TlsOptions;
 }
 
-const peers = new WeakMap<object, HopPeer>();
+/**
+ * The peer each accepted socket or request was accepted with: a private field of the object (object-slot.ts),
+ * which on sockets and Node's own requests costs a property store where a WeakMap entry cost a hash insert and
+ * ephemeron work in every scavenge. express's requests are the exception (`rememberRequestPeer`).
+ */
+const peers = objectSlot<HopPeer>();
+/**
+ * express's requests: express 5 gives every request its own hidden class, so a field added to one copies its
+ * descriptors (about 1 KB a request); a WeakMap entry is the cheaper mark there (CPU profile of the express
+ * bench: the field's store 1.2 % of the server thread, the entry 0.2 %).
+ */
+const requestPeers = new WeakMap<object, HopPeer>();
 
 const TLS_REQUEST = Object.freeze({ transport: 'tls' as const });
 
@@ -67,12 +80,17 @@ function destroySocket(this: tls.TLSSocket): void {
  * accept (so a handler that reads it never mistakes an unverified connection for a verified one).
  */
 export function peerOf(target: tls.TLSSocket | IncomingMessage): HopPeer | undefined {
-  return peers.get(target);
+  return peers.get(target) ?? requestPeers.get(target);
 }
 
-/** Marks `target` as accepted with `peer`, for helpers in this folder (express, fastify). */
+/** Marks `target` as accepted with `peer`, for helpers in this folder (fastify's raw request). */
 export function rememberPeer(target: object, peer: HopPeer): void {
   peers.set(target, peer);
+}
+
+/** rememberPeer for a request whose hidden class is its own (express's). */
+export function rememberRequestPeer(target: object, peer: HopPeer): void {
+  requestPeers.set(target, peer);
 }
 
 function svidContextOptions(svid: X509Svid, caPem: string): tls.SecureContextOptions {
@@ -324,12 +342,58 @@ export type HopTlsClientOptions = tls.ConnectionOptions & {
 };
 
 function clientVerifyOptions(options: HopClientOptions): HopVerifyOptions {
-  return checkHopVerifyOptions({
-    ...options,
-    bundles: options.bundles ?? options.source,
-    // A client that trusts a domain's roots for its server (caTrustDomains) has chosen to call into it.
-    federatedTrustDomains: [...(options.federatedTrustDomains ?? []), ...(options.caTrustDomains ?? [])],
-  });
+  const kept = clientVerifies.get(options);
+  if (kept !== undefined && madeFrom(kept, options)) return kept.verify;
+  const verify = prepareHopVerifyOptions(
+    checkHopVerifyOptions({
+      ...options,
+      bundles: options.bundles ?? options.source,
+      // A client that trusts a domain's roots for its server (caTrustDomains) has chosen to call into it.
+      federatedTrustDomains: Object.freeze([
+        ...(options.federatedTrustDomains ?? []),
+        ...(options.caTrustDomains ?? []),
+      ]),
+    }),
+  );
+  const made: ClientVerify = { keys: [], values: [], domains: [], verify };
+  for (const key in options) {
+    made.keys.push(key);
+    made.values.push(options[key as keyof HopClientOptions]);
+  }
+  made.domains.push(...(options.federatedTrustDomains ?? []), ...(options.caTrustDomains ?? []));
+  clientVerifies.set(options, made);
+  return verify;
+}
+
+/**
+ * The verify options made from each HopClientOptions object, and what they were made from. A client calls
+ * tlsClientOptions with the same options for every connection, and making them (a copy of the options, the
+ * domain lists joined, the verifier's options) was about half of the call (3–5 µs, in code too cold to be
+ * optimized). A caller may still change its options object between calls: an own property added, removed or
+ * set to another value, or a domain list whose contents changed in place, makes them anew.
+ */
+const clientVerifies = new WeakMap<HopClientOptions, ClientVerify>();
+
+interface ClientVerify {
+  keys: string[];
+  values: unknown[];
+  /** The contents of federatedTrustDomains then caTrustDomains when they were made. */
+  domains: unknown[];
+  verify: HopVerifyOptions;
+}
+
+function madeFrom(made: ClientVerify, options: HopClientOptions): boolean {
+  let i = 0;
+  for (const key in options) {
+    if (made.keys[i] !== key || made.values[i] !== options[key as keyof HopClientOptions]) return false;
+    i++;
+  }
+  if (i !== made.keys.length) return false;
+  let j = 0;
+  for (const list of [options.federatedTrustDomains, options.caTrustDomains]) {
+    for (const d of list ?? []) if (made.domains[j++] !== d) return false;
+  }
+  return j === made.domains.length;
 }
 
 /** The parts of Node's http.Agent this agent relies on that @types/node does not declare. */

@@ -3,6 +3,10 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:t
 /**
  * The certificates a TLS peer presented, leaf first, as DER: Node's detailed peer certificate links each
  * certificate to its issuer (a self-signed one links to itself). Empty when the peer sent none.
+ *
+ * Each DER is a view of the `raw` Buffer Node made for this certificate object, not a copy: every
+ * getPeerCertificate call converts the certificates afresh into Buffers of their own, and the object is the
+ * caller's alone (a client's checkServerIdentity gets the one Node read for it).
  */
 export function peerChainOf(cert: PeerCertificate | DetailedPeerCertificate | undefined): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -10,7 +14,7 @@ export function peerChainOf(cert: PeerCertificate | DetailedPeerCertificate | un
   let c: PeerCertificate | undefined = cert;
   while (c !== undefined && c.raw !== undefined && !seen.has(c.fingerprint256)) {
     seen.add(c.fingerprint256);
-    out.push(new Uint8Array(c.raw));
+    out.push(new Uint8Array(c.raw.buffer, c.raw.byteOffset, c.raw.byteLength));
     c = (c as DetailedPeerCertificate).issuerCertificate;
   }
   return out;
