@@ -1,4 +1,4 @@
 import { runCallerReadConformance } from './caller-read-conformance';
 import { sqliteHarness } from './harnesses';
 
-runCallerReadConformance('sqlite', sqliteHarness);
+runCallerReadConformance('sqlite', sqliteHarness, { ordersUnawaitedCalls: true });
