@@ -14,6 +14,8 @@ import type { SessionX509Source } from '../../src/client/handoff';
 import type { LanyardError } from '../../src/errors';
 import type { HopDecision } from '../../src/hop/decision';
 import { grantFor, HandoffKey, redeemGrant } from '../../src/hop/handoff';
+import { tlsServerOptions } from '../../src/hop/tls';
+import type { RequestListener } from 'node:http';
 import { TrustDomain } from '../../src/spiffe';
 import { startTestServer, type TestServer } from './test-server';
 import { certsPem, keyPem, type Svid } from './pki';
@@ -163,6 +165,20 @@ export function httpsGetJson<T>(
 export async function listenLocal(server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return (server.address() as AddressInfo).port;
+}
+
+/**
+ * An https server with the hop helpers' TLS options over `source`, serving `handler` on 127.0.0.1 (close it with
+ * closeServer). `keepAliveTimeoutMs` keeps connections open across a test's requests.
+ */
+export async function listenHttps(
+  source: Parameters<typeof tlsServerOptions>[0],
+  handler: RequestListener,
+  keepAliveTimeoutMs?: number,
+): Promise<{ server: https.Server; port: number }> {
+  const server = https.createServer(tlsServerOptions(source), handler);
+  if (keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = keepAliveTimeoutMs;
+  return { server, port: await listenLocal(server) };
 }
 
 /** Closes `server` with the connections it still holds (kept-alive ones included). */

@@ -5,7 +5,6 @@
  * request (object-slot.ts), no longer a WeakMap entry.
  */
 import assert from 'node:assert/strict';
-import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import express from 'express';
@@ -16,7 +15,7 @@ import type { HopPeer } from '../../../src/hop/peer';
 import type { HopPolicy } from '../../../src/hop/policy';
 import { peerOf, tlsServerOptions } from '../../../src/hop/tls';
 import { createPki, issueSvid } from '../../support/pki';
-import { httpsCall, jsonOf, listenLocal, pkiSource, svidAgent } from '../../support/hop';
+import { closeServer, httpsCall, jsonOf, listenHttps, pkiSource, svidAgent } from '../../support/hop';
 
 const TD = 'mark.test';
 const sid = (name: string): string => `spiffe://${TD}/${name}`;
@@ -54,13 +53,8 @@ describe('hop: peerOf for HTTP requests', function () {
         copyMarked: peerOf(copy) !== undefined,
       });
     });
-    const server = https.createServer(tlsServerOptions(source), app);
-    server.keepAliveTimeout = 60_000;
-    const port = await listenLocal(server);
-    closers.push(
-      () => new Promise((r) => server.close(r)),
-      () => server.closeAllConnections(),
-    );
+    const { server, port } = await listenHttps(source, app, 60_000);
+    closers.push(() => closeServer(server));
     const agent = svidAgent(issueSvid(pki, sid('caller')), roots);
     closers.push(() => agent.destroy());
     const ok = await httpsCall(port, { agent, path: '/accepted' });
@@ -81,12 +75,8 @@ describe('hop: peerOf for HTTP requests', function () {
     app.get('/', (req, res) => {
       res.json({ marked: peerOf(req) !== undefined });
     });
-    const server = https.createServer(tlsServerOptions(source), app);
-    const port = await listenLocal(server);
-    closers.push(
-      () => new Promise((r) => server.close(r)),
-      () => server.closeAllConnections(),
-    );
+    const { server, port } = await listenHttps(source, app);
+    closers.push(() => closeServer(server));
     const agent = svidAgent(issueSvid(pki, sid('caller')), roots);
     closers.push(() => agent.destroy());
     const r = await httpsCall(port, { agent });
