@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { StaticX509Source } from '../../../src/client/static-x509-source';
 import { toX509Svid } from '../../../src/svid/x509-svid';
@@ -19,12 +18,11 @@ import {
   createHopTlsServer,
   HopHttpsAgent,
   tlsClientOptions,
-  tlsServerOptions,
 } from '../../../src/hop/tls';
 import { authorizeAny } from '../../../src/verify';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../../src/x509/agent-context/oid';
 import { baseContext, createPki, issueSvid, type TrustDomainPki } from '../../support/pki';
-import { DecisionLog } from '../../support/hop';
+import { closeServer, DecisionLog, listenHttps, listenLocal } from '../../support/hop';
 import { expectRefusal } from '../../support/refusal';
 
 const TD = 'example.org';
@@ -102,10 +100,9 @@ describe('hop: agentContextOid', function () {
         },
         (socket, peer) => socket.end(`${peer.spiffeId} ${peer.context?.sessionId ?? '-'}\n`),
       );
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      port = (server.address() as AddressInfo).port;
+      port = await listenLocal(server);
     });
-    after(() => server.close());
+    after(() => closeServer(server));
 
     function connect(
       source: StaticX509Source,
@@ -161,9 +158,7 @@ describe('hop: agentContextOid', function () {
             ?.sessionId,
         });
       });
-      const httpsServer = https.createServer(tlsServerOptions(service), app);
-      await new Promise<void>((r) => httpsServer.listen(0, '127.0.0.1', r));
-      const httpsPort = (httpsServer.address() as AddressInfo).port;
+      const { server: httpsServer, port: httpsPort } = await listenHttps(service, app);
       const get = (source: StaticX509Source): Promise<{ status: number; body: string }> =>
         new Promise((resolve, reject) => {
           const agent = new HopHttpsAgent({ source, authorize: authorizeAny(), agentContextOid: CUSTOM });
@@ -190,7 +185,7 @@ describe('hop: agentContextOid', function () {
           ErrorCode.AGENT_CONTEXT_OID_MISMATCH,
         );
       } finally {
-        httpsServer.close();
+        await closeServer(httpsServer);
       }
     });
   });

@@ -9,7 +9,6 @@
  */
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import express from 'express';
 import { ServerX509Source } from '../../../src/client/server-x509-source';
@@ -36,15 +35,17 @@ import {
   startSession,
 } from '../../../src/hop/handoff';
 import { createHash } from 'node:crypto';
-import { followSource, HopHttpsAgent, tlsServerOptions } from '../../../src/hop/tls';
+import { followSource, HopHttpsAgent } from '../../../src/hop/tls';
 import { authorizeId, authorizeOneOf } from '../../../src/verify';
 import type { TestServer } from '../../support/test-server';
 import { EchoClient, type EchoClientApi, EchoService, type Msg } from '../../support/echo-service';
 import {
+  closeServer,
   DecisionLog,
   eventually,
   httpsGetJson,
   id,
+  listenHttps,
   serverBundle,
   startLanyard,
   workloadSource,
@@ -112,10 +113,8 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
       };
       res.json(view);
     });
-    bServer = https.createServer(tlsServerOptions(bWl), app);
+    ({ server: bServer, port: bPort } = await listenHttps(bWl, app));
     followSource(bServer, bWl);
-    await new Promise<void>((r) => bServer.listen(0, '127.0.0.1', r));
-    bPort = (bServer.address() as AddressInfo).port;
 
     // Service A: gRPC; offers keys to its callers, redeems a caller's grant and calls B with the delegated SVID.
     grpcServer = new grpc.Server();
@@ -179,7 +178,7 @@ describe('hop: handoff (grant by the caller, redeem by the service) across gRPC 
   after(async () => {
     for (const c of closers) c();
     grpcServer.forceShutdown();
-    bServer.close();
+    await closeServer(bServer);
     for (const r of aRedeemed) await r.close();
     await Promise.all([plannerWl, toolWl, aWl, bWl, planner, tool].map((x) => x.close()));
     await s.stop();

@@ -7,16 +7,24 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { ServerX509Source } from '../../../src/client/server-x509-source';
 import { startSession } from '../../../src/hop/handoff';
 import type { SessionX509Source } from '../../../src/client/handoff';
 import { lanyardExpress } from '../../../src/hop/express';
-import { followSource, HopHttpsAgent, tlsServerOptions } from '../../../src/hop/tls';
+import { followSource, HopHttpsAgent } from '../../../src/hop/tls';
 import { authorizeOneOf } from '../../../src/verify';
 import { startTestServer, type TestServer } from '../../support/test-server';
-import { assertSourceEnded, endOf, handOff, httpsGetJson, id, workloadSource } from '../../support/hop';
+import {
+  assertSourceEnded,
+  closeServer,
+  endOf,
+  handOff,
+  httpsGetJson,
+  id,
+  listenHttps,
+  workloadSource,
+} from '../../support/hop';
 
 /** Each session SVID lives this long (the entries' x509SvidTtlSeconds): short, so renewals happen in the test. */
 const SVID_TTL = 3;
@@ -93,13 +101,11 @@ describe('sessions: the session sources renew within the session and end with it
       };
       res.json(seen);
     });
-    hop = https.createServer(tlsServerOptions(hopWl), app);
+    ({ server: hop, port } = await listenHttps(hopWl, app));
     followSource(hop, hopWl);
-    await new Promise<void>((r) => hop.listen(0, '127.0.0.1', r));
-    port = (hop.address() as AddressInfo).port;
   });
   after(async () => {
-    hop.close();
+    await closeServer(hop);
     for (const o of open) await o.close();
     await Promise.all([plannerWl, toolWl, hopWl].map((x) => x.close()));
     await s.stop();

@@ -5,7 +5,6 @@
  * trust decision still made afresh where it must be: per connection, per request, per policy answer, per SVID.
  */
 import assert from 'node:assert/strict';
-import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import express from 'express';
@@ -19,10 +18,12 @@ import { toX509Svid } from '../../../src/svid/x509-svid';
 import { authorizeAny, authorizeId, type RevocationChecker, VerificationCache } from '../../../src/verify';
 import { createPki, issueSvid, type Svid } from '../../support/pki';
 import {
+  closeServer,
   DecisionLog,
   eventually,
   httpsCall,
   jsonOf,
+  listenHttps,
   listenLocal,
   pkiSource,
   svidAgent,
@@ -60,16 +61,11 @@ describe('hop: what is kept per connection and per SVID', function () {
     app.get('/', (req, res) => {
       res.json({ agent: req.agent?.spiffeId, policyVersion: req.agent?.policyVersion });
     });
-    const server = https.createServer(tlsServerOptions(source), app);
     // Kept-alive connections outlive the waits of these tests (Node's default is 5 s).
-    server.keepAliveTimeout = 60_000;
+    const { server, port } = await listenHttps(source, app, 60_000);
     let connections = 0;
     server.on('secureConnection', () => connections++);
-    const port = await listenLocal(server);
-    closers.push(
-      () => new Promise((r) => server.close(r)),
-      () => server.closeAllConnections(),
-    );
+    closers.push(() => closeServer(server));
     return { port, connections: () => connections, source };
   }
 
@@ -268,7 +264,7 @@ describe('hop: what is kept per connection and per SVID', function () {
       socket.end(peer.spiffeId),
     );
     const port = await listenLocal(server);
-    closers.push(() => new Promise((r) => server.close(r)));
+    closers.push(() => closeServer(server));
     const talk = async (client: Svid): Promise<string> => (await tlsExchange(port, client, roots)).reply;
     assert.equal(await talk(issueSvid(sibling, sid('sibling'))), sid('sibling'));
     assert.equal(await talk(issueSvid(createPki(TD), sid('impostor'))), '');
@@ -292,7 +288,7 @@ describe('hop: what is kept per connection and per SVID', function () {
     );
     const port = await listenLocal(server);
     closers.push(
-      () => new Promise((r) => server.close(r)),
+      () => closeServer(server),
       () => source.close(),
     );
     const underSibling = issueSvid(sibling, sid('sibling'));
@@ -317,7 +313,7 @@ describe('hop: what is kept per connection and per SVID', function () {
       socket.end(`${peerOf(socket)?.serialHex}:${String(socket.isSessionReused())}`),
     );
     const port = await listenLocal(server);
-    closers.push(() => new Promise((r) => server.close(r)));
+    closers.push(() => closeServer(server));
     const first = issueSvid(pki, sid('client'));
     const clientSource = new StaticX509Source(toX509Svid(first.chain, first.key.privateKey), pki.bundle);
     const checked: string[] = [];

@@ -8,10 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { lanyardExpress } from '../../../src/hop/express';
-import { createHopHttpsServer, HopHttpsAgent, tlsServerOptions } from '../../../src/hop/tls';
+import { createHopHttpsServer, HopHttpsAgent } from '../../../src/hop/tls';
 import { cedarHopPolicy, PolicyEngine, type CedarDecision } from '../../../src/policy';
 import { authorizeId, requirePrincipal } from '../../../src/verify';
 import { issueSvid, type Svid } from '../../support/pki';
@@ -25,7 +24,7 @@ import {
   partnerSvid,
   type Federation,
 } from '../../support/federation';
-import { DecisionLog, pkiSource } from '../../support/hop';
+import { closeServer, DecisionLog, listenHttps, listenLocal, pkiSource } from '../../support/hop';
 import { removeDir } from '../../support/tmp';
 
 const SERVICE_ID = `spiffe://${OURS}/services/docs`;
@@ -61,12 +60,6 @@ function get(port: number, agent: https.Agent): Promise<Answer> {
       })
       .on('error', reject);
   });
-}
-
-function listen(server: https.Server): Promise<number> {
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
-  );
 }
 
 describe('hop: a federated CA cannot forge our principal or delegation chain', function () {
@@ -105,7 +98,7 @@ describe('hop: a federated CA cannot forge our principal or delegation chain', f
       },
     );
     servers.push(byPrincipal);
-    principalPort = await listen(byPrincipal);
+    principalPort = await listenLocal(byPrincipal);
 
     // A hop whose Cedar policy trusts what our planner delegated.
     dir = tempPolicyDir({ 'docs.cedar': POLICY });
@@ -121,13 +114,13 @@ describe('hop: a federated CA cannot forge our principal or delegation chain', f
       }),
     );
     app.get('/docs', (_req, res) => res.json({}));
-    const byPolicy = https.createServer(tlsServerOptions(service), app);
-    servers.push(byPolicy);
-    cedarPort = await listen(byPolicy);
+    const byPolicy = await listenHttps(service, app);
+    servers.push(byPolicy.server);
+    cedarPort = byPolicy.port;
   });
-  after(() => {
+  after(async () => {
     for (const a of agents) a.destroy();
-    for (const s of servers) s.close();
+    await Promise.all(servers.map(closeServer));
     engine.close();
     removeDir(dir);
   });

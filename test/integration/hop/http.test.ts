@@ -26,8 +26,11 @@ import { authorizeId, authorizeOneOf } from '../../../src/verify';
 import type { TestServer } from '../../support/test-server';
 import { createPki, issueSvid } from '../../support/pki';
 import {
+  closeServer,
   DecisionLog,
   id,
+  listenHttps,
+  listenLocal,
   pkiSource,
   serverBundle,
   startLanyard,
@@ -153,8 +156,7 @@ describe('hop: https server, express middleware and fastify plugin', function ()
         res.end(JSON.stringify(describeAgent(peer)));
       },
     );
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+    const port = await listenLocal(server);
     try {
       const ok = await get(port, '/docs/1?x=1', agent(caller));
       assert.equal(ok.status, 200);
@@ -164,7 +166,7 @@ describe('hop: https server, express middleware and fastify plugin', function ()
       assert.equal(d.action, 'GET /docs/1');
       await refusals(port, decisions);
     } finally {
-      server.close();
+      await closeServer(server);
     }
   });
 
@@ -185,10 +187,8 @@ describe('hop: https server, express middleware and fastify plugin', function ()
       routeRuns += 1;
       res.json({ ...describeAgent(req.agent), doc: req.params.id });
     });
-    const server = https.createServer(tlsServerOptions(api), app);
+    const { server, port } = await listenHttps(api, app);
     followSource(server, api);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
     try {
       const ok = await get(port, '/docs/7', agent(caller));
       assert.equal(ok.status, 200);
@@ -211,7 +211,7 @@ describe('hop: https server, express middleware and fastify plugin', function ()
       assert.equal(last.status, 401);
       assert.equal(last.body.error?.code, 'ERR_REVOKED');
     } finally {
-      server.close();
+      await closeServer(server);
       await victim.close();
     }
   });

@@ -35,6 +35,7 @@ import {
   DecisionLog,
   httpsCall,
   jsonOf,
+  listenHttps,
   listenLocal,
   pkiSource,
   svidClientOptions,
@@ -169,10 +170,10 @@ describe('hop security regressions', () => {
     });
 
     async function serve(app: express.Express, src: StaticX509Source): Promise<number> {
-      const server = https.createServer(tlsServerOptions(src), app);
+      const { server, port } = await listenHttps(src, app);
       followSource(server, src);
       servers.push(server);
-      return listenLocal(server);
+      return port;
     }
 
     it('express: other spellings of a forbidden route are refused, unclear targets are 400', async () => {
@@ -355,7 +356,7 @@ describe('hop security regressions', () => {
         assert.equal(revoked.reused, true);
         assert.equal(revoked.reply, '', 'a revoked client was served');
       } finally {
-        await new Promise((resolve) => server.close(resolve));
+        await closeServer(server);
       }
     });
 

@@ -38,7 +38,16 @@ import { authorizeId, authorizeMemberOf, RevocationCache, StaticRevocationList }
 import type { TestServer } from '../../support/test-server';
 import { type Agent, delegate, endSession, register, startSession } from '../../support/sessions';
 import { EchoClient, type EchoClientApi, EchoService, type Msg } from '../../support/echo-service';
-import { DecisionLog, id, serverBundle, startLanyard, TD, workloadSource } from '../../support/hop';
+import {
+  closeServer,
+  DecisionLog,
+  id,
+  listenLocal,
+  serverBundle,
+  startLanyard,
+  TD,
+  workloadSource,
+} from '../../support/hop';
 import { FakeClock, T0 } from '../../support/clock';
 
 const SERVICE = id('tool-server');
@@ -109,9 +118,9 @@ describe('hop: a revocation closes what is already open', function () {
       { source: service, revocation, authorize: authorizeMemberOf(TD), onDecision: decisions.listener },
       (socket) => socket.pipe(socket),
     );
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise((r) => server.close(r)));
-    return (server.address() as AddressInfo).port;
+    const port = await listenLocal(server);
+    closers.push(() => closeServer(server));
+    return port;
   };
 
   it('TLS: EndSession closes the open connection of that session and of one delegated from it, not others', async () => {
@@ -198,9 +207,9 @@ describe('hop: a revocation closes what is already open', function () {
     await app.listen({ port: 0, host: '127.0.0.1' });
     followSource(app.server as tls.Server, service);
     closers.push(() => app.close());
-    await new Promise<void>((r) => httpsServer.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise((r) => httpsServer.close(r)));
-    const ports = [(httpsServer.address() as AddressInfo).port, (app.server.address() as AddressInfo).port];
+    const httpsPort = await listenLocal(httpsServer);
+    closers.push(() => closeServer(httpsServer));
+    const ports = [httpsPort, (app.server.address() as AddressInfo).port];
 
     for (const port of ports) {
       const ended = await sessionOf();
@@ -236,17 +245,15 @@ describe('hop: a revocation closes what is already open', function () {
       // A response that never ends: only the revocation stops it.
       (_req, res) => res.write('first chunk'),
     );
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise((r) => server.close(r)));
+    const port = await listenLocal(server);
+    closers.push(() => closeServer(server));
     const caller = await sessionOf();
     const list = new StaticRevocationList();
     const source = new StaticX509Source(toX509Svid(caller.agent.chain, caller.agent.key), bundle());
     const agent = new HopHttpsAgent({ source, authorize: authorizeId(SERVICE), revocation: list });
     closers.push(() => agent.destroy());
     const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
-      https
-        .get({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: '/', agent }, resolve)
-        .on('error', reject),
+      https.get({ host: '127.0.0.1', port, path: '/', agent }, resolve).on('error', reject),
     );
     await new Promise((r) => res.once('data', r));
     const cut = new Promise((r) => res.once('close', r));
