@@ -56,6 +56,9 @@ export function channelCredentialsPresenting(
  */
 export const LANYARD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.ssl_target_name_override': 'lanyard-server',
+  // As on the server's listeners: grpc-js counts every call for channelz unless told not to, and nothing in an
+  // agent or a relying party serves the channelz service that would read the counts.
+  'grpc.enable_channelz': 0,
 };
 
 /**

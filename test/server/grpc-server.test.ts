@@ -7,23 +7,8 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../../src/internal/logging';
 import { LanyardServer } from '../../src/server/grpc-server';
+import { channelzServers } from '../support/channelz';
 import { checkHealth, healthClient } from '../support/health-client';
-
-interface ChannelzServers {
-  server: { listen_socket: { name: string }[]; data: { calls_started: string | number } }[];
-  end: boolean;
-}
-
-/** Every server in this process's channelz registry, as the channelz service would answer GetServers. */
-function channelzServers(): Promise<ChannelzServers['server']> {
-  const handlers = grpc.getChannelzHandlers();
-  return new Promise((resolve, reject) =>
-    handlers.GetServers(
-      { request: { start_server_id: '0', max_results: '1000' } } as never,
-      ((err: Error | null, res: ChannelzServers) => (err ? reject(err) : resolve(res.server))) as never,
-    ),
-  );
-}
 
 describe('LanyardServer listeners', function () {
   this.timeout(30_000);
