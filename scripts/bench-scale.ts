@@ -16,9 +16,11 @@
  *                process of its own, as a relying party does, never by this thread that times the calls, and the
  *                calls are reported by what they overlapped (a transfer, a build only, neither); beside each set
  *                of calls the data directory's own fsync latency, probed after each call (a 4 KiB write and
- *                fsync, as each commit's; the disk's part of EndSession's latency, same run); a new watcher's
- *                time to its complete state (paged WatchRevocations), and a revocation check in the client cache
- *                holding that state
+ *                fsync, as each commit's; the disk's part of EndSession's latency, same run); the transfer's
+ *                floor: a trivial GET on the server's CRL listener and on a plain node http server sending the
+ *                same bytes, each at rest and while the relying party GETs the CRL (no build running); a new
+ *                watcher's time to its complete state (paged WatchRevocations), and a revocation check in the
+ *                client cache holding that state
  *   entries      --entries (default 100,000) registration entries: join-token Attest latency
  *   watchers     --watchers (default 1,000) WatchRevocations streams (4 per connection, the server's default
  *                cap): EndSession until every watcher holds the revocation, p50/p99
