@@ -16,9 +16,11 @@
  *                process of its own, as a relying party does, never by this thread that times the calls, and the
  *                calls are reported by what they overlapped (a transfer, a build only, neither); beside each set
  *                of calls the data directory's own fsync latency, probed after each call (a 4 KiB write and
- *                fsync, as each commit's; the disk's part of EndSession's latency, same run); a new watcher's
- *                time to its complete state (paged WatchRevocations), and a revocation check in the client cache
- *                holding that state
+ *                fsync, as each commit's; the disk's part of EndSession's latency, same run); the transfer's
+ *                floor: a trivial GET on the server's CRL listener and on a plain node http server sending the
+ *                same bytes, each at rest and while the relying party GETs the CRL (no build running); a new
+ *                watcher's time to its complete state (paged WatchRevocations), and a revocation check in the
+ *                client cache holding that state
  *   entries      --entries (default 100,000) registration entries: join-token Attest latency
  *   watchers     --watchers (default 1,000) WatchRevocations streams (4 per connection, the server's default
  *                cap): EndSession until every watcher holds the revocation, p50/p99
@@ -44,7 +46,9 @@
  * process's watcher syncs.
  * Figures, not assertions: tests never time anything.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as inspector from 'node:inspector';
@@ -563,6 +567,96 @@ function reportSplit(calls: Calls, fetches: readonly CrlFetch[], s: ServerUnderB
   if (split.rest.length > 0) latency(`  of which overlapped neither, ${label}`, split.rest);
 }
 
+/**
+ * The floor under "EndSession while the CRL is transferred": what a transfer of the same size costs a call on the
+ * same cores whoever sends it. A trivial GET (404, on a ready keep-alive connection, back to back) is timed at
+ * rest and while the relying party's process GETs the CRL `CRL_FETCHES` times, twice: on the server's CRL
+ * listener (the loop that also runs gRPC and writes the CRL) and on a plain node http server of its own sending
+ * `bytes` bytes as one `res.end(buffer)`, with nothing else on its loop. No revocation happens meanwhile, so no
+ * build runs: the transfer alone. Where the server's figures match the plain server's, what is left is the
+ * receiving process and the kernel on the same cores, not the server's thread.
+ */
+async function transferFloor(s: ServerUnderBench, bytes: number, label: string): Promise<void> {
+  await crlSettled(s);
+  await trivialBesideTransfers(`the server's CRL listener, ${label}`, new URL('/x', s.crlUrl).href, s.crlUrl);
+  const plain = spawn(process.execPath, ['-e', PLAIN_SERVER, String(bytes)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await new Promise<string>((resolve, reject) => {
+      plain.stdout.once('data', (b: Buffer) => resolve(b.toString().trim()));
+      plain.once('exit', (code) => reject(new Error(`the plain http server exited: ${code}`)));
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await trivialBesideTransfers(`a plain node http server, same size, ${label}`, `${base}/x`, `${base}/crl`);
+  } finally {
+    plain.stdin.end();
+    plain.kill();
+  }
+}
+
+/** The floor's sender: `bytes` bytes as one buffer, `res.end` of it; anything else is a 404. */
+const PLAIN_SERVER = `
+const http = require('node:http');
+const n = Number(process.argv[1]);
+const body = Buffer.alloc(n, 0x5a);
+const server = http.createServer((req, res) => {
+  if (req.url === '/crl') res.writeHead(200, { 'Content-Type': 'application/pkix-crl', 'Content-Length': n }).end(body);
+  else res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\\n');
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+`;
+
+/** Trivial GETs of `pingUrl` at rest, then while another process GETs `crlUrl`: printed split by overlap. */
+async function trivialBesideTransfers(name: string, pingUrl: string, crlUrl: string): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const one = (): Promise<{ start: bigint; ms: number }> =>
+    new Promise((resolve, reject) => {
+      const start = process.hrtime.bigint();
+      http
+        .get(pingUrl, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ start, ms: ms(start) }));
+          res.on('error', reject);
+        })
+        .on('error', reject);
+    });
+  try {
+    for (let i = 0; i < 20; i++) await one();
+    const rest: number[] = [];
+    for (let i = 0; i < END_SAMPLES; i++) rest.push((await one()).ms);
+    let done = false;
+    const calls: Calls = { times: [], starts: [] };
+    const pings = (async () => {
+      while (!done) {
+        const c = await one();
+        calls.times.push(c.ms);
+        calls.starts.push(c.start);
+      }
+    })();
+    let fetches: CrlFetch[] = [];
+    try {
+      fetches = await fetchCrlElsewhere(crlUrl, CRL_FETCHES);
+    } finally {
+      done = true;
+      await pings;
+    }
+    const split = splitCalls(calls, fetches, []);
+    const transfers = fetches.map((f) => Number(f.end - f.headers) / 1e6);
+    out(`  trivial GET on ${name}\n`);
+    latency(`    at rest`, rest);
+    latency(
+      `    overlapping one of ${CRL_FETCHES} transfers (p50 ${pct(transfers, 50).toFixed(0)} ms)`,
+      split.fetch,
+    );
+    if (split.rest.length > 0) latency(`    between transfers`, split.rest);
+  } finally {
+    agent.destroy();
+  }
+}
+
 /** WatchRevocations from 0, packed pages received but not decoded: the server's part of a sync (and gRPC's). */
 async function pagesOnly(s: ServerUnderBench, agent: Agent): Promise<{ ms: number; bytes: number }> {
   const client = sessionClient(s, agent);
@@ -664,6 +758,7 @@ async function revocationFiguresWith(
   disk.report(`  the data dir's fsync, probed after each of those calls`);
   reportSplit(repeated, fetches, s, label);
   await crlSettled(s);
+  await transferFloor(s, crl.bytes, label);
   // The first stream from 0 reads the state from the store (the snapshot reader) and keeps its full chunks
   // (WATCH_DEFAULTS.snapshotCacheBytes); every later new watcher is served from them. Both are printed: the
   // first is what the first new verifier after a server start waits for.

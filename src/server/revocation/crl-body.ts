@@ -70,27 +70,39 @@ export function pemLength(ders: readonly Uint8Array[], label: string): number {
 
 /**
  * Writes `chunks` to `res` and ends it, waiting for 'drain' whenever the socket's buffer is full, so no more than
- * about one chunk waits in memory beyond the kernel's buffer. Resolves when ended or when the client went away
- * (the rest is then not made).
+ * about one chunk waits in memory beyond the kernel's buffer, and giving the event loop a turn after every chunk.
+ * Resolves when ended or when the client went away (the rest is then not made).
+ *
+ * The turn is what keeps gRPC calls served during a transfer. To a reader on the same host the kernel takes each
+ * write whole at once: the write completes synchronously, its 'drain' comes in a nextTick, and the next write
+ * followed in the same turn of the loop, so a 33 MiB CRL went out in one uninterrupted run of writes and every
+ * call that arrived meanwhile waited for all of it (docs/design/performance-log.md, "EndSession beside a 1M CRL,
+ * the server's thread"). With a turn after each chunk, a call waits for one chunk's write at most.
  */
 export async function writeChunks(res: ServerResponse, chunks: Iterable<Buffer>): Promise<void> {
   for (const chunk of chunks) {
     if (res.destroyed) return;
-    if (!res.write(chunk)) {
-      const open = await new Promise<boolean>((resolve) => {
-        const drained = (): void => {
-          res.off('close', closed);
-          resolve(true);
-        };
-        const closed = (): void => {
-          res.off('drain', drained);
-          resolve(false);
-        };
-        res.once('drain', drained);
-        res.once('close', closed);
-      });
-      if (!open) return;
-    }
+    if (!res.write(chunk) && !(await drained(res))) return;
+    await nextTurn();
   }
-  res.end();
+  if (!res.destroyed) res.end();
 }
+
+/** After 'drain' (true) or 'close' (false, the client went away), whichever comes first. */
+function drained(res: ServerResponse): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const onDrain = (): void => {
+      res.off('close', onClose);
+      resolve(true);
+    };
+    const onClose = (): void => {
+      res.off('drain', onDrain);
+      resolve(false);
+    };
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}
+
+/** Resolves in the loop's next check phase: after the I/O that is ready now has been handled. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
