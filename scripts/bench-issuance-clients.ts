@@ -23,6 +23,7 @@ import { TrustDomain } from '../src/spiffe';
 import { createCsr } from '../src/x509/csr';
 import { generateSigningKeyPair } from '../src/x509/keys';
 import { decodePemBlocks } from '../src/x509/pem';
+import { ownThreadId, type PhaseCpu, threadCpuNs } from './bench-issuance-cpu';
 import { ECHO_SERVICE, echoRequest, type EchoTarget } from './bench-transport-echo';
 
 export interface ClientsJob {
@@ -58,6 +59,8 @@ export interface PhaseResult {
   endedAtMs: number;
   /** Latency of each successful call, ms, sorted. */
   latenciesMs: number[];
+  /** CPU of every thread of the process at the phase's start and end (Linux), and this client thread's id. */
+  cpu?: PhaseCpu;
 }
 
 export interface ClientsResult {
@@ -146,6 +149,8 @@ async function phase<T>(
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
+  const tid = ownThreadId();
+  const cpuStart = threadCpuNs();
   const started = performance.now();
   const startedAtMs = performance.timeOrigin + started;
   const stopAt = started + budgetMs;
@@ -167,6 +172,7 @@ async function phase<T>(
     }),
   );
   const ended = performance.now();
+  const cpuEnd = threadCpuNs();
   latencies.sort((a, b) => a - b);
   return {
     result: {
@@ -177,6 +183,7 @@ async function phase<T>(
       startedAtMs,
       endedAtMs: performance.timeOrigin + ended,
       latenciesMs: latencies,
+      ...(tid !== undefined && { cpu: { start: cpuStart, end: cpuEnd, clients: [tid] } }),
     },
     last,
   };
@@ -232,7 +239,7 @@ export function probe(): ClientsProbe {
 
 /** Resolves when the main thread says phase `name` may start (at once when the job is not gated). */
 const gates = new Map<string, () => void>();
-function gate(job: ClientsJob, name: 'attest' | 'renew' | 'echo'): Promise<void> {
+function gate(job: ClientsJob, name: 'attest' | 'renew' | 'renewed' | 'echo'): Promise<void> {
   if (job.gated !== true || parentPort === null) return Promise.resolve();
   const port = parentPort;
   return new Promise((resolve) => {
@@ -297,6 +304,8 @@ async function run(job: ClientsJob): Promise<ClientsResult> {
       })),
       job.phaseBudgetMs,
     );
+    // The main thread may measure the Renew phase from outside (perf): it stops when every worker is past it.
+    await gate(job, 'renewed');
     const echo =
       job.echo === undefined ? undefined : await echoPhase(job, job.echo, renewCsrs, renew.last, echoClients);
     progress.stage = 'done';

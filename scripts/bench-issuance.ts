@@ -8,9 +8,13 @@
  *
  *   npx tsx scripts/bench-issuance.ts [--ops 32] [--budget 60] [--seconds 1] [--workers 0,2]
  *                                     [--clients 1,4,16,64] [--phases attest,renew] [--client-threads 1]
+ *                                     [--renew-perf FILE [--renew-perf-record]]
  *   (--workers: the ca.signing_workers settings to compare, one server each; --clients: the concurrency levels;
  *   --phases: which calls to time, Renew needs the SVIDs Attest gave, so Attest always runs; --client-threads:
- *   the worker threads the clients are dealt over, so that one client thread is not what limits the rate)
+ *   the worker threads the clients are dealt over, so that one client thread is not what limits the rate;
+ *   --renew-perf: `perf stat` counts the process's syscalls by thread over each Renew phase into FILE.<setting>,
+ *   or with --renew-perf-record records on-CPU samples of every thread there)
+ *   (on Linux each phase also prints its CPU per call by thread: the server's, the clients', the others')
  *   (npm run bench runs it after scripts/bench.ts; run alone, it measures the in-process issuance figure itself)
  */
 import { randomBytes, sign } from 'node:crypto';
@@ -28,6 +32,7 @@ import { generateSigningKeyPair } from '../src/x509/keys';
 import { issueX509Svid } from '../src/x509/profiles';
 import { asIssuer, createPki, TD } from '../test/support/pki';
 import type { ClientsJob, ClientsProbe, ClientsResult, PhaseResult } from './bench-issuance-clients';
+import { type PhaseCpu, splitCpu, startPerf, stopPerf } from './bench-issuance-cpu';
 import { startEchoServer } from './bench-transport-echo';
 
 const CONCURRENCY = [1, 4, 16, 64];
@@ -52,7 +57,14 @@ export interface IssuanceBenchOptions {
   showAttest?: boolean;
   /** Worker threads the clients are dealt over (client i to thread i mod threads). Default 1. */
   clientThreads?: number;
+  /** `perf stat` counts this process's syscalls over each Renew phase into this file (suffixed per server). */
+  renewPerf?: string;
+  /** `record` instead: on-CPU samples of every thread over each Renew phase (perf report reads them). */
+  renewPerfMode?: 'stat' | 'record';
 }
+
+/** Work the main thread does at a phase's gate, once every client thread is there and before they start. */
+export type PhaseHooks = Partial<Record<'attest' | 'renew' | 'renewed' | 'echo', () => Promise<void>>>;
 
 /** A positive number given as `name value` on the command line, or undefined. */
 export function arg(name: string): number | undefined {
@@ -125,7 +137,7 @@ const UNANSWERED_MS = 180_000;
  * Runs the clients of `job` in `threads` worker threads (client i in thread i mod threads), each phase starting in
  * all of them together, and merges what they measured: one phase from the first start to the last end.
  */
-export async function runClients(job: ClientsJob, threads = 1): Promise<ClientsResult> {
+export async function runClients(job: ClientsJob, threads = 1, hooks?: PhaseHooks): Promise<ClientsResult> {
   const n = Math.max(1, Math.min(threads, job.tokens.length));
   const parts: ClientsJob[] = Array.from({ length: n }, (_, t) => {
     const mine = (_: unknown, i: number): boolean => i % n === t;
@@ -133,7 +145,7 @@ export async function runClients(job: ClientsJob, threads = 1): Promise<ClientsR
       ...job,
       tokens: job.tokens.filter(mine),
       ...(job.addresses !== undefined && { addresses: job.addresses.filter(mine) }),
-      gated: n > 1,
+      gated: n > 1 || hooks !== undefined,
     };
   });
   const ready = new Map<string, number>();
@@ -142,7 +154,17 @@ export async function runClients(job: ClientsJob, threads = 1): Promise<ClientsR
   const onReady = (phase: string): void => {
     const count = (ready.get(phase) ?? 0) + 1;
     ready.set(phase, count);
-    if (count === n) for (const w of workers) w.postMessage({ go: phase });
+    if (count !== n) return;
+    const go = (): void => {
+      for (const w of workers) w.postMessage({ go: phase });
+    };
+    const hook = hooks?.[phase as keyof PhaseHooks];
+    if (hook === undefined) go();
+    else
+      hook().then(go, (e: unknown) => {
+        process.stderr.write(`bench: the ${phase} hook failed (${String(e)}); going on without it\n`);
+        go();
+      });
   };
   const results = await Promise.all(parts.map((part) => runWorker(part, workers, onReady))).catch(
     async (e: unknown) => {
@@ -165,7 +187,14 @@ function mergePhases(phases: PhaseResult[]): PhaseResult {
   const startedAtMs = Math.min(...phases.map((p) => p.startedAtMs));
   const endedAtMs = Math.max(...phases.map((p) => p.endedAtMs));
   const firstError = phases.find((p) => p.firstError !== undefined)?.firstError;
+  const first = phases.find((p) => p.startedAtMs === startedAtMs);
+  const last = phases.find((p) => p.endedAtMs === endedAtMs);
+  const cpu: PhaseCpu | undefined =
+    first?.cpu !== undefined && last?.cpu !== undefined && phases.every((p) => p.cpu !== undefined)
+      ? { start: first.cpu.start, end: last.cpu.end, clients: phases.flatMap((p) => p.cpu!.clients) }
+      : undefined;
   return {
+    ...(cpu !== undefined && { cpu }),
     ops: phases.reduce((a, p) => a + p.ops, 0),
     errors: phases.reduce((a, p) => a + p.errors, 0),
     ...(firstError !== undefined && { firstError }),
@@ -336,6 +365,37 @@ export async function runIssuanceBench(options: IssuanceBenchOptions = {}): Prom
   }
 }
 
+/** CPU per call of the phase by thread (Linux; empty elsewhere): the server's, the clients', the others'. */
+function cpuLine(r: PhaseResult): string {
+  if (r.cpu === undefined || r.ops === 0) return '';
+  const c = splitCpu(r.cpu, r.ops);
+  const us = (x: number): string => x.toFixed(0);
+  return (
+    `    CPU per call, µs: server thread / clients / other threads ` +
+    `${us(c.server)} / ${us(c.clients)} / ${us(c.others)} ` +
+    `(busiest ${c.topOthers.map((o) => `${us(o.us)} [pid+${o.tidOffset}]`).join(', ')}), ` +
+    `total ${us(c.total)}\n`
+  );
+}
+
+/** With --renew-perf, `perf stat` runs over each Renew phase only (the clients wait at its gates meanwhile). */
+function perfHooks(
+  file: string | undefined,
+  tag: string,
+  mode: 'stat' | 'record' = 'stat',
+): PhaseHooks | undefined {
+  if (file === undefined) return undefined;
+  let child: Awaited<ReturnType<typeof startPerf>> | undefined;
+  return {
+    renew: async () => {
+      child = await startPerf(`${file}.${tag}`, mode);
+    },
+    renewed: async () => {
+      if (child !== undefined) await stopPerf(child);
+    },
+  };
+}
+
 /** One server with `workers` signing threads, every concurrency level; returns the failed calls. */
 async function runServer(
   workers: number,
@@ -379,6 +439,7 @@ async function runServer(
           echo: echo.target,
         },
         options.clientThreads,
+        perfHooks(options.renewPerf, `${workers}w-${n}c`, options.renewPerfMode),
       );
       for (const [name, r] of [
         ['Attest', result.attest],
@@ -393,6 +454,7 @@ async function runServer(
             `   p50 ${percentile(r.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(1)} ms` +
             `, ${r.ops} ok${r.errors > 0 ? `, ${r.errors} FAILED (${r.firstError ?? '?'})` : ''}\n`,
         );
+        out(cpuLine(r));
         if (n < 16 && n !== 1) continue;
         const tag = `${name}/s, N=${n}, ${workers} workers`;
         rows.push(`  ${`${tag} / raw P-256 sign`.padEnd(58)} ${(rate / rawSign).toFixed(3).padStart(10)}`);
@@ -410,6 +472,7 @@ async function runServer(
               `   p50 ${percentile(e.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(e.latenciesMs, 99).toFixed(1)} ms` +
               `, ${e.ops} ok${e.errors > 0 ? `, ${e.errors} FAILED (${e.firstError ?? '?'})` : ''}\n`,
           );
+          out(cpuLine(e));
           rows.push(
             `  ${`${tag} / bare grpc-js unary (same sizes)`.padEnd(58)} ${(rate / echoRate).toFixed(3).padStart(10)}`,
           );
@@ -453,6 +516,8 @@ export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
   }
   const ops = arg('--ops');
   const clientThreads = arg('--client-threads');
+  const pi = process.argv.indexOf('--renew-perf');
+  const renewPerf = pi < 0 ? undefined : process.argv[pi + 1];
   const budget = arg('--budget');
   const seconds = arg('--seconds');
   return {
@@ -463,6 +528,8 @@ export function issuanceOptionsFromArgv(): IssuanceBenchOptions {
     ...(clients !== undefined && { clients }),
     ...(phases !== undefined && { showAttest: phases.includes('attest') }),
     ...(clientThreads !== undefined && { clientThreads: Math.ceil(clientThreads) }),
+    ...(renewPerf !== undefined && { renewPerf }),
+    ...(process.argv.includes('--renew-perf-record') && { renewPerfMode: 'record' as const }),
   };
 }
 
