@@ -336,7 +336,13 @@ export function checkRenewedLeafHop(proven: ProvenContext, leafId: string, leaf:
   const context = proven.context;
   checkLeafHop(
     context,
-    { position: 'leaf', spiffeId: leafId, scopes: context.scopes, notAfter: leaf.notAfter, spkiDer: leaf.spkiDer },
+    {
+      position: 'leaf',
+      spiffeId: leafId,
+      scopes: context.scopes,
+      notAfter: leaf.notAfter,
+      spkiDer: leaf.spkiDer,
+    },
     proven,
   );
 }

@@ -101,7 +101,8 @@ export function verifyX509Svid(
   // A leaf presented as DER may be the renewal of one verified before (renewals.ts): its outline is read, and
   // its hint found, before anything is parsed. A leaf whose top level does not even frame is the full path's to
   // refuse.
-  const leafDer = renewals !== undefined && ders !== undefined && chain[0] instanceof Uint8Array ? ders[0]! : undefined;
+  const leafDer =
+    renewals !== undefined && ders !== undefined && chain[0] instanceof Uint8Array ? ders[0]! : undefined;
   let outline: CertificateOutline | undefined;
   let renewalKey = 0;
   if (leafDer !== undefined) {
@@ -158,7 +159,8 @@ export function verifyX509Svid(
     // renewed leaf is seen once, and keeping it would only carry it into the old generation before it is dropped.
     for (let i = 1; i < path.length; i++) cache.rememberCertificate(path[i]!);
     cache.rememberLeaf(leaf);
-    if (remember && query !== undefined) memo.remember(memoHint, ders, optionsKey, bundle, path, verified, query);
+    if (remember && query !== undefined)
+      memo.remember(memoHint, ders, optionsKey, bundle, path, verified, query);
     else if (memoable) memo.noteSighting(memoHint);
     // A leaf that passed in full is offered to the renewals: kept from the second one with its extensions.
     if (!viaRenewal && outline !== undefined && (context === undefined || context.version === 1)) {

@@ -259,7 +259,10 @@ function readValidity(der: Uint8Array, tlv: Tlv | undefined): { notBefore: Date;
   const validity = readChildren(der, expectTag(tlv, TAG_SEQUENCE, 'validity'));
   if (validity.length !== 2)
     throw new DerFramingError(`validity has ${validity.length} elements, expected 2`);
-  return { notBefore: readTime(der, validity[0]!, 'notBefore'), notAfter: readTime(der, validity[1]!, 'notAfter') };
+  return {
+    notBefore: readTime(der, validity[0]!, 'notBefore'),
+    notAfter: readTime(der, validity[1]!, 'notAfter'),
+  };
 }
 
 /** The SubjectPublicKeyInfo element, its algorithm and its key (views into `der`), the key's shape checked. */
@@ -329,7 +332,11 @@ export function readCertificateOutline(der: Uint8Array): CertificateOutline {
   const signatureAlgorithmStart = top.start;
   const signatureAlgorithmEnd = top.end;
   top.next();
-  const signature = wholeOctets(der, expectTag(top.current, TAG_BIT_STRING, 'signatureValue'), 'signatureValue');
+  const signature = wholeOctets(
+    der,
+    expectTag(top.current, TAG_BIT_STRING, 'signatureValue'),
+    'signatureValue',
+  );
   if (top.next() !== NO_ELEMENT) throw new DerFramingError('Certificate has more than 3 elements');
 
   fields.next();

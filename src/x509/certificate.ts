@@ -142,7 +142,11 @@ export class ParsedCertificate {
   readonly #serial: Uint8Array;
   #serialHex: string | undefined;
 
-  private constructor(der: Uint8Array, f: CertificateFields, check: SignatureScheme | 'mismatch' | 'openssl') {
+  private constructor(
+    der: Uint8Array,
+    f: CertificateFields,
+    check: SignatureScheme | 'mismatch' | 'openssl',
+  ) {
     this.der = der;
     this.version = f.version;
     this.#serial = f.serial;
@@ -509,7 +513,14 @@ function freezeShared(f: CertificateFields): CertificateFields {
 }
 
 /** Whether a[aStart..aEnd) and b[bStart..bEnd) hold the same bytes (names, algorithms, the extensions). */
-function sameSpan(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): boolean {
+function sameSpan(
+  a: Uint8Array,
+  aStart: number,
+  aEnd: number,
+  b: Uint8Array,
+  bStart: number,
+  bEnd: number,
+): boolean {
   const n = aEnd - aStart;
   if (n !== bEnd - bStart) return false;
   if (n > 64) {
