@@ -90,6 +90,7 @@ export class RenewedLeaves {
    */
   offer(
     hint: number,
+    o: CertificateOutline,
     ders: readonly Uint8Array[],
     options: string,
     bundle: X509Bundle,
@@ -97,11 +98,15 @@ export class RenewedLeaves {
     id: SpiffeId,
     context: Readonly<AgentContext> | undefined,
   ): void {
-    if (!this.sightings.has(hint)) {
-      this.sightings.note(hint);
+    // Admitted by a digest of every byte of the extensions' part, not by the lookup hint, which samples them: two
+    // leaves that differ in a few bytes (a DNS name) may share a hint, and each would otherwise admit the other.
+    // This runs only after a verification in full, beside which it is small.
+    const seen = tailDigest(hint, ders[0]!, o);
+    if (!this.sightings.has(seen)) {
+      this.sightings.note(seen);
       return;
     }
-    this.sightings.forget(hint);
+    this.sightings.forget(seen);
     const leaf = path[0]!;
     let template: CertificateTemplate;
     try {
@@ -165,6 +170,13 @@ export function renewalHint(
   const step = Math.max(1, Math.floor(n / 16));
   for (let i = from; i < o.tbsEnd && i < from + 16 * step; i += step) h = Math.imul(h ^ der[i]!, 0x01000193);
   for (let i = Math.max(from, o.tbsEnd - 8); i < o.tbsEnd; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** FNV-1a over the leaf's bytes after its key, seeded with the lookup hint (which covers options and the rest). */
+function tailDigest(hint: number, der: Uint8Array, o: CertificateOutline): number {
+  let h = hint ^ 0x811c9dc5;
+  for (let i = o.spkiEnd; i < o.tbsEnd; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
   return h >>> 0;
 }
 

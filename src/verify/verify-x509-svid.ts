@@ -164,7 +164,7 @@ export function verifyX509Svid(
     else if (memoable) memo.noteSighting(memoHint);
     // A leaf that passed in full is offered to the renewals: kept from the second one with its extensions.
     if (!viaRenewal && outline !== undefined && (context === undefined || context.version === 1)) {
-      renewals!.offer(renewalKey, ders!, optionsKey, bundle, path, id, context);
+      renewals!.offer(renewalKey, outline, ders!, optionsKey, bundle, path, id, context);
     }
   }
   return verified;

@@ -5,6 +5,7 @@ import { isLanyardError } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { VerificationCache, verifyX509Svid, type VerifyX509SvidOptions } from '../../src/verify';
 import { RenewedLeaves } from '../../src/verify/renewals';
+import { readCertificateOutline } from '../../src/x509/certificate-der';
 import { encodeAgentContext } from '../../src/x509/agent-context';
 import { issueX509Svid } from '../../src/x509/profiles';
 import {
@@ -317,7 +318,17 @@ describe('renewals of a verified leaf', () => {
       const chain = [leaf(), inter.cert.der];
       const svid = verifyX509Svid(chain, pki.bundle, { at: NOW, cache: null });
       const hint = 12345;
-      for (let i = 0; i < 2; i++) table.offer(hint, chain, '', pki.bundle, svid.chain, svid.id, undefined);
+      for (let i = 0; i < 2; i++)
+        table.offer(
+          hint,
+          readCertificateOutline(chain[0]!),
+          chain,
+          '',
+          pki.bundle,
+          svid.chain,
+          svid.id,
+          undefined,
+        );
       assert.ok(table.find(hint, chain, '') !== undefined);
       // The hint is only where to look: another intermediate, none, or other options find nothing.
       const other = makeIntermediate(TD, pki.root, { cn: 'another intermediate' }).cert.der;
@@ -329,7 +340,16 @@ describe('renewals of a verified leaf', () => {
       const mine = new Uint8Array(inter.cert.der);
       const table2 = new RenewedLeaves(8);
       for (let i = 0; i < 2; i++)
-        table2.offer(hint, [chain[0]!, mine], '', pki.bundle, svid.chain, svid.id, undefined);
+        table2.offer(
+          hint,
+          readCertificateOutline(chain[0]!),
+          [chain[0]!, mine],
+          '',
+          pki.bundle,
+          svid.chain,
+          svid.id,
+          undefined,
+        );
       mine[mine.length - 1] = mine[mine.length - 1]! ^ 1;
       assert.equal(table2.find(hint, [chain[0]!, mine], ''), undefined);
     });
