@@ -81,8 +81,9 @@ export interface VerificationCacheOptions {
  * On top, `chains` remembers whole answers for exact chain bytes. An answer depends on time, the bundle and
  * revocation too, so each hit is re-checked against all three (the validity window of the path, the identity of
  * the bundle object, the caller's revocation checker); a hit can never turn a rejection into an acceptance. A
- * chain not seen before, even one whose leaf is new under known intermediates, takes the full path below, where
- * the leaf's own signature is never cached.
+ * chain not seen before takes the path below, where the leaf's own signature is never cached: in full, or, for
+ * the renewal of a leaf that verified (`renewals`: the same extensions, issuer and subject under the same
+ * presented certificates and bundle), with only what a renewal changes checked (src/verify/renewals.ts).
  */
 export class VerificationCache {
   private readonly signatures: Lru<true>;
