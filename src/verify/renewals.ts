@@ -173,10 +173,20 @@ export function renewalHint(
   return h >>> 0;
 }
 
-/** FNV-1a over the leaf's bytes after its key, seeded with the lookup hint (which covers options and the rest). */
+/**
+ * An FNV-style mix of the leaf's bytes after its key, four at a time (a multiplication per word rather than per
+ * byte: this runs for every leaf verified in full), seeded with the lookup hint (which covers the options and the
+ * rest of the chain). Every byte counts: leaves differing in one byte differ here but for a 32-bit collision.
+ */
 function tailDigest(hint: number, der: Uint8Array, o: CertificateOutline): number {
   let h = hint ^ 0x811c9dc5;
-  for (let i = o.spkiEnd; i < o.tbsEnd; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
+  const end = o.tbsEnd;
+  let i = o.spkiEnd;
+  for (; i + 4 <= end; i += 4) {
+    h = Math.imul(h ^ (der[i]! | (der[i + 1]! << 8) | (der[i + 2]! << 16) | (der[i + 3]! << 24)), 0x01000193);
+    h ^= h >>> 15;
+  }
+  for (; i < end; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
   return h >>> 0;
 }
 
