@@ -50,12 +50,13 @@ export function checkSvidLeaf(leaf: ParsedCertificate): void {
     throw invalid('the leaf keyUsage has keyCertSign, which only signing certificates may set');
   if (ku.cRLSign) throw invalid('the leaf keyUsage has cRLSign, which only signing certificates may set');
   const eku = leaf.extKeyUsage;
-  if (eku !== undefined) {
+  // The list of missing purposes is built only for a refusal: this runs for every new leaf.
+  if (eku !== undefined && !(eku.includes(EKU_SERVER_AUTH) && eku.includes(EKU_CLIENT_AUTH))) {
     const missing = [
       ...(eku.includes(EKU_SERVER_AUTH) ? [] : ['serverAuth']),
       ...(eku.includes(EKU_CLIENT_AUTH) ? [] : ['clientAuth']),
     ];
-    if (missing.length > 0) throw invalid(`the leaf extKeyUsage lacks ${missing.join(' and ')}`);
+    throw invalid(`the leaf extKeyUsage lacks ${missing.join(' and ')}`);
   }
 }
 

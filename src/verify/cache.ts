@@ -2,6 +2,7 @@ import { ParsedCertificate } from '../x509/certificate';
 import type { AgentContext } from '../x509/agent-context/types';
 import { Lru } from '../internal/lru';
 import { VerifiedChainMemo } from './chain-memo';
+import { RenewedLeaves } from './renewals';
 import { Sightings } from './sightings';
 import type { VerifyX509SvidResult } from './verify-x509-svid';
 
@@ -27,6 +28,8 @@ export interface VerificationCacheStats {
   contexts: CacheCounters;
   /** Whole verified chains, answered from memory when presented again (see VerifiedChainMemo). */
   chains: CacheCounters;
+  /** Leaves kept so that their renewals are recognised rather than parsed and checked whole (RenewedLeaves). */
+  renewals: CacheCounters;
 }
 
 /**
@@ -58,6 +61,12 @@ export interface VerificationCacheOptions {
    * per-link facts, so every call pays the leaf's signature check (the bench compares both).
    */
   chains?: boolean;
+  /**
+   * Keep leaves that verified so that a renewal of one (the same extensions, issuer and subject under the same
+   * certificates) is recognised rather than parsed and checked whole (RenewedLeaves). Default true; false makes
+   * every new leaf take the full path (the bench compares both).
+   */
+  renewals?: boolean;
 }
 
 /**
@@ -72,8 +81,9 @@ export interface VerificationCacheOptions {
  * On top, `chains` remembers whole answers for exact chain bytes. An answer depends on time, the bundle and
  * revocation too, so each hit is re-checked against all three (the validity window of the path, the identity of
  * the bundle object, the caller's revocation checker); a hit can never turn a rejection into an acceptance. A
- * chain not seen before, even one whose leaf is new under known intermediates, takes the full path below, where
- * the leaf's own signature is never cached.
+ * chain not seen before takes the path below, where the leaf's own signature is never cached: in full, or, for
+ * the renewal of a leaf that verified (`renewals`: the same extensions, issuer and subject under the same
+ * presented certificates and bundle), with only what a renewal changes checked (src/verify/renewals.ts).
  */
 export class VerificationCache {
   private readonly signatures: Lru<true>;
@@ -84,6 +94,8 @@ export class VerificationCache {
   private readonly contexts: Lru<ContextEntry, number>;
   /** Whole answers of verifyX509Svid; bundle, time and revocation are checked again on every hit. */
   readonly chains: VerifiedChainMemo<VerifyX509SvidResult> | undefined;
+  /** Leaves whose renewals verifyX509Svid recognises; bundle, time, key and signature checked on every one. */
+  readonly renewals: RenewedLeaves | undefined;
   private lastEdge: { child: ParsedCertificate; issuer: ParsedCertificate; key: string } | undefined;
   private lastContextSeed: { oid: string; trustDomain: string; seed: number } | undefined;
   private readonly counters = {
@@ -101,6 +113,7 @@ export class VerificationCache {
     this.seenLeaves = new Sightings(max);
     this.contexts = new Lru(max);
     this.chains = options.chains === false ? undefined : new VerifiedChainMemo(max);
+    this.renewals = options.renewals === false ? undefined : new RenewedLeaves(max);
   }
 
   /** True when `child` was earlier proven to be signed by `issuer`'s key. */
@@ -246,6 +259,12 @@ export class VerificationCache {
         size: this.chains?.size ?? 0,
         evictions: this.chains?.evictions ?? 0,
       },
+      renewals: {
+        hits: this.renewals?.hits ?? 0,
+        misses: this.renewals?.misses ?? 0,
+        size: this.renewals?.size ?? 0,
+        evictions: this.renewals?.evictions ?? 0,
+      },
     };
   }
 
@@ -256,6 +275,7 @@ export class VerificationCache {
     this.seenLeaves.clear();
     this.contexts.clear();
     this.chains?.clear();
+    this.renewals?.clear();
     this.lastEdge = undefined;
     this.lastContextSeed = undefined;
   }

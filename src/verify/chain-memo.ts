@@ -65,13 +65,13 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<
    * only a hint: another chain with the same hint is admitted one verification early, never answered for these
    * bytes (find compares them all).
    */
-  seenBefore(ders: readonly Uint8Array[], options: string): boolean {
-    return this.sightings.has(chainMemoHint(ders, options));
+  seenBefore(hint: number): boolean {
+    return this.sightings.has(hint);
   }
 
   /** A chain that passed and was not remembered: the next time it passes, it is (see seenBefore). */
-  noteSighting(ders: readonly Uint8Array[], options: string): void {
-    this.sightings.note(chainMemoHint(ders, options));
+  noteSighting(hint: number): void {
+    this.sightings.note(hint);
   }
 
   override clear(): void {
@@ -83,15 +83,16 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<
    * The remembered entry for exactly these chain bytes under exactly these options, when `source` still holds
    * the very bundle object it was reached under and `atMs` is inside the path's validity. An entry under
    * another bundle or past its window is forgotten at once: it can never become valid again. An invalid
-   * `atMs` (NaN) is never a hit, so the full path reports it.
+   * `atMs` (NaN) is never a hit, so the full path reports it. `hint` is chainMemoHint(ders, options), computed
+   * once per verification by the caller (find, seenBefore, noteSighting and remember all need it).
    */
   find(
+    hint: number,
     ders: readonly Uint8Array[],
     options: string,
     source: X509BundleSource,
     atMs: number,
   ): MemoizedChain<R> | undefined {
-    const hint = chainMemoHint(ders, options);
     const entry = this.peek(hint);
     if (entry === undefined || !sameChain(entry, ders, options)) {
       this.misses++;
@@ -115,9 +116,10 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<
   /**
    * Remember the answer for a chain that passed every check, revocation included. The presented bytes are
    * copied: the caller's arrays may change after this returns, the memo's may not. Another chain under the same
-   * hint is replaced: a hint collision costs a full verification, never more.
+   * hint is replaced: a hint collision costs a full verification, never more. `hint`: as for find.
    */
   remember(
+    hint: number,
     ders: readonly Uint8Array[],
     options: string,
     bundle: X509Bundle,
@@ -133,7 +135,6 @@ export class VerifiedChainMemo<R extends { readonly id: SpiffeId }> extends Lru<
     }
     const kept = Object.freeze(ders.map((d) => new Uint8Array(d)));
     const touched = ++this.clock;
-    const hint = chainMemoHint(kept, options);
     this.sightings.forget(hint);
     this.set(hint, {
       bundle,

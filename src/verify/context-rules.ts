@@ -327,6 +327,27 @@ function checkDelegationChain(ctx: AgentContext, leaf: Hop, options: ContextRule
 }
 
 /**
+ * For a renewal of a leaf whose context passed every rule (src/verify/renewals.ts), what the context rules read
+ * of the leaf itself, as on a hit of the context cache: that the last link delegates to its key, with no later
+ * expiry than the leaf's. Its SPIFFE ID and the context bytes equal the proven leaf's, and the depth bound is the
+ * same option. Throws as verifiedAgentContext does.
+ */
+export function checkRenewedLeafHop(proven: ProvenContext, leafId: string, leaf: ParsedCertificate): void {
+  const context = proven.context;
+  checkLeafHop(
+    context,
+    {
+      position: 'leaf',
+      spiffeId: leafId,
+      scopes: context.scopes,
+      notAfter: leaf.notAfter,
+      spkiDer: leaf.spkiDer,
+    },
+    proven,
+  );
+}
+
+/**
  * The leaf is the hop the last link delegates to; without links there is nothing to check against it. With a
  * proven context, a leaf key equal to the one already found to match is not hashed again; a key that matches
  * becomes the one remembered.

@@ -106,6 +106,16 @@ export function checkPath(path: readonly ParsedCertificate[], at: Date): void {
 }
 
 /**
+ * The rules of checkPath that read a renewed leaf's own fields (src/verify/renewals.ts): its validity at `at`,
+ * its key and its signature algorithm. Everything else checkPath reads of a leaf is in bytes equal to those of a
+ * leaf that passed it under the same certificates above it. Throws as checkPath does.
+ */
+export function checkRenewedLeaf(leaf: ParsedCertificate, at: Date): void {
+  checkValidity(leaf, 0, at);
+  checkKeyAndAlgorithm(leaf, 0, false);
+}
+
+/**
  * notBefore and notAfter are inclusive and have a granularity of one second (RFC 5280 §4.1.2.5): a certificate
  * whose notAfter is 00:00:00 is valid throughout that second, so `at` is compared truncated to whole seconds.
  */

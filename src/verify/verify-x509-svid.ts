@@ -13,12 +13,20 @@ import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
 import { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } from '../x509/agent-context/oid';
 import { AgentContext } from '../x509/agent-context/types';
+import type { X509Bundle } from '../bundle';
+import * as certificateDer from '../x509/certificate-der';
+import type { CertificateOutline } from '../x509/certificate-der';
 import { defaultVerificationCache, VerificationCache } from './cache';
+import { chainMemoHint } from './chain-memo';
+import { type RenewalEntry, renewalHint, verifyRenewal } from './renewals';
 import { verifiedAgentContext } from './context-rules';
 import { MAX_PRESENTED_CERTIFICATES, type PathValidationOptions, validateCertPath } from './path-validation';
 import type { ParentChainVerifier } from './parent-chain';
 import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../svid/rules';
+
+// Read once at load: under tsx an imported binding is a getter call on every use (see certificate-der.ts).
+const { readCertificateOutline } = certificateDer;
 
 export interface VerifyX509SvidOptions {
   /** Verification time for every validity check. Default: now. */
@@ -72,13 +80,16 @@ export function verifyX509Svid(
   checkPresented(chain);
 
   const memo = cache?.chains;
-  const ders = memo !== undefined ? presentedDers(chain) : undefined;
+  const renewals = cache?.renewals;
+  const ders = memo !== undefined || renewals !== undefined ? presentedDers(chain) : undefined;
   const optionsKey = ders !== undefined ? memoOptionsKey(options, agentContextOid) : '';
+  // One hint per verification: the memo's lookup, its sighting and its admission all read it.
+  const memoHint = memo !== undefined && ders !== undefined ? chainMemoHint(ders, optionsKey) : 0;
   if (memo !== undefined && ders !== undefined) {
     // A non-Date `at` is NaN here, never a hit: the full path refuses it with its own error.
     const atMs =
       options.at === undefined ? Date.now() : options.at instanceof Date ? options.at.getTime() : NaN;
-    const known = memo.find(ders, optionsKey, bundleSource, atMs);
+    const known = memo.find(memoHint, ders, optionsKey, bundleSource, atMs);
     if (known !== undefined) {
       // Revocation is never remembered: asked afresh, with the question built when the chain was verified.
       if (options.revocation !== undefined) checkRevocation(options.revocation, known.query, known.result.id);
@@ -87,7 +98,94 @@ export function verifyX509Svid(
   }
   const at = options.at ?? new Date();
 
-  const certs = toCertificates(chain, cache);
+  // A leaf presented as DER may be the renewal of one verified before (renewals.ts): its outline is read, and
+  // its hint found, before anything is parsed. A leaf whose top level does not even frame is the full path's to
+  // refuse.
+  const leafDer =
+    renewals !== undefined && ders !== undefined && chain[0] instanceof Uint8Array ? ders[0]! : undefined;
+  let outline: CertificateOutline | undefined;
+  let renewalKey = 0;
+  if (leafDer !== undefined) {
+    try {
+      outline = readCertificateOutline(leafDer);
+    } catch {
+      outline = undefined;
+    }
+    if (outline !== undefined) renewalKey = renewalHint(leafDer, outline, ders!, optionsKey);
+  }
+
+  let renewed: RenewalEntry | undefined;
+  let fast: ParsedCertificate[] | undefined;
+  // A leaf verified (and kept) before is taken from the certificate cache: not a renewal, the same certificate.
+  // null: looked up and not there, so the full path parses the leaf without asking again.
+  const knownLeaf = leafDer !== undefined ? (cache!.certificate(leafDer) ?? null) : undefined;
+  if (outline !== undefined && knownLeaf === null && at instanceof Date) {
+    renewed = renewals!.find(renewalKey, ders!, optionsKey);
+    if (renewed !== undefined) {
+      fast = verifyRenewal(renewed, leafDer!, outline, bundleSource, at);
+      if (fast === undefined) renewals!.misses++;
+      else renewals!.hits++;
+    }
+  }
+  const viaRenewal = renewed !== undefined && fast !== undefined;
+  // Everything the leaf's extensions, issuer and subject decide was decided for its predecessor.
+  const { id, bundle, path, context } =
+    renewed !== undefined && fast !== undefined
+      ? { id: renewed.id, bundle: renewed.bundle, path: fast, context: renewed.proven?.context }
+      : verifyInFull(chain, bundleSource, options, cache, agentContextOid, at, knownLeaf);
+  const leaf = path[0]!;
+
+  // The question is built only when someone asks it: the caller's checker now, or the memo on later hits.
+  // A cross-domain context also rests on other domains' bundles, which the memo does not track.
+  const memoable =
+    memo !== undefined && ders !== undefined && (context === undefined || context.version === 1);
+  // Remembered from the second time it passes (see seenBefore): a renewed leaf's chain is seen once.
+  const remember = memoable && memo.seenBefore(memoHint);
+  let query: RevocationQuery | undefined;
+  if (options.revocation !== undefined || remember) {
+    query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
+    if (options.revocation !== undefined) checkRevocation(options.revocation, query, id);
+  }
+
+  // The context is a read-only view (frozen, bytes and dates copied on each read, read-only-context.ts): it
+  // serves this caller, every memo hit and every renewed leaf carrying the same context bytes.
+  const verified: VerifyX509SvidResult = Object.freeze({
+    id,
+    ...(context !== undefined ? { context } : {}),
+    chain: Object.freeze([...path]),
+  });
+  if (cache !== undefined) {
+    // The CAs are kept for the next leaf under them; the leaf only when it comes again (see rememberLeaf): a
+    // renewed leaf is seen once, and keeping it would only carry it into the old generation before it is dropped.
+    for (let i = 1; i < path.length; i++) cache.rememberCertificate(path[i]!);
+    cache.rememberLeaf(leaf);
+    if (remember && query !== undefined)
+      memo.remember(memoHint, ders, optionsKey, bundle, path, verified, query);
+    else if (memoable) memo.noteSighting(memoHint);
+    // A leaf that passed in full is offered to the renewals: kept from the second one with its extensions.
+    if (!viaRenewal && outline !== undefined && (context === undefined || context.version === 1)) {
+      renewals!.offer(renewalKey, outline, ders!, optionsKey, bundle, path, id, context);
+    }
+  }
+  return verified;
+}
+
+/** Every rule on the chain, the leaf parsed whole: steps 1 to 4 of verifyX509Svid. */
+function verifyInFull(
+  chain: readonly ParsedCertificate[] | readonly Uint8Array[],
+  bundleSource: X509BundleSource,
+  options: VerifyX509SvidOptions,
+  cache: VerificationCache | undefined,
+  agentContextOid: string,
+  at: Date,
+  knownLeaf: ParsedCertificate | null | undefined,
+): {
+  id: SpiffeId;
+  bundle: X509Bundle;
+  path: readonly ParsedCertificate[];
+  context: Readonly<AgentContext> | undefined;
+} {
+  const certs = toCertificates(chain, cache, knownLeaf);
   const leaf = certs[0]!;
 
   const id = leafSpiffeId(leaf);
@@ -131,35 +229,7 @@ export function verifyX509Svid(
     // per call costs every new leaf, and under tsx a name definition too).
     parentChainVerifier: new ParentChainVerifierSource(bundleSource, options, at),
   });
-
-  // The question is built only when someone asks it: the caller's checker now, or the memo on later hits.
-  // A cross-domain context also rests on other domains' bundles, which the memo does not track.
-  const memoable =
-    memo !== undefined && ders !== undefined && (context === undefined || context.version === 1);
-  // Remembered from the second time it passes (see seenBefore): a renewed leaf's chain is seen once.
-  const remember = memoable && memo.seenBefore(ders, optionsKey);
-  let query: RevocationQuery | undefined;
-  if (options.revocation !== undefined || remember) {
-    query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
-    if (options.revocation !== undefined) checkRevocation(options.revocation, query, id);
-  }
-
-  // The context is a read-only view (frozen, bytes and dates copied on each read, read-only-context.ts): it
-  // serves this caller, every memo hit and every renewed leaf carrying the same context bytes.
-  const verified: VerifyX509SvidResult = Object.freeze({
-    id,
-    ...(context !== undefined ? { context } : {}),
-    chain: Object.freeze([...path]),
-  });
-  if (cache !== undefined) {
-    // The CAs are kept for the next leaf under them; the leaf only when it comes again (see rememberLeaf): a
-    // renewed leaf is seen once, and keeping it would only carry it into the old generation before it is dropped.
-    for (let i = 1; i < path.length; i++) cache.rememberCertificate(path[i]!);
-    cache.rememberLeaf(leaf);
-    if (remember && query !== undefined) memo.remember(ders, optionsKey, bundle, path, verified, query);
-    else if (memoable) memo.noteSighting(ders, optionsKey);
-  }
-  return verified;
+  return { id, bundle, path, context };
 }
 
 /**
@@ -289,13 +359,21 @@ function checkPresented(chain: readonly ParsedCertificate[] | readonly Uint8Arra
   }
 }
 
-/** Parse DER input, reusing certificates decoded for an earlier chain that verified. */
+/**
+ * Parse DER input, reusing certificates decoded for an earlier chain that verified. `knownLeaf`: the leaf as the
+ * caller already looked it up in the cache (null: not there); undefined when it did not.
+ */
 function toCertificates(
   chain: readonly ParsedCertificate[] | readonly Uint8Array[],
   cache: VerificationCache | undefined,
+  knownLeaf: ParsedCertificate | null | undefined,
 ): ParsedCertificate[] {
   const out = new Array<ParsedCertificate>(chain.length);
   for (let i = 0; i < chain.length; i++) {
+    if (i === 0 && knownLeaf !== undefined) {
+      out[0] = knownLeaf ?? ParsedCertificate.fromDer(chain[0] as Uint8Array);
+      continue;
+    }
     const c = chain[i]!;
     out[i] = c instanceof ParsedCertificate ? c : (cache?.certificate(c) ?? ParsedCertificate.fromDer(c));
   }

@@ -201,27 +201,12 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
   checkCertificateName(der, fields.current, 'issuer');
   const issuer = der.subarray(fields.start, fields.end);
   fields.next();
-  const validity = readChildren(der, expectTag(fields.current, TAG_SEQUENCE, 'validity'));
-  if (validity.length !== 2)
-    throw new DerFramingError(`validity has ${validity.length} elements, expected 2`);
-  const notBefore = readTime(der, validity[0]!, 'notBefore');
-  const notAfter = readTime(der, validity[1]!, 'notAfter');
+  const validity = readValidity(der, fields.current);
   fields.next();
   checkCertificateName(der, fields.current, 'subject');
   const subject = der.subarray(fields.start, fields.end);
   fields.next();
-  const spkiTlv = expectTag(fields.current, TAG_SEQUENCE, 'subjectPublicKeyInfo');
-  const spki = der.subarray(spkiTlv.start, spkiTlv.end);
-  const spkiParts = readChildren(der, spkiTlv);
-  if (spkiParts.length !== 2)
-    throw new DerFramingError('subjectPublicKeyInfo is not { algorithm, subjectPublicKey }');
-  const spkiAlgorithm = readAlgorithmIdentifier(der, spkiParts[0], 'subjectPublicKeyInfo.algorithm', true);
-  const spkiKey = wholeOctets(
-    der,
-    expectTag(spkiParts[1], TAG_BIT_STRING, 'subjectPublicKey'),
-    'subjectPublicKey',
-  );
-  checkKnownKey(spkiAlgorithm, spkiKey);
+  const { spki, spkiAlgorithm, spkiKey } = readSubjectPublicKeyInfo(der, fields.current);
   fields.next();
 
   // issuerUniqueID [1], subjectUniqueID [2] (IMPLICIT BIT STRING; obsolete but legal), extensions [3]; none of
@@ -244,8 +229,8 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     tbsSignatureAlgorithm,
     signature,
     serial,
-    notBefore,
-    notAfter,
+    notBefore: validity.notBefore,
+    notAfter: validity.notAfter,
     issuer,
     subject,
     spki,
@@ -267,6 +252,142 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
     throw new DerFramingError(`unexpected element (tag 0x${fields.tag.toString(16)}) in tbsCertificate`);
   }
   return out;
+}
+
+/** Validity ::= SEQUENCE { notBefore Time, notAfter Time }, both read as RFC 5280 §4.1.2.5 has them. */
+function readValidity(der: Uint8Array, tlv: Tlv | undefined): { notBefore: Date; notAfter: Date } {
+  const validity = readChildren(der, expectTag(tlv, TAG_SEQUENCE, 'validity'));
+  if (validity.length !== 2)
+    throw new DerFramingError(`validity has ${validity.length} elements, expected 2`);
+  return {
+    notBefore: readTime(der, validity[0]!, 'notBefore'),
+    notAfter: readTime(der, validity[1]!, 'notAfter'),
+  };
+}
+
+/** The SubjectPublicKeyInfo element, its algorithm and its key (views into `der`), the key's shape checked. */
+export function readSubjectPublicKeyInfo(
+  der: Uint8Array,
+  tlv: Tlv | undefined,
+): { spki: Uint8Array; spkiAlgorithm: AlgorithmIdentifierParts; spkiKey: Uint8Array } {
+  const spkiTlv = expectTag(tlv, TAG_SEQUENCE, 'subjectPublicKeyInfo');
+  const spki = der.subarray(spkiTlv.start, spkiTlv.end);
+  const spkiParts = readChildren(der, spkiTlv);
+  if (spkiParts.length !== 2)
+    throw new DerFramingError('subjectPublicKeyInfo is not { algorithm, subjectPublicKey }');
+  const spkiAlgorithm = readAlgorithmIdentifier(der, spkiParts[0], 'subjectPublicKeyInfo.algorithm', true);
+  const spkiKey = wholeOctets(
+    der,
+    expectTag(spkiParts[1], TAG_BIT_STRING, 'subjectPublicKey'),
+    'subjectPublicKey',
+  );
+  checkKnownKey(spkiAlgorithm, spkiKey);
+  return { spki, spkiAlgorithm, spkiKey };
+}
+
+/**
+ * Where the top-level fields of a certificate lie in its DER (offsets), with the ones a renewal changes read:
+ * the serial number (a minimal INTEGER), the validity (as parseCertificateDer reads it) and the signature (whole
+ * octets). The rest is only framed: the version element, the inner and outer signature algorithms, the issuer,
+ * the subject, the SubjectPublicKeyInfo and `tail` (everything of the tbsCertificate after the key: unique
+ * identifiers and the extensions) are spans to be compared byte for byte with those of a certificate that passed
+ * parseCertificateDer (ParsedCertificate's renewal path); equal bytes parse the same. Throws DerFramingError.
+ */
+export interface CertificateOutline {
+  tbsStart: number;
+  tbsEnd: number;
+  /** The version [0] element; versionStart === versionEnd when absent (v1). */
+  versionStart: number;
+  versionEnd: number;
+  serialStart: number;
+  serialEnd: number;
+  tbsSignatureStart: number;
+  tbsSignatureEnd: number;
+  issuerStart: number;
+  issuerEnd: number;
+  notBefore: Date;
+  notAfter: Date;
+  subjectStart: number;
+  subjectEnd: number;
+  spkiStart: number;
+  /** Also where the tail starts; the tail ends at tbsEnd. */
+  spkiEnd: number;
+  signatureAlgorithmStart: number;
+  signatureAlgorithmEnd: number;
+  /** The signature's whole octets (after the unused-bits octet). */
+  signatureStart: number;
+  signatureEnd: number;
+}
+
+export function readCertificateOutline(der: Uint8Array): CertificateOutline {
+  const outer = expectTag(readSingleTlv(der), TAG_SEQUENCE, 'Certificate');
+  const top = new DerCursor(der).enter(outer);
+  top.next();
+  expectTag(top.current, TAG_SEQUENCE, 'tbsCertificate');
+  const tbsStart = top.start;
+  const tbsEnd = top.end;
+  const fields = new DerCursor(der).enter(top);
+  top.next();
+  expectTag(top.current, TAG_SEQUENCE, 'signatureAlgorithm');
+  const signatureAlgorithmStart = top.start;
+  const signatureAlgorithmEnd = top.end;
+  top.next();
+  const signature = wholeOctets(
+    der,
+    expectTag(top.current, TAG_BIT_STRING, 'signatureValue'),
+    'signatureValue',
+  );
+  if (top.next() !== NO_ELEMENT) throw new DerFramingError('Certificate has more than 3 elements');
+
+  fields.next();
+  let versionStart = fields.start;
+  let versionEnd = fields.start;
+  if (fields.tag === TAG_CONTEXT_0_CONSTRUCTED) {
+    versionStart = fields.start;
+    versionEnd = fields.end;
+    fields.next();
+  }
+  readIntegerBytes(der, expectTag(fields.current, TAG_INTEGER, 'serialNumber'));
+  const serialStart = fields.contentStart;
+  const serialEnd = fields.end;
+  fields.next();
+  expectTag(fields.current, TAG_SEQUENCE, 'tbsCertificate.signature');
+  const tbsSignatureStart = fields.start;
+  const tbsSignatureEnd = fields.end;
+  fields.next();
+  expectTag(fields.current, TAG_SEQUENCE, 'issuer');
+  const issuerStart = fields.start;
+  const issuerEnd = fields.end;
+  fields.next();
+  const { notBefore, notAfter } = readValidity(der, fields.current);
+  fields.next();
+  expectTag(fields.current, TAG_SEQUENCE, 'subject');
+  const subjectStart = fields.start;
+  const subjectEnd = fields.end;
+  fields.next();
+  expectTag(fields.current, TAG_SEQUENCE, 'subjectPublicKeyInfo');
+  return {
+    tbsStart,
+    tbsEnd,
+    versionStart,
+    versionEnd,
+    serialStart,
+    serialEnd,
+    tbsSignatureStart,
+    tbsSignatureEnd,
+    issuerStart,
+    issuerEnd,
+    notBefore,
+    notAfter,
+    subjectStart,
+    subjectEnd,
+    spkiStart: fields.start,
+    spkiEnd: fields.end,
+    signatureAlgorithmStart,
+    signatureAlgorithmEnd,
+    signatureStart: signature.byteOffset - der.byteOffset,
+    signatureEnd: signature.byteOffset - der.byteOffset + signature.length,
+  };
 }
 
 /** `view`: return views into `der` (the caller owns it) rather than copies. */

@@ -7,6 +7,7 @@ import * as certificateDer from './certificate-der';
 import type {
   AlgorithmIdentifierParts,
   CertificateFields,
+  CertificateOutline,
   GeneralName,
   KeyUsageBits,
   ParsedExtension,
@@ -27,7 +28,10 @@ const {
   OID_RSA_ENCRYPTION,
   nameAttributeStrings,
   parseCertificateDer,
+  readCertificateOutline,
+  readSubjectPublicKeyInfo,
 } = certificateDer;
+const { readTlv } = der;
 
 export type {
   GeneralName,
@@ -66,6 +70,19 @@ const SIGNATURE_SCHEMES: Readonly<Record<string, SignatureScheme>> = {
   '1.2.840.113549.1.1.13': { hash: 'sha512', keyType: 'rsa', nullParams: true },
   [OID_ED25519]: { hash: null, keyType: 'ed25519', nullParams: false },
 };
+
+/** Set by ParsedCertificate's and CertificateTemplate's static blocks: their private parts, for the renewal path. */
+let construct: (
+  der: Uint8Array,
+  f: CertificateFields,
+  check: SignatureScheme | 'mismatch' | 'openssl',
+) => ParsedCertificate;
+
+let renewFrom: (
+  template: CertificateTemplate,
+  der: Uint8Array,
+  o: CertificateOutline,
+) => ParsedCertificate | undefined;
 
 /**
  * One certificate, decoded once into the fields that path validation and the SVID rules read.
@@ -125,13 +142,11 @@ export class ParsedCertificate {
   readonly #serial: Uint8Array;
   #serialHex: string | undefined;
 
-  private constructor(der: Uint8Array) {
-    let f: CertificateFields;
-    try {
-      f = parseCertificateDer(der);
-    } catch (e) {
-      throw new MalformedCertificateError(`not a DER X.509 certificate: ${errMsg(e)}`, { cause: e });
-    }
+  private constructor(
+    der: Uint8Array,
+    f: CertificateFields,
+    check: SignatureScheme | 'mismatch' | 'openssl',
+  ) {
     this.der = der;
     this.version = f.version;
     this.#serial = f.serial;
@@ -155,7 +170,7 @@ export class ParsedCertificate {
     this.signatureAlgorithmOid = f.signatureAlgorithm.oid;
     this.#tbs = f.tbs;
     this.#signature = f.signature;
-    this.#signatureCheck = signatureCheck(f.signatureAlgorithm, f.tbsSignatureAlgorithm);
+    this.#signatureCheck = check;
     this.#spkiAlgorithm = f.spkiAlgorithm;
     this.#spkiKey = f.spkiKey;
   }
@@ -165,7 +180,20 @@ export class ParsedCertificate {
     if (!(der instanceof Uint8Array) || der.length === 0) {
       throw new MalformedCertificateError('empty certificate');
     }
-    return new ParsedCertificate(new Uint8Array(der));
+    const copy = new Uint8Array(der);
+    let f: CertificateFields;
+    try {
+      f = parseCertificateDer(copy);
+    } catch (e) {
+      throw new MalformedCertificateError(`not a DER X.509 certificate: ${errMsg(e)}`, { cause: e });
+    }
+    return new ParsedCertificate(copy, f, signatureCheck(f.signatureAlgorithm, f.tbsSignatureAlgorithm));
+  }
+
+  static {
+    // The renewal path below builds certificates from a template: it needs the private constructor and the
+    // private key parts, and neither belongs in the public class.
+    construct = (der, f, check) => new ParsedCertificate(der, f, check);
   }
 
   /**
@@ -343,6 +371,163 @@ export class ParsedCertificate {
       return false;
     }
   }
+}
+
+/**
+ * A leaf that passed parseCertificateDer, kept so that its renewals need not be parsed whole (renewedCertificate).
+ * Holds two private copies of its DER: one parsed, whose decoded fields (frozen where JavaScript can freeze them)
+ * every renewal shares, and one that presented bytes are compared with, reachable from nothing handed out, so
+ * that no caller can change what a renewal is compared with.
+ */
+export class CertificateTemplate {
+  readonly #fields: CertificateFields;
+  readonly #check: SignatureScheme | 'mismatch' | 'openssl';
+  readonly #compare: Uint8Array;
+  readonly #outline: CertificateOutline;
+
+  /** @throws MalformedCertificateError when `der` is not a v3 certificate parseCertificateDer accepts. */
+  constructor(der: Uint8Array) {
+    let f: CertificateFields;
+    try {
+      f = parseCertificateDer(new Uint8Array(der));
+      this.#compare = new Uint8Array(der);
+      this.#outline = readCertificateOutline(this.#compare);
+    } catch (e) {
+      throw new MalformedCertificateError(`not a DER X.509 certificate: ${errMsg(e)}`, { cause: e });
+    }
+    if (f.version !== 3) throw new MalformedCertificateError('only a v3 certificate is a template');
+    this.#fields = freezeShared(f);
+    this.#check = signatureCheck(f.signatureAlgorithm, f.tbsSignatureAlgorithm);
+  }
+
+  static {
+    renewFrom = (template, der, o) => template.#renewal(der, o);
+  }
+
+  /**
+   * The certificate `der` (outlined by readCertificateOutline) when it equals this template in everything but
+   * its serial number, validity, key and signature; undefined otherwise. Equal bytes parse to equal fields, and
+   * the fields that differ are read by parseCertificateDer's own readers, so the result is the ParsedCertificate
+   * fromDer would give (a different key is read and checked as fromDer does; a key it refuses gives undefined).
+   */
+  #renewal(der: Uint8Array, o: CertificateOutline): ParsedCertificate | undefined {
+    const t = this.#compare;
+    const to = this.#outline;
+    if (
+      !sameSpan(t, to.versionStart, to.versionEnd, der, o.versionStart, o.versionEnd) ||
+      !sameSpan(t, to.tbsSignatureStart, to.tbsSignatureEnd, der, o.tbsSignatureStart, o.tbsSignatureEnd) ||
+      !sameSpan(t, to.issuerStart, to.issuerEnd, der, o.issuerStart, o.issuerEnd) ||
+      !sameSpan(t, to.subjectStart, to.subjectEnd, der, o.subjectStart, o.subjectEnd) ||
+      !sameSpan(
+        t,
+        to.signatureAlgorithmStart,
+        to.signatureAlgorithmEnd,
+        der,
+        o.signatureAlgorithmStart,
+        o.signatureAlgorithmEnd,
+      ) ||
+      !sameSpan(t, to.spkiEnd, to.tbsEnd, der, o.spkiEnd, o.tbsEnd)
+    ) {
+      return undefined;
+    }
+    // The presented bytes are the caller's: the certificate keeps its own copy, as fromDer does.
+    const copy = new Uint8Array(der);
+    const f = this.#fields;
+    let spki = f.spki;
+    let spkiAlgorithm = f.spkiAlgorithm;
+    let spkiKey = f.spkiKey;
+    if (!sameSpan(t, to.spkiStart, to.spkiEnd, copy, o.spkiStart, o.spkiEnd)) {
+      try {
+        ({ spki, spkiAlgorithm, spkiKey } = readSubjectPublicKeyInfo(
+          copy,
+          readTlv(copy, o.spkiStart, o.tbsEnd),
+        ));
+      } catch {
+        return undefined;
+      }
+    }
+    return construct(
+      copy,
+      {
+        version: 3,
+        tbs: copy.subarray(o.tbsStart, o.tbsEnd),
+        signatureAlgorithm: f.signatureAlgorithm,
+        tbsSignatureAlgorithm: f.tbsSignatureAlgorithm,
+        signature: copy.subarray(o.signatureStart, o.signatureEnd),
+        serial: copy.subarray(o.serialStart, o.serialEnd),
+        notBefore: o.notBefore,
+        notAfter: o.notAfter,
+        issuer: f.issuer,
+        subject: f.subject,
+        spki,
+        spkiAlgorithm,
+        spkiKey,
+        extensions: f.extensions,
+        basicConstraints: f.basicConstraints,
+        keyUsage: f.keyUsage,
+        extKeyUsage: f.extKeyUsage,
+        uriSans: f.uriSans,
+        dnsSans: f.dnsSans,
+        sanCount: f.sanCount,
+        subjectAltNames: f.subjectAltNames,
+        subjectKeyId: f.subjectKeyId,
+        authorityKeyId: f.authorityKeyId,
+        nameConstraints: f.nameConstraints,
+      },
+      this.#check,
+    );
+  }
+}
+
+/** See CertificateTemplate: the renewal of `template` that `der` is, or undefined. `o` is der's outline. */
+export function renewedCertificate(
+  template: CertificateTemplate,
+  der: Uint8Array,
+  o: CertificateOutline,
+): ParsedCertificate | undefined {
+  return renewFrom(template, der, o);
+}
+
+/**
+ * The template's decoded fields are shared by every renewal handed out: what JavaScript can freeze is frozen
+ * (byte arrays cannot be; they are views into or copies of the template's own bytes, never compared with).
+ */
+function freezeShared(f: CertificateFields): CertificateFields {
+  for (const e of f.extensions) Object.freeze(e);
+  Object.freeze(f.extensions);
+  for (const n of f.subjectAltNames) Object.freeze(n);
+  Object.freeze(f.subjectAltNames);
+  Object.freeze(f.uriSans);
+  Object.freeze(f.dnsSans);
+  if (f.extKeyUsage !== undefined) Object.freeze(f.extKeyUsage);
+  if (f.basicConstraints !== undefined) Object.freeze(f.basicConstraints);
+  if (f.keyUsage !== undefined) Object.freeze(f.keyUsage);
+  if (f.nameConstraints !== undefined) {
+    for (const n of f.nameConstraints.permitted) Object.freeze(n);
+    for (const n of f.nameConstraints.excluded) Object.freeze(n);
+    Object.freeze(f.nameConstraints.permitted);
+    Object.freeze(f.nameConstraints.excluded);
+    Object.freeze(f.nameConstraints);
+  }
+  return f;
+}
+
+/** Whether a[aStart..aEnd) and b[bStart..bEnd) hold the same bytes (names, algorithms, the extensions). */
+function sameSpan(
+  a: Uint8Array,
+  aStart: number,
+  aEnd: number,
+  b: Uint8Array,
+  bStart: number,
+  bEnd: number,
+): boolean {
+  const n = aEnd - aStart;
+  if (n !== bEnd - bStart) return false;
+  if (n > 64) {
+    return Buffer.compare(a.subarray(aStart, aEnd), b.subarray(bStart, bEnd)) === 0;
+  }
+  for (let i = 0; i < n; i++) if (a[aStart + i] !== b[bStart + i]) return false;
+  return true;
 }
 
 /**

@@ -1,0 +1,368 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { X509Bundle } from '../../src/bundle';
+import { isLanyardError } from '../../src/errors';
+import { TrustDomain } from '../../src/spiffe';
+import { VerificationCache, verifyX509Svid, type VerifyX509SvidOptions } from '../../src/verify';
+import { RenewedLeaves } from '../../src/verify/renewals';
+import { readCertificateOutline } from '../../src/x509/certificate-der';
+import { encodeAgentContext } from '../../src/x509/agent-context';
+import { issueX509Svid } from '../../src/x509/profiles';
+import {
+  asIssuer,
+  createPki,
+  HOUR,
+  makeCertDer,
+  makeIntermediate,
+  makeLeaf,
+  newKey,
+  NOW,
+  plannerChain,
+  type CertSpec,
+  type TrustDomainPki,
+} from '../support/pki';
+import { propertyRuns } from '../support/property';
+import { expectRefusal } from '../support/refusal';
+import { mutate, mutation } from '../x509/mutations';
+
+/**
+ * A renewal of a leaf the verifier has verified (same extensions, issuer and subject under the same presented
+ * certificates) is recognised rather than parsed and checked whole (src/verify/renewals.ts). What it answers must
+ * be what the full verification answers: an accepted renewal gives the same result, and anything that differs
+ * from the kept leaf in bytes the kept answers rest on, or fails a check of what a renewal may change, is
+ * refused with the code a verification without any cache gives.
+ */
+
+const TD = 'example.org';
+
+function outcome(chain: readonly Uint8Array[], bundle: X509Bundle, options: VerifyX509SvidOptions): string {
+  try {
+    verifyX509Svid(chain, bundle, options);
+    return 'accepted';
+  } catch (e) {
+    assert.ok(isLanyardError(e), `not a typed refusal: ${String(e)}`);
+    return e.code;
+  }
+}
+
+describe('renewals of a verified leaf', () => {
+  describe('a leaf with an agent context (renewed for the same key and context)', () => {
+    let pki: TrustDomainPki;
+    let last: ReturnType<typeof plannerChain>[number];
+    let contextDer: Uint8Array;
+    before(() => {
+      pki = createPki(TD);
+      last = plannerChain(pki)[2]!;
+      contextDer = encodeAgentContext(last.context);
+    });
+    const renew = (options: { spiffeId?: string; key?: ReturnType<typeof newKey> } = {}): Uint8Array =>
+      issueX509Svid({
+        spiffeId: options.spiffeId ?? last.id,
+        publicKey: (options.key ?? last.key).publicKey,
+        issuer: asIssuer(pki.intermediate),
+        ttlSeconds: 600,
+        agentContextDer: contextDer,
+      }).cert.der;
+    /** A cache that keeps the leaf: the second leaf with the same extensions that passes is kept. */
+    const primed = (chains = false): VerificationCache => {
+      const cache = new VerificationCache({ chains });
+      for (let i = 0; i < 2; i++) verifyX509Svid([renew(), pki.intermediate.cert.der], pki.bundle, { cache });
+      assert.equal(cache.stats().renewals.size, 1, 'the second leaf with these extensions is kept');
+      assert.equal(cache.stats().renewals.hits, 0);
+      return cache;
+    };
+
+    it('accepts a renewal from the kept leaf with the result the full verification gives', () => {
+      for (const chains of [false, true]) {
+        const cache = primed(chains);
+        const der = renew();
+        const chain = [der, pki.intermediate.cert.der];
+        const fast = verifyX509Svid(chain, pki.bundle, { cache });
+        assert.equal(cache.stats().renewals.hits, 1, 'recognised as a renewal');
+        const full = verifyX509Svid(chain, pki.bundle, { cache: null });
+        assert.equal(fast.id.toString(), full.id.toString());
+        assert.deepEqual(fast.context, full.context);
+        assert.equal(fast.chain.length, full.chain.length);
+        for (let i = 0; i < full.chain.length; i++) {
+          assert.deepEqual(Buffer.from(fast.chain[i]!.der), Buffer.from(full.chain[i]!.der));
+        }
+        const [a, b] = [fast.chain[0]!, full.chain[0]!];
+        assert.notEqual(a.der, der, 'the leaf keeps its own copy of the bytes');
+        assert.equal(a.serialHex, b.serialHex);
+        assert.equal(a.notAfter.getTime(), b.notAfter.getTime());
+        assert.deepEqual(Buffer.from(a.spkiDer), Buffer.from(b.spkiDer));
+        assert.deepEqual(a.uriSans, b.uriSans);
+        assert.deepEqual(
+          a.extensions.map((e) => [e.oid, e.critical, Buffer.from(e.value)]),
+          b.extensions.map((e) => [e.oid, e.critical, Buffer.from(e.value)]),
+        );
+        assert.equal(a.isSignedBy(pki.intermediate.cert), true);
+        // The decoded extensions are shared by the renewals: a caller cannot edit them for the others.
+        assert.throws(() => (a.uriSans as string[]).push('spiffe://example.org/x'), TypeError);
+        assert.throws(() => a.extensions.pop(), TypeError);
+      }
+    });
+
+    it('keeps a leaf only from the second with its extensions under the same options', () => {
+      const cache = new VerificationCache({ chains: false });
+      for (let i = 0; i < 2; i++) {
+        verifyX509Svid([renew(), pki.intermediate.cert.der], pki.bundle, {
+          cache,
+          maxDelegationDepth: 2 + i,
+        });
+      }
+      assert.equal(cache.stats().renewals.size, 0, 'other options: other leaves');
+    });
+
+    it('refuses a renewal for another SPIFFE ID, one byte apart, as the full verification does', () => {
+      const cache = primed();
+      const other = last.id.slice(0, -1) + (last.id.endsWith('x') ? 'y' : 'x');
+      const chain = [renew({ spiffeId: other }), pki.intermediate.cert.der];
+      expectRefusal(() => verifyX509Svid(chain, pki.bundle, { cache }), 'ERR_DELEGATION_LINK_INVALID');
+      assert.equal(outcome(chain, pki.bundle, { cache: null }), 'ERR_DELEGATION_LINK_INVALID');
+      assert.equal(cache.stats().renewals.hits, 0);
+    });
+
+    it('refuses a renewal under other options than the kept leaf', () => {
+      const cache = primed();
+      const chain = [renew(), pki.intermediate.cert.der];
+      expectRefusal(
+        () => verifyX509Svid(chain, pki.bundle, { cache, maxDelegationDepth: 1 }),
+        'ERR_DELEGATION_TOO_DEEP',
+      );
+      assert.equal(cache.stats().renewals.hits, 0);
+    });
+
+    it('refuses a renewal presented without the intermediate the kept leaf came with', () => {
+      const cache = primed();
+      const chain = [renew()];
+      const cold = outcome(chain, pki.bundle, { cache: null });
+      assert.notEqual(cold, 'accepted');
+      assert.equal(outcome(chain, pki.bundle, { cache }), cold);
+      assert.equal(cache.stats().renewals.hits, 0);
+    });
+
+    it('refuses a renewal whose serial is revoked, recognised or not', () => {
+      const cache = primed();
+      const der = renew();
+      const serial = verifyX509Svid([der, pki.intermediate.cert.der], pki.bundle, { cache: null }).chain[0]!
+        .serialHex;
+      const revocation = { isRevoked: (q: { serialHex: string }) => q.serialHex === serial };
+      expectRefusal(
+        () => verifyX509Svid([der, pki.intermediate.cert.der], pki.bundle, { cache, revocation }),
+        'ERR_REVOKED',
+      );
+      assert.equal(cache.stats().renewals.hits, 1, 'the refusal came after the renewal was recognised');
+    });
+
+    it('refuses a renewal whose signature does not verify, with the code of the full verification', () => {
+      const cache = primed();
+      const der = renew();
+      der[der.length - 1] = der[der.length - 1]! ^ 0x01;
+      const chain = [der, pki.intermediate.cert.der];
+      expectRefusal(() => verifyX509Svid(chain, pki.bundle, { cache }), 'ERR_SIGNATURE_INVALID');
+      assert.equal(outcome(chain, pki.bundle, { cache: null }), 'ERR_SIGNATURE_INVALID');
+      assert.equal(cache.stats().renewals.hits, 0);
+    });
+
+    it('refuses every byte-level mutation of a renewal with the code a cold verification gives (property)', () => {
+      const cache = primed();
+      const leaf = renew();
+      fc.assert(
+        fc.property(mutation, (m) => {
+          const chain = [mutate(leaf, m), pki.intermediate.cert.der];
+          const cold = outcome(chain, pki.bundle, { cache: null });
+          const hot = outcome(chain, pki.bundle, { cache });
+          assert.equal(hot, cold);
+          if (Buffer.compare(chain[0]!, leaf) !== 0) assert.notEqual(hot, 'accepted');
+        }),
+        { numRuns: propertyRuns(400) },
+      );
+      assert.equal(cache.stats().renewals.hits, 0, 'no mutated leaf was taken for a renewal');
+    });
+  });
+
+  describe('leaves built field by field (a fixed instant)', () => {
+    const pki = createPki(TD, { now: new Date(NOW.getTime() - HOUR) });
+    const inter = pki.intermediate;
+    const id = `spiffe://${TD}/workload`;
+    const key = newKey();
+    const leaf = (spec: Partial<CertSpec> = {}): Uint8Array => makeLeaf(id, inter, { key, ...spec }).cert.der;
+    const primed = (spec: Partial<CertSpec> = {}, bundle = pki.bundle): VerificationCache => {
+      const cache = new VerificationCache({ chains: false });
+      for (let i = 0; i < 2; i++) verifyX509Svid([leaf(spec), inter.cert.der], bundle, { at: NOW, cache });
+      assert.equal(cache.stats().renewals.size, 1);
+      return cache;
+    };
+    const refusedAsCold = (
+      cache: VerificationCache,
+      chain: Uint8Array[],
+      code: string,
+      bundle = pki.bundle,
+    ) => {
+      expectRefusal(() => verifyX509Svid(chain, bundle, { at: NOW, cache }), code);
+      assert.equal(outcome(chain, bundle, { at: NOW, cache: null }), code);
+      assert.equal(cache.stats().renewals.hits, 0, 'not taken for a renewal');
+    };
+
+    it('accepts a renewal with another key (its key read and checked as a parse would)', () => {
+      const cache = primed();
+      // makeLeaf derives the subject key identifier from the key: force the kept one, so only the key differs.
+      const renewal = makeLeaf(id, inter, { key: newKey(), subjectKeyId: false }).cert.der;
+      const cacheNoSki = primed({ subjectKeyId: false });
+      const svid = verifyX509Svid([renewal, inter.cert.der], pki.bundle, { at: NOW, cache: cacheNoSki });
+      assert.equal(cacheNoSki.stats().renewals.hits, 1);
+      assert.equal(svid.id.toString(), id);
+      // With the subject key identifier, another key is other extensions: verified in full, accepted too.
+      verifyX509Svid([leaf({ key: newKey() }), inter.cert.der], pki.bundle, { at: NOW, cache });
+      assert.equal(cache.stats().renewals.hits, 0);
+    });
+
+    it('refuses a renewal with a key off its curve, as the full verification does', () => {
+      const cache = primed({ subjectKeyId: false });
+      const spki = Buffer.from(newKey().publicKey.export({ type: 'spki', format: 'der' }));
+      spki[spki.length - 1] = spki[spki.length - 1]! ^ 0x01; // the point's last coordinate byte: no longer on P-256
+      const der = makeCertDer({
+        cn: id,
+        issuer: inter,
+        basicConstraints: { ca: false },
+        keyUsage: ['digitalSignature'],
+        eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
+        uris: [id],
+        notAfter: new Date(NOW.getTime() + HOUR),
+        subjectKeyId: false,
+        spkiDer: spki,
+      }).der;
+      const cold = outcome([der, inter.cert.der], pki.bundle, { at: NOW, cache: null });
+      assert.notEqual(cold, 'accepted');
+      refusedAsCold(cache, [der, inter.cert.der], cold);
+    });
+
+    it('refuses a renewal naming another issuer, signed by the kept issuer key', () => {
+      const cache = primed();
+      const other = makeIntermediate(TD, pki.root, { cn: 'another intermediate' });
+      // The other CA's name over the known CA's key, the same key identifiers: only the issuer field differs.
+      const der = makeCertDer({
+        cn: id,
+        key,
+        issuer: { cert: other.cert, key: inter.key },
+        authorityKeyId: inter.cert.subjectKeyId!,
+        basicConstraints: { ca: false },
+        keyUsage: ['digitalSignature'],
+        eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
+        uris: [id],
+        notAfter: new Date(NOW.getTime() + HOUR),
+      }).der;
+      refusedAsCold(cache, [der, inter.cert.der], 'ERR_UNKNOWN_AUTHORITY');
+    });
+
+    it('refuses a renewal with another subject that a rule refuses', () => {
+      const cache = primed();
+      refusedAsCold(cache, [leaf({ emptySubject: true }), inter.cert.der], 'ERR_CERT_PROFILE_INVALID');
+    });
+
+    it('refuses the renewal of a leaf that was refused', () => {
+      const spec: Partial<CertSpec> = { keyUsage: ['digitalSignature', 'keyAgreement', 'cRLSign'] };
+      const cache = new VerificationCache({ chains: false });
+      for (let i = 0; i < 2; i++) {
+        expectRefusal(
+          () => verifyX509Svid([leaf(spec), inter.cert.der], pki.bundle, { at: NOW, cache }),
+          'ERR_SVID_INVALID',
+        );
+      }
+      assert.equal(cache.stats().renewals.size, 0);
+      refusedAsCold(cache, [leaf(spec), inter.cert.der], 'ERR_SVID_INVALID');
+    });
+
+    it('refuses an expired or not yet valid renewal', () => {
+      const cache = primed();
+      refusedAsCold(
+        cache,
+        [leaf({ notAfter: new Date(NOW.getTime() - 1000) }), inter.cert.der],
+        'ERR_SVID_EXPIRED',
+      );
+      refusedAsCold(
+        cache,
+        [leaf({ notBefore: new Date(NOW.getTime() + 60_000) }), inter.cert.der],
+        'ERR_CERT_NOT_YET_VALID',
+      );
+    });
+
+    it('refuses a renewal at an instant the intermediate is not valid', () => {
+      const cache = primed();
+      const at = new Date(inter.cert.notAfter.getTime() + 1000);
+      const chain = [leaf({ notAfter: new Date(at.getTime() + HOUR) }), inter.cert.der];
+      const cold = outcome(chain, pki.bundle, { at, cache: null });
+      assert.equal(cold, 'ERR_CERT_EXPIRED');
+      assert.equal(outcome(chain, pki.bundle, { at, cache }), cold);
+      assert.equal(cache.stats().renewals.hits, 0);
+    });
+
+    it('verifies in full under another bundle generation', () => {
+      const cache = primed();
+      const td = TrustDomain.parse(TD);
+      // The same root in a new bundle object: accepted, but from the full path.
+      const same = X509Bundle.fromDer(td, [pki.root.cert.der]);
+      verifyX509Svid([leaf(), inter.cert.der], same, { at: NOW, cache });
+      assert.equal(cache.stats().renewals.hits, 0);
+      // A rotated bundle without that root: refused as without a cache.
+      const rotated = X509Bundle.fromDer(td, [createPki(TD).root.cert.der]);
+      const chain = [leaf(), inter.cert.der];
+      const cold = outcome(chain, rotated, { at: NOW, cache: null });
+      assert.notEqual(cold, 'accepted');
+      refusedAsCold(primed(), chain, cold, rotated);
+    });
+
+    it('answers for a hint only with the same options and the same certificates after the leaf', () => {
+      const table = new RenewedLeaves(8);
+      const chain = [leaf(), inter.cert.der];
+      const svid = verifyX509Svid(chain, pki.bundle, { at: NOW, cache: null });
+      const hint = 12345;
+      for (let i = 0; i < 2; i++)
+        table.offer(
+          hint,
+          readCertificateOutline(chain[0]!),
+          chain,
+          '',
+          pki.bundle,
+          svid.chain,
+          svid.id,
+          undefined,
+        );
+      assert.ok(table.find(hint, chain, '') !== undefined);
+      // The hint is only where to look: another intermediate, none, or other options find nothing.
+      const other = makeIntermediate(TD, pki.root, { cn: 'another intermediate' }).cert.der;
+      assert.equal(table.find(hint, [chain[0]!, other], ''), undefined);
+      assert.equal(table.find(hint, [chain[0]!], ''), undefined);
+      assert.equal(table.find(hint, [chain[0]!, inter.cert.der, inter.cert.der], ''), undefined);
+      assert.equal(table.find(hint, chain, 'example.org\n\n\n1.3.6.1.4.1.262144.1.1'), undefined);
+      // What it keeps is a copy: the caller's buffers changing afterwards change nothing.
+      const mine = new Uint8Array(inter.cert.der);
+      const table2 = new RenewedLeaves(8);
+      for (let i = 0; i < 2; i++)
+        table2.offer(
+          hint,
+          readCertificateOutline(chain[0]!),
+          [chain[0]!, mine],
+          '',
+          pki.bundle,
+          svid.chain,
+          svid.id,
+          undefined,
+        );
+      mine[mine.length - 1] = mine[mine.length - 1]! ^ 1;
+      assert.equal(table2.find(hint, [chain[0]!, mine], ''), undefined);
+    });
+
+    it('bounds the kept leaves by maxEntries', () => {
+      const cache = new VerificationCache({ chains: false, maxEntries: 4 });
+      for (let n = 0; n < 24; n++) {
+        const spec = { dns: [`n${n}.example.org`] };
+        for (let i = 0; i < 2; i++)
+          verifyX509Svid([leaf(spec), inter.cert.der], pki.bundle, { at: NOW, cache });
+      }
+      assert.ok(cache.stats().renewals.size <= 4, `${cache.stats().renewals.size} kept`);
+      assert.ok(cache.stats().renewals.size > 0);
+    });
+  });
+});
