@@ -15,7 +15,9 @@
  * without a gap in its sequences, kept for the next watcher that starts at the same sequence: a thousand
  * verifiers starting together read and encode the state once. The kept chunks are bounded in bytes (oldest
  * dropped first); a chunk with a gap (pruned rows, or a sequence another server's transaction has not
- * committed yet) is never kept, so a later watcher reads it again and gets what committed since.
+ * committed yet) is never kept, so a later watcher reads it again and gets what committed since. Once the server
+ * is ready it reads the chunks ahead of the first watcher (`warm`, config revocation_feed.warm_snapshot), so the
+ * first new watcher after a start is served as a later one is.
  *
  * Backpressure: a watcher writes its next message only once the previous one was taken by the HTTP/2 layer
  * (the write callback). A peer that takes nothing (a zero flow-control window) therefore holds one page; one
@@ -139,7 +141,7 @@ export class RevocationWatchers {
   private chunkBytes = 0;
   private readonly reading = new Map<number, Promise<SnapshotChunk>>();
   private readonly reader: SnapshotReader;
-  /** The `after` of every read handed to the reader, in order: for tests and operators. */
+  /** The `after` of the last reads handed to the reader (at most 256), in order: for tests and operators. */
   private readonly readLog: number[] = [];
   private warming: Promise<SnapshotWarmUp> | undefined;
 
