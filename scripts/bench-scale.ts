@@ -760,11 +760,13 @@ async function revocationFiguresWith(
   await crlSettled(s);
   await transferFloor(s, crl.bytes, label);
   // The first stream from 0 reads the state from the store (the snapshot reader) and keeps its full chunks
-  // (WATCH_DEFAULTS.snapshotCacheBytes); every later new watcher is served from them. Both are printed: the
-  // first is what the first new verifier after a server start waits for.
+  // (WATCH_DEFAULTS.snapshotCacheBytes); every later new watcher is served from them. Both are printed. The
+  // server here started before the seeding, so its start-up warm-up (revocation_feed.warm_snapshot) found
+  // nothing to read: the first figure is what the first new verifier after a server start waited for before
+  // the warm-up, and still waits for when it arrives before the warm-up ends, or with warm_snapshot false.
   const pages = await pagesOnly(s, agent);
   line(
-    `new watcher, server's part: packed pages until synced, not decoded, the first since start (read from the store), ${label}`,
+    `new watcher, server's part: packed pages until synced, not decoded, the first since the seeding (read from the store), ${label}`,
     `${pages.ms.toFixed(0)} ms, ${mib(pages.bytes)}`,
   );
   const watcher = await newWatcher(s, agent);

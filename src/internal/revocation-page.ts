@@ -165,9 +165,19 @@ export function packRevocations(records: readonly Parameters<PackedPageWriter['a
  */
 export interface PackedColumns {
   count: number;
+  /** The page read (the hex ids are views into it). */
+  page: Buffer;
   sequences: number[];
   /** 1 for a session, 0 for a certificate. */
   sessions: number[];
+  /**
+   * An id written as hex digits: the offset of its bytes in `page` (a serial read from there needs no string:
+   * a million of them arrive in a new watcher's state), else -1 and the id is in `ids`. See `columnId`.
+   */
+  idOffsets: number[];
+  /** An id written as hex digits: how many (its bytes: (digits + 1) >> 1, an odd count padded with a 0 digit). */
+  idDigits: number[];
+  /** Ids not written as hex digits; '' where idOffsets holds the id. */
   ids: string[];
   /** Index into `reasonTable`, -1 for none. */
   reasons: number[];
@@ -187,8 +197,11 @@ export function unpackRevocationColumns(page: Uint8Array): PackedColumns {
   const buf = Buffer.isBuffer(page) ? page : Buffer.from(page.buffer, page.byteOffset, page.byteLength);
   const out: PackedColumns = {
     count: 0,
+    page: buf,
     sequences: [],
     sessions: [],
+    idOffsets: [],
+    idDigits: [],
     ids: [],
     reasons: [],
     reasonTable: [],
@@ -238,14 +251,19 @@ export function unpackRevocationColumns(page: Uint8Array): PackedColumns {
     if (p >= buf.length) truncated();
     const flags = buf[p++]!;
     if (flags > 15) throw new PackedRevocationsError(`packed revocations: unknown flags ${flags}`);
-    let id: string;
+    let id = '';
+    let idOffset = -1;
+    let idDigits = 0;
     if ((flags & FLAG_HEX_ID) !== 0) {
       if (p >= buf.length) truncated();
-      const digits = buf[p++]!;
-      const bytes = (digits + 1) >> 1;
-      if (digits === 0 || p + bytes > buf.length) truncated();
-      id = buf.toString('hex', p, p + bytes);
-      if (digits % 2 === 1) id = id.slice(1);
+      idDigits = buf[p++]!;
+      const bytes = (idDigits + 1) >> 1;
+      if (idDigits === 0 || p + bytes > buf.length) truncated();
+      // The padding digit of an odd count is 0: anything else is not what a writer makes.
+      if (idDigits % 2 === 1 && buf[p]! > 0x0f) {
+        throw new PackedRevocationsError('packed revocations: odd hex id with a nonzero padding digit');
+      }
+      idOffset = p;
       p += bytes;
     } else {
       id = string();
@@ -264,6 +282,8 @@ export function unpackRevocationColumns(page: Uint8Array): PackedColumns {
     const causeSequence = (flags & FLAG_CAUSE) !== 0 ? varint() : 0;
     out.sequences.push(sequence);
     out.sessions.push((flags & FLAG_SESSION) !== 0 ? 1 : 0);
+    out.idOffsets.push(idOffset);
+    out.idDigits.push(idDigits);
     out.ids.push(id);
     out.reasons.push(reason);
     out.revokedAtMs.push(revokedAt);
@@ -272,6 +292,15 @@ export function unpackRevocationColumns(page: Uint8Array): PackedColumns {
     out.count += 1;
   }
   return out;
+}
+
+/** The i-th id of a page as a string (hex digits as written, lower case). */
+export function columnId(c: PackedColumns, i: number): string {
+  const at = c.idOffsets[i]!;
+  if (at < 0) return c.ids[i]!;
+  const digits = c.idDigits[i]!;
+  const hex = c.page.toString('hex', at, at + ((digits + 1) >> 1));
+  return digits % 2 === 1 ? hex.slice(1) : hex;
 }
 
 /**
@@ -287,7 +316,7 @@ export function unpackRevocations(page: Uint8Array): PackedRevocation[] {
     out[i] = {
       sequence: c.sequences[i]!,
       kind: c.sessions[i] === 1 ? 'session' : 'certificate',
-      id: c.ids[i]!,
+      id: columnId(c, i),
       reason: r >= 0 ? c.reasonTable[r]! : '',
       revokedAtMs: c.revokedAtMs[i]!,
       expiresAtMs: c.expiresAtMs[i]!,

@@ -110,6 +110,8 @@ export const CONFIG_DEFAULTS = {
   revocation_heartbeat: 15,
   /** A watcher that has not accepted a page for this long (a full HTTP/2 window) is cut. */
   revocation_stall_timeout: 30,
+  /** Read the stored revocation state for new watchers once the server is ready (WATCH_DEFAULTS.warmSnapshot). */
+  revocation_warm_snapshot: true,
   /**
    * Polling of foreign bundle endpoints (`federation.*`): a foreign bundle's spiffe_refresh_hint is kept
    * within [min_refresh, max_refresh]; default_refresh applies when it has none; after a failed fetch the
@@ -334,6 +336,7 @@ const fileSchema = z.strictObject({
     z.strictObject({
       heartbeat: duration.default(CONFIG_DEFAULTS.revocation_heartbeat),
       stall_timeout: duration.default(CONFIG_DEFAULTS.revocation_stall_timeout),
+      warm_snapshot: z.boolean().default(CONFIG_DEFAULTS.revocation_warm_snapshot),
     }),
   ),
   federation: optionalBlock(
@@ -478,7 +481,7 @@ export interface ServerConfig {
   /** limits.*: per-agent session limits and revocation watcher limits (see CONFIG_DEFAULTS). */
   limits: ServerLimits;
   /** revocation_feed.*: seconds. */
-  revocationFeed: { heartbeatSeconds: number; stallTimeoutSeconds: number };
+  revocationFeed: { heartbeatSeconds: number; stallTimeoutSeconds: number; warmSnapshot: boolean };
   /** Cedar policy files/directories for issuance (absolute); absent = no policy (policyVersion "none"). */
   policyFiles?: string[];
   /** agent_context.oid: the OID SVIDs carry the agent context under, and callers' contexts are read under. */
@@ -666,6 +669,7 @@ export function resolveConfig(
     revocationFeed: {
       heartbeatSeconds: f.revocation_feed.heartbeat,
       stallTimeoutSeconds: f.revocation_feed.stall_timeout,
+      warmSnapshot: f.revocation_feed.warm_snapshot,
     },
   };
   if (f.ca.upstream !== undefined) {

@@ -477,6 +477,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     },
     'lanyard server ready',
   );
+  // After readiness, off this thread: Attest/Renew and the health check never wait for it.
+  if (config.revocationFeed.warmSnapshot) void watchers.warm();
   return {
     config,
     server,

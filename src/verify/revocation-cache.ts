@@ -19,7 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { RevocationStaleError } from '../errors';
-import { unpackRevocationColumns } from '../internal/revocation-page';
+import { columnId, unpackRevocationColumns } from '../internal/revocation-page';
 import { RevokedSerials } from './revoked-serials';
 import {
   isTaskSessionQuery,
@@ -184,19 +184,26 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
       const seq = c.sequences[i]!;
       if (seq > sequence) sequence = seq;
       const session = c.sessions[i] === 1;
-      const id = c.ids[i]!;
       const r = c.reasons[i]!;
       const reason = r >= 0 ? c.reasonTable[r] : undefined;
       const cause = c.causeSequences[i]!;
       const expiresAt = c.expiresAtMs[i]!;
-      const added = session
-        ? this.addSession(target, id, seq, expiresAt, reason, cause)
-        : this.addCertificate(target, normaliseSerial(id), expiresAt);
+      const at = c.idOffsets[i]!;
+      let added: boolean;
+      if (at >= 0 && !session) {
+        // A serial straight from the page's bytes: no string per serial.
+        added = this.addCertificateBytes(target, c.page, at, (c.idDigits[i]! + 1) >> 1, expiresAt);
+      } else {
+        const id = columnId(c, i);
+        added = session
+          ? this.addSession(target, id, seq, expiresAt, reason, cause)
+          : this.addCertificate(target, normaliseSerial(id), expiresAt);
+      }
       if (added && listening) {
         const e: RevocationCacheEntry = {
           sequence: seq,
           kind: session ? 'session' : 'certificate',
-          id,
+          id: columnId(c, i),
           expiresAt: new Date(expiresAt),
         };
         if (reason !== undefined && reason !== '') e.reason = reason;
@@ -221,6 +228,22 @@ export class RevocationCache extends EventEmitter implements RevocationChecker, 
     // Delivered twice (at-least-once after a reconnect): already held.
     if (!target.certificates.add(serial, expiresAt)) return false;
     return target === this.live || this.live.certificates.size === 0 || !this.live.certificates.has(serial);
+  }
+
+  /** addCertificate for a serial given as its bytes (RevokedSerials.addBytes). */
+  private addCertificateBytes(
+    target: State,
+    bytes: Uint8Array,
+    offset: number,
+    length: number,
+    expiresAt: number,
+  ): boolean {
+    if (!target.certificates.addBytes(bytes, offset, length, expiresAt)) return false;
+    return (
+      target === this.live ||
+      this.live.certificates.size === 0 ||
+      !this.live.certificates.hasBytes(bytes, offset, length)
+    );
   }
 
   private addSession(

@@ -75,6 +75,30 @@ export class RevokedSerials {
     return this.insert(this.key, 0, n, expiresAt);
   }
 
+  /**
+   * Adds a serial given as its big-endian bytes (`length` of them at `offset`; leading zero bytes are the same
+   * integer, as leading zero digits are): what a packed page holds, so a new watcher's million serials are
+   * never made into strings. False when it was held already.
+   */
+  addBytes(bytes: Uint8Array, offset: number, length: number, expiresAt: number): boolean {
+    while (length > 1 && bytes[offset] === 0) {
+      offset++;
+      length--;
+    }
+    if (length === 0) throw new RangeError('a serial of no bytes');
+    return this.insert(bytes, offset, length, expiresAt);
+  }
+
+  /** Whether the serial given as its big-endian bytes (see addBytes) is held. */
+  hasBytes(bytes: Uint8Array, offset: number, length: number): boolean {
+    while (length > 1 && bytes[offset] === 0) {
+      offset++;
+      length--;
+    }
+    if (length === 0 || length > MAX_BYTES) return false;
+    return this.find(bytes, offset, length, this.hash(bytes, offset, length)) >= 0;
+  }
+
   /** Drops the serials whose expiry is before `t`; the table is rebuilt only when one is dropped. */
   sweep(t: number): void {
     this.recent.clear();

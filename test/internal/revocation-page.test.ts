@@ -98,5 +98,8 @@ describe('packed revocation pages', () => {
       () => unpackRevocations(Uint8Array.of(1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)),
       /varint too long/,
     );
+    // Three hex digits ("abc") are written as 0a bc: a padding digit other than 0 is not a page a writer made.
+    assert.equal(unpackRevocations(Uint8Array.of(1, 1, 2, 3, 0x0a, 0xbc, 0, 0))[0]!.id, 'abc');
+    assert.throws(() => unpackRevocations(Uint8Array.of(1, 1, 2, 3, 0x1a, 0xbc, 0, 0)), /nonzero padding/);
   });
 });

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, isLanyardError } from '../../src/errors';
 import { CONFIG_DEFAULTS, loadConfig } from '../../src/server/config';
+import { WATCH_DEFAULTS } from '../../src/server/sessions/watch-revocations';
 
 describe('server config', () => {
   let dir: string;
@@ -77,7 +78,7 @@ describe('server config', () => {
         watchersPerConnection: 4,
         watchersPerIdentity: 256,
       },
-      revocationFeed: { heartbeatSeconds: 15, stallTimeoutSeconds: 30 },
+      revocationFeed: { heartbeatSeconds: 15, stallTimeoutSeconds: 30, warmSnapshot: true },
     });
   });
 
@@ -86,7 +87,7 @@ describe('server config', () => {
       'limits.yaml',
       'limits:\n  live_sessions_per_agent: 3\n  ended_sessions_window: 10m\n  watchers_per_connection: 2\n' +
         '  max_session_ttl: 2h\n' +
-        'revocation_feed:\n  heartbeat: 5s\n  stall_timeout: 1m\n',
+        'revocation_feed:\n  heartbeat: 5s\n  stall_timeout: 1m\n  warm_snapshot: false\n',
     );
     const config = loadConfig({ cwd: dir, env: {}, configFile: file });
     assert.equal(config.limits.liveSessionsPerAgent, 3);
@@ -94,7 +95,13 @@ describe('server config', () => {
     assert.equal(config.limits.maxSessionTtlSeconds, 7200);
     assert.equal(config.limits.watchersPerConnection, 2);
     assert.equal(config.limits.watchers, 4096);
-    assert.deepEqual(config.revocationFeed, { heartbeatSeconds: 5, stallTimeoutSeconds: 60 });
+    assert.deepEqual(config.revocationFeed, {
+      heartbeatSeconds: 5,
+      stallTimeoutSeconds: 60,
+      warmSnapshot: false,
+    });
+    // The server's default and the watchers' are one.
+    assert.equal(CONFIG_DEFAULTS.revocation_warm_snapshot, WATCH_DEFAULTS.warmSnapshot);
     fails(
       () => loadConfig({ cwd: dir, env: {}, configFile: write('z.yaml', 'limits:\n  watchers: 0\n') }),
       'limits.watchers',

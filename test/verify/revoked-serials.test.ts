@@ -85,12 +85,17 @@ describe('RevokedSerials', () => {
         const s = pool[Math.floor(r() * pool.length)]!;
         const n = normaliseSerial(s);
         const op = r();
+        // Half the adds and look-ups by the spelling's bytes (as a packed page gives them), leading zeros kept.
+        const bytes = r() < 0.5 ? Buffer.from(s.length % 2 === 1 ? `0${s}` : s, 'hex') : undefined;
         if (op < 0.5) {
           const expiresAt = now + Math.floor(r() * 5000);
-          assert.equal(t.add(n, expiresAt), !model.has(n), `add ${s} (seed ${seed}, step ${step})`);
+          const added =
+            bytes === undefined ? t.add(n, expiresAt) : t.addBytes(bytes, 0, bytes.length, expiresAt);
+          assert.equal(added, !model.has(n), `add ${s} (seed ${seed}, step ${step})`);
           if (!model.has(n)) model.set(n, expiresAt);
         } else if (op < 0.998) {
-          assert.equal(t.has(n), model.has(n), `has ${s} (seed ${seed}, step ${step})`);
+          const held = bytes === undefined ? t.has(n) : t.hasBytes(bytes, 0, bytes.length);
+          assert.equal(held, model.has(n), `has ${s} (seed ${seed}, step ${step})`);
         } else {
           now += 1000;
           t.sweep(now);
@@ -114,6 +119,61 @@ describe('RevokedSerials', () => {
 });
 
 describe('RevocationCache over RevokedSerials', () => {
+  it('a packed page read by its bytes answers as the same revocations applied as strings', () => {
+    for (const seed of [4, 5]) {
+      const r = rng(seed);
+      const spell = (): string => {
+        let s = '';
+        const digits = 1 + Math.floor(r() * 34);
+        for (let d = 0; d < digits; d++) s += '0123456789abcdef'[Math.floor(r() * (d === 0 ? 3 : 16))];
+        return s;
+      };
+      const expiresAt = Date.now() + 3600_000;
+      const ids = Array.from({ length: 3000 }, spell);
+      const records = ids.map((id, i) => ({
+        sequence: i + 1,
+        kind: 'certificate' as const,
+        id,
+        reason: '',
+        revokedAt: 1,
+        expiresAt,
+      }));
+      const packed = new RevocationCache({ checkIntervalMs: 0 });
+      const plain = new RevocationCache({ checkIntervalMs: 0 });
+      const heard: string[] = [];
+      const heardPlain: string[] = [];
+      packed.onChange((entries) => heard.push(...entries.map((e) => e.id)));
+      plain.onChange((entries) => heardPlain.push(...entries.map((e) => e.id)));
+      // Two snapshots, the second over a live state (its "already held" probe by bytes), then an increment.
+      for (const [from, to, fullState] of [
+        [0, 1000, true],
+        [1000, 2000, true],
+        [2000, 3000, false],
+      ] as const) {
+        const slice = records.slice(from, to);
+        const update = { sequence: to, fullState, synced: true };
+        packed.applyPacked(packRevocations(slice), update);
+        plain.apply({ ...update, entries: slice.map((e) => ({ ...e, expiresAt: new Date(expiresAt) })) });
+      }
+      assert.equal(packed.size, plain.size);
+      const ask = (serialHex: string, c: RevocationCache): unknown =>
+        c.isRevoked({
+          serialHex,
+          certSha256Hex: '00',
+          spiffeId: 'spiffe://example.org/a',
+          delegationSessionIds: [],
+        });
+      for (const id of [...ids, ...Array.from({ length: 3000 }, spell)]) {
+        for (const q of [id, id.toUpperCase(), `00${id}`]) assert.deepEqual(ask(q, packed), ask(q, plain), q);
+      }
+      // Listeners hear each id as the page spelled it, when it was new to what a look-up consults.
+      assert.ok(heard.length > 0);
+      assert.deepEqual(heard, heardPlain);
+      packed.close();
+      plain.close();
+    }
+  });
+
   it('a serial asked about before it is revoked is revoked once a page lists it', () => {
     const cache = new RevocationCache({ checkIntervalMs: 0 });
     const q = {

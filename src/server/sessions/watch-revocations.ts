@@ -15,7 +15,9 @@
  * without a gap in its sequences, kept for the next watcher that starts at the same sequence: a thousand
  * verifiers starting together read and encode the state once. The kept chunks are bounded in bytes (oldest
  * dropped first); a chunk with a gap (pruned rows, or a sequence another server's transaction has not
- * committed yet) is never kept, so a later watcher reads it again and gets what committed since.
+ * committed yet) is never kept, so a later watcher reads it again and gets what committed since. Once the server
+ * is ready it reads the chunks ahead of the first watcher (`warm`, config revocation_feed.warm_snapshot), so the
+ * first new watcher after a start is served as a later one is.
  *
  * Backpressure: a watcher writes its next message only once the previous one was taken by the HTTP/2 layer
  * (the write callback). A peer that takes nothing (a zero flow-control window) therefore holds one page; one
@@ -47,6 +49,11 @@ export const WATCH_DEFAULTS = Object.freeze({
   snapshotRows: 8192,
   /** Bytes of packed chunks kept for watchers that start at the same sequence. */
   snapshotCacheBytes: 64 * 1024 * 1024,
+  /**
+   * Read the stored state into the kept chunks once the server is ready (`warmSnapshot`), so the first new
+   * watcher after a start is served like every later one (config revocation_feed.warm_snapshot).
+   */
+  warmSnapshot: true,
 });
 
 /** What one read of the initial state gives: its pages, and whether the read came back full (more follow). */
@@ -76,6 +83,20 @@ export interface RevocationWatchersOptions {
    * store).
    */
   snapshotReader?: 'worker' | 'inline';
+}
+
+/** What a warm-up did (RevocationWatchers.warm). */
+export interface SnapshotWarmUp {
+  /**
+   * 'done': every full chunk of the state is kept; 'full': stopped before the kept chunks would pass
+   * snapshotCacheBytes; 'not-kept': a chunk was not kept (a gap in its sequences: pruned rows, or another
+   * server's transaction not committed yet), so nothing after it was read; 'skipped': less
+   * than one full chunk stored, or the state is read on the server's thread; 'failed': a read failed (each
+   * watcher reads for itself, as without a warm-up); 'closed': the server closed meanwhile.
+   */
+  outcome: 'done' | 'full' | 'not-kept' | 'skipped' | 'failed' | 'closed';
+  chunks: number;
+  bytes: number;
 }
 
 /** How one listener admits watchers. */
@@ -120,6 +141,9 @@ export class RevocationWatchers {
   private chunkBytes = 0;
   private readonly reading = new Map<number, Promise<SnapshotChunk>>();
   private readonly reader: SnapshotReader;
+  /** The `after` of the last reads handed to the reader (at most 256), in order: for tests and operators. */
+  private readonly readLog: number[] = [];
+  private warming: Promise<SnapshotWarmUp> | undefined;
 
   constructor(readonly options: RevocationWatchersOptions) {
     this.pageBytes = options.pageBytes ?? WATCH_DEFAULTS.pageBytes;
@@ -139,26 +163,89 @@ export class RevocationWatchers {
    * watcher writes this chunk's pages the next is being read.
    */
   snapshotChunk(after: number): Promise<SnapshotChunk> {
+    return this.chunkAt(after, true);
+  }
+
+  /** snapshotChunk; `readAhead` false for the warm-up, which asks for each next chunk itself. */
+  private chunkAt(after: number, readAhead: boolean): Promise<SnapshotChunk> {
     const kept = this.chunks.get(after);
     if (kept !== undefined) return Promise.resolve(kept);
     let read = this.reading.get(after);
     if (read === undefined) {
       read = this.readChunk(after).finally(() => this.reading.delete(after));
       this.reading.set(after, read);
-      read.then(
-        (chunk) => {
-          const last = chunk.pages[chunk.pages.length - 1]?.sequence;
-          // Only in the reader's thread: on this one a read-ahead would run back to back with the watcher's
-          // own reads and starve every other call.
-          if (!(this.reader instanceof WorkerSnapshotReader)) return;
-          if (!chunk.full || last === undefined || this.closing) return;
-          // Read ahead; a failure is met again (and reported) by the watcher that asks for it.
-          if (!this.chunks.has(last) && !this.reading.has(last)) this.snapshotChunk(last).catch(() => {});
-        },
-        () => {},
-      );
+      if (readAhead)
+        read.then(
+          (chunk) => {
+            const last = chunk.pages[chunk.pages.length - 1]?.sequence;
+            // Only in the reader's thread: on this one a read-ahead would run back to back with the watcher's
+            // own reads and starve every other call.
+            if (!(this.reader instanceof WorkerSnapshotReader)) return;
+            if (!chunk.full || last === undefined || this.closing) return;
+            // Read ahead; a failure is met again (and reported) by the watcher that asks for it.
+            if (!this.chunks.has(last) && !this.reading.has(last)) this.snapshotChunk(last).catch(() => {});
+          },
+          () => {},
+        );
     }
     return read;
+  }
+
+  /**
+   * Reads the stored state into the kept chunks before the first watcher asks for it: the chain of chunks from
+   * sequence 0, one at a time in the reader's worker, until the state ends, a chunk is not kept (a gap), or the
+   * next chunk would take the kept ones past snapshotCacheBytes (that would drop the oldest, the start of the
+   * state every new watcher asks for first). A watcher that asks meanwhile joins the read in progress
+   * (snapshotChunk shares it) rather than starting a second one, and the chunk after it is read next either
+   * way. Only with the worker reader: on the server's thread it would be a million rows decoded and packed
+   * beside every call. Once per server; never rejects (a failed read is the next watcher's to meet).
+   */
+  warm(): Promise<SnapshotWarmUp> {
+    this.warming ??= this.warmChain();
+    return this.warming;
+  }
+
+  /** The warm-up started (by the server once ready, when configured), or undefined if none was. */
+  get warmUp(): Promise<SnapshotWarmUp> | undefined {
+    return this.warming;
+  }
+
+  /** The `after` of the last reads handed to the snapshot reader (at most 256), oldest first. */
+  snapshotReads(): readonly number[] {
+    return [...this.readLog];
+  }
+
+  private async warmChain(): Promise<SnapshotWarmUp> {
+    const started = Date.now();
+    const result = (outcome: SnapshotWarmUp['outcome']): SnapshotWarmUp => {
+      const r = { outcome, chunks: this.chunks.size, bytes: this.chunkBytes };
+      if (outcome !== 'skipped') {
+        this.options.logger.info(
+          { ...r, ms: Date.now() - started },
+          'revocation state read for new watchers',
+        );
+      }
+      return r;
+    };
+    if (!(this.reader instanceof WorkerSnapshotReader)) return result('skipped');
+    try {
+      // Only a full chunk is kept, and sequences number the rows: below one chunk's worth nothing would be.
+      if ((await this.options.store.lastRevocationSequence()) < this.snapshotRows) return result('skipped');
+      let after = 0;
+      for (;;) {
+        if (this.closing) return result('closed');
+        const chunk = await this.chunkAt(after, false);
+        if (!chunk.full) return result('done');
+        if (this.chunks.get(after) !== chunk) return result('not-kept');
+        // The next chunk is about this one's size.
+        if (this.chunkBytes + chunk.bytes > this.snapshotCacheBytes) return result('full');
+        after = chunk.pages[chunk.pages.length - 1]!.sequence;
+      }
+    } catch (e) {
+      if (this.closing) return result('closed');
+      this.options.logger.warn({ err: e }, 'reading the revocation state ahead of watchers failed');
+      return result('failed');
+    }
   }
 
   /** How the initial state is read: in a worker thread (SQLite) or through the store here. */
@@ -181,6 +268,8 @@ export class RevocationWatchers {
   }
 
   private async readChunk(after: number): Promise<SnapshotChunk> {
+    if (this.readLog.length === 256) this.readLog.shift();
+    this.readLog.push(after);
     const read = await this.reader.read(after, this.snapshotRows, this.pageBytes);
     const pages = read.pages;
     const chunk: SnapshotChunk = {

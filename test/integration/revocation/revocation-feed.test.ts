@@ -51,7 +51,7 @@ describe('revocation feed: paged, resumable, bounded', function () {
 
   before(async () => {
     s = await startTestServer({
-      config: { revocationFeed: { heartbeatSeconds: 1, stallTimeoutSeconds: 30 } },
+      config: { revocationFeed: { heartbeatSeconds: 1, stallTimeoutSeconds: 30, warmSnapshot: true } },
     });
     churner = await register(s, 'churner');
     verifierWl = await register(s, 'verifier');

@@ -68,7 +68,7 @@ async function seededServer(stallTimeoutSeconds: number): Promise<TestServer> {
   const s = await startTestServer({
     config: {
       limits: { ...defaults, watchersPerConnection: 4, watchersPerIdentity: 32 },
-      revocationFeed: { heartbeatSeconds: 15, stallTimeoutSeconds },
+      revocationFeed: { heartbeatSeconds: 15, stallTimeoutSeconds, warmSnapshot: true },
     },
   });
   // A state of about 1 MB: what each stalled watch used to hold whole.
