@@ -20,7 +20,8 @@
  *                floor: a trivial GET on the server's CRL listener and on a plain node http server sending the
  *                same bytes, each at rest and while the relying party GETs the CRL (no build running); a new
  *                watcher's time to its complete state (paged WatchRevocations), and a revocation check in the
- *                client cache holding that state
+ *                client cache holding that state; then a restart on the same data dir: start until ready, a
+ *                new watcher right at ready and one after the start-up read of the state (warm_snapshot)
  *   entries      --entries (default 100,000) registration entries: join-token Attest latency
  *   watchers     --watchers (default 1,000) WatchRevocations streams (4 per connection, the server's default
  *                cap): EndSession until every watcher holds the revocation, p50/p99
@@ -698,6 +699,30 @@ async function revocationFigures(
   }
 }
 
+/**
+ * A restart on the data dir that holds the large revocation list, as an operator's restart or an upgrade: the
+ * server reads the revocation state for new watchers after it is ready (revocation_feed.warm_snapshot). A new
+ * watcher right at ready joins that read; one after it is served from the chunks it kept.
+ */
+async function restartPart(old: ServerUnderBench, agent: Agent): Promise<ServerUnderBench> {
+  out('\nRestart on the same data dir\n');
+  const s = await old.restart();
+  line('server start until ready, the revocations in its store', `${s.startMs.toFixed(0)} ms`);
+  const atReady = await newWatcher(s, agent);
+  line('new watcher right at ready (joins the start-up read of the state)', `${atReady.ms.toFixed(0)} ms`);
+  atReady.cache.close();
+  const warmed = await s.snapshotWarmed();
+  line(
+    'start-up read of the revocation state, from ready',
+    `${warmed.ms} ms, ${warmed.outcome}, ${warmed.chunks} chunks kept, ${mib(warmed.bytes)}`,
+  );
+  const after = await newWatcher(s, agent);
+  line('new watcher after the start-up read (served from the kept chunks)', `${after.ms.toFixed(0)} ms`);
+  after.cache.close();
+  await memoryStage(s, 'restarted on the large list, two watchers synced');
+  return s;
+}
+
 /** revocationFigures, the data directory's fsync probed after each EndSession call and printed beside it. */
 async function revocationFiguresWith(
   s: ServerUnderBench,
@@ -1068,7 +1093,7 @@ async function main(): Promise<void> {
   );
   const started = process.hrtime.bigint();
   const profileDir = process.env.LANYARD_BENCH_PROFILE_DIR;
-  const s = await startBenchServer({
+  let s = await startBenchServer({
     trustDomain: TD,
     watchers: WATCHERS,
     fromSource: FROM_SOURCE,
@@ -1104,6 +1129,7 @@ async function main(): Promise<void> {
         'EndSession p99 during a CRL build (large) / baseline without',
         (big.duringP99! / small.endP99!).toFixed(2),
       );
+      s = await restartPart(s, agent);
     }
 
     if (runs('entries')) await entriesPart(s, agent);

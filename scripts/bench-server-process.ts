@@ -88,6 +88,18 @@ export interface ServerUnderBench extends PublicServer {
   heapSnapshot(label: string): Promise<string | undefined>;
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
+  /**
+   * SIGTERM, then a new server process on the same data dir and configuration (its listeners on new ports): what
+   * an operator's restart does. This object is stopped; use the one returned.
+   */
+  restart(): Promise<ServerUnderBench>;
+  /** Milliseconds from spawning this process until it logged that it was ready. */
+  startMs: number;
+  /**
+   * The server's 'revocation state read for new watchers' line (revocation_feed.warm_snapshot), once logged: how
+   * the start-up read of the revocation state ended, the chunks and bytes it kept and how long it took.
+   */
+  snapshotWarmed(): Promise<{ outcome: string; chunks: number; bytes: number; ms: number }>;
 }
 
 export interface BenchServerOptions {
@@ -100,6 +112,8 @@ export interface BenchServerOptions {
   heapSnapshots?: boolean;
   /** Start node with --cpu-prof into this directory (the profile is written when the server exits). */
   cpuProfileDir?: string;
+  /** Start on this data dir (a restart) rather than a new one. */
+  dataDir?: string;
 }
 
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -188,13 +202,14 @@ function configYaml(dataDir: string, o: BenchServerOptions): string {
 
 export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnderBench> {
   if (o.fromSource !== true) await ensureDist();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-scale-'));
+  const dataDir = o.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-bench-scale-'));
   const configFile = path.join(dataDir, 'bench-server.yaml');
   fs.writeFileSync(configFile, configYaml(dataDir, o), { mode: 0o600 });
   const heapDir = path.join(dataDir, 'heap');
   const nodeOptions =
     o.heapSnapshots === true ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : [];
-  if (o.heapSnapshots === true) fs.mkdirSync(heapDir);
+  if (o.heapSnapshots === true) fs.mkdirSync(heapDir, { recursive: true });
+  const spawnedAt = process.hrtime.bigint();
   const proc: ServerProcess = spawnServer(
     ['--config', configFile],
     {
@@ -221,6 +236,7 @@ export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnd
   }
   try {
     const publicAddress = await proc.ready;
+    const startMs = ms(spawnedAt);
     const crlAddress = await loggedField(proc, 'CRL served over HTTP', 'crlAddress');
     const metricsAddress = await loggedField(proc, 'Prometheus metrics served at /metrics', 'metricsAddress');
     const chain = /server identity:\s+(\S+)/.exec(proc.stderr())?.[1];
@@ -290,6 +306,31 @@ export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnd
         await proc.exited;
         if (o.heapSnapshots !== true) fs.rmSync(dataDir, { recursive: true, force: true });
         else process.stdout.write(`(heap snapshots kept in ${heapDir})\n`);
+      },
+      async restart() {
+        client.close();
+        reader.close();
+        proc.child.kill('SIGTERM');
+        await proc.exited;
+        process.off('exit', killServer);
+        return startBenchServer({ ...o, dataDir });
+      },
+      startMs,
+      async snapshotWarmed() {
+        const msg = 'revocation state read for new watchers';
+        await proc.logged(msg);
+        const line = proc
+          .stdout()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((l) => l.msg === msg)!;
+        return {
+          outcome: String(line.outcome),
+          chunks: Number(line.chunks),
+          bytes: Number(line.bytes),
+          ms: Number(line.ms),
+        };
       },
     };
   } catch (e) {
