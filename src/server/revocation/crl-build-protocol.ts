@@ -46,6 +46,11 @@ export interface CrlBuildMessage {
   signers: CrlWorkerSigner[];
   /** Absent when the worker reads the store itself. */
   delta?: CrlWorkerDelta;
+  /**
+   * Buffers nothing reads any more (crl-buffers.ts): the worker writes the build's DERs into one that is large
+   * enough, else into a new one.
+   */
+  buffers: SharedArrayBuffer[];
 }
 
 export interface CrlBuildResult {
@@ -68,7 +73,17 @@ export type CrlWorkerRequest = CrlBuildMessage;
 export type CrlWorkerReply =
   /** The build began (the worker took the message). */
   | { type: 'started'; id: number }
-  /** The signed CRLs, with the time spent in the worker (milliseconds). */
-  | (CrlBuildResult & { type: 'built'; id: number; durationMs: number })
+  /**
+   * The signed CRLs, with the time spent in the worker (milliseconds); each DER a view of `buffer` (one of the
+   * message's `buffers`, or a new one), which holds nothing else of value.
+   */
+  | (CrlBuildResult & {
+      type: 'built';
+      id: number;
+      durationMs: number;
+      buffer: SharedArrayBuffer;
+      /** Which of the offered `buffers` it is; -1 for a new one. */
+      bufferIndex: number;
+    })
   /** `typed`: `code` is a LanyardErrorCode; else the thrown error's class name. */
   | { type: 'failed'; id: number; code: string; message: string; typed: boolean };
