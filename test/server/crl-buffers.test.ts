@@ -67,7 +67,7 @@ describe('CRL buffers reused between builds', function () {
     const first = await get(url);
     assert.ok(first.length > 7_500_000, `a CRL of ${first.length} bytes`);
 
-    let newest = Buffer.alloc(0);
+    let newest: Buffer = Buffer.alloc(0);
     const during = await get(url, async () => {
       // Two builds while this body is read: the first goes to a new buffer (the read one is published), the
       // second would reuse the read one if its reader were not counted.
