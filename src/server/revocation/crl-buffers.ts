@@ -2,8 +2,10 @@
  * The shared buffers the CRL build worker writes its DER into, reused between builds. A new 33 MiB buffer
  * transferred from the worker on each 1M-revocation build was external memory the server's thread had not
  * seen before, and V8 answered it with a mark-compact on that thread at each publish (docs/design/
- * performance-log.md, "A 1M CRL without a new 33 MiB buffer per build"). A SharedArrayBuffer handed back and forth
- * is the same memory each time and counts for no new external memory.
+ * performance-log.md, "A 1M CRL without a new 33 MiB buffer per build"). The pool keeps this thread's own
+ * SharedArrayBuffer objects; the worker is lent them for a build and answers with offsets, so no new buffer object
+ * (which V8 would count as that much new external memory, shared or not) reaches this thread but a new one, when
+ * a CRL outgrew the pool.
  *
  * A buffer is written again only when nothing can still read the CRL in it: its CRL is no longer the published one,
  * no HTTP body is reading it (crl-http.ts counts its readers until the response closes, when the socket holds no

@@ -74,16 +74,18 @@ export type CrlWorkerReply =
   /** The build began (the worker took the message). */
   | { type: 'started'; id: number }
   /**
-   * The signed CRLs, with the time spent in the worker (milliseconds); each DER a view of `buffer` (one of the
-   * message's `buffers`, or a new one), which holds nothing else of value.
+   * The signed CRLs, with the time spent in the worker (milliseconds): each DER at `offset`, `length` bytes, in
+   * the offered buffer `bufferIndex` or, when -1, in the new `buffer`. Only a new buffer crosses back: each
+   * SharedArrayBuffer received is a new object on the server's thread that V8 counts as that much new external
+   * memory, which is what brought a mark-compact per publish (crl-buffers.ts).
    */
-  | (CrlBuildResult & {
+  | (Omit<CrlBuildResult, 'crls'> & {
       type: 'built';
       id: number;
       durationMs: number;
-      buffer: SharedArrayBuffer;
-      /** Which of the offered `buffers` it is; -1 for a new one. */
+      crls: { authorityId: string; offset: number; length: number }[];
       bufferIndex: number;
+      buffer?: SharedArrayBuffer;
     })
   /** `typed`: `code` is a LanyardErrorCode; else the thrown error's class name. */
   | { type: 'failed'; id: number; code: string; message: string; typed: boolean };

@@ -68,16 +68,16 @@ function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'b
     signers,
   );
   primed = true;
-  const { buffer, index, ders } = intoBuffer(
+  const { buffer, index, offsets } = intoBuffer(
     m.buffers,
     crls.map((c) => c.der),
   );
   return {
     type: 'built',
     id: m.id,
-    buffer,
     bufferIndex: index,
-    crls: crls.map((c, i) => ({ authorityId: c.authorityId, der: ders[i]! })),
+    ...(index < 0 && { buffer }),
+    crls: crls.map((c, i) => ({ authorityId: c.authorityId, offset: offsets[i]!, length: c.der.byteLength })),
     revokedCount: list.size,
     added,
     reads: reads.count,
@@ -94,18 +94,17 @@ function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'b
 function intoBuffer(
   offered: readonly SharedArrayBuffer[],
   ders: readonly Uint8Array[],
-): { buffer: SharedArrayBuffer; index: number; ders: Uint8Array[] } {
+): { buffer: SharedArrayBuffer; index: number; offsets: number[] } {
   const total = ders.reduce((n, d) => n + d.byteLength, 0);
   const index = offered.findIndex((b) => b.byteLength >= total);
   const buffer = offered[index] ?? new SharedArrayBuffer(Math.max(1, total + (total >> 3)));
   let at = 0;
-  const views = ders.map((d) => {
-    const view = new Uint8Array(buffer, at, d.byteLength);
-    view.set(d);
+  const offsets = ders.map((d) => {
+    new Uint8Array(buffer, at, d.byteLength).set(d);
     at += d.byteLength;
-    return view;
+    return at - d.byteLength;
   });
-  return { buffer, index, ders: views };
+  return { buffer, index, offsets };
 }
 
 /**

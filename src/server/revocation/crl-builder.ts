@@ -232,14 +232,22 @@ export class WorkerCrlBuilder implements CrlBuilder {
     }
     if (m.type === 'built') {
       this.primed = true;
-      // The offered buffers the worker did not write into are still free. (The one it wrote into comes back as
-      // another object over the same memory, hence the index.)
+      // The offered buffers the worker did not write into are still free. The one it wrote into is used through
+      // this thread's own object for it: a new one per build would be new external memory here (crl-buffers.ts).
       run.offered.forEach((b, i) => {
         if (i !== m.bufferIndex) this.buffers.give(b);
       });
+      const buffer = m.bufferIndex < 0 ? m.buffer : run.offered[m.bufferIndex];
+      if (buffer === undefined) {
+        this.settle(undefined, new InternalError('the CRL build worker named no buffer for its CRLs'));
+        return;
+      }
       const result: BuiltCrls = {
-        crls: m.crls.map((c) => ({ authorityId: c.authorityId, der: c.der })),
-        hold: new CrlBufferHold(m.buffer, this.buffers),
+        crls: m.crls.map((c) => ({
+          authorityId: c.authorityId,
+          der: new Uint8Array(buffer, c.offset, c.length),
+        })),
+        hold: new CrlBufferHold(buffer, this.buffers),
         revokedCount: m.revokedCount,
         added: m.added,
         reads: m.reads,
