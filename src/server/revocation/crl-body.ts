@@ -1,9 +1,9 @@
 /**
- * What the CRL listener writes: the published DER as it is (views of the buffer the build worker transferred, no
- * copy) and the PEM encoded piece by piece as it is written, each in pieces of at most `CRL_BODY_DEFAULTS.chunkBytes`
- * with the socket's backpressure respected. A CRL over a million serials is 33 MiB: one `Buffer.from` copy and one
- * write of it, or a 45 MiB base64 string made at once, held the server's thread for tens of milliseconds, and
- * every gRPC call arriving then waited.
+ * What the CRL listener writes: the published DER as it is (views of the shared buffer the build worker wrote it
+ * into, no copy; crl-buffers.ts) and the PEM encoded piece by piece as it is written, each in pieces of at most
+ * `CRL_BODY_DEFAULTS.chunkBytes` with the socket's backpressure respected. A CRL over a million serials is 33 MiB:
+ * one `Buffer.from` copy and one write of it, or a 45 MiB base64 string made at once, held the server's thread for
+ * tens of milliseconds, and every gRPC call arriving then waited.
  */
 import type { ServerResponse } from 'node:http';
 

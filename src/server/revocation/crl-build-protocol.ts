@@ -46,6 +46,11 @@ export interface CrlBuildMessage {
   signers: CrlWorkerSigner[];
   /** Absent when the worker reads the store itself. */
   delta?: CrlWorkerDelta;
+  /**
+   * Buffers nothing reads any more (crl-buffers.ts): the worker writes the build's DERs into one that is large
+   * enough, else into a new one.
+   */
+  buffers: SharedArrayBuffer[];
 }
 
 export interface CrlBuildResult {
@@ -68,7 +73,19 @@ export type CrlWorkerRequest = CrlBuildMessage;
 export type CrlWorkerReply =
   /** The build began (the worker took the message). */
   | { type: 'started'; id: number }
-  /** The signed CRLs, with the time spent in the worker (milliseconds). */
-  | (CrlBuildResult & { type: 'built'; id: number; durationMs: number })
+  /**
+   * The signed CRLs, with the time spent in the worker (milliseconds): each DER at `offset`, `length` bytes, in
+   * the offered buffer `bufferIndex` or, when -1, in the new `buffer`. Only a new buffer crosses back: each
+   * SharedArrayBuffer received is a new object on the server's thread that V8 counts as that much new external
+   * memory, which is what brought a mark-compact per publish (crl-buffers.ts).
+   */
+  | (Omit<CrlBuildResult, 'crls'> & {
+      type: 'built';
+      id: number;
+      durationMs: number;
+      crls: { authorityId: string; offset: number; length: number }[];
+      bufferIndex: number;
+      buffer?: SharedArrayBuffer;
+    })
   /** `typed`: `code` is a LanyardErrorCode; else the thrown error's class name. */
   | { type: 'failed'; id: number; code: string; message: string; typed: boolean };

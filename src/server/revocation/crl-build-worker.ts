@@ -11,7 +11,6 @@
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import { isLanyardError } from '../../errors';
-import { ownedBytes } from '../../internal/worker-script';
 import { SqliteSessions } from '../../store/sqlite/sessions';
 import { ParsedCertificate } from '../../x509/certificate';
 import { lowerThreadPriority } from './thread-priority';
@@ -31,11 +30,8 @@ port.on('message', (m: CrlWorkerRequest) => {
   port.postMessage({ type: 'started', id: m.id } satisfies CrlWorkerReply);
   const started = performance.now();
   try {
-    const reply = build(m, started);
-    port.postMessage(
-      reply,
-      reply.crls.map((c) => c.der.buffer as ArrayBuffer),
-    );
+    // Shared memory, not transferred: no new external memory for the server's thread to collect on.
+    port.postMessage(build(m, started));
   } catch (e) {
     port.postMessage(failure(m.id, e));
   }
@@ -72,11 +68,16 @@ function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'b
     signers,
   );
   primed = true;
+  const { buffer, index, offsets } = intoBuffer(
+    m.buffers,
+    crls.map((c) => c.der),
+  );
   return {
     type: 'built',
     id: m.id,
-    // Each DER in a buffer of its own, so it can be transferred rather than copied.
-    crls: crls.map((c) => ({ authorityId: c.authorityId, der: ownedBytes(c.der) })),
+    bufferIndex: index,
+    ...(index < 0 && { buffer }),
+    crls: crls.map((c, i) => ({ authorityId: c.authorityId, offset: offsets[i]!, length: c.der.byteLength })),
     revokedCount: list.size,
     added,
     reads: reads.count,
@@ -84,6 +85,26 @@ function build(m: CrlBuildMessage, started: number): CrlWorkerReply & { type: 'b
     full: m.full,
     durationMs: performance.now() - started,
   };
+}
+
+/**
+ * `ders` copied one after another into the first of `offered` large enough, else into a new buffer with an
+ * eighth to spare (so a list that grows slowly does not need a new one at every build).
+ */
+function intoBuffer(
+  offered: readonly SharedArrayBuffer[],
+  ders: readonly Uint8Array[],
+): { buffer: SharedArrayBuffer; index: number; offsets: number[] } {
+  const total = ders.reduce((n, d) => n + d.byteLength, 0);
+  const index = offered.findIndex((b) => b.byteLength >= total);
+  const buffer = offered[index] ?? new SharedArrayBuffer(Math.max(1, total + (total >> 3)));
+  let at = 0;
+  const offsets = ders.map((d) => {
+    new Uint8Array(buffer, at, d.byteLength).set(d);
+    at += d.byteLength;
+    return at - d.byteLength;
+  });
+  return { buffer, index, offsets };
 }
 
 /**

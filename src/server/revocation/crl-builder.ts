@@ -17,6 +17,7 @@ import type { CrlHeader } from '../../ca/crl';
 import { errorFromCode, InternalError, isLanyardErrorCode } from '../../errors';
 import { startWorkerScript } from '../../internal/worker-script';
 import type { Store } from '../../store/store';
+import { CrlBufferHold, CrlBufferPool } from './crl-buffers';
 import type { CrlBuildResult, CrlWorkerData, CrlWorkerReply, CrlWorkerRequest } from './crl-build-protocol';
 import { applyAndSign, RevokedList, toColumns } from './revoked-list';
 
@@ -30,8 +31,13 @@ export interface CrlBuildRequest {
   signers: readonly CrlSigner[];
 }
 
+/** A build's CRLs; `hold` when their DERs live in a reused buffer (crl-buffers.ts), which the caller must follow. */
+export interface BuiltCrls extends CrlBuildResult {
+  hold?: CrlBufferHold;
+}
+
 export interface CrlBuilder {
-  build(request: CrlBuildRequest): Promise<CrlBuildResult>;
+  build(request: CrlBuildRequest): Promise<BuiltCrls>;
   close(): Promise<void>;
 }
 
@@ -95,9 +101,11 @@ export interface WorkerCrlBuilderOptions {
 
 interface Running {
   id: number;
-  resolve(r: CrlBuildResult): void;
+  resolve(r: BuiltCrls): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+  /** The free buffers this build was offered. */
+  offered: SharedArrayBuffer[];
 }
 
 /** In a worker thread of its own, started on the first build and kept (with its list) between builds. */
@@ -107,6 +115,8 @@ export class WorkerCrlBuilder implements CrlBuilder {
   private primed = false;
   private running: Running | undefined;
   private nextId = 1;
+  /** Buffers no CRL in use lives in, offered to the next build. */
+  readonly buffers = new CrlBufferPool();
   private closed = false;
   private readonly buildTimeoutMs: number;
   /** Workers that stopped while holding a build, or were stopped: for tests and operators. */
@@ -129,7 +139,7 @@ export class WorkerCrlBuilder implements CrlBuilder {
     return this.options.sqliteFile !== undefined;
   }
 
-  async build(r: CrlBuildRequest): Promise<CrlBuildResult> {
+  async build(r: CrlBuildRequest): Promise<BuiltCrls> {
     if (this.closed) throw new InternalError('the CRL builder is closed');
     // The publisher runs one build at a time; a second here is a bug, not a caller's fault.
     if (this.running !== undefined) throw new InternalError('a CRL build is already running');
@@ -153,15 +163,17 @@ export class WorkerCrlBuilder implements CrlBuilder {
       ...(delta !== undefined && {
         delta: { ...toColumns(delta.serials), throughSequence: delta.throughSequence },
       }),
+      // Not given back if the build fails: a stopped worker may still be writing into them.
+      buffers: this.buffers.take(),
     };
-    return new Promise<CrlBuildResult>((resolve, reject) => {
+    return new Promise<BuiltCrls>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.abandon(
           new InternalError(`the CRL build took more than ${this.buildTimeoutMs} ms: its worker was stopped`),
         );
       }, this.buildTimeoutMs);
       timer.unref();
-      this.running = { id, resolve, reject, timer };
+      this.running = { id, resolve, reject, timer, offered: message.buffers };
       worker.ref();
       const transfer =
         message.delta !== undefined
@@ -220,8 +232,22 @@ export class WorkerCrlBuilder implements CrlBuilder {
     }
     if (m.type === 'built') {
       this.primed = true;
-      const result: CrlBuildResult = {
-        crls: m.crls.map((c) => ({ authorityId: c.authorityId, der: c.der })),
+      // The offered buffers the worker did not write into are still free. The one it wrote into is used through
+      // this thread's own object for it: a new one per build would be new external memory here (crl-buffers.ts).
+      run.offered.forEach((b, i) => {
+        if (i !== m.bufferIndex) this.buffers.give(b);
+      });
+      const buffer = m.bufferIndex < 0 ? m.buffer : run.offered[m.bufferIndex];
+      if (buffer === undefined) {
+        this.settle(undefined, new InternalError('the CRL build worker named no buffer for its CRLs'));
+        return;
+      }
+      const result: BuiltCrls = {
+        crls: m.crls.map((c) => ({
+          authorityId: c.authorityId,
+          der: new Uint8Array(buffer, c.offset, c.length),
+        })),
+        hold: new CrlBufferHold(buffer, this.buffers),
         revokedCount: m.revokedCount,
         added: m.added,
         reads: m.reads,
@@ -276,7 +302,7 @@ export class WorkerCrlBuilder implements CrlBuilder {
     void w?.terminate();
   }
 
-  private settle(result: CrlBuildResult | undefined, error?: Error): void {
+  private settle(result: BuiltCrls | undefined, error?: Error): void {
     const run = this.running;
     if (run === undefined) return;
     this.running = undefined;

@@ -41,8 +41,14 @@ export async function startCrlHttpServer(opts: {
       return;
     }
     // Built here, on demand (and only when something changed): a server whose CRLs nobody fetches builds none.
-    opts.publisher.current().then(
-      (crls) => serve(req, res, crls, path === paths.der ? 'der' : 'pem'),
+    opts.publisher.read().then(
+      ({ crls, release }) => {
+        // Released once the response is closed: written out to the kernel or abandoned, the socket holds no
+        // view of the CRL's buffer any more, and a later build may write into it (crl-buffers.ts).
+        if (res.closed) release();
+        else res.once('close', release);
+        serve(req, res, crls, path === paths.der ? 'der' : 'pem');
+      },
       () => {
         if (!res.headersSent) {
           res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '5' }).end('no CRL yet\n');

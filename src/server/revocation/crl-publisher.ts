@@ -23,11 +23,12 @@
  */
 import type { CaManager } from '../../ca';
 import type { SignedCrl } from '../../ca/ca-manager';
-import { CaNotReadyError } from '../../errors';
+import { CaNotReadyError, InternalError } from '../../errors';
 import type { Store } from '../../store/store';
 import { SqliteStore } from '../../store';
 import type { Logger } from '../../internal/logging';
 import type { RevocationFeed } from '../sessions/revocation-feed';
+import type { CrlBufferHold } from './crl-buffers';
 import {
   InlineCrlBuilder,
   WorkerCrlBuilder,
@@ -96,6 +97,8 @@ export class CrlPublisher {
   private fullReadAt = Number.NEGATIVE_INFINITY;
   private builds_ = 0;
   private readonly unsubscribe: (() => void)[] = [];
+  /** The buffer each published CRL set lives in, when the build worker wrote it into a reused one. */
+  private readonly holds = new WeakMap<PublishedCrls, CrlBufferHold>();
   private stopped = false;
   private readonly validityMs: number;
   private readonly refreshMs: number;
@@ -151,7 +154,23 @@ export class CrlPublisher {
 
   /** The CRLs of the last build, without building; undefined before the first. */
   published(): PublishedCrls | undefined {
-    return this.current_;
+    return this.pinned(this.current_);
+  }
+
+  /**
+   * `current()` for a reader that says when it is done (`release`, idempotent): until then the bytes stay as
+   * they are; after it, a later build may write over them (crl-buffers.ts). The CRL HTTP listener reads this way.
+   */
+  async read(): Promise<{ crls: PublishedCrls; release: () => void }> {
+    // A CRL settled earlier may have gone back to the pool between its build and this turn: ask again.
+    for (let tries = 0; tries < 3; tries++) {
+      const crls = await this.latest();
+      const hold = this.holds.get(crls);
+      if (hold === undefined) return { crls, release: () => {} };
+      const release = hold.read();
+      if (release !== undefined) return { crls, release };
+    }
+    throw new InternalError('the published CRL changed three times while being read');
   }
 
   /**
@@ -161,6 +180,11 @@ export class CrlPublisher {
    * @throws when there is no CRL inside its validity and the build failed.
    */
   async current(): Promise<PublishedCrls> {
+    return this.pinned(await this.latest());
+  }
+
+  /** What `current()` returns, its buffer not pinned. */
+  private async latest(): Promise<PublishedCrls> {
     const c = this.servable();
     if (c !== undefined && this.builtVersion === this.version && !this.dueForRefresh(c)) return c;
     const build = this.rebuild();
@@ -182,7 +206,16 @@ export class CrlPublisher {
   /** Builds now (or joins the build that covers every change so far). */
   refresh(): Promise<PublishedCrls> {
     this.invalidate();
-    return this.rebuild();
+    return this.rebuild().then((c) => this.pinned(c));
+  }
+
+  /**
+   * `c`, whose bytes are now never written over: handed to a caller that keeps them without saying when it is
+   * done (tests, scripts, operators' tools). The server's own listener uses `read()`.
+   */
+  private pinned<T extends PublishedCrls | undefined>(c: T): T {
+    if (c !== undefined) this.holds.get(c)?.pin();
+    return c;
   }
 
   /**
@@ -265,7 +298,10 @@ export class CrlPublisher {
         activeDer: active.der,
         crls,
       };
+      const previous = this.current_;
+      if (built.hold !== undefined) this.holds.set(published, built.hold);
       this.current_ = published;
+      if (previous !== undefined) this.holds.get(previous)?.unpublish();
       this.builtVersion = version;
       this.builds_ += 1;
       logger.debug(
