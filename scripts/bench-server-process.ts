@@ -317,14 +317,7 @@ export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnd
       },
       startMs,
       async snapshotWarmed() {
-        const msg = 'revocation state read for new watchers';
-        await proc.logged(msg);
-        const line = proc
-          .stdout()
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as Record<string, unknown>)
-          .find((l) => l.msg === msg)!;
+        const line = await loggedRecord(proc, 'revocation state read for new watchers');
         return {
           outcome: String(line.outcome),
           chunks: Number(line.chunks),
@@ -340,7 +333,8 @@ export async function startBenchServer(o: BenchServerOptions): Promise<ServerUnd
   }
 }
 
-async function loggedField(proc: ServerProcess, msg: string, field: string): Promise<string> {
+/** The server's first JSON log line with this message, once logged. */
+async function loggedRecord(proc: ServerProcess, msg: string): Promise<Record<string, unknown>> {
   await proc.logged(msg);
   const line = proc
     .stdout()
@@ -348,7 +342,12 @@ async function loggedField(proc: ServerProcess, msg: string, field: string): Pro
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .find((l) => l.msg === msg);
-  const v = line?.[field];
+  if (line === undefined) throw new Error(`no JSON log line "${msg}"`);
+  return line;
+}
+
+async function loggedField(proc: ServerProcess, msg: string, field: string): Promise<string> {
+  const v = (await loggedRecord(proc, msg))[field];
   if (typeof v !== 'string') throw new Error(`log line "${msg}" has no ${field}`);
   return v;
 }

@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { LANYARD_CHANNEL_OPTIONS } from '../../src/client/server-credentials';
-import { createLogger } from '../../src/internal/logging';
-import { LanyardServer } from '../../src/server/grpc-server';
-import { channelzChannels } from '../support/channelz';
+import type { LanyardServer } from '../../src/server/grpc-server';
+import { channelzChannels, startBareListener } from '../support/channelz';
 import { checkHealth, healthClient } from '../support/health-client';
 
 describe('LANYARD_CHANNEL_OPTIONS', function () {
@@ -17,21 +16,7 @@ describe('LANYARD_CHANNEL_OPTIONS', function () {
   let address: string;
 
   before(async () => {
-    server = new LanyardServer({
-      listeners: [
-        {
-          name: 'test',
-          address: '127.0.0.1:0',
-          credentials: grpc.ServerCredentials.createInsecure(),
-          services: [],
-        },
-      ],
-      logger: createLogger({ level: 'silent' }),
-      maxMessageBytes: 1024 * 1024,
-      shutdownGraceMs: 1000,
-    });
-    const [bound] = await server.start();
-    address = bound!.address;
+    ({ server, address } = await startBareListener());
   });
   after(() => server.close());
 

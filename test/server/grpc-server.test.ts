@@ -5,35 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { createLogger } from '../../src/internal/logging';
-import { LanyardServer } from '../../src/server/grpc-server';
-import { channelzServers } from '../support/channelz';
+import { channelzServers, startBareListener } from '../support/channelz';
 import { checkHealth, healthClient } from '../support/health-client';
 
 describe('LanyardServer listeners', function () {
   this.timeout(30_000);
 
   it('keep no channelz data: the listener is not in the channelz registry after serving a call', async () => {
-    const server = new LanyardServer({
-      listeners: [
-        {
-          name: 'test',
-          address: '127.0.0.1:0',
-          credentials: grpc.ServerCredentials.createInsecure(),
-          services: [],
-        },
-      ],
-      logger: createLogger({ level: 'silent' }),
-      maxMessageBytes: 1024 * 1024,
-      shutdownGraceMs: 1000,
-    });
-    const [bound] = await server.start();
-    const client = healthClient(bound!.address, grpc.credentials.createInsecure());
+    const { server, address, port } = await startBareListener();
+    const client = healthClient(address, grpc.credentials.createInsecure());
     try {
       // A call through the listener: with channelz on, it counts as started on the listener's entry.
       assert.equal(await checkHealth(client, ''), 'SERVING');
       const listening = (await channelzServers()).filter((s) =>
-        s.listen_socket.some((l) => l.name.endsWith(`:${bound!.port}`)),
+        s.listen_socket.some((l) => l.name.endsWith(`:${port}`)),
       );
       assert.deepEqual(listening, [], 'the listener registered itself with channelz');
     } finally {

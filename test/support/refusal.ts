@@ -38,6 +38,20 @@ export function assertRefusal(
   return e;
 }
 
+/**
+ * What `fn` came to: 'accepted' when it returned, else the code of the LanyardError it threw. Anything else thrown
+ * fails the test: a refusal must be typed.
+ */
+export function outcomeCode(fn: () => unknown): string {
+  try {
+    fn();
+    return 'accepted';
+  } catch (e) {
+    assert.ok(isLanyardError(e), `not a typed refusal: ${describeError(e)}`);
+    return e.code;
+  }
+}
+
 /** Asserts that `fn` throws the refusal `code`. */
 export function expectRefusal(
   fn: () => unknown,

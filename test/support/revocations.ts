@@ -12,8 +12,29 @@ import { CrlPublisher, type CrlPublisherOptions } from '../../src/server/revocat
 import { RevocationFeed } from '../../src/server/sessions/revocation-feed';
 import type { SqliteStore } from '../../src/store';
 import type { NewSession } from '../../src/store/types';
+import { WATCH_DEFAULTS } from '../../src/server/sessions/watch-revocations';
+import { type RevocationCache, verifyX509Svid } from '../../src/verify';
 import { readChildren, readSingleTlv } from '../../src/x509/der';
 import { DataDir } from './ca';
+import type { TestServer } from './test-server';
+
+/** A stored revocation state of three full snapshot chunks, then a partial one (never kept: each watcher reads it). */
+export const FULL_STATE_CHUNKS = 3;
+export const CHUNKED_STATE_REVOCATIONS = FULL_STATE_CHUNKS * WATCH_DEFAULTS.snapshotRows + 1000;
+
+/** The code a verification of `chain` under the server's bundle with `cache` refuses with, or undefined. */
+export function revocationRefusal(
+  chain: Uint8Array[],
+  s: TestServer,
+  cache: RevocationCache,
+): string | undefined {
+  try {
+    verifyX509Svid(chain, s.running.ca.bundle(), { revocation: cache });
+    return undefined;
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+}
 
 export interface RevocationFixture {
   readonly dir: string;

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { X509Bundle } from '../../src/bundle';
-import { isLanyardError } from '../../src/errors';
 import { TrustDomain } from '../../src/spiffe';
 import { VerificationCache, verifyX509Svid, type VerifyX509SvidOptions } from '../../src/verify';
 import { RenewedLeaves } from '../../src/verify/renewals';
@@ -22,7 +21,7 @@ import {
   type TrustDomainPki,
 } from '../support/pki';
 import { propertyRuns } from '../support/property';
-import { expectRefusal } from '../support/refusal';
+import { expectRefusal, outcomeCode } from '../support/refusal';
 import { mutate, mutation } from '../x509/mutations';
 
 /**
@@ -36,13 +35,7 @@ import { mutate, mutation } from '../x509/mutations';
 const TD = 'example.org';
 
 function outcome(chain: readonly Uint8Array[], bundle: X509Bundle, options: VerifyX509SvidOptions): string {
-  try {
-    verifyX509Svid(chain, bundle, options);
-    return 'accepted';
-  } catch (e) {
-    assert.ok(isLanyardError(e), `not a typed refusal: ${String(e)}`);
-    return e.code;
-  }
+  return outcomeCode(() => verifyX509Svid(chain, bundle, options));
 }
 
 describe('renewals of a verified leaf', () => {

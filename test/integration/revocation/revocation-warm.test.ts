@@ -9,23 +9,15 @@ import assert from 'node:assert/strict';
 import { watchRevocationsInto } from '../../../src/client/revocation-watch';
 import { WATCH_DEFAULTS } from '../../../src/server/sessions/watch-revocations';
 import type { ServerConfig } from '../../../src/server/config';
-import { RevocationCache, verifyX509Svid } from '../../../src/verify';
+import { RevocationCache } from '../../../src/verify';
 import { waitFor } from '../../support/agent';
+import {
+  CHUNKED_STATE_REVOCATIONS as SEEDED,
+  FULL_STATE_CHUNKS as FULL_CHUNKS,
+  revocationRefusal as refusal,
+} from '../../support/revocations';
 import { type Agent, endSession, register, sessionClient, startSession } from '../../support/sessions';
 import { startTestServer, tempDataDir, type TestServer } from '../../support/test-server';
-
-/** Three full chunks of the state, then a partial one (never kept: each watcher reads it). */
-const FULL_CHUNKS = 3;
-const SEEDED = FULL_CHUNKS * WATCH_DEFAULTS.snapshotRows + 1000;
-
-const refusal = (chain: Uint8Array[], s: TestServer, cache: RevocationCache): string | undefined => {
-  try {
-    verifyX509Svid(chain, s.running.ca.bundle(), { revocation: cache });
-    return undefined;
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-};
 
 const feed = (warmSnapshot: boolean): Partial<ServerConfig> => ({
   revocationFeed: { heartbeatSeconds: 15, stallTimeoutSeconds: 30, warmSnapshot },
