@@ -57,8 +57,11 @@ export function registerServerCommands(program: Command): void {
               EXIT_REJECTED,
             );
           }
+          // The handlers go in before the banner: a supervisor that reads the banner as "ready" may signal at
+          // once, and a SIGTERM before them would kill the process without draining (exit by signal, not 0).
+          const closed = closeOnSignals(running);
           process.stderr.write(banner(config, running.publicAddress, running.metricsAddress));
-          process.exitCode = await closeOnSignals(running);
+          process.exitCode = await closed;
         },
       ),
     );
