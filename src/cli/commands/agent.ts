@@ -124,15 +124,9 @@ export function registerAgentCommands(program: Command): void {
           agentContextOid,
           ...(metrics !== undefined && { metrics }),
         });
-        process.stderr.write(
-          `Lanyard agent running: Workload API on ${running.socketPath}\n` +
-            (running.metricsAddress !== undefined
-              ? `  metrics: http://${running.metricsAddress}/metrics\n`
-              : '') +
-            `  node identity: ${running.identity.current()?.id.toString() ?? '(not attested yet: retrying)'}\n` +
-            `  fetch: SPIFFE_ENDPOINT_SOCKET=${workloadEndpointUri(running.socketPath)} lanyard agent fetch x509\n`,
-        );
-        await new Promise<void>((resolve) => {
+        // The handlers go in before the banner, as the server's: a supervisor that reads the banner as "ready"
+        // may signal at once (the pipe write wakes it, and it may run before this process does again).
+        const stopped = new Promise<void>((resolve) => {
           const stop = (): void => {
             process.off('SIGTERM', stop);
             process.off('SIGINT', stop);
@@ -141,6 +135,15 @@ export function registerAgentCommands(program: Command): void {
           process.on('SIGTERM', stop);
           process.on('SIGINT', stop);
         });
+        process.stderr.write(
+          `Lanyard agent running: Workload API on ${running.socketPath}\n` +
+            (running.metricsAddress !== undefined
+              ? `  metrics: http://${running.metricsAddress}/metrics\n`
+              : '') +
+            `  node identity: ${running.identity.current()?.id.toString() ?? '(not attested yet: retrying)'}\n` +
+            `  fetch: SPIFFE_ENDPOINT_SOCKET=${workloadEndpointUri(running.socketPath)} lanyard agent fetch x509\n`,
+        );
+        await stopped;
       }),
     );
 
