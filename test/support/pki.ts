@@ -354,6 +354,24 @@ export function plannerChain(issuer: SvidIssuer): Hop[] {
   ]);
 }
 
+/**
+ * A new leaf for `hop` under `pki`'s intermediate, as a renewal is issued: the hop's key and agent context (or
+ * another SPIFFE ID or key), 10 minutes of life.
+ */
+export function renewHop(
+  pki: TrustDomainPki,
+  hop: Hop,
+  options: { spiffeId?: string; key?: KeyPair } = {},
+): Uint8Array {
+  return issueX509Svid({
+    spiffeId: options.spiffeId ?? hop.id,
+    publicKey: (options.key ?? hop.key).publicKey,
+    issuer: asIssuer(pki.intermediate),
+    ttlSeconds: 600,
+    agentContextDer: encodeAgentContext(hop.context),
+  }).cert.der;
+}
+
 export interface SessionSpec {
   /** Last path segment of the SPIFFE ID (`spiffe://<td>/agent/<name>`), also the agent ID. */
   name: string;

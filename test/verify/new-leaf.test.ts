@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { VerificationCache, verifyX509Svid, type VerifyX509SvidOptions } from '../../src/verify';
-import { encodeAgentContext } from '../../src/x509/agent-context';
-import { issueX509Svid } from '../../src/x509/profiles';
 import {
-  asIssuer,
   createPki,
   makeLeaf,
   newKey,
   NOW,
   plannerChain,
+  renewHop,
   type CertSpec,
   type TrustDomainPki,
 } from '../support/pki';
@@ -96,20 +94,12 @@ describe('a new leaf under known intermediates', () => {
     // time and each renewal 10 more, so on a slow full run a chain made at load time expired under the tests.
     let pki: TrustDomainPki;
     let last: ReturnType<typeof plannerChain>[number];
-    let contextDer: Uint8Array;
     before(() => {
       pki = createPki(TD);
       last = plannerChain(pki)[2]!;
-      contextDer = encodeAgentContext(last.context);
     });
     const renew = (options: { spiffeId?: string; key?: ReturnType<typeof newKey> } = {}): Uint8Array =>
-      issueX509Svid({
-        spiffeId: options.spiffeId ?? last.id,
-        publicKey: (options.key ?? last.key).publicKey,
-        issuer: asIssuer(pki.intermediate),
-        ttlSeconds: 600,
-        agentContextDer: contextDer,
-      }).cert.der;
+      renewHop(pki, last, options);
     const warm = (options: { renewals?: boolean } = {}): VerificationCache => {
       const cache = new VerificationCache({ chains: false, ...options });
       verifyX509Svid([renew(), pki.intermediate.cert.der], pki.bundle, { cache });

@@ -5,10 +5,7 @@ import { TrustDomain } from '../../src/spiffe';
 import { VerificationCache, verifyX509Svid, type VerifyX509SvidOptions } from '../../src/verify';
 import { RenewedLeaves } from '../../src/verify/renewals';
 import { readCertificateOutline } from '../../src/x509/certificate-der';
-import { encodeAgentContext } from '../../src/x509/agent-context';
-import { issueX509Svid } from '../../src/x509/profiles';
 import {
-  asIssuer,
   createPki,
   HOUR,
   makeCertDer,
@@ -17,6 +14,7 @@ import {
   newKey,
   NOW,
   plannerChain,
+  renewHop,
   type CertSpec,
   type TrustDomainPki,
 } from '../support/pki';
@@ -42,20 +40,12 @@ describe('renewals of a verified leaf', () => {
   describe('a leaf with an agent context (renewed for the same key and context)', () => {
     let pki: TrustDomainPki;
     let last: ReturnType<typeof plannerChain>[number];
-    let contextDer: Uint8Array;
     before(() => {
       pki = createPki(TD);
       last = plannerChain(pki)[2]!;
-      contextDer = encodeAgentContext(last.context);
     });
     const renew = (options: { spiffeId?: string; key?: ReturnType<typeof newKey> } = {}): Uint8Array =>
-      issueX509Svid({
-        spiffeId: options.spiffeId ?? last.id,
-        publicKey: (options.key ?? last.key).publicKey,
-        issuer: asIssuer(pki.intermediate),
-        ttlSeconds: 600,
-        agentContextDer: contextDer,
-      }).cert.der;
+      renewHop(pki, last, options);
     /** A cache that keeps the leaf: the second leaf with the same extensions that passes is kept. */
     const primed = (chains = false): VerificationCache => {
       const cache = new VerificationCache({ chains });
