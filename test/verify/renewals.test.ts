@@ -154,14 +154,20 @@ describe('renewals of a verified leaf', () => {
       fc.assert(
         fc.property(mutation, (m) => {
           const chain = [mutate(leaf, m), pki.intermediate.cert.der];
+          // A mutation may leave the bytes as they were (a byte set to its own value): that is the renewal itself,
+          // which is accepted, and taken as a renewal the first time it comes.
+          const mutated = Buffer.compare(chain[0]!, leaf) !== 0;
+          const hitsBefore = cache.stats().renewals.hits;
           const cold = outcome(chain, pki.bundle, { cache: null });
           const hot = outcome(chain, pki.bundle, { cache });
           assert.equal(hot, cold);
-          if (Buffer.compare(chain[0]!, leaf) !== 0) assert.notEqual(hot, 'accepted');
+          if (mutated) {
+            assert.notEqual(hot, 'accepted');
+            assert.equal(cache.stats().renewals.hits, hitsBefore, 'a mutated leaf was taken for a renewal');
+          }
         }),
         { numRuns: propertyRuns(400) },
       );
-      assert.equal(cache.stats().renewals.hits, 0, 'no mutated leaf was taken for a renewal');
     });
   });
 
