@@ -9,12 +9,15 @@ import assert from 'node:assert/strict';
 import { BundleSet, X509Bundle, type X509BundleSource } from '../../src/bundle';
 import { TrustDomain } from '../../src/spiffe';
 import {
+  authorizeAny,
   type RevocationChecker,
   VerificationCache,
   verifyX509Svid,
   type VerifyX509SvidOptions,
   type VerifyX509SvidResult,
 } from '../../src/verify';
+import { KeptVerdict } from '../../src/hop/kept-verdict';
+import type { HopVerifyOptions } from '../../src/hop/peer';
 import { RevocationCache } from '../../src/verify/revocation-cache';
 import { RevokedSerials } from '../../src/verify/revoked-serials';
 import { packRevocations } from '../../src/internal/revocation-page';
@@ -176,6 +179,36 @@ describe('review: fast paths answer as the full path does', () => {
       }
     });
 
+    it('reads a renewal presented as a view into a larger buffer (a TLS peer’s raw bytes) only within its view', () => {
+      const der = leaf();
+      // Junk on both sides inside the same ArrayBuffer: the view's neighbours, as in Node's pooled buffers.
+      const around = (d: Uint8Array, before: number[], after: number[]): Uint8Array => {
+        const all = Uint8Array.from([...before, ...d, ...after]);
+        return new Uint8Array(all.buffer, before.length, d.length);
+      };
+      let cache = primed();
+      const view = around(der, [0x30, 0x82, 0xff, 0xff, 7], [0, 1, 2, 3]);
+      sameAsCold(cache, [view, inter.cert.der], { at: NOW }, 'accepted');
+      assert.equal(cache.stats().renewals.hits, 1, 'answered by the renewal path');
+      const svid = verifyX509Svid([around(leaf(), [1, 2, 3], [9]), inter.cert.der], pki.bundle, {
+        at: NOW,
+        cache,
+      });
+      assert.equal(cache.stats().renewals.hits, 2);
+      assert.equal(
+        svid.chain[0]!.der.byteLength,
+        svid.chain[0]!.der.buffer.byteLength,
+        'a copy of the view alone',
+      );
+      // A view one byte short (the certificate's last byte outside it, in the buffer) is refused as cold.
+      cache = primed();
+      const short = new Uint8Array(Uint8Array.from(der).buffer, 0, der.length - 1);
+      const cold = outcome([short, inter.cert.der], pki.bundle, { at: NOW, cache: null });
+      assert.notEqual(cold, 'accepted');
+      assert.equal(outcome([short, inter.cert.der], pki.bundle, { at: NOW, cache }), cold);
+      assert.equal(cache.stats().renewals.hits, 0);
+    });
+
     it('verifies in full under another options fingerprint, and accepts or refuses as the full path does', () => {
       const cache = primed();
       const chain = [leaf(), inter.cert.der];
@@ -219,6 +252,76 @@ describe('review: fast paths answer as the full path does', () => {
           `at notAfter + ${at - end} ms`,
         );
       }
+    });
+  });
+
+  describe('the verdict kept on a connection', () => {
+    const pki = createPki(TD);
+    const id = `spiffe://${TD}/peer`;
+    const svidOf = (chain: Uint8Array[], at?: Date): VerifyX509SvidResult =>
+      verifyX509Svid(chain, pki.bundle, { cache: null, ...(at !== undefined ? { at } : {}) });
+    const hop = (more: Partial<HopVerifyOptions> = {}): HopVerifyOptions => ({
+      bundles: new BundleSet([pki.bundle]),
+      authorize: authorizeAny(),
+      cache: new VerificationCache(),
+      ...more,
+    });
+
+    it('answers only for the same chain array, options object and bundle object, and asks the checker each time', () => {
+      const s = issueSvid(pki, id);
+      const chain = s.chain.map((c) => c.der);
+      const answers: (boolean | Error)[] = [];
+      const revocation: RevocationChecker = {
+        isRevoked: () => {
+          const a = answers.shift() ?? false;
+          if (a instanceof Error) throw a;
+          return a;
+        },
+      };
+      const options = hop({ revocation });
+      const kept = new KeptVerdict();
+      const svid = svidOf(chain);
+      kept.keep(options, chain, svid);
+      assert.equal(kept.recall(options, chain), svid);
+      assert.equal(kept.recall(options, [...chain]), undefined, 'another array with the same bytes');
+      assert.equal(kept.recall({ ...options }, chain), undefined, 'another options object');
+      answers.push(true);
+      assert.equal(kept.recall(options, chain), undefined, 'a revoked peer');
+      answers.push(new Error('feed down'));
+      assert.equal(kept.recall(options, chain), undefined, 'a checker that cannot answer');
+      assert.equal(kept.recall(options, chain), svid, 'asked again: not revoked');
+      (options.bundles as BundleSet).replace(X509Bundle.fromDer(TrustDomain.parse(TD), [pki.root.cert.der]));
+      assert.equal(
+        kept.recall(options, chain),
+        undefined,
+        'a new bundle generation, even with the same root',
+      );
+    });
+
+    it('keeps nothing without a chain memo, and nothing past the path’s validity', () => {
+      const s = issueSvid(pki, id);
+      const chain = s.chain.map((c) => c.der);
+      const kept = new KeptVerdict();
+      for (const cache of [null, new VerificationCache({ chains: false })]) {
+        const options = hop({ cache });
+        kept.keep(options, chain, svidOf(chain));
+        assert.equal(
+          kept.recall(options, chain),
+          undefined,
+          `kept with cache ${cache === null ? 'null' : 'without chains'}`,
+        );
+      }
+      // A leaf that expired a minute ago, verified at an instant it was valid, under CAs valid since before it.
+      const earlier = createPki(TD, { now: new Date(Date.now() - 3 * HOUR) });
+      const old = issueSvid(earlier, id, { now: new Date(Date.now() - 2 * HOUR), ttlSeconds: 3600 - 60 });
+      const oldChain = old.chain.map((c) => c.der);
+      const options = hop({ bundles: new BundleSet([earlier.bundle]) });
+      const svid = verifyX509Svid(oldChain, earlier.bundle, {
+        cache: null,
+        at: new Date(Date.now() - 90 * 60_000),
+      });
+      kept.keep(options, oldChain, svid);
+      assert.equal(kept.recall(options, oldChain), undefined, 'an expired leaf recalled');
     });
   });
 
