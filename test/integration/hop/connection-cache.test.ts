@@ -364,6 +364,36 @@ describe('hop: what is kept per connection and per SVID', function () {
     assert.deepEqual(denied, [ErrorCode.REVOKED, ErrorCode.SIGNATURE_INVALID]);
   });
 
+  it('createHopTlsServer refuses a leaf it accepted before once its own SVID rotates to another trust domain', async () => {
+    // Both domains' bundles stay: the leaf still verifies, only the service's own domain changed.
+    const other = createPki('other.test');
+    const source = pkiSource(issueSvid(pki, sid('api')), [pki.bundle, other.bundle]);
+    const denied: string[] = [];
+    const server = createHopTlsServer(
+      {
+        source,
+        authorize: authorizeAny(),
+        onDecision: (d) => {
+          if (d.decision === 'deny') denied.push(d.reason ?? '');
+        },
+      },
+      (socket, peer) => socket.end(peer.spiffeId),
+    );
+    const port = await listenLocal(server);
+    closers.push(() => closeServer(server));
+    const client = issueSvid(pki, sid('before'));
+    for (let i = 0; i < 2; i++) assert.equal((await tlsExchange(port, client, roots)).reply, sid('before'));
+    const moved = issueSvid(other, 'spiffe://other.test/api');
+    source.set(toX509Svid(moved.chain, moved.key.privateKey));
+    const bothRoots = `${roots}${other.bundle.toPem()}`;
+    assert.equal(
+      (await tlsExchange(port, client, bothRoots)).reply,
+      '',
+      'a leaf of the old domain was accepted',
+    );
+    assert.deepEqual(denied, [ErrorCode.WRONG_TRUST_DOMAIN]);
+  });
+
   it('tlsClientOptions reuses its secure context but never a session, and a rotated SVID gets a new one', async () => {
     const serverSource = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
     const server = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
