@@ -120,33 +120,87 @@ export function connectionChains(socket: TLSSocket, completion: ChainCompletion)
 }
 
 /**
- * The chains of a connection that is verified once, when its handshake ends (createHopTlsServer): the peer's
- * leaf completed with the known intermediates, and the presented chain read only should that not verify.
- * Nothing is kept for later requests, since there are none: no ConnectionChain, no verdict, no registry entry.
- * Renegotiation is switched off here too, before the leaf is read.
+ * What a TLS server that verifies each connection once, when its handshake ends (createHopTlsServer), keeps of
+ * the peer leaves it has seen: the leaf completed with the known intermediates, and the verdict on that chain
+ * (kept-verdict.ts), so that a peer connecting again with the same SVID is answered without the verifier. Each
+ * new connection is otherwise a full path through verifyX509Svid, whose memo hashes and compares the whole
+ * completed chain, completes the chain anew and reads the service's own SVID three times: about as much CPU as
+ * Node's own read of the leaf, which is the one part of the check no helper can skip.
+ *
+ * A leaf is found by the SHA-256 fingerprint Node computed when it read the leaf, then compared byte for byte.
+ * Its entry holds while the service's own SVID is the same object (a rotation may bring new intermediates and
+ * another trust domain); the kept verdict re-checks the clock, the bundle object and revocation on every
+ * handshake, exactly as for a kept-alive HTTP connection. Anything that does not hold takes the full path.
+ * Nothing is kept per connection (there are no later requests), no registry entry is made.
  */
-export function handshakeChains(socket: TLSSocket, completion: ChainCompletion): PeerChains {
-  socket.disableRenegotiation();
-  return new HandshakeChains(socket, completion);
+export class HandshakeChains {
+  private readonly known = new Map<string, KnownLeaf>();
+
+  constructor(private readonly completion: ChainCompletion) {}
+
+  /**
+   * The chains to verify the peer of `socket` by, its handshake just ended. Renegotiation is switched off
+   * before the leaf is read.
+   */
+  chains(socket: TLSSocket): PeerChains {
+    socket.disableRenegotiation();
+    // Null once the socket is gone: then there is no certificate to verify.
+    const cert = socket.getPeerCertificate(false) as { raw?: Buffer; fingerprint256?: string } | null;
+    const raw = cert?.raw;
+    if (raw === undefined || raw.length === 0) return { chain: [] };
+    let svid: unknown;
+    try {
+      svid = this.completion.chainSource?.getX509Svid();
+    } catch {
+      // No current SVID: withKnownIntermediates completes with `intermediates` alone, and so does this.
+      svid = undefined;
+    }
+    const key = cert!.fingerprint256 ?? '';
+    let known = this.known.get(key);
+    if (known === undefined || known.svid !== svid || !raw.equals(known.leaf)) {
+      known = {
+        // Node made this Buffer for this read alone: kept as it is, nobody else writes to it.
+        leaf: raw,
+        svid,
+        chain: withKnownIntermediates(
+          [new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)],
+          this.completion.chainSource,
+          this.completion.intermediates,
+        ),
+        kept: new KeptVerdict(),
+      };
+      if (!this.known.has(key) && this.known.size >= MAX_KNOWN_LEAVES) {
+        // The oldest entry first (a Map iterates in insertion order): a bound, not a recency order.
+        this.known.delete(this.known.keys().next().value!);
+      }
+      this.known.set(key, known);
+    }
+    return new HandshakePeer(socket, this.completion, known);
+  }
 }
 
-class HandshakeChains implements PeerChains {
+/** Peers of a server are its callers' workloads: this many distinct leaves at once, then the oldest go. */
+const MAX_KNOWN_LEAVES = 256;
+
+interface KnownLeaf {
+  readonly leaf: Buffer;
+  /** The service's own SVID object the chain was completed with. */
+  readonly svid: unknown;
   readonly chain: Uint8Array[];
+  readonly kept: KeptVerdict;
+}
+
+class HandshakePeer implements PeerChains {
+  readonly chain: Uint8Array[];
+  readonly kept: KeptVerdict;
 
   constructor(
     private readonly socket: TLSSocket,
     private readonly completion: ChainCompletion,
+    known: KnownLeaf,
   ) {
-    // Null once the socket is gone: then there is no certificate to verify.
-    const raw = (socket.getPeerCertificate(false) as { raw?: Buffer } | null)?.raw;
-    this.chain =
-      raw === undefined || raw.length === 0
-        ? []
-        : withKnownIntermediates(
-            [new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)],
-            completion.chainSource,
-            completion.intermediates,
-          );
+    this.chain = known.chain;
+    this.kept = known.kept;
   }
 
   /** A method, not a closure: checkHopPeer calls it as `chains.presented()`, and only on a failed leaf. */

@@ -35,6 +35,7 @@ declare module 'fastify' {
 async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise<void> {
   const verify = httpVerifyOptions(options);
   const caseSensitive = { caseSensitive: options.caseSensitive ?? true };
+  const routes = new RouteActions();
   const guard: HttpGuard<FastifyRequest, FastifyReply, () => void> = {
     // The route pattern when the router matched one; otherwise (a 404) the canonical path, with fastify's
     // case-sensitive routing as the default.
@@ -43,7 +44,7 @@ async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise
       if (custom !== undefined) return custom;
       const route = request.routeOptions.url;
       return route !== undefined
-        ? `${actionMethod(request.method)} ${route}`
+        ? routes.action(request.method, route)
         : canonicalHttpAction(request.method, request.url, caseSensitive);
     },
     socket: (request) => request.raw.socket,
@@ -56,6 +57,24 @@ async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise
   app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) =>
     guardRequest(guard, verify, request, reply, done),
   );
+}
+
+/**
+ * `METHOD /route-pattern` per pattern and request method, made on the first request of each: the same string
+ * every time (a string is immutable, so sharing it is invisible), without upper-casing the method and joining
+ * the two on every request. Bounded by the routes the application registered times the methods Node's parser
+ * accepts; a 404's path is never kept.
+ */
+class RouteActions {
+  private readonly byRoute = new Map<string, Map<string, string>>();
+
+  action(method: string, route: string): string {
+    let byMethod = this.byRoute.get(route);
+    if (byMethod === undefined) this.byRoute.set(route, (byMethod = new Map()));
+    let action = byMethod.get(method);
+    if (action === undefined) byMethod.set(method, (action = `${actionMethod(method)} ${route}`));
+    return action;
+  }
 }
 
 function accept(request: FastifyRequest, peer: HopPeer, done: () => void): void {

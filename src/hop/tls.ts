@@ -26,7 +26,7 @@ import { rootsPem } from '../client/certificate-provider';
 import { canonicalHttpAction, type HttpActionOptions } from './http-action';
 import { guardRequest, writeRefusal, type HttpGuard } from './http-guard';
 import { httpVerifyOptions } from './http-peer';
-import { handshakeChains } from './connection-chain';
+import { HandshakeChains } from './connection-chain';
 import { NOT_TRACKED, trackLivePeer } from './live-peers';
 import { objectSlot } from './object-slot';
 import {
@@ -165,14 +165,15 @@ export function createHopTlsServer(
   const verify = httpVerifyOptions(options);
   const server = tls.createServer(tlsServerOptions(options.source, options));
   followSource(server, options.source, options);
+  const handshakes = new HandshakeChains(verify);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     // The peer is verified once per connection: a TLS 1.2 renegotiation must not swap its certificate later
-    // (handshakeChains switches it off). Node reports an attempt as an 'error' and would carry on; the
+    // (HandshakeChains switches it off). Node reports an attempt as an 'error' and would carry on; the
     // connection ends instead.
     socket.on('error', destroySocket);
     let checked: HopPeer | Promise<HopPeer>;
     try {
-      checked = checkHopPeer(handshakeChains(socket, verify), verify, TLS_REQUEST);
+      checked = checkHopPeer(handshakes.chains(socket), verify, TLS_REQUEST);
     } catch {
       socket.destroy();
       return;

@@ -307,6 +307,93 @@ describe('hop: what is kept per connection and per SVID', function () {
     assert.deepEqual(denied, [ErrorCode.SIGNATURE_INVALID, ErrorCode.SIGNATURE_INVALID]);
   });
 
+  it('createHopTlsServer answers a leaf it accepted before by the verdict kept for it, without the chain memo', async () => {
+    const cache = new VerificationCache();
+    const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
+    const server = createHopTlsServer({ source, authorize: authorizeAny(), cache }, (socket, peer) =>
+      socket.end(peer.spiffeId),
+    );
+    const port = await listenLocal(server);
+    closers.push(() => closeServer(server));
+    const client = issueSvid(pki, sid('again'));
+    for (let i = 0; i < 3; i++) assert.equal((await tlsExchange(port, client, roots)).reply, sid('again'));
+    // The first handshake verified the chain (a memo miss); the two after it, each a connection of its own
+    // with the same leaf, never asked the memo.
+    assert.deepEqual([cache.stats().chains.hits, cache.stats().chains.misses], [0, 1]);
+    // Another leaf of the same workload is verified in full.
+    assert.equal((await tlsExchange(port, issueSvid(pki, sid('again')), roots)).reply, sid('again'));
+    assert.deepEqual([cache.stats().chains.hits, cache.stats().chains.misses], [0, 2]);
+  });
+
+  it('createHopTlsServer refuses a leaf it accepted before once it is revoked, or its root leaves the bundle', async () => {
+    // A checker that cannot notify: only the next handshake's check can refuse.
+    const revoked = new Set<string>();
+    const revocation: RevocationChecker = { isRevoked: (q) => revoked.has(q.serialHex) };
+    const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
+    const denied: string[] = [];
+    const server = createHopTlsServer(
+      {
+        source,
+        authorize: authorizeAny(),
+        revocation,
+        onDecision: (d) => {
+          if (d.decision === 'deny') denied.push(d.reason ?? '');
+        },
+      },
+      (socket, peer) => socket.end(peer.spiffeId),
+    );
+    const port = await listenLocal(server);
+    closers.push(() => closeServer(server));
+    const victim = issueSvid(pki, sid('victim'));
+    const rooted = issueSvid(pki, sid('rooted'));
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await tlsExchange(port, victim, roots)).reply, sid('victim'));
+      assert.equal((await tlsExchange(port, rooted, roots)).reply, sid('rooted'));
+    }
+    revoked.add(victim.cert.serialHex);
+    assert.equal((await tlsExchange(port, victim, roots)).reply, '', 'a revoked leaf was accepted again');
+    assert.equal((await tlsExchange(port, rooted, roots)).reply, sid('rooted'));
+    assert.deepEqual(denied, [ErrorCode.REVOKED]);
+    // The same SVID of the service, a bundle of the same trust domain under another root.
+    source.set(source.getX509Svid(), createPki(TD).bundle);
+    assert.equal(
+      (await tlsExchange(port, rooted, roots)).reply,
+      '',
+      'a leaf was accepted after its root left',
+    );
+    assert.deepEqual(denied, [ErrorCode.REVOKED, ErrorCode.SIGNATURE_INVALID]);
+  });
+
+  it('createHopTlsServer refuses a leaf it accepted before once its own SVID rotates to another trust domain', async () => {
+    // Both domains' bundles stay: the leaf still verifies, only the service's own domain changed.
+    const other = createPki('other.test');
+    const source = pkiSource(issueSvid(pki, sid('api')), [pki.bundle, other.bundle]);
+    const denied: string[] = [];
+    const server = createHopTlsServer(
+      {
+        source,
+        authorize: authorizeAny(),
+        onDecision: (d) => {
+          if (d.decision === 'deny') denied.push(d.reason ?? '');
+        },
+      },
+      (socket, peer) => socket.end(peer.spiffeId),
+    );
+    const port = await listenLocal(server);
+    closers.push(() => closeServer(server));
+    const client = issueSvid(pki, sid('before'));
+    for (let i = 0; i < 2; i++) assert.equal((await tlsExchange(port, client, roots)).reply, sid('before'));
+    const moved = issueSvid(other, 'spiffe://other.test/api');
+    source.set(toX509Svid(moved.chain, moved.key.privateKey));
+    const bothRoots = `${roots}${other.bundle.toPem()}`;
+    assert.equal(
+      (await tlsExchange(port, client, bothRoots)).reply,
+      '',
+      'a leaf of the old domain was accepted',
+    );
+    assert.deepEqual(denied, [ErrorCode.WRONG_TRUST_DOMAIN]);
+  });
+
   it('tlsClientOptions reuses its secure context but never a session, and a rotated SVID gets a new one', async () => {
     const serverSource = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
     const server = createHopTlsServer({ source: serverSource, authorize: authorizeAny() }, (socket) =>
