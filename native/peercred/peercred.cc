@@ -5,7 +5,14 @@
 // The other files add what the agent needs to keep that record honest afterwards: a pidfd for the peer
 // (pidfd.cc), the inode of the peer's end of the connection (unix_diag.cc), and which processes hold that
 // end (fd_scan.cc).
+//
+// One more call, for the server rather than the agent: SCHED_IDLE for the calling thread (the CRL build
+// thread), which Node's os.setPriority (a nice value) cannot give.
 #include "addon.h"
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +92,22 @@ napi_value PeerCred(napi_env env, napi_callback_info info) {
 #endif
 }
 
+// idleThisThread(): boolean. The calling thread (on Linux a policy is a thread's own) to SCHED_IDLE: it runs
+// only when no other thread wants the CPU, and any other thread that wakes takes the CPU from it at once, which
+// a nice value (a smaller share, but still a full slice once picked) does not promise. Lowering a thread to it
+// needs no privilege. False where the policy does not exist (not Linux) or the kernel refused it.
+napi_value IdleThisThread(napi_env env, napi_callback_info /*info*/) {
+  bool done = false;
+#if defined(__linux__) && defined(SCHED_IDLE)
+  struct sched_param param;
+  memset(&param, 0, sizeof(param));
+  done = sched_setscheduler(0, SCHED_IDLE, &param) == 0;
+#endif
+  napi_value out;
+  if (napi_get_boolean(env, done, &out) != napi_ok) return nullptr;
+  return out;
+}
+
 bool Export(napi_env env, napi_value exports, const char* name, napi_callback cb) {
   napi_value fn;
   if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn) != napi_ok) return false;
@@ -95,7 +118,8 @@ napi_value Init(napi_env env, napi_value exports) {
   if (!Export(env, exports, "peercred", PeerCred) || !Export(env, exports, "peerPidfd", PeerPidfd) ||
       !Export(env, exports, "pidfdOpen", PidfdOpen) || !Export(env, exports, "pidfdExited", PidfdExited) ||
       !Export(env, exports, "peerSocketInode", PeerSocketInode) ||
-      !Export(env, exports, "socketHolders", SocketHolders)) {
+      !Export(env, exports, "socketHolders", SocketHolders) ||
+      !Export(env, exports, "idleThisThread", IdleThisThread)) {
     return nullptr;
   }
   // The flag as /proc/<pid>/fdinfo reports it; its value differs between architectures.

@@ -17,6 +17,11 @@ export interface CrlWorkerData {
    * machine the server's thread is scheduled before the build. 0 leaves it as the process's.
    */
   niceness?: number;
+  /**
+   * The worker thread puts itself under SCHED_IDLE (Linux, with the project's addon built; thread-priority.ts):
+   * it runs only on a CPU nothing else wants, and gives it up at once to a thread that wakes.
+   */
+  idle?: boolean;
 }
 
 /** A CA to sign for, in one build. */

@@ -82,6 +82,11 @@ export const CRL_WORKER_DEFAULTS = Object.freeze({
   readChunk: 32_768,
   /** The worker thread's nice value (Linux): the server's thread is scheduled first when the cores are busy. */
   niceness: 10,
+  /**
+   * The worker thread under SCHED_IDLE (Linux, the addon built): a woken server thread takes its CPU at once,
+   * where at nice 10 it waited for the build's slice to end (thread-priority.ts). The nice value stays as well.
+   */
+  idle: true,
 });
 
 export interface WorkerCrlBuilderOptions {
@@ -97,6 +102,7 @@ export interface WorkerCrlBuilderOptions {
   buildTimeoutMs?: number;
   readChunk?: number;
   niceness?: number;
+  idle?: boolean;
 }
 
 interface Running {
@@ -211,6 +217,7 @@ export class WorkerCrlBuilder implements CrlBuilder {
       ...(this.options.sqliteFile !== undefined && { sqliteFile: this.options.sqliteFile }),
       readChunk: this.options.readChunk ?? CRL_WORKER_DEFAULTS.readChunk,
       niceness: this.options.niceness ?? CRL_WORKER_DEFAULTS.niceness,
+      idle: this.options.idle ?? CRL_WORKER_DEFAULTS.idle,
     };
     const worker = startWorkerScript(__filename, 'crl-build-worker', { workerData: data });
     this.worker = worker;
