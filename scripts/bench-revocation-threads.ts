@@ -7,11 +7,13 @@
  *
  * `endsession`: EndSession over gRPC on a real server (each call its own mTLS connection, as `npm run
  * bench:scale` makes them) while the first CRL of N revocations is built in a new worker, for worker settings
- * alternated round by round in one process: the whole list in one read at the process's priority (as before
- * the bounded reads), bounded reads at the process's priority, and bounded reads at the lowered priority (the
- * default). Beside each: the main thread's GC pauses (count, total, longest), its event-loop delay (p99, max),
- * and how far the SQLite WAL grew (it is truncated before each build, so its size is the frames no checkpoint
- * could reset).
+ * alternated round by round in one process: bounded reads at nice 10 alone (the default), and at nice 10 with a
+ * 10 ms time slice (thread-priority.ts); with `--idle` also under SCHED_IDLE, with `--older` also the whole list
+ * in one read and bounded reads, both at the process's priority. Beside each: the main thread's GC pauses (count, total, longest), its event-loop delay
+ * (p99, max), how far the SQLite WAL grew (it is truncated before each build, so its size is the frames no
+ * checkpoint could reset), and the main thread's time runnable but not running per call (Linux schedstat: what
+ * the build, and everything else on the cores, took from it). `taskset -c 1 npx tsx ...` puts every thread of
+ * the process on one core, which makes the build thread and the server's thread compete whatever else runs.
  *
  * `fetch`: EndSession on a real server holding N revocations and their CRL, alternated round by round with
  * nothing else, with a `curl` process fetching the DER over and over, and fetching the PEM; then an incremental
@@ -311,24 +313,36 @@ async function endSessionPart(): Promise<void> {
         `${(restDelay.max / 1e6).toFixed(1)} ms  main thread runnable, not running ${restWait.toFixed(2)} ms/call` +
         `  load ${os.loadavg()[0]!.toFixed(1)}\n`,
     );
-    type WorkerSetting = { readChunk: number; niceness: number; idle: boolean };
+    type WorkerSetting = { readChunk: number; niceness: number; sliceMs: number; idle: boolean };
     const bounded = CRL_WORKER_DEFAULTS.readChunk;
     const nice = CRL_WORKER_DEFAULTS.niceness;
+    // The long slice measured against the default (thread-priority.ts).
+    const slice = 10;
     const variants: { name: string; worker: WorkerSetting }[] = [
       ...(process.argv.includes('--older')
         ? [
             {
               name: 'one read, nice 0',
-              worker: { readChunk: Number.MAX_SAFE_INTEGER, niceness: 0, idle: false },
+              worker: { readChunk: Number.MAX_SAFE_INTEGER, niceness: 0, sliceMs: 0, idle: false },
             },
-            { name: 'bounded reads, nice 0', worker: { readChunk: bounded, niceness: 0, idle: false } },
+            {
+              name: 'bounded reads, nice 0',
+              worker: { readChunk: bounded, niceness: 0, sliceMs: 0, idle: false },
+            },
           ]
         : []),
       {
-        name: `bounded reads, nice ${nice} (before)`,
-        worker: { readChunk: bounded, niceness: nice, idle: false },
+        name: `nice ${nice} (the default)`,
+        worker: { readChunk: bounded, niceness: nice, sliceMs: 0, idle: false },
       },
-      { name: `bounded, SCHED_IDLE (after)`, worker: { readChunk: bounded, niceness: nice, idle: true } },
+      {
+        name: `nice ${nice}, ${slice} ms slice`,
+        worker: { readChunk: bounded, niceness: nice, sliceMs: slice, idle: false },
+      },
+      // SCHED_IDLE starves the build on a busy host: only when asked for.
+      ...(process.argv.includes('--idle')
+        ? [{ name: 'SCHED_IDLE', worker: { readChunk: bounded, niceness: nice, sliceMs: 0, idle: true } }]
+        : []),
     ];
     for (let r = 0; r < ROUNDS; r++) {
       const order = r % 2 === 0 ? variants : [...variants].reverse();

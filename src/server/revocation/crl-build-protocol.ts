@@ -18,9 +18,11 @@ export interface CrlWorkerData {
    */
   niceness?: number;
   /**
-   * The worker thread puts itself under SCHED_IDLE (Linux, with the project's addon built; thread-priority.ts):
-   * it runs only on a CPU nothing else wants, and gives it up at once to a thread that wakes.
+   * The time slice (ms) the worker thread asks for (Linux >= 6.12, the project's addon built; thread-priority.ts):
+   * longer than any other thread's, so that a woken server thread preempts the build. 0: the kernel's.
    */
+  sliceMs?: number;
+  /** The worker thread under SCHED_IDLE instead (measured unfit as a default: thread-priority.ts). */
   idle?: boolean;
 }
 

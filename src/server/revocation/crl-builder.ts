@@ -83,10 +83,13 @@ export const CRL_WORKER_DEFAULTS = Object.freeze({
   /** The worker thread's nice value (Linux): the server's thread is scheduled first when the cores are busy. */
   niceness: 10,
   /**
-   * The worker thread under SCHED_IDLE (Linux, the addon built): a woken server thread takes its CPU at once,
-   * where at nice 10 it waited for the build's slice to end (thread-priority.ts). The nice value stays as well.
+   * A longer time slice for the worker thread (ms; Linux >= 6.12, the addon built; thread-priority.ts), so that
+   * a woken thread preempts it at once. 0, the kernel's: measured on the 2-core host it changed nothing (a woken
+   * thread there waits for the tick whatever the busy thread's slice or policy); kept for `bench-revocation-threads`.
    */
-  idle: true,
+  sliceMs: 0,
+  /** SCHED_IDLE instead of the nice value alone: measured, it starves the build on a busy host (thread-priority.ts). */
+  idle: false,
 });
 
 export interface WorkerCrlBuilderOptions {
@@ -102,6 +105,7 @@ export interface WorkerCrlBuilderOptions {
   buildTimeoutMs?: number;
   readChunk?: number;
   niceness?: number;
+  sliceMs?: number;
   idle?: boolean;
 }
 
@@ -217,6 +221,7 @@ export class WorkerCrlBuilder implements CrlBuilder {
       ...(this.options.sqliteFile !== undefined && { sqliteFile: this.options.sqliteFile }),
       readChunk: this.options.readChunk ?? CRL_WORKER_DEFAULTS.readChunk,
       niceness: this.options.niceness ?? CRL_WORKER_DEFAULTS.niceness,
+      sliceMs: this.options.sliceMs ?? CRL_WORKER_DEFAULTS.sliceMs,
       idle: this.options.idle ?? CRL_WORKER_DEFAULTS.idle,
     };
     const worker = startWorkerScript(__filename, 'crl-build-worker', { workerData: data });

@@ -8,4 +8,4 @@ import type { CrlWorkerData } from './crl-build-protocol';
 import { lowerThreadPriority } from './thread-priority';
 
 const data = (workerData ?? {}) as CrlWorkerData;
-lowerThreadPriority(data.niceness ?? 0, { idle: data.idle === true });
+lowerThreadPriority(data.niceness ?? 0, { idle: data.idle === true, sliceMs: data.sliceMs ?? 0 });

@@ -1,9 +1,10 @@
 /**
  * The CRL build thread's priority (thread-priority.ts, crl-worker-priority.ts): on Linux with the project's addon
- * built, the build thread, and only it, runs under SCHED_IDLE, so a server thread that wakes takes the CPU from
- * it at once; the server's own thread keeps its policy and nice value whatever it calls. Real store, CA and
- * worker thread. The policy is read from /proc (the 39th field of a thread's stat after its name: 5 is
- * SCHED_IDLE, 0 SCHED_OTHER); no timing is asserted.
+ * built, asked for a long time slice the build thread, and only it, gets it at its nice value under SCHED_OTHER;
+ * asked for SCHED_IDLE, it runs under it; by default neither (nice 10 alone); the server's own thread keeps its
+ * policy, nice value and slice whatever it calls. Real store, CA and worker thread. Read from /proc: the
+ * policy is the 39th field of a thread's stat after its name (5 SCHED_IDLE, 0 SCHED_OTHER), the slice is
+ * `se.slice` in its sched file (ns; kernels with EEVDF). No timing is asserted.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -23,6 +24,27 @@ function sched(tid: string): { nice: number; policy: number } {
   return { nice: Number(fields[16]), policy: Number(fields[38]) };
 }
 
+/** A thread's time slice in ns (EEVDF's `se.slice`); undefined where the kernel does not show one. */
+function sliceNs(tid: string): number | undefined {
+  try {
+    const m = /^se\.slice\s*:\s*(\d+)/m.exec(fs.readFileSync(`/proc/self/task/${tid}/sched`, 'utf8'));
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether this kernel takes a fair thread's slice from sched_setattr (Linux >= 6.12). */
+function kernelTakesSlices(): boolean {
+  const [major, minor] = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number);
+  return major! > 6 || (major === 6 && minor! >= 12);
+}
+
+const SLICE_MS = 10;
+const wantedSliceNs = SLICE_MS * 1e6;
+const longSliced = (): string[] =>
+  fs.readdirSync('/proc/self/task').filter((t) => sliceNs(t) === wantedSliceNs);
+
 const idleThreads = (): string[] =>
   fs.readdirSync('/proc/self/task').filter((t) => {
     try {
@@ -41,13 +63,48 @@ describe('CRL build thread priority', function () {
     if (process.platform !== 'linux' || !fs.existsSync(ADDON)) this.skip();
   });
 
-  it('the build thread, and only it, runs under SCHED_IDLE; the server thread keeps its policy', async function () {
+  it('asked for, the build thread, and only it, gets the long slice at nice 10, under SCHED_OTHER', async function () {
+    const mainTid = String(process.pid);
+    if (!kernelTakesSlices() || sliceNs(mainTid) === undefined || sliceNs(mainTid) === wantedSliceNs)
+      this.skip();
+    const main = { ...sched(mainTid), slice: sliceNs(mainTid) };
+    const before = longSliced();
+    const worker = new WorkerCrlBuilder(f.store, {
+      sqliteFile: f.store.file,
+      durable: () => f.store.durableBarrier(),
+      sliceMs: SLICE_MS,
+    });
+    try {
+      await revoke('c3');
+      const built = await worker.build({
+        full: true,
+        after: 0,
+        header: { crlNumber: 3n, thisUpdate: f.dataDir.clock.now, nextUpdate: later(300) },
+        signers: f.ca.crlSigners(),
+      });
+      assert.deepEqual(crlSerials(built.crls[0]!.der), ['c3']);
+      const added = longSliced().filter((t) => !before.includes(t));
+      assert.equal(added.length, 1, 'the build thread, and only it, with the long slice');
+      assert.notEqual(added[0], mainTid);
+      assert.deepEqual(sched(added[0]!), { nice: CRL_WORKER_DEFAULTS.niceness, policy: 0 });
+      assert.deepEqual(
+        { ...sched(mainTid), slice: sliceNs(mainTid) },
+        main,
+        "the server's thread is unchanged",
+      );
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('with idle asked for, the build thread, and only it, runs under SCHED_IDLE', async function () {
     const main = sched(String(process.pid));
     if (main.policy === SCHED_IDLE) this.skip();
     const before = idleThreads();
     const worker = new WorkerCrlBuilder(f.store, {
       sqliteFile: f.store.file,
       durable: () => f.store.durableBarrier(),
+      idle: true,
     });
     try {
       await revoke('a1');
@@ -73,12 +130,12 @@ describe('CRL build thread priority', function () {
     }
   });
 
-  it('with idle off the build thread stays SCHED_OTHER at the nice value (the fallback)', async () => {
+  it('by default the build thread is at nice 10 alone: not under SCHED_IDLE (it would starve on a busy host)', async () => {
     const before = idleThreads();
+    const sliced = longSliced();
     const worker = new WorkerCrlBuilder(f.store, {
       sqliteFile: f.store.file,
       durable: () => f.store.durableBarrier(),
-      idle: false,
     });
     try {
       await revoke('b2');
@@ -92,6 +149,10 @@ describe('CRL build thread priority', function () {
         idleThreads().filter((t) => !before.includes(t)),
         [],
       );
+      assert.deepEqual(
+        longSliced().filter((t) => !sliced.includes(t)),
+        [],
+      );
     } finally {
       await worker.close();
     }
@@ -99,7 +160,16 @@ describe('CRL build thread priority', function () {
 
   it("called on the server's own thread, it changes nothing", () => {
     const main = sched(String(process.pid));
-    assert.deepEqual(lowerThreadPriority(15, { idle: true }), { idle: false, niced: false });
+    assert.deepEqual(lowerThreadPriority(15, { idle: true }), {
+      idle: false,
+      niced: false,
+      longSlice: false,
+    });
+    assert.deepEqual(lowerThreadPriority(15, { sliceMs: 50 }), {
+      idle: false,
+      niced: false,
+      longSlice: false,
+    });
     assert.deepEqual(sched(String(process.pid)), main);
   });
 });
