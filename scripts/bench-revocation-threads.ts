@@ -7,11 +7,13 @@
  *
  * `endsession`: EndSession over gRPC on a real server (each call its own mTLS connection, as `npm run
  * bench:scale` makes them) while the first CRL of N revocations is built in a new worker, for worker settings
- * alternated round by round in one process: the whole list in one read at the process's priority (as before
- * the bounded reads), bounded reads at the process's priority, and bounded reads at the lowered priority (the
- * default). Beside each: the main thread's GC pauses (count, total, longest), its event-loop delay (p99, max),
- * and how far the SQLite WAL grew (it is truncated before each build, so its size is the frames no checkpoint
- * could reset).
+ * alternated round by round in one process: bounded reads at nice 10 alone (the default), and at nice 10 with a
+ * 10 ms time slice (thread-priority.ts); with `--idle` also under SCHED_IDLE, with `--older` also the whole list
+ * in one read and bounded reads, both at the process's priority. Beside each: the main thread's GC pauses (count, total, longest), its event-loop delay
+ * (p99, max), how far the SQLite WAL grew (it is truncated before each build, so its size is the frames no
+ * checkpoint could reset), and the main thread's time runnable but not running per call (Linux schedstat: what
+ * the build, and everything else on the cores, took from it). `taskset -c 1 npx tsx ...` puts every thread of
+ * the process on one core, which makes the build thread and the server's thread compete whatever else runs.
  *
  * `fetch`: EndSession on a real server holding N revocations and their CRL, alternated round by round with
  * nothing else, with a `curl` process fetching the DER over and over, and fetching the PEM; then an incremental
@@ -296,8 +298,10 @@ async function endSessionPart(): Promise<void> {
     restDelay.enable();
     const rest: number[] = [];
     const restStart = performance.now();
+    const restSched = mainSchedstat();
     for (let i = 0; i < 200; i++) rest.push(await endOne());
     const restMs = performance.now() - restStart;
+    const restWait = (mainSchedstat().waitMs - restSched.waitMs) / rest.length;
     restDelay.disable();
     const rg = restGc.stop();
     rest.sort((a, b) => a - b);
@@ -306,15 +310,39 @@ async function endSessionPart(): Promise<void> {
         `EndSession p50 ${pct(rest, 50).toFixed(1)} p99 ${pct(rest, 99).toFixed(1)} max ${pct(rest, 100).toFixed(1)} ms` +
         ` (${rest.length} calls)  main GC ${rg.count} pauses ${rg.totalMs.toFixed(0)} ms, longest ` +
         `${rg.maxMs.toFixed(1)} ms  loop delay p99 ${(restDelay.percentile(99) / 1e6).toFixed(1)} max ` +
-        `${(restDelay.max / 1e6).toFixed(1)} ms  load ${os.loadavg()[0]!.toFixed(1)}\n`,
+        `${(restDelay.max / 1e6).toFixed(1)} ms  main thread runnable, not running ${restWait.toFixed(2)} ms/call` +
+        `  load ${os.loadavg()[0]!.toFixed(1)}\n`,
     );
-    const variants: { name: string; worker: { readChunk: number; niceness: number } }[] = [
-      { name: 'one read, nice 0 (before)', worker: { readChunk: Number.MAX_SAFE_INTEGER, niceness: 0 } },
-      { name: 'bounded reads, nice 0', worker: { readChunk: CRL_WORKER_DEFAULTS.readChunk, niceness: 0 } },
+    type WorkerSetting = { readChunk: number; niceness: number; sliceMs: number; idle: boolean };
+    const bounded = CRL_WORKER_DEFAULTS.readChunk;
+    const nice = CRL_WORKER_DEFAULTS.niceness;
+    // The long slice measured against the default (thread-priority.ts).
+    const slice = 10;
+    const variants: { name: string; worker: WorkerSetting }[] = [
+      ...(process.argv.includes('--older')
+        ? [
+            {
+              name: 'one read, nice 0',
+              worker: { readChunk: Number.MAX_SAFE_INTEGER, niceness: 0, sliceMs: 0, idle: false },
+            },
+            {
+              name: 'bounded reads, nice 0',
+              worker: { readChunk: bounded, niceness: 0, sliceMs: 0, idle: false },
+            },
+          ]
+        : []),
       {
-        name: `bounded reads, nice ${CRL_WORKER_DEFAULTS.niceness} (after)`,
-        worker: { readChunk: CRL_WORKER_DEFAULTS.readChunk, niceness: CRL_WORKER_DEFAULTS.niceness },
+        name: `nice ${nice} (the default)`,
+        worker: { readChunk: bounded, niceness: nice, sliceMs: 0, idle: false },
       },
+      {
+        name: `nice ${nice}, ${slice} ms slice`,
+        worker: { readChunk: bounded, niceness: nice, sliceMs: slice, idle: false },
+      },
+      // SCHED_IDLE starves the build on a busy host: only when asked for.
+      ...(process.argv.includes('--idle')
+        ? [{ name: 'SCHED_IDLE', worker: { readChunk: bounded, niceness: nice, sliceMs: 0, idle: true } }]
+        : []),
     ];
     for (let r = 0; r < ROUNDS; r++) {
       const order = r % 2 === 0 ? variants : [...variants].reverse();
@@ -341,8 +369,11 @@ async function endSessionPart(): Promise<void> {
           while (!done) times.push(await endOne());
         })();
         const t0 = performance.now();
+        const sched0 = mainSchedstat();
         const built = await crl.refresh();
         const buildMs = performance.now() - t0;
+        const waitMs = mainSchedstat().waitMs - sched0.waitMs;
+        const callsInBuild = times.length;
         done = true;
         await calls;
         clearInterval(walTimer);
@@ -356,13 +387,27 @@ async function endSessionPart(): Promise<void> {
             ` p99 ${pct(times, 99).toFixed(1)} max ${pct(times, 100).toFixed(1)} ms (${times.length} calls)` +
             `  main GC ${g.count} pauses ${g.totalMs.toFixed(0)} ms, longest ${g.maxMs.toFixed(1)} ms` +
             `  loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(1)} max ${(delay.max / 1e6).toFixed(1)} ms` +
-            `  WAL ${(walMax / 2 ** 20).toFixed(1)} MiB  load ${os.loadavg()[0]!.toFixed(1)}\n`,
+            `  WAL ${(walMax / 2 ** 20).toFixed(1)} MiB  main thread runnable, not running ` +
+            `${(waitMs / Math.max(1, callsInBuild)).toFixed(2)} ms/call  load ${os.loadavg()[0]!.toFixed(1)}\n`,
         );
       }
     }
   } finally {
     await s.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The main thread's CPU time and its time runnable but waiting for a CPU (Linux /proc schedstat, ns): what a
+ * build thread on the same cores takes from it. Zero elsewhere.
+ */
+function mainSchedstat(): { runMs: number; waitMs: number } {
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ');
+    return { runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
+  } catch {
+    return { runMs: 0, waitMs: 0 };
   }
 }
 

@@ -17,6 +17,13 @@ export interface CrlWorkerData {
    * machine the server's thread is scheduled before the build. 0 leaves it as the process's.
    */
   niceness?: number;
+  /**
+   * The time slice (ms) the worker thread asks for (Linux >= 6.12, the project's addon built; thread-priority.ts):
+   * longer than any other thread's, so that a woken server thread preempts the build. 0: the kernel's.
+   */
+  sliceMs?: number;
+  /** The worker thread under SCHED_IDLE instead (measured unfit as a default: thread-priority.ts). */
+  idle?: boolean;
 }
 
 /** A CA to sign for, in one build. */

@@ -8,19 +8,19 @@
  * Keys: a build's signers (KeyObject handles, never bytes) are used for that build and dropped. Nothing here
  * logs; a failure is answered with a typed error's code and message, or an untyped one's class name and message.
  */
+// First: the thread lowers its priority before the modules below load (crl-worker-priority.ts).
+import './crl-worker-priority';
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import { isLanyardError } from '../../errors';
 import { SqliteSessions } from '../../store/sqlite/sessions';
 import { ParsedCertificate } from '../../x509/certificate';
-import { lowerThreadPriority } from './thread-priority';
 import type { CrlBuildMessage, CrlWorkerData, CrlWorkerReply, CrlWorkerRequest } from './crl-build-protocol';
 import { applyAndSign, RevokedList, type RevokedColumns } from './revoked-list';
 
 const port = parentPort;
 if (port === null) throw new Error('crl-build-worker runs only as a worker thread');
 const data = (workerData ?? {}) as CrlWorkerData;
-lowerThreadPriority(data.niceness ?? 0);
 const list = new RevokedList();
 /** The list holds a complete read: an incremental build may extend it. */
 let primed = false;

@@ -82,6 +82,14 @@ export const CRL_WORKER_DEFAULTS = Object.freeze({
   readChunk: 32_768,
   /** The worker thread's nice value (Linux): the server's thread is scheduled first when the cores are busy. */
   niceness: 10,
+  /**
+   * A longer time slice for the worker thread (ms; Linux >= 6.12, the addon built; thread-priority.ts), so that
+   * a woken thread preempts it at once. 0, the kernel's: measured on the 2-core host it changed nothing (a woken
+   * thread there waits for the tick whatever the busy thread's slice or policy); kept for `bench-revocation-threads`.
+   */
+  sliceMs: 0,
+  /** SCHED_IDLE instead of the nice value alone: measured, it starves the build on a busy host (thread-priority.ts). */
+  idle: false,
 });
 
 export interface WorkerCrlBuilderOptions {
@@ -97,6 +105,8 @@ export interface WorkerCrlBuilderOptions {
   buildTimeoutMs?: number;
   readChunk?: number;
   niceness?: number;
+  sliceMs?: number;
+  idle?: boolean;
 }
 
 interface Running {
@@ -211,6 +221,8 @@ export class WorkerCrlBuilder implements CrlBuilder {
       ...(this.options.sqliteFile !== undefined && { sqliteFile: this.options.sqliteFile }),
       readChunk: this.options.readChunk ?? CRL_WORKER_DEFAULTS.readChunk,
       niceness: this.options.niceness ?? CRL_WORKER_DEFAULTS.niceness,
+      sliceMs: this.options.sliceMs ?? CRL_WORKER_DEFAULTS.sliceMs,
+      idle: this.options.idle ?? CRL_WORKER_DEFAULTS.idle,
     };
     const worker = startWorkerScript(__filename, 'crl-build-worker', { workerData: data });
     this.worker = worker;

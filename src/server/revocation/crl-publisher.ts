@@ -82,7 +82,7 @@ export interface CrlPublisherOptions {
    */
   builder?: 'worker' | 'inline';
   /** The worker's bounded reads and priority (CRL_WORKER_DEFAULTS); for tests and benchmarks. */
-  worker?: Pick<WorkerCrlBuilderOptions, 'readChunk' | 'niceness'>;
+  worker?: Pick<WorkerCrlBuilderOptions, 'readChunk' | 'niceness' | 'sliceMs' | 'idle'>;
 }
 
 export class CrlPublisher {
