@@ -516,8 +516,11 @@ export class CertificateTemplate {
         const derived = subjectKeyIdOf(spki);
         if (!sameSpan(copy, from, from + derived.length, derived, 0, derived.length)) return undefined;
         subjectKeyId = copy.slice(from, from + derived.length);
-        const kept = f.extensions[this.#keyIdIndex]!;
-        const list = f.extensions.slice();
+        // The decoded list with that one extension the renewal's own (a loop: slice() of a frozen array is slow).
+        const shared = f.extensions;
+        const list: ParsedExtension[] = [];
+        for (let i = 0; i < shared.length; i++) list.push(shared[i]!);
+        const kept = shared[this.#keyIdIndex]!;
         list[this.#keyIdIndex] = Object.freeze({
           oid: kept.oid,
           critical: kept.critical,
