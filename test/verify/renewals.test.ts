@@ -550,6 +550,28 @@ describe('renewals of a verified leaf', () => {
       assert.equal(cache.stats().renewals.hits, 1);
     });
 
+    it('refuses every byte-level mutation of a new-key renewal with the code a cold verification gives (property)', () => {
+      const cache = new VerificationCache({ chains: false });
+      for (let i = 0; i < 2; i++)
+        verifyX509Svid([issued(), live.intermediate.cert.der], live.bundle, { cache });
+      assert.equal(cache.stats().renewals.size, 1);
+      const leaf = issued();
+      fc.assert(
+        fc.property(mutation, (m) => {
+          const der = mutate(leaf, m);
+          const hits = cache.stats().renewals.hits;
+          const chain = [der, live.intermediate.cert.der];
+          const cold = outcome(chain, live.bundle, { cache: null });
+          assert.equal(outcome(chain, live.bundle, { cache }), cold);
+          if (Buffer.compare(der, leaf) !== 0) {
+            assert.notEqual(cold, 'accepted');
+            assert.equal(cache.stats().renewals.hits, hits, 'a mutated leaf was taken for a renewal');
+          }
+        }),
+        { numRuns: propertyRuns(200) },
+      );
+    });
+
     it('refuses a forged renewal with a new key, as the full verification does', () => {
       const cache = new VerificationCache({ chains: false });
       for (let i = 0; i < 2; i++)
