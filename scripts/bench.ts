@@ -312,6 +312,30 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     'node:crypto ECDSA P-256 verify, in turns with them',
     rawVerifyOnce,
   );
+  // A renewal with a new key: a leaf without context (a delegated leaf's context binds its key) for one SPIFFE ID,
+  // each with a key of its own and so a subject key identifier of its own, derived from it as issuance writes it.
+  // Recognised from the second one on (CertificateTemplate: every byte compared but that identifier, which must be
+  // the new key's); the keys are made beforehand.
+  const rotatingId = `spiffe://${TD}/rotating`;
+  const rotatingLeaves = Array.from(
+    { length: NEW_LEAVES },
+    () =>
+      issueX509Svid({
+        spiffeId: rotatingId,
+        publicKey: generateSigningKeyPair('ec-p256').publicKey,
+        issuer: asIssuer(pki.intermediate),
+        ttlSeconds: 600,
+      }).cert.der,
+  );
+  const [rotatedLeaf, rawBesideRotated] = measureEachBeside(
+    'verifyX509Svid new leaf, renewal with a new key',
+    rotatingLeaves,
+    (der) => {
+      verifyX509Svid([der, inter.der], bundle, { cache: factCache });
+    },
+    'node:crypto ECDSA P-256 verify, in turns with them',
+    rawVerifyOnce,
+  );
   // The floor under the new-leaf figure: each fresh leaf parsed and its one signature checked, nothing else (no
   // path or SVID rule, no lookup, no context, no cache). No verifier of a new leaf can cost less; its ratio is the
   // ceiling of the new-leaf ratio (docs/design/performance-log.md, "A new leaf: what surrounds the signature").
@@ -380,6 +404,7 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     ratio(renewedLeaf, rawBeside, '  the same, against raw verifies in turns with it');
     ratio(renewedLeafMemo, rawBesideMemo, '  with the chain memo on, against raw verifies in turns');
     ratio(unseenLeaf, rawBesideUnseen, 'new leaf, extensions never seen / raw verify in turns');
+    ratio(rotatedLeaf, rawBesideRotated, 'new leaf, renewal with a new key / raw verify in turns');
     ratio(parseAndSignature, rawBesideParse, 'parse + signature only, no rules / raw verify in turns');
     process.stdout.write(
       `  ${'  new leaf / parse + signature only (both in turns)'.padEnd(58)} ${(renewedLeaf.opsPerSec / rawBeside.opsPerSec / (parseAndSignature.opsPerSec / rawBesideParse.opsPerSec)).toFixed(2).padStart(10)}\n`,

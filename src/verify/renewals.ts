@@ -1,6 +1,7 @@
 import type { X509Bundle, X509BundleSource } from '../bundle';
 import type { SpiffeId } from '../spiffe';
 import * as certificate from '../x509/certificate';
+import * as derExtensions from '../x509/der-extensions';
 import type { CertificateTemplate, ParsedCertificate } from '../x509/certificate';
 import type { CertificateOutline } from '../x509/certificate-der';
 import type { AgentContext } from '../x509/agent-context/types';
@@ -13,6 +14,7 @@ import { Sightings } from './sightings';
 const { CertificateTemplate: Template, renewedCertificate } = certificate;
 const { checkRenewedLeafHop } = contextRules;
 const { checkRenewedLeaf } = pathRules;
+const { subjectKeyIdOf } = derExtensions;
 
 /**
  * A leaf that passed verifyX509Svid, kept so that its renewals are recognised rather than parsed and checked
@@ -101,13 +103,13 @@ export class RenewedLeaves {
     // Admitted by a digest of every byte of the extensions' part, not by the lookup hint, which samples them: two
     // leaves that differ in a few bytes (a DNS name) may share a hint, and each would otherwise admit the other.
     // This runs only after a verification in full, beside which it is small.
-    const seen = tailDigest(hint, ders[0]!, o);
+    const leaf = path[0]!;
+    const seen = tailDigest(hint, ders[0]!, o, keyIdDerived(leaf));
     if (!this.sightings.has(seen)) {
       this.sightings.note(seen);
       return;
     }
     this.sightings.forget(seen);
-    const leaf = path[0]!;
     let template: CertificateTemplate;
     try {
       template = new Template(leaf.der);
@@ -153,7 +155,9 @@ export class RenewedLeaves {
 /**
  * Where a leaf's entry is looked for: a 32-bit mix of the options, the presented certificates' count and
  * lengths, and the extensions' part of the leaf (everything of the tbsCertificate after its key): its length and
- * 24 bytes spread over it, the last 8 included. Not a security boundary: an entry answers only for equal bytes.
+ * 24 bytes spread over it, the last 8 included, read as zero inside the subject key identifier (which a renewal
+ * with another key changes with it: CertificateTemplate). Not a security boundary: an entry answers only for
+ * equal bytes.
  */
 export function renewalHint(
   der: Uint8Array,
@@ -168,26 +172,49 @@ export function renewalHint(
   const n = o.tbsEnd - from;
   h = Math.imul(h ^ n, 0x01000193);
   const step = Math.max(1, Math.floor(n / 16));
-  for (let i = from; i < o.tbsEnd && i < from + 16 * step; i += step) h = Math.imul(h ^ der[i]!, 0x01000193);
-  for (let i = Math.max(from, o.tbsEnd - 8); i < o.tbsEnd; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
+  const ks = o.keyIdStart;
+  const ke = o.keyIdEnd;
+  for (let i = from; i < o.tbsEnd && i < from + 16 * step; i += step)
+    h = Math.imul(h ^ (i >= ks && i < ke ? 0 : der[i]!), 0x01000193);
+  for (let i = Math.max(from, o.tbsEnd - 8); i < o.tbsEnd; i++)
+    h = Math.imul(h ^ (i >= ks && i < ke ? 0 : der[i]!), 0x01000193);
   return h >>> 0;
 }
 
 /**
  * An FNV-style mix of the leaf's bytes after its key, four at a time (a multiplication per word rather than per
  * byte: this runs for every leaf verified in full), seeded with the lookup hint (which covers the options and the
- * rest of the chain). Every byte counts: leaves differing in one byte differ here but for a 32-bit collision.
+ * rest of the chain). Every byte counts but, when it is derived from the key (`skipKeyId`), the subject key
+ * identifier's, so that leaves renewed with a new key each time are kept too (CertificateTemplate recognises
+ * them); leaves differing in another byte differ here but for a 32-bit collision.
  */
-function tailDigest(hint: number, der: Uint8Array, o: CertificateOutline): number {
-  let h = hint ^ 0x811c9dc5;
-  const end = o.tbsEnd;
-  let i = o.spkiEnd;
+function tailDigest(hint: number, der: Uint8Array, o: CertificateOutline, skipKeyId: boolean): number {
+  const h = hint ^ 0x811c9dc5;
+  if (!skipKeyId || o.keyIdStart < 0) return mixWords(h, der, o.spkiEnd, o.tbsEnd) >>> 0;
+  return mixWords(mixWords(h, der, o.spkiEnd, o.keyIdStart), der, o.keyIdEnd, o.tbsEnd) >>> 0;
+}
+
+/**
+ * Whether the leaf's subject key identifier is subjectKeyIdOf its key (RFC 7093 method 1, Lanyard's issuance):
+ * only such leaves are admitted whatever their key. Leaves whose identifiers are anything else (a random one per
+ * leaf) would otherwise admit one another, a template each, for renewals that could never match. A hash of the
+ * key, after a verification in full.
+ */
+function keyIdDerived(leaf: ParsedCertificate): boolean {
+  const id = leaf.subjectKeyId;
+  if (id === undefined) return false;
+  const derived = subjectKeyIdOf(leaf.spkiDer);
+  return id.length === derived.length && Buffer.compare(id, derived) === 0;
+}
+
+function mixWords(h: number, der: Uint8Array, from: number, end: number): number {
+  let i = from;
   for (; i + 4 <= end; i += 4) {
     h = Math.imul(h ^ (der[i]! | (der[i + 1]! << 8) | (der[i + 2]! << 16) | (der[i + 3]! << 24)), 0x01000193);
     h ^= h >>> 15;
   }
   for (; i < end; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
-  return h >>> 0;
+  return h;
 }
 
 /**
@@ -196,6 +223,10 @@ function tailDigest(hint: number, der: Uint8Array, o: CertificateOutline): numbe
  * the validity of the certificates above; the leaf equals the template but for serial, validity, key and
  * signature (CertificateTemplate); the path rules that read the leaf's own fields (validity, key, algorithm);
  * the context rule that reads its key and expiry; and, last, the leaf's signature under its issuer's key.
+ *
+ * When only that signature failed, the leaf itself is returned instead of a path: the certificate fromDer would
+ * give, which remembers that its signature failed under that issuer object (ParsedCertificate.isSignedBy). The
+ * full verification, handed it, refuses it with its own error and code without a second check of the signature.
  */
 export function verifyRenewal(
   entry: RenewalEntry,
@@ -203,7 +234,7 @@ export function verifyRenewal(
   o: CertificateOutline,
   source: X509BundleSource,
   at: Date,
-): ParsedCertificate[] | undefined {
+): ParsedCertificate[] | ParsedCertificate | undefined {
   try {
     if (source.getX509BundleForTrustDomain(entry.id.trustDomain) !== entry.bundle) return undefined;
     // Whole seconds, as checkPath's validity rule compares (RFC 5280 §4.1.2.5).
@@ -213,11 +244,11 @@ export function verifyRenewal(
     if (leaf === undefined) return undefined;
     checkRenewedLeaf(leaf, at);
     if (entry.proven !== undefined) checkRenewedLeafHop(entry.proven, entry.id.toString(), leaf);
-    const issuer = entry.above[0]!;
-    if (!leaf.isSignedBy(issuer)) return undefined;
-    const path = new Array<ParsedCertificate>(entry.above.length + 1);
-    path[0] = leaf;
-    for (let i = 0; i < entry.above.length; i++) path[i + 1] = entry.above[i]!;
+    const above = entry.above;
+    if (!leaf.isSignedBy(above[0]!)) return leaf;
+    // A new array (the caller freezes it into the result), packed: the leaf, then the kept path above it.
+    const path = [leaf];
+    for (let i = 0; i < above.length; i++) path.push(above[i]!);
     return path;
   } catch {
     // Any refusal is the full verification's to give, with its own message and code.

@@ -118,13 +118,19 @@ export function verifyX509Svid(
   let fast: ParsedCertificate[] | undefined;
   // A leaf verified (and kept) before is taken from the certificate cache: not a renewal, the same certificate.
   // null: looked up and not there, so the full path parses the leaf without asking again.
-  const knownLeaf = leafDer !== undefined ? (cache!.certificate(leafDer) ?? null) : undefined;
+  let knownLeaf = leafDer !== undefined ? (cache!.certificate(leafDer) ?? null) : undefined;
   if (outline !== undefined && knownLeaf === null && at instanceof Date) {
     renewed = renewals!.find(renewalKey, ders!, optionsKey);
     if (renewed !== undefined) {
-      fast = verifyRenewal(renewed, leafDer!, outline, bundleSource, at);
-      if (fast === undefined) renewals!.misses++;
-      else renewals!.hits++;
+      const answer = verifyRenewal(renewed, leafDer!, outline, bundleSource, at);
+      if (Array.isArray(answer)) {
+        fast = answer;
+        renewals!.hits++;
+      } else {
+        renewals!.misses++;
+        // A renewal whose signature failed: the full path takes that certificate, which knows it (renewals.ts).
+        if (answer !== undefined) knownLeaf = answer;
+      }
     }
   }
   const viaRenewal = renewed !== undefined && fast !== undefined;
@@ -149,11 +155,12 @@ export function verifyX509Svid(
 
   // The context is a read-only view (frozen, bytes and dates copied on each read, read-only-context.ts): it
   // serves this caller, every memo hit and every renewed leaf carrying the same context bytes.
-  const verified: VerifyX509SvidResult = Object.freeze({
-    id,
-    ...(context !== undefined ? { context } : {}),
-    chain: Object.freeze([...path]),
-  });
+  // The renewal's path is a new array of its own; the full path's is copied. Two literals rather than a spread:
+  // the spread builds an object per call and the result in a slower shape.
+  const chainOut = Object.freeze(viaRenewal ? (path as ParsedCertificate[]) : path.slice());
+  const verified: VerifyX509SvidResult = Object.freeze(
+    context !== undefined ? { id, context, chain: chainOut } : { id, chain: chainOut },
+  );
   if (cache !== undefined) {
     // The CAs are kept for the next leaf under them; the leaf only when it comes again (see rememberLeaf): a
     // renewed leaf is seen once, and keeping it would only carry it into the old generation before it is dropped.

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import * as der from './der';
-import type { Tlv } from './der';
+import type { DerCursor as Cursor, Tlv } from './der';
 import { formatDn, stringValue } from './distinguished-name';
 import { formatIpBytes } from './name-syntax';
 
@@ -19,6 +19,7 @@ const {
   readIntegerBytes,
   readOid,
   readSingleTlv,
+  readTlv,
   readUnsignedNumber,
   TAG_BIT_STRING,
   TAG_BOOLEAN,
@@ -317,6 +318,12 @@ export interface CertificateOutline {
   /** The signature's whole octets (after the unused-bits octet). */
   signatureStart: number;
   signatureEnd: number;
+  /**
+   * The contents of the subjectKeyIdentifier's KeyIdentifier OCTET STRING, found by framing alone (see
+   * keyIdentifierSpan); -1 when the certificate has none or its extensions do not frame.
+   */
+  keyIdStart: number;
+  keyIdEnd: number;
 }
 
 export function readCertificateOutline(der: Uint8Array): CertificateOutline {
@@ -366,6 +373,9 @@ export function readCertificateOutline(der: Uint8Array): CertificateOutline {
   const subjectEnd = fields.end;
   fields.next();
   expectTag(fields.current, TAG_SEQUENCE, 'subjectPublicKeyInfo');
+  const spkiStart = fields.start;
+  const spkiEnd = fields.end;
+  const keyIdStart = keyIdentifierSpan(der, fields);
   return {
     tbsStart,
     tbsEnd,
@@ -381,13 +391,55 @@ export function readCertificateOutline(der: Uint8Array): CertificateOutline {
     notAfter,
     subjectStart,
     subjectEnd,
-    spkiStart: fields.start,
-    spkiEnd: fields.end,
+    spkiStart,
+    spkiEnd,
     signatureAlgorithmStart,
     signatureAlgorithmEnd,
     signatureStart: signature.byteOffset - der.byteOffset,
     signatureEnd: signature.byteOffset - der.byteOffset + signature.length,
+    keyIdStart,
+    keyIdEnd: keyIdStart < 0 ? -1 : keyIdEnd,
   };
+}
+
+/** Set by keyIdentifierSpan beside its result: a second number without an object per call. */
+let keyIdEnd = -1;
+
+/**
+ * Where the first subjectKeyIdentifier extension's KeyIdentifier lies (the contents of the OCTET STRING that is
+ * the whole extnValue), its end left in keyIdEnd; -1 when there is none or anything on the way does not frame.
+ * `fields` is the tbsCertificate's cursor on the key. Framing only, no rule: the renewal path uses the span to
+ * find a leaf's entry whatever its key (renewals.ts) and to know which bytes of a template are the key's
+ * identifier (CertificateTemplate); everything else of those bytes is compared, and a full parse reads them.
+ */
+function keyIdentifierSpan(der: Uint8Array, fields: Cursor): number {
+  try {
+    let tag = fields.next();
+    if (tag === TAG_CTX_1_PRIMITIVE) tag = fields.next();
+    if (tag === TAG_CTX_2_PRIMITIVE) tag = fields.next();
+    if (tag !== TAG_CTX_3_CONSTRUCTED) return -1;
+    const outer = new DerCursor(der).enter(fields);
+    if (outer.next() !== TAG_SEQUENCE) return -1;
+    const list = new DerCursor(der).enter(outer);
+    const parts = new DerCursor(der);
+    while (list.next() === TAG_SEQUENCE) {
+      parts.enter(list);
+      if (parts.next() !== TAG_OID) return -1;
+      const c = parts.contentStart;
+      // 2.5.29.14: 55 1d 0e.
+      if (parts.end - c !== 3 || der[c] !== 0x55 || der[c + 1] !== 0x1d || der[c + 2] !== 0x0e) continue;
+      let t = parts.next();
+      if (t === TAG_BOOLEAN) t = parts.next();
+      if (t !== TAG_OCTET_STRING) return -1;
+      const inner = readTlv(der, parts.contentStart, parts.end);
+      if (inner.tag !== TAG_OCTET_STRING || inner.end !== parts.end) return -1;
+      keyIdEnd = inner.end;
+      return inner.contentStart;
+    }
+    return -1;
+  } catch {
+    return -1;
+  }
 }
 
 /** `view`: return views into `der` (the caller owns it) rather than copies. */

@@ -13,6 +13,7 @@ import type {
   ParsedExtension,
   ParsedNameConstraints,
 } from './certificate-der';
+import * as derExtensions from './der-extensions';
 import { isUncompressedPointOnCurve } from './ec-point';
 import { describeKey, type KeyDescription } from './keys';
 
@@ -26,12 +27,14 @@ const {
   OID_EC_PUBLIC_KEY,
   OID_ED25519,
   OID_RSA_ENCRYPTION,
+  OID_SUBJECT_KEY_ID,
   nameAttributeStrings,
   parseCertificateDer,
   readCertificateOutline,
   readSubjectPublicKeyInfo,
 } = certificateDer;
 const { readTlv } = der;
+const { subjectKeyIdOf } = derExtensions;
 
 export type {
   GeneralName,
@@ -76,6 +79,7 @@ let construct: (
   der: Uint8Array,
   f: CertificateFields,
   check: SignatureScheme | 'mismatch' | 'openssl',
+  keyDescription: KeyDescription | undefined,
 ) => ParsedCertificate;
 
 let renewFrom: (
@@ -132,6 +136,8 @@ export class ParsedCertificate {
   #node: X509Certificate | undefined;
   /** The issuer of the last signature check done with node:crypto (see isSignedBy). */
   #cryptoCheckedWith: ParsedCertificate | undefined;
+  /** The last issuer whose key did not verify this certificate's signature (see isSignedBy). */
+  #refusedBy: ParsedCertificate | undefined;
   #nodeUnavailable = false;
   #asn: Certificate | undefined;
   #subjectCommonNames: readonly string[] | undefined;
@@ -193,7 +199,11 @@ export class ParsedCertificate {
   static {
     // The renewal path below builds certificates from a template: it needs the private constructor and the
     // private key parts, and neither belongs in the public class.
-    construct = (der, f, check) => new ParsedCertificate(der, f, check);
+    construct = (der, f, check, keyDescription) => {
+      const cert = new ParsedCertificate(der, f, check);
+      cert.#keyDescription = keyDescription;
+      return cert;
+    };
   }
 
   /**
@@ -353,6 +363,16 @@ export class ParsedCertificate {
    * tbsCertificate (RFC 5280 §4.1.1.2), or when the key cannot verify at all.
    */
   isSignedBy(issuer: ParsedCertificate): boolean {
+    // A refusal is remembered for that issuer object (whose key, once read, never changes): a renewal whose
+    // signature failed on the renewal path is then refused by the full path's path search without a second
+    // check (src/verify/renewals.ts). Only a refusal is kept, so this never accepts anything a check would not.
+    if (issuer === this.#refusedBy) return false;
+    if (this.#signedBy(issuer)) return true;
+    this.#refusedBy = issuer;
+    return false;
+  }
+
+  #signedBy(issuer: ParsedCertificate): boolean {
     const check = this.#signatureCheck;
     if (check === 'mismatch') return false;
     try {
@@ -378,19 +398,38 @@ export class ParsedCertificate {
  * Holds two private copies of its DER: one parsed, whose decoded fields (frozen where JavaScript can freeze them)
  * every renewal shares, and one that presented bytes are compared with, reachable from nothing handed out, so
  * that no caller can change what a renewal is compared with.
+ *
+ * A renewal may change its key. A leaf whose subjectKeyIdentifier is derived from its key (RFC 7093 §2 method 1,
+ * subjectKeyIdOf: what Lanyard's issuance writes) then differs from the template in that identifier too, and only
+ * there: for such a template, a renewal with another key is compared byte for byte but for the identifier's 20
+ * octets, which must be exactly subjectKeyIdOf of the renewal's own key (computed and compared). Every other
+ * byte of the extension (its position, criticality and lengths) is compared as the rest. A template whose
+ * identifier is anything else (or that has none) gets no such exception.
  */
 export class CertificateTemplate {
   readonly #fields: CertificateFields;
   readonly #check: SignatureScheme | 'mismatch' | 'openssl';
-  readonly #compare: Uint8Array;
+  /** A Buffer over a private ArrayBuffer of its own (not the pool's): compared with, never handed out. */
+  readonly #compare: Buffer;
   readonly #outline: CertificateOutline;
+  /** The template's key as describeKey gives it, for the renewals that keep that key. */
+  readonly #keyDescription: KeyDescription;
+  /**
+   * When the identifier is derived from the key: its octets' offset from the end of the key (the start of the
+   * tail compared), and its extension's value's, and that extension's index in the decoded list. -1 otherwise.
+   */
+  readonly #keyIdAt: number = -1;
+  readonly #keyIdValueAt: number = -1;
+  readonly #keyIdIndex: number = -1;
 
   /** @throws MalformedCertificateError when `der` is not a v3 certificate parseCertificateDer accepts. */
   constructor(der: Uint8Array) {
     let f: CertificateFields;
+    const parsed = new Uint8Array(der);
     try {
-      f = parseCertificateDer(new Uint8Array(der));
-      this.#compare = new Uint8Array(der);
+      f = parseCertificateDer(parsed);
+      const copy = new Uint8Array(der);
+      this.#compare = Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
       this.#outline = readCertificateOutline(this.#compare);
     } catch (e) {
       throw new MalformedCertificateError(`not a DER X.509 certificate: ${errMsg(e)}`, { cause: e });
@@ -398,6 +437,18 @@ export class CertificateTemplate {
     if (f.version !== 3) throw new MalformedCertificateError('only a v3 certificate is a template');
     this.#fields = freezeShared(f);
     this.#check = signatureCheck(f.signatureAlgorithm, f.tbsSignatureAlgorithm);
+    // Described as a certificate with these fields would be: the same SPKI bytes give the same answer.
+    this.#keyDescription = construct(parsed, f, this.#check, undefined).describeKey();
+    const o = this.#outline;
+    if (o.keyIdStart >= 0) {
+      const k = f.extensions.findIndex((e) => e.oid === OID_SUBJECT_KEY_ID);
+      const derived = subjectKeyIdOf(f.spki);
+      if (k >= 0 && sameSpan(this.#compare, o.keyIdStart, o.keyIdEnd, derived, 0, derived.length)) {
+        this.#keyIdAt = o.keyIdStart - o.spkiEnd;
+        this.#keyIdValueAt = o.keyIdEnd - f.extensions[k]!.value.length - o.spkiEnd;
+        this.#keyIdIndex = k;
+      }
+    }
   }
 
   static {
@@ -406,9 +457,10 @@ export class CertificateTemplate {
 
   /**
    * The certificate `der` (outlined by readCertificateOutline) when it equals this template in everything but
-   * its serial number, validity, key and signature; undefined otherwise. Equal bytes parse to equal fields, and
-   * the fields that differ are read by parseCertificateDer's own readers, so the result is the ParsedCertificate
-   * fromDer would give (a different key is read and checked as fromDer does; a key it refuses gives undefined).
+   * its serial number, validity, key and signature (and, with another key, a key identifier derived from it: see
+   * the class); undefined otherwise. Equal bytes parse to equal fields, and the fields that differ are read by
+   * parseCertificateDer's own readers, so the result is the ParsedCertificate fromDer would give (a different key
+   * is read and checked as fromDer does; a key it refuses gives undefined).
    */
   #renewal(der: Uint8Array, o: CertificateOutline): ParsedCertificate | undefined {
     const t = this.#compare;
@@ -425,10 +477,21 @@ export class CertificateTemplate {
         der,
         o.signatureAlgorithmStart,
         o.signatureAlgorithmEnd,
-      ) ||
-      !sameSpan(t, to.spkiEnd, to.tbsEnd, der, o.spkiEnd, o.tbsEnd)
+      )
     ) {
       return undefined;
+    }
+    const sameKey = sameSpan(t, to.spkiStart, to.spkiEnd, der, o.spkiStart, o.spkiEnd);
+    // With the key kept, or without a derived identifier, the whole tail is compared.
+    const at = sameKey ? -1 : this.#keyIdAt;
+    if (at < 0) {
+      if (!sameSpan(t, to.spkiEnd, to.tbsEnd, der, o.spkiEnd, o.tbsEnd)) return undefined;
+    } else {
+      // The same length, then every byte but the identifier's octets, which sit at the same offset.
+      const n = to.keyIdEnd - to.keyIdStart;
+      if (to.tbsEnd - to.spkiEnd !== o.tbsEnd - o.spkiEnd) return undefined;
+      if (!sameSpan(t, to.spkiEnd, to.keyIdStart, der, o.spkiEnd, o.spkiEnd + at)) return undefined;
+      if (!sameSpan(t, to.keyIdEnd, to.tbsEnd, der, o.spkiEnd + at + n, o.tbsEnd)) return undefined;
     }
     // The presented bytes are the caller's: the certificate keeps its own copy, as fromDer does.
     const copy = new Uint8Array(der);
@@ -436,7 +499,9 @@ export class CertificateTemplate {
     let spki = f.spki;
     let spkiAlgorithm = f.spkiAlgorithm;
     let spkiKey = f.spkiKey;
-    if (!sameSpan(t, to.spkiStart, to.spkiEnd, copy, o.spkiStart, o.spkiEnd)) {
+    let extensions = f.extensions;
+    let subjectKeyId = f.subjectKeyId;
+    if (!sameKey) {
       try {
         ({ spki, spkiAlgorithm, spkiKey } = readSubjectPublicKeyInfo(
           copy,
@@ -444,6 +509,24 @@ export class CertificateTemplate {
         ));
       } catch {
         return undefined;
+      }
+      if (at >= 0) {
+        // The identifier the leaf carries must be the one its key gives, exactly.
+        const from = o.spkiEnd + at;
+        const derived = subjectKeyIdOf(spki);
+        if (!sameSpan(copy, from, from + derived.length, derived, 0, derived.length)) return undefined;
+        subjectKeyId = copy.slice(from, from + derived.length);
+        // The decoded list with that one extension the renewal's own (a loop: slice() of a frozen array is slow).
+        const shared = f.extensions;
+        const list: ParsedExtension[] = [];
+        for (let i = 0; i < shared.length; i++) list.push(shared[i]!);
+        const kept = shared[this.#keyIdIndex]!;
+        list[this.#keyIdIndex] = Object.freeze({
+          oid: kept.oid,
+          critical: kept.critical,
+          value: copy.slice(o.spkiEnd + this.#keyIdValueAt, from + derived.length),
+        });
+        extensions = Object.freeze(list) as ParsedExtension[];
       }
     }
     return construct(
@@ -462,7 +545,7 @@ export class CertificateTemplate {
         spki,
         spkiAlgorithm,
         spkiKey,
-        extensions: f.extensions,
+        extensions,
         basicConstraints: f.basicConstraints,
         keyUsage: f.keyUsage,
         extKeyUsage: f.extKeyUsage,
@@ -470,11 +553,12 @@ export class CertificateTemplate {
         dnsSans: f.dnsSans,
         sanCount: f.sanCount,
         subjectAltNames: f.subjectAltNames,
-        subjectKeyId: f.subjectKeyId,
+        subjectKeyId,
         authorityKeyId: f.authorityKeyId,
         nameConstraints: f.nameConstraints,
       },
       this.#check,
+      sameKey ? this.#keyDescription : undefined,
     );
   }
 }
@@ -512,7 +596,10 @@ function freezeShared(f: CertificateFields): CertificateFields {
   return f;
 }
 
-/** Whether a[aStart..aEnd) and b[bStart..bEnd) hold the same bytes (names, algorithms, the extensions). */
+/**
+ * Whether a[aStart..aEnd) and b[bStart..bEnd) hold the same bytes (names, algorithms, the extensions). A long
+ * span of a Buffer (the template's copy) is compared in place, without a view made of either side.
+ */
 function sameSpan(
   a: Uint8Array,
   aStart: number,
@@ -524,6 +611,7 @@ function sameSpan(
   const n = aEnd - aStart;
   if (n !== bEnd - bStart) return false;
   if (n > 64) {
+    if (a instanceof Buffer) return a.compare(b, bStart, bEnd, aStart, aEnd) === 0;
     return Buffer.compare(a.subarray(aStart, aEnd), b.subarray(bStart, bEnd)) === 0;
   }
   for (let i = 0; i < n; i++) if (a[aStart + i] !== b[bStart + i]) return false;

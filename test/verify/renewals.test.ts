@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { X509Bundle } from '../../src/bundle';
 import { TrustDomain } from '../../src/spiffe';
 import { VerificationCache, verifyX509Svid, type VerifyX509SvidOptions } from '../../src/verify';
 import { RenewedLeaves } from '../../src/verify/renewals';
 import { readCertificateOutline } from '../../src/x509/certificate-der';
+import { subjectKeyIdOf } from '../../src/x509/der-extensions';
+import { issueX509Svid } from '../../src/x509/profiles';
 import {
+  asIssuer,
   createPki,
   HOUR,
   makeCertDer,
@@ -34,6 +38,41 @@ const TD = 'example.org';
 
 function outcome(chain: readonly Uint8Array[], bundle: X509Bundle, options: VerifyX509SvidOptions): string {
   return outcomeCode(() => verifyX509Svid(chain, bundle, options));
+}
+
+// The module object certificate.ts calls verify() on (CommonJS under tsx and in dist/): wrapped to count checks.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const cryptoModule = require('node:crypto') as typeof import('node:crypto');
+
+/** How many times node:crypto's verify() checked `der`'s own signature while `fn` ran. */
+function signatureChecksOf(der: Uint8Array, fn: () => void): number {
+  const o = readCertificateOutline(der);
+  const signature = Buffer.from(der.subarray(o.signatureStart, o.signatureEnd));
+  const original = cryptoModule.verify;
+  let n = 0;
+  cryptoModule.verify = ((...args: Parameters<typeof original>) => {
+    const sig = args[3];
+    if (sig instanceof Uint8Array && Buffer.compare(Buffer.from(sig), signature) === 0) n++;
+    return original(...args);
+  }) as typeof original;
+  try {
+    fn();
+  } finally {
+    cryptoModule.verify = original;
+  }
+  return n;
+}
+
+/** A subjectKeyIdentifier extension as CertSpec's `extra` takes it: extnValue is the KeyIdentifier's DER. */
+function keyIdExtension(
+  keyId: Uint8Array,
+  critical = false,
+): { oid: string; critical: boolean; value: Uint8Array } {
+  return { oid: '2.5.29.14', critical, value: Uint8Array.from([0x04, keyId.length, ...keyId]) };
+}
+
+function spkiOf(key: ReturnType<typeof newKey>): Uint8Array {
+  return new Uint8Array(key.publicKey.export({ type: 'spki', format: 'der' }));
 }
 
 describe('renewals of a verified leaf', () => {
@@ -146,6 +185,34 @@ describe('renewals of a verified leaf', () => {
       expectRefusal(() => verifyX509Svid(chain, pki.bundle, { cache }), 'ERR_SIGNATURE_INVALID');
       assert.equal(outcome(chain, pki.bundle, { cache: null }), 'ERR_SIGNATURE_INVALID');
       assert.equal(cache.stats().renewals.hits, 0);
+    });
+
+    it('refuses a forged renewal with one check of its signature, the full path told the first answer', () => {
+      const cache = primed();
+      const der = renew();
+      der[der.length - 1] = der[der.length - 1]! ^ 0x01;
+      const chain = [der, pki.intermediate.cert.der];
+      let hot = '';
+      const checks = signatureChecksOf(der, () => {
+        hot = outcome(chain, pki.bundle, { cache });
+      });
+      assert.equal(hot, 'ERR_SIGNATURE_INVALID');
+      assert.equal(cache.stats().renewals.misses > 0, true, 'looked at as a renewal');
+      assert.equal(checks, 1, 'the renewal path checked it, the full path did not again');
+      // The same message as a verification without any cache gives.
+      const message = (fn: () => unknown): string => {
+        try {
+          fn();
+        } catch (e) {
+          return e instanceof Error ? e.message : String(e);
+        }
+        return 'accepted';
+      };
+      const cache2 = primed();
+      assert.equal(
+        message(() => verifyX509Svid(chain, pki.bundle, { cache: cache2 })),
+        message(() => verifyX509Svid(chain, pki.bundle, { cache: null })),
+      );
     });
 
     it('refuses every byte-level mutation of a renewal with the code a cold verification gives (property)', () => {
@@ -352,6 +419,166 @@ describe('renewals of a verified leaf', () => {
       }
       assert.ok(cache.stats().renewals.size <= 4, `${cache.stats().renewals.size} kept`);
       assert.ok(cache.stats().renewals.size > 0);
+    });
+  });
+  describe('renewals with a new key (the subject key identifier derived from it)', () => {
+    const pki = createPki(TD, { now: new Date(NOW.getTime() - HOUR) });
+    const inter = pki.intermediate;
+    /** For issueX509Svid, which issues at the clock's time. */
+    const live = createPki(TD);
+    const id = `spiffe://${TD}/rotating`;
+    const marker = { oid: '1.3.6.1.4.1.55555.1', critical: false, value: Uint8Array.of(0x05, 0x00) };
+    /** Lanyard's own profile: the identifier is subjectKeyIdOf(the SPKI), written by issueX509Svid. */
+    const issued = (key = newKey()): Uint8Array =>
+      issueX509Svid({
+        spiffeId: id,
+        publicKey: key.publicKey,
+        issuer: asIssuer(live.intermediate),
+        ttlSeconds: 600,
+      }).cert.der;
+    /** Built field by field: the identifier given as `extra`, at the place and with the flag the test picks. */
+    const built = (key: ReturnType<typeof newKey>, extra: CertSpec['extra']): Uint8Array =>
+      makeLeaf(id, inter, { key, subjectKeyId: false, extra }).cert.der;
+    const derived = (key: ReturnType<typeof newKey>): Uint8Array => subjectKeyIdOf(spkiOf(key));
+    const checkAsCold = (cache: VerificationCache, der: Uint8Array, at?: Date, p = pki): string => {
+      const chain = [der, p.intermediate.cert.der];
+      const hits = cache.stats().renewals.hits;
+      const cold = outcome(chain, p.bundle, { at, cache: null });
+      assert.equal(outcome(chain, p.bundle, { at, cache }), cold);
+      assert.equal(cache.stats().renewals.hits, hits, 'not taken for a renewal');
+      return cold;
+    };
+
+    it('recognises a renewal of a Lanyard leaf with a new key, with the result the full verification gives', () => {
+      const cache = new VerificationCache({ chains: false });
+      // Two leaves, two keys: the second is kept, its identifier left out of what decides admission.
+      for (let i = 0; i < 2; i++)
+        verifyX509Svid([issued(), live.intermediate.cert.der], live.bundle, { cache });
+      assert.equal(cache.stats().renewals.size, 1);
+      const key = newKey();
+      const chain = [issued(key), live.intermediate.cert.der];
+      const fast = verifyX509Svid(chain, live.bundle, { cache });
+      assert.equal(cache.stats().renewals.hits, 1, 'recognised as a renewal');
+      const full = verifyX509Svid(chain, live.bundle, { cache: null });
+      const [a, b] = [fast.chain[0]!, full.chain[0]!];
+      assert.equal(fast.id.toString(), full.id.toString());
+      assert.deepEqual(Buffer.from(a.spkiDer), Buffer.from(spkiOf(key)));
+      assert.deepEqual(Buffer.from(a.subjectKeyId!), Buffer.from(b.subjectKeyId!));
+      assert.deepEqual(Buffer.from(a.subjectKeyId!), Buffer.from(derived(key)));
+      assert.deepEqual(
+        a.extensions.map((e) => [e.oid, e.critical, Buffer.from(e.value)]),
+        b.extensions.map((e) => [e.oid, e.critical, Buffer.from(e.value)]),
+      );
+      assert.equal(a.describeKey().kind, 'ec');
+      assert.throws(() => a.extensions.pop(), TypeError);
+      // And a renewal that keeps the kept leaf's key is still one.
+      verifyX509Svid([issued(key), live.intermediate.cert.der], live.bundle, { cache });
+      assert.equal(cache.stats().renewals.hits, 2);
+    });
+
+    it('recognises one built field by field when its identifier is derived from its key', () => {
+      const cache = new VerificationCache({ chains: false });
+      for (let i = 0; i < 2; i++) {
+        const key = newKey();
+        verifyX509Svid([built(key, [keyIdExtension(derived(key)), marker]), inter.cert.der], pki.bundle, {
+          at: NOW,
+          cache,
+        });
+      }
+      assert.equal(cache.stats().renewals.size, 1);
+      const key = newKey();
+      const svid = verifyX509Svid(
+        [built(key, [keyIdExtension(derived(key)), marker]), inter.cert.der],
+        pki.bundle,
+        { at: NOW, cache },
+      );
+      assert.equal(cache.stats().renewals.hits, 1);
+      assert.deepEqual(Buffer.from(svid.chain[0]!.subjectKeyId!), Buffer.from(derived(key)));
+    });
+
+    it("verifies in full a new key whose identifier is the old one, random, another key's, moved or critical", () => {
+      /** A cache keeping a leaf with a derived identifier, and that leaf's key. */
+      const primedRotating = (): [VerificationCache, ReturnType<typeof newKey>] => {
+        const cache = new VerificationCache({ chains: false });
+        let keptKey = newKey();
+        for (let i = 0; i < 2; i++) {
+          keptKey = newKey();
+          const der = built(keptKey, [keyIdExtension(derived(keptKey)), marker]);
+          verifyX509Svid([der, inter.cert.der], pki.bundle, { at: NOW, cache });
+        }
+        assert.equal(cache.stats().renewals.size, 1);
+        return [cache, keptKey];
+      };
+      const key = newKey();
+      const cases: [string, (kept: ReturnType<typeof newKey>) => CertSpec['extra']][] = [
+        ["the kept leaf's identifier", (kept) => [keyIdExtension(derived(kept)), marker]],
+        ['a random identifier', () => [keyIdExtension(new Uint8Array(randomBytes(20))), marker]],
+        ["another key's identifier", () => [keyIdExtension(derived(newKey())), marker]],
+        ['the identifier moved after another extension', () => [marker, keyIdExtension(derived(key))]],
+        ['the identifier marked critical', () => [keyIdExtension(derived(key), true), marker]],
+      ];
+      for (const [what, extra] of cases) {
+        const [cache, kept] = primedRotating();
+        const cold = checkAsCold(cache, built(key, extra(kept)), NOW);
+        assert.ok(cold.length > 0, what);
+        // The same key with its own identifier where the kept leaf has it is a renewal.
+        verifyX509Svid([built(key, [keyIdExtension(derived(key)), marker]), inter.cert.der], pki.bundle, {
+          at: NOW,
+          cache,
+        });
+        assert.equal(cache.stats().renewals.hits, 1, what);
+      }
+    });
+
+    it('verifies in full a new key under a kept leaf whose identifier is not derived from its key', () => {
+      const cache = new VerificationCache({ chains: false });
+      // The same identifier on every leaf: not the key's, so a new key has no exception.
+      const fixed = new Uint8Array(randomBytes(20));
+      for (let i = 0; i < 2; i++)
+        verifyX509Svid([built(newKey(), [keyIdExtension(fixed), marker]), inter.cert.der], pki.bundle, {
+          at: NOW,
+          cache,
+        });
+      assert.equal(cache.stats().renewals.size, 1);
+      const key = newKey();
+      assert.equal(checkAsCold(cache, built(key, [keyIdExtension(derived(key)), marker]), NOW), 'accepted');
+      // Its own identifier kept, as before: the extensions are the kept leaf's bytes, only the key differs.
+      verifyX509Svid([built(key, [keyIdExtension(fixed), marker]), inter.cert.der], pki.bundle, {
+        at: NOW,
+        cache,
+      });
+      assert.equal(cache.stats().renewals.hits, 1);
+    });
+
+    it('refuses every byte-level mutation of a new-key renewal with the code a cold verification gives (property)', () => {
+      const cache = new VerificationCache({ chains: false });
+      for (let i = 0; i < 2; i++)
+        verifyX509Svid([issued(), live.intermediate.cert.der], live.bundle, { cache });
+      assert.equal(cache.stats().renewals.size, 1);
+      const leaf = issued();
+      fc.assert(
+        fc.property(mutation, (m) => {
+          const der = mutate(leaf, m);
+          const hits = cache.stats().renewals.hits;
+          const chain = [der, live.intermediate.cert.der];
+          const cold = outcome(chain, live.bundle, { cache: null });
+          assert.equal(outcome(chain, live.bundle, { cache }), cold);
+          if (Buffer.compare(der, leaf) !== 0) {
+            assert.notEqual(cold, 'accepted');
+            assert.equal(cache.stats().renewals.hits, hits, 'a mutated leaf was taken for a renewal');
+          }
+        }),
+        { numRuns: propertyRuns(200) },
+      );
+    });
+
+    it('refuses a forged renewal with a new key, as the full verification does', () => {
+      const cache = new VerificationCache({ chains: false });
+      for (let i = 0; i < 2; i++)
+        verifyX509Svid([issued(), live.intermediate.cert.der], live.bundle, { cache });
+      const der = issued();
+      der[der.length - 1] = der[der.length - 1]! ^ 0x01;
+      assert.equal(checkAsCold(cache, der, undefined, live), 'ERR_SIGNATURE_INVALID');
     });
   });
 });
