@@ -395,9 +395,10 @@ export class ParsedCertificate {
 
 /**
  * A leaf that passed parseCertificateDer, kept so that its renewals need not be parsed whole (renewedCertificate).
- * Holds two private copies of its DER: one parsed, whose decoded fields (frozen where JavaScript can freeze them)
- * every renewal shares, and one that presented bytes are compared with, reachable from nothing handed out, so
- * that no caller can change what a renewal is compared with.
+ * Holds two private copies of its DER: one parsed, whose decoded text and numbers (frozen) every renewal shares
+ * and whose byte arrays every renewal gets again as views of its own copy, and one that presented bytes are
+ * compared with, reachable from nothing handed out, so that no caller can change what a renewal is compared with
+ * or what another renewal shows.
  *
  * A renewal may change its key. A leaf whose subjectKeyIdentifier is derived from its key (RFC 7093 §2 method 1,
  * subjectKeyIdOf: what Lanyard's issuance writes) then differs from the template in that identifier too, and only
@@ -419,8 +420,8 @@ export class CertificateTemplate {
    * tail compared), and its extension's value's, and that extension's index in the decoded list. -1 otherwise.
    */
   readonly #keyIdAt: number = -1;
-  readonly #keyIdValueAt: number = -1;
-  readonly #keyIdIndex: number = -1;
+  /** The parsed copy the shared fields are views of: a renewal hands out views of its own copy instead. */
+  readonly #parsed: Uint8Array;
 
   /** @throws MalformedCertificateError when `der` is not a v3 certificate parseCertificateDer accepts. */
   constructor(der: Uint8Array) {
@@ -435,18 +436,17 @@ export class CertificateTemplate {
       throw new MalformedCertificateError(`not a DER X.509 certificate: ${errMsg(e)}`, { cause: e });
     }
     if (f.version !== 3) throw new MalformedCertificateError('only a v3 certificate is a template');
+    this.#parsed = parsed;
     this.#fields = freezeShared(f);
     this.#check = signatureCheck(f.signatureAlgorithm, f.tbsSignatureAlgorithm);
     // Described as a certificate with these fields would be: the same SPKI bytes give the same answer.
-    this.#keyDescription = construct(parsed, f, this.#check, undefined).describeKey();
+    this.#keyDescription = Object.freeze(construct(parsed, f, this.#check, undefined).describeKey());
     const o = this.#outline;
     if (o.keyIdStart >= 0) {
       const k = f.extensions.findIndex((e) => e.oid === OID_SUBJECT_KEY_ID);
       const derived = subjectKeyIdOf(f.spki);
       if (k >= 0 && sameSpan(this.#compare, o.keyIdStart, o.keyIdEnd, derived, 0, derived.length)) {
         this.#keyIdAt = o.keyIdStart - o.spkiEnd;
-        this.#keyIdValueAt = o.keyIdEnd - f.extensions[k]!.value.length - o.spkiEnd;
-        this.#keyIdIndex = k;
       }
     }
   }
@@ -496,12 +496,14 @@ export class CertificateTemplate {
     // The presented bytes are the caller's: the certificate keeps its own copy, as fromDer does.
     const copy = new Uint8Array(der);
     const f = this.#fields;
-    let spki = f.spki;
+    let spki: Uint8Array;
     let spkiAlgorithm = f.spkiAlgorithm;
-    let spkiKey = f.spkiKey;
-    let extensions = f.extensions;
-    let subjectKeyId = f.subjectKeyId;
-    if (!sameKey) {
+    let spkiKey: Uint8Array;
+    let newKeyId: Uint8Array | undefined;
+    if (sameKey) {
+      spki = this.#rebase(f.spki, copy, o, true);
+      spkiKey = this.#rebase(f.spkiKey, copy, o, true);
+    } else {
       try {
         ({ spki, spkiAlgorithm, spkiKey } = readSubjectPublicKeyInfo(
           copy,
@@ -515,20 +517,17 @@ export class CertificateTemplate {
         const from = o.spkiEnd + at;
         const derived = subjectKeyIdOf(spki);
         if (!sameSpan(copy, from, from + derived.length, derived, 0, derived.length)) return undefined;
-        subjectKeyId = copy.slice(from, from + derived.length);
-        // The decoded list with that one extension the renewal's own (a loop: slice() of a frozen array is slow).
-        const shared = f.extensions;
-        const list: ParsedExtension[] = [];
-        for (let i = 0; i < shared.length; i++) list.push(shared[i]!);
-        const kept = shared[this.#keyIdIndex]!;
-        list[this.#keyIdIndex] = Object.freeze({
-          oid: kept.oid,
-          critical: kept.critical,
-          value: copy.slice(o.spkiEnd + this.#keyIdValueAt, from + derived.length),
-        });
-        extensions = Object.freeze(list) as ParsedExtension[];
+        newKeyId = copy.slice(from, from + derived.length);
       }
     }
+    // Every byte array handed out is a view of this renewal's own copy, never of the template's: a caller
+    // writing into one changes this certificate's DER (which every cache compares), not the fields other
+    // renewals show or are judged by. With a new key, the identifier's view holds the new octets.
+    const rebase = (v: Uint8Array): Uint8Array => this.#rebase(v, copy, o, sameKey);
+    const list: ParsedExtension[] = [];
+    for (const e of f.extensions) list.push({ oid: e.oid, critical: e.critical, value: rebase(e.value) });
+    const extensions = Object.freeze(list) as ParsedExtension[];
+    const subjectKeyId = newKeyId ?? (f.subjectKeyId === undefined ? undefined : rebase(f.subjectKeyId));
     return construct(
       copy,
       {
@@ -540,8 +539,8 @@ export class CertificateTemplate {
         serial: copy.subarray(o.serialStart, o.serialEnd),
         notBefore: o.notBefore,
         notAfter: o.notAfter,
-        issuer: f.issuer,
-        subject: f.subject,
+        issuer: rebase(f.issuer),
+        subject: rebase(f.subject),
         spki,
         spkiAlgorithm,
         spkiKey,
@@ -552,14 +551,39 @@ export class CertificateTemplate {
         uriSans: f.uriSans,
         dnsSans: f.dnsSans,
         sanCount: f.sanCount,
-        subjectAltNames: f.subjectAltNames,
+        subjectAltNames: rebaseNames(f.subjectAltNames, rebase),
         subjectKeyId,
-        authorityKeyId: f.authorityKeyId,
-        nameConstraints: f.nameConstraints,
+        authorityKeyId: f.authorityKeyId === undefined ? undefined : rebase(f.authorityKeyId),
+        nameConstraints:
+          f.nameConstraints === undefined
+            ? undefined
+            : {
+                permitted: rebaseNames(f.nameConstraints.permitted, rebase),
+                excluded: rebaseNames(f.nameConstraints.excluded, rebase),
+              },
       },
       this.#check,
       sameKey ? this.#keyDescription : undefined,
     );
+  }
+
+  /**
+   * The view of a renewal's `copy` holding what `v`, a view of the template's parsed copy, holds. Only spans
+   * compared equal (or, with a new key, equal but for the identifier the key gives) are mapped, each to the
+   * renewal's offsets of the same element. A field the parser copied out (the key identifiers, the bytes of an
+   * IP or directory name) gets a copy of its own: its bytes were compared equal.
+   */
+  #rebase(v: Uint8Array, copy: Uint8Array, o: CertificateOutline, sameKey: boolean): Uint8Array {
+    if (v.buffer !== this.#parsed.buffer) return v.slice();
+    const x = v.byteOffset - this.#parsed.byteOffset;
+    const end = x + v.byteLength;
+    const to = this.#outline;
+    let r = -1;
+    if (x >= to.spkiEnd && end <= to.tbsEnd) r = o.spkiEnd + (x - to.spkiEnd);
+    else if (x >= to.issuerStart && end <= to.issuerEnd) r = o.issuerStart + (x - to.issuerStart);
+    else if (x >= to.subjectStart && end <= to.subjectEnd) r = o.subjectStart + (x - to.subjectStart);
+    else if (sameKey && x >= to.spkiStart && end <= to.spkiEnd) r = o.spkiStart + (x - to.spkiStart);
+    return r < 0 ? v.slice() : copy.subarray(r, r + v.byteLength);
   }
 }
 
@@ -572,9 +596,17 @@ export function renewedCertificate(
   return renewFrom(template, der, o);
 }
 
+/** `names` with each byte view rebased; the shared (frozen, text-only) entries as they are. */
+function rebaseNames(names: readonly GeneralName[], rebase: (v: Uint8Array) => Uint8Array): GeneralName[] {
+  if (!names.some((n) => n.bytes !== undefined)) return names as GeneralName[];
+  return names.map((n) =>
+    n.bytes === undefined ? n : { kind: n.kind, value: n.value, bytes: rebase(n.bytes) },
+  );
+}
+
 /**
- * The template's decoded fields are shared by every renewal handed out: what JavaScript can freeze is frozen
- * (byte arrays cannot be; they are views into or copies of the template's own bytes, never compared with).
+ * The template's decoded fields are shared by every renewal handed out: what JavaScript can freeze is frozen.
+ * Byte arrays cannot be: each renewal gets its own views of them (CertificateTemplate's #rebase).
  */
 function freezeShared(f: CertificateFields): CertificateFields {
   for (const e of f.extensions) Object.freeze(e);

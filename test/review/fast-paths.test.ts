@@ -445,19 +445,14 @@ describe('review: fast paths answer as the full path does', () => {
   });
 
   /**
-   * BUG (reported): a renewal's ParsedCertificate shares the kept template's decoded byte fields (subjectDer,
-   * issuerDer, every extension's value, the key identifiers): src/x509/certificate.ts CertificateTemplate
-   * #renewal hands `f.extensions`, `f.subject`, `f.issuer`, `f.subjectKeyId`, `f.authorityKeyId`,
-   * `f.subjectAltNames` to every renewal. Those are Uint8Array views that JavaScript cannot freeze, so a caller
-   * that edits the bytes of the leaf it was handed edits every later renewal of that leaf, other certificates
-   * whose own DER says otherwise. A renewal kept by the certificate cache (rememberLeaf) is then verified by the
-   * full path from those fields: verifiedAgentContext decodes the edited extension bytes, and the signature,
-   * checked over the renewal's own untouched copy of the DER, still verifies: another certificate, signed with
-   * scopes ['docs:read'], is accepted with ['admin:all']. With the default cache this happens on the first
-   * verification after a bundle refresh (the memo and the renewals miss on the new bundle object). Skipped
-   * until fixed (the fix belongs to src/x509/certificate.ts, owned by newleaf3 this round).
+   * Found by this review: a renewal's ParsedCertificate shared the kept template's byte fields (subjectDer,
+   * issuerDer, every extension's value, the key identifiers), which JavaScript cannot freeze. A caller editing
+   * the bytes of the leaf it was handed edited every later renewal of that leaf; a renewal kept by the
+   * certificate cache was then verified by the full path from the edited fields while its signature, checked over
+   * its own copy of the DER, still verified: a leaf signed with ['docs:read'] was accepted with ['admin:all'].
+   * Each renewal now hands out views of its own copy (CertificateTemplate's #rebase).
    */
-  describe.skip('BUG: renewals share the kept leaf’s byte fields with callers', () => {
+  describe('renewals hand out views of their own bytes', () => {
     // baseContext names the kit's trust domain as the issuing server's.
     const pki = createPki(KIT_TD);
     const id = `spiffe://${KIT_TD}/agent/solo`;
