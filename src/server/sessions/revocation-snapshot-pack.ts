@@ -4,8 +4,14 @@
  * Date or, for a certificate's hex serial, a string per row. Used by the snapshot worker
  * (revocation-snapshot-worker.ts) for a new watcher's initial state.
  */
-import { PackedPageWriter, type PackedPage } from '../../internal/revocation-page';
-import { RevocationRecordCursor, type RevocationRecords } from '../../store/sqlite/revocation-records';
+import { PackedPageWriter, packPages, type PackedPage } from '../../internal/revocation-page';
+import {
+  RevocationRecordCursor,
+  UnreadableRecordError,
+  type RevocationRecords,
+  type SqliteRevocationRecords,
+} from '../../store/sqlite/revocation-records';
+import type { SqliteSessions } from '../../store/sqlite/sessions';
 
 /** The largest time in ms a Date holds: a row's time beyond it reads as an invalid Date, which packing refuses. */
 const MAX_DATE_MS = 8.64e15;
@@ -14,6 +20,32 @@ const MAX_DATE_MS = 8.64e15;
 export interface PackedRecords {
   pages: PackedPage[];
   contiguous: boolean;
+}
+
+/**
+ * One chunk of the state after `after` (at most `limit` rows), read in one statement and packed: as records, or,
+ * when a record does not read as the server writes it (a value of a type it never writes), as row objects
+ * through listRevocations. The same pages either way.
+ */
+export function readSnapshotChunk(
+  records: SqliteRevocationRecords,
+  sessions: Pick<SqliteSessions, 'listRevocations'>,
+  after: number,
+  limit: number,
+  pageBytes: number,
+): PackedRecords & { rows: number } {
+  try {
+    const chunk = records.read(after, limit);
+    return { ...packRecordPages(chunk, after, pageBytes), rows: chunk.count };
+  } catch (e) {
+    if (!(e instanceof UnreadableRecordError)) throw e;
+  }
+  const rows = sessions.listRevocations(after, limit);
+  return {
+    pages: packPages(rows, pageBytes),
+    rows: rows.length,
+    contiguous: rows.every((r, i) => r.sequence === after + 1 + i),
+  };
 }
 
 /**
