@@ -1,5 +1,5 @@
 /**
- * A run of revocations by sequence as one buffer of fixed-layout records, made by SQLite in one statement, for
+ * A run of revocations by sequence as one buffer of records, made by SQLite in one statement, for
  * the thread that packs a new watcher's initial state (src/server/sessions/revocation-snapshot-worker.ts).
  *
  * Read as row objects (SqliteSessions.listRevocations) a million revocations cost a million row objects, three
@@ -15,8 +15,8 @@
  * optionally negative, exactly where one belongs, the separators in place. A value of another type (a REAL is
  * written with a point, a text as itself: only rows written by hand hold one) or a longer integer does not read
  * so: the cursor throws UnreadableRecordError, and the caller reads the chunk through listRevocations, whose
- * decoding is the reference. Integer columns are the type checks: asking SQLite for typeof() of each column costs about as
- * much as the rest of the statement.
+ * decoding is the reference. This strict reading is the type check: asking SQLite for typeof() of each column
+ * cost about half as much again as the rest of the statement.
  */
 import type Database from 'better-sqlite3';
 
@@ -53,7 +53,7 @@ export class SqliteRevocationRecords {
 
   constructor(db: Database.Database) {
     // group_concat keeps the subquery's order: SQLite feeds an aggregate the rows as the FROM clause yields them
-    // (and the cursor's reader refuses sequences that do not grow).
+    // (and the page writer refuses sequences that do not grow).
     this.statement = db.prepare<[number, number], unknown[]>(RECORDS_SQL).raw(true);
   }
 
