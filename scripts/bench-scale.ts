@@ -21,7 +21,9 @@
  *                same bytes, each at rest and while the relying party GETs the CRL (no build running); a new
  *                watcher's time to its complete state (paged WatchRevocations), and a revocation check in the
  *                client cache holding that state; then a restart on the same data dir: start until ready, a
- *                new watcher right at ready and one after the start-up read of the state (warm_snapshot)
+ *                new watcher right at ready and one after the start-up read of the state (warm_snapshot);
+ *                --restarts N restarts in a row (default 1); --restart-only: only the seeding and the restarts
+ *                (none of the figures before them), for measuring the start-up read alone
  *   entries      --entries (default 100,000) registration entries: join-token Attest latency
  *   watchers     --watchers (default 1,000) WatchRevocations streams (4 per connection, the server's default
  *                cap): EndSession until every watcher holds the revocation, p50/p99
@@ -138,6 +140,8 @@ for (const p of skipped) {
 }
 const runs = (part: (typeof PARTS)[number]): boolean => !skipped.has(part);
 const FROM_SOURCE = process.argv.includes('--from-source');
+const RESTARTS = arg('--restarts', 1);
+const RESTART_ONLY = process.argv.includes('--restart-only');
 const HEAP_SNAPSHOTS = process.argv.includes('--heap-snapshots');
 
 const out = (s: string): boolean => process.stdout.write(s);
@@ -1086,6 +1090,30 @@ async function auditPart(s: ServerUnderBench): Promise<void> {
   }
 }
 
+/** The figures at the large size, each beside the baseline's. */
+async function largeRevocationFigures(
+  s: ServerUnderBench,
+  agent: Agent,
+  small: Record<string, number>,
+): Promise<void> {
+  const big = await revocationFigures(s, agent, `${REVOCATIONS.toLocaleString('en-US')} revocations`);
+  line('EndSession p99: large / baseline', (big.endP99! / small.endP99!).toFixed(2));
+  for (const [name, r] of [
+    ['baseline', small],
+    ['large', big],
+  ] as const) {
+    line(
+      `EndSession at rest against the data dir's fsync, ${name}`,
+      `p50 ${r.endP50!.toFixed(1)} / ${r.diskP50!.toFixed(1)} ms, p99 ${r.endP99!.toFixed(1)} / ` +
+        `${r.diskP99!.toFixed(1)} ms`,
+    );
+  }
+  line(
+    'EndSession p99 during a CRL build (large) / baseline without',
+    (big.duringP99! / small.endP99!).toFixed(2),
+  );
+}
+
 async function main(): Promise<void> {
   out(
     `Lanyard scale benchmark (node ${process.version}, ${os.cpus().length} CPUs, load average ` +
@@ -1107,29 +1135,16 @@ async function main(): Promise<void> {
 
     if (runs('revocations') && REVOCATIONS > 0) {
       out('\nRevocations\n');
-      const small = await revocationFigures(s, agent, 'baseline (a few revocations)');
+      const small = RESTART_ONLY
+        ? undefined
+        : await revocationFigures(s, agent, 'baseline (a few revocations)');
       const [, seedMs] = await timed(async () => seedRevocations(s.sqliteFile, REVOCATIONS));
       line(
         `seeded ${REVOCATIONS.toLocaleString('en-US')} revoked serials into the store (not a figure)`,
         `${(seedMs / 1000).toFixed(1)} s`,
       );
-      const big = await revocationFigures(s, agent, `${REVOCATIONS.toLocaleString('en-US')} revocations`);
-      line('EndSession p99: large / baseline', (big.endP99! / small.endP99!).toFixed(2));
-      for (const [name, r] of [
-        ['baseline', small],
-        ['large', big],
-      ] as const) {
-        line(
-          `EndSession at rest against the data dir's fsync, ${name}`,
-          `p50 ${r.endP50!.toFixed(1)} / ${r.diskP50!.toFixed(1)} ms, p99 ${r.endP99!.toFixed(1)} / ` +
-            `${r.diskP99!.toFixed(1)} ms`,
-        );
-      }
-      line(
-        'EndSession p99 during a CRL build (large) / baseline without',
-        (big.duringP99! / small.endP99!).toFixed(2),
-      );
-      s = await restartPart(s, agent);
+      if (small !== undefined) await largeRevocationFigures(s, agent, small);
+      for (let i = 0; i < RESTARTS; i++) s = await restartPart(s, agent);
     }
 
     if (runs('entries')) await entriesPart(s, agent);

@@ -65,8 +65,26 @@ export class PackedPageWriter {
   }
 
   static bound(r: { id: string; reason: string }): number {
+    return PackedPageWriter.boundOf(r.id.length, r.reason.length);
+  }
+
+  /** bound, from the lengths (UTF-16 code units) of the id and the reason. */
+  static boundOf(idLength: number, reasonLength: number): number {
     // Three varints and two zigzags of at most 8 bytes, the flags, the id and the reason with their lengths.
-    return 5 * 8 + 1 + 8 + r.id.length * 3 + 8 + r.reason.length * 3;
+    return 5 * 8 + 1 + 8 + idLength * 3 + 8 + reasonLength * 3;
+  }
+
+  /**
+   * Whether `src[start, end)` is an id that add writes as hex digits (lower-case hex, 1 to 255 digits), when it
+   * is a certificate's: such an id is its bytes' length in UTF-16 code units too.
+   */
+  static isHexId(src: Uint8Array, start: number, end: number): boolean {
+    if (end <= start || end - start > 255) return false;
+    for (let i = start; i < end; i++) {
+      const c = src[i]!;
+      if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+    }
+    return true;
   }
 
   add(r: {
@@ -85,7 +103,6 @@ export class PackedPageWriter {
     this.reserve(PackedPageWriter.bound(r));
     this.varint(sequenceDelta);
     const hex = r.kind === 'certificate' && HEX_ID.test(r.id);
-    const reasonIndex = r.reason === '' ? undefined : this.reasons.get(r.reason);
     const cause = r.causeSequence ?? 0;
     let flags = 0;
     if (r.kind === 'session') flags |= FLAG_SESSION;
@@ -99,24 +116,65 @@ export class PackedPageWriter {
     } else {
       this.string(r.id);
     }
-    if (r.reason !== '') {
+    const revokedAt = typeof r.revokedAt === 'number' ? r.revokedAt : r.revokedAt.getTime();
+    const expiresAt = typeof r.expiresAt === 'number' ? r.expiresAt : r.expiresAt.getTime();
+    this.rest(r.reason, revokedAt, expiresAt, cause, r.sequence);
+  }
+
+  /**
+   * add, for a certificate whose id is hex digits given as their bytes (`src[start, end)`, isHexId true): the same
+   * bytes as add writes for the id as a string, without making the string (the start-up read of the state
+   * packs a million of them).
+   */
+  addHexId(
+    sequence: number,
+    src: Uint8Array,
+    start: number,
+    end: number,
+    reason: string,
+    revokedAtMs: number,
+    expiresAtMs: number,
+    causeSequence: number,
+  ): void {
+    const sequenceDelta = sequence - this.previousSequence;
+    if (!Number.isSafeInteger(sequenceDelta) || sequenceDelta <= 0) {
+      throw new PackedRevocationsError(`sequences must grow: ${sequence} after ${this.previousSequence}`);
+    }
+    const digits = end - start;
+    this.reserve(PackedPageWriter.boundOf(digits, reason.length));
+    this.varint(sequenceDelta);
+    let flags = FLAG_HEX_ID;
+    if (reason !== '') flags |= FLAG_REASON;
+    if (causeSequence > 0) flags |= FLAG_CAUSE;
+    const buf = this.buf;
+    buf[this.length++] = flags;
+    buf[this.length++] = digits;
+    let i = start;
+    // An odd count is padded with a leading zero digit, as Buffer.write(`0${id}`, 'hex') does in add.
+    if (digits % 2 === 1) buf[this.length++] = nibble(src[i++]!);
+    for (; i < end; i += 2) buf[this.length++] = (nibble(src[i]!) << 4) | nibble(src[i + 1]!);
+    this.rest(reason, revokedAtMs, expiresAtMs, causeSequence, sequence);
+  }
+
+  /** What follows the id in an entry, and the writer's state after it. */
+  private rest(reason: string, revokedAt: number, expiresAt: number, cause: number, sequence: number): void {
+    if (reason !== '') {
+      const reasonIndex = this.reasons.get(reason);
       if (reasonIndex !== undefined) {
         this.varint(reasonIndex);
       } else {
         this.varint(this.reasons.size);
-        this.reasons.set(r.reason, this.reasons.size);
-        this.string(r.reason);
+        this.reasons.set(reason, this.reasons.size);
+        this.string(reason);
       }
     }
-    const revokedAt = typeof r.revokedAt === 'number' ? r.revokedAt : r.revokedAt.getTime();
-    const expiresAt = typeof r.expiresAt === 'number' ? r.expiresAt : r.expiresAt.getTime();
     this.zigzag(revokedAt - this.previousRevokedAt);
     this.zigzag(expiresAt - this.previousExpiresAt);
     if (cause > 0) this.varint(cause);
-    this.previousSequence = r.sequence;
+    this.previousSequence = sequence;
     this.previousRevokedAt = revokedAt;
     this.previousExpiresAt = expiresAt;
-    this.lastSequence = r.sequence;
+    this.lastSequence = sequence;
     this.count += 1;
   }
 
@@ -150,6 +208,11 @@ export class PackedPageWriter {
     }
     this.buf[this.length++] = n;
   }
+}
+
+/** The value of a lower-case hex digit's byte (isHexId checked it is one). */
+function nibble(c: number): number {
+  return c <= 0x39 ? c - 0x30 : c - 0x57;
 }
 
 /** Encodes records (ascending sequences) as one page. */
