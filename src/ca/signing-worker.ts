@@ -11,8 +11,16 @@ import { isLanyardError } from '../errors';
 import { ownedBytes } from '../internal/worker-script';
 import { ParsedCertificate } from '../x509/certificate';
 import { parseCsr } from '../x509/csr';
-import { signX509SvidLeafForKey, type SignedLeaf } from '../x509/profiles';
-import type { BatchReply, BatchRequest, SignRequest, WorkerReply, WorkerRequest } from './signing-protocol';
+import { signX509SvidLeaf, signX509SvidLeafForKey, type SignedLeaf } from '../x509/profiles';
+import { checkCsrSubject } from './csr-subject';
+import type {
+  BatchReply,
+  BatchRequest,
+  CsrSignRequest,
+  SignRequest,
+  WorkerReply,
+  WorkerRequest,
+} from './signing-protocol';
 
 const authorities = new Map<string, { cert: ParsedCertificate; key: KeyObject }>();
 const port = parentPort;
@@ -45,8 +53,9 @@ function handle(m: WorkerRequest, transfer: ArrayBuffer[]): WorkerReply | undefi
         return { publicKey: csr.publicKey, spki };
       });
     case 'sign':
+    case 'csr-sign':
       return answer(m.id, () => {
-        const leaf = sign(m);
+        const leaf = m.type === 'sign' ? sign(m) : signForCsr(m);
         const der = ownedBytes(leaf.der);
         transfer.push(der.buffer as ArrayBuffer);
         return {
@@ -60,19 +69,32 @@ function handle(m: WorkerRequest, transfer: ArrayBuffer[]): WorkerReply | undefi
 }
 
 function sign(m: SignRequest): SignedLeaf {
+  return signX509SvidLeafForKey({ ...leafFields(m), subjectKey: { spki: m.spki, kind: m.keyKind } });
+}
+
+/** The CSR checked as on the server's thread (csr-subject.ts), then the leaf for its key, vetted as there. */
+function signForCsr(m: CsrSignRequest): SignedLeaf {
+  const issued = leafFields(m);
+  const { publicKey } = checkCsrSubject({
+    csr: m.csr,
+    ...(m.sameKeyAs !== undefined && { sameKeyAs: m.sameKeyAs }),
+  });
+  return signX509SvidLeaf({ ...issued, publicKey });
+}
+
+function leafFields(m: SignRequest | CsrSignRequest) {
   const issuer = authorities.get(m.authorityId);
   // The pool installs before it signs on the same port, so this is a bug in the pool, never a caller's fault.
   if (issuer === undefined) throw new Error(`authority ${m.authorityId} is not installed in this worker`);
-  return signX509SvidLeafForKey({
+  return {
     spiffeId: m.spiffeId,
-    subjectKey: { spki: m.spki, kind: m.keyKind },
     issuer,
     ttlSeconds: m.ttlSeconds,
     now: new Date(m.nowMs),
     ...(m.dnsNames !== undefined ? { dnsNames: m.dnsNames } : {}),
     ...(m.agentContextDer !== undefined ? { agentContextDer: m.agentContextDer } : {}),
     agentContextOid: m.agentContextOid,
-  });
+  };
 }
 
 type Result =
