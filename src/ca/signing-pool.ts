@@ -31,10 +31,12 @@ import { startWorkerScript } from '../internal/worker-script';
 import type { ParsedCsr } from '../x509/csr';
 import { describeKey, rememberSpkiExport, spkiDer } from '../x509/keys';
 import type { SignedLeaf } from '../x509/profiles';
+import type { CsrSubject } from './csr-subject';
 import {
   copyForTransfer,
   type BatchReply,
   type BatchRequest,
+  type CsrSignRequest,
   type SignRequest,
   type WorkerReply,
   type WorkerRequest,
@@ -47,10 +49,16 @@ export interface PoolAuthority {
   key: KeyObject;
 }
 
-export type PoolSignRequest = Omit<SignRequest, 'type' | 'id' | 'authorityId' | 'spki' | 'keyKind'> & {
+/** What every leaf request names besides its key. */
+type LeafFields = Omit<SignRequest, 'type' | 'id' | 'authorityId' | 'spki' | 'keyKind'>;
+
+export type PoolSignRequest = LeafFields & {
   /** The workload's key; the worker gets its SPKI (what the certificate carries), not the KeyObject. */
   publicKey: KeyObject;
 };
+
+/** The workload's key as its CSR, checked in the worker (csr-subject.ts), with the pin if any. */
+export type PoolCsrSignRequest = LeafFields & CsrSubject;
 
 interface Pending {
   resolve(reply: WorkerReply & { ok: true }): void;
@@ -106,26 +114,43 @@ export class SigningPool {
   async sign(authority: PoolAuthority, request: PoolSignRequest): Promise<SignedLeaf> {
     // Vetted here as signX509SvidLeaf would (ERR_UNSUPPORTED_KEY for a key outside the accepted set).
     const keyKind = describeKey(request.publicKey).kind;
-    const reply = await this.call((id, transfer): SignRequest => {
-      const m: SignRequest = {
-        type: 'sign',
+    return this.signed(authority, request, (id, transfer): SignRequest => {
+      // spkiDer hands out a fresh copy: it can be given away.
+      const spki = spkiDer(request.publicKey);
+      transfer.push(spki.buffer as ArrayBuffer);
+      return { type: 'sign', id, authorityId: authority.id, spki, keyKind, ...leafFields(request, transfer) };
+    });
+  }
+
+  /**
+   * The CSR checked and the leaf signed for its key in one request to one worker (half the messages and
+   * wake-ups of checkCsr then sign): the checks of checkCsr, the pin, the key vetting of sign, the same typed
+   * errors; the workload's key stays in the worker.
+   */
+  async signForCsr(authority: PoolAuthority, request: PoolCsrSignRequest): Promise<SignedLeaf> {
+    return this.signed(authority, request, (id, transfer): CsrSignRequest => {
+      const csr = request.csr;
+      const m: CsrSignRequest = {
+        type: 'csr-sign',
         id,
         authorityId: authority.id,
-        spiffeId: request.spiffeId,
-        // spkiDer hands out a fresh copy: it can be given away.
-        spki: spkiDer(request.publicKey),
-        keyKind,
-        ttlSeconds: request.ttlSeconds,
-        nowMs: request.nowMs,
-        agentContextOid: request.agentContextOid,
+        csr: typeof csr === 'string' ? csr : copyForTransfer(csr, transfer),
+        ...leafFields(request, transfer),
       };
-      transfer.push(m.spki.buffer as ArrayBuffer);
-      if (request.dnsNames !== undefined) m.dnsNames = request.dnsNames;
-      if (request.agentContextDer !== undefined) {
-        m.agentContextDer = copyForTransfer(request.agentContextDer, transfer);
+      const pin = request.sameKeyAs;
+      if (pin !== undefined) {
+        m.sameKeyAs = { spki: copyForTransfer(pin.spki, transfer), refusal: pin.refusal };
       }
       return m;
-    }, authority);
+    });
+  }
+
+  private async signed(
+    authority: PoolAuthority,
+    request: LeafFields,
+    make: (id: number, transfer: ArrayBuffer[]) => WorkerRequest,
+  ): Promise<SignedLeaf> {
+    const reply = await this.call(make, authority);
     if (!('der' in reply))
       throw new InternalError('the signing worker answered a signature with no certificate');
     return {
@@ -279,6 +304,21 @@ export class SigningPool {
     if (slot.pending.size === 0) slot.worker.unref();
     if (this.closing && this.inFlight === 0) this.drained?.();
   }
+}
+
+/** The fields of a leaf request, the agent context as an exact-size copy given away. */
+function leafFields(request: LeafFields, transfer: ArrayBuffer[]): LeafFields {
+  const m: LeafFields = {
+    spiffeId: request.spiffeId,
+    ttlSeconds: request.ttlSeconds,
+    nowMs: request.nowMs,
+    agentContextOid: request.agentContextOid,
+  };
+  if (request.dnsNames !== undefined) m.dnsNames = request.dnsNames;
+  if (request.agentContextDer !== undefined) {
+    m.agentContextDer = copyForTransfer(request.agentContextDer, transfer);
+  }
+  return m;
 }
 
 /** A typed error keeps its class; anything else was a bug in the worker. */

@@ -47,7 +47,20 @@ export interface SignRequest {
   agentContextOid: string;
 }
 
-export type WorkerRequest = InstallRequest | RetainRequest | CsrRequest | SignRequest;
+/**
+ * A CSR checked and, if it passes, a leaf signed for its key: one round trip for what `csr` then `sign` did in
+ * two. The worker applies exactly the checks of a `csr` request (csr-subject.ts, the same function as the
+ * server's thread without a pool) and the key vetting of a `sign` request, and answers as a `sign` does: the
+ * workload's key never comes back.
+ */
+export interface CsrSignRequest extends Omit<SignRequest, 'type' | 'spki' | 'keyKind'> {
+  type: 'csr-sign';
+  csr: Uint8Array | string;
+  /** The key the CSR must be for, or the request is refused (ERR_INVALID_ARGUMENT with `refusal`). */
+  sameKeyAs?: { spki: Uint8Array; refusal: string };
+}
+
+export type WorkerRequest = InstallRequest | RetainRequest | CsrRequest | SignRequest | CsrSignRequest;
 
 /** The requests of one event-loop turn for one worker, in the order they were made. */
 export interface BatchRequest {

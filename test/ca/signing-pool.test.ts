@@ -9,7 +9,14 @@ import { join } from 'node:path';
 import { X509Bundle } from '../../src/bundle';
 import { CaManager, type SignedX509Svid } from '../../src/ca';
 import { SigningPool } from '../../src/ca/signing-pool';
-import { CaNotReadyError, ErrorCode, isLanyardError, UnsupportedKeyError } from '../../src/errors';
+import {
+  CaNotReadyError,
+  ErrorCode,
+  InvalidArgumentError,
+  isLanyardError,
+  type LanyardError,
+  UnsupportedKeyError,
+} from '../../src/errors';
 import { verifyX509Svid } from '../../src/verify';
 import { encodeAgentContext } from '../../src/x509/agent-context/codec';
 import { ParsedCertificate } from '../../src/x509/certificate';
@@ -18,6 +25,7 @@ import { generateSigningKeyPair } from '../../src/x509/keys';
 import { DataDir, TD } from '../support/ca';
 import { T0 } from '../support/clock';
 import { createPki, plannerChain } from '../support/pki';
+import { rawCsr } from '../support/raw-csr';
 import { assertRefusal, rejectsWithCodeAs } from '../support/refusal';
 import { DEFAULT_AGENT_CONTEXT_OID } from '../../src/x509/agent-context/oid';
 import { removeDir, tempDir } from '../support/tmp';
@@ -47,6 +55,9 @@ function assertValidSvid(ca: CaManager | X509Bundle, svid: SignedX509Svid, spiff
 }
 
 const certOf = (svid: SignedX509Svid): ParsedCertificate => ParsedCertificate.fromDer(svid.chain[0]!);
+
+const same = (a: Uint8Array | undefined, b: Uint8Array): boolean =>
+  a !== undefined && Buffer.from(a).equals(Buffer.from(b));
 
 describe('ca/signing-pool: CSR checks and signing in worker threads', function () {
   // Each worker loads the x509 code through tsx on its first start.
@@ -234,6 +245,130 @@ describe('ca/signing-pool: CSR checks and signing in worker threads', function (
     assert.ok(same(svid.leaf.agentContextDer, context));
     assert.ok(same(certOf(svid).extension(DEFAULT_AGENT_CONTEXT_OID)?.value, context));
     assert.ok(same(checked.spki, certOf(svid).spkiDer), 'the SPKI the worker reported is the one signed');
+  });
+
+  describe('a key given as its CSR: checked and signed in one request', () => {
+    /** Each refusal parseCsr gives, as the CSR it refuses and the error it throws. */
+    function badCsrs(): [string, Uint8Array | string, LanyardError][] {
+      const good = createCsr(generateSigningKeyPair('ec-p256').privateKey);
+      const tampered = Uint8Array.from(good.der);
+      tampered[tampered.length - 3]! ^= 0x01; // inside the signature: framing intact, proof of possession broken
+      const inputs: [string, Uint8Array | string][] = [
+        ['empty', new Uint8Array(0)],
+        ['garbage', Uint8Array.of(1, 2, 3)],
+        ['truncated', good.der.subarray(0, good.der.length - 10)],
+        ['tampered signature', tampered],
+        ['PEM of another kind', good.pem.replace(/CERTIFICATE REQUEST/g, 'CERTIFICATE')],
+        ['oversized', new Uint8Array(17 * 1024)],
+      ];
+      return inputs.map(([what, csr]) => {
+        try {
+          parseCsr(csr);
+        } catch (e) {
+          assert.ok(isLanyardError(e), `${what}: parseCsr refuses it with a typed error`);
+          return [what, csr, e];
+        }
+        return assert.fail(`${what}: parseCsr accepted it`);
+      });
+    }
+
+    for (const workers of [0, 2]) {
+      it(`refuses every CSR parseCsr refuses, with its class and message (${workers} workers)`, async () => {
+        const { ca } = await d.start({ signingWorkers: workers });
+        const expected = badCsrs();
+        const got = await Promise.all(
+          expected.map(([what, csr]) =>
+            ca.signX509Svid({ ...request(), publicKey: undefined, csr }).then(
+              () => assert.fail(`${what}: a leaf was signed`),
+              (e: unknown) => e,
+            ),
+          ),
+        );
+        got.forEach((e, i) => {
+          const [what, , want] = expected[i]!;
+          const refusal = assertRefusal(e, want.code, { message: want.message });
+          assert.equal(refusal.constructor, want.constructor, `${what}: same class`);
+        });
+        // Good requests in the same turns as the bad ones are signed, each for its own key.
+        const keys = Array.from({ length: 6 }, () => generateSigningKeyPair('ec-p384'));
+        const svids = await Promise.all(
+          keys.map((k, i) =>
+            ca.signX509Svid({
+              ...request(undefined, `/agent/${i}`),
+              publicKey: undefined,
+              csr: i % 2 === 0 ? createCsr(k.privateKey).der : createCsr(k.privateKey).pem,
+            }),
+          ),
+        );
+        svids.forEach((svid, i) => {
+          assertValidSvid(ca, svid, `spiffe://${TD}/agent/${i}`);
+          assert.ok(certOf(svid).publicKey.equals(keys[i]!.publicKey), 'signed for the key the CSR proved');
+        });
+      });
+
+      it(`signs for a pinned key only: another key is ERR_INVALID_ARGUMENT with the pin's message (${workers} workers)`, async () => {
+        const { ca } = await d.start({ signingWorkers: workers });
+        const bound = generateSigningKeyPair('ec-p256');
+        const spki = parseCsr(createCsr(bound.privateKey).der).spki;
+        const sameKeyAs = { spki, refusal: 'session s-1 was delegated to this key' };
+        for (const other of [
+          generateSigningKeyPair('ec-p256'),
+          generateSigningKeyPair('ec-p384'),
+          generateSigningKeyPair('ed25519'),
+        ]) {
+          const e = await ca
+            .signX509Svid({
+              ...request(),
+              publicKey: undefined,
+              csr: createCsr(other.privateKey).der,
+              sameKeyAs,
+            })
+            .catch((x: unknown) => x);
+          assertRefusal(e, ErrorCode.INVALID_ARGUMENT, {
+            class: InvalidArgumentError,
+            message: sameKeyAs.refusal,
+          });
+        }
+        // A bad CSR for the pinned slot is refused as a bad CSR, before the pin is compared.
+        const tampered = Uint8Array.from(createCsr(bound.privateKey).der);
+        tampered[tampered.length - 3]! ^= 0x01;
+        const bad = await ca
+          .signX509Svid({ ...request(), publicKey: undefined, csr: tampered, sameKeyAs })
+          .catch((x: unknown) => x);
+        assertRefusal(bad, ErrorCode.CSR_SIGNATURE_INVALID);
+        // The pinned key itself, from a fresh CSR (a new signature over the same key), is signed.
+        const svid = await ca.signX509Svid({
+          ...request(),
+          publicKey: undefined,
+          csr: createCsr(bound.privateKey).der,
+          sameKeyAs,
+        });
+        assertValidSvid(ca, svid, `spiffe://${TD}/agent`);
+        assert.ok(same(certOf(svid).spkiDer, spki));
+      });
+    }
+
+    it('refuses a CSR for a key outside the accepted set with ERR_UNSUPPORTED_KEY (1 worker)', async () => {
+      const { ca } = await d.start({ signingWorkers: 1 });
+      // RSA-1024: node:crypto signs the request, parseCsr's key vetting refuses it.
+      const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
+      const csr = rawCsr(weak, { oid: '1.2.840.113549.1.1.11', hash: 'sha256', params: null });
+      const e = await ca.signX509Svid({ ...request(), publicKey: undefined, csr }).catch((x: unknown) => x);
+      assertRefusal(e, ErrorCode.UNSUPPORTED_KEY, { class: UnsupportedKeyError });
+    });
+
+    it("leaves the caller's CSR bytes as they were: a view on a larger buffer", async () => {
+      const { ca } = await d.start({ signingWorkers: 1 });
+      const key = generateSigningKeyPair('ec-p256');
+      const der = createCsr(key.privateKey).der;
+      const frame = new Uint8Array(der.length + 64);
+      frame.set(der, 32);
+      const csr = Buffer.from(frame.buffer, 32, der.length);
+      const svid = await ca.signX509Svid({ ...request(), publicKey: undefined, csr });
+      assertValidSvid(ca, svid, `spiffe://${TD}/agent`);
+      assert.equal(frame.byteLength, der.length + 64, 'the frame is not detached');
+      assert.ok(csr.equals(Buffer.from(der)));
+    });
   });
 
   it('refuses a key outside the accepted set with ERR_UNSUPPORTED_KEY, with and without workers', async () => {

@@ -1,16 +1,8 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, KeyObject, sign } from 'node:crypto';
+import { generateKeyPairSync, KeyObject } from 'node:crypto';
 import fc from 'fast-check';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
-import {
-  AlgorithmIdentifier,
-  AttributeTypeAndValue,
-  AttributeValue,
-  Name,
-  RelativeDistinguishedName,
-  SubjectPublicKeyInfo,
-} from '@peculiar/asn1-x509';
+import { CertificationRequest } from '@peculiar/asn1-csr';
 import { ErrorCode, LanyardError, MalformedInputError } from '../../src/errors';
 import { createCsr, MAX_CSR_BYTES, parseCsr } from '../../src/x509/csr';
 import { readChildren, readSingleTlv } from '../../src/x509/der';
@@ -19,6 +11,7 @@ import { encodePem } from '../../src/x509/pem';
 import { KEY_ALGORITHMS, testKey } from '../support/x509';
 import { propertyRuns } from '../support/property';
 import { expectRefusalAs } from '../support/refusal';
+import { rawCsr, type RawCsrOptions } from '../support/raw-csr';
 
 const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const OID_ECDSA_SHA384 = '1.2.840.10045.4.3.3';
@@ -26,50 +19,6 @@ const OID_RSA_SHA256 = '1.2.840.113549.1.1.11';
 const OID_RSA_PSS = '1.2.840.113549.1.1.10';
 const OID_ED25519 = '1.3.101.112';
 const OID_DSA_SHA256 = '2.16.840.1.101.3.4.3.2';
-
-interface RawCsrOptions {
-  /** Signature algorithm OID written into the request. */
-  oid: string;
-  /** Digest node:crypto signs with (null for Ed25519). */
-  hash: string | null;
-  /** undefined omits AlgorithmIdentifier parameters, null writes NULL. */
-  params?: null;
-  subjectCn?: string;
-}
-
-/**
- * A CSR built by hand, so that tests can make requests createCsr refuses to make: unaccepted keys,
- * mismatched or unusual algorithms.
- */
-function rawCsr(privateKey: KeyObject, o: RawCsrOptions): Uint8Array {
-  const info = new CertificationRequestInfo({
-    version: 0,
-    subject: new Name(
-      o.subjectCn === undefined
-        ? []
-        : [
-            new RelativeDistinguishedName([
-              new AttributeTypeAndValue({
-                type: '2.5.4.3',
-                value: new AttributeValue({ utf8String: o.subjectCn }),
-              }),
-            ]),
-          ],
-    ),
-    subjectPKInfo: AsnConvert.parse(spkiDer(privateKey), SubjectPublicKeyInfo),
-    attributes: new Attributes(),
-  });
-  const infoDer = new Uint8Array(AsnConvert.serialize(info));
-  const signature = new Uint8Array(sign(o.hash, infoDer, privateKey));
-  const alg = new AlgorithmIdentifier({ algorithm: o.oid });
-  if (o.params === null) alg.parameters = null;
-  const csr = new CertificationRequest({
-    certificationRequestInfo: info,
-    signatureAlgorithm: alg,
-    signature: signature.buffer,
-  });
-  return new Uint8Array(AsnConvert.serialize(csr));
-}
 
 function assertMalformed(input: Uint8Array | string, code: string = ErrorCode.MALFORMED_CSR): void {
   expectRefusalAs(() => parseCsr(input), MalformedInputError, code);

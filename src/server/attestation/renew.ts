@@ -7,12 +7,11 @@
  */
 import type { CaManager, SignedX509Svid } from '../../ca';
 import { applyIssuancePolicy, type IssuancePolicySource } from '../../policy';
-import { InvalidArgumentError, NoMatchingEntryError } from '../../errors';
+import { NoMatchingEntryError } from '../../errors';
 import type { RenewRequest, RenewResponse } from '../../gen/lanyard/v1/attestation';
 import type { Store } from '../../store/store';
 import type { Entry, SessionRecord } from '../../store/types';
 import type { AgentContext } from '../../x509/agent-context/types';
-import type { ParsedCsr } from '../../x509/csr';
 import { bundleToProto } from '../bundle/to-proto';
 import { secondsUntil, signSessionSvid } from '../issuance/session-svid';
 import { resolveCaller } from '../auth/resolve-caller';
@@ -38,7 +37,8 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
   const now = deps.clock();
   // A workload SVID renews into a workload SVID, a live session's SVID into the same session.
   const caller = await resolveCaller(deps, call, 'workload-or-session', now);
-  const csr = await deps.ca.checkCsr(req.csr);
+  // The CSR is checked where the leaf is signed (CaManager.signX509Svid), in the same signing-pool request.
+  const csr = req.csr;
   const { id: spiffeId, leaf, entry, session } = caller;
   const previous = caller.context;
   const provenance = {
@@ -60,7 +60,7 @@ export async function renew(deps: RenewDeps, req: RenewRequest, call: PeerCall):
     session === undefined
       ? await issueWorkloadSvid(deps.ca, {
           entry,
-          publicKey: csr.publicKey,
+          csr,
           context: renewedWorkloadContext(previous, entry, provenance, deps.policy),
           defaultTtlSeconds: deps.defaultTtlSeconds,
           now,
@@ -93,19 +93,21 @@ async function renewSession(
     previous: Readonly<AgentContext>;
     leafSpki: Uint8Array;
     entry: Entry;
-    csr: ParsedCsr;
+    csr: Uint8Array;
     provenance: AgentContext['provenance'];
     now: Date;
   },
 ): Promise<SignedX509Svid> {
   const delegated = r.previous.delegation.length > 0;
   // The parent's binding names the child's key, so a delegated session keeps it: the chain would not verify
-  // for another. (The session is live: resolveCaller checked it.)
-  if (delegated && !Buffer.from(r.csr.spki).equals(Buffer.from(r.leafSpki))) {
-    throw new InvalidArgumentError(
-      `session ${r.session.id} was delegated to this key: renew with a CSR for the same key`,
-    );
-  }
+  // for another. (The session is live: resolveCaller checked it.) The CA refuses a CSR for another key with
+  // ERR_INVALID_ARGUMENT before it signs, where it checks the CSR.
+  const sameKeyAs = delegated
+    ? {
+        spki: r.leafSpki,
+        refusal: `session ${r.session.id} was delegated to this key: renew with a CSR for the same key`,
+      }
+    : undefined;
   const allowed = new Set(r.entry.allowedScopes);
   // The issuance policy in force now applies too (a withdrawn scope goes at the next renewal, with the new
   // policy version); scopes only ever narrow here, so a renewal cannot widen what the session was given.
@@ -131,7 +133,8 @@ async function renewSession(
   );
   const signed = await signSessionSvid(deps.ca, {
     entry: r.entry,
-    publicKey: r.csr.publicKey,
+    csr: r.csr,
+    ...(sameKeyAs !== undefined && { sameKeyAs }),
     context,
     ttlSeconds,
     now: r.now,

@@ -1,11 +1,11 @@
 /** Signing a session SVID whose notAfter never passes a given instant (the session's or the grant's end). */
-import { randomBytes, type KeyObject } from 'node:crypto';
-import type { CaManager, SignedX509Svid } from '../../ca';
+import { randomBytes } from 'node:crypto';
+import type { CaManager, SignedX509Svid, SvidSubjectKey } from '../../ca';
 import { SessionExpiredError } from '../../errors';
 import type { Entry } from '../../store/types';
 import { encodeAgentContext } from '../../x509/agent-context/codec';
 import type { AgentContext } from '../../x509/agent-context/types';
-import { withIssuedContext } from './workload-svid';
+import { subjectKeyOf, withIssuedContext } from './workload-svid';
 
 /** 128 random bits: a session id is a bearer of nothing, but it must not be guessable or enumerable. */
 export function newSessionId(): string {
@@ -21,12 +21,12 @@ export function secondsUntil(now: Date, until: Date, maxSeconds: number, what: s
 
 export async function signSessionSvid(
   ca: CaManager,
-  req: { entry: Entry; publicKey: KeyObject; context: AgentContext; ttlSeconds: number; now: Date },
+  req: { entry: Entry; context: AgentContext; ttlSeconds: number; now: Date } & SvidSubjectKey,
 ): Promise<SignedX509Svid> {
   const agentContextDer = encodeAgentContext(req.context);
   const signed = await ca.signX509Svid({
     spiffeId: req.entry.spiffeId,
-    publicKey: req.publicKey,
+    ...subjectKeyOf(req),
     ttlSeconds: req.ttlSeconds,
     ...(req.entry.dnsNames.length > 0 ? { dnsNames: [...req.entry.dnsNames] } : {}),
     agentContextDer,

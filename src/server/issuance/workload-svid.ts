@@ -1,19 +1,26 @@
 /** Signing a workload SVID for an entry and packing it as the wire's X509Svid + Bundle. */
-import type { KeyObject } from 'node:crypto';
-import type { CaManager, SignedX509Svid } from '../../ca';
+import type { CaManager, SignedX509Svid, SvidSubjectKey } from '../../ca';
 import type { X509Svid } from '../../gen/lanyard/v1/types';
 import type { Entry } from '../../store/types';
 import { encodeAgentContext } from '../../x509/agent-context/codec';
 import type { AgentContext } from '../../x509/agent-context/types';
 import type { SignedLeaf } from '../../x509/profiles';
 
-export interface IssueRequest {
+export type IssueRequest = {
   entry: Entry;
-  publicKey: KeyObject;
   context: AgentContext;
   /** Used when the entry sets no TTL (x509_svid_ttl_seconds = 0). */
   defaultTtlSeconds: number;
   now: Date;
+} & SvidSubjectKey;
+
+/**
+ * The workload's key of a request, as CaManager.signX509Svid takes it: a checked KeyObject, or the CSR (and
+ * its pin) that the CA checks where it signs, in one signing-pool round trip.
+ */
+export function subjectKeyOf(req: SvidSubjectKey): SvidSubjectKey {
+  if (req.csr === undefined) return { publicKey: req.publicKey };
+  return { csr: req.csr, ...(req.sameKeyAs !== undefined && { sameKeyAs: req.sameKeyAs }) };
 }
 
 export function svidTtlSeconds(entry: Entry, defaultTtlSeconds: number): number {
@@ -24,7 +31,7 @@ export async function issueWorkloadSvid(ca: CaManager, req: IssueRequest): Promi
   const agentContextDer = encodeAgentContext(req.context);
   const signed = await ca.signX509Svid({
     spiffeId: req.entry.spiffeId,
-    publicKey: req.publicKey,
+    ...subjectKeyOf(req),
     ttlSeconds: svidTtlSeconds(req.entry, req.defaultTtlSeconds),
     ...(req.entry.dnsNames.length > 0 ? { dnsNames: [...req.entry.dnsNames] } : {}),
     agentContextDer,

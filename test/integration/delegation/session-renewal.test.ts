@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as https from 'node:https';
 import express from 'express';
+import * as grpc from '@grpc/grpc-js';
 import type { ServerX509Source } from '../../../src/client/server-x509-source';
 import { startSession } from '../../../src/hop/handoff';
 import type { SessionX509Source } from '../../../src/client/handoff';
@@ -15,6 +16,10 @@ import { lanyardExpress } from '../../../src/hop/express';
 import { followSource, HopHttpsAgent } from '../../../src/hop/tls';
 import { authorizeOneOf } from '../../../src/verify';
 import { startTestServer, type TestServer } from '../../support/test-server';
+import { connectPublic, newKey, renewCall, type ClientIdentity } from '../../support/public-client';
+import { rejectsGrpcWithCode } from '../../support/grpc-refusal';
+import { createCsr } from '../../../src/x509/csr';
+import { ParsedCertificate } from '../../../src/x509/certificate';
 import {
   assertSourceEnded,
   closeServer,
@@ -23,6 +28,7 @@ import {
   httpsGetJson,
   id,
   listenHttps,
+  TD,
   workloadSource,
 } from '../../support/hop';
 
@@ -193,6 +199,38 @@ describe('sessions: the session sources renew within the session and end with it
     // No renewal reaches past the grant: at its end the source ends, and serves nothing after.
     await assertSourceEnded(ended, child, 'ERR_SESSION_EXPIRED');
     assert.ok(Date.now() >= child.sessionExpiresAt.getTime() - 1000);
+  });
+
+  it('refuses: a delegated session renewed with a CSR for another key is ERR_INVALID_ARGUMENT', async () => {
+    const planner = await startSession({
+      server: s.running.publicAddress,
+      source: plannerWl,
+      scopes: ['docs:read', 'tools:run'],
+      intent: 'delegate, then renew with another key',
+    });
+    open.push(planner);
+    const { child, key } = await handOff(s, planner, 'tool-runner', toolWl, ['docs:read'], {
+      retry: { initialMs: 100, maxMs: 500 },
+    });
+    open.push(child);
+    const presented = child.getX509Svid();
+    const identity: ClientIdentity = { key: key.privateKey, chain: presented.chain.map((c) => c.der) };
+    const pub = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), TD, identity);
+    try {
+      // The CA checks the CSR where it signs (one signing-pool request), and refuses it for another key.
+      await rejectsGrpcWithCode(
+        renewCall(pub, newKey().csr),
+        grpc.status.INVALID_ARGUMENT,
+        'ERR_INVALID_ARGUMENT',
+        `session ${child.sessionId} was delegated to this key`,
+      );
+      // A CSR for the bound key renews into the same session, for that key.
+      const renewed = await renewCall(pub, Buffer.from(createCsr(key.privateKey).der));
+      const leaf = ParsedCertificate.fromDer(renewed.svid!.certChain[0]!);
+      assert.ok(Buffer.from(leaf.spkiDer).equals(Buffer.from(presented.chain[0]!.spkiDer)));
+    } finally {
+      pub.close();
+    }
   });
 
   it('refuses: an ended session ends its source at once (revocation feed) with ERR_SESSION_ENDED, no reissue', async () => {
