@@ -50,6 +50,26 @@ describe('hop: what is kept per connection and per SVID', function () {
     for (const c of closers.reverse()) await c();
   });
 
+  /** A hop TLS server answering each accepted peer with its ID; the reasons of its denials, in order. */
+  async function echoTlsServer(
+    options: Omit<Parameters<typeof createHopTlsServer>[0], 'authorize' | 'onDecision'>,
+  ): Promise<{ port: number; denied: string[] }> {
+    const denied: string[] = [];
+    const server = createHopTlsServer(
+      {
+        ...options,
+        authorize: authorizeAny(),
+        onDecision: (d) => {
+          if (d.decision === 'deny') denied.push(d.reason ?? '');
+        },
+      },
+      (socket, peer) => socket.end(peer.spiffeId),
+    );
+    const port = await listenLocal(server);
+    closers.push(() => closeServer(server));
+    return { port, denied };
+  }
+
   async function expressServer(options: Omit<HopExpressOptions, 'source'>): Promise<{
     port: number;
     connections: () => number;
@@ -275,22 +295,8 @@ describe('hop: what is kept per connection and per SVID', function () {
     // another intermediate must complete peers with the new one, and rotating back must stop doing so.
     const first = issueSvid(pki, sid('api'));
     const source = new StaticX509Source(toX509Svid(first.chain, first.key.privateKey), pki.bundle);
-    const denied: string[] = [];
-    const server = createHopTlsServer(
-      {
-        source,
-        authorize: authorizeAny(),
-        onDecision: (d) => {
-          if (d.decision === 'deny') denied.push(d.reason ?? '');
-        },
-      },
-      (socket, peer) => socket.end(peer.spiffeId),
-    );
-    const port = await listenLocal(server);
-    closers.push(
-      () => closeServer(server),
-      () => source.close(),
-    );
+    const { port, denied } = await echoTlsServer({ source });
+    closers.push(() => source.close());
     const underSibling = issueSvid(sibling, sid('sibling'));
     // Only its leaf, as a client resuming a session presents it: the server must know the intermediate.
     const leafOnly: Svid = { ...underSibling, chain: underSibling.chain.slice(0, 1) };
@@ -330,20 +336,7 @@ describe('hop: what is kept per connection and per SVID', function () {
     const revoked = new Set<string>();
     const revocation: RevocationChecker = { isRevoked: (q) => revoked.has(q.serialHex) };
     const source = pkiSource(issueSvid(pki, sid('api')), pki.bundle);
-    const denied: string[] = [];
-    const server = createHopTlsServer(
-      {
-        source,
-        authorize: authorizeAny(),
-        revocation,
-        onDecision: (d) => {
-          if (d.decision === 'deny') denied.push(d.reason ?? '');
-        },
-      },
-      (socket, peer) => socket.end(peer.spiffeId),
-    );
-    const port = await listenLocal(server);
-    closers.push(() => closeServer(server));
+    const { port, denied } = await echoTlsServer({ source, revocation });
     const victim = issueSvid(pki, sid('victim'));
     const rooted = issueSvid(pki, sid('rooted'));
     for (let i = 0; i < 2; i++) {
@@ -368,19 +361,7 @@ describe('hop: what is kept per connection and per SVID', function () {
     // Both domains' bundles stay: the leaf still verifies, only the service's own domain changed.
     const other = createPki('other.test');
     const source = pkiSource(issueSvid(pki, sid('api')), [pki.bundle, other.bundle]);
-    const denied: string[] = [];
-    const server = createHopTlsServer(
-      {
-        source,
-        authorize: authorizeAny(),
-        onDecision: (d) => {
-          if (d.decision === 'deny') denied.push(d.reason ?? '');
-        },
-      },
-      (socket, peer) => socket.end(peer.spiffeId),
-    );
-    const port = await listenLocal(server);
-    closers.push(() => closeServer(server));
+    const { port, denied } = await echoTlsServer({ source });
     const client = issueSvid(pki, sid('before'));
     for (let i = 0; i < 2; i++) assert.equal((await tlsExchange(port, client, roots)).reply, sid('before'));
     const moved = issueSvid(other, 'spiffe://other.test/api');
