@@ -36,18 +36,9 @@ import {
   TD as KIT_TD,
   type CertSpec,
 } from '../support/pki';
-import { outcomeCode } from '../support/refusal';
+import { verifyOutcome } from '../support/refusal';
 
 const TD = 'review.example';
-
-/** 'accepted' or the refusal code of verifyX509Svid on `chain`. */
-function outcome(
-  chain: readonly Uint8Array[],
-  bundle: X509BundleSource,
-  options: VerifyX509SvidOptions = {},
-): string {
-  return outcomeCode(() => verifyX509Svid(chain, bundle, options));
-}
 
 /** Re-encodes a DER element's length (the header at `at`) in long form with one more octet than it needs. */
 function longerLength(der: Uint8Array, at: number): Uint8Array {
@@ -97,8 +88,12 @@ describe('review: fast paths answer as the full path does', () => {
       expect: string,
       bundle: X509BundleSource = pki.bundle,
     ): void => {
-      assert.equal(outcome(chain, bundle, { ...options, cache: null }), expect, 'the cold verdict');
-      assert.equal(outcome(chain, bundle, { ...options, cache }), expect, 'the verdict with the kept leaf');
+      assert.equal(verifyOutcome(chain, bundle, { ...options, cache: null }), expect, 'the cold verdict');
+      assert.equal(
+        verifyOutcome(chain, bundle, { ...options, cache }),
+        expect,
+        'the verdict with the kept leaf',
+      );
     };
 
     it('accepts a renewal at the last millisecond of the intermediate’s last second, and refuses one a second later', () => {
@@ -147,7 +142,7 @@ describe('review: fast paths answer as the full path does', () => {
       verifyX509Svid([first, inter.cert.der], pki.bundle, { at: NOW, cache });
       verifyX509Svid([second, inter.cert.der], pki.bundle, { at: NOW, cache });
       assert.equal(
-        outcome([second, inter.cert.der], pki.bundle, { at: NOW, cache, revocation }),
+        verifyOutcome([second, inter.cert.der], pki.bundle, { at: NOW, cache, revocation }),
         'ERR_REVOKED',
       );
       sameAsCold(cache, [leaf(), inter.cert.der], { at: NOW, revocation }, 'accepted');
@@ -172,9 +167,9 @@ describe('review: fast paths answer as the full path does', () => {
       for (const [what, bad] of variants) {
         const cache = primed();
         const chain = [bad, inter.cert.der];
-        const cold = outcome(chain, pki.bundle, { at: NOW, cache: null });
+        const cold = verifyOutcome(chain, pki.bundle, { at: NOW, cache: null });
         assert.notEqual(cold, 'accepted', `${what}: the strict parser accepts it`);
-        assert.equal(outcome(chain, pki.bundle, { at: NOW, cache }), cold, what);
+        assert.equal(verifyOutcome(chain, pki.bundle, { at: NOW, cache }), cold, what);
         assert.equal(cache.stats().renewals.hits, 0, `${what}: taken for a renewal`);
       }
     });
@@ -203,9 +198,9 @@ describe('review: fast paths answer as the full path does', () => {
       // A view one byte short (the certificate's last byte outside it, in the buffer) is refused as cold.
       cache = primed();
       const short = new Uint8Array(Uint8Array.from(der).buffer, 0, der.length - 1);
-      const cold = outcome([short, inter.cert.der], pki.bundle, { at: NOW, cache: null });
+      const cold = verifyOutcome([short, inter.cert.der], pki.bundle, { at: NOW, cache: null });
       assert.notEqual(cold, 'accepted');
-      assert.equal(outcome([short, inter.cert.der], pki.bundle, { at: NOW, cache }), cold);
+      assert.equal(verifyOutcome([short, inter.cert.der], pki.bundle, { at: NOW, cache }), cold);
       assert.equal(cache.stats().renewals.hits, 0);
     });
 
@@ -245,9 +240,9 @@ describe('review: fast paths answer as the full path does', () => {
       for (let i = 0; i < 2; i++) verifyX509Svid(chain, pki.bundle, { at: NOW, cache });
       assert.equal(cache.stats().chains.size, 1);
       for (const at of [end, end + 999, end + 1000]) {
-        const cold = outcome(chain, pki.bundle, { at: new Date(at), cache: null });
+        const cold = verifyOutcome(chain, pki.bundle, { at: new Date(at), cache: null });
         assert.equal(
-          outcome(chain, pki.bundle, { at: new Date(at), cache }),
+          verifyOutcome(chain, pki.bundle, { at: new Date(at), cache }),
           cold,
           `at notAfter + ${at - end} ms`,
         );

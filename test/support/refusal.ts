@@ -4,7 +4,9 @@
  * class); refusals that crossed gRPC are in ./grpc-refusal.
  */
 import assert from 'node:assert/strict';
+import type { X509BundleSource } from '../../src/bundle';
 import { isLanyardError, type LanyardError } from '../../src/errors';
+import { verifyX509Svid, type VerifyX509SvidOptions } from '../../src/verify';
 
 export type LanyardErrorClass<E extends LanyardError = LanyardError> = abstract new (...args: never[]) => E;
 
@@ -50,6 +52,15 @@ export function outcomeCode(fn: () => unknown): string {
     assert.ok(isLanyardError(e), `not a typed refusal: ${describeError(e)}`);
     return e.code;
   }
+}
+
+/** 'accepted', or the code verifyX509Svid refuses `chain` with: fast paths are compared with a cold run by it. */
+export function verifyOutcome(
+  chain: readonly Uint8Array[],
+  bundle: X509BundleSource,
+  options: VerifyX509SvidOptions = {},
+): string {
+  return outcomeCode(() => verifyX509Svid(chain, bundle, options));
 }
 
 /** Asserts that `fn` throws the refusal `code`. */

@@ -12,7 +12,7 @@ import {
   type TrustDomainPki,
 } from '../support/pki';
 import { propertyRuns } from '../support/property';
-import { expectRefusal, outcomeCode } from '../support/refusal';
+import { expectRefusal, verifyOutcome } from '../support/refusal';
 import { mutate, mutation } from '../x509/mutations';
 
 /**
@@ -24,15 +24,6 @@ import { mutate, mutation } from '../x509/mutations';
  */
 
 const TD = 'example.org';
-
-/** The code verifyX509Svid refuses with, or 'accepted'. */
-function outcome(
-  chain: readonly Uint8Array[],
-  bundle: TrustDomainPki['bundle'],
-  options: VerifyX509SvidOptions,
-): string {
-  return outcomeCode(() => verifyX509Svid(chain, bundle, options));
-}
 
 describe('a new leaf under known intermediates', () => {
   describe('X509-SVID and path rules on the leaf (certificates built at a fixed instant)', () => {
@@ -75,7 +66,7 @@ describe('a new leaf under known intermediates', () => {
         const cache = warm();
         const chain = [makeLeaf(id, inter, spec).cert.der, inter.cert.der];
         expectRefusal(() => verifyX509Svid(chain, pki.bundle, { at: NOW, cache, ...extra }), code);
-        assert.equal(outcome(chain, pki.bundle, { at: NOW, cache: null, ...extra }), code);
+        assert.equal(verifyOutcome(chain, pki.bundle, { at: NOW, cache: null, ...extra }), code);
         assert.equal(cache.stats().certificates.hits, 1, 'the intermediate came from the cache');
       });
     }
@@ -121,7 +112,7 @@ describe('a new leaf under known intermediates', () => {
       const cache = warm();
       const chain = [renew({ key: newKey() }), pki.intermediate.cert.der];
       expectRefusal(() => verifyX509Svid(chain, pki.bundle, { cache }), 'ERR_DELEGATION_LINK_INVALID', /key/);
-      assert.equal(outcome(chain, pki.bundle, { cache: null }), 'ERR_DELEGATION_LINK_INVALID');
+      assert.equal(verifyOutcome(chain, pki.bundle, { cache: null }), 'ERR_DELEGATION_LINK_INVALID');
       // The refused key was not remembered as the matching one: the right key still passes, the wrong one not.
       verifyX509Svid([renew(), pki.intermediate.cert.der], pki.bundle, { cache });
       expectRefusal(() => verifyX509Svid(chain, pki.bundle, { cache }), 'ERR_DELEGATION_LINK_INVALID');
@@ -131,7 +122,7 @@ describe('a new leaf under known intermediates', () => {
       const cache = warm();
       const chain = [renew({ spiffeId: `spiffe://${TD}/intruder` }), pki.intermediate.cert.der];
       expectRefusal(() => verifyX509Svid(chain, pki.bundle, { cache }), 'ERR_DELEGATION_LINK_INVALID');
-      assert.equal(outcome(chain, pki.bundle, { cache: null }), 'ERR_DELEGATION_LINK_INVALID');
+      assert.equal(verifyOutcome(chain, pki.bundle, { cache: null }), 'ERR_DELEGATION_LINK_INVALID');
     });
 
     it("re-applies the caller's delegation depth bound to a proven context", () => {
@@ -149,8 +140,8 @@ describe('a new leaf under known intermediates', () => {
       fc.assert(
         fc.property(mutation, (m) => {
           const chain = [mutate(leaf, m), pki.intermediate.cert.der];
-          const cold = outcome(chain, pki.bundle, { cache: null });
-          const hot = outcome(chain, pki.bundle, { cache });
+          const cold = verifyOutcome(chain, pki.bundle, { cache: null });
+          const hot = verifyOutcome(chain, pki.bundle, { cache });
           assert.equal(hot, cold);
           // A changed byte is in the signed part, the signature or the framing: never accepted. (A mutation
           // can leave the bytes as they were, e.g. setting a byte to its own value.)

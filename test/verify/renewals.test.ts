@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { X509Bundle } from '../../src/bundle';
 import { TrustDomain } from '../../src/spiffe';
-import { VerificationCache, verifyX509Svid, type VerifyX509SvidOptions } from '../../src/verify';
+import { VerificationCache, verifyX509Svid } from '../../src/verify';
 import { RenewedLeaves } from '../../src/verify/renewals';
 import { readCertificateOutline } from '../../src/x509/certificate-der';
 import { subjectKeyIdOf } from '../../src/x509/der-extensions';
@@ -23,7 +23,7 @@ import {
   type TrustDomainPki,
 } from '../support/pki';
 import { propertyRuns } from '../support/property';
-import { expectRefusal, outcomeCode } from '../support/refusal';
+import { expectRefusal, verifyOutcome } from '../support/refusal';
 import { mutate, mutation } from '../x509/mutations';
 
 /**
@@ -35,10 +35,6 @@ import { mutate, mutation } from '../x509/mutations';
  */
 
 const TD = 'example.org';
-
-function outcome(chain: readonly Uint8Array[], bundle: X509Bundle, options: VerifyX509SvidOptions): string {
-  return outcomeCode(() => verifyX509Svid(chain, bundle, options));
-}
 
 // The module object certificate.ts calls verify() on (CommonJS under tsx and in dist/): wrapped to count checks.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -141,7 +137,7 @@ describe('renewals of a verified leaf', () => {
       const other = last.id.slice(0, -1) + (last.id.endsWith('x') ? 'y' : 'x');
       const chain = [renew({ spiffeId: other }), pki.intermediate.cert.der];
       expectRefusal(() => verifyX509Svid(chain, pki.bundle, { cache }), 'ERR_DELEGATION_LINK_INVALID');
-      assert.equal(outcome(chain, pki.bundle, { cache: null }), 'ERR_DELEGATION_LINK_INVALID');
+      assert.equal(verifyOutcome(chain, pki.bundle, { cache: null }), 'ERR_DELEGATION_LINK_INVALID');
       assert.equal(cache.stats().renewals.hits, 0);
     });
 
@@ -158,9 +154,9 @@ describe('renewals of a verified leaf', () => {
     it('refuses a renewal presented without the intermediate the kept leaf came with', () => {
       const cache = primed();
       const chain = [renew()];
-      const cold = outcome(chain, pki.bundle, { cache: null });
+      const cold = verifyOutcome(chain, pki.bundle, { cache: null });
       assert.notEqual(cold, 'accepted');
-      assert.equal(outcome(chain, pki.bundle, { cache }), cold);
+      assert.equal(verifyOutcome(chain, pki.bundle, { cache }), cold);
       assert.equal(cache.stats().renewals.hits, 0);
     });
 
@@ -183,7 +179,7 @@ describe('renewals of a verified leaf', () => {
       der[der.length - 1] = der[der.length - 1]! ^ 0x01;
       const chain = [der, pki.intermediate.cert.der];
       expectRefusal(() => verifyX509Svid(chain, pki.bundle, { cache }), 'ERR_SIGNATURE_INVALID');
-      assert.equal(outcome(chain, pki.bundle, { cache: null }), 'ERR_SIGNATURE_INVALID');
+      assert.equal(verifyOutcome(chain, pki.bundle, { cache: null }), 'ERR_SIGNATURE_INVALID');
       assert.equal(cache.stats().renewals.hits, 0);
     });
 
@@ -194,7 +190,7 @@ describe('renewals of a verified leaf', () => {
       const chain = [der, pki.intermediate.cert.der];
       let hot = '';
       const checks = signatureChecksOf(der, () => {
-        hot = outcome(chain, pki.bundle, { cache });
+        hot = verifyOutcome(chain, pki.bundle, { cache });
       });
       assert.equal(hot, 'ERR_SIGNATURE_INVALID');
       assert.equal(cache.stats().renewals.misses > 0, true, 'looked at as a renewal');
@@ -225,8 +221,8 @@ describe('renewals of a verified leaf', () => {
           // which is accepted, and taken as a renewal the first time it comes.
           const mutated = Buffer.compare(chain[0]!, leaf) !== 0;
           const hitsBefore = cache.stats().renewals.hits;
-          const cold = outcome(chain, pki.bundle, { cache: null });
-          const hot = outcome(chain, pki.bundle, { cache });
+          const cold = verifyOutcome(chain, pki.bundle, { cache: null });
+          const hot = verifyOutcome(chain, pki.bundle, { cache });
           assert.equal(hot, cold);
           if (mutated) {
             assert.notEqual(hot, 'accepted');
@@ -257,7 +253,7 @@ describe('renewals of a verified leaf', () => {
       bundle = pki.bundle,
     ) => {
       expectRefusal(() => verifyX509Svid(chain, bundle, { at: NOW, cache }), code);
-      assert.equal(outcome(chain, bundle, { at: NOW, cache: null }), code);
+      assert.equal(verifyOutcome(chain, bundle, { at: NOW, cache: null }), code);
       assert.equal(cache.stats().renewals.hits, 0, 'not taken for a renewal');
     };
 
@@ -289,7 +285,7 @@ describe('renewals of a verified leaf', () => {
         subjectKeyId: false,
         spkiDer: spki,
       }).der;
-      const cold = outcome([der, inter.cert.der], pki.bundle, { at: NOW, cache: null });
+      const cold = verifyOutcome([der, inter.cert.der], pki.bundle, { at: NOW, cache: null });
       assert.notEqual(cold, 'accepted');
       refusedAsCold(cache, [der, inter.cert.der], cold);
     });
@@ -348,9 +344,9 @@ describe('renewals of a verified leaf', () => {
       const cache = primed();
       const at = new Date(inter.cert.notAfter.getTime() + 1000);
       const chain = [leaf({ notAfter: new Date(at.getTime() + HOUR) }), inter.cert.der];
-      const cold = outcome(chain, pki.bundle, { at, cache: null });
+      const cold = verifyOutcome(chain, pki.bundle, { at, cache: null });
       assert.equal(cold, 'ERR_CERT_EXPIRED');
-      assert.equal(outcome(chain, pki.bundle, { at, cache }), cold);
+      assert.equal(verifyOutcome(chain, pki.bundle, { at, cache }), cold);
       assert.equal(cache.stats().renewals.hits, 0);
     });
 
@@ -364,7 +360,7 @@ describe('renewals of a verified leaf', () => {
       // A rotated bundle without that root: refused as without a cache.
       const rotated = X509Bundle.fromDer(td, [createPki(TD).root.cert.der]);
       const chain = [leaf(), inter.cert.der];
-      const cold = outcome(chain, rotated, { at: NOW, cache: null });
+      const cold = verifyOutcome(chain, rotated, { at: NOW, cache: null });
       assert.notEqual(cold, 'accepted');
       refusedAsCold(primed(), chain, cold, rotated);
     });
@@ -443,8 +439,8 @@ describe('renewals of a verified leaf', () => {
     const checkAsCold = (cache: VerificationCache, der: Uint8Array, at?: Date, p = pki): string => {
       const chain = [der, p.intermediate.cert.der];
       const hits = cache.stats().renewals.hits;
-      const cold = outcome(chain, p.bundle, { at, cache: null });
-      assert.equal(outcome(chain, p.bundle, { at, cache }), cold);
+      const cold = verifyOutcome(chain, p.bundle, { at, cache: null });
+      assert.equal(verifyOutcome(chain, p.bundle, { at, cache }), cold);
       assert.equal(cache.stats().renewals.hits, hits, 'not taken for a renewal');
       return cold;
     };
@@ -561,8 +557,8 @@ describe('renewals of a verified leaf', () => {
           const der = mutate(leaf, m);
           const hits = cache.stats().renewals.hits;
           const chain = [der, live.intermediate.cert.der];
-          const cold = outcome(chain, live.bundle, { cache: null });
-          assert.equal(outcome(chain, live.bundle, { cache }), cold);
+          const cold = verifyOutcome(chain, live.bundle, { cache: null });
+          assert.equal(verifyOutcome(chain, live.bundle, { cache }), cold);
           if (Buffer.compare(der, leaf) !== 0) {
             assert.notEqual(cold, 'accepted');
             assert.equal(cache.stats().renewals.hits, hits, 'a mutated leaf was taken for a renewal');
