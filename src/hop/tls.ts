@@ -8,7 +8,7 @@
  * open connections keep their context); clients build their context from the source's current SVID for each
  * new connection.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as https from 'node:https';
 import { isIP } from 'node:net';
 import type * as http from 'node:http';
@@ -273,21 +273,50 @@ function hopClientOptions(
     rejectUnauthorized: true,
     agent: false,
     session: undefined,
-    // Unique per call (32 hex digits); randomUUID draws from a buffered pool, randomBytes would not.
-    sessionIdContext: randomUUID().replace(/-/g, ''),
-    checkServerIdentity: (_host: string, cert: tls.PeerCertificate): Error | undefined => {
-      try {
-        // Node has just read the detailed chain for this call; nobody needs to read it again.
-        const chain = withKnownIntermediates(peerChainOf(cert), options.source);
-        onChain?.(chain);
-        const peer = verifyHopPeerSync(chain, verify, { transport: 'tls' });
-        options.onServer?.(peer);
-        return undefined;
-      } catch (e) {
-        return e instanceof Error ? e : new Error(String(e));
-      }
-    },
+    sessionIdContext: nextSessionIdContext(),
+    checkServerIdentity: checkServer.bind(new ServerCheck(options, verify, onChain)),
   };
+}
+
+/** What checkServer needs of one tlsClientOptions call. */
+class ServerCheck {
+  constructor(
+    readonly options: HopClientOptions,
+    readonly verify: HopVerifyOptions,
+    readonly onChain: ((chain: Uint8Array[]) => void) | undefined,
+  ) {}
+}
+
+/**
+ * The `checkServerIdentity` of a tlsClientOptions call, bound to that call's ServerCheck (a bound function
+ * costs less to make per connection than a closure named by a `checkServerIdentity:` property under tsx).
+ */
+function checkServer(this: ServerCheck, _host: string, cert: tls.PeerCertificate): Error | undefined {
+  try {
+    // Node has just read the detailed chain for this call; nobody needs to read it again.
+    const chain = withKnownIntermediates(peerChainOf(cert), this.options.source);
+    this.onChain?.(chain);
+    const peer = verifyHopPeerSync(chain, this.verify, CLIENT_TLS_REQUEST);
+    this.options.onServer?.(peer);
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  }
+}
+
+const CLIENT_TLS_REQUEST = Object.freeze({ transport: 'tls' as const });
+
+/**
+ * A `sessionIdContext` unique to each call (32 hex digits: a random prefix drawn once per process, then a
+ * counter). It is part of an https agent's pool key and unused by a TLS client, so unique is all it must be;
+ * a counter is that without a UUID drawn, formatted and stripped of its dashes per connection.
+ */
+const sessionIdPrefix = randomBytes(8).toString('hex');
+let sessionIdCount = 0;
+
+function nextSessionIdContext(): string {
+  sessionIdCount = sessionIdCount >= Number.MAX_SAFE_INTEGER ? 0 : sessionIdCount + 1;
+  return sessionIdPrefix + sessionIdCount.toString(16).padStart(16, '0');
 }
 
 /**
@@ -343,8 +372,10 @@ export type HopTlsClientOptions = tls.ConnectionOptions & {
 };
 
 function clientVerifyOptions(options: HopClientOptions): HopVerifyOptions {
-  const kept = clientVerifies.get(options);
-  if (kept !== undefined && madeFrom(kept, options)) return kept.verify;
+  const made = clientVerifies.get(options.source);
+  if (made !== undefined) {
+    for (const kept of made) if (madeFrom(kept, options)) return kept.verify;
+  }
   const verify = prepareHopVerifyOptions(
     checkHopVerifyOptions({
       ...options,
@@ -356,26 +387,38 @@ function clientVerifyOptions(options: HopClientOptions): HopVerifyOptions {
       ]),
     }),
   );
-  const made: ClientVerify = { keys: [], values: [], domains: [], verify };
+  const kept: ClientVerify = { keys: [], values: [], domains: [], verify };
   for (const key in options) {
-    made.keys.push(key);
-    made.values.push(options[key as keyof HopClientOptions]);
+    if (key === 'onServer') continue;
+    kept.keys.push(key);
+    kept.values.push(options[key as keyof HopClientOptions]);
   }
-  made.domains.push(...(options.federatedTrustDomains ?? []), ...(options.caTrustDomains ?? []));
-  clientVerifies.set(options, made);
+  kept.domains.push(...(options.federatedTrustDomains ?? []), ...(options.caTrustDomains ?? []));
+  if (made === undefined) clientVerifies.set(options.source, [kept]);
+  else {
+    // The oldest first: a bound for a caller that changes its options on every call, not a recency order.
+    if (made.length >= MAX_VERIFIES_PER_SOURCE) made.shift();
+    made.push(kept);
+  }
   return verify;
 }
 
 /**
- * The verify options made from each HopClientOptions object, and what they were made from. A client calls
- * tlsClientOptions with the same options for every connection, and making them (a copy of the options, the
- * domain lists joined, the verifier's options) was about half of the call (3–5 µs, in code too cold to be
- * optimized). A caller may still change its options object between calls: an own property added, removed or
- * set to another value, or a domain list whose contents changed in place, makes them anew.
+ * The verify options made for each source, and what each was made from. A client calls tlsClientOptions for
+ * every connection, usually with a new options object of the same values (`tlsClientOptions({ source,
+ * authorize })`), and making them (a copy of the options, the domain lists joined, the verifier's options) was
+ * the largest part of the call (about a quarter of what the client helper added to a handshake, CPU profile of
+ * the handshake bench): options of the same own properties, the same values and domain lists of the same
+ * contents get the ones made before, whichever object holds them. A property added, removed or set to another
+ * value, or a domain list whose contents changed in place, makes them anew. `onServer` is left out: the verify
+ * options never read it (hopClientOptions calls it), and a caller may well pass a new one per connection.
  */
-const clientVerifies = new WeakMap<HopClientOptions, ClientVerify>();
+const clientVerifies = new WeakMap<X509Source, ClientVerify[]>();
+/** Option sets kept per source (one per server identity a client calls, typically); past this, the oldest go. */
+const MAX_VERIFIES_PER_SOURCE = 8;
 
 interface ClientVerify {
+  /** The own enumerable keys of the options they were made from, in order, without onServer; their values. */
   keys: string[];
   values: unknown[];
   /** The contents of federatedTrustDomains then caTrustDomains when they were made. */
@@ -386,6 +429,7 @@ interface ClientVerify {
 function madeFrom(made: ClientVerify, options: HopClientOptions): boolean {
   let i = 0;
   for (const key in options) {
+    if (key === 'onServer') continue;
     if (made.keys[i] !== key || made.values[i] !== options[key as keyof HopClientOptions]) return false;
     i++;
   }
