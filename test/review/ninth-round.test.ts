@@ -7,20 +7,35 @@
  */
 import assert from 'node:assert/strict';
 import { ECDH, generateKeyPairSync } from 'node:crypto';
-import { VerificationCache, verifyX509Svid } from '../../src/verify';
+import * as tls from 'node:tls';
+import { ErrorCode } from '../../src/errors';
+import { createHopTlsServer, type HopServerOptions } from '../../src/hop/tls';
+import {
+  authorizeAny,
+  authorizeId,
+  type RevocationChecker,
+  VerificationCache,
+  verifyX509Svid,
+} from '../../src/verify';
+import { RevocationCache } from '../../src/verify/revocation-cache';
 import { subjectKeyIdOf } from '../../src/x509/der-extensions';
 import { issueX509Svid } from '../../src/x509/profiles';
+import { closeServer, listenLocal, pkiSource, tlsExchange } from '../support/hop';
 import {
   asIssuer,
+  baseContext,
   createPki,
   HOUR,
+  issueSvid,
   makeCertDer,
   newKey,
   NOW,
   plannerChain,
   renewHop,
+  TD as KIT_TD,
   type CertSpec,
   type KeyPair,
+  type Svid,
 } from '../support/pki';
 import { resigned, tbsOffsets } from '../support/resign';
 import { verdictOf } from '../support/verdict';
@@ -221,6 +236,143 @@ describe('review: the ninth round’s fast paths answer as the full path does', 
       const chain = [renewHop(pki, hop), pki.intermediate.cert.der];
       assert.equal(verdictOf(chain, pki.bundle, { cache }), verdictOf(chain, pki.bundle, { cache: null }));
       assert.equal(cache.stats().renewals.hits, 1);
+    });
+  });
+
+  /**
+   * createHopTlsServer keeps its verdict per peer leaf across connections (connection-chain.ts HandshakeChains,
+   * kept-verdict.ts): each handshake after the first with the same leaf is answered from it while the clock, the
+   * bundle object, revocation and the service's own SVID say it still holds.
+   */
+  describe('the verdict a hop TLS server keeps per peer leaf', function () {
+    this.timeout(60_000);
+    const closers: (() => Promise<void>)[] = [];
+    after(async () => {
+      for (const c of closers.reverse()) await c();
+    });
+
+    /** A hop TLS server answering each accepted peer with its SPIFFE ID; its denials' reasons, in order. */
+    async function echoServer(
+      options: Omit<HopServerOptions, 'authorize' | 'onDecision'> &
+        Partial<Pick<HopServerOptions, 'authorize'>>,
+    ): Promise<{ talk: (client: Svid, roots: string) => Promise<string>; denied: string[] }> {
+      const denied: string[] = [];
+      const server: tls.Server = createHopTlsServer(
+        {
+          authorize: authorizeAny(),
+          ...options,
+          onDecision: (d) => {
+            if (d.decision === 'deny') denied.push(d.reason ?? '');
+          },
+        },
+        (socket, peer) => socket.end(peer.spiffeId),
+      );
+      const port = await listenLocal(server);
+      closers.push(() => closeServer(server));
+      return { talk: async (client, roots) => (await tlsExchange(port, client, roots)).reply, denied };
+    }
+
+    it('refuses a leaf it accepted before once its session ends, or once its issuer is revoked', async () => {
+      // baseContext names the kit's trust domain as the issuing server's.
+      const pki = createPki(KIT_TD);
+      const roots = pki.bundle.toPem();
+      const sessions = new RevocationCache({ checkIntervalMs: 0 });
+      sessions.applyFullState([], 0, new Date());
+      const revokedIssuers = new Set<string>();
+      const revocation: RevocationChecker = {
+        isRevoked: (q) =>
+          q.issuerSha256Hex !== undefined && revokedIssuers.has(q.issuerSha256Hex)
+            ? true
+            : sessions.isRevoked(q),
+      };
+      const { talk, denied } = await echoServer({
+        source: pkiSource(issueSvid(pki, `spiffe://${KIT_TD}/api`), pki.bundle),
+        revocation,
+      });
+      const peerOf = (name: string, sessionId: string): Svid =>
+        issueSvid(pki, `spiffe://${KIT_TD}/agent/${name}`, {
+          context: baseContext({ sessionId, scopes: ['docs:read'] }),
+        });
+      const ending = peerOf('ending', 'session-ending');
+      const staying = peerOf('staying', 'session-staying');
+      for (let i = 0; i < 2; i++) {
+        assert.equal(await talk(ending, roots), ending.id);
+        assert.equal(await talk(staying, roots), staying.id);
+      }
+      sessions.applyIncrement(
+        [{ sequence: 1, kind: 'session', id: 'session-ending', expiresAt: new Date(Date.now() + HOUR) }],
+        1,
+      );
+      assert.equal(await talk(ending, roots), '', 'a leaf of an ended session was accepted again');
+      assert.equal(await talk(staying, roots), staying.id);
+      assert.deepEqual(denied, [ErrorCode.REVOKED]);
+      revokedIssuers.add(pki.intermediate.cert.sha256Hex);
+      assert.equal(await talk(staying, roots), '', 'a leaf under a revoked issuer was accepted again');
+      assert.deepEqual(denied, [ErrorCode.REVOKED, ErrorCode.REVOKED]);
+    });
+
+    it('answers a leaf by the chain it came with: the same leaf with another chain is judged by that chain', async () => {
+      const pki = createPki(TD);
+      const roots = pki.bundle.toPem();
+      // An intermediate the service does not hold, under the same root and with the same name as its own.
+      const sibling = createPki(TD, { root: pki.root });
+      const { talk, denied } = await echoServer({
+        source: pkiSource(issueSvid(pki, `spiffe://${TD}/api`), pki.bundle),
+      });
+      const peer = issueSvid(sibling, `spiffe://${TD}/sibling`);
+      const leafOnly: Svid = { ...peer, chain: [peer.cert] };
+      const wrongIssuer: Svid = { ...peer, chain: [peer.cert, pki.intermediate.cert] };
+      for (let i = 0; i < 2; i++) {
+        assert.equal(await talk(peer, roots), peer.id);
+        assert.equal(await talk(leafOnly, roots), '', 'the leaf without its intermediate was accepted');
+        assert.equal(
+          await talk(wrongIssuer, roots),
+          '',
+          'the leaf under the wrong intermediate was accepted',
+        );
+      }
+      assert.equal(denied.length, 4);
+      assert.ok(
+        denied.every((d) => d === ErrorCode.SIGNATURE_INVALID),
+        denied.join(),
+      );
+    });
+
+    it('refuses a federated peer it accepted before once its domain’s bundle is gone', async () => {
+      const pki = createPki(TD);
+      const fed = createPki('federated.example');
+      const source = pkiSource(issueSvid(pki, `spiffe://${TD}/api`), [pki.bundle, fed.bundle]);
+      // The federated intermediate is one the service holds: the leaf alone verifies, and its verdict is kept.
+      const { talk, denied } = await echoServer({
+        source,
+        federatedTrustDomains: [fed.trustDomain],
+        intermediates: [fed.intermediate.cert.der],
+      });
+      const peer = issueSvid(fed, 'spiffe://federated.example/caller');
+      const roots = pki.bundle.toPem();
+      for (let i = 0; i < 3; i++) assert.equal(await talk(peer, roots), peer.id);
+      source.set(source.getX509Svid(), [pki.bundle]);
+      assert.equal(await talk(peer, roots), '', 'a peer of a domain whose bundle is gone was accepted again');
+      assert.deepEqual(denied, [ErrorCode.BUNDLE_NOT_FOUND]);
+    });
+
+    it('two servers share nothing: what one accepted, another over the same source refuses by its own options', async () => {
+      const pki = createPki(TD);
+      const roots = pki.bundle.toPem();
+      // One source object (the same SVID, the same bundle) behind three servers that differ only in options.
+      const source = pkiSource(issueSvid(pki, `spiffe://${TD}/api`), pki.bundle);
+      const a = await echoServer({ source });
+      const b = await echoServer({ source, trustDomain: 'elsewhere.example' });
+      const c = await echoServer({ source, authorize: authorizeId(`spiffe://${TD}/someone-else`) });
+      const peer = issueSvid(pki, `spiffe://${TD}/caller`);
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await a.talk(peer, roots), peer.id);
+        assert.equal(await b.talk(peer, roots), '', 'accepted by a server of another trust domain');
+        assert.equal(await c.talk(peer, roots), '', 'accepted by a server whose authorizer refuses it');
+      }
+      assert.deepEqual(a.denied, []);
+      assert.deepEqual(b.denied, Array(3).fill(ErrorCode.WRONG_TRUST_DOMAIN));
+      assert.equal(c.denied.length, 3);
     });
   });
 });
