@@ -8,6 +8,13 @@
 import assert from 'node:assert/strict';
 import { ECDH, generateKeyPairSync } from 'node:crypto';
 import * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import type { ServerX509Source } from '../../src/client/server-x509-source';
+import type { SessionX509Source } from '../../src/client/handoff';
+import { startSession } from '../../src/hop/handoff';
+import { ParsedCertificate } from '../../src/x509/certificate';
+import { createCsr } from '../../src/x509/csr';
+import { generateSigningKeyPair } from '../../src/x509/keys';
 import { ErrorCode } from '../../src/errors';
 import { createHopTlsServer, type HopServerOptions } from '../../src/hop/tls';
 import {
@@ -20,7 +27,20 @@ import {
 import { RevocationCache } from '../../src/verify/revocation-cache';
 import { subjectKeyIdOf } from '../../src/x509/der-extensions';
 import { issueX509Svid } from '../../src/x509/profiles';
-import { closeServer, listenLocal, pkiSource, tlsExchange } from '../support/hop';
+import {
+  closeServer,
+  handOff,
+  id as hopId,
+  listenLocal,
+  pkiSource,
+  TD as HOP_TD,
+  tlsExchange,
+  workloadSource,
+} from '../support/hop';
+import { rejectsGrpcWithCode } from '../support/grpc-refusal';
+import { connectPublic, renewCall, type ClientIdentity } from '../support/public-client';
+import { hostileCsr } from '../support/raw-csr';
+import { startTestServer, type TestServer } from '../support/test-server';
 import {
   asIssuer,
   baseContext,
@@ -375,4 +395,111 @@ describe('review: the ninth round’s fast paths answer as the full path does', 
       assert.equal(c.denied.length, 3);
     });
   });
+
+  /**
+   * Renew checks the CSR where the leaf is signed, in one signing-pool request (csr-subject.ts, signing-worker.ts),
+   * with the delegated session's key pinned (renew.ts sameKeyAs). Over gRPC, with the CA signing on the server's
+   * thread and in two worker threads: the same refusals, and nothing a CSR asks for beyond its key.
+   */
+  for (const workers of [0, 2]) {
+    describe(`Renew of a delegated session: the CSR checked in the signing request (${workers} signing workers)`, function () {
+      this.timeout(120_000);
+      let s: TestServer;
+      let planner: ServerX509Source;
+      let tool: ServerX509Source;
+      const open: { close(): Promise<void> }[] = [];
+      before(async () => {
+        s = await startTestServer({ config: { caSigningWorkers: workers } });
+        assert.equal(s.running.ca.signingWorkers, workers);
+        const retry = { retry: { initialMs: 100, maxMs: 500 } };
+        planner = await workloadSource(
+          s,
+          'planner',
+          {
+            allowedScopes: ['docs:read', 'tools:run'],
+            maxDelegationDepth: 2,
+            allowedDelegates: [hopId('tool-runner')],
+          },
+          retry,
+        );
+        tool = await workloadSource(
+          s,
+          'tool-runner',
+          { allowedScopes: ['docs:read'], maxDelegationDepth: 1 },
+          retry,
+        );
+      });
+      after(async () => {
+        for (const o of open.reverse()) await o.close();
+        await Promise.all([planner, tool].map((x) => x.close()));
+        await s.stop();
+      });
+
+      it('refuses a CSR for another key, one naming the bound key without holding it, and a bad signature', async () => {
+        const root = await startSession({
+          server: s.running.publicAddress,
+          source: planner,
+          scopes: ['docs:read', 'tools:run'],
+          intent: 'delegate, then renew with hostile CSRs',
+        });
+        open.push(root);
+        const { child, key } = await handOff(s, root, 'tool-runner', tool, ['docs:read'], {
+          retry: { initialMs: 100, maxMs: 500 },
+        });
+        open.push(child as SessionX509Source);
+        const presented = child.getX509Svid();
+        const bound = presented.chain[0]!.spkiDer;
+        const identity: ClientIdentity = { key: key.privateKey, chain: presented.chain.map((c) => c.der) };
+        const pub = connectPublic(s.running.publicAddress, s.running.ca.bundle().toPem(), HOP_TD, identity);
+        try {
+          const other = generateSigningKeyPair('ec-p256').privateKey;
+          const refusals: [string, Buffer, string, string][] = [
+            [
+              'a CSR for another key',
+              Buffer.from(createCsr(other).der),
+              'ERR_INVALID_ARGUMENT',
+              'was delegated to this key',
+            ],
+            [
+              'a CSR naming the bound key, signed by another',
+              Buffer.from(hostileCsr(other, { spkiDer: bound })),
+              'ERR_CSR_SIGNATURE_INVALID',
+              '',
+            ],
+            [
+              'a CSR for another key asking for the caller’s own ID',
+              Buffer.from(hostileCsr(other, { uris: [child.getX509Svid().id.toString()] })),
+              'ERR_INVALID_ARGUMENT',
+              'was delegated to this key',
+            ],
+          ];
+          const tampered = Buffer.from(createCsr(key.privateKey).der);
+          tampered[tampered.length - 3]! ^= 0x01; // inside the signature: framing intact, proof of possession broken
+          refusals.push([
+            'a CSR for the bound key with a bad signature',
+            tampered,
+            'ERR_CSR_SIGNATURE_INVALID',
+            '',
+          ]);
+          for (const [, csr, code, fragment] of refusals) {
+            const fragments = fragment === '' ? [] : [fragment];
+            await rejectsGrpcWithCode(renewCall(pub, csr), grpc.status.INVALID_ARGUMENT, code, ...fragments);
+          }
+          // A CSR for the bound key asking for an ID of another trust domain gets the caller's own SVID, for that key.
+          const renewed = await renewCall(
+            pub,
+            Buffer.from(
+              hostileCsr(key.privateKey, { uris: ['spiffe://other.example/admin'], subjectCn: 'admin' }),
+            ),
+          );
+          const leaf = ParsedCertificate.fromDer(renewed.svid!.certChain[0]!);
+          assert.deepEqual(leaf.uriSans, [presented.id.toString()]);
+          assert.ok(Buffer.from(leaf.spkiDer).equals(Buffer.from(bound)));
+          assert.ok(!Buffer.from(leaf.subjectDer).includes(Buffer.from('admin')));
+        } finally {
+          pub.close();
+        }
+      });
+    });
+  }
 });
