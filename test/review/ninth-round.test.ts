@@ -7,11 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { ECDH, generateKeyPairSync } from 'node:crypto';
+import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { ServerX509Source } from '../../src/client/server-x509-source';
 import type { SessionX509Source } from '../../src/client/handoff';
 import { startSession } from '../../src/hop/handoff';
+import { unpackRevocations } from '../../src/internal/revocation-page';
+import { WorkerSnapshotReader } from '../../src/server/sessions/revocation-snapshot';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { ParsedCertificate } from '../../src/x509/certificate';
 import { createCsr } from '../../src/x509/csr';
 import { generateSigningKeyPair } from '../../src/x509/keys';
@@ -41,6 +45,7 @@ import { rejectsGrpcWithCode } from '../support/grpc-refusal';
 import { connectPublic, renewCall, type ClientIdentity } from '../support/public-client';
 import { hostileCsr } from '../support/raw-csr';
 import { startTestServer, type TestServer } from '../support/test-server';
+import { removeDir, tempDir } from '../support/tmp';
 import {
   asIssuer,
   baseContext,
@@ -502,4 +507,102 @@ describe('review: the ninth round’s fast paths answer as the full path does', 
       });
     });
   }
+
+  /**
+   * The snapshot worker reads each chunk as one SQLite buffer of records and reads the next chunk ahead after a
+   * full, gap-free one (revocation-records.ts, revocation-snapshot-worker.ts). Paged from sequence 0 while
+   * revocations are added and expired ones pruned between the pages, what it hands out must hold every live
+   * revocation exactly once, in order: a chunk held from before a prune may still carry a row pruned since (an
+   * expired revocation, harmless), never lack one or carry one twice.
+   */
+  describe('the revocation state paged by the snapshot worker while it changes', function () {
+    this.timeout(60_000);
+    let dir: string;
+    let store: SqliteStore;
+    let reader: WorkerSnapshotReader | undefined;
+    beforeEach(async () => {
+      dir = tempDir('ninth-snapshot');
+      store = await SqliteStore.open({ file: path.join(dir, 'lanyard.db') });
+    });
+    afterEach(async () => {
+      reader?.close();
+      await store.close();
+      removeDir(dir);
+    });
+
+    let made = 0;
+    /** `n` revocations, those at the indexes `expired` lists already past their expiry (the next prune takes them). */
+    const revoke = async (n: number, expired: readonly number[] = []): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        const k = made++;
+        await store.addRevocation(
+          {
+            kind: k % 3 === 0 ? 'session' : 'certificate',
+            id: k % 3 === 0 ? `session-${k}` : (0xb000 + k).toString(16),
+            reason: k % 2 === 0 ? 'ended' : 'key compromise',
+            expiresAt: new Date(Date.now() + (expired.includes(i) ? -60_000 : HOUR)),
+          },
+          new Date(),
+        );
+      }
+    };
+    /** Lets the worker read the next chunk ahead before the test changes the store (not a timing assertion). */
+    const aheadRead = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
+
+    for (const limit of [1, 4, 7]) {
+      it(`hands out every live revocation once, in order, across prunes and additions (chunks of ${limit})`, async () => {
+        made = 0;
+        // Expired rows in the second and later chunks: pruned only after the worker may have read them ahead.
+        await revoke(6 * limit + 2, [limit + 1, 2 * limit + 1, 3 * limit, 4 * limit + 1]);
+        const worker = new WorkerSnapshotReader(store.file, () => store.durableBarrier());
+        reader = worker;
+        const delivered: { sequence: number; id: string; expiresAtMs: number }[] = [];
+        let after = 0;
+        for (let step = 0; ; step++) {
+          const read = await worker.read(after, limit, 4096);
+          const rows = read.pages.flatMap((p) => unpackRevocations(p.bytes));
+          assert.equal(rows.length, read.rows);
+          delivered.push(...rows);
+          if (read.rows < limit) break;
+          after = rows[rows.length - 1]!.sequence;
+          await aheadRead();
+          // Between the pages: a prune (at the second step) and new revocations (every other step).
+          if (step === 1) await store.pruneRevocations(new Date());
+          if (step % 2 === 0) await revoke(limit);
+        }
+        const now = Date.now();
+        const sequences = delivered.map((r) => r.sequence);
+        assert.deepEqual(
+          sequences,
+          [...new Set(sequences)].sort((a, b) => a - b),
+          'duplicated or out of order',
+        );
+        const live = await store.listRevocations(0, 100_000);
+        const got = new Map(delivered.map((r) => [r.sequence, r.id]));
+        for (const r of live)
+          assert.equal(got.get(r.sequence), r.id, `live revocation ${r.sequence} missing`);
+        const stored = new Set(live.map((r) => r.sequence));
+        for (const r of delivered) {
+          if (!stored.has(r.sequence))
+            assert.ok(r.expiresAtMs < now, `${r.sequence}: neither stored nor expired`);
+        }
+      });
+    }
+
+    it('answers a watcher asking for another sequence than the chunk read ahead with that sequence’s rows', async () => {
+      made = 0;
+      await revoke(12);
+      const worker = new WorkerSnapshotReader(store.file, () => store.durableBarrier());
+      reader = worker;
+      const ids = async (after: number): Promise<string[]> =>
+        (await worker.read(after, 4, 4096)).pages.flatMap((p) => unpackRevocations(p.bytes).map((r) => r.id));
+      const expected = async (after: number): Promise<string[]> =>
+        (await store.listRevocations(after, 4)).map((r) => r.id);
+      // Each read holds the chunk after it; the next watcher starts elsewhere (from 0, then past the end).
+      for (const after of [0, 0, 2, 4, 4, 9, 0, 12, 8]) {
+        assert.deepEqual(await ids(after), await expected(after), `after ${after}`);
+        await aheadRead();
+      }
+    });
+  });
 });
