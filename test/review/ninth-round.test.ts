@@ -63,6 +63,7 @@ import {
   type Svid,
 } from '../support/pki';
 import { resigned, tbsOffsets } from '../support/resign';
+import { verifyOutcome } from '../support/refusal';
 import { verdictOf } from '../support/verdict';
 
 const TD = 'ninth.example';
@@ -602,6 +603,72 @@ describe('review: the ninth round’s fast paths answer as the full path does', 
       for (const after of [0, 0, 2, 4, 4, 9, 0, 12, 8]) {
         assert.deepEqual(await ids(after), await expected(after), `after ${after}`);
         await aheadRead();
+      }
+    });
+  });
+
+  /**
+   * Found by this review: the revocation question kept with a verdict (the chain memo's, and the one
+   * createHopTlsServer keeps per peer leaf) named the leaf's certificate hash lazily, a getter hashing the leaf's
+   * `der` when a checker first read it. That leaf object is the one every caller answered from the verdict is
+   * handed (`peer.chain[0]`, `result.chain[0]`), and its bytes cannot be frozen: a handler that wiped or edited
+   * them before any checker had read the hash changed the question for every later answer. A checker that
+   * revokes by certificate hash (RevocationQuery.certSha256Hex) then let the revoked leaf through.
+   */
+  describe('the revocation question kept with a verdict names the leaf as verified', () => {
+    /** Revokes by certificate hash; reads the hash only once something is revoked, as a short-circuit would. */
+    const byHash = (): { checker: RevocationChecker; revoked: Set<string> } => {
+      const revoked = new Set<string>();
+      return { checker: { isRevoked: (q) => revoked.size > 0 && revoked.has(q.certSha256Hex) }, revoked };
+    };
+
+    it('the chain memo refuses a leaf revoked by hash after a caller wiped the bytes it was handed', () => {
+      const pki = createPki(TD);
+      const s = issueSvid(pki, `spiffe://${TD}/wiped`);
+      const chain = s.chain.map((c) => c.der);
+      const cache = new VerificationCache();
+      const { checker, revoked } = byHash();
+      const results = [0, 1, 2].map(() => verifyX509Svid(chain, pki.bundle, { cache, revocation: checker }));
+      assert.equal(cache.stats().chains.hits, 1, 'the third answered by the memo');
+      assert.equal(results[2], results[1], 'the memo hands out the result it kept');
+      results[2]!.chain[0]!.der.fill(0); // a caller wipes what it was handed
+      revoked.add(s.cert.sha256Hex);
+      const cold = verifyOutcome(chain, pki.bundle, { cache: null, revocation: checker });
+      assert.equal(cold, 'ERR_REVOKED');
+      assert.equal(verifyOutcome(chain, pki.bundle, { cache, revocation: checker }), cold);
+    });
+
+    it('a hop TLS server refuses a leaf revoked by hash after its handler wiped the bytes it was handed', async function () {
+      this.timeout(30_000);
+      const pki = createPki(TD);
+      const roots = pki.bundle.toPem();
+      const { checker, revoked } = byHash();
+      const server = createHopTlsServer(
+        {
+          source: pkiSource(issueSvid(pki, `spiffe://${TD}/api`), pki.bundle),
+          authorize: authorizeAny(),
+          revocation: checker,
+        },
+        (socket, peer) => {
+          // Done with the peer's certificate: wipe it, as code handling key material often does.
+          peer.chain[0]!.der.fill(0);
+          socket.end(peer.spiffeId);
+        },
+      );
+      const port = await listenLocal(server);
+      try {
+        const client = issueSvid(pki, `spiffe://${TD}/wiped`);
+        for (let i = 0; i < 2; i++) assert.equal((await tlsExchange(port, client, roots)).reply, client.id);
+        revoked.add(client.cert.sha256Hex);
+        const chain = client.chain.map((c) => c.der);
+        assert.equal(verifyOutcome(chain, pki.bundle, { cache: null, revocation: checker }), 'ERR_REVOKED');
+        assert.equal(
+          (await tlsExchange(port, client, roots)).reply,
+          '',
+          'a leaf revoked by its hash was accepted',
+        );
+      } finally {
+        await closeServer(server);
       }
     });
   });
