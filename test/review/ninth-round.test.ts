@@ -550,7 +550,7 @@ describe('review: the ninth round’s fast paths answer as the full path does', 
     /** Lets the worker read the next chunk ahead before the test changes the store (not a timing assertion). */
     const aheadRead = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
 
-    for (const limit of [1, 4, 7]) {
+    for (const limit of [1, 5]) {
       it(`hands out every live revocation once, in order, across prunes and additions (chunks of ${limit})`, async () => {
         made = 0;
         // Expired rows in the second and later chunks: pruned only after the worker may have read them ahead.
