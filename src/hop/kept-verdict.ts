@@ -86,7 +86,8 @@ export class KeptVerdict {
       validFrom = Math.max(validFrom, c.notBefore.getTime());
       validUntil = Math.min(validUntil, c.notAfter.getTime());
     }
-    const query = revocationQueryOf(svid);
+    // Spread: the leaf's hash is taken now, before any handler is handed the leaf whose bytes it would read.
+    const query = { ...revocationQueryOf(svid) };
     Object.freeze(query.delegationSessionIds);
     this.options = options;
     this.chain = chain;

@@ -149,7 +149,10 @@ export function verifyX509Svid(
   const remember = memoable && memo.seenBefore(memoHint);
   let query: RevocationQuery | undefined;
   if (options.revocation !== undefined || remember) {
-    query = freezeQuery(revocationQueryOf({ id, chain: path, context }));
+    const asked = revocationQueryOf({ id, chain: path, context });
+    // A remembered question is asked on every hit, after callers were handed the leaf whose bytes a lazy hash
+    // would read: spread, it holds the hash of the leaf as verified.
+    query = freezeQuery(remember ? { ...asked } : asked);
     if (options.revocation !== undefined) checkRevocation(options.revocation, query, id);
   }
 

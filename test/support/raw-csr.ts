@@ -1,13 +1,19 @@
 /** PKCS#10 requests built by hand, for the tests of what parseCsr (and the CA, which runs it) refuses. */
 import { sign, type KeyObject } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import {
   AlgorithmIdentifier,
+  Attribute,
   AttributeTypeAndValue,
   AttributeValue,
+  Extension,
+  Extensions,
+  GeneralName,
+  id_ce_subjectAltName,
   Name,
   RelativeDistinguishedName,
+  SubjectAlternativeName,
   SubjectPublicKeyInfo,
 } from '@peculiar/asn1-x509';
 import { spkiDer } from '../../src/x509/keys';
@@ -51,6 +57,65 @@ export function rawCsr(privateKey: KeyObject, o: RawCsrOptions): Uint8Array {
   const csr = new CertificationRequest({
     certificationRequestInfo: info,
     signatureAlgorithm: alg,
+    signature: signature.buffer,
+  });
+  return new Uint8Array(AsnConvert.serialize(csr));
+}
+
+export interface HostileCsrOptions {
+  /** The SubjectPublicKeyInfo the request names (default `signer`'s own). */
+  spkiDer?: Uint8Array;
+  /** Subject CN. */
+  subjectCn?: string;
+  /** URI SANs asked for in an extensionRequest attribute (PKCS#9), e.g. an ID of another trust domain. */
+  uris?: string[];
+}
+
+/**
+ * A CSR signed by `signer` (ECDSA with SHA-256) that may name another key than the signer's, or ask for names:
+ * what a caller that wants an SVID for a key it does not hold, or for another identity, would send.
+ */
+export function hostileCsr(signer: KeyObject, o: HostileCsrOptions = {}): Uint8Array {
+  const attributes = new Attributes();
+  if (o.uris !== undefined) {
+    const san = new Extension({
+      extnID: id_ce_subjectAltName,
+      critical: false,
+      extnValue: new OctetString(
+        AsnConvert.serialize(
+          new SubjectAlternativeName(o.uris.map((u) => new GeneralName({ uniformResourceIdentifier: u }))),
+        ),
+      ),
+    });
+    attributes.push(
+      new Attribute({
+        type: '1.2.840.113549.1.9.14',
+        values: [AsnConvert.serialize(new Extensions([san]))],
+      }),
+    );
+  }
+  const info = new CertificationRequestInfo({
+    version: 0,
+    subject: new Name(
+      o.subjectCn === undefined
+        ? []
+        : [
+            new RelativeDistinguishedName([
+              new AttributeTypeAndValue({
+                type: '2.5.4.3',
+                value: new AttributeValue({ utf8String: o.subjectCn }),
+              }),
+            ]),
+          ],
+    ),
+    subjectPKInfo: AsnConvert.parse(o.spkiDer ?? spkiDer(signer), SubjectPublicKeyInfo),
+    attributes,
+  });
+  const infoDer = new Uint8Array(AsnConvert.serialize(info));
+  const signature = new Uint8Array(sign('sha256', infoDer, signer));
+  const csr = new CertificationRequest({
+    certificationRequestInfo: info,
+    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.2' }),
     signature: signature.buffer,
   });
   return new Uint8Array(AsnConvert.serialize(csr));
