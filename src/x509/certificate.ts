@@ -623,7 +623,6 @@ export function renewedCertificate(
   return renewFrom(template, der, o);
 }
 
-
 /**
  * The template's decoded fields are shared by every renewal handed out: what JavaScript can freeze is frozen.
  * Byte arrays cannot be: each renewal gets its own views of them (CertificateTemplate's #rebase).
