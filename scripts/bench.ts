@@ -54,6 +54,14 @@ const WITH_DIST = process.argv.includes('--dist');
 interface Figure {
   name: string;
   opsPerSec: number;
+  /** Where measured in turns: the process's CPU time per operation (ns), which another process's load moves less. */
+  cpuNsPerOp?: number;
+}
+
+/** CPU time of this process (all its threads), in nanoseconds. */
+function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
 }
 
 /** One figure measured in several rounds, each in turns with its own baseline: the pairs and what they pool to. */
@@ -63,6 +71,8 @@ interface Paired {
   base: Figure;
   /** Each round's figure / its baseline, in round order. */
   ratios: number[];
+  /** The same ratios from CPU time rather than the clock. */
+  cpuRatios: number[];
 }
 
 function median(values: readonly number[]): number {
@@ -113,6 +123,8 @@ function measureEachBeside<T>(
   let fnNs = 0;
   let baseNs = 0;
   let afterNs = 0;
+  let fnCpu = 0;
+  let baseCpu = 0;
   let turn = 0;
   for (let from = warm; from < inputs.length; from += batch, turn++) {
     const to = Math.min(inputs.length, from + batch);
@@ -133,18 +145,25 @@ function measureEachBeside<T>(
         }
         continue;
       }
+      const cpu = cpuNs();
       const start = process.hrtime.bigint();
       if (own) for (let i = from; i < to; i++) fn(inputs[i]!);
       else for (let i = from; i < to; i++) baseline();
       const ns = Number(process.hrtime.bigint() - start);
-      if (own) fnNs += ns;
-      else baseNs += ns;
+      const cpuUsed = cpuNs() - cpu;
+      if (own) {
+        fnNs += ns;
+        fnCpu += cpuUsed;
+      } else {
+        baseNs += ns;
+        baseCpu += cpuUsed;
+      }
     }
   }
   const n = inputs.length - warm;
   const figures: [Figure, Figure, Figure?] = [
-    { name, opsPerSec: n / (fnNs / 1e9) },
-    { name: baselineName, opsPerSec: n / (baseNs / 1e9) },
+    { name, opsPerSec: n / (fnNs / 1e9), cpuNsPerOp: fnCpu / n },
+    { name: baselineName, opsPerSec: n / (baseNs / 1e9), cpuNsPerOp: baseCpu / n },
   ];
   if (afterName !== undefined) figures.push({ name: afterName, opsPerSec: n / (afterNs / 1e9) });
   if (quiet) return figures;
@@ -168,7 +187,13 @@ function measurePairs<T>(
   figures: readonly { name: string; fn: (input: T) => void; baselineName: string }[],
   baseline: () => void,
 ): Paired[] {
-  const ns = figures.map(() => ({ fig: 0, base: 0, ops: 0, ratios: [] as number[] }));
+  const ns = figures.map(() => ({
+    fig: 0,
+    base: 0,
+    ops: 0,
+    ratios: [] as number[],
+    cpuRatios: [] as number[],
+  }));
   for (let r = 0; r < rounds; r++) {
     const inputs = makeInputs();
     for (let k = 0; k < figures.length; k++) {
@@ -180,6 +205,7 @@ function measurePairs<T>(
       ns[j]!.base += n / base.opsPerSec;
       ns[j]!.ops += n;
       ns[j]!.ratios.push(fig.opsPerSec / base.opsPerSec);
+      ns[j]!.cpuRatios.push(base.cpuNsPerOp! / fig.cpuNsPerOp!);
     }
   }
   return figures.map(({ name, baselineName }, j) => {
@@ -188,6 +214,7 @@ function measurePairs<T>(
       fig: { name, opsPerSec: t.ops / t.fig },
       base: { name: baselineName, opsPerSec: t.ops / t.base },
       ratios: t.ratios,
+      cpuRatios: t.cpuRatios,
     };
     for (const f of [paired.fig, paired.base]) {
       process.stdout.write(`  ${f.name.padEnd(58)} ${fmt(f.opsPerSec).padStart(10)} /s\n`);
@@ -473,6 +500,12 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     const pooled = (p.fig.opsPerSec / p.base.opsPerSec).toFixed(2);
     process.stdout.write(
       `  ${`    median of ${r.length} pairs; range ${spread}, pooled ${pooled}`.padEnd(58)} ${r.map((x) => x.toFixed(2)).join(' ')}\n`,
+    );
+    // The same pairs read from the process's CPU time: time the process spent waiting for a core (another
+    // process's work on a loaded machine) is left out, while its own threads' work (garbage collection) counts.
+    const c = p.cpuRatios;
+    process.stdout.write(
+      `  ${`    from CPU time: median ${median(c).toFixed(2)}, range ${Math.min(...c).toFixed(2)}-${Math.max(...c).toFixed(2)}`.padEnd(58)} ${c.map((x) => x.toFixed(2)).join(' ')}\n`,
     );
   };
   const verificationRatios = (): void => {
