@@ -8,6 +8,7 @@
  *   npm run bench -- --ops 64   # calls per client in the gRPC part (scripts/bench-issuance.ts)
  *   npx tsx scripts/bench.ts --verify-only   # the raw verify and the verification figures alone, then exit
  *   npx tsx scripts/bench.ts --verify-only --dist   # also the new leaf over dist/ (npm run build first)
+ *   npx tsx scripts/bench.ts --verify-only --pairs 11   # rounds of the new-leaf ratios (default 7)
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
