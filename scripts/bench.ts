@@ -46,7 +46,9 @@ const NEW_LEAVES = Math.max(800, Math.round(2000 * SECONDS));
  * rounds' ratios is printed with their spread (docs/design/performance-log.md, "A new leaf, tenth round").
  */
 const pairsArg = process.argv.indexOf('--pairs');
-const NEW_LEAF_PAIRS = pairsArg > 0 ? Math.max(1, Number(process.argv[pairsArg + 1])) : 7;
+const NEW_LEAF_PAIRS = pairsArg > 0 ? Number(process.argv[pairsArg + 1]) : 7;
+if (!Number.isInteger(NEW_LEAF_PAIRS) || NEW_LEAF_PAIRS < 1)
+  throw new Error('--pairs takes a whole number >= 1');
 /** Only the verification part: for A/B runs of the verifier that must not load a shared machine with the rest. */
 const VERIFY_ONLY = process.argv.includes('--verify-only');
 /** Also verify the new leaves with the compiled verifier in dist/ (`npm run build` first): what a service runs. */
