@@ -8,6 +8,7 @@
  *   npm run bench -- --ops 64   # calls per client in the gRPC part (scripts/bench-issuance.ts)
  *   npx tsx scripts/bench.ts --verify-only   # the raw verify and the verification figures alone, then exit
  *   npx tsx scripts/bench.ts --verify-only --dist   # also the new leaf over dist/ (npm run build first)
+ *   npx tsx scripts/bench.ts --verify-only --pairs 11   # rounds of the new-leaf ratios (default 7)
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -39,6 +40,15 @@ const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
 /** Leaves made for the new-leaf figure: each is verified once. */
 const NEW_LEAVES = Math.max(800, Math.round(2000 * SECONDS));
+/**
+ * Rounds of the new-leaf figures that read issue 15's ratio (memo off, memo on, the floor): each round makes
+ * fresh leaves and measures the three in turns with raw verifies, its lines in a rotating order; the median of the
+ * rounds' ratios is printed with their spread (docs/design/performance-log.md, "A new leaf, tenth round").
+ */
+const pairsArg = process.argv.indexOf('--pairs');
+const NEW_LEAF_PAIRS = pairsArg > 0 ? Number(process.argv[pairsArg + 1]) : 7;
+if (!Number.isInteger(NEW_LEAF_PAIRS) || NEW_LEAF_PAIRS < 1)
+  throw new Error('--pairs takes a whole number >= 1');
 /** Only the verification part: for A/B runs of the verifier that must not load a shared machine with the rest. */
 const VERIFY_ONLY = process.argv.includes('--verify-only');
 /** Also verify the new leaves with the compiled verifier in dist/ (`npm run build` first): what a service runs. */
@@ -47,6 +57,31 @@ const WITH_DIST = process.argv.includes('--dist');
 interface Figure {
   name: string;
   opsPerSec: number;
+  /** Where measured in turns: the process's CPU time per operation (ns), which another process's load moves less. */
+  cpuNsPerOp?: number;
+}
+
+/** CPU time of this process (all its threads), in nanoseconds. */
+function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
+/** One figure measured in several rounds, each in turns with its own baseline: the pairs and what they pool to. */
+interface Paired {
+  /** Every round pooled (operations over total time), for the figure's own line and the ratios to rawVerify. */
+  fig: Figure;
+  base: Figure;
+  /** Each round's figure / its baseline, in round order. */
+  ratios: number[];
+  /** The same ratios from CPU time rather than the clock. */
+  cpuRatios: number[];
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Runs `fn` repeatedly for SECONDS (after a short warm-up) and returns operations per second. */
@@ -80,6 +115,7 @@ function measureEachBeside<T>(
   baselineName: string,
   baseline: () => void,
   afterName?: string,
+  quiet = false,
 ): [Figure, Figure, Figure?] {
   const warm = Math.floor(inputs.length / 8);
   for (let i = 0; i < warm; i++) {
@@ -90,6 +126,8 @@ function measureEachBeside<T>(
   let fnNs = 0;
   let baseNs = 0;
   let afterNs = 0;
+  let fnCpu = 0;
+  let baseCpu = 0;
   let turn = 0;
   for (let from = warm; from < inputs.length; from += batch, turn++) {
     const to = Math.min(inputs.length, from + batch);
@@ -110,25 +148,82 @@ function measureEachBeside<T>(
         }
         continue;
       }
+      const cpu = cpuNs();
       const start = process.hrtime.bigint();
       if (own) for (let i = from; i < to; i++) fn(inputs[i]!);
       else for (let i = from; i < to; i++) baseline();
       const ns = Number(process.hrtime.bigint() - start);
-      if (own) fnNs += ns;
-      else baseNs += ns;
+      const cpuUsed = cpuNs() - cpu;
+      if (own) {
+        fnNs += ns;
+        fnCpu += cpuUsed;
+      } else {
+        baseNs += ns;
+        baseCpu += cpuUsed;
+      }
     }
   }
   const n = inputs.length - warm;
   const figures: [Figure, Figure, Figure?] = [
-    { name, opsPerSec: n / (fnNs / 1e9) },
-    { name: baselineName, opsPerSec: n / (baseNs / 1e9) },
+    { name, opsPerSec: n / (fnNs / 1e9), cpuNsPerOp: fnCpu / n },
+    { name: baselineName, opsPerSec: n / (baseNs / 1e9), cpuNsPerOp: baseCpu / n },
   ];
   if (afterName !== undefined) figures.push({ name: afterName, opsPerSec: n / (afterNs / 1e9) });
+  if (quiet) return figures;
   for (const fig of figures) {
     if (fig === undefined) continue;
     process.stdout.write(`  ${fig.name.padEnd(58)} ${fmt(fig.opsPerSec).padStart(10)} /s\n`);
   }
   return figures;
+}
+
+/**
+ * measureEachBeside for several figures over the same fresh inputs, `rounds` times: each round makes its inputs
+ * (every figure's call sees each once; the figures' verifiers keep nothing from one another) and measures every
+ * figure in turns with `baseline`, the figures' order rotating from round to round, so that none always runs
+ * first or after the same one. A round's ratio (figure / its baseline in turns) is one pair; a loaded machine
+ * moves single pairs, so the median and the spread of the pairs are printed beside the pooled rates.
+ */
+function measurePairs<T>(
+  rounds: number,
+  makeInputs: () => readonly T[],
+  figures: readonly { name: string; fn: (input: T) => void; baselineName: string }[],
+  baseline: () => void,
+): Paired[] {
+  const ns = figures.map(() => ({
+    fig: 0,
+    base: 0,
+    ops: 0,
+    ratios: [] as number[],
+    cpuRatios: [] as number[],
+  }));
+  for (let r = 0; r < rounds; r++) {
+    const inputs = makeInputs();
+    for (let k = 0; k < figures.length; k++) {
+      const j = (r + k) % figures.length;
+      const { name, fn, baselineName } = figures[j]!;
+      const [fig, base] = measureEachBeside(name, inputs, fn, baselineName, baseline, undefined, true);
+      const n = inputs.length - Math.floor(inputs.length / 8);
+      ns[j]!.fig += n / fig.opsPerSec;
+      ns[j]!.base += n / base.opsPerSec;
+      ns[j]!.ops += n;
+      ns[j]!.ratios.push(fig.opsPerSec / base.opsPerSec);
+      ns[j]!.cpuRatios.push(base.cpuNsPerOp! / fig.cpuNsPerOp!);
+    }
+  }
+  return figures.map(({ name, baselineName }, j) => {
+    const t = ns[j]!;
+    const paired: Paired = {
+      fig: { name, opsPerSec: t.ops / t.fig },
+      base: { name: baselineName, opsPerSec: t.ops / t.base },
+      ratios: t.ratios,
+      cpuRatios: t.cpuRatios,
+    };
+    for (const f of [paired.fig, paired.base]) {
+      process.stdout.write(`  ${f.name.padEnd(58)} ${fmt(f.opsPerSec).padStart(10)} /s\n`);
+    }
+    return paired;
+  });
 }
 
 /**
@@ -287,19 +382,49 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
           ...(dnsName !== undefined && { dnsNames: [dnsName(i)] }),
         }).cert.der,
     );
-  const freshLeaves = newLeaves();
   // These leaves are renewals: the same key and context, so the same extensions, under the same intermediate.
-  // From the second one on the verifier recognises them (src/verify/renewals.ts); the figure of issue 15.
-  const [renewedLeaf, rawBeside] = measureEachBeside(
-    'verifyX509Svid new leaf, known intermediate + links',
-    freshLeaves,
-    (der) => {
-      const svid = verifyX509Svid([der, inter.der], bundle, { cache: factCache });
-      if (svid.context === undefined) throw new Error('new leaf lost its context');
-    },
-    'node:crypto ECDSA P-256 verify, in turns with the new leaves',
+  // From the second one on the verifier recognises them (src/verify/renewals.ts); the figure of issue 15, with
+  // the chain memo off (the per-fact cache) and on (the default cache, what users get: a new chain is also
+  // offered to the memo), and beside them the floor: each fresh leaf parsed and its one signature checked,
+  // nothing else (no path or SVID rule, no lookup, no context, no cache). No verifier of a new leaf can cost less;
+  // its ratio is the ceiling of the new-leaf ratio (docs/design/performance-log.md, "A new leaf: what surrounds
+  // the signature"). The three read the same fresh leaves in each of NEW_LEAF_PAIRS rounds (measurePairs).
+  const memoCache = new VerificationCache();
+  verifyX509Svid(chainDer, bundle, { cache: memoCache });
+  process.stdout.write(
+    `  (${NEW_LEAF_PAIRS} rounds of ${NEW_LEAVES} fresh leaves, each line in turns with raw verifies)\n`,
+  );
+  const [renewedPairs, memoPairs, floorPairs] = measurePairs(
+    NEW_LEAF_PAIRS,
+    () => newLeaves(),
+    [
+      {
+        name: 'verifyX509Svid new leaf, known intermediate + links',
+        fn: (der: Uint8Array) => {
+          const svid = verifyX509Svid([der, inter.der], bundle, { cache: factCache });
+          if (svid.context === undefined) throw new Error('new leaf lost its context');
+        },
+        baselineName: 'node:crypto ECDSA P-256 verify, in turns with the new leaves',
+      },
+      {
+        name: 'verifyX509Svid new leaf, chain memo on',
+        fn: (der: Uint8Array) => {
+          const svid = verifyX509Svid([der, inter.der], bundle, { cache: memoCache });
+          if (svid.context === undefined) throw new Error('new leaf lost its context');
+        },
+        baselineName: 'node:crypto ECDSA P-256 verify, in turns with them',
+      },
+      {
+        name: 'parse + the leaf signature only, no rules (a floor)',
+        fn: (der: Uint8Array) => {
+          if (!ParsedCertificate.fromDer(der).isSignedBy(inter)) throw new Error('leaf signature failed');
+        },
+        baselineName: 'node:crypto ECDSA P-256 verify, in turns with them',
+      },
+    ],
     rawVerifyOnce,
   );
+  const renewedLeaf = renewedPairs!.fig;
   // A new leaf whose extensions were never seen: each carries a DNS SAN of its own besides the same SPIFFE ID, key
   // and context, so none is the renewal of another and each is parsed and checked whole (and pays the lookup).
   const [unseenLeaf, rawBesideUnseen] = measureEachBeside(
@@ -336,18 +461,6 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     'node:crypto ECDSA P-256 verify, in turns with them',
     rawVerifyOnce,
   );
-  // The floor under the new-leaf figure: each fresh leaf parsed and its one signature checked, nothing else (no
-  // path or SVID rule, no lookup, no context, no cache). No verifier of a new leaf can cost less; its ratio is the
-  // ceiling of the new-leaf ratio (docs/design/performance-log.md, "A new leaf: what surrounds the signature").
-  const [parseAndSignature, rawBesideParse] = measureEachBeside(
-    'parse + the leaf signature only, no rules (a floor)',
-    newLeaves(),
-    (der) => {
-      if (!ParsedCertificate.fromDer(der).isSignedBy(inter)) throw new Error('leaf signature failed');
-    },
-    'node:crypto ECDSA P-256 verify, in turns with them',
-    rawVerifyOnce,
-  );
   // Under tsx (this script) every imported binding is a getter call; the compiled output a service runs has none.
   // The same two figures over dist/, when asked for ("A new leaf: what surrounds the signature").
   const distFigures = WITH_DIST
@@ -364,20 +477,6 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
     'node:crypto ECDSA P-256 verify, in turns (these leaves)',
     rawVerifyOnce,
     'node:crypto ECDSA P-256 verify, right after each new leaf',
-  );
-  // The same with the chain memo on (the default cache): a new chain is also offered to the memo.
-  const memoCache = new VerificationCache();
-  verifyX509Svid(chainDer, bundle, { cache: memoCache });
-  const freshLeavesMemo = newLeaves();
-  const [renewedLeafMemo, rawBesideMemo] = measureEachBeside(
-    'verifyX509Svid new leaf, chain memo on',
-    freshLeavesMemo,
-    (der) => {
-      const svid = verifyX509Svid([der, inter.der], bundle, { cache: memoCache });
-      if (svid.context === undefined) throw new Error('new leaf lost its context');
-    },
-    'node:crypto ECDSA P-256 verify, in turns with them',
-    rawVerifyOnce,
   );
   const plainCache = new VerificationCache();
   const plainChain = [plainLeaf.der, inter.der];
@@ -396,18 +495,34 @@ function main(): { rawSignPerSec: number; inProcessIssuePerSec: number } {
   const ratio = (a: Figure, b: Figure, text: string): void => {
     process.stdout.write(`  ${text.padEnd(58)} ${(a.opsPerSec / b.opsPerSec).toFixed(2).padStart(10)}\n`);
   };
+  // A ratio read in pairs: the median of the rounds' ratios, then their spread and what all rounds pool to.
+  const pairs = (p: Paired, text: string): void => {
+    const r = p.ratios;
+    process.stdout.write(`  ${text.padEnd(58)} ${median(r).toFixed(2).padStart(10)}\n`);
+    const spread = `${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)}`;
+    const pooled = (p.fig.opsPerSec / p.base.opsPerSec).toFixed(2);
+    process.stdout.write(
+      `  ${`    median of ${r.length} pairs; range ${spread}, pooled ${pooled}`.padEnd(58)} ${r.map((x) => x.toFixed(2)).join(' ')}\n`,
+    );
+    // The same pairs read from the process's CPU time: time the process spent waiting for a core (another
+    // process's work on a loaded machine) is left out, while its own threads' work (garbage collection) counts.
+    const c = p.cpuRatios;
+    process.stdout.write(
+      `  ${`    from CPU time: median ${median(c).toFixed(2)}, range ${Math.min(...c).toFixed(2)}-${Math.max(...c).toFixed(2)}`.padEnd(58)} ${c.map((x) => x.toFixed(2)).join(' ')}\n`,
+    );
+  };
   const verificationRatios = (): void => {
     ratio(cached, rawVerify, 'same chain again (memo) / raw P-256 verify');
     ratio(cachedRevocation, rawVerify, 'same chain again + revocation / raw P-256 verify');
     ratio(factsOnly, rawVerify, 'same chain, memo off / raw P-256 verify');
     ratio(renewedLeaf, rawVerify, 'new leaf under known CA + links / raw P-256 verify');
-    ratio(renewedLeaf, rawBeside, '  the same, against raw verifies in turns with it');
-    ratio(renewedLeafMemo, rawBesideMemo, '  with the chain memo on, against raw verifies in turns');
+    pairs(renewedPairs!, '  the same, against raw verifies in turns with it');
+    pairs(memoPairs!, '  with the chain memo on, against raw verifies in turns');
     ratio(unseenLeaf, rawBesideUnseen, 'new leaf, extensions never seen / raw verify in turns');
     ratio(rotatedLeaf, rawBesideRotated, 'new leaf, renewal with a new key / raw verify in turns');
-    ratio(parseAndSignature, rawBesideParse, 'parse + signature only, no rules / raw verify in turns');
+    pairs(floorPairs!, 'parse + signature only, no rules / raw verify in turns');
     process.stdout.write(
-      `  ${'  new leaf / parse + signature only (both in turns)'.padEnd(58)} ${(renewedLeaf.opsPerSec / rawBeside.opsPerSec / (parseAndSignature.opsPerSec / rawBesideParse.opsPerSec)).toFixed(2).padStart(10)}\n`,
+      `  ${'  new leaf / parse + signature only (both in turns)'.padEnd(58)} ${(median(renewedPairs!.ratios) / median(floorPairs!.ratios)).toFixed(2).padStart(10)}\n`,
     );
     for (const [fig, base, text] of distFigures) ratio(fig, base, text);
     ratio(rawBesideAfter, rawAfter!, 'raw verify right after a new leaf, cost / in turns');

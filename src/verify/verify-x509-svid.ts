@@ -11,22 +11,27 @@ import {
 import { requireX509Bundle, type X509BundleSource } from '../bundle';
 import { SpiffeId, TrustDomain } from '../spiffe';
 import { ParsedCertificate } from '../x509/certificate';
-import { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } from '../x509/agent-context/oid';
+import * as agentContextOids from '../x509/agent-context/oid';
 import { AgentContext } from '../x509/agent-context/types';
 import type { X509Bundle } from '../bundle';
 import * as certificateDer from '../x509/certificate-der';
 import type { CertificateOutline } from '../x509/certificate-der';
 import { defaultVerificationCache, VerificationCache } from './cache';
-import { chainMemoHint } from './chain-memo';
-import { type RenewalEntry, renewalHint, verifyRenewal } from './renewals';
+import * as chainMemo from './chain-memo';
+import * as renewalsModule from './renewals';
+import type { RenewalEntry } from './renewals';
 import { verifiedAgentContext } from './context-rules';
 import { MAX_PRESENTED_CERTIFICATES, type PathValidationOptions, validateCertPath } from './path-validation';
 import type { ParentChainVerifier } from './parent-chain';
 import { describeRevocation, RevocationChecker, type RevocationQuery } from './revocation';
 import { checkSvidLeaf, spiffeIdOfLeaf } from '../svid/rules';
 
-// Read once at load: under tsx an imported binding is a getter call on every use (see certificate-der.ts).
+// Read once at load: under tsx an imported binding is a getter call on every use (see certificate-der.ts), and
+// each of these is read on every verification.
 const { readCertificateOutline } = certificateDer;
+const { DEFAULT_AGENT_CONTEXT_OID, resolveAgentContextOid } = agentContextOids;
+const { chainMemoHint } = chainMemo;
+const { renewalHint, verifyRenewal } = renewalsModule;
 
 export interface VerifyX509SvidOptions {
   /** Verification time for every validity check. Default: now. */
@@ -134,11 +139,28 @@ export function verifyX509Svid(
     }
   }
   const viaRenewal = renewed !== undefined && fast !== undefined;
-  // Everything the leaf's extensions, issuer and subject decide was decided for its predecessor.
-  const { id, bundle, path, context } =
-    renewed !== undefined && fast !== undefined
-      ? { id: renewed.id, bundle: renewed.bundle, path: fast, context: renewed.proven?.context }
-      : verifyInFull(chain, bundleSource, options, cache, agentContextOid, at, knownLeaf);
+  // Everything the leaf's extensions, issuer and subject decide was decided for its predecessor. Read from the
+  // entry field by field: no object is made to carry them on the renewal path.
+  let id: SpiffeId;
+  let bundle: X509Bundle;
+  let path: readonly ParsedCertificate[];
+  let context: Readonly<AgentContext> | undefined;
+  if (renewed !== undefined && fast !== undefined) {
+    id = renewed.id;
+    bundle = renewed.bundle;
+    path = fast;
+    context = renewed.proven?.context;
+  } else {
+    ({ id, bundle, path, context } = verifyInFull(
+      chain,
+      bundleSource,
+      options,
+      cache,
+      agentContextOid,
+      at,
+      knownLeaf,
+    ));
+  }
   const leaf = path[0]!;
 
   // The question is built only when someone asks it: the caller's checker now, or the memo on later hits.

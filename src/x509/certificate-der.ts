@@ -257,13 +257,17 @@ export function parseCertificateDer(der: Uint8Array): CertificateFields {
 
 /** Validity ::= SEQUENCE { notBefore Time, notAfter Time }, both read as RFC 5280 §4.1.2.5 has them. */
 function readValidity(der: Uint8Array, tlv: Tlv | undefined): { notBefore: Date; notAfter: Date } {
-  const validity = readChildren(der, expectTag(tlv, TAG_SEQUENCE, 'validity'));
-  if (validity.length !== 2)
-    throw new DerFramingError(`validity has ${validity.length} elements, expected 2`);
-  return {
-    notBefore: readTime(der, validity[0]!, 'notBefore'),
-    notAfter: readTime(der, validity[1]!, 'notAfter'),
-  };
+  // A cursor, not readChildren (an array and an object per element, for every certificate and outline read):
+  // every element is framed and counted first, as readChildren did, then the two times are read.
+  const validity = new DerCursor(der).enter(expectTag(tlv, TAG_SEQUENCE, 'validity'));
+  let n = 0;
+  while (validity.next() !== NO_ELEMENT) n++;
+  if (n !== 2) throw new DerFramingError(`validity has ${n} elements, expected 2`);
+  validity.enter(tlv!);
+  validity.next();
+  const notBefore = readTime(der, validity, 'notBefore');
+  validity.next();
+  return { notBefore, notAfter: readTime(der, validity, 'notAfter') };
 }
 
 /** The SubjectPublicKeyInfo element, its algorithm and its key (views into `der`), the key's shape checked. */

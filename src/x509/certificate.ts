@@ -523,11 +523,16 @@ export class CertificateTemplate {
     // Every byte array handed out is a view of this renewal's own copy, never of the template's: a caller
     // writing into one changes this certificate's DER (which every cache compares), not the fields other
     // renewals show or are judged by. With a new key, the identifier's view holds the new octets.
-    const rebase = (v: Uint8Array): Uint8Array => this.#rebase(v, copy, o, sameKey);
-    const list: ParsedExtension[] = [];
-    for (const e of f.extensions) list.push({ oid: e.oid, critical: e.critical, value: rebase(e.value) });
+    // No closure over these four: a function made per renewal is garbage, and under tsx a name definition too.
+    const shared = f.extensions;
+    const list = new Array<ParsedExtension>(shared.length);
+    for (let i = 0; i < shared.length; i++) {
+      const e = shared[i]!;
+      list[i] = { oid: e.oid, critical: e.critical, value: this.#rebase(e.value, copy, o, sameKey) };
+    }
     const extensions = Object.freeze(list) as ParsedExtension[];
-    const subjectKeyId = newKeyId ?? (f.subjectKeyId === undefined ? undefined : rebase(f.subjectKeyId));
+    const subjectKeyId =
+      newKeyId ?? (f.subjectKeyId === undefined ? undefined : this.#rebase(f.subjectKeyId, copy, o, sameKey));
     return construct(
       copy,
       {
@@ -539,8 +544,8 @@ export class CertificateTemplate {
         serial: copy.subarray(o.serialStart, o.serialEnd),
         notBefore: o.notBefore,
         notAfter: o.notAfter,
-        issuer: rebase(f.issuer),
-        subject: rebase(f.subject),
+        issuer: this.#rebase(f.issuer, copy, o, sameKey),
+        subject: this.#rebase(f.subject, copy, o, sameKey),
         spki,
         spkiAlgorithm,
         spkiKey,
@@ -551,15 +556,16 @@ export class CertificateTemplate {
         uriSans: f.uriSans,
         dnsSans: f.dnsSans,
         sanCount: f.sanCount,
-        subjectAltNames: rebaseNames(f.subjectAltNames, rebase),
+        subjectAltNames: this.#rebaseNames(f.subjectAltNames, copy, o, sameKey),
         subjectKeyId,
-        authorityKeyId: f.authorityKeyId === undefined ? undefined : rebase(f.authorityKeyId),
+        authorityKeyId:
+          f.authorityKeyId === undefined ? undefined : this.#rebase(f.authorityKeyId, copy, o, sameKey),
         nameConstraints:
           f.nameConstraints === undefined
             ? undefined
             : {
-                permitted: rebaseNames(f.nameConstraints.permitted, rebase),
-                excluded: rebaseNames(f.nameConstraints.excluded, rebase),
+                permitted: this.#rebaseNames(f.nameConstraints.permitted, copy, o, sameKey),
+                excluded: this.#rebaseNames(f.nameConstraints.excluded, copy, o, sameKey),
               },
       },
       this.#check,
@@ -585,6 +591,27 @@ export class CertificateTemplate {
     else if (sameKey && x >= to.spkiStart && end <= to.spkiEnd) r = o.spkiStart + (x - to.spkiStart);
     return r < 0 ? v.slice() : copy.subarray(r, r + v.byteLength);
   }
+
+  /** `names` with each byte view rebased; the shared (frozen, text-only) entries, or the list, as they are. */
+  #rebaseNames(
+    names: readonly GeneralName[],
+    copy: Uint8Array,
+    o: CertificateOutline,
+    sameKey: boolean,
+  ): GeneralName[] {
+    let any = false;
+    for (let i = 0; i < names.length && !any; i++) any = names[i]!.bytes !== undefined;
+    if (!any) return names as GeneralName[];
+    const out = new Array<GeneralName>(names.length);
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i]!;
+      out[i] =
+        n.bytes === undefined
+          ? n
+          : { kind: n.kind, value: n.value, bytes: this.#rebase(n.bytes, copy, o, sameKey) };
+    }
+    return out;
+  }
 }
 
 /** See CertificateTemplate: the renewal of `template` that `der` is, or undefined. `o` is der's outline. */
@@ -594,14 +621,6 @@ export function renewedCertificate(
   o: CertificateOutline,
 ): ParsedCertificate | undefined {
   return renewFrom(template, der, o);
-}
-
-/** `names` with each byte view rebased; the shared (frozen, text-only) entries as they are. */
-function rebaseNames(names: readonly GeneralName[], rebase: (v: Uint8Array) => Uint8Array): GeneralName[] {
-  if (!names.some((n) => n.bytes !== undefined)) return names as GeneralName[];
-  return names.map((n) =>
-    n.bytes === undefined ? n : { kind: n.kind, value: n.value, bytes: rebase(n.bytes) },
-  );
 }
 
 /**

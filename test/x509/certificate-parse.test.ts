@@ -1135,6 +1135,24 @@ describe('ParsedCertificate parsing', function () {
         () => certDer({ validity: t(0x30, t(0x0c, ascii('300101000000Z')), utc('300201000000Z')) }),
         /notBefore/,
       ],
+      // The validity's elements are all framed and counted before either time is read: a bad count or a bad
+      // frame is named as such even when a time is bad too.
+      [
+        'a validity with one time',
+        () => certDer({ validity: t(0x30, utc('300101000000Z')) }),
+        /has 1 elements/,
+      ],
+      ['an empty validity', () => certDer({ validity: t(0x30) }), /has 0 elements/],
+      [
+        'a validity with three elements, the first of them not a time',
+        () => certDer({ validity: t(0x30, t(0x05), utc('300201000000Z'), utc('300301000000Z')) }),
+        /has 3 elements, expected 2/,
+      ],
+      [
+        'a validity whose third element runs past it, the first not a time',
+        () => certDer({ validity: t(0x30, t(0x05), utc('300201000000Z'), bytes(0x17, 0x7f)) }),
+        /runs past its container/,
+      ],
       [
         'basicConstraints with an explicit cA FALSE',
         () => certDer({ extensions: [ext('2.5.29.19', t(0x30, t(0x01, bytes(0))))] }),
