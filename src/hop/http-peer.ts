@@ -163,7 +163,12 @@ function checkHttpPeerFully(
  * its next requests. Not kept where the own SVID read here is not what names the service (a `source` other than
  * the chain source), so that the name a decision gives is always the full path's.
  */
-function allowedOnConnection(socket: TLSSocket, options: HttpVerifyOptions, own: unknown, peer: HopPeer): void {
+function allowedOnConnection(
+  socket: TLSSocket,
+  options: HttpVerifyOptions,
+  own: unknown,
+  peer: HopPeer,
+): void {
   watchConnection(socket, options, peer);
   if (options.chainSource === undefined || ownSvid(options) !== own) return;
   if (options.service === undefined && (options.source as unknown) !== options.chainSource) return;
