@@ -27,7 +27,8 @@
  *
  *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--slices 5] [--concurrency 8]
  *                                [--pairs handshake,express,fastify,handshake-floor,express-floor,fastify-floor]
- *   (npm run bench runs it with the defaults: all six pairs)
+ *   (npm run bench runs it with the defaults: all six pairs; `express-own` and `fastify-own`, the helper against
+ *   its floor's side in the same turns, only when named)
  */
 import { spawn } from 'node:child_process';
 import * as https from 'node:https';
@@ -75,7 +76,14 @@ export interface HopBenchOptions {
  * A pair's ratio over its floor's is what is left to Lanyard's own code.
  */
 export type HopPair =
-  'handshake' | 'express' | 'fastify' | 'handshake-floor' | 'express-floor' | 'fastify-floor';
+  | 'handshake'
+  | 'express'
+  | 'fastify'
+  | 'handshake-floor'
+  | 'express-floor'
+  | 'fastify-floor'
+  | 'express-own'
+  | 'fastify-own';
 const ALL_PAIRS: readonly HopPair[] = [
   'handshake',
   'express',
@@ -84,13 +92,21 @@ const ALL_PAIRS: readonly HopPair[] = [
   'express-floor',
   'fastify-floor',
 ];
+/**
+ * Pairs run only when named: Lanyard's helper against its floor in the same turns (`express-own`: express with
+ * a no-op middleware vs express with lanyardExpress; `fastify-own`: a no-op onRequest hook vs lanyardFastify).
+ * Both sides have the same framework structure (one more router layer, one hook), so the ratio is Lanyard's own
+ * code alone, without taking a ratio of two pairs measured in different turns.
+ */
+const OWN_PAIRS: readonly HopPair[] = ['express-own', 'fastify-own'];
 
 function pairsFromArg(text: string | undefined): readonly HopPair[] {
   if (text === undefined) return ALL_PAIRS;
   const pairs = text.split(',').map((p) => p.trim());
+  const known = [...ALL_PAIRS, ...OWN_PAIRS];
   for (const p of pairs) {
-    if (!(ALL_PAIRS as readonly string[]).includes(p)) {
-      throw new Error(`--pairs: unknown pair "${p}" (known: ${ALL_PAIRS.join(', ')})`);
+    if (!(known as readonly string[]).includes(p)) {
+      throw new Error(`--pairs: unknown pair "${p}" (known: ${known.join(', ')})`);
     }
   }
   return pairs as HopPair[];
@@ -589,6 +605,15 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
       });
     }
 
+    if (options.pairs.includes('express-own')) {
+      pairs.push({
+        name: 'own: express requests, lanyardExpress against a no-op middleware',
+        base: { name: 'express + a no-op middleware', kind: 'request', port: await expressServer('noop') },
+        lanyard: { name: 'express + lanyardExpress', kind: 'request', port: await expressServer('lanyard') },
+        bothEnds: false,
+      });
+    }
+
     // 3. fastify over https keep-alive connections: the same route, with and without the plugin; its floor: an
     // onRequest hook that only calls done().
     const fastifyApp = async (guard: 'lanyard' | 'noop' | 'none'): Promise<number> => {
@@ -636,6 +661,14 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
         },
         bothEnds: false,
         adds: 'no-op hook',
+      });
+    }
+    if (options.pairs.includes('fastify-own')) {
+      pairs.push({
+        name: 'own: fastify requests, lanyardFastify against a no-op onRequest hook',
+        base: { name: 'fastify + a no-op onRequest hook', kind: 'request', port: await fastifyApp('noop') },
+        lanyard: { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp('lanyard') },
+        bothEnds: false,
       });
     }
     results = await measurePairs(clients, options, pairs);
