@@ -20,14 +20,16 @@
  * within each round; the median over the rounds is printed with a distribution-free 95% confidence interval for
  * it (order statistics: no assumption about how load skews a round), and the server CPU Lanyard adds per
  * operation (the per-round difference, same interval), and the ratio of each side's least disturbed slice (other
- * processes only ever add to a slice's CPU per operation). For handshakes, where Lanyard is on the client side
+ * processes only ever add to a slice's CPU per operation), and the ratio of each slice against the other side's
+ * slice next to it (rounds × slices of them: a narrower interval where the load changes within a round). For handshakes, where Lanyard is on the client side
  * too, the client's CPU ratio and both ends' together are printed as well. CPU per operation survives a loaded
  * machine better than rates do; the interval says whether a run settles a target (with 7 rounds it is the whole
  * range, with 21 it narrows). `npm run bench` runs this in a process of its own (runHopBench).
  *
  *   npx tsx scripts/bench-hop.ts [--seconds 1] [--rounds 7] [--slices 5] [--concurrency 8]
  *                                [--pairs handshake,express,fastify,handshake-floor,express-floor,fastify-floor]
- *   (npm run bench runs it with the defaults: all six pairs)
+ *   (npm run bench runs it with the defaults: all six pairs; `express-own` and `fastify-own`, the helper against
+ *   its floor's side in the same turns, only when named)
  */
 import { spawn } from 'node:child_process';
 import * as https from 'node:https';
@@ -75,7 +77,14 @@ export interface HopBenchOptions {
  * A pair's ratio over its floor's is what is left to Lanyard's own code.
  */
 export type HopPair =
-  'handshake' | 'express' | 'fastify' | 'handshake-floor' | 'express-floor' | 'fastify-floor';
+  | 'handshake'
+  | 'express'
+  | 'fastify'
+  | 'handshake-floor'
+  | 'express-floor'
+  | 'fastify-floor'
+  | 'express-own'
+  | 'fastify-own';
 const ALL_PAIRS: readonly HopPair[] = [
   'handshake',
   'express',
@@ -84,13 +93,21 @@ const ALL_PAIRS: readonly HopPair[] = [
   'express-floor',
   'fastify-floor',
 ];
+/**
+ * Pairs run only when named: Lanyard's helper against its floor in the same turns (`express-own`: express with
+ * a no-op middleware vs express with lanyardExpress; `fastify-own`: a no-op onRequest hook vs lanyardFastify).
+ * Both sides have the same framework structure (one more router layer, one hook), so the ratio is Lanyard's own
+ * code alone, without taking a ratio of two pairs measured in different turns.
+ */
+const OWN_PAIRS: readonly HopPair[] = ['express-own', 'fastify-own'];
 
 function pairsFromArg(text: string | undefined): readonly HopPair[] {
   if (text === undefined) return ALL_PAIRS;
   const pairs = text.split(',').map((p) => p.trim());
+  const known = [...ALL_PAIRS, ...OWN_PAIRS];
   for (const p of pairs) {
-    if (!(ALL_PAIRS as readonly string[]).includes(p)) {
-      throw new Error(`--pairs: unknown pair "${p}" (known: ${ALL_PAIRS.join(', ')})`);
+    if (!(known as readonly string[]).includes(p)) {
+      throw new Error(`--pairs: unknown pair "${p}" (known: ${known.join(', ')})`);
     }
   }
   return pairs as HopPair[];
@@ -210,6 +227,12 @@ export interface PairResult {
    * the closest to its own cost.
    */
   minServerCpuRatios: number[];
+  /**
+   * The server CPU ratio of each slice pair: a side's k-th slice against the other side's k-th of the same
+   * round, which ran right before or after it. Rounds times slices of them, each a fraction of a second apart
+   * rather than a round's length, so their median's interval is the narrower one where load comes and goes.
+   */
+  sliceCpuRatios: number[];
   /** Client thread CPU per operation, baseline over Lanyard (the handshake's client side is Lanyard's too). */
   clientCpuRatios: number[];
   /** Server and client CPU per operation together, baseline over Lanyard: both ends of a handshake. */
@@ -238,6 +261,8 @@ interface Totals {
   reopened: number;
   /** Server CPU per operation of the least disturbed slice so far (µs). */
   minServerUs: number;
+  /** Server CPU per operation of each slice, in order (µs; undefined for a slice too short to say). */
+  sliceServerUs: (number | undefined)[];
 }
 
 const totals = (): Totals => ({
@@ -247,6 +272,7 @@ const totals = (): Totals => ({
   clientNs: 0,
   reopened: 0,
   minServerUs: Infinity,
+  sliceServerUs: [],
 });
 
 /** A slice with fewer operations says too little about its CPU per operation to be the round's least. */
@@ -277,6 +303,9 @@ async function window(
   into.reopened += r.reopened;
   if (cpu0 !== undefined && cpu1 !== undefined && r.ops >= MIN_SLICE_OPS) {
     into.minServerUs = Math.min(into.minServerUs, (cpu1 - cpu0) / 1e3 / r.ops);
+    into.sliceServerUs.push((cpu1 - cpu0) / 1e3 / r.ops);
+  } else {
+    into.sliceServerUs.push(undefined);
   }
 }
 
@@ -335,6 +364,7 @@ async function measurePairs(
     serverCpuRatios: [],
     serverAddedUs: [],
     minServerCpuRatios: [],
+    sliceCpuRatios: [],
     clientCpuRatios: [],
     bothCpuRatios: [],
     reopened: 0,
@@ -359,6 +389,10 @@ async function measurePairs(
       if (bs.minServerUs !== undefined && ls.minServerUs !== undefined) {
         result.minServerCpuRatios.push(bs.minServerUs / ls.minServerUs);
       }
+      b.sliceServerUs.forEach((bu, k) => {
+        const lu = l.sliceServerUs[k];
+        if (bu !== undefined && lu !== undefined) result.sliceCpuRatios.push(bu / lu);
+      });
       if (bs.clientUs !== undefined && ls.clientUs !== undefined) {
         result.clientCpuRatios.push(bs.clientUs / ls.clientUs);
         if (bs.serverUs !== undefined && ls.serverUs !== undefined) {
@@ -399,6 +433,11 @@ function printPair(pair: PairSpec, result: PairResult): void {
   if (result.minServerCpuRatios.length > 0) {
     out(
       `    ${'server CPU ratio, least disturbed slice of each side'.padEnd(54)} ${range(result.minServerCpuRatios)}`,
+    );
+  }
+  if (result.sliceCpuRatios.length > 0) {
+    out(
+      `    ${`server CPU ratio, slice pairs (${result.sliceCpuRatios.length})`.padEnd(54)} ${range(result.sliceCpuRatios)}`,
     );
   }
   if (pair.bothEnds && result.bothCpuRatios.length > 0) {
@@ -589,6 +628,15 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
       });
     }
 
+    if (options.pairs.includes('express-own')) {
+      pairs.push({
+        name: 'own: express requests, lanyardExpress against a no-op middleware',
+        base: { name: 'express + a no-op middleware', kind: 'request', port: await expressServer('noop') },
+        lanyard: { name: 'express + lanyardExpress', kind: 'request', port: await expressServer('lanyard') },
+        bothEnds: false,
+      });
+    }
+
     // 3. fastify over https keep-alive connections: the same route, with and without the plugin; its floor: an
     // onRequest hook that only calls done().
     const fastifyApp = async (guard: 'lanyard' | 'noop' | 'none'): Promise<number> => {
@@ -636,6 +684,14 @@ export async function measureHops(options: HopBenchOptions): Promise<PairResult[
         },
         bothEnds: false,
         adds: 'no-op hook',
+      });
+    }
+    if (options.pairs.includes('fastify-own')) {
+      pairs.push({
+        name: 'own: fastify requests, lanyardFastify against a no-op onRequest hook',
+        base: { name: 'fastify + a no-op onRequest hook', kind: 'request', port: await fastifyApp('noop') },
+        lanyard: { name: 'fastify + lanyardFastify', kind: 'request', port: await fastifyApp('lanyard') },
+        bothEnds: false,
       });
     }
     results = await measurePairs(clients, options, pairs);

@@ -8,7 +8,7 @@
  * Serve the app with `https.createServer(tlsServerOptions(source), app)` and `followSource(server, source)`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { actionMethod, canonicalHttpAction, canonicalRequestPath } from './http-action';
+import { actionMethod, canonicalRequestPath } from './http-action';
 import { guardRequest, writeRefusal, type HttpGuard } from './http-guard';
 import { httpVerifyOptions, type HopHttpOptions } from './http-peer';
 import type { HopPeer } from './peer';
@@ -46,7 +46,8 @@ function defaultAction(req: HopExpressRequest, options: HopExpressOptions): stri
       req.baseUrl !== undefined && req.baseUrl !== '' ? canonicalRequestPath(req.baseUrl, options) : '';
     return `${method} ${base}${routePath}`;
   }
-  return canonicalHttpAction(method, req.originalUrl ?? req.url, options);
+  // `method` is the policy's already: canonicalHttpAction would upper-case it a second time.
+  return `${method} ${canonicalRequestPath(req.originalUrl ?? req.url ?? '/', options)}`;
 }
 
 export type HopExpressMiddleware = (

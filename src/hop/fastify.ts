@@ -8,9 +8,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { actionMethod, canonicalHttpAction } from './http-action';
-import { guardRequest, type HttpGuard } from './http-guard';
-import type { HttpRefusal } from './http-refusal';
-import { httpVerifyOptions, type HopHttpOptions } from './http-peer';
+import { httpRefusal, type HttpRefusal } from './http-refusal';
+import { checkHttpPeer, httpVerifyOptions, type HopHttpOptions } from './http-peer';
 import type { HopPeer } from './peer';
 import { rememberPeer } from './tls';
 
@@ -36,27 +35,42 @@ async function plugin(app: FastifyInstance, options: HopFastifyOptions): Promise
   const verify = httpVerifyOptions(options);
   const caseSensitive = { caseSensitive: options.caseSensitive ?? true };
   const routes = new RouteActions();
-  const guard: HttpGuard<FastifyRequest, FastifyReply, () => void> = {
-    // The route pattern when the router matched one; otherwise (a 404) the canonical path, with fastify's
-    // case-sensitive routing as the default.
-    action: (request) => {
-      const custom = options.action?.(request);
-      if (custom !== undefined) return custom;
-      const route = request.routeOptions.url;
-      return route !== undefined
-        ? routes.action(request.method, route)
-        : canonicalHttpAction(request.method, request.url, caseSensitive);
-    },
-    socket: (request) => request.raw.socket,
-    accept,
-    refuse,
+  // Read when the plugin is registered, like every other option (httpVerifyOptions).
+  const custom = options.action;
+  // The route pattern when the router matched one; otherwise (a 404) the canonical path, with fastify's
+  // case-sensitive routing as the default.
+  const action = (request: FastifyRequest): string => {
+    if (custom !== undefined) {
+      const a = custom(request);
+      if (a !== undefined) return a;
+    }
+    const route = request.routeOptions.url;
+    return route !== undefined
+      ? routes.action(request.method, route)
+      : canonicalHttpAction(request.method, request.url, caseSensitive);
   };
   app.decorateRequest('agent', undefined);
   // A callback hook, not an async one: an Authorizer's accept continues in the same turn, with no promise made
-  // per request. A refusal answers and never calls `done`, so no handler runs.
-  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) =>
-    guardRequest(guard, verify, request, reply, done),
-  );
+  // per request. A refusal answers and never calls `done`, so no handler runs. The check itself is
+  // guardRequest's, written out here: on a kept-alive connection it is the one look-up of the connection's kept
+  // verdict, its re-checks and the authorizer (checkHttpPeer).
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    let checked: HopPeer | Promise<HopPeer>;
+    try {
+      checked = checkHttpPeer(request.raw.socket, verify, action(request));
+    } catch (e) {
+      refuse(reply, httpRefusal(e));
+      return;
+    }
+    if (checked instanceof Promise) {
+      checked.then(
+        (peer) => accept(request, peer, done),
+        (e: unknown) => refuse(reply, httpRefusal(e)),
+      );
+    } else {
+      accept(request, checked, done);
+    }
+  });
 }
 
 /**

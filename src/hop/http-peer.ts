@@ -5,11 +5,14 @@ import type { X509BundleSource } from '../bundle';
 import type { X509Source } from '../client/x509-source';
 import { trackLivePeer } from './live-peers';
 import {
+  authorizeHopPeer,
   checkHopPeer,
   checkHopVerifyOptions,
+  hopServiceName,
   prepareHopVerifyOptions,
   type HopPeer,
   type HopVerifyOptions,
+  type PeerChains,
 } from './peer';
 import type { HttpActionOptions } from './http-action';
 import type { OwnChainSource } from '../internal/peer-chain';
@@ -68,11 +71,67 @@ export async function verifyHttpPeer(
 /**
  * verifyHttpPeer without the promise when an Authorizer (not an async policy) decides: the middlewares call the
  * next handler in the same turn. Everything verifyHttpPeer checks is checked on every call; only the reading of
- * the peer's chain is done once per connection (connection-chain.ts), and the verifier's memo answers the same
- * chain again from memory while re-checking time, bundle and revocation.
+ * the peer's chain is done once per connection (connection-chain.ts), and a kept-alive connection's next
+ * request is answered from its kept verdict (recallHttpPeer) while the clock, the bundle and revocation still
+ * hold.
  * @throws LanyardError for a refusal (synchronously, or as the promise's rejection).
  */
 export function checkHttpPeer(
+  socket: Socket,
+  options: HttpVerifyOptions,
+  action: string,
+): HopPeer | Promise<HopPeer> {
+  return recallHttpPeer(socket, options, action) ?? checkHttpPeerFully(socket, options, action);
+}
+
+/**
+ * What a kept-alive connection's later requests are checked by, set when one of its requests was allowed on the
+ * full path: the helper's options, the service's own SVID object then (a rotation may bring other intermediates,
+ * another own trust domain and another service name, so a new object sends the request down the full path), the
+ * chains the connection verified by, whose KeptVerdict holds the verdict, and the service's name.
+ */
+interface KeptConnection {
+  readonly options: HttpVerifyOptions;
+  readonly own: unknown;
+  readonly chains: PeerChains;
+  readonly service: string;
+}
+
+/** Each connection's KeptConnection, in a private field of its socket: the one look-up a request makes. */
+const keptConnections = objectSlot<KeptConnection>();
+
+/**
+ * The request's check on a kept-alive connection, or undefined to take the full path: the same options and
+ * own SVID object as when the connection's verdict was kept, and the verdict re-checked for now (the clock
+ * inside the path's validity, the same bundle object, the revocation checker asked afresh: KeptVerdict.recall,
+ * the very check the full path makes first). The authorizer or policy then runs for this request's action and
+ * the decision is reported, as on the full path.
+ */
+function recallHttpPeer(
+  socket: Socket,
+  options: HttpVerifyOptions,
+  action: string,
+): HopPeer | Promise<HopPeer> | undefined {
+  const kept = keptConnections.get(socket);
+  if (kept === undefined || kept.options !== options || ownSvid(options) !== kept.own) return undefined;
+  const chain = kept.chains.chain;
+  const svid = kept.chains.kept?.recall(options, chain);
+  if (svid === undefined) return undefined;
+  return authorizeHopPeer(svid, chain, options, kept.service, { transport: 'http', action });
+}
+
+/** The service's own SVID object, which a connection's completed chain was made with; undefined with none. */
+function ownSvid(options: HttpVerifyOptions): unknown {
+  try {
+    return options.chainSource?.getX509Svid();
+  } catch {
+    // No current SVID: the chain was completed with `intermediates` alone (connection-chain.ts), likewise.
+    return undefined;
+  }
+}
+
+/** The check without a kept verdict of the connection: its chains, verified (or recalled), then authorized. */
+function checkHttpPeerFully(
   socket: Socket,
   options: HttpVerifyOptions,
   action: string,
@@ -84,18 +143,39 @@ export function checkHttpPeer(
       noCertificateMessage: 'not a TLS connection: this service needs mutual TLS with an X509-SVID',
     });
   }
+  const own = ownSvid(options);
   const peer = checkHopPeer(connectionChains(socket as TLSSocket, options), options, {
     transport: 'http',
     action,
   });
   if (!(peer instanceof Promise)) {
-    watchConnection(socket, options, peer);
+    allowedOnConnection(socket as TLSSocket, options, own, peer);
     return peer;
   }
   return peer.then((p) => {
-    watchConnection(socket, options, p);
+    allowedOnConnection(socket as TLSSocket, options, own, p);
     return p;
   });
+}
+
+/**
+ * After an allow on the full path: the connection is watched for a revocation, and its verdict is recalled for
+ * its next requests. Not kept where the own SVID read here is not what names the service (a `source` other than
+ * the chain source), so that the name a decision gives is always the full path's.
+ */
+function allowedOnConnection(
+  socket: TLSSocket,
+  options: HttpVerifyOptions,
+  own: unknown,
+  peer: HopPeer,
+): void {
+  watchConnection(socket, options, peer);
+  if (options.chainSource === undefined || ownSvid(options) !== own) return;
+  if (options.service === undefined && (options.source as unknown) !== options.chainSource) return;
+  const kept = keptConnections.get(socket);
+  const chains = connectionChains(socket, options);
+  if (kept?.options === options && kept.own === own && kept.chains === chains) return;
+  keptConnections.set(socket, { options, own, chains, service: hopServiceName(options) });
 }
 
 const watched = objectSlot<true>();

@@ -180,13 +180,34 @@ export function checkHopPeer(
   options: HopVerifyOptions,
   request: HopRequestInfo,
 ): HopPeer | Promise<HopPeer> {
-  const service = serviceName(options);
+  const service = hopServiceName(options);
   const tried: Tried = { chain: chains.chain };
-  let svid: VerifyX509SvidResult | undefined;
+  let svid: VerifyX509SvidResult;
+  try {
+    svid = verifyChains(chains, options, request, tried);
+  } catch (e) {
+    throw denied(options, service, request, tried.chain, undefined, e);
+  }
+  return authorizeHopPeer(svid, tried.chain, options, service, request);
+}
+
+/**
+ * The part of checkHopPeer after the chain verified: the authorizer or policy for `request`, then the decision
+ * reported. For a helper that recalled `svid` itself (a kept-alive HTTP connection's kept verdict, re-checked
+ * for this request); `chain` is the chain it verified by, named in a refusal's record, and `service` is
+ * `hopServiceName(options)` as of the same own SVID.
+ * @throws LanyardError with the refusal's stable code (synchronously, or as the promise's rejection).
+ */
+export function authorizeHopPeer(
+  svid: VerifyX509SvidResult,
+  chain: readonly Uint8Array[] | undefined,
+  options: HopVerifyOptions,
+  service: string,
+  request: HopRequestInfo,
+): HopPeer | Promise<HopPeer> {
   let hopRequest: HopRequest;
   let answer: PolicyDecision | Promise<PolicyDecision> | undefined;
   try {
-    svid = verifyChains(chains, options, request, tried);
     hopRequest =
       request.action !== undefined
         ? { transport: request.transport, service, action: request.action }
@@ -194,21 +215,20 @@ export function checkHopPeer(
     answer = callAuthorize(options.authorize, svid, hopRequest);
     if (answer === undefined) return allowed(options, service, request, svid, undefined);
   } catch (e) {
-    throw denied(options, service, request, tried.chain, svid, e);
+    throw denied(options, service, request, chain, svid, e);
   }
-  const verified = svid;
   return Promise.resolve(answer).then(
     (decision) => {
       let outcome: { policyVersion?: string };
       try {
-        outcome = policyOutcome(decision, verified, hopRequest);
+        outcome = policyOutcome(decision, svid, hopRequest);
       } catch (e) {
-        throw denied(options, service, request, tried.chain, verified, e);
+        throw denied(options, service, request, chain, svid, e);
       }
-      return allowed(options, service, request, verified, outcome.policyVersion);
+      return allowed(options, service, request, svid, outcome.policyVersion);
     },
     (e: unknown) => {
-      throw denied(options, service, request, tried.chain, verified, e);
+      throw denied(options, service, request, chain, svid, e);
     },
   );
 }
@@ -222,7 +242,7 @@ export function verifyHopPeerSync(
   options: HopVerifyOptions,
   request: HopRequestInfo,
 ): HopPeer {
-  const service = serviceName(options);
+  const service = hopServiceName(options);
   let svid: VerifyX509SvidResult | undefined;
   try {
     svid = verifyAuditChain(chain, options, request);
@@ -456,7 +476,7 @@ export function reportClosedPeer(
     {
       at: new Date(),
       transport: request.transport,
-      service: serviceName(options),
+      service: hopServiceName(options),
       ...(request.action !== undefined ? { action: request.action } : {}),
       decision: 'deny',
       reason: err.code,
@@ -468,7 +488,8 @@ export function reportClosedPeer(
   );
 }
 
-function serviceName(options: HopVerifyOptions): string {
+/** The name a decision and a policy request give the service: `service`, else its own SVID's ID. */
+export function hopServiceName(options: HopVerifyOptions): string {
   if (options.service !== undefined) return options.service;
   const source = options.source ?? (options.bundles as Partial<{ getX509Svid(): { id: SpiffeId } }>);
   if (typeof source.getX509Svid === 'function') {
