@@ -221,14 +221,20 @@ export class ParsedCertificate {
    * at parse time.
    */
   get sha256(): Uint8Array {
-    this.#sha256 ??= createHash('sha256').update(this.der).digest();
-    return this.#sha256;
+    // A copy: the kept digest is what sha256Hex (the cache's key) is made from, and a caller writing into what it
+    // was handed must not change that.
+    return Uint8Array.from(this.#digest());
   }
 
   /** sha256 as lower-case hex: the key of CA facts in the verification cache. */
   get sha256Hex(): string {
-    this.#sha256Hex ??= Buffer.from(this.sha256).toString('hex');
+    this.#sha256Hex ??= Buffer.from(this.#digest()).toString('hex');
     return this.#sha256Hex;
+  }
+
+  #digest(): Uint8Array {
+    this.#sha256 ??= createHash('sha256').update(this.der).digest();
+    return this.#sha256;
   }
 
   /**

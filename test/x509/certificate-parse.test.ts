@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
@@ -672,6 +672,15 @@ describe('ParsedCertificate parsing', function () {
     it('every certificate of the corpus (ours of every key type, helper-made, openssl-made)', () => {
       assert.ok(corpus.certs.size > 40, `corpus of ${corpus.certs.size}`);
       for (const [label, der] of corpus.certs) assertMatchesReference(der, label);
+    });
+
+    it('hands out its SHA-256 as a copy: writing into it changes neither the digest nor sha256Hex', () => {
+      const der = corpus.certs.get('openssl weird P-256')!;
+      const expected = createHash('sha256').update(der).digest('hex');
+      const c = ParsedCertificate.fromDer(der);
+      c.sha256.fill(0);
+      assert.equal(c.sha256Hex, expected);
+      assert.equal(Buffer.from(c.sha256).toString('hex'), expected);
     });
 
     it('decodes what the unusual openssl certificate carries', () => {
