@@ -381,6 +381,9 @@ export class AuditRecorder {
     let prevHash = last.headHash;
     let position = Math.max(0, last.seq - 1);
     let first = last.seq > 0;
+    // Records appended after `head` was read are the next checkpoint's: the walk stops at the head. Calls go on
+    // during its turns (below), so under steady issuance the pages past the head never run short.
+    let reachedHead = false;
     for (;;) {
       const { records, nextPosition } = await this.options.store.audit.readRecords(
         this.chain,
@@ -388,6 +391,10 @@ export class AuditRecorder {
         CONTINUITY_PAGE,
       );
       for (const r of records) {
+        if (!first && r.seq > head.seq) {
+          reachedHead = true;
+          break;
+        }
         if (first) {
           first = false;
           if (r.seq !== last.seq || r.hash !== last.headHash || recordHash(r) !== r.hash)
@@ -400,7 +407,7 @@ export class AuditRecorder {
         prevSeq = r.seq;
         prevHash = r.hash;
       }
-      if (records.length < CONTINUITY_PAGE) break;
+      if (reachedHead || records.length < CONTINUITY_PAGE) break;
       position = nextPosition;
       // SQLite's reads settle in microtasks, so without a turn of the event loop a long unsigned tail (a
       // checkpoint interval of busy issuance, or history seeded in bulk) would hold the server's thread for
