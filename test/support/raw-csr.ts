@@ -35,31 +35,13 @@ export interface RawCsrOptions {
 export function rawCsr(privateKey: KeyObject, o: RawCsrOptions): Uint8Array {
   const info = new CertificationRequestInfo({
     version: 0,
-    subject: new Name(
-      o.subjectCn === undefined
-        ? []
-        : [
-            new RelativeDistinguishedName([
-              new AttributeTypeAndValue({
-                type: '2.5.4.3',
-                value: new AttributeValue({ utf8String: o.subjectCn }),
-              }),
-            ]),
-          ],
-    ),
+    subject: subjectName(o.subjectCn),
     subjectPKInfo: AsnConvert.parse(spkiDer(privateKey), SubjectPublicKeyInfo),
     attributes: new Attributes(),
   });
-  const infoDer = new Uint8Array(AsnConvert.serialize(info));
-  const signature = new Uint8Array(sign(o.hash, infoDer, privateKey));
   const alg = new AlgorithmIdentifier({ algorithm: o.oid });
   if (o.params === null) alg.parameters = null;
-  const csr = new CertificationRequest({
-    certificationRequestInfo: info,
-    signatureAlgorithm: alg,
-    signature: signature.buffer,
-  });
-  return new Uint8Array(AsnConvert.serialize(csr));
+  return signedCsr(info, privateKey, o.hash, alg);
 }
 
 export interface HostileCsrOptions {
@@ -96,26 +78,34 @@ export function hostileCsr(signer: KeyObject, o: HostileCsrOptions = {}): Uint8A
   }
   const info = new CertificationRequestInfo({
     version: 0,
-    subject: new Name(
-      o.subjectCn === undefined
-        ? []
-        : [
-            new RelativeDistinguishedName([
-              new AttributeTypeAndValue({
-                type: '2.5.4.3',
-                value: new AttributeValue({ utf8String: o.subjectCn }),
-              }),
-            ]),
-          ],
-    ),
+    subject: subjectName(o.subjectCn),
     subjectPKInfo: AsnConvert.parse(o.spkiDer ?? spkiDer(signer), SubjectPublicKeyInfo),
     attributes,
   });
-  const infoDer = new Uint8Array(AsnConvert.serialize(info));
-  const signature = new Uint8Array(sign('sha256', infoDer, signer));
+  return signedCsr(info, signer, 'sha256', new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.2' }));
+}
+
+/** A subject of one CN, or an empty one. */
+function subjectName(cn: string | undefined): Name {
+  if (cn === undefined) return new Name([]);
+  return new Name([
+    new RelativeDistinguishedName([
+      new AttributeTypeAndValue({ type: '2.5.4.3', value: new AttributeValue({ utf8String: cn }) }),
+    ]),
+  ]);
+}
+
+/** `info` signed by `signer` with `hash`, under the algorithm identifier written into the request. */
+function signedCsr(
+  info: CertificationRequestInfo,
+  signer: KeyObject,
+  hash: string | null,
+  alg: AlgorithmIdentifier,
+): Uint8Array {
+  const signature = new Uint8Array(sign(hash, new Uint8Array(AsnConvert.serialize(info)), signer));
   const csr = new CertificationRequest({
     certificationRequestInfo: info,
-    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.2' }),
+    signatureAlgorithm: alg,
     signature: signature.buffer,
   });
   return new Uint8Array(AsnConvert.serialize(csr));
