@@ -57,6 +57,7 @@ import {
   NOW,
   plannerChain,
   renewHop,
+  svidLeafFields,
   TD as KIT_TD,
   type CertSpec,
   type KeyPair,
@@ -163,13 +164,8 @@ describe('review: the ninth round’s fast paths answer as the full path does', 
       /** A leaf with `spki`, its identifier subjectKeyIdOf `keyIdOf` (default the same SPKI) where Lanyard puts it. */
       const built = (key: KeyPair, spki: Uint8Array, extra?: CertSpec['extra']): Uint8Array =>
         makeCertDer({
-          cn: id,
+          ...svidLeafFields(id),
           issuer: inter,
-          basicConstraints: { ca: false },
-          keyUsage: ['digitalSignature'],
-          eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
-          uris: [id],
-          notAfter: new Date(NOW.getTime() + HOUR),
           key,
           spkiDer: spki,
           subjectKeyId: false,

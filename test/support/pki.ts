@@ -683,6 +683,23 @@ const KU_BITS: Record<KeyUsageName, number> = {
   cRLSign: asn.KeyUsageFlags.cRLSign,
 };
 
+/**
+ * What an X.509-SVID leaf for `id` carries (not a CA, digitalSignature, server and client auth, the ID as its CN and
+ * only URI SAN), valid until an hour after NOW: spread into a CertSpec beside what a test varies.
+ */
+export function svidLeafFields(
+  id: string,
+): Pick<CertSpec, 'cn' | 'basicConstraints' | 'keyUsage' | 'eku' | 'uris' | 'notAfter'> {
+  return {
+    cn: id,
+    basicConstraints: { ca: false },
+    keyUsage: ['digitalSignature'],
+    eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
+    uris: [id],
+    notAfter: new Date(NOW.getTime() + HOUR),
+  };
+}
+
 export function makeCert(spec: CertSpec): Issued {
   const { der, key } = makeCertDer(spec);
   return { cert: ParsedCertificate.fromDer(der), key };

@@ -17,6 +17,7 @@ import {
   makeLeaf,
   newKey,
   NOW,
+  svidLeafFields,
   plannerChain,
   renewHop,
   type CertSpec,
@@ -275,13 +276,8 @@ describe('renewals of a verified leaf', () => {
       const spki = Buffer.from(newKey().publicKey.export({ type: 'spki', format: 'der' }));
       spki[spki.length - 1] = spki[spki.length - 1]! ^ 0x01; // the point's last coordinate byte: no longer on P-256
       const der = makeCertDer({
-        cn: id,
+        ...svidLeafFields(id),
         issuer: inter,
-        basicConstraints: { ca: false },
-        keyUsage: ['digitalSignature'],
-        eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
-        uris: [id],
-        notAfter: new Date(NOW.getTime() + HOUR),
         subjectKeyId: false,
         spkiDer: spki,
       }).der;
@@ -295,15 +291,10 @@ describe('renewals of a verified leaf', () => {
       const other = makeIntermediate(TD, pki.root, { cn: 'another intermediate' });
       // The other CA's name over the known CA's key, the same key identifiers: only the issuer field differs.
       const der = makeCertDer({
-        cn: id,
+        ...svidLeafFields(id),
         key,
         issuer: { cert: other.cert, key: inter.key },
         authorityKeyId: inter.cert.subjectKeyId!,
-        basicConstraints: { ca: false },
-        keyUsage: ['digitalSignature'],
-        eku: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
-        uris: [id],
-        notAfter: new Date(NOW.getTime() + HOUR),
       }).der;
       refusedAsCold(cache, [der, inter.cert.der], 'ERR_UNKNOWN_AUTHORITY');
     });
