@@ -35,7 +35,6 @@ import {
   prepareHopVerifyOptions,
   type HopPeer,
   type HopVerifyOptions,
-  checkHopPeer,
   verifyHopPeerSync,
 } from './peer';
 import { peerChainOf, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
@@ -173,7 +172,7 @@ export function createHopTlsServer(
     socket.on('error', destroySocket);
     let checked: HopPeer | Promise<HopPeer>;
     try {
-      checked = checkHopPeer(handshakes.chains(socket), verify, TLS_REQUEST);
+      checked = handshakes.check(socket, TLS_REQUEST);
     } catch {
       socket.destroy();
       return;
