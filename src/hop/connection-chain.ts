@@ -19,16 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import { type OwnChainSource, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
 import { KeptVerdict } from './kept-verdict';
 import { objectSlot } from './object-slot';
-import {
-  checkHopPeer,
-  checkUnkeptHopPeer,
-  hopServiceName,
-  recallHopPeer,
-  type HopPeer,
-  type HopRequestInfo,
-  type HopVerifyOptions,
-  type PeerChains,
-} from './peer';
+import type { PeerChains } from './peer';
 
 /** How a chain is completed: the service's own chain source and extra DER intermediates. */
 export interface ChainCompletion {
@@ -130,85 +121,61 @@ export function connectionChains(socket: TLSSocket, completion: ChainCompletion)
 
 /**
  * What a TLS server that verifies each connection once, when its handshake ends (createHopTlsServer), keeps of
- * the peer leaves it has seen: the leaf completed with the known intermediates, the verdict on that chain
- * (kept-verdict.ts) and the service's name, so that a peer connecting again with the same SVID is answered
- * without the verifier, in one function of peer.ts (recallHopPeer). Each new connection is otherwise a full path
- * through verifyX509Svid, whose memo hashes and compares the whole completed chain, completes the chain anew and
- * reads the service's own SVID three times: about as much CPU as Node's own read of the leaf, which is the one
- * part of the check no helper can skip.
+ * the peer leaves it has seen: the leaf completed with the known intermediates, and the verdict on that chain
+ * (kept-verdict.ts), so that a peer connecting again with the same SVID is answered without the verifier. Each
+ * new connection is otherwise a full path through verifyX509Svid, whose memo hashes and compares the whole
+ * completed chain, completes the chain anew and reads the service's own SVID three times: about as much CPU as
+ * Node's own read of the leaf, which is the one part of the check no helper can skip.
  *
  * A leaf is found by the SHA-256 fingerprint Node computed when it read the leaf, then compared byte for byte.
- * Its entry holds while the service's own SVID is the same object (a rotation may bring new intermediates,
- * another trust domain and another name); the kept verdict re-checks the clock, the bundle object and
- * revocation on every handshake, exactly as for a kept-alive HTTP connection, and the authorizer runs for
- * every connection. Anything that does not hold takes the full path. Nothing is kept per connection (there are
- * no later requests), no registry entry is made.
+ * Its entry holds while the service's own SVID is the same object (a rotation may bring new intermediates and
+ * another trust domain); the kept verdict re-checks the clock, the bundle object and revocation on every
+ * handshake, exactly as for a kept-alive HTTP connection. Anything that does not hold takes the full path.
+ * Nothing is kept per connection (there are no later requests), no registry entry is made.
  */
 export class HandshakeChains {
   private readonly known = new Map<string, KnownLeaf>();
-  /**
-   * Whether the service's name follows the own SVID the chains are completed with: named by `service`, or by the
-   * SVID of the very source the chains are completed from. Otherwise it is read afresh for each connection.
-   */
-  private readonly nameFollowsSvid: boolean;
 
-  constructor(private readonly options: HopVerifyOptions & ChainCompletion) {
-    this.nameFollowsSvid =
-      options.service !== undefined ||
-      (options.chainSource !== undefined && (options.source as unknown) === options.chainSource);
-  }
+  constructor(private readonly completion: ChainCompletion) {}
 
   /**
-   * Checks the peer of `socket`, its handshake just ended (checkHopPeer's contract): a known leaf under the same
-   * own SVID by its kept verdict, anything else by the full path. Renegotiation is switched off before the leaf
-   * is read.
-   * @throws LanyardError with the refusal's stable code (synchronously, or as the promise's rejection).
+   * The chains to verify the peer of `socket` by, its handshake just ended. Renegotiation is switched off
+   * before the leaf is read.
    */
-  check(socket: TLSSocket, request: HopRequestInfo): HopPeer | Promise<HopPeer> {
-    const options = this.options;
+  chains(socket: TLSSocket): PeerChains {
     socket.disableRenegotiation();
     // Null once the socket is gone: then there is no certificate to verify.
     const cert = socket.getPeerCertificate(false) as { raw?: Buffer; fingerprint256?: string } | null;
     const raw = cert?.raw;
-    if (raw === undefined || raw.length === 0) return checkHopPeer({ chain: [] }, options, request);
+    if (raw === undefined || raw.length === 0) return { chain: [] };
     let svid: unknown;
     try {
-      svid = options.chainSource?.getX509Svid();
+      svid = this.completion.chainSource?.getX509Svid();
     } catch {
       // No current SVID: withKnownIntermediates completes with `intermediates` alone, and so does this.
       svid = undefined;
     }
     const key = cert!.fingerprint256 ?? '';
     let known = this.known.get(key);
-    if (known !== undefined && known.svid === svid && raw.equals(known.leaf)) {
-      const service = known.service ?? hopServiceName(options);
-      const peer = recallHopPeer(known.kept, known.chain, options, service, request);
-      if (peer !== undefined) return peer;
-      return checkUnkeptHopPeer(new HandshakePeer(socket, options, known), options, service, request);
+    if (known === undefined || known.svid !== svid || !raw.equals(known.leaf)) {
+      known = {
+        // Node made this Buffer for this read alone: kept as it is, nobody else writes to it.
+        leaf: raw,
+        svid,
+        chain: withKnownIntermediates(
+          [new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)],
+          this.completion.chainSource,
+          this.completion.intermediates,
+        ),
+        kept: new KeptVerdict(),
+      };
+      if (!this.known.has(key) && this.known.size >= MAX_KNOWN_LEAVES) {
+        // The oldest entry first (a Map iterates in insertion order): a bound, not a recency order.
+        this.known.delete(this.known.keys().next().value!);
+      }
+      this.known.set(key, known);
     }
-    known = {
-      // Node made this Buffer for this read alone: kept as it is, nobody else writes to it.
-      leaf: raw,
-      svid,
-      chain: withKnownIntermediates(
-        [new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength)],
-        options.chainSource,
-        options.intermediates,
-      ),
-      kept: new KeptVerdict(),
-      service: this.nameFollowsSvid ? hopServiceName(options) : undefined,
-    };
-    if (!this.known.has(key) && this.known.size >= MAX_KNOWN_LEAVES) {
-      // The oldest entry first (a Map iterates in insertion order): a bound, not a recency order.
-      this.known.delete(this.known.keys().next().value!);
-    }
-    this.known.set(key, known);
-    return checkUnkeptHopPeer(
-      new HandshakePeer(socket, options, known),
-      options,
-      known.service ?? hopServiceName(options),
-      request,
-    );
+    return new HandshakePeer(socket, this.completion, known);
   }
 }
 
@@ -221,8 +188,6 @@ interface KnownLeaf {
   readonly svid: unknown;
   readonly chain: Uint8Array[];
   readonly kept: KeptVerdict;
-  /** hopServiceName as of `svid`, when the name follows it (HandshakeChains.nameFollowsSvid). */
-  readonly service: string | undefined;
 }
 
 class HandshakePeer implements PeerChains {

@@ -180,61 +180,11 @@ export function checkHopPeer(
   options: HopVerifyOptions,
   request: HopRequestInfo,
 ): HopPeer | Promise<HopPeer> {
-  return checkChains(chains, options, hopServiceName(options), request, true);
-}
-
-/**
- * The check of a peer whose chain was verified before (a TLS server's kept leaf), in one place: the kept verdict
- * recalled (the clock inside the path's validity, the same bundle object, the revocation checker asked afresh:
- * KeptVerdict.recall, the very check checkHopPeer makes first), then the authorizer for this request and the
- * decision reported, as checkHopPeer does. `service` is `hopServiceName(options)` as of the own SVID the chain
- * was completed with, which the caller holds the same. Undefined when the kept verdict does not hold now: the
- * caller then runs checkUnkeptHopPeer, whose full path gives a refusal its own error and record.
- *
- * Why a path of its own: a reconnecting peer's handshake runs this once, between two stretches of OpenSSL's
- * work, so what it costs is mostly cold code (in a loop the same check is a tenth of it); checkHopPeer's way
- * to the same verdict runs twice as many distinct functions (the service name from the own SVID, the chain
- * selection, the verdict's record).
- * @throws LanyardError with the refusal's stable code (synchronously, or as the promise's rejection).
- */
-export function recallHopPeer(
-  kept: KeptVerdict,
-  chain: readonly Uint8Array[],
-  options: HopVerifyOptions,
-  service: string,
-  request: HopRequestInfo,
-): HopPeer | Promise<HopPeer> | undefined {
-  const svid = kept.recall(options, chain);
-  if (svid === undefined) return undefined;
-  return authorizeHopPeer(svid, chain, options, service, request);
-}
-
-/**
- * checkHopPeer after recallHopPeer found the kept verdict not holding: the full path (the chain verified, or the
- * presented one, the verdict kept again), without recalling the verdict a second time, so the revocation checker
- * is asked once per check.
- * @throws LanyardError with the refusal's stable code (synchronously, or as the promise's rejection).
- */
-export function checkUnkeptHopPeer(
-  chains: PeerChains,
-  options: HopVerifyOptions,
-  service: string,
-  request: HopRequestInfo,
-): HopPeer | Promise<HopPeer> {
-  return checkChains(chains, options, service, request, false);
-}
-
-function checkChains(
-  chains: PeerChains,
-  options: HopVerifyOptions,
-  service: string,
-  request: HopRequestInfo,
-  recall: boolean,
-): HopPeer | Promise<HopPeer> {
+  const service = hopServiceName(options);
   const tried: Tried = { chain: chains.chain };
   let svid: VerifyX509SvidResult;
   try {
-    svid = verifyChains(chains, options, request, tried, recall);
+    svid = verifyChains(chains, options, request, tried);
   } catch (e) {
     throw denied(options, service, request, tried.chain, undefined, e);
   }
@@ -323,10 +273,9 @@ function verifyChains(
   options: HopVerifyOptions,
   request: HopRequestInfo,
   tried: Tried,
-  recall: boolean,
 ): VerifyX509SvidResult {
   tried.chain = chains.chain;
-  const kept = recall ? chains.kept?.recall(options, chains.chain) : undefined;
+  const kept = chains.kept?.recall(options, chains.chain);
   if (kept !== undefined) return kept;
   let svid: VerifyX509SvidResult;
   if (chains.presented === undefined || chains.chain === undefined || chains.chain.length === 0) {

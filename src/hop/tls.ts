@@ -35,6 +35,7 @@ import {
   prepareHopVerifyOptions,
   type HopPeer,
   type HopVerifyOptions,
+  checkHopPeer,
   verifyHopPeerSync,
 } from './peer';
 import { peerChainOf, socketPeerChain, withKnownIntermediates } from '../internal/peer-chain';
@@ -172,7 +173,7 @@ export function createHopTlsServer(
     socket.on('error', destroySocket);
     let checked: HopPeer | Promise<HopPeer>;
     try {
-      checked = handshakes.check(socket, TLS_REQUEST);
+      checked = checkHopPeer(handshakes.chains(socket), verify, TLS_REQUEST);
     } catch {
       socket.destroy();
       return;
