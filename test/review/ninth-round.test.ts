@@ -30,7 +30,6 @@ import {
 } from '../../src/verify';
 import { RevocationCache } from '../../src/verify/revocation-cache';
 import { subjectKeyIdOf } from '../../src/x509/der-extensions';
-import { issueX509Svid } from '../../src/x509/profiles';
 import {
   closeServer,
   handOff,
@@ -47,7 +46,6 @@ import { hostileCsr } from '../support/raw-csr';
 import { startTestServer, type TestServer } from '../support/test-server';
 import { removeDir, tempDir } from '../support/tmp';
 import {
-  asIssuer,
   baseContext,
   createPki,
   HOUR,
@@ -105,12 +103,7 @@ describe('review: the ninth round’s fast paths answer as the full path does', 
     const live = createPki(TD);
     const id = `spiffe://${TD}/rotating`;
     const issued = (key: KeyPair = newKey()): Uint8Array =>
-      issueX509Svid({
-        spiffeId: id,
-        publicKey: key.publicKey,
-        issuer: asIssuer(live.intermediate),
-        ttlSeconds: 600,
-      }).cert.der;
+      issueSvid(live, id, { key, ttlSeconds: 600 }).cert.der;
     /** A cache keeping a leaf of `make` (two leaves, two keys: the second is kept). */
     const primedWith = (make: () => Uint8Array, at?: Date, p = live): VerificationCache => {
       const cache = new VerificationCache({ chains: false });

@@ -7,15 +7,14 @@ import { VerificationCache, verifyX509Svid } from '../../src/verify';
 import { RenewedLeaves } from '../../src/verify/renewals';
 import { readCertificateOutline } from '../../src/x509/certificate-der';
 import { subjectKeyIdOf } from '../../src/x509/der-extensions';
-import { issueX509Svid } from '../../src/x509/profiles';
 import {
-  asIssuer,
   createPki,
   HOUR,
   makeCertDer,
   makeIntermediate,
   makeLeaf,
   newKey,
+  issueSvid,
   NOW,
   svidLeafFields,
   plannerChain,
@@ -411,18 +410,12 @@ describe('renewals of a verified leaf', () => {
   describe('renewals with a new key (the subject key identifier derived from it)', () => {
     const pki = createPki(TD, { now: new Date(NOW.getTime() - HOUR) });
     const inter = pki.intermediate;
-    /** For issueX509Svid, which issues at the clock's time. */
+    /** For issueSvid with no `now`, which issues at the clock's time. */
     const live = createPki(TD);
     const id = `spiffe://${TD}/rotating`;
     const marker = { oid: '1.3.6.1.4.1.55555.1', critical: false, value: Uint8Array.of(0x05, 0x00) };
     /** Lanyard's own profile: the identifier is subjectKeyIdOf(the SPKI), written by issueX509Svid. */
-    const issued = (key = newKey()): Uint8Array =>
-      issueX509Svid({
-        spiffeId: id,
-        publicKey: key.publicKey,
-        issuer: asIssuer(live.intermediate),
-        ttlSeconds: 600,
-      }).cert.der;
+    const issued = (key = newKey()): Uint8Array => issueSvid(live, id, { key, ttlSeconds: 600 }).cert.der;
     /** Built field by field: the identifier given as `extra`, at the place and with the flag the test picks. */
     const built = (key: ReturnType<typeof newKey>, extra: CertSpec['extra']): Uint8Array =>
       makeLeaf(id, inter, { key, subjectKeyId: false, extra }).cert.der;
